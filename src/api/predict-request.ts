@@ -1,0 +1,84 @@
+// Parses and validates prediction bodies into work items for one model task.
+import { z } from 'zod';
+import { IsoError } from '../errors.js';
+import type { Manifest, SequenceType, TaskSpec } from '../manifest/schema.js';
+import { parseSequenceType, validateSequence } from '../validation/sequence.js';
+import type { WorkItem } from '../worker/protocol.js';
+
+const common = {
+  task_type: z.string().max(64).optional(),
+  sequence_type: z.string().max(16).optional(),
+  options: z.record(z.string(), z.unknown()).default({}),
+  timeout_ms: z.number().int().positive().max(3_600_000).optional(),
+  priority: z.number().int().min(-10).max(10).optional(),
+};
+
+export const singleBody = z.object({ sequence: z.unknown(), ...common }).strict();
+export const batchBody = z.object({ sequences: z.array(z.unknown()), ...common }).strict();
+
+export interface ParsedPrediction {
+  task: TaskSpec;
+  items: WorkItem[];
+  sequenceTypes: SequenceType[];
+  timeoutMs?: number;
+  priority?: number;
+}
+
+function describeZod(err: z.ZodError): string {
+  return err.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}
+
+export function resolveTask(manifest: Manifest, taskType: string | undefined): TaskSpec {
+  if (taskType === undefined) {
+    if (manifest.tasks.length === 1) return manifest.tasks[0]!;
+    throw new IsoError('INVALID_REQUEST', `task_type is required for model ${manifest.name}; one of: ${manifest.tasks.map((t) => t.name).join(', ')}`, {
+      tasks: manifest.tasks.map((t) => t.name),
+    });
+  }
+  const task = manifest.tasks.find((t) => t.name === taskType);
+  if (!task) {
+    throw new IsoError('INVALID_REQUEST', `model ${manifest.name} has no task "${taskType}"; available: ${manifest.tasks.map((t) => t.name).join(', ')}`, {
+      tasks: manifest.tasks.map((t) => t.name),
+    });
+  }
+  return task;
+}
+
+/** Validates one or many sequences for a task; the first bad sequence rejects the request. */
+export function parsePrediction(manifest: Manifest, body: unknown, kind: 'single' | 'batch', maxBatch: number): ParsedPrediction {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new IsoError('INVALID_REQUEST', 'request body must be a JSON object');
+  }
+  const schema = kind === 'single' ? singleBody : batchBody;
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new IsoError('INVALID_REQUEST', describeZod(parsed.error));
+  const b = parsed.data;
+  const task = resolveTask(manifest, b.task_type);
+  const declared = parseSequenceType(b.sequence_type);
+  const rule = { types: task.sequence_types, maxLength: task.max_length, minLength: task.min_length };
+  let raws: unknown[];
+  if (kind === 'single') {
+    if (!('sequence' in b) || b.sequence === undefined) throw new IsoError('INVALID_REQUEST', 'sequence is required');
+    raws = [b.sequence];
+  } else {
+    raws = (b as z.infer<typeof batchBody>).sequences;
+    if (raws.length === 0) throw new IsoError('INVALID_REQUEST', 'sequences must hold at least one sequence');
+    if (raws.length > maxBatch) throw new IsoError('INVALID_REQUEST', `at most ${maxBatch} sequences per batch request (got ${raws.length})`, { max: maxBatch });
+  }
+  const items: WorkItem[] = [];
+  const sequenceTypes: SequenceType[] = [];
+  raws.forEach((raw, i) => {
+    const field = kind === 'single' ? 'sequence' : `sequences[${i}]`;
+    try {
+      const v = validateSequence(raw, rule, declared, field);
+      items.push({ sequence: v.sequence, options: b.options });
+      sequenceTypes.push(v.type);
+    } catch (e) {
+      if (e instanceof IsoError && kind === 'batch') {
+        throw new IsoError(e.code, e.message, { index: i, ...(typeof e.details === 'object' ? (e.details as object) : {}) });
+      }
+      throw e;
+    }
+  });
+  return { task, items, sequenceTypes, timeoutMs: b.timeout_ms, priority: b.priority };
+}

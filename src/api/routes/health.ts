@@ -1,0 +1,88 @@
+// Probes for orchestrators: live (the process answers), startup (initial loads attempted),
+// ready (every required model ready, no dead replica), detailed (everything, for humans).
+import os from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import { IsoError } from '../../errors.js';
+import type { Gateway } from '../../gateway.js';
+import { okEnvelope, sendError } from '../envelope.js';
+
+export function modelHealth(gw: Gateway, name: string): Record<string, unknown> {
+  const d = gw.registry.deployment(name);
+  const replicas = d?.replicaInfo() ?? [];
+  const rss = replicas.reduce((n, r) => n + (r.rss_bytes ?? 0), 0);
+  return {
+    name,
+    version: gw.registry.package(name).manifest.version,
+    status: gw.registry.status(name),
+    healthy: d?.healthy() ?? false,
+    replicas,
+    queue_depth: d?.queueDepth() ?? 0,
+    in_flight: d?.inflightCount() ?? 0,
+    memory_usage: formatBytes(rss),
+    last_error: gw.registry.lastError(name) ?? null,
+  };
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)}GB`;
+  return `${(n / 1024 ** 2).toFixed(1)}MB`;
+}
+
+export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
+  app.get('/health/live', async (req) => okEnvelope(req, { status: 'alive', uptime: uptimeS(gw) }, 'alive'));
+
+  app.get('/health/startup', async (req, reply) => {
+    if (!gw.started) return sendError(req, reply, new IsoError('MODEL_NOT_LOADED', 'gateway is still loading its models', undefined, 1));
+    return okEnvelope(req, { status: 'started', uptime: uptimeS(gw) }, 'started');
+  });
+
+  app.get('/health/ready', async (req, reply) => {
+    const required = gw.requiredModels();
+    const notReady = required.filter((n) => {
+      const d = gw.registry.deployment(n);
+      return !d || !d.healthy();
+    });
+    if (!gw.started || notReady.length > 0) {
+      const details = Object.fromEntries(notReady.map((n) => [n, { status: gw.registry.status(n), last_error: gw.registry.lastError(n) ?? null }]));
+      return sendError(req, reply, new IsoError('MODEL_NOT_LOADED', gw.started ? `not ready: ${notReady.join(', ')}` : 'gateway is still starting', { not_ready: details }, 1));
+    }
+    return okEnvelope(req, { status: 'ready', models: required }, 'ready');
+  });
+
+  app.get('/health/detailed', async (req) => {
+    const models = gw.registry.names().map((n) => modelHealth(gw, n));
+    const allHealthy = gw.requiredModels().every((n) => gw.registry.deployment(n)?.healthy());
+    return okEnvelope(
+      req,
+      {
+        status: allHealthy ? 'healthy' : 'degraded',
+        uptime: uptimeS(gw),
+        started: gw.started,
+        default_model: gw.defaultModel() ?? null,
+        isolation: { cgroups: gw.cgroups.version },
+        gateway: { pid: process.pid, rss: formatBytes(process.memoryUsage().rss), node: process.version },
+        system: systemInfo(),
+        models,
+        invalid_packages: gw.registry.invalidPackages(),
+      },
+      'detailed health',
+    );
+  });
+}
+
+export function uptimeS(gw: Gateway): number {
+  return Math.round((Date.now() - gw.startedAt) / 1000);
+}
+
+export function systemInfo(): Record<string, unknown> {
+  const total = os.totalmem();
+  const free = os.freemem();
+  return {
+    cpu_count: os.cpus().length,
+    load_average: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    cpu_usage: Math.round((os.loadavg()[0]! / Math.max(1, os.cpus().length)) * 100) / 100,
+    memory_total: formatBytes(total),
+    memory_usage: formatBytes(total - free),
+    gpu_available: false,
+  };
+}

@@ -1,0 +1,156 @@
+// The native per-model API, under /models/{name}/… and, for the default model, at the root.
+import { performance } from 'node:perf_hooks';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { IsoError, fromWorkerError } from '../../errors.js';
+import type { Gateway } from '../../gateway.js';
+import { isItemError, type ItemOutput } from '../../worker/protocol.js';
+import { okEnvelope } from '../envelope.js';
+import { parsePrediction } from '../predict-request.js';
+import { formatBytes, modelHealth, systemInfo, uptimeS } from './health.js';
+
+type NameResolver = (req: FastifyRequest) => string;
+
+function withoutConfidence(o: ItemOutput, keep: boolean): ItemOutput {
+  if (keep || !('confidence' in o)) return o;
+  const { confidence: _drop, ...rest } = o;
+  return rest;
+}
+
+export function modelInfo(gw: Gateway, name: string): Record<string, unknown> {
+  const m = gw.registry.package(name).manifest;
+  const first = m.tasks[0]!;
+  return {
+    name: m.name,
+    version: m.version,
+    description: m.description,
+    tasks: m.tasks.map((t) => t.name),
+    task_details: m.tasks,
+    sequence_types: [...new Set(m.tasks.flatMap((t) => t.sequence_types))],
+    input_format: first.input,
+    output_format: first.output,
+    max_sequence_length: Math.max(...m.tasks.map((t) => t.max_length)),
+    runtime: m.runtime,
+    isolation: m.isolation,
+    resources: m.resources,
+    batching: m.batching,
+    scaling: m.scaling,
+    status: gw.registry.status(name),
+    ...m.metadata,
+  };
+}
+
+function modelMetrics(gw: Gateway, name: string): Record<string, unknown> {
+  const d = gw.registry.deployment(name);
+  const h = modelHealth(gw, name);
+  return { ...(d?.stats.summary() ?? {}), status: h.status, memory_usage: h.memory_usage, queue_depth: h.queue_depth, in_flight: h.in_flight, gpu_utilization: null };
+}
+
+export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
+  const defaultName: NameResolver = () => {
+    const n = gw.defaultModel();
+    if (!n) throw new IsoError('MODEL_NOT_FOUND', 'no models are installed; add a package under the models dir');
+    return n;
+  };
+  const paramName: NameResolver = (req) => (req.params as { name: string }).name;
+
+  const predict = (kind: 'single' | 'batch', resolve: NameResolver) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const t0 = performance.now();
+    let name = '?';
+    let sequences = 0;
+    let task: string | undefined;
+    try {
+      name = resolve(req);
+      const dep = gw.registry.serving(name);
+      const parsed = parsePrediction(dep.pkg.manifest, req.body, kind, gw.config.max_batch_sequences);
+      task = parsed.task.name;
+      sequences = parsed.items.length;
+      // A client that disconnects cancels its queued work instead of leaving it to run.
+      const ac = new AbortController();
+      const onClose = (): void => {
+        if (!reply.raw.writableFinished) ac.abort();
+      };
+      reply.raw.on('close', onClose);
+      let outputs: ItemOutput[];
+      try {
+        outputs = await dep.submit({ task: parsed.task.name, items: parsed.items, timeoutMs: parsed.timeoutMs, priority: parsed.priority, signal: ac.signal });
+      } finally {
+        reply.raw.off('close', onClose);
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const keepConfidence = parsed.items[0]!.options.return_confidence !== false;
+      const meta = { model: dep.name, version: dep.version, task_type: parsed.task.name };
+      let data: Record<string, unknown>;
+      let failed = 0;
+      if (kind === 'single') {
+        const out = outputs[0]!;
+        if (isItemError(out)) throw fromWorkerError(out.error.code, out.error.message);
+        data = { ...withoutConfidence(out, keepConfidence), processing_time: seconds, sequence_length: parsed.items[0]!.sequence.length, sequence_type: parsed.sequenceTypes[0], ...meta };
+      } else {
+        const predictions = outputs.map((out, i) => {
+          const sequence = parsed.items[i]!.sequence;
+          if (isItemError(out)) {
+            failed++;
+            return { sequence, error: out.error };
+          }
+          return { sequence, ...withoutConfidence(out, keepConfidence) };
+        });
+        if (failed === outputs.length) {
+          throw new IsoError('PREDICTION_FAILED', 'every sequence of the batch failed', { errors: predictions.map((p, index) => ({ index, ...(p as { error: unknown }) })) });
+        }
+        data = { predictions, processing_time: seconds, total_sequences: outputs.length, successful: outputs.length - failed, failed, ...meta };
+      }
+      const latency = performance.now() - t0;
+      dep.stats.record(true, latency, sequences);
+      gw.store.logRequest({ request_id: req.id, model: name, version: dep.version, task, route: kind, status: 'success', sequences, latency_ms: latency, client: req.ip });
+      return okEnvelope(req, data, failed ? `prediction done; ${failed} of ${outputs.length} sequences failed` : 'prediction done');
+    } catch (e) {
+      const err = e instanceof IsoError ? e : new IsoError('INTERNAL_ERROR', 'internal error');
+      const latency = performance.now() - t0;
+      gw.registry.deployment(name)?.stats.record(false, latency, sequences, err.code);
+      if (name !== '?' && err.code !== 'MODEL_NOT_FOUND') {
+        gw.store.logRequest({ request_id: req.id, model: name, task, route: kind, status: 'error', error_code: err.code, sequences, latency_ms: latency, client: req.ip });
+      }
+      throw e;
+    }
+  };
+
+  const health = (resolve: NameResolver) => async (req: FastifyRequest) => {
+    const name = resolve(req);
+    const h = modelHealth(gw, name);
+    const status = h.healthy ? 'healthy' : h.status === 'loading' ? 'starting' : 'unhealthy';
+    return okEnvelope(req, { status, model: name, version: h.version, uptime: uptimeS(gw), gpu_available: false, memory_usage: h.memory_usage, state: h.status, replicas: h.replicas, queue_depth: h.queue_depth, last_error: h.last_error }, status === 'healthy' ? 'service is healthy' : `model is ${h.status}`);
+  };
+
+  const info = (resolve: NameResolver) => async (req: FastifyRequest) => okEnvelope(req, modelInfo(gw, resolve(req)), 'model info');
+
+  const metrics = (resolve: NameResolver | null) => async (req: FastifyRequest) => {
+    const system = { ...systemInfo(), gateway_memory_usage: formatBytes(process.memoryUsage().rss) };
+    if (resolve) return okEnvelope(req, { model: resolve(req), model_metrics: modelMetrics(gw, resolve(req)), system_metrics: system }, 'metrics');
+    const names = gw.registry.names();
+    const def = gw.defaultModel();
+    return okEnvelope(
+      req,
+      { model: def ?? null, model_metrics: def ? modelMetrics(gw, def) : {}, models: Object.fromEntries(names.map((n) => [n, modelMetrics(gw, n)])), system_metrics: system },
+      'metrics',
+    );
+  };
+
+  // Default model at the root.
+  app.get('/health', async (req) => {
+    const def = gw.defaultModel();
+    if (def) return health(() => def)(req);
+    return okEnvelope(req, { status: 'healthy', model: null, uptime: uptimeS(gw), gpu_available: false, models: [] }, 'no models installed');
+  });
+  app.get('/model/info', info(defaultName));
+  app.post('/predict', predict('single', defaultName));
+  app.post('/predict/batch', predict('batch', defaultName));
+  app.get('/metrics', metrics(null));
+
+  // Every model under /models/{name}.
+  app.get('/models/:name/health', health(paramName));
+  app.get('/models/:name/info', info(paramName));
+  app.get('/models/:name/model/info', info(paramName));
+  app.post('/models/:name/predict', predict('single', paramName));
+  app.post('/models/:name/predict/batch', predict('batch', paramName));
+  app.get('/models/:name/metrics', metrics(paramName));
+}

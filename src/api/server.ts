@@ -1,0 +1,58 @@
+// Builds the Fastify app: request ids, the error envelope, body limits, rate limiting and
+// every route group.
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import { IsoError } from '../errors.js';
+import type { Gateway } from '../gateway.js';
+import { sendError, toIsoError } from './envelope.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { registerManagementRoutes } from './routes/management.js';
+import { registerNativeRoutes } from './routes/native.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: gw.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    // Per-request access lines would dominate the log at load; the request log lives in SQLite.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: gw.config.body_limit_bytes,
+    // A client-supplied id is kept when it is safe to echo back; otherwise we mint one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    routerOptions: { maxParamLength: 200 },
+  });
+
+  app.addHook('onSend', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const iso = toIsoError(err);
+    if (iso.code === 'INTERNAL_ERROR') req.log.error({ err }, 'unhandled error');
+    return sendError(req, reply, iso);
+  });
+
+  app.setNotFoundHandler((req, reply) => sendError(req, reply, new IsoError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
+
+  if (gw.config.rate_limit.max > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      max: gw.config.rate_limit.max,
+      timeWindow: gw.config.rate_limit.window_ms,
+      // Orchestrator probes must never be throttled into a restart loop.
+      allowList: (req) => req.url.startsWith('/health/'),
+      // The plugin throws what this returns; the error handler turns it into the envelope.
+      errorResponseBuilder: (_req, ctx) =>
+        new IsoError('RATE_LIMITED', `rate limit of ${ctx.max} requests per window exceeded; retry after ${ctx.after}`, { limit: ctx.max, retry_after: ctx.after }, Math.max(1, Math.ceil(ctx.ttl / 1000))),
+    });
+  }
+
+  registerHealthRoutes(app, gw);
+  registerManagementRoutes(app, gw);
+  registerNativeRoutes(app, gw);
+  return app;
+}

@@ -1,0 +1,141 @@
+// The `isomodel` command line.
+import { Command, Option } from 'commander';
+import { discoverPackages } from '../manifest/load.js';
+import { loadConfig, type ConfigInput } from '../config/config.js';
+import { Gateway } from '../gateway.js';
+import { callGateway, gatewayUp } from './client.js';
+import { runDoctor } from './doctor.js';
+import { initPackage } from './init.js';
+import { predictCommand } from './predict.js';
+import { table } from './table.js';
+
+interface GlobalOpts {
+  config?: string;
+  modelsDir?: string;
+  stateDir?: string;
+}
+
+function configFrom(opts: GlobalOpts, extra: ConfigInput = {}) {
+  const overrides: ConfigInput = { ...extra };
+  if (opts.modelsDir) overrides.models_dir = opts.modelsDir;
+  if (opts.stateDir) overrides.state_dir = opts.stateDir;
+  return loadConfig({ configFile: opts.config, overrides });
+}
+
+function defaultUrl(): string {
+  return process.env.ISOMODEL_URL ?? `http://127.0.0.1:${process.env.ISOMODEL_PORT ?? process.env.PORT ?? 8000}`;
+}
+
+function parseOptions(pairs: string[] = []): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const p of pairs) {
+    const eq = p.indexOf('=');
+    if (eq < 1) throw new Error(`--option takes key=value (got "${p}")`);
+    const raw = p.slice(eq + 1);
+    try {
+      out[p.slice(0, eq)] = JSON.parse(raw);
+    } catch {
+      out[p.slice(0, eq)] = raw;
+    }
+  }
+  return out;
+}
+
+export function buildCli(): Command {
+  const program = new Command('isomodel')
+    .description('Serve many isolated bio-sequence models behind one API')
+    .option('-c, --config <file>', 'config file (default: isomodel.config.yaml if present)')
+    .option('--models-dir <dir>', 'models directory (env MODELS_DIR)')
+    .option('--state-dir <dir>', 'state directory (default .isomodel)');
+
+  program
+    .command('serve')
+    .description('start the gateway with the models in the models dir')
+    .option('-p, --port <port>', 'port (env PORT)')
+    .option('-H, --host <host>', 'bind address (default 127.0.0.1)')
+    .option('--no-watch', 'do not hot-reload on file changes')
+    .action(async (opts: { port?: string; host?: string; watch: boolean }) => {
+      const extra: ConfigInput = {};
+      if (opts.port) extra.port = Number(opts.port);
+      if (opts.host) extra.host = opts.host;
+      if (!opts.watch) extra.watch = false;
+      const gw = new Gateway(configFrom(program.opts<GlobalOpts>(), extra));
+      const stop = (signal: string): void => {
+        gw.logger.info({ signal }, 'shutting down');
+        gw.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      const { url } = await gw.start();
+      gw.logger.info({ url, models: gw.registry.names().map((n) => `${n}:${gw.registry.status(n)}`) }, `isomodel listening on ${url}`);
+    });
+
+  program
+    .command('ls')
+    .description('list models (from the running gateway, else from the models dir)')
+    .option('--url <url>', 'gateway URL', defaultUrl())
+    .option('--json', 'print JSON')
+    .action(async (opts: { url: string; json?: boolean }) => {
+      let rows: Record<string, unknown>[];
+      if (await gatewayUp(opts.url)) {
+        const env = await callGateway<{ models: Record<string, unknown>[] }>(opts.url, '/v1/models');
+        rows = env.data!.models.map((m) => ({ ...m, tasks: (m.tasks as { name: string }[]).map((t) => t.name).join(',') }));
+      } else {
+        const config = configFrom(program.opts<GlobalOpts>());
+        const found = discoverPackages(config.models_dir);
+        rows = found.packages.map((p) => ({ name: p.manifest.name, version: p.manifest.version, runtime: p.manifest.runtime, status: 'not running', tasks: p.manifest.tasks.map((t) => t.name).join(','), description: p.manifest.description }));
+        for (const e of found.errors) process.stderr.write(`invalid package: ${e.message}\n`);
+      }
+      process.stdout.write((opts.json ? JSON.stringify(rows, null, 2) : table(rows, ['name', 'version', 'runtime', 'status', 'tasks'])) + '\n');
+    });
+
+  program
+    .command('predict')
+    .description('predict one sequence, or every sequence of a FASTA / one-per-line file')
+    .argument('<model>', 'model name')
+    .argument('<input>', 'a sequence or a file path')
+    .option('-t, --task <task>', 'task_type (needed when the model has several tasks)')
+    .option('-o, --option <key=value...>', 'model options (values parsed as JSON when they can be)')
+    .option('--url <url>', 'gateway URL', defaultUrl())
+    .action(async (model: string, input: string, opts: { task?: string; option?: string[]; url: string }) => {
+      const config = configFrom(program.opts<GlobalOpts>());
+      const results = await predictCommand({ model, input, task: opts.task, options: parseOptions(opts.option), url: opts.url }, config);
+      process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+    });
+
+  program
+    .command('init')
+    .description('scaffold a working model package')
+    .argument('<name>', 'model name')
+    .addOption(new Option('-r, --runtime <runtime>', 'worker runtime').choices(['python', 'node']).default('python'))
+    .action((name: string, opts: { runtime: 'python' | 'node' }) => {
+      const config = configFrom(program.opts<GlobalOpts>());
+      const dir = initPackage(name, opts.runtime, config.models_dir);
+      process.stdout.write(`created ${dir}\nnext: edit ${dir}/model.yaml, then POST /v1/models/reload (a running gateway picks it up by itself)\n`);
+    });
+
+  program
+    .command('doctor')
+    .description('check what this machine can run')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) => {
+      const checks = runDoctor(configFrom(program.opts<GlobalOpts>()));
+      if (opts.json) process.stdout.write(JSON.stringify(checks, null, 2) + '\n');
+      else for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'}  ${c.name.padEnd(10)} ${c.detail}\n`);
+      if (checks.some((c) => c.required && !c.ok)) process.exitCode = 1;
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (e) {
+    process.stderr.write(`isomodel: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}

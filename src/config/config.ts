@@ -1,0 +1,84 @@
+// Gateway configuration: defaults < config file < .env < environment < explicit overrides.
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { config as loadDotenv } from 'dotenv';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export const configSchema = z
+  .object({
+    host: z.string().default('127.0.0.1'),
+    port: z.coerce.number().int().min(0).max(65535).default(8000),
+    models_dir: z.string().default('models'),
+    state_dir: z.string().default('.isomodel'),
+    /** Model answering the root routes (/predict, /model/info, …); else the first by name. */
+    default_model: z.string().optional(),
+    /** Models /health/ready waits for; default: every model with autoload. */
+    required_models: z.array(z.string()).optional(),
+    python: z.string().default('python3'),
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    body_limit_bytes: z.coerce.number().int().positive().default(2 * 1024 * 1024),
+    max_batch_sequences: z.coerce.number().int().positive().default(100),
+    rate_limit: z
+      .object({
+        max: z.coerce.number().int().min(0).default(100),
+        window_ms: z.coerce.number().int().positive().default(60_000),
+      })
+      .default({}),
+    /** Watch the models dir and hot-reload changed packages. */
+    watch: z.coerce.boolean().default(true),
+    /** Use cgroups for memory/CPU limits when the hierarchy is writable. */
+    cgroups: z.coerce.boolean().default(true),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+const ENV_MAP: Record<string, (c: Record<string, unknown>, v: string) => void> = {
+  // Generic names first so the ISOMODEL_ ones win. HOST is not read: shells set it to the hostname.
+  PORT: (c, v) => (c.port = v),
+  ISOMODEL_HOST: (c, v) => (c.host = v),
+  ISOMODEL_PORT: (c, v) => (c.port = v),
+  MODELS_DIR: (c, v) => (c.models_dir = v),
+  ISOMODEL_MODELS_DIR: (c, v) => (c.models_dir = v),
+  ISOMODEL_STATE_DIR: (c, v) => (c.state_dir = v),
+  ISOMODEL_DEFAULT_MODEL: (c, v) => (c.default_model = v),
+  ISOMODEL_PYTHON: (c, v) => (c.python = v),
+  ISOMODEL_LOG_LEVEL: (c, v) => (c.log_level = v),
+  ISOMODEL_RATE_LIMIT: (c, v) => (c.rate_limit = { ...(c.rate_limit as object), max: v }),
+  ISOMODEL_WATCH: (c, v) => (c.watch = v !== '0' && v !== 'false'),
+};
+
+export interface LoadConfigOptions {
+  cwd?: string;
+  configFile?: string;
+  overrides?: ConfigInput;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Resolves relative paths against cwd so workers started elsewhere still find them. */
+export function loadConfig(opts: LoadConfigOptions = {}): Config {
+  const cwd = opts.cwd ?? process.cwd();
+  const env = { ...(opts.env ?? process.env) };
+  const dotenvPath = resolve(cwd, '.env');
+  if (!opts.env && existsSync(dotenvPath)) {
+    const parsed = loadDotenv({ path: dotenvPath, processEnv: {}, quiet: true }).parsed ?? {};
+    for (const [k, v] of Object.entries(parsed)) if (env[k] === undefined) env[k] = v;
+  }
+  const file = opts.configFile ?? env.ISOMODEL_CONFIG ?? resolve(cwd, 'isomodel.config.yaml');
+  let raw: Record<string, unknown> = {};
+  if (existsSync(file)) raw = (parseYaml(readFileSync(file, 'utf8')) as Record<string, unknown>) ?? {};
+  else if (opts.configFile) throw new Error(`config file ${file} not found`);
+  for (const [key, apply] of Object.entries(ENV_MAP)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') apply(raw, v);
+  }
+  Object.assign(raw, opts.overrides ?? {});
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const c = parsed.data;
+  return { ...c, models_dir: resolve(cwd, c.models_dir), state_dir: resolve(cwd, c.state_dir) };
+}

@@ -1,0 +1,34 @@
+// The command line that starts a worker for each runtime.
+import { join } from 'node:path';
+import type { ModelPackage } from '../manifest/load.js';
+import { NODE_HOST, PYTHON_SDK } from '../paths.js';
+
+export interface WorkerCommand {
+  command: string;
+  args: string[];
+  /** Memory limit the runtime enforces itself (V8 heap), where rlimits do not fit. */
+  selfLimited: boolean;
+}
+
+export function workerCommand(pkg: ModelPackage, python: string): WorkerCommand {
+  const m = pkg.manifest;
+  switch (m.runtime) {
+    case 'node':
+      // V8 reserves far more address space than it uses, so RLIMIT_AS cannot bound it;
+      // the heap flag keeps a leaking model from growing past its share.
+      return {
+        command: process.execPath,
+        args: [`--max-old-space-size=${Math.max(32, Math.floor(m.resources.memory_mb * 0.75))}`, NODE_HOST, join(pkg.dir, m.entry as string)],
+        selfLimited: true,
+      };
+    case 'onnx':
+      return { command: process.execPath, args: [join(NODE_HOST, '..', 'onnx-host.js'), join(pkg.dir, m.entry as string)], selfLimited: true };
+    case 'python':
+      return { command: m.python ?? python, args: ['-u', PYTHON_SDK, join(pkg.dir, m.entry as string)], selfLimited: false };
+    case 'command': {
+      // The worker runs in its scratch dir, so a command names package files as {model_dir}/….
+      const argv = (Array.isArray(m.entry) ? m.entry : ['/bin/sh', '-c', m.entry]).map((a) => a.replaceAll('{model_dir}', pkg.dir));
+      return { command: argv[0]!, args: argv.slice(1), selfLimited: false };
+    }
+  }
+}

@@ -1,0 +1,346 @@
+// Process isolation: one model replica = one child process with a scrubbed environment, its
+// own scratch directory, memory/CPU limits, and a strict protocol reader.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { IsoError, fromWorkerError } from '../errors.js';
+import type { ModelPackage } from '../manifest/load.js';
+import { cpuPercent, sampleProc, type ProcSample } from '../telemetry/procstat.js';
+import { LineSplitter, PROTOCOL_VERSION, parseWorkerLine, type GatewayMessage, type ItemOutput, type WorkerMessage } from '../worker/protocol.js';
+import type { ExitInfo, PredictCall, WorkerHandle, WorkerState, WorkerStats } from '../worker/types.js';
+import type { Cgroup, CgroupManager } from './cgroups.js';
+import { workerCommand } from './command.js';
+
+export interface ProcessWorkerOptions {
+  id: string;
+  pkg: ModelPackage;
+  python: string;
+  stateDir: string;
+  cgroups: CgroupManager;
+  logger: Logger;
+  startupTimeoutMs?: number;
+  /** How often RSS/CPU are sampled (and the RSS watchdog runs). */
+  sampleIntervalMs?: number;
+}
+
+interface InFlight {
+  id: string;
+  resolve: (o: ItemOutput[]) => void;
+  reject: (e: IsoError) => void;
+  onChunk?: (index: number, data: unknown) => void;
+  timer: NodeJS.Timeout;
+}
+
+const KEPT_LOG_LINES = 30;
+let batchCounter = 0;
+
+/** Variables a worker inherits from the gateway; everything else (keys, tokens) stays behind. */
+const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'];
+
+export class ProcessWorker implements WorkerHandle {
+  readonly id: string;
+  private child: ChildProcessWithoutNullStreams | null = null;
+  private _state: WorkerState = 'starting';
+  private current: InFlight | null = null;
+  private readonly pings = new Map<string, { resolve: () => void; reject: (e: IsoError) => void }>();
+  private readonly exitCbs: ((i: ExitInfo) => void)[] = [];
+  private readonly idleCbs: (() => void)[] = [];
+  private readonly log: string[] = [];
+  private killReason: string | null = null;
+  private cgroup: Cgroup | null = null;
+  private sampler: NodeJS.Timeout | null = null;
+  private lastSample: ProcSample | null = null;
+  private lastCpu = 0;
+  private exited: Promise<ExitInfo> | null = null;
+  private readonly scratch: string;
+  private readonly logger: Logger;
+
+  constructor(private readonly opts: ProcessWorkerOptions) {
+    this.id = opts.id;
+    this.scratch = join(opts.stateDir, 'run', opts.pkg.manifest.name, opts.id);
+    this.logger = opts.logger.child({ model: opts.pkg.manifest.name, replica: opts.id });
+  }
+
+  get state(): WorkerState {
+    return this._state;
+  }
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  private buildEnv(): Record<string, string> {
+    const m = this.opts.pkg.manifest;
+    const env: Record<string, string> = {};
+    for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
+    Object.assign(env, {
+      HOME: this.scratch,
+      TMPDIR: join(this.scratch, 'tmp'),
+      PYTHONUNBUFFERED: '1',
+      PYTHONDONTWRITEBYTECODE: '1',
+      ISOMODEL_PROTOCOL: String(PROTOCOL_VERSION),
+      ISOMODEL_MODEL_NAME: m.name,
+      ISOMODEL_MODEL_VERSION: m.version,
+      ISOMODEL_MODEL_DIR: this.opts.pkg.dir,
+      ISOMODEL_DATA_DIR: join(this.opts.pkg.dir, m.data_dir),
+      ISOMODEL_ENTRY: Array.isArray(m.entry) ? m.entry.join(' ') : join(this.opts.pkg.dir, m.entry),
+      ISOMODEL_REPLICA_ID: this.id,
+    });
+    return { ...env, ...m.env };
+  }
+
+  start(): Promise<void> {
+    const m = this.opts.pkg.manifest;
+    mkdirSync(join(this.scratch, 'tmp'), { recursive: true });
+    const cmd = workerCommand(this.opts.pkg, this.opts.python);
+    const env = this.buildEnv();
+    this.cgroup = this.opts.cgroups.create(`${m.name}-${this.id}`, { memoryMb: m.resources.memory_mb, cpus: m.resources.cpus });
+    let command = cmd.command;
+    let args = cmd.args;
+    if (this.cgroup) {
+      // The launcher joins the cgroup before exec, so the model never runs unconstrained.
+      env.ISOMODEL_CGROUP_PROCS = this.cgroup.procsFiles.join(' ');
+      command = '/bin/sh';
+      args = ['-c', 'for f in $ISOMODEL_CGROUP_PROCS; do echo $$ > "$f" || exit 97; done; unset ISOMODEL_CGROUP_PROCS; exec "$@"', 'isomodel-worker', cmd.command, ...cmd.args];
+    } else if (!cmd.selfLimited) {
+      command = '/bin/sh';
+      args = ['-c', `ulimit -v ${m.resources.memory_mb * 1024}; exec "$@"`, 'isomodel-worker', cmd.command, ...cmd.args];
+    }
+    // detached: the worker leads its own process group, so a kill reaches anything it forked.
+    const child = spawn(command, args, { cwd: this.scratch, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    this.child = child;
+    child.stdin.on('error', () => undefined); // EPIPE from a dead worker surfaces as its exit
+    const splitter = new LineSplitter((line) => this.onLine(line));
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => splitter.push(d));
+    const errSplitter = new LineSplitter((line) => this.onLogLine(line));
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => errSplitter.push(d));
+
+    this.exited = new Promise<ExitInfo>((resolve) => {
+      child.on('exit', (code, signal) => resolve(this.onChildExit(code, signal)));
+      child.on('error', (err) => {
+        this.log.push(`spawn failed: ${err.message}`);
+        resolve(this.onChildExit(null, null));
+      });
+    });
+    this.sampler = setInterval(() => this.sample(), this.opts.sampleIntervalMs ?? 250);
+    this.sampler.unref();
+
+    const startupTimeout = this.opts.startupTimeoutMs ?? 120_000;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => this.kill(`did not become ready within ${startupTimeout} ms`), startupTimeout);
+      this.readyWaiter = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+    });
+  }
+
+  private readyWaiter: { resolve: () => void; reject: (e: IsoError) => void } | null = null;
+
+  private onLogLine(line: string): void {
+    this.log.push(line);
+    if (this.log.length > KEPT_LOG_LINES) this.log.shift();
+    this.logger.info({ worker_log: line.slice(0, 2000) }, 'worker log');
+  }
+
+  private onLine(line: string): void {
+    const msg = parseWorkerLine(line);
+    if (!msg) {
+      this.protocolViolation(line);
+      return;
+    }
+    this.handle(msg);
+  }
+
+  private protocolViolation(line: string): void {
+    const shown = line.length > 200 ? `${line.slice(0, 200)}…` : line;
+    this.logger.error({ line: shown }, 'malformed worker output: replacing worker');
+    this.failCurrent(new IsoError('PREDICTION_FAILED', 'model worker wrote malformed protocol output; the worker is being replaced', { output: shown }));
+    this.kill('protocol violation (malformed output)');
+  }
+
+  private handle(msg: WorkerMessage): void {
+    switch (msg.op) {
+      case 'ready':
+        if (this._state === 'starting') {
+          this._state = 'idle';
+          this.readyWaiter?.resolve();
+          this.readyWaiter = null;
+        }
+        return;
+      case 'fatal':
+        this.log.push(`fatal: ${msg.message}`);
+        this.readyWaiter?.reject(new IsoError('MODEL_NOT_LOADED', msg.message, { worker_code: msg.code }));
+        this.readyWaiter = null;
+        return;
+      case 'pong':
+        this.pings.get(msg.id)?.resolve();
+        this.pings.delete(msg.id);
+        return;
+      case 'chunk':
+        if (this.current?.id === msg.id) this.current.onChunk?.(msg.index, msg.data);
+        return;
+      case 'result':
+      case 'end':
+        this.settle(msg.id, (c) => c.resolve(msg.outputs));
+        return;
+      case 'error':
+        this.settle(msg.id, (c) => c.reject(fromWorkerError(msg.code, msg.message)));
+        return;
+    }
+  }
+
+  private settle(id: string, fn: (c: InFlight) => void): void {
+    const c = this.current;
+    if (!c || c.id !== id) {
+      this.protocolViolation(`answer for unknown batch ${id}`);
+      return;
+    }
+    clearTimeout(c.timer);
+    this.current = null;
+    if (this._state === 'busy') this._state = 'idle';
+    fn(c);
+    if (this._state === 'idle') for (const cb of this.idleCbs) cb();
+  }
+
+  private failCurrent(err: IsoError): void {
+    const c = this.current;
+    if (!c) return;
+    clearTimeout(c.timer);
+    this.current = null;
+    c.reject(err);
+  }
+
+  predict(call: PredictCall): Promise<ItemOutput[]> {
+    if (this._state !== 'idle' || !this.child) {
+      return Promise.reject(new IsoError('INTERNAL_ERROR', `worker ${this.id} is ${this._state}, not idle`));
+    }
+    const id = `b${++batchCounter}`;
+    this._state = 'busy';
+    return new Promise<ItemOutput[]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.failCurrent(new IsoError('PREDICTION_TIMEOUT', `model did not answer within ${call.timeoutMs} ms; the worker was stopped and will be restarted`, { timeout_ms: call.timeoutMs }));
+        this.kill(`timed out after ${call.timeoutMs} ms`);
+      }, call.timeoutMs);
+      this.current = { id, resolve, reject, onChunk: call.onChunk, timer };
+      this.send({ op: 'predict', id, task: call.task, items: call.items, stream: call.stream ?? false });
+    });
+  }
+
+  cancel(): void {
+    if (this.current) this.send({ op: 'cancel', id: this.current.id });
+  }
+
+  ping(timeoutMs: number): Promise<void> {
+    const id = `p${++batchCounter}`;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(id);
+        reject(new IsoError('PREDICTION_FAILED', `worker did not answer a ping within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pings.set(id, {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.send({ op: 'ping', id });
+    });
+  }
+
+  private send(msg: GatewayMessage): void {
+    if (!this.child || this.child.exitCode !== null || !this.child.stdin.writable) return;
+    this.child.stdin.write(JSON.stringify(msg) + '\n');
+  }
+
+  /** Stops the whole process group now. */
+  kill(reason: string): void {
+    if (!this.child || this._state === 'exited') return;
+    this.killReason ??= reason;
+    const pid = this.child.pid;
+    try {
+      if (pid) process.kill(-pid, 'SIGKILL');
+    } catch {
+      this.child.kill('SIGKILL');
+    }
+  }
+
+  async stop(graceMs = 5000): Promise<void> {
+    if (!this.child || this._state === 'exited') return;
+    this._state = 'stopping';
+    this.killReason ??= 'stopped';
+    this.send({ op: 'shutdown' });
+    this.child.stdin.end();
+    const timer = setTimeout(() => this.kill('stopped (grace period over)'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  private sample(): void {
+    const pid = this.child?.pid;
+    if (!pid || this._state === 'exited') return;
+    const s = sampleProc(pid);
+    if (!s) return;
+    if (this.lastSample) this.lastCpu = cpuPercent(this.lastSample, s);
+    this.lastSample = s;
+    // Without a cgroup the kernel does not enforce the limit for us: the watchdog does.
+    const limit = this.opts.pkg.manifest.resources.memory_mb * 1024 * 1024;
+    if (!this.cgroup && s.rssBytes > limit) this.kill(`memory limit exceeded (${this.opts.pkg.manifest.resources.memory_mb} MB)`);
+  }
+
+  stats(): WorkerStats {
+    const s = this.lastSample;
+    return { pid: this.child?.pid, rssBytes: this.cgroup?.memoryBytes() ?? s?.rssBytes, cpuPercent: this.lastCpu, openFds: s?.openFds };
+  }
+
+  private exitReason(code: number | null, signal: string | null): string {
+    const limitMb = this.opts.pkg.manifest.resources.memory_mb;
+    if (this.cgroup?.oomKilled()) return `memory limit exceeded (${limitMb} MB)`;
+    if (this.killReason) return this.killReason;
+    const tail = this.log.join('\n');
+    if (/Reached heap limit|JavaScript heap out of memory|MemoryError|Cannot allocate memory/.test(tail)) return `memory limit exceeded (${limitMb} MB)`;
+    if (code === 97) return 'could not join its cgroup';
+    return signal ? `crashed (signal ${signal})` : `crashed (exit code ${code})`;
+  }
+
+  private onChildExit(code: number | null, signal: string | null): ExitInfo {
+    const reason = this.exitReason(code, signal);
+    const expected = this._state === 'stopping' && reason.startsWith('stopped');
+    this._state = 'exited';
+    if (this.sampler) clearInterval(this.sampler);
+    this.logger[expected ? 'info' : 'warn']({ code, signal, reason }, 'worker exited');
+    const details = { reason, exit_code: code, signal, log_tail: this.log.slice(-5) };
+    this.failCurrent(new IsoError('PREDICTION_FAILED', `model worker ${reason}; it will be restarted`, details));
+    this.readyWaiter?.reject(new IsoError('MODEL_NOT_LOADED', `model worker ${reason} during startup: ${this.log.slice(-3).join(' | ') || 'no output'}`, details));
+    this.readyWaiter = null;
+    for (const p of this.pings.values()) p.reject(new IsoError('PREDICTION_FAILED', `model worker ${reason}`));
+    this.pings.clear();
+    this.cgroup?.destroy();
+    rmSync(this.scratch, { recursive: true, force: true });
+    const info: ExitInfo = { code, signal, reason, expected };
+    for (const cb of this.exitCbs) cb(info);
+    return info;
+  }
+
+  onExit(cb: (info: ExitInfo) => void): void {
+    this.exitCbs.push(cb);
+  }
+  onIdle(cb: () => void): void {
+    this.idleCbs.push(cb);
+  }
+  recentLog(): string[] {
+    return [...this.log];
+  }
+}

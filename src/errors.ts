@@ -1,0 +1,45 @@
+// The stable error codes of every isomodel surface, and the HTTP status each maps to.
+export const ERROR_STATUS = {
+  INVALID_REQUEST: 400,
+  INVALID_SEQUENCE: 400,
+  SEQUENCE_TOO_LONG: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  MODEL_NOT_FOUND: 404,
+  NOT_FOUND: 404,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  QUEUE_FULL: 429,
+  CANCELLED: 499,
+  PREDICTION_FAILED: 500,
+  INTERNAL_ERROR: 500,
+  MODEL_NOT_LOADED: 503,
+  PREDICTION_TIMEOUT: 504,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_STATUS, code);
+}
+
+export class IsoError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+    /** Seconds a client should wait before retrying (429/503). */
+    readonly retryAfterS?: number,
+  ) {
+    super(message);
+    this.name = 'IsoError';
+    this.status = ERROR_STATUS[code];
+  }
+}
+
+/** A worker-reported code, kept when it is one of ours, else folded into PREDICTION_FAILED. */
+export function fromWorkerError(code: string, message: string): IsoError {
+  if (isErrorCode(code)) return new IsoError(code, message);
+  return new IsoError('PREDICTION_FAILED', message, { worker_code: code });
+}

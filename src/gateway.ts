@@ -1,0 +1,64 @@
+// Composes one isomodel gateway: configuration, state store, isolation drivers, model
+// registry and the HTTP server. The CLI's `serve` and the tests both start it this way.
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import type { Config } from './config/config.js';
+import { CgroupManager } from './drivers/cgroups.js';
+import { createWorkerFactory } from './drivers/factory.js';
+import { ModelRegistry } from './scheduler/registry.js';
+import { StateStore } from './store/db.js';
+import { buildServer } from './api/server.js';
+
+export class Gateway {
+  readonly logger: Logger;
+  readonly store: StateStore;
+  readonly registry: ModelRegistry;
+  readonly cgroups: CgroupManager;
+  readonly startedAt = Date.now();
+  /** Set once the initial model loads have been attempted (startup probe). */
+  started = false;
+  server: FastifyInstance | null = null;
+
+  constructor(readonly config: Config, logger?: Logger) {
+    this.logger = logger ?? pino({ level: config.log_level });
+    this.store = new StateStore(config.state_dir);
+    this.cgroups = config.cgroups ? CgroupManager.detect() : CgroupManager.disabled();
+    const factory = createWorkerFactory({ python: config.python, stateDir: config.state_dir, cgroups: this.cgroups, logger: this.logger });
+    this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store);
+  }
+
+  /** The model the root routes (/predict, /model/info, /health) answer for. */
+  defaultModel(): string | undefined {
+    const names = this.registry.names();
+    if (this.config.default_model && names.includes(this.config.default_model)) return this.config.default_model;
+    return names[0];
+  }
+
+  requiredModels(): string[] {
+    if (this.config.required_models) return this.config.required_models;
+    return this.registry.names().filter((n) => this.registry.package(n).manifest.autoload);
+  }
+
+  /** Listens first (so liveness answers during model loading), then loads models. */
+  async start(): Promise<{ url: string }> {
+    this.logger.info({ cgroups: this.cgroups.version, models_dir: this.config.models_dir }, 'starting isomodel');
+    this.server = await buildServer(this);
+    const url = await this.server.listen({ host: this.config.host, port: this.config.port });
+    await this.registry.init();
+    if (this.config.watch) this.registry.watch();
+    this.started = true;
+    return { url };
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.server?.server.address();
+    if (!a || typeof a === 'string') throw new Error('server is not listening');
+    return { host: a.address, port: a.port };
+  }
+
+  async close(): Promise<void> {
+    await this.server?.close();
+    await this.registry.close();
+    this.store.close();
+  }
+}

@@ -1,0 +1,118 @@
+// The model.yaml contract. Every field a package can set is declared here, with defaults,
+// so the rest of the runtime reads one normalised, fully-typed object.
+import { z } from 'zod';
+
+export const SEQUENCE_TYPES = ['DNA', 'RNA', 'protein'] as const;
+export type SequenceType = (typeof SEQUENCE_TYPES)[number];
+
+/** Model and task names end up in URLs and file paths: keep them to a safe alphabet. */
+export const MODEL_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const TASK_NAME_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
+
+const sequenceType = z.preprocess(
+  (v) => (typeof v === 'string' ? (SEQUENCE_TYPES.find((t) => t.toLowerCase() === v.toLowerCase()) ?? v) : v),
+  z.enum(SEQUENCE_TYPES),
+);
+
+const ioDescription = z
+  .object({
+    type: z.string().default('object'),
+    description: z.string().default(''),
+    example: z.unknown().optional(),
+    range: z.tuple([z.number(), z.number()]).optional(),
+  })
+  .passthrough();
+
+export const taskSchema = z
+  .object({
+    name: z.string().regex(TASK_NAME_PATTERN, 'task names are lower_snake_case'),
+    description: z.string().default(''),
+    sequence_types: z.array(sequenceType).min(1),
+    max_length: z.number().int().positive().max(1_000_000).default(5120),
+    min_length: z.number().int().min(1).default(1),
+    input: ioDescription.default({}),
+    output: ioDescription.default({}),
+    /** Options this task understands, described for clients (MCP schemas, docs). */
+    options: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+const memory = z.union([
+  z.number().int().positive(),
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?\s*(k|m|g|kb|mb|gb|ki|mi|gi)?$/i, 'memory like "256MB", "1GB" or a number of MB')
+    .transform(parseMemoryMb),
+]);
+
+export const manifestSchema = z
+  .object({
+    name: z.string().regex(MODEL_NAME_PATTERN, 'lowercase letters, digits, ".", "_" and "-", at most 64'),
+    version: z.string().regex(/^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/, 'a version such as 1.0.0'),
+    description: z.string().default(''),
+    runtime: z.enum(['node', 'python', 'onnx', 'command']),
+    /** File relative to the package (node, python, onnx) or a command line (command). */
+    entry: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    tasks: z.array(taskSchema).min(1),
+    isolation: z.enum(['inline', 'process']).default('process'),
+    resources: z
+      .object({
+        memory_mb: memory.default(512),
+        cpus: z.number().positive().max(256).default(1),
+        timeout_ms: z.number().int().positive().max(3_600_000).default(30_000),
+      })
+      .strict()
+      .default({}),
+    batching: z
+      .object({
+        max_batch_size: z.number().int().min(1).max(4096).default(1),
+        max_delay_ms: z.number().min(0).max(10_000).default(0),
+      })
+      .strict()
+      .default({}),
+    scaling: z
+      .object({
+        min_replicas: z.number().int().min(0).max(100).default(1),
+        max_replicas: z.number().int().min(1).max(100).default(1),
+        /** Seconds without traffic before replicas above min (or all, at min 0) stop. 0 = never. */
+        idle_timeout_s: z.number().min(0).default(0),
+        max_queue: z.number().int().min(1).max(1_000_000).default(1000),
+      })
+      .strict()
+      .default({})
+      .refine((s) => s.max_replicas >= s.min_replicas, { message: 'max_replicas must be >= min_replicas' }),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+    data_dir: z.string().default('data'),
+    /** Load at gateway start; such models are required for /health/ready. */
+    autoload: z.boolean().default(true),
+    /** Interpreter override for runtime python (a venv path later). */
+    python: z.string().optional(),
+    /** Free-form metadata shown by /model/info (species, citation, …). */
+    metadata: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.runtime !== 'command' && Array.isArray(m.entry)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['entry'], message: 'only runtime "command" takes an argument list' });
+    }
+    if (m.isolation === 'inline' && m.runtime !== 'node') {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['isolation'], message: 'inline isolation is only for runtime "node"' });
+    }
+    const seen = new Set<string>();
+    m.tasks.forEach((t, i) => {
+      if (seen.has(t.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tasks', i, 'name'], message: `duplicate task "${t.name}"` });
+      seen.add(t.name);
+    });
+  });
+
+export type Manifest = z.infer<typeof manifestSchema>;
+export type TaskSpec = z.infer<typeof taskSchema>;
+
+export function parseMemoryMb(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
+  if (!m) throw new Error(`bad memory size ${text}`);
+  const n = Number(m[1]);
+  const unit = (m[2] ?? '').toLowerCase().replace(/i?b?$/, '');
+  const factor = unit === 'k' ? 1 / 1024 : unit === 'g' ? 1024 : 1;
+  return Math.max(1, Math.round(n * factor));
+}

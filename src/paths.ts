@@ -1,0 +1,21 @@
+// Where isomodel's own files live, whether run from dist/ or installed as a package.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('isomodel package root not found');
+    dir = up;
+  }
+  return dir;
+}
+
+export const PACKAGE_ROOT = findRoot();
+/** Compiled JavaScript (src/ and test/ under it). */
+export const DIST_DIR = join(PACKAGE_ROOT, 'dist');
+export const NODE_HOST = join(DIST_DIR, 'src', 'worker', 'node-host.js');
+export const PYTHON_SDK = join(PACKAGE_ROOT, 'sdk', 'python', 'isomodel_worker.py');
+export const BUILTIN_MODELS_DIR = join(PACKAGE_ROOT, 'models');

@@ -1,0 +1,67 @@
+// In-memory request statistics per model: cheap enough for the hot path, summarised by
+// the JSON /metrics route. Latencies keep a bounded window for percentiles.
+const WINDOW = 2048;
+
+export class LatencyWindow {
+  private readonly values = new Float64Array(WINDOW);
+  private count = 0;
+  push(ms: number): void {
+    this.values[this.count % WINDOW] = ms;
+    this.count++;
+  }
+  percentile(p: number): number | null {
+    const n = Math.min(this.count, WINDOW);
+    if (n === 0) return null;
+    const sorted = Array.from(this.values.subarray(0, n)).sort((a, b) => a - b);
+    return sorted[Math.min(n - 1, Math.floor((p / 100) * n))]!;
+  }
+}
+
+export class ModelStats {
+  totalRequests = 0;
+  successfulRequests = 0;
+  failedRequests = 0;
+  totalItems = 0;
+  batches = 0;
+  batchedItems = 0;
+  workerRestarts = 0;
+  private latencySumMs = 0;
+  readonly latency = new LatencyWindow();
+  readonly queueWait = new LatencyWindow();
+  readonly errorsByCode: Record<string, number> = {};
+
+  record(ok: boolean, ms: number, items: number, code?: string): void {
+    this.totalRequests++;
+    this.totalItems += items;
+    if (ok) this.successfulRequests++;
+    else {
+      this.failedRequests++;
+      if (code) this.errorsByCode[code] = (this.errorsByCode[code] ?? 0) + 1;
+    }
+    this.latencySumMs += ms;
+    this.latency.push(ms);
+  }
+
+  recordBatch(size: number): void {
+    this.batches++;
+    this.batchedItems += size;
+  }
+
+  summary(): Record<string, unknown> {
+    const round = (v: number | null): number | null => (v === null ? null : Math.round(v * 1000) / 1000);
+    return {
+      total_requests: this.totalRequests,
+      successful_requests: this.successfulRequests,
+      failed_requests: this.failedRequests,
+      total_sequences: this.totalItems,
+      average_response_time: this.totalRequests ? round(this.latencySumMs / this.totalRequests / 1000) : null,
+      p50_response_time_ms: round(this.latency.percentile(50)),
+      p99_response_time_ms: round(this.latency.percentile(99)),
+      p50_queue_time_ms: round(this.queueWait.percentile(50)),
+      batches: this.batches,
+      average_batch_size: this.batches ? round(this.batchedItems / this.batches) : null,
+      worker_restarts: this.workerRestarts,
+      errors_by_code: { ...this.errorsByCode },
+    };
+  }
+}

@@ -1,0 +1,111 @@
+// Test harness: a real gateway on 127.0.0.1 with a private models dir and state dir.
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig, type ConfigInput } from '../src/config/config.js';
+import { Gateway } from '../src/gateway.js';
+import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
+
+export const FIXTURES_DIR = join(PACKAGE_ROOT, 'test', 'fixtures', 'models');
+
+export interface Harness {
+  gw: Gateway;
+  url: string;
+  modelsDir: string;
+  stateDir: string;
+  get<T = any>(path: string, headers?: Record<string, string>): Promise<Res<T>>;
+  post<T = any>(path: string, body?: unknown, headers?: Record<string, string>): Promise<Res<T>>;
+  close(): Promise<void>;
+}
+
+export interface Res<T> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+/** Copies packages by name from models/ or test/fixtures/models/ into a fresh dir. */
+export function makeModelsDir(names: string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'isomodel-models-'));
+  for (const name of names) {
+    const src = [join(BUILTIN_MODELS_DIR, name), join(FIXTURES_DIR, name)].find((p) => {
+      try {
+        cpSync(p, join(dir, name), { recursive: true, errorOnExist: false });
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (!src) throw new Error(`no package ${name}`);
+  }
+  return dir;
+}
+
+export async function request<T>(url: string, method: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res<T>> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: leave the text for the assertion to show
+  }
+  return { status: res.status, body: parsed as T, headers: res.headers };
+}
+
+export async function startGateway(models: string[], overrides: ConfigInput = {}): Promise<Harness> {
+  const modelsDir = makeModelsDir(models);
+  const stateDir = mkdtempSync(join(tmpdir(), 'isomodel-state-'));
+  // cwd and env are the test's own, so a developer's isomodel.config.yaml or .env cannot leak in.
+  const config = loadConfig({
+    cwd: stateDir,
+    env: {},
+    overrides: { host: '127.0.0.1', port: 0, models_dir: modelsDir, state_dir: stateDir, watch: false, rate_limit: { max: 100_000 }, ...overrides },
+  });
+  const logger = pino({ level: process.env.ISOMODEL_TEST_LOG ?? 'silent' });
+  const gw = new Gateway(config, logger);
+  await gw.start();
+  const { port } = gw.address();
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    gw,
+    url,
+    modelsDir,
+    stateDir,
+    get: (path, headers) => request(url + path, 'GET', undefined, headers),
+    post: (path, body, headers) => request(url + path, 'POST', body ?? {}, headers),
+    close: async () => {
+      await gw.close();
+      rmSync(modelsDir, { recursive: true, force: true });
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until fn returns a truthy value or the deadline passes. */
+export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, stepMs = 25): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(stepMs);
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
