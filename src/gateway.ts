@@ -23,7 +23,13 @@ export class Gateway {
     this.logger = logger ?? pino({ level: config.log_level });
     this.store = new StateStore(config.state_dir);
     this.cgroups = config.cgroups ? CgroupManager.detect() : CgroupManager.disabled();
-    const factory = createWorkerFactory({ python: config.python, stateDir: config.state_dir, cgroups: this.cgroups, logger: this.logger });
+    const factory = createWorkerFactory({
+      python: config.python,
+      stateDir: config.state_dir,
+      cgroups: this.cgroups,
+      logger: this.logger,
+      modelEnv: config.model_env,
+    });
     this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store);
   }
 
@@ -36,7 +42,10 @@ export class Gateway {
 
   requiredModels(): string[] {
     if (this.config.required_models) return this.config.required_models;
-    return this.registry.names().filter((n) => this.registry.package(n).manifest.autoload);
+    return this.registry.names().filter((n) => {
+      const m = this.registry.package(n).manifest;
+      return m.autoload && m.required;
+    });
   }
 
   /** Listens first (so liveness answers during model loading), then loads models. */

@@ -27,6 +27,11 @@ export const configSchema = z
       .default({}),
     /** Watch the models dir and hot-reload changed packages. */
     watch: z.coerce.boolean().default(true),
+    /**
+     * Per-model environment set by the operator (e.g. where weights are mounted), merged over
+     * the manifest's env: workers never inherit the gateway's own environment.
+     */
+    model_env: z.record(z.string(), z.record(z.string(), z.string())).default({}),
     /** Use cgroups for memory/CPU limits when the hierarchy is writable. */
     cgroups: z.coerce.boolean().default(true),
   })

@@ -11,6 +11,8 @@ export interface DriverContext {
   stateDir: string;
   cgroups: CgroupManager;
   logger: Logger;
+  /** Operator-set environment per model name (config model_env). */
+  modelEnv?: Record<string, Record<string, string>>;
 }
 
 export type WorkerFactory = (pkg: ModelPackage, replicaId: string) => WorkerHandle;
@@ -21,7 +23,7 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
       case 'inline':
         return new InlineWorker(id, pkg);
       case 'process':
-        return new ProcessWorker({ id, pkg, python: ctx.python, stateDir: ctx.stateDir, cgroups: ctx.cgroups, logger: ctx.logger });
+        return new ProcessWorker({ id, pkg, python: ctx.python, stateDir: ctx.stateDir, cgroups: ctx.cgroups, logger: ctx.logger, extraEnv: ctx.modelEnv?.[pkg.manifest.name] });
     }
   };
 }

@@ -20,6 +20,8 @@ export interface ProcessWorkerOptions {
   cgroups: CgroupManager;
   logger: Logger;
   startupTimeoutMs?: number;
+  /** Operator-set variables, applied over the manifest's env. */
+  extraEnv?: Record<string, string>;
   /** How often RSS/CPU are sampled (and the RSS watchdog runs). */
   sampleIntervalMs?: number;
 }
@@ -86,7 +88,7 @@ export class ProcessWorker implements WorkerHandle {
       ISOMODEL_ENTRY: Array.isArray(m.entry) ? m.entry.join(' ') : join(this.opts.pkg.dir, m.entry),
       ISOMODEL_REPLICA_ID: this.id,
     });
-    return { ...env, ...m.env };
+    return { ...env, ...m.env, ...this.opts.extraEnv };
   }
 
   start(): Promise<void> {

@@ -83,8 +83,13 @@ export const manifestSchema = z
       .refine((s) => s.max_replicas >= s.min_replicas, { message: 'max_replicas must be >= min_replicas' }),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
     data_dir: z.string().default('data'),
-    /** Load at gateway start; such models are required for /health/ready. */
+    /** Load at gateway start. */
     autoload: z.boolean().default(true),
+    /**
+     * Counted by /health/ready. A model that needs weights an operator may not have mounted
+     * (dnabert2, lucaone) sets false: it is still tried at start, but cannot hold readiness hostage.
+     */
+    required: z.boolean().default(true),
     /** Interpreter override for runtime python (a venv path later). */
     python: z.string().optional(),
     /** Free-form metadata shown by /model/info (species, citation, …). */
