@@ -1,7 +1,7 @@
 // The command line that starts a worker for each runtime.
 import { join } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
-import { NODE_HOST, PYTHON_SDK } from '../paths.js';
+import { NODE_HOST, ONNX_HOST, PYTHON_SDK } from '../paths.js';
 
 export interface WorkerCommand {
   command: string;
@@ -22,7 +22,7 @@ export function workerCommand(pkg: ModelPackage, python: string): WorkerCommand 
         selfLimited: true,
       };
     case 'onnx':
-      return { command: process.execPath, args: [join(NODE_HOST, '..', 'onnx-host.js'), join(pkg.dir, m.entry as string)], selfLimited: true };
+      return { command: process.execPath, args: [ONNX_HOST, join(pkg.dir, m.entry as string), join(pkg.dir, m.pipeline!)], selfLimited: true };
     case 'python':
       return { command: m.python ?? python, args: ['-u', PYTHON_SDK, join(pkg.dir, m.entry as string)], selfLimited: false };
     case 'command': {

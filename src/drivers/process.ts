@@ -87,6 +87,7 @@ export class ProcessWorker implements WorkerHandle {
       ISOMODEL_DATA_DIR: join(this.opts.pkg.dir, m.data_dir),
       ISOMODEL_ENTRY: Array.isArray(m.entry) ? m.entry.join(' ') : join(this.opts.pkg.dir, m.entry),
       ISOMODEL_REPLICA_ID: this.id,
+      ISOMODEL_CPUS: String(m.resources.cpus),
     });
     return { ...env, ...m.env, ...this.opts.extraEnv };
   }

@@ -90,6 +90,8 @@ export const manifestSchema = z
      * (dnabert2, lucaone) sets false: it is still tried at start, but cannot hold readiness hostage.
      */
     required: z.boolean().default(true),
+    /** runtime onnx: the JS module that turns items into input tensors and outputs into results. */
+    pipeline: z.string().optional(),
     /** Interpreter override for runtime python (a venv path later). */
     python: z.string().optional(),
     /** Free-form metadata shown by /model/info (species, citation, …). */
@@ -99,6 +101,9 @@ export const manifestSchema = z
   .superRefine((m, ctx) => {
     if (m.runtime !== 'command' && Array.isArray(m.entry)) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['entry'], message: 'only runtime "command" takes an argument list' });
+    }
+    if (m.runtime === 'onnx' && !m.pipeline) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['pipeline'], message: 'runtime "onnx" needs a pipeline module (pre/post-processing)' });
     }
     if (m.isolation === 'inline' && m.runtime !== 'node') {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['isolation'], message: 'inline isolation is only for runtime "node"' });

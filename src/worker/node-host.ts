@@ -1,11 +1,12 @@
-// The Node worker SDK host: runs one model module as a protocol-speaking worker process.
+// The Node worker SDK host: runs one model as a protocol-speaking worker process.
 // Usage: node dist/src/worker/node-host.js /abs/path/to/model.mjs
+// The ONNX host (onnx-host.ts) reuses runWorker with its own model loader.
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 import { writeSync } from 'node:fs';
 import { PROTOCOL_VERSION, type GatewayMessage, type ItemOutput, type WorkItem } from './protocol.js';
-import { ModelError, loadNodeModel, runPredict, type ModelContext, type NodeModel } from './node-model.js';
+import { ModelError, loadNodeModel, type ModelContext, type NodeModel } from './node-model.js';
 
 // Protocol lines go straight to fd 1; console output is moved to stderr so a stray
 // console.log in model code cannot corrupt the stream.
@@ -31,16 +32,20 @@ function contextFromEnv(entry: string): ModelContext {
   };
 }
 
-async function main(): Promise<void> {
+export type ModelLoader = (entry: string, ctx: ModelContext) => Promise<NodeModel>;
+
+const loadModule: ModelLoader = (entry) => loadNodeModel(pathToFileURL(entry).href);
+
+export async function runWorker(load: ModelLoader): Promise<void> {
   const entry = process.argv[2];
   if (!entry) {
-    send({ op: 'fatal', code: 'MODEL_NOT_LOADED', message: 'usage: node-host <model module>' });
+    send({ op: 'fatal', code: 'MODEL_NOT_LOADED', message: 'usage: <host> <model entry>' });
     process.exit(2);
   }
   const ctx = contextFromEnv(entry);
   let model: NodeModel;
   try {
-    model = await loadNodeModel(pathToFileURL(entry).href);
+    model = await load(entry, ctx);
     await model.setup?.(ctx);
   } catch (e) {
     const err = e as Error;
@@ -118,7 +123,7 @@ async function handlePredict(model: NodeModel, msg: { id: string; task: string; 
       send({ op: 'end', id: msg.id, outputs: checkOutputs(outputs, msg.items.length) });
       return;
     }
-    const outputs: ItemOutput[] = await runPredict(model, msg.items, msg.task);
+    const outputs: ItemOutput[] = await model.predict(msg.items, msg.task);
     send({ op: 'result', id: msg.id, outputs: checkOutputs(outputs, msg.items.length) });
   } catch (e) {
     const err = e as Error;
@@ -137,4 +142,5 @@ function checkOutputs(outputs: unknown, n: number): ItemOutput[] {
   return outputs as ItemOutput[];
 }
 
-void main();
+// Run only when started as a program, not when imported by another host.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void runWorker(loadModule);

@@ -39,7 +39,3 @@ export async function loadNodeModel(url: string): Promise<NodeModel> {
   }
   return model as NodeModel;
 }
-
-export async function runPredict(model: NodeModel, items: WorkItem[], task: string): Promise<ItemOutput[]> {
-  return await model.predict(items, task);
-}
