@@ -8,12 +8,14 @@ import { createWorkerFactory } from './drivers/factory.js';
 import { ModelRegistry } from './scheduler/registry.js';
 import { StateStore } from './store/db.js';
 import { buildServer } from './api/server.js';
+import { GatewayMetrics } from './telemetry/prometheus.js';
 
 export class Gateway {
   readonly logger: Logger;
   readonly store: StateStore;
   readonly registry: ModelRegistry;
   readonly cgroups: CgroupManager;
+  readonly metrics: GatewayMetrics;
   readonly startedAt = Date.now();
   /** Set once the initial model loads have been attempted (startup probe). */
   started = false;
@@ -30,7 +32,8 @@ export class Gateway {
       logger: this.logger,
       modelEnv: config.model_env,
     });
-    this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store);
+    this.metrics = new GatewayMetrics(() => this.registry);
+    this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store, (m, v) => this.metrics.observerFor(m, v));
   }
 
   /** The model the root routes (/predict, /model/info, /health) answer for. */

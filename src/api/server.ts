@@ -44,7 +44,7 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
       max: gw.config.rate_limit.max,
       timeWindow: gw.config.rate_limit.window_ms,
       // Orchestrator probes must never be throttled into a restart loop.
-      allowList: (req) => req.url.startsWith('/health/'),
+      allowList: (req) => req.url.startsWith('/health/') || req.url === '/metrics/prometheus',
       // The plugin throws what this returns; the error handler turns it into the envelope.
       errorResponseBuilder: (_req, ctx) =>
         new IsoError('RATE_LIMITED', `rate limit of ${ctx.max} requests per window exceeded; retry after ${ctx.after}`, { limit: ctx.max, retry_after: ctx.after }, Math.max(1, Math.ceil(ctx.ttl / 1000))),

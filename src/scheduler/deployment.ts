@@ -7,6 +7,7 @@ import type { WorkerFactory } from '../drivers/factory.js';
 import type { ItemOutput, WorkItem } from '../worker/protocol.js';
 import type { ExitInfo, WorkerHandle } from '../worker/types.js';
 import { ModelStats } from '../telemetry/model-stats.js';
+import type { DeploymentObserver } from '../telemetry/prometheus.js';
 import { RequestQueue, type QueuedRequest, type Unit } from './request-queue.js';
 
 export type DeploymentState = 'loading' | 'ready' | 'failed' | 'draining' | 'stopped';
@@ -85,6 +86,7 @@ export class ModelDeployment {
     readonly pkg: ModelPackage,
     private readonly createWorker: WorkerFactory,
     logger: Logger,
+    private readonly observer?: DeploymentObserver,
   ) {
     this.queue = new RequestQueue<Pending>(pkg.manifest.scaling.max_queue);
     this.logger = logger.child({ model: pkg.manifest.name, version: pkg.manifest.version });
@@ -164,6 +166,7 @@ export class ModelDeployment {
     }
     if (r.state === 'starting') return; // launch() reports the failure
     this.stats.workerRestarts++;
+    this.observer?.restart(info.reason);
     this.logger.warn({ replica: r.id, reason: info.reason }, 'replica exited; restarting');
     this.scheduleRestart(r);
   }
@@ -303,18 +306,24 @@ export class ModelDeployment {
     const w = r.worker!;
     r.inflight = batch;
     const now = Date.now();
-    for (const u of batch) if (u.index === 0) this.stats.queueWait.push(now - u.req.enqueuedAt);
+    for (const u of batch) {
+      if (u.index !== 0) continue;
+      this.stats.queueWait.push(now - u.req.enqueuedAt);
+      this.observer?.queued((now - u.req.enqueuedAt) / 1000);
+    }
     this.stats.recordBatch(batch.length);
     const first = batch[0]!.req;
     const onChunk = first.stream ? (i: number, d: unknown) => first.onChunk?.(batch[i]?.index ?? i, d) : undefined;
     w.predict({ task: first.task, items: batch.map((u) => u.req.items[u.index]!), stream: first.stream, onChunk, timeoutMs: this.pkg.manifest.resources.timeout_ms }).then(
       (outputs) => {
+        this.observer?.batch(batch.length, (Date.now() - now) / 1000, true);
         if (r.inflight === batch) r.inflight = null;
         r.idleSince = Date.now();
         batch.forEach((u, i) => this.deliver(u, outputs[i]!));
         this.pump();
       },
       (err: IsoError) => {
+        this.observer?.batch(batch.length, (Date.now() - now) / 1000, false);
         if (r.inflight === batch) r.inflight = null;
         r.idleSince = Date.now();
         this.failBatch(batch, err);

@@ -7,6 +7,7 @@ import { discoverPackages, isValidModelName, type ManifestError, type ModelPacka
 import type { WorkerFactory } from '../drivers/factory.js';
 import type { StateStore } from '../store/db.js';
 import { ModelDeployment } from './deployment.js';
+import type { DeploymentObserver } from '../telemetry/prometheus.js';
 
 export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'draining' | 'stopped';
 
@@ -33,6 +34,7 @@ export class ModelRegistry {
     private readonly createWorker: WorkerFactory,
     private readonly logger: Logger,
     private readonly store?: StateStore,
+    private readonly observerFor?: (model: string, version: string) => DeploymentObserver,
   ) {}
 
   /** Discovers packages and loads those with autoload; waits for them (failures are recorded). */
@@ -109,7 +111,7 @@ export class ModelRegistry {
 
   private async startDeployment(pkg: ModelPackage): Promise<ModelDeployment> {
     const name = pkg.manifest.name;
-    const d = new ModelDeployment(pkg, this.createWorker, this.logger);
+    const d = new ModelDeployment(pkg, this.createWorker, this.logger, this.observerFor?.(name, pkg.manifest.version));
     const t0 = Date.now();
     try {
       await d.start();

@@ -3,12 +3,20 @@ import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
+import type { Manifest } from '../../manifest/schema.js';
 import { isItemError, type ItemOutput } from '../../worker/protocol.js';
 import { okEnvelope } from '../envelope.js';
 import { parsePrediction } from '../predict-request.js';
 import { formatBytes, modelHealth, systemInfo, uptimeS } from './health.js';
 
 type NameResolver = (req: FastifyRequest) => string;
+
+/** The task a failed request aimed at, only ever one the manifest declares: client text must not mint label values. */
+function taskLabel(m: Manifest, body: unknown): string {
+  const asked = (body as { task_type?: unknown } | null)?.task_type;
+  const known = m.tasks.find((t) => t.name === asked) ?? (asked === undefined && m.tasks.length === 1 ? m.tasks[0] : undefined);
+  return known?.name ?? 'unknown';
+}
 
 function withoutConfidence(o: ItemOutput, keep: boolean): ItemOutput {
   if (keep || !('confidence' in o)) return o;
@@ -101,12 +109,15 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
       }
       const latency = performance.now() - t0;
       dep.stats.record(true, latency, sequences);
+      gw.metrics.observeRequest(dep.name, dep.version, parsed.task.name, true, 'OK', latency / 1000, sequences);
       gw.store.logRequest({ request_id: req.id, model: name, version: dep.version, task, route: kind, status: 'success', sequences, latency_ms: latency, client: req.ip });
       return okEnvelope(req, data, failed ? `prediction done; ${failed} of ${outputs.length} sequences failed` : 'prediction done');
     } catch (e) {
       const err = e instanceof IsoError ? e : new IsoError('INTERNAL_ERROR', 'internal error');
       const latency = performance.now() - t0;
-      gw.registry.deployment(name)?.stats.record(false, latency, sequences, err.code);
+      const dep = gw.registry.deployment(name);
+      dep?.stats.record(false, latency, sequences, err.code);
+      if (dep) gw.metrics.observeRequest(dep.name, dep.version, task ?? taskLabel(dep.pkg.manifest, req.body), false, err.code, latency / 1000, sequences);
       if (name !== '?' && err.code !== 'MODEL_NOT_FOUND') {
         gw.store.logRequest({ request_id: req.id, model: name, task, route: kind, status: 'error', error_code: err.code, sequences, latency_ms: latency, client: req.ip });
       }
@@ -145,6 +156,11 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
   app.post('/predict', predict('single', defaultName));
   app.post('/predict/batch', predict('batch', defaultName));
   app.get('/metrics', metrics(null));
+  // Prometheus text exposition; /metrics stays the JSON summary of the native API contract.
+  app.get('/metrics/prometheus', async (_req, reply) => {
+    const { contentType, body } = await gw.metrics.exposition();
+    return reply.type(contentType).send(body);
+  });
 
   // Every model under /models/{name}.
   app.get('/models/:name/health', health(paramName));

@@ -1,0 +1,147 @@
+// Prometheus exposition (prom-client). Counters and histograms are fed on the request path;
+// gauges (queue depth, replicas, worker memory/CPU) are read from the registry at scrape time.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ModelRegistry } from '../scheduler/registry.js';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+/** What a deployment reports as work flows through it. */
+export interface DeploymentObserver {
+  queued(seconds: number): void;
+  batch(size: number, computeSeconds: number, ok: boolean): void;
+  restart(reason: string): void;
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'model' | 'version' | 'task' | 'status' | 'code'>;
+  private readonly requestDuration: Histogram<'model' | 'version' | 'task'>;
+  private readonly queueDuration: Histogram<'model' | 'version'>;
+  private readonly computeDuration: Histogram<'model' | 'version'>;
+  private readonly batchSize: Histogram<'model' | 'version'>;
+  private readonly restarts: Counter<'model' | 'version' | 'reason'>;
+  private readonly sequences: Counter<'model' | 'version' | 'task'>;
+
+  constructor(models: () => ModelRegistry) {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, prefix: 'isomodel_gateway_' });
+    // prom-client names these gauges *_total, which promtool (rightly) rejects for non-counters.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) r.removeSingleMetric(`isomodel_gateway_${name}`);
+    this.requests = new Counter({ name: 'isomodel_requests_total', help: 'Prediction requests by outcome', labelNames: ['model', 'version', 'task', 'status', 'code'], registers: [r] });
+    this.sequences = new Counter({ name: 'isomodel_sequences_total', help: 'Sequences predicted successfully', labelNames: ['model', 'version', 'task'], registers: [r] });
+    this.requestDuration = new Histogram({ name: 'isomodel_request_duration_seconds', help: 'End-to-end prediction latency in the gateway', labelNames: ['model', 'version', 'task'], buckets: LATENCY_BUCKETS, registers: [r] });
+    this.queueDuration = new Histogram({ name: 'isomodel_queue_duration_seconds', help: 'Time a request waited before its first batch was dispatched', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers: [r] });
+    this.computeDuration = new Histogram({ name: 'isomodel_compute_duration_seconds', help: 'Worker time per batch (dispatch to answer)', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers: [r] });
+    this.batchSize = new Histogram({ name: 'isomodel_batch_size', help: 'Items per worker batch', labelNames: ['model', 'version'], buckets: BATCH_BUCKETS, registers: [r] });
+    this.restarts = new Counter({ name: 'isomodel_worker_restarts_total', help: 'Unexpected worker exits followed by a restart', labelNames: ['model', 'version', 'reason'], registers: [r] });
+
+    const each = (fn: (name: string, version: string) => void): void => {
+      const reg = models();
+      for (const name of reg.names()) fn(name, reg.package(name).manifest.version);
+    };
+    new Gauge({
+      name: 'isomodel_model_up',
+      help: '1 when the model is loaded and every replica is healthy',
+      labelNames: ['model', 'version'],
+      registers: [r],
+      collect() {
+        this.reset();
+        each((model, version) => this.set({ model, version }, models().deployment(model)?.healthy() ? 1 : 0));
+      },
+    });
+    new Gauge({
+      name: 'isomodel_queue_depth',
+      help: 'Sequences waiting in the model queue',
+      labelNames: ['model', 'version'],
+      registers: [r],
+      collect() {
+        this.reset();
+        each((model, version) => this.set({ model, version }, models().deployment(model)?.queueDepth() ?? 0));
+      },
+    });
+    new Gauge({
+      name: 'isomodel_inflight_sequences',
+      help: 'Sequences in batches being computed by workers',
+      labelNames: ['model', 'version'],
+      registers: [r],
+      collect() {
+        this.reset();
+        each((model, version) => this.set({ model, version }, models().deployment(model)?.inflightCount() ?? 0));
+      },
+    });
+    new Gauge({
+      name: 'isomodel_replicas',
+      help: 'Replicas by state',
+      labelNames: ['model', 'version', 'state'],
+      registers: [r],
+      collect() {
+        this.reset();
+        each((model, version) => {
+          const counts: Record<string, number> = { starting: 0, ready: 0, restarting: 0, stopping: 0, failed: 0 };
+          for (const rep of models().deployment(model)?.replicaInfo() ?? []) counts[rep.state] = (counts[rep.state] ?? 0) + 1;
+          for (const [state, n] of Object.entries(counts)) this.set({ model, version, state }, n);
+        });
+      },
+    });
+    new Gauge({
+      name: 'isomodel_worker_resident_memory_bytes',
+      help: 'Resident memory of each worker (its cgroup when limits are kernel-enforced)',
+      labelNames: ['model', 'version', 'replica'],
+      registers: [r],
+      collect() {
+        this.reset();
+        each((model, version) => {
+          for (const rep of models().deployment(model)?.replicaInfo() ?? []) if (rep.rss_bytes !== undefined) this.set({ model, version, replica: rep.id }, rep.rss_bytes);
+        });
+      },
+    });
+    new Gauge({
+      name: 'isomodel_worker_cpu_ratio',
+      help: 'CPU use of each worker over the last sample, in cores (1 = one core busy)',
+      labelNames: ['model', 'version', 'replica'],
+      registers: [r],
+      collect() {
+        this.reset();
+        each((model, version) => {
+          for (const rep of models().deployment(model)?.replicaInfo() ?? []) if (rep.cpu_percent !== undefined) this.set({ model, version, replica: rep.id }, rep.cpu_percent / 100);
+        });
+      },
+    });
+    new Gauge({
+      name: 'isomodel_worker_open_fds',
+      help: 'Open file descriptors of each worker',
+      labelNames: ['model', 'version', 'replica'],
+      registers: [r],
+      collect() {
+        this.reset();
+        each((model, version) => {
+          for (const rep of models().deployment(model)?.replicaInfo() ?? []) if (rep.open_fds !== undefined) this.set({ model, version, replica: rep.id }, rep.open_fds);
+        });
+      },
+    });
+  }
+
+  observeRequest(model: string, version: string, task: string, ok: boolean, code: string, seconds: number, sequences: number): void {
+    this.requests.inc({ model, version, task, status: ok ? 'success' : 'error', code });
+    if (ok) {
+      this.requestDuration.observe({ model, version, task }, seconds);
+      this.sequences.inc({ model, version, task }, sequences);
+    }
+  }
+
+  observerFor(model: string, version: string): DeploymentObserver {
+    return {
+      queued: (s) => this.queueDuration.observe({ model, version }, s),
+      batch: (size, s) => {
+        this.batchSize.observe({ model, version }, size);
+        this.computeDuration.observe({ model, version }, s);
+      },
+      restart: (reason) => this.restarts.inc({ model, version, reason: reason.replace(/\s*\(.*$/, '') }),
+    };
+  }
+
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

@@ -1,0 +1,100 @@
+// Prometheus exposition: names and types pass promtool, and a real Prometheus scrapes them.
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { request, startGateway, waitFor, type Harness } from './helpers.js';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function promtool(text: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = execFile('promtool', ['check', 'metrics'], (err, stdout, stderr) => {
+      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error('promtool not found: apt-get install prometheus'));
+      else resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
+    });
+    p.stdin!.end(text);
+  });
+}
+
+describe('Prometheus metrics', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startGateway(['revcomp', 'gc-scanner']);
+    await Promise.all(Array.from({ length: 10 }, () => h.post('/models/revcomp/predict', { sequence: 'ACGTACGT' })));
+    await h.post('/models/revcomp/predict', { sequence: 'ACGTX' });
+  });
+  after(async () => h.close());
+
+  it('exposes request, latency, queue, batch, replica and worker metrics', async () => {
+    const r = await request<string>(`${h.url}/metrics/prometheus`, 'GET');
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type')!, /text\/plain; version=0\.0\.4/);
+    const text = r.body;
+    assert.match(text, /isomodel_requests_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",status="success",code="OK"\} 10/);
+    assert.match(text, /isomodel_request_duration_seconds_count\{model="revcomp",version="1\.0\.0",task="reverse_complement"\} 10/);
+    assert.match(text, /isomodel_batch_size_bucket\{le="\+Inf",model="revcomp",version="1\.0\.0"\} \d+/);
+    assert.match(text, /isomodel_queue_duration_seconds_count\{model="revcomp",version="1\.0\.0"\} 10/);
+    assert.match(text, /isomodel_compute_duration_seconds_sum\{model="revcomp"/);
+    assert.match(text, /isomodel_replicas\{model="gc-scanner",version="1\.0\.0",state="ready"\} 1/);
+    assert.match(text, /isomodel_model_up\{model="revcomp",version="1\.0\.0"\} 1/);
+    assert.match(text, /isomodel_queue_depth\{model="revcomp",version="1\.0\.0"\} 0/);
+    assert.match(text, /isomodel_worker_resident_memory_bytes\{model="gc-scanner",version="1\.0\.0",replica="r\d+"\} [1-9]\d+/);
+    assert.match(text, /isomodel_gateway_process_resident_memory_bytes \d+/);
+    // Client errors count against the model they were sent to, under their own code.
+    assert.match(text, /isomodel_requests_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",status="error",code="INVALID_SEQUENCE"\} 1/);
+  });
+
+  it('passes promtool check metrics', async () => {
+    const { body } = await request<string>(`${h.url}/metrics/prometheus`, 'GET');
+    const { code, out } = await promtool(body);
+    assert.equal(code, 0, out);
+    assert.equal(out.trim(), '', `promtool has no complaints: ${out}`);
+  });
+
+  describe('scraped by a real Prometheus', () => {
+    let prom: ChildProcess;
+    let dir: string;
+    let promUrl: string;
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'isomodel-prom-'));
+      const port = await freePort();
+      promUrl = `http://127.0.0.1:${port}`;
+      const target = new URL(h.url).host;
+      writeFileSync(
+        join(dir, 'prometheus.yml'),
+        `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: isomodel\n    metrics_path: /metrics/prometheus\n    static_configs: [{ targets: ['${target}'] }]\n`,
+      );
+      prom = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: 'ignore' });
+    });
+    after(() => {
+      prom.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('sees the gateway up and the request counters', async () => {
+      const query = async (q: string) => (await request<any>(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`, 'GET').catch(() => null))?.body?.data?.result ?? [];
+      const up = await waitFor(async () => {
+        const res = await query('up{job="isomodel"}');
+        return res.length && res[0].value[1] === '1' ? res : null;
+      }, 30_000, 250);
+      assert.equal(up[0].value[1], '1');
+      const reqs = await waitFor(async () => {
+        const res = await query('sum(isomodel_requests_total{model="revcomp",status="success"})');
+        return res.length ? res : null;
+      }, 15_000, 250);
+      assert.equal(Number(reqs[0].value[1]), 10);
+    });
+  });
+});
