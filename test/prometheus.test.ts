@@ -1,11 +1,12 @@
 // Prometheus exposition: names and types pass promtool, and a real Prometheus scrapes them.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { PACKAGE_ROOT } from '../src/paths.js';
 import { request, startGateway, waitFor, type Harness } from './helpers.js';
 
 async function freePort(): Promise<number> {
@@ -61,6 +62,23 @@ describe('Prometheus metrics', () => {
     const { code, out } = await promtool(body);
     assert.equal(code, 0, out);
     assert.equal(out.trim(), '', `promtool has no complaints: ${out}`);
+  });
+
+  it('the Grafana dashboard and deploy/prometheus.yml use exactly the exported names', async () => {
+    const { body } = await request<string>(`${h.url}/metrics/prometheus`, 'GET');
+    const exported = new Set([...body.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
+    const dashboard = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'deploy', 'grafana', 'isomodel-dashboard.json'), 'utf8'));
+    const exprs: string[] = dashboard.panels.flatMap((p: any) => (p.targets ?? []).map((t: any) => t.expr));
+    exprs.push(...dashboard.templating.list.map((v: any) => v.definition ?? ''));
+    const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\b(isomodel_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, ''))));
+    assert.ok(used.size >= 12, `dashboard uses ${used.size} metrics`);
+    for (const name of used) assert.ok(exported.has(name), `dashboard metric ${name} is exported`);
+    const config = join(PACKAGE_ROOT, 'deploy', 'prometheus.yml');
+    assert.match(readFileSync(config, 'utf8'), /metrics_path: \/metrics\/prometheus/);
+    const check = await new Promise<{ code: number; out: string }>((resolve) =>
+      execFile('promtool', ['check', 'config', config], (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr })),
+    );
+    assert.equal(check.code, 0, check.out);
   });
 
   describe('scraped by a real Prometheus', () => {
