@@ -81,6 +81,14 @@ export const manifestSchema = z
       .strict()
       .default({})
       .refine((s) => s.max_replicas >= s.min_replicas, { message: 'max_replicas must be >= min_replicas' }),
+    /**
+     * Requests each new replica answers before it takes traffic (JIT, caches, lazy weights), so
+     * the first real request does not pay for them.
+     */
+    warmup: z
+      .array(z.object({ task: z.string().optional(), sequence: z.string().min(1), options: z.record(z.string(), z.unknown()).default({}) }).strict())
+      .max(64)
+      .default([]),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
     data_dir: z.string().default('data'),
     /** Load at gateway start. */
@@ -108,6 +116,10 @@ export const manifestSchema = z
     if (m.isolation === 'inline' && m.runtime !== 'node') {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['isolation'], message: 'inline isolation is only for runtime "node"' });
     }
+    m.warmup.forEach((w, i) => {
+      if (w.task !== undefined && !m.tasks.some((t) => t.name === w.task)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['warmup', i, 'task'], message: `no task "${w.task}"` });
+      if (w.task === undefined && m.tasks.length > 1) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['warmup', i, 'task'], message: 'required when the model has several tasks' });
+    });
     const seen = new Set<string>();
     m.tasks.forEach((t, i) => {
       if (seen.has(t.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tasks', i, 'name'], message: `duplicate task "${t.name}"` });

@@ -148,10 +148,29 @@ export class ModelDeployment {
       await w.stop(500);
       return;
     }
+    await this.warmUp(r, w);
     r.state = 'ready';
     r.startedAt = Date.now();
     r.idleSince = Date.now();
     this.pump();
+  }
+
+  /** Runs the manifest's warm-up requests on a fresh worker; a failure fails the start. */
+  private async warmUp(r: Replica, w: WorkerHandle): Promise<void> {
+    const m = this.pkg.manifest;
+    for (const req of m.warmup) {
+      const task = req.task ?? m.tasks[0]!.name;
+      try {
+        const [out] = await w.predict({ task, items: [{ sequence: req.sequence.toUpperCase(), options: req.options }], timeoutMs: m.resources.timeout_ms });
+        if (out && 'error' in out) throw new Error(JSON.stringify(out.error));
+      } catch (e) {
+        const err = new IsoError('MODEL_NOT_LOADED', `warm-up request failed: ${(e as Error).message}`);
+        r.lastError = err.message;
+        r.failures++;
+        if (w.state !== 'exited') await w.stop(500);
+        throw err;
+      }
+    }
   }
 
   private onWorkerExit(r: Replica, w: WorkerHandle, info: ExitInfo): void {
