@@ -1,0 +1,133 @@
+// isomodel benchmarks: `npm run bench [-- overhead coldstart ...]`. Every figure is measured in
+// this run, on this machine, and printed side by side with its target.
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BUILTIN_MODELS_DIR } from '../src/paths.js';
+import { BENCH_MODELS, load, rssMb, sequentialLatency, sleep, startBare, startGateway, waitHttp } from './lib.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const LATENCY_SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 3000);
+
+interface Row {
+  bench: string;
+  metric: string;
+  isomodel: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+  ok: boolean | null;
+}
+const rows: Row[] = [];
+const fmt = (n: number, d = 2): string => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+
+function row(bench: string, metric: string, iso: number, base: number | null, target: string, ok: boolean | null, digits = 2): void {
+  rows.push({ bench, metric, isomodel: fmt(iso, digits), baseline: base === null ? '' : fmt(base, digits), ratio: base ? fmt(iso / base) : '', target, ok });
+}
+
+/** A copy of some model packages with manifest edits, in a temp dir. */
+function modelsDir(packages: { from: string; name: string; edit?: (yaml: string) => string }[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'isomodel-bench-models-'));
+  for (const p of packages) {
+    cpSync(p.from, join(dir, p.name), { recursive: true });
+    const file = join(dir, p.name, 'model.yaml');
+    const yaml = readFileSync(file, 'utf8').replace(/^name: .*$/m, `name: ${p.name}`);
+    writeFileSync(file, p.edit ? p.edit(yaml) : yaml);
+  }
+  return dir;
+}
+
+async function overhead(): Promise<void> {
+  const gw = await startGateway(BENCH_MODELS);
+  const url = `${gw.url}/models/noop/predict`;
+  const body = { sequence: 'ACGTACGTAC' };
+  const sample = await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).text();
+  const bare = await startBare(sample);
+  try {
+    const latIso = await sequentialLatency(url, body, LATENCY_SAMPLES);
+    const latBare = await sequentialLatency(bare.url, body, LATENCY_SAMPLES);
+    row('overhead', 'p50 latency, c=1 (ms)', latIso.p50, latBare.p50, 'added < 0.3 ms', latIso.p50 - latBare.p50 < 0.3, 3);
+    row('overhead', 'p99 latency, c=1 (ms)', latIso.p99, latBare.p99, '', null, 3);
+    for (const c of [32]) {
+      const iso = await load(url, body, c, SECONDS);
+      const base = await load(bare.url, body, c, SECONDS);
+      row('overhead', `throughput, c=${c} (req/s)`, iso.rps, base.rps, '>= 50% of bare', iso.rps >= 0.5 * base.rps, 0);
+      row('overhead', `p99 latency, c=${c} (ms)`, iso.p99, base.p99, '', null);
+      if (iso.errors || iso.non2xx) row('overhead', 'errors / non-2xx', iso.errors + iso.non2xx, null, '0', false, 0);
+    }
+  } finally {
+    await bare.stop();
+    await gw.stop();
+  }
+}
+
+async function coldstart(): Promise<void> {
+  const scaleToZero = (y: string): string => y.replace(/^scaling: .*$/m, 'scaling: { min_replicas: 0, max_replicas: 1, idle_timeout_s: 1 }');
+  const packages = [
+    { from: join(BENCH_MODELS, 'noop'), name: 'cold-node', edit: scaleToZero },
+    { from: join(BENCH_MODELS, 'noop-py'), name: 'cold-python', edit: scaleToZero },
+  ];
+  const onnxModel = join(BUILTIN_MODELS_DIR, 'splice');
+  const haveOnnx = (() => {
+    try {
+      readFileSync(join(onnxModel, 'model.yaml'));
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  if (haveOnnx) packages.push({ from: onnxModel, name: 'cold-onnx', edit: (y) => y.replace(/^scaling:[\s\S]*?(?=^\S)/m, 'scaling: { min_replicas: 0, max_replicas: 1, idle_timeout_s: 1 }\n') });
+  const dir = modelsDir(packages);
+  const gw = await startGateway(dir);
+  try {
+    const seq: Record<string, string> = { 'cold-node': 'ACGT', 'cold-python': 'ACGT', 'cold-onnx': 'A'.repeat(60) };
+    for (const name of packages.map((p) => p.name)) {
+      // Wait for the load-time replica to idle out: the model is now at zero replicas.
+      for (;;) {
+        const d = (await (await fetch(`${gw.url}/models/${name}/health`)).json()) as { data: { replicas: unknown[] } };
+        if (d.data.replicas.length === 0) break;
+        await sleep(200);
+      }
+      const t0 = performance.now();
+      const r = await fetch(`${gw.url}/models/${name}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sequence: seq[name] }) });
+      const ms = performance.now() - t0;
+      if (r.status !== 200) throw new Error(`${name}: ${await r.text()}`);
+      const limit = name === 'cold-python' ? 1500 : 300;
+      row('cold start', `${name.replace('cold-', '')}: zero replicas to first answer (ms)`, ms, null, `< ${limit} ms`, ms < limit, 0);
+    }
+  } finally {
+    await gw.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  // Idle gateway with the built-in models, and what each worker costs.
+  const builtin = await startGateway(BUILTIN_MODELS_DIR);
+  try {
+    await sleep(2000);
+    row('memory', 'idle gateway RSS (MB)', rssMb(builtin.pid), null, '< 120 MB', rssMb(builtin.pid) < 120, 1);
+    await waitHttp(`${builtin.url}/health/ready`);
+    const d = (await (await fetch(`${builtin.url}/health/detailed`)).json()) as { data: { models: { name: string; replicas: { pid: number }[] }[] } };
+    const runtimes = JSON.parse(JSON.stringify(d.data.models)) as { name: string; replicas: { pid: number }[] }[];
+    for (const m of runtimes) for (const r of m.replicas.slice(0, 1)) row('memory', `worker RSS: ${m.name} (MB)`, rssMb(r.pid), null, '', null, 1);
+  } finally {
+    await builtin.stop();
+  }
+}
+
+const SECTIONS: Record<string, () => Promise<void>> = { overhead, coldstart };
+
+async function main(): Promise<void> {
+  const chosen = process.argv.slice(2).filter((a) => a in SECTIONS);
+  for (const name of chosen.length ? chosen : Object.keys(SECTIONS)) {
+    process.stderr.write(`running ${name}…\n`);
+    await SECTIONS[name]!();
+  }
+  const cols: (keyof Row)[] = ['bench', 'metric', 'isomodel', 'baseline', 'ratio', 'target', 'ok'];
+  const cell = (r: Row, c: keyof Row): string => (c === 'ok' ? (r.ok === null ? '' : r.ok ? 'yes' : 'NO') : String(r[c]));
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r, c).length)));
+  const line = (vals: string[]): string => `| ${vals.map((v, i) => v.padEnd(widths[i]!)).join(' | ')} |`;
+  process.stdout.write([line(cols.map(String)), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r, c))))].join('\n') + '\n');
+  process.stdout.write(`\n${new Date().toISOString()}, node ${process.version}, ${SECONDS}s per load run\n`);
+}
+
+await main();
