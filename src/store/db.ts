@@ -89,6 +89,21 @@ export class StateStore {
         this.db.pragma(`user_version = ${v + 1}`);
       })();
     }
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)');
+  }
+
+  /**
+   * Lets a feature (jobs, monitor, auth…) own its tables: its migrations run once each, in
+   * order, tracked under its namespace, so features never edit each other's schema list.
+   */
+  migrateNamespace(namespace: string, migrations: string[]): void {
+    const row = this.db.prepare('SELECT version FROM schema_migrations WHERE namespace = ?').get(namespace) as { version: number } | undefined;
+    for (let v = row?.version ?? 0; v < migrations.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(migrations[v]!);
+        this.db.prepare('INSERT INTO schema_migrations (namespace, version) VALUES (?, ?) ON CONFLICT(namespace) DO UPDATE SET version = excluded.version').run(namespace, v + 1);
+      })();
+    }
   }
 
   upsertModel(row: Omit<ModelRow, 'updated_at'>): void {
