@@ -9,8 +9,12 @@ import { sendError, toIsoError } from './envelope.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerManagementRoutes } from './routes/management.js';
 import { registerNativeRoutes } from './routes/native.js';
+import { registerAgentRoutes } from './routes/agent.js';
+import { registerOipRoutes } from './routes/oip.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Probes and scrapes are never rate limited: throttling them turns load into restarts. */
+const PROBE_PATHS = /^\/(health\/|v2\/health\/|agent\/health$|metrics\/prometheus$)/;
 
 export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
   const app = Fastify({
@@ -44,7 +48,7 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
       max: gw.config.rate_limit.max,
       timeWindow: gw.config.rate_limit.window_ms,
       // Orchestrator probes must never be throttled into a restart loop.
-      allowList: (req) => req.url.startsWith('/health/') || req.url === '/metrics/prometheus',
+      allowList: (req) => PROBE_PATHS.test(req.url),
       // The plugin throws what this returns; the error handler turns it into the envelope.
       errorResponseBuilder: (_req, ctx) =>
         new IsoError('RATE_LIMITED', `rate limit of ${ctx.max} requests per window exceeded; retry after ${ctx.after}`, { limit: ctx.max, retry_after: ctx.after }, Math.max(1, Math.ceil(ctx.ttl / 1000))),
@@ -54,5 +58,7 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
   registerHealthRoutes(app, gw);
   registerManagementRoutes(app, gw);
   registerNativeRoutes(app, gw);
+  registerAgentRoutes(app, gw);
+  registerOipRoutes(app, gw);
   return app;
 }
