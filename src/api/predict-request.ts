@@ -13,7 +13,8 @@ const common = {
   priority: z.number().int().min(-10).max(10).optional(),
 };
 
-export const singleBody = z.object({ sequence: z.unknown(), ...common }).strict();
+/** `stream: true` asks for Server-Sent Events (see api/sse.ts); single predictions only. */
+export const singleBody = z.object({ sequence: z.unknown(), stream: z.boolean().optional(), ...common }).strict();
 export const batchBody = z.object({ sequences: z.array(z.unknown()), ...common }).strict();
 
 export interface ParsedPrediction {
@@ -22,6 +23,8 @@ export interface ParsedPrediction {
   sequenceTypes: SequenceType[];
   timeoutMs?: number;
   priority?: number;
+  /** The body's `stream` flag, when given (single predictions). */
+  stream?: boolean;
 }
 
 function describeZod(err: z.ZodError): string {
@@ -80,5 +83,6 @@ export function parsePrediction(manifest: Manifest, body: unknown, kind: 'single
       throw e;
     }
   });
-  return { task, items, sequenceTypes, timeoutMs: b.timeout_ms, priority: b.priority };
+  const stream = 'stream' in b ? b.stream : undefined;
+  return { task, items, sequenceTypes, timeoutMs: b.timeout_ms, priority: b.priority, stream };
 }

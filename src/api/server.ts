@@ -11,6 +11,7 @@ import { registerManagementRoutes } from './routes/management.js';
 import { registerNativeRoutes } from './routes/native.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerOipRoutes } from './routes/oip.js';
+import { registerOpenAiRoutes } from './routes/openai.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Probes and scrapes are never rate limited: throttling them turns load into restarts. */
@@ -60,5 +61,6 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
   registerNativeRoutes(app, gw);
   registerAgentRoutes(app, gw);
   registerOipRoutes(app, gw);
+  registerOpenAiRoutes(app, gw);
   return app;
 }

@@ -5,8 +5,9 @@ import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import type { Manifest } from '../../manifest/schema.js';
 import { isItemError, type ItemOutput } from '../../worker/protocol.js';
-import { okEnvelope } from '../envelope.js';
+import { errorEnvelope, okEnvelope } from '../envelope.js';
 import { parsePrediction } from '../predict-request.js';
+import { EventStream, wantsEventStream } from '../sse.js';
 import { formatBytes, modelHealth, systemInfo, uptimeS } from './health.js';
 
 type NameResolver = (req: FastifyRequest) => string;
@@ -66,12 +67,15 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
     let name = '?';
     let sequences = 0;
     let task: string | undefined;
+    let sse: EventStream | null = null;
     try {
       name = resolve(req);
       const dep = gw.registry.serving(name);
       const parsed = parsePrediction(dep.pkg.manifest, req.body, kind, gw.config.max_batch_sequences);
       task = parsed.task.name;
       sequences = parsed.items.length;
+      // Server-Sent Events: a `chunk` event per worker chunk, then `result` or `error`.
+      if (kind === 'single' && wantsEventStream(req, parsed.stream)) sse = new EventStream(req, reply);
       // A client that disconnects cancels its queued work instead of leaving it to run.
       const ac = new AbortController();
       const onClose = (): void => {
@@ -80,7 +84,14 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
       reply.raw.on('close', onClose);
       let outputs: ItemOutput[];
       try {
-        outputs = await dep.submit({ task: parsed.task.name, items: parsed.items, timeoutMs: parsed.timeoutMs, priority: parsed.priority, signal: ac.signal });
+        outputs = await dep.submit({
+          task: parsed.task.name,
+          items: parsed.items,
+          timeoutMs: parsed.timeoutMs,
+          priority: parsed.priority,
+          signal: ac.signal,
+          ...(sse && { stream: true, onChunk: (index: number, data: unknown) => sse?.send('chunk', { index, data }) }),
+        });
       } finally {
         reply.raw.off('close', onClose);
       }
@@ -111,7 +122,12 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
       dep.stats.record(true, latency, sequences);
       gw.metrics.observeRequest(dep.name, dep.version, parsed.task.name, true, 'OK', latency / 1000, sequences);
       gw.store.logRequest({ request_id: req.id, model: name, version: dep.version, task, route: kind, status: 'success', sequences, latency_ms: latency, client: req.ip });
-      return okEnvelope(req, data, failed ? `prediction done; ${failed} of ${outputs.length} sequences failed` : 'prediction done');
+      const envelope = okEnvelope(req, data, failed ? `prediction done; ${failed} of ${outputs.length} sequences failed` : 'prediction done');
+      if (sse) {
+        sse.send('result', envelope);
+        return sse.end();
+      }
+      return envelope;
     } catch (e) {
       const err = e instanceof IsoError ? e : new IsoError('INTERNAL_ERROR', 'internal error');
       const latency = performance.now() - t0;
@@ -121,6 +137,13 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
       if (name !== '?' && err.code !== 'MODEL_NOT_FOUND') {
         gw.store.logRequest({ request_id: req.id, model: name, task, route: kind, status: 'error', error_code: err.code, sequences, latency_ms: latency, client: req.ip });
       }
+      // Before the first event the error is a plain JSON response; after it, an `error` event.
+      if (sse?.open) {
+        if (err.code === 'INTERNAL_ERROR') req.log.error({ err: e }, 'unhandled error');
+        sse.send('error', errorEnvelope(req, err));
+        return sse.end();
+      }
+      sse?.discard();
       throw e;
     }
   };
