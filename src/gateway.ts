@@ -9,6 +9,9 @@ import { ModelRegistry } from './scheduler/registry.js';
 import { StateStore } from './store/db.js';
 import { buildServer } from './api/server.js';
 import { GatewayMetrics } from './telemetry/prometheus.js';
+import { AuditLog } from './security/audit.js';
+import { KeyStore } from './security/keys.js';
+import { isLoopback } from './security/network.js';
 
 export class Gateway {
   readonly logger: Logger;
@@ -16,6 +19,8 @@ export class Gateway {
   readonly registry: ModelRegistry;
   readonly cgroups: CgroupManager;
   readonly metrics: GatewayMetrics;
+  readonly keys: KeyStore;
+  readonly audit: AuditLog;
   readonly startedAt = Date.now();
   /** Set once the initial model loads have been attempted (startup probe). */
   started = false;
@@ -24,6 +29,8 @@ export class Gateway {
   constructor(readonly config: Config, logger?: Logger) {
     this.logger = logger ?? pino({ level: config.log_level });
     this.store = new StateStore(config.state_dir);
+    this.keys = new KeyStore(this.store, config.auth.keys);
+    this.audit = new AuditLog(this.store);
     this.cgroups = config.cgroups ? CgroupManager.detect() : CgroupManager.disabled();
     const factory = createWorkerFactory({
       python: config.python,
@@ -54,6 +61,12 @@ export class Gateway {
   /** Listens first (so liveness answers during model loading), then loads models. */
   async start(): Promise<{ url: string }> {
     this.logger.info({ cgroups: this.cgroups.version, models_dir: this.config.models_dir }, 'starting isomodel');
+    // No keys means no auth: acceptable only where nothing but this machine can connect.
+    const authOn = this.keys.any();
+    if (!authOn && !isLoopback(this.config.host)) {
+      throw new Error(`refusing to listen on ${this.config.host} without API keys: create one with \`isomodel keys create <name> --scopes predict,admin\` (or configure auth.keys), or bind to 127.0.0.1`);
+    }
+    this.logger.info({ auth: authOn ? 'on' : 'off', tls: Boolean(this.config.tls) }, authOn ? 'API keys required' : 'auth is OFF: loopback only, no API keys configured');
     this.server = await buildServer(this);
     const url = await this.server.listen({ host: this.config.host, port: this.config.port });
     await this.registry.init();

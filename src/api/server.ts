@@ -1,6 +1,7 @@
 // Builds the Fastify app: request ids, the error envelope, body limits, rate limiting and
 // every route group.
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { IsoError } from '../errors.js';
@@ -9,6 +10,8 @@ import { sendError, toIsoError } from './envelope.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerManagementRoutes } from './routes/management.js';
 import { registerNativeRoutes } from './routes/native.js';
+import { registerSecurityRoutes } from './routes/security.js';
+import { registerAuth } from '../security/auth.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerOipRoutes } from './routes/oip.js';
 import { registerOpenAiRoutes } from './routes/openai.js';
@@ -29,6 +32,7 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     routerOptions: { maxParamLength: 200 },
+    ...(gw.config.tls ? { https: { cert: readFileSync(gw.config.tls.cert), key: readFileSync(gw.config.tls.key) } } : {}),
   });
 
   app.addHook('onSend', async (req, reply) => {
@@ -43,10 +47,15 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
 
   app.setNotFoundHandler((req, reply) => sendError(req, reply, new IsoError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
+  // Before the rate limiter, so a known key gets its own budget.
+  registerAuth(app, { keys: gw.keys, audit: gw.audit, publicMetrics: gw.config.auth.public_metrics });
+
   if (gw.config.rate_limit.max > 0) {
     await app.register(rateLimit, {
       global: true,
-      max: gw.config.rate_limit.max,
+      // Per API key when one was presented, else per client address; a key may carry its own quota.
+      keyGenerator: (req) => (req.principal && req.principal.id !== 'anonymous' ? `key:${req.principal.id}` : `ip:${req.ip}`),
+      max: (req) => req.principal?.rateLimit ?? gw.config.rate_limit.max,
       timeWindow: gw.config.rate_limit.window_ms,
       // Orchestrator probes must never be throttled into a restart loop.
       allowList: (req) => PROBE_PATHS.test(req.url),
@@ -59,6 +68,7 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
   registerHealthRoutes(app, gw);
   registerManagementRoutes(app, gw);
   registerNativeRoutes(app, gw);
+  registerSecurityRoutes(app, gw);
   registerAgentRoutes(app, gw);
   registerOipRoutes(app, gw);
   registerOpenAiRoutes(app, gw);

@@ -6,6 +6,7 @@ import { Gateway } from '../gateway.js';
 import { callGateway, gatewayUp } from './client.js';
 import { runDoctor } from './doctor.js';
 import { initPackage } from './init.js';
+import { keysCommand } from './keys.js';
 import { predictCommand } from './predict.js';
 import { table } from './table.js';
 
@@ -116,6 +117,8 @@ export function buildCli(): Command {
       const dir = initPackage(name, opts.runtime, config.models_dir);
       process.stdout.write(`created ${dir}\nnext: edit ${dir}/model.yaml, then POST /v1/models/reload (a running gateway picks it up by itself)\n`);
     });
+
+  program.addCommand(keysCommand(() => configFrom(program.opts<GlobalOpts>())));
 
   program
     .command('doctor')

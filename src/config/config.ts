@@ -34,6 +34,31 @@ export const configSchema = z
     model_env: z.record(z.string(), z.record(z.string(), z.string())).default({}),
     /** Use cgroups for memory/CPU limits when the hierarchy is writable. */
     cgroups: z.coerce.boolean().default(true),
+    /**
+     * API keys (docs/security.md). With no key configured anywhere, auth is off — allowed only
+     * on a loopback address. Keys here carry a SHA-256 digest, never the secret.
+     */
+    auth: z
+      .object({
+        keys: z
+          .array(
+            z
+              .object({
+                name: z.string().min(1).max(64),
+                sha256: z.string().regex(/^[0-9a-f]{64}$/, 'hex SHA-256 of the key'),
+                scopes: z.array(z.enum(['predict', 'admin'])).min(1),
+                rate_limit: z.coerce.number().int().positive().optional(),
+              })
+              .strict(),
+          )
+          .default([]),
+        /** Serve /metrics/prometheus without a key (scrapers inside the cluster). */
+        public_metrics: z.coerce.boolean().default(true),
+      })
+      .strict()
+      .default({}),
+    /** HTTPS: both paths, or neither. */
+    tls: z.object({ cert: z.string(), key: z.string() }).strict().optional(),
   })
   .strict();
 

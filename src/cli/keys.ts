@@ -1,0 +1,49 @@
+// `isomodel keys create|revoke|ls`: API keys in the state dir's SQLite (a running gateway
+// sees changes at once: keys are checked against the database on every request).
+import { Command } from 'commander';
+import type { Config } from '../config/config.js';
+import { KeyStore, SCOPES, type Scope } from '../security/keys.js';
+import { StateStore } from '../store/db.js';
+import { table } from './table.js';
+
+function withKeys<T>(config: Config, fn: (keys: KeyStore) => T): T {
+  const store = new StateStore(config.state_dir);
+  try {
+    return fn(new KeyStore(store, config.auth.keys));
+  } finally {
+    store.close();
+  }
+}
+
+export function keysCommand(config: () => Config): Command {
+  const keys = new Command('keys').description('manage API keys (stored hashed in the state dir)');
+  keys
+    .command('create')
+    .argument('<name>', 'a name for the key (who or what uses it)')
+    .option('-s, --scopes <scopes>', `comma-separated: ${SCOPES.join(', ')}`, 'predict')
+    .option('--rate-limit <n>', 'requests per rate-limit window for this key')
+    .description('create a key; the secret is printed once')
+    .action((name: string, opts: { scopes: string; rateLimit?: string }) => {
+      const scopes = opts.scopes.split(',').map((s) => s.trim()).filter(Boolean) as Scope[];
+      const { key, record } = withKeys(config(), (k) => k.create(name, scopes, opts.rateLimit ? Number(opts.rateLimit) : undefined));
+      process.stdout.write(`${key}\n`);
+      process.stderr.write(`created key ${record.id} "${record.name}" with scopes ${record.scopes.join(',')}; store it now: it is not shown again\n`);
+    });
+  keys
+    .command('revoke')
+    .argument('<id-or-name>')
+    .description('revoke a key at once')
+    .action((idOrName: string) => {
+      if (!withKeys(config(), (k) => k.revoke(idOrName))) throw new Error(`no active key "${idOrName}"`);
+      process.stdout.write(`revoked ${idOrName}\n`);
+    });
+  keys
+    .command('ls')
+    .option('--json', 'print JSON')
+    .description('list keys (never their secrets)')
+    .action((opts: { json?: boolean }) => {
+      const rows = withKeys(config(), (k) => k.list()).map((r) => ({ ...r, scopes: r.scopes.join(','), status: r.revoked_at ? 'revoked' : 'active' }));
+      process.stdout.write((opts.json ? JSON.stringify(rows, null, 2) : table(rows, ['id', 'name', 'scopes', 'status', 'source', 'last_used_at'])) + '\n');
+    });
+  return keys;
+}

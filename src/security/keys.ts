@@ -1,0 +1,110 @@
+// API keys: random secrets shown once, stored only as SHA-256 digests, with scopes.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { StateStore } from '../store/db.js';
+
+export const SCOPES = ['predict', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  scopes: Scope[];
+  /** Requests per rate-limit window for this key; null = the gateway default. */
+  rate_limit: number | null;
+  created_at: string;
+  revoked_at: string | null;
+  last_used_at: string | null;
+  source: 'db' | 'config';
+}
+
+/** A key configured in the config file: the digest, never the secret, belongs there. */
+export interface ConfiguredKey {
+  name: string;
+  sha256: string;
+  scopes: Scope[];
+  rate_limit?: number;
+}
+
+const KEY_PREFIX = 'iso_';
+
+export function digest(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+function sameDigest(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** admin implies predict. */
+export function hasScope(scopes: readonly Scope[], needed: Scope): boolean {
+  return scopes.includes(needed) || (needed === 'predict' && scopes.includes('admin'));
+}
+
+export class KeyStore {
+  constructor(
+    private readonly store: StateStore,
+    private readonly configured: ConfiguredKey[] = [],
+  ) {
+    store.migrateNamespace('auth', [
+      `CREATE TABLE api_keys (
+         id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL UNIQUE, scopes TEXT NOT NULL,
+         rate_limit INTEGER, created_at TEXT NOT NULL, revoked_at TEXT, last_used_at TEXT
+       )`,
+    ]);
+  }
+
+  /** True when any key (database or config) could authenticate a request. */
+  any(): boolean {
+    if (this.configured.length > 0) return true;
+    return this.store.db.prepare('SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1').get() !== undefined;
+  }
+
+  /** Creates a key; the secret is returned once and never stored. */
+  create(name: string, scopes: Scope[], rateLimit?: number): { key: string; record: ApiKey } {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new Error('key names use letters, digits, ".", "_" and "-" (at most 64)');
+    if (scopes.length === 0 || !scopes.every((s) => (SCOPES as readonly string[]).includes(s))) throw new Error(`scopes must be among ${SCOPES.join(', ')}`);
+    const id = randomBytes(6).toString('hex');
+    const key = `${KEY_PREFIX}${id}_${randomBytes(24).toString('base64url')}`;
+    const created_at = new Date().toISOString();
+    try {
+      this.store.db
+        .prepare('INSERT INTO api_keys (id, name, sha256, scopes, rate_limit, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(id, name, digest(key), scopes.join(','), rateLimit ?? null, created_at);
+    } catch (e) {
+      if (/UNIQUE/.test((e as Error).message)) throw new Error(`a key named "${name}" already exists`);
+      throw e;
+    }
+    return { key, record: { id, name, scopes, rate_limit: rateLimit ?? null, created_at, revoked_at: null, last_used_at: null, source: 'db' } };
+  }
+
+  revoke(idOrName: string): boolean {
+    const r = this.store.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL').run(new Date().toISOString(), idOrName, idOrName);
+    return r.changes > 0;
+  }
+
+  list(): ApiKey[] {
+    const rows = this.store.db.prepare('SELECT id, name, scopes, rate_limit, created_at, revoked_at, last_used_at FROM api_keys ORDER BY created_at').all() as (Omit<ApiKey, 'scopes' | 'source'> & { scopes: string })[];
+    return [
+      ...rows.map((r) => ({ ...r, scopes: r.scopes.split(',') as Scope[], source: 'db' as const })),
+      ...this.configured.map((k) => ({ id: `config:${k.name}`, name: k.name, scopes: k.scopes, rate_limit: k.rate_limit ?? null, created_at: '', revoked_at: null, last_used_at: null, source: 'config' as const })),
+    ];
+  }
+
+  /** The active key a presented secret belongs to, or null. */
+  verify(secret: string): ApiKey | null {
+    if (!secret.startsWith(KEY_PREFIX) && this.configured.length === 0) return null;
+    const d = digest(secret);
+    for (const k of this.configured) {
+      if (sameDigest(d, k.sha256)) return { id: `config:${k.name}`, name: k.name, scopes: k.scopes, rate_limit: k.rate_limit ?? null, created_at: '', revoked_at: null, last_used_at: null, source: 'config' };
+    }
+    const row = this.store.db.prepare('SELECT id, name, sha256, scopes, rate_limit, created_at, revoked_at, last_used_at FROM api_keys WHERE sha256 = ?').get(d) as
+      | (Omit<ApiKey, 'scopes' | 'source'> & { scopes: string; sha256: string })
+      | undefined;
+    if (!row || row.revoked_at || !sameDigest(d, row.sha256)) return null;
+    this.store.db.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?').run(new Date().toISOString(), row.id);
+    const { sha256: _drop, ...rest } = row;
+    return { ...rest, scopes: row.scopes.split(',') as Scope[], source: 'db' };
+  }
+}
