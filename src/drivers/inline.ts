@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
 import { loadNodeModel, ModelError, type NodeModel } from '../worker/node-model.js';
+import { installSdkResolver } from '../worker/sdk-resolver.js';
 import type { ItemOutput } from '../worker/protocol.js';
 import type { ExitInfo, PredictCall, WorkerHandle, WorkerState, WorkerStats } from '../worker/types.js';
 
@@ -29,6 +30,7 @@ export class InlineWorker implements WorkerHandle {
   async start(): Promise<void> {
     const m = this.pkg.manifest;
     const entry = join(this.pkg.dir, m.entry as string);
+    installSdkResolver();
     try {
       // The query string defeats the ESM cache so a hot reload really loads the new code.
       const model = await loadNodeModel(`${pathToFileURL(entry).href}?v=${this.pkg.fingerprint}`);

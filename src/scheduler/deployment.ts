@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
+import type { Manifest } from '../manifest/schema.js';
 import type { WorkerFactory } from '../drivers/factory.js';
 import type { ItemOutput, WorkItem } from '../worker/protocol.js';
 import type { ExitInfo, WorkerHandle } from '../worker/types.js';
@@ -34,6 +35,8 @@ interface Pending extends QueuedRequest {
 }
 
 const MAX_CONSECUTIVE_START_FAILURES = 5;
+/** Default queue time a request may spend on top of the model's compute timeout. */
+const QUEUE_ALLOWANCE_MS = 30_000;
 const BACKOFF_BASE_MS = 200;
 const BACKOFF_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 30_000;
@@ -69,6 +72,14 @@ export interface ReplicaInfo {
   last_error?: string;
 }
 
+export interface DeploymentOptions {
+  /**
+   * Overrides the manifest's scaling for this deployment only; the package itself is untouched.
+   * Used by `isomodel batch --workers N` offline, which runs a model with exactly N replicas.
+   */
+  scaling?: Partial<Manifest['scaling']>;
+}
+
 export class ModelDeployment {
   state: DeploymentState = 'loading';
   lastError: string | null = null;
@@ -81,14 +92,18 @@ export class ModelDeployment {
   private lastPing = Date.now();
   private drainWaiters: (() => void)[] = [];
   private readonly logger: Logger;
+  /** The manifest's scaling with DeploymentOptions.scaling applied: read this, not pkg.manifest.scaling. */
+  readonly scaling: Manifest['scaling'];
 
   constructor(
     readonly pkg: ModelPackage,
     private readonly createWorker: WorkerFactory,
     logger: Logger,
     private readonly observer?: DeploymentObserver,
+    options: DeploymentOptions = {},
   ) {
-    this.queue = new RequestQueue<Pending>(pkg.manifest.scaling.max_queue);
+    this.scaling = { ...pkg.manifest.scaling, ...options.scaling };
+    this.queue = new RequestQueue<Pending>(this.scaling.max_queue);
     this.logger = logger.child({ model: pkg.manifest.name, version: pkg.manifest.version });
   }
 
@@ -101,7 +116,7 @@ export class ModelDeployment {
 
   /** Starts the initial replicas; resolves when all are ready, rejects if any cannot start. */
   async start(): Promise<void> {
-    const initial = Math.max(1, this.pkg.manifest.scaling.min_replicas);
+    const initial = Math.max(1, this.scaling.min_replicas);
     const starts = Array.from({ length: initial }, () => this.addReplica());
     const results = await Promise.allSettled(starts);
     const failed = results.find((r) => r.status === 'rejected');
@@ -228,7 +243,9 @@ export class ModelDeployment {
     if (!this.queue.hasRoomFor(opts.items.length)) {
       return Promise.reject(new IsoError('QUEUE_FULL', `model ${this.name} has ${this.queue.length} sequences queued (limit ${this.queue.capacity}); retry later`, { queue_depth: this.queue.length }, 1));
     }
-    const timeoutMs = Math.min(opts.timeoutMs ?? this.pkg.manifest.resources.timeout_ms, this.pkg.manifest.resources.timeout_ms);
+    // The manifest's timeout_ms bounds one batch's compute (a worker over it is killed); a
+    // request's deadline also covers its time in the queue, or waiting for a restart.
+    const timeoutMs = opts.timeoutMs ?? this.pkg.manifest.resources.timeout_ms + QUEUE_ALLOWANCE_MS;
     return new Promise<ItemOutput[]>((resolve, reject) => {
       const req: Pending = {
         task: opts.task,
@@ -282,7 +299,7 @@ export class ModelDeployment {
 
   /** Wakes a scaled-to-zero model and adds replicas while the backlog outgrows them. */
   private ensureCapacity(): void {
-    const { max_replicas } = this.pkg.manifest.scaling;
+    const { max_replicas } = this.scaling;
     const live = this.liveReplicas();
     if (live.length >= max_replicas) return;
     const starting = live.filter((r) => r.state === 'starting').length;
@@ -369,7 +386,7 @@ export class ModelDeployment {
 
   /** Once a second: idle scale-down and liveness pings. */
   private tick(): void {
-    const { min_replicas, idle_timeout_s } = this.pkg.manifest.scaling;
+    const { min_replicas, idle_timeout_s } = this.scaling;
     if (idle_timeout_s > 0 && this.queue.length === 0) {
       const idle = this.replicas.filter((r) => r.state === 'ready' && r.inflight === null && Date.now() - r.idleSince > idle_timeout_s * 1000);
       let surplus = this.liveReplicas().length - min_replicas;
@@ -417,6 +434,18 @@ export class ModelDeployment {
         last_error: r.lastError ?? undefined,
       };
     });
+  }
+
+  /**
+   * Replaces one ready replica (the monitor's restart policy): its worker is killed with
+   * `reason` and the usual restart path brings up a fresh one. False when there is none to replace.
+   */
+  restartReplica(id: string, reason: string): boolean {
+    const r = this.replicas.find((x) => x.id === id);
+    if (!r || r.state !== 'ready' || !r.worker || r.worker.state === 'exited') return false;
+    this.logger.warn({ replica: id, reason }, 'replacing replica');
+    r.worker.kill(reason);
+    return true;
   }
 
   queueDepth(): number {

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { writeSync } from 'node:fs';
 import { PROTOCOL_VERSION, type GatewayMessage, type ItemOutput, type WorkItem } from './protocol.js';
 import { ModelError, loadNodeModel, type ModelContext, type NodeModel } from './node-model.js';
+import { installSdkResolver } from './sdk-resolver.js';
 
 // Protocol lines go straight to fd 1; console output is moved to stderr so a stray
 // console.log in model code cannot corrupt the stream.
@@ -43,6 +44,7 @@ export async function runWorker(load: ModelLoader): Promise<void> {
     process.exit(2);
   }
   const ctx = contextFromEnv(entry);
+  installSdkResolver();
   let model: NodeModel;
   try {
     model = await load(entry, ctx);
