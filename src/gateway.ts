@@ -69,10 +69,18 @@ export class Gateway {
     this.logger.info({ auth: authOn ? 'on' : 'off', tls: Boolean(this.config.tls) }, authOn ? 'API keys required' : 'auth is OFF: loopback only, no API keys configured');
     this.server = await buildServer(this);
     const url = await this.server.listen({ host: this.config.host, port: this.config.port });
-    await this.registry.init();
+    await this.registry.init({ waitFor: (m) => m.required });
     if (this.config.watch) this.registry.watch();
     this.started = true;
     return { url };
+  }
+
+  /** Loads the models (and watches the models dir) without an HTTP server: `isomodel mcp` on stdio. */
+  async startModels(): Promise<void> {
+    this.logger.info({ cgroups: this.cgroups.version, models_dir: this.config.models_dir }, 'loading models');
+    await this.registry.init();
+    if (this.config.watch) this.registry.watch();
+    this.started = true;
   }
 
   address(): { host: string; port: number } {

@@ -15,6 +15,7 @@ import { registerAuth } from '../security/auth.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerOipRoutes } from './routes/oip.js';
 import { registerOpenAiRoutes } from './routes/openai.js';
+import { registerMcpRoutes } from '../mcp/http.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Probes and scrapes are never rate limited: throttling them turns load into restarts. */
@@ -72,5 +73,6 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
   registerAgentRoutes(app, gw);
   registerOipRoutes(app, gw);
   registerOpenAiRoutes(app, gw);
+  registerMcpRoutes(app, gw);
   return app;
 }

@@ -7,6 +7,7 @@ import { callGateway, gatewayUp } from './client.js';
 import { runDoctor } from './doctor.js';
 import { initPackage } from './init.js';
 import { keysCommand } from './keys.js';
+import { runMcpStdio } from './mcp.js';
 import { predictCommand } from './predict.js';
 import { table } from './table.js';
 
@@ -72,6 +73,15 @@ export function buildCli(): Command {
       process.once('SIGTERM', () => stop('SIGTERM'));
       const { url } = await gw.start();
       gw.logger.info({ url, models: gw.registry.names().map((n) => `${n}:${gw.registry.status(n)}`) }, `isomodel listening on ${url}`);
+    });
+
+  program
+    .command('mcp')
+    .description('serve the models as an MCP server on stdin/stdout (logs go to stderr)')
+    .option('--no-watch', 'do not hot-reload on file changes')
+    .action(async (opts: { watch: boolean }) => {
+      await runMcpStdio(configFrom(program.opts<GlobalOpts>(), opts.watch ? {} : { watch: false }));
+      process.exit(0);
     });
 
   program

@@ -43,7 +43,7 @@ export async function predictCommand(args: PredictArgs, config: Config): Promise
   const logger = pino({ level: 'warn' }, destination(2));
   const factory = createWorkerFactory({ python: config.python, stateDir: config.state_dir, cgroups: config.cgroups ? CgroupManager.detect() : CgroupManager.disabled(), logger });
   const registry = new ModelRegistry(config.models_dir, factory, logger);
-  await registry.init().catch(() => undefined);
+  await registry.init({ load: false });
   try {
     const dep = await registry.load(args.model);
     const parsed = parsePrediction(dep.pkg.manifest, body, 'batch', Number.MAX_SAFE_INTEGER);

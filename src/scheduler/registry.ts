@@ -7,6 +7,7 @@ import { discoverPackages, isValidModelName, type ManifestError, type ModelPacka
 import type { WorkerFactory } from '../drivers/factory.js';
 import type { StateStore } from '../store/db.js';
 import { ModelDeployment } from './deployment.js';
+import type { Manifest } from '../manifest/schema.js';
 import type { DeploymentObserver } from '../telemetry/prometheus.js';
 
 export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'draining' | 'stopped';
@@ -38,13 +39,22 @@ export class ModelRegistry {
   ) {}
 
   /** Discovers packages and loads those with autoload; waits for them (failures are recorded). */
-  async init(): Promise<void> {
+  /**
+   * Discovers packages and, unless `load` is false, loads those with autoload. Resolves once the
+   * loads that `waitFor` selects (default: all) are settled; the others finish in the background,
+   * so an optional model whose weights take long to fail cannot delay startup.
+   */
+  async init(opts: { load?: boolean; waitFor?: (m: Manifest) => boolean } = {}): Promise<void> {
     const found = discoverPackages(this.modelsDir);
     this.manifestErrors = found.errors;
     for (const e of found.errors) this.logger.error({ file: e.file, issues: e.issues }, 'invalid model package');
     for (const p of found.packages) this.packages.set(p.manifest.name, p);
     for (const p of found.packages) this.persist(p.manifest.name);
-    await Promise.all(found.packages.filter((p) => p.manifest.autoload).map((p) => this.load(p.manifest.name).catch(() => undefined)));
+    if (opts.load === false) return;
+    const loads = found.packages
+      .filter((p) => p.manifest.autoload)
+      .map((p) => ({ m: p.manifest, done: this.load(p.manifest.name).catch(() => undefined) }));
+    await Promise.all(loads.filter((l) => opts.waitFor?.(l.m) ?? true).map((l) => l.done));
   }
 
   names(): string[] {
