@@ -1,7 +1,7 @@
 // Shared plumbing for benchmarks: servers as child processes, load from autocannon in its own
 // process, so the load generator never shares an event loop with what it measures.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,4 +119,102 @@ export function sequentialLatency(url: string, body: unknown, count: number): Pr
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as { p50: number; p99: number }) : reject(new Error(`latency client exited ${code}`))));
   });
+}
+
+// ---- additions for the batching and baseline sections ------------------------------------------
+
+/** A copy of model packages in a temp dir, each renamed and with its model.yaml edited. */
+export function copyModels(packages: { from: string; name: string; edit?: (yaml: string) => string }[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'isomodel-bench-models-'));
+  for (const p of packages) {
+    cpSync(p.from, join(dir, p.name), { recursive: true });
+    const file = join(dir, p.name, 'model.yaml');
+    const yaml = readFileSync(file, 'utf8').replace(/^name: .*$/m, `name: ${p.name}`);
+    writeFileSync(file, p.edit ? p.edit(yaml) : yaml);
+  }
+  return dir;
+}
+
+/** Replaces a top-level key of a model.yaml (one-line flow map or an indented block) with `value`. */
+export function setYamlKey(yaml: string, key: string, value: string): string {
+  const re = new RegExp(`^${key}:.*\\n(?:[ \\t]+.*\\n)*`, 'm');
+  if (!re.test(yaml)) return `${yaml.replace(/\n?$/, '\n')}${key}: ${value}\n`;
+  return yaml.replace(re, `${key}: ${value}\n`);
+}
+
+/** Any HTTP server as a child process, ready once `readyUrl` answers 2xx. */
+export async function startServer(command: string, args: string[], readyUrl: string, env: Record<string, string> = {}): Promise<Server> {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  let exitCode: number | null = null;
+  child.once('exit', (code) => (exitCode = code ?? -1));
+  const end = Date.now() + 60_000;
+  for (;;) {
+    if (exitCode !== null) throw new Error(`${command} ${args.join(' ')} exited ${exitCode} before it was ready`);
+    try {
+      if ((await fetch(readyUrl)).ok) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > end) {
+      child.kill('SIGKILL');
+      throw new Error(`${readyUrl} did not come up`);
+    }
+    await sleep(100);
+  }
+  return { url: new URL(readyUrl).origin, pid: child.pid!, stop: stopper(child) };
+}
+
+/** Runs a command to completion; its stdout parsed as JSON (the last non-empty line). */
+export function runJson<T>(command: string, args: string[], env: Record<string, string> = {}): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const last = out.trim().split('\n').pop() ?? '';
+      try {
+        const parsed = JSON.parse(last) as T;
+        if (code === 0) resolve(parsed);
+        else reject(Object.assign(new Error(`${command} ${args.join(' ')} exited ${code}: ${last}`), { result: parsed }));
+      } catch {
+        reject(new Error(`${command} ${args.join(' ')} exited ${code} without JSON output: ${last.slice(0, 200)}`));
+      }
+    });
+  });
+}
+
+// autocannon's programmatic API, run in its own process: `requests` makes every connection
+// send the bodies in turn (bodies[0], bodies[1], …, wrapping around).
+const ROTATING_LOAD = `
+const autocannon = require(process.argv[1]);
+autocannon(JSON.parse(process.argv[2]), (err, r) => {
+  if (err) { process.stderr.write(String(err) + '\\n'); process.exit(1); }
+  process.stdout.write(JSON.stringify({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx, total: r.requests.total }));
+});`;
+
+/** Like load(), but each connection rotates through several request bodies (POST, JSON). */
+export function loadBodies(url: string, bodies: unknown[], connections: number, seconds: number): Promise<LoadResult> {
+  const opts = {
+    url,
+    connections,
+    duration: seconds,
+    pipelining: 1,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    requests: bodies.map((b) => ({ method: 'POST', body: JSON.stringify(b) })),
+  };
+  return runJson<LoadResult>(process.execPath, ['-e', ROTATING_LOAD, join(PACKAGE_ROOT, 'node_modules', 'autocannon', 'autocannon.js'), JSON.stringify(opts)]);
+}
+
+/** CPU time (user + system) a process has used so far, in seconds, from /proc (NaN if gone). */
+export function cpuSeconds(pid: number): number {
+  try {
+    // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on every Linux Node runs on
+  } catch {
+    return NaN;
+  }
 }

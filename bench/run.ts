@@ -4,6 +4,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUILTIN_MODELS_DIR } from '../src/paths.js';
+import { batching, baseline } from './batching.js';
 import { BENCH_MODELS, load, rssMb, sequentialLatency, sleep, startBare, startGateway, waitHttp } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -114,7 +115,7 @@ async function coldstart(): Promise<void> {
   }
 }
 
-const SECTIONS: Record<string, () => Promise<void>> = { overhead, coldstart };
+const SECTIONS: Record<string, () => Promise<void>> = { overhead, coldstart, batching: () => batching(row), baseline: () => baseline(row) };
 
 async function main(): Promise<void> {
   const chosen = process.argv.slice(2).filter((a) => a in SECTIONS);

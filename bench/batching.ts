@@ -1,0 +1,238 @@
+// The batching and baseline benchmarks (issue 4), both on the splice ONNX model:
+// - batching: 64 concurrent single-sequence clients through the full stack (one replica), against
+//   the model called in-process with full batches of 64 (bench/onnx-inprocess.ts) and against the
+//   same gateway with batching off (max_batch_size 1);
+// - baseline: the same model behind "the design users write instead", a Flask app with a numpy
+//   forward pass (bench/flask/splice_app.py), at concurrency 32.
+// See bench/README.md for what is measured and the caveats.
+import { readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
+import { copyModels, cpuSeconds, freePort, loadBodies, runJson, setYamlKey, startGateway, startServer, type LoadResult, type Server } from './lib.js';
+
+export type RowFn = (bench: string, metric: string, iso: number, base: number | null, target: string, ok: boolean | null, digits?: number) => void;
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+/** Load before each measured run (JIT, onnxruntime arenas, connection set-up); not measured. */
+const WARMUP_SECONDS = Math.max(1, Math.min(2, Math.round(SECONDS / 5)));
+/** Debian's python3 (python3-onnx, python3-numpy, python3-flask), not a pyenv shim. */
+const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
+const SPLICE = join(BUILTIN_MODELS_DIR, 'splice');
+const FLASK_APP = join(PACKAGE_ROOT, 'bench', 'flask', 'splice_app.py');
+const CLASSES = ['ei', 'ie', 'n'] as const;
+const BATCH = 64;
+
+interface Vectors {
+  tolerance: number;
+  cases: { sequence: string; probabilities: number[] }[];
+}
+const vectors = (): Vectors => JSON.parse(readFileSync(join(SPLICE, 'test_vectors.json'), 'utf8')) as Vectors;
+/** The request bodies every load run rotates through: the 8 reference sequences of the model. */
+const bodies = (v: Vectors): { sequence: string }[] => v.cases.map((c) => ({ sequence: c.sequence }));
+
+const ONE_REPLICA = '{ min_replicas: 1, max_replicas: 1, idle_timeout_s: 0 }';
+const UNBATCHED = '{ max_batch_size: 1, max_delay_ms: 0 }';
+
+interface Running {
+  server: Server;
+  predict: string;
+  /** Processes whose CPU time is reported (gateway and its worker, or Flask). */
+  pids: number[];
+  /** Cumulative [batches, sequences batched] of the model, where the server counts them. */
+  batches?: () => Promise<[number, number]>;
+  stop(): Promise<void>;
+}
+
+/** A gateway serving a temp copy of the splice package: one replica, batching as given (else the manifest's). */
+async function spliceGateway(batching?: string): Promise<Running> {
+  const edit = (y: string): string => {
+    const one = setYamlKey(y, 'scaling', ONE_REPLICA);
+    return batching ? setYamlKey(one, 'batching', batching) : one;
+  };
+  const dir = copyModels([{ from: SPLICE, name: 'splice', edit }]);
+  const cleanup = (): void => rmSync(dir, { recursive: true, force: true });
+  let server: Server;
+  try {
+    server = await startGateway(dir);
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
+  const base = `${server.url}/models/splice`;
+  const health = (await (await fetch(`${base}/health`)).json()) as { data: { replicas: { pid?: number }[] } };
+  const workers = health.data.replicas.map((r) => r.pid).filter((p): p is number => typeof p === 'number');
+  if (workers.length !== 1) {
+    await server.stop();
+    cleanup();
+    throw new Error(`expected exactly one splice replica, found ${workers.length}`);
+  }
+  return {
+    server,
+    predict: `${base}/predict`,
+    pids: [server.pid, ...workers],
+    batches: async () => {
+      // Sequences that went through a batch; total_sequences also counts requests cancelled
+      // in the queue (the connections autocannon drops at the end of a run).
+      const m = (await (await fetch(`${base}/metrics`)).json()) as { data: { model_metrics: { batches: number; average_batch_size: number | null } } };
+      const { batches, average_batch_size } = m.data.model_metrics;
+      return [batches, batches * (average_batch_size ?? 0)];
+    },
+    stop: async () => {
+      await server.stop();
+      cleanup();
+    },
+  };
+}
+
+async function flask(): Promise<Running> {
+  const port = await freePort();
+  const server = await startServer(PYTHON, [FLASK_APP, 'serve', join(SPLICE, 'model.onnx'), String(port)], `http://127.0.0.1:${port}/health`);
+  return { server, predict: `${server.url}/predict`, pids: [server.pid], stop: () => server.stop() };
+}
+
+/** Largest |p - reference| over the test vectors, each sent as one request; throws on an error answer. */
+async function maxDiff(url: string, v: Vectors): Promise<number> {
+  let worst = 0;
+  for (const c of v.cases) {
+    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sequence: c.sequence }) });
+    const text = await r.text();
+    if (r.status !== 200) throw new Error(`${url} answered ${r.status}: ${text.slice(0, 300)}`);
+    const json = JSON.parse(text) as { data?: { probabilities: Record<string, number> }; probabilities?: Record<string, number> };
+    const probs = (json.data ?? json).probabilities;
+    if (!probs) throw new Error(`${url}: no probabilities in ${text.slice(0, 300)}`);
+    CLASSES.forEach((k, i) => (worst = Math.max(worst, Math.abs(probs[k]! - c.probabilities[i]!))));
+  }
+  return worst;
+}
+
+interface Measured extends LoadResult {
+  /** CPU time per answered request, in microseconds, of each of the server's processes (pids order). */
+  cpuUs: number[];
+  /** Mean sequences per batch during the run, where the server reports batches. */
+  meanBatch: number | null;
+}
+
+/** Warm-up, then a measured autocannon run rotating through the bodies. */
+async function measure(s: Running, body: unknown[], connections: number): Promise<Measured> {
+  await loadBodies(s.predict, body, connections, WARMUP_SECONDS);
+  const cpu0 = s.pids.map(cpuSeconds);
+  const b0 = await s.batches?.();
+  const r = await loadBodies(s.predict, body, connections, SECONDS);
+  const b1 = await s.batches?.();
+  // CPU time rather than CPU share: on a shared machine a process gets what the scheduler gives
+  // it, but what it spends per request hardly depends on the load around it.
+  const cpuUs = s.pids.map((pid, i) => ((cpuSeconds(pid) - cpu0[i]!) * 1e6) / Math.max(1, r.total));
+  const meanBatch = b0 && b1 && b1[0] > b0[0] ? (b1[1] - b0[1]) / (b1[0] - b0[0]) : null;
+  return { ...r, cpuUs, meanBatch };
+}
+
+const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+
+/** The machine's 1-minute load average, as a row: the figures around it are only as good as the machine was quiet. */
+function loadRow(row: RowFn, bench: string): void {
+  const [avg] = loadavg();
+  const cores = availableParallelism();
+  if (avg! > cores * 0.5) process.stderr.write(`${bench}: load average ${avg!.toFixed(1)} on ${cores} cores: throughput figures will be low and noisy\n`);
+  row(bench, `machine load average (1 min) before the run, ${cores} cores`, avg!, null, `quiet: < ${cores * 0.5}`, avg! < cores * 0.5, 1);
+}
+
+function errorsRow(row: RowFn, bench: string, what: string, r: LoadResult): void {
+  if (r.errors || r.non2xx) row(bench, `errors / non-2xx: ${what}`, r.errors + r.non2xx, null, '0', false, 0);
+}
+
+export async function batching(row: RowFn): Promise<void> {
+  const v = vectors();
+  const body = bodies(v);
+  const y = readFileSync(join(SPLICE, 'model.yaml'), 'utf8');
+  const shipped = /^batching:\s*(.*)$/m.exec(y)?.[1] ?? '(manifest default)';
+  loadRow(row, 'batching');
+
+  // (a) The machine's limit: in-process, full batches, one intra-op thread.
+  const limit = await runJson<{ sequences_per_s: number; cpu_us_per_sequence: number }>(process.execPath, [join(PACKAGE_ROOT, 'dist', 'bench', 'onnx-inprocess.js'), join(SPLICE, 'model.onnx'), String(SECONDS), String(BATCH), ...v.cases.map((c) => c.sequence)]);
+
+  // The full stack, batching as shipped, one replica.
+  const on = await spliceGateway();
+  let batched: Measured;
+  let diff: number;
+  try {
+    diff = await maxDiff(on.predict, v);
+    batched = await measure(on, body, BATCH);
+  } finally {
+    await on.stop();
+  }
+
+  // (b) The same gateway setup with batching off.
+  const off = await spliceGateway(UNBATCHED);
+  let unbatched: Measured;
+  try {
+    unbatched = await measure(off, body, BATCH);
+  } finally {
+    await off.stop();
+  }
+
+  row('batching', 'answers vs test_vectors.json: max |dp|', diff, null, `<= ${v.tolerance}`, diff <= v.tolerance, 7);
+  row('batching', `throughput, c=${BATCH}, batched vs in-process batch ${BATCH} (seq/s)`, batched.rps, limit.sequences_per_s, '>= 85% of in-process', batched.rps >= 0.85 * limit.sequences_per_s, 0);
+  row('batching', `throughput, c=${BATCH}, batched vs unbatched (seq/s)`, batched.rps, unbatched.rps, '>= 5x unbatched', batched.rps >= 5 * unbatched.rps, 0);
+  row('batching', `p99 latency, c=${BATCH}, batched vs unbatched (ms)`, batched.p99, unbatched.p99, '', null);
+  row('batching', 'mean batch size, batched vs unbatched', batched.meanBatch ?? NaN, unbatched.meanBatch ?? NaN, `manifest: ${shipped}`, null, 1);
+  row('batching', 'gateway CPU per sequence, batched vs unbatched (us)', batched.cpuUs[0]!, unbatched.cpuUs[0]!, '', null, 0);
+  row('batching', 'worker CPU per sequence, batched vs unbatched (us)', batched.cpuUs[1]!, unbatched.cpuUs[1]!, '', null, 0);
+  row('batching', `in-process CPU per sequence, batch ${BATCH} (us)`, limit.cpu_us_per_sequence, null, '', null, 0);
+  errorsRow(row, 'batching', 'batched', batched);
+  errorsRow(row, 'batching', 'unbatched', unbatched);
+}
+
+export async function baseline(row: RowFn): Promise<void> {
+  const v = vectors();
+  const body = bodies(v);
+  const c = 32;
+  loadRow(row, 'baseline');
+
+  // The baseline's interpreter must compute the same model before its speed means anything.
+  let check: { max_abs_diff: number; ok: boolean };
+  try {
+    await runJson<string>(PYTHON, ['-c', 'import json, flask, onnx, numpy; print(json.dumps(flask.__version__))']);
+    check = await runJson<{ max_abs_diff: number; ok: boolean }>(PYTHON, [FLASK_APP, 'check', join(SPLICE, 'model.onnx'), join(SPLICE, 'test_vectors.json')]).catch((e: Error & { result?: { max_abs_diff: number; ok: boolean } }) => {
+      if (e.result) return e.result;
+      throw e;
+    });
+  } catch (e) {
+    process.stderr.write(`baseline skipped: ${(e as Error).message}\n(needs ${PYTHON} with numpy, onnx and Flask: apt-get install -y python3-flask python3-onnx)\n`);
+    row('baseline', `Flask baseline: not run (${PYTHON} lacks flask/onnx/numpy)`, NaN, null, '', false);
+    return;
+  }
+  if (!check.ok) {
+    row('baseline', 'Flask numpy interpreter vs test_vectors.json: max |dp|', NaN, check.max_abs_diff, `<= ${v.tolerance}`, false, 7);
+    return;
+  }
+
+  const iso = await spliceGateway();
+  let isoR: Measured;
+  let isoDiff: number;
+  try {
+    isoDiff = await maxDiff(iso.predict, v);
+    isoR = await measure(iso, body, c);
+  } finally {
+    await iso.stop();
+  }
+
+  const fl = await flask();
+  let flR: Measured;
+  let flDiff: number;
+  try {
+    flDiff = await maxDiff(fl.predict, v);
+    flR = await measure(fl, body, c);
+  } finally {
+    await fl.stop();
+  }
+
+  const ok = (d: number): boolean => d <= v.tolerance;
+  row('baseline', 'answers vs test_vectors.json: max |dp|', isoDiff, flDiff, `<= ${v.tolerance}`, ok(isoDiff) && ok(flDiff) && ok(check.max_abs_diff), 7);
+  row('baseline', `throughput vs Flask, c=${c} (req/s)`, isoR.rps, flR.rps, '>= 5x Flask', isoR.rps >= 5 * flR.rps, 0);
+  row('baseline', `p99 latency vs Flask, c=${c} (ms)`, isoR.p99, flR.p99, 'lower than Flask', isoR.p99 < flR.p99);
+  row('baseline', `p50 latency vs Flask, c=${c} (ms)`, isoR.p50, flR.p50, '', null);
+  row('baseline', 'CPU per request: gateway + worker vs Flask (us)', sum(isoR.cpuUs), sum(flR.cpuUs), '', null, 0);
+  errorsRow(row, 'baseline', 'isomodel', isoR);
+  errorsRow(row, 'baseline', 'Flask', flR);
+}
