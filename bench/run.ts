@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUILTIN_MODELS_DIR } from '../src/paths.js';
 import { batching, baseline } from './batching.js';
+import { jobsBench } from './jobs.js';
 import { BENCH_MODELS, load, rssMb, sequentialLatency, sleep, startBare, startGateway, waitHttp } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -115,7 +116,13 @@ async function coldstart(): Promise<void> {
   }
 }
 
-const SECTIONS: Record<string, () => Promise<void>> = { overhead, coldstart, batching: () => batching(row), baseline: () => baseline(row) };
+async function jobs(): Promise<void> {
+  const r = await jobsBench();
+  row('jobs', '10,000-sequence job, CPU-bound model: --workers 2 vs 1 (s)', r.workers2_s, r.workers1_s, '>= 1.7x faster', r.ratio >= 1.7, 1);
+  row('jobs', 'speed-up, workers 2 over 1', r.ratio, null, '>= 1.7', r.ratio >= 1.7);
+}
+
+const SECTIONS: Record<string, () => Promise<void>> = { overhead, coldstart, batching: () => batching(row), baseline: () => baseline(row), jobs };
 
 async function main(): Promise<void> {
   const chosen = process.argv.slice(2).filter((a) => a in SECTIONS);

@@ -5,9 +5,12 @@ export const ERROR_STATUS = {
   SEQUENCE_TOO_LONG: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
+  REQUEST_TIMEOUT: 408,
   MODEL_NOT_FOUND: 404,
   NOT_FOUND: 404,
   PAYLOAD_TOO_LARGE: 413,
+  /** Request line and headers over Node's max header size (answered before routing). */
+  HEADERS_TOO_LARGE: 431,
   RATE_LIMITED: 429,
   QUEUE_FULL: 429,
   CANCELLED: 499,
@@ -32,7 +35,12 @@ export class IsoError extends Error {
     /** Seconds a client should wait before retrying (429/503). */
     readonly retryAfterS?: number,
   ) {
+    // These are expected outcomes (bad input, full queue), thrown on hot paths: a stack trace
+    // would cost more than the rest of the request and is never shown to anyone.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
     this.name = 'IsoError';
     this.status = ERROR_STATUS[code];
   }

@@ -12,6 +12,9 @@ import { GatewayMetrics } from './telemetry/prometheus.js';
 import { AuditLog } from './security/audit.js';
 import { KeyStore } from './security/keys.js';
 import { isLoopback } from './security/network.js';
+import { Monitor } from './telemetry/monitor.js';
+import { PerfCollector } from './telemetry/perf.js';
+import { resumeJobs } from './jobs/runner.js';
 
 export class Gateway {
   readonly logger: Logger;
@@ -21,6 +24,8 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly keys: KeyStore;
   readonly audit: AuditLog;
+  readonly monitor: Monitor;
+  readonly perf: PerfCollector;
   readonly startedAt = Date.now();
   /** Set once the initial model loads have been attempted (startup probe). */
   started = false;
@@ -38,9 +43,12 @@ export class Gateway {
       cgroups: this.cgroups,
       logger: this.logger,
       modelEnv: config.model_env,
+      envs: config.envs, // per-model venvs / node_modules (src/envs)
     });
     this.metrics = new GatewayMetrics(() => this.registry);
     this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store, (m, v) => this.metrics.observerFor(m, v));
+    this.monitor = new Monitor({ registry: this.registry, store: this.store, logger: this.logger.child({ component: 'monitor' }), stateDir: config.state_dir, config: config.monitor });
+    this.perf = new PerfCollector({ store: this.store, registry: this.registry, logger: this.logger, intervalMs: config.monitor.perf_interval_ms, retentionDays: config.monitor.perf_retention_days });
   }
 
   /** The model the root routes (/predict, /model/info, /health) answer for. */
@@ -70,8 +78,12 @@ export class Gateway {
     this.server = await buildServer(this);
     const url = await this.server.listen({ host: this.config.host, port: this.config.port });
     await this.registry.init({ waitFor: (m) => m.required });
+    // Batch jobs left queued or running by a previous process (crash, SIGKILL) carry on (src/jobs/runner.ts).
+    resumeJobs(this);
     if (this.config.watch) this.registry.watch();
     this.started = true;
+    this.monitor.start();
+    this.perf.start();
     return { url };
   }
 
@@ -91,6 +103,8 @@ export class Gateway {
 
   async close(): Promise<void> {
     await this.server?.close();
+    await this.monitor.stop();
+    this.perf.stop();
     await this.registry.close();
     this.store.close();
   }

@@ -71,6 +71,8 @@ export async function startGateway(models: string[], overrides: ConfigInput = {}
   const logger = pino({ level: process.env.ISOMODEL_TEST_LOG ?? 'silent' });
   const gw = new Gateway(config, logger);
   await gw.start();
+  // Optional models load in the background after start; tests want every load settled.
+  await waitFor(() => gw.registry.names().every((n) => gw.registry.status(n) !== 'loading'), 180_000, 20);
   const { port } = gw.address();
   const url = `http://127.0.0.1:${port}`;
   return {

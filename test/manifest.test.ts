@@ -70,6 +70,15 @@ describe('manifest', () => {
     assert.ok(found.errors.some((e) => /already used/.test(e.message)));
   });
 
+  it('refuses files outside the package', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'isomodel-escape-'));
+    mkdirSync(join(dir, 'demo'));
+    writeFileSync(join(dir, 'demo', 'model.yaml'), base.replace('entry: model.py', 'entry: ../../etc/passwd') + 'data_dir: /etc\n');
+    const err = discoverPackages(dir).errors[0]!;
+    assert.match(err.message, /entry: must be a path inside the package/);
+    assert.match(err.message, /data_dir: must be a path inside the package/);
+  });
+
   it('reports a missing entry file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'isomodel-entry-'));
     mkdirSync(join(dir, 'demo'));

@@ -2,7 +2,7 @@
 // every route group.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { IsoError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
@@ -12,12 +12,60 @@ import { registerManagementRoutes } from './routes/management.js';
 import { registerNativeRoutes } from './routes/native.js';
 import { registerSecurityRoutes } from './routes/security.js';
 import { registerAuth } from '../security/auth.js';
-import { registerAgentRoutes } from './routes/agent.js';
-import { registerOipRoutes } from './routes/oip.js';
+import { registerMonitorRoutes } from './routes/monitor.js';
+import { registerReportRoutes } from './routes/reports.js';
+import { registerConsoleRoutes } from '../console/routes.js';
+import { registerJobRoutes } from './routes/jobs.js';
 import { registerOpenAiRoutes } from './routes/openai.js';
 import { registerMcpRoutes } from '../mcp/http.js';
+import { registerAgentRoutes } from './routes/agent.js';
+import { registerOipRoutes } from './routes/oip.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** One registered route: its methods and its full URL pattern (with the plugin prefix). */
+export interface RouteEntry {
+  methods: string[];
+  url: string;
+}
+const routeLists = new WeakMap<FastifyInstance, RouteEntry[]>();
+
+/** Every route the app registered, in order; the fuzz test derives its targets from it. */
+export function listRoutes(app: FastifyInstance): readonly RouteEntry[] {
+  return routeLists.get(app) ?? [];
+}
+
+/**
+ * Deeper JSON than any request of any surface needs. Code that walks bodies recursively (job
+ * request hashing, OIP tensor flattening, JSON.stringify in logs and SDKs) overflowed the stack
+ * on ~10k levels and answered 500; JSON.parse itself accepts a million. Checked before parsing.
+ */
+export const MAX_JSON_DEPTH = 256;
+
+/** Whether JSON text nests arrays/objects deeper than `max` (a linear scan that skips strings). */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/** Status and code for what Node's HTTP parser rejects before Fastify routes anything. */
+function clientErrorCode(code: string | undefined): IsoError['code'] {
+  if (code === 'HPE_HEADER_OVERFLOW') return 'HEADERS_TOO_LARGE';
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'REQUEST_TIMEOUT';
+  return 'INVALID_REQUEST';
+}
+
 /** Probes and scrapes are never rate limited: throttling them turns load into restarts. */
 const PROBE_PATHS = /^\/(health\/|v2\/health\/|agent\/health$|metrics\/prometheus$)/;
 
@@ -33,7 +81,43 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     routerOptions: { maxParamLength: 200 },
+    // Errors Fastify raises while routing (a path parameter that is not valid percent-encoding,
+    // FST_ERR_BAD_URL; one over maxParamLength) used to go out as Fastify's own JSON, not as the
+    // envelope (found by test/fuzz.test.ts). /v2 answers with the OIP error object instead.
+    frameworkErrors: (err, req, reply) => {
+      const iso = toIsoError(err);
+      const path = req.url.split('?')[0]!;
+      if (path === '/v2' || path.startsWith('/v2/')) void (reply as FastifyReply).code(iso.status).send({ error: iso.message });
+      else void sendError(req, reply, iso);
+    },
+    // Malformed HTTP (unknown method, bad request line or header, headers over the limit) is
+    // answered on the socket before any request exists: the envelope here too, not Fastify's body.
+    clientErrorHandler: (err, socket) => {
+      const errno = (err as NodeJS.ErrnoException).code;
+      if (errno === 'ECONNRESET' || socket.destroyed) return;
+      if (socket.writable) {
+        const iso = new IsoError(clientErrorCode(errno), errno === 'HPE_HEADER_OVERFLOW' ? 'request line and headers are too large' : 'malformed HTTP request');
+        const body = JSON.stringify({ success: false, message: iso.message, error: { code: iso.code, details: errno ?? iso.message }, timestamp: new Date().toISOString(), request_id: randomUUID() });
+        socket.write(`HTTP/1.1 ${iso.status} ${iso.status === 400 ? 'Bad Request' : iso.status === 408 ? 'Request Timeout' : 'Request Header Fields Too Large'}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`);
+      }
+      socket.destroy(err);
+    },
     ...(gw.config.tls ? { https: { cert: readFileSync(gw.config.tls.cert), key: readFileSync(gw.config.tls.key) } } : {}),
+  });
+
+  // Before any route is added, so that listRoutes() sees them all (child scopes inherit the hook).
+  const routes: RouteEntry[] = [];
+  routeLists.set(app, routes);
+  app.addHook('onRoute', (r) => {
+    routes.push({ methods: ([] as string[]).concat(r.method), url: r.url });
+  });
+
+  // The stock JSON parser (prototype poisoning still rejected), behind a nesting limit.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (jsonDepthExceeds(body as string, MAX_JSON_DEPTH)) return done(new IsoError('INVALID_REQUEST', `JSON nests deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+    return parseJson(req, body as string, done);
   });
 
   app.addHook('onSend', async (req, reply) => {
@@ -70,9 +154,13 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
   registerManagementRoutes(app, gw);
   registerNativeRoutes(app, gw);
   registerSecurityRoutes(app, gw);
-  registerAgentRoutes(app, gw);
-  registerOipRoutes(app, gw);
+  registerMonitorRoutes(app, gw);
+  registerReportRoutes(app, gw);
+  registerConsoleRoutes(app, gw);
+  registerJobRoutes(app, gw);
   registerOpenAiRoutes(app, gw);
   registerMcpRoutes(app, gw);
+  registerAgentRoutes(app, gw);
+  registerOipRoutes(app, gw);
   return app;
 }

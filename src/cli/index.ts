@@ -3,12 +3,16 @@ import { Command, Option } from 'commander';
 import { discoverPackages } from '../manifest/load.js';
 import { loadConfig, type ConfigInput } from '../config/config.js';
 import { Gateway } from '../gateway.js';
+import { batchArgsFrom, batchCommand, type BatchCliOpts } from './batch.js';
 import { callGateway, gatewayUp } from './client.js';
 import { runDoctor } from './doctor.js';
+import { envCommand } from './env.js';
 import { initPackage } from './init.js';
 import { keysCommand } from './keys.js';
+import { pipelineRunCommand, pipelineValidateCommand } from './pipeline.js';
 import { runMcpStdio } from './mcp.js';
 import { predictCommand } from './predict.js';
+import { benchCommand, reportCommand } from './report.js';
 import { table } from './table.js';
 
 interface GlobalOpts {
@@ -118,6 +122,57 @@ export function buildCli(): Command {
     });
 
   program
+    .command('batch')
+    .description('run every sequence of a file (FASTA, JSONL, JSON, CSV, TSV) or a folder of exchange files through a model, N workers in parallel')
+    .argument('[input]', 'input file (- for stdin)')
+    .requiredOption('-m, --model <model>', 'model name')
+    .option('-t, --task <task>', 'task (needed when the model has several and the records do not say)')
+    .option('--input-dir <dir>', 'folder of input files: one output file each in --output-dir')
+    .option('--output-dir <dir>', 'folder for the output files of --input-dir')
+    .option('--output <file>', 'output file, .jsonl or .csv (default: JSONL on stdout)')
+    .option('--format <format>', 'input format: json, jsonl, fasta, csv, tsv, text (default: from the extension, else guessed)')
+    .option('--output-format <format>', 'jsonl or csv (default: from the --output extension)')
+    .option('-w, --workers <n>', "parallel workers: N replicas started here, or 2N chunks in flight on a gateway (default: the model's max_replicas)")
+    .option('--chunk-size <n>', 'sequences per model call (default: the model batch size)')
+    .option('-o, --option <key=value...>', 'model options (values parsed as JSON when they can be)')
+    .option('--organism <name>', 'the organism option for every record (a record may set its own)')
+    .option('--url <url>', 'gateway URL (used when it answers)', defaultUrl())
+    .option('--offline', 'start the model workers here even when a gateway answers')
+    .option('-q, --quiet', 'no progress or summary')
+    .action(async (input: string | undefined, opts: BatchCliOpts & { model: string; task?: string }) => {
+      await batchCommand({ ...batchArgsFrom(input, opts, parseOptions(opts.option)), model: opts.model, task: opts.task }, configFrom(program.opts<GlobalOpts>()));
+    });
+
+  const pipeline = program.command('pipeline').description('chained model tasks from a YAML file');
+  pipeline
+    .command('run')
+    .description('run a pipeline over every record of a file or a folder')
+    .argument('<file>', 'pipeline YAML')
+    .option('-i, --input <file>', 'input file (FASTA, JSONL, JSON, CSV, TSV; - for stdin)')
+    .option('--input-dir <dir>', 'folder of input files: one output file each in --output-dir')
+    .option('--output-dir <dir>', 'folder for the output files of --input-dir')
+    .option('--output <file>', 'output file, .jsonl or .csv (default: JSONL on stdout)')
+    .option('--format <format>', 'input format (default: from the extension, else guessed)')
+    .option('--output-format <format>', 'jsonl or csv')
+    .option('-w, --workers <n>', 'parallel workers per step model')
+    .option('--chunk-size <n>', 'sequences per model call')
+    .option('-o, --option <key=value...>', 'options for every step that declares them')
+    .option('--organism <name>', 'the organism option, for every step that declares it')
+    .option('--url <url>', 'gateway URL (used when it answers)', defaultUrl())
+    .option('--offline', 'start the model workers here even when a gateway answers')
+    .option('-q, --quiet', 'no progress or summary')
+    .action(async (file: string, opts: BatchCliOpts & { input?: string }) => {
+      await pipelineRunCommand(file, batchArgsFrom(opts.input, opts, parseOptions(opts.option)), configFrom(program.opts<GlobalOpts>()));
+    });
+  pipeline
+    .command('validate')
+    .description('check a pipeline file against the models dir')
+    .argument('<file>', 'pipeline YAML')
+    .action((file: string) => {
+      process.stdout.write(pipelineValidateCommand(file, configFrom(program.opts<GlobalOpts>())) + '\n');
+    });
+
+  program
     .command('init')
     .description('scaffold a working model package')
     .argument('<name>', 'model name')
@@ -128,7 +183,58 @@ export function buildCli(): Command {
       process.stdout.write(`created ${dir}\nnext: edit ${dir}/model.yaml, then POST /v1/models/reload (a running gateway picks it up by itself)\n`);
     });
 
+  program
+    .command('report')
+    .description("a running gateway's performance report of one model: latency percentiles, throughput, errors, resources")
+    .argument('<model>', 'model name')
+    .option('-w, --window <window>', 'how far back: 30s, 15m, 1h, 7d', '1h')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['json', 'html']).default('json'))
+    .option('-o, --out <file>', 'write to this file instead of stdout')
+    .option('--url <url>', 'gateway URL', defaultUrl())
+    .action(async (model: string, opts: { window: string; format: 'json' | 'html'; out?: string; url: string }) => {
+      process.stdout.write(await reportCommand({ model, ...opts }));
+    });
+
+  program
+    .command('bench')
+    .description('drive the same load at a model, or at two side by side (--compare a b), through a running gateway')
+    .argument('[model]', 'model to benchmark (model or model@version)')
+    .option('--compare <targets...>', 'two targets to compare on the same workload: model or model@version')
+    .option('-n, --requests <n>', 'requests per target', '200')
+    .option('--concurrency <n>', 'requests in flight at once', '8')
+    .option('--warmup <n>', 'unrecorded warm-up requests per target', '5')
+    .option('--sequence-file <file>', 'workload: FASTA or one sequence per line (default: generated)')
+    .option('--length <n>', 'length of generated sequences', '200')
+    .option('-t, --task <task>', 'task_type for both targets (default: each model\'s first task)')
+    .option('--timeout <ms>', 'client timeout per request', '60000')
+    .option('-o, --out <prefix>', 'write <prefix>.json and <prefix>.html (default: isomodel-bench-<a>-vs-<b>-<time>)')
+    .option('--json', 'print JSON instead of the table')
+    .option('--url <url>', 'gateway URL', defaultUrl())
+    .option('--url-b <url>', 'gateway for the second target (e.g. another instance serving the other version)')
+    .action(async (model: string | undefined, opts: { compare?: string[]; requests: string; concurrency: string; warmup: string; sequenceFile?: string; length: string; task?: string; timeout: string; out?: string; json?: boolean; url: string; urlB?: string }) => {
+      if (opts.compare && (opts.compare.length !== 2 || model)) throw new Error('--compare takes exactly two targets: isomodel bench --compare a b');
+      const targets = opts.compare ?? (model ? [model] : []);
+      if (targets.length === 0) throw new Error('name a model, or two with --compare a b');
+      const result = await benchCommand({
+        url: opts.url,
+        urlB: opts.urlB,
+        targets,
+        requests: Number(opts.requests),
+        concurrency: Number(opts.concurrency),
+        warmup: Number(opts.warmup),
+        sequenceFile: opts.sequenceFile,
+        length: Number(opts.length),
+        task: opts.task,
+        timeoutMs: Number(opts.timeout),
+        out: opts.out,
+        json: opts.json,
+      });
+      process.stdout.write(result.text);
+      process.stderr.write(result.notes);
+    });
+
   program.addCommand(keysCommand(() => configFrom(program.opts<GlobalOpts>())));
+  program.addCommand(envCommand(() => configFrom(program.opts<GlobalOpts>()))); // per-model venvs / node_modules
 
   program
     .command('doctor')

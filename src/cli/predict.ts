@@ -41,7 +41,7 @@ export async function predictCommand(args: PredictArgs, config: Config): Promise
   }
   // No gateway: run the model's own worker for this one call.
   const logger = pino({ level: 'warn' }, destination(2));
-  const factory = createWorkerFactory({ python: config.python, stateDir: config.state_dir, cgroups: config.cgroups ? CgroupManager.detect() : CgroupManager.disabled(), logger });
+  const factory = createWorkerFactory({ python: config.python, stateDir: config.state_dir, cgroups: config.cgroups ? CgroupManager.detect() : CgroupManager.disabled(), logger, modelEnv: config.model_env, envs: config.envs });
   const registry = new ModelRegistry(config.models_dir, factory, logger);
   await registry.init({ load: false });
   try {

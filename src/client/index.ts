@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'MODEL_NOT_FOUND'
   | 'NOT_FOUND'
   | 'PAYLOAD_TOO_LARGE'
+  | 'HEADERS_TOO_LARGE'
+  | 'REQUEST_TIMEOUT'
   | 'RATE_LIMITED'
   | 'QUEUE_FULL'
   | 'CANCELLED'

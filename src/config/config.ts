@@ -59,6 +59,42 @@ export const configSchema = z
       .default({}),
     /** HTTPS: both paths, or neither. */
     tls: z.object({ cert: z.string(), key: z.string() }).strict().optional(),
+    /** Per-model environments (src/envs, docs/environments.md): venvs and node_modules built per package. */
+    envs: z
+      .object({
+        enabled: z.coerce.boolean().default(true),
+        /** pip --index-url for requirements (used when no wheel folder is set). */
+        index_url: z.string().optional(),
+        /** Local wheel folder (pip --no-index --find-links), relative to the working directory. */
+        wheel_dir: z.string().optional(),
+        build_timeout_s: z.coerce.number().int().positive().default(1800),
+      })
+      .strict()
+      .default({}),
+    /** Worker monitoring, alerts, restart policy and performance snapshots (docs/monitoring.md). */
+    monitor: z
+      .object({
+        enabled: z.coerce.boolean().default(true),
+        interval_ms: z.coerce.number().int().min(50).default(5000),
+        /** cpu: % of the model's `resources.cpus`; memory: % of its `memory_mb`; disk: % of the state dir's filesystem. */
+        thresholds: z
+          .object({ cpu_percent: z.coerce.number().positive().default(80), memory_percent: z.coerce.number().positive().default(90), disk_percent: z.coerce.number().positive().max(100).default(85) })
+          .strict()
+          .default({}),
+        /** Consecutive samples over a threshold before its alert fires. */
+        alert_after_samples: z.coerce.number().int().positive().default(2),
+        /** Replace a replica that stays over its memory threshold for restart_after_samples samples. */
+        restart_unhealthy: z.coerce.boolean().default(true),
+        restart_after_samples: z.coerce.number().int().positive().default(3),
+        webhook_url: z.string().url().optional(),
+        webhook_retries: z.coerce.number().int().min(0).max(20).default(4),
+        webhook_backoff_ms: z.coerce.number().int().min(0).default(1000),
+        retention_hours: z.coerce.number().positive().default(24),
+        perf_interval_ms: z.coerce.number().int().min(50).default(60_000),
+        perf_retention_days: z.coerce.number().positive().default(30),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

@@ -2,6 +2,7 @@
 // or v2 (unified). Used when the hierarchy is writable; otherwise the process driver falls
 // back to rlimits plus an RSS watchdog.
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
 export interface CgroupLimits {
@@ -24,6 +25,15 @@ const GROUP = 'isomodel';
 function tryWrite(file: string, value: string): boolean {
   try {
     writeFileSync(file, value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function mkdirOk(dir: string): boolean {
+  try {
+    mkdirSync(dir, { recursive: true });
     return true;
   } catch {
     return false;
@@ -108,6 +118,9 @@ export class CgroupManager {
     if (existsSync(join(v1mem, 'memory.limit_in_bytes'))) {
       try {
         mkdirSync(join(v1mem, GROUP), { recursive: true });
+        // All replicas sit under one parent: weigh it like one process per core, not one in all,
+        // or replicas together get a single process's CPU share under contention.
+        if (mkdirOk(join(root, 'cpu', GROUP))) tryWrite(join(root, 'cpu', GROUP, 'cpu.shares'), String(1024 * Math.max(1, availableParallelism())));
         return new CgroupManager('v1');
       } catch {
         return new CgroupManager('none');

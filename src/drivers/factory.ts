@@ -4,7 +4,10 @@ import type { ModelPackage } from '../manifest/load.js';
 import type { WorkerHandle } from '../worker/types.js';
 import type { CgroupManager } from './cgroups.js';
 import { InlineWorker } from './inline.js';
-import { ProcessWorker } from './process.js';
+import { ProcessWorker, type ProcessWorkerOptions } from './process.js';
+import { EnvProcessWorker } from '../envs/worker.js';
+import type { Config } from '../config/config.js';
+import { sandboxCommand } from './sandbox.js';
 
 export interface DriverContext {
   python: string;
@@ -13,6 +16,8 @@ export interface DriverContext {
   logger: Logger;
   /** Operator-set environment per model name (config model_env). */
   modelEnv?: Record<string, Record<string, string>>;
+  /** Per-model environments (config `envs`, src/envs); absent: enabled, no package source configured. */
+  envs?: Config['envs'];
 }
 
 export type WorkerFactory = (pkg: ModelPackage, replicaId: string) => WorkerHandle;
@@ -22,8 +27,30 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
     switch (pkg.manifest.isolation) {
       case 'inline':
         return new InlineWorker(id, pkg);
-      case 'process':
-        return new ProcessWorker({ id, pkg, python: ctx.python, stateDir: ctx.stateDir, cgroups: ctx.cgroups, logger: ctx.logger, extraEnv: ctx.modelEnv?.[pkg.manifest.name] });
+      case 'process': {
+        const opts = { id, pkg, python: ctx.python, stateDir: ctx.stateDir, cgroups: ctx.cgroups, logger: ctx.logger, extraEnv: ctx.modelEnv?.[pkg.manifest.name] };
+        // Builds or reuses the model's venv / node_modules before spawning (src/envs).
+        if (ctx.envs?.enabled === false) return new ProcessWorker(opts);
+        return new EnvProcessWorker(opts, { ...ctx.envs, stateDir: ctx.stateDir, python: ctx.python });
+      }
+      case 'sandbox': {
+        // The process driver, with its command run inside bubblewrap (drivers/sandbox.ts). The
+        // wrap reads opts at spawn time: EnvProcessWorker has by then pointed them at the
+        // model's venv / node_modules, which the sandbox binds read-only.
+        const opts: ProcessWorkerOptions = {
+          id,
+          pkg,
+          python: ctx.python,
+          stateDir: ctx.stateDir,
+          cgroups: ctx.cgroups,
+          logger: ctx.logger,
+          extraEnv: ctx.modelEnv?.[pkg.manifest.name],
+          wrap: (cmd, scratch) =>
+            sandboxCommand(cmd, { pkg: opts.pkg, scratch, readOnly: [opts.extraEnv?.VIRTUAL_ENV, opts.extraEnv?.ISOMODEL_NODE_MODULES] }),
+        };
+        if (ctx.envs?.enabled === false) return new ProcessWorker(opts);
+        return new EnvProcessWorker(opts, { ...ctx.envs, stateDir: ctx.stateDir, python: ctx.python });
+      }
     }
   };
 }

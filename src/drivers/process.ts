@@ -1,7 +1,7 @@
 // Process isolation: one model replica = one child process with a scrubbed environment, its
 // own scratch directory, memory/CPU limits, and a strict protocol reader.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { IsoError, fromWorkerError } from '../errors.js';
@@ -10,7 +10,7 @@ import { cpuPercent, sampleProc, type ProcSample } from '../telemetry/procstat.j
 import { LineSplitter, PROTOCOL_VERSION, parseWorkerLine, type GatewayMessage, type ItemOutput, type WorkerMessage } from '../worker/protocol.js';
 import type { ExitInfo, PredictCall, WorkerHandle, WorkerState, WorkerStats } from '../worker/types.js';
 import type { Cgroup, CgroupManager } from './cgroups.js';
-import { workerCommand } from './command.js';
+import { workerCommand, type WorkerCommand } from './command.js';
 
 export interface ProcessWorkerOptions {
   id: string;
@@ -24,6 +24,11 @@ export interface ProcessWorkerOptions {
   extraEnv?: Record<string, string>;
   /** How often RSS/CPU are sampled (and the RSS watchdog runs). */
   sampleIntervalMs?: number;
+  /**
+   * Rewrites the worker command before the cgroup/ulimit launcher wraps it (isolation sandbox:
+   * drivers/sandbox.ts puts it inside bwrap, so the launcher joins the cgroup, then execs bwrap).
+   */
+  wrap?: (cmd: WorkerCommand, scratch: string) => WorkerCommand;
 }
 
 interface InFlight {
@@ -36,6 +41,7 @@ interface InFlight {
 
 const KEPT_LOG_LINES = 30;
 let batchCounter = 0;
+let launchCounter = 0;
 
 /** Variables a worker inherits from the gateway; everything else (keys, tokens) stays behind. */
 const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'];
@@ -95,9 +101,12 @@ export class ProcessWorker implements WorkerHandle {
   start(): Promise<void> {
     const m = this.opts.pkg.manifest;
     mkdirSync(join(this.scratch, 'tmp'), { recursive: true });
-    const cmd = workerCommand(this.opts.pkg, this.opts.python);
+    let cmd = workerCommand(this.opts.pkg, this.opts.python);
+    if (this.opts.wrap) cmd = this.opts.wrap(cmd, this.scratch);
     const env = this.buildEnv();
-    this.cgroup = this.opts.cgroups.create(`${m.name}-${this.id}`, { memoryMb: m.resources.memory_mb, cpus: m.resources.cpus });
+    // Unique per launch: gateways sharing the machine's hierarchy, and a restart racing the
+    // deferred removal of its predecessor's group, never meet in one cgroup.
+    this.cgroup = this.opts.cgroups.create(`${m.name}-${process.pid}-${this.id}-${++launchCounter}`, { memoryMb: m.resources.memory_mb, cpus: m.resources.cpus });
     let command = cmd.command;
     let args = cmd.args;
     if (this.cgroup) {
@@ -330,7 +339,7 @@ export class ProcessWorker implements WorkerHandle {
     this.readyWaiter = null;
     for (const p of this.pings.values()) p.reject(new IsoError('PREDICTION_FAILED', `model worker ${reason}`));
     this.pings.clear();
-    this.cgroup?.destroy();
+    if (this.cgroup) releaseCgroup(this.cgroup);
     rmSync(this.scratch, { recursive: true, force: true });
     const info: ExitInfo = { code, signal, reason, expected };
     for (const cb of this.exitCbs) cb(info);
@@ -346,4 +355,24 @@ export class ProcessWorker implements WorkerHandle {
   recentLog(): string[] {
     return [...this.log];
   }
+}
+
+/**
+ * Removes a replica's cgroup once no process is left in it. The direct child can exit while its
+ * descendants are still dying (isolation sandbox: bwrap goes first, the model it contains a
+ * moment later), and a cgroup with members cannot be removed: wait for them, briefly.
+ */
+function releaseCgroup(cg: Cgroup, deadline = Date.now() + 10_000): void {
+  const busy = cg.procsFiles.some((f) => {
+    try {
+      return readFileSync(f, 'utf8').trim() !== '';
+    } catch {
+      return false;
+    }
+  });
+  if (busy && Date.now() < deadline) {
+    setTimeout(() => releaseCgroup(cg, deadline), 50).unref();
+    return;
+  }
+  cg.destroy();
 }

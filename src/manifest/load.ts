@@ -1,7 +1,7 @@
 // Finds model packages in a models directory and validates their manifests.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ZodError } from 'zod';
 import { manifestSchema, MODEL_NAME_PATTERN, type Manifest } from './schema.js';
@@ -66,6 +66,14 @@ export function loadPackage(dir: string): ModelPackage {
   const abs = resolve(dir);
   const file = join(abs, MANIFEST_FILE);
   const manifest = parseManifest(readFileSync(file, 'utf8'), file);
+  // Files a manifest names must stay inside its package: a package cannot point the runtime elsewhere.
+  const inside = (rel: string): boolean => {
+    const r = relative(abs, resolve(abs, rel));
+    return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+  };
+  const named: [string, string | undefined][] = [['entry', manifest.runtime === 'command' ? undefined : (manifest.entry as string)], ['pipeline', manifest.pipeline], ['data_dir', manifest.data_dir]];
+  const outside = named.filter(([, v]) => v !== undefined && !inside(v)).map(([k]) => `${k}: must be a path inside the package`);
+  if (outside.length) throw new ManifestError(file, outside);
   if (manifest.runtime !== 'command') {
     const entry = join(abs, manifest.entry as string);
     if (!existsSync(entry)) throw new ManifestError(file, [`entry: file ${manifest.entry} not found in the package`]);

@@ -54,7 +54,8 @@ export const manifestSchema = z
     /** File relative to the package (node, python, onnx) or a command line (command). */
     entry: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
     tasks: z.array(taskSchema).min(1),
-    isolation: z.enum(['inline', 'process']).default('process'),
+    /** sandbox: a process worker inside bubblewrap (drivers/sandbox.ts, docs/sandbox.md). */
+    isolation: z.enum(['inline', 'process', 'sandbox']).default('process'),
     resources: z
       .object({
         memory_mb: memory.default(512),
@@ -102,6 +103,24 @@ export const manifestSchema = z
     pipeline: z.string().optional(),
     /** Interpreter override for runtime python (a venv path later). */
     python: z.string().optional(),
+    /**
+     * Per-model dependencies (src/envs, docs/environments.md). Absent: a venv is built from a
+     * non-empty requirements.txt (node_modules from package.json dependencies) unless `python` is
+     * set, which then runs as-is. An object always builds (from `python` when set); false never does.
+     */
+    environment: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            requirements: z.string().min(1).default('requirements.txt'),
+            /** Local wheel folder, relative to the package: pip --no-index --find-links. */
+            wheels: z.string().min(1).optional(),
+            system_site_packages: z.boolean().default(false),
+          })
+          .strict(),
+      ])
+      .optional(),
     /** Free-form metadata shown by /model/info (species, citation, …). */
     metadata: z.record(z.string(), z.unknown()).default({}),
   })

@@ -12,6 +12,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Gateway } from '../gateway.js';
+import { toIsoError } from '../api/envelope.js';
 import { createMcpServer } from './server.js';
 
 export interface McpHttpOptions {
@@ -139,9 +140,24 @@ export function registerMcpRoutes(app: FastifyInstance, gw: Gateway, opts: McpHt
     if (!session && !(transport.sessionId && sessions.has(transport.sessionId))) await transport.close().catch(() => undefined);
   };
 
-  app.post('/mcp', handle);
-  app.get('/mcp', handle);
-  app.delete('/mcp', handle);
+  // An encapsulated scope whose error handler answers in JSON-RPC: a body Fastify cannot parse
+  // (bad JSON, another content type, over the body limit) used to get the native envelope,
+  // which an MCP client cannot read (found by test/fuzz.test.ts).
+  void app.register(async (scope) => {
+    scope.setErrorHandler((e, req, reply) => {
+      const iso = toIsoError(e);
+      if (iso.code === 'INTERNAL_ERROR') req.log.error({ err: e }, 'MCP request failed');
+      const fastifyCode = (e as { code?: unknown }).code;
+      // -32700 Parse error for a body that is not JSON (or not a JSON content type); -32600 otherwise.
+      const unparsable = e instanceof SyntaxError || (typeof fastifyCode === 'string' && fastifyCode.startsWith('FST_ERR_CTP_'));
+      const rpc = iso.status >= 500 ? -32603 : unparsable ? -32700 : -32600;
+      if (iso.retryAfterS !== undefined) void reply.header('retry-after', String(iso.retryAfterS));
+      return reply.code(iso.status).send({ jsonrpc: '2.0', error: { code: rpc, message: iso.message }, id: null });
+    });
+    scope.post('/mcp', handle);
+    scope.get('/mcp', handle);
+    scope.delete('/mcp', handle);
+  });
 
   // Before the server stops: end SSE streams, which would otherwise keep it open.
   app.addHook('preClose', async () => {

@@ -1,4 +1,5 @@
 // Audit log: every admin action and every denied request, queryable, in SQLite.
+import type Database from 'better-sqlite3';
 import type { StateStore } from '../store/db.js';
 
 export interface AuditEntry {
@@ -21,6 +22,8 @@ export interface AuditQuery {
 }
 
 export class AuditLog {
+  private readonly insert: Database.Statement;
+
   constructor(private readonly store: StateStore) {
     store.migrateNamespace('audit', [
       `CREATE TABLE audit_log (
@@ -29,12 +32,11 @@ export class AuditLog {
        );
        CREATE INDEX audit_log_at ON audit_log(at);`,
     ]);
+    this.insert = store.db.prepare('INSERT INTO audit_log (at, actor, action, target, outcome, status, client, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
   }
 
   record(e: AuditEntry): void {
-    this.store.db
-      .prepare('INSERT INTO audit_log (at, actor, action, target, outcome, status, client, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(new Date().toISOString(), e.actor, e.action, e.target ?? null, e.outcome, e.status, e.client ?? null, e.request_id ?? null, e.details ?? null);
+    this.insert.run(new Date().toISOString(), e.actor, e.action, e.target ?? null, e.outcome, e.status, e.client ?? null, e.request_id ?? null, e.details ?? null);
   }
 
   query(q: AuditQuery = {}): Record<string, unknown>[] {

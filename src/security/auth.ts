@@ -35,6 +35,7 @@ const ADMIN: [string, RegExp, string][] = [
   ['PUT', /^\/api\/v1\/models\/([^/]+)$/, 'models.update'],
   ['DELETE', /^\/api\/v1\/models\/([^/]+)$/, 'models.delete'],
   ['PUT', /^\/v1\/monitor\/thresholds$/, 'monitor.thresholds'],
+  ['DELETE', /^\/v1\/monitor\/thresholds$/, 'monitor.thresholds.reset'],
   ['GET', /^\/v1\/audit$/, 'audit.read'],
   ['GET', /^\/v1\/keys$/, 'keys.list'],
 ];

@@ -1,5 +1,6 @@
 // API keys: random secrets shown once, stored only as SHA-256 digests, with scopes.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type Database from 'better-sqlite3';
 import type { StateStore } from '../store/db.js';
 
 export const SCOPES = ['predict', 'admin'] as const;
@@ -43,6 +44,11 @@ export function hasScope(scopes: readonly Scope[], needed: Scope): boolean {
 }
 
 export class KeyStore {
+  // Prepared once: these run on every request.
+  private readonly anyActive: Database.Statement;
+  private readonly bySha: Database.Statement;
+  private readonly touch: Database.Statement;
+
   constructor(
     private readonly store: StateStore,
     private readonly configured: ConfiguredKey[] = [],
@@ -53,12 +59,15 @@ export class KeyStore {
          rate_limit INTEGER, created_at TEXT NOT NULL, revoked_at TEXT, last_used_at TEXT
        )`,
     ]);
+    this.anyActive = store.db.prepare('SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1');
+    this.bySha = store.db.prepare('SELECT id, name, sha256, scopes, rate_limit, created_at, revoked_at, last_used_at FROM api_keys WHERE sha256 = ?');
+    this.touch = store.db.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?');
   }
 
   /** True when any key (database or config) could authenticate a request. */
   any(): boolean {
     if (this.configured.length > 0) return true;
-    return this.store.db.prepare('SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1').get() !== undefined;
+    return this.anyActive.get() !== undefined;
   }
 
   /** Creates a key; the secret is returned once and never stored. */
@@ -99,11 +108,11 @@ export class KeyStore {
     for (const k of this.configured) {
       if (sameDigest(d, k.sha256)) return { id: `config:${k.name}`, name: k.name, scopes: k.scopes, rate_limit: k.rate_limit ?? null, created_at: '', revoked_at: null, last_used_at: null, source: 'config' };
     }
-    const row = this.store.db.prepare('SELECT id, name, sha256, scopes, rate_limit, created_at, revoked_at, last_used_at FROM api_keys WHERE sha256 = ?').get(d) as
+    const row = this.bySha.get(d) as
       | (Omit<ApiKey, 'scopes' | 'source'> & { scopes: string; sha256: string })
       | undefined;
     if (!row || row.revoked_at || !sameDigest(d, row.sha256)) return null;
-    this.store.db.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?').run(new Date().toISOString(), row.id);
+    this.touch.run(new Date().toISOString(), row.id);
     const { sha256: _drop, ...rest } = row;
     return { ...rest, scopes: row.scopes.split(',') as Scope[], source: 'db' };
   }

@@ -1,0 +1,26 @@
+// `isomodel pipeline run file.yaml --input seqs.fasta` and `isomodel pipeline validate file.yaml`:
+// a pipeline (src/jobs/pipeline.ts) over every record of an input file or folder, through a
+// running gateway (as a job) or workers started here; see batch.ts for the shared machinery.
+import type { Config } from '../config/config.js';
+import { LocalModels } from '../jobs/local.js';
+import { loadPipelineFile, parsePipeline, resolveSteps } from '../jobs/pipeline.js';
+import { batchCommand, type BatchArgs, type BatchSummary } from './batch.js';
+import { pino } from 'pino';
+
+export async function pipelineRunCommand(file: string, args: Omit<BatchArgs, 'pipeline' | 'model' | 'task'>, config: Config): Promise<BatchSummary> {
+  const pipeline = loadPipelineFile(file);
+  return batchCommand({ ...args, pipeline }, config);
+}
+
+/** Checks the file and that every step's model and task exist in the models dir; one line per step. */
+export function pipelineValidateCommand(file: string, config: Config): string {
+  const def = parsePipeline(loadPipelineFile(file));
+  const local = new LocalModels(config, pino({ level: 'silent' }));
+  const steps = resolveSteps(def, (m) => local.manifest(m));
+  const lines = def.steps.map((s, i) => {
+    const from = s.sequence.from.join('.') + (s.sequence.untilStop ? ' (until stop)' : '');
+    const opts = [...Object.keys(s.options), ...s.optionsFrom.map(([k, p]) => `${k}<-${p.join('.')}`)];
+    return `${i + 1}. ${s.name}: ${s.model}/${steps[i]!.task.name} on ${from}${opts.length ? ` [${opts.join(', ')}]` : ''}`;
+  });
+  return `pipeline ${def.name} (version ${def.version}) is valid:\n${lines.join('\n')}`;
+}

@@ -1,0 +1,501 @@
+// The web console's static files, kept as strings so they ship inside dist/ with the gateway
+// (no build step, no CDN, nothing fetched from elsewhere). Served by ./routes.ts under /console.
+// The script is plain ES2017 for the browser: it polls GET /v1/monitor/overview and draws its
+// charts as SVG by hand. Keep backticks and dollar-brace out of these strings.
+
+export const CONSOLE_HTML = String.raw`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>isomodel console</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/console/app.css">
+<script src="/console/app.js" defer></script>
+</head>
+<body>
+<header>
+  <h1>isomodel <span>console</span></h1>
+  <div id="status" class="muted">connecting…</div>
+  <form id="key-form" class="key" autocomplete="off">
+    <input id="api-key" type="password" placeholder="API key (if the gateway has keys)" aria-label="API key">
+    <button type="submit">Use key</button>
+  </form>
+</header>
+<main>
+  <section id="summary" class="cards" aria-label="summary"></section>
+
+  <section>
+    <h2>Models</h2>
+    <div id="action-status" class="muted" role="status"></div>
+    <table id="models">
+      <thead><tr>
+        <th>model</th><th>version</th><th>runtime</th><th>state</th><th class="num">replicas</th>
+        <th class="num">CPU</th><th class="num">memory</th><th class="num">queue</th><th class="num">in flight</th>
+        <th class="num">requests</th><th class="num">errors</th><th class="num">p50</th><th class="num">p99</th><th>actions</th>
+      </tr></thead>
+      <tbody></tbody>
+    </table>
+  </section>
+
+  <section>
+    <h2>Live</h2>
+    <div class="charts">
+      <figure><figcaption>Throughput (requests/s)</figcaption><svg id="chart-throughput" viewBox="0 0 420 180" role="img" aria-label="throughput"></svg></figure>
+      <figure><figcaption>Latency p99 (ms, dashed: p50)</figcaption><svg id="chart-latency" viewBox="0 0 420 180" role="img" aria-label="latency"></svg></figure>
+      <figure><figcaption>Queue depth (sequences)</figcaption><svg id="chart-queue" viewBox="0 0 420 180" role="img" aria-label="queue depth"></svg></figure>
+    </div>
+    <div id="legend" class="legend"></div>
+  </section>
+
+  <div class="columns">
+    <section>
+      <h2>Try a prediction</h2>
+      <form id="predict-form">
+        <label>model <select id="predict-model" name="model"></select></label>
+        <label>task <select id="predict-task" name="task"></select></label>
+        <label class="wide">sequence <textarea id="predict-sequence" name="sequence" rows="4" spellcheck="false" placeholder="ACGT…"></textarea></label>
+        <label class="wide">options (JSON, optional) <input id="predict-options" name="options" type="text" placeholder="{}"></label>
+        <button type="submit" id="predict-submit">Predict</button>
+        <span id="predict-status" class="muted"></span>
+      </form>
+      <pre id="predict-result"></pre>
+    </section>
+
+    <section>
+      <h2>Alerts</h2>
+      <ul id="alerts"></ul>
+      <h2>Thresholds</h2>
+      <form id="thresholds-form">
+        <label>CPU % <input id="th-cpu" name="cpu_percent" type="number" min="1" step="any"></label>
+        <label>memory % <input id="th-memory" name="memory_percent" type="number" min="1" step="any"></label>
+        <label>disk % <input id="th-disk" name="disk_percent" type="number" min="1" max="100" step="any"></label>
+        <button type="submit">Save</button>
+        <span id="thresholds-status" class="muted"></span>
+      </form>
+    </section>
+  </div>
+</main>
+</body>
+</html>
+`;
+
+export const CONSOLE_CSS = String.raw`
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;background:#f3f4f6;color:#111827}
+header{display:flex;align-items:baseline;gap:16px;padding:12px 24px;background:#111827;color:#f9fafb}
+header h1{font-size:18px;margin:0}header h1 span{font-weight:400;color:#9ca3af}
+header .muted{color:#9ca3af}
+header form.key{margin-left:auto;background:none;border:0;padding:0;flex-wrap:nowrap}
+header form.key input{width:240px;background:#1f2937;color:#f9fafb;border-color:#374151}
+header form.key button{background:#1f2937;color:#f9fafb;border-color:#374151}
+main{padding:16px 24px;max-width:1400px;margin:0 auto}
+h2{font-size:15px;margin:20px 0 8px}
+.muted{color:#6b7280;font-size:12px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:10px}
+.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:8px 12px}
+.card span{display:block;color:#6b7280;font-size:12px}.card b{font-size:20px}
+.card.bad b{color:#b91c1c}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e5e7eb;font-size:13px}
+th,td{padding:6px 8px;border-bottom:1px solid #e5e7eb;text-align:left;white-space:nowrap}
+th{background:#f9fafb;font-weight:600}.num{text-align:right;font-variant-numeric:tabular-nums}
+.state{font-weight:600}.state.ready{color:#047857}.state.failed{color:#b91c1c}.state.unloaded,.state.stopped{color:#6b7280}
+.state.loading,.state.draining,.state.working{color:#b45309}
+button{font:inherit;padding:3px 10px;border:1px solid #d1d5db;border-radius:6px;background:#fff;cursor:pointer}
+button:hover{background:#f3f4f6}button:disabled{opacity:.5;cursor:default}
+td button+button{margin-left:6px}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px}
+figure{margin:0;background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:8px}
+figcaption{font-size:12px;color:#374151;margin-bottom:4px}
+figure svg{width:100%;height:auto;display:block}
+svg .grid{stroke:#e5e7eb}svg .axis{fill:#6b7280;font-size:10px}svg .line{fill:none;stroke-width:2}svg .dash{stroke-dasharray:4 3}
+.legend{margin-top:6px;font-size:12px}.legend span{margin-right:14px}.legend i{display:inline-block;width:12px;height:3px;margin-right:4px;vertical-align:middle}
+.columns{display:grid;grid-template-columns:1fr 1fr;gap:24px}
+@media (max-width:900px){.columns{grid-template-columns:1fr}}
+form{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-end;background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px}
+label{display:flex;flex-direction:column;font-size:12px;color:#374151;gap:2px}
+label.wide{flex-basis:100%}
+textarea,input,select{font:13px ui-monospace,SFMono-Regular,Menlo,monospace;padding:4px 6px;border:1px solid #d1d5db;border-radius:6px}
+pre{background:#111827;color:#e5e7eb;padding:10px;border-radius:8px;overflow:auto;max-height:360px;font-size:12px;min-height:2em}
+pre.error{color:#fca5a5}
+#alerts{list-style:none;padding:0;margin:0;background:#fff;border:1px solid #e5e7eb;border-radius:8px;max-height:260px;overflow:auto}
+#alerts li{padding:6px 10px;border-bottom:1px solid #f3f4f6;font-size:12px}
+#alerts li.firing{color:#991b1b;background:#fef2f2}#alerts li.resolved{color:#374151}
+#alerts li b{margin-right:6px}
+`;
+
+export const CONSOLE_JS = String.raw`(function () {
+  'use strict';
+  var params = new URLSearchParams(location.search);
+  var POLL_MS = Math.max(200, Number(params.get('poll')) || 3000);
+  var KEEP = 90;
+  var COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
+  var SVGNS = 'http://www.w3.org/2000/svg';
+  var state = { rows: {}, prev: {}, series: {}, busy: {}, models: [], modelNames: '', timer: null, polls: 0 };
+
+  // The API key typed in the header (kept for this tab only) goes with every call: a gateway
+  // with keys wants the predict scope for reads and predictions.
+  var KEY_STORE = 'isomodel.console.key';
+  function apiKey() {
+    try { return sessionStorage.getItem(KEY_STORE) || ''; } catch (e) { return ''; }
+  }
+  function authHeaders() {
+    var key = apiKey();
+    return key ? { authorization: 'Bearer ' + key } : {};
+  }
+
+  // ADMIN HOOK: every call that changes the gateway (load, unload, thresholds) takes its
+  // headers from here. Today it is the same key as above, which then needs the admin scope;
+  // a separate admin key or a confirmation step would go here.
+  function adminHeaders() {
+    return authHeaders();
+  }
+
+  function api(method, path, body, admin) {
+    var headers = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    var extra = admin ? adminHeaders() : authHeaders();
+    for (var k in extra) headers[k] = extra[k];
+    return fetch(path, { method: method, headers: headers, body: body === undefined ? undefined : JSON.stringify(body) }).then(function (res) {
+      return res.text().then(function (text) {
+        var env;
+        try { env = JSON.parse(text); } catch (e) { env = { success: false, message: text || res.statusText, error: { code: 'HTTP_' + res.status } }; }
+        return { status: res.status, env: env };
+      });
+    });
+  }
+
+  function $(id) { return document.getElementById(id); }
+  function el(tag, attrs, text) {
+    var e = document.createElement(tag);
+    if (attrs) for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function svg(tag, attrs, text) {
+    var e = document.createElementNS(SVGNS, tag);
+    if (attrs) for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = String(text);
+    return e;
+  }
+  function fmtNum(v, digits) {
+    if (v === null || v === undefined || isNaN(v)) return '–';
+    if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
+    return String(Math.round(v * Math.pow(10, digits === undefined ? 1 : digits)) / Math.pow(10, digits === undefined ? 1 : digits));
+  }
+  function fmtBytes(b) {
+    if (b === null || b === undefined) return '–';
+    if (b >= 1073741824) return (b / 1073741824).toFixed(2) + ' GB';
+    return (b / 1048576).toFixed(1) + ' MB';
+  }
+  function fmtMs(v) { return v === null || v === undefined ? '–' : fmtNum(v, v < 10 ? 2 : 1) + ' ms'; }
+  function colorOf(name) {
+    var i = state.models.map(function (m) { return m.model; }).indexOf(name);
+    return COLORS[(i < 0 ? 0 : i) % COLORS.length];
+  }
+
+  // ------------------------------------------------------------ summary
+  function renderSummary(s) {
+    var box = $('summary');
+    box.textContent = '';
+    var sys = s.system || {};
+    var cards = [
+      ['models watched', s.models_watched + ' / ' + s.models.total],
+      ['replicas ready', s.replicas.ready + ' / ' + s.replicas.total],
+      ['active alerts', s.active_alerts, s.active_alerts > 0],
+      ['requests', fmtNum(s.totals.requests, 0)],
+      ['failed requests', fmtNum(s.totals.failed_requests, 0), s.totals.failed_requests > 0],
+      ['worker memory', fmtBytes(s.totals.rss_bytes)],
+      ['worker CPU', fmtNum(s.totals.cpu_percent) + '%'],
+      ['disk (state dir)', sys.disk_percent === null || sys.disk_percent === undefined ? '–' : fmtNum(sys.disk_percent) + '%'],
+    ];
+    cards.forEach(function (c) {
+      var d = el('div', { 'class': 'card' + (c[2] ? ' bad' : '') });
+      d.appendChild(el('span', null, c[0]));
+      d.appendChild(el('b', null, c[1]));
+      box.appendChild(d);
+    });
+  }
+
+  // ------------------------------------------------------------ models table
+  function actionButton(name, action) {
+    var b = el('button', { type: 'button', 'data-action': action, 'data-model': name }, action === 'load' ? 'Load' : 'Unload');
+    b.addEventListener('click', function () { modelAction(name, action); });
+    return b;
+  }
+
+  function renderModels(models) {
+    var body = document.querySelector('#models tbody');
+    var seen = {};
+    models.forEach(function (m) {
+      seen[m.model] = true;
+      var row = state.rows[m.model];
+      if (!row) {
+        row = { tr: el('tr', { 'data-model': m.model }), cells: {} };
+        ['name', 'version', 'runtime', 'state', 'replicas', 'cpu', 'memory', 'queue', 'inflight', 'requests', 'errors', 'p50', 'p99', 'actions'].forEach(function (k) {
+          var numeric = ['replicas', 'cpu', 'memory', 'queue', 'inflight', 'requests', 'errors', 'p50', 'p99'].indexOf(k) >= 0;
+          var td = el('td', { 'class': k + (numeric ? ' num' : '') });
+          row.cells[k] = td;
+          row.tr.appendChild(td);
+        });
+        row.cells.actions.appendChild(actionButton(m.model, 'load'));
+        row.cells.actions.appendChild(actionButton(m.model, 'unload'));
+        state.rows[m.model] = row;
+        body.appendChild(row.tr);
+      }
+      var c = row.cells;
+      c.name.textContent = m.model;
+      c.name.title = m.description || '';
+      c.version.textContent = m.version;
+      c.runtime.textContent = m.runtime + (m.isolation === 'inline' ? ' (inline)' : '');
+      var busy = state.busy[m.model];
+      c.state.textContent = busy ? busy : m.status;
+      c.state.className = 'state ' + (busy ? 'working' : m.status);
+      c.replicas.textContent = m.totals.ready + ' / ' + m.totals.replicas;
+      c.cpu.textContent = m.totals.cpu_percent === null ? '–' : fmtNum(m.totals.cpu_percent) + '%';
+      c.memory.textContent = fmtBytes(m.totals.rss_bytes);
+      c.queue.textContent = m.queue_depth;
+      c.inflight.textContent = m.in_flight;
+      c.requests.textContent = fmtNum(m.requests.total, 0);
+      c.errors.textContent = fmtNum(m.requests.failed, 0);
+      c.p50.textContent = fmtMs(m.requests.p50_ms);
+      c.p99.textContent = fmtMs(m.requests.p99_ms);
+      var loaded = m.status === 'ready' || m.status === 'loading' || m.status === 'draining';
+      row.tr.querySelector('button[data-action=load]').disabled = !!busy || m.status === 'ready' || m.status === 'loading';
+      row.tr.querySelector('button[data-action=unload]').disabled = !!busy || !loaded && m.status !== 'failed';
+    });
+    Object.keys(state.rows).forEach(function (name) {
+      if (!seen[name]) {
+        state.rows[name].tr.remove();
+        delete state.rows[name];
+      }
+    });
+  }
+
+  function modelAction(name, action) {
+    if (state.busy[name]) return;
+    state.busy[name] = action === 'load' ? 'loading…' : 'unloading…';
+    renderModels(state.models);
+    $('action-status').textContent = (action === 'load' ? 'loading ' : 'unloading ') + name + '…';
+    api('POST', '/v1/models/' + encodeURIComponent(name) + '/' + action, {}, true).then(function (r) {
+      delete state.busy[name];
+      $('action-status').textContent = r.env.success ? r.env.message : action + ' ' + name + ' failed: ' + (r.env.error ? r.env.error.code + ': ' : '') + r.env.message;
+      poll();
+    }, function (e) {
+      delete state.busy[name];
+      $('action-status').textContent = action + ' ' + name + ' failed: ' + e.message;
+      poll();
+    });
+  }
+
+  // ------------------------------------------------------------ live charts
+  function updateSeries(models) {
+    var now = Date.now();
+    models.forEach(function (m) {
+      var prev = state.prev[m.model];
+      var total = m.requests.total;
+      var rps = null;
+      if (prev && now > prev.t) rps = total >= prev.total ? (total - prev.total) / ((now - prev.t) / 1000) : 0;
+      state.prev[m.model] = { t: now, total: total };
+      var s = state.series[m.model] || (state.series[m.model] = []);
+      s.push({ t: now, rps: rps, p50: m.requests.p50_ms, p99: m.requests.p99_ms, queue: m.queue_depth });
+      if (s.length > KEEP) s.shift();
+    });
+  }
+
+  function niceMax(v) {
+    if (!(v > 0)) return 1;
+    var mag = Math.pow(10, Math.floor(Math.log10(v)));
+    var steps = [1, 2, 2.5, 5, 10];
+    for (var i = 0; i < steps.length; i++) if (v <= steps[i] * mag) return steps[i] * mag;
+    return 10 * mag;
+  }
+
+  function drawChart(id, lines) {
+    var box = $(id);
+    while (box.firstChild) box.removeChild(box.firstChild);
+    var W = 420, H = 180, L = 44, R = 8, T = 8, B = 22;
+    var now = Date.now(), span = POLL_MS * KEEP;
+    var max = 0;
+    lines.forEach(function (ln) { ln.points.forEach(function (p) { if (p.y !== null && p.y > max) max = p.y; }); });
+    max = niceMax(max);
+    var X = function (t) { return L + (1 - (now - t) / span) * (W - L - R); };
+    var Y = function (v) { return T + (1 - v / max) * (H - T - B); };
+    for (var i = 0; i <= 4; i++) {
+      var v = (max * i) / 4;
+      box.appendChild(svg('line', { x1: L, x2: W - R, y1: Y(v), y2: Y(v), 'class': 'grid' }));
+      box.appendChild(svg('text', { x: L - 4, y: Y(v) + 3, 'text-anchor': 'end', 'class': 'axis' }, fmtNum(v, 2)));
+    }
+    [0, 0.5, 1].forEach(function (f) {
+      var t = now - span * (1 - f);
+      box.appendChild(svg('text', { x: X(t), y: H - 6, 'text-anchor': f === 0 ? 'start' : f === 1 ? 'end' : 'middle', 'class': 'axis' }, f === 1 ? 'now' : '-' + Math.round((span * (1 - f)) / 1000) + 's'));
+    });
+    var drawn = 0;
+    lines.forEach(function (ln) {
+      var d = '', pen = false;
+      ln.points.forEach(function (p) {
+        if (p.y === null || p.y === undefined || now - p.t > span) { pen = false; return; }
+        d += (pen ? 'L' : 'M') + X(p.t).toFixed(1) + ',' + Y(p.y).toFixed(1);
+        pen = true;
+      });
+      if (!d) return;
+      var path = svg('path', { d: d, stroke: ln.color, 'class': 'line' + (ln.dashed ? ' dash' : ''), 'data-series': ln.name });
+      path.appendChild(svg('title', null, ln.name));
+      box.appendChild(path);
+      drawn++;
+    });
+    box.setAttribute('data-lines', String(drawn));
+  }
+
+  function renderCharts() {
+    var names = Object.keys(state.series).filter(function (n) { return state.rows[n]; });
+    var pick = function (key) {
+      return function (n) { return { name: n, color: colorOf(n), points: state.series[n].map(function (p) { return { t: p.t, y: p[key] }; }) }; };
+    };
+    drawChart('chart-throughput', names.map(pick('rps')));
+    drawChart('chart-latency', names.map(pick('p99')).concat(names.map(function (n) { var l = pick('p50')(n); l.dashed = true; l.name = n + ' p50'; return l; })));
+    drawChart('chart-queue', names.map(pick('queue')));
+    var legend = $('legend');
+    legend.textContent = '';
+    names.forEach(function (n) {
+      var s = el('span');
+      var sw = el('i');
+      sw.style.background = colorOf(n);
+      s.appendChild(sw);
+      s.appendChild(document.createTextNode(n));
+      legend.appendChild(s);
+    });
+  }
+
+  // ------------------------------------------------------------ alerts and thresholds
+  function renderAlerts(alerts) {
+    var ul = $('alerts');
+    ul.textContent = '';
+    var seen = {};
+    var list = alerts.active.concat(alerts.recent).filter(function (a) { if (seen[a.id]) return false; seen[a.id] = true; return true; });
+    if (!list.length) { ul.appendChild(el('li', { 'class': 'none' }, 'no alerts')); return; }
+    list.forEach(function (a) {
+      var li = el('li', { 'class': a.state, 'data-alert': a.key });
+      li.appendChild(el('b', null, a.state));
+      li.appendChild(document.createTextNode(a.message + ' — ' + a.fired_at.replace('T', ' ').slice(0, 19) + (a.resolved_at ? ' → resolved ' + a.resolved_at.replace('T', ' ').slice(11, 19) + (a.resolution ? ' (' + a.resolution + ')' : '') : '')));
+      ul.appendChild(li);
+    });
+  }
+
+  function renderThresholds(t) {
+    // Follow changes made elsewhere, but never overwrite what the user is typing.
+    if ($('thresholds-form').contains(document.activeElement)) return;
+    $('th-cpu').value = t.cpu_percent;
+    $('th-memory').value = t.memory_percent;
+    $('th-disk').value = t.disk_percent;
+  }
+
+  $('thresholds-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var body = { cpu_percent: Number($('th-cpu').value), memory_percent: Number($('th-memory').value), disk_percent: Number($('th-disk').value) };
+    api('PUT', '/v1/monitor/thresholds', body, true).then(function (r) {
+      $('thresholds-status').textContent = r.env.success ? 'saved' : (r.env.error ? r.env.error.code + ': ' : '') + r.env.message;
+    });
+  });
+
+  // ------------------------------------------------------------ prediction form
+  function fillModels(models, def) {
+    var key = models.map(function (m) { return m.model + ':' + m.tasks.map(function (t) { return t.name; }).join(','); }).join('|');
+    if (key === state.modelNames) return;
+    state.modelNames = key;
+    var sel = $('predict-model');
+    var current = sel.value || def || (models[0] && models[0].model);
+    sel.textContent = '';
+    models.forEach(function (m) { sel.appendChild(el('option', { value: m.model }, m.model)); });
+    sel.value = current;
+    fillTasks();
+  }
+
+  function fillTasks() {
+    var name = $('predict-model').value;
+    var m = state.models.filter(function (x) { return x.model === name; })[0];
+    var sel = $('predict-task');
+    var current = sel.value;
+    sel.textContent = '';
+    (m ? m.tasks : []).forEach(function (t) { sel.appendChild(el('option', { value: t.name, title: t.description || '' }, t.name + ' (' + t.sequence_types.join(', ') + ')')); });
+    if (current && m && m.tasks.some(function (t) { return t.name === current; })) sel.value = current;
+  }
+
+  $('predict-model').addEventListener('change', fillTasks);
+
+  $('key-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    try { sessionStorage.setItem(KEY_STORE, $('api-key').value.trim()); } catch (e) { /* storage off: nothing kept */ }
+    $('api-key').value = '';
+    poll();
+  });
+
+  $('predict-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var name = $('predict-model').value;
+    var out = $('predict-result');
+    var status = $('predict-status');
+    var body = { sequence: $('predict-sequence').value, task_type: $('predict-task').value || undefined };
+    var opts = $('predict-options').value.trim();
+    if (opts) {
+      try { body.options = JSON.parse(opts); } catch (e) { status.textContent = 'options: not valid JSON'; return; }
+    }
+    status.textContent = 'predicting…';
+    out.className = '';
+    out.textContent = '';
+    $('predict-submit').disabled = true;
+    var t0 = performance.now();
+    api('POST', '/models/' + encodeURIComponent(name) + '/predict', body, false).then(function (r) {
+      $('predict-submit').disabled = false;
+      var ms = Math.round(performance.now() - t0);
+      if (r.env.success) {
+        status.textContent = 'done in ' + ms + ' ms (request ' + r.env.request_id + ')';
+        out.textContent = JSON.stringify(r.env.data, null, 2);
+      } else {
+        status.textContent = 'failed: HTTP ' + r.status;
+        out.className = 'error';
+        out.textContent = (r.env.error ? r.env.error.code + ': ' : '') + r.env.message + (r.env.error && r.env.error.details && typeof r.env.error.details !== 'string' ? '\n' + JSON.stringify(r.env.error.details, null, 2) : '');
+      }
+      poll();
+    }, function (e) {
+      $('predict-submit').disabled = false;
+      status.textContent = 'failed: ' + e.message;
+    });
+  });
+
+  // ------------------------------------------------------------ polling
+  var inflight = false;
+  var again = false;
+  function poll() {
+    if (inflight) { again = true; return; }
+    if (state.timer) clearTimeout(state.timer);
+    state.timer = null;
+    inflight = true;
+    api('GET', '/v1/monitor/overview').then(function (r) {
+      if (!r.env.success) throw new Error((r.env.error ? r.env.error.code + ': ' : '') + r.env.message);
+      var d = r.env.data;
+      state.models = d.models;
+      state.polls++;
+      renderSummary(d.summary);
+      renderModels(d.models);
+      updateSeries(d.models);
+      renderCharts();
+      renderAlerts(d.alerts);
+      renderThresholds(d.thresholds);
+      fillModels(d.models, d.default_model);
+      $('status').textContent = 'updated ' + new Date().toLocaleTimeString() + ' · every ' + POLL_MS / 1000 + ' s';
+      document.body.setAttribute('data-polls', String(state.polls));
+      document.body.removeAttribute('data-auth');
+    }).catch(function (e) {
+      var needsKey = /^(UNAUTHORIZED|FORBIDDEN):/.test(e.message);
+      $('status').textContent = needsKey ? e.message + ' — enter an API key with the predict scope above' : 'gateway unreachable: ' + e.message + ' (retrying)';
+      document.body.setAttribute('data-auth', needsKey ? 'needed' : '');
+    }).then(function () {
+      inflight = false;
+      if (again) { again = false; poll(); } else state.timer = setTimeout(poll, POLL_MS);
+    });
+  }
+
+  poll();
+})();
+`;
