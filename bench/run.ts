@@ -1,12 +1,11 @@
 // isomodel benchmarks: `npm run bench [-- overhead coldstart ...]`. Every figure is measured in
 // this run, on this machine, and printed side by side with its target.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUILTIN_MODELS_DIR } from '../src/paths.js';
 import { batching, baseline } from './batching.js';
 import { jobsBench } from './jobs.js';
-import { BENCH_MODELS, load, rssMb, sequentialLatency, sleep, startBare, startGateway, waitHttp } from './lib.js';
+import { BENCH_MODELS, copyModels, load, rssMb, sequentialLatency, sleep, startBare, startGateway, waitHttp } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const LATENCY_SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 3000);
@@ -27,17 +26,6 @@ function row(bench: string, metric: string, iso: number, base: number | null, ta
   rows.push({ bench, metric, isomodel: fmt(iso, digits), baseline: base === null ? '' : fmt(base, digits), ratio: base ? fmt(iso / base) : '', target, ok });
 }
 
-/** A copy of some model packages with manifest edits, in a temp dir. */
-function modelsDir(packages: { from: string; name: string; edit?: (yaml: string) => string }[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'isomodel-bench-models-'));
-  for (const p of packages) {
-    cpSync(p.from, join(dir, p.name), { recursive: true });
-    const file = join(dir, p.name, 'model.yaml');
-    const yaml = readFileSync(file, 'utf8').replace(/^name: .*$/m, `name: ${p.name}`);
-    writeFileSync(file, p.edit ? p.edit(yaml) : yaml);
-  }
-  return dir;
-}
 
 async function overhead(): Promise<void> {
   const gw = await startGateway(BENCH_MODELS);
@@ -79,7 +67,7 @@ async function coldstart(): Promise<void> {
     }
   })();
   if (haveOnnx) packages.push({ from: onnxModel, name: 'cold-onnx', edit: (y) => y.replace(/^scaling:[\s\S]*?(?=^\S)/m, 'scaling: { min_replicas: 0, max_replicas: 1, idle_timeout_s: 1 }\n') });
-  const dir = modelsDir(packages);
+  const dir = copyModels(packages);
   const gw = await startGateway(dir);
   try {
     const seq: Record<string, string> = { 'cold-node': 'ACGT', 'cold-python': 'ACGT', 'cold-onnx': 'A'.repeat(60) };

@@ -2,27 +2,16 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { request, waitFor } from './helpers.js';
+import { freePort, request, waitFor } from './helpers.js';
 
 const run = promisify(execFile);
 const BIN = join(PACKAGE_ROOT, 'bin', 'isomodel.js');
 const NO_GATEWAY = 'http://127.0.0.1:9';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('isomodel CLI', () => {
   let work: string;

@@ -5,12 +5,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { makeModelsDir, pidAlive, request, sleep, waitFor } from './helpers.js';
+import { freePort, makeModelsDir, pidAlive, request, sleep, waitFor } from './helpers.js';
 
 const TOTAL = 10_000;
 const INVALID = new Map<number, string>([
@@ -29,16 +28,6 @@ function sequences(): string[] {
     return x >>> 8;
   };
   return Array.from({ length: TOTAL }, (_, i) => INVALID.get(i) ?? Array.from({ length: 20 + (rnd() % 21) }, () => 'ACGT'[rnd() % 4]).join(''));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 describe('job durability across SIGKILL', () => {

@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { makeModelsDir, request, sleep, waitFor } from './helpers.js';
+import { freePort, makeModelsDir, request, sleep, waitFor } from './helpers.js';
 
 /** A gateway in its own process, as in production: the load generator must not share its event loop. */
 async function spawnGateway(models: string[]): Promise<{ url: string; rss: () => number; stop: () => Promise<void> }> {
   const modelsDir = makeModelsDir(models);
   const state = mkdtempSync(join(tmpdir(), 'isomodel-load-'));
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), '--models-dir', modelsDir, '--state-dir', state, 'serve', '--port', String(port), '--no-watch'], {
     cwd: state,
     env: { ...process.env, ISOMODEL_RATE_LIMIT: '0', ISOMODEL_LOG_LEVEL: 'warn' },

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
 import { startGateway, type Harness } from './helpers.js';
+import { mulberry32 } from '../src/util/prng.js';
 
 const ORGANISMS = ['ecoli', 'human', 'yeast'] as const;
 type Organism = (typeof ORGANISMS)[number];
@@ -52,16 +53,6 @@ function motifHits(dna: string, motif: string): number[] {
 }
 
 // --- seeded sequences -------------------------------------------------------------------
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = mulberry32(20240607);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 const randInt = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { startGateway, type Harness } from './helpers.js';
+import { mulberry32 } from '../src/util/prng.js';
 
 const BIOPYTHON_PYTHON = process.env.ISOMODEL_TEST_BIOPYTHON ?? '/usr/bin/python3';
 const REFERENCE_SCRIPT = join(PACKAGE_ROOT, 'test', 'fixtures', 'protparam_reference.py');
@@ -19,19 +20,8 @@ const REL_TOL = 1e-6;
 const ABS_TOL = 1e-9;
 const PH_VALUES = [0, 3.5, 10.25, 14];
 
-/** mulberry32: a small seeded PRNG, so a failure can be reproduced. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-const rand = prng(20240611);
+const rand = mulberry32(20240611);
 const randInt = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
 const randomProtein = (length: number, alphabet = STANDARD): string =>
   Array.from({ length }, () => alphabet[randInt(0, alphabet.length - 1)]!).join('');

@@ -7,6 +7,7 @@ import { parseSequences } from '../validation/fasta.js';
 import { compareRuns, latencyCdf, latencyHistogram, renderComparisonHtml, renderComparisonText, type BenchRun, type Comparison } from '../telemetry/report.js';
 import { summarizeLatencies } from '../telemetry/series.js';
 import { gatewayUp, type Envelope } from './client.js';
+import { mulberry32 } from '../util/prng.js';
 
 /** A gateway with API keys wants one on every call but the probes: ISOMODEL_API_KEY (a key with the predict scope). */
 function authHeaders(): Record<string, string> {
@@ -88,17 +89,6 @@ interface Target {
   task: string;
 }
 
-/** mulberry32: a tiny seeded PRNG so the generated workload is the same every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALPHABETS: Record<string, string> = { DNA: 'ACGT', RNA: 'ACGU', protein: 'ACDEFGHIKLMNPQRSTVWY' };
 
@@ -127,7 +117,7 @@ function workloadSequences(o: BenchOptions, targets: Target[]): { sequences: str
   const type = ['DNA', 'RNA', 'protein'].find((ty) => accepted.every((s) => s.has(ty)));
   if (!type) throw new Error('the targets accept no common sequence type: give the workload with --sequence-file');
   const alphabet = ALPHABETS[type]!;
-  const rand = prng(42);
+  const rand = mulberry32(42);
   const sequences = Array.from({ length: 64 }, () => Array.from({ length: o.length }, () => alphabet[Math.floor(rand() * alphabet.length)]).join(''));
   return { sequences, source: `generated (${type}, seed 42)` };
 }
