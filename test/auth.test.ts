@@ -9,7 +9,13 @@ import { pino } from 'pino';
 import { loadConfig } from '../src/config/config.js';
 import { Gateway } from '../src/gateway.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { digest } from '../src/security/keys.js';
+import { digest, KeyStore } from '../src/security/keys.js';
+import { AuditLog } from '../src/security/audit.js';
+import { registerAuth } from '../src/security/auth.js';
+import { StateStore } from '../src/store/db.js';
+import Fastify from 'fastify';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { makeModelsDir, startGateway, type Harness } from './helpers.js';
 
 const run = promisify(execFile);
@@ -93,6 +99,22 @@ describe('authentication and authorisation', () => {
 });
 
 describe('running without keys', () => {
+  it('off loopback, revoking the last key locks the API instead of opening it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'isomodel-lock-'));
+    const store = new StateStore(dir);
+    const app = Fastify();
+    registerAuth(app, { keys: new KeyStore(store), audit: new AuditLog(store), publicMetrics: true, allowAnonymous: false });
+    app.get('/predict-ish', async () => ({ ok: true }));
+    app.get('/health/live', async () => ({ ok: true }));
+    const denied = await app.inject({ method: 'GET', url: '/predict-ish' });
+    assert.equal(denied.statusCode, 401);
+    assert.equal(JSON.parse(denied.body).error.code, 'UNAUTHORIZED');
+    assert.equal((await app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200);
+    await app.close();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('is refused on a non-loopback address', async () => {
     const modelsDir = makeModelsDir(['revcomp']);
     const config = loadConfig({ env: {}, cwd: modelsDir, overrides: { host: '0.0.0.0', port: 0, models_dir: modelsDir, state_dir: join(modelsDir, '.state'), watch: false } });

@@ -12,6 +12,7 @@ import { registerManagementRoutes } from './routes/management.js';
 import { registerNativeRoutes } from './routes/native.js';
 import { registerSecurityRoutes } from './routes/security.js';
 import { registerAuth } from '../security/auth.js';
+import { isLoopback } from '../security/network.js';
 import { registerMonitorRoutes } from './routes/monitor.js';
 import { registerReportRoutes } from './routes/reports.js';
 import { registerConsoleRoutes } from '../console/routes.js';
@@ -133,7 +134,7 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => sendError(req, reply, new IsoError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
   // Before the rate limiter, so a known key gets its own budget.
-  registerAuth(app, { keys: gw.keys, audit: gw.audit, publicMetrics: gw.config.auth.public_metrics });
+  registerAuth(app, { keys: gw.keys, audit: gw.audit, publicMetrics: gw.config.auth.public_metrics, allowAnonymous: isLoopback(gw.config.host) });
 
   if (gw.config.rate_limit.max > 0) {
     await app.register(rateLimit, {

@@ -68,7 +68,15 @@ export interface AuthOptions {
   keys: KeyStore;
   audit: AuditLog;
   publicMetrics: boolean;
+  /**
+   * Whether having no key at all may mean "auth off": only on a loopback address. Elsewhere,
+   * revoking the last key locks the API instead of opening it.
+   */
+  allowAnonymous: boolean;
 }
+
+/** "Is any key configured" asked of SQLite at most this often: it is on every request's path. */
+const ANY_KEY_TTL_MS = 1000;
 
 /** Must be registered before the rate limiter: limits are per key once a key is known. */
 export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
@@ -76,10 +84,16 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
   const audit = (req: FastifyRequest, access: RouteAccess, outcome: 'allowed' | 'denied' | 'failed', status: number, details?: string): void =>
     opts.audit.record({ actor: req.principal?.name ?? 'unknown', action: access.action ?? `${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`, target: access.target, outcome, status, client: req.ip, request_id: req.id, details });
 
+  let anyKey = { value: true, at: 0 };
+  const keysExist = (): boolean => {
+    if (Date.now() - anyKey.at > ANY_KEY_TTL_MS) anyKey = { value: opts.keys.any(), at: Date.now() };
+    return anyKey.value;
+  };
+
   app.addHook('onRequest', async (req, reply) => {
     const access = accessFor(req.method, req.url, opts.publicMetrics);
-    // Auth is off only when no key exists at all (the gateway refuses that off loopback).
-    if (!opts.keys.any()) {
+    // Auth is off only when no key exists at all, on loopback.
+    if (opts.allowAnonymous && !keysExist()) {
       req.principal = ANONYMOUS;
       return;
     }
