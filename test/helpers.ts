@@ -1,12 +1,12 @@
 // Test harness: a real gateway on 127.0.0.1 with a private models dir and state dir.
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig, type ConfigInput } from '../src/config/config.js';
 import { Gateway } from '../src/gateway.js';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
+export { freePort } from '../src/util/net.js';
 
 export const FIXTURES_DIR = join(PACKAGE_ROOT, 'test', 'fixtures', 'models');
 
@@ -89,17 +89,6 @@ export async function startGateway(models: string[], overrides: ConfigInput = {}
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
-}
-
-/** A port free on loopback right now (for servers started as separate processes). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -51,25 +51,12 @@ export interface Alert {
   history?: AlertEvent[];
 }
 
-interface AlertRow {
-  id: number;
-  key: string;
-  kind: AlertKind;
-  severity: AlertSeverity;
-  state: AlertState;
-  model: string | null;
-  version: string | null;
-  replica: string | null;
-  message: string;
-  threshold: number | null;
-  value: number | null;
-  last_value: number | null;
-  peak_value: number | null;
+/** The stored form of an Alert: times as epoch milliseconds, no derived fields. */
+type AlertRow = Omit<Alert, 'fired_at' | 'resolved_at' | 'updated_at' | 'duration_s' | 'history'> & {
   fired_at: number;
   resolved_at: number | null;
   updated_at: number;
-  resolution: string | null;
-}
+};
 
 function toAlert(r: AlertRow): Alert {
   return {
