@@ -62,9 +62,16 @@ export async function startGateway(modelsDir: string, env: Record<string, string
   return { url, pid: child.pid!, stop: stopper(child, () => rmSync(state, { recursive: true, force: true })) };
 }
 
-export async function startBare(body: string): Promise<Server> {
+const BARE_SCRIPTS = { node: 'bare-server.js', fastify: 'fastify-floor.js', pipe: 'bare-pipe-server.js' } as const;
+
+/**
+ * A baseline server answering `body`: bare Node (bench/bare-server.ts), a bare Fastify route
+ * (bench/fastify-floor.ts), or bare Node with a child-process hop per request (bench/bare-pipe-server.ts).
+ */
+export async function startBare(body: string, kind: keyof typeof BARE_SCRIPTS = 'node'): Promise<Server> {
   const port = await freePort();
-  const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist', 'bench', 'bare-server.js'), String(port), body], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const script = BARE_SCRIPTS[kind];
+  const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist', 'bench', script), String(port), body], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
   return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop: stopper(child) };
 }

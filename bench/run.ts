@@ -33,20 +33,32 @@ async function overhead(): Promise<void> {
   const body = { sequence: 'ACGTACGTAC' };
   const sample = await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).text();
   const bare = await startBare(sample);
+  const floor = await startBare(sample, 'fastify');
+  const pipe = await startBare(sample, 'pipe');
   try {
     const latIso = await sequentialLatency(url, body, LATENCY_SAMPLES);
     const latBare = await sequentialLatency(bare.url, body, LATENCY_SAMPLES);
+    const latPipe = await sequentialLatency(pipe.url, body, LATENCY_SAMPLES);
     row('overhead', 'p50 latency, c=1 (ms)', latIso.p50, latBare.p50, 'added < 0.3 ms', latIso.p50 - latBare.p50 < 0.3, 3);
     row('overhead', 'p99 latency, c=1 (ms)', latIso.p99, latBare.p99, '', null, 3);
+    // The process hop alone (bare Node + a child over a pipe): what any process-isolated server adds.
+    row('overhead', 'bare Node + child-process hop: p50, c=1 (ms)', latPipe.p50, latBare.p50, 'reference', null, 3);
     for (const c of [32]) {
       const iso = await load(url, body, c, SECONDS);
       const base = await load(bare.url, body, c, SECONDS);
       row('overhead', `throughput, c=${c} (req/s)`, iso.rps, base.rps, '>= 50% of bare', iso.rps >= 0.5 * base.rps, 0);
       row('overhead', `p99 latency, c=${c} (ms)`, iso.p99, base.p99, '', null);
+      // The framework's own share: a bare Fastify route against the same bare Node server.
+      const fastify = await load(floor.url, body, c, SECONDS);
+      row('overhead', `bare Fastify route: throughput, c=${c} (req/s)`, fastify.rps, base.rps, 'reference', null, 0);
+      const hop = await load(pipe.url, body, c, SECONDS);
+      row('overhead', `bare Node + child-process hop: throughput, c=${c} (req/s)`, hop.rps, base.rps, 'reference', null, 0);
       if (iso.errors || iso.non2xx) row('overhead', 'errors / non-2xx', iso.errors + iso.non2xx, null, '0', false, 0);
     }
   } finally {
     await bare.stop();
+    await floor.stop();
+    await pipe.stop();
     await gw.stop();
   }
 }

@@ -9,6 +9,8 @@ export const ERROR_STATUS = {
   MODEL_NOT_FOUND: 404,
   NOT_FOUND: 404,
   PAYLOAD_TOO_LARGE: 413,
+  /** Well-formed but outside what the operation allows (e.g. replicas outside 0..100). */
+  VALIDATION_ERROR: 422,
   /** Request line and headers over Node's max header size (answered before routing). */
   HEADERS_TOO_LARGE: 431,
   RATE_LIMITED: 429,

@@ -5,7 +5,9 @@ import { pino, type Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { CgroupManager } from './drivers/cgroups.js';
 import { createWorkerFactory } from './drivers/factory.js';
+import { dockerIoProbe } from './drivers/docker.js';
 import { ModelRegistry } from './scheduler/registry.js';
+import { DEFAULT_VERSION_POLICY } from './scheduler/versions.js';
 import { StateStore } from './store/db.js';
 import { buildServer } from './api/server.js';
 import { GatewayMetrics } from './telemetry/prometheus.js';
@@ -44,10 +46,13 @@ export class Gateway {
       logger: this.logger,
       modelEnv: config.model_env,
       envs: config.envs, // per-model venvs / node_modules (src/envs)
+      docker: config.docker, // isolation docker: the engine's socket, image builds
     });
     this.metrics = new GatewayMetrics(() => this.registry);
-    this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store, (m, v) => this.metrics.observerFor(m, v));
-    this.monitor = new Monitor({ registry: this.registry, store: this.store, logger: this.logger.child({ component: 'monitor' }), stateDir: config.state_dir, config: config.monitor });
+    this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store, (m, v) => this.metrics.observerFor(m, v), {
+      versionPolicy: (name) => config.version_policy[name] ?? config.version_policy['*'] ?? DEFAULT_VERSION_POLICY,
+    });
+    this.monitor = new Monitor({ registry: this.registry, store: this.store, logger: this.logger.child({ component: 'monitor' }), stateDir: config.state_dir, config: config.monitor, ioProbe: dockerIoProbe });
     this.perf = new PerfCollector({ store: this.store, registry: this.registry, logger: this.logger, intervalMs: config.monitor.perf_interval_ms, retentionDays: config.monitor.perf_retention_days });
   }
 

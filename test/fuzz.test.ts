@@ -263,7 +263,9 @@ function fill(url: string, segs: string[]): string {
   return url.replace(/:[A-Za-z_]+|\*/g, () => segs[i++] ?? 'x');
 }
 
-const SIDE_EFFECTS = /\/(load|unload|reload)$/;
+// Routes that change what is loaded get made-up model names only (the deployment API's
+// /api/v1/models/:id also takes DELETE and PUT).
+const SIDE_EFFECTS = /\/(load|unload|reload|deploy|scale|promote|rollback|traffic)$|^\/api\/v1\/models\/:id$/;
 
 function requestArb(route: RouteEntry, bodyLimit: number, sessions: string[]): fc.Arbitrary<Req> {
   const params = (route.url.match(/:[A-Za-z_]+|\*/g) ?? []).length;

@@ -59,15 +59,17 @@ describe('manifest', () => {
 
   it('discovers packages; one broken package does not hide the others', () => {
     const dir = mkdtempSync(join(tmpdir(), 'isomodel-discover-'));
-    for (const [name, yaml] of [['good', base.replace('demo', 'good')], ['bad', base.replace('runtime: python', 'runtime: 7')], ['dup', base.replace('demo', 'good')]] as const) {
+    const v2 = base.replace('demo', 'good').replace(/version: .*/, 'version: 2.0.0');
+    for (const [name, yaml] of [['good', base.replace('demo', 'good')], ['bad', base.replace('runtime: python', 'runtime: 7')], ['dup', base.replace('demo', 'good')], ['good-v2', v2]] as const) {
       mkdirSync(join(dir, name));
       writeFileSync(join(dir, name, 'model.yaml'), yaml);
       writeFileSync(join(dir, name, 'model.py'), '');
     }
     const found = discoverPackages(dir);
-    assert.deepEqual(found.packages.map((p) => p.manifest.name), ['good']);
+    // Two versions of one model live side by side; the same version twice is an error.
+    assert.deepEqual(found.packages.map((p) => `${p.manifest.name}@${p.manifest.version}`), [`good@${found.packages[0]!.manifest.version}`, 'good@2.0.0']);
     assert.equal(found.errors.length, 2);
-    assert.ok(found.errors.some((e) => /already used/.test(e.message)));
+    assert.ok(found.errors.some((e) => /already provided by/.test(e.message)));
   });
 
   it('refuses files outside the package', () => {

@@ -5,12 +5,12 @@ import { loadConfig, type ConfigInput } from '../config/config.js';
 import { Gateway } from '../gateway.js';
 import { batchArgsFrom, batchCommand, type BatchCliOpts } from './batch.js';
 import { callGateway, gatewayUp } from './client.js';
+import { deployCommand } from './deploy.js';
 import { runDoctor } from './doctor.js';
 import { envCommand } from './env.js';
 import { initPackage } from './init.js';
 import { keysCommand } from './keys.js';
 import { pipelineRunCommand, pipelineValidateCommand } from './pipeline.js';
-import { runMcpStdio } from './mcp.js';
 import { predictCommand } from './predict.js';
 import { benchCommand, reportCommand } from './report.js';
 import { table } from './table.js';
@@ -84,6 +84,8 @@ export function buildCli(): Command {
     .description('serve the models as an MCP server on stdin/stdout (logs go to stderr)')
     .option('--no-watch', 'do not hot-reload on file changes')
     .action(async (opts: { watch: boolean }) => {
+      // Loaded here: the MCP SDK is large and only this command (and /mcp) needs it.
+      const { runMcpStdio } = await import('./mcp.js');
       await runMcpStdio(configFrom(program.opts<GlobalOpts>(), opts.watch ? {} : { watch: false }));
       process.exit(0);
     });
@@ -235,6 +237,7 @@ export function buildCli(): Command {
 
   program.addCommand(keysCommand(() => configFrom(program.opts<GlobalOpts>())));
   program.addCommand(envCommand(() => configFrom(program.opts<GlobalOpts>()))); // per-model venvs / node_modules
+  program.addCommand(deployCommand(() => configFrom(program.opts<GlobalOpts>()))); // Kubernetes manifests, apply, watch (docs/kubernetes.md)
 
   program
     .command('doctor')

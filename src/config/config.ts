@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { config as loadDotenv } from 'dotenv';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { versionPolicySchema } from '../scheduler/versions.js';
 
 export const configSchema = z
   .object({
@@ -32,8 +33,25 @@ export const configSchema = z
      * the manifest's env: workers never inherit the gateway's own environment.
      */
     model_env: z.record(z.string(), z.record(z.string(), z.string())).default({}),
+    /**
+     * Which discovered versions of a model load by themselves, per model name ("*": every model):
+     * {latest: n} (default {latest: 1}), {specific: [versions]} or {all: true}. Versions loaded
+     * through the API, promoted or given traffic stay loaded whatever the policy says.
+     */
+    version_policy: z.record(z.string(), versionPolicySchema).default({}),
     /** Use cgroups for memory/CPU limits when the hierarchy is writable. */
     cgroups: z.coerce.boolean().default(true),
+    /** isolation: docker (src/drivers/docker.ts, docs/docker.md): the engine workers run on. */
+    docker: z
+      .object({
+        /** The engine's unix socket. */
+        socket: z.string().default('/var/run/docker.sock'),
+        /** Build a model's image (isomodel/<model>:<version>) on first use when missing or out of date. */
+        build: z.coerce.boolean().default(true),
+        build_timeout_s: z.coerce.number().int().positive().default(600),
+      })
+      .strict()
+      .default({}),
     /**
      * API keys (docs/security.md). With no key configured anywhere, auth is off — allowed only
      * on a loopback address. Keys here carry a SHA-256 digest, never the secret.
@@ -114,6 +132,7 @@ const ENV_MAP: Record<string, (c: Record<string, unknown>, v: string) => void> =
   ISOMODEL_LOG_LEVEL: (c, v) => (c.log_level = v),
   ISOMODEL_RATE_LIMIT: (c, v) => (c.rate_limit = { ...(c.rate_limit as object), max: v }),
   ISOMODEL_WATCH: (c, v) => (c.watch = v !== '0' && v !== 'false'),
+  ISOMODEL_DOCKER_SOCKET: (c, v) => (c.docker = { ...(c.docker as object), socket: v }),
 };
 
 export interface LoadConfigOptions {

@@ -8,6 +8,7 @@ import { ProcessWorker, type ProcessWorkerOptions } from './process.js';
 import { EnvProcessWorker } from '../envs/worker.js';
 import type { Config } from '../config/config.js';
 import { sandboxCommand } from './sandbox.js';
+import { DockerWorker, dockerEngine } from './docker.js';
 
 export interface DriverContext {
   python: string;
@@ -18,6 +19,8 @@ export interface DriverContext {
   modelEnv?: Record<string, Record<string, string>>;
   /** Per-model environments (config `envs`, src/envs); absent: enabled, no package source configured. */
   envs?: Config['envs'];
+  /** The engine for isolation docker (config `docker`); absent: /var/run/docker.sock, build on first use. */
+  docker?: Config['docker'];
 }
 
 export type WorkerFactory = (pkg: ModelPackage, replicaId: string) => WorkerHandle;
@@ -50,6 +53,11 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
         };
         if (ctx.envs?.enabled === false) return new ProcessWorker(opts);
         return new EnvProcessWorker(opts, { ...ctx.envs, stateDir: ctx.stateDir, python: ctx.python });
+      }
+      case 'docker': {
+        // A container of the model's image, built on first use (drivers/docker.ts, docs/docker.md).
+        const settings = { socket: ctx.docker?.socket ?? '/var/run/docker.sock', build: ctx.docker?.build ?? true, build_timeout_s: ctx.docker?.build_timeout_s ?? 600 };
+        return new DockerWorker({ id, pkg, engine: dockerEngine(settings.socket), settings, stateDir: ctx.stateDir, logger: ctx.logger, extraEnv: ctx.modelEnv?.[pkg.manifest.name] });
       }
     }
   };

@@ -4,10 +4,11 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { IsoError, fromWorkerError } from '../errors.js';
+import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
 import { cpuPercent, sampleProc, type ProcSample } from '../telemetry/procstat.js';
-import { LineSplitter, PROTOCOL_VERSION, parseWorkerLine, type GatewayMessage, type ItemOutput, type WorkerMessage } from '../worker/protocol.js';
+import { LineSplitter, PROTOCOL_VERSION, type GatewayMessage, type ItemOutput } from '../worker/protocol.js';
+import { WorkerSession } from '../worker/session.js';
 import type { ExitInfo, PredictCall, WorkerHandle, WorkerState, WorkerStats } from '../worker/types.js';
 import type { Cgroup, CgroupManager } from './cgroups.js';
 import { workerCommand, type WorkerCommand } from './command.js';
@@ -31,16 +32,6 @@ export interface ProcessWorkerOptions {
   wrap?: (cmd: WorkerCommand, scratch: string) => WorkerCommand;
 }
 
-interface InFlight {
-  id: string;
-  resolve: (o: ItemOutput[]) => void;
-  reject: (e: IsoError) => void;
-  onChunk?: (index: number, data: unknown) => void;
-  timer: NodeJS.Timeout;
-}
-
-const KEPT_LOG_LINES = 30;
-let batchCounter = 0;
 let launchCounter = 0;
 
 /** Variables a worker inherits from the gateway; everything else (keys, tokens) stays behind. */
@@ -49,12 +40,8 @@ const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'OPENBLAS_CORETYPE', 'OPE
 export class ProcessWorker implements WorkerHandle {
   readonly id: string;
   private child: ChildProcessWithoutNullStreams | null = null;
-  private _state: WorkerState = 'starting';
-  private current: InFlight | null = null;
-  private readonly pings = new Map<string, { resolve: () => void; reject: (e: IsoError) => void }>();
+  private readonly session: WorkerSession;
   private readonly exitCbs: ((i: ExitInfo) => void)[] = [];
-  private readonly idleCbs: (() => void)[] = [];
-  private readonly log: string[] = [];
   private killReason: string | null = null;
   private cgroup: Cgroup | null = null;
   private sampler: NodeJS.Timeout | null = null;
@@ -68,10 +55,11 @@ export class ProcessWorker implements WorkerHandle {
     this.id = opts.id;
     this.scratch = join(opts.stateDir, 'run', opts.pkg.manifest.name, opts.id);
     this.logger = opts.logger.child({ model: opts.pkg.manifest.name, replica: opts.id });
+    this.session = new WorkerSession({ send: (msg) => this.send(msg), kill: (reason) => this.kill(reason) }, this.logger);
   }
 
   get state(): WorkerState {
-    return this._state;
+    return this.session.state;
   }
   get pid(): number | undefined {
     return this.child?.pid;
@@ -122,7 +110,7 @@ export class ProcessWorker implements WorkerHandle {
     const child = spawn(command, args, { cwd: this.scratch, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     this.child = child;
     child.stdin.on('error', () => undefined); // EPIPE from a dead worker surfaces as its exit
-    const splitter = new LineSplitter((line) => this.onLine(line));
+    const splitter = new LineSplitter((line) => this.session.onLine(line));
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => splitter.push(d));
     const errSplitter = new LineSplitter((line) => this.onLogLine(line));
@@ -132,7 +120,7 @@ export class ProcessWorker implements WorkerHandle {
     this.exited = new Promise<ExitInfo>((resolve) => {
       child.on('exit', (code, signal) => resolve(this.onChildExit(code, signal)));
       child.on('error', (err) => {
-        this.log.push(`spawn failed: ${err.message}`);
+        this.session.pushLog(`spawn failed: ${err.message}`);
         resolve(this.onChildExit(null, null));
       });
     });
@@ -140,136 +128,26 @@ export class ProcessWorker implements WorkerHandle {
     this.sampler.unref();
 
     const startupTimeout = this.opts.startupTimeoutMs ?? 120_000;
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => this.kill(`did not become ready within ${startupTimeout} ms`), startupTimeout);
-      this.readyWaiter = {
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-    });
+    const timer = setTimeout(() => this.kill(`did not become ready within ${startupTimeout} ms`), startupTimeout);
+    return this.session.waitReady().finally(() => clearTimeout(timer));
   }
 
-  private readyWaiter: { resolve: () => void; reject: (e: IsoError) => void } | null = null;
-
   private onLogLine(line: string): void {
-    this.log.push(line);
-    if (this.log.length > KEPT_LOG_LINES) this.log.shift();
+    this.session.pushLog(line);
     this.logger.info({ worker_log: line.slice(0, 2000) }, 'worker log');
   }
 
-  private onLine(line: string): void {
-    const msg = parseWorkerLine(line);
-    if (!msg) {
-      this.protocolViolation(line);
-      return;
-    }
-    this.handle(msg);
-  }
-
-  private protocolViolation(line: string): void {
-    const shown = line.length > 200 ? `${line.slice(0, 200)}…` : line;
-    this.logger.error({ line: shown }, 'malformed worker output: replacing worker');
-    this.failCurrent(new IsoError('PREDICTION_FAILED', 'model worker wrote malformed protocol output; the worker is being replaced', { output: shown }));
-    this.kill('protocol violation (malformed output)');
-  }
-
-  private handle(msg: WorkerMessage): void {
-    switch (msg.op) {
-      case 'ready':
-        if (this._state === 'starting') {
-          this._state = 'idle';
-          this.readyWaiter?.resolve();
-          this.readyWaiter = null;
-        }
-        return;
-      case 'fatal':
-        this.log.push(`fatal: ${msg.message}`);
-        this.readyWaiter?.reject(new IsoError('MODEL_NOT_LOADED', msg.message, { worker_code: msg.code }));
-        this.readyWaiter = null;
-        return;
-      case 'pong':
-        this.pings.get(msg.id)?.resolve();
-        this.pings.delete(msg.id);
-        return;
-      case 'chunk':
-        if (this.current?.id === msg.id) this.current.onChunk?.(msg.index, msg.data);
-        return;
-      case 'result':
-      case 'end':
-        this.settle(msg.id, (c) => c.resolve(msg.outputs));
-        return;
-      case 'error':
-        this.settle(msg.id, (c) => c.reject(fromWorkerError(msg.code, msg.message)));
-        return;
-    }
-  }
-
-  private settle(id: string, fn: (c: InFlight) => void): void {
-    const c = this.current;
-    if (!c || c.id !== id) {
-      this.protocolViolation(`answer for unknown batch ${id}`);
-      return;
-    }
-    clearTimeout(c.timer);
-    this.current = null;
-    if (this._state === 'busy') this._state = 'idle';
-    fn(c);
-    if (this._state === 'idle') for (const cb of this.idleCbs) cb();
-  }
-
-  private failCurrent(err: IsoError): void {
-    const c = this.current;
-    if (!c) return;
-    clearTimeout(c.timer);
-    this.current = null;
-    c.reject(err);
-  }
-
   predict(call: PredictCall): Promise<ItemOutput[]> {
-    if (this._state !== 'idle' || !this.child) {
-      return Promise.reject(new IsoError('INTERNAL_ERROR', `worker ${this.id} is ${this._state}, not idle`));
-    }
-    const id = `b${++batchCounter}`;
-    this._state = 'busy';
-    return new Promise<ItemOutput[]>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.failCurrent(new IsoError('PREDICTION_TIMEOUT', `model did not answer within ${call.timeoutMs} ms; the worker was stopped and will be restarted`, { timeout_ms: call.timeoutMs }));
-        this.kill(`timed out after ${call.timeoutMs} ms`);
-      }, call.timeoutMs);
-      this.current = { id, resolve, reject, onChunk: call.onChunk, timer };
-      this.send({ op: 'predict', id, task: call.task, items: call.items, stream: call.stream ?? false });
-    });
+    if (!this.child) return Promise.reject(new IsoError('INTERNAL_ERROR', `worker ${this.id} is not running`));
+    return this.session.predict(this.id, call);
   }
 
   cancel(): void {
-    if (this.current) this.send({ op: 'cancel', id: this.current.id });
+    this.session.cancel();
   }
 
   ping(timeoutMs: number): Promise<void> {
-    const id = `p${++batchCounter}`;
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pings.delete(id);
-        reject(new IsoError('PREDICTION_FAILED', `worker did not answer a ping within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pings.set(id, {
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.send({ op: 'ping', id });
-    });
+    return this.session.ping(timeoutMs);
   }
 
   private send(msg: GatewayMessage): void {
@@ -279,7 +157,7 @@ export class ProcessWorker implements WorkerHandle {
 
   /** Stops the whole process group now. */
   kill(reason: string): void {
-    if (!this.child || this._state === 'exited') return;
+    if (!this.child || this.session.state === 'exited') return;
     this.killReason ??= reason;
     const pid = this.child.pid;
     try {
@@ -290,8 +168,8 @@ export class ProcessWorker implements WorkerHandle {
   }
 
   async stop(graceMs = 5000): Promise<void> {
-    if (!this.child || this._state === 'exited') return;
-    this._state = 'stopping';
+    if (!this.child || this.session.state === 'exited') return;
+    this.session.state = 'stopping';
     this.killReason ??= 'stopped';
     this.send({ op: 'shutdown' });
     this.child.stdin.end();
@@ -302,7 +180,7 @@ export class ProcessWorker implements WorkerHandle {
 
   private sample(): void {
     const pid = this.child?.pid;
-    if (!pid || this._state === 'exited') return;
+    if (!pid || this.session.state === 'exited') return;
     const s = sampleProc(pid);
     if (!s) return;
     if (this.lastSample) this.lastCpu = cpuPercent(this.lastSample, s);
@@ -321,7 +199,7 @@ export class ProcessWorker implements WorkerHandle {
     const limitMb = this.opts.pkg.manifest.resources.memory_mb;
     if (this.cgroup?.oomKilled()) return `memory limit exceeded (${limitMb} MB)`;
     if (this.killReason) return this.killReason;
-    const tail = this.log.join('\n');
+    const tail = this.session.log.join('\n');
     if (/Reached heap limit|JavaScript heap out of memory|MemoryError|Cannot allocate memory/.test(tail)) return `memory limit exceeded (${limitMb} MB)`;
     if (code === 97) return 'could not join its cgroup';
     return signal ? `crashed (signal ${signal})` : `crashed (exit code ${code})`;
@@ -329,16 +207,10 @@ export class ProcessWorker implements WorkerHandle {
 
   private onChildExit(code: number | null, signal: string | null): ExitInfo {
     const reason = this.exitReason(code, signal);
-    const expected = this._state === 'stopping' && reason.startsWith('stopped');
-    this._state = 'exited';
     if (this.sampler) clearInterval(this.sampler);
+    const details = { reason, exit_code: code, signal, log_tail: this.session.log.slice(-5) };
+    const expected = this.session.exited(reason, details);
     this.logger[expected ? 'info' : 'warn']({ code, signal, reason }, 'worker exited');
-    const details = { reason, exit_code: code, signal, log_tail: this.log.slice(-5) };
-    this.failCurrent(new IsoError('PREDICTION_FAILED', `model worker ${reason}; it will be restarted`, details));
-    this.readyWaiter?.reject(new IsoError('MODEL_NOT_LOADED', `model worker ${reason} during startup: ${this.log.slice(-3).join(' | ') || 'no output'}`, details));
-    this.readyWaiter = null;
-    for (const p of this.pings.values()) p.reject(new IsoError('PREDICTION_FAILED', `model worker ${reason}`));
-    this.pings.clear();
     if (this.cgroup) releaseCgroup(this.cgroup);
     rmSync(this.scratch, { recursive: true, force: true });
     const info: ExitInfo = { code, signal, reason, expected };
@@ -350,10 +222,10 @@ export class ProcessWorker implements WorkerHandle {
     this.exitCbs.push(cb);
   }
   onIdle(cb: () => void): void {
-    this.idleCbs.push(cb);
+    this.session.onIdle(cb);
   }
   recentLog(): string[] {
-    return [...this.log];
+    return [...this.session.log];
   }
 }
 

@@ -98,9 +98,11 @@ export function discoverPackages(modelsDir: string): Discovery {
     if (!existsSync(join(dir, MANIFEST_FILE))) continue;
     try {
       const pkg = loadPackage(dir);
-      const other = names.get(pkg.manifest.name);
-      if (other) throw new ManifestError(join(dir, MANIFEST_FILE), [`name: "${pkg.manifest.name}" is already used by ${other}`]);
-      names.set(pkg.manifest.name, dir);
+      // Several folders may hold versions of one model (name@version); each version once.
+      const id = `${pkg.manifest.name}@${pkg.manifest.version}`;
+      const other = names.get(id);
+      if (other) throw new ManifestError(join(dir, MANIFEST_FILE), [`version: ${id} is already provided by ${other}`]);
+      names.set(id, dir);
       packages.push(pkg);
     } catch (e) {
       errors.push(e instanceof ManifestError ? e : new ManifestError(join(dir, MANIFEST_FILE), [(e as Error).message]));

@@ -54,13 +54,15 @@ export const manifestSchema = z
     /** File relative to the package (node, python, onnx) or a command line (command). */
     entry: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
     tasks: z.array(taskSchema).min(1),
-    /** sandbox: a process worker inside bubblewrap (drivers/sandbox.ts, docs/sandbox.md). */
-    isolation: z.enum(['inline', 'process', 'sandbox']).default('process'),
+    /** sandbox: a process worker inside bubblewrap (drivers/sandbox.ts, docs/sandbox.md); docker: a container (drivers/docker.ts, docs/docker.md). */
+    isolation: z.enum(['inline', 'process', 'sandbox', 'docker']).default('process'),
     resources: z
       .object({
         memory_mb: memory.default(512),
         cpus: z.number().positive().max(256).default(1),
         timeout_ms: z.number().int().positive().max(3_600_000).default(30_000),
+        /** GPUs the model needs: requested as nvidia.com/gpu on Kubernetes (docs/kubernetes.md); not enforced locally. */
+        gpus: z.number().int().min(0).max(64).default(0),
       })
       .strict()
       .default({}),

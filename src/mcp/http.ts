@@ -9,11 +9,25 @@ import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { Gateway } from '../gateway.js';
 import { toIsoError } from '../api/envelope.js';
-import { createMcpServer } from './server.js';
+
+/**
+ * The MCP SDK and our server on it, loaded with the first /mcp request: together they are about
+ * 25 MB of the gateway's idle RSS, which a gateway nobody reaches over MCP need not pay.
+ */
+let sdkModules: Promise<{
+  StreamableHTTPServerTransport: typeof StreamableHTTPServerTransport;
+  isInitializeRequest: (typeof import('@modelcontextprotocol/sdk/types.js'))['isInitializeRequest'];
+  createMcpServer: (typeof import('./server.js'))['createMcpServer'];
+}> | null = null;
+const loadSdk = (): NonNullable<typeof sdkModules> =>
+  (sdkModules ??= Promise.all([import('@modelcontextprotocol/sdk/server/streamableHttp.js'), import('@modelcontextprotocol/sdk/types.js'), import('./server.js')]).then(([h, t, s]) => ({
+    StreamableHTTPServerTransport: h.StreamableHTTPServerTransport,
+    isInitializeRequest: t.isInitializeRequest,
+    createMcpServer: s.createMcpServer,
+  })));
 
 export interface McpHttpOptions {
   /** Close a session after this long without requests or open streams (default 30 min). */
@@ -89,6 +103,7 @@ export function registerMcpRoutes(app: FastifyInstance, gw: Gateway, opts: McpHt
 
   /** A transport + server for an initialize request; it becomes a session if initialize succeeds. */
   const openSession = async (res: ServerResponse, owner: string | null): Promise<StreamableHTTPServerTransport> => {
+    const { StreamableHTTPServerTransport, createMcpServer } = await loadSdk();
     const server = createMcpServer(gw, { transport: 'http', watchIntervalMs: opts.watchIntervalMs });
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
@@ -111,6 +126,7 @@ export function registerMcpRoutes(app: FastifyInstance, gw: Gateway, opts: McpHt
   };
 
   const handle = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const { isInitializeRequest } = await loadSdk();
     const header = req.headers['mcp-session-id'];
     const sid = typeof header === 'string' ? header : undefined;
     const found = sid ? sessions.get(sid) : undefined;
@@ -146,7 +162,7 @@ export function registerMcpRoutes(app: FastifyInstance, gw: Gateway, opts: McpHt
   void app.register(async (scope) => {
     scope.setErrorHandler((e, req, reply) => {
       const iso = toIsoError(e);
-      if (iso.code === 'INTERNAL_ERROR') req.log.error({ err: e }, 'MCP request failed');
+      if (iso.code === 'INTERNAL_ERROR') req.log.error({ err: e, reqId: req.id }, 'MCP request failed');
       const fastifyCode = (e as { code?: unknown }).code;
       // -32700 Parse error for a body that is not JSON (or not a JSON content type); -32600 otherwise.
       const unparsable = e instanceof SyntaxError || (typeof fastifyCode === 'string' && fastifyCode.startsWith('FST_ERR_CTP_'));

@@ -10,6 +10,7 @@ import type { ExitInfo, WorkerHandle } from '../worker/types.js';
 import { ModelStats } from '../telemetry/model-stats.js';
 import type { DeploymentObserver } from '../telemetry/prometheus.js';
 import { RequestQueue, type QueuedRequest, type Unit } from './request-queue.js';
+import type { CancelSignal } from './cancel.js';
 
 export type DeploymentState = 'loading' | 'ready' | 'failed' | 'draining' | 'stopped';
 export type ReplicaState = 'starting' | 'ready' | 'restarting' | 'stopping' | 'failed';
@@ -20,7 +21,8 @@ export interface SubmitOptions {
   /** Overall deadline for this request, queue time included. */
   timeoutMs?: number;
   priority?: number;
-  signal?: AbortSignal;
+  /** An AbortSignal, or the cheaper CancelToken (scheduler/cancel.ts). */
+  signal?: CancelSignal;
   stream?: boolean;
   onChunk?: (index: number, data: unknown) => void;
 }
@@ -57,6 +59,8 @@ class Replica {
   lastExit: ExitInfo | null = null;
   lastError: string | null = null;
   retryTimer: NodeJS.Timeout | null = null;
+  /** Set while a retiring replica finishes its batch: called once it has. */
+  onBatchSettled: (() => void) | null = null;
 }
 
 export interface ReplicaInfo {
@@ -91,6 +95,8 @@ export class ModelDeployment {
   private housekeeping: NodeJS.Timeout | null = null;
   private lastPing = Date.now();
   private drainWaiters: (() => void)[] = [];
+  /** The deployment that replaced this one: requests arriving while this one drains go there. */
+  private successor: ModelDeployment | null = null;
   private readonly logger: Logger;
   /** The manifest's scaling with DeploymentOptions.scaling applied: read this, not pkg.manifest.scaling. */
   readonly scaling: Manifest['scaling'];
@@ -237,6 +243,9 @@ export class ModelDeployment {
 
   /** Queue a request; resolves with one output per item. */
   submit(opts: SubmitOptions): Promise<ItemOutput[]> {
+    // A caller that picked this deployment just before a rolling update or reload switched away
+    // from it is served by the replacement instead of failing.
+    if (this.successor && this.state !== 'ready') return this.successor.submit(opts);
     if (this.state === 'failed') return Promise.reject(new IsoError('MODEL_NOT_LOADED', `model ${this.name} failed to load: ${this.lastError}`));
     if (this.state !== 'ready') return Promise.reject(new IsoError('MODEL_NOT_LOADED', `model ${this.name} is ${this.state}`));
     if (opts.items.length === 0) return Promise.resolve([]);
@@ -356,6 +365,7 @@ export class ModelDeployment {
         if (r.inflight === batch) r.inflight = null;
         r.idleSince = Date.now();
         batch.forEach((u, i) => this.deliver(u, outputs[i]!));
+        this.batchSettled(r);
         this.pump();
       },
       (err: IsoError) => {
@@ -363,6 +373,7 @@ export class ModelDeployment {
         if (r.inflight === batch) r.inflight = null;
         r.idleSince = Date.now();
         this.failBatch(batch, err);
+        this.batchSettled(r);
         this.pump();
       },
     );
@@ -446,6 +457,49 @@ export class ModelDeployment {
     this.logger.warn({ replica: id, reason }, 'replacing replica');
     r.worker.kill(reason);
     return true;
+  }
+
+  private batchSettled(r: Replica): void {
+    const cb = r.onBatchSettled;
+    r.onBatchSettled = null;
+    cb?.();
+  }
+
+  /** Requests that reach this deployment once it stops serving go to `next` (rolling update, reload). */
+  forwardTo(next: ModelDeployment): void {
+    this.successor = next;
+  }
+
+  /**
+   * Runs exactly `n` replicas from now on (0: none until a request wakes one). New replicas are
+   * ready when this resolves; surplus ones stop after the batch they are running, so no request fails.
+   */
+  async scaleTo(n: number): Promise<void> {
+    this.scaling.min_replicas = n;
+    this.scaling.max_replicas = Math.max(1, n);
+    const live = this.liveReplicas();
+    if (live.length < n) {
+      await Promise.all(Array.from({ length: n - live.length }, () => this.addReplica()));
+      return;
+    }
+    // Idle replicas first, then the ones busy the longest.
+    const surplus = live.sort((a, b) => Number(a.inflight !== null) - Number(b.inflight !== null)).slice(0, live.length - n);
+    await Promise.all(surplus.map((r) => this.retire(r)));
+    if (this.queue.length > 0) this.ensureCapacity();
+  }
+
+  private retire(r: Replica): Promise<void> {
+    r.state = 'stopping';
+    if (r.retryTimer) clearTimeout(r.retryTimer);
+    const w = r.worker;
+    if (!w || w.state === 'exited') {
+      this.removeReplica(r);
+      return Promise.resolve();
+    }
+    if (r.inflight === null) return w.stop();
+    return new Promise<void>((resolve) => {
+      r.onBatchSettled = () => void w.stop().then(resolve, resolve);
+    });
   }
 
   queueDepth(): number {

@@ -16,13 +16,15 @@ export interface Principal {
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
+    /** What the route needs, worked out once in onRequest (onResponse audits from it). */
+    access: RouteAccess | null;
   }
 }
 
 const ANONYMOUS: Principal = { id: 'anonymous', name: 'anonymous', scopes: ['predict', 'admin'], rateLimit: null };
 
 /** Routes anyone may call: probes, the console's static page. */
-const PUBLIC = [/^\/health(\/(live|ready|startup))?$/, /^\/v2\/health\/(live|ready)$/, /^\/agent\/health$/, /^\/console(\/.*)?$/];
+const PUBLIC = [/^(\/api\/v1)?\/health(\/(live|ready|startup))?$/, /^\/api\/v1\/health\/$/, /^\/v2\/health\/(live|ready)$/, /^\/agent\/health$/, /^\/console(\/.*)?$/];
 
 /** Admin actions: method, path pattern, audit action name. Everything else needs `predict`. */
 const ADMIN: [string, RegExp, string][] = [
@@ -34,6 +36,9 @@ const ADMIN: [string, RegExp, string][] = [
   ['POST', /^\/api\/v1\/models\/([^/]+)\/scale$/, 'models.scale'],
   ['PUT', /^\/api\/v1\/models\/([^/]+)$/, 'models.update'],
   ['DELETE', /^\/api\/v1\/models\/([^/]+)$/, 'models.delete'],
+  ['PUT', /^\/api\/v1\/models\/([^/]+)\/traffic$/, 'models.traffic'],
+  ['DELETE', /^\/api\/v1\/models\/([^/]+)\/traffic$/, 'models.traffic.clear'],
+  ['POST', /^\/api\/v1\/models\/([^/]+)\/(promote|rollback)$/, 'models.$2'],
   ['PUT', /^\/v1\/monitor\/thresholds$/, 'monitor.thresholds'],
   ['DELETE', /^\/v1\/monitor\/thresholds$/, 'monitor.thresholds.reset'],
   ['GET', /^\/v1\/audit$/, 'audit.read'],
@@ -81,6 +86,7 @@ const ANY_KEY_TTL_MS = 1000;
 /** Must be registered before the rate limiter: limits are per key once a key is known. */
 export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
   app.decorateRequest('principal', null);
+  app.decorateRequest('access', null);
   const audit = (req: FastifyRequest, access: RouteAccess, outcome: 'allowed' | 'denied' | 'failed', status: number, details?: string): void =>
     opts.audit.record({ actor: req.principal?.name ?? 'unknown', action: access.action ?? `${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`, target: access.target, outcome, status, client: req.ip, request_id: req.id, details });
 
@@ -92,6 +98,7 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
 
   app.addHook('onRequest', async (req, reply) => {
     const access = accessFor(req.method, req.url, opts.publicMetrics);
+    req.access = access;
     // Auth is off only when no key exists at all, on loopback.
     if (opts.allowAnonymous && !keysExist()) {
       req.principal = ANONYMOUS;
@@ -113,9 +120,12 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
     }
   });
 
-  app.addHook('onResponse', async (req, reply) => {
-    const access = accessFor(req.method, req.url, opts.publicMetrics);
-    if (access.scope !== 'admin' || reply.statusCode === 401 || reply.statusCode === 403) return;
-    audit(req, access, reply.statusCode < 400 ? 'allowed' : 'failed', reply.statusCode);
+  // Synchronous: it runs after every response, and only admin routes have anything to do.
+  app.addHook('onResponse', (req, reply, done) => {
+    const access = req.access;
+    if (access?.scope === 'admin' && reply.statusCode !== 401 && reply.statusCode !== 403) {
+      audit(req, access, reply.statusCode < 400 ? 'allowed' : 'failed', reply.statusCode);
+    }
+    done();
   });
 }

@@ -64,7 +64,7 @@ const FLUSH_AT = 500;
 
 export class StateStore {
   readonly db: Database.Database;
-  private pending: (RequestLogEntry & { at: string })[] = [];
+  private pending: (RequestLogEntry & { at: number })[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly insertLog: Database.Statement;
 
@@ -77,7 +77,7 @@ export class StateStore {
     this.migrate();
     this.insertLog = this.db.prepare(
       `INSERT INTO request_log (request_id, at, model, version, task, route, status, error_code, sequences, latency_ms, client)
-       VALUES (@request_id, @at, @model, @version, @task, @route, @status, @error_code, @sequences, @latency_ms, @client)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
 
@@ -128,7 +128,9 @@ export class StateStore {
 
   /** Buffered: the hot path only appends to an array; a timer writes one transaction. */
   logRequest(entry: RequestLogEntry): void {
-    this.pending.push({ ...entry, at: new Date().toISOString() });
+    // The caller's fresh object, stamped: no copy on the hot path (positional binding at flush).
+    (entry as RequestLogEntry & { at: number }).at = Date.now();
+    this.pending.push(entry as RequestLogEntry & { at: number });
     if (this.pending.length >= FLUSH_AT) this.flush();
     else if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => this.flush(), FLUSH_INTERVAL_MS);
@@ -144,7 +146,7 @@ export class StateStore {
     this.pending = [];
     this.db.transaction(() => {
       for (const r of rows) {
-        this.insertLog.run({ version: null, task: null, error_code: null, client: null, ...r });
+        this.insertLog.run(r.request_id, new Date(r.at).toISOString(), r.model, r.version ?? null, r.task ?? null, r.route, r.status, r.error_code ?? null, r.sequences, r.latency_ms, r.client ?? null);
       }
     })();
   }

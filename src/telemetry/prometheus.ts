@@ -22,6 +22,7 @@ export class GatewayMetrics {
   private readonly batchSize: Histogram<'model' | 'version'>;
   private readonly restarts: Counter<'model' | 'version' | 'reason'>;
   private readonly sequences: Counter<'model' | 'version' | 'task'>;
+  private readonly requestChildren = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string>; sequences: Counter.Internal }>();
 
   constructor(models: () => ModelRegistry) {
     const r = this.registry;
@@ -38,7 +39,8 @@ export class GatewayMetrics {
 
     const each = (fn: (name: string, version: string) => void): void => {
       const reg = models();
-      for (const name of reg.names()) fn(name, reg.package(name).manifest.version);
+      // Every live version (and each model's default, loaded or not): per-version gauges.
+      for (const name of reg.names()) for (const v of reg.versions(name)) if (v.default || v.status !== 'unloaded') fn(name, v.version);
     };
     new Gauge({
       name: 'isomodel_model_up',
@@ -47,7 +49,7 @@ export class GatewayMetrics {
       registers: [r],
       collect() {
         this.reset();
-        each((model, version) => this.set({ model, version }, models().deployment(model)?.healthy() ? 1 : 0));
+        each((model, version) => this.set({ model, version }, models().deployment(`${model}@${version}`)?.healthy() ? 1 : 0));
       },
     });
     new Gauge({
@@ -57,7 +59,7 @@ export class GatewayMetrics {
       registers: [r],
       collect() {
         this.reset();
-        each((model, version) => this.set({ model, version }, models().deployment(model)?.queueDepth() ?? 0));
+        each((model, version) => this.set({ model, version }, models().deployment(`${model}@${version}`)?.queueDepth() ?? 0));
       },
     });
     new Gauge({
@@ -67,7 +69,7 @@ export class GatewayMetrics {
       registers: [r],
       collect() {
         this.reset();
-        each((model, version) => this.set({ model, version }, models().deployment(model)?.inflightCount() ?? 0));
+        each((model, version) => this.set({ model, version }, models().deployment(`${model}@${version}`)?.inflightCount() ?? 0));
       },
     });
     new Gauge({
@@ -79,7 +81,7 @@ export class GatewayMetrics {
         this.reset();
         each((model, version) => {
           const counts: Record<string, number> = { starting: 0, ready: 0, restarting: 0, stopping: 0, failed: 0 };
-          for (const rep of models().deployment(model)?.replicaInfo() ?? []) counts[rep.state] = (counts[rep.state] ?? 0) + 1;
+          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? []) counts[rep.state] = (counts[rep.state] ?? 0) + 1;
           for (const [state, n] of Object.entries(counts)) this.set({ model, version, state }, n);
         });
       },
@@ -92,7 +94,7 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         each((model, version) => {
-          for (const rep of models().deployment(model)?.replicaInfo() ?? []) if (rep.rss_bytes !== undefined) this.set({ model, version, replica: rep.id }, rep.rss_bytes);
+          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? []) if (rep.rss_bytes !== undefined) this.set({ model, version, replica: rep.id }, rep.rss_bytes);
         });
       },
     });
@@ -104,7 +106,7 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         each((model, version) => {
-          for (const rep of models().deployment(model)?.replicaInfo() ?? []) if (rep.cpu_percent !== undefined) this.set({ model, version, replica: rep.id }, rep.cpu_percent / 100);
+          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? []) if (rep.cpu_percent !== undefined) this.set({ model, version, replica: rep.id }, rep.cpu_percent / 100);
         });
       },
     });
@@ -116,17 +118,29 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         each((model, version) => {
-          for (const rep of models().deployment(model)?.replicaInfo() ?? []) if (rep.open_fds !== undefined) this.set({ model, version, replica: rep.id }, rep.open_fds);
+          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? []) if (rep.open_fds !== undefined) this.set({ model, version, replica: rep.id }, rep.open_fds);
         });
       },
     });
   }
 
   observeRequest(model: string, version: string, task: string, ok: boolean, code: string, seconds: number, sequences: number): void {
-    this.requests.inc({ model, version, task, status: ok ? 'success' : 'error', code });
+    // Label-bound children, looked up once per label set: prom-client hashes the label object on
+    // every call otherwise, a visible share of a no-op request.
+    const key = `${model}\u0000${version}\u0000${task}\u0000${code}`;
+    let c = this.requestChildren.get(key);
+    if (!c) {
+      c = {
+        requests: this.requests.labels({ model, version, task, status: ok ? 'success' : 'error', code }),
+        duration: this.requestDuration.labels({ model, version, task }),
+        sequences: this.sequences.labels({ model, version, task }),
+      };
+      this.requestChildren.set(key, c);
+    }
+    c.requests.inc();
     if (ok) {
-      this.requestDuration.observe({ model, version, task }, seconds);
-      this.sequences.inc({ model, version, task }, sequences);
+      c.duration.observe(seconds);
+      c.sequences.inc(sequences);
     }
   }
 

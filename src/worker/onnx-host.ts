@@ -1,6 +1,9 @@
 // ONNX worker host: one onnxruntime session per replica, fed whole batches. The package's
 // pipeline module turns items into input tensors and output tensors back into results.
 // Usage: node dist/src/worker/onnx-host.js model.onnx pipeline.mjs
+// A pipeline may name a model file outside the package (modelPath): then entry is not opened.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { runWorker } from './node-host.js';
@@ -16,8 +19,14 @@ export interface TensorSpec {
 }
 
 export interface OnnxPipeline {
+  /**
+   * Where the .onnx file is when it is not part of the package (weights an operator mounts, named by
+   * an env var): absolute, or relative to the model dir. Default: the manifest's entry. Throw
+   * ModelError('MODEL_NOT_LOADED', …) naming the path to fill when the file is not there.
+   */
+  modelPath?(ctx: ModelContext): string | Promise<string>;
   setup?(ctx: ModelContext, io: { inputNames: readonly string[]; outputNames: readonly string[] }): unknown;
-  /** Items of one task → named input tensors for a single session.run over the batch. */
+  /** Items of one task → named input tensors for a single session.run over the batch; none (every item failed its checks): no run. */
   preprocess(batch: WorkItem[], task: string): Record<string, TensorSpec> | Promise<Record<string, TensorSpec>>;
   /** Named output tensors → one output per item (or {error} per item). */
   postprocess(outputs: Record<string, { data: TensorData; dims: readonly number[] }>, batch: WorkItem[], task: string): ItemOutput[];
@@ -32,15 +41,18 @@ async function loadOnnxModel(entry: string, ctx: ModelContext): Promise<NodeMode
   }
   // One intra-op thread per CPU the manifest grants: replicas, not threads, are how we scale.
   const threads = Math.max(1, Math.round(Number(process.env.ISOMODEL_CPUS ?? '1')));
-  const session = await ort.InferenceSession.create(entry, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+  const modelFile = pipeline.modelPath ? resolve(ctx.modelDir, await pipeline.modelPath(ctx)) : entry;
+  if (!existsSync(modelFile)) throw new ModelError('MODEL_NOT_LOADED', `ONNX model not found: ${modelFile}`);
+  const session = await ort.InferenceSession.create(modelFile, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
   await pipeline.setup?.(ctx, { inputNames: session.inputNames, outputNames: session.outputNames });
   return {
     async predict(batch, task) {
       const specs = await pipeline.preprocess(batch, task);
       const feeds: Record<string, ort.Tensor> = {};
       for (const [name, s] of Object.entries(specs)) feeds[name] = new ort.Tensor(s.type, s.data, s.dims);
-      const results = await session.run(feeds);
       const outputs: Record<string, { data: TensorData; dims: readonly number[] }> = {};
+      if (Object.keys(feeds).length === 0) return pipeline.postprocess(outputs, batch, task);
+      const results = await session.run(feeds);
       for (const [name, t] of Object.entries(results)) outputs[name] = { data: t.data as TensorData, dims: t.dims };
       return pipeline.postprocess(outputs, batch, task);
     },

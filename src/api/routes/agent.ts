@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { CancelToken } from '../../scheduler/cancel.js';
 import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { SEQUENCE_TYPES, type SequenceType, type TaskSpec } from '../../manifest/schema.js';
@@ -29,7 +30,7 @@ export interface RunOptions {
  * client that disconnects cancels whatever is still queued.
  */
 export async function runChunked(gw: Gateway, reply: FastifyReply, dep: ModelDeployment, task: string, items: WorkItem[], opts: RunOptions = {}): Promise<ItemOutput[]> {
-  const ac = new AbortController();
+  const ac = new CancelToken();
   const onClose = (): void => {
     if (!reply.raw.writableFinished) ac.abort();
   };
@@ -39,7 +40,7 @@ export async function runChunked(gw: Gateway, reply: FastifyReply, dep: ModelDep
     const outputs: ItemOutput[] = [];
     for (let i = 0; i < items.length; i += size) {
       const chunk = items.slice(i, i + size);
-      const out = await dep.submit({ task, items: chunk, timeoutMs: opts.timeoutMs, priority: opts.priority, signal: ac.signal });
+      const out = await dep.submit({ task, items: chunk, timeoutMs: opts.timeoutMs, priority: opts.priority, signal: ac });
       outputs.push(...out);
     }
     return outputs;
@@ -57,6 +58,8 @@ export interface RequestRecord {
   sequences: number;
   t0: number;
   error?: IsoError;
+  /** The deployment that served it (one version under a traffic split); else the model's default. */
+  dep?: ModelDeployment;
 }
 
 /** Per-model stats, Prometheus counters and the SQLite request log, as the native routes keep them. */
@@ -64,7 +67,7 @@ export function recordRequest(gw: Gateway, req: FastifyRequest, r: RequestRecord
   if (!r.model || r.error?.code === 'MODEL_NOT_FOUND') return;
   const latency = performance.now() - r.t0;
   const ok = r.error === undefined;
-  const dep = gw.registry.deployment(r.model);
+  const dep = r.dep ?? gw.registry.deployment(r.model);
   dep?.stats.record(ok, latency, r.sequences, r.error?.code);
   if (dep) gw.metrics.observeRequest(dep.name, dep.version, r.task ?? 'unknown', ok, r.error?.code ?? 'OK', latency / 1000, r.sequences);
   gw.store.logRequest({

@@ -1,7 +1,7 @@
 // Probes for orchestrators: live (the process answers), startup (initial loads attempted),
 // ready (every required model ready, no dead replica), detailed (everything, for humans).
 import os from 'node:os';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { IsoError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { okEnvelope, sendError } from '../envelope.js';
@@ -29,14 +29,25 @@ export function formatBytes(n: number): string {
 }
 
 export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
-  app.get('/health/live', async (req) => okEnvelope(req, { status: 'alive', uptime: uptimeS(gw) }, 'alive'));
+  // Also under /api/v1/health, where the model service spec puts them.
+  for (const prefix of ['', '/api/v1']) registerProbes(app, gw, prefix);
+  const basic = async (req: FastifyRequest) => {
+    const healthy = gw.started && gw.requiredModels().every((n) => gw.registry.deployment(n)?.healthy());
+    return okEnvelope(req, { status: healthy ? 'healthy' : 'degraded', uptime: uptimeS(gw), models: gw.registry.names().length }, healthy ? 'service is healthy' : 'service is degraded');
+  };
+  app.get('/api/v1/health', basic);
+  app.get('/api/v1/health/', basic);
+}
 
-  app.get('/health/startup', async (req, reply) => {
+function registerProbes(app: FastifyInstance, gw: Gateway, prefix: string): void {
+  app.get(`${prefix}/health/live`, async (req) => okEnvelope(req, { status: 'alive', uptime: uptimeS(gw) }, 'alive'));
+
+  app.get(`${prefix}/health/startup`, async (req, reply) => {
     if (!gw.started) return sendError(req, reply, new IsoError('MODEL_NOT_LOADED', 'gateway is still loading its models', undefined, 1));
     return okEnvelope(req, { status: 'started', uptime: uptimeS(gw) }, 'started');
   });
 
-  app.get('/health/ready', async (req, reply) => {
+  app.get(`${prefix}/health/ready`, async (req, reply) => {
     const required = gw.requiredModels();
     const notReady = required.filter((n) => {
       const d = gw.registry.deployment(n);
@@ -49,7 +60,7 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
     return okEnvelope(req, { status: 'ready', models: required }, 'ready');
   });
 
-  app.get('/health/detailed', async (req) => {
+  app.get(`${prefix}/health/detailed`, async (req) => {
     const models = gw.registry.names().map((n) => modelHealth(gw, n));
     const allHealthy = gw.requiredModels().every((n) => gw.registry.deployment(n)?.healthy());
     return okEnvelope(

@@ -1,6 +1,7 @@
 // The native per-model API, under /models/{name}/… and, for the default model, at the root.
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CancelToken } from '../../scheduler/cancel.js';
 import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import type { Manifest } from '../../manifest/schema.js';
@@ -8,6 +9,7 @@ import { isItemError, type ItemOutput } from '../../worker/protocol.js';
 import { errorEnvelope, okEnvelope } from '../envelope.js';
 import { parsePrediction } from '../predict-request.js';
 import { EventStream, wantsEventStream } from '../sse.js';
+import { stickyKey } from '../sticky.js';
 import { formatBytes, modelHealth, systemInfo, uptimeS } from './health.js';
 
 type NameResolver = (req: FastifyRequest) => string;
@@ -70,14 +72,14 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
     let sse: EventStream | null = null;
     try {
       name = resolve(req);
-      const dep = gw.registry.serving(name);
+      const dep = gw.registry.serving(name, stickyKey(req));
       const parsed = parsePrediction(dep.pkg.manifest, req.body, kind, gw.config.max_batch_sequences);
       task = parsed.task.name;
       sequences = parsed.items.length;
       // Server-Sent Events: a `chunk` event per worker chunk, then `result` or `error`.
       if (kind === 'single' && wantsEventStream(req, parsed.stream)) sse = new EventStream(req, reply);
       // A client that disconnects cancels its queued work instead of leaving it to run.
-      const ac = new AbortController();
+      const ac = new CancelToken();
       const onClose = (): void => {
         if (!reply.raw.writableFinished) ac.abort();
       };
@@ -89,7 +91,7 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
           items: parsed.items,
           timeoutMs: parsed.timeoutMs,
           priority: parsed.priority,
-          signal: ac.signal,
+          signal: ac,
           ...(sse && { stream: true, onChunk: (index: number, data: unknown) => sse?.send('chunk', { index, data }) }),
         });
       } finally {
@@ -139,7 +141,7 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
       }
       // Before the first event the error is a plain JSON response; after it, an `error` event.
       if (sse?.open) {
-        if (err.code === 'INTERNAL_ERROR') req.log.error({ err: e }, 'unhandled error');
+        if (err.code === 'INTERNAL_ERROR') req.log.error({ err: e, reqId: req.id }, 'unhandled error');
         sse.send('error', errorEnvelope(req, err));
         return sse.end();
       }

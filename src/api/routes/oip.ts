@@ -16,6 +16,7 @@ import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protoc
 import { toIsoError } from '../envelope.js';
 import { resolveTask } from '../predict-request.js';
 import { asIsoError, recordRequest, runChunked } from './agent.js';
+import { stickyKey } from '../sticky.js';
 
 export const OIP_PREFIX = '/v2';
 export const SEQUENCES_INPUT = 'sequences';
@@ -112,7 +113,7 @@ export function modelMetadata(gw: Gateway, name: string): Record<string, unknown
   }
   return {
     name: m.name,
-    versions: [m.version],
+    versions: gw.registry.versions(m.name).map((v) => v.version),
     platform: platformOf(m),
     inputs: [{ name: SEQUENCES_INPUT, datatype: 'BYTES', shape: [-1] }],
     outputs: [...outputs.values()],
@@ -128,22 +129,24 @@ export function modelMetadata(gw: Gateway, name: string): Record<string, unknown
 // ---------------------------------------------------------------------------------------------
 // Addressing.
 
-/** The package's one live version; any other version is a 404. */
-function resolveModel(gw: Gateway, name: string, version?: string): Manifest {
-  const m = gw.registry.package(name).manifest;
-  if (version !== undefined && version !== m.version) {
-    throw new IsoError('NOT_FOUND', `model ${name} has no version "${version.slice(0, 64)}"; available versions: ${m.version}`, { versions: [m.version] });
+/** The id a route names: `name` (default version / traffic split) or `name@version`. */
+function modelIdOf(gw: Gateway, name: string, version?: string): string {
+  gw.registry.package(name);
+  if (version === undefined) return name;
+  const versions = gw.registry.versions(name).map((v) => v.version);
+  if (!versions.includes(version)) {
+    throw new IsoError('NOT_FOUND', `model ${name} has no version "${version.slice(0, 64)}"; available versions: ${versions.join(', ')}`, { versions });
   }
-  return m;
+  return `${name}@${version}`;
 }
 
-function notReadyReason(gw: Gateway, name: string): string | null {
-  const status = gw.registry.status(name);
-  const d = gw.registry.deployment(name);
+function notReadyReason(gw: Gateway, id: string): string | null {
+  const status = gw.registry.status(id);
+  const d = gw.registry.deployment(id);
   if (status === 'ready' && d?.healthy()) return null;
-  if (status === 'ready') return `model ${name} has a replica restarting`;
-  const err = gw.registry.lastError(name);
-  return `model ${name} is ${status}${err ? `: ${err}` : ''}`;
+  if (status === 'ready') return `model ${id} has a replica restarting`;
+  const err = gw.registry.lastError(id);
+  return `model ${id} is ${status}${err ? `: ${err}` : ''}`;
 }
 
 type RepoState = 'READY' | 'LOADING' | 'UNAVAILABLE';
@@ -234,7 +237,7 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
       // The protocol's error object, in place of the native envelope, for everything under /v2.
       v2.setErrorHandler((err, req, reply) => {
         const iso = toIsoError(err);
-        if (iso.code === 'INTERNAL_ERROR') req.log.error({ err }, 'unhandled error');
+        if (iso.code === 'INTERNAL_ERROR') req.log.error({ err, reqId: req.id }, 'unhandled error');
         if (iso.retryAfterS !== undefined) void reply.header('retry-after', String(iso.retryAfterS));
         return reply.code(iso.status).send({ error: iso.message });
       });
@@ -251,17 +254,15 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
         return { ready: true };
       });
 
-      const metadata = async (req: FastifyRequest<{ Params: ModelParams }>) => {
-        resolveModel(gw, req.params.name, req.params.version);
-        return modelMetadata(gw, req.params.name);
-      };
+      const metadata = async (req: FastifyRequest<{ Params: ModelParams }>) => modelMetadata(gw, modelIdOf(gw, req.params.name, req.params.version));
       v2.get('/models/:name', metadata);
       v2.get('/models/:name/versions/:version', metadata);
 
       const ready = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
-        const m = resolveModel(gw, req.params.name, req.params.version);
-        const why = notReadyReason(gw, m.name);
+        const id = modelIdOf(gw, req.params.name, req.params.version);
+        const why = notReadyReason(gw, id);
         if (why) return reply.code(400).send({ error: why });
+        const m = gw.registry.package(id).manifest;
         return { name: m.name, version: m.version, ready: true };
       };
       v2.get('/models/:name/ready', ready);
@@ -273,9 +274,9 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
         let task: string | undefined;
         let sequences = 0;
         try {
-          const m = resolveModel(gw, req.params.name, req.params.version);
-          model = m.name;
-          const dep = gw.registry.serving(m.name);
+          const id = modelIdOf(gw, req.params.name, req.params.version);
+          model = req.params.name;
+          const dep = gw.registry.serving(id, stickyKey(req));
           const parsed = parseInfer(dep.pkg.manifest, req.body);
           task = parsed.task.name;
           sequences = parsed.items.length;
@@ -295,7 +296,7 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
             }
             tensors = parsed.requested.map((r) => tensors.find((t) => t.name === r)!);
           }
-          recordRequest(gw, req, { model, task, route: 'oip', sequences, t0 });
+          recordRequest(gw, req, { model, task, route: 'oip', sequences, t0, dep });
           return {
             model_name: dep.name,
             model_version: dep.version,
@@ -315,12 +316,14 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
         const body = (req.body ?? {}) as { ready?: unknown };
         if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('request body must be a JSON object');
         if (body.ready !== undefined && typeof body.ready !== 'boolean') throw bad('ready must be a boolean');
-        const rows = gw.registry.names().map((n) => {
-          const status = gw.registry.status(n);
-          const state = repositoryState(status);
-          const reason = state === 'READY' ? '' : status === 'loading' ? 'loading' : (notReadyReason(gw, n) ?? status);
-          return { name: n, version: gw.registry.package(n).manifest.version, state, reason };
-        });
+        // One row per version, as Triton lists a model repository.
+        const rows = gw.registry.names().flatMap((n) =>
+          gw.registry.versions(n).map((v) => {
+            const state = repositoryState(v.status);
+            const reason = state === 'READY' ? '' : v.status === 'loading' ? 'loading' : (notReadyReason(gw, `${n}@${v.version}`) ?? v.status);
+            return { name: n, version: v.version, state, reason };
+          }),
+        );
         return body.ready === true ? rows.filter((r) => r.state === 'READY') : rows;
       });
 

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { CancelToken } from '../../scheduler/cancel.js';
 import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import type { TaskSpec } from '../../manifest/schema.js';
@@ -16,6 +17,7 @@ import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protoc
 import { toIsoError } from '../envelope.js';
 import { resolveTask } from '../predict-request.js';
 import { EventStream } from '../sse.js';
+import { stickyKey } from '../sticky.js';
 
 // ---------------------------------------------------------------------------------------------
 // Errors in OpenAI's shape
@@ -90,13 +92,13 @@ function parseBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T>
 // ---------------------------------------------------------------------------------------------
 // Shared plumbing
 
-/** `name` or `name:task` (model names cannot contain a colon). */
-function resolveModel(gw: Gateway, model: string, defaultTask?: string): { dep: ModelDeployment; task: TaskSpec } {
+/** `name`, `name@version`, or either with `:task` (model names cannot contain a colon). */
+function resolveModel(gw: Gateway, model: string, defaultTask?: string, sticky?: string): { dep: ModelDeployment; task: TaskSpec } {
   const colon = model.indexOf(':');
   const name = colon === -1 ? model : model.slice(0, colon);
   const taskName = colon === -1 ? defaultTask : model.slice(colon + 1);
   try {
-    const dep = gw.registry.serving(name);
+    const dep = gw.registry.serving(name, sticky);
     return { dep, task: resolveTask(dep.pkg.manifest, taskName) };
   } catch (e) {
     throw e instanceof IsoError ? withParam(e, 'model') : e;
@@ -105,13 +107,13 @@ function resolveModel(gw: Gateway, model: string, defaultTask?: string): { dep: 
 
 /** Queues work, cancelling it (and the worker's stream) if the client disconnects first. */
 async function submit(reply: FastifyReply, dep: ModelDeployment, opts: Omit<SubmitOptions, 'signal'>): Promise<ItemOutput[]> {
-  const ac = new AbortController();
+  const ac = new CancelToken();
   const onClose = (): void => {
     if (!reply.raw.writableFinished) ac.abort();
   };
   reply.raw.on('close', onClose);
   try {
-    return await dep.submit({ ...opts, signal: ac.signal });
+    return await dep.submit({ ...opts, signal: ac });
   } finally {
     reply.raw.off('close', onClose);
   }
@@ -141,7 +143,7 @@ class RequestRecord {
 
   failed(e: unknown): IsoError {
     const err = toIsoError(e);
-    if (err.code === 'INTERNAL_ERROR' && !(e instanceof IsoError)) this.req.log.error({ err: e }, 'unhandled error');
+    if (err.code === 'INTERNAL_ERROR' && !(e instanceof IsoError)) this.req.log.error({ err: e, reqId: this.req.id }, 'unhandled error');
     const latency = performance.now() - this.t0;
     const dep = this.dep ?? (this.model === '?' ? undefined : this.gw.registry.deployment(this.model));
     dep?.stats.record(false, latency, this.sequences, err.code);
@@ -174,7 +176,7 @@ async function embeddings(gw: Gateway, req: FastifyRequest, reply: FastifyReply)
   try {
     const b = parseBody(embeddingsBody, req.body);
     rec.model = b.model.split(':')[0]!;
-    const { dep, task } = resolveModel(gw, b.model, 'embedding');
+    const { dep, task } = resolveModel(gw, b.model, 'embedding', stickyKey(req, (req.body as { user?: unknown }).user));
     rec.dep = dep;
     rec.task = task.name;
     const many = Array.isArray(b.input);
@@ -240,7 +242,7 @@ async function chatCompletions(gw: Gateway, req: FastifyRequest, reply: FastifyR
     const b = parseBody(chatBody, req.body);
     if (b.n !== undefined && b.n !== null && b.n !== 1) throw withParam(new IsoError('INVALID_REQUEST', 'n must be 1'), 'n');
     rec.model = b.model.split(':')[0]!;
-    const { dep, task } = resolveModel(gw, b.model);
+    const { dep, task } = resolveModel(gw, b.model, undefined, stickyKey(req, (req.body as { user?: unknown }).user));
     rec.dep = dep;
     rec.task = task.name;
     const at = b.messages.findLastIndex((m) => m.role === 'user');
@@ -322,7 +324,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, gw: Gateway): void {
   void app.register(async (scope) => {
     scope.setErrorHandler((e, req, reply) => {
       const err = toIsoError(e);
-      if (err.code === 'INTERNAL_ERROR' && !(e instanceof IsoError)) req.log.error({ err: e }, 'unhandled error');
+      if (err.code === 'INTERNAL_ERROR' && !(e instanceof IsoError)) req.log.error({ err: e, reqId: req.id }, 'unhandled error');
       return sendOpenAiError(reply, err);
     });
     scope.post('/v1/embeddings', (req, reply) => embeddings(gw, req, reply));

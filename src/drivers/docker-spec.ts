@@ -1,0 +1,86 @@
+// The create request and environment of one replica's container (isolation docker): no network,
+// the manifest's memory/CPU limits, a read-only root, no capabilities, an unprivileged user, the
+// protocol on attached stdin/stdout. Pure functions: drivers/docker.ts sends them to the engine.
+import type Docker from 'dockerode';
+import type { ModelPackage } from '../manifest/load.js';
+import { PROTOCOL_VERSION } from '../worker/protocol.js';
+import { containerCommand, IMAGE_MODEL_DIR, inImage } from './docker-image.js';
+
+/** The uid/gid models run as inside their container (nobody). */
+const CONTAINER_USER = '65534:65534';
+const MB = 1024 * 1024;
+
+export interface ContainerSpecInput {
+  pkg: ModelPackage;
+  replicaId: string;
+  /** The image id (drivers/docker-image.ts ensureModelImage). */
+  image: string;
+  env: Record<string, string>;
+  /** The engine host's CPU count (the CPU limit is capped there). */
+  hostCpus: number;
+}
+
+/** The create request for one replica's container. */
+export function containerSpec(o: ContainerSpecInput): Docker.ContainerCreateOptions {
+  const m = o.pkg.manifest;
+  // The engine refuses less than 6 MB; swap equal to memory means no swap at all.
+  const memory = Math.max(6, m.resources.memory_mb) * MB;
+  const cpus = Math.min(m.resources.cpus, o.hostCpus);
+  return {
+    name: `isomodel-${m.name}-${o.replicaId}-${Math.random().toString(36).slice(2, 8)}`,
+    Image: o.image,
+    Cmd: containerCommand(m),
+    Env: Object.entries(o.env).map(([k, v]) => `${k}=${v}`),
+    User: CONTAINER_USER,
+    WorkingDir: '/tmp',
+    Labels: { 'isomodel.model': m.name, 'isomodel.version': m.version, 'isomodel.replica': o.replicaId },
+    // The protocol channel: stdin stays open while attached; when the gateway's attach
+    // connection closes (stop, or the gateway dies) the worker reads end-of-input and exits.
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    OpenStdin: true,
+    StdinOnce: true,
+    Tty: false,
+    HostConfig: {
+      NetworkMode: 'none',
+      Memory: memory,
+      MemorySwap: memory,
+      NanoCpus: Math.round(cpus * 1e9),
+      PidsLimit: 512,
+      ReadonlyRootfs: true,
+      // The only writable path (HOME, TMPDIR, cwd); tmpfs pages count against the memory limit.
+      Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${Math.max(6, m.resources.memory_mb)}m` },
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      IpcMode: 'private',
+      // tini as PID 1 reaps whatever a model forks; SIGKILL to the container still ends everything.
+      Init: true,
+      // Bounded: the log also holds the protocol traffic (stdout), removed with the container.
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+    },
+  };
+}
+
+/** The replica's environment inside the container: paths are the image's, never the host's. */
+export function containerEnv(pkg: ModelPackage, replicaId: string, extraEnv: Record<string, string> = {}): Record<string, string> {
+  const m = pkg.manifest;
+  const env: Record<string, string> = {
+    PATH: '/usr/local/bin:/usr/bin:/bin',
+    LANG: 'C.UTF-8',
+    HOME: '/tmp',
+    TMPDIR: '/tmp',
+    PYTHONUNBUFFERED: '1',
+    PYTHONDONTWRITEBYTECODE: '1',
+    ISOMODEL_PROTOCOL: String(PROTOCOL_VERSION),
+    ISOMODEL_MODEL_NAME: m.name,
+    ISOMODEL_MODEL_VERSION: m.version,
+    ISOMODEL_MODEL_DIR: IMAGE_MODEL_DIR,
+    ISOMODEL_DATA_DIR: inImage(m.data_dir),
+    ISOMODEL_ENTRY: Array.isArray(m.entry) ? containerCommand(m).join(' ') : inImage(m.entry),
+    ISOMODEL_REPLICA_ID: replicaId,
+    ISOMODEL_CPUS: String(m.resources.cpus),
+  };
+  return { ...env, ...m.env, ...extraEnv };
+}

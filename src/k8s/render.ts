@@ -1,0 +1,446 @@
+// Kubernetes objects for the gateway and for each model (docs/kubernetes.md): pure functions of
+// manifests and configuration, no cluster needed. A model pod runs the gateway image on a models
+// dir that holds only that model: an init container copies the package out of the model's own
+// image (isomodel/<model>:<version>, deploy/docker), so the pod serves the native API and the
+// health routes the probes use, with the model's worker as a child process (process isolation).
+import { createHash } from 'node:crypto';
+import type {
+  V1ConfigMap,
+  V1Container,
+  V1Deployment,
+  V1NetworkPolicy,
+  V1PodSpec,
+  V1Probe,
+  V1ResourceRequirements,
+  V1SecurityContext,
+  V1Service,
+  V1Toleration,
+  V1Volume,
+  V1VolumeMount,
+  V2HorizontalPodAutoscaler,
+} from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { configSchema, type Config } from '../config/config.js';
+import { imageTag } from '../drivers/docker-image.js';
+import type { Manifest } from '../manifest/schema.js';
+
+export type K8sObject = V1ConfigMap | V1Deployment | V1Service | V2HorizontalPodAutoscaler | V1NetworkPolicy;
+
+export interface RenderOptions {
+  /** Default "isomodel". */
+  namespace?: string;
+  /** Prefix for every image, e.g. "registry.example.com/team" (default: none, the local names). */
+  imageRegistry?: string;
+  /** Tag of isomodel/gateway (default: this package's version). */
+  gatewayVersion?: string;
+  /** Where the gateway image keeps isomodel: bin/isomodel.js and models/ under it. */
+  appDir?: string;
+  /** Budget of the startup probe: model loading (and environment builds) must finish within it. */
+  startupTimeoutS?: number;
+  /** Render a NetworkPolicy that opens only the API port (default true). */
+  networkPolicy?: boolean;
+  /** Model pods may open outbound connections (package indexes, webhooks); default: none. */
+  allowEgress?: boolean;
+  /** The operator's configuration: auth keys, rate limits, log level, model_env, monitor, … */
+  config?: Config;
+}
+
+export interface Rendered {
+  /** File stem: the model's name, or "gateway". */
+  name: string;
+  objects: K8sObject[];
+  /** What the operator should know (placeholder key, isolation that cannot work in a pod). */
+  notes: string[];
+}
+
+export const HTTP_PORT = 8000;
+export const DEFAULT_NAMESPACE = 'isomodel';
+export const DEFAULT_APP_DIR = '/opt/isomodel';
+const CONFIG_DIR = '/etc/isomodel';
+const CONFIG_FILE = 'isomodel.config.yaml';
+const STATE_DIR = '/var/lib/isomodel';
+const MODELS_MOUNT = '/models';
+/** The user the images run as (deploy/docker: USER 65534:65534). */
+const RUN_AS = 65534;
+/** The gateway process itself, beside the workers: Fastify, queues, SQLite. */
+const GATEWAY_MEMORY_MB = 256;
+/** Matches no key: pods start and answer probes, every API call is refused until it is replaced. */
+export const PLACEHOLDER_KEY = { name: 'replace-me', sha256: '0'.repeat(64), scopes: ['admin' as const] };
+
+const LABEL_PREFIX = 'app.kubernetes.io';
+
+/** DNS-1035 label (Services need one): isomodel-<name>, hashed when the name had to change. */
+export function resourceName(model: string): string {
+  const slug = model.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+  const base = `isomodel-${slug}`;
+  // Hash whenever the slug differs, so "a.b" and "a-b" (or a model called "gateway") never collide.
+  if (slug === model && base.length <= 63 && model !== 'gateway') return base;
+  const hash = createHash('sha256').update(model).digest('hex').slice(0, 6);
+  return `${base.slice(0, 63 - 7).replace(/-+$/, '')}-${hash}`;
+}
+
+/** A label value: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends ("1.0.0+build" → "1.0.0_build"). */
+export function labelValue(v: string): string {
+  return v
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .slice(0, 63)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+}
+
+function withRegistry(ref: string, registry?: string): string {
+  return registry ? `${registry.replace(/\/+$/, '')}/${ref}` : ref;
+}
+
+export function modelImage(m: Manifest, registry?: string): string {
+  return withRegistry(imageTag(m), registry);
+}
+
+export function gatewayImage(version: string, registry?: string): string {
+  return withRegistry(`isomodel/gateway:${version.replace(/[^\w.-]/g, '_')}`, registry);
+}
+
+function labels(instance: string, component: 'model' | 'gateway', version: string): Record<string, string> {
+  return {
+    [`${LABEL_PREFIX}/name`]: 'isomodel',
+    [`${LABEL_PREFIX}/instance`]: instance,
+    [`${LABEL_PREFIX}/component`]: component,
+    [`${LABEL_PREFIX}/part-of`]: 'isomodel',
+    [`${LABEL_PREFIX}/version`]: labelValue(version),
+    [`${LABEL_PREFIX}/managed-by`]: 'isomodel',
+  };
+}
+
+/** Selectors leave out the version: a Deployment's selector cannot change after creation. */
+function selector(instance: string): Record<string, string> {
+  return { [`${LABEL_PREFIX}/name`]: 'isomodel', [`${LABEL_PREFIX}/instance`]: instance };
+}
+
+const milli = (cpus: number): string => `${Math.max(1, Math.round(cpus * 1000))}m`;
+const mebi = (mb: number): string => `${Math.ceil(mb)}Mi`;
+
+/** Settings that travel from the operator's config into the pods (paths on this machine do not). */
+const PASS_THROUGH = ['log_level', 'body_limit_bytes', 'max_batch_sequences', 'rate_limit', 'python', 'monitor'] as const;
+
+/** The pod's isomodel.config.yaml: only what differs from the defaults, plus what a pod needs. */
+function podConfig(config: Config | undefined, fixed: Record<string, unknown>, notes: string[]): string {
+  const defaults = configSchema.parse({});
+  const out: Record<string, unknown> = { ...fixed };
+  for (const key of PASS_THROUGH) {
+    const v = config?.[key];
+    if (v !== undefined && JSON.stringify(v) !== JSON.stringify(defaults[key])) out[key] = v;
+  }
+  if (config && config.envs.index_url) out.envs = { index_url: config.envs.index_url };
+  // A pod listens on its pod IP, which isomodel refuses without API keys (src/gateway.ts).
+  const keys = config?.auth.keys ?? [];
+  out.auth = { keys: keys.length > 0 ? keys : [PLACEHOLDER_KEY], ...(config && !config.auth.public_metrics ? { public_metrics: false } : {}) };
+  const head = ['# isomodel configuration inside the pod (rendered by `isomodel deploy k8s`, docs/kubernetes.md).'];
+  if (keys.length === 0) {
+    head.push('# auth.keys holds a PLACEHOLDER digest that matches no key: probes answer, every API call is refused.');
+    head.push('# Replace it with your key\'s SHA-256 (printf %s "$KEY" | sha256sum), or render from a config with auth.keys.');
+    notes.push('no auth.keys in the configuration: the rendered pods carry a placeholder digest that matches no key, so every API call is refused until you replace it (docs/kubernetes.md#api-keys)');
+  }
+  return `${head.join('\n')}\n${stringify(out, { lineWidth: 0 })}`;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+const containerSecurity: V1SecurityContext = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ['ALL'] },
+};
+
+function probe(path: string, periodSeconds: number, failureThreshold: number): V1Probe {
+  return { httpGet: { path, port: 'http' }, periodSeconds, timeoutSeconds: 3, failureThreshold };
+}
+
+interface PodParts {
+  instance: string;
+  component: 'model' | 'gateway';
+  version: string;
+  configText: string;
+  /** Where isomodel serve finds its models inside the pod. */
+  modelsDir: string;
+  args: string[];
+  resources: V1ResourceRequirements;
+  gpus: number;
+  initContainers?: V1Container[];
+  extraVolumes?: V1Volume[];
+  extraMounts?: V1VolumeMount[];
+  image: string;
+}
+
+function deployment(p: PodParts, o: Required<Omit<RenderOptions, 'config' | 'imageRegistry'>>, replicas: number | undefined): V1Deployment {
+  const mounts: V1VolumeMount[] = [
+    { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
+    { name: 'state', mountPath: STATE_DIR },
+    { name: 'tmp', mountPath: '/tmp' },
+    ...(p.extraMounts ?? []),
+  ];
+  const main: V1Container = {
+    name: 'isomodel',
+    image: p.image,
+    imagePullPolicy: 'IfNotPresent',
+    command: ['node', `${o.appDir}/bin/isomodel.js`],
+    args: p.args,
+    // The environment outranks the config file, and the gateway image sets loopback and its own
+    // models dir there (deploy/docker/gateway.Dockerfile): the pod's values must be set here too.
+    env: [
+      { name: 'ISOMODEL_CONFIG', value: `${CONFIG_DIR}/${CONFIG_FILE}` },
+      { name: 'ISOMODEL_HOST', value: '0.0.0.0' },
+      { name: 'ISOMODEL_PORT', value: String(HTTP_PORT) },
+      { name: 'ISOMODEL_MODELS_DIR', value: p.modelsDir },
+      { name: 'ISOMODEL_STATE_DIR', value: STATE_DIR },
+      { name: 'ISOMODEL_WATCH', value: 'false' },
+      { name: 'HOME', value: '/tmp' },
+      { name: 'TMPDIR', value: '/tmp' },
+      { name: 'PYTHONDONTWRITEBYTECODE', value: '1' },
+    ],
+    ports: [{ name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' }],
+    resources: p.resources,
+    // startup: initial loads attempted; ready: every required model ready, no dead replica.
+    startupProbe: probe('/health/startup', 5, Math.max(1, Math.ceil(o.startupTimeoutS / 5))),
+    livenessProbe: probe('/health/live', 10, 3),
+    readinessProbe: probe('/health/ready', 5, 2),
+    securityContext: containerSecurity,
+    volumeMounts: mounts,
+  };
+  const tolerations: V1Toleration[] = p.gpus > 0 ? [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] : [];
+  const pod: V1PodSpec = {
+    // No API access needed; no Service environment variables (ISOMODEL_PORT=tcp://… would be read as the port).
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    securityContext: { runAsNonRoot: true, runAsUser: RUN_AS, runAsGroup: RUN_AS, fsGroup: RUN_AS, seccompProfile: { type: 'RuntimeDefault' } },
+    // SIGTERM drains: in-flight batches finish before the workers stop.
+    terminationGracePeriodSeconds: 45,
+    ...(p.initContainers ? { initContainers: p.initContainers } : {}),
+    containers: [main],
+    ...(tolerations.length ? { tolerations } : {}),
+    volumes: [
+      { name: 'config', configMap: { name: `${p.instance}-config` } },
+      { name: 'state', emptyDir: { sizeLimit: '2Gi' } },
+      { name: 'tmp', emptyDir: { sizeLimit: '1Gi' } },
+      ...(p.extraVolumes ?? []),
+    ],
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: p.instance, namespace: o.namespace, labels: labels(p.instance, p.component, p.version) },
+    spec: {
+      ...(replicas !== undefined ? { replicas } : {}),
+      revisionHistoryLimit: 5,
+      progressDeadlineSeconds: Math.max(600, o.startupTimeoutS + 60),
+      selector: { matchLabels: selector(p.instance) },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      template: {
+        metadata: {
+          labels: labels(p.instance, p.component, p.version),
+          annotations: {
+            // A config change alone rolls the pods.
+            'isomodel.dev/config-sha256': sha256(p.configText),
+            'prometheus.io/scrape': 'true',
+            'prometheus.io/port': String(HTTP_PORT),
+            'prometheus.io/path': '/metrics/prometheus',
+          },
+        },
+        spec: pod,
+      },
+    },
+  };
+}
+
+function configMap(instance: string, component: 'model' | 'gateway', version: string, namespace: string, text: string): V1ConfigMap {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: `${instance}-config`, namespace, labels: labels(instance, component, version) },
+    data: { [CONFIG_FILE]: text },
+  };
+}
+
+function service(instance: string, component: 'model' | 'gateway', version: string, namespace: string): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: instance, namespace, labels: labels(instance, component, version) },
+    spec: { type: 'ClusterIP', selector: selector(instance), ports: [{ name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' }] },
+  };
+}
+
+function networkPolicy(instance: string, component: 'model' | 'gateway', version: string, namespace: string, denyEgress: boolean): V1NetworkPolicy {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: instance, namespace, labels: labels(instance, component, version) },
+    spec: {
+      podSelector: { matchLabels: selector(instance) },
+      policyTypes: denyEgress ? ['Ingress', 'Egress'] : ['Ingress'],
+      // Only the API port is reachable (kubelet probes are not subject to NetworkPolicy).
+      ingress: [{ ports: [{ protocol: 'TCP', port: 'http' }] }],
+      ...(denyEgress ? { egress: [] } : {}),
+    },
+  };
+}
+
+function defaults(o: RenderOptions): Required<Omit<RenderOptions, 'config' | 'imageRegistry'>> {
+  return {
+    namespace: o.namespace ?? DEFAULT_NAMESPACE,
+    gatewayVersion: o.gatewayVersion ?? '0.0.0',
+    appDir: (o.appDir ?? DEFAULT_APP_DIR).replace(/\/+$/, ''),
+    startupTimeoutS: o.startupTimeoutS ?? 600,
+    networkPolicy: o.networkPolicy ?? true,
+    allowEgress: o.allowEgress ?? false,
+  };
+}
+
+function isolationNotes(m: Manifest): string[] {
+  if (m.isolation === 'sandbox') return [`${m.name}: isolation "sandbox" needs bubblewrap and user namespaces inside the pod, which the restricted pod security context usually forbids; the pod itself isolates the model, so "process" is the usual choice on Kubernetes`];
+  if (m.isolation === 'docker') return [`${m.name}: isolation "docker" needs a container engine inside the pod, which it does not have; on Kubernetes the pod is the container: use isolation "process"`];
+  return [];
+}
+
+/** How the init container copies the package out of the model image, with that image's own interpreter. */
+function copyCommand(m: Manifest, dest: string): string[] {
+  if (m.runtime === 'python' || m.runtime === 'command') return ['python3', '-c', 'import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True)', '/model', dest];
+  return ['node', '-e', "require('node:fs').cpSync(process.argv[1], process.argv[2], { recursive: true })", '/model', dest];
+}
+
+/**
+ * One model: ConfigMap, Deployment, Service, HorizontalPodAutoscaler and (by default) a
+ * NetworkPolicy. Pods are sized for the in-pod worker pool (min..max replicas of the manifest);
+ * the HPA adds pods on CPU. HPA minReplicas cannot be 0 (alpha HPAScaleToZero), so min_replicas 0
+ * keeps one pod whose workers stop after idle_timeout_s and start again on the next request.
+ */
+export function renderModel(m: Manifest, opts: RenderOptions = {}): Rendered {
+  const o = defaults(opts);
+  const notes = isolationNotes(m);
+  if (!m.autoload) notes.push(`${m.name}: autoload is false, so the pod stays unready until an admin calls POST /v1/models/${m.name}/load`);
+  const instance = resourceName(m.name);
+  const config = opts.config;
+  const modelEnv = config?.model_env[m.name];
+  const configText = podConfig(
+    config,
+    {
+      default_model: m.name,
+      // The pod exists to serve this model: unready until it is, even if the manifest says optional.
+      required_models: [m.name],
+      // The kubelet's cgroup bounds the pod; per-replica limits fall back to ulimit / V8 heap + RSS watchdog.
+      cgroups: false,
+      ...(modelEnv ? { model_env: { [m.name]: modelEnv } } : {}),
+    },
+    notes,
+  );
+  const initial = Math.max(1, m.scaling.min_replicas);
+  const most = Math.max(initial, m.scaling.max_replicas);
+  const { memory_mb, cpus, gpus } = m.resources;
+  const resources: V1ResourceRequirements = {
+    requests: { cpu: milli(cpus * initial + 0.1), memory: mebi(memory_mb * initial + GATEWAY_MEMORY_MB) },
+    limits: {
+      cpu: milli(cpus * most + 0.5),
+      memory: mebi(memory_mb * most + GATEWAY_MEMORY_MB),
+      // Extended resources go in limits (requests default to them); the pod's workers share the GPUs.
+      ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}),
+    },
+  };
+  const packageDir = `${MODELS_MOUNT}/${m.name}`;
+  const init: V1Container = {
+    name: 'model',
+    image: modelImage(m, opts.imageRegistry),
+    imagePullPolicy: 'IfNotPresent',
+    command: copyCommand(m, packageDir),
+    resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
+    securityContext: containerSecurity,
+    volumeMounts: [{ name: 'models', mountPath: MODELS_MOUNT }],
+  };
+  const objects: K8sObject[] = [
+    configMap(instance, 'model', m.version, o.namespace, configText),
+    service(instance, 'model', m.version, o.namespace),
+    deployment(
+      {
+        instance,
+        component: 'model',
+        version: m.version,
+        configText,
+        modelsDir: MODELS_MOUNT,
+        args: ['serve'],
+        resources,
+        gpus,
+        initContainers: [init],
+        extraVolumes: [{ name: 'models', emptyDir: { sizeLimit: '4Gi' } }],
+        extraMounts: [{ name: 'models', mountPath: MODELS_MOUNT, readOnly: true }],
+        image: gatewayImage(o.gatewayVersion, opts.imageRegistry),
+      },
+      o,
+      // Left to the HPA: re-applying must not reset the replica count it chose.
+      undefined,
+    ),
+    {
+      apiVersion: 'autoscaling/v2',
+      kind: 'HorizontalPodAutoscaler',
+      metadata: { name: instance, namespace: o.namespace, labels: labels(instance, 'model', m.version) },
+      spec: {
+        scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: instance },
+        minReplicas: initial,
+        maxReplicas: most,
+        metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }],
+        // idle_timeout_s is how long the model waits before giving capacity back; HPA caps it at an hour.
+        behavior: { scaleDown: { stabilizationWindowSeconds: m.scaling.idle_timeout_s > 0 ? Math.min(3600, Math.round(m.scaling.idle_timeout_s)) : 300 } },
+      },
+    },
+  ];
+  if (o.networkPolicy) objects.push(networkPolicy(instance, 'model', m.version, o.namespace, !o.allowEgress));
+  return { name: m.name, objects, notes };
+}
+
+/**
+ * The gateway: one pod serving every model of its image (the models dir of `isomodel serve`),
+ * each in its own worker processes. ConfigMap, Deployment (one replica: jobs, keys created at
+ * run time and the request log live in that pod's SQLite), Service, NetworkPolicy (ingress only).
+ */
+export function renderGateway(models: Manifest[], opts: RenderOptions = {}): Rendered {
+  const o = defaults(opts);
+  const instance = 'isomodel-gateway';
+  const config = opts.config;
+  const notes = models.flatMap(isolationNotes);
+  const fixed: Record<string, unknown> = { cgroups: false };
+  if (config?.default_model) fixed.default_model = config.default_model;
+  if (config?.required_models) fixed.required_models = config.required_models;
+  if (config && Object.keys(config.model_env).length > 0) fixed.model_env = config.model_env;
+  const configText = podConfig(config, fixed, notes);
+  const loaded = models.filter((m) => m.autoload);
+  const sum = (list: Manifest[], f: (m: Manifest) => number): number => list.reduce((n, m) => n + f(m), 0);
+  const gpus = loaded.reduce((n, m) => Math.max(n, m.resources.gpus), 0);
+  const resources: V1ResourceRequirements = {
+    // Requests: the required models' first workers (idle ones use no CPU). Optional models
+    // (weights that may not be mounted: lucaone asks for 16 GiB) count only in the limits.
+    requests: { cpu: '250m', memory: mebi(GATEWAY_MEMORY_MB + sum(loaded.filter((m) => m.required), (m) => m.resources.memory_mb * Math.max(1, m.scaling.min_replicas))) },
+    limits: {
+      cpu: milli(0.5 + sum(loaded, (m) => m.resources.cpus * Math.max(1, m.scaling.max_replicas))),
+      memory: mebi(GATEWAY_MEMORY_MB + sum(loaded, (m) => m.resources.memory_mb * Math.max(1, m.scaling.max_replicas))),
+      ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}),
+    },
+  };
+  const objects: K8sObject[] = [
+    configMap(instance, 'gateway', o.gatewayVersion, o.namespace, configText),
+    service(instance, 'gateway', o.gatewayVersion, o.namespace),
+    deployment(
+      { instance, component: 'gateway', version: o.gatewayVersion, configText, modelsDir: `${o.appDir}/models`, args: ['serve'], resources, gpus, image: gatewayImage(o.gatewayVersion, opts.imageRegistry) },
+      o,
+      1,
+    ),
+  ];
+  // Egress stays open: webhooks and package indexes are the gateway's to reach.
+  if (o.networkPolicy) objects.push(networkPolicy(instance, 'gateway', o.gatewayVersion, o.namespace, false));
+  return { name: 'gateway', objects, notes };
+}
+
+/** Multi-document YAML, in apply order. */
+export function toYaml(objects: K8sObject[], header?: string): string {
+  // No anchors/aliases for objects used twice (the security context): plain YAML for every tool.
+  const docs = objects.map((obj) => stringify(obj, { lineWidth: 0, aliasDuplicateObjects: false }));
+  return (header ? `${header.replace(/^/gm, '# ')}\n` : '') + docs.join('---\n');
+}

@@ -1,0 +1,184 @@
+// The gateway's side of one worker's protocol conversation (docs/worker-protocol.md), whatever
+// carries it (a child's pipes, a container's attach stream): the ready handshake, one predict at
+// a time with its deadline, streamed chunks, pings, cancel, and what a malformed line or the
+// worker's exit does to whatever is waiting. Drivers own the transport and the process.
+import type { Logger } from 'pino';
+import { IsoError, fromWorkerError } from '../errors.js';
+import { parseWorkerLine, type GatewayMessage, type ItemOutput, type WorkerMessage } from './protocol.js';
+import type { PredictCall, WorkerState } from './types.js';
+
+const KEPT_LOG_LINES = 30;
+let counter = 0;
+
+export interface SessionTransport {
+  /** Writes one message to the worker; a no-op once its input is closed. */
+  send(msg: GatewayMessage): void;
+  /** Stops the worker now (hung, misbehaving); its exit comes back through exited(). */
+  kill(reason: string): void;
+}
+
+interface InFlight {
+  id: string;
+  resolve: (o: ItemOutput[]) => void;
+  reject: (e: IsoError) => void;
+  onChunk?: (index: number, data: unknown) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (e: IsoError) => void;
+}
+
+export class WorkerSession {
+  state: WorkerState = 'starting';
+  /** The worker's last stderr lines (and the gateway's notes about it), for error details. */
+  readonly log: string[] = [];
+  private current: InFlight | null = null;
+  private readonly pings = new Map<string, Waiter>();
+  private readonly idleCbs: (() => void)[] = [];
+  private readyWaiter: Waiter | null = null;
+
+  constructor(
+    private readonly transport: SessionTransport,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Resolves on the worker's ready line; rejects on `fatal` or an exit before it. */
+  waitReady(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.readyWaiter = { resolve, reject };
+    });
+  }
+
+  pushLog(line: string): void {
+    this.log.push(line);
+    if (this.log.length > KEPT_LOG_LINES) this.log.shift();
+  }
+
+  /** One line of the worker's stdout: a protocol message, or a violation that replaces the worker. */
+  onLine(line: string): void {
+    const msg = parseWorkerLine(line);
+    if (msg) this.handle(msg);
+    else this.protocolViolation(line);
+  }
+
+  private protocolViolation(line: string): void {
+    const shown = line.length > 200 ? `${line.slice(0, 200)}…` : line;
+    this.logger.error({ line: shown }, 'malformed worker output: replacing worker');
+    this.failCurrent(new IsoError('PREDICTION_FAILED', 'model worker wrote malformed protocol output; the worker is being replaced', { output: shown }));
+    this.transport.kill('protocol violation (malformed output)');
+  }
+
+  private handle(msg: WorkerMessage): void {
+    switch (msg.op) {
+      case 'ready':
+        if (this.state === 'starting') {
+          this.state = 'idle';
+          this.readyWaiter?.resolve();
+          this.readyWaiter = null;
+        }
+        return;
+      case 'fatal':
+        this.pushLog(`fatal: ${msg.message}`);
+        this.readyWaiter?.reject(new IsoError('MODEL_NOT_LOADED', msg.message, { worker_code: msg.code }));
+        this.readyWaiter = null;
+        return;
+      case 'pong':
+        this.pings.get(msg.id)?.resolve();
+        this.pings.delete(msg.id);
+        return;
+      case 'chunk':
+        if (this.current?.id === msg.id) this.current.onChunk?.(msg.index, msg.data);
+        return;
+      case 'result':
+      case 'end':
+        this.settle(msg.id, (c) => c.resolve(msg.outputs));
+        return;
+      case 'error':
+        this.settle(msg.id, (c) => c.reject(fromWorkerError(msg.code, msg.message)));
+        return;
+    }
+  }
+
+  private settle(id: string, fn: (c: InFlight) => void): void {
+    const c = this.current;
+    if (!c || c.id !== id) {
+      this.protocolViolation(`answer for unknown batch ${id}`);
+      return;
+    }
+    clearTimeout(c.timer);
+    this.current = null;
+    if (this.state === 'busy') this.state = 'idle';
+    fn(c);
+    if (this.state === 'idle') for (const cb of this.idleCbs) cb();
+  }
+
+  private failCurrent(err: IsoError): void {
+    const c = this.current;
+    if (!c) return;
+    clearTimeout(c.timer);
+    this.current = null;
+    c.reject(err);
+  }
+
+  /** One batch; a worker over `timeoutMs` is killed (a hung model) and the batch fails with 504. */
+  predict(workerId: string, call: PredictCall): Promise<ItemOutput[]> {
+    if (this.state !== 'idle') return Promise.reject(new IsoError('INTERNAL_ERROR', `worker ${workerId} is ${this.state}, not idle`));
+    const id = `b${++counter}`;
+    this.state = 'busy';
+    return new Promise<ItemOutput[]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.failCurrent(new IsoError('PREDICTION_TIMEOUT', `model did not answer within ${call.timeoutMs} ms; the worker was stopped and will be restarted`, { timeout_ms: call.timeoutMs }));
+        this.transport.kill(`timed out after ${call.timeoutMs} ms`);
+      }, call.timeoutMs);
+      this.current = { id, resolve, reject, onChunk: call.onChunk, timer };
+      this.transport.send({ op: 'predict', id, task: call.task, items: call.items, stream: call.stream ?? false });
+    });
+  }
+
+  cancel(): void {
+    if (this.current) this.transport.send({ op: 'cancel', id: this.current.id });
+  }
+
+  ping(timeoutMs: number): Promise<void> {
+    const id = `p${++counter}`;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(id);
+        reject(new IsoError('PREDICTION_FAILED', `worker did not answer a ping within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pings.set(id, {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.transport.send({ op: 'ping', id });
+    });
+  }
+
+  onIdle(cb: () => void): void {
+    this.idleCbs.push(cb);
+  }
+
+  /**
+   * The worker is gone: the batch in flight fails (500, restart follows), a start still waiting
+   * fails with `startupError` or one made from the log, and pings fail. Returns whether the
+   * exit was asked for (a stop, not a crash).
+   */
+  exited(reason: string, details: Record<string, unknown>, startupError?: IsoError): boolean {
+    const expected = this.state === 'stopping' && reason.startsWith('stopped');
+    this.state = 'exited';
+    this.failCurrent(new IsoError('PREDICTION_FAILED', `model worker ${reason}; it will be restarted`, details));
+    this.readyWaiter?.reject(startupError ?? new IsoError('MODEL_NOT_LOADED', `model worker ${reason} during startup: ${this.log.slice(-3).join(' | ') || 'no output'}`, details));
+    this.readyWaiter = null;
+    for (const p of this.pings.values()) p.reject(new IsoError('PREDICTION_FAILED', `model worker ${reason}`));
+    this.pings.clear();
+    return expected;
+  }
+}
