@@ -126,6 +126,10 @@ describe('model versions, traffic and the deployment API', () => {
 
     const canary = await put('/api/v1/models/echo/traffic', { canary: { version: '1.0.0', percent: 25 } });
     assert.deepEqual(canary.body.data.weights, { '2.0.0': 75, '1.0.0': 25 });
+    // Undeploying a version takes it out of the split.
+    assert.equal((await del('/api/v1/models/echo@1.0.0')).status, 200);
+    assert.equal(h.gw.registry.status('echo@1.0.0'), 'unloaded');
+    assert.deepEqual(h.gw.registry.traffic('echo').weights, { '2.0.0': 75 });
     const bad = await put('/api/v1/models/echo/traffic', { weights: { '7.0.0': 1 } });
     assert.equal(bad.status, 400);
     const cleared = await del('/api/v1/models/echo/traffic');

@@ -281,6 +281,15 @@ export class ModelRegistry {
     const { name, version } = parseModelId(id);
     const e = this.entry(name);
     const targets = version === undefined ? [...e.versions.keys()] : [this.resolve(id).version];
+    // An unloaded version leaves the traffic split too (else a reload would bring it back).
+    const weights = e.traffic.weights;
+    if (version !== undefined && weights && version in weights) {
+      const { [version]: _dropped, ...rest } = weights;
+      const left = Object.values(rest).some((w) => w > 0) ? rest : undefined;
+      e.traffic = { ...e.traffic, weights: left };
+      e.router = left ? new TrafficRouter(left) : undefined;
+      this.saveTraffic(e);
+    }
     await Promise.all(targets.map((v) => this.unloadSlot(e, v)));
     this.persist(name);
   }
