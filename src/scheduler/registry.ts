@@ -49,6 +49,8 @@ interface ModelEntry {
   readonly versions: Map<string, VersionSlot>;
   traffic: TrafficState;
   router?: TrafficRouter;
+  /** Versions newest first; dropped whenever the set changes (read on every request). */
+  sorted?: string[];
 }
 
 export interface VersionInfo {
@@ -68,6 +70,7 @@ export interface RegistryOptions {
 
 export class ModelRegistry {
   private readonly entries = new Map<string, ModelEntry>();
+  private sortedNames: string[] | undefined;
   private manifestErrors: ManifestError[] = [];
   private watcher: FSWatcher | null = null;
   private reloadChain: Promise<unknown> = Promise.resolve();
@@ -110,8 +113,9 @@ export class ModelRegistry {
     await Promise.all(loads.filter((l) => opts.waitFor?.(l.m) ?? true).map((l) => l.done));
   }
 
+  /** Model names, sorted; cached (the root routes ask on every request). Do not mutate. */
   names(): string[] {
-    return [...this.entries.keys()].sort();
+    return (this.sortedNames ??= [...this.entries.keys()].sort());
   }
 
   private entry(name: string): ModelEntry {
@@ -132,7 +136,12 @@ export class ModelRegistry {
   }
 
   private sortedVersions(e: ModelEntry): string[] {
-    return [...e.versions.keys()].sort((a, b) => compareVersions(b, a));
+    return (e.sorted ??= [...e.versions.keys()].sort((a, b) => compareVersions(b, a)));
+  }
+
+  private dropVersion(e: ModelEntry, version: string): void {
+    e.versions.delete(version);
+    e.sorted = undefined;
   }
 
   /** Promoted version if any; else the newest ready version; else the newest. */
@@ -333,6 +342,7 @@ export class ModelRegistry {
       e = { name, versions: new Map(), traffic: saved ?? { history: [] } };
       if (saved?.weights) e.router = new TrafficRouter(saved.weights);
       this.entries.set(name, e);
+      this.sortedNames = undefined;
     }
     const slot = e.versions.get(version);
     if (slot) {
@@ -341,6 +351,7 @@ export class ModelRegistry {
     }
     const fresh: VersionSlot = { pkg, pinned: false, external };
     e.versions.set(version, fresh);
+    e.sorted = undefined;
     return fresh;
   }
 
@@ -454,12 +465,13 @@ export class ModelRegistry {
   async remove(name: string): Promise<void> {
     const e = this.entry(name);
     await Promise.all([...e.versions.keys()].map((v) => this.unloadSlot(e, v)));
-    for (const [v, s] of e.versions) if (s.external) e.versions.delete(v);
+    for (const [v, s] of e.versions) if (s.external) this.dropVersion(e, v);
     e.traffic = { history: [] };
     e.router = undefined;
     this.trafficStore?.delete(name);
     if (e.versions.size === 0) {
       this.entries.delete(name);
+      this.sortedNames = undefined;
       this.store?.deleteModel(name);
     } else this.persist(name);
   }
@@ -538,9 +550,10 @@ export class ModelRegistry {
         touched.add(e.name);
         work.push(
           this.unloadSlot(e, v).then(() => {
-            e.versions.delete(v);
+            this.dropVersion(e, v);
             if (e.versions.size === 0 && this.entries.get(e.name) === e) {
               this.entries.delete(e.name);
+              this.sortedNames = undefined;
               this.store?.deleteModel(e.name);
             }
           }),
@@ -580,7 +593,7 @@ export class ModelRegistry {
     e.traffic = { defaultVersion: t.defaultVersion === from ? to : t.defaultVersion, weights, history: t.history };
     e.router = weights ? new TrafficRouter(weights) : undefined;
     this.saveTraffic(e);
-    e.versions.delete(from);
+    this.dropVersion(e, from);
     if (oldDep && next) oldDep.forwardTo(next);
     await oldDep?.drain(30_000);
   }
