@@ -51,15 +51,20 @@ export interface RouteAccess {
   target?: string;
 }
 
+const PREDICT: RouteAccess = { scope: 'predict' };
+
 export function accessFor(method: string, url: string, publicMetrics: boolean): RouteAccess {
-  const path = url.split('?')[0]!;
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  // The hot prediction routes: no public or admin pattern can match under /models/.
+  if (path.startsWith('/models/') || path === '/predict' || path === '/predict/batch') return PREDICT;
   if (PUBLIC.some((re) => re.test(path))) return { scope: null };
   if (publicMetrics && path === '/metrics/prometheus') return { scope: null };
   for (const [m, re, action] of ADMIN) {
     const match = method === m ? re.exec(path) : null;
     if (match) return { scope: 'admin', action: action.replace('$2', match[2] ?? ''), target: match[1] ? decodeURIComponent(match[1]).slice(0, 100) : undefined };
   }
-  return { scope: 'predict' };
+  return PREDICT;
 }
 
 function presentedKey(req: FastifyRequest): string | null {
