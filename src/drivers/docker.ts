@@ -10,9 +10,9 @@ import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
 import { procIoProbe, type IoSample, type WorkerIoProbe } from '../telemetry/monitor.js';
-import { LineSplitter, type GatewayMessage, type ItemOutput } from '../worker/protocol.js';
-import { WorkerSession } from '../worker/session.js';
-import type { ExitInfo, PredictCall, WorkerHandle, WorkerState, WorkerStats } from '../worker/types.js';
+import { LineSplitter, type GatewayMessage } from '../worker/protocol.js';
+import { SessionWorker } from '../worker/session.js';
+import type { ExitInfo, WorkerHandle, WorkerStats } from '../worker/types.js';
 import { ensureModelImage } from './docker-image.js';
 import { containerEnv, containerSpec } from './docker-spec.js';
 import { parseContainerStats, type ContainerSample } from './docker-stats.js';
@@ -82,9 +82,7 @@ export interface DockerWorkerOptions {
   startupTimeoutMs?: number;
 }
 
-export class DockerWorker implements WorkerHandle {
-  readonly id: string;
-  private readonly session: WorkerSession;
+export class DockerWorker extends SessionWorker implements WorkerHandle {
   private engine: Docker | null = null;
   private container: Docker.Container | null = null;
   private channel: Duplex | null = null;
@@ -96,7 +94,6 @@ export class DockerWorker implements WorkerHandle {
   private launchError: IsoError | null = null;
   private _pid: number | undefined;
   private imageId: string | undefined;
-  private readonly exitCbs: ((i: ExitInfo) => void)[] = [];
   private killReason: string | null = null;
   private startupTimer: NodeJS.Timeout | null = null;
   private outputDone: Promise<void> = Promise.resolve();
@@ -105,18 +102,12 @@ export class DockerWorker implements WorkerHandle {
   private finishing = false;
   private readonly finished: Promise<ExitInfo>;
   private resolveFinished!: (i: ExitInfo) => void;
-  private readonly logger: Logger;
 
   constructor(private readonly opts: DockerWorkerOptions) {
-    this.id = opts.id;
-    this.logger = opts.logger.child({ model: opts.pkg.manifest.name, replica: opts.id });
+    super(opts.id, opts.logger.child({ model: opts.pkg.manifest.name, replica: opts.id }));
     this.finished = new Promise((r) => (this.resolveFinished = r));
-    this.session = new WorkerSession({ send: (msg) => this.send(msg), kill: (reason) => this.kill(reason) }, this.logger);
   }
 
-  get state(): WorkerState {
-    return this.session.state;
-  }
   /** The container's init process, in the engine host's PID namespace. */
   get pid(): number | undefined {
     return this._pid;
@@ -233,20 +224,11 @@ export class DockerWorker implements WorkerHandle {
     this.logger.info({ worker_log: line.slice(0, 2000) }, 'worker log');
   }
 
-  predict(call: PredictCall): Promise<ItemOutput[]> {
-    if (!this.running) return Promise.reject(new IsoError('INTERNAL_ERROR', `worker ${this.id} is not running`));
-    return this.session.predict(this.id, call);
+  protected isRunning(): boolean {
+    return this.running;
   }
 
-  cancel(): void {
-    this.session.cancel();
-  }
-
-  ping(timeoutMs: number): Promise<void> {
-    return this.session.ping(timeoutMs);
-  }
-
-  private send(msg: GatewayMessage): void {
+  protected send(msg: GatewayMessage): void {
     if (!this.channel || this.stdinClosed || this.session.state === 'exited' || !this.channel.writable) return;
     this.channel.write(JSON.stringify(msg) + '\n');
   }
@@ -345,22 +327,13 @@ export class DockerWorker implements WorkerHandle {
     this.channel?.destroy();
     this.logger[expected ? 'info' : 'warn']({ code, signal, reason, container: c?.id }, 'worker exited');
     const info: ExitInfo = { code, signal, reason, expected };
-    for (const cb of this.exitCbs) cb(info);
+    this.emitExit(info);
     // Removed only after inspect and logs were read; stop() resolves once it is gone.
     if (c) await c.remove({ force: true, v: true }).catch((e: Error) => this.logger.warn({ err: e.message, container: c.id }, 'could not remove container'));
     if (this.imageId) await removeIfDangling(this.engine!, this.imageId);
     this.resolveFinished(info);
   }
 
-  onExit(cb: (info: ExitInfo) => void): void {
-    this.exitCbs.push(cb);
-  }
-  onIdle(cb: () => void): void {
-    this.session.onIdle(cb);
-  }
-  recentLog(): string[] {
-    return [...this.session.log];
-  }
 }
 
 /**

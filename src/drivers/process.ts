@@ -4,12 +4,11 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
 import { cpuPercent, sampleProc, type ProcSample } from '../telemetry/procstat.js';
-import { LineSplitter, PROTOCOL_VERSION, type GatewayMessage, type ItemOutput } from '../worker/protocol.js';
-import { WorkerSession } from '../worker/session.js';
-import type { ExitInfo, PredictCall, WorkerHandle, WorkerState, WorkerStats } from '../worker/types.js';
+import { LineSplitter, PROTOCOL_VERSION, type GatewayMessage } from '../worker/protocol.js';
+import { SessionWorker } from '../worker/session.js';
+import type { ExitInfo, WorkerHandle, WorkerStats } from '../worker/types.js';
 import type { Cgroup, CgroupManager } from './cgroups.js';
 import { workerCommand, type WorkerCommand } from './command.js';
 
@@ -37,11 +36,8 @@ let launchCounter = 0;
 /** Variables a worker inherits from the gateway; everything else (keys, tokens) stays behind. */
 const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'];
 
-export class ProcessWorker implements WorkerHandle {
-  readonly id: string;
+export class ProcessWorker extends SessionWorker implements WorkerHandle {
   private child: ChildProcessWithoutNullStreams | null = null;
-  private readonly session: WorkerSession;
-  private readonly exitCbs: ((i: ExitInfo) => void)[] = [];
   private killReason: string | null = null;
   private cgroup: Cgroup | null = null;
   private sampler: NodeJS.Timeout | null = null;
@@ -49,18 +45,12 @@ export class ProcessWorker implements WorkerHandle {
   private lastCpu = 0;
   private exited: Promise<ExitInfo> | null = null;
   private readonly scratch: string;
-  private readonly logger: Logger;
 
   constructor(private readonly opts: ProcessWorkerOptions) {
-    this.id = opts.id;
+    super(opts.id, opts.logger.child({ model: opts.pkg.manifest.name, replica: opts.id }));
     this.scratch = join(opts.stateDir, 'run', opts.pkg.manifest.name, opts.id);
-    this.logger = opts.logger.child({ model: opts.pkg.manifest.name, replica: opts.id });
-    this.session = new WorkerSession({ send: (msg) => this.send(msg), kill: (reason) => this.kill(reason) }, this.logger);
   }
 
-  get state(): WorkerState {
-    return this.session.state;
-  }
   get pid(): number | undefined {
     return this.child?.pid;
   }
@@ -137,20 +127,11 @@ export class ProcessWorker implements WorkerHandle {
     this.logger.info({ worker_log: line.slice(0, 2000) }, 'worker log');
   }
 
-  predict(call: PredictCall): Promise<ItemOutput[]> {
-    if (!this.child) return Promise.reject(new IsoError('INTERNAL_ERROR', `worker ${this.id} is not running`));
-    return this.session.predict(this.id, call);
+  protected isRunning(): boolean {
+    return this.child !== null;
   }
 
-  cancel(): void {
-    this.session.cancel();
-  }
-
-  ping(timeoutMs: number): Promise<void> {
-    return this.session.ping(timeoutMs);
-  }
-
-  private send(msg: GatewayMessage): void {
+  protected send(msg: GatewayMessage): void {
     if (!this.child || this.child.exitCode !== null || !this.child.stdin.writable) return;
     this.child.stdin.write(JSON.stringify(msg) + '\n');
   }
@@ -214,19 +195,10 @@ export class ProcessWorker implements WorkerHandle {
     if (this.cgroup) releaseCgroup(this.cgroup);
     rmSync(this.scratch, { recursive: true, force: true });
     const info: ExitInfo = { code, signal, reason, expected };
-    for (const cb of this.exitCbs) cb(info);
+    this.emitExit(info);
     return info;
   }
 
-  onExit(cb: (info: ExitInfo) => void): void {
-    this.exitCbs.push(cb);
-  }
-  onIdle(cb: () => void): void {
-    this.session.onIdle(cb);
-  }
-  recentLog(): string[] {
-    return [...this.session.log];
-  }
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { IsoError, fromWorkerError } from '../errors.js';
 import { parseWorkerLine, type GatewayMessage, type ItemOutput, type WorkerMessage } from './protocol.js';
-import type { PredictCall, WorkerState } from './types.js';
+import type { ExitInfo, PredictCall, WorkerState } from './types.js';
 
 const KEPT_LOG_LINES = 30;
 let counter = 0;
@@ -180,5 +180,60 @@ export class WorkerSession {
     for (const p of this.pings.values()) p.reject(new IsoError('PREDICTION_FAILED', `model worker ${reason}`));
     this.pings.clear();
     return expected;
+  }
+}
+
+/**
+ * What every driver whose worker speaks the protocol shares: the session, and the WorkerHandle
+ * members that only delegate to it or to the exit listeners. A driver supplies the transport
+ * (send, kill), whether its worker is running, and calls exited()'s listeners through emitExit().
+ */
+export abstract class SessionWorker {
+  protected readonly session: WorkerSession;
+  private readonly exitCbs: ((i: ExitInfo) => void)[] = [];
+
+  constructor(
+    readonly id: string,
+    protected readonly logger: Logger,
+  ) {
+    this.session = new WorkerSession({ send: (msg) => this.send(msg), kill: (reason) => this.kill(reason) }, logger);
+  }
+
+  get state(): WorkerState {
+    return this.session.state;
+  }
+
+  /** Whether the worker's process or container is there to talk to. */
+  protected abstract isRunning(): boolean;
+  protected abstract send(msg: GatewayMessage): void;
+  abstract kill(reason: string): void;
+
+  predict(call: PredictCall): Promise<ItemOutput[]> {
+    if (!this.isRunning()) return Promise.reject(new IsoError('INTERNAL_ERROR', `worker ${this.id} is not running`));
+    return this.session.predict(this.id, call);
+  }
+
+  cancel(): void {
+    this.session.cancel();
+  }
+
+  ping(timeoutMs: number): Promise<void> {
+    return this.session.ping(timeoutMs);
+  }
+
+  protected emitExit(info: ExitInfo): void {
+    for (const cb of this.exitCbs) cb(info);
+  }
+
+  onExit(cb: (info: ExitInfo) => void): void {
+    this.exitCbs.push(cb);
+  }
+
+  onIdle(cb: () => void): void {
+    this.session.onIdle(cb);
+  }
+
+  recentLog(): string[] {
+    return [...this.session.log];
   }
 }
