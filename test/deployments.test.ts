@@ -151,10 +151,14 @@ describe('model versions, traffic and the deployment API', () => {
 
   it('deploys a version from a package folder without moving traffic, and serves /inference and /batch_inference', async () => {
     writeEchoVersion(join(extDir, 'echo-3'), '3.0.0');
+    // An A/B split in place survives deploying another version beside it.
+    assert.equal((await put('/api/v1/models/echo/traffic', { weights: { '2.0.0': 3, '1.0.0': 1 } })).status, 200);
     const d = await h.post<Envelope>('/api/v1/models/deploy', { config: { model_id: 'echo', version: '3.0.0', path: join(extDir, 'echo-3'), scaling_config: { min_replicas: 1, max_replicas: 2 } } });
     assert.equal(d.status, 201, JSON.stringify(d.body));
     assert.equal(d.body.data.deployed_version, '3.0.0');
     assert.equal(d.body.data.traffic.default_version, '2.0.0', 'the serving version keeps its traffic');
+    assert.deepEqual(d.body.data.traffic.weights, { '2.0.0': 3, '1.0.0': 1 });
+    assert.equal((await del('/api/v1/models/echo/traffic')).status, 200);
     assert.equal((await predict('echo')).body.data.version, '2.0.0');
 
     // Deploying it again with canary_percent sends that share of the traffic to it.

@@ -387,6 +387,20 @@ export class ModelRegistry {
     this.logger.info({ model: name, weights }, 'traffic split set');
   }
 
+  /**
+   * Makes the current default version explicit (weights and history untouched), so that a newer
+   * version loading beside it takes no traffic by the newest-ready rule.
+   */
+  pinDefault(name: string): string {
+    const e = this.entry(name);
+    const current = this.defaultVersionOf(e);
+    if (e.traffic.defaultVersion !== current) {
+      e.traffic = { ...e.traffic, defaultVersion: current };
+      this.saveTraffic(e);
+    }
+    return current;
+  }
+
   /** Makes `version` the default with all traffic; the previous default is remembered for rollback. */
   async promote(name: string, version: string): Promise<void> {
     const e = this.entry(name);

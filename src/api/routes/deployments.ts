@@ -195,8 +195,9 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
     // through canary_percent, a traffic split, promote, or PUT (rolling update).
     const before = gw.registry.status(c.model_id) === 'ready' ? gw.registry.defaultVersion(c.model_id) : undefined;
     const t0 = Date.now();
-    // Pinned before the new version is ready, so no request reaches it by the newest-ready rule.
-    if (before && before !== version) await gw.registry.promote(c.model_id, before);
+    // Pinned before the new version is ready, so no request reaches it by the newest-ready rule
+    // (an A/B split in place is kept).
+    if (before && before !== version) gw.registry.pinDefault(c.model_id);
     await gw.registry.load(id, overridesOf(c));
     if (before && before !== version && c.canary_percent) await gw.registry.setTraffic(c.model_id, canaryWeights(before, version, c.canary_percent));
     return reply.code(201).send(okEnvelope(req, { ...modelStatus(gw, c.model_id), deployed_version: version, load_time_ms: Date.now() - t0 }, `model ${id} deployed`));
