@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { CancelToken } from '../../scheduler/cancel.js';
+import { cancelOnDisconnect } from '../disconnect.js';
 import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { SEQUENCE_TYPES, type SequenceType, type TaskSpec } from '../../manifest/schema.js';
@@ -30,23 +30,16 @@ export interface RunOptions {
  * client that disconnects cancels whatever is still queued.
  */
 export async function runChunked(gw: Gateway, reply: FastifyReply, dep: ModelDeployment, task: string, items: WorkItem[], opts: RunOptions = {}): Promise<ItemOutput[]> {
-  const ac = new CancelToken();
-  const onClose = (): void => {
-    if (!reply.raw.writableFinished) ac.abort();
-  };
-  reply.raw.on('close', onClose);
-  try {
+  return cancelOnDisconnect(reply, async (signal) => {
     const size = Math.max(1, gw.config.max_batch_sequences);
     const outputs: ItemOutput[] = [];
     for (let i = 0; i < items.length; i += size) {
       const chunk = items.slice(i, i + size);
-      const out = await dep.submit({ task, items: chunk, timeoutMs: opts.timeoutMs, priority: opts.priority, signal: ac });
+      const out = await dep.submit({ task, items: chunk, timeoutMs: opts.timeoutMs, priority: opts.priority, signal });
       outputs.push(...out);
     }
     return outputs;
-  } finally {
-    reply.raw.off('close', onClose);
-  }
+  });
 }
 
 export interface RequestRecord {

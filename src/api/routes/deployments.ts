@@ -2,9 +2,10 @@
 // a version, infer, batch infer, status, scale, rolling update (PUT), undeploy (DELETE), plus
 // versions, A/B and canary traffic, promote and rollback. `{id}` is `name` or `name@version`.
 import { performance } from 'node:perf_hooks';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { CancelToken, type CancelSignal } from '../../scheduler/cancel.js';
+import type { CancelSignal } from '../../scheduler/cancel.js';
+import { cancelOnDisconnect } from '../disconnect.js';
 import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import type { ModelDeployment } from '../../scheduler/deployment.js';
@@ -162,16 +163,6 @@ function run(dep: ModelDeployment, parsed: ParsedPrediction, signal: CancelSigna
   return dep.submit({ task: parsed.task.name, items: parsed.items, timeoutMs: parsed.timeoutMs, priority: parsed.priority, signal });
 }
 
-/** A client that disconnects cancels its queued work. */
-function abortOnClose(reply: FastifyReply): { signal: CancelSignal; done: () => void } {
-  const ac = new CancelToken();
-  const onClose = (): void => {
-    if (!reply.raw.writableFinished) ac.abort();
-  };
-  reply.raw.on('close', onClose);
-  return { signal: ac, done: () => reply.raw.off('close', onClose) };
-}
-
 export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): void {
   const P = DEPLOY_PREFIX;
   type IdReq = FastifyRequest<{ Params: { id: string } }>;
@@ -214,19 +205,14 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
     let task: string | undefined;
     try {
       const b = parse(inferenceBody, req.body);
-      dep = gw.registry.serving(req.params.id, stickyKey(req, b.sticky_key));
-      const parsed = parsePrediction(dep.pkg.manifest, toPredictBody(b.input_data, b.parameters, b.timeout, b.priority), 'single', 1);
+      const d = gw.registry.serving(req.params.id, stickyKey(req, b.sticky_key));
+      dep = d;
+      const parsed = parsePrediction(d.pkg.manifest, toPredictBody(b.input_data, b.parameters, b.timeout, b.priority), 'single', 1);
       task = parsed.task.name;
-      const abort = abortOnClose(reply);
-      let out: ItemOutput;
-      try {
-        [out] = (await run(dep, parsed, abort.signal)) as [ItemOutput];
-      } finally {
-        abort.done();
-      }
+      const [out] = (await cancelOnDisconnect(reply, (signal) => run(d, parsed, signal))) as [ItemOutput];
       if (isItemError(out)) throw fromWorkerError(out.error.code, out.error.message);
-      recordRequest(gw, req, { model: name, task, route: 'api.inference', sequences: 1, t0, dep });
-      const data = { ...out, processing_time: (performance.now() - t0) / 1000, sequence_type: parsed.sequenceTypes[0], model_id: name, model: dep.name, version: dep.version, task_type: task };
+      recordRequest(gw, req, { model: name, task, route: 'api.inference', sequences: 1, t0, dep: d });
+      const data = { ...out, processing_time: (performance.now() - t0) / 1000, sequence_type: parsed.sequenceTypes[0], model_id: name, model: d.name, version: d.version, task_type: task };
       return okEnvelope(req, data, 'inference done');
     } catch (e) {
       recordRequest(gw, req, { model: gw.registry.names().includes(name) ? name : undefined, task, route: 'api.inference', sequences: 1, t0, error: asIsoError(e), dep });
@@ -255,14 +241,8 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
           throw new IsoError(err.code, `requests[${index}]: ${err.message}`, { index });
         }
       });
-      const abort = abortOnClose(reply);
-      let settled: PromiseSettledResult<ItemOutput[]>[];
-      try {
-        // Submitted together: the scheduler batches them into as few worker calls as it can.
-        settled = await Promise.allSettled(parsed.map((p) => run(d, p, abort.signal)));
-      } finally {
-        abort.done();
-      }
+      // Submitted together: the scheduler batches them into as few worker calls as it can.
+      const settled = await cancelOnDisconnect(reply, (signal) => Promise.allSettled(parsed.map((p) => run(d, p, signal))));
       const results = settled.map((s, index) => {
         const out = s.status === 'fulfilled' ? s.value[0]! : { error: { code: asIsoError(s.reason).code, message: asIsoError(s.reason).message } };
         if (isItemError(out)) return { index, success: false, error: out.error };

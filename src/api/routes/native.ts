@@ -1,7 +1,7 @@
 // The native per-model API, under /models/{name}/… and, for the default model, at the root.
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CancelToken } from '../../scheduler/cancel.js';
+import { cancelOnDisconnect } from '../disconnect.js';
 import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import type { Manifest } from '../../manifest/schema.js';
@@ -78,25 +78,16 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
       sequences = parsed.items.length;
       // Server-Sent Events: a `chunk` event per worker chunk, then `result` or `error`.
       if (kind === 'single' && wantsEventStream(req, parsed.stream)) sse = new EventStream(req, reply);
-      // A client that disconnects cancels its queued work instead of leaving it to run.
-      const ac = new CancelToken();
-      const onClose = (): void => {
-        if (!reply.raw.writableFinished) ac.abort();
-      };
-      reply.raw.on('close', onClose);
-      let outputs: ItemOutput[];
-      try {
-        outputs = await dep.submit({
+      const outputs = await cancelOnDisconnect(reply, (signal) =>
+        dep.submit({
           task: parsed.task.name,
           items: parsed.items,
           timeoutMs: parsed.timeoutMs,
           priority: parsed.priority,
-          signal: ac,
+          signal,
           ...(sse && { stream: true, onChunk: (index: number, data: unknown) => sse?.send('chunk', { index, data }) }),
-        });
-      } finally {
-        reply.raw.off('close', onClose);
-      }
+        }),
+      );
       const seconds = (performance.now() - t0) / 1000;
       const keepConfidence = parsed.items[0]!.options.return_confidence !== false;
       const meta = { model: dep.name, version: dep.version, task_type: parsed.task.name };

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { CancelToken } from '../../scheduler/cancel.js';
+import { cancelOnDisconnect } from '../disconnect.js';
 import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import type { TaskSpec } from '../../manifest/schema.js';
@@ -106,17 +106,8 @@ function resolveModel(gw: Gateway, model: string, defaultTask?: string, sticky?:
 }
 
 /** Queues work, cancelling it (and the worker's stream) if the client disconnects first. */
-async function submit(reply: FastifyReply, dep: ModelDeployment, opts: Omit<SubmitOptions, 'signal'>): Promise<ItemOutput[]> {
-  const ac = new CancelToken();
-  const onClose = (): void => {
-    if (!reply.raw.writableFinished) ac.abort();
-  };
-  reply.raw.on('close', onClose);
-  try {
-    return await dep.submit({ ...opts, signal: ac });
-  } finally {
-    reply.raw.off('close', onClose);
-  }
+function submit(reply: FastifyReply, dep: ModelDeployment, opts: Omit<SubmitOptions, 'signal'>): Promise<ItemOutput[]> {
+  return cancelOnDisconnect(reply, (signal) => dep.submit({ ...opts, signal }));
 }
 
 /** Statistics, Prometheus metrics and the request log, as the native routes keep them. */
