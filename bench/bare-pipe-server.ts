@@ -4,38 +4,26 @@
 // cost of the process hop alone on this machine.
 import { spawn } from 'node:child_process';
 import { createServer, type ServerResponse } from 'node:http';
+import { LineSplitter } from '../src/worker/protocol.js';
 
 if (process.argv[2] === 'child') {
-  let buf = '';
+  const lines = new LineSplitter((line) => process.stdout.write(`${line}\n`));
   process.stdin.setEncoding('utf8');
-  process.stdin.on('data', (d: string) => {
-    buf += d;
-    let i: number;
-    while ((i = buf.indexOf('\n')) !== -1) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      process.stdout.write(`${line}\n`);
-    }
-  });
+  process.stdin.on('data', (d: string) => lines.push(d));
 } else {
   const port = Number(process.argv[2] ?? 0);
   const body = process.argv[3] ?? '{}';
   const child = spawn(process.execPath, [process.argv[1]!, 'child'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const waiting = new Map<number, ServerResponse>();
   let next = 0;
-  let buf = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (d: string) => {
-    buf += d;
-    let i: number;
-    while ((i = buf.indexOf('\n')) !== -1) {
-      const id = Number(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-      const res = waiting.get(id);
-      waiting.delete(id);
-      res?.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
-    }
+  const lines = new LineSplitter((line) => {
+    const id = Number(line);
+    const res = waiting.get(id);
+    waiting.delete(id);
+    res?.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
   });
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => lines.push(d));
   createServer((req, res) => {
     req.resume();
     req.on('end', () => {

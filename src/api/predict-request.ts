@@ -4,6 +4,7 @@ import { IsoError } from '../errors.js';
 import type { Manifest, SequenceType, TaskSpec } from '../manifest/schema.js';
 import { parseSequenceType, validateSequence } from '../validation/sequence.js';
 import type { WorkItem } from '../worker/protocol.js';
+import { describeZod } from '../validation/zod-message.js';
 
 const common = {
   task_type: z.string().max(64).optional(),
@@ -47,10 +48,6 @@ function fastBody(b: Record<string, unknown>, kind: 'single' | 'batch'): Body | 
   if (stream !== undefined && typeof stream !== 'boolean') return null;
   if (kind === 'batch' && !Array.isArray(sequences)) return null;
   return { ...(b as Body), options: (options as Record<string, unknown> | undefined) ?? {} };
-}
-
-function describeZod(err: z.ZodError): string {
-  return err.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
 }
 
 export function resolveTask(manifest: Manifest, taskType: string | undefined): TaskSpec {

@@ -11,14 +11,13 @@ import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
 import { procIoProbe, type IoSample, type WorkerIoProbe } from '../telemetry/monitor.js';
 import { LineSplitter, type GatewayMessage } from '../worker/protocol.js';
-import { SessionWorker } from '../worker/session.js';
+import { KEPT_LOG_LINES, SessionWorker } from '../worker/session.js';
 import type { ExitInfo, WorkerHandle, WorkerStats } from '../worker/types.js';
 import { ensureModelImage } from './docker-image.js';
 import { containerEnv, containerSpec } from './docker-spec.js';
 import { parseContainerStats, type ContainerSample } from './docker-stats.js';
 
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
-const KEPT_LOG_LINES = 30;
 
 export interface DockerSettings {
   socket: string;

@@ -27,6 +27,7 @@ import { validateSequence } from '../validation/sequence.js';
 import type { WorkItem } from '../worker/protocol.js';
 import { errorRecord, successRecord, type ItemErrorBody, type OutputRecord } from './formats.js';
 import { callModel, isItemError, itemError, JobFatalError, recordOptions, round, taskRule, type JobItem, type WorkContext } from './work.js';
+import { describeZod } from '../validation/zod-message.js';
 
 const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 const PATH = /^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/;
@@ -91,10 +92,6 @@ export interface PipelineSpec {
   pipeline: PipelineInput;
   /** Options for every step (only those a step's task declares are passed to it). */
   options: Record<string, unknown>;
-}
-
-function describeZod(err: z.ZodError): string {
-  return err.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
 }
 
 /** Validates a pipeline definition (an object from YAML or JSON); throws INVALID_REQUEST. */

@@ -14,7 +14,7 @@ import type { Manifest } from '../manifest/schema.js';
 import type { DeploymentObserver } from '../telemetry/prometheus.js';
 import { TrafficRouter, type Weights } from './traffic.js';
 import { TrafficStore, type TrafficState } from './traffic-store.js';
-import { DEFAULT_VERSION_POLICY, compareVersions, modelId, parseModelId, selectVersions, type VersionPolicy } from './versions.js';
+import { DEFAULT_VERSION_POLICY, compareVersions, modelId, parseModelId, selectVersions, splitModelId, type VersionPolicy } from './versions.js';
 
 export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'draining' | 'stopped';
 
@@ -129,10 +129,15 @@ export class ModelRegistry {
   private resolve(id: string): { e: ModelEntry; version: string; slot: VersionSlot } {
     const { name, version } = parseModelId(id);
     const e = this.entry(name);
+    return { e, ...this.slotOf(e, version) };
+  }
+
+  /** A version of a model (its default when absent), or MODEL_NOT_FOUND listing the versions. */
+  private slotOf(e: ModelEntry, version?: string): { version: string; slot: VersionSlot } {
     const v = version ?? this.defaultVersionOf(e);
     const slot = e.versions.get(v);
-    if (!slot) throw new IsoError('MODEL_NOT_FOUND', `model ${name} has no version "${v.slice(0, 64)}"`, { versions: this.sortedVersions(e) });
-    return { e, version: v, slot };
+    if (!slot) throw new IsoError('MODEL_NOT_FOUND', `model ${e.name} has no version "${v.slice(0, 64)}"`, { versions: this.sortedVersions(e) });
+    return { version: v, slot };
   }
 
   private sortedVersions(e: ModelEntry): string[] {
@@ -163,7 +168,7 @@ export class ModelRegistry {
 
   /** The live deployment of `id` (default version for a bare name); undefined for unknown ids too. */
   deployment(id: string): ModelDeployment | undefined {
-    const { name, version } = parseIdLenient(id);
+    const { name, version } = splitModelId(id);
     const e = this.entries.get(name);
     if (!e) return undefined;
     return e.versions.get(version ?? this.defaultVersionOf(e))?.deployment;
@@ -185,9 +190,7 @@ export class ModelRegistry {
       const picked = e.router.pick((v) => e.versions.get(v)?.deployment?.state === 'ready', stickyKey);
       if (picked) return e.versions.get(picked)!.deployment!;
     }
-    const v = version ?? this.defaultVersionOf(e);
-    const slot = e.versions.get(v);
-    if (!slot) throw new IsoError('MODEL_NOT_FOUND', `model ${name} has no version "${v.slice(0, 64)}"`, { versions: this.sortedVersions(e) });
+    const { version: v, slot } = this.slotOf(e, version);
     const d = slot.deployment;
     if (d && (d.state === 'ready' || d.state === 'failed')) return d;
     const label = version ? modelId(name, v) : name;
@@ -404,14 +407,19 @@ export class ModelRegistry {
   /** Makes `version` the default with all traffic; the previous default is remembered for rollback. */
   async promote(name: string, version: string): Promise<void> {
     const e = this.entry(name);
-    if (!e.versions.has(version)) throw new IsoError('MODEL_NOT_FOUND', `model ${name} has no version "${version.slice(0, 64)}"`, { versions: this.sortedVersions(e) });
+    this.slotOf(e, version);
     await this.loadSlot(e, version);
+    const previous = this.makeDefault(e, version);
+    this.logger.info({ model: name, version, previous }, 'version promoted');
+  }
+
+  /** `version` becomes the default with all traffic (the split ends); the previous default goes into the history. */
+  private makeDefault(e: ModelEntry, version: string): string {
     const previous = this.defaultVersionOf(e);
-    const history = previous !== version ? [...e.traffic.history, previous] : e.traffic.history;
-    e.traffic = { defaultVersion: version, history };
+    e.traffic = { defaultVersion: version, history: previous !== version ? [...e.traffic.history, previous] : e.traffic.history };
     e.router = undefined;
     this.saveTraffic(e);
-    this.logger.info({ model: name, version, previous }, 'version promoted');
+    return previous;
   }
 
   /** Back to the previous default version (loaded again if it was drained). */
@@ -437,16 +445,12 @@ export class ModelRegistry {
    */
   async rollingUpdate(name: string, version: string, overrides?: VersionOverrides): Promise<{ previous: string[] }> {
     const e = this.entry(name);
-    const slot = e.versions.get(version);
-    if (!slot) throw new IsoError('MODEL_NOT_FOUND', `model ${name} has no version "${version.slice(0, 64)}"`, { versions: this.sortedVersions(e) });
+    const { slot } = this.slotOf(e, version);
     if (overrides) slot.overrides = { ...slot.overrides, ...overrides };
     slot.pinned = true;
     const fresh = await this.loadSlot(e, version);
     const previous = [...e.versions.entries()].filter(([v, s]) => v !== version && s.deployment).map(([v]) => v);
-    const before = this.defaultVersionOf(e);
-    e.traffic = { defaultVersion: version, history: before !== version ? [...e.traffic.history, before] : e.traffic.history };
-    e.router = undefined;
-    this.saveTraffic(e);
+    this.makeDefault(e, version);
     await Promise.all(
       previous.map(async (v) => {
         const s = e.versions.get(v)!;
@@ -690,11 +694,6 @@ export class ModelRegistry {
     await Promise.all(this.allDeployments().map((d) => d.stop(2000)));
     for (const e of this.entries.values()) for (const s of e.versions.values()) s.deployment = undefined;
   }
-}
-
-function parseIdLenient(id: string): { name: string; version?: string } {
-  const at = id.indexOf('@');
-  return at === -1 ? { name: id } : { name: id.slice(0, at), version: id.slice(at + 1) };
 }
 
 /** `replicas` as fixed scaling: n of each; 0 scales to zero and lets the next request wake one. */

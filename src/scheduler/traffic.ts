@@ -7,7 +7,6 @@ export type Weights = Record<string, number>;
 
 export class TrafficRouter {
   private readonly entries: { version: string; weight: number; current: number }[];
-  private readonly total: number;
 
   constructor(weights: Weights) {
     // Sorted so that a sticky key's bucket maps to the same version whatever the input order.
@@ -15,11 +14,6 @@ export class TrafficRouter {
       .filter(([, w]) => w > 0)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([version, weight]) => ({ version, weight, current: 0 }));
-    this.total = this.entries.reduce((s, e) => s + e.weight, 0);
-  }
-
-  versions(): string[] {
-    return this.entries.map((e) => e.version);
   }
 
   /** The version for one request, among `eligible` (those ready to serve); undefined if none. */
@@ -45,10 +39,6 @@ export class TrafficRouter {
     }
     best.current -= total;
     return best.version;
-  }
-
-  get totalWeight(): number {
-    return this.total;
   }
 }
 

@@ -9,13 +9,17 @@ export interface ModelId {
   version?: string;
 }
 
+/** `promoter` or `promoter@2.0.0`, split as they are (`name@` gives an empty version). */
+export function splitModelId(id: string): ModelId {
+  const at = id.indexOf('@');
+  return at === -1 ? { name: id } : { name: id.slice(0, at), version: id.slice(at + 1) };
+}
+
 /** `promoter` or `promoter@2.0.0`. Names cannot contain '@', so the split is unambiguous. */
 export function parseModelId(id: string): ModelId {
-  const at = id.indexOf('@');
-  if (at === -1) return { name: id };
-  const version = id.slice(at + 1);
-  if (!version) throw new IsoError('MODEL_NOT_FOUND', `"${id.slice(0, 80)}" names no version after "@"`);
-  return { name: id.slice(0, at), version };
+  const parsed = splitModelId(id);
+  if (parsed.version === '') throw new IsoError('MODEL_NOT_FOUND', `"${id.slice(0, 80)}" names no version after "@"`);
+  return parsed;
 }
 
 export function modelId(name: string, version: string): string {

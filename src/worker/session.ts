@@ -7,7 +7,8 @@ import { IsoError, fromWorkerError } from '../errors.js';
 import { parseWorkerLine, type GatewayMessage, type ItemOutput, type WorkerMessage } from './protocol.js';
 import type { ExitInfo, PredictCall, WorkerState } from './types.js';
 
-const KEPT_LOG_LINES = 30;
+/** Worker log lines kept for error details and recentLog(). */
+export const KEPT_LOG_LINES = 30;
 let counter = 0;
 
 export interface SessionTransport {

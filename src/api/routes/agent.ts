@@ -13,6 +13,7 @@ import type { ModelDeployment } from '../../scheduler/deployment.js';
 import type { ModelStatus } from '../../scheduler/registry.js';
 import { ALPHABETS, detectSequenceType, normaliseSequence, parseSequenceType, validateSequence } from '../../validation/sequence.js';
 import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protocol.js';
+import { describeZod } from '../../validation/zod-message.js';
 
 export const AGENT_PREFIX = '/agent';
 
@@ -194,10 +195,6 @@ function noModelFits(gw: Gateway, task: string, type?: SequenceType): IsoError {
 
 // ---------------------------------------------------------------------------------------------
 // Request bodies.
-
-function describeZod(err: z.ZodError): string {
-  return err.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
-}
 
 function requireObject(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new IsoError('INVALID_REQUEST', 'request body must be a JSON object');

@@ -6,6 +6,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { CancelSignal } from '../../scheduler/cancel.js';
 import { cancelOnDisconnect } from '../disconnect.js';
+import { parseMemoryMb } from '../../manifest/schema.js';
+import { describeZod } from '../../validation/zod-message.js';
 import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import type { ModelDeployment } from '../../scheduler/deployment.js';
@@ -88,7 +90,7 @@ const promoteBody = z.object({ version: z.string().min(1).max(64) }).strict();
 
 function parse<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
   const r = schema.safeParse(body ?? {});
-  if (!r.success) throw new IsoError('INVALID_REQUEST', r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; '));
+  if (!r.success) throw new IsoError('INVALID_REQUEST', describeZod(r.error));
   return r.data as z.infer<T>;
 }
 
@@ -97,12 +99,10 @@ function cpus(q: string | number): number {
   return q.endsWith('m') ? Number(q.slice(0, -1)) / 1000 : Number(q);
 }
 
+/** A Kubernetes memory quantity in MB: a bare number is bytes there (the manifest's is MB). */
 function memoryMb(q: string | number): number {
   if (typeof q === 'number') return q;
-  const m = /^(\d+(?:\.\d+)?)([a-z]*)$/i.exec(q)!;
-  const unit = m[2]!.toLowerCase();
-  const factor = unit.startsWith('g') ? 1024 : unit.startsWith('k') ? 1 / 1024 : unit === '' ? 1 / (1024 * 1024) : 1;
-  return Math.max(1, Math.round(Number(m[1]) * factor));
+  return /^\d+(\.\d+)?$/.test(q) ? Math.max(1, Math.round(Number(q) / (1024 * 1024))) : parseMemoryMb(q);
 }
 
 function overridesOf(c: Partial<z.infer<typeof deployConfig>>): VersionOverrides | undefined {

@@ -28,6 +28,7 @@ import {
 } from '../../jobs/formats.js';
 import { jobRunnerFor, MAX_CHUNK_SIZE, MAX_WORKERS, type JobRequest, type JobRunner, type JobSpec } from '../../jobs/runner.js';
 import { TERMINAL, type JobStatus, JOB_STATUSES } from '../../jobs/store.js';
+import { describeZod } from '../../validation/zod-message.js';
 
 /** Job submissions carry whole files: a larger body limit than single predictions. */
 const JOB_BODY_LIMIT = 64 * 1024 * 1024;
@@ -80,10 +81,6 @@ const rawQuery = z
     priority: z.coerce.number().int().min(-10).max(10).optional(),
   })
   .strict();
-
-function describeZod(err: z.ZodError): string {
-  return err.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
-}
 
 function invalid(message: string): IsoError {
   return new IsoError('INVALID_REQUEST', message);

@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { cancelOnDisconnect } from '../disconnect.js';
+import { describeZod } from '../../validation/zod-message.js';
 import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import type { TaskSpec } from '../../manifest/schema.js';
@@ -83,8 +84,7 @@ function parseBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T>
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new IsoError('INVALID_REQUEST', 'request body must be a JSON object');
   const parsed = schema.safeParse(body);
   if (parsed.success) return parsed.data as z.infer<T>;
-  const message = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
-  const err = new IsoError('INVALID_REQUEST', message);
+  const err = new IsoError('INVALID_REQUEST', describeZod(parsed.error));
   const field = parsed.error.issues[0]?.path[0];
   throw field === undefined ? err : withParam(err, String(field));
 }
