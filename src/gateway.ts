@@ -35,7 +35,7 @@ export class Gateway {
 
   constructor(readonly config: Config, logger?: Logger) {
     this.logger = logger ?? pino({ level: config.log_level });
-    this.store = new StateStore(config.state_dir);
+    this.store = new StateStore(config.state_dir, undefined, (message) => this.logger.error(message));
     this.keys = new KeyStore(this.store, config.auth.keys);
     this.audit = new AuditLog(this.store);
     this.cgroups = config.cgroups ? CgroupManager.detect() : CgroupManager.disabled();

@@ -1,5 +1,6 @@
-// The request log's buffered writes: every row lands once, in order, with its values, whether it
-// goes in a 50-row statement or a single one.
+// The request log's buffered writes, made on a writer thread: every row lands once, in order,
+// with its values, whether it goes in a 50-row statement or a single one; a flush waits for the
+// thread; a batch the thread cannot write is reported and never hangs a flush.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,5 +34,46 @@ describe('request log', () => {
       store.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('hands full buffers to the thread without waiting; flush and close wait for every row', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'isomodel-store-'));
+    const entry = (i: number) => ({ request_id: `q${i}`, model: i % 3 ? 'a' : 'b', route: 'single', status: 'success' as const, sequences: 1, latency_ms: 1 });
+    let store = new StateStore(dir);
+    try {
+      for (let i = 0; i < 2600; i++) store.logRequest(entry(i)); // five full hand-overs (500 rows each) and 100 rows still buffered
+      store.close(); // flushes the rest and waits for the thread
+      store = new StateStore(dir);
+      const n = (store.db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT request_id) AS d, MIN(id) AS lo, MAX(id) AS hi FROM request_log').get() as { n: number; d: number; lo: number; hi: number });
+      assert.deepEqual(n, { n: 2600, d: 2600, lo: 1, hi: 2600 });
+      assert.equal(store.recentRequests(1, 'b')[0]!.request_id, 'q2598', 'a reader sees the newest rows');
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a batch the thread cannot write, and the flush still returns', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'isomodel-store-'));
+    const errors: string[] = [];
+    const store = new StateStore(dir, undefined, (m) => errors.push(m));
+    try {
+      store.logRequest({ request_id: 'ok', model: 'm', route: 'single', status: 'success', sequences: 1, latency_ms: 1 });
+      store.flush();
+      // A NOT NULL column left empty: SQLite refuses the row inside the thread's transaction.
+      store.logRequest({ request_id: 'bad', model: null as unknown as string, route: 'single', status: 'success', sequences: 1, latency_ms: 1 });
+      const t0 = Date.now();
+      store.flush();
+      assert.ok(Date.now() - t0 < 9000, 'the flush did not sit out its 10 s timeout');
+      assert.equal((store.db.prepare('SELECT COUNT(*) AS n FROM request_log').get() as { n: number }).n, 1);
+    } finally {
+      store.close();
+    }
+    // The thread's message arrives on the event loop.
+    return new Promise<void>((resolve) => setTimeout(resolve, 200)).then(() => {
+      assert.equal(errors.length, 1, JSON.stringify(errors));
+      assert.match(errors[0]!, /request log: 1 rows not written: NOT NULL constraint failed: request_log\.model/);
+      rmSync(dir, { recursive: true, force: true });
+    });
   });
 });

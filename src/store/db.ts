@@ -2,6 +2,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { RequestLogWriter, toLogRow } from './request-log-writer.js';
 
 const MIGRATIONS: string[] = [
   `CREATE TABLE models (
@@ -61,27 +62,23 @@ export interface RequestLogEntry {
 
 const FLUSH_INTERVAL_MS = 200;
 const FLUSH_AT = 500;
-/** Request-log rows per INSERT statement: one statement call per row was most of a flush's cost. */
-const ROWS_PER_INSERT = 50;
-const LOG_COLUMNS = 'request_id, at, model, version, task, route, status, error_code, sequences, latency_ms, client';
-const LOG_ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
 export class StateStore {
   readonly db: Database.Database;
   private pending: (RequestLogEntry & { at: number })[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
-  private readonly insertLog: Database.Statement;
-  private readonly insertLogMany: Database.Statement;
+  private readonly logWriter: RequestLogWriter;
 
-  constructor(stateDir: string, file = 'isomodel.db') {
+  /** `onError`: a request-log batch that could not be written (default: a process warning). */
+  constructor(stateDir: string, file = 'isomodel.db', onError: (message: string) => void = (m) => process.emitWarning(m)) {
     mkdirSync(stateDir, { recursive: true });
-    this.db = new Database(join(stateDir, file));
+    const path = join(stateDir, file);
+    this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
-    this.insertLog = this.db.prepare(`INSERT INTO request_log (${LOG_COLUMNS}) VALUES ${LOG_ROW}`);
-    this.insertLogMany = this.db.prepare(`INSERT INTO request_log (${LOG_COLUMNS}) VALUES ${Array(ROWS_PER_INSERT).fill(LOG_ROW).join(', ')}`);
+    this.logWriter = new RequestLogWriter(path, onError);
   }
 
   private migrate(): void {
@@ -129,30 +126,32 @@ export class StateStore {
     return this.db.prepare('SELECT * FROM models ORDER BY name').all() as ModelRow[];
   }
 
-  /** Buffered: the hot path only appends to an array; a timer writes one transaction. */
+  /** Buffered: the hot path only appends to an array; a timer hands the batch to the writer thread. */
   logRequest(entry: RequestLogEntry): void {
-    // The caller's fresh object, stamped: no copy on the hot path (positional binding at flush).
+    // The caller's fresh object, stamped: no copy on the hot path (made a row at hand-over).
     (entry as RequestLogEntry & { at: number }).at = Date.now();
     this.pending.push(entry as RequestLogEntry & { at: number });
-    if (this.pending.length >= FLUSH_AT) this.flush();
+    if (this.pending.length >= FLUSH_AT) this.handOver();
     else if (!this.flushTimer) {
-      this.flushTimer = setTimeout(() => this.flush(), FLUSH_INTERVAL_MS);
+      this.flushTimer = setTimeout(() => this.handOver(), FLUSH_INTERVAL_MS);
       this.flushTimer.unref();
     }
   }
 
-  flush(): void {
+  /** Hands buffered rows to the writer thread without waiting. */
+  private handOver(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     if (this.pending.length === 0) return;
-    const rows = this.pending;
+    const rows = this.pending.map((r) => toLogRow(r, r.at));
     this.pending = [];
-    this.db.transaction(() => {
-      const values = (r: RequestLogEntry & { at: number }): unknown[] => [r.request_id, new Date(r.at).toISOString(), r.model, r.version ?? null, r.task ?? null, r.route, r.status, r.error_code ?? null, r.sequences, r.latency_ms, r.client ?? null];
-      let i = 0;
-      for (; i + ROWS_PER_INSERT <= rows.length; i += ROWS_PER_INSERT) this.insertLogMany.run(rows.slice(i, i + ROWS_PER_INSERT).flatMap(values));
-      for (; i < rows.length; i++) this.insertLog.run(values(rows[i]!));
-    })();
+    this.logWriter.write(rows);
+  }
+
+  /** Every request logged so far is in the table when this returns (readers call it first). */
+  flush(): void {
+    this.handOver();
+    this.logWriter.sync();
   }
 
   recentRequests(limit = 100, model?: string): Record<string, unknown>[] {
@@ -163,6 +162,7 @@ export class StateStore {
 
   close(): void {
     this.flush();
+    this.logWriter.close();
     this.db.close();
   }
 }

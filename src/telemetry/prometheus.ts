@@ -1,7 +1,8 @@
 // Prometheus exposition (prom-client). Counters and histograms are fed on the request path;
 // gauges (queue depth, replicas, worker memory/CPU) are read from the registry at scrape time.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ModelRegistry } from '../scheduler/registry.js';
+import { BoundCounter, BoundHistogram } from './bound-metrics.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
@@ -15,26 +16,27 @@ export interface DeploymentObserver {
 
 export class GatewayMetrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<'model' | 'version' | 'task' | 'status' | 'code'>;
-  private readonly requestDuration: Histogram<'model' | 'version' | 'task'>;
-  private readonly queueDuration: Histogram<'model' | 'version'>;
-  private readonly computeDuration: Histogram<'model' | 'version'>;
-  private readonly batchSize: Histogram<'model' | 'version'>;
+  // The request path's metrics, with label sets bound once (bound-metrics.ts).
+  private readonly requests: BoundCounter;
+  private readonly requestDuration: BoundHistogram;
+  private readonly queueDuration: BoundHistogram;
+  private readonly computeDuration: BoundHistogram;
+  private readonly batchSize: BoundHistogram;
+  private readonly sequences: BoundCounter;
   private readonly restarts: Counter<'model' | 'version' | 'reason'>;
-  private readonly sequences: Counter<'model' | 'version' | 'task'>;
-  private readonly requestChildren = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string>; sequences: Counter.Internal }>();
+  private readonly requestChildren = new Map<string, { requests: () => void; duration: (s: number) => void; sequences: (n: number) => void }>();
 
   constructor(models: () => ModelRegistry) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'isomodel_gateway_' });
     // prom-client names these gauges *_total, which promtool (rightly) rejects for non-counters.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) r.removeSingleMetric(`isomodel_gateway_${name}`);
-    this.requests = new Counter({ name: 'isomodel_requests_total', help: 'Prediction requests by outcome', labelNames: ['model', 'version', 'task', 'status', 'code'], registers: [r] });
-    this.sequences = new Counter({ name: 'isomodel_sequences_total', help: 'Sequences predicted successfully', labelNames: ['model', 'version', 'task'], registers: [r] });
-    this.requestDuration = new Histogram({ name: 'isomodel_request_duration_seconds', help: 'End-to-end prediction latency in the gateway', labelNames: ['model', 'version', 'task'], buckets: LATENCY_BUCKETS, registers: [r] });
-    this.queueDuration = new Histogram({ name: 'isomodel_queue_duration_seconds', help: 'Time a request waited before its first batch was dispatched', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers: [r] });
-    this.computeDuration = new Histogram({ name: 'isomodel_compute_duration_seconds', help: 'Worker time per batch (dispatch to answer)', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers: [r] });
-    this.batchSize = new Histogram({ name: 'isomodel_batch_size', help: 'Items per worker batch', labelNames: ['model', 'version'], buckets: BATCH_BUCKETS, registers: [r] });
+    this.requests = new BoundCounter({ name: 'isomodel_requests_total', help: 'Prediction requests by outcome', labelNames: ['model', 'version', 'task', 'status', 'code'], registry: r });
+    this.sequences = new BoundCounter({ name: 'isomodel_sequences_total', help: 'Sequences predicted successfully', labelNames: ['model', 'version', 'task'], registry: r });
+    this.requestDuration = new BoundHistogram({ name: 'isomodel_request_duration_seconds', help: 'End-to-end prediction latency in the gateway', labelNames: ['model', 'version', 'task'], buckets: LATENCY_BUCKETS, registry: r });
+    this.queueDuration = new BoundHistogram({ name: 'isomodel_queue_duration_seconds', help: 'Time a request waited before its first batch was dispatched', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registry: r });
+    this.computeDuration = new BoundHistogram({ name: 'isomodel_compute_duration_seconds', help: 'Worker time per batch (dispatch to answer)', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registry: r });
+    this.batchSize = new BoundHistogram({ name: 'isomodel_batch_size', help: 'Items per worker batch', labelNames: ['model', 'version'], buckets: BATCH_BUCKETS, registry: r });
     this.restarts = new Counter({ name: 'isomodel_worker_restarts_total', help: 'Unexpected worker exits followed by a restart', labelNames: ['model', 'version', 'reason'], registers: [r] });
 
     const each = (fn: (name: string, version: string) => void): void => {
@@ -125,31 +127,33 @@ export class GatewayMetrics {
   }
 
   observeRequest(model: string, version: string, task: string, ok: boolean, code: string, seconds: number, sequences: number): void {
-    // Label-bound children, looked up once per label set: prom-client hashes the label object on
-    // every call otherwise, a visible share of a no-op request.
+    // Bound once per label set, then a map lookup per request.
     const key = `${model}\u0000${version}\u0000${task}\u0000${code}`;
     let c = this.requestChildren.get(key);
     if (!c) {
       c = {
-        requests: this.requests.labels({ model, version, task, status: ok ? 'success' : 'error', code }),
-        duration: this.requestDuration.labels({ model, version, task }),
-        sequences: this.sequences.labels({ model, version, task }),
+        requests: this.requests.bind({ model, version, task, status: ok ? 'success' : 'error', code }),
+        duration: this.requestDuration.bind({ model, version, task }),
+        sequences: this.sequences.bind({ model, version, task }),
       };
       this.requestChildren.set(key, c);
     }
-    c.requests.inc();
+    c.requests();
     if (ok) {
-      c.duration.observe(seconds);
-      c.sequences.inc(sequences);
+      c.duration(seconds);
+      c.sequences(sequences);
     }
   }
 
   observerFor(model: string, version: string): DeploymentObserver {
+    const queued = this.queueDuration.bind({ model, version });
+    const batchSize = this.batchSize.bind({ model, version });
+    const compute = this.computeDuration.bind({ model, version });
     return {
-      queued: (s) => this.queueDuration.observe({ model, version }, s),
+      queued,
       batch: (size, s) => {
-        this.batchSize.observe({ model, version }, size);
-        this.computeDuration.observe({ model, version }, s);
+        batchSize(size);
+        compute(s);
       },
       restart: (reason) => this.restarts.inc({ model, version, reason: reason.replace(/\s*\(.*$/, '') }),
     };
