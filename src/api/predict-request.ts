@@ -28,13 +28,15 @@ export interface ParsedPrediction {
   stream?: boolean;
 }
 
-type Body = z.infer<typeof singleBody> & Partial<z.infer<typeof batchBody>>;
+/** A body either path accepted; `options` is absent when the fast check let a body without it through. */
+type Body = Omit<z.infer<typeof singleBody>, 'options'> & Partial<Omit<z.infer<typeof batchBody>, 'options'>> & { options?: Record<string, unknown> };
 const SINGLE_KEYS = new Set(['sequence', 'stream', 'task_type', 'sequence_type', 'options', 'timeout_ms', 'priority']);
 const BATCH_KEYS = new Set(['sequences', 'task_type', 'sequence_type', 'options', 'timeout_ms', 'priority']);
 
 /**
  * The zod schemas' rules, checked by hand for the common well-formed body (zod is a visible share
  * of a no-op request). Anything it does not accept goes through zod, which words the error.
+ * The body is used as it is (no copy); a missing `options` is read as {} by the caller.
  */
 function fastBody(b: Record<string, unknown>, kind: 'single' | 'batch'): Body | null {
   const keys = kind === 'single' ? SINGLE_KEYS : BATCH_KEYS;
@@ -47,7 +49,7 @@ function fastBody(b: Record<string, unknown>, kind: 'single' | 'batch'): Body | 
   if (priority !== undefined && !(typeof priority === 'number' && Number.isInteger(priority) && priority >= -10 && priority <= 10)) return null;
   if (stream !== undefined && typeof stream !== 'boolean') return null;
   if (kind === 'batch' && !Array.isArray(sequences)) return null;
-  return { ...(b as Body), options: (options as Record<string, unknown> | undefined) ?? {} };
+  return b as Body;
 }
 
 export function resolveTask(manifest: Manifest, taskType: string | undefined): TaskSpec {
@@ -89,13 +91,14 @@ export function parsePrediction(manifest: Manifest, body: unknown, kind: 'single
     if (raws.length === 0) throw new IsoError('INVALID_REQUEST', 'sequences must hold at least one sequence');
     if (raws.length > maxBatch) throw new IsoError('INVALID_REQUEST', `at most ${maxBatch} sequences per batch request (got ${raws.length})`, { max: maxBatch });
   }
+  const options = b.options ?? {};
   const items: WorkItem[] = [];
   const sequenceTypes: SequenceType[] = [];
-  raws.forEach((raw, i) => {
+  for (let i = 0; i < raws.length; i++) {
     const field = kind === 'single' ? 'sequence' : `sequences[${i}]`;
     try {
-      const v = validateSequence(raw, rule, declared, field);
-      items.push({ sequence: v.sequence, options: b.options });
+      const v = validateSequence(raws[i], rule, declared, field);
+      items.push({ sequence: v.sequence, options });
       sequenceTypes.push(v.type);
     } catch (e) {
       if (e instanceof IsoError && kind === 'batch') {
@@ -103,7 +106,7 @@ export function parsePrediction(manifest: Manifest, body: unknown, kind: 'single
       }
       throw e;
     }
-  });
+  }
   const stream = 'stream' in b ? b.stream : undefined;
   return { task, items, sequenceTypes, timeoutMs: b.timeout_ms, priority: b.priority, stream };
 }

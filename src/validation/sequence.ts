@@ -10,9 +10,14 @@ export const ALPHABETS: Record<SequenceType, string> = {
   protein: 'ACDEFGHIKLMNPQRSTVWY' + 'BZJXUO',
 };
 
-const ALPHABET_SETS = Object.fromEntries(
-  Object.entries(ALPHABETS).map(([k, v]) => [k, new Set(v)]),
-) as Record<SequenceType, Set<string>>;
+/** Per type, a table indexed by char code (1 = allowed): no per-character string or hash lookup. */
+const ALPHABET_TABLES = Object.fromEntries(
+  Object.entries(ALPHABETS).map(([k, v]) => {
+    const table = new Uint8Array(128);
+    for (const ch of v) table[ch.charCodeAt(0)] = 1;
+    return [k, table];
+  }),
+) as Record<SequenceType, Uint8Array>;
 
 /** Upper-cases and removes whitespace (sequences pasted from FASTA files carry line breaks). */
 export function normaliseSequence(raw: string): string {
@@ -20,8 +25,11 @@ export function normaliseSequence(raw: string): string {
 }
 
 function firstInvalid(seq: string, type: SequenceType): number {
-  const set = ALPHABET_SETS[type];
-  for (let i = 0; i < seq.length; i++) if (!set.has(seq[i]!)) return i;
+  const table = ALPHABET_TABLES[type];
+  for (let i = 0; i < seq.length; i++) {
+    const c = seq.charCodeAt(i);
+    if (c >= 128 || table[c] !== 1) return i;
+  }
   return -1;
 }
 

@@ -112,15 +112,18 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
         data = { predictions, processing_time: seconds, total_sequences: outputs.length, successful: outputs.length - failed, failed, ...meta };
       }
       const latency = performance.now() - t0;
+      const envelope = okEnvelope(req, data, failed ? `prediction done; ${failed} of ${outputs.length} sequences failed` : 'prediction done');
+      // The answer goes out before the bookkeeping: stats, metrics and the request log are off
+      // the request's latency (their figures are taken above, at the moment of answering).
+      let sent: FastifyReply;
+      if (sse) {
+        sse.send('result', envelope);
+        sent = sse.end();
+      } else sent = reply.send(envelope);
       dep.stats.record(true, latency, sequences);
       gw.metrics.observeRequest(dep.name, dep.version, parsed.task.name, true, 'OK', latency / 1000, sequences);
       gw.store.logRequest({ request_id: req.id, model: name, version: dep.version, task, route: kind, status: 'success', sequences, latency_ms: latency, client: req.ip });
-      const envelope = okEnvelope(req, data, failed ? `prediction done; ${failed} of ${outputs.length} sequences failed` : 'prediction done');
-      if (sse) {
-        sse.send('result', envelope);
-        return sse.end();
-      }
-      return envelope;
+      return sent;
     } catch (e) {
       const err = e instanceof IsoError ? e : new IsoError('INTERNAL_ERROR', 'internal error');
       const latency = performance.now() - t0;
