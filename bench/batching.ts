@@ -9,7 +9,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
-import { copyModels, cpuSeconds, freePort, loadBodies, runJson, setYamlKey, startGateway, startServer, type LoadResult, type Server } from './lib.js';
+import { copyModels, cpuSeconds, freePort, loadBodies, runJson, setYamlKey, startGateway, startServer, stealMeter, type LoadResult, type Server } from './lib.js';
 
 export type RowFn = (bench: string, metric: string, iso: number, base: number | null, target: string, ok: boolean | null, digits?: number) => void;
 
@@ -116,7 +116,7 @@ interface Measured extends LoadResult {
 /** Warm-up, then a measured autocannon run rotating through the bodies. */
 async function measure(s: Running, body: unknown[], connections: number): Promise<Measured> {
   await loadBodies(s.predict, body, connections, WARMUP_SECONDS);
-  const cpu0 = s.pids.map(cpuSeconds);
+  const cpu0 = s.pids.map((pid) => cpuSeconds(pid));
   const b0 = await s.batches?.();
   const r = await loadBodies(s.predict, body, connections, SECONDS);
   const b1 = await s.batches?.();
@@ -147,6 +147,7 @@ export async function batching(row: RowFn): Promise<void> {
   const y = readFileSync(join(SPLICE, 'model.yaml'), 'utf8');
   const shipped = /^batching:\s*(.*)$/m.exec(y)?.[1] ?? '(manifest default)';
   loadRow(row, 'batching');
+  const stolen = stealMeter();
 
   // (a) The machine's limit: in-process, full batches, one intra-op thread.
   const limit = await runJson<{ sequences_per_s: number; cpu_us_per_sequence: number }>(process.execPath, [join(PACKAGE_ROOT, 'dist', 'bench', 'onnx-inprocess.js'), join(SPLICE, 'model.onnx'), String(SECONDS), String(BATCH), ...v.cases.map((c) => c.sequence)]);
@@ -155,9 +156,15 @@ export async function batching(row: RowFn): Promise<void> {
   const on = await spliceGateway();
   let batched: Measured;
   let diff: number;
+  let clientBatches: LoadResult;
   try {
     diff = await maxDiff(on.predict, v);
     batched = await measure(on, body, BATCH);
+    // The same stack fed whole batches by the client (POST …/predict/batch, 64 sequences each):
+    // the worker path (queue, framing, IPC, JSON, onnxruntime) without a request per sequence.
+    const batchBody = [{ sequences: Array.from({ length: BATCH }, (_, i) => v.cases[i % v.cases.length]!.sequence) }];
+    await loadBodies(`${on.predict}/batch`, batchBody, 2, WARMUP_SECONDS);
+    clientBatches = await loadBodies(`${on.predict}/batch`, batchBody, 2, SECONDS);
   } finally {
     await on.stop();
   }
@@ -179,8 +186,11 @@ export async function batching(row: RowFn): Promise<void> {
   row('batching', 'gateway CPU per sequence, batched vs unbatched (us)', batched.cpuUs[0]!, unbatched.cpuUs[0]!, '', null, 0);
   row('batching', 'worker CPU per sequence, batched vs unbatched (us)', batched.cpuUs[1]!, unbatched.cpuUs[1]!, '', null, 0);
   row('batching', `in-process CPU per sequence, batch ${BATCH} (us)`, limit.cpu_us_per_sequence, null, '', null, 0);
+  row('batching', `client batches of ${BATCH} (/predict/batch, c=2) vs in-process (seq/s)`, clientBatches.rps * BATCH, limit.sequences_per_s, 'reference', null, 0);
+  row('batching', 'CPU time stolen by the hypervisor during the section (%)', stolen(), null, 'reference', null, 1);
   errorsRow(row, 'batching', 'batched', batched);
   errorsRow(row, 'batching', 'unbatched', unbatched);
+  errorsRow(row, 'batching', 'client batches', clientBatches);
 }
 
 export async function baseline(row: RowFn): Promise<void> {
@@ -188,6 +198,7 @@ export async function baseline(row: RowFn): Promise<void> {
   const body = bodies(v);
   const c = 32;
   loadRow(row, 'baseline');
+  const stolen = stealMeter();
 
   // The baseline's interpreter must compute the same model before its speed means anything.
   let check: { max_abs_diff: number; ok: boolean };
@@ -233,6 +244,7 @@ export async function baseline(row: RowFn): Promise<void> {
   row('baseline', `p99 latency vs Flask, c=${c} (ms)`, isoR.p99, flR.p99, 'lower than Flask', isoR.p99 < flR.p99);
   row('baseline', `p50 latency vs Flask, c=${c} (ms)`, isoR.p50, flR.p50, '', null);
   row('baseline', 'CPU per request: gateway + worker vs Flask (us)', sum(isoR.cpuUs), sum(flR.cpuUs), '', null, 0);
+  row('baseline', 'CPU time stolen by the hypervisor during the section (%)', stolen(), null, 'reference', null, 1);
   errorsRow(row, 'baseline', 'isomodel', isoR);
   errorsRow(row, 'baseline', 'Flask', flR);
 }

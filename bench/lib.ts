@@ -206,14 +206,40 @@ export function loadBodies(url: string, bodies: unknown[], connections: number, 
   return runJson<LoadResult>(process.execPath, ['-e', ROTATING_LOAD, join(PACKAGE_ROOT, 'node_modules', 'autocannon', 'autocannon.js'), JSON.stringify(opts)]);
 }
 
-/** CPU time (user + system) a process has used so far, in seconds, from /proc (NaN if gone). */
-export function cpuSeconds(pid: number): number {
+/**
+ * CPU time (user + system) a process has used so far, in seconds, from /proc (NaN if gone);
+ * with `mainThreadOnly`, only its main thread's (for Node: the event loop, not GC helpers or
+ * worker threads).
+ */
+export function cpuSeconds(pid: number, mainThreadOnly = false): number {
   try {
     // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on every Linux Node runs on
   } catch {
     return NaN;
   }
+}
+
+/**
+ * Share of the machine's CPU time the hypervisor gave to other guests ("steal", /proc/stat) from
+ * now until the returned function is called, in percent. On a shared VM this is what makes
+ * req/s move by a third between runs of the same build: a row beside the figures says how
+ * disturbed they were.
+ */
+export function stealMeter(): () => number {
+  const read = (): { steal: number; total: number } => {
+    try {
+      const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+      return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+    } catch {
+      return { steal: NaN, total: NaN };
+    }
+  };
+  const a = read();
+  return () => {
+    const b = read();
+    return b.total > a.total ? (100 * (b.steal - a.steal)) / (b.total - a.total) : NaN;
+  };
 }

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { BUILTIN_MODELS_DIR } from '../src/paths.js';
 import { batching, baseline } from './batching.js';
 import { jobsBench } from './jobs.js';
-import { BENCH_MODELS, copyModels, load, rssMb, sequentialLatency, sleep, startBare, startGateway, waitHttp } from './lib.js';
+import { BENCH_MODELS, copyModels, cpuSeconds, load, type LoadResult, rssMb, sequentialLatency, sleep, startBare, startGateway, stealMeter, waitHttp } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const HALF = Math.max(1, Math.round(SECONDS / 2));
 const LATENCY_SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 3000);
 
 interface Row {
@@ -27,6 +28,11 @@ function row(bench: string, metric: string, iso: number, base: number | null, ta
 }
 
 
+/** Two load runs of equal length as one: mean req/s, the worse p50/p99, summed counts. */
+function mergeLoads(a: LoadResult, b: LoadResult): LoadResult {
+  return { rps: (a.rps + b.rps) / 2, p50: Math.max(a.p50, b.p50), p99: Math.max(a.p99, b.p99), errors: a.errors + b.errors, non2xx: a.non2xx + b.non2xx, total: a.total + b.total };
+}
+
 async function overhead(): Promise<void> {
   const gw = await startGateway(BENCH_MODELS);
   const url = `${gw.url}/models/noop/predict`;
@@ -35,19 +41,46 @@ async function overhead(): Promise<void> {
   const bare = await startBare(sample);
   const floor = await startBare(sample, 'fastify');
   const pipe = await startBare(sample, 'pipe');
+  const stolen = stealMeter();
   try {
+    // Every server gets the same unmeasured warm-up load first: the gateway's JIT needs a few
+    // thousand requests before its latency settles, the bare servers' much less.
+    for (const s of [url, bare.url, floor.url, pipe.url]) await load(s, body, 8, 2);
     const latIso = await sequentialLatency(url, body, LATENCY_SAMPLES);
     const latBare = await sequentialLatency(bare.url, body, LATENCY_SAMPLES);
+    const latFloor = await sequentialLatency(floor.url, body, LATENCY_SAMPLES);
     const latPipe = await sequentialLatency(pipe.url, body, LATENCY_SAMPLES);
     row('overhead', 'p50 latency, c=1 (ms)', latIso.p50, latBare.p50, 'added < 0.3 ms', latIso.p50 - latBare.p50 < 0.3, 3);
     row('overhead', 'p99 latency, c=1 (ms)', latIso.p99, latBare.p99, '', null, 3);
-    // The process hop alone (bare Node + a child over a pipe): what any process-isolated server adds.
+    // The floors under the target: the HTTP framework alone, and the process hop alone (bare
+    // Node + a child over a pipe, what any process-isolated server adds).
+    row('overhead', 'bare Fastify route: p50, c=1 (ms)', latFloor.p50, latBare.p50, 'reference', null, 3);
     row('overhead', 'bare Node + child-process hop: p50, c=1 (ms)', latPipe.p50, latBare.p50, 'reference', null, 3);
     for (const c of [32]) {
-      const iso = await load(url, body, c, SECONDS);
-      const base = await load(bare.url, body, c, SECONDS);
+      // Alternating halves, so that a slow patch of the shared machine hits both sides alike.
+      // CPU per request is counted around the same runs: steadier than req/s on a shared machine.
+      const cpu = { loop: 0, gateway: 0, bare: 0 };
+      const run = async (s: 'iso' | 'bare'): Promise<LoadResult> => {
+        const pid = s === 'iso' ? gw.pid : bare.pid;
+        const [p0, l0] = [cpuSeconds(pid), cpuSeconds(pid, true)];
+        const r = await load(s === 'iso' ? url : bare.url, body, c, HALF);
+        if (s === 'bare') cpu.bare += (cpuSeconds(pid) - p0) / 2 / r.total;
+        else {
+          cpu.gateway += (cpuSeconds(pid) - p0) / 2 / r.total;
+          cpu.loop += (cpuSeconds(pid, true) - l0) / 2 / r.total;
+        }
+        return r;
+      };
+      const isoA = await run('iso');
+      const baseA = await run('bare');
+      const isoB = await run('iso');
+      const baseB = await run('bare');
+      const iso = mergeLoads(isoA, isoB);
+      const base = mergeLoads(baseA, baseB);
       row('overhead', `throughput, c=${c} (req/s)`, iso.rps, base.rps, '>= 50% of bare', iso.rps >= 0.5 * base.rps, 0);
       row('overhead', `p99 latency, c=${c} (ms)`, iso.p99, base.p99, '', null);
+      row('overhead', `gateway CPU per request, c=${c}: event-loop thread vs bare Node (us)`, cpu.loop * 1e6, cpu.bare * 1e6, '', null, 0);
+      row('overhead', `gateway CPU per request, c=${c}: whole process vs bare Node (us)`, cpu.gateway * 1e6, cpu.bare * 1e6, '', null, 0);
       // The framework's own share: a bare Fastify route against the same bare Node server.
       const fastify = await load(floor.url, body, c, SECONDS);
       row('overhead', `bare Fastify route: throughput, c=${c} (req/s)`, fastify.rps, base.rps, 'reference', null, 0);
@@ -55,6 +88,7 @@ async function overhead(): Promise<void> {
       row('overhead', `bare Node + child-process hop: throughput, c=${c} (req/s)`, hop.rps, base.rps, 'reference', null, 0);
       if (iso.errors || iso.non2xx) row('overhead', 'errors / non-2xx', iso.errors + iso.non2xx, null, '0', false, 0);
     }
+    row('overhead', 'CPU time stolen by the hypervisor during the section (%)', stolen(), null, 'reference', null, 1);
   } finally {
     await bare.stop();
     await floor.stop();
