@@ -1,11 +1,10 @@
 // The Node worker SDK host: runs one model as a protocol-speaking worker process.
 // Usage: node dist/src/worker/node-host.js /abs/path/to/model.mjs
 // The ONNX host (onnx-host.ts) reuses runWorker with its own model loader.
-import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 import { writeSync } from 'node:fs';
-import { PROTOCOL_VERSION, type GatewayMessage, type ItemOutput, type WorkItem } from './protocol.js';
+import { LineSplitter, PROTOCOL_VERSION, type GatewayMessage, type ItemOutput, type WorkItem } from './protocol.js';
 import { ModelError, loadNodeModel, type ModelContext, type NodeModel } from './node-model.js';
 import { installSdkResolver } from './sdk-resolver.js';
 
@@ -81,8 +80,9 @@ export async function runWorker(load: ModelLoader): Promise<void> {
     if (stopping) await finish();
   };
 
-  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-  rl.on('line', (line) => {
+  // The protocol's own line splitter rather than readline: less work per message on a path every
+  // batch takes twice. No line limit: the gateway is trusted, and a batch may be large.
+  const lines = new LineSplitter((line) => {
     let msg: GatewayMessage;
     try {
       msg = JSON.parse(line) as GatewayMessage;
@@ -106,8 +106,10 @@ export async function runWorker(load: ModelLoader): Promise<void> {
         if (!running) void finish();
         break;
     }
-  });
-  rl.on('close', () => {
+  }, Number.POSITIVE_INFINITY);
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk: string) => lines.push(chunk));
+  process.stdin.on('end', () => {
     stopping = true;
     if (!running) void finish();
   });

@@ -86,19 +86,32 @@ export class LineSplitter {
   ) {}
 
   push(chunk: string): void {
-    this.buffer += chunk;
-    let nl = this.buffer.indexOf('\n');
-    while (nl !== -1) {
-      const line = this.buffer.slice(0, nl);
-      this.buffer = this.buffer.slice(nl + 1);
-      if (line.trim() !== '') this.onLine(line);
-      nl = this.buffer.indexOf('\n');
+    // Only the new chunk is searched for line ends: a long line arriving in many chunks is not
+    // rescanned from its start each time (that was quadratic in the line's length).
+    let start = 0;
+    let nl = chunk.indexOf('\n');
+    if (nl !== -1 && this.buffer !== '') {
+      const line = this.buffer + chunk.slice(0, nl);
+      this.buffer = '';
+      this.emit(line);
+      start = nl + 1;
+      nl = chunk.indexOf('\n', start);
     }
+    while (nl !== -1) {
+      this.emit(chunk.slice(start, nl));
+      start = nl + 1;
+      nl = chunk.indexOf('\n', start);
+    }
+    this.buffer += start === 0 ? chunk : chunk.slice(start);
     // A worker that never ends its line would otherwise grow the gateway without bound.
     if (this.buffer.length > this.maxLineBytes) {
       const overflow = this.buffer;
       this.buffer = '';
       this.onLine(overflow.slice(0, 200));
     }
+  }
+
+  private emit(line: string): void {
+    if (line.trim() !== '') this.onLine(line);
   }
 }
