@@ -10,6 +10,7 @@ import { BENCH_MODELS, copyModels, cpuSeconds, load, type LoadResult, rssMb, seq
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const HALF = Math.max(1, Math.round(SECONDS / 2));
 const LATENCY_SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 3000);
+const LATENCY_ROUNDS = 3;
 
 interface Row {
   bench: string;
@@ -27,6 +28,12 @@ function row(bench: string, metric: string, iso: number, base: number | null, ta
   rows.push({ bench, metric, isomodel: fmt(iso, digits), baseline: base === null ? '' : fmt(base, digits), ratio: base ? fmt(iso / base) : '', target, ok });
 }
 
+
+interface Latency {
+  p50: number;
+  p99: number;
+}
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Two load runs of equal length as one: mean req/s, the worse p50/p99, summed counts. */
 function mergeLoads(a: LoadResult, b: LoadResult): LoadResult {
@@ -46,10 +53,16 @@ async function overhead(): Promise<void> {
     // Every server gets the same unmeasured warm-up load first: the gateway's JIT needs a few
     // thousand requests before its latency settles, the bare servers' much less.
     for (const s of [url, bare.url, floor.url, pipe.url]) await load(s, body, 8, 2);
-    const latIso = await sequentialLatency(url, body, LATENCY_SAMPLES);
-    const latBare = await sequentialLatency(bare.url, body, LATENCY_SAMPLES);
-    const latFloor = await sequentialLatency(floor.url, body, LATENCY_SAMPLES);
-    const latPipe = await sequentialLatency(pipe.url, body, LATENCY_SAMPLES);
+    // Three interleaved rounds per server, the median of each: one slow patch of the shared
+    // machine during one server's round would otherwise decide the comparison.
+    const rounds: Record<'iso' | 'bare' | 'floor' | 'pipe', { p50: number; p99: number }[]> = { iso: [], bare: [], floor: [], pipe: [] };
+    for (let i = 0; i < LATENCY_ROUNDS; i++) {
+      rounds.iso.push(await sequentialLatency(url, body, LATENCY_SAMPLES));
+      rounds.bare.push(await sequentialLatency(bare.url, body, LATENCY_SAMPLES));
+      rounds.floor.push(await sequentialLatency(floor.url, body, LATENCY_SAMPLES));
+      rounds.pipe.push(await sequentialLatency(pipe.url, body, LATENCY_SAMPLES));
+    }
+    const [latIso, latBare, latFloor, latPipe] = [rounds.iso, rounds.bare, rounds.floor, rounds.pipe].map((r) => ({ p50: median(r.map((x) => x.p50)), p99: median(r.map((x) => x.p99)) })) as [Latency, Latency, Latency, Latency];
     row('overhead', 'p50 latency, c=1 (ms)', latIso.p50, latBare.p50, 'added < 0.3 ms', latIso.p50 - latBare.p50 < 0.3, 3);
     row('overhead', 'p99 latency, c=1 (ms)', latIso.p99, latBare.p99, '', null, 3);
     // The floors under the target: the HTTP framework alone, and the process hop alone (bare
