@@ -1,7 +1,7 @@
 // Errors map to stable codes and statuses; internals never leak to clients.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { toIsoError } from '../src/api/envelope.js';
+import { isoNow, toIsoError } from '../src/api/envelope.js';
 import { ERROR_STATUS, IsoError, fromWorkerError } from '../src/errors.js';
 
 describe('error mapping', () => {
@@ -31,5 +31,17 @@ describe('error mapping', () => {
       ['INVALID_REQUEST', 'INVALID_SEQUENCE', 'SEQUENCE_TOO_LONG', 'MODEL_NOT_FOUND', 'RATE_LIMITED', 'MODEL_NOT_LOADED', 'PREDICTION_FAILED', 'INTERNAL_ERROR'].map((c) => ERROR_STATUS[c as keyof typeof ERROR_STATUS]),
       [400, 400, 400, 404, 429, 503, 500, 500],
     );
+  });
+});
+
+describe('envelope timestamps', () => {
+  it('isoNow() is the current millisecond, reused within it and moving on after it', async () => {
+    const before = Date.now();
+    const a = isoNow();
+    assert.match(a, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.ok(Date.parse(a) >= before && Date.parse(a) <= Date.now());
+    await new Promise((r) => setTimeout(r, 5));
+    const b = isoNow();
+    assert.ok(Date.parse(b) > Date.parse(a), `${b} is later than ${a}`);
   });
 });

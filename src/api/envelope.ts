@@ -19,8 +19,20 @@ export interface ErrorEnvelope {
   request_id: string;
 }
 
+let lastMs = 0;
+let lastIso = '';
+/** The current time as ISO 8601, formatted at most once per millisecond: answers under load share it. */
+export function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
 export function okEnvelope<T>(req: FastifyRequest, data: T, message = 'ok'): OkEnvelope<T> {
-  return { success: true, message, data, timestamp: new Date().toISOString(), request_id: req.id };
+  return { success: true, message, data, timestamp: isoNow(), request_id: req.id };
 }
 
 export function errorEnvelope(req: FastifyRequest, err: IsoError): ErrorEnvelope {
@@ -28,7 +40,7 @@ export function errorEnvelope(req: FastifyRequest, err: IsoError): ErrorEnvelope
     success: false,
     message: err.message,
     error: { code: err.code, details: err.details ?? err.message },
-    timestamp: new Date().toISOString(),
+    timestamp: isoNow(),
     request_id: req.id,
   };
 }
