@@ -17,9 +17,9 @@ const insert = (rows: number): Database.Statement => db.prepare(`INSERT INTO req
 const insertOne = insert(1);
 const insertMany = insert(ROWS_PER_INSERT);
 
-/** A row as the gateway sends it ([request_id, at in ms, …]) → the table's values (at as ISO text). */
+/** A row as the gateway sends it ([request_id, at in ms, …]) → the table's values (at as ISO text; idempotent). */
 const values = (r: unknown[]): unknown[] => {
-  r[1] = new Date(r[1] as number).toISOString();
+  if (typeof r[1] === 'number') r[1] = new Date(r[1]).toISOString();
   return r;
 };
 
@@ -29,9 +29,30 @@ const write = db.transaction((rows: unknown[][]) => {
   for (; i < rows.length; i++) insertOne.run(values(rows[i]!));
 });
 
+/** Row by row, after the batch's transaction failed: only the rows SQLite refuses are lost. */
+function writeEach(rows: unknown[][]): { lost: number; reason: string } {
+  let lost = 0;
+  let reason = '';
+  for (const r of rows) {
+    try {
+      insertOne.run(values(r));
+    } catch (e) {
+      lost++;
+      reason ||= (e as Error).message;
+    }
+  }
+  return { lost, reason };
+}
+
 parentPort!.on('message', (batch: LogBatch) => {
   try {
-    write(JSON.parse(batch.rows) as unknown[][]);
+    const rows = JSON.parse(batch.rows) as unknown[][];
+    try {
+      write(rows);
+    } catch {
+      const { lost, reason } = writeEach(rows);
+      if (lost) parentPort!.postMessage({ error: `request log: ${lost} of ${batch.count} rows not written: ${reason}` });
+    }
   } catch (e) {
     parentPort!.postMessage({ error: `request log: ${batch.count} rows not written: ${(e as Error).message}` });
   } finally {
