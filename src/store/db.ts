@@ -65,11 +65,12 @@ const FLUSH_AT = 500;
 
 export class StateStore {
   readonly db: Database.Database;
-  private pending: (RequestLogEntry & { at: number })[] = [];
+  /** Rows not yet handed to the writer thread (request-log-writer.ts's column order). */
+  private pending: unknown[][] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly logWriter: RequestLogWriter;
 
-  /** `onError`: a request-log batch that could not be written (default: a process warning). */
+  /** `onError`: request-log rows that could not be written, and why (default: a process warning). */
   constructor(stateDir: string, file = 'isomodel.db', onError: (message: string) => void = (m) => process.emitWarning(m)) {
     mkdirSync(stateDir, { recursive: true });
     const path = join(stateDir, file);
@@ -128,9 +129,7 @@ export class StateStore {
 
   /** Buffered: the hot path only appends to an array; a timer hands the batch to the writer thread. */
   logRequest(entry: RequestLogEntry): void {
-    // The caller's fresh object, stamped: no copy on the hot path (made a row at hand-over).
-    (entry as RequestLogEntry & { at: number }).at = Date.now();
-    this.pending.push(entry as RequestLogEntry & { at: number });
+    this.pending.push(toLogRow(entry, Date.now()));
     if (this.pending.length >= FLUSH_AT) this.handOver();
     else if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => this.handOver(), FLUSH_INTERVAL_MS);
@@ -143,7 +142,7 @@ export class StateStore {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     if (this.pending.length === 0) return;
-    const rows = this.pending.map((r) => toLogRow(r, r.at));
+    const rows = this.pending;
     this.pending = [];
     this.logWriter.write(rows);
   }
