@@ -55,19 +55,16 @@ async function overhead(): Promise<void> {
   try {
     // Every server gets the same unmeasured warm-up load first: the gateway's JIT needs a few
     // thousand requests before its latency settles, the bare servers' much less.
-    for (const s of [url, inlineUrl, bare.url, floor.url, pipe.url]) await load(s, body, 8, 2);
+    const servers = { iso: url, inline: inlineUrl, bare: bare.url, floor: floor.url, pipe: pipe.url };
+    for (const s of Object.values(servers)) await load(s, body, 8, 2);
     // Three interleaved rounds per server, the median of each: one slow patch of the shared
     // machine during one server's round would otherwise decide the comparison.
-    const rounds: Record<'iso' | 'inline' | 'bare' | 'floor' | 'pipe', Latency[]> = { iso: [], inline: [], bare: [], floor: [], pipe: [] };
+    const rounds = Object.fromEntries(Object.keys(servers).map((k) => [k, [] as Latency[]])) as Record<keyof typeof servers, Latency[]>;
     for (let i = 0; i < LATENCY_ROUNDS; i++) {
-      rounds.iso.push(await sequentialLatency(url, body, LATENCY_SAMPLES));
-      rounds.inline.push(await sequentialLatency(inlineUrl, body, LATENCY_SAMPLES));
-      rounds.bare.push(await sequentialLatency(bare.url, body, LATENCY_SAMPLES));
-      rounds.floor.push(await sequentialLatency(floor.url, body, LATENCY_SAMPLES));
-      rounds.pipe.push(await sequentialLatency(pipe.url, body, LATENCY_SAMPLES));
+      for (const [k, u] of Object.entries(servers) as [keyof typeof servers, string][]) rounds[k].push(await sequentialLatency(u, body, LATENCY_SAMPLES));
     }
-    const med = (r: Latency[]): Latency => ({ p50: median(r.map((x) => x.p50)), p99: median(r.map((x) => x.p99)) });
-    const [latIso, latInline, latBare, latFloor, latPipe] = [med(rounds.iso), med(rounds.inline), med(rounds.bare), med(rounds.floor), med(rounds.pipe)];
+    const med = (k: keyof typeof servers): Latency => ({ p50: median(rounds[k].map((x) => x.p50)), p99: median(rounds[k].map((x) => x.p99)) });
+    const [latIso, latInline, latBare, latFloor, latPipe] = [med('iso'), med('inline'), med('bare'), med('floor'), med('pipe')];
     row('overhead', 'p50 latency, c=1 (ms)', latIso.p50, latBare.p50, 'added < 0.3 ms', latIso.p50 - latBare.p50 < 0.3, 3);
     row('overhead', 'p99 latency, c=1 (ms)', latIso.p99, latBare.p99, '', null, 3);
     // The floors under the target: the HTTP framework alone, and the process hop alone (bare
