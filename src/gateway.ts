@@ -17,6 +17,7 @@ import { isLoopback } from './security/network.js';
 import { Monitor } from './telemetry/monitor.js';
 import { PerfCollector } from './telemetry/perf.js';
 import { resumeJobs } from './jobs/runner.js';
+import { RetentionJob } from './store/retention.js';
 
 export class Gateway {
   readonly logger: Logger;
@@ -28,6 +29,8 @@ export class Gateway {
   readonly audit: AuditLog;
   readonly monitor: Monitor;
   readonly perf: PerfCollector;
+  /** Prunes the audit log and the request log (config `retention`). */
+  readonly retention: RetentionJob;
   readonly startedAt = Date.now();
   /** Set once the initial model loads have been attempted (startup probe). */
   started = false;
@@ -38,6 +41,17 @@ export class Gateway {
     this.store = new StateStore(config.state_dir, undefined, (message) => this.logger.error(message));
     this.keys = new KeyStore(this.store, config.auth.keys);
     this.audit = new AuditLog(this.store);
+    const days = (d: number): number => d * 86_400_000;
+    const r = config.retention;
+    this.retention = new RetentionJob(
+      this.store.db,
+      [
+        { table: 'audit_log', policy: { maxAgeMs: days(r.audit_days), maxRows: r.audit_max_rows } },
+        { table: 'request_log', policy: { maxAgeMs: days(r.request_log_days), maxRows: r.request_log_max_rows } },
+      ],
+      r.interval_ms,
+      (message) => this.logger.error(message),
+    );
     this.cgroups = config.cgroups ? CgroupManager.detect() : CgroupManager.disabled();
     const factory = createWorkerFactory({
       python: config.python,
@@ -89,6 +103,7 @@ export class Gateway {
     this.started = true;
     this.monitor.start();
     this.perf.start();
+    this.retention.start();
     return { url };
   }
 
@@ -110,6 +125,7 @@ export class Gateway {
     await this.server?.close();
     await this.monitor.stop();
     this.perf.stop();
+    this.retention.stop();
     await this.registry.close();
     this.store.close();
   }

@@ -538,7 +538,7 @@ describe('hostile input against every route', { timeout: 240_000 }, () => {
     process.on('unhandledRejection', onCrash);
     h = await startGateway(MODELS, { rate_limit: { max: 0 } });
     base = new URL(h.url);
-    routes = listRoutes(h.gw.server!).map((r) => ({ methods: r.methods, url: r.url }));
+    routes = [...listRoutes(h.gw.server!)];
     const registered = (m: string, p: string): boolean => routes.some((r) => r.methods.includes(m) && r.url === p);
     ctx = { unavailable: h.gw.registry.names().filter((n) => h.gw.registry.status(n) !== 'ready'), registered };
     // A live MCP session, so that some requests reach the tools rather than the session check.

@@ -12,6 +12,7 @@ import { registerManagementRoutes } from './routes/management.js';
 import { registerNativeRoutes } from './routes/native.js';
 import { registerSecurityRoutes } from './routes/security.js';
 import { registerAuth } from '../security/auth.js';
+import { requireRouteScopes, type RouteScope } from '../security/route-scope.js';
 import { isLoopback } from '../security/network.js';
 import { registerMonitorRoutes } from './routes/monitor.js';
 import { registerReportRoutes } from './routes/reports.js';
@@ -25,10 +26,12 @@ import { registerDeploymentRoutes } from './routes/deployments.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** One registered route: its methods and its full URL pattern (with the plugin prefix). */
+/** One registered route: its methods, its full URL pattern (with the plugin prefix) and its scope. */
 export interface RouteEntry {
   methods: string[];
   url: string;
+  scope: RouteScope | undefined;
+  action: string | undefined;
 }
 const routeLists = new WeakMap<FastifyInstance, RouteEntry[]>();
 
@@ -68,8 +71,8 @@ function clientErrorCode(code: string | undefined): IsoError['code'] {
   return 'INVALID_REQUEST';
 }
 
-/** Probes and scrapes are never rate limited: throttling them turns load into restarts. */
-const PROBE_PATHS = /^\/(health\/|api\/v1\/health|v2\/health\/|agent\/health$|metrics\/prometheus$)/;
+/** Probes and scrapes are never rate limited: throttling them turns load into restarts. Matched on the route pattern. */
+const PROBE_ROUTES = /^\/(health\/|api\/v1\/health|v2\/health\/|agent\/health$|metrics\/prometheus$)/;
 
 export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
   const app = Fastify({
@@ -114,8 +117,9 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
   const routes: RouteEntry[] = [];
   routeLists.set(app, routes);
   app.addHook('onRoute', (r) => {
-    routes.push({ methods: ([] as string[]).concat(r.method), url: r.url });
+    routes.push({ methods: ([] as string[]).concat(r.method), url: r.url, scope: r.config?.scope, action: r.config?.action });
   });
+  requireRouteScopes(app);
 
   // The stock JSON parser (prototype poisoning still rejected), behind a nesting limit.
   const parseJson = app.getDefaultJsonParser('error', 'error');
@@ -140,7 +144,14 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => sendError(req, reply, new IsoError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
   // Before the rate limiter, so a known key gets its own budget.
-  registerAuth(app, { keys: gw.keys, audit: gw.audit, publicMetrics: gw.config.auth.public_metrics, allowAnonymous: isLoopback(gw.config.host) });
+  registerAuth(app, {
+    keys: gw.keys,
+    audit: gw.audit,
+    allowAnonymous: isLoopback(gw.config.host),
+    failureLimit: { max: gw.config.auth.failure_limit.max, windowMs: gw.config.auth.failure_limit.window_ms },
+    metrics: gw.metrics.auth,
+    onAuditError: (message) => gw.logger.error(message),
+  });
 
   if (gw.config.rate_limit.max > 0) {
     await app.register(rateLimit, {
@@ -150,7 +161,7 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
       max: (req) => req.principal?.rateLimit ?? gw.config.rate_limit.max,
       timeWindow: gw.config.rate_limit.window_ms,
       // Orchestrator probes must never be throttled into a restart loop.
-      allowList: (req) => PROBE_PATHS.test(req.url),
+      allowList: (req) => PROBE_ROUTES.test(req.routeOptions.url ?? ''),
       // The plugin throws what this returns; the error handler turns it into the envelope.
       errorResponseBuilder: (_req, ctx) =>
         new IsoError('RATE_LIMITED', `rate limit of ${ctx.max} requests per window exceeded; retry after ${ctx.after}`, { limit: ctx.max, retry_after: ctx.after }, Math.max(1, Math.ceil(ctx.ttl / 1000))),

@@ -72,6 +72,28 @@ export const configSchema = z
           .default([]),
         /** Serve /metrics/prometheus without a key (scrapers inside the cluster). */
         public_metrics: z.coerce.boolean().default(true),
+        /**
+         * Failed authentications (missing or unknown key) allowed per client address and window,
+         * counted before any key lookup; past it: 429 with Retry-After. max 0 turns it off.
+         */
+        failure_limit: z
+          .object({ max: z.coerce.number().int().min(0).default(20), window_ms: z.coerce.number().int().positive().default(60_000) })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({}),
+    /**
+     * How long the append-only logs in SQLite keep rows: by age (days; 0 = any age) and by count
+     * (the newest rows; 0 = no limit). Pruned at start and every interval_ms.
+     */
+    retention: z
+      .object({
+        audit_days: z.coerce.number().min(0).default(90),
+        audit_max_rows: z.coerce.number().int().min(0).default(1_000_000),
+        request_log_days: z.coerce.number().min(0).default(30),
+        request_log_max_rows: z.coerce.number().int().min(0).default(2_000_000),
+        interval_ms: z.coerce.number().int().min(1000).default(600_000),
       })
       .strict()
       .default({}),

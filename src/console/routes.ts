@@ -3,6 +3,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Gateway } from '../gateway.js';
 import { CONSOLE_CSS, CONSOLE_HTML, CONSOLE_JS } from './assets.js';
+import { PUBLIC } from '../security/route-scope.js';
 
 /** Nothing but this origin: no CDN, no external font or script, no framing elsewhere. */
 export const CONSOLE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
@@ -12,8 +13,8 @@ function send(reply: FastifyReply, type: string, body: string): FastifyReply {
 }
 
 export function registerConsoleRoutes(app: FastifyInstance, _gw: Gateway): void {
-  app.get('/console', async (_req, reply) => send(reply, 'text/html; charset=utf-8', CONSOLE_HTML));
-  app.get('/console/', async (_req, reply) => send(reply, 'text/html; charset=utf-8', CONSOLE_HTML));
-  app.get('/console/app.js', async (_req, reply) => send(reply, 'text/javascript; charset=utf-8', CONSOLE_JS));
-  app.get('/console/app.css', async (_req, reply) => send(reply, 'text/css; charset=utf-8', CONSOLE_CSS));
+  app.get('/console', PUBLIC, async (_req, reply) => send(reply, 'text/html; charset=utf-8', CONSOLE_HTML));
+  app.get('/console/', PUBLIC, async (_req, reply) => send(reply, 'text/html; charset=utf-8', CONSOLE_HTML));
+  app.get('/console/app.js', PUBLIC, async (_req, reply) => send(reply, 'text/javascript; charset=utf-8', CONSOLE_JS));
+  app.get('/console/app.css', PUBLIC, async (_req, reply) => send(reply, 'text/css; charset=utf-8', CONSOLE_CSS));
 }

@@ -12,6 +12,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { Gateway } from '../gateway.js';
 import { toIsoError } from '../api/envelope.js';
+import { PREDICT } from '../security/route-scope.js';
 
 /**
  * The MCP SDK and our server on it, loaded with the first /mcp request: together they are about
@@ -170,9 +171,9 @@ export function registerMcpRoutes(app: FastifyInstance, gw: Gateway, opts: McpHt
       if (iso.retryAfterS !== undefined) void reply.header('retry-after', String(iso.retryAfterS));
       return reply.code(iso.status).send({ jsonrpc: '2.0', error: { code: rpc, message: iso.message }, id: null });
     });
-    scope.post('/mcp', handle);
-    scope.get('/mcp', handle);
-    scope.delete('/mcp', handle);
+    scope.post('/mcp', PREDICT, handle);
+    scope.get('/mcp', PREDICT, handle);
+    scope.delete('/mcp', PREDICT, handle);
   });
 
   // Before the server stops: end SSE streams, which would otherwise keep it open.

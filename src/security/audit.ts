@@ -1,10 +1,19 @@
-// Audit log: every admin action and every denied request, queryable, in SQLite.
+// Audit log: every admin action (allowed, denied or failed) and every denied request, with who
+// (key id and name), what (the matched route pattern and its parameters), from where and how it
+// ended; queryable, in SQLite, pruned by src/store/retention.ts.
 import type Database from 'better-sqlite3';
 import type { StateStore } from '../store/db.js';
 
 export interface AuditEntry {
+  /** The key's name ('anonymous' with auth off, 'unknown' when no valid key was presented). */
   actor: string;
+  /** The key's id, when a valid key was presented. */
+  key_id?: string;
   action: string;
+  /** The route pattern that matched (e.g. `/v1/models/:name/load`), never the raw URL. */
+  route?: string;
+  /** The route's decoded path parameters. */
+  params?: Record<string, string>;
   target?: string;
   outcome: 'allowed' | 'denied' | 'failed';
   status: number;
@@ -18,6 +27,7 @@ export interface AuditQuery {
   actor?: string;
   action?: string;
   outcome?: string;
+  key_id?: string;
   since?: string;
 }
 
@@ -31,18 +41,39 @@ export class AuditLog {
          target TEXT, outcome TEXT NOT NULL, status INTEGER NOT NULL, client TEXT, request_id TEXT, details TEXT
        );
        CREATE INDEX audit_log_at ON audit_log(at);`,
+      `ALTER TABLE audit_log ADD COLUMN key_id TEXT;
+       ALTER TABLE audit_log ADD COLUMN route TEXT;
+       ALTER TABLE audit_log ADD COLUMN params TEXT;`,
     ]);
-    this.insert = store.db.prepare('INSERT INTO audit_log (at, actor, action, target, outcome, status, client, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    this.insert = store.db.prepare(
+      'INSERT INTO audit_log (at, actor, key_id, action, route, params, target, outcome, status, client, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
   }
 
   record(e: AuditEntry): void {
-    this.insert.run(new Date().toISOString(), e.actor, e.action, e.target ?? null, e.outcome, e.status, e.client ?? null, e.request_id ?? null, e.details ?? null);
+    // Bounded field by field, so the stored JSON always parses back.
+    const entries = e.params ? Object.entries(e.params).slice(0, 10) : [];
+    const params = entries.length > 0 ? JSON.stringify(Object.fromEntries(entries.map(([k, v]) => [k.slice(0, 50), String(v).slice(0, 200)]))) : null;
+    this.insert.run(
+      new Date().toISOString(),
+      e.actor.slice(0, 100),
+      e.key_id ?? null,
+      e.action.slice(0, 200),
+      e.route ?? null,
+      params,
+      e.target?.slice(0, 200) ?? null,
+      e.outcome,
+      e.status,
+      e.client ?? null,
+      e.request_id ?? null,
+      e.details?.slice(0, 1000) ?? null,
+    );
   }
 
   query(q: AuditQuery = {}): Record<string, unknown>[] {
     const where: string[] = [];
     const args: unknown[] = [];
-    for (const [col, v] of [['actor', q.actor], ['action', q.action], ['outcome', q.outcome]] as const) {
+    for (const [col, v] of [['actor', q.actor], ['action', q.action], ['outcome', q.outcome], ['key_id', q.key_id]] as const) {
       if (v) {
         where.push(`${col} = ?`);
         args.push(v);
@@ -53,6 +84,7 @@ export class AuditLog {
       args.push(q.since);
     }
     const limit = Math.min(Math.max(1, q.limit ?? 100), 1000);
-    return this.store.db.prepare(`SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`).all(...args, limit) as Record<string, unknown>[];
+    const rows = this.store.db.prepare(`SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`).all(...args, limit) as Record<string, unknown>[];
+    return rows.map((r) => ({ ...r, params: typeof r.params === 'string' ? (JSON.parse(r.params) as unknown) : null }));
   }
 }

@@ -1,10 +1,15 @@
-// Authentication and authorisation for every route: which scope a route needs, who is
-// asking, and an audit row for each admin action and each denied request.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+// Authentication and authorisation for every route. The decision is made after routing, from
+// the scope the matched route declares in its options (src/security/route-scope.ts), never from
+// the raw URL: the router decodes percent-escapes, ignores fragments and accepts absolute-form
+// targets, so a check on the URL text can be spelled around. Also here: the failed-auth limiter
+// (before any key lookup) and an audit row for every admin action and every denied request.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IsoError } from '../errors.js';
 import { sendError } from '../api/envelope.js';
 import type { AuditLog } from './audit.js';
+import { AuthFailureLimiter, type FailureLimit } from './failure-limiter.js';
 import { hasScope, type KeyStore, type Scope } from './keys.js';
+import type { RouteScope } from './route-scope.js';
 
 export interface Principal {
   id: string;
@@ -13,58 +18,45 @@ export interface Principal {
   rateLimit: number | null;
 }
 
+/** What a request needs, worked out once in onRequest from its matched route. */
+export interface RouteAccess {
+  scope: RouteScope;
+  /** The route pattern that matched ('' for no route: the not-found handler). */
+  route: string;
+  /** Audit name of an admin action. */
+  action?: string;
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
-    /** What the route needs, worked out once in onRequest (onResponse audits from it). */
     access: RouteAccess | null;
   }
 }
 
 const ANONYMOUS: Principal = { id: 'anonymous', name: 'anonymous', scopes: ['predict', 'admin'], rateLimit: null };
 
-/** Routes anyone may call: probes, the console's static page. */
-const PUBLIC = [/^(\/api\/v1)?\/health(\/(live|ready|startup))?$/, /^\/api\/v1\/health\/$/, /^\/v2\/health\/(live|ready)$/, /^\/agent\/health$/, /^\/console(\/.*)?$/];
-
-/** Admin actions: method, path pattern, audit action name. Everything else needs `predict`. */
-const ADMIN: [string, RegExp, string][] = [
-  ['POST', /^\/v1\/models\/reload$/, 'models.reload'],
-  ['POST', /^\/v1\/models\/([^/]+)\/(load|unload)$/, 'models.$2'],
-  ['POST', /^\/agent\/model\/([^/]+)\/(load|unload)$/, 'models.$2'],
-  ['POST', /^\/v2\/repository\/models\/([^/]+)\/(load|unload)$/, 'models.$2'],
-  ['POST', /^\/api\/v1\/models\/deploy$/, 'models.deploy'],
-  ['POST', /^\/api\/v1\/models\/([^/]+)\/scale$/, 'models.scale'],
-  ['PUT', /^\/api\/v1\/models\/([^/]+)$/, 'models.update'],
-  ['DELETE', /^\/api\/v1\/models\/([^/]+)$/, 'models.delete'],
-  ['PUT', /^\/api\/v1\/models\/([^/]+)\/traffic$/, 'models.traffic'],
-  ['DELETE', /^\/api\/v1\/models\/([^/]+)\/traffic$/, 'models.traffic.clear'],
-  ['POST', /^\/api\/v1\/models\/([^/]+)\/(promote|rollback)$/, 'models.$2'],
-  ['PUT', /^\/v1\/monitor\/thresholds$/, 'monitor.thresholds'],
-  ['DELETE', /^\/v1\/monitor\/thresholds$/, 'monitor.thresholds.reset'],
-  ['GET', /^\/v1\/audit$/, 'audit.read'],
-  ['GET', /^\/v1\/keys$/, 'keys.list'],
-];
-
-export interface RouteAccess {
-  scope: Scope | null;
-  action?: string;
-  target?: string;
+/**
+ * The scope a request needs, from the route it matched. No route (404): a key is still needed,
+ * so unknown paths reveal nothing to a caller without one. A route without a declared scope
+ * cannot be registered (requireRouteScopes); should one appear anyway, it is admin-only.
+ */
+export function accessOf(req: FastifyRequest): RouteAccess {
+  if (req.is404) return { scope: 'predict', route: '' };
+  const config = req.routeOptions.config;
+  return { scope: config.scope ?? 'admin', route: req.routeOptions.url ?? '', action: config.action };
 }
 
-const PREDICT: RouteAccess = { scope: 'predict' };
-
-export function accessFor(method: string, url: string, publicMetrics: boolean): RouteAccess {
-  const q = url.indexOf('?');
-  const path = q === -1 ? url : url.slice(0, q);
-  // The hot prediction routes: no public or admin pattern can match under /models/.
-  if (path.startsWith('/models/') || path === '/predict' || path === '/predict/batch') return PREDICT;
-  if (PUBLIC.some((re) => re.test(path))) return { scope: null };
-  if (publicMetrics && path === '/metrics/prometheus') return { scope: null };
-  for (const [m, re, action] of ADMIN) {
-    const match = method === m ? re.exec(path) : null;
-    if (match) return { scope: 'admin', action: action.replace('$2', match[2] ?? ''), target: match[1] ? decodeURIComponent(match[1]).slice(0, 100) : undefined };
-  }
-  return PREDICT;
+/**
+ * Only origin-form targets ("/path?query") reach the router. Absolute-form ("http://host/path",
+ * meant for proxies) and fragments (never sent by a conforming client) are refused, so that
+ * what the audit log and the access log show is what was routed.
+ */
+export function badRequestTarget(raw: string): string | null {
+  if (raw.charCodeAt(0) !== 0x2f) return 'the request target must be a path starting with "/" (absolute-form and authority-form targets are not accepted)';
+  if (raw.charCodeAt(1) === 0x2f) return 'the request target must not start with "//"';
+  if (raw.includes('#')) return 'the request target must not contain a fragment ("#")';
+  return null;
 }
 
 function presentedKey(req: FastifyRequest): string | null {
@@ -74,15 +66,23 @@ function presentedKey(req: FastifyRequest): string | null {
   return typeof header === 'string' && header !== '' ? header : null;
 }
 
+export interface AuthMetrics {
+  authFailure(reason: 'missing' | 'invalid'): void;
+  authThrottled(): void;
+}
+
 export interface AuthOptions {
   keys: KeyStore;
   audit: AuditLog;
-  publicMetrics: boolean;
   /**
    * Whether having no key at all may mean "auth off": only on a loopback address. Elsewhere,
    * revoking the last key locks the API instead of opening it.
    */
   allowAnonymous: boolean;
+  failureLimit: FailureLimit;
+  metrics?: AuthMetrics;
+  /** Where an audit row that could not be written is reported (the action itself goes on). */
+  onAuditError?: (message: string) => void;
 }
 
 /** "Is any key configured" asked of SQLite at most this often: it is on every request's path. */
@@ -92,8 +92,27 @@ const ANY_KEY_TTL_MS = 1000;
 export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
   app.decorateRequest('principal', null);
   app.decorateRequest('access', null);
-  const audit = (req: FastifyRequest, access: RouteAccess, outcome: 'allowed' | 'denied' | 'failed', status: number, details?: string): void =>
-    opts.audit.record({ actor: req.principal?.name ?? 'unknown', action: access.action ?? `${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`, target: access.target, outcome, status, client: req.ip, request_id: req.id, details });
+  const failures = new AuthFailureLimiter(opts.failureLimit);
+
+  const audit = (req: FastifyRequest, access: RouteAccess, outcome: 'allowed' | 'denied' | 'failed', status: number, details?: string): void => {
+    try {
+      opts.audit.record({
+        actor: req.principal?.name ?? 'unknown',
+        key_id: req.principal?.id,
+        action: access.action ?? `${req.method} ${access.route || '(no route)'}`,
+        route: access.route || undefined,
+        params: access.route ? (req.params as Record<string, string>) : undefined,
+        target: targetOf(req),
+        outcome,
+        status,
+        client: req.ip,
+        request_id: req.id,
+        details,
+      });
+    } catch (e) {
+      opts.onAuditError?.(`audit row not written (${access.action ?? access.route}, ${outcome}): ${(e as Error).message}`);
+    }
+  };
 
   let anyKey = { value: true, at: 0 };
   const keysExist = (): boolean => {
@@ -101,30 +120,46 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
     return anyKey.value;
   };
 
+  const deny = (req: FastifyRequest, reply: FastifyReply, access: RouteAccess, err: IsoError): void => {
+    audit(req, access, 'denied', err.status, err.message);
+    sendError(req, reply, err);
+  };
+
   // Synchronous (callback style): an async hook costs every request a promise and a tick. A
-  // denied request is answered here and never reaches done().
+  // denied request is answered here and never reaches done(). onRequest runs after routing, so
+  // req.routeOptions is the matched route's.
   app.addHook('onRequest', (req, reply, done) => {
-    const access = accessFor(req.method, req.url, opts.publicMetrics);
+    const bad = badRequestTarget(req.raw.url ?? '');
+    if (bad) {
+      sendError(req, reply, new IsoError('INVALID_REQUEST', bad));
+      return;
+    }
+    const access = accessOf(req);
     req.access = access;
     // Auth is off only when no key exists at all, on loopback.
     if (opts.allowAnonymous && !keysExist()) {
       req.principal = ANONYMOUS;
       return done();
     }
-    const secret = presentedKey(req);
-    const key = secret ? opts.keys.verify(secret) : null;
-    if (key) req.principal = { id: key.id, name: key.name, scopes: key.scopes, rateLimit: key.rate_limit };
-    if (access.scope === null) return done();
-    if (!key) {
-      const err = new IsoError('UNAUTHORIZED', secret ? 'invalid or revoked API key' : 'an API key is required: send Authorization: Bearer <key> or X-API-Key');
-      audit(req, access, 'denied', err.status, err.message);
-      sendError(req, reply, err);
+    if (access.scope === 'public') return done();
+    // Before any key lookup: an address that keeps failing is not given more guesses.
+    const wait = failures.retryAfterS(req.ip);
+    if (wait > 0) {
+      opts.metrics?.authThrottled();
+      sendError(req, reply, new IsoError('RATE_LIMITED', `too many failed authentications from this address; retry after ${wait} s`, { retry_after: wait }, wait));
       return;
     }
+    const secret = presentedKey(req);
+    const key = secret ? opts.keys.verify(secret) : null;
+    if (!key) {
+      failures.fail(req.ip);
+      opts.metrics?.authFailure(secret ? 'invalid' : 'missing');
+      deny(req, reply, access, new IsoError('UNAUTHORIZED', secret ? 'invalid or revoked API key' : 'an API key is required: send Authorization: Bearer <key> or X-API-Key'));
+      return;
+    }
+    req.principal = { id: key.id, name: key.name, scopes: key.scopes, rateLimit: key.rate_limit };
     if (!hasScope(key.scopes, access.scope)) {
-      const err = new IsoError('FORBIDDEN', `API key "${key.name}" lacks the "${access.scope}" scope`, { needed: access.scope, scopes: key.scopes });
-      audit(req, access, 'denied', err.status, err.message);
-      sendError(req, reply, err);
+      deny(req, reply, access, new IsoError('FORBIDDEN', `API key "${key.name}" lacks the "${access.scope}" scope`, { needed: access.scope, scopes: key.scopes }));
       return;
     }
     done();
@@ -138,4 +173,11 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
     }
     done();
   });
+}
+
+/** The object of an admin action: the model or deployment the route names, if any. */
+function targetOf(req: FastifyRequest): string | undefined {
+  const p = req.params as Record<string, string> | undefined;
+  const t = p?.name ?? p?.id ?? p?.model;
+  return typeof t === 'string' ? t.slice(0, 100) : undefined;
 }

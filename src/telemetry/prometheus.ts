@@ -24,6 +24,8 @@ export class GatewayMetrics {
   private readonly batchSize: BoundHistogram;
   private readonly sequences: BoundCounter;
   private readonly restarts: Counter<'model' | 'version' | 'reason'>;
+  private readonly authFailures: Counter<'reason'>;
+  private readonly authThrottled: Counter;
   private readonly requestChildren = new Map<string, { requests: () => void; duration: (s: number) => void; sequences: (n: number) => void }>();
 
   constructor(models: () => ModelRegistry) {
@@ -38,6 +40,8 @@ export class GatewayMetrics {
     this.computeDuration = new BoundHistogram({ name: 'isomodel_compute_duration_seconds', help: 'Worker time per batch (dispatch to answer)', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registry: r });
     this.batchSize = new BoundHistogram({ name: 'isomodel_batch_size', help: 'Items per worker batch', labelNames: ['model', 'version'], buckets: BATCH_BUCKETS, registry: r });
     this.restarts = new Counter({ name: 'isomodel_worker_restarts_total', help: 'Unexpected worker exits followed by a restart', labelNames: ['model', 'version', 'reason'], registers: [r] });
+    this.authFailures = new Counter({ name: 'isomodel_auth_failures_total', help: 'Requests refused for a missing or unknown API key', labelNames: ['reason'], registers: [r] });
+    this.authThrottled = new Counter({ name: 'isomodel_auth_throttled_total', help: 'Requests refused with 429 because their address failed authentication too often', registers: [r] });
 
     const each = (fn: (name: string, version: string) => void): void => {
       const reg = models();
@@ -144,6 +148,12 @@ export class GatewayMetrics {
       c.sequences(sequences);
     }
   }
+
+  /** What src/security/auth.ts reports. */
+  readonly auth = {
+    authFailure: (reason: 'missing' | 'invalid'): void => this.authFailures.inc({ reason }),
+    authThrottled: (): void => this.authThrottled.inc(),
+  };
 
   observerFor(model: string, version: string): DeploymentObserver {
     const queued = this.queueDuration.bind({ model, version });

@@ -14,6 +14,7 @@ import type { ModelStatus } from '../../scheduler/registry.js';
 import { ALPHABETS, detectSequenceType, normaliseSequence, parseSequenceType, validateSequence } from '../../validation/sequence.js';
 import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protocol.js';
 import { describeZod } from '../../validation/zod-message.js';
+import { admin, PREDICT, PUBLIC } from '../../security/route-scope.js';
 
 export const AGENT_PREFIX = '/agent';
 
@@ -280,13 +281,13 @@ function modelInfo(gw: Gateway, name: string): Record<string, unknown> {
 export function registerAgentRoutes(app: FastifyInstance, gw: Gateway): void {
   const p = AGENT_PREFIX;
 
-  app.get(`${p}/health`, async () => ({ status: 'healthy', service: 'isomodel Agent API' }));
+  app.get(`${p}/health`, PUBLIC, async () => ({ status: 'healthy', service: 'isomodel Agent API' }));
 
-  app.get(`${p}/models`, async () => ({ success: true, models: gw.registry.names() }));
+  app.get(`${p}/models`, PREDICT, async () => ({ success: true, models: gw.registry.names() }));
 
-  app.get(`${p}/models/loaded`, async () => ({ success: true, loaded_models: gw.registry.names().filter((n) => gw.registry.status(n) === 'ready') }));
+  app.get(`${p}/models/loaded`, PREDICT, async () => ({ success: true, loaded_models: gw.registry.names().filter((n) => gw.registry.status(n) === 'ready') }));
 
-  app.post(`${p}/models/best`, async (req) => {
+  app.post(`${p}/models/best`, PREDICT, async (req) => {
     const raw = requireObject(req.body);
     const taskType = requireTaskType(gw, raw.task_type);
     const parsed = bestBody.safeParse(raw);
@@ -298,7 +299,7 @@ export function registerAgentRoutes(app: FastifyInstance, gw: Gateway): void {
     return { success: true, best_model: candidates[0]!.name, reason: explainChoice(candidates, taskType, type), candidates };
   });
 
-  app.post(`${p}/analyze`, async (req, reply) => {
+  app.post(`${p}/analyze`, PREDICT, async (req, reply) => {
     const t0 = performance.now();
     let model: string | undefined;
     let task: TaskSpec | undefined;
@@ -403,18 +404,18 @@ export function registerAgentRoutes(app: FastifyInstance, gw: Gateway): void {
     }
   });
 
-  app.get(`${p}/tasks`, async () => ({ success: true, tasks: allTasks(gw) }));
+  app.get(`${p}/tasks`, PREDICT, async () => ({ success: true, tasks: allTasks(gw) }));
 
-  app.get(`${p}/sequence-types`, async () => ({ success: true, sequence_types: [...SEQUENCE_TYPES] }));
+  app.get(`${p}/sequence-types`, PREDICT, async () => ({ success: true, sequence_types: [...SEQUENCE_TYPES] }));
 
-  app.get<{ Params: { name: string } }>(`${p}/model/:name/info`, async (req) => ({ success: true, model_info: modelInfo(gw, req.params.name) }));
+  app.get<{ Params: { name: string } }>(`${p}/model/:name/info`, PREDICT, async (req) => ({ success: true, model_info: modelInfo(gw, req.params.name) }));
 
-  app.post<{ Params: { name: string } }>(`${p}/model/:name/load`, async (req) => {
+  app.post<{ Params: { name: string } }>(`${p}/model/:name/load`, admin('models.load'), async (req) => {
     await gw.registry.load(req.params.name);
     return { success: true, message: `model ${req.params.name} loaded` };
   });
 
-  app.post<{ Params: { name: string } }>(`${p}/model/:name/unload`, async (req) => {
+  app.post<{ Params: { name: string } }>(`${p}/model/:name/unload`, admin('models.unload'), async (req) => {
     await gw.registry.unload(req.params.name);
     return { success: true, message: `model ${req.params.name} unloaded` };
   });

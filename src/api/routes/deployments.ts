@@ -20,6 +20,7 @@ import { parsePrediction, type ParsedPrediction } from '../predict-request.js';
 import { stickyKey } from '../sticky.js';
 import { asIsoError, recordRequest } from './agent.js';
 import { modelSummary } from './management.js';
+import { admin, PREDICT } from '../../security/route-scope.js';
 
 export const DEPLOY_PREFIX = '/api/v1/models';
 
@@ -167,12 +168,12 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
   const P = DEPLOY_PREFIX;
   type IdReq = FastifyRequest<{ Params: { id: string } }>;
 
-  app.get(P, async (req) => {
+  app.get(P, PREDICT, async (req) => {
     const models = gw.registry.names().map((n) => modelStatus(gw, n));
     return okEnvelope(req, { models, total: models.length }, `${models.length} models`);
   });
 
-  app.post(`${P}/deploy`, async (req, reply) => {
+  app.post(`${P}/deploy`, admin('models.deploy'), async (req, reply) => {
     const { config: c } = parse(deployBody, req.body);
     if (c.path) {
       const pkg = gw.registry.register(c.path);
@@ -195,10 +196,10 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
   });
 
   const status = async (req: IdReq) => okEnvelope(req, modelStatus(gw, req.params.id), 'model status');
-  app.get(`${P}/:id`, status);
-  app.get(`${P}/:id/status`, status);
+  app.get(`${P}/:id`, PREDICT, status);
+  app.get(`${P}/:id/status`, PREDICT, status);
 
-  app.post(`${P}/:id/inference`, async (req: IdReq, reply) => {
+  app.post(`${P}/:id/inference`, PREDICT, async (req: IdReq, reply) => {
     const t0 = performance.now();
     const { name } = parseModelId(req.params.id);
     let dep: ModelDeployment | undefined;
@@ -220,7 +221,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
     }
   });
 
-  app.post(`${P}/:id/batch_inference`, async (req: IdReq, reply) => {
+  app.post(`${P}/:id/batch_inference`, PREDICT, async (req: IdReq, reply) => {
     const t0 = performance.now();
     const { name } = parseModelId(req.params.id);
     let dep: ModelDeployment | undefined;
@@ -261,7 +262,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
     }
   });
 
-  app.post(`${P}/:id/scale`, async (req: IdReq) => {
+  app.post(`${P}/:id/scale`, admin('models.scale'), async (req: IdReq) => {
     const { replicas } = parse(scaleBody, req.body);
     if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > 100) {
       throw new IsoError('VALIDATION_ERROR', 'replicas must be an integer from 0 to 100', { replicas: replicas ?? null, min: 0, max: 100 });
@@ -271,7 +272,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
   });
 
   // Rolling update: the new version's replicas start and become ready, traffic moves, the old drain.
-  app.put(`${P}/:id`, async (req: IdReq) => {
+  app.put(`${P}/:id`, admin('models.update'), async (req: IdReq) => {
     const { config: c } = parse(updateBody, req.body);
     const { name } = parseModelId(req.params.id);
     if (c.model_id !== undefined && c.model_id !== name) throw new IsoError('VALIDATION_ERROR', `config.model_id "${c.model_id}" does not match the URL's model "${name}"`);
@@ -287,7 +288,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
     return okEnvelope(req, { ...modelStatus(gw, name), previous_versions: previous, update_time_ms: Date.now() - t0 }, `model ${name} updated to ${c.version}`);
   });
 
-  app.delete(`${P}/:id`, async (req: IdReq) => {
+  app.delete(`${P}/:id`, admin('models.delete'), async (req: IdReq) => {
     const { name, version } = parseModelId(req.params.id);
     gw.registry.package(req.params.id);
     if (version !== undefined) {
@@ -302,9 +303,9 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
     return okEnvelope(req, known ? modelStatus(gw, name) : { model_id: name, status: 'removed' }, `model ${name} undeployed`);
   });
 
-  app.get(`${P}/:id/traffic`, async (req: IdReq) => okEnvelope(req, gw.registry.traffic(parseModelId(req.params.id).name), 'traffic'));
+  app.get(`${P}/:id/traffic`, PREDICT, async (req: IdReq) => okEnvelope(req, gw.registry.traffic(parseModelId(req.params.id).name), 'traffic'));
 
-  app.put(`${P}/:id/traffic`, async (req: IdReq) => {
+  app.put(`${P}/:id/traffic`, admin('models.traffic'), async (req: IdReq) => {
     const name = parseModelId(req.params.id).name;
     const b = parse(trafficBody, req.body);
     const weights = 'weights' in b ? b.weights : canaryWeights(gw.registry.defaultVersion(name), b.canary.version, b.canary.percent);
@@ -313,20 +314,20 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
     return okEnvelope(req, gw.registry.traffic(name), 'traffic split set');
   });
 
-  app.delete(`${P}/:id/traffic`, async (req: IdReq) => {
+  app.delete(`${P}/:id/traffic`, admin('models.traffic.clear'), async (req: IdReq) => {
     const name = parseModelId(req.params.id).name;
     await gw.registry.setTraffic(name, null);
     return okEnvelope(req, gw.registry.traffic(name), 'traffic split cleared; the default version takes all traffic');
   });
 
-  app.post(`${P}/:id/promote`, async (req: IdReq) => {
+  app.post(`${P}/:id/promote`, admin('models.promote'), async (req: IdReq) => {
     const name = parseModelId(req.params.id).name;
     const { version } = parse(promoteBody, req.body);
     await gw.registry.promote(name, version);
     return okEnvelope(req, modelStatus(gw, name), `${name}@${version} promoted`);
   });
 
-  app.post(`${P}/:id/rollback`, async (req: IdReq) => {
+  app.post(`${P}/:id/rollback`, admin('models.rollback'), async (req: IdReq) => {
     const name = parseModelId(req.params.id).name;
     const to = await gw.registry.rollback(name);
     return okEnvelope(req, modelStatus(gw, name), `${name} rolled back to ${to}`);

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { IsoError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { okEnvelope, sendError } from '../envelope.js';
+import { PREDICT, PUBLIC } from '../../security/route-scope.js';
 
 export function modelHealth(gw: Gateway, name: string): Record<string, unknown> {
   const d = gw.registry.deployment(name);
@@ -35,19 +36,19 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
     const healthy = gw.started && gw.requiredModels().every((n) => gw.registry.deployment(n)?.healthy());
     return okEnvelope(req, { status: healthy ? 'healthy' : 'degraded', uptime: uptimeS(gw), models: gw.registry.names().length }, healthy ? 'service is healthy' : 'service is degraded');
   };
-  app.get('/api/v1/health', basic);
-  app.get('/api/v1/health/', basic);
+  app.get('/api/v1/health', PUBLIC, basic);
+  app.get('/api/v1/health/', PUBLIC, basic);
 }
 
 function registerProbes(app: FastifyInstance, gw: Gateway, prefix: string): void {
-  app.get(`${prefix}/health/live`, async (req) => okEnvelope(req, { status: 'alive', uptime: uptimeS(gw) }, 'alive'));
+  app.get(`${prefix}/health/live`, PUBLIC, async (req) => okEnvelope(req, { status: 'alive', uptime: uptimeS(gw) }, 'alive'));
 
-  app.get(`${prefix}/health/startup`, async (req, reply) => {
+  app.get(`${prefix}/health/startup`, PUBLIC, async (req, reply) => {
     if (!gw.started) return sendError(req, reply, new IsoError('MODEL_NOT_LOADED', 'gateway is still loading its models', undefined, 1));
     return okEnvelope(req, { status: 'started', uptime: uptimeS(gw) }, 'started');
   });
 
-  app.get(`${prefix}/health/ready`, async (req, reply) => {
+  app.get(`${prefix}/health/ready`, PUBLIC, async (req, reply) => {
     const required = gw.requiredModels();
     const notReady = required.filter((n) => {
       const d = gw.registry.deployment(n);
@@ -60,7 +61,7 @@ function registerProbes(app: FastifyInstance, gw: Gateway, prefix: string): void
     return okEnvelope(req, { status: 'ready', models: required }, 'ready');
   });
 
-  app.get(`${prefix}/health/detailed`, async (req) => {
+  app.get(`${prefix}/health/detailed`, PREDICT, async (req) => {
     const models = gw.registry.names().map((n) => modelHealth(gw, n));
     const allHealthy = gw.requiredModels().every((n) => gw.registry.deployment(n)?.healthy());
     return okEnvelope(

@@ -29,6 +29,7 @@ import {
 import { jobRunnerFor, MAX_CHUNK_SIZE, MAX_WORKERS, type JobRequest, type JobRunner, type JobSpec } from '../../jobs/runner.js';
 import { TERMINAL, type JobStatus, JOB_STATUSES } from '../../jobs/store.js';
 import { describeZod } from '../../validation/zod-message.js';
+import { PREDICT } from '../../security/route-scope.js';
 
 /** Job submissions carry whole files: a larger body limit than single predictions. */
 const JOB_BODY_LIMIT = 64 * 1024 * 1024;
@@ -273,7 +274,7 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
     // Raw uploads (FASTA, JSONL, CSV, TSV) arrive as text; only under this plugin's routes.
     scope.addContentTypeParser(RAW_TYPES, { parseAs: 'string', bodyLimit: JOB_BODY_LIMIT }, (_req, body, done) => done(null, body));
 
-    scope.post('/v1/jobs', { bodyLimit: JOB_BODY_LIMIT }, async (req, reply) => {
+    scope.post('/v1/jobs', { ...PREDICT, bodyLimit: JOB_BODY_LIMIT }, async (req, reply) => {
       const keyHeader = req.headers['idempotency-key'];
       const key = Array.isArray(keyHeader) ? keyHeader[0] : keyHeader;
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw invalid('Idempotency-Key must be 1 to 255 printable ASCII characters');
@@ -292,7 +293,7 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
     });
   });
 
-  app.get('/v1/jobs', async (req) => {
+  app.get('/v1/jobs', PREDICT, async (req) => {
     const q = (req.query ?? {}) as Record<string, unknown>;
     const status = q.status === undefined || q.status === '' ? undefined : String(q.status);
     if (status !== undefined && !(JOB_STATUSES as readonly string[]).includes(status)) throw invalid(`status must be one of ${JOB_STATUSES.join(', ')}`);
@@ -303,17 +304,17 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
     return okEnvelope(req, { jobs: jobs.map((j) => runner.view(j)), total, limit, offset }, `${jobs.length} of ${total} jobs`);
   });
 
-  app.get('/v1/jobs/:id', async (req) => {
+  app.get('/v1/jobs/:id', PREDICT, async (req) => {
     const job = runner.get((req.params as { id: string }).id);
     return okEnvelope(req, runner.view(job), `job ${job.status}`);
   });
 
-  app.post('/v1/jobs/:id/cancel', async (req) => {
+  app.post('/v1/jobs/:id/cancel', PREDICT, async (req) => {
     const { job, changed } = runner.cancel((req.params as { id: string }).id);
     return okEnvelope(req, runner.view(job), changed ? 'job cancelled' : `job had already ${job.status === 'cancelled' ? 'been cancelled' : job.status}`);
   });
 
-  app.get('/v1/jobs/:id/results', async (req, reply) => {
+  app.get('/v1/jobs/:id/results', PREDICT, async (req, reply) => {
     const id = (req.params as { id: string }).id;
     const job = runner.get(id);
     const q = (req.query ?? {}) as Record<string, unknown>;

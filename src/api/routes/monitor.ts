@@ -7,6 +7,7 @@ import type { Gateway } from '../../gateway.js';
 import type { AlertKind, AlertState } from '../../telemetry/alerts.js';
 import { parseWindow } from '../../telemetry/series.js';
 import { okEnvelope } from '../envelope.js';
+import { admin, PREDICT } from '../../security/route-scope.js';
 
 type Query = Record<string, string | undefined>;
 
@@ -49,13 +50,13 @@ function oneOf<T extends string>(q: Query, name: string, allowed: readonly T[]):
 export function registerMonitorRoutes(app: FastifyInstance, gw: Gateway): void {
   const mon = () => gw.monitor;
 
-  app.get('/v1/monitor/summary', async (req) => okEnvelope(req, mon().summary(), 'monitoring summary'));
+  app.get('/v1/monitor/summary', PREDICT, async (req) => okEnvelope(req, mon().summary(), 'monitoring summary'));
 
-  app.get('/v1/monitor/metrics', async (req) => okEnvelope(req, { models: mon().allModelMetrics(), system: mon().systemMetrics() }, 'current metrics'));
+  app.get('/v1/monitor/metrics', PREDICT, async (req) => okEnvelope(req, { models: mon().allModelMetrics(), system: mon().systemMetrics() }, 'current metrics'));
 
-  app.get<{ Params: { name: string } }>('/v1/monitor/metrics/:name', async (req) => okEnvelope(req, mon().modelMetrics(req.params.name), `current metrics of ${req.params.name}`));
+  app.get<{ Params: { name: string } }>('/v1/monitor/metrics/:name', PREDICT, async (req) => okEnvelope(req, mon().modelMetrics(req.params.name), `current metrics of ${req.params.name}`));
 
-  app.get('/v1/monitor/history', async (req) => {
+  app.get('/v1/monitor/history', PREDICT, async (req) => {
     const q = queryOf(req.query);
     const windowMs = parseWindow(q.window, '1h');
     const points = intParam(q, 'points', 120, 2, 2000);
@@ -63,19 +64,19 @@ export function registerMonitorRoutes(app: FastifyInstance, gw: Gateway): void {
     return okEnvelope(req, { window_s: Math.round(windowMs / 1000), models: names.map((n) => mon().history(n, windowMs, points)), system: mon().systemHistory(windowMs, points) }, 'monitoring history');
   });
 
-  app.get<{ Params: { name: string } }>('/v1/monitor/history/:name', async (req) => {
+  app.get<{ Params: { name: string } }>('/v1/monitor/history/:name', PREDICT, async (req) => {
     const q = queryOf(req.query);
     gw.registry.package(req.params.name);
     return okEnvelope(req, mon().history(req.params.name, parseWindow(q.window, '1h'), intParam(q, 'points', 120, 2, 2000)), `history of ${req.params.name}`);
   });
 
-  app.get('/v1/monitor/events', async (req) => {
+  app.get('/v1/monitor/events', PREDICT, async (req) => {
     const q = queryOf(req.query);
     const since = q.window ? Date.now() - parseWindow(q.window) : undefined;
     return okEnvelope(req, { events: mon().events({ model: q.model, sinceMs: since, limit: intParam(q, 'limit', 200, 1, 5000) }) }, 'state history');
   });
 
-  app.get('/v1/monitor/alerts', async (req) => {
+  app.get('/v1/monitor/alerts', PREDICT, async (req) => {
     const q = queryOf(req.query);
     const state = oneOf<AlertState | 'all'>(q, 'state', ['firing', 'resolved', 'all']) ?? 'all';
     const kind = oneOf<AlertKind>(q, 'kind', ['cpu', 'memory', 'disk', 'health']);
@@ -85,24 +86,24 @@ export function registerMonitorRoutes(app: FastifyInstance, gw: Gateway): void {
     return okEnvelope(req, { active: counts.firing, total: counts.total, alerts }, `${counts.firing} active alerts`);
   });
 
-  app.get('/v1/monitor/webhooks', async (req) => {
+  // Admin: delivery rows carry the webhook URL, which often holds a token.
+  app.get('/v1/monitor/webhooks', admin('monitor.webhooks.read'), async (req) => {
     const q = queryOf(req.query);
     return okEnvelope(req, { configured: mon().alerts.webhook.enabled(), deliveries: mon().alerts.webhook.deliveries(intParam(q, 'limit', 50, 1, 1000)) }, 'webhook deliveries');
   });
 
-  app.get('/v1/monitor/thresholds', async (req) => okEnvelope(req, mon().getSettings(), 'monitor thresholds'));
+  app.get('/v1/monitor/thresholds', PREDICT, async (req) => okEnvelope(req, mon().getSettings(), 'monitor thresholds'));
 
-  // Admin-only with API keys: src/security/auth.ts lists these routes under the admin scope.
-  app.put('/v1/monitor/thresholds', async (req) => {
+  app.put('/v1/monitor/thresholds', admin('monitor.thresholds'), async (req) => {
     const parsed = settingsPatch.safeParse(req.body ?? {});
     if (!parsed.success) throw new IsoError('INVALID_REQUEST', 'invalid thresholds', { issues: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`) });
     return okEnvelope(req, mon().updateSettings(parsed.data), 'thresholds updated');
   });
 
-  app.delete('/v1/monitor/thresholds', async (req) => okEnvelope(req, mon().resetSettings(), 'thresholds reset to the configuration'));
+  app.delete('/v1/monitor/thresholds', admin('monitor.thresholds.reset'), async (req) => okEnvelope(req, mon().resetSettings(), 'thresholds reset to the configuration'));
 
   /** Everything the web console shows, in one call (it polls this). */
-  app.get('/v1/monitor/overview', async (req) => {
+  app.get('/v1/monitor/overview', PREDICT, async (req) => {
     const m = mon();
     return okEnvelope(
       req,

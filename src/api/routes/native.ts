@@ -11,6 +11,7 @@ import { parsePrediction } from '../predict-request.js';
 import { EventStream, wantsEventStream } from '../sse.js';
 import { stickyKey } from '../sticky.js';
 import { formatBytes, modelHealth, systemInfo, uptimeS } from './health.js';
+import { PREDICT, PUBLIC } from '../../security/route-scope.js';
 
 type NameResolver = (req: FastifyRequest) => string;
 
@@ -166,26 +167,26 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
   };
 
   // Default model at the root.
-  app.get('/health', async (req) => {
+  app.get('/health', PUBLIC, async (req) => {
     const def = gw.defaultModel();
     if (def) return health(() => def)(req);
     return okEnvelope(req, { status: 'healthy', model: null, uptime: uptimeS(gw), gpu_available: false, models: [] }, 'no models installed');
   });
-  app.get('/model/info', info(defaultName));
-  app.post('/predict', predict('single', defaultName));
-  app.post('/predict/batch', predict('batch', defaultName));
-  app.get('/metrics', metrics(null));
+  app.get('/model/info', PREDICT, info(defaultName));
+  app.post('/predict', PREDICT, predict('single', defaultName));
+  app.post('/predict/batch', PREDICT, predict('batch', defaultName));
+  app.get('/metrics', PREDICT, metrics(null));
   // Prometheus text exposition; /metrics stays the JSON summary of the native API contract.
-  app.get('/metrics/prometheus', async (_req, reply) => {
+  app.get('/metrics/prometheus', gw.config.auth.public_metrics ? PUBLIC : PREDICT, async (_req, reply) => {
     const { contentType, body } = await gw.metrics.exposition();
     return reply.type(contentType).send(body);
   });
 
   // Every model under /models/{name}.
-  app.get('/models/:name/health', health(paramName));
-  app.get('/models/:name/info', info(paramName));
-  app.get('/models/:name/model/info', info(paramName));
-  app.post('/models/:name/predict', predict('single', paramName));
-  app.post('/models/:name/predict/batch', predict('batch', paramName));
-  app.get('/models/:name/metrics', metrics(paramName));
+  app.get('/models/:name/health', PREDICT, health(paramName));
+  app.get('/models/:name/info', PREDICT, info(paramName));
+  app.get('/models/:name/model/info', PREDICT, info(paramName));
+  app.post('/models/:name/predict', PREDICT, predict('single', paramName));
+  app.post('/models/:name/predict/batch', PREDICT, predict('batch', paramName));
+  app.get('/models/:name/metrics', PREDICT, metrics(paramName));
 }

@@ -17,6 +17,7 @@ import { toIsoError } from '../envelope.js';
 import { resolveTask } from '../predict-request.js';
 import { asIsoError, recordRequest, runChunked } from './agent.js';
 import { stickyKey } from '../sticky.js';
+import { admin, PREDICT, PUBLIC } from '../../security/route-scope.js';
 
 export const OIP_PREFIX = '/v2';
 export const SEQUENCES_INPUT = 'sequences';
@@ -243,11 +244,11 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
       });
       v2.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
-      v2.get('/', async () => ({ name: 'isomodel', version: SERVER_VERSION, extensions: OIP_EXTENSIONS }));
+      v2.get('/', PREDICT, async () => ({ name: 'isomodel', version: SERVER_VERSION, extensions: OIP_EXTENSIONS }));
 
-      v2.get('/health/live', async () => ({ live: true }));
+      v2.get('/health/live', PUBLIC, async () => ({ live: true }));
 
-      v2.get('/health/ready', async (_req, reply) => {
+      v2.get('/health/ready', PUBLIC, async (_req, reply) => {
         if (!gw.started) return reply.code(400).send({ error: 'server is still loading its models' });
         const notReady = gw.requiredModels().flatMap((n) => notReadyReason(gw, n) ?? []);
         if (notReady.length) return reply.code(400).send({ error: `not ready: ${notReady.join('; ')}` });
@@ -255,8 +256,8 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
       });
 
       const metadata = async (req: FastifyRequest<{ Params: ModelParams }>) => modelMetadata(gw, modelIdOf(gw, req.params.name, req.params.version));
-      v2.get('/models/:name', metadata);
-      v2.get('/models/:name/versions/:version', metadata);
+      v2.get('/models/:name', PREDICT, metadata);
+      v2.get('/models/:name/versions/:version', PREDICT, metadata);
 
       const ready = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
         const id = modelIdOf(gw, req.params.name, req.params.version);
@@ -265,8 +266,8 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
         const m = gw.registry.package(id).manifest;
         return { name: m.name, version: m.version, ready: true };
       };
-      v2.get('/models/:name/ready', ready);
-      v2.get('/models/:name/versions/:version/ready', ready);
+      v2.get('/models/:name/ready', PREDICT, ready);
+      v2.get('/models/:name/versions/:version/ready', PREDICT, ready);
 
       const infer = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
         const t0 = performance.now();
@@ -309,10 +310,10 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
           throw e;
         }
       };
-      v2.post('/models/:name/infer', infer);
-      v2.post('/models/:name/versions/:version/infer', infer);
+      v2.post('/models/:name/infer', PREDICT, infer);
+      v2.post('/models/:name/versions/:version/infer', PREDICT, infer);
 
-      v2.post('/repository/index', async (req) => {
+      v2.post('/repository/index', PREDICT, async (req) => {
         const body = (req.body ?? {}) as { ready?: unknown };
         if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('request body must be a JSON object');
         if (body.ready !== undefined && typeof body.ready !== 'boolean') throw bad('ready must be a boolean');
@@ -327,11 +328,11 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
         return body.ready === true ? rows.filter((r) => r.state === 'READY') : rows;
       });
 
-      v2.post<{ Params: { name: string } }>('/repository/models/:name/load', async (req, reply) => {
+      v2.post<{ Params: { name: string } }>('/repository/models/:name/load', admin('models.load'), async (req, reply) => {
         await gw.registry.load(req.params.name);
         return reply.code(200).send();
       });
-      v2.post<{ Params: { name: string } }>('/repository/models/:name/unload', async (req, reply) => {
+      v2.post<{ Params: { name: string } }>('/repository/models/:name/unload', admin('models.unload'), async (req, reply) => {
         await gw.registry.unload(req.params.name);
         return reply.code(200).send();
       });

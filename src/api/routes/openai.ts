@@ -19,6 +19,7 @@ import { toIsoError } from '../envelope.js';
 import { resolveTask } from '../predict-request.js';
 import { EventStream } from '../sse.js';
 import { stickyKey } from '../sticky.js';
+import { PREDICT } from '../../security/route-scope.js';
 
 // ---------------------------------------------------------------------------------------------
 // Errors in OpenAI's shape
@@ -318,7 +319,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, gw: Gateway): void {
       if (err.code === 'INTERNAL_ERROR' && !(e instanceof IsoError)) req.log.error({ err: e, reqId: req.id }, 'unhandled error');
       return sendOpenAiError(reply, err);
     });
-    scope.post('/v1/embeddings', (req, reply) => embeddings(gw, req, reply));
-    scope.post('/v1/chat/completions', (req, reply) => chatCompletions(gw, req, reply));
+    scope.post('/v1/embeddings', PREDICT, (req, reply) => embeddings(gw, req, reply));
+    scope.post('/v1/chat/completions', PREDICT, (req, reply) => chatCompletions(gw, req, reply));
   });
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { IsoError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { okEnvelope } from '../envelope.js';
+import { admin } from '../../security/route-scope.js';
 
 const auditQuery = z
   .object({
@@ -11,17 +12,18 @@ const auditQuery = z
     actor: z.string().max(64).optional(),
     action: z.string().max(64).optional(),
     outcome: z.enum(['allowed', 'denied', 'failed']).optional(),
+    key_id: z.string().max(100).optional(),
     since: z.string().max(40).optional(),
   })
   .strict();
 
 export function registerSecurityRoutes(app: FastifyInstance, gw: Gateway): void {
-  app.get('/v1/audit', async (req) => {
+  app.get('/v1/audit', admin('audit.read'), async (req) => {
     const q = auditQuery.safeParse(req.query);
     if (!q.success) throw new IsoError('INVALID_REQUEST', q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     const entries = gw.audit.query(q.data);
     return okEnvelope(req, { entries, count: entries.length }, 'audit log');
   });
 
-  app.get('/v1/keys', async (req) => okEnvelope(req, { keys: gw.keys.list() }, 'API keys'));
+  app.get('/v1/keys', admin('keys.list'), async (req) => okEnvelope(req, { keys: gw.keys.list() }, 'API keys'));
 }
