@@ -96,6 +96,9 @@ describe('authentication and authorisation', () => {
     assert.ok(ls.some((k: any) => k.name === 'robot' && k.status === 'active' && !('sha256' in k)));
     await cli('revoke', 'robot');
     assert.equal((await h.post('/predict', { sequence: 'ACGT' }, bearer(key))).status, 401);
+    // Both are admin actions, audited with the user who ran the command.
+    const audit = h.gw.audit.query({ limit: 100 }).filter((e) => String(e.actor).startsWith('cli:'));
+    assert.deepEqual(audit.map((e) => [e.action, e.target, e.outcome]), [['keys.revoke', 'robot', 'allowed'], ['keys.create', 'robot', 'allowed']]);
   });
 });
 

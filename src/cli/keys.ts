@@ -1,17 +1,29 @@
 // `isomodel keys create|revoke|ls`: API keys in the state dir's SQLite (a running gateway
-// sees changes at once: keys are checked against the database on every request).
+// sees changes at once: keys are checked against the database on every request). Creating and
+// revoking a key are admin actions: they go into the audit log like the API's.
+import { userInfo } from 'node:os';
 import { Command } from 'commander';
 import type { Config } from '../config/config.js';
+import { AuditLog } from '../security/audit.js';
 import { KeyStore, SCOPES, type Scope } from '../security/keys.js';
 import { StateStore } from '../store/db.js';
 import { table } from './table.js';
 
-function withKeys<T>(config: Config, fn: (keys: KeyStore) => T): T {
+function withKeys<T>(config: Config, fn: (keys: KeyStore, audit: AuditLog) => T): T {
   const store = new StateStore(config.state_dir);
   try {
-    return fn(new KeyStore(store, config.auth.keys));
+    return fn(new KeyStore(store, config.auth.keys), new AuditLog(store));
   } finally {
     store.close();
+  }
+}
+
+/** Who ran the command, as the audit log's actor. */
+function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return `cli:uid ${process.getuid?.() ?? '?'}`;
   }
 }
 
@@ -25,7 +37,16 @@ export function keysCommand(config: () => Config): Command {
     .description('create a key; the secret is printed once')
     .action((name: string, opts: { scopes: string; rateLimit?: string }) => {
       const scopes = opts.scopes.split(',').map((s) => s.trim()).filter(Boolean) as Scope[];
-      const { key, record } = withKeys(config(), (k) => k.create(name, scopes, opts.rateLimit ? Number(opts.rateLimit) : undefined));
+      const { key, record } = withKeys(config(), (k, audit) => {
+        try {
+          const made = k.create(name, scopes, opts.rateLimit ? Number(opts.rateLimit) : undefined);
+          audit.record({ actor: cliActor(), action: 'keys.create', target: name, params: { name, scopes: scopes.join(',') }, outcome: 'allowed', status: 0, details: `key ${made.record.id}` });
+          return made;
+        } catch (e) {
+          audit.record({ actor: cliActor(), action: 'keys.create', target: name, outcome: 'failed', status: 1, details: (e as Error).message });
+          throw e;
+        }
+      });
       process.stdout.write(`${key}\n`);
       process.stderr.write(`created key ${record.id} "${record.name}" with scopes ${record.scopes.join(',')}; store it now: it is not shown again\n`);
     });
@@ -34,7 +55,12 @@ export function keysCommand(config: () => Config): Command {
     .argument('<id-or-name>')
     .description('revoke a key at once')
     .action((idOrName: string) => {
-      if (!withKeys(config(), (k) => k.revoke(idOrName))) throw new Error(`no active key "${idOrName}"`);
+      const revoked = withKeys(config(), (k, audit) => {
+        const done = k.revoke(idOrName);
+        audit.record({ actor: cliActor(), action: 'keys.revoke', target: idOrName, outcome: done ? 'allowed' : 'failed', status: done ? 0 : 1, details: done ? undefined : 'no active key' });
+        return done;
+      });
+      if (!revoked) throw new Error(`no active key "${idOrName}"`);
       process.stdout.write(`revoked ${idOrName}\n`);
     });
   keys
