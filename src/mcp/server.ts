@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type ServerNotification, type ServerRequest, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { checkBatchSize } from '../api/batch-limit.js';
 import { parsePrediction } from '../api/predict-request.js';
 import { modelInfo } from '../api/routes/native.js';
 import { IsoError, fromWorkerError } from '../errors.js';
@@ -411,9 +412,7 @@ async function analyzeSequences(gw: Gateway, route: string, args: unknown, extra
     return { chosen: { model: a.model, task_type: taskType, reason: 'model given by the caller', alternatives: [] }, ...result };
   }
   if (raws.length === 0) throw new IsoError('INVALID_REQUEST', 'sequences must hold at least one sequence');
-  if (raws.length > gw.config.max_batch_sequences) {
-    throw new IsoError('INVALID_REQUEST', `at most ${gw.config.max_batch_sequences} sequences per call (got ${raws.length})`, { max: gw.config.max_batch_sequences });
-  }
+  checkBatchSize(raws.length, gw.config.max_batch_sequences);
   const declared = parseSequenceType(a.sequence_type);
   const { types, longest, shortest } = sequenceTypesOf(raws, declared);
   const candidates: ChoiceCandidate[] = gw.registry.names().map((name) => ({ name, manifest: gw.registry.package(name).manifest, status: gw.registry.status(name) }));

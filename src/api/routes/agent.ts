@@ -14,6 +14,7 @@ import type { ModelStatus } from '../../scheduler/registry.js';
 import { ALPHABETS, detectSequenceType, normaliseSequence, parseSequenceType, validateSequence } from '../../validation/sequence.js';
 import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protocol.js';
 import { describeZod } from '../../validation/zod-message.js';
+import { checkBatchSize } from '../batch-limit.js';
 
 export const AGENT_PREFIX = '/agent';
 
@@ -308,6 +309,7 @@ export function registerAgentRoutes(app: FastifyInstance, gw: Gateway): void {
       if (raw.sequences === undefined || raw.sequences === null) throw new IsoError('INVALID_REQUEST', 'sequences is required: a non-empty array of sequence strings');
       if (!Array.isArray(raw.sequences)) throw new IsoError('INVALID_REQUEST', 'sequences must be an array of sequence strings');
       if (raw.sequences.length === 0) throw new IsoError('INVALID_REQUEST', 'sequences must hold at least one sequence');
+      checkBatchSize(raw.sequences.length, gw.config.max_batch_sequences);
       const taskType = requireTaskType(gw, raw.task_type);
       const parsed = analyzeBody.safeParse(raw);
       if (!parsed.success) throw new IsoError('INVALID_REQUEST', describeZod(parsed.error));
