@@ -59,6 +59,27 @@ export function exceedsUnits(value: unknown, budget: number): boolean {
   return visit(value);
 }
 
+/**
+ * Where a parsed value has a key named "__proto__" (the YAML parser keeps it as an own key;
+ * validation would silently drop it, and with it whatever it named), as a dotted path.
+ */
+export function protoKeyPath(value: unknown, at: string[] = []): string | null {
+  if (typeof value !== 'object' || value === null) return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const p = protoKeyPath(value[i], [...at, String(i)]);
+      if (p) return p;
+    }
+    return null;
+  }
+  if (Object.hasOwn(value, '__proto__')) return [...at, '__proto__'].join('.');
+  for (const [k, v] of Object.entries(value)) {
+    const p = protoKeyPath(v, [...at, k]);
+    if (p) return p;
+  }
+  return null;
+}
+
 export function parseManifest(text: string, file: string): Manifest {
   if (text.length > MAX_MANIFEST_BYTES) throw new ManifestError(file, [`${MANIFEST_FILE} is larger than ${MAX_MANIFEST_BYTES} bytes`]);
   let raw: unknown;
@@ -70,6 +91,8 @@ export function parseManifest(text: string, file: string): Manifest {
   if (exceedsUnits(raw, MAX_MANIFEST_UNITS)) {
     throw new ManifestError(file, [`(root): the manifest expands to more than ${MAX_MANIFEST_UNITS} values and characters (YAML aliases included)`]);
   }
+  const proto = protoKeyPath(raw);
+  if (proto) throw new ManifestError(file, [`${proto}: "__proto__" cannot be a key`]);
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) throw new ManifestError(file, formatZod(parsed.error));
   return parsed.data;

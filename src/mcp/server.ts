@@ -109,11 +109,10 @@ function listed(gw: Gateway, t: TaskTool): boolean {
 // Input schemas, from the manifest.
 
 function optionSchemas(task: TaskSpec): Record<string, JsonSchema> {
-  const out: Record<string, JsonSchema> = {};
-  for (const [k, v] of Object.entries(task.options)) {
-    out[k] = typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as JsonSchema) : { description: String(v) };
-  }
-  return out;
+  // fromEntries defines each key as data: an option named "__proto__" stays an option.
+  return Object.fromEntries(
+    Object.entries(task.options).map(([k, v]) => [k, typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as JsonSchema) : { description: String(v) }]),
+  );
 }
 
 export function taskInputSchema(task: TaskSpec, maxBatch: number): JsonSchema {

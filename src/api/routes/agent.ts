@@ -112,7 +112,8 @@ function readinessRank(c: Candidate): number {
  */
 export function agentPriority(metadata: Record<string, unknown>, task: string): number {
   const p = metadata.agent_priority;
-  const v = typeof p === 'object' && p !== null && !Array.isArray(p) ? (p as Record<string, unknown>)[task] : p;
+  // Own entries only: a task named "constructor" must not read Object.prototype's.
+  const v = typeof p === 'object' && p !== null && !Array.isArray(p) ? (Object.hasOwn(p, task) ? (p as Record<string, unknown>)[task] : undefined) : p;
   return typeof v === 'number' && Number.isFinite(v) ? v : 0;
 }
 

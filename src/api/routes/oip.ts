@@ -85,7 +85,8 @@ export function outputsToTensors(outputs: ItemOutput[]): OutputTensor[] {
       }
     }
   }
-  return names.map((k) => tensorFor(k, outputs.map((o) => o[k] ?? null)));
+  // Own fields only: an item without a field named "constructor" or "__proto__" has null there, not Object.prototype's.
+  return names.map((k) => tensorFor(k, outputs.map((o) => (Object.hasOwn(o, k) ? (o[k] ?? null) : null))));
 }
 
 /** What a task's output tensors look like, from the output example in its manifest. */
