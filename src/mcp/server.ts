@@ -22,6 +22,7 @@ import { IsoError, fromWorkerError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { SEQUENCE_TYPES, type Manifest, type SequenceType, type TaskSpec } from '../manifest/schema.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import { storageUnavailable } from '../store/storage-fault.js';
 import { ALPHABETS, detectSequenceType, normaliseSequence, parseSequenceType } from '../validation/sequence.js';
 import { isItemError, type ItemOutput } from '../worker/protocol.js';
 import { chooseModel, type ChoiceCandidate } from './choose.js';
@@ -234,9 +235,8 @@ function okResult(data: Record<string, unknown>): CallToolResult {
 }
 
 function errorResult(gw: Gateway, e: unknown): CallToolResult {
-  let err: IsoError;
-  if (e instanceof IsoError) err = e;
-  else {
+  let err = e instanceof IsoError ? e : storageUnavailable(e);
+  if (!err) {
     gw.logger.error({ err: e }, 'MCP tool call failed');
     err = new IsoError('INTERNAL_ERROR', 'internal error');
   }
