@@ -14,6 +14,7 @@ import { findBwrap } from '../src/drivers/sandbox.js';
 import { Gateway } from '../src/gateway.js';
 import { TRUNCATED_MARK, WorkerLogLimiter, type WorkerLogLimits } from '../src/worker/log-limiter.js';
 import type { SessionWorker } from '../src/worker/session.js';
+import { dockerdUnavailable, makeBaseImage, removeAllContainers, startDockerd, type Engine } from './dockerd.js';
 import { makeModelsDir, request, waitFor, type Res } from './helpers.js';
 
 /** A limiter on a clock the test moves, recording what it passes on. */
@@ -161,13 +162,16 @@ function droppedMetric(text: string, model: string): number {
   return m ? Number(m[1]) : -1;
 }
 
-for (const isolation of ['process', 'sandbox'] as const) {
-  describe(`worker stderr through a gateway (isolation ${isolation})`, () => {
+for (const isolation of ['process', 'sandbox', 'docker'] as const) {
+  // docker: a private engine (test/dockerd.ts), skipped saying why where it cannot run.
+  const unavailable = isolation === 'docker' ? dockerdUnavailable() : null;
+  describe(`worker stderr through a gateway (isolation ${isolation})`, { skip: unavailable ?? false }, () => {
     const count: LogCount = { bytes: 0, workerLines: 0, workerLineMaxChars: 0, reports: 0, reportedDrops: 0 };
     let gw: Gateway;
     let url: string;
     let modelsDir: string;
     let stateDir: string;
+    let engine: Engine | undefined;
     const post = <T = any>(path: string, body: unknown): Promise<Res<T>> => request<T>(url + path, 'POST', body);
     const worker = (): SessionWorker => {
       const dep = gw.registry.deployment('noisy-node') as unknown as { replicas: { worker: SessionWorker }[] };
@@ -176,6 +180,10 @@ for (const isolation of ['process', 'sandbox'] as const) {
 
     before(async () => {
       if (isolation === 'sandbox') assert.ok(findBwrap(), 'bubblewrap (bwrap) is not installed; the sandbox variant needs it: apt-get install bubblewrap');
+      if (isolation === 'docker') {
+        engine = await startDockerd();
+        makeBaseImage(engine, 'node');
+      }
       modelsDir = makeModelsDir(['noisy-node']);
       const yaml = join(modelsDir, 'noisy-node', 'model.yaml');
       writeFileSync(yaml, readFileSync(yaml, 'utf8').replace('runtime: node', `runtime: node\nisolation: ${isolation}`));
@@ -183,7 +191,17 @@ for (const isolation of ['process', 'sandbox'] as const) {
       const config = loadConfig({
         cwd: stateDir,
         env: {},
-        overrides: { host: '127.0.0.1', port: 0, models_dir: modelsDir, state_dir: stateDir, watch: false, rate_limit: { max: 0 }, monitor: { enabled: false }, worker_log: LIMITS },
+        overrides: {
+          host: '127.0.0.1',
+          port: 0,
+          models_dir: modelsDir,
+          state_dir: stateDir,
+          watch: false,
+          rate_limit: { max: 0 },
+          monitor: { enabled: false },
+          worker_log: LIMITS,
+          ...(engine && { docker: { socket: engine.socket } }),
+        },
       });
       gw = new Gateway(config, countingLogger(count));
       await gw.start();
@@ -194,6 +212,10 @@ for (const isolation of ['process', 'sandbox'] as const) {
 
     after(async () => {
       await gw?.close();
+      if (engine) {
+        await removeAllContainers(engine.docker);
+        await engine.stop();
+      }
       rmSync(modelsDir, { recursive: true, force: true });
       rmSync(stateDir, { recursive: true, force: true });
     });
