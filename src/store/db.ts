@@ -151,18 +151,14 @@ export class StateStore {
 
   /**
    * The StateStoreError for an error met while opening or setting up the database at `file`
-   * (a SQLite or file-system error), else null. Features that set up their own tables at start
-   * (keys, audit, traffic, monitor) go through it too.
+   * (a SQLite or file-system error), else null. `isomodel serve` also passes what fails later at
+   * start through it (features set up their own tables: keys, audit, traffic, monitor), SQLite's only.
    */
   static openError(file: string, e: unknown, sqliteOnly = false): StateStoreError | null {
     if (e instanceof StateStoreError) return e;
     const code = (e as { code?: unknown } | null)?.code;
     if (typeof code !== 'string' || !(code.startsWith('SQLITE_') || (!sqliteOnly && /^E[A-Z]+$/.test(code)))) return null;
     return new StateStoreError(file, code, (e as Error).message);
-  }
-
-  get file(): string {
-    return this.db.name;
   }
 
   /**
