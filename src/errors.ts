@@ -20,6 +20,8 @@ export const ERROR_STATUS = {
   INTERNAL_ERROR: 500,
   MODEL_NOT_LOADED: 503,
   PREDICTION_TIMEOUT: 504,
+  /** The state dir cannot be written or read (disk full, read-only, I/O error): src/store/storage-fault.ts. */
+  STORAGE_UNAVAILABLE: 507,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

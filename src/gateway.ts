@@ -61,6 +61,8 @@ export class Gateway {
       modelEnv: config.model_env,
       envs: config.envs, // per-model venvs / node_modules (src/envs)
       docker: config.docker, // isolation docker: the engine's socket, image builds
+      // Each replica's stderr: rate and size limits, drops counted per model (worker/log-limiter.ts).
+      workerLog: (model) => ({ limits: config.worker_log, ...this.metrics.workerLog(model) }),
     });
     this.metrics = new GatewayMetrics(() => this.registry);
     this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store, (m, v) => this.metrics.observerFor(m, v), {

@@ -1,5 +1,5 @@
 // The Agent API (/agent/...) through a real server on loopback: model choice from manifests,
-// sequence-type detection, chunked analysis with real model output, and every error shape.
+// sequence-type detection, analysis with real model output, the batch limit, and every error shape.
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,7 +40,7 @@ const revcomp = (s: string): string => [...s].reverse().map((c) => ({ A: 'T', C:
 describe('Agent API', () => {
   let h: Harness;
   before(async () => {
-    h = await startGateway(['gc-scanner', 'revcomp', 'dna-embed', 'broken-py'], { max_batch_sequences: 2 });
+    h = await startGateway(['gc-scanner', 'revcomp', 'dna-embed', 'broken-py'], { max_batch_sequences: 5 });
     // Three models share the task "classification": a generalist, a DNA specialist, and a
     // high-priority one that is not loaded at start.
     writeClassifier(h.modelsDir, 'agent-wide', ['DNA', 'RNA', 'protein']);
@@ -154,7 +154,7 @@ describe('Agent API', () => {
     assert.deepEqual(none.body.error.details.models_with_task, [{ model: 'revcomp', sequence_types: ['DNA', 'RNA'] }]);
   });
 
-  it('analyses sequences with an automatically chosen model, in chunks, in order', async () => {
+  it('analyses sequences with an automatically chosen model, in order', async () => {
     const seqs = ['GGGG', 'atat', 'GCATGC', 'ACGTACGTAA', 'CCCCA'];
     const stats = h.gw.registry.deployment('gc-scanner')!.stats;
     const before = { batches: stats.batches, requests: stats.totalRequests, items: stats.totalItems };
@@ -177,9 +177,8 @@ describe('Agent API', () => {
     assert.equal(metadata.successful, 5);
     assert.equal(metadata.failed, 0);
     assert.equal(typeof metadata.processing_time, 'number');
-    // max_batch_sequences is 2 here: the 5 sequences went to the model in 3 submissions, and
-    // the request was recorded once, with its 5 sequences.
-    assert.deepEqual({ batches: stats.batches, requests: stats.totalRequests, items: stats.totalItems }, { batches: before.batches + 3, requests: before.requests + 1, items: before.items + 5 });
+    // One submission of the 5 sequences (max_batch_sequences is 5 here), recorded once.
+    assert.deepEqual({ batches: stats.batches, requests: stats.totalRequests, items: stats.totalItems }, { batches: before.batches + 1, requests: before.requests + 1, items: before.items + 5 });
   });
 
   it('detects RNA and protein, and takes the declared type and a given model', async () => {
@@ -230,6 +229,8 @@ describe('Agent API', () => {
     const cases: [unknown, number, string, RegExp?][] = [
       [{ task_type: 'gc_content' }, 400, 'INVALID_REQUEST', /sequences is required/],
       [{ sequences: [], task_type: 'gc_content' }, 400, 'INVALID_REQUEST', /at least one/],
+      // max_batch_sequences (5 here), as on every batch-shaped surface (test/batch-limits.test.ts).
+      [{ sequences: Array(6).fill('ACGT'), task_type: 'gc_content' }, 400, 'INVALID_REQUEST', /at most 5 sequences per request \(got 6/],
       [{ sequences: 'ACGT', task_type: 'gc_content' }, 400, 'INVALID_REQUEST', /array/],
       [{ sequences: ['ACGT', 7], task_type: 'gc_content' }, 400, 'INVALID_REQUEST', /sequences\[1\] must be a string/],
       [{ sequences: ['ACGT'] }, 400, 'INVALID_REQUEST', /task_type is required/],

@@ -121,7 +121,7 @@ const PKG_VERSION = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'),
 describe('Open Inference Protocol v2', () => {
   let h: Harness;
   before(async () => {
-    h = await startGateway(['revcomp', 'gc-scanner', 'dna-embed', 'broken-py'], { max_batch_sequences: 3 });
+    h = await startGateway(['revcomp', 'gc-scanner', 'dna-embed', 'broken-py'], { max_batch_sequences: 7 });
   });
   after(async () => h.close());
 
@@ -250,7 +250,7 @@ describe('Open Inference Protocol v2', () => {
     assert.equal(noId.body.id, 'req-7');
   });
 
-  it('infers exact GC statistics in more sequences than one batch, with typed tensors', async () => {
+  it('infers exact GC statistics for a full batch, with typed tensors', async () => {
     const seqs = ['GGGG', 'ATAT', 'GCATGC', 'ACGTACGTAA', 'CCCCA', 'TTTTG', 'GA'];
     const r = await infer(h, '/v2/models/gc-scanner/infer', inferRequest(seqs, { task_type: 'gc_content' }));
     assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -267,6 +267,10 @@ describe('Open Inference Protocol v2', () => {
     const skew = output(r, 'gc_skew');
     assert.equal(skew.datatype, 'BYTES');
     assert.deepEqual(skew.data.map((s: string) => JSON.parse(s)), [1, null, 0, 0, -1, 1, 1]);
+    // max_batch_sequences is 7 here: one more is a 400, as on every batch-shaped surface (test/batch-limits.test.ts).
+    const over = await infer(h, '/v2/models/gc-scanner/infer', inferRequest([...seqs, 'ACGT'], { task_type: 'gc_content' }));
+    assert.equal(over.status, 400, JSON.stringify(over.body));
+    assert.match(over.body.error, /at most 7 sequences per request \(got 8; max_batch_sequences\)/);
     // Only the outputs asked for, in the order asked; [n, 1] shapes and nested data accepted.
     const only = await infer(h, '/v2/models/gc-scanner/infer', {
       inputs: [{ name: 'sequences', shape: [2, 1], datatype: 'BYTES', data: [['GGCA'], ['TTTA']] }],

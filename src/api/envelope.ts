@@ -2,6 +2,7 @@
 // {success, message, data | error:{code,details}, timestamp, request_id}.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { IsoError } from '../errors.js';
+import { storageUnavailable } from '../store/storage-fault.js';
 
 export interface OkEnvelope<T> {
   success: true;
@@ -53,6 +54,9 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, err: IsoErro
 /** Maps anything thrown inside a route to an IsoError, never leaking a stack to clients. */
 export function toIsoError(e: unknown): IsoError {
   if (e instanceof IsoError) return e;
+  // The state dir's disk full, read-only or failing: 507 naming it (and health degrades), not a 500.
+  const storage = storageUnavailable(e);
+  if (storage) return storage;
   const err = e as { statusCode?: number; code?: string; message?: string; validation?: unknown };
   const status = err.statusCode ?? 500;
   if (status === 413) return new IsoError('PAYLOAD_TOO_LARGE', 'request body is too large', { limit: 'see body_limit_bytes' });

@@ -5,6 +5,7 @@ import type { Manifest, SequenceType, TaskSpec } from '../manifest/schema.js';
 import { parseSequenceType, validateSequence } from '../validation/sequence.js';
 import type { WorkItem } from '../worker/protocol.js';
 import { describeZod } from '../validation/zod-message.js';
+import { checkBatchSize } from './batch-limit.js';
 
 const common = {
   task_type: z.string().max(64).optional(),
@@ -73,6 +74,9 @@ export function parsePrediction(manifest: Manifest, body: unknown, kind: 'single
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new IsoError('INVALID_REQUEST', 'request body must be a JSON object');
   }
+  // Counted before anything else reads the list (zod included).
+  const listed = (body as { sequences?: unknown }).sequences;
+  if (kind === 'batch' && Array.isArray(listed)) checkBatchSize(listed.length, maxBatch);
   let b: Body | null = fastBody(body as Record<string, unknown>, kind);
   if (!b) {
     const parsed = (kind === 'single' ? singleBody : batchBody).safeParse(body);
@@ -89,7 +93,6 @@ export function parsePrediction(manifest: Manifest, body: unknown, kind: 'single
   } else {
     raws = b.sequences!;
     if (raws.length === 0) throw new IsoError('INVALID_REQUEST', 'sequences must hold at least one sequence');
-    if (raws.length > maxBatch) throw new IsoError('INVALID_REQUEST', `at most ${maxBatch} sequences per batch request (got ${raws.length})`, { max: maxBatch });
   }
   const options = b.options ?? {};
   const items: WorkItem[] = [];

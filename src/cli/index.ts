@@ -1,8 +1,10 @@
 // The `isomodel` command line.
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { discoverPackages } from '../manifest/load.js';
 import { loadConfig, type ConfigInput } from '../config/config.js';
 import { Gateway } from '../gateway.js';
+import { STATE_DB_FILE, StateStore } from '../store/db.js';
 import { batchArgsFrom, batchCommand, type BatchCliOpts } from './batch.js';
 import { callGateway, gatewayUp } from './client.js';
 import { deployCommand } from './deploy.js';
@@ -65,7 +67,15 @@ export function buildCli(): Command {
       if (opts.port) extra.port = Number(opts.port);
       if (opts.host) extra.host = opts.host;
       if (!opts.watch) extra.watch = false;
-      const gw = new Gateway(configFrom(program.opts<GlobalOpts>(), extra));
+      const config = configFrom(program.opts<GlobalOpts>(), extra);
+      // A damaged state database found while features set up their tables: which file, what to do.
+      const stateDbError = (e: unknown): unknown => StateStore.openError(join(config.state_dir, STATE_DB_FILE), e, true) ?? e;
+      let gw: Gateway;
+      try {
+        gw = new Gateway(config);
+      } catch (e) {
+        throw stateDbError(e);
+      }
       const stop = (signal: string): void => {
         gw.logger.info({ signal }, 'shutting down');
         gw.close().then(
@@ -75,7 +85,14 @@ export function buildCli(): Command {
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
-      const { url } = await gw.start();
+      let url: string;
+      try {
+        ({ url } = await gw.start());
+      } catch (e) {
+        // Nothing half-started stays behind (a listening server would keep the process alive).
+        await gw.close().catch(() => undefined);
+        throw stateDbError(e);
+      }
       gw.logger.info({ url, models: gw.registry.names().map((n) => `${n}:${gw.registry.status(n)}`) }, `isomodel listening on ${url}`);
     });
 

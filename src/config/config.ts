@@ -5,6 +5,7 @@ import { config as loadDotenv } from 'dotenv';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { versionPolicySchema } from '../scheduler/versions.js';
+import { DEFAULT_WORKER_LOG_LIMITS } from '../worker/log-limiter.js';
 
 export const configSchema = z
   .object({
@@ -39,6 +40,21 @@ export const configSchema = z
      * through the API, promoted or given traffic stay loaded whatever the policy says.
      */
     version_policy: z.record(z.string(), versionPolicySchema).default({}),
+    /**
+     * What one replica's stderr may put in the gateway's log (src/worker/log-limiter.ts): lines
+     * per second with a burst, the longest line (also all that is held while a line has no
+     * newline). Lines over the rate are dropped, counted (isomodel_worker_log_dropped_total) and
+     * reported in one log line per report interval.
+     */
+    worker_log: z
+      .object({
+        lines_per_second: z.coerce.number().positive().max(1_000_000).default(DEFAULT_WORKER_LOG_LIMITS.lines_per_second),
+        burst: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_WORKER_LOG_LIMITS.burst),
+        max_line_chars: z.coerce.number().int().min(80).max(1_048_576).default(DEFAULT_WORKER_LOG_LIMITS.max_line_chars),
+        report_interval_ms: z.coerce.number().int().min(10).default(DEFAULT_WORKER_LOG_LIMITS.report_interval_ms),
+      })
+      .strict()
+      .default({}),
     /** Use cgroups for memory/CPU limits when the hierarchy is writable. */
     cgroups: z.coerce.boolean().default(true),
     /** isolation: docker (src/drivers/docker.ts, docs/docker.md): the engine workers run on. */

@@ -11,6 +11,7 @@ import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
 import { procIoProbe, type IoSample, type WorkerIoProbe } from '../telemetry/monitor.js';
 import { LineSplitter, type GatewayMessage } from '../worker/protocol.js';
+import { DEFAULT_WORKER_LOG_LIMITS, TRUNCATED_MARK, type WorkerLogOptions } from '../worker/log-limiter.js';
 import { KEPT_LOG_LINES, SessionWorker } from '../worker/session.js';
 import type { ExitInfo, WorkerHandle, WorkerStats } from '../worker/types.js';
 import { ensureModelImage } from './docker-image.js';
@@ -79,6 +80,8 @@ export interface DockerWorkerOptions {
   extraEnv?: Record<string, string>;
   /** From the container's start to its ready line (image builds have their own limit). */
   startupTimeoutMs?: number;
+  /** Rate and size limits of the container's stderr in the gateway's log, and where drops are counted. */
+  workerLog?: WorkerLogOptions;
 }
 
 export class DockerWorker extends SessionWorker implements WorkerHandle {
@@ -178,9 +181,10 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
     out.setEncoding('utf8');
     err.setEncoding('utf8');
     const lines = new LineSplitter((line) => this.session.onLine(line));
-    const logLines = new LineSplitter((line) => this.onLogLine(line));
+    const logLines = this.workerLogReader(this.opts.workerLog);
     out.on('data', (d: string) => lines.push(d));
     err.on('data', (d: string) => logLines.push(d));
+    err.on('end', () => logLines.end());
     this.engine!.modem.demuxStream(stream, out, err);
     this.outputDone = new Promise<void>((resolve) => {
       stream.once('end', resolve);
@@ -216,11 +220,6 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
 
   private pushLog(line: string): void {
     this.session.pushLog(line);
-  }
-
-  private onLogLine(line: string): void {
-    this.pushLog(line);
-    this.logger.info({ worker_log: line.slice(0, 2000) }, 'worker log');
   }
 
   protected isRunning(): boolean {
@@ -289,7 +288,8 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
   private async readEngineLog(c: Docker.Container): Promise<void> {
     try {
       const buf = (await c.logs({ stdout: false, stderr: true, follow: false, tail: KEPT_LOG_LINES })) as unknown as Buffer;
-      for (const line of demuxFrames(buf).split('\n')) if (line.trim()) this.pushLog(line);
+      const max = this.opts.workerLog?.limits?.max_line_chars ?? DEFAULT_WORKER_LOG_LIMITS.max_line_chars;
+      for (const line of demuxFrames(buf).split('\n')) if (line.trim()) this.pushLog(line.length > max ? line.slice(0, max) + TRUNCATED_MARK : line);
     } catch {
       // the container is already gone: nothing more to read
     }

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { ModelPackage } from '../manifest/load.js';
 import { cpuPercent, sampleProc, type ProcSample } from '../telemetry/procstat.js';
 import { LineSplitter, PROTOCOL_VERSION, type GatewayMessage } from '../worker/protocol.js';
+import type { WorkerLogOptions } from '../worker/log-limiter.js';
 import { SessionWorker } from '../worker/session.js';
 import type { ExitInfo, WorkerHandle, WorkerStats } from '../worker/types.js';
 import type { Cgroup, CgroupManager } from './cgroups.js';
@@ -29,6 +30,8 @@ export interface ProcessWorkerOptions {
    * drivers/sandbox.ts puts it inside bwrap, so the launcher joins the cgroup, then execs bwrap).
    */
   wrap?: (cmd: WorkerCommand, scratch: string) => WorkerCommand;
+  /** Rate and size limits of the worker's stderr in the gateway's log, and where drops are counted. */
+  workerLog?: WorkerLogOptions;
 }
 
 let launchCounter = 0;
@@ -103,9 +106,10 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     const splitter = new LineSplitter((line) => this.session.onLine(line));
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => splitter.push(d));
-    const errSplitter = new LineSplitter((line) => this.onLogLine(line));
+    const errLog = this.workerLogReader(this.opts.workerLog);
     child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d: string) => errSplitter.push(d));
+    child.stderr.on('data', (d: string) => errLog.push(d));
+    child.stderr.on('end', () => errLog.end());
 
     this.exited = new Promise<ExitInfo>((resolve) => {
       child.on('exit', (code, signal) => resolve(this.onChildExit(code, signal)));
@@ -120,11 +124,6 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     const startupTimeout = this.opts.startupTimeoutMs ?? 120_000;
     const timer = setTimeout(() => this.kill(`did not become ready within ${startupTimeout} ms`), startupTimeout);
     return this.session.waitReady().finally(() => clearTimeout(timer));
-  }
-
-  private onLogLine(line: string): void {
-    this.session.pushLog(line);
-    this.logger.info({ worker_log: line.slice(0, 2000) }, 'worker log');
   }
 
   protected isRunning(): boolean {

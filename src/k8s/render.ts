@@ -119,7 +119,7 @@ const milli = (cpus: number): string => `${Math.max(1, Math.round(cpus * 1000))}
 const mebi = (mb: number): string => `${Math.ceil(mb)}Mi`;
 
 /** Settings that travel from the operator's config into the pods (paths on this machine do not). */
-const PASS_THROUGH = ['log_level', 'body_limit_bytes', 'max_batch_sequences', 'rate_limit', 'python', 'monitor'] as const;
+const PASS_THROUGH = ['log_level', 'body_limit_bytes', 'max_batch_sequences', 'rate_limit', 'python', 'monitor', 'worker_log'] as const;
 
 /** The pod's isomodel.config.yaml: only what differs from the defaults, plus what a pod needs. */
 function podConfig(config: Config | undefined, fixed: Record<string, unknown>, notes: string[]): string {

@@ -1,12 +1,24 @@
 // Finds model packages in a models directory and validates their manifests.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ZodError } from 'zod';
 import { manifestSchema, MODEL_NAME_PATTERN, type Manifest } from './schema.js';
 
 export const MANIFEST_FILE = 'model.yaml';
+
+// What a package controls at load is bounded: every reload reads each model.yaml and walks each
+// package. A 20 MB model.yaml stalled a reload 4.3 s and left the gateway 640 MB bigger.
+/** The largest model.yaml read (the built-in ones are under 11 KB); a larger one is refused unread. */
+export const MAX_MANIFEST_BYTES = 256 * 1024;
+/**
+ * What a manifest may hold once parsed, YAML aliases expanded: values plus characters of keys
+ * and strings. A few kilobytes of anchors and aliases otherwise expand to megabytes.
+ */
+export const MAX_MANIFEST_UNITS = 1_000_000;
+/** Files a package may hold (all of them are stat'ed for its fingerprint at every reload). */
+export const MAX_PACKAGE_FILES = 100_000;
 
 export interface ModelPackage {
   manifest: Manifest;
@@ -30,13 +42,57 @@ function formatZod(err: ZodError): string[] {
   return err.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
 }
 
+/** Whether a parsed value holds more than `budget` units (one per value, one per key or string character); stops counting there. */
+export function exceedsUnits(value: unknown, budget: number): boolean {
+  let left = budget;
+  const visit = (v: unknown): boolean => {
+    left -= 1 + (typeof v === 'string' ? v.length : 0);
+    if (left < 0) return true;
+    if (typeof v !== 'object' || v === null) return false;
+    if (Array.isArray(v)) return v.some(visit);
+    for (const [k, x] of Object.entries(v)) {
+      left -= k.length;
+      if (left < 0 || visit(x)) return true;
+    }
+    return false;
+  };
+  return visit(value);
+}
+
+/**
+ * Where a parsed value has a key named "__proto__" (the YAML parser keeps it as an own key;
+ * validation would silently drop it, and with it whatever it named), as a dotted path.
+ */
+export function protoKeyPath(value: unknown, at: string[] = []): string | null {
+  if (typeof value !== 'object' || value === null) return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const p = protoKeyPath(value[i], [...at, String(i)]);
+      if (p) return p;
+    }
+    return null;
+  }
+  if (Object.hasOwn(value, '__proto__')) return [...at, '__proto__'].join('.');
+  for (const [k, v] of Object.entries(value)) {
+    const p = protoKeyPath(v, [...at, k]);
+    if (p) return p;
+  }
+  return null;
+}
+
 export function parseManifest(text: string, file: string): Manifest {
+  if (text.length > MAX_MANIFEST_BYTES) throw new ManifestError(file, [`${MANIFEST_FILE} is larger than ${MAX_MANIFEST_BYTES} bytes`]);
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (e) {
     throw new ManifestError(file, [`not valid YAML: ${(e as Error).message.split('\n')[0]}`]);
   }
+  if (exceedsUnits(raw, MAX_MANIFEST_UNITS)) {
+    throw new ManifestError(file, [`(root): the manifest expands to more than ${MAX_MANIFEST_UNITS} values and characters (YAML aliases included)`]);
+  }
+  const proto = protoKeyPath(raw);
+  if (proto) throw new ManifestError(file, [`${proto}: "__proto__" cannot be a key`]);
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) throw new ManifestError(file, formatZod(parsed.error));
   return parsed.data;
@@ -44,12 +100,14 @@ export function parseManifest(text: string, file: string): Manifest {
 
 const SKIP_DIRS = new Set(['node_modules', '__pycache__', '.venv', '.git']);
 
-/** Cheap content identity: every file's relative path, size and mtime. */
-export function fingerprintDir(dir: string): string {
+/** Cheap content identity: every file's relative path, size and mtime (at most `maxFiles` entries). */
+export function fingerprintDir(dir: string, maxFiles = MAX_PACKAGE_FILES): string {
   const h = createHash('sha256');
+  let seen = 0;
   const walk = (d: string, rel: string): void => {
     for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       if (SKIP_DIRS.has(entry.name)) continue;
+      if (++seen > maxFiles) throw new Error(`the package holds more than ${maxFiles} files and folders (node_modules, __pycache__, .venv and .git not counted)`);
       const p = join(d, entry.name);
       if (entry.isDirectory()) walk(p, `${rel}${entry.name}/`);
       else if (entry.isFile()) {
@@ -62,10 +120,37 @@ export function fingerprintDir(dir: string): string {
   return h.digest('hex').slice(0, 16);
 }
 
+/**
+ * A model.yaml's text, its size checked before anything is read. Opened non-blocking, so a FIFO
+ * in its place cannot hang the gateway, and read no further than the limit even if it grows.
+ */
+export function readManifestFile(file: string): string {
+  const s = statSync(file);
+  if (!s.isFile()) throw new ManifestError(file, [`${MANIFEST_FILE} must be a regular file`]);
+  const tooLarge = (size: number | string): ManifestError =>
+    new ManifestError(file, [`${MANIFEST_FILE} is ${size} bytes; the limit is ${MAX_MANIFEST_BYTES} bytes (${MAX_MANIFEST_BYTES / 1024} KiB)`]);
+  if (s.size > MAX_MANIFEST_BYTES) throw tooLarge(s.size);
+  const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw new ManifestError(file, [`${MANIFEST_FILE} must be a regular file`]);
+    const buf = Buffer.alloc(MAX_MANIFEST_BYTES + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    if (n > MAX_MANIFEST_BYTES) throw tooLarge(`more than ${MAX_MANIFEST_BYTES}`);
+    return buf.toString('utf8', 0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function loadPackage(dir: string): ModelPackage {
   const abs = resolve(dir);
   const file = join(abs, MANIFEST_FILE);
-  const manifest = parseManifest(readFileSync(file, 'utf8'), file);
+  const manifest = parseManifest(readManifestFile(file), file);
   // Files a manifest names must stay inside its package: a package cannot point the runtime elsewhere.
   const inside = (rel: string): boolean => {
     const r = relative(abs, resolve(abs, rel));

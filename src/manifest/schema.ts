@@ -9,6 +9,18 @@ export type SequenceType = (typeof SEQUENCE_TYPES)[number];
 export const MODEL_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const TASK_NAME_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
 
+// Every size a package sets is bounded (the file's own size is, in load.ts): manifests are
+// copied into /model/info, MCP tool lists, the OIP metadata and the state database.
+/** Descriptions and other prose. */
+const TEXT_MAX = 4096;
+/** Paths and command-line words. */
+const PATH_MAX = 4096;
+export const MAX_TASKS = 64;
+const MAX_TASK_OPTIONS = 64;
+const MAX_ENV_VARS = 256;
+const text = z.string().max(TEXT_MAX);
+const path = z.string().max(PATH_MAX);
+
 const sequenceType = z.preprocess(
   (v) => (typeof v === 'string' ? (SEQUENCE_TYPES.find((t) => t.toLowerCase() === v.toLowerCase()) ?? v) : v),
   z.enum(SEQUENCE_TYPES),
@@ -16,8 +28,8 @@ const sequenceType = z.preprocess(
 
 const ioDescription = z
   .object({
-    type: z.string().default('object'),
-    description: z.string().default(''),
+    type: z.string().max(64).default('object'),
+    description: text.default(''),
     example: z.unknown().optional(),
     range: z.tuple([z.number(), z.number()]).optional(),
   })
@@ -26,14 +38,17 @@ const ioDescription = z
 export const taskSchema = z
   .object({
     name: z.string().regex(TASK_NAME_PATTERN, 'task names are lower_snake_case'),
-    description: z.string().default(''),
-    sequence_types: z.array(sequenceType).min(1),
+    description: text.default(''),
+    sequence_types: z.array(sequenceType).min(1).max(SEQUENCE_TYPES.length),
     max_length: z.number().int().positive().max(1_000_000).default(5120),
     min_length: z.number().int().min(1).default(1),
     input: ioDescription.default({}),
     output: ioDescription.default({}),
     /** Options this task understands, described for clients (MCP schemas, docs). */
-    options: z.record(z.string(), z.unknown()).default({}),
+    options: z
+      .record(z.string().max(64), z.unknown())
+      .refine((o) => Object.keys(o).length <= MAX_TASK_OPTIONS, { message: `at most ${MAX_TASK_OPTIONS} options` })
+      .default({}),
   })
   .strict();
 
@@ -49,11 +64,11 @@ export const manifestSchema = z
   .object({
     name: z.string().regex(MODEL_NAME_PATTERN, 'lowercase letters, digits, ".", "_" and "-", at most 64'),
     version: z.string().regex(/^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/, 'a version such as 1.0.0'),
-    description: z.string().default(''),
+    description: text.default(''),
     runtime: z.enum(['node', 'python', 'onnx', 'command']),
     /** File relative to the package (node, python, onnx) or a command line (command). */
-    entry: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
-    tasks: z.array(taskSchema).min(1),
+    entry: z.union([path.min(1), z.array(path.min(1)).min(1).max(256)]),
+    tasks: z.array(taskSchema).min(1).max(MAX_TASKS),
     /** sandbox: a process worker inside bubblewrap (drivers/sandbox.ts, docs/sandbox.md); docker: a container (drivers/docker.ts, docs/docker.md). */
     isolation: z.enum(['inline', 'process', 'sandbox', 'docker']).default('process'),
     resources: z
@@ -89,11 +104,14 @@ export const manifestSchema = z
      * the first real request does not pay for them.
      */
     warmup: z
-      .array(z.object({ task: z.string().optional(), sequence: z.string().min(1), options: z.record(z.string(), z.unknown()).default({}) }).strict())
+      .array(z.object({ task: z.string().max(64).optional(), sequence: z.string().min(1).max(1_000_000), options: z.record(z.string(), z.unknown()).default({}) }).strict())
       .max(64)
       .default([]),
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
-    data_dir: z.string().default('data'),
+    env: z
+      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'variable names: letters, digits and "_", at most 128'), z.string().max(32_768))
+      .refine((e) => Object.keys(e).length <= MAX_ENV_VARS, { message: `at most ${MAX_ENV_VARS} variables` })
+      .default({}),
+    data_dir: path.default('data'),
     /** Load at gateway start. */
     autoload: z.boolean().default(true),
     /**
@@ -102,9 +120,9 @@ export const manifestSchema = z
      */
     required: z.boolean().default(true),
     /** runtime onnx: the JS module that turns items into input tensors and outputs into results. */
-    pipeline: z.string().optional(),
+    pipeline: path.optional(),
     /** Interpreter override for runtime python (a venv path later). */
-    python: z.string().optional(),
+    python: path.optional(),
     /**
      * Per-model dependencies (src/envs, docs/environments.md). Absent: a venv is built from a
      * non-empty requirements.txt (node_modules from package.json dependencies) unless `python` is
@@ -115,9 +133,9 @@ export const manifestSchema = z
         z.literal(false),
         z
           .object({
-            requirements: z.string().min(1).default('requirements.txt'),
+            requirements: path.min(1).default('requirements.txt'),
             /** Local wheel folder, relative to the package: pip --no-index --find-links. */
-            wheels: z.string().min(1).optional(),
+            wheels: path.min(1).optional(),
             system_site_packages: z.boolean().default(false),
           })
           .strict(),

@@ -15,12 +15,14 @@ import { performance } from 'node:perf_hooks';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type ServerNotification, type ServerRequest, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { checkBatchSize } from '../api/batch-limit.js';
 import { parsePrediction } from '../api/predict-request.js';
 import { modelInfo } from '../api/routes/native.js';
 import { IsoError, fromWorkerError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { SEQUENCE_TYPES, type Manifest, type SequenceType, type TaskSpec } from '../manifest/schema.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import { storageUnavailable } from '../store/storage-fault.js';
 import { ALPHABETS, detectSequenceType, normaliseSequence, parseSequenceType } from '../validation/sequence.js';
 import { isItemError, type ItemOutput } from '../worker/protocol.js';
 import { chooseModel, type ChoiceCandidate } from './choose.js';
@@ -108,11 +110,10 @@ function listed(gw: Gateway, t: TaskTool): boolean {
 // Input schemas, from the manifest.
 
 function optionSchemas(task: TaskSpec): Record<string, JsonSchema> {
-  const out: Record<string, JsonSchema> = {};
-  for (const [k, v] of Object.entries(task.options)) {
-    out[k] = typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as JsonSchema) : { description: String(v) };
-  }
-  return out;
+  // fromEntries defines each key as data: an option named "__proto__" stays an option.
+  return Object.fromEntries(
+    Object.entries(task.options).map(([k, v]) => [k, typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as JsonSchema) : { description: String(v) }]),
+  );
 }
 
 export function taskInputSchema(task: TaskSpec, maxBatch: number): JsonSchema {
@@ -234,9 +235,8 @@ function okResult(data: Record<string, unknown>): CallToolResult {
 }
 
 function errorResult(gw: Gateway, e: unknown): CallToolResult {
-  let err: IsoError;
-  if (e instanceof IsoError) err = e;
-  else {
+  let err = e instanceof IsoError ? e : storageUnavailable(e);
+  if (!err) {
     gw.logger.error({ err: e }, 'MCP tool call failed');
     err = new IsoError('INTERNAL_ERROR', 'internal error');
   }
@@ -411,9 +411,7 @@ async function analyzeSequences(gw: Gateway, route: string, args: unknown, extra
     return { chosen: { model: a.model, task_type: taskType, reason: 'model given by the caller', alternatives: [] }, ...result };
   }
   if (raws.length === 0) throw new IsoError('INVALID_REQUEST', 'sequences must hold at least one sequence');
-  if (raws.length > gw.config.max_batch_sequences) {
-    throw new IsoError('INVALID_REQUEST', `at most ${gw.config.max_batch_sequences} sequences per call (got ${raws.length})`, { max: gw.config.max_batch_sequences });
-  }
+  checkBatchSize(raws.length, gw.config.max_batch_sequences);
   const declared = parseSequenceType(a.sequence_type);
   const { types, longest, shortest } = sequenceTypesOf(raws, declared);
   const candidates: ChoiceCandidate[] = gw.registry.names().map((name) => ({ name, manifest: gw.registry.package(name).manifest, status: gw.registry.status(name) }));

@@ -224,7 +224,7 @@ export class ModelRegistry {
         version: v,
         status: this.slotStatus(s),
         default: v === def,
-        weight: e.traffic.weights ? (e.traffic.weights[v] ?? 0) : null,
+        weight: e.traffic.weights ? weightOf(e.traffic.weights, v) : null,
         pinned: s.pinned,
         dir: s.pkg.dir,
         last_error: s.deployment?.lastError ?? s.lastError ?? null,
@@ -295,7 +295,7 @@ export class ModelRegistry {
     const targets = version === undefined ? [...e.versions.keys()] : [this.resolve(id).version];
     // An unloaded version leaves the traffic split too (else a reload would bring it back).
     const weights = e.traffic.weights;
-    if (version !== undefined && weights && version in weights) {
+    if (version !== undefined && weights && Object.hasOwn(weights, version)) {
       const { [version]: _dropped, ...rest } = weights;
       const left = Object.values(rest).some((w) => w > 0) ? rest : undefined;
       e.traffic = { ...e.traffic, weights: left };
@@ -607,7 +607,7 @@ export class ModelRegistry {
       }
     }
     const t = e.traffic;
-    const weights = t.weights && from in t.weights ? Object.fromEntries(Object.entries(t.weights).map(([v, w]) => [v === from ? to : v, w])) : t.weights;
+    const weights = t.weights && Object.hasOwn(t.weights, from) ? Object.fromEntries(Object.entries(t.weights).map(([v, w]) => [v === from ? to : v, w])) : t.weights;
     e.traffic = { defaultVersion: t.defaultVersion === from ? to : t.defaultVersion, weights, history: t.history };
     e.router = weights ? new TrafficRouter(weights) : undefined;
     this.saveTraffic(e);
@@ -694,6 +694,14 @@ export class ModelRegistry {
     await Promise.all(this.allDeployments().map((d) => d.stop(2000)));
     for (const e of this.entries.values()) for (const s of e.versions.values()) s.deployment = undefined;
   }
+}
+
+/**
+ * A version's weight in a split. Versions are names a package chooses ("constructor" is a valid
+ * one): only the split's own entries count, never what Object.prototype holds under that name.
+ */
+function weightOf(weights: Weights, version: string): number {
+  return Object.hasOwn(weights, version) ? (weights[version] ?? 0) : 0;
 }
 
 /** `replicas` as fixed scaling: n of each; 0 scales to zero and lets the next request wake one. */

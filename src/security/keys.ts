@@ -27,6 +27,8 @@ export interface ConfiguredKey {
 }
 
 const KEY_PREFIX = 'iso_';
+/** How often a key's last_used_at is written (it is on every request's path). */
+const TOUCH_EVERY_MS = 60_000;
 
 export function digest(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
@@ -48,6 +50,8 @@ export class KeyStore {
   private readonly anyActive: Database.Statement;
   private readonly bySha: Database.Statement;
   private readonly touch: Database.Statement;
+  /** When each key's last_used_at was last written. */
+  private readonly touchedAt = new Map<string, number>();
 
   constructor(
     private readonly store: StateStore,
@@ -112,7 +116,13 @@ export class KeyStore {
       | (Omit<ApiKey, 'scopes' | 'source'> & { scopes: string; sha256: string })
       | undefined;
     if (!row || row.revoked_at || !sameDigest(d, row.sha256)) return null;
-    this.touch.run(new Date().toISOString(), row.id);
+    // At most once a minute per key, and never at the cost of the request: a full disk must not
+    // turn every keyed prediction into an error (storage faults are reported by the store).
+    const now = Date.now();
+    if (now - (this.touchedAt.get(row.id) ?? 0) >= TOUCH_EVERY_MS) {
+      this.touchedAt.set(row.id, now);
+      this.store.bestEffort(() => this.touch.run(new Date(now).toISOString(), row.id));
+    }
     const { sha256: _drop, ...rest } = row;
     return { ...rest, scopes: row.scopes.split(',') as Scope[], source: 'db' };
   }

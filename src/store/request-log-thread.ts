@@ -30,18 +30,20 @@ const write = db.transaction((rows: unknown[][]) => {
 });
 
 /** Row by row, after the batch's transaction failed: only the rows SQLite refuses are lost. */
-function writeEach(rows: unknown[][]): { lost: number; reason: string } {
+function writeEach(rows: unknown[][]): { lost: number; reason: string; code?: string } {
   let lost = 0;
   let reason = '';
+  let code: string | undefined;
   for (const r of rows) {
     try {
       insertOne.run(values(r));
     } catch (e) {
       lost++;
       reason ||= (e as Error).message;
+      code ??= (e as { code?: string }).code;
     }
   }
-  return { lost, reason };
+  return { lost, reason, code };
 }
 
 parentPort!.on('message', (batch: LogBatch) => {
@@ -50,11 +52,11 @@ parentPort!.on('message', (batch: LogBatch) => {
     try {
       write(rows);
     } catch {
-      const { lost, reason } = writeEach(rows);
-      if (lost) parentPort!.postMessage({ error: `request log: ${lost} of ${batch.count} rows not written: ${reason}` });
+      const { lost, reason, code } = writeEach(rows);
+      if (lost) parentPort!.postMessage({ error: `request log: ${lost} of ${batch.count} rows not written: ${reason}`, code });
     }
   } catch (e) {
-    parentPort!.postMessage({ error: `request log: ${batch.count} rows not written: ${(e as Error).message}` });
+    parentPort!.postMessage({ error: `request log: ${batch.count} rows not written: ${(e as Error).message}`, code: (e as { code?: string }).code });
   } finally {
     Atomics.add(done, 0, batch.count);
     Atomics.notify(done, 0);

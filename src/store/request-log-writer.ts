@@ -29,9 +29,10 @@ export class RequestLogWriter {
   private readonly done = new Int32Array(new SharedArrayBuffer(4));
   private sent = 0;
 
+  /** `onError`: what was not written and why; `code` is SQLite's (or errno's) when there is one. */
   constructor(
     private readonly file: string,
-    private readonly onError: (message: string) => void,
+    private readonly onError: (message: string, code?: string) => void,
   ) {}
 
   /** Hands rows to the thread (started on first use); returns at once. */
@@ -68,8 +69,8 @@ export class RequestLogWriter {
 
   private start(): Worker {
     const w = new Worker(new URL('./request-log-thread.js', import.meta.url), { workerData: { file: this.file, done: this.done } });
-    w.on('message', (m: { error?: string }) => m.error && this.onError(m.error));
-    w.on('error', (e) => this.onError(`request log writer thread failed: ${e.message}`));
+    w.on('message', (m: { error?: string; code?: string }) => m.error && this.onError(m.error, m.code));
+    w.on('error', (e) => this.onError(`request log writer thread failed: ${e.message}`, (e as { code?: string }).code));
     w.on('exit', () => {
       if (this.worker !== w) return;
       // Rows it never committed are lost; count them as done so no flush() waits for them.

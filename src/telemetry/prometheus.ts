@@ -26,6 +26,8 @@ export class GatewayMetrics {
   private readonly restarts: Counter<'model' | 'version' | 'reason'>;
   private readonly authFailures: Counter<'reason'>;
   private readonly authThrottled: Counter;
+  private readonly workerLogDropped: BoundCounter;
+  private readonly workerLogTruncated: BoundCounter;
   private readonly requestChildren = new Map<string, { requests: () => void; duration: (s: number) => void; sequences: (n: number) => void }>();
 
   constructor(models: () => ModelRegistry) {
@@ -39,6 +41,8 @@ export class GatewayMetrics {
     this.queueDuration = new BoundHistogram({ name: 'isomodel_queue_duration_seconds', help: 'Time a request waited before its first batch was dispatched', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registry: r });
     this.computeDuration = new BoundHistogram({ name: 'isomodel_compute_duration_seconds', help: 'Worker time per batch (dispatch to answer)', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registry: r });
     this.batchSize = new BoundHistogram({ name: 'isomodel_batch_size', help: 'Items per worker batch', labelNames: ['model', 'version'], buckets: BATCH_BUCKETS, registry: r });
+    this.workerLogDropped = new BoundCounter({ name: 'isomodel_worker_log_dropped_total', help: 'Worker stderr lines left out of the gateway log over the per-replica rate (worker_log)', labelNames: ['model'], registry: r });
+    this.workerLogTruncated = new BoundCounter({ name: 'isomodel_worker_log_truncated_total', help: 'Worker stderr lines cut to worker_log.max_line_chars', labelNames: ['model'], registry: r });
     this.restarts = new Counter({ name: 'isomodel_worker_restarts_total', help: 'Unexpected worker exits followed by a restart', labelNames: ['model', 'version', 'reason'], registers: [r] });
     this.authFailures = new Counter({ name: 'isomodel_auth_failures_total', help: 'Requests refused for a missing or unknown API key', labelNames: ['reason'], registers: [r] });
     this.authThrottled = new Counter({ name: 'isomodel_auth_throttled_total', help: 'Requests refused with 429 because their address failed authentication too often', registers: [r] });
@@ -167,6 +171,11 @@ export class GatewayMetrics {
       },
       restart: (reason) => this.restarts.inc({ model, version, reason: reason.replace(/\s*\(.*$/, '') }),
     };
+  }
+
+  /** Drop and truncation counters for one model's replicas (drivers' stderr readers). */
+  workerLog(model: string): { onDropped: (n: number) => void; onTruncated: (n: number) => void } {
+    return { onDropped: this.workerLogDropped.bind({ model }), onTruncated: this.workerLogTruncated.bind({ model }) };
   }
 
   async exposition(): Promise<{ contentType: string; body: string }> {

@@ -91,6 +91,6 @@ export function parseSequenceType(v: unknown): SequenceType | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw new IsoError('INVALID_REQUEST', 'sequence_type must be a string');
   const t = (['DNA', 'RNA', 'protein'] as const).find((x) => x.toLowerCase() === v.toLowerCase());
-  if (!t) throw new IsoError('INVALID_REQUEST', `unknown sequence_type "${v}"; use DNA, RNA or protein`);
+  if (!t) throw new IsoError('INVALID_REQUEST', `unknown sequence_type "${v.slice(0, 40)}"; use DNA, RNA or protein`);
   return t;
 }

@@ -4,6 +4,7 @@
 // worker's exit does to whatever is waiting. Drivers own the transport and the process.
 import type { Logger } from 'pino';
 import { IsoError, fromWorkerError } from '../errors.js';
+import { WorkerLogLimiter, type WorkerLogOptions } from './log-limiter.js';
 import { parseWorkerLine, type GatewayMessage, type ItemOutput, type WorkerMessage } from './protocol.js';
 import type { ExitInfo, PredictCall, WorkerState } from './types.js';
 
@@ -192,6 +193,7 @@ export class WorkerSession {
 export abstract class SessionWorker {
   protected readonly session: WorkerSession;
   private readonly exitCbs: ((i: ExitInfo) => void)[] = [];
+  private logReader: WorkerLogLimiter | undefined;
 
   constructor(
     readonly id: string,
@@ -236,5 +238,34 @@ export abstract class SessionWorker {
 
   recentLog(): string[] {
     return [...this.session.log];
+  }
+
+  /**
+   * A reader for the worker's stderr (or log stream): every line, cut to the limit, joins the
+   * kept tail; lines within the replica's rate go to the gateway's log, the others are counted
+   * and reported once per interval (log-limiter.ts).
+   */
+  protected workerLogReader(opts: WorkerLogOptions = {}): WorkerLogLimiter {
+    const limiter: WorkerLogLimiter = (this.logReader = new WorkerLogLimiter(
+      {
+        line: (line, logged) => {
+          this.session.pushLog(line);
+          if (logged) this.logger.info({ worker_log: line }, 'worker log');
+        },
+        report: (dropped, seconds) =>
+          this.logger.warn(
+            { worker_log_dropped: dropped, seconds },
+            `worker log: dropped ${dropped} lines in the last ${seconds}s (over ${limiter.limits.lines_per_second} lines/s, burst ${limiter.limits.burst})`,
+          ),
+      },
+      opts,
+    ));
+    return limiter;
+  }
+
+  /** What the stderr reader let through, dropped and cut so far, and holds now (characters). */
+  logStats(): { logged: number; dropped: number; truncated: number; pending_chars: number } | undefined {
+    const r = this.logReader;
+    return r && { logged: r.logged, dropped: r.dropped, truncated: r.truncated, pending_chars: r.pendingChars };
   }
 }

@@ -15,6 +15,7 @@ import { ALPHABETS, detectSequenceType, normaliseSequence, parseSequenceType, va
 import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protocol.js';
 import { describeZod } from '../../validation/zod-message.js';
 import { admin, PREDICT, PUBLIC } from '../../security/route-scope.js';
+import { checkBatchSize } from '../batch-limit.js';
 
 export const AGENT_PREFIX = '/agent';
 
@@ -112,7 +113,8 @@ function readinessRank(c: Candidate): number {
  */
 export function agentPriority(metadata: Record<string, unknown>, task: string): number {
   const p = metadata.agent_priority;
-  const v = typeof p === 'object' && p !== null && !Array.isArray(p) ? (p as Record<string, unknown>)[task] : p;
+  // Own entries only: a task named "constructor" must not read Object.prototype's.
+  const v = typeof p === 'object' && p !== null && !Array.isArray(p) ? (Object.hasOwn(p, task) ? (p as Record<string, unknown>)[task] : undefined) : p;
   return typeof v === 'number' && Number.isFinite(v) ? v : 0;
 }
 
@@ -309,6 +311,7 @@ export function registerAgentRoutes(app: FastifyInstance, gw: Gateway): void {
       if (raw.sequences === undefined || raw.sequences === null) throw new IsoError('INVALID_REQUEST', 'sequences is required: a non-empty array of sequence strings');
       if (!Array.isArray(raw.sequences)) throw new IsoError('INVALID_REQUEST', 'sequences must be an array of sequence strings');
       if (raw.sequences.length === 0) throw new IsoError('INVALID_REQUEST', 'sequences must hold at least one sequence');
+      checkBatchSize(raw.sequences.length, gw.config.max_batch_sequences);
       const taskType = requireTaskType(gw, raw.task_type);
       const parsed = analyzeBody.safeParse(raw);
       if (!parsed.success) throw new IsoError('INVALID_REQUEST', describeZod(parsed.error));

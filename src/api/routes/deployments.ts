@@ -15,6 +15,7 @@ import type { VersionOverrides } from '../../scheduler/registry.js';
 import { canaryWeights } from '../../scheduler/traffic.js';
 import { parseModelId } from '../../scheduler/versions.js';
 import { isItemError, type ItemOutput } from '../../worker/protocol.js';
+import { checkBatchSize } from '../batch-limit.js';
 import { okEnvelope } from '../envelope.js';
 import { parsePrediction, type ParsedPrediction } from '../predict-request.js';
 import { stickyKey } from '../sticky.js';
@@ -226,10 +227,10 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
     const { name } = parseModelId(req.params.id);
     let dep: ModelDeployment | undefined;
     try {
+      // Counted before the requests are parsed.
+      const listed = (req.body as { requests?: unknown } | null)?.requests;
+      if (Array.isArray(listed)) checkBatchSize(listed.length, gw.config.max_batch_sequences, 'requests per batch');
       const b = parse(batchBody, req.body);
-      if (b.requests.length > gw.config.max_batch_sequences) {
-        throw new IsoError('INVALID_REQUEST', `at most ${gw.config.max_batch_sequences} requests per batch (got ${b.requests.length})`, { max: gw.config.max_batch_sequences });
-      }
       // One version for the whole batch, so its results are comparable.
       const d = gw.registry.serving(req.params.id, stickyKey(req, b.sticky_key));
       dep = d;

@@ -33,8 +33,13 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
   // Also under /api/v1/health, where the model service spec puts them.
   for (const prefix of ['', '/api/v1']) registerProbes(app, gw, prefix);
   const basic = async (req: FastifyRequest) => {
-    const healthy = gw.started && gw.requiredModels().every((n) => gw.registry.deployment(n)?.healthy());
-    return okEnvelope(req, { status: healthy ? 'healthy' : 'degraded', uptime: uptimeS(gw), models: gw.registry.names().length }, healthy ? 'service is healthy' : 'service is degraded');
+    const storage = gw.store.storage.check();
+    const healthy = gw.started && gw.requiredModels().every((n) => gw.registry.deployment(n)?.healthy()) && storage.status === 'ok';
+    return okEnvelope(
+      req,
+      { status: healthy ? 'healthy' : 'degraded', uptime: uptimeS(gw), models: gw.registry.names().length, storage: storage.status },
+      healthy ? 'service is healthy' : storage.status === 'ok' ? 'service is degraded' : `service is degraded: ${storage.reason}`,
+    );
   };
   app.get('/api/v1/health', PUBLIC, basic);
   app.get('/api/v1/health/', PUBLIC, basic);
@@ -61,13 +66,19 @@ function registerProbes(app: FastifyInstance, gw: Gateway, prefix: string): void
     return okEnvelope(req, { status: 'ready', models: required }, 'ready');
   });
 
+  // Readiness leaves storage out on purpose: predictions keep working while the state dir is full.
   app.get(`${prefix}/health/detailed`, PREDICT, async (req) => {
     const models = gw.registry.names().map((n) => modelHealth(gw, n));
-    const allHealthy = gw.requiredModels().every((n) => gw.registry.deployment(n)?.healthy());
+    const notHealthy = gw.requiredModels().filter((n) => !gw.registry.deployment(n)?.healthy());
+    // Probed at most every few seconds (storage-fault.ts): a full disk shows here before a write fails.
+    const storage = gw.store.storage.check();
+    const reasons = [...(notHealthy.length ? [`not healthy: ${notHealthy.join(', ')}`] : []), ...(storage.reason ? [`storage unavailable: ${storage.reason}`] : [])];
     return okEnvelope(
       req,
       {
-        status: allHealthy ? 'healthy' : 'degraded',
+        status: reasons.length ? 'degraded' : 'healthy',
+        reasons,
+        storage,
         uptime: uptimeS(gw),
         started: gw.started,
         default_model: gw.defaultModel() ?? null,
@@ -77,7 +88,7 @@ function registerProbes(app: FastifyInstance, gw: Gateway, prefix: string): void
         models,
         invalid_packages: gw.registry.invalidPackages(),
       },
-      'detailed health',
+      reasons.length ? `detailed health: degraded (${reasons.join('; ')})` : 'detailed health',
     );
   });
 }

@@ -13,6 +13,7 @@ import { PACKAGE_ROOT } from '../../paths.js';
 import type { ModelStatus } from '../../scheduler/registry.js';
 import { parseSequenceType, validateSequence } from '../../validation/sequence.js';
 import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protocol.js';
+import { batchTooLarge } from '../batch-limit.js';
 import { toIsoError } from '../envelope.js';
 import { resolveTask } from '../predict-request.js';
 import { asIsoError, recordRequest, runChunked } from './agent.js';
@@ -85,7 +86,8 @@ export function outputsToTensors(outputs: ItemOutput[]): OutputTensor[] {
       }
     }
   }
-  return names.map((k) => tensorFor(k, outputs.map((o) => o[k] ?? null)));
+  // Own fields only: an item without a field named "constructor" or "__proto__" has null there, not Object.prototype's.
+  return names.map((k) => tensorFor(k, outputs.map((o) => (Object.hasOwn(o, k) ? (o[k] ?? null) : null))));
 }
 
 /** What a task's output tensors look like, from the output example in its manifest. */
@@ -170,11 +172,21 @@ function bad(message: string): IsoError {
   return new IsoError('INVALID_REQUEST', message);
 }
 
-function flatten(data: unknown): unknown[] {
-  return Array.isArray(data) ? data.flatMap((d) => flatten(d)) : [data];
+/** The leaves of nested lists, or null as soon as there are more than `max`. */
+function flattenAtMost(data: unknown, max: number): unknown[] | null {
+  const out: unknown[] = [];
+  const walk = (d: unknown): boolean => {
+    if (!Array.isArray(d)) {
+      out.push(d);
+      return out.length <= max;
+    }
+    for (const x of d) if (!walk(x)) return false;
+    return true;
+  };
+  return walk(data) ? out : null;
 }
 
-function parseInfer(m: Manifest, body: unknown): ParsedInfer {
+function parseInfer(m: Manifest, body: unknown, maxBatch: number): ParsedInfer {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('request body must be a JSON inference request object');
   const b = body as Record<string, unknown>;
   if (b.id !== undefined && typeof b.id !== 'string') throw bad('id must be a string');
@@ -200,11 +212,17 @@ function parseInfer(m: Manifest, body: unknown): ParsedInfer {
   if (ip && typeof ip === 'object' && 'binary_data_size' in ip) throw bad('binary tensor data is not supported; send the sequences as JSON strings');
   const shape = input.shape;
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && (d as number) >= 0)) throw bad('input shape must be a list of non-negative integers');
-  if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1))) throw bad(`input shape must be [n] or [n, 1] (got [${shape.join(', ')}])`);
-  if (!Array.isArray(input.data)) throw bad('input data must be a list of strings');
-  const data = flatten(input.data);
+  const shown = `[${shape.slice(0, 8).join(', ')}${shape.length > 8 ? ', …' : ''}]`;
+  if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1))) throw bad(`input shape must be [n] or [n, 1] (got ${shown})`);
+  // The one input tensor is every element of the request: its shape's product ([n] or [n, 1])
+  // and its data are held to max_batch_sequences, as the other surfaces' sequence lists, before
+  // the data is read (260,000 items went through before).
   const n = shape[0] as number;
-  if (data.length !== n) throw bad(`input shape [${shape.join(', ')}] holds ${n} elements but data has ${data.length}`);
+  if (n > maxBatch) throw batchTooLarge(n, maxBatch);
+  if (!Array.isArray(input.data)) throw bad('input data must be a list of strings');
+  const data = flattenAtMost(input.data, maxBatch);
+  if (!data) throw batchTooLarge(`more than ${maxBatch}`, maxBatch);
+  if (data.length !== n) throw bad(`input shape ${shown} holds ${n} elements but data has ${data.length}`);
   if (n === 0) throw bad('input holds no sequence');
 
   const rule = { types: task.sequence_types, maxLength: task.max_length, minLength: task.min_length };
@@ -278,7 +296,7 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
           const id = modelIdOf(gw, req.params.name, req.params.version);
           model = req.params.name;
           const dep = gw.registry.serving(id, stickyKey(req));
-          const parsed = parseInfer(dep.pkg.manifest, req.body);
+          const parsed = parseInfer(dep.pkg.manifest, req.body, gw.config.max_batch_sequences);
           task = parsed.task.name;
           sequences = parsed.items.length;
           const outputs = await runChunked(gw, reply, dep, parsed.task.name, parsed.items);

@@ -15,6 +15,7 @@ import type { TaskSpec } from '../../manifest/schema.js';
 import type { ModelDeployment, SubmitOptions } from '../../scheduler/deployment.js';
 import { validateSequence } from '../../validation/sequence.js';
 import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protocol.js';
+import { batchTooLarge } from '../batch-limit.js';
 import { toIsoError } from '../envelope.js';
 import { resolveTask } from '../predict-request.js';
 import { EventStream } from '../sse.js';
@@ -174,9 +175,7 @@ async function embeddings(gw: Gateway, req: FastifyRequest, reply: FastifyReply)
     const many = Array.isArray(b.input);
     const inputs: unknown[] = many ? (b.input as unknown[]) : [b.input];
     if (inputs.length === 0) throw withParam(new IsoError('INVALID_REQUEST', 'input must hold at least one sequence'), 'input');
-    if (inputs.length > gw.config.max_batch_sequences) {
-      throw withParam(new IsoError('INVALID_REQUEST', `at most ${gw.config.max_batch_sequences} inputs per request (got ${inputs.length})`, { max: gw.config.max_batch_sequences }), 'input');
-    }
+    if (inputs.length > gw.config.max_batch_sequences) throw withParam(batchTooLarge(inputs.length, gw.config.max_batch_sequences, 'inputs per request'), 'input');
     const rule = { types: task.sequence_types, maxLength: task.max_length, minLength: task.min_length };
     const options = b.dimensions === undefined ? {} : { embedding_dimension: b.dimensions };
     const items: WorkItem[] = inputs.map((raw, i) => {
