@@ -11,8 +11,11 @@ import {
   parseDelimited,
   parseExchangeObject,
   parseInput,
+  recordParser,
   sniffFormat,
   toCsv,
+  type InputFormat,
+  type InputRecord,
   type OutputRecord,
 } from '../src/jobs/formats.js';
 
@@ -114,6 +117,96 @@ describe('job input formats', () => {
     assert.equal(sniffFormat('id,sequence\n1,AC'), 'csv');
     assert.equal(sniffFormat('sequence\tid\nAC\t1'), 'tsv');
     assert.equal(sniffFormat('ACGT\nGGCC'), 'text');
+  });
+});
+
+/** Feeds `text` to an incremental parser in pieces of `size` characters. */
+function inPieces(text: string, format: InputFormat, size: number, label = 'input'): InputRecord[] {
+  const p = recordParser(format, label);
+  const out: InputRecord[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(...p.push(text.slice(i, i + size)));
+  out.push(...p.end());
+  return out;
+}
+
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return 'no error';
+}
+
+describe('job input formats, read piece by piece (uploads are parsed as they are read back)', () => {
+  const samples: [InputFormat, string][] = [
+    ['fasta', '\uFEFF>seqA some description\r\nACGT\r\nAC \n;comment\n\n>seqB\nGG\n>empty\n>seqC\nTT'],
+    ['text', '# comment\r\nACGT\n\n  GGCC  \nTT'],
+    ['text', '\n\n>fa one\nAC\nGT\n'],
+    ['csv', 'ID,Sequence,organism,parameters,parameters.window\r\nr1,ACGT,human,"{""method"":""sharp_li""}",5\r\n"r,2","AC\nGT",,,\n"q""uoted",AC""x,,,\r\n'],
+    ['tsv', 'seq\tid\tparam.k\nAC\tone\t{"a":[1,2]}\r\nGT\ttwo\t\n'],
+    ['jsonl', '{"input":{"sequence":"AC"},"metadata":{"request_id":"x"}}\r\n\n{"id":"y","sequence":"GG","parameters":{"k":"a\\"b"}}\n"TTT"\n{"input":{"sequences":["A","C"]}}'],
+    ['json', ' [ {"input":{"sequence":"A[C,"}} , {"input":{"sequences":["G}G",{"id":"own","sequence":"T\\"]"}]},"metadata":{"request_id":"m"}}, "AC" ] \n'],
+    ['json', '{"task":"t","input":{"sequences":["AC","GT"]},"metadata":{"request_id":"r"}}'],
+    ['json', '[]'],
+  ];
+
+  it('gives the same records whatever the pieces the text arrives in', () => {
+    for (const [format, text] of samples) {
+      const whole = parseInput(text, format);
+      assert.ok(whole.length > 0 || text === '[]', `${format}: the sample has records`);
+      for (let size = 1; size <= text.length; size++) assert.deepEqual(inPieces(text, format, size), whole, `${format} in pieces of ${size}`);
+    }
+  });
+
+  it('reports the same error with its line whatever the pieces', () => {
+    const bad: [InputFormat, string, RegExp][] = [
+      ['jsonl', '{"sequence":"A"}\r\n\n{nope\n', /^in line 3: not valid JSON/],
+      ['fasta', '\n\nACGT\n>x\nAC', /^in line 3: FASTA data before the first ">" header/],
+      ['csv', 'id,sequence\n1,"AC', /^in: unterminated quoted field/],
+      ['csv', 'id,name\n1,2', /^in: the header row needs a "sequence" column/],
+      ['csv', 'sequence,parameters\nAC,[1]\n', /^in row 2: parameters must be a JSON object/],
+      ['json', '[{"sequence":"A"},{nope}]', /^in\[1\]: not valid JSON/],
+      ['json', '[{"sequence":"A"},]', /^in\[1\]: not valid JSON \(an empty element\)/],
+      ['json', '[{"sequence":"A"}', /^in: not valid JSON \(the array is not closed\)/],
+      ['json', '[{"sequence":"A"}] x', /^in: not valid JSON \(text after the closing "\]"\)/],
+      ['json', '   ', /^in: not valid JSON/],
+    ];
+    for (const [format, text, re] of bad) {
+      assert.match(errorOf(() => parseInput(text, format, 'in')), re, `${format} whole: ${text}`);
+      for (let size = 1; size <= text.length; size++) assert.match(errorOf(() => inPieces(text, format, size, 'in')), re, `${format} in pieces of ${size}: ${text}`);
+    }
+  });
+
+  it('reads one very long line in linear time (a chromosome on one line)', () => {
+    const seq = 'ACGT'.repeat(2_000_000);
+    const text = `>chr1\n${seq}\n`;
+    const recs = inPieces(text, 'fasta', 64 * 1024);
+    assert.equal(recs.length, 1);
+    assert.equal(recs[0]!.sequence, seq);
+  });
+
+  it('keeps request-controlled names as plain keys: no prototype reached or changed', () => {
+    const [rec] = parseInput('sequence,parameters.__proto__,parameters.constructor\nAC,{"polluted":1},7\n', 'csv');
+    const params = rec!.parameters!;
+    assert.equal(Object.getPrototypeOf(params), Object.prototype);
+    assert.deepEqual(Object.keys(params), ['__proto__', 'constructor']);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(params, '__proto__')!.value, { polluted: 1 });
+    assert.equal(params.constructor, 7);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.equal(formatFromFileName('x.constructor'), undefined);
+    assert.equal(formatFromFileName('x.__proto__'), undefined);
+    // CSV output: step or output fields named like Object.prototype members are columns like any other.
+    const r: OutputRecord = { task: 't', status: 'success', output: JSON.parse('{"constructor":{"v":1},"toString":2,"__proto__":3}'), metadata: meta(0) };
+    const rows = parseDelimited(toCsv([r]), ',');
+    assert.deepEqual(rows[0]!.slice(-3), ['constructor', 'toString', '__proto__']);
+    assert.deepEqual(rows[1]!.slice(-3), ['{"v":1}', '2', '3']);
+  });
+
+  it('sniffs the start of a long input without trusting its cut last line', () => {
+    assert.equal(sniffFormat('{"sequence":"A"}\n{"sequence":"C"}\n{"sequ', true), 'jsonl');
+    assert.equal(sniffFormat('{"sequence":"A"}\n{"sequ', false), 'json');
+    assert.equal(sniffFormat('\uFEFF>a\nAC'), 'fasta');
   });
 });
 
