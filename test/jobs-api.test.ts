@@ -142,6 +142,20 @@ describe('job API', () => {
       assert.equal(r.body.success, false);
       assert.match(r.body.message, msg);
     }
+    // JSON that is not one object with each key once.
+    const text: [string, RegExp][] = [
+      ['{"model":"revcomp","model":"gc-scanner","sequences":["AC"]}', /"model" is given twice/],
+      ['{"model":"revcomp","sequences":["AC"]} []', /text after the closing "}"/],
+      ['[{"model":"revcomp","sequences":["AC"]}]', /a job submission is a JSON object/],
+      ['{"model":"revcomp","sequences":["AC",{oops}]}', /sequences\[1\]: not valid JSON/],
+      ['{"model":"revcomp","sequences":["AC"],"__proto__":{"x":1}}', /Unrecognized key/],
+    ];
+    for (const [body, msg] of text) {
+      const r = await h.post('/v1/jobs', body);
+      assert.equal(r.status, 400, `${body}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.error.code, 'INVALID_REQUEST');
+      assert.match(r.body.message, msg);
+    }
     const raw = await h.post('/v1/jobs', '>a\nAC\n', { 'content-type': 'text/x-fasta' });
     assert.equal(raw.status, 400);
     assert.match(raw.body.message, /names the model and task in the query string/);
@@ -289,6 +303,27 @@ describe('job API', () => {
     assert.match(bad.body.message, /steps\.0\.name: "__proto__" is reserved/);
   });
 
+  /**
+   * Sends predictions one after the other until `upload` is answered; counts those answered
+   * while a submission had some, not all, of its `total` records stored.
+   */
+  async function predictWhile(upload: Promise<unknown>, total: number): Promise<{ before: number; whileStoring: number }> {
+    const receiving = h.gw.store.db.prepare(`SELECT total FROM jobs WHERE status = 'receiving'`);
+    let answered = false;
+    void upload.finally(() => (answered = true));
+    let before = 0;
+    let whileStoring = 0;
+    while (!answered) {
+      const p = await request<any>(`${h.url}/models/revcomp/predict`, 'POST', { sequence: 'ACGTAC' });
+      assert.equal(p.status, 200, JSON.stringify(p.body));
+      assert.equal(p.body.data.reverse_complement, 'GTACGT');
+      if (answered) break;
+      before++;
+      if ((receiving.all() as { total: number }[]).some((j) => j.total > 0 && j.total < total)) whileStoring++;
+    }
+    return { before, whileStoring };
+  }
+
   it('streams a large FASTA upload to disk and stores it piece by piece: other clients are answered meanwhile', async (t) => {
     // ~24 MB, 200,000 records. Before, the body was parsed and stored in one synchronous block:
     // nothing else was answered until the upload's own answer.
@@ -297,31 +332,39 @@ describe('job API', () => {
     for (let i = 0; i < n; i++) parts.push(`>r${i} sample record ${i}\n${'ACGTTGCA'.repeat(12)}\n${'GATTACA'.slice(0, 1 + (i % 7))}\n`);
     const body = parts.join('');
     assert.ok(body.length > 20e6, `${body.length} bytes`);
-    const receiving = h.gw.store.db.prepare(`SELECT total FROM jobs WHERE status = 'receiving'`);
-    let uploadAnswered = false;
-    const upload = h.post('/v1/jobs?model=revcomp&name=big', body, { 'content-type': 'text/x-fasta' }).finally(() => (uploadAnswered = true));
-    let answeredBefore = 0;
-    let answeredWhileStoring = 0;
-    while (!uploadAnswered) {
-      const p = await request<any>(`${h.url}/models/revcomp/predict`, 'POST', { sequence: 'ACGTAC' });
-      assert.equal(p.status, 200, JSON.stringify(p.body));
-      assert.equal(p.body.data.reverse_complement, 'GTACGT');
-      if (uploadAnswered) break;
-      answeredBefore++;
-      // Answered while the submission had some of its records stored, not all.
-      if ((receiving.all() as { total: number }[]).some((j) => j.total > 0 && j.total < n)) answeredWhileStoring++;
-    }
+    const upload = h.post('/v1/jobs?model=revcomp&name=big', body, { 'content-type': 'text/x-fasta' });
+    const during = await predictWhile(upload, n);
     const res = await upload;
     assert.equal(res.status, 202, JSON.stringify(res.body));
     assert.equal(res.body.data.total, n);
-    assert.ok(answeredWhileStoring >= 3, `${answeredWhileStoring} predictions answered while the upload's records were being stored (${answeredBefore} before its answer)`);
-    t.diagnostic(`${answeredBefore} predictions answered during the upload, ${answeredWhileStoring} of them while its records were being stored`);
+    assert.ok(during.whileStoring >= 3, `${during.whileStoring} predictions answered while the upload's records were being stored (${during.before} before its answer)`);
+    t.diagnostic(`${during.before} predictions answered during the upload, ${during.whileStoring} of them while its records were being stored`);
     const id = res.body.data.id;
     const input = (idx: number) => JSON.parse((h.gw.store.db.prepare('SELECT input FROM job_items WHERE job_id = ? AND idx = ?').get(id, idx) as { input: string }).input);
     assert.deepEqual(input(0), { id: 'r0', sequence: 'ACGTTGCA'.repeat(12) + 'G' });
     assert.deepEqual(input(n - 1), { id: `r${n - 1}`, sequence: 'ACGTTGCA'.repeat(12) + 'GATTACA'.slice(0, 1 + ((n - 1) % 7)) });
     assert.deepEqual(readdirSync(join(h.stateDir, 'uploads')), [], 'the upload file is gone once stored');
     assert.equal((await h.post(`/v1/jobs/${id}/cancel`)).status, 200);
+  });
+
+  it('reads a large JSON submission piece by piece too (its list entry by entry), with its Idempotency-Key hash', async (t) => {
+    const n = 100_000;
+    const sequences = Array.from({ length: n }, (_, i) => ({ id: `j${i}`, sequence: 'ACGTTGCA'.repeat(8) + 'ACG'.slice(0, i % 3) }));
+    // The list first, the model last: the members are read before any record is stored.
+    const body = JSON.stringify({ sequences, options: { chunk_size: 7 }, model: 'revcomp' });
+    const key = { 'idempotency-key': 'big-json' };
+    const upload = h.post('/v1/jobs', body, key);
+    const during = await predictWhile(upload, n);
+    const res = await upload;
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    assert.equal(res.body.data.total, n);
+    assert.ok(during.whileStoring >= 3, `${during.whileStoring} predictions answered while its records were being stored (${during.before} before its answer)`);
+    t.diagnostic(`${during.before} predictions answered during the JSON submission, ${during.whileStoring} of them while its records were being stored`);
+    // The same content, keys in another order: the same request.
+    const again = await h.post('/v1/jobs', JSON.stringify({ model: 'revcomp', options: { chunk_size: 7 }, sequences }), key);
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.data.id, res.body.data.id);
+    assert.equal((await h.post(`/v1/jobs/${res.body.data.id}/cancel`)).status, 200);
   });
 
   it('a sequence that crashes its worker fails only its own record; the job goes on', async () => {

@@ -102,7 +102,7 @@ export function parseExchangeObject(obj: unknown, fallbackId: string, where: str
   return { records: [{ ...base, id: requestId, sequence: input.sequence }], multi: false, requestId, task };
 }
 
-function parseJsonText(text: string, where: string): unknown {
+export function parseJsonText(text: string, where: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {

@@ -13,7 +13,8 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
-import { InputFormatError, parseExchangeObject, recordParser, sniffFormat, type InputFormat, type InputRecord } from './input.js';
+import { InputFormatError, parseExchangeObject, parseJsonText, pushAll, recordParser, sniffFormat, type InputFormat, type InputRecord } from './input.js';
+import { canonical, JsonObjectScanner } from './json-body.js';
 import { jobRunnerFor, MAX_JOB_RECORDS, type JobCaller, type JobRunner, type JobSettings, type JobSpec } from './runner.js';
 import type { JobRow } from './store.js';
 
@@ -44,6 +45,16 @@ export interface Slot {
   records: number;
   release(): void;
 }
+
+/** A JSON submission's members, read from its upload; its list (`sequences` / `inputs`) stays on disk. */
+export interface JsonScan {
+  members: Map<string, unknown>;
+  /** The member whose array is read entry by entry from the upload, if any. */
+  list: string | null;
+}
+
+/** The members of a JSON submission whose arrays are read entry by entry. */
+const LIST_MEMBERS: ReadonlySet<string> = new Set(['sequences', 'inputs']);
 
 /** An upload on disk, deleted by dispose(). */
 export interface Upload {
@@ -179,7 +190,7 @@ export class JobIntake {
    * Over max_upload_bytes it stops writing, deletes the file and throws PAYLOAD_TOO_LARGE; the
    * rest of the body is read and dropped so the client can read the answer.
    */
-  receive(body: Readable, hash: Hash): Promise<Upload> {
+  receive(body: Readable, hash?: Hash): Promise<Upload> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const path = join(this.dir, `${randomUUID()}.upload`);
     const dispose = (): Promise<void> => rm(path, { force: true });
@@ -204,7 +215,7 @@ export class JobIntake {
       const onData = (chunk: Buffer): void => {
         bytes += chunk.length;
         if (bytes > this.limits.maxUploadBytes) return fail(this.tooLarge());
-        hash.update(chunk);
+        hash?.update(chunk);
         if (!out.write(chunk)) {
           body.pause();
           out.once('drain', () => body.resume());
@@ -260,6 +271,19 @@ export class JobIntake {
     });
   }
 
+  /** An upload's text, a piece at a time, with a turn of the event loop after each. */
+  private async *read(upload: Upload): AsyncGenerator<string> {
+    const stream = createReadStream(upload.path, { encoding: 'utf8', highWaterMark: READ_CHUNK });
+    try {
+      for await (const text of stream as AsyncIterable<string>) {
+        yield text;
+        await yieldToLoop();
+      }
+    } finally {
+      stream.destroy();
+    }
+  }
+
   /** The records of an upload, read back and parsed piece by piece, in batches. */
   async *fileRecords(upload: Upload, format: InputFormat | undefined, label: string): AsyncGenerator<InputRecord[]> {
     let fmt = format;
@@ -274,14 +298,85 @@ export class JobIntake {
       }
     }
     const parser = recordParser(fmt, label);
-    const stream = createReadStream(upload.path, { encoding: 'utf8', highWaterMark: READ_CHUNK });
     try {
-      for await (const text of stream as AsyncIterable<string>) yield* slices(parser.push(text));
+      for await (const text of this.read(upload)) yield* slices(parser.push(text));
       yield* slices(parser.end());
     } catch (e) {
       throw invalid(e);
-    } finally {
-      stream.destroy();
+    }
+  }
+
+  /** A JSON submission's members (its list left on disk): 400 for text that is not one JSON object. */
+  async scanJson(upload: Upload): Promise<JsonScan> {
+    const members = new Map<string, unknown>();
+    const scanner = new JsonObjectScanner(LIST_MEMBERS, { member: (key, text) => members.set(key, parseJsonText(text, key)), entry: () => undefined });
+    try {
+      for await (const text of this.read(upload)) scanner.push(text);
+      scanner.end();
+    } catch (e) {
+      throw invalid(e);
+    }
+    const list = [...LIST_MEMBERS].find((k) => scanner.keys().has(k) && !members.has(k)) ?? null;
+    return { members, list };
+  }
+
+  /**
+   * The hash of a JSON submission: `hash` (content type, query) then its canonical text (keys
+   * sorted at every level, as before this was streamed), the list hashed entry by entry.
+   */
+  async hashJson(upload: Upload, scan: JsonScan, hash: Hash): Promise<string> {
+    const keys = [...scan.members.keys(), ...(scan.list ? [scan.list] : [])].sort();
+    hash.update('{');
+    for (const [i, key] of keys.entries()) {
+      hash.update(`${i ? ',' : ''}${JSON.stringify(key)}:`);
+      if (key !== scan.list) {
+        hash.update(canonical(scan.members.get(key)));
+        continue;
+      }
+      hash.update('[');
+      const scanner = new JsonObjectScanner(new Set([key]), {
+        member: () => undefined,
+        entry: (_k, text, index) => hash.update(`${index ? ',' : ''}${canonical(parseJsonText(text, `${key}[${index}]`))}`),
+      });
+      try {
+        for await (const text of this.read(upload)) scanner.push(text);
+        scanner.end();
+      } catch (e) {
+        throw invalid(e);
+      }
+      hash.update(']');
+    }
+    hash.update('}');
+    return hash.digest('hex');
+  }
+
+  /** The records of a JSON submission's list (`sequences` or `inputs`), read entry by entry from its upload. */
+  async *jsonListRecords(upload: Upload, key: string): AsyncGenerator<InputRecord[]> {
+    let out: InputRecord[] = [];
+    let count = 0;
+    const scanner = new JsonObjectScanner(new Set([key]), {
+      member: () => undefined,
+      entry: (_k, text, index) => {
+        const where = `${key}[${index}]`;
+        const recs = parseExchangeObject(parseJsonText(text, where), `seq${count + 1}`, where).records;
+        count += recs.length;
+        pushAll(out, recs);
+      },
+    });
+    const take = (): InputRecord[] => {
+      const o = out;
+      out = [];
+      return o;
+    };
+    try {
+      for await (const text of this.read(upload)) {
+        scanner.push(text);
+        yield* slices(take());
+      }
+      scanner.end();
+      yield* slices(take());
+    } catch (e) {
+      throw invalid(e);
     }
   }
 
@@ -294,27 +389,6 @@ export class JobIntake {
     } catch (e) {
       throw invalid(e);
     }
-  }
-
-  /** The records of a JSON list (`sequences` or `inputs`), in batches. */
-  *listRecords(list: readonly unknown[], field: string): Generator<InputRecord[]> {
-    let batch: InputRecord[] = [];
-    let count = 0;
-    try {
-      for (let i = 0; i < list.length; i++) {
-        for (const r of parseExchangeObject(list[i], `seq${count + 1}`, `${field}[${i}]`).records) {
-          count++;
-          batch.push(r);
-          if (batch.length >= RECORD_BATCH) {
-            yield batch;
-            batch = [];
-          }
-        }
-      }
-    } catch (e) {
-      throw invalid(e);
-    }
-    if (batch.length) yield batch;
   }
 
   /**

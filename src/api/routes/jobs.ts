@@ -16,8 +16,9 @@ import { z } from 'zod';
 import { IsoError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { okEnvelope, sendError, toIsoError } from '../envelope.js';
-import { CsvWriter, formatFromContentType, INPUT_FORMATS, type InputFormat, type InputRecord, type OutputRecord } from '../../jobs/formats.js';
+import { CsvWriter, formatFromContentType, INPUT_FORMATS, type InputFormat, type OutputRecord } from '../../jobs/formats.js';
 import { jobIntakeFor, SubmissionAborted, submissionHash, type JobIntake, type Submission } from '../../jobs/intake.js';
+import { canonical } from '../../jobs/json-body.js';
 import { jobRunnerFor, MAX_CHUNK_SIZE, MAX_WORKERS, type JobCaller, type JobRunner, type JobSettings, type JobSpec } from '../../jobs/runner.js';
 import { TERMINAL, type JobRow, type JobStatus, JOB_STATUSES } from '../../jobs/store.js';
 import { hasScope } from '../../security/keys.js';
@@ -40,7 +41,7 @@ const RAW_TYPES = [
   'application/octet-stream',
 ];
 
-/** A JSON list field: checked to be an array without zod copying a million entries. */
+/** A JSON list field (its entries are read from the upload, not here). */
 const list = z.custom<unknown[]>((v) => Array.isArray(v), 'expected an array');
 
 const jobBody = z
@@ -93,10 +94,13 @@ function callerOf(req: FastifyRequest): JobCaller {
   return { id: p.id, name: p.name, admin: hasScope(p.scopes, 'admin') };
 }
 
-/** Where a JSON submission's records come from. */
-type JsonSource = { kind: 'list'; list: unknown[]; field: string } | { kind: 'text'; text: string; format: InputFormat | undefined };
+/** Where a JSON submission's records come from: its list, read from the upload entry by entry, or its file text. */
+type JsonSource = { kind: 'list' } | { kind: 'text'; text: string; format: InputFormat | undefined };
 
-/** A JSON submission: a model or a pipeline, and sequences, inputs (exchange objects) or data (file text). */
+/**
+ * A JSON submission: a model or a pipeline, and sequences, inputs (exchange objects) or data
+ * (file text). `body` holds its members, its list (if any) as an empty placeholder.
+ */
 function fromJson(body: unknown): { spec: JobSpec; settings: JobSettings; source: JsonSource } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('request body must be a JSON object');
   const parsed = jobBody.safeParse(body);
@@ -106,7 +110,7 @@ function fromJson(body: unknown): { spec: JobSpec; settings: JobSettings; source
   if (sources.length !== 1) throw invalid('give exactly one of sequences (a list), inputs (exchange objects) or data (file text, with format)');
   const targets = (['model', 'pipeline', 'pipeline_yaml'] as const).filter((k) => b[k] !== undefined);
   if (targets.length !== 1) throw invalid('give exactly one of model, pipeline (an object) or pipeline_yaml (text)');
-  const source: JsonSource = b.data !== undefined ? { kind: 'text', text: b.data, format: b.format } : { kind: 'list', list: (b.sequences ?? b.inputs)!, field: b.sequences ? 'sequences' : 'inputs' };
+  const source: JsonSource = b.data !== undefined ? { kind: 'text', text: b.data, format: b.format } : { kind: 'list' };
   const options = jobOptions(b.options, b.organism);
   let spec: JobSpec;
   if (b.model !== undefined) spec = { kind: 'predict', model: b.model, task: b.task ?? b.task_type, options };
@@ -145,18 +149,6 @@ function fromRaw(contentType: string | undefined, query: unknown): { spec: JobSp
     settings: { name: q.name, workers: q.workers, chunkSize: q.chunk_size, priority: q.priority },
     format: q.format ?? formatFromContentType(contentType),
   };
-}
-
-/** JSON with sorted keys: equal bodies hash equally whatever their key order. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (typeof v === 'object' && v !== null) {
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
 }
 
 /** Content type (lowercase, without parameters) and query: with the body, what makes two submissions the same. */
@@ -312,24 +304,50 @@ async function submitRaw(req: FastifyRequest, reply: FastifyReply, runner: JobRu
   }
 }
 
-/** A JSON submission (parsed by Fastify within max_upload_bytes): its records stored in batches. */
-async function submitJson(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, intake: JobIntake, caller: JobCaller, key: string | undefined): Promise<unknown> {
-  const hash = hashOf(req).update(canonical(req.body)).digest('hex');
-  if (key !== undefined) {
-    // A retry of a submission already stored answers with its job without parsing it again.
-    const existing = runner.store.getByKey(caller.id, key);
-    if (existing) return replay(req, reply, runner, existing, key, hash, caller);
-  }
-  const { spec, settings, source } = fromJson(req.body);
-  runner.prepare(spec);
-  const slot = intake.reserve(caller);
+/**
+ * A JSON submission, streamed to disk like an upload, then read piece by piece: its members
+ * first (to check it), then its list entry by entry into the job. Hashed (one more read) only
+ * under an Idempotency-Key.
+ */
+async function submitJson(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, intake: JobIntake, caller: JobCaller, key: string | undefined, body: Readable): Promise<unknown> {
   const { signal, done } = disconnectSignal(reply);
   try {
-    const batches: Iterable<InputRecord[]> = source.kind === 'list' ? intake.listRecords(source.list, source.field) : intake.textRecords(source.text, source.format, 'data');
-    const { job, created } = await intake.ingest({ caller, spec, settings, idempotencyKey: key, requestHash: hash }, slot, batches, signal);
-    return created ? accepted(req, reply, runner, job, caller) : replay(req, reply, runner, job, key!, hash, caller);
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > intake.limits.maxUploadBytes) throw intake.tooLarge();
+    // A key at its quota is refused before its body is read, unless this may be a retry.
+    let slot = key !== undefined && runner.store.getByKey(caller.id, key) ? null : intake.reserve(caller);
+    try {
+      const upload = await intake.receive(body);
+      try {
+        const scan = await intake.scanJson(upload);
+        const members = Object.fromEntries(scan.members) as Record<string, unknown>;
+        if (scan.list) members[scan.list] = [];
+        const { spec, settings, source } = fromJson(members);
+        let hash: string | undefined;
+        if (key !== undefined) {
+          hash = await intake.hashJson(upload, scan, hashOf(req));
+          // A retry of a submission already stored answers with its job.
+          const existing = runner.store.getByKey(caller.id, key);
+          if (existing) return replay(req, reply, runner, existing, key, hash, caller);
+        }
+        runner.prepare(spec);
+        slot ??= intake.reserve(caller);
+        const batches = source.kind === 'list' ? intake.jsonListRecords(upload, scan.list!) : intake.textRecords(source.text, source.format, 'data');
+        const { job, created } = await intake.ingest({ caller, spec, settings, idempotencyKey: key, requestHash: hash }, slot, batches, signal);
+        return created ? accepted(req, reply, runner, job, caller) : replay(req, reply, runner, job, key!, hash!, caller);
+      } finally {
+        await upload.dispose();
+      }
+    } finally {
+      slot?.release();
+    }
+  } catch (e) {
+    if (!body.readableEnded) {
+      void reply.header('connection', 'close');
+      body.resume();
+    }
+    throw e;
   } finally {
-    slot.release();
     done();
   }
 }
@@ -342,28 +360,31 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
   app.addHook('preClose', async () => runner.stop());
 
   void app.register(async (scope) => {
-    // Raw uploads (FASTA, JSONL, CSV, TSV, text) are not parsed here: the handler streams them
-    // to disk within jobs.max_upload_bytes. Only under this plugin's route.
-    scope.removeContentTypeParser('text/plain');
-    scope.addContentTypeParser(RAW_TYPES, (_req, payload, done) => done(null, payload));
+    // Submissions (JSON, and raw FASTA, JSONL, CSV, TSV, text uploads) are not parsed here: the
+    // handler streams them to disk within jobs.max_upload_bytes and reads them back piece by
+    // piece. Only under this plugin's route.
+    scope.removeContentTypeParser(['application/json', 'text/plain']);
+    scope.addContentTypeParser(['application/json', ...RAW_TYPES], (_req, payload, done) => done(null, payload));
     scope.setErrorHandler((err, req, reply) => {
       let iso = toIsoError(err);
-      // A JSON body over the route's bodyLimit: say which limit.
-      if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') iso = intake.tooLarge();
       if (err instanceof SubmissionAborted) iso = new IsoError('CANCELLED', err.message);
       if (iso.code === 'INTERNAL_ERROR') req.log.error({ err, reqId: req.id }, 'unhandled error');
       return sendError(req, reply, iso);
     });
 
-    scope.post('/v1/jobs', { bodyLimit: intake.limits.maxUploadBytes }, async (req, reply) => {
+    scope.post('/v1/jobs', async (req, reply) => {
       const caller = callerOf(req);
       const keyHeader = req.headers['idempotency-key'];
       const key = Array.isArray(keyHeader) ? keyHeader[0] : keyHeader;
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw invalid('Idempotency-Key must be 1 to 255 printable ASCII characters');
-      if (req.body instanceof Readable) return submitRaw(req, reply, runner, intake, caller, key, req.body);
       const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      if (RAW_TYPES.includes(ct)) throw invalid('the upload is empty: the job has no sequences');
-      return submitJson(req, reply, runner, intake, caller, key);
+      const body = req.body instanceof Readable ? req.body : null;
+      if (ct === 'application/json') {
+        if (!body) throw invalid('request body must be a JSON object');
+        return submitJson(req, reply, runner, intake, caller, key, body);
+      }
+      if (!body) throw invalid('the upload is empty: the job has no sequences');
+      return submitRaw(req, reply, runner, intake, caller, key, body);
     });
   });
 
