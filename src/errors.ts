@@ -15,6 +15,8 @@ export const ERROR_STATUS = {
   HEADERS_TOO_LARGE: 431,
   RATE_LIMITED: 429,
   QUEUE_FULL: 429,
+  /** A per-key quota (queued jobs, queued job records) is used up; Retry-After when it can be told. */
+  QUOTA_EXCEEDED: 429,
   CANCELLED: 499,
   PREDICTION_FAILED: 500,
   INTERNAL_ERROR: 500,

@@ -19,11 +19,11 @@ interface Run {
   stderr: string;
 }
 
-function cli(args: string[], cwd: string): Promise<Run> {
+function cli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), ...args], {
       cwd,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ISOMODEL_URL: 'http://127.0.0.1:9' },
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ISOMODEL_URL: 'http://127.0.0.1:9', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -180,6 +180,29 @@ describe('isomodel batch / pipeline run', () => {
       const job = (await h.get(`/v1/jobs/${id}`)).body.data;
       assert.deepEqual([job.status, job.total, job.failed, job.workers, job.name], ['succeeded', 300, 1, 2, 'seqs.fasta']);
       assert.match(r.stdout, /Total:\s+300\nSuccessful:\s+299\nFailed:\s+1/);
+    });
+  });
+
+  describe('through a gateway with API keys', () => {
+    let h: Harness;
+    before(async () => {
+      h = await startGateway(['revcomp']);
+    });
+    after(async () => h.close());
+
+    it('sends ISOMODEL_API_KEY: the job belongs to that key, another key cannot see it', async () => {
+      const mine = h.gw.keys.create('cli-user', ['predict']);
+      const other = h.gw.keys.create('someone-else', ['predict']);
+      const out = join(work, 'keyed.jsonl');
+      const denied = await cli([...g, 'batch', fasta, '--model', 'revcomp', '--url', h.url, '--output', out, '-q'], work);
+      assert.equal(denied.code, 1);
+      assert.match(denied.stderr, /UNAUTHORIZED/);
+      const r = await cli([...g, 'batch', fasta, '--model', 'revcomp', '--url', h.url, '--output', out], work, { ISOMODEL_API_KEY: mine.key });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(jsonl(readFileSync(out, 'utf8')).length, seqs.length);
+      const id = /job ([0-9a-f-]{36})/.exec(r.stderr)![1]!;
+      assert.equal((await h.get(`/v1/jobs/${id}`, { authorization: `Bearer ${mine.key}` })).body.data.status, 'succeeded');
+      assert.equal((await h.get(`/v1/jobs/${id}`, { authorization: `Bearer ${other.key}` })).status, 404);
     });
   });
 });

@@ -1,6 +1,14 @@
 // The file-exchange formats: every input format to records, the exchange output shapes, CSV.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { pino } from 'pino';
+import { JobIntake, submissionHash, type Upload } from '../src/jobs/intake.js';
+import { canonical, JsonObjectScanner, MAX_JSON_DEPTH } from '../src/jobs/json-body.js';
+import type { JobRunner } from '../src/jobs/runner.js';
 import {
   aggregateRecord,
   CsvWriter,
@@ -11,8 +19,11 @@ import {
   parseDelimited,
   parseExchangeObject,
   parseInput,
+  recordParser,
   sniffFormat,
   toCsv,
+  type InputFormat,
+  type InputRecord,
   type OutputRecord,
 } from '../src/jobs/formats.js';
 
@@ -114,6 +125,176 @@ describe('job input formats', () => {
     assert.equal(sniffFormat('id,sequence\n1,AC'), 'csv');
     assert.equal(sniffFormat('sequence\tid\nAC\t1'), 'tsv');
     assert.equal(sniffFormat('ACGT\nGGCC'), 'text');
+  });
+});
+
+/** Feeds `text` to an incremental parser in pieces of `size` characters. */
+function inPieces(text: string, format: InputFormat, size: number, label = 'input'): InputRecord[] {
+  const p = recordParser(format, label);
+  const out: InputRecord[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(...p.push(text.slice(i, i + size)));
+  out.push(...p.end());
+  return out;
+}
+
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return 'no error';
+}
+
+describe('job input formats, read piece by piece (uploads are parsed as they are read back)', () => {
+  const samples: [InputFormat, string][] = [
+    ['fasta', '\uFEFF>seqA some description\r\nACGT\r\nAC \n;comment\n\n>seqB\nGG\n>empty\n>seqC\nTT'],
+    ['text', '# comment\r\nACGT\n\n  GGCC  \nTT'],
+    ['text', '\n\n>fa one\nAC\nGT\n'],
+    ['csv', 'ID,Sequence,organism,parameters,parameters.window\r\nr1,ACGT,human,"{""method"":""sharp_li""}",5\r\n"r,2","AC\nGT",,,\n"q""uoted",AC""x,,,\r\n'],
+    ['tsv', 'seq\tid\tparam.k\nAC\tone\t{"a":[1,2]}\r\nGT\ttwo\t\n'],
+    ['jsonl', '{"input":{"sequence":"AC"},"metadata":{"request_id":"x"}}\r\n\n{"id":"y","sequence":"GG","parameters":{"k":"a\\"b"}}\n"TTT"\n{"input":{"sequences":["A","C"]}}'],
+    ['json', ' [ {"input":{"sequence":"A[C,"}} , {"input":{"sequences":["G}G",{"id":"own","sequence":"T\\"]"}]},"metadata":{"request_id":"m"}}, "AC" ] \n'],
+    ['json', '{"task":"t","input":{"sequences":["AC","GT"]},"metadata":{"request_id":"r"}}'],
+    ['json', '[]'],
+  ];
+
+  it('gives the same records whatever the pieces the text arrives in', () => {
+    for (const [format, text] of samples) {
+      const whole = parseInput(text, format);
+      assert.ok(whole.length > 0 || text === '[]', `${format}: the sample has records`);
+      for (let size = 1; size <= text.length; size++) assert.deepEqual(inPieces(text, format, size), whole, `${format} in pieces of ${size}`);
+    }
+  });
+
+  it('reports the same error with its line whatever the pieces', () => {
+    const bad: [InputFormat, string, RegExp][] = [
+      ['jsonl', '{"sequence":"A"}\r\n\n{nope\n', /^in line 3: not valid JSON/],
+      ['fasta', '\n\nACGT\n>x\nAC', /^in line 3: FASTA data before the first ">" header/],
+      ['csv', 'id,sequence\n1,"AC', /^in: unterminated quoted field/],
+      ['csv', 'id,name\n1,2', /^in: the header row needs a "sequence" column/],
+      ['csv', 'sequence,parameters\nAC,[1]\n', /^in row 2: parameters must be a JSON object/],
+      ['json', '[{"sequence":"A"},{nope}]', /^in\[1\]: not valid JSON/],
+      ['json', '[{"sequence":"A"},]', /^in\[1\]: not valid JSON \(an empty element\)/],
+      ['json', '[{"sequence":"A"}', /^in: not valid JSON \(the array is not closed\)/],
+      ['json', '[{"sequence":"A"}] x', /^in: not valid JSON \(text after the closing "\]"\)/],
+      ['json', '   ', /^in: not valid JSON/],
+    ];
+    for (const [format, text, re] of bad) {
+      assert.match(errorOf(() => parseInput(text, format, 'in')), re, `${format} whole: ${text}`);
+      for (let size = 1; size <= text.length; size++) assert.match(errorOf(() => inPieces(text, format, size, 'in')), re, `${format} in pieces of ${size}: ${text}`);
+    }
+  });
+
+  it('reads one very long line in linear time (a chromosome on one line)', () => {
+    const seq = 'ACGT'.repeat(2_000_000);
+    const text = `>chr1\n${seq}\n`;
+    const recs = inPieces(text, 'fasta', 64 * 1024);
+    assert.equal(recs.length, 1);
+    assert.equal(recs[0]!.sequence, seq);
+  });
+
+  it('keeps request-controlled names as plain keys: no prototype reached or changed', () => {
+    const [rec] = parseInput('sequence,parameters.__proto__,parameters.constructor\nAC,{"polluted":1},7\n', 'csv');
+    const params = rec!.parameters!;
+    assert.equal(Object.getPrototypeOf(params), Object.prototype);
+    assert.deepEqual(Object.keys(params), ['__proto__', 'constructor']);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(params, '__proto__')!.value, { polluted: 1 });
+    assert.equal(params.constructor, 7);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.equal(formatFromFileName('x.constructor'), undefined);
+    assert.equal(formatFromFileName('x.__proto__'), undefined);
+    // CSV output: step or output fields named like Object.prototype members are columns like any other.
+    const r: OutputRecord = { task: 't', status: 'success', output: JSON.parse('{"constructor":{"v":1},"toString":2,"__proto__":3}'), metadata: meta(0) };
+    const rows = parseDelimited(toCsv([r]), ',');
+    assert.deepEqual(rows[0]!.slice(-3), ['constructor', 'toString', '__proto__']);
+    assert.deepEqual(rows[1]!.slice(-3), ['{"v":1}', '2', '3']);
+  });
+
+  it('sniffs the start of a long input without trusting its cut last line', () => {
+    assert.equal(sniffFormat('{"sequence":"A"}\n{"sequence":"C"}\n{"sequ', true), 'jsonl');
+    assert.equal(sniffFormat('{"sequence":"A"}\n{"sequ', false), 'json');
+    assert.equal(sniffFormat('\uFEFF>a\nAC'), 'fasta');
+  });
+});
+
+/** Scans a JSON object in pieces of `size`: its members parsed, its `sequences` entries parsed. */
+function scanInPieces(text: string, size: number): { members: Record<string, unknown>; entries: unknown[] } {
+  const members: Record<string, unknown> = {};
+  const entries: unknown[] = [];
+  const s = new JsonObjectScanner(new Set(['sequences', 'inputs']), {
+    member: (k, t) => (members[k] = JSON.parse(t)),
+    entry: (_k, t, i) => {
+      assert.equal(i, entries.length);
+      entries.push(JSON.parse(t));
+    },
+  });
+  for (let i = 0; i < text.length; i += size) s.push(text.slice(i, i + size));
+  s.end();
+  return { members, entries };
+}
+
+describe('JSON submissions, read piece by piece', () => {
+  const body = JSON.stringify({
+    options: { window: 4, nested: { a: [1, '},]"\\'] } },
+    sequences: ['ACGT', { id: 'x,y', sequence: 'G]C' }, { input: { sequences: ['A', 'C'] }, metadata: { request_id: '{r}' } }],
+    model: 'revcomp',
+    name: 'quote " and \\ and }',
+    chunk_size: 5,
+  });
+
+  it('splits the members and the list entries the same way whatever the pieces', () => {
+    const whole = JSON.parse(body);
+    const { sequences, ...rest } = whole;
+    for (let size = 1; size <= body.length; size++) {
+      const got = scanInPieces(body, size);
+      assert.deepEqual(got.members, rest, `pieces of ${size}`);
+      assert.deepEqual(got.entries, sequences, `pieces of ${size}`);
+    }
+    assert.deepEqual(scanInPieces('  {"sequences" : [ ] , "model":"m"}  ', 3), { members: { model: 'm' }, entries: [] });
+    assert.deepEqual(scanInPieces('{"sequences":"not a list"}', 2), { members: { sequences: 'not a list' }, entries: [] });
+  });
+
+  it('refuses what is not one JSON object, a key given twice, nesting over the limit', () => {
+    const cases: [string, RegExp][] = [
+      ['', /the body is empty/],
+      ['[{"model":"m"}]', /a job submission is a JSON object/],
+      ['{"model":"m","model":"n"}', /"model" is given twice/],
+      ['{"model":"m",}', /a key after ","/],
+      ['{"model":"m"} {}', /text after the closing "}"/],
+      ['{"model":"m"', /the object is not closed/],
+      ['{"sequences":["A",,"C"]}', /sequences\[1\] is empty/],
+      ['{"sequences":["A"}', /"}" in sequences/],
+      ['{"model" "m"}', /":" after a key/],
+      [`{"options":${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`, new RegExp(`nests deeper than ${MAX_JSON_DEPTH} levels`)],
+      [`{"sequences":[${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)}]}`, new RegExp(`nests deeper than ${MAX_JSON_DEPTH} levels`)],
+    ];
+    for (const [text, re] of cases) {
+      for (const size of [1, 3, text.length || 1]) assert.match(errorOf(() => scanInPieces(text, size)), re, `${text.slice(0, 40)} in pieces of ${size}`);
+    }
+    // At the limit itself: accepted (the object is one level, as for the gateway's JSON parser).
+    assert.doesNotThrow(() => scanInPieces(`{"options":${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)}}`, 7));
+  });
+
+  it('hashes a submission as before it was streamed: canonical JSON, whatever the key order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'isomodel-jsonhash-'));
+    try {
+      const intake = new JobIntake(null as unknown as JobRunner, dir, { maxUploadBytes: 1 << 20, maxQueuedJobs: 1, maxQueuedRecords: 1 }, pino({ level: 'silent' }));
+      const hashOf = async (text: string): Promise<string> => {
+        const path = join(dir, `${Math.random()}.json`);
+        writeFileSync(path, text);
+        const upload: Upload = { path, bytes: text.length, dispose: async () => undefined };
+        return intake.hashJson(upload, await intake.scanJson(upload), submissionHash('json', '{}'));
+      };
+      // What the route computed when the whole body was parsed first.
+      const before = createHash('sha256').update('json\0{}\0').update(canonical(JSON.parse(body))).digest('hex');
+      assert.equal(await hashOf(body), before);
+      const reordered = JSON.stringify({ chunk_size: 5, name: 'quote " and \\ and }', model: 'revcomp', sequences: JSON.parse(body).sequences, options: { nested: { a: [1, '},]"\\'] }, window: 4 } });
+      assert.equal(await hashOf(reordered), before);
+      assert.notEqual(await hashOf(body.replace('ACGT', 'ACGA')), before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -132,6 +132,41 @@ describe('pipelines', () => {
     assert.ok((r!.error!.outputs as any).opt, 'the completed steps are kept');
   });
 
+  it('keeps every step output whatever the step is called: constructor, toString; __proto__ is refused', async () => {
+    // Before, outputs lived in a plain object: a step named __proto__ set its prototype and its
+    // output vanished from the record without a word.
+    const p = {
+      name: 'names',
+      steps: [
+        { name: 'constructor', model: 'design', task: 'optimize' },
+        { name: 'toString', model: 'design', task: 'score', sequence: 'constructor.sequence', options_from: { organism: 'constructor.organism' } },
+        { name: 'hasOwnProperty', model: 'props', sequence: { from: 'constructor.protein', until_stop: true } },
+      ],
+    };
+    const [r] = await processPipelineChunk({ kind: 'pipeline', pipeline: p as never, options: {} }, [{ index: 0, input: { id: 'a', sequence: 'MKV', organism: 'yeast' } }], {
+      executor,
+      signal: new AbortController().signal,
+      maxWaitMs: 1000,
+    });
+    assert.equal(r!.status, 'success', JSON.stringify(r));
+    assert.deepEqual(Object.keys(r!.output!), ['constructor', 'toString', 'hasOwnProperty']);
+    assert.equal((r!.output!.constructor as any).organism, 'yeast');
+    assert.equal((r!.output!.toString as any).seen, 'ATGAAATAA');
+    assert.equal((r!.output!.toString as any).organism, 'yeast');
+    assert.equal((r!.output!.hasOwnProperty as any).seen, 'MKV');
+    assert.deepEqual(JSON.parse(JSON.stringify(r!.output)).toString.cai, 1);
+    for (const name of ['__proto__']) {
+      assert.throws(() => parsePipeline({ steps: [{ name, model: 'design', task: 'optimize' }] }), /invalid pipeline: steps\.0\.name: "__proto__" is reserved/);
+    }
+  });
+
+  it('reads field paths through own properties only: a path never reaches a prototype', async () => {
+    const p = { steps: [{ model: 'props', sequence: 'input.parameters.constructor' }] };
+    const [r] = await processPipelineChunk({ kind: 'pipeline', pipeline: p as never, options: {} }, [{ index: 0, input: { id: 'a', sequence: 'MKV' } }], { executor, signal: new AbortController().signal, maxWaitMs: 1000 });
+    assert.equal(r!.status, 'error');
+    assert.match(r!.error!.message, /field input\.parameters\.constructor is missing/);
+  });
+
   it('ships example pipelines that are valid against the built-in models', () => {
     const found = discoverPackages(BUILTIN_MODELS_DIR);
     const byName = new Map(found.packages.map((p) => [p.manifest.name, p.manifest]));

@@ -408,10 +408,19 @@ async function runOffline(args: BatchArgs, config: Config, inputs: InputRecord[]
   }
 }
 
+/**
+ * A gateway with API keys wants one on every job call: ISOMODEL_API_KEY (a key with the predict
+ * scope). The job belongs to that key: only it (or an admin key) can read or cancel it.
+ */
+function authHeaders(): Record<string, string> {
+  const key = process.env.ISOMODEL_API_KEY;
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
 async function http<T>(method: string, url: string, body?: unknown): Promise<Envelope<T>> {
   const res = await fetch(url, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { ...authHeaders(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(300_000),
   });
@@ -438,7 +447,7 @@ async function runOnServer(args: BatchArgs, inputs: InputRecord[], emit: (r: Out
   while (next < inputs.length) {
     if (signal.aborted) throw new Error('interrupted');
     try {
-      const res = await fetch(`${base}/v1/jobs/${id}/results?from=${next}`, { signal });
+      const res = await fetch(`${base}/v1/jobs/${id}/results?from=${next}`, { signal, headers: authHeaders() });
       if (!res.ok || !res.body) {
         const e = (await res.json().catch(() => ({}))) as Envelope;
         throw new IsoError('INTERNAL_ERROR', `${e.error?.code ?? res.status}: ${e.message ?? 'results unavailable'}`);

@@ -127,6 +127,18 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /** Batch jobs (docs/jobs.md): what one submission and one API key may hold. */
+    jobs: z
+      .object({
+        /** Largest job submission (raw upload or JSON body), in bytes; over it: 413 PAYLOAD_TOO_LARGE. */
+        max_upload_bytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+        /** Unfinished (queued or running) jobs one API key may have; over it: 429 QUOTA_EXCEEDED. */
+        max_queued_jobs_per_key: z.coerce.number().int().positive().default(32),
+        /** Records without a result yet, over all unfinished jobs of one API key; over it: 429 QUOTA_EXCEEDED. */
+        max_queued_records_per_key: z.coerce.number().int().positive().default(2_000_000),
+      })
+      .strict()
+      .default({}),
     /** Worker monitoring, alerts, restart policy and performance snapshots (docs/monitoring.md). */
     monitor: z
       .object({

@@ -26,10 +26,20 @@ import { resolveTask } from '../api/predict-request.js';
 import { validateSequence } from '../validation/sequence.js';
 import type { WorkItem } from '../worker/protocol.js';
 import { errorRecord, successRecord, type ItemErrorBody, type OutputRecord } from './formats.js';
+import { setOwn } from './input.js';
 import { callModel, isItemError, itemError, JobFatalError, recordOptions, round, taskRule, type JobItem, type WorkContext } from './work.js';
 import { describeZod } from '../validation/zod-message.js';
 
 const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+/**
+ * Step names key each record's output object. Inside, they live in Maps, so "constructor" or
+ * "toString" are names like any other; "__proto__" is refused: as a key of the JSON a client
+ * reads back it is a prototype, not a field, for most JavaScript consumers.
+ */
+const stepName = z
+  .string()
+  .regex(STEP_NAME, 'letters, digits, _ and -')
+  .refine((n) => n !== '__proto__', '"__proto__" is reserved: it cannot name a field of the output object');
 const PATH = /^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/;
 
 const fieldRef = z.string().regex(PATH, 'a field path such as optimize.sequence or input.organism');
@@ -47,7 +57,7 @@ const sequenceMapping = z.union([
 
 const stepSchema = z
   .object({
-    name: z.string().regex(STEP_NAME, 'letters, digits, _ and -').optional(),
+    name: stepName.optional(),
     model: z.string().min(1),
     task: z.string().optional(),
     /** Where this step's sequence comes from: default input.sequence for the first step, <previous>.sequence after. */
@@ -151,10 +161,11 @@ export function resolveSteps(def: PipelineDef, manifest: (model: string) => Mani
   });
 }
 
-function lookup(scope: Record<string, unknown>, path: string[]): unknown {
-  let v: unknown = scope;
-  for (const p of path) {
-    if (typeof v !== 'object' || v === null) return undefined;
+/** A field path: its first name in the record's scope (input, step outputs), then own properties only. */
+function lookup(scope: ReadonlyMap<string, unknown>, path: string[]): unknown {
+  let v: unknown = scope.get(path[0]!);
+  for (const p of path.slice(1)) {
+    if (typeof v !== 'object' || v === null || !Object.hasOwn(v, p)) return undefined;
     v = (v as Record<string, unknown>)[p];
   }
   return v;
@@ -162,11 +173,12 @@ function lookup(scope: Record<string, unknown>, path: string[]): unknown {
 
 interface ItemState {
   pos: number;
-  scope: Record<string, unknown>;
+  /** `input` and each completed step's output, by step name. */
+  scope: Map<string, unknown>;
   steps: Record<string, unknown>[];
   ms: number;
   error?: ItemErrorBody & { step: string };
-  outputs: Record<string, unknown>;
+  outputs: Map<string, unknown>;
 }
 
 /** Runs one chunk through every step, in order; a record that fails a step skips the rest. */
@@ -180,10 +192,10 @@ export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[],
   }
   const states: ItemState[] = chunk.map((it, pos) => ({
     pos,
-    scope: { input: { id: it.input.id, sequence: it.input.sequence, organism: it.input.organism, parameters: it.input.parameters ?? {} } },
+    scope: new Map<string, unknown>([['input', { id: it.input.id, sequence: it.input.sequence, organism: it.input.organism, parameters: it.input.parameters ?? {} }]]),
     steps: [],
     ms: 0,
-    outputs: {},
+    outputs: new Map<string, unknown>(),
   }));
   for (let s = 0; s < def.steps.length; s++) {
     const step = def.steps[s]!;
@@ -207,7 +219,7 @@ export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[],
         const options: Record<string, unknown> = { ...step.options, ...inherited };
         for (const [k, path] of step.optionsFrom) {
           const val = lookup(st.scope, path);
-          if (val !== undefined) options[k] = val;
+          if (val !== undefined) setOwn(options, k, val);
         }
         alive.push(st);
         items.push({ sequence: v.sequence, options });
@@ -224,8 +236,8 @@ export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[],
       st.steps.push({ step: step.name, model: step.model, task: task.name, version: r.version, status: isItemError(out) ? 'error' : 'success', processing_time_ms: round(ms) });
       if (isItemError(out)) st.error = { ...out.error, step: step.name };
       else {
-        st.outputs[step.name] = out;
-        st.scope[step.name] = out;
+        st.outputs.set(step.name, out);
+        st.scope.set(step.name, out);
       }
     });
   }
@@ -233,7 +245,9 @@ export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[],
   return states.map((st) => {
     const it = chunk[st.pos]!;
     const meta = { request_id: it.input.id, processing_time_ms: round(st.ms), service, version: def.version, index: it.index, steps: st.steps };
-    if (st.error) return errorRecord(service, { ...st.error, ...(Object.keys(st.outputs).length && { outputs: st.outputs }) }, meta);
-    return successRecord(service, st.outputs, meta);
+    // fromEntries defines own properties: whatever a step is called, its output is a field.
+    const outputs = Object.fromEntries(st.outputs) as Record<string, unknown>;
+    if (st.error) return errorRecord(service, { ...st.error, ...(st.outputs.size && { outputs }) }, meta);
+    return successRecord(service, outputs, meta);
   });
 }

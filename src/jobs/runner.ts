@@ -1,15 +1,16 @@
 // Runs the gateway's persisted jobs: a few at a time, each as chunks of records through its
 // model(s), every finished chunk committed to SQLite (see store.ts). At start the gateway
 // calls resumeJobs(): jobs left queued or running by a previous process (a crash, SIGKILL, a
-// restart) carry on with the records that have no result yet.
+// restart) carry on with the records that have no result yet. Submissions come in through
+// intake.ts; reads for clients go through find(), which keeps each key to its own jobs.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { resolveTask } from '../api/predict-request.js';
-import type { InputRecord } from './formats.js';
+import type { InputRecord } from './input.js';
 import { parsePipeline, processPipelineChunk, resolveSteps, type PipelineSpec } from './pipeline.js';
-import { JobStore, TERMINAL, type JobRow } from './store.js';
+import { JobStore, RECEIVING, TERMINAL, type JobRow, type NewJobRow } from './store.js';
 import { chunked, JobFatalError, processPredictChunk, registryExecutor, runChunks, type ChunkProcessor, type JobItem, type ModelExecutor, type PredictSpec, type WorkContext } from './work.js';
 
 export type JobSpec = PredictSpec | PipelineSpec;
@@ -22,17 +23,31 @@ const MAX_RUNNING_JOBS = 4;
 /** How long a job waits for a model that is not serving before it fails. */
 const MAX_WAIT_MS = 10 * 60_000;
 
-export interface JobRequest {
-  spec: JobSpec;
-  inputs: InputRecord[];
+/** Who asks: jobs belong to the key that submitted them; an admin key sees and cancels every job. */
+export interface JobCaller {
+  /** The principal's id (an API key's id, `config:<name>`, or `anonymous` with auth off). */
+  id: string;
+  name: string;
+  admin: boolean;
+}
+
+/** A job's settings, as a submission gives them. */
+export interface JobSettings {
   name?: string;
   /** Replicas' worth of chunks to keep busy (two chunks in flight per worker). */
   workers?: number;
   chunkSize?: number;
   priority?: number;
-  idempotencyKey?: string;
-  /** Hash of the submitted request: same key + another hash is a conflict. */
-  requestHash?: string;
+}
+
+/** A spec checked against the models: what the job row records, and a check for each record. */
+export interface PreparedSpec {
+  model: string;
+  task: string | null;
+  batch: number;
+  replicas: number;
+  /** Throws when a record cannot run at all (no task to run on a model with several). */
+  checkRecord: (r: InputRecord) => void;
 }
 
 export interface JobView {
@@ -60,9 +75,12 @@ export interface JobView {
   finished_at: string | null;
   updated_at: string;
   links: { self: string; results: string; cancel: string };
+  /** Who submitted it: shown to admin keys only. */
+  owner?: { id: string; name: string | null };
 }
 
 interface Running {
+  owner: string;
   ac: AbortController;
   since: number;
   doneAtStart: number;
@@ -85,53 +103,56 @@ export class JobRunner {
     return this.stopping;
   }
 
-  /** Validates a job request against the models, stores it and schedules it. */
-  submit(req: JobRequest): { job: JobRow; created: boolean } {
+  /** Checks a spec against the models (MODEL_NOT_FOUND, INVALID_REQUEST); nothing is stored. */
+  prepare(spec: JobSpec): PreparedSpec {
     if (this.stopping) throw new IsoError('MODEL_NOT_LOADED', 'the gateway is shutting down', undefined, 5);
-    if (req.inputs.length === 0) throw new IsoError('INVALID_REQUEST', 'the job has no sequences');
-    if (req.inputs.length > MAX_JOB_RECORDS) throw new IsoError('INVALID_REQUEST', `at most ${MAX_JOB_RECORDS} sequences per job (got ${req.inputs.length})`);
-    let model: string;
-    let task: string | null = null;
-    let batch: number;
-    let replicas: number;
-    const spec = req.spec;
     if (spec.kind === 'predict') {
       const m = this.executor.manifest(spec.model);
-      model = m.name;
+      let task: string | null = null;
       if (spec.task !== undefined) task = resolveTask(m, spec.task).name;
       else if (m.tasks.length === 1) task = m.tasks[0]!.name;
-      else if (req.inputs.some((r) => r.task === undefined)) resolveTask(m, undefined); // throws: which task?
-      batch = m.batching.max_batch_size;
-      replicas = m.scaling.max_replicas;
-    } else {
-      const def = parsePipeline(spec.pipeline);
-      const steps = resolveSteps(def, (name) => this.executor.manifest(name));
-      model = def.name;
-      batch = steps[0]!.manifest.batching.max_batch_size;
-      replicas = Math.max(...steps.map((s) => s.manifest.scaling.max_replicas));
+      // Several tasks and none for the job: every record must name its own.
+      const checkRecord = (r: InputRecord): void => {
+        if (task === null && r.task === undefined) resolveTask(m, undefined); // throws: which task?
+      };
+      return { model: m.name, task, batch: m.batching.max_batch_size, replicas: m.scaling.max_replicas, checkRecord };
     }
-    const row = {
-      id: randomUUID(),
-      name: req.name ?? null,
-      kind: spec.kind,
-      model,
-      task,
-      spec: JSON.stringify(spec),
-      total: req.inputs.length,
-      chunk_size: clamp(req.chunkSize ?? batch, 1, MAX_CHUNK_SIZE),
-      workers: clamp(req.workers ?? replicas, 1, MAX_WORKERS),
-      // Below interactive requests (priority 0) by default: a big job does not starve the API.
-      priority: req.priority ?? -1,
-      idempotency_key: req.idempotencyKey ?? null,
-      request_hash: req.requestHash ?? null,
-      created_at: new Date().toISOString(),
+    const def = parsePipeline(spec.pipeline);
+    const steps = resolveSteps(def, (name) => this.executor.manifest(name));
+    return {
+      model: def.name,
+      task: null,
+      batch: steps[0]!.manifest.batching.max_batch_size,
+      replicas: Math.max(...steps.map((s) => s.manifest.scaling.max_replicas)),
+      checkRecord: () => undefined,
     };
-    const res = this.store.create(row, req.inputs);
-    if (res.created) {
-      this.logger.info({ job: row.id, kind: row.kind, model, total: row.total }, 'job submitted');
-      this.schedule();
-    }
-    return res;
+  }
+
+  /** The job row of a new submission (stored by JobIntake, `receiving` until all its records are in). */
+  newRow(spec: JobSpec, prepared: PreparedSpec, settings: JobSettings, caller: JobCaller, idempotencyKey?: string, requestHash?: string): NewJobRow {
+    return {
+      id: randomUUID(),
+      name: settings.name ?? null,
+      kind: spec.kind,
+      model: prepared.model,
+      task: prepared.task,
+      spec: JSON.stringify(spec),
+      chunk_size: clamp(settings.chunkSize ?? prepared.batch, 1, MAX_CHUNK_SIZE),
+      workers: clamp(settings.workers ?? prepared.replicas, 1, MAX_WORKERS),
+      // Below interactive requests (priority 0) by default: a big job does not starve the API.
+      priority: settings.priority ?? -1,
+      idempotency_key: idempotencyKey ?? null,
+      request_hash: requestHash ?? null,
+      created_at: new Date().toISOString(),
+      owner: caller.id,
+      owner_name: caller.name,
+    };
+  }
+
+  /** A job that has just been queued: logged and scheduled. */
+  enqueue(job: JobRow): void {
+    this.logger.info({ job: job.id, kind: job.kind, model: job.model, total: job.total, owner: job.owner }, 'job submitted');
+    this.schedule();
   }
 
   /** Starts queued / interrupted jobs, oldest first, up to the concurrent-job limit. */
@@ -153,7 +174,7 @@ export class JobRunner {
 
   private start(job: JobRow): void {
     const ac = new AbortController();
-    const entry: Running = { ac, since: Date.now(), doneAtStart: job.done, promise: Promise.resolve() };
+    const entry: Running = { owner: job.owner, ac, since: Date.now(), doneAtStart: job.done, promise: Promise.resolve() };
     this.running.set(job.id, entry);
     entry.promise = this.run(job, ac.signal)
       .catch((e: Error) => this.logger.error({ job: job.id, error: e.message }, 'job loop failed'))
@@ -209,34 +230,66 @@ export class JobRunner {
     }
   }
 
+  /** A job that exists for clients (one still being received does not). */
   get(id: string): JobRow {
     const job = this.store.get(id);
-    if (!job) throw new IsoError('NOT_FOUND', `no job ${id.slice(0, 80)}`);
+    if (!job || job.status === RECEIVING) throw notFound(id);
     return job;
   }
 
-  /** Cancels an unfinished job: records without a result stay without one. */
-  cancel(id: string): { job: JobRow; changed: boolean } {
-    this.get(id);
-    const changed = this.store.finish(id, 'cancelled', 'cancelled by the client');
+  /**
+   * A job as `caller` may see it: its own, or any with the admin scope. Another key's job is
+   * NOT_FOUND, the same answer as a job that does not exist, so ids cannot be probed.
+   */
+  find(id: string, caller: JobCaller): JobRow {
+    const job = this.get(id);
+    if (!caller.admin && job.owner !== caller.id) throw notFound(id);
+    return job;
+  }
+
+  /** Cancels an unfinished job the caller may see: records without a result stay without one. */
+  cancel(id: string, caller: JobCaller): { job: JobRow; changed: boolean } {
+    this.find(id, caller);
+    const changed = this.store.finish(id, 'cancelled', caller.admin ? `cancelled by ${caller.name}` : 'cancelled by the client');
     this.running.get(id)?.ac.abort();
     this.notify(id);
-    if (changed) this.logger.info({ job: id }, 'job cancelled');
+    if (changed) this.logger.info({ job: id, by: caller.id }, 'job cancelled');
     return { job: this.get(id), changed };
   }
 
-  view(job: JobRow): JobView {
+  /** Records per second since this process started the job; null until it has a measure. */
+  private rate(job: JobRow): number | null {
     const r = this.running.get(job.id);
-    let rate: number | null = null;
-    let eta: number | null = null;
-    if (r && !TERMINAL.has(job.status)) {
-      const elapsed = (Date.now() - r.since) / 1000;
-      const done = job.done - r.doneAtStart;
-      if (elapsed > 0.2 && done > 0) {
-        rate = Math.round((done / elapsed) * 10) / 10;
-        eta = Math.round(((job.total - job.done) / (done / elapsed)) * 10) / 10;
-      }
+    if (!r || TERMINAL.has(job.status)) return null;
+    const elapsed = (Date.now() - r.since) / 1000;
+    const done = job.done - r.doneAtStart;
+    return elapsed > 0.2 && done > 0 ? done / elapsed : null;
+  }
+
+  /**
+   * How an owner's running jobs progress: their combined rate (records/s) and the soonest
+   * expected end (s), where measured. For Retry-After on a quota answer.
+   */
+  progressOf(owner: string): { rate: number; soonestEndS: number | null } {
+    let rate = 0;
+    let soonest: number | null = null;
+    for (const [id, r] of this.running) {
+      if (r.owner !== owner) continue;
+      const job = this.store.get(id);
+      const perS = job ? this.rate(job) : null;
+      if (!job || perS === null) continue;
+      rate += perS;
+      const end = (job.total - job.done) / perS;
+      soonest = soonest === null ? end : Math.min(soonest, end);
     }
+    return { rate, soonestEndS: soonest };
+  }
+
+  /** The client's view of a job; its owner only for an admin caller. */
+  view(job: JobRow, caller?: JobCaller): JobView {
+    const perS = this.rate(job);
+    const rate = perS === null ? null : Math.round(perS * 10) / 10;
+    const eta = perS === null ? null : Math.round(((job.total - job.done) / perS) * 10) / 10;
     const pipeline = job.kind === 'pipeline';
     return {
       id: job.id,
@@ -263,6 +316,7 @@ export class JobRunner {
       finished_at: job.finished_at,
       updated_at: job.updated_at,
       links: { self: `/v1/jobs/${job.id}`, results: `/v1/jobs/${job.id}/results`, cancel: `/v1/jobs/${job.id}/cancel` },
+      ...(caller?.admin && { owner: { id: job.owner, name: job.owner_name } }),
     };
   }
 
@@ -296,6 +350,10 @@ export class JobRunner {
   }
 }
 
+function notFound(id: string): IsoError {
+  return new IsoError('NOT_FOUND', `no job ${id.slice(0, 80)}`);
+}
+
 function clamp(n: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, Math.floor(n)));
 }
@@ -306,7 +364,12 @@ const runners = new WeakMap<Gateway, JobRunner>();
 export function jobRunnerFor(gw: Gateway): JobRunner {
   let r = runners.get(gw);
   if (!r) {
-    r = new JobRunner(new JobStore(gw.store), registryExecutor(gw.registry), gw.logger.child({ component: 'jobs' }));
+    const store = new JobStore(gw.store);
+    const logger = gw.logger.child({ component: 'jobs' });
+    // Submissions a previous process was still receiving never got an answer: they go.
+    const dropped = store.purgeReceiving();
+    if (dropped) logger.warn({ submissions: dropped }, 'deleted job submissions left half-received by the previous process');
+    r = new JobRunner(store, registryExecutor(gw.registry), logger);
     runners.set(gw, r);
   }
   return r;

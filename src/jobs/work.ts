@@ -10,7 +10,8 @@ import type { ModelDeployment } from '../scheduler/deployment.js';
 import type { ModelRegistry } from '../scheduler/registry.js';
 import { validateSequence } from '../validation/sequence.js';
 import type { ItemOutput, WorkItem } from '../worker/protocol.js';
-import { errorRecord, successRecord, type InputRecord, type ItemErrorBody, type OutputRecord } from './formats.js';
+import { errorRecord, successRecord, type ItemErrorBody, type OutputRecord } from './formats.js';
+import { setOwn, type InputRecord } from './input.js';
 import { resolveTask } from '../api/predict-request.js';
 
 /** One record of a job, with its position in the job's input. */
@@ -142,8 +143,9 @@ export function isItemError(o: ItemOutput): o is { error: ItemErrorBody } {
 /** Model options for one record: job options < organism < parameters. */
 export function recordOptions(base: Record<string, unknown>, input: InputRecord, allowed?: (key: string) => boolean): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  // Option names come from requests and files: set as own properties, never as a prototype.
   const put = (k: string, v: unknown): void => {
-    if (!allowed || allowed(k)) out[k] = v;
+    if (!allowed || allowed(k)) setOwn(out, k, v);
   };
   for (const [k, v] of Object.entries(base)) put(k, v);
   if (input.organism !== undefined) put('organism', input.organism);

@@ -1,40 +1,34 @@
 // The job API (docs/jobs.md): durable batch jobs over the native envelope.
-//   POST /v1/jobs                    submit (JSON, or a raw FASTA / JSONL / CSV / TSV body)
+//   POST /v1/jobs                    submit (JSON, or a raw FASTA / JSONL / CSV / TSV / text upload)
 //   GET  /v1/jobs                    list, newest first
 //   GET  /v1/jobs/{id}               status and progress
 //   GET  /v1/jobs/{id}/results       JSONL in input order, streamed as results are written (or CSV when done)
 //   POST /v1/jobs/{id}/cancel        cancel
-// Submission is idempotent under an Idempotency-Key header: the same key and body give the
-// same job; the same key with another body is a 409.
-import { createHash } from 'node:crypto';
+// Jobs belong to the API key that submitted them: another key gets 404 as for a job that does
+// not exist, an admin key sees and cancels all. Submission is idempotent under an
+// Idempotency-Key header, per key: the same key and body give the same job; the same key with
+// another body is a 409. Raw uploads are streamed to disk and parsed piece by piece, within the
+// limits of the `jobs` config (src/jobs/intake.ts).
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { IsoError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import { okEnvelope } from '../envelope.js';
-import {
-  CsvWriter,
-  formatFromContentType,
-  INPUT_FORMATS,
-  InputFormatError,
-  parseExchangeObject,
-  parseInput,
-  sniffFormat,
-  type InputFormat,
-  type InputRecord,
-  type OutputRecord,
-} from '../../jobs/formats.js';
-import { jobRunnerFor, MAX_CHUNK_SIZE, MAX_WORKERS, type JobRequest, type JobRunner, type JobSpec } from '../../jobs/runner.js';
-import { TERMINAL, type JobStatus, JOB_STATUSES } from '../../jobs/store.js';
+import { okEnvelope, sendError, toIsoError } from '../envelope.js';
+import { CsvWriter, formatFromContentType, INPUT_FORMATS, type InputFormat, type OutputRecord } from '../../jobs/formats.js';
+import { jobIntakeFor, SubmissionAborted, submissionHash, type JobIntake, type Submission } from '../../jobs/intake.js';
+import { canonical } from '../../jobs/json-body.js';
+import { jobRunnerFor, MAX_CHUNK_SIZE, MAX_WORKERS, type JobCaller, type JobRunner, type JobSettings, type JobSpec } from '../../jobs/runner.js';
+import { TERMINAL, type JobRow, type JobStatus, JOB_STATUSES } from '../../jobs/store.js';
+import { hasScope } from '../../security/keys.js';
 import { describeZod } from '../../validation/zod-message.js';
 import { PREDICT } from '../../security/route-scope.js';
 
-/** Job submissions carry whole files: a larger body limit than single predictions. */
-const JOB_BODY_LIMIT = 64 * 1024 * 1024;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+/** Bodies read as an upload (streamed to disk), not parsed by Fastify. */
 const RAW_TYPES = [
+  'text/plain',
   'text/csv',
   'text/tab-separated-values',
   'text/x-fasta',
@@ -48,6 +42,9 @@ const RAW_TYPES = [
   'application/octet-stream',
 ];
 
+/** A JSON list field (its entries are read from the upload, not here). */
+const list = z.custom<unknown[]>((v) => Array.isArray(v), 'expected an array');
+
 const jobBody = z
   .object({
     model: z.string().min(1).max(64).optional(),
@@ -55,8 +52,8 @@ const jobBody = z
     task_type: z.string().max(64).optional(),
     pipeline: z.record(z.string(), z.unknown()).optional(),
     pipeline_yaml: z.string().max(100_000).optional(),
-    sequences: z.array(z.unknown()).optional(),
-    inputs: z.array(z.unknown()).optional(),
+    sequences: list.optional(),
+    inputs: list.optional(),
     data: z.string().optional(),
     format: z.enum(INPUT_FORMATS).optional(),
     options: z.record(z.string(), z.unknown()).default({}),
@@ -87,21 +84,25 @@ function invalid(message: string): IsoError {
   return new IsoError('INVALID_REQUEST', message);
 }
 
-function parseText(text: string, format: InputFormat | undefined, label: string): InputRecord[] {
-  try {
-    return parseInput(text, format ?? sniffFormat(text), label);
-  } catch (e) {
-    if (e instanceof InputFormatError) throw invalid(e.message);
-    throw e;
-  }
-}
-
 function jobOptions(options: Record<string, unknown>, organism: string | undefined): Record<string, unknown> {
   return organism === undefined ? options : { ...options, organism };
 }
 
-/** A JSON submission: a model or a pipeline, and sequences, inputs (exchange objects) or data (file text). */
-function fromJson(body: unknown): Omit<JobRequest, 'idempotencyKey' | 'requestHash'> {
+/** Who is asking. Every job route needs a principal (auth sets one before any handler runs). */
+function callerOf(req: FastifyRequest): JobCaller {
+  const p = req.principal;
+  if (!p) throw new IsoError('UNAUTHORIZED', 'an API key is required: send Authorization: Bearer <key> or X-API-Key');
+  return { id: p.id, name: p.name, admin: hasScope(p.scopes, 'admin') };
+}
+
+/** Where a JSON submission's records come from: its list, read from the upload entry by entry, or its file text. */
+type JsonSource = { kind: 'list' } | { kind: 'text'; text: string; format: InputFormat | undefined };
+
+/**
+ * A JSON submission: a model or a pipeline, and sequences, inputs (exchange objects) or data
+ * (file text). `body` holds its members, its list (if any) as an empty placeholder.
+ */
+function fromJson(body: unknown): { spec: JobSpec; settings: JobSettings; source: JsonSource } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('request body must be a JSON object');
   const parsed = jobBody.safeParse(body);
   if (!parsed.success) throw invalid(describeZod(parsed.error));
@@ -110,19 +111,7 @@ function fromJson(body: unknown): Omit<JobRequest, 'idempotencyKey' | 'requestHa
   if (sources.length !== 1) throw invalid('give exactly one of sequences (a list), inputs (exchange objects) or data (file text, with format)');
   const targets = (['model', 'pipeline', 'pipeline_yaml'] as const).filter((k) => b[k] !== undefined);
   if (targets.length !== 1) throw invalid('give exactly one of model, pipeline (an object) or pipeline_yaml (text)');
-  let inputs: InputRecord[];
-  try {
-    if (b.data !== undefined) inputs = parseText(b.data, b.format, 'data');
-    else {
-      const list = (b.sequences ?? b.inputs)!;
-      const field = b.sequences ? 'sequences' : 'inputs';
-      inputs = [];
-      list.forEach((entry, i) => inputs.push(...parseExchangeObject(entry, `seq${inputs.length + 1}`, `${field}[${i}]`).records));
-    }
-  } catch (e) {
-    if (e instanceof InputFormatError) throw invalid(e.message);
-    throw e;
-  }
+  const source: JsonSource = b.data !== undefined ? { kind: 'text', text: b.data, format: b.format } : { kind: 'list' };
   const options = jobOptions(b.options, b.organism);
   let spec: JobSpec;
   if (b.model !== undefined) spec = { kind: 'predict', model: b.model, task: b.task ?? b.task_type, options };
@@ -137,11 +126,11 @@ function fromJson(body: unknown): Omit<JobRequest, 'idempotencyKey' | 'requestHa
     }
     spec = { kind: 'pipeline', pipeline: pipeline as never, options };
   }
-  return { spec, inputs, name: b.name, workers: b.workers, chunkSize: b.chunk_size, priority: b.priority };
+  return { spec, settings: { name: b.name, workers: b.workers, chunkSize: b.chunk_size, priority: b.priority }, source };
 }
 
-/** A raw file body: the model and settings in the query string, the format from ?format, the content type, or the text. */
-function fromRaw(text: string, contentType: string | undefined, query: unknown): Omit<JobRequest, 'idempotencyKey' | 'requestHash'> {
+/** A raw upload's settings: the model and settings in the query string, the format from ?format or the content type (else sniffed). */
+function fromRaw(contentType: string | undefined, query: unknown): { spec: JobSpec; settings: JobSettings; format: InputFormat | undefined } {
   const parsed = rawQuery.safeParse(query ?? {});
   if (!parsed.success) throw invalid(`query: ${describeZod(parsed.error)} (a raw upload names the model and task in the query string: ?model=…&task=…)`);
   const q = parsed.data;
@@ -156,39 +145,17 @@ function fromRaw(text: string, contentType: string | undefined, query: unknown):
     if (typeof o !== 'object' || o === null || Array.isArray(o)) throw invalid('query options must be a JSON object');
     options = o as Record<string, unknown>;
   }
-  const format = q.format ?? formatFromContentType(contentType);
-  const inputs = parseText(text, format, 'body');
   return {
     spec: { kind: 'predict', model: q.model, task: q.task ?? q.task_type, options: jobOptions(options, q.organism) },
-    inputs,
-    name: q.name,
-    workers: q.workers,
-    chunkSize: q.chunk_size,
-    priority: q.priority,
+    settings: { name: q.name, workers: q.workers, chunkSize: q.chunk_size, priority: q.priority },
+    format: q.format ?? formatFromContentType(contentType),
   };
 }
 
-/** JSON with sorted keys: equal bodies hash equally whatever their key order. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (typeof v === 'object' && v !== null) {
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
-}
-
-function requestHash(req: FastifyRequest): string {
-  const h = createHash('sha256');
+/** Content type (lowercase, without parameters) and query: with the body, what makes two submissions the same. */
+function hashOf(req: FastifyRequest): ReturnType<typeof submissionHash> {
   const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  h.update(ct === 'application/json' ? 'json' : ct);
-  h.update('\0');
-  h.update(canonical(req.query ?? {}));
-  h.update('\0');
-  h.update(typeof req.body === 'string' ? req.body : canonical(req.body));
-  return h.digest('hex');
+  return submissionHash(ct === 'application/json' ? 'json' : ct, canonical(req.query ?? {}));
 }
 
 /** An error envelope for a status IsoError has no code for (409). */
@@ -264,59 +231,194 @@ function* csvResults(runner: JobRunner, id: string): Generator<string> {
   if (out) yield out;
 }
 
+/** Aborted when the client goes away before its answer is written. */
+function disconnectSignal(reply: FastifyReply): { signal: AbortSignal; done: () => void } {
+  const ac = new AbortController();
+  const onClose = (): void => {
+    if (!reply.raw.writableFinished) ac.abort();
+  };
+  reply.raw.on('close', onClose);
+  return { signal: ac.signal, done: () => reply.raw.off('close', onClose) };
+}
+
+function accepted(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, job: JobRow, caller: JobCaller): ReturnType<typeof okEnvelope> {
+  void reply.code(202).header('location', `/v1/jobs/${job.id}`);
+  return okEnvelope(req, runner.view(job, caller), `job accepted: ${job.total} sequences`);
+}
+
+/** The answer to a submission under an Idempotency-Key the caller already used (`existing` is the caller's own job). */
+function replay(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, existing: JobRow, key: string, hash: string, caller: JobCaller): FastifyReply | ReturnType<typeof okEnvelope> {
+  if (existing.request_hash !== hash) {
+    return sendConflict(req, reply, 'IDEMPOTENCY_CONFLICT', `Idempotency-Key "${key}" was already used for job ${existing.id} with a different request body; use a new key for a new job`, {
+      idempotency_key: key,
+      job_id: existing.id,
+    });
+  }
+  const job = runner.store.get(existing.id);
+  if (!job || job.status === 'receiving') {
+    // The first submission under this key is still being stored (or has just failed).
+    void reply.header('retry-after', '1');
+    return sendConflict(req, reply, 'IDEMPOTENCY_CONFLICT', `a submission with Idempotency-Key "${key}" is still being received; retry in a moment`, { idempotency_key: key });
+  }
+  void reply.code(200).header('idempotent-replayed', 'true').header('location', `/v1/jobs/${job.id}`);
+  return okEnvelope(req, runner.view(job, caller), 'job already submitted with this Idempotency-Key');
+}
+
+/** A raw upload: checked before its body is read, then streamed to disk, then parsed into the job. */
+async function submitRaw(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, intake: JobIntake, caller: JobCaller, key: string | undefined, body: Readable): Promise<unknown> {
+  const { signal, done } = disconnectSignal(reply);
+  try {
+    const { spec, settings, format } = fromRaw(req.headers['content-type'], req.query);
+    runner.prepare(spec); // an unknown model or task is answered before the upload is read
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > intake.limits.maxUploadBytes) throw intake.tooLarge();
+    const hash = hashOf(req);
+    const existing = key === undefined ? undefined : runner.store.getByKey(caller.id, key);
+    if (existing) {
+      // A retry: the body only needs hashing, to tell a replay from a conflict.
+      await intake.hashOnly(body, hash);
+      return replay(req, reply, runner, existing, key!, hash.digest('hex'), caller);
+    }
+    const slot = intake.reserve(caller);
+    try {
+      const upload = await intake.receive(body, hash);
+      try {
+        const requestHash = hash.digest('hex');
+        const sub: Submission = { caller, spec, settings, idempotencyKey: key, requestHash };
+        const { job, created } = await intake.ingest(sub, slot, intake.fileRecords(upload, format, 'body'), signal);
+        return created ? accepted(req, reply, runner, job, caller) : replay(req, reply, runner, job, key!, requestHash, caller);
+      } finally {
+        await upload.dispose();
+      }
+    } finally {
+      slot.release();
+    }
+  } catch (e) {
+    // Answered before the whole body was read: close the connection rather than read the rest.
+    if (!body.readableEnded) {
+      void reply.header('connection', 'close');
+      body.resume();
+    }
+    throw e;
+  } finally {
+    done();
+  }
+}
+
+/**
+ * A JSON submission, streamed to disk like an upload, then read piece by piece: its members
+ * first (to check it), then its list entry by entry into the job. Hashed (one more read) only
+ * under an Idempotency-Key.
+ */
+async function submitJson(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, intake: JobIntake, caller: JobCaller, key: string | undefined, body: Readable): Promise<unknown> {
+  const { signal, done } = disconnectSignal(reply);
+  try {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > intake.limits.maxUploadBytes) throw intake.tooLarge();
+    // A key at its quota is refused before its body is read, unless this may be a retry.
+    let slot = key !== undefined && runner.store.getByKey(caller.id, key) ? null : intake.reserve(caller);
+    try {
+      const upload = await intake.receive(body);
+      try {
+        const scan = await intake.scanJson(upload);
+        const members = Object.fromEntries(scan.members) as Record<string, unknown>;
+        if (scan.list) members[scan.list] = [];
+        const { spec, settings, source } = fromJson(members);
+        let hash: string | undefined;
+        if (key !== undefined) {
+          hash = await intake.hashJson(upload, scan, hashOf(req));
+          // A retry of a submission already stored answers with its job.
+          const existing = runner.store.getByKey(caller.id, key);
+          if (existing) return replay(req, reply, runner, existing, key, hash, caller);
+        }
+        runner.prepare(spec);
+        slot ??= intake.reserve(caller);
+        const batches = source.kind === 'list' ? intake.jsonListRecords(upload, scan.list!) : intake.textRecords(source.text, source.format, 'data');
+        const { job, created } = await intake.ingest({ caller, spec, settings, idempotencyKey: key, requestHash: hash }, slot, batches, signal);
+        return created ? accepted(req, reply, runner, job, caller) : replay(req, reply, runner, job, key!, hash!, caller);
+      } finally {
+        await upload.dispose();
+      }
+    } finally {
+      slot?.release();
+    }
+  } catch (e) {
+    if (!body.readableEnded) {
+      void reply.header('connection', 'close');
+      body.resume();
+    }
+    throw e;
+  } finally {
+    done();
+  }
+}
+
 export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
   const runner = jobRunnerFor(gw);
+  const intake = jobIntakeFor(gw);
   // Before Fastify waits for open requests: end result streams and stop the job loops, which
   // stay `running` in the store and resume at the next start.
   app.addHook('preClose', async () => runner.stop());
 
   void app.register(async (scope) => {
-    // Raw uploads (FASTA, JSONL, CSV, TSV) arrive as text; only under this plugin's routes.
-    scope.addContentTypeParser(RAW_TYPES, { parseAs: 'string', bodyLimit: JOB_BODY_LIMIT }, (_req, body, done) => done(null, body));
+    // Submissions (JSON, and raw FASTA, JSONL, CSV, TSV, text uploads) are not parsed here: the
+    // handler streams them to disk within jobs.max_upload_bytes and reads them back piece by
+    // piece. Only under this plugin's route.
+    scope.removeContentTypeParser(['application/json', 'text/plain']);
+    scope.addContentTypeParser(['application/json', ...RAW_TYPES], (_req, payload, done) => done(null, payload));
+    scope.setErrorHandler((err, req, reply) => {
+      let iso = toIsoError(err);
+      if (err instanceof SubmissionAborted) iso = new IsoError('CANCELLED', err.message);
+      if (iso.code === 'INTERNAL_ERROR') req.log.error({ err, reqId: req.id }, 'unhandled error');
+      return sendError(req, reply, iso);
+    });
 
-    scope.post('/v1/jobs', { ...PREDICT, bodyLimit: JOB_BODY_LIMIT }, async (req, reply) => {
+    scope.post('/v1/jobs', PREDICT, async (req, reply) => {
+      const caller = callerOf(req);
       const keyHeader = req.headers['idempotency-key'];
       const key = Array.isArray(keyHeader) ? keyHeader[0] : keyHeader;
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw invalid('Idempotency-Key must be 1 to 255 printable ASCII characters');
-      const hash = requestHash(req);
-      if (key !== undefined) {
-        // A retry of a submission already stored answers with its job without parsing it again.
-        const existing = runner.store.getByKey(key);
-        if (existing) return replay(req, reply, runner, existing.id, key, hash);
+      const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      const body = req.body instanceof Readable ? req.body : null;
+      if (ct === 'application/json') {
+        if (!body) throw invalid('request body must be a JSON object');
+        return submitJson(req, reply, runner, intake, caller, key, body);
       }
-      const ct = req.headers['content-type'];
-      const base = typeof req.body === 'string' ? fromRaw(req.body, ct, req.query) : fromJson(req.body);
-      const { job, created } = runner.submit({ ...base, idempotencyKey: key, requestHash: hash });
-      if (!created) return replay(req, reply, runner, job.id, key!, hash);
-      void reply.code(202).header('location', `/v1/jobs/${job.id}`);
-      return okEnvelope(req, runner.view(job), `job accepted: ${job.total} sequences`);
+      if (!body) throw invalid('the upload is empty: the job has no sequences');
+      return submitRaw(req, reply, runner, intake, caller, key, body);
     });
   });
 
   app.get('/v1/jobs', PREDICT, async (req) => {
+    const caller = callerOf(req);
     const q = (req.query ?? {}) as Record<string, unknown>;
     const status = q.status === undefined || q.status === '' ? undefined : String(q.status);
     if (status !== undefined && !(JOB_STATUSES as readonly string[]).includes(status)) throw invalid(`status must be one of ${JOB_STATUSES.join(', ')}`);
     const limit = intParam(q.limit, 'limit', 50, 1, 1000);
     const offset = intParam(q.offset, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
     const model = q.model === undefined || q.model === '' ? undefined : String(q.model);
-    const { jobs, total } = runner.store.list({ status: status as JobStatus | undefined, model, limit, offset });
-    return okEnvelope(req, { jobs: jobs.map((j) => runner.view(j)), total, limit, offset }, `${jobs.length} of ${total} jobs`);
+    const ownerParam = q.owner === undefined || q.owner === '' ? undefined : String(q.owner);
+    // A key lists its own jobs; an admin key every job, or one owner's with ?owner=.
+    if (!caller.admin && ownerParam !== undefined && ownerParam !== caller.id) return okEnvelope(req, { jobs: [], total: 0, limit, offset }, '0 of 0 jobs');
+    const owner = caller.admin ? ownerParam : caller.id;
+    const { jobs, total } = runner.store.list({ owner, status: status as JobStatus | undefined, model, limit, offset });
+    return okEnvelope(req, { jobs: jobs.map((j) => runner.view(j, caller)), total, limit, offset }, `${jobs.length} of ${total} jobs`);
   });
 
   app.get('/v1/jobs/:id', PREDICT, async (req) => {
-    const job = runner.get((req.params as { id: string }).id);
-    return okEnvelope(req, runner.view(job), `job ${job.status}`);
+    const job = runner.find((req.params as { id: string }).id, callerOf(req));
+    return okEnvelope(req, runner.view(job, callerOf(req)), `job ${job.status}`);
   });
 
   app.post('/v1/jobs/:id/cancel', PREDICT, async (req) => {
-    const { job, changed } = runner.cancel((req.params as { id: string }).id);
-    return okEnvelope(req, runner.view(job), changed ? 'job cancelled' : `job had already ${job.status === 'cancelled' ? 'been cancelled' : job.status}`);
+    const caller = callerOf(req);
+    const { job, changed } = runner.cancel((req.params as { id: string }).id, caller);
+    return okEnvelope(req, runner.view(job, caller), changed ? 'job cancelled' : `job had already ${job.status === 'cancelled' ? 'been cancelled' : job.status}`);
   });
 
   app.get('/v1/jobs/:id/results', PREDICT, async (req, reply) => {
     const id = (req.params as { id: string }).id;
-    const job = runner.get(id);
+    const job = runner.find(id, callerOf(req));
     const q = (req.query ?? {}) as Record<string, unknown>;
     const format = q.format === undefined || q.format === '' ? 'jsonl' : String(q.format);
     if (format !== 'jsonl' && format !== 'csv') throw invalid('format must be jsonl or csv');
@@ -333,16 +435,4 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
     void reply.header('x-job-status', job.status).header('x-job-total', String(job.total));
     return reply.type('application/x-ndjson; charset=utf-8').send(Readable.from(jsonlResults(runner, id, from, follow)));
   });
-}
-
-function replay(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, id: string, key: string, hash: string): FastifyReply | ReturnType<typeof okEnvelope> {
-  const job = runner.get(id);
-  if (job.request_hash !== hash) {
-    return sendConflict(req, reply, 'IDEMPOTENCY_CONFLICT', `Idempotency-Key "${key}" was already used for job ${job.id} with a different request body; use a new key for a new job`, {
-      idempotency_key: key,
-      job_id: job.id,
-    });
-  }
-  void reply.code(200).header('idempotent-replayed', 'true').header('location', `/v1/jobs/${job.id}`);
-  return okEnvelope(req, runner.view(job), 'job already submitted with this Idempotency-Key');
 }
