@@ -16,7 +16,7 @@ import { KeyStore } from './security/keys.js';
 import { isLoopback } from './security/network.js';
 import { Monitor } from './telemetry/monitor.js';
 import { PerfCollector } from './telemetry/perf.js';
-import { resumeJobs } from './jobs/runner.js';
+import { jobRunnerFor, resumeJobs } from './jobs/runner.js';
 import { RetentionJob } from './store/retention.js';
 
 export class Gateway {
@@ -51,6 +51,7 @@ export class Gateway {
       ],
       r.interval_ms,
       (message) => this.logger.error(message),
+      r.jobs_days > 0 ? [{ name: 'jobs', prune: (now) => jobRunnerFor(this).store.pruneFinished(new Date(now - days(r.jobs_days)).toISOString()) }] : [],
     );
     this.cgroups = config.cgroups ? CgroupManager.detect() : CgroupManager.disabled();
     const factory = createWorkerFactory({

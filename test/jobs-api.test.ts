@@ -470,6 +470,13 @@ describe('job API with API keys: jobs belong to the key that submitted them', ()
     assert.equal(c.status, 200);
     assert.equal(c.body.data.status, 'cancelled');
     assert.equal((await h.get(`/v1/jobs/${aSlow}`, a.auth)).body.data.error, 'cancelled by ops');
+    // Reaching into another key's job is an admin action: audited, with the owner named.
+    const foreign = h.gw.audit.query({ actor: 'ops', limit: 100 }).filter((e) => String(e.action).startsWith('jobs.'));
+    assert.deepEqual(foreign.map((e) => [e.action, e.target, e.details]).sort(), [
+      ['jobs.cancel', aSlow, 'job of lab-a'],
+      ['jobs.read', bJob, 'job of lab-b'],
+      ['jobs.results', bJob, 'job of lab-b'],
+    ]);
     // The owner reads its pipeline's results.
     await finished(aPipe, a);
     const [rec] = lines(await (await fetch(`${h.url}/v1/jobs/${aPipe}/results`, { headers: a.auth })).text());

@@ -111,4 +111,25 @@ describe('job store', () => {
     assert.equal(next.get('crashed'), undefined);
     assert.equal(next.get('kept')!.total, 3);
   });
+  it('deletes finished jobs past their retention with their records, never unfinished ones', () => {
+    const ss = new StateStore(stateDir());
+    const store = new JobStore(ss);
+    for (const id of ['done-old', 'failed-old', 'running', 'done-new']) {
+      store.begin(row(id, 'o'));
+      store.append(id, 0, recs(120));
+      store.activate(id, () => undefined);
+    }
+    store.finish('done-old', 'succeeded');
+    store.finish('failed-old', 'failed', 'x');
+    store.markRunning('running');
+    ss.db.prepare("UPDATE jobs SET finished_at = '2020-01-01T00:00:00.000Z' WHERE id IN ('done-old', 'failed-old')").run();
+    store.finish('done-new', 'succeeded');
+    assert.equal(store.pruneFinished('2021-01-01T00:00:00.000Z', 1), 2, 'in batches of one');
+    assert.deepEqual(store.list({ limit: 10, offset: 0 }).jobs.map((j) => j.id).sort(), ['done-new', 'running']);
+    const orphans = ss.db.prepare("SELECT COUNT(*) AS n FROM job_items WHERE job_id IN ('done-old', 'failed-old')").get() as { n: number };
+    assert.equal(orphans.n, 0, 'their records went with them');
+    assert.equal(store.pruneFinished(new Date(Date.now() + 1000).toISOString()), 1, 'a running job is never pruned');
+    assert.equal(store.get('running')!.status, 'running');
+    ss.close();
+  });
 });

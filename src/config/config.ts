@@ -109,6 +109,8 @@ export const configSchema = z
         audit_max_rows: z.coerce.number().int().min(0).default(1_000_000),
         request_log_days: z.coerce.number().min(0).default(30),
         request_log_max_rows: z.coerce.number().int().min(0).default(2_000_000),
+        /** Finished jobs (their records and results) are deleted this many days after they ended; 0 keeps them. */
+        jobs_days: z.coerce.number().min(0).default(30),
         interval_ms: z.coerce.number().int().min(1000).default(600_000),
       })
       .strict()

@@ -164,6 +164,7 @@ function prepare(db: Database.Database) {
     start: db.prepare(`UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status IN ('queued', 'running')`),
     finish: db.prepare(`UPDATE jobs SET status = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? AND status IN ('queued', 'running')`),
     countPending: db.prepare(`SELECT COUNT(*) AS n FROM job_items WHERE job_id = ? AND status = 'pending'`),
+    finishedBefore: db.prepare(`SELECT id FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? ORDER BY finished_at LIMIT ?`),
   };
 }
 
@@ -318,6 +319,26 @@ export class JobStore {
   markRunning(id: string): void {
     const now = new Date().toISOString();
     this.stmts.start.run(now, now, id);
+  }
+
+  /**
+   * Deletes finished jobs (and their records and results) that ended before `before` (ISO
+   * time), a few at a time so the write lock is never held long; returns how many went.
+   */
+  pruneFinished(before: string, batch = 50): number {
+    let removed = 0;
+    for (;;) {
+      const ids = (this.stmts.finishedBefore.all(before, batch) as { id: string }[]).map((r) => r.id);
+      if (ids.length === 0) return removed;
+      this.db.transaction(() => {
+        for (const id of ids) {
+          this.stmts.deleteItems.run(id);
+          this.stmts.deleteJob.run(id);
+        }
+      })();
+      removed += ids.length;
+      if (ids.length < batch) return removed;
+    }
   }
 
   /** Moves an unfinished job to a final status; false when it had already finished. */

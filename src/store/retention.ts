@@ -45,6 +45,12 @@ export function pruneTable(db: Database.Database, t: RetainedTable, now = Date.n
   return removed;
 }
 
+/** Something else to prune on the same schedule (finished jobs): returns the rows removed. */
+export interface Pruner {
+  name: string;
+  prune(now: number): number;
+}
+
 /** Prunes the retained tables at start and then every `intervalMs`; errors are reported, never thrown. */
 export class RetentionJob {
   private timer: NodeJS.Timeout | null = null;
@@ -54,6 +60,7 @@ export class RetentionJob {
     private readonly tables: RetainedTable[],
     private readonly intervalMs: number,
     private readonly onError: (message: string) => void,
+    private readonly pruners: Pruner[] = [],
   ) {}
 
   start(): void {
@@ -70,6 +77,13 @@ export class RetentionJob {
         removed[t.table] = pruneTable(this.db, t, now);
       } catch (e) {
         this.onError(`retention of ${t.table} failed: ${(e as Error).message}`);
+      }
+    }
+    for (const p of this.pruners) {
+      try {
+        removed[p.name] = p.prune(now);
+      } catch (e) {
+        this.onError(`retention of ${p.name} failed: ${(e as Error).message}`);
       }
     }
     return removed;

@@ -405,20 +405,33 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
     return okEnvelope(req, { jobs: jobs.map((j) => runner.view(j, caller)), total, limit, offset }, `${jobs.length} of ${total} jobs`);
   });
 
+  /** An admin key reaching into another key's job is an admin action: audited. */
+  const auditForeign = (req: FastifyRequest, job: JobRow, caller: JobCaller, action: string, outcome: 'allowed' | 'failed' = 'allowed'): void => {
+    if (!caller.admin || job.owner === caller.id) return;
+    gw.store.bestEffort(() =>
+      gw.audit.record({ actor: caller.name, key_id: caller.id, action, route: req.routeOptions.url, params: { id: job.id }, target: job.id, outcome, status: 200, client: req.ip, request_id: req.id, details: `job of ${job.owner_name ?? job.owner}` }),
+    );
+  };
+
   app.get('/v1/jobs/:id', PREDICT, async (req) => {
-    const job = runner.find((req.params as { id: string }).id, callerOf(req));
-    return okEnvelope(req, runner.view(job, callerOf(req)), `job ${job.status}`);
+    const caller = callerOf(req);
+    const job = runner.find((req.params as { id: string }).id, caller);
+    auditForeign(req, job, caller, 'jobs.read');
+    return okEnvelope(req, runner.view(job, caller), `job ${job.status}`);
   });
 
   app.post('/v1/jobs/:id/cancel', PREDICT, async (req) => {
     const caller = callerOf(req);
     const { job, changed } = runner.cancel((req.params as { id: string }).id, caller);
+    auditForeign(req, job, caller, 'jobs.cancel', changed ? 'allowed' : 'failed');
     return okEnvelope(req, runner.view(job, caller), changed ? 'job cancelled' : `job had already ${job.status === 'cancelled' ? 'been cancelled' : job.status}`);
   });
 
   app.get('/v1/jobs/:id/results', PREDICT, async (req, reply) => {
     const id = (req.params as { id: string }).id;
-    const job = runner.find(id, callerOf(req));
+    const caller = callerOf(req);
+    const job = runner.find(id, caller);
+    auditForeign(req, job, caller, 'jobs.results');
     const q = (req.query ?? {}) as Record<string, unknown>;
     const format = q.format === undefined || q.format === '' ? 'jsonl' : String(q.format);
     if (format !== 'jsonl' && format !== 'csv') throw invalid('format must be jsonl or csv');
