@@ -8,7 +8,8 @@ import type { ModelPackage } from '../manifest/load.js';
 
 /** What an env build needs from the configuration (config `envs`, plus the base interpreter). */
 export interface EnvSettings {
-  stateDir: string;
+  /** Config work_dir: envs live under <workDir>/envs, where workers can read them (drivers/workspace.ts). */
+  workDir: string;
   /** Base interpreter (config `python`); a manifest's `python` wins. */
   python: string;
   enabled?: boolean;
@@ -57,8 +58,8 @@ export interface EnvMarker {
   result: EnvResult;
 }
 
-export function envsRoot(stateDir: string): string {
-  return join(stateDir, 'envs');
+export function envsRoot(workDir: string): string {
+  return join(workDir, 'envs');
 }
 
 export function shortHash(...parts: (string | Buffer)[]): string {
@@ -96,7 +97,8 @@ export class BuildLog {
   constructor(readonly file: string) {}
   write(text: string | Buffer): void {
     try {
-      appendFileSync(this.file, typeof text !== 'string' || text.endsWith('\n') ? text : text + '\n');
+      // 0600: the log names the package index (maybe with its credentials); workers can read the env dir.
+      appendFileSync(this.file, typeof text !== 'string' || text.endsWith('\n') ? text : text + '\n', { mode: 0o600 });
     } catch {
       // the env dir was removed under a build (prune, test cleanup): the build fails on its own
     }

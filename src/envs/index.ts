@@ -3,8 +3,8 @@
 // hash of the dependency file, rebuilt when it changes; a marker written last means "complete",
 // so a half-built env is never used. One build per env at a time (in this process and across
 // processes); the build log stays in the env dir.
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
@@ -67,10 +67,39 @@ async function build(plan: EnvPlan, settings: EnvSettings, logger?: Logger): Pro
   logger?.info({ model: plan.model, env: plan.dir, packages: plan.summary }, 'building model environment');
   envStats.builds++;
   await plan.build(plan, settings, log);
+  // Workers (another user when the gateway is root) read the env and must never write it.
+  readOnlyForOthers(plan.dir);
   const buildMs = Date.now() - t0;
   writeMarker(plan.dir, { kind: plan.kind, model: plan.model, hash: plan.hash, built_at: new Date().toISOString(), build_ms: buildMs, summary: plan.summary, result: plan.result });
   logger?.info({ model: plan.model, env: plan.dir, ms: buildMs }, 'model environment ready');
   return plan.result;
+}
+
+/** Files of an env that workers never need and that can hold credentials (index URLs, npm tokens). */
+const PRIVATE_FILES = new Set([LOG_FILE, '.npmrc']);
+
+/**
+ * Makes an env tree readable (and, where executable, runnable) by every user and writable only
+ * by its owner, whatever umask pip / npm ran under; the build log and a copied .npmrc stay the
+ * gateway's (0600). Symlinks are left as they are.
+ */
+export function readOnlyForOthers(dir: string): void {
+  const stack = [dir];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      continue;
+    }
+    if (st.isSymbolicLink()) continue;
+    const mode = st.mode & 0o7777;
+    const exec = st.isDirectory() || mode & 0o100 ? 0o111 : 0;
+    const want = p !== dir && PRIVATE_FILES.has(basename(p)) && st.isFile() ? 0o600 : (mode | 0o444 | exec) & ~0o022 & ~0o6000;
+    if (want !== mode) chmodSync(p, want);
+    if (st.isDirectory()) for (const e of readdirSync(p)) stack.push(join(p, e));
+  }
 }
 
 function toIsoError(model: string, e: unknown, plan: EnvPlan | undefined): IsoError {
@@ -97,7 +126,7 @@ export interface EnvInfo {
   summary?: string;
 }
 
-/** Every env under the state dir, marked with whether a current package uses it. */
+/** Every env under the work dir, marked with whether a current package uses it. */
 export async function listEnvs(settings: EnvSettings, packages: ModelPackage[]): Promise<EnvInfo[]> {
   const used = new Set<string>();
   for (const pkg of packages) {
@@ -106,7 +135,7 @@ export async function listEnvs(settings: EnvSettings, packages: ModelPackage[]):
   }
   const out: EnvInfo[] = [];
   for (const kind of ['python', 'node'] as const) {
-    const root = join(envsRoot(settings.stateDir), kind);
+    const root = join(envsRoot(settings.workDir), kind);
     if (!existsSync(root)) continue;
     for (const entry of readdirSync(root, { withFileTypes: true })) {
       if (!entry.isDirectory()) continue;

@@ -1,8 +1,8 @@
 // Node environments: a package.json with dependencies gets its own node_modules under
-// <state_dir>/envs/node/<model>-<sha256(package.json + lock + Node ABI)[:16]>/node_modules, made
+// <work_dir>/envs/node/<model>-<sha256(package.json + lock + Node ABI)[:16]>/node_modules, made
 // by `npm install` in that directory. The package folder itself is never written to: the worker
 // finds the modules through the resolve hook (src/worker/sdk-hooks.ts, ISOMODEL_NODE_MODULES).
-import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
 import { envsRoot, runStep, shortHash, toolEnv, EnvBuildError, type BuildLog, type EnvPlan, type EnvSettings } from './build.js';
@@ -69,7 +69,7 @@ export function planNode(pkg: ModelPackage, settings: EnvSettings): EnvPlan | nu
     }
   });
   const hash = shortHash(text, lock, `abi${process.versions.modules}`, ...localStats);
-  const dir = join(envsRoot(settings.stateDir), 'node', `${m.name}-${hash}`);
+  const dir = join(envsRoot(settings.workDir), 'node', `${m.name}-${hash}`);
   return {
     kind: 'node',
     model: m.name,
@@ -85,7 +85,11 @@ export function planNode(pkg: ModelPackage, settings: EnvSettings): EnvPlan | nu
 async function buildNodeModules(plan: EnvPlan, settings: EnvSettings, log: BuildLog, o: { text: string; lock: string; npmrc: string }): Promise<void> {
   writeFileSync(join(plan.dir, 'package.json'), o.text);
   if (o.lock) writeFileSync(join(plan.dir, 'package-lock.json'), o.lock);
-  if (existsSync(o.npmrc)) copyFileSync(o.npmrc, join(plan.dir, '.npmrc'));
+  if (existsSync(o.npmrc)) {
+    // It may hold registry tokens: the gateway's alone, like the build log.
+    copyFileSync(o.npmrc, join(plan.dir, '.npmrc'));
+    chmodSync(join(plan.dir, '.npmrc'), 0o600);
+  }
   log.write(`# node env for ${plan.model}: ${plan.summary}`);
   await runStep(log, 'npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--no-update-notifier'], {
     cwd: plan.dir,

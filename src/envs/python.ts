@@ -1,5 +1,5 @@
 // Python environments: one venv per model and requirements, under
-// <state_dir>/envs/python/<model>-<sha256(requirements + interpreter)[:16]>/, filled by pip from a
+// <work_dir>/envs/python/<model>-<sha256(requirements + interpreter)[:16]>/, filled by pip from a
 // local wheel folder (--no-index --find-links) or a configured index.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -81,7 +81,7 @@ export async function planPython(pkg: ModelPackage, settings: EnvSettings): Prom
   const interp = await probeInterpreter(base);
   const sitePackages = m.environment?.system_site_packages ?? false;
   const hash = shortHash(text, interp.exe, interp.version, sitePackages ? 'system-site-packages' : '');
-  const dir = join(envsRoot(settings.stateDir), 'python', `${m.name}-${hash}`);
+  const dir = join(envsRoot(settings.workDir), 'python', `${m.name}-${hash}`);
   return {
     kind: 'python',
     model: m.name,
