@@ -5,15 +5,16 @@
 // modes, and that unload, a crash or a gateway killed with SIGKILL leave no process (setsid
 // daemons included) and no cgroup behind.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CgroupManager } from '../src/drivers/cgroups.js';
-import { planPrivileges, resolveWorkerUser, whichCommand, accessProblem } from '../src/drivers/privilege.js';
+import { planPrivileges, resolveWorkerUser, whichCommand, accessProblem, writablePackagePath } from '../src/drivers/privilege.js';
 import { stateTag } from '../src/drivers/reap.js';
+import { secureStateDir } from '../src/drivers/workspace.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { FIXTURES_DIR, freePort, makeModelsDir, pidAlive, request, sleep, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
 
@@ -336,6 +337,24 @@ describe('least-privilege workers: refusals with the path and the fix', { timeou
   });
 });
 
+describe('the state dir of an older version is locked down at start', () => {
+  it('0700, database files 0600, old scratch dirs inside it removed; what it says', () => {
+    const state = workerTmpDir('isomodel-old-state-');
+    try {
+      for (const f of ['isomodel.db', 'isomodel.db-wal', 'isomodel.db-shm']) writeFileSync(join(state, f), 'x', { mode: 0o644 });
+      mkdirSync(join(state, 'run', 'm', 'r1'), { recursive: true });
+      mkdirSync(join(state, 'envs', 'python'), { recursive: true });
+      const notes = secureStateDir(state);
+      assert.equal(statSync(state).mode & 0o777, 0o700);
+      for (const f of ['isomodel.db', 'isomodel.db-wal', 'isomodel.db-shm']) assert.equal(statSync(join(state, f)).mode & 0o777, 0o600, f);
+      assert.equal(existsSync(join(state, 'run')), false);
+      assert.ok(notes.some((n) => /envs is no longer used/.test(n)), notes.join(' | '));
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("a manifest's environment reaches only the worker, never what starts it", { timeout: 120_000 }, () => {
   // LD_DEBUG_OUTPUT makes the dynamic loader of every process that has it write <prefix>.<pid>:
   // a file owned by root would be the launcher (running as root) obeying the package; a file on
@@ -372,6 +391,81 @@ describe("a manifest's environment reaches only the worker, never what starts it
     const r = await h.post('/models/probe-sandbox/predict', probe({ action: 'ok' }));
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(written('probe-sandbox'), []);
+  });
+});
+
+describe('an interpreter a package names (model.yaml python) never runs as root', { timeout: 120_000, skip: ROOT ? false : NOT_ROOT }, () => {
+  let h: Harness;
+  let dir: string;
+  const log = join(tmpdir(), `isomodel-pyshim-${randomBytes(6).toString('hex')}`);
+  before(async () => {
+    dir = makeModelsDir([]);
+    const pkg = addProbe(dir, 'probe-sandbox', 'sandbox');
+    // Records who runs it, then is a normal interpreter.
+    writeFileSync(join(pkg, 'pyshim'), `#!/bin/sh\nid -u >> ${log} 2>/dev/null\nexec /usr/bin/python3 "$@"\n`, { mode: 0o755 });
+    writeFileSync(join(pkg, 'model.yaml'), `${readFileSync(join(pkg, 'model.yaml'), 'utf8')}python: ${join(pkg, 'pyshim')}\n`);
+    writeFileSync(log, '', { mode: 0o666 });
+    chmodSync(log, 0o666);
+    h = await startGateway([], { models_dir: dir });
+  });
+  after(async () => {
+    await h?.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(log, { force: true });
+  });
+
+  it('is probed as the worker user, and the model serves', async () => {
+    const r = await h.post('/models/probe-sandbox/predict', probe({ action: 'ok' }));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const uids = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    assert.ok(uids.length >= 1, 'the gateway did run it (to check it and find its installation)');
+    assert.deepEqual([...new Set(uids)], ['65534']);
+  });
+});
+
+describe('per-model environments are built by the worker user and sealed for the gateway', { timeout: 180_000, skip: ROOT ? false : NOT_ROOT }, () => {
+  // A dependency the package names, with an install script: npm runs it during the build.
+  let h: Harness;
+  let dir: string;
+  const log = join(tmpdir(), `isomodel-npm-script-${randomBytes(6).toString('hex')}`);
+  before(async () => {
+    dir = makeModelsDir([]);
+    const pkg = join(dir, 'scripted-node');
+    const dep = join(dir, 'dep-src', 'package');
+    mkdirSync(dep, { recursive: true });
+    writeFileSync(join(dep, 'package.json'), JSON.stringify({ name: 'isodep', version: '1.0.0', type: 'module', main: 'index.js', scripts: { install: `id -u >> ${log}` } }));
+    writeFileSync(join(dep, 'index.js'), 'export const VERSION = "1.0.0";\n');
+    mkdirSync(pkg);
+    execFileSync('tar', ['-czf', join(pkg, 'isodep-1.0.0.tgz'), '-C', join(dir, 'dep-src'), 'package']);
+    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ type: 'module', dependencies: { isodep: 'file:./isodep-1.0.0.tgz' } }));
+    writeFileSync(join(pkg, 'index.mjs'), "import { VERSION } from 'isodep';\nexport function predict(batch) {\n  return batch.map(() => ({ lib: VERSION, uid: process.getuid() }));\n}\n");
+    writeFileSync(join(pkg, 'model.yaml'), 'name: scripted-node\nversion: 0.0.1\nruntime: node\nentry: index.mjs\ntasks:\n  - name: t\n    sequence_types: [DNA]\n');
+    writeFileSync(log, '', { mode: 0o666 });
+    chmodSync(log, 0o666);
+    h = await startGateway([], { models_dir: dir });
+  });
+  after(async () => {
+    await h?.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(log, { force: true });
+  });
+
+  it("runs a dependency's install script as the worker user, never root", async () => {
+    const r = await h.post('/models/scripted-node/predict', { sequence: 'ACGT' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual([r.body.data.lib, r.body.data.uid], ['1.0.0', 65534]);
+    assert.deepEqual(readFileSync(log, 'utf8').split('\n').filter(Boolean), ['65534']);
+  });
+
+  it('leaves the env owned by the gateway: nothing in it writable by the worker user, its build log 0600', () => {
+    const root = join(h.gw.config.work_dir!, 'envs', 'node');
+    const [env] = readdirSync(root).filter((d) => d.startsWith('scripted-node-') && !d.includes('.'));
+    assert.ok(env, readdirSync(root).join(' '));
+    const envDir = join(root, env!);
+    assert.equal(statSync(envDir).uid, 0);
+    assert.equal(writablePackagePath(envDir, resolveWorkerUser('nobody')), null);
+    assert.equal(statSync(join(envDir, 'build.log')).mode & 0o777, 0o600);
+    assert.equal(existsSync(`${envDir}.home`), false, 'the build HOME is gone');
   });
 });
 

@@ -20,7 +20,10 @@ export async function workerEnvSettings(config: Config): Promise<EnvSettings> {
   const settings = envSettings(config);
   const plan = planPrivileges(config.worker_user);
   if ('error' in plan) throw new Error(plan.error);
-  if (plan.drop) settings.python = await workerPython(config.python, plan.drop, { fallback: true });
+  if (plan.drop) {
+    settings.python = await workerPython(config.python, plan.drop, { fallback: true });
+    settings.runAs = plan.drop; // builds run as the worker user, as the gateway's do
+  }
   return settings;
 }
 

@@ -8,7 +8,7 @@ import { InlineWorker } from './inline.js';
 import { ProcessWorker, type ProcessWorkerOptions } from './process.js';
 import { EnvProcessWorker } from '../envs/worker.js';
 import type { Config } from '../config/config.js';
-import { planPrivileges, type PrivilegePlan } from './privilege.js';
+import { dropArgs, planPrivileges, type PrivilegePlan } from './privilege.js';
 import { gatewayTag, stateTag, tagAlive } from './reap.js';
 import { sandboxCommand } from './sandbox.js';
 import { DockerWorker, dockerEngine } from './docker.js';
@@ -56,7 +56,8 @@ export function driverContext(config: Config, logger: Logger, cgroups?: CgroupMa
  */
 export async function reapLeftovers(ctx: DriverContext): Promise<{ cgroups: string[]; scratch: string[] }> {
   const cgroups = await ctx.cgroups.reapStale(stateTag(ctx.stateDir), tagAlive);
-  const scratch = removeStaleScratch(ctx.workDir ?? defaultWorkDir(ctx.stateDir));
+  const plan = planPrivileges(ctx.workerUser);
+  const scratch = await removeStaleScratch(ctx.workDir ?? defaultWorkDir(ctx.stateDir), 'drop' in plan ? plan.drop : null);
   if (cgroups.length || scratch.length) ctx.logger.info({ cgroups, scratch }, 'removed what an earlier gateway of this state dir left behind');
   return { cgroups, scratch };
 }
@@ -120,8 +121,8 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
           extraEnv: ctx.modelEnv?.[pkg.manifest.name],
           privileges: plan(),
           owner,
-          wrap: (cmd, scratch) =>
-            sandboxCommand(cmd, { pkg: opts.pkg, scratch, readOnly: [opts.extraEnv?.VIRTUAL_ENV, opts.extraEnv?.ISOMODEL_NODE_MODULES] }),
+          wrap: (cmd, scratch, drop) =>
+            sandboxCommand(cmd, { pkg: opts.pkg, scratch, readOnly: [opts.extraEnv?.VIRTUAL_ENV, opts.extraEnv?.ISOMODEL_NODE_MODULES], runAs: drop ? dropArgs(drop) : [] }),
         };
         if (ctx.envs?.enabled === false) return new ProcessWorker(opts);
         return new EnvProcessWorker(opts, { ...ctx.envs, workDir, python: ctx.python });

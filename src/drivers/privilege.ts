@@ -4,7 +4,7 @@
 // setpriv. Also: what that user can reach (packages, interpreters, the work dir), checked before
 // a worker starts so a load fails with the path and the fix instead of a worker dying mid-start.
 import { execFile } from 'node:child_process';
-import { accessSync, constants, lstatSync, readFileSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { accessSync, constants, lstatSync, readFileSync, readdirSync, realpathSync, rmSync, rmdirSync, statSync, type Stats } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
@@ -346,4 +346,50 @@ export function workerPython(python: string, p: Privileges, opts: { fallback: bo
     interpreterCache.set(key, pending);
   }
   return pending;
+}
+
+function runAsWorker(p: Privileges, argv: string[]): Promise<void> {
+  const [setpriv, ...args] = dropArgs(p);
+  return new Promise((res) => {
+    execFile(setpriv!, [...args, ...argv], { timeout: 600_000, env: { PATH: '/usr/bin:/bin' }, cwd: '/' }, () => res());
+  });
+}
+
+/**
+ * Removes a tree that may hold directories the worker user owns (scratch dirs, an env being
+ * built). rm -rf as root over a dir another process of that user can still change could be sent
+ * through a symlink swapped in mid-walk; so what that user owns is emptied as that user (it can
+ * then only remove what it could anyway) and only the empty dir is removed by the gateway, and
+ * directories the gateway owns (which that user cannot change) are walked by the gateway.
+ */
+export async function removeTree(path: string, p: Privileges | null): Promise<void> {
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!p) {
+    rmSync(path, { recursive: true, force: true });
+    return;
+  }
+  if (!st.isDirectory()) {
+    rmSync(path, { force: true }); // unlink: never follows a symlink
+    return;
+  }
+  if (st.uid === p.identity.uid) {
+    await runAsWorker(p, ['/bin/rm', '-rf', '--one-file-system', '--', path]);
+    try {
+      rmdirSync(path);
+    } catch {
+      // its parent was the worker's too (then rm removed it) or something is left: leave it
+    }
+    return;
+  }
+  for (const e of readdirSync(path)) await removeTree(join(path, e), p);
+  try {
+    rmdirSync(path);
+  } catch {
+    // not empty: a part the worker could not remove
+  }
 }

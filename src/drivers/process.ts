@@ -5,7 +5,7 @@
 // and launch marker). See docs/security-workers.md.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
@@ -16,7 +16,7 @@ import { SessionWorker } from '../worker/session.js';
 import type { ExitInfo, WorkerHandle, WorkerStats } from '../worker/types.js';
 import type { Cgroup, CgroupManager } from './cgroups.js';
 import { ENV_SHIM, envScript, EXIT_NO_ENV, workerCommand, type WorkerCommand } from './command.js';
-import { accessProblem, dropArgs, whichCommand, workerPython, writablePackagePath, type PrivilegePlan, type Privileges } from './privilege.js';
+import { accessProblem, dropArgs, removeTree, whichCommand, workerPython, writablePackagePath, type PrivilegePlan, type Privileges } from './privilege.js';
 import { gatewayTag, killMarked, LAUNCH_MARKER_VAR, stateTag } from './reap.js';
 import { makeScratch, prepareWorkDir, scratchDir } from './workspace.js';
 
@@ -38,7 +38,7 @@ export interface ProcessWorkerOptions {
    * drivers/sandbox.ts puts it inside bwrap, so the launcher joins the cgroup, then execs bwrap).
    * It must run the command through ENV_SHIM (command.ts), where the worker's environment is set.
    */
-  wrap?: (cmd: WorkerCommand, scratch: string) => WorkerCommand;
+  wrap?: (cmd: WorkerCommand, scratch: string, drop: Privileges | null) => WorkerCommand;
   /** Whom the worker runs as (drivers/privilege.ts); absent: the gateway's own user. */
   privileges?: PrivilegePlan;
   /** Names this gateway's cgroups and scratch dirs (reap.ts): its state dir's tag and its own. */
@@ -70,7 +70,8 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
   private lastCpu = 0;
   private exited: Promise<ExitInfo> | null = null;
   private stopRequested = false;
-  private readonly scratch: string;
+  /** This launch's scratch dir (set in launch: one per launch, so a late cleanup never meets a restart). */
+  private scratch = '';
   private readonly owner: { state: string; gateway: string };
   /** In every process of this launch's environment: found and killed without cgroups. */
   private marker = '';
@@ -78,7 +79,6 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
   constructor(private readonly opts: ProcessWorkerOptions) {
     super(opts.id, opts.logger.child({ model: opts.pkg.manifest.name, replica: opts.id }));
     this.owner = opts.owner ?? { state: stateTag(opts.workDir), gateway: gatewayTag() };
-    this.scratch = scratchDir(opts.workDir, this.owner.gateway, opts.pkg.manifest.name, opts.id);
   }
 
   get pid(): number | undefined {
@@ -106,6 +106,12 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
       const usable = await workerPython(own, drop, { fallback: false });
       if (usable !== own) o.pkg = { ...o.pkg, manifest: { ...o.pkg.manifest, python: usable } };
     }
+  }
+
+  /** The worker user's privileges, or null (not root, or no plan: then nothing was started as it). */
+  private dropOrNull(): Privileges | null {
+    const plan = this.opts.privileges;
+    return plan && 'drop' in plan ? plan.drop : null;
   }
 
   /** Whether stop() was called (a subclass preparing a start gives up then). */
@@ -190,7 +196,7 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     return this.launch();
   }
 
-  private launch(): Promise<void> {
+  private async launch(): Promise<void> {
     const m = this.opts.pkg.manifest;
     const drop = this.privileges();
     try {
@@ -209,10 +215,11 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     }
     let cmd = workerCommand(this.opts.pkg, this.opts.python);
     if (drop) this.checkReach(drop, cmd);
-    makeScratch(this.scratch, drop);
-    // The environment is applied by ENV_SHIM as the last step (inside bwrap, for the sandbox).
-    cmd = this.opts.wrap ? this.opts.wrap(cmd, this.scratch) : { ...cmd, command: ENV_SHIM[0]!, args: [...ENV_SHIM.slice(1), cmd.command, ...cmd.args] };
     const n = ++launchCounter;
+    this.scratch = scratchDir(this.opts.workDir, this.owner.gateway, m.name, `${this.id}.${n}`);
+    await makeScratch(this.scratch, drop);
+    // The environment is applied by ENV_SHIM as the last step (inside bwrap, for the sandbox).
+    cmd = this.opts.wrap ? this.opts.wrap(cmd, this.scratch, drop) : { ...cmd, command: ENV_SHIM[0]!, args: [...ENV_SHIM.slice(1), cmd.command, ...cmd.args] };
     this.marker = `${this.owner.state}-${this.owner.gateway}-${n}`;
     const { script, skipped } = envScript(this.buildEnv());
     if (skipped.length) this.logger.warn({ skipped }, 'environment variables with names a shell cannot set were left out');
@@ -325,7 +332,7 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
       return;
     }
     if (!this.marker) return;
-    const drop = this.opts.privileges && 'drop' in this.opts.privileges ? this.opts.privileges.drop : null;
+    const drop = this.dropOrNull();
     killMarked(this.marker, drop ? drop.identity.uid : process.getuid?.());
   }
 
@@ -371,8 +378,9 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
   }
 
   /**
-   * The worker's main process is gone (crash, kill or stop): what it left running dies too,
-   * then its cgroup and scratch dir go, then the exit is reported.
+   * The worker's main process is gone (crash, kill or stop): what it left running dies too and
+   * its cgroup goes, then the exit is reported (the replica can restart), then its scratch dir
+   * goes. `exited`, which stop() awaits, resolves only after all of it.
    */
   private async onChildExit(code: number | null, signal: string | null): Promise<ExitInfo> {
     const reason = this.exitReason(code, signal);
@@ -383,9 +391,11 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     this.killGroup();
     await this.killRest();
     if (this.cgroup) await releaseCgroup(this.cgroup, this.logger);
-    rmSync(this.scratch, { recursive: true, force: true });
     const info: ExitInfo = { code, signal, reason, expected };
     this.emitExit(info);
+    // Emptied as the worker user: a worker of another model (same user) racing the removal
+    // cannot send a root rm -rf through a symlink.
+    await removeTree(this.scratch, this.dropOrNull());
     return info;
   }
 }

@@ -71,21 +71,26 @@ const pythonCache = new Map<string, PythonInfo | null>();
  * all of ~/.pyenv) or a venv: ask it once for sys.executable and its prefixes, then run that
  * executable directly and bind only its installation.
  */
-export function probePython(python: string): PythonInfo | null {
-  if (pythonCache.has(python)) return pythonCache.get(python)!;
+export function probePython(python: string, runAs: string[] = []): PythonInfo | null {
+  const key = `${runAs.join(' ')}\0${python}`;
+  if (pythonCache.has(key)) return pythonCache.get(key)!;
   let info: PythonInfo | null = null;
+  // The interpreter may be one the package names (model.yaml `python`): as root, it runs as the
+  // worker user here too (runAs: setpriv …), never as the gateway.
+  const [command, ...prefix] = [...runAs, python];
   try {
-    const out = execFileSync(python, ['-c', 'import json, sys; print(json.dumps([sys.executable, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]))'], {
+    const out = execFileSync(command!, [...prefix, '-c', 'import json, sys; print(json.dumps([sys.executable, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]))'], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
       timeout: 15_000,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, // not the gateway's secrets
     });
     const [exe, ...prefixes] = JSON.parse(out.trim()) as string[];
     if (exe && isAbsolute(exe)) info = { executable: exe, prefixes: [...new Set(prefixes.filter((p) => isAbsolute(p)))] };
   } catch {
     info = null; // bwrap will then report the interpreter as not found, in the worker's log
   }
-  pythonCache.set(python, info);
+  pythonCache.set(key, info);
   return info;
 }
 
@@ -130,6 +135,8 @@ export interface SandboxOptions {
   readOnly?: (string | undefined)[];
   /** bwrap to use; found on PATH when left out. null: treat as missing. */
   bwrap?: string | null;
+  /** Runs probes of the interpreter as the worker user (setpriv's arguments, drivers/privilege.ts). */
+  runAs?: string[];
 }
 
 /** The bwrap arguments (without bwrap itself and the command) for one replica. */
@@ -140,7 +147,7 @@ export function sandboxArgs(cmd: WorkerCommand, opts: SandboxOptions): { command
   const readOnly: string[] = [];
 
   if (m.runtime === 'python') {
-    const py = probePython(cmd.command);
+    const py = probePython(cmd.command, opts.runAs);
     if (py) {
       command = py.executable;
       readOnly.push(...py.prefixes);

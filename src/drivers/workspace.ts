@@ -2,7 +2,7 @@
 //   state dir (config state_dir, 0700, the gateway's only): SQLite db (0600), job files, docker
 //     build contexts;
 //   work dir (config work_dir, default `<state_dir>-work`): what workers must reach:
-//     run/<gateway>/<model>/<replica>  a replica's scratch dir (HOME, TMPDIR, cwd): 0700, owned
+//     run/<gateway>/<model>/<replica>.<n>  a replica's scratch dir (HOME, TMPDIR, cwd): 0700, owned
 //                                      by the worker user, removed when the worker exits;
 //     envs/{python,node}/…             per-model venvs / node_modules (src/envs), built by the
 //                                      gateway: readable, not writable, by workers.
@@ -11,7 +11,7 @@
 // two gateways with different state dirs never share one.
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { accessProblem, type Privileges } from './privilege.js';
+import { accessProblem, removeTree, type Privileges } from './privilege.js';
 import { tagAlive } from './reap.js';
 
 export function defaultWorkDir(stateDir: string): string {
@@ -36,12 +36,19 @@ const DB_FILE = /\.db(-wal|-shm|-journal)?$/;
 export function secureStateDir(stateDir: string): string[] {
   const notes: string[] = [];
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  chmodSync(stateDir, 0o700);
+  const restrict = (path: string, mode: number): void => {
+    try {
+      chmodSync(path, mode);
+    } catch (e) {
+      notes.push(`could not make ${path} ${mode.toString(8).padStart(4, '0')}: ${(e as Error).message}`);
+    }
+  };
+  restrict(stateDir, 0o700);
   const euid = process.geteuid?.();
   const st = statSync(stateDir);
   if (euid !== undefined && st.uid !== euid) notes.push(`state dir ${stateDir} is owned by uid ${st.uid}, not by the gateway's user (uid ${euid})`);
   for (const f of readdirSync(stateDir)) {
-    if (DB_FILE.test(f) && lstatSync(join(stateDir, f)).isFile()) chmodSync(join(stateDir, f), 0o600);
+    if (DB_FILE.test(f) && lstatSync(join(stateDir, f)).isFile()) restrict(join(stateDir, f), 0o600);
   }
   const legacyRun = join(stateDir, 'run');
   if (existsSync(legacyRun)) rmSync(legacyRun, { recursive: true, force: true });
@@ -81,12 +88,12 @@ export function scratchDir(workDir: string, gateway: string, model: string, repl
 }
 
 /** A fresh scratch dir (and its tmp/), 0700, owned by the worker user when there is one. */
-export function makeScratch(dir: string, priv: Privileges | null): void {
+export async function makeScratch(dir: string, priv: Privileges | null): Promise<void> {
   // The per-gateway and per-model levels: traversable, not listable, not writable by workers.
   const model = resolve(dir, '..');
   ensureDir(resolve(model, '..'), 0o711);
   ensureDir(model, 0o711);
-  rmSync(dir, { recursive: true, force: true });
+  await removeTree(dir, priv);
   mkdirSync(join(dir, 'tmp'), { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   if (priv) {
@@ -96,7 +103,7 @@ export function makeScratch(dir: string, priv: Privileges | null): void {
 }
 
 /** Removes scratch dirs of gateways that are no longer running (killed, crashed). */
-export function removeStaleScratch(workDir: string): string[] {
+export async function removeStaleScratch(workDir: string, priv: Privileges | null): Promise<string[]> {
   const removed: string[] = [];
   let tags: string[] = [];
   try {
@@ -106,7 +113,7 @@ export function removeStaleScratch(workDir: string): string[] {
   }
   for (const tag of tags) {
     if (tagAlive(tag)) continue;
-    rmSync(join(runRoot(workDir), tag), { recursive: true, force: true });
+    await removeTree(join(runRoot(workDir), tag), priv);
     removed.push(join(runRoot(workDir), tag));
   }
   return removed;

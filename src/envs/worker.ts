@@ -18,9 +18,9 @@ export class EnvProcessWorker extends ProcessWorker {
 
   override async start(): Promise<void> {
     const o = this.workerOpts;
-    // The env is built from the interpreter the worker user can run (gateway as root).
+    // As root: built by the worker user, from an interpreter it can run (drivers/privilege.ts).
     await this.resolveInterpreters();
-    const env = await ensureEnv(o.pkg, { ...this.envSettings, python: o.python }, { logger: o.logger });
+    const env = await ensureEnv(o.pkg, { ...this.envSettings, python: o.python, runAs: this.privileges() ?? undefined }, { logger: o.logger });
     if (this.stopWasRequested) throw new IsoError('MODEL_NOT_LOADED', `model ${o.pkg.manifest.name} was stopped while its environment was being built`);
     if (env.python) {
       // The venv's interpreter replaces the manifest's / config's (it was created from it).
