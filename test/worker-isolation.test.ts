@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CgroupManager } from '../src/drivers/cgroups.js';
 import { planPrivileges, resolveWorkerUser, whichCommand, accessProblem, writablePackagePath } from '../src/drivers/privilege.js';
-import { stateTag } from '../src/drivers/reap.js';
+import { stateTag, tagAlive } from '../src/drivers/reap.js';
 import { secureStateDir } from '../src/drivers/workspace.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { FIXTURES_DIR, freePort, makeModelsDir, pidAlive, request, sleep, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
@@ -540,8 +540,12 @@ describe('a gateway killed with SIGKILL: the next one of the same state dir remo
   let root: string;
   const gateways: ChildGateway[] = [];
   after(async () => {
-    for (const g of gateways) await g.stop('SIGKILL').catch(() => undefined);
-    if (root) rmSync(root, { recursive: true, force: true });
+    // Gracefully: a SIGKILLed gateway here would leave its groups for no later gateway to remove.
+    for (const g of gateways) await g.stop('SIGTERM').catch(() => undefined);
+    if (root) {
+      await CgroupManager.detect().reapStale(stateTag(join(root, 'state')), () => false);
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('old cgroups, their processes (daemons included) and scratch dirs are gone after the restart', async (t) => {
@@ -587,6 +591,32 @@ describe('a gateway killed with SIGKILL: the next one of the same state dir remo
     // The new gateway's own worker is in a group of its own and serves.
     assert.equal(cg.groupNames().filter((n) => n.startsWith(`${stateTag(stateDir)}-${second.pid}.`)).length, 1);
     assert.equal((await second.post('/models/probe-process/predict', probe({ action: 'ok' }))).status, 200);
+  });
+});
+
+describe('leftover groups of other state dirs: removed only when empty, their processes never touched', () => {
+  it('a dead gateway of another state dir: its empty group goes, a busy one stays with its process', async (t) => {
+    const cg = CgroupManager.detect();
+    if (cg.version === 'none') return t.skip('no writable cgroups on this machine');
+    const other = randomBytes(6).toString('hex');
+    const dead = '1.1'; // pid 1 did not start at tick 1: no such gateway
+    const empty = cg.create(`${other}-${dead}-m-r1-1`, { memoryMb: 64, cpus: 1 })!;
+    const busy = cg.create(`${other}-${dead}-m-r2-2`, { memoryMb: 64, cpus: 1 })!;
+    const sleeper = spawn('/bin/sleep', ['60'], { stdio: 'ignore' });
+    try {
+      for (const f of busy.procsFiles) writeFileSync(f, String(sleeper.pid));
+      const removed = await cg.reapStale(randomBytes(6).toString('hex'), tagAlive);
+      assert.ok(removed.includes(`${other}-${dead}-m-r1-1`));
+      assert.ok(!removed.includes(`${other}-${dead}-m-r2-2`));
+      assert.ok(pidAlive(sleeper.pid!), 'not ours to kill');
+      assert.deepEqual(busy.pids(), [sleeper.pid]);
+      assert.ok(!cg.groupNames().includes(`${other}-${dead}-m-r1-1`));
+    } finally {
+      sleeper.kill('SIGKILL');
+      await busy.killAll();
+      for (let i = 0; i < 50 && !busy.destroy(); i++) await sleep(20);
+      empty.destroy();
+    }
   });
 });
 

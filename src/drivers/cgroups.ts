@@ -279,13 +279,20 @@ export class CgroupManager {
    * Removes groups an earlier gateway of this state dir left behind (SIGKILLed, crashed): those
    * named with `stateTag` whose gateway process is gone. What still runs in them is killed
    * first. Groups of a live gateway of the same state dir (an `isomodel batch` beside `serve`)
-   * and of other state dirs are left alone. Returns the names removed.
+   * are left alone; of a dead gateway of another state dir, only empty ones are removed
+   * (nothing of theirs is killed). Returns the names removed.
    */
   async reapStale(stateTag: string, gatewayAlive: (tag: string) => boolean): Promise<string[]> {
     const removed: string[] = [];
     for (const name of this.groupNames()) {
       const m = OWNED_NAME.exec(name);
-      if (!m || m[1] !== stateTag || gatewayAlive(m[2]!)) continue;
+      if (!m || gatewayAlive(m[2]!)) continue;
+      if (m[1] !== stateTag) {
+        // rmdir only succeeds on a group with no process (and no child group) in it.
+        const gone = this.parents().map((p) => removeDir(join(p, name)));
+        if (gone.every(Boolean)) removed.push(name);
+        continue;
+      }
       if (this.version === 'v1' && !existsSync(join(this.root, 'memory', GROUP, name))) {
         // Only a cpu / freezer half survived: nothing can run in it that the memory half held.
         for (const p of this.parents()) killPids(readPids(join(p, name, 'cgroup.procs')));
