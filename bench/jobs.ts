@@ -12,7 +12,7 @@
 // busy with other work all replicas together get one process's share of CPU and a second replica
 // cannot show. On an idle machine both settings measure the same.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -68,6 +68,7 @@ function runBatch(input: string, workers: number, dir: string): Promise<number> 
 
 export async function jobsBench(): Promise<{ workers1_s: number; workers2_s: number; ratio: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'isomodel-bench-jobs-'));
+  chmodSync(dir, 0o755); // the work dir (<state>-work) is in here: workers (nobody, as root) pass through
   try {
     const input = join(dir, 'seqs.fasta');
     let x = 42;

@@ -1,7 +1,7 @@
 // Shared plumbing for benchmarks: servers as child processes, load from autocannon in its own
 // process, so the load generator never shares an event loop with what it measures.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../src/paths.js';
@@ -59,7 +59,11 @@ export async function startGateway(modelsDir: string, env: Record<string, string
   });
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(`${url}/health/ready`, 120_000);
-  return { url, pid: child.pid!, stop: stopper(child, () => rmSync(state, { recursive: true, force: true })) };
+  const cleanup = (): void => {
+    rmSync(state, { recursive: true, force: true });
+    rmSync(`${state}-work`, { recursive: true, force: true }); // scratch dirs and envs (config work_dir)
+  };
+  return { url, pid: child.pid!, stop: stopper(child, cleanup) };
 }
 
 const BARE_SCRIPTS = { node: 'bare-server.js', fastify: 'fastify-floor.js', pipe: 'bare-pipe-server.js' } as const;
@@ -125,6 +129,7 @@ export function sequentialLatency(url: string, body: unknown, count: number): Pr
 /** A copy of model packages in a temp dir, each renamed and with its model.yaml edited. */
 export function copyModels(packages: { from: string; name: string; edit?: (yaml: string) => string }[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'isomodel-bench-models-'));
+  chmodSync(dir, 0o755); // mkdtemp's 0700 would keep workers (nobody, when run as root) out
   for (const p of packages) {
     cpSync(p.from, join(dir, p.name), { recursive: true });
     const file = join(dir, p.name, 'model.yaml');

@@ -41,7 +41,8 @@ function mergeLoads(a: LoadResult, b: LoadResult): LoadResult {
 }
 
 async function overhead(): Promise<void> {
-  const gw = await startGateway(BENCH_MODELS);
+  // noop-inline is the one model allowed inline isolation (config inline_models).
+  const gw = await startGateway(BENCH_MODELS, { ISOMODEL_INLINE_MODELS: 'noop-inline' });
   const url = `${gw.url}/models/noop/predict`;
   // The same model inside the gateway process (isolation: inline): the gateway's own cost,
   // without the process hop.

@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { CgroupManager } from './drivers/cgroups.js';
-import { createWorkerFactory } from './drivers/factory.js';
+import { createWorkerFactory, driverContext, reapLeftovers, tidyWorkDirOnClose, type DriverContext } from './drivers/factory.js';
+import { secureStateDir } from './drivers/workspace.js';
 import { dockerIoProbe } from './drivers/docker.js';
 import { ModelRegistry } from './scheduler/registry.js';
 import { DEFAULT_VERSION_POLICY } from './scheduler/versions.js';
@@ -35,10 +36,15 @@ export class Gateway {
   /** Set once the initial model loads have been attempted (startup probe). */
   started = false;
   server: FastifyInstance | null = null;
+  private readonly drivers: DriverContext;
 
   constructor(readonly config: Config, logger?: Logger) {
     this.logger = logger ?? pino({ level: config.log_level });
+    // 0700 before the database is created in it, its files 0600 once they exist (workers never
+    // need it: what they reach is in the work dir, drivers/workspace.ts).
+    secureStateDir(config.state_dir);
     this.store = new StateStore(config.state_dir, undefined, (message) => this.logger.error(message));
+    for (const note of secureStateDir(config.state_dir)) this.logger.warn(note);
     this.keys = new KeyStore(this.store, config.auth.keys);
     this.audit = new AuditLog(this.store);
     const days = (d: number): number => d * 86_400_000;
@@ -54,17 +60,12 @@ export class Gateway {
       r.jobs_days > 0 ? [{ name: 'jobs', prune: (now) => jobRunnerFor(this).store.pruneFinished(new Date(now - days(r.jobs_days)).toISOString()) }] : [],
     );
     this.cgroups = config.cgroups ? CgroupManager.detect() : CgroupManager.disabled();
-    const factory = createWorkerFactory({
-      python: config.python,
-      stateDir: config.state_dir,
-      cgroups: this.cgroups,
-      logger: this.logger,
-      modelEnv: config.model_env,
-      envs: config.envs, // per-model venvs / node_modules (src/envs)
-      docker: config.docker, // isolation docker: the engine's socket, image builds
+    this.drivers = {
+      ...driverContext(config, this.logger, this.cgroups),
       // Each replica's stderr: rate and size limits, drops counted per model (worker/log-limiter.ts).
       workerLog: (model) => ({ limits: config.worker_log, ...this.metrics.workerLog(model) }),
-    });
+    };
+    const factory = createWorkerFactory(this.drivers);
     this.metrics = new GatewayMetrics(() => this.registry);
     this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store, (m, v) => this.metrics.observerFor(m, v), {
       versionPolicy: (name) => config.version_policy[name] ?? config.version_policy['*'] ?? DEFAULT_VERSION_POLICY,
@@ -99,6 +100,7 @@ export class Gateway {
     this.logger.info({ auth: authOn ? 'on' : 'off', tls: Boolean(this.config.tls) }, authOn ? 'API keys required' : 'auth is OFF: loopback only, no API keys configured');
     this.server = await buildServer(this);
     const url = await this.server.listen({ host: this.config.host, port: this.config.port });
+    await reapLeftovers(this.drivers);
     await this.registry.init({ waitFor: (m) => m.required });
     // Batch jobs left queued or running by a previous process (crash, SIGKILL) carry on (src/jobs/runner.ts).
     resumeJobs(this);
@@ -113,6 +115,7 @@ export class Gateway {
   /** Loads the models (and watches the models dir) without an HTTP server: `isomodel mcp` on stdio. */
   async startModels(): Promise<void> {
     this.logger.info({ cgroups: this.cgroups.version, models_dir: this.config.models_dir }, 'loading models');
+    await reapLeftovers(this.drivers);
     await this.registry.init();
     if (this.config.watch) this.registry.watch();
     this.started = true;
@@ -130,6 +133,7 @@ export class Gateway {
     this.perf.stop();
     this.retention.stop();
     await this.registry.close();
+    tidyWorkDirOnClose(this.drivers);
     this.store.close();
   }
 }

@@ -15,7 +15,7 @@ import { registerAuth } from '../src/security/auth.js';
 import { PREDICT as PREDICT_SCOPE, PUBLIC } from '../src/security/route-scope.js';
 import { StateStore } from '../src/store/db.js';
 import Fastify from 'fastify';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { makeModelsDir, startGateway, type Harness } from './helpers.js';
 
@@ -98,6 +98,12 @@ describe('authentication and authorisation', () => {
     assert.equal((await h.post('/predict', { sequence: 'ACGT' }, bearer(key))).status, 401);
     // Both are admin actions, audited with the user who ran the command.
     const audit = h.gw.audit.query({ limit: 100 }).filter((e) => String(e.actor).startsWith('cli:'));
+    // A key database created by the CLI before any gateway ran is the owner's alone.
+    const fresh = join(mkdtempSync(join(tmpdir(), 'isomodel-keys-')), 'state');
+    await run(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), '--state-dir', fresh, 'keys', 'create', 'first']);
+    assert.equal(statSync(fresh).mode & 0o777, 0o700);
+    assert.equal(statSync(join(fresh, 'isomodel.db')).mode & 0o777, 0o600);
+    rmSync(join(fresh, '..'), { recursive: true, force: true });
     assert.deepEqual(audit.map((e) => [e.action, e.target, e.outcome]), [['keys.revoke', 'robot', 'allowed'], ['keys.create', 'robot', 'allowed']]);
   });
 });

@@ -1,7 +1,7 @@
 // The `isomodel` CLI as a user runs it: real child processes.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +20,7 @@ describe('isomodel CLI', () => {
 
   before(() => {
     work = mkdtempSync(join(tmpdir(), 'isomodel-cli-'));
+    chmodSync(work, 0o755); // models and the work dir are in here: workers (nobody, as root) must reach them
     global = ['--models-dir', join(work, 'models'), '--state-dir', join(work, 'state')];
   });
 

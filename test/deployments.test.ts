@@ -1,11 +1,10 @@
 // Versions, A/B and canary traffic, promote/rollback, the /api/v1/models deployment API and a
 // rolling update under load — all through a real gateway and real worker processes.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pidAlive, request, sleep, startGateway, waitFor, type Harness } from './helpers.js';
+import { pidAlive, request, sleep, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
 
 /** A tiny Node model whose answers say which package version computed them. */
 function writeEchoVersion(dir: string, version: string, delayMs = 0): void {
@@ -53,7 +52,7 @@ describe('model versions, traffic and the deployment API', () => {
     writeEchoVersion(join(h.modelsDir, 'echo-2'), '2.0.0', 2);
     const r = await h.post<Envelope>('/v1/models/reload');
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    extDir = mkdtempSync(join(tmpdir(), 'isomodel-ext-'));
+    extDir = workerTmpDir('isomodel-ext-'); // packages deployed from here: workers (nobody, as root) read them
   });
   after(async () => {
     await h.close();

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -15,6 +15,7 @@ import { Gateway } from '../src/gateway.js';
 import { ensureEnv, envStats, listEnvs, planEnv, pruneEnvs } from '../src/envs/index.js';
 import { effectiveRequirements } from '../src/envs/python.js';
 import { MARKER_FILE } from '../src/envs/build.js';
+import { workerEnvSettings } from '../src/cli/env.js';
 import { loadPackage } from '../src/manifest/load.js';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
 import { request } from './helpers.js';
@@ -97,11 +98,13 @@ async function predict(model: string): Promise<{ status: number; out: any; body:
   return { status: r.status, out: r.body?.data, body: r.body };
 }
 
-const settings = () => ({ ...config().envs, stateDir, python: 'python3' });
+// What a gateway of this config builds with (as root: an interpreter the worker user can run).
+const settings = () => workerEnvSettings(config());
 
 describe('per-model environments', { timeout: 180_000 }, () => {
   before(() => {
     work = mkdtempSync(join(tmpdir(), 'isomodel-envs-'));
+    chmodSync(work, 0o755); // as root, workers run as nobody: the packages must be reachable
     modelsDir = join(work, 'models');
     stateDir = join(work, 'state');
     // isotiny 1.0 lower-cases, 2.0 reverses: two wheels.
@@ -142,7 +145,7 @@ describe('per-model environments', { timeout: 180_000 }, () => {
   it('needs no env for comment-only requirements, empty dependencies or an explicit interpreter', async () => {
     assert.deepEqual(effectiveRequirements('# nothing\n\n  # really\n'), []);
     assert.deepEqual(effectiveRequirements('a==1 # pinned\n--index-url http://x\nb\n'), ['a==1', 'b']);
-    const s = { stateDir, python: 'python3' };
+    const s = { workDir: `${stateDir}-work`, python: 'python3' };
     assert.equal(await planEnv(loadPackage(join(BUILTIN_MODELS_DIR, 'gc-scanner')), s), null);
     assert.equal(await planEnv(loadPackage(join(BUILTIN_MODELS_DIR, 'revcomp')), s), null);
     // dnabert2 names /usr/bin/python3 (Debian's torch) and no environment block: used as-is.
@@ -151,7 +154,7 @@ describe('per-model environments', { timeout: 180_000 }, () => {
 
   it('says clearly when requirements need a package source and none is configured', async () => {
     const pkg = loadPackage(join(modelsDir, 'py-one'));
-    await assert.rejects(ensureEnv(pkg, { stateDir: join(work, 'nosource'), python: 'python3' }), (e: Error & { code?: string }) => {
+    await assert.rejects(ensureEnv(pkg, { workDir: join(work, 'nosource'), python: 'python3' }), (e: Error & { code?: string }) => {
       assert.equal(e.code, 'MODEL_NOT_LOADED');
       assert.match(e.message, /no package source is configured.*envs\.wheel_dir/);
       return true;
@@ -165,7 +168,8 @@ describe('per-model environments', { timeout: 180_000 }, () => {
     assert.equal(one.status, 200, JSON.stringify(one.body));
     assert.deepEqual([one.out.lib, one.out.value], ['1.0', 'acgtt']);
     assert.deepEqual([two.out.lib, two.out.value], ['2.0', 'TTGCA']);
-    assert.ok(one.out.prefix.startsWith(join(stateDir, 'envs', 'python', 'py-one-')), one.out.prefix);
+    // In the work dir, beside the state dir (which workers cannot enter).
+    assert.ok(one.out.prefix.startsWith(join(`${stateDir}-work`, 'envs', 'python', 'py-one-')), one.out.prefix);
     assert.equal(n1.status, 200, JSON.stringify(n1.body));
     assert.deepEqual([n1.out.lib, n1.out.value], ['1.0.0', 'acgtt']);
     assert.deepEqual([n2.out.lib, n2.out.value], ['2.0.0', 'TTGCA']);
@@ -189,7 +193,7 @@ describe('per-model environments', { timeout: 180_000 }, () => {
   });
 
   it('reuses built environments across gateway restarts', async () => {
-    const marker = join((await planEnv(loadPackage(join(modelsDir, 'py-two')), settings()))!.dir, MARKER_FILE);
+    const marker = join((await planEnv(loadPackage(join(modelsDir, 'py-two')), await settings()))!.dir, MARKER_FILE);
     const mtime = statSync(marker).mtimeMs;
     await stopGateway();
     const before = envStats.builds;
@@ -202,10 +206,10 @@ describe('per-model environments', { timeout: 180_000 }, () => {
 
   it('rebuilds when the dependency file changes, and never uses a half-built env', async () => {
     const req = join(modelsDir, 'py-one', 'requirements.txt');
-    const oldDir = (await planEnv(loadPackage(join(modelsDir, 'py-one')), settings()))!.dir;
+    const oldDir = (await planEnv(loadPackage(join(modelsDir, 'py-one')), await settings()))!.dir;
     writeFileSync(req, 'isotiny==2.0\n');
     // An interrupted build of the new env: files but no marker.
-    const newDir = (await planEnv(loadPackage(join(modelsDir, 'py-one')), settings()))!.dir;
+    const newDir = (await planEnv(loadPackage(join(modelsDir, 'py-one')), await settings()))!.dir;
     assert.notEqual(newDir, oldDir);
     mkdirSync(join(newDir, 'bin'), { recursive: true });
     writeFileSync(join(newDir, 'bin', 'python'), '#!/bin/sh\nexit 3\n', { mode: 0o755 });
@@ -221,7 +225,7 @@ describe('per-model environments', { timeout: 180_000 }, () => {
 
   it('lists environments and prunes those no package uses', async () => {
     const c = config();
-    const s = { ...c.envs, stateDir, python: c.python };
+    const s = await workerEnvSettings(c);
     const pkgs = ['py-one', 'py-two', 'py-bad', 'node-one', 'node-two'].map((n) => loadPackage(join(modelsDir, n)));
     const envs = await listEnvs(s, pkgs);
     const ready = envs.filter((e) => e.state === 'ready');

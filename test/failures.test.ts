@@ -1,6 +1,7 @@
 // A model that crashes, leaks, loops or babbles must never take the gateway down, and the
 // next request must succeed on a fresh worker.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pidAlive, startGateway, waitFor, type Harness } from './helpers.js';
 
@@ -120,8 +121,11 @@ describe('worker failures (Python chaos model)', () => {
     const { env, cwd, cgroup } = r.body.data;
     assert.ok(!env.includes('ISOMODEL_SECRET_TEST'), 'gateway secrets stay in the gateway');
     assert.ok(env.includes('ISOMODEL_MODEL_DIR'));
-    assert.ok(cwd.startsWith(h.stateDir), `${cwd} is under the state dir`);
-    if (h.gw.cgroups.version !== 'none') assert.match(cgroup, /isomodel\/chaos-py-/);
+    // The scratch dir is in the work dir, outside the state dir (0700, the gateway's only).
+    assert.ok(cwd.startsWith(join(h.gw.config.work_dir!, 'run') + '/'), `${cwd} is under the work dir`);
+    assert.ok(!cwd.startsWith(h.stateDir + '/'), `${cwd} is not in the state dir`);
+    // Named after the state dir and the gateway, so a later gateway can remove it if this one dies.
+    if (h.gw.cgroups.version !== 'none') assert.match(cgroup, /isomodel\/[0-9a-f]{12}-\d+\.\d+-chaos-py-r\d+-\d+\n/);
   });
 
   it('the gateway stays up through all of it', async () => {

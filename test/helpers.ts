@@ -1,5 +1,5 @@
 // Test harness: a real gateway on 127.0.0.1 with a private models dir and state dir.
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -26,9 +26,19 @@ export interface Res<T> {
   headers: Headers;
 }
 
+/**
+ * A fresh temp dir workers can enter: mkdtemp makes it 0700, and as root workers run as nobody,
+ * so packages, weights or a work dir inside it would be out of their reach.
+ */
+export function workerTmpDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
 /** Copies packages by name from models/ or test/fixtures/models/ into a fresh dir. */
 export function makeModelsDir(names: string[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'isomodel-models-'));
+  const dir = workerTmpDir('isomodel-models-');
   for (const name of names) {
     const src = [join(BUILTIN_MODELS_DIR, name), join(FIXTURES_DIR, name)].find((p) => {
       try {
@@ -87,6 +97,7 @@ export async function startGateway(models: string[], overrides: ConfigInput = {}
       await gw.close();
       rmSync(modelsDir, { recursive: true, force: true });
       rmSync(stateDir, { recursive: true, force: true });
+      rmSync(gw.config.work_dir ?? `${stateDir}-work`, { recursive: true, force: true });
     },
   };
 }

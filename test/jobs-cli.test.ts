@@ -2,13 +2,12 @@
 // with N replicas, through a running gateway, folders of exchange files, CSV, and the summary.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseDelimited } from '../src/jobs/formats.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { makeModelsDir, startGateway, type Harness } from './helpers.js';
+import { makeModelsDir, startGateway, workerTmpDir, type Harness } from './helpers.js';
 
 const COMP: Record<string, string> = { A: 'T', C: 'G', G: 'C', T: 'A' };
 const rc = (s: string): string => s.split('').reverse().map((c) => COMP[c]).join('');
@@ -43,7 +42,7 @@ function jsonl(text: string): any[] {
 
 describe('isomodel batch / pipeline run', () => {
   const modelsDir = makeModelsDir(['revcomp', 'gc-scanner', 'slow-node']);
-  const work = mkdtempSync(join(tmpdir(), 'isomodel-batch-cli-'));
+  const work = workerTmpDir('isomodel-batch-cli-'); // the state's work dir is in here: workers (nobody, as root) pass through
   const state = join(work, 'state');
   const g = ['--models-dir', modelsDir, '--state-dir', state];
   const seqs = Array.from({ length: 300 }, (_, i) => 'ACGTTGCAAC'.slice(i % 7) + 'GGATC'.slice(0, 1 + (i % 5)));

@@ -3,7 +3,7 @@
 // on a real gateway, and the driver run against a fake API server. No live cluster is involved.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -207,6 +207,7 @@ describe('Kubernetes manifests', () => {
 
   it('a gateway started from the rendered pod config answers the probe routes and refuses the API without a key', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'isomodel-k8s-pod-'));
+    chmodSync(dir, 0o755); // the state's work dir is in here: workers (nobody, as root) pass through
     const modelsDir = makeModelsDir(['revcomp']);
     const m = discoverPackages(modelsDir).packages[0]!.manifest;
     const objs = roundTrip(renderModel(m, {}).objects);

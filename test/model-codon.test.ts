@@ -3,7 +3,7 @@
 // `apt-get install -y emboss python3-biopython`, and this suite fails (it does not skip) without them.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -151,6 +151,7 @@ describe('codon model against EMBOSS and Biopython', () => {
     if (!dir) throw new Error(`EMBOSS codon tables not found in ${EMBOSS_CODON_DIRS.join(' or ')}: install them with \`apt-get install -y emboss\``);
     codonsDir = dir;
     work = mkdtempSync(join(tmpdir(), 'isomodel-codon-'));
+    chmodSync(work, 0o755); // a models dir in here: workers (nobody, as root) must reach it
     h = await startGateway(['codon']);
   });
   after(async () => {

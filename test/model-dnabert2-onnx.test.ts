@@ -4,12 +4,11 @@
 // be the same (tokens, every pooling, promoter probabilities, batches, truncation, errors).
 // Skips only when /usr/bin/python3 has no torch.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BUILTIN_MODELS_DIR } from '../src/paths.js';
-import { startGateway, type Harness } from './helpers.js';
+import { startGateway, workerTmpDir, type Harness } from './helpers.js';
 import { Agreement, answer, runPython, torchProblem } from './twin-compare.js';
 
 const TOOLS = join(BUILTIN_MODELS_DIR, 'dnabert2', 'tools');
@@ -67,7 +66,7 @@ describe('dnabert2-onnx equals dnabert2 on a tiny random checkpoint', { skip: NO
   const both = (path: 'predict' | 'predict/batch', body: Record<string, unknown>, harness = h) => agree.both(harness, { py: 'dnabert2', onnx: 'dnabert2-onnx' }, path, body);
 
   before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'isomodel-dnabert2-onnx-'));
+    root = workerTmpDir('isomodel-dnabert2-onnx-');
     const ckpt = join(root, 'ckpt');
     onnxDir = join(root, 'onnx');
     headlessCkpt = join(root, 'headless');

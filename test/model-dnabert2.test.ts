@@ -4,12 +4,11 @@
 // --reference), through both weight formats. Needs /usr/bin/python3 with torch.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { startGateway, type Harness } from './helpers.js';
+import { startGateway, workerTmpDir, type Harness } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 const TOOL = join(PACKAGE_ROOT, 'models', 'dnabert2', 'tools', 'make_tiny_checkpoint.py');
@@ -101,7 +100,7 @@ describe('dnabert2 with a tiny random checkpoint', () => {
 
   before(async () => {
     requireTorch();
-    root = mkdtempSync(join(tmpdir(), 'isomodel-dnabert2-'));
+    root = workerTmpDir('isomodel-dnabert2-');
     binDir = join(root, 'bin');
     stDir = join(root, 'safetensors');
     headlessDir = join(root, 'headless');

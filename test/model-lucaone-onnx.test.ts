@@ -5,12 +5,11 @@
 // (DNA/RNA/protein embeddings, both poolings, the head, batches, truncation, errors).
 // Skips only when /usr/bin/python3 has no torch.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BUILTIN_MODELS_DIR } from '../src/paths.js';
-import { startGateway, type Harness } from './helpers.js';
+import { startGateway, workerTmpDir, type Harness } from './helpers.js';
 import { Agreement, runPython, torchProblem } from './twin-compare.js';
 
 const TOOLS = join(BUILTIN_MODELS_DIR, 'lucaone', 'tools');
@@ -53,7 +52,7 @@ describe('lucaone-onnx equals lucaone on a tiny random checkpoint', { skip: NO_T
   const both = (path: 'predict' | 'predict/batch', body: Record<string, unknown>) => agree.both(h, { py: 'lucaone', onnx: 'lucaone-onnx' }, path, body);
 
   before(async () => {
-    const root = mkdtempSync(join(tmpdir(), 'isomodel-lucaone-onnx-'));
+    const root = workerTmpDir('isomodel-lucaone-onnx-');
     weights = join(root, 'weights');
     onnxDir = join(root, 'onnx');
     runPython([join(TOOLS, 'make_tiny_checkpoint.py'), 'make', weights, '--hidden', String(HIDDEN), '--head', 'classification']);

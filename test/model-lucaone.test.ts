@@ -3,12 +3,11 @@
 // package's own tool) its embeddings match a naive float64 reference forward.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BUILTIN_MODELS_DIR } from '../src/paths.js';
-import { startGateway, type Harness } from './helpers.js';
+import { startGateway, workerTmpDir, type Harness } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 const TOOL = join(BUILTIN_MODELS_DIR, 'lucaone', 'tools', 'make_tiny_checkpoint.py');
@@ -112,7 +111,7 @@ describe('lucaone with a tiny checkpoint in the real layout', () => {
 
   before(async () => {
     requireTorch();
-    weights = mkdtempSync(join(tmpdir(), 'lucaone-tiny-'));
+    weights = workerTmpDir('lucaone-tiny-');
     execFileSync(PYTHON, [TOOL, 'make', weights, '--hidden', String(HIDDEN), '--head', 'classification'], { timeout: 300_000 });
     const names = Object.keys(REF_ITEMS);
     const results = reference(weights, names.map((n) => REF_ITEMS[n]!));

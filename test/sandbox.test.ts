@@ -6,6 +6,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BWRAP_MISSING, findBwrap, sandboxCommand } from '../src/drivers/sandbox.js';
+import { gatewayTag, stateTag } from '../src/drivers/reap.js';
 import { manifestSchema } from '../src/manifest/schema.js';
 import { pidAlive, startGateway, waitFor, type Harness } from './helpers.js';
 
@@ -131,7 +132,7 @@ describe('sandbox isolation (Python model in bubblewrap)', () => {
     assert.equal(existsSync(stateFile), false, 'a write reached the gateway state dir');
     const me = await run({ action: 'whoami' });
     assert.equal(me.scratch_write.ok, true, JSON.stringify(me.scratch_write));
-    assert.ok(me.cwd.startsWith(join(h.stateDir, 'run', 'sandbox-py')), me.cwd);
+    assert.ok(me.cwd.startsWith(join(h.gw.config.work_dir!, 'run') + '/') && me.cwd.includes('/sandbox-py/'), me.cwd);
     assert.equal(me.home, me.cwd);
     assert.equal(me.uid, 65534, 'runs as nobody in its user namespace');
     assert.equal(me.hostname, 'isomodel-sandbox');
@@ -164,7 +165,7 @@ describe('sandbox isolation (Python model in bubblewrap)', () => {
     if (version === 'none') return t.skip('no writable cgroups here');
     const kids = descendants(await workerPid());
     assert.ok(kids.length >= 1, 'bwrap has started the sandboxed worker');
-    for (const k of kids) assert.match(readFileSync(`/proc/${k}/cgroup`, 'utf8'), /isomodel\/sandbox-py-/);
+    for (const k of kids) assert.match(readFileSync(`/proc/${k}/cgroup`, 'utf8'), /isomodel\/[0-9a-f]{12}-\d+\.\d+-sandbox-py-/);
   });
 
   it('is killed when it exceeds its memory limit, reported, and replaced', async () => {
@@ -189,7 +190,7 @@ describe('sandbox isolation (Python model in bubblewrap)', () => {
     const version = h.gw.cgroups.version;
     if (version === 'none') return t.skip('no writable cgroups here');
     const root = version === 'v1' ? '/sys/fs/cgroup/memory/isomodel' : '/sys/fs/cgroup/isomodel';
-    const mine = (): string[] => readdirSync(root).filter((d) => d.startsWith('sandbox-py-'));
+    const mine = (): string[] => readdirSync(root).filter((d) => d.startsWith(`${stateTag(h.stateDir)}-${gatewayTag()}-sandbox-py-`));
     assert.ok(mine().length >= 1, 'the replica has a cgroup while it runs');
     assert.equal((await h.post('/v1/models/sandbox-py/unload')).status, 200);
     await waitFor(() => mine().length === 0, 15_000, 50);

@@ -7,7 +7,7 @@ import { pidAlive, sleep, startGateway, waitFor, type Harness } from './helpers.
 describe('scheduler', () => {
   let h: Harness;
   before(async () => {
-    h = await startGateway(['slow-node', 'sleepy-node', 'inline-node']);
+    h = await startGateway(['slow-node', 'sleepy-node', 'inline-node'], { inline_models: ['inline-node'] });
   });
   after(async () => h.close());
 

@@ -1,13 +1,30 @@
 // `isomodel env build|ls|prune`: the per-model environments (src/envs, docs/environments.md)
-// under the state dir, without a gateway. A running gateway reuses what `env build` made.
+// under the work dir, without a gateway. A running gateway reuses what `env build` made.
 import { Command } from 'commander';
 import type { Config } from '../config/config.js';
 import { ensureEnv, listEnvs, planEnv, pruneEnvs, type EnvSettings } from '../envs/index.js';
 import { discoverPackages, type ModelPackage } from '../manifest/load.js';
+import { planPrivileges, workerPython } from '../drivers/privilege.js';
+import { defaultWorkDir } from '../drivers/workspace.js';
 import { table } from './table.js';
 
 export function envSettings(config: Config): EnvSettings {
-  return { ...config.envs, stateDir: config.state_dir, python: config.python };
+  return { ...config.envs, workDir: config.work_dir ?? defaultWorkDir(config.state_dir), python: config.python };
+}
+
+/**
+ * envSettings with the interpreter a gateway of this config builds venvs from: as root, one the
+ * worker user can run (drivers/privilege.ts), so `env build` makes the envs `serve` will use.
+ */
+export async function workerEnvSettings(config: Config): Promise<EnvSettings> {
+  const settings = envSettings(config);
+  const plan = planPrivileges(config.worker_user);
+  if ('error' in plan) throw new Error(plan.error);
+  if (plan.drop) {
+    settings.python = await workerPython(config.python, plan.drop, { fallback: true });
+    settings.runAs = plan.drop; // builds run as the worker user, as the gateway's do
+  }
+  return settings;
 }
 
 function packages(config: Config): ModelPackage[] {
@@ -30,7 +47,7 @@ export async function envBuild(config: Config, models: string[], opts: { force?:
   const unknown = models.filter((m) => !all.some((p) => p.manifest.name === m));
   if (unknown.length) throw new Error(`no model named ${unknown.join(', ')} in ${config.models_dir}`);
   const chosen = models.length ? all.filter((p) => models.includes(p.manifest.name)) : all;
-  const settings = { ...envSettings(config), enabled: true };
+  const settings = { ...(await workerEnvSettings(config)), enabled: true };
   const rows: EnvBuildRow[] = [];
   // One at a time: builds are CPU- and network-heavy.
   for (const pkg of chosen) {
@@ -69,10 +86,10 @@ export function envCommand(config: () => Config): Command {
   env
     .command('ls')
     .option('--json', 'print JSON')
-    .description('list the environments in the state dir and whether a current package uses them')
+    .description('list the environments in the work dir and whether a current package uses them')
     .action(async (opts: { json?: boolean }) => {
       const c = config();
-      const rows = await listEnvs(envSettings(c), packages(c));
+      const rows = await listEnvs(await workerEnvSettings(c), packages(c));
       if (opts.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
       else process.stdout.write(table(rows.map((r) => ({ ...r, in_use: r.in_use ? 'yes' : 'no' })), ['kind', 'model', 'hash', 'state', 'in_use', 'built_at', 'summary']) + '\n');
     });
@@ -83,7 +100,7 @@ export function envCommand(config: () => Config): Command {
     .description('remove environments no current package uses, and failed or interrupted builds')
     .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
       const c = config();
-      const removed = await pruneEnvs(envSettings(c), packages(c), { dryRun: opts.dryRun });
+      const removed = await pruneEnvs(await workerEnvSettings(c), packages(c), { dryRun: opts.dryRun });
       if (opts.json) process.stdout.write(JSON.stringify(removed, null, 2) + '\n');
       else {
         for (const r of removed) process.stdout.write(`${opts.dryRun ? 'would remove' : 'removed'} ${r.dir}\n`);

@@ -3,8 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { destination, pino } from 'pino';
 import type { Config } from '../config/config.js';
-import { CgroupManager } from '../drivers/cgroups.js';
-import { createWorkerFactory } from '../drivers/factory.js';
+import { createWorkerFactory, driverContext } from '../drivers/factory.js';
 import { parsePrediction } from '../api/predict-request.js';
 import { ModelRegistry } from '../scheduler/registry.js';
 import { parseSequences } from '../validation/fasta.js';
@@ -41,7 +40,7 @@ export async function predictCommand(args: PredictArgs, config: Config): Promise
   }
   // No gateway: run the model's own worker for this one call.
   const logger = pino({ level: 'warn' }, destination(2));
-  const factory = createWorkerFactory({ python: config.python, stateDir: config.state_dir, cgroups: config.cgroups ? CgroupManager.detect() : CgroupManager.disabled(), logger, modelEnv: config.model_env, envs: config.envs });
+  const factory = createWorkerFactory(driverContext(config, logger));
   const registry = new ModelRegistry(config.models_dir, factory, logger);
   await registry.init({ load: false });
   try {

@@ -13,6 +13,27 @@ export const configSchema = z
     port: z.coerce.number().int().min(0).max(65535).default(8000),
     models_dir: z.string().default('models'),
     state_dir: z.string().default('.isomodel'),
+    /**
+     * What workers must reach, kept out of the state dir (which is 0700, the gateway's only):
+     * replica scratch dirs and per-model envs. Default: `<state_dir>-work`, beside it
+     * (drivers/workspace.ts, docs/security.md).
+     */
+    work_dir: z.string().optional(),
+    /**
+     * When the gateway runs as root, process and sandbox workers run as this user (a name from
+     * /etc/passwd or uid[:gid]), with no supplementary groups and no_new_privs. Never root.
+     */
+    worker_user: z.string().min(1).default('nobody'),
+    /**
+     * The only models allowed `isolation: inline` (their code runs inside the gateway, with its
+     * rights); any other inline model is refused at load.
+     */
+    inline_models: z.array(z.string()).default([]),
+    /**
+     * The only models allowed `network: host` in their manifest (a process worker then shares the
+     * machine's network and can reach the gateway's API); any other is refused at load.
+     */
+    host_network_models: z.array(z.string()).default([]),
     /** Model answering the root routes (/predict, /model/info, …); else the first by name. */
     default_model: z.string().optional(),
     /** Models /health/ready waits for; default: every model with autoload. */
@@ -179,6 +200,10 @@ const ENV_MAP: Record<string, (c: Record<string, unknown>, v: string) => void> =
   MODELS_DIR: (c, v) => (c.models_dir = v),
   ISOMODEL_MODELS_DIR: (c, v) => (c.models_dir = v),
   ISOMODEL_STATE_DIR: (c, v) => (c.state_dir = v),
+  ISOMODEL_WORK_DIR: (c, v) => (c.work_dir = v),
+  ISOMODEL_WORKER_USER: (c, v) => (c.worker_user = v),
+  ISOMODEL_INLINE_MODELS: (c, v) => (c.inline_models = v.split(',').map((s) => s.trim()).filter(Boolean)),
+  ISOMODEL_HOST_NETWORK_MODELS: (c, v) => (c.host_network_models = v.split(',').map((s) => s.trim()).filter(Boolean)),
   ISOMODEL_DEFAULT_MODEL: (c, v) => (c.default_model = v),
   ISOMODEL_PYTHON: (c, v) => (c.python = v),
   ISOMODEL_LOG_LEVEL: (c, v) => (c.log_level = v),
@@ -217,5 +242,6 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   const c = parsed.data;
-  return { ...c, models_dir: resolve(cwd, c.models_dir), state_dir: resolve(cwd, c.state_dir) };
+  const stateDir = resolve(cwd, c.state_dir);
+  return { ...c, models_dir: resolve(cwd, c.models_dir), state_dir: stateDir, work_dir: c.work_dir ? resolve(cwd, c.work_dir) : `${stateDir}-work` };
 }

@@ -10,6 +10,31 @@ export interface WorkerCommand {
   selfLimited: boolean;
 }
 
+/**
+ * The worker's environment is not handed to the processes that start it (the launcher runs as
+ * root; bwrap runs outside its sandbox): a variable such as LD_PRELOAD from a manifest would run
+ * package code there. It arrives on fd 3 as `export NAME='value'` lines, read by this shell right
+ * before it execs the worker command (inside bwrap for the sandbox), never on a command line.
+ */
+export const ENV_SHIM = ['/bin/sh', '-c', 'eval "$(cat <&3)" || exit 95; exec 3<&-; exec "$@"', 'isomodel-env'];
+export const EXIT_NO_ENV = 95;
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The script ENV_SHIM evaluates; names that are not shell variable names are left out (returned). */
+export function envScript(env: Record<string, string>): { script: string; skipped: string[] } {
+  const lines: string[] = [];
+  const skipped: string[] = [];
+  for (const [k, v] of Object.entries(env)) {
+    if (!ENV_NAME.test(k)) {
+      skipped.push(k);
+      continue;
+    }
+    lines.push(`export ${k}='${v.replaceAll("'", `'\\''`)}'`);
+  }
+  return { script: lines.join('\n') + '\n', skipped };
+}
+
 export function workerCommand(pkg: ModelPackage, python: string): WorkerCommand {
   const m = pkg.manifest;
   switch (m.runtime) {

@@ -1,19 +1,25 @@
 // Picks the isolation driver a manifest asks for.
 import type { Logger } from 'pino';
+import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
 import type { WorkerLogOptions } from '../worker/log-limiter.js';
 import type { WorkerHandle } from '../worker/types.js';
-import type { CgroupManager } from './cgroups.js';
+import { CgroupManager } from './cgroups.js';
 import { InlineWorker } from './inline.js';
 import { ProcessWorker, type ProcessWorkerOptions } from './process.js';
 import { EnvProcessWorker } from '../envs/worker.js';
 import type { Config } from '../config/config.js';
+import { dropArgs, planPrivileges, type PrivilegePlan } from './privilege.js';
+import { gatewayTag, stateTag, tagAlive } from './reap.js';
 import { sandboxCommand } from './sandbox.js';
 import { DockerWorker, dockerEngine } from './docker.js';
+import { defaultWorkDir, removeStaleScratch, tidyWorkDir } from './workspace.js';
 
 export interface DriverContext {
   python: string;
   stateDir: string;
+  /** Where scratch dirs and per-model envs live (config work_dir); default `<stateDir>-work`. */
+  workDir?: string;
   cgroups: CgroupManager;
   logger: Logger;
   /** Operator-set environment per model name (config model_env). */
@@ -24,40 +30,111 @@ export interface DriverContext {
   docker?: Config['docker'];
   /** Each replica's stderr limits and drop counters, per model (config `worker_log`, worker/log-limiter.ts). */
   workerLog?: (model: string) => WorkerLogOptions;
+  /** Config worker_user: whom process and sandbox workers run as when the gateway is root (default nobody). */
+  workerUser?: string;
+  /** Config inline_models: the only models that may run with isolation inline (default: none). */
+  inlineModels?: string[];
+  /** Config host_network_models: the only models that may ask for network: host (default: none). */
+  hostNetworkModels?: string[];
+}
+
+/** The driver context a configuration describes (gateway, `isomodel batch`, `isomodel predict`). */
+export function driverContext(config: Config, logger: Logger, cgroups?: CgroupManager): DriverContext {
+  return {
+    python: config.python,
+    stateDir: config.state_dir,
+    workDir: config.work_dir,
+    cgroups: cgroups ?? (config.cgroups ? CgroupManager.detect() : CgroupManager.disabled()),
+    logger,
+    modelEnv: config.model_env,
+    envs: config.envs, // per-model venvs / node_modules (src/envs)
+    docker: config.docker, // isolation docker: the engine's socket, image builds
+    workerUser: config.worker_user,
+    inlineModels: config.inline_models,
+    hostNetworkModels: config.host_network_models,
+  };
+}
+
+/**
+ * At start: what an earlier gateway of this state dir left when it died without closing
+ * (SIGKILL, crash) goes: its replicas' cgroups, with anything still running in them, and its
+ * scratch dirs. A live gateway's (an `isomodel batch` beside `serve`) are left alone.
+ */
+export async function reapLeftovers(ctx: DriverContext): Promise<{ cgroups: string[]; scratch: string[] }> {
+  const cgroups = await ctx.cgroups.reapStale(stateTag(ctx.stateDir), tagAlive);
+  const plan = planPrivileges(ctx.workerUser);
+  const scratch = await removeStaleScratch(ctx.workDir ?? defaultWorkDir(ctx.stateDir), 'drop' in plan ? plan.drop : null);
+  if (cgroups.length || scratch.length) ctx.logger.info({ cgroups, scratch }, 'removed what an earlier gateway of this state dir left behind');
+  return { cgroups, scratch };
+}
+
+/** On close: this gateway's empty scratch levels (and the work dir, when nothing is left in it). */
+export function tidyWorkDirOnClose(ctx: DriverContext): void {
+  tidyWorkDir(ctx.workDir ?? defaultWorkDir(ctx.stateDir), gatewayTag());
 }
 
 export type WorkerFactory = (pkg: ModelPackage, replicaId: string) => WorkerHandle;
 
+/** Refuses inline isolation for a model the operator did not list in inline_models. */
+class RefusedInlineWorker extends InlineWorker {
+  override start(): Promise<void> {
+    this.markExited();
+    const name = this.pkg.manifest.name;
+    return Promise.reject(
+      new IsoError(
+        'MODEL_NOT_LOADED',
+        `model ${name} asks for isolation inline, which runs its code inside the gateway process with all of the gateway's rights; only models listed in the config's inline_models may. Add ${name} to inline_models if you trust it, or set isolation: process in its model.yaml`,
+      ),
+    );
+  }
+}
+
 export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
+  const workDir = ctx.workDir ?? defaultWorkDir(ctx.stateDir);
+  // Resolved once: the worker user, setpriv, unshare (or why workers cannot start as root).
+  let privileges: PrivilegePlan | undefined;
+  const plan = (): PrivilegePlan => {
+    if (!privileges) {
+      privileges = planPrivileges(ctx.workerUser);
+      if ('why' in privileges && privileges.why) ctx.logger.warn(privileges.why);
+    }
+    return privileges;
+  };
+  const owner = { state: stateTag(ctx.stateDir), gateway: gatewayTag() };
+  const inline = new Set(ctx.inlineModels ?? []);
+  const hostNetwork = new Set(ctx.hostNetworkModels ?? []);
   return (pkg, id) => {
     const workerLog = ctx.workerLog?.(pkg.manifest.name);
     switch (pkg.manifest.isolation) {
       case 'inline':
-        return new InlineWorker(id, pkg);
+        return inline.has(pkg.manifest.name) ? new InlineWorker(id, pkg) : new RefusedInlineWorker(id, pkg);
       case 'process': {
-        const opts = { id, pkg, python: ctx.python, stateDir: ctx.stateDir, cgroups: ctx.cgroups, logger: ctx.logger, extraEnv: ctx.modelEnv?.[pkg.manifest.name], workerLog };
+        const opts: ProcessWorkerOptions = { id, pkg, python: ctx.python, workDir, cgroups: ctx.cgroups, logger: ctx.logger, extraEnv: ctx.modelEnv?.[pkg.manifest.name], privileges: plan(), owner, workerLog, hostNetworkAllowed: hostNetwork.has(pkg.manifest.name) };
         // Builds or reuses the model's venv / node_modules before spawning (src/envs).
         if (ctx.envs?.enabled === false) return new ProcessWorker(opts);
-        return new EnvProcessWorker(opts, { ...ctx.envs, stateDir: ctx.stateDir, python: ctx.python });
+        return new EnvProcessWorker(opts, { ...ctx.envs, workDir, python: ctx.python });
       }
       case 'sandbox': {
         // The process driver, with its command run inside bubblewrap (drivers/sandbox.ts). The
         // wrap reads opts at spawn time: EnvProcessWorker has by then pointed them at the
-        // model's venv / node_modules, which the sandbox binds read-only.
+        // model's venv / node_modules, which the sandbox binds read-only. As root, bwrap itself
+        // runs as the worker user (unprivileged user namespaces).
         const opts: ProcessWorkerOptions = {
           id,
           pkg,
           python: ctx.python,
-          stateDir: ctx.stateDir,
+          workDir,
           cgroups: ctx.cgroups,
           logger: ctx.logger,
           extraEnv: ctx.modelEnv?.[pkg.manifest.name],
           workerLog,
-          wrap: (cmd, scratch) =>
-            sandboxCommand(cmd, { pkg: opts.pkg, scratch, readOnly: [opts.extraEnv?.VIRTUAL_ENV, opts.extraEnv?.ISOMODEL_NODE_MODULES] }),
+          privileges: plan(),
+          owner,
+          wrap: (cmd, scratch, drop) =>
+            sandboxCommand(cmd, { pkg: opts.pkg, scratch, readOnly: [opts.extraEnv?.VIRTUAL_ENV, opts.extraEnv?.ISOMODEL_NODE_MODULES], runAs: drop ? dropArgs(drop) : [] }),
         };
         if (ctx.envs?.enabled === false) return new ProcessWorker(opts);
-        return new EnvProcessWorker(opts, { ...ctx.envs, stateDir: ctx.stateDir, python: ctx.python });
+        return new EnvProcessWorker(opts, { ...ctx.envs, workDir, python: ctx.python });
       }
       case 'docker': {
         // A container of the model's image, built on first use (drivers/docker.ts, docs/docker.md).

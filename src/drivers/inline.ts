@@ -1,5 +1,6 @@
 // Inline isolation: a trusted Node model runs inside the gateway process. No process
-// boundary, so no crash containment and no hard timeout: for small, trusted, pure-JS models.
+// boundary, so no crash containment and no hard timeout: for small, trusted, pure-JS models,
+// and only those the operator lists in config inline_models (drivers/factory.ts).
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { IsoError } from '../errors.js';
@@ -17,8 +18,13 @@ export class InlineWorker implements WorkerHandle {
 
   constructor(
     readonly id: string,
-    private readonly pkg: ModelPackage,
+    protected readonly pkg: ModelPackage,
   ) {}
+
+  /** A start that will not happen (factory.ts refuses models not in inline_models). */
+  protected markExited(): void {
+    this._state = 'exited';
+  }
 
   get state(): WorkerState {
     return this._state;

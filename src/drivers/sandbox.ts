@@ -3,18 +3,23 @@
 // read-only view of only what its runtime needs (/usr, a few /etc files, the interpreter, the
 // isomodel SDK, its package) and write access only to its scratch dir. Memory and CPU limits
 // stay with the process driver's cgroup launcher, which runs outside bwrap and execs it, so
-// bwrap and everything it starts are in the replica's cgroup. See docs/sandbox.md.
+// bwrap and everything it starts are in the replica's cgroup. As root, bwrap is exec'd through
+// setpriv as the worker user (drivers/privilege.ts). See docs/sandbox.md.
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
 import { DIST_DIR, PACKAGE_ROOT, PYTHON_SDK } from '../paths.js';
-import type { WorkerCommand } from './command.js';
+import { ENV_SHIM, type WorkerCommand } from './command.js';
 
 export const BWRAP_MISSING =
   'sandbox isolation needs bubblewrap, and bwrap is not on PATH: install it (Debian/Ubuntu: apt-get install bubblewrap)';
 
-/** The uid/gid the model runs as inside its user namespace (nobody; mapped to the gateway's uid). */
+/**
+ * The uid/gid the model runs as inside its user namespace (nobody), mapped to the uid that ran
+ * bwrap: the worker user when the gateway is root (bwrap then runs unprivileged, in a user
+ * namespace), else the gateway's own.
+ */
 const SANDBOX_ID = '65534';
 
 /** /etc files a runtime reads (dynamic linker, users, time zone); the rest of /etc stays hidden. */
@@ -66,21 +71,26 @@ const pythonCache = new Map<string, PythonInfo | null>();
  * all of ~/.pyenv) or a venv: ask it once for sys.executable and its prefixes, then run that
  * executable directly and bind only its installation.
  */
-export function probePython(python: string): PythonInfo | null {
-  if (pythonCache.has(python)) return pythonCache.get(python)!;
+export function probePython(python: string, runAs: string[] = []): PythonInfo | null {
+  const key = `${runAs.join(' ')}\0${python}`;
+  if (pythonCache.has(key)) return pythonCache.get(key)!;
   let info: PythonInfo | null = null;
+  // The interpreter may be one the package names (model.yaml `python`): as root, it runs as the
+  // worker user here too (runAs: setpriv …), never as the gateway.
+  const [command, ...prefix] = [...runAs, python];
   try {
-    const out = execFileSync(python, ['-c', 'import json, sys; print(json.dumps([sys.executable, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]))'], {
+    const out = execFileSync(command!, [...prefix, '-c', 'import json, sys; print(json.dumps([sys.executable, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]))'], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
       timeout: 15_000,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, // not the gateway's secrets
     });
     const [exe, ...prefixes] = JSON.parse(out.trim()) as string[];
     if (exe && isAbsolute(exe)) info = { executable: exe, prefixes: [...new Set(prefixes.filter((p) => isAbsolute(p)))] };
   } catch {
     info = null; // bwrap will then report the interpreter as not found, in the worker's log
   }
-  pythonCache.set(python, info);
+  pythonCache.set(key, info);
   return info;
 }
 
@@ -125,6 +135,8 @@ export interface SandboxOptions {
   readOnly?: (string | undefined)[];
   /** bwrap to use; found on PATH when left out. null: treat as missing. */
   bwrap?: string | null;
+  /** Runs probes of the interpreter as the worker user (setpriv's arguments, drivers/privilege.ts). */
+  runAs?: string[];
 }
 
 /** The bwrap arguments (without bwrap itself and the command) for one replica. */
@@ -135,7 +147,7 @@ export function sandboxArgs(cmd: WorkerCommand, opts: SandboxOptions): { command
   const readOnly: string[] = [];
 
   if (m.runtime === 'python') {
-    const py = probePython(cmd.command);
+    const py = probePython(cmd.command, opts.runAs);
     if (py) {
       command = py.executable;
       readOnly.push(...py.prefixes);
@@ -188,8 +200,9 @@ export function sandboxArgs(cmd: WorkerCommand, opts: SandboxOptions): { command
   args.push('--bind', scratch, scratch, '--chdir', scratch);
   // Nothing else is writable: not even the sandbox's own root tmpfs.
   args.push('--remount-ro', '/');
-  // The environment is the process driver's scrubbed one, inherited through execve rather
-  // than passed as --setenv, so operator-set values never show in a command line.
+  // The environment is the process driver's scrubbed one, read from fd 3 by ENV_SHIM inside the
+  // sandbox rather than passed as --setenv, so operator-set values never show in a command line,
+  // and bwrap (outside the sandbox) never runs with a variable such as LD_PRELOAD from a manifest.
   return { command, args };
 }
 
@@ -200,5 +213,6 @@ export function sandboxCommand(cmd: WorkerCommand, opts: SandboxOptions): Worker
     return { command: '/bin/sh', args: ['-c', 'echo "$1" >&2; exit 127', 'isomodel-sandbox', BWRAP_MISSING], selfLimited: cmd.selfLimited };
   }
   const { command, args } = sandboxArgs(cmd, opts);
-  return { command: bwrap, args: [...args, '--', command, ...cmd.args], selfLimited: cmd.selfLimited };
+  // The worker's environment is set inside, by ENV_SHIM: bwrap itself never runs with it.
+  return { command: bwrap, args: [...args, '--', ...ENV_SHIM, command, ...cmd.args], selfLimited: cmd.selfLimited };
 }

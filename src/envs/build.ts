@@ -5,16 +5,24 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
+import { dropArgs, type Privileges } from '../drivers/privilege.js';
 
 /** What an env build needs from the configuration (config `envs`, plus the base interpreter). */
 export interface EnvSettings {
-  stateDir: string;
+  /** Config work_dir: envs live under <workDir>/envs, where workers can read them (drivers/workspace.ts). */
+  workDir: string;
   /** Base interpreter (config `python`); a manifest's `python` wins. */
   python: string;
   enabled?: boolean;
   index_url?: string;
   wheel_dir?: string;
   build_timeout_s?: number;
+  /**
+   * Build as this user (the worker user, when the gateway is root): pip's and npm's scripts, an
+   * sdist's setup.py, an install script of a dependency the package names, run with its rights,
+   * never root's. The env is then handed to the gateway (index.ts sealEnv).
+   */
+  runAs?: Privileges;
 }
 
 export type EnvKind = 'python' | 'node';
@@ -57,8 +65,13 @@ export interface EnvMarker {
   result: EnvResult;
 }
 
-export function envsRoot(stateDir: string): string {
-  return join(stateDir, 'envs');
+export function envsRoot(workDir: string): string {
+  return join(workDir, 'envs');
+}
+
+/** HOME of a build run as the worker user (tool caches): beside the env, removed after the build. */
+export function buildHome(envDir: string): string {
+  return `${envDir}.home`;
 }
 
 export function shortHash(...parts: (string | Buffer)[]): string {
@@ -77,7 +90,9 @@ export function readMarker(dir: string): EnvMarker | null {
 
 export function writeMarker(dir: string, marker: EnvMarker): void {
   const tmp = join(dir, `${MARKER_FILE}.tmp`);
-  writeFileSync(tmp, JSON.stringify(marker, null, 2) + '\n');
+  // Whatever a build left under that name (a symlink, say) is removed, not written through.
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, JSON.stringify(marker, null, 2) + '\n', { flag: 'wx' });
   renameSync(tmp, join(dir, MARKER_FILE));
 }
 
@@ -96,7 +111,8 @@ export class BuildLog {
   constructor(readonly file: string) {}
   write(text: string | Buffer): void {
     try {
-      appendFileSync(this.file, typeof text !== 'string' || text.endsWith('\n') ? text : text + '\n');
+      // 0600: the log names the package index (maybe with its credentials); workers can read the env dir.
+      appendFileSync(this.file, typeof text !== 'string' || text.endsWith('\n') ? text : text + '\n', { mode: 0o600 });
     } catch {
       // the env dir was removed under a build (prune, test cleanup): the build fails on its own
     }
@@ -131,10 +147,17 @@ export function toolEnv(extra: Record<string, string> = {}): Record<string, stri
 }
 
 /** Runs a build step, its output appended to the build log; rejects with the log tail. */
-export function runStep(log: BuildLog, command: string, args: string[], opts: { cwd: string; env: Record<string, string>; timeoutMs: number; what: string }): Promise<void> {
+export function runStep(
+  log: BuildLog,
+  command: string,
+  args: string[],
+  opts: { cwd: string; env: Record<string, string>; timeoutMs: number; what: string; runAs?: Privileges; home?: string },
+): Promise<void> {
   log.write(`$ ${[command, ...args].map((a) => (/[\s'"]/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
+  const argv = opts.runAs ? [...dropArgs(opts.runAs), command, ...args] : [command, ...args];
+  const env = opts.runAs && opts.home ? { ...opts.env, HOME: opts.home } : opts.env;
   return new Promise<void>((resolve, reject) => {
-    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const onData = (d: Buffer): void => log.write(d);
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);

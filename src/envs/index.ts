@@ -3,12 +3,13 @@
 // hash of the dependency file, rebuilt when it changes; a marker written last means "complete",
 // so a half-built env is never used. One build per env at a time (in this process and across
 // processes); the build log stays in the env dir.
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { removeTree } from '../drivers/privilege.js';
+import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
-import { BuildLog, EnvBuildError, envsRoot, isLocked, LOG_FILE, readMarker, withDirLock, writeMarker, type EnvKind, type EnvPlan, type EnvResult, type EnvSettings } from './build.js';
+import { BuildLog, buildHome, EnvBuildError, envsRoot, isLocked, LOG_FILE, readMarker, withDirLock, writeMarker, type EnvKind, type EnvPlan, type EnvResult, type EnvSettings } from './build.js';
 import { planNode } from './node.js';
 import { planPython } from './python.js';
 
@@ -59,18 +60,75 @@ export async function ensureEnv(pkg: ModelPackage, settings: EnvSettings, opts: 
 
 async function build(plan: EnvPlan, settings: EnvSettings, logger?: Logger): Promise<EnvResult> {
   const t0 = Date.now();
+  const runAs = settings.runAs;
+  const home = buildHome(plan.dir);
   // A previous attempt that did not finish (no marker) is started over.
-  rmSync(plan.dir, { recursive: true, force: true });
+  await removeTree(plan.dir, runAs ?? null);
+  await removeTree(home, runAs ?? null);
   mkdirSync(plan.dir, { recursive: true });
-  const log = new BuildLog(join(plan.dir, LOG_FILE));
-  log.write(`# ${new Date().toISOString()} building ${plan.kind} env ${plan.hash} for ${plan.model} (${plan.pkg.dir})`);
+  // The log stays beside the env while the build (maybe another user) owns the env dir.
+  const logFile = `${plan.dir}.${LOG_FILE}`;
+  rmSync(logFile, { force: true });
+  const log = new BuildLog(logFile);
+  if (runAs) {
+    chownSync(plan.dir, runAs.identity.uid, runAs.identity.gid);
+    mkdirSync(home, { mode: 0o700 });
+    chownSync(home, runAs.identity.uid, runAs.identity.gid);
+  }
+  log.write(`# ${new Date().toISOString()} building ${plan.kind} env ${plan.hash} for ${plan.model} (${plan.pkg.dir})${runAs ? ` as ${runAs.identity.name}` : ''}`);
   logger?.info({ model: plan.model, env: plan.dir, packages: plan.summary }, 'building model environment');
   envStats.builds++;
-  await plan.build(plan, settings, log);
+  try {
+    await plan.build(plan, settings, log);
+  } finally {
+    // Workers (another user when the gateway is root) read the env and must never write it.
+    sealEnv(plan.dir, runAs ? runAs.identity.uid : null);
+    await removeTree(home, runAs ?? null);
+    try {
+      renameSync(logFile, join(plan.dir, LOG_FILE));
+    } catch {
+      // the env dir was removed under the build (prune, test cleanup)
+    }
+  }
   const buildMs = Date.now() - t0;
   writeMarker(plan.dir, { kind: plan.kind, model: plan.model, hash: plan.hash, built_at: new Date().toISOString(), build_ms: buildMs, summary: plan.summary, result: plan.result });
   logger?.info({ model: plan.model, env: plan.dir, ms: buildMs }, 'model environment ready');
   return plan.result;
+}
+
+/** Files of an env that workers never need and that can hold credentials (npm tokens). */
+const PRIVATE_FILES = new Set([LOG_FILE, '.npmrc']);
+
+/**
+ * Hands a built env to the gateway: readable (and, where executable, runnable) by every user,
+ * writable only by the gateway, whatever umask pip / npm ran under; a copied .npmrc and the
+ * build log stay the gateway's (0600). After a build as another user (`buildUid`), what it made becomes the
+ * gateway's, top-down: a directory is taken before its entries are read, so nothing in it can
+ * be swapped (for a symlink, say) meanwhile; an entry neither made (a hard link to a foreign
+ * file) is left alone.
+ */
+export function sealEnv(dir: string, buildUid: number | null): void {
+  const me = process.geteuid?.() ?? -1;
+  const myGid = process.getegid?.() ?? -1;
+  const stack = [dir];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      continue;
+    }
+    const built = buildUid !== null && st.uid === buildUid && buildUid !== me;
+    if (buildUid !== null && !built && st.uid !== me) continue;
+    if (built) lchownSync(p, me, myGid);
+    if (st.isSymbolicLink()) continue;
+    const mode = st.mode & 0o7777;
+    const exec = st.isDirectory() || mode & 0o100 ? 0o111 : 0;
+    const want = p !== dir && PRIVATE_FILES.has(basename(p)) && st.isFile() ? 0o600 : (mode | 0o444 | exec) & ~0o022 & ~0o6000;
+    if (want !== mode || built) chmodSync(p, want);
+    if (st.isDirectory()) for (const e of readdirSync(p)) stack.push(join(p, e));
+  }
 }
 
 function toIsoError(model: string, e: unknown, plan: EnvPlan | undefined): IsoError {
@@ -97,7 +155,7 @@ export interface EnvInfo {
   summary?: string;
 }
 
-/** Every env under the state dir, marked with whether a current package uses it. */
+/** Every env under the work dir, marked with whether a current package uses it. */
 export async function listEnvs(settings: EnvSettings, packages: ModelPackage[]): Promise<EnvInfo[]> {
   const used = new Set<string>();
   for (const pkg of packages) {
@@ -106,7 +164,7 @@ export async function listEnvs(settings: EnvSettings, packages: ModelPackage[]):
   }
   const out: EnvInfo[] = [];
   for (const kind of ['python', 'node'] as const) {
-    const root = join(envsRoot(settings.stateDir), kind);
+    const root = join(envsRoot(settings.workDir), kind);
     if (!existsSync(root)) continue;
     for (const entry of readdirSync(root, { withFileTypes: true })) {
       if (!entry.isDirectory()) continue;
@@ -139,7 +197,7 @@ export async function pruneEnvs(settings: EnvSettings, packages: ModelPackage[],
   for (const env of await listEnvs(settings, packages)) {
     if (env.in_use && env.state === 'ready') continue;
     if (env.state === 'building') continue;
-    if (!opts.dryRun) rmSync(env.dir, { recursive: true, force: true });
+    if (!opts.dryRun) await removeTree(env.dir, settings.runAs ?? null);
     removed.push(env);
   }
   return removed;

@@ -1,11 +1,11 @@
 // Node environments: a package.json with dependencies gets its own node_modules under
-// <state_dir>/envs/node/<model>-<sha256(package.json + lock + Node ABI)[:16]>/node_modules, made
+// <work_dir>/envs/node/<model>-<sha256(package.json + lock + Node ABI)[:16]>/node_modules, made
 // by `npm install` in that directory. The package folder itself is never written to: the worker
 // finds the modules through the resolve hook (src/worker/sdk-hooks.ts, ISOMODEL_NODE_MODULES).
-import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lchownSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
-import { envsRoot, runStep, shortHash, toolEnv, EnvBuildError, type BuildLog, type EnvPlan, type EnvSettings } from './build.js';
+import { buildHome, envsRoot, runStep, shortHash, toolEnv, EnvBuildError, type BuildLog, type EnvPlan, type EnvSettings } from './build.js';
 
 interface PackageJson {
   dependencies?: Record<string, string>;
@@ -69,7 +69,7 @@ export function planNode(pkg: ModelPackage, settings: EnvSettings): EnvPlan | nu
     }
   });
   const hash = shortHash(text, lock, `abi${process.versions.modules}`, ...localStats);
-  const dir = join(envsRoot(settings.stateDir), 'node', `${m.name}-${hash}`);
+  const dir = join(envsRoot(settings.workDir), 'node', `${m.name}-${hash}`);
   return {
     kind: 'node',
     model: m.name,
@@ -83,15 +83,27 @@ export function planNode(pkg: ModelPackage, settings: EnvSettings): EnvPlan | nu
 }
 
 async function buildNodeModules(plan: EnvPlan, settings: EnvSettings, log: BuildLog, o: { text: string; lock: string; npmrc: string }): Promise<void> {
-  writeFileSync(join(plan.dir, 'package.json'), o.text);
-  if (o.lock) writeFileSync(join(plan.dir, 'package-lock.json'), o.lock);
-  if (existsSync(o.npmrc)) copyFileSync(o.npmrc, join(plan.dir, '.npmrc'));
+  // The env dir may belong to the build user already: create, never follow what is there ('wx').
+  const files: string[] = [];
+  const put = (name: string, text: string): void => {
+    writeFileSync(join(plan.dir, name), text, { flag: 'wx', mode: 0o644 });
+    files.push(join(plan.dir, name));
+  };
+  put('package.json', o.text);
+  if (o.lock) put('package-lock.json', o.lock);
+  // The package's own npm settings (registry, scopes); kept 0600 once the env is sealed.
+  if (existsSync(o.npmrc)) put('.npmrc', readFileSync(o.npmrc, 'utf8'));
+  // npm (as the build user) rewrites the lock file.
+  if (settings.runAs) for (const f of files) lchownSync(f, settings.runAs.identity.uid, settings.runAs.identity.gid);
   log.write(`# node env for ${plan.model}: ${plan.summary}`);
   await runStep(log, 'npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--no-update-notifier'], {
     cwd: plan.dir,
     env: toolEnv({ npm_config_update_notifier: 'false', npm_config_loglevel: 'warn' }),
     timeoutMs: (settings.build_timeout_s ?? 1800) * 1000,
     what: 'npm install',
+    // Install scripts of dependencies the package names run as the build user, not root.
+    runAs: settings.runAs,
+    home: buildHome(plan.dir),
   });
   if (!existsSync(join(plan.dir, 'node_modules'))) throw new EnvBuildError('npm install left no node_modules', log.tail());
 }

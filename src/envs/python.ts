@@ -1,12 +1,13 @@
 // Python environments: one venv per model and requirements, under
-// <state_dir>/envs/python/<model>-<sha256(requirements + interpreter)[:16]>/, filled by pip from a
+// <work_dir>/envs/python/<model>-<sha256(requirements + interpreter)[:16]>/, filled by pip from a
 // local wheel folder (--no-index --find-links) or a configured index.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { devNull } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
-import { envsRoot, runStep, shortHash, toolEnv, EnvBuildError, type BuildLog, type EnvPlan, type EnvSettings } from './build.js';
+import { accessProblem, dropArgs, type Privileges } from '../drivers/privilege.js';
+import { buildHome, envsRoot, runStep, shortHash, toolEnv, EnvBuildError, type BuildLog, type EnvPlan, type EnvSettings } from './build.js';
 
 interface Interpreter {
   /** Real path of sys.executable. */
@@ -29,20 +30,25 @@ const PROBE = [
 
 const probes = new Map<string, Promise<Interpreter>>();
 
-/** Identity of an interpreter (cached per process): part of the env hash. */
-export function probeInterpreter(python: string): Promise<Interpreter> {
-  let p = probes.get(python);
+/**
+ * Identity of an interpreter (cached per process): part of the env hash. Run as the build user
+ * when there is one: a manifest may name the interpreter.
+ */
+export function probeInterpreter(python: string, runAs?: Privileges): Promise<Interpreter> {
+  const key = `${runAs ? runAs.identity.uid : ''}\0${python}`;
+  let p = probes.get(key);
   if (!p) {
+    const argv = [...(runAs ? dropArgs(runAs) : []), python, '-c', PROBE];
     p = new Promise<Interpreter>((res, rej) => {
-      execFile(python, ['-c', PROBE], { timeout: 30_000, env: toolEnv() }, (err, stdout, stderr) => {
+      execFile(argv[0]!, argv.slice(1), { timeout: 30_000, env: toolEnv({ HOME: '/' }), cwd: '/' }, (err, stdout, stderr) => {
         if (err) return rej(new EnvBuildError(`python interpreter "${python}" is not usable`, (stderr || err.message).trim().slice(-500)));
         const [exe = python, version = '', pipVersion = ''] = stdout.split('\n').map((l) => l.trim());
         const [major = 0, minor = 0] = pipVersion.split('.').map(Number);
         res({ exe, version, pipPython: major > 22 || (major === 22 && minor >= 3) });
       });
     });
-    p.catch(() => probes.delete(python));
-    probes.set(python, p);
+    p.catch(() => probes.delete(key));
+    probes.set(key, p);
   }
   return p;
 }
@@ -78,10 +84,10 @@ export async function planPython(pkg: ModelPackage, settings: EnvSettings): Prom
   const reqs = effectiveRequirements(text);
   if (reqs.length === 0) return null;
   const base = m.python ?? settings.python;
-  const interp = await probeInterpreter(base);
+  const interp = await probeInterpreter(base, settings.runAs);
   const sitePackages = m.environment?.system_site_packages ?? false;
   const hash = shortHash(text, interp.exe, interp.version, sitePackages ? 'system-site-packages' : '');
-  const dir = join(envsRoot(settings.stateDir), 'python', `${m.name}-${hash}`);
+  const dir = join(envsRoot(settings.workDir), 'python', `${m.name}-${hash}`);
   return {
     kind: 'python',
     model: m.name,
@@ -113,6 +119,13 @@ async function buildVenv(plan: EnvPlan, settings: EnvSettings, log: BuildLog, o:
       '',
     );
   }
+  const runAs = settings.runAs;
+  if (runAs && source[0] === '--no-index') {
+    for (let i = 1; i < source.length; i += 2) {
+      const problem = accessProblem(source[i + 1]!, runAs.identity, 'rx');
+      if (problem) throw new EnvBuildError(`the wheel folder ${source[i + 1]} cannot be read by ${runAs.identity.name} (uid ${runAs.identity.uid}), who builds environments: ${problem}`, '');
+    }
+  }
   const timeoutMs = (settings.build_timeout_s ?? 1800) * 1000;
   // Local wheels: hermetic, pip's config files and PIP_* variables (other indexes, find-links,
   // constraints) stay out. An index: the operator's pip configuration (certificates, proxies) applies.
@@ -122,7 +135,7 @@ async function buildVenv(plan: EnvPlan, settings: EnvSettings, log: BuildLog, o:
     for (const k of Object.keys(env)) if (k.startsWith('PIP_')) delete env[k];
     env.PIP_CONFIG_FILE = devNull;
   }
-  const step = { cwd: plan.pkg.dir, env, timeoutMs };
+  const step = { cwd: plan.pkg.dir, env, timeoutMs, runAs, home: buildHome(plan.dir) };
   const venvPython = join(plan.dir, 'bin', 'python');
   const site = o.sitePackages ? ['--system-site-packages'] : [];
   const pipArgs = ['install', '--no-input', '--disable-pip-version-check', ...source, '-r', o.reqFile];

@@ -8,7 +8,6 @@ import { ProcessWorker, type ProcessWorkerOptions } from '../drivers/process.js'
 import { ensureEnv, type EnvSettings } from './index.js';
 
 export class EnvProcessWorker extends ProcessWorker {
-  private stopRequested = false;
   private readonly workerOpts: ProcessWorkerOptions;
 
   constructor(opts: ProcessWorkerOptions, private readonly envSettings: EnvSettings) {
@@ -19,8 +18,10 @@ export class EnvProcessWorker extends ProcessWorker {
 
   override async start(): Promise<void> {
     const o = this.workerOpts;
-    const env = await ensureEnv(o.pkg, this.envSettings, { logger: o.logger });
-    if (this.stopRequested) throw new IsoError('MODEL_NOT_LOADED', `model ${o.pkg.manifest.name} was stopped while its environment was being built`);
+    // As root: built by the worker user, from an interpreter it can run (drivers/privilege.ts).
+    await this.resolveInterpreters();
+    const env = await ensureEnv(o.pkg, { ...this.envSettings, python: o.python, runAs: this.privileges() ?? undefined }, { logger: o.logger });
+    if (this.stopWasRequested) throw new IsoError('MODEL_NOT_LOADED', `model ${o.pkg.manifest.name} was stopped while its environment was being built`);
     if (env.python) {
       // The venv's interpreter replaces the manifest's / config's (it was created from it).
       o.pkg = { ...o.pkg, manifest: { ...o.pkg.manifest, python: env.python } };
@@ -31,10 +32,5 @@ export class EnvProcessWorker extends ProcessWorker {
       o.extraEnv = { ISOMODEL_NODE_MODULES: env.nodeModules, NODE_PATH: env.nodeModules, ...o.extraEnv };
     }
     return super.start();
-  }
-
-  override async stop(graceMs?: number): Promise<void> {
-    this.stopRequested = true;
-    return super.stop(graceMs);
   }
 }

@@ -4,8 +4,7 @@
 // start, not every package of the models dir.
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
-import { CgroupManager } from '../drivers/cgroups.js';
-import { createWorkerFactory, type WorkerFactory } from '../drivers/factory.js';
+import { createWorkerFactory, driverContext, type WorkerFactory } from '../drivers/factory.js';
 import { IsoError } from '../errors.js';
 import { discoverPackages, isValidModelName, type ModelPackage } from '../manifest/load.js';
 import type { Manifest } from '../manifest/schema.js';
@@ -25,14 +24,8 @@ export class LocalModels implements ModelExecutor {
     const found = discoverPackages(config.models_dir);
     for (const p of found.packages) this.packages.set(p.manifest.name, p);
     for (const e of found.errors) this.broken.set(e.file.replace(/\/model\.yaml$/, '').split('/').pop() ?? e.file, e.message);
-    this.factory = createWorkerFactory({
-      python: config.python,
-      stateDir: config.state_dir,
-      cgroups: config.cgroups ? CgroupManager.detect() : CgroupManager.disabled(),
-      logger,
-      modelEnv: config.model_env,
-      envs: config.envs,
-    });
+    // The same drivers as the gateway's: worker_user, work_dir, inline_models and the rest.
+    this.factory = createWorkerFactory(driverContext(config, logger));
   }
 
   manifest(model: string): Manifest {

@@ -119,7 +119,7 @@ const milli = (cpus: number): string => `${Math.max(1, Math.round(cpus * 1000))}
 const mebi = (mb: number): string => `${Math.ceil(mb)}Mi`;
 
 /** Settings that travel from the operator's config into the pods (paths on this machine do not). */
-const PASS_THROUGH = ['log_level', 'body_limit_bytes', 'max_batch_sequences', 'rate_limit', 'python', 'monitor', 'worker_log'] as const;
+const PASS_THROUGH = ['log_level', 'body_limit_bytes', 'max_batch_sequences', 'rate_limit', 'python', 'monitor', 'worker_log', 'inline_models'] as const;
 
 /** The pod's isomodel.config.yaml: only what differs from the defaults, plus what a pod needs. */
 function podConfig(config: Config | undefined, fixed: Record<string, unknown>, notes: string[]): string {
@@ -177,6 +177,8 @@ function deployment(p: PodParts, o: Required<Omit<RenderOptions, 'config' | 'ima
   const mounts: V1VolumeMount[] = [
     { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
     { name: 'state', mountPath: STATE_DIR },
+    // The work dir (config work_dir, default <state_dir>-work): scratch dirs and per-model envs.
+    { name: 'work', mountPath: `${STATE_DIR}-work` },
     { name: 'tmp', mountPath: '/tmp' },
     ...(p.extraMounts ?? []),
   ];
@@ -222,6 +224,7 @@ function deployment(p: PodParts, o: Required<Omit<RenderOptions, 'config' | 'ima
     volumes: [
       { name: 'config', configMap: { name: `${p.instance}-config` } },
       { name: 'state', emptyDir: { sizeLimit: '2Gi' } },
+      { name: 'work', emptyDir: { sizeLimit: '2Gi' } },
       { name: 'tmp', emptyDir: { sizeLimit: '1Gi' } },
       ...(p.extraVolumes ?? []),
     ],

@@ -71,6 +71,13 @@ export const manifestSchema = z
     tasks: z.array(taskSchema).min(1).max(MAX_TASKS),
     /** sandbox: a process worker inside bubblewrap (drivers/sandbox.ts, docs/sandbox.md); docker: a container (drivers/docker.ts, docs/docker.md). */
     isolation: z.enum(['inline', 'process', 'sandbox', 'docker']).default('process'),
+    /**
+     * The network a process worker sees when the gateway runs as root (docs/security.md):
+     * none (default): a network namespace of its own, with only its own loopback, so it cannot
+     * reach the gateway's API or anything else; host: the machine's network (a model that
+     * downloads at start). Sandbox and docker workers never have a network.
+     */
+    network: z.enum(['none', 'host']).default('none'),
     resources: z
       .object({
         memory_mb: memory.default(512),
@@ -151,6 +158,9 @@ export const manifestSchema = z
     }
     if (m.runtime === 'onnx' && !m.pipeline) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['pipeline'], message: 'runtime "onnx" needs a pipeline module (pre/post-processing)' });
+    }
+    if (m.network === 'host' && (m.isolation === 'sandbox' || m.isolation === 'docker')) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['network'], message: `network: host is only for isolation "process"; ${m.isolation} workers have no network` });
     }
     if (m.isolation === 'inline' && m.runtime !== 'node') {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['isolation'], message: 'inline isolation is only for runtime "node"' });

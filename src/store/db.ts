@@ -1,6 +1,6 @@
 // SQLite state under the state dir: the model registry and the request log.
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { RequestLogWriter, toLogRow } from './request-log-writer.js';
 import { describeStorageFault, StorageHealth, storageFaultCode, trackStorage } from './storage-fault.js';
@@ -118,8 +118,12 @@ export class StateStore {
     const path = join(stateDir, file);
     let db: Database.Database | null = null;
     try {
-      mkdirSync(stateDir, { recursive: true });
+      // The gateway's alone (also when a CLI command creates it before the first serve): 0700, and
+      // a new database 0600 (SQLite gives its -wal/-shm files the database's mode).
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      const fresh = !existsSync(path);
       db = new Database(path);
+      if (fresh) chmodSync(path, 0o600);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 5000');
