@@ -3,6 +3,8 @@ export const ERROR_STATUS = {
   INVALID_REQUEST: 400,
   INVALID_SEQUENCE: 400,
   SEQUENCE_TOO_LONG: 400,
+  /** Valid letters, but more of them ambiguous (N, R, …, protein X) than the task accepts: nothing to predict from. */
+  LOW_INFORMATION_SEQUENCE: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   REQUEST_TIMEOUT: 408,
