@@ -49,7 +49,8 @@ describe('sequence validation', () => {
 });
 
 describe('low-information sequences', () => {
-  const rule = (maxAmbiguousFraction?: number) => ({ types: ['DNA', 'RNA', 'protein'] as const, maxLength: 100, maxAmbiguousFraction });
+  const rule = (maxAmbiguousFraction?: number) => ({ types: ['DNA', 'RNA'] as const, maxLength: 100, maxAmbiguousFraction });
+  const proteinRule = { types: ['protein'] as const, maxLength: 100, maxAmbiguousFraction: 0.5 };
   const errorOf = (fn: () => unknown): IsoError => {
     try {
       fn();
@@ -72,7 +73,7 @@ describe('low-information sequences', () => {
     assert.equal(e.status, 400);
     assert.match(e.message, /sequence is 100% ambiguous letters \(10 of 10.*at most 10%/);
     assert.deepEqual(e.details, { ambiguous: 10, length: 10, ambiguous_fraction: 1, max_ambiguous_fraction: 0.1, ambiguous_letters: 'NRYSWKMBDHV' });
-    assert.equal(errorOf(() => validateSequence('MKXXXXW', rule(0.5))).code, 'LOW_INFORMATION_SEQUENCE', 'protein X counts');
+    assert.equal(errorOf(() => validateSequence('MKXXXXW', proteinRule)).code, 'LOW_INFORMATION_SEQUENCE', 'protein X counts');
     assert.equal(errorOf(() => validateSequence('ACGTRYACGR', rule(0.2))).code, 'LOW_INFORMATION_SEQUENCE', 'R, Y count too');
   });
 
@@ -86,8 +87,18 @@ describe('low-information sequences', () => {
   it('checks the type the sequence was read as, after the alphabet and length checks', () => {
     assert.equal(errorOf(() => validateSequence('NNNN-', rule(0.1))).code, 'INVALID_SEQUENCE');
     assert.equal(errorOf(() => validateSequence('N'.repeat(101), rule(0.1))).code, 'SEQUENCE_TOO_LONG');
-    // Read as protein (declared), N is asparagine: nothing ambiguous.
-    assert.equal(validateSequence('NNNN', rule(0.1), 'protein').type, 'protein');
+    // Read as protein, N is asparagine: nothing ambiguous.
+    assert.equal(validateSequence('NNNN', proteinRule).type, 'protein');
+  });
+
+  it('reads a sequence as the first accepted type it is informative as: MKV is a peptide, not ambiguous DNA', () => {
+    const dnaOrProtein = { types: ['DNA', 'protein'] as const, maxLength: 100, maxAmbiguousFraction: 0.5 };
+    assert.equal(validateSequence('MKV', dnaOrProtein).type, 'protein');
+    assert.equal(validateSequence('ACGTN', dnaOrProtein).type, 'DNA');
+    assert.equal(errorOf(() => validateSequence('MKV', dnaOrProtein, 'DNA')).code, 'LOW_INFORMATION_SEQUENCE', 'unless DNA is declared');
+    const e = errorOf(() => validateSequence('NNNN', { ...dnaOrProtein, types: ['DNA', 'RNA'] as const }));
+    assert.match(e.message, /100% ambiguous/);
+    assert.equal(e.details && (e.details as { ambiguous_letters: string }).ambiguous_letters, 'NRYSWKMBDHV');
   });
 });
 

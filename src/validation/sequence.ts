@@ -77,17 +77,18 @@ export function countAmbiguous(seq: string, type: SequenceType): number {
   return n;
 }
 
-function checkInformation(v: ValidSequence, rule: SequenceRule, field: string): ValidSequence {
+/** LOW_INFORMATION_SEQUENCE when `seq`, read as `type`, holds more ambiguous letters than the rule allows. */
+function informationError(seq: string, type: SequenceType, rule: SequenceRule, field: string): IsoError | null {
   const limit = rule.maxAmbiguousFraction;
-  if (limit === undefined || limit >= 1) return v;
-  const ambiguous = countAmbiguous(v.sequence, v.type);
-  const fraction = ambiguous / v.sequence.length;
-  if (fraction <= limit) return v;
+  if (limit === undefined || limit >= 1) return null;
+  const ambiguous = countAmbiguous(seq, type);
+  const fraction = ambiguous / seq.length;
+  if (fraction <= limit) return null;
   const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;
-  throw new IsoError(
+  return new IsoError(
     'LOW_INFORMATION_SEQUENCE',
-    `${field} is ${pct(fraction)} ambiguous letters (${ambiguous} of ${v.sequence.length}: ${AMBIGUOUS_LETTERS[v.type]}); this task accepts at most ${pct(limit)}`,
-    { ambiguous, length: v.sequence.length, ambiguous_fraction: fraction, max_ambiguous_fraction: limit, ambiguous_letters: AMBIGUOUS_LETTERS[v.type] },
+    `${field} is ${pct(fraction)} ambiguous letters (${ambiguous} of ${seq.length}: ${AMBIGUOUS_LETTERS[type]}); this task accepts at most ${pct(limit)}`,
+    { ambiguous, length: seq.length, ambiguous_fraction: fraction, max_ambiguous_fraction: limit, ambiguous_letters: AMBIGUOUS_LETTERS[type] },
   );
 }
 
@@ -98,8 +99,9 @@ export interface ValidSequence {
 
 /**
  * Validates one sequence against a task's rule. `declared` (from the request) narrows the
- * accepted types; otherwise the first accepted type the sequence is valid as wins. A valid
- * sequence with more ambiguous letters than the rule allows is LOW_INFORMATION_SEQUENCE.
+ * accepted types; otherwise the first accepted type the sequence is valid as wins. A sequence
+ * with more ambiguous letters than the rule allows under every type it is valid as is
+ * LOW_INFORMATION_SEQUENCE (the error describes the first of them).
  */
 export function validateSequence(raw: unknown, rule: SequenceRule, declared?: SequenceType, field = 'sequence'): ValidSequence {
   if (typeof raw !== 'string') throw new IsoError('INVALID_REQUEST', `${field} must be a string`);
@@ -121,7 +123,16 @@ export function validateSequence(raw: unknown, rule: SequenceRule, declared?: Se
   if (declared && candidates.length === 0) {
     throw new IsoError('INVALID_SEQUENCE', `sequence type ${declared} is not accepted here; accepted: ${rule.types.join(', ')}`);
   }
-  for (const type of candidates) if (firstInvalid(sequence, type) === -1) return checkInformation({ sequence, type }, rule, field);
+  // The first accepted type the sequence is valid as and informative as: "MKV" is all ambiguity
+  // codes as DNA but a plain peptide, so a task taking DNA and protein reads it as protein.
+  let uninformative: IsoError | null = null;
+  for (const type of candidates) {
+    if (firstInvalid(sequence, type) !== -1) continue;
+    const err = informationError(sequence, type, rule, field);
+    if (!err) return { sequence, type };
+    uninformative ??= err;
+  }
+  if (uninformative) throw uninformative;
   const type = candidates[0]!;
   const at = firstInvalid(sequence, type);
   const ch = sequence[at]!;
