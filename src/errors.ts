@@ -3,12 +3,16 @@ export const ERROR_STATUS = {
   INVALID_REQUEST: 400,
   INVALID_SEQUENCE: 400,
   SEQUENCE_TOO_LONG: 400,
+  /** Valid letters, but more of them ambiguous (N, R, …, protein X) than the task accepts: nothing to predict from. */
+  LOW_INFORMATION_SEQUENCE: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   REQUEST_TIMEOUT: 408,
   MODEL_NOT_FOUND: 404,
   NOT_FOUND: 404,
   PAYLOAD_TOO_LARGE: 413,
+  /** Image or audio bytes the task does not take, or that are not the file they claim to be (truncated, wrong header). */
+  UNSUPPORTED_MEDIA_TYPE: 415,
   /** Well-formed but outside what the operation allows (e.g. replicas outside 0..100). */
   VALIDATION_ERROR: 422,
   /** Request line and headers over Node's max header size (answered before routing). */

@@ -33,6 +33,7 @@ describe('manifest', () => {
     const m = parseManifest(base, 'model.yaml');
     assert.deepEqual(m.tasks[0]!.sequence_types, ['DNA', 'RNA']);
     assert.equal(m.tasks[0]!.max_length, 5120);
+    assert.equal(m.tasks[0]!.max_ambiguous_fraction, 0.5, 'a sequence more than half ambiguous is refused unless the task says otherwise');
     assert.equal(m.isolation, 'process');
     assert.deepEqual(m.batching, { max_batch_size: 1, max_delay_ms: 0 });
     assert.deepEqual(m.scaling, { min_replicas: 1, max_replicas: 1, idle_timeout_s: 0, max_queue: 1000 });
@@ -47,6 +48,8 @@ describe('manifest', () => {
     assert.match(issuesOf(base + 'colour: blue\n')[0]!, /Unrecognized key.*colour/);
     assert.match(issuesOf(base + 'isolation: inline\n')[0]!, /^isolation: inline isolation is only for runtime "node"/);
     assert.match(issuesOf('name: [unclosed')[0]!, /not valid YAML/);
+    assert.match(issuesOf(base.replace('[dna, RNA]', '[dna, RNA]\n    max_ambiguous_fraction: 1.5'))[0]!, /^tasks\.0\.max_ambiguous_fraction: /);
+    assert.match(issuesOf(base.replace('[dna, RNA]', '[dna, RNA]\n    max_ambiguous_fraction: -0.1'))[0]!, /^tasks\.0\.max_ambiguous_fraction: /);
   });
 
   it('parses memory sizes', () => {

@@ -98,7 +98,7 @@ function realisticCds(organism: Organism): string {
   return s + draw(stops);
 }
 
-/** A CDS with ~3 % of its bases replaced by IUPAC ambiguity codes (EMBOSS's reading of them is matched). */
+/** A CDS with ~3 % of its bases replaced by IUPAC ambiguity codes (the codons holding them are skipped). */
 function withAmbiguity(cds: string): string {
   return [...cds].map((b) => (rand() < 0.03 ? pick([...'NRYSWKMBDHV']) : b)).join('');
 }
@@ -117,6 +117,13 @@ const EDGE = [
 const ALL = [...RANDOM, ...REALISTIC, ...EDGE];
 const CLEAN = [...RANDOM, ...REALISTIC]; // A/C/G/T only, whole codons
 const isClean = (s: string): boolean => /^[ACGT]*$/.test(s) && s.length % 3 === 0;
+const wholeCodons = (s: string): string[] => s.slice(0, s.length - (s.length % 3)).match(/.{3}/g) ?? [];
+const ambiguousCodons = (s: string): number => wholeCodons(s).filter((c) => !GENETIC_CODE.has(c)).length;
+/**
+ * The sequence without its codons that hold an ambiguity letter (frame kept, trailing bases kept):
+ * what EMBOSS must see to give the value the model gives, since EMBOSS itself would read NNN as AAA.
+ */
+const withoutAmbiguousCodons = (s: string): string => wholeCodons(s).filter((c) => GENETIC_CODE.has(c)).join('') + s.slice(s.length - (s.length % 3));
 
 // --- external tools ---------------------------------------------------------------------
 function requireTool(cmd: string, args: string[], install: string): void {
@@ -200,22 +207,24 @@ describe('codon model against EMBOSS and Biopython', () => {
     }
   });
 
-  it('codon_adaptation_index equals EMBOSS cai for every organism', async (t) => {
+  it('codon_adaptation_index equals EMBOSS cai for every organism (ambiguous codons skipped, never read as real ones)', async (t) => {
     let compared = 0;
     let sameText = 0;
     let maxDiff = 0;
     const cases = [...ALL, 'AT']; // "AT": no complete codon (EMBOSS prints -nan)
     for (const organism of ORGANISMS) {
       const ours = await batch('codon_adaptation_index', cases, { organism });
-      const theirs = embossCai(cases, organism);
+      const theirs = embossCai(cases.map(withoutAmbiguousCodons), organism);
       cases.forEach((s, i) => {
         const o = ours[i];
+        const ambiguous = ambiguousCodons(s);
         assert.equal(o.organism, organism);
         assert.equal(o.method, 'emboss');
-        assert.equal(o.codons_used, Math.floor(s.length / 3), 'EMBOSS counts every complete codon');
-        assert.equal(o.codons_skipped, 0);
+        assert.equal(o.codons_used, Math.floor(s.length / 3) - ambiguous, 'EMBOSS counts every complete concrete codon');
+        assert.equal(o.codons_skipped, ambiguous);
+        assert.equal(o.skipped_by_reason.ambiguous, ambiguous);
         assert.equal(o.trailing_bases, s.length % 3);
-        assert.equal(o.ambiguous_codons, (s.slice(0, s.length - (s.length % 3)).match(/.{3}/g) ?? []).filter((c) => !GENETIC_CODE.has(c)).length);
+        assert.equal(o.ambiguous_codons, ambiguous);
         if (/nan/i.test(theirs[i]!)) {
           assert.equal(o.cai, null, `${organism} s${i}`);
           return;
@@ -268,7 +277,7 @@ describe('codon model against EMBOSS and Biopython', () => {
     let maxDiff = 0;
     let gcCompared = 0;
     cases.forEach((s, i) => {
-      const out = run('cusp', ['-sequence', writeFasta([s]), '-outfile', 'stdout', '-auto']);
+      const out = run('cusp', ['-sequence', writeFasta([withoutAmbiguousCodons(s)]), '-outfile', 'stdout', '-auto']);
       const rows = [...out.matchAll(/^([ACGT]{3})\s+(\S)\s+(\S+)\s+(\S+)\s+(\d+)$/gm)];
       assert.equal(rows.length, 64, out);
       const o = ours[i];
@@ -291,6 +300,8 @@ describe('codon model against EMBOSS and Biopython', () => {
         total += Number(count);
       }
       assert.equal(o.total_codons, total);
+      assert.equal(o.ambiguous_codons, ambiguousCodons(s));
+      assert.equal(o.codons_skipped, ambiguousCodons(s));
       if (isClean(s)) {
         // For whole A/C/G/T codons cusp's "#Coding GC" lines are the same quantities as gc_content.
         const lines = ['Coding GC', '1st letter GC', '2nd letter GC', '3rd letter GC'].map((label) => Number(new RegExp(`^#${label}\\s+([0-9.]+)%$`, 'm').exec(out)![1]));
@@ -302,13 +313,38 @@ describe('codon model against EMBOSS and Biopython', () => {
     t.diagnostic(`cusp: ${cases.length} sequences x 64 codons; counts identical; max |fraction or per-thousand diff| = ${maxDiff.toFixed(6)} (cusp prints 3 decimals); GC lines compared for ${gcCompared}`);
   });
 
-  it('codon_usage option ambiguous: skip leaves codons with ambiguity letters out', async () => {
-    const [o] = await batch('codon_usage', ['ATGNNNGCTRYAAAGTAAG'], { ambiguous: 'skip' });
-    assert.equal(o.total_codons, 4);
-    assert.equal(o.ambiguous_codons, 2);
-    assert.equal(o.trailing_bases, 1);
-    assert.equal(o.codons.AAA.count, 0);
-    assert.equal(o.codons.GCT.fraction, 1);
+  it('never reads a codon with an ambiguity letter as a real codon: NNN is skipped and counted, not AAA', async () => {
+    for (const options of [{}, { ambiguous: 'skip' }]) {
+      const [o] = await batch('codon_usage', ['ATGNNNGCTRYAAAGTAAG'], options);
+      assert.equal(o.total_codons, 4);
+      assert.equal(o.ambiguous_codons, 2);
+      assert.equal(o.codons_skipped, 2);
+      assert.equal(o.ambiguous_handling, 'skip');
+      assert.equal(o.trailing_bases, 1);
+      assert.equal(o.codons.AAA.count, 0);
+      assert.equal(o.amino_acids.K, 1, 'only the real AAG');
+      assert.equal(o.codons.GCT.fraction, 1);
+    }
+    // The CAI of ATG CTA NNN TAA is that of ATG CTA TAA, not that of ATG CTA AAA TAA (EMBOSS's reading).
+    const [amb, without, asAaa] = await batch('codon_adaptation_index', ['ATGCTANNNTAA', 'ATGCTATAA', 'ATGCTAAAATAA']);
+    assert.equal(amb.codons_used, 3);
+    assert.equal(amb.skipped_by_reason.ambiguous, 1);
+    assert.equal(amb.cai, without.cai);
+    assert.notEqual(amb.cai, asAaa.cai);
+    const [sl] = await batch('codon_adaptation_index', ['ATGGCTNNNGCAGCGTAA'], { method: 'sharp_li' });
+    assert.equal(sl.skipped_by_reason.ambiguous, 1);
+    assert.equal(sl.codons_used, 3);
+    // Mostly N: no information, a clear 400 naming the fraction and the limit (codon_optimize judges
+    // ambiguous codons itself: NNN can be any amino acid, INVALID_SEQUENCE).
+    const opt = await h.post('/models/codon/predict', { task_type: 'codon_optimize', sequence: 'ATG' + 'N'.repeat(57) });
+    assert.equal(opt.body.error.code, 'INVALID_SEQUENCE');
+    for (const task of ['codon_adaptation_index', 'codon_usage', 'gc_content']) {
+      const r = await h.post('/models/codon/predict', { task_type: task, sequence: 'ATG' + 'N'.repeat(57) });
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.equal(r.body.error.code, 'LOW_INFORMATION_SEQUENCE');
+      assert.match(r.body.message, /95% ambiguous.*at most 50%/);
+      assert.equal(r.body.error.details.max_ambiguous_fraction, 0.5);
+    }
   });
 
   it('gc_content equals Biopython GC123', async (t) => {
@@ -486,6 +522,7 @@ describe('codon model against EMBOSS and Biopython', () => {
       ['codon_adaptation_index', { sequence: 'ATGAAA', options: { organism: 'mouse' } }, 'INVALID_REQUEST', /organism/],
       ['codon_adaptation_index', { sequence: 'ATGAAA', options: { method: 'x' } }, 'INVALID_REQUEST', /method/],
       ['codon_usage', { sequence: 'ATGAAA', options: { ambiguous: 'x' } }, 'INVALID_REQUEST', /ambiguous/],
+      ['codon_usage', { sequence: 'ATGAAA', options: { ambiguous: 'emboss' } }, 'INVALID_REQUEST', /never read as a concrete codon/],
     ];
     for (const [task, body, code, message] of cases) {
       const r = await h.post('/models/codon/predict', { task_type: task, ...body });

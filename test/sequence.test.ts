@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IsoError } from '../src/errors.js';
 import { parseFasta, parseSequences } from '../src/validation/fasta.js';
-import { detectSequenceType, validateSequence } from '../src/validation/sequence.js';
+import { countAmbiguous, detectSequenceType, validateSequence } from '../src/validation/sequence.js';
 
 const dna = { types: ['DNA'] as const, maxLength: 10 };
 
@@ -45,6 +45,60 @@ describe('sequence validation', () => {
     assert.equal(detectSequenceType('ACGT'), 'DNA');
     assert.equal(detectSequenceType('MKWVTFISLL'), 'protein');
     assert.equal(detectSequenceType('12'), null);
+  });
+});
+
+describe('low-information sequences', () => {
+  const rule = (maxAmbiguousFraction?: number) => ({ types: ['DNA', 'RNA'] as const, maxLength: 100, maxAmbiguousFraction });
+  const proteinRule = { types: ['protein'] as const, maxLength: 100, maxAmbiguousFraction: 0.5 };
+  const errorOf = (fn: () => unknown): IsoError => {
+    try {
+      fn();
+    } catch (e) {
+      assert.ok(e instanceof IsoError);
+      return e;
+    }
+    assert.fail('expected an error');
+  };
+
+  it('counts the letters that name no single residue, per type', () => {
+    assert.equal(countAmbiguous('ACGTNRYSWKMBDHV', 'DNA'), 11);
+    assert.equal(countAmbiguous('ACGUN', 'RNA'), 1);
+    assert.equal(countAmbiguous('MKXBZJUO', 'protein'), 4, 'X, B, Z, J; U and O are real residues');
+  });
+
+  it('refuses a sequence past the task limit with LOW_INFORMATION_SEQUENCE naming the fraction and the limit', () => {
+    const e = errorOf(() => validateSequence('NNNNNNNNNN', rule(0.1)));
+    assert.equal(e.code, 'LOW_INFORMATION_SEQUENCE');
+    assert.equal(e.status, 400);
+    assert.match(e.message, /sequence is 100% ambiguous letters \(10 of 10.*at most 10%/);
+    assert.deepEqual(e.details, { ambiguous: 10, length: 10, ambiguous_fraction: 1, max_ambiguous_fraction: 0.1, ambiguous_letters: 'NRYSWKMBDHV' });
+    assert.equal(errorOf(() => validateSequence('MKXXXXW', proteinRule)).code, 'LOW_INFORMATION_SEQUENCE', 'protein X counts');
+    assert.equal(errorOf(() => validateSequence('ACGTRYACGR', rule(0.2))).code, 'LOW_INFORMATION_SEQUENCE', 'R, Y count too');
+  });
+
+  it('accepts up to the limit exactly, and everything with limit 1 or none', () => {
+    assert.equal(validateSequence('ACGTNACGTN', rule(0.2)).sequence, 'ACGTNACGTN');
+    assert.equal(validateSequence('NNNN', rule(1)).type, 'DNA');
+    assert.equal(validateSequence('NNNN', rule()).type, 'DNA');
+    assert.equal(validateSequence('ACGU', rule(0)).type, 'RNA', 'U is a real base in RNA');
+  });
+
+  it('checks the type the sequence was read as, after the alphabet and length checks', () => {
+    assert.equal(errorOf(() => validateSequence('NNNN-', rule(0.1))).code, 'INVALID_SEQUENCE');
+    assert.equal(errorOf(() => validateSequence('N'.repeat(101), rule(0.1))).code, 'SEQUENCE_TOO_LONG');
+    // Read as protein, N is asparagine: nothing ambiguous.
+    assert.equal(validateSequence('NNNN', proteinRule).type, 'protein');
+  });
+
+  it('reads a sequence as the first accepted type it is informative as: MKV is a peptide, not ambiguous DNA', () => {
+    const dnaOrProtein = { types: ['DNA', 'protein'] as const, maxLength: 100, maxAmbiguousFraction: 0.5 };
+    assert.equal(validateSequence('MKV', dnaOrProtein).type, 'protein');
+    assert.equal(validateSequence('ACGTN', dnaOrProtein).type, 'DNA');
+    assert.equal(errorOf(() => validateSequence('MKV', dnaOrProtein, 'DNA')).code, 'LOW_INFORMATION_SEQUENCE', 'unless DNA is declared');
+    const e = errorOf(() => validateSequence('NNNN', { ...dnaOrProtein, types: ['DNA', 'RNA'] as const }));
+    assert.match(e.message, /100% ambiguous/);
+    assert.equal(e.details && (e.details as { ambiguous_letters: string }).ambiguous_letters, 'NRYSWKMBDHV');
   });
 });
 

@@ -1,59 +1,64 @@
 #!/usr/bin/python3
 """Primate splice-junction classifier (StatLog DNA / UCI splice, 60 bp, classes ei / ie / n).
 
-Reproduce:   /usr/bin/python3 training/train_splice.py
-Outputs:     models/splice/model.onnx, models/splice/training_report.json,
-             models/splice/test_vectors.json
+Reproduce:   /usr/bin/python3 training/train_splice.py               (full run: CV + export)
+             /usr/bin/python3 training/train_splice.py --final-only --out DIR
+                                                    (model choice on all data + export, no CV)
+Outputs:     models/splice/model.onnx, test_vectors.json, training_report.json
 
-What it does (deterministic: fixed seeds, torch on 1 thread with deterministic algorithms):
-  1. reads the TSV (id, sequence, label), encodes each sequence as IUPAC one-hot [60, 4] (A,C,G,T);
-  2. 10-fold stratified CV (StratifiedKFold, shuffle, random_state=SEED), the same folds for every
-     candidate:
-       lr_onehot        multinomial logistic regression on the 240 one-hot features,
-       lr_onehot_dinuc  same, plus 59x16 adjacent-dinucleotide features (products of neighbouring
-                        one-hot rows: 1184 features),
-       cnn              small 1-D CNN (Conv 64x7 -> ReLU -> MaxPool 4 -> FC 32 -> FC 3),
-       ensemble         mean of the class probabilities of lr_onehot_dinuc and cnn.
-     The L2 strength C of both logistic regressions is chosen *inside* each training fold by
-     LogisticRegressionCV (inner 5-fold stratified CV), so their outer-CV figures are not tuned on
-     the test fold (nested CV). The CNN's hyper-parameters are fixed in this file.
-  3. chooses the candidate with the highest mean CV accuracy (ties -> the earlier, simpler one);
-     prints mean +- std, per-class precision/recall, the confusion matrix;
-  4. as a check of the effect of the 74 exact duplicate sequences in the file, re-runs the chosen
-     candidate's CV with StratifiedGroupKFold grouping identical sequences (reported, not used for
-     the choice);
-  5. refits the chosen candidate on all 2000 sequences, exports ONNX (opset 13, dynamic batch),
-     verifies it, writes the report.
+  * evaluation is grouped: sequences sharing a canonical 15-mer (either strand) form one group
+    (exact duplicates, overlapping windows of one gene, shared repeats) and a group never spans
+    two folds (common.kmer_groups / common.grouped_folds);
+  * candidates: multinomial L2 logistic regression on the 240 one-hot features (`lr_onehot`), and
+    on one-hot + the 59 x 16 products of neighbouring one-hot rows (`lr_onehot_dinuc`, 1184
+    features). Both are convex: fitted to their unique optimum and rounded to a 2^-18 grid
+    (common.fit_logistic), they give the same bytes on every machine, and so does the choice
+    between them. (The earlier CNN and CNN+LR ensemble are gone: their training was not
+    reproducible across machines, which changed the exported model, and they were within one
+    fold-sd of the logistic regression.)
+  * model choice is nested: inside every outer training fold an inner grouped 5-fold CV picks the
+    candidate and C (highest inner accuracy, ties -> the simpler candidate, then the smaller C);
+  * calibration: a temperature fitted on the chosen configuration's inner out-of-fold logits,
+    kept when it lowers the grouped outer-CV expected calibration error;
+  * generated sequences (never trained on, fixed seeds): random 60-mers at 40/50/60 % GC and
+    dinucleotide shuffles of held-out junctions; the report gives how often each is called a
+    junction (ei or ie).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import sys
 import time
 
-import numpy as np
-import torch
-import torch.nn as nn
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegressionCV
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import common  # noqa: E402  (first: it pins BLAS/OpenMP to one thread before NumPy loads)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_DATA = "/work/shared/data/statlog_splice_train.tsv"
+DEFAULT_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "statlog_splice_train.tsv")
+DATA_DISPLAY = "../shared/data/statlog_splice_train.tsv"
 CLASSES = ["ei", "ie", "n"]
 LENGTH = 60
-N_FOLDS = 10
-C_GRID = [0.003, 0.01, 0.03, 0.1, 0.3]
-CNN_HP = dict(channels=64, kernel=7, pool=4, hidden=32, dropout=0.3,
-              epochs=40, batch_size=32, lr=2e-3, weight_decay=1e-3, optimizer="AdamW")
-CANDIDATES = ["lr_onehot", "lr_onehot_dinuc", "cnn", "ensemble"]
+N_OUTER, N_INNER = 10, 5
+C_GRID = [0.003, 0.01, 0.03, 0.1]
+CANDIDATES = ["lr_onehot", "lr_onehot_dinuc"]
+# simplest first: ties go to one-hot, then to the stronger penalty
+CONFIGS = [{"candidate": c, "C": C} for c in CANDIDATES for C in C_GRID]
+EVAL_GC = (0.40, 0.50, 0.60)
+EVAL_RANDOM = 1000
+EVAL_SHUFFLES = 5                  # per held-out ei / ie sequence
+EVAL_SET, OUTER_SHUFFLE, VECTORS, FINAL = 4, 3, 6, 1000
+
+
+def rng(*key):
+    return np.random.default_rng(list(key))
 
 
 # ----------------------------------------------------------------------------- data
@@ -73,17 +78,121 @@ def load(path):
     return ids, seqs, np.array(labels, dtype=np.int64)
 
 
-# ----------------------------------------------------------------------------- models (torch)
+def features(x: np.ndarray, candidate: str) -> np.ndarray:
+    """x [n, L, 4] -> one-hot (pos-major) [+ products of neighbouring rows], float64."""
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    if candidate == "lr_onehot":
+        return flat
+    pair = (x[:, :-1, :, None] * x[:, 1:, None, :]).reshape(len(x), -1).astype(np.float64)
+    return np.concatenate([flat, pair], axis=1)
+
+
+# ----------------------------------------------------------------------------- nested selection
+
+def select(F, y, groups, seed_key):
+    """Inner grouped CV on (F, y) only. F: {candidate: feature matrix}. Returns (config,
+    temperature fitted on its inner out-of-fold logits, table of inner accuracies)."""
+    folds = common.grouped_folds(y, groups, N_INNER, seed=seed_key)
+    logits = {ci: np.zeros((len(y), len(CLASSES))) for ci in range(len(CONFIGS))}
+    for tr, te in folds:
+        previous = {}          # warm start along the C path of each candidate (same optimum, fewer steps)
+        for ci, cfg in enumerate(CONFIGS):
+            X = F[cfg["candidate"]]
+            W, b = common.fit_logistic(X[tr], y[tr], cfg["C"], len(CLASSES), start=previous.get(cfg["candidate"]))
+            previous[cfg["candidate"]] = (W, b)
+            logits[ci][te] = X[te] @ W.T + b
+    table = [{**cfg, "inner_accuracy": round(float(np.mean(logits[ci].argmax(1) == y)), 9)}
+             for ci, cfg in enumerate(CONFIGS)]
+    oof = logits
+    best = max(range(len(CONFIGS)), key=lambda i: (table[i]["inner_accuracy"], -i))
+    return CONFIGS[best], common.fit_temperature(oof[best], y), table
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def junction_rate(p):
+    return float(np.mean(p.argmax(1) != CLASSES.index("n")))
+
+
+def run_cv(folds, x, seqs, y, groups, seed, label, evals, log=True):
+    F = {c: features(x, c) for c in CANDIDATES}
+    EF = {name: {c: features(e, c) for c in CANDIDATES} for name, e in evals.items()}
+    n = len(y)
+    p_raw, p_cal = np.zeros((n, 3)), np.zeros((n, 3))
+    fold_acc = []
+    rates = collections.defaultdict(list)
+    chosen = []
+    for k, (tr, te) in enumerate(folds):
+        cfg, t, _ = select({c: F[c][tr] for c in CANDIDATES}, y[tr], groups[tr], k)
+        W, b = common.fit_logistic(F[cfg["candidate"]][tr], y[tr], cfg["C"], len(CLASSES))
+        chosen.append({**cfg, "temperature": t})
+        z = F[cfg["candidate"]][te] @ W.T + b
+        p_raw[te], p_cal[te] = softmax(z), softmax(z / t)
+        fold_acc.append(float(np.mean(z.argmax(1) == y[te])))
+        for name, ef in EF.items():
+            rates[name].append(junction_rate(ef[cfg["candidate"]] @ W.T + b))
+        r = rng(seed, OUTER_SHUFFLE, label, k)
+        sh = [common.dinucleotide_shuffle(seqs[i], r) for i in te if y[i] != CLASSES.index("n")
+              for _ in range(EVAL_SHUFFLES)]
+        rates["shuffled_heldout_junctions"].append(
+            junction_rate(features(common.encode_many(sh, LENGTH), cfg["candidate"]) @ W.T + b))
+        if log:
+            print(f"    fold {k + 1}/{len(folds)}: acc {fold_acc[-1]:.4f}  chose {cfg['candidate']} C={cfg['C']} "
+                  f"T={t:.3f}  junction calls: " + " ".join(f"{a}={v[-1]:.3f}" for a, v in rates.items()), flush=True)
+    return {"p_raw": p_raw, "p_cal": p_cal, "fold_acc": fold_acc, "rates": dict(rates), "chosen": chosen}
+
+
+def metrics(res, y):
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    pred = res["p_raw"].argmax(1)
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=[0, 1, 2], zero_division=0)
+    return {
+        "accuracy": common.spread(res["fold_acc"]),
+        "pooled_accuracy": float((pred == y).mean()),
+        "n_errors": int((pred != y).sum()),
+        "per_class": {CLASSES[k]: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]),
+                                   "support": int(s[k])} for k in range(3)},
+        "confusion_matrix": {"rows_true_cols_pred": CLASSES,
+                             "matrix": confusion_matrix(y, pred, labels=[0, 1, 2]).tolist()},
+        "ece_10_bins": common.ece(res["p_raw"], y),
+        "ece_10_bins_temperature_scaled": common.ece(res["p_cal"], y),
+        "brier": common.brier(res["p_raw"], y),
+        "brier_temperature_scaled": common.brier(res["p_cal"], y),
+        "called_junction_on_generated": {k: common.spread(v) for k, v in res["rates"].items()},
+        "chosen_configurations": dict(collections.Counter(
+            f"{c['candidate']} C={c['C']}" for c in res["chosen"])),
+    }
+
+
+def print_block(title, m):
+    a = m["accuracy"]
+    print(f"\n== {title}")
+    print(f"accuracy {100 * a['mean']:.2f}% +- {100 * a['std']:.2f}% (mean +- sd over {a['n']} folds, range "
+          f"{100 * a['min']:.1f}-{100 * a['max']:.1f}%; pooled {100 * m['pooled_accuracy']:.2f}%, {m['n_errors']} errors)")
+    print("class  precision  recall   f1     support")
+    for c, v in m["per_class"].items():
+        print(f"{c:5s}  {v['precision']:.4f}     {v['recall']:.4f}   {v['f1']:.4f}  {v['support']}")
+    print("confusion matrix (rows = true, cols = predicted):", CLASSES)
+    for c, row in zip(CLASSES, m["confusion_matrix"]["matrix"]):
+        print(f"  {c:3s} {row}")
+    print(f"ECE (10 bins) {m['ece_10_bins']:.4f}, temperature-scaled {m['ece_10_bins_temperature_scaled']:.4f}")
+    print("called a junction (ei or ie) on generated sequences: "
+          + ", ".join(f"{k} {100 * v['mean']:.1f}%" for k, v in m["called_junction_on_generated"].items()))
+    print(f"configurations chosen inside the outer folds: {m['chosen_configurations']}")
+
+
+# ----------------------------------------------------------------------------- export
 
 def dinuc_features(x: torch.Tensor) -> torch.Tensor:
-    """[B,L,4] -> [B, 4L + 16(L-1)]: one-hot then products of neighbouring rows (pos-major)."""
-    pair = x[:, :-1, :, None] * x[:, 1:, None, :]           # [B, L-1, 4, 4]
+    pair = x[:, :-1, :, None] * x[:, 1:, None, :]
     return torch.cat([torch.flatten(x, 1), torch.flatten(pair, 1)], dim=1)
 
 
 class LinearSoftmax(nn.Module):
-    """Multinomial logistic regression (weights copied from scikit-learn) -> probabilities."""
-
     def __init__(self, coef: np.ndarray, intercept: np.ndarray, dinuc: bool):
         super().__init__()
         self.dinuc = dinuc
@@ -97,136 +206,64 @@ class LinearSoftmax(nn.Module):
         return torch.softmax(self.linear(f), dim=1)
 
 
-class SpliceCNN(nn.Module):
-    def __init__(self, channels, kernel, pool, hidden, dropout, n_classes=3, length=LENGTH, **_):
-        super().__init__()
-        self.conv = nn.Conv1d(4, channels, kernel, padding=kernel // 2)
-        self.pool = nn.MaxPool1d(pool)
-        self.drop = nn.Dropout(dropout)
-        self.fc1 = nn.Linear(channels * (length // pool), hidden)
-        self.fc2 = nn.Linear(hidden, n_classes)
+def export(out_dir, seqs, y, groups, seed, use_temperature):
+    x = common.encode_many(seqs, LENGTH)
+    F = {c: features(x, c) for c in CANDIDATES}
+    cfg, t, table = select(F, y, groups, FINAL)
+    W, b = common.fit_logistic(F[cfg["candidate"]], y, cfg["C"], len(CLASSES))
+    temperature = t if use_temperature else 1.0
+    module = LinearSoftmax(W / temperature, b / temperature, cfg["candidate"] == "lr_onehot_dinuc").eval()
 
-    def logits(self, x):                                     # x [B, L, 4]
-        h = torch.relu(self.conv(x.transpose(1, 2)))         # [B, ch, L]
-        h = torch.flatten(self.pool(h), 1)
-        h = self.drop(torch.relu(self.fc1(self.drop(h))))
-        return self.fc2(h)
-
-    def forward(self, x):
-        return torch.softmax(self.logits(x), dim=1)
-
-
-class MeanEnsemble(nn.Module):
-    def __init__(self, members):
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, x):
-        return sum(m(x) for m in self.members) / len(self.members)
-
-
-# ----------------------------------------------------------------------------- fitting
-
-def fit_lr(x: np.ndarray, y: np.ndarray, dinuc: bool, seed: int):
-    with torch.no_grad():
-        feats = (dinuc_features(torch.tensor(x)) if dinuc else torch.flatten(torch.tensor(x), 1)).numpy()
-    clf = LogisticRegressionCV(
-        Cs=C_GRID, cv=StratifiedKFold(5, shuffle=True, random_state=seed), scoring="accuracy",
-        multi_class="multinomial", solver="lbfgs", max_iter=5000, n_jobs=1, refit=True)
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        clf.fit(feats.astype(np.float64), y)
-    model = LinearSoftmax(clf.coef_, clf.intercept_, dinuc).eval()
-    return model, {"C": float(clf.C_[0])}
-
-
-def fit_cnn(x: np.ndarray, y: np.ndarray, seed: int):
-    hp = CNN_HP
-    torch.manual_seed(seed)
-    model = SpliceCNN(**hp)
-    opt = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-    xt, yt = torch.tensor(x), torch.tensor(y)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(hp["epochs"]):
-        model.train()
-        perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(xt), hp["batch_size"]):
-            idx = perm[i:i + hp["batch_size"]]
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model.logits(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-    return model.eval(), {}
-
-
-def fit(name: str, x, y, seed):
-    """Returns (torch module producing probabilities, info dict)."""
-    if name == "lr_onehot":
-        return fit_lr(x, y, False, seed)
-    if name == "lr_onehot_dinuc":
-        return fit_lr(x, y, True, seed)
-    if name == "cnn":
-        return fit_cnn(x, y, seed)
-    if name == "ensemble":
-        a, ia = fit_lr(x, y, True, seed)
-        b, ib = fit_cnn(x, y, seed)
-        return MeanEnsemble([a, b]).eval(), {"lr_onehot_dinuc": ia, "cnn": ib}
-    raise KeyError(name)
-
-
-def predict(model, x):
-    with torch.no_grad():
-        return model(torch.tensor(x)).numpy().astype(np.float64)
-
-
-# ----------------------------------------------------------------------------- CV
-
-def fold_accuracies(prob, y, folds):
-    return [float((prob[te].argmax(1) == y[te]).mean()) for _, te in folds]
-
-
-def summarize(prob, y, folds):
-    accs = fold_accuracies(prob, y, folds)
-    pred = prob.argmax(1)
-    p, r, f, s = precision_recall_fscore_support(y, pred, labels=[0, 1, 2], zero_division=0)
-    return {
-        "accuracy_mean": float(np.mean(accs)),
-        "accuracy_std": float(np.std(accs, ddof=1)),
-        "accuracy_per_fold": accs,
-        "pooled_accuracy": float((pred == y).mean()),
-        "n_errors": int((pred != y).sum()),
-        "per_class": {CLASSES[k]: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]),
-                                   "support": int(s[k])} for k in range(3)},
-        "confusion_matrix": {"rows_true_cols_pred": CLASSES,
-                             "matrix": confusion_matrix(y, pred, labels=[0, 1, 2]).tolist()},
+    r = rng(seed, VECTORS)
+    amb = []
+    for _ in range(14):
+        s = list(seqs[int(r.integers(len(seqs)))])
+        for p in r.choice(LENGTH, size=3, replace=False):
+            s[p] = "NRYSWKMBDHV"[int(r.integers(11))]
+        amb.append("".join(s))
+    verify_x = np.concatenate([x[:50], common.encode_many(amb, LENGTH)])
+    meta = {
+        "description": f"Primate splice-junction classifier ({cfg['candidate']}, multinomial L2 logistic "
+                       "regression); input onehot [batch,60,4] A,C,G,T; output probabilities [batch,3] ei,ie,n",
+        "classes": CLASSES, "channel_order": list(common.CHANNELS), "sequence_length": str(LENGTH),
+        "encoding": common.ENCODING_DOC["rule"], "model_choice": cfg["candidate"],
+        "configuration": {**cfg, "temperature": temperature},
     }
+    onnx_info = common.export_and_verify(module, os.path.join(out_dir, "model.onnx"), LENGTH, CLASSES, verify_x, meta)
+
+    vec_seqs = seqs[:4] + [seqs[4].lower()] + amb[:3]
+    vec_p = exported_p(module, cfg["candidate"], vec_seqs, exact=True)
+    common.write_json(os.path.join(out_dir, "test_vectors.json"), {
+        "note": "expected outputs of model.onnx, computed in float64 from its float32 weights (every logit an "
+                "exactly rounded sum, so the file is the same on every machine); the ONNX graph agrees within 1e-5. "
+                "Sequences 1-5 are from the training file (5th lower-cased), 6-8 carry 3 IUPAC codes each.",
+        "classes": CLASSES,
+        "tolerance": 1e-4,
+        "cases": [{"sequence": s, "probabilities": [float(v) for v in p],
+                   "onehot_first_3_positions": e[:3].tolist()}
+                  for s, p, e in zip(vec_seqs, vec_p, common.encode_many(vec_seqs, LENGTH))],
+    })
+    return cfg, t, temperature, table, module, onnx_info
 
 
-def print_summary(title, m):
-    print(f"\n== {title}")
-    print(f"accuracy {100 * m['accuracy_mean']:.2f}% +- {100 * m['accuracy_std']:.2f}% "
-          f"(mean +- sample std over folds; pooled {100 * m['pooled_accuracy']:.2f}%, "
-          f"{m['n_errors']} errors)")
-    print("class  precision  recall   f1     support")
-    for c, v in m["per_class"].items():
-        print(f"{c:5s}  {v['precision']:.4f}     {v['recall']:.4f}   {v['f1']:.4f}  {v['support']}")
-    print("confusion matrix (rows = true, cols = predicted):", CLASSES)
-    for c, row in zip(CLASSES, m["confusion_matrix"]["matrix"]):
-        print(f"  {c:3s} {row}")
+def exported_p(module, candidate, seqs, exact=False):
+    """[n, 3] probabilities of the exported float32 weights, in float64 NumPy (not torch float32:
+    the written figures must not depend on the machine's vector kernels); `exact`: every logit a
+    correctly rounded sum (test vectors)."""
+    W, b = common.module_affine(module.linear)
+    x = features(common.encode_many(seqs, LENGTH), candidate)
+    return softmax(common.exact_affine(x, W, b) if exact else x @ W.T + b)
 
 
-def oof_predictions(name, x, y, folds, seed, log=True):
-    prob = np.zeros((len(y), len(CLASSES)))
-    infos = []
-    for k, (tr, te) in enumerate(folds):
-        model, info = fit(name, x[tr], y[tr], seed)
-        prob[te] = predict(model, x[te])
-        infos.append(info)
-        if log:
-            print(f"  {name} fold {k + 1}/{len(folds)} acc {(prob[te].argmax(1) == y[te]).mean():.4f} {info}",
-                  flush=True)
-    return prob, infos
+def final_model_rates(module, candidate, seed):
+    r = rng(seed, EVAL_SET)
+    evals = {f"random_gc{int(round(g * 100))}": common.random_dna(EVAL_RANDOM, LENGTH, g, r) for g in EVAL_GC}
+    out = {}
+    for name, ss in evals.items():
+        p = exported_p(module, candidate, ss)
+        out[name] = {"n": len(ss), "called_junction": junction_rate(p),
+                     "called": {c: float(np.mean(p.argmax(1) == k)) for k, c in enumerate(CLASSES)}}
+    return out
 
 
 # ----------------------------------------------------------------------------- main
@@ -236,8 +273,10 @@ def main():
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "splice"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--skip-duplicate-check", action="store_true",
-                    help="skip the StratifiedGroupKFold re-run of the chosen candidate (saves ~1/3 of the time)")
+    ap.add_argument("--final-only", action="store_true",
+                    help="skip the CV; choose the model on all data and export (reads the calibration "
+                         "decision from the report in --report)")
+    ap.add_argument("--report", default=os.path.join(ROOT, "models", "splice", "training_report.json"))
     args = ap.parse_args()
 
     t0 = time.time()
@@ -245,138 +284,81 @@ def main():
     common.set_determinism(seed)
     ids, seqs, y = load(args.data)
     x = common.encode_many(seqs, LENGTH)
+    groups = common.kmer_groups(seqs)
     counts = collections.Counter(CLASSES[v] for v in y)
-    dup_groups = collections.Counter(seqs)
-    n_dup_groups = sum(1 for v in dup_groups.values() if v > 1)
-    n_in_dup = sum(v for v in dup_groups.values() if v > 1)
+    gsum = common.group_summary(groups, y, CLASSES)
+    dup = collections.Counter(seqs)
     print(f"data {args.data}: {len(y)} sequences of {LENGTH} bp, classes {dict(counts)}; "
-          f"{n_dup_groups} sequences occur more than once ({n_in_dup} rows, labels consistent)")
+          f"{sum(1 for v in dup.values() if v > 1)} sequences occur more than once; {gsum['n_groups']} groups sharing "
+          f"a {common.GROUP_K}-mer (largest {gsum['largest_groups']})", flush=True)
 
-    folds = list(StratifiedKFold(N_FOLDS, shuffle=True, random_state=seed).split(x, y))
+    if args.final_only:
+        with open(args.report) as f:
+            use_t = json.load(f)["final_model"]["temperature_applied"]
+        cfg, t, temperature, _, _, onnx_info = export(args.out, seqs, y, groups, seed, use_t)
+        print(f"chose {cfg}, temperature {temperature}; exported {onnx_info['path']} sha256 {onnx_info['sha256']}; "
+              f"{time.time() - t0:.0f}s")
+        return
 
-    results, oof, infos, timings = {}, {}, {}, {}
-    for name in CANDIDATES:
-        t = time.time()
-        if name == "ensemble":   # same folds, same seeds: ensemble OOF = mean of member OOFs
-            oof[name] = (oof["lr_onehot_dinuc"] + oof["cnn"]) / 2
-            infos[name] = "mean of lr_onehot_dinuc and cnn out-of-fold probabilities"
-        else:
-            oof[name], infos[name] = oof_predictions(name, x, y, folds, seed)
-        timings[name] = time.time() - t
-        results[name] = summarize(oof[name], y, folds)
-        print(f"candidate {name}: CV accuracy {100 * results[name]['accuracy_mean']:.2f}% "
-              f"+- {100 * results[name]['accuracy_std']:.2f}%  ({timings[name]:.0f}s)", flush=True)
-
-    best = max(CANDIDATES, key=lambda n: (round(results[n]["accuracy_mean"], 10), -CANDIDATES.index(n)))
-    print("\nCV accuracy by candidate:")
-    for n in CANDIDATES:
-        print(f"  {n:16s} {100 * results[n]['accuracy_mean']:.2f}% +- {100 * results[n]['accuracy_std']:.2f}%"
-              + ("   <- chosen" if n == best else ""))
-    print_summary(f"chosen: {best} — {N_FOLDS}-fold stratified CV", results[best])
-
-    # duplicate-aware check (not used for the choice)
-    groups = np.unique(np.array(seqs), return_inverse=True)[1]
-    gfolds = list(StratifiedGroupKFold(N_FOLDS, shuffle=True, random_state=seed).split(x, y, groups))
-    if args.skip_duplicate_check:
-        grouped = {"skipped": True}
-    elif best == "ensemble":
-        pa, _ = oof_predictions("lr_onehot_dinuc", x, y, gfolds, seed, log=False)
-        pb, _ = oof_predictions("cnn", x, y, gfolds, seed, log=False)
-        gprob = (pa + pb) / 2
-    else:
-        gprob, _ = oof_predictions(best, x, y, gfolds, seed, log=False)
-    if not args.skip_duplicate_check:
-        grouped = summarize(gprob, y, gfolds)
-        print_summary(f"chosen: {best} — {N_FOLDS}-fold StratifiedGroupKFold, identical sequences kept "
-                      f"in the same fold (check only)", grouped)
-
-    # final model on all data
+    r = rng(seed, EVAL_SET)
+    evals = {f"random_gc{int(round(g * 100))}": common.encode_many(common.random_dna(EVAL_RANDOM, LENGTH, g, r), LENGTH)
+             for g in EVAL_GC}
+    timings = {}
     t = time.time()
-    final, final_info = fit(best, x, y, seed)
-    train_acc = float((predict(final, x).argmax(1) == y).mean())
-    print(f"\nfinal {best} fitted on all {len(y)} sequences in {time.time() - t:.0f}s "
-          f"(training accuracy {100 * train_acc:.2f}%) {final_info}")
+    print(f"\nnested grouped {N_OUTER}-fold CV", flush=True)
+    grouped = run_cv(common.grouped_folds(y, groups, N_OUTER, seed), x, seqs, y, groups, seed, 0, evals)
+    timings["nested_grouped"] = round(time.time() - t, 1)
+    t = time.time()
+    print(f"\nnested ordinary (ungrouped) stratified {N_OUTER}-fold CV", flush=True)
+    plain = run_cv(common.plain_folds(y, N_OUTER, seed), x, seqs, y, groups, seed, 100, evals, log=False)
+    timings["nested_ordinary"] = round(time.time() - t, 1)
+    mg, mp = metrics(grouped, y), metrics(plain, y)
+    print_block("grouped nested CV (the figure the card reports first)", mg)
+    print_block("ordinary nested CV (ungrouped; comparison)", mp)
 
-    # verification inputs: 50 real sequences + 14 random IUPAC-ambiguous ones
-    rng = np.random.default_rng(seed)
-    amb = []
-    for _ in range(14):
-        s = list(seqs[int(rng.integers(len(seqs)))])
-        for p in rng.choice(LENGTH, size=6, replace=False):
-            s[p] = "NRYSWKMBDHV"[int(rng.integers(11))]
-        amb.append("".join(s))
-    verify_x = np.concatenate([x[:50], common.encode_many(amb, LENGTH)])
+    use_t = mg["ece_10_bins_temperature_scaled"] < mg["ece_10_bins"]
+    print(f"\ntemperature scaling {'applied' if use_t else 'not applied'} (grouped-CV ECE raw "
+          f"{mg['ece_10_bins']:.4f} vs scaled {mg['ece_10_bins_temperature_scaled']:.4f})", flush=True)
 
-    onnx_path = os.path.join(args.out, "model.onnx")
-    meta = {
-        "description": f"Primate splice-junction classifier ({best}); input onehot [batch,60,4] A,C,G,T; "
-                       "output probabilities [batch,3] ei,ie,n",
-        "classes": CLASSES, "channel_order": list(common.CHANNELS), "sequence_length": str(LENGTH),
-        "encoding": common.ENCODING_DOC["rule"], "model_choice": best,
-    }
-    onnx_info = common.export_and_verify(final, onnx_path, LENGTH, CLASSES, verify_x, meta)
-    print(f"exported {onnx_path}: {onnx_info['size_bytes']} bytes, ops {onnx_info['operators']}, "
-          f"max |onnx - torch| = {onnx_info['verification']['max_abs_diff']:.2e} "
-          f"(batches 64(50 real+14 ambiguous), 1, 7, 64: ok)")
+    t = time.time()
+    cfg, t_fit, temperature, table, module, onnx_info = export(args.out, seqs, y, groups, seed, use_t)
+    timings["final_selection_fit_export"] = round(time.time() - t, 1)
+    rates = final_model_rates(module, cfg["candidate"], seed)
+    print(f"final model: {cfg['candidate']} C={cfg['C']} temperature={temperature}; exported {onnx_info['path']} "
+          f"({onnx_info['size_bytes']} bytes, sha256 {onnx_info['sha256'][:12]}…)")
+    print("final model, called a junction: " + ", ".join(f"{k} {100 * v['called_junction']:.1f}%" for k, v in rates.items()))
 
-    # golden vectors for the runtime's JS pre-processing / onnxruntime-node check
-    vec_seqs = seqs[:4] + [seqs[4].lower()] + amb[:3]
-    vec_x = common.encode_many(vec_seqs, LENGTH)
-    vec_p = predict(final, vec_x)
-    common.write_json(os.path.join(args.out, "test_vectors.json"), {
-        "note": "expected outputs of model.onnx (torch reference; ONNX agrees within 1e-5). "
-                "Sequences 1-5 are from the training file (5th lower-cased), 6-8 contain IUPAC codes.",
-        "classes": CLASSES,
-        "tolerance": 1e-4,
-        "cases": [{"sequence": s, "probabilities": [float(v) for v in p],
-                   "onehot_first_3_positions": e[:3].tolist()}
-                  for s, p, e in zip(vec_seqs, vec_p, vec_x)],
-    })
-
-    elapsed = time.time() - t0
     report = {
         "task": "primate splice-junction classification (StatLog DNA / UCI splice-junction data)",
         "command": "/usr/bin/python3 training/train_splice.py",
-        "data": {"path": args.data, "sha256": common.sha256_file(args.data), "n": len(y),
+        "data": {"path": DATA_DISPLAY, "sha256": common.sha256_file(args.data), "n": len(y),
                  "sequence_length": LENGTH, "class_counts": dict(counts),
-                 "exact_duplicate_sequences": {"distinct_sequences_repeated": n_dup_groups,
-                                               "rows_involved": n_in_dup, "conflicting_labels": 0}},
+                 "distinct_sequences_repeated": sum(1 for v in dup.values() if v > 1)},
+        "groups": gsum,
         "encoding": common.ENCODING_DOC,
         "classes": CLASSES,
-        "seeds": {"global": seed, "cv_folds_random_state": seed, "inner_cv_random_state": seed,
-                  "torch_manual_seed": seed, "ambiguous_verify_sequences_rng": seed},
-        "cv": {
-            "procedure": f"{N_FOLDS}-fold StratifiedKFold(shuffle=True, random_state={seed}); same folds for all "
-                         "candidates; logistic-regression C chosen inside each training fold by "
-                         f"LogisticRegressionCV(Cs={C_GRID}, inner 5-fold StratifiedKFold, accuracy); std is the "
-                         "sample std (ddof=1) of the 10 fold accuracies; precision/recall/confusion matrix pooled "
-                         "over the out-of-fold predictions",
-            "candidates": {n: {**{k: v for k, v in results[n].items()}, "seconds": round(timings[n], 1),
-                               "fold_info": infos[n]} for n in CANDIDATES},
-            "selection_rule": "highest mean CV accuracy (ties -> earlier candidate in "
-                              f"{CANDIDATES}); the chosen figure is the best of {len(CANDIDATES)} and so "
-                              "slightly optimistic",
-            "chosen": best,
-            "chosen_metrics": results[best],
-            "duplicate_aware_check": {
-                "procedure": f"{N_FOLDS}-fold StratifiedGroupKFold(shuffle=True, random_state={seed}), groups = "
-                             "identical sequences; not used for the choice",
-                **grouped},
+        "seed": seed,
+        "procedure": {
+            "outer": f"{N_OUTER}-fold StratifiedGroupKFold (groups above), seed {seed}; ordinary comparison: "
+                     f"{N_OUTER}-fold StratifiedKFold, seed {seed}, same nested procedure",
+            "inner": f"{N_INNER}-fold StratifiedGroupKFold inside each outer training fold over {len(CONFIGS)} "
+                     "configurations (candidate x C); highest inner accuracy, ties -> earlier configuration",
+            "configurations": CONFIGS,
+            "calibration": "temperature fitted on the chosen configuration's inner out-of-fold logits; applied when "
+                           "it lowers the grouped outer-CV ECE",
+            "generated_sequences": f"{EVAL_RANDOM} random 60-mers at each of {list(EVAL_GC)} GC; {EVAL_SHUFFLES} "
+                                   "dinucleotide shuffles of every held-out ei / ie sequence; never trained on",
         },
-        "final_model": {
-            "candidate": best, "fitted_on": f"all {len(y)} sequences", "info": final_info,
-            "training_accuracy": train_acc,
-            "cnn_hyperparameters": CNN_HP if best in ("cnn", "ensemble") else None,
-            "lr_C_grid": C_GRID if best != "cnn" else None,
-        },
+        "cv": {"grouped": mg, "ordinary": mp},
+        "final_model": {"configuration": cfg, "temperature_fitted": t_fit, "temperature_applied": use_t,
+                        "temperature": temperature, "inner_scores": table, "called_junction_on_generated": rates},
         "onnx": onnx_info,
-        "reference": "StatLog project (Michie, Spiegelhalter & Taylor 1994), DNA dataset: best test error "
-                     "about 4% (RBF network 4.1%) on the 1186-sequence test set",
+        "reference": "StatLog project (Michie, Spiegelhalter & Taylor 1994), DNA dataset: best test error about 4 % "
+                     "(RBF network 4.1 %) on the 1186-sequence test set",
         "packages": common.package_versions(),
-        "elapsed_seconds": round(elapsed, 1),
     }
     common.write_json(os.path.join(args.out, "training_report.json"), report)
-    print(f"wrote {os.path.join(args.out, 'training_report.json')}; total {elapsed:.0f}s")
+    print(f"\ntimings (s): {timings}; total {time.time() - t0:.0f}s")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """codon: codon usage statistics and codon optimisation (standard genetic code, no ML).
 
 codon_adaptation_index - CAI (Sharp & Li 1987) against an EMBOSS/CUTG codon usage table,
-                         by default computed exactly as EMBOSS 6.6.0 `cai` does.
+                         by default computed as EMBOSS 6.6.0 `cai` does (codons with an
+                         ambiguity letter left out and counted, never read as a real codon).
 gc_content             - GC overall and at codon positions 1, 2, 3 (as Biopython GC123).
 codon_usage            - codon counts, per-thousand frequencies and synonymous fractions
                          (the columns of EMBOSS `cusp`), plus RSCU.
@@ -46,9 +47,10 @@ IUPAC = {
 }
 DNA_LETTERS = frozenset(IUPAC) - {"U"}  # what the gateway accepts as DNA
 COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}
-# EMBOSS (ajCodBase) reads an ambiguity code as the first of A, C, G, T it can stand for:
-# N, R, W, M, D, H, V -> A; Y, S, B -> C; K -> G. cai and cusp both count codons that way.
-EMBOSS_BASE = {code: next(b for b in "ACGT" if b in bases) for code, bases in IUPAC.items()}
+# A codon with an ambiguity letter (NNN, GCN, RAY, ...) is never read as a concrete codon: EMBOSS
+# 6.6 cai / cusp read each code as the first base it stands for (NNN -> AAA, so an all-N sequence
+# would score CAI 1 and count Lys); here such codons are left out of every count and reported.
+AMBIGUOUS_HANDLING = ("skip",)
 
 MAX_AVOID_MOTIFS = 50
 MAX_MOTIF_LENGTH = 32
@@ -128,10 +130,6 @@ def codons_of(seq):
     return [seq[i:i + 3] for i in range(0, len(seq) - len(seq) % 3, 3)]
 
 
-def emboss_codon(codon):
-    return codon if is_concrete(codon) else "".join(EMBOSS_BASE.get(ch, "A") for ch in codon)
-
-
 def reverse_complement(seq):
     return "".join(COMPLEMENT[ch] for ch in reversed(seq))
 
@@ -147,23 +145,23 @@ def compute_cai(seq, table, method):
     zero_weight = 0
     skipped = {"stop": 0, "single_codon": 0, "ambiguous": 0}
     for codon in codons:
-        concrete = is_concrete(codon)
-        if not concrete:
+        if not is_concrete(codon):
+            # both methods: an ambiguous codon says nothing about codon choice
             ambiguous += 1
+            skipped["ambiguous"] += 1
+            continue
         if method == "emboss":
             # EMBOSS ajCodCalcCaiSeq: every complete codon is in the denominator (stops,
-            # ATG and TGG included); ambiguity codes are resolved as EMBOSS_BASE says; a codon
-            # whose w is 0 adds nothing to the log sum (as if its w were 1).
-            wi = w[emboss_codon(codon)]
+            # ATG and TGG included); a codon whose w is 0 adds nothing to the log sum (as if
+            # its w were 1).
+            wi = w[codon]
             used += 1
             if wi > 0.0:
                 log_sum += math.log(wi)
             else:
                 zero_weight += 1
             continue
-        if not concrete:
-            skipped["ambiguous"] += 1
-        elif GENETIC_CODE[codon] == STOP:
+        if GENETIC_CODE[codon] == STOP:
             skipped["stop"] += 1
         elif codon in SINGLE_CODON:
             skipped["single_codon"] += 1
@@ -217,15 +215,17 @@ def task_gc_content(seq, options, tables):
 
 
 def task_codon_usage(seq, options, tables):
-    mode = choice(options, "ambiguous", ("emboss", "skip"), "emboss")
+    if options.get("ambiguous") not in (None, "skip"):
+        raise bad_request("option ambiguous must be \"skip\" (got %r): a codon with an ambiguity letter is never "
+                          "read as a concrete codon (NNN is not AAA); such codons are left out and counted in "
+                          "ambiguous_codons" % (options.get("ambiguous"),))
+    mode = AMBIGUOUS_HANDLING[0]
     counts = dict.fromkeys(CODON_ORDER, 0)
     ambiguous = 0
     for codon in codons_of(seq):
         if not is_concrete(codon):
             ambiguous += 1
-            if mode == "skip":
-                continue
-            codon = emboss_codon(codon)
+            continue
         counts[codon] += 1
     total = sum(counts.values())
     per_aa = {aa: sum(counts[c] for c in group) for aa, group in SYNONYMS.items()}
@@ -243,6 +243,7 @@ def task_codon_usage(seq, options, tables):
     return {
         "total_codons": total,
         "ambiguous_codons": ambiguous,
+        "codons_skipped": ambiguous,
         "ambiguous_handling": mode,
         "trailing_bases": len(seq) % 3,
         "codons": table,

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { IsoError } from '../errors.js';
 import type { Manifest, SequenceType, TaskSpec } from '../manifest/schema.js';
-import { parseSequenceType, validateSequence } from '../validation/sequence.js';
+import { parseSequenceType, taskRule, validateSequence } from '../validation/sequence.js';
 import type { WorkItem } from '../worker/protocol.js';
 import { describeZod } from '../validation/zod-message.js';
 import { checkBatchSize } from './batch-limit.js';
@@ -85,7 +85,7 @@ export function parsePrediction(manifest: Manifest, body: unknown, kind: 'single
   }
   const task = resolveTask(manifest, b.task_type);
   const declared = parseSequenceType(b.sequence_type);
-  const rule = { types: task.sequence_types, maxLength: task.max_length, minLength: task.min_length };
+  const rule = taskRule(task);
   let raws: unknown[];
   if (kind === 'single') {
     if (!('sequence' in b) || b.sequence === undefined) throw new IsoError('INVALID_REQUEST', 'sequence is required');

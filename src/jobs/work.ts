@@ -5,10 +5,10 @@
 // sequence fails only its own record and never the job.
 import { performance } from 'node:perf_hooks';
 import { IsoError } from '../errors.js';
-import type { Manifest, TaskSpec } from '../manifest/schema.js';
+import type { Manifest } from '../manifest/schema.js';
 import type { ModelDeployment } from '../scheduler/deployment.js';
 import type { ModelRegistry } from '../scheduler/registry.js';
-import { validateSequence } from '../validation/sequence.js';
+import { taskRule, validateSequence } from '../validation/sequence.js';
 import type { ItemOutput, WorkItem } from '../worker/protocol.js';
 import { errorRecord, successRecord, type ItemErrorBody, type OutputRecord } from './formats.js';
 import { setOwn, type InputRecord } from './input.js';
@@ -153,9 +153,7 @@ export function recordOptions(base: Record<string, unknown>, input: InputRecord,
   return out;
 }
 
-export function taskRule(task: TaskSpec): { types: TaskSpec['sequence_types']; maxLength: number; minLength: number } {
-  return { types: task.sequence_types, maxLength: task.max_length, minLength: task.min_length };
-}
+export { taskRule };
 
 /** What a plain (single-model) job runs. */
 export interface PredictSpec {

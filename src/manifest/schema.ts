@@ -42,6 +42,12 @@ export const taskSchema = z
     sequence_types: z.array(sequenceType).min(1).max(SEQUENCE_TYPES.length),
     max_length: z.number().int().positive().max(1_000_000).default(5120),
     min_length: z.number().int().min(1).default(1),
+    /**
+     * Largest fraction of ambiguous letters (nucleotide IUPAC codes other than A/C/G/T/U, protein
+     * B/Z/J/X) a sequence may hold; past it the gateway answers 400 LOW_INFORMATION_SEQUENCE
+     * instead of a confident answer about nothing. 1 = the model handles ambiguity itself.
+     */
+    max_ambiguous_fraction: z.number().min(0).max(1).default(0.5),
     input: ioDescription.default({}),
     output: ioDescription.default({}),
     /** Options this task understands, described for clients (MCP schemas, docs). */

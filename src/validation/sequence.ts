@@ -1,6 +1,6 @@
 // Sequence checks shared by every surface: IUPAC alphabets per sequence type, length limits.
 import { IsoError } from '../errors.js';
-import type { SequenceType } from '../manifest/schema.js';
+import type { SequenceType, TaskSpec } from '../manifest/schema.js';
 
 const NUCLEOTIDE_AMBIGUITY = 'NRYSWKMBDHV';
 export const ALPHABETS: Record<SequenceType, string> = {
@@ -8,6 +8,13 @@ export const ALPHABETS: Record<SequenceType, string> = {
   RNA: 'ACGU' + NUCLEOTIDE_AMBIGUITY,
   // 20 standard residues, then B/Z/J (ambiguous), X (unknown), U (selenocysteine), O (pyrrolysine).
   protein: 'ACDEFGHIKLMNPQRSTVWY' + 'BZJXUO',
+};
+
+/** Letters that name no single residue: they carry less (N, X: nothing) than a real base or residue. */
+export const AMBIGUOUS_LETTERS: Record<SequenceType, string> = {
+  DNA: NUCLEOTIDE_AMBIGUITY,
+  RNA: NUCLEOTIDE_AMBIGUITY,
+  protein: 'BZJX',
 };
 
 /** Per type, a table indexed by char code (1 = allowed): no per-character string or hash lookup. */
@@ -45,6 +52,44 @@ export interface SequenceRule {
   types: readonly SequenceType[];
   maxLength: number;
   minLength?: number;
+  /** Largest fraction of AMBIGUOUS_LETTERS accepted; absent = no limit. */
+  maxAmbiguousFraction?: number;
+}
+
+/** The rule of a manifest task: what every surface (REST, batch, OpenAI, OIP, MCP, agent, jobs) checks. */
+export function taskRule(task: TaskSpec): SequenceRule {
+  return { types: task.sequence_types, maxLength: task.max_length, minLength: task.min_length, maxAmbiguousFraction: task.max_ambiguous_fraction };
+}
+
+const AMBIGUOUS_TABLES = Object.fromEntries(
+  Object.entries(AMBIGUOUS_LETTERS).map(([k, v]) => {
+    const table = new Uint8Array(128);
+    for (const ch of v) table[ch.charCodeAt(0)] = 1;
+    return [k, table];
+  }),
+) as Record<SequenceType, Uint8Array>;
+
+/** How many letters of a valid `type` sequence are ambiguous. */
+export function countAmbiguous(seq: string, type: SequenceType): number {
+  const table = AMBIGUOUS_TABLES[type];
+  let n = 0;
+  for (let i = 0; i < seq.length; i++) n += table[seq.charCodeAt(i)] ?? 0;
+  return n;
+}
+
+/** LOW_INFORMATION_SEQUENCE when `seq`, read as `type`, holds more ambiguous letters than the rule allows. */
+function informationError(seq: string, type: SequenceType, rule: SequenceRule, field: string): IsoError | null {
+  const limit = rule.maxAmbiguousFraction;
+  if (limit === undefined || limit >= 1) return null;
+  const ambiguous = countAmbiguous(seq, type);
+  const fraction = ambiguous / seq.length;
+  if (fraction <= limit) return null;
+  const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;
+  return new IsoError(
+    'LOW_INFORMATION_SEQUENCE',
+    `${field} is ${pct(fraction)} ambiguous letters (${ambiguous} of ${seq.length}: ${AMBIGUOUS_LETTERS[type]}); this task accepts at most ${pct(limit)}`,
+    { ambiguous, length: seq.length, ambiguous_fraction: fraction, max_ambiguous_fraction: limit, ambiguous_letters: AMBIGUOUS_LETTERS[type] },
+  );
 }
 
 export interface ValidSequence {
@@ -54,7 +99,9 @@ export interface ValidSequence {
 
 /**
  * Validates one sequence against a task's rule. `declared` (from the request) narrows the
- * accepted types; otherwise the first accepted type the sequence is valid as wins.
+ * accepted types; otherwise the first accepted type the sequence is valid as wins. A sequence
+ * with more ambiguous letters than the rule allows under every type it is valid as is
+ * LOW_INFORMATION_SEQUENCE (the error describes the first of them).
  */
 export function validateSequence(raw: unknown, rule: SequenceRule, declared?: SequenceType, field = 'sequence'): ValidSequence {
   if (typeof raw !== 'string') throw new IsoError('INVALID_REQUEST', `${field} must be a string`);
@@ -76,7 +123,16 @@ export function validateSequence(raw: unknown, rule: SequenceRule, declared?: Se
   if (declared && candidates.length === 0) {
     throw new IsoError('INVALID_SEQUENCE', `sequence type ${declared} is not accepted here; accepted: ${rule.types.join(', ')}`);
   }
-  for (const type of candidates) if (firstInvalid(sequence, type) === -1) return { sequence, type };
+  // The first accepted type the sequence is valid as and informative as: "MKV" is all ambiguity
+  // codes as DNA but a plain peptide, so a task taking DNA and protein reads it as protein.
+  let uninformative: IsoError | null = null;
+  for (const type of candidates) {
+    if (firstInvalid(sequence, type) !== -1) continue;
+    const err = informationError(sequence, type, rule, field);
+    if (!err) return { sequence, type };
+    uninformative ??= err;
+  }
+  if (uninformative) throw uninformative;
   const type = candidates[0]!;
   const at = firstInvalid(sequence, type);
   const ch = sequence[at]!;

@@ -11,7 +11,7 @@ import type { Gateway } from '../../gateway.js';
 import { SEQUENCE_TYPES, type SequenceType, type TaskSpec } from '../../manifest/schema.js';
 import type { ModelDeployment } from '../../scheduler/deployment.js';
 import type { ModelStatus } from '../../scheduler/registry.js';
-import { ALPHABETS, detectSequenceType, normaliseSequence, parseSequenceType, validateSequence } from '../../validation/sequence.js';
+import { ALPHABETS, detectSequenceType, normaliseSequence, parseSequenceType, taskRule, validateSequence } from '../../validation/sequence.js';
 import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protocol.js';
 import { describeZod } from '../../validation/zod-message.js';
 import { admin, PREDICT, PUBLIC } from '../../security/route-scope.js';
@@ -350,7 +350,7 @@ export function registerAgentRoutes(app: FastifyInstance, gw: Gateway): void {
       }
       const dep = gw.registry.serving(model);
 
-      const rule = { types: task.sequence_types, maxLength: task.max_length, minLength: task.min_length };
+      const rule = taskRule(task);
       const items: WorkItem[] = strings.map((s, i) => {
         try {
           return { sequence: validateSequence(s, rule, type, `sequences[${i}]`).sequence, options: b.options };

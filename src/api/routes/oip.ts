@@ -11,7 +11,7 @@ import type { Gateway } from '../../gateway.js';
 import type { Manifest, TaskSpec } from '../../manifest/schema.js';
 import { PACKAGE_ROOT } from '../../paths.js';
 import type { ModelStatus } from '../../scheduler/registry.js';
-import { parseSequenceType, validateSequence } from '../../validation/sequence.js';
+import { parseSequenceType, taskRule, validateSequence } from '../../validation/sequence.js';
 import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protocol.js';
 import { batchTooLarge } from '../batch-limit.js';
 import { toIsoError } from '../envelope.js';
@@ -225,7 +225,7 @@ function parseInfer(m: Manifest, body: unknown, maxBatch: number): ParsedInfer {
   if (data.length !== n) throw bad(`input shape ${shown} holds ${n} elements but data has ${data.length}`);
   if (n === 0) throw bad('input holds no sequence');
 
-  const rule = { types: task.sequence_types, maxLength: task.max_length, minLength: task.min_length };
+  const rule = taskRule(task);
   const items = data.map((raw, i): WorkItem => {
     const field = `${input.name.slice(0, 64)}[${i}]`;
     if (typeof raw !== 'string') throw bad(`${field} must be a string`);

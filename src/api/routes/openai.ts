@@ -13,7 +13,7 @@ import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import type { TaskSpec } from '../../manifest/schema.js';
 import type { ModelDeployment, SubmitOptions } from '../../scheduler/deployment.js';
-import { validateSequence } from '../../validation/sequence.js';
+import { taskRule, validateSequence } from '../../validation/sequence.js';
 import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protocol.js';
 import { batchTooLarge } from '../batch-limit.js';
 import { toIsoError } from '../envelope.js';
@@ -176,7 +176,7 @@ async function embeddings(gw: Gateway, req: FastifyRequest, reply: FastifyReply)
     const inputs: unknown[] = many ? (b.input as unknown[]) : [b.input];
     if (inputs.length === 0) throw withParam(new IsoError('INVALID_REQUEST', 'input must hold at least one sequence'), 'input');
     if (inputs.length > gw.config.max_batch_sequences) throw withParam(batchTooLarge(inputs.length, gw.config.max_batch_sequences, 'inputs per request'), 'input');
-    const rule = { types: task.sequence_types, maxLength: task.max_length, minLength: task.min_length };
+    const rule = taskRule(task);
     const options = b.dimensions === undefined ? {} : { embedding_dimension: b.dimensions };
     const items: WorkItem[] = inputs.map((raw, i) => {
       if (typeof raw !== 'string') {
@@ -238,7 +238,7 @@ async function chatCompletions(gw: Gateway, req: FastifyRequest, reply: FastifyR
     rec.task = task.name;
     const at = b.messages.findLastIndex((m) => m.role === 'user');
     if (at === -1) throw withParam(new IsoError('INVALID_REQUEST', 'messages must include a user message holding the sequence'), 'messages');
-    const rule = { types: task.sequence_types, maxLength: task.max_length, minLength: task.min_length };
+    const rule = taskRule(task);
     let sequence: string;
     try {
       sequence = validateSequence(messageText(b.messages[at]!).trim(), rule, undefined, `messages[${at}].content`).sequence;
