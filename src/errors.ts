@@ -5,6 +5,10 @@ export const ERROR_STATUS = {
   SEQUENCE_TOO_LONG: 400,
   /** Valid letters, but more of them ambiguous (N, R, …, protein X) than the task accepts: nothing to predict from. */
   LOW_INFORMATION_SEQUENCE: 400,
+  /** A non-sequence input of the wrong shape: broken base64, JSON failing its schema, a bad tensor, a malformed chat. */
+  INVALID_INPUT: 400,
+  /** Text or chat longer than the task's max_length (characters). */
+  INPUT_TOO_LONG: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   REQUEST_TIMEOUT: 408,
