@@ -126,15 +126,21 @@ describe('native REST API', () => {
       assert.equal(r.body.error.code, 'INVALID_REQUEST');
       assert.match(r.body.message, message);
     }
+    // A model of several tasks answers with its default task (its first, or default_task).
     const multi = await h.post('/models/gc-scanner/predict', { sequence: 'ACGT' });
-    assert.equal(multi.body.error.code, 'INVALID_REQUEST');
-    assert.match(multi.body.message, /task_type is required/);
+    assert.equal(multi.status, 200);
+    assert.equal(multi.body.data.task_type, 'gc_content');
   });
 
   it('PAYLOAD_TOO_LARGE beyond the body limit', async () => {
-    const r = await h.post('/predict', { sequence: 'A'.repeat(3 * 1024 * 1024) });
+    // Prediction routes take predict_body_limit_bytes (16 MiB: images travel in them)…
+    const r = await h.post('/predict', { sequence: 'A'.repeat(17 * 1024 * 1024) });
     assert.equal(r.status, 413);
     assert.equal(r.body.error.code, 'PAYLOAD_TOO_LARGE');
+    // …every other route body_limit_bytes (2 MiB).
+    const other = await h.post('/v1/models/reload', { pad: 'A'.repeat(3 * 1024 * 1024) });
+    assert.equal(other.status, 413);
+    assert.equal(other.body.error.code, 'PAYLOAD_TOO_LARGE');
   });
 
   it('MODEL_NOT_FOUND for unknown and hostile names', async () => {

@@ -127,7 +127,7 @@ describe('job API', () => {
   it('rejects bad submissions with the envelope', async () => {
     const cases: [unknown, number, RegExp][] = [
       [{ model: 'nope', sequences: ['AC'] }, 404, /no model named "nope"/],
-      [{ model: 'gc-scanner', sequences: ['AC'] }, 400, /task_type is required/],
+      [{ model: 'gc-scanner', sequences: [{ id: 'x', sequence: 'AC', task: 'folding' }] }, 400, /has no task "folding"/],
       [{ model: 'revcomp', task: 'bogus', sequences: ['AC'] }, 400, /has no task "bogus"/],
       [{ model: 'revcomp', sequences: [] }, 400, /no sequences/],
       [{ model: 'revcomp', sequences: ['AC'], data: 'AC' }, 400, /exactly one of sequences/],

@@ -354,8 +354,10 @@ describe('Open Inference Protocol v2', () => {
       assertError(r, 400, 'inference_error_response', message);
     }
     assertError(await h.post(path, '{"inputs": ['), 400, 'inference_error_response');
-    // A model with several tasks needs task_type.
-    assertError(await infer(h, '/v2/models/gc-scanner/infer', inferRequest(['ACGT'])), 400, 'inference_error_response', /task_type is required/);
+    // A model with several tasks answers with its default task (its first, unless default_task names another).
+    const byDefault = await infer(h, '/v2/models/gc-scanner/infer', inferRequest(['ACGT']));
+    assert.equal(byDefault.status, 200, JSON.stringify(byDefault.body));
+    assert.equal(byDefault.body.parameters.task_type, 'gc_content');
     // A sequence the model itself rejects fails the request (tensors are dense), naming it.
     assertError(await infer(h, '/v2/models/dna-embed/infer', inferRequest(['ACGTACGT', 'NNNN'])), 400, 'inference_error_response', /sequences\[1\]: .*k-mer/);
     // A model that is not loaded.

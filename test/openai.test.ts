@@ -181,9 +181,9 @@ describe('OpenAI-compatible API', () => {
     assert.ok(unknown instanceof NotFoundError);
     assert.equal(unknown.code, 'model_not_found');
 
-    const noTask = await apiError(client.chat.completions.create({ model: 'gc-scanner', messages: [{ role: 'user', content: 'ACGT' }] }));
+    const noTask = await apiError(client.chat.completions.create({ model: 'gc-scanner:folding', messages: [{ role: 'user', content: 'ACGT' }] }));
     assert.equal(noTask.status, 400);
-    assert.match(noTask.message, /task_type is required/);
+    assert.match(noTask.message, /no task "folding"/);
 
     const badSeq = await apiError(client.chat.completions.create({ model: 'revcomp', messages: [{ role: 'user', content: 'hello there' }], stream: true }));
     assert.equal(badSeq.status, 400);

@@ -35,7 +35,8 @@ const executor: ModelExecutor = {
   },
   async submit(model, req) {
     calls.push({ model, task: req.task, items: req.items });
-    const outputs = req.items.map((i) => {
+    const outputs = req.items.map((item) => {
+      const i = { ...item, sequence: item.sequence ?? '' };
       if (req.task === 'optimize') {
         if (i.sequence.includes('W')) return { error: { code: 'INVALID_SEQUENCE', message: 'no W today' } };
         return { sequence: 'ATGAAA' + 'TAA', protein: i.sequence.replace(/[^A-Z]/g, '') + '*KK', organism: i.options.organism ?? 'default' };

@@ -124,7 +124,7 @@ describe('native API: Server-Sent Events', () => {
       ['/models/revcomp/predict', { sequence: 'ACGTX', stream: true }, {}, 400, 'INVALID_SEQUENCE'],
       ['/models/revcomp/predict', { sequence: 'A'.repeat(5121), stream: true }, {}, 400, 'SEQUENCE_TOO_LONG'],
       ['/models/revcomp/predict', { sequence: 'ACGT', stream: 'yes' }, {}, 400, 'INVALID_REQUEST'],
-      ['/models/gc-scanner/predict', { sequence: 'ACGT' }, { accept: 'text/event-stream' }, 400, 'INVALID_REQUEST'],
+      ['/models/gc-scanner/predict', { sequence: 'ACGT', task_type: 'folding' }, { accept: 'text/event-stream' }, 400, 'INVALID_REQUEST'],
       ['/models/nope/predict', { sequence: 'ACGT', stream: true }, {}, 404, 'MODEL_NOT_FOUND'],
       // Batches do not stream: the flag is an unknown key there.
       ['/models/revcomp/predict/batch', { sequences: ['ACGT'], stream: true }, {}, 400, 'INVALID_REQUEST'],

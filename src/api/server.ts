@@ -12,6 +12,7 @@ import { registerManagementRoutes } from './routes/management.js';
 import { registerNativeRoutes } from './routes/native.js';
 import { registerSecurityRoutes } from './routes/security.js';
 import { registerAuth } from '../security/auth.js';
+import { registerMediaBodies } from './media-body.js';
 import { requireRouteScopes, type RouteScope } from '../security/route-scope.js';
 import { isLoopback } from '../security/network.js';
 import { registerMonitorRoutes } from './routes/monitor.js';
@@ -167,6 +168,9 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
         new IsoError('RATE_LIMITED', `rate limit of ${ctx.max} requests per window exceeded; retry after ${ctx.after}`, { limit: ctx.max, retry_after: ctx.after }, Math.max(1, Math.ceil(ctx.ttl / 1000))),
     });
   }
+
+  // Raw image/audio bodies and multipart uploads for the prediction routes (api/media-body.ts).
+  await registerMediaBodies(app, { maxBytes: gw.config.predict_body_limit_bytes, maxFiles: gw.config.max_batch_sequences });
 
   registerHealthRoutes(app, gw);
   registerManagementRoutes(app, gw);

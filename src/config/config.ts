@@ -41,6 +41,11 @@ export const configSchema = z
     python: z.string().default('python3'),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     body_limit_bytes: z.coerce.number().int().positive().default(2 * 1024 * 1024),
+    /**
+     * Bodies of prediction routes (native predict, OIP infer, deployment inference): images and
+     * audio travel in them (base64 JSON, raw bytes, multipart). Each task's max_bytes still applies.
+     */
+    predict_body_limit_bytes: z.coerce.number().int().positive().default(16 * 1024 * 1024),
     max_batch_sequences: z.coerce.number().int().positive().default(100),
     rate_limit: z
       .object({

@@ -111,9 +111,9 @@ export class JobRunner {
       let task: string | null = null;
       if (spec.task !== undefined) task = resolveTask(m, spec.task).name;
       else if (m.tasks.length === 1) task = m.tasks[0]!.name;
-      // Several tasks and none for the job: every record must name its own.
+      // Several tasks and none for the job: a record names its own, or gets the model's default task.
       const checkRecord = (r: InputRecord): void => {
-        if (task === null && r.task === undefined) resolveTask(m, undefined); // throws: which task?
+        if (task === null && r.task !== undefined) resolveTask(m, r.task);
       };
       return { model: m.name, task, batch: m.batching.max_batch_size, replicas: m.scaling.max_replicas, checkRecord };
     }

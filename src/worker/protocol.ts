@@ -2,8 +2,14 @@
 // side (drivers) and the Node worker host.
 export const PROTOCOL_VERSION = 1;
 
+/**
+ * One input of a batch. A sequence task's item has `sequence` (validated, upper-cased); every
+ * other input type's has `input` (text, a JSON value, named tensors, an image or audio file as
+ * base64 with its format, a chat conversation: docs/worker-protocol.md).
+ */
 export interface WorkItem {
-  sequence: string;
+  sequence?: string;
+  input?: unknown;
   options: Record<string, unknown>;
 }
 
@@ -15,7 +21,7 @@ export interface ItemError {
 export type ItemOutput = Record<string, unknown>;
 
 export type GatewayMessage =
-  | { op: 'predict'; id: string; task: string; items: WorkItem[]; stream: boolean }
+  | { op: 'predict'; id: string; task: string; input_type?: string; items: WorkItem[]; stream: boolean }
   | { op: 'cancel'; id: string }
   | { op: 'ping'; id: string }
   | { op: 'shutdown' };

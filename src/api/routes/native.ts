@@ -7,6 +7,7 @@ import type { Gateway } from '../../gateway.js';
 import type { Manifest } from '../../manifest/schema.js';
 import { isItemError, type ItemOutput } from '../../worker/protocol.js';
 import { errorEnvelope, okEnvelope } from '../envelope.js';
+import { mediaBody } from '../media-body.js';
 import { parsePrediction } from '../predict-request.js';
 import { EventStream, wantsEventStream } from '../sse.js';
 import { stickyKey } from '../sticky.js';
@@ -18,7 +19,7 @@ type NameResolver = (req: FastifyRequest) => string;
 /** The task a failed request aimed at, only ever one the manifest declares: client text must not mint label values. */
 function taskLabel(m: Manifest, body: unknown): string {
   const asked = (body as { task_type?: unknown } | null)?.task_type;
-  const known = m.tasks.find((t) => t.name === asked) ?? (asked === undefined && m.tasks.length === 1 ? m.tasks[0] : undefined);
+  const known = m.tasks.find((t) => t.name === asked) ?? (asked === undefined ? (m.tasks.find((t) => t.name === m.default_task) ?? m.tasks[0]) : undefined);
   return known?.name ?? 'unknown';
 }
 
@@ -74,7 +75,8 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
     try {
       name = resolve(req);
       const dep = gw.registry.serving(name, stickyKey(req));
-      const parsed = parsePrediction(dep.pkg.manifest, req.body, kind, gw.config.max_batch_sequences);
+      const body = (await mediaBody(req, kind)) ?? req.body;
+      const parsed = parsePrediction(dep.pkg.manifest, body, kind, gw.config.max_batch_sequences);
       task = parsed.task.name;
       sequences = parsed.items.length;
       // Server-Sent Events: a `chunk` event per worker chunk, then `result` or `error`.
@@ -97,15 +99,18 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
       if (kind === 'single') {
         const out = outputs[0]!;
         if (isItemError(out)) throw fromWorkerError(out.error.code, out.error.message);
-        data = { ...withoutConfidence(out, keepConfidence), processing_time: seconds, sequence_length: parsed.items[0]!.sequence.length, sequence_type: parsed.sequenceTypes[0], ...meta };
+        // Sequence tasks answer as they always have; other input types say what they took.
+        const about = parsed.task.input_type === 'sequence' ? { sequence_length: parsed.sizes[0], sequence_type: parsed.sequenceTypes[0] } : { input_type: parsed.task.input_type, input_size: parsed.sizes[0] };
+        data = { ...withoutConfidence(out, keepConfidence), processing_time: seconds, ...about, ...meta };
       } else {
         const predictions = outputs.map((out, i) => {
-          const sequence = parsed.items[i]!.sequence;
+          // Sequences are echoed (they are short text); other inputs (images…) are named by index.
+          const which = parsed.task.input_type === 'sequence' ? { sequence: parsed.items[i]!.sequence } : { index: i };
           if (isItemError(out)) {
             failed++;
-            return { sequence, error: out.error };
+            return { ...which, error: out.error };
           }
-          return { sequence, ...withoutConfidence(out, keepConfidence) };
+          return { ...which, ...withoutConfidence(out, keepConfidence) };
         });
         if (failed === outputs.length) {
           throw new IsoError('PREDICTION_FAILED', 'every sequence of the batch failed', { errors: predictions.map((p, index) => ({ index, ...(p as { error: unknown }) })) });
@@ -173,8 +178,10 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
     return okEnvelope(req, { status: 'healthy', model: null, uptime: uptimeS(gw), gpu_available: false, models: [] }, 'no models installed');
   });
   app.get('/model/info', PREDICT, info(defaultName));
-  app.post('/predict', PREDICT, predict('single', defaultName));
-  app.post('/predict/batch', PREDICT, predict('batch', defaultName));
+  // Prediction bodies may carry images and audio (JSON base64, raw, multipart): a larger limit.
+  const predictRoute = { ...PREDICT, bodyLimit: gw.config.predict_body_limit_bytes };
+  app.post('/predict', predictRoute, predict('single', defaultName));
+  app.post('/predict/batch', predictRoute, predict('batch', defaultName));
   app.get('/metrics', PREDICT, metrics(null));
   // Prometheus text exposition; /metrics stays the JSON summary of the native API contract.
   app.get('/metrics/prometheus', gw.config.auth.public_metrics ? PUBLIC : PREDICT, async (_req, reply) => {
@@ -186,7 +193,7 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/models/:name/health', PREDICT, health(paramName));
   app.get('/models/:name/info', PREDICT, info(paramName));
   app.get('/models/:name/model/info', PREDICT, info(paramName));
-  app.post('/models/:name/predict', PREDICT, predict('single', paramName));
-  app.post('/models/:name/predict/batch', PREDICT, predict('batch', paramName));
+  app.post('/models/:name/predict', predictRoute, predict('single', paramName));
+  app.post('/models/:name/predict/batch', predictRoute, predict('batch', paramName));
   app.get('/models/:name/metrics', PREDICT, metrics(paramName));
 }

@@ -190,7 +190,7 @@ async function embeddings(gw: Gateway, req: FastifyRequest, reply: FastifyReply)
     });
     rec.sequences = items.length;
     const outputs = await submit(reply, dep, { task: task.name, items });
-    const residues = items.reduce((n, item) => n + item.sequence.length, 0);
+    const residues = items.reduce((n, item) => n + (item.sequence?.length ?? 0), 0);
     const data = items.map((_, i) => {
       const embedding = itemOutput(outputs[i], i, many).embedding;
       if (!Array.isArray(embedding) || !embedding.every((v) => typeof v === 'number')) {
