@@ -90,10 +90,10 @@ export function parsePrediction(manifest: Manifest, body: unknown, kind: 'single
   const [one, many] = kind === 'single' ? (['sequence', 'input'] as const) : (['sequences', 'inputs'] as const);
   const given = (k: string): boolean => (b as Record<string, unknown>)[k] !== undefined;
   if (given(one) && given(many)) throw new IsoError('INVALID_REQUEST', `send ${one} or ${many}, not both`);
-  const field = given(many) || !takesStrings(task.input_type) ? many : one;
-  if (field === one && !takesStrings(task.input_type) && given(one)) {
-    throw new IsoError('INVALID_REQUEST', `task ${task.name} takes ${task.input_type} input: send it as ${many}`);
+  if (given(one) && !takesStrings(task.input_type)) {
+    throw new IsoError('INVALID_REQUEST', `task ${task.name} takes ${task.input_type} input: send it as ${kind === 'single' ? 'input' : 'inputs'}`);
   }
+  const field = given(one) ? one : many;
   let raws: unknown[];
   if (kind === 'single') {
     const v = (b as Record<string, unknown>)[field];

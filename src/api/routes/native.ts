@@ -135,9 +135,10 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
       const latency = performance.now() - t0;
       const dep = gw.registry.deployment(name);
       dep?.stats.record(false, latency, sequences, err.code);
-      if (dep) gw.metrics.observeRequest(dep.name, dep.version, task ?? taskLabel(dep.pkg.manifest, req.body), false, err.code, latency / 1000, sequences);
+      const label = task ?? (dep ? taskLabel(dep.pkg.manifest, req.body) : undefined);
+      if (dep) gw.metrics.observeRequest(dep.name, dep.version, label!, false, err.code, latency / 1000, sequences);
       if (name !== '?' && err.code !== 'MODEL_NOT_FOUND') {
-        gw.store.logRequest({ request_id: req.id, model: name, task, route: kind, status: 'error', error_code: err.code, sequences, latency_ms: latency, client: req.ip });
+        gw.store.logRequest({ request_id: req.id, model: name, task: label, route: kind, status: 'error', error_code: err.code, sequences, latency_ms: latency, client: req.ip });
       }
       // Before the first event the error is a plain JSON response; after it, an `error` event.
       if (sse?.open) {
