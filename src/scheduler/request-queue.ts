@@ -83,8 +83,9 @@ export class RequestQueue<R extends QueuedRequest> {
 
   /** Adds every item of a request, keeping them together. */
   push(req: R): void {
-    // Strict priority (agingMs 0): the key must still order by priority, then by arrival.
-    const key = this.agingMs > 0 ? req.enqueuedAt - req.priority * this.agingMs : -req.priority * 1e15 + req.enqueuedAt;
+    // Strict priority (agingMs 0): priority first (a level outweighs any epoch-ms time, and
+    // |key| stays where doubles still count single milliseconds), then arrival.
+    const key = this.agingMs > 0 ? req.enqueuedAt - req.priority * this.agingMs : req.enqueuedAt - req.priority * 1e14;
     const units = req.items.map((item, index) => ({ req, index, tokens: item.sequence.length, key }));
     let at = this.units.length;
     while (at > 0 && this.units[at - 1]!.key > key) at--;
