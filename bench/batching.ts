@@ -2,14 +2,15 @@
 // - batching: 64 concurrent single-sequence clients through the full stack (one replica), against
 //   the model called in-process with full batches of 64 (bench/onnx-inprocess.ts) and against the
 //   same gateway with batching off (max_batch_size 1);
-// - baseline: the same model behind "the design users write instead", a Flask app with a numpy
-//   forward pass (bench/flask/splice_app.py), at concurrency 32.
+// - baseline: the same model behind "the design users write instead", one FastAPI + uvicorn app
+//   (bench/fastapi/splice_fastapi.py) and one Flask app (bench/flask/splice_app.py) with the same
+//   numpy forward pass, at concurrency 1, 32 and 64.
 // See bench/README.md for what is measured and the caveats.
 import { readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
-import { copyModels, cpuSeconds, freePort, loadBodies, runJson, setYamlKey, startGateway, startServer, stealMeter, type LoadResult, type Server } from './lib.js';
+import { copyModels, cpuSeconds, freePort, loadBodies, runJson, sequentialLatency, setYamlKey, startGateway, startServer, stealMeter, type LoadResult, type Server } from './lib.js';
 
 export type RowFn = (bench: string, metric: string, iso: number, base: number | null, target: string, ok: boolean | null, digits?: number) => void;
 
@@ -20,6 +21,7 @@ const WARMUP_SECONDS = Math.max(1, Math.min(2, Math.round(SECONDS / 5)));
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 const SPLICE = join(BUILTIN_MODELS_DIR, 'splice');
 const FLASK_APP = join(PACKAGE_ROOT, 'bench', 'flask', 'splice_app.py');
+const FASTAPI_APP = join(PACKAGE_ROOT, 'bench', 'fastapi', 'splice_fastapi.py');
 const CLASSES = ['ei', 'ie', 'n'] as const;
 const BATCH = 64;
 
@@ -44,8 +46,11 @@ interface Running {
   stop(): Promise<void>;
 }
 
-/** A gateway serving a temp copy of the splice package: one replica, batching as given (else the manifest's). */
-async function spliceGateway(batching?: string): Promise<Running> {
+/** BENCH_SPLICE_BATCHING: the splice model's batching for the batching-on runs, instead of its manifest's (a YAML flow map). */
+const SPLICE_BATCHING = process.env.BENCH_SPLICE_BATCHING || undefined;
+
+/** A gateway serving a temp copy of the splice package: one replica, batching as given (else BENCH_SPLICE_BATCHING, else the manifest's). */
+async function spliceGateway(batching = SPLICE_BATCHING): Promise<Running> {
   const edit = (y: string): string => {
     const one = setYamlKey(y, 'scaling', ONE_REPLICA);
     return batching ? setYamlKey(one, 'batching', batching) : one;
@@ -83,6 +88,13 @@ async function spliceGateway(batching?: string): Promise<Running> {
       cleanup();
     },
   };
+}
+
+/** The FastAPI + uvicorn peer (bench/fastapi/splice_fastapi.py), with async or sync routes. */
+async function fastapiPeer(mode: 'async' | 'sync'): Promise<Running> {
+  const port = await freePort();
+  const server = await startServer(PYTHON, [FASTAPI_APP, join(SPLICE, 'model.onnx'), String(port), mode], `http://127.0.0.1:${port}/health`);
+  return { server, predict: `${server.url}/predict`, pids: [server.pid], stop: () => server.stop() };
 }
 
 async function flask(): Promise<Running> {
@@ -145,7 +157,7 @@ export async function batching(row: RowFn): Promise<void> {
   const v = vectors();
   const body = bodies(v);
   const y = readFileSync(join(SPLICE, 'model.yaml'), 'utf8');
-  const shipped = /^batching:\s*(.*)$/m.exec(y)?.[1] ?? '(manifest default)';
+  const shipped = SPLICE_BATCHING ?? /^batching:\s*(.*)$/m.exec(y)?.[1] ?? '(manifest default)';
   loadRow(row, 'batching');
   const stolen = stealMeter();
 
@@ -193,58 +205,116 @@ export async function batching(row: RowFn): Promise<void> {
   errorsRow(row, 'batching', 'client batches', clientBatches);
 }
 
+/** The c=1 figures: three interleaved rounds per server (one sequential client), the median of each. */
+interface Sequential {
+  p50: number;
+  p99: number;
+  rps: number;
+}
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const LATENCY_SAMPLES = Math.max(200, Math.round(Number(process.env.BENCH_LATENCY_SAMPLES ?? 3000) / 2));
+
+/** Python peers that cannot run (a package missing) are left out with a row saying so. */
+async function pythonHas(modules: string): Promise<boolean> {
+  try {
+    await runJson<string>(PYTHON, ['-c', `import json, ${modules}; print(json.dumps("ok"))`]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function baseline(row: RowFn): Promise<void> {
   const v = vectors();
   const body = bodies(v);
-  const c = 32;
   loadRow(row, 'baseline');
   const stolen = stealMeter();
 
-  // The baseline's interpreter must compute the same model before its speed means anything.
+  // The baselines' interpreter must compute the same model before their speed means anything.
   let check: { max_abs_diff: number; ok: boolean };
   try {
-    await runJson<string>(PYTHON, ['-c', 'import json, flask, onnx, numpy; print(json.dumps(flask.__version__))']);
     check = await runJson<{ max_abs_diff: number; ok: boolean }>(PYTHON, [FLASK_APP, 'check', join(SPLICE, 'model.onnx'), join(SPLICE, 'test_vectors.json')]).catch((e: Error & { result?: { max_abs_diff: number; ok: boolean } }) => {
       if (e.result) return e.result;
       throw e;
     });
   } catch (e) {
-    process.stderr.write(`baseline skipped: ${(e as Error).message}\n(needs ${PYTHON} with numpy, onnx and Flask: apt-get install -y python3-flask python3-onnx)\n`);
-    row('baseline', `Flask baseline: not run (${PYTHON} lacks flask/onnx/numpy)`, NaN, null, '', false);
+    process.stderr.write(`baseline skipped: ${(e as Error).message}\n(needs ${PYTHON} with numpy and onnx: apt-get install -y python3-onnx python3-numpy)\n`);
+    row('baseline', `not run (${PYTHON} lacks onnx/numpy)`, NaN, null, '', false);
     return;
   }
   if (!check.ok) {
-    row('baseline', 'Flask numpy interpreter vs test_vectors.json: max |dp|', NaN, check.max_abs_diff, `<= ${v.tolerance}`, false, 7);
+    row('baseline', 'numpy interpreter of the Python peers vs test_vectors.json: max |dp|', NaN, check.max_abs_diff, `<= ${v.tolerance}`, false, 7);
     return;
   }
+  const haveFastapi = await pythonHas('fastapi, uvicorn');
+  const haveFlask = await pythonHas('flask');
+  if (!haveFastapi) row('baseline', `FastAPI peer: not run (${PYTHON} lacks fastapi/uvicorn: apt-get install -y python3-fastapi python3-uvicorn)`, NaN, null, '', false);
+  if (!haveFlask) row('baseline', `Flask peer: not run (${PYTHON} lacks flask: apt-get install -y python3-flask)`, NaN, null, '', false);
 
-  const iso = await spliceGateway();
-  let isoR: Measured;
-  let isoDiff: number;
+  // Every server runs for the whole section (an idle one costs no CPU); each is measured alone.
+  const servers: Record<string, Running> = {};
   try {
-    isoDiff = await maxDiff(iso.predict, v);
-    isoR = await measure(iso, body, c);
-  } finally {
-    await iso.stop();
-  }
+    servers.isomodel = await spliceGateway();
+    if (haveFastapi) {
+      servers['fastapi-async'] = await fastapiPeer('async');
+      servers['fastapi-sync'] = await fastapiPeer('sync');
+    }
+    if (haveFlask) servers.flask = await flask();
+    const names = Object.keys(servers);
+    let worst = 0;
+    for (const name of names) worst = Math.max(worst, await maxDiff(servers[name]!.predict, v));
+    row('baseline', `answers vs test_vectors.json, every server: max |dp|`, worst, check.max_abs_diff, `<= ${v.tolerance}`, worst <= v.tolerance && check.max_abs_diff <= v.tolerance, 7);
 
-  const fl = await flask();
-  let flR: Measured;
-  let flDiff: number;
-  try {
-    flDiff = await maxDiff(fl.predict, v);
-    flR = await measure(fl, body, c);
-  } finally {
-    await fl.stop();
-  }
+    // c=1: the same warm-up for every server, then three interleaved rounds of one sequential client.
+    for (const name of names) await loadBodies(servers[name]!.predict, body, 8, WARMUP_SECONDS);
+    const rounds: Record<string, Sequential[]> = Object.fromEntries(names.map((n) => [n, []]));
+    for (let i = 0; i < 3; i++) for (const name of names) rounds[name]!.push(await sequentialLatency(servers[name]!.predict, body, LATENCY_SAMPLES, true));
+    const c1: Record<string, Sequential> = Object.fromEntries(names.map((n) => [n, { p50: median(rounds[n]!.map((r) => r.p50)), p99: median(rounds[n]!.map((r) => r.p99)), rps: median(rounds[n]!.map((r) => r.rps)) }]));
 
-  const ok = (d: number): boolean => d <= v.tolerance;
-  row('baseline', 'answers vs test_vectors.json: max |dp|', isoDiff, flDiff, `<= ${v.tolerance}`, ok(isoDiff) && ok(flDiff) && ok(check.max_abs_diff), 7);
-  row('baseline', `throughput vs Flask, c=${c} (req/s)`, isoR.rps, flR.rps, '>= 5x Flask', isoR.rps >= 5 * flR.rps, 0);
-  row('baseline', `p99 latency vs Flask, c=${c} (ms)`, isoR.p99, flR.p99, 'lower than Flask', isoR.p99 < flR.p99);
-  row('baseline', `p50 latency vs Flask, c=${c} (ms)`, isoR.p50, flR.p50, '', null);
-  row('baseline', 'CPU per request: gateway + worker vs Flask (us)', sum(isoR.cpuUs), sum(flR.cpuUs), '', null, 0);
-  row('baseline', 'CPU time stolen by the hypervisor during the section (%)', stolen(), null, 'reference', null, 1);
-  errorsRow(row, 'baseline', 'isomodel', isoR);
-  errorsRow(row, 'baseline', 'Flask', flR);
+    const loaded: Record<number, Record<string, Measured>> = {};
+    for (const c of [32, 64]) {
+      loaded[c] = {};
+      for (const name of names) loaded[c]![name] = await measure(servers[name]!, body, c);
+    }
+
+    // The FastAPI peer: the faster of its two ways of writing the route, at each concurrency.
+    const peer = <T extends { rps: number }>(figures: Record<string, T>): { name: string; r: T } | null => {
+      const candidates = ['fastapi-async', 'fastapi-sync'].filter((n) => figures[n]);
+      if (!candidates.length) return null;
+      const name = candidates.reduce((a, b) => (figures[b]!.rps > figures[a]!.rps ? b : a));
+      return { name, r: figures[name]! };
+    };
+    const iso1 = c1.isomodel!;
+    const p1 = peer(c1);
+    if (p1) {
+      row('baseline', `c=1 p50 latency vs FastAPI + uvicorn (${p1.name.replace('fastapi-', '')} routes) (ms)`, iso1.p50, p1.r.p50, "<= the peer's", iso1.p50 <= p1.r.p50, 3);
+      row('baseline', `c=1 throughput vs FastAPI + uvicorn (${p1.name.replace('fastapi-', '')} routes) (req/s)`, iso1.rps, p1.r.rps, ">= 2x the peer's", iso1.rps >= 2 * p1.r.rps, 0);
+      row('baseline', 'c=1 p99 latency vs FastAPI + uvicorn (ms)', iso1.p99, p1.r.p99, '', null, 3);
+    }
+    if (c1.flask) row('baseline', 'c=1 p50 latency vs Flask (ms)', iso1.p50, c1.flask.p50, '', null, 3);
+    for (const c of [32, 64]) {
+      const iso = loaded[c]!.isomodel!;
+      const p = peer(loaded[c]!);
+      if (p) {
+        const target = c === 64 ? ">= 15x the peer's" : '';
+        row('baseline', `c=${c} throughput vs FastAPI + uvicorn (${p.name.replace('fastapi-', '')} routes) (req/s)`, iso.rps, p.r.rps, target, c === 64 ? iso.rps >= 15 * p.r.rps : null, 0);
+        row('baseline', `c=${c} p99 latency vs FastAPI + uvicorn (ms)`, iso.p99, p.r.p99, '', null);
+      }
+      const fl = loaded[c]!.flask;
+      if (fl) {
+        row('baseline', `c=${c} throughput vs Flask (req/s)`, iso.rps, fl.rps, c === 32 ? '>= 5x Flask' : '', c === 32 ? iso.rps >= 5 * fl.rps : null, 0);
+        if (c === 32) row('baseline', `c=${c} p99 latency vs Flask (ms)`, iso.p99, fl.p99, 'lower than Flask', iso.p99 < fl.p99);
+      }
+    }
+    const iso32 = loaded[32]!.isomodel!;
+    const p32 = peer(loaded[32]!);
+    if (p32) row('baseline', 'c=32 CPU per request: gateway + worker vs FastAPI (us)', sum(iso32.cpuUs), sum(p32.r.cpuUs), '', null, 0);
+    if (loaded[32]!.flask) row('baseline', 'c=32 CPU per request: gateway + worker vs Flask (us)', sum(iso32.cpuUs), sum(loaded[32]!.flask.cpuUs), '', null, 0);
+    const batching = SPLICE_BATCHING ?? /^batching:\s*(.*)$/m.exec(readFileSync(join(SPLICE, 'model.yaml'), 'utf8'))?.[1] ?? 'default';
+    row('baseline', 'c=64 mean batch size of isomodel', loaded[64]!.isomodel!.meanBatch ?? NaN, null, `batching: ${batching}`, null, 1);
+    row('baseline', 'CPU time stolen by the hypervisor during the section (%)', stolen(), null, 'reference', null, 1);
+    for (const c of [32, 64]) for (const name of names) errorsRow(row, 'baseline', `${name}, c=${c}`, loaded[c]![name]!);
+  } finally {
+    for (const s of Object.values(servers)) await s.stop();
+  }
 }

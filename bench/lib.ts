@@ -114,13 +114,17 @@ export function rssMb(pid: number): number {
   }
 }
 
-/** Sequential requests over one keep-alive connection, timed with hrtime: latency in ms. */
-export function sequentialLatency(url: string, body: unknown, count: number): Promise<{ p50: number; p99: number }> {
+/**
+ * Sequential requests over one keep-alive connection, timed with hrtime: latency in ms, and the
+ * requests per second one client gets. With `rotate`, `body` is an array of bodies sent in turn.
+ */
+export function sequentialLatency(url: string, body: unknown, count: number, rotate = false): Promise<{ p50: number; p99: number; rps: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist', 'bench', 'latency-client.js'), url, JSON.stringify(body), String(count)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const args = [join(PACKAGE_ROOT, 'dist', 'bench', 'latency-client.js'), url, JSON.stringify(body), String(count), ...(rotate ? ['rotate'] : [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as { p50: number; p99: number }) : reject(new Error(`latency client exited ${code}`))));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as { p50: number; p99: number; rps: number }) : reject(new Error(`latency client exited ${code}`))));
   });
 }
 

@@ -4,6 +4,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUILTIN_MODELS_DIR } from '../src/paths.js';
 import { batching, baseline } from './batching.js';
+import { heavy } from './heavy.js';
 import { jobsBench } from './jobs.js';
 import { BENCH_MODELS, copyModels, cpuSeconds, load, type LoadResult, rssMb, sequentialLatency, sleep, startBare, startGateway, stealMeter, waitHttp } from './lib.js';
 
@@ -108,6 +109,7 @@ async function overhead(): Promise<void> {
       // c=32: without a worker process its work lands on the gateway's core too.)
       row('overhead', `bare Fastify route: throughput, c=${c} (req/s)`, fastify.rps, base.rps, 'reference', null, 0);
       row('overhead', `bare Node + child-process hop: throughput, c=${c} (req/s)`, hop.rps, base.rps, 'reference', null, 0);
+      row('overhead', `throughput, c=${c}, vs the bare Node + process hop floor (req/s)`, iso.rps, hop.rps, '>= 70% of the hop floor', iso.rps >= 0.7 * hop.rps, 0);
       if (iso.errors || iso.non2xx) row('overhead', 'errors / non-2xx', iso.errors + iso.non2xx, null, '0', false, 0);
     }
     row('overhead', 'CPU time stolen by the hypervisor during the section (%)', stolen(), null, 'reference', null, 1);
@@ -178,7 +180,7 @@ async function jobs(): Promise<void> {
   row('jobs', 'speed-up, workers 2 over 1', r.ratio, null, '>= 1.7', r.ratio >= 1.7);
 }
 
-const SECTIONS: Record<string, () => Promise<void>> = { overhead, coldstart, batching: () => batching(row), baseline: () => baseline(row), jobs };
+const SECTIONS: Record<string, () => Promise<void>> = { overhead, coldstart, batching: () => batching(row), baseline: () => baseline(row), heavy: () => heavy(row), jobs };
 
 async function main(): Promise<void> {
   const chosen = process.argv.slice(2).filter((a) => a in SECTIONS);

@@ -35,7 +35,7 @@ describe('manifest', () => {
     assert.equal(m.tasks[0]!.max_length, 5120);
     assert.equal(m.tasks[0]!.max_ambiguous_fraction, 0.5, 'a sequence more than half ambiguous is refused unless the task says otherwise');
     assert.equal(m.isolation, 'process');
-    assert.deepEqual(m.batching, { max_batch_size: 1, max_delay_ms: 0 });
+    assert.deepEqual(m.batching, { max_batch_size: 1, max_delay_ms: 0, priority_aging_ms: 1000 });
     assert.deepEqual(m.scaling, { min_replicas: 1, max_replicas: 1, idle_timeout_s: 0, max_queue: 1000 });
     assert.equal(m.resources.memory_mb, 512);
   });

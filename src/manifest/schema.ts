@@ -160,6 +160,9 @@ export const taskSchema = z
     };
   });
 
+/** onnxruntime-node's execution provider names. */
+export const EXECUTION_PROVIDERS = ['cuda', 'tensorrt', 'dml', 'coreml', 'webgpu', 'cpu'] as const;
+
 const memory = z.union([
   z.number().int().positive(),
   z
@@ -193,18 +196,43 @@ export const manifestSchema = z
         memory_mb: memory.default(512),
         cpus: z.number().positive().max(256).default(1),
         timeout_ms: z.number().int().positive().max(3_600_000).default(30_000),
-        /** GPUs the model needs: requested as nvidia.com/gpu on Kubernetes (docs/kubernetes.md); not enforced locally. */
+        /**
+         * GPUs per replica: each replica is given its own devices (CUDA_VISIBLE_DEVICES, least-used
+         * first); requested as nvidia.com/gpu on Kubernetes (docs/kubernetes.md).
+         */
         gpus: z.number().int().min(0).max(64).default(0),
+        /**
+         * runtime onnx: onnxruntime execution providers in order of preference (default: cuda then
+         * cpu when the replica has GPUs, else cpu). A provider this onnxruntime build or machine
+         * cannot start is skipped for the next one, and the worker says so in its log.
+         */
+        execution_providers: z.array(z.enum(EXECUTION_PROVIDERS)).min(1).max(EXECUTION_PROVIDERS.length).optional(),
       })
       .strict()
       .default({}),
     batching: z
       .object({
         max_batch_size: z.number().int().min(1).max(4096).default(1),
+        /**
+         * The most a request waits for a fuller batch. Only with preferred_batch_size, and only
+         * while more requests are on their way (recent concurrency above what is queued now):
+         * otherwise an idle replica takes what is queued at once.
+         */
         max_delay_ms: z.number().min(0).max(10_000).default(0),
+        /** The batch size at which this model is efficient: an idle replica may wait (max_delay_ms) to reach it. */
+        preferred_batch_size: z.number().int().min(1).max(4096).optional(),
+        /**
+         * Budget of one batch in tokens, padded: items x longest item, a token being one residue
+         * of the sequence. Set for models whose cost grows with the padded length (transformers):
+         * batches are then formed by length bucket. A single longer item still runs, alone.
+         */
+        max_batch_tokens: z.number().int().min(1).max(100_000_000).optional(),
+        /** Queue time worth one priority level, so that low priorities are not starved (0: strict priority). */
+        priority_aging_ms: z.number().int().min(0).max(3_600_000).default(1000),
       })
       .strict()
-      .default({}),
+      .default({})
+      .refine((b) => b.preferred_batch_size === undefined || b.preferred_batch_size <= b.max_batch_size, { message: 'preferred_batch_size must be <= max_batch_size' }),
     scaling: z
       .object({
         min_replicas: z.number().int().min(0).max(100).default(1),
@@ -271,6 +299,9 @@ export const manifestSchema = z
     }
     if (m.network === 'host' && (m.isolation === 'sandbox' || m.isolation === 'docker')) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['network'], message: `network: host is only for isolation "process"; ${m.isolation} workers have no network` });
+    }
+    if (m.resources.execution_providers && m.runtime !== 'onnx') {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['resources', 'execution_providers'], message: 'only runtime "onnx" uses execution providers' });
     }
     if (m.isolation === 'inline' && m.runtime !== 'node') {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['isolation'], message: 'inline isolation is only for runtime "node"' });

@@ -1,5 +1,11 @@
-// One loaded model version: its replicas, its bounded queue, dynamic batching, restarts
+// One loaded model version: its replicas, its bounded queue, adaptive batching, restarts
 // with backoff, idle scale-down (to zero if allowed) and wake-up on the next request.
+//
+// Batching is continuous: an idle replica takes what is queued at once (up to max_batch_size,
+// and max_batch_tokens by length bucket: request-queue.ts), and while every replica is busy
+// requests accumulate for the next one to free up. A replica waits for a fuller batch only when
+// the model declares a preferred_batch_size and more requests are on their way (recent
+// concurrency above what the deployment holds now), and never longer than max_delay_ms.
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
@@ -9,8 +15,10 @@ import type { ItemOutput, WorkItem } from '../worker/protocol.js';
 import type { ExitInfo, WorkerHandle } from '../worker/types.js';
 import { ModelStats } from '../telemetry/model-stats.js';
 import type { DeploymentObserver } from '../telemetry/prometheus.js';
-import { RequestQueue, type QueuedRequest, type Unit } from './request-queue.js';
+import { RequestQueue, paddedTokens, type BatchLimits, type QueuedRequest, type Unit } from './request-queue.js';
 import type { CancelSignal } from './cancel.js';
+import { DeviceAllocator, placedPackage, type DeviceLease } from './placement.js';
+import { gpuUtilization } from '../telemetry/gpu.js';
 
 export type DeploymentState = 'loading' | 'ready' | 'failed' | 'draining' | 'stopped';
 export type ReplicaState = 'starting' | 'ready' | 'restarting' | 'stopping' | 'failed';
@@ -44,6 +52,14 @@ const BACKOFF_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 30_000;
 const PING_INTERVAL_MS = 10_000;
 const PING_TIMEOUT_MS = 5_000;
+/**
+ * How long the concurrency a deployment has seen counts as "recent" for the wait decision: one to
+ * two windows of this, or of twice max_delay_ms where that is longer.
+ */
+const CONCURRENCY_WINDOW_MS = 250;
+
+/** GPUs are the process's: every deployment of it draws from one allocator unless given another. */
+const sharedDevices = new DeviceAllocator();
 
 let replicaCounter = 0;
 
@@ -61,6 +77,8 @@ class Replica {
   retryTimer: NodeJS.Timeout | null = null;
   /** Set while a retiring replica finishes its batch: called once it has. */
   onBatchSettled: (() => void) | null = null;
+  /** Its GPUs (resources.gpus), kept across restarts, released when the replica goes. */
+  lease: DeviceLease | null = null;
 }
 
 export interface ReplicaInfo {
@@ -74,6 +92,8 @@ export interface ReplicaInfo {
   open_fds?: number;
   last_exit?: string;
   last_error?: string;
+  /** GPUs the replica was given (CUDA_VISIBLE_DEVICES), for models with resources.gpus. */
+  devices?: string[];
 }
 
 export interface DeploymentOptions {
@@ -82,6 +102,8 @@ export interface DeploymentOptions {
    * Used by `isomodel batch --workers N` offline, which runs a model with exactly N replicas.
    */
   scaling?: Partial<Manifest['scaling']>;
+  /** Where replicas get their GPUs (default: one allocator per process). */
+  devices?: DeviceAllocator;
 }
 
 export class ModelDeployment {
@@ -100,6 +122,11 @@ export class ModelDeployment {
   private readonly logger: Logger;
   /** The manifest's scaling with DeploymentOptions.scaling applied: read this, not pkg.manifest.scaling. */
   readonly scaling: Manifest['scaling'];
+  private readonly limits: BatchLimits;
+  private readonly devices: DeviceAllocator;
+  /** Most items held at once (queued + in flight) in the current and the previous window. */
+  private peak = { current: 0, previous: 0, since: Date.now() };
+  private readonly peakWindowMs: number;
 
   constructor(
     readonly pkg: ModelPackage,
@@ -109,7 +136,11 @@ export class ModelDeployment {
     options: DeploymentOptions = {},
   ) {
     this.scaling = { ...pkg.manifest.scaling, ...options.scaling };
-    this.queue = new RequestQueue<Pending>(this.scaling.max_queue);
+    const b = pkg.manifest.batching;
+    this.queue = new RequestQueue<Pending>(this.scaling.max_queue, b.priority_aging_ms);
+    this.limits = { maxItems: Math.max(1, b.max_batch_size), maxTokens: b.max_batch_tokens ?? Infinity };
+    this.devices = options.devices ?? sharedDevices;
+    this.peakWindowMs = Math.max(CONCURRENCY_WINDOW_MS, 2 * b.max_delay_ms);
     this.logger = logger.child({ model: pkg.manifest.name, version: pkg.manifest.version });
   }
 
@@ -152,7 +183,13 @@ export class ModelDeployment {
 
   private async launch(r: Replica): Promise<void> {
     r.state = 'starting';
-    const w = this.createWorker(this.pkg, r.id);
+    const gpus = this.pkg.manifest.resources.gpus;
+    if (gpus > 0 && !r.lease) {
+      r.lease = await this.devices.acquire(gpus);
+      if (r.lease.devices.length < gpus) this.logger.warn({ replica: r.id, gpus, devices: r.lease.devices }, r.lease.devices.length ? 'fewer GPUs than resources.gpus asks for' : 'no GPU found (nvidia-smi): the replica runs without one');
+      if (this.state === 'stopped' || r.state !== 'starting') return;
+    }
+    const w = this.createWorker(placedPackage(this.pkg, r.lease?.devices ?? []), r.id);
     r.worker = w;
     w.onExit((info) => this.onWorkerExit(r, w, info));
     w.onIdle(() => this.pump());
@@ -238,6 +275,7 @@ export class ModelDeployment {
     const i = this.replicas.indexOf(r);
     if (i !== -1) this.replicas.splice(i, 1);
     if (r.retryTimer) clearTimeout(r.retryTimer);
+    r.lease?.release();
     this.checkDrained();
   }
 
@@ -279,6 +317,7 @@ export class ModelDeployment {
       };
       if (opts.signal?.aborted) return onAbort();
       this.queue.push(req);
+      this.notePeak(req.enqueuedAt);
       this.ensureCapacity();
       this.pump();
     });
@@ -325,25 +364,54 @@ export class ModelDeployment {
     });
   }
 
-  /** Hands queued work to idle replicas, honouring max_batch_size and max_delay_ms. */
+  /** Records how many items the deployment holds now: its recent concurrency. */
+  private notePeak(now: number): void {
+    const held = this.queue.length + this.inflightCount();
+    const p = this.peak;
+    if (now - p.since >= this.peakWindowMs) {
+      p.previous = now - p.since >= 2 * this.peakWindowMs ? 0 : p.current;
+      p.current = 0;
+      p.since = now;
+    }
+    if (held > p.current) p.current = held;
+  }
+
+  /**
+   * How many items the next batch should hold before an idle replica takes it: 1 (at once)
+   * unless the model declares a preferred_batch_size; then as many of those as can still
+   * arrive: the items the deployment held recently, less what it holds now. A lone client
+   * (or the first request after a quiet spell) is never made to wait.
+   */
+  private fillTarget(now: number): number {
+    const { preferred_batch_size: preferred, max_delay_ms } = this.pkg.manifest.batching;
+    if (!preferred || preferred <= 1 || max_delay_ms <= 0) return 1;
+    this.notePeak(now);
+    const held = this.queue.length + this.inflightCount();
+    const coming = Math.max(this.peak.current, this.peak.previous) - held;
+    return Math.min(preferred, this.queue.length + Math.max(0, coming));
+  }
+
+  /** Hands queued work to idle replicas: at once, or after at most max_delay_ms where a fuller batch is due. */
   private pump(): void {
-    const { max_batch_size, max_delay_ms } = this.pkg.manifest.batching;
     while (this.queue.length > 0) {
       const replica = this.replicas.find((r) => r.state === 'ready' && r.inflight === null && r.worker?.state === 'idle');
       if (!replica) return;
-      const head = this.queue.peek()!;
-      const waited = Date.now() - head.req.enqueuedAt;
-      if (max_delay_ms > 0 && waited < max_delay_ms && this.queue.batchableCount(max_batch_size) < max_batch_size) {
-        if (!this.batchTimer) {
-          this.batchTimer = setTimeout(() => {
-            this.batchTimer = null;
-            this.pump();
-          }, max_delay_ms - waited);
+      const now = Date.now();
+      const target = this.fillTarget(now);
+      if (target > 1) {
+        const plan = this.queue.plan(this.limits);
+        const deadline = this.queue.peek()!.req.enqueuedAt + this.pkg.manifest.batching.max_delay_ms;
+        if (!plan.full && plan.positions.length < target && now < deadline) {
+          if (!this.batchTimer) {
+            this.batchTimer = setTimeout(() => {
+              this.batchTimer = null;
+              this.pump();
+            }, deadline - now);
+          }
+          return;
         }
-        return;
       }
-      const batch = this.queue.takeBatch(max_batch_size);
-      this.dispatch(replica, batch);
+      this.dispatch(replica, this.queue.takeBatch(this.limits));
     }
   }
 
@@ -357,6 +425,11 @@ export class ModelDeployment {
       this.observer?.queued((now - u.req.enqueuedAt) / 1000);
     }
     this.stats.recordBatch(batch.length);
+    if (Number.isFinite(this.limits.maxTokens)) {
+      const { padded, padding } = paddedTokens(batch);
+      this.stats.recordTokens(padded, padding);
+      this.observer?.tokens(padded, padding);
+    }
     const first = batch[0]!.req;
     const onChunk = first.stream ? (i: number, d: unknown) => first.onChunk?.(batch[i]?.index ?? i, d) : undefined;
     w.predict({ task: first.task, items: batch.map((u) => u.req.items[u.index]!), stream: first.stream, onChunk, timeoutMs: this.pkg.manifest.resources.timeout_ms }).then(
@@ -443,8 +516,15 @@ export class ModelDeployment {
         open_fds: s.openFds,
         last_exit: r.lastExit?.reason,
         last_error: r.lastError ?? undefined,
+        devices: r.lease ? [...r.lease.devices] : undefined,
       };
     });
+  }
+
+  /** Mean utilization (percent) of the GPUs this deployment's replicas were given (nvidia-smi); null without any. */
+  gpuUtilization(): number | null {
+    const devices = this.replicas.flatMap((r) => r.lease?.devices ?? []);
+    return devices.length ? gpuUtilization(devices) : null;
   }
 
   /**
@@ -549,6 +629,7 @@ export class ModelDeployment {
         if (r.retryTimer) clearTimeout(r.retryTimer);
         r.state = 'stopping';
         await r.worker?.stop(graceMs);
+        r.lease?.release();
       }),
     );
     this.replicas.length = 0;

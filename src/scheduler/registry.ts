@@ -12,6 +12,7 @@ import type { StateStore } from '../store/db.js';
 import { ModelDeployment, type DeploymentOptions } from './deployment.js';
 import type { Manifest } from '../manifest/schema.js';
 import type { DeploymentObserver } from '../telemetry/prometheus.js';
+import { gpuProbe } from '../telemetry/gpu.js';
 import { TrafficRouter, type Weights } from './traffic.js';
 import { TrafficStore, type TrafficState } from './traffic-store.js';
 import { DEFAULT_VERSION_POLICY, compareVersions, modelId, parseModelId, selectVersions, splitModelId, type VersionPolicy } from './versions.js';
@@ -97,6 +98,8 @@ export class ModelRegistry {
    * to fail cannot delay startup.
    */
   async init(opts: { load?: boolean; waitFor?: (m: Manifest) => boolean } = {}): Promise<void> {
+    // The first nvidia-smi sample, so /health and replica placement know the GPUs from the start.
+    void gpuProbe.snapshot();
     const found = discoverPackages(this.modelsDir);
     this.manifestErrors = found.errors;
     for (const e of found.errors) this.logger.error({ file: e.file, issues: e.issues }, 'invalid model package');

@@ -24,6 +24,9 @@ export class ModelStats {
   totalItems = 0;
   batches = 0;
   batchedItems = 0;
+  /** Models batched by length (max_batch_tokens): tokens of their batches padded to the longest item, and the padding among them. */
+  batchTokens = 0;
+  paddingTokens = 0;
   workerRestarts = 0;
   private latencySumMs = 0;
   readonly latency = new LatencyWindow();
@@ -47,6 +50,11 @@ export class ModelStats {
     this.batchedItems += size;
   }
 
+  recordTokens(padded: number, padding: number): void {
+    this.batchTokens += padded;
+    this.paddingTokens += padding;
+  }
+
   summary(): Record<string, unknown> {
     const round = (v: number | null): number | null => (v === null ? null : Math.round(v * 1000) / 1000);
     return {
@@ -60,6 +68,7 @@ export class ModelStats {
       p50_queue_time_ms: round(this.queueWait.percentile(50)),
       batches: this.batches,
       average_batch_size: this.batches ? round(this.batchedItems / this.batches) : null,
+      padding_ratio: this.batchTokens ? round(this.paddingTokens / this.batchTokens) : null,
       worker_restarts: this.workerRestarts,
       errors_by_code: { ...this.errorsByCode },
     };

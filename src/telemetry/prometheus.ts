@@ -3,6 +3,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ModelRegistry } from '../scheduler/registry.js';
 import { BoundCounter, BoundHistogram } from './bound-metrics.js';
+import { gpuProbe } from './gpu.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
@@ -11,6 +12,8 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
 export interface DeploymentObserver {
   queued(seconds: number): void;
   batch(size: number, computeSeconds: number, ok: boolean): void;
+  /** A batch of a model batched by length: its tokens padded to the longest item, and how many are padding. */
+  tokens(padded: number, padding: number): void;
   restart(reason: string): void;
 }
 
@@ -23,6 +26,8 @@ export class GatewayMetrics {
   private readonly computeDuration: BoundHistogram;
   private readonly batchSize: BoundHistogram;
   private readonly sequences: BoundCounter;
+  private readonly batchTokens: BoundCounter;
+  private readonly paddingTokens: BoundCounter;
   private readonly restarts: Counter<'model' | 'version' | 'reason'>;
   private readonly authFailures: Counter<'reason'>;
   private readonly authThrottled: Counter;
@@ -43,6 +48,8 @@ export class GatewayMetrics {
     this.batchSize = new BoundHistogram({ name: 'isomodel_batch_size', help: 'Items per worker batch', labelNames: ['model', 'version'], buckets: BATCH_BUCKETS, registry: r });
     this.workerLogDropped = new BoundCounter({ name: 'isomodel_worker_log_dropped_total', help: 'Worker stderr lines left out of the gateway log over the per-replica rate (worker_log)', labelNames: ['model'], registry: r });
     this.workerLogTruncated = new BoundCounter({ name: 'isomodel_worker_log_truncated_total', help: 'Worker stderr lines cut to worker_log.max_line_chars', labelNames: ['model'], registry: r });
+    this.batchTokens = new BoundCounter({ name: 'isomodel_batch_tokens_total', help: 'Tokens (residues) of worker batches padded to their longest item, for models batched by length (max_batch_tokens)', labelNames: ['model', 'version'], registry: r });
+    this.paddingTokens = new BoundCounter({ name: 'isomodel_batch_padding_tokens_total', help: 'Padding among isomodel_batch_tokens_total: residues computed only to fill a batch to its longest item', labelNames: ['model', 'version'], registry: r });
     this.restarts = new Counter({ name: 'isomodel_worker_restarts_total', help: 'Unexpected worker exits followed by a restart', labelNames: ['model', 'version', 'reason'], registers: [r] });
     this.authFailures = new Counter({ name: 'isomodel_auth_failures_total', help: 'Requests refused for a missing or unknown API key', labelNames: ['reason'], registers: [r] });
     this.authThrottled = new Counter({ name: 'isomodel_auth_throttled_total', help: 'Requests refused with 429 because their address failed authentication too often', registers: [r] });
@@ -120,6 +127,27 @@ export class GatewayMetrics {
         });
       },
     });
+    // GPUs from nvidia-smi (the last sample, refreshed in the background): no series without one.
+    new Gauge({
+      name: 'isomodel_gpu_utilization_ratio',
+      help: 'Share of the last sample period each GPU was busy (nvidia-smi utilization.gpu / 100)',
+      labelNames: ['gpu', 'uuid', 'name'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const g of gpuProbe.current()?.gpus ?? []) if (g.utilization_percent !== null) this.set({ gpu: String(g.index), uuid: g.uuid, name: g.name }, g.utilization_percent / 100);
+      },
+    });
+    new Gauge({
+      name: 'isomodel_gpu_memory_used_bytes',
+      help: 'Memory in use on each GPU (nvidia-smi memory.used)',
+      labelNames: ['gpu', 'uuid', 'name'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const g of gpuProbe.current()?.gpus ?? []) if (g.memory_used_mb !== null) this.set({ gpu: String(g.index), uuid: g.uuid, name: g.name }, g.memory_used_mb * 1024 * 1024);
+      },
+    });
     new Gauge({
       name: 'isomodel_worker_open_fds',
       help: 'Open file descriptors of each worker',
@@ -163,11 +191,18 @@ export class GatewayMetrics {
     const queued = this.queueDuration.bind({ model, version });
     const batchSize = this.batchSize.bind({ model, version });
     const compute = this.computeDuration.bind({ model, version });
+    // Bound on first use: only models batched by length have these series.
+    let padded: ((n: number) => void) | undefined;
+    let padding: ((n: number) => void) | undefined;
     return {
       queued,
       batch: (size, s) => {
         batchSize(size);
         compute(s);
+      },
+      tokens: (total, pad) => {
+        (padded ??= this.batchTokens.bind({ model, version }))(total);
+        (padding ??= this.paddingTokens.bind({ model, version }))(pad);
       },
       restart: (reason) => this.restarts.inc({ model, version, reason: reason.replace(/\s*\(.*$/, '') }),
     };

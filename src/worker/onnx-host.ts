@@ -32,6 +32,32 @@ export interface OnnxPipeline {
   postprocess(outputs: Record<string, { data: TensorData; dims: readonly number[] }>, batch: WorkItem[], task: string): ItemOutput[];
 }
 
+/** ISOMODEL_ONNX_PROVIDERS (set by the gateway from resources.execution_providers and the replica's GPUs): comma-separated, in order of preference. */
+function providersFromEnv(value: string | undefined): string[] {
+  const list = (value ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  return list.length ? list : ['cpu'];
+}
+
+/**
+ * A session on the first of `providers` that starts: one this onnxruntime build or machine
+ * cannot start (no CUDA libraries, no device) is skipped for the next, and the log says so.
+ * Only the listed providers are tried: a model that lists only cuda fails without one.
+ */
+async function createSession(modelFile: string, threads: number, providers: string[]): Promise<ort.InferenceSession> {
+  const options = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' } as const;
+  for (let i = 0; ; i++) {
+    const rest = providers.slice(i);
+    try {
+      const session = await ort.InferenceSession.create(modelFile, { ...options, executionProviders: rest });
+      if (i > 0 || providers.length > 1) process.stderr.write(`onnxruntime: execution providers ${rest.join(', ')}\n`);
+      return session;
+    } catch (e) {
+      if (rest.length <= 1) throw new ModelError('MODEL_NOT_LOADED', `onnxruntime could not start a session with execution providers ${providers.join(', ')}: ${(e as Error).message}`);
+      process.stderr.write(`onnxruntime: execution provider ${rest[0]} unavailable (${(e as Error).message.split('\n')[0]}); trying ${rest.slice(1).join(', ')}\n`);
+    }
+  }
+}
+
 async function loadOnnxModel(entry: string, ctx: ModelContext): Promise<NodeModel> {
   const pipelinePath = process.argv[3];
   if (!pipelinePath) throw new ModelError('MODEL_NOT_LOADED', 'onnx host needs a pipeline module');
@@ -43,7 +69,7 @@ async function loadOnnxModel(entry: string, ctx: ModelContext): Promise<NodeMode
   const threads = Math.max(1, Math.round(Number(process.env.ISOMODEL_CPUS ?? '1')));
   const modelFile = pipeline.modelPath ? resolve(ctx.modelDir, await pipeline.modelPath(ctx)) : entry;
   if (!existsSync(modelFile)) throw new ModelError('MODEL_NOT_LOADED', `ONNX model not found: ${modelFile}`);
-  const session = await ort.InferenceSession.create(modelFile, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+  const session = await createSession(modelFile, threads, providersFromEnv(process.env.ISOMODEL_ONNX_PROVIDERS));
   await pipeline.setup?.(ctx, { inputNames: session.inputNames, outputNames: session.outputNames });
   return {
     async predict(batch, task) {

@@ -6,6 +6,7 @@ import { IsoError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { okEnvelope, sendError } from '../envelope.js';
 import { PREDICT, PUBLIC } from '../../security/route-scope.js';
+import { gpuAvailable } from '../../telemetry/gpu.js';
 
 export function modelHealth(gw: Gateway, name: string): Record<string, unknown> {
   const d = gw.registry.deployment(name);
@@ -106,6 +107,6 @@ export function systemInfo(): Record<string, unknown> {
     cpu_usage: Math.round((os.loadavg()[0]! / Math.max(1, os.cpus().length)) * 100) / 100,
     memory_total: formatBytes(total),
     memory_usage: formatBytes(total - free),
-    gpu_available: false,
+    gpu_available: gpuAvailable(),
   };
 }

@@ -13,6 +13,7 @@ import { EventStream, wantsEventStream } from '../sse.js';
 import { stickyKey } from '../sticky.js';
 import { formatBytes, modelHealth, systemInfo, uptimeS } from './health.js';
 import { PREDICT, PUBLIC } from '../../security/route-scope.js';
+import { gpuAvailable } from '../../telemetry/gpu.js';
 
 type NameResolver = (req: FastifyRequest) => string;
 
@@ -55,7 +56,7 @@ export function modelInfo(gw: Gateway, name: string): Record<string, unknown> {
 function modelMetrics(gw: Gateway, name: string): Record<string, unknown> {
   const d = gw.registry.deployment(name);
   const h = modelHealth(gw, name);
-  return { ...(d?.stats.summary() ?? {}), status: h.status, memory_usage: h.memory_usage, queue_depth: h.queue_depth, in_flight: h.in_flight, gpu_utilization: null };
+  return { ...(d?.stats.summary() ?? {}), status: h.status, memory_usage: h.memory_usage, queue_depth: h.queue_depth, in_flight: h.in_flight, gpu_utilization: d?.gpuUtilization() ?? null };
 }
 
 export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
@@ -155,7 +156,7 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
     const name = resolve(req);
     const h = modelHealth(gw, name);
     const status = h.healthy ? 'healthy' : h.status === 'loading' ? 'starting' : 'unhealthy';
-    return okEnvelope(req, { status, model: name, version: h.version, uptime: uptimeS(gw), gpu_available: false, memory_usage: h.memory_usage, state: h.status, replicas: h.replicas, queue_depth: h.queue_depth, last_error: h.last_error }, status === 'healthy' ? 'service is healthy' : `model is ${h.status}`);
+    return okEnvelope(req, { status, model: name, version: h.version, uptime: uptimeS(gw), gpu_available: gpuAvailable(), memory_usage: h.memory_usage, state: h.status, replicas: h.replicas, queue_depth: h.queue_depth, last_error: h.last_error }, status === 'healthy' ? 'service is healthy' : `model is ${h.status}`);
   };
 
   const info = (resolve: NameResolver) => async (req: FastifyRequest) => okEnvelope(req, modelInfo(gw, resolve(req)), 'model info');
@@ -176,7 +177,7 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/health', PUBLIC, async (req) => {
     const def = gw.defaultModel();
     if (def) return health(() => def)(req);
-    return okEnvelope(req, { status: 'healthy', model: null, uptime: uptimeS(gw), gpu_available: false, models: [] }, 'no models installed');
+    return okEnvelope(req, { status: 'healthy', model: null, uptime: uptimeS(gw), gpu_available: gpuAvailable(), models: [] }, 'no models installed');
   });
   app.get('/model/info', PREDICT, info(defaultName));
   // Prediction bodies may carry images and audio (JSON base64, raw, multipart): a larger limit.
