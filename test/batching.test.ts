@@ -4,12 +4,11 @@
 // priorities that age so that none starves. Assertions are on batch composition and order
 // (each answer says which worker call computed it), never on wall-clock thresholds.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { RequestQueue, lengthBucket, type QueuedRequest } from '../src/scheduler/request-queue.js';
-import { request, startGateway, waitFor, type Harness, type Res } from './helpers.js';
+import { request, startGateway, waitFor, workerTmpDir, type Harness, type Res } from './helpers.js';
 
 // Every answer names its worker call and that call's batch. options.delay_ms holds the worker for
 // a while, options.gate until that file exists: the test opens the gate once its queue is set up.
@@ -59,7 +58,7 @@ describe('adaptive batching', () => {
   let h: Harness;
   let dir: string;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'isomodel-batching-'));
+    dir = workerTmpDir('isomodel-batching-');
     // max_delay_ms of 10 s (the most a manifest may set): a wait for it would show as a queued request.
     writeModel(dir, 'eager', '{ max_batch_size: 8, max_delay_ms: 10000 }');
     writeModel(dir, 'preferring', '{ max_batch_size: 8, preferred_batch_size: 4, max_delay_ms: 10000 }');

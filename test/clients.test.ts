@@ -79,7 +79,7 @@ describe('clients', () => {
       assert.equal(typeof bad.requestId, 'string');
       await rejectsWith(c.modelInfo('nope'), 'MODEL_NOT_FOUND', 404);
       await rejectsWith(c.predict('nope', 'ACGT'), 'MODEL_NOT_FOUND', 404);
-      await rejectsWith(c.predict('gc-scanner', 'ACGT'), 'INVALID_REQUEST', 400);
+      await rejectsWith(c.predict('gc-scanner', 'ACGT', { task: 'folding' }), 'INVALID_REQUEST', 400);
       await rejectsWith(c.predict('revcomp', 'A'.repeat(5121)), 'SEQUENCE_TOO_LONG', 400);
       await rejectsWith(c.predictBatch('revcomp', []), 'INVALID_REQUEST', 400);
       const down = new IsomodelClient('http://127.0.0.1:9', { timeoutMs: 5000 });
@@ -117,7 +117,7 @@ errors = {}
 for label, fn in [
     ("bad", lambda: c.predict("gc-scanner", "ACGTJ", task="gc_content")),
     ("missing", lambda: c.model_info("nope")),
-    ("no_task", lambda: c.predict("gc-scanner", "ACGT")),
+    ("no_task", lambda: c.predict("gc-scanner", "ACGT", task="folding")),
     ("down", lambda: IsomodelClient("http://127.0.0.1:9", timeout=5).health()),
 ]:
     try:

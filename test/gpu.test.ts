@@ -13,7 +13,7 @@ import { parse, stringify } from 'yaml';
 import { BUILTIN_MODELS_DIR } from '../src/paths.js';
 import { GpuProbe, gpuUtilization, parseNvidiaSmi } from '../src/telemetry/gpu.js';
 import { DeviceAllocator } from '../src/scheduler/placement.js';
-import { request, startGateway, waitFor, type Harness } from './helpers.js';
+import { request, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
 
 const UUID0 = 'GPU-0b1c2d3e-aaaa-bbbb-cccc-000000000000';
 const UUID1 = 'GPU-0b1c2d3e-aaaa-bbbb-cccc-111111111111';
@@ -96,7 +96,7 @@ describe('a gateway on a machine with two (fake) GPUs', () => {
   before(async () => {
     smi = fakeNvidiaSmi(CSV);
     process.env.PATH = `${smi}:${savedPath}`;
-    dir = mkdtempSync(join(tmpdir(), 'isomodel-gpu-models-'));
+    dir = workerTmpDir('isomodel-gpu-models-');
     const nodeModel = (name: string, gpus: number): void => {
       mkdirSync(join(dir, name));
       writeFileSync(
