@@ -13,6 +13,8 @@ import { registerNativeRoutes } from './routes/native.js';
 import { registerSecurityRoutes } from './routes/security.js';
 import { registerAuth } from '../security/auth.js';
 import { registerMediaBodies } from './media-body.js';
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../util/json-depth.js';
+export { jsonDepthExceeds, MAX_JSON_DEPTH } from '../util/json-depth.js';
 import { requireRouteScopes, type RouteScope } from '../security/route-scope.js';
 import { isLoopback } from '../security/network.js';
 import { registerMonitorRoutes } from './routes/monitor.js';
@@ -39,30 +41,6 @@ const routeLists = new WeakMap<FastifyInstance, RouteEntry[]>();
 /** Every route the app registered, in order; the fuzz test derives its targets from it. */
 export function listRoutes(app: FastifyInstance): readonly RouteEntry[] {
   return routeLists.get(app) ?? [];
-}
-
-/**
- * Deeper JSON than any request of any surface needs. Code that walks bodies recursively (job
- * request hashing, OIP tensor flattening, JSON.stringify in logs and SDKs) overflowed the stack
- * on ~10k levels and answered 500; JSON.parse itself accepts a million. Checked before parsing.
- */
-export const MAX_JSON_DEPTH = 256;
-
-/** Whether JSON text nests arrays/objects deeper than `max` (a linear scan that skips strings). */
-export function jsonDepthExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
-      if (++depth > max) return true;
-    } else if (c === 0x5d || c === 0x7d) depth--;
-  }
-  return false;
 }
 
 /** Status and code for what Node's HTTP parser rejects before Fastify routes anything. */

@@ -191,7 +191,8 @@ function ancestors(path: string): string[] {
   return out;
 }
 
-function safeRealpath(p: string): string {
+/** realpath, or the path itself when it cannot be resolved (missing, unreadable). */
+export function safeRealpath(p: string): string {
   try {
     return realpathSync(p);
   } catch {

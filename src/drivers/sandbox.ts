@@ -6,11 +6,12 @@
 // bwrap and everything it starts are in the replica's cgroup. As root, bwrap is exec'd through
 // setpriv as the worker user (drivers/privilege.ts). See docs/sandbox.md.
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readlinkSync } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
 import { DIST_DIR, PACKAGE_ROOT, PYTHON_SDK } from '../paths.js';
 import { ENV_SHIM, type WorkerCommand } from './command.js';
+import { safeRealpath } from './privilege.js';
 
 export const BWRAP_MISSING =
   'sandbox isolation needs bubblewrap, and bwrap is not on PATH: install it (Debian/Ubuntu: apt-get install bubblewrap)';
@@ -117,14 +118,6 @@ function executableBinds(command: string): string[] {
     out.push(prefix.split('/').filter(Boolean).length >= 2 ? prefix : p);
   }
   return out;
-}
-
-function safeRealpath(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    return p;
-  }
 }
 
 export interface SandboxOptions {

@@ -5,9 +5,10 @@
 // the object's other members are captured whole (they are small, but `data`, file text, is
 // bounded only by the upload limit), the list is split into its entries, each parsed on its own.
 import { InputFormatError } from './input.js';
+import { MAX_JSON_DEPTH } from '../util/json-depth.js';
 
-/** As the gateway's JSON parser (src/api/server.ts MAX_JSON_DEPTH): deeper nesting is refused before anything walks it. */
-export const MAX_JSON_DEPTH = 256;
+// As the gateway's JSON parser: deeper nesting is refused before anything walks it.
+export { MAX_JSON_DEPTH };
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
