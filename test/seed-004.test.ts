@@ -95,6 +95,11 @@ describe('seed 004: what a folder becomes (no gateway)', () => {
     // `isolation: true` (the seed's prose, line 29) is the same switch, without a version.
     const bare = directoryManifest({ ...base, configText: 'isolation: true\n' });
     assert.deepEqual([bare.raw.environment, bare.raw.python, bare.raw.name], [{ requirements: 'requirements.txt' }, undefined, 'iso_model']);
+    // An empty config.yaml (or only comments) is no config: folder name, 0.0.0, the docstring.
+    for (const configText of ['', '# nothing yet\n']) {
+      const empty = directoryManifest({ dir: join(root, 'Empty Config'), mainText: `${MINIMAL_MAIN.replace('class Echo(AnythingBaseModel):', 'class Echo(AnythingBaseModel):\n    """Echoes."""')}`, configText });
+      assert.deepEqual([empty.raw.name, empty.raw.version, empty.raw.description, empty.raw.environment, empty.env.ISOMODEL_ANYTHING_CONFIG], ['empty_config', '0.0.0', 'Echoes.', false, '{}']);
+    }
     // Shared mode: no venv (requirements.txt is the shared interpreter's business), python_version unused.
     const shared = directoryManifest({ ...base, configText: 'isolation: {enabled: false, python_version: "9.9"}\n' });
     assert.deepEqual([shared.raw.environment, shared.raw.python, (shared.raw.metadata as any).environment], [false, undefined, 'shared']);
