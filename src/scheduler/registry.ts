@@ -3,7 +3,7 @@
 // versions, promotion and rollback, rolling updates, and hot reload that swaps a changed package
 // only after its new deployment is ready.
 import { existsSync, watch, type FSWatcher } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import { discoverPackages, isValidModelName, loadPackage, type ManifestError, type ModelPackage } from '../manifest/load.js';
@@ -520,7 +520,8 @@ export class ModelRegistry {
     const next = new Map(found.packages.map((p) => [modelId(p.manifest.name, p.manifest.version), p]));
     // A package whose manifest became invalid keeps its last good version serving; packages
     // deployed from outside the models dir are not the models dir's to remove.
-    const brokenDirs = new Set(found.errors.map((e) => e.file.replace(/\/model\.yaml$/, '')));
+    // (Each error names a file in its package folder: model.yaml, or a directory model's config.yaml / main.py.)
+    const brokenDirs = new Set(found.errors.map((e) => dirname(e.file)));
     for (const e of this.entries.values()) {
       for (const [v, s] of e.versions) {
         const id = modelId(e.name, v);
