@@ -142,9 +142,16 @@ export class BuildLog {
 export function toolEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   const keep = /^(PATH|HOME|LANG|LC_ALL|TZ|TMPDIR|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|PIP_.+|npm_config_.+|NPM_CONFIG_.+|https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY)$/;
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && keep.test(k)) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && keep.test(k) && !NPM_RUN_INJECTED.test(k)) env[k] = v;
   return { ...env, ...extra };
 }
+
+/**
+ * Settings `npm run` / `npm test` puts into its scripts' environment: the calling user's cache,
+ * rc files and prefixes. A gateway started through npm would otherwise hand a build (run as
+ * the worker user) root's cache dir, which it cannot write (EACCES on /root/.npm).
+ */
+const NPM_RUN_INJECTED = /^npm_config_(cache|userconfig|globalconfig|prefix|global_prefix|local_prefix|init_module|node_gyp|npm_version|user_agent)$/i;
 
 /** Runs a build step, its output appended to the build log; rejects with the log tail. */
 export function runStep(
@@ -155,7 +162,8 @@ export function runStep(
 ): Promise<void> {
   log.write(`$ ${[command, ...args].map((a) => (/[\s'"]/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
   const argv = opts.runAs ? [...dropArgs(opts.runAs), command, ...args] : [command, ...args];
-  const env = opts.runAs && opts.home ? { ...opts.env, HOME: opts.home } : opts.env;
+  // A build user gets its own HOME, and npm's and pip's caches in it: the caller's are not its own.
+  const env = opts.runAs && opts.home ? { ...opts.env, HOME: opts.home, npm_config_cache: join(opts.home, '.npm'), PIP_CACHE_DIR: join(opts.home, '.cache', 'pip') } : opts.env;
   return new Promise<void>((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const onData = (d: Buffer): void => log.write(d);
