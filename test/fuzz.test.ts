@@ -354,7 +354,7 @@ function surfaceOf(method: string, path: string, registered: (m: string, p: stri
   if (p === '/v2' || p.startsWith('/v2/')) return 'v2';
   // Surfaces with their own error shape own only the methods they register; anything else is
   // the gateway's 404 in the native envelope.
-  if ((p === '/v1/embeddings' || p === '/v1/chat/completions') && registered(method, p)) return 'openai';
+  if ((p === '/v1/embeddings' || p === '/v1/chat/completions' || p === '/v1/completions') && registered(method, p)) return 'openai';
   if (p === '/mcp' && registered(method, p)) return 'mcp';
   if (p.startsWith('/agent/')) return 'agent';
   return 'native';

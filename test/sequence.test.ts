@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IsoError } from '../src/errors.js';
 import { parseFasta, parseSequences } from '../src/validation/fasta.js';
-import { countAmbiguous, detectSequenceType, validateSequence } from '../src/validation/sequence.js';
+import { countAmbiguous, detectSequenceType, looksNucleic, validateSequence } from '../src/validation/sequence.js';
 
 const dna = { types: ['DNA'] as const, maxLength: 10 };
+const dna20 = { types: ['DNA'] as const, maxLength: 20 };
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -38,13 +39,60 @@ describe('sequence validation', () => {
   it('picks the first accepted type the sequence fits, or the declared one', () => {
     const both = { types: ['DNA', 'RNA', 'protein'] as const, maxLength: 100 };
     assert.equal(validateSequence('ACGU', both).type, 'RNA');
-    assert.equal(validateSequence('MKV', both).type, 'DNA', 'M, K and V are IUPAC nucleotide codes too');
+    // M, K and V are IUPAC nucleotide codes too, but composition says peptide (issue 23).
+    assert.equal(validateSequence('MKV', both).type, 'protein');
     assert.equal(validateSequence('MKF', both).type, 'protein');
     assert.equal(validateSequence('ACG', both, 'protein').type, 'protein');
     assert.equal(codeOf(() => validateSequence('ACG', dna, 'protein')), 'INVALID_SEQUENCE');
     assert.equal(detectSequenceType('ACGT'), 'DNA');
     assert.equal(detectSequenceType('MKWVTFISLL'), 'protein');
     assert.equal(detectSequenceType('12'), null);
+  });
+
+  it('reads the type by composition: peptides of IUPAC letters are protein, DNA with ambiguity codes stays DNA', () => {
+    // Every letter of these is a valid IUPAC nucleotide code; a validity check alone called them DNA.
+    for (const peptide of ['MKWVTHSRGAD', 'MAAKW', 'MKV', 'HHHHHH', 'KRKRKRDDS']) {
+      assert.equal(detectSequenceType(peptide), 'protein', peptide);
+      assert.ok(!looksNucleic(peptide), peptide);
+    }
+    for (const [seq, type] of [['ACGTNNACGT', 'DNA'], ['ATGCRYN', 'DNA'], ['ACGTRYACGR', 'DNA'], ['ACGUUGCA', 'RNA'], ['NNNNACGU', 'RNA'], ['ACT', 'DNA']] as const) {
+      assert.equal(detectSequenceType(seq), type, seq);
+    }
+    // More than half A/C/G/T/U/N is nucleic: exactly half is not.
+    assert.equal(detectSequenceType('ACKK'), 'protein');
+    assert.equal(detectSequenceType('ACGKK'), 'DNA');
+    const all = { types: ['DNA', 'RNA', 'protein'] as const, maxLength: 100 };
+    assert.equal(validateSequence('MKWVTHSRGAD', all).type, 'protein');
+    assert.equal(validateSequence('mkwvthsrgad', { ...all, types: ['protein', 'DNA'] as const }).type, 'protein');
+    // A task that takes only DNA still takes the same letters as DNA (nothing to choose between).
+    assert.equal(validateSequence('MKWVTHSRGAD', dna20).type, 'DNA');
+    // Nucleic by composition is tried as nucleic first even when the manifest lists protein first.
+    assert.equal(validateSequence('ACGTACGTN', { types: ['protein', 'DNA'] as const, maxLength: 100 }).type, 'DNA');
+    // A declared type still wins.
+    assert.equal(validateSequence('MKWVTHSRGAD', all, 'DNA').type, 'DNA');
+  });
+
+  it("INVALID_SEQUENCE names a letter no accepted type has, and its alphabet lists U when RNA is accepted", () => {
+    const errorOf = (fn: () => unknown): IsoError => {
+      try {
+        fn();
+      } catch (e) {
+        assert.ok(e instanceof IsoError);
+        return e;
+      }
+      assert.fail('expected an error');
+    };
+    const nucleic = { types: ['DNA', 'RNA'] as const, maxLength: 100 };
+    const e = errorOf(() => validateSequence('ACGUX', nucleic));
+    assert.equal(e.code, 'INVALID_SEQUENCE');
+    assert.match(e.message, /not a valid DNA or RNA sequence: character 'X' at position 5/, 'U is RNA, not the culprit');
+    const details = e.details as { alphabet: string; accepted_types: string[]; position: number };
+    assert.ok(details.alphabet.includes('U') && details.alphabet.includes('T'), details.alphabet);
+    assert.equal(details.position, 5);
+    assert.equal((errorOf(() => validateSequence('ACGX', dna)).details as { alphabet: string }).alphabet.includes('U'), false, 'DNA only: no U');
+    // T beside U: every letter is accepted, but by no single type.
+    const mixed = errorOf(() => validateSequence('ACTU', nucleic));
+    assert.match(mixed.message, /mixes their letters \(character 'U' at position 4 is not DNA\)/);
   });
 });
 

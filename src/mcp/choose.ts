@@ -35,6 +35,7 @@ export interface Rejection {
 export type ChoiceResult = { ok: true; choice: Choice; rejected: Rejection[] } | { ok: false; rejected: Rejection[] };
 
 function unsuitable(c: ChoiceCandidate, task: TaskSpec, req: ChoiceRequest, types: SequenceType[]): string | null {
+  if (task.input_type !== 'sequence') return `task ${task.name} takes ${task.input_type} input, not sequences`;
   const missing = types.filter((t) => !task.sequence_types.includes(t));
   if (missing.length) return `task ${task.name} does not accept ${missing.join(', ')} (accepts ${task.sequence_types.join(', ')})`;
   if (req.longest > task.max_length) return `a sequence has ${req.longest} residues; the limit is ${task.max_length}`;

@@ -1,6 +1,9 @@
 // The MCP (Model Context Protocol) face of a gateway: one tool per model task plus
 // analyze_sequences, list_models and model_info, all built from the manifests the registry holds
-// right now. Both transports (stdio: cli/mcp.ts, Streamable HTTP: mcp/http.ts) serve this server.
+// right now. A task tool's input schema is its task's input type (sequences, text, the task's own
+// JSON Schema, named tensors, base64 images or audio, chat conversations): one tool per task
+// rather than one `predict` tool with a oneOf of every task, because each host then shows the
+// model one exact schema, and several tool-calling APIs refuse a top-level oneOf. Both transports (stdio: cli/mcp.ts, Streamable HTTP: mcp/http.ts) serve this server.
 //
 // Tools are answered by our own tools/list and tools/call handlers on the McpServer's underlying
 // Server, not by McpServer.registerTool: registerTool wants zod schemas (our schemas come from
@@ -23,6 +26,8 @@ import type { Gateway } from '../gateway.js';
 import { SEQUENCE_TYPES, type Manifest, type SequenceType, type TaskSpec } from '../manifest/schema.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { storageUnavailable } from '../store/storage-fault.js';
+import { CHAT_ROLES } from '../validation/inputs/chat.js';
+import type { TensorSpec } from '../validation/inputs/tensor.js';
 import { ALPHABETS, detectSequenceType, normaliseSequence, parseSequenceType } from '../validation/sequence.js';
 import { isItemError, type ItemOutput } from '../worker/protocol.js';
 import { chooseModel, type ChoiceCandidate } from './choose.js';
@@ -54,10 +59,12 @@ const VERSION = ((): string => {
 })();
 
 const INSTRUCTIONS =
-  'isomodel serves bio-sequence models (DNA, RNA, protein). Each tool named <model>__<task> runs one task of one ' +
-  'model on a batch of sequences; analyze_sequences picks the model for a task_type by itself. list_models and ' +
-  'model_info describe what is installed. Errors carry the codes of the isomodel REST API (INVALID_SEQUENCE, ' +
-  'SEQUENCE_TOO_LONG, MODEL_NOT_FOUND, MODEL_NOT_LOADED, …).';
+  'isomodel serves models of many input types: bio sequences (DNA, RNA, protein), text, JSON, tensors, images, ' +
+  'audio and chat. Each tool named <model>__<task> runs one task of one model on a batch: `sequences` for sequence ' +
+  'tasks, `inputs` for every other type (its schema says what one input is; images and audio are base64). ' +
+  'analyze_sequences picks the model for a task_type on sequences by itself. list_models and model_info describe ' +
+  'what is installed. Errors carry the codes of the isomodel REST API (INVALID_SEQUENCE, SEQUENCE_TOO_LONG, ' +
+  'INVALID_INPUT, INPUT_TOO_LONG, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, MODEL_NOT_FOUND, MODEL_NOT_LOADED, …).';
 
 // ---------------------------------------------------------------------------------------------
 // Tool catalog: which tool is which model task.
@@ -116,7 +123,110 @@ function optionSchemas(task: TaskSpec): Record<string, JsonSchema> {
   );
 }
 
+const OPTIONS_DESCRIPTION = 'Task options (see each property). Options not listed are passed to the model unchanged, as the REST API does.';
+
+function tensorSchema(t: TensorSpec): JsonSchema {
+  const shape = `[${t.shape.join(', ')}]`;
+  return {
+    description: `${t.datatype} tensor of shape ${shape} (-1: any size): a nested array, or {datatype, shape, data} with data flat or nested, row-major`,
+    anyOf: [
+      { type: 'array' },
+      {
+        type: 'object',
+        properties: { datatype: { type: 'string', const: t.datatype }, shape: { type: 'array', items: { type: 'integer', minimum: 0 } }, data: { type: 'array' } },
+        required: ['data'],
+        additionalProperties: false,
+      },
+    ],
+  };
+}
+
+function mediaSchema(task: TaskSpec): JsonSchema {
+  const limits = task.input_type === 'image' ? `at most ${task.max_bytes} bytes and ${task.max_pixels} pixels` : `at most ${task.max_bytes} bytes and ${task.max_seconds} s`;
+  return {
+    description: `${task.input_type === 'image' ? 'An image' : 'Audio'} (${task.formats.join(', ')}), ${limits}: base64 text, a data: URL, or {data: base64, format}. The format is read from the bytes.`,
+    anyOf: [
+      { type: 'string', contentEncoding: 'base64' },
+      {
+        type: 'object',
+        properties: { data: { type: 'string', contentEncoding: 'base64' }, format: { type: 'string', enum: [...task.formats] } },
+        required: ['data'],
+        additionalProperties: false,
+      },
+    ],
+  };
+}
+
+/** JSON Schema of one input of a non-sequence task, and definitions its $refs need at the root. */
+function itemSchema(task: TaskSpec): { schema: JsonSchema; defs: JsonSchema } {
+  switch (task.input_type) {
+    case 'text':
+      return { schema: { type: 'string', minLength: task.min_length, maxLength: task.max_length, description: `Text, ${task.min_length} to ${task.max_length} characters. ${task.input.description}`.trim() }, defs: {} };
+    case 'json': {
+      // The task's own schema; its definitions move to the tool schema's root so that local
+      // $refs (#/$defs/…, #/definitions/…) still resolve there.
+      const { $schema: _s, $id: _i, $defs, definitions, ...rest } = task.schema as JsonSchema;
+      const defs: JsonSchema = {};
+      if ($defs !== undefined) defs.$defs = $defs;
+      if (definitions !== undefined) defs.definitions = definitions;
+      return { schema: { ...rest, description: `${(rest.description as string | undefined) ?? task.input.description ?? ''} (a JSON value matching this schema, at most ${task.max_bytes} bytes)`.trim() }, defs };
+    }
+    case 'tensor':
+      return {
+        schema: {
+          type: 'object',
+          description: `Named tensors: ${task.tensors.map((t) => `${t.name} ${t.datatype} [${t.shape.join(', ')}]`).join(', ')}; at most ${task.max_elements} elements in all.`,
+          properties: Object.fromEntries(task.tensors.map((t) => [t.name, tensorSchema(t)])),
+          required: task.tensors.map((t) => t.name),
+          additionalProperties: false,
+        },
+        defs: {},
+      };
+    case 'image':
+    case 'audio':
+      return { schema: mediaSchema(task), defs: {} };
+    case 'chat':
+      return {
+        schema: {
+          type: 'object',
+          description: `A conversation of at most ${task.max_messages} messages and ${task.max_length} characters of content.`,
+          properties: {
+            messages: {
+              type: 'array',
+              minItems: 1,
+              maxItems: task.max_messages,
+              items: {
+                type: 'object',
+                properties: { role: { type: 'string', enum: [...CHAT_ROLES] }, content: { type: 'string' }, name: { type: 'string' } },
+                required: ['role', 'content'],
+              },
+            },
+          },
+          required: ['messages'],
+          additionalProperties: false,
+        },
+        defs: {},
+      };
+    case 'sequence':
+      throw new Error('sequence tasks take `sequences`');
+  }
+}
+
 export function taskInputSchema(task: TaskSpec, maxBatch: number): JsonSchema {
+  const options = { type: 'object', description: OPTIONS_DESCRIPTION, properties: optionSchemas(task), additionalProperties: true };
+  if (task.input_type !== 'sequence') {
+    const { schema, defs } = itemSchema(task);
+    return {
+      type: 'object',
+      properties: {
+        inputs: { type: 'array', description: `1 to ${maxBatch} ${task.input_type} inputs, each answered in order.`, items: schema, minItems: 1, maxItems: maxBatch },
+        options,
+      },
+      required: ['inputs'],
+      additionalProperties: false,
+      ...defs,
+    };
+  }
   const types = task.sequence_types.join(' or ');
   return {
     type: 'object',
@@ -128,12 +238,7 @@ export function taskInputSchema(task: TaskSpec, maxBatch: number): JsonSchema {
         minItems: 1,
         maxItems: maxBatch,
       },
-      options: {
-        type: 'object',
-        description: 'Task options (see each property). Options not listed are passed to the model unchanged, as the REST API does.',
-        properties: optionSchemas(task),
-        additionalProperties: true,
-      },
+      options,
       sequence_type: {
         type: 'string',
         enum: [...task.sequence_types],
@@ -145,21 +250,38 @@ export function taskInputSchema(task: TaskSpec, maxBatch: number): JsonSchema {
   };
 }
 
+/** One line on what a task's tool takes. */
+function inputSummary(task: TaskSpec, maxBatch: number): string {
+  const n = `1 to ${maxBatch}`;
+  switch (task.input_type) {
+    case 'sequence':
+      return `Input: ${n} ${task.sequence_types.join('/')} sequences of at most ${task.max_length} residues.`;
+    case 'text':
+      return `Input: ${n} texts of at most ${task.max_length} characters.`;
+    case 'json':
+      return `Input: ${n} JSON values matching the task's schema (at most ${task.max_bytes} bytes each).`;
+    case 'tensor':
+      return `Input: ${n} items, each the tensors ${task.tensors.map((t) => `${t.name} (${t.datatype} [${t.shape.join(', ')}])`).join(', ')}.`;
+    case 'image':
+      return `Input: ${n} images (${task.formats.join(', ')}) as base64, at most ${task.max_bytes} bytes and ${task.max_pixels} pixels each.`;
+    case 'audio':
+      return `Input: ${n} audio files (${task.formats.join(', ')}) as base64, at most ${task.max_bytes} bytes and ${task.max_seconds} s each.`;
+    case 'chat':
+      return `Input: ${n} conversations {messages: [{role, content}]} of at most ${task.max_messages} messages and ${task.max_length} characters.`;
+  }
+}
+
 function taskDescription(t: TaskTool, maxBatch: number): string {
   const m = t.manifest;
-  const parts = [
-    t.task.description || m.description,
-    `Model ${m.name} ${m.version}${m.description ? `: ${m.description}` : ''}`,
-    `Input: 1 to ${maxBatch} ${t.task.sequence_types.join('/')} sequences of at most ${t.task.max_length} residues.`,
-  ];
-  if (t.task.output.description) parts.push(`Output per sequence: ${t.task.output.description}`);
+  const parts = [t.task.description || m.description, `Model ${m.name} ${m.version}${m.description ? `: ${m.description}` : ''}`, inputSummary(t.task, maxBatch)];
+  if (t.task.output.description) parts.push(`Output per ${t.task.input_type === 'sequence' ? 'sequence' : 'input'}: ${t.task.output.description}`);
   return parts.map((p) => p.trim()).join('\n');
 }
 
 function builtinTools(gw: Gateway, tasks: TaskTool[]): Tool[] {
   const maxBatch = gw.config.max_batch_sequences;
   const ready = tasks.filter((t) => listed(gw, t));
-  const taskTypes = [...new Set(ready.map((t) => t.task.name))].sort();
+  const taskTypes = [...new Set(ready.filter((t) => t.task.input_type === 'sequence').map((t) => t.task.name))].sort();
   const names = gw.registry.names();
   return [
     {
@@ -260,6 +382,12 @@ function sequencesArg(v: unknown): unknown[] {
   return v;
 }
 
+/** `inputs` of a typed task: a list, or one input on its own (a batch of one). */
+function inputsArg(v: unknown): unknown[] {
+  if (v === undefined) throw new IsoError('INVALID_REQUEST', 'inputs is required');
+  return Array.isArray(v) ? v : [v];
+}
+
 function withoutConfidence(o: ItemOutput, keep: boolean): ItemOutput {
   if (keep || !('confidence' in o)) return o;
   const { confidence: _drop, ...rest } = o;
@@ -269,8 +397,10 @@ function withoutConfidence(o: ItemOutput, keep: boolean): ItemOutput {
 // ---------------------------------------------------------------------------------------------
 // Running a task (shared by the per-task tools and analyze_sequences).
 
+/** `sequences` for sequence tasks, `inputs` for every other input type. */
 interface TaskInput {
-  sequences: unknown[];
+  sequences?: unknown[];
+  inputs?: unknown[];
   sequence_type?: unknown;
   options?: unknown;
 }
@@ -282,7 +412,13 @@ async function runTask(gw: Gateway, route: string, model: string, taskName: stri
   let task: string | undefined;
   try {
     const dep = gw.registry.serving(model);
-    const parsed = parsePrediction(dep.pkg.manifest, { sequences: input.sequences, task_type: taskName, sequence_type: input.sequence_type, options: input.options }, 'batch', gw.config.max_batch_sequences);
+    const parsed = parsePrediction(
+      dep.pkg.manifest,
+      { ...(input.inputs ? { inputs: input.inputs } : { sequences: input.sequences }), task_type: taskName, sequence_type: input.sequence_type, options: input.options },
+      'batch',
+      gw.config.max_batch_sequences,
+    );
+    const typed = parsed.task.input_type !== 'sequence';
     task = parsed.task.name;
     sequences = parsed.items.length;
     const ac = new AbortController();
@@ -306,7 +442,7 @@ async function runTask(gw: Gateway, route: string, model: string, taskName: stri
               done += out.length;
               // Awaited: a notification that arrived after the result would be dropped by the client.
               await extra
-                .sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: done, total, message: `${done} of ${total} sequences done` } })
+                .sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: done, total, message: `${done} of ${total} ${typed ? 'inputs' : 'sequences'} done` } })
                 .catch(() => undefined);
               return out;
             }),
@@ -329,17 +465,18 @@ async function runTask(gw: Gateway, route: string, model: string, taskName: stri
     const keepConfidence = parsed.items[0]!.options.return_confidence !== false;
     let failed = 0;
     const predictions = outputs.map((out, i) => {
-      const sequence = parsed.items[i]!.sequence;
+      // Sequences are echoed (short text); other inputs (images…) are named by their index.
+      const which = typed ? { index: i } : { sequence: parsed.items[i]!.sequence };
       if (isItemError(out)) {
         failed++;
-        return { sequence, error: out.error };
+        return { ...which, error: out.error };
       }
-      return { sequence, sequence_type: parsed.sequenceTypes[i], ...withoutConfidence(out, keepConfidence) };
+      return typed ? { ...which, ...withoutConfidence(out, keepConfidence) } : { ...which, sequence_type: parsed.sequenceTypes[i], ...withoutConfidence(out, keepConfidence) };
     });
     if (failed === outputs.length) {
       const first = outputs[0]!;
       if (outputs.length === 1 && isItemError(first)) throw fromWorkerError(first.error.code, first.error.message);
-      throw new IsoError('PREDICTION_FAILED', 'every sequence of the batch failed', { errors: predictions.map((p, index) => ({ index, ...(p as { error: unknown }) })) });
+      throw new IsoError('PREDICTION_FAILED', `every ${typed ? 'input' : 'sequence'} of the batch failed`, { errors: predictions.map((p, index) => ({ index, ...(p as { error: unknown }) })) });
     }
     const latency = performance.now() - t0;
     dep.stats.record(true, latency, sequences);
@@ -349,6 +486,7 @@ async function runTask(gw: Gateway, route: string, model: string, taskName: stri
       model: dep.name,
       version: dep.version,
       task_type: task,
+      ...(typed && { input_type: parsed.task.input_type }),
       predictions,
       total_sequences: outputs.length,
       successful: outputs.length - failed,
@@ -450,6 +588,7 @@ function listModels(gw: Gateway): Record<string, unknown> {
         name: t.name,
         tool: tools.find((x) => x.model === name && x.task.name === t.name)?.tool,
         description: t.description,
+        input_type: t.input_type,
         sequence_types: t.sequence_types,
         max_length: t.max_length,
       })),
@@ -566,6 +705,10 @@ export function createMcpServer(gw: Gateway, opts: McpServerOptions = {}): McpSe
       }
       const entry = taskTools(gw).find((t) => t.tool === name);
       if (!entry) throw unknownTool(gw, name);
+      if (entry.task.input_type !== 'sequence') {
+        const a = argsObject(args, ['inputs', 'options']);
+        return okResult(await runTask(gw, route, entry.model, entry.task.name, { inputs: inputsArg(a.inputs), options: a.options }, extra));
+      }
       const a = argsObject(args, ['sequences', 'options', 'sequence_type']);
       return okResult(await runTask(gw, route, entry.model, entry.task.name, { sequences: sequencesArg(a.sequences), sequence_type: a.sequence_type, options: a.options }, extra));
     } catch (e) {

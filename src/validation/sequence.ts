@@ -40,12 +40,49 @@ function firstInvalid(seq: string, type: SequenceType): number {
   return -1;
 }
 
-/** The most specific type the sequence is valid as: nucleotides win over protein. */
+/** Letters that are bases in nucleic acids (N: any base); as protein they are a minority of residues. */
+const NUCLEIC_LETTERS = new Uint8Array(128);
+for (const ch of 'ACGTUN') NUCLEIC_LETTERS[ch.charCodeAt(0)] = 1;
+
+/**
+ * Whether residue composition says nucleic acid: more than half the letters are A, C, G, T, U or
+ * N. Every IUPAC nucleotide code is also an amino-acid letter, so validity alone would call a
+ * peptide such as MKWVTHSRGAD (4 of 11) or MAAKW (2 of 5) DNA; real DNA is mostly bases, with the
+ * odd ambiguity code. A peptide made mostly of A/C/G/T/N (GATTACA) still reads as DNA: declare it.
+ * An empty sequence counts as nucleic (read as DNA, as before; validation refuses it as empty).
+ */
+export function looksNucleic(seq: string): boolean {
+  if (seq.length === 0) return true;
+  let n = 0;
+  for (let i = 0; i < seq.length; i++) {
+    const c = seq.charCodeAt(i);
+    if (c < 128) n += NUCLEIC_LETTERS[c]!;
+  }
+  return n * 2 > seq.length;
+}
+
+/** Candidate types in the order a sequence should be tried: by its composition, then as given. */
+function byComposition(seq: string, types: readonly SequenceType[]): readonly SequenceType[] {
+  // Only a choice between protein and a nucleic type needs the composition (a hot path: most tasks take one kind).
+  const proteins = types.filter((t) => t === 'protein').length;
+  if (proteins === 0 || proteins === types.length) return types;
+  const nucleic = looksNucleic(seq);
+  const rank = (t: SequenceType): number => ((t === 'protein') === nucleic ? 1 : 0);
+  return [...types].sort((a, b) => rank(a) - rank(b));
+}
+
+/**
+ * The type a sequence reads as, or null when it is valid as none: by composition (looksNucleic)
+ * nucleic acid (DNA, else RNA) or protein, among the types it is valid as.
+ */
 export function detectSequenceType(seq: string): SequenceType | null {
-  if (firstInvalid(seq, 'DNA') === -1) return 'DNA';
-  if (firstInvalid(seq, 'RNA') === -1) return 'RNA';
-  if (firstInvalid(seq, 'protein') === -1) return 'protein';
+  for (const type of byComposition(seq, ['DNA', 'RNA', 'protein'])) if (firstInvalid(seq, type) === -1) return type;
   return null;
+}
+
+/** The letters of several types, each once, in order (DNA and RNA: ACGT…V then U). */
+export function alphabetOf(types: readonly SequenceType[]): string {
+  return [...new Set(types.flatMap((t) => [...ALPHABETS[t]]))].join('');
 }
 
 export interface SequenceRule {
@@ -99,7 +136,8 @@ export interface ValidSequence {
 
 /**
  * Validates one sequence against a task's rule. `declared` (from the request) narrows the
- * accepted types; otherwise the first accepted type the sequence is valid as wins. A sequence
+ * accepted types; otherwise the first accepted type the sequence is valid as wins, nucleic types
+ * first when its composition says nucleic acid, protein first when not (looksNucleic). A sequence
  * with more ambiguous letters than the rule allows under every type it is valid as is
  * LOW_INFORMATION_SEQUENCE (the error describes the first of them).
  */
@@ -119,12 +157,14 @@ export function validateSequence(raw: unknown, rule: SequenceRule, declared?: Se
       min_length: rule.minLength,
     });
   }
-  const candidates = declared ? rule.types.filter((t) => t === declared) : rule.types;
-  if (declared && candidates.length === 0) {
+  const accepted = declared ? rule.types.filter((t) => t === declared) : rule.types;
+  if (declared && accepted.length === 0) {
     throw new IsoError('INVALID_SEQUENCE', `sequence type ${declared} is not accepted here; accepted: ${rule.types.join(', ')}`);
   }
-  // The first accepted type the sequence is valid as and informative as: "MKV" is all ambiguity
-  // codes as DNA but a plain peptide, so a task taking DNA and protein reads it as protein.
+  // Tried in the order its composition suggests (a peptide such as MKWVTHSRGAD is all IUPAC
+  // nucleotide codes, but reads as protein first when the task takes protein), and the first it
+  // is valid and informative as wins: "MKV" is all ambiguity codes as DNA but a plain peptide.
+  const candidates = byComposition(sequence, accepted);
   let uninformative: IsoError | null = null;
   for (const type of candidates) {
     if (firstInvalid(sequence, type) !== -1) continue;
@@ -133,13 +173,20 @@ export function validateSequence(raw: unknown, rule: SequenceRule, declared?: Se
     uninformative ??= err;
   }
   if (uninformative) throw uninformative;
-  const type = candidates[0]!;
-  const at = firstInvalid(sequence, type);
+  // The error names a letter no accepted type has (U is fine when RNA is accepted); a sequence
+  // whose letters are all accepted but not by one type (T beside U) names the first type's misfit.
+  const alphabet = alphabetOf(accepted);
+  let at = -1;
+  for (let i = 0; i < sequence.length && at === -1; i++) if (!alphabet.includes(sequence[i]!)) at = i;
+  const mixed = at === -1;
+  if (mixed) at = firstInvalid(sequence, accepted[0]!);
   const ch = sequence[at]!;
   throw new IsoError(
     'INVALID_SEQUENCE',
-    `${field} is not a valid ${candidates.join(' or ')} sequence: character '${ch}' at position ${at + 1}`,
-    { position: at + 1, character: ch, accepted_types: candidates, alphabet: ALPHABETS[type] },
+    mixed
+      ? `${field} is not a valid ${accepted.join(' or ')} sequence: it mixes their letters (character '${ch}' at position ${at + 1} is not ${accepted[0]})`
+      : `${field} is not a valid ${accepted.join(' or ')} sequence: character '${ch}' at position ${at + 1}`,
+    { position: at + 1, character: ch, accepted_types: accepted, alphabet },
   );
 }
 

@@ -1,17 +1,20 @@
 // Open Inference Protocol v2 (KServe / Triton REST) under /v2, after
 // shared/spec/open_inference_rest_v2.yaml, plus the model repository extension (index, load,
-// unload). Every model takes one BYTES input tensor "sequences"; what its task returns is
-// mapped to typed output tensors (docs/open-inference.md). Errors are {error: "message"}.
+// unload). A task's inputs follow its input_type: tensor tasks take their declared named tensors
+// with a batch dimension first; every other type is one BYTES tensor of n elements (sequences,
+// text, JSON text, base64 images or audio). What the task returns is mapped to typed output
+// tensors (docs/open-inference.md). Errors are {error: "CODE: message"}.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import type { Manifest, TaskSpec } from '../../manifest/schema.js';
+import type { InputType, Manifest, TaskSpec } from '../../manifest/schema.js';
 import { PACKAGE_ROOT } from '../../paths.js';
 import type { ModelStatus } from '../../scheduler/registry.js';
-import { parseSequenceType, taskRule, validateSequence } from '../../validation/sequence.js';
+import { validateInput } from '../../validation/inputs/index.js';
+import { parseSequenceType } from '../../validation/sequence.js';
 import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protocol.js';
 import { batchTooLarge } from '../batch-limit.js';
 import { toIsoError } from '../envelope.js';
@@ -101,6 +104,26 @@ function declaredOutputs(task: TaskSpec): MetadataTensor[] {
   });
 }
 
+/** The one BYTES input of a task that is not a tensor task: its name and how its elements are written. */
+export const BYTES_INPUTS: Record<Exclude<InputType, 'tensor'>, { name: string; content_type: string }> = {
+  sequence: { name: SEQUENCES_INPUT, content_type: 'str' },
+  text: { name: 'text', content_type: 'str' },
+  json: { name: 'json', content_type: 'json' },
+  chat: { name: 'messages', content_type: 'json' },
+  image: { name: 'image', content_type: 'base64' },
+  audio: { name: 'audio', content_type: 'base64' },
+};
+
+/** What a task's inputs look like: its tensors with the batch dimension first, or its one BYTES input. */
+function declaredInputs(task: TaskSpec): MetadataTensor[] {
+  if (task.input_type === 'tensor') return task.tensors.map((t) => ({ name: t.name, datatype: t.datatype as Datatype, shape: [-1, ...t.shape] }));
+  const b = BYTES_INPUTS[task.input_type];
+  // Sequences are plain strings, as they always were: no parameters to read.
+  if (task.input_type === 'sequence') return [{ name: b.name, datatype: 'BYTES', shape: [-1] }];
+  const media = task.input_type === 'image' || task.input_type === 'audio' ? { formats: task.formats } : {};
+  return [{ name: b.name, datatype: 'BYTES', shape: [-1], parameters: { content_type: b.content_type, ...media } }];
+}
+
 export function modelMetadata(gw: Gateway, name: string): Record<string, unknown> {
   const m = gw.registry.package(name).manifest;
   const outputs = new Map<string, MetadataTensor & { parameters: { task_types: string[] } }>();
@@ -114,16 +137,28 @@ export function modelMetadata(gw: Gateway, name: string): Record<string, unknown
       }
     }
   }
+  // Inputs: one entry per distinct declaration (name, datatype, shape, parameters); the tasks that
+  // take it are listed when not every task does.
+  const inputs: { t: MetadataTensor; key: string; tasks: string[] }[] = [];
+  for (const task of m.tasks) {
+    for (const t of declaredInputs(task)) {
+      const key = JSON.stringify(t);
+      const prev = inputs.find((x) => x.key === key);
+      if (prev) prev.tasks.push(task.name);
+      else inputs.push({ t, key, tasks: [task.name] });
+    }
+  }
   return {
     name: m.name,
     versions: gw.registry.versions(m.name).map((v) => v.version),
     platform: platformOf(m),
-    inputs: [{ name: SEQUENCES_INPUT, datatype: 'BYTES', shape: [-1] }],
+    inputs: inputs.map(({ t, tasks }) => (tasks.length === m.tasks.length ? t : { ...t, parameters: { ...t.parameters, task_types: tasks } })),
     outputs: [...outputs.values()],
     parameters: {
       task_types: m.tasks.map((t) => t.name),
       default_task_type: m.tasks.length === 1 ? m.tasks[0]!.name : null,
       sequence_types: [...new Set(m.tasks.flatMap((t) => t.sequence_types))],
+      input_types: Object.fromEntries(m.tasks.map((t) => [t.name, t.input_type])),
       description: m.description,
     },
   };
@@ -164,12 +199,18 @@ interface ParsedInfer {
   id?: string;
   task: TaskSpec;
   items: WorkItem[];
+  /** How item i is named in errors: `sequences[i]`, `text[i]`, `batch[i]` (tensor tasks). */
+  itemName: (i: number) => string;
   requested?: string[];
   sequenceType?: string;
 }
 
 function bad(message: string): IsoError {
   return new IsoError('INVALID_REQUEST', message);
+}
+
+function badInput(message: string, details?: Record<string, unknown>): IsoError {
+  return new IsoError('INVALID_INPUT', message, details);
 }
 
 /** The leaves of nested lists, or null as soon as there are more than `max`. */
@@ -186,6 +227,148 @@ function flattenAtMost(data: unknown, max: number): unknown[] | null {
   return walk(data) ? out : null;
 }
 
+interface RequestTensor {
+  name: string;
+  datatype?: unknown;
+  shape?: unknown;
+  data?: unknown;
+  parameters?: unknown;
+}
+
+const cut = (name: string): string => name.slice(0, 64);
+
+function shapeText(shape: readonly number[]): string {
+  return `[${shape.slice(0, 8).join(', ')}${shape.length > 8 ? ', …' : ''}]`;
+}
+
+function checkShape(input: RequestTensor): number[] {
+  const shape = input.shape;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && (d as number) >= 0)) throw bad(`input "${cut(input.name)}" shape must be a list of non-negative integers`);
+  return shape as number[];
+}
+
+/** The tensor's `parameters.content_type`, when it has one. */
+function contentTypeOf(input: RequestTensor): string | undefined {
+  const p = input.parameters;
+  if (p === undefined || p === null) return undefined;
+  if (typeof p !== 'object' || Array.isArray(p)) throw bad(`input "${cut(input.name)}" parameters must be an object`);
+  const ct = (p as { content_type?: unknown }).content_type;
+  if (ct === undefined) return undefined;
+  if (typeof ct !== 'string') throw bad(`input "${cut(input.name)}" parameters.content_type must be a string`);
+  return ct;
+}
+
+/**
+ * One BYTES element as validateInput takes it for this input type: strings as they are, JSON
+ * text parsed (json, chat), base64 with its media type when the content_type names one (image,
+ * audio). Nothing is checked here beyond what the content_type says; validateInput does the rest.
+ */
+function bytesElement(task: TaskSpec, raw: unknown, contentType: string | undefined, field: string): unknown {
+  switch (task.input_type) {
+    case 'json':
+    case 'chat': {
+      if (typeof raw !== 'string') throw badInput(`${field} must be JSON text (a string element of the BYTES tensor)`);
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch (e) {
+        throw badInput(`${field} is not JSON text: ${(e as Error).message.slice(0, 120)}`);
+      }
+    }
+    case 'image':
+    case 'audio':
+      return contentType !== undefined && contentType.includes('/') && typeof raw === 'string' ? { data: raw, media_type: contentType } : raw;
+    default:
+      return raw;
+  }
+}
+
+/** The content types each BYTES input takes; anything else is a 400 naming them. */
+function checkContentType(task: TaskSpec, input: RequestTensor, ct: string | undefined): void {
+  if (ct === undefined) return;
+  const t = task.input_type;
+  const fits =
+    t === 'sequence' || t === 'text' ? ct === 'str' : t === 'json' || t === 'chat' ? ct === 'json' : ct === 'base64' || /^[a-z]+\/[a-z0-9.+-]+$/i.test(ct);
+  if (!fits) {
+    const want = t === 'image' || t === 'audio' ? `"base64" or a media type such as "${t === 'image' ? 'image/png' : 'audio/wav'}"` : `"${BYTES_INPUTS[t as Exclude<InputType, 'tensor'>].content_type}"`;
+    throw badInput(`input "${cut(input.name)}" has content_type "${ct.slice(0, 64)}"; task ${task.name} takes ${t} input: ${want}`, { content_type: ct.slice(0, 64), input_type: t });
+  }
+}
+
+/** Every input type but tensor: one BYTES tensor of shape [n] or [n, 1]. */
+function bytesItems(m: Manifest, task: TaskSpec, named: RequestTensor[], maxBatch: number, declared: ReturnType<typeof parseSequenceType>, options: Record<string, unknown>): { items: WorkItem[]; inputName: string } {
+  const expected = BYTES_INPUTS[task.input_type as Exclude<InputType, 'tensor'>].name;
+  const input = named.length === 1 ? named[0]! : named.find((i) => i.name === expected);
+  if (!input) throw bad(`model ${m.name} takes one input, "${expected}"; got ${named.map((i) => `"${cut(i.name)}"`).join(', ')}`);
+  const extra = named.filter((i) => i !== input);
+  if (extra.length) throw bad(`unexpected input "${cut(extra[0]!.name)}": model ${m.name} takes one input, "${expected}"`);
+  if (input.datatype !== 'BYTES') throw bad(`input "${cut(input.name)}" must have datatype BYTES (got ${JSON.stringify(input.datatype ?? null).slice(0, 32)})`);
+  const ct = contentTypeOf(input);
+  checkContentType(task, input, ct);
+  const shape = checkShape(input);
+  const shown = shapeText(shape);
+  if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1))) throw bad(`input shape must be [n] or [n, 1] (got ${shown})`);
+  // The one input tensor is every element of the request: its shape's product ([n] or [n, 1])
+  // and its data are held to max_batch_sequences, as the other surfaces' lists, before the data
+  // is read (260,000 items went through before).
+  const n = shape[0] as number;
+  if (n > maxBatch) throw batchTooLarge(n, maxBatch);
+  if (!Array.isArray(input.data)) throw bad('input data must be a list of strings');
+  const data = flattenAtMost(input.data, maxBatch);
+  if (!data) throw batchTooLarge(`more than ${maxBatch}`, maxBatch);
+  if (data.length !== n) throw bad(`input shape ${shown} holds ${n} elements but data has ${data.length}`);
+  if (n === 0) throw bad(task.input_type === 'sequence' ? 'input holds no sequence' : 'input holds no element');
+  const name = cut(input.name);
+  const items = data.map((raw, i): WorkItem => {
+    const field = `${name}[${i}]`;
+    const v = validateInput(task, bytesElement(task, raw, ct, field), field, declared);
+    return { ...v.payload, options };
+  });
+  return { items, inputName: name };
+}
+
+/**
+ * Tensor tasks: every declared tensor, each with the batch dimension first ([n, ...declared
+ * shape], as Triton shows a batching model); item i is the i-th slice of every tensor.
+ */
+function tensorItems(task: TaskSpec, named: RequestTensor[], maxBatch: number, options: Record<string, unknown>): WorkItem[] {
+  const taken = task.tensors.map((t) => t.name).join(', ');
+  let n: number | undefined;
+  let first = '';
+  const slices = new Map<string, { datatype: unknown; shape: number[]; data: unknown[]; per: number }>();
+  for (const input of named) {
+    const spec = task.tensors.find((t) => t.name === input.name);
+    if (!spec) throw badInput(`unexpected input "${cut(input.name)}": task ${task.name} takes the tensors ${taken}`);
+    if (slices.has(spec.name)) throw badInput(`input "${spec.name}" is given twice`);
+    if (contentTypeOf(input) !== undefined && input.datatype !== 'BYTES') throw badInput(`input "${spec.name}": content_type applies to BYTES tensors only`);
+    const shape = checkShape(input);
+    const want = `[n, ${spec.shape.join(', ')}]`.replace(', ]', ']');
+    if (shape.length !== spec.shape.length + 1) {
+      throw badInput(`input "${spec.name}" has shape ${shapeText(shape)}; task ${task.name} takes ${want} (the first dimension is the batch; -1: any size)`, { shape: shape.slice(0, 9), expected: [-1, ...spec.shape] });
+    }
+    const batch = shape[0]!;
+    if (n === undefined) [n, first] = [batch, spec.name];
+    else if (batch !== n) throw badInput(`inputs disagree on the batch size (the first dimension): "${first}" has ${n}, "${spec.name}" has ${batch}`);
+    if (batch > maxBatch) throw batchTooLarge(batch, maxBatch, 'items per request (the batch dimension)');
+    const per = shape.slice(1).reduce((a, b) => a * b, 1);
+    const total = batch * per;
+    // Sized before the data is read: no item may hold more than max_elements.
+    if (per > task.max_elements) throw new IsoError('PAYLOAD_TOO_LARGE', `input "${spec.name}" has ${per} elements per item; the limit is ${task.max_elements}`, { max_elements: task.max_elements });
+    if (!Array.isArray(input.data)) throw badInput(`input "${spec.name}" data must be a list`);
+    const data = flattenAtMost(input.data, total);
+    if (!data) throw badInput(`input "${spec.name}" shape ${shapeText(shape)} holds ${total} elements but data has more`);
+    if (data.length !== total) throw badInput(`input "${spec.name}" shape ${shapeText(shape)} holds ${total} elements but data has ${data.length}`);
+    slices.set(spec.name, { datatype: input.datatype, shape: shape.slice(1), data, per });
+  }
+  if (n === 0) throw bad('inputs hold no item (the batch dimension is 0)');
+  const items: WorkItem[] = [];
+  for (let i = 0; i < n!; i++) {
+    const raw: Record<string, unknown> = {};
+    for (const [name, t] of slices) raw[name] = { datatype: t.datatype, shape: t.shape, data: t.data.slice(i * t.per, (i + 1) * t.per) };
+    items.push({ ...validateInput(task, raw, `batch[${i}]`).payload, options });
+  }
+  return items;
+}
+
 function parseInfer(m: Manifest, body: unknown, maxBatch: number): ParsedInfer {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('request body must be a JSON inference request object');
   const b = body as Record<string, unknown>;
@@ -197,40 +380,32 @@ function parseInfer(m: Manifest, body: unknown, maxBatch: number): ParsedInfer {
   const task = resolveTask(m, taskType);
   const declared = parseSequenceType(seqType);
 
-  if (!Array.isArray(b.inputs) || b.inputs.length === 0) throw bad(`inputs is required: one BYTES tensor "${SEQUENCES_INPUT}" of shape [n]`);
+  if (!Array.isArray(b.inputs) || b.inputs.length === 0) {
+    throw bad(
+      task.input_type === 'tensor'
+        ? `inputs is required: the tensors ${task.tensors.map((t) => `"${t.name}" ${t.datatype} [n, ${t.shape.join(', ')}]`.replace(', ]', ']')).join(', ')}`
+        : `inputs is required: one BYTES tensor "${BYTES_INPUTS[task.input_type].name}" of shape [n]`,
+    );
+  }
   const inputs = b.inputs as unknown[];
   if (!inputs.every((i) => typeof i === 'object' && i !== null && !Array.isArray(i) && typeof (i as { name?: unknown }).name === 'string')) {
     throw bad('every input must be an object with a name');
   }
-  const named = inputs as { name: string; datatype?: unknown; shape?: unknown; data?: unknown; parameters?: unknown }[];
-  const input = named.length === 1 ? named[0]! : named.find((i) => i.name === SEQUENCES_INPUT);
-  if (!input) throw bad(`model ${m.name} takes one input, "${SEQUENCES_INPUT}"; got ${named.map((i) => `"${i.name.slice(0, 64)}"`).join(', ')}`);
-  const extra = named.filter((i) => i !== input);
-  if (extra.length) throw bad(`unexpected input "${extra[0]!.name.slice(0, 64)}": model ${m.name} takes one input, "${SEQUENCES_INPUT}"`);
-  if (input.datatype !== 'BYTES') throw bad(`input "${input.name.slice(0, 64)}" must have datatype BYTES (got ${JSON.stringify(input.datatype ?? null).slice(0, 32)})`);
-  const ip = input.parameters as Record<string, unknown> | undefined;
-  if (ip && typeof ip === 'object' && 'binary_data_size' in ip) throw bad('binary tensor data is not supported; send the sequences as JSON strings');
-  const shape = input.shape;
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && (d as number) >= 0)) throw bad('input shape must be a list of non-negative integers');
-  const shown = `[${shape.slice(0, 8).join(', ')}${shape.length > 8 ? ', …' : ''}]`;
-  if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1))) throw bad(`input shape must be [n] or [n, 1] (got ${shown})`);
-  // The one input tensor is every element of the request: its shape's product ([n] or [n, 1])
-  // and its data are held to max_batch_sequences, as the other surfaces' sequence lists, before
-  // the data is read (260,000 items went through before).
-  const n = shape[0] as number;
-  if (n > maxBatch) throw batchTooLarge(n, maxBatch);
-  if (!Array.isArray(input.data)) throw bad('input data must be a list of strings');
-  const data = flattenAtMost(input.data, maxBatch);
-  if (!data) throw batchTooLarge(`more than ${maxBatch}`, maxBatch);
-  if (data.length !== n) throw bad(`input shape ${shown} holds ${n} elements but data has ${data.length}`);
-  if (n === 0) throw bad('input holds no sequence');
-
-  const rule = taskRule(task);
-  const items = data.map((raw, i): WorkItem => {
-    const field = `${input.name.slice(0, 64)}[${i}]`;
-    if (typeof raw !== 'string') throw bad(`${field} must be a string`);
-    return { sequence: validateSequence(raw, rule, declared, field).sequence, options };
-  });
+  const named = inputs as RequestTensor[];
+  for (const i of named) {
+    const ip = i.parameters;
+    if (ip && typeof ip === 'object' && 'binary_data_size' in ip) throw bad('binary tensor data is not supported; send the data as JSON (BYTES elements as strings)');
+  }
+  let items: WorkItem[];
+  let itemName: (i: number) => string;
+  if (task.input_type === 'tensor') {
+    items = tensorItems(task, named, maxBatch, options);
+    itemName = (i) => `batch[${i}]`;
+  } else {
+    const r = bytesItems(m, task, named, maxBatch, declared, options);
+    items = r.items;
+    itemName = (i) => `${r.inputName}[${i}]`;
+  }
 
   let requested: string[] | undefined;
   if (b.outputs !== undefined) {
@@ -239,7 +414,7 @@ function parseInfer(m: Manifest, body: unknown, maxBatch: number): ParsedInfer {
     }
     requested = (b.outputs as { name: string }[]).map((o) => o.name);
   }
-  return { id: b.id as string | undefined, task, items, requested, sequenceType: declared };
+  return { id: b.id as string | undefined, task, items, itemName, requested, sequenceType: declared };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,7 +433,8 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
         const iso = toIsoError(err);
         if (iso.code === 'INTERNAL_ERROR') req.log.error({ err, reqId: req.id }, 'unhandled error');
         if (iso.retryAfterS !== undefined) void reply.header('retry-after', String(iso.retryAfterS));
-        return reply.code(iso.status).send({ error: iso.message });
+        // The protocol's error is one string: it starts with the stable isomodel code.
+        return reply.code(iso.status).send({ error: `${iso.code}: ${iso.message}` });
       });
       v2.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
@@ -304,8 +480,7 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
           const failedAt = outputs.findIndex((o) => isItemError(o));
           if (failedAt >= 0) {
             const e = (outputs[failedAt] as { error: { code: string; message: string } }).error;
-            const iso = fromWorkerError(e.code, `${SEQUENCES_INPUT}[${failedAt}]: ${e.message}`);
-            throw iso;
+            throw fromWorkerError(e.code, `${parsed.itemName(failedAt)}: ${e.message}`);
           }
           let tensors = outputsToTensors(outputs);
           if (parsed.requested) {
@@ -328,8 +503,10 @@ export function registerOipRoutes(app: FastifyInstance, gw: Gateway): void {
           throw e;
         }
       };
-      v2.post('/models/:name/infer', PREDICT, infer);
-      v2.post('/models/:name/versions/:version/infer', PREDICT, infer);
+      // Inference bodies may carry base64 images and audio: the prediction routes' larger limit.
+      const inferRoute = { ...PREDICT, bodyLimit: gw.config.predict_body_limit_bytes };
+      v2.post('/models/:name/infer', inferRoute, infer);
+      v2.post('/models/:name/versions/:version/infer', inferRoute, infer);
 
       v2.post('/repository/index', PREDICT, async (req) => {
         const body = (req.body ?? {}) as { ready?: unknown };

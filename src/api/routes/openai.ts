@@ -1,6 +1,10 @@
 // OpenAI-compatible endpoints, so OpenAI client libraries can call isomodel models:
-//   POST /v1/embeddings        models with an `embedding` task (or `name:task` naming another)
-//   POST /v1/chat/completions  the last user message is the sequence; streams as chat.completion.chunk
+//   POST /v1/embeddings        models with an `embedding` task (or `name:task` naming another),
+//                              sequence or text input
+//   POST /v1/chat/completions  chat tasks get the whole conversation; text and sequence tasks the
+//                              last user message; streams as chat.completion.chunk
+//   POST /v1/completions       text-generation tasks (input_type text, output type text): a prompt
+//                              or a list of prompts; streams as text_completion chunks
 // Errors use OpenAI's shape {error:{message, type, param, code}} with the HTTP status of the
 // isomodel code. GET /v1/models stays the native model list (see docs/openai-and-streaming.md).
 import { randomUUID } from 'node:crypto';
@@ -11,9 +15,10 @@ import { cancelOnDisconnect } from '../disconnect.js';
 import { describeZod } from '../../validation/zod-message.js';
 import { IsoError, fromWorkerError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import type { TaskSpec } from '../../manifest/schema.js';
+import type { InputType, Manifest, TaskSpec } from '../../manifest/schema.js';
 import type { ModelDeployment, SubmitOptions } from '../../scheduler/deployment.js';
-import { taskRule, validateSequence } from '../../validation/sequence.js';
+import { unsupportedOn, validateInput, type ValidInput } from '../../validation/inputs/index.js';
+import { codePoints } from '../../validation/inputs/text.js';
 import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protocol.js';
 import { batchTooLarge } from '../batch-limit.js';
 import { toIsoError } from '../envelope.js';
@@ -82,6 +87,55 @@ const chatBody = z.object({
   options: z.record(z.string(), z.unknown()).optional(),
 });
 
+const completionBody = z.object({
+  model: z.string().min(1).max(200),
+  prompt: z.unknown(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).passthrough().nullish(),
+  n: z.number().int().nullish(),
+  best_of: z.number().int().nullish(),
+  echo: z.boolean().nullish(),
+  suffix: z.string().nullish(),
+  options: z.record(z.string(), z.unknown()).optional(),
+});
+
+/**
+ * OpenAI's sampling parameters, passed to chat and text-generation tasks as options of the same
+ * names (a sequence task never sees them: they meant nothing to it before). `max_completion_tokens`
+ * is read as max_tokens. Checked only for those tasks.
+ */
+const generationParams = z.object({
+  max_tokens: z.number().int().positive().max(1_000_000).nullish(),
+  max_completion_tokens: z.number().int().positive().max(1_000_000).nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().min(0).max(1).nullish(),
+  stop: z.union([z.string().max(256), z.array(z.string().max(256)).max(4)]).nullish(),
+  seed: z.number().int().nullish(),
+});
+
+function generationOptions(body: unknown): Record<string, unknown> {
+  const g = parseBody(generationParams, body);
+  const out: Record<string, unknown> = {};
+  const maxTokens = g.max_completion_tokens ?? g.max_tokens;
+  if (maxTokens != null) out.max_tokens = maxTokens;
+  if (g.temperature != null) out.temperature = g.temperature;
+  if (g.top_p != null) out.top_p = g.top_p;
+  if (g.stop != null) out.stop = typeof g.stop === 'string' ? [g.stop] : g.stop;
+  if (g.seed != null) out.seed = g.seed;
+  return out;
+}
+
+/** Whether a task generates text: `output: {type: text}` in its manifest (its outputs and stream chunks carry `text`). */
+export function generatesText(task: TaskSpec): boolean {
+  return task.output.type === 'text';
+}
+
+/** A model's reason to stop, when it gives one OpenAI knows; else "stop". */
+function finishReason(out: ItemOutput): string {
+  const r = (out as { finish_reason?: unknown }).finish_reason;
+  return r === 'length' || r === 'stop' ? r : 'stop';
+}
+
 function parseBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new IsoError('INVALID_REQUEST', 'request body must be a JSON object');
   const parsed = schema.safeParse(body);
@@ -94,13 +148,17 @@ function parseBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T>
 // ---------------------------------------------------------------------------------------------
 // Shared plumbing
 
-/** `name`, `name@version`, or either with `:task` (model names cannot contain a colon). */
-function resolveModel(gw: Gateway, model: string, defaultTask?: string, sticky?: string): { dep: ModelDeployment; task: TaskSpec } {
+/**
+ * `name`, `name@version`, or either with `:task` (model names cannot contain a colon). Without a
+ * task, `defaultTask` picks one: a task name, or a function of the manifest (undefined: the
+ * model's default task).
+ */
+function resolveModel(gw: Gateway, model: string, defaultTask?: string | ((m: Manifest) => string | undefined), sticky?: string): { dep: ModelDeployment; task: TaskSpec } {
   const colon = model.indexOf(':');
   const name = colon === -1 ? model : model.slice(0, colon);
-  const taskName = colon === -1 ? defaultTask : model.slice(colon + 1);
   try {
     const dep = gw.registry.serving(name, sticky);
+    const taskName = colon !== -1 ? model.slice(colon + 1) : typeof defaultTask === 'function' ? defaultTask(dep.pkg.manifest) : defaultTask;
     return { dep, task: resolveTask(dep.pkg.manifest, taskName) };
   } catch (e) {
     throw e instanceof IsoError ? withParam(e, 'model') : e;
@@ -158,6 +216,23 @@ function itemOutput(out: ItemOutput | undefined, index: number, many: boolean): 
 // ---------------------------------------------------------------------------------------------
 // POST /v1/embeddings
 
+/** Input types each route can carry. */
+const EMBEDDING_INPUTS: readonly InputType[] = ['sequence', 'text'];
+const CHAT_INPUTS: readonly InputType[] = ['chat', 'text', 'sequence'];
+
+/**
+ * validateInput for one field of an OpenAI body, its error naming the body field (`param`) and,
+ * in a list, the index.
+ */
+function validated(task: TaskSpec, raw: unknown, field: string, param: string, index?: number): ValidInput {
+  try {
+    return validateInput(task, raw, field);
+  } catch (e) {
+    if (!(e instanceof IsoError)) throw e;
+    throw withParam(index === undefined ? e : new IsoError(e.code, e.message, { index, ...(typeof e.details === 'object' ? (e.details as object) : {}) }), param);
+  }
+}
+
 function float32Base64(values: number[]): string {
   const buf = Buffer.alloc(values.length * 4);
   values.forEach((v, i) => buf.writeFloatLE(v, i * 4));
@@ -172,25 +247,24 @@ async function embeddings(gw: Gateway, req: FastifyRequest, reply: FastifyReply)
     const { dep, task } = resolveModel(gw, b.model, 'embedding', stickyKey(req, (req.body as { user?: unknown }).user));
     rec.dep = dep;
     rec.task = task.name;
+    if (!EMBEDDING_INPUTS.includes(task.input_type)) throw withParam(unsupportedOn('/v1/embeddings', task, EMBEDDING_INPUTS), 'model');
     const many = Array.isArray(b.input);
     const inputs: unknown[] = many ? (b.input as unknown[]) : [b.input];
-    if (inputs.length === 0) throw withParam(new IsoError('INVALID_REQUEST', 'input must hold at least one sequence'), 'input');
+    const what = task.input_type === 'text' ? 'text' : 'sequence';
+    if (inputs.length === 0) throw withParam(new IsoError('INVALID_REQUEST', `input must hold at least one ${what}`), 'input');
     if (inputs.length > gw.config.max_batch_sequences) throw withParam(batchTooLarge(inputs.length, gw.config.max_batch_sequences, 'inputs per request'), 'input');
-    const rule = taskRule(task);
     const options = b.dimensions === undefined ? {} : { embedding_dimension: b.dimensions };
+    let tokens = 0;
     const items: WorkItem[] = inputs.map((raw, i) => {
       if (typeof raw !== 'string') {
-        throw withParam(new IsoError('INVALID_REQUEST', 'input must be a sequence or an array of sequences (token arrays are not supported)'), 'input');
+        throw withParam(new IsoError('INVALID_REQUEST', `input must be a ${what} or an array of ${what === 'text' ? 'texts' : 'sequences'} (token arrays are not supported)`), 'input');
       }
-      try {
-        return { sequence: validateSequence(raw, rule, undefined, many ? `input[${i}]` : 'input').sequence, options };
-      } catch (e) {
-        throw e instanceof IsoError ? withParam(many ? new IsoError(e.code, e.message, { index: i, ...(typeof e.details === 'object' ? (e.details as object) : {}) }) : e, 'input') : e;
-      }
+      const v = validated(task, raw, many ? `input[${i}]` : 'input', 'input', many ? i : undefined);
+      tokens += v.size;
+      return { ...v.payload, options };
     });
     rec.sequences = items.length;
     const outputs = await submit(reply, dep, { task: task.name, items });
-    const residues = items.reduce((n, item) => n + (item.sequence?.length ?? 0), 0);
     const data = items.map((_, i) => {
       const embedding = itemOutput(outputs[i], i, many).embedding;
       if (!Array.isArray(embedding) || !embedding.every((v) => typeof v === 'number')) {
@@ -203,7 +277,7 @@ async function embeddings(gw: Gateway, req: FastifyRequest, reply: FastifyReply)
       return { object: 'embedding', index: i, embedding: b.encoding_format === 'base64' ? float32Base64(embedding as number[]) : embedding };
     });
     rec.ok();
-    return { object: 'list', data, model: b.model, usage: { prompt_tokens: residues, total_tokens: residues } };
+    return { object: 'list', data, model: b.model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
   } catch (e) {
     throw rec.failed(e);
   }
@@ -226,6 +300,38 @@ function chunkText(data: unknown): string {
   return typeof text === 'string' ? text : JSON.stringify(data);
 }
 
+/** Without `:task`: the default task when it takes chat, else the model's first chat task, else the default task. */
+function chatTaskOf(m: Manifest): string | undefined {
+  const def = resolveTask(m, undefined);
+  if (def.input_type === 'chat') return def.name;
+  return m.tasks.find((t) => t.input_type === 'chat')?.name;
+}
+
+/** The work item of a chat request: the conversation (chat tasks) or the last user message's text. */
+function chatItem(task: TaskSpec, b: z.infer<typeof chatBody>, body: unknown): { item: WorkItem; promptTokens: number } {
+  if (task.input_type === 'chat') {
+    let v: ValidInput;
+    try {
+      v = validated(task, b.messages, 'messages', 'messages');
+    } catch (e) {
+      // validateChat names a message `messages.messages[i]` (its input may be {messages}): here it is the body's messages[i].
+      throw e instanceof IsoError ? withParam(new IsoError(e.code, e.message.replace('messages.messages[', 'messages['), e.details), 'messages') : e;
+    }
+    return { item: { ...v.payload, options: { ...generationOptions(body), ...(b.options ?? {}) } }, promptTokens: v.size };
+  }
+  const at = b.messages.findLastIndex((m) => m.role === 'user');
+  if (at === -1) throw withParam(new IsoError('INVALID_REQUEST', `messages must include a user message holding the ${task.input_type === 'text' ? 'text' : 'sequence'}`), 'messages');
+  const field = `messages[${at}].content`;
+  if (task.input_type === 'text') {
+    const v = validated(task, messageText(b.messages[at]!), field, 'messages');
+    return { item: { ...v.payload, options: { ...generationOptions(body), ...(b.options ?? {}) } }, promptTokens: v.size };
+  }
+  // Sequence tasks, as always: the trimmed text of the last user message; OpenAI's sampling
+  // parameters are not theirs.
+  const v = validated(task, messageText(b.messages[at]!).trim(), field, 'messages');
+  return { item: { ...v.payload, options: b.options ?? {} }, promptTokens: v.size };
+}
+
 async function chatCompletions(gw: Gateway, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const rec = new RequestRecord(gw, req, 'openai.chat');
   let sse: EventStream | null = null;
@@ -233,23 +339,16 @@ async function chatCompletions(gw: Gateway, req: FastifyRequest, reply: FastifyR
     const b = parseBody(chatBody, req.body);
     if (b.n !== undefined && b.n !== null && b.n !== 1) throw withParam(new IsoError('INVALID_REQUEST', 'n must be 1'), 'n');
     rec.model = b.model.split(':')[0]!;
-    const { dep, task } = resolveModel(gw, b.model, undefined, stickyKey(req, (req.body as { user?: unknown }).user));
+    const { dep, task } = resolveModel(gw, b.model, chatTaskOf, stickyKey(req, (req.body as { user?: unknown }).user));
     rec.dep = dep;
     rec.task = task.name;
-    const at = b.messages.findLastIndex((m) => m.role === 'user');
-    if (at === -1) throw withParam(new IsoError('INVALID_REQUEST', 'messages must include a user message holding the sequence'), 'messages');
-    const rule = taskRule(task);
-    let sequence: string;
-    try {
-      sequence = validateSequence(messageText(b.messages[at]!).trim(), rule, undefined, `messages[${at}].content`).sequence;
-    } catch (e) {
-      throw e instanceof IsoError ? withParam(e, 'messages') : e;
-    }
+    if (!CHAT_INPUTS.includes(task.input_type)) throw withParam(unsupportedOn('/v1/chat/completions', task, CHAT_INPUTS), 'model');
+    const { item, promptTokens } = chatItem(task, b, req.body);
     rec.sequences = 1;
-    const items: WorkItem[] = [{ sequence, options: b.options ?? {} }];
+    const items: WorkItem[] = [item];
     const id = `chatcmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
-    const usage = (completion: number) => ({ prompt_tokens: sequence.length, completion_tokens: completion, total_tokens: sequence.length + completion });
+    const usage = (completion: number) => ({ prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion });
 
     if (!b.stream) {
       const out = itemOutput((await submit(reply, dep, { task: task.name, items }))[0], 0, false);
@@ -261,8 +360,8 @@ async function chatCompletions(gw: Gateway, req: FastifyRequest, reply: FastifyR
         created,
         model: b.model,
         system_fingerprint: null,
-        choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: 'stop' }],
-        usage: usage(content.length),
+        choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: finishReason(out) }],
+        usage: usage(codePoints(content)),
       };
     }
 
@@ -284,13 +383,13 @@ async function chatCompletions(gw: Gateway, req: FastifyRequest, reply: FastifyR
       if (!events.open) events.send(undefined, chunk({ role: 'assistant', content: '' }));
       events.send(undefined, chunk({ content: text }));
       chunks++;
-      characters += text.length;
+      characters += codePoints(text);
     };
     const outputs = await submit(reply, dep, { task: task.name, items, stream: true, onChunk: (_index, data) => emit(chunkText(data)) });
     const out = itemOutput(outputs[0], 0, false);
     // A model without `stream` answers with its final output only: send it as one delta.
     if (chunks === 0) emit(typeof out.text === 'string' ? out.text : JSON.stringify(out));
-    events.send(undefined, chunk({}, 'stop'));
+    events.send(undefined, chunk({}, finishReason(out)));
     if (includeUsage) events.send(undefined, { ...chunk({}), choices: [], usage: usage(characters) });
     events.write('[DONE]');
     rec.ok();
@@ -298,6 +397,129 @@ async function chatCompletions(gw: Gateway, req: FastifyRequest, reply: FastifyR
   } catch (e) {
     const err = rec.failed(e);
     // Once the stream is open the status is sent: the error goes in-band, as OpenAI does.
+    if (sse?.open) {
+      sse.send(undefined, openAiError(err));
+      return sse.end();
+    }
+    sse?.discard();
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /v1/completions
+
+/** Without `:task`: the default task when it generates text, else the model's first task that does. */
+function completionTaskOf(m: Manifest): string | undefined {
+  const def = resolveTask(m, undefined);
+  if (def.input_type === 'text' && generatesText(def)) return def.name;
+  const t = m.tasks.find((x) => x.input_type === 'text' && generatesText(x));
+  if (!t) {
+    throw new IsoError('INVALID_REQUEST', `model ${m.name} has no text-generation task (input_type text with output type text); its tasks: ${m.tasks.map((x) => `${x.name} (${x.input_type})`).join(', ')}`, {
+      tasks: m.tasks.map((x) => x.name),
+    });
+  }
+  return t.name;
+}
+
+/** The text an output or a stream chunk carries (`text`), or none. */
+function textOf(data: unknown): string | undefined {
+  const text = (data as { text?: unknown } | null)?.text;
+  return typeof text === 'string' ? text : undefined;
+}
+
+async function completions(gw: Gateway, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const rec = new RequestRecord(gw, req, 'openai.completions');
+  let sse: EventStream | null = null;
+  try {
+    const b = parseBody(completionBody, req.body);
+    if (b.n != null && b.n !== 1) throw withParam(new IsoError('INVALID_REQUEST', 'n must be 1'), 'n');
+    if (b.best_of != null && b.best_of !== 1) throw withParam(new IsoError('INVALID_REQUEST', 'best_of must be 1'), 'best_of');
+    if (b.echo === true) throw withParam(new IsoError('INVALID_REQUEST', 'echo is not supported'), 'echo');
+    if (b.suffix != null && b.suffix !== '') throw withParam(new IsoError('INVALID_REQUEST', 'suffix is not supported'), 'suffix');
+    rec.model = b.model.split(':')[0]!;
+    const { dep, task } = resolveModel(gw, b.model, completionTaskOf, stickyKey(req, (req.body as { user?: unknown }).user));
+    rec.dep = dep;
+    rec.task = task.name;
+    if (task.input_type !== 'text') throw withParam(unsupportedOn('/v1/completions', task, ['text']), 'model');
+    if (!generatesText(task)) {
+      throw withParam(new IsoError('INVALID_REQUEST', `task ${task.name} of model ${dep.name} does not generate text (its manifest would say output: {type: text})`), 'model');
+    }
+    const many = Array.isArray(b.prompt);
+    const prompts: unknown[] = many ? (b.prompt as unknown[]) : [b.prompt];
+    if (b.prompt === undefined) throw withParam(new IsoError('INVALID_REQUEST', 'prompt is required: a string or an array of strings'), 'prompt');
+    if (prompts.length === 0) throw withParam(new IsoError('INVALID_REQUEST', 'prompt must hold at least one string'), 'prompt');
+    if (prompts.length > gw.config.max_batch_sequences) throw withParam(batchTooLarge(prompts.length, gw.config.max_batch_sequences, 'prompts per request'), 'prompt');
+    const options = { ...generationOptions(req.body), ...(b.options ?? {}) };
+    let promptTokens = 0;
+    const items: WorkItem[] = prompts.map((raw, i) => {
+      if (typeof raw !== 'string') throw withParam(new IsoError('INVALID_REQUEST', 'prompt must be a string or an array of strings (token arrays are not supported)'), 'prompt');
+      const v = validated(task, raw, many ? `prompt[${i}]` : 'prompt', 'prompt', many ? i : undefined);
+      promptTokens += v.size;
+      return { ...v.payload, options };
+    });
+    rec.sequences = items.length;
+    const id = `cmpl-${randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const usage = (completion: number) => ({ prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion });
+    const textOfOutput = (out: ItemOutput): string => {
+      const text = textOf(out);
+      if (text === undefined) throw new IsoError('PREDICTION_FAILED', `model ${dep.name} task ${task.name} returned no text`);
+      return text;
+    };
+
+    if (!b.stream) {
+      const outputs = await submit(reply, dep, { task: task.name, items });
+      let characters = 0;
+      const choices = items.map((_, i) => {
+        const out = itemOutput(outputs[i], i, many);
+        const text = textOfOutput(out);
+        characters += codePoints(text);
+        return { text, index: i, logprobs: null, finish_reason: finishReason(out) };
+      });
+      rec.ok();
+      return { id, object: 'text_completion', created, model: b.model, system_fingerprint: null, choices, usage: usage(characters) };
+    }
+
+    const events = new EventStream(req, reply);
+    sse = events;
+    const includeUsage = b.stream_options?.include_usage === true;
+    const chunk = (index: number, text: string, finish: string | null = null) => ({
+      id,
+      object: 'text_completion',
+      created,
+      model: b.model,
+      system_fingerprint: null,
+      choices: [{ text, index, logprobs: null, finish_reason: finish }],
+      ...(includeUsage && { usage: null }),
+    });
+    const streamed = new Array<boolean>(items.length).fill(false);
+    let characters = 0;
+    const emit = (index: number, text: string): void => {
+      events.send(undefined, chunk(index, text));
+      streamed[index] = true;
+      characters += codePoints(text);
+    };
+    const outputs = await submit(reply, dep, {
+      task: task.name,
+      items,
+      stream: true,
+      onChunk: (index, data) => {
+        if (index >= 0 && index < items.length) emit(index, textOf(data) ?? JSON.stringify(data));
+      },
+    });
+    for (let i = 0; i < items.length; i++) {
+      const out = itemOutput(outputs[i], i, many);
+      // A model without `stream` answers with its final output only: send it as one chunk.
+      if (!streamed[i]) emit(i, textOfOutput(out));
+      events.send(undefined, chunk(i, '', finishReason(out)));
+    }
+    if (includeUsage) events.send(undefined, { id, object: 'text_completion', created, model: b.model, system_fingerprint: null, choices: [], usage: usage(characters) });
+    events.write('[DONE]');
+    rec.ok();
+    return events.end();
+  } catch (e) {
+    const err = rec.failed(e);
     if (sse?.open) {
       sse.send(undefined, openAiError(err));
       return sse.end();
@@ -320,5 +542,6 @@ export function registerOpenAiRoutes(app: FastifyInstance, gw: Gateway): void {
     });
     scope.post('/v1/embeddings', PREDICT, (req, reply) => embeddings(gw, req, reply));
     scope.post('/v1/chat/completions', PREDICT, (req, reply) => chatCompletions(gw, req, reply));
+    scope.post('/v1/completions', PREDICT, (req, reply) => completions(gw, req, reply));
   });
 }
