@@ -19,7 +19,7 @@ export interface Check {
 
 function version(cmd: string, args: string[] = ['--version']): string | null {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 }).trim().split('\n')[0] ?? '';
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 }).trim().split('\n')[0] ?? '';
   } catch {
     return null;
   }
