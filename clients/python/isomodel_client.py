@@ -51,7 +51,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-__all__ = ["IsomodelClient", "IsomodelError", "ERROR_CODES", "media_input", "MediaSource"]
+__all__ = ["IsomodelClient", "IsomodelError", "ERROR_CODES", "media_input", "MediaUpload"]
 __version__ = "0.2.0"
 
 #: The gateway's error codes (src/errors.ts), the job API's 409s, and the client's own (status 0 / not JSON).
@@ -96,10 +96,10 @@ _MISSING = object()
 
 
 #: Media to send: a file path or the bytes themselves.
-MediaSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+MediaUpload = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
 
 
-def media_input(source: MediaSource, format: Optional[str] = None) -> Dict[str, Any]:
+def media_input(source: MediaUpload, format: Optional[str] = None) -> Dict[str, Any]:
     """Image or audio as an input value: ``source`` is a file path or the bytes themselves.
 
     Returns ``{"data": <base64>, "format": ...}`` (the format from ``format``, else the file's
@@ -133,7 +133,7 @@ class _Raw:
         self.content_type = content_type
 
 
-def _media_part(source: MediaSource, format: Optional[str]) -> "tuple[str, bytes, str]":
+def _media_part(source: MediaUpload, format: Optional[str]) -> "tuple[str, bytes, str]":
     """(file name, bytes, media type) of a path or bytes; the type from ``format``, else the extension."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         filename, raw = "upload", bytes(source)
@@ -307,7 +307,7 @@ class IsomodelClient:
     def predict_media(
         self,
         name: str,
-        source: MediaSource,
+        source: MediaUpload,
         task: Optional[str] = None,
         options: Optional[Mapping[str, Any]] = None,
         format: Optional[str] = None,
@@ -334,7 +334,7 @@ class IsomodelClient:
     def predict_media_batch(
         self,
         name: str,
-        sources: Sequence[MediaSource],
+        sources: Sequence[MediaUpload],
         task: Optional[str] = None,
         options: Optional[Mapping[str, Any]] = None,
         format: Optional[str] = None,

@@ -199,7 +199,7 @@ export interface ChatMessage {
 export type Input = string | MediaInput | Record<string, TensorInput | unknown[]> | { messages: ChatMessage[] } | ChatMessage[] | unknown;
 
 /** Media bytes to upload: a file path (Node, Deno, Bun), bytes, or a Blob/File (browsers). */
-export type MediaSource = string | Uint8Array | ArrayBuffer | Blob;
+export type MediaUpload = string | Uint8Array | ArrayBuffer | Blob;
 
 export interface MediaPredictOptions extends PredictOptions {
   /** png, jpeg, gif, bmp, webp, wav, flac, ogg, mp3: the media type sent (the gateway checks it against the bytes). */
@@ -366,12 +366,12 @@ export class IsomodelClient {
    * the bytes as the body with their media type (from `format`, the file's extension or the
    * Blob's type; bytes of no known type go as multipart, where the gateway sniffs them).
    */
-  predictMedia<T extends object = Record<string, unknown>>(name: string, media: MediaSource, opts: MediaPredictOptions = {}): Promise<TypedPrediction<T>> {
+  predictMedia<T extends object = Record<string, unknown>>(name: string, media: MediaUpload, opts: MediaPredictOptions = {}): Promise<TypedPrediction<T>> {
     return this.sendMedia(`/models/${path(name)}/predict`, [media], opts, opts.upload ?? 'multipart');
   }
 
   /** Many images or recordings as one multipart request (a `file` part each), results by index. */
-  predictMediaBatch<T extends object = Record<string, unknown>>(name: string, media: MediaSource[], opts: Omit<MediaPredictOptions, 'upload'> = {}): Promise<TypedBatchPrediction<T>> {
+  predictMediaBatch<T extends object = Record<string, unknown>>(name: string, media: MediaUpload[], opts: Omit<MediaPredictOptions, 'upload'> = {}): Promise<TypedBatchPrediction<T>> {
     return this.sendMedia(`/models/${path(name)}/predict/batch`, media, opts, 'multipart');
   }
 
@@ -473,7 +473,7 @@ export class IsomodelClient {
   }
 
   /** Media as multipart (the other fields as form fields) or as a raw body (the fields in the query). */
-  private async sendMedia<T>(route: string, sources: MediaSource[], opts: MediaPredictOptions, upload: 'multipart' | 'raw'): Promise<T> {
+  private async sendMedia<T>(route: string, sources: MediaUpload[], opts: MediaPredictOptions, upload: 'multipart' | 'raw'): Promise<T> {
     const blobs = await Promise.all(sources.map((m) => mediaBlob(m, opts.format)));
     const fields = Object.entries(body(opts)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]);
     if (upload === 'raw' && blobs.length === 1 && /^(image|audio)\//.test(blobs[0]!.type)) {
@@ -623,7 +623,7 @@ interface NamedBlob extends Blob {
 }
 
 /** A source of media bytes as a Blob named for its form part; its type from `format`, else the extension, else the Blob's own. */
-async function mediaBlob(media: MediaSource, format: string | undefined): Promise<NamedBlob> {
+async function mediaBlob(media: MediaUpload, format: string | undefined): Promise<NamedBlob> {
   let bytes: Blob | Uint8Array;
   let name = 'upload';
   let ext: string | undefined;
