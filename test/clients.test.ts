@@ -455,9 +455,17 @@ try:
 except IsomodelError as e:
     out["batch_error"] = [e.code, e.status, e.details.get("index")]
 out["rc"] = c.predict("revcomp", "AACG")
+# What each media call sent: its query and content type.
+sent, exchange = [], c._exchange
+def spy(method, path, body=None, extra_headers=None):
+    sent.append([path.partition("?")[2], getattr(body, "content_type", "application/json").split(";")[0]])
+    return exchange(method, path, body, extra_headers)
+c._exchange = spy
 out["media_multipart"] = c.predict_media("typed-node", d + "/red.png", task="look")
 out["media_raw"] = c.predict_media("typed-node", d + "/tone.wav", task="listen", upload="raw", timeout_ms=30000)
 out["media_bytes_raw"] = c.predict_media("typed-node", open(d + "/red.png", "rb").read(), task="look", format="png", upload="raw")["width"]
+c._exchange = exchange
+out["media_sent"] = sent
 out["media_batch"] = [[p["index"], p["format"]] for p in c.predict_media_batch("typed-node", [d + "/red.png", media + "/red-box.jpg", open(media + "/red-box.gif", "rb").read()], task="look")["predictions"]]
 media_errors = {}
 for upload in ("multipart", "raw"):
@@ -526,6 +534,11 @@ print(json.dumps(out))
       assert.deepEqual([out.media_multipart.width, out.media_multipart.format, out.media_multipart.input_type], [20, 'png', 'image']);
       assert.deepEqual([out.media_raw.duration_s, out.media_raw.sample_rate, out.media_raw.input_type], [1.5, 8000, 'audio']);
       assert.equal(out.media_bytes_raw, 20);
+      assert.deepEqual(out.media_sent, [
+        ['', 'multipart/form-data'],
+        ['task_type=listen&timeout_ms=30000', 'audio/wav'],
+        ['task_type=look', 'image/png'],
+      ]);
       assert.deepEqual(out.media_batch, [[0, 'png'], [1, 'jpeg'], [2, 'gif']]);
       const want: Record<string, unknown> = { batch: ['UNSUPPORTED_MEDIA_TYPE', 415, 1] };
       for (const upload of ['multipart', 'raw']) {
