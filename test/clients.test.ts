@@ -97,9 +97,7 @@ describe('clients', () => {
       assert.equal(typeof bad.requestId, 'string');
       await rejectsWith(c.modelInfo('nope'), 'MODEL_NOT_FOUND', 404);
       await rejectsWith(c.predict('nope', 'ACGT'), 'MODEL_NOT_FOUND', 404);
-      // Without a task a model's default (here its first) task answers; a task it lacks is refused.
-      assert.equal((await c.predict<{ gc_content: number }>('gc-scanner', 'GGCC')).task_type, 'gc_content');
-      await rejectsWith(c.predict('gc-scanner', 'ACGT', { task: 'no_such_task' }), 'INVALID_REQUEST', 400);
+      await rejectsWith(c.predict('gc-scanner', 'ACGT', { task: 'folding' }), 'INVALID_REQUEST', 400);
       await rejectsWith(c.predict('revcomp', 'A'.repeat(5121)), 'SEQUENCE_TOO_LONG', 400);
       await rejectsWith(c.predictBatch('revcomp', []), 'INVALID_REQUEST', 400);
       const down = new IsomodelClient('http://127.0.0.1:9', { timeoutMs: 5000 });
@@ -137,7 +135,7 @@ errors = {}
 for label, fn in [
     ("bad", lambda: c.predict("gc-scanner", "ACGTJ", task="gc_content")),
     ("missing", lambda: c.model_info("nope")),
-    ("bad_task", lambda: c.predict("gc-scanner", "ACGT", task="no_such_task")),
+    ("no_task", lambda: c.predict("gc-scanner", "ACGT", task="folding")),
     ("down", lambda: IsomodelClient("http://127.0.0.1:9", timeout=5).health()),
 ]:
     try:
@@ -170,7 +168,7 @@ print(json.dumps(out))
       assert.equal(out.errors.bad.details.position, 5);
       assert.equal(typeof out.errors.bad.request_id, 'string');
       assert.deepEqual([out.errors.missing.code, out.errors.missing.status], ['MODEL_NOT_FOUND', 404]);
-      assert.deepEqual([out.errors.bad_task.code, out.errors.bad_task.status], ['INVALID_REQUEST', 400]);
+      assert.deepEqual([out.errors.no_task.code, out.errors.no_task.status], ['INVALID_REQUEST', 400]);
       assert.deepEqual([out.errors.down.code, out.errors.down.status], ['NETWORK_ERROR', 0]);
       assert.equal(out.unload, 'unloaded');
       assert.equal(out.unloaded_code, 'MODEL_NOT_LOADED');
