@@ -18,7 +18,9 @@ import {
   InputFormatError,
   parseDelimited,
   parseExchangeObject,
+  isExchangeWrapper,
   parseInput,
+  recordObject,
   recordParser,
   sniffFormat,
   toCsv,
@@ -93,7 +95,7 @@ describe('job input formats', () => {
       { id: 'r1', sequence: 'ACGT', organism: 'human', parameters: { method: 'sharp_li', window: 5 } },
       { id: 'r,2', sequence: 'AC\nGT' },
     ]);
-    assert.throws(() => parseInput('id,name\n1,2', 'csv', 'x.csv'), /x\.csv: the header row needs a "sequence" column/);
+    assert.throws(() => parseInput('id,name\n1,2', 'csv', 'x.csv'), /x\.csv: the header row needs a "sequence" or an "input" column/);
     assert.throws(() => parseDelimited('a,"b', ','), /unterminated/);
   });
 
@@ -172,7 +174,7 @@ describe('job input formats, read piece by piece (uploads are parsed as they are
       ['jsonl', '{"sequence":"A"}\r\n\n{nope\n', /^in line 3: not valid JSON/],
       ['fasta', '\n\nACGT\n>x\nAC', /^in line 3: FASTA data before the first ">" header/],
       ['csv', 'id,sequence\n1,"AC', /^in: unterminated quoted field/],
-      ['csv', 'id,name\n1,2', /^in: the header row needs a "sequence" column/],
+      ['csv', 'id,name\n1,2', /^in: the header row needs a "sequence" or an "input" column/],
       ['csv', 'sequence,parameters\nAC,[1]\n', /^in row 2: parameters must be a JSON object/],
       ['json', '[{"sequence":"A"},{nope}]', /^in\[1\]: not valid JSON/],
       ['json', '[{"sequence":"A"},]', /^in\[1\]: not valid JSON \(an empty element\)/],
@@ -320,5 +322,78 @@ describe('job output formats', () => {
     assert.equal(agg.output.successful, 1);
     assert.equal(agg.metadata.request_id, 'req');
     assert.equal((aggregateRecord('t', 'req', [ok]) as any).status, 'success');
+  });
+});
+
+describe('typed job records (any input type)', () => {
+  it('reads JSONL records with an input of any type beside sequence records', () => {
+    const lines = [
+      '{"id":"t","task":"words","input":"hello world"}',
+      '{"id":"j","task":"patient","input":{"symptoms":["a"],"patient_info":{"age":3}},"parameters":{"temperature":0.7}}',
+      '{"id":"x","task":"add","input":{"a":[[1,2]],"b":[0,0]}}',
+      '{"id":"c","task":"chat","input":{"messages":[{"role":"user","content":"hi"}]}}',
+      '{"id":"i","task":"look","input":{"data":"aGk=","format":"png"}}',
+      '{"id":"s","sequence":"ACGT"}',
+      '{"input":{"sequence":"AC","organism":"human"},"metadata":{"request_id":"legacy"}}',
+    ];
+    assert.deepEqual(parseInput(lines.join('\n'), 'jsonl'), [
+      { id: 't', task: 'words', input: 'hello world' },
+      { id: 'j', task: 'patient', parameters: { temperature: 0.7 }, input: { symptoms: ['a'], patient_info: { age: 3 } } },
+      { id: 'x', task: 'add', input: { a: [[1, 2]], b: [0, 0] } },
+      { id: 'c', task: 'chat', input: { messages: [{ role: 'user', content: 'hi' }] } },
+      { id: 'i', task: 'look', input: { data: 'aGk=', format: 'png' } },
+      { id: 's', sequence: 'ACGT' },
+      { id: 'legacy', organism: 'human', sequence: 'AC' },
+    ]);
+  });
+
+  it('tells the exchange wrapper from an input: sequence keys, or input/inputs with wrapper keys only', () => {
+    assert.equal(isExchangeWrapper({ sequence: 'AC', extra: 1 }), true, 'seed 003 wrapper, as before');
+    assert.equal(isExchangeWrapper({ sequences: ['AC'] }), true);
+    assert.equal(isExchangeWrapper({ input: 'hi', parameters: { k: 1 } }), true);
+    assert.equal(isExchangeWrapper({ inputs: ['a', 'b'], organism: 'x' }), true);
+    assert.equal(isExchangeWrapper({ input: [[1, 2]], other: [0] }), false, 'tensors named input and other');
+    assert.equal(isExchangeWrapper({ symptoms: ['a'] }), false);
+    assert.equal(isExchangeWrapper('hello'), false);
+    assert.equal(isExchangeWrapper(['a']), false);
+    // The exchange format with `inputs`: one record per entry, named request_id#n, parameters shared.
+    const x = parseExchangeObject({ task: 'words', input: { inputs: ['a b', 'c'], parameters: { k: 1 } }, metadata: { request_id: 'w' } }, 'f', 'f.json');
+    assert.equal(x.multi, true);
+    assert.deepEqual(x.records, [
+      { task: 'words', parameters: { k: 1 }, id: 'w#1', input: 'a b' },
+      { task: 'words', parameters: { k: 1 }, id: 'w#2', input: 'c' },
+    ]);
+    // Seed 002's shape as an exchange object: the input is the JSON object, parameters beside it.
+    const p = parseExchangeObject({ task: 'patient', input: { symptoms: ['头痛'] }, parameters: { temperature: 0.7 }, metadata: { request_id: 'p1' } }, 'f', 'f.json');
+    assert.deepEqual(p.records, [{ task: 'patient', parameters: { temperature: 0.7 }, id: 'p1', input: { symptoms: ['头痛'] } }]);
+    // A JSON input that looks like a wrapper is wrapped once more, and unwrapped once.
+    assert.deepEqual(parseExchangeObject({ input: { input: { sequence: 'not a wrapper' } } }, 'f', 'f').records, [{ id: 'f', input: { sequence: 'not a wrapper' } }]);
+    assert.throws(() => parseExchangeObject({ input: { input: 'a', sequence: 'AC' } }, 'f', 'f.json'), /f\.json: give one of input\.sequence, sequences, input or inputs \(got input and sequence\)/);
+    assert.throws(() => parseExchangeObject({ input: 'a', sequence: 'AC' }, 'f', 'l'), /give one of sequence, sequences, input or inputs/);
+    assert.throws(() => parseExchangeObject({ input: { inputs: [] } }, 'f', 'l'), /inputs must be a non-empty array/);
+  });
+
+  it('recordObject spells a record so that it reads back the same, whatever its input looks like', () => {
+    const records: InputRecord[] = [
+      { id: 'a', sequence: 'ACGT', task: 't', organism: 'human', parameters: { k: 1 } },
+      { id: 'b', input: 'hello' },
+      { id: 'c', input: { sequence: 'x' }, parameters: { z: 2 } },
+      { id: 'd', input: { input: [[1, 2]] }, task: 'add' },
+      { id: 'e', input: { inputs: ['not', 'a list of records'] } },
+      { id: 'f', input: ['a'] },
+      { id: 'g', sequence: undefined },
+    ];
+    for (const r of records) assert.deepEqual(parseExchangeObject(JSON.parse(JSON.stringify(recordObject(r))), 'fallback', 'x').records, [r], JSON.stringify(r));
+  });
+
+  it('reads CSV / TSV with an input column (text), and sniffs it', () => {
+    assert.deepEqual(parseInput('id,input,task\nr1,"hello, world",words\nr2,,words\n', 'csv'), [
+      { id: 'r1', input: 'hello, world', task: 'words' },
+      { id: 'r2', input: '', task: 'words' },
+    ]);
+    assert.deepEqual(parseInput('input\tid\nbonjour\tfr\n', 'tsv'), [{ id: 'fr', input: 'bonjour' }]);
+    assert.throws(() => parseInput('sequence,input\nAC,x\n', 'csv', 'both.csv'), /both\.csv: the header row has both a "sequence" and an "input" column/);
+    assert.equal(sniffFormat('id,input\n1,hello'), 'csv');
+    assert.equal(sniffFormat('input\tid\nhello\t1'), 'tsv');
   });
 });

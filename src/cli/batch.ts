@@ -1,4 +1,6 @@
-// `isomodel batch` (and `isomodel pipeline run`): many sequences through a model or a pipeline.
+// `isomodel batch` (and `isomodel pipeline run`): many records (sequences, or inputs of any type:
+// JSONL `{"id", "input"}` records, CSV `input` columns, image and audio files) through a model or a
+// pipeline.
 //
 //   isomodel batch seqs.fasta --model M --task T [--output out.jsonl|out.csv] [--workers N]
 //   isomodel batch --model M --task T --input-dir D --output-dir O [--workers N]
@@ -22,6 +24,7 @@ import {
   isInputFormat,
   parseExchangeObject,
   parseInput,
+  recordObject,
   sniffFormat,
   toCsv,
   type InputFormat,
@@ -33,6 +36,7 @@ import { LocalModels } from '../jobs/local.js';
 import { parsePipeline, processPipelineChunk, resolveSteps, type PipelineInput } from '../jobs/pipeline.js';
 import { chunked, processPredictChunk, runChunks, sleep, type ChunkProcessor, type ModelExecutor } from '../jobs/work.js';
 import { gatewayUp, type Envelope } from './client.js';
+import { AUDIO_FORMATS, IMAGE_FORMATS, type MediaFormat } from '../validation/inputs/media.js';
 
 export interface BatchArgs {
   /** A single-model job… */
@@ -122,6 +126,19 @@ function inputFormatOf(args: BatchArgs, file: string, text: string): InputFormat
   return checkedFormat(args.format) ?? formatFromFileName(file) ?? sniffFormat(text);
 }
 
+const MEDIA_EXTENSIONS = new Map<string, MediaFormat>([...[...IMAGE_FORMATS, ...AUDIO_FORMATS].map((f) => [f, f] as [string, MediaFormat]), ['jpg', 'jpeg'], ['oga', 'ogg']]);
+
+/** The image or audio format a file name's extension stands for, if any. */
+export function mediaFormatOfFile(name: string): MediaFormat | undefined {
+  const m = /\.([A-Za-z0-9]+)$/.exec(name);
+  return m ? MEDIA_EXTENSIONS.get(m[1]!.toLowerCase()) : undefined;
+}
+
+/** An image or audio file as one record: its bytes as base64 with the format its name gives (the task checks both). */
+function mediaRecord(path: string, id: string, format: MediaFormat): InputRecord {
+  return { id, input: { data: readFileSync(path).toString('base64'), format } };
+}
+
 function readText(file: string): string {
   if (file === '-') return readFileSync(0, 'utf8');
   if (!existsSync(file)) throw new Error(`no such file: ${file}`);
@@ -140,9 +157,16 @@ function parseOrExplain<T>(fn: () => T): T {
 /** One input file, one output stream (JSONL streamed in order; CSV written at the end). */
 function singleFilePlan(args: BatchArgs): Plan {
   const file = args.input!;
-  const text = readText(file);
-  const format = inputFormatOf(args, file, text);
-  const inputs = parseOrExplain(() => parseInput(text, format, file === '-' ? 'stdin' : basename(file)));
+  const media = args.format === undefined && file !== '-' ? mediaFormatOfFile(file) : undefined;
+  let inputs: InputRecord[];
+  if (media) {
+    if (!existsSync(file)) throw new Error(`no such file: ${file}`);
+    inputs = [mediaRecord(file, basename(file).replace(/\.[^.]+$/, ''), media)];
+  } else {
+    const text = readText(file);
+    const format = inputFormatOf(args, file, text);
+    inputs = parseOrExplain(() => parseInput(text, format, file === '-' ? 'stdin' : basename(file)));
+  }
   const outFormat = outputFormatOf(args, args.output);
   const toStdout = !args.output || args.output === '-';
   let out: WriteStream | NodeJS.WriteStream;
@@ -171,7 +195,8 @@ function singleFilePlan(args: BatchArgs): Plan {
 /**
  * A folder of input files, one output file each in the output folder: an exchange .json file
  * gives a .json file in the exchange output shape (an array for an array); FASTA, JSONL, CSV,
- * TSV and text files give .jsonl (or .csv) files of records.
+ * TSV and text files give .jsonl (or .csv) files of records; an image or audio file is one
+ * record and gives a .json file with its result.
  */
 function dirPlan(args: BatchArgs, fileStats: { total: number; successful: number; failed: number }): Plan {
   const dir = args.inputDir!;
@@ -188,12 +213,6 @@ function dirPlan(args: BatchArgs, fileStats: { total: number; successful: number
     .sort();
   for (const name of files) {
     const path = join(dir, name);
-    const fmt = checkedFormat(args.format) ?? formatFromFileName(name);
-    if (!fmt) {
-      process.stderr.write(`skipping ${name}: unknown extension (use --format)\n`);
-      continue;
-    }
-    const text = readFileSync(path, 'utf8');
     const stem = name.replace(/\.[^.]+$/, '');
     const start = inputs.length;
     const tally = (records: OutputRecord[]): void => {
@@ -201,6 +220,25 @@ function dirPlan(args: BatchArgs, fileStats: { total: number; successful: number
       if (records.every((r) => r.status === 'success')) fileStats.successful++;
       else fileStats.failed++;
     };
+    const media = args.format === undefined ? mediaFormatOfFile(name) : undefined;
+    if (media) {
+      inputs.push(mediaRecord(path, stem, media));
+      groups.push({
+        start,
+        count: 1,
+        write: (records) => {
+          writeFileSync(join(outDir, `${stem}.json`), JSON.stringify(exchangeRecord(records[0]!), null, 2) + '\n');
+          tally(records);
+        },
+      });
+      continue;
+    }
+    const fmt = checkedFormat(args.format) ?? formatFromFileName(name);
+    if (!fmt) {
+      process.stderr.write(`skipping ${name}: unknown extension (use --format)\n`);
+      continue;
+    }
+    const text = readFileSync(path, 'utf8');
     if (fmt === 'json') {
       // Keep each exchange object's shape: a `sequences` input gets one aggregate output.
       const doc = parseOrExplain(() => {
@@ -432,7 +470,8 @@ async function runOnServer(args: BatchArgs, inputs: InputRecord[], emit: (r: Out
   const base = args.url.replace(/\/+$/, '');
   const body: Record<string, unknown> = {
     ...(args.pipeline ? { pipeline: args.pipeline } : { model: args.model, ...(args.task && { task: args.task }) }),
-    inputs,
+    // Each record spelt so the gateway reads it back as it is, whatever its input looks like.
+    inputs: inputs.map(recordObject),
     options: jobOptions(args),
     ...(args.workers && { workers: args.workers }),
     ...(args.chunkSize && { chunk_size: args.chunkSize }),
@@ -498,6 +537,7 @@ export async function batchCommand(args: BatchArgs, config: Config): Promise<Bat
   const fileStats = { total: 0, successful: 0, failed: 0 };
   const plan = args.inputDir ? dirPlan(args, fileStats) : singleFilePlan(args);
   if (plan.inputs.length === 0) throw new Error('no sequences in the input');
+  const unit = plan.inputs.some((r) => r.input !== undefined) ? 'records' : 'sequences';
   const info = plan.toStdout ? log : process.stdout;
   const progress = new Progress(plan.inputs.length, log, !args.quiet);
   const toGroups = plan.groups.length ? groupDispatcher(plan.groups) : null;
@@ -519,7 +559,7 @@ export async function batchCommand(args: BatchArgs, config: Config): Promise<Bat
   const t0 = Date.now();
   const server = !args.offline && (await gatewayUp(args.url));
   try {
-    if (!args.quiet) log.write(`${plan.inputs.length} sequences → ${args.pipeline ? `pipeline ${parsePipeline(args.pipeline).name}` : args.model} (${server ? `gateway ${args.url}` : 'offline: workers started here'})\n`);
+    if (!args.quiet) log.write(`${plan.inputs.length} ${unit} → ${args.pipeline ? `pipeline ${parsePipeline(args.pipeline).name}` : args.model} (${server ? `gateway ${args.url}` : 'offline: workers started here'})\n`);
     if (server) {
       await runOnServer(args, plan.inputs, emit, ac.signal, (id) => {
         jobId = id;

@@ -18,7 +18,9 @@ export function pipelineValidateCommand(file: string, config: Config): string {
   const local = new LocalModels(config, pino({ level: 'silent' }));
   const steps = resolveSteps(def, (m) => local.manifest(m));
   const lines = def.steps.map((s, i) => {
-    const from = s.sequence.from.join('.') + (s.sequence.untilStop ? ' (until stop)' : '');
+    // The first step reads the record's own input: its sequence for a sequence task.
+    const whole = s.sequence.fromRecord && steps[i]!.task.input_type !== 'sequence' ? 'input.input' : s.sequence.from.join('.');
+    const from = whole + (s.sequence.untilStop ? ' (until stop)' : '');
     const opts = [...Object.keys(s.options), ...s.optionsFrom.map(([k, p]) => `${k}<-${p.join('.')}`)];
     return `${i + 1}. ${s.name}: ${s.model}/${steps[i]!.task.name} on ${from}${opts.length ? ` [${opts.join(', ')}]` : ''}`;
   });

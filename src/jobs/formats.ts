@@ -1,7 +1,7 @@
 // The file-exchange formats of batch jobs (docs/jobs.md). The input side (formats to records,
 // read incrementally) lives in input.ts and is re-exported here.
 //
-// Output, one record per sequence, in the exchange shape
+// Output, one record per input, in the exchange shape
 //   {task, status: "success"|"error", output | error, metadata:{request_id, processing_time_ms, service, version, index}}
 // written as JSONL or CSV.
 export {
@@ -10,11 +10,13 @@ export {
   formatFromFileName,
   INPUT_FORMATS,
   InputFormatError,
+  isExchangeWrapper,
   isInputFormat,
   parseDelimited,
   parseExchangeObject,
   parseInput,
   pushAll,
+  recordObject,
   recordParser,
   setOwn,
   sniffFormat,

@@ -3,24 +3,31 @@
 // each piece completes, so a 50 MB file never sits in memory as one string nor blocks the event
 // loop in one call. parseInput() is the same parsers over one whole text.
 //
-// One record per sequence, from:
-//   - the exchange JSON {task, input:{sequence|sequences, organism?, parameters?}, metadata:{request_id}}
-//     (one object, or an array of them: an array is split into its elements as it arrives),
-//   - JSONL: one exchange object, a flat {id?, sequence, task?, organism?, parameters?} or a bare
-//     JSON string per line,
+// One record per input (a sequence, or an input of any type: text, JSON, tensors, image, audio,
+// chat; validated against its task only when the job runs), from:
+//   - the exchange JSON {task, input:{sequence|sequences|input|inputs, organism?, parameters?},
+//     metadata:{request_id}}, or {task, input: <the input itself>, parameters?} (one object, or an
+//     array of them: an array is split into its elements as it arrives),
+//   - JSONL: one exchange object, a flat {id?, sequence | input, task?, organism?, parameters?} or
+//     a bare JSON string per line,
 //   - FASTA (the record id becomes the request_id), or plain text with one sequence per line,
-//   - CSV / TSV with a header row: sequence (or seq), id / request_id / name, task, organism,
-//     parameters (a JSON object) and parameters.<key> columns.
+//   - CSV / TSV with a header row: sequence (or seq) or input (text), id / request_id / name, task,
+//     organism, parameters (a JSON object) and parameters.<key> columns.
 
 export const INPUT_FORMATS = ['json', 'jsonl', 'fasta', 'csv', 'tsv', 'text'] as const;
 export type InputFormat = (typeof INPUT_FORMATS)[number];
 
-/** One sequence to run, as read from a file or a request (not validated yet). */
+/**
+ * One input to run, as read from a file or a request (not validated yet): a `sequence`, or an
+ * `input` of any type; a record has one or the other.
+ */
 export interface InputRecord {
   /** request_id: metadata.request_id, the FASTA id, the CSV id column, or seqN. */
   id: string;
-  /** Validated against the task when the job runs; a bad one fails only its own record. */
-  sequence: unknown;
+  /** A sequence (or any input a task takes as a string). Validated against the task when the job runs; a bad one fails only its own record. */
+  sequence?: unknown;
+  /** An input of any type (`input` fields, the CSV input column, `inputs` lists), validated the same way. */
+  input?: unknown;
   /** Overrides the job's task for this record (exchange files carry their own task). */
   task?: string;
   /** Becomes the model option `organism`. */
@@ -63,7 +70,7 @@ export function setOwn(obj: Record<string, unknown>, key: string, value: unknown
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-/** What one exchange object (or flat record) holds; `multi` when it carried `sequences`. */
+/** What one exchange object (or flat record) holds; `multi` when it carried `sequences` or `inputs`. */
 export interface ExchangeInput {
   records: InputRecord[];
   multi: boolean;
@@ -71,15 +78,32 @@ export interface ExchangeInput {
   task?: string;
 }
 
+/** The members of the exchange input wrapper. */
+const WRAPPER_KEYS: ReadonlySet<string> = new Set(['sequence', 'sequences', 'input', 'inputs', 'organism', 'parameters']);
+
+/**
+ * Whether an object's `input` member is the exchange wrapper rather than the input itself: an
+ * object with `sequence` or `sequences` (seed 003's {"sequence", "organism", "parameters"}), or
+ * one with `input` or `inputs` and nothing but wrapper members. Anything else (text, a JSON
+ * object, tensors, an image, messages) is the input. A value that would read as a wrapper is sent
+ * wrapped once more: {"input": {"input": <value>}} (unwrapped exactly once).
+ */
+export function isExchangeWrapper(v: unknown): v is Record<string, unknown> {
+  if (!isObject(v)) return false;
+  if (Object.hasOwn(v, 'sequence') || Object.hasOwn(v, 'sequences')) return true;
+  return (Object.hasOwn(v, 'input') || Object.hasOwn(v, 'inputs')) && Object.keys(v).every((k) => WRAPPER_KEYS.has(k));
+}
+
 /**
  * Reads one exchange input object, or a flat record. `fallbackId` names it when it carries no
- * request_id; a `sequences` list becomes one record per sequence, named `<request_id>#<n>`.
+ * request_id; a `sequences` or `inputs` list becomes one record per entry, named `<request_id>#<n>`.
  */
 export function parseExchangeObject(obj: unknown, fallbackId: string, where: string): ExchangeInput {
   if (typeof obj === 'string') return { records: [{ id: fallbackId, sequence: obj }], multi: false, requestId: fallbackId };
-  if (!isObject(obj)) throw new InputFormatError(`${where}: expected an object with input.sequence (or sequence), or a sequence string`);
-  const nested = obj.input !== undefined;
-  const input = nested ? optionalObject(obj.input, `${where}: input`)! : obj;
+  if (!isObject(obj)) throw new InputFormatError(`${where}: expected an object with input or sequence (or input.sequence), or a sequence string`);
+  const wrapped = isExchangeWrapper(obj.input);
+  // Where the input and its organism / parameters are: the wrapper, or the object itself.
+  const src = wrapped ? (obj.input as Record<string, unknown>) : obj;
   const metadata = optionalObject(obj.metadata, `${where}: metadata`);
   const requestId =
     optionalString(metadata?.request_id, `${where}: metadata.request_id`) ??
@@ -87,19 +111,40 @@ export function parseExchangeObject(obj: unknown, fallbackId: string, where: str
     optionalString(obj.id, `${where}: id`) ??
     fallbackId;
   const task = optionalString(obj.task, `${where}: task`) ?? optionalString(obj.task_type, `${where}: task_type`);
-  const organism = optionalString(input.organism, `${where}: organism`);
-  const parameters = optionalObject(input.parameters, `${where}: parameters`) ?? (nested ? undefined : optionalObject(obj.options, `${where}: options`));
+  const organism = optionalString(src.organism, `${where}: organism`);
+  const parameters = optionalObject(src.parameters, `${where}: parameters`) ?? (wrapped ? undefined : optionalObject(obj.options, `${where}: options`));
   const base = { ...(task && { task }), ...(organism && { organism }), ...(parameters && { parameters }) };
-  if (input.sequences !== undefined) {
-    if (!Array.isArray(input.sequences) || input.sequences.length === 0) throw new InputFormatError(`${where}: sequences must be a non-empty array`);
-    const records = input.sequences.map((s: unknown, i) => {
+  const typed = (['input', 'inputs'] as const).filter((k) => src[k] !== undefined);
+  const given = [...typed, ...(['sequence', 'sequences'] as const).filter((k) => src[k] !== undefined)];
+  if (typed.length && given.length > 1) throw new InputFormatError(`${where}: give one of ${wrapped ? 'input.' : ''}sequence, sequences, input or inputs (got ${given.join(' and ')})`);
+  if (src.inputs !== undefined) {
+    if (!Array.isArray(src.inputs) || src.inputs.length === 0) throw new InputFormatError(`${where}: inputs must be a non-empty array`);
+    const records = src.inputs.map((v: unknown, i) => ({ ...base, id: `${requestId}#${i + 1}`, input: v }));
+    return { records, multi: true, requestId, task };
+  }
+  if (src.sequences !== undefined) {
+    if (!Array.isArray(src.sequences) || src.sequences.length === 0) throw new InputFormatError(`${where}: sequences must be a non-empty array`);
+    const records = src.sequences.map((s: unknown, i) => {
       // A sequences entry may itself be {id, sequence}.
       if (isObject(s)) return { ...base, id: optionalString(s.id, `${where}: sequences[${i}].id`) ?? `${requestId}#${i + 1}`, sequence: s.sequence };
       return { ...base, id: `${requestId}#${i + 1}`, sequence: s };
     });
     return { records, multi: true, requestId, task };
   }
-  return { records: [{ ...base, id: requestId, sequence: input.sequence }], multi: false, requestId, task };
+  if (src.input !== undefined) return { records: [{ ...base, id: requestId, input: src.input }], multi: false, requestId, task };
+  return { records: [{ ...base, id: requestId, sequence: src.sequence }], multi: false, requestId, task };
+}
+
+/**
+ * A record as an object parseExchangeObject reads back as the same record, whatever its input
+ * (an input that looks like the exchange wrapper is wrapped once more). For clients that send
+ * records they read themselves (the CLI's jobs).
+ */
+export function recordObject(r: InputRecord): Record<string, unknown> {
+  const head = { id: r.id, ...(r.task !== undefined && { task: r.task }) };
+  const extra = { ...(r.organism !== undefined && { organism: r.organism }), ...(r.parameters !== undefined && { parameters: r.parameters }) };
+  if (r.input !== undefined) return { ...head, input: { input: r.input, ...extra } };
+  return { ...head, ...(r.sequence !== undefined && { sequence: r.sequence }), ...extra };
 }
 
 export function parseJsonText(text: string, where: string): unknown {
@@ -369,7 +414,10 @@ function tableParser(delimiter: string, label: string): RecordParser {
     const lower = names.map((h) => h.toLowerCase());
     const col = (...want: string[]): number => lower.findIndex((h) => want.includes(h));
     const seqCol = col('sequence', 'seq');
-    if (seqCol === -1) throw new InputFormatError(`${label}: the header row needs a "sequence" column (got: ${names.join(', ')})`);
+    // An `input` column holds text, for tasks that take text (or any string input).
+    const inputCol = col('input');
+    if (seqCol === -1 && inputCol === -1) throw new InputFormatError(`${label}: the header row needs a "sequence" or an "input" column (got: ${names.join(', ')})`);
+    if (seqCol !== -1 && inputCol !== -1) throw new InputFormatError(`${label}: the header row has both a "sequence" and an "input" column; give one`);
     const idCol = col('id', 'request_id', 'name');
     const taskCol = col('task', 'task_type');
     const orgCol = col('organism');
@@ -392,7 +440,8 @@ function tableParser(delimiter: string, label: string): RecordParser {
       }
       const task = cell(taskCol);
       const organism = cell(orgCol);
-      return { id: cell(idCol) ?? `seq${idx + 1}`, sequence: r[seqCol] ?? '', ...(task && { task }), ...(organism && { organism }), ...(parameters && { parameters }) };
+      const value = inputCol === -1 ? { sequence: r[seqCol] ?? '' } : { input: r[inputCol] ?? '' };
+      return { id: cell(idCol) ?? `seq${idx + 1}`, ...value, ...(task && { task }), ...(organism && { organism }), ...(parameters && { parameters }) };
     };
   };
   const reader = new DelimitedReader(
@@ -616,8 +665,8 @@ export function sniffFormat(text: string, truncated = false): InputFormat {
     return 'json';
   }
   const first = t.split(/\r?\n/, 1)[0]!.toLowerCase();
-  if (/(^|\t)(sequence|seq)(\t|$)/.test(first)) return 'tsv';
-  if (/(^|,)"?(sequence|seq)"?(,|$)/.test(first)) return 'csv';
+  if (/(^|\t)(sequence|seq|input)(\t|$)/.test(first)) return 'tsv';
+  if (/(^|,)"?(sequence|seq|input)"?(,|$)/.test(first)) return 'csv';
   return 'text';
 }
 

@@ -1,5 +1,6 @@
 // Pipelines: model tasks chained in a YAML file (docs/jobs.md). Each step calls its own
-// model's deployment, so every step runs in that model's isolated workers. A step's sequence
+// model's deployment, so every step runs in that model's isolated workers. A step's input (a
+// sequence, or any input type its task takes: an OCR step's text into a language identifier)
 // and options come from fields of the pipeline input or of earlier steps' outputs.
 //
 //   name: codon-design
@@ -23,11 +24,10 @@ import { z } from 'zod';
 import { IsoError } from '../errors.js';
 import type { Manifest, TaskSpec } from '../manifest/schema.js';
 import { resolveTask } from '../api/predict-request.js';
-import { validateSequence } from '../validation/sequence.js';
 import type { WorkItem } from '../worker/protocol.js';
 import { errorRecord, successRecord, type ItemErrorBody, type OutputRecord } from './formats.js';
 import { setOwn } from './input.js';
-import { callModel, isItemError, itemError, JobFatalError, recordOptions, round, taskRule, type JobItem, type WorkContext } from './work.js';
+import { callModel, isItemError, itemError, JobFatalError, recordOptions, round, validateRecordInput, type JobItem, type WorkContext } from './work.js';
 import { describeZod } from '../validation/zod-message.js';
 
 const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
@@ -60,8 +60,10 @@ const stepSchema = z
     name: stepName.optional(),
     model: z.string().min(1),
     task: z.string().optional(),
-    /** Where this step's sequence comes from: default input.sequence for the first step, <previous>.sequence after. */
+    /** Where this step's sequence comes from: default the record's input (or sequence) for the first step, <previous>.sequence after. */
     sequence: sequenceMapping.optional(),
+    /** The same, for a task of any input type (`input: ocr.text`); give sequence or input, not both. */
+    input: sequenceMapping.optional(),
     /** Fixed model options. */
     options: z.record(z.string(), z.unknown()).default({}),
     /** Options taken from fields: option name -> field path. */
@@ -84,7 +86,11 @@ export interface PipelineStep {
   name: string;
   model: string;
   task?: string;
-  sequence: { from: string[]; untilStop: boolean };
+  /**
+   * Where the step's input comes from. `fromRecord`: the first step without a mapping takes the
+   * record's own input, else its sequence (`from` then reads input.sequence).
+   */
+  sequence: { from: string[]; untilStop: boolean; fromRecord: boolean };
   options: Record<string, unknown>;
   optionsFrom: [string, string[]][];
 }
@@ -122,13 +128,15 @@ export function parsePipeline(raw: unknown): PipelineDef {
       if (parts.length < 2) throw new IsoError('INVALID_REQUEST', `invalid pipeline: steps.${i}.${what}: "${path}" names no field`);
       return parts;
     };
-    const mapping = s.sequence ?? (i === 0 ? 'input.sequence' : `${steps[i - 1]!.name}.sequence`);
+    if (s.sequence !== undefined && s.input !== undefined) throw new IsoError('INVALID_REQUEST', `invalid pipeline: steps.${i}: give sequence or input, not both`);
+    const given = s.input ?? s.sequence;
+    const mapping = given ?? (i === 0 ? 'input.sequence' : `${steps[i - 1]!.name}.sequence`);
     const seq = typeof mapping === 'string' ? { from: mapping, until_stop: false } : mapping;
     steps.push({
       name,
       model: s.model,
       task: s.task,
-      sequence: { from: ref(seq.from, 'sequence'), untilStop: seq.until_stop },
+      sequence: { from: ref(seq.from, s.input !== undefined ? 'input' : 'sequence'), untilStop: seq.until_stop, fromRecord: i === 0 && given === undefined },
       options: s.options,
       optionsFrom: Object.entries(s.options_from).map(([k, path]) => [k, ref(path, `options_from.${k}`)]),
     });
@@ -192,7 +200,7 @@ export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[],
   }
   const states: ItemState[] = chunk.map((it, pos) => ({
     pos,
-    scope: new Map<string, unknown>([['input', { id: it.input.id, sequence: it.input.sequence, organism: it.input.organism, parameters: it.input.parameters ?? {} }]]),
+    scope: new Map<string, unknown>([['input', { id: it.input.id, sequence: it.input.sequence, input: it.input.input, organism: it.input.organism, parameters: it.input.parameters ?? {} }]]),
     steps: [],
     ms: 0,
     outputs: new Map<string, unknown>(),
@@ -210,10 +218,14 @@ export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[],
         st.steps.push({ step: step.name, model: step.model, task: task.name, version: manifest.version, status: 'error', processing_time_ms: 0 });
       };
       try {
-        let seq = lookup(st.scope, step.sequence.from);
-        if (seq === undefined || seq === null) throw new IsoError('INVALID_REQUEST', `field ${step.sequence.from.join('.')} is missing`);
-        if (step.sequence.untilStop && typeof seq === 'string') seq = seq.split('*', 1)[0]!;
-        const v = validateSequence(seq, taskRule(task), undefined, step.sequence.from.join('.'));
+        const record = chunk[st.pos]!.input;
+        // The first step takes the record's own input (any type), else its sequence.
+        const own = step.sequence.fromRecord && record.input !== undefined;
+        const field = own ? 'input.input' : step.sequence.from.join('.');
+        let value = own ? record.input : lookup(st.scope, step.sequence.from);
+        if (value === undefined || value === null) throw new IsoError('INVALID_REQUEST', `field ${field} is missing`);
+        if (step.sequence.untilStop && typeof value === 'string') value = value.split('*', 1)[0]!;
+        const v = validateRecordInput(task, value, field, step.sequence.fromRecord && !own);
         // Record-level organism / parameters and the job's options reach a step only for options its task declares.
         const inherited = recordOptions(spec.options, chunk[st.pos]!.input, (k) => declared.has(k));
         const options: Record<string, unknown> = { ...step.options, ...inherited };
@@ -222,7 +234,7 @@ export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[],
           if (val !== undefined) setOwn(options, k, val);
         }
         alive.push(st);
-        items.push({ sequence: v.sequence, options });
+        items.push({ ...v.payload, options });
       } catch (e) {
         fail(e);
       }
@@ -230,7 +242,7 @@ export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[],
     if (items.length === 0) continue;
     const r = await callModel(ctx, step.model, task.name, items);
     alive.forEach((st, i) => {
-      const out = r.outputs[i] ?? { error: { code: 'PREDICTION_FAILED', message: 'the model returned no output for this sequence' } };
+      const out = r.outputs[i] ?? { error: { code: 'PREDICTION_FAILED', message: 'the model returned no output for this record' } };
       const ms = r.ms[i] ?? 0;
       st.ms += ms;
       st.steps.push({ step: step.name, model: step.model, task: task.name, version: r.version, status: isItemError(out) ? 'error' : 'success', processing_time_ms: round(ms) });

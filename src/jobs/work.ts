@@ -1,14 +1,16 @@
 // The engine shared by server jobs and the offline CLI: chunks of records go to a model's
 // deployment (one batch request per chunk and task), a bounded number of chunks in flight.
 // Overload (QUEUE_FULL) and a model that is still loading are waited out; a chunk that fails as
-// a whole (worker crash, timeout) is split until the one failing sequence is found, so a bad
-// sequence fails only its own record and never the job.
+// a whole (worker crash, timeout) is split until the one failing record is found, so a bad
+// record fails only itself and never the job. Every record is validated for its task's input
+// type (validation/inputs) when it runs; one that is invalid gets its error as its result.
 import { performance } from 'node:perf_hooks';
 import { IsoError } from '../errors.js';
-import type { Manifest } from '../manifest/schema.js';
+import type { Manifest, TaskSpec } from '../manifest/schema.js';
 import type { ModelDeployment } from '../scheduler/deployment.js';
 import type { ModelRegistry } from '../scheduler/registry.js';
-import { taskRule, validateSequence } from '../validation/sequence.js';
+import { taskRule } from '../validation/sequence.js';
+import { takesStrings, validateInput, type ValidInput } from '../validation/inputs/index.js';
 import type { ItemOutput, WorkItem } from '../worker/protocol.js';
 import { errorRecord, successRecord, type ItemErrorBody, type OutputRecord } from './formats.js';
 import { setOwn, type InputRecord } from './input.js';
@@ -155,6 +157,26 @@ export function recordOptions(base: Record<string, unknown>, input: InputRecord,
 
 export { taskRule };
 
+/**
+ * Validates a record's input for `task`: `raw` is its `input` (any type), or its `sequence` when
+ * `asSequence` (a string field, taken by tasks whose input a string can be: sequence, text,
+ * image, audio). `field` names it in errors. Sequence tasks behave exactly as they always have.
+ */
+export function validateRecordInput(task: TaskSpec, raw: unknown, field: string, asSequence: boolean): ValidInput {
+  if (task.input_type !== 'sequence') {
+    if (raw === undefined) throw new IsoError('INVALID_REQUEST', `the record has no input: task ${task.name} takes ${task.input_type} input (give it "input")`);
+    if (asSequence && !takesStrings(task.input_type)) throw new IsoError('INVALID_REQUEST', `task ${task.name} takes ${task.input_type} input: give the record "input", not "sequence"`);
+  }
+  return validateInput(task, raw, field);
+}
+
+/** A record's work item for `task` (its input validated) with its options. */
+export function recordItem(task: TaskSpec, r: InputRecord, options: Record<string, unknown>): WorkItem {
+  const typed = r.input !== undefined;
+  const v = validateRecordInput(task, typed ? r.input : r.sequence, typed ? 'input' : 'sequence', !typed);
+  return { ...v.payload, options };
+}
+
 /** What a plain (single-model) job runs. */
 export interface PredictSpec {
   kind: 'predict';
@@ -180,10 +202,10 @@ export async function processPredictChunk(spec: PredictSpec, chunk: JobItem[], c
     try {
       const task = resolveTask(manifest, it.input.task ?? spec.task);
       taskName = task.name;
-      const v = validateSequence(it.input.sequence, taskRule(task));
+      const item = recordItem(task, it.input, recordOptions(spec.options, it.input));
       const g = groups.get(task.name) ?? { pos: [], items: [] };
       g.pos.push(pos);
-      g.items.push({ sequence: v.sequence, options: recordOptions(spec.options, it.input) });
+      g.items.push(item);
       groups.set(task.name, g);
     } catch (e) {
       records[pos] = errorRecord(taskName, itemError(e), meta);
@@ -192,7 +214,7 @@ export async function processPredictChunk(spec: PredictSpec, chunk: JobItem[], c
   for (const [task, g] of groups) {
     const r = await callModel(ctx, spec.model, task, g.items);
     g.pos.forEach((pos, i) => {
-      const out = r.outputs[i] ?? { error: { code: 'PREDICTION_FAILED', message: 'the model returned no output for this sequence' } };
+      const out = r.outputs[i] ?? { error: { code: 'PREDICTION_FAILED', message: 'the model returned no output for this record' } };
       const it = chunk[pos]!;
       const meta = { request_id: it.input.id, processing_time_ms: round(r.ms[i] ?? 0), service: spec.model, version: r.version, index: it.index };
       records[pos] = isItemError(out) ? errorRecord(task, out.error, meta) : successRecord(task, out, meta);
