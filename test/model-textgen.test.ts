@@ -2,12 +2,16 @@
 // training report's figure, and a bound), deterministic generation given a seed (the answers the
 // training script recorded), streaming word by word through the native SSE route (Accept:
 // text/event-stream) for the text and chat tasks, bounded options, and a client that leaves
-// mid-stream.
+// mid-stream. Also: retraining writes the shipped files byte for byte (where fortunes-min is installed).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { BUILTIN_MODELS_DIR } from '../src/paths.js';
+import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
 import { startGateway, type Harness } from './helpers.js';
 
 const PKG = join(BUILTIN_MODELS_DIR, 'textgen');
@@ -181,5 +185,31 @@ describe('textgen model', () => {
     const r = await predict({ input: 'The ', options: { seed: 2, max_tokens: 20 } });
     assert.equal(r.status, 200);
     assert.ok(r.body.data.text.length > 0);
+  });
+});
+
+// The training script rebuilds everything the package ships from fortunes-min: the files must be
+// the shipped ones byte for byte (the report included: its figures are the card's).
+const missingFortunes = REPORT.data.sources.map((s: { file: string }) => s.file).filter((f: string) => !existsSync(f));
+
+describe('textgen training', () => {
+  it('a retrain writes the shipped corpus, model, test fortunes, vectors and report, byte for byte', { skip: missingFortunes.length ? `fortunes-min not installed (apt-get install fortunes-min): ${missingFortunes.join(', ')}` : false, timeout: 600_000 }, async (t) => {
+    for (const s of REPORT.data.sources) {
+      assert.equal(createHash('sha256').update(readFileSync(s.file)).digest('hex'), s.sha256, `${s.file} is not the file the shipped model was trained on`);
+    }
+    const out = mkdtempSync(join(tmpdir(), 'isomodel-train-textgen-'));
+    try {
+      const started = Date.now();
+      await promisify(execFile)(process.execPath, [join(PACKAGE_ROOT, 'training', 'train_textgen.mjs'), '--out', out], { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
+      t.diagnostic(`train_textgen.mjs: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      for (const f of ['data/corpus.txt', 'data/model.json', 'eval/test_fortunes.txt', 'test_vectors.json']) {
+        assert.equal(readFileSync(join(out, f), 'utf8'), readFileSync(join(PKG, f), 'utf8'), f);
+      }
+      // The report records the Node version that wrote it; everything else must match.
+      const report = JSON.parse(readFileSync(join(out, 'training_report.json'), 'utf8'));
+      assert.deepEqual({ ...report, node: undefined }, { ...REPORT, node: undefined });
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });
