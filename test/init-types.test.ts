@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { INIT_TYPES, initPackage, type Runtime } from '../src/cli/init.js';
+import { INIT_TYPES, exampleCommand, initPackage, type Runtime } from '../src/cli/init.js';
 import type { InputType } from '../src/manifest/schema.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
@@ -40,6 +40,19 @@ const CASES: Record<InputType, { body: Record<string, unknown>; check: (data: an
   },
 };
 
+/** Sends what a printed `curl … -d '<json>'` or `curl … -H 'content-type: T' --data-binary @file` line would (the file made here). */
+async function tryPrinted(base: string, command: string): Promise<{ status: number; body: any }> {
+  const url = /curl -s (\S+)/.exec(command)![1]!;
+  assert.ok(url.startsWith(base), command);
+  const json = /-d '(.*)'$/.exec(command);
+  const media = /content-type: ([^']+)' --data-binary @(\S+)$/.exec(command);
+  assert.ok(json || media, `unexpected command: ${command}`);
+  const res = json
+    ? await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: json[1] })
+    : await fetch(url, { method: 'POST', headers: { 'content-type': media![1]! }, body: media![1]!.startsWith('image/') ? png : wav });
+  return { status: res.status, body: await res.json() };
+}
+
 describe('isomodel init --type: a working package of every input type', () => {
   let h: Harness;
   before(async () => {
@@ -63,6 +76,9 @@ describe('isomodel init --type: a working package of every input type', () => {
         const info = await h.get(`/models/${name}/info`);
         assert.equal(info.status, 200);
         assert.match(JSON.stringify(info.body.data), new RegExp(`"input_type":"${type}"|"sequence_types"`));
+        // The request `init` prints to try the package is one the package answers.
+        const tried = await tryPrinted(h.url, exampleCommand(name, type, h.url));
+        assert.equal(tried.status, 200, `${exampleCommand(name, type, h.url)}: ${JSON.stringify(tried.body)}`);
       });
     }
   }
@@ -109,7 +125,7 @@ describe('isomodel init --type from the command line', () => {
     const bin = join(PACKAGE_ROOT, 'bin', 'isomodel.js');
     const out = await run(process.execPath, [bin, '--models-dir', work, 'init', 'pics', '--runtime', 'node', '--type', 'image']);
     assert.match(out.stdout, /created .*pics/);
-    assert.match(out.stdout, /try: curl .*\/models\/pics\/predict/);
+    assert.match(out.stdout, /try: curl -s http:\/\/127\.0\.0\.1:8000\/models\/pics\/predict -H 'content-type: image\/png' --data-binary @picture\.png\n/);
     assert.match(readFileSync(join(work, 'pics', 'model.yaml'), 'utf8'), /input_type: image/);
     assert.ok(existsSync(join(work, 'pics', 'index.mjs')));
     await assert.rejects(run(process.execPath, [bin, '--models-dir', work, 'init', 'x', '--type', 'video']), /Allowed choices are sequence, text, json, tensor, image, audio, chat/);

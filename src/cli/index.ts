@@ -10,7 +10,7 @@ import { callGateway, gatewayUp } from './client.js';
 import { deployCommand } from './deploy.js';
 import { runDoctor } from './doctor.js';
 import { envCommand } from './env.js';
-import { INIT_TYPES, exampleRequest, initPackage } from './init.js';
+import { INIT_TYPES, exampleCommand, initPackage } from './init.js';
 import type { InputType } from '../manifest/schema.js';
 import { keysCommand } from './keys.js';
 import { pipelineRunCommand, pipelineValidateCommand } from './pipeline.js';
@@ -203,7 +203,7 @@ export function buildCli(): Command {
       const dir = initPackage(name, opts.runtime, config.models_dir, opts.type);
       process.stdout.write(
         `created ${dir}\nnext: edit ${dir}/model.yaml, then POST /v1/models/reload (a running gateway picks it up by itself)\n` +
-          `try: curl -s -X POST http://127.0.0.1:8000/models/${name}/predict -H 'content-type: application/json' -d '${exampleRequest(opts.type)}'\n`,
+          `try: ${exampleCommand(name, opts.type)}\n`,
       );
     });
 

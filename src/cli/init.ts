@@ -16,8 +16,8 @@ interface Scaffold {
   taskName: string;
   python: string;
   node: string;
-  /** A request body that the scaffold answers, for the next-steps line. */
-  example: string;
+  /** What the next-steps line sends: a JSON body, or a file of the type (image, audio) as a raw body. */
+  example: string | { file: string; contentType: string };
 }
 
 const PY_HEAD = `"""Model code: isomodel runs this in its own worker process (docs/models.md, docs/worker-protocol.md)."""
@@ -221,7 +221,7 @@ export function predict(batch) {
   });
 }
 `,
-    example: `{"input": "<base64 of a PNG>"}`,
+    example: { file: 'picture.png', contentType: 'image/png' },
   },
 
   audio: {
@@ -283,7 +283,7 @@ export function predict(batch) {
   });
 }
 `,
-    example: `{"input": "<base64 of a WAV>"}`,
+    example: { file: 'recording.wav', contentType: 'audio/wav' },
   },
 
   chat: {
@@ -375,9 +375,12 @@ scaling: { min_replicas: 1, max_replicas: 1, idle_timeout_s: 0 }
 `;
 }
 
-/** The body of a request the scaffolded package answers (for the CLI's next-steps line). */
-export function exampleRequest(type: InputType): string {
-  return SCAFFOLDS[type].example;
+/** A curl command the scaffolded package answers (the CLI's next-steps line): a JSON body, or a file for media. */
+export function exampleCommand(name: string, type: InputType, url = 'http://127.0.0.1:8000'): string {
+  const route = `${url}/models/${name}/predict`;
+  const ex = SCAFFOLDS[type].example;
+  if (typeof ex === 'string') return `curl -s ${route} -H 'content-type: application/json' -d '${ex}'`;
+  return `curl -s ${route} -H 'content-type: ${ex.contentType}' --data-binary @${ex.file}`;
 }
 
 export function initPackage(name: string, runtime: Runtime, modelsDir: string, type: InputType = 'sequence'): string {
