@@ -10,6 +10,12 @@
     except IsomodelError as e:
         print(e.code, e.status, e.message, e.details)   # INVALID_SEQUENCE 400 ...
 
+Inputs of other types (text, JSON, tensors, images, audio, chat; docs/models.md):
+
+    client.predict_input("langid", "Où se trouve la gare ?")["prediction"]        # 'fr'
+    client.predict_input("my-image", media_input("photo.png"))
+    client.predict_inputs("langid", ["Guten Tag", "Buongiorno a tutti"])["predictions"]
+
 Every method returns the envelope's ``data`` (a dict) and raises ``IsomodelError`` for an error
 envelope (``code`` as in the REST API: INVALID_SEQUENCE, MODEL_NOT_FOUND, ...) or when no answer
 arrives (``NETWORK_ERROR`` / ``TIMEOUT``, status 0).
@@ -24,6 +30,7 @@ Also a small command line (``--api-key`` or ISOMODEL_API_KEY for a gateway with 
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import sys
@@ -32,7 +39,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-__all__ = ["IsomodelClient", "IsomodelError"]
+__all__ = ["IsomodelClient", "IsomodelError", "media_input"]
 __version__ = "0.1.0"
 
 
@@ -133,6 +140,37 @@ class IsomodelClient:
         body.update(_common(task, options, sequence_type, timeout_ms, priority))
         return self._request("POST", f"/models/{_quote(name)}/predict/batch", body)
 
+    def predict_input(
+        self,
+        name: str,
+        value: Any,
+        task: Optional[str] = None,
+        options: Optional[Mapping[str, Any]] = None,
+        timeout_ms: Optional[int] = None,
+        priority: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """One input of any type (docs/models.md): a str of text, a JSON value, named tensors,
+        an image or recording (``media_input(...)``, base64 text or a data: URL) or a conversation
+        ``{"messages": [...]}``. The answer has ``input_type`` and ``input_size``."""
+        body: Dict[str, Any] = {"input": value}
+        body.update(_common(task, options, None, timeout_ms, priority))
+        return self._request("POST", f"/models/{_quote(name)}/predict", body)
+
+    def predict_inputs(
+        self,
+        name: str,
+        values: Sequence[Any],
+        task: Optional[str] = None,
+        options: Optional[Mapping[str, Any]] = None,
+        timeout_ms: Optional[int] = None,
+        priority: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """Many inputs of one task, results in input order with their ``index``. An input the model
+        fails has ``error``; one the gateway refuses raises IsomodelError naming ``inputs[i]``."""
+        body: Dict[str, Any] = {"inputs": list(values)}
+        body.update(_common(task, options, None, timeout_ms, priority))
+        return self._request("POST", f"/models/{_quote(name)}/predict/batch", body)
+
     # -- transport ----------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, body: Optional[Any] = None) -> Dict[str, Any]:
@@ -194,6 +232,18 @@ def _common(
     if priority is not None:
         b["priority"] = priority
     return b
+
+
+def media_input(data: "bytes | str", format: Optional[str] = None) -> Dict[str, Any]:
+    """An image or audio input: ``data`` is the file's bytes or its path. The gateway reads the
+    format from the bytes; ``format`` (png, jpeg, wav, ...) only has to agree with them."""
+    if isinstance(data, str):
+        with open(data, "rb") as fh:
+            data = fh.read()
+    out: Dict[str, Any] = {"data": base64.b64encode(data).decode("ascii")}
+    if format is not None:
+        out["format"] = format
+    return out
 
 
 def _parse_option(pair: str) -> "tuple[str, Any]":

@@ -190,10 +190,9 @@ export function predict(batch) {
     max_pixels: 40000000
     input: { type: image, description: 'PNG or JPEG: base64, a data: URL, a raw image/* body or multipart field "file"' }
     output: { type: object, description: 'format, width, height, bytes, sha256' }`,
-    python: `${PY_HEAD}import base64
-import hashlib
+    python: `${PY_HEAD}import hashlib
 
-from isomodel_worker import Model
+from isomodel_worker import Model, media_bytes
 
 
 class MyModel(Model):
@@ -204,19 +203,20 @@ class MyModel(Model):
         out = []
         for item in batch:
             img = item["input"]
-            raw = base64.b64decode(img["data"])
+            raw = media_bytes(img)  # the file's bytes (img["data"] is their base64)
             out.append({"format": img["format"], "width": img["width"], "height": img["height"],
                         "bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()})
         return out
 `,
     node: `${NODE_HEAD}import { createHash } from 'node:crypto';
+import { mediaBytes } from 'isomodel/worker';
 
 // item.input = { format: 'png', media_type: 'image/png', bytes, width, height, data: '<base64>' };
 // the gateway sniffed the format and checked the size. Decode the pixels with a library of your
 // package.json (e.g. sharp, pngjs, jpeg-js).
 export function predict(batch) {
   return batch.map(({ input }) => {
-    const raw = Buffer.from(input.data, 'base64');
+    const raw = mediaBytes(input); // the file's bytes (input.data is their base64)
     return { format: input.format, width: input.width, height: input.height, bytes: raw.length, sha256: createHash('sha256').update(raw).digest('hex') };
   });
 }
@@ -234,13 +234,12 @@ export function predict(batch) {
     input: { type: audio, description: 'WAV: base64, a data: URL, a raw audio/wav body or multipart field "file"' }
     output: { type: object, description: 'sample_rate, channels, duration_s, rms (0..1 of full scale)' }`,
     python: `${PY_HEAD}import array
-import base64
 import io
 import math
 import sys
 import wave
 
-from isomodel_worker import Model, item_error
+from isomodel_worker import Model, item_error, media_bytes
 
 
 class MyModel(Model):
@@ -250,7 +249,7 @@ class MyModel(Model):
         return [self.one(item["input"]) for item in batch]
 
     def one(self, audio):
-        with wave.open(io.BytesIO(base64.b64decode(audio["data"]))) as w:
+        with wave.open(io.BytesIO(media_bytes(audio))) as w:
             if w.getsampwidth() != 2:
                 return item_error("INVALID_INPUT", "this model reads 16-bit PCM only")
             samples = array.array("h", w.readframes(w.getnframes()))
@@ -260,7 +259,9 @@ class MyModel(Model):
         rms = math.sqrt(sum(s * s for s in samples) / len(samples)) / 32768 if samples else 0.0
         return {"sample_rate": rate, "channels": channels, "duration_s": len(samples) / channels / rate, "rms": rms}
 `,
-    node: `${NODE_HEAD}// item.input = { format: 'wav', media_type: 'audio/wav', bytes, data: '<base64>', sample_rate, channels, bits_per_sample, duration_s }
+    node: `${NODE_HEAD}import { mediaBytes } from 'isomodel/worker';
+
+// item.input = { format: 'wav', media_type: 'audio/wav', bytes, data: '<base64>', sample_rate, channels, bits_per_sample, duration_s }
 // (the gateway parsed the header). This reads the 16-bit PCM samples of the "data" chunk.
 function pcm16(wav) {
   for (let at = 12; at + 8 <= wav.length; ) {
@@ -275,7 +276,7 @@ function pcm16(wav) {
 export function predict(batch) {
   return batch.map(({ input }) => {
     if (input.bits_per_sample !== 16) return { error: { code: 'INVALID_INPUT', message: 'this model reads 16-bit PCM only' } };
-    const data = pcm16(Buffer.from(input.data, 'base64'));
+    const data = pcm16(mediaBytes(input));
     let sum = 0;
     const n = Math.floor(data.length / 2);
     for (let i = 0; i < n; i++) sum += data.readInt16LE(2 * i) ** 2;
@@ -293,7 +294,8 @@ export function predict(batch) {
     max_messages: 100
     max_length: 32000
     input: { type: chat, description: 'OpenAI-style messages [{role, content}]' }
-    output: { type: object, description: 'text (the reply); streamed as chunks {text}' }`,
+    # type text: the task writes text (outputs and stream chunks carry text), as OpenAI's routes expect.
+    output: { type: text, description: 'text (the reply); streamed as chunks {text}' }`,
     python: `${PY_HEAD}from isomodel_worker import Model, item_error
 
 

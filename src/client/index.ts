@@ -10,6 +10,9 @@ export type ErrorCode =
   | 'INVALID_REQUEST'
   | 'INVALID_SEQUENCE'
   | 'SEQUENCE_TOO_LONG'
+  | 'INVALID_INPUT'
+  | 'INPUT_TOO_LONG'
+  | 'UNSUPPORTED_MEDIA_TYPE'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
   | 'MODEL_NOT_FOUND'
@@ -132,6 +135,41 @@ export interface BatchPrediction<T extends object = Record<string, unknown>> ext
   failed: number;
 }
 
+/** One prediction of a task whose input type is not `sequence` (text, json, tensor, image, audio, chat). */
+export type InputPrediction<T extends object = Record<string, unknown>> = T &
+  PredictionMeta & {
+    input_type: string;
+    /** Characters of text or of a chat's contents, tensor elements, KiB of an image or a recording, 1 for a JSON value. */
+    input_size: number;
+  };
+
+/** A batch item: the model's output with its position among the inputs, or its error. */
+export type InputBatchItem<T extends object = Record<string, unknown>> = (T & { index: number; error?: undefined }) | { index: number; error: { code: string; message: string } };
+
+export interface InputBatchPrediction<T extends object = Record<string, unknown>> extends PredictionMeta {
+  predictions: InputBatchItem<T>[];
+  total_sequences: number;
+  successful: number;
+  failed: number;
+}
+
+/** An image or audio input as the API takes it in JSON: the file's bytes in base64 and, if known, its format. */
+export interface MediaInput {
+  data: string;
+  format?: string;
+}
+
+/**
+ * Bytes of an image or a recording as an input of an image or audio task. The gateway reads the
+ * format from the bytes themselves; `format` (png, jpeg, wav, …) only has to agree with them.
+ */
+export function mediaInput(bytes: Uint8Array, format?: string): MediaInput {
+  // btoa takes a binary string: built in slices so a large file does not overflow the argument list.
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return format === undefined ? { data: btoa(binary) } : { data: btoa(binary), format };
+}
+
 export interface PredictOptions {
   /** task_type; needed when the model has several tasks. */
   task?: string;
@@ -203,6 +241,24 @@ export class IsomodelClient {
   /** Results come back in input order; a sequence that failed has `error` instead of output. */
   predictBatch<T extends object = Record<string, unknown>>(name: string, sequences: string[], opts: PredictOptions = {}): Promise<BatchPrediction<T>> {
     return this.request('POST', `/models/${path(name)}/predict/batch`, { sequences, ...body(opts) }, opts.signal);
+  }
+
+  /**
+   * One input of any type (docs/models.md): a string of text, a JSON value, named tensors, an
+   * image or recording (`mediaInput(bytes)`, a base64 string or a data: URL) or a conversation
+   * `{messages}`. The gateway checks it against the task before the model sees it.
+   */
+  predictInput<T extends object = Record<string, unknown>>(name: string, input: unknown, opts: PredictOptions = {}): Promise<InputPrediction<T>> {
+    return this.request('POST', `/models/${path(name)}/predict`, { input, ...body(opts) }, opts.signal);
+  }
+
+  /**
+   * Many inputs of one task; results in input order, each with its `index`. An input the model
+   * fails has `error` (the others still answer); one the gateway refuses fails the whole request,
+   * the error naming `inputs[i]`.
+   */
+  predictInputs<T extends object = Record<string, unknown>>(name: string, inputs: unknown[], opts: PredictOptions = {}): Promise<InputBatchPrediction<T>> {
+    return this.request('POST', `/models/${path(name)}/predict/batch`, { inputs, ...body(opts) }, opts.signal);
   }
 
   /** Loads a model and waits until it is ready. */
