@@ -10,11 +10,16 @@ A model author writes one file:
         def predict(self, batch, task):   # batch: [{"sequence": str, "options": dict}, ...]
             return [{"length": len(item["sequence"])} for item in batch]
 
+A task of another input type gets ``item["input"]`` instead of ``item["sequence"]`` (text, a JSON
+value, named tensors, an image or recording: ``media_bytes(item["input"])``, a conversation
+``{"messages": [...]}``; see docs/models.md).
+
 and the runtime starts `python3 isomodel_worker.py /abs/path/model.py`.
 The wire format is described in docs/worker-protocol.md.
 """
 from __future__ import annotations
 
+import base64
 import importlib.util
 import inspect
 import json
@@ -37,6 +42,12 @@ class ModelError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def media_bytes(value: Dict[str, Any]) -> bytes:
+    """The bytes of an image or audio item's input (``item["input"]``: format, media_type,
+    width/height or sample_rate/…, and the file as base64 ``data``, already checked by the gateway)."""
+    return base64.b64decode(value["data"])
 
 
 def item_error(code: str, message: str) -> Dict[str, Any]:

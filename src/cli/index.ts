@@ -10,7 +10,8 @@ import { callGateway, gatewayUp } from './client.js';
 import { deployCommand } from './deploy.js';
 import { runDoctor } from './doctor.js';
 import { envCommand } from './env.js';
-import { initPackage } from './init.js';
+import { INIT_TYPES, exampleCommand, initPackage } from './init.js';
+import type { InputType } from '../manifest/schema.js';
 import { keysCommand } from './keys.js';
 import { pipelineRunCommand, pipelineValidateCommand } from './pipeline.js';
 import { predictCommand } from './predict.js';
@@ -196,10 +197,14 @@ export function buildCli(): Command {
     .description('scaffold a working model package')
     .argument('<name>', 'model name')
     .addOption(new Option('-r, --runtime <runtime>', 'worker runtime').choices(['python', 'node']).default('python'))
-    .action((name: string, opts: { runtime: 'python' | 'node' }) => {
+    .addOption(new Option('-t, --type <type>', "the task's input type (docs/models.md)").choices([...INIT_TYPES]).default('sequence'))
+    .action((name: string, opts: { runtime: 'python' | 'node'; type: InputType }) => {
       const config = configFrom(program.opts<GlobalOpts>());
-      const dir = initPackage(name, opts.runtime, config.models_dir);
-      process.stdout.write(`created ${dir}\nnext: edit ${dir}/model.yaml, then POST /v1/models/reload (a running gateway picks it up by itself)\n`);
+      const dir = initPackage(name, opts.runtime, config.models_dir, opts.type);
+      process.stdout.write(
+        `created ${dir}\nnext: edit ${dir}/model.yaml, then POST /v1/models/reload (a running gateway picks it up by itself)\n` +
+          `try: ${exampleCommand(name, opts.type)}\n`,
+      );
     });
 
   program

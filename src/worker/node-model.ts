@@ -12,6 +12,14 @@ export class ModelError extends Error {
   }
 }
 
+/**
+ * The bytes of an image or audio item's input (`item.input`: format, media_type, width/height or
+ * sample_rate/…, and the file as base64 `data`, already checked by the gateway).
+ */
+export function mediaBytes(input: { data: string }): Buffer {
+  return Buffer.from(input.data, 'base64');
+}
+
 export interface ModelContext {
   name: string;
   version: string;
