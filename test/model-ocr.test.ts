@@ -79,7 +79,7 @@ describe('ocr model (Tesseract, images)', { skip: skip ?? false }, () => {
   const read = (c: Case, options: Record<string, unknown> = {}) =>
     h.post<{ data: OcrOut & { input_type: string }; error?: { code: string }; message: string }>('/models/ocr/predict', { input: { data: readFileSync(join(dir, c.file)).toString('base64'), format: c.format }, options });
 
-  it('reads rendered text: every legible condition under 3 % character errors, clean text exactly', async () => {
+  it('reads rendered text: under 3 % character errors over the legible images, clean text exactly', async () => {
     // The small (8 px) text is below what Tesseract reads; the card reports it apart.
     const legible = cases.filter((c) => c.condition !== 'tiny');
     assert.ok(legible.length >= 20);
