@@ -1,7 +1,8 @@
 // training/ reproduces the shipped ONNX classifiers byte for byte. A quick retrain of each
 // (`--final-only`: the model choice by inner grouped CV on all the data, the final fit, the export;
 // the outer cross-validation is skipped) must write a model.onnx and a test_vectors.json with the
-// sha256 of the files in models/<name>/. The fits are convex and rounded to a grid (see
+// sha256 of the files in models/<name>/; for digits (trained on scikit-learn's bundled copy of
+// its data, so never skipped for want of data) a model.onnx and a holdout.json. The fits are convex and rounded to a grid (see
 // training/README.md), so this holds on any machine with the same Debian packages.
 //
 // Needs the training data in ../shared/data/ next to the repository (skipped, with the reason,
@@ -56,4 +57,22 @@ describe('training reproduces the shipped artefacts', () => {
       }
     });
   }
+
+  // digits trains on scikit-learn's bundled copy of the data: nothing to fetch, so never skipped on CI.
+  if (missing && process.env.CI) throw new Error(missing);
+  it('digits: a quick retrain writes model.onnx and holdout.json with the shipped sha256', { skip: missing ?? false }, async (t) => {
+    const report = JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, 'digits', 'training_report.json'), 'utf8'));
+    const out = mkdtempSync(join(tmpdir(), 'isomodel-train-digits-'));
+    try {
+      const started = Date.now();
+      await run(PYTHON, [join(PACKAGE_ROOT, 'training', 'train_digits.py'), '--final-only', '--out', out], { timeout: 900_000, maxBuffer: 16 * 1024 * 1024 });
+      t.diagnostic(`train_digits.py --final-only: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      for (const file of ['model.onnx', 'holdout.json']) {
+        assert.equal(sha256(join(out, file)), sha256(join(BUILTIN_MODELS_DIR, 'digits', file)), `digits/${file} differs from the retrained one`);
+      }
+      assert.equal(sha256(join(out, 'model.onnx')), report.onnx.sha256);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
 });
