@@ -170,7 +170,7 @@ export function buildCli(): Command {
   pipeline
     .command('run')
     .description('run a pipeline over every record of a file or a folder')
-    .argument('<file>', 'pipeline YAML')
+    .argument('[file]', "pipeline YAML (default: seed 003's generate → optimise → verify, examples/pipelines/generate-optimize-verify.yaml)")
     .option('-i, --input <file>', 'input file (FASTA, JSONL, JSON, CSV, TSV; - for stdin)')
     .option('--input-dir <dir>', 'folder of input files: one output file each in --output-dir')
     .option('--output-dir <dir>', 'folder for the output files of --input-dir')
@@ -184,14 +184,14 @@ export function buildCli(): Command {
     .option('--url <url>', 'gateway URL (used when it answers)', defaultUrl())
     .option('--offline', 'start the model workers here even when a gateway answers')
     .option('-q, --quiet', 'no progress or summary')
-    .action(async (file: string, opts: BatchCliOpts & { input?: string }) => {
+    .action(async (file: string | undefined, opts: BatchCliOpts & { input?: string }) => {
       await pipelineRunCommand(file, batchArgsFrom(opts.input, opts, parseOptions(opts.option)), configFrom(program.opts<GlobalOpts>()));
     });
   pipeline
     .command('validate')
     .description('check a pipeline file against the models dir')
-    .argument('<file>', 'pipeline YAML')
-    .action((file: string) => {
+    .argument('[file]', "pipeline YAML (default: seed 003's generate → optimise → verify)")
+    .action((file: string | undefined) => {
       process.stdout.write(pipelineValidateCommand(file, configFrom(program.opts<GlobalOpts>())) + '\n');
     });
 
