@@ -158,6 +158,14 @@ describe('dna-lm model', () => {
     assert.equal(result.data.data.continuation, (await predict('ATGCGATCG', 'generate_sequence', { length: 95, seed: 9 })).continuation, 'streamed or not: the same bases');
   });
 
+  it('analyze takes up to 100 000 bases, and refuses more', async () => {
+    const long = 'ACGTTGCAGGCTAACGTA'.repeat(5556).slice(0, 100_000);
+    const o = await predict(long, 'analyze');
+    assert.equal(o.log_likelihoods.length, 100_000);
+    const r = await h.post('/models/dna-lm/predict', { sequence: long + 'A', task_type: 'analyze' });
+    assert.equal(r.status, 400, JSON.stringify(r.body).slice(0, 300));
+  });
+
   it('bad options are 400 INVALID_REQUEST', async () => {
     for (const [options, why] of [
       [{ length: 10001 }, /length/],
