@@ -214,6 +214,21 @@ describe('codon-verifier model against Biopython, EMBOSS and hand-made failures'
     });
   });
 
+  it('bounded work for hostile options: 100 one-letter sites on 30 000 bases count every hit but list 50', async () => {
+    const long = randomDna(30_000);
+    const enzymes = Array.from({ length: 100 }, (_, i) => ({ name: `e${i}`, site: 'A' }));
+    const o = await verify(long, { enzymes, max_homopolymer: 1 });
+    const at = [...long].filter((b) => b === 'A' || b === 'T').length; // A on +, its complement T on -
+    assert.equal(o.checks.restriction_sites.value, 100 * at);
+    assert.equal(o.checks.restriction_sites.by_enzyme.e7, at);
+    assert.equal(o.checks.restriction_sites.sites.length, 50);
+    const first = long.search(/[AT]/) + 1;
+    assert.deepEqual(o.checks.restriction_sites.sites.slice(0, 2).map((x: any) => [x.enzyme, x.position]), [['e0', first], ['e1', first]], 'sorted by position, then enzyme');
+    assert.equal(o.checks.homopolymer.runs.length, 50);
+    assert.equal(o.checks.homopolymer.runs_over, (long.match(/A{2,}|C{2,}|G{2,}|T{2,}/g) ?? []).length);
+    assert.equal((await verify('ATGTAA')).checks.start_codon.pass, true, 'the worker is still there');
+  });
+
   describe('hand-made sequences, each failing one check', () => {
     // A clean CDS: the codon model's optimisation of a protein for E. coli, without the default
     // enzymes' sites; everything passes on it, so each mutation below fails only its own check.

@@ -17,6 +17,7 @@ its tables are read from its own data/ folder, so both models always agree on ev
 Standard library only.
 """
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -204,20 +205,24 @@ def longest_repeat(seq):
 
 
 def restriction_sites(seq, enzymes, iupac):
-    sites = []
+    """Site counts per enzyme (complete) and the first MAX_LISTED sites by position. Only the
+    first MAX_LISTED of each enzyme and strand are ever built: a one-letter custom site on a long
+    sequence has tens of thousands of hits per enzyme, and 100 such enzymes must not fill memory."""
     counts = {}
+    firsts = []
     for name, site in enzymes:
         forward = iupac_regex(site, iupac)
         rc = site.translate(IUPAC_COMPLEMENT)[::-1]
         strands = [("+", forward)] if rc == site else [("+", forward), ("-", iupac_regex(rc, iupac))]
         n = 0
         for strand, pattern in strands:
-            for m in re.finditer("(?=%s)" % pattern, seq):
-                n += 1
-                sites.append({"enzyme": name, "site": site, "position": m.start() + 1, "strand": strand})
+            regex = re.compile("(?=%s)" % pattern)
+            n += len(regex.findall(seq))
+            for m in itertools.islice(regex.finditer(seq), MAX_LISTED):
+                firsts.append({"enzyme": name, "site": site, "position": m.start() + 1, "strand": strand})
         counts[name] = n
-    sites.sort(key=lambda s: (s["position"], s["enzyme"], s["strand"]))
-    return counts, sites
+    firsts.sort(key=lambda s: (s["position"], s["enzyme"], s["strand"]))
+    return counts, sum(counts.values()), firsts[:MAX_LISTED]
 
 
 def verify(seq, options, codon, tables):
@@ -283,17 +288,18 @@ def verify(seq, options, codon, tables):
                                 bool(values) and not outside, windows=len(wins), windows_outside=len(outside),
                                 outside=outside[:MAX_LISTED])
     run, base, at = longest_run(seq)
+    long_runs = re.compile(r"A{%d,}|C{%d,}|G{%d,}|T{%d,}" % ((max_h + 1,) * 4))
     runs = [{"base": m.group()[0], "position": m.start() + 1, "length": len(m.group())}
-            for m in re.finditer(r"A{%d,}|C{%d,}|G{%d,}|T{%d,}" % ((max_h + 1,) * 4), seq)]
+            for m in itertools.islice(long_runs.finditer(seq), MAX_LISTED)]
     checks["homopolymer"] = check(run, {"max": max_h}, run <= max_h, base=base, position=at,
-                                  runs_over=len(runs), runs=runs[:MAX_LISTED])
+                                  runs_over=len(long_runs.findall(seq)), runs=runs)
     length, p1, p2 = longest_repeat(seq)
     checks["direct_repeat"] = check(length, {"max": max_repeat}, length <= max_repeat,
                                     positions=[p1, p2] if p1 else [],
                                     repeat=seq[p1 - 1:p1 - 1 + min(length, 100)] if p1 else None)
-    counts, sites = restriction_sites(seq, enzymes, codon.IUPAC)
-    checks["restriction_sites"] = check(len(sites), {"max": 0, "enzymes": [e for e, _ in enzymes]}, not sites,
-                                        by_enzyme=counts, sites=sites[:MAX_LISTED])
+    counts, total_sites, sites = restriction_sites(seq, enzymes, codon.IUPAC)
+    checks["restriction_sites"] = check(total_sites, {"max": 0, "enzymes": [e for e, _ in enzymes]}, not total_sites,
+                                        by_enzyme=counts, sites=sites)
     cai = codon.compute_cai(seq, tables[organism], method)
     checks["cai"] = check(cai["cai"], {"min": min_cai}, cai["cai"] is not None and cai["cai"] >= min_cai,
                           organism=organism, method=method, codons_used=cai["codons_used"], reference=cai["reference"])
