@@ -130,7 +130,32 @@ describe('isomodel batch / pipeline run', () => {
       ],
     );
     assert.match(r.stderr, /skipping notes\.md/);
-    assert.match(r.stdout, /Files:\s+4 \(3 successful, 1 with failures\)/);
+    assert.match(r.stdout, /^Total files:\s+4\nSuccessful:\s+3\nFailed:\s+1\nAverage time:\s+[\d.]+s per file/m);
+    assert.match(r.stdout, /Records:\s+6 \(5 successful, 1 failed\)/);
+  });
+
+  it('takes --service for --model, and the seed layout data/input → data/output, with the seed summary', async () => {
+    const data = join(work, 'seed3', 'data');
+    const inDir = join(data, 'input');
+    mkdirSync(inDir, { recursive: true });
+    for (let i = 1; i <= 5; i++) writeFileSync(join(inDir, `task_${i}.json`), JSON.stringify({ task: 'gc_content', input: { sequence: 'GGCA'.repeat(i) } }));
+    const r = await cli([...g, 'batch', '--service', 'gc-scanner', '--input-dir', inDir, '--workers', '2', '--offline'], work);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(readdirSync(join(data, 'output')).sort(), ['task_1.json', 'task_2.json', 'task_3.json', 'task_4.json', 'task_5.json']);
+    const three = JSON.parse(readFileSync(join(data, 'output', 'task_3.json'), 'utf8'));
+    assert.equal(three.status, 'success');
+    assert.equal(three.metadata.service, 'gc-scanner');
+    assert.equal(three.output.gc_content, 0.75);
+    assert.match(r.stdout, /^Total files:\s+5\nSuccessful:\s+5\nFailed:\s+0\nAverage time:\s+\d+\.\d{3}s per file .*\nTotal time:\s+\d+\.\d{2}s\n/m);
+    const both = await cli([...g, 'batch', '--service', 'gc-scanner', '--model', 'revcomp', '--input-dir', inDir, '--offline'], work);
+    assert.equal(both.code, 1);
+    assert.match(both.stderr, /--service is another name for --model/);
+    const none = await cli([...g, 'batch', '--input-dir', inDir, '--offline'], work);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /--model \(or --service\) is required/);
+    const noOut = await cli([...g, 'batch', '--service', 'gc-scanner', '--input-dir', join(work, 'in'), '--offline'], work);
+    assert.equal(noOut.code, 1);
+    assert.match(noOut.stderr, /--input-dir needs --output-dir/);
   });
 
   it('runs a pipeline file offline', async () => {

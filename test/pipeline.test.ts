@@ -171,7 +171,7 @@ describe('pipelines', () => {
   it('ships example pipelines that are valid against the built-in models', () => {
     const found = discoverPackages(BUILTIN_MODELS_DIR);
     const byName = new Map(found.packages.map((p) => [p.manifest.name, p.manifest]));
-    for (const f of ['codon-design.yaml', 'revcomp-gc.yaml']) {
+    for (const f of ['codon-design.yaml', 'revcomp-gc.yaml', 'generate-optimize-verify.yaml']) {
       const def = parsePipeline(loadPipelineFile(join(PACKAGE_ROOT, 'examples', 'pipelines', f)));
       const steps = resolveSteps(def, (m) => {
         const man = byName.get(m);

@@ -11,7 +11,7 @@
 // records come out in input order, with a progress bar on a terminal and plain lines otherwise,
 // then a summary.
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { destination, pino } from 'pino';
 import type { Config } from '../config/config.js';
 import { IsoError } from '../errors.js';
@@ -91,7 +91,18 @@ export interface BatchSummary {
   missing: number;
   average_ms: number;
   total_s: number;
-  files?: { total: number; successful: number; failed: number };
+  files?: FileStats;
+}
+
+/** Per input file of --input-dir: a file is successful when every record of it is. */
+interface FileStats {
+  total: number;
+  successful: number;
+  failed: number;
+  /** Sum over the files of their records' model-call times. */
+  total_ms: number;
+  /** total_ms / total: the seed's "Average time" (per file). */
+  average_ms: number;
 }
 
 interface Group {
@@ -198,10 +209,9 @@ function singleFilePlan(args: BatchArgs): Plan {
  * TSV and text files give .jsonl (or .csv) files of records; an image or audio file is one
  * record and gives a .json file with its result.
  */
-function dirPlan(args: BatchArgs, fileStats: { total: number; successful: number; failed: number }): Plan {
+function dirPlan(args: BatchArgs, fileStats: FileStats): Plan {
   const dir = args.inputDir!;
-  const outDir = args.outputDir;
-  if (!outDir) throw new Error('--input-dir needs --output-dir');
+  const outDir = args.outputDir ?? defaultOutputDir(dir);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`no such folder: ${dir}`);
   mkdirSync(outDir, { recursive: true });
   const outFormat = outputFormatOf(args);
@@ -217,6 +227,8 @@ function dirPlan(args: BatchArgs, fileStats: { total: number; successful: number
     const start = inputs.length;
     const tally = (records: OutputRecord[]): void => {
       fileStats.total++;
+      for (const r of records) fileStats.total_ms += r.metadata.processing_time_ms;
+      fileStats.average_ms = fileStats.total_ms / fileStats.total;
       if (records.every((r) => r.status === 'success')) fileStats.successful++;
       else fileStats.failed++;
     };
@@ -285,6 +297,16 @@ function dirPlan(args: BatchArgs, fileStats: { total: number; successful: number
     }
   }
   return { inputs, groups, outputLabel: outDir, toStdout: false, finish: async () => undefined };
+}
+
+/**
+ * The output folder of --input-dir when --output-dir is not given: seed 003's layout keeps
+ * data/input/ and data/output/ side by side, so a folder named "input" gets its sibling "output".
+ */
+function defaultOutputDir(inputDir: string): string {
+  const dir = resolve(inputDir);
+  if (basename(dir) === 'input') return join(dirname(dir), 'output');
+  throw new Error('--input-dir needs --output-dir (only a folder named input gets its sibling output/ by default)');
 }
 
 /** Progress on a terminal: one redrawn bar; elsewhere: a plain line every few seconds. */
@@ -528,13 +550,13 @@ async function runOnServer(args: BatchArgs, inputs: InputRecord[], emit: (r: Out
 
 /** Runs the batch; returns the summary (also printed). */
 export async function batchCommand(args: BatchArgs, config: Config): Promise<BatchSummary> {
-  if (!args.model && !args.pipeline) throw new Error('--model is required');
+  if (!args.model && !args.pipeline) throw new Error('--model (or --service) is required');
   if (args.workers !== undefined && (!Number.isInteger(args.workers) || args.workers < 1 || args.workers > 64)) throw new Error('--workers must be an integer from 1 to 64');
   if (args.chunkSize !== undefined && (!Number.isInteger(args.chunkSize) || args.chunkSize < 1 || args.chunkSize > 1000)) throw new Error('--chunk-size must be an integer from 1 to 1000');
   if (!args.input && !args.inputDir) throw new Error('give an input file (or -) or --input-dir');
   if (args.input && args.inputDir) throw new Error('give either an input file or --input-dir, not both');
   const log = args.log ?? process.stderr;
-  const fileStats = { total: 0, successful: 0, failed: 0 };
+  const fileStats: FileStats = { total: 0, successful: 0, failed: 0, total_ms: 0, average_ms: 0 };
   const plan = args.inputDir ? dirPlan(args, fileStats) : singleFilePlan(args);
   if (plan.inputs.length === 0) throw new Error('no sequences in the input');
   const unit = plan.inputs.some((r) => r.input !== undefined) ? 'records' : 'sequences';
@@ -592,7 +614,20 @@ export async function batchCommand(args: BatchArgs, config: Config): Promise<Bat
     total_s: totalS,
     ...(args.inputDir && { files: fileStats }),
   };
-  if (!args.quiet) {
+  if (!args.quiet && summary.files) {
+    // seed 003's summary (scripts/batch_process.py): per file, then the records beneath.
+    const f = summary.files;
+    const lines = [
+      `Total files:     ${f.total}`,
+      `Successful:      ${f.successful}`,
+      `Failed:          ${f.failed}`,
+      `Average time:    ${(f.average_ms / 1000).toFixed(3)}s per file (its records' model calls)`,
+      `Total time:      ${totalS.toFixed(2)}s`,
+      `Records:         ${summary.total} (${summary.successful} successful, ${summary.failed} failed${summary.missing ? `, ${summary.missing} not processed` : ''})`,
+      `Output:          ${plan.outputLabel}`,
+    ];
+    info.write(lines.join('\n') + '\n');
+  } else if (!args.quiet) {
     const lines = [
       `Total:         ${summary.total}`,
       `Successful:    ${summary.successful}`,
@@ -600,8 +635,7 @@ export async function batchCommand(args: BatchArgs, config: Config): Promise<Bat
       ...(summary.missing ? [`Not processed: ${summary.missing}`] : []),
       `Average time:  ${summary.average_ms.toFixed(2)} ms per record (its model call); ${((1000 * totalS) / Math.max(count, 1)).toFixed(3)} ms of wall time per sequence`,
       `Total time:    ${totalS.toFixed(2)} s (${(count / Math.max(totalS, 1e-9)).toFixed(1)} sequences/s)`,
-      ...(summary.files ? [`Files:         ${summary.files.total} (${summary.files.successful} successful, ${summary.files.failed} with failures) → ${plan.outputLabel}`] : []),
-      ...(!plan.toStdout && !summary.files ? [`Output:        ${plan.outputLabel}`] : []),
+      ...(!plan.toStdout ? [`Output:        ${plan.outputLabel}`] : []),
     ];
     info.write(lines.join('\n') + '\n');
   }

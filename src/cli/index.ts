@@ -145,10 +145,11 @@ export function buildCli(): Command {
     .command('batch')
     .description('run every sequence of a file (FASTA, JSONL, JSON, CSV, TSV) or a folder of exchange files through a model, N workers in parallel')
     .argument('[input]', 'input file (- for stdin)')
-    .requiredOption('-m, --model <model>', 'model name')
+    .option('-m, --model <model>', 'model name')
+    .option('-s, --service <model>', 'the same as --model (seed 003: batch_process.py --service evo2)')
     .option('-t, --task <task>', 'task (needed when the model has several and the records do not say)')
     .option('--input-dir <dir>', 'folder of input files: one output file each in --output-dir')
-    .option('--output-dir <dir>', 'folder for the output files of --input-dir')
+    .option('--output-dir <dir>', 'folder for the output files of --input-dir (default for a folder named input: its sibling output)')
     .option('--output <file>', 'output file, .jsonl or .csv (default: JSONL on stdout)')
     .option('--format <format>', 'input format: json, jsonl, fasta, csv, tsv, text (default: from the extension, else guessed)')
     .option('--output-format <format>', 'jsonl or csv (default: from the --output extension)')
@@ -159,15 +160,18 @@ export function buildCli(): Command {
     .option('--url <url>', 'gateway URL (used when it answers)', defaultUrl())
     .option('--offline', 'start the model workers here even when a gateway answers')
     .option('-q, --quiet', 'no progress or summary')
-    .action(async (input: string | undefined, opts: BatchCliOpts & { model: string; task?: string }) => {
-      await batchCommand({ ...batchArgsFrom(input, opts, parseOptions(opts.option)), model: opts.model, task: opts.task }, configFrom(program.opts<GlobalOpts>()));
+    .action(async (input: string | undefined, opts: BatchCliOpts & { model?: string; service?: string; task?: string }) => {
+      if (opts.model && opts.service && opts.model !== opts.service) throw new Error(`--service is another name for --model: give one (got --model ${opts.model} and --service ${opts.service})`);
+      const model = opts.model ?? opts.service;
+      if (!model) throw new Error('--model (or --service) is required');
+      await batchCommand({ ...batchArgsFrom(input, opts, parseOptions(opts.option)), model, task: opts.task }, configFrom(program.opts<GlobalOpts>()));
     });
 
   const pipeline = program.command('pipeline').description('chained model tasks from a YAML file');
   pipeline
     .command('run')
     .description('run a pipeline over every record of a file or a folder')
-    .argument('<file>', 'pipeline YAML')
+    .argument('[file]', "pipeline YAML (default: seed 003's generate → optimise → verify, examples/pipelines/generate-optimize-verify.yaml)")
     .option('-i, --input <file>', 'input file (FASTA, JSONL, JSON, CSV, TSV; - for stdin)')
     .option('--input-dir <dir>', 'folder of input files: one output file each in --output-dir')
     .option('--output-dir <dir>', 'folder for the output files of --input-dir')
@@ -181,14 +185,14 @@ export function buildCli(): Command {
     .option('--url <url>', 'gateway URL (used when it answers)', defaultUrl())
     .option('--offline', 'start the model workers here even when a gateway answers')
     .option('-q, --quiet', 'no progress or summary')
-    .action(async (file: string, opts: BatchCliOpts & { input?: string }) => {
+    .action(async (file: string | undefined, opts: BatchCliOpts & { input?: string }) => {
       await pipelineRunCommand(file, batchArgsFrom(opts.input, opts, parseOptions(opts.option)), configFrom(program.opts<GlobalOpts>()));
     });
   pipeline
     .command('validate')
     .description('check a pipeline file against the models dir')
-    .argument('<file>', 'pipeline YAML')
-    .action((file: string) => {
+    .argument('[file]', "pipeline YAML (default: seed 003's generate → optimise → verify)")
+    .action((file: string | undefined) => {
       process.stdout.write(pipelineValidateCommand(file, configFrom(program.opts<GlobalOpts>())) + '\n');
     });
 

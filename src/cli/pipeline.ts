@@ -3,18 +3,24 @@
 // running gateway (as a job) or workers started here; see batch.ts for the shared machinery.
 import type { Config } from '../config/config.js';
 import { LocalModels } from '../jobs/local.js';
-import { loadPipelineFile, parsePipeline, resolveSteps } from '../jobs/pipeline.js';
+import { DEFAULT_PIPELINE } from '../jobs/default-pipeline.js';
+import { loadPipelineFile, parsePipeline, resolveSteps, type PipelineInput } from '../jobs/pipeline.js';
 import { batchCommand, type BatchArgs, type BatchSummary } from './batch.js';
 import { pino } from 'pino';
 
-export async function pipelineRunCommand(file: string, args: Omit<BatchArgs, 'pipeline' | 'model' | 'task'>, config: Config): Promise<BatchSummary> {
-  const pipeline = loadPipelineFile(file);
+/** A pipeline file, or without one seed 003's default pipeline (generate → optimise → verify). */
+function pipelineFrom(file: string | undefined): PipelineInput {
+  return file === undefined ? DEFAULT_PIPELINE : loadPipelineFile(file);
+}
+
+export async function pipelineRunCommand(file: string | undefined, args: Omit<BatchArgs, 'pipeline' | 'model' | 'task'>, config: Config): Promise<BatchSummary> {
+  const pipeline = pipelineFrom(file);
   return batchCommand({ ...args, pipeline }, config);
 }
 
 /** Checks the file and that every step's model and task exist in the models dir; one line per step. */
-export function pipelineValidateCommand(file: string, config: Config): string {
-  const def = parsePipeline(loadPipelineFile(file));
+export function pipelineValidateCommand(file: string | undefined, config: Config): string {
+  const def = parsePipeline(pipelineFrom(file));
   const local = new LocalModels(config, pino({ level: 'silent' }));
   const steps = resolveSteps(def, (m) => local.manifest(m));
   const lines = def.steps.map((s, i) => {
