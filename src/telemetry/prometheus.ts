@@ -4,6 +4,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ModelRegistry } from '../scheduler/registry.js';
 import { BoundCounter, BoundHistogram } from './bound-metrics.js';
 import { gpuProbe } from './gpu.js';
+import type { WorkSource } from './model-stats.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
@@ -40,8 +41,10 @@ export class GatewayMetrics {
     collectDefaultMetrics({ register: r, prefix: 'isomodel_gateway_' });
     // prom-client names these gauges *_total, which promtool (rightly) rejects for non-counters.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) r.removeSingleMetric(`isomodel_gateway_${name}`);
-    this.requests = new BoundCounter({ name: 'isomodel_requests_total', help: 'Prediction requests by outcome', labelNames: ['model', 'version', 'task', 'status', 'code'], registry: r });
-    this.sequences = new BoundCounter({ name: 'isomodel_sequences_total', help: 'Sequences predicted successfully', labelNames: ['model', 'version', 'task'], registry: r });
+    // source: job or pipeline for the model calls of jobs; API requests carry no source label,
+    // so their series are the same as before jobs were counted (docs/monitoring.md).
+    this.requests = new BoundCounter({ name: 'isomodel_requests_total', help: 'Prediction requests by outcome (jobs and pipelines: one per model call, source label)', labelNames: ['model', 'version', 'task', 'status', 'code', 'source'], registry: r });
+    this.sequences = new BoundCounter({ name: 'isomodel_sequences_total', help: 'Sequences predicted successfully (jobs and pipelines: their records, source label)', labelNames: ['model', 'version', 'task', 'source'], registry: r });
     this.requestDuration = new BoundHistogram({ name: 'isomodel_request_duration_seconds', help: 'End-to-end prediction latency in the gateway', labelNames: ['model', 'version', 'task'], buckets: LATENCY_BUCKETS, registry: r });
     this.queueDuration = new BoundHistogram({ name: 'isomodel_queue_duration_seconds', help: 'Time a request waited before its first batch was dispatched', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registry: r });
     this.computeDuration = new BoundHistogram({ name: 'isomodel_compute_duration_seconds', help: 'Worker time per batch (dispatch to answer)', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registry: r });
@@ -67,6 +70,16 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         each((model, version) => this.set({ model, version }, models().deployment(`${model}@${version}`)?.healthy() ? 1 : 0));
+      },
+    });
+    new Gauge({
+      name: 'isomodel_model_state',
+      help: 'The state of each model version: 1 for its current state (ready, loading, needs_weights, failed, ...)',
+      labelNames: ['model', 'version', 'state'],
+      registers: [r],
+      collect() {
+        this.reset();
+        each((model, version) => this.set({ model, version, state: models().status(`${model}@${version}`) }, 1));
       },
     });
     new Gauge({
@@ -162,15 +175,18 @@ export class GatewayMetrics {
     });
   }
 
-  observeRequest(model: string, version: string, task: string, ok: boolean, code: string, seconds: number, sequences: number): void {
+  observeRequest(model: string, version: string, task: string, ok: boolean, code: string, seconds: number, sequences: number, source: WorkSource = 'api'): void {
     // Bound once per label set, then a map lookup per request.
-    const key = `${model}\u0000${version}\u0000${task}\u0000${code}`;
+    const key = `${model}\u0000${version}\u0000${task}\u0000${code}\u0000${source}`;
     let c = this.requestChildren.get(key);
     if (!c) {
+      const api = source === 'api';
+      const bySource: Record<string, string> = api ? {} : { source };
       c = {
-        requests: this.requests.bind({ model, version, task, status: ok ? 'success' : 'error', code }),
-        duration: this.requestDuration.bind({ model, version, task }),
-        sequences: this.sequences.bind({ model, version, task }),
+        requests: this.requests.bind({ model, version, task, status: ok ? 'success' : 'error', code, ...bySource }),
+        // Latency is the API's: a job's model call is queued below interactive requests on purpose.
+        duration: api ? this.requestDuration.bind({ model, version, task }) : () => undefined,
+        sequences: this.sequences.bind({ model, version, task, ...bySource }),
       };
       this.requestChildren.set(key, c);
     }
