@@ -3,7 +3,7 @@
 // this file; see clients/typescript/README.md.
 
 export type SequenceType = 'DNA' | 'RNA' | 'protein';
-export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'draining' | 'stopped';
+export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'needs_weights' | 'draining' | 'stopped';
 
 /** The REST error codes (the server may add more; codes from the client itself, status 0: NETWORK_ERROR, TIMEOUT, CANCELLED (the caller aborted); INVALID_RESPONSE: not JSON). */
 export type ErrorCode =
