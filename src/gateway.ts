@@ -66,7 +66,7 @@ export class Gateway {
       workerLog: (model) => ({ limits: config.worker_log, ...this.metrics.workerLog(model) }),
     };
     const factory = createWorkerFactory(this.drivers);
-    this.metrics = new GatewayMetrics(() => this.registry);
+    this.metrics = new GatewayMetrics(() => this.registry, { aiModelNames: config.prometheus_ai_model_names });
     this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store, (m, v) => this.metrics.observerFor(m, v), {
       versionPolicy: (name) => config.version_policy[name] ?? config.version_policy['*'] ?? DEFAULT_VERSION_POLICY,
       operatorEnv: (name) => config.model_env[name],

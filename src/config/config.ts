@@ -42,6 +42,8 @@ export const configSchema = z
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** auto: readable lines (and a start-up table) on a terminal, JSON lines otherwise. */
     log_format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    /** Seed 002's ai_model_* metric names beside isomodel_* in /metrics/prometheus (docs/monitoring.md). */
+    prometheus_ai_model_names: z.boolean().default(true),
     body_limit_bytes: z.coerce.number().int().positive().default(2 * 1024 * 1024),
     /**
      * Bodies of prediction routes (native predict, OIP infer, deployment inference): images and

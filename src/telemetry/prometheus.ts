@@ -5,6 +5,7 @@ import type { ModelRegistry } from '../scheduler/registry.js';
 import { BoundCounter, BoundHistogram } from './bound-metrics.js';
 import { gpuProbe } from './gpu.js';
 import type { WorkSource } from './model-stats.js';
+import { registerAiModelAliases } from './ai-model-metrics.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
@@ -32,11 +33,14 @@ export class GatewayMetrics {
   private readonly restarts: Counter<'model' | 'version' | 'reason'>;
   private readonly authFailures: Counter<'reason'>;
   private readonly authThrottled: Counter;
+  private readonly deployments: Counter<'model' | 'version'>;
+  private readonly batchRequests: Counter<'model' | 'version' | 'status'>;
   private readonly workerLogDropped: BoundCounter;
   private readonly workerLogTruncated: BoundCounter;
   private readonly requestChildren = new Map<string, { requests: () => void; duration: (s: number) => void; sequences: (n: number) => void }>();
 
-  constructor(models: () => ModelRegistry) {
+  /** aiModelNames: seed 002's ai_model_* names beside isomodel's (ai-model-metrics.ts). */
+  constructor(models: () => ModelRegistry, opts: { aiModelNames?: boolean } = {}) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'isomodel_gateway_' });
     // prom-client names these gauges *_total, which promtool (rightly) rejects for non-counters.
@@ -56,6 +60,8 @@ export class GatewayMetrics {
     this.restarts = new Counter({ name: 'isomodel_worker_restarts_total', help: 'Unexpected worker exits followed by a restart', labelNames: ['model', 'version', 'reason'], registers: [r] });
     this.authFailures = new Counter({ name: 'isomodel_auth_failures_total', help: 'Requests refused for a missing or unknown API key', labelNames: ['reason'], registers: [r] });
     this.authThrottled = new Counter({ name: 'isomodel_auth_throttled_total', help: 'Requests refused with 429 because their address failed authentication too often', registers: [r] });
+    this.deployments = new Counter({ name: 'isomodel_deployments_total', help: 'Model versions deployed: each start of a version (load, reload, rolling update)', labelNames: ['model', 'version'], registers: [r] });
+    this.batchRequests = new Counter({ name: 'isomodel_batch_requests_total', help: 'Batch prediction requests (native /predict/batch, /api/v1 batch_inference) by outcome', labelNames: ['model', 'version', 'status'], registers: [r] });
 
     const each = (fn: (name: string, version: string) => void): void => {
       const reg = models();
@@ -173,6 +179,7 @@ export class GatewayMetrics {
         });
       },
     });
+    if (opts.aiModelNames ?? true) registerAiModelAliases(r);
   }
 
   observeRequest(model: string, version: string, task: string, ok: boolean, code: string, seconds: number, sequences: number, source: WorkSource = 'api'): void {
@@ -203,7 +210,14 @@ export class GatewayMetrics {
     authThrottled: (): void => this.authThrottled.inc(),
   };
 
+  /** One batch request (also counted, as any request, by observeRequest). */
+  observeBatchRequest(model: string, version: string, ok: boolean): void {
+    this.batchRequests.inc({ model, version, status: ok ? 'success' : 'error' });
+  }
+
+  /** Called once per deployment the registry starts. */
   observerFor(model: string, version: string): DeploymentObserver {
+    this.deployments.inc({ model, version });
     const queued = this.queueDuration.bind({ model, version });
     const batchSize = this.batchSize.bind({ model, version });
     const compute = this.computeDuration.bind({ model, version });

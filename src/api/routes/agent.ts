@@ -66,6 +66,7 @@ export function recordRequest(gw: Gateway, req: FastifyRequest, r: RequestRecord
   const dep = r.dep ?? gw.registry.deployment(r.model);
   dep?.stats.record(ok, latency, r.sequences, r.error?.code);
   if (dep) gw.metrics.observeRequest(dep.name, dep.version, r.task ?? 'unknown', ok, r.error?.code ?? 'OK', latency / 1000, r.sequences);
+  if (dep && r.route === 'api.batch_inference') gw.metrics.observeBatchRequest(dep.name, dep.version, ok);
   gw.store.logRequest({
     request_id: req.id,
     model: r.model,
