@@ -260,3 +260,17 @@ describe('a model that fails for another reason stays failed', { timeout: 60_000
     }
   });
 });
+
+describe('a refusal read after the worker has exited', { timeout: 60_000 }, () => {
+  it('is the reason given, not "crashed … no output" (the exit may come before the last line is read)', async () => {
+    const h = await startGateway(['late-fatal-node']);
+    try {
+      const load = await h.post('/v1/models/late-fatal-node/load');
+      assert.equal(load.status, 503);
+      const m = (await h.get('/v1/models')).body.data.models[0];
+      assert.equal(m.last_error, 'late refusal: weights not found');
+    } finally {
+      await h.close();
+    }
+  });
+});
