@@ -66,9 +66,10 @@ export class Gateway {
       workerLog: (model) => ({ limits: config.worker_log, ...this.metrics.workerLog(model) }),
     };
     const factory = createWorkerFactory(this.drivers);
-    this.metrics = new GatewayMetrics(() => this.registry);
+    this.metrics = new GatewayMetrics(() => this.registry, { aiModelNames: config.prometheus_ai_model_names });
     this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store, (m, v) => this.metrics.observerFor(m, v), {
       versionPolicy: (name) => config.version_policy[name] ?? config.version_policy['*'] ?? DEFAULT_VERSION_POLICY,
+      operatorEnv: (name) => config.model_env[name],
     });
     this.monitor = new Monitor({ registry: this.registry, store: this.store, logger: this.logger.child({ component: 'monitor' }), stateDir: config.state_dir, config: config.monitor, ioProbe: dockerIoProbe });
     this.perf = new PerfCollector({ store: this.store, registry: this.registry, logger: this.logger, intervalMs: config.monitor.perf_interval_ms, retentionDays: config.monitor.perf_retention_days });
@@ -79,6 +80,12 @@ export class Gateway {
     const names = this.registry.names();
     if (this.config.default_model && names.includes(this.config.default_model)) return this.config.default_model;
     return names[0];
+  }
+
+  /** The configured default_model when no package has that name (reported at start and in /health/detailed). */
+  missingDefaultModel(): string | undefined {
+    const d = this.config.default_model;
+    return d && !this.registry.names().includes(d) ? d : undefined;
   }
 
   requiredModels(): string[] {
@@ -102,6 +109,8 @@ export class Gateway {
     const url = await this.server.listen({ host: this.config.host, port: this.config.port });
     await reapLeftovers(this.drivers);
     await this.registry.init({ waitFor: (m) => m.required });
+    const missingDefault = this.missingDefaultModel();
+    if (missingDefault) this.logger.warn({ default_model: missingDefault, serving: this.defaultModel() ?? null }, `default_model "${missingDefault}" is not among the models in ${this.config.models_dir}: the root routes (/predict, /health, /model/info) answer for ${this.defaultModel() ?? 'no model'} instead`);
     // Batch jobs left queued or running by a previous process (crash, SIGKILL) carry on (src/jobs/runner.ts).
     resumeJobs(this);
     if (this.config.watch) this.registry.watch();

@@ -354,7 +354,10 @@ def main(argv: List[str]) -> int:
         model = _load_model_class(path)()
         model.setup(ctx)
     except Exception as exc:
-        traceback.print_exc()
+        # A ModelError is the model's own, explained refusal (weights not mounted, ...): its
+        # message travels in the fatal line. Only an unexpected exception needs its traceback.
+        if not isinstance(exc, ModelError):
+            traceback.print_exc()
         code = exc.code if isinstance(exc, ModelError) else "MODEL_NOT_LOADED"
         message = exc.message if isinstance(exc, ModelError) else "%s: %s" % (type(exc).__name__, exc)
         _send({"op": "fatal", "code": str(code), "message": str(message)})

@@ -8,7 +8,10 @@ import { CgroupManager } from '../drivers/cgroups.js';
 import { accessProblem, dropArgs, planPrivileges, SYSTEM_PYTHON, whichCommand, type Privileges } from '../drivers/privilege.js';
 import { findBwrap } from '../drivers/sandbox.js';
 import { defaultWorkDir } from '../drivers/workspace.js';
-import { discoverPackages } from '../manifest/load.js';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { discoverPackages, type ModelPackage } from '../manifest/load.js';
+import { weightsOf } from '../manifest/weights.js';
 
 export interface Check {
   name: string;
@@ -160,5 +163,54 @@ export function runDoctor(config: Config): Check[] {
   }
   const found = discoverPackages(config.models_dir);
   checks.push({ name: 'models', ok: found.errors.length === 0, required: false, detail: `${found.packages.length} valid in ${config.models_dir}${found.errors.length ? `; invalid: ${found.errors.map((e) => e.message).join(' | ')}` : ''}` });
+  checks.push(...modelChecks(config, found.packages));
+  return checks;
+}
+
+/** Python packages that need torch (a `torch` line in their requirements.txt), by interpreter. */
+function torchUsers(packages: ModelPackage[], config: Config): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const p of packages) {
+    if (p.manifest.runtime !== 'python') continue;
+    let req = '';
+    try {
+      req = readFileSync(join(p.dir, 'requirements.txt'), 'utf8');
+    } catch {
+      continue;
+    }
+    if (!/^\s*torch\b/m.test(req)) continue;
+    const py = p.manifest.python ?? config.python;
+    out.set(py, [...(out.get(py) ?? []), p.manifest.name]);
+  }
+  return out;
+}
+
+/** What the installed models need from this machine: torch, their weights, the default model. */
+function modelChecks(config: Config, packages: ModelPackage[]): Check[] {
+  const checks: Check[] = [];
+  // torch for the interpreters the torch models run on (the built-in adapters: /usr/bin/python3).
+  const users = torchUsers(packages, config);
+  if (!users.size) users.set(SYSTEM_PYTHON, []);
+  for (const [py, models] of users) {
+    const v = version(py, ['-c', 'import torch; print(torch.__version__)']);
+    const who = models.length ? ` (for ${models.join(', ')})` : '';
+    checks.push({ name: 'torch', ok: v !== null, required: false, detail: v !== null ? `${py}: torch ${v}${who}` : `${py} cannot import torch${who}: apt-get install -y python3-torch python3-numpy` });
+  }
+  // Each package that declares weights outside itself: where it looks, and whether anything is there.
+  for (const p of packages) {
+    const w = weightsOf(p.manifest, config.model_env[p.manifest.name]);
+    if (!w) continue;
+    checks.push({
+      name: `weights ${p.manifest.name}`,
+      ok: w.present,
+      required: false,
+      detail: w.present ? `${w.env}=${w.path}` : `${w.env}=${w.path ?? '(unset)'}: ${w.path ? 'missing or empty' : 'not set'}; the model stays needs_weights until then: ${w.hint}`,
+    });
+  }
+  const def = config.default_model;
+  if (def !== undefined) {
+    const here = packages.some((p) => p.manifest.name === def);
+    checks.push({ name: 'default', ok: here, required: false, detail: here ? `default_model ${def}` : `default_model "${def}" is not in ${config.models_dir}: the root routes answer for the first model by name` });
+  }
   return checks;
 }

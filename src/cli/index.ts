@@ -1,22 +1,9 @@
-// The `isomodel` command line.
-import { join } from 'node:path';
+// The `isomodel` command line. Every command loads what it needs when it runs (dynamic imports):
+// the gateway, the MCP SDK, the Kubernetes client and the validation stack take seconds to load,
+// and `isomodel --help` or `isomodel ls` need none of them (bench/cli-start.ts measures it).
 import { Command, Option } from 'commander';
-import { discoverPackages } from '../manifest/load.js';
-import { loadConfig, type ConfigInput } from '../config/config.js';
-import { Gateway } from '../gateway.js';
-import { STATE_DB_FILE, StateStore } from '../store/db.js';
-import { batchArgsFrom, batchCommand, type BatchCliOpts } from './batch.js';
-import { callGateway, gatewayUp } from './client.js';
-import { deployCommand } from './deploy.js';
-import { runDoctor } from './doctor.js';
-import { envCommand } from './env.js';
-import { INIT_TYPES, exampleCommand, initPackage } from './init.js';
-import type { InputType } from '../manifest/schema.js';
-import { keysCommand } from './keys.js';
-import { pipelineRunCommand, pipelineValidateCommand } from './pipeline.js';
-import { predictCommand } from './predict.js';
-import { benchCommand, reportCommand } from './report.js';
-import { table } from './table.js';
+import type { Config, ConfigInput } from '../config/config.js';
+import type { BatchCliOpts } from './batch.js';
 
 interface GlobalOpts {
   config?: string;
@@ -24,11 +11,49 @@ interface GlobalOpts {
   stateDir?: string;
 }
 
-function configFrom(opts: GlobalOpts, extra: ConfigInput = {}) {
+/** The configuration reader, loaded; the file is read when the function is called. */
+async function configLoader(opts: GlobalOpts, extra: ConfigInput = {}): Promise<() => Config> {
+  const { loadConfig } = await import('../config/config.js');
   const overrides: ConfigInput = { ...extra };
   if (opts.modelsDir) overrides.models_dir = opts.modelsDir;
   if (opts.stateDir) overrides.state_dir = opts.stateDir;
-  return loadConfig({ configFile: opts.config, overrides });
+  return () => loadConfig({ configFile: opts.config, overrides });
+}
+
+async function configFrom(opts: GlobalOpts, extra: ConfigInput = {}): Promise<Config> {
+  return (await configLoader(opts, extra))();
+}
+
+/**
+ * A command whose own subcommands and options live in a module loaded only when it runs: its
+ * arguments (--help included) go to the real command, built then.
+ */
+function lazyGroup(program: Command, name: string, description: string, build: (config: () => Config) => Promise<Command>): void {
+  program
+    .command(name)
+    .description(description)
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[args...]')
+    .action(async (_args: string[], _opts: unknown, cmd: Command) => {
+      const real = (await build(await configLoader(program.opts<GlobalOpts>()))).name(`isomodel ${name}`);
+      real.exitOverride((e) => {
+        throw e;
+      });
+      try {
+        await real.parseAsync(cmd.args, { from: 'user' });
+      } catch (e) {
+        // --help and --version print and end; commander has already said what was wrong otherwise.
+        const code = (e as { code?: string; exitCode?: number }).code;
+        if (code === 'commander.helpDisplayed' || code === 'commander.help' || code === 'commander.version') return;
+        if (code?.startsWith('commander.')) {
+          process.exitCode = (e as { exitCode?: number }).exitCode ?? 1;
+          return;
+        }
+        throw e;
+      }
+    });
 }
 
 function defaultUrl(): string {
@@ -68,33 +93,8 @@ export function buildCli(): Command {
       if (opts.port) extra.port = Number(opts.port);
       if (opts.host) extra.host = opts.host;
       if (!opts.watch) extra.watch = false;
-      const config = configFrom(program.opts<GlobalOpts>(), extra);
-      // A damaged state database found while features set up their tables: which file, what to do.
-      const stateDbError = (e: unknown): unknown => StateStore.openError(join(config.state_dir, STATE_DB_FILE), e, true) ?? e;
-      let gw: Gateway;
-      try {
-        gw = new Gateway(config);
-      } catch (e) {
-        throw stateDbError(e);
-      }
-      const stop = (signal: string): void => {
-        gw.logger.info({ signal }, 'shutting down');
-        gw.close().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      let url: string;
-      try {
-        ({ url } = await gw.start());
-      } catch (e) {
-        // Nothing half-started stays behind (a listening server would keep the process alive).
-        await gw.close().catch(() => undefined);
-        throw stateDbError(e);
-      }
-      gw.logger.info({ url, models: gw.registry.names().map((n) => `${n}:${gw.registry.status(n)}`) }, `isomodel listening on ${url}`);
+      const { serveCommand } = await import('./serve.js');
+      await serveCommand(await configFrom(program.opts<GlobalOpts>(), extra));
     });
 
   program
@@ -104,7 +104,7 @@ export function buildCli(): Command {
     .action(async (opts: { watch: boolean }) => {
       // Loaded here: the MCP SDK is large and only this command (and /mcp) needs it.
       const { runMcpStdio } = await import('./mcp.js');
-      await runMcpStdio(configFrom(program.opts<GlobalOpts>(), opts.watch ? {} : { watch: false }));
+      await runMcpStdio(await configFrom(program.opts<GlobalOpts>(), opts.watch ? {} : { watch: false }));
       process.exit(0);
     });
 
@@ -114,17 +114,9 @@ export function buildCli(): Command {
     .option('--url <url>', 'gateway URL', defaultUrl())
     .option('--json', 'print JSON')
     .action(async (opts: { url: string; json?: boolean }) => {
-      let rows: Record<string, unknown>[];
-      if (await gatewayUp(opts.url)) {
-        const env = await callGateway<{ models: Record<string, unknown>[] }>(opts.url, '/v1/models');
-        rows = env.data!.models.map((m) => ({ ...m, tasks: (m.tasks as { name: string }[]).map((t) => t.name).join(',') }));
-      } else {
-        const config = configFrom(program.opts<GlobalOpts>());
-        const found = discoverPackages(config.models_dir);
-        rows = found.packages.map((p) => ({ name: p.manifest.name, version: p.manifest.version, runtime: p.manifest.runtime, status: 'not running', tasks: p.manifest.tasks.map((t) => t.name).join(','), description: p.manifest.description }));
-        for (const e of found.errors) process.stderr.write(`invalid package: ${e.message}\n`);
-      }
-      process.stdout.write((opts.json ? JSON.stringify(rows, null, 2) : table(rows, ['name', 'version', 'runtime', 'status', 'tasks'])) + '\n');
+      const { listCommand } = await import('./ls.js');
+      const out = await listCommand(opts.url, await configLoader(program.opts<GlobalOpts>()));
+      process.stdout.write((opts.json ? JSON.stringify(out.rows, null, 2) : out.text) + '\n');
     });
 
   program
@@ -136,9 +128,13 @@ export function buildCli(): Command {
     .option('-o, --option <key=value...>', 'model options (values parsed as JSON when they can be)')
     .option('--url <url>', 'gateway URL', defaultUrl())
     .action(async (model: string, input: string, opts: { task?: string; option?: string[]; url: string }) => {
-      const config = configFrom(program.opts<GlobalOpts>());
-      const results = await predictCommand({ model, input, task: opts.task, options: parseOptions(opts.option), url: opts.url }, config);
+      const { predictCommand } = await import('./predict.js');
+      const results = await predictCommand({ model, input, task: opts.task, options: parseOptions(opts.option), url: opts.url }, await configFrom(program.opts<GlobalOpts>()));
       process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+      // Each record that failed is in the output under its id, and said on stderr.
+      const failed = results.filter((r) => r.error !== undefined);
+      for (const r of failed) process.stderr.write(`record ${r.id}: ${r.error!.code}: ${r.error!.message}\n`);
+      if (failed.length) process.exitCode = 1;
     });
 
   program
@@ -164,7 +160,8 @@ export function buildCli(): Command {
       if (opts.model && opts.service && opts.model !== opts.service) throw new Error(`--service is another name for --model: give one (got --model ${opts.model} and --service ${opts.service})`);
       const model = opts.model ?? opts.service;
       if (!model) throw new Error('--model (or --service) is required');
-      await batchCommand({ ...batchArgsFrom(input, opts, parseOptions(opts.option)), model, task: opts.task }, configFrom(program.opts<GlobalOpts>()));
+      const { batchArgsFrom, batchCommand } = await import('./batch.js');
+      await batchCommand({ ...batchArgsFrom(input, opts, parseOptions(opts.option)), model, task: opts.task }, await configFrom(program.opts<GlobalOpts>()));
     });
 
   const pipeline = program.command('pipeline').description('chained model tasks from a YAML file');
@@ -186,14 +183,16 @@ export function buildCli(): Command {
     .option('--offline', 'start the model workers here even when a gateway answers')
     .option('-q, --quiet', 'no progress or summary')
     .action(async (file: string | undefined, opts: BatchCliOpts & { input?: string }) => {
-      await pipelineRunCommand(file, batchArgsFrom(opts.input, opts, parseOptions(opts.option)), configFrom(program.opts<GlobalOpts>()));
+      const [{ pipelineRunCommand }, { batchArgsFrom }] = await Promise.all([import('./pipeline.js'), import('./batch.js')]);
+      await pipelineRunCommand(file, batchArgsFrom(opts.input, opts, parseOptions(opts.option)), await configFrom(program.opts<GlobalOpts>()));
     });
   pipeline
     .command('validate')
     .description('check a pipeline file against the models dir')
     .argument('[file]', "pipeline YAML (default: seed 003's generate → optimise → verify)")
-    .action((file: string | undefined) => {
-      process.stdout.write(pipelineValidateCommand(file, configFrom(program.opts<GlobalOpts>())) + '\n');
+    .action(async (file: string | undefined) => {
+      const { pipelineValidateCommand } = await import('./pipeline.js');
+      process.stdout.write(pipelineValidateCommand(file, await configFrom(program.opts<GlobalOpts>())) + '\n');
     });
 
   program
@@ -201,13 +200,15 @@ export function buildCli(): Command {
     .description('scaffold a working model package')
     .argument('<name>', 'model name')
     .addOption(new Option('-r, --runtime <runtime>', 'worker runtime').choices(['python', 'node']).default('python'))
-    .addOption(new Option('-t, --type <type>', "the task's input type (docs/models.md)").choices([...INIT_TYPES]).default('sequence'))
-    .action((name: string, opts: { runtime: 'python' | 'node'; type: InputType }) => {
-      const config = configFrom(program.opts<GlobalOpts>());
-      const dir = initPackage(name, opts.runtime, config.models_dir, opts.type);
+    // No choices list here: it would load the manifest schema at start; initPackage names the types.
+    .option('-t, --type <type>', "the task's input type: sequence, text, json, tensor, image, audio or chat (docs/models.md)", 'sequence')
+    .action(async (name: string, opts: { runtime: 'python' | 'node'; type: string }) => {
+      const config = await configFrom(program.opts<GlobalOpts>());
+      const { exampleCommand, initPackage } = await import('./init.js');
+      const dir = initPackage(name, opts.runtime, config.models_dir, opts.type as Parameters<typeof initPackage>[3]);
       process.stdout.write(
         `created ${dir}\nnext: edit ${dir}/model.yaml, then POST /v1/models/reload (a running gateway picks it up by itself)\n` +
-          `try: ${exampleCommand(name, opts.type)}\n`,
+          `try: ${exampleCommand(name, opts.type as Parameters<typeof initPackage>[3])}\n`,
       );
     });
 
@@ -220,6 +221,7 @@ export function buildCli(): Command {
     .option('-o, --out <file>', 'write to this file instead of stdout')
     .option('--url <url>', 'gateway URL', defaultUrl())
     .action(async (model: string, opts: { window: string; format: 'json' | 'html'; out?: string; url: string }) => {
+      const { reportCommand } = await import('./report.js');
       process.stdout.write(await reportCommand({ model, ...opts }));
     });
 
@@ -243,6 +245,7 @@ export function buildCli(): Command {
       if (opts.compare && (opts.compare.length !== 2 || model)) throw new Error('--compare takes exactly two targets: isomodel bench --compare a b');
       const targets = opts.compare ?? (model ? [model] : []);
       if (targets.length === 0) throw new Error('name a model, or two with --compare a b');
+      const { benchCommand } = await import('./report.js');
       const result = await benchCommand({
         url: opts.url,
         urlB: opts.urlB,
@@ -261,16 +264,17 @@ export function buildCli(): Command {
       process.stderr.write(result.notes);
     });
 
-  program.addCommand(keysCommand(() => configFrom(program.opts<GlobalOpts>())));
-  program.addCommand(envCommand(() => configFrom(program.opts<GlobalOpts>()))); // per-model venvs / node_modules
-  program.addCommand(deployCommand(() => configFrom(program.opts<GlobalOpts>()))); // Kubernetes manifests, apply, watch (docs/kubernetes.md)
+  lazyGroup(program, 'keys', 'manage API keys (stored hashed in the state dir)', async (config) => (await import('./keys.js')).keysCommand(config));
+  lazyGroup(program, 'env', 'per-model environments: build, ls, prune', async (config) => (await import('./env.js')).envCommand(config)); // per-model venvs / node_modules
+  lazyGroup(program, 'deploy', 'deploy models to an orchestrator', async (config) => (await import('./deploy.js')).deployCommand(config)); // Kubernetes manifests, apply, watch (docs/kubernetes.md)
 
   program
     .command('doctor')
     .description('check what this machine can run')
     .option('--json', 'print JSON')
-    .action((opts: { json?: boolean }) => {
-      const checks = runDoctor(configFrom(program.opts<GlobalOpts>()));
+    .action(async (opts: { json?: boolean }) => {
+      const { runDoctor } = await import('./doctor.js');
+      const checks = runDoctor(await configFrom(program.opts<GlobalOpts>()));
       if (opts.json) process.stdout.write(JSON.stringify(checks, null, 2) + '\n');
       else for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'}  ${c.name.padEnd(10)} ${c.detail}\n`);
       if (checks.some((c) => c.required && !c.ok)) process.exitCode = 1;

@@ -8,6 +8,7 @@ import { parsePrediction } from '../api/predict-request.js';
 import { ModelRegistry } from '../scheduler/registry.js';
 import { parseSequences } from '../validation/fasta.js';
 import { callGateway, gatewayUp } from './client.js';
+import { IsoError } from '../errors.js';
 
 export interface PredictArgs {
   model: string;
@@ -25,29 +26,77 @@ export function readInput(input: string): { ids: string[]; sequences: string[] }
   return { ids: ['seq1'], sequences: [input] };
 }
 
-export async function predictCommand(args: PredictArgs, config: Config): Promise<unknown> {
+/** One record's answer: its prediction, or its error; either way under its FASTA id. */
+export type RecordResult = { id: string; error?: { code: string; message: string } } & Record<string, unknown>;
+
+interface BatchAnswer {
+  predictions: ({ sequence?: string; error?: { code: string; message: string } } & Record<string, unknown>)[];
+}
+
+/**
+ * Every record of the input through the model: a record that fails (a bad sequence, the model's
+ * own error) is reported under its id and the others are kept. Through a running gateway when one
+ * answers, else by starting the model's worker here.
+ */
+export async function predictCommand(args: PredictArgs, config: Config): Promise<RecordResult[]> {
   const { ids, sequences } = readInput(args.input);
-  const body = { sequences, task_type: args.task, options: args.options };
-  if (await gatewayUp(args.url)) {
-    const results: unknown[] = [];
-    for (let i = 0; i < sequences.length; i += config.max_batch_sequences) {
-      const chunk = { ...body, sequences: sequences.slice(i, i + config.max_batch_sequences) };
-      const env = await callGateway<{ predictions: unknown[] }>(args.url, `/models/${encodeURIComponent(args.model)}/predict/batch`, chunk);
-      if (!env.success) throw new Error(`${env.error?.code}: ${env.message}`);
-      results.push(...env.data!.predictions);
+  if (await gatewayUp(args.url)) return predictThroughGateway(args, ids, sequences, config.max_batch_sequences);
+  return predictLocally(args, ids, sequences, config);
+}
+
+async function predictThroughGateway(args: PredictArgs, ids: string[], sequences: string[], chunkSize: number): Promise<RecordResult[]> {
+  const path = `/models/${encodeURIComponent(args.model)}/predict`;
+  const results: RecordResult[] = [];
+  for (let i = 0; i < sequences.length; i += chunkSize) {
+    const chunk = sequences.slice(i, i + chunkSize);
+    const env = await callGateway<BatchAnswer>(args.url, `${path}/batch`, { sequences: chunk, task_type: args.task, options: args.options });
+    if (env.success) {
+      env.data!.predictions.forEach((r, j) => results.push({ id: ids[i + j]!, ...r }));
+      continue;
     }
-    return results.map((r, i) => ({ id: ids[i], ...(r as object) }));
+    // A request-level problem (no such model or task) is the same for every record: say it once.
+    if (env.error?.code === 'MODEL_NOT_FOUND' || env.error?.code === 'INVALID_REQUEST' || env.error?.code === 'MODEL_NOT_LOADED') throw new Error(`${env.error.code}: ${env.message}`);
+    // Else a record of this chunk was refused (a bad sequence fails the whole batch request, or
+    // every record failed): each goes alone, so each gets its own answer.
+    for (let j = 0; j < chunk.length; j++) {
+      const one = await callGateway<Record<string, unknown>>(args.url, path, { sequence: chunk[j], task_type: args.task, options: args.options });
+      results.push(one.success ? { id: ids[i + j]!, sequence: chunk[j], ...one.data } : { id: ids[i + j]!, sequence: chunk[j], error: { code: one.error?.code ?? 'PREDICTION_FAILED', message: one.message } });
+    }
   }
-  // No gateway: run the model's own worker for this one call.
+  return results;
+}
+
+async function predictLocally(args: PredictArgs, ids: string[], sequences: string[], config: Config): Promise<RecordResult[]> {
   const logger = pino({ level: 'warn' }, destination(2));
   const factory = createWorkerFactory(driverContext(config, logger));
-  const registry = new ModelRegistry(config.models_dir, factory, logger);
+  const registry = new ModelRegistry(config.models_dir, factory, logger, undefined, undefined, { operatorEnv: (n) => config.model_env[n] });
   await registry.init({ load: false });
   try {
     const dep = await registry.load(args.model);
-    const parsed = parsePrediction(dep.pkg.manifest, body, 'batch', Number.MAX_SAFE_INTEGER);
-    const outputs = await dep.submit({ task: parsed.task.name, items: parsed.items });
-    return outputs.map((o, i) => ({ id: ids[i], sequence: parsed.items[i]!.sequence, ...o }));
+    const manifest = dep.pkg.manifest;
+    // Checked one by one: a bad record is answered on its own and the rest go to the model.
+    const results: RecordResult[] = new Array(sequences.length);
+    const valid: { pos: number; item: ReturnType<typeof parsePrediction>['items'][number] }[] = [];
+    let taskName = '';
+    sequences.forEach((sequence, pos) => {
+      try {
+        const parsed = parsePrediction(manifest, { sequence, task_type: args.task, options: args.options }, 'single', 1);
+        taskName = parsed.task.name;
+        valid.push({ pos, item: parsed.items[0]! });
+      } catch (e) {
+        if (e instanceof IsoError && e.code === 'INVALID_REQUEST') throw e; // no such task, bad options: every record alike
+        const err = e instanceof IsoError ? e : new IsoError('INTERNAL_ERROR', (e as Error).message);
+        results[pos] = { id: ids[pos]!, sequence, error: { code: err.code, message: err.message } };
+      }
+    });
+    if (valid.length) {
+      const outputs = await dep.submit({ task: taskName, items: valid.map((v) => v.item) });
+      valid.forEach((v, i) => {
+        const o = outputs[i] as Record<string, unknown> & { error?: { code: string; message: string } };
+        results[v.pos] = { id: ids[v.pos]!, sequence: v.item.sequence, ...o };
+      });
+    }
+    return results;
   } finally {
     await registry.close();
   }

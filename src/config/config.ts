@@ -40,6 +40,10 @@ export const configSchema = z
     required_models: z.array(z.string()).optional(),
     python: z.string().default('python3'),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** auto: readable lines (and a start-up table) on a terminal, JSON lines otherwise. */
+    log_format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    /** Seed 002's ai_model_* metric names beside isomodel_* in /metrics/prometheus (docs/monitoring.md). */
+    prometheus_ai_model_names: z.boolean().default(true),
     body_limit_bytes: z.coerce.number().int().positive().default(2 * 1024 * 1024),
     /**
      * Bodies of prediction routes (native predict, OIP infer, deployment inference): images and
@@ -212,6 +216,7 @@ const ENV_MAP: Record<string, (c: Record<string, unknown>, v: string) => void> =
   ISOMODEL_DEFAULT_MODEL: (c, v) => (c.default_model = v),
   ISOMODEL_PYTHON: (c, v) => (c.python = v),
   ISOMODEL_LOG_LEVEL: (c, v) => (c.log_level = v),
+  ISOMODEL_LOG_FORMAT: (c, v) => (c.log_format = v),
   ISOMODEL_RATE_LIMIT: (c, v) => (c.rate_limit = { ...(c.rate_limit as object), max: v }),
   ISOMODEL_WATCH: (c, v) => (c.watch = v !== '0' && v !== 'false'),
   ISOMODEL_DOCKER_SOCKET: (c, v) => (c.docker = { ...(c.docker as object), socket: v }),

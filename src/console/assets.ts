@@ -113,6 +113,8 @@ th,td{padding:6px 8px;border-bottom:1px solid #e5e7eb;text-align:left;white-spac
 th{background:#f9fafb;font-weight:600}.num{text-align:right;font-variant-numeric:tabular-nums}
 .state{font-weight:600}.state.ready{color:#047857}.state.failed{color:#b91c1c}.state.unloaded,.state.stopped{color:#6b7280}
 .state.loading,.state.draining,.state.working{color:#b45309}
+tr.needs-weights td{color:#9ca3af}tr.needs-weights .state{color:#6b7280}
+.hint{display:block;white-space:normal;font:11px ui-monospace,SFMono-Regular,Menlo,monospace;color:#6b7280;max-width:520px}
 button{font:inherit;padding:3px 10px;border:1px solid #d1d5db;border-radius:6px;background:#fff;cursor:pointer}
 button:hover{background:#f3f4f6}button:disabled{opacity:.5;cursor:default}
 td button+button{margin-left:6px}
@@ -223,6 +225,7 @@ export const CONSOLE_JS = String.raw`(function () {
       ['active alerts', s.active_alerts, s.active_alerts > 0],
       ['requests', fmtNum(s.totals.requests, 0)],
       ['failed requests', fmtNum(s.totals.failed_requests, 0), s.totals.failed_requests > 0],
+      ['job + pipeline records', fmtNum(s.totals.requests_by_source ? s.totals.requests_by_source.job.sequences + s.totals.requests_by_source.pipeline.sequences : 0, 0)],
       ['worker memory', fmtBytes(s.totals.rss_bytes)],
       ['worker CPU', fmtNum(s.totals.cpu_percent) + '%'],
       ['disk (state dir)', sys.disk_percent === null || sys.disk_percent === undefined ? '–' : fmtNum(sys.disk_percent) + '%'],
@@ -278,6 +281,15 @@ export const CONSOLE_JS = String.raw`(function () {
       c.errors.textContent = fmtNum(m.requests.failed, 0);
       c.p50.textContent = fmtMs(m.requests.p50_ms);
       c.p99.textContent = fmtMs(m.requests.p99_ms);
+      var src = m.requests.by_source;
+      c.requests.title = src ? ['api', 'job', 'pipeline'].map(function (k) { return k + ' ' + src[k].requests + ' (' + src[k].sequences + ' seq)'; }).join(' · ') : '';
+      // A model whose weights are not there yet: greyed, with what gets them (no error, no alert).
+      row.tr.classList.toggle('needs-weights', m.status === 'needs_weights');
+      var hint = row.cells.state.querySelector('.hint');
+      if (m.status === 'needs_weights' && m.weights) {
+        if (!hint) hint = c.state.appendChild(el('span', { 'class': 'hint' }));
+        hint.textContent = m.weights.hint;
+      } else if (hint) hint.remove();
       var loaded = m.status === 'ready' || m.status === 'loading' || m.status === 'draining';
       row.tr.querySelector('button[data-action=load]').disabled = !!busy || m.status === 'ready' || m.status === 'loading';
       row.tr.querySelector('button[data-action=unload]').disabled = !!busy || !loaded && m.status !== 'failed';

@@ -21,6 +21,9 @@ import { accessProblem, dropArgs, removeTree, whichCommand, workerPython, writab
 import { gatewayTag, killMarked, LAUNCH_MARKER_VAR, stateTag } from './reap.js';
 import { makeScratch, prepareWorkDir, scratchDir } from './workspace.js';
 
+/** How long an exited worker's stdout is read for what it still holds (its fatal line) before the exit is reported. */
+const STDOUT_DRAIN_MS = 1000;
+
 export interface ProcessWorkerOptions {
   id: string;
   pkg: ModelPackage;
@@ -283,12 +286,23 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     child.stderr.on('data', (d: string) => errLog.push(d));
     child.stderr.on('end', () => errLog.end());
 
+    // 'exit' may come before the last lines of stdout (a fatal saying why setup failed) are read.
+    const stdoutDone = new Promise<void>((r) => {
+      child.stdout.once('end', r);
+      child.stdout.once('close', r);
+    });
     this.exited = new Promise<ExitInfo>((resolve) => {
       let done = false;
       const exit = (code: number | null, signal: string | null): void => {
         if (done) return;
         done = true;
-        void this.onChildExit(code, signal).then(resolve);
+        // Read them first; bounded, as something the worker forked may hold the pipe open.
+        let timer: NodeJS.Timeout | undefined;
+        const drained = Promise.race([stdoutDone, new Promise<void>((r) => (timer = setTimeout(r, STDOUT_DRAIN_MS)))]);
+        void drained.then(() => {
+          clearTimeout(timer);
+          return this.onChildExit(code, signal).then(resolve);
+        });
       };
       child.on('exit', (code, signal) => exit(code, signal));
       child.on('error', (err) => {

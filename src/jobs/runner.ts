@@ -10,6 +10,7 @@ import type { Gateway } from '../gateway.js';
 import { resolveTask } from '../api/predict-request.js';
 import type { InputRecord } from './input.js';
 import { parsePipeline, processPipelineChunk, resolveSteps, type PipelineSpec } from './pipeline.js';
+import { countedExecutor } from './counted.js';
 import { JobStore, RECEIVING, TERMINAL, type JobRow, type NewJobRow } from './store.js';
 import { chunked, JobFatalError, processPredictChunk, registryExecutor, runChunks, type ChunkProcessor, type JobItem, type ModelExecutor, type PredictSpec, type WorkContext } from './work.js';
 
@@ -97,6 +98,8 @@ export class JobRunner {
     private readonly executor: ModelExecutor,
     private readonly logger: Logger,
     private readonly maxWaitMs = MAX_WAIT_MS,
+    /** Wraps the executor of one job run (the gateway counts each job's model calls: counted.ts). */
+    private readonly forJob?: (executor: ModelExecutor, source: 'job' | 'pipeline', jobId: string) => ModelExecutor,
   ) {}
 
   get stopped(): boolean {
@@ -190,7 +193,8 @@ export class JobRunner {
     this.store.markRunning(job.id);
     this.notify(job.id);
     const spec = JSON.parse(job.spec) as JobSpec;
-    const ctx = (s: AbortSignal): WorkContext => ({ executor: this.executor, signal: s, priority: job.priority, maxWaitMs: this.maxWaitMs });
+    const executor = this.forJob?.(this.executor, spec.kind === 'predict' ? 'job' : 'pipeline', job.id) ?? this.executor;
+    const ctx = (s: AbortSignal): WorkContext => ({ executor, signal: s, priority: job.priority, maxWaitMs: this.maxWaitMs });
     const process: ChunkProcessor = spec.kind === 'predict' ? (c, s) => processPredictChunk(spec, c, ctx(s)) : (c, s) => processPipelineChunk(spec, c, ctx(s));
     try {
       await runChunks({
@@ -369,7 +373,7 @@ export function jobRunnerFor(gw: Gateway): JobRunner {
     // Submissions a previous process was still receiving never got an answer: they go.
     const dropped = store.purgeReceiving();
     if (dropped) logger.warn({ submissions: dropped }, 'deleted job submissions left half-received by the previous process');
-    r = new JobRunner(store, registryExecutor(gw.registry), logger);
+    r = new JobRunner(store, registryExecutor(gw.registry), logger, MAX_WAIT_MS, (executor, source, id) => countedExecutor(executor, gw, source, id));
     runners.set(gw, r);
   }
   return r;

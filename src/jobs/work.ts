@@ -64,6 +64,11 @@ export interface WorkContext {
 /** Errors worth waiting out: the model is busy or not up yet. */
 const RETRYABLE = new Set(['QUEUE_FULL', 'RATE_LIMITED', 'MODEL_NOT_LOADED']);
 
+/** Whether a job waits this error out; a model that needs weights will not get them by waiting. */
+export function isRetryable(err: IsoError): boolean {
+  return RETRYABLE.has(err.code) && (err.details as { status?: unknown } | undefined)?.status !== 'needs_weights';
+}
+
 export function abortError(): Error {
   const e = new Error('aborted');
   e.name = 'AbortError';
@@ -118,6 +123,7 @@ export async function callModel(ctx: WorkContext, model: string, task: string, i
       if (ctx.signal.aborted) throw abortError();
       const err = e instanceof IsoError ? e : new IsoError('INTERNAL_ERROR', (e as Error).message);
       if (err.code === 'MODEL_NOT_FOUND') throw new JobFatalError(err.code, err.message);
+      if (err.code === 'MODEL_NOT_LOADED' && !isRetryable(err)) throw new JobFatalError(err.code, err.message);
       if (RETRYABLE.has(err.code)) {
         waitingSince ??= Date.now();
         if (Date.now() - waitingSince > ctx.maxWaitMs) throw new JobFatalError(err.code, `gave up after ${Math.round(ctx.maxWaitMs / 1000)} s: ${err.message}`);

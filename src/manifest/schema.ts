@@ -257,6 +257,19 @@ export const manifestSchema = z
       .refine((e) => Object.keys(e).length <= MAX_ENV_VARS, { message: `at most ${MAX_ENV_VARS} variables` })
       .default({}),
     data_dir: path.default('data'),
+    /**
+     * Weights that live outside the package (mounted, exported): the env variable naming their
+     * path, and where they come from. Absent there, the model is `needs_weights` rather than
+     * failed (src/manifest/weights.ts): no alert, no error log, and the hint says what to set.
+     */
+    weights: z
+      .object({
+        env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'an environment variable name'),
+        /** Where to get them: a URL or an instruction (an export tool). */
+        source: text.default(''),
+      })
+      .strict()
+      .optional(),
     /** Load at gateway start. */
     autoload: z.boolean().default(true),
     /**

@@ -12,12 +12,14 @@ import type { StateStore } from '../store/db.js';
 import { ModelDeployment, type DeploymentOptions } from './deployment.js';
 import type { Manifest } from '../manifest/schema.js';
 import type { DeploymentObserver } from '../telemetry/prometheus.js';
+import { weightsOf, type WeightsInfo } from '../manifest/weights.js';
 import { gpuProbe } from '../telemetry/gpu.js';
 import { TrafficRouter, type Weights } from './traffic.js';
 import { TrafficStore, type TrafficState } from './traffic-store.js';
 import { DEFAULT_VERSION_POLICY, compareVersions, modelId, parseModelId, selectVersions, splitModelId, type VersionPolicy } from './versions.js';
 
-export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'draining' | 'stopped';
+/** needs_weights: its load failed while the weights its manifest declares are absent (manifest/weights.ts). */
+export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'needs_weights' | 'draining' | 'stopped';
 
 export interface ReloadSummary {
   added: string[];
@@ -38,6 +40,8 @@ interface VersionSlot {
   deployment?: ModelDeployment;
   loading?: Promise<ModelDeployment>;
   lastError?: string;
+  /** Set when the last load failed while the declared weights were absent: not a failure to alert on. */
+  needsWeights?: WeightsInfo;
   /** Loaded on request (API, traffic): kept loaded whatever the version policy says. */
   pinned: boolean;
   /** Registered by a deploy call from a folder outside the models dir: a reload keeps it. */
@@ -67,6 +71,8 @@ export interface VersionInfo {
 export interface RegistryOptions {
   /** Which discovered versions of a model load by themselves (default: the newest). */
   versionPolicy?: (name: string) => VersionPolicy;
+  /** The operator's environment for a model (config model_env): where its weights are. */
+  operatorEnv?: (name: string) => Record<string, string> | undefined;
 }
 
 export class ModelRegistry {
@@ -75,6 +81,8 @@ export class ModelRegistry {
   private manifestErrors: ManifestError[] = [];
   private watcher: FSWatcher | null = null;
   private reloadChain: Promise<unknown> = Promise.resolve();
+  /** Every load init() started, settled (the start-up summary waits for it). */
+  private initialLoads: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly trafficStore?: TrafficStore;
   private readonly savedTraffic: Map<string, TrafficState>;
@@ -113,7 +121,13 @@ export class ModelRegistry {
         loads.push({ m: slot.pkg.manifest, done: this.loadSlot(e, v).catch(() => undefined) });
       }
     }
+    this.initialLoads = Promise.all(loads.map((l) => l.done));
     await Promise.all(loads.filter((l) => opts.waitFor?.(l.m) ?? true).map((l) => l.done));
+  }
+
+  /** Resolves once every load init() started has succeeded or failed (optional models included). */
+  initialLoadsSettled(): Promise<void> {
+    return this.initialLoads.then(() => undefined);
   }
 
   /** Model names, sorted; cached (the root routes ask on every request). Do not mutate. */
@@ -198,6 +212,8 @@ export class ModelRegistry {
     if (d && (d.state === 'ready' || d.state === 'failed')) return d;
     const label = version ? modelId(name, v) : name;
     if (slot.loading) throw new IsoError('MODEL_NOT_LOADED', `model ${label} is loading`, undefined, 2);
+    const w = slot.needsWeights;
+    if (w) throw new IsoError('MODEL_NOT_LOADED', `model ${label} needs weights: ${slot.lastError}`, { status: 'needs_weights', weights: { env: w.env, path: w.path, source: w.source, hint: w.hint } });
     if (slot.lastError) throw new IsoError('MODEL_NOT_LOADED', `model ${label} failed to load: ${slot.lastError}`);
     throw new IsoError('MODEL_NOT_LOADED', `model ${label} is not loaded; POST /v1/models/${encodeURIComponent(label)}/load`);
   }
@@ -206,6 +222,7 @@ export class ModelRegistry {
     if (slot.loading && !slot.deployment) return 'loading';
     const d = slot.deployment;
     if (d) return d.state === 'loading' ? 'loading' : d.state;
+    if (slot.needsWeights) return 'needs_weights';
     return slot.lastError ? 'failed' : 'unloaded';
   }
 
@@ -216,6 +233,15 @@ export class ModelRegistry {
   lastError(id: string): string | undefined {
     const { slot } = this.resolve(id);
     return slot.deployment?.lastError ?? slot.lastError;
+  }
+
+  /**
+   * The weights a model declares and where it looks for them now (null when it declares none):
+   * read afresh, so a folder mounted since the last load shows as present.
+   */
+  weights(id: string): WeightsInfo | null {
+    const { slot } = this.resolve(id);
+    return weightsOf(slot.pkg.manifest, this.options.operatorEnv?.(slot.pkg.manifest.name));
   }
 
   versions(name: string): VersionInfo[] {
@@ -283,10 +309,18 @@ export class ModelRegistry {
     } catch (e) {
       const msg = (e as Error).message;
       slot.lastError = msg;
-      this.logger.error({ model: name, version, error: msg }, 'model failed to load');
+      // Weights not there yet: a normal state of a fresh install, said once, with what to do.
+      // Only when the model itself refused to start (a worker's fatal), not when its worker
+      // could not be started at all (permissions, a missing interpreter): that is a failure.
+      const w = weightsOf(pkg.manifest, this.options.operatorEnv?.(name));
+      const refusedBySetup = e instanceof IsoError && typeof (e.details as { worker_code?: unknown } | undefined)?.worker_code === 'string';
+      slot.needsWeights = w && !w.present && refusedBySetup ? w : undefined;
+      if (slot.needsWeights) this.logger.info({ model: name, version, env: w!.env, path: w!.path }, `model ${name} needs weights: ${w!.hint}`);
+      else this.logger.error({ model: name, version, error: msg }, 'model failed to load');
       throw e instanceof IsoError ? e : new IsoError('MODEL_NOT_LOADED', msg);
     }
     slot.lastError = undefined;
+    slot.needsWeights = undefined;
     this.logger.info({ model: name, version, ms: Date.now() - t0 }, 'model ready');
     return d;
   }
@@ -316,6 +350,7 @@ export class ModelRegistry {
     const d = slot.deployment;
     slot.deployment = undefined;
     slot.lastError = undefined;
+    slot.needsWeights = undefined;
     slot.pinned = false;
     if (d) await d.drain(graceMs);
   }

@@ -12,6 +12,8 @@ import type { StateStore } from '../store/db.js';
 import { AlertManager, WebhookSender } from './alerts.js';
 import { downsample, iso, seriesStats, type SeriesStats } from './series.js';
 import { ensureTelemetrySchema } from './telemetry-schema.js';
+import { WORK_SOURCES, type SourceCounts, type WorkSource } from './model-stats.js';
+import type { WeightsInfo } from '../manifest/weights.js';
 
 export type MonitorConfig = Config['monitor'];
 
@@ -106,9 +108,11 @@ export interface ModelMetrics {
   totals: { replicas: number; ready: number; busy: number; cpu_percent: number | null; rss_bytes: number | null; memory_percent: number | null; open_fds: number | null; restarts: number };
   queue_depth: number;
   in_flight: number;
-  requests: { total: number; successful: number; failed: number; error_rate: number | null; sequences: number; rps: number | null; p50_ms: number | null; p99_ms: number | null; queue_p50_ms: number | null };
+  requests: { total: number; successful: number; failed: number; error_rate: number | null; sequences: number; rps: number | null; p50_ms: number | null; p99_ms: number | null; queue_p50_ms: number | null; by_source: Record<WorkSource, SourceCounts> | null };
   active_alerts: number;
   last_error: string | null;
+  /** Weights the model declares (manifest weights): where they are looked for and what to do; null when none. */
+  weights: WeightsInfo | null;
 }
 
 export interface SystemMetrics {
@@ -345,9 +349,11 @@ export class Monitor {
         p50_ms: p(s?.latency.percentile(50)),
         p99_ms: p(s?.latency.percentile(99)),
         queue_p50_ms: p(s?.queueWait.percentile(50)),
+        by_source: s ? (structuredClone(s.bySource) as Record<WorkSource, SourceCounts>) : null,
       },
       active_alerts: this.alerts.active(name).length,
       last_error: registry.lastError(name) ?? null,
+      weights: registry.weights(name),
     };
   }
 
@@ -388,6 +394,8 @@ export class Monitor {
         restarts: sumOf((m) => m.totals.restarts),
         requests: sumOf((m) => m.requests.total),
         failed_requests: sumOf((m) => m.requests.failed),
+        // Jobs and pipelines are work too: their model calls and records, apart from the API's.
+        requests_by_source: Object.fromEntries(WORK_SOURCES.map((k) => [k, { requests: sumOf((m) => m.requests.by_source?.[k].requests ?? 0), sequences: sumOf((m) => m.requests.by_source?.[k].sequences ?? 0) }])),
         queue_depth: sumOf((m) => m.queue_depth),
         in_flight: sumOf((m) => m.in_flight),
       },

@@ -6,6 +6,12 @@ import type { ModelRegistry } from '../scheduler/registry.js';
 import type { StateStore } from '../store/db.js';
 import { iso, summarizeLatencies, type LatencySummary } from './series.js';
 import { ensureTelemetrySchema } from './telemetry-schema.js';
+import { WORK_SOURCES, type SourceCounts, type WorkSource } from './model-stats.js';
+
+/** A request log row's source: jobs and pipelines log their model calls under those routes (jobs/counted.ts). */
+export function sourceOf(route: string): WorkSource {
+  return route === 'job' || route === 'pipeline' ? route : 'api';
+}
 
 export interface RequestRow {
   at_ms: number;
@@ -67,6 +73,8 @@ export interface PerfStats {
   active_rps: number | null;
   sequences_per_s: number | null;
   errors_by_code: Record<string, number>;
+  /** Requests (for jobs: model calls) and sequences (records) by where the work came from. */
+  by_source: Record<WorkSource, SourceCounts>;
 }
 
 export function perfStats(rows: RequestRow[], windowMs: number): PerfStats {
@@ -86,17 +94,28 @@ export function perfStats(rows: RequestRow[], windowMs: number): PerfStats {
     active = Math.max(1, end - begin);
   }
   const r3 = (v: number): number => Math.round(v * 1000) / 1000;
+  const bySource = Object.fromEntries(WORK_SOURCES.map((k) => [k, { requests: 0, successful: 0, failed: 0, sequences: 0 }])) as Record<WorkSource, SourceCounts>;
+  for (const r of rows) {
+    const b = bySource[sourceOf(r.route)];
+    b.requests++;
+    if (r.status === 'success') {
+      b.successful++;
+      b.sequences += r.sequences;
+    } else b.failed++;
+  }
   return {
     requests: rows.length,
     successful: ok.length,
     failed,
     error_rate: rows.length ? r3(failed / rows.length) : null,
     sequences: seqs,
-    latency_ms: summarizeLatencies(ok.map((r) => r.latency_ms)),
+    // Response times are the API's: a job's model call waits below interactive requests on purpose.
+    latency_ms: summarizeLatencies(ok.filter((r) => sourceOf(r.route) === 'api').map((r) => r.latency_ms)),
     window_rps: r3(rows.length / (windowMs / 1000)),
     active_rps: active === null ? null : r3(rows.length / (active / 1000)),
     sequences_per_s: active === null ? null : r3(seqs / (active / 1000)),
     errors_by_code: errors,
+    by_source: bySource,
   };
 }
 

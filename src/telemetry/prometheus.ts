@@ -4,6 +4,8 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ModelRegistry } from '../scheduler/registry.js';
 import { BoundCounter, BoundHistogram } from './bound-metrics.js';
 import { gpuProbe } from './gpu.js';
+import type { WorkSource } from './model-stats.js';
+import { registerAiModelAliases } from './ai-model-metrics.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
@@ -31,17 +33,22 @@ export class GatewayMetrics {
   private readonly restarts: Counter<'model' | 'version' | 'reason'>;
   private readonly authFailures: Counter<'reason'>;
   private readonly authThrottled: Counter;
+  private readonly deployments: Counter<'model' | 'version'>;
+  private readonly batchRequests: Counter<'model' | 'version' | 'status'>;
   private readonly workerLogDropped: BoundCounter;
   private readonly workerLogTruncated: BoundCounter;
   private readonly requestChildren = new Map<string, { requests: () => void; duration: (s: number) => void; sequences: (n: number) => void }>();
 
-  constructor(models: () => ModelRegistry) {
+  /** aiModelNames: seed 002's ai_model_* names beside isomodel's (ai-model-metrics.ts). */
+  constructor(models: () => ModelRegistry, opts: { aiModelNames?: boolean } = {}) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'isomodel_gateway_' });
     // prom-client names these gauges *_total, which promtool (rightly) rejects for non-counters.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) r.removeSingleMetric(`isomodel_gateway_${name}`);
-    this.requests = new BoundCounter({ name: 'isomodel_requests_total', help: 'Prediction requests by outcome', labelNames: ['model', 'version', 'task', 'status', 'code'], registry: r });
-    this.sequences = new BoundCounter({ name: 'isomodel_sequences_total', help: 'Sequences predicted successfully', labelNames: ['model', 'version', 'task'], registry: r });
+    // source: job or pipeline for the model calls of jobs; API requests carry no source label,
+    // so their series are the same as before jobs were counted (docs/monitoring.md).
+    this.requests = new BoundCounter({ name: 'isomodel_requests_total', help: 'Prediction requests by outcome (jobs and pipelines: one per model call, source label)', labelNames: ['model', 'version', 'task', 'status', 'code', 'source'], registry: r });
+    this.sequences = new BoundCounter({ name: 'isomodel_sequences_total', help: 'Sequences predicted successfully (jobs and pipelines: their records, source label)', labelNames: ['model', 'version', 'task', 'source'], registry: r });
     this.requestDuration = new BoundHistogram({ name: 'isomodel_request_duration_seconds', help: 'End-to-end prediction latency in the gateway', labelNames: ['model', 'version', 'task'], buckets: LATENCY_BUCKETS, registry: r });
     this.queueDuration = new BoundHistogram({ name: 'isomodel_queue_duration_seconds', help: 'Time a request waited before its first batch was dispatched', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registry: r });
     this.computeDuration = new BoundHistogram({ name: 'isomodel_compute_duration_seconds', help: 'Worker time per batch (dispatch to answer)', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registry: r });
@@ -53,6 +60,8 @@ export class GatewayMetrics {
     this.restarts = new Counter({ name: 'isomodel_worker_restarts_total', help: 'Unexpected worker exits followed by a restart', labelNames: ['model', 'version', 'reason'], registers: [r] });
     this.authFailures = new Counter({ name: 'isomodel_auth_failures_total', help: 'Requests refused for a missing or unknown API key', labelNames: ['reason'], registers: [r] });
     this.authThrottled = new Counter({ name: 'isomodel_auth_throttled_total', help: 'Requests refused with 429 because their address failed authentication too often', registers: [r] });
+    this.deployments = new Counter({ name: 'isomodel_deployments_total', help: 'Model versions deployed: each start of a version (load, reload, rolling update)', labelNames: ['model', 'version'], registers: [r] });
+    this.batchRequests = new Counter({ name: 'isomodel_batch_requests_total', help: 'Batch prediction requests (native /predict/batch, /api/v1 batch_inference) by outcome', labelNames: ['model', 'version', 'status'], registers: [r] });
 
     const each = (fn: (name: string, version: string) => void): void => {
       const reg = models();
@@ -67,6 +76,16 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         each((model, version) => this.set({ model, version }, models().deployment(`${model}@${version}`)?.healthy() ? 1 : 0));
+      },
+    });
+    new Gauge({
+      name: 'isomodel_model_state',
+      help: 'The state of each model version: 1 for its current state (ready, loading, needs_weights, failed, ...)',
+      labelNames: ['model', 'version', 'state'],
+      registers: [r],
+      collect() {
+        this.reset();
+        each((model, version) => this.set({ model, version, state: models().status(`${model}@${version}`) }, 1));
       },
     });
     new Gauge({
@@ -160,17 +179,21 @@ export class GatewayMetrics {
         });
       },
     });
+    if (opts.aiModelNames ?? true) registerAiModelAliases(r);
   }
 
-  observeRequest(model: string, version: string, task: string, ok: boolean, code: string, seconds: number, sequences: number): void {
+  observeRequest(model: string, version: string, task: string, ok: boolean, code: string, seconds: number, sequences: number, source: WorkSource = 'api'): void {
     // Bound once per label set, then a map lookup per request.
-    const key = `${model}\u0000${version}\u0000${task}\u0000${code}`;
+    const key = `${model}\u0000${version}\u0000${task}\u0000${code}\u0000${source}`;
     let c = this.requestChildren.get(key);
     if (!c) {
+      const api = source === 'api';
+      const bySource: Record<string, string> = api ? {} : { source };
       c = {
-        requests: this.requests.bind({ model, version, task, status: ok ? 'success' : 'error', code }),
-        duration: this.requestDuration.bind({ model, version, task }),
-        sequences: this.sequences.bind({ model, version, task }),
+        requests: this.requests.bind({ model, version, task, status: ok ? 'success' : 'error', code, ...bySource }),
+        // Latency is the API's: a job's model call is queued below interactive requests on purpose.
+        duration: api ? this.requestDuration.bind({ model, version, task }) : () => undefined,
+        sequences: this.sequences.bind({ model, version, task, ...bySource }),
       };
       this.requestChildren.set(key, c);
     }
@@ -187,7 +210,14 @@ export class GatewayMetrics {
     authThrottled: (): void => this.authThrottled.inc(),
   };
 
+  /** One batch request (also counted, as any request, by observeRequest). */
+  observeBatchRequest(model: string, version: string, ok: boolean): void {
+    this.batchRequests.inc({ model, version, status: ok ? 'success' : 'error' });
+  }
+
+  /** Called once per deployment the registry starts. */
   observerFor(model: string, version: string): DeploymentObserver {
+    this.deployments.inc({ model, version });
     const queued = this.queueDuration.bind({ model, version });
     const batchSize = this.batchSize.bind({ model, version });
     const compute = this.computeDuration.bind({ model, version });

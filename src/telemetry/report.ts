@@ -3,7 +3,7 @@
 import { IsoError } from '../errors.js';
 import type { ModelRegistry } from '../scheduler/registry.js';
 import type { StateStore } from '../store/db.js';
-import { attributeVersions, perfSnapshots, perfStats, requestRows, type PerfSnapshot, type PerfStats, type RequestRow } from './perf.js';
+import { attributeVersions, perfSnapshots, perfStats, requestRows, sourceOf, type PerfSnapshot, type PerfStats, type RequestRow } from './perf.js';
 import { formatWindow, iso, percentileSorted, seriesStats, type LatencySummary, type SeriesStats } from './series.js';
 import { barChart, escapeXml, formatNumber, lineChart, PALETTE } from './svg.js';
 import { ensureTelemetrySchema } from './telemetry-schema.js';
@@ -124,8 +124,8 @@ export function buildReport(deps: ReportDeps, model: string, windowMs: number, n
   for (const r of rows) {
     const b = buckets[slot(r.at_ms)]!;
     b.requests++;
-    if (r.status === 'success') b.lat.push(r.latency_ms);
-    else b.errors++;
+    if (r.status !== 'success') b.errors++;
+    else if (sourceOf(r.route) === 'api') b.lat.push(r.latency_ms);
   }
   for (const s of samples) {
     const b = buckets[slot(s.at)]!;
@@ -160,7 +160,7 @@ export function buildReport(deps: ReportDeps, model: string, windowMs: number, n
     current: known ? { status: registry.status(model), version: current!, replicas: d?.replicaInfo().length ?? 0, healthy: d?.healthy() ?? false } : null,
     totals: perfStats(rows, windowMs),
     versions,
-    histogram: latencyHistogram(rows.filter((r) => r.status === 'success').map((r) => r.latency_ms)),
+    histogram: latencyHistogram(rows.filter((r) => r.status === 'success' && sourceOf(r.route) === 'api').map((r) => r.latency_ms)),
     resources: {
       samples: samples.length,
       cpu_percent: stat((s) => s.cpu_percent, 5),
@@ -248,6 +248,7 @@ export function renderReportHtml(r: ModelReport): string {
   const head = ['', 'requests', 'errors', 'error rate', 'mean', 'p50', 'p90', 'p99', 'max', 'throughput'];
   const numeric = [false, true, true, true, true, true, true, true, true, true];
   const vrows = r.versions.flatMap((v) => [statsRow(`v${v.version} (all tasks)`, v), ...v.tasks.map((tk) => statsRow(`v${v.version} · ${tk.task}`, tk))]);
+  const sourceRows = Object.entries(t.by_source).map(([k, v]) => [escapeXml(k), String(v.requests), String(v.failed), String(v.sequences)]);
   const errRows = Object.entries(t.errors_by_code).map(([code, n]) => [escapeXml(code), String(n)]);
   const trendRow = (label: string, s: SeriesStats, f: (v: number | null) => string): string[] => [escapeXml(label), f(s.min), f(s.avg), f(s.max), f(s.last), escapeXml(s.trend)];
   const resRows = [
@@ -265,6 +266,7 @@ export function renderReportHtml(r: ModelReport): string {
 <div class="cards">${cards}</div>
 <h2>Charts</h2><div class="charts">${charts}</div>
 <h2>By version and task</h2>${table(head, vrows, numeric)}
+<h2>By source</h2><div class="meta">api: requests to the API; job, pipeline: the model calls of batch jobs and pipelines (their records are the sequences). Latency figures are the API's.</div>${table(['source', 'requests', 'errors', 'sequences'], sourceRows, [false, true, true, true])}
 <h2>Resource use</h2>${table(['metric', 'min', 'avg', 'max', 'last', 'trend'], resRows, [false, true, true, true, true, false])}
 <h2>Errors by code</h2>${table(['code', 'count'], errRows, [false, true])}
 <h2>Persisted snapshots</h2>${table(['at (UTC)', 'version', 'requests', 'error rate', 'throughput', 'p50', 'p99', 'avg CPU', 'peak RSS'], snapRows, [false, false, true, true, true, true, true, true, true])}

@@ -50,7 +50,9 @@ export async function runWorker(load: ModelLoader): Promise<void> {
     await model.setup?.(ctx);
   } catch (e) {
     const err = e as Error;
-    toStderr(err.stack ?? String(err));
+    // A ModelError is the model's own, explained refusal (weights not mounted, ...): its message
+    // travels in the fatal line. Only an unexpected error needs its stack.
+    if (!(e instanceof ModelError)) toStderr(err.stack ?? String(err));
     send({ op: 'fatal', code: e instanceof ModelError ? e.code : 'MODEL_NOT_LOADED', message: err.message });
     process.exit(1);
   }

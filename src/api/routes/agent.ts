@@ -69,6 +69,7 @@ export function recordRequest(gw: Gateway, req: FastifyRequest, r: RequestRecord
   const dep = r.dep ?? gw.registry.deployment(r.model);
   dep?.stats.record(ok, latency, r.sequences, r.error?.code);
   if (dep) gw.metrics.observeRequest(dep.name, dep.version, r.task ?? 'unknown', ok, r.error?.code ?? 'OK', latency / 1000, r.sequences);
+  if (dep && r.route === 'api.batch_inference') gw.metrics.observeBatchRequest(dep.name, dep.version, ok);
   gw.store.logRequest({
     request_id: req.id,
     model: r.model,
@@ -106,7 +107,7 @@ export interface Candidate {
 }
 
 /** Readiness order: a serving model first, then one on its way, then one that must be loaded; failed last. */
-const STATUS_RANK: Record<ModelStatus, number> = { ready: 1, loading: 2, unloaded: 3, stopped: 3, draining: 4, failed: 5 };
+const STATUS_RANK: Record<ModelStatus, number> = { ready: 1, loading: 2, unloaded: 3, stopped: 3, draining: 4, needs_weights: 5, failed: 5 };
 
 function readinessRank(c: Candidate): number {
   return c.ready ? 0 : STATUS_RANK[c.status];

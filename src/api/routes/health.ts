@@ -22,6 +22,7 @@ export function modelHealth(gw: Gateway, name: string): Record<string, unknown> 
     in_flight: d?.inflightCount() ?? 0,
     memory_usage: formatBytes(rss),
     last_error: gw.registry.lastError(name) ?? null,
+    weights: gw.registry.weights(name),
   };
 }
 
@@ -83,6 +84,7 @@ function registerProbes(app: FastifyInstance, gw: Gateway, prefix: string): void
         uptime: uptimeS(gw),
         started: gw.started,
         default_model: gw.defaultModel() ?? null,
+        ...(gw.missingDefaultModel() && { default_model_missing: `default_model "${gw.missingDefaultModel()}" is not a model here; the root routes answer for ${gw.defaultModel() ?? 'no model'}` }),
         isolation: { cgroups: gw.cgroups.version },
         gateway: { pid: process.pid, rss: formatBytes(process.memoryUsage().rss), node: process.version },
         system: systemInfo(),

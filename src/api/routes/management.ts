@@ -23,6 +23,8 @@ export function modelSummary(gw: Gateway, name: string): Record<string, unknown>
     batching: m.batching,
     resources: m.resources,
     last_error: gw.registry.lastError(name) ?? null,
+    // Models that declare weights outside the package: where they are looked for, and what to do.
+    weights: gw.registry.weights(name),
     path: pkg.dir,
   };
 }

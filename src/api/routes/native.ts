@@ -129,6 +129,7 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
       } else sent = reply.send(envelope);
       dep.stats.record(true, latency, sequences);
       gw.metrics.observeRequest(dep.name, dep.version, parsed.task.name, true, 'OK', latency / 1000, sequences);
+      if (kind === 'batch') gw.metrics.observeBatchRequest(dep.name, dep.version, true);
       gw.store.logRequest({ request_id: req.id, model: name, version: dep.version, task, route: kind, status: 'success', sequences, latency_ms: latency, client: req.ip });
       return sent;
     } catch (e) {
@@ -138,6 +139,7 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
       dep?.stats.record(false, latency, sequences, err.code);
       const label = task ?? (dep ? taskLabel(dep.pkg.manifest, req.body) : undefined);
       if (dep) gw.metrics.observeRequest(dep.name, dep.version, label!, false, err.code, latency / 1000, sequences);
+      if (dep && kind === 'batch') gw.metrics.observeBatchRequest(dep.name, dep.version, false);
       if (name !== '?' && err.code !== 'MODEL_NOT_FOUND') {
         gw.store.logRequest({ request_id: req.id, model: name, task: label, route: kind, status: 'error', error_code: err.code, sequences, latency_ms: latency, client: req.ip });
       }

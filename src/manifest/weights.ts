@@ -1,0 +1,46 @@
+// Weights a package does not ship (manifest `weights`): where the model will look for them, and
+// whether anything is there. A model whose load fails while its weights are absent is in state
+// `needs_weights` (scheduler/registry.ts): a normal condition of a fresh install, not a failure.
+import { existsSync, opendirSync, statSync } from 'node:fs';
+import type { Manifest } from './schema.js';
+
+export interface WeightsInfo {
+  /** The variable that names the path (e.g. DNABERT2_MODEL_PATH). */
+  env: string;
+  /** Its value for this model: the operator's model_env over the manifest's env; null when unset. */
+  path: string | null;
+  /** Something is there: a file, or a folder that is not empty. */
+  present: boolean;
+  /** Where to get them (manifest weights.source). */
+  source: string;
+  /** What to do, in one sentence a person can follow. */
+  hint: string;
+}
+
+/** The weights of `m` as `operatorEnv` (config model_env[name]) sets them; null for a model that declares none. */
+export function weightsOf(m: Manifest, operatorEnv?: Record<string, string>): WeightsInfo | null {
+  if (!m.weights) return null;
+  const { env, source } = m.weights;
+  const path = operatorEnv?.[env] ?? m.env[env] ?? null;
+  const present = path !== null && pathHasContent(path);
+  const hint =
+    `set ${env} to the weights folder (model_env: {${m.name}: {${env}: /path/to/weights}} in isomodel.config.yaml)` +
+    `${path ? ` or put them in ${path}` : ''}, then POST /v1/models/${m.name}/load${source ? `; weights: ${source}` : ''}`;
+  return { env, path, present, source, hint };
+}
+
+function pathHasContent(path: string): boolean {
+  try {
+    if (!existsSync(path)) return false;
+    if (!statSync(path).isDirectory()) return true;
+    // One entry is enough: a mounted weights folder may hold many files.
+    const dir = opendirSync(path);
+    try {
+      return dir.readSync() !== null;
+    } finally {
+      dir.closeSync();
+    }
+  } catch {
+    return false;
+  }
+}
