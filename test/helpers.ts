@@ -70,7 +70,12 @@ export async function request<T>(url: string, method: string, body?: unknown, he
   return { status: res.status, body: parsed as T, headers: res.headers };
 }
 
-export async function startGateway(models: string[], overrides: ConfigInput = {}): Promise<Harness> {
+export interface GatewayOptions {
+  /** Collects the gateway's log records (level info and above) here, parsed. */
+  logs?: Record<string, unknown>[];
+}
+
+export async function startGateway(models: string[], overrides: ConfigInput = {}, opts: GatewayOptions = {}): Promise<Harness> {
   const modelsDir = makeModelsDir(models);
   const stateDir = mkdtempSync(join(tmpdir(), 'isomodel-state-'));
   // cwd and env are the test's own, so a developer's isomodel.config.yaml or .env cannot leak in.
@@ -79,7 +84,10 @@ export async function startGateway(models: string[], overrides: ConfigInput = {}
     env: {},
     overrides: { host: '127.0.0.1', port: 0, models_dir: modelsDir, state_dir: stateDir, watch: false, rate_limit: { max: 100_000 }, ...overrides },
   });
-  const logger = pino({ level: process.env.ISOMODEL_TEST_LOG ?? 'silent' });
+  const logs = opts.logs;
+  const logger = logs
+    ? pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) })
+    : pino({ level: process.env.ISOMODEL_TEST_LOG ?? 'silent' });
   const gw = new Gateway(config, logger);
   await gw.start();
   // Optional models load in the background after start; tests want every load settled.
