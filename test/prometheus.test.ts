@@ -5,68 +5,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Counter, Histogram, Registry } from 'prom-client';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { BoundCounter, BoundHistogram } from '../src/telemetry/bound-metrics.js';
-import { freePort, request, startGateway, waitFor, type Harness } from './helpers.js';
-
-function promtool(text: string): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const p = execFile('promtool', ['check', 'metrics'], (err, stdout, stderr) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error('promtool not found: apt-get install prometheus'));
-      else resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
-    });
-    p.stdin!.end(text);
-  });
-}
-
-describe('bound metrics (the request path\'s counters and histograms)', () => {
-  // The same observations through prom-client's own metrics and through the bound ones must
-  // expose byte-identical text: the bound ones replace them on the hot path only for speed.
-  const buckets = [0.001, 0.01, 0.1, 1];
-  const observations: [Record<string, string>, number][] = [
-    [{ model: 'a', version: '1' }, 0.0005],
-    [{ model: 'a', version: '1' }, 0.01],
-    [{ model: 'a', version: '1' }, 0.5],
-    [{ model: 'b', version: '2' }, 7],
-    [{ model: 'a', version: '1' }, 0.05],
-  ];
-
-  it('expose what prom-client exposes for the same observations', async () => {
-    const ref = new Registry();
-    const refHist = new Histogram({ name: 't_seconds', help: 'h', labelNames: ['model', 'version'], buckets, registers: [ref] });
-    const refCount = new Counter({ name: 't_total', help: 'c', labelNames: ['model', 'version'], registers: [ref] });
-    const ours = new Registry();
-    const hist = new BoundHistogram({ name: 't_seconds', help: 'h', labelNames: ['model', 'version'], buckets, registry: ours });
-    const count = new BoundCounter({ name: 't_total', help: 'c', labelNames: ['model', 'version'], registry: ours });
-    for (const [labels, v] of observations) {
-      refHist.observe(labels, v);
-      refCount.inc(labels, 2);
-      hist.bind(labels)(v);
-      count.bind(labels)(2);
-    }
-    const text = await ours.metrics();
-    assert.equal(text, await ref.metrics());
-    assert.match(text, /t_seconds_bucket\{le="0\.1",model="a",version="1"\} 3/);
-    assert.match(text, /t_seconds_bucket\{le="\+Inf",model="b",version="2"\} 1/);
-    assert.match(text, /t_total\{model="a",version="1"\} 8/);
-    const { code, out } = await promtool(text);
-    assert.equal(code, 0, out);
-  });
-
-  it('keep counting through functions bound before a reset, and refuse unknown labels', async () => {
-    const reg = new Registry();
-    const hist = new BoundHistogram({ name: 'r_seconds', help: 'h', labelNames: ['model'], buckets, registry: reg });
-    const observe = hist.bind({ model: 'a' });
-    observe(0.5);
-    reg.resetMetrics();
-    observe(0.002);
-    assert.match(await reg.metrics(), /r_seconds_count\{model="a"\} 1\n/);
-    assert.match(await reg.metrics(), /r_seconds_sum\{model="a"\} 0\.002\n/);
-    assert.throws(() => hist.bind({ model: 'a', tenant: 'x' }), /unknown label tenant/);
-    assert.throws(() => new BoundHistogram({ name: 'bad', help: 'h', labelNames: ['le'], buckets, registry: reg }), /reserved/);
-  });
-});
+import { freePort, parseExposition, promtool, request, startGateway, waitFor, type Harness, type Sample } from './helpers.js';
 
 describe('Prometheus metrics', () => {
   let h: Harness;
@@ -155,26 +95,6 @@ describe('Prometheus metrics', () => {
     });
   });
 });
-
-/** One sample of the text exposition: name, labels, value. */
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function parseExposition(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    assert.ok(m, `exposition line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    out.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return out;
-}
 
 describe('request-path metric values for single, batch and job traffic', () => {
   // Sums over every series that matches, so a label added later (a job's `source`, say) splits

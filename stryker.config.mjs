@@ -1,0 +1,36 @@
+// Mutation testing (StrykerJS): `npm run mutate` (all groups) or `npm run mutate -- <group>...`.
+// Each group mutates a few modules and runs only the test files that exercise them, through the
+// command runner over `node --test`: Stryker builds the instrumented sandbox once (tsc), checks
+// each mutant with the TypeScript checker, then runs the command once per mutant with
+// __STRYKER_ACTIVE_MUTANT__ set. Results are incremental per group (reports/mutation/): a rerun
+// only tests mutants whose code or tests changed. Too slow for CI; see docs/testing.md.
+import { GROUPS } from './test/mutation/groups.mjs';
+
+const name = process.env.MUTATE_GROUP ?? 'validation';
+const group = GROUPS[name];
+if (!group) throw new Error(`unknown MUTATE_GROUP ${name}; one of ${Object.keys(GROUPS).join(', ')}`);
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  packageManager: 'npm',
+  mutate: group.mutate,
+  testRunner: 'command',
+  commandRunner: { command: `node --test --test-concurrency=1 ${group.tests.map((t) => `dist/test/${t}.test.js`).join(' ')}` },
+  buildCommand: 'npx tsc -p tsconfig.json',
+  checkers: ['typescript'],
+  tsconfigFile: 'tsconfig.json',
+  typescriptChecker: { prioritizePerformanceOverAccuracy: true },
+  coverageAnalysis: 'off',
+  // Two shared cores: one mutant at a time per core, and a generous timeout for gateway tests.
+  concurrency: Number(process.env.MUTATE_CONCURRENCY ?? 2),
+  timeoutMS: 30_000,
+  timeoutFactor: 2,
+  incremental: true,
+  incrementalFile: `reports/mutation/${name}.incremental.json`,
+  reporters: ['clear-text', 'progress', 'json'],
+  jsonReporter: { fileName: `reports/mutation/${name}.json` },
+  ignorePatterns: ['dist', 'reports', '.isomodel', '.isomodel-work', 'training', 'clients', 'deploy'],
+  tempDirName: '.stryker-tmp',
+  cleanTempDir: 'always',
+  thresholds: { high: 90, low: 80, break: null },
+};
