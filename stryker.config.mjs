@@ -17,7 +17,10 @@ export default {
   testRunner: 'command',
   commandRunner: { command: `node --test --test-concurrency=1 ${group.tests.map((t) => `dist/test/${t}.test.js`).join(' ')}` },
   buildCommand: 'npx tsc -p tsconfig.json',
-  checkers: ['typescript'],
+  // The TypeScript checker drops mutants that do not compile before any test runs. It costs about
+  // 20 s a mutant on a loaded two-core machine; MUTATE_TYPECHECK=0 skips it (type-invalid mutants
+  // then run as JavaScript: most are killed, and a survivor among them is listed as such).
+  checkers: process.env.MUTATE_TYPECHECK === '0' ? [] : ['typescript'],
   tsconfigFile: 'tsconfig.json',
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },
   coverageAnalysis: 'off',

@@ -57,6 +57,35 @@ describe('bound metrics (the request path\'s counters and histograms)', () => {
     assert.throws(() => hist.bind({ model: 'a', tenant: 'x' }), /unknown label tenant/);
     assert.throws(() => new BoundHistogram({ name: 'bad', help: 'h', labelNames: ['le'], buckets, registry: reg }), /reserved/);
   });
+
+  it('sort their buckets, ignore non-finite observations, and keep label sets apart', async () => {
+    // Buckets given in any order expose as if given sorted.
+    const sorted = new Registry();
+    const unsorted = new Registry();
+    const inOrder = new BoundHistogram({ name: 's_seconds', help: 'h', labelNames: ['model'], buckets: [0.001, 0.01, 0.1, 1], registry: sorted });
+    const shuffled = new BoundHistogram({ name: 's_seconds', help: 'h', labelNames: ['model'], buckets: [1, 0.001, 0.1, 0.01], registry: unsorted });
+    for (const v of [0.0005, 0.005, 0.05, 0.5, 5]) {
+      inOrder.bind({ model: 'a' })(v);
+      shuffled.bind({ model: 'a' })(v);
+    }
+    assert.equal(await unsorted.metrics(), await sorted.metrics());
+    assert.match(await sorted.metrics(), /s_seconds_bucket\{le="0\.01",model="a"\} 2\n/);
+    // NaN or an infinite duration (a clock gone wrong) would poison the sum for good: dropped.
+    const reg = new Registry();
+    const hist = new BoundHistogram({ name: 'n_seconds', help: 'h', labelNames: ['model'], buckets, registry: reg });
+    const observe = hist.bind({ model: 'a' });
+    for (const v of [NaN, Infinity, -Infinity, 0.5]) observe(v);
+    assert.match(await reg.metrics(), /n_seconds_count\{model="a"\} 1\n/);
+    assert.match(await reg.metrics(), /n_seconds_sum\{model="a"\} 0\.5\n/);
+    // Label values that read the same end to end ("a"+"b1", "ab"+"1") are still two series.
+    const creg = new Registry();
+    const count = new BoundCounter({ name: 'k_total', help: 'c', labelNames: ['model', 'version'], registry: creg });
+    count.bind({ model: 'a', version: 'b1' })(1);
+    count.bind({ model: 'ab', version: '1' })(2);
+    const text = await creg.metrics();
+    assert.match(text, /k_total\{model="a",version="b1"\} 1\n/);
+    assert.match(text, /k_total\{model="ab",version="1"\} 2\n/);
+  });
 });
 
 interface FakeReplica {
@@ -228,7 +257,11 @@ describe('GatewayMetrics', () => {
       [['starting', 1], ['ready', 2], ['restarting', 0], ['stopping', 0], ['failed', 0]],
     );
     assert.equal(value('isomodel_replicas', { ...a15, state: 'failed' }), 1);
-    assert.equal(value('isomodel_replicas', { ...b1, state: 'ready' }), 0);
+    assert.deepEqual(
+      series('isomodel_replicas').filter((s) => s.labels.model === 'b').map((s) => [s.labels.state, s.value]),
+      [['starting', 0], ['ready', 0], ['restarting', 0], ['stopping', 0], ['failed', 0]],
+      'a version without a deployment: every state at zero, and nothing else',
+    );
     assert.equal(value('isomodel_worker_resident_memory_bytes', { ...a2, replica: 'r2' }), 2000);
     assert.equal(value('isomodel_worker_cpu_ratio', { ...a2, replica: 'r2' }), 1.5, 'cores, not percent');
     assert.equal(value('isomodel_worker_open_fds', { ...a2, replica: 'r1' }), 12);
@@ -248,6 +281,7 @@ describe('GatewayMetrics', () => {
     gpuProbe.current = () => null;
     await scrape();
     assert.equal(series('isomodel_gpu_utilization_ratio').length, 0);
+    assert.equal(series('isomodel_gpu_memory_used_bytes').length, 0);
     const snap: GpuSnapshot = {
       available: true,
       sampledAt: Date.now(),

@@ -2,8 +2,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IsoError } from '../src/errors.js';
+import { z } from 'zod';
 import { parseFasta, parseSequences } from '../src/validation/fasta.js';
 import { ALPHABETS, AMBIGUOUS_LETTERS, countAmbiguous, detectSequenceType, normaliseSequence, parseSequenceType, taskRule, validateSequence } from '../src/validation/sequence.js';
+import { describeZod } from '../src/validation/zod-message.js';
 
 const dna = { types: ['DNA'] as const, maxLength: 10 };
 
@@ -284,5 +286,37 @@ describe('FASTA', () => {
     ]);
     assert.deepEqual(parseSequences('ACGT\n# comment\nGGCC\n').map((r) => r.sequence), ['ACGT', 'GGCC']);
     assert.throws(() => parseFasta('ACGT\n>s1\nAC'), /before the first/);
+  });
+
+  it('skips blank and ";" comment lines, trims headers and lines, drops whitespace inside sequence lines', () => {
+    const text = '\r\n\n; an old-style comment\r\n  > s1   first  one  \r\n  AC GT\tAA \r\n;another\n\n>s2\n>s3\tdesc\nGG\n';
+    assert.deepEqual(parseFasta(text), [
+      { id: 's1', description: 'first  one', sequence: 'ACGTAA' },
+      { id: 's2', description: '', sequence: '' },
+      { id: 's3', description: 'desc', sequence: 'GG' },
+    ]);
+    assert.deepEqual(parseFasta(''), []);
+    assert.deepEqual(parseFasta('; only a comment\n\n'), []);
+  });
+
+  it('parseSequences reads FASTA when the text starts with ">" (after blank lines), else one sequence per line', () => {
+    assert.deepEqual(parseSequences('\n  \n>a x\nAC\nGT\n'), [{ id: 'a', description: 'x', sequence: 'ACGT' }]);
+    assert.deepEqual(parseSequences('  ACGT  \r\n\n# a comment\n GGCC\n'), [
+      { id: 'seq1', description: '', sequence: 'ACGT' },
+      { id: 'seq2', description: '', sequence: 'GGCC' },
+    ]);
+    assert.deepEqual(parseSequences('ACGT>\n'), [{ id: 'seq1', description: '', sequence: 'ACGT>' }], 'a ">" later on is not a header');
+  });
+});
+
+describe('schema error wording', () => {
+  it('describeZod names each issue\'s field path, dotted, and joins issues with "; "', () => {
+    const schema = z.object({ inputs: z.array(z.object({ sequence: z.string() })), top_k: z.number() });
+    const r = schema.safeParse({ inputs: [{ sequence: 1 }], top_k: 'x' });
+    assert.ok(!r.success);
+    assert.equal(describeZod(r.error), 'inputs.0.sequence: Expected string, received number; top_k: Expected number, received string');
+    const root = z.string().safeParse(3);
+    assert.ok(!root.success);
+    assert.equal(describeZod(root.error), 'Expected string, received number', 'an issue about the whole value is its bare message');
   });
 });

@@ -8,5 +8,5 @@ export const GROUPS = {
   metrics: { mutate: ['src/telemetry/prometheus.ts', 'src/telemetry/bound-metrics.ts'], tests: ['metrics'] },
   security: { mutate: ['src/security/**/*.ts'], tests: ['auth', 'route-auth'] },
   scheduler: { mutate: ['src/scheduler/**/*.ts'], tests: ['scheduler', 'batching', 'deployments', 'scaling'] },
-  jobs: { mutate: ['src/jobs/runner.ts'], tests: ['jobs-runner', 'jobs-work'] },
+  jobs: { mutate: ['src/jobs/runner.ts'], tests: ['jobs-api', 'jobs-formats'] },
 };
