@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.isomodel/**', 'models/**/node_modules/**', 'clients/typescript/dist/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'reports/**', '.stryker-tmp/**', '.isomodel/**', 'models/**/node_modules/**', 'clients/typescript/dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

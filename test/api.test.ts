@@ -237,3 +237,32 @@ describe('rate limiting', () => {
     assert.equal((await h.get('/health/live')).status, 200);
   });
 });
+
+describe('rate limiting with the defaults', () => {
+  // Every other test gateway raises the limit (helpers.ts); this one keeps what a fresh install
+  // gets, which the README promises: 100 requests per minute per client.
+  let h: Harness;
+  before(async () => {
+    h = await startGateway(['revcomp'], { rate_limit: undefined });
+  });
+  after(async () => h.close());
+
+  it('the default configuration limits each client to 100 requests a minute', async () => {
+    assert.deepEqual(h.gw.config.rate_limit, { max: 100, window_ms: 60_000 });
+    const codes: number[] = [];
+    // Cheap routes count like predictions: the limit is per client, not per route.
+    for (let i = 0; i < 99; i++) codes.push((await h.get('/v1/models')).status);
+    codes.push((await h.post('/predict', { sequence: 'ACGT' })).status);
+    assert.deepEqual(codes, Array(100).fill(200), 'the first 100 requests of the minute are served');
+    const r = await h.post('/predict', { sequence: 'ACGT' });
+    assert.equal(r.status, 429);
+    assertEnvelope(r.body, false);
+    assert.equal(r.body.error.code, 'RATE_LIMITED');
+    assert.equal(r.body.error.details.limit, 100);
+    const retry = Number(r.headers.get('retry-after'));
+    assert.ok(retry > 0 && retry <= 60, `retry-after ${retry} s is within the 60 s window`);
+    assert.equal((await h.get('/v1/models')).status, 429, 'and every route after it');
+    assert.equal((await h.get('/health/live')).status, 200, 'probes are never limited');
+    assert.equal((await h.get('/health/ready')).status, 200);
+  });
+});

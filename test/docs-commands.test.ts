@@ -22,6 +22,8 @@ const SKIP: [RegExp, string][] = [
   [/^isomodel .*--(?:apply|delete)\b/, 'needs a Kubernetes cluster (test/deploy-apply.test.ts drives a fake API server)'],
   [/^isomodel .*\bmcp\b/, 'a stdio server that waits for an MCP client (test/mcp*.test.ts)'],
   [/^isomodel --config prod\.yaml/, "the reader's own production config file"],
+  [/\/models\/(?:my_model|streaming_model)\/|\bmodel": ?"(?:my_model|streaming_model)"/, "docs/seed-004.md's folder models, which the reader drops into models/ (test/seed-004.test.ts serves the same folders)"],
+  [/\/models\/my-[a-z-]+\/|\/tmp\/isomodel-demo\//, "docs/models.md's walk-through: its own gateway on the packages `isomodel init --type` writes, and files its shell lines write (test/init-types.test.ts sends each scaffold its request)"],
 ];
 
 /** The commands this test runs: the gateway's CLI and curl; other tools (kubectl, docker, npm) are not the docs' subject here. */
@@ -43,7 +45,7 @@ describe('every command in the docs runs as written', { timeout: 600_000 }, () =
     for (const n of ['models', 'examples']) symlinkSync(join(PACKAGE_ROOT, n), join(root, n));
     copyFileSync(join(PACKAGE_ROOT, 'isomodel.config.yaml'), join(root, 'isomodel.config.yaml'));
     // What `npm start` serves that the commands use; promoter answers the root routes, as in the checkout's config.
-    h = await startGateway(['promoter', 'revcomp', 'gc-scanner', 'codon', 'protein-props'], { default_model: 'promoter' });
+    h = await startGateway(['promoter', 'revcomp', 'gc-scanner', 'codon', 'protein-props', 'codon-verifier', 'dna-lm', 'langid', 'textgen', 'symptom-demo'], { default_model: 'promoter' });
   });
   after(async () => {
     await h?.close();

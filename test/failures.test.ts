@@ -9,9 +9,10 @@ const chaos = (options: Record<string, unknown>) => ({ sequence: 'ACGT', options
 
 describe('worker failures (Python chaos model)', () => {
   let h: Harness;
+  const logs: Record<string, unknown>[] = [];
   before(async () => {
     process.env.ISOMODEL_SECRET_TEST = 'do-not-leak';
-    h = await startGateway(['chaos-py']);
+    h = await startGateway(['chaos-py'], {}, { logs });
   });
   after(async () => {
     delete process.env.ISOMODEL_SECRET_TEST;
@@ -111,8 +112,17 @@ describe('worker failures (Python chaos model)', () => {
   });
 
   it('stray prints go to the log, not the protocol', async () => {
+    const pid = await workerPid();
     const r = await h.post('/predict', chaos({ action: 'print' }));
-    assert.equal(r.status, 200);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    // The answer is the model's own, not a protocol error, and the worker was not replaced for it.
+    assert.deepEqual(r.body.data.length, 4);
+    assert.equal(await workerPid(), pid);
+    // The print itself reached the gateway's log as a line of this worker's stderr.
+    const line = (await waitFor(() => logs.find((l) => l.worker_log === 'noise on stdout'), 5000))!;
+    assert.equal(line.msg, 'worker log');
+    assert.equal(line.model, 'chaos-py');
+    assert.ok(!logs.some((l) => /malformed/.test(String(l.msg))), 'no protocol violation was logged');
   });
 
   it('workers get a scrubbed environment, their own working dir and their cgroup', async () => {
@@ -124,8 +134,20 @@ describe('worker failures (Python chaos model)', () => {
     // The scratch dir is in the work dir, outside the state dir (0700, the gateway's only).
     assert.ok(cwd.startsWith(join(h.gw.config.work_dir!, 'run') + '/'), `${cwd} is under the work dir`);
     assert.ok(!cwd.startsWith(h.stateDir + '/'), `${cwd} is not in the state dir`);
+    assert.equal(typeof cgroup, 'string');
+  });
+
+  it('each worker runs in its own cgroup, named after the state dir and the gateway', async (t) => {
+    // Where the gateway cannot create cgroups (no writable cgroup fs, no delegation) workers stay in
+    // the gateway's: say so in the test report rather than pass without checking anything.
+    if (h.gw.cgroups.version === 'none') {
+      t.skip('cgroups are not writable on this machine (CgroupManager.detect() found none): worker cgroups are not checked');
+      return;
+    }
+    const r = await h.post('/predict', chaos({ action: 'env' }));
+    assert.equal(r.status, 200);
     // Named after the state dir and the gateway, so a later gateway can remove it if this one dies.
-    if (h.gw.cgroups.version !== 'none') assert.match(cgroup, /isomodel\/[0-9a-f]{12}-\d+\.\d+-chaos-py-r\d+-\d+\n/);
+    assert.match(r.body.data.cgroup, /isomodel\/[0-9a-f]{12}-\d+\.\d+-chaos-py-r\d+-\d+\n/);
   });
 
   it('the gateway stays up through all of it', async () => {

@@ -1,4 +1,6 @@
 // Test harness: a real gateway on 127.0.0.1 with a private models dir and state dir.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,7 +72,12 @@ export async function request<T>(url: string, method: string, body?: unknown, he
   return { status: res.status, body: parsed as T, headers: res.headers };
 }
 
-export async function startGateway(models: string[], overrides: ConfigInput = {}): Promise<Harness> {
+export interface GatewayOptions {
+  /** Collects the gateway's log records (level info and above) here, parsed. */
+  logs?: Record<string, unknown>[];
+}
+
+export async function startGateway(models: string[], overrides: ConfigInput = {}, opts: GatewayOptions = {}): Promise<Harness> {
   const modelsDir = makeModelsDir(models);
   const stateDir = mkdtempSync(join(tmpdir(), 'isomodel-state-'));
   // cwd and env are the test's own, so a developer's isomodel.config.yaml or .env cannot leak in.
@@ -79,7 +86,10 @@ export async function startGateway(models: string[], overrides: ConfigInput = {}
     env: {},
     overrides: { host: '127.0.0.1', port: 0, models_dir: modelsDir, state_dir: stateDir, watch: false, rate_limit: { max: 100_000 }, ...overrides },
   });
-  const logger = pino({ level: process.env.ISOMODEL_TEST_LOG ?? 'silent' });
+  const logs = opts.logs;
+  const logger = logs
+    ? pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) })
+    : pino({ level: process.env.ISOMODEL_TEST_LOG ?? 'silent' });
   const gw = new Gateway(config, logger);
   await gw.start();
   // Optional models load in the background after start; tests want every load settled.
@@ -122,4 +132,35 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** `promtool check metrics` on an exposition text: its exit code and output. */
+export function promtool(text: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = execFile('promtool', ['check', 'metrics'], (err, stdout, stderr) => {
+      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error('promtool not found: apt-get install prometheus'));
+      else resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
+    });
+    p.stdin!.end(text);
+  });
+}
+
+/** One sample of the text exposition: name, labels, value. */
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export function parseExposition(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(m, `exposition line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    out.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return out;
 }

@@ -128,6 +128,6 @@ describe('isomodel init --type from the command line', () => {
     assert.match(out.stdout, /try: curl -s http:\/\/127\.0\.0\.1:8000\/models\/pics\/predict -H 'content-type: image\/png' --data-binary @picture\.png\n/);
     assert.match(readFileSync(join(work, 'pics', 'model.yaml'), 'utf8'), /input_type: image/);
     assert.ok(existsSync(join(work, 'pics', 'index.mjs')));
-    await assert.rejects(run(process.execPath, [bin, '--models-dir', work, 'init', 'x', '--type', 'video']), /Allowed choices are sequence, text, json, tensor, image, audio, chat/);
+    await assert.rejects(run(process.execPath, [bin, '--models-dir', work, 'init', 'x', '--type', 'video']), /unknown input type "video": use one of sequence, text, json, tensor, image, audio, chat/);
   });
 });

@@ -5,68 +5,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Counter, Histogram, Registry } from 'prom-client';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { BoundCounter, BoundHistogram } from '../src/telemetry/bound-metrics.js';
-import { freePort, request, startGateway, waitFor, type Harness } from './helpers.js';
-
-function promtool(text: string): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const p = execFile('promtool', ['check', 'metrics'], (err, stdout, stderr) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error('promtool not found: apt-get install prometheus'));
-      else resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
-    });
-    p.stdin!.end(text);
-  });
-}
-
-describe('bound metrics (the request path\'s counters and histograms)', () => {
-  // The same observations through prom-client's own metrics and through the bound ones must
-  // expose byte-identical text: the bound ones replace them on the hot path only for speed.
-  const buckets = [0.001, 0.01, 0.1, 1];
-  const observations: [Record<string, string>, number][] = [
-    [{ model: 'a', version: '1' }, 0.0005],
-    [{ model: 'a', version: '1' }, 0.01],
-    [{ model: 'a', version: '1' }, 0.5],
-    [{ model: 'b', version: '2' }, 7],
-    [{ model: 'a', version: '1' }, 0.05],
-  ];
-
-  it('expose what prom-client exposes for the same observations', async () => {
-    const ref = new Registry();
-    const refHist = new Histogram({ name: 't_seconds', help: 'h', labelNames: ['model', 'version'], buckets, registers: [ref] });
-    const refCount = new Counter({ name: 't_total', help: 'c', labelNames: ['model', 'version'], registers: [ref] });
-    const ours = new Registry();
-    const hist = new BoundHistogram({ name: 't_seconds', help: 'h', labelNames: ['model', 'version'], buckets, registry: ours });
-    const count = new BoundCounter({ name: 't_total', help: 'c', labelNames: ['model', 'version'], registry: ours });
-    for (const [labels, v] of observations) {
-      refHist.observe(labels, v);
-      refCount.inc(labels, 2);
-      hist.bind(labels)(v);
-      count.bind(labels)(2);
-    }
-    const text = await ours.metrics();
-    assert.equal(text, await ref.metrics());
-    assert.match(text, /t_seconds_bucket\{le="0\.1",model="a",version="1"\} 3/);
-    assert.match(text, /t_seconds_bucket\{le="\+Inf",model="b",version="2"\} 1/);
-    assert.match(text, /t_total\{model="a",version="1"\} 8/);
-    const { code, out } = await promtool(text);
-    assert.equal(code, 0, out);
-  });
-
-  it('keep counting through functions bound before a reset, and refuse unknown labels', async () => {
-    const reg = new Registry();
-    const hist = new BoundHistogram({ name: 'r_seconds', help: 'h', labelNames: ['model'], buckets, registry: reg });
-    const observe = hist.bind({ model: 'a' });
-    observe(0.5);
-    reg.resetMetrics();
-    observe(0.002);
-    assert.match(await reg.metrics(), /r_seconds_count\{model="a"\} 1\n/);
-    assert.match(await reg.metrics(), /r_seconds_sum\{model="a"\} 0\.002\n/);
-    assert.throws(() => hist.bind({ model: 'a', tenant: 'x' }), /unknown label tenant/);
-    assert.throws(() => new BoundHistogram({ name: 'bad', help: 'h', labelNames: ['le'], buckets, registry: reg }), /reserved/);
-  });
-});
+import { freePort, parseExposition, promtool, request, startGateway, waitFor, type Harness, type Sample } from './helpers.js';
 
 describe('Prometheus metrics', () => {
   let h: Harness;
@@ -153,5 +93,116 @@ describe('Prometheus metrics', () => {
       }, 15_000, 250);
       assert.equal(Number(reqs[0].value[1]), 10);
     });
+  });
+});
+
+describe('request-path metric values for single, batch and job traffic', () => {
+  // Sums over every series that matches, so a label added later (a job's `source`, say) splits
+  // series without changing these totals. API traffic is what carries no source (or source="api").
+  let h: Harness;
+  let samples: Sample[] = [];
+  const scrape = async (): Promise<void> => {
+    const r = await request<string>(`${h.url}/metrics/prometheus`, 'GET');
+    assert.equal(r.status, 200);
+    samples = parseExposition(r.body);
+  };
+  const api = (l: Record<string, string>): boolean => l.source === undefined || l.source === 'api';
+  const sum = (name: string, match: Record<string, string> = {}, keep: (l: Record<string, string>) => boolean = () => true): number =>
+    samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v) && keep(s.labels)).reduce((a, s) => a + s.value, 0);
+  const revcomp = { model: 'revcomp', version: '1.0.0' };
+  const task = { ...revcomp, task: 'reverse_complement' };
+  /** The request-path figures for revcomp now. */
+  const figures = () => ({
+    apiRequestsOk: sum('isomodel_requests_total', { ...task, status: 'success', code: 'OK' }, api),
+    apiRequestsInvalid: sum('isomodel_requests_total', { ...task, status: 'error', code: 'INVALID_SEQUENCE' }, api),
+    apiSequences: sum('isomodel_sequences_total', task, api),
+    requestDurationCount: sum('isomodel_request_duration_seconds_count', task),
+    requestDurationInf: sum('isomodel_request_duration_seconds_bucket', { ...task, le: '+Inf' }),
+    queueCount: sum('isomodel_queue_duration_seconds_count', revcomp),
+    batchItems: sum('isomodel_batch_size_sum', revcomp),
+    batches: sum('isomodel_batch_size_count', revcomp),
+    computeCount: sum('isomodel_compute_duration_seconds_count', revcomp),
+  });
+  let before0: ReturnType<typeof figures>;
+
+  before(async () => {
+    h = await startGateway(['revcomp']);
+    await scrape();
+    before0 = figures();
+  });
+  after(async () => h.close());
+
+  const delta = (from: ReturnType<typeof figures>, to: ReturnType<typeof figures>): Record<string, number> =>
+    Object.fromEntries(Object.entries(to).map(([k, v]) => [k, v - from[k as keyof typeof from]]));
+
+  it('starts at zero', () => {
+    assert.deepEqual(Object.values(before0), Array(9).fill(0));
+  });
+
+  it('single requests: one request, one sequence, one latency and one queue wait each', async () => {
+    await scrape();
+    const start = figures();
+    for (const s of ['ACGTAC', 'GGATCC', 'TTTAAA']) assert.equal((await h.post('/models/revcomp/predict', { sequence: s })).status, 200);
+    await scrape();
+    const d = delta(start, figures());
+    assert.deepEqual(
+      { ...d, batches: undefined, computeCount: undefined },
+      { apiRequestsOk: 3, apiRequestsInvalid: 0, apiSequences: 3, requestDurationCount: 3, requestDurationInf: 3, queueCount: 3, batchItems: 3, batches: undefined, computeCount: undefined },
+    );
+    assert.ok(d.batches! >= 1 && d.batches! <= 3, `${d.batches} worker batches`);
+    assert.equal(d.computeCount, d.batches, 'one compute time per worker batch');
+    assert.ok(sum('isomodel_request_duration_seconds_sum', task) > 0);
+    assert.ok(sum('isomodel_compute_duration_seconds_sum', revcomp) > 0);
+  });
+
+  it('batch requests: one request each, but every sequence counted', async () => {
+    await scrape();
+    const start = figures();
+    const a = await h.post('/models/revcomp/predict/batch', { sequences: ['AAAC', 'AAAG', 'AAAT', 'AACA'] });
+    const b = await h.post('/models/revcomp/predict/batch', { sequences: ['CCCA', 'CCCG', 'CCCT'] });
+    assert.deepEqual([a.status, a.body.data.total_sequences, b.status, b.body.data.total_sequences], [200, 4, 200, 3]);
+    await scrape();
+    const d = delta(start, figures());
+    assert.equal(d.apiRequestsOk, 2, 'requests are requests');
+    assert.equal(d.apiSequences, 7, 'sequences are sequences: 4 + 3');
+    assert.equal(d.requestDurationCount, 2);
+    assert.equal(d.queueCount, 2, 'one queue wait per request (its first item)');
+    assert.equal(d.batchItems, 7, 'every item went through a worker batch');
+    assert.equal(d.computeCount, d.batches);
+    assert.ok(d.batches! >= 2, 'two requests sent one after the other are two batches at least');
+    // Histogram buckets of the batch size are cumulative and end at the count.
+    assert.equal(sum('isomodel_batch_size_bucket', { ...revcomp, le: '+Inf' }), sum('isomodel_batch_size_count', revcomp));
+    assert.ok(sum('isomodel_batch_size_bucket', { ...revcomp, le: '4' }) >= sum('isomodel_batch_size_bucket', { ...revcomp, le: '2' }));
+  });
+
+  it('a refused request counts as an error under its code, with no sequences, latency or batch', async () => {
+    await scrape();
+    const start = figures();
+    assert.equal((await h.post('/models/revcomp/predict', { sequence: 'ACGTZ' })).status, 400);
+    assert.equal((await h.post('/models/revcomp/predict/batch', { sequences: ['ACGT', 'ACG1'] })).status, 400);
+    await scrape();
+    assert.deepEqual(delta(start, figures()), { apiRequestsOk: 0, apiRequestsInvalid: 2, apiSequences: 0, requestDurationCount: 0, requestDurationInf: 0, queueCount: 0, batchItems: 0, batches: 0, computeCount: 0 });
+  });
+
+  it('job traffic: its records go through worker batches and queue waits, not the API latency', async () => {
+    await scrape();
+    const start = figures();
+    const seqs = ['GATTAC', 'GATTAG', 'GATTCA', 'GATTCC', 'GATTCG', 'GATTCT'];
+    const r = await h.post('/v1/jobs', { model: 'revcomp', sequences: seqs, chunk_size: 2 });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    const job = await waitFor(async () => {
+      const j = (await h.get(`/v1/jobs/${r.body.data.id}`)).body.data;
+      return ['succeeded', 'failed', 'cancelled'].includes(j.status) ? j : null;
+    }, 60_000);
+    assert.deepEqual([job.status, job.successful], ['succeeded', 6]);
+    await scrape();
+    const d = delta(start, figures());
+    assert.equal(d.batchItems, 6, 'six records through the workers');
+    assert.equal(d.queueCount, 3, 'three chunks of two: three model calls, each waited in the queue once');
+    assert.equal(d.computeCount, d.batches);
+    // Chunks run concurrently: the deployment may merge them into fewer worker batches.
+    assert.ok(d.batches! >= 1 && d.batches! <= 3, `${d.batches} worker batches`);
+    // The API's own series do not move: a job's records are not API requests.
+    assert.deepEqual([d.apiRequestsOk, d.apiSequences, d.apiRequestsInvalid, d.requestDurationCount], [0, 0, 0, 0]);
   });
 });

@@ -32,6 +32,28 @@ describe('scheduler', () => {
     assert.ok(r.body.data.predictions.every((p: any) => p.batch_size <= 8));
   });
 
+  it('judges a worker busy computing by its batch deadline, not by a health ping; an idle hung worker still misses its ping', async () => {
+    const dep = h.gw.registry.deployment('slow-node')!;
+    type Pingable = { ping(ms: number): Promise<void> };
+    const worker = (): Pingable => (dep as unknown as { replicas: { worker: Pingable | null }[] }).replicas[0]!.worker!;
+    const pid = dep.replicaInfo()[0]!.pid!;
+    // busy_ms blocks the worker's only thread: it reads no ping until the batch is done.
+    const pending = h.post('/models/slow-node/predict', { sequence: 'ACGT', options: { busy_ms: 1500 } });
+    await waitFor(() => dep.inflightCount() > 0, 5000, 5);
+    await worker().ping(200);
+    const r = await pending;
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.data.pid, pid, 'the busy worker was kept');
+    // A stopped worker with nothing to compute is what pings are for.
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await assert.rejects(worker().ping(200), /did not answer a ping within 200 ms/);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await worker().ping(5000);
+  });
+
   it('answers QUEUE_FULL with Retry-After instead of growing the queue', async () => {
     // One slow batch of 8 in flight, then 20 queued fill the queue: the rest are refused.
     const slow = Array.from({ length: 8 }, () => h.post('/models/slow-node/predict', { sequence: 'ACGT', options: { delay_ms: 600 } }));

@@ -2,8 +2,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IsoError } from '../src/errors.js';
+import { z } from 'zod';
 import { parseFasta, parseSequences } from '../src/validation/fasta.js';
-import { countAmbiguous, detectSequenceType, looksNucleic, validateSequence } from '../src/validation/sequence.js';
+import { ALPHABETS, AMBIGUOUS_LETTERS, countAmbiguous, detectSequenceType, looksNucleic, normaliseSequence, parseSequenceType, taskRule, validateSequence } from '../src/validation/sequence.js';
+import { describeZod } from '../src/validation/zod-message.js';
 
 const dna = { types: ['DNA'] as const, maxLength: 10 };
 const dna20 = { types: ['DNA'] as const, maxLength: 20 };
@@ -96,6 +98,186 @@ describe('sequence validation', () => {
   });
 });
 
+// The IUPAC tables, written out here from the nomenclature (IUPAC-IUB 1970/1984), not copied from
+// src/validation/sequence.ts: a letter added to or dropped from an alphabet there fails below.
+const IUPAC_NUCLEOTIDES: Record<string, string> = {
+  A: 'A', C: 'C', G: 'G', T: 'T',
+  R: 'AG', Y: 'CT', S: 'CG', W: 'AT', K: 'GT', M: 'AC',
+  B: 'CGT', D: 'AGT', H: 'ACT', V: 'ACG', N: 'ACGT',
+};
+const IUPAC_AMINO_ACIDS: Record<string, string> = {
+  A: 'Ala', R: 'Arg', N: 'Asn', D: 'Asp', C: 'Cys', Q: 'Gln', E: 'Glu', G: 'Gly', H: 'His', I: 'Ile',
+  L: 'Leu', K: 'Lys', M: 'Met', F: 'Phe', P: 'Pro', S: 'Ser', T: 'Thr', W: 'Trp', Y: 'Tyr', V: 'Val',
+  U: 'Sec', O: 'Pyl', B: 'Asx (D or N)', Z: 'Glx (E or Q)', J: 'Xle (I or L)', X: 'any',
+};
+/** Per type: the accepted upper-case letters and, among them, those that name no single residue. */
+const EXPECTED: Record<'DNA' | 'RNA' | 'protein', { letters: Set<string>; ambiguous: Set<string> }> = {
+  DNA: {
+    letters: new Set(Object.keys(IUPAC_NUCLEOTIDES)),
+    ambiguous: new Set(Object.keys(IUPAC_NUCLEOTIDES).filter((k) => IUPAC_NUCLEOTIDES[k]!.length > 1)),
+  },
+  // RNA: the same codes with uracil for thymine (T is not an RNA letter).
+  RNA: {
+    letters: new Set(Object.keys(IUPAC_NUCLEOTIDES).map((k) => (k === 'T' ? 'U' : k))),
+    ambiguous: new Set(Object.keys(IUPAC_NUCLEOTIDES).filter((k) => IUPAC_NUCLEOTIDES[k]!.length > 1)),
+  },
+  protein: { letters: new Set(Object.keys(IUPAC_AMINO_ACIDS)), ambiguous: new Set(['B', 'Z', 'J', 'X']) },
+};
+const TYPES = ['DNA', 'RNA', 'protein'] as const;
+
+describe('every ASCII character against every alphabet', () => {
+  const ascii = Array.from({ length: 128 }, (_, c) => String.fromCharCode(c));
+  const isWhitespace = (ch: string): boolean => /\s/.test(ch);
+
+  it('the tables above have the sizes IUPAC gives them', () => {
+    assert.equal(EXPECTED.DNA.letters.size, 15);
+    assert.equal(EXPECTED.RNA.letters.size, 15);
+    assert.equal(EXPECTED.protein.letters.size, 26);
+    assert.equal(EXPECTED.DNA.ambiguous.size, 11);
+    assert.deepEqual([...EXPECTED.protein.letters].filter((l) => !/[A-Z]/.test(l)), []);
+  });
+
+  for (const type of TYPES) {
+    it(`${type}: exactly the IUPAC letters, in either case, are accepted; whitespace is dropped; every other character is refused at its position`, () => {
+      const rule = { types: [type], maxLength: 10 };
+      const accepted: string[] = [];
+      for (const ch of ascii) {
+        // Between two letters every alphabet has, so the character under test is the only question.
+        const raw = `A${ch}A`;
+        const expectOk = isWhitespace(ch) || EXPECTED[type].letters.has(ch.toUpperCase());
+        let got: { sequence: string; type: string } | IsoError;
+        try {
+          got = validateSequence(raw, rule);
+        } catch (e) {
+          assert.ok(e instanceof IsoError, `char ${ch.charCodeAt(0)}: ${String(e)}`);
+          got = e;
+        }
+        if (expectOk) {
+          assert.ok(!(got instanceof IsoError), `${type} accepts char code ${ch.charCodeAt(0)} (${JSON.stringify(ch)}): ${got instanceof IsoError ? got.message : ''}`);
+          assert.deepEqual(got, { sequence: isWhitespace(ch) ? 'AA' : `A${ch.toUpperCase()}A`, type });
+          if (!isWhitespace(ch) && ch === ch.toUpperCase()) accepted.push(ch);
+        } else {
+          assert.ok(got instanceof IsoError, `${type} refuses char code ${ch.charCodeAt(0)} (${JSON.stringify(ch)})`);
+          assert.equal(got.code, 'INVALID_SEQUENCE');
+          // Reported as normalised: a lower-case letter by its upper case.
+          const shown = ch.toUpperCase();
+          assert.deepEqual(got.details, { position: 2, character: shown, accepted_types: [type], alphabet: ALPHABETS[type] });
+          assert.equal(got.message, `sequence is not a valid ${type} sequence: character '${shown}' at position 2`);
+        }
+      }
+      assert.deepEqual(accepted.sort(), [...EXPECTED[type].letters].sort());
+      assert.deepEqual([...ALPHABETS[type]].sort(), [...EXPECTED[type].letters].sort(), 'the published alphabet (error details) is the same set');
+    });
+
+    it(`${type}: the ambiguous letters are exactly those naming more than one residue`, () => {
+      for (const ch of ascii) {
+        const upper = ch.toUpperCase();
+        if (!EXPECTED[type].letters.has(upper) || ch !== upper) continue;
+        assert.equal(countAmbiguous(ch.repeat(3), type), EXPECTED[type].ambiguous.has(ch) ? 3 : 0, `${type} ${ch}`);
+      }
+      assert.deepEqual([...AMBIGUOUS_LETTERS[type]].sort(), [...EXPECTED[type].ambiguous].sort());
+    });
+  }
+
+  it('detectSequenceType: mostly A/C/G/T/U/N tries DNA, RNA, then protein; otherwise protein first; for every ASCII letter', () => {
+    // Composition decides the order (issue 23): more than half A, C, G, T, U or N is nucleic acid.
+    const order = (s: string): readonly ('DNA' | 'RNA' | 'protein')[] =>
+      [...s].filter((c) => 'ACGTUN'.includes(c)).length * 2 > s.length ? TYPES : (['protein', 'DNA', 'RNA'] as const);
+    const expectedOf = (s: string) => order(s).find((t) => [...s].every((c) => EXPECTED[t].letters.has(c))) ?? null;
+    for (const ch of ascii) {
+      assert.equal(detectSequenceType(ch), expectedOf(ch), `char code ${ch.charCodeAt(0)}`);
+      assert.equal(detectSequenceType(`ACG${ch}`), expectedOf(`ACG${ch}`), `ACG + code ${ch.charCodeAt(0)}`);
+    }
+    // Spot checks of the rule itself: B is a DNA code, but alone it reads as protein; ACGB is DNA.
+    assert.equal(detectSequenceType('B'), 'protein');
+    assert.equal(detectSequenceType('ACGB'), 'DNA');
+    assert.equal(detectSequenceType('U'), 'RNA');
+  });
+
+  it('characters past ASCII are refused, even those whose upper case is an ASCII letter', () => {
+    // ſ (long s) upper-cases to S, ı (dotless i) to I, ﬀ to FF: none is an IUPAC letter.
+    for (const ch of ['é', 'ſ', 'ı', 'ﬀ', 'Ａ', '\u212a', '\u{1F9EC}']) {
+      for (const type of TYPES) {
+        let err: unknown;
+        try {
+          validateSequence(`A${ch}A`, { types: [type], maxLength: 10 });
+        } catch (e) {
+          err = e;
+        }
+        assert.ok(err instanceof IsoError, `${type} refuses ${JSON.stringify(ch)}`);
+        assert.equal(err.code, 'INVALID_SEQUENCE');
+        assert.equal((err.details as { position: number }).position, 2);
+        assert.equal((err.details as { character: string }).character, ch.length === 2 && ch.codePointAt(0)! > 0xffff ? ch[0] : ch);
+      }
+    }
+  });
+
+  it('normalises by dropping whitespace and upper-casing ASCII letters only', () => {
+    assert.equal(normaliseSequence(' a c\tg\r\nt\u00a0n '), 'ACGTN');
+    assert.equal(normaliseSequence('acgtſ'), 'ACGTſ');
+  });
+});
+
+describe('sequence rules', () => {
+  it('a task rule carries the task\'s types, lengths and ambiguity limit', () => {
+    const task = { name: 't', sequence_types: ['DNA'], max_length: 50, min_length: 3, max_ambiguous_fraction: 0.25 } as unknown as Parameters<typeof taskRule>[0];
+    assert.deepEqual(taskRule(task), { types: ['DNA'], maxLength: 50, minLength: 3, maxAmbiguousFraction: 0.25 });
+  });
+
+  it('enforces the minimum length with its own message and details', () => {
+    const rule = { types: ['DNA'] as const, maxLength: 10, minLength: 3 };
+    assert.equal(validateSequence('ACG', rule).sequence, 'ACG');
+    let err: unknown;
+    try {
+      validateSequence('AC', rule, undefined, 'sequences[2]');
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof IsoError);
+    assert.equal(err.code, 'INVALID_SEQUENCE');
+    assert.equal(err.message, 'sequences[2] has 2 residues; this task needs at least 3');
+    assert.deepEqual(err.details, { length: 2, min_length: 3 });
+  });
+
+  it('names the limit when too long, and the field in every message', () => {
+    try {
+      validateSequence('ACGTA', { types: ['DNA'], maxLength: 4 }, undefined, 'input');
+      assert.fail('expected SEQUENCE_TOO_LONG');
+    } catch (e) {
+      assert.ok(e instanceof IsoError);
+      assert.equal(e.message, 'input has 5 residues; the limit is 4');
+      assert.deepEqual(e.details, { length: 5, max_length: 4 });
+    }
+    assert.throws(() => validateSequence('', { types: ['DNA'], maxLength: 4 }, undefined, 'input'), /input is empty/);
+    assert.throws(() => validateSequence(null, { types: ['DNA'], maxLength: 4 }, undefined, 'input'), /input must be a string/);
+    assert.throws(() => validateSequence('ACG', { types: ['DNA', 'RNA'], maxLength: 4 }, 'protein'), /sequence type protein is not accepted here; accepted: DNA, RNA/);
+  });
+
+  it('names every accepted type and their letters when none fits', () => {
+    try {
+      validateSequence('AC1', { types: ['RNA', 'protein'], maxLength: 10 });
+      assert.fail('expected INVALID_SEQUENCE');
+    } catch (e) {
+      assert.ok(e instanceof IsoError);
+      assert.equal(e.message, "sequence is not a valid RNA or protein sequence: character '1' at position 3");
+      assert.deepEqual(e.details, { position: 3, character: '1', accepted_types: ['RNA', 'protein'], alphabet: [...new Set([...ALPHABETS.RNA, ...ALPHABETS.protein])].join('') });
+    }
+  });
+
+  it('parses a sequence_type in any case, and refuses others by name', () => {
+    assert.equal(parseSequenceType(undefined), undefined);
+    assert.equal(parseSequenceType(null), undefined);
+    assert.equal(parseSequenceType('dna'), 'DNA');
+    assert.equal(parseSequenceType('Rna'), 'RNA');
+    assert.equal(parseSequenceType('PROTEIN'), 'protein');
+    assert.throws(() => parseSequenceType(3), (e: unknown) => e instanceof IsoError && e.code === 'INVALID_REQUEST' && e.message === 'sequence_type must be a string');
+    assert.throws(
+      () => parseSequenceType('peptide' + 'x'.repeat(100)),
+      (e: unknown) => e instanceof IsoError && e.code === 'INVALID_REQUEST' && e.message === `unknown sequence_type "${('peptide' + 'x'.repeat(100)).slice(0, 40)}"; use DNA, RNA or protein`,
+    );
+  });
+});
+
 describe('low-information sequences', () => {
   const rule = (maxAmbiguousFraction?: number) => ({ types: ['DNA', 'RNA'] as const, maxLength: 100, maxAmbiguousFraction });
   const proteinRule = { types: ['protein'] as const, maxLength: 100, maxAmbiguousFraction: 0.5 };
@@ -159,5 +341,37 @@ describe('FASTA', () => {
     ]);
     assert.deepEqual(parseSequences('ACGT\n# comment\nGGCC\n').map((r) => r.sequence), ['ACGT', 'GGCC']);
     assert.throws(() => parseFasta('ACGT\n>s1\nAC'), /before the first/);
+  });
+
+  it('skips blank and ";" comment lines, trims headers and lines, drops whitespace inside sequence lines', () => {
+    const text = '\r\n\n; an old-style comment\r\n  > s1   first  one  \r\n  AC GT\tAA \r\n;another\n\n>s2\n>s3\tdesc\nGG\n';
+    assert.deepEqual(parseFasta(text), [
+      { id: 's1', description: 'first  one', sequence: 'ACGTAA' },
+      { id: 's2', description: '', sequence: '' },
+      { id: 's3', description: 'desc', sequence: 'GG' },
+    ]);
+    assert.deepEqual(parseFasta(''), []);
+    assert.deepEqual(parseFasta('; only a comment\n\n'), []);
+  });
+
+  it('parseSequences reads FASTA when the text starts with ">" (after blank lines), else one sequence per line', () => {
+    assert.deepEqual(parseSequences('\n  \n>a x\nAC\nGT\n'), [{ id: 'a', description: 'x', sequence: 'ACGT' }]);
+    assert.deepEqual(parseSequences('  ACGT  \r\n\n# a comment\n GGCC\n'), [
+      { id: 'seq1', description: '', sequence: 'ACGT' },
+      { id: 'seq2', description: '', sequence: 'GGCC' },
+    ]);
+    assert.deepEqual(parseSequences('ACGT>\n'), [{ id: 'seq1', description: '', sequence: 'ACGT>' }], 'a ">" later on is not a header');
+  });
+});
+
+describe('schema error wording', () => {
+  it('describeZod names each issue\'s field path, dotted, and joins issues with "; "', () => {
+    const schema = z.object({ inputs: z.array(z.object({ sequence: z.string() })), top_k: z.number() });
+    const r = schema.safeParse({ inputs: [{ sequence: 1 }], top_k: 'x' });
+    assert.ok(!r.success);
+    assert.equal(describeZod(r.error), 'inputs.0.sequence: Expected string, received number; top_k: Expected number, received string');
+    const root = z.string().safeParse(3);
+    assert.ok(!root.success);
+    assert.equal(describeZod(root.error), 'Expected string, received number', 'an issue about the whole value is its bare message');
   });
 });

@@ -57,7 +57,8 @@ export function toIsoError(e: unknown): IsoError {
   // The state dir's disk full, read-only or failing: 507 naming it (and health degrades), not a 500.
   const storage = storageUnavailable(e);
   if (storage) return storage;
-  const err = e as { statusCode?: number; code?: string; message?: string; validation?: unknown };
+  // `throw null` or `throw undefined` (a library's, not ours) is internal too, not a crash in the error handler.
+  const err = (e ?? {}) as { statusCode?: number; code?: string; message?: string; validation?: unknown };
   const status = err.statusCode ?? 500;
   if (status === 413) return new IsoError('PAYLOAD_TOO_LARGE', 'request body is too large', { limit: 'see body_limit_bytes' });
   if (status === 415) return new IsoError('INVALID_REQUEST', 'content-type must be application/json');

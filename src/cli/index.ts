@@ -208,7 +208,7 @@ export function buildCli(): Command {
       const dir = initPackage(name, opts.runtime, config.models_dir, opts.type as Parameters<typeof initPackage>[3]);
       process.stdout.write(
         `created ${dir}\nnext: edit ${dir}/model.yaml, then POST /v1/models/reload (a running gateway picks it up by itself)\n` +
-          `try: ${exampleCommand(name, opts.type as Parameters<typeof initPackage>[3])}\n`,
+          `try: ${exampleCommand(name, opts.type as Parameters<typeof exampleCommand>[1])}\n`,
       );
     });
 

@@ -26,9 +26,13 @@ const ALPHABET_TABLES = Object.fromEntries(
   }),
 ) as Record<SequenceType, Uint8Array>;
 
-/** Upper-cases and removes whitespace (sequences pasted from FASTA files carry line breaks). */
+/**
+ * Upper-cases and removes whitespace (sequences pasted from FASTA files carry line breaks). Only
+ * ASCII letters are upper-cased: toUpperCase() would turn ſ into S and ı into I, letting
+ * characters that are not IUPAC letters through as if they were.
+ */
 export function normaliseSequence(raw: string): string {
-  return raw.replace(/\s+/g, '').toUpperCase();
+  return raw.replace(/\s+/g, '').replace(/[a-z]+/g, (run) => run.toUpperCase());
 }
 
 function firstInvalid(seq: string, type: SequenceType): number {

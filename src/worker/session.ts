@@ -37,6 +37,8 @@ export class WorkerSession {
   /** The worker's last stderr lines (and the gateway's notes about it), for error details. */
   readonly log: string[] = [];
   private current: InFlight | null = null;
+  /** Batches sent so far: a ping that saw one start was waiting on a busy worker. */
+  private batchesSent = 0;
   private readonly pings = new Map<string, Waiter>();
   private readonly idleCbs: (() => void)[] = [];
   private readyWaiter: Waiter | null = null;
@@ -129,6 +131,7 @@ export class WorkerSession {
     if (this.state !== 'idle') return Promise.reject(new IsoError('INTERNAL_ERROR', `worker ${workerId} is ${this.state}, not idle`));
     const id = `b${++counter}`;
     this.state = 'busy';
+    this.batchesSent++;
     return new Promise<ItemOutput[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.failCurrent(new IsoError('PREDICTION_TIMEOUT', `model did not answer within ${call.timeoutMs} ms; the worker was stopped and will be restarted`, { timeout_ms: call.timeoutMs }));
@@ -143,12 +146,22 @@ export class WorkerSession {
     if (this.current) this.transport.send({ op: 'cancel', id: this.current.id });
   }
 
+  /**
+   * Liveness of an idle worker. A worker computing a batch is judged by that batch's deadline
+   * (predict's timer), not by a ping: a model busy in a long inference (an ONNX run on the
+   * worker's only thread, a Python extension holding the GIL) may read nothing until it is
+   * done. So a ping resolves at once while a batch is in flight, and one that times out after
+   * a batch was sent to the worker does not count as missed.
+   */
   ping(timeoutMs: number): Promise<void> {
+    if (this.current) return Promise.resolve();
     const id = `p${++counter}`;
+    const sentBefore = this.batchesSent;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pings.delete(id);
-        reject(new IsoError('PREDICTION_FAILED', `worker did not answer a ping within ${timeoutMs} ms`));
+        if (this.current || this.batchesSent !== sentBefore) resolve();
+        else reject(new IsoError('PREDICTION_FAILED', `worker did not answer a ping within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pings.set(id, {
         resolve: () => {
