@@ -70,6 +70,7 @@ describe('route scopes', () => {
       'HEAD /v1/monitor/webhooks',
       'POST /agent/model/:name/load',
       'POST /agent/model/:name/unload',
+      'POST /api/models/download',
       'POST /api/v1/models/:id/promote',
       'POST /api/v1/models/:id/rollback',
       'POST /api/v1/models/:id/scale',

@@ -14,6 +14,7 @@ import { initPackage } from './init.js';
 import { keysCommand } from './keys.js';
 import { pipelineRunCommand, pipelineValidateCommand } from './pipeline.js';
 import { predictCommand } from './predict.js';
+import { pullCommand, pullSummary } from './pull.js';
 import { benchCommand, reportCommand } from './report.js';
 import { table } from './table.js';
 
@@ -124,6 +125,19 @@ export function buildCli(): Command {
         for (const e of found.errors) process.stderr.write(`invalid package: ${e.message}\n`);
       }
       process.stdout.write((opts.json ? JSON.stringify(rows, null, 2) : table(rows, ['name', 'version', 'runtime', 'status', 'tasks'])) + '\n');
+    });
+
+  program
+    .command('pull')
+    .description('fetch a model package (folder, .tar.gz, http(s) URL, hf:<org>/<repo>[@revision]) into the models dir, or with --for a model\'s weights')
+    .argument('[source]', 'folder, .tar.gz / .tgz / .tar, http(s) URL of one, or hf:<org>/<repo>[@revision] (HF_ENDPOINT, HF_TOKEN)')
+    .option('--for <model>', "fill this model's weights (its manifest's weights.env); the source defaults to its weights.source")
+    .option('--force', 'replace a package that is already in the models dir')
+    .option('--include <glob...>', 'hub sources: only the files matching these globs (e.g. "*.json" "*.safetensors")')
+    .option('--json', 'print the result as JSON')
+    .action(async (source: string | undefined, opts: { for?: string; force?: boolean; include?: string[]; json?: boolean }) => {
+      const result = await pullCommand(source, opts, configFrom(program.opts<GlobalOpts>()));
+      process.stdout.write((opts.json ? JSON.stringify(result, null, 2) : pullSummary(result)) + '\n');
     });
 
   program

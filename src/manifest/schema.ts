@@ -257,6 +257,21 @@ export const manifestSchema = z
       .refine((e) => Object.keys(e).length <= MAX_ENV_VARS, { message: `at most ${MAX_ENV_VARS} variables` })
       .default({}),
     data_dir: path.default('data'),
+    /**
+     * Weights the package needs but does not ship (docs/model-management.md): `env` is the
+     * variable that gives the model their folder; `isomodel pull --for <model>` downloads them
+     * (from `source` unless another is given) and sets that variable for the model's workers.
+     */
+    weights: z
+      .object({
+        env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'a variable name'),
+        /** Default source of `isomodel pull --for`: `hf:<org>/<repo>[@revision]`, an http(s) URL or a path. */
+        source: z.string().min(1).max(4096).optional(),
+        /** Files the folder must hold once pulled (checked after the download). */
+        required_files: z.array(z.string().min(1).max(1024)).max(64).default([]),
+      })
+      .strict()
+      .optional(),
     /** Load at gateway start. */
     autoload: z.boolean().default(true),
     /**
