@@ -19,11 +19,14 @@ import { Monitor } from './telemetry/monitor.js';
 import { PerfCollector } from './telemetry/perf.js';
 import { jobRunnerFor, resumeJobs } from './jobs/runner.js';
 import { RetentionJob } from './store/retention.js';
+import { ContainerManager } from './scheduler/containers.js';
 
 export class Gateway {
   readonly logger: Logger;
   readonly store: StateStore;
   readonly registry: ModelRegistry;
+  /** Seed 001's named replica sets of a model with their own limits (api/routes/seed-001.ts). */
+  readonly containers: ContainerManager;
   readonly cgroups: CgroupManager;
   readonly metrics: GatewayMetrics;
   readonly keys: KeyStore;
@@ -70,6 +73,7 @@ export class Gateway {
     this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store, (m, v) => this.metrics.observerFor(m, v), {
       versionPolicy: (name) => config.version_policy[name] ?? config.version_policy['*'] ?? DEFAULT_VERSION_POLICY,
     });
+    this.containers = new ContainerManager({ store: this.store, registry: this.registry, createWorker: factory, logger: this.logger, observerFor: (m, v) => this.metrics.observerFor(m, v) });
     this.monitor = new Monitor({ registry: this.registry, store: this.store, logger: this.logger.child({ component: 'monitor' }), stateDir: config.state_dir, config: config.monitor, ioProbe: dockerIoProbe });
     this.perf = new PerfCollector({ store: this.store, registry: this.registry, logger: this.logger, intervalMs: config.monitor.perf_interval_ms, retentionDays: config.monitor.perf_retention_days });
   }
@@ -102,6 +106,7 @@ export class Gateway {
     const url = await this.server.listen({ host: this.config.host, port: this.config.port });
     await reapLeftovers(this.drivers);
     await this.registry.init({ waitFor: (m) => m.required });
+    this.containers.restore();
     // Batch jobs left queued or running by a previous process (crash, SIGKILL) carry on (src/jobs/runner.ts).
     resumeJobs(this);
     if (this.config.watch) this.registry.watch();
@@ -132,6 +137,7 @@ export class Gateway {
     await this.monitor.stop();
     this.perf.stop();
     this.retention.stop();
+    await this.containers.close();
     await this.registry.close();
     tidyWorkDirOnClose(this.drivers);
     this.store.close();

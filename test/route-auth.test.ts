@@ -59,6 +59,7 @@ describe('route scopes', () => {
     const admin = routes.filter((r) => r.scope === 'admin').flatMap((r) => r.methods.map((m) => `${m} ${r.url}`)).sort();
     // Reads of state a predict key may see stay predict; HEAD mirrors its GET.
     assert.deepEqual(admin, [
+      'DELETE /api/models/:id',
       'DELETE /api/v1/models/:id',
       'DELETE /api/v1/models/:id/traffic',
       'DELETE /v1/monitor/thresholds',
@@ -70,6 +71,10 @@ describe('route scopes', () => {
       'HEAD /v1/monitor/webhooks',
       'POST /agent/model/:name/load',
       'POST /agent/model/:name/unload',
+      'POST /api/containers/create',
+      'POST /api/containers/delete',
+      'POST /api/containers/start',
+      'POST /api/containers/stop',
       'POST /api/models/download',
       'POST /api/v1/models/:id/promote',
       'POST /api/v1/models/:id/rollback',

@@ -14,6 +14,9 @@ import { copyFolder, extractArchive, type ExtractLimits } from './archive.js';
 import { downloadTo } from './http.js';
 import { downloadHubFiles, listHubFiles, parseHubSource } from './hub.js';
 
+/** The marker a package installed by a pull carries: DELETE /api/models/{id} removes only such packages. */
+export const PACKAGE_MARKER = '.isomodel-pulled.json';
+
 /** The marker a pulled weights folder carries: where it came from. Its presence makes it count. */
 export const WEIGHTS_MARKER = '.isomodel-weights.json';
 
@@ -219,6 +222,7 @@ async function pullWeights(req: PullRequest, s: PullSettings): Promise<PullResul
     const missing = m.weights.required_files.filter((f) => !existsSync(join(stage, f)));
     if (missing.length) throw new IsoError('VALIDATION_ERROR', `the source has no ${missing.join(', ')}, which ${model} needs (weights.required_files)`, { missing });
     const info = { model, source: req.source, commit: got.commit ?? null, files: got.files, bytes: got.bytes, pulled_at: new Date().toISOString() };
+    rmSync(join(stage, WEIGHTS_MARKER), { force: true });
     writeFileSync(join(stage, WEIGHTS_MARKER), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
     chmodSync(stage, 0o755);
     const target = join(s.weightsDir, model);
@@ -251,6 +255,8 @@ async function pullPackage(req: PullRequest, s: PullSettings): Promise<PullResul
     if (req.expectName !== undefined && name !== req.expectName) throw new IsoError('VALIDATION_ERROR', `the source is model "${name}", not "${req.expectName}"`);
     if (!isValidModelName(name)) throw new IsoError('VALIDATION_ERROR', `invalid model name ${JSON.stringify(name)}`);
     chmodSync(root, 0o755);
+    rmSync(join(root, PACKAGE_MARKER), { force: true });
+    writeFileSync(join(root, PACKAGE_MARKER), `${JSON.stringify({ model: name, version, source: req.source, commit: got.commit ?? null, pulled_at: new Date().toISOString() }, null, 2)}\n`, { mode: 0o644 });
     const target = join(s.modelsDir, name);
     install(root, target, req.force ?? false, `a package of model ${name}`);
     return { kind: 'package', model: name, version, path: target, source: req.source, files: got.files, bytes: got.bytes, ...(got.commit && { commit: got.commit }), ...(got.resumed && { resumed_bytes: got.resumed }) };
