@@ -20,6 +20,7 @@ import { PerfCollector } from './telemetry/perf.js';
 import { jobRunnerFor, resumeJobs } from './jobs/runner.js';
 import { RetentionJob } from './store/retention.js';
 import { ContainerManager } from './scheduler/containers.js';
+import { ReplicaLogs } from './telemetry/replica-logs.js';
 
 export class Gateway {
   readonly logger: Logger;
@@ -27,6 +28,8 @@ export class Gateway {
   readonly registry: ModelRegistry;
   /** Seed 001's named replica sets of a model with their own limits (api/routes/seed-001.ts). */
   readonly containers: ContainerManager;
+  /** Per-replica log files (config log_files); null when turned off. */
+  readonly replicaLogs: ReplicaLogs | null;
   readonly cgroups: CgroupManager;
   readonly metrics: GatewayMetrics;
   readonly keys: KeyStore;
@@ -63,10 +66,13 @@ export class Gateway {
       r.jobs_days > 0 ? [{ name: 'jobs', prune: (now) => jobRunnerFor(this).store.pruneFinished(new Date(now - days(r.jobs_days)).toISOString()) }] : [],
     );
     this.cgroups = config.cgroups ? CgroupManager.detect() : CgroupManager.disabled();
+    const lf = config.log_files;
+    this.replicaLogs = lf.enabled ? new ReplicaLogs(lf.dir ?? `${config.state_dir}/logs`, lf, (message) => this.logger.warn(message)) : null;
     this.drivers = {
       ...driverContext(config, this.logger, this.cgroups),
-      // Each replica's stderr: rate and size limits, drops counted per model (worker/log-limiter.ts).
-      workerLog: (model) => ({ limits: config.worker_log, ...this.metrics.workerLog(model) }),
+      // Each replica's stderr: rate and size limits, drops counted per model (worker/log-limiter.ts),
+      // and every line into the replica's log file (telemetry/replica-logs.ts).
+      workerLog: (model) => ({ limits: config.worker_log, ...this.metrics.workerLog(model), tee: (replica) => this.replicaLogs?.sink(model, replica) }),
     };
     const factory = createWorkerFactory(this.drivers);
     this.metrics = new GatewayMetrics(() => this.registry);
@@ -140,6 +146,7 @@ export class Gateway {
     await this.containers.close();
     await this.registry.close();
     tidyWorkDirOnClose(this.drivers);
+    this.replicaLogs?.close();
     this.store.close();
   }
 }

@@ -15,6 +15,7 @@ import { keysCommand } from './keys.js';
 import { pipelineRunCommand, pipelineValidateCommand } from './pipeline.js';
 import { predictCommand } from './predict.js';
 import { pullCommand, pullSummary } from './pull.js';
+import { logsCommand } from './logs.js';
 import { benchCommand, reportCommand } from './report.js';
 import { table } from './table.js';
 
@@ -138,6 +139,18 @@ export function buildCli(): Command {
     .action(async (source: string | undefined, opts: { for?: string; force?: boolean; include?: string[]; json?: boolean }) => {
       const result = await pullCommand(source, opts, configFrom(program.opts<GlobalOpts>()));
       process.stdout.write((opts.json ? JSON.stringify(result, null, 2) : pullSummary(result)) + '\n');
+    });
+
+  program
+    .command('logs')
+    .description("a model's replica log files from the running gateway (ISOMODEL_API_KEY: a key with the admin scope)")
+    .argument('<model>', 'model name')
+    .option('-f, --follow', 'keep printing new lines as the replicas write them')
+    .option('-r, --replica <id>', 'one replica (e.g. r3); default: all of them')
+    .option('-n, --tail <lines>', 'how many of the last lines (default 100, at most 10000)')
+    .option('--url <url>', 'gateway URL', defaultUrl())
+    .action(async (model: string, opts: { follow?: boolean; replica?: string; tail?: string; url: string }) => {
+      await logsCommand(model, opts);
     });
 
   program

@@ -100,6 +100,22 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /**
+     * Per-replica log files (telemetry/replica-logs.ts): every stderr line of every replica, in
+     * `<dir>/<model>/<replica>.log`, rotated past max_file_bytes (keep rotated files per replica),
+     * a model's folder held under max_model_bytes. Read by GET /v1/models/{name}/logs, `isomodel logs`.
+     */
+    log_files: z
+      .object({
+        enabled: z.coerce.boolean().default(true),
+        /** Default `<state_dir>/logs`. */
+        dir: z.string().optional(),
+        max_file_bytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+        keep: z.coerce.number().int().min(0).max(100).default(3),
+        max_model_bytes: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
+      })
+      .strict()
+      .default({}),
     /** Use cgroups for memory/CPU limits when the hierarchy is writable. */
     cgroups: z.coerce.boolean().default(true),
     /** isolation: docker (src/drivers/docker.ts, docs/docker.md): the engine workers run on. */
@@ -271,5 +287,6 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const stateDir = resolve(cwd, c.state_dir);
   const workDir = c.work_dir ? resolve(cwd, c.work_dir) : `${stateDir}-work`;
   const pull = { ...c.pull, weights_dir: c.pull.weights_dir ? resolve(cwd, c.pull.weights_dir) : resolve(workDir, 'weights') };
-  return { ...c, models_dir: resolve(cwd, c.models_dir), state_dir: stateDir, work_dir: workDir, pull };
+  const log_files = { ...c.log_files, dir: c.log_files.dir ? resolve(cwd, c.log_files.dir) : resolve(stateDir, 'logs') };
+  return { ...c, models_dir: resolve(cwd, c.models_dir), state_dir: stateDir, work_dir: workDir, pull, log_files };
 }

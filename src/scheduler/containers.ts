@@ -44,6 +44,8 @@ interface Live {
   /** The start in progress: a second start waits for it. */
   starting: Promise<ModelDeployment> | null;
   startedAt: number | null;
+  /** Replica ids this container has had (its log files), newest last, at most 64. */
+  replicaIds: string[];
 }
 
 export interface ContainerManagerOptions {
@@ -65,7 +67,7 @@ export class ContainerManager {
        )`,
     ]);
     for (const r of opts.store.db.prepare('SELECT * FROM containers ORDER BY created_at').all() as Row[]) {
-      this.items.set(r.name, { spec: { name: r.name, model: r.model, cpus: r.cpus, memoryMb: r.memory_mb, replicas: r.replicas }, createdAt: r.created_at, status: r.running ? 'stopped' : 'created', lastError: null, deployment: null, starting: null, startedAt: null });
+      this.items.set(r.name, { spec: { name: r.name, model: r.model, cpus: r.cpus, memoryMb: r.memory_mb, replicas: r.replicas }, createdAt: r.created_at, status: r.running ? 'stopped' : 'created', lastError: null, deployment: null, starting: null, startedAt: null, replicaIds: [] });
     }
   }
 
@@ -92,7 +94,7 @@ export class ContainerManager {
     this.opts.store.db
       .prepare('INSERT INTO containers (name, model, cpus, memory_mb, replicas, running, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)')
       .run(spec.name, spec.model, spec.cpus, spec.memoryMb, spec.replicas, createdAt);
-    const live: Live = { spec, createdAt, status: 'created', lastError: null, deployment: null, starting: null, startedAt: null };
+    const live: Live = { spec, createdAt, status: 'created', lastError: null, deployment: null, starting: null, startedAt: null, replicaIds: [] };
     this.items.set(spec.name, live);
     return live;
   }
@@ -119,6 +121,7 @@ export class ContainerManager {
         c.status = 'running';
         c.lastError = null;
         c.startedAt = Date.now();
+        this.noteReplicas(c);
         this.setRunning(name, true);
         return d;
       },
@@ -172,8 +175,21 @@ export class ContainerManager {
     return [...this.items.values()].filter((c) => c.spec.model === model).map((c) => c.spec.name);
   }
 
+  private noteReplicas(c: Live): void {
+    for (const r of c.deployment?.replicaInfo() ?? []) if (!c.replicaIds.includes(r.id)) c.replicaIds.push(r.id);
+    if (c.replicaIds.length > 64) c.replicaIds.splice(0, c.replicaIds.length - 64);
+  }
+
+  /** Replica ids the container has had since the gateway started (whose log files are its logs). */
+  replicaHistory(name: string): string[] {
+    const c = this.get(name);
+    this.noteReplicas(c);
+    return [...c.replicaIds];
+  }
+
   describe(name: string): Record<string, unknown> {
     const c = this.get(name);
+    this.noteReplicas(c);
     const replicas = c.deployment?.replicaInfo() ?? [];
     const sum = (f: (r: (typeof replicas)[number]) => number | undefined): number | null => (replicas.some((r) => f(r) !== undefined) ? replicas.reduce((a, r) => a + (f(r) ?? 0), 0) : null);
     const pkg = this.opts.registry.names().includes(c.spec.model) ? this.opts.registry.package(c.spec.model) : null;
