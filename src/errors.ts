@@ -14,11 +14,15 @@ export const ERROR_STATUS = {
   REQUEST_TIMEOUT: 408,
   MODEL_NOT_FOUND: 404,
   NOT_FOUND: 404,
+  /** The thing to create exists already, or is being made by another request (a download in progress). */
+  CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   /** Image or audio bytes the task does not take, or that are not the file they claim to be (truncated, wrong header). */
   UNSUPPORTED_MEDIA_TYPE: 415,
   /** Well-formed but outside what the operation allows (e.g. replicas outside 0..100). */
   VALIDATION_ERROR: 422,
+  /** An archive or a hub listing that would write outside its folder (absolute path, `..`, a link out), or over the size limit. */
+  UNSAFE_ARCHIVE: 422,
   /** Request line and headers over Node's max header size (answered before routing). */
   HEADERS_TOO_LARGE: 431,
   RATE_LIMITED: 429,
@@ -29,6 +33,8 @@ export const ERROR_STATUS = {
   PREDICTION_FAILED: 500,
   INTERNAL_ERROR: 500,
   MODEL_NOT_LOADED: 503,
+  /** A download (package or weights) failed: the source answered an error, or the bytes did not match their size or digest. */
+  DOWNLOAD_FAILED: 502,
   PREDICTION_TIMEOUT: 504,
   /** The state dir cannot be written or read (disk full, read-only, I/O error): src/store/storage-fault.ts. */
   STORAGE_UNAVAILABLE: 507,

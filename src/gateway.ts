@@ -19,11 +19,17 @@ import { Monitor } from './telemetry/monitor.js';
 import { PerfCollector } from './telemetry/perf.js';
 import { jobRunnerFor, resumeJobs } from './jobs/runner.js';
 import { RetentionJob } from './store/retention.js';
+import { ContainerManager } from './scheduler/containers.js';
+import { ReplicaLogs } from './telemetry/replica-logs.js';
 
 export class Gateway {
   readonly logger: Logger;
   readonly store: StateStore;
   readonly registry: ModelRegistry;
+  /** Seed 001's named replica sets of a model with their own limits (api/routes/seed-001.ts). */
+  readonly containers: ContainerManager;
+  /** Per-replica log files (config log_files); null when turned off. */
+  readonly replicaLogs: ReplicaLogs | null;
   readonly cgroups: CgroupManager;
   readonly metrics: GatewayMetrics;
   readonly keys: KeyStore;
@@ -60,10 +66,13 @@ export class Gateway {
       r.jobs_days > 0 ? [{ name: 'jobs', prune: (now) => jobRunnerFor(this).store.pruneFinished(new Date(now - days(r.jobs_days)).toISOString()) }] : [],
     );
     this.cgroups = config.cgroups ? CgroupManager.detect() : CgroupManager.disabled();
+    const lf = config.log_files;
+    this.replicaLogs = lf.enabled ? new ReplicaLogs(lf.dir ?? `${config.state_dir}/logs`, lf, (message) => this.logger.warn(message)) : null;
     this.drivers = {
       ...driverContext(config, this.logger, this.cgroups),
-      // Each replica's stderr: rate and size limits, drops counted per model (worker/log-limiter.ts).
-      workerLog: (model) => ({ limits: config.worker_log, ...this.metrics.workerLog(model) }),
+      // Each replica's stderr: rate and size limits, drops counted per model (worker/log-limiter.ts),
+      // and every line into the replica's log file (telemetry/replica-logs.ts).
+      workerLog: (model) => ({ limits: config.worker_log, ...this.metrics.workerLog(model), tee: (replica) => this.replicaLogs?.sink(model, replica) }),
     };
     const factory = createWorkerFactory(this.drivers);
     this.metrics = new GatewayMetrics(() => this.registry, { aiModelNames: config.prometheus_ai_model_names });
@@ -71,6 +80,7 @@ export class Gateway {
       versionPolicy: (name) => config.version_policy[name] ?? config.version_policy['*'] ?? DEFAULT_VERSION_POLICY,
       operatorEnv: (name) => config.model_env[name],
     });
+    this.containers = new ContainerManager({ store: this.store, registry: this.registry, createWorker: factory, logger: this.logger, observerFor: (m, v) => this.metrics.observerFor(m, v) });
     this.monitor = new Monitor({ registry: this.registry, store: this.store, logger: this.logger.child({ component: 'monitor' }), stateDir: config.state_dir, config: config.monitor, ioProbe: dockerIoProbe });
     this.perf = new PerfCollector({ store: this.store, registry: this.registry, logger: this.logger, intervalMs: config.monitor.perf_interval_ms, retentionDays: config.monitor.perf_retention_days });
   }
@@ -111,6 +121,7 @@ export class Gateway {
     await this.registry.init({ waitFor: (m) => m.required });
     const missingDefault = this.missingDefaultModel();
     if (missingDefault) this.logger.warn({ default_model: missingDefault, serving: this.defaultModel() ?? null }, `default_model "${missingDefault}" is not among the models in ${this.config.models_dir}: the root routes (/predict, /health, /model/info) answer for ${this.defaultModel() ?? 'no model'} instead`);
+    this.containers.restore();
     // Batch jobs left queued or running by a previous process (crash, SIGKILL) carry on (src/jobs/runner.ts).
     resumeJobs(this);
     if (this.config.watch) this.registry.watch();
@@ -141,8 +152,10 @@ export class Gateway {
     await this.monitor.stop();
     this.perf.stop();
     this.retention.stop();
+    await this.containers.close();
     await this.registry.close();
     tidyWorkDirOnClose(this.drivers);
+    this.replicaLogs?.close();
     this.store.close();
   }
 }

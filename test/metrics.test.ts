@@ -107,6 +107,10 @@ function fakeRegistry(models: Record<string, { version: string; default: boolean
   return {
     names: () => Object.keys(models),
     versions: (name: string) => models[name]!.map((v) => ({ version: v.version, default: v.default, status: v.status })),
+    status: (id: string) => {
+      const [name, version] = id.split('@');
+      return models[name!]?.find((v) => v.version === version)?.status ?? 'unloaded';
+    },
     deployment: (id: string) => {
       const [name, version] = id.split('@');
       const d = models[name!]?.find((v) => v.version === version)?.dep;

@@ -26,6 +26,8 @@ import { registerMcpRoutes } from '../mcp/http.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerOipRoutes } from './routes/oip.js';
 import { registerDeploymentRoutes } from './routes/deployments.js';
+import { registerSeed001Routes } from './routes/seed-001.js';
+import { registerLogRoutes } from './routes/logs.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -163,5 +165,7 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
   registerAgentRoutes(app, gw);
   registerOipRoutes(app, gw);
   registerDeploymentRoutes(app, gw);
+  registerSeed001Routes(app, gw);
+  registerLogRoutes(app, gw);
   return app;
 }

@@ -120,6 +120,33 @@ export function buildCli(): Command {
     });
 
   program
+    .command('pull')
+    .description('fetch a model package (folder, .tar.gz, http(s) URL, hf:<org>/<repo>[@revision]) into the models dir, or with --for a model\'s weights')
+    .argument('[source]', 'folder, .tar.gz / .tgz / .tar, http(s) URL of one, or hf:<org>/<repo>[@revision] (HF_ENDPOINT, HF_TOKEN)')
+    .option('--for <model>', "fill this model's weights (its manifest's weights.env); the source defaults to its weights.source")
+    .option('--force', 'replace a package that is already in the models dir')
+    .option('--include <glob...>', 'hub sources: only the files matching these globs (e.g. "*.json" "*.safetensors")')
+    .option('--json', 'print the result as JSON')
+    .action(async (source: string | undefined, opts: { for?: string; force?: boolean; include?: string[]; json?: boolean }) => {
+      const { pullCommand, pullSummary } = await import('./pull.js');
+      const result = await pullCommand(source, opts, await configFrom(program.opts<GlobalOpts>()));
+      process.stdout.write((opts.json ? JSON.stringify(result, null, 2) : pullSummary(result)) + '\n');
+    });
+
+  program
+    .command('logs')
+    .description("a model's replica log files from the running gateway (ISOMODEL_API_KEY: a key with the admin scope)")
+    .argument('<model>', 'model name')
+    .option('-f, --follow', 'keep printing new lines as the replicas write them')
+    .option('-r, --replica <id>', 'one replica (e.g. r3); default: all of them')
+    .option('-n, --tail <lines>', 'how many of the last lines (default 100, at most 10000)')
+    .option('--url <url>', 'gateway URL', defaultUrl())
+    .action(async (model: string, opts: { follow?: boolean; replica?: string; tail?: string; url: string }) => {
+      const { logsCommand } = await import('./logs.js');
+      await logsCommand(model, opts);
+    });
+
+  program
     .command('predict')
     .description('predict one sequence, or every sequence of a FASTA / one-per-line file')
     .argument('<model>', 'model name')

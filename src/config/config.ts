@@ -85,6 +85,41 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /**
+     * `isomodel pull` and POST /api/models/download (src/pull, docs/model-management.md): where
+     * pulled weights go, the hub, and what one pull may write.
+     */
+    pull: z
+      .object({
+        /** Pulled weights, one folder per model; default `<work_dir>/weights` (workers must read them). */
+        weights_dir: z.string().optional(),
+        /** The Hugging Face Hub (or a mirror) that `hf:` sources come from; env HF_ENDPOINT. */
+        hf_endpoint: z.string().default('https://huggingface.co'),
+        /** Bearer token for gated or private repositories; env HF_TOKEN. Sent to hf_endpoint's origin only. */
+        hf_token: z.string().optional(),
+        /** Most bytes one pull may write (downloaded or unpacked). */
+        max_bytes: z.coerce.number().int().positive().default(64 * 1024 ** 3),
+        /** Most files (archive entries) one pull may write. */
+        max_files: z.coerce.number().int().positive().default(100_000),
+      })
+      .strict()
+      .default({}),
+    /**
+     * Per-replica log files (telemetry/replica-logs.ts): every stderr line of every replica, in
+     * `<dir>/<model>/<replica>.log`, rotated past max_file_bytes (keep rotated files per replica),
+     * a model's folder held under max_model_bytes. Read by GET /v1/models/{name}/logs, `isomodel logs`.
+     */
+    log_files: z
+      .object({
+        enabled: z.coerce.boolean().default(true),
+        /** Default `<state_dir>/logs`. */
+        dir: z.string().optional(),
+        max_file_bytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+        keep: z.coerce.number().int().min(0).max(100).default(3),
+        max_model_bytes: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
+      })
+      .strict()
+      .default({}),
     /** Use cgroups for memory/CPU limits when the hierarchy is writable. */
     cgroups: z.coerce.boolean().default(true),
     /** isolation: docker (src/drivers/docker.ts, docs/docker.md): the engine workers run on. */
@@ -220,6 +255,8 @@ const ENV_MAP: Record<string, (c: Record<string, unknown>, v: string) => void> =
   ISOMODEL_RATE_LIMIT: (c, v) => (c.rate_limit = { ...(c.rate_limit as object), max: v }),
   ISOMODEL_WATCH: (c, v) => (c.watch = v !== '0' && v !== 'false'),
   ISOMODEL_DOCKER_SOCKET: (c, v) => (c.docker = { ...(c.docker as object), socket: v }),
+  HF_ENDPOINT: (c, v) => (c.pull = { ...(c.pull as object), hf_endpoint: v }),
+  HF_TOKEN: (c, v) => (c.pull = { ...(c.pull as object), hf_token: v }),
 };
 
 export interface LoadConfigOptions {
@@ -253,5 +290,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   }
   const c = parsed.data;
   const stateDir = resolve(cwd, c.state_dir);
-  return { ...c, models_dir: resolve(cwd, c.models_dir), state_dir: stateDir, work_dir: c.work_dir ? resolve(cwd, c.work_dir) : `${stateDir}-work` };
+  const workDir = c.work_dir ? resolve(cwd, c.work_dir) : `${stateDir}-work`;
+  const pull = { ...c.pull, weights_dir: c.pull.weights_dir ? resolve(cwd, c.pull.weights_dir) : resolve(workDir, 'weights') };
+  const log_files = { ...c.log_files, dir: c.log_files.dir ? resolve(cwd, c.log_files.dir) : resolve(stateDir, 'logs') };
+  return { ...c, models_dir: resolve(cwd, c.models_dir), state_dir: stateDir, work_dir: workDir, pull, log_files };
 }

@@ -14,6 +14,7 @@ import { gatewayTag, stateTag, tagAlive } from './reap.js';
 import { sandboxCommand } from './sandbox.js';
 import { DockerWorker, dockerEngine } from './docker.js';
 import { defaultWorkDir, removeStaleScratch, tidyWorkDir } from './workspace.js';
+import { pullSettings, pulledWeightsEnv } from '../pull/pull.js';
 
 export interface DriverContext {
   python: string;
@@ -24,6 +25,11 @@ export interface DriverContext {
   logger: Logger;
   /** Operator-set environment per model name (config model_env). */
   modelEnv?: Record<string, Record<string, string>>;
+  /**
+   * Environment from pulled weights (src/pull: `{<weights.env>: <folder>}`), read at each spawn so
+   * a pull takes effect at the next start; config model_env still wins over it.
+   */
+  weightsEnv?: (pkg: ModelPackage) => Record<string, string> | undefined;
   /** Per-model environments (config `envs`, src/envs); absent: enabled, no package source configured. */
   envs?: Config['envs'];
   /** The engine for isolation docker (config `docker`); absent: /var/run/docker.sock, build on first use. */
@@ -47,6 +53,7 @@ export function driverContext(config: Config, logger: Logger, cgroups?: CgroupMa
     cgroups: cgroups ?? (config.cgroups ? CgroupManager.detect() : CgroupManager.disabled()),
     logger,
     modelEnv: config.model_env,
+    weightsEnv: (pkg) => pulledWeightsEnv(pullSettings(config).weightsDir, pkg.manifest),
     envs: config.envs, // per-model venvs / node_modules (src/envs)
     docker: config.docker, // isolation docker: the engine's socket, image builds
     workerUser: config.worker_user,
@@ -103,13 +110,18 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
   const owner = { state: stateTag(ctx.stateDir), gateway: gatewayTag() };
   const inline = new Set(ctx.inlineModels ?? []);
   const hostNetwork = new Set(ctx.hostNetworkModels ?? []);
+  const extraEnvOf = (pkg: ModelPackage): Record<string, string> | undefined => {
+    const pulled = ctx.weightsEnv?.(pkg);
+    const operator = ctx.modelEnv?.[pkg.manifest.name];
+    return pulled || operator ? { ...pulled, ...operator } : undefined;
+  };
   return (pkg, id) => {
     const workerLog = ctx.workerLog?.(pkg.manifest.name);
     switch (pkg.manifest.isolation) {
       case 'inline':
         return inline.has(pkg.manifest.name) ? new InlineWorker(id, pkg) : new RefusedInlineWorker(id, pkg);
       case 'process': {
-        const opts: ProcessWorkerOptions = { id, pkg, python: ctx.python, workDir, cgroups: ctx.cgroups, logger: ctx.logger, extraEnv: ctx.modelEnv?.[pkg.manifest.name], privileges: plan(), owner, workerLog, hostNetworkAllowed: hostNetwork.has(pkg.manifest.name) };
+        const opts: ProcessWorkerOptions = { id, pkg, python: ctx.python, workDir, cgroups: ctx.cgroups, logger: ctx.logger, extraEnv: extraEnvOf(pkg), privileges: plan(), owner, workerLog, hostNetworkAllowed: hostNetwork.has(pkg.manifest.name) };
         // Builds or reuses the model's venv / node_modules before spawning (src/envs).
         if (ctx.envs?.enabled === false) return new ProcessWorker(opts);
         return new EnvProcessWorker(opts, { ...ctx.envs, workDir, python: ctx.python });
@@ -126,7 +138,7 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
           workDir,
           cgroups: ctx.cgroups,
           logger: ctx.logger,
-          extraEnv: ctx.modelEnv?.[pkg.manifest.name],
+          extraEnv: extraEnvOf(pkg),
           workerLog,
           privileges: plan(),
           owner,
@@ -139,7 +151,7 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
       case 'docker': {
         // A container of the model's image, built on first use (drivers/docker.ts, docs/docker.md).
         const settings = { socket: ctx.docker?.socket ?? '/var/run/docker.sock', build: ctx.docker?.build ?? true, build_timeout_s: ctx.docker?.build_timeout_s ?? 600 };
-        return new DockerWorker({ id, pkg, engine: dockerEngine(settings.socket), settings, stateDir: ctx.stateDir, logger: ctx.logger, extraEnv: ctx.modelEnv?.[pkg.manifest.name], workerLog });
+        return new DockerWorker({ id, pkg, engine: dockerEngine(settings.socket), settings, stateDir: ctx.stateDir, logger: ctx.logger, extraEnv: extraEnvOf(pkg), workerLog });
       }
     }
   };

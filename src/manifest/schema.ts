@@ -258,15 +258,21 @@ export const manifestSchema = z
       .default({}),
     data_dir: path.default('data'),
     /**
-     * Weights that live outside the package (mounted, exported): the env variable naming their
-     * path, and where they come from. Absent there, the model is `needs_weights` rather than
-     * failed (src/manifest/weights.ts): no alert, no error log, and the hint says what to set.
+     * Weights the package needs but does not ship (docs/model-management.md): `env` is the
+     * variable that gives the model their folder; `isomodel pull --for <model>` downloads them
+     * (from `source` unless another is given) and sets that variable for the model's workers.
+     * Absent, the model is `needs_weights` rather than failed (src/manifest/weights.ts): no
+     * alert, no error log, and the hint says what to do.
      */
     weights: z
       .object({
         env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'an environment variable name'),
-        /** Where to get them: a URL or an instruction (an export tool). */
-        source: text.default(''),
+        /** Default source of `isomodel pull --for`: `hf:<org>/<repo>[@revision]`, an http(s) URL or a path. */
+        source: z.string().min(1).max(4096).optional(),
+        /** Files the folder must hold once pulled (checked after the download). */
+        required_files: z.array(z.string().min(1).max(1024)).max(64).default([]),
+        /** For a person: what the weights are and how to get them where no pull source exists (an export tool). */
+        note: text.default(''),
       })
       .strict()
       .optional(),

@@ -11,7 +11,7 @@ export interface WeightsInfo {
   path: string | null;
   /** Something is there: a file, or a folder that is not empty. */
   present: boolean;
-  /** Where to get them (manifest weights.source). */
+  /** Where to get them (manifest weights.source, else its note). */
   source: string;
   /** What to do, in one sentence a person can follow. */
   hint: string;
@@ -20,13 +20,15 @@ export interface WeightsInfo {
 /** The weights of `m` as `operatorEnv` (config model_env[name]) sets them; null for a model that declares none. */
 export function weightsOf(m: Manifest, operatorEnv?: Record<string, string>): WeightsInfo | null {
   if (!m.weights) return null;
-  const { env, source } = m.weights;
+  const { env, source, note } = m.weights;
   const path = operatorEnv?.[env] ?? m.env[env] ?? null;
   const present = path !== null && pathHasContent(path);
   const hint =
     `set ${env} to the weights folder (model_env: {${m.name}: {${env}: /path/to/weights}} in isomodel.config.yaml)` +
-    `${path ? ` or put them in ${path}` : ''}, then POST /v1/models/${m.name}/load${source ? `; weights: ${source}` : ''}`;
-  return { env, path, present, source, hint };
+    `${path ? ` or put them in ${path}` : ''}, then POST /v1/models/${m.name}/load` +
+    (source ? `; or fetch them: isomodel pull --for ${m.name} (from ${source})` : '') +
+    (note ? `; weights: ${note}` : '');
+  return { env, path, present, source: source ?? note, hint };
 }
 
 function pathHasContent(path: string): boolean {

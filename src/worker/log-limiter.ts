@@ -32,6 +32,8 @@ export interface WorkerLogOptions {
   onDropped?: (lines: number) => void;
   /** Lines cut to max_line_chars. */
   onTruncated?: (lines: number) => void;
+  /** Where a replica's every line also goes (its log file, telemetry/replica-logs.ts), by replica id. */
+  tee?: (replicaId: string) => ((line: string) => void) | undefined;
 }
 
 export interface WorkerLogSinks {

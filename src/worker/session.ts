@@ -259,10 +259,12 @@ export abstract class SessionWorker {
    * and reported once per interval (log-limiter.ts).
    */
   protected workerLogReader(opts: WorkerLogOptions = {}): WorkerLogLimiter {
+    const tee = opts.tee?.(this.id);
     const limiter: WorkerLogLimiter = (this.logReader = new WorkerLogLimiter(
       {
         line: (line, logged) => {
           this.session.pushLog(line);
+          tee?.(line);
           if (logged) this.logger.info({ worker_log: line }, 'worker log');
         },
         report: (dropped, seconds) =>
