@@ -21,6 +21,7 @@ const SKIP: [RegExp, string][] = [
   [/^isomodel .*(?:<|\[|\||\.\.\.)/, 'a synopsis with placeholders, not a command'],
   [/^isomodel .*--(?:apply|delete)\b/, 'needs a Kubernetes cluster (test/deploy-apply.test.ts drives a fake API server)'],
   [/^isomodel .*\bmcp\b/, 'a stdio server that waits for an MCP client (test/mcp*.test.ts)'],
+  [/^isomodel pull |\/api\/models\/download|\/logs\?/, 'a package, an archive, a hub or an admin key the reader has (test/pull.test.ts pulls from each kind of source and a mock hub; test/replica-logs.test.ts reads the logs)'],
   [/^isomodel --config prod\.yaml/, "the reader's own production config file"],
   [/\/models\/(?:my_model|streaming_model)\/|\bmodel": ?"(?:my_model|streaming_model)"/, "docs/seed-004.md's folder models, which the reader drops into models/ (test/seed-004.test.ts serves the same folders)"],
   [/\/models\/my-[a-z-]+\/|\/tmp\/isomodel-demo\//, "docs/models.md's walk-through: its own gateway on the packages `isomodel init --type` writes, and files its shell lines write (test/init-types.test.ts sends each scaffold its request)"],

@@ -82,7 +82,7 @@ describe('dnabert2 without weights', () => {
     assert.equal(ready.status, 200, JSON.stringify(ready.body));
     const d = await h.get('/health/detailed');
     const m = d.body.data.models.find((x: any) => x.name === 'dnabert2');
-    assert.equal(m.status, 'failed');
+    assert.equal(m.status, 'needs_weights');
     const info = await h.get('/models/dnabert2/model/info');
     assert.equal(info.body.data.license, 'Apache-2.0 (original model and code, MAGICS-LAB/DNABERT_2)');
     assert.deepEqual(info.body.data.tasks, ['embedding', 'promoter_prediction']);

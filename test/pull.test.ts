@@ -336,8 +336,8 @@ describe('weights from the hub: pull --for dnabert2, resumable, verified', () =>
     rmSync(ckpt, { recursive: true, force: true });
   });
 
-  it('without weights the model is failed, saying where they should be', async () => {
-    assert.equal(h.gw.registry.status('dnabert2'), 'failed');
+  it('without weights the model is needs_weights, saying where they should be', async () => {
+    assert.equal(h.gw.registry.status('dnabert2'), 'needs_weights');
     assert.match(h.gw.registry.lastError('dnabert2') ?? '', /DNABERT-2 weights not found/);
   });
 
@@ -357,7 +357,7 @@ describe('weights from the hub: pull --for dnabert2, resumable, verified', () =>
     assert.equal(bad.status, 502, JSON.stringify(bad.body));
     assert.match(bad.body.message, /config\.json: git blob id [0-9a-f]{40} does not match/);
     assert.ok(!existsSync(join(h.gw.config.pull.weights_dir!, 'dnabert2')));
-    assert.equal(h.gw.registry.status('dnabert2'), 'failed');
+    assert.equal(h.gw.registry.status('dnabert2'), 'needs_weights');
   });
 
   it('the next pull resumes where the cut one stopped, verifies, and the model then loads and serves', async () => {

@@ -35,6 +35,9 @@ export const SERVER_ERROR_CODES = [
   'STORAGE_UNAVAILABLE',
   'IDEMPOTENCY_CONFLICT',
   'JOB_NOT_FINISHED',
+  'CONFLICT',
+  'UNSAFE_ARCHIVE',
+  'DOWNLOAD_FAILED',
 ] as const;
 
 /** Codes the client gives itself, status 0 (NETWORK_ERROR, TIMEOUT, CANCELLED: the caller aborted) or INVALID_RESPONSE (not JSON). */
