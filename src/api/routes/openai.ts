@@ -54,6 +54,19 @@ export function openAiError(err: IsoError): OpenAiErrorBody {
   return { error: { message: err.message, type: errorType(err.status), param: errorParams.get(err) ?? null, code: err.code.toLowerCase() } };
 }
 
+/**
+ * A streamed answer that failed: once the stream is open the status is sent, so the error goes
+ * in-band, as OpenAI does; before that the stream is dropped and the error answers as usual.
+ */
+function streamFailed(sse: EventStream | null, err: IsoError): FastifyReply {
+  if (sse?.open) {
+    sse.send(undefined, openAiError(err));
+    return sse.end();
+  }
+  sse?.discard();
+  throw err;
+}
+
 function sendOpenAiError(reply: FastifyReply, err: IsoError): FastifyReply {
   if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));
   return reply.code(err.status).send(openAiError(err));
@@ -395,14 +408,7 @@ async function chatCompletions(gw: Gateway, req: FastifyRequest, reply: FastifyR
     rec.ok();
     return events.end();
   } catch (e) {
-    const err = rec.failed(e);
-    // Once the stream is open the status is sent: the error goes in-band, as OpenAI does.
-    if (sse?.open) {
-      sse.send(undefined, openAiError(err));
-      return sse.end();
-    }
-    sse?.discard();
-    throw err;
+    return streamFailed(sse, rec.failed(e));
   }
 }
 
@@ -519,13 +525,7 @@ async function completions(gw: Gateway, req: FastifyRequest, reply: FastifyReply
     rec.ok();
     return events.end();
   } catch (e) {
-    const err = rec.failed(e);
-    if (sse?.open) {
-      sse.send(undefined, openAiError(err));
-      return sse.end();
-    }
-    sse?.discard();
-    throw err;
+    return streamFailed(sse, rec.failed(e));
   }
 }
 
