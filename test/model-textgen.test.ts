@@ -13,43 +13,15 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
 import { startGateway, type Harness } from './helpers.js';
+import { readEvents as readSse, type SseEvent } from './sse.js';
 
 const PKG = join(BUILTIN_MODELS_DIR, 'textgen');
 const REPORT = JSON.parse(readFileSync(join(PKG, 'training_report.json'), 'utf8'));
 
-interface SseEvent {
-  event: string | undefined;
-  data: any;
-}
-
-/** The events of a text/event-stream body, parsed (stops early once `enough` says so). */
-async function readEvents(res: Response, enough?: (e: SseEvent[]) => boolean): Promise<SseEvent[]> {
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  const events: SseEvent[] = [];
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) !== -1) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const event = /^event: (.*)$/m.exec(block)?.[1];
-      const data = block
-        .split('\n')
-        .filter((l) => l.startsWith('data: '))
-        .map((l) => l.slice(6))
-        .join('\n');
-      events.push({ event, data: JSON.parse(data) });
-    }
-    if (enough?.(events)) {
-      await reader.cancel();
-      return events;
-    }
-  }
-  return events;
+/** The events of a text/event-stream body, each data parsed as JSON; leaves once `enough` says so. */
+async function readEvents(res: Response, enough?: (e: { event: string | undefined; data: any }[]) => boolean): Promise<{ event: string | undefined; data: any }[]> {
+  const parsed = (events: SseEvent[]) => events.map((e) => ({ event: e.event, data: JSON.parse(e.data) }));
+  return parsed(await readSse(res, enough && ((events) => enough(parsed(events))), { cancel: true }));
 }
 
 describe('textgen model', () => {

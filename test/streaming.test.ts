@@ -2,40 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, waitFor, type Harness } from './helpers.js';
-
-interface SseEvent {
-  event: string | undefined;
-  data: string;
-}
-
-/** Reads an event stream, optionally stopping (without draining the rest) once `enough` says so. */
-async function readEvents(res: Response, enough?: (events: SseEvent[]) => boolean): Promise<SseEvent[]> {
-  assert.ok(res.body, 'response has a body');
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  const events: SseEvent[] = [];
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) !== -1) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let event: string | undefined;
-      const data: string[] = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith('event: ')) event = line.slice(7);
-        else if (line.startsWith('data: ')) data.push(line.slice(6));
-      }
-      events.push({ event, data: data.join('\n') });
-    }
-    if (enough?.(events)) return events;
-  }
-  assert.equal(buffer, '', 'the stream ends on an event boundary');
-  return events;
-}
+import { readEvents } from './sse.js';
 
 function post(url: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
   return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal });
