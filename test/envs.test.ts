@@ -19,26 +19,8 @@ import { workerEnvSettings } from '../src/cli/env.js';
 import { loadPackage } from '../src/manifest/load.js';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
 import { request } from './helpers.js';
+import { makeWheel } from './wheel.js';
 
-const WHEEL_SCRIPT = `
-import base64, hashlib, sys, zipfile
-out, ver, body = sys.argv[1], sys.argv[2], sys.argv[3]
-info = f"isotiny-{ver}.dist-info"
-files = {
-    "isotiny/__init__.py": body,
-    f"{info}/METADATA": f"Metadata-Version: 2.1\\nName: isotiny\\nVersion: {ver}\\n",
-    f"{info}/WHEEL": "Wheel-Version: 1.0\\nGenerator: isomodel-test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
-}
-record = []
-with zipfile.ZipFile(f"{out}/isotiny-{ver}-py3-none-any.whl", "w") as z:
-    for path, text in files.items():
-        data = text.encode()
-        z.writestr(path, data)
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{info}/RECORD,,")
-    z.writestr(f"{info}/RECORD", "\\n".join(record) + "\\n")
-`;
 
 const PY_MODEL = `import sys
 import isotiny
@@ -109,8 +91,8 @@ describe('per-model environments', { timeout: 180_000 }, () => {
     stateDir = join(work, 'state');
     // isotiny 1.0 lower-cases, 2.0 reverses: two wheels.
     mkdirSync(join(work, 'wheels'));
-    execFileSync('python3', ['-c', WHEEL_SCRIPT, join(work, 'wheels'), '1.0', 'VERSION = "1.0"\ndef transform(s):\n    return s.lower()\n']);
-    execFileSync('python3', ['-c', WHEEL_SCRIPT, join(work, 'wheels'), '2.0', 'VERSION = "2.0"\ndef transform(s):\n    return s[::-1]\n']);
+    makeWheel('python3', join(work, 'wheels'), '1.0', 'VERSION = "1.0"\ndef transform(s):\n    return s.lower()\n');
+    makeWheel('python3', join(work, 'wheels'), '2.0', 'VERSION = "2.0"\ndef transform(s):\n    return s[::-1]\n');
     // isotiny for npm, same idea: two tarballs.
     for (const [ver, body] of [
       ['1.0.0', 'export const VERSION = "1.0.0";\nexport const transform = (s) => s.toLowerCase();\n'],

@@ -15,6 +15,7 @@ import { classDocstring, directoryManifest, findPython, MAX_CONFIG_BYTES, normal
 import { discoverPackages, loadPackage, ManifestError } from '../src/manifest/load.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { FIXTURES_DIR, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
+import { makeWheel } from './wheel.js';
 
 const EXAMPLES = join(PACKAGE_ROOT, 'examples', 'seed-004');
 const SPEC_PARTS = ['这是第一部分响应\n', '这是第二部分响应\n', '这是最后一部分响应'];
@@ -381,7 +382,7 @@ describe('seed 004: isolation (a venv of its own, limits, python_version)', { ti
     version = execFileSync('/usr/bin/python3', ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' }).trim();
     wheels = workerTmpDir('isomodel-seed4-wheels-');
     // isotiny 1.0: a pure-Python wheel made here (everything installs offline).
-    execFileSync('/usr/bin/python3', ['-c', WHEEL_SCRIPT, wheels, '1.0']);
+    makeWheel('/usr/bin/python3', wheels, '1.0');
     h = await startGateway([], { cgroups: false, envs: { wheel_dir: wheels } });
   });
   after(async () => {
@@ -452,22 +453,3 @@ describe('seed 004: isolation (a venv of its own, limits, python_version)', { ti
   });
 });
 
-const WHEEL_SCRIPT = `
-import base64, hashlib, sys, zipfile
-out, ver = sys.argv[1], sys.argv[2]
-info = f"isotiny-{ver}.dist-info"
-files = {
-    "isotiny/__init__.py": f"VERSION = {ver!r}\\n",
-    f"{info}/METADATA": f"Metadata-Version: 2.1\\nName: isotiny\\nVersion: {ver}\\n",
-    f"{info}/WHEEL": "Wheel-Version: 1.0\\nGenerator: isomodel-test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
-}
-record = []
-with zipfile.ZipFile(f"{out}/isotiny-{ver}-py3-none-any.whl", "w") as z:
-    for path, text in files.items():
-        data = text.encode()
-        z.writestr(path, data)
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{info}/RECORD,,")
-    z.writestr(f"{info}/RECORD", "\\n".join(record) + "\\n")
-`;
