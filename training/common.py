@@ -619,6 +619,20 @@ def _bound(v: float) -> float:
     return 1e-6 if v <= 1e-6 else 1e-5
 
 
+def stamp_onnx(path: str, metadata: dict) -> None:
+    """Sets an exported graph's producer, description and metadata (values not str as JSON), in place."""
+    import onnx
+
+    model = onnx.load(path)
+    model.producer_name = "isomodel/training"
+    model.doc_string = metadata.get("description", "")
+    del model.metadata_props[:]
+    for k, v in metadata.items():
+        p = model.metadata_props.add()
+        p.key, p.value = k, v if isinstance(v, str) else json.dumps(v)
+    onnx.save(model, path)
+
+
 def export_and_verify(module, path: str, length: int, classes, verify_x: np.ndarray,
                       metadata: dict) -> dict:
     """Export `module` ([B,L,4] float32 -> [B,C] probabilities) to ONNX and verify it.
@@ -640,14 +654,7 @@ def export_and_verify(module, path: str, length: int, classes, verify_x: np.ndar
         dynamic_axes={"onehot": {0: "batch"}, "probabilities": {0: "batch"}},
         opset_version=OPSET, do_constant_folding=True, export_params=True,
     )
-    model = onnx.load(path)
-    model.producer_name = "isomodel/training"
-    model.doc_string = metadata.get("description", "")
-    del model.metadata_props[:]
-    for k, v in metadata.items():
-        p = model.metadata_props.add()
-        p.key, p.value = k, v if isinstance(v, str) else json.dumps(v)
-    onnx.save(model, path)
+    stamp_onnx(path, metadata)
 
     model = onnx.load(path)
     onnx.checker.check_model(model, full_check=True)

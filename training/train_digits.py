@@ -132,14 +132,7 @@ def export(layer: tuple, fitted: tuple, path: str, verify_x: np.ndarray, metadat
                       input_names=[INPUT], output_names=[OUTPUT],
                       dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
                       opset_version=common.OPSET, do_constant_folding=True)
-    model = onnx.load(path)
-    model.producer_name = "isomodel/training"
-    model.doc_string = metadata["description"]
-    del model.metadata_props[:]
-    for k, v in metadata.items():
-        p = model.metadata_props.add()
-        p.key, p.value = k, v if isinstance(v, str) else json.dumps(v)
-    onnx.save(model, path)
+    common.stamp_onnx(path, metadata)
 
     model = onnx.load(path)
     onnx.checker.check_model(model, full_check=True)
