@@ -26,6 +26,8 @@ import os
 import sys
 import time
 
+from edit_distance import levenshtein
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FONTS = "/usr/share/fonts/truetype/dejavu/"
 LINES = [
@@ -84,16 +86,6 @@ def render(out_dir: str) -> list:
         json.dump({"conditions": CONDITIONS, "cases": cases}, f, indent=1)
         f.write("\n")
     return cases
-
-
-def levenshtein(a, b) -> int:
-    prev = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
-        prev = cur
-    return prev[-1]
 
 
 def normalise(text: str) -> str:

@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from edit_distance import levenshtein
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOICES = ["en-us", "en-us+m3", "en-us+f2", "en"]
 SPEEDS = [140, 175]
@@ -48,16 +50,6 @@ SENTENCES = [
 
 def synth(text: str, voice: str, speed: int, path: str) -> None:
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", path, text], check=True, timeout=60)
-
-
-def levenshtein(a, b) -> int:
-    prev = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
-        prev = cur
-    return prev[-1]
 
 
 def words(text: str) -> list:
