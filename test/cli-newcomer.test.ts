@@ -61,7 +61,7 @@ describe('isomodel CLI for a newcomer', { timeout: 180_000 }, () => {
 
   before(() => {
     root = workerTmpDir('isomodel-cli-newcomer-');
-    models = makeModelsDir(['revcomp', 'broken-py', 'weights-node']);
+    models = makeModelsDir(['revcomp', 'broken-py', 'weights-node', 'requires-py']);
     mkdirSync(join(models, 'broken'));
     writeFileSync(join(models, 'broken', 'model.yaml'), BROKEN_YAML);
     fasta = join(root, 'in.fasta');
@@ -108,6 +108,14 @@ describe('isomodel CLI for a newcomer', { timeout: 180_000 }, () => {
     assert.equal(w.ok, false);
     assert.equal(w.required, false);
     assert.match(w.detail, /^WEIGHTS_NODE_PATH=\/nonexistent\/weights-node: missing or empty; the model stays needs_weights until then: set WEIGHTS_NODE_PATH/);
+    // Host software a manifest requires: what is missing and the apt line.
+    assert.deepEqual(checks.find((c) => c.name === 'packages requires-py'), {
+      name: 'packages requires-py',
+      ok: false,
+      required: false,
+      detail: 'the model stays needs_packages until then: apt-get install python3-isomodel-no-such-module (missing: python module isomodel_no_such_module), then POST /v1/models/requires-py/load',
+    });
+    assert.equal(checks.find((c) => c.name === 'packages revcomp'), undefined, 'only packages that declare requires');
     const def = checks.find((c) => c.name === 'default')!;
     assert.equal(def.ok, false);
     assert.match(def.detail, /default_model "no-such-model" is not in /);

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { discoverPackages, type ModelPackage } from '../manifest/load.js';
 import { weightsOf } from '../manifest/weights.js';
+import { missingRequirements } from '../manifest/requires.js';
 
 export interface Check {
   name: string;
@@ -142,7 +143,7 @@ function isolationChecks(config: Config, cg: CgroupManager): Check[] {
   return checks;
 }
 
-export function runDoctor(config: Config): Check[] {
+export async function runDoctor(config: Config): Promise<Check[]> {
   const checks: Check[] = [];
   const major = Number(process.versions.node.split('.')[0]);
   checks.push({ name: 'node', ok: major >= 20, required: true, detail: `${process.version} (need >= 20)` });
@@ -163,7 +164,7 @@ export function runDoctor(config: Config): Check[] {
   }
   const found = discoverPackages(config.models_dir);
   checks.push({ name: 'models', ok: found.errors.length === 0, required: false, detail: `${found.packages.length} valid in ${config.models_dir}${found.errors.length ? `; invalid: ${found.errors.map((e) => e.message).join(' | ')}` : ''}` });
-  checks.push(...modelChecks(config, found.packages));
+  checks.push(...modelChecks(config, found.packages), ...(await requirementChecks(config, found.packages)));
   return checks;
 }
 
@@ -183,6 +184,21 @@ function torchUsers(packages: ModelPackage[], config: Config): Map<string, strin
     out.set(py, [...(out.get(py) ?? []), p.manifest.name]);
   }
   return out;
+}
+
+/** Host software each package's manifest `requires` (docker packages bring their own image). */
+async function requirementChecks(config: Config, packages: ModelPackage[]): Promise<Check[]> {
+  const declared = packages.filter((p) => p.manifest.requires && p.manifest.isolation !== 'docker');
+  const found = await Promise.all(declared.map((p) => missingRequirements(p.manifest, config.model_env[p.manifest.name])));
+  return declared.map((p, i) => {
+    const r = found[i];
+    return {
+      name: `packages ${p.manifest.name}`,
+      ok: r === null,
+      required: false,
+      detail: r ? `the model stays needs_packages until then: ${r.hint}` : 'host software present',
+    };
+  });
 }
 
 /** What the installed models need from this machine: torch, their weights, the default model. */

@@ -301,7 +301,7 @@ export function buildCli(): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const { runDoctor } = await import('./doctor.js');
-      const checks = runDoctor(await configFrom(program.opts<GlobalOpts>()));
+      const checks = await runDoctor(await configFrom(program.opts<GlobalOpts>()));
       if (opts.json) process.stdout.write(JSON.stringify(checks, null, 2) + '\n');
       else for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'}  ${c.name.padEnd(10)} ${c.detail}\n`);
       if (checks.some((c) => c.required && !c.ok)) process.exitCode = 1;

@@ -24,6 +24,7 @@ interface GatewayModel {
   tasks: { name: string }[];
   last_error: string | null;
   weights?: { env: string; present: boolean; hint: string } | null;
+  requires?: { missing: string[]; packages: string[]; hint: string } | null;
 }
 
 const NOTE_MAX = 160;
@@ -45,7 +46,14 @@ export async function listCommand(url: string, config: () => Config): Promise<{ 
     rows = env.data.models.map((m) => ({
       ...m,
       tasks: m.tasks.map((t) => t.name).join(','),
-      note: m.status === 'needs_weights' && m.weights ? `needs weights: set ${m.weights.env}` : m.status === 'failed' && m.last_error ? m.last_error : undefined,
+      note:
+        m.status === 'needs_weights' && m.weights
+          ? `needs weights: set ${m.weights.env}`
+          : m.status === 'needs_packages' && m.requires
+            ? `needs packages: ${m.requires.packages.join(' ') || m.requires.missing.join(', ')}`
+            : m.status === 'failed' && m.last_error
+              ? m.last_error
+              : undefined,
     }));
     rows.push(...invalidRows(env.data.invalid_packages ?? []));
   } else {

@@ -26,7 +26,7 @@ export interface ModelRow {
   state: string;
   replicas: string;
   url: string;
-  /** What to do (needs_weights) or what went wrong (failed); '' otherwise. */
+  /** What to do (needs_weights, needs_packages) or what went wrong (failed); '' otherwise. */
   note: string;
 }
 
@@ -38,7 +38,8 @@ export function startupRows(gw: Gateway, url: string): ModelRow[] {
     const status = gw.registry.status(name);
     const reps = gw.registry.deployment(name)?.replicaInfo() ?? [];
     const weights = status === 'needs_weights' ? gw.registry.weights(name) : null;
-    const note = weights ? weights.hint : status === 'failed' ? (gw.registry.lastError(name) ?? '') : '';
+    const packages = status === 'needs_packages' ? gw.registry.requirements(name) : null;
+    const note = weights ? weights.hint : packages ? packages.hint : status === 'failed' ? (gw.registry.lastError(name) ?? '') : '';
     return {
       model: name,
       runtime: m.runtime,

@@ -3,7 +3,7 @@
 // this file; see clients/typescript/README.md.
 
 export type SequenceType = 'DNA' | 'RNA' | 'protein';
-export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'needs_weights' | 'draining' | 'stopped';
+export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'needs_weights' | 'needs_packages' | 'draining' | 'stopped';
 /** What a model task takes (its manifest `input_type`). */
 export type InputType = 'sequence' | 'text' | 'json' | 'tensor' | 'image' | 'audio' | 'chat';
 

@@ -283,12 +283,14 @@ export const CONSOLE_JS = String.raw`(function () {
       c.p99.textContent = fmtMs(m.requests.p99_ms);
       var src = m.requests.by_source;
       c.requests.title = src ? ['api', 'job', 'pipeline'].map(function (k) { return k + ' ' + src[k].requests + ' (' + src[k].sequences + ' seq)'; }).join(' · ') : '';
-      // A model whose weights are not there yet: greyed, with what gets them (no error, no alert).
-      row.tr.classList.toggle('needs-weights', m.status === 'needs_weights');
+      // A model whose weights or host packages are not there yet: greyed, with what gets them
+      // (no error, no alert).
+      var waiting = m.status === 'needs_weights' && m.weights ? m.weights.hint : m.status === 'needs_packages' && m.requires ? m.requires.hint : '';
+      row.tr.classList.toggle('needs-weights', m.status === 'needs_weights' || m.status === 'needs_packages');
       var hint = row.cells.state.querySelector('.hint');
-      if (m.status === 'needs_weights' && m.weights) {
+      if (waiting) {
         if (!hint) hint = c.state.appendChild(el('span', { 'class': 'hint' }));
-        hint.textContent = m.weights.hint;
+        hint.textContent = waiting;
       } else if (hint) hint.remove();
       var loaded = m.status === 'ready' || m.status === 'loading' || m.status === 'draining';
       row.tr.querySelector('button[data-action=load]').disabled = !!busy || m.status === 'ready' || m.status === 'loading';

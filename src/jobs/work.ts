@@ -64,9 +64,10 @@ export interface WorkContext {
 /** Errors worth waiting out: the model is busy or not up yet. */
 const RETRYABLE = new Set(['QUEUE_FULL', 'RATE_LIMITED', 'MODEL_NOT_LOADED']);
 
-/** Whether a job waits this error out; a model that needs weights will not get them by waiting. */
+/** Whether a job waits this error out; a model that needs weights or packages will not get them by waiting. */
 export function isRetryable(err: IsoError): boolean {
-  return RETRYABLE.has(err.code) && (err.details as { status?: unknown } | undefined)?.status !== 'needs_weights';
+  const status = (err.details as { status?: unknown } | undefined)?.status;
+  return RETRYABLE.has(err.code) && status !== 'needs_weights' && status !== 'needs_packages';
 }
 
 export function abortError(): Error {

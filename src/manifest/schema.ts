@@ -276,6 +276,22 @@ export const manifestSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Host software the package uses but does not ship (src/manifest/requires.ts): commands on
+     * PATH, files (`*` matches one path segment), Python modules of the manifest's `python`, and
+     * the apt packages that provide them. Missing on a process or sandbox host, the model is
+     * `needs_packages` rather than failed: no worker is started, no alert, the hint names the packages.
+     */
+    requires: z
+      .object({
+        commands: z.array(z.string().min(1).max(256).regex(/^[^\s]+$/, 'a command name or absolute path')).max(32).default([]),
+        files: z.array(z.string().min(2).max(1024).refine((f) => f.startsWith('/') && !f.split('/').includes('..'), 'an absolute path without ".."')).max(32).default([]),
+        python_modules: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, 'a dotted Python module name')).max(32).default([]),
+        packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]{0,99}$/, 'a Debian package name')).max(32).default([]),
+        note: text.default(''),
+      })
+      .strict()
+      .optional(),
     /** Load at gateway start. */
     autoload: z.boolean().default(true),
     /**

@@ -13,13 +13,15 @@ import { ModelDeployment, type DeploymentOptions } from './deployment.js';
 import type { Manifest } from '../manifest/schema.js';
 import type { DeploymentObserver } from '../telemetry/prometheus.js';
 import { weightsOf, type WeightsInfo } from '../manifest/weights.js';
+import { missingRequirements, type RequirementsInfo } from '../manifest/requires.js';
 import { gpuProbe } from '../telemetry/gpu.js';
 import { TrafficRouter, type Weights } from './traffic.js';
 import { TrafficStore, type TrafficState } from './traffic-store.js';
 import { DEFAULT_VERSION_POLICY, compareVersions, modelId, parseModelId, selectVersions, splitModelId, type VersionPolicy } from './versions.js';
 
 /** needs_weights: its load failed while the weights its manifest declares are absent (manifest/weights.ts). */
-export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'needs_weights' | 'draining' | 'stopped';
+/** needs_packages: host software its manifest `requires` is missing (manifest/requires.ts); no worker was started. */
+export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'needs_weights' | 'needs_packages' | 'draining' | 'stopped';
 
 export interface ReloadSummary {
   added: string[];
@@ -42,6 +44,8 @@ interface VersionSlot {
   lastError?: string;
   /** Set when the last load failed while the declared weights were absent: not a failure to alert on. */
   needsWeights?: WeightsInfo;
+  /** Set when host software the manifest requires is missing: no worker was started. */
+  needsPackages?: RequirementsInfo;
   /** Loaded on request (API, traffic): kept loaded whatever the version policy says. */
   pinned: boolean;
   /** Registered by a deploy call from a folder outside the models dir: a reload keeps it. */
@@ -214,6 +218,8 @@ export class ModelRegistry {
     if (slot.loading) throw new IsoError('MODEL_NOT_LOADED', `model ${label} is loading`, undefined, 2);
     const w = slot.needsWeights;
     if (w) throw new IsoError('MODEL_NOT_LOADED', `model ${label} needs weights: ${slot.lastError}`, { status: 'needs_weights', weights: { env: w.env, path: w.path, source: w.source, hint: w.hint } });
+    const p = slot.needsPackages;
+    if (p) throw new IsoError('MODEL_NOT_LOADED', `model ${label} needs packages: ${p.hint}`, { status: 'needs_packages', requires: p });
     if (slot.lastError) throw new IsoError('MODEL_NOT_LOADED', `model ${label} failed to load: ${slot.lastError}`);
     throw new IsoError('MODEL_NOT_LOADED', `model ${label} is not loaded; POST /v1/models/${encodeURIComponent(label)}/load`);
   }
@@ -223,6 +229,7 @@ export class ModelRegistry {
     const d = slot.deployment;
     if (d) return d.state === 'loading' ? 'loading' : d.state;
     if (slot.needsWeights) return 'needs_weights';
+    if (slot.needsPackages) return 'needs_packages';
     return slot.lastError ? 'failed' : 'unloaded';
   }
 
@@ -242,6 +249,11 @@ export class ModelRegistry {
   weights(id: string): WeightsInfo | null {
     const { slot } = this.resolve(id);
     return weightsOf(slot.pkg.manifest, this.options.operatorEnv?.(slot.pkg.manifest.name));
+  }
+
+  /** What host software the model's last load found missing (null when nothing was). */
+  requirements(id: string): RequirementsInfo | null {
+    return this.resolve(id).slot.needsPackages ?? null;
   }
 
   versions(name: string): VersionInfo[] {
@@ -302,6 +314,15 @@ export class ModelRegistry {
     const { name, version } = slot.pkg.manifest;
     const pkg = slot.overrides?.resources ? { ...slot.pkg, manifest: { ...slot.pkg.manifest, resources: { ...slot.pkg.manifest.resources, ...slot.overrides.resources } } } : slot.pkg;
     const options: DeploymentOptions = slot.overrides?.scaling ? { scaling: slot.overrides.scaling } : {};
+    // Host software missing: said once with the packages to install; starting a worker would only fail.
+    // Docker workers see their image's filesystem, not the host's.
+    slot.needsPackages = pkg.manifest.isolation === 'docker' ? undefined : ((await missingRequirements(pkg.manifest, this.options.operatorEnv?.(name))) ?? undefined);
+    if (slot.needsPackages) {
+      slot.lastError = `missing ${slot.needsPackages.missing.join(', ')}`;
+      slot.needsWeights = undefined;
+      this.logger.info({ model: name, version, missing: slot.needsPackages.missing }, `model ${name} needs packages: ${slot.needsPackages.hint}`);
+      throw new IsoError('MODEL_NOT_LOADED', `model ${name} needs packages: ${slot.needsPackages.hint}`, { status: 'needs_packages', requires: slot.needsPackages });
+    }
     const d = new ModelDeployment(pkg, this.createWorker, this.logger, this.observerFor?.(name, version), options);
     const t0 = Date.now();
     try {
@@ -351,6 +372,7 @@ export class ModelRegistry {
     slot.deployment = undefined;
     slot.lastError = undefined;
     slot.needsWeights = undefined;
+    slot.needsPackages = undefined;
     slot.pinned = false;
     if (d) await d.drain(graceMs);
   }

@@ -14,6 +14,7 @@ import { downsample, iso, seriesStats, type SeriesStats } from './series.js';
 import { ensureTelemetrySchema } from './telemetry-schema.js';
 import { WORK_SOURCES, type SourceCounts, type WorkSource } from './model-stats.js';
 import type { WeightsInfo } from '../manifest/weights.js';
+import type { RequirementsInfo } from '../manifest/requires.js';
 
 export type MonitorConfig = Config['monitor'];
 
@@ -113,6 +114,8 @@ export interface ModelMetrics {
   last_error: string | null;
   /** Weights the model declares (manifest weights): where they are looked for and what to do; null when none. */
   weights: WeightsInfo | null;
+  /** Host software its manifest requires that the last load found missing; null when nothing was. */
+  requires: RequirementsInfo | null;
 }
 
 export interface SystemMetrics {
@@ -354,6 +357,7 @@ export class Monitor {
       active_alerts: this.alerts.active(name).length,
       last_error: registry.lastError(name) ?? null,
       weights: registry.weights(name),
+      requires: registry.requirements(name),
     };
   }
 

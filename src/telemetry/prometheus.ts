@@ -80,7 +80,7 @@ export class GatewayMetrics {
     });
     new Gauge({
       name: 'isomodel_model_state',
-      help: 'The state of each model version: 1 for its current state (ready, loading, needs_weights, failed, ...)',
+      help: 'The state of each model version: 1 for its current state (ready, loading, needs_weights, needs_packages, failed, ...)',
       labelNames: ['model', 'version', 'state'],
       registers: [r],
       collect() {

@@ -107,7 +107,7 @@ export interface Candidate {
 }
 
 /** Readiness order: a serving model first, then one on its way, then one that must be loaded; failed last. */
-const STATUS_RANK: Record<ModelStatus, number> = { ready: 1, loading: 2, unloaded: 3, stopped: 3, draining: 4, needs_weights: 5, failed: 5 };
+const STATUS_RANK: Record<ModelStatus, number> = { ready: 1, loading: 2, unloaded: 3, stopped: 3, draining: 4, needs_weights: 5, needs_packages: 5, failed: 5 };
 
 function readinessRank(c: Candidate): number {
   return c.ready ? 0 : STATUS_RANK[c.status];

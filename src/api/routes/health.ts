@@ -23,6 +23,7 @@ export function modelHealth(gw: Gateway, name: string): Record<string, unknown> 
     memory_usage: formatBytes(rss),
     last_error: gw.registry.lastError(name) ?? null,
     weights: gw.registry.weights(name),
+    requires: gw.registry.requirements(name),
   };
 }
 

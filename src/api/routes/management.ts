@@ -25,6 +25,8 @@ export function modelSummary(gw: Gateway, name: string): Record<string, unknown>
     last_error: gw.registry.lastError(name) ?? null,
     // Models that declare weights outside the package: where they are looked for, and what to do.
     weights: gw.registry.weights(name),
+    // Host software its manifest requires that the last load found missing (null otherwise).
+    requires: gw.registry.requirements(name),
     path: pkg.dir,
   };
 }
