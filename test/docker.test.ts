@@ -5,7 +5,7 @@
 // not root; CI installs docker.io and runs as root, so there it runs.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -18,7 +18,7 @@ import { loadPackage } from '../src/manifest/load.js';
 import { manifestSchema } from '../src/manifest/schema.js';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
 import { composeCommand, dockerdUnavailable, makeBaseImage, removeAllContainers, startDockerd, type Engine } from './dockerd.js';
-import { FIXTURES_DIR, startGateway, waitFor, type Harness } from './helpers.js';
+import { FIXTURES_DIR, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
 
 const MB = 1024 * 1024;
 const DOCKER_DIR = join(PACKAGE_ROOT, 'deploy', 'docker');
@@ -149,13 +149,20 @@ describe('docker isolation against a real engine', { skip: unavailable ?? false 
       return r?.state === 'ready' && cs.length === 1 && cs[0]!.Id !== not ? cs[0]!.Id : '';
     }, 60_000, 100);
 
+  let weights: string;
+
   before(async () => {
     engine = await startDockerd();
     for (const flavour of ['python', 'node'] as const) assert.equal(makeBaseImage(engine, flavour), `isomodel/base:${flavour}`);
-    h = await startGateway(['docker-py', 'docker-node'], { docker: { socket: engine.socket } });
+    // The weights folder an operator (or `isomodel pull --for`) sets: readable by the container's nobody.
+    weights = join(workerTmpDir('isomodel-wdocker-'), 'w');
+    mkdirSync(weights, { mode: 0o755 });
+    writeFileSync(join(weights, 'weights.txt'), 'contained\n', { mode: 0o644 });
+    h = await startGateway(['docker-py', 'docker-node', 'weights-docker'], { docker: { socket: engine.socket }, model_env: { 'weights-docker': { WEIGHTS_NODE_PATH: weights } } });
   });
   after(async () => {
     await h?.close();
+    if (weights) rmSync(join(weights, '..'), { recursive: true, force: true });
     if (engine) {
       await removeAllContainers(engine.docker);
       await engine.stop();
@@ -201,6 +208,18 @@ describe('docker isolation against a real engine', { skip: unavailable ?? false 
     assert.equal(me.write_tmp.ok, true, JSON.stringify(me.write_tmp));
     assert.ok(me.env.includes('ISOMODEL_REPLICA_ID'));
     assert.ok(!me.env.some((k: string) => k.startsWith('npm_') || k === 'NODE_TEST_CONTEXT'), 'the gateway environment stays outside');
+  });
+
+  it("mounts the operator's weights folder read-only at the same path", async () => {
+    const r = await predict('weights-docker', { sequence: 'ACGT' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.data.word, 'contained');
+    const [c] = await containers('weights-docker');
+    const info = await engine.docker.getContainer(c!.Id).inspect();
+    assert.deepEqual(
+      info.Mounts.map((m) => ({ type: m.Type, source: m.Source, destination: m.Destination, rw: m.RW })),
+      [{ type: 'bind', source: weights, destination: weights, rw: false }],
+    );
   });
 
   it('reports the container stats to the monitor (memory, CPU, block I/O)', async () => {

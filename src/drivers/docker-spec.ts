@@ -18,6 +18,8 @@ export interface ContainerSpecInput {
   env: Record<string, string>;
   /** The engine host's CPU count (the CPU limit is capped there). */
   hostCpus: number;
+  /** Host paths mounted read-only at the same path (the weights folder the operator set). */
+  readOnlyMounts?: string[];
 }
 
 /** The create request for one replica's container. */
@@ -51,6 +53,7 @@ export function containerSpec(o: ContainerSpecInput): Docker.ContainerCreateOpti
       ReadonlyRootfs: true,
       // The only writable path (HOME, TMPDIR, cwd); tmpfs pages count against the memory limit.
       Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${Math.max(6, m.resources.memory_mb)}m` },
+      ...(o.readOnlyMounts?.length ? { Mounts: o.readOnlyMounts.map((p) => ({ Type: 'bind' as const, Source: p, Target: p, ReadOnly: true })) } : {}),
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
       Privileged: false,

@@ -16,6 +16,7 @@ import { KEPT_LOG_LINES, SessionWorker } from '../worker/session.js';
 import type { ExitInfo, WorkerHandle, WorkerStats } from '../worker/types.js';
 import { ensureModelImage } from './docker-image.js';
 import { containerEnv, containerSpec } from './docker-spec.js';
+import { operatorWeightsPath } from '../manifest/weights.js';
 import { parseContainerStats, type ContainerSample } from './docker-stats.js';
 
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
@@ -141,7 +142,8 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
       const engine = (this.engine = await this.opts.engine);
       const image = await ensureModelImage(engine, pkg, { stateDir: this.opts.stateDir, logger: this.logger, build: settings.build, buildTimeoutMs: settings.build_timeout_s * 1000 });
       this.checkStop();
-      const spec = containerSpec({ pkg, replicaId: this.id, image, env: containerEnv(pkg, this.id, this.opts.extraEnv), hostCpus: await cpusOf(engine) });
+      const weights = operatorWeightsPath(pkg.manifest, this.opts.extraEnv);
+      const spec = containerSpec({ pkg, replicaId: this.id, image, env: containerEnv(pkg, this.id, this.opts.extraEnv), hostCpus: await cpusOf(engine), readOnlyMounts: weights ? [weights] : [] });
       this.container = await engine.createContainer(spec);
       this.checkStop();
       // Attached before start, so not one line of the worker's output is missed.

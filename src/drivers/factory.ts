@@ -15,6 +15,7 @@ import { sandboxCommand } from './sandbox.js';
 import { DockerWorker, dockerEngine } from './docker.js';
 import { defaultWorkDir, removeStaleScratch, tidyWorkDir } from './workspace.js';
 import { pullSettings, pulledWeightsEnv } from '../pull/pull.js';
+import { operatorWeightsPath } from '../manifest/weights.js';
 
 export interface DriverContext {
   python: string;
@@ -143,7 +144,13 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
           privileges: plan(),
           owner,
           wrap: (cmd, scratch, drop) =>
-            sandboxCommand(cmd, { pkg: opts.pkg, scratch, readOnly: [opts.extraEnv?.VIRTUAL_ENV, opts.extraEnv?.ISOMODEL_NODE_MODULES], runAs: drop ? dropArgs(drop) : [] }),
+            sandboxCommand(cmd, {
+              pkg: opts.pkg,
+              scratch,
+              // The venv / node_modules, and the weights folder the operator set or a pull filled.
+              readOnly: [opts.extraEnv?.VIRTUAL_ENV, opts.extraEnv?.ISOMODEL_NODE_MODULES, operatorWeightsPath(opts.pkg.manifest, opts.extraEnv) ?? undefined],
+              runAs: drop ? dropArgs(drop) : [],
+            }),
         };
         if (ctx.envs?.enabled === false) return new ProcessWorker(opts);
         return new EnvProcessWorker(opts, { ...ctx.envs, workDir, python: ctx.python });

@@ -2,6 +2,7 @@
 // whether anything is there. A model whose load fails while its weights are absent is in state
 // `needs_weights` (scheduler/registry.ts): a normal condition of a fresh install, not a failure.
 import { existsSync, opendirSync, statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import type { Manifest } from './schema.js';
 
 export interface WeightsInfo {
@@ -29,6 +30,17 @@ export function weightsOf(m: Manifest, operatorEnv?: Record<string, string>): We
     (source ? `; or fetch them: isomodel pull --for ${m.name} (from ${source})` : '') +
     (note ? `; weights: ${note}` : '');
   return { env, path, present, source: source ?? note, hint };
+}
+
+/**
+ * The weights path to make visible inside a sandbox or container: the folder the operator set
+ * (model_env) or `isomodel pull --for` filled, never a path the manifest names by itself (a
+ * package could otherwise have the host bind any file into its sandbox). Null when there is none.
+ */
+export function operatorWeightsPath(m: Manifest, operatorEnv: Record<string, string> | undefined): string | null {
+  const path = m.weights ? operatorEnv?.[m.weights.env] : undefined;
+  if (!path || !isAbsolute(path) || path.split('/').includes('..')) return null;
+  return existsSync(path) ? path : null;
 }
 
 function pathHasContent(path: string): boolean {
