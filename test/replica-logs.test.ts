@@ -5,10 +5,12 @@
 // onto the container's own replicas.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { digest } from '../src/security/keys.js';
+import { ReplicaLogs, tailModel } from '../src/telemetry/replica-logs.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { startGateway, waitFor, type Harness } from './helpers.js';
 
@@ -163,5 +165,29 @@ describe('seed 001 container logs', () => {
     const all = (await h.get('/v1/models/noisy-node/logs', bearer(ADMIN))).body.data.lines;
     assert.equal(all.length, 9);
     assert.equal((await h.get('/api/containers/nc/logs', bearer(PREDICT))).status, 403);
+  });
+});
+
+describe('replica log files across gateway runs', () => {
+  it("a new run's r1 starts its own file; the earlier run's r1 moves to r1.log.1", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'isomodel-rlogs-'));
+    try {
+      const limits = { max_file_bytes: 1 << 20, keep: 2, max_model_bytes: 4 << 20 };
+      const first = new ReplicaLogs(dir, limits);
+      first.sink('m', 'r1')('from the first run');
+      first.close();
+      const second = new ReplicaLogs(dir, limits);
+      const write = second.sink('m', 'r1');
+      write('from the second run');
+      second.flush();
+      write('still the second run'); // later lines of the same replica append, no rotation
+      second.close();
+      const read = (f: string): string[] => readFileSync(join(dir, 'm', f), 'utf8').trim().split('\n').map((l) => l.slice(l.indexOf(' ') + 1));
+      assert.deepEqual(read('r1.log'), ['from the second run', 'still the second run']);
+      assert.deepEqual(read('r1.log.1'), ['from the first run']);
+      assert.deepEqual(tailModel(join(dir, 'm'), 10).map((l) => l.line), ['from the first run', 'from the second run', 'still the second run']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

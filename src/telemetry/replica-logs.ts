@@ -24,6 +24,7 @@ class ReplicaLogFile {
   private buffer: string[] = [];
   private buffered = 0;
   private timer: NodeJS.Timeout | null = null;
+  private opened = false;
 
   constructor(
     private readonly owner: ReplicaLogs,
@@ -56,6 +57,10 @@ class ReplicaLogFile {
     try {
       if (this.fd === null) {
         mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+        // Replica ids restart at r1 with each gateway: what an earlier run wrote under this id
+        // moves to .log.1, so one file never mixes two replicas.
+        if (!this.opened && (statSync(this.path, { throwIfNoEntry: false })?.size ?? 0) > 0) this.rotate();
+        this.opened = true;
         this.fd = openSync(this.path, 'a', 0o600);
         this.size = fstatSync(this.fd).size;
       }
