@@ -148,9 +148,9 @@ export function buildCli(): Command {
 
   program
     .command('predict')
-    .description('predict one sequence, or every sequence of a FASTA / one-per-line file')
+    .description('predict one sequence, every sequence of a FASTA / one-per-line file, or one input of another type (text, JSON, a chat message, an image or audio file)')
     .argument('<model>', 'model name')
-    .argument('<input>', 'a sequence or a file path')
+    .argument('<input>', 'a sequence, text, JSON, or a file path (FASTA, text, JSON, image, audio)')
     .option('-t, --task <task>', 'task_type (needed when the model has several tasks)')
     .option('-o, --option <key=value...>', 'model options (values parsed as JSON when they can be)')
     .option('--url <url>', 'gateway URL', defaultUrl())

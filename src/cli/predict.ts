@@ -4,7 +4,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { destination, pino } from 'pino';
 import type { Config } from '../config/config.js';
 import { createWorkerFactory, driverContext } from '../drivers/factory.js';
-import { parsePrediction } from '../api/predict-request.js';
+import { parsePrediction, resolveTask } from '../api/predict-request.js';
+import { discoverPackages } from '../manifest/load.js';
+import type { InputType } from '../manifest/schema.js';
+import type { ModelDeployment } from '../scheduler/deployment.js';
+import { typedRecord, type TypedRecord } from './typed-input.js';
 import { ModelRegistry } from '../scheduler/registry.js';
 import { parseSequences } from '../validation/fasta.js';
 import { callGateway, gatewayUp } from './client.js';
@@ -39,9 +43,70 @@ interface BatchAnswer {
  * answers, else by starting the model's worker here.
  */
 export async function predictCommand(args: PredictArgs, config: Config): Promise<RecordResult[]> {
+  const up = await gatewayUp(args.url);
+  const type = up ? await gatewayInputType(args) : localInputType(args, config);
+  if (type !== 'sequence') {
+    const record = typedRecord(type, args.input);
+    return [up ? await predictTypedThroughGateway(args, record) : await predictTypedLocally(args, record, config)];
+  }
   const { ids, sequences } = readInput(args.input);
-  if (await gatewayUp(args.url)) return predictThroughGateway(args, ids, sequences, config.max_batch_sequences);
+  if (up) return predictThroughGateway(args, ids, sequences, config.max_batch_sequences);
   return predictLocally(args, ids, sequences, config);
+}
+
+interface ListedModel {
+  name: string;
+  default_task: string | null;
+  tasks: { name: string; input_type?: InputType }[];
+}
+
+/** The input type of the task the call picks (sequence when the model or task is unknown: the call then says why). */
+async function gatewayInputType(args: PredictArgs): Promise<InputType> {
+  const env = await callGateway<{ models: ListedModel[] }>(args.url, '/v1/models');
+  const m = env.data?.models.find((x) => x.name === args.model);
+  const task = m?.tasks.find((t) => t.name === (args.task ?? m.default_task));
+  return task?.input_type ?? 'sequence';
+}
+
+function localInputType(args: PredictArgs, config: Config): InputType {
+  const pkg = discoverPackages(config.models_dir).packages.find((p) => p.manifest.name === args.model);
+  if (!pkg) return 'sequence';
+  return (args.task === undefined ? resolveTask(pkg.manifest, undefined) : pkg.manifest.tasks.find((t) => t.name === args.task))?.input_type ?? 'sequence';
+}
+
+async function predictTypedThroughGateway(args: PredictArgs, record: TypedRecord): Promise<RecordResult> {
+  const env = await callGateway<Record<string, unknown>>(args.url, `/models/${encodeURIComponent(args.model)}/predict`, { input: record.input, task_type: args.task, options: args.options });
+  if (env.success) return { id: record.id, ...env.data };
+  if (env.error?.code === 'MODEL_NOT_FOUND' || env.error?.code === 'INVALID_REQUEST' || env.error?.code === 'MODEL_NOT_LOADED') throw new Error(`${env.error.code}: ${env.message}`);
+  return { id: record.id, error: { code: env.error?.code ?? 'PREDICTION_FAILED', message: env.message } };
+}
+
+async function predictTypedLocally(args: PredictArgs, record: TypedRecord, config: Config): Promise<RecordResult> {
+  return withLocalModel(args, config, async (dep) => {
+    let parsed: ReturnType<typeof parsePrediction>;
+    try {
+      parsed = parsePrediction(dep.pkg.manifest, { input: record.input, task_type: args.task, options: args.options }, 'single', 1);
+    } catch (e) {
+      if (e instanceof IsoError && e.code === 'INVALID_REQUEST') throw e;
+      const err = e instanceof IsoError ? e : new IsoError('INTERNAL_ERROR', (e as Error).message);
+      return { id: record.id, error: { code: err.code, message: err.message } };
+    }
+    const [out] = await dep.submit({ task: parsed.task.name, items: parsed.items });
+    return { id: record.id, ...(out as Record<string, unknown>) };
+  });
+}
+
+/** Starts the model's worker here for one call, and stops it after. */
+async function withLocalModel<T>(args: PredictArgs, config: Config, fn: (dep: ModelDeployment) => Promise<T>): Promise<T> {
+  const logger = pino({ level: 'warn' }, destination(2));
+  const factory = createWorkerFactory(driverContext(config, logger));
+  const registry = new ModelRegistry(config.models_dir, factory, logger, undefined, undefined, { operatorEnv: (n) => config.model_env[n] });
+  await registry.init({ load: false });
+  try {
+    return await fn(await registry.load(args.model));
+  } finally {
+    await registry.close();
+  }
 }
 
 async function predictThroughGateway(args: PredictArgs, ids: string[], sequences: string[], chunkSize: number): Promise<RecordResult[]> {
@@ -67,12 +132,7 @@ async function predictThroughGateway(args: PredictArgs, ids: string[], sequences
 }
 
 async function predictLocally(args: PredictArgs, ids: string[], sequences: string[], config: Config): Promise<RecordResult[]> {
-  const logger = pino({ level: 'warn' }, destination(2));
-  const factory = createWorkerFactory(driverContext(config, logger));
-  const registry = new ModelRegistry(config.models_dir, factory, logger, undefined, undefined, { operatorEnv: (n) => config.model_env[n] });
-  await registry.init({ load: false });
-  try {
-    const dep = await registry.load(args.model);
+  return withLocalModel(args, config, async (dep) => {
     const manifest = dep.pkg.manifest;
     // Checked one by one: a bad record is answered on its own and the rest go to the model.
     const results: RecordResult[] = new Array(sequences.length);
@@ -97,7 +157,5 @@ async function predictLocally(args: PredictArgs, ids: string[], sequences: strin
       });
     }
     return results;
-  } finally {
-    await registry.close();
-  }
+  });
 }
