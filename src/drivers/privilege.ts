@@ -4,10 +4,11 @@
 // setpriv. Also: what that user can reach (packages, interpreters, the work dir), checked before
 // a worker starts so a load fails with the path and the fix instead of a worker dying mid-start.
 import { execFile } from 'node:child_process';
-import { accessSync, constants, lstatSync, readFileSync, readdirSync, realpathSync, rmSync, rmdirSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, realpathSync, rmSync, rmdirSync, statSync, type Stats } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
+import { isExecutable } from '../util/executable.js';
 
 export interface WorkerIdentity {
   /** The name from /etc/passwd, or the number when it has none. */
@@ -34,18 +35,9 @@ const NOBODY_ID = 65534;
 
 const TOOL_DIRS = ['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin', '/usr/local/sbin'];
 
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /** A system tool by absolute path (never from a directory a model could write to). */
 export function findTool(name: string, dirs = TOOL_DIRS): string | null {
-  for (const d of dirs) if (executable(join(d, name))) return join(d, name);
+  for (const d of dirs) if (isExecutable(join(d, name))) return join(d, name);
   return null;
 }
 
@@ -54,7 +46,7 @@ export function whichCommand(cmd: string, path = process.env.PATH ?? ''): string
   if (cmd.includes('/')) return resolve(cmd);
   for (const d of path.split(delimiter)) {
     if (!isAbsolute(d)) continue;
-    if (executable(join(d, cmd))) return join(d, cmd);
+    if (isExecutable(join(d, cmd))) return join(d, cmd);
   }
   return null;
 }

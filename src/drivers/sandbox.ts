@@ -6,12 +6,13 @@
 // bwrap and everything it starts are in the replica's cgroup. As root, bwrap is exec'd through
 // setpriv as the worker user (drivers/privilege.ts). See docs/sandbox.md.
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, lstatSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
 import { DIST_DIR, PACKAGE_ROOT, PYTHON_SDK } from '../paths.js';
 import { ENV_SHIM, type WorkerCommand } from './command.js';
 import { safeRealpath } from './privilege.js';
+import { isExecutable } from '../util/executable.js';
 
 export const BWRAP_MISSING =
   'sandbox isolation needs bubblewrap, and bwrap is not on PATH: install it (Debian/Ubuntu: apt-get install bubblewrap)';
@@ -42,21 +43,13 @@ const ETC_FILES = [
 /** Top-level system dirs; on merged-/usr systems they are symlinks into /usr and are recreated as such. */
 const SYSTEM_DIRS = ['/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
 
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Absolute path of bwrap on PATH (or the usual places), or null when it is not installed. */
 export function findBwrap(path = process.env.PATH ?? ''): string | null {
   const dirs = [...path.split(delimiter).filter((d) => isAbsolute(d)), '/usr/bin', '/bin', '/usr/local/bin'];
   for (const d of dirs) {
     const f = join(d, 'bwrap');
-    if (executable(f)) return f;
+    if (isExecutable(f)) return f;
   }
   return null;
 }

@@ -4,9 +4,10 @@
 // `needs_packages` (scheduler/registry.ts), a normal state of a fresh machine said once with the
 // apt command, not a failed load with an alert.
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import type { Manifest } from './schema.js';
+import { isExecutable } from '../util/executable.js';
 
 export interface RequirementsInfo {
   /** What is missing, each as "command tesseract", "file /usr/share/…", "python module numpy". */
@@ -41,18 +42,10 @@ export async function missingRequirements(m: Manifest, env: Record<string, strin
 }
 
 function onPath(command: string, path: string): boolean {
-  if (command.includes('/')) return executable(command);
-  return path.split(delimiter).some((dir) => dir && isAbsolute(dir) && executable(join(dir, command)));
+  if (command.includes('/')) return isExecutable(command);
+  return path.split(delimiter).some((dir) => dir && isAbsolute(dir) && isExecutable(join(dir, command)));
 }
 
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Whether an absolute path exists, where `*` in a segment stands for any name (a versioned folder
