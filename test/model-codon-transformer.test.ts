@@ -10,7 +10,9 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PACKAGE_ROOT } from '../src/paths.js';
+import { digest } from '../src/security/keys.js';
 import { startGateway, workerTmpDir, type Harness } from './helpers.js';
+import { startMockHub, type MockHub } from './mock-hub.js';
 
 const PYTHON = '/usr/bin/python3';
 const TOOL = join(PACKAGE_ROOT, 'models', 'codon-transformer', 'tools', 'make_tiny_checkpoint.py');
@@ -216,5 +218,39 @@ describe('codon-transformer with a tiny random checkpoint', () => {
       assert.equal(b.body.data.sequence, a.body.data.sequence);
       assert.ok(Math.abs(b.body.data.log_likelihood - a.body.data.log_likelihood) < 1e-3);
     }
+  });
+});
+
+describe('codon-transformer weights pulled from the hub (its manifest source, hf:adibvafa/CodonTransformer)', () => {
+  const ADMIN = 'iso_test_admin_secret_codontf_0001';
+  const auth = { keys: [{ name: 'ops', sha256: digest(ADMIN), scopes: ['admin' as const, 'predict' as const] }] };
+  const headers = { authorization: `Bearer ${ADMIN}` };
+  let hub: MockHub;
+  let h: Harness;
+  let ckpt: string;
+
+  before(async () => {
+    requireTorch();
+    ckpt = workerTmpDir('isomodel-ct-hub-');
+    runTool([ckpt, '--format', 'safetensors', '--seed', '21']);
+    const files = readdirSync(ckpt).map((n) => ({ path: n, data: readFileSync(join(ckpt, n)), lfs: n.endsWith('.safetensors') }));
+    hub = await startMockHub([{ repo: 'adibvafa/CodonTransformer', files }]);
+    h = await startGateway(['codon-transformer'], { auth, pull: { hf_endpoint: hub.url }, model_env: { 'codon-transformer': { CODON_TRANSFORMER_TORCH_THREADS: '1' } } });
+  });
+  after(async () => {
+    await h?.close();
+    await hub?.close();
+    if (ckpt) rmSync(ckpt, { recursive: true, force: true });
+  });
+
+  it('is needs_weights, then POST /api/models/download fetches the checkpoint and the model serves it', async () => {
+    assert.equal(h.gw.registry.status('codon-transformer'), 'needs_weights');
+    const r = await h.post('/api/models/download', { model_id: 'codon-transformer' }, headers);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.equal(r.body.data.env, 'CODON_TRANSFORMER_MODEL_PATH');
+    assert.equal(r.body.data.status, 'ready', r.body.data.last_error);
+    const p = await h.post('/models/codon-transformer/predict', { sequence: PROTEINS[0], task_type: 'optimize', options: { organism: 'human' } }, headers);
+    assert.equal(p.status, 200, JSON.stringify(p.body));
+    assert.equal(p.body.data.sequence, reference(ckpt, HUMAN, [PROTEINS[0]!])[0]!.dna);
   });
 });

@@ -291,6 +291,8 @@ def build_model(config: BigBirdConfig, state: Dict[str, torch.Tensor]) -> BigBir
     for k in _BUFFER_KEYS:
         state.pop(k, None)
     # tied pairs: either member may be the one stored
+    if "bert.embeddings.word_embeddings.weight" not in state and "cls.predictions.decoder.weight" in state:
+        state["bert.embeddings.word_embeddings.weight"] = state["cls.predictions.decoder.weight"]
     if "cls.predictions.decoder.weight" not in state and "bert.embeddings.word_embeddings.weight" in state:
         state["cls.predictions.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"]
     if "cls.predictions.bias" not in state and "cls.predictions.decoder.bias" in state:
