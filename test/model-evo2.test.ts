@@ -186,3 +186,33 @@ describe('evo2 with a tiny random checkpoint of the same block structure', () =>
     assert.equal(rec.output.verify.organism, 'human');
   });
 });
+
+describe("evo2 with vortex's other conventions (column-split hyena, biases, GELU everywhere, interpolated rotary)", () => {
+  let root: string;
+  let h: Harness;
+  let ref: { log_likelihoods: number[]; greedy: string }[];
+
+  before(async () => {
+    requireTorch();
+    root = workerTmpDir('isomodel-evo2-alt-');
+    const ckpt = join(root, 'alt');
+    runTool([ckpt, '--seed', '8', '--variant', 'alt']);
+    ref = JSON.parse(runTool(['--reference', ckpt, ...SEQS])) as typeof ref;
+    h = await startGateway(['evo2'], { model_env: { evo2: { EVO2_MODEL_PATH: ckpt, EVO2_TORCH_THREADS: '1' } } });
+  });
+  after(async () => {
+    await h?.close();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it('analyze and greedy generation equal the naive reference', async () => {
+    for (const [i, s] of SEQS.entries()) {
+      const a = await h.post('/models/evo2/predict', { sequence: s, task_type: 'analyze' });
+      assert.equal(a.status, 200, JSON.stringify(a.body));
+      const diff = a.body.data.log_likelihoods.reduce((m: number, x: number, j: number) => Math.max(m, Math.abs(x - ref[i]!.log_likelihoods[j]!)), 0);
+      assert.ok(diff <= TOL, `${s}: max difference ${diff}`);
+      const g = await h.post('/models/evo2/predict', { sequence: s, task_type: 'generate_sequence', options: { length: 12, top_k: 1 } });
+      assert.equal(g.body.data.continuation, ref[i]!.greedy, s);
+    }
+  });
+});

@@ -18,7 +18,9 @@ real weights; nothing they produce means anything.
 convolution sums, the long filter from its modal form, per-position rotary, per-query causal
 attention), written from the architecture description rather than from the serving code, and
 prints JSON per sequence: the log-likelihood of each base from position 1, and the greedy
-continuation of 12 bases among A/C/G/T.
+continuation of 12 bases among A/C/G/T. --variant alt writes a checkpoint with vortex's other
+conventions (column_split_hyena, no interleave, projection and short-filter biases, GELU in every
+MLP, interpolated rotary positions).
 """
 import argparse
 import collections
@@ -45,6 +47,13 @@ CONFIG = {
 }
 
 
+# The other conventions vortex supports, for a second test checkpoint: per-head (column) split of the
+# hyena projections instead of interleave + plain split, biases on the projections and the short
+# filter, GELU in every MLP, linearly interpolated rotary positions.
+ALT = dict(CONFIG, column_split_hyena=True, interleave=False, qkv_proj_bias=True, short_filter_bias=True,
+           evo2_style_activations=False, use_interpolated_rotary_pos_emb=True, rotary_emb_scaling_factor=4.0)
+
+
 def random_state(cfg, seed):
     g = torch.Generator().manual_seed(seed)
     d, inner, hd = cfg["hidden_size"], cfg["inner_mlp_size"], cfg["hidden_size"] // cfg["num_attention_heads"]
@@ -63,15 +72,21 @@ def random_state(cfg, seed):
         sd[p + "mlp.l3.weight"] = normal(d, inner, std=1 / math.sqrt(inner))
         if i in cfg["attn_layer_idxs"]:
             sd[p + "inner_mha_cls.Wqkv.weight"] = normal(3 * d, d, std=1.5 / math.sqrt(d))  # rows [head, (q,k,v), hd]
+            if cfg["qkv_proj_bias"]:
+                sd[p + "inner_mha_cls.Wqkv.bias"] = normal(3 * d, std=0.3)
             sd[p + "inner_mha_cls.out_proj.weight"] = normal(d, d, std=1 / math.sqrt(d))
             sd[p + "inner_mha_cls.out_proj.bias"] = normal(d, std=0.1)
             sd[p + "inner_mha_cls.rotary_emb.inv_freq"] = 1.0 / (cfg["rotary_emb_base"] ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
             continue
         sd[p + "projections.weight"] = normal(3 * d, d, std=1 / math.sqrt(d))
+        if cfg["qkv_proj_bias"]:
+            sd[p + "projections.bias"] = normal(3 * d, std=0.3)
         sd[p + "projections._extra_state"] = None  # Transformer Engine's FP8 metadata slot
         sd[p + "out_filter_dense.weight"] = normal(d, d, std=1 / math.sqrt(d))
         sd[p + "out_filter_dense.bias"] = normal(d, std=0.1)
         sd[p + "filter.short_filter_weight"] = normal(3 * d, 1, cfg["short_filter_length"], std=0.7)
+        if cfg["short_filter_bias"]:
+            sd[p + "filter.short_filter_bias"] = normal(3 * d, std=0.3)
         if i in cfg["hcl_layer_idxs"]:
             sd[p + "filter.log_poles"] = -torch.exp(normal(d, cfg["state_size"], 1, std=0.7)) * 0.3
             sd[p + "filter.residues"] = normal(d, cfg["state_size"], std=0.5)
@@ -93,10 +108,10 @@ def write_yaml(path, cfg):
             fh.write("%s: %s\n" % (k, text))
 
 
-def make(folder, seed):
+def make(folder, seed, cfg):
     os.makedirs(folder, exist_ok=True)
-    write_yaml(os.path.join(folder, "evo2-tiny.yml"), CONFIG)
-    torch.save(random_state(CONFIG, seed), os.path.join(folder, "evo2_tiny.pt"))
+    write_yaml(os.path.join(folder, "evo2-tiny.yml"), cfg)
+    torch.save(random_state(cfg, seed), os.path.join(folder, "evo2_tiny.pt"))
     with open(os.path.join(folder, "README.txt"), "w") as fh:
         fh.write("RANDOM WEIGHTS. Written by models/evo2/tools/make_tiny_checkpoint.py for tests; this is not Evo 2.\n")
 
@@ -114,7 +129,7 @@ def naive_logits(cfg, sd, seq):
     def mlp(x, i):
         p = "blocks.%d.mlp." % i
         a = x @ w[p + "l1.weight"].T
-        if i == 0:
+        if i == 0 or not cfg.get("evo2_style_activations"):
             a = 0.5 * a * (1 + torch.erf(a / math.sqrt(2)))
         return (a * (x @ w[p + "l2.weight"].T)) @ w[p + "l3.weight"].T
 
@@ -142,13 +157,15 @@ def naive_logits(cfg, sd, seq):
             out = torch.zeros(n, d, dtype=torch.float64)
             for head in range(heads):
                 rows = lambda j: slice(head * 3 * hd + j * hd, head * 3 * hd + (j + 1) * hd)  # noqa: E731
-                q, k, v = (h @ W[rows(j)].T for j in range(3))
+                B = w.get(p + "inner_mha_cls.Wqkv.bias")
+                q, k, v = (h @ W[rows(j)].T + (B[rows(j)] if B is not None else 0) for j in range(3))
+                pos_scale = cfg.get("rotary_emb_scaling_factor", 1.0) if cfg.get("use_interpolated_rotary_pos_emb") else 1.0
 
                 def rope(m):
                     r = torch.zeros_like(m)
                     for t in range(n):
                         for f in range(hd // 2):
-                            ang = t * float(inv[f])
+                            ang = t / pos_scale * float(inv[f])
                             a, b = m[t, f], m[t, f + hd // 2]
                             r[t, f] = a * math.cos(ang) - b * math.sin(ang)
                             r[t, f + hd // 2] = b * math.cos(ang) + a * math.sin(ang)
@@ -161,10 +178,21 @@ def naive_logits(cfg, sd, seq):
                     out[t, head * hd:(head + 1) * hd] = sum(pr[j] * v[j] for j in range(t + 1))
             x = x + out @ w[p + "inner_mha_cls.out_proj.weight"].T + w[p + "inner_mha_cls.out_proj.bias"]
         else:
-            z = (rms(x, p + "pre_norm.scale") @ w[p + "projections.weight"].T).T  # [3D, n]
-            z = causal(z, w[p + "filter.short_filter_weight"][:, 0], current_last=True)
-            # interleave: channel 3j -> x2[j], 3j+1 -> x1[j], 3j+2 -> v[j] (then a plain split)
-            x2, x1, v = z[0::3], z[1::3], z[2::3]
+            z = rms(x, p + "pre_norm.scale") @ w[p + "projections.weight"].T
+            if p + "projections.bias" in w:
+                z = z + w[p + "projections.bias"]
+            z = causal(z.T, w[p + "filter.short_filter_weight"][:, 0], current_last=True)  # [3D, n]
+            if p + "filter.short_filter_bias" in w:
+                z = z + w[p + "filter.short_filter_bias"][:, None]
+            if cfg["interleave"]:
+                # channel 3j -> x2[j], 3j+1 -> x1[j], 3j+2 -> v[j] (then a plain split)
+                x2, x1, v = z[0::3], z[1::3], z[2::3]
+            elif cfg["column_split_hyena"]:
+                # per head h: channels [h*3hd, h*3hd+hd) -> x2, the next hd -> x1, the next hd -> v
+                idx = lambda j: [hh * 3 * hd + j * hd + c for hh in range(heads) for c in range(hd)]  # noqa: E731
+                x2, x1, v = z[idx(0)], z[idx(1)], z[idx(2)]
+            else:
+                x2, x1, v = z[:d], z[d:2 * d], z[2 * d:]
             u = x1 * v
             if i in cfg["hcl_layer_idxs"]:
                 lp, res = w[p + "filter.log_poles"][:, :, 0], w[p + "filter.residues"]
@@ -208,13 +236,14 @@ def main(argv):
     ap.add_argument("sequences", nargs="*")
     ap.add_argument("--reference", action="store_true")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--variant", choices=["evo2", "alt"], default="evo2", help="evo2: Evo 2's conventions; alt: the other ones")
     args = ap.parse_intermixed_args(argv)
     torch.set_num_threads(1)
     if args.reference:
         json.dump(reference(args.folder, args.sequences), sys.stdout)
         sys.stdout.write("\n")
         return 0
-    make(args.folder, args.seed)
+    make(args.folder, args.seed, CONFIG if args.variant == "evo2" else ALT)
     print(json.dumps({"folder": os.path.abspath(args.folder)}))
     return 0
 
