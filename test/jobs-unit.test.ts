@@ -4,6 +4,7 @@
 // a real gateway; these run in about a second, for `npm run mutate -- jobs-core`.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { performance } from 'node:perf_hooks';
 import { IsoError } from '../src/errors.js';
 import { countedExecutor } from '../src/jobs/counted.js';
 import { aggregateRecord, CsvWriter, errorRecord, exchangeRecord, OUTPUT_FORMATS, successRecord, toCsv, type OutputMetadata, type OutputRecord } from '../src/jobs/formats.js';
@@ -101,6 +102,8 @@ describe('job output as CSV', () => {
     // Fields named like Object.prototype members are read from the output only.
     const proto = new CsvWriter(['constructor', 'toString', '__proto__']);
     assert.equal(proto.row(successRecord('t', { toString: 'own' }, meta())), '0,r0,t,success,revcomp,1.0,5,,,,own,\n');
+    // Numbers as JavaScript writes them (JSON would turn NaN and Infinity into null).
+    assert.equal(new CsvWriter(['n', 'i']).row(successRecord('t', { n: Number.NaN, i: -Infinity }, meta())), '0,r0,t,success,revcomp,1.0,5,,,NaN,-Infinity\n');
     assert.equal(toCsv([]), 'index,request_id,task,status,service,version,processing_time_ms,error_code,error_message\n');
   });
 });
@@ -133,12 +136,15 @@ describe('counted executor (jobs\' model calls in the request stats)', () => {
     const inner: ModelExecutor = { manifest: (m) => ({ name: m }) as never, submit: async () => ({ outputs: [], version: '2' }) };
     const ex = countedExecutor(inner, f.gw, 'job', 'j1');
     assert.deepEqual(ex.manifest('m'), { name: 'm' });
+    const before = performance.now();
     assert.deepEqual(await ex.submit('m', { task: 'predict', items: items(3), signal: signal() }), { outputs: [], version: '2' });
+    const took = performance.now() - before;
     assert.deepEqual(f.asked, ['m@2']);
     assert.equal(f.stats.length, 1);
     const [ok, ms, n, code, source] = f.stats[0]!;
     assert.deepEqual([ok, n, code, source], [true, 3, undefined, 'job']);
-    assert.ok(typeof ms === 'number' && ms >= 0);
+    // The call's own duration: no more than the time around it.
+    assert.ok(typeof ms === 'number' && ms >= 0 && ms <= took, `${String(ms)} of ${took}`);
     assert.equal(f.metrics.length, 1);
     const [name, version, task, mok, mcode, secs, mn, msource] = f.metrics[0]!;
     assert.deepEqual([name, version, task, mok, mcode, mn, msource], ['m', '2', 'predict', true, 'OK', 3, 'job']);
@@ -153,8 +159,12 @@ describe('counted executor (jobs\' model calls in the request stats)', () => {
     const f = fakeGateway({ m: { name: 'm', version: '1' } });
     const failing = (e: unknown): ModelExecutor => ({ manifest: () => ({}) as never, submit: async () => Promise.reject(e) });
     const ex = countedExecutor(failing(new IsoError('PREDICTION_FAILED', 'boom')), f.gw, 'pipeline', 'p9');
+    const before = performance.now();
     await assert.rejects(ex.submit('m', { task: 't', items: items(1), signal: signal() }), /boom/);
+    const took = performance.now() - before;
     assert.deepEqual(f.asked, ['m']);
+    const ms = f.stats[0]![1] as number;
+    assert.ok(ms >= 0 && ms <= took, `${ms} of ${took}`);
     assert.deepEqual(f.stats[0]!.filter((_, i) => i !== 1), [false, 1, 'PREDICTION_FAILED', 'pipeline']);
     assert.deepEqual(f.metrics[0]!.filter((_, i) => i !== 5), ['m', '1', 't', false, 'PREDICTION_FAILED', 1, 'pipeline']);
     const { latency_ms: _l, ...row } = f.logs[0]!;
