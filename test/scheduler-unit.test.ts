@@ -109,6 +109,10 @@ describe('model ids and versions', () => {
       ['10', '9a', -1],
       ['007', '7', 0],
       ['1.2.3', '1.2.30', -1],
+      // Parts that Number() would read but are not plain digits compare as text.
+      ['1e3', '999', -1],
+      ['0x10', '9', -1],
+      ['2.0x10', '2.9', -1],
     ];
     for (const [a, b, want] of cases) assert.equal(compareVersions(a, b), want, `${a} vs ${b}`);
   });
@@ -175,6 +179,19 @@ describe('placement', () => {
     (e as unknown as { users: Map<string, number> }).users.clear();
     l1.release();
     assert.deepEqual(e.usage(), {});
+  });
+
+  it('by default hands out the gateway\'s own CUDA_VISIBLE_DEVICES', async () => {
+    const saved = process.env.CUDA_VISIBLE_DEVICES;
+    process.env.CUDA_VISIBLE_DEVICES = 'd7,d8';
+    try {
+      const alloc = new DeviceAllocator();
+      assert.deepEqual((await alloc.acquire(1)).devices, ['d7']);
+      assert.deepEqual((await alloc.acquire(1)).devices, ['d8']);
+    } finally {
+      if (saved === undefined) delete process.env.CUDA_VISIBLE_DEVICES;
+      else process.env.CUDA_VISIBLE_DEVICES = saved;
+    }
   });
 
   it('placement variables: devices, and the onnx providers (manifest first)', () => {
@@ -356,6 +373,34 @@ describe('request queue', () => {
     assert.deepEqual(ids(q.takeBatch({ maxItems: 10, maxTokens: Infinity })), ['r1', 'r2', 'r5']);
   });
 
+  it('without a budget, items join in queue order whatever their length', () => {
+    const q = new RequestQueue<Req>(100);
+    q.push(req('r', [1, 100, 1]));
+    assert.deepEqual(q.plan({ maxItems: 2, maxTokens: Infinity }), { positions: [0, 1], full: true });
+    // With a budget the head's bucket comes first.
+    assert.deepEqual(q.plan({ maxItems: 2, maxTokens: 1000 }), { positions: [0, 2], full: true });
+  });
+
+  it('the nearest bucket first, whatever the queue order', () => {
+    const q = new RequestQueue<Req>(100);
+    // Head 6 tokens (bucket 3); a 40-token item (bucket 6) queued before a 7-token one (bucket 3).
+    q.push(req('r', [6, 40, 7]));
+    assert.deepEqual(q.plan({ maxItems: 2, maxTokens: 1000 }), { positions: [0, 2], full: true });
+    const p = new RequestQueue<Req>(100);
+    p.push(req('r', [6, 7, 40]));
+    assert.deepEqual(p.plan({ maxItems: 2, maxTokens: 1000 }), { positions: [0, 1], full: true });
+  });
+
+  it('takes a batch that is not a prefix, whatever its size', () => {
+    const q = new RequestQueue<Req>(100);
+    q.push(req('a', [1], { enqueuedAt: 1 }));
+    q.push(req('x', [1, 1], { enqueuedAt: 2, task: 'other' }));
+    q.push(req('b', [1], { enqueuedAt: 3 }));
+    assert.deepEqual(q.plan({ maxItems: 10, maxTokens: Infinity }).positions, [0, 3]);
+    assert.deepEqual(ids(q.takeBatch({ maxItems: 10, maxTokens: Infinity })), ['a0', 'b0']);
+    assert.deepEqual(ids(q.takeBatch({ maxItems: 10, maxTokens: Infinity })), ['x0', 'x1']);
+  });
+
   it('equally near buckets: the shorter first', () => {
     const q = new RequestQueue<Req>(100);
     // Head 6 (bucket 3); 16 (bucket 4) queued before 3 (bucket 2): both one away, bucket 2 first.
@@ -445,6 +490,8 @@ describe('traffic store', () => {
     assert.ok(Math.abs(Date.parse(row.updated_at) - Date.now()) < 60_000);
     t.delete('promoter');
     assert.deepEqual([...t.load().keys()], ['bare']);
+    // Its migrations are tracked under its own namespace, apart from other features'.
+    assert.deepEqual(store.db.prepare("SELECT version FROM schema_migrations WHERE namespace = 'traffic'").get(), { version: 1 });
     // A second store on the same database sees the same table (migrated once).
     assert.deepEqual([...new TrafficStore(store).load().keys()], ['bare']);
   });
