@@ -125,6 +125,19 @@ describe('failed-auth limiter', () => {
     assert.equal(l.size, 2);
     assert.equal(l.retryAfterS('c'), 1);
     assert.equal(l.retryAfterS('d'), 1);
+    // Expired windows go as soon as a new client comes, well under the bound, and a window of
+    // exactly windowMs is expired.
+    let t = 0;
+    const n = new AuthFailureLimiter({ max: 5, windowMs: 1000, maxClients: 10 }, () => t);
+    n.fail('a');
+    t = 600;
+    n.fail('b');
+    t = 1500;
+    n.fail('c'); // a's window is over: dropped; b's is not
+    assert.equal(n.size, 2);
+    t = 2500;
+    n.fail('d'); // b's is over, and c's has lasted exactly windowMs: both dropped
+    assert.equal(n.size, 1);
     // Exactly at the bound nothing live is dropped.
     const m = new AuthFailureLimiter({ max: 1, windowMs: 1000, maxClients: 3 }, () => 0);
     for (const c of ['x', 'y', 'z']) m.fail(c);
@@ -199,6 +212,17 @@ describe('API keys', () => {
     assert.throws(() => keys.create('a', ['predict', 'root' as never]), { message: 'scopes must be among predict, admin' });
     keys.create('a', ['admin']);
     assert.throws(() => keys.create('a', ['predict']), { message: 'a key named "a" already exists' });
+    // Any other failure to store the key is passed on as it is, not called a duplicate.
+    const store = freshStore();
+    const k2 = new KeyStore(store);
+    store.db.exec("CREATE TRIGGER no_keys BEFORE INSERT ON api_keys BEGIN SELECT RAISE(ABORT, 'disk says no'); END");
+    assert.throws(() => k2.create('b', ['predict']), { message: 'disk says no' });
+    // Keys and the audit log track their migrations under their own namespaces.
+    new AuditLog(store);
+    assert.deepEqual(store.db.prepare("SELECT namespace, version FROM schema_migrations WHERE namespace IN ('auth', 'audit') ORDER BY namespace").all(), [
+      { namespace: 'audit', version: 2 },
+      { namespace: 'auth', version: 1 },
+    ]);
     // A name on its own line is not a valid name either (the pattern is anchored).
     assert.throws(() => keys.create('ok\nbad', ['predict']), /key names use/);
   });
@@ -217,7 +241,15 @@ describe('API keys', () => {
     assert.equal(used(), null);
     const realNow = Date.now;
     try {
-      Date.now = () => realNow() + 60_000;
+      // A fixed clock: written again exactly one minute after the last write.
+      const t0 = realNow() + 3_600_000;
+      Date.now = () => t0;
+      keys.verify(key);
+      store.db.prepare('UPDATE api_keys SET last_used_at = NULL').run();
+      Date.now = () => t0 + 59_999;
+      keys.verify(key);
+      assert.equal(used(), null);
+      Date.now = () => t0 + 60_000;
       keys.verify(key);
       assert.ok(used() !== null);
       // The returned key never carries its digest.
@@ -372,6 +404,7 @@ describe('registerAuth on a bare Fastify instance', () => {
   let app: FastifyInstance;
   let events: string[];
   let auditErrors: string[];
+  const logged: string[] = [];
 
   async function build(over: Partial<AuthOptions> = {}, configured = [
     { name: 'ops', sha256: digest(ADMIN_KEY), scopes: ['admin' as const] },
@@ -382,7 +415,8 @@ describe('registerAuth on a bare Fastify instance', () => {
     events = [];
     auditErrors = [];
     // Longer path parameters than Fastify's default 100 characters, to see the audit row bound them.
-    const a = Fastify({ maxParamLength: 500 });
+    // Errors Fastify logs (a hook that throws after the answer was sent) are kept to be checked.
+    const a = Fastify({ maxParamLength: 500, logger: { level: 'error', stream: { write: (line: string) => void logged.push(line) } } });
     registerAuth(a, {
       keys: new KeyStore(store, configured),
       audit,
@@ -394,7 +428,10 @@ describe('registerAuth on a bare Fastify instance', () => {
     });
     a.get('/health', PUBLIC, async () => ({ ok: true }));
     a.get('/who', PREDICT, async (req) => ({ principal: req.principal, access: req.access }));
-    a.post('/v1/models/:name/load', admin('models.load'), async (req, reply) => ((req.params as { name: string }).name === 'broken' ? reply.code(500).send({ ok: false }) : { ok: true }));
+    a.post('/v1/models/:name/load', admin('models.load'), async (req, reply) => {
+      const name = (req.params as { name: string }).name;
+      return name === 'broken' ? reply.code(500).send({ ok: false }) : name === 'bad' ? reply.code(400).send({ ok: false }) : { ok: true };
+    });
     a.delete('/v1/jobs/:id', admin('jobs.delete'), async () => ({ ok: true }));
     a.get('/v1/keys', admin('keys.list'), async () => ({ ok: true }));
     await a.ready();
@@ -427,6 +464,7 @@ describe('registerAuth on a bare Fastify instance', () => {
     // Bearer wins over X-API-Key.
     assert.equal((await get('/who', { authorization: `Bearer ${ADMIN_KEY}`, 'x-api-key': PREDICT_KEY })).json().principal.name, 'ops');
     assert.equal((await get('/who', { authorization: 'Bearerx', 'x-api-key': PREDICT_KEY })).json().principal.name, 'lab');
+    assert.equal((await get('/who', { authorization: `Token Bearer ${ADMIN_KEY}`, 'x-api-key': PREDICT_KEY })).json().principal.name, 'lab');
     assert.deepEqual(events, ['failure:missing', 'failure:invalid', 'failure:missing', 'failure:missing']);
   });
 
@@ -447,6 +485,8 @@ describe('registerAuth on a bare Fastify instance', () => {
     assert.equal(r.statusCode, 400);
     assert.equal(r.json().error.code, 'INVALID_REQUEST');
     assert.equal(r.json().message, 'the request target must not start with "//"');
+    // Nothing failed after the answer either (no route access was worked out for it).
+    assert.deepEqual(logged, []);
   });
 
   it('audits admin actions (allowed, failed, forbidden) and denied requests, never 401/403 twice', async () => {
@@ -461,6 +501,8 @@ describe('registerAuth on a bare Fastify instance', () => {
       await a.inject({ method: 'GET', url: '/nowhere' });
       await a.inject({ method: 'GET', url: '/who', headers: { authorization: `Bearer ${PREDICT_KEY}` } });
       await a.inject({ method: 'GET', url: '/health' });
+      await a.inject({ method: 'POST', url: '/v1/models/bad/load', headers: admin });
+      await a.inject({ method: 'GET', url: '/v1/keys' });
       const rows = audit.query().reverse().map(({ id: _i, at: _a, request_id, ...r }) => ({ ...r, request_id: typeof request_id }));
       assert.deepEqual(rows, [
         { actor: 'ops', key_id: 'config:ops', action: 'models.load', route: '/v1/models/:name/load', params: { name: 'revcomp' }, target: 'revcomp', outcome: 'allowed', status: 200, client: '10.0.0.9', details: null, request_id: 'string' },
@@ -469,6 +511,8 @@ describe('registerAuth on a bare Fastify instance', () => {
         { actor: 'ops', key_id: 'config:ops', action: 'keys.list', route: '/v1/keys', params: null, target: null, outcome: 'allowed', status: 200, client: '127.0.0.1', details: null, request_id: 'string' },
         { actor: 'lab', key_id: 'config:lab', action: 'models.load', route: '/v1/models/:name/load', params: { name: 'revcomp' }, target: 'revcomp', outcome: 'denied', status: 403, client: '127.0.0.1', details: 'API key "lab" lacks the "admin" scope', request_id: 'string' },
         { actor: 'unknown', key_id: null, action: 'GET (no route)', route: null, params: null, target: null, outcome: 'denied', status: 401, client: '127.0.0.1', details: 'an API key is required: send Authorization: Bearer <key> or X-API-Key', request_id: 'string' },
+        { actor: 'ops', key_id: 'config:ops', action: 'models.load', route: '/v1/models/:name/load', params: { name: 'bad' }, target: 'bad', outcome: 'failed', status: 400, client: '127.0.0.1', details: null, request_id: 'string' },
+        { actor: 'unknown', key_id: null, action: 'keys.list', route: '/v1/keys', params: null, target: null, outcome: 'denied', status: 401, client: '127.0.0.1', details: 'an API key is required: send Authorization: Bearer <key> or X-API-Key', request_id: 'string' },
       ]);
       // The request id in the row is the one the envelope answered with.
       const denied = await a.inject({ method: 'GET', url: '/who' });
