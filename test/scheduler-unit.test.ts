@@ -113,6 +113,8 @@ describe('model ids and versions', () => {
       ['1e3', '999', -1],
       ['0x10', '9', -1],
       ['2.0x10', '2.9', -1],
+      ['999', '1e3', 1],
+      ['9', '0x10', 1],
     ];
     for (const [a, b, want] of cases) assert.equal(compareVersions(a, b), want, `${a} vs ${b}`);
   });
