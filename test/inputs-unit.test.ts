@@ -561,6 +561,11 @@ describe('media sniffing and inspection', () => {
     assert.deepEqual(inspectImage(makeJpeg(640, 480)), { format: 'jpeg', width: 640, height: 480 });
     assert.deepEqual(inspectImage(makeJpeg(3, 2, { pad: 5 })), { format: 'jpeg', width: 3, height: 2 });
     assert.deepEqual(inspectImage(makeJpeg(3, 2, { fill: true, rst: true })), { format: 'jpeg', width: 3, height: 2 });
+    // RST7 (0xd7), the last restart marker, has no length either.
+    const rst7 = makeJpeg(3, 2, { rst: true });
+    assert.equal(rst7[21], 0xd0);
+    rst7[21] = 0xd7;
+    assert.deepEqual(inspectImage(rst7), { format: 'jpeg', width: 3, height: 2 });
     // Progressive (SOF2) and the last SOF (cf) carry the size; DHT (c4), JPG (c8) and DAC (cc) do not.
     assert.deepEqual(inspectImage(makeJpeg(9, 8, { sof: 0xc2 })), { format: 'jpeg', width: 9, height: 8 });
     assert.deepEqual(inspectImage(makeJpeg(9, 8, { sof: 0xcf })), { format: 'jpeg', width: 9, height: 8 });
@@ -620,6 +625,7 @@ describe('media sniffing and inspection', () => {
     assert.equal(mediaError(() => inspectImage(webp('VP9 ', () => {}))), 'malformed WebP: unknown chunk "VP9 "');
     assert.equal(mediaError(() => inspectImage(webp('VP8 ', (b) => b.writeUInt16LE(0xc000, 26)))), 'malformed WebP: zero width or height');
     assert.equal(mediaError(() => inspectImage(webp('VP8 ', (b) => b.writeUInt16LE(5, 26)))), 'malformed WebP: zero width or height');
+    assert.equal(mediaError(() => inspectImage(webp('VP8 ', (b) => { b.writeUInt16LE(0xc000, 26); b.writeUInt16LE(5, 28); }))), 'malformed WebP: zero width or height');
     assert.equal(mediaError(() => inspectImage(riff('WEBP', Buffer.from('VP8 ', 'latin1')))), 'truncated WebP: 16 bytes, needs at least 30');
     assert.equal(mediaError(() => inspectImage(riff('WEBP', Buffer.alloc(22), 27))), 'truncated WebP: RIFF header says 35 bytes, got 34');
     assert.deepEqual(inspectImage(riff('WEBP', vp8.subarray(12), 26)), { format: 'webp', width: 320, height: 200 });
@@ -647,6 +653,9 @@ describe('media sniffing and inspection', () => {
     ]) {
       assert.equal(mediaError(() => inspectAudio(riff('WAVE', Buffer.concat([fmtChunk(c!, r!, 16), wavChunk('data', Buffer.alloc(4))])))), 'malformed WAV: zero channels, sample rate or block size');
     }
+    const zeroChannels = riff('WAVE', Buffer.concat([fmtChunk(0, 1000, 16), wavChunk('data', Buffer.alloc(4))]));
+    zeroChannels.writeUInt16LE(2, 32); // a block size, but no channel
+    assert.equal(mediaError(() => inspectAudio(zeroChannels)), 'malformed WAV: zero channels, sample rate or block size');
     const zeroAlign = riff('WAVE', Buffer.concat([fmtChunk(1, 1000, 16), wavChunk('data', Buffer.alloc(4))]));
     zeroAlign.writeUInt16LE(0, 32);
     assert.equal(mediaError(() => inspectAudio(zeroAlign)), 'malformed WAV: zero channels, sample rate or block size');
@@ -656,6 +665,10 @@ describe('media sniffing and inspection', () => {
     const cut = Buffer.from(wav.subarray(0, 100));
     cut.writeUInt32LE(92, 4);
     assert.equal(mediaError(() => inspectAudio(cut)), 'truncated WAV: data chunk says 1600 bytes, 56 present');
+    // Short by only 8 bytes.
+    const short = Buffer.from(wav.subarray(0, wav.length - 8));
+    short.writeUInt32LE(short.length - 8, 4);
+    assert.equal(mediaError(() => inspectAudio(short)), 'truncated WAV: data chunk says 1600 bytes, 1592 present');
     // A data chunk exactly as long as the bytes left is whole.
     const exact = Buffer.from(wav.subarray(0, 100));
     exact.writeUInt32LE(92, 4);
