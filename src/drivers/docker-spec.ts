@@ -5,6 +5,7 @@ import type Docker from 'dockerode';
 import type { ModelPackage } from '../manifest/load.js';
 import { PROTOCOL_VERSION } from '../worker/protocol.js';
 import { containerCommand, IMAGE_MODEL_DIR, inImage } from './docker-image.js';
+import { httpAdapterConfig } from './http.js';
 
 /** The uid/gid models run as inside their container (nobody). */
 const CONTAINER_USER = '65534:65534';
@@ -82,5 +83,6 @@ export function containerEnv(pkg: ModelPackage, replicaId: string, extraEnv: Rec
     ISOMODEL_REPLICA_ID: replicaId,
     ISOMODEL_CPUS: String(m.resources.cpus),
   };
-  return { ...env, ...m.env, ...extraEnv };
+  // Last: the adapter's settings are the manifest's, not overridable by env.
+  return { ...env, ...m.env, ...extraEnv, ...(m.runtime === 'http' && { ISOMODEL_HTTP: JSON.stringify(httpAdapterConfig(m, IMAGE_MODEL_DIR, false)) }) };
 }

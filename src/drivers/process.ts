@@ -20,6 +20,7 @@ import { ENV_SHIM, envScript, EXIT_NO_ENV, workerCommand, type WorkerCommand } f
 import { accessProblem, dropArgs, removeTree, whichCommand, workerPython, writablePackagePath, type PrivilegePlan, type Privileges } from './privilege.js';
 import { gatewayTag, killMarked, LAUNCH_MARKER_VAR, stateTag } from './reap.js';
 import { makeScratch, prepareWorkDir, scratchDir } from './workspace.js';
+import { httpAdapterConfig } from './http.js';
 
 /** How long an exited worker's stdout is read for what it still holds (its fatal line) before the exit is reported. */
 const STDOUT_DRAIN_MS = 1000;
@@ -146,7 +147,9 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
       ISOMODEL_CPUS: String(m.resources.cpus),
     });
     // Last, so neither the manifest nor the operator can unset it.
-    return { ...env, ...m.env, ...this.opts.extraEnv, [LAUNCH_MARKER_VAR]: this.marker };
+    // runtime http: the adapter's settings are the manifest's http section, not an env variable's.
+    const http: Record<string, string> = m.runtime === 'http' ? { ISOMODEL_HTTP: JSON.stringify(httpAdapterConfig(m, this.opts.pkg.dir, true)) } : {};
+    return { ...env, ...m.env, ...this.opts.extraEnv, ...http, [LAUNCH_MARKER_VAR]: this.marker };
   }
 
   /**

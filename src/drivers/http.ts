@@ -1,0 +1,29 @@
+// runtime http (docs/models.md): the adapter's configuration from the manifest. The adapter
+// (worker/http-adapter.ts) runs as the replica's worker: beside the server's process under the
+// process and sandbox drivers, in a container sharing the server container's network under docker.
+import type { Manifest } from '../manifest/schema.js';
+import type { HttpAdapterConfig } from '../worker/http-adapter.js';
+
+/**
+ * ISOMODEL_HTTP for the adapter. `modelDir` replaces {model_dir} in the server's command line;
+ * with `serverCommand` false (docker: the server is its own container) the adapter starts nothing.
+ */
+export function httpAdapterConfig(m: Manifest, modelDir: string, serverCommand: boolean): HttpAdapterConfig {
+  const h = m.http!;
+  const argv = Array.isArray(m.entry) ? m.entry : m.entry ? ['/bin/sh', '-c', m.entry] : [];
+  return {
+    port: h.port ?? null,
+    health_path: h.health_path,
+    predict_path: h.predict_path,
+    method: h.method,
+    request: h.request,
+    response: h.response,
+    batch: h.batch,
+    max_response_bytes: h.max_response_bytes,
+    startup_timeout_ms: h.startup_timeout_ms,
+    health_interval_ms: h.health_interval_ms,
+    health_timeout_ms: h.health_timeout_ms,
+    unhealthy_after: h.unhealthy_after,
+    command: serverCommand && argv.length ? argv.map((a) => a.replaceAll('{model_dir}', modelDir)) : null,
+  };
+}
