@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { manifestSchema } from '../src/manifest/schema.js';
+import { findBwrap } from '../src/drivers/sandbox.js';
 import { atPath, fillTemplate } from '../src/worker/http-adapter.js';
 import { pidAlive, startGateway, waitFor, type Harness } from './helpers.js';
 
@@ -167,6 +168,20 @@ describe('runtime http: a FastAPI server as a process, through a real gateway', 
     assert.notEqual(uid, 0, 'not root');
     const netns = (p: number | string): string => execFileSync('readlink', [`/proc/${p}/ns/net`]).toString().trim();
     assert.notEqual(netns(pid), netns('self'), 'its own network namespace: the gateway cannot reach it, it cannot reach the gateway');
+  });
+
+  it('runs in the bubblewrap sandbox too (isolation sandbox: its own loopback, nothing writable but scratch)', { skip: findBwrap() ? false : 'bubblewrap is not installed' }, async () => {
+    await editFixture(h, 'http-fastapi', (m) => {
+      m.version = '1.0.1';
+      m.isolation = 'sandbox';
+    });
+    h.gw.registry.register(join(h.modelsDir, 'http-fastapi'));
+    await h.gw.registry.rollingUpdate('http-fastapi', '1.0.1');
+    const r = await h.post<Out & { data: { version?: string } }>('/models/http-fastapi/predict', { sequence: 'GGCCAATT' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.data.prediction, 0.5);
+    const d = h.gw.registry.deployment('http-fastapi')!;
+    assert.equal(d.pkg.manifest.isolation, 'sandbox');
   });
 
   it('sends a batch as one list when the manifest says the server takes lists', async () => {
