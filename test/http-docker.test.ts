@@ -158,6 +158,7 @@ describe('runtime http from a docker image, through a real gateway', { skip: ski
     }
     assert.equal(s.HostConfig.Memory, 256 * 1024 * 1024, "the manifest's memory is the server's");
     assert.ok(s.Config.Env?.includes('PORT=8000'));
+    assert.equal(a.HostConfig.Memory, (128 + 6) * 1024 * 1024, 'the adapter: node plus room for one batch of answers (4 x 64 KiB)');
   });
 
   it('refuses an oversized answer with RESPONSE_TOO_LARGE', async () => {
@@ -191,6 +192,7 @@ describe('runtime http from a docker image, through a real gateway', { skip: ski
       return r.status === 200 ? r : null;
     }, 60_000, 200);
     assert.equal(ok!.body.data.prediction, 1);
+    assert.equal(h.gw.registry.deployment('gc-image')!.replicaInfo()[0]!.last_exit, "the model's server container exited (signal SIGKILL)");
   });
 
   it('fails the load clearly when the image is not on the engine (nothing is pulled)', async () => {

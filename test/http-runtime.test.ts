@@ -5,12 +5,15 @@
 // form (http.image) is in test/http-docker.test.ts.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { manifestSchema } from '../src/manifest/schema.js';
 import { findBwrap } from '../src/drivers/sandbox.js';
+import { httpManifest, writeHttpPackage } from '../src/manifest/http-package.js';
+import { loadPackage } from '../src/manifest/load.js';
 import { atPath, fillTemplate } from '../src/worker/http-adapter.js';
 import { pidAlive, startGateway, waitFor, type Harness } from './helpers.js';
 
@@ -74,6 +77,32 @@ describe('runtime http: manifest', () => {
     assert.equal(atPath({ data: 1 }, 'data.x'), undefined);
     assert.equal(atPath({ data: 1 }, 'constructor'), undefined, 'only own keys');
     assert.deepEqual(atPath([1], ''), [1]);
+  });
+});
+
+describe('runtime http: packages from seed 002\'s docker_image bodies', () => {
+  it('writes seed 000\'s contract by default, keeps a serving version\'s settings on update, and refuses a changed rewrite', () => {
+    const state = mkdtempSync(join(tmpdir(), 'isomodel-http-pkg-'));
+    try {
+      const m = httpManifest({ model_id: 'deep_tcm_diagnosis', version: 'v3.0.1', docker_image: 'suoke/tcm-diagnosis:v3.0.1', model_type: 'tcm_diagnosis', name: 'TCM' });
+      assert.deepEqual([m.runtime, m.isolation, m.http?.image, m.http?.port, m.http?.predict_path, m.http?.response], ['http', 'docker', 'suoke/tcm-diagnosis:v3.0.1', 8000, '/predict', 'data']);
+      assert.deepEqual(m.http?.request, { sequence: '$input', task_type: '$task', options: '$options' });
+      assert.deepEqual(m.tasks.map((t) => t.name), ['tcm_diagnosis']);
+      const dir = writeHttpPackage(state, m);
+      assert.equal(dir, join(state, 'http-models', 'deep_tcm_diagnosis', 'v3.0.1'));
+      const loaded = loadPackage(dir).manifest;
+      assert.deepEqual([loaded.http, loaded.tasks.map((t) => t.name)], [m.http, ['tcm_diagnosis']], 'the written package reads back as the same manifest');
+      assert.equal(writeHttpPackage(state, m), dir, 'the same deploy again is a no-op');
+      const custom = httpManifest({ model_id: 'deep_tcm_diagnosis', version: 'v3.0.1', docker_image: 'suoke/tcm-diagnosis:v3.0.1', port: 9000 });
+      assert.throws(() => writeHttpPackage(state, custom), (e: Error & { code?: string }) => e.code === 'CONFLICT');
+      const next = httpManifest({ model_id: 'deep_tcm_diagnosis', version: 'v3.0.2', docker_image: 'suoke/tcm-diagnosis:v3.0.2' }, httpManifest({ ...{ model_id: 'deep_tcm_diagnosis', version: 'v3.0.1', docker_image: 'a/b:1' }, port: 9000, http: { predict_path: '/infer' } }));
+      assert.deepEqual([next.http?.image, next.http?.port, next.http?.predict_path], ['suoke/tcm-diagnosis:v3.0.2', 9000, '/infer'], 'PUT keeps what the body does not change');
+      assert.throws(() => httpManifest({ model_id: '../x', version: '1', docker_image: 'a/b:1' }), (e: Error & { code?: string }) => e.code === 'VALIDATION_ERROR');
+      assert.throws(() => httpManifest({ model_id: 'x', version: '../1', docker_image: 'a/b:1' }), (e: Error & { code?: string }) => e.code === 'VALIDATION_ERROR' && /version/.test(e.message));
+      assert.equal(httpManifest({ model_id: 'x', version: '1', docker_image: 'a/b:1', http: { image: 'other/image:1' } }).http?.image, 'a/b:1', 'docker_image is the image');
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
   });
 });
 
@@ -146,14 +175,16 @@ describe('runtime http: a FastAPI server as a process, through a real gateway', 
       return r.status === 200 ? r : null;
     }, 30_000, 200);
     assert.notEqual(next!.body.data.pid, pid);
-    const replicas = h.gw.registry.deployment('http-fastapi')!.replicaInfo() as { restarts?: number }[];
-    assert.ok(replicas.some((x) => (x.restarts ?? 0) > 0), JSON.stringify(replicas));
+    const replicas = h.gw.registry.deployment('http-fastapi')!.replicaInfo();
+    assert.ok(replicas.some((x) => x.restarts > 0), JSON.stringify(replicas));
+    assert.equal(replicas[0]!.last_exit, "the model's server exited");
   });
 
   it('replaces the replica when its server stays unhealthy', async () => {
     const pid = (await h.post<Out>('/models/http-fastapi/predict', { sequence: 'ACGT', options: { make_unhealthy: true } })).body.data.pid as number;
     // /health answers 503 from now on: two failed checks 300 ms apart end the replica.
     await waitFor(() => !pidAlive(pid), 15_000, 50);
+    await waitFor(() => h.gw.registry.deployment('http-fastapi')!.replicaInfo()[0]!.last_exit === "the model's server failed its health checks", 10_000, 50);
     const next = await waitFor(async () => {
       const r = await h.post<Out>('/models/http-fastapi/predict', { sequence: 'ACGT' });
       return r.status === 200 ? r : null;

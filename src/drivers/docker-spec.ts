@@ -5,7 +5,7 @@ import type Docker from 'dockerode';
 import type { ModelPackage } from '../manifest/load.js';
 import { PROTOCOL_VERSION } from '../worker/protocol.js';
 import { containerCommand, IMAGE_MODEL_DIR, inImage } from './docker-image.js';
-import { httpAdapterConfig } from './http.js';
+import { httpAdapterConfig, httpAdapterMemoryMb } from './http.js';
 
 /** The uid/gid models run as inside their container (nobody). */
 const CONTAINER_USER = '65534:65534';
@@ -65,7 +65,6 @@ export function containerSpec(o: ContainerSpecInput): Docker.ContainerCreateOpti
 }
 
 /** runtime http: the adapter's own container needs little (node, one process); the server gets the manifest's limits. */
-const HTTP_ADAPTER_MEMORY_MB = 128;
 const HTTP_ADAPTER_CPUS = 0.5;
 
 /**
@@ -74,7 +73,7 @@ const HTTP_ADAPTER_CPUS = 0.5;
  * its own small limits. Everything else is the model container's spec.
  */
 export function httpAdapterSpec(o: ContainerSpecInput & { serverId: string }): Docker.ContainerCreateOptions {
-  const pkg = { ...o.pkg, manifest: { ...o.pkg.manifest, resources: { ...o.pkg.manifest.resources, memory_mb: HTTP_ADAPTER_MEMORY_MB, cpus: Math.min(HTTP_ADAPTER_CPUS, o.pkg.manifest.resources.cpus) } } };
+  const pkg = { ...o.pkg, manifest: { ...o.pkg.manifest, resources: { ...o.pkg.manifest.resources, memory_mb: httpAdapterMemoryMb(o.pkg.manifest), cpus: Math.min(HTTP_ADAPTER_CPUS, o.pkg.manifest.resources.cpus) } } };
   const spec = containerSpec({ ...o, pkg });
   spec.HostConfig!.NetworkMode = `container:${o.serverId}`;
   spec.Labels = { ...spec.Labels, 'isomodel.role': 'http-adapter' };

@@ -17,6 +17,7 @@ import type { ExitInfo, WorkerHandle, WorkerStats } from '../worker/types.js';
 import { ensureModelImage } from './docker-image.js';
 import { containerEnv, containerSpec, httpAdapterSpec, httpServerEnv, httpServerSpec } from './docker-spec.js';
 import { parseContainerStats, type ContainerSample } from './docker-stats.js';
+import { httpExitReason } from './http.js';
 
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
@@ -341,7 +342,7 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
     if (this.killReason) return this.killReason;
     const tail = this.session.log.join('\n');
     if (/Reached heap limit|JavaScript heap out of memory|MemoryError|Cannot allocate memory/.test(tail)) return `memory limit exceeded (${limitMb} MB)`;
-    return signal ? `crashed (signal ${signal})` : `crashed (exit code ${code})`;
+    return httpExitReason(this.opts.pkg.manifest, code) ?? (signal ? `crashed (signal ${signal})` : `crashed (exit code ${code})`);
   }
 
   /** Log lines the attach stream did not deliver (it broke early): read back from the engine. */

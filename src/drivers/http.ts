@@ -2,7 +2,29 @@
 // (worker/http-adapter.ts) runs as the replica's worker: beside the server's process under the
 // process and sandbox drivers, in a container sharing the server container's network under docker.
 import type { Manifest } from '../manifest/schema.js';
-import type { HttpAdapterConfig } from '../worker/http-adapter.js';
+import { EXIT_SERVER_GONE, EXIT_UNHEALTHY, type HttpAdapterConfig } from '../worker/http-adapter.js';
+
+/** The adapter's exit codes (worker/http-adapter.ts), as reasons. */
+const ADAPTER_EXITS: Record<number, string> = {
+  [EXIT_SERVER_GONE]: "the model's server exited",
+  [EXIT_UNHEALTHY]: "the model's server failed its health checks",
+};
+
+/** Why an http model's worker exited with `code`, when the adapter says; else undefined. */
+export function httpExitReason(m: Manifest, code: number | null): string | undefined {
+  return m.runtime === 'http' && code !== null ? ADAPTER_EXITS[code] : undefined;
+}
+
+const MB = 1024 * 1024;
+
+/**
+ * Memory of the adapter's own container (docker): node itself, plus room for the answers of one
+ * batch, parsed and re-serialised (bounded by max_response_bytes per answer and 48 MiB in all).
+ */
+export function httpAdapterMemoryMb(m: Manifest): number {
+  const answers = Math.min(48 * MB, m.http!.max_response_bytes * (m.http!.batch === 'list' ? 1 : m.batching.max_batch_size));
+  return 128 + 6 * Math.ceil(answers / MB);
+}
 
 /**
  * ISOMODEL_HTTP for the adapter. `modelDir` replaces {model_dir} in the server's command line;

@@ -20,7 +20,7 @@ import { ENV_SHIM, envScript, EXIT_NO_ENV, workerCommand, type WorkerCommand } f
 import { accessProblem, dropArgs, removeTree, whichCommand, workerPython, writablePackagePath, type PrivilegePlan, type Privileges } from './privilege.js';
 import { gatewayTag, killMarked, LAUNCH_MARKER_VAR, stateTag } from './reap.js';
 import { makeScratch, prepareWorkDir, scratchDir } from './workspace.js';
-import { httpAdapterConfig } from './http.js';
+import { httpAdapterConfig, httpExitReason } from './http.js';
 
 /** How long an exited worker's stdout is read for what it still holds (its fatal line) before the exit is reported. */
 const STDOUT_DRAIN_MS = 1000;
@@ -400,6 +400,8 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     if (code === EXIT_NO_CGROUP) return 'could not join its cgroup';
     if (code === EXIT_NO_LOOPBACK) return 'could not bring up the loopback of its network namespace';
     if (code === EXIT_NO_ENV) return 'could not read its environment';
+    const http = httpExitReason(this.opts.pkg.manifest, code);
+    if (http) return http;
     return signal ? `crashed (signal ${signal})` : `crashed (exit code ${code})`;
   }
 
