@@ -201,6 +201,21 @@ describe('runtime http: a FastAPI server as a process, through a real gateway', 
     assert.notEqual(netns(pid), netns('self'), 'its own network namespace: the gateway cannot reach it, it cannot reach the gateway');
   });
 
+  it('scales like any model: each replica its own server on its own port', async () => {
+    const r = await h.post<Out>('/api/v1/models/http-fastapi/scale', { replicas: 2 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const d = h.gw.registry.deployment('http-fastapi')!;
+    await waitFor(() => d.replicaInfo().filter((x) => x.state === 'ready').length === 2, 60_000, 100);
+    // Concurrent requests spread over both replicas; each answers from its own server.
+    const pids = new Set<number>();
+    await waitFor(async () => {
+      const rs = await Promise.all([1, 2, 3, 4].map(() => h.post<Out>('/models/http-fastapi/predict', { sequence: 'ACGT', options: { sleep_s: 0.2 } })));
+      for (const x of rs) if (x.status === 200) pids.add(x.body.data.pid as number);
+      return pids.size === 2;
+    }, 30_000, 100);
+    assert.equal((await h.post<Out>('/api/v1/models/http-fastapi/scale', { replicas: 1 })).status, 200);
+  });
+
   it('runs in the bubblewrap sandbox too (isolation sandbox: its own loopback, nothing writable but scratch)', { skip: findBwrap() ? false : 'bubblewrap is not installed' }, async () => {
     await editFixture(h, 'http-fastapi', (m) => {
       m.version = '1.0.1';
