@@ -5,7 +5,7 @@
 // form (http.image) is in test/http-docker.test.ts.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -199,6 +199,21 @@ describe('runtime http: a FastAPI server as a process, through a real gateway', 
     assert.notEqual(uid, 0, 'not root');
     const netns = (p: number | string): string => execFileSync('readlink', [`/proc/${p}/ns/net`]).toString().trim();
     assert.notEqual(netns(pid), netns('self'), 'its own network namespace: the gateway cannot reach it, it cannot reach the gateway');
+  });
+
+  it('fails the load saying why when the server cannot start or dies before it is healthy', async () => {
+    const cases: [string, string[], RegExp][] = [
+      ['http-missing', ['/nonexistent/server', '--port', '{port}'], /could not start the model's server \/nonexistent\/server/],
+      ['http-dies', [FASTAPI, '-c', 'import sys; sys.exit(3)'], /the model's server exited before it was healthy \(exit code 3\)/],
+    ];
+    for (const [name, entry, why] of cases) {
+      const dir = join(h.modelsDir, name);
+      mkdirSync(dir);
+      chmodSync(dir, 0o755);
+      writeFileSync(join(dir, 'model.yaml'), toYaml({ name, version: '1.0.0', runtime: 'http', entry, http: {}, tasks: [{ name: 't', sequence_types: ['DNA'] }], required: false }));
+      h.gw.registry.register(dir);
+      await assert.rejects(h.gw.registry.load(name), (e: Error & { code?: string }) => e.code === 'MODEL_NOT_LOADED' && why.test(e.message), name);
+    }
   });
 
   it('scales like any model: each replica its own server on its own port', async () => {
