@@ -260,3 +260,19 @@ describe('runtime http: a FastAPI server as a process, through a real gateway', 
 });
 
 
+
+describe('runtime http without cgroups', { skip: fastapiMissing() ?? false }, () => {
+  let h: Harness;
+  before(async () => {
+    h = await startGateway(['http-fastapi'], { cgroups: false });
+  });
+  after(async () => h?.close());
+
+  it('puts the memory limit on the server as an address-space rlimit (the adapter, node, has none)', async () => {
+    const r = await h.post<{ data: { pid: number } }>('/models/http-fastapi/predict', { sequence: 'ACGT' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const limits = readFileSync(`/proc/${r.body.data.pid}/limits`, 'utf8');
+    const as = /^Max address space\s+(\S+)/m.exec(limits)![1];
+    assert.equal(as, String(512 * 1024 * 1024), "the manifest's memory_mb");
+  });
+});

@@ -57,7 +57,8 @@ export function workerCommand(pkg: ModelPackage, python: string): WorkerCommand 
     }
     case 'http':
       // The adapter, which starts the server itself (ISOMODEL_HTTP, drivers/http.ts): both share
-      // the replica's user, cgroup and network namespace. Not self-limited: the server is not node.
-      return { command: process.execPath, args: [HTTP_ADAPTER], selfLimited: false };
+      // the replica's user, cgroup and network namespace. Self-limited: without a cgroup the
+      // adapter puts the memory rlimit on the server (an rlimit on node itself would break it).
+      return { command: process.execPath, args: [HTTP_ADAPTER], selfLimited: true };
   }
 }

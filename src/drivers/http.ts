@@ -29,8 +29,9 @@ export function httpAdapterMemoryMb(m: Manifest): number {
 /**
  * ISOMODEL_HTTP for the adapter. `modelDir` replaces {model_dir} in the server's command line;
  * with `serverCommand` false (docker: the server is its own container) the adapter starts nothing.
+ * `serverMemoryMb`: the address-space rlimit the adapter puts on the server (no cgroup to bound it).
  */
-export function httpAdapterConfig(m: Manifest, modelDir: string, serverCommand: boolean): HttpAdapterConfig {
+export function httpAdapterConfig(m: Manifest, modelDir: string, serverCommand: boolean, serverMemoryMb: number | null = null): HttpAdapterConfig {
   const h = m.http!;
   const argv = Array.isArray(m.entry) ? m.entry : m.entry ? ['/bin/sh', '-c', m.entry] : [];
   return {
@@ -47,5 +48,6 @@ export function httpAdapterConfig(m: Manifest, modelDir: string, serverCommand: 
     health_timeout_ms: h.health_timeout_ms,
     unhealthy_after: h.unhealthy_after,
     command: serverCommand && argv.length ? argv.map((a) => a.replaceAll('{model_dir}', modelDir)) : null,
+    server_memory_mb: serverCommand ? serverMemoryMb : null,
   };
 }

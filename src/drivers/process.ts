@@ -148,7 +148,8 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     });
     // Last, so neither the manifest nor the operator can unset it.
     // runtime http: the adapter's settings are the manifest's http section, not an env variable's.
-    const http: Record<string, string> = m.runtime === 'http' ? { ISOMODEL_HTTP: JSON.stringify(httpAdapterConfig(m, this.opts.pkg.dir, true)) } : {};
+    // Without a cgroup, the adapter (node: not bounded by an rlimit) puts the memory rlimit on the server.
+    const http: Record<string, string> = m.runtime === 'http' ? { ISOMODEL_HTTP: JSON.stringify(httpAdapterConfig(m, this.opts.pkg.dir, true, this.cgroup ? null : m.resources.memory_mb)) } : {};
     return { ...env, ...m.env, ...this.opts.extraEnv, ...http, [LAUNCH_MARKER_VAR]: this.marker };
   }
 
@@ -240,14 +241,14 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     // The environment is applied by ENV_SHIM as the last step (inside bwrap, for the sandbox).
     cmd = this.opts.wrap ? this.opts.wrap(cmd, this.scratch, drop) : { ...cmd, command: ENV_SHIM[0]!, args: [...ENV_SHIM.slice(1), cmd.command, ...cmd.args] };
     this.marker = `${this.owner.state}-${this.owner.gateway}-${n}`;
-    const { script, skipped } = envScript(this.buildEnv());
-    if (skipped.length) this.logger.warn({ skipped }, 'environment variables with names a shell cannot set were left out');
-    // Read by ENV_SHIM; also carries the launch marker, so the marker is in every worker process.
-    const env: Record<string, string> = { PATH: LAUNCHER_PATH };
     // Unique per launch: gateways sharing the machine's hierarchy, and a restart racing the
     // deferred removal of its predecessor's group, never meet in one cgroup. Named after the
     // state dir and this gateway, so the next gateway of the state dir can remove leftovers.
     this.cgroup = this.opts.cgroups.create(`${this.owner.state}-${this.owner.gateway}-${m.name}-${this.id}-${n}`, { memoryMb: m.resources.memory_mb, cpus: m.resources.cpus });
+    const { script, skipped } = envScript(this.buildEnv());
+    if (skipped.length) this.logger.warn({ skipped }, 'environment variables with names a shell cannot set were left out');
+    // Read by ENV_SHIM; also carries the launch marker, so the marker is in every worker process.
+    const env: Record<string, string> = { PATH: LAUNCHER_PATH };
 
     // The launcher, as the gateway's user: join the cgroup (so the model never runs
     // unconstrained), bring up the loopback of a fresh network namespace, set the rlimit, then

@@ -29,6 +29,11 @@ export interface HttpAdapterConfig {
   unhealthy_after: number;
   /** The server's command line ("{port}" replaced); null when the server runs elsewhere (its own container). */
   command: string[] | null;
+  /**
+   * RLIMIT_AS for the server (MB), where no cgroup bounds the replica: the process driver cannot
+   * put one on the adapter (node reserves far more address space than it uses). null: none.
+   */
+  server_memory_mb?: number | null;
 }
 
 /** Exit codes the gateway's log tail explains (the adapter writes why to stderr first). */
@@ -132,7 +137,12 @@ export class HttpAdapter {
   }
 
   private startServer(argv: string[]): void {
-    const [cmd, ...args] = argv.map((a) => a.replaceAll('{port}', String(this.port)));
+    let [cmd, ...args] = argv.map((a) => a.replaceAll('{port}', String(this.port)));
+    const limit = this.cfg.server_memory_mb;
+    if (limit) {
+      args = ['-c', `ulimit -v ${Math.floor(limit) * 1024} && exec "$@"`, 'isomodel-http-server', cmd!, ...args];
+      cmd = '/bin/sh';
+    }
     // The server's stdout goes to stderr too: stdout is the protocol channel.
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(this.port) };
     delete env.ISOMODEL_HTTP;
