@@ -17,6 +17,8 @@ export const PACKAGE_ROOT = findRoot();
 /** Compiled JavaScript (src/ and test/ under it). */
 export const DIST_DIR = join(PACKAGE_ROOT, 'dist');
 export const NODE_HOST = join(DIST_DIR, 'src', 'worker', 'node-host.js');
+/** runtime http: the worker that proxies the protocol to the model's HTTP server. */
+export const HTTP_ADAPTER = join(DIST_DIR, 'src', 'worker', 'http-adapter.js');
 export const ONNX_HOST = join(DIST_DIR, 'src', 'worker', 'onnx-host.js');
 export const PYTHON_SDK = join(PACKAGE_ROOT, 'sdk', 'python', 'isomodel_worker.py');
 export const BUILTIN_MODELS_DIR = join(PACKAGE_ROOT, 'models');

@@ -1,7 +1,7 @@
 // The command line that starts a worker for each runtime.
 import { join } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
-import { NODE_HOST, ONNX_HOST, PYTHON_SDK } from '../paths.js';
+import { HTTP_ADAPTER, NODE_HOST, ONNX_HOST, PYTHON_SDK } from '../paths.js';
 
 export interface WorkerCommand {
   command: string;
@@ -55,5 +55,10 @@ export function workerCommand(pkg: ModelPackage, python: string): WorkerCommand 
       const argv = (Array.isArray(m.entry) ? m.entry : ['/bin/sh', '-c', m.entry]).map((a) => a.replaceAll('{model_dir}', pkg.dir));
       return { command: argv[0]!, args: argv.slice(1), selfLimited: false };
     }
+    case 'http':
+      // The adapter, which starts the server itself (ISOMODEL_HTTP, drivers/http.ts): both share
+      // the replica's user, cgroup and network namespace. Self-limited: without a cgroup the
+      // adapter puts the memory rlimit on the server (an rlimit on node itself would break it).
+      return { command: process.execPath, args: [HTTP_ADAPTER], selfLimited: true };
   }
 }

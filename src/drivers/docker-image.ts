@@ -20,9 +20,12 @@ export const IMAGE_RUNTIME_DIR = '/opt/isomodel';
 
 export type ImageRuntime = 'node' | 'python' | 'onnx';
 
-/** The Dockerfile a runtime builds with; `command` models get the python image (it has sh and python3). */
+/**
+ * The Dockerfile a runtime builds with; `command` models get the python image (it has sh and
+ * python3); `http` models the node one, for their adapter (the server is http.image's container).
+ */
 export function imageRuntime(m: Manifest): ImageRuntime {
-  return m.runtime === 'command' ? 'python' : m.runtime;
+  return m.runtime === 'command' ? 'python' : m.runtime === 'http' ? 'node' : m.runtime;
 }
 
 /** Base image flavour (make-base-image.sh argument): onnx runs on the node base. */
@@ -63,6 +66,8 @@ export function containerCommand(m: Manifest): string[] {
       return ['python3', '-u', posix.join(IMAGE_RUNTIME_DIR, 'sdk', 'python', 'isomodel_worker.py'), inImage(m.entry as string)];
     case 'command':
       return (Array.isArray(m.entry) ? m.entry : ['/bin/sh', '-c', m.entry]).map((a) => a.replaceAll('{model_dir}', IMAGE_MODEL_DIR));
+    case 'http':
+      return ['node', host('http-adapter.js')];
   }
 }
 

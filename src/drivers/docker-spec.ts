@@ -5,6 +5,7 @@ import type Docker from 'dockerode';
 import type { ModelPackage } from '../manifest/load.js';
 import { PROTOCOL_VERSION } from '../worker/protocol.js';
 import { containerCommand, IMAGE_MODEL_DIR, inImage } from './docker-image.js';
+import { httpAdapterConfig, httpAdapterMemoryMb } from './http.js';
 
 /** The uid/gid models run as inside their container (nobody). */
 const CONTAINER_USER = '65534:65534';
@@ -66,6 +67,53 @@ export function containerSpec(o: ContainerSpecInput): Docker.ContainerCreateOpti
   };
 }
 
+/** runtime http: the adapter's own container needs little (node, one process); the server gets the manifest's limits. */
+const HTTP_ADAPTER_CPUS = 0.5;
+
+/**
+ * runtime http, isolation docker: the adapter's container joins the server container's network
+ * namespace (`container:<id>`: the server's loopback, and still no other interface) and gets
+ * its own small limits. Everything else is the model container's spec.
+ */
+export function httpAdapterSpec(o: ContainerSpecInput & { serverId: string }): Docker.ContainerCreateOptions {
+  const pkg = { ...o.pkg, manifest: { ...o.pkg.manifest, resources: { ...o.pkg.manifest.resources, memory_mb: httpAdapterMemoryMb(o.pkg.manifest), cpus: Math.min(HTTP_ADAPTER_CPUS, o.pkg.manifest.resources.cpus) } } };
+  const spec = containerSpec({ ...o, pkg });
+  spec.HostConfig!.NetworkMode = `container:${o.serverId}`;
+  spec.Labels = { ...spec.Labels, 'isomodel.role': 'http-adapter' };
+  return spec;
+}
+
+/**
+ * runtime http, isolation docker: the model's own server, from http.image as it is (its command,
+ * its working dir), with NetworkMode none (only its loopback, where the adapter reaches it), the
+ * manifest's limits, a read-only root with /tmp the only writable path, no capabilities, and the
+ * unprivileged user. PORT says where to listen. Its output is read on an attach stream.
+ */
+export function httpServerSpec(o: ContainerSpecInput): Docker.ContainerCreateOptions {
+  const m = o.pkg.manifest;
+  const base = containerSpec(o);
+  const env = { ...o.env, PORT: String(m.http!.port) };
+  return {
+    name: base.name!.replace(/^isomodel-/, 'isomodel-server-'),
+    Image: o.image,
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    User: CONTAINER_USER,
+    Labels: { ...base.Labels, 'isomodel.role': 'http-server' },
+    AttachStdin: false,
+    AttachStdout: true,
+    AttachStderr: true,
+    OpenStdin: false,
+    Tty: false,
+    HostConfig: base.HostConfig,
+  };
+}
+
+/** The server's environment (runtime http, docker): the manifest's and the operator's, over a minimal base; no isomodel internals. */
+export function httpServerEnv(pkg: ModelPackage, replicaId: string, extraEnv: Record<string, string> = {}): Record<string, string> {
+  const m = pkg.manifest;
+  return { HOME: '/tmp', TMPDIR: '/tmp', PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', ISOMODEL_MODEL_NAME: m.name, ISOMODEL_MODEL_VERSION: m.version, ISOMODEL_REPLICA_ID: replicaId, ...m.env, ...extraEnv };
+}
+
 /** The replica's environment inside the container: paths are the image's, never the host's. */
 export function containerEnv(pkg: ModelPackage, replicaId: string, extraEnv: Record<string, string> = {}): Record<string, string> {
   const m = pkg.manifest;
@@ -85,5 +133,6 @@ export function containerEnv(pkg: ModelPackage, replicaId: string, extraEnv: Rec
     ISOMODEL_REPLICA_ID: replicaId,
     ISOMODEL_CPUS: String(m.resources.cpus),
   };
-  return { ...env, ...m.env, ...extraEnv };
+  // Last: the adapter's settings are the manifest's, not overridable by env.
+  return { ...env, ...m.env, ...extraEnv, ...(m.runtime === 'http' && { ISOMODEL_HTTP: JSON.stringify(httpAdapterConfig(m, IMAGE_MODEL_DIR, false)) }) };
 }

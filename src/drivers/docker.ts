@@ -15,9 +15,10 @@ import { DEFAULT_WORKER_LOG_LIMITS, TRUNCATED_MARK, type WorkerLogOptions } from
 import { KEPT_LOG_LINES, SessionWorker } from '../worker/session.js';
 import type { ExitInfo, WorkerHandle, WorkerStats } from '../worker/types.js';
 import { ensureModelImage } from './docker-image.js';
-import { containerEnv, containerSpec } from './docker-spec.js';
+import { containerEnv, containerSpec, httpAdapterSpec, httpServerEnv, httpServerSpec } from './docker-spec.js';
 import { operatorWeightsPath } from '../manifest/weights.js';
 import { parseContainerStats, type ContainerSample } from './docker-stats.js';
+import { httpExitReason } from './http.js';
 
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
@@ -103,6 +104,9 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
   private statsStream: Readable | null = null;
   private sample: ContainerSample | null = null;
   private finishing = false;
+  /** runtime http: the model's own server container, whose network the adapter container shares. */
+  private server: Docker.Container | null = null;
+  private logLines: ReturnType<SessionWorker['workerLogReader']> | null = null;
   private readonly finished: Promise<ExitInfo>;
   private resolveFinished!: (i: ExitInfo) => void;
 
@@ -142,8 +146,15 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
       const engine = (this.engine = await this.opts.engine);
       const image = await ensureModelImage(engine, pkg, { stateDir: this.opts.stateDir, logger: this.logger, build: settings.build, buildTimeoutMs: settings.build_timeout_s * 1000 });
       this.checkStop();
+      const hostCpus = await cpusOf(engine);
+      const env = containerEnv(pkg, this.id, this.opts.extraEnv);
+      // runtime http: the server's container first; the adapter's joins its network namespace.
+      const serverId = m.runtime === 'http' ? await this.startServer(engine, hostCpus) : null;
+      this.checkStop();
       const weights = operatorWeightsPath(pkg.manifest, this.opts.extraEnv);
-      const spec = containerSpec({ pkg, replicaId: this.id, image, env: containerEnv(pkg, this.id, this.opts.extraEnv), hostCpus: await cpusOf(engine), readOnlyMounts: weights ? [weights] : [] });
+      const spec = serverId
+        ? httpAdapterSpec({ pkg, replicaId: this.id, image, env, hostCpus, serverId })
+        : containerSpec({ pkg, replicaId: this.id, image, env, hostCpus, readOnlyMounts: weights ? [weights] : [] });
       this.container = await engine.createContainer(spec);
       this.checkStop();
       // Attached before start, so not one line of the worker's output is missed.
@@ -156,6 +167,8 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
       const info = await this.container.inspect();
       this._pid = info.State.Pid || undefined;
       this.imageId = info.Image;
+      // runtime http: the model's processes, memory and CPU are the server's.
+      if (this.server) this._pid = (await this.server.inspect()).State.Pid || this._pid;
     } catch (e) {
       if (this.running) return; // the exit watch reports it
       this.launchError = e instanceof IsoError ? e : new IsoError('MODEL_NOT_LOADED', `docker: ${(e as Error).message}`);
@@ -165,7 +178,7 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
     }
     if (this.finishing) return; // it already exited: the exit watch reports it
     live.set(liveKey(m.name, m.version, this.id), this);
-    this.watchStats(this.container);
+    this.watchStats(this.server ?? this.container);
     if (this.stopRequested) {
       void this.container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
       return;
@@ -183,7 +196,7 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
     out.setEncoding('utf8');
     err.setEncoding('utf8');
     const lines = new LineSplitter((line) => this.session.onLine(line));
-    const logLines = this.workerLogReader(this.opts.workerLog);
+    const logLines = (this.logLines ??= this.workerLogReader(this.opts.workerLog));
     out.on('data', (d: string) => lines.push(d));
     err.on('data', (d: string) => logLines.push(d));
     err.on('end', () => logLines.end());
@@ -192,6 +205,56 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
       stream.once('end', resolve);
       stream.once('close', resolve);
     });
+  }
+
+  /**
+   * runtime http: creates and starts the server's container from http.image (which must be on the
+   * engine: nothing is pulled), its output into the replica's log, its exit ending the replica.
+   */
+  private async startServer(engine: Docker, hostCpus: number): Promise<string> {
+    const { pkg } = this.opts;
+    const ref = pkg.manifest.http!.image!;
+    let imageId: string;
+    try {
+      imageId = (await engine.getImage(ref).inspect()).Id;
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode !== 404) throw e;
+      throw new IsoError('MODEL_NOT_LOADED', `image ${ref} (http.image of model ${pkg.manifest.name}) is not on the docker engine, and isomodel pulls nothing: docker pull, docker load or docker build it there`);
+    }
+    const spec = httpServerSpec({ pkg, replicaId: this.id, image: imageId, env: httpServerEnv(pkg, this.id, this.opts.extraEnv), hostCpus });
+    const server = (this.server = await engine.createContainer(spec));
+    const stream = (await server.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
+    stream.on('error', () => undefined);
+    // Whole lines into the replica's log reader (shared with the adapter's stderr, so no line tears).
+    const logLines = (this.logLines ??= this.workerLogReader(this.opts.workerLog));
+    const lines = new LineSplitter((line) => logLines.push(`${line}\n`));
+    const sink = new PassThrough();
+    sink.setEncoding('utf8');
+    sink.on('data', (d: string) => lines.push(d));
+    engine.modem.demuxStream(stream, sink, sink);
+    this.checkStop();
+    await server.start();
+    void server
+      .wait()
+      .catch(() => undefined)
+      .then(async () => {
+        if (this.finishing) return;
+        const st = (await server.inspect().catch(() => null))?.State;
+        const code = st?.ExitCode;
+        const why = st?.OOMKilled ? `memory limit exceeded (${pkg.manifest.resources.memory_mb} MB)` : `the model's server container exited (${code !== undefined && code > 128 && SIGNALS.has(code - 128) ? `signal ${SIGNALS.get(code - 128)}` : `exit code ${code}`})`;
+        this.pushLog(why);
+        this.kill(why);
+        if (!this.running) this.stopRequested = true;
+      });
+    return server.id;
+  }
+
+  /** runtime http: the server's container goes with its replica (SIGTERM, then SIGKILL after 2 s). */
+  private async removeServer(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    await s.stop({ t: 2 }).catch(() => undefined);
+    await s.remove({ force: true, v: true }).catch((e: Error) => this.logger.warn({ err: e.message, container: s.id }, 'could not remove the server container'));
   }
 
   private watchExit(c: Docker.Container): void {
@@ -283,7 +346,7 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
     if (this.killReason) return this.killReason;
     const tail = this.session.log.join('\n');
     if (/Reached heap limit|JavaScript heap out of memory|MemoryError|Cannot allocate memory/.test(tail)) return `memory limit exceeded (${limitMb} MB)`;
-    return signal ? `crashed (signal ${signal})` : `crashed (exit code ${code})`;
+    return httpExitReason(this.opts.pkg.manifest, code) ?? (signal ? `crashed (signal ${signal})` : `crashed (exit code ${code})`);
   }
 
   /** Log lines the attach stream did not deliver (it broke early): read back from the engine. */
@@ -331,6 +394,7 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
     this.emitExit(info);
     // Removed only after inspect and logs were read; stop() resolves once it is gone.
     if (c) await c.remove({ force: true, v: true }).catch((e: Error) => this.logger.warn({ err: e.message, container: c.id }, 'could not remove container'));
+    await this.removeServer();
     if (this.imageId) await removeIfDangling(this.engine!, this.imageId);
     this.resolveFinished(info);
   }

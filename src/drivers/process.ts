@@ -20,6 +20,7 @@ import { ENV_SHIM, envScript, EXIT_NO_ENV, workerCommand, type WorkerCommand } f
 import { accessProblem, dropArgs, removeTree, whichCommand, workerPython, writablePackagePath, type PrivilegePlan, type Privileges } from './privilege.js';
 import { gatewayTag, killMarked, LAUNCH_MARKER_VAR, stateTag } from './reap.js';
 import { makeScratch, prepareWorkDir, scratchDir } from './workspace.js';
+import { httpAdapterConfig, httpExitReason } from './http.js';
 
 /** How long an exited worker's stdout is read for what it still holds (its fatal line) before the exit is reported. */
 const STDOUT_DRAIN_MS = 1000;
@@ -146,7 +147,10 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
       ISOMODEL_CPUS: String(m.resources.cpus),
     });
     // Last, so neither the manifest nor the operator can unset it.
-    return { ...env, ...m.env, ...this.opts.extraEnv, [LAUNCH_MARKER_VAR]: this.marker };
+    // runtime http: the adapter's settings are the manifest's http section, not an env variable's.
+    // Without a cgroup, the adapter (node: not bounded by an rlimit) puts the memory rlimit on the server.
+    const http: Record<string, string> = m.runtime === 'http' ? { ISOMODEL_HTTP: JSON.stringify(httpAdapterConfig(m, this.opts.pkg.dir, true, this.cgroup ? null : m.resources.memory_mb)) } : {};
+    return { ...env, ...m.env, ...this.opts.extraEnv, ...http, [LAUNCH_MARKER_VAR]: this.marker };
   }
 
   /**
@@ -237,14 +241,14 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     // The environment is applied by ENV_SHIM as the last step (inside bwrap, for the sandbox).
     cmd = this.opts.wrap ? this.opts.wrap(cmd, this.scratch, drop) : { ...cmd, command: ENV_SHIM[0]!, args: [...ENV_SHIM.slice(1), cmd.command, ...cmd.args] };
     this.marker = `${this.owner.state}-${this.owner.gateway}-${n}`;
-    const { script, skipped } = envScript(this.buildEnv());
-    if (skipped.length) this.logger.warn({ skipped }, 'environment variables with names a shell cannot set were left out');
-    // Read by ENV_SHIM; also carries the launch marker, so the marker is in every worker process.
-    const env: Record<string, string> = { PATH: LAUNCHER_PATH };
     // Unique per launch: gateways sharing the machine's hierarchy, and a restart racing the
     // deferred removal of its predecessor's group, never meet in one cgroup. Named after the
     // state dir and this gateway, so the next gateway of the state dir can remove leftovers.
     this.cgroup = this.opts.cgroups.create(`${this.owner.state}-${this.owner.gateway}-${m.name}-${this.id}-${n}`, { memoryMb: m.resources.memory_mb, cpus: m.resources.cpus });
+    const { script, skipped } = envScript(this.buildEnv());
+    if (skipped.length) this.logger.warn({ skipped }, 'environment variables with names a shell cannot set were left out');
+    // Read by ENV_SHIM; also carries the launch marker, so the marker is in every worker process.
+    const env: Record<string, string> = { PATH: LAUNCHER_PATH };
 
     // The launcher, as the gateway's user: join the cgroup (so the model never runs
     // unconstrained), bring up the loopback of a fresh network namespace, set the rlimit, then
@@ -397,6 +401,8 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     if (code === EXIT_NO_CGROUP) return 'could not join its cgroup';
     if (code === EXIT_NO_LOOPBACK) return 'could not bring up the loopback of its network namespace';
     if (code === EXIT_NO_ENV) return 'could not read its environment';
+    const http = httpExitReason(this.opts.pkg.manifest, code);
+    if (http) return http;
     return signal ? `crashed (signal ${signal})` : `crashed (exit code ${code})`;
   }
 

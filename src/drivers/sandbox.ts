@@ -140,8 +140,8 @@ export function sandboxArgs(cmd: WorkerCommand, opts: SandboxOptions): { command
     }
     readOnly.push(dirname(PYTHON_SDK));
   }
-  if (m.runtime === 'node' || m.runtime === 'onnx') {
-    // The host and its SDK modules; package.json marks them as ES modules.
+  if (m.runtime === 'node' || m.runtime === 'onnx' || m.runtime === 'http') {
+    // The host (http: the adapter) and its SDK modules; package.json marks them as ES modules.
     readOnly.push(join(DIST_DIR, 'src'), join(PACKAGE_ROOT, 'package.json'));
     if (m.runtime === 'onnx') readOnly.push(join(PACKAGE_ROOT, 'node_modules'));
   }

@@ -227,10 +227,11 @@ export function loadPackage(dir: string): ModelPackage {
     const r = relative(abs, resolve(abs, rel));
     return r === '' || (!r.startsWith('..') && !isAbsolute(r));
   };
-  const named: [string, string | undefined][] = [['entry', manifest.runtime === 'command' ? undefined : (manifest.entry as string)], ['pipeline', manifest.pipeline], ['data_dir', manifest.data_dir]];
+  const commandLine = manifest.runtime === 'command' || manifest.runtime === 'http';
+  const named: [string, string | undefined][] = [['entry', commandLine ? undefined : (manifest.entry as string)], ['pipeline', manifest.pipeline], ['data_dir', manifest.data_dir]];
   const outside = named.filter(([, v]) => v !== undefined && !inside(v)).map(([k]) => `${k}: must be a path inside the package`);
   if (outside.length) throw new ManifestError(file, outside);
-  if (manifest.runtime !== 'command') {
+  if (!commandLine) {
     const entry = join(abs, manifest.entry as string);
     if (!existsSync(entry)) throw new ManifestError(file, [`entry: file ${manifest.entry} not found in the package`]);
   }

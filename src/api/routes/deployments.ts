@@ -22,6 +22,8 @@ import { stickyKey } from '../sticky.js';
 import { asIsoError, recordRequest } from './agent.js';
 import { modelSummary } from './management.js';
 import { admin, PREDICT } from '../../security/route-scope.js';
+import { httpManifest, writeHttpPackage } from '../../manifest/http-package.js';
+import type { Manifest } from '../../manifest/schema.js';
 
 export const DEPLOY_PREFIX = '/api/v1/models';
 
@@ -76,7 +78,17 @@ const deployConfig = z
     name: z.string().max(200).optional(),
     model_type: z.string().max(100).optional(),
     framework: z.string().max(100).optional(),
+    /**
+     * Without `path`: the image is the model, an HTTP server (runtime http, isolation docker): a
+     * package is written for it from this body (src/manifest/http-package.ts). With `path`: descriptive.
+     */
     docker_image: z.string().max(300).optional(),
+    /** docker_image: the port its server listens on (default 8000). */
+    port: z.number().int().min(1).max(65535).optional(),
+    /** docker_image: the manifest's http section (health_path, predict_path, request, response, batch, …). */
+    http: z.record(z.string().max(64), z.unknown()).optional(),
+    /** docker_image: the manifest's tasks (default one sequence task named after model_type, else "predict"). */
+    tasks: z.array(z.unknown()).max(64).optional(),
     resource_requirements: resources.optional(),
     scaling_config: scaling.optional(),
   })
@@ -94,6 +106,18 @@ function parse<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
   const r = schema.safeParse(body ?? {});
   if (!r.success) throw new IsoError('INVALID_REQUEST', describeZod(r.error));
   return r.data as z.infer<T>;
+}
+
+/**
+ * A deploy or PUT body naming docker_image and no path: writes and registers the runtime-http
+ * package it describes. PUT passes the serving version's manifest, whose settings the body keeps.
+ */
+function registerImagePackage(gw: Gateway, c: Partial<z.infer<typeof deployConfig>> & { model_id: string; docker_image: string }, base?: Manifest): void {
+  const m = httpManifest(
+    { model_id: c.model_id, version: c.version ?? base?.version ?? '1.0.0', docker_image: c.docker_image, http: c.http, port: c.port, tasks: c.tasks, name: c.name, model_type: c.model_type, framework: c.framework },
+    base,
+  );
+  gw.registry.register(writeHttpPackage(gw.config.state_dir, m));
 }
 
 function cpus(q: string | number): number {
@@ -180,8 +204,10 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
       const pkg = gw.registry.register(c.path);
       if (pkg.manifest.name !== c.model_id) throw new IsoError('VALIDATION_ERROR', `the package at ${c.path} is model "${pkg.manifest.name}", not "${c.model_id}"`);
       if (c.version && pkg.manifest.version !== c.version) throw new IsoError('VALIDATION_ERROR', `the package at ${c.path} is version ${pkg.manifest.version}, not ${c.version}`);
+    } else if (c.docker_image) {
+      registerImagePackage(gw, { ...c, docker_image: c.docker_image, version: c.version ?? '1.0.0' });
     }
-    const version = c.version ?? gw.registry.package(c.model_id).manifest.version;
+    const version = c.version ?? (c.docker_image && !c.path ? '1.0.0' : gw.registry.package(c.model_id).manifest.version);
     const id = `${c.model_id}@${version}`;
     gw.registry.package(id);
     // A model that already serves keeps its default version: the new one takes traffic only
@@ -283,6 +309,10 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
       if (pkg.manifest.name !== name || pkg.manifest.version !== c.version) {
         throw new IsoError('VALIDATION_ERROR', `the package at ${c.path} is ${pkg.manifest.name}@${pkg.manifest.version}, not ${name}@${c.version}`);
       }
+    } else if (c.docker_image) {
+      // The new version keeps the serving one's port, paths, mapping and tasks unless the body says otherwise.
+      const serving = gw.registry.package(name).manifest;
+      registerImagePackage(gw, { ...c, model_id: name, docker_image: c.docker_image }, serving.runtime === 'http' ? serving : undefined);
     }
     const t0 = Date.now();
     const { previous } = await gw.registry.rollingUpdate(name, c.version, overridesOf(c));
