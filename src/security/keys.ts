@@ -40,6 +40,19 @@ export function sameDigest(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/**
+ * What the gateway checks keys against: KeyStore (the embedded SQLite table, synchronous) or
+ * SharedKeyStore (PostgreSQL, shared by several gateways: src/store/shared/keys.ts). `verify`
+ * and `any` are on every request's path, so both answer them without waiting.
+ */
+export interface KeyBackend {
+  any(): boolean;
+  verify(secret: string): ApiKey | null;
+  create(name: string, scopes: Scope[], rateLimit?: number): { key: string; record: ApiKey } | Promise<{ key: string; record: ApiKey }>;
+  revoke(idOrName: string): boolean | Promise<boolean>;
+  list(): ApiKey[] | Promise<ApiKey[]>;
+}
+
 /** admin implies predict. */
 export function hasScope(scopes: readonly Scope[], needed: Scope): boolean {
   return scopes.includes(needed) || (needed === 'predict' && scopes.includes('admin'));

@@ -4,7 +4,7 @@
 // state to `onChange`, which applies it to its registry.
 import type { TrafficState } from '../../scheduler/traffic-store.js';
 import type { Weights } from '../../scheduler/traffic.js';
-import type { SqlClient } from '../sql.js';
+import type { SqlClient, SqlRunner } from '../sql.js';
 import { notify, type ChangeFeed } from './changes.js';
 
 export const TRAFFIC_MIGRATIONS = [
@@ -25,6 +25,8 @@ export class SharedTrafficStore {
   private state = new Map<string, TrafficState>();
   private stamp = '';
   private listener: ((state: Map<string, TrafficState>) => void) | null = null;
+  /** Writes of this gateway in flight: a reload meanwhile would hand back the state before them. */
+  private writing = 0;
 
   private constructor(private readonly sql: SqlClient) {}
 
@@ -42,6 +44,7 @@ export class SharedTrafficStore {
   }
 
   async reload(): Promise<void> {
+    if (this.writing > 0) return;
     const rows = await this.sql.query<Row>('SELECT name, default_version, weights, history, updated_at FROM model_traffic ORDER BY name');
     const stamp = rows.map((r) => `${r.name}@${r.updated_at}`).join(',');
     this.state = new Map(
@@ -62,7 +65,7 @@ export class SharedTrafficStore {
   }
 
   async save(name: string, s: TrafficState): Promise<void> {
-    await this.sql.tx(async (q) => {
+    await this.write(async (q) => {
       await q.run(
         `INSERT INTO model_traffic (name, default_version, weights, history, updated_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET default_version = excluded.default_version, weights = excluded.weights,
@@ -71,14 +74,22 @@ export class SharedTrafficStore {
       );
       await notify(q, 'traffic');
     });
-    await this.reload();
   }
 
   async delete(name: string): Promise<void> {
-    await this.sql.tx(async (q) => {
+    await this.write(async (q) => {
       await q.run('DELETE FROM model_traffic WHERE name = ?', [name]);
       await notify(q, 'traffic');
     });
+  }
+
+  private async write(fn: (q: SqlRunner) => Promise<void>): Promise<void> {
+    this.writing++;
+    try {
+      await this.sql.tx(fn);
+    } finally {
+      this.writing--;
+    }
     await this.reload();
   }
 }
