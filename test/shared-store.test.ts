@@ -254,6 +254,30 @@ for (const b of backends) {
       assert.ok(Number(retried[0]!.n) >= 1, 'a chunk A held was taken over');
     });
 
+    it('lists jobs for their owner, drops half-received submissions once stale and prunes finished jobs', async () => {
+      const target = await b.fresh();
+      const store = await SharedJobStore.open(client(target));
+      const done = await submit(store, 3, { chunk: 2 });
+      const wk = worker(store, 'A', 1500, 1);
+      wk.start();
+      await until('the job finishes', async () => (await store.get(done.job.id))?.status === 'succeeded', 10_000);
+      await wk.stop();
+      const half = await store.begin(newRow('half', 'h1'));
+      await store.append(half.job.id, 0, records(5));
+      const listed = await store.list({ owner: 'k1', limit: 10, offset: 0 });
+      assert.deepEqual(listed.jobs.map((j) => j.id), [done.job.id], 'a submission being received is never listed');
+      assert.equal(listed.total, 1);
+      assert.equal((await store.list({ owner: 'k2', limit: 10, offset: 0 })).total, 0);
+      assert.equal(await store.purgeReceiving(60_000), 0, 'a fresh submission may still be arriving elsewhere');
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await store.purgeReceiving(10), 1);
+      assert.equal(await store.get('half'), undefined);
+      assert.equal(await store.pruneFinished(new Date(Date.now() + 1000).toISOString()), 1);
+      assert.equal(await store.get(done.job.id), undefined);
+      const left = await store.sql.query<{ n: number }>('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks');
+      assert.equal(Number(left[0]!.n), 0);
+    });
+
     it('cancel through one gateway stops the work on the other', async () => {
       const target = await b.fresh();
       const a = await SharedJobStore.open(client(target));

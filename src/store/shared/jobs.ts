@@ -184,6 +184,68 @@ export class SharedJobStore {
     return { jobs: Number(row?.jobs ?? 0), records: Number(row?.records ?? 0) };
   }
 
+  /** Jobs newest first; only `owner`'s when given. Submissions being received are never listed. */
+  async list(opts: { owner?: string; status?: string; model?: string; limit: number; offset: number }): Promise<{ jobs: JobRow[]; total: number }> {
+    const where: string[] = [`status != '${RECEIVING}'`];
+    const args: unknown[] = [];
+    for (const [col, v] of [['owner', opts.owner], ['status', opts.status], ['model', opts.model]] as const) {
+      if (v !== undefined && v !== '') {
+        where.push(`${col} = ?`);
+        args.push(v);
+      }
+    }
+    const w = `WHERE ${where.join(' AND ')}`;
+    const jobs = await this.sql.query<JobRow>(`SELECT * FROM jobs ${w} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, [...args, opts.limit, opts.offset]);
+    const [n] = await this.sql.query<{ n: number }>(`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM jobs ${w}`, args);
+    return { jobs, total: Number(n?.n ?? 0) };
+  }
+
+  /**
+   * Deletes up to `maxRows` records of a submission that will not become a job; once none are
+   * left, the job row too. Returns true when it is all gone.
+   */
+  async discardSome(id: string, maxRows: number): Promise<boolean> {
+    return this.sql.tx(async (q) => {
+      const [bound] = await q.query<{ idx: number }>('SELECT idx FROM job_items WHERE job_id = ? ORDER BY idx LIMIT 1 OFFSET ?', [id, maxRows]);
+      if (bound) {
+        await q.run('DELETE FROM job_items WHERE job_id = ? AND idx < ?', [id, bound.idx]);
+        return false;
+      }
+      await q.run('DELETE FROM job_items WHERE job_id = ?', [id]);
+      await q.run('DELETE FROM job_chunks WHERE job_id = ?', [id]);
+      await q.run('DELETE FROM jobs WHERE id = ?', [id]);
+      return true;
+    });
+  }
+
+  /**
+   * Deletes submissions left half-received for longer than `olderThanMs` (their gateway died
+   * mid-upload; a younger one may still be arriving at another gateway). Returns how many.
+   */
+  async purgeReceiving(olderThanMs: number): Promise<number> {
+    const before = new Date(Date.now() - olderThanMs).toISOString();
+    const rows = await this.sql.query<{ id: string }>(`SELECT id FROM jobs WHERE status = '${RECEIVING}' AND updated_at < ?`, [before]);
+    for (const r of rows) while (!(await this.discardSome(r.id, 10_000)));
+    return rows.length;
+  }
+
+  /** Deletes finished jobs that ended before `before` (ISO time), a few at a time; returns how many went. */
+  async pruneFinished(before: string, batch = 50): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      const ids = (await this.sql.query<{ id: string }>(`SELECT id FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? ORDER BY finished_at LIMIT ?`, [before, batch])).map((r) => r.id);
+      for (const id of ids) {
+        await this.sql.tx(async (q) => {
+          await q.run('DELETE FROM job_items WHERE job_id = ?', [id]);
+          await q.run('DELETE FROM job_chunks WHERE job_id = ?', [id]);
+          await q.run('DELETE FROM jobs WHERE id = ?', [id]);
+        });
+      }
+      removed += ids.length;
+      if (ids.length < batch) return removed;
+    }
+  }
+
   /** Unfinished jobs, oldest first. */
   async active(): Promise<JobRow[]> {
     return this.sql.query<JobRow>(`SELECT * FROM jobs WHERE status IN ${ACTIVE} ORDER BY created_at, id`);
