@@ -8,8 +8,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { pino } from 'pino';
+import { loadConfig } from '../src/config/config.js';
+import { Gateway } from '../src/gateway.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { request, startGateway, waitFor, type Harness } from './helpers.js';
+import { freePort, request, startGateway, waitFor, type Harness } from './helpers.js';
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.js';
 
 const run = promisify(execFile);
@@ -94,5 +99,36 @@ describe('gateways sharing state through PostgreSQL', { skip: pgUnavailable() },
     const seen = new Set<string>();
     for (let i = 0; i < 40; i++) seen.add((await b.post('/models/echo/predict', { sequence: 'ACGT' }, h)).body.data.built_by);
     assert.deepEqual([...seen].sort(), ['1.0.0', '2.0.0']);
+  });
+});
+
+describe('database_url', () => {
+  it('takes only a postgres:// URL, from the config or ISOMODEL_DATABASE_URL', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'isomodel-dburl-'));
+    try {
+      assert.equal(loadConfig({ cwd, env: {} }).database_url, undefined, 'SQLite stays the default');
+      assert.equal(loadConfig({ cwd, env: { ISOMODEL_DATABASE_URL: 'postgresql://u@h/db' } }).database_url, 'postgresql://u@h/db');
+      assert.throws(() => loadConfig({ cwd, env: {}, overrides: { database_url: 'mysql://u@h/db' } }), /postgres:\/\/ or postgresql:\/\//);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('a gateway whose database cannot be reached does not start, and says which one without its password', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'isomodel-dburl-'));
+    const port = await freePort();
+    const config = loadConfig({ cwd: stateDir, env: {}, overrides: { host: '127.0.0.1', port: 0, models_dir: stateDir, state_dir: stateDir, watch: false, database_url: `postgres://iso:hunter2@127.0.0.1:${port}/iso` } });
+    const gw = new Gateway(config, pino({ level: 'silent' }));
+    try {
+      await assert.rejects(gw.start(), (e: Error) => {
+        assert.match(e.message, new RegExp(`cannot reach the shared state database postgres://iso:\\*\\*\\*@127\\.0\\.0\\.1:${port}/iso`));
+        assert.doesNotMatch(e.message, /hunter2/);
+        return true;
+      });
+      assert.equal(gw.server, null, 'nothing listens');
+    } finally {
+      await gw.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
   });
 });
