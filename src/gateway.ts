@@ -11,6 +11,8 @@ import { ModelRegistry } from './scheduler/registry.js';
 import { DEFAULT_VERSION_POLICY } from './scheduler/versions.js';
 import { StateStore } from './store/db.js';
 import { SharedState } from './store/shared/state.js';
+import type { SharedJobWorker } from './store/shared/job-worker.js';
+import { sharedJobWorker } from './jobs/shared-runner.js';
 import { buildServer } from './api/server.js';
 import { GatewayMetrics } from './telemetry/prometheus.js';
 import { AuditLog, type AuditSink } from './security/audit.js';
@@ -39,6 +41,8 @@ export class Gateway {
   readonly audit: AuditLog;
   /** Keys, audit, traffic splits and jobs shared with other gateways (database_url); null: all in SQLite. */
   shared: SharedState | null = null;
+  /** With database_url: this gateway's share of the jobs in the shared store (jobs/shared-runner.ts). */
+  sharedJobs: SharedJobWorker | null = null;
   readonly monitor: Monitor;
   readonly perf: PerfCollector;
   /** Prunes the audit log and the request log (config `retention`). */
@@ -151,6 +155,10 @@ export class Gateway {
     this.containers.restore();
     // Batch jobs left queued or running by a previous process (crash, SIGKILL) carry on (src/jobs/runner.ts).
     resumeJobs(this);
+    if (this.shared) {
+      this.sharedJobs = sharedJobWorker(this, this.shared.jobs);
+      this.sharedJobs.start();
+    }
     if (this.config.watch) this.registry.watch();
     this.started = true;
     this.monitor.start();
@@ -177,6 +185,9 @@ export class Gateway {
 
   async close(): Promise<void> {
     await this.server?.close();
+    // Leases handed back: another gateway takes the chunks in flight here at once.
+    await this.sharedJobs?.stop();
+    this.sharedJobs = null;
     await this.monitor.stop();
     this.perf.stop();
     this.retention.stop();

@@ -14,8 +14,12 @@ import { pino } from 'pino';
 import { loadConfig } from '../src/config/config.js';
 import { Gateway } from '../src/gateway.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { freePort, request, startGateway, waitFor, type Harness } from './helpers.js';
+import { freePort, request, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.js';
+import { ServeProcess } from './serve-process.js';
+import { SharedJobStore } from '../src/store/shared/jobs.js';
+import { PostgresClient } from '../src/store/sql.js';
+import type { OutputRecord } from '../src/jobs/formats.js';
 
 const run = promisify(execFile);
 const BIN = join(PACKAGE_ROOT, 'bin', 'isomodel.js');
@@ -99,6 +103,91 @@ describe('gateways sharing state through PostgreSQL', { skip: pgUnavailable() },
     const seen = new Set<string>();
     for (let i = 0; i < 40; i++) seen.add((await b.post('/models/echo/predict', { sequence: 'ACGT' }, h)).body.data.built_by);
     assert.deepEqual([...seen].sort(), ['1.0.0', '2.0.0']);
+  });
+});
+
+/** A model that takes a while per batch and says which worker process answered. */
+function writePacedModel(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, 'model.yaml'),
+    `name: paced
+version: 1.0.0
+runtime: node
+entry: index.mjs
+tasks:
+  - name: length
+    sequence_types: [DNA]
+batching: { max_batch_size: 8, max_delay_ms: 0 }
+scaling: { min_replicas: 1, max_replicas: 2, max_queue: 100000 }
+resources: { memory_mb: 256, timeout_ms: 10000 }
+`,
+  );
+  writeFileSync(join(dir, 'index.mjs'), `export async function predict(batch) { await new Promise((r) => setTimeout(r, 10)); return batch.map((item) => ({ length: item.sequence.length, pid: process.pid })); }\n`);
+}
+
+describe('a job in the shared store outlives the gateway running it', { skip: pgUnavailable() }, () => {
+  let cluster: PgCluster;
+  let a: ServeProcess | null = null;
+  let b: Harness | null = null;
+  let sql: PostgresClient | null = null;
+
+  before(async () => {
+    cluster = await startPgCluster();
+  });
+
+  after(async () => {
+    a?.child.kill('SIGKILL');
+    await b?.close();
+    await sql?.close();
+    await cluster?.destroy();
+  });
+
+  it('10,000 sequences: gateway A (isomodel serve) is SIGKILLed mid-job, gateway B finishes it, every record exactly once and in order', async () => {
+    const url = await cluster.createDatabase('takeover');
+    const models = workerTmpDir('isomodel-paced-'); // workers (nobody, as root) read the package
+    writePacedModel(join(models, 'paced'));
+    const stateA = mkdtempSync(join(tmpdir(), 'isomodel-state-a-'));
+    a = new ServeProcess({ env: { ISOMODEL_DATABASE_URL: url, ISOMODEL_MODELS_DIR: models, ISOMODEL_STATE_DIR: stateA } });
+    await a.start();
+    await a.settled();
+    sql = new PostgresClient(url);
+    const store = await SharedJobStore.open(sql);
+    // Queued as the job routes queue a submission: the row, its records, then activation.
+    const n = 10_000;
+    const { job } = await store.begin({ id: 'takeover-job', name: null, kind: 'predict', model: 'paced', task: 'length', spec: JSON.stringify({ kind: 'predict', model: 'paced', task: 'length', options: {} }), chunk_size: 8, workers: 1, priority: 0, idempotency_key: null, request_hash: null, created_at: new Date().toISOString(), owner: 'k1', owner_name: 'alice' });
+    for (let i = 0; i < n; i += 1000) await store.append(job.id, i, Array.from({ length: 1000 }, (_, k) => ({ id: `s${i + k}`, sequence: 'ACGT'.repeat(1 + ((i + k) % 5)) })));
+    await store.activate(job.id);
+    await waitFor(async () => ((await store.get(job.id))?.done ?? 0) >= 1000, 120_000, 50);
+    a.child.kill('SIGKILL');
+    await new Promise((r) => a!.child.once('exit', r));
+    const atKill = (await store.get(job.id))!;
+    assert.equal(atKill.status, 'running');
+    assert.ok(atKill.done < n, 'killed mid-job');
+
+    b = await startGateway([], { database_url: url, models_dir: models });
+    await waitFor(async () => (await store.get(job.id))?.status === 'succeeded', 180_000, 100);
+    const pids = new Set<number>();
+    let next = 0;
+    for (let from = 0; from < n; from += 1000) {
+      for (const r of await store.results(job.id, from, 1000)) {
+        assert.equal(r.idx, next++, 'in input order');
+        assert.equal(r.status, 'success');
+        const out = JSON.parse(r.result!) as OutputRecord;
+        assert.equal(out.metadata.index, r.idx);
+        assert.equal(out.output!.length, 4 * (1 + (r.idx % 5)), 'the result of this very record');
+        pids.add(out.output!.pid as number);
+      }
+    }
+    assert.equal(next, n, 'every record has its one result');
+    const done = (await store.get(job.id))!;
+    assert.equal(done.done, n);
+    assert.equal(done.failed, 0);
+    assert.ok(pids.size >= 2, 'workers of both gateways answered');
+    const retried = await sql.query<{ n: number }>("SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND attempts > 1", [job.id]);
+    assert.ok(Number(retried[0]!.n) >= 1, 'chunks A held were taken over after their leases expired');
+    rmSync(stateA, { recursive: true, force: true });
+    rmSync(models, { recursive: true, force: true });
   });
 });
 
