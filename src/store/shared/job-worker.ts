@@ -51,6 +51,7 @@ export class SharedJobWorker {
   private loop: Promise<void> | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
+  private sweptAt = 0;
 
   constructor(private readonly opts: SharedJobWorkerOptions) {
     this.owner = opts.owner ?? `gw-${randomBytes(6).toString('hex')}`;
@@ -94,6 +95,11 @@ export class SharedJobWorker {
         continue;
       }
       if (!chunk) {
+        // A gateway that died between a job's last commit and its finish left it running: finish it.
+        if (Date.now() - this.sweptAt > 2000) {
+          this.sweptAt = Date.now();
+          await this.opts.store.sweepFinished().catch((e: Error) => this.opts.onError?.(`cannot finish completed jobs: ${e.message}`));
+        }
         await this.idle(this.idleMs);
         continue;
       }

@@ -259,16 +259,19 @@ export class SharedJobStore {
     const got = await this.sql.tx(async (q) => {
       const now = nowMs(q);
       const lock = q.dialect === 'postgres' ? 'FOR UPDATE OF c SKIP LOCKED' : '';
-      const [c] = await q.query<{ job_id: string; lo: number; hi: number; attempts: number }>(
-        `SELECT c.job_id, c.lo, c.hi, c.attempts FROM job_chunks c JOIN jobs j ON j.id = c.job_id
+      const [c] = await q.query<{ job_id: string; lo: number; hi: number; attempts: number; job_status: string }>(
+        `SELECT c.job_id, c.lo, c.hi, c.attempts, j.status AS job_status FROM job_chunks c JOIN jobs j ON j.id = c.job_id
          WHERE c.status = 'open' AND (c.lease_until IS NULL OR c.lease_until < ${now}) AND j.status IN ${ACTIVE}${onlyJob ? ' AND c.job_id = ?' : ''}
          ORDER BY j.priority DESC, j.created_at, j.id, c.lo LIMIT 1 ${lock}`,
         onlyJob ? [onlyJob] : [],
       );
       if (!c) return null;
       await q.run(`UPDATE job_chunks SET lease_owner = ?, lease_until = ${now} + ?, attempts = attempts + 1 WHERE job_id = ? AND lo = ?`, [owner, ttlMs, c.job_id, c.lo]);
-      const iso = new Date().toISOString();
-      await q.run(`UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status = 'queued'`, [iso, iso, c.job_id]);
+      // Only the first claim touches the job row: the others never wait on a commit's lock of it.
+      if (c.job_status === 'queued') {
+        const iso = new Date().toISOString();
+        await q.run(`UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status = 'queued'`, [iso, iso, c.job_id]);
+      }
       return { jobId: c.job_id, lo: Number(c.lo), hi: Number(c.hi), attempts: Number(c.attempts) + 1 };
     });
     if (!got) return null;
@@ -302,37 +305,68 @@ export class SharedJobStore {
    * Nothing is written once the job has ended (cancelled).
    */
   async commit(jobId: string, lo: number, results: readonly OutputRecord[]): Promise<CommitOutcome> {
-    return this.sql.tx(async (q) => {
-      // The job row first: every commit of a job waits its turn here, so counters and the last-chunk check agree.
-      const lock = q.dialect === 'postgres' ? ' FOR UPDATE' : '';
-      const [job] = await q.query<{ status: string }>(`SELECT status FROM jobs WHERE id = ?${lock}`, [jobId]);
-      if (!job || (job.status !== 'queued' && job.status !== 'running')) return { written: 0 };
-      let written = 0;
-      let failed = 0;
-      for (const r of results) {
-        const n = await q.run(`UPDATE job_items SET status = ?, result = ? WHERE job_id = ? AND idx = ? AND status = 'pending'`, [r.status, JSON.stringify(r), jobId, r.metadata.index]);
-        if (n) {
-          written++;
-          if (r.status === 'error') failed++;
+    const ended = new Error('job ended');
+    try {
+      const committed = await this.sql.tx(async (q) => {
+        // Every result in one statement, over pending records only; the rows it changed come back.
+        let written = 0;
+        let failed = 0;
+        for (let i = 0; i < results.length; i += ROWS_PER_INSERT) {
+          const part = results.slice(i, i + ROWS_PER_INSERT);
+          const changed = await q.query<{ status: string }>(
+            `WITH v(idx, status, result) AS (VALUES ${part.map(() => '(CAST(? AS INTEGER), ?, ?)').join(', ')})
+             UPDATE job_items SET status = v.status, result = v.result FROM v
+             WHERE job_items.job_id = ? AND job_items.idx = v.idx AND job_items.status = 'pending'
+             RETURNING job_items.status`,
+            [...part.flatMap((r) => [r.metadata.index, r.status, JSON.stringify(r)]), jobId],
+          );
+          written += changed.length;
+          failed += changed.filter((r) => r.status === 'error').length;
         }
-      }
-      const iso = new Date().toISOString();
-      if (written) await q.run('UPDATE jobs SET done = done + ?, failed = failed + ?, updated_at = ? WHERE id = ?', [written, failed, iso, jobId]);
-      await q.run(`UPDATE job_chunks SET status = 'done', lease_owner = NULL, lease_until = NULL WHERE job_id = ? AND lo = ?`, [jobId, lo]);
-      const [open] = await q.query<{ n: number }>(`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND status = 'open'`, [jobId]);
-      if (Number(open?.n ?? 0) > 0) return { written };
-      const [left] = await q.query<{ n: number }>(`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_items WHERE job_id = ? AND status = 'pending'`, [jobId]);
-      const pending = Number(left?.n ?? 0);
-      const status = pending === 0 ? 'succeeded' : 'failed';
-      await q.run(`UPDATE jobs SET status = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? AND status IN ${ACTIVE}`, [
-        status,
-        pending === 0 ? null : `${pending} records were left without a result`,
-        iso,
-        iso,
-        jobId,
-      ]);
-      return { written, finished: status };
-    });
+        // The chunk closes, then the counters: taking the job row's lock last keeps it for one round
+        // trip, so commits of one job hardly wait on each other. A job that ended meanwhile
+        // (cancelled) gets nothing: the results above are rolled back.
+        await q.run(`UPDATE job_chunks SET status = 'done', lease_owner = NULL, lease_until = NULL WHERE job_id = ? AND lo = ?`, [jobId, lo]);
+        if ((await q.run(`UPDATE jobs SET done = done + ?, failed = failed + ?, updated_at = ? WHERE id = ? AND status IN ${ACTIVE}`, [written, failed, new Date().toISOString(), jobId])) !== 1) throw ended;
+        return written;
+      });
+      // After the commit: of two last chunks committed at once, the later one sees both closed.
+      const finished = await this.finishIfDone(jobId);
+      return finished ? { written: committed, finished } : { written: committed };
+    } catch (e) {
+      if (e === ended) return { written: 0 };
+      throw e;
+    }
+  }
+
+  /**
+   * Finishes an unfinished job whose chunks are all closed (succeeded, or failed with the count
+   * of records left without a result); returns its new status, or null (chunks open, or already
+   * finished by another gateway).
+   */
+  async finishIfDone(jobId: string): Promise<'succeeded' | 'failed' | null> {
+    const iso = new Date().toISOString();
+    const pending = `(SELECT COUNT(*) FROM job_items WHERE job_id = ? AND status = 'pending')`;
+    const [row] = await this.sql.query<{ status: 'succeeded' | 'failed' }>(
+      `UPDATE jobs SET
+         status = CASE WHEN ${pending} = 0 THEN 'succeeded' ELSE 'failed' END,
+         error = CASE WHEN ${pending} = 0 THEN NULL ELSE CAST(${pending} AS TEXT) || ' records were left without a result' END,
+         finished_at = ?, updated_at = ?
+       WHERE id = ? AND status IN ${ACTIVE} AND NOT EXISTS (SELECT 1 FROM job_chunks WHERE job_id = ? AND status = 'open')
+       RETURNING status`,
+      [jobId, jobId, jobId, iso, iso, jobId, jobId],
+    );
+    return row?.status ?? null;
+  }
+
+  /** Finishes every unfinished job whose chunks are all closed (a gateway died between its last commit and the finish). */
+  async sweepFinished(): Promise<number> {
+    const rows = await this.sql.query<{ id: string }>(
+      `SELECT id FROM jobs j WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM job_chunks c WHERE c.job_id = j.id AND c.status = 'open')`,
+    );
+    let n = 0;
+    for (const r of rows) if (await this.finishIfDone(r.id)) n++;
+    return n;
   }
 
   /** Records from index `from` on, in input order (pending ones included, with a null result). */
