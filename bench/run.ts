@@ -6,6 +6,7 @@ import { BUILTIN_MODELS_DIR } from '../src/paths.js';
 import { batching, baseline } from './batching.js';
 import { heavy } from './heavy.js';
 import { jobsBench } from './jobs.js';
+import { scaleOutBench } from './scale-out.js';
 import { cliStart } from './cli-start.js';
 import { BENCH_MODELS, copyModels, cpuSeconds, load, type LoadResult, rssMb, sequentialLatency, sleep, startBare, startGateway, stealMeter, waitHttp } from './lib.js';
 
@@ -181,6 +182,13 @@ async function jobs(): Promise<void> {
   row('jobs', 'speed-up, workers 2 over 1', r.ratio, null, '>= 1.7', r.ratio >= 1.7);
 }
 
+async function scaleout(): Promise<void> {
+  const r = await scaleOutBench();
+  if (!r) return row('scale-out', 'job over two gateways vs one: skipped (no PostgreSQL here)', NaN, null, '>= 1.6x faster', null);
+  row('scale-out', '10,000-sequence job, CPU-bound model, one replica per gateway: 2 gateways vs 1 (s)', r.two_s, r.one_s, '>= 1.6x faster', r.ratio >= 1.6, 1);
+  row('scale-out', 'speed-up, 2 gateways over 1', r.ratio, null, '>= 1.6', r.ratio >= 1.6);
+}
+
 async function cli(): Promise<void> {
   // The 2 s target is for starting a command; doctor runs the machine's tools (python importing
   // torch, docker, bwrap), so its time is shown, not judged.
@@ -191,7 +199,7 @@ async function cli(): Promise<void> {
   }
 }
 
-const SECTIONS: Record<string, () => Promise<void>> = { overhead, coldstart, batching: () => batching(row), baseline: () => baseline(row), heavy: () => heavy(row), jobs, cli };
+const SECTIONS: Record<string, () => Promise<void>> = { overhead, coldstart, batching: () => batching(row), baseline: () => baseline(row), heavy: () => heavy(row), jobs, scaleout, cli };
 
 async function main(): Promise<void> {
   const chosen = process.argv.slice(2).filter((a) => a in SECTIONS);

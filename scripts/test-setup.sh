@@ -7,13 +7,14 @@
 # docker.io for the docker driver; the media models' engines (models/ocr: Tesseract; models/speech:
 # PocketSphinx) and what their tests render with (PIL and DejaVu fonts for text images, espeak-ng
 # for speech); the text models' training data for their retrain tests (models/langid: word lists,
-# models/textgen: fortunes-min). Debian/Ubuntu packages; already installed ones are left alone,
+# models/textgen: fortunes-min); PostgreSQL for the shared-state tests (each starts its own cluster
+# in a temp dir, test/postgres.ts). Debian/Ubuntu packages; already installed ones are left alone,
 # so a second run costs one dpkg query per package. .ci/run calls this, then `npm test`.
 set -euo pipefail
 
 APT_PACKAGES=(python3 python3-venv prometheus python3-biopython emboss python3-torch python3-numpy python3-sklearn python3-onnx bubblewrap chromium docker.io)
 APT_PACKAGES+=(tesseract-ocr tesseract-ocr-eng pocketsphinx pocketsphinx-en-us python3-pocketsphinx espeak-ng python3-pil fonts-dejavu-core)
-APT_PACKAGES+=(fortunes-min wamerican wbritish wngerman wfrench wspanish witalian wportuguese wdutch)
+APT_PACKAGES+=(postgresql fortunes-min wamerican wbritish wngerman wfrench wspanish witalian wportuguese wdutch)
 
 need=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -10,10 +10,13 @@ import { dockerIoProbe } from './drivers/docker.js';
 import { ModelRegistry } from './scheduler/registry.js';
 import { DEFAULT_VERSION_POLICY } from './scheduler/versions.js';
 import { StateStore } from './store/db.js';
+import { SharedState } from './store/shared/state.js';
+import type { SharedJobWorker } from './store/shared/job-worker.js';
+import { sharedJobWorker } from './jobs/shared-runner.js';
 import { buildServer } from './api/server.js';
 import { GatewayMetrics } from './telemetry/prometheus.js';
-import { AuditLog } from './security/audit.js';
-import { KeyStore } from './security/keys.js';
+import { AuditLog, type AuditSink } from './security/audit.js';
+import { KeyStore, type KeyBackend } from './security/keys.js';
 import { isLoopback } from './security/network.js';
 import { Monitor } from './telemetry/monitor.js';
 import { PerfCollector } from './telemetry/perf.js';
@@ -32,8 +35,14 @@ export class Gateway {
   readonly replicaLogs: ReplicaLogs | null;
   readonly cgroups: CgroupManager;
   readonly metrics: GatewayMetrics;
+  /** The embedded key table (SQLite). With database_url, requests are checked against `keyring` instead. */
   readonly keys: KeyStore;
+  /** The embedded audit log (SQLite). With database_url, admin actions go to `auditTrail` instead. */
   readonly audit: AuditLog;
+  /** Keys, audit, traffic splits and jobs shared with other gateways (database_url); null: all in SQLite. */
+  shared: SharedState | null = null;
+  /** With database_url: this gateway's share of the jobs in the shared store (jobs/shared-runner.ts). */
+  sharedJobs: SharedJobWorker | null = null;
   readonly monitor: Monitor;
   readonly perf: PerfCollector;
   /** Prunes the audit log and the request log (config `retention`). */
@@ -85,6 +94,27 @@ export class Gateway {
     this.perf = new PerfCollector({ store: this.store, registry: this.registry, logger: this.logger, intervalMs: config.monitor.perf_interval_ms, retentionDays: config.monitor.perf_retention_days });
   }
 
+  /** What requests' API keys are checked against: the shared store with database_url, else the embedded one. */
+  get keyring(): KeyBackend {
+    return this.shared?.keys ?? this.keys;
+  }
+
+  /** Where admin actions are recorded: the shared audit log with database_url, else the embedded one. */
+  get auditTrail(): AuditSink {
+    return this.shared?.audit ?? this.audit;
+  }
+
+  /** Connects to the shared state database (database_url); keys and splits then come from there. */
+  private async openShared(): Promise<void> {
+    const url = this.config.database_url;
+    if (!url || this.shared) return;
+    const log = this.logger.child({ component: 'shared-state' });
+    this.shared = await SharedState.open(url, this.config.auth.keys, (message) => log.warn(message));
+    this.registry.useTrafficStore(this.shared.traffic, (m) => log.error(m));
+    this.shared.traffic.onChange((state) => this.registry.applyTraffic(state));
+    log.info({ database: this.shared.feed.listening ? 'listening for changes' : 'polling for changes' }, 'state shared through PostgreSQL');
+  }
+
   /** The model the root routes (/predict, /model/info, /health) answer for. */
   defaultModel(): string | undefined {
     const names = this.registry.names();
@@ -109,8 +139,9 @@ export class Gateway {
   /** Listens first (so liveness answers during model loading), then loads models. */
   async start(): Promise<{ url: string }> {
     this.logger.info({ cgroups: this.cgroups.version, models_dir: this.config.models_dir }, 'starting isomodel');
+    await this.openShared();
     // No keys means no auth: acceptable only where nothing but this machine can connect.
-    const authOn = this.keys.any();
+    const authOn = this.keyring.any();
     if (!authOn && !isLoopback(this.config.host)) {
       throw new Error(`refusing to listen on ${this.config.host} without API keys: create one with \`isomodel keys create <name> --scopes predict,admin\` (or configure auth.keys), or bind to 127.0.0.1`);
     }
@@ -124,6 +155,10 @@ export class Gateway {
     this.containers.restore();
     // Batch jobs left queued or running by a previous process (crash, SIGKILL) carry on (src/jobs/runner.ts).
     resumeJobs(this);
+    if (this.shared) {
+      this.sharedJobs = sharedJobWorker(this, this.shared.jobs);
+      this.sharedJobs.start();
+    }
     if (this.config.watch) this.registry.watch();
     this.started = true;
     this.monitor.start();
@@ -135,6 +170,7 @@ export class Gateway {
   /** Loads the models (and watches the models dir) without an HTTP server: `isomodel mcp` on stdio. */
   async startModels(): Promise<void> {
     this.logger.info({ cgroups: this.cgroups.version, models_dir: this.config.models_dir }, 'loading models');
+    await this.openShared();
     await reapLeftovers(this.drivers);
     await this.registry.init();
     if (this.config.watch) this.registry.watch();
@@ -149,6 +185,9 @@ export class Gateway {
 
   async close(): Promise<void> {
     await this.server?.close();
+    // Leases handed back: another gateway takes the chunks in flight here at once.
+    await this.sharedJobs?.stop();
+    this.sharedJobs = null;
     await this.monitor.stop();
     this.perf.stop();
     this.retention.stop();
@@ -156,6 +195,8 @@ export class Gateway {
     await this.registry.close();
     tidyWorkDirOnClose(this.drivers);
     this.replicaLogs?.close();
+    await this.shared?.close();
+    this.shared = null;
     this.store.close();
   }
 }

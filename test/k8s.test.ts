@@ -15,7 +15,7 @@ import { renderSelection, writeBundle } from '../src/cli/deploy.js';
 import { loadConfig, type Config } from '../src/config/config.js';
 import { Gateway } from '../src/gateway.js';
 import { KubernetesDriver, rolloutState } from '../src/k8s/driver.js';
-import { PLACEHOLDER_KEY, labelValue, renderGateway, renderModel, resourceName, toYaml, type K8sObject } from '../src/k8s/render.js';
+import { DATABASE_URL_SECRET_KEY, PLACEHOLDER_KEY, labelValue, renderGateway, renderModel, resourceName, toYaml, type K8sObject } from '../src/k8s/render.js';
 import { discoverPackages } from '../src/manifest/load.js';
 import { manifestSchema, type Manifest } from '../src/manifest/schema.js';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
@@ -67,6 +67,25 @@ describe('Kubernetes manifests', () => {
       assertValid(objs, m.name);
     }
     assertValid(roundTrip(renderGateway(builtins, { config, gatewayVersion: '0.1.0' }).objects), 'gateway');
+  });
+
+  it('several gateway replicas read the shared database URL from a Secret, never from the ConfigMap; without one they are refused', () => {
+    const config = cleanConfig({ overrides: { database_url: 'postgres://iso:hunter2@db:5432/iso' } });
+    const three = renderGateway(builtins, { config, gatewayVersion: '0.1.0', gatewayReplicas: 3, databaseUrlSecret: 'isomodel-db' });
+    assert.ok(three.notes.some((n) => /batch jobs are not shared yet/.test(n)), 'the render says what is not shared yet');
+    const objs = roundTrip(three.objects);
+    assertValid(objs, 'gateway x3');
+    const dep = objs.find((o) => o.kind === 'Deployment')!;
+    assert.equal(dep.spec.replicas, 3);
+    const env = dep.spec.template.spec.containers[0].env as { name: string; valueFrom?: unknown }[];
+    assert.deepEqual(env.find((e) => e.name === 'ISOMODEL_DATABASE_URL')?.valueFrom, { secretKeyRef: { name: 'isomodel-db', key: DATABASE_URL_SECRET_KEY } });
+    assert.doesNotMatch(JSON.stringify(objs), /hunter2/, 'the URL and its password stay out of the rendered objects');
+    assert.throws(() => renderGateway(builtins, { config, gatewayReplicas: 2 }), /--database-url-secret/);
+    assert.throws(() => renderGateway(builtins, { config, gatewayReplicas: 0, databaseUrlSecret: 'x' }), /at least 1/);
+    assert.throws(() => renderGateway(builtins, { config, databaseUrlSecret: 'Bad_Name' }), /not a valid Secret name/);
+    const single = roundTrip(renderGateway(builtins, { config, gatewayVersion: '0.1.0' }).objects).find((o) => o.kind === 'Deployment')!;
+    assert.equal(single.spec.replicas, 1);
+    assert.equal(single.spec.template.spec.containers[0].env.some((e: { name: string }) => e.name === 'ISOMODEL_DATABASE_URL'), false);
   });
 
   it('every file under deploy/k8s is valid, and the kustomizations list files that exist', () => {

@@ -126,8 +126,8 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
 
   // Before the rate limiter, so a known key gets its own budget.
   registerAuth(app, {
-    keys: gw.keys,
-    audit: gw.audit,
+    keys: gw.keyring,
+    audit: gw.auditTrail,
     allowAnonymous: isLoopback(gw.config.host),
     failureLimit: { max: gw.config.auth.failure_limit.max, windowMs: gw.config.auth.failure_limit.window_ms },
     metrics: gw.metrics.auth,

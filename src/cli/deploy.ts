@@ -77,6 +77,14 @@ interface K8sCliOpts {
   timeout: string;
   kubeconfig?: string;
   context?: string;
+  replicas?: string;
+  databaseUrlSecret?: string;
+}
+
+function wholeAtLeastOne(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} takes a whole number of at least 1 (got "${text}")`);
+  return n;
 }
 
 function positive(text: string, flag: string): number {
@@ -88,6 +96,7 @@ function positive(text: string, flag: string): number {
 async function runK8s(names: string[], o: K8sCliOpts, config: Config): Promise<void> {
   if (o.apply && o.delete) throw new Error('--apply and --delete exclude each other');
   if (o.watch && !o.apply) throw new Error('--watch follows an --apply');
+  if ((o.replicas !== undefined || o.databaseUrlSecret !== undefined) && !o.gateway) throw new Error('--replicas and --database-url-secret apply to the gateway: add --gateway');
   const { rendered, invalid } = renderSelection(config, { models: names, all: o.all, gateway: o.gateway }, {
     namespace: o.namespace,
     imageRegistry: o.imageRegistry,
@@ -96,6 +105,8 @@ async function runK8s(names: string[], o: K8sCliOpts, config: Config): Promise<v
     startupTimeoutS: positive(o.startupTimeout, '--startup-timeout'),
     networkPolicy: o.networkPolicy,
     allowEgress: o.allowEgress,
+    gatewayReplicas: o.replicas === undefined ? undefined : wholeAtLeastOne(o.replicas, '--replicas'),
+    databaseUrlSecret: o.databaseUrlSecret,
   });
   for (const e of invalid) process.stderr.write(`invalid package (skipped): ${e}\n`);
   for (const note of new Set(rendered.flatMap((r) => r.notes))) process.stderr.write(`note: ${note}\n`);
@@ -146,6 +157,8 @@ export function deployCommand(config: () => Config): Command {
     .option('--timeout <s>', 'rollout timeout for --watch, in seconds', '600')
     .option('--kubeconfig <file>', 'kubeconfig file (default: KUBECONFIG or ~/.kube/config)')
     .option('--context <name>', 'kubeconfig context')
+    .option('--replicas <n>', 'with --gateway: gateway pods; above 1 needs --database-url-secret (docs/scale-out.md)')
+    .option('--database-url-secret <name>', `with --gateway: a Secret whose "database_url" key is the postgres:// URL the gateway pods share`)
     .action((names: string[], opts: K8sCliOpts) => runK8s(names, opts, config()));
   return deploy;
 }

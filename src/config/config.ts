@@ -14,6 +14,15 @@ export const configSchema = z
     models_dir: z.string().default('models'),
     state_dir: z.string().default('.isomodel'),
     /**
+     * `postgres://user:pass@host:5432/db`: keys, audit, traffic splits and jobs live in this
+     * PostgreSQL database, shared by every gateway given the same URL (docs/scale-out.md). Absent:
+     * all state stays in the SQLite file under state_dir.
+     */
+    database_url: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'database_url must be a postgres:// or postgresql:// URL (leave it out to keep the state in SQLite)')
+      .optional(),
+    /**
      * What workers must reach, kept out of the state dir (which is 0700, the gateway's only):
      * replica scratch dirs and per-model envs. Default: `<state_dir>-work`, beside it
      * (drivers/workspace.ts, docs/security.md).
@@ -244,6 +253,7 @@ const ENV_MAP: Record<string, (c: Record<string, unknown>, v: string) => void> =
   MODELS_DIR: (c, v) => (c.models_dir = v),
   ISOMODEL_MODELS_DIR: (c, v) => (c.models_dir = v),
   ISOMODEL_STATE_DIR: (c, v) => (c.state_dir = v),
+  ISOMODEL_DATABASE_URL: (c, v) => (c.database_url = v),
   ISOMODEL_WORK_DIR: (c, v) => (c.work_dir = v),
   ISOMODEL_WORKER_USER: (c, v) => (c.worker_user = v),
   ISOMODEL_INLINE_MODELS: (c, v) => (c.inline_models = v.split(',').map((s) => s.trim()).filter(Boolean)),

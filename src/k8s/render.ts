@@ -5,6 +5,7 @@
 // health routes the probes use, with the model's worker as a child process (process isolation).
 import { createHash } from 'node:crypto';
 import type {
+  V1EnvVar,
   V1ConfigMap,
   V1Container,
   V1Deployment,
@@ -43,7 +44,14 @@ export interface RenderOptions {
   allowEgress?: boolean;
   /** The operator's configuration: auth keys, rate limits, log level, model_env, monitor, … */
   config?: Config;
+  /** Gateway pods (default 1). More than one needs databaseUrlSecret: they share state through PostgreSQL. */
+  gatewayReplicas?: number;
+  /** A Secret whose `database_url` key holds the postgres:// URL every gateway pod shares (docs/scale-out.md). */
+  databaseUrlSecret?: string;
 }
+
+/** The key of the database Secret that holds the URL. */
+export const DATABASE_URL_SECRET_KEY = 'database_url';
 
 export interface Rendered {
   /** File stem: the model's name, or "gateway". */
@@ -170,10 +178,11 @@ interface PodParts {
   initContainers?: V1Container[];
   extraVolumes?: V1Volume[];
   extraMounts?: V1VolumeMount[];
+  extraEnv?: V1EnvVar[];
   image: string;
 }
 
-function deployment(p: PodParts, o: Required<Omit<RenderOptions, 'config' | 'imageRegistry'>>, replicas: number | undefined): V1Deployment {
+function deployment(p: PodParts, o: Required<Omit<RenderOptions, 'config' | 'imageRegistry' | 'gatewayReplicas' | 'databaseUrlSecret'>>, replicas: number | undefined): V1Deployment {
   const mounts: V1VolumeMount[] = [
     { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
     { name: 'state', mountPath: STATE_DIR },
@@ -200,6 +209,7 @@ function deployment(p: PodParts, o: Required<Omit<RenderOptions, 'config' | 'ima
       { name: 'HOME', value: '/tmp' },
       { name: 'TMPDIR', value: '/tmp' },
       { name: 'PYTHONDONTWRITEBYTECODE', value: '1' },
+      ...(p.extraEnv ?? []),
     ],
     ports: [{ name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' }],
     resources: p.resources,
@@ -289,7 +299,7 @@ function networkPolicy(instance: string, component: 'model' | 'gateway', version
   };
 }
 
-function defaults(o: RenderOptions): Required<Omit<RenderOptions, 'config' | 'imageRegistry'>> {
+function defaults(o: RenderOptions): Required<Omit<RenderOptions, 'config' | 'imageRegistry' | 'gatewayReplicas' | 'databaseUrlSecret'>> {
   return {
     namespace: o.namespace ?? DEFAULT_NAMESPACE,
     gatewayVersion: o.gatewayVersion ?? '0.0.0',
@@ -400,15 +410,27 @@ export function renderModel(m: Manifest, opts: RenderOptions = {}): Rendered {
 }
 
 /**
- * The gateway: one pod serving every model of its image (the models dir of `isomodel serve`),
- * each in its own worker processes. ConfigMap, Deployment (one replica: jobs, keys created at
- * run time and the request log live in that pod's SQLite), Service, NetworkPolicy (ingress only).
+ * The gateway: pods serving every model of their image (the models dir of `isomodel serve`),
+ * each in its own worker processes. ConfigMap, Deployment, Service, NetworkPolicy (ingress only).
+ * One replica keeps jobs, keys created at run time and the request log in its pod's SQLite;
+ * several (`gatewayReplicas`) share keys, audit, traffic splits and jobs through the PostgreSQL
+ * database whose URL the `databaseUrlSecret` Secret holds, and keep only their request log local.
  */
 export function renderGateway(models: Manifest[], opts: RenderOptions = {}): Rendered {
   const o = defaults(opts);
+  const replicas = opts.gatewayReplicas ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`gateway replicas must be a whole number of at least 1 (got ${replicas})`);
+  const secret = opts.databaseUrlSecret;
+  if (secret !== undefined && !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(secret)) throw new Error(`"${secret}" is not a valid Secret name (lowercase letters, digits, "-" and ".")`);
+  if (replicas > 1 && !secret) {
+    throw new Error('several gateway replicas share their state through PostgreSQL: name the Secret holding its URL with --database-url-secret (docs/scale-out.md); without it each pod would have its own keys and jobs');
+  }
+  // Jobs submitted over HTTP still run in the gateway that took them (the /v1/jobs routes do not queue into the shared job store yet).
+  const notes = replicas > 1 ? ['several gateway replicas share API keys, the audit log and traffic splits through PostgreSQL; batch jobs are not shared yet: a job is run and answered by the pod that accepted it, so route a job\'s requests to one pod (docs/scale-out.md)'] : [];
+  const extraEnv: V1EnvVar[] = secret ? [{ name: 'ISOMODEL_DATABASE_URL', valueFrom: { secretKeyRef: { name: secret, key: DATABASE_URL_SECRET_KEY } } }] : [];
   const instance = 'isomodel-gateway';
   const config = opts.config;
-  const notes = models.flatMap(isolationNotes);
+  notes.push(...models.flatMap(isolationNotes));
   const fixed: Record<string, unknown> = { cgroups: false };
   if (config?.default_model) fixed.default_model = config.default_model;
   if (config?.required_models) fixed.required_models = config.required_models;
@@ -431,9 +453,9 @@ export function renderGateway(models: Manifest[], opts: RenderOptions = {}): Ren
     configMap(instance, 'gateway', o.gatewayVersion, o.namespace, configText),
     service(instance, 'gateway', o.gatewayVersion, o.namespace),
     deployment(
-      { instance, component: 'gateway', version: o.gatewayVersion, configText, modelsDir: `${o.appDir}/models`, args: ['serve'], resources, gpus, image: gatewayImage(o.gatewayVersion, opts.imageRegistry) },
+      { instance, component: 'gateway', version: o.gatewayVersion, configText, modelsDir: `${o.appDir}/models`, args: ['serve'], resources, gpus, extraEnv, image: gatewayImage(o.gatewayVersion, opts.imageRegistry) },
       o,
-      1,
+      replicas,
     ),
   ];
   // Egress stays open: webhooks and package indexes are the gateway's to reach.

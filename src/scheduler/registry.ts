@@ -16,7 +16,7 @@ import { weightsOf, type WeightsInfo } from '../manifest/weights.js';
 import { missingRequirements, type RequirementsInfo } from '../manifest/requires.js';
 import { gpuProbe } from '../telemetry/gpu.js';
 import { TrafficRouter, type Weights } from './traffic.js';
-import { TrafficStore, type TrafficState } from './traffic-store.js';
+import { TrafficStore, type TrafficBackend, type TrafficState } from './traffic-store.js';
 import { DEFAULT_VERSION_POLICY, compareVersions, modelId, parseModelId, selectVersions, splitModelId, type VersionPolicy } from './versions.js';
 
 /** needs_weights: its load failed while the weights its manifest declares are absent (manifest/weights.ts). */
@@ -88,8 +88,9 @@ export class ModelRegistry {
   /** Every load init() started, settled (the start-up summary waits for it). */
   private initialLoads: Promise<unknown> = Promise.resolve();
   private closed = false;
-  private readonly trafficStore?: TrafficStore;
-  private readonly savedTraffic: Map<string, TrafficState>;
+  private trafficStore?: TrafficBackend;
+  private savedTraffic: Map<string, TrafficState>;
+  private onTrafficError: (message: string) => void = () => undefined;
 
   constructor(
     readonly modelsDir: string,
@@ -546,7 +547,7 @@ export class ModelRegistry {
     for (const [v, s] of e.versions) if (s.external) this.dropVersion(e, v);
     e.traffic = { history: [] };
     e.router = undefined;
-    this.trafficStore?.delete(name);
+    this.storeTraffic(() => this.trafficStore?.delete(name));
     if (e.versions.size === 0) {
       this.entries.delete(name);
       this.sortedNames = undefined;
@@ -555,7 +556,41 @@ export class ModelRegistry {
   }
 
   private saveTraffic(e: ModelEntry): void {
-    this.trafficStore?.save(e.name, e.traffic);
+    this.storeTraffic(() => this.trafficStore?.save(e.name, e.traffic));
+  }
+
+  /** A shared store's write happens in the background: one that fails is reported, routing here stays as set. */
+  private storeTraffic(write: () => void | Promise<void>): void {
+    const r = write();
+    if (r instanceof Promise) r.catch((err: Error) => this.onTrafficError(`traffic routing not saved to the shared store: ${err.message}`));
+  }
+
+  /**
+   * Keeps routing in a store shared with other gateways (database_url) instead of the state
+   * dir's: called before init(), so the models come up with the shared splits.
+   */
+  useTrafficStore(store: TrafficBackend, onError: (message: string) => void): void {
+    this.trafficStore = store;
+    this.savedTraffic = store.load();
+    this.onTrafficError = onError;
+  }
+
+  /**
+   * Routing another gateway changed (shared store): each model's split, default and history as
+   * stored; versions given weight are loaded here too, as setTraffic does.
+   */
+  applyTraffic(state: Map<string, TrafficState>): void {
+    this.savedTraffic = state;
+    for (const e of this.entries.values()) {
+      const s = state.get(e.name) ?? { history: [] };
+      if (sameTraffic(s, e.traffic)) continue;
+      e.traffic = s;
+      e.router = s.weights ? new TrafficRouter(s.weights) : undefined;
+      for (const [v, w] of Object.entries(s.weights ?? {})) {
+        if (w > 0 && e.versions.has(v)) this.loadSlot(e, v).catch((err: Error) => this.logger.warn({ model: e.name, version: v, error: err.message }, 'cannot load a version the shared traffic split routes to'));
+      }
+      this.logger.info({ model: e.name, weights: s.weights ?? null, default_version: s.defaultVersion ?? null }, 'traffic routing changed through another gateway');
+    }
   }
 
   // ---- hot reload ----
@@ -769,4 +804,9 @@ function weightOf(weights: Weights, version: string): number {
 function scalingFor(replicas: number, m: Manifest): Partial<Manifest['scaling']> {
   if (replicas === 0) return { min_replicas: 0, max_replicas: Math.max(1, m.scaling.max_replicas) };
   return { min_replicas: replicas, max_replicas: replicas };
+}
+
+function sameTraffic(a: TrafficState, b: TrafficState): boolean {
+  const weights = (w: TrafficState['weights']): string => JSON.stringify(Object.entries(w ?? {}).sort(([x], [y]) => x.localeCompare(y)));
+  return a.defaultVersion === b.defaultVersion && weights(a.weights) === weights(b.weights) && JSON.stringify(a.history) === JSON.stringify(b.history);
 }

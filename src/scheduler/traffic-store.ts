@@ -19,6 +19,13 @@ interface Row {
   history: string;
 }
 
+/** Where routing is kept: TrafficStore (SQLite) or SharedTrafficStore (PostgreSQL: src/store/shared/traffic.ts). */
+export interface TrafficBackend {
+  load(): Map<string, TrafficState>;
+  save(name: string, s: TrafficState): void | Promise<void>;
+  delete(name: string): void | Promise<void>;
+}
+
 export class TrafficStore {
   constructor(private readonly store: StateStore) {
     store.migrateNamespace('traffic', [

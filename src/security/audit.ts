@@ -31,6 +31,12 @@ export interface AuditQuery {
   since?: string;
 }
 
+/** Where admin actions are recorded: AuditLog (SQLite) or SharedAuditLog (PostgreSQL: src/store/shared/audit.ts). */
+export interface AuditSink {
+  record(e: AuditEntry): void;
+  query(q?: AuditQuery): Record<string, unknown>[] | Promise<Record<string, unknown>[]>;
+}
+
 export class AuditLog {
   private readonly insert: Database.Statement;
 

@@ -6,9 +6,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IsoError } from '../errors.js';
 import { sendError } from '../api/envelope.js';
-import type { AuditLog } from './audit.js';
+import type { AuditSink } from './audit.js';
 import { AuthFailureLimiter, type FailureLimit } from './failure-limiter.js';
-import { hasScope, type KeyStore, type Scope } from './keys.js';
+import { hasScope, type KeyBackend, type Scope } from './keys.js';
 import type { RouteScope } from './route-scope.js';
 
 export interface Principal {
@@ -72,8 +72,8 @@ export interface AuthMetrics {
 }
 
 export interface AuthOptions {
-  keys: KeyStore;
-  audit: AuditLog;
+  keys: KeyBackend;
+  audit: AuditSink;
   /**
    * Whether having no key at all may mean "auth off": only on a loopback address. Elsewhere,
    * revoking the last key locks the API instead of opening it.

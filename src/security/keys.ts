@@ -26,18 +26,31 @@ export interface ConfiguredKey {
   rate_limit?: number;
 }
 
-const KEY_PREFIX = 'iso_';
+export const KEY_PREFIX = 'iso_';
 /** How often a key's last_used_at is written (it is on every request's path). */
-const TOUCH_EVERY_MS = 60_000;
+export const TOUCH_EVERY_MS = 60_000;
 
 export function digest(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
-function sameDigest(a: string, b: string): boolean {
+export function sameDigest(a: string, b: string): boolean {
   const x = Buffer.from(a, 'hex');
   const y = Buffer.from(b, 'hex');
   return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * What the gateway checks keys against: KeyStore (the embedded SQLite table, synchronous) or
+ * SharedKeyStore (PostgreSQL, shared by several gateways: src/store/shared/keys.ts). `verify`
+ * and `any` are on every request's path, so both answer them without waiting.
+ */
+export interface KeyBackend {
+  any(): boolean;
+  verify(secret: string): ApiKey | null;
+  create(name: string, scopes: Scope[], rateLimit?: number): { key: string; record: ApiKey } | Promise<{ key: string; record: ApiKey }>;
+  revoke(idOrName: string): boolean | Promise<boolean>;
+  list(): ApiKey[] | Promise<ApiKey[]>;
 }
 
 /** admin implies predict. */

@@ -409,7 +409,7 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
   const auditForeign = (req: FastifyRequest, job: JobRow, caller: JobCaller, action: string, outcome: 'allowed' | 'failed' = 'allowed'): void => {
     if (!caller.admin || job.owner === caller.id) return;
     gw.store.bestEffort(() =>
-      gw.audit.record({ actor: caller.name, key_id: caller.id, action, route: req.routeOptions.url, params: { id: job.id }, target: job.id, outcome, status: 200, client: req.ip, request_id: req.id, details: `job of ${job.owner_name ?? job.owner}` }),
+      gw.auditTrail.record({ actor: caller.name, key_id: caller.id, action, route: req.routeOptions.url, params: { id: job.id }, target: job.id, outcome, status: 200, client: req.ip, request_id: req.id, details: `job of ${job.owner_name ?? job.owner}` }),
     );
   };
 

@@ -21,9 +21,9 @@ export function registerSecurityRoutes(app: FastifyInstance, gw: Gateway): void 
   app.get('/v1/audit', admin('audit.read'), async (req) => {
     const q = auditQuery.safeParse(req.query);
     if (!q.success) throw new IsoError('INVALID_REQUEST', q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    const entries = gw.audit.query(q.data);
+    const entries = await gw.auditTrail.query(q.data);
     return okEnvelope(req, { entries, count: entries.length }, 'audit log');
   });
 
-  app.get('/v1/keys', admin('keys.list'), async (req) => okEnvelope(req, { keys: gw.keys.list() }, 'API keys'));
+  app.get('/v1/keys', admin('keys.list'), async (req) => okEnvelope(req, { keys: await gw.keyring.list() }, 'API keys'));
 }
