@@ -51,46 +51,61 @@ export class AuditLog {
        ALTER TABLE audit_log ADD COLUMN route TEXT;
        ALTER TABLE audit_log ADD COLUMN params TEXT;`,
     ]);
-    this.insert = store.db.prepare(
-      'INSERT INTO audit_log (at, actor, key_id, action, route, params, target, outcome, status, client, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
+    this.insert = store.db.prepare(AUDIT_INSERT);
   }
 
   record(e: AuditEntry): void {
-    // Bounded field by field, so the stored JSON always parses back.
-    const entries = e.params ? Object.entries(e.params).slice(0, 10) : [];
-    const params = entries.length > 0 ? JSON.stringify(Object.fromEntries(entries.map(([k, v]) => [k.slice(0, 50), String(v).slice(0, 200)]))) : null;
-    this.insert.run(
-      new Date().toISOString(),
-      e.actor.slice(0, 100),
-      e.key_id ?? null,
-      e.action.slice(0, 200),
-      e.route ?? null,
-      params,
-      e.target?.slice(0, 200) ?? null,
-      e.outcome,
-      e.status,
-      e.client ?? null,
-      e.request_id ?? null,
-      e.details?.slice(0, 1000) ?? null,
-    );
+    this.insert.run(...auditRow(e));
   }
 
   query(q: AuditQuery = {}): Record<string, unknown>[] {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    for (const [col, v] of [['actor', q.actor], ['action', q.action], ['outcome', q.outcome], ['key_id', q.key_id]] as const) {
-      if (v) {
-        where.push(`${col} = ?`);
-        args.push(v);
-      }
-    }
-    if (q.since) {
-      where.push('at >= ?');
-      args.push(q.since);
-    }
-    const limit = Math.min(Math.max(1, q.limit ?? 100), 1000);
-    const rows = this.store.db.prepare(`SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`).all(...args, limit) as Record<string, unknown>[];
-    return rows.map((r) => ({ ...r, params: typeof r.params === 'string' ? (JSON.parse(r.params) as unknown) : null }));
+    const { sql, args } = auditSelect(q);
+    const rows = this.store.db.prepare(sql).all(...args) as Record<string, unknown>[];
+    return rows.map(auditResult);
   }
+}
+
+/** The insert's values for one entry, bounded field by field so the stored JSON always parses back. */
+export function auditRow(e: AuditEntry): unknown[] {
+  const entries = e.params ? Object.entries(e.params).slice(0, 10) : [];
+  const params = entries.length > 0 ? JSON.stringify(Object.fromEntries(entries.map(([k, v]) => [k.slice(0, 50), String(v).slice(0, 200)]))) : null;
+  return [
+    new Date().toISOString(),
+    e.actor.slice(0, 100),
+    e.key_id ?? null,
+    e.action.slice(0, 200),
+    e.route ?? null,
+    params,
+    e.target?.slice(0, 200) ?? null,
+    e.outcome,
+    e.status,
+    e.client ?? null,
+    e.request_id ?? null,
+    e.details?.slice(0, 1000) ?? null,
+  ];
+}
+
+export const AUDIT_INSERT = 'INSERT INTO audit_log (at, actor, key_id, action, route, params, target, outcome, status, client, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+
+/** The newest entries matching a query, at most 1000 (the same SQL for SQLite and PostgreSQL). */
+export function auditSelect(q: AuditQuery): { sql: string; args: unknown[] } {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  for (const [col, v] of [['actor', q.actor], ['action', q.action], ['outcome', q.outcome], ['key_id', q.key_id]] as const) {
+    if (v) {
+      where.push(`${col} = ?`);
+      args.push(v);
+    }
+  }
+  if (q.since) {
+    where.push('at >= ?');
+    args.push(q.since);
+  }
+  const limit = Math.min(Math.max(1, q.limit ?? 100), 1000);
+  return { sql: `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`, args: [...args, limit] };
+}
+
+/** A stored row as the API answers it: params parsed back, the id a number (PostgreSQL's BIGSERIAL comes as text). */
+export function auditResult(r: Record<string, unknown>): Record<string, unknown> {
+  return { ...r, id: Number(r.id), params: typeof r.params === 'string' ? (JSON.parse(r.params) as unknown) : null };
 }

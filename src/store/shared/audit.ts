@@ -1,7 +1,7 @@
 // The audit log in a shared state database: the table of src/security/audit.ts, one log for
 // every gateway. An entry is written without holding up the request it records; a write that
 // fails is reported, not thrown.
-import type { AuditEntry, AuditQuery } from '../../security/audit.js';
+import { AUDIT_INSERT, auditResult, auditRow, auditSelect, type AuditEntry, type AuditQuery } from '../../security/audit.js';
 import type { Migration, SqlClient } from '../sql.js';
 
 export const AUDIT_MIGRATIONS: Migration[] = [
@@ -36,23 +36,8 @@ export class SharedAuditLog {
   }
 
   record(e: AuditEntry): void {
-    const entries = e.params ? Object.entries(e.params).slice(0, 10) : [];
-    const params = entries.length > 0 ? JSON.stringify(Object.fromEntries(entries.map(([k, v]) => [k.slice(0, 50), String(v).slice(0, 200)]))) : null;
     const p = this.sql
-      .run('INSERT INTO audit_log (at, actor, key_id, action, route, params, target, outcome, status, client, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
-        new Date().toISOString(),
-        e.actor.slice(0, 100),
-        e.key_id ?? null,
-        e.action.slice(0, 200),
-        e.route ?? null,
-        params,
-        e.target?.slice(0, 200) ?? null,
-        e.outcome,
-        e.status,
-        e.client ?? null,
-        e.request_id ?? null,
-        e.details?.slice(0, 1000) ?? null,
-      ])
+      .run(AUDIT_INSERT, auditRow(e))
       .then(
         () => undefined,
         (err: Error) => this.onError(`audit entry ${e.action} by ${e.actor} not stored: ${err.message}`),
@@ -68,20 +53,7 @@ export class SharedAuditLog {
 
   async query(q: AuditQuery = {}): Promise<Record<string, unknown>[]> {
     await this.flush();
-    const where: string[] = [];
-    const args: unknown[] = [];
-    for (const [col, v] of [['actor', q.actor], ['action', q.action], ['outcome', q.outcome], ['key_id', q.key_id]] as const) {
-      if (v) {
-        where.push(`${col} = ?`);
-        args.push(v);
-      }
-    }
-    if (q.since) {
-      where.push('at >= ?');
-      args.push(q.since);
-    }
-    const limit = Math.min(Math.max(1, q.limit ?? 100), 1000);
-    const rows = await this.sql.query(`SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`, [...args, limit]);
-    return rows.map((r) => ({ ...r, id: Number(r.id), params: typeof r.params === 'string' ? (JSON.parse(r.params) as unknown) : null }));
+    const { sql, args } = auditSelect(q);
+    return (await this.sql.query(sql, args)).map(auditResult);
   }
 }
