@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { startGateway, request, type Harness } from './helpers.js';
 
 function assertEnvelope(body: any, success: boolean): void {
@@ -264,5 +265,27 @@ describe('rate limiting with the defaults', () => {
     assert.equal((await h.get('/v1/models')).status, 429, 'and every route after it');
     assert.equal((await h.get('/health/live')).status, 200, 'probes are never limited');
     assert.equal((await h.get('/health/ready')).status, 200);
+  });
+});
+
+describe('gateway shutdown', () => {
+  it('does not wait on a client that connected and never sent a byte', async () => {
+    // Node counts such a socket as busy, not idle, and no request timeout runs on it: close() waited until the client left.
+    const h = await startGateway(['revcomp']);
+    let closed = false;
+    const silent = connect(Number(new URL(h.url).port), '127.0.0.1');
+    try {
+      await new Promise<void>((r, j) => silent.once('connect', () => r()).once('error', j));
+      silent.on('close', () => (closed = true)).on('error', () => undefined);
+      // A keep-alive client with a finished request is ended too (Fastify's idle close).
+      assert.equal((await h.post('/models/revcomp/predict', { sequence: 'ACGT' })).status, 200);
+    } finally {
+      const timer = new Promise<'stuck'>((r) => setTimeout(() => r('stuck'), 30_000).unref());
+      const outcome = await Promise.race([h.close().then(() => 'closed' as const), timer]);
+      silent.destroy(); // else a failing run would hang here: without a request the socket has no timeout
+      assert.equal(outcome, 'closed', 'close waited on the silent socket');
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(closed, 'the silent socket was closed by the gateway');
   });
 });

@@ -28,6 +28,7 @@ import { registerOipRoutes } from './routes/oip.js';
 import { registerDeploymentRoutes } from './routes/deployments.js';
 import { registerSeed001Routes } from './routes/seed-001.js';
 import { registerLogRoutes } from './routes/logs.js';
+import { closeSilentSocketsOnClose } from './silent-sockets.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -101,6 +102,7 @@ export async function buildServer(gw: Gateway): Promise<FastifyInstance> {
     routes.push({ methods: ([] as string[]).concat(r.method), url: r.url, scope: r.config?.scope, action: r.config?.action });
   });
   requireRouteScopes(app);
+  closeSilentSocketsOnClose(app);
 
   // The stock JSON parser (prototype poisoning still rejected), behind a nesting limit.
   const parseJson = app.getDefaultJsonParser('error', 'error');
