@@ -14,6 +14,7 @@ import { SharedState } from './store/shared/state.js';
 import type { SharedJobWorker } from './store/shared/job-worker.js';
 import { sharedJobWorker } from './jobs/shared-runner.js';
 import { buildServer } from './api/server.js';
+import type { GatewayContext } from './api/context.js';
 import { GatewayMetrics } from './telemetry/prometheus.js';
 import { AuditLog, type AuditSink } from './security/audit.js';
 import { KeyStore, type KeyBackend } from './security/keys.js';
@@ -25,7 +26,8 @@ import { RetentionJob } from './store/retention.js';
 import { ContainerManager } from './scheduler/containers.js';
 import { ReplicaLogs } from './telemetry/replica-logs.js';
 
-export class Gateway {
+/** The gateway's parts, as the surfaces see them (api/context.ts). */
+export class Gateway implements GatewayContext {
   readonly logger: Logger;
   readonly store: StateStore;
   readonly registry: ModelRegistry;

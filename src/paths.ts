@@ -1,5 +1,5 @@
 // Where isomodel's own files live, whether run from dist/ or installed as a package.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,3 +22,12 @@ export const HTTP_ADAPTER = join(DIST_DIR, 'src', 'worker', 'http-adapter.js');
 export const ONNX_HOST = join(DIST_DIR, 'src', 'worker', 'onnx-host.js');
 export const PYTHON_SDK = join(PACKAGE_ROOT, 'sdk', 'python', 'isomodel_worker.py');
 export const BUILTIN_MODELS_DIR = join(PACKAGE_ROOT, 'models');
+
+/** isomodel's own version (package.json), for the protocols that announce it (OIP, MCP); 0.0.0 when unreadable. */
+export const PACKAGE_VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+})();

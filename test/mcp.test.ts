@@ -13,7 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ToolListChangedNotificationSchema, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { manifestSchema } from '../src/manifest/schema.js';
 import { chooseModel } from '../src/mcp/choose.js';
-import { taskToolName } from '../src/mcp/server.js';
+import { taskToolName } from '../src/mcp/tools.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { makeModelsDir, startGateway, waitFor, type Harness } from './helpers.js';
 

@@ -1,7 +1,7 @@
 // Serves the web console at /console: one HTML page, its script and its stylesheet, all from
 // this package (./assets.ts). The page only talks to this gateway's JSON API.
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { Gateway } from '../gateway.js';
+import type { GatewayContext } from '../api/context.js';
 import { CONSOLE_CSS, CONSOLE_HTML, CONSOLE_JS } from './assets.js';
 import { PUBLIC } from '../security/route-scope.js';
 
@@ -12,7 +12,7 @@ function send(reply: FastifyReply, type: string, body: string): FastifyReply {
   return reply.type(type).header('content-security-policy', CONSOLE_CSP).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache').send(body);
 }
 
-export function registerConsoleRoutes(app: FastifyInstance, _gw: Gateway): void {
+export function registerConsoleRoutes(app: FastifyInstance, _gw: GatewayContext): void {
   app.get('/console', PUBLIC, async (_req, reply) => send(reply, 'text/html; charset=utf-8', CONSOLE_HTML));
   app.get('/console/', PUBLIC, async (_req, reply) => send(reply, 'text/html; charset=utf-8', CONSOLE_HTML));
   app.get('/console/app.js', PUBLIC, async (_req, reply) => send(reply, 'text/javascript; charset=utf-8', CONSOLE_JS));

@@ -10,7 +10,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import type { Gateway } from '../gateway.js';
+import type { InferenceContext } from '../inference/context.js';
 import { toIsoError } from '../api/envelope.js';
 import { PREDICT } from '../security/route-scope.js';
 
@@ -64,7 +64,7 @@ function jsonRpcError(res: ServerResponse, status: number, code: number, message
   res.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
 }
 
-export function registerMcpRoutes(app: FastifyInstance, gw: Gateway, opts: McpHttpOptions = {}): void {
+export function registerMcpRoutes(app: FastifyInstance, gw: InferenceContext, opts: McpHttpOptions = {}): void {
   const idleMs = opts.idleMs ?? 30 * 60_000;
   const maxSessions = opts.maxSessions ?? 1000;
   const sessions = new Map<string, Session>();

@@ -1,26 +1,25 @@
 // The deployment API under /api/v1/models (the contract of shared/spec's model service): deploy
 // a version, infer, batch infer, status, scale, rolling update (PUT), undeploy (DELETE), plus
 // versions, A/B and canary traffic, promote and rollback. `{id}` is `name` or `name@version`.
-import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { CancelSignal } from '../../scheduler/cancel.js';
 import { cancelOnDisconnect } from '../disconnect.js';
 import { parseMemoryMb } from '../../manifest/schema.js';
-import { describeZod } from '../../validation/zod-message.js';
-import { IsoError, fromWorkerError } from '../../errors.js';
-import type { Gateway } from '../../gateway.js';
-import type { ModelDeployment } from '../../scheduler/deployment.js';
+import { IsoError } from '../../errors.js';
+import type { GatewayContext } from '../context.js';
+import { parseBody } from '../body.js';
+import { callerOf } from '../caller.js';
+import { asIsoError, RequestOutcome } from '../../inference/outcome.js';
+import { outputOf, run, serving, submit } from '../../inference/run.js';
 import type { VersionOverrides } from '../../scheduler/registry.js';
 import { canaryWeights } from '../../scheduler/traffic.js';
 import { parseModelId } from '../../scheduler/versions.js';
-import { isItemError, type ItemOutput } from '../../worker/protocol.js';
+import { isItemError } from '../../worker/protocol.js';
 import { checkBatchSize } from '../batch-limit.js';
 import { okEnvelope } from '../envelope.js';
-import { parsePrediction, type ParsedPrediction } from '../predict-request.js';
+import { parsePrediction } from '../predict-request.js';
 import { stickyKey } from '../sticky.js';
-import { asIsoError, recordRequest } from './agent.js';
-import { modelSummary } from './management.js';
+import { modelSummary } from '../describe.js';
 import { admin, PREDICT } from '../../security/route-scope.js';
 import { httpManifest, writeHttpPackage } from '../../manifest/http-package.js';
 import type { Manifest } from '../../manifest/schema.js';
@@ -102,17 +101,11 @@ const trafficBody = z.union([
 ]);
 const promoteBody = z.object({ version: z.string().min(1).max(64) }).strict();
 
-function parse<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
-  const r = schema.safeParse(body ?? {});
-  if (!r.success) throw new IsoError('INVALID_REQUEST', describeZod(r.error));
-  return r.data as z.infer<T>;
-}
-
 /**
  * A deploy or PUT body naming docker_image and no path: writes and registers the runtime-http
  * package it describes. PUT passes the serving version's manifest, whose settings the body keeps.
  */
-function registerImagePackage(gw: Gateway, c: Partial<z.infer<typeof deployConfig>> & { model_id: string; docker_image: string }, base?: Manifest): void {
+function registerImagePackage(gw: GatewayContext, c: Partial<z.infer<typeof deployConfig>> & { model_id: string; docker_image: string }, base?: Manifest): void {
   const m = httpManifest(
     { model_id: c.model_id, version: c.version ?? base?.version ?? '1.0.0', docker_image: c.docker_image, http: c.http, port: c.port, tasks: c.tasks, name: c.name, model_type: c.model_type, framework: c.framework },
     base,
@@ -149,7 +142,7 @@ function overridesOf(c: Partial<z.infer<typeof deployConfig>>): VersionOverrides
 }
 
 /** Everything about one model: versions, traffic, replicas and per-version request statistics. */
-function modelStatus(gw: Gateway, id: string): Record<string, unknown> {
+function modelStatus(gw: GatewayContext, id: string): Record<string, unknown> {
   const { name, version } = parseModelId(id);
   gw.registry.package(id);
   const versions = gw.registry.versions(name).filter((v) => version === undefined || v.version === version);
@@ -185,11 +178,7 @@ function toPredictBody(input: z.infer<typeof inputData>, parameters: Record<stri
   };
 }
 
-function run(dep: ModelDeployment, parsed: ParsedPrediction, signal: CancelSignal): Promise<ItemOutput[]> {
-  return dep.submit({ task: parsed.task.name, items: parsed.items, timeoutMs: parsed.timeoutMs, priority: parsed.priority, signal });
-}
-
-export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): void {
+export function registerDeploymentRoutes(app: FastifyInstance, gw: GatewayContext): void {
   const P = DEPLOY_PREFIX;
   type IdReq = FastifyRequest<{ Params: { id: string } }>;
 
@@ -199,7 +188,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
   });
 
   app.post(`${P}/deploy`, admin('models.deploy'), async (req, reply) => {
-    const { config: c } = parse(deployBody, req.body);
+    const { config: c } = parseBody(deployBody, req.body);
     if (c.path) {
       const pkg = gw.registry.register(c.path);
       if (pkg.manifest.name !== c.model_id) throw new IsoError('VALIDATION_ERROR', `the package at ${c.path} is model "${pkg.manifest.name}", not "${c.model_id}"`);
@@ -227,39 +216,36 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
   app.get(`${P}/:id/status`, PREDICT, status);
 
   app.post(`${P}/:id/inference`, PREDICT, async (req: IdReq, reply) => {
-    const t0 = performance.now();
+    const outcome = new RequestOutcome(gw, callerOf(req), 'api.inference');
     const { name } = parseModelId(req.params.id);
-    let dep: ModelDeployment | undefined;
-    let task: string | undefined;
+    outcome.model = gw.registry.names().includes(name) ? name : undefined;
+    outcome.sequences = 1;
     try {
-      const b = parse(inferenceBody, req.body);
-      const d = gw.registry.serving(req.params.id, stickyKey(req, b.sticky_key));
-      dep = d;
+      const b = parseBody(inferenceBody, req.body);
+      const d = serving(gw, outcome, req.params.id, stickyKey(req, b.sticky_key));
       const parsed = parsePrediction(d.pkg.manifest, toPredictBody(b.input_data, b.parameters, b.timeout, b.priority), 'single', 1);
-      task = parsed.task.name;
-      const [out] = (await cancelOnDisconnect(reply, (signal) => run(d, parsed, signal))) as [ItemOutput];
-      if (isItemError(out)) throw fromWorkerError(out.error.code, out.error.message);
-      recordRequest(gw, req, { model: name, task, route: 'api.inference', sequences: 1, t0, dep: d });
-      const data = { ...out, processing_time: (performance.now() - t0) / 1000, sequence_type: parsed.sequenceTypes[0], model_id: name, model: d.name, version: d.version, task_type: task };
+      outcome.task = parsed.task.name;
+      const out = outputOf((await cancelOnDisconnect(reply, (signal) => run(outcome, d, parsed, { signal })))[0]!);
+      outcome.ok();
+      const data = { ...out, processing_time: outcome.seconds(), sequence_type: parsed.sequenceTypes[0], model_id: name, model: d.name, version: d.version, task_type: parsed.task.name };
       return okEnvelope(req, data, 'inference done');
     } catch (e) {
-      recordRequest(gw, req, { model: gw.registry.names().includes(name) ? name : undefined, task, route: 'api.inference', sequences: 1, t0, error: asIsoError(e), dep });
+      outcome.failed(e);
       throw e;
     }
   });
 
   app.post(`${P}/:id/batch_inference`, PREDICT, async (req: IdReq, reply) => {
-    const t0 = performance.now();
+    const outcome = new RequestOutcome(gw, callerOf(req), 'api.batch_inference', { batch: true });
     const { name } = parseModelId(req.params.id);
-    let dep: ModelDeployment | undefined;
+    outcome.model = gw.registry.names().includes(name) ? name : undefined;
     try {
       // Counted before the requests are parsed.
       const listed = (req.body as { requests?: unknown } | null)?.requests;
       if (Array.isArray(listed)) checkBatchSize(listed.length, gw.config.max_batch_sequences, 'requests per batch');
-      const b = parse(batchBody, req.body);
+      const b = parseBody(batchBody, req.body);
       // One version for the whole batch, so its results are comparable.
-      const d = gw.registry.serving(req.params.id, stickyKey(req, b.sticky_key));
-      dep = d;
+      const d = serving(gw, outcome, req.params.id, stickyKey(req, b.sticky_key));
       // Every request is validated before any runs: one bad input rejects the batch, naming it.
       const parsed = b.requests.map((r, index) => {
         try {
@@ -270,7 +256,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
         }
       });
       // Submitted together: the scheduler batches them into as few worker calls as it can.
-      const settled = await cancelOnDisconnect(reply, (signal) => Promise.allSettled(parsed.map((p) => run(d, p, signal))));
+      const settled = await cancelOnDisconnect(reply, (signal) => Promise.allSettled(parsed.map((p) => submit(d, p, { signal }))));
       const results = settled.map((s, index) => {
         const out = s.status === 'fulfilled' ? s.value[0]! : { error: { code: asIsoError(s.reason).code, message: asIsoError(s.reason).message } };
         if (isItemError(out)) return { index, success: false, error: out.error };
@@ -280,17 +266,19 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
       if (failed === results.length) {
         throw new IsoError('PREDICTION_FAILED', 'every request of the batch failed', { errors: results.map((r) => ({ index: r.index, ...(r as { error: unknown }) })) });
       }
-      recordRequest(gw, req, { model: name, task: parsed[0]!.task.name, route: 'api.batch_inference', sequences: parsed.length, t0, dep });
-      const data = { results, total_requests: results.length, successful: results.length - failed, failed, processing_time: (performance.now() - t0) / 1000, model_id: name, model: d.name, version: d.version };
+      outcome.task = parsed[0]!.task.name;
+      outcome.sequences = parsed.length;
+      outcome.ok();
+      const data = { results, total_requests: results.length, successful: results.length - failed, failed, processing_time: outcome.seconds(), model_id: name, model: d.name, version: d.version };
       return okEnvelope(req, data, failed ? `batch done; ${failed} of ${results.length} requests failed` : 'batch done');
     } catch (e) {
-      recordRequest(gw, req, { model: gw.registry.names().includes(name) ? name : undefined, route: 'api.batch_inference', sequences: 0, t0, error: asIsoError(e), dep });
+      outcome.failed(e);
       throw e;
     }
   });
 
   app.post(`${P}/:id/scale`, admin('models.scale'), async (req: IdReq) => {
-    const { replicas } = parse(scaleBody, req.body);
+    const { replicas } = parseBody(scaleBody, req.body);
     if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > 100) {
       throw new IsoError('VALIDATION_ERROR', 'replicas must be an integer from 0 to 100', { replicas: replicas ?? null, min: 0, max: 100 });
     }
@@ -300,7 +288,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
 
   // Rolling update: the new version's replicas start and become ready, traffic moves, the old drain.
   app.put(`${P}/:id`, admin('models.update'), async (req: IdReq) => {
-    const { config: c } = parse(updateBody, req.body);
+    const { config: c } = parseBody(updateBody, req.body);
     const { name } = parseModelId(req.params.id);
     if (c.model_id !== undefined && c.model_id !== name) throw new IsoError('VALIDATION_ERROR', `config.model_id "${c.model_id}" does not match the URL's model "${name}"`);
     gw.registry.package(name);
@@ -338,7 +326,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
 
   app.put(`${P}/:id/traffic`, admin('models.traffic'), async (req: IdReq) => {
     const name = parseModelId(req.params.id).name;
-    const b = parse(trafficBody, req.body);
+    const b = parseBody(trafficBody, req.body);
     const weights = 'weights' in b ? b.weights : canaryWeights(gw.registry.defaultVersion(name), b.canary.version, b.canary.percent);
     if ('canary' in b && b.canary.version === gw.registry.defaultVersion(name)) throw new IsoError('VALIDATION_ERROR', `${b.canary.version} is already the default version`);
     await gw.registry.setTraffic(name, weights);
@@ -353,7 +341,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: Gateway): voi
 
   app.post(`${P}/:id/promote`, admin('models.promote'), async (req: IdReq) => {
     const name = parseModelId(req.params.id).name;
-    const { version } = parse(promoteBody, req.body);
+    const { version } = parseBody(promoteBody, req.body);
     await gw.registry.promote(name, version);
     return okEnvelope(req, modelStatus(gw, name), `${name}@${version} promoted`);
   });

@@ -1,38 +1,13 @@
 // Probes for orchestrators: live (the process answers), startup (initial loads attempted),
 // ready (every required model ready, no dead replica), detailed (everything, for humans).
-import os from 'node:os';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { IsoError } from '../../errors.js';
-import type { Gateway } from '../../gateway.js';
+import type { GatewayContext } from '../context.js';
 import { okEnvelope, sendError } from '../envelope.js';
 import { PREDICT, PUBLIC } from '../../security/route-scope.js';
-import { gpuAvailable } from '../../telemetry/gpu.js';
+import { formatBytes, modelHealth, systemInfo, uptimeS } from '../describe.js';
 
-export function modelHealth(gw: Gateway, name: string): Record<string, unknown> {
-  const d = gw.registry.deployment(name);
-  const replicas = d?.replicaInfo() ?? [];
-  const rss = replicas.reduce((n, r) => n + (r.rss_bytes ?? 0), 0);
-  return {
-    name,
-    version: gw.registry.package(name).manifest.version,
-    status: gw.registry.status(name),
-    healthy: d?.healthy() ?? false,
-    replicas,
-    queue_depth: d?.queueDepth() ?? 0,
-    in_flight: d?.inflightCount() ?? 0,
-    memory_usage: formatBytes(rss),
-    last_error: gw.registry.lastError(name) ?? null,
-    weights: gw.registry.weights(name),
-    requires: gw.registry.requirements(name),
-  };
-}
-
-export function formatBytes(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)}GB`;
-  return `${(n / 1024 ** 2).toFixed(1)}MB`;
-}
-
-export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
+export function registerHealthRoutes(app: FastifyInstance, gw: GatewayContext): void {
   // Also under /api/v1/health, where the model service spec puts them.
   for (const prefix of ['', '/api/v1']) registerProbes(app, gw, prefix);
   const basic = async (req: FastifyRequest) => {
@@ -48,7 +23,7 @@ export function registerHealthRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/api/v1/health/', PUBLIC, basic);
 }
 
-function registerProbes(app: FastifyInstance, gw: Gateway, prefix: string): void {
+function registerProbes(app: FastifyInstance, gw: GatewayContext, prefix: string): void {
   app.get(`${prefix}/health/live`, PUBLIC, async (req) => okEnvelope(req, { status: 'alive', uptime: uptimeS(gw) }, 'alive'));
 
   app.get(`${prefix}/health/startup`, PUBLIC, async (req, reply) => {
@@ -95,21 +70,4 @@ function registerProbes(app: FastifyInstance, gw: Gateway, prefix: string): void
       reasons.length ? `detailed health: degraded (${reasons.join('; ')})` : 'detailed health',
     );
   });
-}
-
-export function uptimeS(gw: Gateway): number {
-  return Math.round((Date.now() - gw.startedAt) / 1000);
-}
-
-export function systemInfo(): Record<string, unknown> {
-  const total = os.totalmem();
-  const free = os.freemem();
-  return {
-    cpu_count: os.cpus().length,
-    load_average: os.loadavg().map((l) => Math.round(l * 100) / 100),
-    cpu_usage: Math.round((os.loadavg()[0]! / Math.max(1, os.cpus().length)) * 100) / 100,
-    memory_total: formatBytes(total),
-    memory_usage: formatBytes(total - free),
-    gpu_available: gpuAvailable(),
-  };
 }

@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { IsoError } from '../../errors.js';
-import type { Gateway } from '../../gateway.js';
+import type { GatewayContext } from '../context.js';
 import { admin } from '../../security/route-scope.js';
 import { listLogFiles, parseLogLine, REPLICA_ID, tailModel, type LogLine } from '../../telemetry/replica-logs.js';
 import { okEnvelope } from '../envelope.js';
-import { parseBody } from './seed-001.js';
+import { parseBody } from '../body.js';
 
 export const MAX_TAIL = 10_000;
 const POLL_MS = 250;
@@ -60,7 +60,7 @@ interface Cursor {
   partial: string;
 }
 
-function follow(gw: Gateway, req: FastifyRequest, reply: FastifyReply, dir: string, model: string, replicas: () => readonly string[] | undefined, first: LogLine[], streams: Set<() => void>): void {
+function follow(gw: GatewayContext, req: FastifyRequest, reply: FastifyReply, dir: string, model: string, replicas: () => readonly string[] | undefined, first: LogLine[], streams: Set<() => void>): void {
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-cache', 'x-request-id': req.id });
@@ -144,7 +144,7 @@ function follow(gw: Gateway, req: FastifyRequest, reply: FastifyReply, dir: stri
   raw.on('close', end);
 }
 
-export function registerLogRoutes(app: FastifyInstance, gw: Gateway): void {
+export function registerLogRoutes(app: FastifyInstance, gw: GatewayContext): void {
   // Open follow streams: ended as the gateway begins to close (preClose), or its close would wait for them.
   const streams = new Set<() => void>();
   app.addHook('preClose', async () => {

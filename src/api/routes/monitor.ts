@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { IsoError } from '../../errors.js';
-import type { Gateway } from '../../gateway.js';
+import type { GatewayContext } from '../context.js';
 import type { AlertKind, AlertState } from '../../telemetry/alerts.js';
 import { parseWindow } from '../../telemetry/series.js';
 import { okEnvelope } from '../envelope.js';
@@ -47,7 +47,7 @@ function oneOf<T extends string>(q: Query, name: string, allowed: readonly T[]):
   return raw as T;
 }
 
-export function registerMonitorRoutes(app: FastifyInstance, gw: Gateway): void {
+export function registerMonitorRoutes(app: FastifyInstance, gw: GatewayContext): void {
   const mon = () => gw.monitor;
 
   app.get('/v1/monitor/summary', PREDICT, async (req) => okEnvelope(req, mon().summary(), 'monitoring summary'));

@@ -1,17 +1,18 @@
 // The native per-model API, under /models/{name}/… and, for the default model, at the root.
-import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { cancelOnDisconnect } from '../disconnect.js';
-import { IsoError, fromWorkerError } from '../../errors.js';
-import type { Gateway } from '../../gateway.js';
+import { IsoError } from '../../errors.js';
+import type { GatewayContext } from '../context.js';
+import { callerOf } from '../caller.js';
+import { RequestOutcome } from '../../inference/outcome.js';
+import { everyItemFailed, itemResults, outputOf, run, serving, withoutConfidence } from '../../inference/run.js';
 import type { Manifest } from '../../manifest/schema.js';
-import { isItemError, type ItemOutput } from '../../worker/protocol.js';
 import { errorEnvelope, okEnvelope } from '../envelope.js';
 import { mediaBody } from '../media-body.js';
 import { parsePrediction } from '../predict-request.js';
 import { EventStream, wantsEventStream } from '../sse.js';
 import { stickyKey } from '../sticky.js';
-import { formatBytes, modelHealth, systemInfo, uptimeS } from './health.js';
+import { formatBytes, modelHealth, modelInfo, systemInfo, uptimeS } from '../describe.js';
 import { PREDICT, PUBLIC } from '../../security/route-scope.js';
 import { gpuAvailable } from '../../telemetry/gpu.js';
 
@@ -24,42 +25,13 @@ function taskLabel(m: Manifest, body: unknown): string {
   return known?.name ?? 'unknown';
 }
 
-function withoutConfidence(o: ItemOutput, keep: boolean): ItemOutput {
-  if (keep || !('confidence' in o)) return o;
-  const { confidence: _drop, ...rest } = o;
-  return rest;
-}
-
-export function modelInfo(gw: Gateway, name: string): Record<string, unknown> {
-  const m = gw.registry.package(name).manifest;
-  const first = m.tasks[0]!;
-  return {
-    name: m.name,
-    version: m.version,
-    description: m.description,
-    tasks: m.tasks.map((t) => t.name),
-    task_details: m.tasks,
-    sequence_types: [...new Set(m.tasks.flatMap((t) => t.sequence_types))],
-    input_format: first.input,
-    output_format: first.output,
-    max_sequence_length: Math.max(...m.tasks.map((t) => t.max_length)),
-    runtime: m.runtime,
-    isolation: m.isolation,
-    resources: m.resources,
-    batching: m.batching,
-    scaling: m.scaling,
-    status: gw.registry.status(name),
-    ...m.metadata,
-  };
-}
-
-function modelMetrics(gw: Gateway, name: string): Record<string, unknown> {
+function modelMetrics(gw: GatewayContext, name: string): Record<string, unknown> {
   const d = gw.registry.deployment(name);
   const h = modelHealth(gw, name);
   return { ...(d?.stats.summary() ?? {}), status: h.status, memory_usage: h.memory_usage, queue_depth: h.queue_depth, in_flight: h.in_flight, gpu_utilization: d?.gpuUtilization() ?? null };
 }
 
-export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
+export function registerNativeRoutes(app: FastifyInstance, gw: GatewayContext): void {
   const defaultName: NameResolver = () => {
     const n = gw.defaultModel();
     if (!n) throw new IsoError('MODEL_NOT_FOUND', 'no models are installed; add a package under the models dir');
@@ -68,57 +40,38 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
   const paramName: NameResolver = (req) => (req.params as { name: string }).name;
 
   const predict = (kind: 'single' | 'batch', resolve: NameResolver) => async (req: FastifyRequest, reply: FastifyReply) => {
-    const t0 = performance.now();
-    let name = '?';
-    let sequences = 0;
-    let task: string | undefined;
+    const outcome = new RequestOutcome(gw, callerOf(req), kind, { batch: kind === 'batch' });
+    outcome.taskHint = (m) => taskLabel(m, req.body);
     let sse: EventStream | null = null;
     try {
-      name = resolve(req);
-      const dep = gw.registry.serving(name, stickyKey(req));
+      const name = resolve(req);
+      outcome.model = name;
+      const dep = serving(gw, outcome, name, stickyKey(req));
       const body = (await mediaBody(req, kind)) ?? req.body;
       const parsed = parsePrediction(dep.pkg.manifest, body, kind, gw.config.max_batch_sequences);
-      task = parsed.task.name;
-      sequences = parsed.items.length;
       // Server-Sent Events: a `chunk` event per worker chunk, then `result` or `error`.
       if (kind === 'single' && wantsEventStream(req, parsed.stream)) sse = new EventStream(req, reply);
-      const outputs = await cancelOnDisconnect(reply, (signal) =>
-        dep.submit({
-          task: parsed.task.name,
-          items: parsed.items,
-          timeoutMs: parsed.timeoutMs,
-          priority: parsed.priority,
-          signal,
-          ...(sse && { stream: true, onChunk: (index: number, data: unknown) => sse?.send('chunk', { index, data }) }),
-        }),
-      );
-      const seconds = (performance.now() - t0) / 1000;
+      const stream = sse;
+      const outputs = await cancelOnDisconnect(reply, (signal) => run(outcome, dep, parsed, { signal, ...(stream && { onChunk: (index: number, data: unknown) => stream.send('chunk', { index, data }) }) }));
+      const seconds = outcome.seconds();
       const keepConfidence = parsed.items[0]!.options.return_confidence !== false;
       const meta = { model: dep.name, version: dep.version, task_type: parsed.task.name };
       let data: Record<string, unknown>;
       let failed = 0;
       if (kind === 'single') {
-        const out = outputs[0]!;
-        if (isItemError(out)) throw fromWorkerError(out.error.code, out.error.message);
+        const out = outputOf(outputs[0]!);
         // Sequence tasks answer as they always have; other input types say what they took.
         const about = parsed.task.input_type === 'sequence' ? { sequence_length: parsed.sizes[0], sequence_type: parsed.sequenceTypes[0] } : { input_type: parsed.task.input_type, input_size: parsed.sizes[0] };
         data = { ...withoutConfidence(out, keepConfidence), processing_time: seconds, ...about, ...meta };
       } else {
-        const predictions = outputs.map((out, i) => {
-          // Sequences are echoed (they are short text); other inputs (images…) are named by index.
-          const which = parsed.task.input_type === 'sequence' ? { sequence: parsed.items[i]!.sequence } : { index: i };
-          if (isItemError(out)) {
-            failed++;
-            return { ...which, error: out.error };
-          }
-          return { ...which, ...withoutConfidence(out, keepConfidence) };
-        });
-        if (failed === outputs.length) {
-          throw new IsoError('PREDICTION_FAILED', 'every sequence of the batch failed', { errors: predictions.map((p, index) => ({ index, ...(p as { error: unknown }) })) });
-        }
-        data = { predictions, processing_time: seconds, total_sequences: outputs.length, successful: outputs.length - failed, failed, ...meta };
+        // Sequences are echoed (they are short text); other inputs (images…) are named by index.
+        const which = parsed.task.input_type === 'sequence' ? (i: number) => ({ sequence: parsed.items[i]!.sequence }) : (i: number) => ({ index: i });
+        const results = itemResults(outputs, which, keepConfidence);
+        failed = results.failed;
+        if (failed === outputs.length) throw new IsoError('PREDICTION_FAILED', 'every sequence of the batch failed', { errors: everyItemFailed(results.predictions) });
+        data = { predictions: results.predictions, processing_time: seconds, total_sequences: outputs.length, successful: outputs.length - failed, failed, ...meta };
       }
-      const latency = performance.now() - t0;
+      outcome.stop();
       const envelope = okEnvelope(req, data, failed ? `prediction done; ${failed} of ${outputs.length} sequences failed` : 'prediction done');
       // The answer goes out before the bookkeeping: stats, metrics and the request log are off
       // the request's latency (their figures are taken above, at the moment of answering).
@@ -127,22 +80,10 @@ export function registerNativeRoutes(app: FastifyInstance, gw: Gateway): void {
         sse.send('result', envelope);
         sent = sse.end();
       } else sent = reply.send(envelope);
-      dep.stats.record(true, latency, sequences);
-      gw.metrics.observeRequest(dep.name, dep.version, parsed.task.name, true, 'OK', latency / 1000, sequences);
-      if (kind === 'batch') gw.metrics.observeBatchRequest(dep.name, dep.version, true);
-      gw.store.logRequest({ request_id: req.id, model: name, version: dep.version, task, route: kind, status: 'success', sequences, latency_ms: latency, client: req.ip });
+      outcome.ok();
       return sent;
     } catch (e) {
-      const err = e instanceof IsoError ? e : new IsoError('INTERNAL_ERROR', 'internal error');
-      const latency = performance.now() - t0;
-      const dep = gw.registry.deployment(name);
-      dep?.stats.record(false, latency, sequences, err.code);
-      const label = task ?? (dep ? taskLabel(dep.pkg.manifest, req.body) : undefined);
-      if (dep) gw.metrics.observeRequest(dep.name, dep.version, label!, false, err.code, latency / 1000, sequences);
-      if (dep && kind === 'batch') gw.metrics.observeBatchRequest(dep.name, dep.version, false);
-      if (name !== '?' && err.code !== 'MODEL_NOT_FOUND') {
-        gw.store.logRequest({ request_id: req.id, model: name, task: label, route: kind, status: 'error', error_code: err.code, sequences, latency_ms: latency, client: req.ip });
-      }
+      const err = outcome.failed(e);
       // Before the first event the error is a plain JSON response; after it, an `error` event.
       if (sse?.open) {
         if (err.code === 'INTERNAL_ERROR') req.log.error({ err: e, reqId: req.id }, 'unhandled error');

@@ -8,15 +8,16 @@
 // Errors use OpenAI's shape {error:{message, type, param, code}} with the HTTP status of the
 // isomodel code. GET /v1/models stays the native model list (see docs/openai-and-streaming.md).
 import { randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { cancelOnDisconnect } from '../disconnect.js';
-import { describeZod } from '../../validation/zod-message.js';
 import { IsoError, fromWorkerError } from '../../errors.js';
-import type { Gateway } from '../../gateway.js';
+import type { GatewayContext } from '../context.js';
 import type { InputType, Manifest, TaskSpec } from '../../manifest/schema.js';
-import type { ModelDeployment, SubmitOptions } from '../../scheduler/deployment.js';
+import type { ModelDeployment } from '../../scheduler/deployment.js';
+import { callerOf } from '../caller.js';
+import { RequestOutcome } from '../../inference/outcome.js';
+import { run, serving, type RunOptions, type Work } from '../../inference/run.js';
 import { unsupportedOn, validateInput, type ValidInput } from '../../validation/inputs/index.js';
 import { codePoints } from '../../validation/inputs/text.js';
 import { isItemError, type ItemOutput, type WorkItem } from '../../worker/protocol.js';
@@ -26,137 +27,7 @@ import { resolveTask } from '../predict-request.js';
 import { EventStream } from '../sse.js';
 import { stickyKey } from '../sticky.js';
 import { PREDICT } from '../../security/route-scope.js';
-
-// ---------------------------------------------------------------------------------------------
-// Errors in OpenAI's shape
-
-/** The request field an error is about, for OpenAI's `param`. */
-const errorParams = new WeakMap<IsoError, string>();
-
-function withParam(err: IsoError, param: string): IsoError {
-  errorParams.set(err, param);
-  return err;
-}
-
-function errorType(status: number): string {
-  if (status === 401) return 'authentication_error';
-  if (status === 403) return 'permission_error';
-  if (status === 429) return 'rate_limit_error';
-  if (status >= 500) return 'server_error';
-  return 'invalid_request_error';
-}
-
-export interface OpenAiErrorBody {
-  error: { message: string; type: string; param: string | null; code: string };
-}
-
-export function openAiError(err: IsoError): OpenAiErrorBody {
-  return { error: { message: err.message, type: errorType(err.status), param: errorParams.get(err) ?? null, code: err.code.toLowerCase() } };
-}
-
-/**
- * A streamed answer that failed: once the stream is open the status is sent, so the error goes
- * in-band, as OpenAI does; before that the stream is dropped and the error answers as usual.
- */
-function streamFailed(sse: EventStream | null, err: IsoError): FastifyReply {
-  if (sse?.open) {
-    sse.send(undefined, openAiError(err));
-    return sse.end();
-  }
-  sse?.discard();
-  throw err;
-}
-
-function sendOpenAiError(reply: FastifyReply, err: IsoError): FastifyReply {
-  if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));
-  return reply.code(err.status).send(openAiError(err));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Request bodies. Unknown fields are ignored (OpenAI clients send parameters such as
-// `temperature` or `user` that mean nothing here); the ones we read are checked.
-
-const embeddingsBody = z.object({
-  model: z.string().min(1).max(200),
-  input: z.unknown(),
-  encoding_format: z.enum(['float', 'base64']).optional(),
-  dimensions: z.number().int().positive().optional(),
-});
-
-const chatBody = z.object({
-  model: z.string().min(1).max(200),
-  messages: z
-    .array(
-      z.object({
-        role: z.string(),
-        content: z.union([z.string(), z.array(z.object({ type: z.string(), text: z.string().optional() }).passthrough()), z.null()]).optional(),
-      }).passthrough(),
-    )
-    .min(1),
-  stream: z.boolean().nullish(),
-  stream_options: z.object({ include_usage: z.boolean().nullish() }).passthrough().nullish(),
-  n: z.number().int().nullish(),
-  /** isomodel extension: the model's options, as in the native API. */
-  options: z.record(z.string(), z.unknown()).optional(),
-});
-
-const completionBody = z.object({
-  model: z.string().min(1).max(200),
-  prompt: z.unknown(),
-  stream: z.boolean().nullish(),
-  stream_options: z.object({ include_usage: z.boolean().nullish() }).passthrough().nullish(),
-  n: z.number().int().nullish(),
-  best_of: z.number().int().nullish(),
-  echo: z.boolean().nullish(),
-  suffix: z.string().nullish(),
-  options: z.record(z.string(), z.unknown()).optional(),
-});
-
-/**
- * OpenAI's sampling parameters, passed to chat and text-generation tasks as options of the same
- * names (a sequence task never sees them: they meant nothing to it before). `max_completion_tokens`
- * is read as max_tokens. Checked only for those tasks.
- */
-const generationParams = z.object({
-  max_tokens: z.number().int().positive().max(1_000_000).nullish(),
-  max_completion_tokens: z.number().int().positive().max(1_000_000).nullish(),
-  temperature: z.number().min(0).max(2).nullish(),
-  top_p: z.number().min(0).max(1).nullish(),
-  stop: z.union([z.string().max(256), z.array(z.string().max(256)).max(4)]).nullish(),
-  seed: z.number().int().nullish(),
-});
-
-function generationOptions(body: unknown): Record<string, unknown> {
-  const g = parseBody(generationParams, body);
-  const out: Record<string, unknown> = {};
-  const maxTokens = g.max_completion_tokens ?? g.max_tokens;
-  if (maxTokens != null) out.max_tokens = maxTokens;
-  if (g.temperature != null) out.temperature = g.temperature;
-  if (g.top_p != null) out.top_p = g.top_p;
-  if (g.stop != null) out.stop = typeof g.stop === 'string' ? [g.stop] : g.stop;
-  if (g.seed != null) out.seed = g.seed;
-  return out;
-}
-
-/** Whether a task generates text: `output: {type: text}` in its manifest (its outputs and stream chunks carry `text`). */
-export function generatesText(task: TaskSpec): boolean {
-  return task.output.type === 'text';
-}
-
-/** A model's reason to stop, when it gives one OpenAI knows; else "stop". */
-function finishReason(out: ItemOutput): string {
-  const r = (out as { finish_reason?: unknown }).finish_reason;
-  return r === 'length' || r === 'stop' ? r : 'stop';
-}
-
-function parseBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new IsoError('INVALID_REQUEST', 'request body must be a JSON object');
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data as z.infer<T>;
-  const err = new IsoError('INVALID_REQUEST', describeZod(parsed.error));
-  const field = parsed.error.issues[0]?.path[0];
-  throw field === undefined ? err : withParam(err, String(field));
-}
+import { chatBody, completionBody, embeddingsBody, finishReason, generatesText, generationOptions, parseRequest, sendOpenAiError, streamFailed, withParam } from '../openai-shapes.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared plumbing
@@ -166,57 +37,36 @@ function parseBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T>
  * task, `defaultTask` picks one: a task name, or a function of the manifest (undefined: the
  * model's default task).
  */
-function resolveModel(gw: Gateway, model: string, defaultTask?: string | ((m: Manifest) => string | undefined), sticky?: string): { dep: ModelDeployment; task: TaskSpec } {
+function resolveModel(gw: GatewayContext, outcome: RequestOutcome, model: string, defaultTask?: string | ((m: Manifest) => string | undefined), sticky?: string): { dep: ModelDeployment; task: TaskSpec } {
   const colon = model.indexOf(':');
   const name = colon === -1 ? model : model.slice(0, colon);
+  outcome.model = name;
   try {
-    const dep = gw.registry.serving(name, sticky);
+    const dep = serving(gw, outcome, name, sticky);
     const taskName = colon !== -1 ? model.slice(colon + 1) : typeof defaultTask === 'function' ? defaultTask(dep.pkg.manifest) : defaultTask;
-    return { dep, task: resolveTask(dep.pkg.manifest, taskName) };
+    const task = resolveTask(dep.pkg.manifest, taskName);
+    outcome.task = task.name;
+    return { dep, task };
   } catch (e) {
     throw e instanceof IsoError ? withParam(e, 'model') : e;
   }
 }
 
 /** Queues work, cancelling it (and the worker's stream) if the client disconnects first. */
-function submit(reply: FastifyReply, dep: ModelDeployment, opts: Omit<SubmitOptions, 'signal'>): Promise<ItemOutput[]> {
-  return cancelOnDisconnect(reply, (signal) => dep.submit({ ...opts, signal }));
+function submit(reply: FastifyReply, outcome: RequestOutcome, dep: ModelDeployment, work: Work, opts: Omit<RunOptions, 'signal'> = {}): Promise<ItemOutput[]> {
+  return cancelOnDisconnect(reply, (signal) => run(outcome, dep, work, { ...opts, signal }));
 }
 
-/** Statistics, Prometheus metrics and the request log, as the native routes keep them. */
-class RequestRecord {
-  private readonly t0 = performance.now();
-  model = '?';
-  dep: ModelDeployment | undefined;
-  task: string | undefined;
-  sequences = 0;
+/** The outcome of an OpenAI request; its model is the body's (before `:task`), once the body parses. */
+function outcomeOf(gw: GatewayContext, req: FastifyRequest, route: string): RequestOutcome {
+  return new RequestOutcome(gw, callerOf(req), route);
+}
 
-  constructor(
-    private readonly gw: Gateway,
-    private readonly req: FastifyRequest,
-    private readonly route: string,
-  ) {}
-
-  ok(): void {
-    const dep = this.dep!;
-    const latency = performance.now() - this.t0;
-    dep.stats.record(true, latency, this.sequences);
-    this.gw.metrics.observeRequest(dep.name, dep.version, this.task ?? 'unknown', true, 'OK', latency / 1000, this.sequences);
-    this.gw.store.logRequest({ request_id: this.req.id, model: this.model, version: dep.version, task: this.task, route: this.route, status: 'success', sequences: this.sequences, latency_ms: latency, client: this.req.ip });
-  }
-
-  failed(e: unknown): IsoError {
-    const err = toIsoError(e);
-    if (err.code === 'INTERNAL_ERROR' && !(e instanceof IsoError)) this.req.log.error({ err: e, reqId: this.req.id }, 'unhandled error');
-    const latency = performance.now() - this.t0;
-    const dep = this.dep ?? (this.model === '?' ? undefined : this.gw.registry.deployment(this.model));
-    dep?.stats.record(false, latency, this.sequences, err.code);
-    if (dep) this.gw.metrics.observeRequest(dep.name, dep.version, this.task ?? 'unknown', false, err.code, latency / 1000, this.sequences);
-    if (this.model !== '?' && err.code !== 'MODEL_NOT_FOUND') {
-      this.gw.store.logRequest({ request_id: this.req.id, model: this.model, task: this.task, route: this.route, status: 'error', error_code: err.code, sequences: this.sequences, latency_ms: latency, client: this.req.ip });
-    }
-    return err;
-  }
+/** Records the failure as the error handler will answer it (toIsoError), logging what is not ours. */
+function failed(outcome: RequestOutcome, req: FastifyRequest, e: unknown): IsoError {
+  const err = toIsoError(e);
+  if (err.code === 'INTERNAL_ERROR' && !(e instanceof IsoError)) req.log.error({ err: e, reqId: req.id }, 'unhandled error');
+  return outcome.failed(e, err);
 }
 
 function itemOutput(out: ItemOutput | undefined, index: number, many: boolean): ItemOutput {
@@ -252,14 +102,11 @@ function float32Base64(values: number[]): string {
   return buf.toString('base64');
 }
 
-async function embeddings(gw: Gateway, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  const rec = new RequestRecord(gw, req, 'openai.embeddings');
+async function embeddings(gw: GatewayContext, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const outcome = outcomeOf(gw, req, 'openai.embeddings');
   try {
-    const b = parseBody(embeddingsBody, req.body);
-    rec.model = b.model.split(':')[0]!;
-    const { dep, task } = resolveModel(gw, b.model, 'embedding', stickyKey(req, (req.body as { user?: unknown }).user));
-    rec.dep = dep;
-    rec.task = task.name;
+    const b = parseRequest(embeddingsBody, req.body);
+    const { dep, task } = resolveModel(gw, outcome, b.model, 'embedding', stickyKey(req, (req.body as { user?: unknown }).user));
     if (!EMBEDDING_INPUTS.includes(task.input_type)) throw withParam(unsupportedOn('/v1/embeddings', task, EMBEDDING_INPUTS), 'model');
     const many = Array.isArray(b.input);
     const inputs: unknown[] = many ? (b.input as unknown[]) : [b.input];
@@ -276,8 +123,7 @@ async function embeddings(gw: Gateway, req: FastifyRequest, reply: FastifyReply)
       tokens += v.size;
       return { ...v.payload, options };
     });
-    rec.sequences = items.length;
-    const outputs = await submit(reply, dep, { task: task.name, items });
+    const outputs = await submit(reply, outcome, dep, { task, items });
     const data = items.map((_, i) => {
       const embedding = itemOutput(outputs[i], i, many).embedding;
       if (!Array.isArray(embedding) || !embedding.every((v) => typeof v === 'number')) {
@@ -289,10 +135,10 @@ async function embeddings(gw: Gateway, req: FastifyRequest, reply: FastifyReply)
       }
       return { object: 'embedding', index: i, embedding: b.encoding_format === 'base64' ? float32Base64(embedding as number[]) : embedding };
     });
-    rec.ok();
+    outcome.ok();
     return { object: 'list', data, model: b.model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
   } catch (e) {
-    throw rec.failed(e);
+    throw failed(outcome, req, e);
   }
 }
 
@@ -345,28 +191,24 @@ function chatItem(task: TaskSpec, b: z.infer<typeof chatBody>, body: unknown): {
   return { item: { ...v.payload, options: b.options ?? {} }, promptTokens: v.size };
 }
 
-async function chatCompletions(gw: Gateway, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  const rec = new RequestRecord(gw, req, 'openai.chat');
+async function chatCompletions(gw: GatewayContext, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const outcome = outcomeOf(gw, req, 'openai.chat');
   let sse: EventStream | null = null;
   try {
-    const b = parseBody(chatBody, req.body);
+    const b = parseRequest(chatBody, req.body);
     if (b.n !== undefined && b.n !== null && b.n !== 1) throw withParam(new IsoError('INVALID_REQUEST', 'n must be 1'), 'n');
-    rec.model = b.model.split(':')[0]!;
-    const { dep, task } = resolveModel(gw, b.model, chatTaskOf, stickyKey(req, (req.body as { user?: unknown }).user));
-    rec.dep = dep;
-    rec.task = task.name;
+    const { dep, task } = resolveModel(gw, outcome, b.model, chatTaskOf, stickyKey(req, (req.body as { user?: unknown }).user));
     if (!CHAT_INPUTS.includes(task.input_type)) throw withParam(unsupportedOn('/v1/chat/completions', task, CHAT_INPUTS), 'model');
     const { item, promptTokens } = chatItem(task, b, req.body);
-    rec.sequences = 1;
     const items: WorkItem[] = [item];
     const id = `chatcmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
     const usage = (completion: number) => ({ prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion });
 
     if (!b.stream) {
-      const out = itemOutput((await submit(reply, dep, { task: task.name, items }))[0], 0, false);
+      const out = itemOutput((await submit(reply, outcome, dep, { task, items }))[0], 0, false);
       const content = typeof out.text === 'string' ? out.text : JSON.stringify(out);
-      rec.ok();
+      outcome.ok();
       return {
         id,
         object: 'chat.completion',
@@ -398,17 +240,17 @@ async function chatCompletions(gw: Gateway, req: FastifyRequest, reply: FastifyR
       chunks++;
       characters += codePoints(text);
     };
-    const outputs = await submit(reply, dep, { task: task.name, items, stream: true, onChunk: (_index, data) => emit(chunkText(data)) });
+    const outputs = await submit(reply, outcome, dep, { task, items }, { onChunk: (_index, data) => emit(chunkText(data)) });
     const out = itemOutput(outputs[0], 0, false);
     // A model without `stream` answers with its final output only: send it as one delta.
     if (chunks === 0) emit(typeof out.text === 'string' ? out.text : JSON.stringify(out));
     events.send(undefined, chunk({}, finishReason(out)));
     if (includeUsage) events.send(undefined, { ...chunk({}), choices: [], usage: usage(characters) });
     events.write('[DONE]');
-    rec.ok();
+    outcome.ok();
     return events.end();
   } catch (e) {
-    return streamFailed(sse, rec.failed(e));
+    return streamFailed(sse, failed(outcome, req, e));
   }
 }
 
@@ -434,19 +276,16 @@ function textOf(data: unknown): string | undefined {
   return typeof text === 'string' ? text : undefined;
 }
 
-async function completions(gw: Gateway, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  const rec = new RequestRecord(gw, req, 'openai.completions');
+async function completions(gw: GatewayContext, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const outcome = outcomeOf(gw, req, 'openai.completions');
   let sse: EventStream | null = null;
   try {
-    const b = parseBody(completionBody, req.body);
+    const b = parseRequest(completionBody, req.body);
     if (b.n != null && b.n !== 1) throw withParam(new IsoError('INVALID_REQUEST', 'n must be 1'), 'n');
     if (b.best_of != null && b.best_of !== 1) throw withParam(new IsoError('INVALID_REQUEST', 'best_of must be 1'), 'best_of');
     if (b.echo === true) throw withParam(new IsoError('INVALID_REQUEST', 'echo is not supported'), 'echo');
     if (b.suffix != null && b.suffix !== '') throw withParam(new IsoError('INVALID_REQUEST', 'suffix is not supported'), 'suffix');
-    rec.model = b.model.split(':')[0]!;
-    const { dep, task } = resolveModel(gw, b.model, completionTaskOf, stickyKey(req, (req.body as { user?: unknown }).user));
-    rec.dep = dep;
-    rec.task = task.name;
+    const { dep, task } = resolveModel(gw, outcome, b.model, completionTaskOf, stickyKey(req, (req.body as { user?: unknown }).user));
     if (task.input_type !== 'text') throw withParam(unsupportedOn('/v1/completions', task, ['text']), 'model');
     if (!generatesText(task)) {
       throw withParam(new IsoError('INVALID_REQUEST', `task ${task.name} of model ${dep.name} does not generate text (its manifest would say output: {type: text})`), 'model');
@@ -464,7 +303,6 @@ async function completions(gw: Gateway, req: FastifyRequest, reply: FastifyReply
       promptTokens += v.size;
       return { ...v.payload, options };
     });
-    rec.sequences = items.length;
     const id = `cmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
     const usage = (completion: number) => ({ prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion });
@@ -475,7 +313,7 @@ async function completions(gw: Gateway, req: FastifyRequest, reply: FastifyReply
     };
 
     if (!b.stream) {
-      const outputs = await submit(reply, dep, { task: task.name, items });
+      const outputs = await submit(reply, outcome, dep, { task, items });
       let characters = 0;
       const choices = items.map((_, i) => {
         const out = itemOutput(outputs[i], i, many);
@@ -483,7 +321,7 @@ async function completions(gw: Gateway, req: FastifyRequest, reply: FastifyReply
         characters += codePoints(text);
         return { text, index: i, logprobs: null, finish_reason: finishReason(out) };
       });
-      rec.ok();
+      outcome.ok();
       return { id, object: 'text_completion', created, model: b.model, system_fingerprint: null, choices, usage: usage(characters) };
     }
 
@@ -506,14 +344,17 @@ async function completions(gw: Gateway, req: FastifyRequest, reply: FastifyReply
       streamed[index] = true;
       characters += codePoints(text);
     };
-    const outputs = await submit(reply, dep, {
-      task: task.name,
-      items,
-      stream: true,
-      onChunk: (index, data) => {
-        if (index >= 0 && index < items.length) emit(index, textOf(data) ?? JSON.stringify(data));
+    const outputs = await submit(
+      reply,
+      outcome,
+      dep,
+      { task, items },
+      {
+        onChunk: (index, data) => {
+          if (index >= 0 && index < items.length) emit(index, textOf(data) ?? JSON.stringify(data));
+        },
       },
-    });
+    );
     for (let i = 0; i < items.length; i++) {
       const out = itemOutput(outputs[i], i, many);
       // A model without `stream` answers with its final output only: send it as one chunk.
@@ -522,16 +363,16 @@ async function completions(gw: Gateway, req: FastifyRequest, reply: FastifyReply
     }
     if (includeUsage) events.send(undefined, { id, object: 'text_completion', created, model: b.model, system_fingerprint: null, choices: [], usage: usage(characters) });
     events.write('[DONE]');
-    rec.ok();
+    outcome.ok();
     return events.end();
   } catch (e) {
-    return streamFailed(sse, rec.failed(e));
+    return streamFailed(sse, failed(outcome, req, e));
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 
-export function registerOpenAiRoutes(app: FastifyInstance, gw: Gateway): void {
+export function registerOpenAiRoutes(app: FastifyInstance, gw: GatewayContext): void {
   // An encapsulated scope, so that its error handler (OpenAI's error shape) covers these
   // routes only, including body-parser and rate-limit errors.
   void app.register(async (scope) => {

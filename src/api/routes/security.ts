@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { IsoError } from '../../errors.js';
-import type { Gateway } from '../../gateway.js';
+import type { GatewayContext } from '../context.js';
 import { okEnvelope } from '../envelope.js';
 import { admin } from '../../security/route-scope.js';
 
@@ -17,7 +17,7 @@ const auditQuery = z
   })
   .strict();
 
-export function registerSecurityRoutes(app: FastifyInstance, gw: Gateway): void {
+export function registerSecurityRoutes(app: FastifyInstance, gw: GatewayContext): void {
   app.get('/v1/audit', admin('audit.read'), async (req) => {
     const q = auditQuery.safeParse(req.query);
     if (!q.success) throw new IsoError('INVALID_REQUEST', q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));

@@ -5,21 +5,21 @@
 // limits (scheduler/containers.ts); POST /api/models/run predicts through one.
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { IsoError, fromWorkerError } from '../../errors.js';
-import type { Gateway } from '../../gateway.js';
+import { IsoError } from '../../errors.js';
+import type { GatewayContext } from '../context.js';
 import { isValidModelName } from '../../manifest/load.js';
 import { parseMemoryMb } from '../../manifest/schema.js';
 import { PACKAGE_MARKER, pull, pullSettings, pulledWeightsInfo, type PullResult } from '../../pull/pull.js';
 import type { ModelDeployment } from '../../scheduler/deployment.js';
-import { isItemError, type ItemOutput } from '../../worker/protocol.js';
 import { cancelOnDisconnect } from '../disconnect.js';
 import { parsePrediction } from '../predict-request.js';
 import { admin, PREDICT } from '../../security/route-scope.js';
-import { asIsoError, recordRequest } from './agent.js';
-import { describeZod } from '../../validation/zod-message.js';
+import { parseBody } from '../body.js';
+import { callerOf } from '../caller.js';
+import { RequestOutcome } from '../../inference/outcome.js';
+import { outputOf, run } from '../../inference/run.js';
 import { okEnvelope } from '../envelope.js';
 
 const modelId = z.string().min(1).max(64).refine(isValidModelName, 'a model name: lowercase letters, digits, "-", "_" and "."');
@@ -40,12 +40,6 @@ const downloadBody = z
   })
   .strict();
 
-export function parseBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
-  const r = schema.safeParse(body ?? {});
-  if (!r.success) throw new IsoError('INVALID_REQUEST', describeZod(r.error));
-  return r.data as z.infer<T>;
-}
-
 /** An AbortSignal that fires when the client goes away before the answer is sent. */
 function abortOnDisconnect(reply: FastifyReply): { signal: AbortSignal; done: () => void } {
   const ac = new AbortController();
@@ -57,7 +51,7 @@ function abortOnDisconnect(reply: FastifyReply): { signal: AbortSignal; done: ()
 }
 
 /** After new weights: (re)start the model so its workers get them; reports how that went. */
-async function restartWithWeights(gw: Gateway, model: string): Promise<{ status: string; error: string | null }> {
+async function restartWithWeights(gw: GatewayContext, model: string): Promise<{ status: string; error: string | null }> {
   try {
     if (gw.registry.status(model) === 'ready') await gw.registry.unload(model);
     await gw.registry.load(model);
@@ -103,7 +97,7 @@ function cpusOf(q: string | number): number {
 }
 
 /** One model as seed 001's list shows it. */
-function modelEntry(gw: Gateway, name: string): Record<string, unknown> {
+function modelEntry(gw: GatewayContext, name: string): Record<string, unknown> {
   const pkg = gw.registry.package(name);
   const m = pkg.manifest;
   return {
@@ -122,25 +116,25 @@ function modelEntry(gw: Gateway, name: string): Record<string, unknown> {
   };
 }
 
-function run(dep: ModelDeployment, body: unknown, timeoutMs: number | undefined, req: FastifyRequest, reply: FastifyReply, gw: Gateway, container: string): Promise<unknown> {
-  const t0 = performance.now();
-  let task: string | undefined;
-  return (async () => {
-    try {
-      const parsed = parsePrediction(dep.pkg.manifest, body, 'single', 1);
-      task = parsed.task.name;
-      const [out] = (await cancelOnDisconnect(reply, (signal) => dep.submit({ task: parsed.task.name, items: parsed.items, timeoutMs: timeoutMs ?? parsed.timeoutMs, priority: parsed.priority, signal }))) as [ItemOutput];
-      if (isItemError(out)) throw fromWorkerError(out.error.code, out.error.message);
-      recordRequest(gw, req, { model: dep.name, task, route: 'api.models.run', sequences: 1, t0, dep });
-      return { container_name: container, model_id: dep.name, version: dep.version, task_type: task, output: out, processing_time: (performance.now() - t0) / 1000 };
-    } catch (e) {
-      recordRequest(gw, req, { model: dep.name, task, route: 'api.models.run', sequences: 1, t0, error: asIsoError(e), dep });
-      throw e;
-    }
-  })();
+async function runInContainer(dep: ModelDeployment, body: unknown, timeoutMs: number | undefined, req: FastifyRequest, reply: FastifyReply, gw: GatewayContext, container: string): Promise<unknown> {
+  const outcome = new RequestOutcome(gw, callerOf(req), 'api.models.run');
+  outcome.model = dep.name;
+  outcome.dep = dep;
+  outcome.sequences = 1;
+  try {
+    const parsed = parsePrediction(dep.pkg.manifest, body, 'single', 1);
+    outcome.task = parsed.task.name;
+    const work = { ...parsed, timeoutMs: timeoutMs ?? parsed.timeoutMs };
+    const out = outputOf((await cancelOnDisconnect(reply, (signal) => run(outcome, dep, work, { signal })))[0]!);
+    outcome.ok();
+    return { container_name: container, model_id: dep.name, version: dep.version, task_type: parsed.task.name, output: out, processing_time: outcome.seconds() };
+  } catch (e) {
+    outcome.failed(e);
+    throw e;
+  }
 }
 
-export function registerSeed001Routes(app: FastifyInstance, gw: Gateway): void {
+export function registerSeed001Routes(app: FastifyInstance, gw: GatewayContext): void {
   app.get('/api/models', PREDICT, async (req) => {
     const models = gw.registry.names().map((n) => modelEntry(gw, n));
     return okEnvelope(req, { models, total: models.length }, `${models.length} models`);
@@ -208,7 +202,7 @@ export function registerSeed001Routes(app: FastifyInstance, gw: Gateway): void {
     const b = parseBody(runBody, req.body);
     const dep = gw.containers.serving(b.container_name);
     const body = typeof b.input === 'string' ? { sequence: b.input, ...(b.task_type && { task_type: b.task_type }), ...(b.options && { options: b.options }) } : { ...b.input, ...(b.task_type && { task_type: b.task_type }), ...(b.options && { options: b.options }) };
-    return okEnvelope(req, await run(dep, body, b.timeout_ms, req, reply, gw, b.container_name), 'done');
+    return okEnvelope(req, await runInContainer(dep, body, b.timeout_ms, req, reply, gw, b.container_name), 'done');
   });
 
   app.post('/api/models/download', admin('models.download'), async (req, reply) => {
@@ -248,6 +242,6 @@ export function registerSeed001Routes(app: FastifyInstance, gw: Gateway): void {
 }
 
 /** What a model's pulled weights are (for listings): the marker's contents, or null. */
-export function weightsOf(gw: Gateway, model: string): Record<string, unknown> | null {
+export function weightsOf(gw: GatewayContext, model: string): Record<string, unknown> | null {
   return pulledWeightsInfo(pullSettings(gw.config).weightsDir, model);
 }
