@@ -584,6 +584,18 @@ export class ModelRegistry {
     for (const e of this.entries.values()) {
       const s = state.get(e.name) ?? { history: [] };
       if (sameTraffic(s, e.traffic)) continue;
+      // A version promoted there (promote, rolling update) is loaded here before it becomes the
+      // default, so requests here never meet it still loading; until then the old default serves.
+      const promoted = s.defaultVersion;
+      if (promoted && e.versions.has(promoted) && e.versions.get(promoted)!.deployment?.state !== 'ready') {
+        this.loadSlot(e, promoted).then(
+          () => {
+            if (!this.closed) this.applyTraffic(this.savedTraffic);
+          },
+          (err: Error) => this.logger.warn({ model: e.name, version: promoted, error: err.message }, 'cannot load the version promoted through another gateway; the default here stays as it was'),
+        );
+        continue;
+      }
       e.traffic = s;
       e.router = s.weights ? new TrafficRouter(s.weights) : undefined;
       for (const [v, w] of Object.entries(s.weights ?? {})) {
