@@ -3,9 +3,10 @@
 // log. Real gateways on loopback over one real PostgreSQL cluster this file starts in a temp dir
 // (skipped, with the reason, where PostgreSQL is not installed).
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { httpManifest, writeHttpPackage } from '../src/manifest/http-package.js';
 import { AUDIT_INSERT, auditRow } from '../src/security/audit.js';
 import { pruneSharedTable } from '../src/store/retention.js';
 import { PostgresClient } from '../src/store/sql.js';
@@ -141,6 +142,19 @@ describe('gateways sharing alert rules, deployments and audit retention through 
     assert.equal(c.gw.registry.defaultVersion('echo'), '3.0.0');
     assert.equal(c.gw.registry.deployment('echo@3.0.0')?.replicaInfo().length, 2);
     assert.equal((await request<any>(`${c.url}/api/v1/models/echo/inference`, 'POST', { input_data: 'ACGT' })).body.data.built_by, 'echo@3.0.0');
+  });
+
+  it('an image deploy recorded through A is written as a package into B’s own state dir', async () => {
+    // What the deploy route does for a docker_image body, up to the load (no docker engine needed here).
+    const m = httpManifest({ model_id: 'img', version: '1.0.0', docker_image: 'example.invalid/img:1', port: 8080 });
+    a.gw.registry.register(writeHttpPackage(a.gw.config.state_dir, m));
+    await a.gw.deploymentSync!.deployed('img@1.0.0');
+    await within(() => b.gw.registry.names().includes('img'), 'the image deploy on B');
+    const pkg = b.gw.registry.package('img@1.0.0');
+    assert.ok(pkg.dir.startsWith(join(b.stateDir, 'http-models')), pkg.dir);
+    assert.equal(pkg.manifest.http?.image, 'example.invalid/img:1');
+    assert.equal(pkg.manifest.http?.port, 8080);
+    assert.equal(readFileSync(join(pkg.dir, 'model.yaml'), 'utf8'), readFileSync(join(a.gw.registry.package('img@1.0.0').dir, 'model.yaml'), 'utf8'));
   });
 
   it('retention prunes the shared audit log once, bounded by age and by row count', async () => {
