@@ -15,6 +15,9 @@ import { specKey, type DeploymentSource, type DeploymentSpec, type DeploymentWri
 import type { ModelRegistry, VersionOverrides } from './registry.js';
 import { parseModelId } from './versions.js';
 
+/** The gateway that made the change stored its routing already. */
+const LOCAL = { share: false } as const;
+
 type Build = (existing: DeploymentSpec | undefined) => Omit<DeploymentWrite, 'name' | 'version'>;
 
 export class DeploymentSync {
@@ -72,10 +75,10 @@ export class DeploymentSync {
     this.logger.info({ model: s.name, version: s.version || undefined, action: s.action }, 'applying a deployment made through another gateway');
     switch (s.action) {
       case 'remove':
-        if (this.registry.names().includes(s.name)) await this.registry.remove(s.name);
+        if (this.registry.names().includes(s.name)) await this.registry.remove(s.name, LOCAL);
         return;
       case 'undeploy':
-        if (this.known(s.name, s.version)) await this.registry.unload(id);
+        if (this.known(s.name, s.version)) await this.registry.unload(id, LOCAL);
         return;
       case 'deploy':
         this.ensurePackage(s);
@@ -84,7 +87,7 @@ export class DeploymentSync {
         break;
       case 'update':
         this.ensurePackage(s);
-        await this.registry.rollingUpdate(s.name, s.version, s.overrides ?? undefined);
+        await this.registry.rollingUpdate(s.name, s.version, s.overrides ?? undefined, LOCAL);
         break;
     }
     if (s.replicas !== null) await this.registry.scale(id, s.replicas);
