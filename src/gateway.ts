@@ -13,6 +13,7 @@ import { StateStore } from './store/db.js';
 import { SharedState } from './store/shared/state.js';
 import type { SharedJobWorker } from './store/shared/job-worker.js';
 import { sharedJobWorker } from './jobs/shared-runner.js';
+import { DeploymentSync } from './scheduler/deployment-sync.js';
 import { buildServer } from './api/server.js';
 import type { GatewayContext } from './api/context.js';
 import { GatewayMetrics } from './telemetry/prometheus.js';
@@ -22,7 +23,7 @@ import { isLoopback } from './security/network.js';
 import { Monitor } from './telemetry/monitor.js';
 import { PerfCollector } from './telemetry/perf.js';
 import { jobRunnerFor, resumeJobs } from './jobs/runner.js';
-import { RetentionJob } from './store/retention.js';
+import { pruneSharedTable, RetentionJob } from './store/retention.js';
 import { ContainerManager } from './scheduler/containers.js';
 import { ReplicaLogs } from './telemetry/replica-logs.js';
 
@@ -45,6 +46,8 @@ export class Gateway implements GatewayContext {
   shared: SharedState | null = null;
   /** With database_url: this gateway's share of the jobs in the shared store (jobs/shared-runner.ts). */
   sharedJobs: SharedJobWorker | null = null;
+  /** With database_url: deployments made through the deployment API, recorded for and applied from the other gateways. */
+  deploymentSync: DeploymentSync | null = null;
   readonly monitor: Monitor;
   readonly perf: PerfCollector;
   /** Prunes the audit log and the request log (config `retention`). */
@@ -114,6 +117,12 @@ export class Gateway implements GatewayContext {
     this.shared = await SharedState.open(url, this.config.auth.keys, (message) => log.warn(message));
     this.registry.useTrafficStore(this.shared.traffic, (m) => log.error(m));
     this.shared.traffic.onChange((state) => this.registry.applyTraffic(state));
+    this.monitor.useRulesStore(this.shared.alertRules);
+    this.deploymentSync = new DeploymentSync(this.registry, this.shared.deployments, this.config.state_dir, log);
+    const r = this.config.retention;
+    const audit = { table: 'audit_log' as const, policy: { maxAgeMs: r.audit_days * 86_400_000, maxRows: r.audit_max_rows } };
+    const sql = this.shared.sql;
+    this.retention.addAsync({ name: 'shared audit_log', prune: (now) => pruneSharedTable(sql, audit, now) });
     log.info({ database: this.shared.feed.listening ? 'listening for changes' : 'polling for changes' }, 'state shared through PostgreSQL');
   }
 
@@ -155,6 +164,7 @@ export class Gateway implements GatewayContext {
     const missingDefault = this.missingDefaultModel();
     if (missingDefault) this.logger.warn({ default_model: missingDefault, serving: this.defaultModel() ?? null }, `default_model "${missingDefault}" is not among the models in ${this.config.models_dir}: the root routes (/predict, /health, /model/info) answer for ${this.defaultModel() ?? 'no model'} instead`);
     this.containers.restore();
+    this.deploymentSync?.start();
     // Batch jobs left queued or running by a previous process (crash, SIGKILL) carry on (src/jobs/runner.ts).
     resumeJobs(this);
     if (this.shared) {
@@ -175,6 +185,7 @@ export class Gateway implements GatewayContext {
     await this.openShared();
     await reapLeftovers(this.drivers);
     await this.registry.init();
+    this.deploymentSync?.start();
     if (this.config.watch) this.registry.watch();
     this.started = true;
   }
@@ -187,6 +198,7 @@ export class Gateway implements GatewayContext {
 
   async close(): Promise<void> {
     await this.server?.close();
+    this.deploymentSync?.close();
     // Leases handed back: another gateway takes the chunks in flight here at once.
     await this.sharedJobs?.stop();
     this.sharedJobs = null;

@@ -653,7 +653,7 @@ describe('hostile input against every route', { timeout: 240_000 }, () => {
   it('is alive, ready and within a sane RSS afterwards', async () => {
     const wall = (Date.now() - t0) / 1000;
     assert.deepEqual(crashes, [], 'uncaught exceptions or unhandled rejections in the gateway process');
-    h.gw.monitor.resetSettings();
+    await h.gw.monitor.resetSettings();
     const ready = await send(base, { method: 'GET', path: '/health/ready', headers: {} });
     assert.equal(ready.status, 200, ready.text);
     for (const n of MODELS.filter((m) => !EXPECT_UNAVAILABLE.includes(m))) assert.equal(h.gw.registry.status(n), 'ready', `${n} is ${h.gw.registry.status(n)}`);

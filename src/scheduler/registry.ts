@@ -31,6 +31,15 @@ export interface ReloadSummary {
   errors: { file: string; issues: string[] }[];
 }
 
+/**
+ * How a change another gateway made is applied here (deployment-sync.ts): `share: false` leaves
+ * the shared routing store alone, since that gateway stored the routing already; writing it again
+ * from here could overwrite a newer change made there meanwhile.
+ */
+export interface ApplyOptions {
+  share?: boolean;
+}
+
 /** Per-version settings given at deploy time, over the manifest's. */
 export interface VersionOverrides {
   scaling?: Partial<Manifest['scaling']>;
@@ -348,7 +357,7 @@ export class ModelRegistry {
   }
 
   /** Unloads one version (`name@version`) or every version of a model (`name`). */
-  async unload(id: string): Promise<void> {
+  async unload(id: string, opts: ApplyOptions = {}): Promise<void> {
     const { name, version } = parseModelId(id);
     const e = this.entry(name);
     const targets = version === undefined ? [...e.versions.keys()] : [this.resolve(id).version];
@@ -359,7 +368,7 @@ export class ModelRegistry {
       const left = Object.values(rest).some((w) => w > 0) ? rest : undefined;
       e.traffic = { ...e.traffic, weights: left };
       e.router = left ? new TrafficRouter(left) : undefined;
-      this.saveTraffic(e);
+      if (opts.share !== false) this.saveTraffic(e);
     }
     await Promise.all(targets.map((v) => this.unloadSlot(e, v)));
     this.persist(name);
@@ -475,11 +484,11 @@ export class ModelRegistry {
   }
 
   /** `version` becomes the default with all traffic (the split ends); the previous default goes into the history. */
-  private makeDefault(e: ModelEntry, version: string): string {
+  private makeDefault(e: ModelEntry, version: string, share = true): string {
     const previous = this.defaultVersionOf(e);
     e.traffic = { defaultVersion: version, history: previous !== version ? [...e.traffic.history, previous] : e.traffic.history };
     e.router = undefined;
-    this.saveTraffic(e);
+    if (share) this.saveTraffic(e);
     return previous;
   }
 
@@ -504,14 +513,14 @@ export class ModelRegistry {
    * traffic to it, then drain the versions that served before (their queued and in-flight work
    * finishes; late arrivals are forwarded to the new version), so no request fails.
    */
-  async rollingUpdate(name: string, version: string, overrides?: VersionOverrides): Promise<{ previous: string[] }> {
+  async rollingUpdate(name: string, version: string, overrides?: VersionOverrides, opts: ApplyOptions = {}): Promise<{ previous: string[] }> {
     const e = this.entry(name);
     const { slot } = this.slotOf(e, version);
     if (overrides) slot.overrides = { ...slot.overrides, ...overrides };
     slot.pinned = true;
     const fresh = await this.loadSlot(e, version);
     const previous = [...e.versions.entries()].filter(([v, s]) => v !== version && s.deployment).map(([v]) => v);
-    this.makeDefault(e, version);
+    this.makeDefault(e, version, opts.share !== false);
     await Promise.all(
       previous.map(async (v) => {
         const s = e.versions.get(v)!;
@@ -541,13 +550,13 @@ export class ModelRegistry {
    * outside the models dir forgotten. Files are never deleted: a package folder still in the
    * models dir stays listed (unloaded).
    */
-  async remove(name: string): Promise<void> {
+  async remove(name: string, opts: ApplyOptions = {}): Promise<void> {
     const e = this.entry(name);
     await Promise.all([...e.versions.keys()].map((v) => this.unloadSlot(e, v)));
     for (const [v, s] of e.versions) if (s.external) this.dropVersion(e, v);
     e.traffic = { history: [] };
     e.router = undefined;
-    this.storeTraffic(() => this.trafficStore?.delete(name));
+    if (opts.share !== false) this.storeTraffic(() => this.trafficStore?.delete(name));
     if (e.versions.size === 0) {
       this.entries.delete(name);
       this.sortedNames = undefined;
@@ -584,6 +593,18 @@ export class ModelRegistry {
     for (const e of this.entries.values()) {
       const s = state.get(e.name) ?? { history: [] };
       if (sameTraffic(s, e.traffic)) continue;
+      // A version promoted there (promote, rolling update) is loaded here before it becomes the
+      // default, so requests here never meet it still loading; until then the old default serves.
+      const promoted = s.defaultVersion;
+      if (promoted && e.versions.has(promoted) && e.versions.get(promoted)!.deployment?.state !== 'ready') {
+        this.loadSlot(e, promoted).then(
+          () => {
+            if (!this.closed) this.applyTraffic(this.savedTraffic);
+          },
+          (err: Error) => this.logger.warn({ model: e.name, version: promoted, error: err.message }, 'cannot load the version promoted through another gateway; the default here stays as it was'),
+        );
+        continue;
+      }
       e.traffic = s;
       e.router = s.weights ? new TrafficRouter(s.weights) : undefined;
       for (const [v, w] of Object.entries(s.weights ?? {})) {

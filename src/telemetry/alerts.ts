@@ -1,5 +1,6 @@
 // Alerts of the monitor: one row per alert (firing → resolved) plus its state history, in
-// SQLite; optional webhook delivery with retries and exponential backoff.
+// SQLite; optional webhook delivery with retries and exponential backoff; and where the alert
+// rules set at runtime are kept (the state dir's SQLite, or the store gateways share).
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { StateStore } from '../store/db.js';
@@ -215,6 +216,54 @@ export class WebhookSender {
     }
     this.ac.abort();
     await this.chain;
+  }
+}
+
+/** The alert rules set at runtime (the monitor's settings: thresholds, sample counts, restart policy) as stored. */
+export interface SavedRules {
+  /** JSON of the settings. */
+  value: string;
+  /** Epoch ms of the change. */
+  updated_at: number;
+}
+
+/**
+ * Where the alert rules set at runtime are kept: the state dir's SQLite (AlertRulesStore), or
+ * with database_url the store every gateway shares (src/store/shared/alert-rules.ts), which
+ * reports a change made through another gateway to `onChange`.
+ */
+export interface AlertRulesBackend {
+  load(): SavedRules | undefined;
+  save(rules: SavedRules): void | Promise<void>;
+  reset(): void | Promise<void>;
+  onChange?(fn: (rules: SavedRules | undefined) => void): void;
+}
+
+export class AlertRulesStore implements AlertRulesBackend {
+  constructor(private readonly store: StateStore) {}
+
+  load(): SavedRules | undefined {
+    return this.store.db.prepare(`SELECT value, updated_at FROM monitor_settings WHERE key = 'settings'`).get() as SavedRules | undefined;
+  }
+
+  save(rules: SavedRules): void {
+    this.store.db
+      .prepare(`INSERT INTO monitor_settings (key, value, updated_at) VALUES ('settings', ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`)
+      .run(rules.value, rules.updated_at);
+  }
+
+  reset(): void {
+    this.store.db.prepare(`DELETE FROM monitor_settings WHERE key = 'settings'`).run();
+  }
+}
+
+/** Runs `then` once `write` is done: at once (still synchronously) when the write was synchronous (SQLite). */
+export function afterWrite<T>(write: void | Promise<void>, then: () => T): Promise<T> {
+  if (write instanceof Promise) return write.then(then);
+  try {
+    return Promise.resolve(then());
+  } catch (e) {
+    return Promise.reject(e as Error);
   }
 }
 

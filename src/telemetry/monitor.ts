@@ -9,7 +9,7 @@ import type { Config } from '../config/config.js';
 import type { ModelDeployment, ReplicaInfo } from '../scheduler/deployment.js';
 import type { ModelRegistry } from '../scheduler/registry.js';
 import type { StateStore } from '../store/db.js';
-import { AlertManager, WebhookSender } from './alerts.js';
+import { afterWrite, AlertManager, AlertRulesStore, WebhookSender, type AlertRulesBackend, type SavedRules } from './alerts.js';
 import { downsample, iso, seriesStats, type SeriesStats } from './series.js';
 import { ensureTelemetrySchema } from './telemetry-schema.js';
 import { WORK_SOURCES, type SourceCounts, type WorkSource } from './model-stats.js';
@@ -159,6 +159,8 @@ function fmtMb(bytes: number): string {
 
 export class Monitor {
   readonly alerts: AlertManager;
+  /** Where the runtime settings (the alert rules) are kept. */
+  private rules: AlertRulesBackend;
   private settings: MonitorSettings;
   private settingsSource: 'config' | 'runtime' = 'config';
   private settingsUpdatedAt: number | null = null;
@@ -179,17 +181,37 @@ export class Monitor {
     const c = deps.config;
     const webhook = new WebhookSender(deps.store, deps.logger.child({ component: 'webhook' }), { url: () => c.webhook_url, retries: c.webhook_retries, backoffMs: c.webhook_backoff_ms });
     this.alerts = new AlertManager(deps.store, deps.logger.child({ component: 'alerts' }), webhook);
+    this.rules = new AlertRulesStore(deps.store);
     this.settings = this.configSettings();
-    const saved = deps.store.db.prepare(`SELECT value, updated_at FROM monitor_settings WHERE key = 'settings'`).get() as { value: string; updated_at: number } | undefined;
-    if (saved) {
-      try {
-        this.settings = { ...this.settings, ...(JSON.parse(saved.value) as Partial<MonitorSettings>) };
-        this.settingsSource = 'runtime';
-        this.settingsUpdatedAt = saved.updated_at;
-      } catch {
-        // a corrupt row: the config's values stand
-      }
+    this.applyRules(this.rules.load());
+  }
+
+  /** The saved rules over the configuration's (none saved: the configuration's alone). */
+  private applyRules(saved: SavedRules | undefined): void {
+    this.settings = this.configSettings();
+    this.settingsSource = 'config';
+    this.settingsUpdatedAt = null;
+    if (!saved) return;
+    try {
+      this.settings = { ...this.settings, ...(JSON.parse(saved.value) as Partial<MonitorSettings>) };
+      this.settingsSource = 'runtime';
+      this.settingsUpdatedAt = saved.updated_at;
+    } catch {
+      // a corrupt row: the config's values stand
     }
+  }
+
+  /** Keeps the rules in the store gateways share (database_url): a change through any gateway applies here too. */
+  useRulesStore(backend: AlertRulesBackend): void {
+    this.rules = backend;
+    this.applyRules(backend.load());
+    backend.onChange?.((saved) => {
+      const before = JSON.stringify(this.settings);
+      this.applyRules(saved);
+      if (JSON.stringify(this.settings) === before) return;
+      this.event({ kind: 'settings', message: `monitor settings changed through another gateway: ${JSON.stringify(this.settings)}` }, Date.now());
+      if (this.running()) this.safeSample();
+    });
   }
 
   get intervalMs(): number {
@@ -225,31 +247,32 @@ export class Monitor {
     return { ...this.settings, source: this.settingsSource, updated_at: iso(this.settingsUpdatedAt), interval_ms: this.deps.config.interval_ms, defaults: this.configSettings() };
   }
 
-  /** Runtime change, kept in SQLite (it survives a restart until reset); re-evaluates at once. */
-  updateSettings(patch: Partial<MonitorSettings>): ReturnType<Monitor['getSettings']> {
+  /**
+   * Runtime change, kept in SQLite or the shared store (it survives a restart until reset);
+   * re-evaluates at once. Applied here once stored (with SQLite, before this returns).
+   */
+  updateSettings(patch: Partial<MonitorSettings>): Promise<ReturnType<Monitor['getSettings']>> {
     const next = { ...this.settings, ...patch };
     const now = Date.now();
-    const changed = Object.fromEntries(Object.entries(patch).filter(([k, v]) => this.settings[k as keyof MonitorSettings] !== v));
-    this.settings = next;
-    this.settingsSource = 'runtime';
-    this.settingsUpdatedAt = now;
-    this.deps.store.db
-      .prepare(`INSERT INTO monitor_settings (key, value, updated_at) VALUES ('settings', ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`)
-      .run(JSON.stringify(next), now);
-    if (Object.keys(changed).length) this.event({ kind: 'settings', message: `monitor settings changed: ${JSON.stringify(changed)}` }, now);
-    if (this.running()) this.safeSample();
-    return this.getSettings();
+    return afterWrite(this.rules.save({ value: JSON.stringify(next), updated_at: now }), () => {
+      const changed = Object.fromEntries(Object.entries(patch).filter(([k, v]) => this.settings[k as keyof MonitorSettings] !== v));
+      this.settings = next;
+      this.settingsSource = 'runtime';
+      this.settingsUpdatedAt = now;
+      if (Object.keys(changed).length) this.event({ kind: 'settings', message: `monitor settings changed: ${JSON.stringify(changed)}` }, now);
+      if (this.running()) this.safeSample();
+      return this.getSettings();
+    });
   }
 
   /** Back to the configuration's values. */
-  resetSettings(): ReturnType<Monitor['getSettings']> {
-    this.deps.store.db.prepare(`DELETE FROM monitor_settings WHERE key = 'settings'`).run();
-    this.settings = this.configSettings();
-    this.settingsSource = 'config';
-    this.settingsUpdatedAt = null;
-    this.event({ kind: 'settings', message: 'monitor settings reset to the configuration' }, Date.now());
-    if (this.running()) this.safeSample();
-    return this.getSettings();
+  resetSettings(): Promise<ReturnType<Monitor['getSettings']>> {
+    return afterWrite(this.rules.reset(), () => {
+      this.applyRules(undefined);
+      this.event({ kind: 'settings', message: 'monitor settings reset to the configuration' }, Date.now());
+      if (this.running()) this.safeSample();
+      return this.getSettings();
+    });
   }
 
   private safeSample(): void {

@@ -206,8 +206,10 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: GatewayContex
     // Pinned before the new version is ready, so no request reaches it by the newest-ready rule
     // (an A/B split in place is kept).
     if (before && before !== version) gw.registry.pinDefault(c.model_id);
-    await gw.registry.load(id, overridesOf(c));
+    const overrides = overridesOf(c);
+    await gw.registry.load(id, overrides);
     if (before && before !== version && c.canary_percent) await gw.registry.setTraffic(c.model_id, canaryWeights(before, version, c.canary_percent));
+    await gw.deploymentSync?.deployed(id, overrides);
     return reply.code(201).send(okEnvelope(req, { ...modelStatus(gw, c.model_id), deployed_version: version, load_time_ms: Date.now() - t0 }, `model ${id} deployed`));
   });
 
@@ -283,6 +285,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: GatewayContex
       throw new IsoError('VALIDATION_ERROR', 'replicas must be an integer from 0 to 100', { replicas: replicas ?? null, min: 0, max: 100 });
     }
     await gw.registry.scale(req.params.id, replicas);
+    await gw.deploymentSync?.scaled(req.params.id, replicas);
     return okEnvelope(req, modelStatus(gw, req.params.id), `model ${req.params.id} scaled to ${replicas} replicas`);
   });
 
@@ -303,7 +306,9 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: GatewayContex
       registerImagePackage(gw, { ...c, model_id: name, docker_image: c.docker_image }, serving.runtime === 'http' ? serving : undefined);
     }
     const t0 = Date.now();
-    const { previous } = await gw.registry.rollingUpdate(name, c.version, overridesOf(c));
+    const overrides = overridesOf(c);
+    const { previous } = await gw.registry.rollingUpdate(name, c.version, overrides);
+    await gw.deploymentSync?.updated(name, c.version, overrides);
     return okEnvelope(req, { ...modelStatus(gw, name), previous_versions: previous, update_time_ms: Date.now() - t0 }, `model ${name} updated to ${c.version}`);
   });
 
@@ -315,9 +320,11 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: GatewayContex
         throw new IsoError('VALIDATION_ERROR', `${req.params.id} is the default version; promote another version first`);
       }
       await gw.registry.unload(req.params.id);
+      await gw.deploymentSync?.undeployed(req.params.id);
       return okEnvelope(req, modelStatus(gw, name), `version ${req.params.id} undeployed`);
     }
     await gw.registry.remove(name);
+    await gw.deploymentSync?.removed(name);
     const known = gw.registry.names().includes(name);
     return okEnvelope(req, known ? modelStatus(gw, name) : { model_id: name, status: 'removed' }, `model ${name} undeployed`);
   });

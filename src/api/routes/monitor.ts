@@ -97,10 +97,10 @@ export function registerMonitorRoutes(app: FastifyInstance, gw: GatewayContext):
   app.put('/v1/monitor/thresholds', admin('monitor.thresholds'), async (req) => {
     const parsed = settingsPatch.safeParse(req.body ?? {});
     if (!parsed.success) throw new IsoError('INVALID_REQUEST', 'invalid thresholds', { issues: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`) });
-    return okEnvelope(req, mon().updateSettings(parsed.data), 'thresholds updated');
+    return okEnvelope(req, await mon().updateSettings(parsed.data), 'thresholds updated');
   });
 
-  app.delete('/v1/monitor/thresholds', admin('monitor.thresholds.reset'), async (req) => okEnvelope(req, mon().resetSettings(), 'thresholds reset to the configuration'));
+  app.delete('/v1/monitor/thresholds', admin('monitor.thresholds.reset'), async (req) => okEnvelope(req, await mon().resetSettings(), 'thresholds reset to the configuration'));
 
   /** Everything the web console shows, in one call (it polls this). */
   app.get('/v1/monitor/overview', PREDICT, async (req) => {

@@ -1,17 +1,20 @@
 // Everything gateways share when `database_url` names a PostgreSQL server: API keys, the audit
-// log, traffic splits and jobs, over one pool, and the change feed that carries a change made
-// through one gateway to the others (changes.ts). What stays in each gateway's own SQLite file
-// (its state dir): the request log, the monitor's samples and alert history, perf reports, the
-// model registry's rows and seed containers; docs/scale-out.md says why.
+// log, traffic splits, deployment specs, alert rules and jobs, over one pool, and the change
+// feed that carries a change made through one gateway to the others (changes.ts). What stays
+// in each gateway's own SQLite file (its state dir): the request log, the monitor's samples and
+// the alerts it raised, perf reports, the model registry's rows and seed containers;
+// docs/scale-out.md says why.
 import type { ConfiguredKey } from '../../security/keys.js';
 import { PostgresClient, redactUrl } from '../sql.js';
 import { ChangeFeed } from './changes.js';
+import { SharedAlertRules } from './alert-rules.js';
 import { SharedAuditLog } from './audit.js';
+import { SharedDeploymentStore } from './deployments.js';
 import { SharedJobStore } from './jobs.js';
 import { SharedKeyStore } from './keys.js';
 import { SharedTrafficStore } from './traffic.js';
 
-/** How often shared keys and splits are re-read when no notification came (the bound while LISTEN is down). */
+/** How often shared keys, splits, deployments and alert rules are re-read when no notification came (the bound while LISTEN is down). */
 export const SHARED_POLL_MS = 500;
 
 export class SharedState {
@@ -23,6 +26,8 @@ export class SharedState {
     readonly audit: SharedAuditLog,
     readonly traffic: SharedTrafficStore,
     readonly jobs: SharedJobStore,
+    readonly deployments: SharedDeploymentStore,
+    readonly alertRules: SharedAlertRules,
   ) {}
 
   /** Connects, applies the migrations not applied yet and loads keys and splits; throws a clear error when the server cannot be used. */
@@ -40,8 +45,10 @@ export class SharedState {
       const audit = await SharedAuditLog.open(sql, onError);
       const traffic = await SharedTrafficStore.open(sql, feed);
       const jobs = await SharedJobStore.open(sql);
+      const deployments = await SharedDeploymentStore.open(sql, feed);
+      const alertRules = await SharedAlertRules.open(sql, feed);
       await feed.start();
-      return new SharedState(url, sql, feed, keys, audit, traffic, jobs);
+      return new SharedState(url, sql, feed, keys, audit, traffic, jobs, deployments, alertRules);
     } catch (e) {
       await feed.close();
       await sql.close().catch(() => undefined);
