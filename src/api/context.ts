@@ -4,6 +4,7 @@
 import type { CgroupManager } from '../drivers/cgroups.js';
 import type { InferenceContext } from '../inference/context.js';
 import type { ContainerManager } from '../scheduler/containers.js';
+import type { DeploymentSync } from '../scheduler/deployment-sync.js';
 import type { AuditSink } from '../security/audit.js';
 import type { KeyBackend } from '../security/keys.js';
 import type { Monitor } from '../telemetry/monitor.js';
@@ -19,6 +20,8 @@ export interface GatewayContext extends InferenceContext {
   readonly keyring: KeyBackend;
   /** Where admin actions are recorded. */
   readonly auditTrail: AuditSink;
+  /** Records deployment changes for the other gateways (database_url), else null. */
+  readonly deploymentSync: DeploymentSync | null;
   readonly startedAt: number;
   /** The initial model loads have been attempted. */
   readonly started: boolean;
