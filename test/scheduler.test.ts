@@ -12,8 +12,14 @@ describe('scheduler', () => {
   after(async () => h.close());
 
   it('merges concurrent single requests into worker batches and splits the answers back', async () => {
+    // The replica is kept busy first, so the 16 wait in the queue together however slowly a
+    // loaded machine sends them (sent bare, they once arrived over more than max_delay_ms apart).
+    const dep = h.gw.registry.deployment('slow-node')!;
+    const busy = h.post('/models/slow-node/predict', { sequence: 'ACGT', options: { delay_ms: 800 } });
+    await waitFor(() => dep.inflightCount() > 0, 5000, 5);
     const seqs = Array.from({ length: 16 }, (_, i) => 'A'.repeat(i + 1));
     const res = await Promise.all(seqs.map((s) => h.post('/models/slow-node/predict', { sequence: s })));
+    assert.equal((await busy).status, 200);
     res.forEach((r, i) => {
       assert.equal(r.status, 200);
       assert.equal(r.body.data.length, i + 1, 'each client gets its own answer');
