@@ -22,3 +22,5 @@ export const HTTP_ADAPTER = join(DIST_DIR, 'src', 'worker', 'http-adapter.js');
 export const ONNX_HOST = join(DIST_DIR, 'src', 'worker', 'onnx-host.js');
 export const PYTHON_SDK = join(PACKAGE_ROOT, 'sdk', 'python', 'isomodel_worker.py');
 export const BUILTIN_MODELS_DIR = join(PACKAGE_ROOT, 'models');
+/** The web console's page, script and stylesheet, served as they are (no build step). */
+export const CONSOLE_STATIC_DIR = join(PACKAGE_ROOT, 'src', 'console', 'static');
