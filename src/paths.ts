@@ -22,6 +22,8 @@ export const HTTP_ADAPTER = join(DIST_DIR, 'src', 'worker', 'http-adapter.js');
 export const ONNX_HOST = join(DIST_DIR, 'src', 'worker', 'onnx-host.js');
 export const PYTHON_SDK = join(PACKAGE_ROOT, 'sdk', 'python', 'isomodel_worker.py');
 export const BUILTIN_MODELS_DIR = join(PACKAGE_ROOT, 'models');
+/** The web console's page, script and stylesheet, served as they are (no build step). */
+export const CONSOLE_STATIC_DIR = join(PACKAGE_ROOT, 'src', 'console', 'static');
 
 /** isomodel's own version (package.json), for the protocols that announce it (OIP, MCP); 0.0.0 when unreadable. */
 export const PACKAGE_VERSION: string = (() => {

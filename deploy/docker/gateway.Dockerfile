@@ -6,6 +6,7 @@ FROM ${BASE}
 COPY package.json /opt/isomodel/package.json
 COPY bin/ /opt/isomodel/bin/
 COPY dist/src/ /opt/isomodel/dist/src/
+COPY src/console/static/ /opt/isomodel/src/console/static/
 COPY sdk/ /opt/isomodel/sdk/
 COPY node_modules/ /opt/isomodel/node_modules/
 COPY models/ /opt/isomodel/models/

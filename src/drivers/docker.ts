@@ -9,7 +9,7 @@ import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
-import { procIoProbe, type IoSample, type WorkerIoProbe } from '../telemetry/monitor.js';
+import { procIoProbe, type IoSample, type WorkerIoProbe } from '../util/proc.js';
 import { LineSplitter, type GatewayMessage } from '../worker/protocol.js';
 import { DEFAULT_WORKER_LOG_LIMITS, TRUNCATED_MARK, type WorkerLogOptions } from '../worker/log-limiter.js';
 import { KEPT_LOG_LINES, SessionWorker } from '../worker/session.js';

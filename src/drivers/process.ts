@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
-import { cpuPercent, sampleProc, type ProcSample } from '../telemetry/procstat.js';
+import { cpuPercent, sampleProc, type ProcSample } from '../util/proc.js';
 import { LineSplitter, PROTOCOL_VERSION, type GatewayMessage } from '../worker/protocol.js';
 import type { WorkerLogOptions } from '../worker/log-limiter.js';
 import { SessionWorker } from '../worker/session.js';

@@ -6,22 +6,18 @@
 // requests accumulate for the next one to free up. A replica waits for a fuller batch only when
 // the model declares a preferred_batch_size and more requests are on their way (recent
 // concurrency above what the deployment holds now), and never longer than max_delay_ms.
+// The replicas themselves (start, restart, pings, retire) are ./replica-pool.ts.
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
-import type { Manifest } from '../manifest/schema.js';
 import type { WorkerFactory } from '../drivers/factory.js';
 import type { ItemOutput, WorkItem } from '../worker/protocol.js';
-import type { ExitInfo, WorkerHandle } from '../worker/types.js';
-import { ModelStats } from '../telemetry/model-stats.js';
 import type { DeploymentObserver } from '../telemetry/prometheus.js';
-import { RequestQueue, paddedTokens, type BatchLimits, type QueuedRequest, type Unit } from './request-queue.js';
+import { RequestQueue, paddedTokens, type BatchLimits, type Unit } from './request-queue.js';
 import type { CancelSignal } from './cancel.js';
-import { DeviceAllocator, placedPackage, type DeviceLease } from './placement.js';
-import { gpuUtilization } from '../telemetry/gpu.js';
+import { ReplicaPool, type DeploymentOptions, type Pending, type Replica } from './replica-pool.js';
 
-export type DeploymentState = 'loading' | 'ready' | 'failed' | 'draining' | 'stopped';
-export type ReplicaState = 'starting' | 'ready' | 'restarting' | 'stopping' | 'failed';
+export type { DeploymentOptions, DeploymentState, ReplicaInfo, ReplicaState } from './replica-pool.js';
 
 export interface SubmitOptions {
   task: string;
@@ -35,120 +31,32 @@ export interface SubmitOptions {
   onChunk?: (index: number, data: unknown) => void;
 }
 
-interface Pending extends QueuedRequest {
-  outputs: (ItemOutput | undefined)[];
-  remaining: number;
-  resolve: (o: ItemOutput[]) => void;
-  reject: (e: IsoError) => void;
-  onChunk?: (index: number, data: unknown) => void;
-  cleanup: () => void;
-}
-
-const MAX_CONSECUTIVE_START_FAILURES = 5;
 /** Default queue time a request may spend on top of the model's compute timeout. */
 const QUEUE_ALLOWANCE_MS = 30_000;
-const BACKOFF_BASE_MS = 200;
-const BACKOFF_MAX_MS = 10_000;
-const STABLE_AFTER_MS = 30_000;
-const PING_INTERVAL_MS = 10_000;
-const PING_TIMEOUT_MS = 5_000;
 /**
  * How long the concurrency a deployment has seen counts as "recent" for the wait decision: one to
  * two windows of this, or of twice max_delay_ms where that is longer.
  */
 const CONCURRENCY_WINDOW_MS = 250;
 
-/** GPUs are the process's: every deployment of it draws from one allocator unless given another. */
-const sharedDevices = new DeviceAllocator();
-
-let replicaCounter = 0;
-
-class Replica {
-  readonly id = `r${++replicaCounter}`;
-  worker: WorkerHandle | null = null;
-  state: ReplicaState = 'starting';
-  inflight: Unit<Pending>[] | null = null;
-  idleSince = Date.now();
-  startedAt = 0;
-  failures = 0;
-  restarts = 0;
-  lastExit: ExitInfo | null = null;
-  lastError: string | null = null;
-  retryTimer: NodeJS.Timeout | null = null;
-  /** Set while a retiring replica finishes its batch: called once it has. */
-  onBatchSettled: (() => void) | null = null;
-  /** Its GPUs (resources.gpus), kept across restarts, released when the replica goes. */
-  lease: DeviceLease | null = null;
-}
-
-export interface ReplicaInfo {
-  id: string;
-  state: ReplicaState;
-  pid?: number;
-  busy: boolean;
-  restarts: number;
-  rss_bytes?: number;
-  cpu_percent?: number;
-  open_fds?: number;
-  last_exit?: string;
-  last_error?: string;
-  /** GPUs the replica was given (CUDA_VISIBLE_DEVICES), for models with resources.gpus. */
-  devices?: string[];
-}
-
-export interface DeploymentOptions {
-  /**
-   * Overrides the manifest's scaling for this deployment only; the package itself is untouched.
-   * Used by `isomodel batch --workers N` offline, which runs a model with exactly N replicas.
-   */
-  scaling?: Partial<Manifest['scaling']>;
-  /** Where replicas get their GPUs (default: one allocator per process). */
-  devices?: DeviceAllocator;
-}
-
-export class ModelDeployment {
-  state: DeploymentState = 'loading';
-  lastError: string | null = null;
-  readonly stats = new ModelStats();
-  readonly loadedAt = Date.now();
-  private readonly replicas: Replica[] = [];
+export class ModelDeployment extends ReplicaPool {
   private readonly queue: RequestQueue<Pending>;
   private batchTimer: NodeJS.Timeout | null = null;
   private housekeeping: NodeJS.Timeout | null = null;
-  private lastPing = Date.now();
   private drainWaiters: (() => void)[] = [];
   /** The deployment that replaced this one: requests arriving while this one drains go there. */
   private successor: ModelDeployment | null = null;
-  private readonly logger: Logger;
-  /** The manifest's scaling with DeploymentOptions.scaling applied: read this, not pkg.manifest.scaling. */
-  readonly scaling: Manifest['scaling'];
   private readonly limits: BatchLimits;
-  private readonly devices: DeviceAllocator;
   /** Most items held at once (queued + in flight) in the current and the previous window. */
   private peak = { current: 0, previous: 0, since: Date.now() };
   private readonly peakWindowMs: number;
 
-  constructor(
-    readonly pkg: ModelPackage,
-    private readonly createWorker: WorkerFactory,
-    logger: Logger,
-    private readonly observer?: DeploymentObserver,
-    options: DeploymentOptions = {},
-  ) {
-    this.scaling = { ...pkg.manifest.scaling, ...options.scaling };
+  constructor(pkg: ModelPackage, createWorker: WorkerFactory, logger: Logger, observer?: DeploymentObserver, options: DeploymentOptions = {}) {
+    super(pkg, createWorker, logger, observer, options);
     const b = pkg.manifest.batching;
     this.queue = new RequestQueue<Pending>(this.scaling.max_queue, b.priority_aging_ms);
     this.limits = { maxItems: Math.max(1, b.max_batch_size), maxTokens: b.max_batch_tokens ?? Infinity };
-    this.devices = options.devices ?? sharedDevices;
     this.peakWindowMs = Math.max(CONCURRENCY_WINDOW_MS, 2 * b.max_delay_ms);
-    this.logger = logger.child({ model: pkg.manifest.name, version: pkg.manifest.version });
-  }
-
-  get name(): string {
-    return this.pkg.manifest.name;
-  }
-  get version(): string {
-    return this.pkg.manifest.version;
   }
 
   /** Starts the initial replicas; resolves when all are ready, rejects if any cannot start. */
@@ -167,116 +75,6 @@ export class ModelDeployment {
     this.state = 'ready';
     this.housekeeping = setInterval(() => this.tick(), 1000);
     this.housekeeping.unref();
-  }
-
-  /** Adds a replica and waits for it to be ready. */
-  private async addReplica(): Promise<void> {
-    const r = new Replica();
-    this.replicas.push(r);
-    try {
-      await this.launch(r);
-    } catch (e) {
-      this.removeReplica(r);
-      throw e;
-    }
-  }
-
-  private async launch(r: Replica): Promise<void> {
-    r.state = 'starting';
-    const gpus = this.pkg.manifest.resources.gpus;
-    if (gpus > 0 && !r.lease) {
-      r.lease = await this.devices.acquire(gpus);
-      if (r.lease.devices.length < gpus) this.logger.warn({ replica: r.id, gpus, devices: r.lease.devices }, r.lease.devices.length ? 'fewer GPUs than resources.gpus asks for' : 'no GPU found (nvidia-smi): the replica runs without one');
-      if (this.state === 'stopped' || r.state !== 'starting') return;
-    }
-    const w = this.createWorker(placedPackage(this.pkg, r.lease?.devices ?? []), r.id);
-    r.worker = w;
-    w.onExit((info) => this.onWorkerExit(r, w, info));
-    w.onIdle(() => this.pump());
-    try {
-      await w.start();
-    } catch (e) {
-      const err = e instanceof IsoError ? e : new IsoError('MODEL_NOT_LOADED', (e as Error).message);
-      r.lastError = err.message;
-      r.failures++;
-      if (w.state !== 'exited') await w.stop(500);
-      throw err;
-    }
-    if (r.state !== 'starting' || this.state === 'stopped') {
-      await w.stop(500);
-      return;
-    }
-    await this.warmUp(r, w);
-    r.state = 'ready';
-    r.startedAt = Date.now();
-    r.idleSince = Date.now();
-    this.pump();
-  }
-
-  /** Runs the manifest's warm-up requests on a fresh worker; a failure fails the start. */
-  private async warmUp(r: Replica, w: WorkerHandle): Promise<void> {
-    const m = this.pkg.manifest;
-    for (const req of m.warmup) {
-      const task = req.task ?? m.tasks[0]!.name;
-      try {
-        const [out] = await w.predict({ task, items: [{ sequence: req.sequence.toUpperCase(), options: req.options }], timeoutMs: m.resources.timeout_ms });
-        if (out && 'error' in out) throw new Error(JSON.stringify(out.error));
-      } catch (e) {
-        const err = new IsoError('MODEL_NOT_LOADED', `warm-up request failed: ${(e as Error).message}`);
-        r.lastError = err.message;
-        r.failures++;
-        if (w.state !== 'exited') await w.stop(500);
-        throw err;
-      }
-    }
-  }
-
-  private onWorkerExit(r: Replica, w: WorkerHandle, info: ExitInfo): void {
-    if (r.worker !== w) return;
-    r.lastExit = info;
-    const batch = r.inflight;
-    r.inflight = null;
-    if (batch) this.failBatch(batch, new IsoError('PREDICTION_FAILED', `model worker ${info.reason}; it will be restarted`, { reason: info.reason }));
-    if (info.expected || r.state === 'stopping' || this.state === 'stopped' || this.state === 'draining') {
-      this.removeReplica(r);
-      return;
-    }
-    if (r.state === 'starting') return; // launch() reports the failure
-    this.stats.workerRestarts++;
-    this.observer?.restart(info.reason);
-    this.logger.warn({ replica: r.id, reason: info.reason }, 'replica exited; restarting');
-    this.scheduleRestart(r);
-  }
-
-  private scheduleRestart(r: Replica): void {
-    if (Date.now() - r.startedAt > STABLE_AFTER_MS) r.failures = 0;
-    if (r.failures >= MAX_CONSECUTIVE_START_FAILURES) {
-      r.state = 'failed';
-      this.lastError = r.lastError ?? r.lastExit?.reason ?? 'replica failed';
-      this.logger.error({ replica: r.id, error: this.lastError }, 'replica keeps failing; giving up');
-      if (this.replicas.every((x) => x.state === 'failed')) {
-        this.state = 'failed';
-        for (const req of this.queue.drainAll()) this.finishWithError(req, new IsoError('MODEL_NOT_LOADED', `model ${this.name} failed: ${this.lastError}`));
-      }
-      return;
-    }
-    r.state = 'restarting';
-    r.restarts++;
-    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** r.failures);
-    r.retryTimer = setTimeout(() => {
-      r.retryTimer = null;
-      if (this.state === 'stopped' || this.state === 'draining') return;
-      this.launch(r).catch(() => this.scheduleRestart(r));
-    }, delay);
-    r.retryTimer.unref();
-  }
-
-  private removeReplica(r: Replica): void {
-    const i = this.replicas.indexOf(r);
-    if (i !== -1) this.replicas.splice(i, 1);
-    if (r.retryTimer) clearTimeout(r.retryTimer);
-    r.lease?.release();
-    this.checkDrained();
   }
 
   /** Queue a request; resolves with one output per item. */
@@ -341,8 +139,8 @@ export class ModelDeployment {
     this.checkDrained();
   }
 
-  private liveReplicas(): Replica[] {
-    return this.replicas.filter((r) => r.state === 'ready' || r.state === 'starting' || r.state === 'restarting');
+  protected failQueued(err: () => IsoError): void {
+    for (const req of this.queue.drainAll()) this.finishWithError(req, err());
   }
 
   /** Wakes a scaled-to-zero model and adds replicas while the backlog outgrows them. */
@@ -359,7 +157,7 @@ export class ModelDeployment {
     this.addReplica().catch((e: Error) => {
       this.logger.error({ error: e.message }, 'scale-up replica failed to start');
       if (this.liveReplicas().length === 0) {
-        for (const req of this.queue.drainAll()) this.finishWithError(req, new IsoError('MODEL_NOT_LOADED', `model ${this.name} could not start: ${e.message}`));
+        this.failQueued(() => new IsoError('MODEL_NOT_LOADED', `model ${this.name} could not start: ${e.message}`));
       }
     });
   }
@@ -392,7 +190,7 @@ export class ModelDeployment {
   }
 
   /** Hands queued work to idle replicas: at once, or after at most max_delay_ms where a fuller batch is due. */
-  private pump(): void {
+  protected pump(): void {
     while (this.queue.length > 0) {
       const replica = this.replicas.find((r) => r.state === 'ready' && r.inflight === null && r.worker?.state === 'idle');
       if (!replica) return;
@@ -464,7 +262,7 @@ export class ModelDeployment {
     }
   }
 
-  private failBatch(batch: Unit<Pending>[], err: IsoError): void {
+  protected failBatch(batch: Unit<Pending>[], err: IsoError): void {
     for (const req of new Set(batch.map((u) => u.req))) this.finishWithError(req, err);
   }
 
@@ -481,68 +279,7 @@ export class ModelDeployment {
         void r.worker?.stop();
       }
     }
-    if (Date.now() - this.lastPing >= PING_INTERVAL_MS) {
-      this.lastPing = Date.now();
-      for (const r of this.replicas) {
-        if (r.state !== 'ready' || !r.worker) continue;
-        const w = r.worker;
-        w.ping(PING_TIMEOUT_MS).catch(() => {
-          if (r.worker === w && w.state !== 'exited') {
-            this.logger.warn({ replica: r.id }, 'worker missed its health ping; replacing it');
-            w.kill('missed health ping (hung)');
-          }
-        });
-      }
-    }
-  }
-
-  /** True when every replica that should run is running: what readiness probes report. */
-  healthy(): boolean {
-    if (this.state !== 'ready') return false;
-    return this.replicas.every((r) => r.state === 'ready' || r.state === 'starting' || r.state === 'stopping');
-  }
-
-  replicaInfo(): ReplicaInfo[] {
-    return this.replicas.map((r) => {
-      const s = r.worker?.stats() ?? {};
-      return {
-        id: r.id,
-        state: r.state,
-        pid: s.pid,
-        busy: r.inflight !== null,
-        restarts: r.restarts,
-        rss_bytes: s.rssBytes,
-        cpu_percent: s.cpuPercent === undefined ? undefined : Math.round(s.cpuPercent * 10) / 10,
-        open_fds: s.openFds,
-        last_exit: r.lastExit?.reason,
-        last_error: r.lastError ?? undefined,
-        devices: r.lease ? [...r.lease.devices] : undefined,
-      };
-    });
-  }
-
-  /** Mean utilization (percent) of the GPUs this deployment's replicas were given (nvidia-smi); null without any. */
-  gpuUtilization(): number | null {
-    const devices = this.replicas.flatMap((r) => r.lease?.devices ?? []);
-    return devices.length ? gpuUtilization(devices) : null;
-  }
-
-  /**
-   * Replaces one ready replica (the monitor's restart policy): its worker is killed with
-   * `reason` and the usual restart path brings up a fresh one. False when there is none to replace.
-   */
-  restartReplica(id: string, reason: string): boolean {
-    const r = this.replicas.find((x) => x.id === id);
-    if (!r || r.state !== 'ready' || !r.worker || r.worker.state === 'exited') return false;
-    this.logger.warn({ replica: id, reason }, 'replacing replica');
-    r.worker.kill(reason);
-    return true;
-  }
-
-  private batchSettled(r: Replica): void {
-    const cb = r.onBatchSettled;
-    r.onBatchSettled = null;
-    cb?.();
+    this.pingReplicas();
   }
 
   /** Requests that reach this deployment once it stops serving go to `next` (rolling update, reload). */
@@ -568,33 +305,15 @@ export class ModelDeployment {
     if (this.queue.length > 0) this.ensureCapacity();
   }
 
-  private retire(r: Replica): Promise<void> {
-    r.state = 'stopping';
-    if (r.retryTimer) clearTimeout(r.retryTimer);
-    const w = r.worker;
-    if (!w || w.state === 'exited') {
-      this.removeReplica(r);
-      return Promise.resolve();
-    }
-    if (r.inflight === null) return w.stop();
-    return new Promise<void>((resolve) => {
-      r.onBatchSettled = () => void w.stop().then(resolve, resolve);
-    });
-  }
-
   queueDepth(): number {
     return this.queue.length;
-  }
-
-  inflightCount(): number {
-    return this.replicas.reduce((n, r) => n + (r.inflight?.length ?? 0), 0);
   }
 
   private idle(): boolean {
     return this.queue.length === 0 && this.replicas.every((r) => r.inflight === null);
   }
 
-  private checkDrained(): void {
+  protected checkDrained(): void {
     if (this.drainWaiters.length && this.idle()) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
@@ -623,7 +342,7 @@ export class ModelDeployment {
     this.state = 'stopped';
     if (this.housekeeping) clearInterval(this.housekeeping);
     if (this.batchTimer) clearTimeout(this.batchTimer);
-    for (const req of this.queue.drainAll()) this.finishWithError(req, new IsoError('MODEL_NOT_LOADED', `model ${this.name} was unloaded`));
+    this.failQueued(() => new IsoError('MODEL_NOT_LOADED', `model ${this.name} was unloaded`));
     await Promise.all(
       this.replicas.map(async (r) => {
         if (r.retryTimer) clearTimeout(r.retryTimer);

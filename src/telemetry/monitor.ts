@@ -2,19 +2,22 @@
 // probe gives it), each model (state, queue, request counters) and the state dir's disk; it
 // records samples and state transitions in SQLite, raises and resolves alerts against the
 // thresholds (settable at runtime), and replaces replicas that stay over their memory threshold.
-import { readFileSync, statfsSync } from 'node:fs';
-import os from 'node:os';
+// What it reports live is computed in ./monitor-metrics.ts; its history is read by ./monitor-history.ts.
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
-import type { ModelDeployment, ReplicaInfo } from '../scheduler/deployment.js';
+import type { ModelDeployment } from '../scheduler/deployment.js';
 import type { ModelRegistry } from '../scheduler/registry.js';
 import type { StateStore } from '../store/db.js';
+import { procIoProbe, type WorkerIoProbe } from '../util/proc.js';
 import { afterWrite, AlertManager, AlertRulesStore, WebhookSender, type AlertRulesBackend, type SavedRules } from './alerts.js';
-import { downsample, iso, seriesStats, type SeriesStats } from './series.js';
+import { MonitorHistory } from './monitor-history.js';
+import { MB, modelMetrics, round1, round2, systemMetrics, type ModelMetrics, type ModelMetricsSource, type ReplicaMetrics, type SystemMetrics } from './monitor-metrics.js';
+import { iso } from './series.js';
 import { ensureTelemetrySchema } from './telemetry-schema.js';
-import { WORK_SOURCES, type SourceCounts, type WorkSource } from './model-stats.js';
-import type { WeightsInfo } from '../manifest/weights.js';
-import type { RequirementsInfo } from '../manifest/requires.js';
+import { WORK_SOURCES } from './model-stats.js';
+
+export type { IoSample, WorkerIoProbe } from '../util/proc.js';
+export type { ModelMetrics, ReplicaMetrics, SystemMetrics } from './monitor-metrics.js';
 
 export type MonitorConfig = Config['monitor'];
 
@@ -34,39 +37,6 @@ export interface MonitorSettings extends Thresholds {
   restart_after_samples: number;
 }
 
-export interface IoSample {
-  disk_read_bytes: number | null;
-  disk_write_bytes: number | null;
-  net_rx_bytes: number | null;
-  net_tx_bytes: number | null;
-}
-
-/**
- * Per-worker I/O counters (cumulative bytes). The hook where container drivers will plug
- * their own numbers (e.g. from the container engine's stats); a probe returns null or leaves
- * fields out for what it cannot measure, never a made-up value.
- */
-export type WorkerIoProbe = (target: { model: string; version: string; replica: ReplicaInfo }) => Partial<IoSample> | null;
-
-/**
- * Default probe for process workers: disk bytes from /proc/<pid>/io (the worker process
- * itself). Process workers share the host's network namespace, so there is no per-worker
- * network counter: those stay null.
- */
-export const procIoProbe: WorkerIoProbe = ({ replica }) => {
-  if (!replica.pid || replica.pid === process.pid) return null;
-  try {
-    const text = readFileSync(`/proc/${replica.pid}/io`, 'utf8');
-    const field = (name: string): number | null => {
-      const m = new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(text);
-      return m ? Number(m[1]) : null;
-    };
-    return { disk_read_bytes: field('read_bytes'), disk_write_bytes: field('write_bytes') };
-  } catch {
-    return null;
-  }
-};
-
 export interface MonitorDeps {
   registry: ModelRegistry;
   store: StateStore;
@@ -74,59 +44,6 @@ export interface MonitorDeps {
   stateDir: string;
   config: MonitorConfig;
   ioProbe?: WorkerIoProbe;
-}
-
-export interface ReplicaMetrics {
-  id: string;
-  state: string;
-  pid: number | null;
-  busy: boolean;
-  restarts: number;
-  /** Percent of one core. */
-  cpu_percent: number | null;
-  /** Percent of the model's CPU allotment: what the cpu threshold compares. */
-  cpu_limit_percent: number | null;
-  rss_bytes: number | null;
-  /** Percent of the model's memory limit: what the memory threshold compares. */
-  memory_percent: number | null;
-  open_fds: number | null;
-  io: IoSample;
-  last_exit: string | null;
-  last_error: string | null;
-}
-
-export interface ModelMetrics {
-  model: string;
-  version: string;
-  description: string;
-  runtime: string;
-  isolation: string;
-  status: string;
-  healthy: boolean;
-  tasks: { name: string; sequence_types: string[]; description?: string }[];
-  limits: { memory_bytes: number; cpus: number };
-  replicas: ReplicaMetrics[];
-  totals: { replicas: number; ready: number; busy: number; cpu_percent: number | null; rss_bytes: number | null; memory_percent: number | null; open_fds: number | null; restarts: number };
-  queue_depth: number;
-  in_flight: number;
-  requests: { total: number; successful: number; failed: number; error_rate: number | null; sequences: number; rps: number | null; p50_ms: number | null; p99_ms: number | null; queue_p50_ms: number | null; by_source: Record<WorkSource, SourceCounts> | null };
-  active_alerts: number;
-  last_error: string | null;
-  /** Weights the model declares (manifest weights): where they are looked for and what to do; null when none. */
-  weights: WeightsInfo | null;
-  /** Host software its manifest requires that the last load found missing; null when nothing was. */
-  requires: RequirementsInfo | null;
-}
-
-export interface SystemMetrics {
-  at: string;
-  disk_path: string;
-  disk_percent: number | null;
-  disk_used_bytes: number | null;
-  disk_total_bytes: number | null;
-  load1: number;
-  memory_used_percent: number;
-  gateway_rss_bytes: number;
 }
 
 interface ReplicaTrack {
@@ -148,9 +65,6 @@ interface ModelTrack {
   rps: number | null;
 }
 
-const round1 = (v: number): number => Math.round(v * 10) / 10;
-const round2 = (v: number): number => Math.round(v * 100) / 100;
-const MB = 1024 * 1024;
 const PRUNE_EVERY_MS = 10 * 60_000;
 
 function fmtMb(bytes: number): string {
@@ -173,6 +87,8 @@ export class Monitor {
   private lastSystem: SystemMetrics | null = null;
   private lastPrune = Date.now();
   private readonly ioProbe: WorkerIoProbe;
+  private readonly metricsSource: ModelMetricsSource;
+  private readonly historyReader: MonitorHistory;
   private stopped = false;
 
   constructor(private readonly deps: MonitorDeps) {
@@ -182,6 +98,16 @@ export class Monitor {
     const webhook = new WebhookSender(deps.store, deps.logger.child({ component: 'webhook' }), { url: () => c.webhook_url, retries: c.webhook_retries, backoffMs: c.webhook_backoff_ms });
     this.alerts = new AlertManager(deps.store, deps.logger.child({ component: 'alerts' }), webhook);
     this.rules = new AlertRulesStore(deps.store);
+    this.historyReader = new MonitorHistory(deps.store.db, this.alerts, c.interval_ms);
+    this.metricsSource = {
+      registry: deps.registry,
+      ioProbe: this.ioProbe,
+      rps: (name, d) => {
+        const track = this.modelTrack.get(name);
+        return track && track.deployment === d ? track.rps : null;
+      },
+      activeAlerts: (name) => this.alerts.active(name).length,
+    };
     this.settings = this.configSettings();
     this.applyRules(this.rules.load());
   }
@@ -286,102 +212,12 @@ export class Monitor {
   // ---------------------------------------------------------------- live metrics
 
   systemMetrics(): SystemMetrics {
-    let disk: { percent: number; used: number; total: number } | null = null;
-    try {
-      const s = statfsSync(this.deps.stateDir);
-      const used = (s.blocks - s.bfree) * s.bsize;
-      const avail = s.bavail * s.bsize;
-      // As df computes Use%: of what non-root users can fill.
-      disk = { percent: used + avail > 0 ? (used / (used + avail)) * 100 : 0, used, total: s.blocks * s.bsize };
-    } catch {
-      disk = null;
-    }
-    const total = os.totalmem();
-    return {
-      at: new Date().toISOString(),
-      disk_path: this.deps.stateDir,
-      disk_percent: disk ? round2(disk.percent) : null,
-      disk_used_bytes: disk?.used ?? null,
-      disk_total_bytes: disk?.total ?? null,
-      load1: round2(os.loadavg()[0]!),
-      memory_used_percent: round2(((total - os.freemem()) / total) * 100),
-      gateway_rss_bytes: process.memoryUsage().rss,
-    };
+    return systemMetrics(this.deps.stateDir);
   }
 
   /** Current metrics of one model (live: read from the deployment now). */
   modelMetrics(name: string): ModelMetrics {
-    const { registry } = this.deps;
-    const m = registry.package(name).manifest;
-    const d = registry.deployment(name);
-    const limitBytes = m.resources.memory_mb * MB;
-    const cpus = m.resources.cpus;
-    const replicas: ReplicaMetrics[] = (d?.replicaInfo() ?? []).map((r) => {
-      const io = this.ioProbe({ model: name, version: m.version, replica: r }) ?? {};
-      return {
-        id: r.id,
-        state: r.state,
-        pid: r.pid ?? null,
-        busy: r.busy,
-        restarts: r.restarts,
-        cpu_percent: r.cpu_percent ?? null,
-        cpu_limit_percent: r.cpu_percent === undefined ? null : round1(r.cpu_percent / cpus),
-        rss_bytes: r.rss_bytes ?? null,
-        memory_percent: r.rss_bytes === undefined ? null : round2((r.rss_bytes / limitBytes) * 100),
-        open_fds: r.open_fds ?? null,
-        io: { disk_read_bytes: io.disk_read_bytes ?? null, disk_write_bytes: io.disk_write_bytes ?? null, net_rx_bytes: io.net_rx_bytes ?? null, net_tx_bytes: io.net_tx_bytes ?? null },
-        last_exit: r.last_exit ?? null,
-        last_error: r.last_error ?? null,
-      };
-    });
-    const sum = (f: (r: ReplicaMetrics) => number | null): number | null => {
-      const vals = replicas.map(f).filter((v): v is number => v !== null);
-      return vals.length ? vals.reduce((a, b) => a + b, 0) : null;
-    };
-    const mems = replicas.map((r) => r.memory_percent).filter((v): v is number => v !== null);
-    const s = d?.stats;
-    const track = this.modelTrack.get(name);
-    const p = (v: number | null | undefined): number | null => (v === null || v === undefined ? null : Math.round(v * 1000) / 1000);
-    return {
-      model: name,
-      version: m.version,
-      description: m.description,
-      runtime: m.runtime,
-      isolation: m.isolation,
-      status: registry.status(name),
-      healthy: d?.healthy() ?? false,
-      tasks: m.tasks.map((t) => ({ name: t.name, sequence_types: t.sequence_types, description: t.description })),
-      limits: { memory_bytes: limitBytes, cpus },
-      replicas,
-      totals: {
-        replicas: replicas.length,
-        ready: replicas.filter((r) => r.state === 'ready').length,
-        busy: replicas.filter((r) => r.busy).length,
-        cpu_percent: ((v) => (v === null ? null : round1(v)))(sum((r) => r.cpu_percent)),
-        rss_bytes: sum((r) => r.rss_bytes),
-        memory_percent: mems.length ? Math.max(...mems) : null,
-        open_fds: sum((r) => r.open_fds),
-        restarts: replicas.reduce((n, r) => n + r.restarts, 0),
-      },
-      queue_depth: d?.queueDepth() ?? 0,
-      in_flight: d?.inflightCount() ?? 0,
-      requests: {
-        total: s?.totalRequests ?? 0,
-        successful: s?.successfulRequests ?? 0,
-        failed: s?.failedRequests ?? 0,
-        error_rate: s && s.totalRequests ? round2(s.failedRequests / s.totalRequests) : null,
-        sequences: s?.totalItems ?? 0,
-        rps: track && track.deployment === d ? track.rps : null,
-        p50_ms: p(s?.latency.percentile(50)),
-        p99_ms: p(s?.latency.percentile(99)),
-        queue_p50_ms: p(s?.queueWait.percentile(50)),
-        by_source: s ? (structuredClone(s.bySource) as Record<WorkSource, SourceCounts>) : null,
-      },
-      active_alerts: this.alerts.active(name).length,
-      last_error: registry.lastError(name) ?? null,
-      weights: registry.weights(name),
-      requires: registry.requirements(name),
-    };
+    return modelMetrics(this.metricsSource, name);
   }
 
   allModelMetrics(): ModelMetrics[] {
@@ -659,20 +495,7 @@ export class Monitor {
   // ---------------------------------------------------------------- history
 
   events(q: { model?: string; sinceMs?: number; limit?: number } = {}): Record<string, unknown>[] {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (q.model) {
-      where.push('model = ?');
-      args.push(q.model);
-    }
-    if (q.sinceMs !== undefined) {
-      where.push('at >= ?');
-      args.push(q.sinceMs);
-    }
-    const rows = this.deps.store.db
-      .prepare(`SELECT * FROM monitor_events ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`)
-      .all(...args, Math.min(5000, q.limit ?? 200)) as { at: number; id: number; from_state: string | null; to_state: string | null }[];
-    return rows.map(({ from_state, to_state, ...r }) => ({ ...r, from: from_state, to: to_state, at: iso(r.at) }));
+    return this.historyReader.events(q);
   }
 
   /**
@@ -680,74 +503,10 @@ export class Monitor {
    * with min/avg/max/trend per metric, per-replica statistics and the state history.
    */
   history(name: string, windowMs: number, maxPoints = 120): Record<string, unknown> {
-    const end = Date.now();
-    const start = end - windowMs;
-    const db = this.deps.store.db;
-    type Row = { at: number; status: string; replicas: number; replicas_ready: number; cpu_percent: number | null; rss_bytes: number | null; memory_percent: number | null; open_fds: number | null; queue_depth: number; in_flight: number; rps: number | null; error_rate: number | null; p50_ms: number | null; p99_ms: number | null; restarts: number };
-    const rows = db
-      .prepare('SELECT at, status, replicas, replicas_ready, cpu_percent, rss_bytes, memory_percent, open_fds, queue_depth, in_flight, rps, error_rate, p50_ms, p99_ms, restarts FROM monitor_model_samples WHERE model = ? AND at >= ? ORDER BY at')
-      .all(name, start) as Row[];
-    const stat = (f: (r: Row) => number | null, floor: number): SeriesStats => seriesStats(rows.map((r) => ({ at: r.at, value: f(r) })), floor);
-    const stats = {
-      cpu_percent: stat((r) => r.cpu_percent, 5),
-      rss_bytes: stat((r) => r.rss_bytes, MB),
-      memory_percent: stat((r) => r.memory_percent, 1),
-      open_fds: stat((r) => r.open_fds, 2),
-      queue_depth: stat((r) => r.queue_depth, 1),
-      rps: stat((r) => r.rps, 0.5),
-      p99_ms: stat((r) => r.p99_ms, 1),
-    };
-    type RRow = { at: number; replica: string; cpu_percent: number | null; rss_bytes: number | null; memory_percent: number | null; open_fds: number | null; restarts: number; state: string };
-    const rrows = db.prepare('SELECT at, replica, cpu_percent, rss_bytes, memory_percent, open_fds, restarts, state FROM monitor_replica_samples WHERE model = ? AND at >= ? ORDER BY at').all(name, start) as RRow[];
-    const byReplica = new Map<string, RRow[]>();
-    for (const r of rrows) {
-      let list = byReplica.get(r.replica);
-      if (!list) byReplica.set(r.replica, (list = []));
-      list.push(r);
-    }
-    const replicas = [...byReplica.entries()].map(([replica, list]) => ({
-      replica,
-      samples: list.length,
-      first_at: iso(list[0]!.at),
-      last_at: iso(list[list.length - 1]!.at),
-      last_state: list[list.length - 1]!.state,
-      restarts: list[list.length - 1]!.restarts,
-      cpu_percent: seriesStats(list.map((r) => ({ at: r.at, value: r.cpu_percent })), 5),
-      rss_bytes: seriesStats(list.map((r) => ({ at: r.at, value: r.rss_bytes })), MB),
-      memory_percent: seriesStats(list.map((r) => ({ at: r.at, value: r.memory_percent })), 1),
-    }));
-    return {
-      model: name,
-      window: { start: iso(start), end: iso(end), seconds: Math.round(windowMs / 1000) },
-      interval_ms: this.deps.config.interval_ms,
-      samples: rows.length,
-      stats,
-      series: downsample(rows, maxPoints, start, end).map((r) => ({ ...r, at: iso(r.at) })),
-      replicas,
-      events: this.events({ model: name, sinceMs: start, limit: 500 }),
-      alerts: this.alerts.list({ model: name, sinceMs: start, limit: 50, history: false }),
-    };
+    return this.historyReader.model(name, windowMs, maxPoints);
   }
 
   systemHistory(windowMs: number, maxPoints = 120): Record<string, unknown> {
-    const end = Date.now();
-    const start = end - windowMs;
-    const rows = this.deps.store.db.prepare('SELECT at, disk_percent, load1, memory_used_percent, gateway_rss_bytes FROM monitor_system_samples WHERE at >= ? ORDER BY at').all(start) as {
-      at: number;
-      disk_percent: number | null;
-      load1: number;
-      memory_used_percent: number;
-      gateway_rss_bytes: number;
-    }[];
-    return {
-      samples: rows.length,
-      stats: {
-        disk_percent: seriesStats(rows.map((r) => ({ at: r.at, value: r.disk_percent })), 1),
-        load1: seriesStats(rows.map((r) => ({ at: r.at, value: r.load1 })), 0.5),
-        memory_used_percent: seriesStats(rows.map((r) => ({ at: r.at, value: r.memory_used_percent })), 1),
-        gateway_rss_bytes: seriesStats(rows.map((r) => ({ at: r.at, value: r.gateway_rss_bytes })), MB),
-      },
-      series: downsample(rows, maxPoints, start, end).map((r) => ({ ...r, at: iso(r.at) })),
-    };
+    return this.historyReader.system(windowMs, maxPoints);
   }
 }
