@@ -45,10 +45,10 @@ export function pruneTable(db: Database.Database, t: RetainedTable, now = Date.n
   return removed;
 }
 
-/** Something else to prune on the same schedule (finished jobs): returns the rows removed. */
+/** Something else to prune on the same schedule (finished jobs): returns the rows removed, or a promise of them (reported only when it fails). */
 export interface Pruner {
   name: string;
-  prune(now: number): number;
+  prune(now: number): number | Promise<number>;
 }
 
 /** Prunes the retained tables at start and then every `intervalMs`; errors are reported, never thrown. */
@@ -81,7 +81,9 @@ export class RetentionJob {
     }
     for (const p of this.pruners) {
       try {
-        removed[p.name] = p.prune(now);
+        const n = p.prune(now);
+        if (typeof n === 'number') removed[p.name] = n;
+        else n.catch((e: Error) => this.onError(`retention of ${p.name} failed: ${e.message}`));
       } catch (e) {
         this.onError(`retention of ${p.name} failed: ${(e as Error).message}`);
       }

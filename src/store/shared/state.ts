@@ -7,7 +7,7 @@ import type { ConfiguredKey } from '../../security/keys.js';
 import { PostgresClient, redactUrl } from '../sql.js';
 import { ChangeFeed } from './changes.js';
 import { SharedAuditLog } from './audit.js';
-import { SharedJobStore } from './jobs.js';
+import { JobStore } from '../../jobs/store.js';
 import { SharedKeyStore } from './keys.js';
 import { SharedTrafficStore } from './traffic.js';
 
@@ -22,7 +22,7 @@ export class SharedState {
     readonly keys: SharedKeyStore,
     readonly audit: SharedAuditLog,
     readonly traffic: SharedTrafficStore,
-    readonly jobs: SharedJobStore,
+    readonly jobs: JobStore,
   ) {}
 
   /** Connects, applies the migrations not applied yet and loads keys and splits; throws a clear error when the server cannot be used. */
@@ -39,7 +39,7 @@ export class SharedState {
       const keys = await SharedKeyStore.open(sql, configured, feed, onError);
       const audit = await SharedAuditLog.open(sql, onError);
       const traffic = await SharedTrafficStore.open(sql, feed);
-      const jobs = await SharedJobStore.open(sql);
+      const jobs = await JobStore.open(sql);
       await feed.start();
       return new SharedState(url, sql, feed, keys, audit, traffic, jobs);
     } catch (e) {
