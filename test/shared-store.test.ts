@@ -19,7 +19,7 @@ import { SharedJobWorker } from '../src/store/shared/job-worker.js';
 import { SharedKeyStore } from '../src/store/shared/keys.js';
 import { openSqlClient } from '../src/store/shared/open.js';
 import { SharedTrafficStore } from '../src/store/shared/traffic.js';
-import type { SqlClient } from '../src/store/sql.js';
+import type { SqlClient, SqlRunner } from '../src/store/sql.js';
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.js';
 import { echoProcessor } from './shared-echo.js';
 
@@ -209,6 +209,26 @@ for (const b of backends) {
       assert.equal(other.created, true, 'another owner may use the same key');
     });
 
+    it("a key's quota holds across gateways: two of its jobs queued at once through two gateways, the second counts the first", async () => {
+      const target = await b.fresh();
+      const a = await JobStore.open(client(target));
+      const bb = await JobStore.open(client(target));
+      for (const [store, id] of [[a, 'q-a'], [bb, 'q-b']] as const) {
+        await store.begin(newRow(id, null));
+        await store.append(id, 0, records(5));
+      }
+      // At most one unfinished job per key; the check dawdles between its count and its verdict,
+      // so checks that were not taking turns would both count none.
+      const oneJob = (store: JobStore) => async (q: SqlRunner) => {
+        const u = await store.usage('k1', q);
+        await new Promise((r) => setTimeout(r, 300));
+        if (u.jobs >= 1) throw new Error('quota: one unfinished job');
+      };
+      const outcomes = await Promise.allSettled([a.activate('q-a', oneJob(a)), bb.activate('q-b', oneJob(bb))]);
+      assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected'], JSON.stringify(outcomes));
+      assert.deepEqual(await a.usage('k1'), { jobs: 1, records: 5 });
+    });
+
     it('a job spread over two gateways: every record exactly once, in input order; progress and results from either', async () => {
       const target = await b.fresh();
       const a = await JobStore.open(client(target));
@@ -299,7 +319,7 @@ for (const b of backends) {
   });
 }
 
-function newRow(id: string, key: string) {
+function newRow(id: string, key: string | null) {
   return {
     id,
     name: null,
