@@ -123,11 +123,6 @@ export class JobRunner {
     this.maxWaitMs = opts.maxWaitMs ?? MAX_WAIT_MS;
   }
 
-  /** Whether the store is shared with other gateways (database_url). */
-  get shared(): boolean {
-    return this.opts.shared !== undefined;
-  }
-
   get stopped(): boolean {
     return this.stopping;
   }
@@ -237,6 +232,8 @@ export class JobRunner {
 
   private async run(job: JobRow, signal: AbortSignal): Promise<void> {
     await this.store.markRunning(job.id);
+    // Cancelled between the read that scheduled it and now: nothing to run.
+    if (TERMINAL.has((await this.store.get(job.id))?.status ?? 'cancelled')) return;
     this.changed(job.id);
     const spec = JSON.parse(job.spec) as JobSpec;
     const executor = this.opts.forJob?.(this.executor, spec.kind === 'predict' ? 'job' : 'pipeline', job.id) ?? this.executor;
