@@ -316,6 +316,21 @@ for (const b of backends) {
       assert.equal(later.done, cancelledAt, 'no result is written after the cancel');
       await wa.stop();
     });
+
+    it('a job cancelled through a gateway is dropped by its own worker at once, not at the next heartbeat', async () => {
+      const target = await b.fresh();
+      const store = await JobStore.open(client(target));
+      const { job } = await submit(store, 40, { chunk: 10 });
+      // Heartbeats every 20 s and chunks that take a minute: only drop() can end them within the test.
+      const w = new SharedJobWorker({ store, owner: 'A', concurrency: 2, leaseMs: 60_000, idleMs: 20, process: echoProcessor('A', 60_000) });
+      w.start();
+      await until('A holds two chunks', () => w.held().length === 2, 10_000);
+      await store.finish(job.id, 'cancelled', 'cancelled by the client');
+      w.drop(job.id);
+      await until('A lets go of them', () => w.held().length === 0, 5000);
+      assert.equal((await store.get(job.id))!.done, 0, 'nothing was written');
+      await w.stop();
+    });
   });
 }
 

@@ -101,9 +101,10 @@ export interface JobRunnerOptions {
   forJob?: (executor: ModelExecutor, source: 'job' | 'pipeline', jobId: string) => ModelExecutor;
   /**
    * The store is shared by several gateways, whose job workers run its jobs (shared-runner.ts):
-   * this runner runs none itself, and calls `wake` when a job is queued here.
+   * this runner runs none itself, calls `wake` when a job is queued here and `drop` when one is
+   * cancelled here.
    */
-  shared?: { wake: () => void };
+  shared?: { wake: () => void; drop: (jobId: string) => void };
 }
 
 export class JobRunner {
@@ -296,13 +297,14 @@ export class JobRunner {
 
   /**
    * Cancels an unfinished job the caller may see: records without a result stay without one.
-   * Shared: every gateway's worker finds its leases gone at its next heartbeat and drops the
-   * job's chunks, and nothing is written after the cancel (a commit checks the job's status).
+   * Shared: this gateway's worker drops the job's chunks at once, every other gateway's at its
+   * next heartbeat, and nothing is written after the cancel (a commit checks the job's status).
    */
   async cancel(id: string, caller: JobCaller): Promise<{ job: JobRow; changed: boolean }> {
     await this.find(id, caller);
     const changed = await this.store.finish(id, 'cancelled', caller.admin ? `cancelled by ${caller.name}` : 'cancelled by the client');
     this.running.get(id)?.ac.abort();
+    this.opts.shared?.drop(id);
     this.changed(id);
     if (changed) this.logger.info({ job: id, by: caller.id }, 'job cancelled');
     return { job: await this.get(id), changed };
@@ -432,7 +434,7 @@ export function jobRunnerFor(gw: Gateway): JobRunner {
     r = new JobRunner(store, registryExecutor(gw.registry), logger, {
       maxWaitMs: MAX_WAIT_MS,
       forJob: (executor, source, id) => countedExecutor(executor, gw, source, id),
-      ...(gw.shared && { shared: { wake: () => gw.sharedJobs?.poke() } }),
+      ...(gw.shared && { shared: { wake: () => gw.sharedJobs?.poke(), drop: (id: string) => gw.sharedJobs?.drop(id) } }),
     });
     runners.set(gw, r);
   }

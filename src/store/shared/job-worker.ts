@@ -71,6 +71,11 @@ export class SharedJobWorker {
     this.wake?.();
   }
 
+  /** Abandons this gateway's chunks of a job that has ended (cancelled here), without waiting for the next heartbeat. */
+  drop(jobId: string): void {
+    for (const [key, f] of this.inFlight) if (key.startsWith(`${jobId}:`)) f.ac.abort();
+  }
+
   /** Chunks in flight here, as `jobId:lo`. */
   held(): string[] {
     return [...this.inFlight.keys()];
