@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { SharedJobStore } from '../src/store/shared/jobs.js';
+import { JobStore } from '../src/jobs/store.js';
 import { PostgresClient } from '../src/store/sql.js';
 import { pgUnavailable, startPgCluster, type PgCluster } from '../test/postgres.js';
 import { BENCH_MODELS, copyModels, sleep, startGateway, type Server } from './lib.js';
@@ -27,7 +27,7 @@ async function timeJob(cluster: PgCluster, gateways: number, config: string, mod
   try {
     // The first creates the tables; the others find them.
     for (let i = 0; i < gateways; i++) servers.push(await startGateway(models, { ISOMODEL_DATABASE_URL: url, ISOMODEL_CONFIG: config }));
-    const store = await SharedJobStore.open(sql);
+    const store = await JobStore.open(sql);
     const spec = { kind: 'predict', model: 'cpu-burn', task: 'burn', options: { rounds: ROUNDS } };
     const { job } = await store.begin({ id: `bench-${gateways}`, name: null, kind: 'predict', model: 'cpu-burn', task: 'burn', spec: JSON.stringify(spec), chunk_size: 32, workers: 1, priority: 0, idempotency_key: null, request_hash: null, created_at: new Date().toISOString(), owner: 'bench', owner_name: 'bench' });
     let x = 42;

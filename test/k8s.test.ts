@@ -72,7 +72,7 @@ describe('Kubernetes manifests', () => {
   it('several gateway replicas read the shared database URL from a Secret, never from the ConfigMap; without one they are refused', () => {
     const config = cleanConfig({ overrides: { database_url: 'postgres://iso:hunter2@db:5432/iso' } });
     const three = renderGateway(builtins, { config, gatewayVersion: '0.1.0', gatewayReplicas: 3, databaseUrlSecret: 'isomodel-db' });
-    assert.ok(three.notes.some((n) => /batch jobs are not shared yet/.test(n)), 'the render says what is not shared yet');
+    assert.ok(three.notes.some((n) => /traffic splits and batch jobs through PostgreSQL/.test(n)), 'the render says what the pods share');
     const objs = roundTrip(three.objects);
     assertValid(objs, 'gateway x3');
     const dep = objs.find((o) => o.kind === 'Deployment')!;

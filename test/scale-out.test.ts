@@ -17,7 +17,7 @@ import { PACKAGE_ROOT } from '../src/paths.js';
 import { freePort, request, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.js';
 import { ServeProcess } from './serve-process.js';
-import { SharedJobStore } from '../src/store/shared/jobs.js';
+import { JobStore } from '../src/jobs/store.js';
 import { PostgresClient } from '../src/store/sql.js';
 import type { OutputRecord } from '../src/jobs/formats.js';
 
@@ -152,7 +152,7 @@ describe('a job in the shared store outlives the gateway running it', { skip: pg
     await a.start();
     await a.settled();
     sql = new PostgresClient(url);
-    const store = await SharedJobStore.open(sql);
+    const store = await JobStore.open(sql);
     // Queued as the job routes queue a submission: the row, its records, then activation.
     const n = 10_000;
     const { job } = await store.begin({ id: 'takeover-job', name: null, kind: 'predict', model: 'paced', task: 'length', spec: JSON.stringify({ kind: 'predict', model: 'paced', task: 'length', options: {} }), chunk_size: 8, workers: 1, priority: 0, idempotency_key: null, request_hash: null, created_at: new Date().toISOString(), owner: 'k1', owner_name: 'alice' });

@@ -14,12 +14,12 @@ import { PACKAGE_ROOT } from '../src/paths.js';
 import { StateStore } from '../src/store/db.js';
 import { ChangeFeed } from '../src/store/shared/changes.js';
 import { SharedAuditLog } from '../src/store/shared/audit.js';
-import { SharedJobStore } from '../src/store/shared/jobs.js';
+
 import { SharedJobWorker } from '../src/store/shared/job-worker.js';
 import { SharedKeyStore } from '../src/store/shared/keys.js';
 import { openSqlClient } from '../src/store/shared/open.js';
 import { SharedTrafficStore } from '../src/store/shared/traffic.js';
-import type { SqlClient } from '../src/store/sql.js';
+import type { SqlClient, SqlRunner } from '../src/store/sql.js';
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.js';
 import { echoProcessor } from './shared-echo.js';
 
@@ -82,7 +82,7 @@ function records(n: number): InputRecord[] {
   return Array.from({ length: n }, (_, i) => ({ id: `seq${i}`, sequence: `ACGT${i}` }));
 }
 
-async function submit(store: SharedJobStore, n: number, opts: { chunk?: number; key?: string; id?: string } = {}) {
+async function submit(store: JobStore, n: number, opts: { chunk?: number; key?: string; id?: string } = {}) {
   const { job, created } = await store.begin({
     id: opts.id ?? `job-${Math.random().toString(36).slice(2)}`,
     name: null,
@@ -106,7 +106,7 @@ async function submit(store: SharedJobStore, n: number, opts: { chunk?: number; 
 }
 
 /** Every record has exactly one result, in input order, each the right one. */
-async function assertAllOnceInOrder(store: SharedJobStore, id: string, n: number): Promise<Map<string, number>> {
+async function assertAllOnceInOrder(store: JobStore, id: string, n: number): Promise<Map<string, number>> {
   const by = new Map<string, number>();
   let next = 0;
   for (let from = 0; from < n; from += 1000) {
@@ -129,7 +129,7 @@ async function assertAllOnceInOrder(store: SharedJobStore, id: string, n: number
   return by;
 }
 
-function worker(store: SharedJobStore, owner: string, leaseMs = 1500, delayMs = 5): SharedJobWorker {
+function worker(store: JobStore, owner: string, leaseMs = 1500, delayMs = 5): SharedJobWorker {
   return new SharedJobWorker({ store, owner, concurrency: 2, leaseMs, idleMs: 20, process: echoProcessor(owner, delayMs) });
 }
 
@@ -138,8 +138,8 @@ for (const b of backends) {
     it('applies each versioned migration once, also when two gateways open the store', async () => {
       const target = await b.fresh();
       const [x, y] = [client(target), client(target)];
-      await Promise.all([SharedJobStore.open(x), SharedJobStore.open(y), SharedKeyStore.open(x), SharedKeyStore.open(y), SharedAuditLog.open(x), SharedTrafficStore.open(y)]);
-      await SharedJobStore.open(x);
+      await Promise.all([JobStore.open(x), JobStore.open(y), SharedKeyStore.open(x), SharedKeyStore.open(y), SharedAuditLog.open(x), SharedTrafficStore.open(y)]);
+      await JobStore.open(x);
       await SharedAuditLog.open(y);
       const rows = await x.query<{ namespace: string; version: number }>('SELECT namespace, version FROM schema_migrations ORDER BY namespace');
       assert.deepEqual(
@@ -200,8 +200,8 @@ for (const b of backends) {
 
     it('an Idempotency-Key holds across gateways: two submissions at once make one job', async () => {
       const target = await b.fresh();
-      const a = await SharedJobStore.open(client(target));
-      const bb = await SharedJobStore.open(client(target));
+      const a = await JobStore.open(client(target));
+      const bb = await JobStore.open(client(target));
       const [x, y] = await Promise.all([a.begin(newRow('ik-a', 'same')), bb.begin(newRow('ik-b', 'same'))]);
       assert.equal(x.job.id, y.job.id);
       assert.equal([x.created, y.created].filter(Boolean).length, 1);
@@ -209,10 +209,30 @@ for (const b of backends) {
       assert.equal(other.created, true, 'another owner may use the same key');
     });
 
+    it("a key's quota holds across gateways: two of its jobs queued at once through two gateways, the second counts the first", async () => {
+      const target = await b.fresh();
+      const a = await JobStore.open(client(target));
+      const bb = await JobStore.open(client(target));
+      for (const [store, id] of [[a, 'q-a'], [bb, 'q-b']] as const) {
+        await store.begin(newRow(id, null));
+        await store.append(id, 0, records(5));
+      }
+      // At most one unfinished job per key; the check dawdles between its count and its verdict,
+      // so checks that were not taking turns would both count none.
+      const oneJob = (store: JobStore) => async (q: SqlRunner) => {
+        const u = await store.usage('k1', q);
+        await new Promise((r) => setTimeout(r, 300));
+        if (u.jobs >= 1) throw new Error('quota: one unfinished job');
+      };
+      const outcomes = await Promise.allSettled([a.activate('q-a', oneJob(a)), bb.activate('q-b', oneJob(bb))]);
+      assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected'], JSON.stringify(outcomes));
+      assert.deepEqual(await a.usage('k1'), { jobs: 1, records: 5 });
+    });
+
     it('a job spread over two gateways: every record exactly once, in input order; progress and results from either', async () => {
       const target = await b.fresh();
-      const a = await SharedJobStore.open(client(target));
-      const bb = await SharedJobStore.open(client(target));
+      const a = await JobStore.open(client(target));
+      const bb = await JobStore.open(client(target));
       const { job } = await submit(a, 3000, { chunk: 25 });
       const wa = worker(a, 'A');
       const wb = worker(bb, 'B');
@@ -228,7 +248,7 @@ for (const b of backends) {
 
     it('a gateway SIGKILLed mid-job: another takes its chunks over when their leases expire and finishes, each record once, in order', async () => {
       const target = await b.fresh();
-      const bb = await SharedJobStore.open(client(target));
+      const bb = await JobStore.open(client(target));
       const n = 10_000;
       const { job } = await submit(bb, n, { chunk: 50 });
       const child = spawn(process.execPath, [CHILD], { env: { ...process.env, SHARED_DB: target, OWNER: 'A', LEASE_MS: '1500', DELAY_MS: '20' }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -256,7 +276,7 @@ for (const b of backends) {
 
     it('lists jobs for their owner, drops half-received submissions once stale and prunes finished jobs', async () => {
       const target = await b.fresh();
-      const store = await SharedJobStore.open(client(target));
+      const store = await JobStore.open(client(target));
       const done = await submit(store, 3, { chunk: 2 });
       const wk = worker(store, 'A', 1500, 1);
       wk.start();
@@ -280,8 +300,8 @@ for (const b of backends) {
 
     it('cancel through one gateway stops the work on the other', async () => {
       const target = await b.fresh();
-      const a = await SharedJobStore.open(client(target));
-      const bb = await SharedJobStore.open(client(target));
+      const a = await JobStore.open(client(target));
+      const bb = await JobStore.open(client(target));
       const { job } = await submit(a, 2000, { chunk: 10 });
       const wa = worker(a, 'A', 900, 50);
       wa.start();
@@ -296,10 +316,25 @@ for (const b of backends) {
       assert.equal(later.done, cancelledAt, 'no result is written after the cancel');
       await wa.stop();
     });
+
+    it('a job cancelled through a gateway is dropped by its own worker at once, not at the next heartbeat', async () => {
+      const target = await b.fresh();
+      const store = await JobStore.open(client(target));
+      const { job } = await submit(store, 40, { chunk: 10 });
+      // Heartbeats every 20 s and chunks that take a minute: only drop() can end them within the test.
+      const w = new SharedJobWorker({ store, owner: 'A', concurrency: 2, leaseMs: 60_000, idleMs: 20, process: echoProcessor('A', 60_000) });
+      w.start();
+      await until('A holds two chunks', () => w.held().length === 2, 10_000);
+      await store.finish(job.id, 'cancelled', 'cancelled by the client');
+      w.drop(job.id);
+      await until('A lets go of them', () => w.held().length === 0, 5000);
+      assert.equal((await store.get(job.id))!.done, 0, 'nothing was written');
+      await w.stop();
+    });
   });
 }
 
-function newRow(id: string, key: string) {
+function newRow(id: string, key: string | null) {
   return {
     id,
     name: null,
@@ -322,12 +357,13 @@ describe('shared state on the embedded SQLite file', () => {
   it('uses the tables the gateway already has: a state database of the embedded job store opens as a shared one', async () => {
     const dir = mkdtempSync(join(tmp, 'embedded-'));
     const state = new StateStore(dir);
-    const legacy = new JobStore(state);
-    const { job } = legacy.begin(newRow('old-job', 'k'));
-    legacy.append(job.id, 0, records(3));
-    legacy.activate(job.id, () => undefined);
+    const embedded = JobStore.embedded(state);
+    const { job } = await embedded.begin(newRow('old-job', 'k'));
+    await embedded.append(job.id, 0, records(3));
+    await embedded.activate(job.id);
+    await embedded.sql.close();
     state.close();
-    const shared = await SharedJobStore.open(client(join(dir, 'isomodel.db')));
+    const shared = await JobStore.open(client(join(dir, 'isomodel.db')));
     assert.equal((await shared.get('old-job'))?.status, 'queued');
     assert.equal((await shared.usage('k1')).records, 3);
   });
@@ -347,8 +383,8 @@ describe('shared state on PostgreSQL', { skip: pgUnavailable() }, () => {
 
   it('PostgreSQL restarted mid-job: the gateways reconnect and the job completes, each record once', async () => {
     const target = await cluster!.createDatabase(`t${++dbCount}`);
-    const a = await SharedJobStore.open(client(target));
-    const bb = await SharedJobStore.open(client(target));
+    const a = await JobStore.open(client(target));
+    const bb = await JobStore.open(client(target));
     const n = 4000;
     const { job } = await submit(a, n, { chunk: 20 });
     const wa = worker(a, 'A', 3000, 10);

@@ -2,12 +2,12 @@
 // (shared-store.test.ts). Env: SHARED_DB (postgres:// URL or SQLite file), OWNER, LEASE_MS,
 // DELAY_MS (per chunk). Prints `claimed <job>:<lo>` per chunk it starts and `ready` once running.
 import { openSqlClient } from '../src/store/shared/open.js';
-import { SharedJobStore } from '../src/store/shared/jobs.js';
+import { JobStore } from '../src/jobs/store.js';
 import { SharedJobWorker } from '../src/store/shared/job-worker.js';
 import { echoProcessor } from './shared-echo.js';
 
 const sql = openSqlClient(process.env.SHARED_DB!, { onError: (m) => process.stderr.write(`${m}\n`) });
-const store = await SharedJobStore.open(sql);
+const store = await JobStore.open(sql);
 const owner = process.env.OWNER ?? 'child';
 const worker = new SharedJobWorker({
   store,

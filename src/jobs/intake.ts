@@ -4,7 +4,9 @@
 // memory as one string nor stalls the gateway's other requests. Each API key may have at most
 // jobs.max_queued_jobs_per_key unfinished jobs and jobs.max_queued_records_per_key records
 // without a result (submissions being received included). A submission that fails part way
-// (bad input, over a limit, the client gone, shutdown) leaves nothing behind.
+// (bad input, over a limit, the client gone, shutdown) leaves nothing behind. The store is the
+// gateway's own or the one several gateways share (database_url): the quotas count the key's
+// jobs in it, wherever they were submitted.
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
@@ -17,6 +19,7 @@ import { InputFormatError, parseExchangeObject, parseJsonText, pushAll, recordPa
 import { canonical, JsonObjectScanner } from './json-body.js';
 import { jobRunnerFor, MAX_JOB_RECORDS, type JobCaller, type JobRunner, type JobSettings, type JobSpec } from './runner.js';
 import type { JobRow } from './store.js';
+import type { SqlRunner } from '../store/sql.js';
 
 export interface JobLimits {
   /** Largest submission body (raw upload or JSON), in bytes. */
@@ -113,9 +116,12 @@ export class JobIntake {
     return new IsoError('PAYLOAD_TOO_LARGE', `${what} is over the gateway's limit of ${max} bytes (jobs.max_upload_bytes); split the input into several jobs`, { limit_bytes: max });
   }
 
-  /** What an owner holds now: its queued and running jobs plus its submissions in progress. */
-  private usage(owner: string, except?: Slot): { jobs: number; records: number } {
-    const stored = this.runner.store.usage(owner);
+  /**
+   * What an owner holds now: its queued and running jobs plus its submissions in progress here
+   * (`q`: read inside the activation's transaction).
+   */
+  private async usage(owner: string, except?: Slot, q?: SqlRunner): Promise<{ jobs: number; records: number }> {
+    const stored = await this.runner.store.usage(owner, q);
     let jobs = stored.jobs;
     let records = stored.records;
     for (const s of this.slots.get(owner) ?? []) {
@@ -127,27 +133,27 @@ export class JobIntake {
   }
 
   /** Seconds until the owner's running jobs have done `records` more (or the first one ends), when that can be told. */
-  private retryAfter(owner: string, records?: number): number | undefined {
-    const p = this.runner.progressOf(owner);
+  private async retryAfter(owner: string, records?: number, q?: SqlRunner): Promise<number | undefined> {
+    const p = await this.runner.progressOf(owner, q);
     const s = records === undefined ? p.soonestEndS : p.rate > 0 ? records / p.rate : null;
     return s === null ? undefined : Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(s)));
   }
 
-  private checkJobs(owner: string, except?: Slot): void {
-    const u = this.usage(owner, except);
+  private async checkJobs(owner: string, except?: Slot, q?: SqlRunner): Promise<void> {
+    const u = await this.usage(owner, except, q);
     const max = this.limits.maxQueuedJobs;
     if (u.jobs + 1 > max) {
       throw new IsoError(
         'QUOTA_EXCEEDED',
         `this API key already has ${u.jobs} unfinished jobs, the most it may have (jobs.max_queued_jobs_per_key = ${max}); wait for one to finish or cancel one`,
         { quota: 'max_queued_jobs_per_key', limit: max, unfinished_jobs: u.jobs },
-        this.retryAfter(owner),
+        await this.retryAfter(owner, undefined, q),
       );
     }
   }
 
   /** Over the quota with `adding` more records for `slot`: 413 when this job alone could never fit, else 429. */
-  private checkRecords(slot: Slot, adding: number): void {
+  private async checkRecords(slot: Slot, adding: number, q?: SqlRunner): Promise<void> {
     const max = this.limits.maxQueuedRecords;
     const mine = slot.records + adding;
     if (mine > max) {
@@ -156,20 +162,20 @@ export class JobIntake {
         limit: max,
       });
     }
-    const others = this.usage(slot.owner, slot).records;
+    const others = (await this.usage(slot.owner, slot, q)).records;
     if (others + mine > max) {
       throw new IsoError(
         'QUOTA_EXCEEDED',
         `this API key has ${others} records waiting in its unfinished jobs; ${mine} more would pass its limit of ${max} (jobs.max_queued_records_per_key); retry once its jobs have progressed`,
         { quota: 'max_queued_records_per_key', limit: max, queued_records: others, job_records: mine },
-        this.retryAfter(slot.owner, others + mine - max),
+        await this.retryAfter(slot.owner, others + mine - max, q),
       );
     }
   }
 
   /** Takes one of the caller's unfinished-job places for a submission (429 QUOTA_EXCEEDED when none is left). */
-  reserve(caller: JobCaller): Slot {
-    this.checkJobs(caller.id);
+  async reserve(caller: JobCaller): Promise<Slot> {
+    await this.checkJobs(caller.id);
     let set = this.slots.get(caller.id);
     if (!set) this.slots.set(caller.id, (set = new Set()));
     const slots = this.slots;
@@ -400,7 +406,7 @@ export class JobIntake {
   async ingest(sub: Submission, slot: Slot, batches: AsyncIterable<InputRecord[]> | Iterable<InputRecord[]>, signal?: AbortSignal): Promise<{ job: JobRow; created: boolean }> {
     const prepared = this.runner.prepare(sub.spec);
     const row = this.runner.newRow(sub.spec, prepared, sub.settings, sub.caller, sub.idempotencyKey, sub.requestHash);
-    const began = this.runner.store.begin(row);
+    const began = await this.runner.store.begin(row);
     if (!began.created) return began;
     try {
       let n = 0;
@@ -409,17 +415,17 @@ export class JobIntake {
         if (signal?.aborted) throw new SubmissionAborted();
         for (const r of batch) prepared.checkRecord(r);
         if (n + batch.length > MAX_JOB_RECORDS) throw new IsoError('INVALID_REQUEST', `at most ${MAX_JOB_RECORDS} sequences per job`);
-        this.checkRecords(slot, batch.length);
-        this.runner.store.append(row.id, n, batch);
+        await this.checkRecords(slot, batch.length);
+        await this.runner.store.append(row.id, n, batch);
         n += batch.length;
         slot.records = n;
         await yieldToLoop();
       }
       if (signal?.aborted) throw new SubmissionAborted();
       if (n === 0) throw new IsoError('INVALID_REQUEST', 'the job has no sequences');
-      const job = this.runner.store.activate(row.id, () => {
-        this.checkJobs(slot.owner, slot);
-        this.checkRecords(slot, 0);
+      const job = await this.runner.store.activate(row.id, async (q) => {
+        await this.checkJobs(slot.owner, slot, q);
+        await this.checkRecords(slot, 0, q);
       });
       this.runner.enqueue(job);
       return { job, created: true };
@@ -432,7 +438,7 @@ export class JobIntake {
   /** Deletes a submission that will not become a job, a batch at a time. */
   private async discard(id: string): Promise<void> {
     try {
-      while (!this.runner.store.discardSome(id, 10 * RECORD_BATCH)) await yieldToLoop();
+      while (!(await this.runner.store.discardSome(id, 10 * RECORD_BATCH))) await yieldToLoop();
     } catch (e) {
       // Deleted at the next start instead (it stays `receiving`, which nothing reads).
       this.logger.warn({ job: id, error: (e as Error).message }, 'could not delete a failed job submission');

@@ -1,8 +1,12 @@
-// Runs the gateway's persisted jobs: a few at a time, each as chunks of records through its
-// model(s), every finished chunk committed to SQLite (see store.ts). At start the gateway
-// calls resumeJobs(): jobs left queued or running by a previous process (a crash, SIGKILL, a
-// restart) carry on with the records that have no result yet. Submissions come in through
-// intake.ts; reads for clients go through find(), which keeps each key to its own jobs.
+// The gateway's jobs, for the job routes and intake: reads for clients go through find(), which
+// keeps each key to its own jobs; submissions come in through intake.ts. Where they run:
+// - embedded (SQLite, the default): here, a few jobs at a time, each as chunks of records
+//   through its model(s), every finished chunk committed to the store (store.ts). At start the
+//   gateway calls resumeJobs(): jobs left queued or running by a previous process (a crash,
+//   SIGKILL, a restart) carry on with the records that have no result yet;
+// - shared (database_url): by every gateway's share of the shared store's chunks
+//   (shared-runner.ts), so a job outlives the gateway that accepted it, and any gateway
+//   answers its progress, results and cancel.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
@@ -11,6 +15,7 @@ import { resolveTask } from '../api/predict-request.js';
 import type { InputRecord } from './input.js';
 import { parsePipeline, processPipelineChunk, resolveSteps, type PipelineSpec } from './pipeline.js';
 import { countedExecutor } from './counted.js';
+import type { SqlRunner } from '../store/sql.js';
 import { JobStore, RECEIVING, TERMINAL, type JobRow, type NewJobRow } from './store.js';
 import { chunked, JobFatalError, processPredictChunk, registryExecutor, runChunks, type ChunkProcessor, type JobItem, type ModelExecutor, type PredictSpec, type WorkContext } from './work.js';
 
@@ -23,6 +28,8 @@ export const MAX_CHUNK_SIZE = 1000;
 const MAX_RUNNING_JOBS = 4;
 /** How long a job waits for a model that is not serving before it fails. */
 const MAX_WAIT_MS = 10 * 60_000;
+/** A shared submission not written to for this long is dead (its gateway died mid-upload). */
+const STALE_SUBMISSION_MS = 10 * 60_000;
 
 /** Who asks: jobs belong to the key that submitted them; an admin key sees and cancels every job. */
 export interface JobCaller {
@@ -88,19 +95,34 @@ interface Running {
   promise: Promise<void>;
 }
 
+export interface JobRunnerOptions {
+  maxWaitMs?: number;
+  /** Wraps the executor of one job run (the gateway counts each job's model calls: counted.ts). */
+  forJob?: (executor: ModelExecutor, source: 'job' | 'pipeline', jobId: string) => ModelExecutor;
+  /**
+   * The store is shared by several gateways, whose job workers run its jobs (shared-runner.ts):
+   * this runner runs none itself, calls `wake` when a job is queued here and `drop` when one is
+   * cancelled here.
+   */
+  shared?: { wake: () => void; drop: (jobId: string) => void };
+}
+
 export class JobRunner {
   private readonly running = new Map<string, Running>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private stopping = false;
+  private scheduling: Promise<void> | null = null;
+  private rescheduled = false;
+  private readonly maxWaitMs: number;
 
   constructor(
     readonly store: JobStore,
     private readonly executor: ModelExecutor,
     private readonly logger: Logger,
-    private readonly maxWaitMs = MAX_WAIT_MS,
-    /** Wraps the executor of one job run (the gateway counts each job's model calls: counted.ts). */
-    private readonly forJob?: (executor: ModelExecutor, source: 'job' | 'pipeline', jobId: string) => ModelExecutor,
-  ) {}
+    private readonly opts: JobRunnerOptions = {},
+  ) {
+    this.maxWaitMs = opts.maxWaitMs ?? MAX_WAIT_MS;
+  }
 
   get stopped(): boolean {
     return this.stopping;
@@ -152,24 +174,45 @@ export class JobRunner {
     };
   }
 
-  /** A job that has just been queued: logged and scheduled. */
+  /** A job that has just been queued: logged and scheduled (here, or by the shared job workers). */
   enqueue(job: JobRow): void {
     this.logger.info({ job: job.id, kind: job.kind, model: job.model, total: job.total, owner: job.owner }, 'job submitted');
-    this.schedule();
+    if (this.opts.shared) this.opts.shared.wake();
+    else this.schedule();
   }
 
-  /** Starts queued / interrupted jobs, oldest first, up to the concurrent-job limit. */
+  /** Starts queued / interrupted jobs, oldest first, up to the concurrent-job limit (one pass at a time). */
   schedule(): void {
-    if (this.stopping) return;
-    for (const job of this.store.active()) {
-      if (this.running.size >= MAX_RUNNING_JOBS) return;
-      if (!this.running.has(job.id)) this.start(job);
+    if (this.stopping || this.opts.shared) return;
+    if (this.scheduling) {
+      this.rescheduled = true;
+      return;
     }
+    this.scheduling = (async () => {
+      do {
+        this.rescheduled = false;
+        for (const job of await this.store.active()) {
+          if (this.stopping || this.running.size >= MAX_RUNNING_JOBS) break;
+          if (!this.running.has(job.id)) this.start(job);
+        }
+      } while (this.rescheduled && !this.stopping);
+    })()
+      .catch((e: Error) => this.logger.error({ error: e.message }, 'cannot read the queued jobs'))
+      .finally(() => (this.scheduling = null));
   }
 
-  /** Picks up whatever a previous process left unfinished; returns how many jobs that is. */
-  resume(): number {
-    const left = this.store.active();
+  /**
+   * At start: deletes submissions a dead process was still receiving (its client never had an
+   * answer), then picks up whatever a previous process left unfinished. Returns how many jobs
+   * that is (shared: none are run here, the job workers take them).
+   */
+  async resume(startedAt = Date.now()): Promise<number> {
+    // Embedded: every submission older than this process is dead. Shared: another gateway may
+    // still be receiving one, so only those nobody has written to for a while.
+    const dropped = await this.store.purgeReceiving(this.opts.shared ? STALE_SUBMISSION_MS : Math.max(0, Date.now() - startedAt));
+    if (dropped) this.logger.warn({ submissions: dropped }, 'deleted job submissions left half-received by a gateway that stopped');
+    if (this.opts.shared) return 0;
+    const left = await this.store.active();
     if (left.length) this.logger.info({ jobs: left.map((j) => ({ id: j.id, done: j.done, total: j.total })) }, 'resuming unfinished jobs');
     this.schedule();
     return left.length;
@@ -183,17 +226,18 @@ export class JobRunner {
       .catch((e: Error) => this.logger.error({ job: job.id, error: e.message }, 'job loop failed'))
       .finally(() => {
         this.running.delete(job.id);
-        this.notify(job.id);
+        this.changed(job.id);
         this.schedule();
       });
   }
 
   private async run(job: JobRow, signal: AbortSignal): Promise<void> {
-    await Promise.resolve();
-    this.store.markRunning(job.id);
-    this.notify(job.id);
+    await this.store.markRunning(job.id);
+    // Cancelled between the read that scheduled it and now: nothing to run.
+    if (TERMINAL.has((await this.store.get(job.id))?.status ?? 'cancelled')) return;
+    this.changed(job.id);
     const spec = JSON.parse(job.spec) as JobSpec;
-    const executor = this.forJob?.(this.executor, spec.kind === 'predict' ? 'job' : 'pipeline', job.id) ?? this.executor;
+    const executor = this.opts.forJob?.(this.executor, spec.kind === 'predict' ? 'job' : 'pipeline', job.id) ?? this.executor;
     const ctx = (s: AbortSignal): WorkContext => ({ executor, signal: s, priority: job.priority, maxWaitMs: this.maxWaitMs });
     const process: ChunkProcessor = spec.kind === 'predict' ? (c, s) => processPredictChunk(spec, c, ctx(s)) : (c, s) => processPipelineChunk(spec, c, ctx(s));
     try {
@@ -201,30 +245,30 @@ export class JobRunner {
         chunks: this.pendingChunks(job.id, job.chunk_size),
         concurrency: job.workers * 2,
         process,
-        commit: (_chunk, records) => {
-          this.store.writeResults(job.id, records);
-          this.notify(job.id);
+        commit: async (_chunk, records) => {
+          await this.store.writeResults(job.id, records);
+          this.changed(job.id);
         },
         signal,
       });
-      const left = this.store.countPending(job.id);
-      this.store.finish(job.id, left === 0 ? 'succeeded' : 'failed', left === 0 ? null : `${left} records were left without a result`);
-      const done = this.store.get(job.id);
+      const left = await this.store.countPending(job.id);
+      await this.store.finish(job.id, left === 0 ? 'succeeded' : 'failed', left === 0 ? null : `${left} records were left without a result`);
+      const done = await this.store.get(job.id);
       this.logger.info({ job: job.id, status: done?.status, total: done?.total, failed: done?.failed }, 'job finished');
     } catch (e) {
       // Cancelled (cancel() already recorded it) or shutting down (resumed at the next start).
       if (signal.aborted) return;
       const msg = e instanceof JobFatalError ? `${e.code}: ${e.message}` : (e as Error).message;
-      this.store.finish(job.id, 'failed', msg);
+      await this.store.finish(job.id, 'failed', msg);
       this.logger.warn({ job: job.id, error: msg }, 'job failed');
     }
   }
 
   /** The pending records in input order, read page by page while the job runs. */
-  private *pendingChunks(id: string, size: number): Generator<JobItem[]> {
+  private async *pendingChunks(id: string, size: number): AsyncGenerator<JobItem[]> {
     let after = -1;
     for (;;) {
-      const page = this.store.pendingAfter(id, after, size * 16);
+      const page = await this.store.pendingAfter(id, after, size * 16);
       if (page.length === 0) return;
       after = page[page.length - 1]!.idx;
       yield* chunked(
@@ -235,8 +279,8 @@ export class JobRunner {
   }
 
   /** A job that exists for clients (one still being received does not). */
-  get(id: string): JobRow {
-    const job = this.store.get(id);
+  async get(id: string): Promise<JobRow> {
+    const job = await this.store.get(id);
     if (!job || job.status === RECEIVING) throw notFound(id);
     return job;
   }
@@ -245,41 +289,53 @@ export class JobRunner {
    * A job as `caller` may see it: its own, or any with the admin scope. Another key's job is
    * NOT_FOUND, the same answer as a job that does not exist, so ids cannot be probed.
    */
-  find(id: string, caller: JobCaller): JobRow {
-    const job = this.get(id);
+  async find(id: string, caller: JobCaller): Promise<JobRow> {
+    const job = await this.get(id);
     if (!caller.admin && job.owner !== caller.id) throw notFound(id);
     return job;
   }
 
-  /** Cancels an unfinished job the caller may see: records without a result stay without one. */
-  cancel(id: string, caller: JobCaller): { job: JobRow; changed: boolean } {
-    this.find(id, caller);
-    const changed = this.store.finish(id, 'cancelled', caller.admin ? `cancelled by ${caller.name}` : 'cancelled by the client');
+  /**
+   * Cancels an unfinished job the caller may see: records without a result stay without one.
+   * Shared: this gateway's worker drops the job's chunks at once, every other gateway's at its
+   * next heartbeat, and nothing is written after the cancel (a commit checks the job's status).
+   */
+  async cancel(id: string, caller: JobCaller): Promise<{ job: JobRow; changed: boolean }> {
+    await this.find(id, caller);
+    const changed = await this.store.finish(id, 'cancelled', caller.admin ? `cancelled by ${caller.name}` : 'cancelled by the client');
     this.running.get(id)?.ac.abort();
-    this.notify(id);
+    this.opts.shared?.drop(id);
+    this.changed(id);
     if (changed) this.logger.info({ job: id, by: caller.id }, 'job cancelled');
-    return { job: this.get(id), changed };
+    return { job: await this.get(id), changed };
   }
 
-  /** Records per second since this process started the job; null until it has a measure. */
+  /**
+   * Records per second; null until it has a measure. Embedded: since this process started the
+   * job. Shared: since the job started, wherever it runs.
+   */
   private rate(job: JobRow): number | null {
+    if (TERMINAL.has(job.status)) return null;
     const r = this.running.get(job.id);
-    if (!r || TERMINAL.has(job.status)) return null;
-    const elapsed = (Date.now() - r.since) / 1000;
-    const done = job.done - r.doneAtStart;
+    const since = r ? r.since : this.opts.shared && job.started_at ? Date.parse(job.started_at) : NaN;
+    if (!Number.isFinite(since)) return null;
+    const elapsed = (Date.now() - since) / 1000;
+    const done = job.done - (r?.doneAtStart ?? 0);
     return elapsed > 0.2 && done > 0 ? done / elapsed : null;
   }
 
   /**
    * How an owner's running jobs progress: their combined rate (records/s) and the soonest
-   * expected end (s), where measured. For Retry-After on a quota answer.
+   * expected end (s), where measured. For Retry-After on a quota answer (`q`: inside the
+   * activation's transaction).
    */
-  progressOf(owner: string): { rate: number; soonestEndS: number | null } {
+  async progressOf(owner: string, q?: SqlRunner): Promise<{ rate: number; soonestEndS: number | null }> {
     let rate = 0;
     let soonest: number | null = null;
-    for (const [id, r] of this.running) {
-      if (r.owner !== owner) continue;
-      const job = this.store.get(id);
+    const jobs: (JobRow | undefined)[] = [];
+    if (this.opts.shared) jobs.push(...(await this.store.list({ owner, status: 'running', limit: 100, offset: 0 }, q)).jobs);
+    else for (const [id, r] of this.running) if (r.owner === owner) jobs.push(await this.store.get(id, q));
+    for (const job of jobs) {
       const perS = job ? this.rate(job) : null;
       if (!job || perS === null) continue;
       rate += perS;
@@ -340,7 +396,8 @@ export class JobRunner {
     });
   }
 
-  private notify(id: string): void {
+  /** Wakes whoever waits for the job's progress (this gateway committed some of it, or cancelled it). */
+  changed(id: string): void {
     const set = this.waiters.get(id);
     if (set) for (const wake of [...set]) wake();
   }
@@ -349,7 +406,7 @@ export class JobRunner {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const r of this.running.values()) r.ac.abort();
-    for (const id of [...this.waiters.keys()]) this.notify(id);
+    for (const id of [...this.waiters.keys()]) this.changed(id);
     await Promise.all([...this.running.values()].map((r) => r.promise));
   }
 }
@@ -364,16 +421,21 @@ function clamp(n: number, lo: number, hi: number): number {
 
 const runners = new WeakMap<Gateway, JobRunner>();
 
-/** The gateway's job runner (one per gateway, over its state store and registry). */
+/**
+ * The gateway's job runner (one per gateway, over its registry): over the shared job store with
+ * database_url (opened by Gateway.start() before the routes), else over its own SQLite file.
+ */
 export function jobRunnerFor(gw: Gateway): JobRunner {
   let r = runners.get(gw);
   if (!r) {
-    const store = new JobStore(gw.store);
+    if (gw.config.database_url && !gw.shared) throw new Error('the shared job store is not open yet (Gateway.start() opens it)');
+    const store = gw.shared?.jobs ?? JobStore.embedded(gw.store);
     const logger = gw.logger.child({ component: 'jobs' });
-    // Submissions a previous process was still receiving never got an answer: they go.
-    const dropped = store.purgeReceiving();
-    if (dropped) logger.warn({ submissions: dropped }, 'deleted job submissions left half-received by the previous process');
-    r = new JobRunner(store, registryExecutor(gw.registry), logger, MAX_WAIT_MS, (executor, source, id) => countedExecutor(executor, gw, source, id));
+    r = new JobRunner(store, registryExecutor(gw.registry), logger, {
+      maxWaitMs: MAX_WAIT_MS,
+      forJob: (executor, source, id) => countedExecutor(executor, gw, source, id),
+      ...(gw.shared && { shared: { wake: () => gw.sharedJobs?.poke(), drop: (id: string) => gw.sharedJobs?.drop(id) } }),
+    });
     runners.set(gw, r);
   }
   return r;
@@ -381,5 +443,6 @@ export function jobRunnerFor(gw: Gateway): JobRunner {
 
 /** Called by Gateway.start() once the models are loaded. */
 export function resumeJobs(gw: Gateway): void {
-  jobRunnerFor(gw).resume();
+  const runner = jobRunnerFor(gw);
+  runner.resume(gw.startedAt).catch((e: Error) => gw.logger.error({ component: 'jobs', error: e.message }, 'cannot resume the unfinished jobs'));
 }

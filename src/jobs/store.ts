@@ -1,21 +1,78 @@
-// Jobs in SQLite (the gateway's state database, `jobs` migration namespace).
+// Batch jobs, written once over the async SQL surface (src/store/sql.ts): in the gateway's own
+// SQLite file by default, run by that gateway (runner.ts); in PostgreSQL, shared by every
+// gateway given the same database_url, any of which runs, answers and cancels any job
+// (src/store/shared/job-worker.ts). The same tables in both (`jobs`, `job_items`, and
+// `job_chunks` for the shared runner), the same migration namespaces.
 //
 // A job row holds its spec, counters and owner (the API key that created it); one job_items
 // row per input record holds the record and, once done, its result. A submission is written
 // while it is parsed: the job row first, `receiving` (invisible to every reader and to the job
-// loop), then its records in batches, then one transaction that checks the owner's quotas and
+// loops), then its records in batches, then one transaction that checks the owner's quotas and
 // turns it `queued`; a submission that fails part way is deleted, and one a crash interrupted
-// is deleted at the next start (its client never had an answer). A result is written only
-// over a `pending` row, in one transaction with the job's counters: after a crash, finished
-// records are never run again and records that were in flight are simply still pending, so
-// each record has exactly one result, read back in input order by its index.
-import type Database from 'better-sqlite3';
+// is deleted later (its client never had an answer). A result is written only over a `pending`
+// row, in one transaction with the job's counters: after a crash, finished records are never
+// run again and records that were in flight are simply still pending, so each record has
+// exactly one result, read back in input order by its index.
+//
+// Shared store (`leases`): a job's records are cut into chunks (index ranges) when it is
+// queued. A gateway claims an open chunk whose lease is free or expired (`FOR UPDATE SKIP
+// LOCKED` on PostgreSQL: two gateways never wait on, or take, the same one), renews its leases
+// by heartbeat while it works, and commits the chunk's results in one transaction; when a lease
+// expires (its gateway died) another gateway runs the chunk again, and the pending-only write
+// still leaves one result per record. Lease times come from the database's clock, so gateways'
+// clocks need not agree. The gateway that commits a job's last chunk finishes the job.
 import type { StateStore } from '../store/db.js';
+import { SqliteClient, type Migration, type SqlClient, type SqlRunner } from '../store/sql.js';
 import type { InputRecord, OutputRecord } from './formats.js';
 
 /** Owner of the jobs stored before jobs had owners: no key matches it, only admin keys see them. */
 export const LEGACY_OWNER = 'legacy';
 
+/** The jobs table as it is now: owners, and Idempotency-Keys unique per owner. */
+function jobsTable(name: string): string {
+  return `CREATE TABLE ${name} (
+     id TEXT PRIMARY KEY,
+     name TEXT,
+     kind TEXT NOT NULL,
+     model TEXT NOT NULL,
+     task TEXT,
+     spec TEXT NOT NULL,
+     status TEXT NOT NULL,
+     total INTEGER NOT NULL,
+     done INTEGER NOT NULL DEFAULT 0,
+     failed INTEGER NOT NULL DEFAULT 0,
+     chunk_size INTEGER NOT NULL,
+     workers INTEGER NOT NULL,
+     priority INTEGER NOT NULL DEFAULT 0,
+     error TEXT,
+     idempotency_key TEXT,
+     request_hash TEXT,
+     created_at TEXT NOT NULL,
+     started_at TEXT,
+     finished_at TEXT,
+     updated_at TEXT NOT NULL,
+     owner TEXT NOT NULL,
+     owner_name TEXT
+   )`;
+}
+
+const JOBS_INDEXES = `CREATE INDEX jobs_status ON jobs(status);
+   CREATE INDEX jobs_created ON jobs(created_at);
+   CREATE INDEX jobs_owner_status ON jobs(owner, status);
+   CREATE UNIQUE INDEX jobs_owner_idempotency ON jobs(owner, idempotency_key);`;
+
+function jobItemsTable(options: string): string {
+  return `CREATE TABLE job_items (
+     job_id TEXT NOT NULL,
+     idx INTEGER NOT NULL,
+     input TEXT NOT NULL,
+     status TEXT NOT NULL DEFAULT 'pending',
+     result TEXT,
+     PRIMARY KEY (job_id, idx)
+   )${options};`;
+}
+
+/** The `jobs` namespace in SQLite, with its history (the first schema had no owners). */
 export const JOB_MIGRATIONS = [
   `CREATE TABLE jobs (
      id TEXT PRIMARY KEY,
@@ -41,50 +98,37 @@ export const JOB_MIGRATIONS = [
    );
    CREATE INDEX jobs_status ON jobs(status);
    CREATE INDEX jobs_created ON jobs(created_at);
-   CREATE TABLE job_items (
-     job_id TEXT NOT NULL,
-     idx INTEGER NOT NULL,
-     input TEXT NOT NULL,
-     status TEXT NOT NULL DEFAULT 'pending',
-     result TEXT,
-     PRIMARY KEY (job_id, idx)
-   ) WITHOUT ROWID;`,
+   ${jobItemsTable(' WITHOUT ROWID')}`,
   // Owners, and Idempotency-Keys unique per owner (two keys may use the same one). SQLite cannot
   // drop a column's UNIQUE, so the table is rebuilt.
-  `CREATE TABLE jobs_v2 (
-     id TEXT PRIMARY KEY,
-     name TEXT,
-     kind TEXT NOT NULL,
-     model TEXT NOT NULL,
-     task TEXT,
-     spec TEXT NOT NULL,
-     status TEXT NOT NULL,
-     total INTEGER NOT NULL,
-     done INTEGER NOT NULL DEFAULT 0,
-     failed INTEGER NOT NULL DEFAULT 0,
-     chunk_size INTEGER NOT NULL,
-     workers INTEGER NOT NULL,
-     priority INTEGER NOT NULL DEFAULT 0,
-     error TEXT,
-     idempotency_key TEXT,
-     request_hash TEXT,
-     created_at TEXT NOT NULL,
-     started_at TEXT,
-     finished_at TEXT,
-     updated_at TEXT NOT NULL,
-     owner TEXT NOT NULL,
-     owner_name TEXT
-   );
+  `${jobsTable('jobs_v2')};
    INSERT INTO jobs_v2 (id, name, kind, model, task, spec, status, total, done, failed, chunk_size, workers, priority, error,
                         idempotency_key, request_hash, created_at, started_at, finished_at, updated_at, owner, owner_name)
      SELECT id, name, kind, model, task, spec, status, total, done, failed, chunk_size, workers, priority, error,
             idempotency_key, request_hash, created_at, started_at, finished_at, updated_at, '${LEGACY_OWNER}', NULL FROM jobs;
    DROP TABLE jobs;
    ALTER TABLE jobs_v2 RENAME TO jobs;
-   CREATE INDEX jobs_status ON jobs(status);
-   CREATE INDEX jobs_created ON jobs(created_at);
-   CREATE INDEX jobs_owner_status ON jobs(owner, status);
-   CREATE UNIQUE INDEX jobs_owner_idempotency ON jobs(owner, idempotency_key);`,
+   ${JOBS_INDEXES}`,
+];
+
+/** The `jobs` namespace for both databases: SQLite keeps its history, PostgreSQL starts at its end state. */
+export const JOB_STORE_MIGRATIONS: Migration[] = [
+  { sqlite: JOB_MIGRATIONS[0]!, postgres: `${jobsTable('jobs')}; ${JOBS_INDEXES} ${jobItemsTable('')}` },
+  { sqlite: JOB_MIGRATIONS[1]!, postgres: 'SELECT 1' },
+];
+
+export const CHUNK_MIGRATIONS = [
+  `CREATE TABLE job_chunks (
+     job_id TEXT NOT NULL,
+     lo INTEGER NOT NULL,
+     hi INTEGER NOT NULL,
+     status TEXT NOT NULL DEFAULT 'open',
+     lease_owner TEXT,
+     lease_until BIGINT,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (job_id, lo)
+   );
+   CREATE INDEX job_chunks_open ON job_chunks(status, job_id, lo);`,
 ];
 
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
@@ -135,215 +179,382 @@ export interface OwnerUsage {
   records: number;
 }
 
-const ROWS_PER_INSERT = 100;
+const ACTIVE = `('queued', 'running')`;
+const ROWS_PER_INSERT = 200;
 
-function prepare(db: Database.Database) {
-  return {
-    insertJob: db.prepare(
-      `INSERT INTO jobs (id, name, kind, model, task, spec, status, total, chunk_size, workers, priority, idempotency_key, request_hash, created_at, updated_at, owner, owner_name)
-       VALUES (@id, @name, @kind, @model, @task, @spec, '${RECEIVING}', 0, @chunk_size, @workers, @priority, @idempotency_key, @request_hash, @created_at, @created_at, @owner, @owner_name)`,
-    ),
-    insertItem: db.prepare('INSERT INTO job_items (job_id, idx, input) VALUES (?, ?, ?)'),
-    // Many rows per statement: a third less time per record than one statement each.
-    insertItems: db.prepare(`INSERT INTO job_items (job_id, idx, input) VALUES ${Array<string>(ROWS_PER_INSERT).fill('(?, ?, ?)').join(', ')}`),
-    grow: db.prepare(`UPDATE jobs SET total = total + ?, updated_at = ? WHERE id = ? AND status = '${RECEIVING}'`),
-    activate: db.prepare(`UPDATE jobs SET status = 'queued', created_at = ?, updated_at = ? WHERE id = ? AND status = '${RECEIVING}'`),
-    receiving: db.prepare(`SELECT id FROM jobs WHERE status = '${RECEIVING}'`),
-    itemBound: db.prepare('SELECT idx FROM job_items WHERE job_id = ? ORDER BY idx LIMIT 1 OFFSET ?'),
-    deleteItemsBelow: db.prepare('DELETE FROM job_items WHERE job_id = ? AND idx < ?'),
-    deleteItems: db.prepare('DELETE FROM job_items WHERE job_id = ?'),
-    deleteJob: db.prepare('DELETE FROM jobs WHERE id = ?'),
-    get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
-    byKey: db.prepare('SELECT * FROM jobs WHERE owner = ? AND idempotency_key = ?'),
-    usage: db.prepare(`SELECT COUNT(*) AS jobs, COALESCE(SUM(total - done), 0) AS records FROM jobs WHERE owner = ? AND status IN ('queued', 'running')`),
-    active: db.prepare(`SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at, id`),
-    pendingAfter: db.prepare(`SELECT idx, input FROM job_items WHERE job_id = ? AND idx > ? AND status = 'pending' ORDER BY idx LIMIT ?`),
-    writeResult: db.prepare(`UPDATE job_items SET status = ?, result = ? WHERE job_id = ? AND idx = ? AND status = 'pending'`),
-    bump: db.prepare('UPDATE jobs SET done = done + ?, failed = failed + ?, updated_at = ? WHERE id = ?'),
-    results: db.prepare('SELECT idx, status, result FROM job_items WHERE job_id = ? AND idx >= ? ORDER BY idx LIMIT ?'),
-    start: db.prepare(`UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status IN ('queued', 'running')`),
-    finish: db.prepare(`UPDATE jobs SET status = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? AND status IN ('queued', 'running')`),
-    countPending: db.prepare(`SELECT COUNT(*) AS n FROM job_items WHERE job_id = ? AND status = 'pending'`),
-    finishedBefore: db.prepare(`SELECT id FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? ORDER BY finished_at LIMIT ?`),
-  };
+/** A chunk a gateway holds the lease on, with its records' inputs in input order. */
+export interface ClaimedChunk {
+  jobId: string;
+  lo: number;
+  hi: number;
+  attempts: number;
+  items: { idx: number; input: InputRecord }[];
+}
+
+export interface CommitOutcome {
+  /** Results written (records that were still pending). */
+  written: number;
+  /** Set when this commit finished the job. */
+  finished?: 'succeeded' | 'failed';
+}
+
+/** The database's clock in ms since the epoch, so that leases do not depend on gateways' clocks. */
+function nowMs(q: SqlRunner): string {
+  return q.dialect === 'postgres' ? 'CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)' : "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+}
+
+function isUniqueViolation(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+export interface JobStoreOptions {
+  /**
+   * Cut each queued job into chunks that any gateway may claim (the shared store, run by
+   * job-worker.ts). Off for the embedded store, whose jobs its own runner runs (runner.ts).
+   */
+  leases?: boolean;
 }
 
 export class JobStore {
-  private readonly db: Database.Database;
-  private readonly stmts: ReturnType<typeof prepare>;
+  private constructor(
+    readonly sql: SqlClient,
+    /** Jobs are cut into leased chunks (the shared store). */
+    readonly leases: boolean,
+  ) {}
 
-  constructor(store: StateStore) {
-    store.migrateNamespace('jobs', JOB_MIGRATIONS);
-    this.db = store.db;
-    this.stmts = prepare(this.db);
+  /** Applies the migrations not applied yet (at start, both databases) and opens the store; leased chunks by default. */
+  static async open(sql: SqlClient, opts: JobStoreOptions = {}): Promise<JobStore> {
+    await sql.migrate('jobs', JOB_STORE_MIGRATIONS);
+    await sql.migrate('job_chunks', CHUNK_MIGRATIONS);
+    return new JobStore(sql, opts.leases ?? true);
+  }
+
+  /**
+   * The jobs in the gateway's own SQLite file, over its connection: statements of this store
+   * then never wait on another connection of this process. Migrated synchronously, so the job
+   * routes have their store before anything is awaited.
+   */
+  static embedded(state: StateStore): JobStore {
+    state.migrateNamespace('jobs', JOB_MIGRATIONS);
+    state.migrateNamespace('job_chunks', CHUNK_MIGRATIONS);
+    return new JobStore(new SqliteClient(state.db), false);
   }
 
   /**
    * Starts a submission: the job row, `receiving`, with no records yet. With an Idempotency-Key
    * the owner already used, creates nothing and returns that job (the caller compares hashes).
    */
-  begin(row: NewJobRow): { job: JobRow; created: boolean } {
-    return this.db.transaction(() => {
-      if (row.idempotency_key !== null) {
-        const existing = this.getByKey(row.owner, row.idempotency_key);
+  async begin(row: NewJobRow): Promise<{ job: JobRow; created: boolean }> {
+    if (row.idempotency_key !== null) {
+      const existing = await this.getByKey(row.owner, row.idempotency_key);
+      if (existing) return { job: existing, created: false };
+    }
+    try {
+      await this.sql.run(
+        `INSERT INTO jobs (id, name, kind, model, task, spec, status, total, chunk_size, workers, priority, idempotency_key, request_hash, created_at, updated_at, owner, owner_name)
+         VALUES (?, ?, ?, ?, ?, ?, '${RECEIVING}', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [row.id, row.name, row.kind, row.model, row.task, row.spec, row.chunk_size, row.workers, row.priority, row.idempotency_key, row.request_hash, row.created_at, row.created_at, row.owner, row.owner_name],
+      );
+    } catch (e) {
+      // Another gateway took the same Idempotency-Key between the look-up and the insert.
+      if (row.idempotency_key !== null && isUniqueViolation(e)) {
+        const existing = await this.getByKey(row.owner, row.idempotency_key);
         if (existing) return { job: existing, created: false };
       }
-      this.stmts.insertJob.run(row);
-      return { job: this.get(row.id)!, created: true };
-    })();
+      throw e;
+    }
+    return { job: (await this.get(row.id))!, created: true };
   }
 
   /** Adds records `first`, `first + 1`… to a submission being received, in one transaction. */
-  append(id: string, first: number, inputs: readonly InputRecord[]): void {
-    this.db.transaction(() => {
-      let i = 0;
-      for (; i + ROWS_PER_INSERT <= inputs.length; i += ROWS_PER_INSERT) {
+  async append(id: string, first: number, inputs: readonly InputRecord[]): Promise<void> {
+    await this.sql.tx(async (q) => {
+      for (let i = 0; i < inputs.length; i += ROWS_PER_INSERT) {
+        const n = Math.min(ROWS_PER_INSERT, inputs.length - i);
         const args: unknown[] = [];
-        for (let k = i; k < i + ROWS_PER_INSERT; k++) args.push(id, first + k, JSON.stringify(inputs[k]));
-        this.stmts.insertItems.run(args);
+        for (let k = i; k < i + n; k++) args.push(id, first + k, JSON.stringify(inputs[k]));
+        await q.run(`INSERT INTO job_items (job_id, idx, input) VALUES ${Array<string>(n).fill('(?, ?, ?)').join(', ')}`, args);
       }
-      for (; i < inputs.length; i++) this.stmts.insertItem.run(id, first + i, JSON.stringify(inputs[i]));
-      if (this.stmts.grow.run(inputs.length, new Date().toISOString(), id).changes !== 1) throw new Error(`job ${id} is not being received`);
-    })();
+      const grown = await q.run(`UPDATE jobs SET total = total + ?, updated_at = ? WHERE id = ? AND status = '${RECEIVING}'`, [inputs.length, new Date().toISOString(), id]);
+      if (grown !== 1) throw new Error(`job ${id} is not being received`);
+    });
   }
 
   /**
-   * Makes a fully received submission a queued job. `check` runs inside the transaction (the
-   * owner's quotas, counted without this job) and may throw to refuse it.
+   * Makes a fully received submission a queued job (cut into chunks, with leases). `check` runs
+   * inside the transaction, after every other activation of the same owner has committed or
+   * waits for this one (the owner's quotas, counted with `q`, without this job), and may throw
+   * to refuse it.
    */
-  activate(id: string, check: () => void): JobRow {
-    return this.db.transaction(() => {
-      check();
+  async activate(id: string, check: (q: SqlRunner) => Promise<void> | void = () => undefined): Promise<JobRow> {
+    await this.sql.tx(async (q) => {
+      const [job] = await q.query<{ owner: string; total: number; chunk_size: number }>(`SELECT owner, total, chunk_size FROM jobs WHERE id = ? AND status = '${RECEIVING}'`, [id]);
+      if (!job) throw new Error(`job ${id} is not being received`);
+      // Two gateways activating jobs of one key take turns, so neither counts without the other's
+      // (SQLite's BEGIN IMMEDIATE already serialises every writer).
+      if (q.dialect === 'postgres') await q.query(`SELECT pg_advisory_xact_lock(hashtext('isomodel.jobs.owner'), hashtext(CAST(? AS TEXT)))`, [job.owner]);
+      await check(q);
+      const total = Number(job.total);
+      const size = Math.max(1, Number(job.chunk_size));
+      const bounds: number[] = [];
+      if (this.leases) for (let lo = 0; lo < total; lo += size) bounds.push(lo);
+      for (let i = 0; i < bounds.length; i += ROWS_PER_INSERT) {
+        const part = bounds.slice(i, i + ROWS_PER_INSERT);
+        await q.run(`INSERT INTO job_chunks (job_id, lo, hi) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`, part.flatMap((lo) => [id, lo, Math.min(lo + size, total)]));
+      }
       const now = new Date().toISOString();
-      if (this.stmts.activate.run(now, now, id).changes !== 1) throw new Error(`job ${id} is not being received`);
-      return this.get(id)!;
-    })();
+      await q.run(`UPDATE jobs SET status = 'queued', created_at = ?, updated_at = ? WHERE id = ? AND status = '${RECEIVING}'`, [now, now, id]);
+    });
+    return (await this.get(id))!;
+  }
+
+  /** A job by id, whatever its state (`receiving` included: callers that answer clients filter). */
+  async get(id: string, q: SqlRunner = this.sql): Promise<JobRow | undefined> {
+    const [row] = await q.query<JobRow>('SELECT * FROM jobs WHERE id = ?', [id]);
+    return row;
+  }
+
+  /** The job an owner submitted under an Idempotency-Key. */
+  async getByKey(owner: string, key: string): Promise<JobRow | undefined> {
+    const [row] = await this.sql.query<JobRow>('SELECT * FROM jobs WHERE owner = ? AND idempotency_key = ?', [owner, key]);
+    return row;
+  }
+
+  /** The owner's unfinished jobs and their records without a result (submissions being received excluded); `q`: inside a transaction. */
+  async usage(owner: string, q: SqlRunner = this.sql): Promise<OwnerUsage> {
+    const [row] = await q.query<OwnerUsage>(
+      `SELECT CAST(COUNT(*) AS INTEGER) AS jobs, CAST(COALESCE(SUM(total - done), 0) AS INTEGER) AS records FROM jobs WHERE owner = ? AND status IN ${ACTIVE}`,
+      [owner],
+    );
+    return { jobs: Number(row?.jobs ?? 0), records: Number(row?.records ?? 0) };
+  }
+
+  /** Jobs newest first; only `owner`'s when given. Submissions being received are never listed. */
+  async list(opts: { owner?: string; status?: string; model?: string; limit: number; offset: number }, q: SqlRunner = this.sql): Promise<{ jobs: JobRow[]; total: number }> {
+    const where: string[] = [`status != '${RECEIVING}'`];
+    const args: unknown[] = [];
+    for (const [col, v] of [['owner', opts.owner], ['status', opts.status], ['model', opts.model]] as const) {
+      if (v !== undefined && v !== '') {
+        where.push(`${col} = ?`);
+        args.push(v);
+      }
+    }
+    const w = `WHERE ${where.join(' AND ')}`;
+    const jobs = await q.query<JobRow>(`SELECT * FROM jobs ${w} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, [...args, opts.limit, opts.offset]);
+    const [n] = await q.query<{ n: number }>(`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM jobs ${w}`, args);
+    return { jobs, total: Number(n?.n ?? 0) };
   }
 
   /**
    * Deletes up to `maxRows` records of a submission that will not become a job; once none are
    * left, the job row too. Returns true when it is all gone.
    */
-  discardSome(id: string, maxRows: number): boolean {
-    return this.db.transaction(() => {
-      const bound = this.stmts.itemBound.get(id, maxRows) as { idx: number } | undefined;
+  async discardSome(id: string, maxRows: number): Promise<boolean> {
+    return this.sql.tx(async (q) => {
+      const [bound] = await q.query<{ idx: number }>('SELECT idx FROM job_items WHERE job_id = ? ORDER BY idx LIMIT 1 OFFSET ?', [id, maxRows]);
       if (bound) {
-        this.stmts.deleteItemsBelow.run(id, bound.idx);
+        await q.run('DELETE FROM job_items WHERE job_id = ? AND idx < ?', [id, bound.idx]);
         return false;
       }
-      this.stmts.deleteItems.run(id);
-      this.stmts.deleteJob.run(id);
+      await q.run('DELETE FROM job_items WHERE job_id = ?', [id]);
+      await q.run('DELETE FROM job_chunks WHERE job_id = ?', [id]);
+      await q.run('DELETE FROM jobs WHERE id = ?', [id]);
       return true;
-    })();
-  }
-
-  /** Deletes the submissions a previous process was still receiving; returns how many. */
-  purgeReceiving(): number {
-    const ids = (this.stmts.receiving.all() as { id: string }[]).map((r) => r.id);
-    for (const id of ids) while (!this.discardSome(id, 10_000));
-    return ids.length;
-  }
-
-  /** A job by id, whatever its state (`receiving` included: callers that answer clients filter). */
-  get(id: string): JobRow | undefined {
-    return this.stmts.get.get(id) as JobRow | undefined;
-  }
-
-  /** The job an owner submitted under an Idempotency-Key. */
-  getByKey(owner: string, key: string): JobRow | undefined {
-    return this.stmts.byKey.get(owner, key) as JobRow | undefined;
-  }
-
-  /** The owner's unfinished jobs and their records without a result (submissions being received excluded). */
-  usage(owner: string): OwnerUsage {
-    return this.stmts.usage.get(owner) as OwnerUsage;
-  }
-
-  /** Jobs newest first; only `owner`'s when given. Submissions being received are never listed. */
-  list(opts: { owner?: string; status?: string; model?: string; limit: number; offset: number }): { jobs: JobRow[]; total: number } {
-    const where: string[] = [`status != '${RECEIVING}'`];
-    const args: unknown[] = [];
-    if (opts.owner !== undefined) {
-      where.push('owner = ?');
-      args.push(opts.owner);
-    }
-    if (opts.status) {
-      where.push('status = ?');
-      args.push(opts.status);
-    }
-    if (opts.model) {
-      where.push('model = ?');
-      args.push(opts.model);
-    }
-    const w = `WHERE ${where.join(' AND ')}`;
-    const jobs = this.db.prepare(`SELECT * FROM jobs ${w} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`).all(...args, opts.limit, opts.offset) as JobRow[];
-    const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM jobs ${w}`).get(...args) as { n: number }).n;
-    return { jobs, total };
-  }
-  /** Jobs a previous process left unfinished. */
-  active(): JobRow[] {
-    return this.stmts.active.all() as JobRow[];
-  }
-
-  /** Pending records after index `after`, in input order. */
-  pendingAfter(id: string, after: number, limit: number): { idx: number; input: InputRecord }[] {
-    return (this.stmts.pendingAfter.all(id, after, limit) as { idx: number; input: string }[]).map((r) => ({ idx: r.idx, input: JSON.parse(r.input) as InputRecord }));
-  }
-
-  countPending(id: string): number {
-    return (this.stmts.countPending.get(id) as { n: number }).n;
-  }
-
-  /** Writes results over pending records and bumps the counters, atomically; returns how many were new. */
-  writeResults(id: string, results: OutputRecord[]): number {
-    return this.db.transaction(() => {
-      let done = 0;
-      let failed = 0;
-      for (const r of results) {
-        const changed = this.stmts.writeResult.run(r.status, JSON.stringify(r), id, r.metadata.index).changes;
-        if (changed) {
-          done++;
-          if (r.status === 'error') failed++;
-        }
-      }
-      if (done) this.stmts.bump.run(done, failed, new Date().toISOString(), id);
-      return done;
-    })();
-  }
-
-  /** Records from index `from` on, in input order (pending ones included, with a null result). */
-  results(id: string, from: number, limit: number): ResultRow[] {
-    return this.stmts.results.all(id, from, limit) as ResultRow[];
-  }
-
-  markRunning(id: string): void {
-    const now = new Date().toISOString();
-    this.stmts.start.run(now, now, id);
+    });
   }
 
   /**
-   * Deletes finished jobs (and their records and results) that ended before `before` (ISO
-   * time), a few at a time so the write lock is never held long; returns how many went.
+   * Deletes submissions last written to more than `olderThanMs` ago: their gateway died
+   * mid-upload, and their client never had an answer (a younger one may still be arriving,
+   * here or at another gateway). Returns how many.
    */
-  pruneFinished(before: string, batch = 50): number {
+  async purgeReceiving(olderThanMs: number): Promise<number> {
+    const before = new Date(Date.now() - olderThanMs).toISOString();
+    const rows = await this.sql.query<{ id: string }>(`SELECT id FROM jobs WHERE status = '${RECEIVING}' AND updated_at < ?`, [before]);
+    for (const r of rows) while (!(await this.discardSome(r.id, 10_000)));
+    return rows.length;
+  }
+
+  /** Deletes finished jobs that ended before `before` (ISO time), a few at a time; returns how many went. */
+  async pruneFinished(before: string, batch = 50): Promise<number> {
     let removed = 0;
     for (;;) {
-      const ids = (this.stmts.finishedBefore.all(before, batch) as { id: string }[]).map((r) => r.id);
-      if (ids.length === 0) return removed;
-      this.db.transaction(() => {
-        for (const id of ids) {
-          this.stmts.deleteItems.run(id);
-          this.stmts.deleteJob.run(id);
-        }
-      })();
+      const ids = (await this.sql.query<{ id: string }>(`SELECT id FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? ORDER BY finished_at LIMIT ?`, [before, batch])).map((r) => r.id);
+      for (const id of ids) {
+        await this.sql.tx(async (q) => {
+          await q.run('DELETE FROM job_items WHERE job_id = ?', [id]);
+          await q.run('DELETE FROM job_chunks WHERE job_id = ?', [id]);
+          await q.run('DELETE FROM jobs WHERE id = ?', [id]);
+        });
+      }
       removed += ids.length;
       if (ids.length < batch) return removed;
     }
   }
 
-  /** Moves an unfinished job to a final status; false when it had already finished. */
-  finish(id: string, status: 'succeeded' | 'failed' | 'cancelled', error: string | null = null): boolean {
+  /** Unfinished jobs, oldest first. */
+  async active(): Promise<JobRow[]> {
+    return this.sql.query<JobRow>(`SELECT * FROM jobs WHERE status IN ${ACTIVE} ORDER BY created_at, id`);
+  }
+
+  /**
+   * Takes the lease on the next open chunk whose lease is free or expired, of the most urgent
+   * unfinished job (priority, then age), for `ttlMs`; null when there is none. Marks the job running.
+   */
+  async claim(owner: string, ttlMs: number, onlyJob?: string): Promise<ClaimedChunk | null> {
+    const got = await this.sql.tx(async (q) => {
+      const now = nowMs(q);
+      const lock = q.dialect === 'postgres' ? 'FOR UPDATE OF c SKIP LOCKED' : '';
+      const [c] = await q.query<{ job_id: string; lo: number; hi: number; attempts: number; job_status: string }>(
+        `SELECT c.job_id, c.lo, c.hi, c.attempts, j.status AS job_status FROM job_chunks c JOIN jobs j ON j.id = c.job_id
+         WHERE c.status = 'open' AND (c.lease_until IS NULL OR c.lease_until < ${now}) AND j.status IN ${ACTIVE}${onlyJob ? ' AND c.job_id = ?' : ''}
+         ORDER BY j.priority DESC, j.created_at, j.id, c.lo LIMIT 1 ${lock}`,
+        onlyJob ? [onlyJob] : [],
+      );
+      if (!c) return null;
+      await q.run(`UPDATE job_chunks SET lease_owner = ?, lease_until = ${now} + ?, attempts = attempts + 1 WHERE job_id = ? AND lo = ?`, [owner, ttlMs, c.job_id, c.lo]);
+      // Only the first claim touches the job row: the others never wait on a commit's lock of it.
+      if (c.job_status === 'queued') {
+        const iso = new Date().toISOString();
+        await q.run(`UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status = 'queued'`, [iso, iso, c.job_id]);
+      }
+      return { jobId: c.job_id, lo: Number(c.lo), hi: Number(c.hi), attempts: Number(c.attempts) + 1 };
+    });
+    if (!got) return null;
+    const rows = await this.sql.query<{ idx: number; input: string }>(`SELECT idx, input FROM job_items WHERE job_id = ? AND idx >= ? AND idx < ? AND status = 'pending' ORDER BY idx`, [got.jobId, got.lo, got.hi]);
+    return { ...got, items: rows.map((r) => ({ idx: Number(r.idx), input: JSON.parse(r.input) as InputRecord })) };
+  }
+
+  /**
+   * Renews every lease `owner` holds on a chunk of an unfinished job; returns the chunks still
+   * held (`jobId:lo`). One missing was taken over after its lease expired, or its job ended.
+   */
+  async renew(owner: string, ttlMs: number): Promise<Set<string>> {
+    const now = nowMs(this.sql);
+    const rows = await this.sql.query<{ job_id: string; lo: number }>(
+      `UPDATE job_chunks SET lease_until = ${now} + ?
+       WHERE lease_owner = ? AND status = 'open' AND job_id IN (SELECT id FROM jobs WHERE status IN ${ACTIVE})
+       RETURNING job_id, lo`,
+      [ttlMs, owner],
+    );
+    return new Set(rows.map((r) => `${r.job_id}:${Number(r.lo)}`));
+  }
+
+  /** Gives up `owner`'s leases at once (a gateway stopping cleanly), so others need not wait for them to expire. */
+  async release(owner: string): Promise<number> {
+    return this.sql.run(`UPDATE job_chunks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND status = 'open'`, [owner]);
+  }
+
+  /**
+   * Writes a chunk's results over its pending records, bumps the job's counters and closes the
+   * chunk, in one transaction; the commit that closes a job's last chunk finishes the job.
+   * Nothing is written once the job has ended (cancelled).
+   */
+  async commit(jobId: string, lo: number, results: readonly OutputRecord[]): Promise<CommitOutcome> {
+    const written = await this.write(jobId, results, lo);
+    // After the commit: of two last chunks committed at once, the later one sees both closed.
+    const finished = written === null ? null : await this.finishIfDone(jobId);
+    return finished ? { written: written!, finished } : { written: written ?? 0 };
+  }
+
+  /**
+   * Writes results over pending records and bumps the counters, in one transaction (the local
+   * runner's commit); returns how many were new. Nothing is written once the job has ended.
+   */
+  async writeResults(jobId: string, results: readonly OutputRecord[]): Promise<number> {
+    return (await this.write(jobId, results)) ?? 0;
+  }
+
+  /** Results over pending records, the chunk `lo` closed (when given), the counters bumped; null when the job had ended. */
+  private async write(jobId: string, results: readonly OutputRecord[], lo?: number): Promise<number | null> {
+    const ended = new Error('job ended');
+    try {
+      return await this.sql.tx(async (q) => {
+        // Many results per statement, over pending records only; the rows it changed come back.
+        let written = 0;
+        let failed = 0;
+        for (let i = 0; i < results.length; i += ROWS_PER_INSERT) {
+          const part = results.slice(i, i + ROWS_PER_INSERT);
+          const changed = await q.query<{ status: string }>(
+            `WITH v(idx, status, result) AS (VALUES ${part.map(() => '(CAST(? AS INTEGER), ?, ?)').join(', ')})
+             UPDATE job_items SET status = v.status, result = v.result FROM v
+             WHERE job_items.job_id = ? AND job_items.idx = v.idx AND job_items.status = 'pending'
+             RETURNING job_items.status`,
+            [...part.flatMap((r) => [r.metadata.index, r.status, JSON.stringify(r)]), jobId],
+          );
+          written += changed.length;
+          failed += changed.filter((r) => r.status === 'error').length;
+        }
+        // The chunk closes, then the counters: taking the job row's lock last keeps it for one round
+        // trip, so commits of one job hardly wait on each other. A job that ended meanwhile
+        // (cancelled) gets nothing: the results above are rolled back.
+        if (lo !== undefined) await q.run(`UPDATE job_chunks SET status = 'done', lease_owner = NULL, lease_until = NULL WHERE job_id = ? AND lo = ?`, [jobId, lo]);
+        if ((await q.run(`UPDATE jobs SET done = done + ?, failed = failed + ?, updated_at = ? WHERE id = ? AND status IN ${ACTIVE}`, [written, failed, new Date().toISOString(), jobId])) !== 1) throw ended;
+        return written;
+      });
+    } catch (e) {
+      if (e === ended) return null;
+      throw e;
+    }
+  }
+
+  /** Pending records after index `after`, in input order (the local runner reads a job page by page). */
+  async pendingAfter(id: string, after: number, limit: number): Promise<{ idx: number; input: InputRecord }[]> {
+    const rows = await this.sql.query<{ idx: number; input: string }>(`SELECT idx, input FROM job_items WHERE job_id = ? AND idx > ? AND status = 'pending' ORDER BY idx LIMIT ?`, [id, after, limit]);
+    return rows.map((r) => ({ idx: Number(r.idx), input: JSON.parse(r.input) as InputRecord }));
+  }
+
+  async countPending(id: string): Promise<number> {
+    const [row] = await this.sql.query<{ n: number }>(`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_items WHERE job_id = ? AND status = 'pending'`, [id]);
+    return Number(row?.n ?? 0);
+  }
+
+  /** The local runner has started the job. */
+  async markRunning(id: string): Promise<void> {
     const now = new Date().toISOString();
-    return this.stmts.finish.run(status, error, now, now, id).changes > 0;
+    await this.sql.run(`UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status IN ${ACTIVE}`, [now, now, id]);
+  }
+
+  /**
+   * Finishes an unfinished job whose chunks are all closed (succeeded, or failed with the count
+   * of records left without a result); returns its new status, or null (chunks open, or already
+   * finished by another gateway).
+   */
+  async finishIfDone(jobId: string): Promise<'succeeded' | 'failed' | null> {
+    const iso = new Date().toISOString();
+    const pending = `(SELECT COUNT(*) FROM job_items WHERE job_id = ? AND status = 'pending')`;
+    const [row] = await this.sql.query<{ status: 'succeeded' | 'failed' }>(
+      `UPDATE jobs SET
+         status = CASE WHEN ${pending} = 0 THEN 'succeeded' ELSE 'failed' END,
+         error = CASE WHEN ${pending} = 0 THEN NULL ELSE CAST(${pending} AS TEXT) || ' records were left without a result' END,
+         finished_at = ?, updated_at = ?
+       WHERE id = ? AND status IN ${ACTIVE} AND NOT EXISTS (SELECT 1 FROM job_chunks WHERE job_id = ? AND status = 'open')
+       RETURNING status`,
+      [jobId, jobId, jobId, iso, iso, jobId, jobId],
+    );
+    return row?.status ?? null;
+  }
+
+  /** Finishes every unfinished job whose chunks are all closed (a gateway died between its last commit and the finish). */
+  async sweepFinished(): Promise<number> {
+    const rows = await this.sql.query<{ id: string }>(
+      `SELECT id FROM jobs j WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM job_chunks c WHERE c.job_id = j.id AND c.status = 'open')`,
+    );
+    let n = 0;
+    for (const r of rows) if (await this.finishIfDone(r.id)) n++;
+    return n;
+  }
+
+  /** Records from index `from` on, in input order (pending ones included, with a null result). */
+  async results(id: string, from: number, limit: number): Promise<ResultRow[]> {
+    const rows = await this.sql.query<ResultRow>('SELECT idx, status, result FROM job_items WHERE job_id = ? AND idx >= ? ORDER BY idx LIMIT ?', [id, from, limit]);
+    return rows.map((r) => ({ ...r, idx: Number(r.idx) }));
+  }
+
+  /** Moves an unfinished job to a final status (cancel, fatal error); false when it had already finished. */
+  async finish(id: string, status: 'succeeded' | 'failed' | 'cancelled', error: string | null = null): Promise<boolean> {
+    const now = new Date().toISOString();
+    return (await this.sql.run(`UPDATE jobs SET status = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? AND status IN ${ACTIVE}`, [status, error, now, now, id])) > 0;
   }
 }

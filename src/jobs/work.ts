@@ -238,12 +238,12 @@ export type ChunkProcessor = (chunk: JobItem[], signal: AbortSignal) => Promise<
 
 export interface RunChunksOptions {
   /** Chunks in input order; read lazily, so a huge job never sits in memory. */
-  chunks: Iterable<JobItem[]>;
+  chunks: Iterable<JobItem[]> | AsyncIterable<JobItem[]>;
   /** Chunks in flight at once. */
   concurrency: number;
   process: ChunkProcessor;
-  /** Called once per finished chunk (in completion order, not input order). */
-  commit: (chunk: JobItem[], records: OutputRecord[]) => void;
+  /** Called once per finished chunk (in completion order, not input order); a promise it returns holds the chunk's slot until it settles. */
+  commit: (chunk: JobItem[], records: OutputRecord[]) => unknown;
   signal: AbortSignal;
 }
 
@@ -256,12 +256,12 @@ export async function runChunks(opts: RunChunksOptions): Promise<void> {
   const running = new Set<Promise<void>>();
   let failure: unknown = null;
   try {
-    for (const chunk of opts.chunks) {
+    for await (const chunk of opts.chunks) {
       if (failure !== null || inner.signal.aborted) break;
       const p: Promise<void> = opts
         .process(chunk, inner.signal)
-        .then((records) => {
-          if (!inner.signal.aborted) opts.commit(chunk, records);
+        .then(async (records) => {
+          if (!inner.signal.aborted) await opts.commit(chunk, records);
         })
         .catch((e: unknown) => {
           if (failure === null && (e as Error).name !== 'AbortError') failure = e;

@@ -425,8 +425,7 @@ export function renderGateway(models: Manifest[], opts: RenderOptions = {}): Ren
   if (replicas > 1 && !secret) {
     throw new Error('several gateway replicas share their state through PostgreSQL: name the Secret holding its URL with --database-url-secret (docs/scale-out.md); without it each pod would have its own keys and jobs');
   }
-  // Jobs submitted over HTTP still run in the gateway that took them (the /v1/jobs routes do not queue into the shared job store yet).
-  const notes = replicas > 1 ? ['several gateway replicas share API keys, the audit log and traffic splits through PostgreSQL; batch jobs are not shared yet: a job is run and answered by the pod that accepted it, so route a job\'s requests to one pod (docs/scale-out.md)'] : [];
+  const notes = replicas > 1 ? ['several gateway replicas share API keys, the audit log, traffic splits and batch jobs through PostgreSQL: any pod answers any job, and a job outlives the pod that accepted it; give every pod the same model packages (docs/scale-out.md)'] : [];
   const extraEnv: V1EnvVar[] = secret ? [{ name: 'ISOMODEL_DATABASE_URL', valueFrom: { secretKeyRef: { name: secret, key: DATABASE_URL_SECRET_KEY } } }] : [];
   const instance = 'isomodel-gateway';
   const config = opts.config;

@@ -82,10 +82,10 @@ async function holdsPruneLock(q: SqlRunner, table: string): Promise<boolean> {
   return row?.locked === true;
 }
 
-/** Something else to prune on the same schedule (finished jobs): returns the rows removed. */
+/** Something else to prune on the same schedule (finished jobs): returns the rows removed, or a promise of them (reported only when it fails). */
 export interface Pruner {
   name: string;
-  prune(now: number): number;
+  prune(now: number): number | Promise<number>;
 }
 
 /** A prune over the network (the shared audit log): run in the background of the schedule. */
@@ -131,7 +131,9 @@ export class RetentionJob {
     }
     for (const p of this.pruners) {
       try {
-        removed[p.name] = p.prune(now);
+        const n = p.prune(now);
+        if (typeof n === 'number') removed[p.name] = n;
+        else n.catch((e: Error) => this.onError(`retention of ${p.name} failed: ${e.message}`));
       } catch (e) {
         this.onError(`retention of ${p.name} failed: ${(e as Error).message}`);
       }

@@ -8,7 +8,8 @@
 // not exist, an admin key sees and cancels all. Submission is idempotent under an
 // Idempotency-Key header, per key: the same key and body give the same job; the same key with
 // another body is a 409. Raw uploads are streamed to disk and parsed piece by piece, within the
-// limits of the `jobs` config (src/jobs/intake.ts).
+// limits of the `jobs` config (src/jobs/intake.ts). With database_url the jobs are in the store
+// every gateway shares: any gateway answers every route for any job (src/jobs/runner.ts).
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parse as parseYaml } from 'yaml';
@@ -186,9 +187,9 @@ async function* jsonlResults(runner: JobRunner, id: string, from: number, follow
   let next = from;
   for (;;) {
     if (runner.stopped) throw new Error('the gateway is shutting down; reconnect with ?from=' + next);
-    const job = runner.get(id);
+    const job = await runner.get(id);
     const final = !follow || TERMINAL.has(job.status);
-    const rows = runner.store.results(id, next, 1000);
+    const rows = await runner.store.results(id, next, 1000);
     let out = '';
     let blocked = false;
     for (const r of rows) {
@@ -206,22 +207,25 @@ async function* jsonlResults(runner: JobRunner, id: string, from: number, follow
   }
 }
 
-function* completedRecords(runner: JobRunner, id: string): Generator<OutputRecord> {
+async function* completedRecords(runner: JobRunner, id: string): AsyncGenerator<OutputRecord> {
   let next = 0;
   for (;;) {
-    const rows = runner.store.results(id, next, 1000);
+    const rows = await runner.store.results(id, next, 1000);
     if (rows.length === 0) return;
     for (const r of rows) if (r.result) yield JSON.parse(r.result) as OutputRecord;
     next = rows[rows.length - 1]!.idx + 1;
   }
 }
 
-function* csvResults(runner: JobRunner, id: string): Generator<string> {
-  const w = new CsvWriter(CsvWriter.fieldsOf(completedRecords(runner, id)));
+async function* csvResults(runner: JobRunner, id: string): AsyncGenerator<string> {
+  // The columns: every output field, in first-seen order (one pass to find them, one to write).
+  const fields: string[] = [];
+  for await (const r of completedRecords(runner, id)) CsvWriter.fieldsOf([r], fields);
+  const w = new CsvWriter(fields);
   yield w.header();
   let out = '';
   let n = 0;
-  for (const r of completedRecords(runner, id)) {
+  for await (const r of completedRecords(runner, id)) {
     out += w.row(r);
     if (++n % 1000 === 0) {
       yield out;
@@ -247,14 +251,14 @@ function accepted(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, j
 }
 
 /** The answer to a submission under an Idempotency-Key the caller already used (`existing` is the caller's own job). */
-function replay(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, existing: JobRow, key: string, hash: string, caller: JobCaller): FastifyReply | ReturnType<typeof okEnvelope> {
+async function replay(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, existing: JobRow, key: string, hash: string, caller: JobCaller): Promise<FastifyReply | ReturnType<typeof okEnvelope>> {
   if (existing.request_hash !== hash) {
     return sendConflict(req, reply, 'IDEMPOTENCY_CONFLICT', `Idempotency-Key "${key}" was already used for job ${existing.id} with a different request body; use a new key for a new job`, {
       idempotency_key: key,
       job_id: existing.id,
     });
   }
-  const job = runner.store.get(existing.id);
+  const job = await runner.store.get(existing.id);
   if (!job || job.status === 'receiving') {
     // The first submission under this key is still being stored (or has just failed).
     void reply.header('retry-after', '1');
@@ -273,20 +277,20 @@ async function submitRaw(req: FastifyRequest, reply: FastifyReply, runner: JobRu
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > intake.limits.maxUploadBytes) throw intake.tooLarge();
     const hash = hashOf(req);
-    const existing = key === undefined ? undefined : runner.store.getByKey(caller.id, key);
+    const existing = key === undefined ? undefined : await runner.store.getByKey(caller.id, key);
     if (existing) {
       // A retry: the body only needs hashing, to tell a replay from a conflict.
       await intake.hashOnly(body, hash);
-      return replay(req, reply, runner, existing, key!, hash.digest('hex'), caller);
+      return await replay(req, reply, runner, existing, key!, hash.digest('hex'), caller);
     }
-    const slot = intake.reserve(caller);
+    const slot = await intake.reserve(caller);
     try {
       const upload = await intake.receive(body, hash);
       try {
         const requestHash = hash.digest('hex');
         const sub: Submission = { caller, spec, settings, idempotencyKey: key, requestHash };
         const { job, created } = await intake.ingest(sub, slot, intake.fileRecords(upload, format, 'body'), signal);
-        return created ? accepted(req, reply, runner, job, caller) : replay(req, reply, runner, job, key!, requestHash, caller);
+        return created ? accepted(req, reply, runner, job, caller) : await replay(req, reply, runner, job, key!, requestHash, caller);
       } finally {
         await upload.dispose();
       }
@@ -316,7 +320,7 @@ async function submitJson(req: FastifyRequest, reply: FastifyReply, runner: JobR
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > intake.limits.maxUploadBytes) throw intake.tooLarge();
     // A key at its quota is refused before its body is read, unless this may be a retry.
-    let slot = key !== undefined && runner.store.getByKey(caller.id, key) ? null : intake.reserve(caller);
+    let slot = key !== undefined && (await runner.store.getByKey(caller.id, key)) ? null : await intake.reserve(caller);
     try {
       const upload = await intake.receive(body);
       try {
@@ -328,14 +332,14 @@ async function submitJson(req: FastifyRequest, reply: FastifyReply, runner: JobR
         if (key !== undefined) {
           hash = await intake.hashJson(upload, scan, hashOf(req));
           // A retry of a submission already stored answers with its job.
-          const existing = runner.store.getByKey(caller.id, key);
-          if (existing) return replay(req, reply, runner, existing, key, hash, caller);
+          const existing = await runner.store.getByKey(caller.id, key);
+          if (existing) return await replay(req, reply, runner, existing, key, hash, caller);
         }
         runner.prepare(spec);
-        slot ??= intake.reserve(caller);
+        slot ??= await intake.reserve(caller);
         const batches = source.kind === 'list' ? intake.jsonListRecords(upload, scan.list!) : intake.textRecords(source.text, source.format, 'data');
         const { job, created } = await intake.ingest({ caller, spec, settings, idempotencyKey: key, requestHash: hash }, slot, batches, signal);
-        return created ? accepted(req, reply, runner, job, caller) : replay(req, reply, runner, job, key!, hash!, caller);
+        return created ? accepted(req, reply, runner, job, caller) : await replay(req, reply, runner, job, key!, hash!, caller);
       } finally {
         await upload.dispose();
       }
@@ -401,7 +405,7 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
     // A key lists its own jobs; an admin key every job, or one owner's with ?owner=.
     if (!caller.admin && ownerParam !== undefined && ownerParam !== caller.id) return okEnvelope(req, { jobs: [], total: 0, limit, offset }, '0 of 0 jobs');
     const owner = caller.admin ? ownerParam : caller.id;
-    const { jobs, total } = runner.store.list({ owner, status: status as JobStatus | undefined, model, limit, offset });
+    const { jobs, total } = await runner.store.list({ owner, status: status as JobStatus | undefined, model, limit, offset });
     return okEnvelope(req, { jobs: jobs.map((j) => runner.view(j, caller)), total, limit, offset }, `${jobs.length} of ${total} jobs`);
   });
 
@@ -415,14 +419,14 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
 
   app.get('/v1/jobs/:id', PREDICT, async (req) => {
     const caller = callerOf(req);
-    const job = runner.find((req.params as { id: string }).id, caller);
+    const job = await runner.find((req.params as { id: string }).id, caller);
     auditForeign(req, job, caller, 'jobs.read');
     return okEnvelope(req, runner.view(job, caller), `job ${job.status}`);
   });
 
   app.post('/v1/jobs/:id/cancel', PREDICT, async (req) => {
     const caller = callerOf(req);
-    const { job, changed } = runner.cancel((req.params as { id: string }).id, caller);
+    const { job, changed } = await runner.cancel((req.params as { id: string }).id, caller);
     auditForeign(req, job, caller, 'jobs.cancel', changed ? 'allowed' : 'failed');
     return okEnvelope(req, runner.view(job, caller), changed ? 'job cancelled' : `job had already ${job.status === 'cancelled' ? 'been cancelled' : job.status}`);
   });
@@ -430,7 +434,7 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/v1/jobs/:id/results', PREDICT, async (req, reply) => {
     const id = (req.params as { id: string }).id;
     const caller = callerOf(req);
-    const job = runner.find(id, caller);
+    const job = await runner.find(id, caller);
     auditForeign(req, job, caller, 'jobs.results');
     const q = (req.query ?? {}) as Record<string, unknown>;
     const format = q.format === undefined || q.format === '' ? 'jsonl' : String(q.format);

@@ -7,14 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import type { JobItem } from '../../jobs/work.js';
 import type { OutputRecord } from '../../jobs/formats.js';
-import type { JobRow } from '../../jobs/store.js';
-import type { ClaimedChunk, CommitOutcome, SharedJobStore } from './jobs.js';
+import type { ClaimedChunk, CommitOutcome, JobRow, JobStore } from '../../jobs/store.js';
 
 /** Runs one chunk of a job; throws JobFatalError-like errors to fail the job (`fatal`), others are retried by lease expiry. */
 export type SharedChunkProcessor = (job: JobRow, chunk: JobItem[], signal: AbortSignal) => Promise<OutputRecord[]>;
 
 export interface SharedJobWorkerOptions {
-  store: SharedJobStore;
+  store: JobStore;
   process: SharedChunkProcessor;
   /** This gateway's name in leases (default: a random id). */
   owner?: string;
@@ -70,6 +69,11 @@ export class SharedJobWorker {
   /** Looks for work now (a job was just submitted here). */
   poke(): void {
     this.wake?.();
+  }
+
+  /** Abandons this gateway's chunks of a job that has ended (cancelled here), without waiting for the next heartbeat. */
+  drop(jobId: string): void {
+    for (const [key, f] of this.inFlight) if (key.startsWith(`${jobId}:`)) f.ac.abort();
   }
 
   /** Chunks in flight here, as `jobId:lo`. */

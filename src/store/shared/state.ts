@@ -10,7 +10,7 @@ import { ChangeFeed } from './changes.js';
 import { SharedAlertRules } from './alert-rules.js';
 import { SharedAuditLog } from './audit.js';
 import { SharedDeploymentStore } from './deployments.js';
-import { SharedJobStore } from './jobs.js';
+import { JobStore } from '../../jobs/store.js';
 import { SharedKeyStore } from './keys.js';
 import { SharedTrafficStore } from './traffic.js';
 
@@ -25,7 +25,7 @@ export class SharedState {
     readonly keys: SharedKeyStore,
     readonly audit: SharedAuditLog,
     readonly traffic: SharedTrafficStore,
-    readonly jobs: SharedJobStore,
+    readonly jobs: JobStore,
     readonly deployments: SharedDeploymentStore,
     readonly alertRules: SharedAlertRules,
   ) {}
@@ -44,7 +44,7 @@ export class SharedState {
       const keys = await SharedKeyStore.open(sql, configured, feed, onError);
       const audit = await SharedAuditLog.open(sql, onError);
       const traffic = await SharedTrafficStore.open(sql, feed);
-      const jobs = await SharedJobStore.open(sql);
+      const jobs = await JobStore.open(sql);
       const deployments = await SharedDeploymentStore.open(sql, feed);
       const alertRules = await SharedAlertRules.open(sql, feed);
       await feed.start();
