@@ -6,7 +6,8 @@
 // scaling.test.ts, deployments.test.ts and failures.test.ts check the same through a real gateway
 // and real workers; this file runs in a few seconds, for `npm run mutate -- scheduler-deployment`.
 import assert from 'node:assert/strict';
-import { afterEach, describe, it, mock } from 'node:test';
+import { afterEach, describe, mock } from 'node:test';
+import { failFastIt } from './fail-fast.js';
 import pino from 'pino';
 import { IsoError } from '../src/errors.js';
 import { parseManifest, type ModelPackage } from '../src/manifest/load.js';
@@ -15,6 +16,8 @@ import { DeviceAllocator } from '../src/scheduler/placement.js';
 import type { DeploymentObserver } from '../src/telemetry/prometheus.js';
 import type { ItemOutput, WorkItem } from '../src/worker/protocol.js';
 import type { ExitInfo, PredictCall, WorkerHandle, WorkerState, WorkerStats } from '../src/worker/types.js';
+
+const it = failFastIt(8000);
 
 /** How the next worker start goes: at once, failing, or when the gate opens. */
 type StartPlan = 'ok' | 'fail' | Promise<void>;

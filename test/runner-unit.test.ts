@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, describe } from 'node:test';
+import { failFastIt } from './fail-fast.js';
 import pino from 'pino';
 import { IsoError } from '../src/errors.js';
 import type { InputRecord } from '../src/jobs/input.js';
@@ -19,6 +20,8 @@ import type { Manifest } from '../src/manifest/schema.js';
 import { StateStore } from '../src/store/db.js';
 import type { Gateway } from '../src/gateway.js';
 import type { ItemOutput, WorkItem } from '../src/worker/protocol.js';
+
+const it = failFastIt(8000);
 
 const dirs: string[] = [];
 const stores: StateStore[] = [];
@@ -140,7 +143,7 @@ function submit(runner: JobRunner, spec: JobSpec, inputs: InputRecord[], setting
 
 const predict = (model = 'len', task?: string, options: Record<string, unknown> = {}): JobSpec => ({ kind: 'predict', model, task, options });
 
-async function until(runner: JobRunner, id: string, ok: (j: JobRow) => boolean, ms = 5000): Promise<JobRow> {
+async function until(runner: JobRunner, id: string, ok: (j: JobRow) => boolean, ms = 4000): Promise<JobRow> {
   const end = Date.now() + ms;
   for (;;) {
     const j = runner.store.get(id)!;
