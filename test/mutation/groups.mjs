@@ -20,7 +20,6 @@ export const GROUPS = {
   'jobs-runner': { mutate: ['src/jobs/runner.ts'], tests: ['runner-unit'] },
   'scheduler-deployment': { mutate: ['src/scheduler/deployment.ts'], tests: ['deployment-unit'] },
   'scheduler-registry': { mutate: ['src/scheduler/registry.ts'], tests: ['registry-unit'] },
-  'scheduler-containers': { mutate: ['src/scheduler/containers.ts'], tests: ['containers-unit'] },
   'inputs-gateway': { mutate: ['src/validation/inputs/**/*.ts'], tests: ['inputs'] },
   security: { mutate: ['src/security/**/*.ts'], tests: ['auth', 'route-auth'] },
   scheduler: { mutate: ['src/scheduler/**/*.ts'], tests: ['scheduler', 'batching', 'deployments', 'scaling'] },
