@@ -249,6 +249,17 @@ describe('deployment: start, serve, stop', () => {
     assert.equal(s.fleet.workers.length, 1);
   });
 
+  it('stop() stops every replica even when a worker reports its exit inside stop()', async () => {
+    const { dep, fleet } = make({ scaling: '{ min_replicas: 3, max_replicas: 3, max_queue: 10 }' });
+    fleet.syncStop = true;
+    await dep.start();
+    assert.equal(fleet.workers.length, 3);
+    await dep.stop();
+    // Iterating the live list skipped the replica after each one that left it.
+    assert.deepEqual(fleet.workers.map((w) => w.stops), [1, 1, 1]);
+    assert.deepEqual(fleet.live(), []);
+  });
+
   it('drain() gives up waiting after its grace period', async () => {
     const { dep, fleet } = make();
     await dep.start();

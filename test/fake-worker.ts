@@ -32,6 +32,8 @@ export class FakeWorker implements WorkerHandle {
     readonly pid: number,
     private readonly plan: StartPlan,
     private readonly auto: boolean,
+    /** Report a stop's exit inside stop(), before it yields (a driver may). */
+    private readonly syncStop = false,
   ) {}
 
   get state(): WorkerState {
@@ -89,7 +91,7 @@ export class FakeWorker implements WorkerHandle {
   async stop(): Promise<void> {
     if (this._state === 'exited') return;
     this.stops++;
-    await Promise.resolve();
+    if (!this.syncStop) await Promise.resolve();
     this.exit({ code: 0, signal: null, reason: 'stopped', expected: true });
   }
   private exit(info: ExitInfo): void {
@@ -120,8 +122,9 @@ export class Fleet {
   readonly workers: FakeWorker[] = [];
   readonly plans: StartPlan[] = [];
   auto = false;
+  syncStop = false;
   readonly create = (pkg: ModelPackage, replicaId: string): WorkerHandle => {
-    const w = new FakeWorker(replicaId, pkg, 100 + this.workers.length, this.plans.shift() ?? 'ok', this.auto);
+    const w = new FakeWorker(replicaId, pkg, 100 + this.workers.length, this.plans.shift() ?? 'ok', this.auto, this.syncStop);
     this.workers.push(w);
     return w;
   };

@@ -259,6 +259,37 @@ describe('registry: traffic, promote, rollback, rolling update, scale, remove', 
     assert.deepEqual(reg.traffic('m').history, ['1']);
   });
 
+  it('new settings for the serving version (rolling update or deploy) start a fresh deployment of it; the old one drains', async () => {
+    const { models, make, fleet } = setup();
+    writePackage(models, 'v1', 'm', '1');
+    const reg = make();
+    await reg.init();
+    const old = reg.deployment('m@1')!;
+    fleet.auto = false;
+    const pending = old.submit({ task: 'hold', items: [{ sequence: 'A', options: {} }] }).catch((e: Error) => e);
+    fleet.auto = true;
+    // Same version, new memory: before, the overrides were stored and the running deployment kept.
+    const update = reg.rollingUpdate('m', '1', { resources: { memory_mb: 384 } });
+    await flush(30);
+    const fresh = reg.deployment('m@1')!;
+    assert.notEqual(fresh, old, 'a fresh deployment serves');
+    assert.equal(fresh.pkg.manifest.resources.memory_mb, 384);
+    assert.equal(reg.serving('m'), fresh);
+    fleet.workers.find((w) => w.open.length)!.answer();
+    assert.deepEqual(await update, { previous: [] });
+    assert.ok(Array.isArray(await pending), 'the request held on the old deployment was answered');
+    assert.equal(old.state, 'stopped');
+    // Unchanged settings keep the running deployment; a deploy (load) with new ones restarts it too.
+    await reg.rollingUpdate('m', '1', { resources: { memory_mb: 384 } });
+    assert.equal(reg.deployment('m@1'), fresh);
+    await reg.load('m@1', { scaling: { max_replicas: 3 } });
+    const third = reg.deployment('m@1')!;
+    assert.notEqual(third, fresh);
+    assert.equal(third.scaling.max_replicas, 3);
+    assert.equal(third.pkg.manifest.resources.memory_mb, 384, 'earlier overrides kept');
+    assert.equal(await echo(reg, 'm'), '1');
+  });
+
   it('scale sets a version\'s replicas (0: none until a request wakes one); remove forgets a model', async () => {
     const { models, make, fleet, state } = setup();
     writePackage(models, 'v1', 'm', '1', ['scaling: { min_replicas: 1, max_replicas: 3 }']);

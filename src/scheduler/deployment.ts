@@ -343,8 +343,9 @@ export class ModelDeployment extends ReplicaPool {
     if (this.housekeeping) clearInterval(this.housekeeping);
     if (this.batchTimer) clearTimeout(this.batchTimer);
     this.failQueued(() => new IsoError('MODEL_NOT_LOADED', `model ${this.name} was unloaded`));
+    // Over a copy: a worker that reports its exit inside stop() leaves the list at once.
     await Promise.all(
-      this.replicas.map(async (r) => {
+      [...this.replicas].map(async (r) => {
         if (r.retryTimer) clearTimeout(r.retryTimer);
         r.state = 'stopping';
         await r.worker?.stop(graceMs);

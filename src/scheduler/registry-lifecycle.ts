@@ -18,8 +18,39 @@ export class RegistryLifecycle extends RegistryState {
   async load(id: string, overrides?: VersionOverrides): Promise<ModelDeployment> {
     const { e, version, slot } = this.resolve(id);
     slot.pinned = true;
-    if (overrides) slot.overrides = { ...slot.overrides, ...overrides };
-    return this.loadSlot(e, version);
+    return this.setOverrides(slot, overrides) ? this.restartSlot(e, version) : this.loadSlot(e, version);
+  }
+
+  /** Merges deploy-time overrides into a slot; true when they change a deployment already running (it must restart to apply them). */
+  protected setOverrides(slot: VersionSlot, overrides: VersionOverrides | undefined): boolean {
+    if (!overrides) return false;
+    const before = JSON.stringify(slot.overrides ?? {});
+    slot.overrides = { ...slot.overrides, ...overrides };
+    return slot.deployment !== undefined && !slot.loading && JSON.stringify(slot.overrides) !== before;
+  }
+
+  /**
+   * A fresh deployment of a running version (new resources or scaling): started beside the old
+   * one, then the old one forwards what arrives late and drains, so no request fails.
+   */
+  protected async restartSlot(e: ModelEntry, version: string): Promise<ModelDeployment> {
+    const slot = e.versions.get(version)!;
+    const fresh = this.startDeployment(slot);
+    slot.loading = fresh;
+    let d: ModelDeployment;
+    try {
+      d = await fresh;
+    } finally {
+      slot.loading = undefined;
+    }
+    const old = slot.deployment;
+    slot.deployment = d;
+    this.persist(e.name);
+    if (old && old !== d) {
+      old.forwardTo(d);
+      await old.drain(30_000);
+    }
+    return d;
   }
 
   protected async loadSlot(e: ModelEntry, version: string): Promise<ModelDeployment> {

@@ -86,9 +86,9 @@ export class RegistryTraffic extends RegistryLifecycle {
   async rollingUpdate(name: string, version: string, overrides?: VersionOverrides, opts: ApplyOptions = {}): Promise<{ previous: string[] }> {
     const e = this.entry(name);
     const { slot } = this.slotOf(e, version);
-    if (overrides) slot.overrides = { ...slot.overrides, ...overrides };
     slot.pinned = true;
-    const fresh = await this.loadSlot(e, version);
+    // The serving version with new settings is replaced by a fresh deployment of itself.
+    const fresh = this.setOverrides(slot, overrides) ? await this.restartSlot(e, version) : await this.loadSlot(e, version);
     const previous = [...e.versions.entries()].filter(([v, s]) => v !== version && s.deployment).map(([v]) => v);
     this.makeDefault(e, version, opts.share !== false);
     await Promise.all(
