@@ -15,7 +15,9 @@ export default {
   packageManager: 'npm',
   mutate: group.mutate,
   testRunner: 'command',
-  commandRunner: { command: `node --test --test-concurrency=1 ${group.tests.map((t) => `dist/test/${t}.test.js`).join(' ')}` },
+  commandRunner: {
+    command: `node --test --test-concurrency=1 ${group.tests.map((t) => `dist/test/${t}.test.js`).join(' ')}`,
+  },
   buildCommand: 'npx tsc -p tsconfig.json',
   // The TypeScript checker drops mutants that do not compile before any test runs. It costs about
   // 20 s a mutant on a loaded two-core machine; MUTATE_TYPECHECK=0 skips it (type-invalid mutants

@@ -20,7 +20,9 @@ if (process.argv[2] === 'child') {
     const id = Number(line);
     const res = waiting.get(id);
     waiting.delete(id);
-    res?.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+    res
+      ?.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+      .end(body);
   });
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (d: string) => lines.push(d));

@@ -8,7 +8,10 @@ const body = process.argv[3] ?? '{}';
 createServer((req, res) => {
   req.resume();
   req.on('end', () => {
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    });
     res.end(body);
   });
 }).listen(port, '127.0.0.1', () => process.stdout.write('ready\n'));

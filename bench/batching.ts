@@ -10,9 +10,30 @@ import { readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
-import { copyModels, cpuSeconds, freePort, loadBodies, runJson, sequentialLatency, setYamlKey, startGateway, startServer, stealMeter, type LoadResult, type Server } from './lib.js';
+import {
+  copyModels,
+  cpuSeconds,
+  freePort,
+  loadBodies,
+  runJson,
+  sequentialLatency,
+  setYamlKey,
+  startGateway,
+  startServer,
+  stealMeter,
+  type LoadResult,
+  type Server,
+} from './lib.js';
 
-export type RowFn = (bench: string, metric: string, iso: number, base: number | null, target: string, ok: boolean | null, digits?: number) => void;
+export type RowFn = (
+  bench: string,
+  metric: string,
+  iso: number,
+  base: number | null,
+  target: string,
+  ok: boolean | null,
+  digits?: number,
+) => void;
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** Load before each measured run (JIT, onnxruntime arenas, connection set-up); not measured. */
@@ -79,7 +100,9 @@ async function spliceGateway(batching = SPLICE_BATCHING): Promise<Running> {
     batches: async () => {
       // Sequences that went through a batch; total_sequences also counts requests cancelled
       // in the queue (the connections autocannon drops at the end of a run).
-      const m = (await (await fetch(`${base}/metrics`)).json()) as { data: { model_metrics: { batches: number; average_batch_size: number | null } } };
+      const m = (await (await fetch(`${base}/metrics`)).json()) as {
+        data: { model_metrics: { batches: number; average_batch_size: number | null } };
+      };
       const { batches, average_batch_size } = m.data.model_metrics;
       return [batches, batches * (average_batch_size ?? 0)];
     },
@@ -93,13 +116,21 @@ async function spliceGateway(batching = SPLICE_BATCHING): Promise<Running> {
 /** The FastAPI + uvicorn peer (bench/fastapi/splice_fastapi.py), with async or sync routes. */
 async function fastapiPeer(mode: 'async' | 'sync'): Promise<Running> {
   const port = await freePort();
-  const server = await startServer(PYTHON, [FASTAPI_APP, join(SPLICE, 'model.onnx'), String(port), mode], `http://127.0.0.1:${port}/health`);
+  const server = await startServer(
+    PYTHON,
+    [FASTAPI_APP, join(SPLICE, 'model.onnx'), String(port), mode],
+    `http://127.0.0.1:${port}/health`,
+  );
   return { server, predict: `${server.url}/predict`, pids: [server.pid], stop: () => server.stop() };
 }
 
 async function flask(): Promise<Running> {
   const port = await freePort();
-  const server = await startServer(PYTHON, [FLASK_APP, 'serve', join(SPLICE, 'model.onnx'), String(port)], `http://127.0.0.1:${port}/health`);
+  const server = await startServer(
+    PYTHON,
+    [FLASK_APP, 'serve', join(SPLICE, 'model.onnx'), String(port)],
+    `http://127.0.0.1:${port}/health`,
+  );
   return { server, predict: `${server.url}/predict`, pids: [server.pid], stop: () => server.stop() };
 }
 
@@ -107,10 +138,17 @@ async function flask(): Promise<Running> {
 async function maxDiff(url: string, v: Vectors): Promise<number> {
   let worst = 0;
   for (const c of v.cases) {
-    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sequence: c.sequence }) });
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sequence: c.sequence }),
+    });
     const text = await r.text();
     if (r.status !== 200) throw new Error(`${url} answered ${r.status}: ${text.slice(0, 300)}`);
-    const json = JSON.parse(text) as { data?: { probabilities: Record<string, number> }; probabilities?: Record<string, number> };
+    const json = JSON.parse(text) as {
+      data?: { probabilities: Record<string, number> };
+      probabilities?: Record<string, number>;
+    };
     const probs = (json.data ?? json).probabilities;
     if (!probs) throw new Error(`${url}: no probabilities in ${text.slice(0, 300)}`);
     CLASSES.forEach((k, i) => (worst = Math.max(worst, Math.abs(probs[k]! - c.probabilities[i]!))));
@@ -145,8 +183,19 @@ const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 function loadRow(row: RowFn, bench: string): void {
   const [avg] = loadavg();
   const cores = availableParallelism();
-  if (avg! > cores * 0.5) process.stderr.write(`${bench}: load average ${avg!.toFixed(1)} on ${cores} cores: throughput figures will be low and noisy\n`);
-  row(bench, `machine load average (1 min) before the run, ${cores} cores`, avg!, null, `quiet: < ${cores * 0.5}`, avg! < cores * 0.5, 1);
+  if (avg! > cores * 0.5)
+    process.stderr.write(
+      `${bench}: load average ${avg!.toFixed(1)} on ${cores} cores: throughput figures will be low and noisy\n`,
+    );
+  row(
+    bench,
+    `machine load average (1 min) before the run, ${cores} cores`,
+    avg!,
+    null,
+    `quiet: < ${cores * 0.5}`,
+    avg! < cores * 0.5,
+    1,
+  );
 }
 
 function errorsRow(row: RowFn, bench: string, what: string, r: LoadResult): void {
@@ -162,7 +211,13 @@ export async function batching(row: RowFn): Promise<void> {
   const stolen = stealMeter();
 
   // (a) The machine's limit: in-process, full batches, one intra-op thread.
-  const limit = await runJson<{ sequences_per_s: number; cpu_us_per_sequence: number }>(process.execPath, [join(PACKAGE_ROOT, 'dist', 'bench', 'onnx-inprocess.js'), join(SPLICE, 'model.onnx'), String(SECONDS), String(BATCH), ...v.cases.map((c) => c.sequence)]);
+  const limit = await runJson<{ sequences_per_s: number; cpu_us_per_sequence: number }>(process.execPath, [
+    join(PACKAGE_ROOT, 'dist', 'bench', 'onnx-inprocess.js'),
+    join(SPLICE, 'model.onnx'),
+    String(SECONDS),
+    String(BATCH),
+    ...v.cases.map((c) => c.sequence),
+  ]);
 
   // The full stack, batching as shipped, one replica.
   const on = await spliceGateway();
@@ -191,14 +246,62 @@ export async function batching(row: RowFn): Promise<void> {
   }
 
   row('batching', 'answers vs test_vectors.json: max |dp|', diff, null, `<= ${v.tolerance}`, diff <= v.tolerance, 7);
-  row('batching', `throughput, c=${BATCH}, batched vs in-process batch ${BATCH} (seq/s)`, batched.rps, limit.sequences_per_s, '>= 85% of in-process', batched.rps >= 0.85 * limit.sequences_per_s, 0);
-  row('batching', `throughput, c=${BATCH}, batched vs unbatched (seq/s)`, batched.rps, unbatched.rps, '>= 5x unbatched', batched.rps >= 5 * unbatched.rps, 0);
+  row(
+    'batching',
+    `throughput, c=${BATCH}, batched vs in-process batch ${BATCH} (seq/s)`,
+    batched.rps,
+    limit.sequences_per_s,
+    '>= 85% of in-process',
+    batched.rps >= 0.85 * limit.sequences_per_s,
+    0,
+  );
+  row(
+    'batching',
+    `throughput, c=${BATCH}, batched vs unbatched (seq/s)`,
+    batched.rps,
+    unbatched.rps,
+    '>= 5x unbatched',
+    batched.rps >= 5 * unbatched.rps,
+    0,
+  );
   row('batching', `p99 latency, c=${BATCH}, batched vs unbatched (ms)`, batched.p99, unbatched.p99, '', null);
-  row('batching', 'mean batch size, batched vs unbatched', batched.meanBatch ?? NaN, unbatched.meanBatch ?? NaN, `manifest: ${shipped}`, null, 1);
-  row('batching', 'gateway CPU per sequence, batched vs unbatched (us)', batched.cpuUs[0]!, unbatched.cpuUs[0]!, '', null, 0);
-  row('batching', 'worker CPU per sequence, batched vs unbatched (us)', batched.cpuUs[1]!, unbatched.cpuUs[1]!, '', null, 0);
+  row(
+    'batching',
+    'mean batch size, batched vs unbatched',
+    batched.meanBatch ?? NaN,
+    unbatched.meanBatch ?? NaN,
+    `manifest: ${shipped}`,
+    null,
+    1,
+  );
+  row(
+    'batching',
+    'gateway CPU per sequence, batched vs unbatched (us)',
+    batched.cpuUs[0]!,
+    unbatched.cpuUs[0]!,
+    '',
+    null,
+    0,
+  );
+  row(
+    'batching',
+    'worker CPU per sequence, batched vs unbatched (us)',
+    batched.cpuUs[1]!,
+    unbatched.cpuUs[1]!,
+    '',
+    null,
+    0,
+  );
   row('batching', `in-process CPU per sequence, batch ${BATCH} (us)`, limit.cpu_us_per_sequence, null, '', null, 0);
-  row('batching', `client batches of ${BATCH} (/predict/batch, c=2) vs in-process (seq/s)`, clientBatches.rps * BATCH, limit.sequences_per_s, 'reference', null, 0);
+  row(
+    'batching',
+    `client batches of ${BATCH} (/predict/batch, c=2) vs in-process (seq/s)`,
+    clientBatches.rps * BATCH,
+    limit.sequences_per_s,
+    'reference',
+    null,
+    0,
+  );
   row('batching', 'CPU time stolen by the hypervisor during the section (%)', stolen(), null, 'reference', null, 1);
   errorsRow(row, 'batching', 'batched', batched);
   errorsRow(row, 'batching', 'unbatched', unbatched);
@@ -233,23 +336,54 @@ export async function baseline(row: RowFn): Promise<void> {
   // The baselines' interpreter must compute the same model before their speed means anything.
   let check: { max_abs_diff: number; ok: boolean };
   try {
-    check = await runJson<{ max_abs_diff: number; ok: boolean }>(PYTHON, [FLASK_APP, 'check', join(SPLICE, 'model.onnx'), join(SPLICE, 'test_vectors.json')]).catch((e: Error & { result?: { max_abs_diff: number; ok: boolean } }) => {
+    check = await runJson<{ max_abs_diff: number; ok: boolean }>(PYTHON, [
+      FLASK_APP,
+      'check',
+      join(SPLICE, 'model.onnx'),
+      join(SPLICE, 'test_vectors.json'),
+    ]).catch((e: Error & { result?: { max_abs_diff: number; ok: boolean } }) => {
       if (e.result) return e.result;
       throw e;
     });
   } catch (e) {
-    process.stderr.write(`baseline skipped: ${(e as Error).message}\n(needs ${PYTHON} with numpy and onnx: apt-get install -y python3-onnx python3-numpy)\n`);
+    process.stderr.write(
+      `baseline skipped: ${(e as Error).message}\n(needs ${PYTHON} with numpy and onnx: apt-get install -y python3-onnx python3-numpy)\n`,
+    );
     row('baseline', `not run (${PYTHON} lacks onnx/numpy)`, NaN, null, '', false);
     return;
   }
   if (!check.ok) {
-    row('baseline', 'numpy interpreter of the Python peers vs test_vectors.json: max |dp|', NaN, check.max_abs_diff, `<= ${v.tolerance}`, false, 7);
+    row(
+      'baseline',
+      'numpy interpreter of the Python peers vs test_vectors.json: max |dp|',
+      NaN,
+      check.max_abs_diff,
+      `<= ${v.tolerance}`,
+      false,
+      7,
+    );
     return;
   }
   const haveFastapi = await pythonHas('fastapi, uvicorn');
   const haveFlask = await pythonHas('flask');
-  if (!haveFastapi) row('baseline', `FastAPI peer: not run (${PYTHON} lacks fastapi/uvicorn: apt-get install -y python3-fastapi python3-uvicorn)`, NaN, null, '', false);
-  if (!haveFlask) row('baseline', `Flask peer: not run (${PYTHON} lacks flask: apt-get install -y python3-flask)`, NaN, null, '', false);
+  if (!haveFastapi)
+    row(
+      'baseline',
+      `FastAPI peer: not run (${PYTHON} lacks fastapi/uvicorn: apt-get install -y python3-fastapi python3-uvicorn)`,
+      NaN,
+      null,
+      '',
+      false,
+    );
+  if (!haveFlask)
+    row(
+      'baseline',
+      `Flask peer: not run (${PYTHON} lacks flask: apt-get install -y python3-flask)`,
+      NaN,
+      null,
+      '',
+      false,
+    );
 
   // Every server runs for the whole section (an idle one costs no CPU); each is measured alone.
   const servers: Record<string, Running> = {};
@@ -263,13 +397,32 @@ export async function baseline(row: RowFn): Promise<void> {
     const names = Object.keys(servers);
     let worst = 0;
     for (const name of names) worst = Math.max(worst, await maxDiff(servers[name]!.predict, v));
-    row('baseline', `answers vs test_vectors.json, every server: max |dp|`, worst, check.max_abs_diff, `<= ${v.tolerance}`, worst <= v.tolerance && check.max_abs_diff <= v.tolerance, 7);
+    row(
+      'baseline',
+      `answers vs test_vectors.json, every server: max |dp|`,
+      worst,
+      check.max_abs_diff,
+      `<= ${v.tolerance}`,
+      worst <= v.tolerance && check.max_abs_diff <= v.tolerance,
+      7,
+    );
 
     // c=1: the same warm-up for every server, then three interleaved rounds of one sequential client.
     for (const name of names) await loadBodies(servers[name]!.predict, body, 8, WARMUP_SECONDS);
     const rounds: Record<string, Sequential[]> = Object.fromEntries(names.map((n) => [n, []]));
-    for (let i = 0; i < 3; i++) for (const name of names) rounds[name]!.push(await sequentialLatency(servers[name]!.predict, body, LATENCY_SAMPLES, true));
-    const c1: Record<string, Sequential> = Object.fromEntries(names.map((n) => [n, { p50: median(rounds[n]!.map((r) => r.p50)), p99: median(rounds[n]!.map((r) => r.p99)), rps: median(rounds[n]!.map((r) => r.rps)) }]));
+    for (let i = 0; i < 3; i++)
+      for (const name of names)
+        rounds[name]!.push(await sequentialLatency(servers[name]!.predict, body, LATENCY_SAMPLES, true));
+    const c1: Record<string, Sequential> = Object.fromEntries(
+      names.map((n) => [
+        n,
+        {
+          p50: median(rounds[n]!.map((r) => r.p50)),
+          p99: median(rounds[n]!.map((r) => r.p99)),
+          rps: median(rounds[n]!.map((r) => r.rps)),
+        },
+      ]),
+    );
 
     const loaded: Record<number, Record<string, Measured>> = {};
     for (const c of [32, 64]) {
@@ -287,8 +440,24 @@ export async function baseline(row: RowFn): Promise<void> {
     const iso1 = c1.isomodel!;
     const p1 = peer(c1);
     if (p1) {
-      row('baseline', `c=1 p50 latency vs FastAPI + uvicorn (${p1.name.replace('fastapi-', '')} routes) (ms)`, iso1.p50, p1.r.p50, "<= the peer's", iso1.p50 <= p1.r.p50, 3);
-      row('baseline', `c=1 throughput vs FastAPI + uvicorn (${p1.name.replace('fastapi-', '')} routes) (req/s)`, iso1.rps, p1.r.rps, ">= 2x the peer's", iso1.rps >= 2 * p1.r.rps, 0);
+      row(
+        'baseline',
+        `c=1 p50 latency vs FastAPI + uvicorn (${p1.name.replace('fastapi-', '')} routes) (ms)`,
+        iso1.p50,
+        p1.r.p50,
+        "<= the peer's",
+        iso1.p50 <= p1.r.p50,
+        3,
+      );
+      row(
+        'baseline',
+        `c=1 throughput vs FastAPI + uvicorn (${p1.name.replace('fastapi-', '')} routes) (req/s)`,
+        iso1.rps,
+        p1.r.rps,
+        ">= 2x the peer's",
+        iso1.rps >= 2 * p1.r.rps,
+        0,
+      );
       row('baseline', 'c=1 p99 latency vs FastAPI + uvicorn (ms)', iso1.p99, p1.r.p99, '', null, 3);
     }
     if (c1.flask) row('baseline', 'c=1 p50 latency vs Flask (ms)', iso1.p50, c1.flask.p50, '', null, 3);
@@ -297,23 +466,68 @@ export async function baseline(row: RowFn): Promise<void> {
       const p = peer(loaded[c]!);
       if (p) {
         const target = c === 64 ? ">= 15x the peer's" : '';
-        row('baseline', `c=${c} throughput vs FastAPI + uvicorn (${p.name.replace('fastapi-', '')} routes) (req/s)`, iso.rps, p.r.rps, target, c === 64 ? iso.rps >= 15 * p.r.rps : null, 0);
+        row(
+          'baseline',
+          `c=${c} throughput vs FastAPI + uvicorn (${p.name.replace('fastapi-', '')} routes) (req/s)`,
+          iso.rps,
+          p.r.rps,
+          target,
+          c === 64 ? iso.rps >= 15 * p.r.rps : null,
+          0,
+        );
         row('baseline', `c=${c} p99 latency vs FastAPI + uvicorn (ms)`, iso.p99, p.r.p99, '', null);
       }
       const fl = loaded[c]!.flask;
       if (fl) {
-        row('baseline', `c=${c} throughput vs Flask (req/s)`, iso.rps, fl.rps, c === 32 ? '>= 5x Flask' : '', c === 32 ? iso.rps >= 5 * fl.rps : null, 0);
-        if (c === 32) row('baseline', `c=${c} p99 latency vs Flask (ms)`, iso.p99, fl.p99, 'lower than Flask', iso.p99 < fl.p99);
+        row(
+          'baseline',
+          `c=${c} throughput vs Flask (req/s)`,
+          iso.rps,
+          fl.rps,
+          c === 32 ? '>= 5x Flask' : '',
+          c === 32 ? iso.rps >= 5 * fl.rps : null,
+          0,
+        );
+        if (c === 32)
+          row('baseline', `c=${c} p99 latency vs Flask (ms)`, iso.p99, fl.p99, 'lower than Flask', iso.p99 < fl.p99);
       }
     }
     const iso32 = loaded[32]!.isomodel!;
     const p32 = peer(loaded[32]!);
-    if (p32) row('baseline', 'c=32 CPU per request: gateway + worker vs FastAPI (us)', sum(iso32.cpuUs), sum(p32.r.cpuUs), '', null, 0);
-    if (loaded[32]!.flask) row('baseline', 'c=32 CPU per request: gateway + worker vs Flask (us)', sum(iso32.cpuUs), sum(loaded[32]!.flask.cpuUs), '', null, 0);
-    const batching = SPLICE_BATCHING ?? /^batching:\s*(.*)$/m.exec(readFileSync(join(SPLICE, 'model.yaml'), 'utf8'))?.[1] ?? 'default';
-    row('baseline', 'c=64 mean batch size of isomodel', loaded[64]!.isomodel!.meanBatch ?? NaN, null, `batching: ${batching}`, null, 1);
+    if (p32)
+      row(
+        'baseline',
+        'c=32 CPU per request: gateway + worker vs FastAPI (us)',
+        sum(iso32.cpuUs),
+        sum(p32.r.cpuUs),
+        '',
+        null,
+        0,
+      );
+    if (loaded[32]!.flask)
+      row(
+        'baseline',
+        'c=32 CPU per request: gateway + worker vs Flask (us)',
+        sum(iso32.cpuUs),
+        sum(loaded[32]!.flask.cpuUs),
+        '',
+        null,
+        0,
+      );
+    const batching =
+      SPLICE_BATCHING ?? /^batching:\s*(.*)$/m.exec(readFileSync(join(SPLICE, 'model.yaml'), 'utf8'))?.[1] ?? 'default';
+    row(
+      'baseline',
+      'c=64 mean batch size of isomodel',
+      loaded[64]!.isomodel!.meanBatch ?? NaN,
+      null,
+      `batching: ${batching}`,
+      null,
+      1,
+    );
     row('baseline', 'CPU time stolen by the hypervisor during the section (%)', stolen(), null, 'reference', null, 1);
-    for (const c of [32, 64]) for (const name of names) errorsRow(row, 'baseline', `${name}, c=${c}`, loaded[c]![name]!);
+    for (const c of [32, 64])
+      for (const name of names) errorsRow(row, 'baseline', `${name}, c=${c}`, loaded[c]![name]!);
   } finally {
     for (const s of Object.values(servers)) await s.stop();
   }

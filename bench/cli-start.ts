@@ -19,10 +19,14 @@ function measure(args: string[]): { wall: number; cpu: number } {
   // Port 9 (discard) on loopback: nothing answers, so `ls` falls back to the models dir.
   // doctor exits 1 when a required check fails on this machine: its time counts all the same.
   const script = 'TIMEFORMAT="%U %S"; { time "$@" >/dev/null 2>&1; } 2>&1; true';
-  const r = spawnSync('bash', ['-c', script, 'bash', process.execPath, BIN, ...args], { encoding: 'utf8', env: { ...process.env, ISOMODEL_URL: 'http://127.0.0.1:9' } });
+  const r = spawnSync('bash', ['-c', script, 'bash', process.execPath, BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ISOMODEL_URL: 'http://127.0.0.1:9' },
+  });
   const wall = performance.now() - t0;
   const m = /^(\d+\.\d+) (\d+\.\d+)\s*$/m.exec(r.stdout ?? '');
-  if (r.error || !m) throw new Error(`isomodel ${args.join(' ')}: ${r.error?.message ?? `no timing in ${JSON.stringify(r.stdout)}`}`);
+  if (r.error || !m)
+    throw new Error(`isomodel ${args.join(' ')}: ${r.error?.message ?? `no timing in ${JSON.stringify(r.stdout)}`}`);
   return { wall, cpu: (Number(m[1]) + Number(m[2])) * 1000 };
 }
 
@@ -44,10 +48,19 @@ export function cliStart(): CliStart[] {
   ];
   return commands.map(([command, args]) => {
     // The unmeasured start: also checks that the command works (doctor: 1 when a required check fails here).
-    const first = spawnSync(process.execPath, [BIN, ...args], { stdio: 'ignore', env: { ...process.env, ISOMODEL_URL: 'http://127.0.0.1:9' } });
-    if (first.error || (first.status !== 0 && first.status !== 1)) throw new Error(`isomodel ${args.join(' ')} failed: ${first.error?.message ?? `exit ${first.status}`}`);
+    const first = spawnSync(process.execPath, [BIN, ...args], {
+      stdio: 'ignore',
+      env: { ...process.env, ISOMODEL_URL: 'http://127.0.0.1:9' },
+    });
+    if (first.error || (first.status !== 0 && first.status !== 1))
+      throw new Error(`isomodel ${args.join(' ')} failed: ${first.error?.message ?? `exit ${first.status}`}`);
     const runs = Array.from({ length: RUNS }, () => measure(args));
     const times = runs.map((r) => r.wall);
-    return { command, median_ms: median(times), max_ms: Math.max(...times), median_cpu_ms: median(runs.map((r) => r.cpu)) };
+    return {
+      command,
+      median_ms: median(times),
+      max_ms: Math.max(...times),
+      median_cpu_ms: median(runs.map((r) => r.cpu)),
+    };
   });
 }

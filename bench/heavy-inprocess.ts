@@ -22,25 +22,43 @@ interface Pipeline {
   modelPath(ctx: unknown): string;
   setup(ctx: unknown, io: { inputNames: readonly string[]; outputNames: readonly string[] }): void;
   preprocess(batch: WorkItem[], task: string): Record<string, { type: 'int64'; data: BigInt64Array; dims: number[] }>;
-  postprocess(outputs: Record<string, { data: unknown; dims: readonly number[] }>, batch: WorkItem[], task: string): ItemOutput[];
+  postprocess(
+    outputs: Record<string, { data: unknown; dims: readonly number[] }>,
+    batch: WorkItem[],
+    task: string,
+  ): ItemOutput[];
 }
 
 const [exportDir, mode, secondsArg, maxItemsArg, maxTokensArg, backlogArg, ...sequences] = process.argv.slice(2);
 if (!exportDir || !mode || !['batched', 'single', 'answers'].includes(mode) || sequences.length === 0) {
-  process.stderr.write('usage: heavy-inprocess EXPORT_DIR batched|single|answers SECONDS MAX_ITEMS MAX_TOKENS BACKLOG SEQUENCE...\n');
+  process.stderr.write(
+    'usage: heavy-inprocess EXPORT_DIR batched|single|answers SECONDS MAX_ITEMS MAX_TOKENS BACKLOG SEQUENCE...\n',
+  );
   process.exit(2);
 }
 const TASK = 'promoter_prediction';
 const modelDir = join(BUILTIN_MODELS_DIR, 'dnabert2-onnx');
 const pipeline = (await import(join(modelDir, 'pipeline.mjs'))) as Pipeline;
-const ctx = { name: 'dnabert2-onnx', version: 'bench', modelDir, dataDir: modelDir, replicaId: 'bench', env: { DNABERT2_ONNX_PATH: exportDir } };
-const session = await ort.InferenceSession.create(pipeline.modelPath(ctx), { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+const ctx = {
+  name: 'dnabert2-onnx',
+  version: 'bench',
+  modelDir,
+  dataDir: modelDir,
+  replicaId: 'bench',
+  env: { DNABERT2_ONNX_PATH: exportDir },
+};
+const session = await ort.InferenceSession.create(pipeline.modelPath(ctx), {
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  graphOptimizationLevel: 'all',
+});
 pipeline.setup(ctx, { inputNames: session.inputNames, outputNames: session.outputNames });
 
 /** What the worker does with one batch: preprocess, one session run, postprocess. */
 async function run(batch: WorkItem[]): Promise<ItemOutput[]> {
   const feeds: Record<string, ort.Tensor> = {};
-  for (const [name, s] of Object.entries(pipeline.preprocess(batch, TASK))) feeds[name] = new ort.Tensor(s.type, s.data, s.dims);
+  for (const [name, s] of Object.entries(pipeline.preprocess(batch, TASK)))
+    feeds[name] = new ort.Tensor(s.type, s.data, s.dims);
   const out = await session.run(feeds);
   const outputs: Record<string, { data: unknown; dims: readonly number[] }> = {};
   for (const [name, t] of Object.entries(out)) outputs[name] = { data: t.data, dims: t.dims };
@@ -65,7 +83,15 @@ let next = 0;
 let clock = 0;
 /** The next sequence in turn, as a one-item request (enqueued in order, as clients' requests are). */
 const refill = (n: number): void => {
-  for (let i = 0; i < n; i++) queue.push({ task: TASK, items: [items[next++ % items.length]!], priority: 0, enqueuedAt: clock++, stream: false, done: false });
+  for (let i = 0; i < n; i++)
+    queue.push({
+      task: TASK,
+      items: [items[next++ % items.length]!],
+      priority: 0,
+      enqueuedAt: clock++,
+      stream: false,
+      done: false,
+    });
 };
 refill(backlog);
 const nextBatch = (): WorkItem[] => {
@@ -92,5 +118,13 @@ while (performance.now() < end) {
 }
 const elapsed = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
-process.stdout.write(JSON.stringify({ items_per_s: n / elapsed, cpu_us_per_item: (cpu.user + cpu.system) / n, batches, mean_batch: n / batches, ms_per_item: (elapsed * 1000) / n }) + '\n');
+process.stdout.write(
+  JSON.stringify({
+    items_per_s: n / elapsed,
+    cpu_us_per_item: (cpu.user + cpu.system) / n,
+    batches,
+    mean_batch: n / batches,
+    ms_per_item: (elapsed * 1000) / n,
+  }) + '\n',
+);
 await session.release();

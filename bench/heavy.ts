@@ -11,13 +11,36 @@ import { join } from 'node:path';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
 import { mulberry32 } from '../src/util/prng.js';
 import type { RowFn } from './batching.js';
-import { copyModels, cpuSeconds, loadBodies, runJson, setYamlKey, startGateway, stealMeter, type LoadResult, type Server } from './lib.js';
+import {
+  copyModels,
+  cpuSeconds,
+  loadBodies,
+  runJson,
+  setYamlKey,
+  startGateway,
+  stealMeter,
+  type LoadResult,
+  type Server,
+} from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WARMUP_SECONDS = Math.max(1, Math.min(2, Math.round(SECONDS / 5)));
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 const TOOLS = join(BUILTIN_MODELS_DIR, 'dnabert2', 'tools');
-const NETWORK = ['--hidden', '384', '--heads', '6', '--layers', '6', '--intermediate', '1536', '--seed', '16', '--format', 'safetensors'];
+const NETWORK = [
+  '--hidden',
+  '384',
+  '--heads',
+  '6',
+  '--layers',
+  '6',
+  '--intermediate',
+  '1536',
+  '--seed',
+  '16',
+  '--format',
+  'safetensors',
+];
 /** The served model's batching, and the in-process reference's. */
 const MAX_BATCH = 16;
 const MAX_TOKENS = 2048;
@@ -31,7 +54,8 @@ const TASK = 'promoter_prediction';
 /** The random checkpoint exported to ONNX, cached in the temp dir by the tools' contents and arguments. */
 async function ensureExport(): Promise<string> {
   const hash = createHash('sha256');
-  for (const f of ['make_tiny_checkpoint.py', 'export_onnx.py', '../dnabert2_arch.py', '../dnabert2_tokenizer.py']) hash.update(readFileSync(join(TOOLS, f)));
+  for (const f of ['make_tiny_checkpoint.py', 'export_onnx.py', '../dnabert2_arch.py', '../dnabert2_tokenizer.py'])
+    hash.update(readFileSync(join(TOOLS, f)));
   hash.update(NETWORK.join(' '));
   const dir = join(tmpdir(), `isomodel-bench-dnabert2-6x384-${hash.digest('hex').slice(0, 12)}`);
   const onnx = join(dir, 'onnx');
@@ -78,7 +102,12 @@ async function heavyGateway(exportDir: string, batching: string): Promise<Served
     server,
     predict: `${base}/predict`,
     pids: [server.pid, ...health.data.replicas.map((r) => r.pid).filter((p): p is number => typeof p === 'number')],
-    metrics: async () => ((await (await fetch(`${base}/metrics`)).json()) as { data: { model_metrics: { batches: number; average_batch_size: number | null; padding_ratio: number | null } } }).data.model_metrics,
+    metrics: async () =>
+      (
+        (await (await fetch(`${base}/metrics`)).json()) as {
+          data: { model_metrics: { batches: number; average_batch_size: number | null; padding_ratio: number | null } };
+        }
+      ).data.model_metrics,
     stop: async () => {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -108,7 +137,11 @@ async function measure(s: Served, bodies: unknown[]): Promise<Run> {
 async function servedAnswers(url: string, seqs: string[]): Promise<number[]> {
   const out: number[] = [];
   for (const sequence of seqs) {
-    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sequence, task_type: TASK }) });
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sequence, task_type: TASK }),
+    });
     const text = await r.text();
     if (r.status !== 200) throw new Error(`${url} answered ${r.status}: ${text.slice(0, 300)}`);
     out.push((JSON.parse(text) as { data: { prediction: number } }).data.prediction);
@@ -129,17 +162,40 @@ export async function heavy(row: RowFn): Promise<void> {
     await runJson<string>(PYTHON, ['-c', 'import json, torch; print(json.dumps(torch.__version__))']);
     exportDir = await ensureExport();
   } catch (e) {
-    process.stderr.write(`heavy skipped: ${(e as Error).message}\n(needs ${PYTHON} with torch: apt-get install -y python3-torch)\n`);
+    process.stderr.write(
+      `heavy skipped: ${(e as Error).message}\n(needs ${PYTHON} with torch: apt-get install -y python3-torch)\n`,
+    );
     row('heavy', `not run (${PYTHON} lacks torch, or the export failed)`, NaN, null, '', false);
     return;
   }
   const seqs = sequences();
   const bodies = seqs.map((sequence) => ({ sequence, task_type: TASK }));
   const script = join(PACKAGE_ROOT, 'dist', 'bench', 'heavy-inprocess.js');
-  const inProcess = (mode: 'batched' | 'single'): Promise<InProcess> => runJson<InProcess>(process.execPath, [script, exportDir, mode, String(SECONDS), String(MAX_BATCH), String(MAX_TOKENS), String(CONNECTIONS), ...seqs]);
+  const inProcess = (mode: 'batched' | 'single'): Promise<InProcess> =>
+    runJson<InProcess>(process.execPath, [
+      script,
+      exportDir,
+      mode,
+      String(SECONDS),
+      String(MAX_BATCH),
+      String(MAX_TOKENS),
+      String(CONNECTIONS),
+      ...seqs,
+    ]);
   const stolen = stealMeter();
 
-  const reference = (await runJson<{ predictions: number[] }>(process.execPath, [script, exportDir, 'answers', '0', '1', '0', '1', ...seqs])).predictions;
+  const reference = (
+    await runJson<{ predictions: number[] }>(process.execPath, [
+      script,
+      exportDir,
+      'answers',
+      '0',
+      '1',
+      '0',
+      '1',
+      ...seqs,
+    ])
+  ).predictions;
   const single = await inProcess('single');
   const batchedLimit = await inProcess('batched');
 
@@ -162,20 +218,97 @@ export async function heavy(row: RowFn): Promise<void> {
   }
 
   const mean = LENGTHS.reduce((a, b) => a + b, 0) / LENGTHS.length;
-  row('heavy', `in-process cost of one item, batch 1, ${LENGTHS.length} sequences of ${Math.min(...LENGTHS)}-${Math.max(...LENGTHS)} bp (mean ${Math.round(mean)}) (ms)`, single.ms_per_item, null, '>= 1 ms', single.ms_per_item >= 1);
+  row(
+    'heavy',
+    `in-process cost of one item, batch 1, ${LENGTHS.length} sequences of ${Math.min(...LENGTHS)}-${Math.max(...LENGTHS)} bp (mean ${Math.round(mean)}) (ms)`,
+    single.ms_per_item,
+    null,
+    '>= 1 ms',
+    single.ms_per_item >= 1,
+  );
   row('heavy', 'served answers vs in-process, one item each: max |dp|', diff, null, '<= 0.0001', diff <= 1e-4, 7);
-  row('heavy', `throughput, c=${CONNECTIONS}, served batched vs in-process batched (items/s)`, batched.rps, batchedLimit.items_per_s, '>= 80% of in-process', batched.rps >= 0.8 * batchedLimit.items_per_s);
-  row('heavy', `throughput, c=${CONNECTIONS}, served batched vs served unbatched (items/s)`, batched.rps, unbatched.rps, '>= 4x unbatched', batched.rps >= 4 * unbatched.rps);
-  row('heavy', 'in-process batched vs in-process batch 1 (items/s): what batching buys on this CPU', batchedLimit.items_per_s, single.items_per_s, 'reference', null);
-  row('heavy', 'mean batch size: served batched vs in-process batched', batched.meanBatch ?? NaN, batchedLimit.mean_batch, `manifest: ${BATCHED}`, null, 1);
-  row('heavy', 'padding share of the tokens computed, served batched (%)', (batched.paddingRatio ?? NaN) * 100, null, '', null, 1);
+  row(
+    'heavy',
+    `throughput, c=${CONNECTIONS}, served batched vs in-process batched (items/s)`,
+    batched.rps,
+    batchedLimit.items_per_s,
+    '>= 80% of in-process',
+    batched.rps >= 0.8 * batchedLimit.items_per_s,
+  );
+  row(
+    'heavy',
+    `throughput, c=${CONNECTIONS}, served batched vs served unbatched (items/s)`,
+    batched.rps,
+    unbatched.rps,
+    '>= 4x unbatched',
+    batched.rps >= 4 * unbatched.rps,
+  );
+  row(
+    'heavy',
+    'in-process batched vs in-process batch 1 (items/s): what batching buys on this CPU',
+    batchedLimit.items_per_s,
+    single.items_per_s,
+    'reference',
+    null,
+  );
+  row(
+    'heavy',
+    'mean batch size: served batched vs in-process batched',
+    batched.meanBatch ?? NaN,
+    batchedLimit.mean_batch,
+    `manifest: ${BATCHED}`,
+    null,
+    1,
+  );
+  row(
+    'heavy',
+    'padding share of the tokens computed, served batched (%)',
+    (batched.paddingRatio ?? NaN) * 100,
+    null,
+    '',
+    null,
+    1,
+  );
   row('heavy', `p50 latency, c=${CONNECTIONS}, batched vs unbatched (ms)`, batched.p50, unbatched.p50, '', null, 0);
   row('heavy', `p99 latency, c=${CONNECTIONS}, batched vs unbatched (ms)`, batched.p99, unbatched.p99, '', null, 0);
   // CPU time per item hardly depends on what else runs on the machine; throughput does (see the README).
-  row('heavy', 'worker CPU per item: served batched vs in-process batched (ms)', batched.cpuUs[1]! / 1000, batchedLimit.cpu_us_per_item / 1000, '', null);
-  row('heavy', 'worker CPU per item: served batched vs served unbatched (ms)', batched.cpuUs[1]! / 1000, unbatched.cpuUs[1]! / 1000, '', null);
-  row('heavy', 'in-process CPU per item: batched vs batch 1 (ms)', batchedLimit.cpu_us_per_item / 1000, single.cpu_us_per_item / 1000, 'reference', null);
-  row('heavy', 'gateway CPU per item: served batched vs served unbatched (ms)', batched.cpuUs[0]! / 1000, unbatched.cpuUs[0]! / 1000, '', null, 3);
+  row(
+    'heavy',
+    'worker CPU per item: served batched vs in-process batched (ms)',
+    batched.cpuUs[1]! / 1000,
+    batchedLimit.cpu_us_per_item / 1000,
+    '',
+    null,
+  );
+  row(
+    'heavy',
+    'worker CPU per item: served batched vs served unbatched (ms)',
+    batched.cpuUs[1]! / 1000,
+    unbatched.cpuUs[1]! / 1000,
+    '',
+    null,
+  );
+  row(
+    'heavy',
+    'in-process CPU per item: batched vs batch 1 (ms)',
+    batchedLimit.cpu_us_per_item / 1000,
+    single.cpu_us_per_item / 1000,
+    'reference',
+    null,
+  );
+  row(
+    'heavy',
+    'gateway CPU per item: served batched vs served unbatched (ms)',
+    batched.cpuUs[0]! / 1000,
+    unbatched.cpuUs[0]! / 1000,
+    '',
+    null,
+    3,
+  );
   row('heavy', 'CPU time stolen by the hypervisor during the section (%)', stolen(), null, 'reference', null, 1);
-  for (const [what, r] of [['batched', batched], ['unbatched', unbatched]] as const) if (r.errors || r.non2xx) row('heavy', `errors / non-2xx: ${what}`, r.errors + r.non2xx, null, '0', false, 0);
+  for (const [what, r] of [
+    ['batched', batched],
+    ['unbatched', unbatched],
+  ] as const)
+    if (r.errors || r.non2xx) row('heavy', `errors / non-2xx: ${what}`, r.errors + r.non2xx, null, '0', false, 0);
 }

@@ -52,7 +52,10 @@ function runBatch(input: string, workers: number, dir: string): Promise<number> 
   ];
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ISOMODEL_LOG_LEVEL: 'warn' } });
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ISOMODEL_LOG_LEVEL: 'warn' },
+    });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('exit', (code) => {
@@ -60,7 +63,10 @@ function runBatch(input: string, workers: number, dir: string): Promise<number> 
       if (code !== 0) return reject(new Error(`isomodel batch --workers ${workers} exited ${code}: ${stderr}`));
       const lines = readFileSync(out, 'utf8').trim().split('\n');
       const ok = lines.filter((l) => (JSON.parse(l) as { status: string }).status === 'success').length;
-      if (lines.length !== SEQUENCES || ok !== SEQUENCES) return reject(new Error(`--workers ${workers}: ${ok} of ${lines.length} records succeeded, expected ${SEQUENCES}`));
+      if (lines.length !== SEQUENCES || ok !== SEQUENCES)
+        return reject(
+          new Error(`--workers ${workers}: ${ok} of ${lines.length} records succeeded, expected ${SEQUENCES}`),
+        );
       resolve(s);
     });
   });
@@ -73,7 +79,13 @@ export async function jobsBench(): Promise<{ workers1_s: number; workers2_s: num
     const input = join(dir, 'seqs.fasta');
     let x = 42;
     const rnd = (): number => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8;
-    writeFileSync(input, Array.from({ length: SEQUENCES }, (_, i) => `>s${i}\n${Array.from({ length: 30 }, () => 'ACGT'[rnd() % 4]).join('')}\n`).join(''));
+    writeFileSync(
+      input,
+      Array.from(
+        { length: SEQUENCES },
+        (_, i) => `>s${i}\n${Array.from({ length: 30 }, () => 'ACGT'[rnd() % 4]).join('')}\n`,
+      ).join(''),
+    );
     let w1 = Infinity;
     let w2 = Infinity;
     for (let i = 0; i < REPEAT; i++) {

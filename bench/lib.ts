@@ -53,10 +53,24 @@ function stopper(child: ChildProcess, cleanup: () => void = () => undefined): ()
 export async function startGateway(modelsDir: string, env: Record<string, string> = {}): Promise<Server> {
   const port = await freePort();
   const state = mkdtempSync(join(tmpdir(), 'isomodel-bench-'));
-  const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), '--models-dir', modelsDir, '--state-dir', state, 'serve', '--port', String(port), '--no-watch'], {
-    env: { ...process.env, ISOMODEL_RATE_LIMIT: '0', ISOMODEL_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      join(PACKAGE_ROOT, 'bin', 'isomodel.js'),
+      '--models-dir',
+      modelsDir,
+      '--state-dir',
+      state,
+      'serve',
+      '--port',
+      String(port),
+      '--no-watch',
+    ],
+    {
+      env: { ...process.env, ISOMODEL_RATE_LIMIT: '0', ISOMODEL_LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(`${url}/health/ready`, 120_000);
   const cleanup = (): void => {
@@ -75,7 +89,9 @@ const BARE_SCRIPTS = { node: 'bare-server.js', fastify: 'fastify-floor.js', pipe
 export async function startBare(body: string, kind: keyof typeof BARE_SCRIPTS = 'node'): Promise<Server> {
   const port = await freePort();
   const script = BARE_SCRIPTS[kind];
-  const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist', 'bench', script), String(port), body], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist', 'bench', script), String(port), body], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
   return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop: stopper(child) };
 }
@@ -90,16 +106,50 @@ export interface LoadResult {
 }
 
 /** autocannon in a child process; latencies in ms. */
-export function load(url: string, body: unknown, connections: number, seconds: number, pipelining = 1): Promise<LoadResult> {
-  const args = [join(PACKAGE_ROOT, 'node_modules', 'autocannon', 'autocannon.js'), '--json', '-c', String(connections), '-d', String(seconds), '-p', String(pipelining), '-m', 'POST', '-H', 'content-type=application/json', '-b', JSON.stringify(body), url];
+export function load(
+  url: string,
+  body: unknown,
+  connections: number,
+  seconds: number,
+  pipelining = 1,
+): Promise<LoadResult> {
+  const args = [
+    join(PACKAGE_ROOT, 'node_modules', 'autocannon', 'autocannon.js'),
+    '--json',
+    '-c',
+    String(connections),
+    '-d',
+    String(seconds),
+    '-p',
+    String(pipelining),
+    '-m',
+    'POST',
+    '-H',
+    'content-type=application/json',
+    '-b',
+    JSON.stringify(body),
+    url,
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`autocannon exited ${code}`));
-      const r = JSON.parse(out) as { requests: { average: number; total: number }; latency: { p50: number; p99: number }; errors: number; non2xx: number };
-      resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx, total: r.requests.total });
+      const r = JSON.parse(out) as {
+        requests: { average: number; total: number };
+        latency: { p50: number; p99: number };
+        errors: number;
+        non2xx: number;
+      };
+      resolve({
+        rps: r.requests.average,
+        p50: r.latency.p50,
+        p99: r.latency.p99,
+        errors: r.errors,
+        non2xx: r.non2xx,
+        total: r.requests.total,
+      });
     });
   });
 }
@@ -118,13 +168,28 @@ export function rssMb(pid: number): number {
  * Sequential requests over one keep-alive connection, timed with hrtime: latency in ms, and the
  * requests per second one client gets. With `rotate`, `body` is an array of bodies sent in turn.
  */
-export function sequentialLatency(url: string, body: unknown, count: number, rotate = false): Promise<{ p50: number; p99: number; rps: number }> {
+export function sequentialLatency(
+  url: string,
+  body: unknown,
+  count: number,
+  rotate = false,
+): Promise<{ p50: number; p99: number; rps: number }> {
   return new Promise((resolve, reject) => {
-    const args = [join(PACKAGE_ROOT, 'dist', 'bench', 'latency-client.js'), url, JSON.stringify(body), String(count), ...(rotate ? ['rotate'] : [])];
+    const args = [
+      join(PACKAGE_ROOT, 'dist', 'bench', 'latency-client.js'),
+      url,
+      JSON.stringify(body),
+      String(count),
+      ...(rotate ? ['rotate'] : []),
+    ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as { p50: number; p99: number; rps: number }) : reject(new Error(`latency client exited ${code}`))));
+    child.on('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out) as { p50: number; p99: number; rps: number })
+        : reject(new Error(`latency client exited ${code}`)),
+    );
   });
 }
 
@@ -151,7 +216,12 @@ export function setYamlKey(yaml: string, key: string, value: string): string {
 }
 
 /** Any HTTP server as a child process, ready once `readyUrl` answers 2xx. */
-export async function startServer(command: string, args: string[], readyUrl: string, env: Record<string, string> = {}): Promise<Server> {
+export async function startServer(
+  command: string,
+  args: string[],
+  readyUrl: string,
+  env: Record<string, string> = {},
+): Promise<Server> {
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   let exitCode: number | null = null;
   child.once('exit', (code) => (exitCode = code ?? -1));
@@ -184,7 +254,8 @@ export function runJson<T>(command: string, args: string[], env: Record<string, 
       try {
         const parsed = JSON.parse(last) as T;
         if (code === 0) resolve(parsed);
-        else reject(Object.assign(new Error(`${command} ${args.join(' ')} exited ${code}: ${last}`), { result: parsed }));
+        else
+          reject(Object.assign(new Error(`${command} ${args.join(' ')} exited ${code}: ${last}`), { result: parsed }));
       } catch {
         reject(new Error(`${command} ${args.join(' ')} exited ${code} without JSON output: ${last.slice(0, 200)}`));
       }
@@ -212,7 +283,12 @@ export function loadBodies(url: string, bodies: unknown[], connections: number, 
     headers: { 'content-type': 'application/json' },
     requests: bodies.map((b) => ({ method: 'POST', body: JSON.stringify(b) })),
   };
-  return runJson<LoadResult>(process.execPath, ['-e', ROTATING_LOAD, join(PACKAGE_ROOT, 'node_modules', 'autocannon', 'autocannon.js'), JSON.stringify(opts)]);
+  return runJson<LoadResult>(process.execPath, [
+    '-e',
+    ROTATING_LOAD,
+    join(PACKAGE_ROOT, 'node_modules', 'autocannon', 'autocannon.js'),
+    JSON.stringify(opts),
+  ]);
 }
 
 /**

@@ -17,7 +17,11 @@ const seconds = Number(secondsArg);
 const batch = Number(batchArg);
 const LENGTH = 60;
 
-const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+const session = await ort.InferenceSession.create(model, {
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  graphOptimizationLevel: 'all',
+});
 // Batches rotate through the given sequences, as the load generator does (upper-cased, as the
 // gateway's validation hands them to the worker).
 const pool = sequences.map((s) => s.toUpperCase());
@@ -42,5 +46,13 @@ const elapsed = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
 const sequencesPerS = (n * batch) / elapsed;
 const cpuUsPerSequence = (cpu.user + cpu.system) / (n * batch);
-process.stdout.write(JSON.stringify({ sequences_per_s: sequencesPerS, cpu_us_per_sequence: cpuUsPerSequence, batches: n, batch_ms: (elapsed * 1000) / n, batch }) + '\n');
+process.stdout.write(
+  JSON.stringify({
+    sequences_per_s: sequencesPerS,
+    cpu_us_per_sequence: cpuUsPerSequence,
+    batches: n,
+    batch_ms: (elapsed * 1000) / n,
+    batch,
+  }) + '\n',
+);
 await session.release();

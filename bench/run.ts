@@ -8,7 +8,20 @@ import { heavy } from './heavy.js';
 import { jobsBench } from './jobs.js';
 import { scaleOutBench } from './scale-out.js';
 import { cliStart } from './cli-start.js';
-import { BENCH_MODELS, copyModels, cpuSeconds, load, type LoadResult, rssMb, sequentialLatency, sleep, startBare, startGateway, stealMeter, waitHttp } from './lib.js';
+import {
+  BENCH_MODELS,
+  copyModels,
+  cpuSeconds,
+  load,
+  type LoadResult,
+  rssMb,
+  sequentialLatency,
+  sleep,
+  startBare,
+  startGateway,
+  stealMeter,
+  waitHttp,
+} from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const HALF = Math.max(1, Math.round(SECONDS / 2));
@@ -27,10 +40,25 @@ interface Row {
 const rows: Row[] = [];
 const fmt = (n: number, d = 2): string => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
-function row(bench: string, metric: string, iso: number, base: number | null, target: string, ok: boolean | null, digits = 2): void {
-  rows.push({ bench, metric, isomodel: fmt(iso, digits), baseline: base === null ? '' : fmt(base, digits), ratio: base ? fmt(iso / base) : '', target, ok });
+function row(
+  bench: string,
+  metric: string,
+  iso: number,
+  base: number | null,
+  target: string,
+  ok: boolean | null,
+  digits = 2,
+): void {
+  rows.push({
+    bench,
+    metric,
+    isomodel: fmt(iso, digits),
+    baseline: base === null ? '' : fmt(base, digits),
+    ratio: base ? fmt(iso / base) : '',
+    target,
+    ok,
+  });
 }
-
 
 interface Latency {
   p50: number;
@@ -40,7 +68,14 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 /** Two load runs of equal length as one: mean req/s, the worse p50/p99, summed counts. */
 function mergeLoads(a: LoadResult, b: LoadResult): LoadResult {
-  return { rps: (a.rps + b.rps) / 2, p50: Math.max(a.p50, b.p50), p99: Math.max(a.p99, b.p99), errors: a.errors + b.errors, non2xx: a.non2xx + b.non2xx, total: a.total + b.total };
+  return {
+    rps: (a.rps + b.rps) / 2,
+    p50: Math.max(a.p50, b.p50),
+    p99: Math.max(a.p99, b.p99),
+    errors: a.errors + b.errors,
+    non2xx: a.non2xx + b.non2xx,
+    total: a.total + b.total,
+  };
 }
 
 async function overhead(): Promise<void> {
@@ -51,7 +86,9 @@ async function overhead(): Promise<void> {
   // without the process hop.
   const inlineUrl = `${gw.url}/models/noop-inline/predict`;
   const body = { sequence: 'ACGTACGTAC' };
-  const sample = await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).text();
+  const sample = await (
+    await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  ).text();
   const bare = await startBare(sample);
   const floor = await startBare(sample, 'fastify');
   const pipe = await startBare(sample, 'pipe');
@@ -63,19 +100,48 @@ async function overhead(): Promise<void> {
     for (const s of Object.values(servers)) await load(s, body, 8, 2);
     // Three interleaved rounds per server, the median of each: one slow patch of the shared
     // machine during one server's round would otherwise decide the comparison.
-    const rounds = Object.fromEntries(Object.keys(servers).map((k) => [k, [] as Latency[]])) as Record<keyof typeof servers, Latency[]>;
+    const rounds = Object.fromEntries(Object.keys(servers).map((k) => [k, [] as Latency[]])) as Record<
+      keyof typeof servers,
+      Latency[]
+    >;
     for (let i = 0; i < LATENCY_ROUNDS; i++) {
-      for (const [k, u] of Object.entries(servers) as [keyof typeof servers, string][]) rounds[k].push(await sequentialLatency(u, body, LATENCY_SAMPLES));
+      for (const [k, u] of Object.entries(servers) as [keyof typeof servers, string][])
+        rounds[k].push(await sequentialLatency(u, body, LATENCY_SAMPLES));
     }
-    const med = (k: keyof typeof servers): Latency => ({ p50: median(rounds[k].map((x) => x.p50)), p99: median(rounds[k].map((x) => x.p99)) });
-    const [latIso, latInline, latBare, latFloor, latPipe] = [med('iso'), med('inline'), med('bare'), med('floor'), med('pipe')];
-    row('overhead', 'p50 latency, c=1 (ms)', latIso.p50, latBare.p50, 'added < 0.3 ms', latIso.p50 - latBare.p50 < 0.3, 3);
+    const med = (k: keyof typeof servers): Latency => ({
+      p50: median(rounds[k].map((x) => x.p50)),
+      p99: median(rounds[k].map((x) => x.p99)),
+    });
+    const [latIso, latInline, latBare, latFloor, latPipe] = [
+      med('iso'),
+      med('inline'),
+      med('bare'),
+      med('floor'),
+      med('pipe'),
+    ];
+    row(
+      'overhead',
+      'p50 latency, c=1 (ms)',
+      latIso.p50,
+      latBare.p50,
+      'added < 0.3 ms',
+      latIso.p50 - latBare.p50 < 0.3,
+      3,
+    );
     row('overhead', 'p99 latency, c=1 (ms)', latIso.p99, latBare.p99, '', null, 3);
     // The floors under the target: the HTTP framework alone, and the process hop alone (bare
     // Node + a child over a pipe, what any process-isolated server adds).
     row('overhead', 'bare Fastify route: p50, c=1 (ms)', latFloor.p50, latBare.p50, 'reference', null, 3);
     row('overhead', 'bare Node + child-process hop: p50, c=1 (ms)', latPipe.p50, latBare.p50, 'reference', null, 3);
-    row('overhead', 'full stack, model inline (no process hop): p50, c=1 (ms)', latInline.p50, latBare.p50, 'reference', null, 3);
+    row(
+      'overhead',
+      'full stack, model inline (no process hop): p50, c=1 (ms)',
+      latInline.p50,
+      latBare.p50,
+      'reference',
+      null,
+      3,
+    );
     for (const c of [32]) {
       // Alternating halves, so that a slow patch of the shared machine hits both sides alike.
       // CPU per request is counted around the same runs: steadier than req/s on a shared machine.
@@ -103,15 +169,55 @@ async function overhead(): Promise<void> {
       // disturbed (another tenant of the VM, a stalled load generator): no verdict from it.
       const disturbed = base.rps < fastify.rps;
       const target = disturbed ? '>= 50% of bare (bare run disturbed: slower than Fastify)' : '>= 50% of bare';
-      row('overhead', `throughput, c=${c} (req/s)`, iso.rps, base.rps, target, disturbed ? false : iso.rps >= 0.5 * base.rps, 0);
+      row(
+        'overhead',
+        `throughput, c=${c} (req/s)`,
+        iso.rps,
+        base.rps,
+        target,
+        disturbed ? false : iso.rps >= 0.5 * base.rps,
+        0,
+      );
       row('overhead', `p99 latency, c=${c} (ms)`, iso.p99, base.p99, '', null);
-      row('overhead', `gateway CPU per request, c=${c}: event-loop thread vs bare Node (us)`, cpu.loop * 1e6, cpu.bare * 1e6, '', null, 0);
-      row('overhead', `gateway CPU per request, c=${c}: whole process vs bare Node (us)`, cpu.gateway * 1e6, cpu.bare * 1e6, '', null, 0);
+      row(
+        'overhead',
+        `gateway CPU per request, c=${c}: event-loop thread vs bare Node (us)`,
+        cpu.loop * 1e6,
+        cpu.bare * 1e6,
+        '',
+        null,
+        0,
+      );
+      row(
+        'overhead',
+        `gateway CPU per request, c=${c}: whole process vs bare Node (us)`,
+        cpu.gateway * 1e6,
+        cpu.bare * 1e6,
+        '',
+        null,
+        0,
+      );
       // The floors: the framework's own share and the process hop's. (An inline model is no floor at
       // c=32: without a worker process its work lands on the gateway's core too.)
       row('overhead', `bare Fastify route: throughput, c=${c} (req/s)`, fastify.rps, base.rps, 'reference', null, 0);
-      row('overhead', `bare Node + child-process hop: throughput, c=${c} (req/s)`, hop.rps, base.rps, 'reference', null, 0);
-      row('overhead', `throughput, c=${c}, vs the bare Node + process hop floor (req/s)`, iso.rps, hop.rps, '>= 70% of the hop floor', iso.rps >= 0.7 * hop.rps, 0);
+      row(
+        'overhead',
+        `bare Node + child-process hop: throughput, c=${c} (req/s)`,
+        hop.rps,
+        base.rps,
+        'reference',
+        null,
+        0,
+      );
+      row(
+        'overhead',
+        `throughput, c=${c}, vs the bare Node + process hop floor (req/s)`,
+        iso.rps,
+        hop.rps,
+        '>= 70% of the hop floor',
+        iso.rps >= 0.7 * hop.rps,
+        0,
+      );
       if (iso.errors || iso.non2xx) row('overhead', 'errors / non-2xx', iso.errors + iso.non2xx, null, '0', false, 0);
     }
     row('overhead', 'CPU time stolen by the hypervisor during the section (%)', stolen(), null, 'reference', null, 1);
@@ -124,7 +230,8 @@ async function overhead(): Promise<void> {
 }
 
 async function coldstart(): Promise<void> {
-  const scaleToZero = (y: string): string => y.replace(/^scaling: .*$/m, 'scaling: { min_replicas: 0, max_replicas: 1, idle_timeout_s: 1 }');
+  const scaleToZero = (y: string): string =>
+    y.replace(/^scaling: .*$/m, 'scaling: { min_replicas: 0, max_replicas: 1, idle_timeout_s: 1 }');
   const packages = [
     { from: join(BENCH_MODELS, 'noop'), name: 'cold-node', edit: scaleToZero },
     { from: join(BENCH_MODELS, 'noop-py'), name: 'cold-python', edit: scaleToZero },
@@ -138,7 +245,13 @@ async function coldstart(): Promise<void> {
       return false;
     }
   })();
-  if (haveOnnx) packages.push({ from: onnxModel, name: 'cold-onnx', edit: (y) => y.replace(/^scaling:[\s\S]*?(?=^\S)/m, 'scaling: { min_replicas: 0, max_replicas: 1, idle_timeout_s: 1 }\n') });
+  if (haveOnnx)
+    packages.push({
+      from: onnxModel,
+      name: 'cold-onnx',
+      edit: (y) =>
+        y.replace(/^scaling:[\s\S]*?(?=^\S)/m, 'scaling: { min_replicas: 0, max_replicas: 1, idle_timeout_s: 1 }\n'),
+    });
   const dir = copyModels(packages);
   const gw = await startGateway(dir);
   try {
@@ -151,11 +264,23 @@ async function coldstart(): Promise<void> {
         await sleep(200);
       }
       const t0 = performance.now();
-      const r = await fetch(`${gw.url}/models/${name}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sequence: seq[name] }) });
+      const r = await fetch(`${gw.url}/models/${name}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ sequence: seq[name] }),
+      });
       const ms = performance.now() - t0;
       if (r.status !== 200) throw new Error(`${name}: ${await r.text()}`);
       const limit = name === 'cold-python' ? 1500 : 300;
-      row('cold start', `${name.replace('cold-', '')}: zero replicas to first answer (ms)`, ms, null, `< ${limit} ms`, ms < limit, 0);
+      row(
+        'cold start',
+        `${name.replace('cold-', '')}: zero replicas to first answer (ms)`,
+        ms,
+        null,
+        `< ${limit} ms`,
+        ms < limit,
+        0,
+      );
     }
   } finally {
     await gw.stop();
@@ -168,9 +293,13 @@ async function coldstart(): Promise<void> {
     await sleep(2000);
     row('memory', 'idle gateway RSS (MB)', rssMb(builtin.pid), null, '< 120 MB', rssMb(builtin.pid) < 120, 1);
     await waitHttp(`${builtin.url}/health/ready`);
-    const d = (await (await fetch(`${builtin.url}/health/detailed`)).json()) as { data: { models: { name: string; replicas: { pid: number }[] }[] } };
+    const d = (await (await fetch(`${builtin.url}/health/detailed`)).json()) as {
+      data: { models: { name: string; replicas: { pid: number }[] }[] };
+    };
     const runtimes = JSON.parse(JSON.stringify(d.data.models)) as { name: string; replicas: { pid: number }[] }[];
-    for (const m of runtimes) for (const r of m.replicas.slice(0, 1)) row('memory', `worker RSS: ${m.name} (MB)`, rssMb(r.pid), null, '', null, 1);
+    for (const m of runtimes)
+      for (const r of m.replicas.slice(0, 1))
+        row('memory', `worker RSS: ${m.name} (MB)`, rssMb(r.pid), null, '', null, 1);
   } finally {
     await builtin.stop();
   }
@@ -178,14 +307,38 @@ async function coldstart(): Promise<void> {
 
 async function jobs(): Promise<void> {
   const r = await jobsBench();
-  row('jobs', '10,000-sequence job, CPU-bound model: --workers 2 vs 1 (s)', r.workers2_s, r.workers1_s, '>= 1.7x faster', r.ratio >= 1.7, 1);
+  row(
+    'jobs',
+    '10,000-sequence job, CPU-bound model: --workers 2 vs 1 (s)',
+    r.workers2_s,
+    r.workers1_s,
+    '>= 1.7x faster',
+    r.ratio >= 1.7,
+    1,
+  );
   row('jobs', 'speed-up, workers 2 over 1', r.ratio, null, '>= 1.7', r.ratio >= 1.7);
 }
 
 async function scaleout(): Promise<void> {
   const r = await scaleOutBench();
-  if (!r) return row('scale-out', 'job over two gateways vs one: skipped (no PostgreSQL here)', NaN, null, '>= 1.6x faster', null);
-  row('scale-out', '10,000-sequence job, CPU-bound model, one replica per gateway: 2 gateways vs 1 (s)', r.two_s, r.one_s, '>= 1.6x faster', r.ratio >= 1.6, 1);
+  if (!r)
+    return row(
+      'scale-out',
+      'job over two gateways vs one: skipped (no PostgreSQL here)',
+      NaN,
+      null,
+      '>= 1.6x faster',
+      null,
+    );
+  row(
+    'scale-out',
+    '10,000-sequence job, CPU-bound model, one replica per gateway: 2 gateways vs 1 (s)',
+    r.two_s,
+    r.one_s,
+    '>= 1.6x faster',
+    r.ratio >= 1.6,
+    1,
+  );
   row('scale-out', 'speed-up, 2 gateways over 1', r.ratio, null, '>= 1.6', r.ratio >= 1.6);
 }
 
@@ -194,12 +347,29 @@ async function cli(): Promise<void> {
   // torch, docker, bwrap), so its time is shown, not judged.
   for (const c of cliStart()) {
     const judged = !c.command.includes('doctor');
-    row('cli', `${c.command}: median start to exit (ms)`, c.median_ms, null, judged ? '< 2000 ms' : '', judged ? c.median_ms < 2000 : null, 0);
+    row(
+      'cli',
+      `${c.command}: median start to exit (ms)`,
+      c.median_ms,
+      null,
+      judged ? '< 2000 ms' : '',
+      judged ? c.median_ms < 2000 : null,
+      0,
+    );
     row('cli', `${c.command}: median CPU time, user + system (ms)`, c.median_cpu_ms, null, '', null, 0);
   }
 }
 
-const SECTIONS: Record<string, () => Promise<void>> = { overhead, coldstart, batching: () => batching(row), baseline: () => baseline(row), heavy: () => heavy(row), jobs, scaleout, cli };
+const SECTIONS: Record<string, () => Promise<void>> = {
+  overhead,
+  coldstart,
+  batching: () => batching(row),
+  baseline: () => baseline(row),
+  heavy: () => heavy(row),
+  jobs,
+  scaleout,
+  cli,
+};
 
 async function main(): Promise<void> {
   const chosen = process.argv.slice(2).filter((a) => a in SECTIONS);
@@ -208,10 +378,17 @@ async function main(): Promise<void> {
     await SECTIONS[name]!();
   }
   const cols: (keyof Row)[] = ['bench', 'metric', 'isomodel', 'baseline', 'ratio', 'target', 'ok'];
-  const cell = (r: Row, c: keyof Row): string => (c === 'ok' ? (r.ok === null ? '' : r.ok ? 'yes' : 'NO') : String(r[c]));
+  const cell = (r: Row, c: keyof Row): string =>
+    c === 'ok' ? (r.ok === null ? '' : r.ok ? 'yes' : 'NO') : String(r[c]);
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r, c).length)));
   const line = (vals: string[]): string => `| ${vals.map((v, i) => v.padEnd(widths[i]!)).join(' | ')} |`;
-  process.stdout.write([line(cols.map(String)), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r, c))))].join('\n') + '\n');
+  process.stdout.write(
+    [
+      line(cols.map(String)),
+      line(widths.map((w) => '-'.repeat(w))),
+      ...rows.map((r) => line(cols.map((c) => cell(r, c)))),
+    ].join('\n') + '\n',
+  );
   process.stdout.write(`\n${new Date().toISOString()}, node ${process.version}, ${SECONDS}s per load run\n`);
 }
 

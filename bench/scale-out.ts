@@ -26,15 +26,38 @@ async function timeJob(cluster: PgCluster, gateways: number, config: string, mod
   const servers: Server[] = [];
   try {
     // The first creates the tables; the others find them.
-    for (let i = 0; i < gateways; i++) servers.push(await startGateway(models, { ISOMODEL_DATABASE_URL: url, ISOMODEL_CONFIG: config }));
+    for (let i = 0; i < gateways; i++)
+      servers.push(await startGateway(models, { ISOMODEL_DATABASE_URL: url, ISOMODEL_CONFIG: config }));
     const store = await JobStore.open(sql);
     const spec = { kind: 'predict', model: 'cpu-burn', task: 'burn', options: { rounds: ROUNDS } };
-    const { job } = await store.begin({ id: `bench-${gateways}`, name: null, kind: 'predict', model: 'cpu-burn', task: 'burn', spec: JSON.stringify(spec), chunk_size: 32, workers: 1, priority: 0, idempotency_key: null, request_hash: null, created_at: new Date().toISOString(), owner: 'bench', owner_name: 'bench' });
+    const { job } = await store.begin({
+      id: `bench-${gateways}`,
+      name: null,
+      kind: 'predict',
+      model: 'cpu-burn',
+      task: 'burn',
+      spec: JSON.stringify(spec),
+      chunk_size: 32,
+      workers: 1,
+      priority: 0,
+      idempotency_key: null,
+      request_hash: null,
+      created_at: new Date().toISOString(),
+      owner: 'bench',
+      owner_name: 'bench',
+    });
     let x = 42;
     const rnd = (): number => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8;
     for (let i = 0; i < SEQUENCES; i += 1000) {
       const n = Math.min(1000, SEQUENCES - i);
-      await store.append(job.id, i, Array.from({ length: n }, (_, k) => ({ id: `s${i + k}`, sequence: Array.from({ length: 30 }, () => 'ACGT'[rnd() % 4]).join('') })));
+      await store.append(
+        job.id,
+        i,
+        Array.from({ length: n }, (_, k) => ({
+          id: `s${i + k}`,
+          sequence: Array.from({ length: 30 }, () => 'ACGT'[rnd() % 4]).join(''),
+        })),
+      );
     }
     const t0 = process.hrtime.bigint();
     await store.activate(job.id);
@@ -42,7 +65,10 @@ async function timeJob(cluster: PgCluster, gateways: number, config: string, mod
       const j = (await store.get(job.id))!;
       if (j.status === 'succeeded' || j.status === 'failed') {
         const s = Number(process.hrtime.bigint() - t0) / 1e9;
-        if (j.status !== 'succeeded' || j.done !== SEQUENCES || j.failed !== 0) throw new Error(`${gateways} gateway(s): job ${j.status}, ${j.done - j.failed} of ${SEQUENCES} records succeeded (${j.error ?? ''})`);
+        if (j.status !== 'succeeded' || j.done !== SEQUENCES || j.failed !== 0)
+          throw new Error(
+            `${gateways} gateway(s): job ${j.status}, ${j.done - j.failed} of ${SEQUENCES} records succeeded (${j.error ?? ''})`,
+          );
         return s;
       }
       await sleep(50);

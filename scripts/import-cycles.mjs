@@ -21,13 +21,20 @@ function files(dir) {
 function importsOf(file) {
   const text = readFileSync(file, 'utf8');
   const out = [];
-  const re = /(?:^|\n)\s*(import|export)\s+(type\s+)?([^'";]*?)\s*from\s*['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g;
+  const re =
+    /(?:^|\n)\s*(import|export)\s+(type\s+)?([^'";]*?)\s*from\s*['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g;
   for (const m of text.matchAll(re)) {
     const spec = m[4] ?? m[5];
     // `import { type A, type B }`: every name type-only.
     const names = m[3] ?? '';
     const braces = names.match(/^\{([\s\S]*)\}$/);
-    const allTypes = braces ? braces[1].split(',').map((s) => s.trim()).filter(Boolean).every((s) => s.startsWith('type ')) : false;
+    const allTypes = braces
+      ? braces[1]
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .every((s) => s.startsWith('type '))
+      : false;
     const to = resolve(dirname(file), spec.replace(/\.js$/, '.ts'));
     out.push({ to, typeOnly: Boolean(m[2]) || allTypes, dynamic: Boolean(m[5]) });
   }
@@ -72,7 +79,15 @@ function cycles(graph) {
 const all = files(root);
 const edges = new Map(all.map((f) => [f, importsOf(f)]));
 const show = (label, keep) => {
-  const graph = new Map(all.map((f) => [f, edges.get(f).filter(keep).map((e) => e.to)]));
+  const graph = new Map(
+    all.map((f) => [
+      f,
+      edges
+        .get(f)
+        .filter(keep)
+        .map((e) => e.to),
+    ]),
+  );
   const groups = cycles(graph);
   console.log(`${label}: ${groups.length} cycle group(s)`);
   for (const g of groups) console.log(`  ${g.length} files: ${g.map((f) => relative(root, f)).join(', ')}`);

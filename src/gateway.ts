@@ -4,7 +4,13 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { CgroupManager } from './drivers/cgroups.js';
-import { createWorkerFactory, driverContext, reapLeftovers, tidyWorkDirOnClose, type DriverContext } from './drivers/factory.js';
+import {
+  createWorkerFactory,
+  driverContext,
+  reapLeftovers,
+  tidyWorkDirOnClose,
+  type DriverContext,
+} from './drivers/factory.js';
 import { secureStateDir } from './drivers/workspace.js';
 import { dockerIoProbe } from './drivers/docker.js';
 import { ModelRegistry } from './scheduler/registry.js';
@@ -58,7 +64,10 @@ export class Gateway implements GatewayContext {
   server: FastifyInstance | null = null;
   private readonly drivers: DriverContext;
 
-  constructor(readonly config: Config, logger?: Logger) {
+  constructor(
+    readonly config: Config,
+    logger?: Logger,
+  ) {
     this.logger = logger ?? pino({ level: config.log_level });
     // 0700 before the database is created in it, its files 0600 once they exist (workers never
     // need it: what they reach is in the work dir, drivers/workspace.ts).
@@ -77,26 +86,65 @@ export class Gateway implements GatewayContext {
       ],
       r.interval_ms,
       (message) => this.logger.error(message),
-      r.jobs_days > 0 ? [{ name: 'jobs', prune: (now) => jobRunnerFor(this).store.pruneFinished(new Date(now - days(r.jobs_days)).toISOString()) }] : [],
+      r.jobs_days > 0
+        ? [
+            {
+              name: 'jobs',
+              prune: (now) => jobRunnerFor(this).store.pruneFinished(new Date(now - days(r.jobs_days)).toISOString()),
+            },
+          ]
+        : [],
     );
     this.cgroups = config.cgroups ? CgroupManager.detect() : CgroupManager.disabled();
     const lf = config.log_files;
-    this.replicaLogs = lf.enabled ? new ReplicaLogs(lf.dir ?? `${config.state_dir}/logs`, lf, (message) => this.logger.warn(message)) : null;
+    this.replicaLogs = lf.enabled
+      ? new ReplicaLogs(lf.dir ?? `${config.state_dir}/logs`, lf, (message) => this.logger.warn(message))
+      : null;
     this.drivers = {
       ...driverContext(config, this.logger, this.cgroups),
       // Each replica's stderr: rate and size limits, drops counted per model (worker/log-limiter.ts),
       // and every line into the replica's log file (telemetry/replica-logs.ts).
-      workerLog: (model) => ({ limits: config.worker_log, ...this.metrics.workerLog(model), tee: (replica) => this.replicaLogs?.sink(model, replica) }),
+      workerLog: (model) => ({
+        limits: config.worker_log,
+        ...this.metrics.workerLog(model),
+        tee: (replica) => this.replicaLogs?.sink(model, replica),
+      }),
     };
     const factory = createWorkerFactory(this.drivers);
     this.metrics = new GatewayMetrics(() => this.registry, { aiModelNames: config.prometheus_ai_model_names });
-    this.registry = new ModelRegistry(config.models_dir, factory, this.logger, this.store, (m, v) => this.metrics.observerFor(m, v), {
-      versionPolicy: (name) => config.version_policy[name] ?? config.version_policy['*'] ?? DEFAULT_VERSION_POLICY,
-      operatorEnv: (name) => config.model_env[name],
+    this.registry = new ModelRegistry(
+      config.models_dir,
+      factory,
+      this.logger,
+      this.store,
+      (m, v) => this.metrics.observerFor(m, v),
+      {
+        versionPolicy: (name) => config.version_policy[name] ?? config.version_policy['*'] ?? DEFAULT_VERSION_POLICY,
+        operatorEnv: (name) => config.model_env[name],
+      },
+    );
+    this.containers = new ContainerManager({
+      store: this.store,
+      registry: this.registry,
+      createWorker: factory,
+      logger: this.logger,
+      observerFor: (m, v) => this.metrics.observerFor(m, v),
     });
-    this.containers = new ContainerManager({ store: this.store, registry: this.registry, createWorker: factory, logger: this.logger, observerFor: (m, v) => this.metrics.observerFor(m, v) });
-    this.monitor = new Monitor({ registry: this.registry, store: this.store, logger: this.logger.child({ component: 'monitor' }), stateDir: config.state_dir, config: config.monitor, ioProbe: dockerIoProbe });
-    this.perf = new PerfCollector({ store: this.store, registry: this.registry, logger: this.logger, intervalMs: config.monitor.perf_interval_ms, retentionDays: config.monitor.perf_retention_days });
+    this.monitor = new Monitor({
+      registry: this.registry,
+      store: this.store,
+      logger: this.logger.child({ component: 'monitor' }),
+      stateDir: config.state_dir,
+      config: config.monitor,
+      ioProbe: dockerIoProbe,
+    });
+    this.perf = new PerfCollector({
+      store: this.store,
+      registry: this.registry,
+      logger: this.logger,
+      intervalMs: config.monitor.perf_interval_ms,
+      retentionDays: config.monitor.perf_retention_days,
+    });
   }
 
   /** What requests' API keys are checked against: the shared store with database_url, else the embedded one. */
@@ -120,10 +168,16 @@ export class Gateway implements GatewayContext {
     this.monitor.useRulesStore(this.shared.alertRules);
     this.deploymentSync = new DeploymentSync(this.registry, this.shared.deployments, this.config.state_dir, log);
     const r = this.config.retention;
-    const audit = { table: 'audit_log' as const, policy: { maxAgeMs: r.audit_days * 86_400_000, maxRows: r.audit_max_rows } };
+    const audit = {
+      table: 'audit_log' as const,
+      policy: { maxAgeMs: r.audit_days * 86_400_000, maxRows: r.audit_max_rows },
+    };
     const sql = this.shared.sql;
     this.retention.addAsync({ name: 'shared audit_log', prune: (now) => pruneSharedTable(sql, audit, now) });
-    log.info({ database: this.shared.feed.listening ? 'listening for changes' : 'polling for changes' }, 'state shared through PostgreSQL');
+    log.info(
+      { database: this.shared.feed.listening ? 'listening for changes' : 'polling for changes' },
+      'state shared through PostgreSQL',
+    );
   }
 
   /** The model the root routes (/predict, /model/info, /health) answer for. */
@@ -154,15 +208,24 @@ export class Gateway implements GatewayContext {
     // No keys means no auth: acceptable only where nothing but this machine can connect.
     const authOn = this.keyring.any();
     if (!authOn && !isLoopback(this.config.host)) {
-      throw new Error(`refusing to listen on ${this.config.host} without API keys: create one with \`isomodel keys create <name> --scopes predict,admin\` (or configure auth.keys), or bind to 127.0.0.1`);
+      throw new Error(
+        `refusing to listen on ${this.config.host} without API keys: create one with \`isomodel keys create <name> --scopes predict,admin\` (or configure auth.keys), or bind to 127.0.0.1`,
+      );
     }
-    this.logger.info({ auth: authOn ? 'on' : 'off', tls: Boolean(this.config.tls) }, authOn ? 'API keys required' : 'auth is OFF: loopback only, no API keys configured');
+    this.logger.info(
+      { auth: authOn ? 'on' : 'off', tls: Boolean(this.config.tls) },
+      authOn ? 'API keys required' : 'auth is OFF: loopback only, no API keys configured',
+    );
     this.server = await buildServer(this);
     const url = await this.server.listen({ host: this.config.host, port: this.config.port });
     await reapLeftovers(this.drivers);
     await this.registry.init({ waitFor: (m) => m.required });
     const missingDefault = this.missingDefaultModel();
-    if (missingDefault) this.logger.warn({ default_model: missingDefault, serving: this.defaultModel() ?? null }, `default_model "${missingDefault}" is not among the models in ${this.config.models_dir}: the root routes (/predict, /health, /model/info) answer for ${this.defaultModel() ?? 'no model'} instead`);
+    if (missingDefault)
+      this.logger.warn(
+        { default_model: missingDefault, serving: this.defaultModel() ?? null },
+        `default_model "${missingDefault}" is not among the models in ${this.config.models_dir}: the root routes (/predict, /health, /model/info) answer for ${this.defaultModel() ?? 'no model'} instead`,
+      );
     this.containers.restore();
     this.deploymentSync?.start();
     // Batch jobs left queued or running by a previous process (crash, SIGKILL) carry on (src/jobs/runner.ts).

@@ -28,7 +28,9 @@ export const CONSOLE_STATIC_DIR = join(PACKAGE_ROOT, 'src', 'console', 'static')
 /** isomodel's own version (package.json), for the protocols that announce it (OIP, MCP); 0.0.0 when unreadable. */
 export const PACKAGE_VERSION: string = (() => {
   try {
-    return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0';
+    return (
+      (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0'
+    );
   } catch {
     return '0.0.0';
   }

@@ -35,7 +35,11 @@ function assertError(r: { status: number; body: any }, status: number, code: str
 }
 
 const gc = (s: string): number => [...s].filter((c) => c === 'G' || c === 'C').length / s.length;
-const revcomp = (s: string): string => [...s].reverse().map((c) => ({ A: 'T', C: 'G', G: 'C', T: 'A' })[c]).join('');
+const revcomp = (s: string): string =>
+  [...s]
+    .reverse()
+    .map((c) => ({ A: 'T', C: 'G', G: 'C', T: 'A' })[c])
+    .join('');
 
 describe('Agent API', () => {
   let h: Harness;
@@ -45,7 +49,12 @@ describe('Agent API', () => {
     // high-priority one that is not loaded at start.
     writeClassifier(h.modelsDir, 'agent-wide', ['DNA', 'RNA', 'protein']);
     writeClassifier(h.modelsDir, 'agent-narrow', ['DNA']);
-    writeClassifier(h.modelsDir, 'agent-vip', ['DNA', 'RNA'], 'autoload: false\nmetadata:\n  agent_priority: { classification: 10 }\n');
+    writeClassifier(
+      h.modelsDir,
+      'agent-vip',
+      ['DNA', 'RNA'],
+      'autoload: false\nmetadata:\n  agent_priority: { classification: 10 }\n',
+    );
     const r = await h.post('/v1/models/reload', {});
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual([...r.body.data.added].sort(), ['agent-narrow', 'agent-vip', 'agent-wide']);
@@ -58,13 +67,22 @@ describe('Agent API', () => {
     assert.deepEqual(health.body, { status: 'healthy', service: 'isomodel Agent API' });
 
     const models = await h.get('/agent/models');
-    assert.deepEqual(models.body, { success: true, models: ['agent-narrow', 'agent-vip', 'agent-wide', 'broken-py', 'dna-embed', 'gc-scanner', 'revcomp'] });
+    assert.deepEqual(models.body, {
+      success: true,
+      models: ['agent-narrow', 'agent-vip', 'agent-wide', 'broken-py', 'dna-embed', 'gc-scanner', 'revcomp'],
+    });
 
     const loaded = await h.get('/agent/models/loaded');
-    assert.deepEqual(loaded.body, { success: true, loaded_models: ['agent-narrow', 'agent-wide', 'dna-embed', 'gc-scanner', 'revcomp'] });
+    assert.deepEqual(loaded.body, {
+      success: true,
+      loaded_models: ['agent-narrow', 'agent-wide', 'dna-embed', 'gc-scanner', 'revcomp'],
+    });
 
     const tasks = await h.get('/agent/tasks');
-    assert.deepEqual(tasks.body, { success: true, tasks: ['classification', 'embedding', 'gc_content', 'motif_scan', 'nothing', 'reverse_complement'] });
+    assert.deepEqual(tasks.body, {
+      success: true,
+      tasks: ['classification', 'embedding', 'gc_content', 'motif_scan', 'nothing', 'reverse_complement'],
+    });
 
     const types = await h.get('/agent/sequence-types');
     assert.deepEqual(types.body, { success: true, sequence_types: ['DNA', 'RNA', 'protein'] });
@@ -93,15 +111,24 @@ describe('Agent API', () => {
       assert.equal(r.body.success, true);
       assert.equal(r.body.best_model, 'revcomp');
       assert.match(r.body.reason, /only model/);
-      assert.deepEqual(r.body.candidates.map((c: any) => c.name), ['revcomp']);
+      assert.deepEqual(
+        r.body.candidates.map((c: any) => c.name),
+        ['revcomp'],
+      );
     }
     // Both ready; the DNA-only specialist beats the generalist; the unloaded one comes last
     // despite its priority.
     const dna = await h.post('/agent/models/best', { task_type: 'classification', sequence_type: 'DNA' });
     assert.equal(dna.body.best_model, 'agent-narrow');
     assert.match(dna.body.reason, /specialised/);
-    assert.deepEqual(dna.body.candidates.map((c: any) => c.name), ['agent-narrow', 'agent-wide', 'agent-vip']);
-    assert.deepEqual(dna.body.candidates.map((c: any) => c.ready), [true, true, false]);
+    assert.deepEqual(
+      dna.body.candidates.map((c: any) => c.name),
+      ['agent-narrow', 'agent-wide', 'agent-vip'],
+    );
+    assert.deepEqual(
+      dna.body.candidates.map((c: any) => c.ready),
+      [true, true, false],
+    );
     assert.equal(dna.body.candidates[2].status, 'unloaded');
     assert.equal(dna.body.candidates[2].agent_priority, 10);
     // RNA: the ready generalist beats the unloaded high-priority model.
@@ -109,7 +136,10 @@ describe('Agent API', () => {
     assert.equal(rna.body.best_model, 'agent-wide');
     assert.match(rna.body.reason, /ready/);
     const protein = await h.post('/agent/models/best', { task_type: 'classification', sequence_type: 'protein' });
-    assert.deepEqual(protein.body.candidates.map((c: any) => c.name), ['agent-wide']);
+    assert.deepEqual(
+      protein.body.candidates.map((c: any) => c.name),
+      ['agent-wide'],
+    );
     // No sequence type: every model with the task.
     const any = await h.post('/agent/models/best', { task_type: 'gc_content' });
     assert.equal(any.body.best_model, 'gc-scanner');
@@ -134,7 +164,10 @@ describe('Agent API', () => {
       assert.deepEqual(Object.keys(unload.body).sort(), ['message', 'success']);
       assert.equal(unload.body.success, true);
     }
-    assert.equal((await h.post('/agent/models/best', { task_type: 'classification', sequence_type: 'DNA' })).body.best_model, 'agent-narrow');
+    assert.equal(
+      (await h.post('/agent/models/best', { task_type: 'classification', sequence_type: 'DNA' })).body.best_model,
+      'agent-narrow',
+    );
     assertError(await h.post('/agent/model/no-such-model/load'), 404, 'MODEL_NOT_FOUND');
     assertError(await h.post('/agent/model/no-such-model/unload'), 404, 'MODEL_NOT_FOUND');
     assertError(await h.post('/agent/model/broken-py/load'), 503, 'MODEL_NOT_LOADED');
@@ -146,7 +179,11 @@ describe('Agent API', () => {
     const unknown = await h.post('/agent/models/best', { task_type: 'folding', sequence_type: 'protein' });
     assertError(unknown, 400, 'INVALID_REQUEST');
     assert.match(unknown.body.message, /folding.*available: classification/);
-    assertError(await h.post('/agent/models/best', { task_type: 'gc_content', sequence_type: 'peptide' }), 400, 'INVALID_REQUEST');
+    assertError(
+      await h.post('/agent/models/best', { task_type: 'gc_content', sequence_type: 'peptide' }),
+      400,
+      'INVALID_REQUEST',
+    );
     assertError(await h.post('/agent/models/best', { task_type: 'gc_content', extra: 1 }), 400, 'INVALID_REQUEST');
     assertError(await h.post('/agent/models/best', '[1]'), 400, 'INVALID_REQUEST');
     const none = await h.post('/agent/models/best', { task_type: 'reverse_complement', sequence_type: 'protein' });
@@ -178,14 +215,20 @@ describe('Agent API', () => {
     assert.equal(metadata.failed, 0);
     assert.equal(typeof metadata.processing_time, 'number');
     // One submission of the 5 sequences (max_batch_sequences is 5 here), recorded once.
-    assert.deepEqual({ batches: stats.batches, requests: stats.totalRequests, items: stats.totalItems }, { batches: before.batches + 1, requests: before.requests + 1, items: before.items + 5 });
+    assert.deepEqual(
+      { batches: stats.batches, requests: stats.totalRequests, items: stats.totalItems },
+      { batches: before.batches + 1, requests: before.requests + 1, items: before.items + 5 },
+    );
   });
 
   it('detects RNA and protein, and takes the declared type and a given model', async () => {
     const rna = await h.post('/agent/analyze', { sequences: ['ACGU', 'UUUU'], task_type: 'reverse_complement' });
     assert.equal(rna.status, 200, JSON.stringify(rna.body));
     assert.equal(rna.body.result.metadata.sequence_type, 'RNA');
-    assert.deepEqual(rna.body.result.predictions.map((p: any) => p.reverse_complement), ['ACGU', 'AAAA']);
+    assert.deepEqual(
+      rna.body.result.predictions.map((p: any) => p.reverse_complement),
+      ['ACGU', 'AAAA'],
+    );
     // "ACT" alone reads as DNA, but beside "PETER" (only protein) the request is protein.
     const prot = await h.post('/agent/analyze', { sequences: ['ACT', 'PETER'], task_type: 'classification' });
     assert.equal(prot.status, 200, JSON.stringify(prot.body));
@@ -199,25 +242,48 @@ describe('Agent API', () => {
       sequence_type: 'dna',
     });
     assert.equal(named.status, 200, JSON.stringify(named.body));
-    assert.deepEqual(named.body.result.predictions.map((p: any) => p.reverse_complement), ['NRYGCAT', revcomp('ACGT')]);
+    assert.deepEqual(
+      named.body.result.predictions.map((p: any) => p.reverse_complement),
+      ['NRYGCAT', revcomp('ACGT')],
+    );
     assert.equal(named.body.result.metadata.model_name, 'revcomp');
     // Options reach the model; return_confidence false drops confidence.
-    const opts = await h.post('/agent/analyze', { sequences: ['ACGTAC'], task_type: 'classification', model_name: 'agent-wide', options: { return_confidence: false } });
+    const opts = await h.post('/agent/analyze', {
+      sequences: ['ACGTAC'],
+      task_type: 'classification',
+      model_name: 'agent-wide',
+      options: { return_confidence: false },
+    });
     assert.equal(opts.body.result.predictions[0].label, 'even');
     assert.equal('confidence' in opts.body.result.predictions[0], false);
-    const emb = await h.post('/agent/analyze', { sequences: ['ACGTACGTAGCTAGCTAGGATCC'], task_type: 'embedding', options: { embedding_dimension: 16 } });
+    const emb = await h.post('/agent/analyze', {
+      sequences: ['ACGTACGTAGCTAGCTAGGATCC'],
+      task_type: 'embedding',
+      options: { embedding_dimension: 16 },
+    });
     assert.equal(emb.status, 200, JSON.stringify(emb.body));
     assert.equal(emb.body.result.predictions[0].embedding.length, 16);
     assert.equal(emb.body.result.metadata.model_name, 'dna-embed');
   });
 
   it('reports per-sequence failures beside successes, and fails the request when every sequence fails', async () => {
-    const some = await h.post('/agent/analyze', { sequences: ['ACGT', 'WACG', 'ACG'], task_type: 'classification', model_name: 'agent-wide' });
+    const some = await h.post('/agent/analyze', {
+      sequences: ['ACGT', 'WACG', 'ACG'],
+      task_type: 'classification',
+      model_name: 'agent-wide',
+    });
     assert.equal(some.status, 200, JSON.stringify(some.body));
     assert.equal(some.body.result.metadata.failed, 1);
     assert.equal(some.body.result.metadata.successful, 2);
-    assert.deepEqual(some.body.result.predictions[1], { sequence: 'WACG', error: { code: 'INVALID_SEQUENCE', message: 'no W first' } });
-    const all = await h.post('/agent/analyze', { sequences: ['WACG', 'WTT', 'WGG'], task_type: 'classification', model_name: 'agent-wide' });
+    assert.deepEqual(some.body.result.predictions[1], {
+      sequence: 'WACG',
+      error: { code: 'INVALID_SEQUENCE', message: 'no W first' },
+    });
+    const all = await h.post('/agent/analyze', {
+      sequences: ['WACG', 'WTT', 'WGG'],
+      task_type: 'classification',
+      model_name: 'agent-wide',
+    });
     assertError(all, 400, 'INVALID_SEQUENCE');
     assert.equal(all.body.error.details.errors.length, 3);
     const one = await h.post('/agent/analyze', { sequences: ['NNNN'], task_type: 'embedding' });
@@ -230,7 +296,12 @@ describe('Agent API', () => {
       [{ task_type: 'gc_content' }, 400, 'INVALID_REQUEST', /sequences is required/],
       [{ sequences: [], task_type: 'gc_content' }, 400, 'INVALID_REQUEST', /at least one/],
       // max_batch_sequences (5 here), as on every batch-shaped surface (test/batch-limits.test.ts).
-      [{ sequences: Array(6).fill('ACGT'), task_type: 'gc_content' }, 400, 'INVALID_REQUEST', /at most 5 sequences per request \(got 6/],
+      [
+        { sequences: Array(6).fill('ACGT'), task_type: 'gc_content' },
+        400,
+        'INVALID_REQUEST',
+        /at most 5 sequences per request \(got 6/,
+      ],
       [{ sequences: 'ACGT', task_type: 'gc_content' }, 400, 'INVALID_REQUEST', /array/],
       [{ sequences: ['ACGT', 7], task_type: 'gc_content' }, 400, 'INVALID_REQUEST', /sequences\[1\] must be a string/],
       [{ sequences: ['ACGT'] }, 400, 'INVALID_REQUEST', /task_type is required/],
@@ -241,11 +312,35 @@ describe('Agent API', () => {
       [{ sequences: ['ACGT', 'AC*T'], task_type: 'gc_content' }, 400, 'INVALID_SEQUENCE', /sequences\[1\].*'\*'/],
       [{ sequences: ['ACGT', 'ACGU'], task_type: 'gc_content' }, 400, 'INVALID_SEQUENCE', /different types/],
       [{ sequences: ['ACGT', ''], task_type: 'gc_content' }, 400, 'INVALID_SEQUENCE', /sequences\[1\] is empty/],
-      [{ sequences: ['ACGT', 'PETER'], task_type: 'gc_content', sequence_type: 'DNA' }, 400, 'INVALID_SEQUENCE', /sequences\[1\]/],
-      [{ sequences: ['A'.repeat(51)], task_type: 'classification', model_name: 'agent-wide' }, 400, 'SEQUENCE_TOO_LONG'],
-      [{ sequences: ['PETER'], task_type: 'gc_content' }, 404, 'MODEL_NOT_FOUND', /no model runs gc_content on protein/],
-      [{ sequences: ['ACGT'], task_type: 'gc_content', model_name: 'revcomp' }, 400, 'INVALID_REQUEST', /no task "gc_content"/],
-      [{ sequences: ['PETER'], task_type: 'reverse_complement', model_name: 'revcomp' }, 400, 'INVALID_SEQUENCE', /not protein/],
+      [
+        { sequences: ['ACGT', 'PETER'], task_type: 'gc_content', sequence_type: 'DNA' },
+        400,
+        'INVALID_SEQUENCE',
+        /sequences\[1\]/,
+      ],
+      [
+        { sequences: ['A'.repeat(51)], task_type: 'classification', model_name: 'agent-wide' },
+        400,
+        'SEQUENCE_TOO_LONG',
+      ],
+      [
+        { sequences: ['PETER'], task_type: 'gc_content' },
+        404,
+        'MODEL_NOT_FOUND',
+        /no model runs gc_content on protein/,
+      ],
+      [
+        { sequences: ['ACGT'], task_type: 'gc_content', model_name: 'revcomp' },
+        400,
+        'INVALID_REQUEST',
+        /no task "gc_content"/,
+      ],
+      [
+        { sequences: ['PETER'], task_type: 'reverse_complement', model_name: 'revcomp' },
+        400,
+        'INVALID_SEQUENCE',
+        /not protein/,
+      ],
       [{ sequences: ['ACGT'], task_type: 'gc_content', model_name: 'no-such-model' }, 404, 'MODEL_NOT_FOUND'],
       [{ sequences: ['ACGT'], task_type: 'nothing' }, 503, 'MODEL_NOT_LOADED'],
       ['{"sequences": [', 400, 'INVALID_REQUEST'],
@@ -255,7 +350,11 @@ describe('Agent API', () => {
       assertError(r, status, code);
       if (message) assert.match(r.body.message, message, JSON.stringify(body));
     }
-    const idx = await h.post('/agent/analyze', { sequences: ['ACGT', 'ACGT', 'ACXT'], task_type: 'gc_content', sequence_type: 'DNA' });
+    const idx = await h.post('/agent/analyze', {
+      sequences: ['ACGT', 'ACGT', 'ACXT'],
+      task_type: 'gc_content',
+      sequence_type: 'DNA',
+    });
     assert.equal(idx.body.error.details.index, 2);
     assert.equal(idx.body.error.details.position, 3);
   });

@@ -10,7 +10,8 @@ import { startGateway, type Harness } from './helpers.js';
 function promtool(text: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
     const p = execFile('promtool', ['check', 'metrics'], (err, stdout, stderr) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error('promtool not found: apt-get install prometheus'));
+      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT')
+        reject(new Error('promtool not found: apt-get install prometheus'));
       else resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
     });
     p.stdin!.end(text);
@@ -35,8 +36,18 @@ describe('ai_model_* metric names', { timeout: 120_000 }, () => {
     h = await startGateway(['revcomp']);
     assert.equal((await h.post('/models/revcomp/predict', { sequence: 'ACGT' })).status, 200);
     assert.equal((await h.post('/models/revcomp/predict/batch', { sequences: ['ACGT', 'GGCC'] })).status, 200);
-    assert.equal((await h.post('/models/revcomp/predict/batch', { sequences: ['ACGT', 'NOT A SEQUENCE!'] })).status, 400);
-    assert.equal((await h.post('/api/v1/models/revcomp/batch_inference', { requests: [{ input_data: 'ACGT' }, { input_data: 'TTGA' }] })).status, 200);
+    assert.equal(
+      (await h.post('/models/revcomp/predict/batch', { sequences: ['ACGT', 'NOT A SEQUENCE!'] })).status,
+      400,
+    );
+    assert.equal(
+      (
+        await h.post('/api/v1/models/revcomp/batch_inference', {
+          requests: [{ input_data: 'ACGT' }, { input_data: 'TTGA' }],
+        })
+      ).status,
+      200,
+    );
     text = String((await h.get('/metrics/prometheus')).body);
   });
   after(async () => h?.close());
@@ -45,13 +56,31 @@ describe('ai_model_* metric names', { timeout: 120_000 }, () => {
     const s = samples(text);
     for (const a of AI_MODEL_ALIASES) assert.match(text, new RegExp(`^# TYPE ${a.name} ${a.type}$`, 'm'), a.name);
     const pairs: [string, string][] = [
-      ['ai_model_inference_requests_total{model="revcomp",version="1.0.0",task="reverse_complement",status="success",code="OK"}', 'isomodel_requests_total{model="revcomp",version="1.0.0",task="reverse_complement",status="success",code="OK"}'],
-      ['ai_model_inference_duration_seconds_count{model="revcomp",version="1.0.0",task="reverse_complement"}', 'isomodel_request_duration_seconds_count{model="revcomp",version="1.0.0",task="reverse_complement"}'],
-      ['ai_model_inference_duration_seconds_bucket{le="+Inf",model="revcomp",version="1.0.0",task="reverse_complement"}', 'isomodel_request_duration_seconds_bucket{le="+Inf",model="revcomp",version="1.0.0",task="reverse_complement"}'],
+      [
+        'ai_model_inference_requests_total{model="revcomp",version="1.0.0",task="reverse_complement",status="success",code="OK"}',
+        'isomodel_requests_total{model="revcomp",version="1.0.0",task="reverse_complement",status="success",code="OK"}',
+      ],
+      [
+        'ai_model_inference_duration_seconds_count{model="revcomp",version="1.0.0",task="reverse_complement"}',
+        'isomodel_request_duration_seconds_count{model="revcomp",version="1.0.0",task="reverse_complement"}',
+      ],
+      [
+        'ai_model_inference_duration_seconds_bucket{le="+Inf",model="revcomp",version="1.0.0",task="reverse_complement"}',
+        'isomodel_request_duration_seconds_bucket{le="+Inf",model="revcomp",version="1.0.0",task="reverse_complement"}',
+      ],
       ['ai_model_health_status{model="revcomp",version="1.0.0"}', 'isomodel_model_up{model="revcomp",version="1.0.0"}'],
-      ['ai_model_deployments_total{model="revcomp",version="1.0.0"}', 'isomodel_deployments_total{model="revcomp",version="1.0.0"}'],
-      ['ai_model_batch_inference_requests_total{model="revcomp",version="1.0.0",status="success"}', 'isomodel_batch_requests_total{model="revcomp",version="1.0.0",status="success"}'],
-      ['ai_model_batch_inference_requests_total{model="revcomp",version="1.0.0",status="error"}', 'isomodel_batch_requests_total{model="revcomp",version="1.0.0",status="error"}'],
+      [
+        'ai_model_deployments_total{model="revcomp",version="1.0.0"}',
+        'isomodel_deployments_total{model="revcomp",version="1.0.0"}',
+      ],
+      [
+        'ai_model_batch_inference_requests_total{model="revcomp",version="1.0.0",status="success"}',
+        'isomodel_batch_requests_total{model="revcomp",version="1.0.0",status="success"}',
+      ],
+      [
+        'ai_model_batch_inference_requests_total{model="revcomp",version="1.0.0",status="error"}',
+        'isomodel_batch_requests_total{model="revcomp",version="1.0.0",status="error"}',
+      ],
     ];
     for (const [alias, source] of pairs) {
       assert.ok(s.has(source), `${source} in\n${text.slice(0, 3000)}`);
@@ -66,11 +95,16 @@ describe('ai_model_* metric names', { timeout: 120_000 }, () => {
   });
 
   it('folds the worker CPU and memory gauges into ai_model_resource_usage by resource', () => {
-    const mem = [...samples(text)].filter(([k]) => k.startsWith('ai_model_resource_usage{') && k.includes('resource="memory_bytes"'));
+    const mem = [...samples(text)].filter(
+      ([k]) => k.startsWith('ai_model_resource_usage{') && k.includes('resource="memory_bytes"'),
+    );
     const src = [...samples(text)].filter(([k]) => k.startsWith('isomodel_worker_resident_memory_bytes{'));
     assert.equal(mem.length, src.length);
     assert.ok(mem.length >= 1);
-    assert.match(text, /^ai_model_resource_usage\{model="revcomp",version="1\.0\.0",replica="[^"]+",resource="cpu_ratio"\} /m);
+    assert.match(
+      text,
+      /^ai_model_resource_usage\{model="revcomp",version="1\.0\.0",replica="[^"]+",resource="cpu_ratio"\} /m,
+    );
   });
 
   it('passes promtool', async () => {

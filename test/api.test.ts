@@ -67,20 +67,36 @@ describe('native REST API', () => {
       assert.equal(r.status, 200, JSON.stringify(r.body));
       const s = seqs[Math.floor(i / 2)]!;
       if (i % 2 === 0) {
-        const gc = (s.split('').filter((c) => c === 'G' || c === 'C').length) / s.length;
+        const gc = s.split('').filter((c) => c === 'G' || c === 'C').length / s.length;
         assert.ok(Math.abs(r.body.data.gc_content - gc) < 1e-12);
       } else {
-        assert.equal(r.body.data.reverse_complement, s.split('').reverse().map((c) => ({ A: 'T', C: 'G', G: 'C', T: 'A' })[c]).join(''));
+        assert.equal(
+          r.body.data.reverse_complement,
+          s
+            .split('')
+            .reverse()
+            .map((c) => ({ A: 'T', C: 'G', G: 'C', T: 'A' })[c])
+            .join(''),
+        );
       }
     });
   });
 
   it('runs batch predictions in order, with per-sequence results', async () => {
-    const r = await h.post('/models/gc-scanner/predict/batch', { sequences: ['GGGG', 'ATAT', 'GCAT'], task_type: 'gc_content' });
+    const r = await h.post('/models/gc-scanner/predict/batch', {
+      sequences: ['GGGG', 'ATAT', 'GCAT'],
+      task_type: 'gc_content',
+    });
     assert.equal(r.status, 200);
     assert.equal(r.body.data.total_sequences, 3);
-    assert.deepEqual(r.body.data.predictions.map((p: any) => p.gc_content), [1, 0, 0.5]);
-    assert.deepEqual(r.body.data.predictions.map((p: any) => p.sequence), ['GGGG', 'ATAT', 'GCAT']);
+    assert.deepEqual(
+      r.body.data.predictions.map((p: any) => p.gc_content),
+      [1, 0, 0.5],
+    );
+    assert.deepEqual(
+      r.body.data.predictions.map((p: any) => p.sequence),
+      ['GGGG', 'ATAT', 'GCAT'],
+    );
   });
 
   it('rejects more than 100 sequences in a batch', async () => {
@@ -169,7 +185,10 @@ describe('native REST API', () => {
 
   it('lists, unloads and loads models', async () => {
     const list = await h.get('/v1/models');
-    assert.deepEqual(list.body.data.models.map((m: any) => m.name), ['broken-py', 'gc-scanner', 'revcomp']);
+    assert.deepEqual(
+      list.body.data.models.map((m: any) => m.name),
+      ['broken-py', 'gc-scanner', 'revcomp'],
+    );
     assert.equal(list.body.data.models.find((m: any) => m.name === 'revcomp').status, 'ready');
     const un = await h.post('/v1/models/revcomp/unload');
     assert.equal(un.status, 200);
@@ -217,7 +236,10 @@ describe('native REST API', () => {
     db.close();
     assert.equal(row.model, 'revcomp');
     assert.equal(row.status, 'success');
-    assert.deepEqual(models.map((m: any) => m.name), ['broken-py', 'gc-scanner', 'revcomp']);
+    assert.deepEqual(
+      models.map((m: any) => m.name),
+      ['broken-py', 'gc-scanner', 'revcomp'],
+    );
   });
 });
 

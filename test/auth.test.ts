@@ -49,7 +49,11 @@ describe('authentication and authorisation', () => {
     const ok = await h.post('/predict', { sequence: 'ACGT' }, bearer(PREDICT));
     assert.equal(ok.status, 200);
     assert.equal(ok.body.data.reverse_complement, 'ACGT');
-    assert.equal((await h.post('/predict', { sequence: 'ACGT' }, { 'x-api-key': ADMIN })).status, 200, 'admin implies predict');
+    assert.equal(
+      (await h.post('/predict', { sequence: 'ACGT' }, { 'x-api-key': ADMIN })).status,
+      200,
+      'admin implies predict',
+    );
   });
 
   it('admin routes need the admin scope', async () => {
@@ -78,8 +82,16 @@ describe('authentication and authorisation', () => {
     const r = await h.get('/v1/audit?limit=100', bearer(ADMIN));
     assert.equal(r.status, 200);
     const entries = r.body.data.entries as any[];
-    assert.ok(entries.some((e) => e.action === 'models.unload' && e.actor === 'ops' && e.outcome === 'allowed' && e.target === 'revcomp'));
-    assert.ok(entries.some((e) => e.action === 'models.unload' && e.actor === 'lab' && e.outcome === 'denied' && e.status === 403));
+    assert.ok(
+      entries.some(
+        (e) => e.action === 'models.unload' && e.actor === 'ops' && e.outcome === 'allowed' && e.target === 'revcomp',
+      ),
+    );
+    assert.ok(
+      entries.some(
+        (e) => e.action === 'models.unload' && e.actor === 'lab' && e.outcome === 'denied' && e.status === 403,
+      ),
+    );
     assert.ok(entries.some((e) => e.outcome === 'denied' && e.status === 401));
     const denied = await h.get('/v1/audit?outcome=denied', bearer(ADMIN));
     assert.ok(denied.body.data.entries.every((e: any) => e.outcome === 'denied'));
@@ -87,7 +99,8 @@ describe('authentication and authorisation', () => {
   });
 
   it('keys created and revoked with the CLI take effect at once on the running gateway', async () => {
-    const cli = (...args: string[]) => run(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), '--state-dir', h.stateDir, 'keys', ...args]);
+    const cli = (...args: string[]) =>
+      run(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), '--state-dir', h.stateDir, 'keys', ...args]);
     const { stdout } = await cli('create', 'robot', '--scopes', 'predict');
     const key = stdout.trim();
     assert.match(key, /^iso_[0-9a-f]{12}_/);
@@ -100,11 +113,24 @@ describe('authentication and authorisation', () => {
     const audit = h.gw.audit.query({ limit: 100 }).filter((e) => String(e.actor).startsWith('cli:'));
     // A key database created by the CLI before any gateway ran is the owner's alone.
     const fresh = join(mkdtempSync(join(tmpdir(), 'isomodel-keys-')), 'state');
-    await run(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), '--state-dir', fresh, 'keys', 'create', 'first']);
+    await run(process.execPath, [
+      join(PACKAGE_ROOT, 'bin', 'isomodel.js'),
+      '--state-dir',
+      fresh,
+      'keys',
+      'create',
+      'first',
+    ]);
     assert.equal(statSync(fresh).mode & 0o777, 0o700);
     assert.equal(statSync(join(fresh, 'isomodel.db')).mode & 0o777, 0o600);
     rmSync(join(fresh, '..'), { recursive: true, force: true });
-    assert.deepEqual(audit.map((e) => [e.action, e.target, e.outcome]), [['keys.revoke', 'robot', 'allowed'], ['keys.create', 'robot', 'allowed']]);
+    assert.deepEqual(
+      audit.map((e) => [e.action, e.target, e.outcome]),
+      [
+        ['keys.revoke', 'robot', 'allowed'],
+        ['keys.create', 'robot', 'allowed'],
+      ],
+    );
   });
 });
 
@@ -113,7 +139,12 @@ describe('running without keys', () => {
     const dir = mkdtempSync(join(tmpdir(), 'isomodel-lock-'));
     const store = new StateStore(dir);
     const app = Fastify();
-    registerAuth(app, { keys: new KeyStore(store), audit: new AuditLog(store), allowAnonymous: false, failureLimit: { max: 0, windowMs: 60_000 } });
+    registerAuth(app, {
+      keys: new KeyStore(store),
+      audit: new AuditLog(store),
+      allowAnonymous: false,
+      failureLimit: { max: 0, windowMs: 60_000 },
+    });
     app.get('/predict-ish', PREDICT_SCOPE, async () => ({ ok: true }));
     app.get('/health/live', PUBLIC, async () => ({ ok: true }));
     const denied = await app.inject({ method: 'GET', url: '/predict-ish' });
@@ -127,7 +158,17 @@ describe('running without keys', () => {
 
   it('is refused on a non-loopback address', async () => {
     const modelsDir = makeModelsDir(['revcomp']);
-    const config = loadConfig({ env: {}, cwd: modelsDir, overrides: { host: '0.0.0.0', port: 0, models_dir: modelsDir, state_dir: join(modelsDir, '.state'), watch: false } });
+    const config = loadConfig({
+      env: {},
+      cwd: modelsDir,
+      overrides: {
+        host: '0.0.0.0',
+        port: 0,
+        models_dir: modelsDir,
+        state_dir: join(modelsDir, '.state'),
+        watch: false,
+      },
+    });
     const gw = new Gateway(config, pino({ level: 'silent' }));
     await assert.rejects(gw.start(), /refusing to listen on 0\.0\.0\.0 without API keys/);
     await gw.close();

@@ -11,13 +11,16 @@ import { startGateway, type Harness } from './helpers.js';
 
 const MAX = 3;
 const seqs = (n: number): string[] => Array.from({ length: n }, (_, i) => 'ACGT'.repeat(1 + (i % 3)));
-const LIMIT_MESSAGE = new RegExp(`at most ${MAX} (sequences per request|requests per batch|inputs per request) \\(got (${MAX + 1}|more than ${MAX}|\\d+); max_batch_sequences\\)`);
+const LIMIT_MESSAGE = new RegExp(
+  `at most ${MAX} (sequences per request|requests per batch|inputs per request) \\(got (${MAX + 1}|more than ${MAX}|\\d+); max_batch_sequences\\)`,
+);
 
 describe('one max_batch_sequences on every batch-shaped surface', () => {
   let h: Harness;
   let mcp: Client;
   /** Worker batches so far, over both models: an over-limit request must not add any. */
-  const workerBatches = (): number => ['revcomp', 'dna-embed'].reduce((n, m) => n + h.gw.registry.deployment(m)!.stats.batches, 0);
+  const workerBatches = (): number =>
+    ['revcomp', 'dna-embed'].reduce((n, m) => n + h.gw.registry.deployment(m)!.stats.batches, 0);
 
   before(async () => {
     h = await startGateway(['revcomp', 'dna-embed'], { max_batch_sequences: MAX, default_model: 'revcomp' });
@@ -60,7 +63,10 @@ describe('one max_batch_sequences on every batch-shaped surface', () => {
     const r = await h.post('/api/v1/models/revcomp/batch_inference', { requests: requests(MAX + 1) });
     assertNativeLimit(r);
     assert.match(r.body.message, /at most 3 requests per batch/);
-    assertNativeLimit(await h.post('/api/v1/models/revcomp/batch_inference', { requests: Array(50_000).fill(1) }), 50_000);
+    assertNativeLimit(
+      await h.post('/api/v1/models/revcomp/batch_inference', { requests: Array(50_000).fill(1) }),
+      50_000,
+    );
     assert.equal(workerBatches(), before);
   });
 
@@ -80,8 +86,12 @@ describe('one max_batch_sequences on every batch-shaped surface', () => {
   });
 
   it('OIP v2: the shape, the data and nested data are all held to the limit, in the OIP error shape', async () => {
-    const infer = (shape: number[], data: unknown) => h.post('/v2/models/revcomp/infer', { inputs: [{ name: 'sequences', datatype: 'BYTES', shape, data }] });
-    const ok = await infer([MAX, 1], seqs(MAX).map((s) => [s]));
+    const infer = (shape: number[], data: unknown) =>
+      h.post('/v2/models/revcomp/infer', { inputs: [{ name: 'sequences', datatype: 'BYTES', shape, data }] });
+    const ok = await infer(
+      [MAX, 1],
+      seqs(MAX).map((s) => [s]),
+    );
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.deepEqual(ok.body.outputs[0].shape, [MAX]);
     const before = workerBatches();
@@ -102,14 +112,17 @@ describe('one max_batch_sequences on every batch-shaped surface', () => {
       assert.match(r.body.error, got);
     }
     // Versioned route too.
-    const v = await h.post('/v2/models/revcomp/versions/1.0.0/infer', { inputs: [{ name: 'sequences', datatype: 'BYTES', shape: [MAX + 1], data: seqs(MAX + 1) }] });
+    const v = await h.post('/v2/models/revcomp/versions/1.0.0/infer', {
+      inputs: [{ name: 'sequences', datatype: 'BYTES', shape: [MAX + 1], data: seqs(MAX + 1) }],
+    });
     assert.equal(v.status, 400, JSON.stringify(v.body));
     assert.match(v.body.error, LIMIT_MESSAGE);
     assert.equal(workerBatches(), before);
   });
 
   it('MCP: per-task tools and analyze_sequences, with or without a model', async () => {
-    const call = async (name: string, args: Record<string, unknown>) => (await mcp.callTool({ name, arguments: args })) as CallToolResult;
+    const call = async (name: string, args: Record<string, unknown>) =>
+      (await mcp.callTool({ name, arguments: args })) as CallToolResult;
     const ok = await call('revcomp__reverse_complement', { sequences: seqs(MAX) });
     assert.ok(!ok.isError, JSON.stringify(ok.content));
     const before = workerBatches();
@@ -120,7 +133,9 @@ describe('one max_batch_sequences on every batch-shaped surface', () => {
     ] as const) {
       const r = await call(tool, args);
       assert.equal(r.isError, true, `${tool}: ${JSON.stringify(r.content).slice(0, 300)}`);
-      const body = r.structuredContent as { error: { code: string; status: number; message: string; details: unknown } };
+      const body = r.structuredContent as {
+        error: { code: string; status: number; message: string; details: unknown };
+      };
       assert.equal(body.error.code, 'INVALID_REQUEST');
       assert.equal(body.error.status, 400);
       assert.match(body.error.message, LIMIT_MESSAGE);
@@ -139,7 +154,13 @@ describe('one max_batch_sequences on every batch-shaped surface', () => {
     assert.equal(ok.body.result.predictions.length, MAX);
     const before = workerBatches();
     assertNativeLimit(await h.post('/agent/analyze', { sequences: seqs(MAX + 1), task_type: 'reverse_complement' }));
-    assertNativeLimit(await h.post('/agent/analyze', { sequences: seqs(MAX + 1), task_type: 'reverse_complement', model_name: 'revcomp' }));
+    assertNativeLimit(
+      await h.post('/agent/analyze', {
+        sequences: seqs(MAX + 1),
+        task_type: 'reverse_complement',
+        model_name: 'revcomp',
+      }),
+    );
     assert.equal(workerBatches(), before);
   });
 });

@@ -66,14 +66,20 @@ describe('adaptive batching', () => {
     writeModel(dir, 'prio-strict', '{ max_batch_size: 1, priority_aging_ms: 0 }');
     writeModel(dir, 'prio-aging', '{ max_batch_size: 1, priority_aging_ms: 20 }');
     h = await startGateway([], { models_dir: dir });
-    for (const name of ['eager', 'preferring', 'bucketed', 'prio-strict', 'prio-aging']) assert.equal(h.gw.registry.status(name), 'ready', name);
+    for (const name of ['eager', 'preferring', 'bucketed', 'prio-strict', 'prio-aging'])
+      assert.equal(h.gw.registry.status(name), 'ready', name);
   });
   after(async () => {
     await h.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const predict = (model: string, sequence: string, options: Record<string, unknown> = {}, priority?: number): Promise<Res<{ data: Answer }>> =>
+  const predict = (
+    model: string,
+    sequence: string,
+    options: Record<string, unknown> = {},
+    priority?: number,
+  ): Promise<Res<{ data: Answer }>> =>
     h.post(`/models/${model}/predict`, { sequence, options, ...(priority === undefined ? {} : { priority }) });
   const deployment = (model: string) => h.gw.registry.deployment(model)!;
 
@@ -93,7 +99,10 @@ describe('adaptive batching', () => {
   }
 
   /** Sends requests one after the other, each once the previous one is queued: a known queue order. */
-  async function enqueue(model: string, specs: { sequence?: string; tag: number | string; priority?: number; options?: Record<string, unknown> }[]): Promise<Promise<Res<{ data: Answer }>>[]> {
+  async function enqueue(
+    model: string,
+    specs: { sequence?: string; tag: number | string; priority?: number; options?: Record<string, unknown> }[],
+  ): Promise<Promise<Res<{ data: Answer }>>[]> {
     const pending: Promise<Res<{ data: Answer }>>[] = [];
     for (const s of specs) {
       const before = deployment(model).queueDepth();
@@ -111,7 +120,11 @@ describe('adaptive batching', () => {
     assert.deepEqual((await held).body.data.tags, ['held']);
     // So does a model with a preferred batch size, when nothing else is on its way.
     const alone = predict('preferring', 'ACGT', { tag: 'alone', delay_ms: 300 });
-    await waitFor(() => deployment('preferring').queueDepth() + deployment('preferring').inflightCount() > 0, 10_000, 1);
+    await waitFor(
+      () => deployment('preferring').queueDepth() + deployment('preferring').inflightCount() > 0,
+      10_000,
+      1,
+    );
     assert.deepEqual([deployment('preferring').queueDepth(), deployment('preferring').inflightCount()], [0, 1]);
     assert.deepEqual((await alone).body.data.tags, ['alone']);
     for (let i = 0; i < 5; i++) {
@@ -129,7 +142,10 @@ describe('adaptive batching', () => {
 
   it('while the replica is busy, requests accumulate and the next free replica takes up to max_batch_size', async () => {
     const release = await block('eager');
-    const queued = await enqueue('eager', Array.from({ length: 11 }, (_, i) => ({ tag: i })));
+    const queued = await enqueue(
+      'eager',
+      Array.from({ length: 11 }, (_, i) => ({ tag: i })),
+    );
     const first = (await release()).body.data;
     const answers = (await Promise.all(queued)).map((r) => r.body.data);
     assert.deepEqual(first.tags, ['blocker'], 'the blocker ran alone: the replica was idle when it came');
@@ -143,7 +159,10 @@ describe('adaptive batching', () => {
   it('forms batches by length bucket within max_batch_tokens (items x longest), a longer item alone', async () => {
     const release = await block('bucketed');
     const lengths = [8, 30, 7, 16, 29, 8, 60, 6, 13, 8, 100];
-    const queued = await enqueue('bucketed', lengths.map((n, i) => ({ tag: i, sequence: 'ACGT'.repeat(30).slice(0, n) })));
+    const queued = await enqueue(
+      'bucketed',
+      lengths.map((n, i) => ({ tag: i, sequence: 'ACGT'.repeat(30).slice(0, n) })),
+    );
     await release();
     const answers = (await Promise.all(queued)).map((r) => r.body.data);
     const batches = [...new Map(answers.map((a) => [a.call, a])).values()].sort((a, b) => a.call - b.call);
@@ -157,14 +176,26 @@ describe('adaptive batching', () => {
         [10], // 100: over the budget on its own, still served
       ],
     );
-    for (const b of batches) if (b.lengths.length > 1) assert.ok(b.lengths.length * Math.max(...b.lengths) <= 64, `within the budget: ${b.lengths}`);
+    for (const b of batches)
+      if (b.lengths.length > 1)
+        assert.ok(b.lengths.length * Math.max(...b.lengths) <= 64, `within the budget: ${b.lengths}`);
     // Padding waste and the tokens computed reach Prometheus and the JSON metrics.
     const padded = 4 + 40 + 60 + 32 + 60 + 100; // the blocker (4), then the five batches
     const padding = 3 + 1 + 3;
     const prom = await request<string>(`${h.url}/metrics/prometheus`, 'GET');
-    assert.match(prom.body, new RegExp(`isomodel_batch_tokens_total\\{model="bucketed",version="1.0.0"\\} ${padded}\\n`));
-    assert.match(prom.body, new RegExp(`isomodel_batch_padding_tokens_total\\{model="bucketed",version="1.0.0"\\} ${padding}\\n`));
-    assert.doesNotMatch(prom.body, /isomodel_batch_tokens_total\{model="eager"/, 'only models batched by length have the series');
+    assert.match(
+      prom.body,
+      new RegExp(`isomodel_batch_tokens_total\\{model="bucketed",version="1.0.0"\\} ${padded}\\n`),
+    );
+    assert.match(
+      prom.body,
+      new RegExp(`isomodel_batch_padding_tokens_total\\{model="bucketed",version="1.0.0"\\} ${padding}\\n`),
+    );
+    assert.doesNotMatch(
+      prom.body,
+      /isomodel_batch_tokens_total\{model="eager"/,
+      'only models batched by length have the series',
+    );
     const m = await h.get('/models/bucketed/metrics');
     assert.equal(m.body.data.model_metrics.padding_ratio, Math.round((padding / padded) * 1000) / 1000);
   });
@@ -172,22 +203,32 @@ describe('adaptive batching', () => {
   it('a preferred batch size is waited for only while more requests are on their way', async () => {
     // Four clients in a closed loop: each sends again as soon as it has its answer.
     const release = await block('preferring');
-    const queued = await enqueue('preferring', [0, 1, 2, 3].map((tag) => ({ tag })));
+    const queued = await enqueue(
+      'preferring',
+      [0, 1, 2, 3].map((tag) => ({ tag })),
+    );
     await release();
     const round1 = (await Promise.all(queued)).map((r) => r.body.data);
     assert.deepEqual(round1[0]!.tags, [0, 1, 2, 3]);
     // The four answers leave together, so four requests are on their way back: the first to
     // arrive finds the replica idle, and waits (at most max_delay_ms) for the other three.
-    const round2 = (await Promise.all([0, 1, 2, 3].map((tag) => predict('preferring', 'ACGT', { tag: `again-${tag}` })))).map((r) => r.body.data);
+    const round2 = (
+      await Promise.all([0, 1, 2, 3].map((tag) => predict('preferring', 'ACGT', { tag: `again-${tag}` })))
+    ).map((r) => r.body.data);
     assert.equal(new Set(round2.map((a) => a.call)).size, 1, `one batch: ${JSON.stringify(round2.map((a) => a.tags))}`);
     assert.equal(round2[0]!.batch_size, 4);
 
     // Without a preferred size the same closed loop never waits: the first request back goes alone.
     const release2 = await block('eager');
-    const queued2 = await enqueue('eager', [0, 1, 2, 3].map((tag) => ({ tag })));
+    const queued2 = await enqueue(
+      'eager',
+      [0, 1, 2, 3].map((tag) => ({ tag })),
+    );
     await release2();
     await Promise.all(queued2);
-    const eager = (await Promise.all([0, 1, 2, 3].map((tag) => predict('eager', 'ACGT', { tag: `again-${tag}` })))).map((r) => r.body.data);
+    const eager = (await Promise.all([0, 1, 2, 3].map((tag) => predict('eager', 'ACGT', { tag: `again-${tag}` })))).map(
+      (r) => r.body.data,
+    );
     const firstCall = Math.min(...eager.map((a) => a.call));
     assert.equal(eager.find((a) => a.call === firstCall)!.batch_size, 1, 'an idle replica took the first one at once');
   });
@@ -245,7 +286,14 @@ describe('adaptive batching', () => {
 });
 
 describe('request queue order', () => {
-  const req = (priority: number, enqueuedAt: number, sequences = ['ACGT']): QueuedRequest => ({ task: 'echo', items: sequences.map((sequence) => ({ sequence, options: {} })), priority, enqueuedAt, stream: false, done: false });
+  const req = (priority: number, enqueuedAt: number, sequences = ['ACGT']): QueuedRequest => ({
+    task: 'echo',
+    items: sequences.map((sequence) => ({ sequence, options: {} })),
+    priority,
+    enqueuedAt,
+    stream: false,
+    done: false,
+  });
 
   it('ages priorities: one level per agingMs of queue time, strict with 0', () => {
     const aging = new RequestQueue<QueuedRequest>(100, 100);
@@ -270,7 +318,13 @@ describe('request queue order', () => {
     q.push(req(0, 0, ['A'.repeat(50), 'A'.repeat(10), 'A'.repeat(9)]));
     const limits = { maxItems: 8, maxTokens: 40 };
     assert.deepEqual(q.plan(limits), { positions: [0], full: true });
-    assert.deepEqual(q.takeBatch(limits).map((u) => u.tokens), [50]);
-    assert.deepEqual(q.takeBatch(limits).map((u) => u.tokens), [10, 9]);
+    assert.deepEqual(
+      q.takeBatch(limits).map((u) => u.tokens),
+      [50],
+    );
+    assert.deepEqual(
+      q.takeBatch(limits).map((u) => u.tokens),
+      [10, 9],
+    );
   });
 });

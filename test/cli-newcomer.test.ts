@@ -28,7 +28,11 @@ interface Out {
 /** Runs `isomodel args…`; a non-zero exit is an answer too (its output is what is checked). */
 async function isomodel(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Out> {
   try {
-    const r = await run(process.execPath, [BIN, ...args], { env: cleanEnv({ ISOMODEL_URL: NO_GATEWAY, ...env }), cwd, maxBuffer: 16 << 20 });
+    const r = await run(process.execPath, [BIN, ...args], {
+      env: cleanEnv({ ISOMODEL_URL: NO_GATEWAY, ...env }),
+      cwd,
+      maxBuffer: 16 << 20,
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const x = e as { code?: number; stdout?: string; stderr?: string };
@@ -39,7 +43,11 @@ async function isomodel(args: string[], env: Record<string, string> = {}, cwd?: 
 
 function checkRecords(out: Out): void {
   assert.equal(out.code, 1, 'a failed record makes the exit status 1');
-  const rows = JSON.parse(out.stdout) as { id: string; reverse_complement?: string; error?: { code: string; message: string } }[];
+  const rows = JSON.parse(out.stdout) as {
+    id: string;
+    reverse_complement?: string;
+    error?: { code: string; message: string };
+  }[];
   assert.deepEqual(
     rows.map((r) => r.id),
     ['good1', 'bad', 'good2'],
@@ -90,8 +98,16 @@ describe('isomodel CLI for a newcomer', { timeout: 180_000 }, () => {
     assert.equal(out.code, 0, out.stderr);
     assert.match(out.stdout, /^NAME\s+VERSION\s+RUNTIME\s+STATUS\s+TASKS\s+NOTE/);
     assert.match(out.stdout, /^broken\s+invalid\s+tasks: /m);
-    assert.match(out.stdout, /^weights-node\s+1\.0\.0\s+node\s+not running\s+echo\s+needs weights: set WEIGHTS_NODE_PATH \(\/nonexistent\/weights-node is empty or missing\)$/m);
-    const rows = JSON.parse((await isomodel([...global, 'ls', '--json'], {}, root)).stdout) as { name: string; status: string; note?: string; path?: string }[];
+    assert.match(
+      out.stdout,
+      /^weights-node\s+1\.0\.0\s+node\s+not running\s+echo\s+needs weights: set WEIGHTS_NODE_PATH \(\/nonexistent\/weights-node is empty or missing\)$/m,
+    );
+    const rows = JSON.parse((await isomodel([...global, 'ls', '--json'], {}, root)).stdout) as {
+      name: string;
+      status: string;
+      note?: string;
+      path?: string;
+    }[];
     const broken = rows.find((r) => r.name === 'broken')!;
     assert.equal(broken.status, 'invalid');
     assert.match(broken.path!, /broken\/model\.yaml$/);
@@ -103,31 +119,57 @@ describe('isomodel CLI for a newcomer', { timeout: 180_000 }, () => {
     const checks = JSON.parse(out.stdout) as { name: string; ok: boolean; required: boolean; detail: string }[];
     const torch = checks.filter((c) => c.name === 'torch');
     assert.equal(torch.length, 1, 'the system interpreter when no package names torch');
-    assert.match(torch[0]!.detail, torch[0]!.ok ? /: torch \d/ : /cannot import torch.*apt-get install -y python3-torch/);
+    assert.match(
+      torch[0]!.detail,
+      torch[0]!.ok ? /: torch \d/ : /cannot import torch.*apt-get install -y python3-torch/,
+    );
     const w = checks.find((c) => c.name === 'weights weights-node')!;
     assert.equal(w.ok, false);
     assert.equal(w.required, false);
-    assert.match(w.detail, /^WEIGHTS_NODE_PATH=\/nonexistent\/weights-node: missing or empty; the model stays needs_weights until then: set WEIGHTS_NODE_PATH/);
+    assert.match(
+      w.detail,
+      /^WEIGHTS_NODE_PATH=\/nonexistent\/weights-node: missing or empty; the model stays needs_weights until then: set WEIGHTS_NODE_PATH/,
+    );
     // Host software a manifest requires: what is missing and the apt line.
-    assert.deepEqual(checks.find((c) => c.name === 'packages requires-py'), {
-      name: 'packages requires-py',
-      ok: false,
-      required: false,
-      detail: 'the model stays needs_packages until then: apt-get install python3-isomodel-no-such-module (missing: python module isomodel_no_such_module), then POST /v1/models/requires-py/load',
-    });
-    assert.equal(checks.find((c) => c.name === 'packages revcomp'), undefined, 'only packages that declare requires');
+    assert.deepEqual(
+      checks.find((c) => c.name === 'packages requires-py'),
+      {
+        name: 'packages requires-py',
+        ok: false,
+        required: false,
+        detail:
+          'the model stays needs_packages until then: apt-get install python3-isomodel-no-such-module (missing: python module isomodel_no_such_module), then POST /v1/models/requires-py/load',
+      },
+    );
+    assert.equal(
+      checks.find((c) => c.name === 'packages revcomp'),
+      undefined,
+      'only packages that declare requires',
+    );
     const def = checks.find((c) => c.name === 'default')!;
     assert.equal(def.ok, false);
     assert.match(def.detail, /default_model "no-such-model" is not in /);
-    const ok = JSON.parse((await isomodel([...global, 'doctor', '--json'], { ISOMODEL_DEFAULT_MODEL: 'revcomp' }, root)).stdout) as { name: string; ok: boolean }[];
+    const ok = JSON.parse(
+      (await isomodel([...global, 'doctor', '--json'], { ISOMODEL_DEFAULT_MODEL: 'revcomp' }, root)).stdout,
+    ) as { name: string; ok: boolean }[];
     assert.equal(ok.find((c) => c.name === 'default')!.ok, true);
     // The weights present: the check passes and names the path.
     const weights = join(root, 'w');
     mkdirSync(weights);
     writeFileSync(join(weights, 'weights.txt'), 'x\n');
-    writeFileSync(join(root, 'isomodel.config.yaml'), `model_env:\n  weights-node:\n    WEIGHTS_NODE_PATH: ${weights}\n`);
-    const present = JSON.parse((await isomodel([...global, 'doctor', '--json'], {}, root)).stdout) as { name: string; ok: boolean; detail: string }[];
-    assert.deepEqual(present.find((c) => c.name === 'weights weights-node'), { name: 'weights weights-node', ok: true, required: false, detail: `WEIGHTS_NODE_PATH=${weights}` });
+    writeFileSync(
+      join(root, 'isomodel.config.yaml'),
+      `model_env:\n  weights-node:\n    WEIGHTS_NODE_PATH: ${weights}\n`,
+    );
+    const present = JSON.parse((await isomodel([...global, 'doctor', '--json'], {}, root)).stdout) as {
+      name: string;
+      ok: boolean;
+      detail: string;
+    }[];
+    assert.deepEqual(
+      present.find((c) => c.name === 'weights weights-node'),
+      { name: 'weights weights-node', ok: true, required: false, detail: `WEIGHTS_NODE_PATH=${weights}` },
+    );
     rmSync(join(root, 'isomodel.config.yaml'));
   });
 
@@ -158,9 +200,15 @@ describe('isomodel CLI for a newcomer', { timeout: 180_000 }, () => {
       assert.equal(out.code, 0, out.stderr);
       assert.match(out.stdout, /^revcomp\s+1\.0\.0\s+node\s+ready\s+reverse_complement\s*$/m);
       assert.match(out.stdout, /^broken-py\s+1\.0\.0\s+python\s+failed\s+nothing\s+\S/m);
-      assert.match(out.stdout, /^weights-node\s+1\.0\.0\s+node\s+needs_weights\s+echo\s+needs weights: set WEIGHTS_NODE_PATH$/m);
+      assert.match(
+        out.stdout,
+        /^weights-node\s+1\.0\.0\s+node\s+needs_weights\s+echo\s+needs weights: set WEIGHTS_NODE_PATH$/m,
+      );
       assert.match(out.stdout, /^broken\s+invalid\s+tasks: /m);
-      const rows = JSON.parse((await isomodel(['ls', '--url', h.url, '--json'])).stdout) as { name: string; note?: string }[];
+      const rows = JSON.parse((await isomodel(['ls', '--url', h.url, '--json'])).stdout) as {
+        name: string;
+        note?: string;
+      }[];
       const failed = (await h.get('/v1/models')).body.data.models.find((m: { name: string }) => m.name === 'broken-py');
       assert.equal(rows.find((r) => r.name === 'broken-py')!.note, failed.last_error);
       assert.ok(failed.last_error.length > 0);

@@ -22,12 +22,19 @@ interface Out {
 
 async function isomodel(args: string[], url: string): Promise<Out> {
   try {
-    const r = await run(process.execPath, [BIN, ...args], { env: cleanEnv({ ISOMODEL_URL: url }), maxBuffer: 16 << 20 });
+    const r = await run(process.execPath, [BIN, ...args], {
+      env: cleanEnv({ ISOMODEL_URL: url }),
+      maxBuffer: 16 << 20,
+    });
     return { code: 0, rows: JSON.parse(r.stdout) as Record<string, any>[], stderr: r.stderr };
   } catch (e) {
     const x = e as { code?: number; stdout?: string; stderr?: string };
     if (typeof x.code !== 'number') throw e;
-    return { code: x.code, rows: x.stdout ? (JSON.parse(x.stdout) as Record<string, any>[]) : [], stderr: x.stderr ?? '' };
+    return {
+      code: x.code,
+      rows: x.stdout ? (JSON.parse(x.stdout) as Record<string, any>[]) : [],
+      stderr: x.stderr ?? '',
+    };
   }
 }
 
@@ -59,17 +66,26 @@ for (const where of ['without a gateway', 'through a gateway'] as const) {
     it('text: the argument as it is', async () => {
       const out = await predict('hello big world', '-t', 'words');
       assert.equal(out.code, 0, out.stderr);
-      assert.deepEqual(out.rows.map((r) => [r.id, r.words, r.upper]), [['input1', 3, 'HELLO BIG WORLD']]);
+      assert.deepEqual(
+        out.rows.map((r) => [r.id, r.words, r.upper]),
+        [['input1', 3, 'HELLO BIG WORLD']],
+      );
     });
 
     it('json: from the argument or a file (named by the file)', async () => {
       const body = { symptoms: ['cough', 'fever'], patient_info: { age: 41 } };
       const lit = await predict(JSON.stringify(body), '-t', 'patient');
-      assert.deepEqual(lit.rows.map((r) => [r.id, r.symptoms, r.age]), [['input1', 2, 41]]);
+      assert.deepEqual(
+        lit.rows.map((r) => [r.id, r.symptoms, r.age]),
+        [['input1', 2, 41]],
+      );
       const file = join(root, 'patient.json');
       writeFileSync(file, JSON.stringify(body));
       const fromFile = await predict(file, '-t', 'patient');
-      assert.deepEqual(fromFile.rows.map((r) => [r.id, r.symptoms, r.age]), [['patient.json', 2, 41]]);
+      assert.deepEqual(
+        fromFile.rows.map((r) => [r.id, r.symptoms, r.age]),
+        [['patient.json', 2, 41]],
+      );
       const bad = await predict('{not json', '-t', 'patient');
       assert.notEqual(bad.code, 0);
       assert.match(bad.stderr, /this task takes json input: the argument is not valid JSON/);
@@ -96,13 +112,19 @@ for (const where of ['without a gateway', 'through a gateway'] as const) {
 
     it('chat: one user message, or a conversation as JSON', async () => {
       const one = await predict('hi there', '-t', 'chat');
-      assert.deepEqual(one.rows.map((r) => [r.text, r.messages]), [['you said: hi there', 1]]);
+      assert.deepEqual(
+        one.rows.map((r) => [r.text, r.messages]),
+        [['you said: hi there', 1]],
+      );
       const convo = [
         { role: 'system', content: 'be brief' },
         { role: 'user', content: 'and now?' },
       ];
       const two = await predict(JSON.stringify(convo), '-t', 'chat');
-      assert.deepEqual(two.rows.map((r) => [r.text, r.roles]), [['you said: and now?', ['system', 'user']]]);
+      assert.deepEqual(
+        two.rows.map((r) => [r.text, r.roles]),
+        [['you said: and now?', ['system', 'user']]],
+      );
     });
   });
 }

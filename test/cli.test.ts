@@ -16,7 +16,8 @@ const NO_GATEWAY = 'http://127.0.0.1:9';
 describe('isomodel CLI', () => {
   let work: string;
   let global: string[];
-  const cli = async (...args: string[]) => run(process.execPath, [BIN, ...global, ...args], { cwd: work, env: { ...process.env, ISOMODEL_URL: NO_GATEWAY } });
+  const cli = async (...args: string[]) =>
+    run(process.execPath, [BIN, ...global, ...args], { cwd: work, env: { ...process.env, ISOMODEL_URL: NO_GATEWAY } });
 
   before(() => {
     work = mkdtempSync(join(tmpdir(), 'isomodel-cli-'));
@@ -28,7 +29,14 @@ describe('isomodel CLI', () => {
     const py = await cli('init', 'my-py', '--runtime', 'python');
     assert.match(py.stdout, /created .*my-py/);
     await cli('init', 'my-node', '--runtime', 'node');
-    for (const f of ['my-py/model.yaml', 'my-py/model.py', 'my-py/requirements.txt', 'my-node/index.mjs', 'my-node/package.json']) assert.ok(existsSync(join(work, 'models', f)), f);
+    for (const f of [
+      'my-py/model.yaml',
+      'my-py/model.py',
+      'my-py/requirements.txt',
+      'my-node/index.mjs',
+      'my-node/package.json',
+    ])
+      assert.ok(existsSync(join(work, 'models', f)), f);
     await assert.rejects(cli('init', 'my-py'), /already exists/);
     await assert.rejects(cli('init', '../evil'), /invalid model name/);
   });
@@ -46,7 +54,13 @@ describe('isomodel CLI', () => {
     const fasta = join(work, 'in.fasta');
     writeFileSync(fasta, '>a\nACGT\nAC\n>b\nGG\n');
     const many = JSON.parse((await cli('predict', 'my-node', fasta)).stdout);
-    assert.deepEqual(many.map((r: any) => [r.id, r.length]), [['a', 6], ['b', 2]]);
+    assert.deepEqual(
+      many.map((r: any) => [r.id, r.length]),
+      [
+        ['a', 6],
+        ['b', 2],
+      ],
+    );
     await assert.rejects(cli('predict', 'my-py', 'ACGTX'), /INVALID_SEQUENCE|not a valid/);
   });
 
@@ -64,8 +78,15 @@ describe('isomodel CLI', () => {
     before(async () => {
       const port = await freePort();
       url = `http://127.0.0.1:${port}`;
-      child = spawn(process.execPath, [BIN, ...global, 'serve', '--port', String(port), '--no-watch'], { cwd: work, stdio: 'ignore' });
-      await waitFor(async () => (await request(`${url}/health/ready`, 'GET').catch(() => ({ status: 0 }))).status === 200, 20_000, 100);
+      child = spawn(process.execPath, [BIN, ...global, 'serve', '--port', String(port), '--no-watch'], {
+        cwd: work,
+        stdio: 'ignore',
+      });
+      await waitFor(
+        async () => (await request(`${url}/health/ready`, 'GET').catch(() => ({ status: 0 }))).status === 200,
+        20_000,
+        100,
+      );
     });
     after(() => {
       if (child.exitCode === null) child.kill('SIGKILL');
@@ -74,7 +95,13 @@ describe('isomodel CLI', () => {
     it('serves the models, and ls / predict talk to it', async () => {
       const ls = await run(process.execPath, [BIN, 'ls', '--url', url, '--json']);
       const rows = JSON.parse(ls.stdout);
-      assert.deepEqual(rows.map((r: any) => [r.name, r.status]), [['my-node', 'ready'], ['my-py', 'ready']]);
+      assert.deepEqual(
+        rows.map((r: any) => [r.name, r.status]),
+        [
+          ['my-node', 'ready'],
+          ['my-py', 'ready'],
+        ],
+      );
       const p = await run(process.execPath, [BIN, 'predict', 'my-node', 'GATTACA', '--url', url]);
       assert.equal(JSON.parse(p.stdout)[0].length, 7);
     });

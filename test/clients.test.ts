@@ -63,7 +63,10 @@ describe('clients', () => {
       assert.equal(health.model, 'revcomp');
       assert.equal((await c.health('gc-scanner')).model, 'gc-scanner');
       const { models } = await c.models();
-      assert.deepEqual(models.map((m) => `${m.name}:${m.status}`), ['gc-scanner:ready', 'revcomp:ready']);
+      assert.deepEqual(
+        models.map((m) => `${m.name}:${m.status}`),
+        ['gc-scanner:ready', 'revcomp:ready'],
+      );
       const info = await c.modelInfo('gc-scanner');
       assert.deepEqual(info.tasks, ['gc_content', 'motif_scan']);
       assert.equal(info.max_sequence_length, 5120);
@@ -74,14 +77,19 @@ describe('clients', () => {
       assert.equal(r.reverse_complement, 'NRYGCAT');
       assert.equal(r.model, 'revcomp');
       assert.equal(r.sequence_length, 7);
-      const g = await c.predict<{ gc_content: number; windows: number[] }>('gc-scanner', 'ATGCGCTATAAT', { task: 'gc_content', options: { window: 6 } });
+      const g = await c.predict<{ gc_content: number; windows: number[] }>('gc-scanner', 'ATGCGCTATAAT', {
+        task: 'gc_content',
+        options: { window: 6 },
+      });
       assert.ok(Math.abs(g.gc_content - 1 / 3) < 1e-12);
       assert.deepEqual(g.windows, [4 / 6, 0]);
       assert.equal(g.task_type, 'gc_content');
     });
 
     it('predicts a batch in input order', async () => {
-      const b = await c.predictBatch<{ gc_content: number }>('gc-scanner', ['GGGG', 'ATAT', 'GCAT'], { task: 'gc_content' });
+      const b = await c.predictBatch<{ gc_content: number }>('gc-scanner', ['GGGG', 'ATAT', 'GCAT'], {
+        task: 'gc_content',
+      });
       assert.equal(b.total_sequences, 3);
       assert.equal(b.failed, 0);
       assert.deepEqual(
@@ -113,7 +121,10 @@ describe('clients', () => {
       assert.equal(typeof l.load_time_ms, 'number');
       const r = await c.reload();
       assert.deepEqual(r.unchanged.sort(), ['gc-scanner', 'revcomp']);
-      assert.equal((await c.predict<{ reverse_complement: string }>('revcomp', 'GATTACA')).reverse_complement, 'TGTAATC');
+      assert.equal(
+        (await c.predict<{ reverse_complement: string }>('revcomp', 'GATTACA')).reverse_complement,
+        'TGTAATC',
+      );
     });
   });
 
@@ -178,9 +189,22 @@ print(json.dumps(out))
 
     it('has a command line (predict, errors on stderr with exit status 1)', async () => {
       const cli = join(PY_CLIENT_DIR, 'isomodel_client.py');
-      const { stdout } = await run(PYTHON, [cli, '--url', h.url, 'predict', 'gc-scanner', 'GGCC', 'ATAT', '--task', 'gc_content']);
+      const { stdout } = await run(PYTHON, [
+        cli,
+        '--url',
+        h.url,
+        'predict',
+        'gc-scanner',
+        'GGCC',
+        'ATAT',
+        '--task',
+        'gc_content',
+      ]);
       const batch = JSON.parse(stdout);
-      assert.deepEqual(batch.predictions.map((p: any) => p.gc_content), [1, 0]);
+      assert.deepEqual(
+        batch.predictions.map((p: any) => p.gc_content),
+        [1, 0],
+      );
       const one = JSON.parse((await run(PYTHON, [cli, '--url', h.url, 'predict', 'revcomp', 'AACG'])).stdout);
       assert.equal(one.reverse_complement, 'CGTT');
       await assert.rejects(run(PYTHON, [cli, '--url', h.url, 'info', 'nope']), (e: any) => {
@@ -196,7 +220,9 @@ describe('clients against a gateway with API keys', () => {
   const KEY = 'test-predict-key-0123456789';
   let h: Harness;
   before(async () => {
-    h = await startGateway(['revcomp'], { auth: { keys: [{ name: 'tester', sha256: createHash('sha256').update(KEY).digest('hex'), scopes: ['predict'] }] } });
+    h = await startGateway(['revcomp'], {
+      auth: { keys: [{ name: 'tester', sha256: createHash('sha256').update(KEY).digest('hex'), scopes: ['predict'] }] },
+    });
   });
   after(async () => h.close());
 
@@ -233,7 +259,12 @@ describe('clients with inputs of every type', () => {
   const wav = makeWav(1.5);
   const badWav = Buffer.from(wav);
   badWav.write('JUNK', 12, 'latin1'); // the fmt chunk renamed
-  const CHAT = { messages: [{ role: 'system' as const, content: 'be brief' }, { role: 'user' as const, content: 'hi there' }] };
+  const CHAT = {
+    messages: [
+      { role: 'system' as const, content: 'be brief' },
+      { role: 'user' as const, content: 'hi there' },
+    ],
+  };
   before(async () => {
     h = await startGateway(['typed-node', 'revcomp']);
     dir = mkdtempSync(join(tmpdir(), 'isomodel-client-media-'));
@@ -249,8 +280,17 @@ describe('clients with inputs of every type', () => {
   });
 
   it('the error-code lists hold every code the gateway gives', () => {
-    for (const code of Object.keys(ERROR_STATUS)) assert.ok((SERVER_ERROR_CODES as readonly string[]).includes(code), `${code} missing from the TypeScript client`);
-    for (const code of ['INVALID_INPUT', 'INPUT_TOO_LONG', 'UNSUPPORTED_MEDIA_TYPE', 'LOW_INFORMATION_SEQUENCE', 'QUOTA_EXCEEDED', 'STORAGE_UNAVAILABLE']) assert.ok((SERVER_ERROR_CODES as readonly string[]).includes(code));
+    for (const code of Object.keys(ERROR_STATUS))
+      assert.ok((SERVER_ERROR_CODES as readonly string[]).includes(code), `${code} missing from the TypeScript client`);
+    for (const code of [
+      'INVALID_INPUT',
+      'INPUT_TOO_LONG',
+      'UNSUPPORTED_MEDIA_TYPE',
+      'LOW_INFORMATION_SEQUENCE',
+      'QUOTA_EXCEEDED',
+      'STORAGE_UNAVAILABLE',
+    ])
+      assert.ok((SERVER_ERROR_CODES as readonly string[]).includes(code));
     assert.deepEqual([...CLIENT_ERROR_CODES], ['NETWORK_ERROR', 'TIMEOUT', 'CANCELLED', 'INVALID_RESPONSE']);
   });
 
@@ -268,20 +308,53 @@ describe('clients with inputs of every type', () => {
     });
 
     it('predict(model, {input, task}) for text, JSON, tensors, images, audio and chat', async () => {
-      const text = (await c.predict<{ words: number }>('typed-node', { input: 'hello big world', task: 'words' })) as TypedPrediction<{ words: number }>;
+      const text = (await c.predict<{ words: number }>('typed-node', {
+        input: 'hello big world',
+        task: 'words',
+      })) as TypedPrediction<{ words: number }>;
       assert.deepEqual([text.words, text.input_type, text.input_size, text.task_type], [3, 'text', 15, 'words']);
-      assert.equal((await c.predict<{ words: number }>('typed-node', { sequence: 'two words' })).words, 2, 'the default task, text as sequence');
-      const json = await c.predict<{ symptoms: number; age: number }>('typed-node', { task: 'patient', input: { symptoms: ['头痛', '乏力'], patient_info: { age: 35 } }, options: { temperature: 0.7 } });
+      assert.equal(
+        (await c.predict<{ words: number }>('typed-node', { sequence: 'two words' })).words,
+        2,
+        'the default task, text as sequence',
+      );
+      const json = await c.predict<{ symptoms: number; age: number }>('typed-node', {
+        task: 'patient',
+        input: { symptoms: ['头痛', '乏力'], patient_info: { age: 35 } },
+        options: { temperature: 0.7 },
+      });
       assert.deepEqual([json.symptoms, json.age], [2, 35]);
-      const sums = await c.predict<{ sums: number[] }>('typed-node', { task: 'add', input: { a: [[1, 2], [3, 4]], b: { datatype: 'INT32', shape: [2], data: [10, 20] } } });
+      const sums = await c.predict<{ sums: number[] }>('typed-node', {
+        task: 'add',
+        input: {
+          a: [
+            [1, 2],
+            [3, 4],
+          ],
+          b: { datatype: 'INT32', shape: [2], data: [10, 20] },
+        },
+      });
       assert.deepEqual(sums.sums, [33, 37]);
-      const img = await c.predict<{ width: number; height: number; decoded_bytes: number }>('typed-node', { task: 'look', input: mediaInput(png, 'png') });
+      const img = await c.predict<{ width: number; height: number; decoded_bytes: number }>('typed-node', {
+        task: 'look',
+        input: mediaInput(png, 'png'),
+      });
       assert.deepEqual([img.width, img.height, img.decoded_bytes], [20, 10, png.length]);
-      const fromFile = await c.predict<{ width: number }>('typed-node', { task: 'look', input: await mediaFile(join(dir, 'red.png')) });
+      const fromFile = await c.predict<{ width: number }>('typed-node', {
+        task: 'look',
+        input: await mediaFile(join(dir, 'red.png')),
+      });
       assert.equal(fromFile.width, 20);
       const ab = new Uint8Array(png).buffer;
-      assert.equal((await c.predict<{ height: number }>('typed-node', { task: 'look', input: mediaInput(ab) })).height, 10, 'an ArrayBuffer, format sniffed');
-      const audio = await c.predict<{ duration_s: number; sample_rate: number }>('typed-node', { task: 'listen', input: await mediaFile(join(dir, 'tone.wav')) });
+      assert.equal(
+        (await c.predict<{ height: number }>('typed-node', { task: 'look', input: mediaInput(ab) })).height,
+        10,
+        'an ArrayBuffer, format sniffed',
+      );
+      const audio = await c.predict<{ duration_s: number; sample_rate: number }>('typed-node', {
+        task: 'listen',
+        input: await mediaFile(join(dir, 'tone.wav')),
+      });
       assert.deepEqual([audio.duration_s, audio.sample_rate], [1.5, 8000]);
       const chat = await c.predict<{ text: string }>('typed-node', { task: 'chat', input: CHAT });
       assert.equal(chat.text, 'you said: hi there');
@@ -291,7 +364,10 @@ describe('clients with inputs of every type', () => {
       assert.ok(!isTyped(rc));
       assert.deepEqual([rc.reverse_complement, rc.sequence_length, rc.sequence_type], ['CGTT', 4, 'DNA']);
       assert.equal((await c.predict<{ reverse_complement: string }>('revcomp', 'AACG')).reverse_complement, 'CGTT');
-      assert.deepEqual([isTyped(chat), isTyped(img), isTyped(await c.predict('typed-node', { sequence: 'two words' }))], [true, true, true]);
+      assert.deepEqual(
+        [isTyped(chat), isTyped(img), isTyped(await c.predict('typed-node', { sequence: 'two words' }))],
+        [true, true, true],
+      );
     });
 
     it('predictMedia sends bytes as multipart or as the raw body: a path, bytes, an ArrayBuffer or a Blob', async () => {
@@ -299,21 +375,41 @@ describe('clients with inputs of every type', () => {
       // The client's fetch, watched: what each call sent as its content type and URL.
       const spy = new IsomodelClient(h.url, {
         fetch: (url, init) => {
-          seen.push({ type: String((init?.headers as Record<string, string>)['content-type'] ?? '(set by fetch)'), url: String(url) });
+          seen.push({
+            type: String((init?.headers as Record<string, string>)['content-type'] ?? '(set by fetch)'),
+            url: String(url),
+          });
           return fetch(url, init);
         },
       });
-      const one = await spy.predictMedia<{ width: number; format: string }>('typed-node', join(dir, 'red.png'), { task: 'look' });
+      const one = await spy.predictMedia<{ width: number; format: string }>('typed-node', join(dir, 'red.png'), {
+        task: 'look',
+      });
       assert.deepEqual([one.width, one.format, one.input_type], [20, 'png', 'image']);
-      const raw = await spy.predictMedia<{ width: number; decoded_bytes: number }>('typed-node', join(dir, 'red.png'), { task: 'look', upload: 'raw' });
+      const raw = await spy.predictMedia<{ width: number; decoded_bytes: number }>('typed-node', join(dir, 'red.png'), {
+        task: 'look',
+        upload: 'raw',
+      });
       assert.deepEqual([raw.width, raw.decoded_bytes], [20, png.length]);
-      const jpeg = await spy.predictMedia<{ format: string }>('typed-node', readFileSync(join(MEDIA, 'red-box.jpg')), { task: 'look', format: 'jpeg', upload: 'raw' });
+      const jpeg = await spy.predictMedia<{ format: string }>('typed-node', readFileSync(join(MEDIA, 'red-box.jpg')), {
+        task: 'look',
+        format: 'jpeg',
+        upload: 'raw',
+      });
       assert.equal(jpeg.format, 'jpeg');
-      const blob = await spy.predictMedia<{ height: number }>('typed-node', new Blob([makePng(8, 4)], { type: 'image/png' }), { task: 'look', upload: 'raw' });
+      const blob = await spy.predictMedia<{ height: number }>(
+        'typed-node',
+        new Blob([makePng(8, 4)], { type: 'image/png' }),
+        { task: 'look', upload: 'raw' },
+      );
       assert.equal(blob.height, 4);
       const ab = await spy.predictMedia<{ width: number }>('typed-node', new Uint8Array(png).buffer, { task: 'look' });
       assert.equal(ab.width, 20, 'an ArrayBuffer with no format: the gateway sniffs it');
-      const tone = await spy.predictMedia<{ duration_s: number; sample_rate: number }>('typed-node', join(dir, 'tone.wav'), { task: 'listen', upload: 'raw', timeoutMs: 30_000 });
+      const tone = await spy.predictMedia<{ duration_s: number; sample_rate: number }>(
+        'typed-node',
+        join(dir, 'tone.wav'),
+        { task: 'listen', upload: 'raw', timeoutMs: 30_000 },
+      );
       assert.deepEqual([tone.duration_s, tone.sample_rate, tone.input_type], [1.5, 8000, 'audio']);
       assert.deepEqual(
         seen.map((s) => [s.type.startsWith('multipart/') ? 'multipart' : s.type, new URL(s.url).search]),
@@ -327,31 +423,80 @@ describe('clients with inputs of every type', () => {
         ],
       );
       // Bytes of no known type asked for raw go as multipart, and the gateway names them.
-      const unknown = await rejectsWith(c.predictMedia('typed-node', Buffer.from('plain text, not a picture'), { task: 'look', upload: 'raw' }), 'UNSUPPORTED_MEDIA_TYPE', 415);
+      const unknown = await rejectsWith(
+        c.predictMedia('typed-node', Buffer.from('plain text, not a picture'), { task: 'look', upload: 'raw' }),
+        'UNSUPPORTED_MEDIA_TYPE',
+        415,
+      );
       assert.match(unknown.message, /^input: /);
-      const batch = await c.predictMediaBatch<{ format: string; width: number }>('typed-node', [join(dir, 'red.png'), join(MEDIA, 'red-box.jpg'), readFileSync(join(MEDIA, 'red-box.gif'))], { task: 'look' });
+      const batch = await c.predictMediaBatch<{ format: string; width: number }>(
+        'typed-node',
+        [join(dir, 'red.png'), join(MEDIA, 'red-box.jpg'), readFileSync(join(MEDIA, 'red-box.gif'))],
+        { task: 'look' },
+      );
       assert.deepEqual([batch.total_sequences, batch.successful], [3, 3]);
-      assert.deepEqual(batch.predictions.map((p) => [p.index, p.error ? p.error.code : p.format]), [[0, 'png'], [1, 'jpeg'], [2, 'gif']]);
+      assert.deepEqual(
+        batch.predictions.map((p) => [p.index, p.error ? p.error.code : p.format]),
+        [
+          [0, 'png'],
+          [1, 'jpeg'],
+          [2, 'gif'],
+        ],
+      );
     });
 
-    it('predictMedia: bad bytes and bad fields are the gateway\'s error codes, raw or multipart', async () => {
+    it("predictMedia: bad bytes and bad fields are the gateway's error codes, raw or multipart", async () => {
       for (const upload of ['multipart', 'raw'] as const) {
-        const cut = await rejectsWith(c.predictMedia('typed-node', join(dir, 'cut.png'), { task: 'look', upload }), 'UNSUPPORTED_MEDIA_TYPE', 415);
+        const cut = await rejectsWith(
+          c.predictMedia('typed-node', join(dir, 'cut.png'), { task: 'look', upload }),
+          'UNSUPPORTED_MEDIA_TYPE',
+          415,
+        );
         assert.match(cut.message, /truncated PNG/);
-        const liar = await rejectsWith(c.predictMedia('typed-node', png, { task: 'look', format: 'gif', upload }), 'UNSUPPORTED_MEDIA_TYPE', 415);
+        const liar = await rejectsWith(
+          c.predictMedia('typed-node', png, { task: 'look', format: 'gif', upload }),
+          'UNSUPPORTED_MEDIA_TYPE',
+          415,
+        );
         assert.match(liar.message, /sent as image\/gif, but the bytes are png/);
-        await rejectsWith(c.predictMedia('typed-node', join(dir, 'bad.wav'), { task: 'listen', upload }), 'UNSUPPORTED_MEDIA_TYPE', 415);
-        await rejectsWith(c.predictMedia('typed-node', join(dir, 'tone.wav'), { task: 'look', upload }), 'UNSUPPORTED_MEDIA_TYPE', 415);
-        const big = await rejectsWith(c.predictMedia('typed-node', makePng(1001, 1000), { task: 'look', format: 'png', upload }), 'PAYLOAD_TOO_LARGE', 413);
+        await rejectsWith(
+          c.predictMedia('typed-node', join(dir, 'bad.wav'), { task: 'listen', upload }),
+          'UNSUPPORTED_MEDIA_TYPE',
+          415,
+        );
+        await rejectsWith(
+          c.predictMedia('typed-node', join(dir, 'tone.wav'), { task: 'look', upload }),
+          'UNSUPPORTED_MEDIA_TYPE',
+          415,
+        );
+        const big = await rejectsWith(
+          c.predictMedia('typed-node', makePng(1001, 1000), { task: 'look', format: 'png', upload }),
+          'PAYLOAD_TOO_LARGE',
+          413,
+        );
         assert.match(big.message, /the limit is 1000000 pixels/);
         // The fields travel too (form fields, or the query of a raw body): a bad one is refused.
-        await rejectsWith(c.predictMedia('typed-node', png, { task: 'look', format: 'png', upload, priority: 11 }), 'INVALID_REQUEST', 400);
-        await rejectsWith(c.predictMedia('typed-node', png, { task: 'no_such_task', format: 'png', upload }), 'INVALID_REQUEST', 400);
+        await rejectsWith(
+          c.predictMedia('typed-node', png, { task: 'look', format: 'png', upload, priority: 11 }),
+          'INVALID_REQUEST',
+          400,
+        );
+        await rejectsWith(
+          c.predictMedia('typed-node', png, { task: 'no_such_task', format: 'png', upload }),
+          'INVALID_REQUEST',
+          400,
+        );
       }
-      const e = await rejectsWith(c.predictMediaBatch('typed-node', [png, join(dir, 'cut.png')], { task: 'look' }), 'UNSUPPORTED_MEDIA_TYPE', 415);
+      const e = await rejectsWith(
+        c.predictMediaBatch('typed-node', [png, join(dir, 'cut.png')], { task: 'look' }),
+        'UNSUPPORTED_MEDIA_TYPE',
+        415,
+      );
       assert.equal((e.details as { index: number }).index, 1);
       // A missing file is the file system's error, before any request.
-      await assert.rejects(c.predictMedia('typed-node', join(dir, 'no-such-file.png'), { task: 'look' }), { code: 'ENOENT' });
+      await assert.rejects(c.predictMedia('typed-node', join(dir, 'no-such-file.png'), { task: 'look' }), {
+        code: 'ENOENT',
+      });
       // input and sequence both given: the gateway's answer, not a guess.
       await rejectsWith(c.predict('typed-node', { input: 'a', sequence: 'b', task: 'words' }), 'INVALID_REQUEST', 400);
     });
@@ -376,11 +521,27 @@ describe('clients with inputs of every type', () => {
     });
 
     it('predictBatch(model, {inputs}): items by index; a bad input refuses the batch and names its index', async () => {
-      const b = (await c.predictBatch<{ width: number }>('typed-node', { task: 'look', inputs: [mediaInput(png), await mediaFile(join(dir, 'small.png'))] })) as TypedBatchPrediction<{ width: number }>;
+      const b = (await c.predictBatch<{ width: number }>('typed-node', {
+        task: 'look',
+        inputs: [mediaInput(png), await mediaFile(join(dir, 'small.png'))],
+      })) as TypedBatchPrediction<{ width: number }>;
       assert.deepEqual([b.total_sequences, b.successful, b.failed], [2, 2, 0]);
-      assert.deepEqual(b.predictions.map((p) => [p.index, p.error ? p.error.code : p.width]), [[0, 20], [1, 8]]);
+      assert.deepEqual(
+        b.predictions.map((p) => [p.index, p.error ? p.error.code : p.width]),
+        [
+          [0, 20],
+          [1, 8],
+        ],
+      );
       assert.ok(!JSON.stringify(b).includes(png.toString('base64').slice(0, 40)), 'no image echoed');
-      const e = await rejectsWith(c.predictBatch('typed-node', { task: 'look', inputs: [mediaInput(png), await mediaFile(join(dir, 'cut.png'))] }), 'UNSUPPORTED_MEDIA_TYPE', 415);
+      const e = await rejectsWith(
+        c.predictBatch('typed-node', {
+          task: 'look',
+          inputs: [mediaInput(png), await mediaFile(join(dir, 'cut.png'))],
+        }),
+        'UNSUPPORTED_MEDIA_TYPE',
+        415,
+      );
       assert.equal((e.details as { index: number }).index, 1);
       assert.match(e.message, /^inputs\[1\]: truncated PNG/);
     });
@@ -423,7 +584,11 @@ describe('clients with inputs of every type', () => {
       assert.equal((await c.jobResults(job.id, { from: 5, follow: false })).length, 2);
       assert.ok((await c.jobs({ model: 'typed-node' })).jobs.some((j) => j.id === job.id));
       // The Idempotency-Key is sent: reused with another body, it is a conflict.
-      await rejectsWith(c.submitJob({ model: 'typed-node', records: ['x'] }, { idempotencyKey: 'typed-job-1' }), 'IDEMPOTENCY_CONFLICT', 409);
+      await rejectsWith(
+        c.submitJob({ model: 'typed-node', records: ['x'] }, { idempotencyKey: 'typed-job-1' }),
+        'IDEMPOTENCY_CONFLICT',
+        409,
+      );
       assert.equal((await c.cancelJob(job.id)).status, 'succeeded');
       await rejectsWith(c.job('no-such-job'), 'NOT_FOUND', 404);
       await rejectsWith(c.jobResults('no-such-job'), 'NOT_FOUND', 404);
@@ -515,29 +680,49 @@ out["results"] = [[r["metadata"]["request_id"], r["status"], (r.get("error") or 
 out["listed"] = any(j["id"] == job["id"] for j in c.jobs(model="typed-node")["jobs"])
 print(json.dumps(out))
 `;
-      const { stdout } = await run(PYTHON, ['-c', script, h.url, dir, JSON.stringify(Object.keys(ERROR_STATUS)), MEDIA], { timeout: 120_000 });
+      const { stdout } = await run(
+        PYTHON,
+        ['-c', script, h.url, dir, JSON.stringify(Object.keys(ERROR_STATUS)), MEDIA],
+        { timeout: 120_000 },
+      );
       const out = JSON.parse(stdout);
       assert.deepEqual(out.missing_codes, []);
       assert.deepEqual([out.text.words, out.text.input_type, out.text.input_size], [3, 'text', 15]);
       assert.equal(out.default_task, 2);
       assert.deepEqual([out.json.symptoms, out.json.age], [2, 35]);
       assert.deepEqual(out.tensor, [33, 37]);
-      assert.deepEqual([out.image_path.format, out.image_path.width, out.image_path.height, out.image_path.decoded_bytes], ['png', 20, 10, png.length]);
+      assert.deepEqual(
+        [out.image_path.format, out.image_path.width, out.image_path.height, out.image_path.decoded_bytes],
+        ['png', 20, 10, png.length],
+      );
       assert.equal(out.image_bytes, 20);
       assert.equal(out.audio, 1.5);
       assert.equal(out.chat, 'you said: hi there');
-      assert.deepEqual(out.batch, [[0, 20], [1, 8]]);
+      assert.deepEqual(out.batch, [
+        [0, 20],
+        [1, 8],
+      ]);
       assert.deepEqual(out.batch_error, ['UNSUPPORTED_MEDIA_TYPE', 415, 1]);
       assert.deepEqual([out.rc.reverse_complement, out.rc.sequence_length], ['CGTT', 4]);
-      assert.deepEqual([out.media_multipart.width, out.media_multipart.format, out.media_multipart.input_type], [20, 'png', 'image']);
-      assert.deepEqual([out.media_raw.duration_s, out.media_raw.sample_rate, out.media_raw.input_type], [1.5, 8000, 'audio']);
+      assert.deepEqual(
+        [out.media_multipart.width, out.media_multipart.format, out.media_multipart.input_type],
+        [20, 'png', 'image'],
+      );
+      assert.deepEqual(
+        [out.media_raw.duration_s, out.media_raw.sample_rate, out.media_raw.input_type],
+        [1.5, 8000, 'audio'],
+      );
       assert.equal(out.media_bytes_raw, 20);
       assert.deepEqual(out.media_sent, [
         ['', 'multipart/form-data'],
         ['task_type=listen&timeout_ms=30000', 'audio/wav'],
         ['task_type=look', 'image/png'],
       ]);
-      assert.deepEqual(out.media_batch, [[0, 'png'], [1, 'jpeg'], [2, 'gif']]);
+      assert.deepEqual(out.media_batch, [
+        [0, 'png'],
+        [1, 'jpeg'],
+        [2, 'gif'],
+      ]);
       const want: Record<string, unknown> = { batch: ['UNSUPPORTED_MEDIA_TYPE', 415, 1] };
       for (const upload of ['multipart', 'raw']) {
         Object.assign(want, {
@@ -571,28 +756,136 @@ print(json.dumps(out))
 
     it('has --input and --file on its command line', async () => {
       const cli = join(PY_CLIENT_DIR, 'isomodel_client.py');
-      const json = JSON.parse((await run(PYTHON, [cli, '--url', h.url, 'predict', 'typed-node', '--task', 'patient', '--input', '{"symptoms": ["a"]}'])).stdout);
+      const json = JSON.parse(
+        (
+          await run(PYTHON, [
+            cli,
+            '--url',
+            h.url,
+            'predict',
+            'typed-node',
+            '--task',
+            'patient',
+            '--input',
+            '{"symptoms": ["a"]}',
+          ])
+        ).stdout,
+      );
       assert.equal(json.symptoms, 1);
-      const one = JSON.parse((await run(PYTHON, [cli, '--url', h.url, 'predict', 'typed-node', '--task', 'look', '--file', join(dir, 'red.png')])).stdout);
+      const one = JSON.parse(
+        (
+          await run(PYTHON, [
+            cli,
+            '--url',
+            h.url,
+            'predict',
+            'typed-node',
+            '--task',
+            'look',
+            '--file',
+            join(dir, 'red.png'),
+          ])
+        ).stdout,
+      );
       assert.deepEqual([one.width, one.input_type], [20, 'image']);
-      const two = JSON.parse((await run(PYTHON, [cli, '--url', h.url, 'predict', 'typed-node', '--task', 'look', '--file', join(dir, 'red.png'), '--file', join(dir, 'small.png')])).stdout);
-      assert.deepEqual(two.predictions.map((p: any) => [p.index, p.width]), [[0, 20], [1, 8]]);
+      const two = JSON.parse(
+        (
+          await run(PYTHON, [
+            cli,
+            '--url',
+            h.url,
+            'predict',
+            'typed-node',
+            '--task',
+            'look',
+            '--file',
+            join(dir, 'red.png'),
+            '--file',
+            join(dir, 'small.png'),
+          ])
+        ).stdout,
+      );
+      assert.deepEqual(
+        two.predictions.map((p: any) => [p.index, p.width]),
+        [
+          [0, 20],
+          [1, 8],
+        ],
+      );
       for (const upload of ['multipart', 'raw']) {
-        const sent = JSON.parse((await run(PYTHON, [cli, '--url', h.url, 'predict', 'typed-node', '--task', 'listen', '--upload', upload, '--file', join(dir, 'tone.wav')])).stdout);
+        const sent = JSON.parse(
+          (
+            await run(PYTHON, [
+              cli,
+              '--url',
+              h.url,
+              'predict',
+              'typed-node',
+              '--task',
+              'listen',
+              '--upload',
+              upload,
+              '--file',
+              join(dir, 'tone.wav'),
+            ])
+          ).stdout,
+        );
         assert.deepEqual([sent.duration_s, sent.input_type], [1.5, 'audio'], upload);
       }
-      const many = JSON.parse((await run(PYTHON, [cli, '--url', h.url, 'predict', 'typed-node', '--task', 'look', '--upload', 'multipart', '--file', join(dir, 'red.png'), '--file', join(dir, 'small.png')])).stdout);
-      assert.deepEqual(many.predictions.map((p: any) => [p.index, p.width]), [[0, 20], [1, 8]]);
-      await assert.rejects(run(PYTHON, [cli, '--url', h.url, 'predict', 'typed-node', '--task', 'listen', '--upload', 'raw', '--file', join(dir, 'bad.wav')]), (e: any) => {
-        assert.equal(e.code, 1);
-        assert.equal(JSON.parse(e.stderr).error.code, 'UNSUPPORTED_MEDIA_TYPE');
-        return true;
-      });
-      await assert.rejects(run(PYTHON, [cli, '--url', h.url, 'predict', 'typed-node', '--task', 'listen', '--file', join(dir, 'bad.wav')]), (e: any) => {
-        assert.equal(e.code, 1);
-        assert.equal(JSON.parse(e.stderr).error.code, 'UNSUPPORTED_MEDIA_TYPE');
-        return true;
-      });
+      const many = JSON.parse(
+        (
+          await run(PYTHON, [
+            cli,
+            '--url',
+            h.url,
+            'predict',
+            'typed-node',
+            '--task',
+            'look',
+            '--upload',
+            'multipart',
+            '--file',
+            join(dir, 'red.png'),
+            '--file',
+            join(dir, 'small.png'),
+          ])
+        ).stdout,
+      );
+      assert.deepEqual(
+        many.predictions.map((p: any) => [p.index, p.width]),
+        [
+          [0, 20],
+          [1, 8],
+        ],
+      );
+      await assert.rejects(
+        run(PYTHON, [
+          cli,
+          '--url',
+          h.url,
+          'predict',
+          'typed-node',
+          '--task',
+          'listen',
+          '--upload',
+          'raw',
+          '--file',
+          join(dir, 'bad.wav'),
+        ]),
+        (e: any) => {
+          assert.equal(e.code, 1);
+          assert.equal(JSON.parse(e.stderr).error.code, 'UNSUPPORTED_MEDIA_TYPE');
+          return true;
+        },
+      );
+      await assert.rejects(
+        run(PYTHON, [cli, '--url', h.url, 'predict', 'typed-node', '--task', 'listen', '--file', join(dir, 'bad.wav')]),
+        (e: any) => {
+          assert.equal(e.code, 1);
+          assert.equal(JSON.parse(e.stderr).error.code, 'UNSUPPORTED_MEDIA_TYPE');
+          return true;
+        },
+      );
     });
   });
 });

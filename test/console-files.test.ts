@@ -39,16 +39,25 @@ describe('console static files', () => {
     }
     // The page refers only to its own script and stylesheet: nothing from another origin.
     const html = readFileSync(join(CONSOLE_STATIC_DIR, 'index.html'), 'utf8');
-    assert.deepEqual([...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]).sort(), ['/console/app.css', '/console/app.js', 'data:,']);
+    assert.deepEqual([...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]).sort(), [
+      '/console/app.css',
+      '/console/app.js',
+      'data:,',
+    ]);
   });
 
   it('ships in the npm package and in the gateway image', () => {
-    const packed = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: PACKAGE_ROOT, encoding: 'utf8' })) as { files: { path: string }[] }[];
+    const packed = JSON.parse(
+      execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: PACKAGE_ROOT, encoding: 'utf8' }),
+    ) as { files: { path: string }[] }[];
     const paths = new Set(packed[0]!.files.map((f) => f.path));
     for (const f of FILES) assert.ok(paths.has(`src/console/static/${f}`), `npm package lacks src/console/static/${f}`);
     const dockerfile = readFileSync(join(PACKAGE_ROOT, 'deploy', 'docker', 'gateway.Dockerfile'), 'utf8');
     assert.match(dockerfile, /^COPY src\/console\/static\/ \/opt\/isomodel\/src\/console\/static\/$/m);
-    const ignored = readFileSync(join(PACKAGE_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
-    for (const line of ignored) assert.ok(!['src', 'src/', 'src/console', '**/static'].includes(line), `.dockerignore drops ${line}`);
+    const ignored = readFileSync(join(PACKAGE_ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
+    for (const line of ignored)
+      assert.ok(!['src', 'src/', 'src/console', '**/static'].includes(line), `.dockerignore drops ${line}`);
   });
 });

@@ -27,11 +27,20 @@ describe('web console', () => {
 
   before(async () => {
     if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium is not installed at ${CHROMIUM}: the console test drives a real browser. Install it with \`apt-get install -y chromium\` (CI does), or point ISOMODEL_CHROMIUM at one.`);
+      throw new Error(
+        `Chromium is not installed at ${CHROMIUM}: the console test drives a real browser. Install it with \`apt-get install -y chromium\` (CI does), or point ISOMODEL_CHROMIUM at one.`,
+      );
     }
     shots = mkdtempSync(join(tmpdir(), 'isomodel-console-'));
-    h = await startGateway(['revcomp', 'gc-scanner'], { default_model: 'revcomp', monitor: { interval_ms: 300, thresholds: { cpu_percent: 100_000, memory_percent: 99, disk_percent: 100 } } });
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    h = await startGateway(['revcomp', 'gc-scanner'], {
+      default_model: 'revcomp',
+      monitor: { interval_ms: 300, thresholds: { cpu_percent: 100_000, memory_percent: 99, disk_percent: 100 } },
+    });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
     page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
     page.on('request', (r) => requested.push(r.url()));
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -70,14 +79,23 @@ describe('web console', () => {
     await page.click('#predict-submit');
     await page.locator('#predict-result', { hasText: 'reverse_complement' }).waitFor();
     const data = JSON.parse((await page.locator('#predict-result').textContent())!);
-    assert.equal(data.reverse_complement, seq.split('').reverse().map((c) => COMPLEMENT[c]).join(''));
+    assert.equal(
+      data.reverse_complement,
+      seq
+        .split('')
+        .reverse()
+        .map((c) => COMPLEMENT[c])
+        .join(''),
+    );
     assert.equal(data.model, 'revcomp');
     assert.match((await page.locator('#predict-status').textContent())!, /done in \d+ ms/);
 
     // Another model and task: the task list follows the model.
     await page.selectOption('#predict-model', 'gc-scanner');
     const taskOptions = page.locator('#predict-task option');
-    const values = await Promise.all(Array.from({ length: await taskOptions.count() }, (_, i) => taskOptions.nth(i).getAttribute('value')));
+    const values = await Promise.all(
+      Array.from({ length: await taskOptions.count() }, (_, i) => taskOptions.nth(i).getAttribute('value')),
+    );
     assert.deepEqual(values, ['gc_content', 'motif_scan']);
     await page.selectOption('#predict-task', 'gc_content');
     await page.fill('#predict-sequence', 'GGCCAT');
@@ -112,14 +130,28 @@ describe('web console', () => {
   it('draws live charts and lists alerts', async () => {
     // Some traffic for the throughput chart.
     await Promise.all(Array.from({ length: 20 }, () => h.post('/models/revcomp/predict', { sequence: 'ACGTACGT' })));
-    await waitFor(async () => Number(await page.locator('#chart-throughput').getAttribute('data-lines')) >= 2, 10_000, 100);
+    await waitFor(
+      async () => Number(await page.locator('#chart-throughput').getAttribute('data-lines')) >= 2,
+      10_000,
+      100,
+    );
     assert.ok((await page.locator('#chart-latency path').count()) >= 2);
     assert.ok((await page.locator('#chart-queue path').count()) >= 2);
     assert.match((await page.locator('#legend').textContent())!, /gc-scanner.*revcomp/);
-    await waitFor(async () => Number((await page.locator('#models tr[data-model="revcomp"] td.requests').textContent())!.replace(/,/g, '')) >= 21, 5000, 100);
+    await waitFor(
+      async () =>
+        Number((await page.locator('#models tr[data-model="revcomp"] td.requests').textContent())!.replace(/,/g, '')) >=
+        21,
+      5000,
+      100,
+    );
 
     // A runtime threshold the disk is sure to cross: the alert appears in the list.
-    const put = await h.gw.server!.inject({ method: 'PUT', url: '/v1/monitor/thresholds', payload: { disk_percent: 0.001 } });
+    const put = await h.gw.server!.inject({
+      method: 'PUT',
+      url: '/v1/monitor/thresholds',
+      payload: { disk_percent: 0.001 },
+    });
     assert.equal(put.statusCode, 200);
     await page.waitForSelector('#alerts li.firing[data-alert="disk:state_dir"]', { timeout: 10_000 });
     assert.match((await page.locator('#alerts li.firing').first().textContent())!, /% full \(threshold 0\.001%\)/);
@@ -129,14 +161,19 @@ describe('web console', () => {
 
   it('works against a gateway with API keys: the key entered in the header is sent, admin calls need the admin scope', async () => {
     const KEY = 'isomodel-console-test-key-predict-only';
-    const keyed = await startGateway(['revcomp'], { auth: { keys: [{ name: 'viewer', sha256: createHash('sha256').update(KEY).digest('hex'), scopes: ['predict'] }] } });
+    const keyed = await startGateway(['revcomp'], {
+      auth: { keys: [{ name: 'viewer', sha256: createHash('sha256').update(KEY).digest('hex'), scopes: ['predict'] }] },
+    });
     const p = await browser.newPage();
     try {
       p.on('request', (r) => requested.push(r.url().replace(keyed.url, h.url)));
       // The page itself is public; its API calls are refused until a key is given.
       assert.equal((await p.goto(`${keyed.url}/console?poll=300`))?.status(), 200);
       await p.waitForSelector('body[data-auth="needed"]');
-      assert.match((await p.locator('#status').textContent())!, /^UNAUTHORIZED: .*enter an API key with the predict scope above/);
+      assert.match(
+        (await p.locator('#status').textContent())!,
+        /^UNAUTHORIZED: .*enter an API key with the predict scope above/,
+      );
       await p.fill('#api-key', KEY);
       await p.click('#key-form button');
       await p.waitForSelector('#models tr[data-model="revcomp"] td.state.ready');
@@ -148,8 +185,14 @@ describe('web console', () => {
       // Unload goes through the admin hook with the same key, which lacks the admin scope.
       await p.click('#models tr[data-model="revcomp"] button[data-action=unload]');
       await p.locator('#action-status', { hasText: 'FORBIDDEN' }).waitFor();
-      assert.match((await p.locator('#action-status').textContent())!, /unload revcomp failed: FORBIDDEN: API key "viewer" lacks the "admin" scope/);
-      assert.equal((await keyed.get('/v1/models', { authorization: `Bearer ${KEY}` })).body.data.models[0].status, 'ready');
+      assert.match(
+        (await p.locator('#action-status').textContent())!,
+        /unload revcomp failed: FORBIDDEN: API key "viewer" lacks the "admin" scope/,
+      );
+      assert.equal(
+        (await keyed.get('/v1/models', { authorization: `Bearer ${KEY}` })).body.data.models[0].status,
+        'ready',
+      );
     } finally {
       await p.close();
       await keyed.close();
@@ -163,9 +206,15 @@ describe('web console', () => {
     assert.ok(png.length > 1000, `screenshot is ${png.length} bytes`);
     assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
     assert.ok(requested.length > 5);
-    assert.deepEqual(requested.filter((u) => !u.startsWith(h.url) && !u.startsWith('data:')), []);
+    assert.deepEqual(
+      requested.filter((u) => !u.startsWith(h.url) && !u.startsWith('data:')),
+      [],
+    );
     // The only console errors are the browser's own lines for the 400/401/403 answers provoked above.
-    assert.deepEqual(pageErrors.filter((e) => !/status of 40[013]/.test(e)), []);
+    assert.deepEqual(
+      pageErrors.filter((e) => !/status of 40[013]/.test(e)),
+      [],
+    );
   });
 });
 
@@ -178,13 +227,21 @@ describe('web console: the try-it form by input type', () => {
   const pageErrors: string[] = [];
 
   before(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium, or set ISOMODEL_CHROMIUM)`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(
+        `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium, or set ISOMODEL_CHROMIUM)`,
+      );
     shots = mkdtempSync(join(tmpdir(), 'isomodel-console-typed-'));
     h = await startGateway(['typed-node', 'revcomp'], { default_model: 'typed-node' });
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
     page = await browser.newPage({ viewport: { width: 1400, height: 1300 } });
     page.on('request', (r) => {
-      if (r.method() === 'POST' && /\/predict$/.test(r.url())) predictCalls.push({ type: r.headers()['content-type'] ?? '', body: r.postData() ?? '' });
+      if (r.method() === 'POST' && /\/predict$/.test(r.url()))
+        predictCalls.push({ type: r.headers()['content-type'] ?? '', body: r.postData() ?? '' });
     });
     page.on('pageerror', (e) => pageErrors.push(e.message));
     page.on('console', (m) => {
@@ -208,22 +265,36 @@ describe('web console: the try-it form by input type', () => {
   const submit = async (): Promise<{ ok: boolean; text: string }> => {
     await page.locator('#predict-status').evaluate((e) => (e.textContent = ''));
     await page.click('#predict-submit');
-    await waitFor(async () => /^(done in|failed)/.test((await page.locator('#predict-status').textContent()) ?? ''), 15_000, 50);
+    await waitFor(
+      async () => /^(done in|failed)/.test((await page.locator('#predict-status').textContent()) ?? ''),
+      15_000,
+      50,
+    );
     const ok = /^done in/.test((await page.locator('#predict-status').textContent())!);
     return { ok, text: (await page.locator('#predict-result').textContent())! };
   };
 
-  it('text: the task list says each task\'s input type; a text box; too long is INPUT_TOO_LONG', async () => {
+  it("text: the task list says each task's input type; a text box; too long is INPUT_TOO_LONG", async () => {
     await chooseTask('words', 'text');
     const labels = await page.locator('#predict-task option').allTextContents();
-    assert.deepEqual(labels, ['words (text)', 'patient (json)', 'add (tensor)', 'look (image)', 'listen (audio)', 'chat (chat)']);
+    assert.deepEqual(labels, [
+      'words (text)',
+      'patient (json)',
+      'add (tensor)',
+      'look (image)',
+      'listen (audio)',
+      'chat (chat)',
+    ]);
     assert.equal(await page.locator('#predict-sequence-name').textContent(), 'text');
     assert.equal(await page.locator('#predict-json-box').isHidden(), true);
     await page.fill('#predict-sequence', 'hello big world');
     const r = await submit();
     assert.ok(r.ok, r.text);
     const data = JSON.parse(r.text);
-    assert.deepEqual([data.words, data.upper, data.input_type, data.task_type], [3, 'HELLO BIG WORLD', 'text', 'words']);
+    assert.deepEqual(
+      [data.words, data.upper, data.input_type, data.task_type],
+      [3, 'HELLO BIG WORLD', 'text', 'words'],
+    );
     assert.deepEqual(JSON.parse(predictCalls.at(-1)!.body), { task_type: 'words', input: 'hello big world' });
     await page.fill('#predict-sequence', 'x'.repeat(201));
     const long = await submit();
@@ -248,13 +319,16 @@ describe('web console: the try-it form by input type', () => {
     const bad = await submit();
     assert.equal(bad.ok, false);
     assert.match(bad.text, /^INVALID_INPUT: .*missing the required property "symptoms"/);
-    await page.fill('#predict-json', JSON.stringify({ symptoms: ['头痛', '乏力'], patient_info: { age: 35, gender: 'female' } }));
+    await page.fill(
+      '#predict-json',
+      JSON.stringify({ symptoms: ['头痛', '乏力'], patient_info: { age: 35, gender: 'female' } }),
+    );
     const good = await submit();
     assert.ok(good.ok, good.text);
     assert.deepEqual([JSON.parse(good.text).symptoms, JSON.parse(good.text).age], [2, 35]);
   });
 
-  it('tensor: a template in the tensors\' shapes; a wrong shape is refused', async () => {
+  it("tensor: a template in the tensors' shapes; a wrong shape is refused", async () => {
     await chooseTask('add', 'tensor');
     await waitFor(async () => (await page.locator('#predict-json').inputValue()).includes('"b"'), 5000, 50);
     assert.deepEqual(JSON.parse(await page.locator('#predict-json').inputValue()), { a: [[0, 0]], b: [0, 0] });
@@ -269,7 +343,10 @@ describe('web console: the try-it form by input type', () => {
   it('image: a file picked and uploaded (multipart, or base64 in JSON) with a preview; broken or oversized files refused', async () => {
     await chooseTask('look', 'image');
     assert.equal(await page.locator('#predict-file').getAttribute('accept'), 'image/png,image/jpeg,image/gif');
-    assert.match((await page.locator('#predict-file-info').textContent())!, /^png, jpeg, gif · at most 100000 bytes, 1000000 pixels$/);
+    assert.match(
+      (await page.locator('#predict-file-info').textContent())!,
+      /^png, jpeg, gif · at most 100000 bytes, 1000000 pixels$/,
+    );
     const png = makePng(20, 10, (x) => [x * 10, 0, 0]);
     await page.setInputFiles('#predict-file', { name: 'red.png', mimeType: 'image/png', buffer: png });
     await page.waitForSelector('#predict-preview:not([hidden])');
@@ -277,7 +354,10 @@ describe('web console: the try-it form by input type', () => {
     const r = await submit();
     assert.ok(r.ok, r.text);
     const data = JSON.parse(r.text);
-    assert.deepEqual([data.format, data.width, data.height, data.decoded_bytes, data.input_type], ['png', 20, 10, png.length, 'image']);
+    assert.deepEqual(
+      [data.format, data.width, data.height, data.decoded_bytes, data.input_type],
+      ['png', 20, 10, png.length, 'image'],
+    );
     assert.ok(!r.text.includes(png.toString('base64').slice(0, 40)), 'the image is not echoed');
     // Sent as a multipart upload (the browser does not expose a file-backed body; the answer's facts show the file arrived).
     assert.match(predictCalls.at(-1)!.type, /^multipart\/form-data; boundary=/);
@@ -289,11 +369,19 @@ describe('web console: the try-it form by input type', () => {
     assert.equal(JSON.parse(predictCalls.at(-1)!.body).input, `data:image/png;base64,${png.toString('base64')}`);
     await page.selectOption('#predict-file-mode', 'multipart');
 
-    await page.setInputFiles('#predict-file', { name: 'cut.png', mimeType: 'image/png', buffer: png.subarray(0, png.length - 20) });
+    await page.setInputFiles('#predict-file', {
+      name: 'cut.png',
+      mimeType: 'image/png',
+      buffer: png.subarray(0, png.length - 20),
+    });
     assert.match((await submit()).text, /^UNSUPPORTED_MEDIA_TYPE: .*truncated PNG/);
     await page.setInputFiles('#predict-file', { name: 'big.png', mimeType: 'image/png', buffer: makePng(1001, 1000) });
     assert.match((await submit()).text, /^PAYLOAD_TOO_LARGE: .*pixels; the limit is 1000000 pixels/);
-    await page.setInputFiles('#predict-file', { name: 'noise.png', mimeType: 'image/png', buffer: Buffer.alloc(150_000, 1) });
+    await page.setInputFiles('#predict-file', {
+      name: 'noise.png',
+      mimeType: 'image/png',
+      buffer: Buffer.alloc(150_000, 1),
+    });
     assert.match((await submit()).text, /^PAYLOAD_TOO_LARGE: .*the limit is 100000/);
     await page.setInputFiles('#predict-file', []);
     await page.click('#predict-submit');
@@ -327,7 +415,12 @@ describe('web console: the try-it form by input type', () => {
     const r = await submit();
     assert.ok(r.ok, r.text);
     assert.deepEqual([JSON.parse(r.text).text, JSON.parse(r.text).roles], ['you said: hi there', ['system', 'user']]);
-    assert.deepEqual(JSON.parse(predictCalls.at(-1)!.body).input, { messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi there' }] });
+    assert.deepEqual(JSON.parse(predictCalls.at(-1)!.body).input, {
+      messages: [
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: 'hi there' },
+      ],
+    });
     await page.locator('#predict-messages .message-content').nth(1).fill('x'.repeat(501));
     assert.match((await submit()).text, /^INPUT_TOO_LONG: /);
   });
@@ -340,6 +433,9 @@ describe('web console: the try-it form by input type', () => {
     const r = await submit();
     assert.equal(JSON.parse(r.text).reverse_complement, 'CGTT');
     assert.deepEqual(JSON.parse(predictCalls.at(-1)!.body), { task_type: 'reverse_complement', sequence: 'AACG' });
-    assert.deepEqual(pageErrors.filter((e) => !/status of 4(00|13|15)/.test(e)), []);
+    assert.deepEqual(
+      pageErrors.filter((e) => !/status of 4(00|13|15)/.test(e)),
+      [],
+    );
   });
 });

@@ -71,7 +71,10 @@ function make(o: Opts = {}) {
   const fleet = new Fleet();
   fleet.auto = o.auto ?? false;
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  const logger = pino(
+    { level: 'info' },
+    { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
+  );
   const observer = new Observer();
   const dep = new ModelDeployment(pkg(o), fleet.create, logger, observer, o.options);
   deployments.push(dep);
@@ -86,7 +89,11 @@ afterEach(async () => {
 });
 
 const items = (...seqs: string[]): WorkItem[] => seqs.map((s) => ({ sequence: s, options: {} }));
-const req = (seqs: string[], over: Partial<SubmitOptions> = {}): SubmitOptions => ({ task: 'echo', items: items(...seqs), ...over });
+const req = (seqs: string[], over: Partial<SubmitOptions> = {}): SubmitOptions => ({
+  task: 'echo',
+  items: items(...seqs),
+  ...over,
+});
 /** Lets promise callbacks and queued microtasks run. */
 async function flush(n = 10): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
@@ -140,8 +147,32 @@ describe('deployment: start, serve, stop', () => {
     assert.deepEqual(
       info.map((r) => ({ ...r, id: undefined })),
       [
-        { id: undefined, state: 'ready', pid: 100, busy: false, restarts: 0, rss_bytes: 1100, cpu_percent: 12.3, open_fds: 7, last_exit: undefined, last_error: undefined, devices: undefined },
-        { id: undefined, state: 'ready', pid: 101, busy: false, restarts: 0, rss_bytes: 1101, cpu_percent: 12.3, open_fds: 7, last_exit: undefined, last_error: undefined, devices: undefined },
+        {
+          id: undefined,
+          state: 'ready',
+          pid: 100,
+          busy: false,
+          restarts: 0,
+          rss_bytes: 1100,
+          cpu_percent: 12.3,
+          open_fds: 7,
+          last_exit: undefined,
+          last_error: undefined,
+          devices: undefined,
+        },
+        {
+          id: undefined,
+          state: 'ready',
+          pid: 101,
+          busy: false,
+          restarts: 0,
+          rss_bytes: 1101,
+          cpu_percent: 12.3,
+          open_fds: 7,
+          last_exit: undefined,
+          last_error: undefined,
+          devices: undefined,
+        },
       ],
     );
     assert.notEqual(info[0]!.id, info[1]!.id);
@@ -184,12 +215,19 @@ describe('deployment: start, serve, stop', () => {
   });
 
   it('runs the warm-up requests on each new worker before it takes traffic; a failed warm-up fails the start', async () => {
-    const { dep, fleet } = make({ oneTask: true, extra: ['warmup:', '  - { sequence: acgt, options: { k: 1 } }', '  - { task: echo, sequence: gg }'] });
+    const { dep, fleet } = make({
+      oneTask: true,
+      extra: ['warmup:', '  - { sequence: acgt, options: { k: 1 } }', '  - { task: echo, sequence: gg }'],
+    });
     const started = dep.start();
     await flush();
     const w = fleet.workers[0]!;
     assert.equal(dep.state, 'loading');
-    assert.deepEqual(w.calls[0]!.call, { task: 'echo', items: [{ sequence: 'ACGT', options: { k: 1 } }], timeoutMs: 5000 });
+    assert.deepEqual(w.calls[0]!.call, {
+      task: 'echo',
+      items: [{ sequence: 'ACGT', options: { k: 1 } }],
+      timeoutMs: 5000,
+    });
     w.answer();
     await flush();
     assert.deepEqual(w.calls[1]!.call, { task: 'echo', items: [{ sequence: 'GG', options: {} }], timeoutMs: 5000 });
@@ -201,7 +239,10 @@ describe('deployment: start, serve, stop', () => {
     const s2 = bad.dep.start();
     await flush();
     bad.fleet.workers[0]!.answer([{ error: { code: 'X', message: 'no weights' } }]);
-    await assert.rejects(s2, code('MODEL_NOT_LOADED', /^warm-up request failed: \{"code":"X","message":"no weights"\}$/));
+    await assert.rejects(
+      s2,
+      code('MODEL_NOT_LOADED', /^warm-up request failed: \{"code":"X","message":"no weights"\}$/),
+    );
     assert.equal(bad.fleet.workers[0]!.stops, 1);
     assert.equal(bad.dep.lastError, 'warm-up request failed: {"code":"X","message":"no weights"}');
 
@@ -256,7 +297,10 @@ describe('deployment: start, serve, stop', () => {
     assert.equal(fleet.workers.length, 3);
     await dep.stop();
     // Iterating the live list skipped the replica after each one that left it.
-    assert.deepEqual(fleet.workers.map((w) => w.stops), [1, 1, 1]);
+    assert.deepEqual(
+      fleet.workers.map((w) => w.stops),
+      [1, 1, 1],
+    );
     assert.deepEqual(fleet.live(), []);
   });
 
@@ -340,7 +384,10 @@ describe('deployment: batching and the bounded queue', () => {
   });
 
   it('a full queue refuses with QUEUE_FULL and Retry-After 1; nothing already queued is lost', async () => {
-    const { dep, fleet } = make({ batching: '{ max_batch_size: 1 }', scaling: '{ min_replicas: 1, max_replicas: 1, max_queue: 3 }' });
+    const { dep, fleet } = make({
+      batching: '{ max_batch_size: 1 }',
+      scaling: '{ min_replicas: 1, max_replicas: 1, max_queue: 3 }',
+    });
     await dep.start();
     const first = track(dep.submit(req(['A'])));
     await flush();
@@ -403,7 +450,7 @@ describe('deployment: batching and the bounded queue', () => {
     assert.equal(w.calls.length, 1);
   });
 
-  it('the default deadline is the model\'s timeout_ms plus 30 s of queue time', async () => {
+  it("the default deadline is the model's timeout_ms plus 30 s of queue time", async () => {
     mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
     const { dep } = make();
     await dep.start();
@@ -702,7 +749,10 @@ describe('deployment: restarts and health', () => {
 
 describe('deployment: scaling', () => {
   it('adds a replica while every replica is busy and the queue outgrows a batch; one at a time', async () => {
-    const { dep, fleet, lines } = make({ batching: '{ max_batch_size: 2 }', scaling: '{ min_replicas: 1, max_replicas: 3 }' });
+    const { dep, fleet, lines } = make({
+      batching: '{ max_batch_size: 2 }',
+      scaling: '{ min_replicas: 1, max_replicas: 3 }',
+    });
     await dep.start();
     const reqs = [track(dep.submit(req(['A'])))];
     await flush();
@@ -733,7 +783,10 @@ describe('deployment: scaling', () => {
       for (const w of fleet.live()) if (w.open.length) w.answer();
       await flush();
     }
-    assert.ok(reqs.every((r) => r.value), JSON.stringify(reqs.map((r) => r.error?.message)));
+    assert.ok(
+      reqs.every((r) => r.value),
+      JSON.stringify(reqs.map((r) => r.error?.message)),
+    );
     assert.equal(fleet.workers.length, 3);
     assert.equal(dep.replicaInfo().length, 3);
     // At max_replicas: no more.
@@ -743,7 +796,10 @@ describe('deployment: scaling', () => {
   });
 
   it('a scale-up replica that fails to start leaves the others serving', async () => {
-    const { dep, fleet, lines } = make({ batching: '{ max_batch_size: 1 }', scaling: '{ min_replicas: 1, max_replicas: 2 }' });
+    const { dep, fleet, lines } = make({
+      batching: '{ max_batch_size: 1 }',
+      scaling: '{ min_replicas: 1, max_replicas: 2 }',
+    });
     await dep.start();
     fleet.plans.push('fail');
     const reqs = ['A', 'C', 'G'].map((s) => track(dep.submit(req([s]))));
@@ -760,7 +816,10 @@ describe('deployment: scaling', () => {
 
   it('idle replicas above min_replicas stop after idle_timeout_s; at min 0 the model sleeps and the next request wakes it', async () => {
     mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
-    const { dep, fleet, lines } = make({ scaling: '{ min_replicas: 0, max_replicas: 2, idle_timeout_s: 2 }', auto: true });
+    const { dep, fleet, lines } = make({
+      scaling: '{ min_replicas: 0, max_replicas: 2, idle_timeout_s: 2 }',
+      auto: true,
+    });
     await dep.start();
     const w = fleet.workers[0]!;
     mock.timers.tick(2_000);
@@ -871,14 +930,21 @@ describe('deployment: scaling', () => {
     await flush();
     fresh[0]!.answer();
     await flush();
-    assert.ok(reqs.every((r) => r.value), JSON.stringify(reqs.map((r) => r.error?.message)));
+    assert.ok(
+      reqs.every((r) => r.value),
+      JSON.stringify(reqs.map((r) => r.error?.message)),
+    );
   });
 });
 
 describe('deployment: GPUs', () => {
   it('each replica leases its own GPUs, kept across restarts and released when it goes', async () => {
     const devices = new DeviceAllocator(async () => ['0', '1']);
-    const { dep, fleet, lines } = make({ resources: '{ timeout_ms: 5000, gpus: 1 }', scaling: '{ min_replicas: 2, max_replicas: 2 }', options: { devices } });
+    const { dep, fleet, lines } = make({
+      resources: '{ timeout_ms: 5000, gpus: 1 }',
+      scaling: '{ min_replicas: 2, max_replicas: 2 }',
+      options: { devices },
+    });
     await dep.start();
     assert.deepEqual(
       dep
@@ -887,10 +953,7 @@ describe('deployment: GPUs', () => {
         .sort(),
       [['0'], ['1']],
     );
-    assert.deepEqual(
-      fleet.workers.map((w) => w.pkg.manifest.env.CUDA_VISIBLE_DEVICES).sort(),
-      ['0', '1'],
-    );
+    assert.deepEqual(fleet.workers.map((w) => w.pkg.manifest.env.CUDA_VISIBLE_DEVICES).sort(), ['0', '1']);
     assert.deepEqual(devices.usage(), { 0: 1, 1: 1 });
     assert.equal(lines.filter((l) => l.msg === 'fewer GPUs than resources.gpus asks for').length, 0);
     const before = fleet.workers[0]!.pkg.manifest.env.CUDA_VISIBLE_DEVICES;
@@ -903,11 +966,17 @@ describe('deployment: GPUs', () => {
     assert.deepEqual(devices.usage(), {});
 
     // Fewer GPUs than asked for, or none: a warning, and the replica runs anyway.
-    const few = make({ resources: '{ timeout_ms: 5000, gpus: 2 }', options: { devices: new DeviceAllocator(async () => ['0']) } });
+    const few = make({
+      resources: '{ timeout_ms: 5000, gpus: 2 }',
+      options: { devices: new DeviceAllocator(async () => ['0']) },
+    });
     await few.dep.start();
     assert.ok(few.lines.some((l) => l.msg === 'fewer GPUs than resources.gpus asks for'));
     assert.deepEqual(few.dep.replicaInfo()[0]!.devices, ['0']);
-    const none = make({ resources: '{ timeout_ms: 5000, gpus: 1 }', options: { devices: new DeviceAllocator(async () => []) } });
+    const none = make({
+      resources: '{ timeout_ms: 5000, gpus: 1 }',
+      options: { devices: new DeviceAllocator(async () => []) },
+    });
     await none.dep.start();
     assert.ok(none.lines.some((l) => l.msg === 'no GPU found (nvidia-smi): the replica runs without one'));
     assert.deepEqual(none.dep.replicaInfo()[0]!.devices, []);
@@ -921,7 +990,11 @@ describe('deployment: GPUs', () => {
 
   it('a scale-down releases the leases of the replicas it stops', async () => {
     const devices = new DeviceAllocator(async () => ['0', '1', '2']);
-    const { dep } = make({ resources: '{ timeout_ms: 5000, gpus: 1 }', scaling: '{ min_replicas: 3, max_replicas: 3 }', options: { devices } });
+    const { dep } = make({
+      resources: '{ timeout_ms: 5000, gpus: 1 }',
+      scaling: '{ min_replicas: 3, max_replicas: 3 }',
+      options: { devices },
+    });
     await dep.start();
     assert.equal(Object.keys(devices.usage()).length, 3);
     await dep.scaleTo(1);

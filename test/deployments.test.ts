@@ -42,9 +42,11 @@ interface Envelope<T = any> {
 describe('model versions, traffic and the deployment API', () => {
   let h: Harness;
   let extDir: string;
-  const put = (path: string, body: unknown, headers?: Record<string, string>) => request<Envelope>(h.url + path, 'PUT', body, headers);
+  const put = (path: string, body: unknown, headers?: Record<string, string>) =>
+    request<Envelope>(h.url + path, 'PUT', body, headers);
   const del = (path: string) => request<Envelope>(h.url + path, 'DELETE');
-  const predict = (id: string, headers?: Record<string, string>) => h.post<Envelope>(`/models/${id}/predict`, { sequence: 'ACGT' }, headers);
+  const predict = (id: string, headers?: Record<string, string>) =>
+    h.post<Envelope>(`/models/${id}/predict`, { sequence: 'ACGT' }, headers);
 
   before(async () => {
     h = await startGateway([]);
@@ -81,11 +83,16 @@ describe('model versions, traffic and the deployment API', () => {
     // Open Inference Protocol: versions in metadata, and addressed inference.
     const meta = await h.get<{ versions: string[] }>('/v2/models/echo');
     assert.deepEqual(meta.body.versions, ['2.0.0', '1.0.0']);
-    const oip = await h.post<{ model_version: string }>('/v2/models/echo/versions/1.0.0/infer', { inputs: [{ name: 'sequences', datatype: 'BYTES', shape: [1], data: ['ACG'] }] });
+    const oip = await h.post<{ model_version: string }>('/v2/models/echo/versions/1.0.0/infer', {
+      inputs: [{ name: 'sequences', datatype: 'BYTES', shape: [1], data: ['ACG'] }],
+    });
     assert.equal(oip.status, 200, JSON.stringify(oip.body));
     assert.equal(oip.body.model_version, '1.0.0');
     const index = await h.post<{ name: string; version: string; state: string }[]>('/v2/repository/index', {});
-    assert.deepEqual(index.body.filter((r) => r.name === 'echo').map((r) => `${r.version}:${r.state}`), ['2.0.0:READY', '1.0.0:READY']);
+    assert.deepEqual(
+      index.body.filter((r) => r.name === 'echo').map((r) => `${r.version}:${r.state}`),
+      ['2.0.0:READY', '1.0.0:READY'],
+    );
   });
 
   it('splits traffic by weight exactly, keeps a sticky key on one version, and counts per version', async () => {
@@ -113,15 +120,28 @@ describe('model versions, traffic and the deployment API', () => {
     // Per-version request counters in Prometheus make the comparison visible.
     const prom = await h.get<string>('/metrics/prometheus');
     const count = (v: string): number => {
-      const re = new RegExp(`^isomodel_requests_total\\{[^}]*model="echo"[^}]*version="${v.replace(/\./g, '\\.')}"[^}]*\\} (\\d+)`, 'gm');
+      const re = new RegExp(
+        `^isomodel_requests_total\\{[^}]*model="echo"[^}]*version="${v.replace(/\./g, '\\.')}"[^}]*\\} (\\d+)`,
+        'gm',
+      );
       return [...prom.body.matchAll(re)].reduce((s, m) => s + Number(m[1]), 0);
     };
     assert.ok(count('1.0.0') >= 30 + 80, `1.0.0 counted: ${count('1.0.0')}`);
     assert.ok(count('2.0.0') >= 10, `2.0.0 counted: ${count('2.0.0')}`);
 
     const status = await h.get<Envelope>('/api/v1/models/echo/status');
-    const versions = status.body.data.versions as { version: string; weight: number; metrics: { total_requests?: number } | null }[];
-    assert.deepEqual(versions.map((v) => [v.version, v.weight]), [['2.0.0', 1], ['1.0.0', 3]]);
+    const versions = status.body.data.versions as {
+      version: string;
+      weight: number;
+      metrics: { total_requests?: number } | null;
+    }[];
+    assert.deepEqual(
+      versions.map((v) => [v.version, v.weight]),
+      [
+        ['2.0.0', 1],
+        ['1.0.0', 3],
+      ],
+    );
 
     const canary = await put('/api/v1/models/echo/traffic', { canary: { version: '1.0.0', percent: 25 } });
     assert.deepEqual(canary.body.data.weights, { '2.0.0': 75, '1.0.0': 25 });
@@ -152,7 +172,14 @@ describe('model versions, traffic and the deployment API', () => {
     writeEchoVersion(join(extDir, 'echo-3'), '3.0.0');
     // An A/B split in place survives deploying another version beside it.
     assert.equal((await put('/api/v1/models/echo/traffic', { weights: { '2.0.0': 3, '1.0.0': 1 } })).status, 200);
-    const d = await h.post<Envelope>('/api/v1/models/deploy', { config: { model_id: 'echo', version: '3.0.0', path: join(extDir, 'echo-3'), scaling_config: { min_replicas: 1, max_replicas: 2 } } });
+    const d = await h.post<Envelope>('/api/v1/models/deploy', {
+      config: {
+        model_id: 'echo',
+        version: '3.0.0',
+        path: join(extDir, 'echo-3'),
+        scaling_config: { min_replicas: 1, max_replicas: 2 },
+      },
+    });
     assert.equal(d.status, 201, JSON.stringify(d.body));
     assert.equal(d.body.data.deployed_version, '3.0.0');
     assert.equal(d.body.data.traffic.default_version, '2.0.0', 'the serving version keeps its traffic');
@@ -161,7 +188,9 @@ describe('model versions, traffic and the deployment API', () => {
     assert.equal((await predict('echo')).body.data.version, '2.0.0');
 
     // Deploying it again with canary_percent sends that share of the traffic to it.
-    const canary = await h.post<Envelope>('/api/v1/models/deploy', { config: { model_id: 'echo', version: '3.0.0', canary_percent: 20 } });
+    const canary = await h.post<Envelope>('/api/v1/models/deploy', {
+      config: { model_id: 'echo', version: '3.0.0', canary_percent: 20 },
+    });
     assert.equal(canary.status, 201, JSON.stringify(canary.body));
     assert.deepEqual(canary.body.data.traffic.weights, { '2.0.0': 80, '3.0.0': 20 });
     const seen = new Set<string>();
@@ -169,22 +198,43 @@ describe('model versions, traffic and the deployment API', () => {
     assert.deepEqual([...seen].sort(), ['2.0.0', '3.0.0']);
     assert.equal((await del('/api/v1/models/echo/traffic')).status, 200);
 
-    const inf = await h.post<Envelope>('/api/v1/models/echo@3.0.0/inference', { input_data: { sequence: 'ACGTAC' }, parameters: {}, timeout: 10, priority: 'high' });
+    const inf = await h.post<Envelope>('/api/v1/models/echo@3.0.0/inference', {
+      input_data: { sequence: 'ACGTAC' },
+      parameters: {},
+      timeout: 10,
+      priority: 'high',
+    });
     assert.equal(inf.status, 200, JSON.stringify(inf.body));
     assert.equal(inf.body.data.prediction, 6);
     assert.equal(inf.body.data.version, '3.0.0');
 
-    const batch = await h.post<Envelope>('/api/v1/models/echo/batch_inference', { requests: [{ input_data: 'AC' }, { input_data: { sequence: 'ACGTA' } }], timeout: 10 });
+    const batch = await h.post<Envelope>('/api/v1/models/echo/batch_inference', {
+      requests: [{ input_data: 'AC' }, { input_data: { sequence: 'ACGTA' } }],
+      timeout: 10,
+    });
     assert.equal(batch.status, 200, JSON.stringify(batch.body));
-    assert.deepEqual(batch.body.data.results.map((r: { data: { prediction: number } }) => r.data.prediction), [2, 5]);
-    const badItem = await h.post<Envelope>('/api/v1/models/echo/batch_inference', { requests: [{ input_data: 'AC' }, { input_data: 'AC!!' }] });
+    assert.deepEqual(
+      batch.body.data.results.map((r: { data: { prediction: number } }) => r.data.prediction),
+      [2, 5],
+    );
+    const badItem = await h.post<Envelope>('/api/v1/models/echo/batch_inference', {
+      requests: [{ input_data: 'AC' }, { input_data: 'AC!!' }],
+    });
     assert.equal(badItem.status, 400);
     assert.equal(badItem.body.error?.code, 'INVALID_SEQUENCE');
     assert.deepEqual(badItem.body.error?.details, { index: 1 });
-    const wrongModel = await h.post<Envelope>('/api/v1/models/deploy', { config: { model_id: 'other', path: join(extDir, 'echo-3') } });
+    const wrongModel = await h.post<Envelope>('/api/v1/models/deploy', {
+      config: { model_id: 'other', path: join(extDir, 'echo-3') },
+    });
     assert.equal(wrongModel.status, 422);
     // The spec's health routes live under /api/v1/health too.
-    for (const p of ['/api/v1/health/', '/api/v1/health/live', '/api/v1/health/ready', '/api/v1/health/startup', '/api/v1/health/detailed']) {
+    for (const p of [
+      '/api/v1/health/',
+      '/api/v1/health/live',
+      '/api/v1/health/ready',
+      '/api/v1/health/startup',
+      '/api/v1/health/detailed',
+    ]) {
       assert.equal((await h.get<Envelope>(p)).status, 200, p);
     }
   });
@@ -198,7 +248,10 @@ describe('model versions, traffic and the deployment API', () => {
     const two = await h.post<Envelope>('/api/v1/models/echo@3.0.0/scale', { replicas: 2 });
     assert.equal(two.status, 200, JSON.stringify(two.body));
     assert.equal(two.body.data.versions[0].replicas.filter((r: { state: string }) => r.state === 'ready').length, 2);
-    const pids = h.gw.registry.deployment('echo@3.0.0')!.replicaInfo().map((r) => r.pid!);
+    const pids = h.gw.registry
+      .deployment('echo@3.0.0')!
+      .replicaInfo()
+      .map((r) => r.pid!);
     const zero = await h.post<Envelope>('/api/v1/models/echo@3.0.0/scale', { replicas: 0 });
     assert.equal(zero.body.data.versions[0].replicas.length, 0);
     await waitFor(() => pids.every((p) => !pidAlive(p)));
@@ -209,7 +262,10 @@ describe('model versions, traffic and the deployment API', () => {
 
   it('rolls out a new version with PUT while under load: zero failed requests, then only the new version answers', async () => {
     writeEchoVersion(join(extDir, 'echo-4'), '4.0.0', 2);
-    const oldPids = h.gw.registry.deployment('echo@2.0.0')!.replicaInfo().map((r) => r.pid!);
+    const oldPids = h.gw.registry
+      .deployment('echo@2.0.0')!
+      .replicaInfo()
+      .map((r) => r.pid!);
     let stop = false;
     const results: { status: number; version?: string; code?: string }[] = [];
     const client = async (): Promise<void> => {
@@ -229,8 +285,14 @@ describe('model versions, traffic and the deployment API', () => {
 
     const failed = results.filter((r) => r.status !== 200);
     assert.deepEqual(failed.slice(0, 3), [], `${failed.length} of ${results.length} requests failed`);
-    assert.ok(results.some((r) => r.version === '2.0.0') && results.some((r) => r.version === '4.0.0'), 'both versions answered during the update');
-    assert.ok(results.slice(afterUpdate).every((r) => r.version === '4.0.0'), 'after the update only the new version answers');
+    assert.ok(
+      results.some((r) => r.version === '2.0.0') && results.some((r) => r.version === '4.0.0'),
+      'both versions answered during the update',
+    );
+    assert.ok(
+      results.slice(afterUpdate).every((r) => r.version === '4.0.0'),
+      'after the update only the new version answers',
+    );
     assert.equal(up.body.data.traffic.default_version, '4.0.0');
     assert.ok((up.body.data.previous_versions as string[]).includes('2.0.0'));
     assert.equal(h.gw.registry.status('echo@2.0.0'), 'unloaded');
@@ -245,8 +307,13 @@ describe('model versions, traffic and the deployment API', () => {
     assert.equal(gone.status, 200);
     // The models dir still holds echo-1 and echo-2: listed, unloaded; the external 3 and 4 are forgotten.
     const list = await h.get<Envelope>('/api/v1/models');
-    const echo = (list.body.data.models as { model_id: string; versions: { version: string; status: string }[] }[]).find((m) => m.model_id === 'echo')!;
-    assert.deepEqual(echo.versions.map((v) => `${v.version}:${v.status}`), ['2.0.0:unloaded', '1.0.0:unloaded']);
+    const echo = (
+      list.body.data.models as { model_id: string; versions: { version: string; status: string }[] }[]
+    ).find((m) => m.model_id === 'echo')!;
+    assert.deepEqual(
+      echo.versions.map((v) => `${v.version}:${v.status}`),
+      ['2.0.0:unloaded', '1.0.0:unloaded'],
+    );
     assert.equal((await del('/api/v1/models/nope')).status, 404);
   });
 });

@@ -17,7 +17,14 @@ import { parseContainerStats } from '../src/drivers/docker-stats.js';
 import { loadPackage } from '../src/manifest/load.js';
 import { manifestSchema } from '../src/manifest/schema.js';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
-import { composeCommand, dockerdUnavailable, makeBaseImage, removeAllContainers, startDockerd, type Engine } from './dockerd.js';
+import {
+  composeCommand,
+  dockerdUnavailable,
+  makeBaseImage,
+  removeAllContainers,
+  startDockerd,
+  type Engine,
+} from './dockerd.js';
 import { FIXTURES_DIR, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
 
 const MB = 1024 * 1024;
@@ -27,7 +34,15 @@ describe('docker driver: container spec, image tags, stats (no engine needed)', 
   const pkg = {
     dir: '/srv/models/m',
     fingerprint: 'x',
-    manifest: manifestSchema.parse({ name: 'm', version: '1.2.3+build', runtime: 'python', entry: 'model.py', isolation: 'docker', tasks: [{ name: 't', sequence_types: ['DNA'] }], resources: { memory_mb: 200, cpus: 4 } }),
+    manifest: manifestSchema.parse({
+      name: 'm',
+      version: '1.2.3+build',
+      runtime: 'python',
+      entry: 'model.py',
+      isolation: 'docker',
+      tasks: [{ name: 't', sequence_types: ['DNA'] }],
+      resources: { memory_mb: 200, cpus: 4 },
+    }),
   };
 
   it('asks for no network, the limits, a read-only root, no capabilities, an unprivileged user and labels', () => {
@@ -59,14 +74,25 @@ describe('docker driver: container spec, image tags, stats (no engine needed)', 
       memory_stats: { usage: 50 * MB, stats: { total_inactive_file: 10 * MB } },
       cpu_stats: { cpu_usage: { total_usage: 3e9 }, system_cpu_usage: 110e9, online_cpus: 2 },
       precpu_stats: { cpu_usage: { total_usage: 2e9 }, system_cpu_usage: 100e9 },
-      blkio_stats: { io_service_bytes_recursive: [{ op: 'Read', value: 4096 }, { op: 'Write', value: 100 }, { op: 'Read', value: 4 }, { op: 'Total', value: 4200 }] },
+      blkio_stats: {
+        io_service_bytes_recursive: [
+          { op: 'Read', value: 4096 },
+          { op: 'Write', value: 100 },
+          { op: 'Read', value: 4 },
+          { op: 'Total', value: 4200 },
+        ],
+      },
       networks: { eth0: { rx_bytes: 10, tx_bytes: 20 }, eth1: { rx_bytes: 1, tx_bytes: 2 } },
     });
     assert.equal(s.memoryBytes, 40 * MB);
     assert.equal(s.cpuPercent, 20, '1 s of CPU over 10 s of 2 cores: 20% of one core');
     assert.deepEqual([s.diskReadBytes, s.diskWriteBytes, s.netRxBytes, s.netTxBytes], [4100, 100, 11, 22]);
     const none = parseContainerStats({ memory_stats: {}, blkio_stats: { io_service_bytes_recursive: null } });
-    assert.deepEqual([none.diskReadBytes, none.netRxBytes, none.memoryBytes], [0, null, undefined], 'no interfaces: network unmeasured, not zero');
+    assert.deepEqual(
+      [none.diskReadBytes, none.netRxBytes, none.memoryBytes],
+      [0, null, undefined],
+      'no interfaces: network unmeasured, not zero',
+    );
   });
 });
 
@@ -83,7 +109,11 @@ describe('docker driver without an engine', () => {
     });
     const exits: string[] = [];
     w.onExit((i) => exits.push(i.reason));
-    await assert.rejects(w.start(), (e: any) => e.code === 'MODEL_NOT_LOADED' && /docker engine unreachable.*isomodel-no-such-engine\.sock/.test(e.message));
+    await assert.rejects(
+      w.start(),
+      (e: any) =>
+        e.code === 'MODEL_NOT_LOADED' && /docker engine unreachable.*isomodel-no-such-engine\.sock/.test(e.message),
+    );
     assert.equal(w.state, 'exited');
     assert.equal(exits.length, 1);
     assert.match(exits[0]!, /failed to start/);
@@ -115,21 +145,32 @@ describe('deploy/docker: Dockerfiles and compose', () => {
     const config = mounts.find((v) => v.includes('prometheus.yml'))!;
     const hostPath = resolve(DOCKER_DIR, config.split(':')[0]!);
     assert.equal(hostPath, join(PACKAGE_ROOT, 'deploy', 'prometheus.yml'));
-    const prom = parseYaml(readFileSync(hostPath, 'utf8')) as { scrape_configs: { metrics_path: string; static_configs: { targets: string[] }[] }[] };
+    const prom = parseYaml(readFileSync(hostPath, 'utf8')) as {
+      scrape_configs: { metrics_path: string; static_configs: { targets: string[] }[] }[];
+    };
     assert.equal(prom.scrape_configs[0]!.metrics_path, '/metrics/prometheus');
     // Nothing listens beyond loopback: both share the host's network namespace and bind 127.0.0.1.
     for (const s of [gateway, prometheus]) assert.equal(s.network_mode, 'host');
     assert.equal(prom.scrape_configs[0]!.static_configs[0]!.targets[0], '127.0.0.1:8000');
     assert.ok((prometheus.command as string[]).includes('--web.listen-address=127.0.0.1:9090'));
     assert.equal(gateway.environment.ISOMODEL_HOST, '127.0.0.1');
-    for (const v of gateway.volumes ?? []) if (typeof v === 'string' && v.startsWith('.')) assert.ok(existsSync(resolve(DOCKER_DIR, v.split(':')[0]!)), v);
+    for (const v of gateway.volumes ?? [])
+      if (typeof v === 'string' && v.startsWith('.')) assert.ok(existsSync(resolve(DOCKER_DIR, v.split(':')[0]!)), v);
   });
 
   const compose = composeCommand();
-  it('compose.yaml passes `compose config`', { skip: compose ? false : 'no compose implementation installed (docker compose / docker-compose)' }, () => {
-    // Validates the file against the Compose schema; nothing is built, pulled or started.
-    execFileSync(compose![0]!, [...compose!.slice(1), '-f', join(DOCKER_DIR, 'compose.yaml'), 'config', '-q'], { cwd: DOCKER_DIR, stdio: 'pipe', timeout: 60_000 });
-  });
+  it(
+    'compose.yaml passes `compose config`',
+    { skip: compose ? false : 'no compose implementation installed (docker compose / docker-compose)' },
+    () => {
+      // Validates the file against the Compose schema; nothing is built, pulled or started.
+      execFileSync(compose![0]!, [...compose!.slice(1), '-f', join(DOCKER_DIR, 'compose.yaml'), 'config', '-q'], {
+        cwd: DOCKER_DIR,
+        stdio: 'pipe',
+        timeout: 60_000,
+      });
+    },
+  );
 });
 
 const unavailable = dockerdUnavailable();
@@ -139,26 +180,35 @@ describe('docker isolation against a real engine', { skip: unavailable ?? false 
   let h: Harness;
   const containers = async (model: string, all = false) =>
     engine.docker.listContainers({ all, filters: { label: [`isomodel.model=${model}`] } });
-  const replica = async (model: string) => (await h.get(`/health/detailed`)).body.data.models.find((m: any) => m.name === model)?.replicas?.[0];
+  const replica = async (model: string) =>
+    (await h.get(`/health/detailed`)).body.data.models.find((m: any) => m.name === model)?.replicas?.[0];
   const predict = (model: string, body: Record<string, unknown>) => h.post(`/models/${model}/predict`, body);
   /** The one running container of a model, once a fresh replica is ready. */
   const runningContainer = async (model: string, not?: string): Promise<string> =>
-    waitFor(async () => {
-      const r = await replica(model);
-      const cs = await containers(model);
-      return r?.state === 'ready' && cs.length === 1 && cs[0]!.Id !== not ? cs[0]!.Id : '';
-    }, 60_000, 100);
+    waitFor(
+      async () => {
+        const r = await replica(model);
+        const cs = await containers(model);
+        return r?.state === 'ready' && cs.length === 1 && cs[0]!.Id !== not ? cs[0]!.Id : '';
+      },
+      60_000,
+      100,
+    );
 
   let weights: string;
 
   before(async () => {
     engine = await startDockerd();
-    for (const flavour of ['python', 'node'] as const) assert.equal(makeBaseImage(engine, flavour), `isomodel/base:${flavour}`);
+    for (const flavour of ['python', 'node'] as const)
+      assert.equal(makeBaseImage(engine, flavour), `isomodel/base:${flavour}`);
     // The weights folder an operator (or `isomodel pull --for`) sets: readable by the container's nobody.
     weights = join(workerTmpDir('isomodel-wdocker-'), 'w');
     mkdirSync(weights, { mode: 0o755 });
     writeFileSync(join(weights, 'weights.txt'), 'contained\n', { mode: 0o644 });
-    h = await startGateway(['docker-py', 'docker-node', 'weights-docker'], { docker: { socket: engine.socket }, model_env: { 'weights-docker': { WEIGHTS_NODE_PATH: weights } } });
+    h = await startGateway(['docker-py', 'docker-node', 'weights-docker'], {
+      docker: { socket: engine.socket },
+      model_env: { 'weights-docker': { WEIGHTS_NODE_PATH: weights } },
+    });
   });
   after(async () => {
     await h?.close();
@@ -170,7 +220,8 @@ describe('docker isolation against a real engine', { skip: unavailable ?? false 
   });
 
   it('builds the model images and serves predictions from containers (python, node)', async () => {
-    for (const m of ['docker-py', 'docker-node']) assert.equal((await h.get('/v1/models')).body.data.models.find((x: any) => x.name === m)?.status, 'ready', m);
+    for (const m of ['docker-py', 'docker-node'])
+      assert.equal((await h.get('/v1/models')).body.data.models.find((x: any) => x.name === m)?.status, 'ready', m);
     const gc = await predict('docker-py', { sequence: 'GGCCAT' });
     assert.equal(gc.status, 200, JSON.stringify(gc.body));
     assert.equal(gc.body.data.gc, 4 / 6);
@@ -178,7 +229,10 @@ describe('docker isolation against a real engine', { skip: unavailable ?? false 
     assert.equal(rc.status, 200, JSON.stringify(rc.body));
     assert.equal(rc.body.data.reverse_complement, 'CAACGTT');
     const images = await engine.docker.listImages({ filters: { label: ['isomodel.model=docker-py'] } });
-    assert.deepEqual(images.flatMap((i) => i.RepoTags ?? []), ['isomodel/docker-py:1.0.0']);
+    assert.deepEqual(
+      images.flatMap((i) => i.RepoTags ?? []),
+      ['isomodel/docker-py:1.0.0'],
+    );
   });
 
   it('runs the container with no network, the memory/CPU limits, a read-only root, no capabilities', async () => {
@@ -207,7 +261,10 @@ describe('docker isolation against a real engine', { skip: unavailable ?? false 
     assert.equal(me.write_root.ok, false);
     assert.equal(me.write_tmp.ok, true, JSON.stringify(me.write_tmp));
     assert.ok(me.env.includes('ISOMODEL_REPLICA_ID'));
-    assert.ok(!me.env.some((k: string) => k.startsWith('npm_') || k === 'NODE_TEST_CONTEXT'), 'the gateway environment stays outside');
+    assert.ok(
+      !me.env.some((k: string) => k.startsWith('npm_') || k === 'NODE_TEST_CONTEXT'),
+      'the gateway environment stays outside',
+    );
   });
 
   it("mounts the operator's weights folder read-only at the same path", async () => {
@@ -223,12 +280,16 @@ describe('docker isolation against a real engine', { skip: unavailable ?? false 
   });
 
   it('reports the container stats to the monitor (memory, CPU, block I/O)', async () => {
-    const m = await waitFor(() => {
-      const x = h.gw.monitor.modelMetrics('docker-py').replicas[0];
-      // The engine's first sample can predate the interpreter's start (a few hundred KiB): wait for
-      // one that shows the running worker; a monitor that never gets there fails on the timeout.
-      return x && x.rss_bytes !== null && x.rss_bytes > 1 * MB && x.io.disk_read_bytes !== null ? x : undefined;
-    }, 15_000, 100).then((x) => x!);
+    const m = await waitFor(
+      () => {
+        const x = h.gw.monitor.modelMetrics('docker-py').replicas[0];
+        // The engine's first sample can predate the interpreter's start (a few hundred KiB): wait for
+        // one that shows the running worker; a monitor that never gets there fails on the timeout.
+        return x && x.rss_bytes !== null && x.rss_bytes > 1 * MB && x.io.disk_read_bytes !== null ? x : undefined;
+      },
+      15_000,
+      100,
+    ).then((x) => x!);
     assert.ok(m.rss_bytes! > 1 * MB && m.rss_bytes! < 96 * MB, String(m.rss_bytes));
     assert.equal(typeof m.io.disk_write_bytes, 'number');
     assert.equal(m.io.net_rx_bytes, null, 'NetworkMode none: no interface to count');
@@ -242,7 +303,11 @@ describe('docker isolation against a real engine', { skip: unavailable ?? false 
     const r = await replica('docker-py');
     assert.match(r.last_exit, /crashed \(signal SIGKILL\)/);
     assert.ok(r.restarts >= 1);
-    await assert.rejects(engine.docker.getContainer(id).inspect(), /no such container/i, 'the dead container was removed');
+    await assert.rejects(
+      engine.docker.getContainer(id).inspect(),
+      /no such container/i,
+      'the dead container was removed',
+    );
     assert.equal((await predict('docker-py', { sequence: 'GGGG' })).status, 200);
   });
 
@@ -256,7 +321,11 @@ describe('docker isolation against a real engine', { skip: unavailable ?? false 
     await runningContainer('docker-py', id);
     assert.match((await replica('docker-py')).last_exit, /memory limit exceeded/);
     // The kernel's OOM killer did it (the engine saw the cgroup's oom event), not a MemoryError.
-    const events = await engine.docker.getEvents({ since, until: Math.ceil(Date.now() / 1000), filters: { event: ['oom'], container: [id] } });
+    const events = await engine.docker.getEvents({
+      since,
+      until: Math.ceil(Date.now() / 1000),
+      filters: { event: ['oom'], container: [id] },
+    });
     let text = '';
     for await (const chunk of events as AsyncIterable<Buffer>) text += chunk.toString();
     assert.match(text, /"status":"oom"/);
@@ -278,11 +347,20 @@ describe('docker isolation against a real engine', { skip: unavailable ?? false 
     const dir = join(h.modelsDir, 'promoter-docker');
     cpSync(join(BUILTIN_MODELS_DIR, 'promoter'), dir, { recursive: true });
     cpSync(join(BUILTIN_MODELS_DIR, 'promoter'), join(h.modelsDir, 'promoter'), { recursive: true });
-    const yaml = readFileSync(join(dir, 'model.yaml'), 'utf8').replace(/^name: promoter$/m, 'name: promoter-docker').replace(/^isolation: process$/m, 'isolation: docker');
+    const yaml = readFileSync(join(dir, 'model.yaml'), 'utf8')
+      .replace(/^name: promoter$/m, 'name: promoter-docker')
+      .replace(/^isolation: process$/m, 'isolation: docker');
     writeFileSync(join(dir, 'model.yaml'), yaml);
     const reload = await h.post('/v1/models/reload');
     assert.equal(reload.status, 200, JSON.stringify(reload.body));
-    await waitFor(async () => ['ready', 'failed'].includes((await h.get('/v1/models')).body.data.models.find((x: any) => x.name === 'promoter-docker')?.status), 120_000, 200);
+    await waitFor(
+      async () =>
+        ['ready', 'failed'].includes(
+          (await h.get('/v1/models')).body.data.models.find((x: any) => x.name === 'promoter-docker')?.status,
+        ),
+      120_000,
+      200,
+    );
     const sequence = 'TACTAGCAATACGCTTGCGTTCGGTGGTTAAGTATGTATAATGCGCGGGCTTGTCGT';
     const inDocker = await predict('promoter-docker', { sequence });
     assert.equal(inDocker.status, 200, JSON.stringify(inDocker.body));
@@ -308,7 +386,11 @@ describe('docker isolation against a real engine', { skip: unavailable ?? false 
       // stderr and stdout are separate streams: the setup line may land just after the ready line.
       await waitFor(() => w.recentLog().some((l) => l.includes('docker-py setup done in /model')), 5000);
       const marker = `marker-${Date.now()}`;
-      const out = await w.predict({ task: 'probe', items: [{ sequence: 'GC', options: { action: 'log', text: marker } }], timeoutMs: 5000 });
+      const out = await w.predict({
+        task: 'probe',
+        items: [{ sequence: 'GC', options: { action: 'log', text: marker } }],
+        timeoutMs: 5000,
+      });
       assert.deepEqual(out, [{ gc: 1 }]);
       await waitFor(() => w.recentLog().includes(marker), 5000);
       await w.ping(2000);
@@ -325,19 +407,37 @@ describe('docker isolation against a real engine', { skip: unavailable ?? false 
   it('a changed package gets a fresh image on reload; the old one is dropped', async () => {
     const before = (await engine.docker.getImage('isomodel/docker-node:0.1.0').inspect()).Id;
     const entry = join(h.modelsDir, 'docker-node', 'index.mjs');
-    writeFileSync(entry, readFileSync(entry, 'utf8').replace('node: process.version', "node: process.version, rebuilt: 'yes'"));
+    writeFileSync(
+      entry,
+      readFileSync(entry, 'utf8').replace('node: process.version', "node: process.version, rebuilt: 'yes'"),
+    );
     const reload = await h.post('/v1/models/reload');
     assert.equal(reload.status, 200, JSON.stringify(reload.body));
-    const r = await waitFor(async () => {
-      const x = await predict('docker-node', { sequence: 'ACGT' });
-      return x.status === 200 && x.body.data.rebuilt === 'yes' ? x : undefined;
-    }, 60_000, 200).then((x) => x!);
+    const r = await waitFor(
+      async () => {
+        const x = await predict('docker-node', { sequence: 'ACGT' });
+        return x.status === 200 && x.body.data.rebuilt === 'yes' ? x : undefined;
+      },
+      60_000,
+      200,
+    ).then((x) => x!);
     assert.equal(r.body.data.reverse_complement, 'ACGT');
     const rebuilt = (await engine.docker.getImage('isomodel/docker-node:0.1.0').inspect()).Id;
     assert.notEqual(rebuilt, before);
     // The old deployment drains, its container goes, and with it the image nothing tags any more.
     await waitFor(async () => (await containers('docker-node', true)).every((c) => c.ImageID === rebuilt), 20_000, 100);
-    await waitFor(() => engine.docker.getImage(before).inspect().then(() => false, () => true), 20_000, 100);
+    await waitFor(
+      () =>
+        engine.docker
+          .getImage(before)
+          .inspect()
+          .then(
+            () => false,
+            () => true,
+          ),
+      20_000,
+      100,
+    );
   });
 
   it('unload stops and removes the containers', async () => {

@@ -51,11 +51,16 @@ export async function startDockerd(timeoutMs = 60_000): Promise<Engine> {
       '--iptables=false',
       '--ip6tables=false',
       '--ip-masq=false',
-      '--data-root', join(root, 'data'),
-      '--exec-root', join(root, 'exec'),
-      '--host', `unix://${socket}`,
-      '--pidfile', join(root, 'dockerd.pid'),
-      '--log-level', 'warn',
+      '--data-root',
+      join(root, 'data'),
+      '--exec-root',
+      join(root, 'exec'),
+      '--host',
+      `unix://${socket}`,
+      '--pidfile',
+      join(root, 'dockerd.pid'),
+      '--log-level',
+      'warn',
     ],
     { stdio: ['ignore', out, out] },
   );
@@ -72,7 +77,13 @@ export async function startDockerd(timeoutMs = 60_000): Promise<Engine> {
   // (which stops its containers) once this process is gone.
   const watchdog = spawn(
     '/bin/sh',
-    ['-c', 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -TERM "$2" 2>/dev/null', 'isomodel-dockerd-watchdog', String(process.pid), String(child.pid)],
+    [
+      '-c',
+      'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -TERM "$2" 2>/dev/null',
+      'isomodel-dockerd-watchdog',
+      String(process.pid),
+      String(child.pid),
+    ],
     { stdio: 'ignore' },
   );
   watchdog.unref();
@@ -95,7 +106,9 @@ export async function startDockerd(timeoutMs = 60_000): Promise<Engine> {
       if (exited || Date.now() > end) {
         const tail = log().split('\n').slice(-15).join('\n');
         await stop();
-        throw new Error(`dockerd did not start (${exited ? 'it exited' : `not answering after ${timeoutMs} ms`}):\n${tail}`);
+        throw new Error(
+          `dockerd did not start (${exited ? 'it exited' : `not answering after ${timeoutMs} ms`}):\n${tail}`,
+        );
       }
       await sleep(200);
     }
@@ -107,12 +120,20 @@ export async function startDockerd(timeoutMs = 60_000): Promise<Engine> {
 
 /** Runs deploy/docker/make-base-image.sh for a flavour against the engine. */
 export function makeBaseImage(engine: Engine, flavour: 'node' | 'python'): string {
-  return execFileSync(join(PACKAGE_ROOT, 'deploy', 'docker', 'make-base-image.sh'), [flavour], { env: engine.env, encoding: 'utf8', timeout: 120_000 }).trim();
+  return execFileSync(join(PACKAGE_ROOT, 'deploy', 'docker', 'make-base-image.sh'), [flavour], {
+    env: engine.env,
+    encoding: 'utf8',
+    timeout: 120_000,
+  }).trim();
 }
 
 /** Removes every container the engine has (the tests' own engine: nothing else lives there). */
 export async function removeAllContainers(docker: Docker): Promise<void> {
-  for (const c of await docker.listContainers({ all: true })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  for (const c of await docker.listContainers({ all: true }))
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
 }
 
 /** A compose implementation's argv prefix (`docker compose` or `docker-compose`), or null. */

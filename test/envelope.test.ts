@@ -16,7 +16,10 @@ describe('error mapping', () => {
   it('framework errors keep their meaning', () => {
     assert.equal(toIsoError({ statusCode: 413, message: 'too large' }).code, 'PAYLOAD_TOO_LARGE');
     assert.equal(toIsoError({ statusCode: 415 }).code, 'INVALID_REQUEST');
-    assert.equal(toIsoError({ statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY', message: 'bad json' }).code, 'INVALID_REQUEST');
+    assert.equal(
+      toIsoError({ statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY', message: 'bad json' }).code,
+      'INVALID_REQUEST',
+    );
     assert.equal(toIsoError(new IsoError('QUEUE_FULL', 'full')).status, 429);
   });
 
@@ -24,9 +27,15 @@ describe('error mapping', () => {
     const same = new IsoError('QUEUE_FULL', 'full');
     assert.equal(toIsoError(same), same, 'an IsoError passes through as it is');
     const big = toIsoError({ statusCode: 413, message: 'Request body is too large' });
-    assert.deepEqual([big.code, big.status, big.message, big.details], ['PAYLOAD_TOO_LARGE', 413, 'request body is too large', { limit: 'see body_limit_bytes' }]);
+    assert.deepEqual(
+      [big.code, big.status, big.message, big.details],
+      ['PAYLOAD_TOO_LARGE', 413, 'request body is too large', { limit: 'see body_limit_bytes' }],
+    );
     const media = toIsoError({ statusCode: 415, message: 'Unsupported Media Type: text/plain' });
-    assert.deepEqual([media.code, media.status, media.message, media.details], ['INVALID_REQUEST', 400, 'content-type must be application/json', undefined]);
+    assert.deepEqual(
+      [media.code, media.status, media.message, media.details],
+      ['INVALID_REQUEST', 400, 'content-type must be application/json', undefined],
+    );
     const limited = toIsoError({ statusCode: 429, message: 'slow down' });
     assert.deepEqual([limited.code, limited.status, limited.message], ['RATE_LIMITED', 429, 'slow down']);
     assert.equal(toIsoError({ statusCode: 429 }).message, 'too many requests');
@@ -34,7 +43,11 @@ describe('error mapping', () => {
     assert.deepEqual([json.message, json.details], ['bad json', { fastify_code: 'FST_ERR_CTP_INVALID_JSON_BODY' }]);
     const bare = toIsoError({ statusCode: 404 });
     assert.deepEqual([bare.code, bare.message, bare.details], ['INVALID_REQUEST', 'invalid request', undefined]);
-    assert.equal(toIsoError({ statusCode: 499, message: 'x' }).code, 'INVALID_REQUEST', 'the last 4xx is a client error');
+    assert.equal(
+      toIsoError({ statusCode: 499, message: 'x' }).code,
+      'INVALID_REQUEST',
+      'the last 4xx is a client error',
+    );
     for (const statusCode of [500, 502, 399, 200]) {
       const e = toIsoError({ statusCode, message: 'secret detail' });
       assert.deepEqual([e.code, e.message], ['INTERNAL_ERROR', 'internal error'], `status ${statusCode}`);
@@ -60,7 +73,16 @@ describe('error mapping', () => {
 
   it('every documented code has its HTTP status', () => {
     assert.deepEqual(
-      ['INVALID_REQUEST', 'INVALID_SEQUENCE', 'SEQUENCE_TOO_LONG', 'MODEL_NOT_FOUND', 'RATE_LIMITED', 'MODEL_NOT_LOADED', 'PREDICTION_FAILED', 'INTERNAL_ERROR'].map((c) => ERROR_STATUS[c as keyof typeof ERROR_STATUS]),
+      [
+        'INVALID_REQUEST',
+        'INVALID_SEQUENCE',
+        'SEQUENCE_TOO_LONG',
+        'MODEL_NOT_FOUND',
+        'RATE_LIMITED',
+        'MODEL_NOT_LOADED',
+        'PREDICTION_FAILED',
+        'INTERNAL_ERROR',
+      ].map((c) => ERROR_STATUS[c as keyof typeof ERROR_STATUS]),
       [400, 400, 400, 404, 429, 503, 500, 500],
     );
   });
@@ -100,19 +122,25 @@ describe('the envelope builders', () => {
   it('errorEnvelope: no data, the error code with its details, or the message when it has none', () => {
     const withDetails = errorEnvelope(req, new IsoError('INVALID_SEQUENCE', 'bad letter', { position: 3 }));
     assert.deepEqual(Object.keys(withDetails), ['success', 'message', 'error', 'timestamp', 'request_id']);
-    assert.deepEqual({ ...withDetails, timestamp: 'T' }, {
-      success: false,
-      message: 'bad letter',
-      error: { code: 'INVALID_SEQUENCE', details: { position: 3 } },
-      timestamp: 'T',
-      request_id: 'req-42',
-    });
+    assert.deepEqual(
+      { ...withDetails, timestamp: 'T' },
+      {
+        success: false,
+        message: 'bad letter',
+        error: { code: 'INVALID_SEQUENCE', details: { position: 3 } },
+        timestamp: 'T',
+        request_id: 'req-42',
+      },
+    );
     assert.match(withDetails.timestamp, iso);
-    assert.deepEqual(errorEnvelope(req, new IsoError('MODEL_NOT_FOUND', 'no model x')).error, { code: 'MODEL_NOT_FOUND', details: 'no model x' });
+    assert.deepEqual(errorEnvelope(req, new IsoError('MODEL_NOT_FOUND', 'no model x')).error, {
+      code: 'MODEL_NOT_FOUND',
+      details: 'no model x',
+    });
     assert.ok(!('data' in withDetails));
   });
 
-  it('sendError: the error\'s status, Retry-After only when the error has one, and the envelope as the body', () => {
+  it("sendError: the error's status, Retry-After only when the error has one, and the envelope as the body", () => {
     const sent: { status?: number; headers: Record<string, string>; body?: unknown } = { headers: {} };
     const reply = {
       header(k: string, v: string) {
@@ -131,7 +159,16 @@ describe('the envelope builders', () => {
     assert.equal(sendError(req, reply, new IsoError('QUEUE_FULL', 'queue is full', undefined, 2)), reply);
     assert.equal(sent.status, 429);
     assert.deepEqual(sent.headers, { 'retry-after': '2' });
-    assert.deepEqual({ ...(sent.body as object), timestamp: 'T' }, { success: false, message: 'queue is full', error: { code: 'QUEUE_FULL', details: 'queue is full' }, timestamp: 'T', request_id: 'req-42' });
+    assert.deepEqual(
+      { ...(sent.body as object), timestamp: 'T' },
+      {
+        success: false,
+        message: 'queue is full',
+        error: { code: 'QUEUE_FULL', details: 'queue is full' },
+        timestamp: 'T',
+        request_id: 'req-42',
+      },
+    );
     sent.headers = {};
     sendError(req, reply, new IsoError('MODEL_NOT_LOADED', 'loading', undefined, 0));
     assert.deepEqual(sent.headers, { 'retry-after': '0' }, 'zero seconds is still a Retry-After');

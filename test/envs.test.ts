@@ -21,7 +21,6 @@ import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
 import { request } from './helpers.js';
 import { makeWheel } from './wheel.js';
 
-
 const PY_MODEL = `import sys
 import isotiny
 from isomodel_worker import Model
@@ -60,7 +59,17 @@ function config(overrides: ConfigInput = {}) {
   return loadConfig({
     cwd: stateDir,
     env: {},
-    overrides: { host: '127.0.0.1', port: 0, models_dir: modelsDir, state_dir: stateDir, watch: false, cgroups: false, rate_limit: { max: 100_000 }, envs: { wheel_dir: join(work, 'wheels') }, ...overrides },
+    overrides: {
+      host: '127.0.0.1',
+      port: 0,
+      models_dir: modelsDir,
+      state_dir: stateDir,
+      watch: false,
+      cgroups: false,
+      rate_limit: { max: 100_000 },
+      envs: { wheel_dir: join(work, 'wheels') },
+      ...overrides,
+    },
   });
 }
 
@@ -100,7 +109,10 @@ describe('per-model environments', { timeout: 180_000 }, () => {
     ] as const) {
       const src = join(work, `npm-src-${ver}`, 'package');
       mkdirSync(src, { recursive: true });
-      writeFileSync(join(src, 'package.json'), JSON.stringify({ name: 'isotiny', version: ver, type: 'module', main: 'index.js' }));
+      writeFileSync(
+        join(src, 'package.json'),
+        JSON.stringify({ name: 'isotiny', version: ver, type: 'module', main: 'index.js' }),
+      );
       writeFileSync(join(src, 'index.js'), body);
       execFileSync('tar', ['-czf', join(work, `isotiny-${ver}.tgz`), '-C', join(work, `npm-src-${ver}`), 'package']);
     }
@@ -109,14 +121,34 @@ describe('per-model environments', { timeout: 180_000 }, () => {
       for (const [f, text] of Object.entries(files)) writeFileSync(join(modelsDir, name, f), text);
     };
     // py-one: wheels from the config's envs.wheel_dir; two replicas start at once (one build).
-    add('py-one', { 'model.yaml': manifest('py-one', 'python', 'scaling: { min_replicas: 2, max_replicas: 2 }\n'), 'model.py': PY_MODEL, 'requirements.txt': '# pinned\nisotiny==1.0\n' });
+    add('py-one', {
+      'model.yaml': manifest('py-one', 'python', 'scaling: { min_replicas: 2, max_replicas: 2 }\n'),
+      'model.py': PY_MODEL,
+      'requirements.txt': '# pinned\nisotiny==1.0\n',
+    });
     // py-two: wheels from the manifest (environment.wheels, relative to the package).
-    add('py-two', { 'model.yaml': manifest('py-two', 'python', 'environment: { wheels: ../../wheels }\n'), 'model.py': PY_MODEL, 'requirements.txt': 'isotiny==2.0\n' });
+    add('py-two', {
+      'model.yaml': manifest('py-two', 'python', 'environment: { wheels: ../../wheels }\n'),
+      'model.py': PY_MODEL,
+      'requirements.txt': 'isotiny==2.0\n',
+    });
     // py-bad: a version nobody has.
-    add('py-bad', { 'model.yaml': manifest('py-bad', 'python'), 'model.py': PY_MODEL, 'requirements.txt': 'isotiny==3.0\n' });
+    add('py-bad', {
+      'model.yaml': manifest('py-bad', 'python'),
+      'model.py': PY_MODEL,
+      'requirements.txt': 'isotiny==3.0\n',
+    });
     // Local dependencies relative to the package: rewritten for the env, which lives elsewhere.
-    add('node-one', { 'model.yaml': manifest('node-one', 'node'), 'index.mjs': NODE_MODEL, 'package.json': JSON.stringify({ type: 'module', dependencies: { isotiny: 'file:../../isotiny-1.0.0.tgz' } }) });
-    add('node-two', { 'model.yaml': manifest('node-two', 'node'), 'index.mjs': NODE_MODEL, 'package.json': JSON.stringify({ type: 'module', dependencies: { isotiny: 'file:../../isotiny-2.0.0.tgz' } }) });
+    add('node-one', {
+      'model.yaml': manifest('node-one', 'node'),
+      'index.mjs': NODE_MODEL,
+      'package.json': JSON.stringify({ type: 'module', dependencies: { isotiny: 'file:../../isotiny-1.0.0.tgz' } }),
+    });
+    add('node-two', {
+      'model.yaml': manifest('node-two', 'node'),
+      'index.mjs': NODE_MODEL,
+      'package.json': JSON.stringify({ type: 'module', dependencies: { isotiny: 'file:../../isotiny-2.0.0.tgz' } }),
+    });
   });
 
   after(async () => {
@@ -136,17 +168,25 @@ describe('per-model environments', { timeout: 180_000 }, () => {
 
   it('says clearly when requirements need a package source and none is configured', async () => {
     const pkg = loadPackage(join(modelsDir, 'py-one'));
-    await assert.rejects(ensureEnv(pkg, { workDir: join(work, 'nosource'), python: 'python3' }), (e: Error & { code?: string }) => {
-      assert.equal(e.code, 'MODEL_NOT_LOADED');
-      assert.match(e.message, /no package source is configured.*envs\.wheel_dir/);
-      return true;
-    });
+    await assert.rejects(
+      ensureEnv(pkg, { workDir: join(work, 'nosource'), python: 'python3' }),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'MODEL_NOT_LOADED');
+        assert.match(e.message, /no package source is configured.*envs\.wheel_dir/);
+        return true;
+      },
+    );
   });
 
   it('serves conflicting versions of one package side by side, each model in its own env', async () => {
     const before = envStats.builds;
     await startGateway();
-    const [one, two, n1, n2] = await Promise.all([predict('py-one'), predict('py-two'), predict('node-one'), predict('node-two')]);
+    const [one, two, n1, n2] = await Promise.all([
+      predict('py-one'),
+      predict('py-two'),
+      predict('node-one'),
+      predict('node-two'),
+    ]);
     assert.equal(one.status, 200, JSON.stringify(one.body));
     assert.deepEqual([one.out.lib, one.out.value], ['1.0', 'acgtt']);
     assert.deepEqual([two.out.lib, two.out.value], ['2.0', 'TTGCA']);
@@ -211,11 +251,34 @@ describe('per-model environments', { timeout: 180_000 }, () => {
     const pkgs = ['py-one', 'py-two', 'py-bad', 'node-one', 'node-two'].map((n) => loadPackage(join(modelsDir, n)));
     const envs = await listEnvs(s, pkgs);
     const ready = envs.filter((e) => e.state === 'ready');
-    assert.deepEqual(ready.filter((e) => e.in_use).map((e) => e.model).sort(), ['node-one', 'node-two', 'py-one', 'py-two']);
-    assert.deepEqual(ready.filter((e) => !e.in_use).map((e) => e.model), ['py-one'], 'the py-one env of isotiny==1.0');
+    assert.deepEqual(
+      ready
+        .filter((e) => e.in_use)
+        .map((e) => e.model)
+        .sort(),
+      ['node-one', 'node-two', 'py-one', 'py-two'],
+    );
+    assert.deepEqual(
+      ready.filter((e) => !e.in_use).map((e) => e.model),
+      ['py-one'],
+      'the py-one env of isotiny==1.0',
+    );
     assert.ok(envs.some((e) => e.model === 'py-bad' && e.state === 'incomplete'));
     // Through the CLI, as an operator would.
-    const out = execFileSync(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), '--models-dir', modelsDir, '--state-dir', stateDir, 'env', 'ls', '--json'], { cwd: work, encoding: 'utf8' });
+    const out = execFileSync(
+      process.execPath,
+      [
+        join(PACKAGE_ROOT, 'bin', 'isomodel.js'),
+        '--models-dir',
+        modelsDir,
+        '--state-dir',
+        stateDir,
+        'env',
+        'ls',
+        '--json',
+      ],
+      { cwd: work, encoding: 'utf8' },
+    );
     assert.equal((JSON.parse(out) as unknown[]).length, envs.length);
     const removed = await pruneEnvs(s, pkgs);
     assert.deepEqual(removed.map((e) => `${e.model}:${e.state}`).sort(), ['py-bad:incomplete', 'py-one:ready']);

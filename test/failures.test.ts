@@ -48,11 +48,15 @@ describe('worker failures (Python chaos model)', () => {
     const pid = await workerPid();
     process.kill(pid, 'SIGKILL');
     const seen = new Set<number>();
-    await waitFor(async () => {
-      const s = (await h.get('/health/ready')).status;
-      seen.add(s);
-      return seen.has(503) && s === 200;
-    }, 30_000, 5);
+    await waitFor(
+      async () => {
+        const s = (await h.get('/health/ready')).status;
+        seen.add(s);
+        return seen.has(503) && s === 200;
+      },
+      30_000,
+      5,
+    );
     assert.ok(seen.has(503));
   });
 
@@ -144,7 +148,9 @@ describe('worker failures (Python chaos model)', () => {
     // Where the gateway cannot create cgroups (no writable cgroup fs, no delegation) workers stay in
     // the gateway's: say so in the test report rather than pass without checking anything.
     if (h.gw.cgroups.version === 'none') {
-      t.skip('cgroups are not writable on this machine (CgroupManager.detect() found none): worker cgroups are not checked');
+      t.skip(
+        'cgroups are not writable on this machine (CgroupManager.detect() found none): worker cgroups are not checked',
+      );
       return;
     }
     const r = await h.post('/predict', chaos({ action: 'env' }));

@@ -124,7 +124,14 @@ export class Fleet {
   auto = false;
   syncStop = false;
   readonly create = (pkg: ModelPackage, replicaId: string): WorkerHandle => {
-    const w = new FakeWorker(replicaId, pkg, 100 + this.workers.length, this.plans.shift() ?? 'ok', this.auto, this.syncStop);
+    const w = new FakeWorker(
+      replicaId,
+      pkg,
+      100 + this.workers.length,
+      this.plans.shift() ?? 'ok',
+      this.auto,
+      this.syncStop,
+    );
     this.workers.push(w);
     return w;
   };
@@ -135,4 +142,3 @@ export class Fleet {
     return this.workers.filter((w) => w.state !== 'exited');
   }
 }
-

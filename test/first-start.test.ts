@@ -60,7 +60,8 @@ describe('the first start with the built-in models (npm start)', { timeout: 400_
   });
 
   it('knows which built-in models lack weights here (the weight adapters on a fresh machine)', () => {
-    for (const m of absent) assert.ok(['dnabert2', 'lucaone', 'dnabert2-onnx', 'lucaone-onnx', 'codon-transformer', 'evo2'].includes(m), m);
+    for (const m of absent)
+      assert.ok(['dnabert2', 'lucaone', 'dnabert2-onnx', 'lucaone-onnx', 'codon-transformer', 'evo2'].includes(m), m);
   });
 
   it('logs JSON lines off a terminal, nothing at error level, and no stack trace', () => {
@@ -75,9 +76,12 @@ describe('the first start with the built-in models (npm start)', { timeout: 400_
 
   it('ends with one summary line: every model and its state', () => {
     const summary = logLines(serve.output).find((l) => l.msg?.startsWith('isomodel started'))!;
-    const states = Object.fromEntries((summary.models as { model: string; state: string }[]).map((m) => [m.model, m.state]));
+    const states = Object.fromEntries(
+      (summary.models as { model: string; state: string }[]).map((m) => [m.model, m.state]),
+    );
     for (const m of absent) assert.equal(states[m], 'needs_weights', m);
-    for (const m of ['promoter', 'splice', 'revcomp', 'dna-embed', 'gc-scanner', 'codon', 'protein-props']) assert.equal(states[m], 'ready', m);
+    for (const m of ['promoter', 'splice', 'revcomp', 'dna-embed', 'gc-scanner', 'codon', 'protein-props'])
+      assert.equal(states[m], 'ready', m);
   });
 
   it('shows needs_weights with what to set in /v1/models, /health/detailed and Prometheus', async () => {
@@ -90,7 +94,10 @@ describe('the first start with the built-in models (npm start)', { timeout: 400_
       assert.equal(m.weights.present, false);
       assert.match(m.weights.hint, new RegExp(`model_env: \\{${name}: \\{${m.weights.env}: `));
       assert.equal(detailed.models.find((x: any) => x.name === name).status, 'needs_weights');
-      assert.match(prom, new RegExp(`isomodel_model_state\\{model="${name}",version="[^"]+",state="needs_weights"\\} 1`));
+      assert.match(
+        prom,
+        new RegExp(`isomodel_model_state\\{model="${name}",version="[^"]+",state="needs_weights"\\} 1`),
+      );
     }
     assert.match(prom, /isomodel_model_state\{model="promoter",version="[^"]+",state="ready"\} 1/);
     // Optional models do not make the gateway degraded.
@@ -114,7 +121,8 @@ describe('the first start with the built-in models (npm start)', { timeout: 400_
     await sleep(1000);
     // One worker start each at start-up, none since: requests are answered from the state.
     assert.equal(logLines(serve.output).filter((l) => l.msg === 'worker exited').length, before);
-    for (const name of absent) assert.equal(logLines(serve.output).filter((l) => l.msg === 'worker exited' && l.model === name).length, 1, name);
+    for (const name of absent)
+      assert.equal(logLines(serve.output).filter((l) => l.msg === 'worker exited' && l.model === name).length, 1, name);
   });
 
   it('answers the README example', async () => {
@@ -132,9 +140,16 @@ describe('start-up output on a terminal', { timeout: 180_000 }, () => {
     root = workerTmpDir('isomodel-pretty-');
     const models = makeModelsDir(['revcomp', 'weights-node']);
     mkdirSync(join(models, 'broken'));
-    writeFileSync(join(models, 'broken', 'model.yaml'), 'name: broken\nversion: 1.0.0\nruntime: python\nentry: model.py\ntasks: []\n');
+    writeFileSync(
+      join(models, 'broken', 'model.yaml'),
+      'name: broken\nversion: 1.0.0\nruntime: python\nentry: model.py\ntasks: []\n',
+    );
     // log_format pretty is what `auto` picks on a terminal (unit-tested below); the test's stdout is a pipe.
-    serve = new ServeProcess({ global: ['--models-dir', models, '--state-dir', join(root, 'state')], cwd: root, env: { ISOMODEL_LOG_FORMAT: 'pretty', NO_COLOR: '1', ISOMODEL_DEFAULT_MODEL: 'no-such-model' } });
+    serve = new ServeProcess({
+      global: ['--models-dir', models, '--state-dir', join(root, 'state')],
+      cwd: root,
+      env: { ISOMODEL_LOG_FORMAT: 'pretty', NO_COLOR: '1', ISOMODEL_DEFAULT_MODEL: 'no-such-model' },
+    });
     await serve.start();
     await serve.settled();
     await waitFor(() => /^MODEL\s+RUNTIME\s+STATE\s+REPLICAS\s+URL/m.test(serve.output), 60_000, 100);
@@ -155,15 +170,30 @@ describe('start-up output on a terminal', { timeout: 180_000 }, () => {
 
   it('ends with a table: model, runtime, state, replicas, URL; and what to do for each model that is not ready', () => {
     const table = serve.output.slice(serve.output.search(/^MODEL\s+RUNTIME/m));
-    assert.match(table, new RegExp(`^revcomp\\s+node\\s+ready\\s+1/1\\s+${serve.url}/models/revcomp {2}\\(and ${serve.url}/\\)$`, 'm'));
-    assert.match(table, new RegExp(`^weights-node\\s+node\\s+needs_weights\\s+0/0\\s+${serve.url}/models/weights-node$`, 'm'));
-    assert.match(table, /^ {2}weights-node \(needs_weights\): set WEIGHTS_NODE_PATH to the weights folder \(model_env: \{weights-node: \{WEIGHTS_NODE_PATH: \/path\/to\/weights\}\} in isomodel\.config\.yaml\) or put them in \/nonexistent\/weights-node, then POST \/v1\/models\/weights-node\/load; weights: a folder with weights\.txt$/m);
+    assert.match(
+      table,
+      new RegExp(`^revcomp\\s+node\\s+ready\\s+1/1\\s+${serve.url}/models/revcomp {2}\\(and ${serve.url}/\\)$`, 'm'),
+    );
+    assert.match(
+      table,
+      new RegExp(`^weights-node\\s+node\\s+needs_weights\\s+0/0\\s+${serve.url}/models/weights-node$`, 'm'),
+    );
+    assert.match(
+      table,
+      /^ {2}weights-node \(needs_weights\): set WEIGHTS_NODE_PATH to the weights folder \(model_env: \{weights-node: \{WEIGHTS_NODE_PATH: \/path\/to\/weights\}\} in isomodel\.config\.yaml\) or put them in \/nonexistent\/weights-node, then POST \/v1\/models\/weights-node\/load; weights: a folder with weights\.txt$/m,
+    );
     assert.match(table, /^ {2}invalid package .*broken\/model\.yaml: tasks: /m);
   });
 
   it('says at start that the configured default_model is absent, and which model answers instead', async () => {
-    assert.match(serve.output, /WARN {2}default_model "no-such-model" is not among the models in .*: the root routes \(\/predict, \/health, \/model\/info\) answer for revcomp instead/);
-    assert.match(serve.output, /^ {2}default_model "no-such-model" is not a model here: .*\/predict answers for revcomp$/m);
+    assert.match(
+      serve.output,
+      /WARN {2}default_model "no-such-model" is not among the models in .*: the root routes \(\/predict, \/health, \/model\/info\) answer for revcomp instead/,
+    );
+    assert.match(
+      serve.output,
+      /^ {2}default_model "no-such-model" is not a model here: .*\/predict answers for revcomp$/m,
+    );
     const d = (await serve.get('/health/detailed')).body.data;
     assert.equal(d.default_model, 'revcomp');
     assert.match(d.default_model_missing, /no-such-model/);
@@ -172,7 +202,8 @@ describe('start-up output on a terminal', { timeout: 180_000 }, () => {
 
 describe('log format', () => {
   it('is readable on a terminal and JSON elsewhere unless the config says', () => {
-    const cfg = (log_format: 'auto' | 'json' | 'pretty') => loadConfig({ env: {}, cwd: tmpdir(), overrides: { log_format } });
+    const cfg = (log_format: 'auto' | 'json' | 'pretty') =>
+      loadConfig({ env: {}, cwd: tmpdir(), overrides: { log_format } });
     assert.equal(wantsPretty(cfg('auto'), true), true);
     assert.equal(wantsPretty(cfg('auto'), false), false);
     assert.equal(wantsPretty(cfg('json'), true), false);
@@ -182,10 +213,26 @@ describe('log format', () => {
 
   it('prints a pino line as time, level, origin, message and fields', () => {
     const t = new Date(2026, 0, 2, 3, 4, 5).getTime();
-    const line = JSON.stringify({ level: 40, time: t, pid: 1, hostname: 'h', model: 'm', replica: 'r1', worker_log: 'low memory', extra: { a: 1 } });
+    const line = JSON.stringify({
+      level: 40,
+      time: t,
+      pid: 1,
+      hostname: 'h',
+      model: 'm',
+      replica: 'r1',
+      worker_log: 'low memory',
+      extra: { a: 1 },
+    });
     assert.equal(prettyLine(line, { color: false }), '03:04:05 WARN  [m r1] low memory  extra={"a":1}\n');
-    assert.equal(prettyLine(JSON.stringify({ level: 30, time: t, component: 'http', msg: 'listening' }), { color: false }), '03:04:05 INFO  [http] listening\n');
-    assert.ok(prettyLine(JSON.stringify({ level: 50, time: t, msg: 'x' }), { color: true }).includes('\u001b[31mERROR\u001b[0m'));
+    assert.equal(
+      prettyLine(JSON.stringify({ level: 30, time: t, component: 'http', msg: 'listening' }), { color: false }),
+      '03:04:05 INFO  [http] listening\n',
+    );
+    assert.ok(
+      prettyLine(JSON.stringify({ level: 50, time: t, msg: 'x' }), { color: true }).includes(
+        '\u001b[31mERROR\u001b[0m',
+      ),
+    );
     assert.equal(prettyLine('not json', { color: false }), 'not json\n');
     const long = prettyLine(JSON.stringify({ level: 30, time: t, msg: 'm', v: 'x'.repeat(1000) }), { color: false });
     assert.ok(long.length < 400, 'long values are clipped');
@@ -198,7 +245,10 @@ describe('a model whose weights are absent', { timeout: 120_000 }, () => {
 
   before(async () => {
     weights = join(workerTmpDir('isomodel-weights-'), 'w');
-    h = await startGateway(['weights-node', 'revcomp'], { model_env: { 'weights-node': { WEIGHTS_NODE_PATH: weights } }, monitor: { interval_ms: 100 } });
+    h = await startGateway(['weights-node', 'revcomp'], {
+      model_env: { 'weights-node': { WEIGHTS_NODE_PATH: weights } },
+      monitor: { interval_ms: 100 },
+    });
   });
   after(async () => h?.close());
 
@@ -206,7 +256,10 @@ describe('a model whose weights are absent', { timeout: 120_000 }, () => {
     const m = (await h.get('/v1/models')).body.data.models.find((x: any) => x.name === 'weights-node');
     assert.equal(m.status, 'needs_weights');
     assert.equal(m.last_error, `weights not found: put weights.txt in ${weights} (set WEIGHTS_NODE_PATH)`);
-    assert.deepEqual({ ...m.weights, hint: undefined }, { env: 'WEIGHTS_NODE_PATH', path: weights, present: false, source: 'a folder with weights.txt', hint: undefined });
+    assert.deepEqual(
+      { ...m.weights, hint: undefined },
+      { env: 'WEIGHTS_NODE_PATH', path: weights, present: false, source: 'a folder with weights.txt', hint: undefined },
+    );
     const r = await h.post('/models/weights-node/predict', { sequence: 'ACGT' });
     assert.equal(r.status, 503);
     assert.equal(r.body.error.code, 'MODEL_NOT_LOADED');
@@ -227,10 +280,14 @@ describe('a model whose weights are absent', { timeout: 120_000 }, () => {
     const t0 = Date.now();
     const sub = await h.post('/v1/jobs', { model: 'weights-node', sequences: ['ACGT'] });
     assert.equal(sub.status, 202, JSON.stringify(sub.body));
-    const job = await waitFor(async () => {
-      const j = (await h.get(`/v1/jobs/${sub.body.data.id}`)).body.data;
-      return j.status === 'failed' ? j : null;
-    }, 20_000, 50);
+    const job = await waitFor(
+      async () => {
+        const j = (await h.get(`/v1/jobs/${sub.body.data.id}`)).body.data;
+        return j.status === 'failed' ? j : null;
+      },
+      20_000,
+      50,
+    );
     assert.match(job.error, /^MODEL_NOT_LOADED: model weights-node needs weights/);
     assert.ok(Date.now() - t0 < 20_000);
   });

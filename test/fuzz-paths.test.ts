@@ -27,8 +27,14 @@ export function spellings(path: string): [string, string][] {
   const rest = segs.slice(1);
   const out: [string, string][] = [
     ['every letter percent-encoded', path.replace(/[A-Za-z]/g, (c) => encodeChar(c))],
-    ['first letter of each segment encoded, upper-case hex', join(segs.map((s) => (s ? encodeChar(s[0]!, true) + s.slice(1) : s)))],
-    ['one letter encoded in the last segment', join([...segs.slice(0, -1), (segs.at(-1) ?? '').replace(/[a-z]/, (c) => encodeChar(c))])],
+    [
+      'first letter of each segment encoded, upper-case hex',
+      join(segs.map((s) => (s ? encodeChar(s[0]!, true) + s.slice(1) : s))),
+    ],
+    [
+      'one letter encoded in the last segment',
+      join([...segs.slice(0, -1), (segs.at(-1) ?? '').replace(/[a-z]/, (c) => encodeChar(c))]),
+    ],
     ['double-encoded letter', path.replace(/[a-z]/, (c) => `%25${c.charCodeAt(0).toString(16)}`)],
     ['doubled inner slash', rest.length ? `/${first}//${rest.join('/')}` : `/${first}//`],
     ['leading double slash', `/${path}`],
@@ -73,15 +79,21 @@ describe('path spellings against route-level authorization', () => {
         const path = concretePath(r.url, values);
         const body = method === 'GET' || method === 'HEAD' || method === 'DELETE' ? undefined : '{}';
         const canonical = await rawRequest(h.url, method, path, bearer, body);
-        if (r.scope === 'admin' && canonical.status !== 403) problems.push(`${method} ${path}: canonical admin route answered ${canonical.status} to a predict key`);
+        if (r.scope === 'admin' && canonical.status !== 403)
+          problems.push(`${method} ${path}: canonical admin route answered ${canonical.status} to a predict key`);
         for (const [how, spelled] of spellings(path)) {
           const withKey = await rawRequest(h.url, method, spelled, bearer, body);
           const noKey = await rawRequest(h.url, method, spelled, {}, body);
           sent += 2;
           const allowed = new Set([canonical.status, 400, 404]);
-          if (!allowed.has(withKey.status)) problems.push(`${method} ${spelled} (${how}) with a predict key: ${withKey.status}, canonical ${canonical.status}`);
-          if (r.scope === 'admin' && withKey.status < 400) problems.push(`${method} ${spelled} (${how}): an admin route answered ${withKey.status} to a predict key`);
-          if (r.scope !== 'public' && noKey.status !== 401 && noKey.status !== 400) problems.push(`${method} ${spelled} (${how}) without a key: ${noKey.status}`);
+          if (!allowed.has(withKey.status))
+            problems.push(
+              `${method} ${spelled} (${how}) with a predict key: ${withKey.status}, canonical ${canonical.status}`,
+            );
+          if (r.scope === 'admin' && withKey.status < 400)
+            problems.push(`${method} ${spelled} (${how}): an admin route answered ${withKey.status} to a predict key`);
+          if (r.scope !== 'public' && noKey.status !== 401 && noKey.status !== 400)
+            problems.push(`${method} ${spelled} (${how}) without a key: ${noKey.status}`);
         }
       }
     }
@@ -100,7 +112,11 @@ describe('path spellings against route-level authorization', () => {
       const get = await rawRequest(h.url, 'GET', path, bearer);
       assert.equal(head.status, get.status, `HEAD ${path}`);
       assert.equal(head.text, '', `HEAD ${path} has no body`);
-      assert.equal((await rawRequest(h.url, 'HEAD', path)).status, r.scope === 'public' ? get.status : 401, `HEAD ${path} without a key`);
+      assert.equal(
+        (await rawRequest(h.url, 'HEAD', path)).status,
+        r.scope === 'public' ? get.status : 401,
+        `HEAD ${path} without a key`,
+      );
     }
   });
 });

@@ -29,20 +29,64 @@ const gc = vm.runInNewContext('gc') as () => void;
 const MODELS = ['revcomp', 'gc-scanner', 'dna-embed', 'protein-props', 'dnabert2'];
 /** dnabert2 has no weights here: it fails to load, so its routes may answer 503 MODEL_NOT_LOADED. */
 const EXPECT_UNAVAILABLE = ['dnabert2'];
-const TASKS = ['reverse_complement', 'gc_content', 'motif_scan', 'embedding', 'property_prediction', 'promoter_prediction', 'classification'];
+const TASKS = [
+  'reverse_complement',
+  'gc_content',
+  'motif_scan',
+  'embedding',
+  'property_prediction',
+  'promoter_prediction',
+  'classification',
+];
 /** Codes outside ERROR_STATUS that a route documents (jobs: 409). */
 const EXTRA_CODES: Record<string, number> = { JOB_NOT_FINISHED: 409, IDEMPOTENCY_CONFLICT: 409 };
-
 
 // ---------------------------------------------------------------------------------------------
 // Generators
 
 const HOSTILE_NAMES = [
-  '..', '.', '..%2F..%2F..%2Fetc%2Fpasswd', '%2e%2e%2f%2e%2e%2fetc', '..%5C..%5Cwindows', '%00', 'revcomp%00', 'revcomp%00.yaml',
-  'RevComp', 'REVCOMP', 'revcomp%20', '%20revcomp', 'rev%0Acomp', 'a'.repeat(64), 'a'.repeat(65), 'a'.repeat(199), 'a'.repeat(201),
-  'a'.repeat(5000), '%E2%80%AEpmocver', encodeURIComponent('модель'), encodeURIComponent('🧬'), '%F0%9F', '%zz', '%', '%%', '-x',
-  '_', 'models', 'null', 'undefined', '__proto__', 'constructor', 'hasOwnProperty', 'toString', '%2F', '%5C', 'a%2F..', '...', 'x:y',
-  encodeURIComponent('revcomp:reverse_complement'), '%C0%AE%C0%AE', '%252e%252e',
+  '..',
+  '.',
+  '..%2F..%2F..%2Fetc%2Fpasswd',
+  '%2e%2e%2f%2e%2e%2fetc',
+  '..%5C..%5Cwindows',
+  '%00',
+  'revcomp%00',
+  'revcomp%00.yaml',
+  'RevComp',
+  'REVCOMP',
+  'revcomp%20',
+  '%20revcomp',
+  'rev%0Acomp',
+  'a'.repeat(64),
+  'a'.repeat(65),
+  'a'.repeat(199),
+  'a'.repeat(201),
+  'a'.repeat(5000),
+  '%E2%80%AEpmocver',
+  encodeURIComponent('модель'),
+  encodeURIComponent('🧬'),
+  '%F0%9F',
+  '%zz',
+  '%',
+  '%%',
+  '-x',
+  '_',
+  'models',
+  'null',
+  'undefined',
+  '__proto__',
+  'constructor',
+  'hasOwnProperty',
+  'toString',
+  '%2F',
+  '%5C',
+  'a%2F..',
+  '...',
+  'x:y',
+  encodeURIComponent('revcomp:reverse_complement'),
+  '%C0%AE%C0%AE',
+  '%252e%252e',
 ];
 const VALID_NAMES = ['revcomp', 'gc-scanner', 'dna-embed', 'protein-props', 'dnabert2', 'no-such-model'];
 
@@ -54,7 +98,9 @@ const paramArb = (sideEffects: boolean): fc.Arbitrary<string> => {
     fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 40 }).map(encodeURIComponent),
     fc.uuid(),
   );
-  return sideEffects ? hostile : fc.oneof({ arbitrary: hostile, weight: 3 }, { arbitrary: fc.constantFrom(...VALID_NAMES), weight: 2 });
+  return sideEffects
+    ? hostile
+    : fc.oneof({ arbitrary: hostile, weight: 3 }, { arbitrary: fc.constantFrom(...VALID_NAMES), weight: 2 });
 };
 
 const sequenceArb: fc.Arbitrary<unknown> = fc.oneof(
@@ -62,14 +108,70 @@ const sequenceArb: fc.Arbitrary<unknown> = fc.oneof(
   fc.stringOf(fc.constantFrom(...'ACDEFGHIKLMNPQRSTVWYacdefghiklmnpqrstvwyXBZJOU*-. \n\t\r'), { maxLength: 300 }),
   fc.string({ unit: 'grapheme', maxLength: 60 }),
   fc.string({ unit: 'binary', maxLength: 60 }),
-  fc.constantFrom('', ' ', '\u0000', 'ACGT\u0000', 'ＡＣＧＴ', 'ACGT\u200bACGT', 'ACGT\uFEFF', 'Åcgt', 'acgtRYN', '>seq1\nACGT', 'ACG T\nACGT', 'ßß', 'ſ', 'İ', '\uD800', 'A'.repeat(5121), 'ACGT'.repeat(1280), 'M'.repeat(5120)),
-  fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 2 }),
+  fc.constantFrom(
+    '',
+    ' ',
+    '\u0000',
+    'ACGT\u0000',
+    'ＡＣＧＴ',
+    'ACGT\u200bACGT',
+    'ACGT\uFEFF',
+    'Åcgt',
+    'acgtRYN',
+    '>seq1\nACGT',
+    'ACG T\nACGT',
+    'ßß',
+    'ſ',
+    'İ',
+    '\uD800',
+    'A'.repeat(5121),
+    'ACGT'.repeat(1280),
+    'M'.repeat(5120),
+  ),
+  fc.integer(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 2 }),
 );
 
-const nameValueArb = fc.oneof(fc.constantFrom(...VALID_NAMES, 'revcomp:reverse_complement', 'gc-scanner:motif_scan', 'dna-embed:embedding', 'dnabert2:embedding', 'revcomp:', ':', '../revcomp'), fc.constantFrom(...HOSTILE_NAMES).map((s) => decodeURIComponentSafe(s)));
-const taskArb = fc.oneof(fc.constantFrom(...TASKS), fc.constantFrom('', 'EMBEDDING', 'embedding ', '__proto__', 'x'.repeat(65)), fc.string({ maxLength: 20 }));
+const nameValueArb = fc.oneof(
+  fc.constantFrom(
+    ...VALID_NAMES,
+    'revcomp:reverse_complement',
+    'gc-scanner:motif_scan',
+    'dna-embed:embedding',
+    'dnabert2:embedding',
+    'revcomp:',
+    ':',
+    '../revcomp',
+  ),
+  fc.constantFrom(...HOSTILE_NAMES).map((s) => decodeURIComponentSafe(s)),
+);
+const taskArb = fc.oneof(
+  fc.constantFrom(...TASKS),
+  fc.constantFrom('', 'EMBEDDING', 'embedding ', '__proto__', 'x'.repeat(65)),
+  fc.string({ maxLength: 20 }),
+);
 const junkArb: fc.Arbitrary<unknown> = fc.oneof(
-  fc.constantFrom(null, true, false, 0, -1, 1.5, -0, 1e308, -1e308, 2 ** 53 + 1, '', 'x'.repeat(10_000), [], {}, [null], { '': null }),
+  fc.constantFrom(
+    null,
+    true,
+    false,
+    0,
+    -1,
+    1.5,
+    -0,
+    1e308,
+    -1e308,
+    2 ** 53 + 1,
+    '',
+    'x'.repeat(10_000),
+    [],
+    {},
+    [null],
+    { '': null },
+  ),
   fc.jsonValue({ maxDepth: 3 }),
 );
 const optionsArb = fc.oneof(
@@ -77,8 +179,17 @@ const optionsArb = fc.oneof(
     {
       chunk_size: fc.oneof(fc.integer({ min: -5, max: 100 }), junkArb),
       window: fc.oneof(fc.integer({ min: -5, max: 10_000 }), junkArb),
-      motifs: fc.oneof(fc.array(fc.oneof(fc.stringOf(fc.constantFrom(...'ACGTNRYacgtXZß-'), { maxLength: 12 }), junkArb), { maxLength: 5 }), junkArb),
-      embedding_dimension: fc.oneof(fc.integer({ min: -10, max: 2048 }), fc.constantFrom(1e9, 2 ** 31, 8, 1024), junkArb),
+      motifs: fc.oneof(
+        fc.array(fc.oneof(fc.stringOf(fc.constantFrom(...'ACGTNRYacgtXZß-'), { maxLength: 12 }), junkArb), {
+          maxLength: 5,
+        }),
+        junkArb,
+      ),
+      embedding_dimension: fc.oneof(
+        fc.integer({ min: -10, max: 2048 }),
+        fc.constantFrom(1e9, 2 ** 31, 8, 1024),
+        junkArb,
+      ),
       kmer_sizes: fc.oneof(fc.array(fc.integer({ min: -2, max: 9 }), { maxLength: 6 }), junkArb),
       canonical: junkArb,
       normalize: junkArb,
@@ -92,7 +203,19 @@ const optionsArb = fc.oneof(
 );
 
 const messageArb = fc.record(
-  { role: fc.oneof(fc.constantFrom('user', 'system', 'assistant', 'USER'), junkArb), content: fc.oneof(sequenceArb, fc.array(fc.record({ type: fc.constantFrom('text', 'image_url', 'x'), text: fc.oneof(sequenceArb, junkArb) }, { requiredKeys: ['type'] }), { maxLength: 3 })) },
+  {
+    role: fc.oneof(fc.constantFrom('user', 'system', 'assistant', 'USER'), junkArb),
+    content: fc.oneof(
+      sequenceArb,
+      fc.array(
+        fc.record(
+          { type: fc.constantFrom('text', 'image_url', 'x'), text: fc.oneof(sequenceArb, junkArb) },
+          { requiredKeys: ['type'] },
+        ),
+        { maxLength: 3 },
+      ),
+    ),
+  },
   { requiredKeys: [] },
 );
 const tensorArb = fc.record(
@@ -100,7 +223,11 @@ const tensorArb = fc.record(
     name: fc.oneof(fc.constantFrom('sequences', 'x', ''), junkArb),
     datatype: fc.oneof(fc.constantFrom('BYTES', 'FP32', 'bytes'), junkArb),
     shape: fc.oneof(fc.array(fc.integer({ min: -2, max: 4 }), { maxLength: 3 }), junkArb),
-    data: fc.oneof(fc.array(sequenceArb, { maxLength: 4 }), fc.array(fc.array(sequenceArb, { maxLength: 2 }), { maxLength: 2 }), junkArb),
+    data: fc.oneof(
+      fc.array(sequenceArb, { maxLength: 4 }),
+      fc.array(fc.array(sequenceArb, { maxLength: 2 }), { maxLength: 2 }),
+      junkArb,
+    ),
     parameters: fc.oneof(fc.constant({ binary_data_size: 4 }), junkArb),
   },
   { requiredKeys: [] },
@@ -109,11 +236,48 @@ const jsonRpcArb = fc.record(
   {
     jsonrpc: fc.oneof(fc.constant('2.0'), junkArb),
     id: fc.oneof(fc.integer(), fc.string({ maxLength: 10 }), junkArb),
-    method: fc.oneof(fc.constantFrom('initialize', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'prompts/list', 'ping', 'notifications/initialized', 'x/y'), junkArb),
+    method: fc.oneof(
+      fc.constantFrom(
+        'initialize',
+        'tools/list',
+        'tools/call',
+        'resources/list',
+        'resources/read',
+        'prompts/list',
+        'ping',
+        'notifications/initialized',
+        'x/y',
+      ),
+      junkArb,
+    ),
     params: fc.oneof(
-      fc.record({ protocolVersion: fc.constantFrom('2025-03-26', '2024-11-05', 'x'), capabilities: fc.constant({}), clientInfo: fc.constant({ name: 'fuzz', version: '0' }) }),
-      fc.record({ name: fc.oneof(fc.constantFrom('predict', 'list_models', 'model_info', 'analyze', 'x'), junkArb), arguments: fc.dictionary(fc.constantFrom('model', 'sequence', 'sequences', 'task_type', 'options', 'name', 'uri'), fc.oneof(nameValueArb, sequenceArb, junkArb), { maxKeys: 4 }) }, { requiredKeys: [] }),
-      fc.record({ uri: fc.oneof(fc.constantFrom('isomodel://models', 'isomodel://models/revcomp', 'isomodel://models/../../etc/passwd', 'file:///etc/passwd'), junkArb) }),
+      fc.record({
+        protocolVersion: fc.constantFrom('2025-03-26', '2024-11-05', 'x'),
+        capabilities: fc.constant({}),
+        clientInfo: fc.constant({ name: 'fuzz', version: '0' }),
+      }),
+      fc.record(
+        {
+          name: fc.oneof(fc.constantFrom('predict', 'list_models', 'model_info', 'analyze', 'x'), junkArb),
+          arguments: fc.dictionary(
+            fc.constantFrom('model', 'sequence', 'sequences', 'task_type', 'options', 'name', 'uri'),
+            fc.oneof(nameValueArb, sequenceArb, junkArb),
+            { maxKeys: 4 },
+          ),
+        },
+        { requiredKeys: [] },
+      ),
+      fc.record({
+        uri: fc.oneof(
+          fc.constantFrom(
+            'isomodel://models',
+            'isomodel://models/revcomp',
+            'isomodel://models/../../etc/passwd',
+            'file:///etc/passwd',
+          ),
+          junkArb,
+        ),
+      }),
       junkArb,
     ),
   },
@@ -123,7 +287,11 @@ const jsonRpcArb = fc.record(
 /** Fields every route reads somewhere, each with plausible, wrongly typed and hostile values. */
 const fieldArbs: Record<string, fc.Arbitrary<unknown>> = {
   sequence: sequenceArb,
-  sequences: fc.oneof(fc.array(sequenceArb, { maxLength: 6 }), fc.constant(Array.from({ length: 101 }, () => 'ACGT')), junkArb),
+  sequences: fc.oneof(
+    fc.array(sequenceArb, { maxLength: 6 }),
+    fc.constant(Array.from({ length: 101 }, () => 'ACGT')),
+    junkArb,
+  ),
   task_type: fc.oneof(taskArb, junkArb),
   task: fc.oneof(taskArb, junkArb),
   sequence_type: fc.oneof(fc.constantFrom('DNA', 'dna', 'RNA', 'protein', 'PROTEIN', 'x', 'x'.repeat(17)), junkArb),
@@ -140,15 +308,32 @@ const fieldArbs: Record<string, fc.Arbitrary<unknown>> = {
   messages: fc.oneof(fc.array(messageArb, { maxLength: 3 }), junkArb),
   n: fc.oneof(fc.integer({ min: -1, max: 3 }), junkArb),
   stream_options: fc.oneof(fc.record({ include_usage: junkArb }), junkArb),
-  inputs: fc.oneof(fc.array(tensorArb, { maxLength: 3 }), fc.array(fc.record({ sequence: sequenceArb, id: junkArb }, { requiredKeys: [] }), { maxLength: 3 }), junkArb),
-  outputs: fc.oneof(fc.array(fc.record({ name: fc.oneof(fc.string({ maxLength: 10 }), junkArb) }), { maxLength: 3 }), junkArb),
-  parameters: fc.oneof(fc.record({ task_type: fc.oneof(taskArb, junkArb), sequence_type: junkArb }, { requiredKeys: [] }), junkArb),
+  inputs: fc.oneof(
+    fc.array(tensorArb, { maxLength: 3 }),
+    fc.array(fc.record({ sequence: sequenceArb, id: junkArb }, { requiredKeys: [] }), { maxLength: 3 }),
+    junkArb,
+  ),
+  outputs: fc.oneof(
+    fc.array(fc.record({ name: fc.oneof(fc.string({ maxLength: 10 }), junkArb) }), { maxLength: 3 }),
+    junkArb,
+  ),
+  parameters: fc.oneof(
+    fc.record({ task_type: fc.oneof(taskArb, junkArb), sequence_type: junkArb }, { requiredKeys: [] }),
+    junkArb,
+  ),
   id: junkArb,
   ready: junkArb,
-  data: fc.oneof(fc.constantFrom('>a\nACGT\n>b\nGGCC\n', 'sequence\nACGT\n', '{"sequence":"ACGT"}\n', 'id,sequence\n1,ACGT\n'), sequenceArb, junkArb),
+  data: fc.oneof(
+    fc.constantFrom('>a\nACGT\n>b\nGGCC\n', 'sequence\nACGT\n', '{"sequence":"ACGT"}\n', 'id,sequence\n1,ACGT\n'),
+    sequenceArb,
+    junkArb,
+  ),
   format: fc.oneof(fc.constantFrom('fasta', 'jsonl', 'csv', 'tsv', 'json', 'x'), junkArb),
   pipeline: junkArb,
-  pipeline_yaml: fc.oneof(fc.constantFrom('name: p\nsteps: [{model: revcomp}]\n', 'a: [', '!!js/function "x"', '&a [*a]'), junkArb),
+  pipeline_yaml: fc.oneof(
+    fc.constantFrom('name: p\nsteps: [{model: revcomp}]\n', 'a: [', '!!js/function "x"', '&a [*a]'),
+    junkArb,
+  ),
   workers: junkArb,
   chunk_size: junkArb,
   cpu_percent: junkArb,
@@ -162,7 +347,11 @@ const fieldArbs: Record<string, fc.Arbitrary<unknown>> = {
 const fieldNames = Object.keys(fieldArbs);
 const objectArb: fc.Arbitrary<Record<string, unknown>> = fc
   .uniqueArray(fc.constantFrom(...fieldNames), { maxLength: 6 })
-  .chain((keys) => (keys.length === 0 ? fc.constant({}) : fc.tuple(...keys.map((k) => fieldArbs[k]!)).map((vals) => Object.fromEntries(keys.map((k, i) => [k, vals[i]])))));
+  .chain((keys) =>
+    keys.length === 0
+      ? fc.constant({})
+      : fc.tuple(...keys.map((k) => fieldArbs[k]!)).map((vals) => Object.fromEntries(keys.map((k, i) => [k, vals[i]]))),
+  );
 
 function decodeURIComponentSafe(s: string): string {
   try {
@@ -188,15 +377,51 @@ interface Body {
 const bodyArb = (limit: number): fc.Arbitrary<Body> =>
   fc.oneof(
     { weight: 12, arbitrary: objectArb.map((obj): Body => ({ text: JSON.stringify(obj), kind: 'object', obj })) },
-    { weight: 3, arbitrary: jsonRpcArb.map((obj): Body => ({ text: JSON.stringify(obj), kind: 'json-rpc', obj: obj as Record<string, unknown> })) },
-    { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 4 }).map((v): Body => ({ text: JSON.stringify(v), kind: 'json-value' })) },
     {
       weight: 3,
-      arbitrary: fc.oneof(
-        fc.constantFrom('', '{', '}', '{"sequence":}', '{"sequence":"ACGT",}', "{'sequence':'ACGT'}", '{"sequence":NaN}', 'null', 'true', '"ACGT"', '[]', '1e999', '\uFEFF{"sequence":"ACGT"}', '{"a":1}{"b":2}', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}', '{"sequence":"ACGT","sequence":"GG"}', '{"sequence":"\\ud800"}', '{"sequence":"\\u0000"}', '\u0000', 'ACGT'),
-        fc.string({ unit: 'binary', maxLength: 200 }),
-        objectArb.chain((o) => fc.nat({ max: Math.max(1, JSON.stringify(o).length - 1) }).map((n) => JSON.stringify(o).slice(0, n))),
-      ).map((text): Body => ({ text, kind: 'malformed' })),
+      arbitrary: jsonRpcArb.map((obj): Body => ({
+        text: JSON.stringify(obj),
+        kind: 'json-rpc',
+        obj: obj as Record<string, unknown>,
+      })),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.jsonValue({ maxDepth: 4 }).map((v): Body => ({ text: JSON.stringify(v), kind: 'json-value' })),
+    },
+    {
+      weight: 3,
+      arbitrary: fc
+        .oneof(
+          fc.constantFrom(
+            '',
+            '{',
+            '}',
+            '{"sequence":}',
+            '{"sequence":"ACGT",}',
+            "{'sequence':'ACGT'}",
+            '{"sequence":NaN}',
+            'null',
+            'true',
+            '"ACGT"',
+            '[]',
+            '1e999',
+            '\uFEFF{"sequence":"ACGT"}',
+            '{"a":1}{"b":2}',
+            '{"__proto__":{"x":1}}',
+            '{"constructor":{"prototype":{"x":1}}}',
+            '{"sequence":"ACGT","sequence":"GG"}',
+            '{"sequence":"\\ud800"}',
+            '{"sequence":"\\u0000"}',
+            '\u0000',
+            'ACGT',
+          ),
+          fc.string({ unit: 'binary', maxLength: 200 }),
+          objectArb.chain((o) =>
+            fc.nat({ max: Math.max(1, JSON.stringify(o).length - 1) }).map((n) => JSON.stringify(o).slice(0, n)),
+          ),
+        )
+        .map((text): Body => ({ text, kind: 'malformed' })),
     },
     {
       weight: 2,
@@ -227,28 +452,129 @@ const bodyArb = (limit: number): fc.Arbitrary<Body> =>
   );
 
 const CONTENT_TYPES = [
-  'application/json', 'application/json; charset=utf-8', 'APPLICATION/JSON', 'application/json; charset=utf-16', 'application/json;;', 'application/jsonx',
-  'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'text/csv', 'text/x-fasta', 'application/x-ndjson',
-  'application/octet-stream', '*/*', ';', 'application/', 'text/event-stream', 'application/json-rpc', 'application/problem+json',
+  'application/json',
+  'application/json; charset=utf-8',
+  'APPLICATION/JSON',
+  'application/json; charset=utf-16',
+  'application/json;;',
+  'application/jsonx',
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=x',
+  'text/csv',
+  'text/x-fasta',
+  'application/x-ndjson',
+  'application/octet-stream',
+  '*/*',
+  ';',
+  'application/',
+  'text/event-stream',
+  'application/json-rpc',
+  'application/problem+json',
 ];
-const contentTypeArb = fc.oneof({ weight: 6, arbitrary: fc.constant('application/json') }, { weight: 3, arbitrary: fc.constantFrom(...CONTENT_TYPES) }, { weight: 1, arbitrary: fc.constant(undefined) });
+const contentTypeArb = fc.oneof(
+  { weight: 6, arbitrary: fc.constant('application/json') },
+  { weight: 3, arbitrary: fc.constantFrom(...CONTENT_TYPES) },
+  { weight: 1, arbitrary: fc.constant(undefined) },
+);
 
-const QUERY_KEYS = ['window', 'points', 'model', 'limit', 'state', 'kind', 'history', 'format', 'status', 'offset', 'from', 'follow', 'download', 'task', 'task_type', 'options', 'name', 'workers', 'chunk_size', 'priority', 'actor', 'action', 'outcome', 'since', '__proto__', 'constructor', 'toString'];
+const QUERY_KEYS = [
+  'window',
+  'points',
+  'model',
+  'limit',
+  'state',
+  'kind',
+  'history',
+  'format',
+  'status',
+  'offset',
+  'from',
+  'follow',
+  'download',
+  'task',
+  'task_type',
+  'options',
+  'name',
+  'workers',
+  'chunk_size',
+  'priority',
+  'actor',
+  'action',
+  'outcome',
+  'since',
+  '__proto__',
+  'constructor',
+  'toString',
+];
 const queryValueArb = fc.oneof(
-  fc.constantFrom('', '1', '0', '-1', '1h', '90d', '91d', '0.0001s', '1e309', 'NaN', 'json', 'html', 'csv', 'true', 'false', 'firing', 'revcomp', 'dnabert2', '..%2F..', '%00', '%zz', 'x'.repeat(3000), '%E2%80%AE', '1&x=2', '{"a":1}'),
+  fc.constantFrom(
+    '',
+    '1',
+    '0',
+    '-1',
+    '1h',
+    '90d',
+    '91d',
+    '0.0001s',
+    '1e309',
+    'NaN',
+    'json',
+    'html',
+    'csv',
+    'true',
+    'false',
+    'firing',
+    'revcomp',
+    'dnabert2',
+    '..%2F..',
+    '%00',
+    '%zz',
+    'x'.repeat(3000),
+    '%E2%80%AE',
+    '1&x=2',
+    '{"a":1}',
+  ),
   fc.string({ maxLength: 20 }).map(encodeURIComponent),
 );
 const queryArb = fc.oneof(
   { weight: 2, arbitrary: fc.constant('') },
   {
     weight: 3,
-    arbitrary: fc.array(fc.tuple(fc.constantFrom(...QUERY_KEYS), queryValueArb), { minLength: 1, maxLength: 5 }).map((pairs) => '?' + pairs.map(([k, v]) => `${k}=${v}`).join('&')),
+    arbitrary: fc
+      .array(fc.tuple(fc.constantFrom(...QUERY_KEYS), queryValueArb), { minLength: 1, maxLength: 5 })
+      .map((pairs) => '?' + pairs.map(([k, v]) => `${k}=${v}`).join('&')),
   },
-  { weight: 1, arbitrary: fc.constantFrom('?', '??', '?&&', '?=', '?a', '?a[b]=1', '?a[__proto__][x]=1', '?' + 'a=1&'.repeat(2000), '?window=1h&window=2h', '?model=a&model=b', '?limit=1&limit=2', '?format=json&format=html', '?%zz=1') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '?',
+      '??',
+      '?&&',
+      '?=',
+      '?a',
+      '?a[b]=1',
+      '?a[__proto__][x]=1',
+      '?' + 'a=1&'.repeat(2000),
+      '?window=1h&window=2h',
+      '?model=a&model=b',
+      '?limit=1&limit=2',
+      '?format=json&format=html',
+      '?%zz=1',
+    ),
+  },
 );
 
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'PROPFIND', 'PURGE', 'SEARCH'];
-const ACCEPTS = [undefined, 'application/json', 'text/event-stream', 'application/json, text/event-stream', '*/*', 'text/html', 'text/event-stream;q=0'];
+const ACCEPTS = [
+  undefined,
+  'application/json',
+  'text/event-stream',
+  'application/json, text/event-stream',
+  '*/*',
+  'text/html',
+  'text/event-stream;q=0',
+];
 
 interface Req {
   method: string;
@@ -270,24 +596,32 @@ const SIDE_EFFECTS = /\/(load|unload|reload|deploy|scale|promote|rollback|traffi
 function requestArb(route: RouteEntry, bodyLimit: number, sessions: string[]): fc.Arbitrary<Req> {
   const params = (route.url.match(/:[A-Za-z_]+|\*/g) ?? []).length;
   const segs = fc.array(paramArb(SIDE_EFFECTS.test(route.url)), { minLength: params, maxLength: params });
-  const method = fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...route.methods.filter((m) => m !== 'HEAD')) }, { weight: 1, arbitrary: fc.constantFrom(...METHODS) });
+  const method = fc.oneof(
+    { weight: 5, arbitrary: fc.constantFrom(...route.methods.filter((m) => m !== 'HEAD')) },
+    { weight: 1, arbitrary: fc.constantFrom(...METHODS) },
+  );
   const headers = fc.record(
     {
       accept: fc.constantFrom(...ACCEPTS),
-      'x-request-id': fc.oneof(fc.constant(undefined), fc.constantFrom('fuzz-1', 'x'.repeat(129), 'bad id', '../../x', 'id\u00e9'.replace(/[^\x20-\x7e]/g, '?'))),
+      'x-request-id': fc.oneof(
+        fc.constant(undefined),
+        fc.constantFrom('fuzz-1', 'x'.repeat(129), 'bad id', '../../x', 'id\u00e9'.replace(/[^\x20-\x7e]/g, '?')),
+      ),
       'mcp-session-id': fc.oneof(fc.constant(undefined), fc.constantFrom(...sessions, 'nope', '')),
       'idempotency-key': fc.oneof(fc.constant(undefined), fc.constantFrom('k1', 'k1', '', 'x'.repeat(300), 'k e y')),
       'content-type': contentTypeArb,
     },
     { requiredKeys: [] },
   );
-  return fc.record({ method, segs, query: queryArb, headers, body: bodyArb(bodyLimit) }).map(({ method: m, segs: s, query, headers: h, body }) => {
-    const clean: Record<string, string> = {};
-    for (const [k, v] of Object.entries(h)) if (typeof v === 'string') clean[k] = v;
-    const hasBody = m !== 'GET' && m !== 'HEAD';
-    if (!hasBody) delete clean['content-type'];
-    return { method: m, path: fill(route.url, s) + query, headers: clean, body: hasBody ? body : undefined };
-  });
+  return fc
+    .record({ method, segs, query: queryArb, headers, body: bodyArb(bodyLimit) })
+    .map(({ method: m, segs: s, query, headers: h, body }) => {
+      const clean: Record<string, string> = {};
+      for (const [k, v] of Object.entries(h)) if (typeof v === 'string') clean[k] = v;
+      const hasBody = m !== 'GET' && m !== 'HEAD';
+      if (!hasBody) delete clean['content-type'];
+      return { method: m, path: fill(route.url, s) + query, headers: clean, body: hasBody ? body : undefined };
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,12 +640,17 @@ function send(base: URL, r: Req): Promise<Resp> {
     const headers: Record<string, string | number> = { ...r.headers };
     const body = r.body ? (typeof r.body.text === 'string' ? Buffer.from(r.body.text) : r.body.text) : undefined;
     if (body) headers['content-length'] = body.length;
-    const req = http.request({ host: base.hostname, port: base.port, method: r.method, path: r.path, headers, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: base.hostname, port: base.port, method: r.method, path: r.path, headers, agent },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.setTimeout(60_000, () => req.destroy(new Error('timeout: no answer in 60 s')));
     req.on('error', reject);
     req.end(body);
@@ -337,7 +676,8 @@ function sendRaw(base: URL, bytes: string | Buffer): Promise<Resp> {
         if (at > 0) headers[line.slice(0, at).toLowerCase()] = line.slice(at + 1).trim();
       }
       let text = split === -1 ? '' : Buffer.from(raw.slice(split + 4), 'latin1').toString('utf8');
-      if (/chunked/i.test(String(headers['transfer-encoding'] ?? ''))) text = text.replace(/^[0-9a-f]+\r\n|\r\n[0-9a-f]+\r\n/gi, '').replace(/\r\n$/, '');
+      if (/chunked/i.test(String(headers['transfer-encoding'] ?? '')))
+        text = text.replace(/^[0-9a-f]+\r\n|\r\n[0-9a-f]+\r\n/gi, '').replace(/\r\n$/, '');
       resolve({ status: m ? Number(m[1]) : 0, headers, text });
     });
     sock.end(bytes);
@@ -354,7 +694,8 @@ function surfaceOf(method: string, path: string, registered: (m: string, p: stri
   if (p === '/v2' || p.startsWith('/v2/')) return 'v2';
   // Surfaces with their own error shape own only the methods they register; anything else is
   // the gateway's 404 in the native envelope.
-  if ((p === '/v1/embeddings' || p === '/v1/chat/completions' || p === '/v1/completions') && registered(method, p)) return 'openai';
+  if ((p === '/v1/embeddings' || p === '/v1/chat/completions' || p === '/v1/completions') && registered(method, p))
+    return 'openai';
   if (p === '/mcp' && registered(method, p)) return 'mcp';
   if (p.startsWith('/agent/')) return 'agent';
   return 'native';
@@ -378,7 +719,8 @@ function nativeErrorProblem(b: any, status: number, res: Resp): string | null {
   if (!('details' in b.error)) return 'error.details is missing';
   if (typeof b.timestamp !== 'string' || Number.isNaN(Date.parse(b.timestamp))) return 'timestamp is not a date';
   if (typeof b.request_id !== 'string' || b.request_id.length === 0) return 'request_id is not a string';
-  if (res.headers['x-request-id'] !== undefined && res.headers['x-request-id'] !== b.request_id) return 'x-request-id header differs from request_id';
+  if (res.headers['x-request-id'] !== undefined && res.headers['x-request-id'] !== b.request_id)
+    return 'x-request-id header differs from request_id';
   const expected = (ERROR_STATUS as Record<string, number>)[b.error.code] ?? EXTRA_CODES[b.error.code];
   if (expected === undefined) return `unknown error code ${b.error.code}`;
   if (expected !== status) return `code ${b.error.code} sent with status ${status} (expected ${expected})`;
@@ -400,11 +742,25 @@ function errorProblem(surface: Surface, b: any, status: number, res: Resp): stri
     case 'agent':
       return nativeErrorProblem(b, status, res);
     case 'v2':
-      return isObj(b) && typeof b.error === 'string' && Object.keys(b).length === 1 ? null : 'not the OIP error {error: string}';
+      return isObj(b) && typeof b.error === 'string' && Object.keys(b).length === 1
+        ? null
+        : 'not the OIP error {error: string}';
     case 'openai':
-      return isObj(b) && isObj(b.error) && typeof b.error.message === 'string' && typeof b.error.type === 'string' && typeof b.error.code === 'string' ? null : 'not the OpenAI error {error:{message,type,code}}';
+      return isObj(b) &&
+        isObj(b.error) &&
+        typeof b.error.message === 'string' &&
+        typeof b.error.type === 'string' &&
+        typeof b.error.code === 'string'
+        ? null
+        : 'not the OpenAI error {error:{message,type,code}}';
     case 'mcp':
-      return isObj(b) && b.jsonrpc === '2.0' && isObj(b.error) && typeof b.error.code === 'number' && typeof b.error.message === 'string' ? null : 'not a JSON-RPC error';
+      return isObj(b) &&
+        b.jsonrpc === '2.0' &&
+        isObj(b.error) &&
+        typeof b.error.code === 'number' &&
+        typeof b.error.message === 'string'
+        ? null
+        : 'not a JSON-RPC error';
   }
 }
 
@@ -413,7 +769,8 @@ function nonJsonOk(method: string, path: string, ctype: string): boolean {
   const p = path.split('?')[0]!;
   if (ctype.startsWith('text/event-stream')) return method === 'POST' || (method === 'GET' && p === '/mcp');
   if (p === '/metrics/prometheus') return ctype.startsWith('text/plain');
-  if (p === '/console' || p === '/console/' || p.startsWith('/console/')) return /^text\/(html|css|javascript)/.test(ctype);
+  if (p === '/console' || p === '/console/' || p.startsWith('/console/'))
+    return /^text\/(html|css|javascript)/.test(ctype);
   if (p.startsWith('/v1/reports/')) return ctype.startsWith('text/html');
   if (/^\/v1\/jobs\/[^/]+\/results$/.test(p)) return /^(application\/x-ndjson|text\/csv)/.test(ctype);
   return false;
@@ -424,18 +781,35 @@ function sseProblem(surface: Surface, text: string): string | null {
   const events = text.split(/\n\n/).filter((e) => e.trim());
   for (const ev of events) {
     const lines = ev.split('\n');
-    const name = lines.find((l) => l.startsWith('event:'))?.slice(6).trim();
-    const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+    const name = lines
+      .find((l) => l.startsWith('event:'))
+      ?.slice(6)
+      .trim();
+    const data = lines
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => l.slice(5).replace(/^ /, ''))
+      .join('\n');
     if (!data || data === '[DONE]') continue;
     const j = parseJson(data);
     if (!j.ok) return `event data is not JSON: ${data.slice(0, 80)}`;
     if (surface === 'native' && name === 'error') {
-      const p = nativeErrorProblem(j.value, (ERROR_STATUS as Record<string, number>)[j.value?.error?.code] ?? 0, { status: 200, headers: {}, text: '' });
+      const p = nativeErrorProblem(j.value, (ERROR_STATUS as Record<string, number>)[j.value?.error?.code] ?? 0, {
+        status: 200,
+        headers: {},
+        text: '',
+      });
       if (p) return `error event: ${p}`;
       if (j.value.error.code === 'INTERNAL_ERROR') return 'error event INTERNAL_ERROR';
     }
-    if (surface === 'native' && name === 'result' && nativeOkProblem(j.value)) return `result event: ${nativeOkProblem(j.value)}`;
-    if (surface === 'openai' && isObj(j.value) && 'error' in j.value && errorProblem('openai', j.value, 400, { status: 200, headers: {}, text: '' })) return 'in-band error is not OpenAI-shaped';
+    if (surface === 'native' && name === 'result' && nativeOkProblem(j.value))
+      return `result event: ${nativeOkProblem(j.value)}`;
+    if (
+      surface === 'openai' &&
+      isObj(j.value) &&
+      'error' in j.value &&
+      errorProblem('openai', j.value, 400, { status: 200, headers: {}, text: '' })
+    )
+      return 'in-band error is not OpenAI-shaped';
   }
   return null;
 }
@@ -448,8 +822,14 @@ interface Ctx {
 /** Which 5xx are legitimate: none, except the two a client can cause without any server fault. */
 function statusProblem(surface: Surface, r: Req, res: Resp, b: any, ctx: Ctx): string | null {
   if (res.status < 500) return null;
-  const message: string = surface === 'v2' ? b?.error : surface === 'native' || surface === 'agent' ? b?.message : b?.error?.message;
-  const code: string | undefined = surface === 'native' || surface === 'agent' ? b?.error?.code : surface === 'openai' ? String(b?.error?.code ?? '').toUpperCase() : undefined;
+  const message: string =
+    surface === 'v2' ? b?.error : surface === 'native' || surface === 'agent' ? b?.message : b?.error?.message;
+  const code: string | undefined =
+    surface === 'native' || surface === 'agent'
+      ? b?.error?.code
+      : surface === 'openai'
+        ? String(b?.error?.code ?? '').toUpperCase()
+        : undefined;
   // 503: a model that is really not loaded (dnabert2 has no weights), named in the answer.
   if (res.status === 503 && typeof message === 'string' && (code === undefined || code === 'MODEL_NOT_LOADED')) {
     const named = ctx.unavailable.filter((n) => new RegExp(`\\b${n}\\b`).test(message));
@@ -466,9 +846,16 @@ function statusProblem(surface: Surface, r: Req, res: Resp, b: any, ctx: Ctx): s
 function check(r: Req, res: Resp, ctx: Ctx): string | null {
   const surface = surfaceOf(r.method, r.path, ctx.registered);
   const ctype = String(res.headers['content-type'] ?? '');
-  if (r.method === 'HEAD' || res.status === 204) return res.status >= 500 ? `status ${res.status} on ${r.method}` : null;
+  if (r.method === 'HEAD' || res.status === 204)
+    return res.status >= 500 ? `status ${res.status} on ${r.method}` : null;
   // A 200 with an empty body is the OIP repository load/unload answer.
-  if (surface === 'v2' && res.status === 200 && res.text === '' && /\/repository\/models\/[^/]+\/(load|unload)$/.test(r.path.split('?')[0]!)) return null;
+  if (
+    surface === 'v2' &&
+    res.status === 200 &&
+    res.text === '' &&
+    /\/repository\/models\/[^/]+\/(load|unload)$/.test(r.path.split('?')[0]!)
+  )
+    return null;
   // MCP: a 200/202 with no body ends a session (DELETE) or acknowledges a notification.
   if (surface === 'mcp' && (res.status === 200 || res.status === 202) && res.text === '') return null;
   if (ctype.startsWith('text/event-stream')) {
@@ -485,13 +872,16 @@ function check(r: Req, res: Resp, ctx: Ctx): string | null {
   if (res.status >= 400) return errorProblem(surface, b, res.status, res);
   if (surface === 'native') return nativeOkProblem(b);
   // Agent answers are {success: true, …} or, for /agent/health, {status, service} (docs/agent-api.md).
-  if (surface === 'agent') return isObj(b) && b.success !== false ? null : 'agent success is not an object without success: false';
+  if (surface === 'agent')
+    return isObj(b) && b.success !== false ? null : 'agent success is not an object without success: false';
   if (surface === 'mcp') return isObj(b) || Array.isArray(b) ? null : 'MCP answer is not JSON-RPC';
   return isObj(b) || Array.isArray(b) ? null : 'success body is not an object';
 }
 
 function describeReq(r: Req): string {
-  const body = r.body ? `${r.body.kind} ${typeof r.body.text === 'string' ? r.body.text.slice(0, 160) : '<bytes>'}${r.body.text.length > 160 ? `… (${r.body.text.length} bytes)` : ''}` : '-';
+  const body = r.body
+    ? `${r.body.kind} ${typeof r.body.text === 'string' ? r.body.text.slice(0, 160) : '<bytes>'}${r.body.text.length > 160 ? `… (${r.body.text.length} bytes)` : ''}`
+    : '-';
   return `${r.method} ${r.path.slice(0, 160)} headers=${JSON.stringify(r.headers)} body=${body}`;
 }
 
@@ -530,7 +920,10 @@ describe('hostile input against every route', { timeout: 240_000 }, () => {
     const cls = res.status >= 500 ? String(res.status) : `${Math.floor(res.status / 100)}xx`;
     statuses[cls] = (statuses[cls] ?? 0) + 1;
     const problem = check(r, res, ctx);
-    if (problem) failures.push(`${label}: ${problem}\n    request: ${describeReq(r)}\n    answer: ${res.status} ${String(res.headers['content-type'] ?? '')} ${res.text.slice(0, 300)}`);
+    if (problem)
+      failures.push(
+        `${label}: ${problem}\n    request: ${describeReq(r)}\n    answer: ${res.status} ${String(res.headers['content-type'] ?? '')} ${res.text.slice(0, 300)}`,
+      );
   };
 
   before(async () => {
@@ -546,7 +939,15 @@ describe('hostile input against every route', { timeout: 240_000 }, () => {
       method: 'POST',
       path: '/mcp',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: { kind: 'init', text: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'fuzz', version: '0' } } }) },
+      body: {
+        kind: 'init',
+        text: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'fuzz', version: '0' } },
+        }),
+      },
     });
     const sid = init.headers['mcp-session-id'];
     if (typeof sid === 'string') sessions.push(sid);
@@ -589,7 +990,11 @@ describe('hostile input against every route', { timeout: 240_000 }, () => {
       }
     };
     await Promise.all(Array.from({ length: PARALLEL }, () => worker()));
-    assert.deepEqual(failures, [], `${failures.length} bad answers (FUZZ_SEED=${SEED}, FUZZ_RUNS=${RUNS}):\n${failures.slice(0, 40).join('\n')}`);
+    assert.deepEqual(
+      failures,
+      [],
+      `${failures.length} bad answers (FUZZ_SEED=${SEED}, FUZZ_RUNS=${RUNS}):\n${failures.slice(0, 40).join('\n')}`,
+    );
   });
 
   it('answers malformed HTTP on a raw socket with an envelope', async () => {
@@ -598,13 +1003,29 @@ describe('hostile input against every route', { timeout: 240_000 }, () => {
       ['bad request line', 'GET\r\n\r\n'],
       ['header overflow', `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`],
       ['bad header', 'GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n'],
-      ['raw utf-8 path', Buffer.concat([Buffer.from('GET /models/'), Buffer.from('модель'), Buffer.from('/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')])],
+      [
+        'raw utf-8 path',
+        Buffer.concat([
+          Buffer.from('GET /models/'),
+          Buffer.from('модель'),
+          Buffer.from('/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+        ]),
+      ],
       ['NUL in path', 'GET /models/rev\u0000comp/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
       ['dot segments', 'GET /models/../../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
       ['backslashes', 'GET /models/..\\..\\x/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
-      ['body shorter than content-length', 'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"sequence":'],
-      ['bad chunked body', 'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n'],
-      ['chunked over the limit', `POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${(3 * 1024 * 1024).toString(16)}\r\n${'{'.repeat(3 * 1024 * 1024)}\r\n0\r\n\r\n`],
+      [
+        'body shorter than content-length',
+        'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"sequence":',
+      ],
+      [
+        'bad chunked body',
+        'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+      ],
+      [
+        'chunked over the limit',
+        `POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${(3 * 1024 * 1024).toString(16)}\r\n${'{'.repeat(3 * 1024 * 1024)}\r\n0\r\n\r\n`,
+      ],
     ];
     for (const [what, bytes] of cases) {
       sent++;
@@ -621,18 +1042,46 @@ describe('hostile input against every route', { timeout: 240_000 }, () => {
     const cases: Req[] = [
       // Invalid percent-encoding in a path parameter (Fastify's FST_ERR_BAD_URL).
       { method: 'GET', path: '/models/%zz/info', headers: {} },
-      { method: 'POST', path: '/v2/models/%zz/infer', headers: { 'content-type': 'application/json' }, body: { kind: 'object', text: '{}' } },
+      {
+        method: 'POST',
+        path: '/v2/models/%zz/infer',
+        headers: { 'content-type': 'application/json' },
+        body: { kind: 'object', text: '{}' },
+      },
       // Deeply nested tensor data (recursive flatten).
-      { method: 'POST', path: '/v2/models/revcomp/infer', headers: { 'content-type': 'application/json' }, body: { kind: 'deep', text: `{"inputs":[{"name":"sequences","datatype":"BYTES","shape":[1],"data":${nest(20_000, '[', ']', '"ACGT"')}}]}` } },
+      {
+        method: 'POST',
+        path: '/v2/models/revcomp/infer',
+        headers: { 'content-type': 'application/json' },
+        body: {
+          kind: 'deep',
+          text: `{"inputs":[{"name":"sequences","datatype":"BYTES","shape":[1],"data":${nest(20_000, '[', ']', '"ACGT"')}}]}`,
+        },
+      },
       // Bodies /mcp cannot parse are JSON-RPC errors, not native envelopes.
-      { method: 'POST', path: '/mcp', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: { kind: 'malformed', text: '{"jsonrpc":' } },
-      { method: 'POST', path: '/mcp', headers: { 'content-type': 'text/plain', accept: 'application/json, text/event-stream' }, body: { kind: 'malformed', text: 'hello' } },
+      {
+        method: 'POST',
+        path: '/mcp',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: { kind: 'malformed', text: '{"jsonrpc":' },
+      },
+      {
+        method: 'POST',
+        path: '/mcp',
+        headers: { 'content-type': 'text/plain', accept: 'application/json, text/event-stream' },
+        body: { kind: 'malformed', text: 'hello' },
+      },
       // A repeated query key is an array: parseWindow called .trim() on it.
       { method: 'GET', path: '/v1/monitor/history?window=1h&window=2h', headers: {} },
       { method: 'GET', path: '/v1/monitor/events?window=1h&window=2h', headers: {} },
       { method: 'GET', path: '/v1/reports/revcomp?window=1h&window=2h', headers: {} },
       // Deep JSON: the job request hash recursed until the stack overflowed.
-      { method: 'POST', path: '/v1/jobs', headers: { 'content-type': 'application/json' }, body: { kind: 'deep', text: nest(100_000, '{"a":', '}', '1') } },
+      {
+        method: 'POST',
+        path: '/v1/jobs',
+        headers: { 'content-type': 'application/json' },
+        body: { kind: 'deep', text: nest(100_000, '{"a":', '}', '1') },
+      },
     ];
     for (const r of cases) {
       sent++;
@@ -656,15 +1105,25 @@ describe('hostile input against every route', { timeout: 240_000 }, () => {
     await h.gw.monitor.resetSettings();
     const ready = await send(base, { method: 'GET', path: '/health/ready', headers: {} });
     assert.equal(ready.status, 200, ready.text);
-    for (const n of MODELS.filter((m) => !EXPECT_UNAVAILABLE.includes(m))) assert.equal(h.gw.registry.status(n), 'ready', `${n} is ${h.gw.registry.status(n)}`);
-    const rc = await send(base, { method: 'POST', path: '/models/revcomp/predict', headers: { 'content-type': 'application/json' }, body: { kind: 'object', text: '{"sequence":"ACGT"}' } });
+    for (const n of MODELS.filter((m) => !EXPECT_UNAVAILABLE.includes(m)))
+      assert.equal(h.gw.registry.status(n), 'ready', `${n} is ${h.gw.registry.status(n)}`);
+    const rc = await send(base, {
+      method: 'POST',
+      path: '/models/revcomp/predict',
+      headers: { 'content-type': 'application/json' },
+      body: { kind: 'object', text: '{"sequence":"ACGT"}' },
+    });
     assert.equal(JSON.parse(rc.text).data.reverse_complement, 'ACGT');
     gc();
     const { rss, heapUsed } = process.memoryUsage();
     const grewMb = (rss - rssBefore) / 2 ** 20;
     const heapGrewMb = (heapUsed - heapBefore) / 2 ** 20;
-    const byClass = Object.entries(statuses).map(([c, n]) => `${c}: ${n}`).join(', ');
-    console.log(`fuzz: seed ${SEED}, ${RUNS} runs per route, ${routes.length} routes, ${sent} requests (${byClass}) in ${wall.toFixed(1)} s; gateway RSS ${(rssBefore / 2 ** 20).toFixed(0)} -> ${(rss / 2 ** 20).toFixed(0)} MB, heap ${(heapBefore / 2 ** 20).toFixed(0)} -> ${(heapUsed / 2 ** 20).toFixed(0)} MB`);
+    const byClass = Object.entries(statuses)
+      .map(([c, n]) => `${c}: ${n}`)
+      .join(', ');
+    console.log(
+      `fuzz: seed ${SEED}, ${RUNS} runs per route, ${routes.length} routes, ${sent} requests (${byClass}) in ${wall.toFixed(1)} s; gateway RSS ${(rssBefore / 2 ** 20).toFixed(0)} -> ${(rss / 2 ** 20).toFixed(0)} MB, heap ${(heapBefore / 2 ** 20).toFixed(0)} -> ${(heapUsed / 2 ** 20).toFixed(0)} MB`,
+    );
     // RSS keeps the allocator's high-water mark of the multi-megabyte bodies; the heap after a
     // full collection shows what is really retained.
     assert.ok(grewMb < 768, `gateway RSS grew by ${grewMb.toFixed(0)} MB`);

@@ -41,17 +41,37 @@ exit ${exitCode}
 
 describe('nvidia-smi parsing', () => {
   it('reads devices, with [N/A] fields as null', () => {
-    assert.deepEqual(parseNvidiaSmi(`0, GPU-a, Tesla T4, [N/A], 0, 15360\n\n1, GPU-b, Tesla T4, 12, [Not Supported], 15360\n`), [
-      { index: 0, uuid: 'GPU-a', name: 'Tesla T4', utilization_percent: null, memory_used_mb: 0, memory_total_mb: 15360 },
-      { index: 1, uuid: 'GPU-b', name: 'Tesla T4', utilization_percent: 12, memory_used_mb: null, memory_total_mb: 15360 },
-    ]);
+    assert.deepEqual(
+      parseNvidiaSmi(`0, GPU-a, Tesla T4, [N/A], 0, 15360\n\n1, GPU-b, Tesla T4, 12, [Not Supported], 15360\n`),
+      [
+        {
+          index: 0,
+          uuid: 'GPU-a',
+          name: 'Tesla T4',
+          utilization_percent: null,
+          memory_used_mb: 0,
+          memory_total_mb: 15360,
+        },
+        {
+          index: 1,
+          uuid: 'GPU-b',
+          name: 'Tesla T4',
+          utilization_percent: 12,
+          memory_used_mb: null,
+          memory_total_mb: 15360,
+        },
+      ],
+    );
     assert.deepEqual(parseNvidiaSmi(''), []);
     assert.throws(() => parseNvidiaSmi('No devices were found'), /unexpected nvidia-smi line/);
   });
 
   it('samples the nvidia-smi on PATH; none, a failing one, or garbage mean no GPU', async () => {
     const ok = fakeNvidiaSmi(CSV);
-    const failing = fakeNvidiaSmi('NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.\n', 9);
+    const failing = fakeNvidiaSmi(
+      'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.\n',
+      9,
+    );
     const empty = mkdtempSync(join(tmpdir(), 'isomodel-no-smi-'));
     try {
       const s = await new GpuProbe({ env: { PATH: `${ok}:/usr/bin:/bin` } }).snapshot();
@@ -79,12 +99,22 @@ describe('nvidia-smi parsing', () => {
     const alloc = new DeviceAllocator(() => Promise.resolve(['a', 'b', 'c']));
     const one = await alloc.acquire(2);
     const two = await alloc.acquire(2);
-    assert.deepEqual([one.devices, two.devices], [['a', 'b'], ['c', 'a']]);
+    assert.deepEqual(
+      [one.devices, two.devices],
+      [
+        ['a', 'b'],
+        ['c', 'a'],
+      ],
+    );
     one.release();
     one.release(); // twice is once
     assert.deepEqual(alloc.usage(), { a: 1, c: 1 });
     assert.deepEqual((await alloc.acquire(1)).devices, ['b']);
-    assert.deepEqual((await new DeviceAllocator(() => Promise.resolve([])).acquire(1)).devices, [], 'no GPU: none given');
+    assert.deepEqual(
+      (await new DeviceAllocator(() => Promise.resolve([])).acquire(1)).devices,
+      [],
+      'no GPU: none given',
+    );
   });
 });
 
@@ -139,11 +169,20 @@ describe('a gateway on a machine with two (fake) GPUs', () => {
     assert.equal(m.body.data.model_metrics.gpu_utilization, 59);
     assert.equal((await h.get('/models/cpu-node/metrics')).body.data.model_metrics.gpu_utilization, null);
     const prom = await request<string>(`${h.url}/metrics/prometheus`, 'GET');
-    assert.match(prom.body, new RegExp(`isomodel_gpu_utilization_ratio\\{gpu="1",uuid="${UUID1}",name="NVIDIA H100 80GB HBM3"\\} 0.81\\n`));
-    assert.match(prom.body, new RegExp(`isomodel_gpu_memory_used_bytes\\{gpu="0",uuid="${UUID0}",name="NVIDIA H100 80GB HBM3"\\} ${1024 * 1024 * 1024}\\n`));
+    assert.match(
+      prom.body,
+      new RegExp(`isomodel_gpu_utilization_ratio\\{gpu="1",uuid="${UUID1}",name="NVIDIA H100 80GB HBM3"\\} 0.81\\n`),
+    );
+    assert.match(
+      prom.body,
+      new RegExp(
+        `isomodel_gpu_memory_used_bytes\\{gpu="0",uuid="${UUID0}",name="NVIDIA H100 80GB HBM3"\\} ${1024 * 1024 * 1024}\\n`,
+      ),
+    );
     const lint = await new Promise<{ code: number; out: string }>((resolve, reject) => {
       const p = execFile('promtool', ['check', 'metrics'], (err, stdout, stderr) => {
-        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') return reject(new Error('promtool not found: apt-get install prometheus'));
+        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT')
+          return reject(new Error('promtool not found: apt-get install prometheus'));
         resolve({ code: err ? 1 : 0, out: stdout + stderr });
       });
       p.stdin!.end(prom.body);
@@ -153,10 +192,15 @@ describe('a gateway on a machine with two (fake) GPUs', () => {
 
   it('gives each replica its own GPU, and a model without GPUs none', async () => {
     const replicas = h.gw.registry.deployment('gpu-node')!.replicaInfo();
-    assert.deepEqual(replicas.map((r) => r.devices!.length), [1, 1]);
+    assert.deepEqual(
+      replicas.map((r) => r.devices!.length),
+      [1, 1],
+    );
     assert.deepEqual(new Set(replicas.flatMap((r) => r.devices)), new Set([UUID0, UUID1]));
     // Two requests at once, one per replica: each worker sees the device its replica was given.
-    const answers = await Promise.all([0, 1].map(() => h.post('/models/gpu-node/predict', { sequence: 'ACGT', options: { delay_ms: 300 } })));
+    const answers = await Promise.all(
+      [0, 1].map(() => h.post('/models/gpu-node/predict', { sequence: 'ACGT', options: { delay_ms: 300 } })),
+    );
     const seen = new Map(answers.map((r) => [r.body.data.pid as number, r.body.data.cuda_visible_devices as string]));
     assert.equal(seen.size, 2, 'both replicas answered');
     for (const r of replicas) assert.equal(seen.get(r.pid!), r.devices![0]);
@@ -166,7 +210,9 @@ describe('a gateway on a machine with two (fake) GPUs', () => {
   });
 
   it('starts an ONNX session on the first execution provider that works, and fails a model whose only provider cannot start', async () => {
-    const r = await h.post('/models/onnx-cuda-cpu/predict', { sequence: 'CCAGCTGCATCACAGGAGGCCAGCGAGCAGGTCTGTTCCAAGGGCCTTCGAGCCAGTCTG' });
+    const r = await h.post('/models/onnx-cuda-cpu/predict', {
+      sequence: 'CCAGCTGCATCACAGGAGGCCAGCGAGCAGGTCTGTTCCAAGGGCCTTCGAGCCAGTCTG',
+    });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.ok(['ei', 'ie', 'n'].includes(r.body.data.prediction), JSON.stringify(r.body.data));
     await waitFor(() => h.gw.registry.status('onnx-cuda-only') === 'failed', 30_000);

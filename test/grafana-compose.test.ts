@@ -24,7 +24,10 @@ function binds(service: { volumes?: unknown[] }): Map<string, string> {
 }
 
 describe('Grafana in deploy/docker/compose.yaml', { timeout: 60_000 }, () => {
-  const compose = parseYaml(readFileSync(join(DOCKER_DIR, 'compose.yaml'), 'utf8')) as { services: Record<string, any>; volumes: Record<string, unknown> };
+  const compose = parseYaml(readFileSync(join(DOCKER_DIR, 'compose.yaml'), 'utf8')) as {
+    services: Record<string, any>;
+    volumes: Record<string, unknown>;
+  };
   const grafana = compose.services.grafana;
 
   it('runs on loopback beside Prometheus, with its provisioning and the dashboard mounted', () => {
@@ -39,7 +42,9 @@ describe('Grafana in deploy/docker/compose.yaml', { timeout: 60_000 }, () => {
     const dashTarget = m.get(DASHBOARD)!;
     assert.ok(dashTarget, 'the dashboard is mounted');
     // The dashboard provider reads the folder the dashboard is mounted in.
-    const provider = parseYaml(readFileSync(join(PACKAGE_ROOT, 'deploy', 'grafana', 'provisioning', 'dashboards', 'isomodel.yaml'), 'utf8')) as { providers: { type: string; options: { path: string } }[] };
+    const provider = parseYaml(
+      readFileSync(join(PACKAGE_ROOT, 'deploy', 'grafana', 'provisioning', 'dashboards', 'isomodel.yaml'), 'utf8'),
+    ) as { providers: { type: string; options: { path: string } }[] };
     assert.equal(provider.providers[0]!.type, 'file');
     assert.equal(provider.providers[0]!.options.path, dirname(dashTarget));
     assert.equal(grafana.environment.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH, dashTarget);
@@ -47,8 +52,12 @@ describe('Grafana in deploy/docker/compose.yaml', { timeout: 60_000 }, () => {
   });
 
   it('reads the Prometheus service of the same file', () => {
-    const ds = parseYaml(readFileSync(join(PACKAGE_ROOT, 'deploy', 'grafana', 'provisioning', 'datasources', 'prometheus.yaml'), 'utf8')) as { datasources: { type: string; url: string; isDefault: boolean }[] };
-    const listen = (compose.services.prometheus.command as string[]).find((a) => a.startsWith('--web.listen-address='))!.split('=')[1];
+    const ds = parseYaml(
+      readFileSync(join(PACKAGE_ROOT, 'deploy', 'grafana', 'provisioning', 'datasources', 'prometheus.yaml'), 'utf8'),
+    ) as { datasources: { type: string; url: string; isDefault: boolean }[] };
+    const listen = (compose.services.prometheus.command as string[])
+      .find((a) => a.startsWith('--web.listen-address='))!
+      .split('=')[1];
     assert.equal(ds.datasources[0]!.type, 'prometheus');
     assert.equal(ds.datasources[0]!.url, `http://${listen}`);
     assert.equal(ds.datasources[0]!.isDefault, true);
@@ -64,9 +73,17 @@ describe('Grafana in deploy/docker/compose.yaml', { timeout: 60_000 }, () => {
 
     it('queries only series the gateway exposes', async () => {
       const text = String((await h.get('/metrics/prometheus')).body);
-      const exposed = new Set([...text.matchAll(/^# TYPE (\S+) (\w+)$/gm)].flatMap((m) => (m[2] === 'histogram' ? [`${m[1]}_bucket`, `${m[1]}_sum`, `${m[1]}_count`] : [m[1]!])));
+      const exposed = new Set(
+        [...text.matchAll(/^# TYPE (\S+) (\w+)$/gm)].flatMap((m) =>
+          m[2] === 'histogram' ? [`${m[1]}_bucket`, `${m[1]}_sum`, `${m[1]}_count`] : [m[1]!],
+        ),
+      );
       const dash = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: { targets?: { expr: string }[] }[] };
-      const queried = new Set(dash.panels.flatMap((p) => p.targets ?? []).flatMap((t) => [...t.expr.matchAll(/\b((?:isomodel|ai_model)_[a-z0-9_]+)\b/g)].map((m) => m[1]!)));
+      const queried = new Set(
+        dash.panels
+          .flatMap((p) => p.targets ?? [])
+          .flatMap((t) => [...t.expr.matchAll(/\b((?:isomodel|ai_model)_[a-z0-9_]+)\b/g)].map((m) => m[1]!)),
+      );
       assert.ok(queried.size >= 10, [...queried].join(' '));
       const missing = [...queried].filter((n) => !exposed.has(n));
       assert.deepEqual(missing, []);

@@ -55,7 +55,12 @@ export function makeModelsDir(names: string[]): string {
   return dir;
 }
 
-export async function request<T>(url: string, method: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res<T>> {
+export async function request<T>(
+  url: string,
+  method: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Res<T>> {
   const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
@@ -77,14 +82,26 @@ export interface GatewayOptions {
   logs?: Record<string, unknown>[];
 }
 
-export async function startGateway(models: string[], overrides: ConfigInput = {}, opts: GatewayOptions = {}): Promise<Harness> {
+export async function startGateway(
+  models: string[],
+  overrides: ConfigInput = {},
+  opts: GatewayOptions = {},
+): Promise<Harness> {
   const modelsDir = makeModelsDir(models);
   const stateDir = mkdtempSync(join(tmpdir(), 'isomodel-state-'));
   // cwd and env are the test's own, so a developer's isomodel.config.yaml or .env cannot leak in.
   const config = loadConfig({
     cwd: stateDir,
     env: {},
-    overrides: { host: '127.0.0.1', port: 0, models_dir: modelsDir, state_dir: stateDir, watch: false, rate_limit: { max: 100_000 }, ...overrides },
+    overrides: {
+      host: '127.0.0.1',
+      port: 0,
+      models_dir: modelsDir,
+      state_dir: stateDir,
+      watch: false,
+      rate_limit: { max: 100_000 },
+      ...overrides,
+    },
   });
   const logs = opts.logs;
   const logger = logs
@@ -138,7 +155,8 @@ export function pidAlive(pid: number): boolean {
 export function promtool(text: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
     const p = execFile('promtool', ['check', 'metrics'], (err, stdout, stderr) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error('promtool not found: apt-get install prometheus'));
+      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT')
+        reject(new Error('promtool not found: apt-get install prometheus'));
       else resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
     });
     p.stdin!.end(text);

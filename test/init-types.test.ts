@@ -19,13 +19,40 @@ const wav = makeWav(0.5); // 440 Hz sine of amplitude 8000: RMS 8000/sqrt(2)/327
 
 /** One request per type and what its answer must hold. */
 const CASES: Record<InputType, { body: Record<string, unknown>; check: (data: any) => void }> = {
-  sequence: { body: { sequence: 'ACGTA' }, check: (d) => assert.deepEqual([d.length, d.counts], [5, { A: 2, C: 1, G: 1, T: 1 }]) },
-  text: { body: { input: 'two words\nand more' }, check: (d) => assert.deepEqual([d.characters, d.words, d.lines], [18, 4, 2]) },
-  json: { body: { input: { values: [1, 2, 3.5], label: 'x' } }, check: (d) => assert.deepEqual([d.count, d.sum, d.mean, d.label], [3, 6.5, 6.5 / 3, 'x']) },
-  tensor: { body: { input: { x: [[1, 2, 3], [4, 5, 6]] } }, check: (d) => assert.deepEqual([d.shape, d.row_sums], [[2, 3], [6, 15]]) },
+  sequence: {
+    body: { sequence: 'ACGTA' },
+    check: (d) => assert.deepEqual([d.length, d.counts], [5, { A: 2, C: 1, G: 1, T: 1 }]),
+  },
+  text: {
+    body: { input: 'two words\nand more' },
+    check: (d) => assert.deepEqual([d.characters, d.words, d.lines], [18, 4, 2]),
+  },
+  json: {
+    body: { input: { values: [1, 2, 3.5], label: 'x' } },
+    check: (d) => assert.deepEqual([d.count, d.sum, d.mean, d.label], [3, 6.5, 6.5 / 3, 'x']),
+  },
+  tensor: {
+    body: {
+      input: {
+        x: [
+          [1, 2, 3],
+          [4, 5, 6],
+        ],
+      },
+    },
+    check: (d) =>
+      assert.deepEqual(
+        [d.shape, d.row_sums],
+        [
+          [2, 3],
+          [6, 15],
+        ],
+      ),
+  },
   image: {
     body: { input: png.toString('base64') },
-    check: (d) => assert.deepEqual([d.format, d.width, d.height, d.bytes, d.sha256.length], ['png', 6, 4, png.length, 64]),
+    check: (d) =>
+      assert.deepEqual([d.format, d.width, d.height, d.bytes, d.sha256.length], ['png', 6, 4, png.length, 64]),
   },
   audio: {
     body: { input: wav.toString('base64') },
@@ -35,7 +62,14 @@ const CASES: Record<InputType, { body: Record<string, unknown>; check: (data: an
     },
   },
   chat: {
-    body: { input: { messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello there' }] } },
+    body: {
+      input: {
+        messages: [
+          { role: 'system', content: 'be brief' },
+          { role: 'user', content: 'hello there' },
+        ],
+      },
+    },
     check: (d) => assert.equal(d.text, 'You said: hello there'),
   },
 };
@@ -49,7 +83,11 @@ async function tryPrinted(base: string, command: string): Promise<{ status: numb
   assert.ok(json || media, `unexpected command: ${command}`);
   const res = json
     ? await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: json[1] })
-    : await fetch(url, { method: 'POST', headers: { 'content-type': media![1]! }, body: media![1]!.startsWith('image/') ? png : wav });
+    : await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': media![1]! },
+        body: media![1]!.startsWith('image/') ? png : wav,
+      });
   return { status: res.status, body: await res.json() };
 }
 
@@ -57,7 +95,8 @@ describe('isomodel init --type: a working package of every input type', () => {
   let h: Harness;
   before(async () => {
     h = await startGateway([]);
-    for (const type of INIT_TYPES) for (const runtime of RUNTIMES) initPackage(`${type}-${runtime}`, runtime, h.modelsDir, type);
+    for (const type of INIT_TYPES)
+      for (const runtime of RUNTIMES) initPackage(`${type}-${runtime}`, runtime, h.modelsDir, type);
     const r = await h.post('/v1/models/reload');
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body.data.errors ?? [], []);
@@ -113,7 +152,9 @@ describe('isomodel init --type: a working package of every input type', () => {
       assert.equal(r.body.error?.code, code, `${name}: ${JSON.stringify(r.body)}`);
     }
     // A chat without a user message reaches the model, which says so (an item error, 400).
-    const noUser = await h.post('/models/chat-python/predict', { input: { messages: [{ role: 'system', content: 'x' }] } });
+    const noUser = await h.post('/models/chat-python/predict', {
+      input: { messages: [{ role: 'system', content: 'x' }] },
+    });
     assert.deepEqual([noUser.status, noUser.body.error.code], [400, 'INVALID_INPUT']);
   });
 });
@@ -123,11 +164,27 @@ describe('isomodel init --type from the command line', () => {
     const run = promisify(execFile);
     const work = workerTmpDir('isomodel-init-');
     const bin = join(PACKAGE_ROOT, 'bin', 'isomodel.js');
-    const out = await run(process.execPath, [bin, '--models-dir', work, 'init', 'pics', '--runtime', 'node', '--type', 'image']);
+    const out = await run(process.execPath, [
+      bin,
+      '--models-dir',
+      work,
+      'init',
+      'pics',
+      '--runtime',
+      'node',
+      '--type',
+      'image',
+    ]);
     assert.match(out.stdout, /created .*pics/);
-    assert.match(out.stdout, /try: curl -s http:\/\/127\.0\.0\.1:8000\/models\/pics\/predict -H 'content-type: image\/png' --data-binary @picture\.png\n/);
+    assert.match(
+      out.stdout,
+      /try: curl -s http:\/\/127\.0\.0\.1:8000\/models\/pics\/predict -H 'content-type: image\/png' --data-binary @picture\.png\n/,
+    );
     assert.match(readFileSync(join(work, 'pics', 'model.yaml'), 'utf8'), /input_type: image/);
     assert.ok(existsSync(join(work, 'pics', 'index.mjs')));
-    await assert.rejects(run(process.execPath, [bin, '--models-dir', work, 'init', 'x', '--type', 'video']), /unknown input type "video": use one of sequence, text, json, tensor, image, audio, chat/);
+    await assert.rejects(
+      run(process.execPath, [bin, '--models-dir', work, 'init', 'x', '--type', 'video']),
+      /unknown input type "video": use one of sequence, text, json, tensor, image, audio, chat/,
+    );
   });
 });

@@ -10,7 +10,13 @@ import { after, before, describe, it } from 'node:test';
 import { request, startGateway, waitFor, type Harness } from './helpers.js';
 
 const COMP: Record<string, string> = { A: 'T', C: 'G', G: 'C', T: 'A', N: 'N' };
-const rc = (s: string): string => s.toUpperCase().split('').reverse().map((c) => COMP[c]).join('');
+const rc = (s: string): string =>
+  s
+    .toUpperCase()
+    .split('')
+    .reverse()
+    .map((c) => COMP[c])
+    .join('');
 
 function lines(text: string): any[] {
   return text
@@ -72,7 +78,11 @@ describe('job API', () => {
 
   it('takes exchange objects: per-record task, organism/parameters as model options, request_id', async () => {
     const inputs = [
-      { task: 'gc_content', input: { sequence: 'GGGGAAAA', parameters: { window: 4 } }, metadata: { request_id: 'task_001' } },
+      {
+        task: 'gc_content',
+        input: { sequence: 'GGGGAAAA', parameters: { window: 4 } },
+        metadata: { request_id: 'task_001' },
+      },
       { task: 'motif_scan', input: { sequence: 'TTGACAATTATAATG' }, metadata: { request_id: 'task_002' } },
       { input: { sequences: ['GC', 'AT'] }, metadata: { request_id: 'multi' } },
     ];
@@ -95,7 +105,9 @@ describe('job API', () => {
   });
 
   it('takes a raw FASTA body by content type, and CSV / JSONL file text by format field', async () => {
-    const fasta = await h.post('/v1/jobs?model=revcomp', '>one first\nACGG\nTT\n>two\nNNAC\n', { 'content-type': 'text/x-fasta' });
+    const fasta = await h.post('/v1/jobs?model=revcomp', '>one first\nACGG\nTT\n>two\nNNAC\n', {
+      'content-type': 'text/x-fasta',
+    });
     assert.equal(fasta.status, 202, JSON.stringify(fasta.body));
     await done(fasta.body.data.id);
     const f = lines((await h.get(`/v1/jobs/${fasta.body.data.id}/results`)).body as string);
@@ -107,14 +119,23 @@ describe('job API', () => {
       ],
     );
 
-    const csv = await h.post('/v1/jobs', { model: 'gc-scanner', task: 'gc_content', format: 'csv', data: 'id,sequence,parameters.window\nr1,GGAA,2\nr2,ATAT,\n' });
+    const csv = await h.post('/v1/jobs', {
+      model: 'gc-scanner',
+      task: 'gc_content',
+      format: 'csv',
+      data: 'id,sequence,parameters.window\nr1,GGAA,2\nr2,ATAT,\n',
+    });
     assert.equal(csv.status, 202, JSON.stringify(csv.body));
     await done(csv.body.data.id);
     const c = lines((await h.get(`/v1/jobs/${csv.body.data.id}/results`)).body as string);
     assert.deepEqual(c[0].output.windows, [1, 0]);
     assert.equal(c[1].output.windows, undefined);
 
-    const jsonl = await h.post('/v1/jobs?model=revcomp&format=jsonl', '{"id":"a","sequence":"AAC"}\n{"id":"b","sequence":"GGT"}\n', { 'content-type': 'text/plain' });
+    const jsonl = await h.post(
+      '/v1/jobs?model=revcomp&format=jsonl',
+      '{"id":"a","sequence":"AAC"}\n{"id":"b","sequence":"GGT"}\n',
+      { 'content-type': 'text/plain' },
+    );
     assert.equal(jsonl.status, 202, JSON.stringify(jsonl.body));
     await done(jsonl.body.data.id);
     const j = lines((await h.get(`/v1/jobs/${jsonl.body.data.id}/results`)).body as string);
@@ -127,7 +148,11 @@ describe('job API', () => {
   it('rejects bad submissions with the envelope', async () => {
     const cases: [unknown, number, RegExp][] = [
       [{ model: 'nope', sequences: ['AC'] }, 404, /no model named "nope"/],
-      [{ model: 'gc-scanner', sequences: [{ id: 'x', sequence: 'AC', task: 'folding' }] }, 400, /has no task "folding"/],
+      [
+        { model: 'gc-scanner', sequences: [{ id: 'x', sequence: 'AC', task: 'folding' }] },
+        400,
+        /has no task "folding"/,
+      ],
       [{ model: 'revcomp', task: 'bogus', sequences: ['AC'] }, 400, /has no task "bogus"/],
       [{ model: 'revcomp', sequences: [] }, 400, /no sequences/],
       [{ model: 'revcomp', sequences: ['AC'], data: 'AC' }, 400, /exactly one of sequences/],
@@ -165,10 +190,18 @@ describe('job API', () => {
 
   it('is idempotent by Idempotency-Key: same body, same job; another body, 409', async () => {
     const key = { 'idempotency-key': `k-${Date.now()}` };
-    const a = await h.post('/v1/jobs', { model: 'revcomp', sequences: ['ACGT', 'GG'], options: { chunk_size: 5 } }, key);
+    const a = await h.post(
+      '/v1/jobs',
+      { model: 'revcomp', sequences: ['ACGT', 'GG'], options: { chunk_size: 5 } },
+      key,
+    );
     assert.equal(a.status, 202);
     // Same content, keys in another order: the same request.
-    const b = await h.post('/v1/jobs', { options: { chunk_size: 5 }, sequences: ['ACGT', 'GG'], model: 'revcomp' }, key);
+    const b = await h.post(
+      '/v1/jobs',
+      { options: { chunk_size: 5 }, sequences: ['ACGT', 'GG'], model: 'revcomp' },
+      key,
+    );
     assert.equal(b.status, 200, JSON.stringify(b.body));
     assert.equal(b.headers.get('idempotent-replayed'), 'true');
     assert.equal(b.body.data.id, a.body.data.id);
@@ -180,13 +213,22 @@ describe('job API', () => {
     assert.match(c.body.message, /different request body/);
     const list = await h.get('/v1/jobs?limit=1000');
     assert.equal(list.body.data.jobs.filter((j: any) => j.idempotency_key === key['idempotency-key']).length, 1);
-    assert.equal((await h.post('/v1/jobs', { model: 'revcomp', sequences: ['A'] }, { 'idempotency-key': 'bad key' })).status, 400);
+    assert.equal(
+      (await h.post('/v1/jobs', { model: 'revcomp', sequences: ['A'] }, { 'idempotency-key': 'bad key' })).status,
+      400,
+    );
   });
 
   it('streams results while the job runs, in input order', async () => {
     // slow-node answers each batch of 8 after delay_ms: 10 batches, one at a time.
     const seqs = Array.from({ length: 80 }, (_, i) => 'ACGT'.repeat(1 + (i % 5)));
-    const r = await h.post('/v1/jobs', { model: 'slow-node', sequences: seqs, options: { delay_ms: 150 }, workers: 1, chunk_size: 8 });
+    const r = await h.post('/v1/jobs', {
+      model: 'slow-node',
+      sequences: seqs,
+      options: { delay_ms: 150 },
+      workers: 1,
+      chunk_size: 8,
+    });
     assert.equal(r.status, 202, JSON.stringify(r.body));
     const id = r.body.data.id;
     const res = await fetch(`${h.url}/v1/jobs/${id}/results`);
@@ -220,12 +262,21 @@ describe('job API', () => {
     assert.match(csv.headers.get('content-disposition')!, new RegExp(`attachment; filename="${id}.csv"`));
     const rows = (await csv.text()).trim().split('\n');
     assert.equal(rows.length, 81);
-    assert.match(rows[0]!, /^index,request_id,task,status,service,version,processing_time_ms,error_code,error_message,length/);
+    assert.match(
+      rows[0]!,
+      /^index,request_id,task,status,service,version,processing_time_ms,error_code,error_message,length/,
+    );
   });
 
   it('cancels a running job; CSV waits for the end; the list filters by status', async () => {
     const seqs = Array.from({ length: 200 }, () => 'ACGT');
-    const r = await h.post('/v1/jobs', { model: 'slow-node', sequences: seqs, options: { delay_ms: 100 }, workers: 1, chunk_size: 8 });
+    const r = await h.post('/v1/jobs', {
+      model: 'slow-node',
+      sequences: seqs,
+      options: { delay_ms: 100 },
+      workers: 1,
+      chunk_size: 8,
+    });
     const id = r.body.data.id;
     await waitFor(async () => (await h.get(`/v1/jobs/${id}`)).body.data.done > 0, 20_000);
     const early = await h.get(`/v1/jobs/${id}/results?format=csv`);
@@ -282,19 +333,37 @@ describe('job API', () => {
 
   it('keeps every pipeline step output whatever the step is called; "__proto__" is refused with a clear error', async () => {
     const pipeline_yaml = (first: string, second: string) =>
-      ['name: names', 'steps:', `  - name: ${first}`, '    model: revcomp', `  - name: ${second}`, '    model: revcomp', `    sequence: ${first}.reverse_complement`].join('\n');
-    const r = await h.post('/v1/jobs', { pipeline_yaml: pipeline_yaml('constructor', 'toString'), sequences: ['AAGG', 'ACGTT'] });
+      [
+        'name: names',
+        'steps:',
+        `  - name: ${first}`,
+        '    model: revcomp',
+        `  - name: ${second}`,
+        '    model: revcomp',
+        `    sequence: ${first}.reverse_complement`,
+      ].join('\n');
+    const r = await h.post('/v1/jobs', {
+      pipeline_yaml: pipeline_yaml('constructor', 'toString'),
+      sequences: ['AAGG', 'ACGTT'],
+    });
     assert.equal(r.status, 202, JSON.stringify(r.body));
     await done(r.body.data.id);
     const recs = lines((await h.get(`/v1/jobs/${r.body.data.id}/results`)).body as string);
     assert.deepEqual(
-      recs.map((x) => [x.status, Object.keys(x.output), x.output.constructor.reverse_complement, x.output.toString.reverse_complement]),
+      recs.map((x) => [
+        x.status,
+        Object.keys(x.output),
+        x.output.constructor.reverse_complement,
+        x.output.toString.reverse_complement,
+      ]),
       [
         ['success', ['constructor', 'toString'], 'CCTT', 'AAGG'],
         ['success', ['constructor', 'toString'], 'AACGT', 'ACGTT'],
       ],
     );
-    const csv = (await (await fetch(`${h.url}/v1/jobs/${r.body.data.id}/results?format=csv`)).text()).trim().split('\n');
+    const csv = (await (await fetch(`${h.url}/v1/jobs/${r.body.data.id}/results?format=csv`)).text())
+      .trim()
+      .split('\n');
     assert.match(csv[0]!, /,constructor,toString$/);
     assert.match(csv[1]!, /,"\{""reverse_complement"":""CCTT"".*\}","\{""reverse_complement"":""AAGG"".*\}"$/);
     const bad = await h.post('/v1/jobs', { pipeline_yaml: pipeline_yaml('__proto__', 'next'), sequences: ['AAGG'] });
@@ -307,7 +376,10 @@ describe('job API', () => {
    * Sends predictions one after the other until `upload` is answered; counts those answered
    * while a submission had some, not all, of its `total` records stored.
    */
-  async function predictWhile(upload: Promise<unknown>, total: number): Promise<{ before: number; whileStoring: number }> {
+  async function predictWhile(
+    upload: Promise<unknown>,
+    total: number,
+  ): Promise<{ before: number; whileStoring: number }> {
     const receiving = h.gw.store.db.prepare(`SELECT total FROM jobs WHERE status = 'receiving'`);
     let answered = false;
     void upload.finally(() => (answered = true));
@@ -329,7 +401,8 @@ describe('job API', () => {
     // nothing else was answered until the upload's own answer.
     const n = 200_000;
     const parts: string[] = [];
-    for (let i = 0; i < n; i++) parts.push(`>r${i} sample record ${i}\n${'ACGTTGCA'.repeat(12)}\n${'GATTACA'.slice(0, 1 + (i % 7))}\n`);
+    for (let i = 0; i < n; i++)
+      parts.push(`>r${i} sample record ${i}\n${'ACGTTGCA'.repeat(12)}\n${'GATTACA'.slice(0, 1 + (i % 7))}\n`);
     const body = parts.join('');
     assert.ok(body.length > 20e6, `${body.length} bytes`);
     const upload = h.post('/v1/jobs?model=revcomp&name=big', body, { 'content-type': 'text/x-fasta' });
@@ -337,19 +410,37 @@ describe('job API', () => {
     const res = await upload;
     assert.equal(res.status, 202, JSON.stringify(res.body));
     assert.equal(res.body.data.total, n);
-    assert.ok(during.whileStoring >= 3, `${during.whileStoring} predictions answered while the upload's records were being stored (${during.before} before its answer)`);
-    t.diagnostic(`${during.before} predictions answered during the upload, ${during.whileStoring} of them while its records were being stored`);
+    assert.ok(
+      during.whileStoring >= 3,
+      `${during.whileStoring} predictions answered while the upload's records were being stored (${during.before} before its answer)`,
+    );
+    t.diagnostic(
+      `${during.before} predictions answered during the upload, ${during.whileStoring} of them while its records were being stored`,
+    );
     const id = res.body.data.id;
-    const input = (idx: number) => JSON.parse((h.gw.store.db.prepare('SELECT input FROM job_items WHERE job_id = ? AND idx = ?').get(id, idx) as { input: string }).input);
+    const input = (idx: number) =>
+      JSON.parse(
+        (
+          h.gw.store.db.prepare('SELECT input FROM job_items WHERE job_id = ? AND idx = ?').get(id, idx) as {
+            input: string;
+          }
+        ).input,
+      );
     assert.deepEqual(input(0), { id: 'r0', sequence: 'ACGTTGCA'.repeat(12) + 'G' });
-    assert.deepEqual(input(n - 1), { id: `r${n - 1}`, sequence: 'ACGTTGCA'.repeat(12) + 'GATTACA'.slice(0, 1 + ((n - 1) % 7)) });
+    assert.deepEqual(input(n - 1), {
+      id: `r${n - 1}`,
+      sequence: 'ACGTTGCA'.repeat(12) + 'GATTACA'.slice(0, 1 + ((n - 1) % 7)),
+    });
     assert.deepEqual(readdirSync(join(h.stateDir, 'uploads')), [], 'the upload file is gone once stored');
     assert.equal((await h.post(`/v1/jobs/${id}/cancel`)).status, 200);
   });
 
   it('reads a large JSON submission piece by piece too (its list entry by entry), with its Idempotency-Key hash', async (t) => {
     const n = 100_000;
-    const sequences = Array.from({ length: n }, (_, i) => ({ id: `j${i}`, sequence: 'ACGTTGCA'.repeat(8) + 'ACG'.slice(0, i % 3) }));
+    const sequences = Array.from({ length: n }, (_, i) => ({
+      id: `j${i}`,
+      sequence: 'ACGTTGCA'.repeat(8) + 'ACG'.slice(0, i % 3),
+    }));
     // The list first, the model last: the members are read before any record is stored.
     const body = JSON.stringify({ sequences, options: { chunk_size: 7 }, model: 'revcomp' });
     const key = { 'idempotency-key': 'big-json' };
@@ -358,17 +449,30 @@ describe('job API', () => {
     const res = await upload;
     assert.equal(res.status, 202, JSON.stringify(res.body));
     assert.equal(res.body.data.total, n);
-    assert.ok(during.whileStoring >= 3, `${during.whileStoring} predictions answered while its records were being stored (${during.before} before its answer)`);
-    t.diagnostic(`${during.before} predictions answered during the JSON submission, ${during.whileStoring} of them while its records were being stored`);
+    assert.ok(
+      during.whileStoring >= 3,
+      `${during.whileStoring} predictions answered while its records were being stored (${during.before} before its answer)`,
+    );
+    t.diagnostic(
+      `${during.before} predictions answered during the JSON submission, ${during.whileStoring} of them while its records were being stored`,
+    );
     // The same content, keys in another order: the same request.
-    const again = await h.post('/v1/jobs', JSON.stringify({ model: 'revcomp', options: { chunk_size: 7 }, sequences }), key);
+    const again = await h.post(
+      '/v1/jobs',
+      JSON.stringify({ model: 'revcomp', options: { chunk_size: 7 }, sequences }),
+      key,
+    );
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.equal(again.body.data.id, res.body.data.id);
     assert.equal((await h.post(`/v1/jobs/${res.body.data.id}/cancel`)).status, 200);
   });
 
   it('a sequence that crashes its worker fails only its own record; the job goes on', async () => {
-    const inputs = Array.from({ length: 6 }, (_, i) => ({ id: `c${i}`, sequence: 'ACGT'.slice(0, 1 + (i % 4)), ...(i === 2 && { parameters: { action: 'crash' } }) }));
+    const inputs = Array.from({ length: 6 }, (_, i) => ({
+      id: `c${i}`,
+      sequence: 'ACGT'.slice(0, 1 + (i % 4)),
+      ...(i === 2 && { parameters: { action: 'crash' } }),
+    }));
     const r = await h.post('/v1/jobs', { model: 'chaos-py', inputs, chunk_size: 6, workers: 1 });
     assert.equal(r.status, 202, JSON.stringify(r.body));
     const final = await done(r.body.data.id, 60_000);
@@ -395,7 +499,8 @@ function makeKey(h: Harness, name: string, scopes: ('predict' | 'admin')[]): Key
   return { id: k.record.id, name, auth: { authorization: `Bearer ${k.key}` } };
 }
 
-const fasta = (n: number, prefix = 'r') => Array.from({ length: n }, (_, i) => `>${prefix}${i}\nACGT${'ACGT'.slice(0, i % 4)}\n`).join('');
+const fasta = (n: number, prefix = 'r') =>
+  Array.from({ length: n }, (_, i) => `>${prefix}${i}\nACGT${'ACGT'.slice(0, i % 4)}\n`).join('');
 
 describe('job API with API keys: jobs belong to the key that submitted them', () => {
   let h: Harness;
@@ -418,9 +523,32 @@ describe('job API with API keys: jobs belong to the key that submitted them', ()
     }, 30_000);
 
   it('another key gets 404 for the job, its results and cancel; lists are per key; an admin sees and cancels all', async () => {
-    const slow = await h.post('/v1/jobs', { model: 'slow-node', sequences: Array.from({ length: 40 }, () => 'ACGT'), options: { delay_ms: 300 }, workers: 1, chunk_size: 8 }, a.auth);
+    const slow = await h.post(
+      '/v1/jobs',
+      {
+        model: 'slow-node',
+        sequences: Array.from({ length: 40 }, () => 'ACGT'),
+        options: { delay_ms: 300 },
+        workers: 1,
+        chunk_size: 8,
+      },
+      a.auth,
+    );
     assert.equal(slow.status, 202, JSON.stringify(slow.body));
-    const pipe = await h.post('/v1/jobs', { pipeline: { name: 'rc-echo', steps: [{ name: 'rc', model: 'revcomp' }, { name: 'echo', model: 'slow-node', sequence: 'rc.reverse_complement' }] }, sequences: ['AAGG'] }, a.auth);
+    const pipe = await h.post(
+      '/v1/jobs',
+      {
+        pipeline: {
+          name: 'rc-echo',
+          steps: [
+            { name: 'rc', model: 'revcomp' },
+            { name: 'echo', model: 'slow-node', sequence: 'rc.reverse_complement' },
+          ],
+        },
+        sequences: ['AAGG'],
+      },
+      a.auth,
+    );
     assert.equal(pipe.status, 202, JSON.stringify(pipe.body));
     const mine = await h.post('/v1/jobs?model=revcomp', fasta(3), { ...b.auth, 'content-type': 'text/x-fasta' });
     assert.equal(mine.status, 202, JSON.stringify(mine.body));
@@ -449,7 +577,11 @@ describe('job API with API keys: jobs belong to the key that submitted them', ()
     const ids = async (key: Key, query = '') => {
       const r = await h.get(`/v1/jobs${query}`, key.auth);
       assert.equal(r.status, 200, JSON.stringify(r.body));
-      return { ids: (r.body.data.jobs as any[]).map((j) => j.id).sort(), total: r.body.data.total, jobs: r.body.data.jobs as any[] };
+      return {
+        ids: (r.body.data.jobs as any[]).map((j) => j.id).sort(),
+        total: r.body.data.total,
+        jobs: r.body.data.jobs as any[],
+      };
     };
     assert.deepEqual((await ids(a)).ids, [aSlow, aPipe].sort());
     assert.deepEqual(await ids(b).then((x) => [x.ids, x.total]), [[bJob], 1]);
@@ -465,7 +597,10 @@ describe('job API with API keys: jobs belong to the key that submitted them', ()
     const seen = await h.get(`/v1/jobs/${bJob}`, ops.auth);
     assert.equal(seen.body.data.owner.name, 'lab-b');
     await finished(bJob, b);
-    assert.equal(lines(await (await fetch(`${h.url}/v1/jobs/${bJob}/results`, { headers: ops.auth })).text()).length, 3);
+    assert.equal(
+      lines(await (await fetch(`${h.url}/v1/jobs/${bJob}/results`, { headers: ops.auth })).text()).length,
+      3,
+    );
     const c = await h.post(`/v1/jobs/${aSlow}/cancel`, {}, ops.auth);
     assert.equal(c.status, 200);
     assert.equal(c.body.data.status, 'cancelled');
@@ -522,13 +657,18 @@ describe('job API limits: upload size and per-key quotas', () => {
   let c: Key;
   let d: Key;
   before(async () => {
-    h = await startGateway(['revcomp', 'slow-node'], { jobs: { max_upload_bytes: MAX_UPLOAD, max_queued_jobs_per_key: 2, max_queued_records_per_key: 300 } });
+    h = await startGateway(['revcomp', 'slow-node'], {
+      jobs: { max_upload_bytes: MAX_UPLOAD, max_queued_jobs_per_key: 2, max_queued_records_per_key: 300 },
+    });
     c = makeKey(h, 'lab-c', ['predict']);
     d = makeKey(h, 'lab-d', ['predict']);
   });
   after(async () => h.close());
 
-  const stored = () => h.gw.store.db.prepare('SELECT (SELECT COUNT(*) FROM jobs) AS jobs, (SELECT COUNT(*) FROM job_items) AS items').get();
+  const stored = () =>
+    h.gw.store.db
+      .prepare('SELECT (SELECT COUNT(*) FROM jobs) AS jobs, (SELECT COUNT(*) FROM job_items) AS items')
+      .get();
   const uploadsLeft = () => {
     try {
       return readdirSync(join(h.stateDir, 'uploads'));
@@ -544,10 +684,16 @@ describe('job API limits: upload size and per-key quotas', () => {
     const tooLarge = (r: { status: number; body: any }, what: string) => {
       assert.equal(r.status, 413, `${what}: ${JSON.stringify(r.body)}`);
       assert.equal(r.body.error.code, 'PAYLOAD_TOO_LARGE');
-      assert.match(r.body.message, new RegExp(`over the gateway's limit of ${MAX_UPLOAD} bytes \\(jobs\\.max_upload_bytes\\)`));
+      assert.match(
+        r.body.message,
+        new RegExp(`over the gateway's limit of ${MAX_UPLOAD} bytes \\(jobs\\.max_upload_bytes\\)`),
+      );
     };
     // With a Content-Length (refused before reading), streamed without one (refused part way), as JSON.
-    tooLarge(await h.post('/v1/jobs?model=revcomp', big, { ...c.auth, 'content-type': 'text/x-fasta' }), 'declared length');
+    tooLarge(
+      await h.post('/v1/jobs?model=revcomp', big, { ...c.auth, 'content-type': 'text/x-fasta' }),
+      'declared length',
+    );
     const bytes = new TextEncoder().encode(big);
     let sent = 0;
     const stream = new ReadableStream<Uint8Array>({
@@ -557,7 +703,12 @@ describe('job API limits: upload size and per-key quotas', () => {
         sent += 4096;
       },
     });
-    const chunked = await fetch(`${h.url}/v1/jobs?model=revcomp`, { method: 'POST', headers: { ...c.auth, 'content-type': 'text/x-fasta' }, body: stream, duplex: 'half' } as RequestInit);
+    const chunked = await fetch(`${h.url}/v1/jobs?model=revcomp`, {
+      method: 'POST',
+      headers: { ...c.auth, 'content-type': 'text/x-fasta' },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
     tooLarge({ status: chunked.status, body: await chunked.json() }, 'chunked');
     tooLarge(await h.post('/v1/jobs', { model: 'revcomp', format: 'fasta', data: big }, c.auth), 'JSON');
     assert.deepEqual(stored(), before, 'no job row, no record');
@@ -568,15 +719,32 @@ describe('job API limits: upload size and per-key quotas', () => {
     assert.equal(fits.body.data.total, 100);
     // A syntax error part way through a streamed upload also leaves nothing.
     const mid = stored();
-    const broken = await h.post('/v1/jobs?model=revcomp&format=jsonl', '{"sequence":"AC"}\n'.repeat(2500) + '{oops\n', { ...c.auth, 'content-type': 'application/x-ndjson' });
+    const broken = await h.post('/v1/jobs?model=revcomp&format=jsonl', '{"sequence":"AC"}\n'.repeat(2500) + '{oops\n', {
+      ...c.auth,
+      'content-type': 'application/x-ndjson',
+    });
     assert.equal(broken.status, 400);
     assert.match(broken.body.message, /body line 2501: not valid JSON/);
     assert.deepEqual(stored(), mid);
-    await waitFor(async () => (await h.get(`/v1/jobs/${fits.body.data.id}`, c.auth)).body.data.status === 'succeeded', 30_000);
+    await waitFor(
+      async () => (await h.get(`/v1/jobs/${fits.body.data.id}`, c.auth)).body.data.status === 'succeeded',
+      30_000,
+    );
   });
 
   it('limits unfinished jobs and queued records per key: 429 QUOTA_EXCEEDED (413 for a job that could never fit)', async () => {
-    const slowJob = (n: number, key: Key) => h.post('/v1/jobs', { model: 'slow-node', sequences: Array.from({ length: n }, () => 'ACGT'), options: { delay_ms: 400 }, workers: 1, chunk_size: 8 }, key.auth);
+    const slowJob = (n: number, key: Key) =>
+      h.post(
+        '/v1/jobs',
+        {
+          model: 'slow-node',
+          sequences: Array.from({ length: n }, () => 'ACGT'),
+          options: { delay_ms: 400 },
+          workers: 1,
+          chunk_size: 8,
+        },
+        key.auth,
+      );
     const first = await slowJob(200, c);
     assert.equal(first.status, 202, JSON.stringify(first.body));
     const before = stored();
@@ -599,14 +767,20 @@ describe('job API limits: upload size and per-key quotas', () => {
     // A second job fits the records; a third is one unfinished job too many.
     const second = await slowJob(50, c);
     assert.equal(second.status, 202, JSON.stringify(second.body));
-    await waitFor(async () => (await h.get(`/v1/jobs/${first.body.data.id}`, c.auth)).body.data.rate_per_s !== null, 20_000);
+    await waitFor(
+      async () => (await h.get(`/v1/jobs/${first.body.data.id}`, c.auth)).body.data.rate_per_s !== null,
+      20_000,
+    );
     const third = await h.post('/v1/jobs', { model: 'revcomp', sequences: ['AC'] }, c.auth);
     assert.equal(third.status, 429, JSON.stringify(third.body));
     assert.equal(third.body.error.code, 'QUOTA_EXCEEDED');
     assert.equal(third.body.error.details.quota, 'max_queued_jobs_per_key');
     assert.match(third.body.message, /already has 2 unfinished jobs.*jobs\.max_queued_jobs_per_key = 2/);
     const retry = Number(third.headers.get('retry-after'));
-    assert.ok(Number.isInteger(retry) && retry >= 1, `Retry-After from the key's running jobs: ${third.headers.get('retry-after')}`);
+    assert.ok(
+      Number.isInteger(retry) && retry >= 1,
+      `Retry-After from the key's running jobs: ${third.headers.get('retry-after')}`,
+    );
     // Refused before the upload is read.
     const thirdRaw = await h.post('/v1/jobs?model=revcomp', fasta(1), { ...c.auth, 'content-type': 'text/x-fasta' });
     assert.equal(thirdRaw.status, 429);

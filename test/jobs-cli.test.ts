@@ -10,7 +10,12 @@ import { PACKAGE_ROOT } from '../src/paths.js';
 import { makeModelsDir, startGateway, workerTmpDir, type Harness } from './helpers.js';
 
 const COMP: Record<string, string> = { A: 'T', C: 'G', G: 'C', T: 'A' };
-const rc = (s: string): string => s.split('').reverse().map((c) => COMP[c]).join('');
+const rc = (s: string): string =>
+  s
+    .split('')
+    .reverse()
+    .map((c) => COMP[c])
+    .join('');
 
 interface Run {
   code: number | null;
@@ -57,7 +62,10 @@ describe('isomodel batch / pipeline run', () => {
 
   it('runs a FASTA file offline into JSONL, in order, with progress lines and the summary', async () => {
     const out = join(work, 'out.jsonl');
-    const r = await cli([...g, 'batch', fasta, '--model', 'revcomp', '--offline', '--workers', '2', '--output', out], work);
+    const r = await cli(
+      [...g, 'batch', fasta, '--model', 'revcomp', '--offline', '--workers', '2', '--output', out],
+      work,
+    );
     assert.equal(r.code, 0, r.stderr);
     const recs = jsonl(readFileSync(out, 'utf8'));
     assert.equal(recs.length, seqs.length);
@@ -76,7 +84,10 @@ describe('isomodel batch / pipeline run', () => {
   it('starts N replicas offline (--workers 2 → two worker processes share the work)', async () => {
     const input = join(work, 'slow.txt');
     writeFileSync(input, Array.from({ length: 64 }, () => 'ACGT').join('\n'));
-    const r = await cli([...g, 'batch', input, '-m', 'slow-node', '--offline', '-w', '2', '--chunk-size', '4', '-o', 'delay_ms=20', '-q'], work);
+    const r = await cli(
+      [...g, 'batch', input, '-m', 'slow-node', '--offline', '-w', '2', '--chunk-size', '4', '-o', 'delay_ms=20', '-q'],
+      work,
+    );
     assert.equal(r.code, 0, r.stderr);
     const recs = jsonl(r.stdout);
     assert.equal(recs.length, 64);
@@ -86,7 +97,10 @@ describe('isomodel batch / pipeline run', () => {
 
   it('writes CSV when the output file ends in .csv', async () => {
     const out = join(work, 'out.csv');
-    const r = await cli([...g, 'batch', fasta, '--model', 'gc-scanner', '--task', 'gc_content', '--offline', '--output', out, '-q'], work);
+    const r = await cli(
+      [...g, 'batch', fasta, '--model', 'gc-scanner', '--task', 'gc_content', '--offline', '--output', out, '-q'],
+      work,
+    );
     assert.equal(r.code, 0, r.stderr);
     const rows = parseDelimited(readFileSync(out, 'utf8'), ',');
     assert.equal(rows.length, seqs.length + 1);
@@ -99,12 +113,43 @@ describe('isomodel batch / pipeline run', () => {
     const inDir = join(work, 'in');
     const outDir = join(work, 'out');
     mkdirSync(inDir);
-    writeFileSync(join(inDir, 'task_001.json'), JSON.stringify({ task: 'gc_content', input: { sequence: 'GGGGAAAA', parameters: { window: 4 } }, metadata: { request_id: 'task_001' } }));
-    writeFileSync(join(inDir, 'task_002.json'), JSON.stringify({ task: 'motif_scan', input: { sequences: ['TTGACAATTATAATG', 'ACGTJ'] }, metadata: { request_id: 'task_002' } }));
+    writeFileSync(
+      join(inDir, 'task_001.json'),
+      JSON.stringify({
+        task: 'gc_content',
+        input: { sequence: 'GGGGAAAA', parameters: { window: 4 } },
+        metadata: { request_id: 'task_001' },
+      }),
+    );
+    writeFileSync(
+      join(inDir, 'task_002.json'),
+      JSON.stringify({
+        task: 'motif_scan',
+        input: { sequences: ['TTGACAATTATAATG', 'ACGTJ'] },
+        metadata: { request_id: 'task_002' },
+      }),
+    );
     writeFileSync(join(inDir, 'more.jsonl'), '{"id":"m1","sequence":"GC"}\n{"id":"m2","sequence":"AT"}\n');
     writeFileSync(join(inDir, 'table.csv'), 'id,sequence\nt1,GGCC\n');
     writeFileSync(join(inDir, 'notes.md'), 'not an input');
-    const r = await cli([...g, 'batch', '--model', 'gc-scanner', '--task', 'gc_content', '--input-dir', inDir, '--output-dir', outDir, '--offline', '--workers', '1'], work);
+    const r = await cli(
+      [
+        ...g,
+        'batch',
+        '--model',
+        'gc-scanner',
+        '--task',
+        'gc_content',
+        '--input-dir',
+        inDir,
+        '--output-dir',
+        outDir,
+        '--offline',
+        '--workers',
+        '1',
+      ],
+      work,
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(readdirSync(outDir).sort(), ['more.jsonl', 'table.jsonl', 'task_001.json', 'task_002.json']);
     const one = JSON.parse(readFileSync(join(outDir, 'task_001.json'), 'utf8'));
@@ -138,28 +183,62 @@ describe('isomodel batch / pipeline run', () => {
     const data = join(work, 'seed3', 'data');
     const inDir = join(data, 'input');
     mkdirSync(inDir, { recursive: true });
-    for (let i = 1; i <= 5; i++) writeFileSync(join(inDir, `task_${i}.json`), JSON.stringify({ task: 'gc_content', input: { sequence: 'GGCA'.repeat(i) } }));
-    const r = await cli([...g, 'batch', '--service', 'gc-scanner', '--input-dir', inDir, '--workers', '2', '--offline'], work);
+    for (let i = 1; i <= 5; i++)
+      writeFileSync(
+        join(inDir, `task_${i}.json`),
+        JSON.stringify({ task: 'gc_content', input: { sequence: 'GGCA'.repeat(i) } }),
+      );
+    const r = await cli(
+      [...g, 'batch', '--service', 'gc-scanner', '--input-dir', inDir, '--workers', '2', '--offline'],
+      work,
+    );
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(readdirSync(join(data, 'output')).sort(), ['task_1.json', 'task_2.json', 'task_3.json', 'task_4.json', 'task_5.json']);
+    assert.deepEqual(readdirSync(join(data, 'output')).sort(), [
+      'task_1.json',
+      'task_2.json',
+      'task_3.json',
+      'task_4.json',
+      'task_5.json',
+    ]);
     const three = JSON.parse(readFileSync(join(data, 'output', 'task_3.json'), 'utf8'));
     assert.equal(three.status, 'success');
     assert.equal(three.metadata.service, 'gc-scanner');
     assert.equal(three.output.gc_content, 0.75);
-    assert.match(r.stdout, /^Total files:\s+5\nSuccessful:\s+5\nFailed:\s+0\nAverage time:\s+\d+\.\d{3}s per file .*\nTotal time:\s+\d+\.\d{2}s\n/m);
-    const both = await cli([...g, 'batch', '--service', 'gc-scanner', '--model', 'revcomp', '--input-dir', inDir, '--offline'], work);
+    assert.match(
+      r.stdout,
+      /^Total files:\s+5\nSuccessful:\s+5\nFailed:\s+0\nAverage time:\s+\d+\.\d{3}s per file .*\nTotal time:\s+\d+\.\d{2}s\n/m,
+    );
+    const both = await cli(
+      [...g, 'batch', '--service', 'gc-scanner', '--model', 'revcomp', '--input-dir', inDir, '--offline'],
+      work,
+    );
     assert.equal(both.code, 1);
     assert.match(both.stderr, /--service is another name for --model/);
     const none = await cli([...g, 'batch', '--input-dir', inDir, '--offline'], work);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /--model \(or --service\) is required/);
-    const noOut = await cli([...g, 'batch', '--service', 'gc-scanner', '--input-dir', join(work, 'in'), '--offline'], work);
+    const noOut = await cli(
+      [...g, 'batch', '--service', 'gc-scanner', '--input-dir', join(work, 'in'), '--offline'],
+      work,
+    );
     assert.equal(noOut.code, 1);
     assert.match(noOut.stderr, /--input-dir needs --output-dir/);
   });
 
   it('runs a pipeline file offline', async () => {
-    const r = await cli([...g, 'pipeline', 'run', join(PACKAGE_ROOT, 'examples', 'pipelines', 'revcomp-gc.yaml'), '--input', fasta, '--offline', '-q'], work);
+    const r = await cli(
+      [
+        ...g,
+        'pipeline',
+        'run',
+        join(PACKAGE_ROOT, 'examples', 'pipelines', 'revcomp-gc.yaml'),
+        '--input',
+        fasta,
+        '--offline',
+        '-q',
+      ],
+      work,
+    );
     assert.equal(r.code, 0, r.stderr);
     const recs = jsonl(r.stdout);
     assert.equal(recs.length, seqs.length);
@@ -168,9 +247,15 @@ describe('isomodel batch / pipeline run', () => {
     assert.equal(recs[0].output.gc.length, seqs[0]!.length);
     assert.ok('count' in recs[0].output.boxes);
     assert.equal(recs[5].error.step, 'rc');
-    const v = await cli([...g, 'pipeline', 'validate', join(PACKAGE_ROOT, 'examples', 'pipelines', 'revcomp-gc.yaml')], work);
+    const v = await cli(
+      [...g, 'pipeline', 'validate', join(PACKAGE_ROOT, 'examples', 'pipelines', 'revcomp-gc.yaml')],
+      work,
+    );
     assert.equal(v.code, 0, v.stderr);
-    assert.match(v.stdout, /pipeline revcomp-gc \(version 1\.0\.0\) is valid:\n1\. rc: revcomp\/reverse_complement on input\.sequence/);
+    assert.match(
+      v.stdout,
+      /pipeline revcomp-gc \(version 1\.0\.0\) is valid:\n1\. rc: revcomp\/reverse_complement on input\.sequence/,
+    );
   });
 
   it('reports input problems clearly', async () => {
@@ -193,7 +278,10 @@ describe('isomodel batch / pipeline run', () => {
 
     it('submits a durable job and streams its results back', async () => {
       const out = join(work, 'server.jsonl');
-      const r = await cli([...g, 'batch', fasta, '--model', 'revcomp', '--url', h.url, '--output', out, '--workers', '2'], work);
+      const r = await cli(
+        [...g, 'batch', fasta, '--model', 'revcomp', '--url', h.url, '--output', out, '--workers', '2'],
+        work,
+      );
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, new RegExp(`gateway ${h.url.replace(/[.]/g, '\\.')}`));
       const id = /job ([0-9a-f-]{36})/.exec(r.stderr)![1]!;
@@ -202,7 +290,10 @@ describe('isomodel batch / pipeline run', () => {
       recs.forEach((rec, i) => assert.equal(rec.metadata.index, i));
       assert.equal(recs[1].output.reverse_complement, rc(seqs[1]!));
       const job = (await h.get(`/v1/jobs/${id}`)).body.data;
-      assert.deepEqual([job.status, job.total, job.failed, job.workers, job.name], ['succeeded', 300, 1, 2, 'seqs.fasta']);
+      assert.deepEqual(
+        [job.status, job.total, job.failed, job.workers, job.name],
+        ['succeeded', 300, 1, 2, 'seqs.fasta'],
+      );
       assert.match(r.stdout, /Total:\s+300\nSuccessful:\s+299\nFailed:\s+1/);
     });
   });
@@ -218,14 +309,22 @@ describe('isomodel batch / pipeline run', () => {
       const mine = h.gw.keys.create('cli-user', ['predict']);
       const other = h.gw.keys.create('someone-else', ['predict']);
       const out = join(work, 'keyed.jsonl');
-      const denied = await cli([...g, 'batch', fasta, '--model', 'revcomp', '--url', h.url, '--output', out, '-q'], work);
+      const denied = await cli(
+        [...g, 'batch', fasta, '--model', 'revcomp', '--url', h.url, '--output', out, '-q'],
+        work,
+      );
       assert.equal(denied.code, 1);
       assert.match(denied.stderr, /UNAUTHORIZED/);
-      const r = await cli([...g, 'batch', fasta, '--model', 'revcomp', '--url', h.url, '--output', out], work, { ISOMODEL_API_KEY: mine.key });
+      const r = await cli([...g, 'batch', fasta, '--model', 'revcomp', '--url', h.url, '--output', out], work, {
+        ISOMODEL_API_KEY: mine.key,
+      });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(jsonl(readFileSync(out, 'utf8')).length, seqs.length);
       const id = /job ([0-9a-f-]{36})/.exec(r.stderr)![1]!;
-      assert.equal((await h.get(`/v1/jobs/${id}`, { authorization: `Bearer ${mine.key}` })).body.data.status, 'succeeded');
+      assert.equal(
+        (await h.get(`/v1/jobs/${id}`, { authorization: `Bearer ${mine.key}` })).body.data.status,
+        'succeeded',
+      );
       assert.equal((await h.get(`/v1/jobs/${id}`, { authorization: `Bearer ${other.key}` })).status, 404);
     });
   });

@@ -18,7 +18,12 @@ const INVALID = new Map<number, string>([
   [9999, 'XYZ'],
 ]);
 const COMP: Record<string, string> = { A: 'T', C: 'G', G: 'C', T: 'A' };
-const rc = (s: string): string => s.split('').reverse().map((c) => COMP[c]).join('');
+const rc = (s: string): string =>
+  s
+    .split('')
+    .reverse()
+    .map((c) => COMP[c])
+    .join('');
 
 /** Deterministic short DNA sequences (20-40 bp). */
 function sequences(): string[] {
@@ -27,7 +32,10 @@ function sequences(): string[] {
     x = (Math.imul(x, 1103515245) + 12345) >>> 0;
     return x >>> 8;
   };
-  return Array.from({ length: TOTAL }, (_, i) => INVALID.get(i) ?? Array.from({ length: 20 + (rnd() % 21) }, () => 'ACGT'[rnd() % 4]).join(''));
+  return Array.from(
+    { length: TOTAL },
+    (_, i) => INVALID.get(i) ?? Array.from({ length: 20 + (rnd() % 21) }, () => 'ACGT'[rnd() % 4]).join(''),
+  );
 }
 
 describe('job durability across SIGKILL', () => {
@@ -37,11 +45,25 @@ describe('job durability across SIGKILL', () => {
   let stderr = '';
 
   async function serve(port: number): Promise<ChildProcess> {
-    const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), '--models-dir', modelsDir, '--state-dir', stateDir, 'serve', '--port', String(port), '--no-watch'], {
-      cwd: stateDir,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ISOMODEL_RATE_LIMIT: '0', ISOMODEL_LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        join(PACKAGE_ROOT, 'bin', 'isomodel.js'),
+        '--models-dir',
+        modelsDir,
+        '--state-dir',
+        stateDir,
+        'serve',
+        '--port',
+        String(port),
+        '--no-watch',
+      ],
+      {
+        cwd: stateDir,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, ISOMODEL_RATE_LIMIT: '0', ISOMODEL_LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     children.push(child);
     const keep = (d: Buffer): void => {
       stderr = (stderr + d.toString()).slice(-20_000);
@@ -82,7 +104,11 @@ describe('job durability across SIGKILL', () => {
     const id: string = sub.body.data.id;
 
     // Wait until some but not all records are done, then kill -9 the gateway.
-    const workerPids = ((await request<any>(`${url}/models/revcomp/health`, 'GET')).body.data.replicas as { pid?: number }[]).map((r) => r.pid).filter((p): p is number => !!p);
+    const workerPids = (
+      (await request<any>(`${url}/models/revcomp/health`, 'GET')).body.data.replicas as { pid?: number }[]
+    )
+      .map((r) => r.pid)
+      .filter((p): p is number => !!p);
     let before: any;
     for (;;) {
       before = (await request<any>(`${url}/v1/jobs/${id}`, 'GET')).body.data;
@@ -93,7 +119,9 @@ describe('job durability across SIGKILL', () => {
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
     // Its workers notice their gateway is gone (stdin closes) and exit; clean up if one does not.
-    await waitFor(() => workerPids.every((p) => !pidAlive(p)), 10_000).catch(() => workerPids.forEach((p) => pidAlive(p) && process.kill(p, 'SIGKILL')));
+    await waitFor(() => workerPids.every((p) => !pidAlive(p)), 10_000).catch(() =>
+      workerPids.forEach((p) => pidAlive(p) && process.kill(p, 'SIGKILL')),
+    );
 
     // Restart on the same state dir: the job is still there, with what had been committed.
     await serve(port);
@@ -101,7 +129,9 @@ describe('job durability across SIGKILL', () => {
     assert.ok(['running', 'succeeded'].includes(resumed.status), resumed.status);
     assert.ok(resumed.done >= before.done, `committed results survive (${resumed.done} >= ${before.done})`);
     assert.ok(resumed.done < TOTAL || resumed.status === 'succeeded');
-    t.diagnostic(`killed at ${before.done}/${TOTAL} done; after restart ${resumed.done} committed, status ${resumed.status}`);
+    t.diagnostic(
+      `killed at ${before.done}/${TOTAL} done; after restart ${resumed.done} committed, status ${resumed.status}`,
+    );
     // The idempotency key survives too: the same submission is the same job, not a new one.
     const again = await request<any>(`${url}/v1/jobs`, 'POST', body, key);
     assert.equal(again.status, 200);

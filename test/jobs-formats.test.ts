@@ -29,16 +29,41 @@ import {
   type OutputRecord,
 } from '../src/jobs/formats.js';
 
-const meta = (index: number, request_id = `s${index}`) => ({ request_id, processing_time_ms: 1.5, service: 'm', version: '1.0.0', index });
+const meta = (index: number, request_id = `s${index}`) => ({
+  request_id,
+  processing_time_ms: 1.5,
+  service: 'm',
+  version: '1.0.0',
+  index,
+});
 
 describe('job input formats', () => {
   it('reads the exchange JSON: sequence, organism and parameters, request_id from metadata', () => {
-    const recs = parseInput(JSON.stringify({ task: 'codon_optimize', input: { sequence: 'ATGC', organism: 'human', parameters: { method: 'sharp_li' } }, metadata: { request_id: 'task_001' } }), 'json');
-    assert.deepEqual(recs, [{ id: 'task_001', sequence: 'ATGC', task: 'codon_optimize', organism: 'human', parameters: { method: 'sharp_li' } }]);
+    const recs = parseInput(
+      JSON.stringify({
+        task: 'codon_optimize',
+        input: { sequence: 'ATGC', organism: 'human', parameters: { method: 'sharp_li' } },
+        metadata: { request_id: 'task_001' },
+      }),
+      'json',
+    );
+    assert.deepEqual(recs, [
+      {
+        id: 'task_001',
+        sequence: 'ATGC',
+        task: 'codon_optimize',
+        organism: 'human',
+        parameters: { method: 'sharp_li' },
+      },
+    ]);
   });
 
   it('expands an exchange input with sequences into one record each, named request_id#n', () => {
-    const x = parseExchangeObject({ task: 't', input: { sequences: ['AC', { id: 'own', sequence: 'GT' }, 'TT'] }, metadata: { request_id: 'r' } }, 'fallback', 'f.json');
+    const x = parseExchangeObject(
+      { task: 't', input: { sequences: ['AC', { id: 'own', sequence: 'GT' }, 'TT'] }, metadata: { request_id: 'r' } },
+      'fallback',
+      'f.json',
+    );
     assert.equal(x.multi, true);
     assert.equal(x.requestId, 'r');
     assert.deepEqual(
@@ -52,7 +77,10 @@ describe('job input formats', () => {
   });
 
   it('reads an array of exchange objects, naming the unnamed ones by position', () => {
-    const recs = parseInput(JSON.stringify([{ input: { sequence: 'AA' } }, { input: { sequence: 'CC' }, metadata: { request_id: 'b' } }]), 'json');
+    const recs = parseInput(
+      JSON.stringify([{ input: { sequence: 'AA' } }, { input: { sequence: 'CC' }, metadata: { request_id: 'b' } }]),
+      'json',
+    );
     assert.deepEqual(
       recs.map((r) => [r.id, r.sequence]),
       [
@@ -63,14 +91,22 @@ describe('job input formats', () => {
   });
 
   it('reads JSONL: exchange objects, flat records and bare strings; a bad line names its number', () => {
-    const text = ['{"input":{"sequence":"AC"},"metadata":{"request_id":"x"}}', '', '{"id":"y","sequence":"GG","organism":"yeast","parameters":{"k":1}}', '"TTT"'].join('\n');
+    const text = [
+      '{"input":{"sequence":"AC"},"metadata":{"request_id":"x"}}',
+      '',
+      '{"id":"y","sequence":"GG","organism":"yeast","parameters":{"k":1}}',
+      '"TTT"',
+    ].join('\n');
     const recs = parseInput(text, 'jsonl');
     assert.deepEqual(recs, [
       { id: 'x', sequence: 'AC' },
       { id: 'y', sequence: 'GG', organism: 'yeast', parameters: { k: 1 } },
       { id: 'seq3', sequence: 'TTT' },
     ]);
-    assert.throws(() => parseInput('{"sequence":"A"}\n{nope', 'jsonl', 'in.jsonl'), (e: Error) => e instanceof InputFormatError && /in\.jsonl line 2: not valid JSON/.test(e.message));
+    assert.throws(
+      () => parseInput('{"sequence":"A"}\n{nope', 'jsonl', 'in.jsonl'),
+      (e: Error) => e instanceof InputFormatError && /in\.jsonl line 2: not valid JSON/.test(e.message),
+    );
   });
 
   it('keeps a record without a sequence: it fails alone when the job runs', () => {
@@ -89,13 +125,17 @@ describe('job input formats', () => {
   });
 
   it('reads CSV with quoting, parameters columns and a JSON parameters column', () => {
-    const csv = 'ID,Sequence,organism,parameters,parameters.window\r\nr1,ACGT,human,"{""method"":""sharp_li""}",5\r\n"r,2","AC\nGT",,,\n';
+    const csv =
+      'ID,Sequence,organism,parameters,parameters.window\r\nr1,ACGT,human,"{""method"":""sharp_li""}",5\r\n"r,2","AC\nGT",,,\n';
     const recs = parseInput(csv, 'csv');
     assert.deepEqual(recs, [
       { id: 'r1', sequence: 'ACGT', organism: 'human', parameters: { method: 'sharp_li', window: 5 } },
       { id: 'r,2', sequence: 'AC\nGT' },
     ]);
-    assert.throws(() => parseInput('id,name\n1,2', 'csv', 'x.csv'), /x\.csv: the header row needs a "sequence" or an "input" column/);
+    assert.throws(
+      () => parseInput('id,name\n1,2', 'csv', 'x.csv'),
+      /x\.csv: the header row needs a "sequence" or an "input" column/,
+    );
     assert.throws(() => parseDelimited('a,"b', ','), /unterminated/);
   });
 
@@ -153,10 +193,19 @@ describe('job input formats, read piece by piece (uploads are parsed as they are
     ['fasta', '\uFEFF>seqA some description\r\nACGT\r\nAC \n;comment\n\n>seqB\nGG\n>empty\n>seqC\nTT'],
     ['text', '# comment\r\nACGT\n\n  GGCC  \nTT'],
     ['text', '\n\n>fa one\nAC\nGT\n'],
-    ['csv', 'ID,Sequence,organism,parameters,parameters.window\r\nr1,ACGT,human,"{""method"":""sharp_li""}",5\r\n"r,2","AC\nGT",,,\n"q""uoted",AC""x,,,\r\n'],
+    [
+      'csv',
+      'ID,Sequence,organism,parameters,parameters.window\r\nr1,ACGT,human,"{""method"":""sharp_li""}",5\r\n"r,2","AC\nGT",,,\n"q""uoted",AC""x,,,\r\n',
+    ],
     ['tsv', 'seq\tid\tparam.k\nAC\tone\t{"a":[1,2]}\r\nGT\ttwo\t\n'],
-    ['jsonl', '{"input":{"sequence":"AC"},"metadata":{"request_id":"x"}}\r\n\n{"id":"y","sequence":"GG","parameters":{"k":"a\\"b"}}\n"TTT"\n{"input":{"sequences":["A","C"]}}'],
-    ['json', ' [ {"input":{"sequence":"A[C,"}} , {"input":{"sequences":["G}G",{"id":"own","sequence":"T\\"]"}]},"metadata":{"request_id":"m"}}, "AC" ] \n'],
+    [
+      'jsonl',
+      '{"input":{"sequence":"AC"},"metadata":{"request_id":"x"}}\r\n\n{"id":"y","sequence":"GG","parameters":{"k":"a\\"b"}}\n"TTT"\n{"input":{"sequences":["A","C"]}}',
+    ],
+    [
+      'json',
+      ' [ {"input":{"sequence":"A[C,"}} , {"input":{"sequences":["G}G",{"id":"own","sequence":"T\\"]"}]},"metadata":{"request_id":"m"}}, "AC" ] \n',
+    ],
     ['json', '{"task":"t","input":{"sequences":["AC","GT"]},"metadata":{"request_id":"r"}}'],
     ['json', '[]'],
   ];
@@ -165,7 +214,8 @@ describe('job input formats, read piece by piece (uploads are parsed as they are
     for (const [format, text] of samples) {
       const whole = parseInput(text, format);
       assert.ok(whole.length > 0 || text === '[]', `${format}: the sample has records`);
-      for (let size = 1; size <= text.length; size++) assert.deepEqual(inPieces(text, format, size), whole, `${format} in pieces of ${size}`);
+      for (let size = 1; size <= text.length; size++)
+        assert.deepEqual(inPieces(text, format, size), whole, `${format} in pieces of ${size}`);
     }
   });
 
@@ -183,8 +233,17 @@ describe('job input formats, read piece by piece (uploads are parsed as they are
       ['json', '   ', /^in: not valid JSON/],
     ];
     for (const [format, text, re] of bad) {
-      assert.match(errorOf(() => parseInput(text, format, 'in')), re, `${format} whole: ${text}`);
-      for (let size = 1; size <= text.length; size++) assert.match(errorOf(() => inPieces(text, format, size, 'in')), re, `${format} in pieces of ${size}: ${text}`);
+      assert.match(
+        errorOf(() => parseInput(text, format, 'in')),
+        re,
+        `${format} whole: ${text}`,
+      );
+      for (let size = 1; size <= text.length; size++)
+        assert.match(
+          errorOf(() => inPieces(text, format, size, 'in')),
+          re,
+          `${format} in pieces of ${size}: ${text}`,
+        );
     }
   });
 
@@ -207,7 +266,12 @@ describe('job input formats, read piece by piece (uploads are parsed as they are
     assert.equal(formatFromFileName('x.constructor'), undefined);
     assert.equal(formatFromFileName('x.__proto__'), undefined);
     // CSV output: step or output fields named like Object.prototype members are columns like any other.
-    const r: OutputRecord = { task: 't', status: 'success', output: JSON.parse('{"constructor":{"v":1},"toString":2,"__proto__":3}'), metadata: meta(0) };
+    const r: OutputRecord = {
+      task: 't',
+      status: 'success',
+      output: JSON.parse('{"constructor":{"v":1},"toString":2,"__proto__":3}'),
+      metadata: meta(0),
+    };
     const rows = parseDelimited(toCsv([r]), ',');
     assert.deepEqual(rows[0]!.slice(-3), ['constructor', 'toString', '__proto__']);
     assert.deepEqual(rows[1]!.slice(-3), ['{"v":1}', '2', '3']);
@@ -239,7 +303,11 @@ function scanInPieces(text: string, size: number): { members: Record<string, unk
 describe('JSON submissions, read piece by piece', () => {
   const body = JSON.stringify({
     options: { window: 4, nested: { a: [1, '},]"\\'] } },
-    sequences: ['ACGT', { id: 'x,y', sequence: 'G]C' }, { input: { sequences: ['A', 'C'] }, metadata: { request_id: '{r}' } }],
+    sequences: [
+      'ACGT',
+      { id: 'x,y', sequence: 'G]C' },
+      { input: { sequences: ['A', 'C'] }, metadata: { request_id: '{r}' } },
+    ],
     model: 'revcomp',
     name: 'quote " and \\ and }',
     chunk_size: 5,
@@ -253,8 +321,14 @@ describe('JSON submissions, read piece by piece', () => {
       assert.deepEqual(got.members, rest, `pieces of ${size}`);
       assert.deepEqual(got.entries, sequences, `pieces of ${size}`);
     }
-    assert.deepEqual(scanInPieces('  {"sequences" : [ ] , "model":"m"}  ', 3), { members: { model: 'm' }, entries: [] });
-    assert.deepEqual(scanInPieces('{"sequences":"not a list"}', 2), { members: { sequences: 'not a list' }, entries: [] });
+    assert.deepEqual(scanInPieces('  {"sequences" : [ ] , "model":"m"}  ', 3), {
+      members: { model: 'm' },
+      entries: [],
+    });
+    assert.deepEqual(scanInPieces('{"sequences":"not a list"}', 2), {
+      members: { sequences: 'not a list' },
+      entries: [],
+    });
   });
 
   it('refuses what is not one JSON object, a key given twice, nesting over the limit', () => {
@@ -268,20 +342,38 @@ describe('JSON submissions, read piece by piece', () => {
       ['{"sequences":["A",,"C"]}', /sequences\[1\] is empty/],
       ['{"sequences":["A"}', /"}" in sequences/],
       ['{"model" "m"}', /":" after a key/],
-      [`{"options":${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`, new RegExp(`nests deeper than ${MAX_JSON_DEPTH} levels`)],
-      [`{"sequences":[${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)}]}`, new RegExp(`nests deeper than ${MAX_JSON_DEPTH} levels`)],
+      [
+        `{"options":${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`,
+        new RegExp(`nests deeper than ${MAX_JSON_DEPTH} levels`),
+      ],
+      [
+        `{"sequences":[${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)}]}`,
+        new RegExp(`nests deeper than ${MAX_JSON_DEPTH} levels`),
+      ],
     ];
     for (const [text, re] of cases) {
-      for (const size of [1, 3, text.length || 1]) assert.match(errorOf(() => scanInPieces(text, size)), re, `${text.slice(0, 40)} in pieces of ${size}`);
+      for (const size of [1, 3, text.length || 1])
+        assert.match(
+          errorOf(() => scanInPieces(text, size)),
+          re,
+          `${text.slice(0, 40)} in pieces of ${size}`,
+        );
     }
     // At the limit itself: accepted (the object is one level, as for the gateway's JSON parser).
-    assert.doesNotThrow(() => scanInPieces(`{"options":${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)}}`, 7));
+    assert.doesNotThrow(() =>
+      scanInPieces(`{"options":${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)}}`, 7),
+    );
   });
 
   it('hashes a submission as before it was streamed: canonical JSON, whatever the key order', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'isomodel-jsonhash-'));
     try {
-      const intake = new JobIntake(null as unknown as JobRunner, dir, { maxUploadBytes: 1 << 20, maxQueuedJobs: 1, maxQueuedRecords: 1 }, pino({ level: 'silent' }));
+      const intake = new JobIntake(
+        null as unknown as JobRunner,
+        dir,
+        { maxUploadBytes: 1 << 20, maxQueuedJobs: 1, maxQueuedRecords: 1 },
+        pino({ level: 'silent' }),
+      );
       const hashOf = async (text: string): Promise<string> => {
         const path = join(dir, `${Math.random()}.json`);
         writeFileSync(path, text);
@@ -289,9 +381,18 @@ describe('JSON submissions, read piece by piece', () => {
         return intake.hashJson(upload, await intake.scanJson(upload), submissionHash('json', '{}'));
       };
       // What the route computed when the whole body was parsed first.
-      const before = createHash('sha256').update('json\0{}\0').update(canonical(JSON.parse(body))).digest('hex');
+      const before = createHash('sha256')
+        .update('json\0{}\0')
+        .update(canonical(JSON.parse(body)))
+        .digest('hex');
       assert.equal(await hashOf(body), before);
-      const reordered = JSON.stringify({ chunk_size: 5, name: 'quote " and \\ and }', model: 'revcomp', sequences: JSON.parse(body).sequences, options: { nested: { a: [1, '},]"\\'] }, window: 4 } });
+      const reordered = JSON.stringify({
+        chunk_size: 5,
+        name: 'quote " and \\ and }',
+        model: 'revcomp',
+        sequences: JSON.parse(body).sequences,
+        options: { nested: { a: [1, '},]"\\'] }, window: 4 },
+      });
       assert.equal(await hashOf(reordered), before);
       assert.notEqual(await hashOf(body.replace('ACGT', 'ACGA')), before);
     } finally {
@@ -302,23 +403,60 @@ describe('JSON submissions, read piece by piece', () => {
 
 describe('job output formats', () => {
   const ok: OutputRecord = { task: 't', status: 'success', output: { a: 1, nested: { b: [1, 2] } }, metadata: meta(0) };
-  const bad: OutputRecord = { task: 't', status: 'error', error: { code: 'INVALID_SEQUENCE', message: 'bad "x", here' }, metadata: meta(1) };
+  const bad: OutputRecord = {
+    task: 't',
+    status: 'error',
+    error: { code: 'INVALID_SEQUENCE', message: 'bad "x", here' },
+    metadata: meta(1),
+  };
 
   it('writes CSV: fixed columns, then output fields, nested values as JSON, quoting', () => {
     const csv = toCsv([ok, bad]);
     const rows = parseDelimited(csv, ',');
-    assert.deepEqual(rows[0], ['index', 'request_id', 'task', 'status', 'service', 'version', 'processing_time_ms', 'error_code', 'error_message', 'a', 'nested']);
+    assert.deepEqual(rows[0], [
+      'index',
+      'request_id',
+      'task',
+      'status',
+      'service',
+      'version',
+      'processing_time_ms',
+      'error_code',
+      'error_message',
+      'a',
+      'nested',
+    ]);
     assert.deepEqual(rows[1], ['0', 's0', 't', 'success', 'm', '1.0.0', '1.5', '', '', '1', '{"b":[1,2]}']);
-    assert.deepEqual(rows[2], ['1', 's1', 't', 'error', 'm', '1.0.0', '1.5', 'INVALID_SEQUENCE', 'bad "x", here', '', '']);
+    assert.deepEqual(rows[2], [
+      '1',
+      's1',
+      't',
+      'error',
+      'm',
+      '1.0.0',
+      '1.5',
+      'INVALID_SEQUENCE',
+      'bad "x", here',
+      '',
+      '',
+    ]);
     assert.deepEqual(CsvWriter.fieldsOf([bad, ok]), ['a', 'nested']);
   });
 
   it('gives an exchange output file per input object: single, or aggregated for sequences', () => {
-    assert.deepEqual(exchangeRecord(ok), { task: 't', status: 'success', output: ok.output, metadata: { request_id: 's0', processing_time_ms: 1.5, service: 'm', version: '1.0.0' } });
+    assert.deepEqual(exchangeRecord(ok), {
+      task: 't',
+      status: 'success',
+      output: ok.output,
+      metadata: { request_id: 's0', processing_time_ms: 1.5, service: 'm', version: '1.0.0' },
+    });
     const agg = aggregateRecord('t', 'req', [ok, bad]) as any;
     assert.equal(agg.status, 'error');
     assert.equal(agg.error.code, 'PARTIAL_FAILURE');
-    assert.deepEqual(agg.output.results.map((r: any) => r.status), ['success', 'error']);
+    assert.deepEqual(
+      agg.output.results.map((r: any) => r.status),
+      ['success', 'error'],
+    );
     assert.equal(agg.output.successful, 1);
     assert.equal(agg.metadata.request_id, 'req');
     assert.equal((aggregateRecord('t', 'req', [ok]) as any).status, 'success');
@@ -338,7 +476,12 @@ describe('typed job records (any input type)', () => {
     ];
     assert.deepEqual(parseInput(lines.join('\n'), 'jsonl'), [
       { id: 't', task: 'words', input: 'hello world' },
-      { id: 'j', task: 'patient', parameters: { temperature: 0.7 }, input: { symptoms: ['a'], patient_info: { age: 3 } } },
+      {
+        id: 'j',
+        task: 'patient',
+        parameters: { temperature: 0.7 },
+        input: { symptoms: ['a'], patient_info: { age: 3 } },
+      },
       { id: 'x', task: 'add', input: { a: [[1, 2]], b: [0, 0] } },
       { id: 'c', task: 'chat', input: { messages: [{ role: 'user', content: 'hi' }] } },
       { id: 'i', task: 'look', input: { data: 'aGk=', format: 'png' } },
@@ -357,19 +500,42 @@ describe('typed job records (any input type)', () => {
     assert.equal(isExchangeWrapper('hello'), false);
     assert.equal(isExchangeWrapper(['a']), false);
     // The exchange format with `inputs`: one record per entry, named request_id#n, parameters shared.
-    const x = parseExchangeObject({ task: 'words', input: { inputs: ['a b', 'c'], parameters: { k: 1 } }, metadata: { request_id: 'w' } }, 'f', 'f.json');
+    const x = parseExchangeObject(
+      { task: 'words', input: { inputs: ['a b', 'c'], parameters: { k: 1 } }, metadata: { request_id: 'w' } },
+      'f',
+      'f.json',
+    );
     assert.equal(x.multi, true);
     assert.deepEqual(x.records, [
       { task: 'words', parameters: { k: 1 }, id: 'w#1', input: 'a b' },
       { task: 'words', parameters: { k: 1 }, id: 'w#2', input: 'c' },
     ]);
     // Seed 002's shape as an exchange object: the input is the JSON object, parameters beside it.
-    const p = parseExchangeObject({ task: 'patient', input: { symptoms: ['头痛'] }, parameters: { temperature: 0.7 }, metadata: { request_id: 'p1' } }, 'f', 'f.json');
-    assert.deepEqual(p.records, [{ task: 'patient', parameters: { temperature: 0.7 }, id: 'p1', input: { symptoms: ['头痛'] } }]);
+    const p = parseExchangeObject(
+      {
+        task: 'patient',
+        input: { symptoms: ['头痛'] },
+        parameters: { temperature: 0.7 },
+        metadata: { request_id: 'p1' },
+      },
+      'f',
+      'f.json',
+    );
+    assert.deepEqual(p.records, [
+      { task: 'patient', parameters: { temperature: 0.7 }, id: 'p1', input: { symptoms: ['头痛'] } },
+    ]);
     // A JSON input that looks like a wrapper is wrapped once more, and unwrapped once.
-    assert.deepEqual(parseExchangeObject({ input: { input: { sequence: 'not a wrapper' } } }, 'f', 'f').records, [{ id: 'f', input: { sequence: 'not a wrapper' } }]);
-    assert.throws(() => parseExchangeObject({ input: { input: 'a', sequence: 'AC' } }, 'f', 'f.json'), /f\.json: give one of input\.sequence, sequences, input or inputs \(got input and sequence\)/);
-    assert.throws(() => parseExchangeObject({ input: 'a', sequence: 'AC' }, 'f', 'l'), /give one of sequence, sequences, input or inputs/);
+    assert.deepEqual(parseExchangeObject({ input: { input: { sequence: 'not a wrapper' } } }, 'f', 'f').records, [
+      { id: 'f', input: { sequence: 'not a wrapper' } },
+    ]);
+    assert.throws(
+      () => parseExchangeObject({ input: { input: 'a', sequence: 'AC' } }, 'f', 'f.json'),
+      /f\.json: give one of input\.sequence, sequences, input or inputs \(got input and sequence\)/,
+    );
+    assert.throws(
+      () => parseExchangeObject({ input: 'a', sequence: 'AC' }, 'f', 'l'),
+      /give one of sequence, sequences, input or inputs/,
+    );
     assert.throws(() => parseExchangeObject({ input: { inputs: [] } }, 'f', 'l'), /inputs must be a non-empty array/);
   });
 
@@ -383,7 +549,12 @@ describe('typed job records (any input type)', () => {
       { id: 'f', input: ['a'] },
       { id: 'g', sequence: undefined },
     ];
-    for (const r of records) assert.deepEqual(parseExchangeObject(JSON.parse(JSON.stringify(recordObject(r))), 'fallback', 'x').records, [r], JSON.stringify(r));
+    for (const r of records)
+      assert.deepEqual(
+        parseExchangeObject(JSON.parse(JSON.stringify(recordObject(r))), 'fallback', 'x').records,
+        [r],
+        JSON.stringify(r),
+      );
   });
 
   it('reads CSV / TSV with an input column (text), and sniffs it', () => {
@@ -392,7 +563,10 @@ describe('typed job records (any input type)', () => {
       { id: 'r2', input: '', task: 'words' },
     ]);
     assert.deepEqual(parseInput('input\tid\nbonjour\tfr\n', 'tsv'), [{ id: 'fr', input: 'bonjour' }]);
-    assert.throws(() => parseInput('sequence,input\nAC,x\n', 'csv', 'both.csv'), /both\.csv: the header row has both a "sequence" and an "input" column/);
+    assert.throws(
+      () => parseInput('sequence,input\nAC,x\n', 'csv', 'both.csv'),
+      /both\.csv: the header row has both a "sequence" and an "input" column/,
+    );
     assert.equal(sniffFormat('id,input\n1,hello'), 'csv');
     assert.equal(sniffFormat('input\tid\nhello\t1'), 'tsv');
   });

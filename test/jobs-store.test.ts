@@ -17,7 +17,22 @@ function stateDir(): string {
 }
 
 function row(id: string, owner: string, key: string | null = null): NewJobRow {
-  return { id, name: null, kind: 'predict', model: 'm', task: null, spec: '{}', chunk_size: 10, workers: 1, priority: -1, idempotency_key: key, request_hash: 'h', created_at: new Date().toISOString(), owner, owner_name: owner };
+  return {
+    id,
+    name: null,
+    kind: 'predict',
+    model: 'm',
+    task: null,
+    spec: '{}',
+    chunk_size: 10,
+    workers: 1,
+    priority: -1,
+    idempotency_key: key,
+    request_hash: 'h',
+    created_at: new Date().toISOString(),
+    owner,
+    owner_name: owner,
+  };
 }
 
 const recs = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ id: `s${from + i}`, sequence: 'ACGT' }));
@@ -36,7 +51,11 @@ describe('job store', () => {
          VALUES ('old', 'before', 'predict', 'm', NULL, '{}', 'succeeded', 2, 2, 10, 1, 'k1', 'h', '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z')`,
       )
       .run();
-    old.db.prepare(`INSERT INTO job_items (job_id, idx, input, status, result) VALUES ('old', 0, '{}', 'success', '{}'), ('old', 1, '{}', 'success', '{}')`).run();
+    old.db
+      .prepare(
+        `INSERT INTO job_items (job_id, idx, input, status, result) VALUES ('old', 0, '{}', 'success', '{}'), ('old', 1, '{}', 'success', '{}')`,
+      )
+      .run();
     old.close();
 
     const ss = new StateStore(dir);
@@ -76,7 +95,11 @@ describe('job store', () => {
     assert.deepEqual([job.status, job.total], ['queued', 200]);
     assert.deepEqual(await store.usage('o'), { jobs: 1, records: 200 });
     assert.equal((await store.pendingAfter('j', -1, 1000)).length, 200);
-    assert.equal((ss.db.prepare('SELECT COUNT(*) AS n FROM job_chunks').get() as { n: number }).n, 0, 'the embedded store cuts no leased chunks');
+    assert.equal(
+      (ss.db.prepare('SELECT COUNT(*) AS n FROM job_chunks').get() as { n: number }).n,
+      0,
+      'the embedded store cuts no leased chunks',
+    );
     assert.deepEqual(
       (await store.pendingAfter('j', 98, 3)).map((r) => [r.idx, r.input.id]),
       [
@@ -93,7 +116,8 @@ describe('job store', () => {
     const dir = stateDir();
     const ss = new StateStore(dir);
     const store = JobStore.embedded(ss);
-    const items = (id: string) => (ss.db.prepare('SELECT COUNT(*) AS n FROM job_items WHERE job_id = ?').get(id) as { n: number }).n;
+    const items = (id: string) =>
+      (ss.db.prepare('SELECT COUNT(*) AS n FROM job_items WHERE job_id = ?').get(id) as { n: number }).n;
     await store.begin(row('fail', 'o'));
     await store.append('fail', 0, recs(250));
     assert.equal(await store.discardSome('fail', 100), false);
@@ -115,7 +139,11 @@ describe('job store', () => {
     await new Promise((r) => setTimeout(r, 5));
     const next = JobStore.embedded(new StateStore(dir));
     await next.begin(row('arriving', 'o'));
-    assert.equal(await next.purgeReceiving(Date.now() - startedAt), 1, 'what the previous process was receiving, not what this one is');
+    assert.equal(
+      await next.purgeReceiving(Date.now() - startedAt),
+      1,
+      'what the previous process was receiving, not what this one is',
+    );
     assert.equal(await next.get('crashed'), undefined);
     assert.equal((await next.get('kept'))!.total, 3);
     assert.equal((await next.get('arriving'))!.status, 'receiving');
@@ -131,13 +159,24 @@ describe('job store', () => {
     await store.finish('done-old', 'succeeded');
     await store.finish('failed-old', 'failed', 'x');
     await store.markRunning('running');
-    ss.db.prepare("UPDATE jobs SET finished_at = '2020-01-01T00:00:00.000Z' WHERE id IN ('done-old', 'failed-old')").run();
+    ss.db
+      .prepare("UPDATE jobs SET finished_at = '2020-01-01T00:00:00.000Z' WHERE id IN ('done-old', 'failed-old')")
+      .run();
     await store.finish('done-new', 'succeeded');
     assert.equal(await store.pruneFinished('2021-01-01T00:00:00.000Z', 1), 2, 'in batches of one');
-    assert.deepEqual((await store.list({ limit: 10, offset: 0 })).jobs.map((j) => j.id).sort(), ['done-new', 'running']);
-    const orphans = ss.db.prepare("SELECT COUNT(*) AS n FROM job_items WHERE job_id IN ('done-old', 'failed-old')").get() as { n: number };
+    assert.deepEqual((await store.list({ limit: 10, offset: 0 })).jobs.map((j) => j.id).sort(), [
+      'done-new',
+      'running',
+    ]);
+    const orphans = ss.db
+      .prepare("SELECT COUNT(*) AS n FROM job_items WHERE job_id IN ('done-old', 'failed-old')")
+      .get() as { n: number };
     assert.equal(orphans.n, 0, 'their records went with them');
-    assert.equal(await store.pruneFinished(new Date(Date.now() + 1000).toISOString()), 1, 'a running job is never pruned');
+    assert.equal(
+      await store.pruneFinished(new Date(Date.now() + 1000).toISOString()),
+      1,
+      'a running job is never pruned',
+    );
     assert.equal((await store.get('running'))!.status, 'running');
     ss.close();
   });

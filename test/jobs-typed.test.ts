@@ -25,29 +25,119 @@ const png = makePng(20, 10, (x) => [x * 10, 0, 0]);
 const wav = makeWav(1.5);
 const badHeaderWav = Buffer.from(wav);
 badHeaderWav.write('JUNK', 12, 'latin1'); // the fmt chunk renamed
-const CHAT = { messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi there' }] };
+const CHAT = {
+  messages: [
+    { role: 'system', content: 'be brief' },
+    { role: 'user', content: 'hi there' },
+  ],
+};
 
 /** One record per input type, good and bad, with what each must come back as. */
-const CASES: { rec: { id: string; task: string; [k: string]: unknown }; ok?: (o: any) => void; code?: string; message?: RegExp }[] = [
-  { rec: { id: 'text', task: 'words', input: 'hello big world' }, ok: (o) => assert.deepEqual([o.words, o.upper], [3, 'HELLO BIG WORLD']) },
+const CASES: {
+  rec: { id: string; task: string; [k: string]: unknown };
+  ok?: (o: any) => void;
+  code?: string;
+  message?: RegExp;
+}[] = [
+  {
+    rec: { id: 'text', task: 'words', input: 'hello big world' },
+    ok: (o) => assert.deepEqual([o.words, o.upper], [3, 'HELLO BIG WORLD']),
+  },
   { rec: { id: 'text-as-sequence', task: 'words', sequence: 'two words' }, ok: (o) => assert.equal(o.words, 2) },
-  { rec: { id: 'text-too-long', task: 'words', input: 'x'.repeat(201) }, code: 'INPUT_TOO_LONG', message: /201 characters; the limit is 200/ },
-  { rec: { id: 'json', task: 'patient', input: { symptoms: ['头痛', '乏力'], patient_info: { age: 35 } }, parameters: { temperature: 0.7 } }, ok: (o) => assert.deepEqual([o.symptoms, o.age], [2, 35]) },
-  { rec: { id: 'json-schema', task: 'patient', input: { patient_info: { age: 35 } } }, code: 'INVALID_INPUT', message: /missing the required property "symptoms"/ },
-  { rec: { id: 'json-as-sequence', task: 'patient', sequence: 'ACGT' }, code: 'INVALID_REQUEST', message: /takes json input: give the record "input"/ },
-  { rec: { id: 'tensor', task: 'add', input: { a: [[1, 2], [3, 4]], b: { datatype: 'INT32', shape: [2], data: [10, 20] } } }, ok: (o) => assert.deepEqual(o.sums, [33, 37]) },
-  { rec: { id: 'tensor-shape', task: 'add', input: { a: [[1, 2, 3]], b: [0, 0] } }, code: 'INVALID_INPUT', message: /shape \[1, 3\]/ },
-  { rec: { id: 'image', task: 'look', input: png.toString('base64') }, ok: (o) => assert.deepEqual([o.format, o.width, o.height, o.decoded_bytes], ['png', 20, 10, png.length]) },
-  { rec: { id: 'image-object', task: 'look', input: { data: png.toString('base64'), format: 'png' } }, ok: (o) => assert.equal(o.width, 20) },
-  { rec: { id: 'image-data-url', task: 'look', input: `data:image/png;base64,${png.toString('base64')}` }, ok: (o) => assert.equal(o.height, 10) },
-  { rec: { id: 'image-base64', task: 'look', input: 'not base64!' }, code: 'INVALID_INPUT', message: /not valid base64/ },
-  { rec: { id: 'image-truncated', task: 'look', input: png.subarray(0, png.length - 20).toString('base64') }, code: 'UNSUPPORTED_MEDIA_TYPE', message: /truncated PNG/ },
-  { rec: { id: 'image-pixels', task: 'look', input: makePng(1001, 1000).toString('base64') }, code: 'PAYLOAD_TOO_LARGE', message: /pixels; the limit is 1000000/ },
-  { rec: { id: 'image-bytes', task: 'look', input: Buffer.alloc(150_000, 1).toString('base64') }, code: 'PAYLOAD_TOO_LARGE', message: /the limit is 100000/ },
-  { rec: { id: 'audio', task: 'listen', input: wav.toString('base64') }, ok: (o) => assert.deepEqual([o.format, o.sample_rate, o.duration_s, o.decoded_bytes], ['wav', 8000, 1.5, wav.length]) },
-  { rec: { id: 'audio-header', task: 'listen', input: badHeaderWav.toString('base64') }, code: 'UNSUPPORTED_MEDIA_TYPE', message: /before the fmt chunk/ },
-  { rec: { id: 'chat', task: 'chat', input: CHAT }, ok: (o) => assert.deepEqual([o.text, o.roles], ['you said: hi there', ['system', 'user']]) },
-  { rec: { id: 'chat-role', task: 'chat', input: [{ role: 'wizard', content: 'x' }] }, code: 'INVALID_INPUT', message: /role must be one of/ },
+  {
+    rec: { id: 'text-too-long', task: 'words', input: 'x'.repeat(201) },
+    code: 'INPUT_TOO_LONG',
+    message: /201 characters; the limit is 200/,
+  },
+  {
+    rec: {
+      id: 'json',
+      task: 'patient',
+      input: { symptoms: ['头痛', '乏力'], patient_info: { age: 35 } },
+      parameters: { temperature: 0.7 },
+    },
+    ok: (o) => assert.deepEqual([o.symptoms, o.age], [2, 35]),
+  },
+  {
+    rec: { id: 'json-schema', task: 'patient', input: { patient_info: { age: 35 } } },
+    code: 'INVALID_INPUT',
+    message: /missing the required property "symptoms"/,
+  },
+  {
+    rec: { id: 'json-as-sequence', task: 'patient', sequence: 'ACGT' },
+    code: 'INVALID_REQUEST',
+    message: /takes json input: give the record "input"/,
+  },
+  {
+    rec: {
+      id: 'tensor',
+      task: 'add',
+      input: {
+        a: [
+          [1, 2],
+          [3, 4],
+        ],
+        b: { datatype: 'INT32', shape: [2], data: [10, 20] },
+      },
+    },
+    ok: (o) => assert.deepEqual(o.sums, [33, 37]),
+  },
+  {
+    rec: { id: 'tensor-shape', task: 'add', input: { a: [[1, 2, 3]], b: [0, 0] } },
+    code: 'INVALID_INPUT',
+    message: /shape \[1, 3\]/,
+  },
+  {
+    rec: { id: 'image', task: 'look', input: png.toString('base64') },
+    ok: (o) => assert.deepEqual([o.format, o.width, o.height, o.decoded_bytes], ['png', 20, 10, png.length]),
+  },
+  {
+    rec: { id: 'image-object', task: 'look', input: { data: png.toString('base64'), format: 'png' } },
+    ok: (o) => assert.equal(o.width, 20),
+  },
+  {
+    rec: { id: 'image-data-url', task: 'look', input: `data:image/png;base64,${png.toString('base64')}` },
+    ok: (o) => assert.equal(o.height, 10),
+  },
+  {
+    rec: { id: 'image-base64', task: 'look', input: 'not base64!' },
+    code: 'INVALID_INPUT',
+    message: /not valid base64/,
+  },
+  {
+    rec: { id: 'image-truncated', task: 'look', input: png.subarray(0, png.length - 20).toString('base64') },
+    code: 'UNSUPPORTED_MEDIA_TYPE',
+    message: /truncated PNG/,
+  },
+  {
+    rec: { id: 'image-pixels', task: 'look', input: makePng(1001, 1000).toString('base64') },
+    code: 'PAYLOAD_TOO_LARGE',
+    message: /pixels; the limit is 1000000/,
+  },
+  {
+    rec: { id: 'image-bytes', task: 'look', input: Buffer.alloc(150_000, 1).toString('base64') },
+    code: 'PAYLOAD_TOO_LARGE',
+    message: /the limit is 100000/,
+  },
+  {
+    rec: { id: 'audio', task: 'listen', input: wav.toString('base64') },
+    ok: (o) =>
+      assert.deepEqual([o.format, o.sample_rate, o.duration_s, o.decoded_bytes], ['wav', 8000, 1.5, wav.length]),
+  },
+  {
+    rec: { id: 'audio-header', task: 'listen', input: badHeaderWav.toString('base64') },
+    code: 'UNSUPPORTED_MEDIA_TYPE',
+    message: /before the fmt chunk/,
+  },
+  {
+    rec: { id: 'chat', task: 'chat', input: CHAT },
+    ok: (o) => assert.deepEqual([o.text, o.roles], ['you said: hi there', ['system', 'user']]),
+  },
+  {
+    rec: { id: 'chat-role', task: 'chat', input: [{ role: 'wizard', content: 'x' }] },
+    code: 'INVALID_INPUT',
+    message: /role must be one of/,
+  },
   { rec: { id: 'no-input', task: 'words' }, code: 'INVALID_REQUEST', message: /the record has no input/ },
 ];
 
@@ -68,7 +158,8 @@ function checkResults(recs: any[], text: string): void {
       assert.match(r.error.message, c.message!, c.rec.id);
     }
   });
-  for (const bytes of [png, wav, badHeaderWav]) assert.ok(!text.includes(bytes.toString('base64').slice(8, 60)), 'results never echo media bytes');
+  for (const bytes of [png, wav, badHeaderWav])
+    assert.ok(!text.includes(bytes.toString('base64').slice(8, 60)), 'results never echo media bytes');
 }
 
 describe('jobs with typed records', () => {
@@ -100,7 +191,10 @@ describe('jobs with typed records', () => {
     const { recs, text } = await results(job.id);
     checkResults(recs, text);
     // The upload was streamed to the state dir's uploads, and is gone once stored.
-    assert.deepEqual(readdirSync(join(h.stateDir, 'uploads')).filter((f) => f.endsWith('.upload')), []);
+    assert.deepEqual(
+      readdirSync(join(h.stateDir, 'uploads')).filter((f) => f.endsWith('.upload')),
+      [],
+    );
     const csv = await fetch(`${h.url}/v1/jobs/${job.id}/results?format=csv`);
     const csvText = await csv.text();
     assert.match(csvText, /^index,request_id,task,status,service,version,processing_time_ms,error_code,error_message,/);
@@ -115,8 +209,17 @@ describe('jobs with typed records', () => {
 
     const inputs = [
       { task: 'words', input: { inputs: ['a b', 'c d e', 7], parameters: { k: 1 } }, metadata: { request_id: 'w' } },
-      { task: 'patient', input: { symptoms: ['失眠', '焦虑'] }, parameters: { temperature: 0.8 }, metadata: { request_id: 'p' } },
-      { task: 'look', input: { input: { data: png.toString('base64'), format: 'png' } }, metadata: { request_id: 'img' } },
+      {
+        task: 'patient',
+        input: { symptoms: ['失眠', '焦虑'] },
+        parameters: { temperature: 0.8 },
+        metadata: { request_id: 'p' },
+      },
+      {
+        task: 'look',
+        input: { input: { data: png.toString('base64'), format: 'png' } },
+        metadata: { request_id: 'img' },
+      },
       { task: 'add', input: { input: { a: [[1, 1]], b: [2, 2] } }, metadata: { request_id: 't' } },
     ];
     const x = await h.post('/v1/jobs', { model: 'typed-node', inputs });
@@ -133,11 +236,16 @@ describe('jobs with typed records', () => {
         ['t', 'add', 'success', null],
       ],
     );
-    assert.deepEqual([out[1].output.words, out[3].output.symptoms, out[4].output.width, out[5].output.sums], [3, 2, 20, [6]]);
+    assert.deepEqual(
+      [out[1].output.words, out[3].output.symptoms, out[4].output.width, out[5].output.sums],
+      [3, 2, 20, [6]],
+    );
   });
 
   it('reads CSV and TSV with an input column as text; FASTA stays sequences', async () => {
-    const csv = await h.post('/v1/jobs?model=typed-node&task=words', 'id,input\nr1,"hello, big world"\nr2,\nr3,one\n', { 'content-type': 'text/csv' });
+    const csv = await h.post('/v1/jobs?model=typed-node&task=words', 'id,input\nr1,"hello, big world"\nr2,\nr3,one\n', {
+      'content-type': 'text/csv',
+    });
     assert.equal(csv.status, 202, JSON.stringify(csv.body));
     const c = (await results((await done(csv.body.data.id)).id)).recs;
     assert.deepEqual(
@@ -148,7 +256,12 @@ describe('jobs with typed records', () => {
         ['r3', 'success', 1],
       ],
     );
-    const tsv = await h.post('/v1/jobs', { model: 'typed-node', task: 'words', format: 'tsv', data: 'input\tid\nbonjour tout le monde\tfr\n' });
+    const tsv = await h.post('/v1/jobs', {
+      model: 'typed-node',
+      task: 'words',
+      format: 'tsv',
+      data: 'input\tid\nbonjour tout le monde\tfr\n',
+    });
     assert.equal((await results((await done(tsv.body.data.id)).id)).recs[0].output.words, 4);
     // Sequences are as they were: FASTA into a sequence model.
     const fasta = await h.post('/v1/jobs?model=revcomp', '>a\nACGG\n>b\nACGTXX\n', { 'content-type': 'text/x-fasta' });
@@ -174,12 +287,18 @@ describe('jobs with typed records', () => {
     });
     assert.equal(r.status, 202, JSON.stringify(r.body));
     const recs = (await results((await done(r.body.data.id)).id)).recs;
-    assert.deepEqual([recs[0].status, recs[0].output.reply.text, recs[0].output.count.words], ['success', 'you said: hi there', 4]);
+    assert.deepEqual(
+      [recs[0].status, recs[0].output.reply.text, recs[0].output.count.words],
+      ['success', 'you said: hi there', 4],
+    );
     assert.deepEqual([recs[1].status, recs[1].error.step, recs[1].error.code], ['error', 'reply', 'INVALID_INPUT']);
     assert.deepEqual([recs[2].error.step, recs[2].error.code], ['reply', 'INVALID_REQUEST']);
     assert.match(recs[2].error.message, /takes chat input: give the record "input"/);
     // A step cannot name both.
-    const both = await h.post('/v1/jobs', { pipeline: { steps: [{ model: 'typed-node', task: 'words', input: 'input.input', sequence: 'input.sequence' }] }, sequences: ['x'] });
+    const both = await h.post('/v1/jobs', {
+      pipeline: { steps: [{ model: 'typed-node', task: 'words', input: 'input.input', sequence: 'input.sequence' }] },
+      sequences: ['x'],
+    });
     assert.deepEqual([both.status, both.body.error.code], [400, 'INVALID_REQUEST']);
     assert.match(both.body.message, /give sequence or input, not both/);
   });
@@ -233,10 +352,29 @@ describe('isomodel batch / pipeline run with typed records', () => {
     writeFileSync(join(dir, 'red.png'), png);
     writeFileSync(join(dir, 'cut.png'), png.subarray(0, 60));
     writeFileSync(join(dir, 'tone.wav'), wav);
-    const r = await cli([...g, 'batch', '--input-dir', dir, '--output-dir', outDir, '--model', 'typed-node', '--task', 'look', '--offline', '-q'], work);
+    const r = await cli(
+      [
+        ...g,
+        'batch',
+        '--input-dir',
+        dir,
+        '--output-dir',
+        outDir,
+        '--model',
+        'typed-node',
+        '--task',
+        'look',
+        '--offline',
+        '-q',
+      ],
+      work,
+    );
     assert.equal(r.code, 0, r.stderr);
     const red = JSON.parse(readFileSync(join(outDir, 'red.json'), 'utf8'));
-    assert.deepEqual([red.status, red.task, red.output.width, red.output.height, red.metadata.request_id], ['success', 'look', 20, 10, 'red']);
+    assert.deepEqual(
+      [red.status, red.task, red.output.width, red.output.height, red.metadata.request_id],
+      ['success', 'look', 20, 10, 'red'],
+    );
     const cut = JSON.parse(readFileSync(join(outDir, 'cut.json'), 'utf8'));
     assert.deepEqual([cut.status, cut.error.code], ['error', 'UNSUPPORTED_MEDIA_TYPE']);
     // A recording sent to the image task: refused for what it is.
@@ -260,7 +398,10 @@ describe('isomodel batch / pipeline run with typed records', () => {
       checkResults(lines(text), text);
       // An input wrapped once more ({"input": {"input": value}}) is unwrapped once, as offline.
       const wrapperLike = join(work, 'wrapper-like.jsonl');
-      writeFileSync(wrapperLike, JSON.stringify({ id: 'j', task: 'patient', input: { input: { symptoms: ['a'] } } }) + '\n');
+      writeFileSync(
+        wrapperLike,
+        JSON.stringify({ id: 'j', task: 'patient', input: { input: { symptoms: ['a'] } } }) + '\n',
+      );
       const w = await cli([...g, 'batch', wrapperLike, '--model', 'typed-node', '--url', h.url, '-q'], work);
       assert.equal(w.code, 0, w.stderr);
       assert.equal(lines(w.stdout)[0].output.symptoms, 1);
@@ -268,14 +409,31 @@ describe('isomodel batch / pipeline run with typed records', () => {
 
     it('runs a pipeline file over typed records', async () => {
       const file = join(work, 'chat-words.yaml');
-      writeFileSync(file, 'name: chat-words\nsteps:\n  - {name: reply, model: typed-node, task: chat}\n  - {name: count, model: typed-node, task: words, input: reply.text}\n');
+      writeFileSync(
+        file,
+        'name: chat-words\nsteps:\n  - {name: reply, model: typed-node, task: chat}\n  - {name: count, model: typed-node, task: words, input: reply.text}\n',
+      );
       const recs = join(work, 'chats.jsonl');
-      writeFileSync(recs, [{ id: 'a', input: CHAT }, { id: 'b', input: [{ role: 'user', content: 'one two three' }] }].map((x) => JSON.stringify(x)).join('\n'));
+      writeFileSync(
+        recs,
+        [
+          { id: 'a', input: CHAT },
+          { id: 'b', input: [{ role: 'user', content: 'one two three' }] },
+        ]
+          .map((x) => JSON.stringify(x))
+          .join('\n'),
+      );
       const r = await cli([...g, 'pipeline', 'run', file, '--input', recs, '--url', h.url, '-q'], work);
       assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(lines(r.stdout).map((x) => x.output.count.words), [4, 5]);
+      assert.deepEqual(
+        lines(r.stdout).map((x) => x.output.count.words),
+        [4, 5],
+      );
       const v = await cli([...g, 'pipeline', 'validate', file], work);
-      assert.match(v.stdout, /1\. reply: typed-node\/chat on input\.input\n2\. count: typed-node\/words on reply\.text/);
+      assert.match(
+        v.stdout,
+        /1\. reply: typed-node\/chat on input\.input\n2\. count: typed-node\/words on reply\.text/,
+      );
     });
   });
 });

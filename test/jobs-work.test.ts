@@ -5,10 +5,20 @@ import { describe, it } from 'node:test';
 import { IsoError } from '../src/errors.js';
 import { manifestSchema, type Manifest } from '../src/manifest/schema.js';
 import type { ItemOutput, WorkItem } from '../src/worker/protocol.js';
-import { chunked, JobFatalError, processPredictChunk, runChunks, type JobItem, type ModelExecutor } from '../src/jobs/work.js';
+import {
+  chunked,
+  JobFatalError,
+  processPredictChunk,
+  runChunks,
+  type JobItem,
+  type ModelExecutor,
+} from '../src/jobs/work.js';
 import type { OutputRecord } from '../src/jobs/formats.js';
 
-function manifest(name: string, tasks: { name: string; sequence_types: string[]; options?: Record<string, unknown> }[]): Manifest {
+function manifest(
+  name: string,
+  tasks: { name: string; sequence_types: string[]; options?: Record<string, unknown> }[],
+): Manifest {
   return manifestSchema.parse({ name, version: '2.0.0', runtime: 'node', entry: 'x.mjs', tasks });
 }
 
@@ -18,7 +28,10 @@ interface Call {
 }
 
 /** An executor whose submit is scripted per call. */
-function fakeExecutor(m: Manifest, answer: (call: Call, n: number) => ItemOutput[] | Promise<ItemOutput[]>): ModelExecutor & { calls: Call[]; maxConcurrent: number } {
+function fakeExecutor(
+  m: Manifest,
+  answer: (call: Call, n: number) => ItemOutput[] | Promise<ItemOutput[]>,
+): ModelExecutor & { calls: Call[]; maxConcurrent: number } {
   let active = 0;
   const ex = {
     calls: [] as Call[],
@@ -43,7 +56,8 @@ function fakeExecutor(m: Manifest, answer: (call: Call, n: number) => ItemOutput
   return ex;
 }
 
-const items = (seqs: unknown[]): JobItem[] => seqs.map((sequence, index) => ({ index, input: { id: `s${index}`, sequence } }));
+const items = (seqs: unknown[]): JobItem[] =>
+  seqs.map((sequence, index) => ({ index, input: { id: `s${index}`, sequence } }));
 const ctx = (executor: ModelExecutor) => ({ executor, signal: new AbortController().signal, maxWaitMs: 5000 });
 const echo = (c: Call): ItemOutput[] => c.items.map((i) => ({ seq: i.sequence, options: i.options }));
 
@@ -58,11 +72,18 @@ describe('job engine', () => {
     const chunk: JobItem[] = [
       { index: 10, input: { id: 'x', sequence: 'acgt' } },
       { index: 11, input: { id: 'y', sequence: 'ACJT' } },
-      { index: 12, input: { id: 'z', sequence: 'MKV', task: 'b', organism: 'human', parameters: { k: 2, organism: 'yeast' } } },
+      {
+        index: 12,
+        input: { id: 'z', sequence: 'MKV', task: 'b', organism: 'human', parameters: { k: 2, organism: 'yeast' } },
+      },
       { index: 13, input: { id: 'w', sequence: 42 } },
       { index: 14, input: { id: 'v', sequence: 'AC', task: 'nope' } },
     ];
-    const recs = await processPredictChunk({ kind: 'predict', model: 'm', task: 'a', options: { k: 1, organism: 'ecoli' } }, chunk, ctx(ex));
+    const recs = await processPredictChunk(
+      { kind: 'predict', model: 'm', task: 'a', options: { k: 1, organism: 'ecoli' } },
+      chunk,
+      ctx(ex),
+    );
     assert.deepEqual(
       recs.map((r) => [r.metadata.index, r.metadata.request_id, r.status, r.task, r.error?.code]),
       [
@@ -93,7 +114,11 @@ describe('job engine', () => {
       if (n === 2) throw new IsoError('MODEL_NOT_LOADED', 'loading', undefined, 0);
       return echo(c);
     });
-    const recs = await processPredictChunk({ kind: 'predict', model: 'm', task: 'a', options: {} }, items(['AC', 'GT']), ctx(ex));
+    const recs = await processPredictChunk(
+      { kind: 'predict', model: 'm', task: 'a', options: {} },
+      items(['AC', 'GT']),
+      ctx(ex),
+    );
     assert.deepEqual(
       recs.map((r) => r.status),
       ['success', 'success'],
@@ -105,18 +130,32 @@ describe('job engine', () => {
     const ex = fakeExecutor(m, () => {
       throw new IsoError('MODEL_NOT_LOADED', 'model m failed to load: boom');
     });
-    await assert.rejects(processPredictChunk({ kind: 'predict', model: 'm', task: 'a', options: {} }, items(['AC']), { ...ctx(ex), maxWaitMs: 50 }), JobFatalError);
-    await assert.rejects(processPredictChunk({ kind: 'predict', model: 'other', task: 'a', options: {} }, items(['AC']), ctx(ex)), JobFatalError);
+    await assert.rejects(
+      processPredictChunk({ kind: 'predict', model: 'm', task: 'a', options: {} }, items(['AC']), {
+        ...ctx(ex),
+        maxWaitMs: 50,
+      }),
+      JobFatalError,
+    );
+    await assert.rejects(
+      processPredictChunk({ kind: 'predict', model: 'other', task: 'a', options: {} }, items(['AC']), ctx(ex)),
+      JobFatalError,
+    );
   });
 
   it('splits a batch that crashes as a whole until only the poisonous sequence fails', async () => {
     // Any batch holding GGGG "crashes the worker"; everything else answers.
     const ex = fakeExecutor(m, (c) => {
-      if (c.items.some((i) => i.sequence === 'GGGG')) throw new IsoError('PREDICTION_FAILED', 'model worker exited with code 3; it will be restarted');
+      if (c.items.some((i) => i.sequence === 'GGGG'))
+        throw new IsoError('PREDICTION_FAILED', 'model worker exited with code 3; it will be restarted');
       return echo(c);
     });
     const seqs = ['AA', 'CC', 'TT', 'GGGG', 'AC', 'GT', 'CA', 'TG'];
-    const recs = await processPredictChunk({ kind: 'predict', model: 'm', task: 'a', options: {} }, items(seqs), ctx(ex));
+    const recs = await processPredictChunk(
+      { kind: 'predict', model: 'm', task: 'a', options: {} },
+      items(seqs),
+      ctx(ex),
+    );
     assert.deepEqual(
       recs.map((r) => r.status),
       seqs.map((s) => (s === 'GGGG' ? 'error' : 'success')),
@@ -137,7 +176,12 @@ describe('job engine', () => {
     await runChunks({
       chunks: chunked(all, 7),
       concurrency: 3,
-      process: (c, signal) => processPredictChunk({ kind: 'predict', model: 'm', task: 'a', options: {} }, c, { executor: ex, signal, maxWaitMs: 1000 }),
+      process: (c, signal) =>
+        processPredictChunk({ kind: 'predict', model: 'm', task: 'a', options: {} }, c, {
+          executor: ex,
+          signal,
+          maxWaitMs: 1000,
+        }),
       commit: (_c, recs) => seen.push(...recs),
       signal: new AbortController().signal,
     });
@@ -168,6 +212,15 @@ describe('job engine', () => {
     assert.ok(n < 10);
     const ac = new AbortController();
     ac.abort();
-    await assert.rejects(runChunks({ chunks: chunked(items(['A']), 1), concurrency: 1, process: async () => [], commit: () => undefined, signal: ac.signal }), { name: 'AbortError' });
+    await assert.rejects(
+      runChunks({
+        chunks: chunked(items(['A']), 1),
+        concurrency: 1,
+        process: async () => [],
+        commit: () => undefined,
+        signal: ac.signal,
+      }),
+      { name: 'AbortError' },
+    );
   });
 });

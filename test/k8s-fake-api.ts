@@ -50,7 +50,17 @@ const OBJECT_PATH = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^
 
 function status(res: ServerResponse, code: number, reason: string, message: string): void {
   res.writeHead(code, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: code < 300 ? 'Success' : 'Failure', reason, message, code }));
+  res.end(
+    JSON.stringify({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: code < 300 ? 'Success' : 'Failure',
+      reason,
+      message,
+      code,
+    }),
+  );
 }
 
 function json(res: ServerResponse, code: number, body: unknown): void {
@@ -108,11 +118,24 @@ export async function startFakeApi(opts: { rollout?: RolloutMode; stepMs?: numbe
           observedGeneration: gen,
           replicas: want,
           updatedReplicas: 0,
-          conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: `ReplicaSet "${obj.metadata.name}-abc" has timed out progressing.` }],
+          conditions: [
+            {
+              type: 'Progressing',
+              status: 'False',
+              reason: 'ProgressDeadlineExceeded',
+              message: `ReplicaSet "${obj.metadata.name}-abc" has timed out progressing.`,
+            },
+          ],
         });
         return;
       }
-      setStatus(path, gen, { observedGeneration: gen, replicas: want, updatedReplicas: want, availableReplicas: 0, readyReplicas: 0 });
+      setStatus(path, gen, {
+        observedGeneration: gen,
+        replicas: want,
+        updatedReplicas: want,
+        availableReplicas: 0,
+        readyReplicas: 0,
+      });
       if (api.rollout === 'stuck') return;
       later(api.stepMs, () =>
         setStatus(path, gen, {
@@ -121,7 +144,10 @@ export async function startFakeApi(opts: { rollout?: RolloutMode; stepMs?: numbe
           updatedReplicas: want,
           readyReplicas: want,
           availableReplicas: want,
-          conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }, { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable' }],
+          conditions: [
+            { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' },
+            { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable' },
+          ],
         }),
       );
     });
@@ -129,8 +155,12 @@ export async function startFakeApi(opts: { rollout?: RolloutMode; stepMs?: numbe
 
   const apply = (path: string, kind: string, body: any, res: ServerResponse): void => {
     const old = objects.get(path);
-    const spec = kind === 'Deployment' ? { ...body.spec, replicas: body.spec?.replicas ?? old?.spec?.replicas ?? 1 } : body.spec;
-    const changed = !old || JSON.stringify(old.spec) !== JSON.stringify(spec) || JSON.stringify(old.data) !== JSON.stringify(body.data);
+    const spec =
+      kind === 'Deployment' ? { ...body.spec, replicas: body.spec?.replicas ?? old?.spec?.replicas ?? 1 } : body.spec;
+    const changed =
+      !old ||
+      JSON.stringify(old.spec) !== JSON.stringify(spec) ||
+      JSON.stringify(old.data) !== JSON.stringify(body.data);
     const obj = {
       ...body,
       ...(spec !== undefined ? { spec } : {}),
@@ -154,18 +184,37 @@ export async function startFakeApi(opts: { rollout?: RolloutMode; stepMs?: numbe
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://fake');
       const body = req.method === 'GET' || req.method === 'DELETE' ? undefined : await readBody(req);
-      const rec: RecordedRequest = { method: req.method ?? '', path: url.pathname, query: Object.fromEntries(url.searchParams), contentType: req.headers['content-type'], authorization: req.headers.authorization, body };
+      const rec: RecordedRequest = {
+        method: req.method ?? '',
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        contentType: req.headers['content-type'],
+        authorization: req.headers.authorization,
+        body,
+      };
       requests.push(rec);
       if (req.headers.authorization !== `Bearer ${token}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
 
       const group = GROUPS[url.pathname];
       if (group && req.method === 'GET') {
-        return json(res, 200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: url.pathname.replace(/^\/apis?\//, ''), resources: group.map((r) => ({ ...r, singularName: r.kind.toLowerCase(), verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'] })) });
+        return json(res, 200, {
+          kind: 'APIResourceList',
+          apiVersion: 'v1',
+          groupVersion: url.pathname.replace(/^\/apis?\//, ''),
+          resources: group.map((r) => ({
+            ...r,
+            singularName: r.kind.toLowerCase(),
+            verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+          })),
+        });
       }
 
       const ns = /^\/api\/v1\/namespaces(?:\/([^/]+))?$/.exec(url.pathname);
       if (ns) {
-        if (req.method === 'GET' && ns[1]) return namespaces.has(ns[1]) ? json(res, 200, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns[1] } }) : status(res, 404, 'NotFound', `namespaces "${ns[1]}" not found`);
+        if (req.method === 'GET' && ns[1])
+          return namespaces.has(ns[1])
+            ? json(res, 200, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns[1] } })
+            : status(res, 404, 'NotFound', `namespaces "${ns[1]}" not found`);
         if (req.method === 'POST' && !ns[1]) {
           const name = body?.metadata?.name as string;
           if (namespaces.has(name)) return status(res, 409, 'AlreadyExists', `namespaces "${name}" already exists`);
@@ -176,7 +225,13 @@ export async function startFakeApi(opts: { rollout?: RolloutMode; stepMs?: numbe
 
       const m = OBJECT_PATH.exec(url.pathname);
       const resource = m ? GROUPS[m[1]!]?.find((r) => r.name === m[3]) : undefined;
-      if (!m || !resource) return status(res, 404, 'NotFound', `the server could not find the requested resource (${req.method} ${url.pathname})`);
+      if (!m || !resource)
+        return status(
+          res,
+          404,
+          'NotFound',
+          `the server could not find the requested resource (${req.method} ${url.pathname})`,
+        );
       const [, prefix, namespace, plural, name] = m;
       const collection = `${prefix}/namespaces/${namespace}/${plural}`;
       if (!namespaces.has(namespace!)) return status(res, 404, 'NotFound', `namespaces "${namespace}" not found`);
@@ -187,14 +242,19 @@ export async function startFakeApi(opts: { rollout?: RolloutMode; stepMs?: numbe
         const w = { prefix: collection, name: field?.[1], res };
         watchers.add(w);
         // A watch without resourceVersion starts with the current state, as the API server's does.
-        for (const [p, obj] of objects) if (p.startsWith(collection + '/') && (!w.name || obj.metadata.name === w.name)) res.write(JSON.stringify({ type: 'ADDED', object: obj }) + '\n');
+        for (const [p, obj] of objects)
+          if (p.startsWith(collection + '/') && (!w.name || obj.metadata.name === w.name))
+            res.write(JSON.stringify({ type: 'ADDED', object: obj }) + '\n');
         res.on('close', () => watchers.delete(w));
         if (api.closeWatchesAfterMs > 0) later(api.closeWatchesAfterMs, () => res.end());
         return;
       }
       if (!name) return status(res, 405, 'MethodNotAllowed', 'only watches are served on collections');
       const path = `${collection}/${name}`;
-      if (req.method === 'GET') return objects.has(path) ? json(res, 200, objects.get(path)) : status(res, 404, 'NotFound', `${plural} "${name}" not found`);
+      if (req.method === 'GET')
+        return objects.has(path)
+          ? json(res, 200, objects.get(path))
+          : status(res, 404, 'NotFound', `${plural} "${name}" not found`);
       if (req.method === 'DELETE') {
         const obj = objects.get(path);
         if (!obj) return status(res, 404, 'NotFound', `${plural} "${name}" not found`);
@@ -203,9 +263,17 @@ export async function startFakeApi(opts: { rollout?: RolloutMode; stepMs?: numbe
         return status(res, 200, '', `${plural} "${name}" deleted`);
       }
       if (req.method === 'PATCH') {
-        if (req.headers['content-type'] !== 'application/apply-patch+yaml') return status(res, 415, 'UnsupportedMediaType', `only server-side apply is faked, got ${req.headers['content-type']}`);
-        if (!url.searchParams.get('fieldManager')) return status(res, 422, 'Invalid', 'fieldManager is required for apply requests');
-        if (body?.kind !== resource.kind || body?.metadata?.name !== name) return status(res, 400, 'BadRequest', 'the body does not match the URL');
+        if (req.headers['content-type'] !== 'application/apply-patch+yaml')
+          return status(
+            res,
+            415,
+            'UnsupportedMediaType',
+            `only server-side apply is faked, got ${req.headers['content-type']}`,
+          );
+        if (!url.searchParams.get('fieldManager'))
+          return status(res, 422, 'Invalid', 'fieldManager is required for apply requests');
+        if (body?.kind !== resource.kind || body?.metadata?.name !== name)
+          return status(res, 400, 'BadRequest', 'the body does not match the URL');
         return apply(path, resource.kind, body, res);
       }
       return status(res, 405, 'MethodNotAllowed', `${req.method} is not faked`);

@@ -14,7 +14,8 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Service } from 'kubernetes-models/v1/Service';
 
-export const SCHEMA_SOURCES = 'kubernetes-models 4.5.1 (Kubernetes v1.33.0) + @kubernetes/client-node 1.4.0 (OpenAPI v1.34.0)';
+export const SCHEMA_SOURCES =
+  'kubernetes-models 4.5.1 (Kubernetes v1.33.0) + @kubernetes/client-node 1.4.0 (OpenAPI v1.34.0)';
 
 type ModelClass = new (data: any) => { validate(): void };
 const MODELS: Record<string, ModelClass> = {
@@ -66,7 +67,8 @@ function strict(value: unknown, type: string, format: string, path: string, erro
       if (typeof value !== 'boolean') errors.push(`${path}: must be a boolean`);
       return;
     case 'number':
-      if (typeof value !== 'number' || ((format === 'int32' || format === 'int64') && !Number.isInteger(value))) errors.push(`${path}: must be ${format || 'a number'}`);
+      if (typeof value !== 'number' || ((format === 'int32' || format === 'int64') && !Number.isInteger(value)))
+        errors.push(`${path}: must be ${format || 'a number'}`);
       return;
     case 'IntOrString':
       if (typeof value !== 'string' && !Number.isInteger(value)) errors.push(`${path}: must be an integer or a string`);
@@ -92,7 +94,8 @@ const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?\d+
 function apiServerRules(obj: Record<string, any>, errors: string[]): void {
   const name = obj.metadata?.name as string | undefined;
   const nameRule = obj.kind === 'Service' || obj.kind === 'Namespace' ? DNS_1035 : DNS_SUBDOMAIN;
-  if (!name || !nameRule.test(name) || name.length > (obj.kind === 'Service' || obj.kind === 'Namespace' ? 63 : 253)) errors.push(`/metadata/name: "${name}" is not a valid ${obj.kind} name`);
+  if (!name || !nameRule.test(name) || name.length > (obj.kind === 'Service' || obj.kind === 'Namespace' ? 63 : 253))
+    errors.push(`/metadata/name: "${name}" is not a valid ${obj.kind} name`);
   const labelSets: [string, Record<string, string> | undefined][] = [
     ['/metadata/labels', obj.metadata?.labels],
     ['/spec/selector/matchLabels', obj.kind === 'Deployment' ? obj.spec?.selector?.matchLabels : undefined],
@@ -102,22 +105,34 @@ function apiServerRules(obj: Record<string, any>, errors: string[]): void {
   for (const [path, set] of labelSets) {
     for (const [k, v] of Object.entries(set ?? {})) {
       const [prefix, key] = k.includes('/') ? k.split('/') : [undefined, k];
-      if ((prefix !== undefined && !DNS_SUBDOMAIN.test(prefix)) || !key || key.length > 63 || !/^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/.test(key)) errors.push(`${path}: bad label key "${k}"`);
+      if (
+        (prefix !== undefined && !DNS_SUBDOMAIN.test(prefix)) ||
+        !key ||
+        key.length > 63 ||
+        !/^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/.test(key)
+      )
+        errors.push(`${path}: bad label key "${k}"`);
       if (v.length > 63 || !LABEL_VALUE.test(v)) errors.push(`${path}/${k}: bad label value "${v}"`);
     }
   }
   if (obj.kind === 'Deployment') {
     const sel = obj.spec?.selector?.matchLabels ?? {};
     const tpl = obj.spec?.template?.metadata?.labels ?? {};
-    for (const [k, v] of Object.entries(sel)) if (tpl[k] !== v) errors.push(`/spec/selector: does not match the template labels (${k})`);
+    for (const [k, v] of Object.entries(sel))
+      if (tpl[k] !== v) errors.push(`/spec/selector: does not match the template labels (${k})`);
     const pod = obj.spec?.template?.spec ?? {};
     const containers = [...(pod.initContainers ?? []), ...(pod.containers ?? [])] as Record<string, any>[];
     const volumes = new Set((pod.volumes ?? []).map((v: { name: string }) => v.name));
     for (const c of containers) {
       if (!DNS_LABEL.test(c.name)) errors.push(`container "${c.name}": not a DNS label`);
-      for (const [kind, set] of Object.entries(c.resources ?? {})) for (const [r, q] of Object.entries(set as Record<string, string>)) if (!QUANTITY.test(String(q))) errors.push(`container "${c.name}" ${kind}.${r}: "${q}" is not a quantity`);
-      for (const m of c.volumeMounts ?? []) if (!volumes.has(m.name)) errors.push(`container "${c.name}": mounts unknown volume "${m.name}"`);
-      for (const p of c.ports ?? []) if (p.name && (p.name.length > 15 || !DNS_LABEL.test(p.name) || !/[a-z]/.test(p.name))) errors.push(`container "${c.name}": bad port name "${p.name}"`);
+      for (const [kind, set] of Object.entries(c.resources ?? {}))
+        for (const [r, q] of Object.entries(set as Record<string, string>))
+          if (!QUANTITY.test(String(q))) errors.push(`container "${c.name}" ${kind}.${r}: "${q}" is not a quantity`);
+      for (const m of c.volumeMounts ?? [])
+        if (!volumes.has(m.name)) errors.push(`container "${c.name}": mounts unknown volume "${m.name}"`);
+      for (const p of c.ports ?? [])
+        if (p.name && (p.name.length > 15 || !DNS_LABEL.test(p.name) || !/[a-z]/.test(p.name)))
+          errors.push(`container "${c.name}": bad port name "${p.name}"`);
     }
   }
 }
@@ -133,7 +148,10 @@ export function validateObject(obj: unknown): string[] {
     new Model(obj).validate();
   } catch (e) {
     const list = (e as { errors?: { instancePath: string; message?: string; params?: unknown }[] }).errors;
-    if (list) errors.push(...list.map((x) => `${x.instancePath || '/'}: ${x.message ?? 'invalid'} ${JSON.stringify(x.params ?? {})}`));
+    if (list)
+      errors.push(
+        ...list.map((x) => `${x.instancePath || '/'}: ${x.message ?? 'invalid'} ${JSON.stringify(x.params ?? {})}`),
+      );
     else errors.push((e as Error).message);
   }
   const group = String(obj.apiVersion).split('/');

@@ -11,7 +11,7 @@ import { gpuProbe, type GpuSnapshot } from '../src/telemetry/gpu.js';
 import { GatewayMetrics } from '../src/telemetry/prometheus.js';
 import { parseExposition, promtool, type Sample } from './helpers.js';
 
-describe('bound metrics (the request path\'s counters and histograms)', () => {
+describe("bound metrics (the request path's counters and histograms)", () => {
   // The same observations through prom-client's own metrics and through the bound ones must
   // expose byte-identical text: the bound ones replace them on the hot path only for speed.
   const buckets = [0.001, 0.01, 0.1, 1];
@@ -25,10 +25,22 @@ describe('bound metrics (the request path\'s counters and histograms)', () => {
 
   it('expose what prom-client exposes for the same observations', async () => {
     const ref = new Registry();
-    const refHist = new Histogram({ name: 't_seconds', help: 'h', labelNames: ['model', 'version'], buckets, registers: [ref] });
+    const refHist = new Histogram({
+      name: 't_seconds',
+      help: 'h',
+      labelNames: ['model', 'version'],
+      buckets,
+      registers: [ref],
+    });
     const refCount = new Counter({ name: 't_total', help: 'c', labelNames: ['model', 'version'], registers: [ref] });
     const ours = new Registry();
-    const hist = new BoundHistogram({ name: 't_seconds', help: 'h', labelNames: ['model', 'version'], buckets, registry: ours });
+    const hist = new BoundHistogram({
+      name: 't_seconds',
+      help: 'h',
+      labelNames: ['model', 'version'],
+      buckets,
+      registry: ours,
+    });
     const count = new BoundCounter({ name: 't_total', help: 'c', labelNames: ['model', 'version'], registry: ours });
     for (const [labels, v] of observations) {
       refHist.observe(labels, v);
@@ -55,15 +67,30 @@ describe('bound metrics (the request path\'s counters and histograms)', () => {
     assert.match(await reg.metrics(), /r_seconds_count\{model="a"\} 1\n/);
     assert.match(await reg.metrics(), /r_seconds_sum\{model="a"\} 0\.002\n/);
     assert.throws(() => hist.bind({ model: 'a', tenant: 'x' }), /unknown label tenant/);
-    assert.throws(() => new BoundHistogram({ name: 'bad', help: 'h', labelNames: ['le'], buckets, registry: reg }), /reserved/);
+    assert.throws(
+      () => new BoundHistogram({ name: 'bad', help: 'h', labelNames: ['le'], buckets, registry: reg }),
+      /reserved/,
+    );
   });
 
   it('sort their buckets, ignore non-finite observations, and keep label sets apart', async () => {
     // Buckets given in any order expose as if given sorted.
     const sorted = new Registry();
     const unsorted = new Registry();
-    const inOrder = new BoundHistogram({ name: 's_seconds', help: 'h', labelNames: ['model'], buckets: [0.001, 0.01, 0.1, 1], registry: sorted });
-    const shuffled = new BoundHistogram({ name: 's_seconds', help: 'h', labelNames: ['model'], buckets: [1, 0.001, 0.1, 0.01], registry: unsorted });
+    const inOrder = new BoundHistogram({
+      name: 's_seconds',
+      help: 'h',
+      labelNames: ['model'],
+      buckets: [0.001, 0.01, 0.1, 1],
+      registry: sorted,
+    });
+    const shuffled = new BoundHistogram({
+      name: 's_seconds',
+      help: 'h',
+      labelNames: ['model'],
+      buckets: [1, 0.001, 0.1, 0.01],
+      registry: unsorted,
+    });
     for (const v of [0.0005, 0.005, 0.05, 0.5, 5]) {
       inOrder.bind({ model: 'a' })(v);
       shuffled.bind({ model: 'a' })(v);
@@ -103,10 +130,13 @@ interface FakeDeployment {
 }
 
 /** What GatewayMetrics reads of the model registry: names, versions, and each version's deployment. */
-function fakeRegistry(models: Record<string, { version: string; default: boolean; status: string; dep?: FakeDeployment }[]>): ModelRegistry {
+function fakeRegistry(
+  models: Record<string, { version: string; default: boolean; status: string; dep?: FakeDeployment }[]>,
+): ModelRegistry {
   return {
     names: () => Object.keys(models),
-    versions: (name: string) => models[name]!.map((v) => ({ version: v.version, default: v.default, status: v.status })),
+    versions: (name: string) =>
+      models[name]!.map((v) => ({ version: v.version, default: v.default, status: v.status })),
     status: (id: string) => {
       const [name, version] = id.split('@');
       return models[name!]?.find((v) => v.version === version)?.status ?? 'unloaded';
@@ -114,7 +144,14 @@ function fakeRegistry(models: Record<string, { version: string; default: boolean
     deployment: (id: string) => {
       const [name, version] = id.split('@');
       const d = models[name!]?.find((v) => v.version === version)?.dep;
-      return d && { healthy: () => d.healthy, queueDepth: () => d.queue, inflightCount: () => d.inflight, replicaInfo: () => d.replicas };
+      return (
+        d && {
+          healthy: () => d.healthy,
+          queueDepth: () => d.queue,
+          inflightCount: () => d.inflight,
+          replicaInfo: () => d.replicas,
+        }
+      );
     },
   } as unknown as ModelRegistry;
 }
@@ -138,7 +175,12 @@ describe('GatewayMetrics', () => {
         },
       },
       { version: '1.0.0', default: false, status: 'unloaded' },
-      { version: '1.5.0', default: false, status: 'ready', dep: { healthy: false, queue: 0, inflight: 0, replicas: [{ id: 'r1', state: 'failed' }] } },
+      {
+        version: '1.5.0',
+        default: false,
+        status: 'ready',
+        dep: { healthy: false, queue: 0, inflight: 0, replicas: [{ id: 'r1', state: 'failed' }] },
+      },
     ],
     b: [{ version: '1.0.0', default: true, status: 'unloaded' }],
   };
@@ -153,7 +195,12 @@ describe('GatewayMetrics', () => {
   };
   /** The value of the one series with exactly these labels (undefined when there is none). */
   const value = (name: string, labels: Record<string, string>): number | undefined => {
-    const found = samples.filter((s) => s.name === name && Object.keys(s.labels).length === Object.keys(labels).length && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+    const found = samples.filter(
+      (s) =>
+        s.name === name &&
+        Object.keys(s.labels).length === Object.keys(labels).length &&
+        Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+    );
     assert.ok(found.length <= 1, `${name} ${JSON.stringify(labels)}: one series`);
     return found[0]?.value;
   };
@@ -174,7 +221,10 @@ describe('GatewayMetrics', () => {
     assert.equal(value('isomodel_requests_total', { ...embed, status: 'success', code: 'OK' }), 2);
     assert.equal(value('isomodel_requests_total', { ...embed, status: 'error', code: 'INVALID_SEQUENCE' }), 1);
     assert.equal(value('isomodel_requests_total', { ...embed, status: 'error', code: 'PREDICTION_FAILED' }), 1);
-    assert.equal(value('isomodel_requests_total', { model: 'a', version: '2.0.0', task: 'other', status: 'success', code: 'OK' }), 1);
+    assert.equal(
+      value('isomodel_requests_total', { model: 'a', version: '2.0.0', task: 'other', status: 'success', code: 'OK' }),
+      1,
+    );
     assert.equal(value('isomodel_sequences_total', embed), 6, 'the sequences of successful requests: 5 + 1');
     assert.equal(value('isomodel_sequences_total', { ...embed, task: 'other' }), 4);
     assert.equal(value('isomodel_request_duration_seconds_count', embed), 2, 'failures have no latency sample');
@@ -185,16 +235,49 @@ describe('GatewayMetrics', () => {
     assert.equal(value('isomodel_request_duration_seconds_bucket', { ...embed, le: '+Inf' }), 2);
   });
 
-  it('latency histograms use the documented buckets (the dashboards\' quantiles rely on them)', async () => {
+  it("latency histograms use the documented buckets (the dashboards' quantiles rely on them)", async () => {
     m.observerFor('a', '2.0.0').queued(0.0001);
     m.observerFor('a', '2.0.0').batch(3, 0.0001, true);
     await scrape();
-    const les = (name: string, labels: Record<string, string>) => series(name).filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v)).map((s) => s.labels.le);
-    const latency = ['0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60', '+Inf'];
+    const les = (name: string, labels: Record<string, string>) =>
+      series(name)
+        .filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+        .map((s) => s.labels.le);
+    const latency = [
+      '0.0005',
+      '0.001',
+      '0.0025',
+      '0.005',
+      '0.01',
+      '0.025',
+      '0.05',
+      '0.1',
+      '0.25',
+      '0.5',
+      '1',
+      '2.5',
+      '5',
+      '10',
+      '30',
+      '60',
+      '+Inf',
+    ];
     assert.deepEqual(les('isomodel_request_duration_seconds_bucket', { task: 'embed' }), latency);
     assert.deepEqual(les('isomodel_queue_duration_seconds_bucket', { model: 'a' }), latency);
     assert.deepEqual(les('isomodel_compute_duration_seconds_bucket', { model: 'a' }), latency);
-    assert.deepEqual(les('isomodel_batch_size_bucket', { model: 'a' }), ['1', '2', '4', '8', '16', '32', '64', '128', '256', '512', '+Inf']);
+    assert.deepEqual(les('isomodel_batch_size_bucket', { model: 'a' }), [
+      '1',
+      '2',
+      '4',
+      '8',
+      '16',
+      '32',
+      '64',
+      '128',
+      '256',
+      '512',
+      '+Inf',
+    ]);
   });
 
   it('a deployment reports queue waits, batches with their compute time, tokens and restarts', async () => {
@@ -222,7 +305,11 @@ describe('GatewayMetrics', () => {
     assert.equal(value('isomodel_compute_duration_seconds_sum', c), 2);
     assert.equal(value('isomodel_batch_tokens_total', c), 150);
     assert.equal(value('isomodel_batch_padding_tokens_total', c), 20);
-    assert.equal(value('isomodel_worker_restarts_total', { ...c, reason: 'exited with code 1' }), 2, 'the parenthesised detail is not part of the label');
+    assert.equal(
+      value('isomodel_worker_restarts_total', { ...c, reason: 'exited with code 1' }),
+      2,
+      'the parenthesised detail is not part of the label',
+    );
     assert.equal(value('isomodel_worker_restarts_total', { ...c, reason: 'missed health ping' }), 1);
   });
 
@@ -243,7 +330,7 @@ describe('GatewayMetrics', () => {
     assert.equal(value('isomodel_worker_log_truncated_total', { model: 'a' }), 2);
   });
 
-  it('gauges read every live version and each model\'s default at scrape time', async () => {
+  it("gauges read every live version and each model's default at scrape time", async () => {
     await scrape();
     const a2 = { model: 'a', version: '2.0.0' };
     const a15 = { model: 'a', version: '1.5.0' };
@@ -251,25 +338,49 @@ describe('GatewayMetrics', () => {
     assert.equal(value('isomodel_model_up', a2), 1);
     assert.equal(value('isomodel_model_up', a15), 0, 'a version with a failed replica is down');
     assert.equal(value('isomodel_model_up', b1), 0, 'an unloaded default is listed, and down');
-    assert.equal(value('isomodel_model_up', { model: 'a', version: '1.0.0' }), undefined, 'an unloaded non-default version is not');
+    assert.equal(
+      value('isomodel_model_up', { model: 'a', version: '1.0.0' }),
+      undefined,
+      'an unloaded non-default version is not',
+    );
     assert.equal(value('isomodel_queue_depth', a2), 3);
     assert.equal(value('isomodel_queue_depth', b1), 0);
     assert.equal(value('isomodel_inflight_sequences', a2), 5);
     assert.equal(value('isomodel_inflight_sequences', b1), 0);
     assert.deepEqual(
-      series('isomodel_replicas').filter((s) => s.labels.version === '2.0.0').map((s) => [s.labels.state, s.value]),
-      [['starting', 1], ['ready', 2], ['restarting', 0], ['stopping', 0], ['failed', 0]],
+      series('isomodel_replicas')
+        .filter((s) => s.labels.version === '2.0.0')
+        .map((s) => [s.labels.state, s.value]),
+      [
+        ['starting', 1],
+        ['ready', 2],
+        ['restarting', 0],
+        ['stopping', 0],
+        ['failed', 0],
+      ],
     );
     assert.equal(value('isomodel_replicas', { ...a15, state: 'failed' }), 1);
     assert.deepEqual(
-      series('isomodel_replicas').filter((s) => s.labels.model === 'b').map((s) => [s.labels.state, s.value]),
-      [['starting', 0], ['ready', 0], ['restarting', 0], ['stopping', 0], ['failed', 0]],
+      series('isomodel_replicas')
+        .filter((s) => s.labels.model === 'b')
+        .map((s) => [s.labels.state, s.value]),
+      [
+        ['starting', 0],
+        ['ready', 0],
+        ['restarting', 0],
+        ['stopping', 0],
+        ['failed', 0],
+      ],
       'a version without a deployment: every state at zero, and nothing else',
     );
     assert.equal(value('isomodel_worker_resident_memory_bytes', { ...a2, replica: 'r2' }), 2000);
     assert.equal(value('isomodel_worker_cpu_ratio', { ...a2, replica: 'r2' }), 1.5, 'cores, not percent');
     assert.equal(value('isomodel_worker_open_fds', { ...a2, replica: 'r1' }), 12);
-    assert.equal(value('isomodel_worker_resident_memory_bytes', { ...a2, replica: 'r3' }), undefined, 'no sample, no series');
+    assert.equal(
+      value('isomodel_worker_resident_memory_bytes', { ...a2, replica: 'r3' }),
+      undefined,
+      'no sample, no series',
+    );
     assert.equal(series('isomodel_worker_cpu_ratio').length, 2);
     assert.equal(series('isomodel_worker_open_fds').length, 2);
     // Gauges are rebuilt at every scrape: a replica gone is a series gone.
@@ -290,27 +401,75 @@ describe('GatewayMetrics', () => {
       available: true,
       sampledAt: Date.now(),
       gpus: [
-        { index: 0, uuid: 'GPU-aaa', name: 'H100', utilization_percent: 75, memory_used_mb: 1024, memory_total_mb: 81920 },
-        { index: 1, uuid: 'GPU-bbb', name: 'H100', utilization_percent: null, memory_used_mb: null, memory_total_mb: null },
+        {
+          index: 0,
+          uuid: 'GPU-aaa',
+          name: 'H100',
+          utilization_percent: 75,
+          memory_used_mb: 1024,
+          memory_total_mb: 81920,
+        },
+        {
+          index: 1,
+          uuid: 'GPU-bbb',
+          name: 'H100',
+          utilization_percent: null,
+          memory_used_mb: null,
+          memory_total_mb: null,
+        },
       ],
     };
     gpuProbe.current = () => snap;
     await scrape();
-    assert.deepEqual(series('isomodel_gpu_utilization_ratio'), [{ name: 'isomodel_gpu_utilization_ratio', labels: { gpu: '0', uuid: 'GPU-aaa', name: 'H100' }, value: 0.75 }]);
-    assert.deepEqual(series('isomodel_gpu_memory_used_bytes'), [{ name: 'isomodel_gpu_memory_used_bytes', labels: { gpu: '0', uuid: 'GPU-aaa', name: 'H100' }, value: 1024 * 1024 * 1024 }]);
+    assert.deepEqual(series('isomodel_gpu_utilization_ratio'), [
+      { name: 'isomodel_gpu_utilization_ratio', labels: { gpu: '0', uuid: 'GPU-aaa', name: 'H100' }, value: 0.75 },
+    ]);
+    assert.deepEqual(series('isomodel_gpu_memory_used_bytes'), [
+      {
+        name: 'isomodel_gpu_memory_used_bytes',
+        labels: { gpu: '0', uuid: 'GPU-aaa', name: 'H100' },
+        value: 1024 * 1024 * 1024,
+      },
+    ]);
   });
 
-  it('every metric has help text and the right type; the gateway\'s own process metrics are there; promtool agrees', async () => {
+  it("every metric has help text and the right type; the gateway's own process metrics are there; promtool agrees", async () => {
     await scrape();
     const help = [...text.matchAll(/^# HELP (\S+) ?(.*)$/gm)];
     assert.ok(help.length > 20);
     for (const [, name, h] of help) assert.ok(h!.trim().length > 10, `${name} has help text`);
     const types = Object.fromEntries([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((t) => [t[1], t[2]]));
-    for (const c of ['isomodel_requests_total', 'isomodel_sequences_total', 'isomodel_batch_tokens_total', 'isomodel_batch_padding_tokens_total', 'isomodel_worker_restarts_total', 'isomodel_auth_failures_total', 'isomodel_auth_throttled_total', 'isomodel_worker_log_dropped_total', 'isomodel_worker_log_truncated_total']) {
+    for (const c of [
+      'isomodel_requests_total',
+      'isomodel_sequences_total',
+      'isomodel_batch_tokens_total',
+      'isomodel_batch_padding_tokens_total',
+      'isomodel_worker_restarts_total',
+      'isomodel_auth_failures_total',
+      'isomodel_auth_throttled_total',
+      'isomodel_worker_log_dropped_total',
+      'isomodel_worker_log_truncated_total',
+    ]) {
       assert.equal(types[c], 'counter', c);
     }
-    for (const h of ['isomodel_request_duration_seconds', 'isomodel_queue_duration_seconds', 'isomodel_compute_duration_seconds', 'isomodel_batch_size']) assert.equal(types[h], 'histogram', h);
-    for (const g of ['isomodel_model_up', 'isomodel_queue_depth', 'isomodel_inflight_sequences', 'isomodel_replicas', 'isomodel_worker_resident_memory_bytes', 'isomodel_worker_cpu_ratio', 'isomodel_worker_open_fds', 'isomodel_gpu_utilization_ratio', 'isomodel_gpu_memory_used_bytes']) {
+    for (const h of [
+      'isomodel_request_duration_seconds',
+      'isomodel_queue_duration_seconds',
+      'isomodel_compute_duration_seconds',
+      'isomodel_batch_size',
+    ])
+      assert.equal(types[h], 'histogram', h);
+    for (const g of [
+      'isomodel_model_up',
+      'isomodel_queue_depth',
+      'isomodel_inflight_sequences',
+      'isomodel_replicas',
+      'isomodel_worker_resident_memory_bytes',
+      'isomodel_worker_cpu_ratio',
+      'isomodel_worker_open_fds',
+      'isomodel_gpu_utilization_ratio',
+      'isomodel_gpu_memory_used_bytes',
+    ]) {
       assert.equal(types[g], 'gauge', g);
     }
     assert.ok(series('isomodel_gateway_process_resident_memory_bytes')[0]!.value > 0);

@@ -48,11 +48,19 @@ const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex
 const gitBlob = (b: Buffer): string => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
 
 function listen(server: http.Server): Promise<string> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+  );
 }
 
 /** Serves `data` honouring a Range header; `cut` stops after that many bytes of the body. */
-function serveBytes(req: http.IncomingMessage, res: http.ServerResponse, data: Buffer, headers: Record<string, string>, cut?: number): void {
+function serveBytes(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  data: Buffer,
+  headers: Record<string, string>,
+  cut?: number,
+): void {
   const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
   const start = m ? Number(m[1]) : 0;
   if (start > data.length) {
@@ -78,9 +86,18 @@ export async function startMockHub(repos: HubRepo[]): Promise<MockHub> {
   const cuts = new Map<string, number>();
   const corrupted = new Map<string, Buffer>();
   let token: string | null = null;
-  const commitOf = (r: HubRepo): string => createHash('sha1').update(`${r.repo}@${r.revision ?? 'main'}`).digest('hex');
+  const commitOf = (r: HubRepo): string =>
+    createHash('sha1')
+      .update(`${r.repo}@${r.revision ?? 'main'}`)
+      .digest('hex');
   const record = (server: 'hub' | 'cdn', req: http.IncomingMessage): void => {
-    log.push({ server, method: req.method ?? '', url: req.url ?? '', ...(req.headers.authorization && { authorization: req.headers.authorization }), ...(req.headers.range && { range: req.headers.range }) });
+    log.push({
+      server,
+      method: req.method ?? '',
+      url: req.url ?? '',
+      ...(req.headers.authorization && { authorization: req.headers.authorization }),
+      ...(req.headers.range && { range: req.headers.range }),
+    });
   };
   const find = (repo: string, commit: string, path: string): HubFileSpec | undefined => {
     const r = repos.find((x) => x.repo === repo && commitOf(x) === commit);
@@ -106,12 +123,17 @@ export async function startMockHub(repos: HubRepo[]): Promise<MockHub> {
     record('hub', req);
     const url = new URL(req.url ?? '/', 'http://hub');
     if (token && req.headers.authorization !== `Bearer ${token}`) {
-      return void res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'Access to this repository is restricted.' }));
+      return void res
+        .writeHead(401, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: 'Access to this repository is restricted.' }));
     }
     const info = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
     if (info && req.method === 'GET') {
       const r = repos.find((x) => x.repo === info[1] && (x.revision ?? 'main') === decodeURIComponent(info[2]!));
-      if (!r) return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'Repository not found' }));
+      if (!r)
+        return void res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ error: 'Repository not found' }));
       const blobs = url.searchParams.get('blobs') === 'true';
       const siblings = [
         ...r.files.map((f) => ({
@@ -119,9 +141,14 @@ export async function startMockHub(repos: HubRepo[]): Promise<MockHub> {
           ...(blobs && { size: f.data.length, blobId: gitBlob(f.data) }),
           ...(blobs && f.lfs && { lfs: { sha256: sha256(f.data), size: f.data.length, pointerSize: 134 } }),
         })),
-        ...(r.extraListed ?? []).map((name) => ({ rfilename: name, ...(blobs && { size: 1, blobId: gitBlob(Buffer.from('x')) }) })),
+        ...(r.extraListed ?? []).map((name) => ({
+          rfilename: name,
+          ...(blobs && { size: 1, blobId: gitBlob(Buffer.from('x')) }),
+        })),
       ];
-      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: r.repo, modelId: r.repo, sha: commitOf(r), private: false, siblings }));
+      return void res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ id: r.repo, modelId: r.repo, sha: commitOf(r), private: false, siblings }));
     }
     const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([0-9a-f]{40})\/(.+)$/.exec(url.pathname);
     if (resolve && req.method === 'GET') {
@@ -129,7 +156,14 @@ export async function startMockHub(repos: HubRepo[]): Promise<MockHub> {
       if (!f) return void res.writeHead(404).end('Entry not found');
       const common = { 'x-repo-commit': resolve[2]! };
       if (f.lfs) {
-        return void res.writeHead(302, { ...common, location: `${cdnUrl}/lfs/${resolve[1]}/${resolve[2]}/${resolve[3]}`, 'x-linked-size': String(f.data.length), 'x-linked-etag': `"${sha256(f.data)}"` }).end();
+        return void res
+          .writeHead(302, {
+            ...common,
+            location: `${cdnUrl}/lfs/${resolve[1]}/${resolve[2]}/${resolve[3]}`,
+            'x-linked-size': String(f.data.length),
+            'x-linked-etag': `"${sha256(f.data)}"`,
+          })
+          .end();
       }
       return serveBytes(req, res, fileBytes(f), { ...common, etag: `"${gitBlob(f.data)}"` }, takeCut(f.path));
     }

@@ -20,7 +20,8 @@ interface Vectors {
   cases: { sequence: string; probabilities: number[] }[];
   shuffle_sources?: string[];
 }
-const vectors = (model: string): Vectors => JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, model, 'test_vectors.json'), 'utf8')) as Vectors;
+const vectors = (model: string): Vectors =>
+  JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, model, 'test_vectors.json'), 'utf8')) as Vectors;
 
 // --- generated sequences ---------------------------------------------------------------------
 /** i.i.d. bases, P(G) = P(C) = gc / 2. */
@@ -52,7 +53,8 @@ function dinucleotideShuffle(seq: string, rand: () => number): string {
   let lastEdge: Map<string, number>;
   for (;;) {
     lastEdge = new Map();
-    for (const a of letters) if (a !== last && edges.get(a)!.length > 0) lastEdge.set(a, pickIndex(edges.get(a)!.length));
+    for (const a of letters)
+      if (a !== last && edges.get(a)!.length > 0) lastEdge.set(a, pickIndex(edges.get(a)!.length));
     // every letter's chosen last edge must lead to the final letter (a tree, no cycle)
     const reaches = [...lastEdge.keys()].every((a) => {
       const seen = new Set<string>();
@@ -117,20 +119,35 @@ describe('biological validity of the built-in classifiers', () => {
     const rand = mulberry32(20250121);
     const rates: Record<string, number> = {};
     for (const gc of [0.4, 0.5, 0.6]) {
-      rates[`random GC ${gc * 100}%`] = rate(await pPromoter(Array.from({ length: 500 }, () => randomDna(rand, 57, gc))));
+      rates[`random GC ${gc * 100}%`] = rate(
+        await pPromoter(Array.from({ length: 500 }, () => randomDna(rand, 57, gc))),
+      );
     }
     const sources = promoter.shuffle_sources!;
     assert.equal(sources.length, 53);
     const shuffles = sources.flatMap((s) => Array.from({ length: 6 }, () => dinucleotideShuffle(s, rand)));
-    shuffles.forEach((s, i) => assert.deepEqual(dinucleotides(s), dinucleotides(sources[Math.floor(i / 6)]!), 'the shuffle keeps the dinucleotides'));
+    shuffles.forEach((s, i) =>
+      assert.deepEqual(
+        dinucleotides(s),
+        dinucleotides(sources[Math.floor(i / 6)]!),
+        'the shuffle keeps the dinucleotides',
+      ),
+    );
     rates['dinucleotide-shuffled promoters'] = rate(await pPromoter(shuffles));
     const homopolymers = await pPromoter(['A', 'C', 'G', 'T'].map((b) => b.repeat(57)));
-    t.diagnostic(`called "promoter": ${Object.entries(rates).map(([k, v]) => `${k} ${(100 * v).toFixed(1)}%`).join(', ')}; ` + `poly-A/C/G/T P = ${homopolymers.map((p) => p.toFixed(3)).join(', ')}`);
+    t.diagnostic(
+      `called "promoter": ${Object.entries(rates)
+        .map(([k, v]) => `${k} ${(100 * v).toFixed(1)}%`)
+        .join(', ')}; ` + `poly-A/C/G/T P = ${homopolymers.map((p) => p.toFixed(3)).join(', ')}`,
+    );
     // The card's aim (at most 10 % at 50 % GC), with the measured rates well inside the bounds.
     assert.ok(rates['random GC 50%']! <= 0.1, `random 50 % GC: ${rates['random GC 50%']}`);
     assert.ok(rates['random GC 60%']! <= 0.1, `random 60 % GC: ${rates['random GC 60%']}`);
     assert.ok(rates['random GC 40%']! <= 0.15, `random 40 % GC: ${rates['random GC 40%']}`);
-    assert.ok(rates['dinucleotide-shuffled promoters']! <= 0.15, `shuffles: ${rates['dinucleotide-shuffled promoters']}`);
+    assert.ok(
+      rates['dinucleotide-shuffled promoters']! <= 0.15,
+      `shuffles: ${rates['dinucleotide-shuffled promoters']}`,
+    );
     for (const p of homopolymers) assert.ok(p < 0.5, `a homopolymer is not a promoter (P = ${p})`);
     // ...and not by calling everything a non-promoter: the promoters themselves still are promoters.
     assert.ok(rate(await pPromoter(sources)) >= 0.85);
@@ -156,10 +173,24 @@ describe('biological validity of the built-in classifiers', () => {
     assert.equal(one.body.success, false);
     assert.equal(one.body.error.code, 'LOW_INFORMATION_SEQUENCE');
     assert.match(one.body.message, /100% ambiguous letters \(57 of 57.*at most 10%/);
-    assert.deepEqual(one.body.error.details, { ambiguous: 57, length: 57, ambiguous_fraction: 1, max_ambiguous_fraction: 0.1, ambiguous_letters: 'NRYSWKMBDHV' });
+    assert.deepEqual(one.body.error.details, {
+      ambiguous: 57,
+      length: 57,
+      ambiguous_fraction: 1,
+      max_ambiguous_fraction: 0.1,
+      ambiguous_letters: 'NRYSWKMBDHV',
+    });
     const at = (n: number): string => 'N'.repeat(n) + good57.slice(n);
-    assert.equal((await h.post('/models/promoter/predict', { sequence: at(5) })).status, 200, '5 of 57 (8.8 %) is within the limit');
-    assert.equal((await h.post('/models/promoter/predict', { sequence: at(6) })).body.error.code, 'LOW_INFORMATION_SEQUENCE', '6 of 57 (10.5 %) is not');
+    assert.equal(
+      (await h.post('/models/promoter/predict', { sequence: at(5) })).status,
+      200,
+      '5 of 57 (8.8 %) is within the limit',
+    );
+    assert.equal(
+      (await h.post('/models/promoter/predict', { sequence: at(6) })).body.error.code,
+      'LOW_INFORMATION_SEQUENCE',
+      '6 of 57 (10.5 %) is not',
+    );
     const batch = await h.post('/models/promoter/predict/batch', { sequences: [good57, N57] });
     assert.equal(batch.status, 400);
     assert.equal(batch.body.error.code, 'LOW_INFORMATION_SEQUENCE');
@@ -169,20 +200,35 @@ describe('biological validity of the built-in classifiers', () => {
   });
 
   it('refuses uninformative input on the OpenAI, Open Inference, agent and job surfaces', async () => {
-    const chat = await h.post('/v1/chat/completions', { model: 'promoter', messages: [{ role: 'user', content: N57 }] });
+    const chat = await h.post('/v1/chat/completions', {
+      model: 'promoter',
+      messages: [{ role: 'user', content: N57 }],
+    });
     assert.equal(chat.status, 400);
     assert.equal(chat.body.error.code, 'low_information_sequence');
     assert.match(chat.body.error.message, /at most 10%/);
-    const oip = await h.post('/v2/models/promoter/infer', { inputs: [{ name: 'sequences', shape: [2], datatype: 'BYTES', data: [good57, N57] }] });
+    const oip = await h.post('/v2/models/promoter/infer', {
+      inputs: [{ name: 'sequences', shape: [2], datatype: 'BYTES', data: [good57, N57] }],
+    });
     assert.equal(oip.status, 400);
     assert.match(oip.body.error, /sequences\[1\].*100% ambiguous/);
-    const agent = await h.post('/agent/analyze', { sequences: [N57], task_type: 'promoter_prediction', model_name: 'promoter' });
+    const agent = await h.post('/agent/analyze', {
+      sequences: [N57],
+      task_type: 'promoter_prediction',
+      model_name: 'promoter',
+    });
     assert.equal(agent.status, 400);
     assert.equal(agent.body.error.code, 'LOW_INFORMATION_SEQUENCE');
     const job = await h.post('/v1/jobs', { model: 'promoter', sequences: [good57, N57] });
     assert.equal(job.status, 202, JSON.stringify(job.body));
-    await waitFor(async () => ((await h.get(`/v1/jobs/${job.body.data.id}`)).body.data.status === 'succeeded' ? true : null), 30_000);
-    const recs = (await (await fetch(`${h.url}/v1/jobs/${job.body.data.id}/results`)).text()).trim().split('\n').map((l) => JSON.parse(l));
+    await waitFor(
+      async () => ((await h.get(`/v1/jobs/${job.body.data.id}`)).body.data.status === 'succeeded' ? true : null),
+      30_000,
+    );
+    const recs = (await (await fetch(`${h.url}/v1/jobs/${job.body.data.id}/results`)).text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(recs[0].status, 'success');
     assert.equal(recs[1].status, 'error');
     assert.equal(recs[1].error.code, 'LOW_INFORMATION_SEQUENCE');
@@ -207,7 +253,10 @@ describe('biological validity of the built-in classifiers', () => {
   });
 
   it('codon: NNN codons are skipped and counted, never read as AAA; an all-N sequence is refused', async () => {
-    const cai = await h.post('/models/codon/predict', { task_type: 'codon_adaptation_index', sequence: 'ATGCTANNNTAA' });
+    const cai = await h.post('/models/codon/predict', {
+      task_type: 'codon_adaptation_index',
+      sequence: 'ATGCTANNNTAA',
+    });
     assert.equal(cai.status, 200);
     assert.equal(cai.body.data.skipped_by_reason.ambiguous, 1);
     assert.equal(cai.body.data.codons_used, 3);
@@ -215,7 +264,10 @@ describe('biological validity of the built-in classifiers', () => {
     assert.equal(usage.body.data.codons.AAA.count, 0);
     assert.equal(usage.body.data.amino_acids.K, 1);
     assert.equal(usage.body.data.codons_skipped, 2);
-    const allN = await h.post('/models/codon/predict', { task_type: 'codon_adaptation_index', sequence: 'N'.repeat(300) });
+    const allN = await h.post('/models/codon/predict', {
+      task_type: 'codon_adaptation_index',
+      sequence: 'N'.repeat(300),
+    });
     assert.equal(allN.status, 400);
     assert.equal(allN.body.error.code, 'LOW_INFORMATION_SEQUENCE');
   });

@@ -30,11 +30,16 @@ const translate = (dna: string): string => (dna.match(/.{3}/g) ?? []).map((c) =>
 /** Fails (never skips) when torch is missing: CI must install it. */
 function requireTorch(): void {
   const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (r.status !== 0) assert.fail(`${PYTHON} cannot import torch: install it with \`apt-get install -y python3-torch\``);
+  if (r.status !== 0)
+    assert.fail(`${PYTHON} cannot import torch: install it with \`apt-get install -y python3-torch\``);
 }
 
 function runTool(args: string[]): string {
-  const r = spawnSync(PYTHON, [TOOL, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const r = spawnSync(PYTHON, [TOOL, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
   if (r.status !== 0) throw new Error(`make_tiny_checkpoint.py ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return r.stdout;
 }
@@ -45,7 +50,11 @@ function reference(dir: string, organism: number, proteins: string[]): { ids: nu
 
 function cli(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), ...args], { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), ...args], {
+      cwd,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -54,17 +63,25 @@ function cli(args: string[], cwd: string): Promise<{ code: number | null; stdout
   });
 }
 
-const envFor = (dir: string) => ({ model_env: { 'codon-transformer': { CODON_TRANSFORMER_MODEL_PATH: dir, CODON_TRANSFORMER_TORCH_THREADS: '1' } } });
+const envFor = (dir: string) => ({
+  model_env: { 'codon-transformer': { CODON_TRANSFORMER_MODEL_PATH: dir, CODON_TRANSFORMER_TORCH_THREADS: '1' } },
+});
 
 describe('codon-transformer without weights', () => {
   let h: Harness;
   before(async () => {
-    h = await startGateway(['codon-transformer'], { model_env: { 'codon-transformer': { CODON_TRANSFORMER_MODEL_PATH: '/nonexistent/ct' } } });
+    h = await startGateway(['codon-transformer'], {
+      model_env: { 'codon-transformer': { CODON_TRANSFORMER_MODEL_PATH: '/nonexistent/ct' } },
+    });
   });
   after(async () => h?.close());
 
   it('answers 503 MODEL_NOT_LOADED naming the path, the variable and isomodel pull', async () => {
-    const r = await h.post('/models/codon-transformer/predict', { sequence: 'MKTAYIAKQ', task_type: 'optimize', options: { organism: 'human' } });
+    const r = await h.post('/models/codon-transformer/predict', {
+      sequence: 'MKTAYIAKQ',
+      task_type: 'optimize',
+      options: { organism: 'human' },
+    });
     assert.equal(r.status, 503, JSON.stringify(r.body));
     assert.equal(r.body.error.code, 'MODEL_NOT_LOADED');
     assert.match(r.body.message, /CodonTransformer weights not found/);
@@ -107,7 +124,8 @@ describe('codon-transformer with a tiny random checkpoint', () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  const optimize = (sequence: string, options: Record<string, unknown> = {}) => h.post('/models/codon-transformer/predict', { sequence, task_type: 'optimize', options });
+  const optimize = (sequence: string, options: Record<string, unknown> = {}) =>
+    h.post('/models/codon-transformer/predict', { sequence, task_type: 'optimize', options });
 
   it('loads the checkpoint (pytorch_model.bin) and reports ready', async () => {
     const d = await h.get('/health/detailed');
@@ -115,7 +133,10 @@ describe('codon-transformer with a tiny random checkpoint', () => {
   });
 
   it('gives the DNA of the naive reference for each organism, and the organism (token type) matters', async () => {
-    for (const [organism, id] of [['Escherichia coli general', ECOLI], ['human', HUMAN]] as const) {
+    for (const [organism, id] of [
+      ['Escherichia coli general', ECOLI],
+      ['human', HUMAN],
+    ] as const) {
       const ref = reference(binDir, id, PROTEINS);
       for (const [i, p] of PROTEINS.entries()) {
         const r = await optimize(p, { organism });
@@ -129,7 +150,11 @@ describe('codon-transformer with a tiny random checkpoint', () => {
     const human = await optimize(PROTEINS[0]!, { organism: 'Homo sapiens' });
     assert.equal(ecoli.body.data.organism, 'Escherichia coli general');
     assert.equal(human.body.data.organism, 'Homo sapiens');
-    assert.notEqual(ecoli.body.data.log_likelihood, human.body.data.log_likelihood, 'a different token type changes the logits');
+    assert.notEqual(
+      ecoli.body.data.log_likelihood,
+      human.body.data.log_likelihood,
+      'a different token type changes the logits',
+    );
   });
 
   it('the DNA uses only valid codons, ends with a stop and translates back (codon-verifier agrees)', async () => {
@@ -142,7 +167,11 @@ describe('codon-transformer with a tiny random checkpoint', () => {
       assert.equal(r.body.data.protein, `${p}*`);
       assert.equal(r.body.data.confidence_scores.length, p.length + 1);
       for (const s of r.body.data.confidence_scores) assert.ok(s > 0 && s <= 1);
-      const v = await h.post('/models/codon-verifier/predict', { sequence: dna, task_type: 'verify', options: { organism: 'yeast', protein: p } });
+      const v = await h.post('/models/codon-verifier/predict', {
+        sequence: dna,
+        task_type: 'verify',
+        options: { organism: 'yeast', protein: p },
+      });
       assert.equal(v.status, 200, JSON.stringify(v.body));
       assert.equal(v.body.data.checks.protein_match.pass, true, JSON.stringify(v.body.data.checks.protein_match));
       assert.equal(v.body.data.checks.internal_stops.pass, true);
@@ -152,16 +181,36 @@ describe('codon-transformer with a tiny random checkpoint', () => {
   it('is deterministic by default; sampling is reproducible from its seed and still translates back', async () => {
     const a = await optimize(PROTEINS[0]!, { organism: 'human' });
     const b = await optimize(PROTEINS[0]!, { organism: 'human' });
-    for (const k of ['sequence', 'log_likelihood', 'confidence_scores', 'decoding']) assert.deepEqual(a.body.data[k], b.body.data[k], k);
-    const s1 = await optimize(PROTEINS[0]!, { organism: 'human', deterministic: false, temperature: 5, top_p: 1, seed: 11 });
-    const s2 = await optimize(PROTEINS[0]!, { organism: 'human', deterministic: false, temperature: 5, top_p: 1, seed: 11 });
+    for (const k of ['sequence', 'log_likelihood', 'confidence_scores', 'decoding'])
+      assert.deepEqual(a.body.data[k], b.body.data[k], k);
+    const s1 = await optimize(PROTEINS[0]!, {
+      organism: 'human',
+      deterministic: false,
+      temperature: 5,
+      top_p: 1,
+      seed: 11,
+    });
+    const s2 = await optimize(PROTEINS[0]!, {
+      organism: 'human',
+      deterministic: false,
+      temperature: 5,
+      top_p: 1,
+      seed: 11,
+    });
     assert.equal(s1.status, 200, JSON.stringify(s1.body));
     assert.equal(s1.body.data.sequence, s2.body.data.sequence);
     assert.equal(s1.body.data.seed, 11);
     assert.equal(s1.body.data.decoding, 'sampling');
     assert.equal(translate(s1.body.data.sequence), `${PROTEINS[0]}*`);
-    const others = await Promise.all([12, 13, 14, 15].map((seed) => optimize(PROTEINS[0]!, { organism: 'human', deterministic: false, temperature: 5, top_p: 1, seed })));
-    assert.ok(others.some((o) => o.body.data.sequence !== s1.body.data.sequence), 'a hot temperature gives other codons for other seeds');
+    const others = await Promise.all(
+      [12, 13, 14, 15].map((seed) =>
+        optimize(PROTEINS[0]!, { organism: 'human', deterministic: false, temperature: 5, top_p: 1, seed }),
+      ),
+    );
+    assert.ok(
+      others.some((o) => o.body.data.sequence !== s1.body.data.sequence),
+      'a hot temperature gives other codons for other seeds',
+    );
   });
 
   it('maps ambiguous residues as CodonTransformer does and refuses bad input with stable codes', async () => {
@@ -184,7 +233,11 @@ describe('codon-transformer with a tiny random checkpoint', () => {
   });
 
   it('a batch of items gives what each item gives alone (padding does not leak)', async () => {
-    const r = await h.post('/models/codon-transformer/predict/batch', { sequences: PROTEINS, task_type: 'optimize', options: { organism: 'human' } });
+    const r = await h.post('/models/codon-transformer/predict/batch', {
+      sequences: PROTEINS,
+      task_type: 'optimize',
+      options: { organism: 'human' },
+    });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const ref = reference(binDir, HUMAN, PROTEINS);
     assert.equal(r.body.data.successful, PROTEINS.length);
@@ -194,10 +247,39 @@ describe('codon-transformer with a tiny random checkpoint', () => {
   it('isomodel batch --service codon-transformer: the seed exchange files, outputs equal to direct calls', async () => {
     const inDir = join(work, 'data', 'input');
     mkdirSync(inDir, { recursive: true });
-    PROTEINS.forEach((p, i) => writeFileSync(join(inDir, `p${i}.json`), JSON.stringify({ task: 'optimize', input: { sequence: p, organism: i % 2 ? 'human' : 'ecoli' }, metadata: { request_id: `p${i}` } })));
-    const r = await cli(['--models-dir', h.modelsDir, '--state-dir', join(work, 'state'), 'batch', '--service', 'codon-transformer', '--input-dir', inDir, '--workers', '2', '--url', h.url], work);
+    PROTEINS.forEach((p, i) =>
+      writeFileSync(
+        join(inDir, `p${i}.json`),
+        JSON.stringify({
+          task: 'optimize',
+          input: { sequence: p, organism: i % 2 ? 'human' : 'ecoli' },
+          metadata: { request_id: `p${i}` },
+        }),
+      ),
+    );
+    const r = await cli(
+      [
+        '--models-dir',
+        h.modelsDir,
+        '--state-dir',
+        join(work, 'state'),
+        'batch',
+        '--service',
+        'codon-transformer',
+        '--input-dir',
+        inDir,
+        '--workers',
+        '2',
+        '--url',
+        h.url,
+      ],
+      work,
+    );
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^Total files:\\s+${PROTEINS.length}\\nSuccessful:\\s+${PROTEINS.length}\\n`, 'm'));
+    assert.match(
+      r.stdout,
+      new RegExp(`^Total files:\\s+${PROTEINS.length}\\nSuccessful:\\s+${PROTEINS.length}\\n`, 'm'),
+    );
     const outDir = join(work, 'data', 'output');
     assert.equal(readdirSync(outDir).length, PROTEINS.length);
     for (const [i, p] of PROTEINS.entries()) {
@@ -213,7 +295,14 @@ describe('codon-transformer with a tiny random checkpoint', () => {
   it('model.safetensors without the tied tensors (as transformers writes it) gives the same DNA', async () => {
     hs = await startGateway(['codon-transformer'], envFor(stDir));
     for (const p of PROTEINS) {
-      const [a, b] = await Promise.all([optimize(p, { organism: 'human' }), hs.post('/models/codon-transformer/predict', { sequence: p, task_type: 'optimize', options: { organism: 'human' } })]);
+      const [a, b] = await Promise.all([
+        optimize(p, { organism: 'human' }),
+        hs.post('/models/codon-transformer/predict', {
+          sequence: p,
+          task_type: 'optimize',
+          options: { organism: 'human' },
+        }),
+      ]);
       assert.equal(b.status, 200, JSON.stringify(b.body));
       assert.equal(b.body.data.sequence, a.body.data.sequence);
       assert.ok(Math.abs(b.body.data.log_likelihood - a.body.data.log_likelihood) < 1e-3);
@@ -233,9 +322,17 @@ describe('codon-transformer weights pulled from the hub (its manifest source, hf
     requireTorch();
     ckpt = workerTmpDir('isomodel-ct-hub-');
     runTool([ckpt, '--format', 'safetensors', '--seed', '21']);
-    const files = readdirSync(ckpt).map((n) => ({ path: n, data: readFileSync(join(ckpt, n)), lfs: n.endsWith('.safetensors') }));
+    const files = readdirSync(ckpt).map((n) => ({
+      path: n,
+      data: readFileSync(join(ckpt, n)),
+      lfs: n.endsWith('.safetensors'),
+    }));
     hub = await startMockHub([{ repo: 'adibvafa/CodonTransformer', files }]);
-    h = await startGateway(['codon-transformer'], { auth, pull: { hf_endpoint: hub.url }, model_env: { 'codon-transformer': { CODON_TRANSFORMER_TORCH_THREADS: '1' } } });
+    h = await startGateway(['codon-transformer'], {
+      auth,
+      pull: { hf_endpoint: hub.url },
+      model_env: { 'codon-transformer': { CODON_TRANSFORMER_TORCH_THREADS: '1' } },
+    });
   });
   after(async () => {
     await h?.close();
@@ -249,7 +346,11 @@ describe('codon-transformer weights pulled from the hub (its manifest source, hf
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.equal(r.body.data.env, 'CODON_TRANSFORMER_MODEL_PATH');
     assert.equal(r.body.data.status, 'ready', r.body.data.last_error);
-    const p = await h.post('/models/codon-transformer/predict', { sequence: PROTEINS[0], task_type: 'optimize', options: { organism: 'human' } }, headers);
+    const p = await h.post(
+      '/models/codon-transformer/predict',
+      { sequence: PROTEINS[0], task_type: 'optimize', options: { organism: 'human' } },
+      headers,
+    );
     assert.equal(p.status, 200, JSON.stringify(p.body));
     assert.equal(p.body.data.sequence, reference(ckpt, HUMAN, [PROTEINS[0]!])[0]!.dna);
   });

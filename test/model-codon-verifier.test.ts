@@ -25,7 +25,45 @@ const GENETIC_CODE = new Map<string, string>();
 for (let i = 0; i < 64; i++) GENETIC_CODE.set(BASES[i >> 4]! + BASES[(i >> 2) & 3]! + BASES[i & 3]!, CODE[i]!);
 const SENSE = [...GENETIC_CODE].filter(([, aa]) => aa !== '*').map(([c]) => c);
 const STOPS = ['TAA', 'TAG', 'TGA'];
-const BUILT_IN = ['AatII', 'AflII', 'AgeI', 'ApaI', 'AscI', 'AvrII', 'BamHI', 'BbsI', 'BglII', 'BsaI', 'BsmBI', 'BspHI', 'ClaI', 'EcoRI', 'EcoRV', 'FseI', 'HindIII', 'KpnI', 'MluI', 'NcoI', 'NdeI', 'NheI', 'NotI', 'NsiI', 'PacI', 'PmeI', 'PstI', 'SacI', 'SalI', 'SapI', 'SbfI', 'SfiI', 'SmaI', 'SpeI', 'SphI', 'XbaI', 'XhoI'];
+const BUILT_IN = [
+  'AatII',
+  'AflII',
+  'AgeI',
+  'ApaI',
+  'AscI',
+  'AvrII',
+  'BamHI',
+  'BbsI',
+  'BglII',
+  'BsaI',
+  'BsmBI',
+  'BspHI',
+  'ClaI',
+  'EcoRI',
+  'EcoRV',
+  'FseI',
+  'HindIII',
+  'KpnI',
+  'MluI',
+  'NcoI',
+  'NdeI',
+  'NheI',
+  'NotI',
+  'NsiI',
+  'PacI',
+  'PmeI',
+  'PstI',
+  'SacI',
+  'SalI',
+  'SapI',
+  'SbfI',
+  'SfiI',
+  'SmaI',
+  'SpeI',
+  'SphI',
+  'XbaI',
+  'XhoI',
+];
 
 const rand = mulberry32(20261202);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
@@ -68,7 +106,10 @@ function run(cmd: string, args: string[], input?: string): string {
 }
 function requireTool(cmd: string, args: string[], install: string): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.error || r.status !== 0) throw new Error(`${cmd} is required by the codon-verifier tests (${r.error?.message ?? r.stderr.trim()}): install it with \`${install}\` (CI does)`);
+  if (r.error || r.status !== 0)
+    throw new Error(
+      `${cmd} is required by the codon-verifier tests (${r.error?.message ?? r.stderr.trim()}): install it with \`${install}\` (CI does)`,
+    );
 }
 
 describe('codon-verifier model against Biopython, EMBOSS and hand-made failures', () => {
@@ -80,7 +121,11 @@ describe('codon-verifier model against Biopython, EMBOSS and hand-made failures'
   before(async () => {
     requireTool('cai', ['-version'], 'apt-get install -y emboss');
     requireTool('geecee', ['-version'], 'apt-get install -y emboss');
-    requireTool(BIOPYTHON, ['-c', 'from Bio.SeqUtils import gc_fraction; from Bio import Restriction'], 'apt-get install -y python3-biopython');
+    requireTool(
+      BIOPYTHON,
+      ['-c', 'from Bio.SeqUtils import gc_fraction; from Bio import Restriction'],
+      'apt-get install -y python3-biopython',
+    );
     codonsDir = CODON_DIRS.find((d) => existsSync(join(d, 'Eecoli.cut')))!;
     assert.ok(codonsDir, 'EMBOSS codon tables (apt-get install -y emboss)');
     work = mkdtempSync(join(tmpdir(), 'isomodel-verifier-'));
@@ -130,13 +175,22 @@ describe('codon-verifier model against Biopython, EMBOSS and hand-made failures'
     });
     const cases = [...Array.from({ length: 24 }, () => randomCds()), ...planted, randomDna(37), randomDna(500)];
     const window = 40;
-    const ref = JSON.parse(run(BIOPYTHON, [join(PACKAGE_ROOT, 'test', 'fixtures', 'verifier_biopython.py')], JSON.stringify({ sequences: cases, window, enzymes: BUILT_IN })));
+    const ref = JSON.parse(
+      run(
+        BIOPYTHON,
+        [join(PACKAGE_ROOT, 'test', 'fixtures', 'verifier_biopython.py')],
+        JSON.stringify({ sequences: cases, window, enzymes: BUILT_IN }),
+      ),
+    );
     const ours = await verifyBatch(cases, { enzymes: BUILT_IN, gc_window: window });
     let sites = 0;
     cases.forEach((s, i) => {
       const o = ours[i];
       assert.equal(o.protein, ref.translation[i], `s${i} translation`);
-      assert.ok(Math.abs(o.checks.gc_content.value - ref.gc[i]) < 1e-12, `s${i} GC ${o.checks.gc_content.value} vs ${ref.gc[i]}`);
+      assert.ok(
+        Math.abs(o.checks.gc_content.value - ref.gc[i]) < 1e-12,
+        `s${i} GC ${o.checks.gc_content.value} vs ${ref.gc[i]}`,
+      );
       assert.ok(Math.abs(o.checks.gc_window.value.min - ref.window[i][0]) < 1e-12, `s${i} window min`);
       assert.ok(Math.abs(o.checks.gc_window.value.max - ref.window[i][1]) < 1e-12, `s${i} window max`);
       assert.equal(o.checks.gc_window.windows, s.length - Math.min(window, s.length) + 1);
@@ -145,14 +199,23 @@ describe('codon-verifier model against Biopython, EMBOSS and hand-made failures'
       assert.deepEqual(mine, ref.sites[i].slice(0, 50), `s${i} sites`);
       assert.equal(o.checks.restriction_sites.pass, ref.sites[i].length === 0);
       sites += ref.sites[i].length;
-      for (const x of o.checks.restriction_sites.sites) assert.equal(x.site, ref.rebase_sites[x.enzyme], `${x.enzyme} site`);
+      for (const x of o.checks.restriction_sites.sites)
+        assert.equal(x.site, ref.rebase_sites[x.enzyme], `${x.enzyme} site`);
     });
     assert.ok(sites >= planted.length, 'the planted sites were found');
-    t.diagnostic(`${cases.length} sequences: translation, GC and ${window}-bp window GC identical to Biopython; ${sites} restriction sites identical to Bio.Restriction`);
+    t.diagnostic(
+      `${cases.length} sequences: translation, GC and ${window}-bp window GC identical to Biopython; ${sites} restriction sites identical to Bio.Restriction`,
+    );
   });
 
-  it('built-in enzyme sites are REBASE\'s (as Biopython ships it)', async () => {
-    const ref = JSON.parse(run(BIOPYTHON, [join(PACKAGE_ROOT, 'test', 'fixtures', 'verifier_biopython.py')], JSON.stringify({ sequences: [], window: 10, enzymes: BUILT_IN })));
+  it("built-in enzyme sites are REBASE's (as Biopython ships it)", async () => {
+    const ref = JSON.parse(
+      run(
+        BIOPYTHON,
+        [join(PACKAGE_ROOT, 'test', 'fixtures', 'verifier_biopython.py')],
+        JSON.stringify({ sequences: [], window: 10, enzymes: BUILT_IN }),
+      ),
+    );
     // Each built-in site, planted alone, is found under its name.
     for (const name of BUILT_IN) {
       const site = ref.rebase_sites[name].replace(/N/g, 'A');
@@ -165,7 +228,15 @@ describe('codon-verifier model against Biopython, EMBOSS and hand-made failures'
   it('cai equals EMBOSS cai and gc_content EMBOSS geecee, for each organism', async (t) => {
     const cases = Array.from({ length: 12 }, () => randomCds());
     for (const organism of Object.keys(TABLE_FILES) as Organism[]) {
-      const out = run('cai', ['-seqall', fastaFile(cases), '-cfile', join(codonsDir, TABLE_FILES[organism]), '-outfile', 'stdout', '-auto']);
+      const out = run('cai', [
+        '-seqall',
+        fastaFile(cases),
+        '-cfile',
+        join(codonsDir, TABLE_FILES[organism]),
+        '-outfile',
+        'stdout',
+        '-auto',
+      ]);
       const theirs = [...out.matchAll(/^Sequence: s(\d+) CAI: (\S+)$/gm)].map((m) => Number(m[2]));
       assert.equal(theirs.length, cases.length, out);
       const ours = await verifyBatch(cases, { organism });
@@ -179,7 +250,9 @@ describe('codon-verifier model against Biopython, EMBOSS and hand-made failures'
     const printed = [...gc.matchAll(/^s(\d+)\s+([0-9.]+)$/gm)].map((m) => Number(m[2]));
     assert.equal(printed.length, cases.length, gc);
     const ours = await verifyBatch(cases);
-    ours.forEach((o, i) => assert.ok(Math.abs(o.checks.gc_content.value - printed[i]!) <= 0.005 + 1e-9, `s${i} geecee`));
+    ours.forEach((o, i) =>
+      assert.ok(Math.abs(o.checks.gc_content.value - printed[i]!) <= 0.005 + 1e-9, `s${i} geecee`),
+    );
     t.diagnostic(`cai: ${cases.length} x 3 organisms equal to EMBOSS at 3 decimals; GC within geecee's 2 decimals`);
   });
 
@@ -204,13 +277,20 @@ describe('codon-verifier model against Biopython, EMBOSS and hand-made failures'
       if (rep > 0) {
         const [p1, p2] = o.checks.direct_repeat.positions;
         assert.ok(p1 < p2);
-        assert.equal(s.slice(p1 - 1, p1 - 1 + rep), s.slice(p2 - 1, p2 - 1 + rep), 'the two positions hold the same string');
+        assert.equal(
+          s.slice(p1 - 1, p1 - 1 + rep),
+          s.slice(p2 - 1, p2 - 1 + rep),
+          'the two positions hold the same string',
+        );
       }
       const runLen = bruteLongestRun(s);
       assert.equal(o.checks.homopolymer.value, runLen, `s${i} run`);
       assert.equal(o.checks.homopolymer.pass, runLen <= 8);
       const base = o.checks.homopolymer.base;
-      assert.equal(s.slice(o.checks.homopolymer.position - 1, o.checks.homopolymer.position - 1 + runLen), base.repeat(runLen));
+      assert.equal(
+        s.slice(o.checks.homopolymer.position - 1, o.checks.homopolymer.position - 1 + runLen),
+        base.repeat(runLen),
+      );
     });
   });
 
@@ -223,7 +303,14 @@ describe('codon-verifier model against Biopython, EMBOSS and hand-made failures'
     assert.equal(o.checks.restriction_sites.by_enzyme.e7, at);
     assert.equal(o.checks.restriction_sites.sites.length, 50);
     const first = long.search(/[AT]/) + 1;
-    assert.deepEqual(o.checks.restriction_sites.sites.slice(0, 2).map((x: any) => [x.enzyme, x.position]), [['e0', first], ['e1', first]], 'sorted by position, then enzyme');
+    assert.deepEqual(
+      o.checks.restriction_sites.sites.slice(0, 2).map((x: any) => [x.enzyme, x.position]),
+      [
+        ['e0', first],
+        ['e1', first],
+      ],
+      'sorted by position, then enzyme',
+    );
     assert.equal(o.checks.homopolymer.runs.length, 50);
     assert.equal(o.checks.homopolymer.runs_over, (long.match(/A{2,}|C{2,}|G{2,}|T{2,}/g) ?? []).length);
     assert.equal((await verify('ATGTAA')).checks.start_codon.pass, true, 'the worker is still there');
@@ -232,14 +319,25 @@ describe('codon-verifier model against Biopython, EMBOSS and hand-made failures'
   describe('hand-made sequences, each failing one check', () => {
     // A clean CDS: the codon model's optimisation of a protein for E. coli, without the default
     // enzymes' sites; everything passes on it, so each mutation below fails only its own check.
-    const protein = 'MSKGEELFTGVVPILVELDGDVNGHKFSVSGEGEGDATYGKLTLKFICTTGKLPVPWPTLVTTLTYGVQCFSRYPDHMKQHDFFKSAMPEGYVQERTIFFKDDGNYKTRAEVKFEGDTLVNRIELKGIDFKEDGNILGHKLEYNYNSHNVYIMADKQKNGIKVNFKIRHNIEDGSVQLADHYQQNTPIGDGPVLLPDNHYLSTQSALSKDPNEKRDHMVLLEFVTAAGITHGMDELYK';
+    const protein =
+      'MSKGEELFTGVVPILVELDGDVNGHKFSVSGEGEGDATYGKLTLKFICTTGKLPVPWPTLVTTLTYGVQCFSRYPDHMKQHDFFKSAMPEGYVQERTIFFKDDGNYKTRAEVKFEGDTLVNRIELKGIDFKEDGNILGHKLEYNYNSHNVYIMADKQKNGIKVNFKIRHNIEDGSVQLADHYQQNTPIGDGPVLLPDNHYLSTQSALSKDPNEKRDHMVLLEFVTAAGITHGMDELYK';
     let good = '';
     before(async () => {
-      const r = await h.post('/models/codon/predict', { sequence: protein, task_type: 'codon_optimize', options: { organism: 'ecoli', input_type: 'protein', avoid: ['GAATTC', 'GGATCC', 'AAGCTT', 'CTCGAG', 'TCTAGA', 'GCGGCCGC', 'GGTCTC', 'CGTCTC'], max_homopolymer: 6 } });
+      const r = await h.post('/models/codon/predict', {
+        sequence: protein,
+        task_type: 'codon_optimize',
+        options: {
+          organism: 'ecoli',
+          input_type: 'protein',
+          avoid: ['GAATTC', 'GGATCC', 'AAGCTT', 'CTCGAG', 'TCTAGA', 'GCGGCCGC', 'GGTCTC', 'CGTCTC'],
+          max_homopolymer: 6,
+        },
+      });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       good = r.body.data.sequence + 'TAA';
     });
-    const mutate = (at: number, text: string, cut = text.length): string => good.slice(0, at) + text + good.slice(at + cut);
+    const mutate = (at: number, text: string, cut = text.length): string =>
+      good.slice(0, at) + text + good.slice(at + cut);
 
     it('a clean optimised CDS passes every check, and its protein matches', async () => {
       const o = await verify(good, { protein });
@@ -276,7 +374,11 @@ describe('codon-verifier model against Biopython, EMBOSS and hand-made failures'
     it('a translation that differs from the given protein', async () => {
       const o = await verify(good, { protein: protein.slice(0, 100) + 'W' + protein.slice(101) });
       failsOnly(o, ['protein_match']);
-      assert.deepEqual(o.checks.protein_match.first_difference, { residue: 101, translated: protein[100], expected: 'W' });
+      assert.deepEqual(o.checks.protein_match.first_difference, {
+        residue: 101,
+        translated: protein[100],
+        expected: 'W',
+      });
       failsOnly(await verify(good, { protein: protein.slice(0, -1) }), ['protein_match']);
     });
     it('overall GC out of bounds', async () => {
@@ -312,14 +414,37 @@ describe('codon-verifier model against Biopython, EMBOSS and hand-made failures'
       assert.ok(found.includes('EcoRI+100'), found.join(' '));
       assert.ok(found.includes('BsaI-201'), found.join(' '));
       assert.equal(o.checks.restriction_sites.by_enzyme.BamHI, 0);
-      const custom = await verify(good, { enzymes: [{ name: 'Mine', site: good.slice(60, 64) + 'N' + good.slice(65, 70) }] });
+      const custom = await verify(good, {
+        enzymes: [{ name: 'Mine', site: good.slice(60, 64) + 'N' + good.slice(65, 70) }],
+      });
       assert.equal(custom.checks.restriction_sites.by_enzyme.Mine, 1);
       failsOnly(custom, ['restriction_sites']);
       failsOnly(await verify(mutate(99, 'GAATTC', 0), { enzymes: [] }), []); // no enzymes: nothing to find
     });
     it('a low CAI, and ambiguous bases', async () => {
       // The least used E. coli codon for each residue: same protein, CAI far below the bound.
-      const worst: Record<string, string> = { A: 'GCA', R: 'AGG', N: 'AAT', D: 'GAT', C: 'TGT', Q: 'CAA', E: 'GAG', G: 'GGA', H: 'CAT', I: 'ATA', L: 'CTA', K: 'AAG', M: 'ATG', F: 'TTT', P: 'CCT', S: 'TCC', T: 'ACA', W: 'TGG', Y: 'TAT', V: 'GTA' };
+      const worst: Record<string, string> = {
+        A: 'GCA',
+        R: 'AGG',
+        N: 'AAT',
+        D: 'GAT',
+        C: 'TGT',
+        Q: 'CAA',
+        E: 'GAG',
+        G: 'GGA',
+        H: 'CAT',
+        I: 'ATA',
+        L: 'CTA',
+        K: 'AAG',
+        M: 'ATG',
+        F: 'TTT',
+        P: 'CCT',
+        S: 'TCC',
+        T: 'ACA',
+        W: 'TGG',
+        Y: 'TAT',
+        V: 'GTA',
+      };
       const bad = [...protein].map((aa) => worst[aa]).join('') + 'TAA';
       const o = await verify(bad, { protein, max_repeat: 40, max_homopolymer: 20, gc_min: 0, gc_window_min: 0 });
       assert.ok(o.checks.cai.value < 0.5, String(o.checks.cai.value));

@@ -24,7 +24,21 @@ for (let i = 0; i < 64; i++) GENETIC_CODE.set(BASES[i >> 4]! + BASES[(i >> 2) & 
 const SENSE = [...GENETIC_CODE].filter(([, aa]) => aa !== '*').map(([c]) => c);
 const STOPS = [...GENETIC_CODE].filter(([, aa]) => aa === '*').map(([c]) => c);
 const IUPAC: Record<string, string> = {
-  A: 'A', C: 'C', G: 'G', T: 'T', R: 'AG', Y: 'CT', S: 'CG', W: 'AT', K: 'GT', M: 'AC', B: 'CGT', D: 'AGT', H: 'ACT', V: 'ACG', N: 'ACGT',
+  A: 'A',
+  C: 'C',
+  G: 'G',
+  T: 'T',
+  R: 'AG',
+  Y: 'CT',
+  S: 'CG',
+  W: 'AT',
+  K: 'GT',
+  M: 'AC',
+  B: 'CGT',
+  D: 'AGT',
+  H: 'ACT',
+  V: 'ACG',
+  N: 'ACGT',
 };
 
 function translate(dna: string): string {
@@ -40,7 +54,10 @@ function translate(dna: string): string {
 
 function reverseComplement(dna: string): string {
   const comp: Record<string, string> = { A: 'T', C: 'G', G: 'C', T: 'A' };
-  return [...dna].reverse().map((b) => comp[b]!).join('');
+  return [...dna]
+    .reverse()
+    .map((b) => comp[b]!)
+    .join('');
 }
 
 /** Every (overlapping) position where an IUPAC motif matches a concrete DNA string. */
@@ -70,7 +87,10 @@ interface TableJson {
   codons: Record<string, TableRow>;
 }
 const TABLES = Object.fromEntries(
-  ORGANISMS.map((o) => [o, JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, 'codon', 'data', `${o}.json`), 'utf8')) as TableJson]),
+  ORGANISMS.map((o) => [
+    o,
+    JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, 'codon', 'data', `${o}.json`), 'utf8')) as TableJson,
+  ]),
 ) as Record<Organism, TableJson>;
 
 /** Uniformly random sense codons between ATG and a stop: 50..400 codons, no internal stop. */
@@ -123,13 +143,19 @@ const ambiguousCodons = (s: string): number => wholeCodons(s).filter((c) => !GEN
  * The sequence without its codons that hold an ambiguity letter (frame kept, trailing bases kept):
  * what EMBOSS must see to give the value the model gives, since EMBOSS itself would read NNN as AAA.
  */
-const withoutAmbiguousCodons = (s: string): string => wholeCodons(s).filter((c) => GENETIC_CODE.has(c)).join('') + s.slice(s.length - (s.length % 3));
+const withoutAmbiguousCodons = (s: string): string =>
+  wholeCodons(s)
+    .filter((c) => GENETIC_CODE.has(c))
+    .join('') + s.slice(s.length - (s.length % 3));
 
 // --- external tools ---------------------------------------------------------------------
 function requireTool(cmd: string, args: string[], install: string): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
-    throw new Error(`${cmd} is required by the codon model tests and is not usable (${r.error?.message ?? r.stderr.trim()}): ` + `install it with \`${install}\` (CI does this)`);
+    throw new Error(
+      `${cmd} is required by the codon model tests and is not usable (${r.error?.message ?? r.stderr.trim()}): ` +
+        `install it with \`${install}\` (CI does this)`,
+    );
   }
 }
 
@@ -153,9 +179,16 @@ describe('codon model against EMBOSS and Biopython', () => {
   before(async () => {
     requireTool('cai', ['-version'], 'apt-get install -y emboss');
     requireTool('cusp', ['-version'], 'apt-get install -y emboss');
-    requireTool(BIOPYTHON, ['-c', 'from Bio.SeqUtils import GC123, CodonAdaptationIndex'], 'apt-get install -y python3-biopython');
+    requireTool(
+      BIOPYTHON,
+      ['-c', 'from Bio.SeqUtils import GC123, CodonAdaptationIndex'],
+      'apt-get install -y python3-biopython',
+    );
     const dir = EMBOSS_CODON_DIRS.find((d) => existsSync(join(d, 'Eecoli.cut')));
-    if (!dir) throw new Error(`EMBOSS codon tables not found in ${EMBOSS_CODON_DIRS.join(' or ')}: install them with \`apt-get install -y emboss\``);
+    if (!dir)
+      throw new Error(
+        `EMBOSS codon tables not found in ${EMBOSS_CODON_DIRS.join(' or ')}: install them with \`apt-get install -y emboss\``,
+      );
     codonsDir = dir;
     work = mkdtempSync(join(tmpdir(), 'isomodel-codon-'));
     chmodSync(work, 0o755); // a models dir in here: workers (nobody, as root) must reach it
@@ -174,7 +207,15 @@ describe('codon model against EMBOSS and Biopython', () => {
 
   /** EMBOSS cai for each sequence: the printed string ("0.807", or "-nan"). */
   const embossCai = (seqs: string[], organism: Organism): string[] => {
-    const out = run('cai', ['-seqall', writeFasta(seqs), '-cfile', join(codonsDir, TABLES[organism].source.file), '-outfile', 'stdout', '-auto']);
+    const out = run('cai', [
+      '-seqall',
+      writeFasta(seqs),
+      '-cfile',
+      join(codonsDir, TABLES[organism].source.file),
+      '-outfile',
+      'stdout',
+      '-auto',
+    ]);
     const values = [...out.matchAll(/^Sequence: s(\d+) CAI: (\S+)$/gm)].map((m) => m[2]!);
     assert.equal(values.length, seqs.length, out);
     return values;
@@ -220,7 +261,11 @@ describe('codon model against EMBOSS and Biopython', () => {
         const ambiguous = ambiguousCodons(s);
         assert.equal(o.organism, organism);
         assert.equal(o.method, 'emboss');
-        assert.equal(o.codons_used, Math.floor(s.length / 3) - ambiguous, 'EMBOSS counts every complete concrete codon');
+        assert.equal(
+          o.codons_used,
+          Math.floor(s.length / 3) - ambiguous,
+          'EMBOSS counts every complete concrete codon',
+        );
         assert.equal(o.codons_skipped, ambiguous);
         assert.equal(o.skipped_by_reason.ambiguous, ambiguous);
         assert.equal(o.trailing_bases, s.length % 3);
@@ -236,7 +281,9 @@ describe('codon model against EMBOSS and Biopython', () => {
         compared++;
       });
     }
-    t.diagnostic(`cai: ${compared} values (3 organisms); identical when printed with %.3f: ${sameText}; max |ours - EMBOSS| = ${maxDiff.toFixed(6)}`);
+    t.diagnostic(
+      `cai: ${compared} values (3 organisms); identical when printed with %.3f: ${sameText}; max |ours - EMBOSS| = ${maxDiff.toFixed(6)}`,
+    );
     assert.equal(sameText, compared, 'every value prints as EMBOSS prints it');
   });
 
@@ -247,12 +294,22 @@ describe('codon model against EMBOSS and Biopython', () => {
       const weights: Record<string, number> = {};
       for (const [codon, row] of Object.entries(rows)) {
         if (row.amino_acid === '*') continue;
-        const top = Math.max(...Object.values(rows).filter((r) => r.amino_acid === row.amino_acid).map((r) => r.count || 0.5));
+        const top = Math.max(
+          ...Object.values(rows)
+            .filter((r) => r.amino_acid === row.amino_acid)
+            .map((r) => r.count || 0.5),
+        );
         weights[codon] = (row.count || 0.5) / top;
       }
       return { organism, weights, sequences: CLEAN };
     });
-    const ref = JSON.parse(run(BIOPYTHON, [join(PACKAGE_ROOT, 'test', 'fixtures', 'codon_biopython.py')], JSON.stringify({ sequences: [], cai: jobs })));
+    const ref = JSON.parse(
+      run(
+        BIOPYTHON,
+        [join(PACKAGE_ROOT, 'test', 'fixtures', 'codon_biopython.py')],
+        JSON.stringify({ sequences: [], cai: jobs }),
+      ),
+    );
     let maxRel = 0;
     for (const [k, organism] of ORGANISMS.entries()) {
       const ours = await batch('codon_adaptation_index', CLEAN, { organism, method: 'sharp_li' });
@@ -267,7 +324,9 @@ describe('codon model against EMBOSS and Biopython', () => {
         maxRel = Math.max(maxRel, rel);
       });
     }
-    t.diagnostic(`sharp_li vs Biopython ${CLEAN.length} x 3 organisms: max relative difference ${maxRel.toExponential(2)}`);
+    t.diagnostic(
+      `sharp_li vs Biopython ${CLEAN.length} x 3 organisms: max relative difference ${maxRel.toExponential(2)}`,
+    );
   });
 
   it('codon_usage equals EMBOSS cusp (counts, frequency per thousand, fraction) and gc_content its GC lines', async (t) => {
@@ -281,7 +340,11 @@ describe('codon model against EMBOSS and Biopython', () => {
       const rows = [...out.matchAll(/^([ACGT]{3})\s+(\S)\s+(\S+)\s+(\S+)\s+(\d+)$/gm)];
       assert.equal(rows.length, 64, out);
       const o = ours[i];
-      assert.deepEqual(Object.keys(o.codons), rows.map((r) => r[1]), 'cusp codon order');
+      assert.deepEqual(
+        Object.keys(o.codons),
+        rows.map((r) => r[1]),
+        'cusp codon order',
+      );
       let total = 0;
       for (const [, codon, aa, fraction, perThousand, count] of rows) {
         const c = o.codons[codon!];
@@ -304,13 +367,19 @@ describe('codon model against EMBOSS and Biopython', () => {
       assert.equal(o.codons_skipped, ambiguousCodons(s));
       if (isClean(s)) {
         // For whole A/C/G/T codons cusp's "#Coding GC" lines are the same quantities as gc_content.
-        const lines = ['Coding GC', '1st letter GC', '2nd letter GC', '3rd letter GC'].map((label) => Number(new RegExp(`^#${label}\\s+([0-9.]+)%$`, 'm').exec(out)![1]));
+        const lines = ['Coding GC', '1st letter GC', '2nd letter GC', '3rd letter GC'].map((label) =>
+          Number(new RegExp(`^#${label}\\s+([0-9.]+)%$`, 'm').exec(out)![1]),
+        );
         const mine = [gc[i].gc_content, gc[i].gc1, gc[i].gc2, gc[i].gc3];
-        lines.forEach((pct, k) => assert.ok(Math.abs(mine[k] * 100 - pct) <= 0.005 + 1e-9, `s${i} GC line ${k}: ${mine[k]} vs ${pct}%`));
+        lines.forEach((pct, k) =>
+          assert.ok(Math.abs(mine[k] * 100 - pct) <= 0.005 + 1e-9, `s${i} GC line ${k}: ${mine[k]} vs ${pct}%`),
+        );
         gcCompared++;
       }
     });
-    t.diagnostic(`cusp: ${cases.length} sequences x 64 codons; counts identical; max |fraction or per-thousand diff| = ${maxDiff.toFixed(6)} (cusp prints 3 decimals); GC lines compared for ${gcCompared}`);
+    t.diagnostic(
+      `cusp: ${cases.length} sequences x 64 codons; counts identical; max |fraction or per-thousand diff| = ${maxDiff.toFixed(6)} (cusp prints 3 decimals); GC lines compared for ${gcCompared}`,
+    );
   });
 
   it('never reads a codon with an ambiguity letter as a real codon: NNN is skipped and counted, not AAA', async () => {
@@ -336,7 +405,10 @@ describe('codon model against EMBOSS and Biopython', () => {
     assert.equal(sl.codons_used, 3);
     // Mostly N: no information, a clear 400 naming the fraction and the limit (codon_optimize judges
     // ambiguous codons itself: NNN can be any amino acid, INVALID_SEQUENCE).
-    const opt = await h.post('/models/codon/predict', { task_type: 'codon_optimize', sequence: 'ATG' + 'N'.repeat(57) });
+    const opt = await h.post('/models/codon/predict', {
+      task_type: 'codon_optimize',
+      sequence: 'ATG' + 'N'.repeat(57),
+    });
     assert.equal(opt.body.error.code, 'INVALID_SEQUENCE');
     for (const task of ['codon_adaptation_index', 'codon_usage', 'gc_content']) {
       const r = await h.post('/models/codon/predict', { task_type: task, sequence: 'ATG' + 'N'.repeat(57) });
@@ -350,7 +422,13 @@ describe('codon model against EMBOSS and Biopython', () => {
   it('gc_content equals Biopython GC123', async (t) => {
     const cases = [...ALL, 'ACTGTN', 'GGGCCCAT'];
     const ours = await batch('gc_content', cases);
-    const ref = JSON.parse(run(BIOPYTHON, [join(PACKAGE_ROOT, 'test', 'fixtures', 'codon_biopython.py')], JSON.stringify({ sequences: cases, cai: [] })));
+    const ref = JSON.parse(
+      run(
+        BIOPYTHON,
+        [join(PACKAGE_ROOT, 'test', 'fixtures', 'codon_biopython.py')],
+        JSON.stringify({ sequences: cases, cai: [] }),
+      ),
+    );
     let maxDiff = 0;
     cases.forEach((s, i) => {
       const o = ours[i];
@@ -363,7 +441,16 @@ describe('codon model against EMBOSS and Biopython', () => {
       });
       assert.equal(o.length, s.length);
     });
-    assert.deepEqual(ours.at(-2), { sequence: 'ACTGTN', gc_content: 0.4, gc1: 0.5, gc2: 0.5, gc3: 0, length: 6, bases_counted: 5, trailing_bases: 0 });
+    assert.deepEqual(ours.at(-2), {
+      sequence: 'ACTGTN',
+      gc_content: 0.4,
+      gc1: 0.5,
+      gc2: 0.5,
+      gc3: 0,
+      length: 6,
+      bases_counted: 5,
+      trailing_bases: 0,
+    });
     t.diagnostic(`GC123: ${cases.length} sequences, max |diff| ${maxDiff.toExponential(2)} percentage points`);
   });
 
@@ -373,7 +460,10 @@ describe('codon model against EMBOSS and Biopython', () => {
     for (const organism of ORGANISMS) {
       const ours = await batch('codon_optimize', inputs, { organism });
       const before = embossCai(inputs, organism);
-      const afterCai = embossCai(ours.map((o) => o.sequence), organism);
+      const afterCai = embossCai(
+        ours.map((o) => o.sequence),
+        organism,
+      );
       inputs.forEach((s, i) => {
         const o = ours[i];
         assert.match(o.sequence, /^[ACGT]+$/);
@@ -382,9 +472,15 @@ describe('codon model against EMBOSS and Biopython', () => {
         assert.equal(o.protein, translate(s));
         assert.ok(Math.abs(o.input_cai - Number(before[i])) <= 0.0005 + 1e-12);
         assert.ok(Math.abs(o.cai - Number(afterCai[i])) <= 0.0005 + 1e-12);
-        assert.ok(Number(afterCai[i]) > Number(before[i]), `${organism} s${i}: EMBOSS CAI ${before[i]} -> ${afterCai[i]}`);
+        assert.ok(
+          Number(afterCai[i]) > Number(before[i]),
+          `${organism} s${i}: EMBOSS CAI ${before[i]} -> ${afterCai[i]}`,
+        );
         assert.equal(o.cai, 1, 'without constraints every codon is the most used one');
-        assert.equal(o.codons_changed, s.match(/.{3}/g)!.filter((c, k) => c !== o.sequence.slice(3 * k, 3 * k + 3)).length);
+        assert.equal(
+          o.codons_changed,
+          s.match(/.{3}/g)!.filter((c, k) => c !== o.sequence.slice(3 * k, 3 * k + 3)).length,
+        );
         lowest = Math.min(lowest, Number(afterCai[i]) - Number(before[i]));
       });
     }
@@ -397,7 +493,10 @@ describe('codon model against EMBOSS and Biopython', () => {
     const inputs = CLEAN;
     const ours = await batch('codon_optimize', inputs, { organism: 'ecoli', avoid, max_homopolymer: maxRun });
     const before = embossCai(inputs, 'ecoli');
-    const afterCai = embossCai(ours.map((o) => o.sequence), 'ecoli');
+    const afterCai = embossCai(
+      ours.map((o) => o.sequence),
+      'ecoli',
+    );
     let inputHits = 0;
     inputs.forEach((s, i) => {
       const o = ours[i];
@@ -407,7 +506,11 @@ describe('codon model against EMBOSS and Biopython', () => {
         assert.deepEqual(motifHits(o.sequence, m), [], `s${i}: ${m} present`);
         assert.deepEqual(motifHits(reverseComplement(o.sequence), m), [], `s${i}: ${m} on the other strand`);
       }
-      assert.doesNotMatch(o.sequence, new RegExp(`A{${maxRun + 1}}|C{${maxRun + 1}}|G{${maxRun + 1}}|T{${maxRun + 1}}`), `s${i}: homopolymer`);
+      assert.doesNotMatch(
+        o.sequence,
+        new RegExp(`A{${maxRun + 1}}|C{${maxRun + 1}}|G{${maxRun + 1}}|T{${maxRun + 1}}`),
+        `s${i}: homopolymer`,
+      );
       assert.deepEqual(o.constraints, { avoid, both_strands: true, max_homopolymer: maxRun });
       assert.ok(Number(afterCai[i]) > Number(before[i]), `s${i}: EMBOSS CAI ${before[i]} -> ${afterCai[i]}`);
     });
@@ -416,7 +519,10 @@ describe('codon model against EMBOSS and Biopython', () => {
 
   it('codon_optimize back-translates proteins', async () => {
     const aas = 'ACDEFGHIKLMNPQRSTVWY';
-    const proteins = Array.from({ length: 10 }, () => 'M' + Array.from({ length: randInt(30, 300) }, () => pick([...aas])).join('') + 'LE');
+    const proteins = Array.from(
+      { length: 10 },
+      () => 'M' + Array.from({ length: randInt(30, 300) }, () => pick([...aas])).join('') + 'LE',
+    );
     for (const organism of ORGANISMS) {
       const ours = await batch('codon_optimize', proteins, { organism, avoid: ['GGTCTC'], max_homopolymer: 5 });
       proteins.forEach((p, i) => {
@@ -429,7 +535,11 @@ describe('codon model against EMBOSS and Biopython', () => {
       });
     }
     // A peptide made of DNA letters needs input_type protein.
-    const r = await h.post('/models/codon/predict', { sequence: 'MKV', task_type: 'codon_optimize', options: { input_type: 'protein' } });
+    const r = await h.post('/models/codon/predict', {
+      sequence: 'MKV',
+      task_type: 'codon_optimize',
+      options: { input_type: 'protein' },
+    });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(translate(r.body.data.sequence), 'MKV');
   });
@@ -437,16 +547,29 @@ describe('codon model against EMBOSS and Biopython', () => {
   it('codon_optimize finds the best constrained sequence (checked by exhaustive search)', async (t) => {
     // EMBOSS-style w, computed here independently: per-thousand / largest of the synonymous group.
     const rows = TABLES.yeast.codons;
-    const w = new Map(Object.entries(rows).map(([c, r]) => [c, r.per_thousand / Math.max(...Object.values(rows).filter((x) => x.amino_acid === r.amino_acid).map((x) => x.per_thousand))]));
+    const w = new Map(
+      Object.entries(rows).map(([c, r]) => [
+        c,
+        r.per_thousand /
+          Math.max(
+            ...Object.values(rows)
+              .filter((x) => x.amino_acid === r.amino_acid)
+              .map((x) => x.per_thousand),
+          ),
+      ]),
+    );
     const synonyms = (aa: string): string[] => [...GENETIC_CODE].filter(([, x]) => x === aa).map(([c]) => c);
     let feasible = 0;
     let infeasible = 0;
     for (let k = 0; k < 60; k++) {
       const protein = Array.from({ length: randInt(1, 5) }, () => pick([...'ACDEFGHIKLMNPQRSTVWY'])).join('');
-      const avoid = Array.from({ length: randInt(0, 3) }, () => Array.from({ length: randInt(2, 5) }, () => pick([...'ACGTACGTN'])).join(''));
+      const avoid = Array.from({ length: randInt(0, 3) }, () =>
+        Array.from({ length: randInt(2, 5) }, () => pick([...'ACGTACGTN'])).join(''),
+      );
       const maxRun = pick([2, 3, 4]);
       const bad = (dna: string): boolean =>
-        avoid.some((m) => motifHits(dna, m).length > 0 || motifHits(reverseComplement(dna), m).length > 0) || new RegExp(`(.)\\1{${maxRun}}`).test(dna);
+        avoid.some((m) => motifHits(dna, m).length > 0 || motifHits(reverseComplement(dna), m).length > 0) ||
+        new RegExp(`(.)\\1{${maxRun}}`).test(dna);
       let best = -Infinity;
       const search = (i: number, dna: string, score: number): void => {
         if (i === protein.length) {
@@ -456,7 +579,11 @@ describe('codon model against EMBOSS and Biopython', () => {
         for (const c of synonyms(protein[i]!)) search(i + 1, dna + c, score + Math.log(w.get(c)!));
       };
       search(0, '', 0);
-      const r = await h.post('/models/codon/predict', { sequence: protein, task_type: 'codon_optimize', options: { organism: 'yeast', input_type: 'protein', avoid, max_homopolymer: maxRun } });
+      const r = await h.post('/models/codon/predict', {
+        sequence: protein,
+        task_type: 'codon_optimize',
+        options: { organism: 'yeast', input_type: 'protein', avoid, max_homopolymer: maxRun },
+      });
       const label = `${protein} avoid ${avoid.join(',')} max run ${maxRun}`;
       if (best === -Infinity) {
         assert.equal(r.status, 400, label);
@@ -483,7 +610,9 @@ describe('codon model against EMBOSS and Biopython', () => {
     cpSync(join(BUILTIN_MODELS_DIR, 'codon'), join(modelsDir, 'codon'), { recursive: true });
     writeFileSync(join(modelsDir, 'codon', 'data', 'ecoli.json'), JSON.stringify(table));
     const cut = join(work, 'zeroed.cut');
-    const rows = Object.entries(table.codons).map(([c, r]) => `${c}    ${r.amino_acid}  ${r.fraction.toFixed(3)}  ${r.per_thousand.toFixed(3)}  ${r.count}`);
+    const rows = Object.entries(table.codons).map(
+      ([c, r]) => `${c}    ${r.amino_acid}  ${r.fraction.toFixed(3)}  ${r.per_thousand.toFixed(3)}  ${r.count}`,
+    );
     writeFileSync(cut, ['#Species: test', '', '#Codon AA Fraction Frequency Number', ...rows, ''].join('\n'));
     const seqs = ['ATGGCGCTGCTGTAG', 'GCGGCG', 'ATGGCACTTAGGTAA', ...RANDOM.slice(0, 10)];
     const g = await startGateway([], { models_dir: modelsDir });
@@ -502,9 +631,21 @@ describe('codon model against EMBOSS and Biopython', () => {
       // EMBOSS adds nothing for a w = 0 codon, as if its w were 1: GCGGCG scores 1.
       assert.equal(r.body.data.predictions[1].cai, 1);
       // Sharp & Li (and Biopython): a codon absent from the reference counts 0.5.
-      const sl = await g.post('/models/codon/predict', { sequence: 'GCGGCT', task_type: 'codon_adaptation_index', options: { method: 'sharp_li' } });
-      assert.ok(Math.abs(sl.body.data.cai - Math.sqrt((0.5 / 40761) * (24549 / 40761))) < 1e-15, JSON.stringify(sl.body));
-      t.diagnostic(`EMBOSS cai with a zeroed table: ${theirs.slice(0, 3).join(', ')}; ours ${r.body.data.predictions.slice(0, 3).map((p: any) => p.cai.toFixed(3)).join(', ')}`);
+      const sl = await g.post('/models/codon/predict', {
+        sequence: 'GCGGCT',
+        task_type: 'codon_adaptation_index',
+        options: { method: 'sharp_li' },
+      });
+      assert.ok(
+        Math.abs(sl.body.data.cai - Math.sqrt((0.5 / 40761) * (24549 / 40761))) < 1e-15,
+        JSON.stringify(sl.body),
+      );
+      t.diagnostic(
+        `EMBOSS cai with a zeroed table: ${theirs.slice(0, 3).join(', ')}; ours ${r.body.data.predictions
+          .slice(0, 3)
+          .map((p: any) => p.cai.toFixed(3))
+          .join(', ')}`,
+      );
     } finally {
       await g.close();
     }
@@ -522,7 +663,12 @@ describe('codon model against EMBOSS and Biopython', () => {
       ['codon_adaptation_index', { sequence: 'ATGAAA', options: { organism: 'mouse' } }, 'INVALID_REQUEST', /organism/],
       ['codon_adaptation_index', { sequence: 'ATGAAA', options: { method: 'x' } }, 'INVALID_REQUEST', /method/],
       ['codon_usage', { sequence: 'ATGAAA', options: { ambiguous: 'x' } }, 'INVALID_REQUEST', /ambiguous/],
-      ['codon_usage', { sequence: 'ATGAAA', options: { ambiguous: 'emboss' } }, 'INVALID_REQUEST', /never read as a concrete codon/],
+      [
+        'codon_usage',
+        { sequence: 'ATGAAA', options: { ambiguous: 'emboss' } },
+        'INVALID_REQUEST',
+        /never read as a concrete codon/,
+      ],
     ];
     for (const [task, body, code, message] of cases) {
       const r = await h.post('/models/codon/predict', { task_type: task, ...body });

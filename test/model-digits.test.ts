@@ -13,7 +13,9 @@ import { startGateway, type Harness } from './helpers.js';
 import { makePng } from './media.js';
 
 const require = createRequire(import.meta.url);
-const jpeg = require('jpeg-js') as { encode(img: { data: Buffer; width: number; height: number }, quality: number): { data: Buffer } };
+const jpeg = require('jpeg-js') as {
+  encode(img: { data: Buffer; width: number; height: number }, quality: number): { data: Buffer };
+};
 
 interface Holdout {
   accuracy: number;
@@ -23,7 +25,12 @@ interface Holdout {
 const holdout = JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, 'digits', 'holdout.json'), 'utf8')) as Holdout;
 
 /** One 8 x 8 image (cells 0..16) as grey levels: each cell a `scale` x `scale` block on a margin. */
-function greyOf(cells: number[], scale: number, margin: number, lightOnDark: boolean): { size: number; grey: (x: number, y: number) => number } {
+function greyOf(
+  cells: number[],
+  scale: number,
+  margin: number,
+  lightOnDark: boolean,
+): { size: number; grey: (x: number, y: number) => number } {
   const size = 8 * scale + 2 * margin;
   return {
     size,
@@ -62,7 +69,12 @@ interface Prediction {
   digit?: number;
   confidence?: number;
   probabilities?: Record<string, number>;
-  details?: { polarity: string; ink_from: string; digit_box: { x: number; y: number; width: number; height: number }; cells?: number[][] };
+  details?: {
+    polarity: string;
+    ink_from: string;
+    digit_box: { x: number; y: number; width: number; height: number };
+    cells?: number[][];
+  };
   error?: { code: string; message: string };
 }
 
@@ -77,24 +89,35 @@ describe('digits model (ONNX, images)', () => {
   async function readAll(images: Buffer[]): Promise<Prediction[]> {
     const out: Prediction[] = [];
     for (let i = 0; i < images.length; i += 25) {
-      const r = await h.post<{ data: { predictions: Prediction[] } }>('/models/digits/predict/batch', { inputs: images.slice(i, i + 25).map((b) => b.toString('base64')) });
+      const r = await h.post<{ data: { predictions: Prediction[] } }>('/models/digits/predict/batch', {
+        inputs: images.slice(i, i + 25).map((b) => b.toString('base64')),
+      });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       out.push(...r.body.data.predictions);
     }
     return out;
   }
 
-  const accuracy = (preds: Prediction[]): number => preds.filter((p, i) => p.digit === holdout.labels[i]).length / preds.length;
+  const accuracy = (preds: Prediction[]): number =>
+    preds.filter((p, i) => p.digit === holdout.labels[i]).length / preds.length;
 
   it('reads the 450 unseen hold-out digits as PNGs at close to the training-time accuracy', async (t) => {
     assert.equal(holdout.images.length, 450);
     const preds = await readAll(holdout.images.map((cells) => pngOf(cells)));
     const acc = accuracy(preds);
-    t.diagnostic(`hold-out accuracy through the gateway (PNG): ${acc.toFixed(4)}; cells in: ${holdout.accuracy.toFixed(4)}`);
+    t.diagnostic(
+      `hold-out accuracy through the gateway (PNG): ${acc.toFixed(4)}; cells in: ${holdout.accuracy.toFixed(4)}`,
+    );
     // The PNG path re-derives the 8 x 8 cells from a drawing of them: the digit's box is found and
     // scaled to the full height, which moves a few cells. The card gives both figures.
-    assert.ok(acc >= 0.93, `hold-out accuracy through the gateway ${acc.toFixed(4)} (training script, cells in: ${holdout.accuracy.toFixed(4)})`);
-    assert.ok(acc <= holdout.accuracy + 0.02, `through the gateway ${acc} cannot beat the cells-in figure ${holdout.accuracy} by much`);
+    assert.ok(
+      acc >= 0.93,
+      `hold-out accuracy through the gateway ${acc.toFixed(4)} (training script, cells in: ${holdout.accuracy.toFixed(4)})`,
+    );
+    assert.ok(
+      acc <= holdout.accuracy + 0.02,
+      `through the gateway ${acc} cannot beat the cells-in figure ${holdout.accuracy} by much`,
+    );
     for (const p of preds) {
       assert.equal(p.prediction, String(p.digit));
       const probs = Object.values(p.probabilities!);
@@ -110,8 +133,11 @@ describe('digits model (ONNX, images)', () => {
     const png = await readAll(sample.map((c) => pngOf(c)));
     const jpg = await readAll(sample.map((c) => jpegOf(c)));
     const inverse = await readAll(sample.map((c) => pngOf(c, 3, 9, true)));
-    const agree = (a: Prediction[], b: Prediction[]): number => a.filter((p, i) => p.digit === b[i]!.digit).length / a.length;
-    t.diagnostic(`first 100: PNG ${accuracy(png).toFixed(2)}, JPEG ${accuracy(jpg).toFixed(2)}, light on dark ${accuracy(inverse).toFixed(2)}`);
+    const agree = (a: Prediction[], b: Prediction[]): number =>
+      a.filter((p, i) => p.digit === b[i]!.digit).length / a.length;
+    t.diagnostic(
+      `first 100: PNG ${accuracy(png).toFixed(2)}, JPEG ${accuracy(jpg).toFixed(2)}, light on dark ${accuracy(inverse).toFixed(2)}`,
+    );
     assert.ok(agree(png, jpg) >= 0.95, `PNG and JPEG agree on ${agree(png, jpg)}`);
     assert.ok(agree(png, inverse) >= 0.95, `dark-on-light and light-on-dark agree on ${agree(png, inverse)}`);
     assert.ok(inverse.every((p) => p.details!.polarity === 'light_on_dark'));
@@ -120,12 +146,18 @@ describe('digits model (ONNX, images)', () => {
   it('finds the digit in a large image and reports its box and the 8 x 8 cells it read', async () => {
     const i = holdout.labels.indexOf(7);
     const png = pngOf(holdout.images[i]!, 40, 300); // 920 x 920, the digit 320 px tall
-    const r = await h.post<{ data: Prediction & { input_type: string } }>('/models/digits/predict', { input: png.toString('base64'), options: { return_cells: true } });
+    const r = await h.post<{ data: Prediction & { input_type: string } }>('/models/digits/predict', {
+      input: png.toString('base64'),
+      options: { return_cells: true },
+    });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.data.input_type, 'image');
     assert.equal(r.body.data.digit, 7);
     const box = r.body.data.details!.digit_box;
-    assert.ok(box.x >= 300 && box.y >= 300 && box.x + box.width <= 620 && box.y + box.height <= 620, JSON.stringify(box));
+    assert.ok(
+      box.x >= 300 && box.y >= 300 && box.x + box.width <= 620 && box.y + box.height <= 620,
+      JSON.stringify(box),
+    );
     const cells = r.body.data.details!.cells!;
     assert.equal(cells.length, 8);
     assert.ok(cells.every((row) => row.length === 8 && row.every((v) => v >= 0 && v <= 16)));
@@ -133,7 +165,11 @@ describe('digits model (ONNX, images)', () => {
 
   it('a raw image/png body works like JSON', async () => {
     const png = pngOf(holdout.images[0]!);
-    const res = await fetch(`${h.url}/models/digits/predict`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png });
+    const res = await fetch(`${h.url}/models/digits/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: png,
+    });
     const body = (await res.json()) as { data: Prediction };
     assert.equal(res.status, 200);
     const json = await h.post<{ data: Prediction }>('/models/digits/predict', { input: png.toString('base64') });
@@ -142,12 +178,17 @@ describe('digits model (ONNX, images)', () => {
 
   it('a blank image is a 400 naming the reason; in a batch only that item fails', async () => {
     const blank = makePng(40, 40, () => [250, 250, 250]);
-    const one = await h.post<{ error: { code: string }; message: string }>('/models/digits/predict', { input: blank.toString('base64') });
+    const one = await h.post<{ error: { code: string }; message: string }>('/models/digits/predict', {
+      input: blank.toString('base64'),
+    });
     assert.equal(one.status, 400);
     assert.equal(one.body.error.code, 'INVALID_INPUT');
     assert.match(one.body.message, /no digit found/);
     const good = pngOf(holdout.images[1]!);
-    const batch = await h.post<{ data: { predictions: Prediction[]; failed: number } }>('/models/digits/predict/batch', { inputs: [good.toString('base64'), blank.toString('base64')] });
+    const batch = await h.post<{ data: { predictions: Prediction[]; failed: number } }>(
+      '/models/digits/predict/batch',
+      { inputs: [good.toString('base64'), blank.toString('base64')] },
+    );
     assert.equal(batch.status, 200);
     assert.equal(batch.body.data.failed, 1);
     assert.equal(batch.body.data.predictions[0]!.digit, (await readAll([good]))[0]!.digit);
@@ -164,7 +205,9 @@ describe('digits model (ONNX, images)', () => {
     assert.equal(big.status, 413);
     assert.equal(big.body.error.code, 'PAYLOAD_TOO_LARGE');
     const truncated = pngOf(holdout.images[0]!).subarray(0, 60);
-    const bad = await h.post<{ error: { code: string } }>('/models/digits/predict', { input: truncated.toString('base64') });
+    const bad = await h.post<{ error: { code: string } }>('/models/digits/predict', {
+      input: truncated.toString('base64'),
+    });
     assert.equal(bad.status, 415);
     const health = await h.get<{ data: { status: string } }>('/models/digits/health');
     assert.equal(health.status, 200);

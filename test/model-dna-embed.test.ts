@@ -6,10 +6,16 @@ import { startGateway, type Harness } from './helpers.js';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
-const randomDna = (n: number, r: () => number): string => Array.from({ length: n }, () => 'ACGT'[Math.floor(r() * 4)]).join('');
-const revcomp = (s: string): string => s.split('').reverse().map((c) => ({ A: 'T', C: 'G', G: 'C', T: 'A' })[c]).join('');
+const randomDna = (n: number, r: () => number): string =>
+  Array.from({ length: n }, () => 'ACGT'[Math.floor(r() * 4)]).join('');
+const revcomp = (s: string): string =>
+  s
+    .split('')
+    .reverse()
+    .map((c) => ({ A: 'T', C: 'G', G: 'C', T: 'A' })[c])
+    .join('');
 
 /** Exact canonical spectrum cosine, computed independently of the model. */
 function spectrumCosine(a: string, b: string, sizes = [3, 4, 5, 6]): number {
@@ -67,7 +73,12 @@ describe('dna-embed model', () => {
     const r = rng(42);
     const base = randomDna(600, r);
     // Pairs from identical-ish to unrelated: mutate a growing fraction of positions.
-    const variants = [0.02, 0.1, 0.3, 0.6, 1].map((rate) => base.split('').map((c) => (r() < rate ? 'ACGT'[Math.floor(r() * 4)] : c)).join(''));
+    const variants = [0.02, 0.1, 0.3, 0.6, 1].map((rate) =>
+      base
+        .split('')
+        .map((c) => (r() < rate ? 'ACGT'[Math.floor(r() * 4)] : c))
+        .join(''),
+    );
     const [e0, ...ev] = await embed([base, ...variants], { embedding_dimension: 1024 });
     const errors = variants.map((v, i) => Math.abs(cosine(e0, ev[i]) - spectrumCosine(base, v)));
     assert.ok(Math.max(...errors) < 0.1, `errors ${errors}`);
@@ -76,7 +87,10 @@ describe('dna-embed model', () => {
   });
 
   it('rejects bad options and all-ambiguous sequences per item', async () => {
-    const bad = await h.post('/models/dna-embed/predict', { sequence: 'ACGTACGT', options: { embedding_dimension: 5000 } });
+    const bad = await h.post('/models/dna-embed/predict', {
+      sequence: 'ACGTACGT',
+      options: { embedding_dimension: 5000 },
+    });
     assert.equal(bad.body.error.code, 'INVALID_REQUEST');
     const amb = await h.post('/models/dna-embed/predict/batch', { sequences: ['NNNNNNNN', 'ACGTACGTAC'] });
     assert.equal(amb.status, 200);

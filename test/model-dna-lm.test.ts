@@ -23,7 +23,23 @@ interface LmFile {
   counts: Record<string, number[]>[];
 }
 const LM = JSON.parse(readFileSync(join(PKG, 'data', 'model.json'), 'utf8')) as LmFile;
-const IUPAC: Record<string, string> = { A: 'A', C: 'C', G: 'G', T: 'T', R: 'AG', Y: 'CT', S: 'CG', W: 'AT', K: 'GT', M: 'AC', B: 'CGT', D: 'AGT', H: 'ACT', V: 'ACG', N: 'ACGT' };
+const IUPAC: Record<string, string> = {
+  A: 'A',
+  C: 'C',
+  G: 'G',
+  T: 'T',
+  R: 'AG',
+  Y: 'CT',
+  S: 'CG',
+  W: 'AT',
+  K: 'GT',
+  M: 'AC',
+  B: 'CGT',
+  D: 'AGT',
+  H: 'ACT',
+  V: 'ACG',
+  N: 'ACGT',
+};
 
 /** P(next base) after a context, straight from the counts and the smoothing formula. */
 function probs(context: string): number[] {
@@ -48,7 +64,11 @@ interface SseEvent {
   data: any;
 }
 async function sse(url: string, body: unknown): Promise<SseEvent[]> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
   const text = await res.text();
@@ -83,7 +103,9 @@ describe('dna-lm model', () => {
   it('analyze gives the per-position log-likelihoods of the shipped counts, and their mean as the score', async () => {
     const rand = mulberry32(77);
     const cases = [
-      ...Array.from({ length: 10 }, () => Array.from({ length: 20 + Math.floor(rand() * 300) }, () => 'ACGT'[Math.floor(rand() * 4)]).join('')),
+      ...Array.from({ length: 10 }, () =>
+        Array.from({ length: 20 + Math.floor(rand() * 300) }, () => 'ACGT'[Math.floor(rand() * 4)]).join(''),
+      ),
       'A',
       'ACGTNNACGTRYACGT',
       'TTGACAATTAATCATCGAACTAGTTAACTAGTACGCAAGTTCACGTAAAAAGGGTAT',
@@ -93,7 +115,9 @@ describe('dna-lm model', () => {
     r.body.data.predictions.forEach((o: any, i: number) => {
       const ref = reference(cases[i]!);
       assert.equal(o.log_likelihoods.length, cases[i]!.length);
-      o.log_likelihoods.forEach((x: number, k: number) => assert.ok(Math.abs(x - ref[k]!) < 1e-12, `s${i}[${k}]: ${x} vs ${ref[k]}`));
+      o.log_likelihoods.forEach((x: number, k: number) =>
+        assert.ok(Math.abs(x - ref[k]!) < 1e-12, `s${i}[${k}]: ${x} vs ${ref[k]}`),
+      );
       const mean = ref.reduce((a, b) => a + b, 0) / ref.length;
       assert.ok(Math.abs(o.sequence_score - mean) < 1e-12);
       assert.ok(Math.abs(o.perplexity - Math.exp(-mean)) < 1e-9);
@@ -129,7 +153,10 @@ describe('dna-lm model', () => {
     assert.notEqual(c.continuation, a.continuation);
     const unseeded = await predict('ATG', 'generate_sequence', { length: 10 });
     assert.ok(Number.isInteger(unseeded.seed));
-    assert.equal((await predict('ATG', 'generate_sequence', { length: 10, seed: unseeded.seed })).continuation, unseeded.continuation);
+    assert.equal(
+      (await predict('ATG', 'generate_sequence', { length: 10, seed: unseeded.seed })).continuation,
+      unseeded.continuation,
+    );
     const whole = await predict('ATGCG', 'generate_sequence', { total_length: 300, length: 5, seed: 1 });
     assert.equal(whole.length, 300);
     assert.equal((await predict('ATGCG', 'generate_sequence', { length: 0 })).sequence, 'ATGCG');
@@ -150,12 +177,24 @@ describe('dna-lm model', () => {
   });
 
   it('streams the continuation as SSE text chunks, then the final output', async () => {
-    const events = await sse(`${h.url}/models/dna-lm/predict`, { sequence: 'ATGCGATCG', task_type: 'generate_sequence', stream: true, options: { length: 95, seed: 9, chunk_size: 20 } });
+    const events = await sse(`${h.url}/models/dna-lm/predict`, {
+      sequence: 'ATGCGATCG',
+      task_type: 'generate_sequence',
+      stream: true,
+      options: { length: 95, seed: 9, chunk_size: 20 },
+    });
     const chunks = events.filter((e) => e.event === 'chunk');
-    assert.deepEqual(chunks.map((c) => c.data.data.text.length), [20, 20, 20, 20, 15]);
+    assert.deepEqual(
+      chunks.map((c) => c.data.data.text.length),
+      [20, 20, 20, 20, 15],
+    );
     const result = events.find((e) => e.event === 'result')!;
     assert.equal(chunks.map((c) => c.data.data.text).join(''), result.data.data.continuation);
-    assert.equal(result.data.data.continuation, (await predict('ATGCGATCG', 'generate_sequence', { length: 95, seed: 9 })).continuation, 'streamed or not: the same bases');
+    assert.equal(
+      result.data.data.continuation,
+      (await predict('ATGCGATCG', 'generate_sequence', { length: 95, seed: 9 })).continuation,
+      'streamed or not: the same bases',
+    );
   });
 
   it('analyze takes up to 100 000 bases, and refuses more', async () => {
@@ -185,17 +224,34 @@ describe('dna-lm model', () => {
 describe('dna-lm training', () => {
   const data = join(DATA_DIR, 'statlog_splice_train.tsv');
   const skip = existsSync(data) ? false : `training data not found at ${DATA_DIR}`;
-  it('training/train_dna_lm.py writes the shipped model.json and training_report.json byte for byte', { skip }, async () => {
-    const out = mkdtempSync(join(tmpdir(), 'isomodel-train-dna-lm-'));
-    try {
-      await run('/usr/bin/python3', [join(PACKAGE_ROOT, 'training', 'train_dna_lm.py'), '--data', DATA_DIR, '--out', out], { timeout: 300_000 });
-      assert.equal(readFileSync(join(out, 'data', 'model.json'), 'utf8'), readFileSync(join(PKG, 'data', 'model.json'), 'utf8'));
-      assert.equal(readFileSync(join(out, 'training_report.json'), 'utf8'), readFileSync(join(PKG, 'training_report.json'), 'utf8'));
-      const report = JSON.parse(readFileSync(join(PKG, 'training_report.json'), 'utf8'));
-      assert.equal(report.chosen.order, LM.order);
-      assert.ok(report.perplexity_per_base.test < 4 && report.perplexity_per_base.test > 3, 'weak, and the card says so');
-    } finally {
-      rmSync(out, { recursive: true, force: true });
-    }
-  });
+  it(
+    'training/train_dna_lm.py writes the shipped model.json and training_report.json byte for byte',
+    { skip },
+    async () => {
+      const out = mkdtempSync(join(tmpdir(), 'isomodel-train-dna-lm-'));
+      try {
+        await run(
+          '/usr/bin/python3',
+          [join(PACKAGE_ROOT, 'training', 'train_dna_lm.py'), '--data', DATA_DIR, '--out', out],
+          { timeout: 300_000 },
+        );
+        assert.equal(
+          readFileSync(join(out, 'data', 'model.json'), 'utf8'),
+          readFileSync(join(PKG, 'data', 'model.json'), 'utf8'),
+        );
+        assert.equal(
+          readFileSync(join(out, 'training_report.json'), 'utf8'),
+          readFileSync(join(PKG, 'training_report.json'), 'utf8'),
+        );
+        const report = JSON.parse(readFileSync(join(PKG, 'training_report.json'), 'utf8'));
+        assert.equal(report.chosen.order, LM.order);
+        assert.ok(
+          report.perplexity_per_base.test < 4 && report.perplexity_per_base.test > 3,
+          'weak, and the card says so',
+        );
+      } finally {
+        rmSync(out, { recursive: true, force: true });
+      }
+    },
+  );
 });

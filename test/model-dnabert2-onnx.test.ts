@@ -18,8 +18,11 @@ const SEQS = ['ACGTTATAATGGGCGGNNACGT', 'TTGACAATTATAATGCCAATACGT', 'GATTACA'.re
 const LONG = Array.from({ length: 5000 }, (_, i) => 'ACGT'[(i * 7 + (i >> 3)) % 4]).join('');
 const NO_TORCH = torchProblem();
 
-
-function envFor(ckpt: string, onnx: string, extra: Record<string, string> = {}): { model_env: Record<string, Record<string, string>> } {
+function envFor(
+  ckpt: string,
+  onnx: string,
+  extra: Record<string, string> = {},
+): { model_env: Record<string, Record<string, string>> } {
   return {
     model_env: {
       dnabert2: { DNABERT2_MODEL_PATH: ckpt, DNABERT2_TORCH_THREADS: '1', ...extra },
@@ -31,7 +34,9 @@ function envFor(ckpt: string, onnx: string, extra: Record<string, string> = {}):
 describe('dnabert2-onnx without an export', () => {
   let h: Harness;
   before(async () => {
-    h = await startGateway(['dnabert2-onnx'], { model_env: { 'dnabert2-onnx': { DNABERT2_ONNX_PATH: '/nonexistent/dnabert2-onnx' } } });
+    h = await startGateway(['dnabert2-onnx'], {
+      model_env: { 'dnabert2-onnx': { DNABERT2_ONNX_PATH: '/nonexistent/dnabert2-onnx' } },
+    });
   });
   after(async () => h?.close());
 
@@ -63,7 +68,8 @@ describe('dnabert2-onnx equals dnabert2 on a tiny random checkpoint', { skip: NO
   const agree = new Agreement(RTOL);
 
   /** The same request to both models: both answers, asserted equal, the Python one returned. */
-  const both = (path: 'predict' | 'predict/batch', body: Record<string, unknown>, harness = h) => agree.both(harness, { py: 'dnabert2', onnx: 'dnabert2-onnx' }, path, body);
+  const both = (path: 'predict' | 'predict/batch', body: Record<string, unknown>, harness = h) =>
+    agree.both(harness, { py: 'dnabert2', onnx: 'dnabert2-onnx' }, path, body);
 
   before(async () => {
     root = workerTmpDir('isomodel-dnabert2-onnx-');
@@ -72,7 +78,15 @@ describe('dnabert2-onnx equals dnabert2 on a tiny random checkpoint', { skip: NO
     headlessCkpt = join(root, 'headless');
     headlessOnnx = join(root, 'headless-onnx');
     runPython([join(TOOLS, 'make_tiny_checkpoint.py'), ckpt, '--format', 'safetensors', '--seed', '7']);
-    runPython([join(TOOLS, 'make_tiny_checkpoint.py'), headlessCkpt, '--format', 'bin', '--seed', '11', '--no-classifier']);
+    runPython([
+      join(TOOLS, 'make_tiny_checkpoint.py'),
+      headlessCkpt,
+      '--format',
+      'bin',
+      '--seed',
+      '11',
+      '--no-classifier',
+    ]);
     runPython([join(TOOLS, 'export_onnx.py'), ckpt, onnxDir]);
     runPython([join(TOOLS, 'export_onnx.py'), headlessCkpt, headlessOnnx]);
     h = await startGateway(['dnabert2', 'dnabert2-onnx'], envFor(ckpt, onnxDir));
@@ -84,22 +98,37 @@ describe('dnabert2-onnx equals dnabert2 on a tiny random checkpoint', { skip: NO
 
   it('both load the same checkpoint', async () => {
     const d = await h.get('/health/detailed');
-    for (const name of ['dnabert2', 'dnabert2-onnx']) assert.equal(d.body.data.models.find((x: any) => x.name === name).status, 'ready', name);
+    for (const name of ['dnabert2', 'dnabert2-onnx'])
+      assert.equal(d.body.data.models.find((x: any) => x.name === name).status, 'ready', name);
   });
 
   it('tokenises identically (JavaScript BPE vs Python BPE), [UNK] and specials included', async () => {
     for (const seq of [...SEQS, LONG.slice(0, 300)]) {
-      const { py, onnx } = await both('predict', { sequence: seq, task_type: 'embedding', options: { return_tokens: true } });
+      const { py, onnx } = await both('predict', {
+        sequence: seq,
+        task_type: 'embedding',
+        options: { return_tokens: true },
+      });
       assert.deepEqual(onnx.tokens, py.tokens, seq);
       assert.equal(onnx.tokens[0], '[CLS]');
       assert.equal(onnx.tokens.at(-1), '[SEP]');
     }
-    const { onnx } = await both('predict', { sequence: SEQS[0], task_type: 'embedding', options: { return_tokens: true } });
+    const { onnx } = await both('predict', {
+      sequence: SEQS[0],
+      task_type: 'embedding',
+      options: { return_tokens: true },
+    });
     assert.ok(onnx.tokens.includes('[UNK]'));
   });
 
   it('embeddings are equal for every pooling, with and without the special tokens', async (t) => {
-    const variants = [{}, { pooling: 'cls' }, { pooling: 'max' }, { include_special_tokens: true }, { pooling: 'max', include_special_tokens: true }];
+    const variants = [
+      {},
+      { pooling: 'cls' },
+      { pooling: 'max' },
+      { include_special_tokens: true },
+      { pooling: 'max', include_special_tokens: true },
+    ];
     for (const seq of SEQS) {
       for (const options of variants) {
         const { py, onnx } = await both('predict', { sequence: seq, task_type: 'embedding', options });
@@ -125,7 +154,11 @@ describe('dnabert2-onnx equals dnabert2 on a tiny random checkpoint', { skip: NO
       const { onnx } = await both('predict/batch', { sequences: SEQS, task_type: 'embedding', options });
       assert.equal(onnx.successful, SEQS.length);
       for (const [i, seq] of SEQS.entries()) {
-        const single = await h.post('/models/dnabert2-onnx/predict', { sequence: seq, task_type: 'embedding', options });
+        const single = await h.post('/models/dnabert2-onnx/predict', {
+          sequence: seq,
+          task_type: 'embedding',
+          options,
+        });
         agree.same(answer(single.body.data).embedding, onnx.predictions[i].embedding, `batch item ${i} vs single`);
       }
     }
@@ -148,7 +181,11 @@ describe('dnabert2-onnx equals dnabert2 on a tiny random checkpoint', { skip: NO
   });
 
   it('truncates long sequences exactly as the adapter, or refuses them alike', async () => {
-    const { py, onnx } = await both('predict', { sequence: LONG, task_type: 'embedding', options: { return_tokens: true } });
+    const { py, onnx } = await both('predict', {
+      sequence: LONG,
+      task_type: 'embedding',
+      options: { return_tokens: true },
+    });
     assert.equal(py.truncated, true);
     assert.equal(onnx.num_tokens, 512);
     assert.deepEqual(onnx.tokens, py.tokens);
@@ -160,7 +197,12 @@ describe('dnabert2-onnx equals dnabert2 on a tiny random checkpoint', { skip: NO
   });
 
   it('rejects bad options with the same code and message', async () => {
-    for (const options of [{ pooling: 'median' }, { return_tokens: 'yes' }, { include_special_tokens: 1 }, { truncation: null }]) {
+    for (const options of [
+      { pooling: 'median' },
+      { return_tokens: 'yes' },
+      { include_special_tokens: 1 },
+      { truncation: null },
+    ]) {
       const { status, py, onnx } = await both('predict', { sequence: 'ACGT', task_type: 'embedding', options });
       assert.equal(status, 400, JSON.stringify(options));
       assert.equal(onnx.error.code, 'INVALID_REQUEST');
@@ -172,7 +214,9 @@ describe('dnabert2-onnx equals dnabert2 on a tiny random checkpoint', { skip: NO
     const partial = join(root, 'partial');
     cpSync(onnxDir, partial, { recursive: true });
     rmSync(join(partial, 'model.onnx'));
-    const hp = await startGateway(['dnabert2-onnx'], { model_env: { 'dnabert2-onnx': { DNABERT2_ONNX_PATH: partial } } });
+    const hp = await startGateway(['dnabert2-onnx'], {
+      model_env: { 'dnabert2-onnx': { DNABERT2_ONNX_PATH: partial } },
+    });
     try {
       const r = await hp.post('/models/dnabert2-onnx/predict', { sequence: 'ACGT', task_type: 'embedding' });
       assert.equal(r.status, 503, JSON.stringify(r.body));
@@ -187,7 +231,10 @@ describe('dnabert2-onnx equals dnabert2 on a tiny random checkpoint', { skip: NO
   describe('a masked-LM checkpoint (no classification head) with an 8-token cap', () => {
     let hh: Harness;
     before(async () => {
-      hh = await startGateway(['dnabert2', 'dnabert2-onnx'], envFor(headlessCkpt, headlessOnnx, { DNABERT2_MAX_TOKENS: '8' }));
+      hh = await startGateway(
+        ['dnabert2', 'dnabert2-onnx'],
+        envFor(headlessCkpt, headlessOnnx, { DNABERT2_MAX_TOKENS: '8' }),
+      );
     });
     after(async () => hh?.close());
 
@@ -201,7 +248,11 @@ describe('dnabert2-onnx equals dnabert2 on a tiny random checkpoint', { skip: NO
 
     it('DNABERT2_MAX_TOKENS cuts both at the same token, [SEP] kept', async (t) => {
       for (const options of [{ return_tokens: true }, { pooling: 'max' }, { include_special_tokens: true }]) {
-        const { py, onnx } = await both('predict', { sequence: 'GATTACA'.repeat(30), task_type: 'embedding', options }, hh);
+        const { py, onnx } = await both(
+          'predict',
+          { sequence: 'GATTACA'.repeat(30), task_type: 'embedding', options },
+          hh,
+        );
         assert.equal(py.truncated, true);
         assert.equal(onnx.num_tokens, 8);
         if (onnx.tokens) assert.equal(onnx.tokens.at(-1), '[SEP]');

@@ -29,12 +29,18 @@ function requireTorch(): void {
   const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
   if (r.status !== 0) {
     const why = (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').pop();
-    assert.fail(`${PYTHON} cannot import torch (${why}): install it with \`apt-get install -y python3-torch python3-numpy\``);
+    assert.fail(
+      `${PYTHON} cannot import torch (${why}): install it with \`apt-get install -y python3-torch python3-numpy\``,
+    );
   }
 }
 
 function runTool(args: string[]): string {
-  const r = spawnSync(PYTHON, [TOOL, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const r = spawnSync(PYTHON, [TOOL, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
   if (r.status !== 0) throw new Error(`make_tiny_checkpoint.py ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return r.stdout;
 }
@@ -54,7 +60,10 @@ function assertClose(a: number[], b: number[], what: string): void {
   assert.ok(d <= TOL, `${what}: max difference ${d} > ${TOL}`);
 }
 
-function envFor(dir: string, extra: Record<string, string> = {}): { model_env: Record<string, Record<string, string>> } {
+function envFor(
+  dir: string,
+  extra: Record<string, string> = {},
+): { model_env: Record<string, Record<string, string>> } {
   return { model_env: { dnabert2: { DNABERT2_MODEL_PATH: dir, DNABERT2_TORCH_THREADS: '1', ...extra } } };
 }
 
@@ -116,7 +125,8 @@ describe('dnabert2 with a tiny random checkpoint', () => {
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  const embed = (seq: string, options: Record<string, unknown> = {}) => h.post('/models/dnabert2/predict', { sequence: seq, task_type: 'embedding', options });
+  const embed = (seq: string, options: Record<string, unknown> = {}) =>
+    h.post('/models/dnabert2/predict', { sequence: seq, task_type: 'embedding', options });
 
   it('loads from pytorch_model.bin and reports ready', async () => {
     const d = await h.get('/health/detailed');
@@ -161,10 +171,15 @@ describe('dnabert2 with a tiny random checkpoint', () => {
     assert.equal(batch.status, 200, JSON.stringify(batch.body));
     assert.equal(batch.body.data.successful, SEQS.length);
     const singles = await Promise.all(SEQS.map((s) => embed(s)));
-    batch.body.data.predictions.forEach((p: any, i: number) => assertClose(p.embedding, singles[i]!.body.data.embedding, `batch item ${i}`));
+    batch.body.data.predictions.forEach((p: any, i: number) =>
+      assertClose(p.embedding, singles[i]!.body.data.embedding, `batch item ${i}`),
+    );
     for (let i = 0; i < SEQS.length; i++) {
       for (let j = i + 1; j < SEQS.length; j++) {
-        assert.ok(maxDiff(singles[i]!.body.data.embedding, singles[j]!.body.data.embedding) > 1e-3, `${i} and ${j} embed alike`);
+        assert.ok(
+          maxDiff(singles[i]!.body.data.embedding, singles[j]!.body.data.embedding) > 1e-3,
+          `${i} and ${j} embed alike`,
+        );
       }
     }
   });
@@ -203,7 +218,9 @@ describe('dnabert2 with a tiny random checkpoint', () => {
     it('gives the same numbers as the reference computed from the .bin of the same seed', async () => {
       const e = await hs.post('/models/dnabert2/predict/batch', { sequences: SEQS, task_type: 'embedding' });
       assert.equal(e.status, 200, JSON.stringify(e.body));
-      e.body.data.predictions.forEach((p: any, i: number) => assertClose(p.embedding, ref[i]!.mean, `safetensors mean ${i}`));
+      e.body.data.predictions.forEach((p: any, i: number) =>
+        assertClose(p.embedding, ref[i]!.mean, `safetensors mean ${i}`),
+      );
       const p = await hs.post('/models/dnabert2/predict', { sequence: SEQS[0], task_type: 'promoter_prediction' });
       assert.ok(Math.abs(p.body.data.prediction - ref[0]!.probabilities![1]!) <= TOL);
     });
@@ -235,14 +252,22 @@ describe('dnabert2 with a tiny random checkpoint', () => {
     });
 
     it('truncates to DNABERT2_MAX_TOKENS, or refuses with truncation: false', async () => {
-      const r = await hh.post('/models/dnabert2/predict', { sequence: long, task_type: 'embedding', options: { return_tokens: true } });
+      const r = await hh.post('/models/dnabert2/predict', {
+        sequence: long,
+        task_type: 'embedding',
+        options: { return_tokens: true },
+      });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(r.body.data.truncated, true);
       assert.equal(r.body.data.num_tokens, 8);
       assert.deepEqual(r.body.data.tokens, headlessRef[1]!.tokens);
       assert.equal(r.body.data.tokens.at(-1), '[SEP]');
       assertClose(r.body.data.embedding, headlessRef[1]!.mean, 'truncated mean');
-      const refused = await hh.post('/models/dnabert2/predict', { sequence: long, task_type: 'embedding', options: { truncation: false } });
+      const refused = await hh.post('/models/dnabert2/predict', {
+        sequence: long,
+        task_type: 'embedding',
+        options: { truncation: false },
+      });
       assert.equal(refused.status, 400);
       assert.equal(refused.body.error.code, 'SEQUENCE_TOO_LONG');
     });

@@ -23,18 +23,27 @@ const TOL = 1e-4;
 
 function requireTorch(): void {
   const r = spawnSync(PYTHON, ['-c', 'import torch, yaml'], { encoding: 'utf8' });
-  if (r.status !== 0) assert.fail(`${PYTHON} cannot import torch and yaml: apt-get install -y python3-torch python3-yaml`);
+  if (r.status !== 0)
+    assert.fail(`${PYTHON} cannot import torch and yaml: apt-get install -y python3-torch python3-yaml`);
 }
 
 function runTool(args: string[]): string {
-  const r = spawnSync(PYTHON, [TOOL, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const r = spawnSync(PYTHON, [TOOL, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
   if (r.status !== 0) throw new Error(`make_tiny_checkpoint.py ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return r.stdout;
 }
 
 function cli(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), ...args], { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), ...args], {
+      cwd,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -80,7 +89,9 @@ describe('evo2 with a tiny random checkpoint of the same block structure', () =>
     ckpt = join(root, 'evo2');
     runTool([ckpt, '--seed', '3']);
     ref = JSON.parse(runTool(['--reference', ckpt, ...SEQS])) as typeof ref;
-    h = await startGateway(['evo2', 'codon', 'codon-verifier'], { model_env: { evo2: { EVO2_MODEL_PATH: ckpt, EVO2_TORCH_THREADS: '1' } } });
+    h = await startGateway(['evo2', 'codon', 'codon-verifier'], {
+      model_env: { evo2: { EVO2_MODEL_PATH: ckpt, EVO2_TORCH_THREADS: '1' } },
+    });
   });
   after(async () => {
     await h?.close();
@@ -88,7 +99,8 @@ describe('evo2 with a tiny random checkpoint of the same block structure', () =>
     rmSync(work, { recursive: true, force: true });
   });
 
-  const predict = (sequence: string, task: string, options: Record<string, unknown> = {}) => h.post('/models/evo2/predict', { sequence, task_type: task, options });
+  const predict = (sequence: string, task: string, options: Record<string, unknown> = {}) =>
+    h.post('/models/evo2/predict', { sequence, task_type: task, options });
 
   it('loads the vortex-layout checkpoint (yml config, .pt with per-head Wqkv and TE _extra_state) and reports ready', async () => {
     const d = await h.get('/health/detailed');
@@ -101,13 +113,24 @@ describe('evo2 with a tiny random checkpoint of the same block structure', () =>
       assert.equal(r.status, 200, JSON.stringify(r.body));
       const out = r.body.data;
       assert.equal(out.log_likelihoods.length, s.length - 1);
-      const diff = out.log_likelihoods.reduce((m: number, x: number, j: number) => Math.max(m, Math.abs(x - ref[i]!.log_likelihoods[j]!)), 0);
+      const diff = out.log_likelihoods.reduce(
+        (m: number, x: number, j: number) => Math.max(m, Math.abs(x - ref[i]!.log_likelihoods[j]!)),
+        0,
+      );
       assert.ok(diff <= TOL, `${s}: max difference ${diff}`);
       const total = ref[i]!.log_likelihoods.reduce((a, b) => a + b, 0);
       assert.ok(Math.abs(out.total_log_likelihood - total) < 1e-3);
       assert.ok(Math.abs(out.sequence_score - total / (s.length - 1)) < 1e-4);
       assert.ok(Math.abs(out.perplexity - Math.exp(-out.sequence_score)) < 1e-9 * out.perplexity);
-      for (const k of ['log_likelihoods', 'total_log_likelihood', 'sequence_score', 'perplexity', 'bits_per_base', 'length']) assert.ok(k in out, k);
+      for (const k of [
+        'log_likelihoods',
+        'total_log_likelihood',
+        'sequence_score',
+        'perplexity',
+        'bits_per_base',
+        'length',
+      ])
+        assert.ok(k in out, k);
       assert.equal(out.length, s.length);
     }
     const one = await predict('A', 'analyze');
@@ -125,35 +148,85 @@ describe('evo2 with a tiny random checkpoint of the same block structure', () =>
     const b = await predict('ATGCGATCG', 'generate_sequence', { length: 30, seed: 5, temperature: 3 });
     assert.equal(a.body.data.continuation, b.body.data.continuation);
     assert.match(a.body.data.continuation, /^[ACGT]{30}$/);
-    for (const k of ['generated_sequence', 'sequence', 'continuation', 'prompt_length', 'length', 'confidence_scores', 'log_likelihood', 'mean_log_likelihood', 'seed', 'temperature']) assert.ok(k in a.body.data, k);
+    for (const k of [
+      'generated_sequence',
+      'sequence',
+      'continuation',
+      'prompt_length',
+      'length',
+      'confidence_scores',
+      'log_likelihood',
+      'mean_log_likelihood',
+      'seed',
+      'temperature',
+    ])
+      assert.ok(k in a.body.data, k);
     assert.equal(a.body.data.confidence_scores.length, 30);
     const ll = a.body.data.confidence_scores.reduce((acc: number, p: number) => acc + Math.log(p), 0);
     assert.ok(Math.abs(ll - a.body.data.log_likelihood) < 1e-6);
     const total = await predict('ATGCGATCG', 'generate_sequence', { total_length: 21, seed: 1 });
     assert.equal(total.body.data.length, 21);
-    for (const [options, code] of [[{ top_k: 5 }, 'INVALID_REQUEST'], [{ temperature: 0 }, 'INVALID_REQUEST'], [{ length: 2001 }, 'INVALID_REQUEST']] as const) {
+    for (const [options, code] of [
+      [{ top_k: 5 }, 'INVALID_REQUEST'],
+      [{ temperature: 0 }, 'INVALID_REQUEST'],
+      [{ length: 2001 }, 'INVALID_REQUEST'],
+    ] as const) {
       const bad = await predict('ACGT', 'generate_sequence', options);
       assert.equal(bad.body.error?.code, code, JSON.stringify(options));
     }
   });
 
   it('streams the continuation as SSE chunks, then the same final output', async () => {
-    const res = await fetch(`${h.url}/models/evo2/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sequence: 'ATGCGATCG', task_type: 'generate_sequence', stream: true, options: { length: 25, seed: 9, chunk_size: 10 } }) });
+    const res = await fetch(`${h.url}/models/evo2/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        sequence: 'ATGCGATCG',
+        task_type: 'generate_sequence',
+        stream: true,
+        options: { length: 25, seed: 9, chunk_size: 10 },
+      }),
+    });
     assert.equal(res.status, 200);
     const events = await readEvents(res);
     const chunks = events.filter((e) => e.event === 'chunk').map((e) => JSON.parse(e.data).data.text as string);
-    assert.deepEqual(chunks.map((c) => c.length), [10, 10, 5]);
+    assert.deepEqual(
+      chunks.map((c) => c.length),
+      [10, 10, 5],
+    );
     const result = JSON.parse(events.find((e) => e.event === 'result')!.data);
     assert.equal(chunks.join(''), result.data.continuation);
-    assert.equal(result.data.continuation, (await predict('ATGCGATCG', 'generate_sequence', { length: 25, seed: 9 })).body.data.continuation);
+    assert.equal(
+      result.data.continuation,
+      (await predict('ATGCGATCG', 'generate_sequence', { length: 25, seed: 9 })).body.data.continuation,
+    );
   });
 
   it("isomodel batch --service evo2 with the seed's exchange files (analyze records and example_task.json)", async () => {
     const inDir = join(work, 'b', 'data', 'input');
     mkdirSync(inDir, { recursive: true });
-    SEQS.forEach((s, i) => writeFileSync(join(inDir, `task_${i}.json`), JSON.stringify({ task: 'analyze', input: { sequence: s } })));
+    SEQS.forEach((s, i) =>
+      writeFileSync(join(inDir, `task_${i}.json`), JSON.stringify({ task: 'analyze', input: { sequence: s } })),
+    );
     writeFileSync(join(inDir, 'example_task.json'), readFileSync(EXAMPLE));
-    const r = await cli(['--models-dir', h.modelsDir, '--state-dir', join(work, 'state'), 'batch', '--service', 'evo2', '--input-dir', inDir, '--workers', '2', '--url', h.url], work);
+    const r = await cli(
+      [
+        '--models-dir',
+        h.modelsDir,
+        '--state-dir',
+        join(work, 'state'),
+        'batch',
+        '--service',
+        'evo2',
+        '--input-dir',
+        inDir,
+        '--workers',
+        '2',
+        '--url',
+        h.url,
+      ],
+      work,
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^Total files:\s+4\nSuccessful:\s+4\nFailed:\s+0\n/m);
     for (const [i, s] of SEQS.entries()) {
@@ -171,14 +244,36 @@ describe('evo2 with a tiny random checkpoint of the same block structure', () =>
 
   it("seed 003's pipeline runs with evo2 in dna-lm's place (generate -> optimise -> verify)", async () => {
     const file = join(work, 'evo2-pipeline.yaml');
-    const def = structuredClone(DEFAULT_PIPELINE) as { steps: { name: string; model: string; options?: Record<string, unknown> }[] };
+    const def = structuredClone(DEFAULT_PIPELINE) as {
+      steps: { name: string; model: string; options?: Record<string, unknown> }[];
+    };
     def.steps[0]!.model = 'evo2';
     def.steps[0]!.options = { total_length: 60, seed: 4 };
     writeFileSync(file, toYaml(def));
     const out = join(work, 'pipeline.jsonl');
-    const r = await cli(['--models-dir', h.modelsDir, '--state-dir', join(work, 'state'), 'pipeline', 'run', file, '--input', EXAMPLE, '--output', out, '--url', h.url], work);
+    const r = await cli(
+      [
+        '--models-dir',
+        h.modelsDir,
+        '--state-dir',
+        join(work, 'state'),
+        'pipeline',
+        'run',
+        file,
+        '--input',
+        EXAMPLE,
+        '--output',
+        out,
+        '--url',
+        h.url,
+      ],
+      work,
+    );
     assert.equal(r.code, 0, r.stderr);
-    const [rec] = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const [rec] = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(rec.status, 'success', JSON.stringify(rec.error));
     assert.equal(rec.output.generate.length, 60);
     assert.ok(rec.output.generate.sequence.startsWith('ATGCGATCG'));
@@ -209,9 +304,16 @@ describe("evo2 with vortex's other conventions (column-split hyena, biases, GELU
     for (const [i, s] of SEQS.entries()) {
       const a = await h.post('/models/evo2/predict', { sequence: s, task_type: 'analyze' });
       assert.equal(a.status, 200, JSON.stringify(a.body));
-      const diff = a.body.data.log_likelihoods.reduce((m: number, x: number, j: number) => Math.max(m, Math.abs(x - ref[i]!.log_likelihoods[j]!)), 0);
+      const diff = a.body.data.log_likelihoods.reduce(
+        (m: number, x: number, j: number) => Math.max(m, Math.abs(x - ref[i]!.log_likelihoods[j]!)),
+        0,
+      );
       assert.ok(diff <= TOL, `${s}: max difference ${diff}`);
-      const g = await h.post('/models/evo2/predict', { sequence: s, task_type: 'generate_sequence', options: { length: 12, top_k: 1 } });
+      const g = await h.post('/models/evo2/predict', {
+        sequence: s,
+        task_type: 'generate_sequence',
+        options: { length: 12, top_k: 1 },
+      });
       assert.equal(g.body.data.continuation, ref[i]!.greedy, s);
     }
   });

@@ -125,7 +125,10 @@ describe('langid model', () => {
     const r = await h.post('/models/langid/predict', { input: 'Où se trouve la gare, s’il vous plaît ?' });
     assert.equal(r.status, 200);
     const d = r.body.data;
-    assert.deepEqual([d.prediction, d.details.name, d.task_type, d.input_type, d.model], ['fr', 'French', 'language_identification', 'text', 'langid']);
+    assert.deepEqual(
+      [d.prediction, d.details.name, d.task_type, d.input_type, d.model],
+      ['fr', 'French', 'language_identification', 'text', 'langid'],
+    );
     assert.deepEqual(Object.keys(d.details.probabilities).sort(), [...LANGS].sort());
     const sum = Object.values(d.details.probabilities as Record<string, number>).reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(sum - 1) < 1e-5, `probabilities sum to ${sum}`);
@@ -134,7 +137,10 @@ describe('langid model', () => {
     assert.ok(d.details.coverage > 0.8 && d.details.coverage <= 1, `coverage ${d.details.coverage}`);
     // Another script: nothing known, so no language (and no made-up confidence).
     const cyr = await h.post('/models/langid/predict', { input: 'Привет, как дела?' });
-    assert.deepEqual([cyr.body.data.prediction, cyr.body.data.confidence, cyr.body.data.details.coverage], [null, null, 0]);
+    assert.deepEqual(
+      [cyr.body.data.prediction, cyr.body.data.confidence, cyr.body.data.details.coverage],
+      [null, null, 0],
+    );
     const none = await h.post('/models/langid/predict', { input: '1234 !!' });
     assert.deepEqual([none.status, none.body.error.code], [400, 'INVALID_INPUT']);
     const long = await h.post('/models/langid/predict', { input: 'a'.repeat(10_001) });
@@ -163,7 +169,9 @@ describe('langid model', () => {
     });
     const ok = [...perLang.values()].reduce((a, [k]) => a + k, 0);
     const accuracy = ok / rows.length;
-    t.diagnostic(`held-out 3-word sentences: ${(accuracy * 100).toFixed(2)} % of ${rows.length}; ${[...perLang].map(([l, [k, n]]) => `${l} ${((100 * k) / n).toFixed(1)}`).join(', ')}`);
+    t.diagnostic(
+      `held-out 3-word sentences: ${(accuracy * 100).toFixed(2)} % of ${rows.length}; ${[...perLang].map(([l, [k, n]]) => `${l} ${((100 * k) / n).toFixed(1)}`).join(', ')}`,
+    );
     assert.equal(Number(accuracy.toFixed(4)), REPORT.eval_files['test_sentences_3.tsv'].accuracy);
     assert.ok(accuracy >= 0.97, `sentence accuracy ${accuracy}`);
     for (const [lang, [k, n]] of perLang) assert.ok(k / n >= 0.95, `${lang}: ${k}/${n}`);
@@ -172,8 +180,12 @@ describe('langid model', () => {
   it('real sentences written for this test: at least 36 of 42 right', async (t) => {
     const items = LANGS.flatMap((l) => REAL_SENTENCES[l].map((s) => ({ lang: l, text: s })));
     const preds = await predictBatch(items.map((x) => x.text));
-    const wrong = items.map((x, i) => ({ ...x, got: preds[i].prediction, p: preds[i].confidence })).filter((x) => x.got !== x.lang);
-    t.diagnostic(`real sentences: ${items.length - wrong.length}/${items.length}; wrong: ${wrong.map((w) => `${w.lang}→${w.got} (${w.p}) "${w.text}"`).join(' | ') || 'none'}`);
+    const wrong = items
+      .map((x, i) => ({ ...x, got: preds[i].prediction, p: preds[i].confidence }))
+      .filter((x) => x.got !== x.lang);
+    t.diagnostic(
+      `real sentences: ${items.length - wrong.length}/${items.length}; wrong: ${wrong.map((w) => `${w.lang}→${w.got} (${w.p}) "${w.text}"`).join(' | ') || 'none'}`,
+    );
     assert.ok(items.length - wrong.length >= 36, `${items.length - wrong.length}/${items.length}`);
   });
 });
@@ -181,26 +193,58 @@ describe('langid model', () => {
 // The quick retrain (the dev-set choice read from the shipped report) rebuilds the table from the
 // word lists; it must equal the shipped one byte for byte (uncompressed: zlib versions may differ).
 const PYTHON = '/usr/bin/python3';
-const LISTS = ['american-english', 'british-english', 'ngerman', 'french', 'spanish', 'italian', 'portuguese', 'dutch'].map((f) => join('/usr/share/dict', f));
+const LISTS = [
+  'american-english',
+  'british-english',
+  'ngerman',
+  'french',
+  'spanish',
+  'italian',
+  'portuguese',
+  'dutch',
+].map((f) => join('/usr/share/dict', f));
 const missingLists = LISTS.filter((f) => !existsSync(f));
-const skip = missingLists.length ? `word lists not installed (apt-get install wamerican wbritish wngerman wfrench wspanish witalian wportuguese wdutch): ${missingLists.join(', ')}` : !existsSync(PYTHON) ? `${PYTHON} not found` : false;
+const skip = missingLists.length
+  ? `word lists not installed (apt-get install wamerican wbritish wngerman wfrench wspanish witalian wportuguese wdutch): ${missingLists.join(', ')}`
+  : !existsSync(PYTHON)
+    ? `${PYTHON} not found`
+    : false;
 
 describe('langid training', () => {
-  it('a quick retrain writes the shipped table and test vectors, byte for byte', { skip, timeout: 1_200_000 }, async (t) => {
-    for (const s of REPORT.data.sources) {
-      assert.equal(createHash('sha256').update(readFileSync(s.file)).digest('hex'), s.sha256, `${s.file} is not the list the shipped model was trained on`);
-    }
-    const out = mkdtempSync(join(tmpdir(), 'isomodel-train-langid-'));
-    try {
-      const started = Date.now();
-      await promisify(execFile)(PYTHON, [join(PACKAGE_ROOT, 'training', 'train_langid.py'), '--final-only', '--out', out], { timeout: 1_200_000, maxBuffer: 16 * 1024 * 1024 });
-      t.diagnostic(`train_langid.py --final-only: ${((Date.now() - started) / 1000).toFixed(0)} s`);
-      const table = (dir: string) => createHash('sha256').update(gunzipSync(readFileSync(join(dir, 'data', 'ngram_counts.tsv.gz')))).digest('hex');
-      assert.equal(table(out), table(PKG));
-      assert.equal(table(out), JSON.parse(readFileSync(join(PKG, 'data', 'langid.json'), 'utf8')).counts_sha256_uncompressed);
-      for (const f of ['data/langid.json', 'test_vectors.json']) assert.equal(readFileSync(join(out, f), 'utf8'), readFileSync(join(PKG, f), 'utf8'), f);
-    } finally {
-      rmSync(out, { recursive: true, force: true });
-    }
-  });
+  it(
+    'a quick retrain writes the shipped table and test vectors, byte for byte',
+    { skip, timeout: 1_200_000 },
+    async (t) => {
+      for (const s of REPORT.data.sources) {
+        assert.equal(
+          createHash('sha256').update(readFileSync(s.file)).digest('hex'),
+          s.sha256,
+          `${s.file} is not the list the shipped model was trained on`,
+        );
+      }
+      const out = mkdtempSync(join(tmpdir(), 'isomodel-train-langid-'));
+      try {
+        const started = Date.now();
+        await promisify(execFile)(
+          PYTHON,
+          [join(PACKAGE_ROOT, 'training', 'train_langid.py'), '--final-only', '--out', out],
+          { timeout: 1_200_000, maxBuffer: 16 * 1024 * 1024 },
+        );
+        t.diagnostic(`train_langid.py --final-only: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+        const table = (dir: string) =>
+          createHash('sha256')
+            .update(gunzipSync(readFileSync(join(dir, 'data', 'ngram_counts.tsv.gz'))))
+            .digest('hex');
+        assert.equal(table(out), table(PKG));
+        assert.equal(
+          table(out),
+          JSON.parse(readFileSync(join(PKG, 'data', 'langid.json'), 'utf8')).counts_sha256_uncompressed,
+        );
+        for (const f of ['data/langid.json', 'test_vectors.json'])
+          assert.equal(readFileSync(join(out, f), 'utf8'), readFileSync(join(PKG, f), 'utf8'), f);
+      } finally {
+        rmSync(out, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -21,11 +21,12 @@ const PROTEIN = 'MKTLLILTAVVLLQW';
 const SEQS = [DNA, RNA, PROTEIN, 'GGAUCC', 'ACGTRYKM', 'MSTNPKPQRKTKRNTNRRPQDVKFPGG'];
 const NO_TORCH = torchProblem();
 
-
 describe('lucaone-onnx without an export', () => {
   let h: Harness;
   before(async () => {
-    h = await startGateway(['lucaone-onnx'], { model_env: { 'lucaone-onnx': { LUCAONE_ONNX_PATH: '/nonexistent/lucaone-onnx' } } });
+    h = await startGateway(['lucaone-onnx'], {
+      model_env: { 'lucaone-onnx': { LUCAONE_ONNX_PATH: '/nonexistent/lucaone-onnx' } },
+    });
   });
   after(async () => h?.close());
 
@@ -49,16 +50,28 @@ describe('lucaone-onnx equals lucaone on a tiny random checkpoint', { skip: NO_T
   let h: Harness;
   const agree = new Agreement(RTOL);
 
-  const both = (path: 'predict' | 'predict/batch', body: Record<string, unknown>) => agree.both(h, { py: 'lucaone', onnx: 'lucaone-onnx' }, path, body);
+  const both = (path: 'predict' | 'predict/batch', body: Record<string, unknown>) =>
+    agree.both(h, { py: 'lucaone', onnx: 'lucaone-onnx' }, path, body);
 
   before(async () => {
     const root = workerTmpDir('isomodel-lucaone-onnx-');
     weights = join(root, 'weights');
     onnxDir = join(root, 'onnx');
-    runPython([join(TOOLS, 'make_tiny_checkpoint.py'), 'make', weights, '--hidden', String(HIDDEN), '--head', 'classification']);
+    runPython([
+      join(TOOLS, 'make_tiny_checkpoint.py'),
+      'make',
+      weights,
+      '--hidden',
+      String(HIDDEN),
+      '--head',
+      'classification',
+    ]);
     runPython([join(TOOLS, 'export_onnx.py'), weights, onnxDir]);
     h = await startGateway(['lucaone', 'lucaone-onnx'], {
-      model_env: { lucaone: { LUCAONE_MODEL_PATH: weights, LUCAONE_NUM_THREADS: '1' }, 'lucaone-onnx': { LUCAONE_ONNX_PATH: onnxDir } },
+      model_env: {
+        lucaone: { LUCAONE_MODEL_PATH: weights, LUCAONE_NUM_THREADS: '1' },
+        'lucaone-onnx': { LUCAONE_ONNX_PATH: onnxDir },
+      },
     });
   });
   after(async () => {
@@ -72,7 +85,8 @@ describe('lucaone-onnx equals lucaone on a tiny random checkpoint', { skip: NO_T
     assert.deepEqual(info.heads.classification.labels, ['enzyme', 'transporter', 'other']);
     assert.equal(info.tokens.length, 39);
     const d = await h.get('/health/detailed');
-    for (const name of ['lucaone', 'lucaone-onnx']) assert.equal(d.body.data.models.find((x: any) => x.name === name).status, 'ready', name);
+    for (const name of ['lucaone', 'lucaone-onnx'])
+      assert.equal(d.body.data.models.find((x: any) => x.name === name).status, 'ready', name);
   });
 
   it('DNA, RNA and protein embeddings are equal, [CLS] and mean pooling', async (t) => {
@@ -92,9 +106,17 @@ describe('lucaone-onnx equals lucaone on a tiny random checkpoint', { skip: NO_T
   });
 
   it('seq_type overrides and their refusals are the same', async () => {
-    const asProtein = await both('predict', { sequence: 'ACGTACGT', task_type: 'embedding', options: { seq_type: 'protein' } });
+    const asProtein = await both('predict', {
+      sequence: 'ACGTACGT',
+      task_type: 'embedding',
+      options: { seq_type: 'protein' },
+    });
     assert.equal(asProtein.onnx.token_type_id, 1);
-    await both('predict', { sequence: 'ACGTACGT', task_type: 'embedding', options: { seq_type: 'rna', pooling: 'mean' } });
+    await both('predict', {
+      sequence: 'ACGTACGT',
+      task_type: 'embedding',
+      options: { seq_type: 'rna', pooling: 'mean' },
+    });
     for (const [sequence, options] of [
       ['ACGT', { seq_type: 'lipid' }],
       [PROTEIN, { seq_type: 'gene' }],
@@ -116,7 +138,11 @@ describe('lucaone-onnx equals lucaone on a tiny random checkpoint', { skip: NO_T
       assert.equal(onnx.output_mode, 'multi_class');
     }
     await both('predict/batch', { sequences: SEQS, task_type: 'classification' });
-    const pooled = await both('predict', { sequence: PROTEIN, task_type: 'classification', options: { pooling: 'mean' } });
+    const pooled = await both('predict', {
+      sequence: PROTEIN,
+      task_type: 'classification',
+      options: { pooling: 'mean' },
+    });
     assert.equal(pooled.status, 400);
     assert.equal(pooled.onnx.message, pooled.py.message);
     t.diagnostic(`with the head: ${agree}`);
@@ -137,7 +163,8 @@ describe('lucaone-onnx equals lucaone on a tiny random checkpoint', { skip: NO_T
         const single = await h.post('/models/lucaone-onnx/predict', { sequence: seq, task_type: 'embedding', options });
         const alone = single.body.data;
         agree.same(alone.embedding, onnx.predictions[i].embedding, `batch item ${i} vs single`);
-        for (const k of ['seq_type', 'token_type_id', 'tokens', 'truncated']) assert.equal(onnx.predictions[i][k], alone[k], `${k} of item ${i}`);
+        for (const k of ['seq_type', 'token_type_id', 'tokens', 'truncated'])
+          assert.equal(onnx.predictions[i][k], alone[k], `${k} of item ${i}`);
       }
     }
   });
@@ -145,7 +172,11 @@ describe('lucaone-onnx equals lucaone on a tiny random checkpoint', { skip: NO_T
   it('truncates over-long inputs as the adapter does, from either end', async (t) => {
     const long = Array.from({ length: 4100 }, (_, i) => 'ACGT'[(i * 5 + (i >> 2)) % 4]).join('');
     for (const trunc_type of ['right', 'left']) {
-      const { py, onnx } = await both('predict', { sequence: long, task_type: 'embedding', options: { trunc_type, pooling: 'mean' } });
+      const { py, onnx } = await both('predict', {
+        sequence: long,
+        task_type: 'embedding',
+        options: { trunc_type, pooling: 'mean' },
+      });
       assert.equal(py.truncated, true);
       assert.equal(onnx.tokens, 4096);
     }

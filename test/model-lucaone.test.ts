@@ -35,7 +35,10 @@ function probeTorch(): string | null {
 
 function requireTorch(): void {
   const problem = torchProblem();
-  if (problem) assert.fail(`${problem}. The lucaone tests need PyTorch for ${PYTHON}: apt-get install -y python3-torch python3-numpy`);
+  if (problem)
+    assert.fail(
+      `${problem}. The lucaone tests need PyTorch for ${PYTHON}: apt-get install -y python3-torch python3-numpy`,
+    );
 }
 
 interface RefItem {
@@ -112,11 +115,18 @@ describe('lucaone with a tiny checkpoint in the real layout', () => {
   before(async () => {
     requireTorch();
     weights = workerTmpDir('lucaone-tiny-');
-    execFileSync(PYTHON, [TOOL, 'make', weights, '--hidden', String(HIDDEN), '--head', 'classification'], { timeout: 300_000 });
+    execFileSync(PYTHON, [TOOL, 'make', weights, '--hidden', String(HIDDEN), '--head', 'classification'], {
+      timeout: 300_000,
+    });
     const names = Object.keys(REF_ITEMS);
-    const results = reference(weights, names.map((n) => REF_ITEMS[n]!));
+    const results = reference(
+      weights,
+      names.map((n) => REF_ITEMS[n]!),
+    );
     ref = Object.fromEntries(names.map((n, i) => [n, results[i]!]));
-    h = await startGateway(['lucaone'], { model_env: { lucaone: { LUCAONE_MODEL_PATH: weights, LUCAONE_NUM_THREADS: '1' } } });
+    h = await startGateway(['lucaone'], {
+      model_env: { lucaone: { LUCAONE_MODEL_PATH: weights, LUCAONE_NUM_THREADS: '1' } },
+    });
   });
   after(async () => {
     await h?.close();

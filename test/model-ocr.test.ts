@@ -50,13 +50,15 @@ function levenshtein<T>(a: readonly T[], b: readonly T[]): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     prev = cur;
   }
   return prev[b.length]!;
 }
 const normalise = (s: string): string => s.split(/\s+/).filter(Boolean).join(' ');
-const cer = (ref: string, hyp: string): number => levenshtein([...normalise(ref)], [...normalise(hyp)]) / normalise(ref).length;
+const cer = (ref: string, hyp: string): number =>
+  levenshtein([...normalise(ref)], [...normalise(hyp)]) / normalise(ref).length;
 
 const skip = missing();
 if (skip && process.env.CI) throw new Error(skip);
@@ -67,7 +69,9 @@ describe('ocr model (Tesseract, images)', { skip: skip ?? false }, () => {
   let cases: Case[];
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'isomodel-ocr-'));
-    await promisify(execFile)(PYTHON, [join(PACKAGE_ROOT, 'training', 'eval_ocr.py'), '--render', dir], { timeout: 120_000 });
+    await promisify(execFile)(PYTHON, [join(PACKAGE_ROOT, 'training', 'eval_ocr.py'), '--render', dir], {
+      timeout: 120_000,
+    });
     cases = (JSON.parse(readFileSync(join(dir, 'labels.json'), 'utf8')) as { cases: Case[] }).cases;
     h = await startGateway(['ocr']);
   });
@@ -77,7 +81,10 @@ describe('ocr model (Tesseract, images)', { skip: skip ?? false }, () => {
   });
 
   const read = (c: Case, options: Record<string, unknown> = {}) =>
-    h.post<{ data: OcrOut & { input_type: string }; error?: { code: string }; message: string }>('/models/ocr/predict', { input: { data: readFileSync(join(dir, c.file)).toString('base64'), format: c.format }, options });
+    h.post<{ data: OcrOut & { input_type: string }; error?: { code: string }; message: string }>(
+      '/models/ocr/predict',
+      { input: { data: readFileSync(join(dir, c.file)).toString('base64'), format: c.format }, options },
+    );
 
   it('reads rendered text: under 3 % character errors over the legible images, clean text exactly', async () => {
     // The small (8 px) text is below what Tesseract reads; the card reports it apart.
@@ -99,7 +106,13 @@ describe('ocr model (Tesseract, images)', { skip: skip ?? false }, () => {
       // words: in reading order they spell the text; boxes inside the image; confidences 0..100
       assert.equal(out.words.map((w) => w.text).join(' '), normalise(out.text));
       for (const w of out.words) {
-        assert.ok(w.box.x >= 0 && w.box.y >= 0 && w.box.x + w.box.width <= out.details.image.width && w.box.y + w.box.height <= out.details.image.height, JSON.stringify(w));
+        assert.ok(
+          w.box.x >= 0 &&
+            w.box.y >= 0 &&
+            w.box.x + w.box.width <= out.details.image.width &&
+            w.box.y + w.box.height <= out.details.image.height,
+          JSON.stringify(w),
+        );
         assert.ok(w.confidence >= 0 && w.confidence <= 100);
       }
       assert.ok(out.confidence! > 0 && out.confidence! <= 1);
@@ -132,7 +145,11 @@ describe('ocr model (Tesseract, images)', { skip: skip ?? false }, () => {
     assert.deepEqual(blank.body.data.words, []);
     assert.equal(blank.body.data.confidence, null);
     const jpeg = cases.find((x) => x.format === 'jpeg' && x.condition === 'serif_jpeg')!;
-    const res = await fetch(`${h.url}/models/ocr/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: readFileSync(join(dir, jpeg.file)) });
+    const res = await fetch(`${h.url}/models/ocr/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg' },
+      body: readFileSync(join(dir, jpeg.file)),
+    });
     const body = (await res.json()) as { data: OcrOut };
     assert.equal(res.status, 200);
     assert.ok(cer(jpeg.text, body.data.text) < 0.05);
@@ -144,7 +161,9 @@ describe('ocr model (Tesseract, images)', { skip: skip ?? false }, () => {
 
   it('a batch reads each image on its own', async () => {
     const two = cases.filter((c) => c.condition === 'clean_sans').slice(0, 2);
-    const r = await h.post<{ data: { predictions: (OcrOut & { index: number })[] } }>('/models/ocr/predict/batch', { inputs: two.map((c) => ({ data: readFileSync(join(dir, c.file)).toString('base64'), format: c.format })) });
+    const r = await h.post<{ data: { predictions: (OcrOut & { index: number })[] } }>('/models/ocr/predict/batch', {
+      inputs: two.map((c) => ({ data: readFileSync(join(dir, c.file)).toString('base64'), format: c.format })),
+    });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     two.forEach((c, i) => assert.equal(normalise(r.body.data.predictions[i]!.text), normalise(c.text)));
   });
@@ -152,9 +171,13 @@ describe('ocr model (Tesseract, images)', { skip: skip ?? false }, () => {
 
 describe('ocr model without tesseract', { skip: skip ?? false }, () => {
   it('fails to load with MODEL_NOT_LOADED naming the apt packages; the gateway keeps serving', async () => {
-    const h = await startGateway(['ocr', 'revcomp'], { model_env: { ocr: { TESSERACT_BINARY: '/nonexistent/tesseract' } } });
+    const h = await startGateway(['ocr', 'revcomp'], {
+      model_env: { ocr: { TESSERACT_BINARY: '/nonexistent/tesseract' } },
+    });
     try {
-      const r = await h.post<{ error: { code: string }; message: string }>('/models/ocr/predict', { input: makePng(10, 10).toString('base64') });
+      const r = await h.post<{ error: { code: string }; message: string }>('/models/ocr/predict', {
+        input: makePng(10, 10).toString('base64'),
+      });
       assert.equal(r.status, 503);
       assert.equal(r.body.error.code, 'MODEL_NOT_LOADED');
       assert.match(r.body.message, /apt-get install tesseract-ocr tesseract-ocr-eng/);

@@ -12,7 +12,8 @@ interface Vectors {
   tolerance: number;
   cases: { sequence: string; probabilities: number[] }[];
 }
-const vectors = (model: string): Vectors => JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, model, 'test_vectors.json'), 'utf8')) as Vectors;
+const vectors = (model: string): Vectors =>
+  JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, model, 'test_vectors.json'), 'utf8')) as Vectors;
 
 describe('ONNX models', () => {
   let h: Harness;
@@ -28,7 +29,12 @@ describe('ONNX models', () => {
     for (const [i, c] of v.cases.entries()) {
       const single = await h.post('/models/splice/predict', { sequence: c.sequence });
       for (const out of [single.body.data, batch.body.data.predictions[i]]) {
-        v.classes.forEach((cls, k) => assert.ok(Math.abs(out.probabilities[cls] - c.probabilities[k]!) < v.tolerance, `${cls}: ${out.probabilities[cls]} vs ${c.probabilities[k]}`));
+        v.classes.forEach((cls, k) =>
+          assert.ok(
+            Math.abs(out.probabilities[cls] - c.probabilities[k]!) < v.tolerance,
+            `${cls}: ${out.probabilities[cls]} vs ${c.probabilities[k]}`,
+          ),
+        );
         const best = v.classes[c.probabilities.indexOf(Math.max(...c.probabilities))];
         assert.equal(out.prediction, best);
         assert.equal(out.confidence, out.probabilities[best!]);
@@ -46,7 +52,10 @@ describe('ONNX models', () => {
       assert.ok(Math.abs(r.body.data.confidence - Math.max(p, 1 - p)) < v.tolerance);
       assert.equal(r.body.data.details.class, p >= 0.5 ? 'promoter' : 'non_promoter');
     }
-    const noConf = await h.post('/models/promoter/predict', { sequence: v.cases[0]!.sequence, options: { return_confidence: false } });
+    const noConf = await h.post('/models/promoter/predict', {
+      sequence: v.cases[0]!.sequence,
+      options: { return_confidence: false },
+    });
     assert.ok(!('confidence' in noConf.body.data));
   });
 
@@ -56,7 +65,9 @@ describe('ONNX models', () => {
     const res = await Promise.all(seqs.map((c) => h.post('/models/splice/predict', { sequence: c.sequence })));
     res.forEach((r, i) => {
       assert.equal(r.status, 200);
-      v.classes.forEach((cls, k) => assert.ok(Math.abs(r.body.data.probabilities[cls] - seqs[i]!.probabilities[k]!) < v.tolerance));
+      v.classes.forEach((cls, k) =>
+        assert.ok(Math.abs(r.body.data.probabilities[cls] - seqs[i]!.probabilities[k]!) < v.tolerance),
+      );
     });
     const m = await h.get('/models/splice/metrics');
     assert.ok(m.body.data.model_metrics.average_batch_size > 1, 'the ONNX session saw real batches');

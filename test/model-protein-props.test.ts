@@ -20,7 +20,6 @@ const REL_TOL = 1e-6;
 const ABS_TOL = 1e-9;
 const PH_VALUES = [0, 3.5, 10.25, 14];
 
-
 const rand = mulberry32(20240611);
 const randInt = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
 const randomProtein = (length: number, alphabet = STANDARD): string =>
@@ -29,7 +28,8 @@ const randomProtein = (length: number, alphabet = STANDARD): string =>
 // 300 random sequences over the 20 standard amino acids, lengths 1..400.
 const RANDOM = Array.from({ length: 300 }, () => randomProtein(randInt(1, 400)));
 // Biopython's ProtParam doctest protein (MW 17103.16, pI 7.72, instability 41.98).
-const DOCTEST = 'MAEGEITTFTALTEKFNLPPGNYKKPKLLYCSNGGHFLRILPDGTVDGTRDRSDQHIQLQLSAESVGEVYIKSTETGQYLAMDTSGLLYGSQTPSEECLFLERLEENHYNTYTSKKHAEKNWFVGLKKNGSCKRGPRTHYGQKAILFLPLPV';
+const DOCTEST =
+  'MAEGEITTFTALTEKFNLPPGNYKKPKLLYCSNGGHFLRILPDGTVDGTRDRSDQHIQLQLSAESVGEVYIKSTETGQYLAMDTSGLLYGSQTPSEECLFLERLEENHYNTYTSKKHAEKNWFVGLKKNGSCKRGPRTHYGQKAILFLPLPV';
 const EDGE = [
   ...STANDARD.split(''), // every single residue (N-/C-terminal pK special cases included)
   'K'.repeat(60), // all one residue: basic
@@ -45,7 +45,16 @@ const EDGE = [
 ];
 const STANDARD_SEQUENCES = [...RANDOM, ...EDGE];
 // U (selenocysteine) and O (pyrrolysine): handled as Biopython does, null where it raises.
-const U_O_SEQUENCES = ['MKUW', 'U', 'O', 'MOK', 'UU', 'AU', 'UA', ...Array.from({ length: 8 }, () => randomProtein(randInt(2, 120), STANDARD + 'UO'))];
+const U_O_SEQUENCES = [
+  'MKUW',
+  'U',
+  'O',
+  'MOK',
+  'UU',
+  'AU',
+  'UA',
+  ...Array.from({ length: 8 }, () => randomProtein(randInt(2, 120), STANDARD + 'UO')),
+];
 const PH_SEQUENCES = RANDOM.slice(0, 30);
 // Ambiguous letters: [sequence, first ambiguous letter, its 1-based position].
 const AMBIGUOUS_CASES: [string, string, number][] = [
@@ -106,16 +115,27 @@ class Agreement {
       assert.equal(typeof got, 'number', `${label}: ${property} is ${JSON.stringify(got)}, Biopython says ${want}`);
       const diff = Math.abs((got as number) - want);
       const rel = want === 0 ? diff : diff / Math.abs(want);
-      assert.ok(diff <= REL_TOL * Math.abs(want) || diff <= ABS_TOL, `${label}: ${property} = ${String(got)}, Biopython ${want} (relative difference ${rel})`);
+      assert.ok(
+        diff <= REL_TOL * Math.abs(want) || diff <= ABS_TOL,
+        `${label}: ${property} = ${String(got)}, Biopython ${want} (relative difference ${rel})`,
+      );
       const key = property.startsWith('amino_acid_percent.') ? 'amino_acid_percent' : property;
       this.worst.set(key, Math.max(this.worst.get(key) ?? 0, rel));
       this.compared++;
       return;
     }
     assert.ok(want !== null && typeof want === 'object', `${label}: unexpected reference value for ${property}`);
-    assert.ok(got !== null && typeof got === 'object', `${label}: ${property} is ${JSON.stringify(got)}, expected an object`);
-    assert.deepEqual(Object.keys(got as object).sort(), Object.keys(want as object).sort(), `${label}: keys of ${property}`);
-    for (const [k, v] of Object.entries(want as Record<string, unknown>)) this.check(label, `${property}.${k}`, (got as Record<string, unknown>)[k], v);
+    assert.ok(
+      got !== null && typeof got === 'object',
+      `${label}: ${property} is ${JSON.stringify(got)}, expected an object`,
+    );
+    assert.deepEqual(
+      Object.keys(got as object).sort(),
+      Object.keys(want as object).sort(),
+      `${label}: keys of ${property}`,
+    );
+    for (const [k, v] of Object.entries(want as Record<string, unknown>))
+      this.check(label, `${property}.${k}`, (got as Record<string, unknown>)[k], v);
   }
 
   /** Compares one model output with one reference result, property by property. */
@@ -157,7 +177,9 @@ describe('protein-props model (Biopython ProtParam reference)', () => {
   };
 
   const predictBatch = async (sequences: string[], options: Record<string, unknown> = {}): Promise<any[]> => {
-    const responses = await Promise.all(chunks(sequences, MAX_PER_REQUEST).map((part) => h!.post(BATCH_ROUTE, { sequences: part, options })));
+    const responses = await Promise.all(
+      chunks(sequences, MAX_PER_REQUEST).map((part) => h!.post(BATCH_ROUTE, { sequences: part, options })),
+    );
     return responses.flatMap((r) => {
       assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 2000));
       assert.equal(r.body.success, true);
@@ -200,7 +222,9 @@ describe('protein-props model (Biopython ProtParam reference)', () => {
     // 8 scalars (two masses, pI, charge, gravy, instability, aromaticity, length) + 2 extinction
     // coefficients + 3 structure fractions + 20 composition fractions per sequence.
     assert.equal(agreement.compared, STANDARD_SEQUENCES.length * 33);
-    t.diagnostic(`Biopython ${ref().version}; max relative difference per property over ${predictions.length} sequences:`);
+    t.diagnostic(
+      `Biopython ${ref().version}; max relative difference per property over ${predictions.length} sequences:`,
+    );
     for (const line of agreement.table()) t.diagnostic(line);
     // Spot-check against Biopython's own doctest values.
     const doctest = predictions[STANDARD_SEQUENCES.indexOf(DOCTEST)];
@@ -217,7 +241,12 @@ describe('protein-props model (Biopython ProtParam reference)', () => {
       const predictions = await predictBatch(PH_SEQUENCES, { ph });
       predictions.forEach((p, i) => {
         assert.equal(p.ph, ph);
-        agreement.check(`pH ${ph}, sequence ${i}`, 'charge_at_ph', p.charge_at_ph, refFor('ph', i, phIndex).charge_at_ph);
+        agreement.check(
+          `pH ${ph}, sequence ${i}`,
+          'charge_at_ph',
+          p.charge_at_ph,
+          refFor('ph', i, phIndex).charge_at_ph,
+        );
         assert.notEqual(p.charge_at_ph, atSeven[i].charge_at_ph, `pH ${ph} changes the charge of sequence ${i}`);
         // Everything else does not depend on the pH.
         assert.equal(p.isoelectric_point, atSeven[i].isoelectric_point);
@@ -225,7 +254,10 @@ describe('protein-props model (Biopython ProtParam reference)', () => {
       });
     }
     // Acidic pH makes proteins positive, basic pH negative.
-    const [low, high] = await Promise.all([predictBatch(PH_SEQUENCES, { ph: 0 }), predictBatch(PH_SEQUENCES, { ph: 14 })]);
+    const [low, high] = await Promise.all([
+      predictBatch(PH_SEQUENCES, { ph: 0 }),
+      predictBatch(PH_SEQUENCES, { ph: 14 }),
+    ]);
     low.forEach((p) => assert.ok(p.charge_at_ph > 0));
     high.forEach((p) => assert.ok(p.charge_at_ph < 0));
   });
@@ -286,7 +318,9 @@ describe('protein-props model (Biopython ProtParam reference)', () => {
     assert.equal(r.body.data.predictions[cases.length].length, 5);
 
     // Biopython agrees these cannot be weighed.
-    cases.forEach(([seq], i) => assert.match(refFor('ambiguous', i).errors.molecular_weight, /not a valid unambiguous letter/, seq));
+    cases.forEach(([seq], i) =>
+      assert.match(refFor('ambiguous', i).errors.molecular_weight, /not a valid unambiguous letter/, seq),
+    );
   });
 
   it('U and O are handled as Biopython does: values where it has them, null with a warning where it raises', async () => {
@@ -304,7 +338,9 @@ describe('protein-props model (Biopython ProtParam reference)', () => {
       assert.deepEqual(nulls.sort(), Object.keys(want.errors).sort(), seq);
       if (nulls.length) {
         assert.equal(p.warnings.length, nulls.length, seq);
-        nulls.forEach((k, j) => assert.match(p.warnings[j], new RegExp(`^${k} is null: .*(selenocysteine|pyrrolysine)`)));
+        nulls.forEach((k, j) =>
+          assert.match(p.warnings[j], new RegExp(`^${k} is null: .*(selenocysteine|pyrrolysine)`)),
+        );
       } else assert.equal(p.warnings, undefined);
     });
     assert.equal(predictions[0].gravy, null); // MKUW

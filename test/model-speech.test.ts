@@ -16,13 +16,32 @@ import { startGateway, type Harness } from './helpers.js';
 import { makePng, makeWav } from './media.js';
 
 const PYTHON = '/usr/bin/python3';
-const COMMANDS = ['turn on the light', 'turn off the light', 'open the door', 'close the door', 'what time is it', 'play some music', 'stop the music', 'call my mother', 'yes please', 'no thanks'];
+const COMMANDS = [
+  'turn on the light',
+  'turn off the light',
+  'open the door',
+  'close the door',
+  'what time is it',
+  'play some music',
+  'stop the music',
+  'call my mother',
+  'yes please',
+  'no thanks',
+];
 
 function missing(): string | null {
   const e = spawnSync('espeak-ng', ['--version'], { encoding: 'utf8' });
   if (e.error || e.status !== 0) return 'espeak-ng is not installed (apt-get install espeak-ng)';
-  const p = spawnSync(PYTHON, ['-c', 'import pocketsphinx, numpy, os; assert os.path.exists(os.path.join(pocketsphinx.get_model_path(), "en-us.lm.bin"))'], { encoding: 'utf8' });
-  if (p.error || p.status !== 0) return `${PYTHON} has no pocketsphinx with its US English model (apt-get install python3-pocketsphinx pocketsphinx-en-us python3-numpy)`;
+  const p = spawnSync(
+    PYTHON,
+    [
+      '-c',
+      'import pocketsphinx, numpy, os; assert os.path.exists(os.path.join(pocketsphinx.get_model_path(), "en-us.lm.bin"))',
+    ],
+    { encoding: 'utf8' },
+  );
+  if (p.error || p.status !== 0)
+    return `${PYTHON} has no pocketsphinx with its US English model (apt-get install python3-pocketsphinx pocketsphinx-en-us python3-numpy)`;
   return null;
 }
 
@@ -30,7 +49,10 @@ interface SpeechOut {
   prediction: string;
   text: string;
   words?: { word: string; start_s: number; end_s: number }[];
-  details: { mode: string; audio: { sample_rate: number; channels: number; bits: number; encoding: string; duration_s: number } };
+  details: {
+    mode: string;
+    audio: { sample_rate: number; channels: number; bits: number; encoding: string; duration_s: number };
+  };
 }
 type Reply = { data: SpeechOut & { input_type: string }; error?: { code: string }; message: string };
 
@@ -38,7 +60,10 @@ type Reply = { data: SpeechOut & { input_type: string }; error?: { code: string 
 function samplesOf(wav: Buffer): { rate: number; samples: Int16Array } {
   assert.equal(wav.toString('latin1', 36, 40), 'data');
   const pcm = wav.subarray(44, 44 + wav.readUInt32LE(40));
-  return { rate: wav.readUInt32LE(24), samples: new Int16Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + (pcm.length & ~1))) };
+  return {
+    rate: wav.readUInt32LE(24),
+    samples: new Int16Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + (pcm.length & ~1))),
+  };
 }
 
 /** A WAV with `channels` copies of each sample in the given encoding (1 = PCM, 3 = float). */
@@ -81,7 +106,8 @@ describe('speech model (PocketSphinx, audio)', { skip: skip ?? false }, () => {
     await promisify(execFile)('espeak-ng', ['-v', voice, '-s', String(speed), '-w', file, text], { timeout: 60_000 });
     return readFileSync(file);
   };
-  const hear = (wav: Buffer, options: Record<string, unknown> = {}) => h.post<Reply>('/models/speech/predict', { input: wav.toString('base64'), options });
+  const hear = (wav: Buffer, options: Record<string, unknown> = {}) =>
+    h.post<Reply>('/models/speech/predict', { input: wav.toString('base64'), options });
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'isomodel-speech-'));
@@ -95,7 +121,9 @@ describe('speech model (PocketSphinx, audio)', { skip: skip ?? false }, () => {
   it('spoken commands come back as the exact phrase when the phrases are listed', async () => {
     let right = 0;
     for (const [i, command] of COMMANDS.entries()) {
-      const r = await hear(await say(command, i % 2 ? 'en-us+f2' : 'en-us'), { phrases: COMMANDS.map((c) => c.toUpperCase() + '!') });
+      const r = await hear(await say(command, i % 2 ? 'en-us+f2' : 'en-us'), {
+        phrases: COMMANDS.map((c) => c.toUpperCase() + '!'),
+      });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(r.body.data.details.mode, 'phrases');
       assert.ok(COMMANDS.includes(r.body.data.text), `the answer is one of the phrases: ${r.body.data.text}`);
@@ -118,7 +146,8 @@ describe('speech model (PocketSphinx, audio)', { skip: skip ?? false }, () => {
       const r = await hear(wav, { phrases: COMMANDS });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(r.body.data.text, 'open the door');
-      for (const [k, v] of Object.entries(audio)) assert.equal(r.body.data.details.audio[k as keyof SpeechOut['details']['audio']], v);
+      for (const [k, v] of Object.entries(audio))
+        assert.equal(r.body.data.details.audio[k as keyof SpeechOut['details']['audio']], v);
     }
   });
 
@@ -133,7 +162,10 @@ describe('speech model (PocketSphinx, audio)', { skip: skip ?? false }, () => {
     assert.ok(out.words!.length >= 1, JSON.stringify(out));
     let last = 0;
     for (const w of out.words!) {
-      assert.ok(w.start_s >= last - 1e-9 && w.end_s > w.start_s && w.end_s <= out.details.audio.duration_s + 0.05, JSON.stringify(w));
+      assert.ok(
+        w.start_s >= last - 1e-9 && w.end_s > w.start_s && w.end_s <= out.details.audio.duration_s + 0.05,
+        JSON.stringify(w),
+      );
       last = w.end_s;
     }
     assert.equal(out.words!.map((w) => w.word).join(' '), out.text);
@@ -173,7 +205,9 @@ describe('speech model (PocketSphinx, audio)', { skip: skip ?? false }, () => {
 
 describe('speech model without its acoustic model', { skip: skip ?? false }, () => {
   it('fails to load with MODEL_NOT_LOADED naming the apt packages', async () => {
-    const h = await startGateway(['speech'], { model_env: { speech: { POCKETSPHINX_MODEL_DIR: '/nonexistent/pocketsphinx' } } });
+    const h = await startGateway(['speech'], {
+      model_env: { speech: { POCKETSPHINX_MODEL_DIR: '/nonexistent/pocketsphinx' } },
+    });
     try {
       const r = await h.post<Reply>('/models/speech/predict', { input: makeWav(0.5).toString('base64') });
       assert.equal(r.status, 503);

@@ -30,9 +30,15 @@ describe('symptom-demo model (json input demonstration)', () => {
         ['食欲不振', 'loss of appetite', 'digestive', 'zh'],
       ],
     );
-    assert.deepEqual([d.symptom_count, d.unrecognised, d.duplicates, d.categories], [3, [], [], { digestive: 1, general: 1, head: 1 }]);
+    assert.deepEqual(
+      [d.symptom_count, d.unrecognised, d.duplicates, d.categories],
+      [3, [], [], { digestive: 1, general: 1, head: 1 }],
+    );
     assert.deepEqual(d.patient, { age: 35, age_band: 'adult', gender: 'female' });
-    assert.equal(d.summary, '3 symptoms given, 3 recognised (headache, fatigue, loss of appetite); age 35 (adult); female');
+    assert.equal(
+      d.summary,
+      '3 symptoms given, 3 recognised (headache, fatigue, loss of appetite); age 35 (adult); female',
+    );
     assert.equal(d.input_type, 'json');
     assert.equal(d.task_type, 'summarise');
     // No score of any kind: nothing here is a probability or a diagnosis.
@@ -41,15 +47,29 @@ describe('symptom-demo model (json input demonstration)', () => {
   });
 
   it('English and Chinese spellings, case and full-width forms match; unknown and repeated words are listed', async () => {
-    const r = await predict({ symptoms: ['  Headache ', '头疼', 'ＦＥＶＥＲ', 'broken heart', 'cough', 'Coughing'], patient_info: { age: 70 } });
+    const r = await predict({
+      symptoms: ['  Headache ', '头疼', 'ＦＥＶＥＲ', 'broken heart', 'cough', 'Coughing'],
+      patient_info: { age: 70 },
+    });
     const d = r.body.data;
-    assert.deepEqual(d.recognised.map((x: any) => x.symptom), ['headache', 'fever', 'cough']);
+    assert.deepEqual(
+      d.recognised.map((x: any) => x.symptom),
+      ['headache', 'fever', 'cough'],
+    );
     assert.deepEqual(d.duplicates, ['头疼', 'Coughing']);
     assert.deepEqual(d.unrecognised, ['broken heart']);
     assert.deepEqual(d.patient, { age: 70, age_band: 'older adult', gender: null });
     // Batch (seed 002's batch_inference shape: two requests).
-    const b = await h.post('/models/symptom-demo/predict/batch', { inputs: [{ symptoms: ['头痛', '乏力'] }, { symptoms: ['失眠', '焦虑'] }] });
-    assert.deepEqual(b.body.data.predictions.map((p: any) => p.recognised.map((x: any) => x.symptom)), [['headache', 'fatigue'], ['insomnia', 'anxiety']]);
+    const b = await h.post('/models/symptom-demo/predict/batch', {
+      inputs: [{ symptoms: ['头痛', '乏力'] }, { symptoms: ['失眠', '焦虑'] }],
+    });
+    assert.deepEqual(
+      b.body.data.predictions.map((p: any) => p.recognised.map((x: any) => x.symptom)),
+      [
+        ['headache', 'fatigue'],
+        ['insomnia', 'anxiety'],
+      ],
+    );
     assert.deepEqual(b.body.data.predictions[0].patient, { age: null, age_band: null, gender: null });
   });
 
@@ -73,9 +93,14 @@ describe('symptom-demo model (json input demonstration)', () => {
       assert.deepEqual([r.status, r.body.error?.code], [400, 'INVALID_INPUT'], JSON.stringify(input));
       assert.match(r.body.message, message, JSON.stringify(input));
     }
-    const big = await predict({ symptoms: Array.from({ length: 50 }, () => 'x'.repeat(100)), patient_info: { age: 1 } });
+    const big = await predict({
+      symptoms: Array.from({ length: 50 }, () => 'x'.repeat(100)),
+      patient_info: { age: 1 },
+    });
     assert.equal(big.status, 200, 'just under the limit');
-    const over = await h.post('/models/symptom-demo/predict', { input: { symptoms: Array.from({ length: 50 }, () => '🧬'.repeat(100)) } });
+    const over = await h.post('/models/symptom-demo/predict', {
+      input: { symptoms: Array.from({ length: 50 }, () => '🧬'.repeat(100)) },
+    });
     assert.deepEqual([over.status, over.body.error.code], [413, 'PAYLOAD_TOO_LARGE']);
     // A JSON task does not take a bare string as `sequence`.
     const seq = await h.post('/models/symptom-demo/predict', { sequence: '头痛' });

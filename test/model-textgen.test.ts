@@ -19,7 +19,10 @@ const PKG = join(BUILTIN_MODELS_DIR, 'textgen');
 const REPORT = JSON.parse(readFileSync(join(PKG, 'training_report.json'), 'utf8'));
 
 /** The events of a text/event-stream body, each data parsed as JSON; leaves once `enough` says so. */
-async function readEvents(res: Response, enough?: (e: { event: string | undefined; data: any }[]) => boolean): Promise<{ event: string | undefined; data: any }[]> {
+async function readEvents(
+  res: Response,
+  enough?: (e: { event: string | undefined; data: any }[]) => boolean,
+): Promise<{ event: string | undefined; data: any }[]> {
   const parsed = (events: SseEvent[]) => events.map((e) => ({ event: e.event, data: JSON.parse(e.data) }));
   return parsed(await readSse(res, enough && ((events) => enough(parsed(events))), { cancel: true }));
 }
@@ -28,7 +31,12 @@ describe('textgen model', () => {
   let h: Harness;
   const predict = (body: Record<string, unknown>) => h.post('/models/textgen/predict', body);
   const sse = (body: Record<string, unknown>, signal?: AbortSignal) =>
-    fetch(`${h.url}/models/textgen/predict`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: JSON.stringify(body), signal });
+    fetch(`${h.url}/models/textgen/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify(body),
+      signal,
+    });
 
   before(async () => {
     h = await startGateway(['textgen']);
@@ -37,9 +45,15 @@ describe('textgen model', () => {
   after(async () => h.close());
 
   it('held-out fortunes: the perplexity of the training report, and below 6 per character (uniform: 99)', async (t) => {
-    const fortunes = readFileSync(join(PKG, 'eval', 'test_fortunes.txt'), 'utf8').replace(/\n$/, '').split('\n%\n');
+    const fortunes = readFileSync(join(PKG, 'eval', 'test_fortunes.txt'), 'utf8')
+      .replace(/\n$/, '')
+      .split('\n%\n');
     assert.equal(fortunes.length, REPORT.test.documents);
-    const r = await h.post('/models/textgen/predict/batch', { task_type: 'perplexity', inputs: fortunes, options: { as_fortune: true } });
+    const r = await h.post('/models/textgen/predict/batch', {
+      task_type: 'perplexity',
+      inputs: fortunes,
+      options: { as_fortune: true },
+    });
     assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 400));
     let nats = 0;
     let chars = 0;
@@ -48,7 +62,9 @@ describe('textgen model', () => {
       chars += p.chars;
     }
     const bits = -nats / Math.LN2 / chars;
-    t.diagnostic(`held-out: ${bits.toFixed(4)} bits per character, perplexity ${(2 ** bits).toFixed(3)}, ${chars} characters in ${fortunes.length} fortunes`);
+    t.diagnostic(
+      `held-out: ${bits.toFixed(4)} bits per character, perplexity ${(2 ** bits).toFixed(3)}, ${chars} characters in ${fortunes.length} fortunes`,
+    );
     assert.equal(chars, REPORT.test.symbols);
     assert.ok(Math.abs(nats - REPORT.test.log_prob_nats) < 1e-4, `${nats} vs ${REPORT.test.log_prob_nats}`);
     assert.ok(2 ** bits < 6, `perplexity ${2 ** bits}`);
@@ -56,7 +72,10 @@ describe('textgen model', () => {
     const one = await predict({ task_type: 'perplexity', input: 'A fool and his money are soon parted.' });
     const noise = await predict({ task_type: 'perplexity', input: 'qzx vvk jjw pqq xzq kkv wqz' });
     assert.equal(one.body.data.chars, 37);
-    assert.ok(one.body.data.perplexity < noise.body.data.perplexity / 3, `${one.body.data.perplexity} vs ${noise.body.data.perplexity}`);
+    assert.ok(
+      one.body.data.perplexity < noise.body.data.perplexity / 3,
+      `${one.body.data.perplexity} vs ${noise.body.data.perplexity}`,
+    );
   });
 
   it('generation is deterministic given seed, temperature and max_tokens (the recorded answers)', async () => {
@@ -64,7 +83,10 @@ describe('textgen model', () => {
     for (const v of vectors) {
       const r = await predict({ task_type: v.task, input: v.prompt, options: v.options });
       assert.equal(r.status, 200, JSON.stringify(r.body));
-      assert.deepEqual([r.body.data.text, r.body.data.finish_reason, r.body.data.usage.completion_tokens], [v.output.text, v.output.finish_reason, v.output.tokens]);
+      assert.deepEqual(
+        [r.body.data.text, r.body.data.finish_reason, r.body.data.usage.completion_tokens],
+        [v.output.text, v.output.finish_reason, v.output.tokens],
+      );
       assert.equal(r.body.data.seed, v.options.seed);
       assert.equal(r.body.data.usage.prompt_tokens, v.prompt.length);
     }
@@ -90,7 +112,17 @@ describe('textgen model', () => {
     const long = await predict({ input: 'A ', options: { seed: 3, max_tokens: 2000, temperature: 1 } });
     assert.ok(['stop', 'length'].includes(long.body.data.finish_reason));
     assert.ok(long.body.data.usage.completion_tokens <= 2000);
-    for (const options of [{ temperature: 2.5 }, { temperature: -0.1 }, { temperature: '1' }, { max_tokens: 2001 }, { max_tokens: 0 }, { max_tokens: 1.5 }, { seed: -1 }, { seed: 2 ** 32 }, { seed: 'x' }]) {
+    for (const options of [
+      { temperature: 2.5 },
+      { temperature: -0.1 },
+      { temperature: '1' },
+      { max_tokens: 2001 },
+      { max_tokens: 0 },
+      { max_tokens: 1.5 },
+      { seed: -1 },
+      { seed: 2 ** 32 },
+      { seed: 'x' },
+    ]) {
       const r = await predict({ input: 'A ', options });
       assert.deepEqual([r.status, r.body.error?.code], [400, 'INVALID_REQUEST'], JSON.stringify(options));
     }
@@ -137,11 +169,20 @@ describe('textgen model', () => {
     assert.ok(r.body.data.text.length > 0);
     assert.equal(r.body.data.usage.prompt_tokens, 'Tell me a riddle.'.length);
     // Only the last user message steers it: the same message alone gives the same reply.
-    const alone = await predict({ task_type: 'chat', input: { messages: [{ role: 'user', content: 'Tell me a riddle.' }] }, options: { seed: 9, max_tokens: 200 } });
+    const alone = await predict({
+      task_type: 'chat',
+      input: { messages: [{ role: 'user', content: 'Tell me a riddle.' }] },
+      options: { seed: 9, max_tokens: 200 },
+    });
     assert.equal(alone.body.data.text, r.body.data.text);
-    const events = await readEvents(await sse({ task_type: 'chat', input: { messages }, options: { seed: 9, max_tokens: 200 } }));
+    const events = await readEvents(
+      await sse({ task_type: 'chat', input: { messages }, options: { seed: 9, max_tokens: 200 } }),
+    );
     assert.equal(
-      events.filter((e) => e.event === 'chunk').map((e) => e.data.data.text).join(''),
+      events
+        .filter((e) => e.event === 'chunk')
+        .map((e) => e.data.data.text)
+        .join(''),
       r.body.data.text,
     );
     const none = await predict({ task_type: 'chat', input: { messages: [{ role: 'system', content: 'hi' }] } });
@@ -165,23 +206,40 @@ describe('textgen model', () => {
 const missingFortunes = REPORT.data.sources.map((s: { file: string }) => s.file).filter((f: string) => !existsSync(f));
 
 describe('textgen training', () => {
-  it('a retrain writes the shipped corpus, model, test fortunes, vectors and report, byte for byte', { skip: missingFortunes.length ? `fortunes-min not installed (apt-get install fortunes-min): ${missingFortunes.join(', ')}` : false, timeout: 600_000 }, async (t) => {
-    for (const s of REPORT.data.sources) {
-      assert.equal(createHash('sha256').update(readFileSync(s.file)).digest('hex'), s.sha256, `${s.file} is not the file the shipped model was trained on`);
-    }
-    const out = mkdtempSync(join(tmpdir(), 'isomodel-train-textgen-'));
-    try {
-      const started = Date.now();
-      await promisify(execFile)(process.execPath, [join(PACKAGE_ROOT, 'training', 'train_textgen.mjs'), '--out', out], { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
-      t.diagnostic(`train_textgen.mjs: ${((Date.now() - started) / 1000).toFixed(0)} s`);
-      for (const f of ['data/corpus.txt', 'data/model.json', 'eval/test_fortunes.txt', 'test_vectors.json']) {
-        assert.equal(readFileSync(join(out, f), 'utf8'), readFileSync(join(PKG, f), 'utf8'), f);
+  it(
+    'a retrain writes the shipped corpus, model, test fortunes, vectors and report, byte for byte',
+    {
+      skip: missingFortunes.length
+        ? `fortunes-min not installed (apt-get install fortunes-min): ${missingFortunes.join(', ')}`
+        : false,
+      timeout: 600_000,
+    },
+    async (t) => {
+      for (const s of REPORT.data.sources) {
+        assert.equal(
+          createHash('sha256').update(readFileSync(s.file)).digest('hex'),
+          s.sha256,
+          `${s.file} is not the file the shipped model was trained on`,
+        );
       }
-      // The report records the Node version that wrote it; everything else must match.
-      const report = JSON.parse(readFileSync(join(out, 'training_report.json'), 'utf8'));
-      assert.deepEqual({ ...report, node: undefined }, { ...REPORT, node: undefined });
-    } finally {
-      rmSync(out, { recursive: true, force: true });
-    }
-  });
+      const out = mkdtempSync(join(tmpdir(), 'isomodel-train-textgen-'));
+      try {
+        const started = Date.now();
+        await promisify(execFile)(
+          process.execPath,
+          [join(PACKAGE_ROOT, 'training', 'train_textgen.mjs'), '--out', out],
+          { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 },
+        );
+        t.diagnostic(`train_textgen.mjs: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+        for (const f of ['data/corpus.txt', 'data/model.json', 'eval/test_fortunes.txt', 'test_vectors.json']) {
+          assert.equal(readFileSync(join(out, f), 'utf8'), readFileSync(join(PKG, f), 'utf8'), f);
+        }
+        // The report records the Node version that wrote it; everything else must match.
+        const report = JSON.parse(readFileSync(join(out, 'training_report.json'), 'utf8'));
+        assert.deepEqual({ ...report, node: undefined }, { ...REPORT, node: undefined });
+      } finally {
+        rmSync(out, { recursive: true, force: true });
+      }
+    },
+  );
 });

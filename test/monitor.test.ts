@@ -31,7 +31,13 @@ async function webhookServer(failFirst: number): Promise<{ server: Server; url: 
       const n = (seen.get(delivery) ?? 0) + 1;
       seen.set(delivery, n);
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      hits.push({ at: Date.now(), delivery, attempt: Number(req.headers['x-isomodel-attempt']), event: String(req.headers['x-isomodel-event']), body });
+      hits.push({
+        at: Date.now(),
+        delivery,
+        attempt: Number(req.headers['x-isomodel-attempt']),
+        event: String(req.headers['x-isomodel-event']),
+        body,
+      });
       res.statusCode = n <= failFirst ? 503 : 200;
       res.end(n <= failFirst ? 'try again' : 'ok');
     });
@@ -55,10 +61,22 @@ describe('trend and percentile helpers', () => {
     assert.equal(up.max, 190);
     assert.equal(up.avg, 145);
     assert.equal(up.slope_per_min, 600); // 10 per second
-    assert.equal(seriesStats(Array.from({ length: 10 }, (_, i) => ({ at: t0 + i * 1000, value: 100 - i * 5 }))).trend, 'down');
+    assert.equal(
+      seriesStats(Array.from({ length: 10 }, (_, i) => ({ at: t0 + i * 1000, value: 100 - i * 5 }))).trend,
+      'down',
+    );
     // Noise around a level: flat, and a near-zero metric does not trend on tiny wiggles.
-    assert.equal(seriesStats([100, 101, 99, 100, 101, 99, 100].map((value, i) => ({ at: t0 + i * 1000, value }))).trend, 'flat');
-    assert.equal(seriesStats([0.1, 0.2, 0.3, 0.4].map((value, i) => ({ at: t0 + i * 1000, value })), 5).trend, 'flat');
+    assert.equal(
+      seriesStats([100, 101, 99, 100, 101, 99, 100].map((value, i) => ({ at: t0 + i * 1000, value }))).trend,
+      'flat',
+    );
+    assert.equal(
+      seriesStats(
+        [0.1, 0.2, 0.3, 0.4].map((value, i) => ({ at: t0 + i * 1000, value })),
+        5,
+      ).trend,
+      'flat',
+    );
     assert.equal(seriesStats([]).count, 0);
   });
 
@@ -138,7 +156,11 @@ describe('worker monitor', () => {
   });
 
   it('fires a memory alert when hog crosses the threshold, replaces the worker, resolves the alert and delivers both webhooks with retries', async () => {
-    const put = await h.gw.server!.inject({ method: 'PUT', url: '/v1/monitor/thresholds', payload: { memory_percent: 30 } });
+    const put = await h.gw.server!.inject({
+      method: 'PUT',
+      url: '/v1/monitor/thresholds',
+      payload: { memory_percent: 30 },
+    });
     assert.equal(put.statusCode, 200, put.body);
     assert.equal(put.json().data.memory_percent, 30);
     assert.equal(put.json().data.source, 'runtime');
@@ -152,7 +174,10 @@ describe('worker monitor', () => {
     assert.equal(fired.replica, before.id);
     assert.equal(fired.threshold, 30);
     assert.ok(fired.value >= 30, `value ${fired.value}`);
-    assert.match(fired.message, /chaos-py replica r\d+ uses [\d.]+ MB, [\d.]+% of its 128\.0 MB memory limit \(threshold 30%\)/);
+    assert.match(
+      fired.message,
+      /chaos-py replica r\d+ uses [\d.]+ MB, [\d.]+% of its 128\.0 MB memory limit \(threshold 30%\)/,
+    );
 
     // The restart policy replaces the worker that stays over: a new pid, the old one gone.
     const replaced = await waitFor(async () => {
@@ -163,7 +188,10 @@ describe('worker monitor', () => {
     assert.ok(replaced.restarts > before.restarts);
     await waitFor(() => !pidAlive(before.pid), 5000);
 
-    const resolved = await waitFor(async () => (await alerts('?state=resolved&kind=memory&model=chaos-py')).find((a) => a.id === fired.id), 10_000);
+    const resolved = await waitFor(
+      async () => (await alerts('?state=resolved&kind=memory&model=chaos-py')).find((a) => a.id === fired.id),
+      10_000,
+    );
     assert.match(resolved.resolution, /memory back under 30%/);
     assert.deepEqual(
       resolved.history.map((e: any) => e.state),
@@ -174,11 +202,16 @@ describe('worker monitor', () => {
 
     // The replacement is the monitor's doing: state history says so, and no health alert was raised for it.
     const events = (await h.get('/v1/monitor/events?model=chaos-py')).body.data.events;
-    assert.ok(events.some((e: any) => e.kind === 'restart_requested' && /memory over monitor threshold/.test(e.message)));
+    assert.ok(
+      events.some((e: any) => e.kind === 'restart_requested' && /memory over monitor threshold/.test(e.message)),
+    );
     assert.ok(events.some((e: any) => e.kind === 'restart' && /replaced by the monitor/.test(e.message)));
     assert.equal((await alerts('?kind=health&model=chaos-py')).length, 0);
     const prom = await h.get('/metrics/prometheus');
-    assert.match(prom.body as string, /isomodel_worker_restarts_total\{model="chaos-py",version="0\.0\.1",reason="memory over monitor threshold"\} 1/);
+    assert.match(
+      prom.body as string,
+      /isomodel_worker_restarts_total\{model="chaos-py",version="0\.0\.1",reason="memory over monitor threshold"\} 1/,
+    );
 
     // Webhooks: firing then resolved, each delivered on the third attempt after two 503s, with backoff.
     const deliveries = await waitFor(async () => {
@@ -191,7 +224,11 @@ describe('worker monitor', () => {
     }
     for (const event of ['alert.firing', 'alert.resolved']) {
       const tries = hook.hits.filter((x) => x.event === event && x.body.alert.id === fired.id);
-      assert.deepEqual(tries.map((x) => x.attempt), [1, 2, 3], event);
+      assert.deepEqual(
+        tries.map((x) => x.attempt),
+        [1, 2, 3],
+        event,
+      );
       assert.equal(new Set(tries.map((x) => x.delivery)).size, 1, 'one delivery id across retries');
       assert.ok(tries[1]!.at - tries[0]!.at >= 90, `first backoff ${tries[1]!.at - tries[0]!.at} ms`);
       assert.ok(tries[2]!.at - tries[1]!.at >= 190, `second backoff ${tries[2]!.at - tries[1]!.at} ms`);
@@ -230,7 +267,10 @@ describe('worker monitor', () => {
 
     // The all-models view has every model and the gateway's disk series.
     const all = (await h.get('/v1/monitor/history?window=5m')).body.data;
-    assert.deepEqual(all.models.map((m: any) => m.model), ['chaos-py', 'revcomp']);
+    assert.deepEqual(
+      all.models.map((m: any) => m.model),
+      ['chaos-py', 'revcomp'],
+    );
     assert.ok(all.system.samples > 0);
     assert.equal(typeof all.system.stats.disk_percent.avg, 'number');
     const revEvents = all.models.find((m: any) => m.model === 'revcomp').events;
@@ -238,19 +278,34 @@ describe('worker monitor', () => {
   });
 
   it('changes thresholds at runtime: a disk alert fires and resolves', async () => {
-    const bad = await h.gw.server!.inject({ method: 'PUT', url: '/v1/monitor/thresholds', payload: { disk_percent: 200 } });
+    const bad = await h.gw.server!.inject({
+      method: 'PUT',
+      url: '/v1/monitor/thresholds',
+      payload: { disk_percent: 200 },
+    });
     assert.equal(bad.statusCode, 400);
     assert.equal(bad.json().error.code, 'INVALID_REQUEST');
-    const unknown = await h.gw.server!.inject({ method: 'PUT', url: '/v1/monitor/thresholds', payload: { gpu_percent: 5 } });
+    const unknown = await h.gw.server!.inject({
+      method: 'PUT',
+      url: '/v1/monitor/thresholds',
+      payload: { gpu_percent: 5 },
+    });
     assert.equal(unknown.statusCode, 400);
 
-    const put = await h.gw.server!.inject({ method: 'PUT', url: '/v1/monitor/thresholds', payload: { disk_percent: 0.001 } });
+    const put = await h.gw.server!.inject({
+      method: 'PUT',
+      url: '/v1/monitor/thresholds',
+      payload: { disk_percent: 0.001 },
+    });
     assert.equal(put.statusCode, 200);
     const fired = await waitFor(async () => (await alerts('?state=firing&kind=disk'))[0], 5000);
     assert.match(fired.message, /% full \(threshold 0\.001%\)/);
     assert.equal((await h.get('/v1/monitor/summary')).body.data.active_alerts >= 1, true);
     await h.gw.server!.inject({ method: 'PUT', url: '/v1/monitor/thresholds', payload: { disk_percent: 100 } });
-    const resolved = await waitFor(async () => (await alerts('?state=resolved&kind=disk')).find((a) => a.id === fired.id), 5000);
+    const resolved = await waitFor(
+      async () => (await alerts('?state=resolved&kind=disk')).find((a) => a.id === fired.id),
+      5000,
+    );
     assert.match(resolved.resolution, /disk back under 100%/);
     const got = (await h.get('/v1/monitor/thresholds')).body.data;
     assert.equal(got.disk_percent, 100);
@@ -263,35 +318,64 @@ describe('worker monitor', () => {
     const fired = await waitFor(async () => (await alerts('?kind=health&model=chaos-py'))[0], 5000);
     assert.equal(fired.severity, 'critical');
     assert.match(fired.message, /replica r\d+ (restarted|restarting after)/);
-    const resolved = await waitFor(async () => (await alerts('?state=resolved&kind=health&model=chaos-py')).find((a) => a.id === fired.id), 10_000);
+    const resolved = await waitFor(
+      async () => (await alerts('?state=resolved&kind=health&model=chaos-py')).find((a) => a.id === fired.id),
+      10_000,
+    );
     assert.equal(resolved.resolution, 'healthy again');
   });
 
   it('resolves a model’s alerts when it is unloaded, and watches it again once loaded', async () => {
-    await h.gw.server!.inject({ method: 'PUT', url: '/v1/monitor/thresholds', payload: { memory_percent: 1, restart_unhealthy: false } });
+    await h.gw.server!.inject({
+      method: 'PUT',
+      url: '/v1/monitor/thresholds',
+      payload: { memory_percent: 1, restart_unhealthy: false },
+    });
     const fired = await waitFor(async () => (await alerts('?state=firing&kind=memory&model=revcomp'))[0], 5000);
     const un = await h.post('/v1/models/revcomp/unload');
     assert.equal(un.status, 200);
-    const resolved = await waitFor(async () => (await alerts('?state=resolved&model=revcomp')).find((a) => a.id === fired.id), 5000);
+    const resolved = await waitFor(
+      async () => (await alerts('?state=resolved&model=revcomp')).find((a) => a.id === fired.id),
+      5000,
+    );
     assert.match(resolved.resolution, /unloaded|replica/);
     assert.equal((await h.get('/v1/monitor/summary')).body.data.models_watched, 1);
     await h.gw.server!.inject({ method: 'DELETE', url: '/v1/monitor/thresholds' });
     assert.equal((await h.post('/v1/models/revcomp/load')).status, 200);
     await waitFor(async () => (await h.get('/v1/monitor/summary')).body.data.models_watched === 2, 5000);
     // The next sample records the transition in the state history.
-    await waitFor(async () => (await h.get('/v1/monitor/events?model=revcomp')).body.data.events.find((e: any) => e.kind === 'model')?.to === 'ready', 5000);
+    await waitFor(
+      async () =>
+        (await h.get('/v1/monitor/events?model=revcomp')).body.data.events.find((e: any) => e.kind === 'model')?.to ===
+        'ready',
+      5000,
+    );
   });
 
   it('keeps alerts, their state history and samples in SQLite', () => {
     const db = new Database(join(h.stateDir, 'isomodel.db'), { readonly: true });
     try {
-      const rows = db.prepare(`SELECT a.kind, e.state FROM monitor_alerts a JOIN monitor_alert_events e ON e.alert_id = a.id ORDER BY e.id`).all() as { kind: string; state: string }[];
+      const rows = db
+        .prepare(
+          `SELECT a.kind, e.state FROM monitor_alerts a JOIN monitor_alert_events e ON e.alert_id = a.id ORDER BY e.id`,
+        )
+        .all() as { kind: string; state: string }[];
       assert.ok(rows.some((r) => r.kind === 'memory' && r.state === 'firing'));
       assert.ok(rows.some((r) => r.kind === 'memory' && r.state === 'resolved'));
-      const samples = db.prepare(`SELECT COUNT(*) AS n FROM monitor_replica_samples WHERE model = 'chaos-py' AND rss_bytes > 0`).get() as { n: number };
+      const samples = db
+        .prepare(`SELECT COUNT(*) AS n FROM monitor_replica_samples WHERE model = 'chaos-py' AND rss_bytes > 0`)
+        .get() as { n: number };
       assert.ok(samples.n > 10);
-      const states = db.prepare(`SELECT to_state FROM monitor_events WHERE model = 'revcomp' AND kind = 'model' ORDER BY id`).all() as { to_state: string }[];
-      assert.deepEqual(states.map((s) => s.to_state).filter((s) => s !== 'loading' && s !== 'draining').slice(-3), ['ready', 'unloaded', 'ready']);
+      const states = db
+        .prepare(`SELECT to_state FROM monitor_events WHERE model = 'revcomp' AND kind = 'model' ORDER BY id`)
+        .all() as { to_state: string }[];
+      assert.deepEqual(
+        states
+          .map((s) => s.to_state)
+          .filter((s) => s !== 'loading' && s !== 'draining')
+          .slice(-3),
+        ['ready', 'unloaded', 'ready'],
+      );
     } finally {
       db.close();
     }
@@ -309,7 +393,13 @@ describe('monitor CPU threshold', () => {
   before(async () => {
     // 5% of one core: an idle worker waiting on stdin stays far below, a spinning one is far above
     // even on a machine where it only gets a slice of a core.
-    h = await startGateway(['chaos-py'], { monitor: { interval_ms: 200, alert_after_samples: 2, thresholds: { cpu_percent: 5, memory_percent: 99, disk_percent: 100 } } });
+    h = await startGateway(['chaos-py'], {
+      monitor: {
+        interval_ms: 200,
+        alert_after_samples: 2,
+        thresholds: { cpu_percent: 5, memory_percent: 99, disk_percent: 100 },
+      },
+    });
   });
   after(async () => h?.close());
 
@@ -322,6 +412,12 @@ describe('monitor CPU threshold', () => {
     assert.ok(fired.value >= 5, `value ${fired.value}`);
     assert.match(fired.message, /of its 1 CPU allotment \(threshold 5%\)/);
     assert.equal((await spin).status, 504);
-    await waitFor(async () => (await h.get('/v1/monitor/alerts?kind=cpu&state=resolved')).body.data.alerts.some((a: any) => a.id === fired.id), 15_000);
+    await waitFor(
+      async () =>
+        (await h.get('/v1/monitor/alerts?kind=cpu&state=resolved')).body.data.alerts.some(
+          (a: any) => a.id === fired.id,
+        ),
+      15_000,
+    );
   });
 });

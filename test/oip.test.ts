@@ -23,7 +23,10 @@ const SPEC_CANDIDATES = [
 
 function loadSpec(): any {
   const file = SPEC_CANDIDATES.find((p) => existsSync(p));
-  if (!file) throw new Error(`the Open Inference Protocol document ${SPEC_FILE} was not found; looked in: ${SPEC_CANDIDATES.join(', ')} (or set ISOMODEL_OIP_SPEC)`);
+  if (!file)
+    throw new Error(
+      `the Open Inference Protocol document ${SPEC_FILE} was not found; looked in: ${SPEC_CANDIDATES.join(', ')} (or set ISOMODEL_OIP_SPEC)`,
+    );
   return parse(readFileSync(file, 'utf8'));
 }
 
@@ -43,7 +46,12 @@ function validatorFor(schema: unknown): ReturnType<typeof ajv.compile> {
       Array.isArray(s)
         ? s.map(rewrite)
         : typeof s === 'object' && s !== null
-          ? Object.fromEntries(Object.entries(s).map(([k, x]) => [k, k === '$ref' && typeof x === 'string' && x.startsWith('#/') ? `oip${x}` : rewrite(x)]))
+          ? Object.fromEntries(
+              Object.entries(s).map(([k, x]) => [
+                k,
+                k === '$ref' && typeof x === 'string' && x.startsWith('#/') ? `oip${x}` : rewrite(x),
+              ]),
+            )
           : s;
     v = ajv.compile(rewrite(schema) as object);
     compiled.set(key, v);
@@ -53,7 +61,10 @@ function validatorFor(schema: unknown): ReturnType<typeof ajv.compile> {
 
 function assertValid(schema: unknown, body: unknown, what: string): void {
   const v = validatorFor(schema);
-  assert.ok(v(body), `${what} does not match ${JSON.stringify(schema)}: ${ajv.errorsText(v.errors)}\n${JSON.stringify(body).slice(0, 2000)}`);
+  assert.ok(
+    v(body),
+    `${what} does not match ${JSON.stringify(schema)}: ${ajv.errorsText(v.errors)}\n${JSON.stringify(body).slice(0, 2000)}`,
+  );
 }
 
 const component = (name: string): unknown => {
@@ -66,7 +77,10 @@ function assertDocumented(template: string, method: 'get' | 'post', r: Res<any>)
   const op = spec.paths[template]?.[method];
   assert.ok(op, `${method.toUpperCase()} ${template} is in the document`);
   const documented = op.responses[String(r.status)];
-  assert.ok(documented, `${method.toUpperCase()} ${template} answered ${r.status}, which the document does not list: ${JSON.stringify(r.body)}`);
+  assert.ok(
+    documented,
+    `${method.toUpperCase()} ${template} answered ${r.status}, which the document does not list: ${JSON.stringify(r.body)}`,
+  );
   const schema = documented.content?.['application/json']?.schema;
   if (schema) assertValid(schema, r.body, `${method.toUpperCase()} ${template} ${r.status}`);
 }
@@ -95,28 +109,53 @@ const repositoryIndexSchema = {
   },
 };
 
-function inferRequest(sequences: unknown[], parameters?: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const body: Record<string, unknown> = { inputs: [{ name: 'sequences', shape: [sequences.length], datatype: 'BYTES', data: sequences }], ...extra };
+function inferRequest(
+  sequences: unknown[],
+  parameters?: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    inputs: [{ name: 'sequences', shape: [sequences.length], datatype: 'BYTES', data: sequences }],
+    ...extra,
+  };
   if (parameters) body.parameters = parameters;
   return body;
 }
 
 /** Posts an inference request that must itself be valid against the document's inference_request. */
-async function infer(h: Harness, path: string, body: Record<string, unknown>, headers?: Record<string, string>): Promise<Res<any>> {
+async function infer(
+  h: Harness,
+  path: string,
+  body: Record<string, unknown>,
+  headers?: Record<string, string>,
+): Promise<Res<any>> {
   assertValid(component('inference_request'), body, 'request');
   return h.post(path, body, headers);
 }
 
-function output(r: Res<any>, name: string): { name: string; datatype: string; shape: number[]; data: any[]; parameters?: any } {
+function output(
+  r: Res<any>,
+  name: string,
+): { name: string; datatype: string; shape: number[]; data: any[]; parameters?: any } {
   const t = r.body.outputs.find((o: any) => o.name === name);
   assert.ok(t, `output ${name} in ${JSON.stringify(r.body.outputs.map((o: any) => o.name))}`);
-  assert.equal(t.data.length, t.shape.reduce((a: number, b: number) => a * b, 1), `${name}: data length matches shape`);
+  assert.equal(
+    t.data.length,
+    t.shape.reduce((a: number, b: number) => a * b, 1),
+    `${name}: data length matches shape`,
+  );
   return t;
 }
 
-const gcFraction = (s: string): number => [...s].filter((c) => c === 'G' || c === 'C').length / [...s].filter((c) => 'ACGTU'.includes(c)).length;
-const revcomp = (s: string): string => [...s].reverse().map((c) => ({ A: 'T', C: 'G', G: 'C', T: 'A' })[c]).join('');
-const PKG_VERSION = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const gcFraction = (s: string): number =>
+  [...s].filter((c) => c === 'G' || c === 'C').length / [...s].filter((c) => 'ACGTU'.includes(c)).length;
+const revcomp = (s: string): string =>
+  [...s]
+    .reverse()
+    .map((c) => ({ A: 'T', C: 'G', G: 'C', T: 'A' })[c])
+    .join('');
+const PKG_VERSION = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string })
+  .version;
 
 describe('Open Inference Protocol v2', () => {
   let h: Harness;
@@ -130,9 +169,24 @@ describe('Open Inference Protocol v2', () => {
     assert.equal(check('metadata_model_error_response', { message: 'x' }), false);
     assert.equal(check('inference_error_response', { error: 1 }), false);
     assert.equal(check('metadata_model_response', { name: 'm' }), false);
-    assert.equal(check('metadata_model_response', { name: 'm', platform: 'p', inputs: [{ name: 'x', datatype: 'BYTES' }] }), false);
-    assert.equal(check('inference_response', { model_name: 'm', outputs: [{ name: 'o', shape: [1], datatype: 'FP64', data: [{}] }] }), false);
-    assert.equal(check('inference_response', { model_name: 'm', outputs: [{ name: 'o', shape: [1, 1], datatype: 'FP64', data: [[1]] }] }), true);
+    assert.equal(
+      check('metadata_model_response', { name: 'm', platform: 'p', inputs: [{ name: 'x', datatype: 'BYTES' }] }),
+      false,
+    );
+    assert.equal(
+      check('inference_response', {
+        model_name: 'm',
+        outputs: [{ name: 'o', shape: [1], datatype: 'FP64', data: [{}] }],
+      }),
+      false,
+    );
+    assert.equal(
+      check('inference_response', {
+        model_name: 'm',
+        outputs: [{ name: 'o', shape: [1, 1], datatype: 'FP64', data: [[1]] }],
+      }),
+      true,
+    );
     assert.equal(check('metadata_server_response', { name: 'isomodel', version: '1' }), false);
   });
 
@@ -154,7 +208,10 @@ describe('Open Inference Protocol v2', () => {
         called.push(`${method} ${template}`);
       }
     }
-    assert.equal(called.length, Object.values<any>(spec.paths).reduce((n, item) => n + ['get', 'post'].filter((m) => item[m]).length, 0));
+    assert.equal(
+      called.length,
+      Object.values<any>(spec.paths).reduce((n, item) => n + ['get', 'post'].filter((m) => item[m]).length, 0),
+    );
     assert.ok(called.length >= 6, called.join(', '));
   });
 
@@ -215,22 +272,47 @@ describe('Open Inference Protocol v2', () => {
       assertDocumented('/v2/models/${MODEL_NAME}/versions/${MODEL_VERSION}/ready', 'get', r);
     }
     // A known model that is not loaded is not ready: a 4xx, in the protocol's error shape.
-    assertError(await h.get('/v2/models/broken-py/ready'), 400, 'metadata_model_error_response', /broken-py is unloaded/);
+    assertError(
+      await h.get('/v2/models/broken-py/ready'),
+      400,
+      'metadata_model_error_response',
+      /broken-py is unloaded/,
+    );
   });
 
   it('answers unknown models and versions with 404 errors on every model route', async () => {
-    const gets = ['/v2/models/nope', '/v2/models/nope/versions/1', '/v2/models/nope/ready', '/v2/models/nope/versions/1/ready'];
+    const gets = [
+      '/v2/models/nope',
+      '/v2/models/nope/versions/1',
+      '/v2/models/nope/ready',
+      '/v2/models/nope/versions/1/ready',
+    ];
     for (const path of gets) assertError(await h.get(path), 404, 'metadata_model_error_response', /nope/);
     for (const path of ['/v2/models/revcomp/versions/2.0.0', '/v2/models/revcomp/versions/2.0.0/ready']) {
-      assertError(await h.get(path), 404, 'metadata_model_error_response', /no version "2\.0\.0"; available versions: 1\.0\.0/);
+      assertError(
+        await h.get(path),
+        404,
+        'metadata_model_error_response',
+        /no version "2\.0\.0"; available versions: 1\.0\.0/,
+      );
     }
-    for (const path of ['/v2/models/nope/infer', '/v2/models/nope/versions/1/infer']) assertError(await infer(h, path, inferRequest(['ACGT'])), 404, 'inference_error_response', /nope/);
-    assertError(await infer(h, '/v2/models/revcomp/versions/9/infer', inferRequest(['ACGT'])), 404, 'inference_error_response', /no version "9"/);
+    for (const path of ['/v2/models/nope/infer', '/v2/models/nope/versions/1/infer'])
+      assertError(await infer(h, path, inferRequest(['ACGT'])), 404, 'inference_error_response', /nope/);
+    assertError(
+      await infer(h, '/v2/models/revcomp/versions/9/infer', inferRequest(['ACGT'])),
+      404,
+      'inference_error_response',
+      /no version "9"/,
+    );
     assertError(await h.get('/v2/no/such/route'), 404, 'metadata_server_error_response');
   });
 
   it('infers strings and numbers with revcomp, echoing the request id', async () => {
-    const r = await infer(h, '/v2/models/revcomp/infer', inferRequest(['ATGCRYN', 'acgu', 'GGGATC'], undefined, { id: '42' }));
+    const r = await infer(
+      h,
+      '/v2/models/revcomp/infer',
+      inferRequest(['ATGCRYN', 'acgu', 'GGGATC'], undefined, { id: '42' }),
+    );
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assertDocumented('/v2/models/${MODEL_NAME}/versions/${MODEL_VERSION}/infer', 'post', r);
     assert.equal(r.body.model_name, 'revcomp');
@@ -245,7 +327,9 @@ describe('Open Inference Protocol v2', () => {
     assert.deepEqual([gc.datatype, gc.shape], ['FP64', [3]]);
     assert.deepEqual(gc.data, [0.5, 0.5, gcFraction('GGGATC')]);
     // Without an id in the body, the HTTP request id is echoed.
-    const noId = await infer(h, '/v2/models/revcomp/versions/1.0.0/infer', inferRequest(['ACGT']), { 'x-request-id': 'req-7' });
+    const noId = await infer(h, '/v2/models/revcomp/versions/1.0.0/infer', inferRequest(['ACGT']), {
+      'x-request-id': 'req-7',
+    });
     assert.equal(noId.status, 200);
     assert.equal(noId.body.id, 'req-7');
   });
@@ -259,16 +343,26 @@ describe('Open Inference Protocol v2', () => {
     assert.deepEqual([gc.datatype, gc.shape], ['FP64', [7]]);
     assert.deepEqual(gc.data, seqs.map(gcFraction));
     const len = output(r, 'length');
-    assert.deepEqual(len.data, seqs.map((s) => s.length));
+    assert.deepEqual(
+      len.data,
+      seqs.map((s) => s.length),
+    );
     const counts = output(r, 'counts');
     assert.deepEqual([counts.datatype, counts.shape, counts.parameters.content_type], ['BYTES', [7], 'json']);
     assert.deepEqual(JSON.parse(counts.data[1]), { A: 2, C: 0, G: 0, T: 2, U: 0, N: 0, other: 0 });
     // gc_skew is null for ATAT (no G or C): a field with nulls travels as JSON text.
     const skew = output(r, 'gc_skew');
     assert.equal(skew.datatype, 'BYTES');
-    assert.deepEqual(skew.data.map((s: string) => JSON.parse(s)), [1, null, 0, 0, -1, 1, 1]);
+    assert.deepEqual(
+      skew.data.map((s: string) => JSON.parse(s)),
+      [1, null, 0, 0, -1, 1, 1],
+    );
     // max_batch_sequences is 7 here: one more is a 400, as on every batch-shaped surface (test/batch-limits.test.ts).
-    const over = await infer(h, '/v2/models/gc-scanner/infer', inferRequest([...seqs, 'ACGT'], { task_type: 'gc_content' }));
+    const over = await infer(
+      h,
+      '/v2/models/gc-scanner/infer',
+      inferRequest([...seqs, 'ACGT'], { task_type: 'gc_content' }),
+    );
     assert.equal(over.status, 400, JSON.stringify(over.body));
     assert.match(over.body.error, /at most 7 sequences per request \(got 8; max_batch_sequences\)/);
     // Only the outputs asked for, in the order asked; [n, 1] shapes and nested data accepted.
@@ -278,14 +372,21 @@ describe('Open Inference Protocol v2', () => {
       outputs: [{ name: 'length' }, { name: 'gc_content' }],
     });
     assert.equal(only.status, 200, JSON.stringify(only.body));
-    assert.deepEqual(only.body.outputs.map((o: any) => [o.name, o.data]), [
-      ['length', [4, 4]],
-      ['gc_content', [0.75, 0]],
-    ]);
+    assert.deepEqual(
+      only.body.outputs.map((o: any) => [o.name, o.data]),
+      [
+        ['length', [4, 4]],
+        ['gc_content', [0.75, 0]],
+      ],
+    );
   });
 
   it('passes other parameters as model options (motif_scan motifs)', async () => {
-    const r = await infer(h, '/v2/models/gc-scanner/infer', inferRequest(['TTGACAATTATAATG', 'CCCC'], { task_type: 'motif_scan', motifs: ['TATAAT'] }));
+    const r = await infer(
+      h,
+      '/v2/models/gc-scanner/infer',
+      inferRequest(['TTGACAATTATAATG', 'CCCC'], { task_type: 'motif_scan', motifs: ['TATAAT'] }),
+    );
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assertValid(component('inference_response'), r.body, 'motif_scan');
     assert.deepEqual(output(r, 'count').data, [2, 0]);
@@ -316,7 +417,11 @@ describe('Open Inference Protocol v2', () => {
     const canonical = output(r, 'canonical');
     assert.deepEqual([canonical.datatype, canonical.data], ['BOOL', [true, true]]);
     // Strand independence survives the mapping; the dimension option changes the shape.
-    const small = await infer(h, '/v2/models/dna-embed/infer', inferRequest([seqs[0]!, revcomp(seqs[0]!)], { embedding_dimension: 16 }));
+    const small = await infer(
+      h,
+      '/v2/models/dna-embed/infer',
+      inferRequest([seqs[0]!, revcomp(seqs[0]!)], { embedding_dimension: 16 }),
+    );
     const e16 = output(small, 'embedding');
     assert.deepEqual(e16.shape, [2, 16]);
     e16.data.slice(0, 16).forEach((v: number, i: number) => assert.ok(Math.abs(v - e16.data[16 + i]) < 1e-12));
@@ -328,10 +433,19 @@ describe('Open Inference Protocol v2', () => {
       [{}, /inputs is required/],
       [{ inputs: [] }, /inputs is required/],
       [{ inputs: [{ name: 'sequences', shape: [1], datatype: 'FP32', data: [1] }] }, /datatype BYTES/],
-      [{ inputs: [{ name: 'sequences', shape: [2], datatype: 'BYTES', data: ['ACGT'] }] }, /holds 2 elements but data has 1/],
-      [{ inputs: [{ name: 'sequences', shape: [2, 2], datatype: 'BYTES', data: ['A', 'C', 'G', 'T'] }] }, /\[n\] or \[n, 1\]/],
+      [
+        { inputs: [{ name: 'sequences', shape: [2], datatype: 'BYTES', data: ['ACGT'] }] },
+        /holds 2 elements but data has 1/,
+      ],
+      [
+        { inputs: [{ name: 'sequences', shape: [2, 2], datatype: 'BYTES', data: ['A', 'C', 'G', 'T'] }] },
+        /\[n\] or \[n, 1\]/,
+      ],
       [{ inputs: [{ name: 'sequences', shape: [1], datatype: 'BYTES', data: [5] }] }, /must be a string/],
-      [{ inputs: [{ name: 'sequences', shape: [1], datatype: 'BYTES', data: ['ACXT'] }] }, /character 'X' at position 3/],
+      [
+        { inputs: [{ name: 'sequences', shape: [1], datatype: 'BYTES', data: ['ACXT'] }] },
+        /character 'X' at position 3/,
+      ],
       [{ inputs: [{ name: 'sequences', shape: [0], datatype: 'BYTES', data: [] }] }, /no sequence/],
       [
         {
@@ -342,7 +456,15 @@ describe('Open Inference Protocol v2', () => {
         },
         /unexpected input "extra"/,
       ],
-      [{ inputs: [{ name: 'a', shape: [1], datatype: 'BYTES', data: ['A'] }, { name: 'b', shape: [1], datatype: 'BYTES', data: ['A'] }] }, /takes one input, "sequences"/],
+      [
+        {
+          inputs: [
+            { name: 'a', shape: [1], datatype: 'BYTES', data: ['A'] },
+            { name: 'b', shape: [1], datatype: 'BYTES', data: ['A'] },
+          ],
+        },
+        /takes one input, "sequences"/,
+      ],
       [inferRequest(['ACGT'], { task_type: 'folding' }), /no task "folding"/],
       [inferRequest(['PETER'], { sequence_type: 'protein' }), /sequence type protein is not accepted/],
       [inferRequest(['ACGT'], undefined, { outputs: [{ name: 'nope' }] }), /unknown output "nope"/],
@@ -359,9 +481,19 @@ describe('Open Inference Protocol v2', () => {
     assert.equal(byDefault.status, 200, JSON.stringify(byDefault.body));
     assert.equal(byDefault.body.parameters.task_type, 'gc_content');
     // A sequence the model itself rejects fails the request (tensors are dense), naming it.
-    assertError(await infer(h, '/v2/models/dna-embed/infer', inferRequest(['ACGTACGT', 'NNNN'])), 400, 'inference_error_response', /sequences\[1\]: .*k-mer/);
+    assertError(
+      await infer(h, '/v2/models/dna-embed/infer', inferRequest(['ACGTACGT', 'NNNN'])),
+      400,
+      'inference_error_response',
+      /sequences\[1\]: .*k-mer/,
+    );
     // A model that is not loaded.
-    assertError(await infer(h, '/v2/models/broken-py/infer', inferRequest(['ACGT'])), 503, 'inference_error_response', /not loaded/);
+    assertError(
+      await infer(h, '/v2/models/broken-py/infer', inferRequest(['ACGT'])),
+      503,
+      'inference_error_response',
+      /not loaded/,
+    );
   });
 
   it('lists the model repository with states and reasons', async () => {
@@ -380,7 +512,10 @@ describe('Open Inference Protocol v2', () => {
     assert.match(r.body[0].reason, /unloaded/);
     assert.equal(r.body[1].reason, '');
     const ready = await h.post('/v2/repository/index', { ready: true });
-    assert.deepEqual(ready.body.map((m: any) => m.name), ['dna-embed', 'gc-scanner', 'revcomp']);
+    assert.deepEqual(
+      ready.body.map((m: any) => m.name),
+      ['dna-embed', 'gc-scanner', 'revcomp'],
+    );
     assertError(await h.post('/v2/repository/index', { ready: 'yes' }), 400, 'metadata_server_error_response');
   });
 
@@ -390,7 +525,12 @@ describe('Open Inference Protocol v2', () => {
     assert.equal(unload.body, '');
     try {
       assertError(await h.get('/v2/models/revcomp/ready'), 400, 'metadata_model_error_response', /revcomp is unloaded/);
-      assertError(await h.get('/v2/health/ready'), 400, 'metadata_server_error_response', /not ready: model revcomp is unloaded/);
+      assertError(
+        await h.get('/v2/health/ready'),
+        400,
+        'metadata_server_error_response',
+        /not ready: model revcomp is unloaded/,
+      );
       assertError(await infer(h, '/v2/models/revcomp/infer', inferRequest(['ACGT'])), 503, 'inference_error_response');
       const index = await h.post('/v2/repository/index', {});
       assert.equal(index.body.find((m: any) => m.name === 'revcomp').state, 'UNAVAILABLE');

@@ -8,7 +8,10 @@ import { startGateway, type Harness } from './helpers.js';
 
 function reverseComplement(s: string): string {
   const c: Record<string, string> = { A: 'T', C: 'G', G: 'C', T: 'A' };
-  return [...s].reverse().map((b) => c[b]!).join('');
+  return [...s]
+    .reverse()
+    .map((b) => c[b]!)
+    .join('');
 }
 
 const SEQS = ['ATGCGTACGTAGCTAGCTAGCTAGC', 'GGGCCCAAATTTGGGCCCAAATTT', 'acgtacgtacgtnnnnacgtacgtacgt'];
@@ -57,13 +60,22 @@ describe('OpenAI-compatible API', () => {
   it('embeds several inputs in order; the client default (base64) decodes to the same float32 values', async () => {
     const natives = await Promise.all(SEQS.map((s) => nativeEmbedding(s)));
     const floats = await client.embeddings.create({ model: 'dna-embed', input: SEQS, encoding_format: 'float' });
-    assert.deepEqual(floats.data.map((d) => d.index), [0, 1, 2]);
-    assert.deepEqual(floats.data.map((d) => d.embedding), natives);
+    assert.deepEqual(
+      floats.data.map((d) => d.index),
+      [0, 1, 2],
+    );
+    assert.deepEqual(
+      floats.data.map((d) => d.embedding),
+      natives,
+    );
     const residues = SEQS.reduce((n, s) => n + s.length, 0);
     assert.equal(floats.usage.prompt_tokens, residues);
     // Without encoding_format the client asks for base64 (little-endian float32) and decodes it.
     const b64 = await client.embeddings.create({ model: 'dna-embed', input: SEQS });
-    assert.deepEqual(b64.data.map((d) => d.embedding), natives.map((v) => v.map((x) => Math.fround(x))));
+    assert.deepEqual(
+      b64.data.map((d) => d.embedding),
+      natives.map((v) => v.map((x) => Math.fround(x))),
+    );
     // The wire format really is base64.
     const raw = await h.post('/v1/embeddings', { model: 'dna-embed', input: SEQS[1], encoding_format: 'base64' });
     assert.equal(raw.status, 200);
@@ -74,7 +86,12 @@ describe('OpenAI-compatible API', () => {
   });
 
   it('honours dimensions (the embedding_dimension option)', async () => {
-    const res = await client.embeddings.create({ model: 'dna-embed', input: [SEQS[0]!, SEQS[1]!], dimensions: 64, encoding_format: 'float' });
+    const res = await client.embeddings.create({
+      model: 'dna-embed',
+      input: [SEQS[0]!, SEQS[1]!],
+      dimensions: 64,
+      encoding_format: 'float',
+    });
     assert.equal(res.data[0]!.embedding.length, 64);
     assert.deepEqual(res.data[0]!.embedding, await nativeEmbedding(SEQS[0]!, { embedding_dimension: 64 }));
     assert.deepEqual(res.data[1]!.embedding, await nativeEmbedding(SEQS[1]!, { embedding_dimension: 64 }));
@@ -114,7 +131,15 @@ describe('OpenAI-compatible API', () => {
   });
 
   it('streams chat completions for revcomp: the deltas concatenate to the reverse complement', async () => {
-    const params = { model: 'revcomp', messages: [{ role: 'system', content: 'ignored' }, { role: 'user', content: `  ${LONG.toLowerCase()}\n` }], stream: true, options: { chunk_size: 25 } };
+    const params = {
+      model: 'revcomp',
+      messages: [
+        { role: 'system', content: 'ignored' },
+        { role: 'user', content: `  ${LONG.toLowerCase()}\n` },
+      ],
+      stream: true,
+      options: { chunk_size: 25 },
+    };
     const stream = await client.chat.completions.create(params as ChatCompletionCreateParamsStreaming);
     let text = '';
     let contentChunks = 0;
@@ -140,13 +165,21 @@ describe('OpenAI-compatible API', () => {
     const res = await fetch(`${h.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'revcomp:reverse_complement', messages: [{ role: 'user', content: 'ACGTTG' }], stream: true, stream_options: { include_usage: true } }),
+      body: JSON.stringify({
+        model: 'revcomp:reverse_complement',
+        messages: [{ role: 'user', content: 'ACGTTG' }],
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
     });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
     const text = await res.text();
     assert.ok(text.endsWith('data: [DONE]\n\n'), text.slice(-200));
-    const datas = text.split('\n\n').filter(Boolean).map((b) => b.replace(/^data: /, ''));
+    const datas = text
+      .split('\n\n')
+      .filter(Boolean)
+      .map((b) => b.replace(/^data: /, ''));
     assert.equal(datas.at(-1), '[DONE]');
     const chunks = datas.slice(0, -1).map((d) => JSON.parse(d));
     assert.deepEqual(chunks[0].choices[0].delta, { role: 'assistant', content: '' });
@@ -156,7 +189,10 @@ describe('OpenAI-compatible API', () => {
   });
 
   it('answers non-streaming chat completions with the final output', async () => {
-    const res = await client.chat.completions.create({ model: 'revcomp', messages: [{ role: 'user', content: [{ type: 'text', text: ' ACGTTG ' }] }] });
+    const res = await client.chat.completions.create({
+      model: 'revcomp',
+      messages: [{ role: 'user', content: [{ type: 'text', text: ' ACGTTG ' }] }],
+    });
     assert.equal(res.object, 'chat.completion');
     assert.equal(res.choices[0]!.finish_reason, 'stop');
     assert.equal(res.choices[0]!.message.role, 'assistant');
@@ -166,10 +202,17 @@ describe('OpenAI-compatible API', () => {
     assert.equal(res.usage!.prompt_tokens, 6);
 
     // A model with several tasks needs name:task; a model that does not stream still streams one delta.
-    const gc = await client.chat.completions.create({ model: 'gc-scanner:gc_content', messages: [{ role: 'user', content: 'GGCCAATT' }] });
+    const gc = await client.chat.completions.create({
+      model: 'gc-scanner:gc_content',
+      messages: [{ role: 'user', content: 'GGCCAATT' }],
+    });
     assert.equal(JSON.parse(gc.choices[0]!.message.content!).gc_content, 0.5);
     const parts: string[] = [];
-    for await (const c of await client.chat.completions.create({ model: 'gc-scanner:gc_content', messages: [{ role: 'user', content: 'GGCCAATT' }], stream: true })) {
+    for await (const c of await client.chat.completions.create({
+      model: 'gc-scanner:gc_content',
+      messages: [{ role: 'user', content: 'GGCCAATT' }],
+      stream: true,
+    })) {
       if (c.choices[0]!.delta.content) parts.push(c.choices[0]!.delta.content);
     }
     assert.equal(parts.length, 1);
@@ -177,25 +220,42 @@ describe('OpenAI-compatible API', () => {
   });
 
   it('chat errors come back as APIError with the right status, before or during the stream', async () => {
-    const unknown = await apiError(client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'ACGT' }], stream: true }));
+    const unknown = await apiError(
+      client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'ACGT' }], stream: true }),
+    );
     assert.ok(unknown instanceof NotFoundError);
     assert.equal(unknown.code, 'model_not_found');
 
-    const noTask = await apiError(client.chat.completions.create({ model: 'gc-scanner:folding', messages: [{ role: 'user', content: 'ACGT' }] }));
+    const noTask = await apiError(
+      client.chat.completions.create({ model: 'gc-scanner:folding', messages: [{ role: 'user', content: 'ACGT' }] }),
+    );
     assert.equal(noTask.status, 400);
     assert.match(noTask.message, /no task "folding"/);
 
-    const badSeq = await apiError(client.chat.completions.create({ model: 'revcomp', messages: [{ role: 'user', content: 'hello there' }], stream: true }));
+    const badSeq = await apiError(
+      client.chat.completions.create({
+        model: 'revcomp',
+        messages: [{ role: 'user', content: 'hello there' }],
+        stream: true,
+      }),
+    );
     assert.equal(badSeq.status, 400);
     assert.equal(badSeq.code, 'invalid_sequence');
 
-    const noUser = await apiError(client.chat.completions.create({ model: 'revcomp', messages: [{ role: 'system', content: 'ACGT' }] }));
+    const noUser = await apiError(
+      client.chat.completions.create({ model: 'revcomp', messages: [{ role: 'system', content: 'ACGT' }] }),
+    );
     assert.equal(noUser.status, 400);
     assert.equal(noUser.param, 'messages');
 
     // chaos-py streams JSON chunks ({"step":k}); 100 steps of 50 ms outlast its 2 s deadline,
     // so the error arrives in-band after some deltas and the client's iterator throws it.
-    const params = { model: 'chaos-py', messages: [{ role: 'user', content: 'ACGT' }], stream: true, options: { steps: 100, delay: 0.05 } };
+    const params = {
+      model: 'chaos-py',
+      messages: [{ role: 'user', content: 'ACGT' }],
+      stream: true,
+      options: { steps: 100, delay: 0.05 },
+    };
     const deltas: string[] = [];
     const midStream = await apiError(
       (async () => {

@@ -8,7 +8,13 @@ import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { discoverPackages, fingerprintDir, ManifestError, MAX_MANIFEST_BYTES, parseManifest } from '../src/manifest/load.js';
+import {
+  discoverPackages,
+  fingerprintDir,
+  ManifestError,
+  MAX_MANIFEST_BYTES,
+  parseManifest,
+} from '../src/manifest/load.js';
 import { startGateway, type Harness } from './helpers.js';
 
 const base = (name: string, extra = ''): string => `name: ${name}
@@ -23,7 +29,10 @@ ${extra}`;
 function writePackage(root: string, name: string, yaml: string | null): string {
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'index.mjs'), 'export async function predict(batch) { return batch.map(() => ({ ok: true })); }\n');
+  writeFileSync(
+    join(dir, 'index.mjs'),
+    'export async function predict(batch) { return batch.map(() => ({ ok: true })); }\n',
+  );
   if (yaml !== null) writeFileSync(join(dir, 'model.yaml'), yaml);
   return dir;
 }
@@ -45,19 +54,38 @@ describe('package limits: manifest contents', () => {
     assert.ok(bomb.length < MAX_MANIFEST_BYTES, 'small on disk');
     assert.match(issuesOf(bomb).join('\n'), /expands to more than 1000000 values and characters/);
     // The same anchor used a few times is fine.
-    assert.doesNotThrow(() => parseManifest(base('fine', `metadata:\n  a: &x [1, 2, 3]\n  b: [*x, *x]\n`), 'model.yaml'));
+    assert.doesNotThrow(() =>
+      parseManifest(base('fine', `metadata:\n  a: &x [1, 2, 3]\n  b: [*x, *x]\n`), 'model.yaml'),
+    );
   });
 
   it('bounds tasks, descriptions, paths, options and env', () => {
     const tasks = Array.from({ length: 65 }, (_, i) => `  - name: t${i}\n    sequence_types: [DNA]\n`).join('');
-    assert.match(issuesOf(`name: many\nversion: 1.0.0\nruntime: node\nentry: index.mjs\ntasks:\n${tasks}`).join('\n'), /^tasks: Array must contain at most 64 element/m);
-    assert.match(issuesOf(base('d', `description: "${'x'.repeat(4097)}"\n`)).join('\n'), /^description: String must contain at most 4096/m);
-    assert.match(issuesOf(base('p', `data_dir: "${'d/'.repeat(2049)}"\n`)).join('\n'), /^data_dir: String must contain at most 4096/m);
+    assert.match(
+      issuesOf(`name: many\nversion: 1.0.0\nruntime: node\nentry: index.mjs\ntasks:\n${tasks}`).join('\n'),
+      /^tasks: Array must contain at most 64 element/m,
+    );
+    assert.match(
+      issuesOf(base('d', `description: "${'x'.repeat(4097)}"\n`)).join('\n'),
+      /^description: String must contain at most 4096/m,
+    );
+    assert.match(
+      issuesOf(base('p', `data_dir: "${'d/'.repeat(2049)}"\n`)).join('\n'),
+      /^data_dir: String must contain at most 4096/m,
+    );
     const options = Array.from({ length: 65 }, (_, i) => `      o${i}: {type: string}`).join('\n');
-    assert.match(issuesOf(base('o').replace('sequence_types: [DNA]', `sequence_types: [DNA]\n    options:\n${options}`)).join('\n'), /^tasks\.0\.options: at most 64 options/m);
+    assert.match(
+      issuesOf(base('o').replace('sequence_types: [DNA]', `sequence_types: [DNA]\n    options:\n${options}`)).join(
+        '\n',
+      ),
+      /^tasks\.0\.options: at most 64 options/m,
+    );
     const env = Array.from({ length: 257 }, (_, i) => `  V${i}: "1"`).join('\n');
     assert.match(issuesOf(base('e', `env:\n${env}\n`)).join('\n'), /^env: at most 256 variables/m);
-    assert.match(issuesOf(base('e2', `env:\n  V: "${'v'.repeat(32_769)}"\n`)).join('\n'), /^env\.V: String must contain at most 32768/m);
+    assert.match(
+      issuesOf(base('e2', `env:\n  V: "${'v'.repeat(32_769)}"\n`)).join('\n'),
+      /^env\.V: String must contain at most 32768/m,
+    );
   });
 
   it('stops walking a package past its file limit', () => {
@@ -81,7 +109,11 @@ describe('package limits: model.yaml size, before reading', () => {
     const pad = base('edge');
     writePackage(root, 'edge', pad + '#' + 'x'.repeat(MAX_MANIFEST_BYTES - pad.length - 2) + '\n');
     // One byte over: refused.
-    writePackage(root, 'over', pad.replace('edge', 'over') + '#' + 'x'.repeat(MAX_MANIFEST_BYTES - pad.length - 1) + '\n');
+    writePackage(
+      root,
+      'over',
+      pad.replace('edge', 'over') + '#' + 'x'.repeat(MAX_MANIFEST_BYTES - pad.length - 1) + '\n',
+    );
     // 20 MB (sparse: nothing is read, so nothing needs to be written).
     const huge = writePackage(root, 'huge', null);
     writeFileSync(join(huge, 'model.yaml'), base('huge'));
@@ -97,10 +129,18 @@ describe('package limits: model.yaml size, before reading', () => {
   it('lists oversized and irregular manifests as invalid, with the reason, and loads the rest', () => {
     const found = discoverPackages(root);
     assert.deepEqual(found.packages.map((p) => p.manifest.name).sort(), ['edge', 'good']);
-    const reasons = Object.fromEntries(found.errors.map((e) => [e.file.split('/').slice(-2, -1)[0], e.issues.join('; ')]));
+    const reasons = Object.fromEntries(
+      found.errors.map((e) => [e.file.split('/').slice(-2, -1)[0], e.issues.join('; ')]),
+    );
     assert.deepEqual(Object.keys(reasons).sort(), ['fifo', 'folder', 'huge', 'over']);
-    assert.equal(reasons.over, `model.yaml is ${MAX_MANIFEST_BYTES + 1} bytes; the limit is ${MAX_MANIFEST_BYTES} bytes (256 KiB)`);
-    assert.equal(reasons.huge, `model.yaml is ${20 * 1024 * 1024} bytes; the limit is ${MAX_MANIFEST_BYTES} bytes (256 KiB)`);
+    assert.equal(
+      reasons.over,
+      `model.yaml is ${MAX_MANIFEST_BYTES + 1} bytes; the limit is ${MAX_MANIFEST_BYTES} bytes (256 KiB)`,
+    );
+    assert.equal(
+      reasons.huge,
+      `model.yaml is ${20 * 1024 * 1024} bytes; the limit is ${MAX_MANIFEST_BYTES} bytes (256 KiB)`,
+    );
     assert.equal(reasons.fifo, 'model.yaml must be a regular file');
     assert.equal(reasons.folder, 'model.yaml must be a regular file');
   });
@@ -121,9 +161,16 @@ describe('package limits: through a gateway', () => {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const err = r.body.data.errors.find((e: { file: string }) => e.file === join(dir, 'model.yaml'));
     assert.ok(err, JSON.stringify(r.body.data.errors));
-    assert.deepEqual(err.issues, [`model.yaml is ${20 * 1024 * 1024} bytes; the limit is ${MAX_MANIFEST_BYTES} bytes (256 KiB)`]);
+    assert.deepEqual(err.issues, [
+      `model.yaml is ${20 * 1024 * 1024} bytes; the limit is ${MAX_MANIFEST_BYTES} bytes (256 KiB)`,
+    ]);
     const list = await h.get('/v1/models');
-    assert.ok(list.body.data.invalid_packages.some((p: { file: string; issues: string[] }) => p.file === join(dir, 'model.yaml') && /the limit is/.test(p.issues[0]!)));
+    assert.ok(
+      list.body.data.invalid_packages.some(
+        (p: { file: string; issues: string[] }) =>
+          p.file === join(dir, 'model.yaml') && /the limit is/.test(p.issues[0]!),
+      ),
+    );
     assert.ok(!list.body.data.models.some((m: { name: string }) => m.name === 'bloated'));
     const p = await h.post('/models/revcomp/predict', { sequence: 'ACGT' });
     assert.equal(p.status, 200, JSON.stringify(p.body));

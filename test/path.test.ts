@@ -19,7 +19,10 @@ describe('isomodel on the PATH through npm link', { timeout: 120_000 }, () => {
   after(() => rmSync(prefix, { recursive: true, force: true }));
   // npm's global prefix in a temp dir: the machine's own global packages are left alone.
   // --offline: linking a checkout downloads nothing; --ignore-scripts: the build is already done.
-  const env = cleanEnv({ npm_config_prefix: prefix, PATH: `${join(prefix, 'bin')}:${dirname(process.execPath)}:/usr/bin:/bin` });
+  const env = cleanEnv({
+    npm_config_prefix: prefix,
+    PATH: `${join(prefix, 'bin')}:${dirname(process.execPath)}:/usr/bin:/bin`,
+  });
 
   it('npm link makes `isomodel` a command that runs this checkout', async () => {
     await run('npm', ['link', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: PACKAGE_ROOT, env });

@@ -23,7 +23,13 @@ const manifests: Record<string, Manifest> = {
       { name: 'score', sequence_types: ['DNA'], options: { organism: { type: 'string' } } },
     ],
   }),
-  props: manifestSchema.parse({ name: 'props', version: '3.0.0', runtime: 'node', entry: 'x.mjs', tasks: [{ name: 'props', sequence_types: ['protein'], options: { ph: { type: 'number' } } }] }),
+  props: manifestSchema.parse({
+    name: 'props',
+    version: '3.0.0',
+    runtime: 'node',
+    entry: 'x.mjs',
+    tasks: [{ name: 'props', sequence_types: ['protein'], options: { ph: { type: 'number' } } }],
+  }),
 };
 
 const calls: { model: string; task: string; items: WorkItem[] }[] = [];
@@ -39,7 +45,11 @@ const executor: ModelExecutor = {
       const i = { ...item, sequence: item.sequence ?? '' };
       if (req.task === 'optimize') {
         if (i.sequence.includes('W')) return { error: { code: 'INVALID_SEQUENCE', message: 'no W today' } };
-        return { sequence: 'ATGAAA' + 'TAA', protein: i.sequence.replace(/[^A-Z]/g, '') + '*KK', organism: i.options.organism ?? 'default' };
+        return {
+          sequence: 'ATGAAA' + 'TAA',
+          protein: i.sequence.replace(/[^A-Z]/g, '') + '*KK',
+          organism: i.options.organism ?? 'default',
+        };
       }
       if (req.task === 'score') return { cai: 1, organism: i.options.organism, seen: i.sequence };
       return { length: i.sequence.length, seen: i.sequence, options: i.options };
@@ -53,14 +63,25 @@ const yamlLike = {
   version: 2,
   steps: [
     { name: 'opt', model: 'design', task: 'optimize', options: { organism: 'ecoli' } },
-    { name: 'cai', model: 'design', task: 'score', sequence: 'opt.sequence', options_from: { organism: 'opt.organism' } },
+    {
+      name: 'cai',
+      model: 'design',
+      task: 'score',
+      sequence: 'opt.sequence',
+      options_from: { organism: 'opt.organism' },
+    },
     { name: 'p', model: 'props', sequence: { from: 'opt.protein', until_stop: true } },
   ],
 };
 
 describe('pipelines', () => {
   it('parses a definition: defaults, step names, references to earlier steps only', () => {
-    const def = parsePipeline({ steps: [{ model: 'design', task: 'optimize' }, { model: 'design', task: 'score' }] });
+    const def = parsePipeline({
+      steps: [
+        { model: 'design', task: 'optimize' },
+        { model: 'design', task: 'score' },
+      ],
+    });
     assert.equal(def.name, 'pipeline');
     assert.deepEqual(
       def.steps.map((s) => [s.name, s.sequence.from.join('.')]),
@@ -69,12 +90,33 @@ describe('pipelines', () => {
         ['step2', 'step1.sequence'],
       ],
     );
-    assert.throws(() => parsePipeline({ steps: [{ model: 'a', sequence: 'later.sequence' }, { name: 'later', model: 'b' }] }), /must start with input or an earlier step/);
-    assert.throws(() => parsePipeline({ steps: [{ name: 'x', model: 'a' }, { name: 'x', model: 'b' }] }), /used twice/);
+    assert.throws(
+      () =>
+        parsePipeline({
+          steps: [
+            { model: 'a', sequence: 'later.sequence' },
+            { name: 'later', model: 'b' },
+          ],
+        }),
+      /must start with input or an earlier step/,
+    );
+    assert.throws(
+      () =>
+        parsePipeline({
+          steps: [
+            { name: 'x', model: 'a' },
+            { name: 'x', model: 'b' },
+          ],
+        }),
+      /used twice/,
+    );
     assert.throws(() => parsePipeline({ steps: [{ name: 'input', model: 'a' }] }), /reserved/);
     assert.throws(() => parsePipeline({ steps: [] }), /invalid pipeline: steps/);
     assert.throws(() => parsePipeline({ steps: [{ model: 'a', bogus: 1 }] }), /Unrecognized key/);
-    assert.throws(() => resolveSteps(parsePipeline({ steps: [{ model: 'design', task: 'nope' }] }), executor.manifest), /step step1: model design has no task "nope"/);
+    assert.throws(
+      () => resolveSteps(parsePipeline({ steps: [{ model: 'design', task: 'nope' }] }), executor.manifest),
+      /step step1: model design has no task "nope"/,
+    );
   });
 
   it('chains steps: mapped sequences, options from fields, until_stop, per-step metadata', async () => {
@@ -84,7 +126,11 @@ describe('pipelines', () => {
       { index: 1, input: { id: 'b', sequence: 'MWV' } },
       { index: 2, input: { id: 'c', sequence: 'MK!' } },
     ];
-    const recs = await processPipelineChunk({ kind: 'pipeline', pipeline: yamlLike as never, options: { ph: 6 } }, chunk, { executor, signal: new AbortController().signal, maxWaitMs: 1000 });
+    const recs = await processPipelineChunk(
+      { kind: 'pipeline', pipeline: yamlLike as never, options: { ph: 6 } },
+      chunk,
+      { executor, signal: new AbortController().signal, maxWaitMs: 1000 },
+    );
     const [a, b, c] = recs;
     assert.equal(a!.status, 'success');
     assert.equal(a!.task, 'pipeline:demo');
@@ -125,8 +171,18 @@ describe('pipelines', () => {
   });
 
   it('names a missing field of an earlier output as the error of that record', async () => {
-    const p = { name: 'm', steps: [{ name: 'opt', model: 'design', task: 'optimize' }, { model: 'props', sequence: 'opt.nothing' }] };
-    const [r] = await processPipelineChunk({ kind: 'pipeline', pipeline: p as never, options: {} }, [{ index: 0, input: { id: 'a', sequence: 'MKV' } }], { executor, signal: new AbortController().signal, maxWaitMs: 1000 });
+    const p = {
+      name: 'm',
+      steps: [
+        { name: 'opt', model: 'design', task: 'optimize' },
+        { model: 'props', sequence: 'opt.nothing' },
+      ],
+    };
+    const [r] = await processPipelineChunk(
+      { kind: 'pipeline', pipeline: p as never, options: {} },
+      [{ index: 0, input: { id: 'a', sequence: 'MKV' } }],
+      { executor, signal: new AbortController().signal, maxWaitMs: 1000 },
+    );
     assert.equal(r!.status, 'error');
     assert.match(r!.error!.message, /field opt\.nothing is missing/);
     assert.equal(r!.error!.step, 'step2');
@@ -140,15 +196,25 @@ describe('pipelines', () => {
       name: 'names',
       steps: [
         { name: 'constructor', model: 'design', task: 'optimize' },
-        { name: 'toString', model: 'design', task: 'score', sequence: 'constructor.sequence', options_from: { organism: 'constructor.organism' } },
+        {
+          name: 'toString',
+          model: 'design',
+          task: 'score',
+          sequence: 'constructor.sequence',
+          options_from: { organism: 'constructor.organism' },
+        },
         { name: 'hasOwnProperty', model: 'props', sequence: { from: 'constructor.protein', until_stop: true } },
       ],
     };
-    const [r] = await processPipelineChunk({ kind: 'pipeline', pipeline: p as never, options: {} }, [{ index: 0, input: { id: 'a', sequence: 'MKV', organism: 'yeast' } }], {
-      executor,
-      signal: new AbortController().signal,
-      maxWaitMs: 1000,
-    });
+    const [r] = await processPipelineChunk(
+      { kind: 'pipeline', pipeline: p as never, options: {} },
+      [{ index: 0, input: { id: 'a', sequence: 'MKV', organism: 'yeast' } }],
+      {
+        executor,
+        signal: new AbortController().signal,
+        maxWaitMs: 1000,
+      },
+    );
     assert.equal(r!.status, 'success', JSON.stringify(r));
     assert.deepEqual(Object.keys(r!.output!), ['constructor', 'toString', 'hasOwnProperty']);
     assert.equal((r!.output!.constructor as any).organism, 'yeast');
@@ -157,13 +223,20 @@ describe('pipelines', () => {
     assert.equal((r!.output!.hasOwnProperty as any).seen, 'MKV');
     assert.deepEqual(JSON.parse(JSON.stringify(r!.output)).toString.cai, 1);
     for (const name of ['__proto__']) {
-      assert.throws(() => parsePipeline({ steps: [{ name, model: 'design', task: 'optimize' }] }), /invalid pipeline: steps\.0\.name: "__proto__" is reserved/);
+      assert.throws(
+        () => parsePipeline({ steps: [{ name, model: 'design', task: 'optimize' }] }),
+        /invalid pipeline: steps\.0\.name: "__proto__" is reserved/,
+      );
     }
   });
 
   it('reads field paths through own properties only: a path never reaches a prototype', async () => {
     const p = { steps: [{ model: 'props', sequence: 'input.parameters.constructor' }] };
-    const [r] = await processPipelineChunk({ kind: 'pipeline', pipeline: p as never, options: {} }, [{ index: 0, input: { id: 'a', sequence: 'MKV' } }], { executor, signal: new AbortController().signal, maxWaitMs: 1000 });
+    const [r] = await processPipelineChunk(
+      { kind: 'pipeline', pipeline: p as never, options: {} },
+      [{ index: 0, input: { id: 'a', sequence: 'MKV' } }],
+      { executor, signal: new AbortController().signal, maxWaitMs: 1000 },
+    );
     assert.equal(r!.status, 'error');
     assert.match(r!.error!.message, /field input\.parameters\.constructor is missing/);
   });

@@ -23,14 +23,16 @@ export function pgBinDir(): string | null {
 
 /** Why the PostgreSQL tests cannot run here, or false when they can. */
 export function pgUnavailable(): string | false {
-  if (!pgBinDir()) return 'PostgreSQL is not installed (no initdb/pg_ctl under /usr/lib/postgresql/*/bin): apt-get install -y postgresql';
+  if (!pgBinDir())
+    return 'PostgreSQL is not installed (no initdb/pg_ctl under /usr/lib/postgresql/*/bin): apt-get install -y postgresql';
   if (process.getuid?.() === 0) {
     try {
       userInfo();
     } catch {
       return 'running as root without a user to own the cluster';
     }
-    if (!existsSync('/usr/sbin/runuser') && !existsSync('/sbin/runuser')) return 'running as root and runuser is missing (PostgreSQL refuses to run as root)';
+    if (!existsSync('/usr/sbin/runuser') && !existsSync('/sbin/runuser'))
+      return 'running as root and runuser is missing (PostgreSQL refuses to run as root)';
   }
   return false;
 }
@@ -56,7 +58,9 @@ export async function startPgCluster(): Promise<PgCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'isomodel-pg-'));
   const data = join(dir, 'data');
   const pg = async (tool: string, args: string[]): Promise<string> => {
-    const [cmd, argv] = asRoot ? ['runuser', ['-u', PG_UID_USER, '--', join(bin, tool), ...args]] : [join(bin, tool), args];
+    const [cmd, argv] = asRoot
+      ? ['runuser', ['-u', PG_UID_USER, '--', join(bin, tool), ...args]]
+      : [join(bin, tool), args];
     const r = await run(cmd, argv, { env: { ...process.env, LC_ALL: 'C', LANG: 'C' }, timeout: 60_000 });
     return r.stdout;
   };

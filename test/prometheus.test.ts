@@ -6,7 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { freePort, parseExposition, promtool, request, startGateway, waitFor, type Harness, type Sample } from './helpers.js';
+import {
+  freePort,
+  parseExposition,
+  promtool,
+  request,
+  startGateway,
+  waitFor,
+  type Harness,
+  type Sample,
+} from './helpers.js';
 
 describe('Prometheus metrics', () => {
   let h: Harness;
@@ -22,18 +31,30 @@ describe('Prometheus metrics', () => {
     assert.equal(r.status, 200);
     assert.match(r.headers.get('content-type')!, /text\/plain; version=0\.0\.4/);
     const text = r.body;
-    assert.match(text, /isomodel_requests_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",status="success",code="OK"\} 10/);
-    assert.match(text, /isomodel_request_duration_seconds_count\{model="revcomp",version="1\.0\.0",task="reverse_complement"\} 10/);
+    assert.match(
+      text,
+      /isomodel_requests_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",status="success",code="OK"\} 10/,
+    );
+    assert.match(
+      text,
+      /isomodel_request_duration_seconds_count\{model="revcomp",version="1\.0\.0",task="reverse_complement"\} 10/,
+    );
     assert.match(text, /isomodel_batch_size_bucket\{le="\+Inf",model="revcomp",version="1\.0\.0"\} \d+/);
     assert.match(text, /isomodel_queue_duration_seconds_count\{model="revcomp",version="1\.0\.0"\} 10/);
     assert.match(text, /isomodel_compute_duration_seconds_sum\{model="revcomp"/);
     assert.match(text, /isomodel_replicas\{model="gc-scanner",version="1\.0\.0",state="ready"\} 1/);
     assert.match(text, /isomodel_model_up\{model="revcomp",version="1\.0\.0"\} 1/);
     assert.match(text, /isomodel_queue_depth\{model="revcomp",version="1\.0\.0"\} 0/);
-    assert.match(text, /isomodel_worker_resident_memory_bytes\{model="gc-scanner",version="1\.0\.0",replica="r\d+"\} [1-9]\d+/);
+    assert.match(
+      text,
+      /isomodel_worker_resident_memory_bytes\{model="gc-scanner",version="1\.0\.0",replica="r\d+"\} [1-9]\d+/,
+    );
     assert.match(text, /isomodel_gateway_process_resident_memory_bytes \d+/);
     // Client errors count against the model they were sent to, under their own code.
-    assert.match(text, /isomodel_requests_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",status="error",code="INVALID_SEQUENCE"\} 1/);
+    assert.match(
+      text,
+      /isomodel_requests_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",status="error",code="INVALID_SEQUENCE"\} 1/,
+    );
   });
 
   it('passes promtool check metrics', async () => {
@@ -46,16 +67,24 @@ describe('Prometheus metrics', () => {
   it('the Grafana dashboard and deploy/prometheus.yml use exactly the exported names', async () => {
     const { body } = await request<string>(`${h.url}/metrics/prometheus`, 'GET');
     const exported = new Set([...body.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
-    const dashboard = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'deploy', 'grafana', 'isomodel-dashboard.json'), 'utf8'));
+    const dashboard = JSON.parse(
+      readFileSync(join(PACKAGE_ROOT, 'deploy', 'grafana', 'isomodel-dashboard.json'), 'utf8'),
+    );
     const exprs: string[] = dashboard.panels.flatMap((p: any) => (p.targets ?? []).map((t: any) => t.expr));
     exprs.push(...dashboard.templating.list.map((v: any) => v.definition ?? ''));
-    const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\b(isomodel_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, ''))));
+    const used = new Set(
+      exprs.flatMap((e) =>
+        [...e.matchAll(/\b(isomodel_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, '')),
+      ),
+    );
     assert.ok(used.size >= 12, `dashboard uses ${used.size} metrics`);
     for (const name of used) assert.ok(exported.has(name), `dashboard metric ${name} is exported`);
     const config = join(PACKAGE_ROOT, 'deploy', 'prometheus.yml');
     assert.match(readFileSync(config, 'utf8'), /metrics_path: \/metrics\/prometheus/);
     const check = await new Promise<{ code: number; out: string }>((resolve) =>
-      execFile('promtool', ['check', 'config', config], (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr })),
+      execFile('promtool', ['check', 'config', config], (err, stdout, stderr) =>
+        resolve({ code: err ? 1 : 0, out: stdout + stderr }),
+      ),
     );
     assert.equal(check.code, 0, check.out);
   });
@@ -73,7 +102,15 @@ describe('Prometheus metrics', () => {
         join(dir, 'prometheus.yml'),
         `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: isomodel\n    metrics_path: /metrics/prometheus\n    static_configs: [{ targets: ['${target}'] }]\n`,
       );
-      prom = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: 'ignore' });
+      prom = spawn(
+        'prometheus',
+        [
+          `--config.file=${join(dir, 'prometheus.yml')}`,
+          `--storage.tsdb.path=${join(dir, 'data')}`,
+          `--web.listen-address=127.0.0.1:${port}`,
+        ],
+        { stdio: 'ignore' },
+      );
     });
     after(() => {
       prom.kill('SIGKILL');
@@ -81,16 +118,26 @@ describe('Prometheus metrics', () => {
     });
 
     it('sees the gateway up and the request counters', async () => {
-      const query = async (q: string) => (await request<any>(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`, 'GET').catch(() => null))?.body?.data?.result ?? [];
-      const up = await waitFor(async () => {
-        const res = await query('up{job="isomodel"}');
-        return res.length && res[0].value[1] === '1' ? res : null;
-      }, 30_000, 250);
+      const query = async (q: string) =>
+        (await request<any>(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`, 'GET').catch(() => null))?.body
+          ?.data?.result ?? [];
+      const up = await waitFor(
+        async () => {
+          const res = await query('up{job="isomodel"}');
+          return res.length && res[0].value[1] === '1' ? res : null;
+        },
+        30_000,
+        250,
+      );
       assert.equal(up[0].value[1], '1');
-      const reqs = await waitFor(async () => {
-        const res = await query('sum(isomodel_requests_total{model="revcomp",status="success"})');
-        return res.length ? res : null;
-      }, 15_000, 250);
+      const reqs = await waitFor(
+        async () => {
+          const res = await query('sum(isomodel_requests_total{model="revcomp",status="success"})');
+          return res.length ? res : null;
+        },
+        15_000,
+        250,
+      );
       assert.equal(Number(reqs[0].value[1]), 10);
     });
   });
@@ -107,8 +154,14 @@ describe('request-path metric values for single, batch and job traffic', () => {
     samples = parseExposition(r.body);
   };
   const api = (l: Record<string, string>): boolean => l.source === undefined || l.source === 'api';
-  const sum = (name: string, match: Record<string, string> = {}, keep: (l: Record<string, string>) => boolean = () => true): number =>
-    samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v) && keep(s.labels)).reduce((a, s) => a + s.value, 0);
+  const sum = (
+    name: string,
+    match: Record<string, string> = {},
+    keep: (l: Record<string, string>) => boolean = () => true,
+  ): number =>
+    samples
+      .filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v) && keep(s.labels))
+      .reduce((a, s) => a + s.value, 0);
   const revcomp = { model: 'revcomp', version: '1.0.0' };
   const task = { ...revcomp, task: 'reverse_complement' };
   /** The request-path figures for revcomp now. */
@@ -142,12 +195,23 @@ describe('request-path metric values for single, batch and job traffic', () => {
   it('single requests: one request, one sequence, one latency and one queue wait each', async () => {
     await scrape();
     const start = figures();
-    for (const s of ['ACGTAC', 'GGATCC', 'TTTAAA']) assert.equal((await h.post('/models/revcomp/predict', { sequence: s })).status, 200);
+    for (const s of ['ACGTAC', 'GGATCC', 'TTTAAA'])
+      assert.equal((await h.post('/models/revcomp/predict', { sequence: s })).status, 200);
     await scrape();
     const d = delta(start, figures());
     assert.deepEqual(
       { ...d, batches: undefined, computeCount: undefined },
-      { apiRequestsOk: 3, apiRequestsInvalid: 0, apiSequences: 3, requestDurationCount: 3, requestDurationInf: 3, queueCount: 3, batchItems: 3, batches: undefined, computeCount: undefined },
+      {
+        apiRequestsOk: 3,
+        apiRequestsInvalid: 0,
+        apiSequences: 3,
+        requestDurationCount: 3,
+        requestDurationInf: 3,
+        queueCount: 3,
+        batchItems: 3,
+        batches: undefined,
+        computeCount: undefined,
+      },
     );
     assert.ok(d.batches! >= 1 && d.batches! <= 3, `${d.batches} worker batches`);
     assert.equal(d.computeCount, d.batches, 'one compute time per worker batch');
@@ -171,8 +235,14 @@ describe('request-path metric values for single, batch and job traffic', () => {
     assert.equal(d.computeCount, d.batches);
     assert.ok(d.batches! >= 2, 'two requests sent one after the other are two batches at least');
     // Histogram buckets of the batch size are cumulative and end at the count.
-    assert.equal(sum('isomodel_batch_size_bucket', { ...revcomp, le: '+Inf' }), sum('isomodel_batch_size_count', revcomp));
-    assert.ok(sum('isomodel_batch_size_bucket', { ...revcomp, le: '4' }) >= sum('isomodel_batch_size_bucket', { ...revcomp, le: '2' }));
+    assert.equal(
+      sum('isomodel_batch_size_bucket', { ...revcomp, le: '+Inf' }),
+      sum('isomodel_batch_size_count', revcomp),
+    );
+    assert.ok(
+      sum('isomodel_batch_size_bucket', { ...revcomp, le: '4' }) >=
+        sum('isomodel_batch_size_bucket', { ...revcomp, le: '2' }),
+    );
   });
 
   it('a refused request counts as an error under its code, with no sequences, latency or batch', async () => {
@@ -181,7 +251,17 @@ describe('request-path metric values for single, batch and job traffic', () => {
     assert.equal((await h.post('/models/revcomp/predict', { sequence: 'ACGTZ' })).status, 400);
     assert.equal((await h.post('/models/revcomp/predict/batch', { sequences: ['ACGT', 'ACG1'] })).status, 400);
     await scrape();
-    assert.deepEqual(delta(start, figures()), { apiRequestsOk: 0, apiRequestsInvalid: 2, apiSequences: 0, requestDurationCount: 0, requestDurationInf: 0, queueCount: 0, batchItems: 0, batches: 0, computeCount: 0 });
+    assert.deepEqual(delta(start, figures()), {
+      apiRequestsOk: 0,
+      apiRequestsInvalid: 2,
+      apiSequences: 0,
+      requestDurationCount: 0,
+      requestDurationInf: 0,
+      queueCount: 0,
+      batchItems: 0,
+      batches: 0,
+      computeCount: 0,
+    });
   });
 
   it('job traffic: its records go through worker batches and queue waits, not the API latency', async () => {

@@ -57,7 +57,11 @@ describe('prototype names as model, version, task, tool and output names', () =>
   it('native and deployment routes: unknown model, version and task names are 404/400, never 500', async () => {
     for (const n of NAMES) {
       const e = encodeURIComponent(n);
-      for (const r of [await h.get(`/models/${e}/info`), await h.post(`/models/${e}/predict`, { sequence: 'ACGT' }), await h.get(`/api/v1/models/${e}`)]) {
+      for (const r of [
+        await h.get(`/models/${e}/info`),
+        await h.post(`/models/${e}/predict`, { sequence: 'ACGT' }),
+        await h.get(`/api/v1/models/${e}`),
+      ]) {
         assert.equal(r.status, 404, `${n}: ${JSON.stringify(r.body)}`);
         assert.equal(r.body.error.code, 'MODEL_NOT_FOUND');
       }
@@ -74,16 +78,24 @@ describe('prototype names as model, version, task, tool and output names', () =>
   });
 
   it('a version and a task named "constructor" serve, and a traffic split weighs only its own entries', async () => {
-    const p = await h.post(`/models/${encodeURIComponent('protoy@constructor')}/predict`, { sequence: 'ACGT', task_type: 'constructor', options: { constructor: 2 } });
+    const p = await h.post(`/models/${encodeURIComponent('protoy@constructor')}/predict`, {
+      sequence: 'ACGT',
+      task_type: 'constructor',
+      options: { constructor: 2 },
+    });
     assert.equal(p.status, 200, JSON.stringify(p.body));
     assert.equal(p.body.data.version, 'constructor');
     const split = await request<any>(`${h.url}/api/v1/models/protoy/traffic`, 'PUT', { weights: { '1.0.0': 1 } });
     assert.equal(split.status, 200, JSON.stringify(split.body));
     const status = await h.get('/api/v1/models/protoy');
-    const weights = Object.fromEntries(status.body.data.versions.map((v: { version: string; weight: unknown }) => [v.version, v.weight]));
+    const weights = Object.fromEntries(
+      status.body.data.versions.map((v: { version: string; weight: unknown }) => [v.version, v.weight]),
+    );
     // Object.prototype.constructor used to stand in for the missing entry (and vanish from the JSON).
     assert.deepEqual(weights, { '1.0.0': 1, constructor: 0 });
-    const both = await request<any>(`${h.url}/api/v1/models/protoy/traffic`, 'PUT', { weights: { '1.0.0': 1, constructor: 3 } });
+    const both = await request<any>(`${h.url}/api/v1/models/protoy/traffic`, 'PUT', {
+      weights: { '1.0.0': 1, constructor: 3 },
+    });
     assert.equal(both.status, 200, JSON.stringify(both.body));
     assert.deepEqual(both.body.data.weights, { '1.0.0': 1, constructor: 3 });
     // Unloading a version that has no entry leaves the split as it is.
@@ -103,10 +115,15 @@ describe('prototype names as model, version, task, tool and output names', () =>
     assert.deepEqual(byName.__proto__, ['5', 'null']);
     for (const n of NAMES) {
       const e = encodeURIComponent(n);
-      const unknown = await h.post(`/v2/models/${e}/infer`, { inputs: [{ name: 'sequences', datatype: 'BYTES', shape: [1], data: ['ACGT'] }] });
+      const unknown = await h.post(`/v2/models/${e}/infer`, {
+        inputs: [{ name: 'sequences', datatype: 'BYTES', shape: [1], data: ['ACGT'] }],
+      });
       assert.equal(unknown.status, 404, `${n}: ${JSON.stringify(unknown.body)}`);
       assert.deepEqual(Object.keys(unknown.body), ['error']);
-      const out = await h.post('/v2/models/revcomp/infer', { inputs: [{ name: 'sequences', datatype: 'BYTES', shape: [1], data: ['ACGT'] }], outputs: [{ name: n }] });
+      const out = await h.post('/v2/models/revcomp/infer', {
+        inputs: [{ name: 'sequences', datatype: 'BYTES', shape: [1], data: ['ACGT'] }],
+        outputs: [{ name: n }],
+      });
       assert.equal(out.status, 400, `${n}: ${JSON.stringify(out.body)}`);
       assert.match(out.body.error, /unknown output/);
     }
@@ -128,7 +145,11 @@ describe('prototype names as model, version, task, tool and output names', () =>
         assert.equal(best.status, 400, `${n}: ${JSON.stringify(best.body)}`);
         assert.match(best.body.message, /unknown task_type/);
       }
-      const named = await h.post('/agent/analyze', { sequences: ['ACGT'], task_type: 'reverse_complement', model_name: n });
+      const named = await h.post('/agent/analyze', {
+        sequences: ['ACGT'],
+        task_type: 'reverse_complement',
+        model_name: n,
+      });
       assert.equal(named.status, 404, `${n}: ${JSON.stringify(named.body)}`);
       assert.equal(named.body.error.code, 'MODEL_NOT_FOUND');
     }
@@ -138,7 +159,10 @@ describe('prototype names as model, version, task, tool and output names', () =>
     const dir = join(h.modelsDir, 'proto-key');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'index.mjs'), 'export function predict(b) { return b.map(() => ({})); }\n');
-    writeFileSync(join(dir, 'model.yaml'), 'name: proto-key\nversion: 1.0.0\nruntime: node\nentry: index.mjs\ntasks:\n  - name: t\n    sequence_types: [DNA]\n    options:\n      __proto__: {type: string}\n');
+    writeFileSync(
+      join(dir, 'model.yaml'),
+      'name: proto-key\nversion: 1.0.0\nruntime: node\nentry: index.mjs\ntasks:\n  - name: t\n    sequence_types: [DNA]\n    options:\n      __proto__: {type: string}\n',
+    );
     const r = await h.post('/v1/models/reload');
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const err = r.body.data.errors.find((e: { file: string }) => e.file === join(dir, 'model.yaml'));
@@ -147,7 +171,8 @@ describe('prototype names as model, version, task, tool and output names', () =>
   });
 
   it('MCP: tool and model names', async () => {
-    const call = async (name: string, args: Record<string, unknown>) => (await mcp.callTool({ name, arguments: args })) as CallToolResult;
+    const call = async (name: string, args: Record<string, unknown>) =>
+      (await mcp.callTool({ name, arguments: args })) as CallToolResult;
     for (const n of NAMES) {
       const tool = await call(n, { sequences: ['ACGT'] });
       assert.equal(tool.isError, true, `${n}: ${JSON.stringify(tool.content)}`);
@@ -163,7 +188,8 @@ describe('prototype names as model, version, task, tool and output names', () =>
     const { tools } = await mcp.listTools();
     const t = tools.find((x) => x.name === 'protoy__constructor');
     assert.ok(t, tools.map((x) => x.name).join(', '));
-    const options = (t.inputSchema.properties as { options: { properties: Record<string, unknown> } }).options.properties;
+    const options = (t.inputSchema.properties as { options: { properties: Record<string, unknown> } }).options
+      .properties;
     assert.deepEqual(Object.keys(options).sort(), ['constructor', 'hasOwnProperty']);
     assert.equal(Object.getPrototypeOf(options), Object.prototype);
     const ran = await call('protoy__constructor', { sequences: ['ACGTA'] });

@@ -5,7 +5,17 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,7 +34,12 @@ const PYTHON = '/usr/bin/python3';
 const ADMIN = 'iso_test_admin_secret_pull_000001';
 const PREDICT = 'iso_test_predict_secret_pull_00001';
 const bearer = (k: string): Record<string, string> => ({ authorization: `Bearer ${k}` });
-const KEYS = { keys: [{ name: 'ops', sha256: digest(ADMIN), scopes: ['admin' as const] }, { name: 'lab', sha256: digest(PREDICT), scopes: ['predict' as const] }] };
+const KEYS = {
+  keys: [
+    { name: 'ops', sha256: digest(ADMIN), scopes: ['admin' as const] },
+    { name: 'lab', sha256: digest(PREDICT), scopes: ['predict' as const] },
+  ],
+};
 
 type Entry = tar.Headers & { data?: Buffer | string };
 
@@ -35,7 +50,11 @@ async function tarGz(entries: Entry[]): Promise<Buffer> {
   pack.on('data', (c: Buffer) => chunks.push(c));
   const done = new Promise<void>((r) => pack.on('end', () => r()));
   for (const { data, ...h } of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry({ mode: 0o644, ...h }, data ?? (h.type === 'file' || !h.type ? '' : undefined), (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      pack.entry({ mode: 0o644, ...h }, data ?? (h.type === 'file' || !h.type ? '' : undefined), (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
   }
   pack.finalize();
   await done;
@@ -91,9 +110,15 @@ async function fileServer(files: Record<string, Buffer>): Promise<{ url: string;
 }
 
 /** The CLI in a child process, asynchronously: the mock hub answering it lives in this process. */
-function runCli(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -126,12 +151,33 @@ describe('safe extraction: hostile archives write nothing outside their folder',
     ['backslash', [{ name: '..\\..\\outside\\x', data: 'pwned' }], /backslash/],
     ['symlink to an absolute path', [{ name: 'link', type: 'symlink', linkname: '/etc' }], /points outside/],
     ['symlink up', [{ name: 'link', type: 'symlink', linkname: '../outside' }], /points up/],
-    ['symlink then a file through it', [{ name: 'a/link', type: 'symlink', linkname: '../..' }, { name: 'a/link/outside/sentinel', data: 'pwned' }], /points up/],
-    ['self link then a climb through it', [{ name: 'b', type: 'symlink', linkname: '.' }, { name: 'a', type: 'symlink', linkname: 'b/..' }], /points up/],
+    [
+      'symlink then a file through it',
+      [
+        { name: 'a/link', type: 'symlink', linkname: '../..' },
+        { name: 'a/link/outside/sentinel', data: 'pwned' },
+      ],
+      /points up/,
+    ],
+    [
+      'self link then a climb through it',
+      [
+        { name: 'b', type: 'symlink', linkname: '.' },
+        { name: 'a', type: 'symlink', linkname: 'b/..' },
+      ],
+      /points up/,
+    ],
     ['hard link', [{ name: 'passwd', type: 'link', linkname: '/etc/passwd' }], /hard link/],
     ['character device', [{ name: 'null', type: 'character-device' }], /character-device/],
     ['fifo', [{ name: 'pipe', type: 'fifo' }], /fifo/],
-    ['a name twice', [{ name: 'f', data: 'one' }, { name: './f', data: 'two' }], /appears twice/],
+    [
+      'a name twice',
+      [
+        { name: 'f', data: 'one' },
+        { name: './f', data: 'two' },
+      ],
+      /appears twice/,
+    ],
     ['over the size limit', [{ name: 'big', data: Buffer.alloc(limits.maxBytes + 1) }], /more than 1048576 bytes/],
     ['too many entries', Array.from({ length: 101 }, (_, i) => ({ name: `f${i}`, data: '' })), /more than 100 entries/],
   ];
@@ -164,7 +210,15 @@ describe('safe extraction: hostile archives write nothing outside their folder',
 
   it('keeps links that point down, and ordinary nested files', async () => {
     const file = join(root, 'good.tar.gz');
-    writeFileSync(file, await tarGz([{ name: 'pkg/', type: 'directory' }, { name: 'pkg/data/v1/w.bin', data: 'weights' }, { name: 'pkg/current', type: 'symlink', linkname: 'data/v1' }, { name: 'pkg/run.sh', data: '#!/bin/sh\n', mode: 0o755 }]));
+    writeFileSync(
+      file,
+      await tarGz([
+        { name: 'pkg/', type: 'directory' },
+        { name: 'pkg/data/v1/w.bin', data: 'weights' },
+        { name: 'pkg/current', type: 'symlink', linkname: 'data/v1' },
+        { name: 'pkg/run.sh', data: '#!/bin/sh\n', mode: 0o755 },
+      ]),
+    );
     const dest = join(root, 'dest-good');
     mkdirSync(dest);
     const s = await extractArchive(file, dest, limits);
@@ -191,12 +245,25 @@ describe('POST /api/models/download and isomodel pull: packages', () => {
   before(async () => {
     srcRoot = workerTmpDir('isomodel-pull-src-');
     const viaUrl = revcompPackage('rc-url');
-    const hostile = await tarGz([{ name: 'rc-evil/model.yaml', data: 'name: x' }, { name: '../../escaped', data: 'pwned' }]);
-    files = await fileServer({ '/rc-url.tar.gz': await tarGz(folderEntries(viaUrl, 'rc-url')), '/evil.tar.gz': hostile });
+    const hostile = await tarGz([
+      { name: 'rc-evil/model.yaml', data: 'name: x' },
+      { name: '../../escaped', data: 'pwned' },
+    ]);
+    files = await fileServer({
+      '/rc-url.tar.gz': await tarGz(folderEntries(viaUrl, 'rc-url')),
+      '/evil.tar.gz': hostile,
+    });
     const viaHub = revcompPackage('rc-hub');
     hub = await startMockHub([
-      { repo: 'isomodel-test/rc-hub', files: readdirSync(viaHub).map((n) => ({ path: n, data: readFileSync(join(viaHub, n)) })) },
-      { repo: 'evil/listing', files: [{ path: 'model.yaml', data: Buffer.from('name: evil') }], extraListed: ['../../../../tmp/isomodel-hub-pwned'] },
+      {
+        repo: 'isomodel-test/rc-hub',
+        files: readdirSync(viaHub).map((n) => ({ path: n, data: readFileSync(join(viaHub, n)) })),
+      },
+      {
+        repo: 'evil/listing',
+        files: [{ path: 'model.yaml', data: Buffer.from('name: evil') }],
+        extraListed: ['../../../../tmp/isomodel-hub-pwned'],
+      },
     ]);
     h = await startGateway([], { auth: KEYS, pull: { hf_endpoint: hub.url } });
   });
@@ -322,7 +389,18 @@ describe('weights from the hub: pull --for dnabert2, resumable, verified', () =>
 
   before(async () => {
     ckpt = workerTmpDir('isomodel-ckpt-');
-    const r = spawnSync(PYTHON, [join(BUILTIN_MODELS_DIR, 'dnabert2', 'tools', 'make_tiny_checkpoint.py'), ckpt, '--format', 'bin', '--seed', '3'], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+    const r = spawnSync(
+      PYTHON,
+      [
+        join(BUILTIN_MODELS_DIR, 'dnabert2', 'tools', 'make_tiny_checkpoint.py'),
+        ckpt,
+        '--format',
+        'bin',
+        '--seed',
+        '3',
+      ],
+      { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } },
+    );
     assert.equal(r.status, 0, `make_tiny_checkpoint.py (needs ${PYTHON} with torch): ${r.stderr}`);
     hubFiles = readdirSync(ckpt).map((n) => ({ path: n, data: readFileSync(join(ckpt, n)), lfs: n.endsWith('.bin') }));
     hubFiles.push({ path: 'README.md', data: Buffer.from('# tiny DNABERT-2\n') });
@@ -351,7 +429,10 @@ describe('weights from the hub: pull --for dnabert2, resumable, verified', () =>
 
     // The config.json served with the same length but other bytes: its git blob id cannot match.
     const cfg = hubFiles.find((f) => f.path === 'config.json')!;
-    hub.corrupt('config.json', Buffer.from(cfg.data.toString('utf8').replace(/\d/, (d) => String((Number(d) + 1) % 10))));
+    hub.corrupt(
+      'config.json',
+      Buffer.from(cfg.data.toString('utf8').replace(/\d/, (d) => String((Number(d) + 1) % 10))),
+    );
     const bad = await h.post('/api/models/download', { model_id: 'dnabert2' }, bearer(ADMIN));
     hub.corrupt('config.json', null);
     assert.equal(bad.status, 502, JSON.stringify(bad.body));
@@ -374,12 +455,19 @@ describe('weights from the hub: pull --for dnabert2, resumable, verified', () =>
     assert.match(ranged.range!, /^bytes=\d+-$/);
     // The token goes to the hub only, never to the CDN the LFS file is redirected to.
     assert.ok(hub.log.filter((l) => l.server === 'hub').every((l) => l.authorization === `Bearer ${TOKEN}`));
-    assert.ok(hub.log.filter((l) => l.server === 'cdn').every((l) => l.authorization === undefined), JSON.stringify(hub.log));
+    assert.ok(
+      hub.log.filter((l) => l.server === 'cdn').every((l) => l.authorization === undefined),
+      JSON.stringify(hub.log),
+    );
     // The file is the hub's, byte for byte.
     const got = readFileSync(join(r.body.data.path, bin.path));
     assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(bin.data).digest('hex'));
 
-    const p = await h.post('/models/dnabert2/predict', { sequence: 'ACGTTATAATGGGCGG', task_type: 'embedding' }, bearer(PREDICT));
+    const p = await h.post(
+      '/models/dnabert2/predict',
+      { sequence: 'ACGTTATAATGGGCGG', task_type: 'embedding' },
+      bearer(PREDICT),
+    );
     assert.equal(p.status, 200, JSON.stringify(p.body));
     const hidden = JSON.parse(readFileSync(join(ckpt, 'config.json'), 'utf8')).hidden_size as number;
     assert.equal(p.body.data.dimension, hidden, JSON.stringify(p.body.data).slice(0, 300));
@@ -390,17 +478,43 @@ describe('weights from the hub: pull --for dnabert2, resumable, verified', () =>
     const state = mkdtempSync(join(tmpdir(), 'isomodel-cli-state-'));
     try {
       const models = h.modelsDir;
-      const out = await runCli(['--models-dir', models, '--state-dir', state, 'pull', `hf:${REPO}`, '--for', 'dnabert2', '--include', '*.json', '*.bin'], { HF_ENDPOINT: hub.url, HF_TOKEN: TOKEN });
+      const out = await runCli(
+        [
+          '--models-dir',
+          models,
+          '--state-dir',
+          state,
+          'pull',
+          `hf:${REPO}`,
+          '--for',
+          'dnabert2',
+          '--include',
+          '*.json',
+          '*.bin',
+        ],
+        { HF_ENDPOINT: hub.url, HF_TOKEN: TOKEN },
+      );
       assert.equal(out.status, 0, out.stderr);
-      const wanted = hubFiles.map((f) => f.path).filter((n) => n.endsWith('.json') || n.endsWith('.bin')).sort();
-      assert.ok(wanted.includes('pytorch_model.bin') && wanted.includes('config.json') && !wanted.includes('README.md'));
+      const wanted = hubFiles
+        .map((f) => f.path)
+        .filter((n) => n.endsWith('.json') || n.endsWith('.bin'))
+        .sort();
+      assert.ok(
+        wanted.includes('pytorch_model.bin') && wanted.includes('config.json') && !wanted.includes('README.md'),
+      );
       assert.match(out.stdout, new RegExp(`pulled weights of dnabert2: ${wanted.length} files`));
       assert.match(out.stdout, /DNABERT2_MODEL_PATH=/);
       assert.doesNotMatch(out.stderr, /\r|\[#/);
       const dir = join(`${state}-work`, 'weights', 'dnabert2');
-      assert.deepEqual(filesUnder(dir).filter((f) => !f.startsWith('.')), wanted);
+      assert.deepEqual(
+        filesUnder(dir).filter((f) => !f.startsWith('.')),
+        wanted,
+      );
       // Without the token the gated repository says why.
-      const denied = await runCli(['--models-dir', models, '--state-dir', state, 'pull', `hf:${REPO}`, '--for', 'dnabert2'], { HF_ENDPOINT: hub.url });
+      const denied = await runCli(
+        ['--models-dir', models, '--state-dir', state, 'pull', `hf:${REPO}`, '--for', 'dnabert2'],
+        { HF_ENDPOINT: hub.url },
+      );
       assert.equal(denied.status, 1);
       assert.match(denied.stderr, /answered 401 \(a gated or private repository needs HF_TOKEN\)/);
       // A model that declares no weights.

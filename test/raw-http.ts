@@ -9,7 +9,13 @@ export interface Raw {
 }
 
 /** Sends the target exactly as written. */
-export function rawRequest(base: string, method: string, target: string, headers: Record<string, string> = {}, body?: string): Promise<Raw> {
+export function rawRequest(
+  base: string,
+  method: string,
+  target: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<Raw> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
     const h: Record<string, string | number> = { ...headers };
@@ -20,7 +26,9 @@ export function rawRequest(base: string, method: string, target: string, headers
     const req = http.request({ host: u.hostname, port: u.port, method, path: target, headers: h }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     });
     req.setTimeout(30_000, () => req.destroy(new Error(`no answer in 30 s: ${method} ${target}`)));

@@ -37,7 +37,15 @@ function writePackage(models: string, folder: string, name: string, version: str
   writeFileSync(join(dir, 'index.mjs'), 'export default {};\n');
   writeFileSync(
     join(dir, 'model.yaml'),
-    [`name: ${name}`, `version: "${version}"`, 'runtime: node', 'entry: index.mjs', 'tasks:', '  - { name: echo, sequence_types: [DNA], max_length: 100 }', ...extra].join('\n') + '\n',
+    [
+      `name: ${name}`,
+      `version: "${version}"`,
+      'runtime: node',
+      'entry: index.mjs',
+      'tasks:',
+      '  - { name: echo, sequence_types: [DNA], max_length: 100 }',
+      ...extra,
+    ].join('\n') + '\n',
   );
   return dir;
 }
@@ -49,7 +57,10 @@ function setup(opts: RegistryOptions = {}) {
   const fleet = new Fleet();
   fleet.auto = true;
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  const logger = pino(
+    { level: 'info' },
+    { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
+  );
   const make = (): ModelRegistry => {
     const r = new ModelRegistry(models, fleet.create, logger, state, undefined, opts);
     registries.push(r);
@@ -118,9 +129,22 @@ describe('registry: discovery, versions, status', () => {
       ],
     );
     // Unknown names and versions: MODEL_NOT_FOUND, with what exists.
-    assert.throws(() => reg.status('ghost'), (e: IsoError) => code('MODEL_NOT_FOUND', /^no model named "ghost"$/)(e) && JSON.stringify(e.details) === '{"available":["alpha","beta"]}');
-    assert.throws(() => reg.status('NOT A NAME'), (e: IsoError) => code('MODEL_NOT_FOUND')(e) && e.details === undefined);
-    assert.throws(() => reg.status('beta@9'), (e: IsoError) => code('MODEL_NOT_FOUND', /^model beta has no version "9"$/)(e) && JSON.stringify(e.details) === '{"versions":["1.10.0","1.9.0"]}');
+    assert.throws(
+      () => reg.status('ghost'),
+      (e: IsoError) =>
+        code('MODEL_NOT_FOUND', /^no model named "ghost"$/)(e) &&
+        JSON.stringify(e.details) === '{"available":["alpha","beta"]}',
+    );
+    assert.throws(
+      () => reg.status('NOT A NAME'),
+      (e: IsoError) => code('MODEL_NOT_FOUND')(e) && e.details === undefined,
+    );
+    assert.throws(
+      () => reg.status('beta@9'),
+      (e: IsoError) =>
+        code('MODEL_NOT_FOUND', /^model beta has no version "9"$/)(e) &&
+        JSON.stringify(e.details) === '{"versions":["1.10.0","1.9.0"]}',
+    );
     assert.throws(() => reg.status('beta@'), code('MODEL_NOT_FOUND', /names no version/));
   });
 
@@ -141,7 +165,10 @@ describe('registry: discovery, versions, status', () => {
       ['ready', 'ready'],
     );
     assert.equal(reg.status('lazy'), 'unloaded');
-    assert.throws(() => reg.serving('lazy'), code('MODEL_NOT_LOADED', /^model lazy is not loaded; POST \/v1\/models\/lazy\/load$/));
+    assert.throws(
+      () => reg.serving('lazy'),
+      code('MODEL_NOT_LOADED', /^model lazy is not loaded; POST \/v1\/models\/lazy\/load$/),
+    );
     assert.throws(() => reg.serving('many@3'), code('MODEL_NOT_FOUND'));
     // load pins it; unload unpins.
     const d = await reg.load('lazy');
@@ -152,7 +179,10 @@ describe('registry: discovery, versions, status', () => {
     assert.equal(reg.status('lazy'), 'unloaded');
     assert.equal(reg.versions('lazy')[0]!.pinned, false);
     assert.equal(d.state, 'stopped');
-    assert.throws(() => reg.serving('lazy@1'), code('MODEL_NOT_LOADED', /^model lazy@1 is not loaded; POST \/v1\/models\/lazy%401\/load$/));
+    assert.throws(
+      () => reg.serving('lazy@1'),
+      code('MODEL_NOT_LOADED', /^model lazy@1 is not loaded; POST \/v1\/models\/lazy%401\/load$/),
+    );
   });
 
   it('a version that fails to load: failed, with its error; a load in progress is shared and reported as loading', async () => {
@@ -175,7 +205,10 @@ describe('registry: discovery, versions, status', () => {
     const b = reg.load('flaky');
     await flush();
     assert.equal(reg.status('flaky'), 'loading');
-    assert.throws(() => reg.serving('flaky'), (e: IsoError) => code('MODEL_NOT_LOADED', /^model flaky is loading$/)(e) && e.retryAfterS === 2);
+    assert.throws(
+      () => reg.serving('flaky'),
+      (e: IsoError) => code('MODEL_NOT_LOADED', /^model flaky is loading$/)(e) && e.retryAfterS === 2,
+    );
     open();
     assert.equal(await a, await b);
     assert.equal(reg.status('flaky'), 'ready');
@@ -229,7 +262,10 @@ describe('registry: traffic, promote, rollback, rolling update, scale, remove', 
     await assert.rejects(reg.promote('m', '7'), code('MODEL_NOT_FOUND'));
     assert.equal(await reg.rollback('m'), '2');
     assert.deepEqual(reg.traffic('m'), { default_version: '2', weights: null, history: [] });
-    await assert.rejects(reg.rollback('m'), code('INVALID_REQUEST', /^model m has no earlier version to roll back to$/));
+    await assert.rejects(
+      reg.rollback('m'),
+      code('INVALID_REQUEST', /^model m has no earlier version to roll back to$/),
+    );
   });
 
   it('a rolling update starts the new version, moves traffic to it and drains the old; no request fails', async () => {
@@ -290,7 +326,7 @@ describe('registry: traffic, promote, rollback, rolling update, scale, remove', 
     assert.equal(await echo(reg, 'm'), '1');
   });
 
-  it('scale sets a version\'s replicas (0: none until a request wakes one); remove forgets a model', async () => {
+  it("scale sets a version's replicas (0: none until a request wakes one); remove forgets a model", async () => {
     const { models, make, fleet, state } = setup();
     writePackage(models, 'v1', 'm', '1', ['scaling: { min_replicas: 1, max_replicas: 3 }']);
     const reg = make();
@@ -371,7 +407,12 @@ describe('registry: reload and deploy from a folder', () => {
     assert.throws(() => reg.register(join(outside, 'nope')), code('INVALID_REQUEST', /^no package folder at /));
     mkdirSync(join(outside, 'bad'));
     writeFileSync(join(outside, 'bad', 'model.yaml'), 'name: m\n');
-    assert.throws(() => reg.register(join(outside, 'bad')), (e: IsoError) => code('INVALID_REQUEST', /^invalid model package at /)(e) && Array.isArray((e.details as { issues: unknown }).issues));
+    assert.throws(
+      () => reg.register(join(outside, 'bad')),
+      (e: IsoError) =>
+        code('INVALID_REQUEST', /^invalid model package at /)(e) &&
+        Array.isArray((e.details as { issues: unknown }).issues),
+    );
     // The same version from another folder is refused.
     const dup = writePackage(outside, 'dup', 'm', '1');
     assert.throws(() => reg.register(dup), code('INVALID_REQUEST', /^m@1 is already provided by /));

@@ -35,7 +35,13 @@ describe('hot reload', () => {
     await sleep(200);
     // New code and a new version: the new worker must really run the new code.
     const entry = join(dir, 'index.mjs');
-    writeFileSync(entry, readFileSync(entry, 'utf8').replace('return { reverse_complement: rc,', 'return { revision: 2, reverse_complement: rc,'));
+    writeFileSync(
+      entry,
+      readFileSync(entry, 'utf8').replace(
+        'return { reverse_complement: rc,',
+        'return { revision: 2, reverse_complement: rc,',
+      ),
+    );
     bumpVersion(dir, '1.0.1');
     const reload = await h.post('/v1/models/reload');
     assert.equal(reload.status, 200);
@@ -58,7 +64,10 @@ describe('hot reload', () => {
     rmSync(join(h.modelsDir, 'gc-scanner'), { recursive: true });
     const removed = await h.post('/v1/models/reload');
     assert.deepEqual(removed.body.data.removed, ['gc-scanner']);
-    assert.equal((await h.post('/models/gc-scanner/predict', { sequence: 'GGCC', task_type: 'gc_content' })).status, 404);
+    assert.equal(
+      (await h.post('/models/gc-scanner/predict', { sequence: 'GGCC', task_type: 'gc_content' })).status,
+      404,
+    );
   });
 
   it('a broken manifest is reported, naming the field, and the old version keeps serving', async () => {

@@ -30,21 +30,32 @@ function assertSelfContained(html: string): void {
 describe('performance reports', () => {
   let h: Harness;
   let work: string;
-  const cli = (...args: string[]) => run(process.execPath, [BIN, ...args], { cwd: work, env: { ...process.env, ISOMODEL_URL: h.url }, maxBuffer: 16 * 1024 * 1024 });
+  const cli = (...args: string[]) =>
+    run(process.execPath, [BIN, ...args], {
+      cwd: work,
+      env: { ...process.env, ISOMODEL_URL: h.url },
+      maxBuffer: 16 * 1024 * 1024,
+    });
   const clientMs: number[] = [];
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'isomodel-report-'));
-    h = await startGateway(['revcomp', 'gc-scanner', 'chaos-py'], { monitor: { interval_ms: 200, perf_interval_ms: 400 } });
+    h = await startGateway(['revcomp', 'gc-scanner', 'chaos-py'], {
+      monitor: { interval_ms: 200, perf_interval_ms: 400 },
+    });
     // 20 sequential requests, one in four sleeping 300 ms in the worker, and 3 invalid ones.
     for (let i = 0; i < 20; i++) {
       const slow = i % 4 === 3;
       const t0 = performance.now();
-      const r = await h.post('/models/chaos-py/predict', { sequence: 'ACGTACGT', options: slow ? { action: 'sleep', seconds: 0.3 } : {} });
+      const r = await h.post('/models/chaos-py/predict', {
+        sequence: 'ACGTACGT',
+        options: slow ? { action: 'sleep', seconds: 0.3 } : {},
+      });
       clientMs.push(performance.now() - t0);
       assert.equal(r.status, 200, JSON.stringify(r.body));
     }
-    for (let i = 0; i < 3; i++) assert.equal((await h.post('/models/chaos-py/predict', { sequence: 'ACGTXZ' })).status, 400);
+    for (let i = 0; i < 3; i++)
+      assert.equal((await h.post('/models/chaos-py/predict', { sequence: 'ACGTXZ' })).status, 400);
   });
   after(async () => {
     await h?.close();
@@ -70,10 +81,17 @@ describe('performance reports', () => {
     assert.ok(t.latency_ms.min <= t.latency_ms.p50 && t.latency_ms.p50 <= t.latency_ms.p90);
     // Exactly the nearest-rank percentiles of the request log's latencies.
     const db = new Database(join(h.stateDir, 'isomodel.db'), { readonly: true });
-    const logged = (db.prepare(`SELECT latency_ms FROM request_log WHERE model = 'chaos-py' AND status = 'success'`).all() as { latency_ms: number }[]).map((x) => x.latency_ms).sort((a, b) => a - b);
+    const logged = (
+      db.prepare(`SELECT latency_ms FROM request_log WHERE model = 'chaos-py' AND status = 'success'`).all() as {
+        latency_ms: number;
+      }[]
+    )
+      .map((x) => x.latency_ms)
+      .sort((a, b) => a - b);
     db.close();
     assert.equal(logged.length, 20);
-    for (const p of [50, 90, 99] as const) assert.equal(t.latency_ms[`p${p}`], Math.round(percentileSorted(logged, p)! * 1000) / 1000);
+    for (const p of [50, 90, 99] as const)
+      assert.equal(t.latency_ms[`p${p}`], Math.round(percentileSorted(logged, p)! * 1000) / 1000);
     // The gateway's latency is part of what the client waited for.
     const client = [...clientMs].sort((a, b) => a - b);
     assert.ok(t.latency_ms.p50 <= percentileSorted(client, 50)! + 1);
@@ -84,18 +102,33 @@ describe('performance reports', () => {
 
     assert.equal(rep.versions.length, 1);
     assert.equal(rep.versions[0].version, '0.0.1');
-    assert.deepEqual(rep.versions[0].tasks.map((x: any) => [x.task, x.requests]), [['chaos', 23]]);
+    assert.deepEqual(
+      rep.versions[0].tasks.map((x: any) => [x.task, x.requests]),
+      [['chaos', 23]],
+    );
     const hist = rep.histogram as { le_ms: number | null; count: number }[];
-    assert.equal(hist.reduce((n, b) => n + b.count, 0), 20);
+    assert.equal(
+      hist.reduce((n, b) => n + b.count, 0),
+      20,
+    );
     let lower = 0;
     for (const b of hist) {
       const upper = b.le_ms ?? Infinity;
       assert.equal(b.count, logged.filter((v) => v > lower && v <= upper).length, `bucket ≤${upper}`);
       lower = upper;
     }
-    assert.ok(hist.filter((b) => b.le_ms === null || b.le_ms > 300).reduce((n, b) => n + b.count, 0) >= 5, 'the five 300 ms sleeps');
-    assert.equal(rep.series.points.reduce((n: number, p: any) => n + p.requests, 0), 23);
-    assert.equal(rep.series.points.reduce((n: number, p: any) => n + p.errors, 0), 3);
+    assert.ok(
+      hist.filter((b) => b.le_ms === null || b.le_ms > 300).reduce((n, b) => n + b.count, 0) >= 5,
+      'the five 300 ms sleeps',
+    );
+    assert.equal(
+      rep.series.points.reduce((n: number, p: any) => n + p.requests, 0),
+      23,
+    );
+    assert.equal(
+      rep.series.points.reduce((n: number, p: any) => n + p.errors, 0),
+      3,
+    );
     assert.ok(rep.resources.samples > 0);
     assert.ok(rep.resources.rss_bytes.max > 1024 * 1024);
     assert.equal(rep.current.status, 'ready');
@@ -107,11 +140,18 @@ describe('performance reports', () => {
       return s.reduce((n, x) => n + x.requests, 0) === 23 ? s : null;
     }, 10_000))!;
     assert.ok(snaps.every((s) => s.model === 'chaos-py' && s.version === '0.0.1'));
-    assert.equal(snaps.reduce((n, s) => n + s.failed, 0), 3);
+    assert.equal(
+      snaps.reduce((n, s) => n + s.failed, 0),
+      3,
+    );
     assert.ok(snaps.some((s) => s.latency_p99_ms >= 300));
-    assert.ok(snaps.some((s) => s.rss_max_bytes > 0), 'snapshots carry the monitor’s resource samples');
+    assert.ok(
+      snaps.some((s) => s.rss_max_bytes > 0),
+      'snapshots carry the monitor’s resource samples',
+    );
     const db = new Database(join(h.stateDir, 'isomodel.db'), { readonly: true });
-    const n = (db.prepare(`SELECT COUNT(*) AS n FROM perf_snapshots WHERE model = 'chaos-py'`).get() as { n: number }).n;
+    const n = (db.prepare(`SELECT COUNT(*) AS n FROM perf_snapshots WHERE model = 'chaos-py'`).get() as { n: number })
+      .n;
     db.close();
     assert.equal(n, snaps.length);
   });
@@ -124,7 +164,8 @@ describe('performance reports', () => {
     const html = await res.text();
     assert.match(html, /^<!doctype html>/);
     assert.match(html, /Performance report: chaos-py/);
-    for (const id of ['chart-latency', 'chart-throughput', 'chart-histogram', 'chart-cpu', 'chart-memory']) assert.match(html, new RegExp(`<svg[^>]+id="${id}"`));
+    for (const id of ['chart-latency', 'chart-throughput', 'chart-histogram', 'chart-cpu', 'chart-memory'])
+      assert.match(html, new RegExp(`<svg[^>]+id="${id}"`));
     assert.match(html, /<path d="M/);
     assert.match(html, /INVALID_SEQUENCE/);
     assertSelfContained(html);
@@ -150,18 +191,28 @@ describe('performance reports', () => {
     const page = readFileSync(out, 'utf8');
     assert.match(page, /<svg/);
     assertSelfContained(page);
-    await assert.rejects(run(process.execPath, [BIN, 'report', 'chaos-py', '--url', 'http://127.0.0.1:9'], { cwd: work }), /no gateway answers at http:\/\/127\.0\.0\.1:9/);
+    await assert.rejects(
+      run(process.execPath, [BIN, 'report', 'chaos-py', '--url', 'http://127.0.0.1:9'], { cwd: work }),
+      /no gateway answers at http:\/\/127\.0\.0\.1:9/,
+    );
     await assert.rejects(cli('report', 'nope'), /MODEL_NOT_FOUND/);
   });
 
   it('isomodel report sends ISOMODEL_API_KEY to a gateway with API keys', async () => {
     const KEY = 'isomodel-report-test-key';
-    const keyed = await startGateway(['revcomp'], { auth: { keys: [{ name: 'reporter', sha256: createHash('sha256').update(KEY).digest('hex'), scopes: ['predict'] }] } });
+    const keyed = await startGateway(['revcomp'], {
+      auth: {
+        keys: [{ name: 'reporter', sha256: createHash('sha256').update(KEY).digest('hex'), scopes: ['predict'] }],
+      },
+    });
     try {
       const env: NodeJS.ProcessEnv = { ...process.env, ISOMODEL_URL: keyed.url };
       delete env.ISOMODEL_API_KEY;
       await assert.rejects(run(process.execPath, [BIN, 'report', 'revcomp'], { cwd: work, env }), /UNAUTHORIZED/);
-      const { stdout } = await run(process.execPath, [BIN, 'report', 'revcomp'], { cwd: work, env: { ...env, ISOMODEL_API_KEY: KEY } });
+      const { stdout } = await run(process.execPath, [BIN, 'report', 'revcomp'], {
+        cwd: work,
+        env: { ...env, ISOMODEL_API_KEY: KEY },
+      });
       assert.equal(JSON.parse(stdout).model, 'revcomp');
     } finally {
       await keyed.close();
@@ -170,27 +221,53 @@ describe('performance reports', () => {
 
   it('isomodel bench --compare drives the same workload at two models and saves JSON + HTML', async () => {
     const prefix = join(work, 'cmp');
-    const { stdout, stderr } = await cli('bench', '--compare', 'revcomp', 'gc-scanner', '--requests', '40', '--concurrency', '4', '--warmup', '2', '--length', '120', '--out', prefix, '--json');
+    const { stdout, stderr } = await cli(
+      'bench',
+      '--compare',
+      'revcomp',
+      'gc-scanner',
+      '--requests',
+      '40',
+      '--concurrency',
+      '4',
+      '--warmup',
+      '2',
+      '--length',
+      '120',
+      '--out',
+      prefix,
+      '--json',
+    );
     const c = JSON.parse(stdout);
     assert.equal(c.kind, 'isomodel.bench-compare');
     assert.match(stderr, /saved .*cmp\.json/);
-    assert.deepEqual(c.runs.map((r: any) => [r.target, r.version, r.task, r.requests, r.successful]), [
-      ['revcomp', '1.0.0', 'reverse_complement', 40, 40],
-      ['gc-scanner', '1.0.0', 'gc_content', 40, 40],
-    ]);
+    assert.deepEqual(
+      c.runs.map((r: any) => [r.target, r.version, r.task, r.requests, r.successful]),
+      [
+        ['revcomp', '1.0.0', 'reverse_complement', 40, 40],
+        ['gc-scanner', '1.0.0', 'gc_content', 40, 40],
+      ],
+    );
     assert.equal(c.workload.sequences, 64);
     assert.equal(c.workload.min_length, 120);
     for (const r of c.runs) {
       assert.ok(r.latency_ms.p50 > 0 && r.latency_ms.p50 <= r.latency_ms.p90 && r.latency_ms.p90 <= r.latency_ms.p99);
-      assert.equal(r.histogram.reduce((n: number, b: any) => n + b.count, 0), 40);
+      assert.equal(
+        r.histogram.reduce((n: number, b: any) => n + b.count, 0),
+        40,
+      );
       assert.equal(r.cdf.length, 101);
       assert.ok(r.throughput_rps > 0);
     }
     assert.equal(c.ratios.p50, Math.round((c.runs[1].latency_ms.p50 / c.runs[0].latency_ms.p50) * 1000) / 1000);
     assert.ok([c.runs[0].target, c.runs[1].target].includes(c.winner.throughput));
-    assert.deepEqual(JSON.parse(readFileSync(`${prefix}.json`, 'utf8')).runs.map((r: any) => r.requests), [40, 40]);
+    assert.deepEqual(
+      JSON.parse(readFileSync(`${prefix}.json`, 'utf8')).runs.map((r: any) => r.requests),
+      [40, 40],
+    );
     const html = readFileSync(`${prefix}.html`, 'utf8');
-    for (const id of ['chart-percentiles', 'chart-throughput', 'chart-cdf', 'chart-histogram']) assert.match(html, new RegExp(`id="${id}"`));
+    for (const id of ['chart-percentiles', 'chart-throughput', 'chart-cdf', 'chart-histogram'])
+      assert.match(html, new RegExp(`id="${id}"`));
     assertSelfContained(html);
     // Through the gateway: each model's request log holds the warm-up and the measured requests.
     const rev = (await h.get('/v1/reports/revcomp?window=10m')).body.data.totals;
@@ -200,13 +277,31 @@ describe('performance reports', () => {
   it('bench compares two runs of one model on a FASTA workload and prints the side-by-side table', async () => {
     const fasta = join(work, 'w.fasta');
     writeFileSync(fasta, '>a\nACGTACGTAC\n>b\nGGGGCCCCAAAATTTT\n>c\nATG\n');
-    const { stdout } = await cli('bench', '--compare', 'revcomp@1.0.0', 'revcomp', '-n', '12', '--concurrency', '2', '--warmup', '0', '--sequence-file', fasta, '--out', join(work, 'same'));
+    const { stdout } = await cli(
+      'bench',
+      '--compare',
+      'revcomp@1.0.0',
+      'revcomp',
+      '-n',
+      '12',
+      '--concurrency',
+      '2',
+      '--warmup',
+      '0',
+      '--sequence-file',
+      fasta,
+      '--out',
+      join(work, 'same'),
+    );
     assert.match(stdout, /workload: 12 requests, concurrency 2, 3 sequence\(s\) from .*w\.fasta \(length 3–16\)/);
     assert.match(stdout, /^METRIC\s+revcomp@1\.0\.0\s+revcomp\s+b\/a$/m);
     assert.match(stdout, /^latency p99\s+/m);
     assert.match(stdout, /^requests\s+12\s+12/m);
     assert.ok(existsSync(join(work, 'same.html')));
-    await assert.rejects(cli('bench', '--compare', 'revcomp@9.9.9', 'gc-scanner', '-n', '1'), /serves revcomp version 1\.0\.0, not 9\.9\.9/);
+    await assert.rejects(
+      cli('bench', '--compare', 'revcomp@9.9.9', 'gc-scanner', '-n', '1'),
+      /serves revcomp version 1\.0\.0, not 9\.9\.9/,
+    );
     await assert.rejects(cli('bench', '--compare', 'revcomp'), /exactly two targets/);
   });
 });

@@ -22,7 +22,11 @@ describe('models whose host packages are missing', { timeout: 120_000 }, () => {
   before(async () => {
     rmSync(FLAG_ROOT, { recursive: true, force: true });
     // ocr as on a fresh machine: no tesseract on the PATH its workers get.
-    h = await startGateway(['revcomp', 'requires-node', 'requires-py', 'ocr'], { model_env: { ocr: { PATH: '/nonexistent' } } }, { logs });
+    h = await startGateway(
+      ['revcomp', 'requires-node', 'requires-py', 'ocr'],
+      { model_env: { ocr: { PATH: '/nonexistent' } } },
+      { logs },
+    );
   });
 
   after(async () => {
@@ -36,8 +40,20 @@ describe('models whose host packages are missing', { timeout: 120_000 }, () => {
       assert.equal(h.gw.registry.deployment(m), undefined, `${m}: no worker was started`);
     }
     assert.equal(h.gw.registry.status('revcomp'), 'ready');
-    assert.deepEqual(logs.filter((l) => (l.level as number) >= 50), [], 'nothing at error level');
-    assert.ok(logs.some((l) => l.level === 30 && /^model ocr needs packages: apt-get install tesseract-ocr tesseract-ocr-eng \(missing: command tesseract\)/.test(String(l.msg))));
+    assert.deepEqual(
+      logs.filter((l) => (l.level as number) >= 50),
+      [],
+      'nothing at error level',
+    );
+    assert.ok(
+      logs.some(
+        (l) =>
+          l.level === 30 &&
+          /^model ocr needs packages: apt-get install tesseract-ocr tesseract-ocr-eng \(missing: command tesseract\)/.test(
+            String(l.msg),
+          ),
+      ),
+    );
     h.gw.monitor.sample(); // a monitor pass: where a failed model would raise its alert
     const alerts = (await h.get('/v1/monitor/alerts?state=firing')).body as any;
     assert.equal(alerts.data.active, 0, JSON.stringify(alerts.data.alerts));
@@ -52,7 +68,10 @@ describe('models whose host packages are missing', { timeout: 120_000 }, () => {
     const py = list.find((m) => m.name === 'requires-py');
     assert.equal(py.status, 'needs_packages');
     assert.deepEqual(py.requires.packages, ['python3-isomodel-no-such-module']);
-    assert.match(py.requires.hint, /^apt-get install python3-isomodel-no-such-module \(missing: python module isomodel_no_such_module\), then POST \/v1\/models\/requires-py\/load$/);
+    assert.match(
+      py.requires.hint,
+      /^apt-get install python3-isomodel-no-such-module \(missing: python module isomodel_no_such_module\), then POST \/v1\/models\/requires-py\/load$/,
+    );
     assert.equal(list.find((m) => m.name === 'revcomp').requires, null);
     const prom = String((await h.get('/metrics/prometheus')).body);
     assert.match(prom, /isomodel_model_state\{model="ocr",version="1\.0\.0",state="needs_packages"\} 1/);
@@ -83,7 +102,13 @@ describe('models whose host packages are missing', { timeout: 120_000 }, () => {
 });
 
 describe('manifest requires', () => {
-  const base = { name: 'm', version: '1.0.0', runtime: 'node', entry: 'i.mjs', tasks: [{ name: 't', sequence_types: ['DNA'] }] };
+  const base = {
+    name: 'm',
+    version: '1.0.0',
+    runtime: 'node',
+    entry: 'i.mjs',
+    tasks: [{ name: 't', sequence_types: ['DNA'] }],
+  };
 
   it('rejects relative or escaping files, bad module and package names', () => {
     for (const requires of [
@@ -96,7 +121,13 @@ describe('manifest requires', () => {
     ]) {
       assert.equal(manifestSchema.safeParse({ ...base, requires }).success, false, JSON.stringify(requires));
     }
-    assert.equal(manifestSchema.safeParse({ ...base, requires: { commands: ['tesseract', '/usr/bin/env'], files: ['/usr/share/*/x'] } }).success, true);
+    assert.equal(
+      manifestSchema.safeParse({
+        ...base,
+        requires: { commands: ['tesseract', '/usr/bin/env'], files: ['/usr/share/*/x'] },
+      }).success,
+      true,
+    );
   });
 
   it('matches * within one path segment only', () => {
@@ -109,7 +140,11 @@ describe('manifest requires', () => {
   it('are met for the built-in ocr and speech models here, and named when the PATH lacks them', async () => {
     const ocr = loadPackage(join(BUILTIN_MODELS_DIR, 'ocr')).manifest;
     const speech = loadPackage(join(BUILTIN_MODELS_DIR, 'speech')).manifest;
-    assert.equal(await missingRequirements(ocr), null, 'npm run test:setup installs tesseract-ocr and its English data');
+    assert.equal(
+      await missingRequirements(ocr),
+      null,
+      'npm run test:setup installs tesseract-ocr and its English data',
+    );
     assert.equal(await missingRequirements(speech), null, 'npm run test:setup installs python3-pocketsphinx');
     const fresh = await missingRequirements(ocr, { PATH: '/nonexistent' });
     assert.deepEqual(fresh?.missing, ['command tesseract']);

@@ -42,11 +42,15 @@ describe('route scopes', () => {
     assert.ok(routes.length > 60, `only ${routes.length} routes listed`);
     const missing = routes.filter((r) => !r.scope || !['public', 'predict', 'admin'].includes(r.scope));
     assert.deepEqual(missing, [], 'routes without a declared scope');
-    for (const r of routes.filter((x) => x.scope === 'admin')) assert.ok(r.action, `admin route ${r.url} names no audit action`);
+    for (const r of routes.filter((x) => x.scope === 'admin'))
+      assert.ok(r.action, `admin route ${r.url} names no audit action`);
     const app = Fastify();
     requireRouteScopes(app);
     assert.throws(() => app.get('/no-scope', async () => ({ ok: true })), /declares no scope/);
-    assert.throws(() => app.post('/bad-scope', { config: { scope: 'everyone' as never } }, async () => ({ ok: true })), /declares no scope/);
+    assert.throws(
+      () => app.post('/bad-scope', { config: { scope: 'everyone' as never } }, async () => ({ ok: true })),
+      /declares no scope/,
+    );
     await app.close();
     const ok = Fastify();
     requireRouteScopes(ok);
@@ -56,7 +60,10 @@ describe('route scopes', () => {
   });
 
   it('admin routes are exactly the ones that change the gateway or read its secrets', () => {
-    const admin = routes.filter((r) => r.scope === 'admin').flatMap((r) => r.methods.map((m) => `${m} ${r.url}`)).sort();
+    const admin = routes
+      .filter((r) => r.scope === 'admin')
+      .flatMap((r) => r.methods.map((m) => `${m} ${r.url}`))
+      .sort();
     // Reads of state a predict key may see stay predict; HEAD mirrors its GET.
     assert.deepEqual(admin, [
       'DELETE /api/models/:id',
@@ -113,7 +120,11 @@ describe('route scopes', () => {
       }
     }
     // An admin key passes authorization everywhere (the action itself may still fail on its own terms).
-    for (const [m, p] of [['GET', '/v1/audit'], ['GET', '/v1/keys'], ['GET', '/v1/monitor/webhooks']] as const) {
+    for (const [m, p] of [
+      ['GET', '/v1/audit'],
+      ['GET', '/v1/keys'],
+      ['GET', '/v1/monitor/webhooks'],
+    ] as const) {
       assert.equal((await rawRequest(h.url, m, p, bearer(ADMIN))).status, 200, `${m} ${p}`);
     }
   });
@@ -143,7 +154,13 @@ describe('URL spellings of admin routes (the attacks of issue 14)', () => {
       ['HEAD', '/v1/%6beys'],
     ];
     for (const [method, target, body] of attacks) {
-      const r = await rawRequest(h.url, method, target, bearer(PREDICT), body ?? (method === 'GET' || method === 'HEAD' || method === 'DELETE' ? undefined : '{}'));
+      const r = await rawRequest(
+        h.url,
+        method,
+        target,
+        bearer(PREDICT),
+        body ?? (method === 'GET' || method === 'HEAD' || method === 'DELETE' ? undefined : '{}'),
+      );
       assert.equal(r.status, 403, `${method} ${target}: ${r.status} ${r.text.slice(0, 200)}`);
     }
     // Fragments and absolute-form targets are refused before anything runs, with any key.
@@ -165,7 +182,12 @@ describe('URL spellings of admin routes (the attacks of issue 14)', () => {
     // Every refusal of an admin route was audited against the route it matched.
     const audit = h.gw.audit.query({ outcome: 'denied', limit: 1000 }).filter((e) => e.actor === 'lab');
     assert.equal(audit.length, attacks.length);
-    assert.ok(audit.every((e) => typeof e.route === 'string' && (e.route as string).includes('/') && !(e.route as string).includes('%')), 'audited under the route pattern, not the raw URL');
+    assert.ok(
+      audit.every(
+        (e) => typeof e.route === 'string' && (e.route as string).includes('/') && !(e.route as string).includes('%'),
+      ),
+      'audited under the route pattern, not the raw URL',
+    );
     assert.ok(audit.some((e) => e.action === 'models.reload' && e.route === '/v1/models/reload'));
     assert.ok(audit.some((e) => e.action === 'models.delete' && (e.params as Record<string, string>).id === 'revcomp'));
   });
@@ -210,7 +232,8 @@ describe('failed authentication is throttled per address', () => {
       return verify(s);
     };
     const codes: number[] = [];
-    for (let i = 0; i < 12; i++) codes.push((await rawRequest(h.url, 'POST', '/predict', bearer(`iso_bogus_${i}`), '{"sequence":"ACGT"}')).status);
+    for (let i = 0; i < 12; i++)
+      codes.push((await rawRequest(h.url, 'POST', '/predict', bearer(`iso_bogus_${i}`), '{"sequence":"ACGT"}')).status);
     assert.deepEqual(codes, [...Array(5).fill(401), ...Array(7).fill(429)]);
     assert.equal(verified, 5, 'throttled requests never reach the key store');
     const limited = await rawRequest(h.url, 'GET', '/v1/models', {});
@@ -227,7 +250,11 @@ describe('failed authentication is throttled per address', () => {
     assert.match(metrics, /^isomodel_auth_failures_total\{reason="invalid"\} 5$/m);
     assert.match(metrics, /^isomodel_auth_throttled_total 9$/m);
     // The window passes: the good key works again.
-    await waitFor(async () => (await rawRequest(h.url, 'GET', '/v1/models', bearer(PREDICT))).status === 200, 5000, 100);
+    await waitFor(
+      async () => (await rawRequest(h.url, 'GET', '/v1/models', bearer(PREDICT))).status === 200,
+      5000,
+      100,
+    );
     h.gw.keys.verify = verify;
   });
 
@@ -255,7 +282,9 @@ describe('retention of the audit and request logs', () => {
       const audit = new AuditLog(store);
       const day = 86_400_000;
       const now = Date.parse('2026-06-01T00:00:00Z');
-      const ins = store.db.prepare("INSERT INTO audit_log (at, actor, action, outcome, status) VALUES (?, 'a', ?, 'allowed', 200)");
+      const ins = store.db.prepare(
+        "INSERT INTO audit_log (at, actor, action, outcome, status) VALUES (?, 'a', ?, 'allowed', 200)",
+      );
       for (let i = 0; i < 12_000; i++) ins.run(new Date(now - (12_000 - i) * 60_000).toISOString(), `old-${i}`); // one a minute, up to now
       for (let i = 0; i < 5; i++) ins.run(new Date(now - 100 * day).toISOString(), `ancient-${i}`); // out of order: newest ids, oldest times
       const byAge = pruneTable(store.db, { table: 'audit_log', policy: { maxAgeMs: 5 * day, maxRows: 0 } }, now);
@@ -268,7 +297,15 @@ describe('retention of the audit and request logs', () => {
       assert.equal(rows.length, 1000);
       assert.equal(rows.at(-1)!.action, 'old-11999', 'the newest rows stay');
       assert.equal(audit.query({ limit: 1 })[0]!.action, 'old-11999');
-      for (let i = 0; i < 30; i++) store.logRequest({ request_id: `r${i}`, model: 'm', route: 'predict', status: 'success', sequences: 1, latency_ms: 1 });
+      for (let i = 0; i < 30; i++)
+        store.logRequest({
+          request_id: `r${i}`,
+          model: 'm',
+          route: 'predict',
+          status: 'success',
+          sequences: 1,
+          latency_ms: 1,
+        });
       store.flush();
       assert.equal(pruneTable(store.db, { table: 'request_log', policy: { maxAgeMs: day, maxRows: 10 } }), 20);
       assert.equal(store.recentRequests(100).length, 10);
@@ -287,7 +324,10 @@ describe('retention of the audit and request logs', () => {
       const removed = h.gw.retention.runOnce();
       assert.equal(removed.audit_log, 3);
       assert.equal(removed.request_log, 3);
-      assert.deepEqual(h.gw.audit.query().map((e) => e.action), ['a5', 'a4', 'a3']);
+      assert.deepEqual(
+        h.gw.audit.query().map((e) => e.action),
+        ['a5', 'a4', 'a3'],
+      );
     } finally {
       await h.close();
     }

@@ -12,7 +12,16 @@ import { failFastIt } from './fail-fast.js';
 import pino from 'pino';
 import { IsoError } from '../src/errors.js';
 import type { InputRecord } from '../src/jobs/input.js';
-import { jobRunnerFor, JobRunner, MAX_CHUNK_SIZE, MAX_WORKERS, resumeJobs, type JobCaller, type JobSettings, type JobSpec } from '../src/jobs/runner.js';
+import {
+  jobRunnerFor,
+  JobRunner,
+  MAX_CHUNK_SIZE,
+  MAX_WORKERS,
+  resumeJobs,
+  type JobCaller,
+  type JobSettings,
+  type JobSpec,
+} from '../src/jobs/runner.js';
 import { JobStore, type JobRow } from '../src/jobs/store.js';
 import type { ModelExecutor } from '../src/jobs/work.js';
 import { parseManifest } from '../src/manifest/load.js';
@@ -66,7 +75,8 @@ interface Call {
 class FakeExecutor implements ModelExecutor {
   readonly calls: Call[] = [];
   readonly models = new Map<string, Manifest>();
-  answer: (c: Call) => Promise<ItemOutput[]> = async (c) => c.items.map((it) => ({ length: String(it.sequence).length, task: c.task }));
+  answer: (c: Call) => Promise<ItemOutput[]> = async (c) =>
+    c.items.map((it) => ({ length: String(it.sequence).length, task: c.task }));
   inflight = 0;
   maxInflight = 0;
 
@@ -78,7 +88,10 @@ class FakeExecutor implements ModelExecutor {
     if (!m) throw new IsoError('MODEL_NOT_FOUND', `no model ${model}`);
     return m;
   }
-  async submit(model: string, req: { task: string; items: WorkItem[]; signal: AbortSignal; priority?: number }): Promise<{ outputs: ItemOutput[]; version: string }> {
+  async submit(
+    model: string,
+    req: { task: string; items: WorkItem[]; signal: AbortSignal; priority?: number },
+  ): Promise<{ outputs: ItemOutput[]; version: string }> {
     const c: Call = { model, ...req };
     this.calls.push(c);
     this.inflight++;
@@ -112,7 +125,10 @@ function gate(): { promise: Promise<void>; open: () => void } {
 
 function capturingLogger(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  const logger = pino(
+    { level: 'info' },
+    { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
+  );
   return { logger, lines };
 }
 
@@ -122,7 +138,14 @@ const root: JobCaller = { id: 'key-root', name: 'root', admin: true };
 
 const recs = (seqs: string[]): InputRecord[] => seqs.map((s, i) => ({ id: `r${i}`, sequence: s }));
 
-function setup(opts: { ex?: FakeExecutor; maxWaitMs?: number; forJob?: ConstructorParameters<typeof JobRunner>[4]; store?: StateStore } = {}) {
+function setup(
+  opts: {
+    ex?: FakeExecutor;
+    maxWaitMs?: number;
+    forJob?: ConstructorParameters<typeof JobRunner>[4];
+    store?: StateStore;
+  } = {},
+) {
   const ex = opts.ex ?? new FakeExecutor(manifest('len', ['measure']), manifest('multi', ['a', 'b']));
   const { logger, lines } = capturingLogger();
   const state = opts.store ?? stateStore();
@@ -131,7 +154,14 @@ function setup(opts: { ex?: FakeExecutor; maxWaitMs?: number; forJob?: Construct
 }
 
 /** Submits a job the way intake.ts does: begin, append, activate, enqueue. */
-function submit(runner: JobRunner, spec: JobSpec, inputs: InputRecord[], settings: JobSettings = {}, caller: JobCaller = alice, key?: string): JobRow {
+function submit(
+  runner: JobRunner,
+  spec: JobSpec,
+  inputs: InputRecord[],
+  settings: JobSettings = {},
+  caller: JobCaller = alice,
+  key?: string,
+): JobRow {
   const prepared = runner.prepare(spec);
   const row = runner.newRow(spec, prepared, settings, caller, key);
   runner.store.begin(row);
@@ -141,7 +171,12 @@ function submit(runner: JobRunner, spec: JobSpec, inputs: InputRecord[], setting
   return job;
 }
 
-const predict = (model = 'len', task?: string, options: Record<string, unknown> = {}): JobSpec => ({ kind: 'predict', model, task, options });
+const predict = (model = 'len', task?: string, options: Record<string, unknown> = {}): JobSpec => ({
+  kind: 'predict',
+  model,
+  task,
+  options,
+});
 
 async function until(runner: JobRunner, id: string, ok: (j: JobRow) => boolean, ms = 4000): Promise<JobRow> {
   const end = Date.now() + ms;
@@ -152,20 +187,34 @@ async function until(runner: JobRunner, id: string, ok: (j: JobRow) => boolean, 
     await runner.waitForChange(id, 50);
   }
 }
-const finished = (runner: JobRunner, id: string): Promise<JobRow> => until(runner, id, (j) => ['succeeded', 'failed', 'cancelled'].includes(j.status));
+const finished = (runner: JobRunner, id: string): Promise<JobRow> =>
+  until(runner, id, (j) => ['succeeded', 'failed', 'cancelled'].includes(j.status));
 
 function results(runner: JobRunner, id: string): Record<string, unknown>[] {
-  return runner.store.results(id, 0, 1_000_000).map((r) => (r.result === null ? { idx: r.idx, pending: true } : (JSON.parse(r.result) as Record<string, unknown>)));
+  return runner.store
+    .results(id, 0, 1_000_000)
+    .map((r) =>
+      r.result === null ? { idx: r.idx, pending: true } : (JSON.parse(r.result) as Record<string, unknown>),
+    );
 }
 
 describe('job runner: checking a spec and the job row', () => {
   it('a predict spec: the model, its only task, its batch size and replicas', () => {
     const { runner } = setup();
     const p = runner.prepare(predict());
-    assert.deepEqual({ ...p, checkRecord: undefined }, { model: 'len', task: 'measure', batch: 4, replicas: 2, checkRecord: undefined });
+    assert.deepEqual(
+      { ...p, checkRecord: undefined },
+      { model: 'len', task: 'measure', batch: 4, replicas: 2, checkRecord: undefined },
+    );
     // An unknown task or model is refused before anything is stored.
-    assert.throws(() => runner.prepare(predict('len', 'nope')), (e: IsoError) => e.code === 'INVALID_REQUEST' && /nope/.test(e.message));
-    assert.throws(() => runner.prepare(predict('ghost')), (e: IsoError) => e.code === 'MODEL_NOT_FOUND');
+    assert.throws(
+      () => runner.prepare(predict('len', 'nope')),
+      (e: IsoError) => e.code === 'INVALID_REQUEST' && /nope/.test(e.message),
+    );
+    assert.throws(
+      () => runner.prepare(predict('ghost')),
+      (e: IsoError) => e.code === 'MODEL_NOT_FOUND',
+    );
     assert.equal(runner.prepare(predict('multi', 'b')).task, 'b');
   });
 
@@ -182,14 +231,28 @@ describe('job runner: checking a spec and the job row', () => {
     runner.prepare(predict('len')).checkRecord({ id: 'x', sequence: 'A', task: 'zzz' });
   });
 
-  it('a pipeline spec: its name, the first step\'s batch size and the most replicas of any step', () => {
-    const ex = new FakeExecutor(manifest('first', ['f'], 3, 1), manifest('second', ['s'], 9, 5), manifest('third', ['t'], 2, 2));
+  it("a pipeline spec: its name, the first step's batch size and the most replicas of any step", () => {
+    const ex = new FakeExecutor(
+      manifest('first', ['f'], 3, 1),
+      manifest('second', ['s'], 9, 5),
+      manifest('third', ['t'], 2, 2),
+    );
     const { runner } = setup({ ex });
-    const spec: JobSpec = { kind: 'pipeline', pipeline: { name: 'pl', steps: [{ model: 'first' }, { model: 'second' }, { model: 'third' }] }, options: {} };
+    const spec: JobSpec = {
+      kind: 'pipeline',
+      pipeline: { name: 'pl', steps: [{ model: 'first' }, { model: 'second' }, { model: 'third' }] },
+      options: {},
+    };
     const p = runner.prepare(spec);
-    assert.deepEqual({ ...p, checkRecord: undefined }, { model: 'pl', task: null, batch: 3, replicas: 5, checkRecord: undefined });
+    assert.deepEqual(
+      { ...p, checkRecord: undefined },
+      { model: 'pl', task: null, batch: 3, replicas: 5, checkRecord: undefined },
+    );
     assert.equal(p.checkRecord({ id: 'x', task: 'anything' }), undefined);
-    assert.throws(() => runner.prepare({ kind: 'pipeline', pipeline: { steps: [{ model: 'ghost' }] }, options: {} }), (e: IsoError) => e.code === 'MODEL_NOT_FOUND');
+    assert.throws(
+      () => runner.prepare({ kind: 'pipeline', pipeline: { steps: [{ model: 'ghost' }] }, options: {} }),
+      (e: IsoError) => e.code === 'MODEL_NOT_FOUND',
+    );
     assert.throws(() => runner.prepare({ kind: 'pipeline', pipeline: { steps: [] }, options: {} }), /invalid pipeline/);
   });
 
@@ -222,7 +285,10 @@ describe('job runner: checking a spec and the job row', () => {
       },
     );
     const set = runner.newRow(spec, p, { name: 'n', workers: 3.9, chunkSize: 7.5, priority: 4 }, bob, 'idem', 'hash');
-    assert.deepEqual([set.name, set.workers, set.chunk_size, set.priority, set.idempotency_key, set.request_hash, set.owner], ['n', 3, 7, 4, 'idem', 'hash', 'key-bob']);
+    assert.deepEqual(
+      [set.name, set.workers, set.chunk_size, set.priority, set.idempotency_key, set.request_hash, set.owner],
+      ['n', 3, 7, 4, 'idem', 'hash', 'key-bob'],
+    );
     assert.equal(runner.newRow(spec, p, { priority: 0 }, bob).priority, 0);
     const low = runner.newRow(spec, p, { workers: 0, chunkSize: -5 }, bob);
     assert.deepEqual([low.workers, low.chunk_size], [1, 1]);
@@ -252,7 +318,13 @@ describe('job runner: running jobs', () => {
     assert.ok(done.started_at !== null && done.finished_at !== null);
     const out = results(runner, job.id);
     assert.deepEqual(
-      out.map((r) => [(r.metadata as { index: number }).index, (r.metadata as { request_id: string }).request_id, (r.output as { length: number }).length, r.status, r.task]),
+      out.map((r) => [
+        (r.metadata as { index: number }).index,
+        (r.metadata as { request_id: string }).request_id,
+        (r.output as { length: number }).length,
+        r.status,
+        r.task,
+      ]),
       seqs.map((s, i) => [i, `r${i}`, s.length, 'success', 'measure']),
     );
     // Each record went to the model once (the input reads 16 chunks' worth a page: 48 records, then 22).
@@ -267,7 +339,10 @@ describe('job runner: running jobs', () => {
     const fin = lines.find((l) => l.msg === 'job finished');
     assert.deepEqual([fin?.job, fin?.status, fin?.total, fin?.failed], [job.id, 'succeeded', 70, 0]);
     const sub = lines.find((l) => l.msg === 'job submitted');
-    assert.deepEqual([sub?.job, sub?.kind, sub?.model, sub?.total, sub?.owner], [job.id, 'predict', 'len', 70, 'key-alice']);
+    assert.deepEqual(
+      [sub?.job, sub?.kind, sub?.model, sub?.total, sub?.owner],
+      [job.id, 'predict', 'len', 70, 'key-alice'],
+    );
   });
 
   it('keeps workers × 2 chunks in flight, and the job priority on every call', async () => {
@@ -277,7 +352,11 @@ describe('job runner: running jobs', () => {
       await g.promise;
       return c.items.map(() => ({ ok: true }));
     };
-    const job = submit(runner, predict(), recs(Array<string>(20).fill('AC')), { chunkSize: 1, workers: 3, priority: 7 });
+    const job = submit(runner, predict(), recs(Array<string>(20).fill('AC')), {
+      chunkSize: 1,
+      workers: 3,
+      priority: 7,
+    });
     await until(runner, job.id, () => ex.inflight === 6);
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(ex.inflight, 6);
@@ -422,7 +501,11 @@ describe('job runner: running jobs', () => {
     });
     const j1 = submit(runner, predict(), recs(['A', 'C']), { chunkSize: 1 });
     await finished(runner, j1.id);
-    const j2 = submit(runner, { kind: 'pipeline', pipeline: { name: 'p', steps: [{ model: 'len' }] }, options: {} }, recs(['G']));
+    const j2 = submit(
+      runner,
+      { kind: 'pipeline', pipeline: { name: 'p', steps: [{ model: 'len' }] }, options: {} },
+      recs(['G']),
+    );
     const d2 = await finished(runner, j2.id);
     assert.equal(d2.status, 'succeeded');
     assert.deepEqual(seen, [
@@ -450,12 +533,21 @@ describe('job runner: owners, cancel, stop and resume', () => {
         (e: IsoError) => e.code === 'NOT_FOUND' && e.message === `no job ${id}`,
       );
     }
-    assert.throws(() => runner.get('x'.repeat(200)), (e: IsoError) => e.message === `no job ${'x'.repeat(80)}`);
+    assert.throws(
+      () => runner.get('x'.repeat(200)),
+      (e: IsoError) => e.message === `no job ${'x'.repeat(80)}`,
+    );
     // A submission still being received does not exist for clients.
     const row = runner.newRow(predict(), runner.prepare(predict()), {}, alice);
     runner.store.begin(row);
-    assert.throws(() => runner.get(row.id), (e: IsoError) => e.code === 'NOT_FOUND');
-    assert.throws(() => runner.find(row.id, root), (e: IsoError) => e.code === 'NOT_FOUND');
+    assert.throws(
+      () => runner.get(row.id),
+      (e: IsoError) => e.code === 'NOT_FOUND',
+    );
+    assert.throws(
+      () => runner.find(row.id, root),
+      (e: IsoError) => e.code === 'NOT_FOUND',
+    );
   });
 
   it('cancel stops the model calls; finished records keep their result, the others stay pending', async () => {
@@ -472,7 +564,10 @@ describe('job runner: owners, cancel, stop and resume', () => {
     const job = submit(runner, predict(), recs(['A', 'C', 'G', 'T']), { chunkSize: 1, workers: 1 });
     await until(runner, job.id, (j) => j.done === 1 && signals.length === 2);
     // Another key cannot cancel it.
-    assert.throws(() => runner.cancel(job.id, bob), (e: IsoError) => e.code === 'NOT_FOUND');
+    assert.throws(
+      () => runner.cancel(job.id, bob),
+      (e: IsoError) => e.code === 'NOT_FOUND',
+    );
     const r = runner.cancel(job.id, alice);
     assert.equal(r.changed, true);
     assert.deepEqual([r.job.status, r.job.error], ['cancelled', 'cancelled by the client']);
@@ -529,13 +624,18 @@ describe('job runner: owners, cancel, stop and resume', () => {
     await waiting;
     assert.equal(first.runner.stopped, true);
     g.open();
-    assert.deepEqual(
-      [first.runner.store.get(job.id)!.status, first.runner.store.get(job.id)!.done],
-      ['running', 2],
+    assert.deepEqual([first.runner.store.get(job.id)!.status, first.runner.store.get(job.id)!.done], ['running', 2]);
+    assert.throws(
+      () => first.runner.prepare(predict()),
+      (e: IsoError) => e.code === 'MODEL_NOT_LOADED' && e.retryAfterS === 5 && /shutting down/.test(e.message),
     );
-    assert.throws(() => first.runner.prepare(predict()), (e: IsoError) => e.code === 'MODEL_NOT_LOADED' && e.retryAfterS === 5 && /shutting down/.test(e.message));
     // A stopped runner starts nothing new.
-    const row = first.runner.newRow(predict(), { model: 'len', task: 'measure', batch: 1, replicas: 1, checkRecord: () => undefined }, {}, alice);
+    const row = first.runner.newRow(
+      predict(),
+      { model: 'len', task: 'measure', batch: 1, replicas: 1, checkRecord: () => undefined },
+      {},
+      alice,
+    );
     first.runner.store.begin(row);
     first.runner.store.append(row.id, 0, recs(['CCC']));
     first.runner.enqueue(first.runner.store.activate(row.id, () => undefined));
@@ -598,8 +698,16 @@ describe('job runner: owners, cancel, stop and resume', () => {
 describe('job runner: the client view and progress', () => {
   it('a finished job: counts, progress, links; no rate; the owner for admin callers only', async () => {
     const { runner, ex } = setup();
-    ex.answer = async (c) => c.items.map((it) => (it.sequence === 'C' ? { error: { code: 'BAD', message: 'no' } } : { ok: 1 }));
-    const job = submit(runner, predict(), recs(['A', 'C', 'G']), { name: 'mine', chunkSize: 2, workers: 1 }, alice, 'idem-1');
+    ex.answer = async (c) =>
+      c.items.map((it) => (it.sequence === 'C' ? { error: { code: 'BAD', message: 'no' } } : { ok: 1 }));
+    const job = submit(
+      runner,
+      predict(),
+      recs(['A', 'C', 'G']),
+      { name: 'mine', chunkSize: 2, workers: 1 },
+      alice,
+      'idem-1',
+    );
     const done = await finished(runner, job.id);
     const v = runner.view(done, alice);
     assert.deepEqual(v, {
@@ -641,12 +749,16 @@ describe('job runner: the client view and progress', () => {
 
   it('a pipeline job names its pipeline, not a model', async () => {
     const { runner } = setup();
-    const job = submit(runner, { kind: 'pipeline', pipeline: { name: 'pp', steps: [{ model: 'len' }] }, options: {} }, recs(['A']));
+    const job = submit(
+      runner,
+      { kind: 'pipeline', pipeline: { name: 'pp', steps: [{ model: 'len' }] }, options: {} },
+      recs(['A']),
+    );
     const v = runner.view(await finished(runner, job.id));
     assert.deepEqual([v.kind, v.model, v.pipeline, v.task], ['pipeline', null, 'pp', null]);
   });
 
-  it('a running job: its rate and ETA once measured; progressOf sums an owner\'s running jobs', async () => {
+  it("a running job: its rate and ETA once measured; progressOf sums an owner's running jobs", async () => {
     const { runner, ex } = setup();
     const g = gate();
     ex.answer = async (c) => {
@@ -673,7 +785,10 @@ describe('job runner: the client view and progress', () => {
     const lo = 3 / ((t2 - since) / 1000);
     const hi = 3 / ((t1 - since) / 1000);
     const r1 = (x: number): number => Math.round(x * 10) / 10;
-    assert.ok(v.rate_per_s !== null && v.rate_per_s >= r1(lo) && v.rate_per_s <= r1(hi), `${v.rate_per_s} in ${lo}..${hi}`);
+    assert.ok(
+      v.rate_per_s !== null && v.rate_per_s >= r1(lo) && v.rate_per_s <= r1(hi),
+      `${v.rate_per_s} in ${lo}..${hi}`,
+    );
     assert.ok(v.eta_s !== null && v.eta_s >= r1(5 / hi) && v.eta_s <= r1(5 / lo), `${v.eta_s}`);
     assert.ok(p.rate >= lo && p.rate <= hi, JSON.stringify(p));
     assert.ok(p.soonestEndS !== null && Math.abs(p.soonestEndS - 5 / p.rate) < 1e-9, JSON.stringify(p));
@@ -709,7 +824,10 @@ describe('job runner: the client view and progress', () => {
     const rate = (n: number, since: number, at: number): number => n / ((at - since) / 1000);
     assert.ok(p.rate >= rate(2, sa, t2) + rate(4, sb, t2) && p.rate <= rate(2, sa, t1) + rate(4, sb, t1), `${p.rate}`);
     // b ends first: 1 record at b's rate, against 10 at a's.
-    assert.ok(p.soonestEndS !== null && p.soonestEndS >= 1 / rate(4, sb, t1) && p.soonestEndS <= 1 / rate(4, sb, t2), `${p.soonestEndS}`);
+    assert.ok(
+      p.soonestEndS !== null && p.soonestEndS >= 1 / rate(4, sb, t1) && p.soonestEndS <= 1 / rate(4, sb, t2),
+      `${p.soonestEndS}`,
+    );
     g.open();
     await finished(runner, a.id);
     await finished(runner, b.id);
@@ -744,9 +862,14 @@ describe('job runner for a gateway', () => {
         package: (m: string) => ({ manifest: ex.manifest(m) }),
         serving: (m: string) => ({
           version: ex.manifest(m).version,
-          submit: (req: { task: string; items: WorkItem[]; signal: AbortSignal }) => ex.submit(m, req).then((r) => r.outputs),
+          submit: (req: { task: string; items: WorkItem[]; signal: AbortSignal }) =>
+            ex.submit(m, req).then((r) => r.outputs),
         }),
-        deployment: (id: string) => ({ name: id.split('@')[0], version: '2.1.0', stats: { record: (...a: unknown[]) => counted.push(a) } }),
+        deployment: (id: string) => ({
+          name: id.split('@')[0],
+          version: '2.1.0',
+          stats: { record: (...a: unknown[]) => counted.push(a) },
+        }),
       },
       metrics: { observeRequest: () => undefined },
     } as unknown as Gateway;

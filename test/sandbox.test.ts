@@ -48,7 +48,14 @@ describe('sandbox isolation: command line', () => {
   const pkg = {
     dir: '/srv/models/m',
     fingerprint: 'x',
-    manifest: manifestSchema.parse({ name: 'm', version: '1', runtime: 'node', entry: 'index.mjs', isolation: 'sandbox', tasks: [{ name: 't', sequence_types: ['DNA'] }] }),
+    manifest: manifestSchema.parse({
+      name: 'm',
+      version: '1',
+      runtime: 'node',
+      entry: 'index.mjs',
+      isolation: 'sandbox',
+      tasks: [{ name: 't', sequence_types: ['DNA'] }],
+    }),
   };
   const cmd = { command: '/usr/bin/node', args: ['host.js', '/srv/models/m/index.mjs'], selfLimited: true };
 
@@ -56,7 +63,8 @@ describe('sandbox isolation: command line', () => {
     const w = sandboxCommand(cmd, { pkg, scratch: '/state/run/m/r1', bwrap: '/usr/bin/bwrap' });
     assert.equal(w.command, '/usr/bin/bwrap');
     const a = w.args.join(' ');
-    for (const flag of ['--unshare-all', '--unshare-user', '--cap-drop ALL', '--die-with-parent', '--remount-ro /']) assert.ok(a.includes(flag), flag);
+    for (const flag of ['--unshare-all', '--unshare-user', '--cap-drop ALL', '--die-with-parent', '--remount-ro /'])
+      assert.ok(a.includes(flag), flag);
     assert.ok(a.includes('--ro-bind /srv/models/m /srv/models/m'), 'package read-only');
     assert.ok(a.includes('--bind /state/run/m/r1 /state/run/m/r1 --chdir /state/run/m/r1'), 'scratch writable, cwd');
     assert.equal(w.args.filter((x) => x === '--bind').length, 1, 'only the scratch dir is writable');
@@ -110,7 +118,13 @@ describe('sandbox isolation (Python model in bubblewrap)', () => {
   });
 
   it('cannot read files outside its package; can read its own', async () => {
-    for (const path of [outside, join(h.stateDir, 'isomodel.db'), '/etc/shadow', '/root/.bashrc', join(h.modelsDir, '..')]) {
+    for (const path of [
+      outside,
+      join(h.stateDir, 'isomodel.db'),
+      '/etc/shadow',
+      '/root/.bashrc',
+      join(h.modelsDir, '..'),
+    ]) {
       const r = await run({ action: 'read', path });
       assert.equal(r.ok, false, `${path} was readable: ${JSON.stringify(r)}`);
     }
@@ -139,8 +153,12 @@ describe('sandbox isolation (Python model in bubblewrap)', () => {
     // Only what was bound shows: /root at most as the way to the interpreter (pyenv), no /home,
     // and of /etc only the few files a runtime reads.
     assert.equal(me.listing['/home'], null);
-    assert.ok((me.listing['/root'] ?? []).every((e: string) => e === '.pyenv'), JSON.stringify(me.listing['/root']));
-    for (const secret of ['shadow', 'gshadow', 'ssh', 'environment']) assert.ok(!me.listing['/etc'].includes(secret), `/etc/${secret} is visible`);
+    assert.ok(
+      (me.listing['/root'] ?? []).every((e: string) => e === '.pyenv'),
+      JSON.stringify(me.listing['/root']),
+    );
+    for (const secret of ['shadow', 'gshadow', 'ssh', 'environment'])
+      assert.ok(!me.listing['/etc'].includes(secret), `/etc/${secret} is visible`);
   });
 
   it("cannot see the gateway's environment variables", async () => {
@@ -165,7 +183,8 @@ describe('sandbox isolation (Python model in bubblewrap)', () => {
     if (version === 'none') return t.skip('no writable cgroups here');
     const kids = descendants(await workerPid());
     assert.ok(kids.length >= 1, 'bwrap has started the sandboxed worker');
-    for (const k of kids) assert.match(readFileSync(`/proc/${k}/cgroup`, 'utf8'), /isomodel\/[0-9a-f]{12}-\d+\.\d+-sandbox-py-/);
+    for (const k of kids)
+      assert.match(readFileSync(`/proc/${k}/cgroup`, 'utf8'), /isomodel\/[0-9a-f]{12}-\d+\.\d+-sandbox-py-/);
   });
 
   it('is killed when it exceeds its memory limit, reported, and replaced', async () => {
@@ -190,7 +209,8 @@ describe('sandbox isolation (Python model in bubblewrap)', () => {
     const version = h.gw.cgroups.version;
     if (version === 'none') return t.skip('no writable cgroups here');
     const root = version === 'v1' ? '/sys/fs/cgroup/memory/isomodel' : '/sys/fs/cgroup/isomodel';
-    const mine = (): string[] => readdirSync(root).filter((d) => d.startsWith(`${stateTag(h.stateDir)}-${gatewayTag()}-sandbox-py-`));
+    const mine = (): string[] =>
+      readdirSync(root).filter((d) => d.startsWith(`${stateTag(h.stateDir)}-${gatewayTag()}-sandbox-py-`));
     assert.ok(mine().length >= 1, 'the replica has a cgroup while it runs');
     assert.equal((await h.post('/v1/models/sandbox-py/unload')).status, 200);
     await waitFor(() => mine().length === 0, 15_000, 50);

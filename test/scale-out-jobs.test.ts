@@ -31,7 +31,10 @@ scaling: { min_replicas: 1, max_replicas: 2, max_queue: 100000 }
 resources: { memory_mb: 256, timeout_ms: 10000 }
 `,
   );
-  writeFileSync(join(dir, 'index.mjs'), `export async function predict(batch) { await new Promise((r) => setTimeout(r, 10)); return batch.map((item) => ({ length: item.sequence.length, pid: process.pid })); }\n`);
+  writeFileSync(
+    join(dir, 'index.mjs'),
+    `export async function predict(batch) { await new Promise((r) => setTimeout(r, 10)); return batch.map((item) => ({ length: item.sequence.length, pid: process.pid })); }\n`,
+  );
 }
 
 /** Record i's sequence: its length tells its result apart from its neighbours'. */
@@ -54,15 +57,30 @@ describe('jobs over HTTP across gateways sharing PostgreSQL', { skip: pgUnavaila
   let sql: PostgresClient;
   const keys: Record<'alice' | 'bob' | 'ops', Record<string, string>> = { alice: {}, bob: {}, ops: {} };
 
-  const onA = <T = any>(method: string, path: string, key: Record<string, string>, body?: unknown, headers: Record<string, string> = {}) => request<T>(a.url + path, method, body, { ...key, ...headers });
-  const onB = <T = any>(method: string, path: string, key: Record<string, string>, body?: unknown, headers: Record<string, string> = {}) => request<T>(b.url + path, method, body, { ...key, ...headers });
-  const job = async (id: string) => (await onB('GET', `/v1/jobs/${id}`, keys.ops)).body.data as { status: string; done: number; total: number };
+  const onA = <T = any>(
+    method: string,
+    path: string,
+    key: Record<string, string>,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => request<T>(a.url + path, method, body, { ...key, ...headers });
+  const onB = <T = any>(
+    method: string,
+    path: string,
+    key: Record<string, string>,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => request<T>(b.url + path, method, body, { ...key, ...headers });
+  const job = async (id: string) =>
+    (await onB('GET', `/v1/jobs/${id}`, keys.ops)).body.data as { status: string; done: number; total: number };
 
   /** Sequences A's workers have computed for jobs (its Prometheus counter, source="job"). */
   async function jobSequencesOnA(): Promise<number> {
     const text = await (await fetch(`${a.url}/metrics/prometheus`, { headers: keys.ops })).text();
     let n = 0;
-    for (const line of text.split('\n')) if (line.startsWith('isomodel_sequences_total{') && line.includes('source="job"')) n += Number(line.split(' ').pop());
+    for (const line of text.split('\n'))
+      if (line.startsWith('isomodel_sequences_total{') && line.includes('source="job"'))
+        n += Number(line.split(' ').pop());
     return n;
   }
 
@@ -72,12 +90,20 @@ describe('jobs over HTTP across gateways sharing PostgreSQL', { skip: pgUnavaila
     models = workerTmpDir('isomodel-paced-'); // workers (nobody, as root) read the package
     writePacedModel(join(models, 'paced'));
     stateA = mkdtempSync(join(tmpdir(), 'isomodel-state-a-'));
-    a = new ServeProcess({ env: { ISOMODEL_DATABASE_URL: url, ISOMODEL_MODELS_DIR: models, ISOMODEL_STATE_DIR: stateA, ISOMODEL_RATE_LIMIT: '0' } });
+    a = new ServeProcess({
+      env: {
+        ISOMODEL_DATABASE_URL: url,
+        ISOMODEL_MODELS_DIR: models,
+        ISOMODEL_STATE_DIR: stateA,
+        ISOMODEL_RATE_LIMIT: '0',
+      },
+    });
     await a.start();
     await a.settled();
     // B allows one unfinished job per key: a job A accepted counts there.
     b = await startGateway([], { database_url: url, models_dir: models, jobs: { max_queued_jobs_per_key: 1 } });
-    for (const name of ['alice', 'bob'] as const) keys[name] = { authorization: `Bearer ${(await b.gw.keyring.create(name, ['predict'])).key}` };
+    for (const name of ['alice', 'bob'] as const)
+      keys[name] = { authorization: `Bearer ${(await b.gw.keyring.create(name, ['predict'])).key}` };
     keys.ops = { authorization: `Bearer ${(await b.gw.keyring.create('ops', ['predict', 'admin'])).key}` };
     await waitFor(async () => (await onA('GET', '/v1/jobs', keys.alice)).status === 200, 5000, 50);
     sql = new PostgresClient(url);
@@ -97,7 +123,10 @@ describe('jobs over HTTP across gateways sharing PostgreSQL', { skip: pgUnavaila
     const sub = await onA('POST', '/v1/jobs', keys.alice, body, idem);
     assert.equal(sub.status, 202, JSON.stringify(sub.body));
     const id = sub.body.data.id as string;
-    const [row] = await sql.query<{ owner_name: string; total: number }>('SELECT owner_name, total FROM jobs WHERE id = ?', [id]);
+    const [row] = await sql.query<{ owner_name: string; total: number }>(
+      'SELECT owner_name, total FROM jobs WHERE id = ?',
+      [id],
+    );
     assert.deepEqual([row?.owner_name, Number(row?.total)], ['alice', 40], 'the job is stored in PostgreSQL');
 
     // The same submission under the same key through B is A's job, not a new one.
@@ -118,7 +147,9 @@ describe('jobs over HTTP across gateways sharing PostgreSQL', { skip: pgUnavaila
     const status = await onB('GET', `/v1/jobs/${id}`, keys.alice);
     assert.equal(status.status, 200);
     assert.deepEqual([status.body.data.status, status.body.data.done, status.body.data.failed], ['succeeded', 40, 0]);
-    const lines = (await (await fetch(`${b.url}/v1/jobs/${id}/results`, { headers: keys.alice })).text()).trim().split('\n');
+    const lines = (await (await fetch(`${b.url}/v1/jobs/${id}/results`, { headers: keys.alice })).text())
+      .trim()
+      .split('\n');
     assert.deepEqual(
       lines.map((l) => (JSON.parse(l) as JsonlRecord).metadata.index),
       Array.from({ length: 40 }, (_, i) => i),
@@ -126,7 +157,11 @@ describe('jobs over HTTP across gateways sharing PostgreSQL', { skip: pgUnavaila
 
     // Bob: 404 for alice's job on either gateway, as for a job that does not exist; not listed.
     for (const gw of [onA, onB]) {
-      for (const [method, path] of [['GET', `/v1/jobs/${id}`], ['GET', `/v1/jobs/${id}/results`], ['POST', `/v1/jobs/${id}/cancel`]] as const) {
+      for (const [method, path] of [
+        ['GET', `/v1/jobs/${id}`],
+        ['GET', `/v1/jobs/${id}/results`],
+        ['POST', `/v1/jobs/${id}/cancel`],
+      ] as const) {
         const r = await gw(method, path, keys.bob);
         assert.equal(r.status, 404, `${method} ${path}: ${JSON.stringify(r.body)}`);
         assert.equal(r.body.error.code, 'NOT_FOUND');
@@ -148,7 +183,11 @@ describe('jobs over HTTP across gateways sharing PostgreSQL', { skip: pgUnavaila
     const fasta = sequences(n)
       .map((s, i) => `>r${i}\n${s}\n`)
       .join('');
-    const up = await fetch(`${a.url}/v1/jobs?model=paced&task=length&chunk_size=8`, { method: 'POST', headers: { ...keys.alice, 'content-type': 'text/x-fasta' }, body: fasta });
+    const up = await fetch(`${a.url}/v1/jobs?model=paced&task=length&chunk_size=8`, {
+      method: 'POST',
+      headers: { ...keys.alice, 'content-type': 'text/x-fasta' },
+      body: fasta,
+    });
     const sub = (await up.json()) as { data: { id: string; total: number } };
     assert.equal(up.status, 202, JSON.stringify(sub));
     const id = sub.data.id;
@@ -181,7 +220,10 @@ describe('jobs over HTTP across gateways sharing PostgreSQL', { skip: pgUnavaila
       30_000,
       0,
     );
-    const [written] = await sql.query<{ n: number }>(`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_items WHERE job_id = ? AND status != 'pending'`, [id]);
+    const [written] = await sql.query<{ n: number }>(
+      `SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_items WHERE job_id = ? AND status != 'pending'`,
+      [id],
+    );
     const after = await job(id);
     assert.equal(after.status, 'cancelled');
     assert.equal(after.done, at, 'no result was counted after the cancel');
@@ -195,12 +237,20 @@ describe('jobs over HTTP across gateways sharing PostgreSQL', { skip: pgUnavaila
   it('10,000 sequences submitted over HTTP to A; A is SIGKILLed mid-job; B finishes it and serves every record exactly once, in input order', async () => {
     const n = 10_000;
     const before = await jobSequencesOnA();
-    const sub = await onA('POST', '/v1/jobs', keys.alice, { model: 'paced', task: 'length', sequences: sequences(n), chunk_size: 8, name: 'takeover' });
+    const sub = await onA('POST', '/v1/jobs', keys.alice, {
+      model: 'paced',
+      task: 'length',
+      sequences: sequences(n),
+      chunk_size: 8,
+      name: 'takeover',
+    });
     assert.equal(sub.status, 202, JSON.stringify(sub.body));
     const id = sub.body.data.id as string;
     await waitFor(async () => (await job(id)).done >= 1000 && (await jobSequencesOnA()) > before, 120_000, 50);
     a.child.kill('SIGKILL');
-    await new Promise((r) => (a.child.exitCode !== null || a.child.signalCode !== null ? r(null) : a.child.once('exit', r)));
+    await new Promise((r) =>
+      a.child.exitCode !== null || a.child.signalCode !== null ? r(null) : a.child.once('exit', r),
+    );
     const atKill = await job(id);
     assert.equal(atKill.status, 'running');
     assert.ok(atKill.done < n, 'killed mid-job');
@@ -222,10 +272,15 @@ describe('jobs over HTTP across gateways sharing PostgreSQL', { skip: pgUnavaila
     assert.ok(pids.size >= 2, 'workers of both gateways answered');
     const done = await onB('GET', `/v1/jobs/${id}`, keys.alice);
     assert.deepEqual([done.body.data.done, done.body.data.failed, done.body.data.pending], [n, 0, 0]);
-    const [retried] = await sql.query<{ n: number }>('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND attempts > 1', [id]);
-    assert.ok(Number(retried!.n) >= 1, "B took over the chunks A held once their leases expired");
+    const [retried] = await sql.query<{ n: number }>(
+      'SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND attempts > 1',
+      [id],
+    );
+    assert.ok(Number(retried!.n) >= 1, 'B took over the chunks A held once their leases expired');
     // CSV, now that it is done, through B as well.
-    const csv = (await (await fetch(`${b.url}/v1/jobs/${id}/results?format=csv`, { headers: keys.alice })).text()).trim().split('\n');
+    const csv = (await (await fetch(`${b.url}/v1/jobs/${id}/results?format=csv`, { headers: keys.alice })).text())
+      .trim()
+      .split('\n');
     assert.equal(csv.length, n + 1);
   });
 });

@@ -40,7 +40,10 @@ scaling: { min_replicas: 1, max_replicas: 1 }
 resources: { memory_mb: 256, timeout_ms: 5000 }
 `,
   );
-  writeFileSync(join(dir, 'index.mjs'), `export async function predict(batch) { return batch.map((item) => ({ prediction: item.sequence.length, built_by: ${JSON.stringify(version)} })); }\n`);
+  writeFileSync(
+    join(dir, 'index.mjs'),
+    `export async function predict(batch) { return batch.map((item) => ({ prediction: item.sequence.length, built_by: ${JSON.stringify(version)} })); }\n`,
+  );
 }
 
 describe('gateways sharing state through PostgreSQL', { skip: pgUnavailable() }, () => {
@@ -77,7 +80,12 @@ describe('gateways sharing state through PostgreSQL', { skip: pgUnavailable() },
     assert.deepEqual(listed.body.data.keys.map((k: { name: string }) => k.name).sort(), ['ci', 'ops']);
 
     // Revoked through B's configuration by the CLI, as an operator would.
-    const env = { ...process.env, ISOMODEL_DATABASE_URL: url, ISOMODEL_STATE_DIR: b.stateDir, ISOMODEL_MODELS_DIR: b.modelsDir };
+    const env = {
+      ...process.env,
+      ISOMODEL_DATABASE_URL: url,
+      ISOMODEL_STATE_DIR: b.stateDir,
+      ISOMODEL_MODELS_DIR: b.modelsDir,
+    };
     const out = await run(process.execPath, [BIN, 'keys', 'revoke', 'ci'], { env, cwd: b.stateDir });
     assert.match(out.stdout, /revoked ci/);
     const t0 = Date.now();
@@ -93,7 +101,12 @@ describe('gateways sharing state through PostgreSQL', { skip: pgUnavailable() },
     const h = { authorization: `Bearer ${ops.key}` };
     await waitFor(() => b.gw.keyring.verify(ops.key) !== null, 1000, 20);
     for (const g of [a, b]) assert.equal((await g.post('/v1/models/reload', {}, h)).status, 200);
-    const set = await request<any>(`${a.url}/api/v1/models/echo/traffic`, 'PUT', { canary: { version: '1.0.0', percent: 25 } }, h);
+    const set = await request<any>(
+      `${a.url}/api/v1/models/echo/traffic`,
+      'PUT',
+      { canary: { version: '1.0.0', percent: 25 } },
+      h,
+    );
     assert.equal(set.status, 200, JSON.stringify(set.body));
     const expected = a.gw.registry.traffic('echo').weights;
     assert.deepEqual(expected, { '1.0.0': 25, '2.0.0': 75 });
@@ -101,7 +114,8 @@ describe('gateways sharing state through PostgreSQL', { skip: pgUnavailable() },
     // B routes by it: both versions answer there, once 1.0.0 (loaded for the split) is ready.
     await waitFor(() => b.gw.registry.status('echo@1.0.0') === 'ready', 30_000);
     const seen = new Set<string>();
-    for (let i = 0; i < 40; i++) seen.add((await b.post('/models/echo/predict', { sequence: 'ACGT' }, h)).body.data.built_by);
+    for (let i = 0; i < 40; i++)
+      seen.add((await b.post('/models/echo/predict', { sequence: 'ACGT' }, h)).body.data.built_by);
     assert.deepEqual([...seen].sort(), ['1.0.0', '2.0.0']);
   });
 });
@@ -123,7 +137,10 @@ scaling: { min_replicas: 1, max_replicas: 2, max_queue: 100000 }
 resources: { memory_mb: 256, timeout_ms: 10000 }
 `,
   );
-  writeFileSync(join(dir, 'index.mjs'), `export async function predict(batch) { await new Promise((r) => setTimeout(r, 10)); return batch.map((item) => ({ length: item.sequence.length, pid: process.pid })); }\n`);
+  writeFileSync(
+    join(dir, 'index.mjs'),
+    `export async function predict(batch) { await new Promise((r) => setTimeout(r, 10)); return batch.map((item) => ({ length: item.sequence.length, pid: process.pid })); }\n`,
+  );
 }
 
 describe('a job in the shared store outlives the gateway running it', { skip: pgUnavailable() }, () => {
@@ -148,15 +165,37 @@ describe('a job in the shared store outlives the gateway running it', { skip: pg
     const models = workerTmpDir('isomodel-paced-'); // workers (nobody, as root) read the package
     writePacedModel(join(models, 'paced'));
     const stateA = mkdtempSync(join(tmpdir(), 'isomodel-state-a-'));
-    a = new ServeProcess({ env: { ISOMODEL_DATABASE_URL: url, ISOMODEL_MODELS_DIR: models, ISOMODEL_STATE_DIR: stateA } });
+    a = new ServeProcess({
+      env: { ISOMODEL_DATABASE_URL: url, ISOMODEL_MODELS_DIR: models, ISOMODEL_STATE_DIR: stateA },
+    });
     await a.start();
     await a.settled();
     sql = new PostgresClient(url);
     const store = await JobStore.open(sql);
     // Queued as the job routes queue a submission: the row, its records, then activation.
     const n = 10_000;
-    const { job } = await store.begin({ id: 'takeover-job', name: null, kind: 'predict', model: 'paced', task: 'length', spec: JSON.stringify({ kind: 'predict', model: 'paced', task: 'length', options: {} }), chunk_size: 8, workers: 1, priority: 0, idempotency_key: null, request_hash: null, created_at: new Date().toISOString(), owner: 'k1', owner_name: 'alice' });
-    for (let i = 0; i < n; i += 1000) await store.append(job.id, i, Array.from({ length: 1000 }, (_, k) => ({ id: `s${i + k}`, sequence: 'ACGT'.repeat(1 + ((i + k) % 5)) })));
+    const { job } = await store.begin({
+      id: 'takeover-job',
+      name: null,
+      kind: 'predict',
+      model: 'paced',
+      task: 'length',
+      spec: JSON.stringify({ kind: 'predict', model: 'paced', task: 'length', options: {} }),
+      chunk_size: 8,
+      workers: 1,
+      priority: 0,
+      idempotency_key: null,
+      request_hash: null,
+      created_at: new Date().toISOString(),
+      owner: 'k1',
+      owner_name: 'alice',
+    });
+    for (let i = 0; i < n; i += 1000)
+      await store.append(
+        job.id,
+        i,
+        Array.from({ length: 1000 }, (_, k) => ({ id: `s${i + k}`, sequence: 'ACGT'.repeat(1 + ((i + k) % 5)) })),
+      );
     await store.activate(job.id);
     await waitFor(async () => ((await store.get(job.id))?.done ?? 0) >= 1000, 120_000, 50);
     a.child.kill('SIGKILL');
@@ -184,7 +223,10 @@ describe('a job in the shared store outlives the gateway running it', { skip: pg
     assert.equal(done.done, n);
     assert.equal(done.failed, 0);
     assert.ok(pids.size >= 2, 'workers of both gateways answered');
-    const retried = await sql.query<{ n: number }>("SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND attempts > 1", [job.id]);
+    const retried = await sql.query<{ n: number }>(
+      'SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND attempts > 1',
+      [job.id],
+    );
     assert.ok(Number(retried[0]!.n) >= 1, 'chunks A held were taken over after their leases expired');
     rmSync(stateA, { recursive: true, force: true });
     rmSync(models, { recursive: true, force: true });
@@ -196,8 +238,14 @@ describe('database_url', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'isomodel-dburl-'));
     try {
       assert.equal(loadConfig({ cwd, env: {} }).database_url, undefined, 'SQLite stays the default');
-      assert.equal(loadConfig({ cwd, env: { ISOMODEL_DATABASE_URL: 'postgresql://u@h/db' } }).database_url, 'postgresql://u@h/db');
-      assert.throws(() => loadConfig({ cwd, env: {}, overrides: { database_url: 'mysql://u@h/db' } }), /postgres:\/\/ or postgresql:\/\//);
+      assert.equal(
+        loadConfig({ cwd, env: { ISOMODEL_DATABASE_URL: 'postgresql://u@h/db' } }).database_url,
+        'postgresql://u@h/db',
+      );
+      assert.throws(
+        () => loadConfig({ cwd, env: {}, overrides: { database_url: 'mysql://u@h/db' } }),
+        /postgres:\/\/ or postgresql:\/\//,
+      );
     } finally {
       rmSync(cwd, { recursive: true, force: true });
     }
@@ -206,11 +254,25 @@ describe('database_url', () => {
   it('a gateway whose database cannot be reached does not start, and says which one without its password', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'isomodel-dburl-'));
     const port = await freePort();
-    const config = loadConfig({ cwd: stateDir, env: {}, overrides: { host: '127.0.0.1', port: 0, models_dir: stateDir, state_dir: stateDir, watch: false, database_url: `postgres://iso:hunter2@127.0.0.1:${port}/iso` } });
+    const config = loadConfig({
+      cwd: stateDir,
+      env: {},
+      overrides: {
+        host: '127.0.0.1',
+        port: 0,
+        models_dir: stateDir,
+        state_dir: stateDir,
+        watch: false,
+        database_url: `postgres://iso:hunter2@127.0.0.1:${port}/iso`,
+      },
+    });
     const gw = new Gateway(config, pino({ level: 'silent' }));
     try {
       await assert.rejects(gw.start(), (e: Error) => {
-        assert.match(e.message, new RegExp(`cannot reach the shared state database postgres://iso:\\*\\*\\*@127\\.0\\.0\\.1:${port}/iso`));
+        assert.match(
+          e.message,
+          new RegExp(`cannot reach the shared state database postgres://iso:\\*\\*\\*@127\\.0\\.0\\.1:${port}/iso`),
+        );
         assert.doesNotMatch(e.message, /hunter2/);
         return true;
       });

@@ -18,7 +18,11 @@ describe('scaling', () => {
   });
 
   it('adds a replica while the backlog outgrows the running ones', async () => {
-    const res = await Promise.all(Array.from({ length: 8 }, () => h.post('/models/warm-node/predict', { sequence: 'ACGT', options: { delay_ms: 250 } })));
+    const res = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        h.post('/models/warm-node/predict', { sequence: 'ACGT', options: { delay_ms: 250 } }),
+      ),
+    );
     assert.ok(res.every((r) => r.status === 200));
     const pids = new Set(res.map((r) => r.body.data.pid));
     assert.equal(pids.size, 2, 'max_replicas 2 were used');
@@ -47,6 +51,13 @@ describe('scaling', () => {
 
   it('rejects a warm-up that names an unknown task', async () => {
     const { parseManifest } = await import('../src/manifest/load.js');
-    assert.throws(() => parseManifest('name: x\nversion: 1.0.0\nruntime: node\nentry: i.mjs\ntasks: [{name: a, sequence_types: [DNA]}]\nwarmup: [{task: b, sequence: AC}]\n', 'm'), /warmup\.0\.task: no task "b"/);
+    assert.throws(
+      () =>
+        parseManifest(
+          'name: x\nversion: 1.0.0\nruntime: node\nentry: i.mjs\ntasks: [{name: a, sequence_types: [DNA]}]\nwarmup: [{task: b, sequence: AC}]\n',
+          'm',
+        ),
+      /warmup\.0\.task: no task "b"/,
+    );
   });
 });

@@ -11,11 +11,32 @@ import { after, describe, it } from 'node:test';
 import type { ModelPackage } from '../src/manifest/load.js';
 import type { Manifest } from '../src/manifest/schema.js';
 import { CancelToken } from '../src/scheduler/cancel.js';
-import { DeviceAllocator, executionProviders, placedPackage, placementEnv, visibleDevices } from '../src/scheduler/placement.js';
-import { itemTokens, lengthBucket, paddedTokens, RequestQueue, type QueuedRequest, type Unit } from '../src/scheduler/request-queue.js';
+import {
+  DeviceAllocator,
+  executionProviders,
+  placedPackage,
+  placementEnv,
+  visibleDevices,
+} from '../src/scheduler/placement.js';
+import {
+  itemTokens,
+  lengthBucket,
+  paddedTokens,
+  RequestQueue,
+  type QueuedRequest,
+  type Unit,
+} from '../src/scheduler/request-queue.js';
 import { TrafficStore } from '../src/scheduler/traffic-store.js';
 import { canaryWeights, TrafficRouter } from '../src/scheduler/traffic.js';
-import { compareVersions, DEFAULT_VERSION_POLICY, modelId, parseModelId, selectVersions, splitModelId, versionPolicySchema } from '../src/scheduler/versions.js';
+import {
+  compareVersions,
+  DEFAULT_VERSION_POLICY,
+  modelId,
+  parseModelId,
+  selectVersions,
+  splitModelId,
+  versionPolicySchema,
+} from '../src/scheduler/versions.js';
 import { StateStore } from '../src/store/db.js';
 import { IsoError } from '../src/errors.js';
 import type { GpuProbe } from '../src/telemetry/gpu.js';
@@ -29,18 +50,36 @@ describe('traffic router', () => {
     const picks = Array.from({ length: 8 }, () => r.pick(always));
     assert.deepEqual(picks, ['a', 'a', 'b', 'a', 'a', 'a', 'b', 'a']);
     const r2 = new TrafficRouter({ x: 5, y: 1, z: 1 });
-    assert.deepEqual(Array.from({ length: 7 }, () => r2.pick(always)), ['x', 'x', 'y', 'x', 'z', 'x', 'x']);
+    assert.deepEqual(
+      Array.from({ length: 7 }, () => r2.pick(always)),
+      ['x', 'x', 'y', 'x', 'z', 'x', 'x'],
+    );
     // Equal weights alternate in name order.
     const r3 = new TrafficRouter({ v2: 1, v1: 1 });
-    assert.deepEqual(Array.from({ length: 4 }, () => r3.pick(always)), ['v1', 'v2', 'v1', 'v2']);
+    assert.deepEqual(
+      Array.from({ length: 4 }, () => r3.pick(always)),
+      ['v1', 'v2', 'v1', 'v2'],
+    );
   });
 
   it('skips versions with no weight, and those not eligible now', () => {
     const r = new TrafficRouter({ a: 1, b: 0, c: -2, d: 1 });
-    assert.deepEqual(Array.from({ length: 4 }, () => r.pick(always)), ['a', 'd', 'a', 'd']);
-    assert.deepEqual(Array.from({ length: 3 }, () => r.pick((v) => v !== 'a')), ['d', 'd', 'd']);
-    assert.equal(r.pick(() => false), undefined);
-    assert.equal(r.pick(() => false, 'key'), undefined);
+    assert.deepEqual(
+      Array.from({ length: 4 }, () => r.pick(always)),
+      ['a', 'd', 'a', 'd'],
+    );
+    assert.deepEqual(
+      Array.from({ length: 3 }, () => r.pick((v) => v !== 'a')),
+      ['d', 'd', 'd'],
+    );
+    assert.equal(
+      r.pick(() => false),
+      undefined,
+    );
+    assert.equal(
+      r.pick(() => false, 'key'),
+      undefined,
+    );
     assert.equal(new TrafficRouter({}).pick(always), undefined);
     assert.equal(new TrafficRouter({ a: 0 }).pick(always), undefined);
   });
@@ -64,7 +103,10 @@ describe('traffic router', () => {
     assert.equal(new TrafficRouter({ x: 4, y: 1 }).pick(always, 'a'), 'x');
     assert.equal(new TrafficRouter({ x: 3, y: 1 }).pick(always, 'a'), 'y');
     // Among the eligible only: the total shrinks with them.
-    assert.equal(new TrafficRouter({ w: 100, x: 4, y: 1 }).pick((v) => v !== 'w', 'a'), 'x');
+    assert.equal(
+      new TrafficRouter({ w: 100, x: 4, y: 1 }).pick((v) => v !== 'w', 'a'),
+      'x',
+    );
     // A sticky pick does not move the round-robin.
     const r = new TrafficRouter({ a: 1, b: 1 });
     r.pick(always, 'k1');
@@ -88,7 +130,10 @@ describe('model ids and versions', () => {
     assert.deepEqual(parseModelId('p'), { name: 'p' });
     assert.throws(
       () => parseModelId(`${'p'.repeat(100)}@`),
-      (e: unknown) => e instanceof IsoError && e.code === 'MODEL_NOT_FOUND' && e.message === `"${'p'.repeat(80)}" names no version after "@"`,
+      (e: unknown) =>
+        e instanceof IsoError &&
+        e.code === 'MODEL_NOT_FOUND' &&
+        e.message === `"${'p'.repeat(80)}" names no version after "@"`,
     );
     assert.equal(modelId('p', '1.0'), 'p@1.0');
   });
@@ -130,19 +175,40 @@ describe('model ids and versions', () => {
   });
 
   it('validates version policies', () => {
-    for (const ok of [{ latest: 1 }, { latest: 100 }, { specific: ['1'] }, { all: true }]) assert.equal(versionPolicySchema.safeParse(ok).success, true, JSON.stringify(ok));
-    for (const bad of [{ latest: 0 }, { latest: 101 }, { latest: 1.5 }, { specific: [] }, { specific: [''] }, { all: false }, { latest: 1, all: true }, {}]) assert.equal(versionPolicySchema.safeParse(bad).success, false, JSON.stringify(bad));
+    for (const ok of [{ latest: 1 }, { latest: 100 }, { specific: ['1'] }, { all: true }])
+      assert.equal(versionPolicySchema.safeParse(ok).success, true, JSON.stringify(ok));
+    for (const bad of [
+      { latest: 0 },
+      { latest: 101 },
+      { latest: 1.5 },
+      { specific: [] },
+      { specific: [''] },
+      { all: false },
+      { latest: 1, all: true },
+      {},
+    ])
+      assert.equal(versionPolicySchema.safeParse(bad).success, false, JSON.stringify(bad));
   });
 });
 
 describe('placement', () => {
-  const probe = (gpus: { uuid: string; index: number }[]): GpuProbe => ({ snapshot: async () => ({ gpus }) }) as unknown as GpuProbe;
+  const probe = (gpus: { uuid: string; index: number }[]): GpuProbe =>
+    ({ snapshot: async () => ({ gpus }) }) as unknown as GpuProbe;
 
-  it('visible devices: the gateway\'s own CUDA_VISIBLE_DEVICES, else every GPU by UUID', async () => {
+  it("visible devices: the gateway's own CUDA_VISIBLE_DEVICES, else every GPU by UUID", async () => {
     const none = probe([]);
     assert.deepEqual(await visibleDevices({ CUDA_VISIBLE_DEVICES: ' 0, 2 ,,-1,3' }, none), ['0', '2', '3']);
     assert.deepEqual(await visibleDevices({ CUDA_VISIBLE_DEVICES: '' }, probe([{ uuid: 'GPU-a', index: 0 }])), []);
-    assert.deepEqual(await visibleDevices({}, probe([{ uuid: 'GPU-a', index: 0 }, { uuid: '', index: 1 }])), ['GPU-a', '1']);
+    assert.deepEqual(
+      await visibleDevices(
+        {},
+        probe([
+          { uuid: 'GPU-a', index: 0 },
+          { uuid: '', index: 1 },
+        ]),
+      ),
+      ['GPU-a', '1'],
+    );
   });
 
   it('hands out the least used devices first, and takes them back once', async () => {
@@ -183,7 +249,7 @@ describe('placement', () => {
     assert.deepEqual(e.usage(), {});
   });
 
-  it('by default hands out the gateway\'s own CUDA_VISIBLE_DEVICES', async () => {
+  it("by default hands out the gateway's own CUDA_VISIBLE_DEVICES", async () => {
     const saved = process.env.CUDA_VISIBLE_DEVICES;
     process.env.CUDA_VISIBLE_DEVICES = 'd7,d8';
     try {
@@ -199,11 +265,18 @@ describe('placement', () => {
   it('placement variables: devices, and the onnx providers (manifest first)', () => {
     const onnx = { runtime: 'onnx', resources: {}, env: { A: '1' } } as unknown as Manifest;
     const python = { runtime: 'python', resources: {}, env: { CUDA_VISIBLE_DEVICES: 'mine' } } as unknown as Manifest;
-    const explicit = { runtime: 'onnx', resources: { execution_providers: ['tensorrt', 'cpu'] }, env: {} } as unknown as Manifest;
+    const explicit = {
+      runtime: 'onnx',
+      resources: { execution_providers: ['tensorrt', 'cpu'] },
+      env: {},
+    } as unknown as Manifest;
     assert.deepEqual(executionProviders(onnx, []), ['cpu']);
     assert.deepEqual(executionProviders(onnx, ['0']), ['cuda', 'cpu']);
     assert.deepEqual(executionProviders(explicit, []), ['tensorrt', 'cpu']);
-    assert.deepEqual(placementEnv(onnx, ['0', '1']), { CUDA_VISIBLE_DEVICES: '0,1', ISOMODEL_ONNX_PROVIDERS: 'cuda,cpu' });
+    assert.deepEqual(placementEnv(onnx, ['0', '1']), {
+      CUDA_VISIBLE_DEVICES: '0,1',
+      ISOMODEL_ONNX_PROVIDERS: 'cuda,cpu',
+    });
     assert.deepEqual(placementEnv(onnx, []), { CUDA_VISIBLE_DEVICES: '', ISOMODEL_ONNX_PROVIDERS: 'cpu' });
     assert.deepEqual(placementEnv(python, ['0']), { CUDA_VISIBLE_DEVICES: '0' });
     const pkg = { dir: '/m', manifest: onnx } as unknown as ModelPackage;
@@ -212,7 +285,9 @@ describe('placement', () => {
     assert.deepEqual(placed.manifest.env, { CUDA_VISIBLE_DEVICES: '3', ISOMODEL_ONNX_PROVIDERS: 'cuda,cpu', A: '1' });
     assert.deepEqual(onnx.env, { A: '1' });
     // The manifest's own env wins over placement.
-    assert.deepEqual(placedPackage({ dir: '/p', manifest: python } as unknown as ModelPackage, ['0']).manifest.env, { CUDA_VISIBLE_DEVICES: 'mine' });
+    assert.deepEqual(placedPackage({ dir: '/p', manifest: python } as unknown as ModelPackage, ['0']).manifest.env, {
+      CUDA_VISIBLE_DEVICES: 'mine',
+    });
   });
 });
 
@@ -279,14 +354,19 @@ describe('request queue', () => {
     assert.equal(itemTokens({ sequence: 'ACGT' } as WorkItem), 4);
     assert.equal(itemTokens({ sequence: '' } as WorkItem), 0);
     assert.equal(itemTokens({ input: 'hello' } as WorkItem), 5);
-    assert.equal(itemTokens({ input: { messages: [{ content: 'ab' }, { content: 'cde' }, { content: 5 }] } } as unknown as WorkItem), 5);
+    assert.equal(
+      itemTokens({
+        input: { messages: [{ content: 'ab' }, { content: 'cde' }, { content: 5 }] },
+      } as unknown as WorkItem),
+      5,
+    );
     assert.equal(itemTokens({ input: { messages: 'x' } } as unknown as WorkItem), 1);
     assert.equal(itemTokens({ input: { a: 1 } } as unknown as WorkItem), 1);
     assert.equal(itemTokens({ input: null } as unknown as WorkItem), 1);
     assert.equal(itemTokens({ input: [1, 2, 3] } as unknown as WorkItem), 1);
   });
 
-  it('bounds its capacity, keeps a request\'s items together, orders by priority then arrival', () => {
+  it("bounds its capacity, keeps a request's items together, orders by priority then arrival", () => {
     const q = new RequestQueue<Req>(5, 1000);
     assert.equal(q.capacity, 5);
     assert.equal(q.agingMs, 1000);
@@ -322,7 +402,7 @@ describe('request queue', () => {
     assert.deepEqual(ids(s.takeBatch({ maxItems: 10, maxTokens: Infinity })), ['hi0', 'old0', 'old20', 'low0']);
   });
 
-  it('batches only the head\'s task; a streaming request goes alone', () => {
+  it("batches only the head's task; a streaming request goes alone", () => {
     const q = new RequestQueue<Req>(100);
     q.push(req('a', [1], { enqueuedAt: 1 }));
     q.push(req('x', [1], { enqueuedAt: 2, task: 'other' }));
@@ -352,7 +432,7 @@ describe('request queue', () => {
     assert.deepEqual(q.plan({ maxItems: 4, maxTokens: 5 }), { positions: [0, 1, 2], full: false });
   });
 
-  it('with a token budget: the head\'s length bucket first, then the nearest, within the padded budget', () => {
+  it("with a token budget: the head's length bucket first, then the nearest, within the padded budget", () => {
     const q = new RequestQueue<Req>(100);
     // Head 10 tokens (bucket 4); then 100 (7), 3 (2), 12 (4), 9 (4), 40 (6), 5 (3), 6 (3).
     q.push(req('r', [10, 100, 3, 12, 9, 40, 5, 6]));
@@ -473,7 +553,7 @@ describe('traffic store', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('saves, loads, updates and deletes a model\'s routing, keeping the last 20 defaults', () => {
+  it("saves, loads, updates and deletes a model's routing, keeping the last 20 defaults", () => {
     const t = new TrafficStore(store);
     assert.deepEqual(t.load(), new Map());
     t.save('promoter', { defaultVersion: '2', weights: { '1': 90, '2': 10 }, history: ['1'] });
@@ -487,13 +567,21 @@ describe('traffic store', () => {
     );
     const history = Array.from({ length: 25 }, (_, i) => `v${i}`);
     t.save('promoter', { history });
-    assert.deepEqual(t.load().get('promoter'), { defaultVersion: undefined, weights: undefined, history: history.slice(5) });
-    const row = store.db.prepare("SELECT updated_at FROM model_traffic WHERE name = 'promoter'").get() as { updated_at: string };
+    assert.deepEqual(t.load().get('promoter'), {
+      defaultVersion: undefined,
+      weights: undefined,
+      history: history.slice(5),
+    });
+    const row = store.db.prepare("SELECT updated_at FROM model_traffic WHERE name = 'promoter'").get() as {
+      updated_at: string;
+    };
     assert.ok(Math.abs(Date.parse(row.updated_at) - Date.now()) < 60_000);
     t.delete('promoter');
     assert.deepEqual([...t.load().keys()], ['bare']);
     // Its migrations are tracked under its own namespace, apart from other features'.
-    assert.deepEqual(store.db.prepare("SELECT version FROM schema_migrations WHERE namespace = 'traffic'").get(), { version: 1 });
+    assert.deepEqual(store.db.prepare("SELECT version FROM schema_migrations WHERE namespace = 'traffic'").get(), {
+      version: 1,
+    });
     // A second store on the same database sees the same table (migrated once).
     assert.deepEqual([...new TrafficStore(store).load().keys()], ['bare']);
   });

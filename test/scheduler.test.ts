@@ -32,9 +32,14 @@ describe('scheduler', () => {
   });
 
   it('splits a batch request larger than max_batch_size across worker batches', async () => {
-    const r = await h.post('/models/slow-node/predict/batch', { sequences: Array.from({ length: 20 }, (_, i) => 'C'.repeat(i + 1)) });
+    const r = await h.post('/models/slow-node/predict/batch', {
+      sequences: Array.from({ length: 20 }, (_, i) => 'C'.repeat(i + 1)),
+    });
     assert.equal(r.status, 200);
-    assert.deepEqual(r.body.data.predictions.map((p: any) => p.length), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.deepEqual(
+      r.body.data.predictions.map((p: any) => p.length),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
     assert.ok(r.body.data.predictions.every((p: any) => p.batch_size <= 8));
   });
 
@@ -62,9 +67,15 @@ describe('scheduler', () => {
 
   it('answers QUEUE_FULL with Retry-After instead of growing the queue', async () => {
     // One slow batch of 8 in flight, then 20 queued fill the queue: the rest are refused.
-    const slow = Array.from({ length: 8 }, () => h.post('/models/slow-node/predict', { sequence: 'ACGT', options: { delay_ms: 600 } }));
+    const slow = Array.from({ length: 8 }, () =>
+      h.post('/models/slow-node/predict', { sequence: 'ACGT', options: { delay_ms: 600 } }),
+    );
     await sleep(100);
-    const more = await Promise.all(Array.from({ length: 30 }, () => h.post('/models/slow-node/predict', { sequence: 'ACGT', options: { delay_ms: 1 } })));
+    const more = await Promise.all(
+      Array.from({ length: 30 }, () =>
+        h.post('/models/slow-node/predict', { sequence: 'ACGT', options: { delay_ms: 1 } }),
+      ),
+    );
     const statuses = more.map((r) => r.status);
     assert.ok(statuses.includes(429), `some refused: ${statuses}`);
     const refused = more.find((r) => r.status === 429)!;
@@ -78,7 +89,12 @@ describe('scheduler', () => {
     const blocker = h.post('/models/slow-node/predict', { sequence: 'ACGT', options: { delay_ms: 800 } });
     await sleep(50);
     const ac = new AbortController();
-    const gone = fetch(`${h.url}/models/slow-node/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sequence: 'ACGT', options: { delay_ms: 2000 } }), signal: ac.signal }).catch((e: Error) => e);
+    const gone = fetch(`${h.url}/models/slow-node/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sequence: 'ACGT', options: { delay_ms: 2000 } }),
+      signal: ac.signal,
+    }).catch((e: Error) => e);
     await waitFor(() => h.gw.registry.deployment('slow-node')!.queueDepth() === 1);
     ac.abort();
     assert.ok((await gone) instanceof Error);

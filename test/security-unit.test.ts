@@ -44,8 +44,16 @@ describe('route scopes', () => {
     app.get('/a', PUBLIC, async () => 'a');
     app.get('/b', PREDICT, async () => 'b');
     app.post('/c', admin('c.do'), async () => 'c');
-    assert.throws(() => app.get('/none', async () => 'x'), (e: Error) => e.message === 'route GET /none declares no scope: add PUBLIC, PREDICT or admin(action) from src/security/route-scope.ts to its options');
-    assert.throws(() => app.post('/odd', { config: { scope: 'root' as never } }, async () => 'x'), /route POST \/odd declares no scope/);
+    assert.throws(
+      () => app.get('/none', async () => 'x'),
+      (e: Error) =>
+        e.message ===
+        'route GET /none declares no scope: add PUBLIC, PREDICT or admin(action) from src/security/route-scope.ts to its options',
+    );
+    assert.throws(
+      () => app.post('/odd', { config: { scope: 'root' as never } }, async () => 'x'),
+      /route POST \/odd declares no scope/,
+    );
     await app.ready();
     assert.equal((await app.inject({ method: 'GET', url: '/a' })).body, 'a');
     // The automatic HEAD route copies GET's scope, so it registers too.
@@ -56,8 +64,22 @@ describe('route scopes', () => {
 
 describe('network', () => {
   it('knows loopback addresses', () => {
-    for (const h of ['localhost', ' LOCALHOST ', '::1', '[::1]', '127.0.0.1', '127.1.2.3', '::ffff:127.0.0.1']) assert.equal(isLoopback(h), true, h);
-    for (const h of ['0.0.0.0', '::', '10.0.0.1', '128.0.0.1', '127.0.0.1.example', 'x127.0.0.1', '127.0.0', '::ffff:10.0.0.1', 'localhost.evil', '1127.0.0.1', '127.0.0.1234']) assert.equal(isLoopback(h), false, h);
+    for (const h of ['localhost', ' LOCALHOST ', '::1', '[::1]', '127.0.0.1', '127.1.2.3', '::ffff:127.0.0.1'])
+      assert.equal(isLoopback(h), true, h);
+    for (const h of [
+      '0.0.0.0',
+      '::',
+      '10.0.0.1',
+      '128.0.0.1',
+      '127.0.0.1.example',
+      'x127.0.0.1',
+      '127.0.0',
+      '::ffff:10.0.0.1',
+      'localhost.evil',
+      '1127.0.0.1',
+      '127.0.0.1234',
+    ])
+      assert.equal(isLoopback(h), false, h);
   });
 });
 
@@ -144,7 +166,6 @@ describe('failed-auth limiter', () => {
     assert.equal(m.size, 3);
     for (const c of ['x', 'y', 'z']) assert.equal(m.retryAfterS(c), 1, c);
   });
-
 });
 
 describe('API keys', () => {
@@ -166,7 +187,19 @@ describe('API keys', () => {
     assert.match(key, /^iso_[0-9a-f]{12}_[A-Za-z0-9_-]{32}$/);
     assert.equal(key.slice(4, 16), record.id);
     assert.match(record.id, /^[0-9a-f]{12}$/);
-    assert.deepEqual({ ...record, created_at: '' }, { id: record.id, name: 'lab.one_2-x', scopes: ['predict'], rate_limit: 7, created_at: '', revoked_at: null, last_used_at: null, source: 'db' });
+    assert.deepEqual(
+      { ...record, created_at: '' },
+      {
+        id: record.id,
+        name: 'lab.one_2-x',
+        scopes: ['predict'],
+        rate_limit: 7,
+        created_at: '',
+        revoked_at: null,
+        last_used_at: null,
+        source: 'db',
+      },
+    );
     assert.ok(Math.abs(Date.parse(record.created_at) - Date.now()) < 60_000);
     assert.equal(keys.any(), true);
     // Only the digest is stored.
@@ -176,7 +209,16 @@ describe('API keys', () => {
     assert.ok(!JSON.stringify(row).includes(key));
 
     const v = keys.verify(key);
-    assert.deepEqual(v, { id: record.id, name: 'lab.one_2-x', scopes: ['predict'], rate_limit: 7, created_at: record.created_at, revoked_at: null, last_used_at: null, source: 'db' });
+    assert.deepEqual(v, {
+      id: record.id,
+      name: 'lab.one_2-x',
+      scopes: ['predict'],
+      rate_limit: 7,
+      created_at: record.created_at,
+      revoked_at: null,
+      last_used_at: null,
+      source: 'db',
+    });
     assert.equal(keys.verify(`${key}x`), null);
     assert.equal(keys.verify('not-a-key'), null);
 
@@ -206,10 +248,17 @@ describe('API keys', () => {
 
   it('refuses bad names, bad scopes and duplicates', () => {
     const keys = new KeyStore(freshStore());
-    for (const name of ['', 'a b', 'a/b', 'x'.repeat(65), 'é']) assert.throws(() => keys.create(name, ['predict']), { message: 'key names use letters, digits, ".", "_" and "-" (at most 64)' }, name);
+    for (const name of ['', 'a b', 'a/b', 'x'.repeat(65), 'é'])
+      assert.throws(
+        () => keys.create(name, ['predict']),
+        { message: 'key names use letters, digits, ".", "_" and "-" (at most 64)' },
+        name,
+      );
     assert.equal(keys.create('x'.repeat(64), ['predict']).record.name.length, 64);
     assert.throws(() => keys.create('a', []), { message: 'scopes must be among predict, admin' });
-    assert.throws(() => keys.create('a', ['predict', 'root' as never]), { message: 'scopes must be among predict, admin' });
+    assert.throws(() => keys.create('a', ['predict', 'root' as never]), {
+      message: 'scopes must be among predict, admin',
+    });
     keys.create('a', ['admin']);
     assert.throws(() => keys.create('a', ['predict']), { message: 'a key named "a" already exists' });
     // Any other failure to store the key is passed on as it is, not called a duplicate.
@@ -219,10 +268,17 @@ describe('API keys', () => {
     assert.throws(() => k2.create('b', ['predict']), { message: 'disk says no' });
     // Keys and the audit log track their migrations under their own namespaces.
     new AuditLog(store);
-    assert.deepEqual(store.db.prepare("SELECT namespace, version FROM schema_migrations WHERE namespace IN ('auth', 'audit') ORDER BY namespace").all(), [
-      { namespace: 'audit', version: 2 },
-      { namespace: 'auth', version: 1 },
-    ]);
+    assert.deepEqual(
+      store.db
+        .prepare(
+          "SELECT namespace, version FROM schema_migrations WHERE namespace IN ('auth', 'audit') ORDER BY namespace",
+        )
+        .all(),
+      [
+        { namespace: 'audit', version: 2 },
+        { namespace: 'auth', version: 1 },
+      ],
+    );
     // A name on its own line is not a valid name either (the pattern is anchored).
     assert.throws(() => keys.create('ok\nbad', ['predict']), /key names use/);
   });
@@ -231,7 +287,12 @@ describe('API keys', () => {
     const store = freshStore();
     const keys = new KeyStore(store);
     const { key, record } = keys.create('k', ['predict']);
-    const used = () => (store.db.prepare('SELECT last_used_at FROM api_keys WHERE id = ?').get(record.id) as { last_used_at: string | null }).last_used_at;
+    const used = () =>
+      (
+        store.db.prepare('SELECT last_used_at FROM api_keys WHERE id = ?').get(record.id) as {
+          last_used_at: string | null;
+        }
+      ).last_used_at;
     assert.equal(used(), null);
     keys.verify(key);
     const first = used();
@@ -266,11 +327,38 @@ describe('API keys', () => {
       { name: 'short', sha256: 'abcd', scopes: ['predict'] },
     ]);
     assert.equal(keys.any(), true);
-    assert.deepEqual(keys.verify('plain-secret'), { id: 'config:ops', name: 'ops', scopes: ['admin'], rate_limit: 5, created_at: '', revoked_at: null, last_used_at: null, source: 'config' });
+    assert.deepEqual(keys.verify('plain-secret'), {
+      id: 'config:ops',
+      name: 'ops',
+      scopes: ['admin'],
+      rate_limit: 5,
+      created_at: '',
+      revoked_at: null,
+      last_used_at: null,
+      source: 'config',
+    });
     assert.equal(keys.verify('other'), null);
     assert.deepEqual(keys.list(), [
-      { id: 'config:ops', name: 'ops', scopes: ['admin'], rate_limit: 5, created_at: '', revoked_at: null, last_used_at: null, source: 'config' },
-      { id: 'config:short', name: 'short', scopes: ['predict'], rate_limit: null, created_at: '', revoked_at: null, last_used_at: null, source: 'config' },
+      {
+        id: 'config:ops',
+        name: 'ops',
+        scopes: ['admin'],
+        rate_limit: 5,
+        created_at: '',
+        revoked_at: null,
+        last_used_at: null,
+        source: 'config',
+      },
+      {
+        id: 'config:short',
+        name: 'short',
+        scopes: ['predict'],
+        rate_limit: null,
+        created_at: '',
+        revoked_at: null,
+        last_used_at: null,
+        source: 'config',
+      },
     ]);
     const db = keys.create('db', ['predict']);
     assert.equal(keys.verify(db.key)?.source, 'db');
@@ -284,7 +372,11 @@ describe('API keys', () => {
     const keys = new KeyStore(store);
     keys.create('seed', ['predict']);
     // A row whose secret lacks the prefix (as a hand-edited database could hold).
-    store.db.prepare("INSERT INTO api_keys (id, name, sha256, scopes, created_at) VALUES ('bare', 'bare', ?, 'predict', '2026-01-01')").run(digest('bare-secret'));
+    store.db
+      .prepare(
+        "INSERT INTO api_keys (id, name, sha256, scopes, created_at) VALUES ('bare', 'bare', ?, 'predict', '2026-01-01')",
+      )
+      .run(digest('bare-secret'));
     assert.equal(keys.verify('bare-secret'), null);
     const withConfig = new KeyStore(store, [{ name: 'c', sha256: digest('c-secret'), scopes: ['predict'] }]);
     assert.equal(withConfig.verify('bare-secret')?.name, 'bare');
@@ -303,20 +395,74 @@ describe('audit log', () => {
   });
 
   it('records an entry with every field, and reads it back newest first', () => {
-    audit.record({ actor: 'ops', key_id: 'k1', action: 'models.load', route: '/v1/models/:name/load', params: { name: 'revcomp' }, target: 'revcomp', outcome: 'allowed', status: 200, client: '127.0.0.1', request_id: 'r1', details: 'ok' });
+    audit.record({
+      actor: 'ops',
+      key_id: 'k1',
+      action: 'models.load',
+      route: '/v1/models/:name/load',
+      params: { name: 'revcomp' },
+      target: 'revcomp',
+      outcome: 'allowed',
+      status: 200,
+      client: '127.0.0.1',
+      request_id: 'r1',
+      details: 'ok',
+    });
     audit.record({ actor: 'unknown', action: 'GET (no route)', outcome: 'denied', status: 401 });
     const rows = audit.query();
     assert.equal(rows.length, 2);
     const [newest, oldest] = rows as [Record<string, unknown>, Record<string, unknown>];
-    assert.deepEqual({ ...newest, id: 0, at: '' }, { id: 0, at: '', actor: 'unknown', key_id: null, action: 'GET (no route)', route: null, params: null, target: null, outcome: 'denied', status: 401, client: null, request_id: null, details: null });
-    assert.deepEqual({ ...oldest, id: 0, at: '' }, { id: 0, at: '', actor: 'ops', key_id: 'k1', action: 'models.load', route: '/v1/models/:name/load', params: { name: 'revcomp' }, target: 'revcomp', outcome: 'allowed', status: 200, client: '127.0.0.1', request_id: 'r1', details: 'ok' });
+    assert.deepEqual(
+      { ...newest, id: 0, at: '' },
+      {
+        id: 0,
+        at: '',
+        actor: 'unknown',
+        key_id: null,
+        action: 'GET (no route)',
+        route: null,
+        params: null,
+        target: null,
+        outcome: 'denied',
+        status: 401,
+        client: null,
+        request_id: null,
+        details: null,
+      },
+    );
+    assert.deepEqual(
+      { ...oldest, id: 0, at: '' },
+      {
+        id: 0,
+        at: '',
+        actor: 'ops',
+        key_id: 'k1',
+        action: 'models.load',
+        route: '/v1/models/:name/load',
+        params: { name: 'revcomp' },
+        target: 'revcomp',
+        outcome: 'allowed',
+        status: 200,
+        client: '127.0.0.1',
+        request_id: 'r1',
+        details: 'ok',
+      },
+    );
     assert.ok(Math.abs(Date.parse(String(oldest.at)) - Date.now()) < 60_000);
   });
 
   it('bounds every field so the row stays small and its params parse back', () => {
     const params: Record<string, string> = {};
     for (let i = 0; i < 12; i++) params[`${'k'.repeat(60)}${i}`] = 'v'.repeat(300);
-    audit.record({ actor: 'a'.repeat(150), action: 'b'.repeat(250), target: 't'.repeat(250), params, outcome: 'failed', status: 500, details: 'd'.repeat(1500) });
+    audit.record({
+      actor: 'a'.repeat(150),
+      action: 'b'.repeat(250),
+      target: 't'.repeat(250),
+      params,
+      outcome: 'failed',
+      status: 500,
+      details: 'd'.repeat(1500),
+    });
     const [row] = audit.query() as [Record<string, unknown>];
     assert.equal(row.actor, 'a'.repeat(100));
     assert.equal(row.action, 'b'.repeat(200));
@@ -327,15 +473,28 @@ describe('audit log', () => {
     const many: Record<string, string> = {};
     for (let i = 0; i < 12; i++) many[`p${i}`] = String(i);
     audit.record({ actor: 'x', action: 'y', params: many, outcome: 'allowed', status: 200 });
-    assert.deepEqual(audit.query({ limit: 1 })[0]!.params, Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`p${i}`, String(i)])));
+    assert.deepEqual(
+      audit.query({ limit: 1 })[0]!.params,
+      Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`p${i}`, String(i)])),
+    );
     // No params, or an empty object: stored as null.
     audit.record({ actor: 'x', action: 'y', params: {}, outcome: 'allowed', status: 200 });
     assert.equal(audit.query({ limit: 1 })[0]!.params, null);
-    assert.equal((store.db.prepare('SELECT params FROM audit_log ORDER BY id DESC LIMIT 1').get() as { params: unknown }).params, null);
+    assert.equal(
+      (store.db.prepare('SELECT params FROM audit_log ORDER BY id DESC LIMIT 1').get() as { params: unknown }).params,
+      null,
+    );
   });
 
   it('filters by actor, action, outcome, key and time, and clamps the limit to 1..1000', () => {
-    for (let i = 0; i < 5; i++) audit.record({ actor: i % 2 ? 'odd' : 'even', key_id: `k${i}`, action: i < 3 ? 'a' : 'b', outcome: i === 4 ? 'denied' : 'allowed', status: 200 });
+    for (let i = 0; i < 5; i++)
+      audit.record({
+        actor: i % 2 ? 'odd' : 'even',
+        key_id: `k${i}`,
+        action: i < 3 ? 'a' : 'b',
+        outcome: i === 4 ? 'denied' : 'allowed',
+        status: 200,
+      });
     const ids = (q: Parameters<AuditLog['query']>[0]) => audit.query(q).map((r) => r.key_id);
     assert.deepEqual(ids({}), ['k4', 'k3', 'k2', 'k1', 'k0']);
     assert.deepEqual(ids({ actor: 'odd' }), ['k3', 'k1']);
@@ -364,9 +523,18 @@ describe('request targets and route access', () => {
     assert.equal(badRequestTarget('/'), null);
     assert.equal(badRequestTarget('/v1/models?x=1'), null);
     assert.equal(badRequestTarget('/a/b//c'), null);
-    assert.equal(badRequestTarget('http://host/v1/models'), 'the request target must be a path starting with "/" (absolute-form and authority-form targets are not accepted)');
-    assert.equal(badRequestTarget(''), 'the request target must be a path starting with "/" (absolute-form and authority-form targets are not accepted)');
-    assert.equal(badRequestTarget('*'), 'the request target must be a path starting with "/" (absolute-form and authority-form targets are not accepted)');
+    assert.equal(
+      badRequestTarget('http://host/v1/models'),
+      'the request target must be a path starting with "/" (absolute-form and authority-form targets are not accepted)',
+    );
+    assert.equal(
+      badRequestTarget(''),
+      'the request target must be a path starting with "/" (absolute-form and authority-form targets are not accepted)',
+    );
+    assert.equal(
+      badRequestTarget('*'),
+      'the request target must be a path starting with "/" (absolute-form and authority-form targets are not accepted)',
+    );
     assert.equal(badRequestTarget('//evil/v1/keys'), 'the request target must not start with "//"');
     assert.equal(badRequestTarget('/v1/models#frag'), 'the request target must not contain a fragment ("#")');
     assert.equal(badRequestTarget('/#'), 'the request target must not contain a fragment ("#")');
@@ -406,17 +574,23 @@ describe('registerAuth on a bare Fastify instance', () => {
   let auditErrors: string[];
   const logged: string[] = [];
 
-  async function build(over: Partial<AuthOptions> = {}, configured = [
-    { name: 'ops', sha256: digest(ADMIN_KEY), scopes: ['admin' as const] },
-    { name: 'lab', sha256: digest(PREDICT_KEY), scopes: ['predict' as const], rate_limit: 3 },
-  ]): Promise<FastifyInstance> {
+  async function build(
+    over: Partial<AuthOptions> = {},
+    configured = [
+      { name: 'ops', sha256: digest(ADMIN_KEY), scopes: ['admin' as const] },
+      { name: 'lab', sha256: digest(PREDICT_KEY), scopes: ['predict' as const], rate_limit: 3 },
+    ],
+  ): Promise<FastifyInstance> {
     store = freshStore();
     audit = new AuditLog(store);
     events = [];
     auditErrors = [];
     // Longer path parameters than Fastify's default 100 characters, to see the audit row bound them.
     // Errors Fastify logs (a hook that throws after the answer was sent) are kept to be checked.
-    const a = Fastify({ maxParamLength: 500, logger: { level: 'error', stream: { write: (line: string) => void logged.push(line) } } });
+    const a = Fastify({
+      maxParamLength: 500,
+      logger: { level: 'error', stream: { write: (line: string) => void logged.push(line) } },
+    });
     registerAuth(a, {
       keys: new KeyStore(store, configured),
       audit,
@@ -430,7 +604,11 @@ describe('registerAuth on a bare Fastify instance', () => {
     a.get('/who', PREDICT, async (req) => ({ principal: req.principal, access: req.access }));
     a.post('/v1/models/:name/load', admin('models.load'), async (req, reply) => {
       const name = (req.params as { name: string }).name;
-      return name === 'broken' ? reply.code(500).send({ ok: false }) : name === 'bad' ? reply.code(400).send({ ok: false }) : { ok: true };
+      return name === 'broken'
+        ? reply.code(500).send({ ok: false })
+        : name === 'bad'
+          ? reply.code(400).send({ ok: false })
+          : { ok: true };
     });
     a.delete('/v1/jobs/:id', admin('jobs.delete'), async () => ({ ok: true }));
     a.get('/v1/keys', admin('keys.list'), async () => ({ ok: true }));
@@ -442,7 +620,8 @@ describe('registerAuth on a bare Fastify instance', () => {
   });
   after(async () => app.close());
 
-  const get = (url: string, headers: Record<string, string> = {}) => app.inject({ method: 'GET', url, headers, remoteAddress: '10.1.1.1' });
+  const get = (url: string, headers: Record<string, string> = {}) =>
+    app.inject({ method: 'GET', url, headers, remoteAddress: '10.1.1.1' });
 
   it('public routes need no key; predict routes need a valid one, as Bearer or X-API-Key', async () => {
     assert.equal((await get('/health')).statusCode, 200);
@@ -453,31 +632,74 @@ describe('registerAuth on a bare Fastify instance', () => {
     const bad = await get('/who', { authorization: 'Bearer iso_wrong' });
     assert.equal(bad.statusCode, 401);
     assert.equal(bad.json().message, 'invalid or revoked API key');
-    for (const headers of [{ authorization: `Bearer ${PREDICT_KEY}` }, { authorization: `bearer   ${PREDICT_KEY}  ` }, { 'x-api-key': PREDICT_KEY }] as Record<string, string>[]) {
+    for (const headers of [
+      { authorization: `Bearer ${PREDICT_KEY}` },
+      { authorization: `bearer   ${PREDICT_KEY}  ` },
+      { 'x-api-key': PREDICT_KEY },
+    ] as Record<string, string>[]) {
       const ok = await get('/who', headers);
       assert.equal(ok.statusCode, 200, JSON.stringify(headers));
-      assert.deepEqual(ok.json(), { principal: { id: 'config:lab', name: 'lab', scopes: ['predict'], rateLimit: 3 }, access: { scope: 'predict', route: '/who' } });
+      assert.deepEqual(ok.json(), {
+        principal: { id: 'config:lab', name: 'lab', scopes: ['predict'], rateLimit: 3 },
+        access: { scope: 'predict', route: '/who' },
+      });
     }
     // An Authorization header of another scheme, or an empty X-API-Key, presents no key.
-    assert.equal((await get('/who', { authorization: `Basic ${PREDICT_KEY}` })).json().message, 'an API key is required: send Authorization: Bearer <key> or X-API-Key');
-    assert.equal((await get('/who', { 'x-api-key': '' })).json().message, 'an API key is required: send Authorization: Bearer <key> or X-API-Key');
+    assert.equal(
+      (await get('/who', { authorization: `Basic ${PREDICT_KEY}` })).json().message,
+      'an API key is required: send Authorization: Bearer <key> or X-API-Key',
+    );
+    assert.equal(
+      (await get('/who', { 'x-api-key': '' })).json().message,
+      'an API key is required: send Authorization: Bearer <key> or X-API-Key',
+    );
     // Bearer wins over X-API-Key.
-    assert.equal((await get('/who', { authorization: `Bearer ${ADMIN_KEY}`, 'x-api-key': PREDICT_KEY })).json().principal.name, 'ops');
-    assert.equal((await get('/who', { authorization: 'Bearerx', 'x-api-key': PREDICT_KEY })).json().principal.name, 'lab');
-    assert.equal((await get('/who', { authorization: `Token Bearer ${ADMIN_KEY}`, 'x-api-key': PREDICT_KEY })).json().principal.name, 'lab');
+    assert.equal(
+      (await get('/who', { authorization: `Bearer ${ADMIN_KEY}`, 'x-api-key': PREDICT_KEY })).json().principal.name,
+      'ops',
+    );
+    assert.equal(
+      (await get('/who', { authorization: 'Bearerx', 'x-api-key': PREDICT_KEY })).json().principal.name,
+      'lab',
+    );
+    assert.equal(
+      (await get('/who', { authorization: `Token Bearer ${ADMIN_KEY}`, 'x-api-key': PREDICT_KEY })).json().principal
+        .name,
+      'lab',
+    );
     assert.deepEqual(events, ['failure:missing', 'failure:invalid', 'failure:missing', 'failure:missing']);
   });
 
   it('admin routes need the admin scope; unknown paths need a key before saying 404', async () => {
-    const forbidden = await app.inject({ method: 'POST', url: '/v1/models/revcomp/load', headers: { authorization: `Bearer ${PREDICT_KEY}` } });
+    const forbidden = await app.inject({
+      method: 'POST',
+      url: '/v1/models/revcomp/load',
+      headers: { authorization: `Bearer ${PREDICT_KEY}` },
+    });
     assert.equal(forbidden.statusCode, 403);
     assert.equal(forbidden.json().error.code, 'FORBIDDEN');
     assert.equal(forbidden.json().message, 'API key "lab" lacks the "admin" scope');
     assert.deepEqual(forbidden.json().error.details, { needed: 'admin', scopes: ['predict'] });
-    assert.equal((await app.inject({ method: 'POST', url: '/v1/models/revcomp/load', headers: { authorization: `Bearer ${ADMIN_KEY}` } })).statusCode, 200);
-    assert.equal((await app.inject({ method: 'GET', url: '/who', headers: { authorization: `Bearer ${ADMIN_KEY}` } })).statusCode, 200);
+    assert.equal(
+      (
+        await app.inject({
+          method: 'POST',
+          url: '/v1/models/revcomp/load',
+          headers: { authorization: `Bearer ${ADMIN_KEY}` },
+        })
+      ).statusCode,
+      200,
+    );
+    assert.equal(
+      (await app.inject({ method: 'GET', url: '/who', headers: { authorization: `Bearer ${ADMIN_KEY}` } })).statusCode,
+      200,
+    );
     assert.equal((await app.inject({ method: 'GET', url: '/nowhere' })).statusCode, 401);
-    assert.equal((await app.inject({ method: 'GET', url: '/nowhere', headers: { authorization: `Bearer ${PREDICT_KEY}` } })).statusCode, 404);
+    assert.equal(
+      (await app.inject({ method: 'GET', url: '/nowhere', headers: { authorization: `Bearer ${PREDICT_KEY}` } }))
+        .statusCode,
+      404,
+    );
   });
 
   it('refuses request targets that are not origin-form before anything else', async () => {
@@ -497,22 +719,125 @@ describe('registerAuth on a bare Fastify instance', () => {
       await a.inject({ method: 'POST', url: '/v1/models/broken/load', headers: admin });
       await a.inject({ method: 'DELETE', url: `/v1/jobs/${'j'.repeat(150)}`, headers: admin });
       await a.inject({ method: 'GET', url: '/v1/keys', headers: admin });
-      await a.inject({ method: 'POST', url: '/v1/models/revcomp/load', headers: { authorization: `Bearer ${PREDICT_KEY}` } });
+      await a.inject({
+        method: 'POST',
+        url: '/v1/models/revcomp/load',
+        headers: { authorization: `Bearer ${PREDICT_KEY}` },
+      });
       await a.inject({ method: 'GET', url: '/nowhere' });
       await a.inject({ method: 'GET', url: '/who', headers: { authorization: `Bearer ${PREDICT_KEY}` } });
       await a.inject({ method: 'GET', url: '/health' });
       await a.inject({ method: 'POST', url: '/v1/models/bad/load', headers: admin });
       await a.inject({ method: 'GET', url: '/v1/keys' });
-      const rows = audit.query().reverse().map(({ id: _i, at: _a, request_id, ...r }) => ({ ...r, request_id: typeof request_id }));
+      const rows = audit
+        .query()
+        .reverse()
+        .map(({ id: _i, at: _a, request_id, ...r }) => ({ ...r, request_id: typeof request_id }));
       assert.deepEqual(rows, [
-        { actor: 'ops', key_id: 'config:ops', action: 'models.load', route: '/v1/models/:name/load', params: { name: 'revcomp' }, target: 'revcomp', outcome: 'allowed', status: 200, client: '10.0.0.9', details: null, request_id: 'string' },
-        { actor: 'ops', key_id: 'config:ops', action: 'models.load', route: '/v1/models/:name/load', params: { name: 'broken' }, target: 'broken', outcome: 'failed', status: 500, client: '127.0.0.1', details: null, request_id: 'string' },
-        { actor: 'ops', key_id: 'config:ops', action: 'jobs.delete', route: '/v1/jobs/:id', params: { id: 'j'.repeat(150) }, target: 'j'.repeat(100), outcome: 'allowed', status: 200, client: '127.0.0.1', details: null, request_id: 'string' },
-        { actor: 'ops', key_id: 'config:ops', action: 'keys.list', route: '/v1/keys', params: null, target: null, outcome: 'allowed', status: 200, client: '127.0.0.1', details: null, request_id: 'string' },
-        { actor: 'lab', key_id: 'config:lab', action: 'models.load', route: '/v1/models/:name/load', params: { name: 'revcomp' }, target: 'revcomp', outcome: 'denied', status: 403, client: '127.0.0.1', details: 'API key "lab" lacks the "admin" scope', request_id: 'string' },
-        { actor: 'unknown', key_id: null, action: 'GET (no route)', route: null, params: null, target: null, outcome: 'denied', status: 401, client: '127.0.0.1', details: 'an API key is required: send Authorization: Bearer <key> or X-API-Key', request_id: 'string' },
-        { actor: 'ops', key_id: 'config:ops', action: 'models.load', route: '/v1/models/:name/load', params: { name: 'bad' }, target: 'bad', outcome: 'failed', status: 400, client: '127.0.0.1', details: null, request_id: 'string' },
-        { actor: 'unknown', key_id: null, action: 'keys.list', route: '/v1/keys', params: null, target: null, outcome: 'denied', status: 401, client: '127.0.0.1', details: 'an API key is required: send Authorization: Bearer <key> or X-API-Key', request_id: 'string' },
+        {
+          actor: 'ops',
+          key_id: 'config:ops',
+          action: 'models.load',
+          route: '/v1/models/:name/load',
+          params: { name: 'revcomp' },
+          target: 'revcomp',
+          outcome: 'allowed',
+          status: 200,
+          client: '10.0.0.9',
+          details: null,
+          request_id: 'string',
+        },
+        {
+          actor: 'ops',
+          key_id: 'config:ops',
+          action: 'models.load',
+          route: '/v1/models/:name/load',
+          params: { name: 'broken' },
+          target: 'broken',
+          outcome: 'failed',
+          status: 500,
+          client: '127.0.0.1',
+          details: null,
+          request_id: 'string',
+        },
+        {
+          actor: 'ops',
+          key_id: 'config:ops',
+          action: 'jobs.delete',
+          route: '/v1/jobs/:id',
+          params: { id: 'j'.repeat(150) },
+          target: 'j'.repeat(100),
+          outcome: 'allowed',
+          status: 200,
+          client: '127.0.0.1',
+          details: null,
+          request_id: 'string',
+        },
+        {
+          actor: 'ops',
+          key_id: 'config:ops',
+          action: 'keys.list',
+          route: '/v1/keys',
+          params: null,
+          target: null,
+          outcome: 'allowed',
+          status: 200,
+          client: '127.0.0.1',
+          details: null,
+          request_id: 'string',
+        },
+        {
+          actor: 'lab',
+          key_id: 'config:lab',
+          action: 'models.load',
+          route: '/v1/models/:name/load',
+          params: { name: 'revcomp' },
+          target: 'revcomp',
+          outcome: 'denied',
+          status: 403,
+          client: '127.0.0.1',
+          details: 'API key "lab" lacks the "admin" scope',
+          request_id: 'string',
+        },
+        {
+          actor: 'unknown',
+          key_id: null,
+          action: 'GET (no route)',
+          route: null,
+          params: null,
+          target: null,
+          outcome: 'denied',
+          status: 401,
+          client: '127.0.0.1',
+          details: 'an API key is required: send Authorization: Bearer <key> or X-API-Key',
+          request_id: 'string',
+        },
+        {
+          actor: 'ops',
+          key_id: 'config:ops',
+          action: 'models.load',
+          route: '/v1/models/:name/load',
+          params: { name: 'bad' },
+          target: 'bad',
+          outcome: 'failed',
+          status: 400,
+          client: '127.0.0.1',
+          details: null,
+          request_id: 'string',
+        },
+        {
+          actor: 'unknown',
+          key_id: null,
+          action: 'keys.list',
+          route: '/v1/keys',
+          params: null,
+          target: null,
+          outcome: 'denied',
+          status: 401,
+          client: '127.0.0.1',
+          details: 'an API key is required: send Authorization: Bearer <key> or X-API-Key',
+          request_id: 'string',
+        },
       ]);
       // The request id in the row is the one the envelope answered with.
       const denied = await a.inject({ method: 'GET', url: '/who' });
@@ -525,18 +850,38 @@ describe('registerAuth on a bare Fastify instance', () => {
   });
 
   it('an audit row that cannot be written is reported, and the action goes on', async () => {
-    const a = await build({ audit: { record: () => { throw new Error('disk full'); } } as unknown as AuditLog });
+    const a = await build({
+      audit: {
+        record: () => {
+          throw new Error('disk full');
+        },
+      } as unknown as AuditLog,
+    });
     try {
-      const r = await a.inject({ method: 'POST', url: '/v1/models/revcomp/load', headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+      const r = await a.inject({
+        method: 'POST',
+        url: '/v1/models/revcomp/load',
+        headers: { authorization: `Bearer ${ADMIN_KEY}` },
+      });
       assert.equal(r.statusCode, 200);
       const d = await a.inject({ method: 'GET', url: '/nowhere' });
       assert.equal(d.statusCode, 401);
-      assert.deepEqual(auditErrors, ['audit row not written (models.load, allowed): disk full', 'audit row not written (, denied): disk full']);
+      assert.deepEqual(auditErrors, [
+        'audit row not written (models.load, allowed): disk full',
+        'audit row not written (, denied): disk full',
+      ]);
     } finally {
       await a.close();
     }
     // Without a reporter the failure is swallowed too.
-    const b = await build({ audit: { record: () => { throw new Error('x'); } } as unknown as AuditLog, onAuditError: undefined });
+    const b = await build({
+      audit: {
+        record: () => {
+          throw new Error('x');
+        },
+      } as unknown as AuditLog,
+      onAuditError: undefined,
+    });
     try {
       assert.equal((await b.inject({ method: 'GET', url: '/nowhere' })).statusCode, 401);
     } finally {
@@ -547,8 +892,10 @@ describe('registerAuth on a bare Fastify instance', () => {
   it('throttles an address after max failures, before any key lookup, with Retry-After', async () => {
     const a = await build();
     try {
-      const from = (remoteAddress: string, headers: Record<string, string> = {}) => a.inject({ method: 'GET', url: '/who', headers, remoteAddress });
-      for (let i = 0; i < 3; i++) assert.equal((await from('10.9.9.9', { authorization: 'Bearer iso_guess' })).statusCode, 401);
+      const from = (remoteAddress: string, headers: Record<string, string> = {}) =>
+        a.inject({ method: 'GET', url: '/who', headers, remoteAddress });
+      for (let i = 0; i < 3; i++)
+        assert.equal((await from('10.9.9.9', { authorization: 'Bearer iso_guess' })).statusCode, 401);
       const t = await from('10.9.9.9', { authorization: `Bearer ${PREDICT_KEY}` });
       assert.equal(t.statusCode, 429);
       assert.equal(t.json().error.code, 'RATE_LIMITED');
@@ -579,7 +926,12 @@ describe('registerAuth on a bare Fastify instance', () => {
     try {
       const r = await a.inject({ method: 'GET', url: '/who' });
       assert.equal(r.statusCode, 200);
-      assert.deepEqual(r.json().principal, { id: 'anonymous', name: 'anonymous', scopes: ['predict', 'admin'], rateLimit: null });
+      assert.deepEqual(r.json().principal, {
+        id: 'anonymous',
+        name: 'anonymous',
+        scopes: ['predict', 'admin'],
+        rateLimit: null,
+      });
       assert.equal((await a.inject({ method: 'POST', url: '/v1/models/revcomp/load' })).statusCode, 200);
       assert.equal(audit.query({ limit: 1 })[0]!.actor, 'anonymous');
       // Anonymous requests still must be origin-form.

@@ -13,7 +13,12 @@ import { pidAlive, startGateway, waitFor, workerTmpDir, type Harness } from './h
 const ADMIN = 'iso_test_admin_secret_seed001_0001';
 const PREDICT = 'iso_test_predict_secret_seed001_001';
 const bearer = (k: string): Record<string, string> => ({ authorization: `Bearer ${k}` });
-const KEYS = { keys: [{ name: 'ops', sha256: digest(ADMIN), scopes: ['admin' as const] }, { name: 'lab', sha256: digest(PREDICT), scopes: ['predict' as const] }] };
+const KEYS = {
+  keys: [
+    { name: 'ops', sha256: digest(ADMIN), scopes: ['admin' as const] },
+    { name: 'lab', sha256: digest(PREDICT), scopes: ['predict' as const] },
+  ],
+};
 
 describe('seed 001: download, create, start, run, list, stop, delete', () => {
   let h: Harness;
@@ -23,7 +28,10 @@ describe('seed 001: download, create, start, run, list, stop, delete', () => {
   before(async () => {
     source = join(workerTmpDir('isomodel-seed001-'), 'rc-seed');
     cpSync(join(BUILTIN_MODELS_DIR, 'revcomp'), source, { recursive: true });
-    writeFileSync(join(source, 'model.yaml'), readFileSync(join(source, 'model.yaml'), 'utf8').replace(/^name: revcomp$/m, 'name: rc-seed'));
+    writeFileSync(
+      join(source, 'model.yaml'),
+      readFileSync(join(source, 'model.yaml'), 'utf8').replace(/^name: revcomp$/m, 'name: rc-seed'),
+    );
     h = await startGateway(['revcomp'], { auth: KEYS });
   });
   after(async () => h.close());
@@ -46,9 +54,17 @@ describe('seed 001: download, create, start, run, list, stop, delete', () => {
   });
 
   it('2. POST /api/containers/create with resources {cpu: 1, memory: "1G"}', async () => {
-    const denied = await post('/api/containers/create', { model_id: 'rc-seed', container_name: C, resources: { cpu: 1, memory: '1G' } }, PREDICT);
+    const denied = await post(
+      '/api/containers/create',
+      { model_id: 'rc-seed', container_name: C, resources: { cpu: 1, memory: '1G' } },
+      PREDICT,
+    );
     assert.equal(denied.status, 403);
-    const r = await post('/api/containers/create', { model_id: 'rc-seed', container_name: C, resources: { cpu: 1, memory: '1G' } });
+    const r = await post('/api/containers/create', {
+      model_id: 'rc-seed',
+      container_name: C,
+      resources: { cpu: 1, memory: '1G' },
+    });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.equal(r.body.data.status, 'created');
     assert.deepEqual(r.body.data.resources, { cpu: 1, memory: '1024M', memory_mb: 1024, replicas: 1 });
@@ -66,7 +82,7 @@ describe('seed 001: download, create, start, run, list, stop, delete', () => {
     }
   });
 
-  it('3. POST /api/containers/start: its own replica, beside the model\'s', async () => {
+  it("3. POST /api/containers/start: its own replica, beside the model's", async () => {
     const before = await post('/api/models/run', { container_name: C, input: 'ACGT' }, PREDICT);
     assert.equal(before.status, 503);
     assert.match(before.body.message, /container rc-seed-container is created: start it first/);
@@ -76,7 +92,10 @@ describe('seed 001: download, create, start, run, list, stop, delete', () => {
     assert.equal(r.body.data.replicas.length, 1);
     const pid = r.body.data.replicas[0].pid as number;
     assert.ok(pid > 0 && pidAlive(pid));
-    const own = h.gw.registry.deployment('rc-seed')!.replicaInfo().map((x) => x.pid);
+    const own = h.gw.registry
+      .deployment('rc-seed')!
+      .replicaInfo()
+      .map((x) => x.pid);
     assert.ok(!own.includes(pid), 'the container has a worker of its own');
   });
 
@@ -85,7 +104,11 @@ describe('seed 001: download, create, start, run, list, stop, delete', () => {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.data.output.reverse_complement, 'CAAACGTT');
     assert.equal(r.body.data.task_type, 'reverse_complement');
-    const obj = await post('/api/models/run', { container_name: C, input: { sequence: 'ACGU', sequence_type: 'RNA' } }, PREDICT);
+    const obj = await post(
+      '/api/models/run',
+      { container_name: C, input: { sequence: 'ACGU', sequence_type: 'RNA' } },
+      PREDICT,
+    );
     assert.equal(obj.status, 200, JSON.stringify(obj.body));
     assert.equal(obj.body.data.output.reverse_complement, 'ACGU');
     const bad = await post('/api/models/run', { container_name: C, input: 'ACGT!!' }, PREDICT);
@@ -96,11 +119,15 @@ describe('seed 001: download, create, start, run, list, stop, delete', () => {
   });
 
   it('5. GET /api/containers: status and resource use', async () => {
-    const c = await waitFor(async () => {
-      const r = await h.get('/api/containers', bearer(PREDICT));
-      const x = r.body.data.containers.find((y: any) => y.container_name === C);
-      return x?.resource_use.memory_bytes > 0 ? x : null;
-    }, 20_000, 200);
+    const c = await waitFor(
+      async () => {
+        const r = await h.get('/api/containers', bearer(PREDICT));
+        const x = r.body.data.containers.find((y: any) => y.container_name === C);
+        return x?.resource_use.memory_bytes > 0 ? x : null;
+      },
+      20_000,
+      200,
+    );
     assert.equal(c.status, 'running');
     assert.equal(c.model_id, 'rc-seed');
     assert.ok(c.resource_use.memory_bytes > 1024 * 1024, JSON.stringify(c.resource_use));
@@ -128,13 +155,15 @@ describe('seed 001: download, create, start, run, list, stop, delete', () => {
     assert.equal(row.n, 0);
   });
 
-  it('7. DELETE /api/models/{id}: a downloaded package goes; an operator\'s package stays', async () => {
+  it("7. DELETE /api/models/{id}: a downloaded package goes; an operator's package stays", async () => {
     const dir = join(h.modelsDir, 'rc-seed');
     assert.ok(existsSync(dir));
     const r = await del('/api/models/rc-seed');
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.ok(!existsSync(dir));
-    assert.ok(!(await h.get('/api/models', bearer(PREDICT))).body.data.models.some((m: any) => m.model_id === 'rc-seed'));
+    assert.ok(
+      !(await h.get('/api/models', bearer(PREDICT))).body.data.models.some((m: any) => m.model_id === 'rc-seed'),
+    );
     const builtin = await del('/api/models/revcomp');
     assert.equal(builtin.status, 422);
     assert.match(builtin.body.message, /not installed by a download/);

@@ -23,7 +23,11 @@ interface Run {
 }
 function cli(args: string[], cwd: string): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), ...args], { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), ...args], {
+      cwd,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -42,21 +46,36 @@ describe("seed 003's services, batch and pipeline through a real gateway", () =>
   const g = (): string[] => ['--models-dir', h.modelsDir, '--state-dir', join(work, 'cli-state')];
 
   it("ships the seed's example_task.json as the seed wrote it", () => {
-    assert.deepEqual(JSON.parse(readFileSync(EXAMPLE, 'utf8')), { task: 'generate_sequence', input: { sequence: 'ATGCGATCG', organism: 'human' }, metadata: { request_id: 'task_001' } });
+    assert.deepEqual(JSON.parse(readFileSync(EXAMPLE, 'utf8')), {
+      task: 'generate_sequence',
+      input: { sequence: 'ATGCGATCG', organism: 'human' },
+      metadata: { request_id: 'task_001' },
+    });
   });
 
   it('batch --service dna-lm --input-dir data/input: analyze records and the example, outputs in data/output, the seed summary', async () => {
     const inDir = join(work, 'a', 'data', 'input');
     mkdirSync(inDir, { recursive: true });
     const seqs = Array.from({ length: 6 }, (_, i) => 'ATGCGTACGTTAGC'.repeat(i + 1));
-    seqs.forEach((s, i) => writeFileSync(join(inDir, `task_${i + 1}.json`), JSON.stringify({ task: 'analyze', input: { sequence: s } })));
+    seqs.forEach((s, i) =>
+      writeFileSync(join(inDir, `task_${i + 1}.json`), JSON.stringify({ task: 'analyze', input: { sequence: s } })),
+    );
     writeFileSync(join(inDir, 'example_task.json'), readFileSync(EXAMPLE));
-    const r = await cli([...g(), 'batch', '--service', 'dna-lm', '--input-dir', inDir, '--workers', '2', '--url', h.url], work);
+    const r = await cli(
+      [...g(), 'batch', '--service', 'dna-lm', '--input-dir', inDir, '--workers', '2', '--url', h.url],
+      work,
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /gateway http:\/\/127\.0\.0\.1/, 'ran as a job on the gateway');
-    assert.match(r.stdout, /^Total files:\s+7\nSuccessful:\s+7\nFailed:\s+0\nAverage time:\s+\d+\.\d{3}s per file.*\nTotal time:\s+\d+\.\d{2}s\n/m);
+    assert.match(
+      r.stdout,
+      /^Total files:\s+7\nSuccessful:\s+7\nFailed:\s+0\nAverage time:\s+\d+\.\d{3}s per file.*\nTotal time:\s+\d+\.\d{2}s\n/m,
+    );
     const outDir = join(work, 'a', 'data', 'output');
-    assert.deepEqual(readdirSync(outDir).sort(), ['example_task.json', ...seqs.map((_, i) => `task_${i + 1}.json`)].sort());
+    assert.deepEqual(
+      readdirSync(outDir).sort(),
+      ['example_task.json', ...seqs.map((_, i) => `task_${i + 1}.json`)].sort(),
+    );
     for (const [i, s] of seqs.entries()) {
       const out = JSON.parse(readFileSync(join(outDir, `task_${i + 1}.json`), 'utf8'));
       assert.equal(out.task, 'analyze');
@@ -77,8 +96,22 @@ describe("seed 003's services, batch and pipeline through a real gateway", () =>
   it('batch --service codon-verifier: verify records with their organism and protein', async () => {
     const inDir = join(work, 'v', 'input');
     mkdirSync(inDir, { recursive: true });
-    writeFileSync(join(inDir, 'good.json'), JSON.stringify({ task: 'verify', input: { sequence: 'ATGGCTGCAAAATGGTAA', organism: 'yeast', parameters: { protein: 'MAAKW' } }, metadata: { request_id: 'good' } }));
-    writeFileSync(join(inDir, 'bad.json'), JSON.stringify({ task: 'verify', input: { sequence: 'ATGTAAGCTGCAAAATGG', organism: 'human' }, metadata: { request_id: 'bad' } }));
+    writeFileSync(
+      join(inDir, 'good.json'),
+      JSON.stringify({
+        task: 'verify',
+        input: { sequence: 'ATGGCTGCAAAATGGTAA', organism: 'yeast', parameters: { protein: 'MAAKW' } },
+        metadata: { request_id: 'good' },
+      }),
+    );
+    writeFileSync(
+      join(inDir, 'bad.json'),
+      JSON.stringify({
+        task: 'verify',
+        input: { sequence: 'ATGTAAGCTGCAAAATGG', organism: 'human' },
+        metadata: { request_id: 'bad' },
+      }),
+    );
     const r = await cli([...g(), 'batch', '--service', 'codon-verifier', '--input-dir', inDir, '--url', h.url], work);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^Total files:\s+2\nSuccessful:\s+2\n/m, 'a failing verdict is a successful verification');
@@ -97,7 +130,10 @@ describe("seed 003's services, batch and pipeline through a real gateway", () =>
     const r = await cli([...g(), 'pipeline', 'run', '--input', EXAMPLE, '--output', out, '--url', h.url], work);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /pipeline generate-optimize-verify/);
-    const [rec] = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const [rec] = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(rec.status, 'success', JSON.stringify(rec.error));
     assert.equal(rec.task, 'pipeline:generate-optimize-verify');
     assert.equal(rec.metadata.request_id, 'task_001');
@@ -112,7 +148,11 @@ describe("seed 003's services, batch and pipeline through a real gateway", () =>
     assert.ok(verify.checks.homopolymer.value <= 8);
     assert.equal(verify.protein, optimize.protein);
     // The verdict is the verifier's own on that sequence.
-    const direct = await h.post('/models/codon-verifier/predict', { sequence: optimize.sequence, task_type: 'verify', options: { organism: 'human' } });
+    const direct = await h.post('/models/codon-verifier/predict', {
+      sequence: optimize.sequence,
+      task_type: 'verify',
+      options: { organism: 'human' },
+    });
     assert.deepEqual(verify.failed, direct.body.data.failed);
     assert.equal(verify.checks.internal_stops.value, (optimize.protein.slice(0, -1).match(/\*/g) ?? []).length);
   });
@@ -120,8 +160,13 @@ describe("seed 003's services, batch and pipeline through a real gateway", () =>
   it('pipeline validate without a file describes the default pipeline; the example file is the same pipeline', async () => {
     const r = await cli([...g(), 'pipeline', 'validate'], work);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /pipeline generate-optimize-verify \(version 1\.0\.0\) is valid:\n1\. generate: dna-lm\/generate_sequence on input\.sequence.*\n2\. optimize: codon\/codon_optimize on generate\.sequence.*\n3\. verify: codon-verifier\/verify on optimize\.sequence \[organism<-optimize\.organism\]/);
-    const file = parseYaml(readFileSync(join(PACKAGE_ROOT, 'examples', 'pipelines', 'generate-optimize-verify.yaml'), 'utf8'));
+    assert.match(
+      r.stdout,
+      /pipeline generate-optimize-verify \(version 1\.0\.0\) is valid:\n1\. generate: dna-lm\/generate_sequence on input\.sequence.*\n2\. optimize: codon\/codon_optimize on generate\.sequence.*\n3\. verify: codon-verifier\/verify on optimize\.sequence \[organism<-optimize\.organism\]/,
+    );
+    const file = parseYaml(
+      readFileSync(join(PACKAGE_ROOT, 'examples', 'pipelines', 'generate-optimize-verify.yaml'), 'utf8'),
+    );
     assert.deepEqual(file, DEFAULT_PIPELINE);
   });
 });

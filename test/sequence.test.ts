@@ -4,7 +4,17 @@ import { describe, it } from 'node:test';
 import { IsoError } from '../src/errors.js';
 import { z } from 'zod';
 import { parseFasta, parseSequences } from '../src/validation/fasta.js';
-import { ALPHABETS, AMBIGUOUS_LETTERS, countAmbiguous, detectSequenceType, looksNucleic, normaliseSequence, parseSequenceType, taskRule, validateSequence } from '../src/validation/sequence.js';
+import {
+  ALPHABETS,
+  AMBIGUOUS_LETTERS,
+  countAmbiguous,
+  detectSequenceType,
+  looksNucleic,
+  normaliseSequence,
+  parseSequenceType,
+  taskRule,
+  validateSequence,
+} from '../src/validation/sequence.js';
 import { describeZod } from '../src/validation/zod-message.js';
 
 const dna = { types: ['DNA'] as const, maxLength: 10 };
@@ -26,15 +36,33 @@ describe('sequence validation', () => {
   });
 
   it('rejects characters outside the alphabet with their position', () => {
-    assert.equal(codeOf(() => validateSequence('ACGU', dna)), 'INVALID_SEQUENCE');
-    assert.equal(codeOf(() => validateSequence('AC-T', dna)), 'INVALID_SEQUENCE');
-    assert.equal(codeOf(() => validateSequence('ACGTé', dna)), 'INVALID_SEQUENCE');
-    assert.equal(codeOf(() => validateSequence('', dna)), 'INVALID_SEQUENCE');
-    assert.equal(codeOf(() => validateSequence(5, dna)), 'INVALID_REQUEST');
+    assert.equal(
+      codeOf(() => validateSequence('ACGU', dna)),
+      'INVALID_SEQUENCE',
+    );
+    assert.equal(
+      codeOf(() => validateSequence('AC-T', dna)),
+      'INVALID_SEQUENCE',
+    );
+    assert.equal(
+      codeOf(() => validateSequence('ACGTé', dna)),
+      'INVALID_SEQUENCE',
+    );
+    assert.equal(
+      codeOf(() => validateSequence('', dna)),
+      'INVALID_SEQUENCE',
+    );
+    assert.equal(
+      codeOf(() => validateSequence(5, dna)),
+      'INVALID_REQUEST',
+    );
   });
 
   it('enforces the length limit after normalisation', () => {
-    assert.equal(codeOf(() => validateSequence('A'.repeat(11), dna)), 'SEQUENCE_TOO_LONG');
+    assert.equal(
+      codeOf(() => validateSequence('A'.repeat(11), dna)),
+      'SEQUENCE_TOO_LONG',
+    );
     assert.equal(validateSequence('A'.repeat(10) + '  \n', dna).sequence.length, 10);
   });
 
@@ -45,7 +73,10 @@ describe('sequence validation', () => {
     assert.equal(validateSequence('MKV', both).type, 'protein');
     assert.equal(validateSequence('MKF', both).type, 'protein');
     assert.equal(validateSequence('ACG', both, 'protein').type, 'protein');
-    assert.equal(codeOf(() => validateSequence('ACG', dna, 'protein')), 'INVALID_SEQUENCE');
+    assert.equal(
+      codeOf(() => validateSequence('ACG', dna, 'protein')),
+      'INVALID_SEQUENCE',
+    );
     assert.equal(detectSequenceType('ACGT'), 'DNA');
     assert.equal(detectSequenceType('MKWVTFISLL'), 'protein');
     assert.equal(detectSequenceType('12'), null);
@@ -57,7 +88,14 @@ describe('sequence validation', () => {
       assert.equal(detectSequenceType(peptide), 'protein', peptide);
       assert.ok(!looksNucleic(peptide), peptide);
     }
-    for (const [seq, type] of [['ACGTNNACGT', 'DNA'], ['ATGCRYN', 'DNA'], ['ACGTRYACGR', 'DNA'], ['ACGUUGCA', 'RNA'], ['NNNNACGU', 'RNA'], ['ACT', 'DNA']] as const) {
+    for (const [seq, type] of [
+      ['ACGTNNACGT', 'DNA'],
+      ['ATGCRYN', 'DNA'],
+      ['ACGTRYACGR', 'DNA'],
+      ['ACGUUGCA', 'RNA'],
+      ['NNNNACGU', 'RNA'],
+      ['ACT', 'DNA'],
+    ] as const) {
       assert.equal(detectSequenceType(seq), type, seq);
     }
     // More than half A/C/G/T/U/N is nucleic: exactly half is not.
@@ -74,7 +112,7 @@ describe('sequence validation', () => {
     assert.equal(validateSequence('MKWVTHSRGAD', all, 'DNA').type, 'DNA');
   });
 
-  it("INVALID_SEQUENCE names a letter no accepted type has, and its alphabet lists U when RNA is accepted", () => {
+  it('INVALID_SEQUENCE names a letter no accepted type has, and its alphabet lists U when RNA is accepted', () => {
     const errorOf = (fn: () => unknown): IsoError => {
       try {
         fn();
@@ -87,11 +125,19 @@ describe('sequence validation', () => {
     const nucleic = { types: ['DNA', 'RNA'] as const, maxLength: 100 };
     const e = errorOf(() => validateSequence('ACGUX', nucleic));
     assert.equal(e.code, 'INVALID_SEQUENCE');
-    assert.match(e.message, /not a valid DNA or RNA sequence: character 'X' at position 5/, 'U is RNA, not the culprit');
+    assert.match(
+      e.message,
+      /not a valid DNA or RNA sequence: character 'X' at position 5/,
+      'U is RNA, not the culprit',
+    );
     const details = e.details as { alphabet: string; accepted_types: string[]; position: number };
     assert.ok(details.alphabet.includes('U') && details.alphabet.includes('T'), details.alphabet);
     assert.equal(details.position, 5);
-    assert.equal((errorOf(() => validateSequence('ACGX', dna)).details as { alphabet: string }).alphabet.includes('U'), false, 'DNA only: no U');
+    assert.equal(
+      (errorOf(() => validateSequence('ACGX', dna)).details as { alphabet: string }).alphabet.includes('U'),
+      false,
+      'DNA only: no U',
+    );
     // T beside U: every letter is accepted, but by no single type.
     const mixed = errorOf(() => validateSequence('ACTU', nucleic));
     assert.match(mixed.message, /mixes their letters \(character 'U' at position 4 is not DNA\)/);
@@ -101,14 +147,49 @@ describe('sequence validation', () => {
 // The IUPAC tables, written out here from the nomenclature (IUPAC-IUB 1970/1984), not copied from
 // src/validation/sequence.ts: a letter added to or dropped from an alphabet there fails below.
 const IUPAC_NUCLEOTIDES: Record<string, string> = {
-  A: 'A', C: 'C', G: 'G', T: 'T',
-  R: 'AG', Y: 'CT', S: 'CG', W: 'AT', K: 'GT', M: 'AC',
-  B: 'CGT', D: 'AGT', H: 'ACT', V: 'ACG', N: 'ACGT',
+  A: 'A',
+  C: 'C',
+  G: 'G',
+  T: 'T',
+  R: 'AG',
+  Y: 'CT',
+  S: 'CG',
+  W: 'AT',
+  K: 'GT',
+  M: 'AC',
+  B: 'CGT',
+  D: 'AGT',
+  H: 'ACT',
+  V: 'ACG',
+  N: 'ACGT',
 };
 const IUPAC_AMINO_ACIDS: Record<string, string> = {
-  A: 'Ala', R: 'Arg', N: 'Asn', D: 'Asp', C: 'Cys', Q: 'Gln', E: 'Glu', G: 'Gly', H: 'His', I: 'Ile',
-  L: 'Leu', K: 'Lys', M: 'Met', F: 'Phe', P: 'Pro', S: 'Ser', T: 'Thr', W: 'Trp', Y: 'Tyr', V: 'Val',
-  U: 'Sec', O: 'Pyl', B: 'Asx (D or N)', Z: 'Glx (E or Q)', J: 'Xle (I or L)', X: 'any',
+  A: 'Ala',
+  R: 'Arg',
+  N: 'Asn',
+  D: 'Asp',
+  C: 'Cys',
+  Q: 'Gln',
+  E: 'Glu',
+  G: 'Gly',
+  H: 'His',
+  I: 'Ile',
+  L: 'Leu',
+  K: 'Lys',
+  M: 'Met',
+  F: 'Phe',
+  P: 'Pro',
+  S: 'Ser',
+  T: 'Thr',
+  W: 'Trp',
+  Y: 'Tyr',
+  V: 'Val',
+  U: 'Sec',
+  O: 'Pyl',
+  B: 'Asx (D or N)',
+  Z: 'Glx (E or Q)',
+  J: 'Xle (I or L)',
+  X: 'any',
 };
 /** Per type: the accepted upper-case letters and, among them, those that name no single residue. */
 const EXPECTED: Record<'DNA' | 'RNA' | 'protein', { letters: Set<string>; ambiguous: Set<string> }> = {
@@ -134,7 +215,10 @@ describe('every ASCII character against every alphabet', () => {
     assert.equal(EXPECTED.RNA.letters.size, 15);
     assert.equal(EXPECTED.protein.letters.size, 26);
     assert.equal(EXPECTED.DNA.ambiguous.size, 11);
-    assert.deepEqual([...EXPECTED.protein.letters].filter((l) => !/[A-Z]/.test(l)), []);
+    assert.deepEqual(
+      [...EXPECTED.protein.letters].filter((l) => !/[A-Z]/.test(l)),
+      [],
+    );
   });
 
   for (const type of TYPES) {
@@ -153,7 +237,10 @@ describe('every ASCII character against every alphabet', () => {
           got = e;
         }
         if (expectOk) {
-          assert.ok(!(got instanceof IsoError), `${type} accepts char code ${ch.charCodeAt(0)} (${JSON.stringify(ch)}): ${got instanceof IsoError ? got.message : ''}`);
+          assert.ok(
+            !(got instanceof IsoError),
+            `${type} accepts char code ${ch.charCodeAt(0)} (${JSON.stringify(ch)}): ${got instanceof IsoError ? got.message : ''}`,
+          );
           assert.deepEqual(got, { sequence: isWhitespace(ch) ? 'AA' : `A${ch.toUpperCase()}A`, type });
           if (!isWhitespace(ch) && ch === ch.toUpperCase()) accepted.push(ch);
         } else {
@@ -161,12 +248,21 @@ describe('every ASCII character against every alphabet', () => {
           assert.equal(got.code, 'INVALID_SEQUENCE');
           // Reported as normalised: a lower-case letter by its upper case.
           const shown = ch.toUpperCase();
-          assert.deepEqual(got.details, { position: 2, character: shown, accepted_types: [type], alphabet: ALPHABETS[type] });
+          assert.deepEqual(got.details, {
+            position: 2,
+            character: shown,
+            accepted_types: [type],
+            alphabet: ALPHABETS[type],
+          });
           assert.equal(got.message, `sequence is not a valid ${type} sequence: character '${shown}' at position 2`);
         }
       }
       assert.deepEqual(accepted.sort(), [...EXPECTED[type].letters].sort());
-      assert.deepEqual([...ALPHABETS[type]].sort(), [...EXPECTED[type].letters].sort(), 'the published alphabet (error details) is the same set');
+      assert.deepEqual(
+        [...ALPHABETS[type]].sort(),
+        [...EXPECTED[type].letters].sort(),
+        'the published alphabet (error details) is the same set',
+      );
     });
 
     it(`${type}: the ambiguous letters are exactly those naming more than one residue`, () => {
@@ -207,7 +303,10 @@ describe('every ASCII character against every alphabet', () => {
         assert.ok(err instanceof IsoError, `${type} refuses ${JSON.stringify(ch)}`);
         assert.equal(err.code, 'INVALID_SEQUENCE');
         assert.equal((err.details as { position: number }).position, 2);
-        assert.equal((err.details as { character: string }).character, ch.length === 2 && ch.codePointAt(0)! > 0xffff ? ch[0] : ch);
+        assert.equal(
+          (err.details as { character: string }).character,
+          ch.length === 2 && ch.codePointAt(0)! > 0xffff ? ch[0] : ch,
+        );
       }
     }
   });
@@ -219,8 +318,14 @@ describe('every ASCII character against every alphabet', () => {
 });
 
 describe('sequence rules', () => {
-  it('a task rule carries the task\'s types, lengths and ambiguity limit', () => {
-    const task = { name: 't', sequence_types: ['DNA'], max_length: 50, min_length: 3, max_ambiguous_fraction: 0.25 } as unknown as Parameters<typeof taskRule>[0];
+  it("a task rule carries the task's types, lengths and ambiguity limit", () => {
+    const task = {
+      name: 't',
+      sequence_types: ['DNA'],
+      max_length: 50,
+      min_length: 3,
+      max_ambiguous_fraction: 0.25,
+    } as unknown as Parameters<typeof taskRule>[0];
     assert.deepEqual(taskRule(task), { types: ['DNA'], maxLength: 50, minLength: 3, maxAmbiguousFraction: 0.25 });
   });
 
@@ -249,8 +354,14 @@ describe('sequence rules', () => {
       assert.deepEqual(e.details, { length: 5, max_length: 4 });
     }
     assert.throws(() => validateSequence('', { types: ['DNA'], maxLength: 4 }, undefined, 'input'), /input is empty/);
-    assert.throws(() => validateSequence(null, { types: ['DNA'], maxLength: 4 }, undefined, 'input'), /input must be a string/);
-    assert.throws(() => validateSequence('ACG', { types: ['DNA', 'RNA'], maxLength: 4 }, 'protein'), /sequence type protein is not accepted here; accepted: DNA, RNA/);
+    assert.throws(
+      () => validateSequence(null, { types: ['DNA'], maxLength: 4 }, undefined, 'input'),
+      /input must be a string/,
+    );
+    assert.throws(
+      () => validateSequence('ACG', { types: ['DNA', 'RNA'], maxLength: 4 }, 'protein'),
+      /sequence type protein is not accepted here; accepted: DNA, RNA/,
+    );
   });
 
   it('names every accepted type and their letters when none fits', () => {
@@ -260,7 +371,12 @@ describe('sequence rules', () => {
     } catch (e) {
       assert.ok(e instanceof IsoError);
       assert.equal(e.message, "sequence is not a valid RNA or protein sequence: character '1' at position 3");
-      assert.deepEqual(e.details, { position: 3, character: '1', accepted_types: ['RNA', 'protein'], alphabet: [...new Set([...ALPHABETS.RNA, ...ALPHABETS.protein])].join('') });
+      assert.deepEqual(e.details, {
+        position: 3,
+        character: '1',
+        accepted_types: ['RNA', 'protein'],
+        alphabet: [...new Set([...ALPHABETS.RNA, ...ALPHABETS.protein])].join(''),
+      });
     }
   });
 
@@ -270,16 +386,27 @@ describe('sequence rules', () => {
     assert.equal(parseSequenceType('dna'), 'DNA');
     assert.equal(parseSequenceType('Rna'), 'RNA');
     assert.equal(parseSequenceType('PROTEIN'), 'protein');
-    assert.throws(() => parseSequenceType(3), (e: unknown) => e instanceof IsoError && e.code === 'INVALID_REQUEST' && e.message === 'sequence_type must be a string');
+    assert.throws(
+      () => parseSequenceType(3),
+      (e: unknown) =>
+        e instanceof IsoError && e.code === 'INVALID_REQUEST' && e.message === 'sequence_type must be a string',
+    );
     assert.throws(
       () => parseSequenceType('peptide' + 'x'.repeat(100)),
-      (e: unknown) => e instanceof IsoError && e.code === 'INVALID_REQUEST' && e.message === `unknown sequence_type "${('peptide' + 'x'.repeat(100)).slice(0, 40)}"; use DNA, RNA or protein`,
+      (e: unknown) =>
+        e instanceof IsoError &&
+        e.code === 'INVALID_REQUEST' &&
+        e.message === `unknown sequence_type "${('peptide' + 'x'.repeat(100)).slice(0, 40)}"; use DNA, RNA or protein`,
     );
   });
 });
 
 describe('low-information sequences', () => {
-  const rule = (maxAmbiguousFraction?: number) => ({ types: ['DNA', 'RNA'] as const, maxLength: 100, maxAmbiguousFraction });
+  const rule = (maxAmbiguousFraction?: number) => ({
+    types: ['DNA', 'RNA'] as const,
+    maxLength: 100,
+    maxAmbiguousFraction,
+  });
   const proteinRule = { types: ['protein'] as const, maxLength: 100, maxAmbiguousFraction: 0.5 };
   const errorOf = (fn: () => unknown): IsoError => {
     try {
@@ -302,9 +429,23 @@ describe('low-information sequences', () => {
     assert.equal(e.code, 'LOW_INFORMATION_SEQUENCE');
     assert.equal(e.status, 400);
     assert.match(e.message, /sequence is 100% ambiguous letters \(10 of 10.*at most 10%/);
-    assert.deepEqual(e.details, { ambiguous: 10, length: 10, ambiguous_fraction: 1, max_ambiguous_fraction: 0.1, ambiguous_letters: 'NRYSWKMBDHV' });
-    assert.equal(errorOf(() => validateSequence('MKXXXXW', proteinRule)).code, 'LOW_INFORMATION_SEQUENCE', 'protein X counts');
-    assert.equal(errorOf(() => validateSequence('ACGTRYACGR', rule(0.2))).code, 'LOW_INFORMATION_SEQUENCE', 'R, Y count too');
+    assert.deepEqual(e.details, {
+      ambiguous: 10,
+      length: 10,
+      ambiguous_fraction: 1,
+      max_ambiguous_fraction: 0.1,
+      ambiguous_letters: 'NRYSWKMBDHV',
+    });
+    assert.equal(
+      errorOf(() => validateSequence('MKXXXXW', proteinRule)).code,
+      'LOW_INFORMATION_SEQUENCE',
+      'protein X counts',
+    );
+    assert.equal(
+      errorOf(() => validateSequence('ACGTRYACGR', rule(0.2))).code,
+      'LOW_INFORMATION_SEQUENCE',
+      'R, Y count too',
+    );
   });
 
   it('accepts up to the limit exactly, and everything with limit 1 or none', () => {
@@ -325,7 +466,11 @@ describe('low-information sequences', () => {
     const dnaOrProtein = { types: ['DNA', 'protein'] as const, maxLength: 100, maxAmbiguousFraction: 0.5 };
     assert.equal(validateSequence('MKV', dnaOrProtein).type, 'protein');
     assert.equal(validateSequence('ACGTN', dnaOrProtein).type, 'DNA');
-    assert.equal(errorOf(() => validateSequence('MKV', dnaOrProtein, 'DNA')).code, 'LOW_INFORMATION_SEQUENCE', 'unless DNA is declared');
+    assert.equal(
+      errorOf(() => validateSequence('MKV', dnaOrProtein, 'DNA')).code,
+      'LOW_INFORMATION_SEQUENCE',
+      'unless DNA is declared',
+    );
     const e = errorOf(() => validateSequence('NNNN', { ...dnaOrProtein, types: ['DNA', 'RNA'] as const }));
     assert.match(e.message, /100% ambiguous/);
     assert.equal(e.details && (e.details as { ambiguous_letters: string }).ambiguous_letters, 'NRYSWKMBDHV');
@@ -339,12 +484,16 @@ describe('FASTA', () => {
       { id: 's1', description: 'first one', sequence: 'ACGTAC' },
       { id: 's2', description: '', sequence: 'GG' },
     ]);
-    assert.deepEqual(parseSequences('ACGT\n# comment\nGGCC\n').map((r) => r.sequence), ['ACGT', 'GGCC']);
+    assert.deepEqual(
+      parseSequences('ACGT\n# comment\nGGCC\n').map((r) => r.sequence),
+      ['ACGT', 'GGCC'],
+    );
     assert.throws(() => parseFasta('ACGT\n>s1\nAC'), /before the first/);
   });
 
   it('skips blank and ";" comment lines, trims headers and lines, drops whitespace inside sequence lines', () => {
-    const text = '\r\n\n; an old-style comment\r\n  > s1   first  one  \r\n  AC GT\tAA \r\n;another\n\n>s2\n>s3\tdesc\nGG\n';
+    const text =
+      '\r\n\n; an old-style comment\r\n  > s1   first  one  \r\n  AC GT\tAA \r\n;another\n\n>s2\n>s3\tdesc\nGG\n';
     assert.deepEqual(parseFasta(text), [
       { id: 's1', description: 'first  one', sequence: 'ACGTAA' },
       { id: 's2', description: '', sequence: '' },
@@ -360,7 +509,11 @@ describe('FASTA', () => {
       { id: 'seq1', description: '', sequence: 'ACGT' },
       { id: 'seq2', description: '', sequence: 'GGCC' },
     ]);
-    assert.deepEqual(parseSequences('ACGT>\n'), [{ id: 'seq1', description: '', sequence: 'ACGT>' }], 'a ">" later on is not a header');
+    assert.deepEqual(
+      parseSequences('ACGT>\n'),
+      [{ id: 'seq1', description: '', sequence: 'ACGT>' }],
+      'a ">" later on is not a header',
+    );
   });
 });
 
@@ -369,9 +522,16 @@ describe('schema error wording', () => {
     const schema = z.object({ inputs: z.array(z.object({ sequence: z.string() })), top_k: z.number() });
     const r = schema.safeParse({ inputs: [{ sequence: 1 }], top_k: 'x' });
     assert.ok(!r.success);
-    assert.equal(describeZod(r.error), 'inputs.0.sequence: Expected string, received number; top_k: Expected number, received string');
+    assert.equal(
+      describeZod(r.error),
+      'inputs.0.sequence: Expected string, received number; top_k: Expected number, received string',
+    );
     const root = z.string().safeParse(3);
     assert.ok(!root.success);
-    assert.equal(describeZod(root.error), 'Expected string, received number', 'an issue about the whole value is its bare message');
+    assert.equal(
+      describeZod(root.error),
+      'Expected string, received number',
+      'an issue about the whole value is its bare message',
+    );
   });
 });

@@ -11,7 +11,8 @@ export const BIN = join(PACKAGE_ROOT, 'bin', 'isomodel.js');
 /** The test runner's environment without isomodel settings, so none leaks into a child gateway. */
 export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ISOMODEL_') && k !== 'PORT' && k !== 'MODELS_DIR') env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith('ISOMODEL_') && k !== 'PORT' && k !== 'MODELS_DIR') env[k] = v;
   return { ...env, ...extra };
 }
 
@@ -34,11 +35,15 @@ export class ServeProcess {
   async start(timeoutMs = 120_000): Promise<void> {
     this.port = await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
-    this.child = spawn(process.execPath, [BIN, ...(this.opts.global ?? []), 'serve', '--port', String(this.port), '--no-watch'], {
-      cwd: this.opts.cwd ?? PACKAGE_ROOT,
-      env: cleanEnv(this.opts.env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    this.child = spawn(
+      process.execPath,
+      [BIN, ...(this.opts.global ?? []), 'serve', '--port', String(this.port), '--no-watch'],
+      {
+        cwd: this.opts.cwd ?? PACKAGE_ROOT,
+        env: cleanEnv(this.opts.env),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const keep = (d: Buffer): void => {
       this.output = (this.output + d.toString()).slice(-2_000_000);
     };

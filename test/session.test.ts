@@ -10,7 +10,10 @@ import { WorkerSession } from '../src/worker/session.js';
 function session(): { s: WorkerSession; sent: GatewayMessage[]; killed: string[] } {
   const sent: GatewayMessage[] = [];
   const killed: string[] = [];
-  const s = new WorkerSession({ send: (m) => void sent.push(m), kill: (r) => void killed.push(r) }, pino({ level: 'silent' }));
+  const s = new WorkerSession(
+    { send: (m) => void sent.push(m), kill: (r) => void killed.push(r) },
+    pino({ level: 'silent' }),
+  );
   s.onLine(JSON.stringify({ op: 'ready', protocol: 1, pid: 1 }));
   return { s, sent, killed };
 }
@@ -25,7 +28,11 @@ describe('worker session: health pings', () => {
     assert.equal(ping.op, 'ping');
     s.onLine(JSON.stringify({ op: 'pong', id: ping.id }));
     await answered;
-    await assert.rejects(s.ping(30), (e: unknown) => e instanceof IsoError && e.code === 'PREDICTION_FAILED' && /did not answer a ping within 30 ms/.test(e.message));
+    await assert.rejects(
+      s.ping(30),
+      (e: unknown) =>
+        e instanceof IsoError && e.code === 'PREDICTION_FAILED' && /did not answer a ping within 30 ms/.test(e.message),
+    );
   });
 
   it('a worker with a batch in flight is not pinged: its batch deadline judges it', async () => {

@@ -3,7 +3,11 @@
 import type { OutputRecord } from '../src/jobs/formats.js';
 import type { SharedChunkProcessor } from '../src/store/shared/job-worker.js';
 
-export function echoProcessor(owner: string, delayMs: number, onChunk?: (jobId: string, lo: number) => void): SharedChunkProcessor {
+export function echoProcessor(
+  owner: string,
+  delayMs: number,
+  onChunk?: (jobId: string, lo: number) => void,
+): SharedChunkProcessor {
   return async (job, chunk, signal) => {
     onChunk?.(job.id, chunk[0]!.index);
     await new Promise<void>((resolve, reject) => {
@@ -13,13 +17,17 @@ export function echoProcessor(owner: string, delayMs: number, onChunk?: (jobId: 
         reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
       });
     });
-    return chunk.map(
-      (it): OutputRecord => ({
-        task: 'echo',
-        status: 'success',
-        output: { reversed: String(it.input.sequence).split('').reverse().join(''), by: owner },
-        metadata: { request_id: it.input.id, processing_time_ms: delayMs, service: 'echo', version: null, index: it.index },
-      }),
-    );
+    return chunk.map((it): OutputRecord => ({
+      task: 'echo',
+      status: 'success',
+      output: { reversed: String(it.input.sequence).split('').reverse().join(''), by: owner },
+      metadata: {
+        request_id: it.input.id,
+        processing_time_ms: delayMs,
+        service: 'echo',
+        version: null,
+        index: it.index,
+      },
+    }));
   };
 }

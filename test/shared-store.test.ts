@@ -130,7 +130,14 @@ async function assertAllOnceInOrder(store: JobStore, id: string, n: number): Pro
 }
 
 function worker(store: JobStore, owner: string, leaseMs = 1500, delayMs = 5): SharedJobWorker {
-  return new SharedJobWorker({ store, owner, concurrency: 2, leaseMs, idleMs: 20, process: echoProcessor(owner, delayMs) });
+  return new SharedJobWorker({
+    store,
+    owner,
+    concurrency: 2,
+    leaseMs,
+    idleMs: 20,
+    process: echoProcessor(owner, delayMs),
+  });
 }
 
 for (const b of backends) {
@@ -138,10 +145,19 @@ for (const b of backends) {
     it('applies each versioned migration once, also when two gateways open the store', async () => {
       const target = await b.fresh();
       const [x, y] = [client(target), client(target)];
-      await Promise.all([JobStore.open(x), JobStore.open(y), SharedKeyStore.open(x), SharedKeyStore.open(y), SharedAuditLog.open(x), SharedTrafficStore.open(y)]);
+      await Promise.all([
+        JobStore.open(x),
+        JobStore.open(y),
+        SharedKeyStore.open(x),
+        SharedKeyStore.open(y),
+        SharedAuditLog.open(x),
+        SharedTrafficStore.open(y),
+      ]);
       await JobStore.open(x);
       await SharedAuditLog.open(y);
-      const rows = await x.query<{ namespace: string; version: number }>('SELECT namespace, version FROM schema_migrations ORDER BY namespace');
+      const rows = await x.query<{ namespace: string; version: number }>(
+        'SELECT namespace, version FROM schema_migrations ORDER BY namespace',
+      );
       assert.deepEqual(
         rows.map((r) => [r.namespace, Number(r.version)]),
         [
@@ -190,7 +206,15 @@ for (const b of backends) {
       const target = await b.fresh();
       const a = await SharedAuditLog.open(client(target));
       const bb = await SharedAuditLog.open(client(target));
-      a.record({ actor: 'alice', key_id: 'k1', action: 'keys.create', route: '/v1/keys', params: { name: 'ci' }, outcome: 'allowed', status: 200 });
+      a.record({
+        actor: 'alice',
+        key_id: 'k1',
+        action: 'keys.create',
+        route: '/v1/keys',
+        params: { name: 'ci' },
+        outcome: 'allowed',
+        status: 200,
+      });
       await a.flush();
       const [row] = await bb.query({ actor: 'alice' });
       assert.equal(row?.action, 'keys.create');
@@ -213,7 +237,10 @@ for (const b of backends) {
       const target = await b.fresh();
       const a = await JobStore.open(client(target));
       const bb = await JobStore.open(client(target));
-      for (const [store, id] of [[a, 'q-a'], [bb, 'q-b']] as const) {
+      for (const [store, id] of [
+        [a, 'q-a'],
+        [bb, 'q-b'],
+      ] as const) {
         await store.begin(newRow(id, null));
         await store.append(id, 0, records(5));
       }
@@ -241,8 +268,14 @@ for (const b of backends) {
       await until('the job finishes', async () => (await bb.get(job.id))?.status === 'succeeded', 60_000);
       await Promise.all([wa.stop(), wb.stop()]);
       const by = await assertAllOnceInOrder(bb, job.id, 3000);
-      assert.ok((by.get('A') ?? 0) > 0 && (by.get('B') ?? 0) > 0, `both gateways ran chunks: ${JSON.stringify([...by])}`);
-      const open = await a.sql.query<{ n: number }>(`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND status = 'open'`, [job.id]);
+      assert.ok(
+        (by.get('A') ?? 0) > 0 && (by.get('B') ?? 0) > 0,
+        `both gateways ran chunks: ${JSON.stringify([...by])}`,
+      );
+      const open = await a.sql.query<{ n: number }>(
+        `SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND status = 'open'`,
+        [job.id],
+      );
       assert.equal(Number(open[0]!.n), 0);
     });
 
@@ -251,17 +284,25 @@ for (const b of backends) {
       const bb = await JobStore.open(client(target));
       const n = 10_000;
       const { job } = await submit(bb, n, { chunk: 50 });
-      const child = spawn(process.execPath, [CHILD], { env: { ...process.env, SHARED_DB: target, OWNER: 'A', LEASE_MS: '1500', DELAY_MS: '20' }, stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [CHILD], {
+        env: { ...process.env, SHARED_DB: target, OWNER: 'A', LEASE_MS: '1500', DELAY_MS: '20' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       children.push(child);
       let claimed = 0;
-      child.stdout!.setEncoding('utf8').on('data', (s: string) => (claimed += s.split('\n').filter((l) => l.startsWith('claimed')).length));
+      child
+        .stdout!.setEncoding('utf8')
+        .on('data', (s: string) => (claimed += s.split('\n').filter((l) => l.startsWith('claimed')).length));
       // A is mid-job: some chunks committed, two in flight.
       await until('A commits part of the job', async () => ((await bb.get(job.id))?.done ?? 0) >= 1000, 60_000);
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
       const atKill = (await bb.get(job.id))!;
       assert.ok(atKill.done < n, 'killed before the end');
-      const leased = await bb.sql.query<{ n: number }>(`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND status = 'open' AND lease_owner = 'A'`, [job.id]);
+      const leased = await bb.sql.query<{ n: number }>(
+        `SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND status = 'open' AND lease_owner = 'A'`,
+        [job.id],
+      );
       assert.ok(Number(leased[0]!.n) >= 1, 'A died holding leases');
       const wb = worker(bb, 'B', 1500, 1);
       wb.start();
@@ -270,7 +311,10 @@ for (const b of backends) {
       const by = await assertAllOnceInOrder(bb, job.id, n);
       assert.ok((by.get('A') ?? 0) >= 1000 && (by.get('B') ?? 0) > 0, JSON.stringify([...by]));
       assert.ok(claimed > 0);
-      const retried = await bb.sql.query<{ n: number }>(`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND attempts > 1`, [job.id]);
+      const retried = await bb.sql.query<{ n: number }>(
+        `SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND attempts > 1`,
+        [job.id],
+      );
       assert.ok(Number(retried[0]!.n) >= 1, 'a chunk A held was taken over');
     });
 
@@ -285,7 +329,11 @@ for (const b of backends) {
       const half = await store.begin(newRow('half', 'h1'));
       await store.append(half.job.id, 0, records(5));
       const listed = await store.list({ owner: 'k1', limit: 10, offset: 0 });
-      assert.deepEqual(listed.jobs.map((j) => j.id), [done.job.id], 'a submission being received is never listed');
+      assert.deepEqual(
+        listed.jobs.map((j) => j.id),
+        [done.job.id],
+        'a submission being received is never listed',
+      );
       assert.equal(listed.total, 1);
       assert.equal((await store.list({ owner: 'k2', limit: 10, offset: 0 })).total, 0);
       assert.equal(await store.purgeReceiving(60_000), 0, 'a fresh submission may still be arriving elsewhere');
@@ -322,7 +370,14 @@ for (const b of backends) {
       const store = await JobStore.open(client(target));
       const { job } = await submit(store, 40, { chunk: 10 });
       // Heartbeats every 20 s and chunks that take a minute: only drop() can end them within the test.
-      const w = new SharedJobWorker({ store, owner: 'A', concurrency: 2, leaseMs: 60_000, idleMs: 20, process: echoProcessor('A', 60_000) });
+      const w = new SharedJobWorker({
+        store,
+        owner: 'A',
+        concurrency: 2,
+        leaseMs: 60_000,
+        idleMs: 20,
+        process: echoProcessor('A', 60_000),
+      });
       w.start();
       await until('A holds two chunks', () => w.held().length === 2, 10_000);
       await store.finish(job.id, 'cancelled', 'cancelled by the client');
@@ -396,13 +451,17 @@ describe('shared state on PostgreSQL', { skip: pgUnavailable() }, () => {
     await cluster!.stop('fast');
     await new Promise((r) => setTimeout(r, 500));
     await cluster!.start();
-    await until('the job finishes after the restart', async () => {
-      try {
-        return (await a.get(job.id))?.status === 'succeeded';
-      } catch {
-        return false;
-      }
-    }, 120_000);
+    await until(
+      'the job finishes after the restart',
+      async () => {
+        try {
+          return (await a.get(job.id))?.status === 'succeeded';
+        } catch {
+          return false;
+        }
+      },
+      120_000,
+    );
     await Promise.all([wa.stop(), wb.stop()]);
     await assertAllOnceInOrder(a, job.id, n);
     assert.ok((await a.get(job.id))!.finished_at! > stoppedAt, 'the job finished after the restart');

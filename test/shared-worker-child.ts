@@ -15,9 +15,18 @@ const worker = new SharedJobWorker({
   concurrency: 2,
   leaseMs: Number(process.env.LEASE_MS ?? 1500),
   idleMs: 20,
-  process: echoProcessor(owner, Number(process.env.DELAY_MS ?? 5), (jobId, lo) => process.stdout.write(`claimed ${jobId}:${lo}\n`)),
+  process: echoProcessor(owner, Number(process.env.DELAY_MS ?? 5), (jobId, lo) =>
+    process.stdout.write(`claimed ${jobId}:${lo}\n`),
+  ),
   onError: (m) => process.stderr.write(`${m}\n`),
 });
 worker.start();
 process.stdout.write('ready\n');
-process.on('SIGTERM', () => void worker.stop().then(() => sql.close()).then(() => process.exit(0)));
+process.on(
+  'SIGTERM',
+  () =>
+    void worker
+      .stop()
+      .then(() => sql.close())
+      .then(() => process.exit(0)),
+);

@@ -10,7 +10,11 @@ export interface SseEvent {
  * Reads an event stream to its end, or until `enough` says so. Stopping early leaves the rest
  * unread (the connection stays open) unless `cancel` is set: then the client leaves mid-stream.
  */
-export async function readEvents(res: Response, enough?: (events: SseEvent[]) => boolean, opts: { cancel?: boolean } = {}): Promise<SseEvent[]> {
+export async function readEvents(
+  res: Response,
+  enough?: (events: SseEvent[]) => boolean,
+  opts: { cancel?: boolean } = {},
+): Promise<SseEvent[]> {
   assert.ok(res.body, 'response has a body');
   const reader = res.body.getReader();
   const decoder = new TextDecoder();

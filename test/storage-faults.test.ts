@@ -6,7 +6,19 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -23,10 +35,33 @@ const sha = (file: string): string => createHash('sha256').update(readFileSync(f
 
 describe('storage faults: which errors they are', () => {
   it('tells storage faults from other errors', () => {
-    for (const code of ['SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_IOERR_WRITE', 'SQLITE_IOERR_FSYNC', 'SQLITE_READONLY', 'SQLITE_READONLY_DBMOVED', 'SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CANTOPEN', 'ENOSPC', 'EDQUOT', 'EROFS', 'EIO']) {
+    for (const code of [
+      'SQLITE_FULL',
+      'SQLITE_IOERR',
+      'SQLITE_IOERR_WRITE',
+      'SQLITE_IOERR_FSYNC',
+      'SQLITE_READONLY',
+      'SQLITE_READONLY_DBMOVED',
+      'SQLITE_CORRUPT',
+      'SQLITE_NOTADB',
+      'SQLITE_CANTOPEN',
+      'ENOSPC',
+      'EDQUOT',
+      'EROFS',
+      'EIO',
+    ]) {
       assert.equal(storageFaultCode({ code }), code);
     }
-    for (const code of ['SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_BUSY', 'SQLITE_ERROR', 'SQLITE_FULLNESS', 'ENOENT', 'EACCES', undefined, 42]) {
+    for (const code of [
+      'SQLITE_CONSTRAINT_UNIQUE',
+      'SQLITE_BUSY',
+      'SQLITE_ERROR',
+      'SQLITE_FULLNESS',
+      'ENOENT',
+      'EACCES',
+      undefined,
+      42,
+    ]) {
       assert.equal(storageFaultCode({ code }), null, String(code));
     }
     assert.equal(storageFaultCode(null), null);
@@ -57,8 +92,14 @@ describe('storage faults: which errors they are', () => {
       assert.equal(down.code, 'SQLITE_FULL');
       assert.match(down.reason!, /is full/);
       // A write that must not fail its request is swallowed (noted); other errors still throw.
-      assert.equal(store.bestEffort(() => store.db.prepare('INSERT INTO filler VALUES (zeroblob(65536))').run()), undefined);
-      assert.throws(() => store.bestEffort(() => store.db.prepare('INSERT INTO no_such_table VALUES (1)').run()), /no such table/);
+      assert.equal(
+        store.bestEffort(() => store.db.prepare('INSERT INTO filler VALUES (zeroblob(65536))').run()),
+        undefined,
+      );
+      assert.throws(
+        () => store.bestEffort(() => store.db.prepare('INSERT INTO no_such_table VALUES (1)').run()),
+        /no such table/,
+      );
       store.db.pragma('max_page_count = 1000000');
       assert.deepEqual(store.storage.check(Date.now() + 20_000), { status: 'ok', state_dir: dir });
       store.db.prepare('INSERT INTO filler VALUES (zeroblob(4096))').run();
@@ -117,12 +158,24 @@ function tmpfsGateway() {
     modelsDir: '',
     headers: {} as Record<string, string>,
     get: <T = any>(path: string): Promise<Res<T>> => request<T>(t.url + path, 'GET', undefined, t.headers),
-    send: <T = any>(method: string, path: string, body?: unknown): Promise<Res<T>> => request<T>(t.url + path, method, body ?? {}, t.headers),
+    send: <T = any>(method: string, path: string, body?: unknown): Promise<Res<T>> =>
+      request<T>(t.url + path, method, body ?? {}, t.headers),
     async start(): Promise<void> {
       if (skip) return;
       t.modelsDir = makeModelsDir(['revcomp']);
       mkdirSync(stateDir);
-      const config = loadConfig({ cwd: stateDir, env: {}, overrides: { host: '127.0.0.1', port: 0, models_dir: t.modelsDir, state_dir: stateDir, watch: false, rate_limit: { max: 0 } } });
+      const config = loadConfig({
+        cwd: stateDir,
+        env: {},
+        overrides: {
+          host: '127.0.0.1',
+          port: 0,
+          models_dir: t.modelsDir,
+          state_dir: stateDir,
+          watch: false,
+          rate_limit: { max: 0 },
+        },
+      });
       t.gw = new Gateway(config, pino({ level: process.env.ISOMODEL_TEST_LOG ?? 'silent' }));
       await t.gw.start();
       t.url = `http://127.0.0.1:${t.gw.address().port}`;
@@ -155,59 +208,77 @@ describe('storage faults: the state dir on a full file system', () => {
   before(() => t.start());
   after(() => t.stop());
 
-  it('answers 507 STORAGE_UNAVAILABLE naming the state dir, keeps predicting, degrades health, and recovers', { skip: t.skip ?? false }, async () => {
-    assert.equal((await send('POST', '/models/revcomp/predict', { sequence: 'ACGT' })).status, 200);
-    assert.equal((await get('/health/detailed')).body.data.storage.status, 'ok');
-    const filler = t.fill();
+  it(
+    'answers 507 STORAGE_UNAVAILABLE naming the state dir, keeps predicting, degrades health, and recovers',
+    { skip: t.skip ?? false },
+    async () => {
+      assert.equal((await send('POST', '/models/revcomp/predict', { sequence: 'ACGT' })).status, 200);
+      assert.equal((await get('/health/detailed')).body.data.storage.status, 'ok');
+      const filler = t.fill();
 
-    // Health says so, with the reason (the probe writes, so it knows before any request fails).
-    const health = (await waitFor(async () => {
-      const d = await get('/health/detailed');
-      return d.body.data.status === 'degraded' ? d : null;
-    }, 15_000, 200))!;
-    assert.equal(health.status, 200);
-    assert.equal(health.body.data.storage.status, 'unavailable');
-    assert.equal(health.body.data.storage.state_dir, stateDir);
-    assert.match(health.body.data.storage.reason, new RegExp(`the file system holding the state dir ${stateDir} is full`));
-    assert.ok(health.body.data.reasons.some((r: string) => r.startsWith('storage unavailable: ')), JSON.stringify(health.body.data.reasons));
-    assert.match(health.body.message, /degraded/);
-    assert.equal((await get('/api/v1/health')).body.data.status, 'degraded');
-    // Readiness is about serving predictions, which still work.
-    assert.equal((await get('/health/ready')).status, 200);
+      // Health says so, with the reason (the probe writes, so it knows before any request fails).
+      const health = (await waitFor(
+        async () => {
+          const d = await get('/health/detailed');
+          return d.body.data.status === 'degraded' ? d : null;
+        },
+        15_000,
+        200,
+      ))!;
+      assert.equal(health.status, 200);
+      assert.equal(health.body.data.storage.status, 'unavailable');
+      assert.equal(health.body.data.storage.state_dir, stateDir);
+      assert.match(
+        health.body.data.storage.reason,
+        new RegExp(`the file system holding the state dir ${stateDir} is full`),
+      );
+      assert.ok(
+        health.body.data.reasons.some((r: string) => r.startsWith('storage unavailable: ')),
+        JSON.stringify(health.body.data.reasons),
+      );
+      assert.match(health.body.message, /degraded/);
+      assert.equal((await get('/api/v1/health')).body.data.status, 'degraded');
+      // Readiness is about serving predictions, which still work.
+      assert.equal((await get('/health/ready')).status, 200);
 
-    // Predictions keep working (their request-log rows are lost and reported, never failing them).
-    for (let i = 0; i < 5; i++) {
-      const p = await send('POST', '/models/revcomp/predict', { sequence: 'ACGTTT' });
-      assert.equal(p.status, 200, JSON.stringify(p.body));
-      assert.equal(p.body.data.reverse_complement, 'AAACGT');
-    }
+      // Predictions keep working (their request-log rows are lost and reported, never failing them).
+      for (let i = 0; i < 5; i++) {
+        const p = await send('POST', '/models/revcomp/predict', { sequence: 'ACGTTT' });
+        assert.equal(p.status, 200, JSON.stringify(p.body));
+        assert.equal(p.body.data.reverse_complement, 'AAACGT');
+      }
 
-    // Writes answer 507 with a code and the state dir, not 500 INTERNAL_ERROR.
-    const expect507 = (r: Res<any>, what: string): void => {
-      assert.equal(r.status, 507, `${what}: ${JSON.stringify(r.body)}`);
-      assert.equal(r.body.error.code, 'STORAGE_UNAVAILABLE', what);
-      assert.ok(r.body.message.includes(stateDir), `${what}: ${r.body.message}`);
-      assert.match(r.body.message, /is full/);
-    };
-    expect507(await send('PUT', '/v1/monitor/thresholds', { cpu_percent: 91 }), 'monitor thresholds');
-    expect507(await send('POST', '/v1/jobs', { model: 'revcomp', sequences: ['ACGT', 'GGCC'] }), 'job submit');
-    expect507(await send('POST', '/v1/models/revcomp/unload'), 'unload');
-    expect507(await send('POST', '/v1/models/revcomp/load'), 'load');
+      // Writes answer 507 with a code and the state dir, not 500 INTERNAL_ERROR.
+      const expect507 = (r: Res<any>, what: string): void => {
+        assert.equal(r.status, 507, `${what}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.error.code, 'STORAGE_UNAVAILABLE', what);
+        assert.ok(r.body.message.includes(stateDir), `${what}: ${r.body.message}`);
+        assert.match(r.body.message, /is full/);
+      };
+      expect507(await send('PUT', '/v1/monitor/thresholds', { cpu_percent: 91 }), 'monitor thresholds');
+      expect507(await send('POST', '/v1/jobs', { model: 'revcomp', sequences: ['ACGT', 'GGCC'] }), 'job submit');
+      expect507(await send('POST', '/v1/models/revcomp/unload'), 'unload');
+      expect507(await send('POST', '/v1/models/revcomp/load'), 'load');
 
-    // Space comes back: health recovers by itself, and the same actions succeed.
-    unlinkSync(filler);
-    const back = (await waitFor(async () => {
-      const d = await get('/health/detailed');
-      return d.body.data.storage.status === 'ok' ? d : null;
-    }, 15_000, 200))!;
-    assert.equal(back.body.data.status, 'healthy', JSON.stringify(back.body.data.reasons));
-    assert.deepEqual(back.body.data.reasons, []);
-    assert.equal((await send('POST', '/v1/models/revcomp/load')).status, 200);
-    assert.equal((await send('PUT', '/v1/monitor/thresholds', { cpu_percent: 91 })).status, 200);
-    const job = await send('POST', '/v1/jobs', { model: 'revcomp', sequences: ['ACGT', 'GGCC'] });
-    assert.ok(job.status === 200 || job.status === 201 || job.status === 202, JSON.stringify(job.body));
-    assert.equal((await send('POST', '/models/revcomp/predict', { sequence: 'ACGT' })).status, 200);
-  });
+      // Space comes back: health recovers by itself, and the same actions succeed.
+      unlinkSync(filler);
+      const back = (await waitFor(
+        async () => {
+          const d = await get('/health/detailed');
+          return d.body.data.storage.status === 'ok' ? d : null;
+        },
+        15_000,
+        200,
+      ))!;
+      assert.equal(back.body.data.status, 'healthy', JSON.stringify(back.body.data.reasons));
+      assert.deepEqual(back.body.data.reasons, []);
+      assert.equal((await send('POST', '/v1/models/revcomp/load')).status, 200);
+      assert.equal((await send('PUT', '/v1/monitor/thresholds', { cpu_percent: 91 })).status, 200);
+      const job = await send('POST', '/v1/jobs', { model: 'revcomp', sequences: ['ACGT', 'GGCC'] });
+      assert.ok(job.status === 200 || job.status === 201 || job.status === 202, JSON.stringify(job.body));
+      assert.equal((await send('POST', '/models/revcomp/predict', { sequence: 'ACGT' })).status, 200);
+    },
+  );
 });
 
 describe('storage faults: with an API key', () => {
@@ -218,20 +289,16 @@ describe('storage faults: with an API key', () => {
   });
   after(() => t.stop());
 
-  it(
-    'predictions with an API key keep working on a full disk',
-    { skip: t.skip ?? false },
-    async () => {
-      assert.equal((await t.send('POST', '/models/revcomp/predict', { sequence: 'ACGT' })).status, 200);
-      const filler = t.fill();
-      try {
-        const p = await t.send('POST', '/models/revcomp/predict', { sequence: 'ACGTTT' });
-        assert.equal(p.status, 200, JSON.stringify(p.body));
-      } finally {
-        unlinkSync(filler);
-      }
-    },
-  );
+  it('predictions with an API key keep working on a full disk', { skip: t.skip ?? false }, async () => {
+    assert.equal((await t.send('POST', '/models/revcomp/predict', { sequence: 'ACGT' })).status, 200);
+    const filler = t.fill();
+    try {
+      const p = await t.send('POST', '/models/revcomp/predict', { sequence: 'ACGTTT' });
+      assert.equal(p.status, 200, JSON.stringify(p.body));
+    } finally {
+      unlinkSync(filler);
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -257,7 +324,11 @@ describe('a corrupt or unreadable state database at start', () => {
     const { stateDir, modelsDir, db } = stateWithGarbage();
     try {
       const before = sha(db);
-      const config = loadConfig({ cwd: stateDir, env: {}, overrides: { port: 0, models_dir: modelsDir, state_dir: stateDir, watch: false } });
+      const config = loadConfig({
+        cwd: stateDir,
+        env: {},
+        overrides: { port: 0, models_dir: modelsDir, state_dir: stateDir, watch: false },
+      });
       assert.throws(
         () => new Gateway(config, pino({ level: 'silent' })),
         (e: unknown) => {
@@ -280,11 +351,25 @@ describe('a corrupt or unreadable state database at start', () => {
     const { stateDir, modelsDir, db } = stateWithGarbage();
     try {
       const before = sha(db);
-      const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), '--state-dir', stateDir, '--models-dir', modelsDir, 'serve', '--port', '0', '--no-watch'], {
-        cwd: stateDir,
-        env: { PATH: process.env.PATH },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [
+          join(PACKAGE_ROOT, 'bin', 'isomodel.js'),
+          '--state-dir',
+          stateDir,
+          '--models-dir',
+          modelsDir,
+          'serve',
+          '--port',
+          '0',
+          '--no-watch',
+        ],
+        {
+          cwd: stateDir,
+          env: { PATH: process.env.PATH },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -307,12 +392,20 @@ describe('a corrupt or unreadable state database at start', () => {
     try {
       const db = join(stateDir, 'isomodel.db');
       mkdirSync(db);
-      assert.throws(() => new StateStore(stateDir), (e: unknown) => {
-        assert.ok(e instanceof StateStoreError, String(e));
-        assert.ok(e.message.startsWith(`cannot use the state database ${db}: unable to open database file (SQLITE_CANTOPEN). It was left as it is.`), e.message);
-        assert.match(e.message, /can be read and written by this user \(uid \d+\)/);
-        return true;
-      });
+      assert.throws(
+        () => new StateStore(stateDir),
+        (e: unknown) => {
+          assert.ok(e instanceof StateStoreError, String(e));
+          assert.ok(
+            e.message.startsWith(
+              `cannot use the state database ${db}: unable to open database file (SQLITE_CANTOPEN). It was left as it is.`,
+            ),
+            e.message,
+          );
+          assert.match(e.message, /can be read and written by this user \(uid \d+\)/);
+          return true;
+        },
+      );
       assert.ok(existsSync(db) && readdirSync(db).length === 0);
       rmSync(db, { recursive: true });
 
@@ -324,13 +417,16 @@ describe('a corrupt or unreadable state database at start', () => {
       bytes.fill(0x5a, 100, 4096);
       writeFileSync(db, bytes);
       const before = sha(db);
-      assert.throws(() => new StateStore(stateDir), (e: unknown) => {
-        assert.ok(e instanceof StateStoreError, String(e));
-        assert.match(e.code, /^SQLITE_(CORRUPT|NOTADB)/);
-        assert.ok(e.message.includes(`cannot use the state database ${db}`), e.message);
-        assert.ok(e.message.includes(`mv '${db}' '${db}.broken-`), e.message);
-        return true;
-      });
+      assert.throws(
+        () => new StateStore(stateDir),
+        (e: unknown) => {
+          assert.ok(e instanceof StateStoreError, String(e));
+          assert.match(e.code, /^SQLITE_(CORRUPT|NOTADB)/);
+          assert.ok(e.message.includes(`cannot use the state database ${db}`), e.message);
+          assert.ok(e.message.includes(`mv '${db}' '${db}.broken-`), e.message);
+          return true;
+        },
+      );
       assert.equal(sha(db), before);
     } finally {
       rmSync(stateDir, { recursive: true, force: true });

@@ -14,10 +14,25 @@ describe('request log', () => {
     const store = new StateStore(dir);
     try {
       for (let i = 0; i < 123; i++) {
-        store.logRequest({ request_id: `r${i}`, model: 'm', version: i % 2 ? '1.0.0' : undefined, task: 't', route: 'single', status: i % 5 ? 'success' : 'error', error_code: i % 5 ? undefined : 'INVALID_SEQUENCE', sequences: i, latency_ms: i / 10, client: '127.0.0.1' });
+        store.logRequest({
+          request_id: `r${i}`,
+          model: 'm',
+          version: i % 2 ? '1.0.0' : undefined,
+          task: 't',
+          route: 'single',
+          status: i % 5 ? 'success' : 'error',
+          error_code: i % 5 ? undefined : 'INVALID_SEQUENCE',
+          sequences: i,
+          latency_ms: i / 10,
+          client: '127.0.0.1',
+        });
       }
       store.flush();
-      const rows = store.db.prepare('SELECT request_id, version, status, error_code, sequences, latency_ms, at FROM request_log ORDER BY id').all() as Record<string, unknown>[];
+      const rows = store.db
+        .prepare(
+          'SELECT request_id, version, status, error_code, sequences, latency_ms, at FROM request_log ORDER BY id',
+        )
+        .all() as Record<string, unknown>[];
       assert.equal(rows.length, 123);
       rows.forEach((r, i) => {
         assert.equal(r.request_id, `r${i}`);
@@ -29,7 +44,11 @@ describe('request log', () => {
         assert.match(String(r.at), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       });
       store.flush();
-      assert.equal((store.db.prepare('SELECT COUNT(*) AS n FROM request_log').get() as { n: number }).n, 123, 'a second flush writes nothing again');
+      assert.equal(
+        (store.db.prepare('SELECT COUNT(*) AS n FROM request_log').get() as { n: number }).n,
+        123,
+        'a second flush writes nothing again',
+      );
     } finally {
       store.close();
       rmSync(dir, { recursive: true, force: true });
@@ -38,13 +57,22 @@ describe('request log', () => {
 
   it('hands full buffers to the thread without waiting; flush and close wait for every row', () => {
     const dir = mkdtempSync(join(tmpdir(), 'isomodel-store-'));
-    const entry = (i: number) => ({ request_id: `q${i}`, model: i % 3 ? 'a' : 'b', route: 'single', status: 'success' as const, sequences: 1, latency_ms: 1 });
+    const entry = (i: number) => ({
+      request_id: `q${i}`,
+      model: i % 3 ? 'a' : 'b',
+      route: 'single',
+      status: 'success' as const,
+      sequences: 1,
+      latency_ms: 1,
+    });
     let store = new StateStore(dir);
     try {
       for (let i = 0; i < 2600; i++) store.logRequest(entry(i)); // five full hand-overs (500 rows each) and 100 rows still buffered
       store.close(); // flushes the rest and waits for the thread
       store = new StateStore(dir);
-      const n = (store.db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT request_id) AS d, MIN(id) AS lo, MAX(id) AS hi FROM request_log').get() as { n: number; d: number; lo: number; hi: number });
+      const n = store.db
+        .prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT request_id) AS d, MIN(id) AS lo, MAX(id) AS hi FROM request_log')
+        .get() as { n: number; d: number; lo: number; hi: number };
       assert.deepEqual(n, { n: 2600, d: 2600, lo: 1, hi: 2600 });
       assert.equal(store.recentRequests(1, 'b')[0]!.request_id, 'q2598', 'a reader sees the newest rows');
     } finally {
@@ -57,7 +85,14 @@ describe('request log', () => {
     const dir = mkdtempSync(join(tmpdir(), 'isomodel-store-'));
     const errors: string[] = [];
     const store = new StateStore(dir, undefined, (m) => errors.push(m));
-    const entry = (id: string, model: string) => ({ request_id: id, model, route: 'single', status: 'success' as const, sequences: 1, latency_ms: 1 });
+    const entry = (id: string, model: string) => ({
+      request_id: id,
+      model,
+      route: 'single',
+      status: 'success' as const,
+      sequences: 1,
+      latency_ms: 1,
+    });
     try {
       store.logRequest(entry('ok', 'm'));
       store.flush();
@@ -69,8 +104,14 @@ describe('request log', () => {
       const t0 = Date.now();
       store.flush();
       assert.ok(Date.now() - t0 < 9000, 'the flush did not sit out its 10 s timeout');
-      const rows = store.db.prepare('SELECT request_id, at FROM request_log ORDER BY id').all() as { request_id: string; at: string }[];
-      assert.deepEqual(rows.map((r) => r.request_id), ['ok', 'before', 'after']);
+      const rows = store.db.prepare('SELECT request_id, at FROM request_log ORDER BY id').all() as {
+        request_id: string;
+        at: string;
+      }[];
+      assert.deepEqual(
+        rows.map((r) => r.request_id),
+        ['ok', 'before', 'after'],
+      );
       for (const r of rows) assert.match(r.at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     } finally {
       store.close();

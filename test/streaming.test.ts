@@ -4,13 +4,26 @@ import { after, before, describe, it } from 'node:test';
 import { startGateway, waitFor, type Harness } from './helpers.js';
 import { readEvents } from './sse.js';
 
-function post(url: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
-  return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal });
+function post(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  signal?: AbortSignal,
+): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+    signal,
+  });
 }
 
 function reverseComplement(s: string): string {
   const c: Record<string, string> = { A: 'T', C: 'G', G: 'C', T: 'A' };
-  return [...s].reverse().map((b) => c[b]!).join('');
+  return [...s]
+    .reverse()
+    .map((b) => c[b]!)
+    .join('');
 }
 
 const SEQ = Array.from({ length: 250 }, (_, i) => 'ACGT'[(i * 7 + (i >> 3)) % 4]).join('');
@@ -23,7 +36,11 @@ describe('native API: Server-Sent Events', () => {
   after(async () => h.close());
 
   it('streams revcomp chunks that concatenate to the reverse complement, then the normal envelope', async () => {
-    const res = await post(`${h.url}/models/revcomp/predict`, { sequence: SEQ.toLowerCase(), stream: true, options: { chunk_size: 16 } }, { 'x-request-id': 'sse-test-1' });
+    const res = await post(
+      `${h.url}/models/revcomp/predict`,
+      { sequence: SEQ.toLowerCase(), stream: true, options: { chunk_size: 16 } },
+      { 'x-request-id': 'sse-test-1' },
+    );
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
     assert.equal(res.headers.get('x-request-id'), 'sse-test-1');
@@ -54,28 +71,54 @@ describe('native API: Server-Sent Events', () => {
     const plain = (await (await post(`${h.url}/models/revcomp/predict`, body)).json()) as any;
     const events = await readEvents(await post(`${h.url}/models/revcomp/predict`, { ...body, stream: true }));
     const streamed = JSON.parse(events.at(-1)!.data);
-    const strip = (e: any) => ({ ...e, timestamp: undefined, request_id: undefined, data: { ...e.data, processing_time: undefined } });
+    const strip = (e: any) => ({
+      ...e,
+      timestamp: undefined,
+      request_id: undefined,
+      data: { ...e.data, processing_time: undefined },
+    });
     assert.deepEqual(strip(streamed), strip(plain));
   });
 
   it('Accept: text/event-stream streams too (Cog-style), also on the root route', async () => {
-    const res = await post(`${h.url}/predict`, { sequence: SEQ, options: { chunk_size: 100 } }, { accept: 'text/event-stream' });
+    const res = await post(
+      `${h.url}/predict`,
+      { sequence: SEQ, options: { chunk_size: 100 } },
+      { accept: 'text/event-stream' },
+    );
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
     const events = await readEvents(res);
-    assert.deepEqual(events.map((e) => e.event), ['chunk', 'chunk', 'chunk', 'result']);
-    assert.equal(events.slice(0, 3).map((e) => JSON.parse(e.data).data.text).join(''), reverseComplement(SEQ));
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ['chunk', 'chunk', 'chunk', 'result'],
+    );
+    assert.equal(
+      events
+        .slice(0, 3)
+        .map((e) => JSON.parse(e.data).data.text)
+        .join(''),
+      reverseComplement(SEQ),
+    );
     // An explicit "stream": false wins over the Accept header.
     const json = await post(`${h.url}/predict`, { sequence: 'ACGT', stream: false }, { accept: 'text/event-stream' });
     assert.match(json.headers.get('content-type') ?? '', /^application\/json/);
     assert.equal(((await json.json()) as any).data.reverse_complement, 'ACGT');
     // Other Accept headers keep JSON.
-    const other = await post(`${h.url}/predict`, { sequence: 'ACGT' }, { accept: 'application/json, text/event-stream;q=0' });
+    const other = await post(
+      `${h.url}/predict`,
+      { sequence: 'ACGT' },
+      { accept: 'application/json, text/event-stream;q=0' },
+    );
     assert.match(other.headers.get('content-type') ?? '', /^application\/json/);
   });
 
   it('a model without stream answers with a single result event', async () => {
-    const res = await post(`${h.url}/models/gc-scanner/predict`, { sequence: 'GGCCAATT', task_type: 'gc_content', stream: true });
+    const res = await post(`${h.url}/models/gc-scanner/predict`, {
+      sequence: 'GGCCAATT',
+      task_type: 'gc_content',
+      stream: true,
+    });
     assert.equal(res.status, 200);
     const events = await readEvents(res);
     assert.equal(events.length, 1);
@@ -91,7 +134,13 @@ describe('native API: Server-Sent Events', () => {
       ['/models/revcomp/predict', { sequence: 'ACGTX', stream: true }, {}, 400, 'INVALID_SEQUENCE'],
       ['/models/revcomp/predict', { sequence: 'A'.repeat(5121), stream: true }, {}, 400, 'SEQUENCE_TOO_LONG'],
       ['/models/revcomp/predict', { sequence: 'ACGT', stream: 'yes' }, {}, 400, 'INVALID_REQUEST'],
-      ['/models/gc-scanner/predict', { sequence: 'ACGT', task_type: 'folding' }, { accept: 'text/event-stream' }, 400, 'INVALID_REQUEST'],
+      [
+        '/models/gc-scanner/predict',
+        { sequence: 'ACGT', task_type: 'folding' },
+        { accept: 'text/event-stream' },
+        400,
+        'INVALID_REQUEST',
+      ],
       ['/models/nope/predict', { sequence: 'ACGT', stream: true }, {}, 404, 'MODEL_NOT_FOUND'],
       // Batches do not stream: the flag is an unknown key there.
       ['/models/revcomp/predict/batch', { sequences: ['ACGT'], stream: true }, {}, 400, 'INVALID_REQUEST'],
@@ -108,7 +157,12 @@ describe('native API: Server-Sent Events', () => {
 
   it('an error after the stream has started arrives as an error event with the envelope', async () => {
     // 40 steps 50 ms apart outlast the request's 300 ms deadline.
-    const res = await post(`${h.url}/models/chaos-py/predict`, { sequence: 'ACGT', stream: true, timeout_ms: 300, options: { steps: 40, delay: 0.05 } });
+    const res = await post(`${h.url}/models/chaos-py/predict`, {
+      sequence: 'ACGT',
+      stream: true,
+      timeout_ms: 300,
+      options: { steps: 40, delay: 0.05 },
+    });
     assert.equal(res.status, 200);
     const events = await readEvents(res);
     const last = events.at(-1)!;
@@ -131,10 +185,18 @@ describe('native API: Server-Sent Events', () => {
     // 38 steps 50 ms apart: about 1.9 s of streaming (the model's deadline is 2 s).
     const t0 = Date.now();
     const ac = new AbortController();
-    const res = await post(`${h.url}/models/chaos-py/predict`, { sequence: 'ACGT', stream: true, options: { steps: 38, delay: 0.05 } }, {}, ac.signal);
+    const res = await post(
+      `${h.url}/models/chaos-py/predict`,
+      { sequence: 'ACGT', stream: true, options: { steps: 38, delay: 0.05 } },
+      {},
+      ac.signal,
+    );
     assert.equal(res.status, 200);
     const seen = await readEvents(res, (events) => events.length >= 2);
-    assert.deepEqual(seen.slice(0, 2).map((e) => JSON.parse(e.data).data.step), [0, 1]);
+    assert.deepEqual(
+      seen.slice(0, 2).map((e) => JSON.parse(e.data).data.step),
+      [0, 1],
+    );
     assert.equal(dep.replicaInfo()[0]!.busy, true, 'the replica is streaming');
     ac.abort();
     const tAbort = Date.now();

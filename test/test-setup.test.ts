@@ -28,18 +28,24 @@ describe('npm run test:setup', () => {
   const setup = () => run('bash', [SCRIPT], { env: { PATH: `${bin}:/usr/bin:/bin`, HOME: bin } });
 
   it('is the package.json script', () => {
-    const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
     assert.equal(pkg.scripts['test:setup'], 'bash scripts/test-setup.sh');
   });
 
   // As another user the script goes through sudo, which a test cannot stand in for.
-  it('installs only what is missing', { skip: process.getuid?.() === 0 ? false : 'not root: apt-get would run through sudo' }, async () => {
-    stubs(['emboss', 'chromium']);
-    const out = await setup();
-    assert.match(out.stdout, /installing emboss chromium/);
-    const calls = readFileSync(log, 'utf8').trim().split('\n');
-    assert.deepEqual(calls, ['update -qq', 'install -y -qq emboss chromium']);
-  });
+  it(
+    'installs only what is missing',
+    { skip: process.getuid?.() === 0 ? false : 'not root: apt-get would run through sudo' },
+    async () => {
+      stubs(['emboss', 'chromium']);
+      const out = await setup();
+      assert.match(out.stdout, /installing emboss chromium/);
+      const calls = readFileSync(log, 'utf8').trim().split('\n');
+      assert.deepEqual(calls, ['update -qq', 'install -y -qq emboss chromium']);
+    },
+  );
 
   it('does nothing when everything is there', async () => {
     stubs([]);

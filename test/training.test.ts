@@ -25,7 +25,8 @@ const sha256 = (path: string): string => createHash('sha256').update(readFileSyn
 
 function missingPackages(): string | null {
   const r = spawnSync(PYTHON, ['-c', 'import torch, sklearn, onnx, scipy, numpy'], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) return `${PYTHON} cannot import torch, sklearn, onnx, scipy and numpy (apt-get install -y python3-torch python3-sklearn python3-onnx python3-numpy): ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`;
+  if (r.error || r.status !== 0)
+    return `${PYTHON} cannot import torch, sklearn, onnx, scipy and numpy (apt-get install -y python3-torch python3-sklearn python3-onnx python3-numpy): ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`;
   return null;
 }
 
@@ -40,39 +41,61 @@ describe('training reproduces the shipped artefacts', () => {
     const data = join(DATA_DIR, m.data);
     if (existsSync(data) && missing && process.env.CI) throw new Error(missing);
     const skip = !existsSync(data) ? `training data not found at ${data}` : (missing ?? false);
-    it(`${m.name}: a quick retrain writes model.onnx and test_vectors.json with the shipped sha256`, { skip }, async (t) => {
-      const report = JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, m.name, 'training_report.json'), 'utf8'));
-      assert.equal(sha256(data), report.data.sha256, `${data} is not the file the shipped model was trained on`);
-      const out = mkdtempSync(join(tmpdir(), `isomodel-train-${m.name}-`));
+    it(
+      `${m.name}: a quick retrain writes model.onnx and test_vectors.json with the shipped sha256`,
+      { skip },
+      async (t) => {
+        const report = JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, m.name, 'training_report.json'), 'utf8'));
+        assert.equal(sha256(data), report.data.sha256, `${data} is not the file the shipped model was trained on`);
+        const out = mkdtempSync(join(tmpdir(), `isomodel-train-${m.name}-`));
+        try {
+          const started = Date.now();
+          await run(PYTHON, [join(PACKAGE_ROOT, 'training', m.script), '--final-only', '--data', data, '--out', out], {
+            timeout: 600_000,
+            maxBuffer: 16 * 1024 * 1024,
+          });
+          t.diagnostic(`${m.script} --final-only: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+          for (const file of ['model.onnx', 'test_vectors.json']) {
+            assert.equal(
+              sha256(join(out, file)),
+              sha256(join(BUILTIN_MODELS_DIR, m.name, file)),
+              `${m.name}/${file} differs from the retrained one`,
+            );
+          }
+          assert.equal(sha256(join(out, 'model.onnx')), report.onnx.sha256);
+        } finally {
+          rmSync(out, { recursive: true, force: true });
+        }
+      },
+    );
+  }
+
+  // digits trains on scikit-learn's bundled copy of the data: nothing to fetch, so never skipped on CI.
+  if (missing && process.env.CI) throw new Error(missing);
+  it(
+    'digits: a quick retrain writes model.onnx and holdout.json with the shipped sha256',
+    { skip: missing ?? false },
+    async (t) => {
+      const report = JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, 'digits', 'training_report.json'), 'utf8'));
+      const out = mkdtempSync(join(tmpdir(), 'isomodel-train-digits-'));
       try {
         const started = Date.now();
-        await run(PYTHON, [join(PACKAGE_ROOT, 'training', m.script), '--final-only', '--data', data, '--out', out], { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
-        t.diagnostic(`${m.script} --final-only: ${((Date.now() - started) / 1000).toFixed(0)} s`);
-        for (const file of ['model.onnx', 'test_vectors.json']) {
-          assert.equal(sha256(join(out, file)), sha256(join(BUILTIN_MODELS_DIR, m.name, file)), `${m.name}/${file} differs from the retrained one`);
+        await run(PYTHON, [join(PACKAGE_ROOT, 'training', 'train_digits.py'), '--final-only', '--out', out], {
+          timeout: 900_000,
+          maxBuffer: 16 * 1024 * 1024,
+        });
+        t.diagnostic(`train_digits.py --final-only: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+        for (const file of ['model.onnx', 'holdout.json']) {
+          assert.equal(
+            sha256(join(out, file)),
+            sha256(join(BUILTIN_MODELS_DIR, 'digits', file)),
+            `digits/${file} differs from the retrained one`,
+          );
         }
         assert.equal(sha256(join(out, 'model.onnx')), report.onnx.sha256);
       } finally {
         rmSync(out, { recursive: true, force: true });
       }
-    });
-  }
-
-  // digits trains on scikit-learn's bundled copy of the data: nothing to fetch, so never skipped on CI.
-  if (missing && process.env.CI) throw new Error(missing);
-  it('digits: a quick retrain writes model.onnx and holdout.json with the shipped sha256', { skip: missing ?? false }, async (t) => {
-    const report = JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, 'digits', 'training_report.json'), 'utf8'));
-    const out = mkdtempSync(join(tmpdir(), 'isomodel-train-digits-'));
-    try {
-      const started = Date.now();
-      await run(PYTHON, [join(PACKAGE_ROOT, 'training', 'train_digits.py'), '--final-only', '--out', out], { timeout: 900_000, maxBuffer: 16 * 1024 * 1024 });
-      t.diagnostic(`train_digits.py --final-only: ${((Date.now() - started) / 1000).toFixed(0)} s`);
-      for (const file of ['model.onnx', 'holdout.json']) {
-        assert.equal(sha256(join(out, file)), sha256(join(BUILTIN_MODELS_DIR, 'digits', file)), `digits/${file} differs from the retrained one`);
-      }
-      assert.equal(sha256(join(out, 'model.onnx')), report.onnx.sha256);
-    } finally {
-      rmSync(out, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 });

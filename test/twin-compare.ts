@@ -19,7 +19,12 @@ export function torchProblem(): string | null {
 
 /** Runs a Python tool with one torch thread; its stdout, or an error with its stderr. */
 export function runPython(args: string[]): string {
-  const r = spawnSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 300_000, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const r = spawnSync(PYTHON, args, {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    timeout: 300_000,
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
   if (r.status !== 0) throw new Error(`${args[0]} failed (${r.status ?? r.error?.message}): ${r.stderr}`);
   return r.stdout;
 }
@@ -77,9 +82,21 @@ export class Agreement {
    * The same request to a model and its ONNX twin: both answers, asserted equal (statuses and
    * error codes, or the answers without what the gateway adds), the reference's returned.
    */
-  async both(h: Harness, models: { py: string; onnx: string }, path: 'predict' | 'predict/batch', body: Record<string, unknown>): Promise<{ status: number; py: any; onnx: any }> {
-    const [py, onnx] = await Promise.all([h.post(`/models/${models.py}/${path}`, body), h.post(`/models/${models.onnx}/${path}`, body)]);
-    assert.equal(onnx.status, py.status, `${JSON.stringify(body).slice(0, 80)}: ${JSON.stringify(onnx.body).slice(0, 300)}`);
+  async both(
+    h: Harness,
+    models: { py: string; onnx: string },
+    path: 'predict' | 'predict/batch',
+    body: Record<string, unknown>,
+  ): Promise<{ status: number; py: any; onnx: any }> {
+    const [py, onnx] = await Promise.all([
+      h.post(`/models/${models.py}/${path}`, body),
+      h.post(`/models/${models.onnx}/${path}`, body),
+    ]);
+    assert.equal(
+      onnx.status,
+      py.status,
+      `${JSON.stringify(body).slice(0, 80)}: ${JSON.stringify(onnx.body).slice(0, 300)}`,
+    );
     if (py.status !== 200) {
       assert.equal(onnx.body.error.code, py.body.error.code);
       return { status: py.status, py: py.body, onnx: onnx.body };

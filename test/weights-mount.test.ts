@@ -36,9 +36,19 @@ describe('which weights path is made visible', () => {
 
   it('a docker replica gets it as a read-only bind at the same path', () => {
     const pkg = { dir: '/srv/m', fingerprint: 'x', manifest: m };
-    const spec = containerSpec({ pkg, replicaId: 'r1', image: 'sha256:x', env: {}, hostCpus: 2, readOnlyMounts: [root] });
+    const spec = containerSpec({
+      pkg,
+      replicaId: 'r1',
+      image: 'sha256:x',
+      env: {},
+      hostCpus: 2,
+      readOnlyMounts: [root],
+    });
     assert.deepEqual(spec.HostConfig?.Mounts, [{ Type: 'bind', Source: root, Target: root, ReadOnly: true }]);
-    assert.equal(containerSpec({ pkg, replicaId: 'r1', image: 'sha256:x', env: {}, hostCpus: 2 }).HostConfig?.Mounts, undefined);
+    assert.equal(
+      containerSpec({ pkg, replicaId: 'r1', image: 'sha256:x', env: {}, hostCpus: 2 }).HostConfig?.Mounts,
+      undefined,
+    );
   });
 });
 

@@ -23,6 +23,11 @@ with zipfile.ZipFile(f"{out}/isotiny-{ver}-py3-none-any.whl", "w") as z:
 `;
 
 /** Writes `<dir>/isotiny-<version>-py3-none-any.whl` whose isotiny/__init__.py is `body`. */
-export function makeWheel(python: string, dir: string, version: string, body = `VERSION = ${JSON.stringify(version)}\n`): void {
+export function makeWheel(
+  python: string,
+  dir: string,
+  version: string,
+  body = `VERSION = ${JSON.stringify(version)}\n`,
+): void {
   execFileSync(python, ['-c', WHEEL_SCRIPT, dir, version, body]);
 }

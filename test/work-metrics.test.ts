@@ -9,10 +9,14 @@ const JOB_SEQS = ['ACGTAC', 'GGCATT', 'TTGACA', 'CCGTAA'];
 const PIPE_SEQS = ['ACGTACGTAA', 'GGCCGGCCAT', 'TATAATGCGC'];
 
 async function finished(h: Harness, id: string): Promise<any> {
-  return waitFor(async () => {
-    const j = (await h.get(`/v1/jobs/${id}`)).body.data;
-    return ['succeeded', 'failed', 'cancelled'].includes(j.status) ? j : null;
-  }, 60_000, 50);
+  return waitFor(
+    async () => {
+      const j = (await h.get(`/v1/jobs/${id}`)).body.data;
+      return ['succeeded', 'failed', 'cancelled'].includes(j.status) ? j : null;
+    },
+    60_000,
+    50,
+  );
 }
 
 describe('jobs and pipelines count as work', { timeout: 120_000 }, () => {
@@ -40,7 +44,7 @@ describe('jobs and pipelines count as work', { timeout: 120_000 }, () => {
   });
   after(async () => h?.close());
 
-  it('JSON /metrics: totals include them, by_source splits them, latency stays the API\'s', async () => {
+  it("JSON /metrics: totals include them, by_source splits them, latency stays the API's", async () => {
     const m = (await h.get('/models/revcomp/metrics')).body.data.model_metrics;
     assert.deepEqual(m.by_source, {
       api: { requests: 1, successful: 1, failed: 0, sequences: 1 },
@@ -57,14 +61,32 @@ describe('jobs and pipelines count as work', { timeout: 120_000 }, () => {
   });
 
   it('Prometheus: the same metric names, a source label on job and pipeline series, API series unchanged', () => {
-    assert.match(prom, /^isomodel_requests_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",status="success",code="OK"\} 1$/m);
-    assert.match(prom, /^isomodel_requests_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",status="success",code="OK",source="job"\} 2$/m);
-    assert.match(prom, /^isomodel_requests_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",status="success",code="OK",source="pipeline"\} 1$/m);
-    assert.match(prom, /^isomodel_sequences_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",source="job"\} 4$/m);
-    assert.match(prom, /^isomodel_sequences_total\{model="gc-scanner",version="1\.0\.0",task="gc_content",source="pipeline"\} 3$/m);
+    assert.match(
+      prom,
+      /^isomodel_requests_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",status="success",code="OK"\} 1$/m,
+    );
+    assert.match(
+      prom,
+      /^isomodel_requests_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",status="success",code="OK",source="job"\} 2$/m,
+    );
+    assert.match(
+      prom,
+      /^isomodel_requests_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",status="success",code="OK",source="pipeline"\} 1$/m,
+    );
+    assert.match(
+      prom,
+      /^isomodel_sequences_total\{model="revcomp",version="1\.0\.0",task="reverse_complement",source="job"\} 4$/m,
+    );
+    assert.match(
+      prom,
+      /^isomodel_sequences_total\{model="gc-scanner",version="1\.0\.0",task="gc_content",source="pipeline"\} 3$/m,
+    );
     assert.match(prom, /^isomodel_sequences_total\{model="revcomp",version="1\.0\.0",task="reverse_complement"\} 1$/m);
     // The latency histogram is the API's alone.
-    assert.match(prom, /^isomodel_request_duration_seconds_count\{model="revcomp",version="1\.0\.0",task="reverse_complement"\} 1$/m);
+    assert.match(
+      prom,
+      /^isomodel_request_duration_seconds_count\{model="revcomp",version="1\.0\.0",task="reverse_complement"\} 1$/m,
+    );
     assert.doesNotMatch(prom, /isomodel_request_duration_seconds_count\{[^}]*source=/);
   });
 
@@ -73,7 +95,11 @@ describe('jobs and pipelines count as work', { timeout: 120_000 }, () => {
     assert.equal(m.requests.total, 4);
     assert.equal(m.requests.by_source.job.sequences, 4);
     const s = (await h.get('/v1/monitor/summary')).body.data;
-    assert.deepEqual(s.totals.requests_by_source, { api: { requests: 1, sequences: 1 }, job: { requests: 2, sequences: 4 }, pipeline: { requests: 2, sequences: 6 } });
+    assert.deepEqual(s.totals.requests_by_source, {
+      api: { requests: 1, sequences: 1 },
+      job: { requests: 2, sequences: 4 },
+      pipeline: { requests: 2, sequences: 6 },
+    });
   });
 
   it('reports count them by source, and keep latency figures to API requests', async () => {
@@ -82,7 +108,10 @@ describe('jobs and pipelines count as work', { timeout: 120_000 }, () => {
     assert.deepEqual(r.totals.by_source.job, { requests: 2, successful: 2, failed: 0, sequences: 4 });
     assert.deepEqual(r.totals.by_source.pipeline, { requests: 1, successful: 1, failed: 0, sequences: 3 });
     assert.equal(r.totals.latency_ms.count, 1);
-    assert.equal(r.histogram.reduce((n: number, b: { count: number }) => n + b.count, 0), 1);
+    assert.equal(
+      r.histogram.reduce((n: number, b: { count: number }) => n + b.count, 0),
+      1,
+    );
     const html = String((await h.get('/v1/reports/revcomp?window=1h&format=html')).body);
     assert.match(html, /<h2>By source<\/h2>/);
     assert.match(html, /<td>job<\/td><td class="num">2<\/td><td class="num">0<\/td><td class="num">4<\/td>/);

@@ -7,23 +7,58 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CgroupManager } from '../src/drivers/cgroups.js';
-import { planPrivileges, resolveWorkerUser, whichCommand, accessProblem, writablePackagePath } from '../src/drivers/privilege.js';
+import {
+  planPrivileges,
+  resolveWorkerUser,
+  whichCommand,
+  accessProblem,
+  writablePackagePath,
+} from '../src/drivers/privilege.js';
 import { stateTag, tagAlive } from '../src/drivers/reap.js';
 import { secureStateDir } from '../src/drivers/workspace.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { FIXTURES_DIR, freePort, makeModelsDir, pidAlive, request, sleep, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
+import {
+  FIXTURES_DIR,
+  freePort,
+  makeModelsDir,
+  pidAlive,
+  request,
+  sleep,
+  startGateway,
+  waitFor,
+  workerTmpDir,
+  type Harness,
+} from './helpers.js';
 
 const ROOT = process.geteuid?.() === 0;
 const NOT_ROOT = 'the gateway must run as root for workers to drop privileges (the machine and CI do)';
 const SECRET_VAR = 'ISOMODEL_PROBE_SECRET';
 
 /** A copy of the probe-py fixture under another name, isolation and network. */
-function addProbe(modelsDir: string, name: string, isolation: 'process' | 'sandbox', network: 'none' | 'host' = 'none'): string {
+function addProbe(
+  modelsDir: string,
+  name: string,
+  isolation: 'process' | 'sandbox',
+  network: 'none' | 'host' = 'none',
+): string {
   const dir = join(modelsDir, name);
   cpSync(join(FIXTURES_DIR, 'probe-py'), dir, { recursive: true });
   const yaml = readFileSync(join(dir, 'model.yaml'), 'utf8')
@@ -89,11 +124,31 @@ class ChildGateway {
   async start(): Promise<void> {
     const port = await freePort();
     this.url = `http://127.0.0.1:${port}`;
-    this.child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), '--models-dir', this.modelsDir, '--state-dir', this.stateDir, 'serve', '--port', String(port), '--no-watch'], {
-      cwd: this.stateDir.replace(/\/[^/]+$/, ''),
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ISOMODEL_RATE_LIMIT: '0', ISOMODEL_LOG_LEVEL: 'info', ...this.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    this.child = spawn(
+      process.execPath,
+      [
+        join(PACKAGE_ROOT, 'bin', 'isomodel.js'),
+        '--models-dir',
+        this.modelsDir,
+        '--state-dir',
+        this.stateDir,
+        'serve',
+        '--port',
+        String(port),
+        '--no-watch',
+      ],
+      {
+        cwd: this.stateDir.replace(/\/[^/]+$/, ''),
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: process.env.HOME ?? '/root',
+          ISOMODEL_RATE_LIMIT: '0',
+          ISOMODEL_LOG_LEVEL: 'info',
+          ...this.env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const keep = (d: Buffer): void => {
       this.output = (this.output + d.toString()).slice(-200_000);
     };
@@ -133,136 +188,169 @@ class ChildGateway {
   }
 }
 
-describe('least-privilege workers: what a hostile model reaches (gateway as root)', { timeout: 240_000, skip: ROOT ? false : NOT_ROOT }, () => {
-  let root: string;
-  let modelsDir: string;
-  let stateDir: string;
-  let gw: ChildGateway;
-  const secret = `s3cret-${randomBytes(8).toString('hex')}`;
+describe(
+  'least-privilege workers: what a hostile model reaches (gateway as root)',
+  { timeout: 240_000, skip: ROOT ? false : NOT_ROOT },
+  () => {
+    let root: string;
+    let modelsDir: string;
+    let stateDir: string;
+    let gw: ChildGateway;
+    const secret = `s3cret-${randomBytes(8).toString('hex')}`;
 
-  before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'isomodel-isolation-'));
-    chmodSync(root, 0o755); // workers (nobody) must reach the packages and the work dir
-    modelsDir = join(root, 'models');
-    stateDir = join(root, 'state');
-    mkdirSync(modelsDir);
-    addProbe(modelsDir, 'probe-process', 'process');
-    addProbe(modelsDir, 'probe-sandbox', 'sandbox');
-    addProbe(modelsDir, 'probe-host', 'process', 'host');
-    // The secret is in the gateway's initial environment, where /proc/<pid>/environ shows it.
-    gw = new ChildGateway(modelsDir, stateDir, { [SECRET_VAR]: secret, ISOMODEL_HOST_NETWORK_MODELS: 'probe-host' });
-    await gw.start();
-  });
+    before(async () => {
+      root = mkdtempSync(join(tmpdir(), 'isomodel-isolation-'));
+      chmodSync(root, 0o755); // workers (nobody) must reach the packages and the work dir
+      modelsDir = join(root, 'models');
+      stateDir = join(root, 'state');
+      mkdirSync(modelsDir);
+      addProbe(modelsDir, 'probe-process', 'process');
+      addProbe(modelsDir, 'probe-sandbox', 'sandbox');
+      addProbe(modelsDir, 'probe-host', 'process', 'host');
+      // The secret is in the gateway's initial environment, where /proc/<pid>/environ shows it.
+      gw = new ChildGateway(modelsDir, stateDir, { [SECRET_VAR]: secret, ISOMODEL_HOST_NETWORK_MODELS: 'probe-host' });
+      await gw.start();
+    });
 
-  after(async () => {
-    await gw?.stop();
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+    after(async () => {
+      await gw?.stop();
+      if (root) rmSync(root, { recursive: true, force: true });
+    });
 
-  const targets = (own: string, other: string) => ({
-    gateway_pid: gw.pid,
-    port: Number(new URL(gw.url).port),
-    state_db: join(stateDir, 'isomodel.db'),
-    own_package: join(modelsDir, own),
-    other_package: join(modelsDir, other),
-  });
+    const targets = (own: string, other: string) => ({
+      gateway_pid: gw.pid,
+      port: Number(new URL(gw.url).port),
+      state_db: join(stateDir, 'isomodel.db'),
+      own_package: join(modelsDir, own),
+      other_package: join(modelsDir, other),
+    });
 
-  async function runProbe(model: string, other: string): Promise<Record<string, { ok: boolean; value?: unknown; error?: string }>> {
-    const r = await gw.post(`/models/${model}/predict`, probe({ action: 'probe', targets: targets(model, other) }));
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    return r.body.data;
-  }
-
-  const workerPid = async (model: string): Promise<number> => {
-    const d = await gw.get('/health/detailed');
-    return d.body.data.models.find((m: any) => m.name === model).replicas[0].pid;
-  };
-
-  it('the gateway really holds the secret in its environ (the probe below is meaningful)', () => {
-    assert.ok(readFileSync(`/proc/${gw.pid}/environ`, 'utf8').includes(`${SECRET_VAR}=${secret}`));
-  });
-
-  it('process: runs as nobody with no groups, no capabilities, no_new_privs, in its own network namespace', async () => {
-    const pid = await workerPid('probe-process');
-    const st = status(pid);
-    assert.match(st.Uid!, /^65534\s+65534\s+65534\s+65534$/);
-    assert.match(st.Gid!, /^65534\s+65534\s+65534\s+65534$/);
-    assert.equal(st.Groups, '');
-    assert.equal(st.CapEff, '0000000000000000');
-    assert.equal(st.CapBnd, '0000000000000000');
-    assert.equal(st.NoNewPrivs, '1');
-    assert.notEqual(readlinkSync(`/proc/${pid}/ns/net`), readlinkSync('/proc/self/ns/net'), 'own network namespace');
-    const me = (await gw.post('/models/probe-process/predict', probe({ action: 'whoami' }))).body.data;
-    assert.deepEqual([me.uid, me.gid, me.groups], [65534, 65534, []]);
-    // Its scratch dir is in the work dir, 0700 and its own; the state dir is not on its way.
-    assert.ok(me.cwd.startsWith(`${stateDir}-work/run/`), me.cwd);
-    const scratch = statSync(me.cwd);
-    assert.deepEqual([scratch.uid, scratch.mode & 0o777], [65534, 0o700]);
-    // The interpreter is one nobody can run (python3 on PATH may be a pyenv shim under /root, 0700).
-    assert.equal(accessProblem(me.executable, resolveWorkerUser('nobody'), 'rx'), null);
-    const onPath = whichCommand('python3');
-    if (onPath && accessProblem(onPath, resolveWorkerUser('nobody'), 'x') !== null) {
-      assert.equal(me.executable, realpathSync('/usr/bin/python3'));
-      assert.match(gw.output, /python interpreter python3 cannot be run by worker user nobody \(uid 65534\); workers use \/usr\/bin\/python3/);
+    async function runProbe(
+      model: string,
+      other: string,
+    ): Promise<Record<string, { ok: boolean; value?: unknown; error?: string }>> {
+      const r = await gw.post(`/models/${model}/predict`, probe({ action: 'probe', targets: targets(model, other) }));
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body.data;
     }
-  });
 
-  it('process: cannot read the gateway environ, /etc/shadow or the state db, signal the gateway, write any package or call the admin API', async () => {
-    const p = await runProbe('probe-process', 'probe-sandbox');
-    for (const k of ['gateway_environ', 'signal_gateway', 'shadow', 'state_db', 'other_package_write', 'other_package_modify', 'own_package_write']) {
-      assert.equal(p[k]!.ok, false, `${k}: ${JSON.stringify(p[k])}`);
-      assert.match(p[k]!.error!, /PermissionError/, `${k}: ${p[k]!.error}`);
-    }
-    // Its network namespace has only its own loopback: the gateway's port is not there.
-    assert.equal(p.admin_api!.ok, false, JSON.stringify(p.admin_api));
-    assert.match(p.admin_api!.error!, /ConnectionRefused|unreachable/i);
-    // Documented limit: process isolation does not hide world-readable files, such as other packages.
-    assert.equal(p.other_package_read!.ok, true, JSON.stringify(p.other_package_read));
-    assert.match(String(p.other_package_read!.value), /name: probe-sandbox/);
-  });
+    const workerPid = async (model: string): Promise<number> => {
+      const d = await gw.get('/health/detailed');
+      return d.body.data.models.find((m: any) => m.name === model).replicas[0].pid;
+    };
 
-  it('sandbox: runs as nobody on the host too, and sees none of it', async () => {
-    const pid = await workerPid('probe-sandbox'); // bwrap, exec'd through setpriv
-    const st = status(pid);
-    assert.match(st.Uid!, /^65534\s/);
-    assert.equal(st.NoNewPrivs, '1');
-    const p = await runProbe('probe-sandbox', 'probe-process');
-    for (const k of ['gateway_environ', 'signal_gateway', 'shadow', 'state_db', 'other_package_read', 'other_package_write', 'other_package_modify', 'own_package_write', 'admin_api']) {
-      assert.equal(p[k]!.ok, false, `${k}: ${JSON.stringify(p[k])}`);
-    }
-    // Not there at all (its own PID namespace and file system view), rather than refused.
-    assert.match(p.gateway_environ!.error!, /FileNotFoundError|No such file/);
-    assert.match(p.signal_gateway!.error!, /ProcessLookupError/);
-    assert.match(p.shadow!.error!, /FileNotFoundError/);
-    assert.match(p.state_db!.error!, /FileNotFoundError/);
-    assert.match(p.other_package_read!.error!, /FileNotFoundError/);
-    assert.match(p.own_package_write!.error!, /Read-only file system|PermissionError/);
-    assert.match(p.admin_api!.error!, /ConnectionRefused|unreachable/i);
-  });
+    it('the gateway really holds the secret in its environ (the probe below is meaningful)', () => {
+      assert.ok(readFileSync(`/proc/${gw.pid}/environ`, 'utf8').includes(`${SECRET_VAR}=${secret}`));
+    });
 
-  it('network: host (documented): a process worker on the host network reaches the admin API when auth is off', async () => {
-    const p = await runProbe('probe-host', 'probe-process');
-    assert.deepEqual(p.admin_api, { ok: true, value: 200 });
-    // Everything else stays refused.
-    for (const k of ['gateway_environ', 'shadow', 'state_db', 'other_package_write', 'own_package_write']) assert.equal(p[k]!.ok, false, k);
-  });
+    it('process: runs as nobody with no groups, no capabilities, no_new_privs, in its own network namespace', async () => {
+      const pid = await workerPid('probe-process');
+      const st = status(pid);
+      assert.match(st.Uid!, /^65534\s+65534\s+65534\s+65534$/);
+      assert.match(st.Gid!, /^65534\s+65534\s+65534\s+65534$/);
+      assert.equal(st.Groups, '');
+      assert.equal(st.CapEff, '0000000000000000');
+      assert.equal(st.CapBnd, '0000000000000000');
+      assert.equal(st.NoNewPrivs, '1');
+      assert.notEqual(readlinkSync(`/proc/${pid}/ns/net`), readlinkSync('/proc/self/ns/net'), 'own network namespace');
+      const me = (await gw.post('/models/probe-process/predict', probe({ action: 'whoami' }))).body.data;
+      assert.deepEqual([me.uid, me.gid, me.groups], [65534, 65534, []]);
+      // Its scratch dir is in the work dir, 0700 and its own; the state dir is not on its way.
+      assert.ok(me.cwd.startsWith(`${stateDir}-work/run/`), me.cwd);
+      const scratch = statSync(me.cwd);
+      assert.deepEqual([scratch.uid, scratch.mode & 0o777], [65534, 0o700]);
+      // The interpreter is one nobody can run (python3 on PATH may be a pyenv shim under /root, 0700).
+      assert.equal(accessProblem(me.executable, resolveWorkerUser('nobody'), 'rx'), null);
+      const onPath = whichCommand('python3');
+      if (onPath && accessProblem(onPath, resolveWorkerUser('nobody'), 'x') !== null) {
+        assert.equal(me.executable, realpathSync('/usr/bin/python3'));
+        assert.match(
+          gw.output,
+          /python interpreter python3 cannot be run by worker user nobody \(uid 65534\); workers use \/usr\/bin\/python3/,
+        );
+      }
+    });
 
-  it('no probe left a file in any package', () => {
-    for (const m of ['probe-process', 'probe-sandbox', 'probe-host']) {
-      assert.equal(existsSync(join(modelsDir, m, 'dropped.txt')), false, m);
-      assert.equal(readFileSync(join(modelsDir, m, 'model.py'), 'utf8'), readFileSync(join(FIXTURES_DIR, 'probe-py', 'model.py'), 'utf8'), m);
-    }
-  });
+    it('process: cannot read the gateway environ, /etc/shadow or the state db, signal the gateway, write any package or call the admin API', async () => {
+      const p = await runProbe('probe-process', 'probe-sandbox');
+      for (const k of [
+        'gateway_environ',
+        'signal_gateway',
+        'shadow',
+        'state_db',
+        'other_package_write',
+        'other_package_modify',
+        'own_package_write',
+      ]) {
+        assert.equal(p[k]!.ok, false, `${k}: ${JSON.stringify(p[k])}`);
+        assert.match(p[k]!.error!, /PermissionError/, `${k}: ${p[k]!.error}`);
+      }
+      // Its network namespace has only its own loopback: the gateway's port is not there.
+      assert.equal(p.admin_api!.ok, false, JSON.stringify(p.admin_api));
+      assert.match(p.admin_api!.error!, /ConnectionRefused|unreachable/i);
+      // Documented limit: process isolation does not hide world-readable files, such as other packages.
+      assert.equal(p.other_package_read!.ok, true, JSON.stringify(p.other_package_read));
+      assert.match(String(p.other_package_read!.value), /name: probe-sandbox/);
+    });
 
-  it('the state dir is 0700 and its database files 0600; the work dir lets workers through, not list', () => {
-    assert.equal(statSync(stateDir).mode & 0o777, 0o700);
-    const dbFiles = readdirSync(stateDir).filter((f) => /\.db(-wal|-shm)?$/.test(f));
-    assert.ok(dbFiles.includes('isomodel.db'));
-    for (const f of dbFiles) assert.equal(statSync(join(stateDir, f)).mode & 0o777, 0o600, f);
-    assert.equal(statSync(`${stateDir}-work`).mode & 0o777, 0o711);
-    assert.equal(statSync(`${stateDir}-work/run`).mode & 0o777, 0o711);
-  });
-});
+    it('sandbox: runs as nobody on the host too, and sees none of it', async () => {
+      const pid = await workerPid('probe-sandbox'); // bwrap, exec'd through setpriv
+      const st = status(pid);
+      assert.match(st.Uid!, /^65534\s/);
+      assert.equal(st.NoNewPrivs, '1');
+      const p = await runProbe('probe-sandbox', 'probe-process');
+      for (const k of [
+        'gateway_environ',
+        'signal_gateway',
+        'shadow',
+        'state_db',
+        'other_package_read',
+        'other_package_write',
+        'other_package_modify',
+        'own_package_write',
+        'admin_api',
+      ]) {
+        assert.equal(p[k]!.ok, false, `${k}: ${JSON.stringify(p[k])}`);
+      }
+      // Not there at all (its own PID namespace and file system view), rather than refused.
+      assert.match(p.gateway_environ!.error!, /FileNotFoundError|No such file/);
+      assert.match(p.signal_gateway!.error!, /ProcessLookupError/);
+      assert.match(p.shadow!.error!, /FileNotFoundError/);
+      assert.match(p.state_db!.error!, /FileNotFoundError/);
+      assert.match(p.other_package_read!.error!, /FileNotFoundError/);
+      assert.match(p.own_package_write!.error!, /Read-only file system|PermissionError/);
+      assert.match(p.admin_api!.error!, /ConnectionRefused|unreachable/i);
+    });
+
+    it('network: host (documented): a process worker on the host network reaches the admin API when auth is off', async () => {
+      const p = await runProbe('probe-host', 'probe-process');
+      assert.deepEqual(p.admin_api, { ok: true, value: 200 });
+      // Everything else stays refused.
+      for (const k of ['gateway_environ', 'shadow', 'state_db', 'other_package_write', 'own_package_write'])
+        assert.equal(p[k]!.ok, false, k);
+    });
+
+    it('no probe left a file in any package', () => {
+      for (const m of ['probe-process', 'probe-sandbox', 'probe-host']) {
+        assert.equal(existsSync(join(modelsDir, m, 'dropped.txt')), false, m);
+        assert.equal(
+          readFileSync(join(modelsDir, m, 'model.py'), 'utf8'),
+          readFileSync(join(FIXTURES_DIR, 'probe-py', 'model.py'), 'utf8'),
+          m,
+        );
+      }
+    });
+
+    it('the state dir is 0700 and its database files 0600; the work dir lets workers through, not list', () => {
+      assert.equal(statSync(stateDir).mode & 0o777, 0o700);
+      const dbFiles = readdirSync(stateDir).filter((f) => /\.db(-wal|-shm)?$/.test(f));
+      assert.ok(dbFiles.includes('isomodel.db'));
+      for (const f of dbFiles) assert.equal(statSync(join(stateDir, f)).mode & 0o777, 0o600, f);
+      assert.equal(statSync(`${stateDir}-work`).mode & 0o777, 0o711);
+      assert.equal(statSync(`${stateDir}-work/run`).mode & 0o777, 0o711);
+    });
+  },
+);
 
 describe('least-privilege workers: refusals with the path and the fix', { timeout: 120_000 }, () => {
   const harnesses: Harness[] = [];
@@ -281,7 +369,12 @@ describe('least-privilege workers: refusals with the path and the fix', { timeou
     chmodSync(join(dir, 'probe-py', 'model.py'), 0o666);
     const h = await start(dir);
     assert.equal(h.gw.registry.status('probe-py'), 'failed');
-    assert.match(h.gw.registry.lastError('probe-py') ?? '', new RegExp(`${join(dir, 'probe-py', 'model.py')} is mode 0666.*writable by worker user nobody \\(uid 65534\\).*chmod go-w`));
+    assert.match(
+      h.gw.registry.lastError('probe-py') ?? '',
+      new RegExp(
+        `${join(dir, 'probe-py', 'model.py')} is mode 0666.*writable by worker user nobody \\(uid 65534\\).*chmod go-w`,
+      ),
+    );
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -291,7 +384,12 @@ describe('least-privilege workers: refusals with the path and the fix', { timeou
     chmodSync(dir, 0o700);
     const h = await start(dir);
     assert.equal(h.gw.registry.status('probe-py'), 'failed');
-    assert.match(h.gw.registry.lastError('probe-py') ?? '', new RegExp(`worker user nobody \\(uid 65534\\) cannot read ${join(dir, 'probe-py')} \\(${dir} is mode 0700.*chmod o\\+rX`));
+    assert.match(
+      h.gw.registry.lastError('probe-py') ?? '',
+      new RegExp(
+        `worker user nobody \\(uid 65534\\) cannot read ${join(dir, 'probe-py')} \\(${dir} is mode 0700.*chmod o\\+rX`,
+      ),
+    );
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -301,7 +399,10 @@ describe('least-privilege workers: refusals with the path and the fix', { timeou
     const dir = makeModelsDir(['probe-py']);
     const h = await start(dir, { work_dir: join(hidden, 'work') });
     assert.equal(h.gw.registry.status('probe-py'), 'failed');
-    assert.match(h.gw.registry.lastError('probe-py') ?? '', new RegExp(`work_dir ${join(hidden, 'work')} cannot be reached by worker user nobody.*${hidden} is mode 0700`));
+    assert.match(
+      h.gw.registry.lastError('probe-py') ?? '',
+      new RegExp(`work_dir ${join(hidden, 'work')} cannot be reached by worker user nobody.*${hidden} is mode 0700`),
+    );
     rmSync(hidden, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   });
@@ -329,7 +430,10 @@ describe('least-privilege workers: refusals with the path and the fix', { timeou
     writeFileSync(yaml, readFileSync(yaml, 'utf8') + '\nnetwork: host\n');
     const refused = await start(dir);
     assert.equal(refused.gw.registry.status('probe-py'), 'failed');
-    assert.match(refused.gw.registry.lastError('probe-py') ?? '', /network: host.*only models listed in the config's host_network_models may\. Add probe-py there/);
+    assert.match(
+      refused.gw.registry.lastError('probe-py') ?? '',
+      /network: host.*only models listed in the config's host_network_models may\. Add probe-py there/,
+    );
     const allowed = await start(dir, { host_network_models: ['probe-py'] });
     assert.equal(allowed.gw.registry.status('probe-py'), 'ready');
     rmSync(dir, { recursive: true, force: true });
@@ -339,7 +443,10 @@ describe('least-privilege workers: refusals with the path and the fix', { timeou
     const dir = makeModelsDir(['inline-node']);
     const refused = await start(dir);
     assert.equal(refused.gw.registry.status('inline-node'), 'failed');
-    assert.match(refused.gw.registry.lastError('inline-node') ?? '', /isolation inline.*only models listed in the config's inline_models may\. Add inline-node to inline_models/);
+    assert.match(
+      refused.gw.registry.lastError('inline-node') ?? '',
+      /isolation inline.*only models listed in the config's inline_models may\. Add inline-node to inline_models/,
+    );
     const r = await refused.post('/models/inline-node/predict', { sequence: 'mkvlaa' });
     assert.equal(r.status, 503);
     const allowed = await start(dir, { inline_models: ['inline-node'] });
@@ -353,14 +460,19 @@ describe('the state dir of an older version is locked down at start', () => {
   it('0700, database files 0600, old scratch dirs inside it removed; what it says', () => {
     const state = workerTmpDir('isomodel-old-state-');
     try {
-      for (const f of ['isomodel.db', 'isomodel.db-wal', 'isomodel.db-shm']) writeFileSync(join(state, f), 'x', { mode: 0o644 });
+      for (const f of ['isomodel.db', 'isomodel.db-wal', 'isomodel.db-shm'])
+        writeFileSync(join(state, f), 'x', { mode: 0o644 });
       mkdirSync(join(state, 'run', 'm', 'r1'), { recursive: true });
       mkdirSync(join(state, 'envs', 'python'), { recursive: true });
       const notes = secureStateDir(state);
       assert.equal(statSync(state).mode & 0o777, 0o700);
-      for (const f of ['isomodel.db', 'isomodel.db-wal', 'isomodel.db-shm']) assert.equal(statSync(join(state, f)).mode & 0o777, 0o600, f);
+      for (const f of ['isomodel.db', 'isomodel.db-wal', 'isomodel.db-shm'])
+        assert.equal(statSync(join(state, f)).mode & 0o777, 0o600, f);
       assert.equal(existsSync(join(state, 'run')), false);
-      assert.ok(notes.some((n) => /envs is no longer used/.test(n)), notes.join(' | '));
+      assert.ok(
+        notes.some((n) => /envs is no longer used/.test(n)),
+        notes.join(' | '),
+      );
     } finally {
       rmSync(state, { recursive: true, force: true });
     }
@@ -381,22 +493,29 @@ describe("a manifest's environment reaches only the worker, never what starts it
     addProbe(dir, 'probe-sandbox', 'sandbox');
     for (const m of ['probe-py', 'probe-sandbox']) {
       const file = join(dir, m, 'model.yaml');
-      writeFileSync(file, `${readFileSync(file, 'utf8')}env:\n  LD_DEBUG: files\n  LD_DEBUG_OUTPUT: /tmp/${prefix}-${m}\n`);
+      writeFileSync(
+        file,
+        `${readFileSync(file, 'utf8')}env:\n  LD_DEBUG: files\n  LD_DEBUG_OUTPUT: /tmp/${prefix}-${m}\n`,
+      );
     }
     h = await startGateway([], { models_dir: dir });
   });
   after(async () => {
     await h?.close();
     rmSync(dir, { recursive: true, force: true });
-    for (const f of readdirSync(tmpdir()).filter((f) => f.startsWith(prefix))) rmSync(join(tmpdir(), f), { force: true });
+    for (const f of readdirSync(tmpdir()).filter((f) => f.startsWith(prefix)))
+      rmSync(join(tmpdir(), f), { force: true });
   });
 
-  it('process: only the worker user\'s processes see it (none of the root launcher)', async () => {
+  it("process: only the worker user's processes see it (none of the root launcher)", async () => {
     assert.equal((await h.post('/models/probe-py/predict', probe({ action: 'ok' }))).status, 200);
     const files = written('probe-py');
     assert.ok(files.length > 0, 'the worker itself has its environment');
     const owners = files.map((f) => statSync(join(tmpdir(), f)).uid);
-    assert.ok(owners.every((u) => u === (ROOT ? 65534 : process.getuid!())), `owners: ${owners.join(' ')}`);
+    assert.ok(
+      owners.every((u) => u === (ROOT ? 65534 : process.getuid!())),
+      `owners: ${owners.join(' ')}`,
+    );
   });
 
   it('sandbox: only processes inside the sandbox see it (bwrap does not)', async () => {
@@ -406,80 +525,111 @@ describe("a manifest's environment reaches only the worker, never what starts it
   });
 });
 
-describe('an interpreter a package names (model.yaml python) never runs as root', { timeout: 120_000, skip: ROOT ? false : NOT_ROOT }, () => {
-  let h: Harness;
-  let dir: string;
-  const log = join(tmpdir(), `isomodel-pyshim-${randomBytes(6).toString('hex')}`);
-  before(async () => {
-    dir = makeModelsDir([]);
-    const pkg = addProbe(dir, 'probe-sandbox', 'sandbox');
-    // Records who runs it, then is a normal interpreter.
-    writeFileSync(join(pkg, 'pyshim'), `#!/bin/sh\nid -u >> ${log} 2>/dev/null\nexec /usr/bin/python3 "$@"\n`, { mode: 0o755 });
-    writeFileSync(join(pkg, 'model.yaml'), `${readFileSync(join(pkg, 'model.yaml'), 'utf8')}python: ${join(pkg, 'pyshim')}\n`);
-    writeFileSync(log, '', { mode: 0o666 });
-    chmodSync(log, 0o666);
-    h = await startGateway([], { models_dir: dir });
-  });
-  after(async () => {
-    await h?.close();
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(log, { force: true });
-  });
+describe(
+  'an interpreter a package names (model.yaml python) never runs as root',
+  { timeout: 120_000, skip: ROOT ? false : NOT_ROOT },
+  () => {
+    let h: Harness;
+    let dir: string;
+    const log = join(tmpdir(), `isomodel-pyshim-${randomBytes(6).toString('hex')}`);
+    before(async () => {
+      dir = makeModelsDir([]);
+      const pkg = addProbe(dir, 'probe-sandbox', 'sandbox');
+      // Records who runs it, then is a normal interpreter.
+      writeFileSync(join(pkg, 'pyshim'), `#!/bin/sh\nid -u >> ${log} 2>/dev/null\nexec /usr/bin/python3 "$@"\n`, {
+        mode: 0o755,
+      });
+      writeFileSync(
+        join(pkg, 'model.yaml'),
+        `${readFileSync(join(pkg, 'model.yaml'), 'utf8')}python: ${join(pkg, 'pyshim')}\n`,
+      );
+      writeFileSync(log, '', { mode: 0o666 });
+      chmodSync(log, 0o666);
+      h = await startGateway([], { models_dir: dir });
+    });
+    after(async () => {
+      await h?.close();
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(log, { force: true });
+    });
 
-  it('is probed as the worker user, and the model serves', async () => {
-    const r = await h.post('/models/probe-sandbox/predict', probe({ action: 'ok' }));
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    const uids = readFileSync(log, 'utf8').split('\n').filter(Boolean);
-    assert.ok(uids.length >= 1, 'the gateway did run it (to check it and find its installation)');
-    assert.deepEqual([...new Set(uids)], ['65534']);
-  });
-});
+    it('is probed as the worker user, and the model serves', async () => {
+      const r = await h.post('/models/probe-sandbox/predict', probe({ action: 'ok' }));
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const uids = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+      assert.ok(uids.length >= 1, 'the gateway did run it (to check it and find its installation)');
+      assert.deepEqual([...new Set(uids)], ['65534']);
+    });
+  },
+);
 
-describe('per-model environments are built by the worker user and sealed for the gateway', { timeout: 180_000, skip: ROOT ? false : NOT_ROOT }, () => {
-  // A dependency the package names, with an install script: npm runs it during the build.
-  let h: Harness;
-  let dir: string;
-  const log = join(tmpdir(), `isomodel-npm-script-${randomBytes(6).toString('hex')}`);
-  before(async () => {
-    dir = makeModelsDir([]);
-    const pkg = join(dir, 'scripted-node');
-    const dep = join(dir, 'dep-src', 'package');
-    mkdirSync(dep, { recursive: true });
-    writeFileSync(join(dep, 'package.json'), JSON.stringify({ name: 'isodep', version: '1.0.0', type: 'module', main: 'index.js', scripts: { install: `id -u >> ${log}` } }));
-    writeFileSync(join(dep, 'index.js'), 'export const VERSION = "1.0.0";\n');
-    mkdirSync(pkg);
-    execFileSync('tar', ['-czf', join(pkg, 'isodep-1.0.0.tgz'), '-C', join(dir, 'dep-src'), 'package']);
-    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ type: 'module', dependencies: { isodep: 'file:./isodep-1.0.0.tgz' } }));
-    writeFileSync(join(pkg, 'index.mjs'), "import { VERSION } from 'isodep';\nexport function predict(batch) {\n  return batch.map(() => ({ lib: VERSION, uid: process.getuid() }));\n}\n");
-    writeFileSync(join(pkg, 'model.yaml'), 'name: scripted-node\nversion: 0.0.1\nruntime: node\nentry: index.mjs\ntasks:\n  - name: t\n    sequence_types: [DNA]\n');
-    writeFileSync(log, '', { mode: 0o666 });
-    chmodSync(log, 0o666);
-    h = await startGateway([], { models_dir: dir });
-  });
-  after(async () => {
-    await h?.close();
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(log, { force: true });
-  });
+describe(
+  'per-model environments are built by the worker user and sealed for the gateway',
+  { timeout: 180_000, skip: ROOT ? false : NOT_ROOT },
+  () => {
+    // A dependency the package names, with an install script: npm runs it during the build.
+    let h: Harness;
+    let dir: string;
+    const log = join(tmpdir(), `isomodel-npm-script-${randomBytes(6).toString('hex')}`);
+    before(async () => {
+      dir = makeModelsDir([]);
+      const pkg = join(dir, 'scripted-node');
+      const dep = join(dir, 'dep-src', 'package');
+      mkdirSync(dep, { recursive: true });
+      writeFileSync(
+        join(dep, 'package.json'),
+        JSON.stringify({
+          name: 'isodep',
+          version: '1.0.0',
+          type: 'module',
+          main: 'index.js',
+          scripts: { install: `id -u >> ${log}` },
+        }),
+      );
+      writeFileSync(join(dep, 'index.js'), 'export const VERSION = "1.0.0";\n');
+      mkdirSync(pkg);
+      execFileSync('tar', ['-czf', join(pkg, 'isodep-1.0.0.tgz'), '-C', join(dir, 'dep-src'), 'package']);
+      writeFileSync(
+        join(pkg, 'package.json'),
+        JSON.stringify({ type: 'module', dependencies: { isodep: 'file:./isodep-1.0.0.tgz' } }),
+      );
+      writeFileSync(
+        join(pkg, 'index.mjs'),
+        "import { VERSION } from 'isodep';\nexport function predict(batch) {\n  return batch.map(() => ({ lib: VERSION, uid: process.getuid() }));\n}\n",
+      );
+      writeFileSync(
+        join(pkg, 'model.yaml'),
+        'name: scripted-node\nversion: 0.0.1\nruntime: node\nentry: index.mjs\ntasks:\n  - name: t\n    sequence_types: [DNA]\n',
+      );
+      writeFileSync(log, '', { mode: 0o666 });
+      chmodSync(log, 0o666);
+      h = await startGateway([], { models_dir: dir });
+    });
+    after(async () => {
+      await h?.close();
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(log, { force: true });
+    });
 
-  it("runs a dependency's install script as the worker user, never root", async () => {
-    const r = await h.post('/models/scripted-node/predict', { sequence: 'ACGT' });
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.deepEqual([r.body.data.lib, r.body.data.uid], ['1.0.0', 65534]);
-    assert.deepEqual(readFileSync(log, 'utf8').split('\n').filter(Boolean), ['65534']);
-  });
+    it("runs a dependency's install script as the worker user, never root", async () => {
+      const r = await h.post('/models/scripted-node/predict', { sequence: 'ACGT' });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.deepEqual([r.body.data.lib, r.body.data.uid], ['1.0.0', 65534]);
+      assert.deepEqual(readFileSync(log, 'utf8').split('\n').filter(Boolean), ['65534']);
+    });
 
-  it('leaves the env owned by the gateway: nothing in it writable by the worker user, its build log 0600', () => {
-    const root = join(h.gw.config.work_dir!, 'envs', 'node');
-    const [env] = readdirSync(root).filter((d) => d.startsWith('scripted-node-') && !d.includes('.'));
-    assert.ok(env, readdirSync(root).join(' '));
-    const envDir = join(root, env!);
-    assert.equal(statSync(envDir).uid, 0);
-    assert.equal(writablePackagePath(envDir, resolveWorkerUser('nobody')), null);
-    assert.equal(statSync(join(envDir, 'build.log')).mode & 0o777, 0o600);
-    assert.equal(existsSync(`${envDir}.home`), false, 'the build HOME is gone');
-  });
-});
+    it('leaves the env owned by the gateway: nothing in it writable by the worker user, its build log 0600', () => {
+      const root = join(h.gw.config.work_dir!, 'envs', 'node');
+      const [env] = readdirSync(root).filter((d) => d.startsWith('scripted-node-') && !d.includes('.'));
+      assert.ok(env, readdirSync(root).join(' '));
+      const envDir = join(root, env!);
+      assert.equal(statSync(envDir).uid, 0);
+      assert.equal(writablePackagePath(envDir, resolveWorkerUser('nobody')), null);
+      assert.equal(statSync(join(envDir, 'build.log')).mode & 0o777, 0o600);
+      assert.equal(existsSync(`${envDir}.home`), false, 'the build HOME is gone');
+    });
+  },
+);
 
 /** Kill-tree tests for one configuration: the daemon a worker started dies with the worker. */
 function treeSuite(title: string, model: 'probe-py' | 'probe-sandbox', overrides: Record<string, unknown>): void {
@@ -499,24 +649,29 @@ function treeSuite(title: string, model: 'probe-py' | 'probe-sandbox', overrides
       rmSync(dir, { recursive: true, force: true });
     });
 
-    const replica = async (): Promise<{ pid: number }> => (await h.get('/health/detailed')).body.data.models[0].replicas[0];
+    const replica = async (): Promise<{ pid: number }> =>
+      (await h.get('/health/detailed')).body.data.models[0].replicas[0];
 
     /** Starts a daemon; returns its pid and the worker's cgroup dir (null without cgroups). */
     async function startDaemon(): Promise<{ daemon: number; group: string | null }> {
       const tag = String(Date.now() % 1e9) + String(Math.floor(Math.random() * 1e6));
       const r = await h.post(`/models/${model}/predict`, probe({ action: 'daemon', tag }));
       assert.equal(r.status, 200, JSON.stringify(r.body));
-      const [daemon] = await waitFor(() => {
+      const [daemon] = (await waitFor(() => {
         const p = findProcesses(`3000.${tag}`);
         return p.length ? p : null;
-      }, 5000) as number[];
+      }, 5000)) as number[];
       assert.ok(daemon && pidAlive(daemon));
       // It left the worker's session (and so its process group): a group kill alone misses it.
       assert.notEqual(sessionOf(daemon!), sessionOf((await replica()).pid));
       const version = h.gw.cgroups.version;
       const group = version === 'none' ? null : cgroupDir(version, cgroupOf(daemon)!);
       if (group) {
-        assert.match(group, new RegExp(`/isomodel/${stateTag(h.stateDir)}-\\d+\\.\\d+-${model}-`), 'the daemon is in its replica cgroup');
+        assert.match(
+          group,
+          new RegExp(`/isomodel/${stateTag(h.stateDir)}-\\d+\\.\\d+-${model}-`),
+          'the daemon is in its replica cgroup',
+        );
         assert.ok(existsSync(group));
       }
       return { daemon: daemon!, group };
@@ -538,73 +693,83 @@ function treeSuite(title: string, model: 'probe-py' | 'probe-sandbox', overrides
       assert.equal(r.status, 500, JSON.stringify(r.body));
       await waitFor(() => !pidAlive(daemon) || status(daemon).State?.startsWith('Z'), 10_000);
       if (group) await waitFor(() => !existsSync(group), 10_000);
-      await waitFor(async () => (await h.post(`/models/${model}/predict`, probe({ action: 'ok' }))).status === 200, 30_000, 100);
+      await waitFor(
+        async () => (await h.post(`/models/${model}/predict`, probe({ action: 'ok' }))).status === 200,
+        30_000,
+        100,
+      );
       assert.notEqual((await replica()).pid, before.pid);
     });
   });
 }
 
 treeSuite('unload and crash kill the whole tree: process worker in a cgroup', 'probe-py', {});
-treeSuite('unload and crash kill the whole tree: process worker without cgroups (launch marker)', 'probe-py', { cgroups: false });
+treeSuite('unload and crash kill the whole tree: process worker without cgroups (launch marker)', 'probe-py', {
+  cgroups: false,
+});
 treeSuite('unload and crash kill the whole tree: sandbox worker', 'probe-sandbox', {});
 
-describe('a gateway killed with SIGKILL: the next one of the same state dir removes what it left', { timeout: 240_000 }, () => {
-  let root: string;
-  const gateways: ChildGateway[] = [];
-  after(async () => {
-    // Gracefully: a SIGKILLed gateway here would leave its groups for no later gateway to remove.
-    for (const g of gateways) await g.stop('SIGTERM').catch(() => undefined);
-    if (root) {
-      await CgroupManager.detect().reapStale(stateTag(join(root, 'state')), () => false);
-      rmSync(root, { recursive: true, force: true });
-    }
-  });
+describe(
+  'a gateway killed with SIGKILL: the next one of the same state dir removes what it left',
+  { timeout: 240_000 },
+  () => {
+    let root: string;
+    const gateways: ChildGateway[] = [];
+    after(async () => {
+      // Gracefully: a SIGKILLed gateway here would leave its groups for no later gateway to remove.
+      for (const g of gateways) await g.stop('SIGTERM').catch(() => undefined);
+      if (root) {
+        await CgroupManager.detect().reapStale(stateTag(join(root, 'state')), () => false);
+        rmSync(root, { recursive: true, force: true });
+      }
+    });
 
-  it('old cgroups, their processes (daemons included) and scratch dirs are gone after the restart', async (t) => {
-    const cg = CgroupManager.detect();
-    if (cg.version === 'none') return t.skip('no writable cgroups on this machine');
-    root = mkdtempSync(join(tmpdir(), 'isomodel-reap-'));
-    chmodSync(root, 0o755);
-    const modelsDir = join(root, 'models');
-    const stateDir = join(root, 'state');
-    mkdirSync(modelsDir);
-    addProbe(modelsDir, 'probe-process', 'process');
-    const first = new ChildGateway(modelsDir, stateDir);
-    gateways.push(first);
-    await first.start();
-    const tag = String(Date.now() % 1e9);
-    assert.equal((await first.post('/models/probe-process/predict', probe({ action: 'daemon', tag }))).status, 200);
-    const [daemon] = await waitFor(() => {
-      const p = findProcesses(`3000.${tag}`);
-      return p.length ? p : null;
-    }, 5000) as number[];
-    const worker = (await first.get('/health/detailed')).body.data.models[0].replicas[0].pid as number;
-    const prefix = `${stateTag(stateDir)}-${first.pid}.`;
-    const groups = (): string[] => cg.groupNames().filter((n) => n.startsWith(prefix));
-    assert.equal(groups().length, 1, 'one replica, one group');
-    const scratchRoot = join(`${stateDir}-work`, 'run');
-    const oldScratch = readdirSync(scratchRoot).filter((d) => d.startsWith(`${first.pid}.`));
-    assert.equal(oldScratch.length, 1);
+    it('old cgroups, their processes (daemons included) and scratch dirs are gone after the restart', async (t) => {
+      const cg = CgroupManager.detect();
+      if (cg.version === 'none') return t.skip('no writable cgroups on this machine');
+      root = mkdtempSync(join(tmpdir(), 'isomodel-reap-'));
+      chmodSync(root, 0o755);
+      const modelsDir = join(root, 'models');
+      const stateDir = join(root, 'state');
+      mkdirSync(modelsDir);
+      addProbe(modelsDir, 'probe-process', 'process');
+      const first = new ChildGateway(modelsDir, stateDir);
+      gateways.push(first);
+      await first.start();
+      const tag = String(Date.now() % 1e9);
+      assert.equal((await first.post('/models/probe-process/predict', probe({ action: 'daemon', tag }))).status, 200);
+      const [daemon] = (await waitFor(() => {
+        const p = findProcesses(`3000.${tag}`);
+        return p.length ? p : null;
+      }, 5000)) as number[];
+      const worker = (await first.get('/health/detailed')).body.data.models[0].replicas[0].pid as number;
+      const prefix = `${stateTag(stateDir)}-${first.pid}.`;
+      const groups = (): string[] => cg.groupNames().filter((n) => n.startsWith(prefix));
+      assert.equal(groups().length, 1, 'one replica, one group');
+      const scratchRoot = join(`${stateDir}-work`, 'run');
+      const oldScratch = readdirSync(scratchRoot).filter((d) => d.startsWith(`${first.pid}.`));
+      assert.equal(oldScratch.length, 1);
 
-    await first.stop('SIGKILL');
-    await sleep(300);
-    // What a SIGKILLed gateway leaves: its group, with the daemon in it, and the scratch dir.
-    assert.ok(pidAlive(daemon!), 'the daemon survived its gateway');
-    assert.equal(groups().length, 1, 'its cgroup is still there');
-    assert.ok(existsSync(join(scratchRoot, oldScratch[0]!)));
+      await first.stop('SIGKILL');
+      await sleep(300);
+      // What a SIGKILLed gateway leaves: its group, with the daemon in it, and the scratch dir.
+      assert.ok(pidAlive(daemon!), 'the daemon survived its gateway');
+      assert.equal(groups().length, 1, 'its cgroup is still there');
+      assert.ok(existsSync(join(scratchRoot, oldScratch[0]!)));
 
-    const second = new ChildGateway(modelsDir, stateDir);
-    gateways.push(second);
-    await second.start();
-    await waitFor(() => !pidAlive(daemon!) && !pidAlive(worker), 10_000);
-    assert.deepEqual(groups(), [], 'the old gateway\'s groups are removed');
-    assert.equal(existsSync(join(scratchRoot, oldScratch[0]!)), false, 'and its scratch dirs');
-    assert.match(second.output, /removed what an earlier gateway of this state dir left behind/);
-    // The new gateway's own worker is in a group of its own and serves.
-    assert.equal(cg.groupNames().filter((n) => n.startsWith(`${stateTag(stateDir)}-${second.pid}.`)).length, 1);
-    assert.equal((await second.post('/models/probe-process/predict', probe({ action: 'ok' }))).status, 200);
-  });
-});
+      const second = new ChildGateway(modelsDir, stateDir);
+      gateways.push(second);
+      await second.start();
+      await waitFor(() => !pidAlive(daemon!) && !pidAlive(worker), 10_000);
+      assert.deepEqual(groups(), [], "the old gateway's groups are removed");
+      assert.equal(existsSync(join(scratchRoot, oldScratch[0]!)), false, 'and its scratch dirs');
+      assert.match(second.output, /removed what an earlier gateway of this state dir left behind/);
+      // The new gateway's own worker is in a group of its own and serves.
+      assert.equal(cg.groupNames().filter((n) => n.startsWith(`${stateTag(stateDir)}-${second.pid}.`)).length, 1);
+      assert.equal((await second.post('/models/probe-process/predict', probe({ action: 'ok' }))).status, 200);
+    });
+  },
+);
 
 describe('leftover groups of other state dirs: removed only when empty, their processes never touched', () => {
   it('a dead gateway of another state dir: its empty group goes, a busy one stays with its process', async (t) => {
@@ -637,17 +802,36 @@ describe('isomodel doctor: which isolation levels this machine supports', () => 
     const work = workerTmpDir('isomodel-doctor-');
     try {
       const out = await new Promise<string>((resolve, reject) => {
-        const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'isomodel.js'), '--models-dir', join(work, 'models'), '--state-dir', join(work, 'state'), 'doctor', '--json'], {
-          cwd: work,
-          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ISOMODEL_DOCKER_SOCKET: join(work, 'no-docker.sock') },
-        });
+        const child = spawn(
+          process.execPath,
+          [
+            join(PACKAGE_ROOT, 'bin', 'isomodel.js'),
+            '--models-dir',
+            join(work, 'models'),
+            '--state-dir',
+            join(work, 'state'),
+            'doctor',
+            '--json',
+          ],
+          {
+            cwd: work,
+            env: {
+              PATH: process.env.PATH ?? '/usr/bin:/bin',
+              HOME: process.env.HOME ?? '/root',
+              ISOMODEL_DOCKER_SOCKET: join(work, 'no-docker.sock'),
+            },
+          },
+        );
         let text = '';
         child.stdout.on('data', (d: Buffer) => (text += d.toString()));
         child.on('error', reject);
         child.on('exit', () => resolve(text));
       });
-      const checks = new Map((JSON.parse(out) as { name: string; ok: boolean; detail: string }[]).map((c) => [c.name, c]));
-      for (const name of ['process', 'privileges', 'cgroups', 'network ns', 'sandbox', 'docker api', 'inline']) assert.ok(checks.has(name), `doctor reports ${name}`);
+      const checks = new Map(
+        (JSON.parse(out) as { name: string; ok: boolean; detail: string }[]).map((c) => [c.name, c]),
+      );
+      for (const name of ['process', 'privileges', 'cgroups', 'network ns', 'sandbox', 'docker api', 'inline'])
+        assert.ok(checks.has(name), `doctor reports ${name}`);
       assert.equal(checks.get('process')!.ok, true);
       // No engine behind that socket: not reachable, and it says where it looked.
       assert.equal(checks.get('docker api')!.ok, false);
@@ -655,7 +839,11 @@ describe('isomodel doctor: which isolation levels this machine supports', () => 
       assert.match(checks.get('inline')!.detail, /refused for every model/);
       const cg = CgroupManager.detect();
       assert.equal(checks.get('cgroups')!.ok, cg.version !== 'none');
-      if (cg.version === 'v1') assert.match(checks.get('cgroups')!.detail, cg.capabilities().freezer ? /v1 writable.*freeze, SIGKILL, thaw/ : /v1 writable.*SIGKILL over cgroup\.procs/);
+      if (cg.version === 'v1')
+        assert.match(
+          checks.get('cgroups')!.detail,
+          cg.capabilities().freezer ? /v1 writable.*freeze, SIGKILL, thaw/ : /v1 writable.*SIGKILL over cgroup\.procs/,
+        );
       if (ROOT) {
         // This machine (and CI) run as root with util-linux and bubblewrap: every level but docker.
         assert.match(checks.get('privileges')!.detail, /workers run as nobody \(65534:65534\).*no_new_privs/);

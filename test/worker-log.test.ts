@@ -25,7 +25,10 @@ function limiterOnClock(limits: Partial<WorkerLogLimits>) {
   let droppedCount = 0;
   let truncatedCount = 0;
   const limiter = new WorkerLogLimiter(
-    { line: (line, logged) => lines.push({ line, logged }), report: (dropped, seconds) => reports.push({ dropped, seconds }) },
+    {
+      line: (line, logged) => lines.push({ line, logged }),
+      report: (dropped, seconds) => reports.push({ dropped, seconds }),
+    },
     { limits, onDropped: (n) => (droppedCount += n), onTruncated: (n) => (truncatedCount += n) },
     () => t,
   );
@@ -61,7 +64,10 @@ describe('worker log limiter', () => {
 
   it('reports drops in one line per interval, and the rest at the end of the stream', async () => {
     const reports: number[] = [];
-    const limiter = new WorkerLogLimiter({ line: () => undefined, report: (n) => reports.push(n) }, { limits: { lines_per_second: 1, burst: 1, report_interval_ms: 30 } });
+    const limiter = new WorkerLogLimiter(
+      { line: () => undefined, report: (n) => reports.push(n) },
+      { limits: { lines_per_second: 1, burst: 1, report_interval_ms: 30 } },
+    );
     limiter.push('x\n'.repeat(50));
     assert.deepEqual(reports, [], 'not one line per drop');
     await waitFor(() => reports.length === 1, 5000, 5);
@@ -179,14 +185,21 @@ for (const isolation of ['process', 'sandbox', 'docker'] as const) {
     };
 
     before(async () => {
-      if (isolation === 'sandbox') assert.ok(findBwrap(), 'bubblewrap (bwrap) is not installed; the sandbox variant needs it: apt-get install bubblewrap');
+      if (isolation === 'sandbox')
+        assert.ok(
+          findBwrap(),
+          'bubblewrap (bwrap) is not installed; the sandbox variant needs it: apt-get install bubblewrap',
+        );
       if (isolation === 'docker') {
         engine = await startDockerd();
         makeBaseImage(engine, 'node');
       }
       modelsDir = makeModelsDir(['noisy-node']);
       const yaml = join(modelsDir, 'noisy-node', 'model.yaml');
-      writeFileSync(yaml, readFileSync(yaml, 'utf8').replace('runtime: node', `runtime: node\nisolation: ${isolation}`));
+      writeFileSync(
+        yaml,
+        readFileSync(yaml, 'utf8').replace('runtime: node', `runtime: node\nisolation: ${isolation}`),
+      );
       stateDir = mkdtempSync(join(tmpdir(), 'isomodel-state-'));
       const config = loadConfig({
         cwd: stateDir,
@@ -234,7 +247,10 @@ for (const isolation of ['process', 'sandbox', 'docker'] as const) {
       const logged = count.workerLines - before.workerLines;
       assert.equal(logged, stats.logged);
       // At most the burst plus the rate over the time it took (an upper bound, not a speed).
-      assert.ok(logged <= LIMITS.burst + LIMITS.lines_per_second * elapsedS + 1, `${logged} lines logged in ${elapsedS} s`);
+      assert.ok(
+        logged <= LIMITS.burst + LIMITS.lines_per_second * elapsedS + 1,
+        `${logged} lines logged in ${elapsedS} s`,
+      );
       assert.ok(stats.dropped >= FLOOD - logged && stats.dropped > 90_000, `dropped ${stats.dropped}`);
       // Each logged record is one short line: the whole flood cost the log well under a megabyte (it was 111 MB).
       const bytes = count.bytes - before.bytes;
@@ -245,7 +261,10 @@ for (const isolation of ['process', 'sandbox', 'docker'] as const) {
       assert.equal(droppedMetric(prom.body, 'noisy-node'), stats.dropped);
       await waitFor(() => count.reportedDrops - before.reportedDrops === stats.dropped, 10_000);
       const reports = count.reports - before.reports;
-      assert.ok(reports >= 1 && reports <= Math.ceil((elapsedS * 1000 + 500) / LIMITS.report_interval_ms) + 1, `${reports} report lines`);
+      assert.ok(
+        reports >= 1 && reports <= Math.ceil((elapsedS * 1000 + 500) / LIMITS.report_interval_ms) + 1,
+        `${reports} report lines`,
+      );
 
       // The replica still answers.
       const again = await post('/models/noisy-node/predict', { sequence: 'ACGTACGT' });
@@ -261,14 +280,23 @@ for (const isolation of ['process', 'sandbox', 'docker'] as const) {
       const tail = worker().recentLog();
       assert.ok(tail.includes(`${'G'.repeat(LIMITS.max_line_chars)}${TRUNCATED_MARK}`));
       assert.ok(tail.every((l) => l.length <= LIMITS.max_line_chars + TRUNCATED_MARK.length));
-      assert.ok(count.workerLineMaxChars <= LIMITS.max_line_chars + TRUNCATED_MARK.length, `a ${count.workerLineMaxChars}-character log record`);
+      assert.ok(
+        count.workerLineMaxChars <= LIMITS.max_line_chars + TRUNCATED_MARK.length,
+        `a ${count.workerLineMaxChars}-character log record`,
+      );
 
       // 24 MB that never ends its line: the reader holds no more than the limit.
       const truncatedBefore = worker().logStats()!.truncated;
-      const open = await post('/models/noisy-node/predict', { sequence: 'ACGT', options: { giant_mb: 24, end_line: false } });
+      const open = await post('/models/noisy-node/predict', {
+        sequence: 'ACGT',
+        options: { giant_mb: 24, end_line: false },
+      });
       assert.equal(open.status, 200, JSON.stringify(open.body));
       await waitFor(() => worker().logStats()!.truncated === truncatedBefore + 1, 30_000);
-      assert.ok(worker().logStats()!.pending_chars <= LIMITS.max_line_chars, `holds ${worker().logStats()!.pending_chars} characters`);
+      assert.ok(
+        worker().logStats()!.pending_chars <= LIMITS.max_line_chars,
+        `holds ${worker().logStats()!.pending_chars} characters`,
+      );
       const ok = await post('/models/noisy-node/predict', { sequence: 'AC' });
       assert.equal(ok.status, 200, JSON.stringify(ok.body));
       assert.equal(ok.body.data.length, 2);

@@ -17,7 +17,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
-import { ALPHABET, advance, distribution, fit, generate, logProb, normalise, probability, startContext } from '../models/textgen/ngram.mjs';
+import {
+  ALPHABET,
+  advance,
+  distribution,
+  fit,
+  generate,
+  logProb,
+  normalise,
+  probability,
+  startContext,
+} from '../models/textgen/ngram.mjs';
 import { parseCorpus, serialiseCorpus } from '../models/textgen/corpus.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -31,7 +41,12 @@ const SAMPLE_SEEDS = 40;
 const COPY_WINDOW = 30;
 const TOLERANCE = 0.01; // bits per symbol
 
-const { values: args } = parseArgs({ options: { out: { type: 'string', default: PACKAGE }, 'fortune-dir': { type: 'string', default: '/usr/share/games/fortunes' } } });
+const { values: args } = parseArgs({
+  options: {
+    out: { type: 'string', default: PACKAGE },
+    'fortune-dir': { type: 'string', default: '/usr/share/games/fortunes' },
+  },
+});
 const sha256 = (data) => createHash('sha256').update(data).digest('hex');
 const round = (x, digits = 4) => Number(x.toFixed(digits));
 
@@ -48,13 +63,19 @@ function readFortunes(path) {
   // A backspace deletes the character before it ("__\b\bUN" is "UN" underlined): applied until none is left.
   const overstrike = new RegExp(`[^\\n${String.fromCharCode(8)}]${String.fromCharCode(8)}`, 'g');
   let text = readFileSync(path, 'latin1');
-  for (let before = ''; before !== text; ) {
+  for (let before = ''; before !== text;) {
     before = text;
     text = text.replace(overstrike, '');
   }
   return text
     .split(/^%$/m)
-    .map((f) => f.split('\n').map((l) => l.replace(/\s+$/, '')).join('\n').replace(/^\n+|\n+$/g, ''))
+    .map((f) =>
+      f
+        .split('\n')
+        .map((l) => l.replace(/\s+$/, ''))
+        .join('\n')
+        .replace(/^\n+|\n+$/g, ''),
+    )
     .filter((f) => f.length > 0);
 }
 
@@ -73,7 +94,13 @@ function evaluate(model, docs) {
     symbols += r.symbols;
   }
   const bits = -nats / Math.LN2 / symbols;
-  return { bits_per_symbol: round(bits), perplexity: round(2 ** bits), symbols, documents: docs.length, log_prob_nats: nats };
+  return {
+    bits_per_symbol: round(bits),
+    perplexity: round(2 ** bits),
+    symbols,
+    documents: docs.length,
+    log_prob_nats: nats,
+  };
 }
 
 const started = Date.now();
@@ -115,7 +142,8 @@ const uniformBits = Math.log2(ALPHABET.length);
   for (const sym of 'The end.\n') {
     const all = distribution(model, ctx);
     const one = probability(model, ctx, sym);
-    if (all[ALPHABET.indexOf(sym)] !== one) throw new Error(`distribution and probability differ at ${JSON.stringify(sym)}`);
+    if (all[ALPHABET.indexOf(sym)] !== one)
+      throw new Error(`distribution and probability differ at ${JSON.stringify(sym)}`);
     const sum = all.reduce((a, b) => a + b, 0);
     if (Math.abs(sum - 1) > 1e-12) throw new Error(`probabilities sum to ${sum}`);
     ctx = advance(model, ctx, sym);
@@ -161,15 +189,37 @@ const meta = {
 writeFileSync(join(outDir, 'data', 'model.json'), JSON.stringify(meta, null, 2) + '\n');
 
 const vectors = [
-  { task: 'text_generation', prompt: 'A ', options: { seed: 1, temperature: 0.7, max_tokens: 120 }, output: generate(model, { prompt: 'A ', maxTokens: 120, temperature: 0.7, seed: 1 }) },
-  { task: 'text_generation', prompt: 'The ', options: { seed: 2, temperature: 0, max_tokens: 80 }, output: generate(model, { prompt: 'The ', maxTokens: 80, temperature: 0, seed: 2 }) },
-  { task: 'text_generation', prompt: 'Why', options: { seed: 3, temperature: 1.3, max_tokens: 60 }, output: generate(model, { prompt: 'Why', maxTokens: 60, temperature: 1.3, seed: 3 }) },
+  {
+    task: 'text_generation',
+    prompt: 'A ',
+    options: { seed: 1, temperature: 0.7, max_tokens: 120 },
+    output: generate(model, { prompt: 'A ', maxTokens: 120, temperature: 0.7, seed: 1 }),
+  },
+  {
+    task: 'text_generation',
+    prompt: 'The ',
+    options: { seed: 2, temperature: 0, max_tokens: 80 },
+    output: generate(model, { prompt: 'The ', maxTokens: 80, temperature: 0, seed: 2 }),
+  },
+  {
+    task: 'text_generation',
+    prompt: 'Why',
+    options: { seed: 3, temperature: 1.3, max_tokens: 60 },
+    output: generate(model, { prompt: 'Why', maxTokens: 60, temperature: 1.3, seed: 3 }),
+  },
 ];
-writeFileSync(join(outDir, 'test_vectors.json'), JSON.stringify({ note: 'answers of the shipped model; the worker must reproduce them', vectors }, null, 2) + '\n');
+writeFileSync(
+  join(outDir, 'test_vectors.json'),
+  JSON.stringify({ note: 'answers of the shipped model; the worker must reproduce them', vectors }, null, 2) + '\n',
+);
 
 const report = {
   data: {
-    package: { name: 'fortunes-min', version: packageVersion('fortunes-min'), licence: 'BSD (Regents of the University of California); see data/COPYRIGHT.fortunes-min' },
+    package: {
+      name: 'fortunes-min',
+      version: packageVersion('fortunes-min'),
+      licence: 'BSD (Regents of the University of California); see data/COPYRIGHT.fortunes-min',
+    },
     sources,
     duplicates_dropped: duplicates,
     characters_outside_alphabet: outside,
@@ -177,19 +227,47 @@ const report = {
     documents: { train: docs.train.length, dev: docs.dev.length, test: docs.test.length },
     characters: { train: docs.train.join('').length, dev: docs.dev.join('').length, test: docs.test.join('').length },
   },
-  model_choice: { rule: `the lowest order whose dev bits per symbol are within ${TOLERANCE} of the lowest (counts from train only)`, grid: grid.map((g) => ({ order: g.order, dev_bits_per_symbol: g.dev.bits_per_symbol, dev_perplexity: g.dev.perplexity })) },
+  model_choice: {
+    rule: `the lowest order whose dev bits per symbol are within ${TOLERANCE} of the lowest (counts from train only)`,
+    grid: grid.map((g) => ({
+      order: g.order,
+      dev_bits_per_symbol: g.dev.bits_per_symbol,
+      dev_perplexity: g.dev.perplexity,
+    })),
+  },
   chosen: { order, discounts: meta.discounts },
-  test: { ...test, log_prob_nats: round(test.log_prob_nats, 6), uniform_bits_per_symbol: round(uniformBits), note: 'per symbol (a character, or END closing a fortune), the shipped model (train + dev counts) on the held-out fortunes' },
+  test: {
+    ...test,
+    log_prob_nats: round(test.log_prob_nats, 6),
+    uniform_bits_per_symbol: round(uniformBits),
+    note: 'per symbol (a character, or END closing a fortune), the shipped model (train + dev counts) on the held-out fortunes',
+  },
   samples: {
     temperature: DEFAULTS.temperature,
     max_tokens: DEFAULTS.max_tokens,
     count: SAMPLE_SEEDS,
     ended_by_the_model: stopped,
-    copied_windows: { window: COPY_WINDOW, fraction: round(copied / Math.max(windows, 1)), note: `share of the ${COPY_WINDOW}-character windows of the samples found verbatim in the training text` },
+    copied_windows: {
+      window: COPY_WINDOW,
+      fraction: round(copied / Math.max(windows, 1)),
+      note: `share of the ${COPY_WINDOW}-character windows of the samples found verbatim in the training text`,
+    },
     first: samples.slice(0, 5).map((s) => s.text),
     greedy_from_A: greedy.text,
   },
   node: process.version,
 };
 writeFileSync(join(outDir, 'training_report.json'), JSON.stringify(report, null, 2) + '\n');
-console.log(JSON.stringify({ order, dev: grid.map((g) => [g.order, g.dev.bits_per_symbol]), test: report.test, copied: report.samples.copied_windows.fraction, seconds: (Date.now() - started) / 1000 }, null, 1));
+console.log(
+  JSON.stringify(
+    {
+      order,
+      dev: grid.map((g) => [g.order, g.dev.bits_per_symbol]),
+      test: report.test,
+      copied: report.samples.copied_windows.fraction,
+      seconds: (Date.now() - started) / 1000,
+    },
+    null,
+    1,
+  ),
+);

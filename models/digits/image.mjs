@@ -44,7 +44,10 @@ function requireDependency(name) {
       // try the next place
     }
   }
-  throw new ImageError('MODEL_NOT_LOADED', `the npm package ${name} is not installed: run npm install in the isomodel folder`);
+  throw new ImageError(
+    'MODEL_NOT_LOADED',
+    `the npm package ${name} is not installed: run npm install in the isomodel folder`,
+  );
 }
 
 let decoders;
@@ -64,7 +67,12 @@ export function decode(input, { maxPixels }) {
       return { width: png.width, height: png.height, rgba: png.data };
     }
     if (input.format === 'jpeg') {
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: maxPixels / 1e6, maxMemoryUsageInMB: 256 });
+      const img = jpeg.decode(bytes, {
+        useTArray: true,
+        formatAsRGBA: true,
+        maxResolutionInMP: maxPixels / 1e6,
+        maxMemoryUsageInMB: 256,
+      });
       return { width: img.width, height: img.height, rgba: img.data };
     }
   } catch (err) {
@@ -112,7 +120,8 @@ export function inkMap({ width, height, rgba }) {
   const paper = median(border);
   const darkInk = paper >= 128;
   const range = darkInk ? paper - lo : hi - paper;
-  if (range < MIN_CONTRAST) throw new ImageError('INVALID_INPUT', 'no digit found: the image is blank or has too little contrast');
+  if (range < MIN_CONTRAST)
+    throw new ImageError('INVALID_INPUT', 'no digit found: the image is blank or has too little contrast');
   for (let i = 0; i < n; i++) ink[i] = Math.min(1, Math.max(0, (darkInk ? paper - grey[i] : grey[i] - paper) / range));
   return finish(ink, 'luma', darkInk ? 'dark_on_light' : 'light_on_dark');
 
@@ -146,7 +155,8 @@ export function inkBox({ ink, width, height }) {
       total += v;
     }
   }
-  if (total === 0) throw new ImageError('INVALID_INPUT', 'no digit found: the image is blank or has too little contrast');
+  if (total === 0)
+    throw new ImageError('INVALID_INPUT', 'no digit found: the image is blank or has too little contrast');
   const [y0, y1] = span(rows, total);
   const [x0, x1] = span(cols, total);
   return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
@@ -202,7 +212,8 @@ export function canvas({ ink, width }, box) {
 export function cells(canvas32) {
   const out = new Float32Array(CELLS * CELLS);
   for (let y = 0; y < CANVAS; y++) {
-    for (let x = 0; x < CANVAS; x++) out[Math.floor(y / BLOCK) * CELLS + Math.floor(x / BLOCK)] += canvas32[y * CANVAS + x];
+    for (let x = 0; x < CANVAS; x++)
+      out[Math.floor(y / BLOCK) * CELLS + Math.floor(x / BLOCK)] += canvas32[y * CANVAS + x];
   }
   return out;
 }
@@ -212,5 +223,12 @@ export function toCells(input, limits) {
   const img = decode(input, limits);
   const map = inkMap(img);
   const box = inkBox(map);
-  return { cells: cells(canvas(map, box)), polarity: map.polarity, inkFrom: map.inkFrom, box, width: img.width, height: img.height };
+  return {
+    cells: cells(canvas(map, box)),
+    polarity: map.polarity,
+    inkFrom: map.inkFrom,
+    box,
+    width: img.width,
+    height: img.height,
+  };
 }

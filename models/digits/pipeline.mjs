@@ -57,7 +57,10 @@ export function postprocess(outputs, batch) {
       },
     };
     if (item.options.return_confidence !== false) out.confidence = probs[best];
-    if (item.options.return_cells === true) out.details.cells = Array.from({ length: CELLS }, (_, r) => Array.from(prep.cells.subarray(r * CELLS, (r + 1) * CELLS), (v) => Math.round(v * 100) / 100));
+    if (item.options.return_cells === true)
+      out.details.cells = Array.from({ length: CELLS }, (_, r) =>
+        Array.from(prep.cells.subarray(r * CELLS, (r + 1) * CELLS), (v) => Math.round(v * 100) / 100),
+      );
     return out;
   });
 }

@@ -78,12 +78,18 @@ function spectrum(seq, k, canonical) {
 
 function parseOptions(options) {
   const dim = options.embedding_dimension ?? 256;
-  if (!Number.isInteger(dim) || dim < 8 || dim > 1024) throw new Error('embedding_dimension must be an integer from 8 to 1024');
+  if (!Number.isInteger(dim) || dim < 8 || dim > 1024)
+    throw new Error('embedding_dimension must be an integer from 8 to 1024');
   const sizes = options.kmer_sizes ?? DEFAULT_SIZES;
   if (!Array.isArray(sizes) || sizes.length === 0 || !sizes.every((k) => Number.isInteger(k) && k >= 1 && k <= 6)) {
     throw new Error('kmer_sizes must be a non-empty list of integers from 1 to 6');
   }
-  return { dim, sizes: [...new Set(sizes)].sort(), canonical: options.canonical !== false, normalize: options.normalize !== false };
+  return {
+    dim,
+    sizes: [...new Set(sizes)].sort(),
+    canonical: options.canonical !== false,
+    normalize: options.normalize !== false,
+  };
 }
 
 export function embed(sequence, options = {}) {

@@ -134,10 +134,16 @@ class BPE {
       if (parts.length !== 2) throw new TokenizerError(`bad merge ${JSON.stringify(merge)}`);
       const [left, right] = parts;
       for (const t of parts) {
-        if (!this.vocab.has(t)) throw new TokenizerError(`merge ${JSON.stringify(merge)} uses ${JSON.stringify(t)}, which is not in the vocab`);
+        if (!this.vocab.has(t))
+          throw new TokenizerError(
+            `merge ${JSON.stringify(merge)} uses ${JSON.stringify(t)}, which is not in the vocab`,
+          );
       }
       const merged = this.prefix ? left + right.slice(this.prefix.length) : left + right;
-      if (!this.vocab.has(merged)) throw new TokenizerError(`merge ${JSON.stringify(merge)} makes ${JSON.stringify(merged)}, which is not in the vocab`);
+      if (!this.vocab.has(merged))
+        throw new TokenizerError(
+          `merge ${JSON.stringify(merge)} makes ${JSON.stringify(merged)}, which is not in the vocab`,
+        );
       this.merges.set(`${this.vocab.get(left)} ${this.vocab.get(right)}`, [rank, this.vocab.get(merged)]);
     });
     this.idToToken = new Map([...this.vocab].map(([t, i]) => [i, t]));
@@ -154,9 +160,11 @@ class BPE {
       if (i === chars.length - 1 && this.suffix) tok += this.suffix;
       const id = this.vocab.get(tok);
       if (id === undefined) {
-        if (this.unkToken == null) throw new TokenizerError(`character ${JSON.stringify(ch)} is not in the vocab and there is no unk_token`);
+        if (this.unkToken == null)
+          throw new TokenizerError(`character ${JSON.stringify(ch)} is not in the vocab and there is no unk_token`);
         const unk = this.vocab.get(this.unkToken);
-        if (unk === undefined) throw new TokenizerError(`unk_token ${JSON.stringify(this.unkToken)} is not in the vocab`);
+        if (unk === undefined)
+          throw new TokenizerError(`unk_token ${JSON.stringify(this.unkToken)} is not in the vocab`);
         if (!(this.fuseUnk && unkOpen)) ids.push(unk);
         unkOpen = true;
       } else {
@@ -205,7 +213,8 @@ class BPE {
   tokenize(word) {
     const cached = this.cache.get(word);
     if (cached) return cached;
-    const out = this.ignoreMerges && this.vocab.has(word) ? [this.vocab.get(word)] : this.merge(this.initialSymbols(word));
+    const out =
+      this.ignoreMerges && this.vocab.has(word) ? [this.vocab.get(word)] : this.merge(this.initialSymbols(word));
     if (this.cache.size < 10000 && word.length <= 256) this.cache.set(word, out);
     return out;
   }
@@ -222,7 +231,8 @@ function buildTemplate(spec, vocab) {
     let seenSequence = false;
     for (const piece of spec.single ?? []) {
       if ('Sequence' in piece) {
-        if (seenSequence || (piece.Sequence.id ?? 'A') !== 'A') throw new TokenizerError(`unsupported single template ${JSON.stringify(spec.single)}`);
+        if (seenSequence || (piece.Sequence.id ?? 'A') !== 'A')
+          throw new TokenizerError(`unsupported single template ${JSON.stringify(spec.single)}`);
         seenSequence = true;
       } else if ('SpecialToken' in piece) {
         const name = piece.SpecialToken.id;
@@ -238,20 +248,23 @@ function buildTemplate(spec, vocab) {
     if (!seenSequence) throw new TokenizerError('single template has no $A');
     return [before, after];
   }
-  if (spec.type === 'BertProcessing' || spec.type === 'RobertaProcessing') return [[Number(spec.cls[1])], [Number(spec.sep[1])]];
+  if (spec.type === 'BertProcessing' || spec.type === 'RobertaProcessing')
+    return [[Number(spec.cls[1])], [Number(spec.sep[1])]];
   throw new TokenizerError(`unsupported post_processor ${JSON.stringify(spec.type)}`);
 }
 
 export class BPETokenizer {
   constructor(spec) {
     const model = spec.model ?? {};
-    if ((model.type ?? 'BPE') !== 'BPE') throw new TokenizerError(`tokenizer model is ${JSON.stringify(model.type)}, expected BPE`);
+    if ((model.type ?? 'BPE') !== 'BPE')
+      throw new TokenizerError(`tokenizer model is ${JSON.stringify(model.type)}, expected BPE`);
     this.bpe = new BPE(model);
     this.normalize = buildNormalizer(spec.normalizer);
     this.preTokenize = buildPreTokenizer(spec.pre_tokenizer);
     [this.prefixIds, this.suffixIds] = buildTemplate(spec.post_processor, this.bpe.vocab);
     this.idToToken = new Map(this.bpe.idToToken);
-    for (const t of spec.added_tokens ?? []) if (!this.idToToken.has(Number(t.id))) this.idToToken.set(Number(t.id), t.content);
+    for (const t of spec.added_tokens ?? [])
+      if (!this.idToToken.has(Number(t.id))) this.idToToken.set(Number(t.id), t.content);
   }
 
   tokenId(token) {
@@ -280,7 +293,11 @@ export class BPETokenizer {
       truncated = true;
     }
     const ids = [...this.prefixIds, ...body, ...this.suffixIds];
-    const specialMask = [...this.prefixIds.map(() => true), ...body.map(() => false), ...this.suffixIds.map(() => true)];
+    const specialMask = [
+      ...this.prefixIds.map(() => true),
+      ...body.map(() => false),
+      ...this.suffixIds.map(() => true),
+    ];
     const tokens = ids.map((i) => this.idToToken.get(i) ?? '');
     return { ids, tokens, specialMask, truncated, untruncatedLength: full };
   }

@@ -34,14 +34,20 @@ export function promoterLabelIndex(id2label, numLabels, override) {
     if (/^\d+$/.test(override)) index = Number(override);
     else {
       const matches = Object.entries(id2label).filter(([, name]) => name === override);
-      if (matches.length !== 1) throw fail(`DNABERT2_PROMOTER_LABEL=${JSON.stringify(override)} is not one of the config's labels ${JSON.stringify(Object.values(id2label).sort())}`);
+      if (matches.length !== 1)
+        throw fail(
+          `DNABERT2_PROMOTER_LABEL=${JSON.stringify(override)} is not one of the config's labels ${JSON.stringify(Object.values(id2label).sort())}`,
+        );
       index = Number(matches[0][0]);
     }
-    if (!(index >= 0 && index < numLabels)) throw fail(`DNABERT2_PROMOTER_LABEL=${JSON.stringify(override)} is out of range for ${numLabels} labels`);
+    if (!(index >= 0 && index < numLabels))
+      throw fail(`DNABERT2_PROMOTER_LABEL=${JSON.stringify(override)} is out of range for ${numLabels} labels`);
     return index;
   }
   const named = Object.entries(id2label)
-    .filter(([, name]) => name.toLowerCase().includes('prom') && !NEGATIVE_WORDS.some((w) => name.toLowerCase().includes(w)))
+    .filter(
+      ([, name]) => name.toLowerCase().includes('prom') && !NEGATIVE_WORDS.some((w) => name.toLowerCase().includes(w)),
+    )
     .map(([i]) => Number(i));
   return named.length === 1 && named[0] >= 0 && named[0] < numLabels ? named[0] : 1;
 }
@@ -65,8 +71,14 @@ export function modelPath(ctx) {
   } catch (e) {
     throw fail(`cannot load the DNABERT-2 ONNX export from ${dir}: ${e.name}: ${e.message}`);
   }
-  if (info.format !== FORMAT) throw fail(`${join(dir, 'isomodel_onnx.json')} is not a DNABERT-2 export (format ${JSON.stringify(info.format)}, expected ${FORMAT})`);
-  if (tokenizer.maxId >= info.vocab_size) throw fail(`tokenizer.json has token id ${tokenizer.maxId} but the exported model's vocab_size is ${info.vocab_size}`);
+  if (info.format !== FORMAT)
+    throw fail(
+      `${join(dir, 'isomodel_onnx.json')} is not a DNABERT-2 export (format ${JSON.stringify(info.format)}, expected ${FORMAT})`,
+    );
+  if (tokenizer.maxId >= info.vocab_size)
+    throw fail(
+      `tokenizer.json has token id ${tokenizer.maxId} but the exported model's vocab_size is ${info.vocab_size}`,
+    );
   const numLabels = Number(info.num_labels) || 0;
   m = {
     dir,
@@ -83,9 +95,11 @@ export function modelPath(ctx) {
 }
 
 export function setup(_ctx, io) {
-  for (const name of ['input_ids', 'attention_mask']) if (!io.inputNames.includes(name)) throw fail(`${m.dir}/model.onnx has no input ${name}`);
+  for (const name of ['input_ids', 'attention_mask'])
+    if (!io.inputNames.includes(name)) throw fail(`${m.dir}/model.onnx has no input ${name}`);
   if (!io.outputNames.includes('last_hidden_state')) throw fail(`${m.dir}/model.onnx has no output last_hidden_state`);
-  if (m.numLabels && !io.outputNames.includes('logits')) throw fail(`${m.dir}/model.onnx has no logits output, but isomodel_onnx.json says ${m.numLabels} labels`);
+  if (m.numLabels && !io.outputNames.includes('logits'))
+    throw fail(`${m.dir}/model.onnx has no logits output, but isomodel_onnx.json says ${m.numLabels} labels`);
   console.error(
     `[dnabert2-onnx] loaded ${m.dir}/model.onnx (hidden ${m.info.hidden_size}, ${m.info.num_hidden_layers} layers, vocab ${m.info.vocab_size}, ` +
       `classifier labels ${m.numLabels}); max ${m.maxTokens} tokens`,
@@ -116,14 +130,16 @@ export function preprocess(batch, task) {
   if (!TASKS.includes(task)) throw new ModelError('INVALID_REQUEST', `unknown task ${JSON.stringify(task)}`);
   const outputs = new Array(batch.length).fill(null);
   const rows = [];
-  if (task === 'promoter_prediction' && m.promoterIndex === null) outputs.fill(itemError('MODEL_NOT_LOADED', noHeadMessage()));
+  if (task === 'promoter_prediction' && m.promoterIndex === null)
+    outputs.fill(itemError('MODEL_NOT_LOADED', noHeadMessage()));
   else {
     batch.forEach((item, i) => {
       const options = item.options ?? {};
       try {
         if (task === 'embedding') {
           const pooling = 'pooling' in options ? options.pooling : 'mean';
-          if (!POOLINGS.includes(pooling)) throw new ModelError('INVALID_REQUEST', `option pooling must be one of ${POOLINGS.join(', ')}`);
+          if (!POOLINGS.includes(pooling))
+            throw new ModelError('INVALID_REQUEST', `option pooling must be one of ${POOLINGS.join(', ')}`);
           boolOption(options, 'include_special_tokens', false);
         }
         boolOption(options, 'return_tokens', false);
@@ -213,7 +229,8 @@ export function postprocess(outputs, batch, task) {
   const hidden = outputs.last_hidden_state;
   plan.rows.forEach(({ i, enc }, row) => {
     const options = batch[i].options ?? {};
-    const out = task === 'embedding' ? pool(hidden.data, hidden.dims, row, enc, options) : promoter(outputs.logits.data, row);
+    const out =
+      task === 'embedding' ? pool(hidden.data, hidden.dims, row, enc, options) : promoter(outputs.logits.data, row);
     out.num_tokens = enc.ids.length;
     out.truncated = enc.truncated;
     if (options.return_tokens === true) out.tokens = enc.tokens;

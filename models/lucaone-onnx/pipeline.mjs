@@ -11,7 +11,15 @@ const FILES = ['model.onnx', 'isomodel_onnx.json'];
 const FORMAT = 'isomodel-lucaone-onnx';
 const HEAD_TASKS = ['classification', 'property_prediction'];
 const TASKS = ['embedding', ...HEAD_TASKS];
-const SEQ_TYPE_ALIASES = { gene: 'gene', dna: 'gene', rna: 'gene', nucleotide: 'gene', nucleic_acid: 'gene', prot: 'prot', protein: 'prot' };
+const SEQ_TYPE_ALIASES = {
+  gene: 'gene',
+  dna: 'gene',
+  rna: 'gene',
+  nucleotide: 'gene',
+  nucleic_acid: 'gene',
+  prot: 'prot',
+  protein: 'prot',
+};
 const POOLINGS = ['cls', 'mean'];
 const TRUNC_TYPES = ['right', 'left'];
 // gene_seq_replace: A->1, T/U->2, C->3, G->4, anything else->5; token types: 0 nucleotides, 1 proteins.
@@ -26,7 +34,10 @@ const plans = new WeakMap(); // batch -> its prepared rows, from preprocess to p
 const fail = (message) => new ModelError('MODEL_NOT_LOADED', message);
 
 /** utils.clean_seq_luca: upper-case, keep A-Z only. */
-const cleanSeq = (seq) => Array.from(seq.toUpperCase()).filter((ch) => ch >= 'A' && ch <= 'Z').join('');
+const cleanSeq = (seq) =>
+  Array.from(seq.toUpperCase())
+    .filter((ch) => ch >= 'A' && ch <= 'Z')
+    .join('');
 
 /** 'gene' when every letter is a nucleotide code and >= 80% are A/C/G/T/U/N (seq_type_is_match_seq), else 'prot'. */
 function detectSeqType(seq) {
@@ -52,10 +63,14 @@ export function modelPath(ctx) {
   } catch (e) {
     throw fail(`cannot read ${join(dir, 'isomodel_onnx.json')}: ${e.message}`);
   }
-  if (info.format !== FORMAT) throw fail(`${join(dir, 'isomodel_onnx.json')} is not a LucaOne export (format ${JSON.stringify(info.format)}, expected ${FORMAT})`);
+  if (info.format !== FORMAT)
+    throw fail(
+      `${join(dir, 'isomodel_onnx.json')} is not a LucaOne export (format ${JSON.stringify(info.format)}, expected ${FORMAT})`,
+    );
   const tokens = Array.isArray(info.tokens) ? info.tokens : [];
   const tokToIdx = new Map(tokens.map((t, i) => [t, i]));
-  for (const t of ['[PAD]', '[CLS]', '[SEP]']) if (!tokToIdx.has(t)) throw fail(`isomodel_onnx.json: the alphabet has no ${t}`);
+  for (const t of ['[PAD]', '[CLS]', '[SEP]'])
+    if (!tokToIdx.has(t)) throw fail(`isomodel_onnx.json: the alphabet has no ${t}`);
   m = {
     dir,
     info,
@@ -72,7 +87,8 @@ export function modelPath(ctx) {
 }
 
 export function setup(_ctx, io) {
-  for (const name of ['input_ids', 'token_type_ids']) if (!io.inputNames.includes(name)) throw fail(`${m.dir}/model.onnx has no input ${name}`);
+  for (const name of ['input_ids', 'token_type_ids'])
+    if (!io.inputNames.includes(name)) throw fail(`${m.dir}/model.onnx has no input ${name}`);
   for (const name of ['last_hidden_state', ...Object.keys(m.heads).map((t) => `${t}_logits`)]) {
     if (!io.outputNames.includes(name)) throw fail(`${m.dir}/model.onnx has no output ${name}`);
   }
@@ -92,22 +108,28 @@ class ItemError extends Error {
 /** model.py's _prepare: options, cleaning, sequence kind, tokens, truncation. */
 function prepare(item, task) {
   const options = item.options ?? {};
-  if (typeof options !== 'object' || Array.isArray(options)) throw new ItemError('INVALID_REQUEST', 'options must be an object');
+  if (typeof options !== 'object' || Array.isArray(options))
+    throw new ItemError('INVALID_REQUEST', 'options must be an object');
   const dim = options.embedding_dimension;
   if (dim != null && (typeof dim !== 'number' || dim !== m.hidden)) {
     throw new ItemError(
       'INVALID_REQUEST',
       `embedding_dimension must be ${m.hidden}: the loaded LucaOne checkpoint's embeddings are ${m.hidden}-dimensional ` +
-        "(its hidden size); other sizes would need a projection LucaOne does not define",
+        '(its hidden size); other sizes would need a projection LucaOne does not define',
     );
   }
   const pooling = String('pooling' in options ? options.pooling : 'cls').toLowerCase();
-  if (!POOLINGS.includes(pooling)) throw new ItemError('INVALID_REQUEST', `pooling must be one of ${POOLINGS.join(', ')}`);
+  if (!POOLINGS.includes(pooling))
+    throw new ItemError('INVALID_REQUEST', `pooling must be one of ${POOLINGS.join(', ')}`);
   if (HEAD_TASKS.includes(task) && pooling !== 'cls') {
-    throw new ItemError('INVALID_REQUEST', `task ${task} feeds the [CLS] vector to its LucaOneTasks head; pooling '${pooling}' does not apply`);
+    throw new ItemError(
+      'INVALID_REQUEST',
+      `task ${task} feeds the [CLS] vector to its LucaOneTasks head; pooling '${pooling}' does not apply`,
+    );
   }
   const trunc = String('trunc_type' in options ? options.trunc_type : 'right').toLowerCase();
-  if (!TRUNC_TYPES.includes(trunc)) throw new ItemError('INVALID_REQUEST', 'trunc_type must be right (keep the start) or left (keep the end)');
+  if (!TRUNC_TYPES.includes(trunc))
+    throw new ItemError('INVALID_REQUEST', 'trunc_type must be right (keep the start) or left (keep the end)');
   const seq = cleanSeq(String(item.sequence ?? ''));
   if (!seq) throw new ItemError('INVALID_SEQUENCE', 'the sequence has no letters');
   let seqType;
@@ -116,12 +138,17 @@ function prepare(item, task) {
     seqType = SEQ_TYPE_ALIASES[String(options.seq_type).toLowerCase()];
     if (!seqType) throw new ItemError('INVALID_REQUEST', 'seq_type must be gene (DNA/RNA) or prot (protein)');
     const bad = [...new Set(Array.from(seq).filter((ch) => !NUCLEOTIDE_IUPAC.has(ch)))].sort();
-    if (seqType === 'gene' && bad.length) throw new ItemError('INVALID_SEQUENCE', `seq_type gene, but ${bad.join('')} are not nucleotide codes`);
+    if (seqType === 'gene' && bad.length)
+      throw new ItemError('INVALID_SEQUENCE', `seq_type gene, but ${bad.join('')} are not nucleotide codes`);
   }
   const text = seqType === 'gene' ? Array.from(seq, (ch) => GENE_REPLACE[ch] ?? '5') : Array.from(seq);
   let ids = text.map((ch) => {
     const id = m.tokToIdx.get(ch);
-    if (id === undefined) throw new ItemError('INVALID_SEQUENCE', `letter ${ch} is not in this checkpoint's '${m.alphabet}' vocabulary (seq_type ${seqType})`);
+    if (id === undefined)
+      throw new ItemError(
+        'INVALID_SEQUENCE',
+        `letter ${ch} is not in this checkpoint's '${m.alphabet}' vocabulary (seq_type ${seqType})`,
+      );
     return id;
   });
   const truncated = ids.length > m.maxResidues;
@@ -139,7 +166,8 @@ function noHeadMessage(task) {
 const itemError = (code, message) => ({ error: { code, message } });
 
 export function preprocess(batch, task) {
-  if (!TASKS.includes(task)) throw new ModelError('INVALID_REQUEST', `unknown task '${task}'; lucaone serves ${TASKS.join(', ')}`);
+  if (!TASKS.includes(task))
+    throw new ModelError('INVALID_REQUEST', `unknown task '${task}'; lucaone serves ${TASKS.join(', ')}`);
   const outputs = new Array(batch.length).fill(null);
   const rows = [];
   batch.forEach((item, i) => {
@@ -183,7 +211,9 @@ function softmax(values) {
 }
 
 function labelNames(head, n) {
-  return Array.isArray(head.labels) && head.labels.length === n ? [...head.labels] : Array.from({ length: n }, (_, i) => String(i));
+  return Array.isArray(head.labels) && head.labels.length === n
+    ? [...head.labels]
+    : Array.from({ length: n }, (_, i) => String(i));
 }
 
 /** TaskHead.describe: one item's output from its logits, with LucaOneTasks' output activation. */
@@ -195,14 +225,25 @@ function describe(head, logits) {
   if (head.output_mode === 'binary_class') {
     const p = sigmoid(logits[0]);
     const names = labelNames(head, 2);
-    return { label: p >= 0.5 ? names[1] : names[0], probability: p, confidence: p >= 0.5 ? p : 1 - p, threshold: 0.5, output_mode: 'binary_class' };
+    return {
+      label: p >= 0.5 ? names[1] : names[0],
+      probability: p,
+      confidence: p >= 0.5 ? p : 1 - p,
+      threshold: 0.5,
+      output_mode: 'binary_class',
+    };
   }
   if (head.output_mode === 'multi_class') {
     const probs = head.sigmoid ? logits.map(sigmoid) : softmax(logits);
     const names = labelNames(head, probs.length);
     let best = 0;
     for (let j = 1; j < probs.length; j++) if (probs[j] > probs[best]) best = j;
-    return { label: names[best], confidence: probs[best], probabilities: Object.fromEntries(names.map((n, j) => [n, probs[j]])), output_mode: 'multi_class' };
+    return {
+      label: names[best],
+      confidence: probs[best],
+      probabilities: Object.fromEntries(names.map((n, j) => [n, probs[j]])),
+      output_mode: 'multi_class',
+    };
   }
   const probs = logits.map(sigmoid);
   const names = labelNames(head, probs.length);
@@ -221,10 +262,18 @@ export function postprocess(outputs, batch, task) {
   const [, width, size] = dims;
   const logits = HEAD_TASKS.includes(task) ? outputs[`${task}_logits`] : null;
   plan.rows.forEach((r, row) => {
-    const common = { seq_type: r.seqType, token_type_id: TOKEN_TYPE[r.seqType], tokens: r.ids.length + 2, truncated: r.truncated };
+    const common = {
+      seq_type: r.seqType,
+      token_type_id: TOKEN_TYPE[r.seqType],
+      tokens: r.ids.length + 2,
+      truncated: r.truncated,
+    };
     if (logits) {
       const n = logits.dims[1];
-      plan.outputs[r.i] = { ...describe(m.heads[task], Array.from(logits.data.slice(row * n, row * n + n), Number)), ...common };
+      plan.outputs[r.i] = {
+        ...describe(m.heads[task], Array.from(logits.data.slice(row * n, row * n + n), Number)),
+        ...common,
+      };
       return;
     }
     // cls: the [CLS] position; mean: the residues, [CLS] and [SEP] left out (utils.matrix_2_vector).

@@ -4,7 +4,16 @@ import { oneHot } from 'isomodel/encoding';
 const LENGTH = 57;
 
 export function preprocess(batch) {
-  return { onehot: { type: 'float32', data: oneHot(batch.map((i) => i.sequence), LENGTH), dims: [batch.length, LENGTH, 4] } };
+  return {
+    onehot: {
+      type: 'float32',
+      data: oneHot(
+        batch.map((i) => i.sequence),
+        LENGTH,
+      ),
+      dims: [batch.length, LENGTH, 4],
+    },
+  };
 }
 
 export function postprocess(outputs, batch) {

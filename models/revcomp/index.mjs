@@ -1,9 +1,22 @@
 // Reverse complement with IUPAC ambiguity codes: each code maps to the code of the
 // complementary base set (R = A/G <-> Y = C/T, K <-> M, B <-> V, D <-> H; S, W, N are self-complementary).
 const COMPLEMENT = {
-  A: 'T', C: 'G', G: 'C', T: 'A', U: 'A',
-  R: 'Y', Y: 'R', S: 'S', W: 'W', K: 'M', M: 'K',
-  B: 'V', V: 'B', D: 'H', H: 'D', N: 'N',
+  A: 'T',
+  C: 'G',
+  G: 'C',
+  T: 'A',
+  U: 'A',
+  R: 'Y',
+  Y: 'R',
+  S: 'S',
+  W: 'W',
+  K: 'M',
+  M: 'K',
+  B: 'V',
+  V: 'B',
+  D: 'H',
+  H: 'D',
+  N: 'N',
 };
 
 function reverseComplement(seq) {
@@ -48,7 +61,8 @@ export function stream(batch, _task, emit) {
   outputs.forEach((out, index) => {
     if (out.error) return;
     const size = Math.max(1, Number(batch[index].options.chunk_size) || 60);
-    for (let i = 0; i < out.reverse_complement.length; i += size) emit(index, { text: out.reverse_complement.slice(i, i + size) });
+    for (let i = 0; i < out.reverse_complement.length; i += size)
+      emit(index, { text: out.reverse_complement.slice(i, i + size) });
   });
   return outputs;
 }

@@ -10,7 +10,16 @@ const DESCRIPTION = {
 };
 
 export function preprocess(batch) {
-  return { onehot: { type: 'float32', data: oneHot(batch.map((i) => i.sequence), LENGTH), dims: [batch.length, LENGTH, 4] } };
+  return {
+    onehot: {
+      type: 'float32',
+      data: oneHot(
+        batch.map((i) => i.sequence),
+        LENGTH,
+      ),
+      dims: [batch.length, LENGTH, 4],
+    },
+  };
 }
 
 export function postprocess(outputs, batch) {

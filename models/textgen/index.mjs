@@ -17,10 +17,15 @@ export function setup(ctx) {
   meta = JSON.parse(readFileSync(join(ctx.dataDir, 'model.json'), 'utf8'));
   const corpus = readFileSync(join(ctx.dataDir, 'corpus.txt'), 'utf8');
   const sha = createHash('sha256').update(corpus).digest('hex');
-  if (sha !== meta.corpus_sha256) throw new ModelError('MODEL_NOT_LOADED', `data/corpus.txt has sha256 ${sha}, model.json expects ${meta.corpus_sha256}`);
+  if (sha !== meta.corpus_sha256)
+    throw new ModelError(
+      'MODEL_NOT_LOADED',
+      `data/corpus.txt has sha256 ${sha}, model.json expects ${meta.corpus_sha256}`,
+    );
   model = fit(parseCorpus(corpus), meta.order);
   const discounts = model.discounts.map((d) => Number(d.toFixed(12)));
-  if (JSON.stringify(discounts) !== JSON.stringify(meta.discounts)) throw new ModelError('MODEL_NOT_LOADED', 'the refitted discounts differ from model.json');
+  if (JSON.stringify(discounts) !== JSON.stringify(meta.discounts))
+    throw new ModelError('MODEL_NOT_LOADED', 'the refitted discounts differ from model.json');
 }
 
 const invalid = (message) => ({ error: { code: 'INVALID_REQUEST', message } });
@@ -28,11 +33,18 @@ const invalid = (message) => ({ error: { code: 'INVALID_REQUEST', message } });
 /** The generation options, checked: {seed, temperature, maxTokens} or an error output. */
 function generationOptions(options) {
   const { seed, temperature = meta.defaults.temperature, max_tokens: maxTokens = meta.defaults.max_tokens } = options;
-  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) return invalid('options.seed must be an integer from 0 to 4294967295');
-  if (typeof temperature !== 'number' || !(temperature >= meta.limits.temperature[0] && temperature <= meta.limits.temperature[1])) {
-    return invalid(`options.temperature must be a number from ${meta.limits.temperature[0]} to ${meta.limits.temperature[1]}`);
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff))
+    return invalid('options.seed must be an integer from 0 to 4294967295');
+  if (
+    typeof temperature !== 'number' ||
+    !(temperature >= meta.limits.temperature[0] && temperature <= meta.limits.temperature[1])
+  ) {
+    return invalid(
+      `options.temperature must be a number from ${meta.limits.temperature[0]} to ${meta.limits.temperature[1]}`,
+    );
   }
-  if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > meta.limits.max_tokens) return invalid(`options.max_tokens must be an integer from 1 to ${meta.limits.max_tokens}`);
+  if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > meta.limits.max_tokens)
+    return invalid(`options.max_tokens must be an integer from 1 to ${meta.limits.max_tokens}`);
   // Without a seed each call draws one, and says which: any answer can be replayed.
   return { seed: seed ?? Math.floor(Math.random() * 0x100000000), temperature, maxTokens };
 }
@@ -64,11 +76,21 @@ async function runOne(item, task, emit) {
   const p = plan(item, task);
   if (p.error) return p;
   if (p.score !== undefined) return score(p.score, item.options ?? {});
-  const words = generateWords(model, { context: p.context, maxTokens: p.maxTokens, temperature: p.temperature, seed: p.seed });
+  const words = generateWords(model, {
+    context: p.context,
+    maxTokens: p.maxTokens,
+    temperature: p.temperature,
+    seed: p.seed,
+  });
   for (;;) {
     const r = words.next();
     if (r.done) {
-      return { text: r.value.text, finish_reason: r.value.finish_reason, seed: p.seed, usage: { prompt_tokens: normalise(p.prompt).length, completion_tokens: r.value.tokens } };
+      return {
+        text: r.value.text,
+        finish_reason: r.value.finish_reason,
+        seed: p.seed,
+        usage: { prompt_tokens: normalise(p.prompt).length, completion_tokens: r.value.tokens },
+      };
     }
     if (emit) {
       emit({ text: r.value });

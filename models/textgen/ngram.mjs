@@ -12,7 +12,13 @@ export const END = '\u0003';
 export const UNKNOWN = '\u001a';
 
 /** The symbols a model predicts: printable ASCII, tab, newline, UNKNOWN and END (START is only context). */
-export const ALPHABET = ['\t', '\n', ...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)), UNKNOWN, END];
+export const ALPHABET = [
+  '\t',
+  '\n',
+  ...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)),
+  UNKNOWN,
+  END,
+];
 const INDEX = new Map(ALPHABET.map((c, i) => [c, i]));
 
 /** Text as the model reads it: CRLF as LF, every character outside the alphabet as UNKNOWN. */

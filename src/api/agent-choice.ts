@@ -25,7 +25,16 @@ export interface Candidate {
 }
 
 /** Readiness order: a serving model first, then one on its way, then one that must be loaded; failed last. */
-const STATUS_RANK: Record<ModelStatus, number> = { ready: 1, loading: 2, unloaded: 3, stopped: 3, draining: 4, needs_weights: 5, needs_packages: 5, failed: 5 };
+const STATUS_RANK: Record<ModelStatus, number> = {
+  ready: 1,
+  loading: 2,
+  unloaded: 3,
+  stopped: 3,
+  draining: 4,
+  needs_weights: 5,
+  needs_packages: 5,
+  failed: 5,
+};
 
 function readinessRank(c: Candidate): number {
   return c.ready ? 0 : STATUS_RANK[c.status];
@@ -38,18 +47,25 @@ function readinessRank(c: Candidate): number {
 export function agentPriority(metadata: Record<string, unknown>, task: string): number {
   const p = metadata.agent_priority;
   // Own entries only: a task named "constructor" must not read Object.prototype's.
-  const v = typeof p === 'object' && p !== null && !Array.isArray(p) ? (Object.hasOwn(p, task) ? (p as Record<string, unknown>)[task] : undefined) : p;
+  const v =
+    typeof p === 'object' && p !== null && !Array.isArray(p)
+      ? Object.hasOwn(p, task)
+        ? (p as Record<string, unknown>)[task]
+        : undefined
+      : p;
   return typeof v === 'number' && Number.isFinite(v) ? v : 0;
 }
 
 /** Sequence types accepted, compared only between two sequence tasks (other types take none). */
-const bothSequences = (a: Candidate, b: Candidate): boolean => a.input_type === 'sequence' && b.input_type === 'sequence';
+const bothSequences = (a: Candidate, b: Candidate): boolean =>
+  a.input_type === 'sequence' && b.input_type === 'sequence';
 
 /** Tie-break order of two candidates; the comparison and its reason are kept together. */
 const CRITERIA: { cmp: (a: Candidate, b: Candidate) => number; why: (a: Candidate, b: Candidate) => string }[] = [
   {
     cmp: (a, b) => readinessRank(a) - readinessRank(b),
-    why: (a, b) => `it is ${a.ready ? 'loaded and ready' : a.status} while ${b.name} is ${b.ready ? 'ready' : b.status}`,
+    why: (a, b) =>
+      `it is ${a.ready ? 'loaded and ready' : a.status} while ${b.name} is ${b.ready ? 'ready' : b.status}`,
   },
   {
     cmp: (a, b) => b.agent_priority - a.agent_priority,
@@ -57,13 +73,17 @@ const CRITERIA: { cmp: (a: Candidate, b: Candidate) => number; why: (a: Candidat
   },
   {
     cmp: (a, b) => (bothSequences(a, b) ? a.sequence_types.length - b.sequence_types.length : 0),
-    why: (a, b) => `it is more specialised: its task accepts ${a.sequence_types.length} sequence type(s), ${b.name}'s ${b.sequence_types.length}`,
+    why: (a, b) =>
+      `it is more specialised: its task accepts ${a.sequence_types.length} sequence type(s), ${b.name}'s ${b.sequence_types.length}`,
   },
   {
     cmp: (a, b) => a.task_count - b.task_count,
     why: (a, b) => `it is more specialised: ${a.task_count} task(s) against ${b.task_count} for ${b.name}`,
   },
-  { cmp: (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0), why: (_a, b) => `its name sorts before ${b.name} (all else equal)` },
+  {
+    cmp: (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+    why: (_a, b) => `its name sorts before ${b.name} (all else equal)`,
+  },
 ];
 
 function compareCandidates(a: Candidate, b: Candidate): number {
@@ -115,11 +135,20 @@ export function validateAll(task: TaskSpec, raws: unknown[], field: string, type
 
 /** Why this task cannot take the input (null: it can). */
 export function unfit(task: TaskSpec, q: InputQuery): Omit<Rejection, 'model'> | null {
-  if (q.inputType && task.input_type !== q.inputType) return { reason: `task ${task.name} takes ${task.input_type} input, not ${q.inputType}`, code: 'MODEL_NOT_FOUND', filtered: true };
+  if (q.inputType && task.input_type !== q.inputType)
+    return {
+      reason: `task ${task.name} takes ${task.input_type} input, not ${q.inputType}`,
+      code: 'MODEL_NOT_FOUND',
+      filtered: true,
+    };
   if (task.input_type === 'sequence') {
-    if (q.sequenceTypeError) return { reason: q.sequenceTypeError.message, code: q.sequenceTypeError.code, error: q.sequenceTypeError };
+    if (q.sequenceTypeError)
+      return { reason: q.sequenceTypeError.message, code: q.sequenceTypeError.code, error: q.sequenceTypeError };
     if (q.sequenceType && !task.sequence_types.includes(q.sequenceType)) {
-      return { reason: `task ${task.name} takes ${task.sequence_types.join('/')} sequences, not ${q.sequenceType}`, code: 'MODEL_NOT_FOUND' };
+      return {
+        reason: `task ${task.name} takes ${task.sequence_types.join('/')} sequences, not ${q.sequenceType}`,
+        code: 'MODEL_NOT_FOUND',
+      };
     }
   } else if (q.field === 'sequences' && !takesStrings(task.input_type)) {
     return { reason: `task ${task.name} takes ${task.input_type} input: send it as inputs`, code: 'MODEL_NOT_FOUND' };
@@ -171,14 +200,20 @@ export function rankCandidates(gw: Registry, task: string, q: InputQuery = {}): 
 
 /** "gc_content on DNA sequences": the sequence type only where sequence tasks are concerned (`sequences`). */
 function describeQuery(task: string, q: InputQuery, sequences = true): string {
-  const on = sequences && q.sequenceType ? ` on ${q.sequenceType} sequences` : q.inputType ? ` on ${q.inputType} input` : '';
+  const on =
+    sequences && q.sequenceType ? ` on ${q.sequenceType} sequences` : q.inputType ? ` on ${q.inputType} input` : '';
   return `${task}${on}${q.raws ? ' for these inputs' : ''}`;
 }
 
 export function explainChoice(candidates: Candidate[], task: string, q: InputQuery = {}): string {
   const best = candidates[0]!;
-  const what = describeQuery(task, q, candidates.every((c) => c.input_type === 'sequence'));
-  if (candidates.length === 1) return `${best.name} is the only model that runs ${what}${best.ready ? '' : ` (it is ${best.status})`}`;
+  const what = describeQuery(
+    task,
+    q,
+    candidates.every((c) => c.input_type === 'sequence'),
+  );
+  if (candidates.length === 1)
+    return `${best.name} is the only model that runs ${what}${best.ready ? '' : ` (it is ${best.status})`}`;
   const second = candidates[1]!;
   const decisive = CRITERIA.find((c) => c.cmp(best, second) !== 0) ?? CRITERIA[CRITERIA.length - 1]!;
   return `${best.name} is chosen among ${candidates.length} models that run ${what} because ${decisive.why(best, second)}`;
@@ -186,17 +221,25 @@ export function explainChoice(candidates: Candidate[], task: string, q: InputQue
 
 /** Whether some model's task of this name takes sequences. */
 export function sequenceTasksWith(gw: Registry, task: string): boolean {
-  return gw.registry.names().some((n) => gw.registry.package(n).manifest.tasks.some((t) => t.name === task && t.input_type === 'sequence'));
+  return gw.registry
+    .names()
+    .some((n) => gw.registry.package(n).manifest.tasks.some((t) => t.name === task && t.input_type === 'sequence'));
 }
 
 /** Union of the task names of every manifest, sorted. */
 export function allTasks(gw: Registry): string[] {
-  return [...new Set(gw.registry.names().flatMap((n) => gw.registry.package(n).manifest.tasks.map((t) => t.name)))].sort();
+  return [
+    ...new Set(gw.registry.names().flatMap((n) => gw.registry.package(n).manifest.tasks.map((t) => t.name))),
+  ].sort();
 }
 
 export function unknownTask(gw: Registry, task: string): IsoError {
   const tasks = allTasks(gw);
-  return new IsoError('INVALID_REQUEST', `unknown task_type "${task.slice(0, 64)}"; available: ${tasks.join(', ') || 'none (no models installed)'}`, { tasks });
+  return new IsoError(
+    'INVALID_REQUEST',
+    `unknown task_type "${task.slice(0, 64)}"; available: ${tasks.join(', ') || 'none (no models installed)'}`,
+    { tasks },
+  );
 }
 
 /**
@@ -212,12 +255,20 @@ export function noModelFits(gw: Registry, task: string, q: InputQuery, rejected:
   const first = judged[0];
   if (first?.error && judged.every((r) => r.error && r.code === first.code)) {
     const e = first.error;
-    return new IsoError(e.code, judged.length === 1 ? e.message : `${e.message} (and for every other model with task ${task}${judged.length < rejected.length ? ' that takes this input type' : ''})`, {
-      ...(typeof e.details === 'object' ? (e.details as object) : {}),
-      rejected: listed,
-    });
+    return new IsoError(
+      e.code,
+      judged.length === 1
+        ? e.message
+        : `${e.message} (and for every other model with task ${task}${judged.length < rejected.length ? ' that takes this input type' : ''})`,
+      {
+        ...(typeof e.details === 'object' ? (e.details as object) : {}),
+        rejected: listed,
+      },
+    );
   }
-  const seqConcerned = rejected.some((r) => gw.registry.package(r.model).manifest.tasks.find((t) => t.name === task)?.input_type === 'sequence');
+  const seqConcerned = rejected.some(
+    (r) => gw.registry.package(r.model).manifest.tasks.find((t) => t.name === task)?.input_type === 'sequence',
+  );
   const withTask = gw.registry.names().flatMap((n) => {
     const t = gw.registry.package(n).manifest.tasks.find((x) => x.name === task);
     return t ? [{ model: n, sequence_types: [...t.sequence_types] }] : [];
@@ -225,6 +276,12 @@ export function noModelFits(gw: Registry, task: string, q: InputQuery, rejected:
   return new IsoError(
     'MODEL_NOT_FOUND',
     `no model runs ${describeQuery(task, q, seqConcerned)}; ${listed.map((r) => `${r.model}: ${r.reason}`).join('; ') || 'no model has this task'}`,
-    { task_type: task, sequence_type: (seqConcerned && q.sequenceType) || null, input_type: q.inputType ?? null, models_with_task: withTask, rejected: listed },
+    {
+      task_type: task,
+      sequence_type: (seqConcerned && q.sequenceType) || null,
+      input_type: q.inputType ?? null,
+      models_with_task: withTask,
+      rejected: listed,
+    },
   );
 }

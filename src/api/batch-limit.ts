@@ -8,11 +8,15 @@ import { IsoError } from '../errors.js';
  * names the unit the way the surface does.
  */
 export function batchTooLarge(count: number | string, max: number, what = 'sequences per request'): IsoError {
-  return new IsoError('INVALID_REQUEST', `at most ${max} ${what} (got ${count}; max_batch_sequences); send larger sets as a job (POST /v1/jobs)`, {
-    max,
-    got: count,
-    limit: 'max_batch_sequences',
-  });
+  return new IsoError(
+    'INVALID_REQUEST',
+    `at most ${max} ${what} (got ${count}; max_batch_sequences); send larger sets as a job (POST /v1/jobs)`,
+    {
+      max,
+      got: count,
+      limit: 'max_batch_sequences',
+    },
+  );
 }
 
 export function checkBatchSize(count: number, max: number, what?: string): void {

@@ -5,7 +5,10 @@ import { gpuAvailable } from '../telemetry/gpu.js';
 import type { GatewayContext } from './context.js';
 
 /** /v1/models and the deployment API: what a model is, where it runs and how it is doing. */
-export function modelSummary(gw: Pick<GatewayContext, 'registry' | 'defaultModel'>, name: string): Record<string, unknown> {
+export function modelSummary(
+  gw: Pick<GatewayContext, 'registry' | 'defaultModel'>,
+  name: string,
+): Record<string, unknown> {
   const pkg = gw.registry.package(name);
   const m = pkg.manifest;
   const d = gw.registry.deployment(name);
@@ -17,7 +20,13 @@ export function modelSummary(gw: Pick<GatewayContext, 'registry' | 'defaultModel
     isolation: m.isolation,
     status: gw.registry.status(name),
     default: gw.defaultModel() === name,
-    tasks: m.tasks.map((t) => ({ name: t.name, input_type: t.input_type, sequence_types: t.sequence_types, max_length: t.max_length, description: t.description })),
+    tasks: m.tasks.map((t) => ({
+      name: t.name,
+      input_type: t.input_type,
+      sequence_types: t.sequence_types,
+      max_length: t.max_length,
+      description: t.description,
+    })),
     default_task: (m.tasks.find((t) => t.name === m.default_task) ?? m.tasks[0])?.name ?? null,
     sequence_types: [...new Set(m.tasks.flatMap((t) => t.sequence_types))],
     replicas: d?.replicaInfo().length ?? 0,

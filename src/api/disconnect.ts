@@ -4,7 +4,10 @@
 import type { FastifyReply } from 'fastify';
 import { CancelToken, type CancelSignal } from '../scheduler/cancel.js';
 
-export async function cancelOnDisconnect<T>(reply: FastifyReply, work: (signal: CancelSignal) => Promise<T>): Promise<T> {
+export async function cancelOnDisconnect<T>(
+  reply: FastifyReply,
+  work: (signal: CancelSignal) => Promise<T>,
+): Promise<T> {
   const token = new CancelToken();
   const onClose = (): void => {
     if (!reply.raw.writableFinished) token.abort();

@@ -60,9 +60,15 @@ export function toIsoError(e: unknown): IsoError {
   // `throw null` or `throw undefined` (a library's, not ours) is internal too, not a crash in the error handler.
   const err = (e ?? {}) as { statusCode?: number; code?: string; message?: string; validation?: unknown };
   const status = err.statusCode ?? 500;
-  if (status === 413) return new IsoError('PAYLOAD_TOO_LARGE', 'request body is too large', { limit: 'see body_limit_bytes' });
+  if (status === 413)
+    return new IsoError('PAYLOAD_TOO_LARGE', 'request body is too large', { limit: 'see body_limit_bytes' });
   if (status === 415) return new IsoError('INVALID_REQUEST', 'content-type must be application/json');
   if (status === 429) return new IsoError('RATE_LIMITED', err.message ?? 'too many requests');
-  if (status >= 400 && status < 500) return new IsoError('INVALID_REQUEST', err.message ?? 'invalid request', err.code ? { fastify_code: err.code } : undefined);
+  if (status >= 400 && status < 500)
+    return new IsoError(
+      'INVALID_REQUEST',
+      err.message ?? 'invalid request',
+      err.code ? { fastify_code: err.code } : undefined,
+    );
   return new IsoError('INTERNAL_ERROR', 'internal error');
 }

@@ -26,7 +26,14 @@ export async function registerMediaBodies(app: FastifyInstance, limits: MediaBod
     done(null, new RawMedia(body as Buffer, String(req.headers['content-type'] ?? '')));
   });
   await app.register(multipart, {
-    limits: { fileSize: limits.maxBytes, files: limits.maxFiles, fields: FIELDS.size, fieldSize: 64 * 1024, parts: limits.maxFiles + FIELDS.size, headerPairs: 100 },
+    limits: {
+      fileSize: limits.maxBytes,
+      files: limits.maxFiles,
+      fields: FIELDS.size,
+      fieldSize: 64 * 1024,
+      parts: limits.maxFiles + FIELDS.size,
+      headerPairs: 100,
+    },
     throwFileSizeLimit: true,
   });
 }
@@ -56,7 +63,10 @@ function fieldValue(name: string, text: string): unknown {
  * The body of a prediction request as an object, whatever it arrived as; null when it is an
  * ordinary JSON body (left to the caller as it is).
  */
-export async function mediaBody(req: FastifyRequest, kind: 'single' | 'batch'): Promise<Record<string, unknown> | null> {
+export async function mediaBody(
+  req: FastifyRequest,
+  kind: 'single' | 'batch',
+): Promise<Record<string, unknown> | null> {
   const key = kind === 'single' ? 'input' : 'inputs';
   if (req.body instanceof RawMedia) {
     const fields = queryFields(req);
@@ -70,17 +80,33 @@ export async function mediaBody(req: FastifyRequest, kind: 'single' | 'batch'): 
     for await (const part of req.parts()) {
       if (part.type === 'file') files.push(new RawMedia(await part.toBuffer(), part.mimetype));
       else if (FIELDS.has(part.fieldname)) body[part.fieldname] = fieldValue(part.fieldname, String(part.value));
-      else throw new IsoError('INVALID_REQUEST', `unknown form field "${part.fieldname.slice(0, 64)}"; fields: ${[...FIELDS].join(', ')}, and file parts`);
+      else
+        throw new IsoError(
+          'INVALID_REQUEST',
+          `unknown form field "${part.fieldname.slice(0, 64)}"; fields: ${[...FIELDS].join(', ')}, and file parts`,
+        );
     }
   } catch (e) {
     if (e instanceof IsoError) throw e;
     const code = (e as { code?: string }).code;
-    if (code === 'FST_REQ_FILE_TOO_LARGE') throw new IsoError('PAYLOAD_TOO_LARGE', `a file part is over ${(e as Error).message.replace(/^.*?(\d+).*$/, '$1')} bytes`);
-    if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT') throw new IsoError('INVALID_REQUEST', `too many parts: at most ${kind === 'single' ? 1 : 'max_batch_sequences'} files`);
+    if (code === 'FST_REQ_FILE_TOO_LARGE')
+      throw new IsoError(
+        'PAYLOAD_TOO_LARGE',
+        `a file part is over ${(e as Error).message.replace(/^.*?(\d+).*$/, '$1')} bytes`,
+      );
+    if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT')
+      throw new IsoError(
+        'INVALID_REQUEST',
+        `too many parts: at most ${kind === 'single' ? 1 : 'max_batch_sequences'} files`,
+      );
     throw new IsoError('INVALID_REQUEST', `malformed multipart body: ${(e as Error).message}`);
   }
   if (files.length === 0) throw new IsoError('INVALID_REQUEST', 'a multipart prediction needs at least one file part');
-  if (kind === 'single' && files.length > 1) throw new IsoError('INVALID_REQUEST', `a single prediction takes one file (got ${files.length}); use /predict/batch`);
+  if (kind === 'single' && files.length > 1)
+    throw new IsoError(
+      'INVALID_REQUEST',
+      `a single prediction takes one file (got ${files.length}); use /predict/batch`,
+    );
   body[key] = kind === 'single' ? files[0] : files;
   return body;
 }

@@ -45,8 +45,15 @@ function tensorFor(name: string, values: unknown[]): OutputTensor {
     const d = values[0]!.length;
     if (values.every((v) => v.length === d)) return { name, datatype: 'FP32', shape: [n, d], data: values.flat() };
   }
-  if (values.every((v) => typeof v === 'string')) return { name, datatype: 'BYTES', shape: [n], data: values, parameters: { content_type: 'str' } };
-  return { name, datatype: 'BYTES', shape: [n], data: values.map((v) => JSON.stringify(v ?? null)), parameters: { content_type: 'json' } };
+  if (values.every((v) => typeof v === 'string'))
+    return { name, datatype: 'BYTES', shape: [n], data: values, parameters: { content_type: 'str' } };
+  return {
+    name,
+    datatype: 'BYTES',
+    shape: [n],
+    data: values.map((v) => JSON.stringify(v ?? null)),
+    parameters: { content_type: 'json' },
+  };
 }
 
 export function outputsToTensors(outputs: ItemOutput[]): OutputTensor[] {
@@ -61,7 +68,12 @@ export function outputsToTensors(outputs: ItemOutput[]): OutputTensor[] {
     }
   }
   // Own fields only: an item without a field named "constructor" or "__proto__" has null there, not Object.prototype's.
-  return names.map((k) => tensorFor(k, outputs.map((o) => (Object.hasOwn(o, k) ? (o[k] ?? null) : null))));
+  return names.map((k) =>
+    tensorFor(
+      k,
+      outputs.map((o) => (Object.hasOwn(o, k) ? (o[k] ?? null) : null)),
+    ),
+  );
 }
 
 /** What a task's output tensors look like, from the output example in its manifest. */
@@ -87,7 +99,8 @@ export const BYTES_INPUTS: Record<Exclude<InputType, 'tensor'>, { name: string; 
 
 /** What a task's inputs look like: its tensors with the batch dimension first, or its one BYTES input. */
 export function declaredInputs(task: TaskSpec): MetadataTensor[] {
-  if (task.input_type === 'tensor') return task.tensors.map((t) => ({ name: t.name, datatype: t.datatype as Datatype, shape: [-1, ...t.shape] }));
+  if (task.input_type === 'tensor')
+    return task.tensors.map((t) => ({ name: t.name, datatype: t.datatype as Datatype, shape: [-1, ...t.shape] }));
   const b = BYTES_INPUTS[task.input_type];
   // Sequences are plain strings, as they always were: no parameters to read.
   if (task.input_type === 'sequence') return [{ name: b.name, datatype: 'BYTES', shape: [-1] }];
@@ -146,7 +159,8 @@ function shapeText(shape: readonly number[]): string {
 
 function checkShape(input: RequestTensor): number[] {
   const shape = input.shape;
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && (d as number) >= 0)) throw bad(`input "${cut(input.name)}" shape must be a list of non-negative integers`);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && (d as number) >= 0))
+    throw bad(`input "${cut(input.name)}" shape must be a list of non-negative integers`);
   return shape as number[];
 }
 
@@ -179,7 +193,9 @@ function bytesElement(task: TaskSpec, raw: unknown, contentType: string | undefi
     }
     case 'image':
     case 'audio':
-      return contentType !== undefined && contentType.includes('/') && typeof raw === 'string' ? { data: raw, media_type: contentType } : raw;
+      return contentType !== undefined && contentType.includes('/') && typeof raw === 'string'
+        ? { data: raw, media_type: contentType }
+        : raw;
     default:
       return raw;
   }
@@ -190,26 +206,49 @@ function checkContentType(task: TaskSpec, input: RequestTensor, ct: string | und
   if (ct === undefined) return;
   const t = task.input_type;
   const fits =
-    t === 'sequence' || t === 'text' ? ct === 'str' : t === 'json' || t === 'chat' ? ct === 'json' : ct === 'base64' || /^[a-z]+\/[a-z0-9.+-]+$/i.test(ct);
+    t === 'sequence' || t === 'text'
+      ? ct === 'str'
+      : t === 'json' || t === 'chat'
+        ? ct === 'json'
+        : ct === 'base64' || /^[a-z]+\/[a-z0-9.+-]+$/i.test(ct);
   if (!fits) {
-    const want = t === 'image' || t === 'audio' ? `"base64" or a media type such as "${t === 'image' ? 'image/png' : 'audio/wav'}"` : `"${BYTES_INPUTS[t as Exclude<InputType, 'tensor'>].content_type}"`;
-    throw badInput(`input "${cut(input.name)}" has content_type "${ct.slice(0, 64)}"; task ${task.name} takes ${t} input: ${want}`, { content_type: ct.slice(0, 64), input_type: t });
+    const want =
+      t === 'image' || t === 'audio'
+        ? `"base64" or a media type such as "${t === 'image' ? 'image/png' : 'audio/wav'}"`
+        : `"${BYTES_INPUTS[t as Exclude<InputType, 'tensor'>].content_type}"`;
+    throw badInput(
+      `input "${cut(input.name)}" has content_type "${ct.slice(0, 64)}"; task ${task.name} takes ${t} input: ${want}`,
+      { content_type: ct.slice(0, 64), input_type: t },
+    );
   }
 }
 
 /** Every input type but tensor: one BYTES tensor of shape [n] or [n, 1]. */
-function bytesItems(m: Manifest, task: TaskSpec, named: RequestTensor[], maxBatch: number, declared: ReturnType<typeof parseSequenceType>, options: Record<string, unknown>): { items: WorkItem[]; inputName: string } {
+function bytesItems(
+  m: Manifest,
+  task: TaskSpec,
+  named: RequestTensor[],
+  maxBatch: number,
+  declared: ReturnType<typeof parseSequenceType>,
+  options: Record<string, unknown>,
+): { items: WorkItem[]; inputName: string } {
   const expected = BYTES_INPUTS[task.input_type as Exclude<InputType, 'tensor'>].name;
   const input = named.length === 1 ? named[0]! : named.find((i) => i.name === expected);
-  if (!input) throw bad(`model ${m.name} takes one input, "${expected}"; got ${named.map((i) => `"${cut(i.name)}"`).join(', ')}`);
+  if (!input)
+    throw bad(`model ${m.name} takes one input, "${expected}"; got ${named.map((i) => `"${cut(i.name)}"`).join(', ')}`);
   const extra = named.filter((i) => i !== input);
-  if (extra.length) throw bad(`unexpected input "${cut(extra[0]!.name)}": model ${m.name} takes one input, "${expected}"`);
-  if (input.datatype !== 'BYTES') throw bad(`input "${cut(input.name)}" must have datatype BYTES (got ${JSON.stringify(input.datatype ?? null).slice(0, 32)})`);
+  if (extra.length)
+    throw bad(`unexpected input "${cut(extra[0]!.name)}": model ${m.name} takes one input, "${expected}"`);
+  if (input.datatype !== 'BYTES')
+    throw bad(
+      `input "${cut(input.name)}" must have datatype BYTES (got ${JSON.stringify(input.datatype ?? null).slice(0, 32)})`,
+    );
   const ct = contentTypeOf(input);
   checkContentType(task, input, ct);
   const shape = checkShape(input);
   const shown = shapeText(shape);
-  if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1))) throw bad(`input shape must be [n] or [n, 1] (got ${shown})`);
+  if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1)))
+    throw bad(`input shape must be [n] or [n, 1] (got ${shown})`);
   // The one input tensor is every element of the request: its shape's product ([n] or [n, 1])
   // and its data are held to max_batch_sequences, as the other surfaces' lists, before the data
   // is read (260,000 items went through before).
@@ -233,7 +272,12 @@ function bytesItems(m: Manifest, task: TaskSpec, named: RequestTensor[], maxBatc
  * Tensor tasks: every declared tensor, each with the batch dimension first ([n, ...declared
  * shape], as Triton shows a batching model); item i is the i-th slice of every tensor.
  */
-function tensorItems(task: TaskSpec, named: RequestTensor[], maxBatch: number, options: Record<string, unknown>): WorkItem[] {
+function tensorItems(
+  task: TaskSpec,
+  named: RequestTensor[],
+  maxBatch: number,
+  options: Record<string, unknown>,
+): WorkItem[] {
   const taken = task.tensors.map((t) => t.name).join(', ');
   let n: number | undefined;
   let first = '';
@@ -242,38 +286,56 @@ function tensorItems(task: TaskSpec, named: RequestTensor[], maxBatch: number, o
     const spec = task.tensors.find((t) => t.name === input.name);
     if (!spec) throw badInput(`unexpected input "${cut(input.name)}": task ${task.name} takes the tensors ${taken}`);
     if (slices.has(spec.name)) throw badInput(`input "${spec.name}" is given twice`);
-    if (contentTypeOf(input) !== undefined && input.datatype !== 'BYTES') throw badInput(`input "${spec.name}": content_type applies to BYTES tensors only`);
+    if (contentTypeOf(input) !== undefined && input.datatype !== 'BYTES')
+      throw badInput(`input "${spec.name}": content_type applies to BYTES tensors only`);
     const shape = checkShape(input);
     const want = `[n, ${spec.shape.join(', ')}]`.replace(', ]', ']');
     if (shape.length !== spec.shape.length + 1) {
-      throw badInput(`input "${spec.name}" has shape ${shapeText(shape)}; task ${task.name} takes ${want} (the first dimension is the batch; -1: any size)`, { shape: shape.slice(0, 9), expected: [-1, ...spec.shape] });
+      throw badInput(
+        `input "${spec.name}" has shape ${shapeText(shape)}; task ${task.name} takes ${want} (the first dimension is the batch; -1: any size)`,
+        { shape: shape.slice(0, 9), expected: [-1, ...spec.shape] },
+      );
     }
     const batch = shape[0]!;
     if (n === undefined) [n, first] = [batch, spec.name];
-    else if (batch !== n) throw badInput(`inputs disagree on the batch size (the first dimension): "${first}" has ${n}, "${spec.name}" has ${batch}`);
+    else if (batch !== n)
+      throw badInput(
+        `inputs disagree on the batch size (the first dimension): "${first}" has ${n}, "${spec.name}" has ${batch}`,
+      );
     if (batch > maxBatch) throw batchTooLarge(batch, maxBatch, 'items per request (the batch dimension)');
     const per = shape.slice(1).reduce((a, b) => a * b, 1);
     const total = batch * per;
     // Sized before the data is read: no item may hold more than max_elements.
-    if (per > task.max_elements) throw new IsoError('PAYLOAD_TOO_LARGE', `input "${spec.name}" has ${per} elements per item; the limit is ${task.max_elements}`, { max_elements: task.max_elements });
+    if (per > task.max_elements)
+      throw new IsoError(
+        'PAYLOAD_TOO_LARGE',
+        `input "${spec.name}" has ${per} elements per item; the limit is ${task.max_elements}`,
+        { max_elements: task.max_elements },
+      );
     if (!Array.isArray(input.data)) throw badInput(`input "${spec.name}" data must be a list`);
     const data = flattenAtMost(input.data, total);
-    if (!data) throw badInput(`input "${spec.name}" shape ${shapeText(shape)} holds ${total} elements but data has more`);
-    if (data.length !== total) throw badInput(`input "${spec.name}" shape ${shapeText(shape)} holds ${total} elements but data has ${data.length}`);
+    if (!data)
+      throw badInput(`input "${spec.name}" shape ${shapeText(shape)} holds ${total} elements but data has more`);
+    if (data.length !== total)
+      throw badInput(
+        `input "${spec.name}" shape ${shapeText(shape)} holds ${total} elements but data has ${data.length}`,
+      );
     slices.set(spec.name, { datatype: input.datatype, shape: shape.slice(1), data, per });
   }
   if (n === 0) throw bad('inputs hold no item (the batch dimension is 0)');
   const items: WorkItem[] = [];
   for (let i = 0; i < n!; i++) {
     const raw: Record<string, unknown> = {};
-    for (const [name, t] of slices) raw[name] = { datatype: t.datatype, shape: t.shape, data: t.data.slice(i * t.per, (i + 1) * t.per) };
+    for (const [name, t] of slices)
+      raw[name] = { datatype: t.datatype, shape: t.shape, data: t.data.slice(i * t.per, (i + 1) * t.per) };
     items.push({ ...validateInput(task, raw, `batch[${i}]`).payload, options });
   }
   return items;
 }
 
 export function parseInfer(m: Manifest, body: unknown, maxBatch: number): ParsedInfer {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('request body must be a JSON inference request object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw bad('request body must be a JSON inference request object');
   const b = body as Record<string, unknown>;
   if (b.id !== undefined && typeof b.id !== 'string') throw bad('id must be a string');
   const params = b.parameters ?? {};
@@ -291,13 +353,19 @@ export function parseInfer(m: Manifest, body: unknown, maxBatch: number): Parsed
     );
   }
   const inputs = b.inputs as unknown[];
-  if (!inputs.every((i) => typeof i === 'object' && i !== null && !Array.isArray(i) && typeof (i as { name?: unknown }).name === 'string')) {
+  if (
+    !inputs.every(
+      (i) =>
+        typeof i === 'object' && i !== null && !Array.isArray(i) && typeof (i as { name?: unknown }).name === 'string',
+    )
+  ) {
     throw bad('every input must be an object with a name');
   }
   const named = inputs as RequestTensor[];
   for (const i of named) {
     const ip = i.parameters;
-    if (ip && typeof ip === 'object' && 'binary_data_size' in ip) throw bad('binary tensor data is not supported; send the data as JSON (BYTES elements as strings)');
+    if (ip && typeof ip === 'object' && 'binary_data_size' in ip)
+      throw bad('binary tensor data is not supported; send the data as JSON (BYTES elements as strings)');
   }
   let items: WorkItem[];
   let itemName: (i: number) => string;
@@ -312,7 +380,10 @@ export function parseInfer(m: Manifest, body: unknown, maxBatch: number): Parsed
 
   let requested: string[] | undefined;
   if (b.outputs !== undefined) {
-    if (!Array.isArray(b.outputs) || !b.outputs.every((o) => typeof o === 'object' && o !== null && typeof (o as { name?: unknown }).name === 'string')) {
+    if (
+      !Array.isArray(b.outputs) ||
+      !b.outputs.every((o) => typeof o === 'object' && o !== null && typeof (o as { name?: unknown }).name === 'string')
+    ) {
       throw bad('outputs must be a list of {name}');
     }
     requested = (b.outputs as { name: string }[]).map((o) => o.name);

@@ -30,7 +30,14 @@ export interface OpenAiErrorBody {
 }
 
 export function openAiError(err: IsoError): OpenAiErrorBody {
-  return { error: { message: err.message, type: errorType(err.status), param: errorParams.get(err) ?? null, code: err.code.toLowerCase() } };
+  return {
+    error: {
+      message: err.message,
+      type: errorType(err.status),
+      param: errorParams.get(err) ?? null,
+      code: err.code.toLowerCase(),
+    },
+  };
 }
 
 /**
@@ -66,10 +73,18 @@ export const chatBody = z.object({
   model: z.string().min(1).max(200),
   messages: z
     .array(
-      z.object({
-        role: z.string(),
-        content: z.union([z.string(), z.array(z.object({ type: z.string(), text: z.string().optional() }).passthrough()), z.null()]).optional(),
-      }).passthrough(),
+      z
+        .object({
+          role: z.string(),
+          content: z
+            .union([
+              z.string(),
+              z.array(z.object({ type: z.string(), text: z.string().optional() }).passthrough()),
+              z.null(),
+            ])
+            .optional(),
+        })
+        .passthrough(),
     )
     .min(1),
   stream: z.boolean().nullish(),
@@ -129,7 +144,8 @@ export function finishReason(out: ItemOutput): string {
 }
 
 export function parseRequest<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new IsoError('INVALID_REQUEST', 'request body must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new IsoError('INVALID_REQUEST', 'request body must be a JSON object');
   const parsed = schema.safeParse(body);
   if (parsed.success) return parsed.data as z.infer<T>;
   const err = new IsoError('INVALID_REQUEST', describeZod(parsed.error));

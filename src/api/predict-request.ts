@@ -19,8 +19,17 @@ const common = {
 };
 
 /** `stream: true` asks for Server-Sent Events (see api/sse.ts); single predictions only. */
-export const singleBody = z.object({ sequence: z.unknown().optional(), input: z.unknown().optional(), stream: z.boolean().optional(), ...common }).strict();
-export const batchBody = z.object({ sequences: z.array(z.unknown()).optional(), inputs: z.array(z.unknown()).optional(), ...common }).strict();
+export const singleBody = z
+  .object({
+    sequence: z.unknown().optional(),
+    input: z.unknown().optional(),
+    stream: z.boolean().optional(),
+    ...common,
+  })
+  .strict();
+export const batchBody = z
+  .object({ sequences: z.array(z.unknown()).optional(), inputs: z.array(z.unknown()).optional(), ...common })
+  .strict();
 
 export interface ParsedPrediction {
   task: TaskSpec;
@@ -36,8 +45,18 @@ export interface ParsedPrediction {
 }
 
 /** A body either path accepted; `options` is absent when the fast check let a body without it through. */
-type Body = Omit<z.infer<typeof singleBody>, 'options'> & Partial<Omit<z.infer<typeof batchBody>, 'options'>> & { options?: Record<string, unknown> };
-const SINGLE_KEYS = new Set(['sequence', 'input', 'stream', 'task_type', 'sequence_type', 'options', 'timeout_ms', 'priority']);
+type Body = Omit<z.infer<typeof singleBody>, 'options'> &
+  Partial<Omit<z.infer<typeof batchBody>, 'options'>> & { options?: Record<string, unknown> };
+const SINGLE_KEYS = new Set([
+  'sequence',
+  'input',
+  'stream',
+  'task_type',
+  'sequence_type',
+  'options',
+  'timeout_ms',
+  'priority',
+]);
 const BATCH_KEYS = new Set(['sequences', 'inputs', 'task_type', 'sequence_type', 'options', 'timeout_ms', 'priority']);
 
 /**
@@ -52,8 +71,16 @@ function fastBody(b: Record<string, unknown>, kind: 'single' | 'batch'): Body | 
   if (task_type !== undefined && (typeof task_type !== 'string' || task_type.length > 64)) return null;
   if (sequence_type !== undefined && (typeof sequence_type !== 'string' || sequence_type.length > 16)) return null;
   if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) return null;
-  if (timeout_ms !== undefined && !(typeof timeout_ms === 'number' && Number.isInteger(timeout_ms) && timeout_ms > 0 && timeout_ms <= 3_600_000)) return null;
-  if (priority !== undefined && !(typeof priority === 'number' && Number.isInteger(priority) && priority >= -10 && priority <= 10)) return null;
+  if (
+    timeout_ms !== undefined &&
+    !(typeof timeout_ms === 'number' && Number.isInteger(timeout_ms) && timeout_ms > 0 && timeout_ms <= 3_600_000)
+  )
+    return null;
+  if (
+    priority !== undefined &&
+    !(typeof priority === 'number' && Number.isInteger(priority) && priority >= -10 && priority <= 10)
+  )
+    return null;
   if (stream !== undefined && typeof stream !== 'boolean') return null;
   if (kind === 'batch' && !Array.isArray(sequences) && !Array.isArray(inputs)) return null;
   return b as Body;
@@ -64,15 +91,24 @@ export function resolveTask(manifest: Manifest, taskType: string | undefined): T
   if (taskType === undefined) return manifest.tasks.find((t) => t.name === manifest.default_task) ?? manifest.tasks[0]!;
   const task = manifest.tasks.find((t) => t.name === taskType);
   if (!task) {
-    throw new IsoError('INVALID_REQUEST', `model ${manifest.name} has no task "${taskType}"; available: ${manifest.tasks.map((t) => t.name).join(', ')}`, {
-      tasks: manifest.tasks.map((t) => t.name),
-    });
+    throw new IsoError(
+      'INVALID_REQUEST',
+      `model ${manifest.name} has no task "${taskType}"; available: ${manifest.tasks.map((t) => t.name).join(', ')}`,
+      {
+        tasks: manifest.tasks.map((t) => t.name),
+      },
+    );
   }
   return task;
 }
 
 /** Validates one or many inputs for a task; the first bad one rejects the request. */
-export function parsePrediction(manifest: Manifest, body: unknown, kind: 'single' | 'batch', maxBatch: number): ParsedPrediction {
+export function parsePrediction(
+  manifest: Manifest,
+  body: unknown,
+  kind: 'single' | 'batch',
+  maxBatch: number,
+): ParsedPrediction {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new IsoError('INVALID_REQUEST', 'request body must be a JSON object');
   }
@@ -91,17 +127,30 @@ export function parsePrediction(manifest: Manifest, body: unknown, kind: 'single
   const given = (k: string): boolean => (b as Record<string, unknown>)[k] !== undefined;
   if (given(one) && given(many)) throw new IsoError('INVALID_REQUEST', `send ${one} or ${many}, not both`);
   if (given(one) && !takesStrings(task.input_type)) {
-    throw new IsoError('INVALID_REQUEST', `task ${task.name} takes ${task.input_type} input: send it as ${kind === 'single' ? 'input' : 'inputs'}`);
+    throw new IsoError(
+      'INVALID_REQUEST',
+      `task ${task.name} takes ${task.input_type} input: send it as ${kind === 'single' ? 'input' : 'inputs'}`,
+    );
   }
   const field = given(one) ? one : many;
   let raws: unknown[];
   if (kind === 'single') {
     const v = (b as Record<string, unknown>)[field];
-    if (v === undefined) throw new IsoError('INVALID_REQUEST', task.input_type === 'sequence' ? 'sequence is required' : `${many} is required (this task takes ${task.input_type} input)`);
+    if (v === undefined)
+      throw new IsoError(
+        'INVALID_REQUEST',
+        task.input_type === 'sequence'
+          ? 'sequence is required'
+          : `${many} is required (this task takes ${task.input_type} input)`,
+      );
     raws = [v];
   } else {
     raws = ((b as Record<string, unknown>)[field] as unknown[] | undefined) ?? [];
-    if (raws.length === 0) throw new IsoError('INVALID_REQUEST', `${field} must hold at least one ${task.input_type === 'sequence' ? 'sequence' : 'input'}`);
+    if (raws.length === 0)
+      throw new IsoError(
+        'INVALID_REQUEST',
+        `${field} must hold at least one ${task.input_type === 'sequence' ? 'sequence' : 'input'}`,
+      );
   }
   const options = b.options ?? {};
   const items: WorkItem[] = [];
@@ -116,7 +165,10 @@ export function parsePrediction(manifest: Manifest, body: unknown, kind: 'single
       sizes.push(v.size);
     } catch (e) {
       if (e instanceof IsoError && kind === 'batch') {
-        throw new IsoError(e.code, e.message, { index: i, ...(typeof e.details === 'object' ? (e.details as object) : {}) });
+        throw new IsoError(e.code, e.message, {
+          index: i,
+          ...(typeof e.details === 'object' ? (e.details as object) : {}),
+        });
       }
       throw e;
     }

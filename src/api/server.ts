@@ -83,7 +83,8 @@ export async function buildServer(gw: ServerGateway): Promise<FastifyInstance> {
     frameworkErrors: (err, req, reply) => {
       const iso = toIsoError(err);
       const path = req.url.split('?')[0]!;
-      if (path === '/v2' || path.startsWith('/v2/')) void (reply as FastifyReply).code(iso.status).send({ error: iso.message });
+      if (path === '/v2' || path.startsWith('/v2/'))
+        void (reply as FastifyReply).code(iso.status).send({ error: iso.message });
       else void sendError(req, reply, iso);
     },
     // Malformed HTTP (unknown method, bad request line or header, headers over the limit) is
@@ -92,20 +93,38 @@ export async function buildServer(gw: ServerGateway): Promise<FastifyInstance> {
       const errno = (err as NodeJS.ErrnoException).code;
       if (errno === 'ECONNRESET' || socket.destroyed) return;
       if (socket.writable) {
-        const iso = new IsoError(clientErrorCode(errno), errno === 'HPE_HEADER_OVERFLOW' ? 'request line and headers are too large' : 'malformed HTTP request');
-        const body = JSON.stringify({ success: false, message: iso.message, error: { code: iso.code, details: errno ?? iso.message }, timestamp: new Date().toISOString(), request_id: randomUUID() });
-        socket.write(`HTTP/1.1 ${iso.status} ${iso.status === 400 ? 'Bad Request' : iso.status === 408 ? 'Request Timeout' : 'Request Header Fields Too Large'}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`);
+        const iso = new IsoError(
+          clientErrorCode(errno),
+          errno === 'HPE_HEADER_OVERFLOW' ? 'request line and headers are too large' : 'malformed HTTP request',
+        );
+        const body = JSON.stringify({
+          success: false,
+          message: iso.message,
+          error: { code: iso.code, details: errno ?? iso.message },
+          timestamp: new Date().toISOString(),
+          request_id: randomUUID(),
+        });
+        socket.write(
+          `HTTP/1.1 ${iso.status} ${iso.status === 400 ? 'Bad Request' : iso.status === 408 ? 'Request Timeout' : 'Request Header Fields Too Large'}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+        );
       }
       socket.destroy(err);
     },
-    ...(gw.config.tls ? { https: { cert: readFileSync(gw.config.tls.cert), key: readFileSync(gw.config.tls.key) } } : {}),
+    ...(gw.config.tls
+      ? { https: { cert: readFileSync(gw.config.tls.cert), key: readFileSync(gw.config.tls.key) } }
+      : {}),
   });
 
   // Before any route is added, so that listRoutes() sees them all (child scopes inherit the hook).
   const routes: RouteEntry[] = [];
   routeLists.set(app, routes);
   app.addHook('onRoute', (r) => {
-    routes.push({ methods: ([] as string[]).concat(r.method), url: r.url, scope: r.config?.scope, action: r.config?.action });
+    routes.push({
+      methods: ([] as string[]).concat(r.method),
+      url: r.url,
+      scope: r.config?.scope,
+      action: r.config?.action,
+    });
   });
   requireRouteScopes(app);
   closeSilentSocketsOnClose(app);
@@ -114,7 +133,8 @@ export async function buildServer(gw: ServerGateway): Promise<FastifyInstance> {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    if (jsonDepthExceeds(body as string, MAX_JSON_DEPTH)) return done(new IsoError('INVALID_REQUEST', `JSON nests deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+    if (jsonDepthExceeds(body as string, MAX_JSON_DEPTH))
+      return done(new IsoError('INVALID_REQUEST', `JSON nests deeper than ${MAX_JSON_DEPTH} levels`), undefined);
     return parseJson(req, body as string, done);
   });
 
@@ -130,7 +150,9 @@ export async function buildServer(gw: ServerGateway): Promise<FastifyInstance> {
     return sendError(req, reply, iso);
   });
 
-  app.setNotFoundHandler((req, reply) => sendError(req, reply, new IsoError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
+  app.setNotFoundHandler((req, reply) =>
+    sendError(req, reply, new IsoError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)),
+  );
 
   // Before the rate limiter, so a known key gets its own budget.
   registerAuth(app, {
@@ -146,19 +168,28 @@ export async function buildServer(gw: ServerGateway): Promise<FastifyInstance> {
     await app.register(rateLimit, {
       global: true,
       // Per API key when one was presented, else per client address; a key may carry its own quota.
-      keyGenerator: (req) => (req.principal && req.principal.id !== 'anonymous' ? `key:${req.principal.id}` : `ip:${req.ip}`),
+      keyGenerator: (req) =>
+        req.principal && req.principal.id !== 'anonymous' ? `key:${req.principal.id}` : `ip:${req.ip}`,
       max: (req) => req.principal?.rateLimit ?? gw.config.rate_limit.max,
       timeWindow: gw.config.rate_limit.window_ms,
       // Orchestrator probes must never be throttled into a restart loop.
       allowList: (req) => PROBE_ROUTES.test(req.routeOptions.url ?? ''),
       // The plugin throws what this returns; the error handler turns it into the envelope.
       errorResponseBuilder: (_req, ctx) =>
-        new IsoError('RATE_LIMITED', `rate limit of ${ctx.max} requests per window exceeded; retry after ${ctx.after}`, { limit: ctx.max, retry_after: ctx.after }, Math.max(1, Math.ceil(ctx.ttl / 1000))),
+        new IsoError(
+          'RATE_LIMITED',
+          `rate limit of ${ctx.max} requests per window exceeded; retry after ${ctx.after}`,
+          { limit: ctx.max, retry_after: ctx.after },
+          Math.max(1, Math.ceil(ctx.ttl / 1000)),
+        ),
     });
   }
 
   // Raw image/audio bodies and multipart uploads for the prediction routes (api/media-body.ts).
-  await registerMediaBodies(app, { maxBytes: gw.config.predict_body_limit_bytes, maxFiles: gw.config.max_batch_sequences });
+  await registerMediaBodies(app, {
+    maxBytes: gw.config.predict_body_limit_bytes,
+    maxFiles: gw.config.max_batch_sequences,
+  });
 
   registerHealthRoutes(app, gw);
   registerManagementRoutes(app, gw);

@@ -60,7 +60,8 @@ export class EventStream {
     // Fastify's onSend hooks do not run for a hijacked reply: carry over what hooks already set
     // (rate-limit headers) and the request id the server's hook would have added.
     const raw = this.reply.raw;
-    for (const [key, value] of Object.entries(this.reply.getHeaders())) if (value !== undefined) raw.setHeader(key, value);
+    for (const [key, value] of Object.entries(this.reply.getHeaders()))
+      if (value !== undefined) raw.setHeader(key, value);
     this.reply.hijack();
     raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -75,7 +76,10 @@ export class EventStream {
   write(data: string, event?: string): void {
     this.start();
     if (!this.writable) return;
-    const lines = data.split('\n').map((l) => `data: ${l}\n`).join('');
+    const lines = data
+      .split('\n')
+      .map((l) => `data: ${l}\n`)
+      .join('');
     this.reply.raw.write(`${event ? `event: ${event}\n` : ''}${lines}\n`);
   }
 

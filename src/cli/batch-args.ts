@@ -43,7 +43,21 @@ export interface BatchCliOpts {
 
 export function batchArgsFrom(input: string | undefined, o: BatchCliOpts, options: Record<string, unknown>): BatchArgs {
   const int = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
-  return { input, inputDir: o.inputDir, outputDir: o.outputDir, output: o.output, format: o.format, outputFormat: o.outputFormat, workers: int(o.workers), chunkSize: int(o.chunkSize), options, organism: o.organism, url: o.url, offline: o.offline, quiet: o.quiet };
+  return {
+    input,
+    inputDir: o.inputDir,
+    outputDir: o.outputDir,
+    output: o.output,
+    format: o.format,
+    outputFormat: o.outputFormat,
+    workers: int(o.workers),
+    chunkSize: int(o.chunkSize),
+    options,
+    organism: o.organism,
+    url: o.url,
+    offline: o.offline,
+    quiet: o.quiet,
+  };
 }
 
 export interface BatchSummary {

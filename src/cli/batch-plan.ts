@@ -1,7 +1,16 @@
 // The batch's input and output plan: the records read from one file (FASTA, JSONL, CSV, TSV,
 // text, exchange JSON, an image or audio file) or a folder of them, and where each result goes
 // (one stream in input order, or one output file per input file, written once its records are in).
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  type WriteStream,
+} from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import {
   aggregateRecord,
@@ -54,7 +63,11 @@ function inputFormatOf(args: BatchArgs, file: string, text: string): InputFormat
   return checkedFormat(args.format) ?? formatFromFileName(file) ?? sniffFormat(text);
 }
 
-const MEDIA_EXTENSIONS = new Map<string, MediaFormat>([...[...IMAGE_FORMATS, ...AUDIO_FORMATS].map((f) => [f, f] as [string, MediaFormat]), ['jpg', 'jpeg'], ['oga', 'ogg']]);
+const MEDIA_EXTENSIONS = new Map<string, MediaFormat>([
+  ...[...IMAGE_FORMATS, ...AUDIO_FORMATS].map((f) => [f, f] as [string, MediaFormat]),
+  ['jpg', 'jpeg'],
+  ['oga', 'ogg'],
+]);
 
 /** The image or audio format a file name's extension stands for, if any. */
 export function mediaFormatOfFile(name: string): MediaFormat | undefined {
@@ -179,7 +192,13 @@ export function dirPlan(args: BatchArgs, fileStats: FileStats): Plan {
       });
       const objects = Array.isArray(doc) ? doc : [doc];
       const parts = objects.map((o, i) => {
-        const x = parseOrExplain(() => parseExchangeObject(o, objects.length > 1 ? `${stem}-${i + 1}` : stem, Array.isArray(doc) ? `${name}[${i}]` : name));
+        const x = parseOrExplain(() =>
+          parseExchangeObject(
+            o,
+            objects.length > 1 ? `${stem}-${i + 1}` : stem,
+            Array.isArray(doc) ? `${name}[${i}]` : name,
+          ),
+        );
         inputs.push(...x.records);
         return x;
       });
@@ -193,10 +212,19 @@ export function dirPlan(args: BatchArgs, fileStats: FileStats): Plan {
             at += p.records.length;
             const mine = records.filter((r) => r.metadata.index >= from && r.metadata.index < at);
             const task = mine[0]?.task ?? p.task ?? args.task ?? '';
-            if (mine.length === 0) return { task, status: 'error', error: { code: 'CANCELLED', message: 'not processed: the job ended first' }, metadata: { request_id: p.requestId } };
+            if (mine.length === 0)
+              return {
+                task,
+                status: 'error',
+                error: { code: 'CANCELLED', message: 'not processed: the job ended first' },
+                metadata: { request_id: p.requestId },
+              };
             return p.multi ? aggregateRecord(task, p.requestId, mine) : exchangeRecord(mine[0]!);
           });
-          writeFileSync(join(outDir, `${stem}.json`), JSON.stringify(Array.isArray(doc) ? outputs : outputs[0], null, 2) + '\n');
+          writeFileSync(
+            join(outDir, `${stem}.json`),
+            JSON.stringify(Array.isArray(doc) ? outputs : outputs[0], null, 2) + '\n',
+          );
           tally(records);
         },
       });
@@ -235,7 +263,9 @@ export function groupDispatcher(groups: Group[]): { add: (r: OutputRecord) => vo
   let buf: OutputRecord[] = [];
   const flush = (): void => {
     for (; g < groups.length; g++) {
-      const mine = buf.filter((r) => r.metadata.index >= groups[g]!.start && r.metadata.index < groups[g]!.start + groups[g]!.count);
+      const mine = buf.filter(
+        (r) => r.metadata.index >= groups[g]!.start && r.metadata.index < groups[g]!.start + groups[g]!.count,
+      );
       if (mine.length) groups[g]!.write(mine);
     }
     buf = [];

@@ -51,14 +51,18 @@ export class Progress {
       const width = 30;
       const filled = Math.round((width * pct) / 100);
       const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
-      this.out.write(`\r${bar} ${pct.toFixed(1).padStart(5)}% ${this.done}/${this.total} | ok ${this.done - this.failed} failed ${this.failed} | ${rate.toFixed(1)}/s | ETA ${eta}  `);
+      this.out.write(
+        `\r${bar} ${pct.toFixed(1).padStart(5)}% ${this.done}/${this.total} | ok ${this.done - this.failed} failed ${this.failed} | ${rate.toFixed(1)}/s | ETA ${eta}  `,
+      );
     } else {
       const step = Math.floor(pct / 10);
       if (!force && now - this.lastDraw < 5000 && step === this.lastPct) return;
       this.lastDraw = now;
       this.lastPct = step;
       this.lastDone = this.done;
-      this.out.write(`progress: ${this.done}/${this.total} (${pct.toFixed(1)}%) done=${this.done - this.failed} failed=${this.failed} rate=${rate.toFixed(1)}/s eta=${eta}\n`);
+      this.out.write(
+        `progress: ${this.done}/${this.total} (${pct.toFixed(1)}%) done=${this.done - this.failed} failed=${this.failed} rate=${rate.toFixed(1)}/s eta=${eta}\n`,
+      );
     }
   }
 

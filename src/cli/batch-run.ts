@@ -8,15 +8,29 @@ import { IsoError } from '../errors.js';
 import { recordObject, type InputRecord, type OutputRecord } from '../jobs/formats.js';
 import { LocalModels } from '../jobs/local.js';
 import { parsePipeline, processPipelineChunk, resolveSteps } from '../jobs/pipeline.js';
-import { chunked, processPredictChunk, runChunks, sleep, type ChunkProcessor, type ModelExecutor } from '../jobs/work.js';
+import {
+  chunked,
+  processPredictChunk,
+  runChunks,
+  sleep,
+  type ChunkProcessor,
+  type ModelExecutor,
+} from '../jobs/work.js';
 import type { Envelope } from './client.js';
 import type { BatchArgs } from './batch-args.js';
 
 /** The models a job needs, and the batch size to chunk by. */
-function jobModels(args: BatchArgs, executor: Pick<ModelExecutor, 'manifest'>): { models: string[]; chunk: number; replicas: number } {
+function jobModels(
+  args: BatchArgs,
+  executor: Pick<ModelExecutor, 'manifest'>,
+): { models: string[]; chunk: number; replicas: number } {
   if (args.pipeline) {
     const steps = resolveSteps(parsePipeline(args.pipeline), (m) => executor.manifest(m));
-    return { models: steps.map((s) => s.manifest.name), chunk: steps[0]!.manifest.batching.max_batch_size, replicas: Math.max(...steps.map((s) => s.manifest.scaling.max_replicas)) };
+    return {
+      models: steps.map((s) => s.manifest.name),
+      chunk: steps[0]!.manifest.batching.max_batch_size,
+      replicas: Math.max(...steps.map((s) => s.manifest.scaling.max_replicas)),
+    };
   }
   const m = executor.manifest(args.model!);
   return { models: [m.name], chunk: m.batching.max_batch_size, replicas: m.scaling.max_replicas };
@@ -27,7 +41,14 @@ function jobOptions(args: BatchArgs): Record<string, unknown> {
 }
 
 /** Workers started here; records handed to `emit` in input order. */
-export async function runOffline(args: BatchArgs, config: Config, inputs: InputRecord[], emit: (r: OutputRecord) => void, signal: AbortSignal, onReady: () => void): Promise<void> {
+export async function runOffline(
+  args: BatchArgs,
+  config: Config,
+  inputs: InputRecord[],
+  emit: (r: OutputRecord) => void,
+  signal: AbortSignal,
+  onReady: () => void,
+): Promise<void> {
   const logger = pino({ level: 'warn' }, destination(2));
   const local = new LocalModels(config, logger);
   const need = jobModels(args, local);
@@ -84,7 +105,14 @@ export async function http<T>(method: string, url: string, body?: unknown): Prom
 }
 
 /** Submits a durable job to the gateway and streams its results, resuming the stream after a restart. */
-export async function runOnServer(args: BatchArgs, inputs: InputRecord[], emit: (r: OutputRecord) => void, signal: AbortSignal, onJob: (id: string) => void, log: NodeJS.WritableStream): Promise<void> {
+export async function runOnServer(
+  args: BatchArgs,
+  inputs: InputRecord[],
+  emit: (r: OutputRecord) => void,
+  signal: AbortSignal,
+  onJob: (id: string) => void,
+  log: NodeJS.WritableStream,
+): Promise<void> {
   const base = args.url.replace(/\/+$/, '');
   const body: Record<string, unknown> = {
     ...(args.pipeline ? { pipeline: args.pipeline } : { model: args.model, ...(args.task && { task: args.task }) }),
@@ -129,14 +157,16 @@ export async function runOnServer(args: BatchArgs, inputs: InputRecord[], emit: 
       // The stream ended early: a job that ended without every result, or a gateway going away.
       const status = await http<{ status: string; error: string | null }>('GET', `${base}/v1/jobs/${id}`);
       if (status.success && status.data && ['failed', 'cancelled', 'succeeded'].includes(status.data.status)) {
-        if (status.data.status !== 'succeeded') throw new Error(`job ${id} ${status.data.status}${status.data.error ? `: ${status.data.error}` : ''}`);
+        if (status.data.status !== 'succeeded')
+          throw new Error(`job ${id} ${status.data.status}${status.data.error ? `: ${status.data.error}` : ''}`);
         break;
       }
     } catch (e) {
       if (signal.aborted) throw new Error('interrupted');
       if (e instanceof IsoError || (e as Error).message.startsWith('job ')) throw e;
       // The gateway went away (restart, crash): the job is durable, wait for it to come back.
-      if (outage === 0 && !args.quiet) log.write(`\nconnection to ${base} lost (${(e as Error).message}); waiting for the gateway to come back…\n`);
+      if (outage === 0 && !args.quiet)
+        log.write(`\nconnection to ${base} lost (${(e as Error).message}); waiting for the gateway to come back…\n`);
       outage++;
       if (outage > 600) throw new Error(`gateway at ${base} did not come back; job ${id} continues there`);
       await sleep(1000);

@@ -28,8 +28,13 @@ export { Progress } from './batch-progress.js';
 /** Runs the batch; returns the summary (also printed). */
 export async function batchCommand(args: BatchArgs, config: Config): Promise<BatchSummary> {
   if (!args.model && !args.pipeline) throw new Error('--model (or --service) is required');
-  if (args.workers !== undefined && (!Number.isInteger(args.workers) || args.workers < 1 || args.workers > 64)) throw new Error('--workers must be an integer from 1 to 64');
-  if (args.chunkSize !== undefined && (!Number.isInteger(args.chunkSize) || args.chunkSize < 1 || args.chunkSize > 1000)) throw new Error('--chunk-size must be an integer from 1 to 1000');
+  if (args.workers !== undefined && (!Number.isInteger(args.workers) || args.workers < 1 || args.workers > 64))
+    throw new Error('--workers must be an integer from 1 to 64');
+  if (
+    args.chunkSize !== undefined &&
+    (!Number.isInteger(args.chunkSize) || args.chunkSize < 1 || args.chunkSize > 1000)
+  )
+    throw new Error('--chunk-size must be an integer from 1 to 1000');
   if (!args.input && !args.inputDir) throw new Error('give an input file (or -) or --input-dir');
   if (args.input && args.inputDir) throw new Error('give either an input file or --input-dir, not both');
   const log = args.log ?? process.stderr;
@@ -58,13 +63,23 @@ export async function batchCommand(args: BatchArgs, config: Config): Promise<Bat
   const t0 = Date.now();
   const server = !args.offline && (await gatewayUp(args.url));
   try {
-    if (!args.quiet) log.write(`${plan.inputs.length} ${unit} → ${args.pipeline ? `pipeline ${parsePipeline(args.pipeline).name}` : args.model} (${server ? `gateway ${args.url}` : 'offline: workers started here'})\n`);
+    if (!args.quiet)
+      log.write(
+        `${plan.inputs.length} ${unit} → ${args.pipeline ? `pipeline ${parsePipeline(args.pipeline).name}` : args.model} (${server ? `gateway ${args.url}` : 'offline: workers started here'})\n`,
+      );
     if (server) {
-      await runOnServer(args, plan.inputs, emit, ac.signal, (id) => {
-        jobId = id;
-        progress.begin();
-        if (!args.quiet) log.write(`job ${id}\n`);
-      }, log);
+      await runOnServer(
+        args,
+        plan.inputs,
+        emit,
+        ac.signal,
+        (id) => {
+          jobId = id;
+          progress.begin();
+          if (!args.quiet) log.write(`job ${id}\n`);
+        },
+        log,
+      );
     } else await runOffline(args, config, plan.inputs, emit, ac.signal, () => progress.begin());
   } catch (e) {
     if (ac.signal.aborted && jobId) {

@@ -7,7 +7,12 @@ export interface Envelope<T = unknown> {
   request_id: string;
 }
 
-export async function callGateway<T>(baseUrl: string, path: string, body?: unknown, timeoutMs = 120_000): Promise<Envelope<T>> {
+export async function callGateway<T>(
+  baseUrl: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 120_000,
+): Promise<Envelope<T>> {
   const res = await fetch(new URL(path, baseUrl), {
     method: body === undefined ? 'GET' : 'POST',
     headers: body === undefined ? {} : { 'content-type': 'application/json' },

@@ -8,7 +8,15 @@ import { stringify } from 'yaml';
 import type { Config } from '../config/config.js';
 import { discoverPackages, type ModelPackage } from '../manifest/load.js';
 import { PACKAGE_ROOT } from '../paths.js';
-import { DEFAULT_APP_DIR, DEFAULT_NAMESPACE, renderGateway, renderModel, toYaml, type Rendered, type RenderOptions } from '../k8s/render.js';
+import {
+  DEFAULT_APP_DIR,
+  DEFAULT_NAMESPACE,
+  renderGateway,
+  renderModel,
+  toYaml,
+  type Rendered,
+  type RenderOptions,
+} from '../k8s/render.js';
 
 export interface Selection {
   models: string[];
@@ -30,33 +38,56 @@ function newestPackages(modelsDir: string): { packages: Map<string, ModelPackage
 }
 
 export function packageVersion(): string {
-  return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0';
+  return (
+    (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0'
+  );
 }
 
 /** Renders what the selection names, gateway first; unknown model names are an error. */
-export function renderSelection(config: Config, sel: Selection, opts: RenderOptions): { rendered: Rendered[]; invalid: string[] } {
+export function renderSelection(
+  config: Config,
+  sel: Selection,
+  opts: RenderOptions,
+): { rendered: Rendered[]; invalid: string[] } {
   const { packages, errors } = newestPackages(config.models_dir);
   const names = sel.all ? [...packages.keys()].sort() : sel.models;
   if (names.length === 0 && !sel.gateway) throw new Error('name one or more models, or use --all or --gateway');
   const missing = names.filter((n) => !packages.has(n));
-  if (missing.length) throw new Error(`no model ${missing.map((n) => `"${n}"`).join(', ')} in ${config.models_dir} (isomodel ls lists them)`);
+  if (missing.length)
+    throw new Error(
+      `no model ${missing.map((n) => `"${n}"`).join(', ')} in ${config.models_dir} (isomodel ls lists them)`,
+    );
   const options: RenderOptions = { ...opts, gatewayVersion: opts.gatewayVersion ?? packageVersion(), config };
   const rendered: Rendered[] = [];
-  if (sel.gateway) rendered.push(renderGateway([...packages.values()].map((p) => p.manifest), options));
+  if (sel.gateway)
+    rendered.push(
+      renderGateway(
+        [...packages.values()].map((p) => p.manifest),
+        options,
+      ),
+    );
   for (const n of names) rendered.push(renderModel(packages.get(n)!.manifest, options));
   return { rendered, invalid: errors };
 }
 
-const HEADER = 'Rendered by `isomodel deploy k8s` (docs/kubernetes.md): change the model.yaml or the config and render again.';
+const HEADER =
+  'Rendered by `isomodel deploy k8s` (docs/kubernetes.md): change the model.yaml or the config and render again.';
 
 /** <dir>/<name>.yaml per unit, namespace.yaml, and a kustomization.yaml listing them. */
 export function writeBundle(dir: string, rendered: Rendered[], namespace: string): string[] {
   mkdirSync(dir, { recursive: true });
   const files = ['namespace.yaml', ...rendered.map((r) => `${r.name}.yaml`)];
-  const ns = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: { 'app.kubernetes.io/managed-by': 'isomodel' } } };
+  const ns = {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: namespace, labels: { 'app.kubernetes.io/managed-by': 'isomodel' } },
+  };
   writeFileSync(join(dir, 'namespace.yaml'), `# ${HEADER}\n${stringify(ns)}`);
   for (const r of rendered) writeFileSync(join(dir, `${r.name}.yaml`), toYaml(r.objects, HEADER));
-  writeFileSync(join(dir, 'kustomization.yaml'), `# ${HEADER}\n${stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: files })}`);
+  writeFileSync(
+    join(dir, 'kustomization.yaml'),
+    `# ${HEADER}\n${stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: files })}`,
+  );
   return [...files, 'kustomization.yaml'].map((f) => join(dir, f));
 }
 
@@ -96,22 +127,33 @@ function positive(text: string, flag: string): number {
 async function runK8s(names: string[], o: K8sCliOpts, config: Config): Promise<void> {
   if (o.apply && o.delete) throw new Error('--apply and --delete exclude each other');
   if (o.watch && !o.apply) throw new Error('--watch follows an --apply');
-  if ((o.replicas !== undefined || o.databaseUrlSecret !== undefined) && !o.gateway) throw new Error('--replicas and --database-url-secret apply to the gateway: add --gateway');
-  const { rendered, invalid } = renderSelection(config, { models: names, all: o.all, gateway: o.gateway }, {
-    namespace: o.namespace,
-    imageRegistry: o.imageRegistry,
-    gatewayVersion: o.gatewayVersion,
-    appDir: o.appDir,
-    startupTimeoutS: positive(o.startupTimeout, '--startup-timeout'),
-    networkPolicy: o.networkPolicy,
-    allowEgress: o.allowEgress,
-    gatewayReplicas: o.replicas === undefined ? undefined : wholeAtLeastOne(o.replicas, '--replicas'),
-    databaseUrlSecret: o.databaseUrlSecret,
-  });
+  if ((o.replicas !== undefined || o.databaseUrlSecret !== undefined) && !o.gateway)
+    throw new Error('--replicas and --database-url-secret apply to the gateway: add --gateway');
+  const { rendered, invalid } = renderSelection(
+    config,
+    { models: names, all: o.all, gateway: o.gateway },
+    {
+      namespace: o.namespace,
+      imageRegistry: o.imageRegistry,
+      gatewayVersion: o.gatewayVersion,
+      appDir: o.appDir,
+      startupTimeoutS: positive(o.startupTimeout, '--startup-timeout'),
+      networkPolicy: o.networkPolicy,
+      allowEgress: o.allowEgress,
+      gatewayReplicas: o.replicas === undefined ? undefined : wholeAtLeastOne(o.replicas, '--replicas'),
+      databaseUrlSecret: o.databaseUrlSecret,
+    },
+  );
   for (const e of invalid) process.stderr.write(`invalid package (skipped): ${e}\n`);
   for (const note of new Set(rendered.flatMap((r) => r.notes))) process.stderr.write(`note: ${note}\n`);
   if (o.out) for (const f of writeBundle(o.out, rendered, o.namespace)) process.stdout.write(`wrote ${f}\n`);
-  else if (!o.apply && !o.delete) process.stdout.write(toYaml(rendered.flatMap((r) => r.objects), HEADER));
+  else if (!o.apply && !o.delete)
+    process.stdout.write(
+      toYaml(
+        rendered.flatMap((r) => r.objects),
+        HEADER,
+      ),
+    );
   if (!o.apply && !o.delete) return;
 
   // Loaded only here: @kubernetes/client-node takes a second to import, which no other command should pay.
@@ -129,7 +171,10 @@ async function runK8s(names: string[], o: K8sCliOpts, config: Config): Promise<v
   const deployments = objects.filter((x) => x.kind === 'Deployment').map((x) => x.metadata!.name!);
   await Promise.all(
     deployments.map(async (name) => {
-      await driver.waitForRollout(o.namespace, name, { timeoutMs, onProgress: (m) => process.stderr.write(`deployment/${name}: ${m}\n`) });
+      await driver.waitForRollout(o.namespace, name, {
+        timeoutMs,
+        onProgress: (m) => process.stderr.write(`deployment/${name}: ${m}\n`),
+      });
       process.stdout.write(`deployment/${name} is available\n`);
     }),
   );
@@ -139,7 +184,9 @@ export function deployCommand(config: () => Config): Command {
   const deploy = new Command('deploy').description('deploy models to an orchestrator');
   deploy
     .command('k8s')
-    .description('render Kubernetes manifests for models (Deployment, Service, HPA, NetworkPolicy) and the gateway; print, write, apply or delete them')
+    .description(
+      'render Kubernetes manifests for models (Deployment, Service, HPA, NetworkPolicy) and the gateway; print, write, apply or delete them',
+    )
     .argument('[models...]', 'model names from the models dir')
     .option('--all', 'every model in the models dir')
     .option('--gateway', 'the gateway too: one pod serving every model of its image')
@@ -158,7 +205,10 @@ export function deployCommand(config: () => Config): Command {
     .option('--kubeconfig <file>', 'kubeconfig file (default: KUBECONFIG or ~/.kube/config)')
     .option('--context <name>', 'kubeconfig context')
     .option('--replicas <n>', 'with --gateway: gateway pods; above 1 needs --database-url-secret (docs/scale-out.md)')
-    .option('--database-url-secret <name>', `with --gateway: a Secret whose "database_url" key is the postgres:// URL the gateway pods share`)
+    .option(
+      '--database-url-secret <name>',
+      `with --gateway: a Secret whose "database_url" key is the postgres:// URL the gateway pods share`,
+    )
     .action((names: string[], opts: K8sCliOpts) => runK8s(names, opts, config()));
   return deploy;
 }

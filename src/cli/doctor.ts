@@ -5,7 +5,14 @@ import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Config } from '../config/config.js';
 import { CgroupManager } from '../drivers/cgroups.js';
-import { accessProblem, dropArgs, planPrivileges, SYSTEM_PYTHON, whichCommand, type Privileges } from '../drivers/privilege.js';
+import {
+  accessProblem,
+  dropArgs,
+  planPrivileges,
+  SYSTEM_PYTHON,
+  whichCommand,
+  type Privileges,
+} from '../drivers/privilege.js';
 import { findBwrap } from '../drivers/sandbox.js';
 import { defaultWorkDir } from '../drivers/workspace.js';
 import { join } from 'node:path';
@@ -23,7 +30,11 @@ export interface Check {
 
 function version(cmd: string, args: string[] = ['--version']): string | null {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 }).trim().split('\n')[0] ?? '';
+    return (
+      execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 })
+        .trim()
+        .split('\n')[0] ?? ''
+    );
   } catch {
     return null;
   }
@@ -50,7 +61,12 @@ function dockerPing(socket: string): string | null {
 function isolationChecks(config: Config, cg: CgroupManager): Check[] {
   const checks: Check[] = [];
   const euid = process.geteuid?.() ?? -1;
-  checks.push({ name: 'process', ok: true, required: false, detail: 'isolation process: a child process per replica, scrubbed environment, its own scratch dir' });
+  checks.push({
+    name: 'process',
+    ok: true,
+    required: false,
+    detail: 'isolation process: a child process per replica, scrubbed environment, its own scratch dir',
+  });
 
   const plan = planPrivileges(config.worker_user, euid);
   let drop: Privileges | null = null;
@@ -61,18 +77,36 @@ function isolationChecks(config: Config, cg: CgroupManager): Check[] {
       name: 'privileges',
       ok: false,
       required: false,
-      detail: 'why' in plan && plan.why ? plan.why : `the gateway runs as uid ${euid}, not root: workers run as that same user, so nothing keeps them from the gateway's own files (state dir, keys, its environ)`,
+      detail:
+        'why' in plan && plan.why
+          ? plan.why
+          : `the gateway runs as uid ${euid}, not root: workers run as that same user, so nothing keeps them from the gateway's own files (state dir, keys, its environ)`,
     });
   } else {
     const p = plan.drop;
     const why = tryRun(dropArgs(p)[0]!, [...dropArgs(p).slice(1), '/bin/true']);
     const who = `${p.identity.name} (${p.identity.uid}:${p.identity.gid})`;
-    checks.push({ name: 'privileges', ok: why === null, required: true, detail: why === null ? `workers run as ${who}: no supplementary groups, no capabilities, no_new_privs (${p.setpriv})` : `setpriv cannot drop to ${who}: ${why}` });
+    checks.push({
+      name: 'privileges',
+      ok: why === null,
+      required: true,
+      detail:
+        why === null
+          ? `workers run as ${who}: no supplementary groups, no capabilities, no_new_privs (${p.setpriv})`
+          : `setpriv cannot drop to ${who}: ${why}`,
+    });
     if (why === null) drop = p;
   }
 
   const caps = cg.capabilities();
-  const kill = caps.version === 'v2' ? (caps.kill ? 'cgroup.kill' : 'SIGKILL over cgroup.procs (no cgroup.kill: Linux < 5.14)') : caps.freezer ? 'freeze, SIGKILL, thaw (freezer)' : 'SIGKILL over cgroup.procs (no freezer hierarchy)';
+  const kill =
+    caps.version === 'v2'
+      ? caps.kill
+        ? 'cgroup.kill'
+        : 'SIGKILL over cgroup.procs (no cgroup.kill: Linux < 5.14)'
+      : caps.freezer
+        ? 'freeze, SIGKILL, thaw (freezer)'
+        : 'SIGKILL over cgroup.procs (no freezer hierarchy)';
   checks.push({
     name: 'cgroups',
     ok: caps.version !== 'none',
@@ -84,44 +118,102 @@ function isolationChecks(config: Config, cg: CgroupManager): Check[] {
   });
 
   if (!drop) {
-    checks.push({ name: 'network ns', ok: false, required: false, detail: 'needs the gateway to run as root: process workers share the host network, so they can reach the gateway API (with auth off, as admin)' });
+    checks.push({
+      name: 'network ns',
+      ok: false,
+      required: false,
+      detail:
+        'needs the gateway to run as root: process workers share the host network, so they can reach the gateway API (with auth off, as admin)',
+    });
   } else if (!drop.unshare || !drop.netns) {
-    const why = drop.unshare ? 'the gateway lacks CAP_SYS_ADMIN / CAP_NET_ADMIN' : 'unshare (util-linux) is not installed';
-    checks.push({ name: 'network ns', ok: false, required: true, detail: `${why}: process workers with network: none cannot start` });
+    const why = drop.unshare
+      ? 'the gateway lacks CAP_SYS_ADMIN / CAP_NET_ADMIN'
+      : 'unshare (util-linux) is not installed';
+    checks.push({
+      name: 'network ns',
+      ok: false,
+      required: true,
+      detail: `${why}: process workers with network: none cannot start`,
+    });
   } else {
-    const why = tryRun(drop.unshare, ['--net', '--', drop.ip ?? '/bin/true', ...(drop.ip ? ['link', 'set', 'lo', 'up'] : [])]);
+    const why = tryRun(drop.unshare, [
+      '--net',
+      '--',
+      drop.ip ?? '/bin/true',
+      ...(drop.ip ? ['link', 'set', 'lo', 'up'] : []),
+    ]);
     checks.push({
       name: 'network ns',
       ok: why === null,
       required: true,
-      detail: why !== null ? `unshare --net fails: ${why}` : `process workers get a network namespace of their own (network: none)${drop.ip ? ', loopback up' : '; ip (iproute2) is missing, so its loopback stays down'}`,
+      detail:
+        why !== null
+          ? `unshare --net fails: ${why}`
+          : `process workers get a network namespace of their own (network: none)${drop.ip ? ', loopback up' : '; ip (iproute2) is missing, so its loopback stays down'}`,
     });
   }
 
   const bwrap = findBwrap();
   if (!bwrap) {
-    checks.push({ name: 'sandbox', ok: false, required: false, detail: 'bwrap is not installed (apt-get install bubblewrap): isolation sandbox models cannot load' });
+    checks.push({
+      name: 'sandbox',
+      ok: false,
+      required: false,
+      detail: 'bwrap is not installed (apt-get install bubblewrap): isolation sandbox models cannot load',
+    });
   } else {
     // The same namespaces a sandboxed worker gets, as the user it runs as.
-    const probe = ['--unshare-all', '--unshare-user', '--uid', '65534', '--gid', '65534', '--cap-drop', 'ALL', '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', '/bin/true'];
+    const probe = [
+      '--unshare-all',
+      '--unshare-user',
+      '--uid',
+      '65534',
+      '--gid',
+      '65534',
+      '--cap-drop',
+      'ALL',
+      '--die-with-parent',
+      '--ro-bind',
+      '/',
+      '/',
+      '--proc',
+      '/proc',
+      '--dev',
+      '/dev',
+      '--',
+      '/bin/true',
+    ];
     const why = drop ? tryRun(dropArgs(drop)[0]!, [...dropArgs(drop).slice(1), bwrap, ...probe]) : tryRun(bwrap, probe);
     const as = drop ? `as ${drop.identity.name}` : `as uid ${euid}`;
     checks.push({
       name: 'sandbox',
       ok: why === null,
       required: false,
-      detail: why === null ? `${version(bwrap) ?? 'bwrap'}: user, pid, net, ipc, uts and cgroup namespaces work ${as}` : `bwrap ${as} cannot create its namespaces (user namespaces disabled?): ${why}`,
+      detail:
+        why === null
+          ? `${version(bwrap) ?? 'bwrap'}: user, pid, net, ipc, uts and cgroup namespaces work ${as}`
+          : `bwrap ${as} cannot create its namespaces (user namespaces disabled?): ${why}`,
     });
   }
 
   const ping = dockerPing(config.docker.socket);
-  checks.push({ name: 'docker api', ok: ping === null, required: false, detail: ping === null ? `reachable at ${config.docker.socket}: isolation docker available` : `not reachable at ${config.docker.socket}: ${ping}` });
+  checks.push({
+    name: 'docker api',
+    ok: ping === null,
+    required: false,
+    detail:
+      ping === null
+        ? `reachable at ${config.docker.socket}: isolation docker available`
+        : `not reachable at ${config.docker.socket}: ${ping}`,
+  });
 
   checks.push({
     name: 'inline',
     ok: true,
     required: false,
-    detail: config.inline_models.length ? `allowed only for ${config.inline_models.join(', ')} (code inside the gateway process)` : 'refused for every model (inline_models is empty)',
+    detail: config.inline_models.length
+      ? `allowed only for ${config.inline_models.join(', ')} (code inside the gateway process)`
+      : 'refused for every model (inline_models is empty)',
   });
 
   if (drop) {
@@ -129,7 +221,15 @@ function isolationChecks(config: Config, cg: CgroupManager): Check[] {
     let existing = workDir;
     while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
     const problem = accessProblem(existing, drop.identity, 'x');
-    checks.push({ name: 'work dir', ok: problem === null, required: true, detail: problem === null ? `${workDir}: reachable by ${drop.identity.name}` : `${workDir}: not reachable by ${drop.identity.name}: ${problem}; set work_dir elsewhere` });
+    checks.push({
+      name: 'work dir',
+      ok: problem === null,
+      required: true,
+      detail:
+        problem === null
+          ? `${workDir}: reachable by ${drop.identity.name}`
+          : `${workDir}: not reachable by ${drop.identity.name}: ${problem}; set work_dir elsewhere`,
+    });
     const py = whichCommand(config.python);
     const pyProblem = py ? accessProblem(py, drop.identity, 'x') : `${config.python} not found`;
     const fallback = pyProblem !== null && accessProblem(SYSTEM_PYTHON, drop.identity, 'x') === null;
@@ -137,7 +237,12 @@ function isolationChecks(config: Config, cg: CgroupManager): Check[] {
       name: 'py worker',
       ok: pyProblem === null || fallback,
       required: false,
-      detail: pyProblem === null ? `${py}: runnable by ${drop.identity.name}` : fallback ? `${config.python} is not runnable by ${drop.identity.name} (${pyProblem}): workers use ${SYSTEM_PYTHON}` : `${config.python}: ${pyProblem}`,
+      detail:
+        pyProblem === null
+          ? `${py}: runnable by ${drop.identity.name}`
+          : fallback
+            ? `${config.python} is not runnable by ${drop.identity.name} (${pyProblem}): workers use ${SYSTEM_PYTHON}`
+            : `${config.python}: ${pyProblem}`,
     });
   }
   return checks;
@@ -148,10 +253,19 @@ export async function runDoctor(config: Config): Promise<Check[]> {
   const major = Number(process.versions.node.split('.')[0]);
   checks.push({ name: 'node', ok: major >= 20, required: true, detail: `${process.version} (need >= 20)` });
   const py = version(config.python);
-  checks.push({ name: 'python', ok: py !== null, required: true, detail: py ? `${config.python}: ${py}` : `${config.python} not found (needed for Python models)` });
+  checks.push({
+    name: 'python',
+    ok: py !== null,
+    required: true,
+    detail: py ? `${config.python}: ${py}` : `${config.python} not found (needed for Python models)`,
+  });
   const cg = config.cgroups ? CgroupManager.detect() : CgroupManager.disabled();
   checks.push(...isolationChecks(config, cg));
-  for (const [tool, args] of [['docker', ['--version']], ['bwrap', ['--version']], ['promtool', ['--version']]] as const) {
+  for (const [tool, args] of [
+    ['docker', ['--version']],
+    ['bwrap', ['--version']],
+    ['promtool', ['--version']],
+  ] as const) {
     const v = version(tool, [...args]);
     checks.push({ name: tool, ok: v !== null, required: false, detail: v ?? 'not installed (optional)' });
   }
@@ -160,10 +274,20 @@ export async function runDoctor(config: Config): Promise<Check[]> {
     accessSync(config.state_dir, constants.W_OK);
     checks.push({ name: 'state dir', ok: true, required: true, detail: `${config.state_dir} writable` });
   } catch (e) {
-    checks.push({ name: 'state dir', ok: false, required: true, detail: `${config.state_dir}: ${(e as Error).message}` });
+    checks.push({
+      name: 'state dir',
+      ok: false,
+      required: true,
+      detail: `${config.state_dir}: ${(e as Error).message}`,
+    });
   }
   const found = discoverPackages(config.models_dir);
-  checks.push({ name: 'models', ok: found.errors.length === 0, required: false, detail: `${found.packages.length} valid in ${config.models_dir}${found.errors.length ? `; invalid: ${found.errors.map((e) => e.message).join(' | ')}` : ''}` });
+  checks.push({
+    name: 'models',
+    ok: found.errors.length === 0,
+    required: false,
+    detail: `${found.packages.length} valid in ${config.models_dir}${found.errors.length ? `; invalid: ${found.errors.map((e) => e.message).join(' | ')}` : ''}`,
+  });
   checks.push(...modelChecks(config, found.packages), ...(await requirementChecks(config, found.packages)));
   return checks;
 }
@@ -189,7 +313,9 @@ function torchUsers(packages: ModelPackage[], config: Config): Map<string, strin
 /** Host software each package's manifest `requires` (docker packages bring their own image). */
 async function requirementChecks(config: Config, packages: ModelPackage[]): Promise<Check[]> {
   const declared = packages.filter((p) => p.manifest.requires && p.manifest.isolation !== 'docker');
-  const found = await Promise.all(declared.map((p) => missingRequirements(p.manifest, config.model_env[p.manifest.name])));
+  const found = await Promise.all(
+    declared.map((p) => missingRequirements(p.manifest, config.model_env[p.manifest.name])),
+  );
   return declared.map((p, i) => {
     const r = found[i];
     return {
@@ -210,7 +336,15 @@ function modelChecks(config: Config, packages: ModelPackage[]): Check[] {
   for (const [py, models] of users) {
     const v = version(py, ['-c', 'import torch; print(torch.__version__)']);
     const who = models.length ? ` (for ${models.join(', ')})` : '';
-    checks.push({ name: 'torch', ok: v !== null, required: false, detail: v !== null ? `${py}: torch ${v}${who}` : `${py} cannot import torch${who}: apt-get install -y python3-torch python3-numpy` });
+    checks.push({
+      name: 'torch',
+      ok: v !== null,
+      required: false,
+      detail:
+        v !== null
+          ? `${py}: torch ${v}${who}`
+          : `${py} cannot import torch${who}: apt-get install -y python3-torch python3-numpy`,
+    });
   }
   // Each package that declares weights outside itself: where it looks, and whether anything is there.
   for (const p of packages) {
@@ -220,13 +354,22 @@ function modelChecks(config: Config, packages: ModelPackage[]): Check[] {
       name: `weights ${p.manifest.name}`,
       ok: w.present,
       required: false,
-      detail: w.present ? `${w.env}=${w.path}` : `${w.env}=${w.path ?? '(unset)'}: ${w.path ? 'missing or empty' : 'not set'}; the model stays needs_weights until then: ${w.hint}`,
+      detail: w.present
+        ? `${w.env}=${w.path}`
+        : `${w.env}=${w.path ?? '(unset)'}: ${w.path ? 'missing or empty' : 'not set'}; the model stays needs_weights until then: ${w.hint}`,
     });
   }
   const def = config.default_model;
   if (def !== undefined) {
     const here = packages.some((p) => p.manifest.name === def);
-    checks.push({ name: 'default', ok: here, required: false, detail: here ? `default_model ${def}` : `default_model "${def}" is not in ${config.models_dir}: the root routes answer for the first model by name` });
+    checks.push({
+      name: 'default',
+      ok: here,
+      required: false,
+      detail: here
+        ? `default_model ${def}`
+        : `default_model "${def}" is not in ${config.models_dir}: the root routes answer for the first model by name`,
+    });
   }
   return checks;
 }

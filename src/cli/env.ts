@@ -42,7 +42,11 @@ export type EnvBuildRow = {
 };
 
 /** Builds (or reuses) the envs of the named models, or of every package; one row each. */
-export async function envBuild(config: Config, models: string[], opts: { force?: boolean } = {}): Promise<EnvBuildRow[]> {
+export async function envBuild(
+  config: Config,
+  models: string[],
+  opts: { force?: boolean } = {},
+): Promise<EnvBuildRow[]> {
   const all = packages(config);
   const unknown = models.filter((m) => !all.some((p) => p.manifest.name === m));
   if (unknown.length) throw new Error(`no model named ${unknown.join(', ')} in ${config.models_dir}`);
@@ -67,7 +71,9 @@ export async function envBuild(config: Config, models: string[], opts: { force?:
 }
 
 export function envCommand(config: () => Config): Command {
-  const env = new Command('env').description('per-model environments: Python venvs and node_modules (docs/environments.md)');
+  const env = new Command('env').description(
+    'per-model environments: Python venvs and node_modules (docs/environments.md)',
+  );
   env
     .command('build')
     .argument('[models...]', 'models to build (default: every package with dependencies)')
@@ -91,7 +97,13 @@ export function envCommand(config: () => Config): Command {
       const c = config();
       const rows = await listEnvs(await workerEnvSettings(c), packages(c));
       if (opts.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
-      else process.stdout.write(table(rows.map((r) => ({ ...r, in_use: r.in_use ? 'yes' : 'no' })), ['kind', 'model', 'hash', 'state', 'in_use', 'built_at', 'summary']) + '\n');
+      else
+        process.stdout.write(
+          table(
+            rows.map((r) => ({ ...r, in_use: r.in_use ? 'yes' : 'no' })),
+            ['kind', 'model', 'hash', 'state', 'in_use', 'built_at', 'summary'],
+          ) + '\n',
+        );
     });
   env
     .command('prune')

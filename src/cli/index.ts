@@ -28,7 +28,12 @@ async function configFrom(opts: GlobalOpts, extra: ConfigInput = {}): Promise<Co
  * A command whose own subcommands and options live in a module loaded only when it runs: its
  * arguments (--help included) go to the real command, built then.
  */
-function lazyGroup(program: Command, name: string, description: string, build: (config: () => Config) => Promise<Command>): void {
+function lazyGroup(
+  program: Command,
+  name: string,
+  description: string,
+  build: (config: () => Config) => Promise<Command>,
+): void {
   program
     .command(name)
     .description(description)
@@ -121,17 +126,30 @@ export function buildCli(): Command {
 
   program
     .command('pull')
-    .description('fetch a model package (folder, .tar.gz, http(s) URL, hf:<org>/<repo>[@revision]) into the models dir, or with --for a model\'s weights')
-    .argument('[source]', 'folder, .tar.gz / .tgz / .tar, http(s) URL of one, or hf:<org>/<repo>[@revision] (HF_ENDPOINT, HF_TOKEN)')
-    .option('--for <model>', "fill this model's weights (its manifest's weights.env); the source defaults to its weights.source")
+    .description(
+      "fetch a model package (folder, .tar.gz, http(s) URL, hf:<org>/<repo>[@revision]) into the models dir, or with --for a model's weights",
+    )
+    .argument(
+      '[source]',
+      'folder, .tar.gz / .tgz / .tar, http(s) URL of one, or hf:<org>/<repo>[@revision] (HF_ENDPOINT, HF_TOKEN)',
+    )
+    .option(
+      '--for <model>',
+      "fill this model's weights (its manifest's weights.env); the source defaults to its weights.source",
+    )
     .option('--force', 'replace a package that is already in the models dir')
     .option('--include <glob...>', 'hub sources: only the files matching these globs (e.g. "*.json" "*.safetensors")')
     .option('--json', 'print the result as JSON')
-    .action(async (source: string | undefined, opts: { for?: string; force?: boolean; include?: string[]; json?: boolean }) => {
-      const { pullCommand, pullSummary } = await import('./pull.js');
-      const result = await pullCommand(source, opts, await configFrom(program.opts<GlobalOpts>()));
-      process.stdout.write((opts.json ? JSON.stringify(result, null, 2) : pullSummary(result)) + '\n');
-    });
+    .action(
+      async (
+        source: string | undefined,
+        opts: { for?: string; force?: boolean; include?: string[]; json?: boolean },
+      ) => {
+        const { pullCommand, pullSummary } = await import('./pull.js');
+        const result = await pullCommand(source, opts, await configFrom(program.opts<GlobalOpts>()));
+        process.stdout.write((opts.json ? JSON.stringify(result, null, 2) : pullSummary(result)) + '\n');
+      },
+    );
 
   program
     .command('logs')
@@ -148,7 +166,9 @@ export function buildCli(): Command {
 
   program
     .command('predict')
-    .description('predict one sequence, every sequence of a FASTA / one-per-line file, or one input of another type (text, JSON, a chat message, an image or audio file)')
+    .description(
+      'predict one sequence, every sequence of a FASTA / one-per-line file, or one input of another type (text, JSON, a chat message, an image or audio file)',
+    )
     .argument('<model>', 'model name')
     .argument('<input>', 'a sequence, text, JSON, or a file path (FASTA, text, JSON, image, audio)')
     .option('-t, --task <task>', 'task_type (needed when the model has several tasks)')
@@ -156,7 +176,10 @@ export function buildCli(): Command {
     .option('--url <url>', 'gateway URL', defaultUrl())
     .action(async (model: string, input: string, opts: { task?: string; option?: string[]; url: string }) => {
       const { predictCommand } = await import('./predict.js');
-      const results = await predictCommand({ model, input, task: opts.task, options: parseOptions(opts.option), url: opts.url }, await configFrom(program.opts<GlobalOpts>()));
+      const results = await predictCommand(
+        { model, input, task: opts.task, options: parseOptions(opts.option), url: opts.url },
+        await configFrom(program.opts<GlobalOpts>()),
+      );
       process.stdout.write(JSON.stringify(results, null, 2) + '\n');
       // Each record that failed is in the output under its id, and said on stderr.
       const failed = results.filter((r) => r.error !== undefined);
@@ -166,36 +189,58 @@ export function buildCli(): Command {
 
   program
     .command('batch')
-    .description('run every sequence of a file (FASTA, JSONL, JSON, CSV, TSV) or a folder of exchange files through a model, N workers in parallel')
+    .description(
+      'run every sequence of a file (FASTA, JSONL, JSON, CSV, TSV) or a folder of exchange files through a model, N workers in parallel',
+    )
     .argument('[input]', 'input file (- for stdin)')
     .option('-m, --model <model>', 'model name')
     .option('-s, --service <model>', 'the same as --model (seed 003: batch_process.py --service evo2)')
     .option('-t, --task <task>', 'task (needed when the model has several and the records do not say)')
     .option('--input-dir <dir>', 'folder of input files: one output file each in --output-dir')
-    .option('--output-dir <dir>', 'folder for the output files of --input-dir (default for a folder named input: its sibling output)')
+    .option(
+      '--output-dir <dir>',
+      'folder for the output files of --input-dir (default for a folder named input: its sibling output)',
+    )
     .option('--output <file>', 'output file, .jsonl or .csv (default: JSONL on stdout)')
-    .option('--format <format>', 'input format: json, jsonl, fasta, csv, tsv, text (default: from the extension, else guessed)')
+    .option(
+      '--format <format>',
+      'input format: json, jsonl, fasta, csv, tsv, text (default: from the extension, else guessed)',
+    )
     .option('--output-format <format>', 'jsonl or csv (default: from the --output extension)')
-    .option('-w, --workers <n>', "parallel workers: N replicas started here, or 2N chunks in flight on a gateway (default: the model's max_replicas)")
+    .option(
+      '-w, --workers <n>',
+      "parallel workers: N replicas started here, or 2N chunks in flight on a gateway (default: the model's max_replicas)",
+    )
     .option('--chunk-size <n>', 'sequences per model call (default: the model batch size)')
     .option('-o, --option <key=value...>', 'model options (values parsed as JSON when they can be)')
     .option('--organism <name>', 'the organism option for every record (a record may set its own)')
     .option('--url <url>', 'gateway URL (used when it answers)', defaultUrl())
     .option('--offline', 'start the model workers here even when a gateway answers')
     .option('-q, --quiet', 'no progress or summary')
-    .action(async (input: string | undefined, opts: BatchCliOpts & { model?: string; service?: string; task?: string }) => {
-      if (opts.model && opts.service && opts.model !== opts.service) throw new Error(`--service is another name for --model: give one (got --model ${opts.model} and --service ${opts.service})`);
-      const model = opts.model ?? opts.service;
-      if (!model) throw new Error('--model (or --service) is required');
-      const { batchArgsFrom, batchCommand } = await import('./batch.js');
-      await batchCommand({ ...batchArgsFrom(input, opts, parseOptions(opts.option)), model, task: opts.task }, await configFrom(program.opts<GlobalOpts>()));
-    });
+    .action(
+      async (input: string | undefined, opts: BatchCliOpts & { model?: string; service?: string; task?: string }) => {
+        if (opts.model && opts.service && opts.model !== opts.service)
+          throw new Error(
+            `--service is another name for --model: give one (got --model ${opts.model} and --service ${opts.service})`,
+          );
+        const model = opts.model ?? opts.service;
+        if (!model) throw new Error('--model (or --service) is required');
+        const { batchArgsFrom, batchCommand } = await import('./batch.js');
+        await batchCommand(
+          { ...batchArgsFrom(input, opts, parseOptions(opts.option)), model, task: opts.task },
+          await configFrom(program.opts<GlobalOpts>()),
+        );
+      },
+    );
 
   const pipeline = program.command('pipeline').description('chained model tasks from a YAML file');
   pipeline
     .command('run')
     .description('run a pipeline over every record of a file or a folder')
-    .argument('[file]', "pipeline YAML (default: seed 003's generate → optimise → verify, examples/pipelines/generate-optimize-verify.yaml)")
+    .argument(
+      '[file]',
+      "pipeline YAML (default: seed 003's generate → optimise → verify, examples/pipelines/generate-optimize-verify.yaml)",
+    )
     .option('-i, --input <file>', 'input file (FASTA, JSONL, JSON, CSV, TSV; - for stdin)')
     .option('--input-dir <dir>', 'folder of input files: one output file each in --output-dir')
     .option('--output-dir <dir>', 'folder for the output files of --input-dir')
@@ -210,8 +255,15 @@ export function buildCli(): Command {
     .option('--offline', 'start the model workers here even when a gateway answers')
     .option('-q, --quiet', 'no progress or summary')
     .action(async (file: string | undefined, opts: BatchCliOpts & { input?: string }) => {
-      const [{ pipelineRunCommand }, { batchArgsFrom }] = await Promise.all([import('./pipeline.js'), import('./batch.js')]);
-      await pipelineRunCommand(file, batchArgsFrom(opts.input, opts, parseOptions(opts.option)), await configFrom(program.opts<GlobalOpts>()));
+      const [{ pipelineRunCommand }, { batchArgsFrom }] = await Promise.all([
+        import('./pipeline.js'),
+        import('./batch.js'),
+      ]);
+      await pipelineRunCommand(
+        file,
+        batchArgsFrom(opts.input, opts, parseOptions(opts.option)),
+        await configFrom(program.opts<GlobalOpts>()),
+      );
     });
   pipeline
     .command('validate')
@@ -228,7 +280,11 @@ export function buildCli(): Command {
     .argument('<name>', 'model name')
     .addOption(new Option('-r, --runtime <runtime>', 'worker runtime').choices(['python', 'node']).default('python'))
     // No choices list here: it would load the manifest schema at start; initPackage names the types.
-    .option('-t, --type <type>', "the task's input type: sequence, text, json, tensor, image, audio or chat (docs/models.md)", 'sequence')
+    .option(
+      '-t, --type <type>',
+      "the task's input type: sequence, text, json, tensor, image, audio or chat (docs/models.md)",
+      'sequence',
+    )
     .action(async (name: string, opts: { runtime: 'python' | 'node'; type: string }) => {
       const config = await configFrom(program.opts<GlobalOpts>());
       const { exampleCommand, initPackage } = await import('./init.js');
@@ -241,7 +297,9 @@ export function buildCli(): Command {
 
   program
     .command('report')
-    .description("a running gateway's performance report of one model: latency percentiles, throughput, errors, resources")
+    .description(
+      "a running gateway's performance report of one model: latency percentiles, throughput, errors, resources",
+    )
     .argument('<model>', 'model name')
     .option('-w, --window <window>', 'how far back: 30s, 15m, 1h, 7d', '1h')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['json', 'html']).default('json'))
@@ -262,38 +320,63 @@ export function buildCli(): Command {
     .option('--warmup <n>', 'unrecorded warm-up requests per target', '5')
     .option('--sequence-file <file>', 'workload: FASTA or one sequence per line (default: generated)')
     .option('--length <n>', 'length of generated sequences', '200')
-    .option('-t, --task <task>', 'task_type for both targets (default: each model\'s first task)')
+    .option('-t, --task <task>', "task_type for both targets (default: each model's first task)")
     .option('--timeout <ms>', 'client timeout per request', '60000')
     .option('-o, --out <prefix>', 'write <prefix>.json and <prefix>.html (default: isomodel-bench-<a>-vs-<b>-<time>)')
     .option('--json', 'print JSON instead of the table')
     .option('--url <url>', 'gateway URL', defaultUrl())
     .option('--url-b <url>', 'gateway for the second target (e.g. another instance serving the other version)')
-    .action(async (model: string | undefined, opts: { compare?: string[]; requests: string; concurrency: string; warmup: string; sequenceFile?: string; length: string; task?: string; timeout: string; out?: string; json?: boolean; url: string; urlB?: string }) => {
-      if (opts.compare && (opts.compare.length !== 2 || model)) throw new Error('--compare takes exactly two targets: isomodel bench --compare a b');
-      const targets = opts.compare ?? (model ? [model] : []);
-      if (targets.length === 0) throw new Error('name a model, or two with --compare a b');
-      const { benchCommand } = await import('./report.js');
-      const result = await benchCommand({
-        url: opts.url,
-        urlB: opts.urlB,
-        targets,
-        requests: Number(opts.requests),
-        concurrency: Number(opts.concurrency),
-        warmup: Number(opts.warmup),
-        sequenceFile: opts.sequenceFile,
-        length: Number(opts.length),
-        task: opts.task,
-        timeoutMs: Number(opts.timeout),
-        out: opts.out,
-        json: opts.json,
-      });
-      process.stdout.write(result.text);
-      process.stderr.write(result.notes);
-    });
+    .action(
+      async (
+        model: string | undefined,
+        opts: {
+          compare?: string[];
+          requests: string;
+          concurrency: string;
+          warmup: string;
+          sequenceFile?: string;
+          length: string;
+          task?: string;
+          timeout: string;
+          out?: string;
+          json?: boolean;
+          url: string;
+          urlB?: string;
+        },
+      ) => {
+        if (opts.compare && (opts.compare.length !== 2 || model))
+          throw new Error('--compare takes exactly two targets: isomodel bench --compare a b');
+        const targets = opts.compare ?? (model ? [model] : []);
+        if (targets.length === 0) throw new Error('name a model, or two with --compare a b');
+        const { benchCommand } = await import('./report.js');
+        const result = await benchCommand({
+          url: opts.url,
+          urlB: opts.urlB,
+          targets,
+          requests: Number(opts.requests),
+          concurrency: Number(opts.concurrency),
+          warmup: Number(opts.warmup),
+          sequenceFile: opts.sequenceFile,
+          length: Number(opts.length),
+          task: opts.task,
+          timeoutMs: Number(opts.timeout),
+          out: opts.out,
+          json: opts.json,
+        });
+        process.stdout.write(result.text);
+        process.stderr.write(result.notes);
+      },
+    );
 
-  lazyGroup(program, 'keys', 'manage API keys (stored hashed in the state dir)', async (config) => (await import('./keys.js')).keysCommand(config));
-  lazyGroup(program, 'env', 'per-model environments: build, ls, prune', async (config) => (await import('./env.js')).envCommand(config)); // per-model venvs / node_modules
-  lazyGroup(program, 'deploy', 'deploy models to an orchestrator', async (config) => (await import('./deploy.js')).deployCommand(config)); // Kubernetes manifests, apply, watch (docs/kubernetes.md)
+  lazyGroup(program, 'keys', 'manage API keys (stored hashed in the state dir)', async (config) =>
+    (await import('./keys.js')).keysCommand(config),
+  );
+  lazyGroup(program, 'env', 'per-model environments: build, ls, prune', async (config) =>
+    (await import('./env.js')).envCommand(config),
+  ); // per-model venvs / node_modules
+  lazyGroup(program, 'deploy', 'deploy models to an orchestrator', async (config) =>
+    (await import('./deploy.js')).deployCommand(config),
+  ); // Kubernetes manifests, apply, watch (docs/kubernetes.md)
 
   program
     .command('doctor')
@@ -303,7 +386,9 @@ export function buildCli(): Command {
       const { runDoctor } = await import('./doctor.js');
       const checks = await runDoctor(await configFrom(program.opts<GlobalOpts>()));
       if (opts.json) process.stdout.write(JSON.stringify(checks, null, 2) + '\n');
-      else for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'}  ${c.name.padEnd(10)} ${c.detail}\n`);
+      else
+        for (const c of checks)
+          process.stdout.write(`${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'}  ${c.name.padEnd(10)} ${c.detail}\n`);
       if (checks.some((c) => c.required && !c.ok)) process.exitCode = 1;
     });
 

@@ -386,8 +386,10 @@ export function exampleCommand(name: string, type: InputType, url = 'http://127.
 }
 
 export function initPackage(name: string, runtime: Runtime, modelsDir: string, type: InputType = 'sequence'): string {
-  if (!isValidModelName(name)) throw new Error(`invalid model name "${name}": use lowercase letters, digits, ".", "_" and "-"`);
-  if (!(INIT_TYPES as readonly string[]).includes(type)) throw new Error(`unknown input type "${type}": use one of ${INIT_TYPES.join(', ')}`);
+  if (!isValidModelName(name))
+    throw new Error(`invalid model name "${name}": use lowercase letters, digits, ".", "_" and "-"`);
+  if (!(INIT_TYPES as readonly string[]).includes(type))
+    throw new Error(`unknown input type "${type}": use one of ${INIT_TYPES.join(', ')}`);
   const dir = resolve(modelsDir, name);
   if (existsSync(dir)) throw new Error(`${dir} already exists`);
   const s = SCAFFOLDS[type];
@@ -398,9 +400,19 @@ export function initPackage(name: string, runtime: Runtime, modelsDir: string, t
     writeFileSync(join(dir, 'requirements.txt'), '# this model needs only the Python standard library\n');
   } else {
     writeFileSync(join(dir, 'index.mjs'), s.node);
-    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `isomodel-model-${name}`, version: '0.1.0', private: true, type: 'module', dependencies: {} }, null, 2) + '\n');
+    writeFileSync(
+      join(dir, 'package.json'),
+      JSON.stringify(
+        { name: `isomodel-model-${name}`, version: '0.1.0', private: true, type: 'module', dependencies: {} },
+        null,
+        2,
+      ) + '\n',
+    );
   }
   writeFileSync(join(dir, 'data', '.gitkeep'), '');
-  writeFileSync(join(dir, 'MODEL_CARD.md'), `# ${name}\n\n- Input: ${type} (task ${s.taskName})\n- Data: (what it was trained on)\n- Method: (how)\n- Measured: (accuracy, with the command that measures it)\n- Limits: (where it must not be used)\n`);
+  writeFileSync(
+    join(dir, 'MODEL_CARD.md'),
+    `# ${name}\n\n- Input: ${type} (task ${s.taskName})\n- Data: (what it was trained on)\n- Method: (how)\n- Measured: (accuracy, with the command that measures it)\n- Limits: (where it must not be used)\n`,
+  );
   return dir;
 }

@@ -47,19 +47,39 @@ export function keysCommand(config: () => Config): Command {
     .option('--rate-limit <n>', 'requests per rate-limit window for this key')
     .description('create a key; the secret is printed once')
     .action(async (name: string, opts: { scopes: string; rateLimit?: string }) => {
-      const scopes = opts.scopes.split(',').map((s) => s.trim()).filter(Boolean) as Scope[];
+      const scopes = opts.scopes
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean) as Scope[];
       const { key, record } = await withKeys(config(), async (k, audit) => {
         try {
           const made = await k.create(name, scopes, opts.rateLimit ? Number(opts.rateLimit) : undefined);
-          audit.record({ actor: cliActor(), action: 'keys.create', target: name, params: { name, scopes: scopes.join(',') }, outcome: 'allowed', status: 0, details: `key ${made.record.id}` });
+          audit.record({
+            actor: cliActor(),
+            action: 'keys.create',
+            target: name,
+            params: { name, scopes: scopes.join(',') },
+            outcome: 'allowed',
+            status: 0,
+            details: `key ${made.record.id}`,
+          });
           return made;
         } catch (e) {
-          audit.record({ actor: cliActor(), action: 'keys.create', target: name, outcome: 'failed', status: 1, details: (e as Error).message });
+          audit.record({
+            actor: cliActor(),
+            action: 'keys.create',
+            target: name,
+            outcome: 'failed',
+            status: 1,
+            details: (e as Error).message,
+          });
           throw e;
         }
       });
       process.stdout.write(`${key}\n`);
-      process.stderr.write(`created key ${record.id} "${record.name}" with scopes ${record.scopes.join(',')}; store it now: it is not shown again\n`);
+      process.stderr.write(
+        `created key ${record.id} "${record.name}" with scopes ${record.scopes.join(',')}; store it now: it is not shown again\n`,
+      );
     });
   keys
     .command('revoke')
@@ -68,7 +88,14 @@ export function keysCommand(config: () => Config): Command {
     .action(async (idOrName: string) => {
       const revoked = await withKeys(config(), async (k, audit) => {
         const done = await k.revoke(idOrName);
-        audit.record({ actor: cliActor(), action: 'keys.revoke', target: idOrName, outcome: done ? 'allowed' : 'failed', status: done ? 0 : 1, details: done ? undefined : 'no active key' });
+        audit.record({
+          actor: cliActor(),
+          action: 'keys.revoke',
+          target: idOrName,
+          outcome: done ? 'allowed' : 'failed',
+          status: done ? 0 : 1,
+          details: done ? undefined : 'no active key',
+        });
         return done;
       });
       if (!revoked) throw new Error(`no active key "${idOrName}"`);
@@ -79,8 +106,16 @@ export function keysCommand(config: () => Config): Command {
     .option('--json', 'print JSON')
     .description('list keys (never their secrets)')
     .action(async (opts: { json?: boolean }) => {
-      const rows = (await withKeys(config(), (k) => k.list())).map((r) => ({ ...r, scopes: r.scopes.join(','), status: r.revoked_at ? 'revoked' : 'active' }));
-      process.stdout.write((opts.json ? JSON.stringify(rows, null, 2) : table(rows, ['id', 'name', 'scopes', 'status', 'source', 'last_used_at'])) + '\n');
+      const rows = (await withKeys(config(), (k) => k.list())).map((r) => ({
+        ...r,
+        scopes: r.scopes.join(','),
+        status: r.revoked_at ? 'revoked' : 'active',
+      }));
+      process.stdout.write(
+        (opts.json
+          ? JSON.stringify(rows, null, 2)
+          : table(rows, ['id', 'name', 'scopes', 'status', 'source', 'last_used_at'])) + '\n',
+      );
     });
   return keys;
 }

@@ -20,12 +20,18 @@ function headers(): Record<string, string> {
 
 const show = (l: LogLine): string => `${l.time} [${l.replica}] ${l.line}\n`;
 
-export async function logsCommand(model: string, opts: LogsCliOpts, out: (text: string) => void = (t) => void process.stdout.write(t)): Promise<void> {
+export async function logsCommand(
+  model: string,
+  opts: LogsCliOpts,
+  out: (text: string) => void = (t) => void process.stdout.write(t),
+): Promise<void> {
   const q = new URLSearchParams();
   if (opts.replica) q.set('replica', opts.replica);
   if (opts.tail) q.set('tail', opts.tail);
   if (opts.follow) q.set('follow', 'true');
-  const res = await fetch(new URL(`/v1/models/${encodeURIComponent(model)}/logs?${q}`, opts.url), { headers: headers() });
+  const res = await fetch(new URL(`/v1/models/${encodeURIComponent(model)}/logs?${q}`, opts.url), {
+    headers: headers(),
+  });
   if (!opts.follow || !res.ok || !res.body) {
     const env = (await res.json()) as { success: boolean; message: string; data?: { lines: LogLine[] } };
     if (!env.success) throw new Error(env.message);

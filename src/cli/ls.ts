@@ -35,13 +35,25 @@ function clip(s: string): string {
 }
 
 function invalidRows(packages: { file: string; issues: string[] }[]): LsRow[] {
-  return packages.map((p) => ({ name: p.file.replace(/\/model\.yaml$/, '').split('/').pop() ?? p.file, status: 'invalid', note: p.issues.join('; '), path: p.file }));
+  return packages.map((p) => ({
+    name:
+      p.file
+        .replace(/\/model\.yaml$/, '')
+        .split('/')
+        .pop() ?? p.file,
+    status: 'invalid',
+    note: p.issues.join('; '),
+    path: p.file,
+  }));
 }
 
 export async function listCommand(url: string, config: () => Config): Promise<{ rows: LsRow[]; text: string }> {
   let rows: LsRow[];
   if (await gatewayUp(url)) {
-    const env = await callGateway<{ models: GatewayModel[]; invalid_packages: { file: string; issues: string[] }[] }>(url, '/v1/models');
+    const env = await callGateway<{ models: GatewayModel[]; invalid_packages: { file: string; issues: string[] }[] }>(
+      url,
+      '/v1/models',
+    );
     if (!env.success || !env.data) throw new Error(`${env.error?.code ?? 'ERROR'}: ${env.message}`);
     rows = env.data.models.map((m) => ({
       ...m,
@@ -58,7 +70,10 @@ export async function listCommand(url: string, config: () => Config): Promise<{ 
     rows.push(...invalidRows(env.data.invalid_packages ?? []));
   } else {
     const cfg = config();
-    const [{ discoverPackages }, { weightsOf }] = await Promise.all([import('../manifest/load.js'), import('../manifest/weights.js')]);
+    const [{ discoverPackages }, { weightsOf }] = await Promise.all([
+      import('../manifest/load.js'),
+      import('../manifest/weights.js'),
+    ]);
     const found = discoverPackages(cfg.models_dir);
     rows = found.packages.map((p) => {
       const w = weightsOf(p.manifest, cfg.model_env[p.manifest.name]);

@@ -13,7 +13,11 @@ function pipelineFrom(file: string | undefined): PipelineInput {
   return file === undefined ? DEFAULT_PIPELINE : loadPipelineFile(file);
 }
 
-export async function pipelineRunCommand(file: string | undefined, args: Omit<BatchArgs, 'pipeline' | 'model' | 'task'>, config: Config): Promise<BatchSummary> {
+export async function pipelineRunCommand(
+  file: string | undefined,
+  args: Omit<BatchArgs, 'pipeline' | 'model' | 'task'>,
+  config: Config,
+): Promise<BatchSummary> {
   const pipeline = pipelineFrom(file);
   return batchCommand({ ...args, pipeline }, config);
 }
@@ -25,7 +29,8 @@ export function pipelineValidateCommand(file: string | undefined, config: Config
   const steps = resolveSteps(def, (m) => local.manifest(m));
   const lines = def.steps.map((s, i) => {
     // The first step reads the record's own input: its sequence for a sequence task.
-    const whole = s.sequence.fromRecord && steps[i]!.task.input_type !== 'sequence' ? 'input.input' : s.sequence.from.join('.');
+    const whole =
+      s.sequence.fromRecord && steps[i]!.task.input_type !== 'sequence' ? 'input.input' : s.sequence.from.join('.');
     const from = whole + (s.sequence.untilStop ? ' (until stop)' : '');
     const opts = [...Object.keys(s.options), ...s.optionsFrom.map(([k, p]) => `${k}<-${p.join('.')}`)];
     return `${i + 1}. ${s.name}: ${s.model}/${steps[i]!.task.name} on ${from}${opts.length ? ` [${opts.join(', ')}]` : ''}`;

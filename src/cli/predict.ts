@@ -71,13 +71,27 @@ async function gatewayInputType(args: PredictArgs): Promise<InputType> {
 function localInputType(args: PredictArgs, config: Config): InputType {
   const pkg = discoverPackages(config.models_dir).packages.find((p) => p.manifest.name === args.model);
   if (!pkg) return 'sequence';
-  return (args.task === undefined ? resolveTask(pkg.manifest, undefined) : pkg.manifest.tasks.find((t) => t.name === args.task))?.input_type ?? 'sequence';
+  return (
+    (args.task === undefined
+      ? resolveTask(pkg.manifest, undefined)
+      : pkg.manifest.tasks.find((t) => t.name === args.task)
+    )?.input_type ?? 'sequence'
+  );
 }
 
 async function predictTypedThroughGateway(args: PredictArgs, record: TypedRecord): Promise<RecordResult> {
-  const env = await callGateway<Record<string, unknown>>(args.url, `/models/${encodeURIComponent(args.model)}/predict`, { input: record.input, task_type: args.task, options: args.options });
+  const env = await callGateway<Record<string, unknown>>(
+    args.url,
+    `/models/${encodeURIComponent(args.model)}/predict`,
+    { input: record.input, task_type: args.task, options: args.options },
+  );
   if (env.success) return { id: record.id, ...env.data };
-  if (env.error?.code === 'MODEL_NOT_FOUND' || env.error?.code === 'INVALID_REQUEST' || env.error?.code === 'MODEL_NOT_LOADED') throw new Error(`${env.error.code}: ${env.message}`);
+  if (
+    env.error?.code === 'MODEL_NOT_FOUND' ||
+    env.error?.code === 'INVALID_REQUEST' ||
+    env.error?.code === 'MODEL_NOT_LOADED'
+  )
+    throw new Error(`${env.error.code}: ${env.message}`);
   return { id: record.id, error: { code: env.error?.code ?? 'PREDICTION_FAILED', message: env.message } };
 }
 
@@ -85,7 +99,12 @@ async function predictTypedLocally(args: PredictArgs, record: TypedRecord, confi
   return withLocalModel(args, config, async (dep) => {
     let parsed: ReturnType<typeof parsePrediction>;
     try {
-      parsed = parsePrediction(dep.pkg.manifest, { input: record.input, task_type: args.task, options: args.options }, 'single', 1);
+      parsed = parsePrediction(
+        dep.pkg.manifest,
+        { input: record.input, task_type: args.task, options: args.options },
+        'single',
+        1,
+      );
     } catch (e) {
       if (e instanceof IsoError && e.code === 'INVALID_REQUEST') throw e;
       const err = e instanceof IsoError ? e : new IsoError('INTERNAL_ERROR', (e as Error).message);
@@ -97,10 +116,16 @@ async function predictTypedLocally(args: PredictArgs, record: TypedRecord, confi
 }
 
 /** Starts the model's worker here for one call, and stops it after. */
-async function withLocalModel<T>(args: PredictArgs, config: Config, fn: (dep: ModelDeployment) => Promise<T>): Promise<T> {
+async function withLocalModel<T>(
+  args: PredictArgs,
+  config: Config,
+  fn: (dep: ModelDeployment) => Promise<T>,
+): Promise<T> {
   const logger = pino({ level: 'warn' }, destination(2));
   const factory = createWorkerFactory(driverContext(config, logger));
-  const registry = new ModelRegistry(config.models_dir, factory, logger, undefined, undefined, { operatorEnv: (n) => config.model_env[n] });
+  const registry = new ModelRegistry(config.models_dir, factory, logger, undefined, undefined, {
+    operatorEnv: (n) => config.model_env[n],
+  });
   await registry.init({ load: false });
   try {
     return await fn(await registry.load(args.model));
@@ -109,29 +134,60 @@ async function withLocalModel<T>(args: PredictArgs, config: Config, fn: (dep: Mo
   }
 }
 
-async function predictThroughGateway(args: PredictArgs, ids: string[], sequences: string[], chunkSize: number): Promise<RecordResult[]> {
+async function predictThroughGateway(
+  args: PredictArgs,
+  ids: string[],
+  sequences: string[],
+  chunkSize: number,
+): Promise<RecordResult[]> {
   const path = `/models/${encodeURIComponent(args.model)}/predict`;
   const results: RecordResult[] = [];
   for (let i = 0; i < sequences.length; i += chunkSize) {
     const chunk = sequences.slice(i, i + chunkSize);
-    const env = await callGateway<BatchAnswer>(args.url, `${path}/batch`, { sequences: chunk, task_type: args.task, options: args.options });
+    const env = await callGateway<BatchAnswer>(args.url, `${path}/batch`, {
+      sequences: chunk,
+      task_type: args.task,
+      options: args.options,
+    });
     if (env.success) {
       env.data!.predictions.forEach((r, j) => results.push({ id: ids[i + j]!, ...r }));
       continue;
     }
     // A request-level problem (no such model or task) is the same for every record: say it once.
-    if (env.error?.code === 'MODEL_NOT_FOUND' || env.error?.code === 'INVALID_REQUEST' || env.error?.code === 'MODEL_NOT_LOADED') throw new Error(`${env.error.code}: ${env.message}`);
+    if (
+      env.error?.code === 'MODEL_NOT_FOUND' ||
+      env.error?.code === 'INVALID_REQUEST' ||
+      env.error?.code === 'MODEL_NOT_LOADED'
+    )
+      throw new Error(`${env.error.code}: ${env.message}`);
     // Else a record of this chunk was refused (a bad sequence fails the whole batch request, or
     // every record failed): each goes alone, so each gets its own answer.
     for (let j = 0; j < chunk.length; j++) {
-      const one = await callGateway<Record<string, unknown>>(args.url, path, { sequence: chunk[j], task_type: args.task, options: args.options });
-      results.push(one.success ? { id: ids[i + j]!, sequence: chunk[j], ...one.data } : { id: ids[i + j]!, sequence: chunk[j], error: { code: one.error?.code ?? 'PREDICTION_FAILED', message: one.message } });
+      const one = await callGateway<Record<string, unknown>>(args.url, path, {
+        sequence: chunk[j],
+        task_type: args.task,
+        options: args.options,
+      });
+      results.push(
+        one.success
+          ? { id: ids[i + j]!, sequence: chunk[j], ...one.data }
+          : {
+              id: ids[i + j]!,
+              sequence: chunk[j],
+              error: { code: one.error?.code ?? 'PREDICTION_FAILED', message: one.message },
+            },
+      );
     }
   }
   return results;
 }
 
-async function predictLocally(args: PredictArgs, ids: string[], sequences: string[], config: Config): Promise<RecordResult[]> {
+async function predictLocally(
+  args: PredictArgs,
+  ids: string[],
+  sequences: string[],
+  config: Config,
+): Promise<RecordResult[]> {
   return withLocalModel(args, config, async (dep) => {
     const manifest = dep.pkg.manifest;
     // Checked one by one: a bad record is answered on its own and the rest go to the model.
@@ -140,7 +196,12 @@ async function predictLocally(args: PredictArgs, ids: string[], sequences: strin
     let taskName = '';
     sequences.forEach((sequence, pos) => {
       try {
-        const parsed = parsePrediction(manifest, { sequence, task_type: args.task, options: args.options }, 'single', 1);
+        const parsed = parsePrediction(
+          manifest,
+          { sequence, task_type: args.task, options: args.options },
+          'single',
+          1,
+        );
         taskName = parsed.task.name;
         valid.push({ pos, item: parsed.items[0]! });
       } catch (e) {

@@ -37,7 +37,9 @@ function progressBar(): ((p: { file: string; received: number; total: number }) 
     const frac = p.total > 0 ? Math.min(1, p.received / p.total) : 1;
     const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.');
     const name = p.file.length > 40 ? `…${p.file.slice(-39)}` : p.file;
-    process.stderr.write(`\r\x1b[K${name} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${human(p.received)}/${human(p.total)}`);
+    process.stderr.write(
+      `\r\x1b[K${name} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${human(p.received)}/${human(p.total)}`,
+    );
     if (finished) process.stderr.write('\n');
   };
 }
@@ -45,21 +47,38 @@ function progressBar(): ((p: { file: string; received: number; total: number }) 
 export async function pullCommand(source: string | undefined, opts: PullCliOpts, config: Config): Promise<PullResult> {
   const settings = pullSettings(config);
   if (opts.for === undefined) {
-    if (!source) throw new Error('give a source: a folder, a .tar.gz, an http(s) URL or hf:<org>/<repo>[@revision] (or --for <model> to fill its weights)');
+    if (!source)
+      throw new Error(
+        'give a source: a folder, a .tar.gz, an http(s) URL or hf:<org>/<repo>[@revision] (or --for <model> to fill its weights)',
+      );
     return pull({ source, force: opts.force, include: opts.include, onProgress: progressBar() }, settings);
   }
   const pkg = discoverPackages(config.models_dir).packages.find((p) => p.manifest.name === opts.for);
   const src = source ?? pkg?.manifest.weights?.source;
   if (pkg && !src) throw new Error(`model ${opts.for} names no default weights source (weights.source): give one`);
-  return pull({ source: src ?? '', forModel: opts.for, forManifest: pkg?.manifest, include: opts.include, onProgress: progressBar() }, settings);
+  return pull(
+    {
+      source: src ?? '',
+      forModel: opts.for,
+      forManifest: pkg?.manifest,
+      include: opts.include,
+      onProgress: progressBar(),
+    },
+    settings,
+  );
 }
 
 /** What to tell the user after a pull. */
 export function pullSummary(r: PullResult): string {
   const what = r.kind === 'weights' ? `weights of ${r.model}` : `model ${r.model}${r.version ? `@${r.version}` : ''}`;
-  const lines = [`pulled ${what}: ${r.files} files, ${human(r.bytes)} into ${r.path}${r.commit ? ` (commit ${r.commit})` : ''}`];
+  const lines = [
+    `pulled ${what}: ${r.files} files, ${human(r.bytes)} into ${r.path}${r.commit ? ` (commit ${r.commit})` : ''}`,
+  ];
   if (r.resumed_bytes) lines.push(`resumed: ${human(r.resumed_bytes)} were already downloaded`);
-  if (r.kind === 'weights') lines.push(`${r.model}'s workers get ${r.env}=${r.path} from their next start (a running gateway: isomodel's POST /v1/models/${r.model}/load, or restart it)`);
+  if (r.kind === 'weights')
+    lines.push(
+      `${r.model}'s workers get ${r.env}=${r.path} from their next start (a running gateway: isomodel's POST /v1/models/${r.model}/load, or restart it)`,
+    );
   else lines.push('a running gateway picks it up by itself (watch) or on POST /v1/models/reload');
   return lines.join('\n');
 }

@@ -4,7 +4,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseSequences } from '../validation/fasta.js';
-import { compareRuns, latencyCdf, latencyHistogram, renderComparisonHtml, renderComparisonText, type BenchRun, type Comparison } from '../telemetry/report.js';
+import {
+  compareRuns,
+  latencyCdf,
+  latencyHistogram,
+  renderComparisonHtml,
+  renderComparisonText,
+  type BenchRun,
+  type Comparison,
+} from '../telemetry/report.js';
 import { summarizeLatencies } from '../telemetry/series.js';
 import { gatewayUp, type Envelope } from './client.js';
 import { mulberry32 } from '../util/prng.js';
@@ -16,7 +24,10 @@ function authHeaders(): Record<string, string> {
 }
 
 async function requireGateway(url: string): Promise<void> {
-  if (!(await gatewayUp(url))) throw new Error(`no gateway answers at ${url}: start one with \`isomodel serve\` (or pass --url / set ISOMODEL_URL)`);
+  if (!(await gatewayUp(url)))
+    throw new Error(
+      `no gateway answers at ${url}: start one with \`isomodel serve\` (or pass --url / set ISOMODEL_URL)`,
+    );
 }
 
 function failure(env: Envelope, status: number): Error {
@@ -89,21 +100,28 @@ interface Target {
   task: string;
 }
 
-
 const ALPHABETS: Record<string, string> = { DNA: 'ACGT', RNA: 'ACGU', protein: 'ACDEFGHIKLMNPQRSTVWY' };
 
 async function resolveTarget(spec: string, url: string, taskWanted: string | undefined): Promise<Target> {
   const at = spec.lastIndexOf('@');
   const model = at > 0 ? spec.slice(0, at) : spec;
   const version = at > 0 ? spec.slice(at + 1) : undefined;
-  const res = await fetch(new URL(`/models/${encodeURIComponent(model)}/info`, url), { headers: authHeaders(), signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(new URL(`/models/${encodeURIComponent(model)}/info`, url), {
+    headers: authHeaders(),
+    signal: AbortSignal.timeout(10_000),
+  });
   const env = (await res.json()) as Envelope<ModelInfo>;
   if (!env.success || !env.data) throw failure(env, res.status);
   const info = env.data;
-  if (version && info.version !== version) throw new Error(`${url} serves ${model} version ${info.version}, not ${version} (to compare versions, run the other one on another gateway and pass --url-b)`);
-  if (info.status !== 'ready') throw new Error(`model ${model} is ${info.status} at ${url}; load it first (POST /v1/models/${model}/load)`);
+  if (version && info.version !== version)
+    throw new Error(
+      `${url} serves ${model} version ${info.version}, not ${version} (to compare versions, run the other one on another gateway and pass --url-b)`,
+    );
+  if (info.status !== 'ready')
+    throw new Error(`model ${model} is ${info.status} at ${url}; load it first (POST /v1/models/${model}/load)`);
   const task = taskWanted ?? info.tasks[0]!;
-  if (!info.tasks.includes(task)) throw new Error(`model ${model} has no task ${task} (it has ${info.tasks.join(', ')})`);
+  if (!info.tasks.includes(task))
+    throw new Error(`model ${model} has no task ${task} (it has ${info.tasks.join(', ')})`);
   return { label: spec, model, version, url, info, task };
 }
 
@@ -113,12 +131,16 @@ function workloadSequences(o: BenchOptions, targets: Target[]): { sequences: str
     if (seqs.length === 0) throw new Error(`no sequences in ${o.sequenceFile}`);
     return { sequences: seqs, source: o.sequenceFile };
   }
-  const accepted = targets.map((t) => new Set(t.info.task_details.find((d) => d.name === t.task)?.sequence_types ?? ['DNA']));
+  const accepted = targets.map(
+    (t) => new Set(t.info.task_details.find((d) => d.name === t.task)?.sequence_types ?? ['DNA']),
+  );
   const type = ['DNA', 'RNA', 'protein'].find((ty) => accepted.every((s) => s.has(ty)));
   if (!type) throw new Error('the targets accept no common sequence type: give the workload with --sequence-file');
   const alphabet = ALPHABETS[type]!;
   const rand = mulberry32(42);
-  const sequences = Array.from({ length: 64 }, () => Array.from({ length: o.length }, () => alphabet[Math.floor(rand() * alphabet.length)]).join(''));
+  const sequences = Array.from({ length: 64 }, () =>
+    Array.from({ length: o.length }, () => alphabet[Math.floor(rand() * alphabet.length)]).join(''),
+  );
   return { sequences, source: `generated (${type}, seed 42)` };
 }
 
@@ -144,7 +166,12 @@ async function shoot(t: Target, sequence: string, timeoutMs: number): Promise<Sh
     return { ok: false, ms, code: env.error?.code ?? `HTTP_${res.status}`, sequences: 0 };
   } catch (e) {
     const err = e as Error;
-    return { ok: false, ms: performance.now() - t0, code: err.name === 'TimeoutError' ? 'CLIENT_TIMEOUT' : 'NETWORK_ERROR', sequences: 0 };
+    return {
+      ok: false,
+      ms: performance.now() - t0,
+      code: err.name === 'TimeoutError' ? 'CLIENT_TIMEOUT' : 'NETWORK_ERROR',
+      sequences: 0,
+    };
   }
 }
 
@@ -156,8 +183,13 @@ async function runLoad(t: Target, sequences: string[], o: BenchOptions): Promise
   let replicasMax: number | null = null;
   const sampleResources = async (): Promise<void> => {
     try {
-      const res = await fetch(new URL(`/v1/monitor/metrics/${encodeURIComponent(t.model)}`, t.url), { headers: authHeaders(), signal: AbortSignal.timeout(2000) });
-      const env = (await res.json()) as Envelope<{ totals: { rss_bytes: number | null; cpu_percent: number | null; replicas: number } }>;
+      const res = await fetch(new URL(`/v1/monitor/metrics/${encodeURIComponent(t.model)}`, t.url), {
+        headers: authHeaders(),
+        signal: AbortSignal.timeout(2000),
+      });
+      const env = (await res.json()) as Envelope<{
+        totals: { rss_bytes: number | null; cpu_percent: number | null; replicas: number };
+      }>;
       const tot = env.data?.totals;
       if (!tot) return;
       if (tot.rss_bytes !== null) rss.push(tot.rss_bytes);
@@ -234,7 +266,8 @@ function stamp(): string {
 
 export async function benchCommand(o: BenchOptions): Promise<BenchResult> {
   if (o.targets.length < 1 || o.targets.length > 2) throw new Error('bench takes one model, or two with --compare a b');
-  if (!(o.requests >= 1) || !(o.concurrency >= 1) || !(o.warmup >= 0) || !(o.length >= 1)) throw new Error('--requests, --concurrency and --length must be positive, --warmup zero or more');
+  if (!(o.requests >= 1) || !(o.concurrency >= 1) || !(o.warmup >= 0) || !(o.length >= 1))
+    throw new Error('--requests, --concurrency and --length must be positive, --warmup zero or more');
   const urls = o.targets.map((_, i) => (i === 1 && o.urlB ? o.urlB : o.url));
   for (const u of new Set(urls)) await requireGateway(u);
   const targets: Target[] = [];
@@ -275,6 +308,8 @@ export async function benchCommand(o: BenchOptions): Promise<BenchResult> {
   writeFileSync(files[1]!, renderComparisonHtml(comparison));
   const text = (o.json ? JSON.stringify(comparison, null, 2) : renderComparisonText(comparison)) + '\n';
   let notes = files.map((f) => `saved ${f}\n`).join('');
-  if (runs.some((r) => r.errors_by_code.RATE_LIMITED)) notes += 'warning: the gateway rate-limited the benchmark; raise rate_limit.max in its config (0 disables it) for a fair comparison\n';
+  if (runs.some((r) => r.errors_by_code.RATE_LIMITED))
+    notes +=
+      'warning: the gateway rate-limited the benchmark; raise rate_limit.max in its config (0 disables it) for a fair comparison\n';
   return { runs, comparison, files, text, notes };
 }

@@ -39,7 +39,13 @@ export function startupRows(gw: Gateway, url: string): ModelRow[] {
     const reps = gw.registry.deployment(name)?.replicaInfo() ?? [];
     const weights = status === 'needs_weights' ? gw.registry.weights(name) : null;
     const packages = status === 'needs_packages' ? gw.registry.requirements(name) : null;
-    const note = weights ? weights.hint : packages ? packages.hint : status === 'failed' ? (gw.registry.lastError(name) ?? '') : '';
+    const note = weights
+      ? weights.hint
+      : packages
+        ? packages.hint
+        : status === 'failed'
+          ? (gw.registry.lastError(name) ?? '')
+          : '';
     return {
       model: name,
       runtime: m.runtime,
@@ -54,17 +60,22 @@ export function startupRows(gw: Gateway, url: string): ModelRow[] {
 export function startupSummary(gw: Gateway, url: string): string {
   const rows = startupRows(gw, url);
   const lines = [table(rows as unknown as Record<string, unknown>[], ['model', 'runtime', 'state', 'replicas', 'url'])];
-  for (const r of rows) if (r.note) lines.push(`  ${r.model} (${r.state}): ${r.note.replace(/\s+/g, ' ').slice(0, 600)}`);
+  for (const r of rows)
+    if (r.note) lines.push(`  ${r.model} (${r.state}): ${r.note.replace(/\s+/g, ' ').slice(0, 600)}`);
   const invalid = gw.registry.invalidPackages();
   for (const p of invalid) lines.push(`  invalid package ${p.file}: ${p.issues.join('; ')}`);
   const missing = gw.missingDefaultModel();
-  if (missing) lines.push(`  default_model "${missing}" is not a model here: ${url}/predict answers for ${gw.defaultModel() ?? 'no model'}`);
+  if (missing)
+    lines.push(
+      `  default_model "${missing}" is not a model here: ${url}/predict answers for ${gw.defaultModel() ?? 'no model'}`,
+    );
   return `${lines.join('\n')}\n`;
 }
 
 export async function serveCommand(config: Config): Promise<void> {
   // A damaged state database found while features set up their tables: which file, what to do.
-  const stateDbError = (e: unknown): unknown => StateStore.openError(join(config.state_dir, STATE_DB_FILE), e, true) ?? e;
+  const stateDbError = (e: unknown): unknown =>
+    StateStore.openError(join(config.state_dir, STATE_DB_FILE), e, true) ?? e;
   const pretty = wantsPretty(config);
   let gw: Gateway;
   try {
@@ -89,10 +100,17 @@ export async function serveCommand(config: Config): Promise<void> {
     await gw.close().catch(() => undefined);
     throw stateDbError(e);
   }
-  gw.logger.info({ url, models: gw.registry.names().map((n) => `${n}:${gw.registry.status(n)}`) }, `isomodel listening on ${url}`);
+  gw.logger.info(
+    { url, models: gw.registry.names().map((n) => `${n}:${gw.registry.status(n)}`) },
+    `isomodel listening on ${url}`,
+  );
   // Optional models (weights that may be absent) settle in the background: the summary waits for them.
   await gw.registry.initialLoadsSettled();
   const rows = startupRows(gw, url);
   if (pretty) process.stdout.write(`\n${startupSummary(gw, url)}\n`);
-  else gw.logger.info({ url, models: rows.map((r) => ({ model: r.model, state: r.state, replicas: r.replicas })) }, `isomodel started: ${rows.filter((r) => r.state === 'ready').length} of ${rows.length} models ready`);
+  else
+    gw.logger.info(
+      { url, models: rows.map((r) => ({ model: r.model, state: r.state, replicas: r.replicas })) },
+      `isomodel started: ${rows.filter((r) => r.state === 'ready').length} of ${rows.length} models ready`,
+    );
 }

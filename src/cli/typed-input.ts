@@ -45,7 +45,10 @@ export function typedRecord(type: Exclude<InputType, 'sequence'>, arg: string): 
     return { id, input: { messages: [{ role: 'user', content: text }] } };
   }
   const parsed = tryJson(text);
-  if (parsed === undefined) throw new Error(`this task takes ${type} input: ${file ? `${arg} does not hold` : 'the argument is not'} valid JSON`);
+  if (parsed === undefined)
+    throw new Error(
+      `this task takes ${type} input: ${file ? `${arg} does not hold` : 'the argument is not'} valid JSON`,
+    );
   return { id, input: parsed };
 }
 

@@ -3,7 +3,8 @@
 // this file; see clients/typescript/README.md.
 
 export type SequenceType = 'DNA' | 'RNA' | 'protein';
-export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'needs_weights' | 'needs_packages' | 'draining' | 'stopped';
+export type ModelStatus =
+  'unloaded' | 'loading' | 'ready' | 'failed' | 'needs_weights' | 'needs_packages' | 'draining' | 'stopped';
 /** What a model task takes (its manifest `input_type`). */
 export type InputType = 'sequence' | 'text' | 'json' | 'tensor' | 'image' | 'audio' | 'chat';
 
@@ -158,10 +159,12 @@ export function isTyped<T extends object>(p: AnyPrediction<T>): p is TypedPredic
   return typeof (p as { input_type?: unknown }).input_type === 'string';
 }
 
-export type BatchItem<T extends object = Record<string, unknown>> = (T & { sequence: string; error?: undefined }) | { sequence: string; error: { code: string; message: string } };
+export type BatchItem<T extends object = Record<string, unknown>> =
+  (T & { sequence: string; error?: undefined }) | { sequence: string; error: { code: string; message: string } };
 
 /** A batch item of a non-sequence task: named by its position, never echoing the input (an image…). */
-export type TypedBatchItem<T extends object = Record<string, unknown>> = (T & { index: number; error?: undefined }) | { index: number; error: { code: string; message: string } };
+export type TypedBatchItem<T extends object = Record<string, unknown>> =
+  (T & { index: number; error?: undefined }) | { index: number; error: { code: string; message: string } };
 
 export interface BatchPrediction<T extends object = Record<string, unknown>> extends PredictionMeta {
   predictions: BatchItem<T>[];
@@ -199,7 +202,8 @@ export interface ChatMessage {
  * An input of any type: text, a JSON value, named tensors, an image or a recording
  * (mediaInput / mediaFile, or base64 text, or a data: URL), chat messages.
  */
-export type Input = string | MediaInput | Record<string, TensorInput | unknown[]> | { messages: ChatMessage[] } | ChatMessage[] | unknown;
+export type Input =
+  string | MediaInput | Record<string, TensorInput | unknown[]> | { messages: ChatMessage[] } | ChatMessage[] | unknown;
 
 /** Media bytes to upload: a file path (Node, Deno, Bun), bytes, or a Blob/File (browsers). */
 export type MediaUpload = string | Uint8Array | ArrayBuffer | Blob;
@@ -296,7 +300,14 @@ export interface JobResult<T extends object = Record<string, unknown>> {
   status: 'success' | 'error';
   output?: T;
   error?: { code: string; message: string; [k: string]: unknown };
-  metadata: { request_id: string; processing_time_ms: number; service: string; version: string | null; index: number; [k: string]: unknown };
+  metadata: {
+    request_id: string;
+    processing_time_ms: number;
+    service: string;
+    version: string | null;
+    index: number;
+    [k: string]: unknown;
+  };
 }
 
 export interface ReloadSummary {
@@ -355,12 +366,25 @@ export class IsomodelClient {
    * One prediction: `predict(model, 'ACGT', opts)` for a sequence, or `predict(model, {input, task,
    * options})` for an input of any type (`{sequence}` works too).
    */
-  predict<T extends object = Record<string, unknown>>(name: string, sequence: string, opts?: PredictOptions): Promise<Prediction<T>>;
+  predict<T extends object = Record<string, unknown>>(
+    name: string,
+    sequence: string,
+    opts?: PredictOptions,
+  ): Promise<Prediction<T>>;
   predict<T extends object = Record<string, unknown>>(name: string, request: PredictRequest): Promise<AnyPrediction<T>>;
-  predict<T extends object = Record<string, unknown>>(name: string, what: string | PredictRequest, opts: PredictOptions = {}): Promise<AnyPrediction<T>> {
+  predict<T extends object = Record<string, unknown>>(
+    name: string,
+    what: string | PredictRequest,
+    opts: PredictOptions = {},
+  ): Promise<AnyPrediction<T>> {
     const req: PredictRequest = typeof what === 'string' ? { ...opts, sequence: what } : what;
     // Both given goes as it is: the gateway's INVALID_REQUEST says to send one.
-    return this.request('POST', `/models/${path(name)}/predict`, { input: req.input, sequence: req.sequence, ...body(req) }, req.signal);
+    return this.request(
+      'POST',
+      `/models/${path(name)}/predict`,
+      { input: req.input, sequence: req.sequence, ...body(req) },
+      req.signal,
+    );
   }
 
   /**
@@ -369,12 +393,20 @@ export class IsomodelClient {
    * the bytes as the body with their media type (from `format`, the file's extension or the
    * Blob's type; bytes of no known type go as multipart, where the gateway sniffs them).
    */
-  predictMedia<T extends object = Record<string, unknown>>(name: string, media: MediaUpload, opts: MediaPredictOptions = {}): Promise<TypedPrediction<T>> {
+  predictMedia<T extends object = Record<string, unknown>>(
+    name: string,
+    media: MediaUpload,
+    opts: MediaPredictOptions = {},
+  ): Promise<TypedPrediction<T>> {
     return this.sendMedia(`/models/${path(name)}/predict`, [media], opts, opts.upload ?? 'multipart');
   }
 
   /** Many images or recordings as one multipart request (a `file` part each), results by index. */
-  predictMediaBatch<T extends object = Record<string, unknown>>(name: string, media: MediaUpload[], opts: Omit<MediaPredictOptions, 'upload'> = {}): Promise<TypedBatchPrediction<T>> {
+  predictMediaBatch<T extends object = Record<string, unknown>>(
+    name: string,
+    media: MediaUpload[],
+    opts: Omit<MediaPredictOptions, 'upload'> = {},
+  ): Promise<TypedBatchPrediction<T>> {
     return this.sendMedia(`/models/${path(name)}/predict/batch`, media, opts, 'multipart');
   }
 
@@ -382,11 +414,27 @@ export class IsomodelClient {
    * Many inputs, results in input order; one that failed has `error` instead of output.
    * `predictBatch(model, sequences, opts)`, or `predictBatch(model, {inputs | sequences, task, options})`.
    */
-  predictBatch<T extends object = Record<string, unknown>>(name: string, sequences: string[], opts?: PredictOptions): Promise<BatchPrediction<T>>;
-  predictBatch<T extends object = Record<string, unknown>>(name: string, request: BatchRequest): Promise<BatchPrediction<T> | TypedBatchPrediction<T>>;
-  predictBatch<T extends object = Record<string, unknown>>(name: string, what: string[] | BatchRequest, opts: PredictOptions = {}): Promise<BatchPrediction<T> | TypedBatchPrediction<T>> {
+  predictBatch<T extends object = Record<string, unknown>>(
+    name: string,
+    sequences: string[],
+    opts?: PredictOptions,
+  ): Promise<BatchPrediction<T>>;
+  predictBatch<T extends object = Record<string, unknown>>(
+    name: string,
+    request: BatchRequest,
+  ): Promise<BatchPrediction<T> | TypedBatchPrediction<T>>;
+  predictBatch<T extends object = Record<string, unknown>>(
+    name: string,
+    what: string[] | BatchRequest,
+    opts: PredictOptions = {},
+  ): Promise<BatchPrediction<T> | TypedBatchPrediction<T>> {
     const req: BatchRequest = Array.isArray(what) ? { ...opts, sequences: what } : what;
-    return this.request('POST', `/models/${path(name)}/predict/batch`, { inputs: req.inputs, sequences: req.sequences, ...body(req) }, req.signal);
+    return this.request(
+      'POST',
+      `/models/${path(name)}/predict/batch`,
+      { inputs: req.inputs, sequences: req.sequences, ...body(req) },
+      req.signal,
+    );
   }
 
   // -- jobs -----------------------------------------------------------------------------------
@@ -419,7 +467,9 @@ export class IsomodelClient {
   }
 
   /** This key's jobs (every job for an admin key), newest first. */
-  jobs(filter: { status?: JobStatus; model?: string; limit?: number; offset?: number } = {}): Promise<{ jobs: Job[]; total: number; limit: number; offset: number }> {
+  jobs(
+    filter: { status?: JobStatus; model?: string; limit?: number; offset?: number } = {},
+  ): Promise<{ jobs: Job[]; total: number; limit: number; offset: number }> {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(filter)) if (v !== undefined) q.set(k, String(v));
     const qs = q.toString();
@@ -431,13 +481,17 @@ export class IsomodelClient {
   }
 
   /** Polls a job until it is over (succeeded, failed or cancelled). */
-  async waitForJob(id: string, opts: { intervalMs?: number; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Job> {
+  async waitForJob(
+    id: string,
+    opts: { intervalMs?: number; timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<Job> {
     const until = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
     for (;;) {
       const job = await this.job(id);
       if (job.status === 'succeeded' || job.status === 'failed' || job.status === 'cancelled') return job;
       if (opts.signal?.aborted) throw new IsomodelError('CANCELLED', 0, 'request aborted');
-      if (Date.now() > until) throw new IsomodelError('TIMEOUT', 0, `job ${id} is still ${job.status} after ${opts.timeoutMs} ms`);
+      if (Date.now() > until)
+        throw new IsomodelError('TIMEOUT', 0, `job ${id} is still ${job.status} after ${opts.timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
     }
   }
@@ -447,12 +501,20 @@ export class IsomodelClient {
    * the job does (within this client's timeout: wait for a long job with waitForJob first); without
    * it, what is there now.
    */
-  async jobResults<T extends object = Record<string, unknown>>(id: string, opts: { from?: number; follow?: boolean; signal?: AbortSignal } = {}): Promise<JobResult<T>[]> {
+  async jobResults<T extends object = Record<string, unknown>>(
+    id: string,
+    opts: { from?: number; follow?: boolean; signal?: AbortSignal } = {},
+  ): Promise<JobResult<T>[]> {
     const q = new URLSearchParams();
     if (opts.from !== undefined) q.set('from', String(opts.from));
     if (opts.follow !== undefined) q.set('follow', String(opts.follow));
     const qs = q.toString();
-    const { res, text } = await this.send('GET', `/v1/jobs/${path(id)}/results${qs ? `?${qs}` : ''}`, undefined, opts.signal);
+    const { res, text } = await this.send(
+      'GET',
+      `/v1/jobs/${path(id)}/results${qs ? `?${qs}` : ''}`,
+      undefined,
+      opts.signal,
+    );
     if (!res.ok) this.fail(res, text);
     return text
       .split('\n')
@@ -476,9 +538,17 @@ export class IsomodelClient {
   }
 
   /** Media as multipart (the other fields as form fields) or as a raw body (the fields in the query). */
-  private async sendMedia<T>(route: string, sources: MediaUpload[], opts: MediaPredictOptions, upload: 'multipart' | 'raw'): Promise<T> {
+  private async sendMedia<T>(
+    route: string,
+    sources: MediaUpload[],
+    opts: MediaPredictOptions,
+    upload: 'multipart' | 'raw',
+  ): Promise<T> {
     const blobs = await Promise.all(sources.map((m) => mediaBlob(m, opts.format)));
-    const fields = Object.entries(body(opts)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]);
+    const fields = Object.entries(body(opts)).map(([k, v]): [string, string] => [
+      k,
+      typeof v === 'object' ? JSON.stringify(v) : String(v),
+    ]);
     if (upload === 'raw' && blobs.length === 1 && /^(image|audio)\//.test(blobs[0]!.type)) {
       const qs = new URLSearchParams(fields).toString();
       return this.request('POST', `${route}${qs ? `?${qs}` : ''}`, new RawBody(blobs[0]!, blobs[0]!.type), opts.signal);
@@ -489,13 +559,23 @@ export class IsomodelClient {
     return this.request('POST', route, new RawBody(form), opts.signal);
   }
 
-  private async request<T>(method: string, route: string, payload?: unknown, signal?: AbortSignal, extraHeaders?: Record<string, string>): Promise<T> {
+  private async request<T>(
+    method: string,
+    route: string,
+    payload?: unknown,
+    signal?: AbortSignal,
+    extraHeaders?: Record<string, string>,
+  ): Promise<T> {
     const { res, text } = await this.send(method, route, payload, signal, extraHeaders);
     let env: Envelope<T>;
     try {
       env = JSON.parse(text) as Envelope<T>;
     } catch {
-      throw new IsomodelError(res.ok ? 'INVALID_RESPONSE' : 'INTERNAL_ERROR', res.status, `not a JSON answer (HTTP ${res.status}): ${text.slice(0, 200)}`);
+      throw new IsomodelError(
+        res.ok ? 'INVALID_RESPONSE' : 'INTERNAL_ERROR',
+        res.status,
+        `not a JSON answer (HTTP ${res.status}): ${text.slice(0, 200)}`,
+      );
     }
     if (!res.ok || env.success !== true) this.fail(res, text, env);
     return env.data as T;
@@ -508,7 +588,11 @@ export class IsomodelClient {
       try {
         env = JSON.parse(text) as Envelope<unknown>;
       } catch {
-        throw new IsomodelError('INTERNAL_ERROR', res.status, `not a JSON answer (HTTP ${res.status}): ${text.slice(0, 200)}`);
+        throw new IsomodelError(
+          'INTERNAL_ERROR',
+          res.status,
+          `not a JSON answer (HTTP ${res.status}): ${text.slice(0, 200)}`,
+        );
       }
     }
     const retry = Number(res.headers.get('retry-after'));
@@ -523,7 +607,13 @@ export class IsomodelClient {
   }
 
   /** One HTTP exchange within the client's timeout; transport failures become IsomodelError. */
-  private async send(method: string, route: string, payload?: unknown, signal?: AbortSignal, extraHeaders?: Record<string, string>): Promise<{ res: Response; text: string }> {
+  private async send(
+    method: string,
+    route: string,
+    payload?: unknown,
+    signal?: AbortSignal,
+    extraHeaders?: Record<string, string>,
+  ): Promise<{ res: Response; text: string }> {
     const headers: Record<string, string> = { accept: 'application/json', ...this.headers, ...extraHeaders };
     const init: RequestInit = { method, headers };
     if (payload instanceof RawBody) {
@@ -557,7 +647,9 @@ export class IsomodelClient {
       const err = e as Error;
       if (timedOut) throw new IsomodelError('TIMEOUT', 0, `no answer from ${this.baseUrl} within ${this.timeoutMs} ms`);
       if (ac.signal.aborted) throw new IsomodelError('CANCELLED', 0, 'request aborted');
-      throw new IsomodelError('NETWORK_ERROR', 0, `cannot reach ${this.baseUrl}: ${err.message}`, { cause: String((err as { cause?: unknown }).cause ?? '') });
+      throw new IsomodelError('NETWORK_ERROR', 0, `cannot reach ${this.baseUrl}: ${err.message}`, {
+        cause: String((err as { cause?: unknown }).cause ?? ''),
+      });
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -583,7 +675,19 @@ export function toBase64(bytes: Uint8Array): string {
   return out.join('');
 }
 
-const EXTENSION_FORMATS: Record<string, string> = { png: 'png', jpg: 'jpeg', jpeg: 'jpeg', gif: 'gif', bmp: 'bmp', webp: 'webp', wav: 'wav', flac: 'flac', ogg: 'ogg', oga: 'ogg', mp3: 'mp3' };
+const EXTENSION_FORMATS: Record<string, string> = {
+  png: 'png',
+  jpg: 'jpeg',
+  jpeg: 'jpeg',
+  gif: 'gif',
+  bmp: 'bmp',
+  webp: 'webp',
+  wav: 'wav',
+  flac: 'flac',
+  ogg: 'ogg',
+  oga: 'ogg',
+  mp3: 'mp3',
+};
 
 /** Image or audio bytes (a Buffer, Uint8Array or ArrayBuffer) as an input; `format` (png, jpeg, wav…) is checked against the bytes. */
 export function mediaInput(bytes: Uint8Array | ArrayBuffer, format?: string): MediaInput {
@@ -643,7 +747,8 @@ async function mediaBlob(media: MediaUpload, format: string | undefined): Promis
     if (typeof n === 'string' && n !== '') name = n;
   }
   const known = format ?? (ext ? EXTENSION_FORMATS[ext] : undefined);
-  const type = (known !== undefined ? MEDIA_TYPES[known.toLowerCase()] : undefined) ?? (bytes instanceof Blob ? bytes.type : '');
+  const type =
+    (known !== undefined ? MEDIA_TYPES[known.toLowerCase()] : undefined) ?? (bytes instanceof Blob ? bytes.type : '');
   // Copied into a plain ArrayBuffer-backed array: a Buffer may sit in a shared pool.
   const blob = new Blob([bytes instanceof Blob ? bytes : new Uint8Array(bytes)], type ? { type } : {});
   return Object.assign(blob, { name }) as NamedBlob;

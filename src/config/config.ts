@@ -20,7 +20,10 @@ export const configSchema = z
      */
     database_url: z
       .string()
-      .regex(/^postgres(ql)?:\/\//, 'database_url must be a postgres:// or postgresql:// URL (leave it out to keep the state in SQLite)')
+      .regex(
+        /^postgres(ql)?:\/\//,
+        'database_url must be a postgres:// or postgresql:// URL (leave it out to keep the state in SQLite)',
+      )
       .optional(),
     /**
      * What workers must reach, kept out of the state dir (which is 0700, the gateway's only):
@@ -53,12 +56,20 @@ export const configSchema = z
     log_format: z.enum(['auto', 'json', 'pretty']).default('auto'),
     /** Seed 002's ai_model_* metric names beside isomodel_* in /metrics/prometheus (docs/monitoring.md). */
     prometheus_ai_model_names: z.boolean().default(true),
-    body_limit_bytes: z.coerce.number().int().positive().default(2 * 1024 * 1024),
+    body_limit_bytes: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(2 * 1024 * 1024),
     /**
      * Bodies of prediction routes (native predict, OIP infer, deployment inference): images and
      * audio travel in them (base64 JSON, raw bytes, multipart). Each task's max_bytes still applies.
      */
-    predict_body_limit_bytes: z.coerce.number().int().positive().default(16 * 1024 * 1024),
+    predict_body_limit_bytes: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(16 * 1024 * 1024),
     max_batch_sequences: z.coerce.number().int().positive().default(100),
     rate_limit: z
       .object({
@@ -87,9 +98,18 @@ export const configSchema = z
      */
     worker_log: z
       .object({
-        lines_per_second: z.coerce.number().positive().max(1_000_000).default(DEFAULT_WORKER_LOG_LIMITS.lines_per_second),
+        lines_per_second: z.coerce
+          .number()
+          .positive()
+          .max(1_000_000)
+          .default(DEFAULT_WORKER_LOG_LIMITS.lines_per_second),
         burst: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_WORKER_LOG_LIMITS.burst),
-        max_line_chars: z.coerce.number().int().min(80).max(1_048_576).default(DEFAULT_WORKER_LOG_LIMITS.max_line_chars),
+        max_line_chars: z.coerce
+          .number()
+          .int()
+          .min(80)
+          .max(1_048_576)
+          .default(DEFAULT_WORKER_LOG_LIMITS.max_line_chars),
         report_interval_ms: z.coerce.number().int().min(10).default(DEFAULT_WORKER_LOG_LIMITS.report_interval_ms),
       })
       .strict()
@@ -107,7 +127,11 @@ export const configSchema = z
         /** Bearer token for gated or private repositories; env HF_TOKEN. Sent to hf_endpoint's origin only. */
         hf_token: z.string().optional(),
         /** Most bytes one pull may write (downloaded or unpacked). */
-        max_bytes: z.coerce.number().int().positive().default(64 * 1024 ** 3),
+        max_bytes: z.coerce
+          .number()
+          .int()
+          .positive()
+          .default(64 * 1024 ** 3),
         /** Most files (archive entries) one pull may write. */
         max_files: z.coerce.number().int().positive().default(100_000),
       })
@@ -123,9 +147,17 @@ export const configSchema = z
         enabled: z.coerce.boolean().default(true),
         /** Default `<state_dir>/logs`. */
         dir: z.string().optional(),
-        max_file_bytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+        max_file_bytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .default(10 * 1024 * 1024),
         keep: z.coerce.number().int().min(0).max(100).default(3),
-        max_model_bytes: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
+        max_model_bytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .default(256 * 1024 * 1024),
       })
       .strict()
       .default({}),
@@ -167,7 +199,10 @@ export const configSchema = z
          * counted before any key lookup; past it: 429 with Retry-After. max 0 turns it off.
          */
         failure_limit: z
-          .object({ max: z.coerce.number().int().min(0).default(20), window_ms: z.coerce.number().int().positive().default(60_000) })
+          .object({
+            max: z.coerce.number().int().min(0).default(20),
+            window_ms: z.coerce.number().int().positive().default(60_000),
+          })
           .strict()
           .default({}),
       })
@@ -207,7 +242,11 @@ export const configSchema = z
     jobs: z
       .object({
         /** Largest job submission (raw upload or JSON body), in bytes; over it: 413 PAYLOAD_TOO_LARGE. */
-        max_upload_bytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+        max_upload_bytes: z.coerce
+          .number()
+          .int()
+          .positive()
+          .default(64 * 1024 * 1024),
         /** Unfinished (queued or running) jobs one API key may have; over it: 429 QUOTA_EXCEEDED. */
         max_queued_jobs_per_key: z.coerce.number().int().positive().default(32),
         /** Records without a result yet, over all unfinished jobs of one API key; over it: 429 QUOTA_EXCEEDED. */
@@ -222,7 +261,11 @@ export const configSchema = z
         interval_ms: z.coerce.number().int().min(50).default(5000),
         /** cpu: % of the model's `resources.cpus`; memory: % of its `memory_mb`; disk: % of the state dir's filesystem. */
         thresholds: z
-          .object({ cpu_percent: z.coerce.number().positive().default(80), memory_percent: z.coerce.number().positive().default(90), disk_percent: z.coerce.number().positive().max(100).default(85) })
+          .object({
+            cpu_percent: z.coerce.number().positive().default(80),
+            memory_percent: z.coerce.number().positive().default(90),
+            disk_percent: z.coerce.number().positive().max(100).default(85),
+          })
           .strict()
           .default({}),
         /** Consecutive samples over a threshold before its alert fires. */
@@ -256,8 +299,16 @@ const ENV_MAP: Record<string, (c: Record<string, unknown>, v: string) => void> =
   ISOMODEL_DATABASE_URL: (c, v) => (c.database_url = v),
   ISOMODEL_WORK_DIR: (c, v) => (c.work_dir = v),
   ISOMODEL_WORKER_USER: (c, v) => (c.worker_user = v),
-  ISOMODEL_INLINE_MODELS: (c, v) => (c.inline_models = v.split(',').map((s) => s.trim()).filter(Boolean)),
-  ISOMODEL_HOST_NETWORK_MODELS: (c, v) => (c.host_network_models = v.split(',').map((s) => s.trim()).filter(Boolean)),
+  ISOMODEL_INLINE_MODELS: (c, v) =>
+    (c.inline_models = v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)),
+  ISOMODEL_HOST_NETWORK_MODELS: (c, v) =>
+    (c.host_network_models = v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)),
   ISOMODEL_DEFAULT_MODEL: (c, v) => (c.default_model = v),
   ISOMODEL_PYTHON: (c, v) => (c.python = v),
   ISOMODEL_LOG_LEVEL: (c, v) => (c.log_level = v),
@@ -296,12 +347,20 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   Object.assign(raw, opts.overrides ?? {});
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new Error(
+      `invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   const c = parsed.data;
   const stateDir = resolve(cwd, c.state_dir);
   const workDir = c.work_dir ? resolve(cwd, c.work_dir) : `${stateDir}-work`;
-  const pull = { ...c.pull, weights_dir: c.pull.weights_dir ? resolve(cwd, c.pull.weights_dir) : resolve(workDir, 'weights') };
-  const log_files = { ...c.log_files, dir: c.log_files.dir ? resolve(cwd, c.log_files.dir) : resolve(stateDir, 'logs') };
+  const pull = {
+    ...c.pull,
+    weights_dir: c.pull.weights_dir ? resolve(cwd, c.pull.weights_dir) : resolve(workDir, 'weights'),
+  };
+  const log_files = {
+    ...c.log_files,
+    dir: c.log_files.dir ? resolve(cwd, c.log_files.dir) : resolve(stateDir, 'logs'),
+  };
   return { ...c, models_dir: resolve(cwd, c.models_dir), state_dir: stateDir, work_dir: workDir, pull, log_files };
 }

@@ -8,10 +8,16 @@ import { CONSOLE_STATIC_DIR } from '../paths.js';
 import { PUBLIC } from '../security/route-scope.js';
 
 /** Nothing but this origin: no CDN, no external font or script, no framing elsewhere. */
-export const CONSOLE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
+export const CONSOLE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
 
 function send(reply: FastifyReply, type: string, body: string): FastifyReply {
-  return reply.type(type).header('content-security-policy', CONSOLE_CSP).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache').send(body);
+  return reply
+    .type(type)
+    .header('content-security-policy', CONSOLE_CSP)
+    .header('x-content-type-options', 'nosniff')
+    .header('cache-control', 'no-cache')
+    .send(body);
 }
 
 const readStatic = (name: string): string => readFileSync(join(CONSOLE_STATIC_DIR, name), 'utf8');

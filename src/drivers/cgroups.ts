@@ -116,7 +116,9 @@ class CgroupV1 implements Cgroup {
     private readonly cpuDir: string | null,
     private readonly freezerDir: string | null,
   ) {
-    this.procsFiles = [memDir, cpuDir, freezerDir].filter((d): d is string => d !== null).map((d) => join(d, 'cgroup.procs'));
+    this.procsFiles = [memDir, cpuDir, freezerDir]
+      .filter((d): d is string => d !== null)
+      .map((d) => join(d, 'cgroup.procs'));
   }
   oomKilled(): boolean {
     const kills = readKeyed(join(this.memDir, 'memory.oom_control'), 'oom_kill');
@@ -211,8 +213,12 @@ export class CgroupManager {
         mkdirSync(join(v1mem, GROUP), { recursive: true });
         // All replicas sit under one parent: weigh it like one process per core, not one in all,
         // or replicas together get a single process's CPU share under contention.
-        if (mkdirOk(join(root, 'cpu', GROUP))) tryWrite(join(root, 'cpu', GROUP, 'cpu.shares'), String(1024 * Math.max(1, availableParallelism())));
-        const freezer = existsSync(join(root, 'freezer', 'cgroup.procs')) && mkdirOk(join(root, 'freezer', GROUP)) && existsSync(join(root, 'freezer', GROUP, 'freezer.state'));
+        if (mkdirOk(join(root, 'cpu', GROUP)))
+          tryWrite(join(root, 'cpu', GROUP, 'cpu.shares'), String(1024 * Math.max(1, availableParallelism())));
+        const freezer =
+          existsSync(join(root, 'freezer', 'cgroup.procs')) &&
+          mkdirOk(join(root, 'freezer', GROUP)) &&
+          existsSync(join(root, 'freezer', GROUP, 'freezer.state'));
         return new CgroupManager('v1', root, freezer);
       } catch {
         return new CgroupManager('none');
@@ -237,12 +243,17 @@ export class CgroupManager {
 
   /** What killing a whole group can use here (isomodel doctor). */
   capabilities(): CgroupCapabilities {
-    return { version: this.version, freezer: this.freezer, kill: this.version === 'v2' && existsSync(join(this.root, GROUP, 'cgroup.kill')) };
+    return {
+      version: this.version,
+      freezer: this.freezer,
+      kill: this.version === 'v2' && existsSync(join(this.root, GROUP, 'cgroup.kill')),
+    };
   }
 
   /** The directories that hold replica groups (one per v1 controller used, one in v2). */
   private parents(): string[] {
-    if (this.version === 'v1') return ['memory', 'cpu', ...(this.freezer ? ['freezer'] : [])].map((c) => join(this.root, c, GROUP));
+    if (this.version === 'v1')
+      return ['memory', 'cpu', ...(this.freezer ? ['freezer'] : [])].map((c) => join(this.root, c, GROUP));
     if (this.version === 'v2') return [join(this.root, GROUP)];
     return [];
   }
@@ -332,7 +343,8 @@ export class CgroupManager {
         if (cpuDir) removeDir(cpuDir);
         cpuDir = null;
       }
-      const freezerDir = this.freezer && mkdirOk(join(this.root, 'freezer', GROUP, id)) ? join(this.root, 'freezer', GROUP, id) : null;
+      const freezerDir =
+        this.freezer && mkdirOk(join(this.root, 'freezer', GROUP, id)) ? join(this.root, 'freezer', GROUP, id) : null;
       return new CgroupV1(memDir, cpuDir, freezerDir);
     }
     if (this.version === 'v2') {

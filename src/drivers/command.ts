@@ -43,16 +43,30 @@ export function workerCommand(pkg: ModelPackage, python: string): WorkerCommand 
       // the heap flag keeps a leaking model from growing past its share.
       return {
         command: process.execPath,
-        args: [`--max-old-space-size=${Math.max(32, Math.floor(m.resources.memory_mb * 0.75))}`, NODE_HOST, join(pkg.dir, m.entry as string)],
+        args: [
+          `--max-old-space-size=${Math.max(32, Math.floor(m.resources.memory_mb * 0.75))}`,
+          NODE_HOST,
+          join(pkg.dir, m.entry as string),
+        ],
         selfLimited: true,
       };
     case 'onnx':
-      return { command: process.execPath, args: [ONNX_HOST, join(pkg.dir, m.entry as string), join(pkg.dir, m.pipeline!)], selfLimited: true };
+      return {
+        command: process.execPath,
+        args: [ONNX_HOST, join(pkg.dir, m.entry as string), join(pkg.dir, m.pipeline!)],
+        selfLimited: true,
+      };
     case 'python':
-      return { command: m.python ?? python, args: ['-u', PYTHON_SDK, join(pkg.dir, m.entry as string)], selfLimited: false };
+      return {
+        command: m.python ?? python,
+        args: ['-u', PYTHON_SDK, join(pkg.dir, m.entry as string)],
+        selfLimited: false,
+      };
     case 'command': {
       // The worker runs in its scratch dir, so a command names package files as {model_dir}/….
-      const argv = (Array.isArray(m.entry) ? m.entry : ['/bin/sh', '-c', m.entry]).map((a) => a.replaceAll('{model_dir}', pkg.dir));
+      const argv = (Array.isArray(m.entry) ? m.entry : ['/bin/sh', '-c', m.entry]).map((a) =>
+        a.replaceAll('{model_dir}', pkg.dir),
+      );
       return { command: argv[0]!, args: argv.slice(1), selfLimited: false };
     }
     case 'http':

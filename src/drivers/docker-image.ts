@@ -4,7 +4,19 @@
 // isomodel/<model>:<version>. An image is reused while its digest label matches the package's
 // fingerprint, the host files, the Dockerfile and the base image; otherwise it is rebuilt.
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, posix } from 'node:path';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
@@ -59,13 +71,25 @@ export function containerCommand(m: Manifest): string[] {
     case 'node':
       // Same heap cap as the process driver: a leaking model fails with a clear V8 message
       // before the kernel's OOM killer has to step in.
-      return ['node', `--max-old-space-size=${Math.max(32, Math.floor(m.resources.memory_mb * 0.75))}`, host('node-host.js'), inImage(m.entry as string)];
+      return [
+        'node',
+        `--max-old-space-size=${Math.max(32, Math.floor(m.resources.memory_mb * 0.75))}`,
+        host('node-host.js'),
+        inImage(m.entry as string),
+      ];
     case 'onnx':
       return ['node', host('onnx-host.js'), inImage(m.entry as string), inImage(m.pipeline!)];
     case 'python':
-      return ['python3', '-u', posix.join(IMAGE_RUNTIME_DIR, 'sdk', 'python', 'isomodel_worker.py'), inImage(m.entry as string)];
+      return [
+        'python3',
+        '-u',
+        posix.join(IMAGE_RUNTIME_DIR, 'sdk', 'python', 'isomodel_worker.py'),
+        inImage(m.entry as string),
+      ];
     case 'command':
-      return (Array.isArray(m.entry) ? m.entry : ['/bin/sh', '-c', m.entry]).map((a) => a.replaceAll('{model_dir}', IMAGE_MODEL_DIR));
+      return (Array.isArray(m.entry) ? m.entry : ['/bin/sh', '-c', m.entry]).map((a) =>
+        a.replaceAll('{model_dir}', IMAGE_MODEL_DIR),
+      );
     case 'http':
       return ['node', host('http-adapter.js')];
   }
@@ -81,7 +105,10 @@ function runtimeFiles(rt: ImageRuntime): [string, string][] {
   if (rt === 'python') out.push([PYTHON_SDK, join('sdk', 'python', 'isomodel_worker.py')]);
   else {
     // The hosts import only their neighbours (and onnxruntime-node): the worker dir is enough.
-    for (const f of readdirSync(WORKER_DIR).filter((f) => f.endsWith('.js')).sort()) out.push([join(WORKER_DIR, f), join('dist', 'src', 'worker', f)]);
+    for (const f of readdirSync(WORKER_DIR)
+      .filter((f) => f.endsWith('.js'))
+      .sort())
+      out.push([join(WORKER_DIR, f), join('dist', 'src', 'worker', f)]);
   }
   return out;
 }
@@ -89,9 +116,15 @@ function runtimeFiles(rt: ImageRuntime): [string, string][] {
 /** onnxruntime-node without the other platforms' binaries (about 45 of its 290 MB). */
 function copyOnnxRuntime(dest: string): void {
   const platform = join('bin', 'napi-v6', process.platform, process.arch);
-  if (!existsSync(join(ORT_DIR, platform))) throw new IsoError('MODEL_NOT_LOADED', `onnxruntime-node has no binaries for ${process.platform}/${process.arch} (${join(ORT_DIR, platform)})`);
+  if (!existsSync(join(ORT_DIR, platform)))
+    throw new IsoError(
+      'MODEL_NOT_LOADED',
+      `onnxruntime-node has no binaries for ${process.platform}/${process.arch} (${join(ORT_DIR, platform)})`,
+    );
   const ort = join(dest, 'node_modules', 'onnxruntime-node');
-  for (const part of ['package.json', 'dist', 'lib', platform]) if (existsSync(join(ORT_DIR, part))) cpSync(join(ORT_DIR, part), join(ort, part), { recursive: true, dereference: true });
+  for (const part of ['package.json', 'dist', 'lib', platform])
+    if (existsSync(join(ORT_DIR, part)))
+      cpSync(join(ORT_DIR, part), join(ort, part), { recursive: true, dereference: true });
   cpSync(ORT_COMMON_DIR, join(dest, 'node_modules', 'onnxruntime-common'), { recursive: true, dereference: true });
 }
 
@@ -102,7 +135,12 @@ function dockerfile(rt: ImageRuntime): string {
 /** What decides whether an existing image is still the right one. */
 export function imageDigest(pkg: ModelPackage, baseId: string): string {
   const rt = imageRuntime(pkg.manifest);
-  const h = createHash('sha256').update('isomodel-image-1\0').update(pkg.fingerprint).update('\0').update(baseId).update('\0');
+  const h = createHash('sha256')
+    .update('isomodel-image-1\0')
+    .update(pkg.fingerprint)
+    .update('\0')
+    .update(baseId)
+    .update('\0');
   h.update(readFileSync(dockerfile(rt)));
   for (const [src, dest] of runtimeFiles(rt)) h.update(dest).update('\0').update(readFileSync(src));
   if (rt === 'onnx') h.update(readFileSync(join(ORT_DIR, 'package.json')));
@@ -127,7 +165,10 @@ export function stageContext(pkg: ModelPackage, dir: string): void {
   const rtDir = join(dir, 'isomodel');
   mkdirSync(rtDir, { recursive: true });
   // Marks the host's .js files as ES modules, as isomodel's own package.json does.
-  writeFileSync(join(rtDir, 'package.json'), JSON.stringify({ name: 'isomodel-worker-runtime', private: true, type: 'module' }) + '\n');
+  writeFileSync(
+    join(rtDir, 'package.json'),
+    JSON.stringify({ name: 'isomodel-worker-runtime', private: true, type: 'module' }) + '\n',
+  );
   for (const [src, dest] of runtimeFiles(rt)) {
     mkdirSync(join(rtDir, dest, '..'), { recursive: true });
     copyFileSync(src, join(rtDir, dest));
@@ -191,7 +232,11 @@ async function ensure(engine: Docker, pkg: ModelPackage, opts: ImageOptions): Pr
   const digest = imageDigest(pkg, baseInfo.Id);
   const existing = await localImage(engine, tag);
   if (existing?.Config?.Labels?.['isomodel.digest'] === digest) return existing.Id;
-  if (!opts.build) throw new IsoError('MODEL_NOT_LOADED', `image ${tag} is ${existing ? 'out of date' : 'missing'} and docker.build is off`);
+  if (!opts.build)
+    throw new IsoError(
+      'MODEL_NOT_LOADED',
+      `image ${tag} is ${existing ? 'out of date' : 'missing'} and docker.build is off`,
+    );
 
   const buildRoot = join(opts.stateDir, 'docker-build');
   mkdirSync(buildRoot, { recursive: true });
@@ -200,43 +245,74 @@ async function ensure(engine: Docker, pkg: ModelPackage, opts: ImageOptions): Pr
   let id: string;
   try {
     stageContext(pkg, dir);
-    id = await buildImage(engine, dir, {
-      t: tag,
-      buildargs: { BASE: base, ENTRY: Array.isArray(m.entry) ? '' : m.entry, PIPELINE: m.pipeline ?? '' },
-      labels: { 'isomodel.model': m.name, 'isomodel.version': m.version, 'isomodel.runtime': m.runtime, 'isomodel.digest': digest },
-      // Nothing in a model Dockerfile needs the network; a RUN step added later gets none either.
-      networkmode: 'none',
-      rm: true,
-      forcerm: true,
-    }, opts.buildTimeoutMs);
+    id = await buildImage(
+      engine,
+      dir,
+      {
+        t: tag,
+        buildargs: { BASE: base, ENTRY: Array.isArray(m.entry) ? '' : m.entry, PIPELINE: m.pipeline ?? '' },
+        labels: {
+          'isomodel.model': m.name,
+          'isomodel.version': m.version,
+          'isomodel.runtime': m.runtime,
+          'isomodel.digest': digest,
+        },
+        // Nothing in a model Dockerfile needs the network; a RUN step added later gets none either.
+        networkmode: 'none',
+        rm: true,
+        forcerm: true,
+      },
+      opts.buildTimeoutMs,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   opts.logger.info({ model: m.name, image: tag, ms: Date.now() - started }, 'built model image');
   // The previous build of this tag is now untagged: drop it unless a container still uses it
   // (then the last of those containers drops it as it goes: drivers/docker.ts).
-  if (existing) await engine.getImage(existing.Id).remove().catch(() => undefined);
+  if (existing)
+    await engine
+      .getImage(existing.Id)
+      .remove()
+      .catch(() => undefined);
   return id;
 }
 
 type BuildEvent = { error?: string; stream?: string; aux?: { ID?: string } };
 
 /** Builds the staged context; resolves with the new image's id. */
-async function buildImage(engine: Docker, dir: string, options: Record<string, unknown>, timeoutMs: number): Promise<string> {
+async function buildImage(
+  engine: Docker,
+  dir: string,
+  options: Record<string, unknown>,
+  timeoutMs: number,
+): Promise<string> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), timeoutMs);
   try {
-    const stream = await engine.buildImage({ context: dir, src: readdirSync(dir) }, { ...options, abortSignal: abort.signal });
+    const stream = await engine.buildImage(
+      { context: dir, src: readdirSync(dir) },
+      { ...options, abortSignal: abort.signal },
+    );
     const events = await new Promise<BuildEvent[]>((resolve, reject) => {
       engine.modem.followProgress(stream, (err: Error | null, out: BuildEvent[]) => (err ? reject(err) : resolve(out)));
     });
     const failed = events.find((e) => e.error);
     if (failed) {
-      const tail = events.map((e) => e.stream ?? '').join('').trim().split('\n').slice(-5);
-      throw new IsoError('MODEL_NOT_LOADED', `building image ${String(options.t)} failed: ${failed.error}`, { build_log_tail: tail });
+      const tail = events
+        .map((e) => e.stream ?? '')
+        .join('')
+        .trim()
+        .split('\n')
+        .slice(-5);
+      throw new IsoError('MODEL_NOT_LOADED', `building image ${String(options.t)} failed: ${failed.error}`, {
+        build_log_tail: tail,
+      });
     }
     // The classic builder reports the id as aux.ID, older engines only as "Successfully built <id>".
-    const id = events.find((e) => e.aux?.ID)?.aux?.ID ?? /Successfully built ([0-9a-f]+)/.exec(events.map((e) => e.stream ?? '').join(''))?.[1];
+    const id =
+      events.find((e) => e.aux?.ID)?.aux?.ID ??
+      /Successfully built ([0-9a-f]+)/.exec(events.map((e) => e.stream ?? '').join(''))?.[1];
     if (!id) throw new IsoError('MODEL_NOT_LOADED', `building image ${String(options.t)} reported no image id`);
     return id;
   } catch (e) {

@@ -54,7 +54,9 @@ export function containerSpec(o: ContainerSpecInput): Docker.ContainerCreateOpti
       ReadonlyRootfs: true,
       // The only writable path (HOME, TMPDIR, cwd); tmpfs pages count against the memory limit.
       Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${Math.max(6, m.resources.memory_mb)}m` },
-      ...(o.readOnlyMounts?.length ? { Mounts: o.readOnlyMounts.map((p) => ({ Type: 'bind' as const, Source: p, Target: p, ReadOnly: true })) } : {}),
+      ...(o.readOnlyMounts?.length
+        ? { Mounts: o.readOnlyMounts.map((p) => ({ Type: 'bind' as const, Source: p, Target: p, ReadOnly: true })) }
+        : {}),
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
       Privileged: false,
@@ -76,7 +78,17 @@ const HTTP_ADAPTER_CPUS = 0.5;
  * its own small limits. Everything else is the model container's spec.
  */
 export function httpAdapterSpec(o: ContainerSpecInput & { serverId: string }): Docker.ContainerCreateOptions {
-  const pkg = { ...o.pkg, manifest: { ...o.pkg.manifest, resources: { ...o.pkg.manifest.resources, memory_mb: httpAdapterMemoryMb(o.pkg.manifest), cpus: Math.min(HTTP_ADAPTER_CPUS, o.pkg.manifest.resources.cpus) } } };
+  const pkg = {
+    ...o.pkg,
+    manifest: {
+      ...o.pkg.manifest,
+      resources: {
+        ...o.pkg.manifest.resources,
+        memory_mb: httpAdapterMemoryMb(o.pkg.manifest),
+        cpus: Math.min(HTTP_ADAPTER_CPUS, o.pkg.manifest.resources.cpus),
+      },
+    },
+  };
   const spec = containerSpec({ ...o, pkg });
   spec.HostConfig!.NetworkMode = `container:${o.serverId}`;
   spec.Labels = { ...spec.Labels, 'isomodel.role': 'http-adapter' };
@@ -109,13 +121,31 @@ export function httpServerSpec(o: ContainerSpecInput): Docker.ContainerCreateOpt
 }
 
 /** The server's environment (runtime http, docker): the manifest's and the operator's, over a minimal base; no isomodel internals. */
-export function httpServerEnv(pkg: ModelPackage, replicaId: string, extraEnv: Record<string, string> = {}): Record<string, string> {
+export function httpServerEnv(
+  pkg: ModelPackage,
+  replicaId: string,
+  extraEnv: Record<string, string> = {},
+): Record<string, string> {
   const m = pkg.manifest;
-  return { HOME: '/tmp', TMPDIR: '/tmp', PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', ISOMODEL_MODEL_NAME: m.name, ISOMODEL_MODEL_VERSION: m.version, ISOMODEL_REPLICA_ID: replicaId, ...m.env, ...extraEnv };
+  return {
+    HOME: '/tmp',
+    TMPDIR: '/tmp',
+    PYTHONUNBUFFERED: '1',
+    PYTHONDONTWRITEBYTECODE: '1',
+    ISOMODEL_MODEL_NAME: m.name,
+    ISOMODEL_MODEL_VERSION: m.version,
+    ISOMODEL_REPLICA_ID: replicaId,
+    ...m.env,
+    ...extraEnv,
+  };
 }
 
 /** The replica's environment inside the container: paths are the image's, never the host's. */
-export function containerEnv(pkg: ModelPackage, replicaId: string, extraEnv: Record<string, string> = {}): Record<string, string> {
+export function containerEnv(
+  pkg: ModelPackage,
+  replicaId: string,
+  extraEnv: Record<string, string> = {},
+): Record<string, string> {
   const m = pkg.manifest;
   const env: Record<string, string> = {
     PATH: '/usr/local/bin:/usr/bin:/bin',
@@ -134,5 +164,10 @@ export function containerEnv(pkg: ModelPackage, replicaId: string, extraEnv: Rec
     ISOMODEL_CPUS: String(m.resources.cpus),
   };
   // Last: the adapter's settings are the manifest's, not overridable by env.
-  return { ...env, ...m.env, ...extraEnv, ...(m.runtime === 'http' && { ISOMODEL_HTTP: JSON.stringify(httpAdapterConfig(m, IMAGE_MODEL_DIR, false)) }) };
+  return {
+    ...env,
+    ...m.env,
+    ...extraEnv,
+    ...(m.runtime === 'http' && { ISOMODEL_HTTP: JSON.stringify(httpAdapterConfig(m, IMAGE_MODEL_DIR, false)) }),
+  };
 }

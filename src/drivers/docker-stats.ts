@@ -18,7 +18,11 @@ export interface ContainerSample {
 
 interface RawStats {
   memory_stats?: { usage?: number; stats?: Record<string, number> };
-  cpu_stats?: { cpu_usage?: { total_usage?: number; percpu_usage?: number[] }; system_cpu_usage?: number; online_cpus?: number };
+  cpu_stats?: {
+    cpu_usage?: { total_usage?: number; percpu_usage?: number[] };
+    system_cpu_usage?: number;
+    online_cpus?: number;
+  };
   precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
   pids_stats?: { current?: number };
   blkio_stats?: { io_service_bytes_recursive?: { op?: string; value?: number }[] | null };
@@ -40,7 +44,14 @@ export function parseContainerStats(raw: unknown): ContainerSample {
 
   const cpu = s.cpu_stats;
   const pre = s.precpu_stats;
-  if (cpu && pre && num(cpu.cpu_usage?.total_usage) && num(pre.cpu_usage?.total_usage) && num(cpu.system_cpu_usage) && num(pre.system_cpu_usage)) {
+  if (
+    cpu &&
+    pre &&
+    num(cpu.cpu_usage?.total_usage) &&
+    num(pre.cpu_usage?.total_usage) &&
+    num(cpu.system_cpu_usage) &&
+    num(pre.system_cpu_usage)
+  ) {
     const cpuDelta = cpu.cpu_usage.total_usage - pre.cpu_usage.total_usage;
     const sysDelta = cpu.system_cpu_usage - pre.system_cpu_usage;
     const online = cpu.online_cpus || cpu.cpu_usage.percpu_usage?.length || 1;

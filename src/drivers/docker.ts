@@ -136,7 +136,8 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
   }
 
   private checkStop(): void {
-    if (this.stopRequested) throw new IsoError('MODEL_NOT_LOADED', `model worker ${this.killReason ?? 'stopped'} before it started`);
+    if (this.stopRequested)
+      throw new IsoError('MODEL_NOT_LOADED', `model worker ${this.killReason ?? 'stopped'} before it started`);
   }
 
   private async launch(): Promise<void> {
@@ -144,7 +145,12 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
     const m = pkg.manifest;
     try {
       const engine = (this.engine = await this.opts.engine);
-      const image = await ensureModelImage(engine, pkg, { stateDir: this.opts.stateDir, logger: this.logger, build: settings.build, buildTimeoutMs: settings.build_timeout_s * 1000 });
+      const image = await ensureModelImage(engine, pkg, {
+        stateDir: this.opts.stateDir,
+        logger: this.logger,
+        build: settings.build,
+        buildTimeoutMs: settings.build_timeout_s * 1000,
+      });
       this.checkStop();
       const hostCpus = await cpusOf(engine);
       const env = containerEnv(pkg, this.id, this.opts.extraEnv);
@@ -158,7 +164,13 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
       this.container = await engine.createContainer(spec);
       this.checkStop();
       // Attached before start, so not one line of the worker's output is missed.
-      const stream = (await this.container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as Duplex;
+      const stream = (await this.container.attach({
+        stream: true,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        hijack: true,
+      })) as Duplex;
       this.wire(stream);
       this.checkStop();
       await this.container.start();
@@ -171,7 +183,8 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
       if (this.server) this._pid = (await this.server.inspect()).State.Pid || this._pid;
     } catch (e) {
       if (this.running) return; // the exit watch reports it
-      this.launchError = e instanceof IsoError ? e : new IsoError('MODEL_NOT_LOADED', `docker: ${(e as Error).message}`);
+      this.launchError =
+        e instanceof IsoError ? e : new IsoError('MODEL_NOT_LOADED', `docker: ${(e as Error).message}`);
       this.pushLog(this.launchError.message);
       await this.finish();
       return;
@@ -184,7 +197,11 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
       return;
     }
     const startupTimeout = this.opts.startupTimeoutMs ?? 120_000;
-    if (this.session.state === 'starting') this.startupTimer = setTimeout(() => this.kill(`did not become ready within ${startupTimeout} ms`), startupTimeout);
+    if (this.session.state === 'starting')
+      this.startupTimer = setTimeout(
+        () => this.kill(`did not become ready within ${startupTimeout} ms`),
+        startupTimeout,
+      );
   }
 
   /** Demultiplexes the attach stream: stdout is the protocol, stderr the worker's log. */
@@ -219,9 +236,18 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
       imageId = (await engine.getImage(ref).inspect()).Id;
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode !== 404) throw e;
-      throw new IsoError('MODEL_NOT_LOADED', `image ${ref} (http.image of model ${pkg.manifest.name}) is not on the docker engine, and isomodel pulls nothing: docker pull, docker load or docker build it there`);
+      throw new IsoError(
+        'MODEL_NOT_LOADED',
+        `image ${ref} (http.image of model ${pkg.manifest.name}) is not on the docker engine, and isomodel pulls nothing: docker pull, docker load or docker build it there`,
+      );
     }
-    const spec = httpServerSpec({ pkg, replicaId: this.id, image: imageId, env: httpServerEnv(pkg, this.id, this.opts.extraEnv), hostCpus });
+    const spec = httpServerSpec({
+      pkg,
+      replicaId: this.id,
+      image: imageId,
+      env: httpServerEnv(pkg, this.id, this.opts.extraEnv),
+      hostCpus,
+    });
     const server = (this.server = await engine.createContainer(spec));
     const stream = (await server.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
     stream.on('error', () => undefined);
@@ -241,7 +267,9 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
         if (this.finishing) return;
         const st = (await server.inspect().catch(() => null))?.State;
         const code = st?.ExitCode;
-        const why = st?.OOMKilled ? `memory limit exceeded (${pkg.manifest.resources.memory_mb} MB)` : `the model's server container exited (${code !== undefined && code > 128 && SIGNALS.has(code - 128) ? `signal ${SIGNALS.get(code - 128)}` : `exit code ${code}`})`;
+        const why = st?.OOMKilled
+          ? `memory limit exceeded (${pkg.manifest.resources.memory_mb} MB)`
+          : `the model's server container exited (${code !== undefined && code > 128 && SIGNALS.has(code - 128) ? `signal ${SIGNALS.get(code - 128)}` : `exit code ${code}`})`;
         this.pushLog(why);
         this.kill(why);
         if (!this.running) this.stopRequested = true;
@@ -254,7 +282,11 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
     const s = this.server;
     if (!s) return;
     await s.stop({ t: 2 }).catch(() => undefined);
-    await s.remove({ force: true, v: true }).catch((e: Error) => this.logger.warn({ err: e.message, container: s.id }, 'could not remove the server container'));
+    await s
+      .remove({ force: true, v: true })
+      .catch((e: Error) =>
+        this.logger.warn({ err: e.message, container: s.id }, 'could not remove the server container'),
+      );
   }
 
   private watchExit(c: Docker.Container): void {
@@ -337,7 +369,12 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
   io(): Partial<IoSample> {
     const s = this.sample;
     if (!s) return {};
-    return { disk_read_bytes: s.diskReadBytes, disk_write_bytes: s.diskWriteBytes, net_rx_bytes: s.netRxBytes, net_tx_bytes: s.netTxBytes };
+    return {
+      disk_read_bytes: s.diskReadBytes,
+      disk_write_bytes: s.diskWriteBytes,
+      net_rx_bytes: s.netRxBytes,
+      net_tx_bytes: s.netTxBytes,
+    };
   }
 
   private exitReason(code: number | null, signal: string | null, oomKilled: boolean): string {
@@ -345,16 +382,26 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
     if (oomKilled) return `memory limit exceeded (${limitMb} MB)`;
     if (this.killReason) return this.killReason;
     const tail = this.session.log.join('\n');
-    if (/Reached heap limit|JavaScript heap out of memory|MemoryError|Cannot allocate memory/.test(tail)) return `memory limit exceeded (${limitMb} MB)`;
-    return httpExitReason(this.opts.pkg.manifest, code) ?? (signal ? `crashed (signal ${signal})` : `crashed (exit code ${code})`);
+    if (/Reached heap limit|JavaScript heap out of memory|MemoryError|Cannot allocate memory/.test(tail))
+      return `memory limit exceeded (${limitMb} MB)`;
+    return (
+      httpExitReason(this.opts.pkg.manifest, code) ??
+      (signal ? `crashed (signal ${signal})` : `crashed (exit code ${code})`)
+    );
   }
 
   /** Log lines the attach stream did not deliver (it broke early): read back from the engine. */
   private async readEngineLog(c: Docker.Container): Promise<void> {
     try {
-      const buf = (await c.logs({ stdout: false, stderr: true, follow: false, tail: KEPT_LOG_LINES })) as unknown as Buffer;
+      const buf = (await c.logs({
+        stdout: false,
+        stderr: true,
+        follow: false,
+        tail: KEPT_LOG_LINES,
+      })) as unknown as Buffer;
       const max = this.opts.workerLog?.limits?.max_line_chars ?? DEFAULT_WORKER_LOG_LIMITS.max_line_chars;
-      for (const line of demuxFrames(buf).split('\n')) if (line.trim()) this.pushLog(line.length > max ? line.slice(0, max) + TRUNCATED_MARK : line);
+      for (const line of demuxFrames(buf).split('\n'))
+        if (line.trim()) this.pushLog(line.length > max ? line.slice(0, max) + TRUNCATED_MARK : line);
     } catch {
       // the container is already gone: nothing more to read
     }
@@ -381,7 +428,10 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
         code = null;
       }
     }
-    const reason = this.launchError && !this.running ? (this.killReason ?? `failed to start: ${this.launchError.message}`) : this.exitReason(code, signal, oomKilled);
+    const reason =
+      this.launchError && !this.running
+        ? (this.killReason ?? `failed to start: ${this.launchError.message}`)
+        : this.exitReason(code, signal, oomKilled);
     const details = { reason, exit_code: code, signal, log_tail: this.session.log.slice(-5) };
     const expected = this.session.exited(reason, details, this.launchError ?? undefined);
     const m = this.opts.pkg.manifest;
@@ -393,12 +443,14 @@ export class DockerWorker extends SessionWorker implements WorkerHandle {
     const info: ExitInfo = { code, signal, reason, expected };
     this.emitExit(info);
     // Removed only after inspect and logs were read; stop() resolves once it is gone.
-    if (c) await c.remove({ force: true, v: true }).catch((e: Error) => this.logger.warn({ err: e.message, container: c.id }, 'could not remove container'));
+    if (c)
+      await c
+        .remove({ force: true, v: true })
+        .catch((e: Error) => this.logger.warn({ err: e.message, container: c.id }, 'could not remove container'));
     await this.removeServer();
     if (this.imageId) await removeIfDangling(this.engine!, this.imageId);
     this.resolveFinished(info);
   }
-
 }
 
 /**

@@ -71,8 +71,12 @@ export function driverContext(config: Config, logger: Logger, cgroups?: CgroupMa
 export async function reapLeftovers(ctx: DriverContext): Promise<{ cgroups: string[]; scratch: string[] }> {
   const cgroups = await ctx.cgroups.reapStale(stateTag(ctx.stateDir), tagAlive);
   const plan = planPrivileges(ctx.workerUser);
-  const scratch = await removeStaleScratch(ctx.workDir ?? defaultWorkDir(ctx.stateDir), 'drop' in plan ? plan.drop : null);
-  if (cgroups.length || scratch.length) ctx.logger.info({ cgroups, scratch }, 'removed what an earlier gateway of this state dir left behind');
+  const scratch = await removeStaleScratch(
+    ctx.workDir ?? defaultWorkDir(ctx.stateDir),
+    'drop' in plan ? plan.drop : null,
+  );
+  if (cgroups.length || scratch.length)
+    ctx.logger.info({ cgroups, scratch }, 'removed what an earlier gateway of this state dir left behind');
   return { cgroups, scratch };
 }
 
@@ -122,7 +126,19 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
       case 'inline':
         return inline.has(pkg.manifest.name) ? new InlineWorker(id, pkg) : new RefusedInlineWorker(id, pkg);
       case 'process': {
-        const opts: ProcessWorkerOptions = { id, pkg, python: ctx.python, workDir, cgroups: ctx.cgroups, logger: ctx.logger, extraEnv: extraEnvOf(pkg), privileges: plan(), owner, workerLog, hostNetworkAllowed: hostNetwork.has(pkg.manifest.name) };
+        const opts: ProcessWorkerOptions = {
+          id,
+          pkg,
+          python: ctx.python,
+          workDir,
+          cgroups: ctx.cgroups,
+          logger: ctx.logger,
+          extraEnv: extraEnvOf(pkg),
+          privileges: plan(),
+          owner,
+          workerLog,
+          hostNetworkAllowed: hostNetwork.has(pkg.manifest.name),
+        };
         // Builds or reuses the model's venv / node_modules before spawning (src/envs).
         if (ctx.envs?.enabled === false) return new ProcessWorker(opts);
         return new EnvProcessWorker(opts, { ...ctx.envs, workDir, python: ctx.python });
@@ -148,7 +164,11 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
               pkg: opts.pkg,
               scratch,
               // The venv / node_modules, and the weights folder the operator set or a pull filled.
-              readOnly: [opts.extraEnv?.VIRTUAL_ENV, opts.extraEnv?.ISOMODEL_NODE_MODULES, operatorWeightsPath(opts.pkg.manifest, opts.extraEnv) ?? undefined],
+              readOnly: [
+                opts.extraEnv?.VIRTUAL_ENV,
+                opts.extraEnv?.ISOMODEL_NODE_MODULES,
+                operatorWeightsPath(opts.pkg.manifest, opts.extraEnv) ?? undefined,
+              ],
               runAs: drop ? dropArgs(drop) : [],
             }),
         };
@@ -157,8 +177,21 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
       }
       case 'docker': {
         // A container of the model's image, built on first use (drivers/docker.ts, docs/docker.md).
-        const settings = { socket: ctx.docker?.socket ?? '/var/run/docker.sock', build: ctx.docker?.build ?? true, build_timeout_s: ctx.docker?.build_timeout_s ?? 600 };
-        return new DockerWorker({ id, pkg, engine: dockerEngine(settings.socket), settings, stateDir: ctx.stateDir, logger: ctx.logger, extraEnv: extraEnvOf(pkg), workerLog });
+        const settings = {
+          socket: ctx.docker?.socket ?? '/var/run/docker.sock',
+          build: ctx.docker?.build ?? true,
+          build_timeout_s: ctx.docker?.build_timeout_s ?? 600,
+        };
+        return new DockerWorker({
+          id,
+          pkg,
+          engine: dockerEngine(settings.socket),
+          settings,
+          stateDir: ctx.stateDir,
+          logger: ctx.logger,
+          extraEnv: extraEnvOf(pkg),
+          workerLog,
+        });
       }
     }
   };

@@ -22,7 +22,10 @@ const MB = 1024 * 1024;
  * batch, parsed and re-serialised (bounded by max_response_bytes per answer and 48 MiB in all).
  */
 export function httpAdapterMemoryMb(m: Manifest): number {
-  const answers = Math.min(48 * MB, m.http!.max_response_bytes * (m.http!.batch === 'list' ? 1 : m.batching.max_batch_size));
+  const answers = Math.min(
+    48 * MB,
+    m.http!.max_response_bytes * (m.http!.batch === 'list' ? 1 : m.batching.max_batch_size),
+  );
   return 128 + 6 * Math.ceil(answers / MB);
 }
 
@@ -31,7 +34,12 @@ export function httpAdapterMemoryMb(m: Manifest): number {
  * with `serverCommand` false (docker: the server is its own container) the adapter starts nothing.
  * `serverMemoryMb`: the address-space rlimit the adapter puts on the server (no cgroup to bound it).
  */
-export function httpAdapterConfig(m: Manifest, modelDir: string, serverCommand: boolean, serverMemoryMb: number | null = null): HttpAdapterConfig {
+export function httpAdapterConfig(
+  m: Manifest,
+  modelDir: string,
+  serverCommand: boolean,
+  serverMemoryMb: number | null = null,
+): HttpAdapterConfig {
   const h = m.http!;
   const argv = Array.isArray(m.entry) ? m.entry : m.entry ? ['/bin/sh', '-c', m.entry] : [];
   return {

@@ -57,19 +57,25 @@ export class InlineWorker implements WorkerHandle {
   }
 
   async predict(call: PredictCall): Promise<ItemOutput[]> {
-    if (!this.model || this._state !== 'idle') throw new IsoError('INTERNAL_ERROR', `inline worker ${this.id} is ${this._state}`);
+    if (!this.model || this._state !== 'idle')
+      throw new IsoError('INTERNAL_ERROR', `inline worker ${this.id} is ${this._state}`);
     this._state = 'busy';
     try {
-      const out = call.stream && this.model.stream
-        ? await this.model.stream(call.items, call.task, (i, d) => call.onChunk?.(i, d))
-        : await this.model.predict(call.items, call.task);
+      const out =
+        call.stream && this.model.stream
+          ? await this.model.stream(call.items, call.task, (i, d) => call.onChunk?.(i, d))
+          : await this.model.predict(call.items, call.task);
       if (!Array.isArray(out) || out.length !== call.items.length) {
-        throw new IsoError('PREDICTION_FAILED', `model returned ${Array.isArray(out) ? out.length : typeof out} outputs for a batch of ${call.items.length}`);
+        throw new IsoError(
+          'PREDICTION_FAILED',
+          `model returned ${Array.isArray(out) ? out.length : typeof out} outputs for a batch of ${call.items.length}`,
+        );
       }
       return out;
     } catch (e) {
       if (e instanceof IsoError) throw e;
-      if (e instanceof ModelError) throw new IsoError(e.code === 'INVALID_REQUEST' ? 'INVALID_REQUEST' : 'PREDICTION_FAILED', e.message);
+      if (e instanceof ModelError)
+        throw new IsoError(e.code === 'INVALID_REQUEST' ? 'INVALID_REQUEST' : 'PREDICTION_FAILED', e.message);
       throw new IsoError('PREDICTION_FAILED', (e as Error).message);
     } finally {
       if (this._state === 'busy') {

@@ -84,14 +84,22 @@ export function resolveWorkerUser(spec: string, passwdFile = '/etc/passwd'): Wor
   if (numeric) {
     const uid = Number(numeric[1]);
     const entry = passwd.find((e) => e.uid === uid);
-    id = { name: entry?.name ?? String(uid), uid, gid: numeric[2] !== undefined ? Number(numeric[2]) : (entry?.gid ?? uid) };
+    id = {
+      name: entry?.name ?? String(uid),
+      uid,
+      gid: numeric[2] !== undefined ? Number(numeric[2]) : (entry?.gid ?? uid),
+    };
   } else {
     const entry = passwd.find((e) => e.name === spec.trim());
     if (entry) id = { ...entry };
     else if (spec.trim() === DEFAULT_WORKER_USER) id = { name: DEFAULT_WORKER_USER, uid: NOBODY_ID, gid: NOBODY_ID };
-    else throw new Error(`worker_user "${spec}" is not a user in ${passwdFile}: name an existing user or give uid[:gid]`);
+    else
+      throw new Error(`worker_user "${spec}" is not a user in ${passwdFile}: name an existing user or give uid[:gid]`);
   }
-  if (id.uid === 0 || id.gid === 0) throw new Error(`worker_user "${spec}" is root (uid ${id.uid}, gid ${id.gid}): workers must run as an unprivileged user`);
+  if (id.uid === 0 || id.gid === 0)
+    throw new Error(
+      `worker_user "${spec}" is root (uid ${id.uid}, gid ${id.gid}): workers must run as an unprivileged user`,
+    );
   if (id.uid > 0xfffffffe || id.gid > 0xfffffffe) throw new Error(`worker_user "${spec}": uid/gid out of range`);
   return id;
 }
@@ -127,12 +135,16 @@ const has = (caps: bigint, cap: number): boolean => (caps & (1n << BigInt(cap)))
  * (nothing to drop). Root without CAP_SETUID/CAP_SETGID/CAP_CHOWN (a container with cap_drop ALL)
  * cannot switch users either: the same, with the reason.
  */
-export function planPrivileges(spec: string | undefined, euid = process.geteuid?.() ?? -1, caps = effectiveCapabilities()): PrivilegePlan {
+export function planPrivileges(
+  spec: string | undefined,
+  euid = process.geteuid?.() ?? -1,
+  caps = effectiveCapabilities(),
+): PrivilegePlan {
   if (euid !== 0) return { drop: null };
   if (![CAP_SETUID, CAP_SETGID, CAP_CHOWN].every((c) => has(caps, c))) {
     return {
       drop: null,
-      why: 'the gateway runs as root without CAP_SETUID, CAP_SETGID and CAP_CHOWN (a container with its capabilities dropped?), so workers cannot switch to an unprivileged user: they run as root without capabilities, with no protection of the gateway\'s own files. Give the gateway those capabilities, or run it as an unprivileged user',
+      why: "the gateway runs as root without CAP_SETUID, CAP_SETGID and CAP_CHOWN (a container with its capabilities dropped?), so workers cannot switch to an unprivileged user: they run as root without capabilities, with no protection of the gateway's own files. Give the gateway those capabilities, or run it as an unprivileged user",
     };
   }
   let identity: WorkerIdentity;
@@ -148,14 +160,33 @@ export function planPrivileges(spec: string | undefined, euid = process.geteuid?
         'the gateway runs as root, so workers must drop to an unprivileged user, and setpriv is not installed: install util-linux (Debian/Ubuntu: apt-get install util-linux), or run the gateway as an unprivileged user',
     };
   }
-  return { drop: { identity, setpriv, unshare: findTool('unshare'), ip: findTool('ip'), netns: has(caps, CAP_SYS_ADMIN) && has(caps, CAP_NET_ADMIN) } };
+  return {
+    drop: {
+      identity,
+      setpriv,
+      unshare: findTool('unshare'),
+      ip: findTool('ip'),
+      netns: has(caps, CAP_SYS_ADMIN) && has(caps, CAP_NET_ADMIN),
+    },
+  };
 }
 
 /** setpriv's arguments, up to and including `--`: the command to run follows. */
 export function dropArgs(p: Privileges): string[] {
   const { uid, gid } = p.identity;
   // Real, effective and saved ids all change; with no_new_privs no setuid binary gives them back.
-  return [p.setpriv, '--reuid', String(uid), '--regid', String(gid), '--clear-groups', '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all', '--'];
+  return [
+    p.setpriv,
+    '--reuid',
+    String(uid),
+    '--regid',
+    String(gid),
+    '--clear-groups',
+    '--no-new-privs',
+    '--inh-caps=-all',
+    '--bounding-set=-all',
+    '--',
+  ];
 }
 
 const R = 4;
@@ -318,7 +349,11 @@ export const SYSTEM_PYTHON = '/usr/bin/python3';
  * line (`python3` here is often a pyenv shim under /root, which is 0700); else MODEL_NOT_LOADED
  * saying why and what to do. Cached per interpreter.
  */
-export function workerPython(python: string, p: Privileges, opts: { fallback: boolean; logger?: Logger }): Promise<string> {
+export function workerPython(
+  python: string,
+  p: Privileges,
+  opts: { fallback: boolean; logger?: Logger },
+): Promise<string> {
   const key = `${python}\0${p.identity.uid}:${p.identity.gid}\0${opts.fallback}`;
   let pending = interpreterCache.get(key);
   if (!pending) {
@@ -327,7 +362,10 @@ export function workerPython(python: string, p: Privileges, opts: { fallback: bo
       const why = await usableBy(python, p);
       if (why === null) return whichCommand(python)!;
       if (opts.fallback && python !== SYSTEM_PYTHON && (await usableBy(SYSTEM_PYTHON, p)) === null) {
-        opts.logger?.warn({ python, fallback: SYSTEM_PYTHON, reason: why }, `python interpreter ${python} cannot be run by ${who}; workers use ${SYSTEM_PYTHON}`);
+        opts.logger?.warn(
+          { python, fallback: SYSTEM_PYTHON, reason: why },
+          `python interpreter ${python} cannot be run by ${who}; workers use ${SYSTEM_PYTHON}`,
+        );
         return SYSTEM_PYTHON;
       }
       throw new IsoError(

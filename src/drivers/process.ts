@@ -17,7 +17,16 @@ import { SessionWorker } from '../worker/session.js';
 import type { ExitInfo, WorkerHandle, WorkerStats } from '../worker/types.js';
 import type { Cgroup, CgroupManager } from './cgroups.js';
 import { ENV_SHIM, envScript, EXIT_NO_ENV, workerCommand, type WorkerCommand } from './command.js';
-import { accessProblem, dropArgs, removeTree, whichCommand, workerPython, writablePackagePath, type PrivilegePlan, type Privileges } from './privilege.js';
+import {
+  accessProblem,
+  dropArgs,
+  removeTree,
+  whichCommand,
+  workerPython,
+  writablePackagePath,
+  type PrivilegePlan,
+  type Privileges,
+} from './privilege.js';
 import { gatewayTag, killMarked, LAUNCH_MARKER_VAR, stateTag } from './reap.js';
 import { makeScratch, prepareWorkDir, scratchDir } from './workspace.js';
 import { httpAdapterConfig, httpExitReason } from './http.js';
@@ -97,7 +106,8 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
   /** The worker user's privileges when the gateway is root; null when it is not. */
   protected privileges(): Privileges | null {
     const plan = this.opts.privileges ?? { drop: null };
-    if ('error' in plan) throw new IsoError('MODEL_NOT_LOADED', `model ${this.opts.pkg.manifest.name} cannot start: ${plan.error}`);
+    if ('error' in plan)
+      throw new IsoError('MODEL_NOT_LOADED', `model ${this.opts.pkg.manifest.name} cannot start: ${plan.error}`);
     return plan.drop;
   }
 
@@ -149,7 +159,14 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     // Last, so neither the manifest nor the operator can unset it.
     // runtime http: the adapter's settings are the manifest's http section, not an env variable's.
     // Without a cgroup, the adapter (node: not bounded by an rlimit) puts the memory rlimit on the server.
-    const http: Record<string, string> = m.runtime === 'http' ? { ISOMODEL_HTTP: JSON.stringify(httpAdapterConfig(m, this.opts.pkg.dir, true, this.cgroup ? null : m.resources.memory_mb)) } : {};
+    const http: Record<string, string> =
+      m.runtime === 'http'
+        ? {
+            ISOMODEL_HTTP: JSON.stringify(
+              httpAdapterConfig(m, this.opts.pkg.dir, true, this.cgroup ? null : m.resources.memory_mb),
+            ),
+          }
+        : {};
     return { ...env, ...m.env, ...this.opts.extraEnv, ...http, [LAUNCH_MARKER_VAR]: this.marker };
   }
 
@@ -204,7 +221,8 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
 
   async start(): Promise<void> {
     await this.resolveInterpreters();
-    if (this.stopRequested) throw new IsoError('MODEL_NOT_LOADED', `model ${this.opts.pkg.manifest.name} was stopped while it was starting`);
+    if (this.stopRequested)
+      throw new IsoError('MODEL_NOT_LOADED', `model ${this.opts.pkg.manifest.name} was stopped while it was starting`);
     return this.launch();
   }
 
@@ -227,7 +245,9 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     // A network namespace of its own (only its own loopback): it cannot reach the gateway's API.
     const ownNetwork = drop !== null && m.isolation === 'process' && m.network !== 'host';
     if (ownNetwork && (!drop.unshare || !drop.netns)) {
-      const why = drop.unshare ? 'the gateway lacks CAP_SYS_ADMIN / CAP_NET_ADMIN' : 'unshare (util-linux) is not installed';
+      const why = drop.unshare
+        ? 'the gateway lacks CAP_SYS_ADMIN / CAP_NET_ADMIN'
+        : 'unshare (util-linux) is not installed';
       throw new IsoError(
         'MODEL_NOT_LOADED',
         `model ${m.name} cannot start: its worker gets a network namespace of its own (network: none), and ${why}. Fix that, or set network: host in its model.yaml (it can then reach the gateway's API: turn on API keys)`,
@@ -239,14 +259,20 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     this.scratch = scratchDir(this.opts.workDir, this.owner.gateway, m.name, `${this.id}.${n}`);
     await makeScratch(this.scratch, drop);
     // The environment is applied by ENV_SHIM as the last step (inside bwrap, for the sandbox).
-    cmd = this.opts.wrap ? this.opts.wrap(cmd, this.scratch, drop) : { ...cmd, command: ENV_SHIM[0]!, args: [...ENV_SHIM.slice(1), cmd.command, ...cmd.args] };
+    cmd = this.opts.wrap
+      ? this.opts.wrap(cmd, this.scratch, drop)
+      : { ...cmd, command: ENV_SHIM[0]!, args: [...ENV_SHIM.slice(1), cmd.command, ...cmd.args] };
     this.marker = `${this.owner.state}-${this.owner.gateway}-${n}`;
     // Unique per launch: gateways sharing the machine's hierarchy, and a restart racing the
     // deferred removal of its predecessor's group, never meet in one cgroup. Named after the
     // state dir and this gateway, so the next gateway of the state dir can remove leftovers.
-    this.cgroup = this.opts.cgroups.create(`${this.owner.state}-${this.owner.gateway}-${m.name}-${this.id}-${n}`, { memoryMb: m.resources.memory_mb, cpus: m.resources.cpus });
+    this.cgroup = this.opts.cgroups.create(`${this.owner.state}-${this.owner.gateway}-${m.name}-${this.id}-${n}`, {
+      memoryMb: m.resources.memory_mb,
+      cpus: m.resources.cpus,
+    });
     const { script, skipped } = envScript(this.buildEnv());
-    if (skipped.length) this.logger.warn({ skipped }, 'environment variables with names a shell cannot set were left out');
+    if (skipped.length)
+      this.logger.warn({ skipped }, 'environment variables with names a shell cannot set were left out');
     // Read by ENV_SHIM; also carries the launch marker, so the marker is in every worker process.
     const env: Record<string, string> = { PATH: LAUNCHER_PATH };
 
@@ -256,13 +282,15 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     const steps: string[] = [];
     if (this.cgroup) {
       env.ISOMODEL_CGROUP_PROCS = this.cgroup.procsFiles.join(' ');
-      steps.push(`for f in $ISOMODEL_CGROUP_PROCS; do echo $$ > "$f" || exit ${EXIT_NO_CGROUP}; done; unset ISOMODEL_CGROUP_PROCS`);
+      steps.push(
+        `for f in $ISOMODEL_CGROUP_PROCS; do echo $$ > "$f" || exit ${EXIT_NO_CGROUP}; done; unset ISOMODEL_CGROUP_PROCS`,
+      );
     } else if (!cmd.selfLimited) {
       steps.push(`ulimit -v ${m.resources.memory_mb * 1024}`);
     }
     if (ownNetwork) {
       if (drop.ip) steps.push(`${shellQuote(drop.ip)} link set lo up || exit ${EXIT_NO_LOOPBACK}`);
-      else this.logger.warn('ip (iproute2) is not installed: the worker\'s network namespace has its loopback down');
+      else this.logger.warn("ip (iproute2) is not installed: the worker's network namespace has its loopback down");
     }
     const argv = [...(drop ? dropArgs(drop) : []), cmd.command, ...cmd.args];
     let command = argv[0]!;
@@ -276,7 +304,12 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
       command = drop!.unshare!;
     }
     // detached: the worker leads its own process group, so a kill reaches anything it forked.
-    const child = spawn(command, args, { cwd: this.scratch, env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true }) as ChildProcess & { stdin: Writable; stdout: Readable; stderr: Readable };
+    const child = spawn(command, args, {
+      cwd: this.scratch,
+      env,
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      detached: true,
+    }) as ChildProcess & { stdin: Writable; stdout: Readable; stderr: Readable };
     this.child = child;
     child.stdin.on('error', () => undefined); // EPIPE from a dead worker surfaces as its exit
     const envPipe = child.stdio[3] as Writable;
@@ -384,12 +417,18 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     this.lastSample = s;
     // Without a cgroup the kernel does not enforce the limit for us: the watchdog does.
     const limit = this.opts.pkg.manifest.resources.memory_mb * 1024 * 1024;
-    if (!this.cgroup && s.rssBytes > limit) this.kill(`memory limit exceeded (${this.opts.pkg.manifest.resources.memory_mb} MB)`);
+    if (!this.cgroup && s.rssBytes > limit)
+      this.kill(`memory limit exceeded (${this.opts.pkg.manifest.resources.memory_mb} MB)`);
   }
 
   stats(): WorkerStats {
     const s = this.lastSample;
-    return { pid: this.child?.pid, rssBytes: this.cgroup?.memoryBytes() ?? s?.rssBytes, cpuPercent: this.lastCpu, openFds: s?.openFds };
+    return {
+      pid: this.child?.pid,
+      rssBytes: this.cgroup?.memoryBytes() ?? s?.rssBytes,
+      cpuPercent: this.lastCpu,
+      openFds: s?.openFds,
+    };
   }
 
   private exitReason(code: number | null, signal: string | null): string {
@@ -397,7 +436,8 @@ export class ProcessWorker extends SessionWorker implements WorkerHandle {
     if (this.cgroup?.oomKilled()) return `memory limit exceeded (${limitMb} MB)`;
     if (this.killReason) return this.killReason;
     const tail = this.session.log.join('\n');
-    if (/Reached heap limit|JavaScript heap out of memory|MemoryError|Cannot allocate memory/.test(tail)) return `memory limit exceeded (${limitMb} MB)`;
+    if (/Reached heap limit|JavaScript heap out of memory|MemoryError|Cannot allocate memory/.test(tail))
+      return `memory limit exceeded (${limitMb} MB)`;
     if (code === EXIT_NO_CGROUP) return 'could not join its cgroup';
     if (code === EXIT_NO_LOOPBACK) return 'could not bring up the loopback of its network namespace';
     if (code === EXIT_NO_ENV) return 'could not read its environment';
@@ -438,7 +478,10 @@ async function releaseCgroup(cg: Cgroup, logger: Logger, deadline = Date.now() +
   for (;;) {
     if (cg.destroy()) return;
     if (Date.now() > deadline) {
-      logger.warn({ pids: cg.pids() }, 'worker cgroup still busy after 10 s: left for the next gateway start to remove');
+      logger.warn(
+        { pids: cg.pids() },
+        'worker cgroup still busy after 10 s: left for the next gateway start to remove',
+      );
       return;
     }
     await cg.killAll(200);

@@ -43,7 +43,6 @@ const ETC_FILES = [
 /** Top-level system dirs; on merged-/usr systems they are symlinks into /usr and are recreated as such. */
 const SYSTEM_DIRS = ['/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
 
-
 /** Absolute path of bwrap on PATH (or the usual places), or null when it is not installed. */
 export function findBwrap(path = process.env.PATH ?? ''): string | null {
   const dirs = [...path.split(delimiter).filter((d) => isAbsolute(d)), '/usr/bin', '/bin', '/usr/local/bin'];
@@ -73,14 +72,23 @@ export function probePython(python: string, runAs: string[] = []): PythonInfo | 
   // worker user here too (runAs: setpriv …), never as the gateway.
   const [command, ...prefix] = [...runAs, python];
   try {
-    const out = execFileSync(command!, [...prefix, '-c', 'import json, sys; print(json.dumps([sys.executable, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]))'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      timeout: 15_000,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, // not the gateway's secrets
-    });
+    const out = execFileSync(
+      command!,
+      [
+        ...prefix,
+        '-c',
+        'import json, sys; print(json.dumps([sys.executable, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]))',
+      ],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+        timeout: 15_000,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, // not the gateway's secrets
+      },
+    );
     const [exe, ...prefixes] = JSON.parse(out.trim()) as string[];
-    if (exe && isAbsolute(exe)) info = { executable: exe, prefixes: [...new Set(prefixes.filter((p) => isAbsolute(p)))] };
+    if (exe && isAbsolute(exe))
+      info = { executable: exe, prefixes: [...new Set(prefixes.filter((p) => isAbsolute(p)))] };
   } catch {
     info = null; // bwrap will then report the interpreter as not found, in the worker's log
   }
@@ -153,18 +161,25 @@ export function sandboxArgs(cmd: WorkerCommand, opts: SandboxOptions): { command
     // ipc, uts, cgroup. --unshare-all alone only *tries* the user namespace: ask for it.
     '--unshare-all',
     '--unshare-user',
-    '--uid', SANDBOX_ID,
-    '--gid', SANDBOX_ID,
-    '--cap-drop', 'ALL',
-    '--hostname', 'isomodel-sandbox',
+    '--uid',
+    SANDBOX_ID,
+    '--gid',
+    SANDBOX_ID,
+    '--cap-drop',
+    'ALL',
+    '--hostname',
+    'isomodel-sandbox',
     // The gateway dies or kills bwrap: the whole sandbox goes (its PID namespace ends with it).
     // No --new-session: the worker stays in the gateway's kill group (it has no terminal to
     // abuse; process.ts spawns it detached, in a session of its own).
     '--die-with-parent',
     // An empty root, then only what the runtime needs, read-only. /tmp first, so binds of
     // paths under /tmp (packages, scratch dirs) land on top of it.
-    '--tmpfs', '/tmp',
-    '--ro-bind', '/usr', '/usr',
+    '--tmpfs',
+    '/tmp',
+    '--ro-bind',
+    '/usr',
+    '/usr',
   ];
   for (const dir of SYSTEM_DIRS) {
     let st;
@@ -196,7 +211,11 @@ export function sandboxArgs(cmd: WorkerCommand, opts: SandboxOptions): { command
 export function sandboxCommand(cmd: WorkerCommand, opts: SandboxOptions): WorkerCommand {
   const bwrap = opts.bwrap === undefined ? findBwrap() : opts.bwrap;
   if (!bwrap) {
-    return { command: '/bin/sh', args: ['-c', 'echo "$1" >&2; exit 127', 'isomodel-sandbox', BWRAP_MISSING], selfLimited: cmd.selfLimited };
+    return {
+      command: '/bin/sh',
+      args: ['-c', 'echo "$1" >&2; exit 127', 'isomodel-sandbox', BWRAP_MISSING],
+      selfLimited: cmd.selfLimited,
+    };
   }
   const { command, args } = sandboxArgs(cmd, opts);
   // The worker's environment is set inside, by ENV_SHIM: bwrap itself never runs with it.

@@ -9,7 +9,17 @@
 // Beside the state dir by default: same file system and lifetime as the state it goes with, a
 // path the operator already chose (nothing under /tmp that another user could pre-create), and
 // two gateways with different state dirs never share one.
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  rmdirSync,
+  statSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { accessProblem, removeTree, type Privileges } from './privilege.js';
 import { tagAlive } from './reap.js';
@@ -46,13 +56,17 @@ export function secureStateDir(stateDir: string): string[] {
   restrict(stateDir, 0o700);
   const euid = process.geteuid?.();
   const st = statSync(stateDir);
-  if (euid !== undefined && st.uid !== euid) notes.push(`state dir ${stateDir} is owned by uid ${st.uid}, not by the gateway's user (uid ${euid})`);
+  if (euid !== undefined && st.uid !== euid)
+    notes.push(`state dir ${stateDir} is owned by uid ${st.uid}, not by the gateway's user (uid ${euid})`);
   for (const f of readdirSync(stateDir)) {
     if (DB_FILE.test(f) && lstatSync(join(stateDir, f)).isFile()) restrict(join(stateDir, f), 0o600);
   }
   const legacyRun = join(stateDir, 'run');
   if (existsSync(legacyRun)) rmSync(legacyRun, { recursive: true, force: true });
-  if (existsSync(join(stateDir, 'envs'))) notes.push(`model environments now live in the work dir; ${join(stateDir, 'envs')} is no longer used and can be removed`);
+  if (existsSync(join(stateDir, 'envs')))
+    notes.push(
+      `model environments now live in the work dir; ${join(stateDir, 'envs')} is no longer used and can be removed`,
+    );
   return notes;
 }
 
@@ -62,7 +76,10 @@ function ensureDir(dir: string, mode: number): void {
   if (!st.isDirectory()) throw new Error(`${dir} is not a directory`);
   const euid = process.geteuid?.();
   // Someone else's dir here could swap envs or scratch dirs under us.
-  if (euid !== undefined && st.uid !== euid) throw new Error(`${dir} is owned by uid ${st.uid}, not by the gateway's user (uid ${euid}): remove it or set work_dir elsewhere`);
+  if (euid !== undefined && st.uid !== euid)
+    throw new Error(
+      `${dir} is owned by uid ${st.uid}, not by the gateway's user (uid ${euid}): remove it or set work_dir elsewhere`,
+    );
   if ((st.mode & 0o7777) !== mode) chmodSync(dir, mode);
 }
 

@@ -2,7 +2,18 @@
 // running pip / npm with a build log, and a cross-process lock per env directory.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
 import { dropArgs, type Privileges } from '../drivers/privilege.js';
@@ -141,8 +152,10 @@ export class BuildLog {
  */
 export function toolEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
-  const keep = /^(PATH|HOME|LANG|LC_ALL|TZ|TMPDIR|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|PIP_.+|npm_config_.+|NPM_CONFIG_.+|https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY)$/;
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && keep.test(k) && !NPM_RUN_INJECTED.test(k)) env[k] = v;
+  const keep =
+    /^(PATH|HOME|LANG|LC_ALL|TZ|TMPDIR|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|PIP_.+|npm_config_.+|NPM_CONFIG_.+|https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY)$/;
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && keep.test(k) && !NPM_RUN_INJECTED.test(k)) env[k] = v;
   return { ...env, ...extra };
 }
 
@@ -151,21 +164,42 @@ export function toolEnv(extra: Record<string, string> = {}): Record<string, stri
  * rc files and prefixes. A gateway started through npm would otherwise hand a build (run as
  * the worker user) root's cache dir, which it cannot write (EACCES on /root/.npm).
  */
-const NPM_RUN_INJECTED = /^npm_config_(cache|userconfig|globalconfig|prefix|global_prefix|local_prefix|init_module|node_gyp|npm_version|user_agent)$/i;
+const NPM_RUN_INJECTED =
+  /^npm_config_(cache|userconfig|globalconfig|prefix|global_prefix|local_prefix|init_module|node_gyp|npm_version|user_agent)$/i;
 
 /** Runs a build step, its output appended to the build log; rejects with the log tail. */
 export function runStep(
   log: BuildLog,
   command: string,
   args: string[],
-  opts: { cwd: string; env: Record<string, string>; timeoutMs: number; what: string; runAs?: Privileges; home?: string },
+  opts: {
+    cwd: string;
+    env: Record<string, string>;
+    timeoutMs: number;
+    what: string;
+    runAs?: Privileges;
+    home?: string;
+  },
 ): Promise<void> {
   log.write(`$ ${[command, ...args].map((a) => (/[\s'"]/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
   const argv = opts.runAs ? [...dropArgs(opts.runAs), command, ...args] : [command, ...args];
   // A build user gets its own HOME, and npm's and pip's caches in it: the caller's are not its own.
-  const env = opts.runAs && opts.home ? { ...opts.env, HOME: opts.home, npm_config_cache: join(opts.home, '.npm'), PIP_CACHE_DIR: join(opts.home, '.cache', 'pip') } : opts.env;
+  const env =
+    opts.runAs && opts.home
+      ? {
+          ...opts.env,
+          HOME: opts.home,
+          npm_config_cache: join(opts.home, '.npm'),
+          PIP_CACHE_DIR: join(opts.home, '.cache', 'pip'),
+        }
+      : opts.env;
   return new Promise<void>((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd: opts.cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     const onData = (d: Buffer): void => log.write(d);
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
@@ -188,7 +222,9 @@ export function runStep(
       clearTimeout(timer);
       log.write(`# exit ${code ?? signal}`);
       if (code === 0) return resolve();
-      const why = timedOut ? `timed out after ${Math.round(opts.timeoutMs / 1000)} s` : `failed (exit ${code ?? signal})`;
+      const why = timedOut
+        ? `timed out after ${Math.round(opts.timeoutMs / 1000)} s`
+        : `failed (exit ${code ?? signal})`;
       reject(new EnvBuildError(`${opts.what} ${why}`, log.tail()));
     });
   });

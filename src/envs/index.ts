@@ -3,13 +3,38 @@
 // hash of the dependency file, rebuilt when it changes; a marker written last means "complete",
 // so a half-built env is never used. One build per env at a time (in this process and across
 // processes); the build log stays in the env dir.
-import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { removeTree } from '../drivers/privilege.js';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
-import { BuildLog, buildHome, EnvBuildError, envsRoot, isLocked, LOG_FILE, readMarker, withDirLock, writeMarker, type EnvKind, type EnvPlan, type EnvResult, type EnvSettings } from './build.js';
+import {
+  BuildLog,
+  buildHome,
+  EnvBuildError,
+  envsRoot,
+  isLocked,
+  LOG_FILE,
+  readMarker,
+  withDirLock,
+  writeMarker,
+  type EnvKind,
+  type EnvPlan,
+  type EnvResult,
+  type EnvSettings,
+} from './build.js';
 import { planNode } from './node.js';
 import { planPython } from './python.js';
 
@@ -30,7 +55,11 @@ export async function planEnv(pkg: ModelPackage, settings: EnvSettings): Promise
  * Builds (or reuses) the package's environment and says what the worker should use. Failures
  * are MODEL_NOT_LOADED with the tail of pip's / npm's output; the full log is in the env dir.
  */
-export async function ensureEnv(pkg: ModelPackage, settings: EnvSettings, opts: { logger?: Logger; force?: boolean } = {}): Promise<EnvResult & { built?: boolean }> {
+export async function ensureEnv(
+  pkg: ModelPackage,
+  settings: EnvSettings,
+  opts: { logger?: Logger; force?: boolean } = {},
+): Promise<EnvResult & { built?: boolean }> {
   const name = pkg.manifest.name;
   let plan: EnvPlan | null;
   try {
@@ -75,7 +104,9 @@ async function build(plan: EnvPlan, settings: EnvSettings, logger?: Logger): Pro
     mkdirSync(home, { mode: 0o700 });
     chownSync(home, runAs.identity.uid, runAs.identity.gid);
   }
-  log.write(`# ${new Date().toISOString()} building ${plan.kind} env ${plan.hash} for ${plan.model} (${plan.pkg.dir})${runAs ? ` as ${runAs.identity.name}` : ''}`);
+  log.write(
+    `# ${new Date().toISOString()} building ${plan.kind} env ${plan.hash} for ${plan.model} (${plan.pkg.dir})${runAs ? ` as ${runAs.identity.name}` : ''}`,
+  );
   logger?.info({ model: plan.model, env: plan.dir, packages: plan.summary }, 'building model environment');
   envStats.builds++;
   try {
@@ -91,7 +122,15 @@ async function build(plan: EnvPlan, settings: EnvSettings, logger?: Logger): Pro
     }
   }
   const buildMs = Date.now() - t0;
-  writeMarker(plan.dir, { kind: plan.kind, model: plan.model, hash: plan.hash, built_at: new Date().toISOString(), build_ms: buildMs, summary: plan.summary, result: plan.result });
+  writeMarker(plan.dir, {
+    kind: plan.kind,
+    model: plan.model,
+    hash: plan.hash,
+    built_at: new Date().toISOString(),
+    build_ms: buildMs,
+    summary: plan.summary,
+    result: plan.result,
+  });
   logger?.info({ model: plan.model, env: plan.dir, ms: buildMs }, 'model environment ready');
   return plan.result;
 }
@@ -125,7 +164,8 @@ export function sealEnv(dir: string, buildUid: number | null): void {
     if (st.isSymbolicLink()) continue;
     const mode = st.mode & 0o7777;
     const exec = st.isDirectory() || mode & 0o100 ? 0o111 : 0;
-    const want = p !== dir && PRIVATE_FILES.has(basename(p)) && st.isFile() ? 0o600 : (mode | 0o444 | exec) & ~0o022 & ~0o6000;
+    const want =
+      p !== dir && PRIVATE_FILES.has(basename(p)) && st.isFile() ? 0o600 : (mode | 0o444 | exec) & ~0o022 & ~0o6000;
     if (want !== mode || built) chmodSync(p, want);
     if (st.isDirectory()) for (const e of readdirSync(p)) stack.push(join(p, e));
   }
@@ -184,7 +224,12 @@ export async function listEnvs(settings: EnvSettings, packages: ModelPackage[]):
       });
     }
   }
-  return out.sort((a, b) => a.kind.localeCompare(b.kind) || a.model.localeCompare(b.model) || (a.built_at ?? '').localeCompare(b.built_at ?? ''));
+  return out.sort(
+    (a, b) =>
+      a.kind.localeCompare(b.kind) ||
+      a.model.localeCompare(b.model) ||
+      (a.built_at ?? '').localeCompare(b.built_at ?? ''),
+  );
 }
 
 /**
@@ -192,7 +237,11 @@ export async function listEnvs(settings: EnvSettings, packages: ModelPackage[]):
  * built. A gateway still serving an older version of a package keeps that version's env in use:
  * prune after it reloaded.
  */
-export async function pruneEnvs(settings: EnvSettings, packages: ModelPackage[], opts: { dryRun?: boolean } = {}): Promise<EnvInfo[]> {
+export async function pruneEnvs(
+  settings: EnvSettings,
+  packages: ModelPackage[],
+  opts: { dryRun?: boolean } = {},
+): Promise<EnvInfo[]> {
   const removed: EnvInfo[] = [];
   for (const env of await listEnvs(settings, packages)) {
     if (env.in_use && env.state === 'ready') continue;

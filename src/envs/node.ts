@@ -5,7 +5,17 @@
 import { existsSync, lchownSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
-import { buildHome, envsRoot, runStep, shortHash, toolEnv, EnvBuildError, type BuildLog, type EnvPlan, type EnvSettings } from './build.js';
+import {
+  buildHome,
+  envsRoot,
+  runStep,
+  shortHash,
+  toolEnv,
+  EnvBuildError,
+  type BuildLog,
+  type EnvPlan,
+  type EnvSettings,
+} from './build.js';
 
 interface PackageJson {
   dependencies?: Record<string, string>;
@@ -54,7 +64,13 @@ export function planNode(pkg: ModelPackage, settings: EnvSettings): EnvPlan | nu
   if (names.length === 0) return null;
   // Only what installs matters (no devDependencies, scripts); local targets by size and mtime,
   // so a rebuilt tarball at the same path makes a new env.
-  const installed: PackageJson = { name: `isomodel-env-${m.name}`, version: '0.0.0', private: true, dependencies: json.dependencies, optionalDependencies: json.optionalDependencies };
+  const installed: PackageJson = {
+    name: `isomodel-env-${m.name}`,
+    version: '0.0.0',
+    private: true,
+    dependencies: json.dependencies,
+    optionalDependencies: json.optionalDependencies,
+  };
   if (json.overrides) installed.overrides = json.overrides;
   const text = JSON.stringify(installed, null, 2) + '\n';
   const lockFile = join(pkg.dir, 'package-lock.json');
@@ -82,7 +98,12 @@ export function planNode(pkg: ModelPackage, settings: EnvSettings): EnvPlan | nu
   };
 }
 
-async function buildNodeModules(plan: EnvPlan, settings: EnvSettings, log: BuildLog, o: { text: string; lock: string; npmrc: string }): Promise<void> {
+async function buildNodeModules(
+  plan: EnvPlan,
+  settings: EnvSettings,
+  log: BuildLog,
+  o: { text: string; lock: string; npmrc: string },
+): Promise<void> {
   // The env dir may belong to the build user already: create, never follow what is there ('wx').
   const files: string[] = [];
   const put = (name: string, text: string): void => {
@@ -105,5 +126,6 @@ async function buildNodeModules(plan: EnvPlan, settings: EnvSettings, log: Build
     runAs: settings.runAs,
     home: buildHome(plan.dir),
   });
-  if (!existsSync(join(plan.dir, 'node_modules'))) throw new EnvBuildError('npm install left no node_modules', log.tail());
+  if (!existsSync(join(plan.dir, 'node_modules')))
+    throw new EnvBuildError('npm install left no node_modules', log.tail());
 }

@@ -7,7 +7,17 @@ import { devNull } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
 import { accessProblem, dropArgs, type Privileges } from '../drivers/privilege.js';
-import { buildHome, envsRoot, runStep, shortHash, toolEnv, EnvBuildError, type BuildLog, type EnvPlan, type EnvSettings } from './build.js';
+import {
+  buildHome,
+  envsRoot,
+  runStep,
+  shortHash,
+  toolEnv,
+  EnvBuildError,
+  type BuildLog,
+  type EnvPlan,
+  type EnvSettings,
+} from './build.js';
 
 interface Interpreter {
   /** Real path of sys.executable. */
@@ -40,12 +50,23 @@ export function probeInterpreter(python: string, runAs?: Privileges): Promise<In
   if (!p) {
     const argv = [...(runAs ? dropArgs(runAs) : []), python, '-c', PROBE];
     p = new Promise<Interpreter>((res, rej) => {
-      execFile(argv[0]!, argv.slice(1), { timeout: 30_000, env: toolEnv({ HOME: '/' }), cwd: '/' }, (err, stdout, stderr) => {
-        if (err) return rej(new EnvBuildError(`python interpreter "${python}" is not usable`, (stderr || err.message).trim().slice(-500)));
-        const [exe = python, version = '', pipVersion = ''] = stdout.split('\n').map((l) => l.trim());
-        const [major = 0, minor = 0] = pipVersion.split('.').map(Number);
-        res({ exe, version, pipPython: major > 22 || (major === 22 && minor >= 3) });
-      });
+      execFile(
+        argv[0]!,
+        argv.slice(1),
+        { timeout: 30_000, env: toolEnv({ HOME: '/' }), cwd: '/' },
+        (err, stdout, stderr) => {
+          if (err)
+            return rej(
+              new EnvBuildError(
+                `python interpreter "${python}" is not usable`,
+                (stderr || err.message).trim().slice(-500),
+              ),
+            );
+          const [exe = python, version = '', pipVersion = ''] = stdout.split('\n').map((l) => l.trim());
+          const [major = 0, minor = 0] = pipVersion.split('.').map(Number);
+          res({ exe, version, pipPython: major > 22 || (major === 22 && minor >= 3) });
+        },
+      );
     });
     p.catch(() => probes.delete(key));
     probes.set(key, p);
@@ -58,7 +79,13 @@ export function effectiveRequirements(text: string): string[] {
   return text
     .split('\n')
     .map((l) => l.replace(/(^|\s)#.*$/, '').trim())
-    .filter((l) => l !== '' && !/^--?(index-url|extra-index-url|find-links|no-index|trusted-host|pre|prefer-binary|only-binary|no-binary|i|f)\b/.test(l));
+    .filter(
+      (l) =>
+        l !== '' &&
+        !/^--?(index-url|extra-index-url|find-links|no-index|trusted-host|pre|prefer-binary|only-binary|no-binary|i|f)\b/.test(
+          l,
+        ),
+    );
 }
 
 function packagePath(pkg: ModelPackage, p: string): string {
@@ -77,7 +104,8 @@ export async function planPython(pkg: ModelPackage, settings: EnvSettings): Prom
   const reqRel = m.environment?.requirements ?? 'requirements.txt';
   const reqFile = packagePath(pkg, reqRel);
   if (!existsSync(reqFile)) {
-    if (m.environment !== undefined && m.environment.requirements !== 'requirements.txt') throw new EnvBuildError(`environment.requirements: ${reqRel} not found in the package`, '');
+    if (m.environment !== undefined && m.environment.requirements !== 'requirements.txt')
+      throw new EnvBuildError(`environment.requirements: ${reqRel} not found in the package`, '');
     return null;
   }
   const text = readFileSync(reqFile, 'utf8');
@@ -111,7 +139,12 @@ export function pipSource(pkg: ModelPackage, settings: EnvSettings): string[] | 
   return null;
 }
 
-async function buildVenv(plan: EnvPlan, settings: EnvSettings, log: BuildLog, o: { base: string; interp: Interpreter; reqFile: string; sitePackages: boolean }): Promise<void> {
+async function buildVenv(
+  plan: EnvPlan,
+  settings: EnvSettings,
+  log: BuildLog,
+  o: { base: string; interp: Interpreter; reqFile: string; sitePackages: boolean },
+): Promise<void> {
   const source = pipSource(plan.pkg, settings);
   if (!source) {
     throw new EnvBuildError(
@@ -123,7 +156,11 @@ async function buildVenv(plan: EnvPlan, settings: EnvSettings, log: BuildLog, o:
   if (runAs && source[0] === '--no-index') {
     for (let i = 1; i < source.length; i += 2) {
       const problem = accessProblem(source[i + 1]!, runAs.identity, 'rx');
-      if (problem) throw new EnvBuildError(`the wheel folder ${source[i + 1]} cannot be read by ${runAs.identity.name} (uid ${runAs.identity.uid}), who builds environments: ${problem}`, '');
+      if (problem)
+        throw new EnvBuildError(
+          `the wheel folder ${source[i + 1]} cannot be read by ${runAs.identity.name} (uid ${runAs.identity.uid}), who builds environments: ${problem}`,
+          '',
+        );
     }
   }
   const timeoutMs = (settings.build_timeout_s ?? 1800) * 1000;

@@ -84,7 +84,15 @@ export class RequestOutcome {
     const task = this.task ?? (dep && this.taskHint ? this.taskHint(dep.pkg.manifest) : undefined);
     if (dep) {
       dep.stats.record(ok, latency, this.sequences, err?.code);
-      metrics.observeRequest(dep.name, dep.version, task ?? 'unknown', ok, err?.code ?? 'OK', latency / 1000, this.sequences);
+      metrics.observeRequest(
+        dep.name,
+        dep.version,
+        task ?? 'unknown',
+        ok,
+        err?.code ?? 'OK',
+        latency / 1000,
+        this.sequences,
+      );
       if (this.opts.batch) metrics.observeBatchRequest(dep.name, dep.version, ok);
     }
     store.logRequest({

@@ -49,7 +49,12 @@ export function serving(ctx: InferenceContext, outcome: RequestOutcome, id: stri
  * Submits validated work to the deployment and notes it on the outcome (task, item count); one
  * output (or item error) per item, in order.
  */
-export function run(outcome: RequestOutcome, dep: ModelDeployment, work: Work, opts: RunOptions = {}): Promise<ItemOutput[]> {
+export function run(
+  outcome: RequestOutcome,
+  dep: ModelDeployment,
+  work: Work,
+  opts: RunOptions = {},
+): Promise<ItemOutput[]> {
   outcome.dep ??= dep;
   outcome.task = work.task.name;
   outcome.sequences = work.items.length;
@@ -59,7 +64,13 @@ export function run(outcome: RequestOutcome, dep: ModelDeployment, work: Work, o
 /** run() without the outcome: for a surface that submits several works under one request (deployments' batch_inference). */
 export async function submit(dep: ModelDeployment, work: Work, opts: RunOptions = {}): Promise<ItemOutput[]> {
   const { signal, onChunk, progress } = opts;
-  const base = { task: work.task.name, timeoutMs: work.timeoutMs, priority: work.priority, signal, ...(onChunk && { stream: true, onChunk }) };
+  const base = {
+    task: work.task.name,
+    timeoutMs: work.timeoutMs,
+    priority: work.priority,
+    signal,
+    ...(onChunk && { stream: true, onChunk }),
+  };
   if (!progress) return dep.submit({ ...base, items: work.items });
   // One chunk failing cancels the others.
   const token = new CancelToken();
@@ -113,7 +124,12 @@ export interface ItemResults {
  * The per-item answer of a batch: `which(i)` names item i (a sequence echoed, or an index),
  * `about(i)` adds to a success only; an item's failure is `{...which, error}`.
  */
-export function itemResults(outputs: ItemOutput[], which: (i: number) => Record<string, unknown>, keepConfidence: boolean, about?: (i: number) => Record<string, unknown>): ItemResults {
+export function itemResults(
+  outputs: ItemOutput[],
+  which: (i: number) => Record<string, unknown>,
+  keepConfidence: boolean,
+  about?: (i: number) => Record<string, unknown>,
+): ItemResults {
   let failed = 0;
   const predictions = outputs.map((out, i) => {
     if (isItemError(out)) {

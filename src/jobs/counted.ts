@@ -9,8 +9,20 @@ import { IsoError } from '../errors.js';
 import type { WorkSource } from '../telemetry/model-stats.js';
 import { isRetryable, type ModelExecutor } from './work.js';
 
-export function countedExecutor(inner: ModelExecutor, gw: Pick<Gateway, 'registry' | 'metrics' | 'store'>, source: Exclude<WorkSource, 'api'>, jobId: string): ModelExecutor {
-  const record = (model: string, version: string | undefined, task: string, items: number, ms: number, code?: string): void => {
+export function countedExecutor(
+  inner: ModelExecutor,
+  gw: Pick<Gateway, 'registry' | 'metrics' | 'store'>,
+  source: Exclude<WorkSource, 'api'>,
+  jobId: string,
+): ModelExecutor {
+  const record = (
+    model: string,
+    version: string | undefined,
+    task: string,
+    items: number,
+    ms: number,
+    code?: string,
+  ): void => {
     const dep = gw.registry.deployment(version ? `${model}@${version}` : model);
     const ok = code === undefined;
     dep?.stats.record(ok, ms, items, code, source);
@@ -39,7 +51,8 @@ export function countedExecutor(inner: ModelExecutor, gw: Pick<Gateway, 'registr
       } catch (e) {
         if (req.signal.aborted || (e as Error).name === 'AbortError') throw e;
         const code = e instanceof IsoError ? e.code : 'INTERNAL_ERROR';
-        const final = req.items.length === 1 && !(e instanceof IsoError && isRetryable(e)) && code !== 'MODEL_NOT_FOUND';
+        const final =
+          req.items.length === 1 && !(e instanceof IsoError && isRetryable(e)) && code !== 'MODEL_NOT_FOUND';
         if (final) record(model, undefined, req.task, 1, performance.now() - t0, code);
         throw e;
       }

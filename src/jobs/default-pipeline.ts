@@ -22,6 +22,12 @@ export const DEFAULT_PIPELINE: PipelineInput = {
       sequence: 'generate.sequence',
       options: { input_type: 'dna', avoid: DEFAULT_SITES, max_homopolymer: 8 },
     },
-    { name: 'verify', model: 'codon-verifier', task: 'verify', sequence: 'optimize.sequence', options_from: { organism: 'optimize.organism' } },
+    {
+      name: 'verify',
+      model: 'codon-verifier',
+      task: 'verify',
+      sequence: 'optimize.sequence',
+      options_from: { organism: 'optimize.organism' },
+    },
   ],
 };

@@ -73,12 +73,21 @@ export function errorRecord(task: string, error: ItemErrorBody, metadata: Output
 export function aggregateRecord(task: string, requestId: string, records: OutputRecord[]): Record<string, unknown> {
   const failed = records.filter((r) => r.status === 'error').length;
   const first = records[0]?.metadata;
-  const results = records.map((r) => ({ request_id: r.metadata.request_id, status: r.status, ...(r.output ? { output: r.output } : { error: r.error }) }));
+  const results = records.map((r) => ({
+    request_id: r.metadata.request_id,
+    status: r.status,
+    ...(r.output ? { output: r.output } : { error: r.error }),
+  }));
   return {
     task,
     status: failed === 0 ? 'success' : 'error',
     output: { results, total: records.length, successful: records.length - failed, failed },
-    ...(failed > 0 && { error: { code: failed === records.length ? 'PREDICTION_FAILED' : 'PARTIAL_FAILURE', message: `${failed} of ${records.length} sequences failed` } }),
+    ...(failed > 0 && {
+      error: {
+        code: failed === records.length ? 'PREDICTION_FAILED' : 'PARTIAL_FAILURE',
+        message: `${failed} of ${records.length} sequences failed`,
+      },
+    }),
     metadata: {
       request_id: requestId,
       processing_time_ms: Math.max(0, ...records.map((r) => r.metadata.processing_time_ms)),
@@ -100,7 +109,17 @@ function csvCell(v: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-const FIXED_COLUMNS = ['index', 'request_id', 'task', 'status', 'service', 'version', 'processing_time_ms', 'error_code', 'error_message'];
+const FIXED_COLUMNS = [
+  'index',
+  'request_id',
+  'task',
+  'status',
+  'service',
+  'version',
+  'processing_time_ms',
+  'error_code',
+  'error_message',
+];
 
 /** CSV writer: fixed columns, then the output's top-level fields (nested values as JSON). */
 export class CsvWriter {
@@ -141,7 +160,11 @@ export class CsvWriter {
       ['error_message', r.error?.message],
     ]);
     const output = r.output ?? {};
-    return this.columns.map((c) => csvCell(fixed.has(c) ? fixed.get(c) : Object.hasOwn(output, c) ? output[c] : undefined)).join(',') + '\n';
+    return (
+      this.columns
+        .map((c) => csvCell(fixed.has(c) ? fixed.get(c) : Object.hasOwn(output, c) ? output[c] : undefined))
+        .join(',') + '\n'
+    );
   }
 }
 

@@ -79,7 +79,14 @@ export interface ExchangeInput {
 }
 
 /** The members of the exchange input wrapper. */
-const WRAPPER_KEYS: ReadonlySet<string> = new Set(['sequence', 'sequences', 'input', 'inputs', 'organism', 'parameters']);
+const WRAPPER_KEYS: ReadonlySet<string> = new Set([
+  'sequence',
+  'sequences',
+  'input',
+  'inputs',
+  'organism',
+  'parameters',
+]);
 
 /**
  * Whether an object's `input` member is the exchange wrapper rather than the input itself: an
@@ -99,8 +106,12 @@ export function isExchangeWrapper(v: unknown): v is Record<string, unknown> {
  * request_id; a `sequences` or `inputs` list becomes one record per entry, named `<request_id>#<n>`.
  */
 export function parseExchangeObject(obj: unknown, fallbackId: string, where: string): ExchangeInput {
-  if (typeof obj === 'string') return { records: [{ id: fallbackId, sequence: obj }], multi: false, requestId: fallbackId };
-  if (!isObject(obj)) throw new InputFormatError(`${where}: expected an object with input or sequence (or input.sequence), or a sequence string`);
+  if (typeof obj === 'string')
+    return { records: [{ id: fallbackId, sequence: obj }], multi: false, requestId: fallbackId };
+  if (!isObject(obj))
+    throw new InputFormatError(
+      `${where}: expected an object with input or sequence (or input.sequence), or a sequence string`,
+    );
   const wrapped = isExchangeWrapper(obj.input);
   // Where the input and its organism / parameters are: the wrapper, or the object itself.
   const src = wrapped ? (obj.input as Record<string, unknown>) : obj;
@@ -112,26 +123,39 @@ export function parseExchangeObject(obj: unknown, fallbackId: string, where: str
     fallbackId;
   const task = optionalString(obj.task, `${where}: task`) ?? optionalString(obj.task_type, `${where}: task_type`);
   const organism = optionalString(src.organism, `${where}: organism`);
-  const parameters = optionalObject(src.parameters, `${where}: parameters`) ?? (wrapped ? undefined : optionalObject(obj.options, `${where}: options`));
+  const parameters =
+    optionalObject(src.parameters, `${where}: parameters`) ??
+    (wrapped ? undefined : optionalObject(obj.options, `${where}: options`));
   const base = { ...(task && { task }), ...(organism && { organism }), ...(parameters && { parameters }) };
   const typed = (['input', 'inputs'] as const).filter((k) => src[k] !== undefined);
   const given = [...typed, ...(['sequence', 'sequences'] as const).filter((k) => src[k] !== undefined)];
-  if (typed.length && given.length > 1) throw new InputFormatError(`${where}: give one of ${wrapped ? 'input.' : ''}sequence, sequences, input or inputs (got ${given.join(' and ')})`);
+  if (typed.length && given.length > 1)
+    throw new InputFormatError(
+      `${where}: give one of ${wrapped ? 'input.' : ''}sequence, sequences, input or inputs (got ${given.join(' and ')})`,
+    );
   if (src.inputs !== undefined) {
-    if (!Array.isArray(src.inputs) || src.inputs.length === 0) throw new InputFormatError(`${where}: inputs must be a non-empty array`);
+    if (!Array.isArray(src.inputs) || src.inputs.length === 0)
+      throw new InputFormatError(`${where}: inputs must be a non-empty array`);
     const records = src.inputs.map((v: unknown, i) => ({ ...base, id: `${requestId}#${i + 1}`, input: v }));
     return { records, multi: true, requestId, task };
   }
   if (src.sequences !== undefined) {
-    if (!Array.isArray(src.sequences) || src.sequences.length === 0) throw new InputFormatError(`${where}: sequences must be a non-empty array`);
+    if (!Array.isArray(src.sequences) || src.sequences.length === 0)
+      throw new InputFormatError(`${where}: sequences must be a non-empty array`);
     const records = src.sequences.map((s: unknown, i) => {
       // A sequences entry may itself be {id, sequence}.
-      if (isObject(s)) return { ...base, id: optionalString(s.id, `${where}: sequences[${i}].id`) ?? `${requestId}#${i + 1}`, sequence: s.sequence };
+      if (isObject(s))
+        return {
+          ...base,
+          id: optionalString(s.id, `${where}: sequences[${i}].id`) ?? `${requestId}#${i + 1}`,
+          sequence: s.sequence,
+        };
       return { ...base, id: `${requestId}#${i + 1}`, sequence: s };
     });
     return { records, multi: true, requestId, task };
   }
-  if (src.input !== undefined) return { records: [{ ...base, id: requestId, input: src.input }], multi: false, requestId, task };
+  if (src.input !== undefined)
+    return { records: [{ ...base, id: requestId, input: src.input }], multi: false, requestId, task };
   return { records: [{ ...base, id: requestId, sequence: src.sequence }], multi: false, requestId, task };
 }
 
@@ -142,7 +166,10 @@ export function parseExchangeObject(obj: unknown, fallbackId: string, where: str
  */
 export function recordObject(r: InputRecord): Record<string, unknown> {
   const head = { id: r.id, ...(r.task !== undefined && { task: r.task }) };
-  const extra = { ...(r.organism !== undefined && { organism: r.organism }), ...(r.parameters !== undefined && { parameters: r.parameters }) };
+  const extra = {
+    ...(r.organism !== undefined && { organism: r.organism }),
+    ...(r.parameters !== undefined && { parameters: r.parameters }),
+  };
   if (r.input !== undefined) return { ...head, input: { input: r.input, ...extra } };
   return { ...head, ...(r.sequence !== undefined && { sequence: r.sequence }), ...extra };
 }
@@ -208,7 +235,10 @@ class LineParser implements RecordParser {
   private out: InputRecord[] = [];
   private readonly lines: LineSplitter;
 
-  constructor(onLine: (line: string, no: number, out: InputRecord[]) => void, private readonly onEnd: (out: InputRecord[]) => void = () => undefined) {
+  constructor(
+    onLine: (line: string, no: number, out: InputRecord[]) => void,
+    private readonly onEnd: (out: InputRecord[]) => void = () => undefined,
+  ) {
     this.lines = new LineSplitter((line, no) => onLine(line, no, this.out));
   }
 
@@ -231,7 +261,10 @@ class LineParser implements RecordParser {
 }
 
 /** FASTA: `>id description` headers, sequence lines joined, `;` comments, blank lines skipped. */
-function fastaLines(label: string): { line: (raw: string, no: number, out: InputRecord[]) => void; end: (out: InputRecord[]) => void } {
+function fastaLines(label: string): {
+  line: (raw: string, no: number, out: InputRecord[]) => void;
+  end: (out: InputRecord[]) => void;
+} {
   let id: string | null = null;
   let parts: string[] = [];
   const close = (out: InputRecord[]): void => {
@@ -416,13 +449,19 @@ function tableParser(delimiter: string, label: string): RecordParser {
     const seqCol = col('sequence', 'seq');
     // An `input` column holds text, for tasks that take text (or any string input).
     const inputCol = col('input');
-    if (seqCol === -1 && inputCol === -1) throw new InputFormatError(`${label}: the header row needs a "sequence" or an "input" column (got: ${names.join(', ')})`);
-    if (seqCol !== -1 && inputCol !== -1) throw new InputFormatError(`${label}: the header row has both a "sequence" and an "input" column; give one`);
+    if (seqCol === -1 && inputCol === -1)
+      throw new InputFormatError(
+        `${label}: the header row needs a "sequence" or an "input" column (got: ${names.join(', ')})`,
+      );
+    if (seqCol !== -1 && inputCol !== -1)
+      throw new InputFormatError(`${label}: the header row has both a "sequence" and an "input" column; give one`);
     const idCol = col('id', 'request_id', 'name');
     const taskCol = col('task', 'task_type');
     const orgCol = col('organism');
     const paramsCol = col('parameters', 'options');
-    const paramCols = names.map((h, i) => ({ i, key: /^(parameters|param|option)\.(.+)$/i.exec(h)?.[2] })).filter((p): p is { i: number; key: string } => p.key !== undefined);
+    const paramCols = names
+      .map((h, i) => ({ i, key: /^(parameters|param|option)\.(.+)$/i.exec(h)?.[2] }))
+      .filter((p): p is { i: number; key: string } => p.key !== undefined);
     return (r, idx) => {
       const line = idx + 2;
       const cell = (i: number): string | undefined => (i === -1 ? undefined : (r[i] ?? '').trim() || undefined);
@@ -441,7 +480,13 @@ function tableParser(delimiter: string, label: string): RecordParser {
       const task = cell(taskCol);
       const organism = cell(orgCol);
       const value = inputCol === -1 ? { sequence: r[seqCol] ?? '' } : { input: r[inputCol] ?? '' };
-      return { id: cell(idCol) ?? `seq${idx + 1}`, ...value, ...(task && { task }), ...(organism && { organism }), ...(parameters && { parameters }) };
+      return {
+        id: cell(idCol) ?? `seq${idx + 1}`,
+        ...value,
+        ...(task && { task }),
+        ...(organism && { organism }),
+        ...(parameters && { parameters }),
+      };
     };
   };
   const reader = new DelimitedReader(
@@ -529,7 +574,8 @@ function jsonParser(label: string): RecordParser {
         return [];
       }
       if (mode === 'done') {
-        if (text.slice(i).trim() !== '') throw new InputFormatError(`${label}: not valid JSON (text after the closing "]")`);
+        if (text.slice(i).trim() !== '')
+          throw new InputFormatError(`${label}: not valid JSON (text after the closing "]")`);
         return [];
       }
       let seg = i;
@@ -552,7 +598,8 @@ function jsonParser(label: string): RecordParser {
           elem.push(text.slice(seg, i));
           element(true);
           mode = 'done';
-          if (text.slice(i + 1).trim() !== '') throw new InputFormatError(`${label}: not valid JSON (text after the closing "]")`);
+          if (text.slice(i + 1).trim() !== '')
+            throw new InputFormatError(`${label}: not valid JSON (text after the closing "]")`);
           return take();
         } else if (c === COMMA && depth === 0) {
           elem.push(text.slice(seg, i));
@@ -642,10 +689,22 @@ export function formatFromFileName(name: string): InputFormat | undefined {
 /** The format a Content-Type names, if any (text/plain says nothing: sniff it). */
 export function formatFromContentType(ct: string | undefined): InputFormat | undefined {
   const t = (ct ?? '').split(';')[0]!.trim().toLowerCase();
-  if (t === 'application/x-ndjson' || t === 'application/jsonl' || t === 'application/x-jsonlines' || t === 'application/jsonlines') return 'jsonl';
+  if (
+    t === 'application/x-ndjson' ||
+    t === 'application/jsonl' ||
+    t === 'application/x-jsonlines' ||
+    t === 'application/jsonlines'
+  )
+    return 'jsonl';
   if (t === 'text/csv') return 'csv';
   if (t === 'text/tab-separated-values') return 'tsv';
-  if (t === 'text/x-fasta' || t === 'application/x-fasta' || t === 'chemical/seq-na-fasta' || t === 'chemical/seq-aa-fasta') return 'fasta';
+  if (
+    t === 'text/x-fasta' ||
+    t === 'application/x-fasta' ||
+    t === 'chemical/seq-na-fasta' ||
+    t === 'chemical/seq-aa-fasta'
+  )
+    return 'fasta';
   return undefined;
 }
 

@@ -15,9 +15,25 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
-import { InputFormatError, parseExchangeObject, parseJsonText, pushAll, recordParser, sniffFormat, type InputFormat, type InputRecord } from './input.js';
+import {
+  InputFormatError,
+  parseExchangeObject,
+  parseJsonText,
+  pushAll,
+  recordParser,
+  sniffFormat,
+  type InputFormat,
+  type InputRecord,
+} from './input.js';
 import { canonical, JsonObjectScanner } from './json-body.js';
-import { jobRunnerFor, MAX_JOB_RECORDS, type JobCaller, type JobRunner, type JobSettings, type JobSpec } from './runner.js';
+import {
+  jobRunnerFor,
+  MAX_JOB_RECORDS,
+  type JobCaller,
+  type JobRunner,
+  type JobSettings,
+  type JobSpec,
+} from './runner.js';
 import type { JobRow } from './store.js';
 import type { SqlRunner } from '../store/sql.js';
 
@@ -113,7 +129,11 @@ export class JobIntake {
 
   tooLarge(what = 'the job submission'): IsoError {
     const max = this.limits.maxUploadBytes;
-    return new IsoError('PAYLOAD_TOO_LARGE', `${what} is over the gateway's limit of ${max} bytes (jobs.max_upload_bytes); split the input into several jobs`, { limit_bytes: max });
+    return new IsoError(
+      'PAYLOAD_TOO_LARGE',
+      `${what} is over the gateway's limit of ${max} bytes (jobs.max_upload_bytes); split the input into several jobs`,
+      { limit_bytes: max },
+    );
   }
 
   /**
@@ -157,10 +177,14 @@ export class JobIntake {
     const max = this.limits.maxQueuedRecords;
     const mine = slot.records + adding;
     if (mine > max) {
-      throw new IsoError('PAYLOAD_TOO_LARGE', `the job has more than ${max} records, the most one API key may have waiting (jobs.max_queued_records_per_key); split it into smaller jobs`, {
-        quota: 'max_queued_records_per_key',
-        limit: max,
-      });
+      throw new IsoError(
+        'PAYLOAD_TOO_LARGE',
+        `the job has more than ${max} records, the most one API key may have waiting (jobs.max_queued_records_per_key); split it into smaller jobs`,
+        {
+          quota: 'max_queued_records_per_key',
+          limit: max,
+        },
+      );
     }
     const others = (await this.usage(slot.owner, slot, q)).records;
     if (others + mine > max) {
@@ -315,7 +339,10 @@ export class JobIntake {
   /** A JSON submission's members (its list left on disk): 400 for text that is not one JSON object. */
   async scanJson(upload: Upload): Promise<JsonScan> {
     const members = new Map<string, unknown>();
-    const scanner = new JsonObjectScanner(LIST_MEMBERS, { member: (key, text) => members.set(key, parseJsonText(text, key)), entry: () => undefined });
+    const scanner = new JsonObjectScanner(LIST_MEMBERS, {
+      member: (key, text) => members.set(key, parseJsonText(text, key)),
+      entry: () => undefined,
+    });
     try {
       for await (const text of this.read(upload)) scanner.push(text);
       scanner.end();
@@ -342,7 +369,8 @@ export class JobIntake {
       hash.update('[');
       const scanner = new JsonObjectScanner(new Set([key]), {
         member: () => undefined,
-        entry: (_k, text, index) => hash.update(`${index ? ',' : ''}${canonical(parseJsonText(text, `${key}[${index}]`))}`),
+        entry: (_k, text, index) =>
+          hash.update(`${index ? ',' : ''}${canonical(parseJsonText(text, `${key}[${index}]`))}`),
       });
       try {
         for await (const text of this.read(upload)) scanner.push(text);
@@ -403,7 +431,12 @@ export class JobIntake {
    * quotas again and queues it. With an Idempotency-Key the owner already used, stores nothing
    * and returns that job (`created: false`). Anything that fails deletes what was written.
    */
-  async ingest(sub: Submission, slot: Slot, batches: AsyncIterable<InputRecord[]> | Iterable<InputRecord[]>, signal?: AbortSignal): Promise<{ job: JobRow; created: boolean }> {
+  async ingest(
+    sub: Submission,
+    slot: Slot,
+    batches: AsyncIterable<InputRecord[]> | Iterable<InputRecord[]>,
+    signal?: AbortSignal,
+  ): Promise<{ job: JobRow; created: boolean }> {
     const prepared = this.runner.prepare(sub.spec);
     const row = this.runner.newRow(sub.spec, prepared, sub.settings, sub.caller, sub.idempotencyKey, sub.requestHash);
     const began = await this.runner.store.begin(row);
@@ -414,7 +447,8 @@ export class JobIntake {
         if (this.runner.stopped) throw new IsoError('MODEL_NOT_LOADED', 'the gateway is shutting down', undefined, 5);
         if (signal?.aborted) throw new SubmissionAborted();
         for (const r of batch) prepared.checkRecord(r);
-        if (n + batch.length > MAX_JOB_RECORDS) throw new IsoError('INVALID_REQUEST', `at most ${MAX_JOB_RECORDS} sequences per job`);
+        if (n + batch.length > MAX_JOB_RECORDS)
+          throw new IsoError('INVALID_REQUEST', `at most ${MAX_JOB_RECORDS} sequences per job`);
         await this.checkRecords(slot, batch.length);
         await this.runner.store.append(row.id, n, batch);
         n += batch.length;
@@ -466,7 +500,11 @@ export function jobIntakeFor(gw: Gateway): JobIntake {
     i = new JobIntake(
       jobRunnerFor(gw),
       join(gw.config.state_dir, 'uploads'),
-      { maxUploadBytes: c.max_upload_bytes, maxQueuedJobs: c.max_queued_jobs_per_key, maxQueuedRecords: c.max_queued_records_per_key },
+      {
+        maxUploadBytes: c.max_upload_bytes,
+        maxQueuedJobs: c.max_queued_jobs_per_key,
+        maxQueuedRecords: c.max_queued_records_per_key,
+      },
       gw.logger.child({ component: 'jobs' }),
     );
     intakes.set(gw, i);

@@ -23,7 +23,14 @@ export class LocalModels implements ModelExecutor {
   ) {
     const found = discoverPackages(config.models_dir);
     for (const p of found.packages) this.packages.set(p.manifest.name, p);
-    for (const e of found.errors) this.broken.set(e.file.replace(/\/model\.yaml$/, '').split('/').pop() ?? e.file, e.message);
+    for (const e of found.errors)
+      this.broken.set(
+        e.file
+          .replace(/\/model\.yaml$/, '')
+          .split('/')
+          .pop() ?? e.file,
+        e.message,
+      );
     // The same drivers as the gateway's: worker_user, work_dir, inline_models and the rest.
     this.factory = createWorkerFactory(driverContext(config, logger));
   }
@@ -33,7 +40,9 @@ export class LocalModels implements ModelExecutor {
     if (p) return p.manifest;
     const broken = this.broken.get(model);
     if (broken) throw new IsoError('MODEL_NOT_FOUND', `model ${model} has an invalid package: ${broken}`);
-    throw new IsoError('MODEL_NOT_FOUND', `no model named "${isValidModelName(model) ? model : model.slice(0, 80)}"`, { available: [...this.packages.keys()].sort() });
+    throw new IsoError('MODEL_NOT_FOUND', `no model named "${isValidModelName(model) ? model : model.slice(0, 80)}"`, {
+      available: [...this.packages.keys()].sort(),
+    });
   }
 
   /** Starts each model with exactly `replicas` workers; resolves when all are ready. */

@@ -27,7 +27,17 @@ import { resolveTask } from '../api/predict-request.js';
 import type { WorkItem } from '../worker/protocol.js';
 import { errorRecord, successRecord, type ItemErrorBody, type OutputRecord } from './formats.js';
 import { setOwn } from './input.js';
-import { callModel, isItemError, itemError, JobFatalError, recordOptions, round, validateRecordInput, type JobItem, type WorkContext } from './work.js';
+import {
+  callModel,
+  isItemError,
+  itemError,
+  JobFatalError,
+  recordOptions,
+  round,
+  validateRecordInput,
+  type JobItem,
+  type WorkContext,
+} from './work.js';
 import { describeZod } from '../validation/zod-message.js';
 
 const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
@@ -119,16 +129,25 @@ export function parsePipeline(raw: unknown): PipelineDef {
   const steps: PipelineStep[] = [];
   p.steps.forEach((s, i) => {
     const name = s.name ?? `step${i + 1}`;
-    if (names.has(name)) throw new IsoError('INVALID_REQUEST', `invalid pipeline: steps.${i}.name: "${name}" is ${name === 'input' ? 'reserved' : 'used twice'}`);
+    if (names.has(name))
+      throw new IsoError(
+        'INVALID_REQUEST',
+        `invalid pipeline: steps.${i}.name: "${name}" is ${name === 'input' ? 'reserved' : 'used twice'}`,
+      );
     const ref = (path: string, what: string): string[] => {
       const parts = path.split('.');
       if (!names.has(parts[0]!)) {
-        throw new IsoError('INVALID_REQUEST', `invalid pipeline: steps.${i}.${what}: "${path}" must start with input or an earlier step (${[...names].join(', ')})`);
+        throw new IsoError(
+          'INVALID_REQUEST',
+          `invalid pipeline: steps.${i}.${what}: "${path}" must start with input or an earlier step (${[...names].join(', ')})`,
+        );
       }
-      if (parts.length < 2) throw new IsoError('INVALID_REQUEST', `invalid pipeline: steps.${i}.${what}: "${path}" names no field`);
+      if (parts.length < 2)
+        throw new IsoError('INVALID_REQUEST', `invalid pipeline: steps.${i}.${what}: "${path}" names no field`);
       return parts;
     };
-    if (s.sequence !== undefined && s.input !== undefined) throw new IsoError('INVALID_REQUEST', `invalid pipeline: steps.${i}: give sequence or input, not both`);
+    if (s.sequence !== undefined && s.input !== undefined)
+      throw new IsoError('INVALID_REQUEST', `invalid pipeline: steps.${i}: give sequence or input, not both`);
     const given = s.input ?? s.sequence;
     const mapping = given ?? (i === 0 ? 'input.sequence' : `${steps[i - 1]!.name}.sequence`);
     const seq = typeof mapping === 'string' ? { from: mapping, until_stop: false } : mapping;
@@ -136,7 +155,11 @@ export function parsePipeline(raw: unknown): PipelineDef {
       name,
       model: s.model,
       task: s.task,
-      sequence: { from: ref(seq.from, s.input !== undefined ? 'input' : 'sequence'), untilStop: seq.until_stop, fromRecord: i === 0 && given === undefined },
+      sequence: {
+        from: ref(seq.from, s.input !== undefined ? 'input' : 'sequence'),
+        untilStop: seq.until_stop,
+        fromRecord: i === 0 && given === undefined,
+      },
       options: s.options,
       optionsFrom: Object.entries(s.options_from).map(([k, path]) => [k, ref(path, `options_from.${k}`)]),
     });
@@ -158,7 +181,10 @@ export function loadPipelineFile(file: string): PipelineInput {
 }
 
 /** Checks that every step's model and task exist; returns each step's manifest and task. */
-export function resolveSteps(def: PipelineDef, manifest: (model: string) => Manifest): { manifest: Manifest; task: TaskSpec }[] {
+export function resolveSteps(
+  def: PipelineDef,
+  manifest: (model: string) => Manifest,
+): { manifest: Manifest; task: TaskSpec }[] {
   return def.steps.map((s) => {
     const m = manifest(s.model);
     try {
@@ -190,7 +216,11 @@ interface ItemState {
 }
 
 /** Runs one chunk through every step, in order; a record that fails a step skips the rest. */
-export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[], ctx: WorkContext): Promise<OutputRecord[]> {
+export async function processPipelineChunk(
+  spec: PipelineSpec,
+  chunk: JobItem[],
+  ctx: WorkContext,
+): Promise<OutputRecord[]> {
   const def = parsePipeline(spec.pipeline);
   let resolved: { manifest: Manifest; task: TaskSpec }[];
   try {
@@ -200,7 +230,18 @@ export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[],
   }
   const states: ItemState[] = chunk.map((it, pos) => ({
     pos,
-    scope: new Map<string, unknown>([['input', { id: it.input.id, sequence: it.input.sequence, input: it.input.input, organism: it.input.organism, parameters: it.input.parameters ?? {} }]]),
+    scope: new Map<string, unknown>([
+      [
+        'input',
+        {
+          id: it.input.id,
+          sequence: it.input.sequence,
+          input: it.input.input,
+          organism: it.input.organism,
+          parameters: it.input.parameters ?? {},
+        },
+      ],
+    ]),
     steps: [],
     ms: 0,
     outputs: new Map<string, unknown>(),
@@ -215,7 +256,14 @@ export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[],
       if (st.error) continue;
       const fail = (e: unknown): void => {
         st.error = { ...itemError(e), step: step.name };
-        st.steps.push({ step: step.name, model: step.model, task: task.name, version: manifest.version, status: 'error', processing_time_ms: 0 });
+        st.steps.push({
+          step: step.name,
+          model: step.model,
+          task: task.name,
+          version: manifest.version,
+          status: 'error',
+          processing_time_ms: 0,
+        });
       };
       try {
         const record = chunk[st.pos]!.input;
@@ -242,10 +290,19 @@ export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[],
     if (items.length === 0) continue;
     const r = await callModel(ctx, step.model, task.name, items);
     alive.forEach((st, i) => {
-      const out = r.outputs[i] ?? { error: { code: 'PREDICTION_FAILED', message: 'the model returned no output for this record' } };
+      const out = r.outputs[i] ?? {
+        error: { code: 'PREDICTION_FAILED', message: 'the model returned no output for this record' },
+      };
       const ms = r.ms[i] ?? 0;
       st.ms += ms;
-      st.steps.push({ step: step.name, model: step.model, task: task.name, version: r.version, status: isItemError(out) ? 'error' : 'success', processing_time_ms: round(ms) });
+      st.steps.push({
+        step: step.name,
+        model: step.model,
+        task: task.name,
+        version: r.version,
+        status: isItemError(out) ? 'error' : 'success',
+        processing_time_ms: round(ms),
+      });
       if (isItemError(out)) st.error = { ...out.error, step: step.name };
       else {
         st.outputs.set(step.name, out);
@@ -256,7 +313,14 @@ export async function processPipelineChunk(spec: PipelineSpec, chunk: JobItem[],
   const service = `pipeline:${def.name}`;
   return states.map((st) => {
     const it = chunk[st.pos]!;
-    const meta = { request_id: it.input.id, processing_time_ms: round(st.ms), service, version: def.version, index: it.index, steps: st.steps };
+    const meta = {
+      request_id: it.input.id,
+      processing_time_ms: round(st.ms),
+      service,
+      version: def.version,
+      index: it.index,
+      steps: st.steps,
+    };
     // fromEntries defines own properties: whatever a step is called, its output is a field.
     const outputs = Object.fromEntries(st.outputs) as Record<string, unknown>;
     if (st.error) return errorRecord(service, { ...st.error, ...(st.outputs.size && { outputs }) }, meta);

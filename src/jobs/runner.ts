@@ -17,7 +17,18 @@ import { parsePipeline, processPipelineChunk, resolveSteps, type PipelineSpec } 
 import { countedExecutor } from './counted.js';
 import type { SqlRunner } from '../store/sql.js';
 import { JobStore, RECEIVING, TERMINAL, type JobRow, type NewJobRow } from './store.js';
-import { chunked, JobFatalError, processPredictChunk, registryExecutor, runChunks, type ChunkProcessor, type JobItem, type ModelExecutor, type PredictSpec, type WorkContext } from './work.js';
+import {
+  chunked,
+  JobFatalError,
+  processPredictChunk,
+  registryExecutor,
+  runChunks,
+  type ChunkProcessor,
+  type JobItem,
+  type ModelExecutor,
+  type PredictSpec,
+  type WorkContext,
+} from './work.js';
 
 export type JobSpec = PredictSpec | PipelineSpec;
 
@@ -154,7 +165,14 @@ export class JobRunner {
   }
 
   /** The job row of a new submission (stored by JobIntake, `receiving` until all its records are in). */
-  newRow(spec: JobSpec, prepared: PreparedSpec, settings: JobSettings, caller: JobCaller, idempotencyKey?: string, requestHash?: string): NewJobRow {
+  newRow(
+    spec: JobSpec,
+    prepared: PreparedSpec,
+    settings: JobSettings,
+    caller: JobCaller,
+    idempotencyKey?: string,
+    requestHash?: string,
+  ): NewJobRow {
     return {
       id: randomUUID(),
       name: settings.name ?? null,
@@ -176,7 +194,10 @@ export class JobRunner {
 
   /** A job that has just been queued: logged and scheduled (here, or by the shared job workers). */
   enqueue(job: JobRow): void {
-    this.logger.info({ job: job.id, kind: job.kind, model: job.model, total: job.total, owner: job.owner }, 'job submitted');
+    this.logger.info(
+      { job: job.id, kind: job.kind, model: job.model, total: job.total, owner: job.owner },
+      'job submitted',
+    );
     if (this.opts.shared) this.opts.shared.wake();
     else this.schedule();
   }
@@ -209,18 +230,34 @@ export class JobRunner {
   async resume(startedAt = Date.now()): Promise<number> {
     // Embedded: every submission older than this process is dead. Shared: another gateway may
     // still be receiving one, so only those nobody has written to for a while.
-    const dropped = await this.store.purgeReceiving(this.opts.shared ? STALE_SUBMISSION_MS : Math.max(0, Date.now() - startedAt));
-    if (dropped) this.logger.warn({ submissions: dropped }, 'deleted job submissions left half-received by a gateway that stopped');
+    const dropped = await this.store.purgeReceiving(
+      this.opts.shared ? STALE_SUBMISSION_MS : Math.max(0, Date.now() - startedAt),
+    );
+    if (dropped)
+      this.logger.warn(
+        { submissions: dropped },
+        'deleted job submissions left half-received by a gateway that stopped',
+      );
     if (this.opts.shared) return 0;
     const left = await this.store.active();
-    if (left.length) this.logger.info({ jobs: left.map((j) => ({ id: j.id, done: j.done, total: j.total })) }, 'resuming unfinished jobs');
+    if (left.length)
+      this.logger.info(
+        { jobs: left.map((j) => ({ id: j.id, done: j.done, total: j.total })) },
+        'resuming unfinished jobs',
+      );
     this.schedule();
     return left.length;
   }
 
   private start(job: JobRow): void {
     const ac = new AbortController();
-    const entry: Running = { owner: job.owner, ac, since: Date.now(), doneAtStart: job.done, promise: Promise.resolve() };
+    const entry: Running = {
+      owner: job.owner,
+      ac,
+      since: Date.now(),
+      doneAtStart: job.done,
+      promise: Promise.resolve(),
+    };
     this.running.set(job.id, entry);
     entry.promise = this.run(job, ac.signal)
       .catch((e: Error) => this.logger.error({ job: job.id, error: e.message }, 'job loop failed'))
@@ -237,9 +274,18 @@ export class JobRunner {
     if (TERMINAL.has((await this.store.get(job.id))?.status ?? 'cancelled')) return;
     this.changed(job.id);
     const spec = JSON.parse(job.spec) as JobSpec;
-    const executor = this.opts.forJob?.(this.executor, spec.kind === 'predict' ? 'job' : 'pipeline', job.id) ?? this.executor;
-    const ctx = (s: AbortSignal): WorkContext => ({ executor, signal: s, priority: job.priority, maxWaitMs: this.maxWaitMs });
-    const process: ChunkProcessor = spec.kind === 'predict' ? (c, s) => processPredictChunk(spec, c, ctx(s)) : (c, s) => processPipelineChunk(spec, c, ctx(s));
+    const executor =
+      this.opts.forJob?.(this.executor, spec.kind === 'predict' ? 'job' : 'pipeline', job.id) ?? this.executor;
+    const ctx = (s: AbortSignal): WorkContext => ({
+      executor,
+      signal: s,
+      priority: job.priority,
+      maxWaitMs: this.maxWaitMs,
+    });
+    const process: ChunkProcessor =
+      spec.kind === 'predict'
+        ? (c, s) => processPredictChunk(spec, c, ctx(s))
+        : (c, s) => processPipelineChunk(spec, c, ctx(s));
     try {
       await runChunks({
         chunks: this.pendingChunks(job.id, job.chunk_size),
@@ -252,7 +298,11 @@ export class JobRunner {
         signal,
       });
       const left = await this.store.countPending(job.id);
-      await this.store.finish(job.id, left === 0 ? 'succeeded' : 'failed', left === 0 ? null : `${left} records were left without a result`);
+      await this.store.finish(
+        job.id,
+        left === 0 ? 'succeeded' : 'failed',
+        left === 0 ? null : `${left} records were left without a result`,
+      );
       const done = await this.store.get(job.id);
       this.logger.info({ job: job.id, status: done?.status, total: done?.total, failed: done?.failed }, 'job finished');
     } catch (e) {
@@ -302,7 +352,11 @@ export class JobRunner {
    */
   async cancel(id: string, caller: JobCaller): Promise<{ job: JobRow; changed: boolean }> {
     await this.find(id, caller);
-    const changed = await this.store.finish(id, 'cancelled', caller.admin ? `cancelled by ${caller.name}` : 'cancelled by the client');
+    const changed = await this.store.finish(
+      id,
+      'cancelled',
+      caller.admin ? `cancelled by ${caller.name}` : 'cancelled by the client',
+    );
     this.running.get(id)?.ac.abort();
     this.opts.shared?.drop(id);
     this.changed(id);
@@ -333,7 +387,8 @@ export class JobRunner {
     let rate = 0;
     let soonest: number | null = null;
     const jobs: (JobRow | undefined)[] = [];
-    if (this.opts.shared) jobs.push(...(await this.store.list({ owner, status: 'running', limit: 100, offset: 0 }, q)).jobs);
+    if (this.opts.shared)
+      jobs.push(...(await this.store.list({ owner, status: 'running', limit: 100, offset: 0 }, q)).jobs);
     else for (const [id, r] of this.running) if (r.owner === owner) jobs.push(await this.store.get(id, q));
     for (const job of jobs) {
       const perS = job ? this.rate(job) : null;
@@ -428,13 +483,16 @@ const runners = new WeakMap<Gateway, JobRunner>();
 export function jobRunnerFor(gw: Gateway): JobRunner {
   let r = runners.get(gw);
   if (!r) {
-    if (gw.config.database_url && !gw.shared) throw new Error('the shared job store is not open yet (Gateway.start() opens it)');
+    if (gw.config.database_url && !gw.shared)
+      throw new Error('the shared job store is not open yet (Gateway.start() opens it)');
     const store = gw.shared?.jobs ?? JobStore.embedded(gw.store);
     const logger = gw.logger.child({ component: 'jobs' });
     r = new JobRunner(store, registryExecutor(gw.registry), logger, {
       maxWaitMs: MAX_WAIT_MS,
       forJob: (executor, source, id) => countedExecutor(executor, gw, source, id),
-      ...(gw.shared && { shared: { wake: () => gw.sharedJobs?.poke(), drop: (id: string) => gw.sharedJobs?.drop(id) } }),
+      ...(gw.shared && {
+        shared: { wake: () => gw.sharedJobs?.poke(), drop: (id: string) => gw.sharedJobs?.drop(id) },
+      }),
     });
     runners.set(gw, r);
   }
@@ -444,5 +502,7 @@ export function jobRunnerFor(gw: Gateway): JobRunner {
 /** Called by Gateway.start() once the models are loaded. */
 export function resumeJobs(gw: Gateway): void {
   const runner = jobRunnerFor(gw);
-  runner.resume(gw.startedAt).catch((e: Error) => gw.logger.error({ component: 'jobs', error: e.message }, 'cannot resume the unfinished jobs'));
+  runner
+    .resume(gw.startedAt)
+    .catch((e: Error) => gw.logger.error({ component: 'jobs', error: e.message }, 'cannot resume the unfinished jobs'));
 }

@@ -19,7 +19,11 @@ export const SHARED_JOB_LEASE_MS = 10_000;
 /** How long a job waits for a model that is not serving before it fails (as the local runner). */
 const MAX_WAIT_MS = 10 * 60_000;
 
-export function sharedJobWorker(gw: Gateway, store: JobStore, opts: { leaseMs?: number; idleMs?: number } = {}): SharedJobWorker {
+export function sharedJobWorker(
+  gw: Gateway,
+  store: JobStore,
+  opts: { leaseMs?: number; idleMs?: number } = {},
+): SharedJobWorker {
   const base = registryExecutor(gw.registry);
   const log = gw.logger.child({ component: 'shared-jobs' });
   return new SharedJobWorker({

@@ -165,7 +165,10 @@ export interface JobRow {
   owner_name: string | null;
 }
 
-export type NewJobRow = Omit<JobRow, 'total' | 'done' | 'failed' | 'error' | 'started_at' | 'finished_at' | 'updated_at' | 'status'>;
+export type NewJobRow = Omit<
+  JobRow,
+  'total' | 'done' | 'failed' | 'error' | 'started_at' | 'finished_at' | 'updated_at' | 'status'
+>;
 
 export interface ResultRow {
   idx: number;
@@ -200,7 +203,9 @@ export interface CommitOutcome {
 
 /** The database's clock in ms since the epoch, so that leases do not depend on gateways' clocks. */
 function nowMs(q: SqlRunner): string {
-  return q.dialect === 'postgres' ? 'CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)' : "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+  return q.dialect === 'postgres'
+    ? 'CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)'
+    : "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 }
 
 function isUniqueViolation(e: unknown): boolean {
@@ -254,7 +259,23 @@ export class JobStore {
       await this.sql.run(
         `INSERT INTO jobs (id, name, kind, model, task, spec, status, total, chunk_size, workers, priority, idempotency_key, request_hash, created_at, updated_at, owner, owner_name)
          VALUES (?, ?, ?, ?, ?, ?, '${RECEIVING}', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [row.id, row.name, row.kind, row.model, row.task, row.spec, row.chunk_size, row.workers, row.priority, row.idempotency_key, row.request_hash, row.created_at, row.created_at, row.owner, row.owner_name],
+        [
+          row.id,
+          row.name,
+          row.kind,
+          row.model,
+          row.task,
+          row.spec,
+          row.chunk_size,
+          row.workers,
+          row.priority,
+          row.idempotency_key,
+          row.request_hash,
+          row.created_at,
+          row.created_at,
+          row.owner,
+          row.owner_name,
+        ],
       );
     } catch (e) {
       // Another gateway took the same Idempotency-Key between the look-up and the insert.
@@ -274,9 +295,15 @@ export class JobStore {
         const n = Math.min(ROWS_PER_INSERT, inputs.length - i);
         const args: unknown[] = [];
         for (let k = i; k < i + n; k++) args.push(id, first + k, JSON.stringify(inputs[k]));
-        await q.run(`INSERT INTO job_items (job_id, idx, input) VALUES ${Array<string>(n).fill('(?, ?, ?)').join(', ')}`, args);
+        await q.run(
+          `INSERT INTO job_items (job_id, idx, input) VALUES ${Array<string>(n).fill('(?, ?, ?)').join(', ')}`,
+          args,
+        );
       }
-      const grown = await q.run(`UPDATE jobs SET total = total + ?, updated_at = ? WHERE id = ? AND status = '${RECEIVING}'`, [inputs.length, new Date().toISOString(), id]);
+      const grown = await q.run(
+        `UPDATE jobs SET total = total + ?, updated_at = ? WHERE id = ? AND status = '${RECEIVING}'`,
+        [inputs.length, new Date().toISOString(), id],
+      );
       if (grown !== 1) throw new Error(`job ${id} is not being received`);
     });
   }
@@ -289,11 +316,17 @@ export class JobStore {
    */
   async activate(id: string, check: (q: SqlRunner) => Promise<void> | void = () => undefined): Promise<JobRow> {
     await this.sql.tx(async (q) => {
-      const [job] = await q.query<{ owner: string; total: number; chunk_size: number }>(`SELECT owner, total, chunk_size FROM jobs WHERE id = ? AND status = '${RECEIVING}'`, [id]);
+      const [job] = await q.query<{ owner: string; total: number; chunk_size: number }>(
+        `SELECT owner, total, chunk_size FROM jobs WHERE id = ? AND status = '${RECEIVING}'`,
+        [id],
+      );
       if (!job) throw new Error(`job ${id} is not being received`);
       // Two gateways activating jobs of one key take turns, so neither counts without the other's
       // (SQLite's BEGIN IMMEDIATE already serialises every writer).
-      if (q.dialect === 'postgres') await q.query(`SELECT pg_advisory_xact_lock(hashtext('isomodel.jobs.owner'), hashtext(CAST(? AS TEXT)))`, [job.owner]);
+      if (q.dialect === 'postgres')
+        await q.query(`SELECT pg_advisory_xact_lock(hashtext('isomodel.jobs.owner'), hashtext(CAST(? AS TEXT)))`, [
+          job.owner,
+        ]);
       await check(q);
       const total = Number(job.total);
       const size = Math.max(1, Number(job.chunk_size));
@@ -301,10 +334,16 @@ export class JobStore {
       if (this.leases) for (let lo = 0; lo < total; lo += size) bounds.push(lo);
       for (let i = 0; i < bounds.length; i += ROWS_PER_INSERT) {
         const part = bounds.slice(i, i + ROWS_PER_INSERT);
-        await q.run(`INSERT INTO job_chunks (job_id, lo, hi) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`, part.flatMap((lo) => [id, lo, Math.min(lo + size, total)]));
+        await q.run(
+          `INSERT INTO job_chunks (job_id, lo, hi) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`,
+          part.flatMap((lo) => [id, lo, Math.min(lo + size, total)]),
+        );
       }
       const now = new Date().toISOString();
-      await q.run(`UPDATE jobs SET status = 'queued', created_at = ?, updated_at = ? WHERE id = ? AND status = '${RECEIVING}'`, [now, now, id]);
+      await q.run(
+        `UPDATE jobs SET status = 'queued', created_at = ?, updated_at = ? WHERE id = ? AND status = '${RECEIVING}'`,
+        [now, now, id],
+      );
     });
     return (await this.get(id))!;
   }
@@ -317,7 +356,10 @@ export class JobStore {
 
   /** The job an owner submitted under an Idempotency-Key. */
   async getByKey(owner: string, key: string): Promise<JobRow | undefined> {
-    const [row] = await this.sql.query<JobRow>('SELECT * FROM jobs WHERE owner = ? AND idempotency_key = ?', [owner, key]);
+    const [row] = await this.sql.query<JobRow>('SELECT * FROM jobs WHERE owner = ? AND idempotency_key = ?', [
+      owner,
+      key,
+    ]);
     return row;
   }
 
@@ -331,17 +373,28 @@ export class JobStore {
   }
 
   /** Jobs newest first; only `owner`'s when given. Submissions being received are never listed. */
-  async list(opts: { owner?: string; status?: string; model?: string; limit: number; offset: number }, q: SqlRunner = this.sql): Promise<{ jobs: JobRow[]; total: number }> {
+  async list(
+    opts: { owner?: string; status?: string; model?: string; limit: number; offset: number },
+    q: SqlRunner = this.sql,
+  ): Promise<{ jobs: JobRow[]; total: number }> {
     const where: string[] = [`status != '${RECEIVING}'`];
     const args: unknown[] = [];
-    for (const [col, v] of [['owner', opts.owner], ['status', opts.status], ['model', opts.model]] as const) {
+    for (const [col, v] of [
+      ['owner', opts.owner],
+      ['status', opts.status],
+      ['model', opts.model],
+    ] as const) {
       if (v !== undefined && v !== '') {
         where.push(`${col} = ?`);
         args.push(v);
       }
     }
     const w = `WHERE ${where.join(' AND ')}`;
-    const jobs = await q.query<JobRow>(`SELECT * FROM jobs ${w} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, [...args, opts.limit, opts.offset]);
+    const jobs = await q.query<JobRow>(`SELECT * FROM jobs ${w} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, [
+      ...args,
+      opts.limit,
+      opts.offset,
+    ]);
     const [n] = await q.query<{ n: number }>(`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM jobs ${w}`, args);
     return { jobs, total: Number(n?.n ?? 0) };
   }
@@ -352,7 +405,10 @@ export class JobStore {
    */
   async discardSome(id: string, maxRows: number): Promise<boolean> {
     return this.sql.tx(async (q) => {
-      const [bound] = await q.query<{ idx: number }>('SELECT idx FROM job_items WHERE job_id = ? ORDER BY idx LIMIT 1 OFFSET ?', [id, maxRows]);
+      const [bound] = await q.query<{ idx: number }>(
+        'SELECT idx FROM job_items WHERE job_id = ? ORDER BY idx LIMIT 1 OFFSET ?',
+        [id, maxRows],
+      );
       if (bound) {
         await q.run('DELETE FROM job_items WHERE job_id = ? AND idx < ?', [id, bound.idx]);
         return false;
@@ -371,7 +427,10 @@ export class JobStore {
    */
   async purgeReceiving(olderThanMs: number): Promise<number> {
     const before = new Date(Date.now() - olderThanMs).toISOString();
-    const rows = await this.sql.query<{ id: string }>(`SELECT id FROM jobs WHERE status = '${RECEIVING}' AND updated_at < ?`, [before]);
+    const rows = await this.sql.query<{ id: string }>(
+      `SELECT id FROM jobs WHERE status = '${RECEIVING}' AND updated_at < ?`,
+      [before],
+    );
     for (const r of rows) while (!(await this.discardSome(r.id, 10_000)));
     return rows.length;
   }
@@ -380,7 +439,12 @@ export class JobStore {
   async pruneFinished(before: string, batch = 50): Promise<number> {
     let removed = 0;
     for (;;) {
-      const ids = (await this.sql.query<{ id: string }>(`SELECT id FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? ORDER BY finished_at LIMIT ?`, [before, batch])).map((r) => r.id);
+      const ids = (
+        await this.sql.query<{ id: string }>(
+          `SELECT id FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? ORDER BY finished_at LIMIT ?`,
+          [before, batch],
+        )
+      ).map((r) => r.id);
       for (const id of ids) {
         await this.sql.tx(async (q) => {
           await q.run('DELETE FROM job_items WHERE job_id = ?', [id]);
@@ -413,16 +477,25 @@ export class JobStore {
         onlyJob ? [onlyJob] : [],
       );
       if (!c) return null;
-      await q.run(`UPDATE job_chunks SET lease_owner = ?, lease_until = ${now} + ?, attempts = attempts + 1 WHERE job_id = ? AND lo = ?`, [owner, ttlMs, c.job_id, c.lo]);
+      await q.run(
+        `UPDATE job_chunks SET lease_owner = ?, lease_until = ${now} + ?, attempts = attempts + 1 WHERE job_id = ? AND lo = ?`,
+        [owner, ttlMs, c.job_id, c.lo],
+      );
       // Only the first claim touches the job row: the others never wait on a commit's lock of it.
       if (c.job_status === 'queued') {
         const iso = new Date().toISOString();
-        await q.run(`UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status = 'queued'`, [iso, iso, c.job_id]);
+        await q.run(
+          `UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status = 'queued'`,
+          [iso, iso, c.job_id],
+        );
       }
       return { jobId: c.job_id, lo: Number(c.lo), hi: Number(c.hi), attempts: Number(c.attempts) + 1 };
     });
     if (!got) return null;
-    const rows = await this.sql.query<{ idx: number; input: string }>(`SELECT idx, input FROM job_items WHERE job_id = ? AND idx >= ? AND idx < ? AND status = 'pending' ORDER BY idx`, [got.jobId, got.lo, got.hi]);
+    const rows = await this.sql.query<{ idx: number; input: string }>(
+      `SELECT idx, input FROM job_items WHERE job_id = ? AND idx >= ? AND idx < ? AND status = 'pending' ORDER BY idx`,
+      [got.jobId, got.lo, got.hi],
+    );
     return { ...got, items: rows.map((r) => ({ idx: Number(r.idx), input: JSON.parse(r.input) as InputRecord })) };
   }
 
@@ -443,7 +516,10 @@ export class JobStore {
 
   /** Gives up `owner`'s leases at once (a gateway stopping cleanly), so others need not wait for them to expire. */
   async release(owner: string): Promise<number> {
-    return this.sql.run(`UPDATE job_chunks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND status = 'open'`, [owner]);
+    return this.sql.run(
+      `UPDATE job_chunks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND status = 'open'`,
+      [owner],
+    );
   }
 
   /**
@@ -489,8 +565,18 @@ export class JobStore {
         // The chunk closes, then the counters: taking the job row's lock last keeps it for one round
         // trip, so commits of one job hardly wait on each other. A job that ended meanwhile
         // (cancelled) gets nothing: the results above are rolled back.
-        if (lo !== undefined) await q.run(`UPDATE job_chunks SET status = 'done', lease_owner = NULL, lease_until = NULL WHERE job_id = ? AND lo = ?`, [jobId, lo]);
-        if ((await q.run(`UPDATE jobs SET done = done + ?, failed = failed + ?, updated_at = ? WHERE id = ? AND status IN ${ACTIVE}`, [written, failed, new Date().toISOString(), jobId])) !== 1) throw ended;
+        if (lo !== undefined)
+          await q.run(
+            `UPDATE job_chunks SET status = 'done', lease_owner = NULL, lease_until = NULL WHERE job_id = ? AND lo = ?`,
+            [jobId, lo],
+          );
+        if (
+          (await q.run(
+            `UPDATE jobs SET done = done + ?, failed = failed + ?, updated_at = ? WHERE id = ? AND status IN ${ACTIVE}`,
+            [written, failed, new Date().toISOString(), jobId],
+          )) !== 1
+        )
+          throw ended;
         return written;
       });
     } catch (e) {
@@ -501,19 +587,28 @@ export class JobStore {
 
   /** Pending records after index `after`, in input order (the local runner reads a job page by page). */
   async pendingAfter(id: string, after: number, limit: number): Promise<{ idx: number; input: InputRecord }[]> {
-    const rows = await this.sql.query<{ idx: number; input: string }>(`SELECT idx, input FROM job_items WHERE job_id = ? AND idx > ? AND status = 'pending' ORDER BY idx LIMIT ?`, [id, after, limit]);
+    const rows = await this.sql.query<{ idx: number; input: string }>(
+      `SELECT idx, input FROM job_items WHERE job_id = ? AND idx > ? AND status = 'pending' ORDER BY idx LIMIT ?`,
+      [id, after, limit],
+    );
     return rows.map((r) => ({ idx: Number(r.idx), input: JSON.parse(r.input) as InputRecord }));
   }
 
   async countPending(id: string): Promise<number> {
-    const [row] = await this.sql.query<{ n: number }>(`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_items WHERE job_id = ? AND status = 'pending'`, [id]);
+    const [row] = await this.sql.query<{ n: number }>(
+      `SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_items WHERE job_id = ? AND status = 'pending'`,
+      [id],
+    );
     return Number(row?.n ?? 0);
   }
 
   /** The local runner has started the job. */
   async markRunning(id: string): Promise<void> {
     const now = new Date().toISOString();
-    await this.sql.run(`UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status IN ${ACTIVE}`, [now, now, id]);
+    await this.sql.run(
+      `UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status IN ${ACTIVE}`,
+      [now, now, id],
+    );
   }
 
   /**
@@ -548,13 +643,25 @@ export class JobStore {
 
   /** Records from index `from` on, in input order (pending ones included, with a null result). */
   async results(id: string, from: number, limit: number): Promise<ResultRow[]> {
-    const rows = await this.sql.query<ResultRow>('SELECT idx, status, result FROM job_items WHERE job_id = ? AND idx >= ? ORDER BY idx LIMIT ?', [id, from, limit]);
+    const rows = await this.sql.query<ResultRow>(
+      'SELECT idx, status, result FROM job_items WHERE job_id = ? AND idx >= ? ORDER BY idx LIMIT ?',
+      [id, from, limit],
+    );
     return rows.map((r) => ({ ...r, idx: Number(r.idx) }));
   }
 
   /** Moves an unfinished job to a final status (cancel, fatal error); false when it had already finished. */
-  async finish(id: string, status: 'succeeded' | 'failed' | 'cancelled', error: string | null = null): Promise<boolean> {
+  async finish(
+    id: string,
+    status: 'succeeded' | 'failed' | 'cancelled',
+    error: string | null = null,
+  ): Promise<boolean> {
     const now = new Date().toISOString();
-    return (await this.sql.run(`UPDATE jobs SET status = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? AND status IN ${ACTIVE}`, [status, error, now, now, id])) > 0;
+    return (
+      (await this.sql.run(
+        `UPDATE jobs SET status = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? AND status IN ${ACTIVE}`,
+        [status, error, now, now, id],
+      )) > 0
+    );
   }
 }

@@ -27,11 +27,19 @@ export interface ModelExecutor {
   /** The manifest of a known model (throws MODEL_NOT_FOUND). */
   manifest(model: string): Manifest;
   /** One batch request; throws an IsoError when the request fails as a whole. */
-  submit(model: string, req: { task: string; items: WorkItem[]; signal: AbortSignal; priority?: number }): Promise<{ outputs: ItemOutput[]; version: string }>;
+  submit(
+    model: string,
+    req: { task: string; items: WorkItem[]; signal: AbortSignal; priority?: number },
+  ): Promise<{ outputs: ItemOutput[]; version: string }>;
 }
 
-export function deploymentSubmit(dep: ModelDeployment, req: { task: string; items: WorkItem[]; signal: AbortSignal; priority?: number }): Promise<{ outputs: ItemOutput[]; version: string }> {
-  return dep.submit({ task: req.task, items: req.items, signal: req.signal, priority: req.priority }).then((outputs) => ({ outputs, version: dep.version }));
+export function deploymentSubmit(
+  dep: ModelDeployment,
+  req: { task: string; items: WorkItem[]; signal: AbortSignal; priority?: number },
+): Promise<{ outputs: ItemOutput[]; version: string }> {
+  return dep
+    .submit({ task: req.task, items: req.items, signal: req.signal, priority: req.priority })
+    .then((outputs) => ({ outputs, version: dep.version }));
 }
 
 /** The gateway's models, as the registry serves them (blue/green swaps included). */
@@ -127,14 +135,16 @@ export async function callModel(ctx: WorkContext, model: string, task: string, i
       if (err.code === 'MODEL_NOT_LOADED' && !isRetryable(err)) throw new JobFatalError(err.code, err.message);
       if (RETRYABLE.has(err.code)) {
         waitingSince ??= Date.now();
-        if (Date.now() - waitingSince > ctx.maxWaitMs) throw new JobFatalError(err.code, `gave up after ${Math.round(ctx.maxWaitMs / 1000)} s: ${err.message}`);
+        if (Date.now() - waitingSince > ctx.maxWaitMs)
+          throw new JobFatalError(err.code, `gave up after ${Math.round(ctx.maxWaitMs / 1000)} s: ${err.message}`);
         const wait = err.retryAfterS !== undefined && err.code !== 'QUEUE_FULL' ? err.retryAfterS * 1000 : backoff;
         backoff = Math.min(backoff * 2, 2000);
         await sleep(wait, ctx.signal);
         continue;
       }
       const ms = performance.now() - t0;
-      if (items.length === 1) return { outputs: [{ error: itemError(err) }], version: ctx.executor.manifest(model).version, ms: [ms] };
+      if (items.length === 1)
+        return { outputs: [{ error: itemError(err) }], version: ctx.executor.manifest(model).version, ms: [ms] };
       // A whole-batch failure (crash, timeout): find the culprit by halves; the rest still succeed.
       const mid = Math.ceil(items.length / 2);
       const a = await callModel(ctx, model, task, items.slice(0, mid));
@@ -150,7 +160,11 @@ export function isItemError(o: ItemOutput): o is { error: ItemErrorBody } {
 }
 
 /** Model options for one record: job options < organism < parameters. */
-export function recordOptions(base: Record<string, unknown>, input: InputRecord, allowed?: (key: string) => boolean): Record<string, unknown> {
+export function recordOptions(
+  base: Record<string, unknown>,
+  input: InputRecord,
+  allowed?: (key: string) => boolean,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   // Option names come from requests and files: set as own properties, never as a prototype.
   const put = (k: string, v: unknown): void => {
@@ -171,8 +185,16 @@ export { taskRule };
  */
 export function validateRecordInput(task: TaskSpec, raw: unknown, field: string, asSequence: boolean): ValidInput {
   if (task.input_type !== 'sequence') {
-    if (raw === undefined) throw new IsoError('INVALID_REQUEST', `the record has no input: task ${task.name} takes ${task.input_type} input (give it "input")`);
-    if (asSequence && !takesStrings(task.input_type)) throw new IsoError('INVALID_REQUEST', `task ${task.name} takes ${task.input_type} input: give the record "input", not "sequence"`);
+    if (raw === undefined)
+      throw new IsoError(
+        'INVALID_REQUEST',
+        `the record has no input: task ${task.name} takes ${task.input_type} input (give it "input")`,
+      );
+    if (asSequence && !takesStrings(task.input_type))
+      throw new IsoError(
+        'INVALID_REQUEST',
+        `task ${task.name} takes ${task.input_type} input: give the record "input", not "sequence"`,
+      );
   }
   return validateInput(task, raw, field);
 }
@@ -194,7 +216,11 @@ export interface PredictSpec {
 }
 
 /** Runs one chunk of a single-model job: one record per item, in chunk order. */
-export async function processPredictChunk(spec: PredictSpec, chunk: JobItem[], ctx: WorkContext): Promise<OutputRecord[]> {
+export async function processPredictChunk(
+  spec: PredictSpec,
+  chunk: JobItem[],
+  ctx: WorkContext,
+): Promise<OutputRecord[]> {
   let manifest: Manifest;
   try {
     manifest = ctx.executor.manifest(spec.model);
@@ -204,7 +230,13 @@ export async function processPredictChunk(spec: PredictSpec, chunk: JobItem[], c
   const records = new Array<OutputRecord>(chunk.length);
   const groups = new Map<string, { pos: number[]; items: WorkItem[] }>();
   chunk.forEach((it, pos) => {
-    const meta = { request_id: it.input.id, processing_time_ms: 0, service: spec.model, version: manifest.version, index: it.index };
+    const meta = {
+      request_id: it.input.id,
+      processing_time_ms: 0,
+      service: spec.model,
+      version: manifest.version,
+      index: it.index,
+    };
     let taskName = it.input.task ?? spec.task ?? manifest.tasks[0]!.name;
     try {
       const task = resolveTask(manifest, it.input.task ?? spec.task);
@@ -221,9 +253,17 @@ export async function processPredictChunk(spec: PredictSpec, chunk: JobItem[], c
   for (const [task, g] of groups) {
     const r = await callModel(ctx, spec.model, task, g.items);
     g.pos.forEach((pos, i) => {
-      const out = r.outputs[i] ?? { error: { code: 'PREDICTION_FAILED', message: 'the model returned no output for this record' } };
+      const out = r.outputs[i] ?? {
+        error: { code: 'PREDICTION_FAILED', message: 'the model returned no output for this record' },
+      };
       const it = chunk[pos]!;
-      const meta = { request_id: it.input.id, processing_time_ms: round(r.ms[i] ?? 0), service: spec.model, version: r.version, index: it.index };
+      const meta = {
+        request_id: it.input.id,
+        processing_time_ms: round(r.ms[i] ?? 0),
+        service: spec.model,
+        version: r.version,
+        index: it.index,
+      };
       records[pos] = isItemError(out) ? errorRecord(task, out.error, meta) : successRecord(task, out, meta);
     });
   }

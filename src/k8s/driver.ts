@@ -2,7 +2,16 @@
 // @kubernetes/client-node 1.x: server-side apply (the API server merges, isomodel owns its
 // fields), a watch on the Deployment until its new pods are available, and delete.
 // Tested against a fake API server (test/k8s-fake-api.ts), not a live cluster: docs/kubernetes.md.
-import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, Watch, type KubernetesObject, type V1Deployment } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  Watch,
+  type KubernetesObject,
+  type V1Deployment,
+} from '@kubernetes/client-node';
 import type { K8sObject } from './render.js';
 
 export const FIELD_MANAGER = 'isomodel';
@@ -35,9 +44,15 @@ export interface RolloutState {
 export function rolloutState(d: V1Deployment): RolloutState {
   const generation = d.metadata?.generation ?? 0;
   const s = d.status ?? {};
-  if ((s.observedGeneration ?? 0) < generation) return { done: false, message: `waiting for the controller to observe generation ${generation}` };
+  if ((s.observedGeneration ?? 0) < generation)
+    return { done: false, message: `waiting for the controller to observe generation ${generation}` };
   const progressing = s.conditions?.find((c) => c.type === 'Progressing');
-  if (progressing?.reason === 'ProgressDeadlineExceeded') return { done: false, failed: progressing.message ?? 'progress deadline exceeded', message: `progress deadline exceeded` };
+  if (progressing?.reason === 'ProgressDeadlineExceeded')
+    return {
+      done: false,
+      failed: progressing.message ?? 'progress deadline exceeded',
+      message: `progress deadline exceeded`,
+    };
   const want = d.spec?.replicas ?? 1;
   const updated = s.updatedReplicas ?? 0;
   const total = s.replicas ?? 0;
@@ -88,7 +103,8 @@ export class KubernetesDriver {
     if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
     else kc.loadFromDefault();
     if (opts.context) kc.setCurrentContext(opts.context);
-    if (!kc.getCurrentCluster()) throw new Error('no current cluster in the kubeconfig (set KUBECONFIG, --kubeconfig or --context)');
+    if (!kc.getCurrentCluster())
+      throw new Error('no current cluster in the kubeconfig (set KUBECONFIG, --kubeconfig or --context)');
     return new KubernetesDriver(kc);
   }
 
@@ -104,7 +120,13 @@ export class KubernetesDriver {
       }
     }
     try {
-      await this.core.createNamespace({ body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'isomodel' } } } });
+      await this.core.createNamespace({
+        body: {
+          apiVersion: 'v1',
+          kind: 'Namespace',
+          metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'isomodel' } },
+        },
+      });
       return true;
     } catch (e) {
       if (e instanceof ApiException && e.code === 409) return false; // created meanwhile
@@ -119,8 +141,20 @@ export class KubernetesDriver {
       // client-node fills in defaults on the object it is given: send a copy.
       const spec = structuredClone(obj) as KubernetesObject;
       try {
-        const res = await this.objects.patch(spec, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
-        out.push({ kind: obj.kind!, name: res.metadata?.name ?? obj.metadata!.name!, namespace: res.metadata?.namespace, generation: res.metadata?.generation });
+        const res = await this.objects.patch(
+          spec,
+          undefined,
+          undefined,
+          FIELD_MANAGER,
+          true,
+          PatchStrategy.ServerSideApply,
+        );
+        out.push({
+          kind: obj.kind!,
+          name: res.metadata?.name ?? obj.metadata!.name!,
+          namespace: res.metadata?.namespace,
+          generation: res.metadata?.generation,
+        });
       } catch (e) {
         throw apiError(e, `apply ${describe(obj)}`);
       }
@@ -133,7 +167,14 @@ export class KubernetesDriver {
     const gone: string[] = [];
     for (const obj of [...objects].reverse()) {
       try {
-        await this.objects.delete(structuredClone(obj) as KubernetesObject, undefined, undefined, undefined, undefined, 'Foreground');
+        await this.objects.delete(
+          structuredClone(obj) as KubernetesObject,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          'Foreground',
+        );
         gone.push(describe(obj));
       } catch (e) {
         if (!isNotFound(e)) throw apiError(e, `delete ${describe(obj)}`);
@@ -146,7 +187,11 @@ export class KubernetesDriver {
    * Watches one Deployment until its rollout is available, fails, or `timeoutMs` passes. A watch
    * the server closes (they time out) is opened again; each new watch starts with the current state.
    */
-  waitForRollout(namespace: string, name: string, opts: { timeoutMs?: number; onProgress?: (message: string) => void } = {}): Promise<V1Deployment> {
+  waitForRollout(
+    namespace: string,
+    name: string,
+    opts: { timeoutMs?: number; onProgress?: (message: string) => void } = {},
+  ): Promise<V1Deployment> {
     const timeoutMs = opts.timeoutMs ?? 600_000;
     const watch = new Watch(this.kc);
     const path = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments`;
@@ -164,7 +209,15 @@ export class KubernetesDriver {
         if (err) reject(err);
         else resolve(d!);
       };
-      const timer = setTimeout(() => finish(new Error(`deployment/${name} in ${namespace} is not available after ${Math.round(timeoutMs / 1000)} s: ${last}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          finish(
+            new Error(
+              `deployment/${name} in ${namespace} is not available after ${Math.round(timeoutMs / 1000)} s: ${last}`,
+            ),
+          ),
+        timeoutMs,
+      );
       const open = async (): Promise<void> => {
         if (finished) return;
         try {

@@ -79,7 +79,10 @@ const LABEL_PREFIX = 'app.kubernetes.io';
 
 /** DNS-1035 label (Services need one): isomodel-<name>, hashed when the name had to change. */
 export function resourceName(model: string): string {
-  const slug = model.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+  const slug = model
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
   const base = `isomodel-${slug}`;
   // Hash whenever the slug differs, so "a.b" and "a-b" (or a model called "gateway") never collide.
   if (slug === model && base.length <= 63 && model !== 'gateway') return base;
@@ -127,7 +130,16 @@ const milli = (cpus: number): string => `${Math.max(1, Math.round(cpus * 1000))}
 const mebi = (mb: number): string => `${Math.ceil(mb)}Mi`;
 
 /** Settings that travel from the operator's config into the pods (paths on this machine do not). */
-const PASS_THROUGH = ['log_level', 'body_limit_bytes', 'max_batch_sequences', 'rate_limit', 'python', 'monitor', 'worker_log', 'inline_models'] as const;
+const PASS_THROUGH = [
+  'log_level',
+  'body_limit_bytes',
+  'max_batch_sequences',
+  'rate_limit',
+  'python',
+  'monitor',
+  'worker_log',
+  'inline_models',
+] as const;
 
 /** The pod's isomodel.config.yaml: only what differs from the defaults, plus what a pod needs. */
 function podConfig(config: Config | undefined, fixed: Record<string, unknown>, notes: string[]): string {
@@ -140,12 +152,19 @@ function podConfig(config: Config | undefined, fixed: Record<string, unknown>, n
   if (config && config.envs.index_url) out.envs = { index_url: config.envs.index_url };
   // A pod listens on its pod IP, which isomodel refuses without API keys (src/gateway.ts).
   const keys = config?.auth.keys ?? [];
-  out.auth = { keys: keys.length > 0 ? keys : [PLACEHOLDER_KEY], ...(config && !config.auth.public_metrics ? { public_metrics: false } : {}) };
+  out.auth = {
+    keys: keys.length > 0 ? keys : [PLACEHOLDER_KEY],
+    ...(config && !config.auth.public_metrics ? { public_metrics: false } : {}),
+  };
   const head = ['# isomodel configuration inside the pod (rendered by `isomodel deploy k8s`, docs/kubernetes.md).'];
   if (keys.length === 0) {
     head.push('# auth.keys holds a PLACEHOLDER digest that matches no key: probes answer, every API call is refused.');
-    head.push('# Replace it with your key\'s SHA-256 (printf %s "$KEY" | sha256sum), or render from a config with auth.keys.');
-    notes.push('no auth.keys in the configuration: the rendered pods carry a placeholder digest that matches no key, so every API call is refused until you replace it (docs/kubernetes.md#api-keys)');
+    head.push(
+      '# Replace it with your key\'s SHA-256 (printf %s "$KEY" | sha256sum), or render from a config with auth.keys.',
+    );
+    notes.push(
+      'no auth.keys in the configuration: the rendered pods carry a placeholder digest that matches no key, so every API call is refused until you replace it (docs/kubernetes.md#api-keys)',
+    );
   }
   return `${head.join('\n')}\n${stringify(out, { lineWidth: 0 })}`;
 }
@@ -182,7 +201,11 @@ interface PodParts {
   image: string;
 }
 
-function deployment(p: PodParts, o: Required<Omit<RenderOptions, 'config' | 'imageRegistry' | 'gatewayReplicas' | 'databaseUrlSecret'>>, replicas: number | undefined): V1Deployment {
+function deployment(
+  p: PodParts,
+  o: Required<Omit<RenderOptions, 'config' | 'imageRegistry' | 'gatewayReplicas' | 'databaseUrlSecret'>>,
+  replicas: number | undefined,
+): V1Deployment {
   const mounts: V1VolumeMount[] = [
     { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
     { name: 'state', mountPath: STATE_DIR },
@@ -220,12 +243,19 @@ function deployment(p: PodParts, o: Required<Omit<RenderOptions, 'config' | 'ima
     securityContext: containerSecurity,
     volumeMounts: mounts,
   };
-  const tolerations: V1Toleration[] = p.gpus > 0 ? [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] : [];
+  const tolerations: V1Toleration[] =
+    p.gpus > 0 ? [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] : [];
   const pod: V1PodSpec = {
     // No API access needed; no Service environment variables (ISOMODEL_PORT=tcp://… would be read as the port).
     automountServiceAccountToken: false,
     enableServiceLinks: false,
-    securityContext: { runAsNonRoot: true, runAsUser: RUN_AS, runAsGroup: RUN_AS, fsGroup: RUN_AS, seccompProfile: { type: 'RuntimeDefault' } },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: RUN_AS,
+      runAsGroup: RUN_AS,
+      fsGroup: RUN_AS,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
     // SIGTERM drains: in-flight batches finish before the workers stop.
     terminationGracePeriodSeconds: 45,
     ...(p.initContainers ? { initContainers: p.initContainers } : {}),
@@ -266,7 +296,13 @@ function deployment(p: PodParts, o: Required<Omit<RenderOptions, 'config' | 'ima
   };
 }
 
-function configMap(instance: string, component: 'model' | 'gateway', version: string, namespace: string, text: string): V1ConfigMap {
+function configMap(
+  instance: string,
+  component: 'model' | 'gateway',
+  version: string,
+  namespace: string,
+  text: string,
+): V1ConfigMap {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -280,11 +316,21 @@ function service(instance: string, component: 'model' | 'gateway', version: stri
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name: instance, namespace, labels: labels(instance, component, version) },
-    spec: { type: 'ClusterIP', selector: selector(instance), ports: [{ name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' }] },
+    spec: {
+      type: 'ClusterIP',
+      selector: selector(instance),
+      ports: [{ name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' }],
+    },
   };
 }
 
-function networkPolicy(instance: string, component: 'model' | 'gateway', version: string, namespace: string, denyEgress: boolean): V1NetworkPolicy {
+function networkPolicy(
+  instance: string,
+  component: 'model' | 'gateway',
+  version: string,
+  namespace: string,
+  denyEgress: boolean,
+): V1NetworkPolicy {
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
@@ -299,7 +345,9 @@ function networkPolicy(instance: string, component: 'model' | 'gateway', version
   };
 }
 
-function defaults(o: RenderOptions): Required<Omit<RenderOptions, 'config' | 'imageRegistry' | 'gatewayReplicas' | 'databaseUrlSecret'>> {
+function defaults(
+  o: RenderOptions,
+): Required<Omit<RenderOptions, 'config' | 'imageRegistry' | 'gatewayReplicas' | 'databaseUrlSecret'>> {
   return {
     namespace: o.namespace ?? DEFAULT_NAMESPACE,
     gatewayVersion: o.gatewayVersion ?? '0.0.0',
@@ -311,15 +359,34 @@ function defaults(o: RenderOptions): Required<Omit<RenderOptions, 'config' | 'im
 }
 
 function isolationNotes(m: Manifest): string[] {
-  if (m.isolation === 'sandbox') return [`${m.name}: isolation "sandbox" needs bubblewrap and user namespaces inside the pod, which the restricted pod security context usually forbids; the pod itself isolates the model, so "process" is the usual choice on Kubernetes`];
-  if (m.isolation === 'docker') return [`${m.name}: isolation "docker" needs a container engine inside the pod, which it does not have; on Kubernetes the pod is the container: use isolation "process"`];
+  if (m.isolation === 'sandbox')
+    return [
+      `${m.name}: isolation "sandbox" needs bubblewrap and user namespaces inside the pod, which the restricted pod security context usually forbids; the pod itself isolates the model, so "process" is the usual choice on Kubernetes`,
+    ];
+  if (m.isolation === 'docker')
+    return [
+      `${m.name}: isolation "docker" needs a container engine inside the pod, which it does not have; on Kubernetes the pod is the container: use isolation "process"`,
+    ];
   return [];
 }
 
 /** How the init container copies the package out of the model image, with that image's own interpreter. */
 function copyCommand(m: Manifest, dest: string): string[] {
-  if (m.runtime === 'python' || m.runtime === 'command') return ['python3', '-c', 'import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True)', '/model', dest];
-  return ['node', '-e', "require('node:fs').cpSync(process.argv[1], process.argv[2], { recursive: true })", '/model', dest];
+  if (m.runtime === 'python' || m.runtime === 'command')
+    return [
+      'python3',
+      '-c',
+      'import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True)',
+      '/model',
+      dest,
+    ];
+  return [
+    'node',
+    '-e',
+    "require('node:fs').cpSync(process.argv[1], process.argv[2], { recursive: true })",
+    '/model',
+    dest,
+  ];
 }
 
 /**
@@ -331,7 +398,10 @@ function copyCommand(m: Manifest, dest: string): string[] {
 export function renderModel(m: Manifest, opts: RenderOptions = {}): Rendered {
   const o = defaults(opts);
   const notes = isolationNotes(m);
-  if (!m.autoload) notes.push(`${m.name}: autoload is false, so the pod stays unready until an admin calls POST /v1/models/${m.name}/load`);
+  if (!m.autoload)
+    notes.push(
+      `${m.name}: autoload is false, so the pod stays unready until an admin calls POST /v1/models/${m.name}/load`,
+    );
   const instance = resourceName(m.name);
   const config = opts.config;
   const modelEnv = config?.model_env[m.name];
@@ -399,9 +469,16 @@ export function renderModel(m: Manifest, opts: RenderOptions = {}): Rendered {
         scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: instance },
         minReplicas: initial,
         maxReplicas: most,
-        metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }],
+        metrics: [
+          { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } },
+        ],
         // idle_timeout_s is how long the model waits before giving capacity back; HPA caps it at an hour.
-        behavior: { scaleDown: { stabilizationWindowSeconds: m.scaling.idle_timeout_s > 0 ? Math.min(3600, Math.round(m.scaling.idle_timeout_s)) : 300 } },
+        behavior: {
+          scaleDown: {
+            stabilizationWindowSeconds:
+              m.scaling.idle_timeout_s > 0 ? Math.min(3600, Math.round(m.scaling.idle_timeout_s)) : 300,
+          },
+        },
       },
     },
   ];
@@ -419,14 +496,25 @@ export function renderModel(m: Manifest, opts: RenderOptions = {}): Rendered {
 export function renderGateway(models: Manifest[], opts: RenderOptions = {}): Rendered {
   const o = defaults(opts);
   const replicas = opts.gatewayReplicas ?? 1;
-  if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`gateway replicas must be a whole number of at least 1 (got ${replicas})`);
+  if (!Number.isInteger(replicas) || replicas < 1)
+    throw new Error(`gateway replicas must be a whole number of at least 1 (got ${replicas})`);
   const secret = opts.databaseUrlSecret;
-  if (secret !== undefined && !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(secret)) throw new Error(`"${secret}" is not a valid Secret name (lowercase letters, digits, "-" and ".")`);
+  if (secret !== undefined && !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(secret))
+    throw new Error(`"${secret}" is not a valid Secret name (lowercase letters, digits, "-" and ".")`);
   if (replicas > 1 && !secret) {
-    throw new Error('several gateway replicas share their state through PostgreSQL: name the Secret holding its URL with --database-url-secret (docs/scale-out.md); without it each pod would have its own keys and jobs');
+    throw new Error(
+      'several gateway replicas share their state through PostgreSQL: name the Secret holding its URL with --database-url-secret (docs/scale-out.md); without it each pod would have its own keys and jobs',
+    );
   }
-  const notes = replicas > 1 ? ['several gateway replicas share API keys, the audit log, traffic splits and batch jobs through PostgreSQL: any pod answers any job, and a job outlives the pod that accepted it; give every pod the same model packages (docs/scale-out.md)'] : [];
-  const extraEnv: V1EnvVar[] = secret ? [{ name: 'ISOMODEL_DATABASE_URL', valueFrom: { secretKeyRef: { name: secret, key: DATABASE_URL_SECRET_KEY } } }] : [];
+  const notes =
+    replicas > 1
+      ? [
+          'several gateway replicas share API keys, the audit log, traffic splits and batch jobs through PostgreSQL: any pod answers any job, and a job outlives the pod that accepted it; give every pod the same model packages (docs/scale-out.md)',
+        ]
+      : [];
+  const extraEnv: V1EnvVar[] = secret
+    ? [{ name: 'ISOMODEL_DATABASE_URL', valueFrom: { secretKeyRef: { name: secret, key: DATABASE_URL_SECRET_KEY } } }]
+    : [];
   const instance = 'isomodel-gateway';
   const config = opts.config;
   notes.push(...models.flatMap(isolationNotes));
@@ -441,7 +529,16 @@ export function renderGateway(models: Manifest[], opts: RenderOptions = {}): Ren
   const resources: V1ResourceRequirements = {
     // Requests: the required models' first workers (idle ones use no CPU). Optional models
     // (weights that may not be mounted: lucaone asks for 16 GiB) count only in the limits.
-    requests: { cpu: '250m', memory: mebi(GATEWAY_MEMORY_MB + sum(loaded.filter((m) => m.required), (m) => m.resources.memory_mb * Math.max(1, m.scaling.min_replicas))) },
+    requests: {
+      cpu: '250m',
+      memory: mebi(
+        GATEWAY_MEMORY_MB +
+          sum(
+            loaded.filter((m) => m.required),
+            (m) => m.resources.memory_mb * Math.max(1, m.scaling.min_replicas),
+          ),
+      ),
+    },
     limits: {
       cpu: milli(0.5 + sum(loaded, (m) => m.resources.cpus * Math.max(1, m.scaling.max_replicas))),
       memory: mebi(GATEWAY_MEMORY_MB + sum(loaded, (m) => m.resources.memory_mb * Math.max(1, m.scaling.max_replicas))),
@@ -452,7 +549,18 @@ export function renderGateway(models: Manifest[], opts: RenderOptions = {}): Ren
     configMap(instance, 'gateway', o.gatewayVersion, o.namespace, configText),
     service(instance, 'gateway', o.gatewayVersion, o.namespace),
     deployment(
-      { instance, component: 'gateway', version: o.gatewayVersion, configText, modelsDir: `${o.appDir}/models`, args: ['serve'], resources, gpus, extraEnv, image: gatewayImage(o.gatewayVersion, opts.imageRegistry) },
+      {
+        instance,
+        component: 'gateway',
+        version: o.gatewayVersion,
+        configText,
+        modelsDir: `${o.appDir}/models`,
+        args: ['serve'],
+        resources,
+        gpus,
+        extraEnv,
+        image: gatewayImage(o.gatewayVersion, opts.imageRegistry),
+      },
       o,
       replicas,
     ),

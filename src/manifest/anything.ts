@@ -131,14 +131,20 @@ export function toPythonJson(value: unknown): string {
   if (value instanceof Date) return JSON.stringify(Number.isNaN(value.getTime()) ? null : value.toISOString());
   if (value instanceof Uint8Array) return JSON.stringify(Buffer.from(value).toString('base64'));
   if (Array.isArray(value) || value instanceof Set) return `[${[...value].map(toPythonJson).join(',')}]`;
-  if (value instanceof Map) return `{${[...value].map(([k, v]) => `${JSON.stringify(String(k))}:${toPythonJson(v)}`).join(',')}}`;
-  if (typeof value === 'object') return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}:${toPythonJson(v)}`).join(',')}}`;
+  if (value instanceof Map)
+    return `{${[...value].map(([k, v]) => `${JSON.stringify(String(k))}:${toPythonJson(v)}`).join(',')}}`;
+  if (typeof value === 'object')
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${JSON.stringify(k)}:${toPythonJson(v)}`)
+      .join(',')}}`;
   return JSON.stringify(String(value));
 }
 
 const memory = z.union([
   z.number().positive(),
-  z.string().regex(/^\d+(\.\d+)?\s*(k|m|g|kb|mb|gb|ki|mi|gi|kib|mib|gib)?$/i, 'a size such as "1G", "512M" or a number of MB'),
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?\s*(k|m|g|kb|mb|gb|ki|mi|gi|kib|mib|gib)?$/i, 'a size such as "1G", "512M" or a number of MB'),
 ]);
 
 /** The part of config.yaml isomodel reads; everything else is the model's own (`self.config`). */
@@ -197,7 +203,9 @@ function sourceText(doc: Document, path: string[]): string | undefined {
 export function findPython(version: string, pathEnv = process.env.PATH ?? ''): string | null {
   const [major, minor] = version.split('.');
   const command = minor === undefined ? `python${major}` : `python${major}.${minor}`;
-  const dirs = [...new Set(['/usr/local/bin', '/usr/bin', '/bin', ...pathEnv.split(delimiter).filter((d) => d.startsWith('/'))])];
+  const dirs = [
+    ...new Set(['/usr/local/bin', '/usr/bin', '/bin', ...pathEnv.split(delimiter).filter((d) => d.startsWith('/'))]),
+  ];
   for (const dir of dirs) {
     const p = join(dir, command);
     try {
@@ -230,12 +238,16 @@ export interface DirectoryModel {
 }
 
 /** Parses config.yaml (YAML 1.1, as PyYAML reads it) into its value, the document (for scalar sources) and the JSON the worker gets. */
-export function parseConfig(text: string, maxUnits: (value: unknown) => string | null): { value: Record<string, unknown>; doc: Document; json: string } {
+export function parseConfig(
+  text: string,
+  maxUnits: (value: unknown) => string | null,
+): { value: Record<string, unknown>; doc: Document; json: string } {
   const problem = (issue: string): DirectoryModelProblem => new DirectoryModelProblem('config', [issue]);
   const opts = { version: '1.1' as const, prettyErrors: false };
   const doc = parseDocument(text, opts);
   if (doc.errors.length) throw problem(`not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
-  if (doc.contents !== null && !isMap(doc.contents)) throw problem('(root): config.yaml must be a mapping (name: …, version: …)');
+  if (doc.contents !== null && !isMap(doc.contents))
+    throw problem('(root): config.yaml must be a mapping (name: …, version: …)');
   let value: unknown;
   let exact: unknown;
   try {
@@ -249,7 +261,9 @@ export function parseConfig(text: string, maxUnits: (value: unknown) => string |
   if (tooBig) throw problem(tooBig);
   const json = toPythonJson(exact);
   if (Buffer.byteLength(json) > MAX_CONFIG_JSON_BYTES) {
-    throw problem(`(root): config.yaml expands to ${Buffer.byteLength(json)} bytes of JSON (YAML aliases included); the limit is ${MAX_CONFIG_JSON_BYTES} (${MAX_CONFIG_JSON_BYTES / 1024} KiB)`);
+    throw problem(
+      `(root): config.yaml expands to ${Buffer.byteLength(json)} bytes of JSON (YAML aliases included); the limit is ${MAX_CONFIG_JSON_BYTES} (${MAX_CONFIG_JSON_BYTES / 1024} KiB)`,
+    );
   }
   return { value: value as Record<string, unknown>, doc, json };
 }
@@ -267,7 +281,10 @@ export function parseConfig(text: string, maxUnits: (value: unknown) => string |
  * - `isomodel:` (optional): model.yaml's resources, scaling, autoload, required, env and the chat
  *   limits max_messages / max_length.
  */
-export function directoryManifest(input: DirectoryModelInput, maxUnits: (value: unknown) => string | null = () => null): DirectoryModel {
+export function directoryManifest(
+  input: DirectoryModelInput,
+  maxUnits: (value: unknown) => string | null = () => null,
+): DirectoryModel {
   const folder = basename(input.dir);
   let config: Record<string, unknown> = {};
   let json = '{}';
@@ -279,7 +296,11 @@ export function directoryManifest(input: DirectoryModelInput, maxUnits: (value: 
     doc = parsed.doc;
   }
   const checked = configSchema.safeParse(config);
-  if (!checked.success) throw new DirectoryModelProblem('config', checked.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`));
+  if (!checked.success)
+    throw new DirectoryModelProblem(
+      'config',
+      checked.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`),
+    );
   const c = checked.data;
 
   const nameFrom = c.name !== undefined ? String(c.name) : folder;
@@ -302,7 +323,10 @@ export function directoryManifest(input: DirectoryModelInput, maxUnits: (value: 
   let pythonVersion: string | undefined;
   if (isolated && isoObj?.python_version !== undefined && isoObj.python_version !== null) {
     pythonVersion = (doc && sourceText(doc, ['isolation', 'python_version'])) ?? String(isoObj.python_version);
-    if (!/^\d+(\.\d+){0,2}$/.test(pythonVersion)) throw new DirectoryModelProblem('config', [`isolation.python_version: ${JSON.stringify(pythonVersion)} is not a Python version such as "3.10"`]);
+    if (!/^\d+(\.\d+){0,2}$/.test(pythonVersion))
+      throw new DirectoryModelProblem('config', [
+        `isolation.python_version: ${JSON.stringify(pythonVersion)} is not a Python version such as "3.10"`,
+      ]);
     python = (input.findPython ?? findPython)(pythonVersion) ?? undefined;
     if (!python) {
       const [major, minor] = pythonVersion.split('.');
@@ -315,7 +339,8 @@ export function directoryManifest(input: DirectoryModelInput, maxUnits: (value: 
 
   const resources: Record<string, unknown> = {};
   const res = isoObj?.resources;
-  if (res?.memory !== undefined && res.memory !== null) resources.memory_mb = typeof res.memory === 'number' ? Math.max(1, Math.round(res.memory)) : res.memory;
+  if (res?.memory !== undefined && res.memory !== null)
+    resources.memory_mb = typeof res.memory === 'number' ? Math.max(1, Math.round(res.memory)) : res.memory;
   if (res?.cpu !== undefined && res.cpu !== null) resources.cpus = res.cpu;
   const own = c.isomodel ?? {};
   Object.assign(resources, own.resources ?? {});

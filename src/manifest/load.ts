@@ -1,10 +1,29 @@
 // Finds model packages in a models directory and validates their manifests.
 import { createHash } from 'node:crypto';
-import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readdirSync, readSync, realpathSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  realpathSync,
+  statSync,
+} from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ZodError } from 'zod';
-import { ANYTHING_ADAPTER, ANYTHING_CONFIG, ANYTHING_MAIN, ANYTHING_SKIP_DIRS, directoryManifest, DirectoryModelProblem, MAX_CONFIG_BYTES, MAX_MAIN_SCAN_BYTES } from './anything.js';
+import {
+  ANYTHING_ADAPTER,
+  ANYTHING_CONFIG,
+  ANYTHING_MAIN,
+  ANYTHING_SKIP_DIRS,
+  directoryManifest,
+  DirectoryModelProblem,
+  MAX_CONFIG_BYTES,
+  MAX_MAIN_SCAN_BYTES,
+} from './anything.js';
 import { manifestSchema, MODEL_NAME_PATTERN, type Manifest } from './schema.js';
 
 export const MANIFEST_FILE = 'model.yaml';
@@ -82,7 +101,8 @@ export function protoKeyPath(value: unknown, at: string[] = []): string | null {
 }
 
 export function parseManifest(text: string, file: string): Manifest {
-  if (text.length > MAX_MANIFEST_BYTES) throw new ManifestError(file, [`${MANIFEST_FILE} is larger than ${MAX_MANIFEST_BYTES} bytes`]);
+  if (text.length > MAX_MANIFEST_BYTES)
+    throw new ManifestError(file, [`${MANIFEST_FILE} is larger than ${MAX_MANIFEST_BYTES} bytes`]);
   let raw: unknown;
   try {
     raw = parseYaml(text);
@@ -90,7 +110,9 @@ export function parseManifest(text: string, file: string): Manifest {
     throw new ManifestError(file, [`not valid YAML: ${(e as Error).message.split('\n')[0]}`]);
   }
   if (exceedsUnits(raw, MAX_MANIFEST_UNITS)) {
-    throw new ManifestError(file, [`(root): the manifest expands to more than ${MAX_MANIFEST_UNITS} values and characters (YAML aliases included)`]);
+    throw new ManifestError(file, [
+      `(root): the manifest expands to more than ${MAX_MANIFEST_UNITS} values and characters (YAML aliases included)`,
+    ]);
   }
   const proto = protoKeyPath(raw);
   if (proto) throw new ManifestError(file, [`${proto}: "__proto__" cannot be a key`]);
@@ -111,7 +133,10 @@ export function fingerprintDir(dir: string, maxFiles = MAX_PACKAGE_FILES, skipTo
   const walk = (d: string, rel: string): void => {
     for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       if (SKIP_DIRS.has(entry.name) || (rel === '' && entry.isDirectory() && skipTop.includes(entry.name))) continue;
-      if (++seen > maxFiles) throw new Error(`the package holds more than ${maxFiles} files and folders (node_modules, __pycache__, .venv and .git not counted)`);
+      if (++seen > maxFiles)
+        throw new Error(
+          `the package holds more than ${maxFiles} files and folders (node_modules, __pycache__, .venv and .git not counted)`,
+        );
       const p = join(d, entry.name);
       if (entry.isDirectory()) walk(p, `${rel}${entry.name}/`);
       else if (entry.isFile()) {
@@ -132,7 +157,8 @@ export function fingerprintDir(dir: string, maxFiles = MAX_PACKAGE_FILES, skipTo
 export function readBoundedFile(file: string, limit: number, label: string, opts: { truncate?: boolean } = {}): string {
   const s = statSync(file);
   if (!s.isFile()) throw new ManifestError(file, [`${label} must be a regular file`]);
-  const tooLarge = (size: number | string): ManifestError => new ManifestError(file, [`${label} is ${size} bytes; the limit is ${limit} bytes (${limit / 1024} KiB)`]);
+  const tooLarge = (size: number | string): ManifestError =>
+    new ManifestError(file, [`${label} is ${size} bytes; the limit is ${limit} bytes (${limit / 1024} KiB)`]);
   if (s.size > limit && !opts.truncate) throw tooLarge(s.size);
   const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   try {
@@ -166,7 +192,9 @@ export function isPackageDir(dir: string): boolean {
 
 /** The file a package's problems are reported against: its model.yaml, or a directory model's main.py. */
 function packageFile(dir: string): string {
-  return existsSync(join(dir, MANIFEST_FILE)) || !existsSync(join(dir, ANYTHING_MAIN)) ? join(dir, MANIFEST_FILE) : join(dir, ANYTHING_MAIN);
+  return existsSync(join(dir, MANIFEST_FILE)) || !existsSync(join(dir, ANYTHING_MAIN))
+    ? join(dir, MANIFEST_FILE)
+    : join(dir, ANYTHING_MAIN);
 }
 
 /** Manifest fields a directory model's `isomodel:` block in config.yaml sets (errors name them there). */
@@ -186,19 +214,22 @@ function loadDirectoryModel(abs: string): ModelPackage {
   const real = realpathSync(abs);
   for (const f of hasConfig ? [mainFile, configFile] : [mainFile]) {
     const r = relative(real, realpathSync(f));
-    if (r.startsWith('..') || isAbsolute(r)) throw new ManifestError(f, [`${relative(abs, f)} links outside the model's folder`]);
+    if (r.startsWith('..') || isAbsolute(r))
+      throw new ManifestError(f, [`${relative(abs, f)} links outside the model's folder`]);
   }
   const configText = hasConfig ? readBoundedFile(configFile, MAX_CONFIG_BYTES, ANYTHING_CONFIG) : null;
   const mainText = readBoundedFile(mainFile, MAX_MAIN_SCAN_BYTES, ANYTHING_MAIN, { truncate: true });
   let made;
   try {
     made = directoryManifest({ dir: abs, configText, mainText }, (value) => {
-      if (exceedsUnits(value, MAX_MANIFEST_UNITS)) return `(root): config.yaml expands to more than ${MAX_MANIFEST_UNITS} values and characters (YAML aliases included)`;
+      if (exceedsUnits(value, MAX_MANIFEST_UNITS))
+        return `(root): config.yaml expands to more than ${MAX_MANIFEST_UNITS} values and characters (YAML aliases included)`;
       const proto = protoKeyPath(value);
       return proto ? `${proto}: "__proto__" cannot be a key` : null;
     });
   } catch (e) {
-    if (e instanceof DirectoryModelProblem) throw new ManifestError(e.file === 'config' ? configFile : mainFile, e.issues);
+    if (e instanceof DirectoryModelProblem)
+      throw new ManifestError(e.file === 'config' ? configFile : mainFile, e.issues);
     throw e;
   }
   const parsed = manifestSchema.safeParse(made.raw);
@@ -206,13 +237,19 @@ function loadDirectoryModel(abs: string): ModelPackage {
     // Name the config.yaml key at fault: version and name are its own, the rest its isomodel: block.
     const issues = parsed.error.issues.map((i) => {
       const [head, index, field] = i.path;
-      const at = head === 'tasks' && index === 0 && typeof field === 'string' ? `isomodel.${field}` : OWN_FIELDS.has(String(head)) ? `isomodel.${i.path.join('.')}` : i.path.join('.') || '(root)';
+      const at =
+        head === 'tasks' && index === 0 && typeof field === 'string'
+          ? `isomodel.${field}`
+          : OWN_FIELDS.has(String(head))
+            ? `isomodel.${i.path.join('.')}`
+            : i.path.join('.') || '(root)';
       return `${at}: ${i.message}`;
     });
     throw new ManifestError(hasConfig ? configFile : mainFile, issues);
   }
   const manifest = { ...parsed.data, env: { ...parsed.data.env, ...made.env } };
-  if (!existsSync(ANYTHING_ADAPTER)) throw new ManifestError(mainFile, [`isomodel's adapter for directory models is missing: ${ANYTHING_ADAPTER}`]);
+  if (!existsSync(ANYTHING_ADAPTER))
+    throw new ManifestError(mainFile, [`isomodel's adapter for directory models is missing: ${ANYTHING_ADAPTER}`]);
   return { manifest, dir: abs, fingerprint: fingerprintDir(abs, MAX_PACKAGE_FILES, ANYTHING_SKIP_DIRS) };
 }
 
@@ -228,8 +265,14 @@ export function loadPackage(dir: string): ModelPackage {
     return r === '' || (!r.startsWith('..') && !isAbsolute(r));
   };
   const commandLine = manifest.runtime === 'command' || manifest.runtime === 'http';
-  const named: [string, string | undefined][] = [['entry', commandLine ? undefined : (manifest.entry as string)], ['pipeline', manifest.pipeline], ['data_dir', manifest.data_dir]];
-  const outside = named.filter(([, v]) => v !== undefined && !inside(v)).map(([k]) => `${k}: must be a path inside the package`);
+  const named: [string, string | undefined][] = [
+    ['entry', commandLine ? undefined : (manifest.entry as string)],
+    ['pipeline', manifest.pipeline],
+    ['data_dir', manifest.data_dir],
+  ];
+  const outside = named
+    .filter(([, v]) => v !== undefined && !inside(v))
+    .map(([k]) => `${k}: must be a path inside the package`);
   if (outside.length) throw new ManifestError(file, outside);
   if (!commandLine) {
     const entry = join(abs, manifest.entry as string);

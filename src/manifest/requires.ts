@@ -24,7 +24,10 @@ const PY_CHECK_TIMEOUT_MS = 15_000;
  * What `m` requires that this host lacks, or null when it declares nothing or nothing is missing.
  * `env` is the worker's environment as the operator and manifest set it (its PATH wins).
  */
-export async function missingRequirements(m: Manifest, env: Record<string, string | undefined> = {}): Promise<RequirementsInfo | null> {
+export async function missingRequirements(
+  m: Manifest,
+  env: Record<string, string | undefined> = {},
+): Promise<RequirementsInfo | null> {
   const r = m.requires;
   if (!r) return null;
   const path = env.PATH ?? m.env.PATH ?? process.env.PATH ?? '';
@@ -36,8 +39,7 @@ export async function missingRequirements(m: Manifest, env: Record<string, strin
   if (!missing.length) return null;
   const install = r.packages.length ? `apt-get install ${r.packages.join(' ')}` : 'install them';
   const hint =
-    `${install} (missing: ${missing.join(', ')}), then POST /v1/models/${m.name}/load` +
-    (r.note ? `; ${r.note}` : '');
+    `${install} (missing: ${missing.join(', ')}), then POST /v1/models/${m.name}/load` + (r.note ? `; ${r.note}` : '');
   return { missing, packages: r.packages, hint };
 }
 
@@ -45,7 +47,6 @@ function onPath(command: string, path: string): boolean {
   if (command.includes('/')) return isExecutable(command);
   return path.split(delimiter).some((dir) => dir && isAbsolute(dir) && isExecutable(join(dir, command)));
 }
-
 
 /**
  * Whether an absolute path exists, where `*` in a segment stands for any name (a versioned folder
@@ -57,7 +58,12 @@ export function globExists(pattern: string): boolean {
     if (i === segments.length) return existsSync(dir);
     const seg = segments[i]!;
     if (!seg.includes('*')) return walk(join(dir, seg), i + 1);
-    const re = new RegExp(`^${seg.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+    const re = new RegExp(
+      `^${seg
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
+    );
     let names: string[];
     try {
       names = readdirSync(dir);
@@ -72,16 +78,22 @@ export function globExists(pattern: string): boolean {
 /** The modules `python` cannot import (find_spec: nothing is executed). All when it does not run. */
 function missingPythonModules(python: string, modules: string[]): Promise<string[]> {
   if (!modules.length) return Promise.resolve([]);
-  const script = 'import importlib.util,json,sys\nout=[]\nfor m in sys.argv[1:]:\n  try:\n    ok=importlib.util.find_spec(m) is not None\n  except Exception:\n    ok=False\n  if not ok: out.append(m)\nprint(json.dumps(out))';
+  const script =
+    'import importlib.util,json,sys\nout=[]\nfor m in sys.argv[1:]:\n  try:\n    ok=importlib.util.find_spec(m) is not None\n  except Exception:\n    ok=False\n  if not ok: out.append(m)\nprint(json.dumps(out))';
   return new Promise((done) => {
-    execFile(python, ['-c', script, ...modules], { timeout: PY_CHECK_TIMEOUT_MS, maxBuffer: 64 * 1024 }, (err, stdout) => {
-      if (err) return done(modules);
-      try {
-        const out = JSON.parse(stdout) as unknown;
-        done(Array.isArray(out) ? out.filter((x): x is string => typeof x === 'string') : modules);
-      } catch {
-        done(modules);
-      }
-    });
+    execFile(
+      python,
+      ['-c', script, ...modules],
+      { timeout: PY_CHECK_TIMEOUT_MS, maxBuffer: 64 * 1024 },
+      (err, stdout) => {
+        if (err) return done(modules);
+        try {
+          const out = JSON.parse(stdout) as unknown;
+          done(Array.isArray(out) ? out.filter((x): x is string => typeof x === 'string') : modules);
+        } catch {
+          done(modules);
+        }
+      },
+    );
   });
 }

@@ -70,10 +70,20 @@ const TYPE_FIELDS: Record<string, readonly InputType[]> = {
 
 const tensorSpec = z
   .object({
-    name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/, 'tensor names: letters, digits, "_", ".", ":" and "-", at most 64'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/, 'tensor names: letters, digits, "_", ".", ":" and "-", at most 64'),
     datatype: z.enum(TENSOR_DATATYPES),
     /** -1: any size in that dimension. */
-    shape: z.array(z.number().int().min(-1).max(2 ** 31)).max(8),
+    shape: z
+      .array(
+        z
+          .number()
+          .int()
+          .min(-1)
+          .max(2 ** 31),
+      )
+      .max(8),
   })
   .strict();
 
@@ -96,7 +106,12 @@ export const taskSchema = z
     /** json: the JSON Schema an input must match (draft-07, or 2020-12 when its $schema says so). */
     schema: z.record(z.string().max(256), z.unknown()).optional(),
     /** json: bytes of the item's JSON (64 KiB); image: 5 MiB; audio: 10 MiB. */
-    max_bytes: z.number().int().positive().max(256 * 1024 * 1024).optional(),
+    max_bytes: z
+      .number()
+      .int()
+      .positive()
+      .max(256 * 1024 * 1024)
+      .optional(),
     /** image: png, jpeg, gif, bmp, webp (default png, jpeg); audio: wav, flac, ogg, mp3 (default wav). */
     formats: z.array(z.string().max(16)).min(1).max(8).optional(),
     /** image: width × height at most (default 40 million). */
@@ -121,25 +136,51 @@ export const taskSchema = z
   .superRefine((t, ctx) => {
     for (const [field, types] of Object.entries(TYPE_FIELDS)) {
       if ((t as Record<string, unknown>)[field] !== undefined && !types.includes(t.input_type)) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [field], message: `${field} applies to input_type ${types.join(' or ')}, not ${t.input_type}` });
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: [field],
+          message: `${field} applies to input_type ${types.join(' or ')}, not ${t.input_type}`,
+        });
       }
     }
-    if (t.input_type === 'sequence' && !t.sequence_types) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['sequence_types'], message: 'required for input_type sequence' });
+    if (t.input_type === 'sequence' && !t.sequence_types)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['sequence_types'],
+        message: 'required for input_type sequence',
+      });
     if (t.input_type === 'json') {
-      if (!t.schema) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['schema'], message: 'input_type json needs a JSON Schema' });
+      if (!t.schema)
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['schema'], message: 'input_type json needs a JSON Schema' });
       else {
         try {
           compileSchema(t.schema);
         } catch (e) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['schema'], message: `not a valid JSON Schema: ${(e as Error).message.slice(0, 300)}` });
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['schema'],
+            message: `not a valid JSON Schema: ${(e as Error).message.slice(0, 300)}`,
+          });
         }
       }
     }
-    if (t.input_type === 'tensor' && !t.tensors) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tensors'], message: 'input_type tensor needs its tensors [{name, datatype, shape}]' });
-    if (t.tensors && new Set(t.tensors.map((x) => x.name)).size !== t.tensors.length) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tensors'], message: 'tensor names must differ' });
+    if (t.input_type === 'tensor' && !t.tensors)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['tensors'],
+        message: 'input_type tensor needs its tensors [{name, datatype, shape}]',
+      });
+    if (t.tensors && new Set(t.tensors.map((x) => x.name)).size !== t.tensors.length)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tensors'], message: 'tensor names must differ' });
     if (t.formats) {
       const allowed: readonly string[] = t.input_type === 'image' ? IMAGE_FORMATS : AUDIO_FORMATS;
-      for (const f of t.formats) if (!allowed.includes(f)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['formats'], message: `${f} is not one of ${allowed.join(', ')}` });
+      for (const f of t.formats)
+        if (!allowed.includes(f))
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['formats'],
+            message: `${f} is not one of ${allowed.join(', ')}`,
+          });
     }
   })
   .transform((t) => {
@@ -164,12 +205,18 @@ export const taskSchema = z
 export const EXECUTION_PROVIDERS = ['cuda', 'tensorrt', 'dml', 'coreml', 'webgpu', 'cpu'] as const;
 
 /** A URL path of the model's server: starts with "/", printable ASCII, no spaces (it goes into a request line). */
-const urlPath = z.string().max(2048).regex(/^\/[\x21-\x7e]*$/, 'a URL path such as /predict (printable ASCII, no spaces)');
+const urlPath = z
+  .string()
+  .max(2048)
+  .regex(/^\/[\x21-\x7e]*$/, 'a URL path such as /predict (printable ASCII, no spaces)');
 /**
  * A docker image reference as the engine takes it: [registry/]name[:tag][@digest], lowercase
  * name. Checked loosely here; the engine has the last word.
  */
-const imageRef = z.string().max(300).regex(/^[a-z0-9][a-z0-9._/:-]*(@sha256:[a-f0-9]{64})?$/, 'a docker image reference such as my-org/my-model:1.0');
+const imageRef = z
+  .string()
+  .max(300)
+  .regex(/^[a-z0-9][a-z0-9._/:-]*(@sha256:[a-f0-9]{64})?$/, 'a docker image reference such as my-org/my-model:1.0');
 
 /** Placeholders of an http request template (whole string values only). */
 export const HTTP_INPUT = '$input';
@@ -207,11 +254,20 @@ const httpSchema = z
      */
     request: z.unknown().default(HTTP_INPUT),
     /** Dot path of the output in the server's JSON answer ("data", "data.predictions", "results.0"); "" = all of it. */
-    response: z.string().max(512).regex(/^([A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*)?$/, 'a dot path such as data or data.predictions').default(''),
+    response: z
+      .string()
+      .max(512)
+      .regex(/^([A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*)?$/, 'a dot path such as data or data.predictions')
+      .default(''),
     /** item: one request per batch item; list: one request with "$inputs", answered with a list of outputs. */
     batch: z.enum(['item', 'list']).default('item'),
     /** Bytes of one answer (list: of the whole answer); more is refused, with RESPONSE_TOO_LARGE. */
-    max_response_bytes: z.number().int().min(1024).max(32 * 1024 * 1024).default(4 * 1024 * 1024),
+    max_response_bytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(32 * 1024 * 1024)
+      .default(4 * 1024 * 1024),
     /** From the start to a healthy answer (2xx from health_path); under the gateway's own 120 s for any worker. */
     startup_timeout_ms: z.number().int().min(100).max(115_000).default(60_000),
     /** How often an idle replica's server is health-checked (0: never; the server's exit is still seen). */
@@ -223,29 +279,48 @@ const httpSchema = z
   })
   .strict();
 
-type HttpManifestPart = { runtime: string; entry?: string | string[]; isolation: string; http?: z.infer<typeof httpSchema> };
+type HttpManifestPart = {
+  runtime: string;
+  entry?: string | string[];
+  isolation: string;
+  http?: z.infer<typeof httpSchema>;
+};
 
 /** The combinations runtime http takes, each refused with what to do instead. */
 function checkHttp(m: HttpManifestPart, ctx: z.RefinementCtx): void {
-  const issue = (path: (string | number)[], message: string): void => ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
+  const issue = (path: (string | number)[], message: string): void =>
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
   if (m.runtime !== 'http') {
     if (m.http) issue(['http'], 'only runtime "http" takes an http section');
     return;
   }
   const h = m.http;
-  if (!h) return issue(['http'], 'runtime "http" needs an http section (health_path, predict_path, … and image or entry)');
-  if (h.image !== undefined && m.entry !== undefined) issue(['entry'], 'give either http.image (the server is that image) or entry (the server\'s command line), not both');
-  if (h.image === undefined && m.entry === undefined) issue(['entry'], 'runtime "http" needs entry (the server\'s command line) or http.image');
+  if (!h)
+    return issue(['http'], 'runtime "http" needs an http section (health_path, predict_path, … and image or entry)');
+  if (h.image !== undefined && m.entry !== undefined)
+    issue(
+      ['entry'],
+      "give either http.image (the server is that image) or entry (the server's command line), not both",
+    );
+  if (h.image === undefined && m.entry === undefined)
+    issue(['entry'], 'runtime "http" needs entry (the server\'s command line) or http.image');
   if (h.image !== undefined) {
     if (m.isolation !== 'docker') issue(['isolation'], 'http.image runs as a container: set isolation: docker');
-    if (h.port === undefined) issue(['http', 'port'], 'required with http.image: the port the image\'s server listens on');
+    if (h.port === undefined)
+      issue(['http', 'port'], "required with http.image: the port the image's server listens on");
   } else if (m.isolation === 'docker') {
-    issue(['http', 'image'], 'isolation docker runs an http model from an image: set http.image, or use isolation process or sandbox for a command');
+    issue(
+      ['http', 'image'],
+      'isolation docker runs an http model from an image: set http.image, or use isolation process or sandbox for a command',
+    );
   }
   const used = templatePlaceholders(h.request);
-  if (h.batch === 'list' && !used.has(HTTP_INPUTS)) issue(['http', 'request'], 'batch: list needs "$inputs" (the list of inputs) in the request template');
-  else if (h.batch === 'list' && used.has(HTTP_INPUT)) issue(['http', 'request'], '"$input" is one item\'s input: with batch: list, use "$inputs"');
-  if (h.batch === 'item' && used.has(HTTP_INPUTS)) issue(['http', 'request'], '"$inputs" is for batch: list; one item\'s input is "$input"');
+  if (h.batch === 'list' && !used.has(HTTP_INPUTS))
+    issue(['http', 'request'], 'batch: list needs "$inputs" (the list of inputs) in the request template');
+  else if (h.batch === 'list' && used.has(HTTP_INPUT))
+    issue(['http', 'request'], '"$input" is one item\'s input: with batch: list, use "$inputs"');
+  if (h.batch === 'item' && used.has(HTTP_INPUTS))
+    issue(['http', 'request'], '"$inputs" is for batch: list; one item\'s input is "$input"');
 }
 
 const memory = z.union([
@@ -322,7 +397,9 @@ export const manifestSchema = z
       })
       .strict()
       .default({})
-      .refine((b) => b.preferred_batch_size === undefined || b.preferred_batch_size <= b.max_batch_size, { message: 'preferred_batch_size must be <= max_batch_size' }),
+      .refine((b) => b.preferred_batch_size === undefined || b.preferred_batch_size <= b.max_batch_size, {
+        message: 'preferred_batch_size must be <= max_batch_size',
+      }),
     scaling: z
       .object({
         min_replicas: z.number().int().min(0).max(100).default(1),
@@ -339,11 +416,22 @@ export const manifestSchema = z
      * the first real request does not pay for them.
      */
     warmup: z
-      .array(z.object({ task: z.string().max(64).optional(), sequence: z.string().min(1).max(1_000_000), options: z.record(z.string(), z.unknown()).default({}) }).strict())
+      .array(
+        z
+          .object({
+            task: z.string().max(64).optional(),
+            sequence: z.string().min(1).max(1_000_000),
+            options: z.record(z.string(), z.unknown()).default({}),
+          })
+          .strict(),
+      )
       .max(64)
       .default([]),
     env: z
-      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'variable names: letters, digits and "_", at most 128'), z.string().max(32_768))
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'variable names: letters, digits and "_", at most 128'),
+        z.string().max(32_768),
+      )
       .refine((e) => Object.keys(e).length <= MAX_ENV_VARS, { message: `at most ${MAX_ENV_VARS} variables` })
       .default({}),
     data_dir: path.default('data'),
@@ -374,10 +462,34 @@ export const manifestSchema = z
      */
     requires: z
       .object({
-        commands: z.array(z.string().min(1).max(256).regex(/^[^\s]+$/, 'a command name or absolute path')).max(32).default([]),
-        files: z.array(z.string().min(2).max(1024).refine((f) => f.startsWith('/') && !f.split('/').includes('..'), 'an absolute path without ".."')).max(32).default([]),
-        python_modules: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, 'a dotted Python module name')).max(32).default([]),
-        packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]{0,99}$/, 'a Debian package name')).max(32).default([]),
+        commands: z
+          .array(
+            z
+              .string()
+              .min(1)
+              .max(256)
+              .regex(/^[^\s]+$/, 'a command name or absolute path'),
+          )
+          .max(32)
+          .default([]),
+        files: z
+          .array(
+            z
+              .string()
+              .min(2)
+              .max(1024)
+              .refine((f) => f.startsWith('/') && !f.split('/').includes('..'), 'an absolute path without ".."'),
+          )
+          .max(32)
+          .default([]),
+        python_modules: z
+          .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, 'a dotted Python module name'))
+          .max(32)
+          .default([]),
+        packages: z
+          .array(z.string().regex(/^[a-z0-9][a-z0-9+.-]{0,99}$/, 'a Debian package name'))
+          .max(32)
+          .default([]),
         note: text.default(''),
       })
       .strict()
@@ -417,32 +529,64 @@ export const manifestSchema = z
   .strict()
   .superRefine((m, ctx) => {
     if (m.runtime !== 'command' && m.runtime !== 'http' && Array.isArray(m.entry)) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['entry'], message: 'only runtimes "command" and "http" take an argument list' });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['entry'],
+        message: 'only runtimes "command" and "http" take an argument list',
+      });
     }
-    if (m.runtime !== 'http' && m.entry === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['entry'], message: 'required' });
+    if (m.runtime !== 'http' && m.entry === undefined)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['entry'], message: 'required' });
     checkHttp(m, ctx);
     if (m.runtime === 'onnx' && !m.pipeline) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['pipeline'], message: 'runtime "onnx" needs a pipeline module (pre/post-processing)' });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['pipeline'],
+        message: 'runtime "onnx" needs a pipeline module (pre/post-processing)',
+      });
     }
     if (m.network === 'host' && (m.isolation === 'sandbox' || m.isolation === 'docker')) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['network'], message: `network: host is only for isolation "process"; ${m.isolation} workers have no network` });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['network'],
+        message: `network: host is only for isolation "process"; ${m.isolation} workers have no network`,
+      });
     }
     if (m.resources.execution_providers && m.runtime !== 'onnx') {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['resources', 'execution_providers'], message: 'only runtime "onnx" uses execution providers' });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['resources', 'execution_providers'],
+        message: 'only runtime "onnx" uses execution providers',
+      });
     }
     if (m.isolation === 'inline' && m.runtime !== 'node') {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['isolation'], message: 'inline isolation is only for runtime "node"' });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['isolation'],
+        message: 'inline isolation is only for runtime "node"',
+      });
     }
     m.warmup.forEach((w, i) => {
-      if (w.task !== undefined && !m.tasks.some((t) => t.name === w.task)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['warmup', i, 'task'], message: `no task "${w.task}"` });
-      if (w.task === undefined && m.tasks.length > 1) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['warmup', i, 'task'], message: 'required when the model has several tasks' });
+      if (w.task !== undefined && !m.tasks.some((t) => t.name === w.task))
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['warmup', i, 'task'], message: `no task "${w.task}"` });
+      if (w.task === undefined && m.tasks.length > 1)
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['warmup', i, 'task'],
+          message: 'required when the model has several tasks',
+        });
     });
     if (m.default_task !== undefined && !m.tasks.some((t) => t.name === m.default_task)) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['default_task'], message: `no task "${m.default_task}"` });
     }
     const seen = new Set<string>();
     m.tasks.forEach((t, i) => {
-      if (seen.has(t.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tasks', i, 'name'], message: `duplicate task "${t.name}"` });
+      if (seen.has(t.name))
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['tasks', i, 'name'],
+          message: `duplicate task "${t.name}"`,
+        });
       seen.add(t.name);
     });
   })

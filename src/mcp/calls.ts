@@ -37,15 +37,26 @@ function errorResult(gw: InferenceContext, e: unknown): CallToolResult {
     gw.logger.error({ err: e }, 'MCP tool call failed');
     err = new IsoError('INTERNAL_ERROR', 'internal error');
   }
-  const body: ToolErrorBody = { error: { code: err.code, status: err.status, message: err.message, details: err.details ?? null } };
-  return { isError: true, content: [{ type: 'text', text: JSON.stringify(body) }], structuredContent: body as unknown as Record<string, unknown> };
+  const body: ToolErrorBody = {
+    error: { code: err.code, status: err.status, message: err.message, details: err.details ?? null },
+  };
+  return {
+    isError: true,
+    content: [{ type: 'text', text: JSON.stringify(body) }],
+    structuredContent: body as unknown as Record<string, unknown>,
+  };
 }
 
 function argsObject(args: unknown, allowed: readonly string[]): Record<string, unknown> {
   const a = (args ?? {}) as Record<string, unknown>;
-  if (typeof a !== 'object' || Array.isArray(a)) throw new IsoError('INVALID_REQUEST', 'tool arguments must be an object');
+  if (typeof a !== 'object' || Array.isArray(a))
+    throw new IsoError('INVALID_REQUEST', 'tool arguments must be an object');
   const unknown = Object.keys(a).filter((k) => !allowed.includes(k));
-  if (unknown.length) throw new IsoError('INVALID_REQUEST', `unknown argument${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; allowed: ${allowed.join(', ')}`);
+  if (unknown.length)
+    throw new IsoError(
+      'INVALID_REQUEST',
+      `unknown argument${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; allowed: ${allowed.join(', ')}`,
+    );
   return a;
 }
 
@@ -70,7 +81,14 @@ interface TaskInput {
   options?: unknown;
 }
 
-async function runTask(gw: InferenceContext, route: string, model: string, taskName: string, input: TaskInput, extra: Extra): Promise<Record<string, unknown>> {
+async function runTask(
+  gw: InferenceContext,
+  route: string,
+  model: string,
+  taskName: string,
+  input: TaskInput,
+  extra: Extra,
+): Promise<Record<string, unknown>> {
   const outcome = new RequestOutcome(gw, { requestId: randomUUID(), client: route }, route);
   outcome.model = model;
   // Before the arguments parse: the tool's task, when the manifest declares it (a metric label).
@@ -79,7 +97,12 @@ async function runTask(gw: InferenceContext, route: string, model: string, taskN
     const dep = serving(gw, outcome, model);
     const parsed = parsePrediction(
       dep.pkg.manifest,
-      { ...(input.inputs ? { inputs: input.inputs } : { sequences: input.sequences }), task_type: taskName, sequence_type: input.sequence_type, options: input.options },
+      {
+        ...(input.inputs ? { inputs: input.inputs } : { sequences: input.sequences }),
+        task_type: taskName,
+        sequence_type: input.sequence_type,
+        options: input.options,
+      },
       'batch',
       gw.config.max_batch_sequences,
     );
@@ -94,7 +117,15 @@ async function runTask(gw: InferenceContext, route: string, model: string, taskN
             // Awaited: a notification that arrived after the result would be dropped by the client.
             report: (done: number, total: number) =>
               extra
-                .sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: done, total, message: `${done} of ${total} ${typed ? 'inputs' : 'sequences'} done` } })
+                .sendNotification({
+                  method: 'notifications/progress',
+                  params: {
+                    progressToken: token,
+                    progress: done,
+                    total,
+                    message: `${done} of ${total} ${typed ? 'inputs' : 'sequences'} done`,
+                  },
+                })
                 .catch(() => undefined),
           };
     const outputs = await run(outcome, dep, parsed, { signal: extra.signal, progress });
@@ -106,11 +137,18 @@ async function runTask(gw: InferenceContext, route: string, model: string, taskN
     // Sequences are echoed (short text); other inputs (images…) are named by their index.
     const { predictions, failed } = typed
       ? itemResults(outputs, (i) => ({ index: i }), keepConfidence)
-      : itemResults(outputs, (i) => ({ sequence: parsed.items[i]!.sequence }), keepConfidence, (i) => ({ sequence_type: parsed.sequenceTypes[i] }));
+      : itemResults(
+          outputs,
+          (i) => ({ sequence: parsed.items[i]!.sequence }),
+          keepConfidence,
+          (i) => ({ sequence_type: parsed.sequenceTypes[i] }),
+        );
     if (failed === outputs.length) {
       const first = outputs[0]!;
       if (outputs.length === 1 && isItemError(first)) throw fromWorkerError(first.error.code, first.error.message);
-      throw new IsoError('PREDICTION_FAILED', `every ${typed ? 'input' : 'sequence'} of the batch failed`, { errors: everyItemFailed(predictions) });
+      throw new IsoError('PREDICTION_FAILED', `every ${typed ? 'input' : 'sequence'} of the batch failed`, {
+        errors: everyItemFailed(predictions),
+      });
     }
     outcome.stop();
     outcome.ok();
@@ -132,7 +170,10 @@ async function runTask(gw: InferenceContext, route: string, model: string, taskN
 }
 
 /** Detected (or declared) type of each sequence, for the model choice; bad letters fail here. */
-function sequenceTypesOf(raws: unknown[], declared: SequenceType | undefined): { types: SequenceType[]; longest: number; shortest: number } {
+function sequenceTypesOf(
+  raws: unknown[],
+  declared: SequenceType | undefined,
+): { types: SequenceType[]; longest: number; shortest: number } {
   const types: SequenceType[] = [];
   let longest = 0;
   let shortest = Number.MAX_SAFE_INTEGER;
@@ -149,49 +190,84 @@ function sequenceTypesOf(raws: unknown[], declared: SequenceType | undefined): {
     const type = detectSequenceType(seq);
     if (!type) {
       const at = [...seq].findIndex((c) => !ALPHABETS.protein.includes(c));
-      throw new IsoError('INVALID_SEQUENCE', `sequences[${i}] is neither DNA, RNA nor protein: character '${seq[at]}' at position ${at + 1}`, {
-        index: i,
-        position: at + 1,
-        character: seq[at],
-      });
+      throw new IsoError(
+        'INVALID_SEQUENCE',
+        `sequences[${i}] is neither DNA, RNA nor protein: character '${seq[at]}' at position ${at + 1}`,
+        {
+          index: i,
+          position: at + 1,
+          character: seq[at],
+        },
+      );
     }
     types.push(type);
   });
   return { types, longest, shortest };
 }
 
-async function analyzeSequences(gw: InferenceContext, route: string, args: unknown, extra: Extra): Promise<Record<string, unknown>> {
+async function analyzeSequences(
+  gw: InferenceContext,
+  route: string,
+  args: unknown,
+  extra: Extra,
+): Promise<Record<string, unknown>> {
   const a = argsObject(args, ['sequences', 'task_type', 'sequence_type', 'options', 'model']);
   const raws = sequencesArg(a.sequences);
-  if (typeof a.task_type !== 'string' || !a.task_type) throw new IsoError('INVALID_REQUEST', 'task_type is required (a task name such as gc_content)');
+  if (typeof a.task_type !== 'string' || !a.task_type)
+    throw new IsoError('INVALID_REQUEST', 'task_type is required (a task name such as gc_content)');
   const taskType = a.task_type;
   const input: TaskInput = { sequences: raws, sequence_type: a.sequence_type, options: a.options };
   if (a.model !== undefined) {
     if (typeof a.model !== 'string') throw new IsoError('INVALID_REQUEST', 'model must be a string');
     const result = await runTask(gw, route, a.model, taskType, input, extra);
-    return { chosen: { model: a.model, task_type: taskType, reason: 'model given by the caller', alternatives: [] }, ...result };
+    return {
+      chosen: { model: a.model, task_type: taskType, reason: 'model given by the caller', alternatives: [] },
+      ...result,
+    };
   }
   if (raws.length === 0) throw new IsoError('INVALID_REQUEST', 'sequences must hold at least one sequence');
   checkBatchSize(raws.length, gw.config.max_batch_sequences);
   const declared = parseSequenceType(a.sequence_type);
   const { types, longest, shortest } = sequenceTypesOf(raws, declared);
-  const candidates: ChoiceCandidate[] = gw.registry.names().map((name) => ({ name, manifest: gw.registry.package(name).manifest, status: gw.registry.status(name) }));
+  const candidates: ChoiceCandidate[] = gw.registry
+    .names()
+    .map((name) => ({ name, manifest: gw.registry.package(name).manifest, status: gw.registry.status(name) }));
   const known = [...new Set(candidates.flatMap((c) => c.manifest.tasks.map((t) => t.name)))].sort();
   const detected = [...new Set(types)];
   if (!known.includes(taskType)) {
-    throw new IsoError('MODEL_NOT_FOUND', `no installed model has task "${taskType}"; task types: ${known.join(', ') || 'none'}`, { task_type: taskType, task_types: known });
+    throw new IsoError(
+      'MODEL_NOT_FOUND',
+      `no installed model has task "${taskType}"; task types: ${known.join(', ') || 'none'}`,
+      { task_type: taskType, task_types: known },
+    );
   }
   const res = chooseModel(candidates, { taskType, sequenceTypes: types, longest, shortest });
   if (!res.ok) {
     const onlyStatus = res.rejected.every((r) => r.reason.startsWith('model is '));
     const details = { task_type: taskType, sequence_types: detected, rejected: res.rejected };
-    if (onlyStatus) throw new IsoError('MODEL_NOT_LOADED', `no model with task ${taskType} is ready: ${res.rejected.map((r) => `${r.model} (${r.reason})`).join('; ')}`, details, 2);
-    throw new IsoError('MODEL_NOT_FOUND', `no ready model serves ${taskType} for ${detected.join(' and ')} sequences: ${res.rejected.map((r) => `${r.model}: ${r.reason}`).join('; ')}`, details);
+    if (onlyStatus)
+      throw new IsoError(
+        'MODEL_NOT_LOADED',
+        `no model with task ${taskType} is ready: ${res.rejected.map((r) => `${r.model} (${r.reason})`).join('; ')}`,
+        details,
+        2,
+      );
+    throw new IsoError(
+      'MODEL_NOT_FOUND',
+      `no ready model serves ${taskType} for ${detected.join(' and ')} sequences: ${res.rejected.map((r) => `${r.model}: ${r.reason}`).join('; ')}`,
+      details,
+    );
   }
   const { choice } = res;
   const result = await runTask(gw, route, choice.model, choice.task.name, input, extra);
   return {
-    chosen: { model: choice.model, task_type: choice.task.name, sequence_types: detected, reason: choice.reason, alternatives: choice.alternatives },
+    chosen: {
+      model: choice.model,
+      task_type: choice.task.name,
+      sequence_types: detected,
+      reason: choice.reason,
+      alternatives: choice.alternatives,
+    },
     ...result,
   };
 }
@@ -225,7 +301,11 @@ function modelInfoTool(gw: InferenceContext, args: unknown): Record<string, unkn
   const a = argsObject(args, ['model']);
   if (typeof a.model !== 'string' || !a.model) throw new IsoError('INVALID_REQUEST', 'model is required');
   const info = modelInfo(gw, a.model);
-  const tools = Object.fromEntries(taskTools(gw).filter((t) => t.model === a.model).map((t) => [t.task.name, t.tool]));
+  const tools = Object.fromEntries(
+    taskTools(gw)
+      .filter((t) => t.model === a.model)
+      .map((t) => [t.task.name, t.tool]),
+  );
   return { ...info, tools };
 }
 
@@ -234,8 +314,13 @@ function unknownTool(gw: InferenceContext, name: string): IsoError {
   if (cut > 0) {
     const modelPart = name.slice(0, cut);
     const tools = taskTools(gw);
-    const models = [...new Set(tools.filter((t) => t.model.replace(/[^A-Za-z0-9_-]/g, '_') === modelPart).map((t) => t.model))];
-    if (models.length === 0) return new IsoError('MODEL_NOT_FOUND', `no model named "${modelPart.slice(0, 80)}"`, { available: gw.registry.names() });
+    const models = [
+      ...new Set(tools.filter((t) => t.model.replace(/[^A-Za-z0-9_-]/g, '_') === modelPart).map((t) => t.model)),
+    ];
+    if (models.length === 0)
+      return new IsoError('MODEL_NOT_FOUND', `no model named "${modelPart.slice(0, 80)}"`, {
+        available: gw.registry.names(),
+      });
     return new IsoError('NOT_FOUND', `model ${models[0]} has no task "${name.slice(cut + 2, cut + 82)}"`, {
       tools: tools.filter((t) => models.includes(t.model)).map((t) => t.tool),
     });
@@ -244,7 +329,13 @@ function unknownTool(gw: InferenceContext, name: string): IsoError {
 }
 
 /** Answers one tools/call: a built-in tool or a model task's tool; a failure is an isError result. */
-export async function callTool(gw: InferenceContext, route: string, name: string, args: unknown, extra: Extra): Promise<CallToolResult> {
+export async function callTool(
+  gw: InferenceContext,
+  route: string,
+  name: string,
+  args: unknown,
+  extra: Extra,
+): Promise<CallToolResult> {
   try {
     switch (name) {
       case 'list_models':
@@ -259,10 +350,28 @@ export async function callTool(gw: InferenceContext, route: string, name: string
     if (!entry) throw unknownTool(gw, name);
     if (entry.task.input_type !== 'sequence') {
       const a = argsObject(args, ['inputs', 'options']);
-      return okResult(await runTask(gw, route, entry.model, entry.task.name, { inputs: inputsArg(a.inputs), options: a.options }, extra));
+      return okResult(
+        await runTask(
+          gw,
+          route,
+          entry.model,
+          entry.task.name,
+          { inputs: inputsArg(a.inputs), options: a.options },
+          extra,
+        ),
+      );
     }
     const a = argsObject(args, ['sequences', 'options', 'sequence_type']);
-    return okResult(await runTask(gw, route, entry.model, entry.task.name, { sequences: sequencesArg(a.sequences), sequence_type: a.sequence_type, options: a.options }, extra));
+    return okResult(
+      await runTask(
+        gw,
+        route,
+        entry.model,
+        entry.task.name,
+        { sequences: sequencesArg(a.sequences), sequence_type: a.sequence_type, options: a.options },
+        extra,
+      ),
+    );
   } catch (e) {
     return errorResult(gw, e);
   }

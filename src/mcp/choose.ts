@@ -37,9 +37,11 @@ export type ChoiceResult = { ok: true; choice: Choice; rejected: Rejection[] } |
 function unsuitable(c: ChoiceCandidate, task: TaskSpec, req: ChoiceRequest, types: SequenceType[]): string | null {
   if (task.input_type !== 'sequence') return `task ${task.name} takes ${task.input_type} input, not sequences`;
   const missing = types.filter((t) => !task.sequence_types.includes(t));
-  if (missing.length) return `task ${task.name} does not accept ${missing.join(', ')} (accepts ${task.sequence_types.join(', ')})`;
+  if (missing.length)
+    return `task ${task.name} does not accept ${missing.join(', ')} (accepts ${task.sequence_types.join(', ')})`;
   if (req.longest > task.max_length) return `a sequence has ${req.longest} residues; the limit is ${task.max_length}`;
-  if (req.shortest < task.min_length) return `a sequence has ${req.shortest} residues; the task needs at least ${task.min_length}`;
+  if (req.shortest < task.min_length)
+    return `a sequence has ${req.shortest} residues; the task needs at least ${task.min_length}`;
   if (c.status !== 'ready') return `model is ${c.status}`;
   return null;
 }
@@ -75,5 +77,9 @@ export function chooseModel(candidates: readonly ChoiceCandidate[], req: ChoiceR
     eligible.length === 1
       ? `${best.c.name} is the only ready model with task ${req.taskType} for ${typeText} sequences`
       : `${eligible.length} ready models serve ${req.taskType} for ${typeText}; ${best.c.name} is the most specific (accepts ${best.task.sequence_types.join(', ')})`;
-  return { ok: true, choice: { model: best.c.name, task: best.task, reason, alternatives: eligible.slice(1).map((e) => e.c.name) }, rejected };
+  return {
+    ok: true,
+    choice: { model: best.c.name, task: best.task, reason, alternatives: eligible.slice(1).map((e) => e.c.name) },
+    rejected,
+  };
 }

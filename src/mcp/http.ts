@@ -24,7 +24,11 @@ let sdkModules: Promise<{
   createMcpServer: (typeof import('./server.js'))['createMcpServer'];
 }> | null = null;
 const loadSdk = (): NonNullable<typeof sdkModules> =>
-  (sdkModules ??= Promise.all([import('@modelcontextprotocol/sdk/server/streamableHttp.js'), import('@modelcontextprotocol/sdk/types.js'), import('./server.js')]).then(([h, t, s]) => ({
+  (sdkModules ??= Promise.all([
+    import('@modelcontextprotocol/sdk/server/streamableHttp.js'),
+    import('@modelcontextprotocol/sdk/types.js'),
+    import('./server.js'),
+  ]).then(([h, t, s]) => ({
     StreamableHTTPServerTransport: h.StreamableHTTPServerTransport,
     isInitializeRequest: t.isInitializeRequest,
     createMcpServer: s.createMcpServer,
@@ -75,10 +79,13 @@ export function registerMcpRoutes(app: FastifyInstance, gw: InferenceContext, op
     await s.server.close().catch(() => undefined);
   };
 
-  const sweeper = setInterval(() => {
-    const cutoff = Date.now() - idleMs;
-    for (const s of sessions.values()) if (s.open === 0 && s.lastSeen < cutoff) void closeSession(s);
-  }, Math.min(60_000, Math.max(1000, idleMs / 2)));
+  const sweeper = setInterval(
+    () => {
+      const cutoff = Date.now() - idleMs;
+      for (const s of sessions.values()) if (s.open === 0 && s.lastSeen < cutoff) void closeSession(s);
+    },
+    Math.min(60_000, Math.max(1000, idleMs / 2)),
+  );
   sweeper.unref();
 
   /** Room for one more session: false when every session is busy. */
@@ -142,7 +149,12 @@ export function registerMcpRoutes(app: FastifyInstance, gw: InferenceContext, op
       track(session, res);
     } else {
       if (req.method !== 'POST' || !isInitializeRequest(req.body)) {
-        return jsonRpcError(res, 400, -32000, 'Bad Request: no Mcp-Session-Id; open a session with an initialize request first');
+        return jsonRpcError(
+          res,
+          400,
+          -32000,
+          'Bad Request: no Mcp-Session-Id; open a session with an initialize request first',
+        );
       }
       if (!makeRoom()) return jsonRpcError(res, 503, -32000, 'Too many MCP sessions; retry later');
       transport = await openSession(res, ownerOf(req));
@@ -154,7 +166,8 @@ export function registerMcpRoutes(app: FastifyInstance, gw: InferenceContext, op
       jsonRpcError(res, 500, -32603, 'Internal error');
     }
     // A failed initialize never became a session: drop its server.
-    if (!session && !(transport.sessionId && sessions.has(transport.sessionId))) await transport.close().catch(() => undefined);
+    if (!session && !(transport.sessionId && sessions.has(transport.sessionId)))
+      await transport.close().catch(() => undefined);
   };
 
   // An encapsulated scope whose error handler answers in JSON-RPC: a body Fastify cannot parse
@@ -166,7 +179,8 @@ export function registerMcpRoutes(app: FastifyInstance, gw: InferenceContext, op
       if (iso.code === 'INTERNAL_ERROR') req.log.error({ err: e, reqId: req.id }, 'MCP request failed');
       const fastifyCode = (e as { code?: unknown }).code;
       // -32700 Parse error for a body that is not JSON (or not a JSON content type); -32600 otherwise.
-      const unparsable = e instanceof SyntaxError || (typeof fastifyCode === 'string' && fastifyCode.startsWith('FST_ERR_CTP_'));
+      const unparsable =
+        e instanceof SyntaxError || (typeof fastifyCode === 'string' && fastifyCode.startsWith('FST_ERR_CTP_'));
       const rpc = iso.status >= 500 ? -32603 : unparsable ? -32700 : -32600;
       if (iso.retryAfterS !== undefined) void reply.header('retry-after', String(iso.retryAfterS));
       return reply.code(iso.status).send({ jsonrpc: '2.0', error: { code: rpc, message: iso.message }, id: null });

@@ -10,11 +10,15 @@ export type JsonSchema = Record<string, unknown>;
 function optionSchemas(task: TaskSpec): Record<string, JsonSchema> {
   // fromEntries defines each key as data: an option named "__proto__" stays an option.
   return Object.fromEntries(
-    Object.entries(task.options).map(([k, v]) => [k, typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as JsonSchema) : { description: String(v) }]),
+    Object.entries(task.options).map(([k, v]) => [
+      k,
+      typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as JsonSchema) : { description: String(v) },
+    ]),
   );
 }
 
-const OPTIONS_DESCRIPTION = 'Task options (see each property). Options not listed are passed to the model unchanged, as the REST API does.';
+const OPTIONS_DESCRIPTION =
+  'Task options (see each property). Options not listed are passed to the model unchanged, as the REST API does.';
 
 function tensorSchema(t: TensorSpec): JsonSchema {
   const shape = `[${t.shape.join(', ')}]`;
@@ -24,7 +28,11 @@ function tensorSchema(t: TensorSpec): JsonSchema {
       { type: 'array' },
       {
         type: 'object',
-        properties: { datatype: { type: 'string', const: t.datatype }, shape: { type: 'array', items: { type: 'integer', minimum: 0 } }, data: { type: 'array' } },
+        properties: {
+          datatype: { type: 'string', const: t.datatype },
+          shape: { type: 'array', items: { type: 'integer', minimum: 0 } },
+          data: { type: 'array' },
+        },
         required: ['data'],
         additionalProperties: false,
       },
@@ -33,14 +41,20 @@ function tensorSchema(t: TensorSpec): JsonSchema {
 }
 
 function mediaSchema(task: TaskSpec): JsonSchema {
-  const limits = task.input_type === 'image' ? `at most ${task.max_bytes} bytes and ${task.max_pixels} pixels` : `at most ${task.max_bytes} bytes and ${task.max_seconds} s`;
+  const limits =
+    task.input_type === 'image'
+      ? `at most ${task.max_bytes} bytes and ${task.max_pixels} pixels`
+      : `at most ${task.max_bytes} bytes and ${task.max_seconds} s`;
   return {
     description: `${task.input_type === 'image' ? 'An image' : 'Audio'} (${task.formats.join(', ')}), ${limits}: base64 text, a data: URL, or {data: base64, format}. The format is read from the bytes.`,
     anyOf: [
       { type: 'string', contentEncoding: 'base64' },
       {
         type: 'object',
-        properties: { data: { type: 'string', contentEncoding: 'base64' }, format: { type: 'string', enum: [...task.formats] } },
+        properties: {
+          data: { type: 'string', contentEncoding: 'base64' },
+          format: { type: 'string', enum: [...task.formats] },
+        },
         required: ['data'],
         additionalProperties: false,
       },
@@ -52,7 +66,15 @@ function mediaSchema(task: TaskSpec): JsonSchema {
 function itemSchema(task: TaskSpec): { schema: JsonSchema; defs: JsonSchema } {
   switch (task.input_type) {
     case 'text':
-      return { schema: { type: 'string', minLength: task.min_length, maxLength: task.max_length, description: `Text, ${task.min_length} to ${task.max_length} characters. ${task.input.description}`.trim() }, defs: {} };
+      return {
+        schema: {
+          type: 'string',
+          minLength: task.min_length,
+          maxLength: task.max_length,
+          description: `Text, ${task.min_length} to ${task.max_length} characters. ${task.input.description}`.trim(),
+        },
+        defs: {},
+      };
     case 'json': {
       // The task's own schema; its definitions move to the tool schema's root so that local
       // $refs (#/$defs/…, #/definitions/…) still resolve there.
@@ -60,7 +82,14 @@ function itemSchema(task: TaskSpec): { schema: JsonSchema; defs: JsonSchema } {
       const defs: JsonSchema = {};
       if ($defs !== undefined) defs.$defs = $defs;
       if (definitions !== undefined) defs.definitions = definitions;
-      return { schema: { ...rest, description: `${(rest.description as string | undefined) ?? task.input.description ?? ''} (a JSON value matching this schema, at most ${task.max_bytes} bytes)`.trim() }, defs };
+      return {
+        schema: {
+          ...rest,
+          description:
+            `${(rest.description as string | undefined) ?? task.input.description ?? ''} (a JSON value matching this schema, at most ${task.max_bytes} bytes)`.trim(),
+        },
+        defs,
+      };
     }
     case 'tensor':
       return {
@@ -88,7 +117,11 @@ function itemSchema(task: TaskSpec): { schema: JsonSchema; defs: JsonSchema } {
               maxItems: task.max_messages,
               items: {
                 type: 'object',
-                properties: { role: { type: 'string', enum: [...CHAT_ROLES] }, content: { type: 'string' }, name: { type: 'string' } },
+                properties: {
+                  role: { type: 'string', enum: [...CHAT_ROLES] },
+                  content: { type: 'string' },
+                  name: { type: 'string' },
+                },
                 required: ['role', 'content'],
               },
             },
@@ -104,13 +137,24 @@ function itemSchema(task: TaskSpec): { schema: JsonSchema; defs: JsonSchema } {
 }
 
 export function taskInputSchema(task: TaskSpec, maxBatch: number): JsonSchema {
-  const options = { type: 'object', description: OPTIONS_DESCRIPTION, properties: optionSchemas(task), additionalProperties: true };
+  const options = {
+    type: 'object',
+    description: OPTIONS_DESCRIPTION,
+    properties: optionSchemas(task),
+    additionalProperties: true,
+  };
   if (task.input_type !== 'sequence') {
     const { schema, defs } = itemSchema(task);
     return {
       type: 'object',
       properties: {
-        inputs: { type: 'array', description: `1 to ${maxBatch} ${task.input_type} inputs, each answered in order.`, items: schema, minItems: 1, maxItems: maxBatch },
+        inputs: {
+          type: 'array',
+          description: `1 to ${maxBatch} ${task.input_type} inputs, each answered in order.`,
+          items: schema,
+          minItems: 1,
+          maxItems: maxBatch,
+        },
         options,
       },
       required: ['inputs'],
@@ -124,7 +168,8 @@ export function taskInputSchema(task: TaskSpec, maxBatch: number): JsonSchema {
     properties: {
       sequences: {
         type: 'array',
-        description: `${types} sequences (IUPAC letters, case-insensitive, whitespace ignored), ${task.min_length} to ${task.max_length} residues each. ${task.input.description}`.trim(),
+        description:
+          `${types} sequences (IUPAC letters, case-insensitive, whitespace ignored), ${task.min_length} to ${task.max_length} residues each. ${task.input.description}`.trim(),
         items: { type: 'string', minLength: task.min_length, maxLength: task.max_length },
         minItems: 1,
         maxItems: maxBatch,

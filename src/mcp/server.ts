@@ -44,13 +44,18 @@ const INSTRUCTIONS =
  */
 export function createMcpServer(gw: InferenceContext, opts: McpServerOptions = {}): McpServer {
   const route = `mcp:${opts.transport ?? 'stdio'}`;
-  const mcp = new McpServer({ name: 'isomodel', title: 'isomodel', version: PACKAGE_VERSION }, { instructions: INSTRUCTIONS });
+  const mcp = new McpServer(
+    { name: 'isomodel', title: 'isomodel', version: PACKAGE_VERSION },
+    { instructions: INSTRUCTIONS },
+  );
   const server = mcp.server;
   server.registerCapabilities({ tools: { listChanged: true } });
 
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listTools(gw) }));
 
-  server.setRequestHandler(CallToolRequestSchema, (req, extra): Promise<CallToolResult> => callTool(gw, route, req.params.name, req.params.arguments, extra));
+  server.setRequestHandler(CallToolRequestSchema, (req, extra): Promise<CallToolResult> =>
+    callTool(gw, route, req.params.name, req.params.arguments, extra),
+  );
 
   let unsubscribe: (() => void) | null = null;
   server.oninitialized = () => {

@@ -78,8 +78,13 @@ function inputSummary(task: TaskSpec, maxBatch: number): string {
 
 function taskDescription(t: TaskTool, maxBatch: number): string {
   const m = t.manifest;
-  const parts = [t.task.description || m.description, `Model ${m.name} ${m.version}${m.description ? `: ${m.description}` : ''}`, inputSummary(t.task, maxBatch)];
-  if (t.task.output.description) parts.push(`Output per ${t.task.input_type === 'sequence' ? 'sequence' : 'input'}: ${t.task.output.description}`);
+  const parts = [
+    t.task.description || m.description,
+    `Model ${m.name} ${m.version}${m.description ? `: ${m.description}` : ''}`,
+    inputSummary(t.task, maxBatch),
+  ];
+  if (t.task.output.description)
+    parts.push(`Output per ${t.task.input_type === 'sequence' ? 'sequence' : 'input'}: ${t.task.output.description}`);
   return parts.map((p) => p.trim()).join('\n');
 }
 
@@ -100,10 +105,29 @@ function builtinTools(gw: InferenceContext, tasks: TaskTool[]): Tool[] {
       inputSchema: {
         type: 'object',
         properties: {
-          sequences: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: maxBatch, description: 'DNA, RNA or protein sequences (IUPAC letters)' },
-          task_type: { type: 'string', ...(taskTypes.length ? { enum: taskTypes } : {}), description: 'The task to run, e.g. gc_content or embedding' },
-          sequence_type: { type: 'string', enum: [...SEQUENCE_TYPES], description: 'Skip detection: read every sequence as this type (a protein made only of nucleotide letters needs it)' },
-          options: { type: 'object', additionalProperties: true, description: 'Task options, passed to the chosen model' },
+          sequences: {
+            type: 'array',
+            items: { type: 'string', minLength: 1 },
+            minItems: 1,
+            maxItems: maxBatch,
+            description: 'DNA, RNA or protein sequences (IUPAC letters)',
+          },
+          task_type: {
+            type: 'string',
+            ...(taskTypes.length ? { enum: taskTypes } : {}),
+            description: 'The task to run, e.g. gc_content or embedding',
+          },
+          sequence_type: {
+            type: 'string',
+            enum: [...SEQUENCE_TYPES],
+            description:
+              'Skip detection: read every sequence as this type (a protein made only of nucleotide letters needs it)',
+          },
+          options: {
+            type: 'object',
+            additionalProperties: true,
+            description: 'Task options, passed to the chosen model',
+          },
           model: { type: 'string', description: 'Use this model instead of choosing one' },
         },
         required: ['sequences', 'task_type'],
@@ -114,14 +138,16 @@ function builtinTools(gw: InferenceContext, tasks: TaskTool[]): Tool[] {
     {
       name: 'list_models',
       title: 'List models',
-      description: 'Every installed model: version, status (ready, loading, unloaded, failed), tasks with their tool names, sequence types and limits.',
+      description:
+        'Every installed model: version, status (ready, loading, unloaded, failed), tasks with their tool names, sequence types and limits.',
       inputSchema: { type: 'object', properties: {}, additionalProperties: false },
       annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
     },
     {
       name: 'model_info',
       title: 'Model info',
-      description: "One model's manifest: tasks with input, output and options, sequence types, limits, resources, status and metadata.",
+      description:
+        "One model's manifest: tasks with input, output and options, sequence types, limits, resources, status and metadata.",
       inputSchema: {
         type: 'object',
         properties: { model: { type: 'string', ...(names.length ? { enum: names } : {}), description: 'Model name' } },

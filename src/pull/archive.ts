@@ -5,7 +5,20 @@
 // limits (sizes are counted from the headers before anything is written, and again as bytes
 // arrive). Symbolic links that only point down (`weights -> data/v1`) are kept: with no `..` in any
 // target, every link resolves inside its own folder, however they chain.
-import { createReadStream, createWriteStream, constants as fsConstants, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, realpathSync, symlinkSync, copyFileSync, chmodSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  constants as fsConstants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  symlinkSync,
+  copyFileSync,
+  chmodSync,
+} from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -40,7 +53,8 @@ export function safeRelativePath(name: string): string {
   if (name.length > MAX_NAME_CHARS) throw unsafe(`entry name longer than ${MAX_NAME_CHARS} characters`, name);
   if (name.includes('\0')) throw unsafe('entry name with a NUL character', name);
   if (name.includes('\\')) throw unsafe(`entry name with a backslash: ${JSON.stringify(name)}`, name);
-  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) throw unsafe(`absolute entry name: ${JSON.stringify(name)}`, name);
+  if (name.startsWith('/') || /^[A-Za-z]:/.test(name))
+    throw unsafe(`absolute entry name: ${JSON.stringify(name)}`, name);
   const parts = name.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw unsafe(`entry name with "..": ${JSON.stringify(name)}`, name);
   if (parts.length > MAX_DEPTH) throw unsafe(`entry nested deeper than ${MAX_DEPTH} folders`, name);
@@ -50,8 +64,10 @@ export function safeRelativePath(name: string): string {
 /** A symbolic link's target, if it stays inside the link's own folder (relative, never `..`). */
 function safeLinkTarget(name: string, target: string | null | undefined): string {
   if (!target) throw unsafe(`symbolic link ${JSON.stringify(name)} without a target`, name);
-  if (target.startsWith('/') || target.includes('\\') || target.includes('\0')) throw unsafe(`symbolic link ${JSON.stringify(name)} points outside the folder (${JSON.stringify(target)})`, name);
-  if (target.split('/').includes('..')) throw unsafe(`symbolic link ${JSON.stringify(name)} points up with ".." (${JSON.stringify(target)})`, name);
+  if (target.startsWith('/') || target.includes('\\') || target.includes('\0'))
+    throw unsafe(`symbolic link ${JSON.stringify(name)} points outside the folder (${JSON.stringify(target)})`, name);
+  if (target.split('/').includes('..'))
+    throw unsafe(`symbolic link ${JSON.stringify(name)} points up with ".." (${JSON.stringify(target)})`, name);
   return target;
 }
 
@@ -125,17 +141,26 @@ export async function extractArchive(file: string, dest: string, limits: Extract
         stream.resume();
         return next();
       }
-      if (type !== 'file' && type !== 'contiguous-file') throw unsafe(`entry ${JSON.stringify(rel)} is a ${type === 'link' ? 'hard link' : type}, which packages may not hold`, header.name);
+      if (type !== 'file' && type !== 'contiguous-file')
+        throw unsafe(
+          `entry ${JSON.stringify(rel)} is a ${type === 'link' ? 'hard link' : type}, which packages may not hold`,
+          header.name,
+        );
       budget.add(header.size ?? 0, header.name);
       files++;
       const mode = (header.mode ?? 0o644) & 0o111 ? 0o755 : 0o644;
       // O_EXCL + O_NOFOLLOW: never through a link, never over something already there.
-      const fd = openSync(target, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, mode);
+      const fd = openSync(
+        target,
+        fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
+        mode,
+      );
       let written = 0;
       const count = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           written += chunk.length;
-          if (written > (header.size ?? 0)) return cb(unsafe(`entry ${JSON.stringify(rel)} holds more bytes than its header says`, header.name));
+          if (written > (header.size ?? 0))
+            return cb(unsafe(`entry ${JSON.stringify(rel)} holds more bytes than its header says`, header.name));
           cb(null, chunk);
         },
       });

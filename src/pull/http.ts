@@ -25,7 +25,8 @@ export function downloadFailed(message: string, details?: unknown): IsoError {
 
 /** Only http(s) URLs are fetched: never file:, data: or anything a redirect might name. */
 function checkScheme(url: URL): void {
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw downloadFailed(`refusing to fetch ${url.protocol} URL ${url.href}: only http and https`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw downloadFailed(`refusing to fetch ${url.protocol} URL ${url.href}: only http and https`);
 }
 
 /** A URL without its userinfo, for messages. */
@@ -42,7 +43,8 @@ export async function fetchFollowing(url: string, opts: FetchOptions = {}): Prom
   for (let hop = 0; ; hop++) {
     checkScheme(current);
     const headers: Record<string, string> = { 'user-agent': 'isomodel-pull', ...opts.headers };
-    if (opts.token && opts.authOrigin && current.origin === opts.authOrigin) headers.authorization = `Bearer ${opts.token}`;
+    if (opts.token && opts.authOrigin && current.origin === opts.authOrigin)
+      headers.authorization = `Bearer ${opts.token}`;
     let res: Response;
     try {
       res = await fetch(current, { headers, redirect: 'manual', signal: opts.signal });
@@ -69,14 +71,20 @@ export async function responseError(res: Response, url: URL): Promise<IsoError> 
     // the body is only for the message
   }
   const hint = res.status === 401 || res.status === 403 ? ' (a gated or private repository needs HF_TOKEN)' : '';
-  return downloadFailed(`${shownUrl(url)} answered ${res.status}${hint}${text ? `: ${text}` : ''}`, { status: res.status });
+  return downloadFailed(`${shownUrl(url)} answered ${res.status}${hint}${text ? `: ${text}` : ''}`, {
+    status: res.status,
+  });
 }
 
 /**
  * Streams a response body into `file` (appending when `append`), failing once more than
  * `maxBytes` would be in the file. `onBytes` gets each chunk's length (progress).
  */
-export async function saveBody(res: Response, file: string, opts: { append: boolean; maxBytes: number; startAt: number; onBytes?: (n: number) => void }): Promise<void> {
+export async function saveBody(
+  res: Response,
+  file: string,
+  opts: { append: boolean; maxBytes: number; startAt: number; onBytes?: (n: number) => void },
+): Promise<void> {
   if (!res.body) throw downloadFailed('empty response body');
   let size = opts.startAt;
   const limit = new Transform({
@@ -88,12 +96,18 @@ export async function saveBody(res: Response, file: string, opts: { append: bool
     },
   });
   try {
-    await pipeline(Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>), limit, createWriteStream(file, { flags: opts.append ? 'a' : 'w', mode: 0o644 }));
+    await pipeline(
+      Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>),
+      limit,
+      createWriteStream(file, { flags: opts.append ? 'a' : 'w', mode: 0o644 }),
+    );
   } catch (e) {
     if (e instanceof IsoError) throw e;
     const cause = (e as { cause?: { message?: string } }).cause?.message;
     // What arrived stays in the file: the next pull resumes from there.
-    throw downloadFailed(`the download broke off after ${size} bytes (${cause ?? (e as Error).message}); pull again to resume`);
+    throw downloadFailed(
+      `the download broke off after ${size} bytes (${cause ?? (e as Error).message}); pull again to resume`,
+    );
   }
 }
 
@@ -113,7 +127,12 @@ export async function downloadTo(url: string, file: string, maxBytes: number, si
  * Continues (or starts) a download into `file`: asks for the bytes after those already there
  * with Range, appends on 206, starts over on 200. `expected` bounds the file.
  */
-export async function resumeTo(url: string, file: string, expected: number, opts: FetchOptions & { onBytes?: (n: number) => void }): Promise<{ resumedFrom: number; res: Response }> {
+export async function resumeTo(
+  url: string,
+  file: string,
+  expected: number,
+  opts: FetchOptions & { onBytes?: (n: number) => void },
+): Promise<{ resumedFrom: number; res: Response }> {
   let have = 0;
   try {
     have = statSync(file).size;

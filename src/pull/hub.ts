@@ -25,23 +25,37 @@ const REVISION = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$/;
 export function parseHubSource(source: string): HubSource | null {
   if (!source.startsWith('hf:')) return null;
   const [repo = '', revision = 'main', ...rest] = source.slice(3).split('@');
-  if (rest.length || !REPO.test(repo) || repo.includes('..')) throw new IsoError('INVALID_REQUEST', `not a hub source: ${JSON.stringify(source)} (expected hf:<org>/<repo>[@revision])`);
-  if (!REVISION.test(revision) || revision.split('/').includes('..')) throw new IsoError('INVALID_REQUEST', `not a revision: ${JSON.stringify(revision)}`);
+  if (rest.length || !REPO.test(repo) || repo.includes('..'))
+    throw new IsoError(
+      'INVALID_REQUEST',
+      `not a hub source: ${JSON.stringify(source)} (expected hf:<org>/<repo>[@revision])`,
+    );
+  if (!REVISION.test(revision) || revision.split('/').includes('..'))
+    throw new IsoError('INVALID_REQUEST', `not a revision: ${JSON.stringify(revision)}`);
   return { repo, revision };
 }
 
-const listing = z.object({
-  sha: z.string().regex(/^[0-9a-f]{40}$/, 'a 40-hex commit id'),
-  siblings: z
-    .array(
-      z.object({
-        rfilename: z.string().min(1),
-        size: z.number().int().min(0).optional(),
-        blobId: z.string().regex(/^[0-9a-f]{40}$/).optional(),
-        lfs: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().min(0) }).passthrough().optional(),
-      }).passthrough(),
+const listing = z
+  .object({
+    sha: z.string().regex(/^[0-9a-f]{40}$/, 'a 40-hex commit id'),
+    siblings: z.array(
+      z
+        .object({
+          rfilename: z.string().min(1),
+          size: z.number().int().min(0).optional(),
+          blobId: z
+            .string()
+            .regex(/^[0-9a-f]{40}$/)
+            .optional(),
+          lfs: z
+            .object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().min(0) })
+            .passthrough()
+            .optional(),
+        })
+        .passthrough(),
     ),
-}).passthrough();
+  })
+  .passthrough();
 
 export interface HubFile {
   path: string;
@@ -77,7 +91,8 @@ function endpointOf(endpoint: string): URL {
   } catch {
     throw new IsoError('INVALID_REQUEST', `HF_ENDPOINT is not a URL: ${JSON.stringify(endpoint)}`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new IsoError('INVALID_REQUEST', `HF_ENDPOINT must be http(s): ${shownUrl(u)}`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new IsoError('INVALID_REQUEST', `HF_ENDPOINT must be http(s): ${shownUrl(u)}`);
   return u;
 }
 
@@ -85,19 +100,28 @@ function endpointOf(endpoint: string): URL {
 export async function listHubFiles(src: HubSource, opts: HubOptions): Promise<{ commit: string; files: HubFile[] }> {
   const base = endpointOf(opts.endpoint);
   const url = new URL(`api/models/${src.repo}/revision/${encodeURIComponent(src.revision)}?blobs=true`, base);
-  const { res, url: last } = await fetchFollowing(url.href, { token: opts.token, authOrigin: base.origin, signal: opts.signal });
+  const { res, url: last } = await fetchFollowing(url.href, {
+    token: opts.token,
+    authOrigin: base.origin,
+    signal: opts.signal,
+  });
   if (res.status === 404) {
     await res.body?.cancel();
-    throw new IsoError('NOT_FOUND', `the hub at ${shownUrl(base)} has no model repository ${src.repo} at revision ${src.revision}`);
+    throw new IsoError(
+      'NOT_FOUND',
+      `the hub at ${shownUrl(base)} has no model repository ${src.repo} at revision ${src.revision}`,
+    );
   }
   if (res.status !== 200) throw await responseError(res, last);
   const text = await res.text();
-  if (text.length > 16 * 1024 * 1024) throw downloadFailed('the hub\'s file list is larger than 16 MiB');
+  if (text.length > 16 * 1024 * 1024) throw downloadFailed("the hub's file list is larger than 16 MiB");
   let parsed: z.infer<typeof listing>;
   try {
     parsed = listing.parse(JSON.parse(text));
   } catch (e) {
-    throw downloadFailed(`the hub's file list for ${src.repo} is not what the hub protocol describes: ${(e as Error).message.slice(0, 300)}`);
+    throw downloadFailed(
+      `the hub's file list for ${src.repo} is not what the hub protocol describes: ${(e as Error).message.slice(0, 300)}`,
+    );
   }
   const include = (opts.include ?? []).map(globToRegExp);
   const files: HubFile[] = [];
@@ -108,13 +132,23 @@ export async function listHubFiles(src: HubSource, opts: HubOptions): Promise<{ 
     if (!path) continue;
     if (include.length && !include.some((re) => re.test(path))) continue;
     const size = s.lfs?.size ?? s.size;
-    if (size === undefined) throw downloadFailed(`the hub's file list gives no size for ${path} (asked with blobs=true)`);
+    if (size === undefined)
+      throw downloadFailed(`the hub's file list gives no size for ${path} (asked with blobs=true)`);
     total += size;
-    if (files.length + 1 > opts.maxFiles) throw new IsoError('UNSAFE_ARCHIVE', `${src.repo} holds more than ${opts.maxFiles} files`);
-    if (total > opts.maxBytes) throw new IsoError('UNSAFE_ARCHIVE', `${src.repo} holds more than ${opts.maxBytes} bytes${include.length ? ' in the files asked for' : ''}; pass include patterns or raise pull.max_bytes`);
+    if (files.length + 1 > opts.maxFiles)
+      throw new IsoError('UNSAFE_ARCHIVE', `${src.repo} holds more than ${opts.maxFiles} files`);
+    if (total > opts.maxBytes)
+      throw new IsoError(
+        'UNSAFE_ARCHIVE',
+        `${src.repo} holds more than ${opts.maxBytes} bytes${include.length ? ' in the files asked for' : ''}; pass include patterns or raise pull.max_bytes`,
+      );
     files.push({ path, size, ...(s.lfs && { sha256: s.lfs.sha256 }), ...(s.blobId && { blobId: s.blobId }) });
   }
-  if (!files.length) throw new IsoError('NOT_FOUND', `${src.repo}@${src.revision} has no files${include.length ? ' matching the include patterns' : ''}`);
+  if (!files.length)
+    throw new IsoError(
+      'NOT_FOUND',
+      `${src.repo}@${src.revision} has no files${include.length ? ' matching the include patterns' : ''}`,
+    );
   return { commit: parsed.sha, files };
 }
 
@@ -122,26 +156,37 @@ export async function listHubFiles(src: HubSource, opts: HubOptions): Promise<{ 
 async function verify(file: string, f: HubFile, etag: string | null): Promise<void> {
   if (f.sha256) {
     const got = await sha256File(file);
-    if (got !== f.sha256) throw downloadFailed(`${f.path}: sha256 ${got} does not match the hub's ${f.sha256}`, { file: f.path });
+    if (got !== f.sha256)
+      throw downloadFailed(`${f.path}: sha256 ${got} does not match the hub's ${f.sha256}`, { file: f.path });
     return;
   }
   if (f.blobId) {
     const got = await gitBlobSha1(file);
-    if (got !== f.blobId) throw downloadFailed(`${f.path}: git blob id ${got} does not match the hub's ${f.blobId}`, { file: f.path });
+    if (got !== f.blobId)
+      throw downloadFailed(`${f.path}: git blob id ${got} does not match the hub's ${f.blobId}`, { file: f.path });
     return;
   }
   // No digest in the listing: the resolve response's ETag (sha256 for LFS files, the blob id otherwise).
   const tag = etag?.replace(/^W\//, '').replace(/"/g, '') ?? '';
   if (/^[0-9a-f]{64}$/.test(tag)) return verify(file, { ...f, sha256: tag }, null);
   if (/^[0-9a-f]{40}$/.test(tag)) return verify(file, { ...f, blobId: tag }, null);
-  throw downloadFailed(`${f.path}: neither the file list nor the download gives a digest to check it against`, { file: f.path });
+  throw downloadFailed(`${f.path}: neither the file list nor the download gives a digest to check it against`, {
+    file: f.path,
+  });
 }
 
 /**
  * Downloads the listed files into `dest`, resuming from `<partial>/<commit>/<path>.incomplete`.
  * Returns the bytes now in dest.
  */
-export async function downloadHubFiles(src: HubSource, commit: string, files: HubFile[], dest: string, partial: string, opts: HubOptions): Promise<{ bytes: number; resumed: number }> {
+export async function downloadHubFiles(
+  src: HubSource,
+  commit: string,
+  files: HubFile[],
+  dest: string,
+  partial: string,
+  opts: HubOptions,
+): Promise<{ bytes: number; resumed: number }> {
   const base = endpointOf(opts.endpoint);
   let bytes = 0;
   let resumed = 0;
@@ -154,10 +199,16 @@ export async function downloadHubFiles(src: HubSource, commit: string, files: Hu
       received += n;
       opts.onProgress?.({ file: f.path, received, total: f.size });
     };
-    const { resumedFrom, res } = await resumeTo(url.href, part, f.size, { token: opts.token, authOrigin: base.origin, signal: opts.signal, onBytes: report });
+    const { resumedFrom, res } = await resumeTo(url.href, part, f.size, {
+      token: opts.token,
+      authOrigin: base.origin,
+      signal: opts.signal,
+      onBytes: report,
+    });
     resumed += resumedFrom;
     const { size } = statSync(part);
-    if (size !== f.size) throw downloadFailed(`${f.path}: got ${size} bytes, the hub lists ${f.size}`, { file: f.path });
+    if (size !== f.size)
+      throw downloadFailed(`${f.path}: got ${size} bytes, the hub lists ${f.size}`, { file: f.path });
     try {
       await verify(part, f, res.headers.get('x-linked-etag') ?? res.headers.get('etag'));
     } catch (e) {

@@ -4,7 +4,22 @@
 // `hf:<org>/<repo>[@revision]`. Everything is unpacked into a staging folder first and moved into
 // place only once complete and checked, so a failed pull leaves what was there before untouched.
 import { randomBytes } from 'node:crypto';
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, lstatSync, chmodSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+  lstatSync,
+  chmodSync,
+} from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { IsoError } from '../errors.js';
 import { ManifestError, MANIFEST_FILE, loadPackage, isValidModelName } from '../manifest/load.js';
@@ -118,7 +133,8 @@ function lock(dir: string, key: string): () => void {
       } catch (err) {
         alive = (err as NodeJS.ErrnoException).code === 'EPERM';
       }
-      if (alive && pid !== process.pid) throw new IsoError('CONFLICT', `another pull of ${key} is in progress (process ${pid})`);
+      if (alive && pid !== process.pid)
+        throw new IsoError('CONFLICT', `another pull of ${key} is in progress (process ${pid})`);
       if (alive) throw new IsoError('CONFLICT', `a pull of ${key} is already in progress`);
       rmSync(file, { force: true });
     }
@@ -140,7 +156,8 @@ function moveFolder(from: string, to: string): void {
 /** Puts `staged` at `target`, replacing what is there only with `force`; the old one goes last. */
 function install(staged: string, target: string, force: boolean, what: string): void {
   if (existsSync(target)) {
-    if (!force) throw new IsoError('CONFLICT', `${what} already exists at ${target}; pull with force (--force) to replace it`);
+    if (!force)
+      throw new IsoError('CONFLICT', `${what} already exists at ${target}; pull with force (--force) to replace it`);
     const aside = `${target}.old-${randomBytes(4).toString('hex')}`;
     renameSync(target, aside);
     try {
@@ -161,15 +178,31 @@ function packageRoot(dir: string): string {
   if (isPkg(dir)) return dir;
   const subs = readdirSync(dir).filter((n) => !n.startsWith('.') && lstatSync(join(dir, n)).isDirectory());
   if (subs.length === 1 && isPkg(join(dir, subs[0]!))) return join(dir, subs[0]!);
-  throw new IsoError('VALIDATION_ERROR', `the source holds no model package: no ${MANIFEST_FILE} at its top or in its single folder`);
+  throw new IsoError(
+    'VALIDATION_ERROR',
+    `the source holds no model package: no ${MANIFEST_FILE} at its top or in its single folder`,
+  );
 }
 
 /** Fetches the source's files into `stage` (empty). Returns counts and, for the hub, the commit. */
-async function fetchInto(req: PullRequest, s: PullSettings, stage: string, partial: string): Promise<{ files: number; bytes: number; commit?: string; resumed?: number }> {
+async function fetchInto(
+  req: PullRequest,
+  s: PullSettings,
+  stage: string,
+  partial: string,
+): Promise<{ files: number; bytes: number; commit?: string; resumed?: number }> {
   const limits: ExtractLimits = { maxBytes: s.maxBytes, maxEntries: s.maxFiles };
   const hub = parseHubSource(req.source);
   if (hub) {
-    const hubOpts = { endpoint: s.hfEndpoint, token: s.hfToken, maxBytes: s.maxBytes, maxFiles: s.maxFiles, include: req.include, onProgress: req.onProgress, signal: req.signal };
+    const hubOpts = {
+      endpoint: s.hfEndpoint,
+      token: s.hfToken,
+      maxBytes: s.maxBytes,
+      maxFiles: s.maxFiles,
+      include: req.include,
+      onProgress: req.onProgress,
+      signal: req.signal,
+    };
     const { commit, files } = await listHubFiles(hub, hubOpts);
     const { bytes, resumed } = await downloadHubFiles(hub, commit, files, stage, partial, hubOpts);
     return { files: files.length, bytes, commit, resumed };
@@ -185,7 +218,10 @@ async function fetchInto(req: PullRequest, s: PullSettings, stage: string, parti
     }
   }
   if (/^[a-z][a-z0-9+.-]*:/i.test(req.source) && !req.source.startsWith('/')) {
-    throw new IsoError('INVALID_REQUEST', `unknown source ${JSON.stringify(req.source.slice(0, 200))}: give a folder, a .tar.gz, an http(s) URL or hf:<org>/<repo>[@revision]`);
+    throw new IsoError(
+      'INVALID_REQUEST',
+      `unknown source ${JSON.stringify(req.source.slice(0, 200))}: give a folder, a .tar.gz, an http(s) URL or hf:<org>/<repo>[@revision]`,
+    );
   }
   const path = resolve(req.source);
   let st;
@@ -196,7 +232,8 @@ async function fetchInto(req: PullRequest, s: PullSettings, stage: string, parti
   }
   if (st.isDirectory()) return copyFolder(path, stage, limits);
   if (st.isFile() && ARCHIVE.test(path)) {
-    if (st.size > s.maxBytes) throw new IsoError('UNSAFE_ARCHIVE', `${basename(path)} is larger than ${s.maxBytes} bytes`);
+    if (st.size > s.maxBytes)
+      throw new IsoError('UNSAFE_ARCHIVE', `${basename(path)} is larger than ${s.maxBytes} bytes`);
     return extractArchive(path, stage, limits);
   }
   throw new IsoError('INVALID_REQUEST', `${path} is neither a folder nor a .tar.gz / .tgz / .tar archive`);
@@ -211,7 +248,11 @@ async function pullWeights(req: PullRequest, s: PullSettings): Promise<PullResul
   const model = req.forModel!;
   const m = req.forManifest;
   if (!m) throw new IsoError('MODEL_NOT_FOUND', `no model ${model} in the models dir: pull its package first`);
-  if (!m.weights) throw new IsoError('VALIDATION_ERROR', `model ${model} declares no weights (its ${MANIFEST_FILE} has no weights.env), so there is no weights path to fill`);
+  if (!m.weights)
+    throw new IsoError(
+      'VALIDATION_ERROR',
+      `model ${model} declares no weights (its ${MANIFEST_FILE} has no weights.env), so there is no weights path to fill`,
+    );
   mkdirSync(s.weightsDir, { recursive: true, mode: 0o755 });
   const work = join(s.weightsDir, '.pull');
   const unlock = lock(work, `weights-${model}`);
@@ -220,15 +261,37 @@ async function pullWeights(req: PullRequest, s: PullSettings): Promise<PullResul
   try {
     const got = await fetchInto(req, s, stage, join(work, 'partial', model));
     const missing = m.weights.required_files.filter((f) => !existsSync(join(stage, f)));
-    if (missing.length) throw new IsoError('VALIDATION_ERROR', `the source has no ${missing.join(', ')}, which ${model} needs (weights.required_files)`, { missing });
-    const info = { model, source: req.source, commit: got.commit ?? null, files: got.files, bytes: got.bytes, pulled_at: new Date().toISOString() };
+    if (missing.length)
+      throw new IsoError(
+        'VALIDATION_ERROR',
+        `the source has no ${missing.join(', ')}, which ${model} needs (weights.required_files)`,
+        { missing },
+      );
+    const info = {
+      model,
+      source: req.source,
+      commit: got.commit ?? null,
+      files: got.files,
+      bytes: got.bytes,
+      pulled_at: new Date().toISOString(),
+    };
     rmSync(join(stage, WEIGHTS_MARKER), { force: true });
     writeFileSync(join(stage, WEIGHTS_MARKER), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
     chmodSync(stage, 0o755);
     const target = join(s.weightsDir, model);
     // Weights are replaced by a new pull without --force: filling them again is what pull is for.
     install(stage, target, true, `weights of ${model}`);
-    return { kind: 'weights', model, path: target, source: req.source, files: got.files, bytes: got.bytes, env: m.weights.env, ...(got.commit && { commit: got.commit }), ...(got.resumed && { resumed_bytes: got.resumed }) };
+    return {
+      kind: 'weights',
+      model,
+      path: target,
+      source: req.source,
+      files: got.files,
+      bytes: got.bytes,
+      env: m.weights.env,
+      ...(got.commit && { commit: got.commit }),
+      ...(got.resumed && { resumed_bytes: got.resumed }),
+    };
   } finally {
     rmSync(stage, { recursive: true, force: true });
     unlock();
@@ -249,17 +312,36 @@ async function pullPackage(req: PullRequest, s: PullSettings): Promise<PullResul
       pkg = loadPackage(root);
     } catch (e) {
       const issues = (e as ManifestError).issues;
-      throw new IsoError('VALIDATION_ERROR', `the source is not a valid model package: ${(e as Error).message.replace(stage, '<package>')}`, issues ? { issues } : undefined);
+      throw new IsoError(
+        'VALIDATION_ERROR',
+        `the source is not a valid model package: ${(e as Error).message.replace(stage, '<package>')}`,
+        issues ? { issues } : undefined,
+      );
     }
     const { name, version } = pkg.manifest;
-    if (req.expectName !== undefined && name !== req.expectName) throw new IsoError('VALIDATION_ERROR', `the source is model "${name}", not "${req.expectName}"`);
+    if (req.expectName !== undefined && name !== req.expectName)
+      throw new IsoError('VALIDATION_ERROR', `the source is model "${name}", not "${req.expectName}"`);
     if (!isValidModelName(name)) throw new IsoError('VALIDATION_ERROR', `invalid model name ${JSON.stringify(name)}`);
     chmodSync(root, 0o755);
     rmSync(join(root, PACKAGE_MARKER), { force: true });
-    writeFileSync(join(root, PACKAGE_MARKER), `${JSON.stringify({ model: name, version, source: req.source, commit: got.commit ?? null, pulled_at: new Date().toISOString() }, null, 2)}\n`, { mode: 0o644 });
+    writeFileSync(
+      join(root, PACKAGE_MARKER),
+      `${JSON.stringify({ model: name, version, source: req.source, commit: got.commit ?? null, pulled_at: new Date().toISOString() }, null, 2)}\n`,
+      { mode: 0o644 },
+    );
     const target = join(s.modelsDir, name);
     install(root, target, req.force ?? false, `a package of model ${name}`);
-    return { kind: 'package', model: name, version, path: target, source: req.source, files: got.files, bytes: got.bytes, ...(got.commit && { commit: got.commit }), ...(got.resumed && { resumed_bytes: got.resumed }) };
+    return {
+      kind: 'package',
+      model: name,
+      version,
+      path: target,
+      source: req.source,
+      files: got.files,
+      bytes: got.bytes,
+      ...(got.commit && { commit: got.commit }),
+      ...(got.resumed && { resumed_bytes: got.resumed }),
+    };
   } finally {
     rmSync(stage, { recursive: true, force: true });
     unlock();

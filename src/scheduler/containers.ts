@@ -67,15 +67,28 @@ export class ContainerManager {
        )`,
     ]);
     for (const r of opts.store.db.prepare('SELECT * FROM containers ORDER BY created_at').all() as Row[]) {
-      this.items.set(r.name, { spec: { name: r.name, model: r.model, cpus: r.cpus, memoryMb: r.memory_mb, replicas: r.replicas }, createdAt: r.created_at, status: r.running ? 'stopped' : 'created', lastError: null, deployment: null, starting: null, startedAt: null, replicaIds: [] });
+      this.items.set(r.name, {
+        spec: { name: r.name, model: r.model, cpus: r.cpus, memoryMb: r.memory_mb, replicas: r.replicas },
+        createdAt: r.created_at,
+        status: r.running ? 'stopped' : 'created',
+        lastError: null,
+        deployment: null,
+        starting: null,
+        startedAt: null,
+        replicaIds: [],
+      });
     }
   }
 
   /** Starts the containers that were running when the gateway last stopped (in the background). */
   restore(): void {
-    const rows = this.opts.store.db.prepare('SELECT name FROM containers WHERE running = 1').all() as { name: string }[];
+    const rows = this.opts.store.db.prepare('SELECT name FROM containers WHERE running = 1').all() as {
+      name: string;
+    }[];
     for (const { name } of rows) {
-      this.start(name).catch((e: Error) => this.opts.logger.warn({ container: name, error: e.message }, 'container did not start again'));
+      this.start(name).catch((e: Error) =>
+        this.opts.logger.warn({ container: name, error: e.message }, 'container did not start again'),
+      );
     }
   }
 
@@ -86,15 +99,30 @@ export class ContainerManager {
   }
 
   create(spec: ContainerSpec): Live {
-    if (!CONTAINER_NAME.test(spec.name)) throw new IsoError('INVALID_REQUEST', 'container_name: 1-64 letters, digits, ".", "_" and "-", starting with a letter or digit');
+    if (!CONTAINER_NAME.test(spec.name))
+      throw new IsoError(
+        'INVALID_REQUEST',
+        'container_name: 1-64 letters, digits, ".", "_" and "-", starting with a letter or digit',
+      );
     if (this.items.has(spec.name)) throw new IsoError('CONFLICT', `container ${spec.name} already exists`);
     if (this.items.size >= MAX_CONTAINERS) throw new IsoError('QUOTA_EXCEEDED', `at most ${MAX_CONTAINERS} containers`);
     this.opts.registry.package(spec.model); // MODEL_NOT_FOUND when unknown
     const createdAt = new Date().toISOString();
     this.opts.store.db
-      .prepare('INSERT INTO containers (name, model, cpus, memory_mb, replicas, running, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)')
+      .prepare(
+        'INSERT INTO containers (name, model, cpus, memory_mb, replicas, running, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)',
+      )
       .run(spec.name, spec.model, spec.cpus, spec.memoryMb, spec.replicas, createdAt);
-    const live: Live = { spec, createdAt, status: 'created', lastError: null, deployment: null, starting: null, startedAt: null, replicaIds: [] };
+    const live: Live = {
+      spec,
+      createdAt,
+      status: 'created',
+      lastError: null,
+      deployment: null,
+      starting: null,
+      startedAt: null,
+      replicaIds: [],
+    };
     this.items.set(spec.name, live);
     return live;
   }
@@ -102,7 +130,13 @@ export class ContainerManager {
   /** The model's package with the container's limits in place of the manifest's. */
   private packageFor(spec: ContainerSpec): ModelPackage {
     const pkg = this.opts.registry.package(spec.model);
-    return { ...pkg, manifest: { ...pkg.manifest, resources: { ...pkg.manifest.resources, cpus: spec.cpus, memory_mb: spec.memoryMb } } };
+    return {
+      ...pkg,
+      manifest: {
+        ...pkg.manifest,
+        resources: { ...pkg.manifest.resources, cpus: spec.cpus, memory_mb: spec.memoryMb },
+      },
+    };
   }
 
   async start(name: string): Promise<ModelDeployment> {
@@ -111,9 +145,15 @@ export class ContainerManager {
     if (c.starting) return c.starting;
     const pkg = this.packageFor(c.spec);
     const { name: model, version } = pkg.manifest;
-    const d = new ModelDeployment(pkg, this.opts.createWorker, this.opts.logger.child({ container: name }), this.opts.observerFor?.(model, version), {
-      scaling: { min_replicas: c.spec.replicas, max_replicas: c.spec.replicas, idle_timeout_s: 0 },
-    });
+    const d = new ModelDeployment(
+      pkg,
+      this.opts.createWorker,
+      this.opts.logger.child({ container: name }),
+      this.opts.observerFor?.(model, version),
+      {
+        scaling: { min_replicas: c.spec.replicas, max_replicas: c.spec.replicas, idle_timeout_s: 0 },
+      },
+    );
     c.status = 'starting';
     c.starting = d.start().then(
       () => {
@@ -162,7 +202,11 @@ export class ContainerManager {
   /** The running deployment of a container; 503 MODEL_NOT_LOADED when it is not running. */
   serving(name: string): ModelDeployment {
     const c = this.get(name);
-    if (!c.deployment || c.deployment.state !== 'ready') throw new IsoError('MODEL_NOT_LOADED', `container ${name} is ${c.status}: start it first (POST /api/containers/start)`);
+    if (!c.deployment || c.deployment.state !== 'ready')
+      throw new IsoError(
+        'MODEL_NOT_LOADED',
+        `container ${name} is ${c.status}: start it first (POST /api/containers/start)`,
+      );
     return c.deployment;
   }
 
@@ -191,7 +235,8 @@ export class ContainerManager {
     const c = this.get(name);
     this.noteReplicas(c);
     const replicas = c.deployment?.replicaInfo() ?? [];
-    const sum = (f: (r: (typeof replicas)[number]) => number | undefined): number | null => (replicas.some((r) => f(r) !== undefined) ? replicas.reduce((a, r) => a + (f(r) ?? 0), 0) : null);
+    const sum = (f: (r: (typeof replicas)[number]) => number | undefined): number | null =>
+      replicas.some((r) => f(r) !== undefined) ? replicas.reduce((a, r) => a + (f(r) ?? 0), 0) : null;
     const pkg = this.opts.registry.names().includes(c.spec.model) ? this.opts.registry.package(c.spec.model) : null;
     return {
       container_name: c.spec.name,
@@ -199,7 +244,12 @@ export class ContainerManager {
       version: pkg?.manifest.version ?? null,
       isolation: pkg?.manifest.isolation ?? null,
       status: c.status,
-      resources: { cpu: c.spec.cpus, memory: `${c.spec.memoryMb}M`, memory_mb: c.spec.memoryMb, replicas: c.spec.replicas },
+      resources: {
+        cpu: c.spec.cpus,
+        memory: `${c.spec.memoryMb}M`,
+        memory_mb: c.spec.memoryMb,
+        replicas: c.spec.replicas,
+      },
       resource_use: {
         cpu_percent: sum((r) => r.cpu_percent),
         memory_bytes: sum((r) => r.rss_bytes),

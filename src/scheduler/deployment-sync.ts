@@ -11,7 +11,13 @@ import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
 import { httpPackagesDir, writeHttpPackage } from '../manifest/http-package.js';
 import type { Manifest } from '../manifest/schema.js';
-import { specKey, type DeploymentSource, type DeploymentSpec, type DeploymentWrite, type SharedDeploymentStore } from '../store/shared/deployments.js';
+import {
+  specKey,
+  type DeploymentSource,
+  type DeploymentSpec,
+  type DeploymentWrite,
+  type SharedDeploymentStore,
+} from '../store/shared/deployments.js';
 import type { ModelRegistry, VersionOverrides } from './registry.js';
 import { parseModelId } from './versions.js';
 
@@ -61,7 +67,12 @@ export class DeploymentSync {
       if (initial && (spec.action === 'undeploy' || spec.action === 'remove')) continue;
       const next = (this.chains.get(spec.name) ?? Promise.resolve())
         .then(() => this.apply(spec))
-        .catch((e: Error) => this.logger.warn({ model: spec.name, version: spec.version || undefined, action: spec.action, error: e.message }, 'cannot apply a deployment made through another gateway'));
+        .catch((e: Error) =>
+          this.logger.warn(
+            { model: spec.name, version: spec.version || undefined, action: spec.action, error: e.message },
+            'cannot apply a deployment made through another gateway',
+          ),
+        );
       this.chains.set(spec.name, next);
       void next.finally(() => {
         if (this.chains.get(spec.name) === next) this.chains.delete(spec.name);
@@ -72,7 +83,10 @@ export class DeploymentSync {
   private async apply(s: DeploymentSpec): Promise<void> {
     if (this.closed) return;
     const id = `${s.name}@${s.version}`;
-    this.logger.info({ model: s.name, version: s.version || undefined, action: s.action }, 'applying a deployment made through another gateway');
+    this.logger.info(
+      { model: s.name, version: s.version || undefined, action: s.action },
+      'applying a deployment made through another gateway',
+    );
     switch (s.action) {
       case 'remove':
         if (this.registry.names().includes(s.name)) await this.registry.remove(s.name, LOCAL);
@@ -107,15 +121,24 @@ export class DeploymentSync {
     if (this.known(s.name, s.version)) return;
     const src = s.source;
     if (!src) throw new Error('no package source was recorded');
-    const dir = src.kind === 'image' ? writeHttpPackage(this.stateDir, src.manifest as Manifest) : src.kind === 'models_dir' ? resolve(this.registry.modelsDir, src.dir) : src.dir;
+    const dir =
+      src.kind === 'image'
+        ? writeHttpPackage(this.stateDir, src.manifest as Manifest)
+        : src.kind === 'models_dir'
+          ? resolve(this.registry.modelsDir, src.dir)
+          : src.dir;
     const pkg = this.registry.register(dir);
-    if (pkg.manifest.name !== s.name || pkg.manifest.version !== s.version) throw new Error(`the package at ${dir} is ${pkg.manifest.name}@${pkg.manifest.version} here, not ${s.name}@${s.version}`);
+    if (pkg.manifest.name !== s.name || pkg.manifest.version !== s.version)
+      throw new Error(
+        `the package at ${dir} is ${pkg.manifest.name}@${pkg.manifest.version} here, not ${s.name}@${s.version}`,
+      );
   }
 
   /** Where the package of a version this gateway knows comes from, as another gateway can find it. */
   private sourceOf(name: string, version: string): DeploymentSource {
     const pkg = this.registry.package(`${name}@${version}`);
-    if (pkg.dir.startsWith(resolve(httpPackagesDir(this.stateDir)) + sep)) return { kind: 'image', manifest: pkg.manifest };
+    if (pkg.dir.startsWith(resolve(httpPackagesDir(this.stateDir)) + sep))
+      return { kind: 'image', manifest: pkg.manifest };
     const models = resolve(this.registry.modelsDir) + sep;
     if (pkg.dir.startsWith(models)) return { kind: 'models_dir', dir: pkg.dir.slice(models.length) };
     return { kind: 'path', dir: pkg.dir };
@@ -162,25 +185,44 @@ export class DeploymentSync {
   /** One version undeployed (`name@version`). */
   undeployed(id: string): Promise<void> {
     const { name, version } = this.versionOf(id);
-    return this.record(`${name}@${version} undeployed`, name, version, (old) => ({ action: 'undeploy', source: old?.source ?? null, overrides: old?.overrides ?? null, replicas: null }));
+    return this.record(`${name}@${version} undeployed`, name, version, (old) => ({
+      action: 'undeploy',
+      source: old?.source ?? null,
+      overrides: old?.overrides ?? null,
+      replicas: null,
+    }));
   }
 
   /** The whole model undeployed. */
   removed(name: string): Promise<void> {
-    return this.record(`${name} undeployed`, name, '', () => ({ action: 'remove', source: null, overrides: null, replicas: null }));
+    return this.record(`${name} undeployed`, name, '', () => ({
+      action: 'remove',
+      source: null,
+      overrides: null,
+      replicas: null,
+    }));
   }
 
   private async record(what: string, name: string, version: string, build: Build): Promise<void> {
     try {
       await this.store.put(name, version, build, (spec) => this.applied.set(specKey(name, version), spec.seq));
     } catch (e) {
-      this.logger.error({ model: name, version: version || undefined, error: (e as Error).message }, 'deployment not recorded in the shared state database');
-      throw new IsoError('INTERNAL_ERROR', `${what} on this gateway, but the shared state database did not record it, so the other gateways do not know of it; repeat the request once the database answers`);
+      this.logger.error(
+        { model: name, version: version || undefined, error: (e as Error).message },
+        'deployment not recorded in the shared state database',
+      );
+      throw new IsoError(
+        'INTERNAL_ERROR',
+        `${what} on this gateway, but the shared state database did not record it, so the other gateways do not know of it; repeat the request once the database answers`,
+      );
     }
   }
 }
 
-function mergeOverrides(old: VersionOverrides | null | undefined, given: VersionOverrides | undefined): VersionOverrides | null {
+function mergeOverrides(
+  old: VersionOverrides | null | undefined,
+  given: VersionOverrides | undefined,
+): VersionOverrides | null {
   const o = { ...old, ...given };
   return o.resources || o.scaling ? o : null;
 }

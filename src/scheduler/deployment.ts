@@ -51,7 +51,13 @@ export class ModelDeployment extends ReplicaPool {
   private peak = { current: 0, previous: 0, since: Date.now() };
   private readonly peakWindowMs: number;
 
-  constructor(pkg: ModelPackage, createWorker: WorkerFactory, logger: Logger, observer?: DeploymentObserver, options: DeploymentOptions = {}) {
+  constructor(
+    pkg: ModelPackage,
+    createWorker: WorkerFactory,
+    logger: Logger,
+    observer?: DeploymentObserver,
+    options: DeploymentOptions = {},
+  ) {
     super(pkg, createWorker, logger, observer, options);
     const b = pkg.manifest.batching;
     this.queue = new RequestQueue<Pending>(this.scaling.max_queue, b.priority_aging_ms);
@@ -82,11 +88,20 @@ export class ModelDeployment extends ReplicaPool {
     // A caller that picked this deployment just before a rolling update or reload switched away
     // from it is served by the replacement instead of failing.
     if (this.successor && this.state !== 'ready') return this.successor.submit(opts);
-    if (this.state === 'failed') return Promise.reject(new IsoError('MODEL_NOT_LOADED', `model ${this.name} failed to load: ${this.lastError}`));
-    if (this.state !== 'ready') return Promise.reject(new IsoError('MODEL_NOT_LOADED', `model ${this.name} is ${this.state}`));
+    if (this.state === 'failed')
+      return Promise.reject(new IsoError('MODEL_NOT_LOADED', `model ${this.name} failed to load: ${this.lastError}`));
+    if (this.state !== 'ready')
+      return Promise.reject(new IsoError('MODEL_NOT_LOADED', `model ${this.name} is ${this.state}`));
     if (opts.items.length === 0) return Promise.resolve([]);
     if (!this.queue.hasRoomFor(opts.items.length)) {
-      return Promise.reject(new IsoError('QUEUE_FULL', `model ${this.name} has ${this.queue.length} sequences queued (limit ${this.queue.capacity}); retry later`, { queue_depth: this.queue.length }, 1));
+      return Promise.reject(
+        new IsoError(
+          'QUEUE_FULL',
+          `model ${this.name} has ${this.queue.length} sequences queued (limit ${this.queue.capacity}); retry later`,
+          { queue_depth: this.queue.length },
+          1,
+        ),
+      );
     }
     // The manifest's timeout_ms bounds one batch's compute (a worker over it is killed); a
     // request's deadline also covers its time in the queue, or waiting for a restart.
@@ -106,7 +121,14 @@ export class ModelDeployment extends ReplicaPool {
         onChunk: opts.onChunk,
         cleanup: () => undefined,
       };
-      const timer = setTimeout(() => this.abandon(req, new IsoError('PREDICTION_TIMEOUT', `no answer within ${timeoutMs} ms`, { timeout_ms: timeoutMs })), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          this.abandon(
+            req,
+            new IsoError('PREDICTION_TIMEOUT', `no answer within ${timeoutMs} ms`, { timeout_ms: timeoutMs }),
+          ),
+        timeoutMs,
+      );
       const onAbort = (): void => this.abandon(req, new IsoError('CANCELLED', 'request cancelled by the client'));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       req.cleanup = () => {
@@ -192,7 +214,9 @@ export class ModelDeployment extends ReplicaPool {
   /** Hands queued work to idle replicas: at once, or after at most max_delay_ms where a fuller batch is due. */
   protected pump(): void {
     while (this.queue.length > 0) {
-      const replica = this.replicas.find((r) => r.state === 'ready' && r.inflight === null && r.worker?.state === 'idle');
+      const replica = this.replicas.find(
+        (r) => r.state === 'ready' && r.inflight === null && r.worker?.state === 'idle',
+      );
       if (!replica) return;
       const now = Date.now();
       const target = this.fillTarget(now);
@@ -230,7 +254,13 @@ export class ModelDeployment extends ReplicaPool {
     }
     const first = batch[0]!.req;
     const onChunk = first.stream ? (i: number, d: unknown) => first.onChunk?.(batch[i]?.index ?? i, d) : undefined;
-    w.predict({ task: first.task, items: batch.map((u) => u.req.items[u.index]!), stream: first.stream, onChunk, timeoutMs: this.pkg.manifest.resources.timeout_ms }).then(
+    w.predict({
+      task: first.task,
+      items: batch.map((u) => u.req.items[u.index]!),
+      stream: first.stream,
+      onChunk,
+      timeoutMs: this.pkg.manifest.resources.timeout_ms,
+    }).then(
       (outputs) => {
         this.observer?.batch(batch.length, (Date.now() - now) / 1000, true);
         if (r.inflight === batch) r.inflight = null;
@@ -270,7 +300,9 @@ export class ModelDeployment extends ReplicaPool {
   private tick(): void {
     const { min_replicas, idle_timeout_s } = this.scaling;
     if (idle_timeout_s > 0 && this.queue.length === 0) {
-      const idle = this.replicas.filter((r) => r.state === 'ready' && r.inflight === null && Date.now() - r.idleSince > idle_timeout_s * 1000);
+      const idle = this.replicas.filter(
+        (r) => r.state === 'ready' && r.inflight === null && Date.now() - r.idleSince > idle_timeout_s * 1000,
+      );
       let surplus = this.liveReplicas().length - min_replicas;
       for (const r of idle) {
         if (surplus-- <= 0) break;
@@ -300,7 +332,9 @@ export class ModelDeployment extends ReplicaPool {
       return;
     }
     // Idle replicas first, then the ones busy the longest.
-    const surplus = live.sort((a, b) => Number(a.inflight !== null) - Number(b.inflight !== null)).slice(0, live.length - n);
+    const surplus = live
+      .sort((a, b) => Number(a.inflight !== null) - Number(b.inflight !== null))
+      .slice(0, live.length - n);
     await Promise.all(surplus.map((r) => this.retire(r)));
     if (this.queue.length > 0) this.ensureCapacity();
   }

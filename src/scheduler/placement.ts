@@ -11,9 +11,16 @@ import { gpuProbe, type GpuProbe } from '../telemetry/gpu.js';
  * operator's restriction), else every GPU nvidia-smi lists, named by UUID (CUDA's own device
  * order need not be nvidia-smi's; a UUID means the same device to both).
  */
-export async function visibleDevices(env: NodeJS.ProcessEnv = process.env, probe: GpuProbe = gpuProbe): Promise<string[]> {
+export async function visibleDevices(
+  env: NodeJS.ProcessEnv = process.env,
+  probe: GpuProbe = gpuProbe,
+): Promise<string[]> {
   const own = env.CUDA_VISIBLE_DEVICES;
-  if (own !== undefined) return own.split(',').map((s) => s.trim()).filter((s) => s !== '' && !s.startsWith('-'));
+  if (own !== undefined)
+    return own
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '' && !s.startsWith('-'));
   return (await probe.snapshot()).gpus.map((g) => g.uuid || String(g.index));
 }
 

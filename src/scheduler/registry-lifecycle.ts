@@ -11,7 +11,13 @@ import { weightsOf } from '../manifest/weights.js';
 import { missingRequirements } from '../manifest/requires.js';
 import { TrafficRouter } from './traffic.js';
 import { DEFAULT_VERSION_POLICY, modelId, parseModelId, selectVersions } from './versions.js';
-import { RegistryState, type ApplyOptions, type ModelEntry, type VersionOverrides, type VersionSlot } from './registry-state.js';
+import {
+  RegistryState,
+  type ApplyOptions,
+  type ModelEntry,
+  type VersionOverrides,
+  type VersionSlot,
+} from './registry-state.js';
 
 export class RegistryLifecycle extends RegistryState {
   /** Loads (or returns the loaded) deployment of a known version; a bare name loads the default. */
@@ -75,16 +81,33 @@ export class RegistryLifecycle extends RegistryState {
 
   protected async startDeployment(slot: VersionSlot): Promise<ModelDeployment> {
     const { name, version } = slot.pkg.manifest;
-    const pkg = slot.overrides?.resources ? { ...slot.pkg, manifest: { ...slot.pkg.manifest, resources: { ...slot.pkg.manifest.resources, ...slot.overrides.resources } } } : slot.pkg;
+    const pkg = slot.overrides?.resources
+      ? {
+          ...slot.pkg,
+          manifest: {
+            ...slot.pkg.manifest,
+            resources: { ...slot.pkg.manifest.resources, ...slot.overrides.resources },
+          },
+        }
+      : slot.pkg;
     const options: DeploymentOptions = slot.overrides?.scaling ? { scaling: slot.overrides.scaling } : {};
     // Host software missing: said once with the packages to install; starting a worker would only fail.
     // Docker workers see their image's filesystem, not the host's.
-    slot.needsPackages = pkg.manifest.isolation === 'docker' ? undefined : ((await missingRequirements(pkg.manifest, this.options.operatorEnv?.(name))) ?? undefined);
+    slot.needsPackages =
+      pkg.manifest.isolation === 'docker'
+        ? undefined
+        : ((await missingRequirements(pkg.manifest, this.options.operatorEnv?.(name))) ?? undefined);
     if (slot.needsPackages) {
       slot.lastError = `missing ${slot.needsPackages.missing.join(', ')}`;
       slot.needsWeights = undefined;
-      this.logger.info({ model: name, version, missing: slot.needsPackages.missing }, `model ${name} needs packages: ${slot.needsPackages.hint}`);
-      throw new IsoError('MODEL_NOT_LOADED', `model ${name} needs packages: ${slot.needsPackages.hint}`, { status: 'needs_packages', requires: slot.needsPackages });
+      this.logger.info(
+        { model: name, version, missing: slot.needsPackages.missing },
+        `model ${name} needs packages: ${slot.needsPackages.hint}`,
+      );
+      throw new IsoError('MODEL_NOT_LOADED', `model ${name} needs packages: ${slot.needsPackages.hint}`, {
+        status: 'needs_packages',
+        requires: slot.needsPackages,
+      });
     }
     const d = new ModelDeployment(pkg, this.createWorker, this.logger, this.observerFor?.(name, version), options);
     const t0 = Date.now();
@@ -97,9 +120,14 @@ export class RegistryLifecycle extends RegistryState {
       // Only when the model itself refused to start (a worker's fatal), not when its worker
       // could not be started at all (permissions, a missing interpreter): that is a failure.
       const w = weightsOf(pkg.manifest, this.options.operatorEnv?.(name));
-      const refusedBySetup = e instanceof IsoError && typeof (e.details as { worker_code?: unknown } | undefined)?.worker_code === 'string';
+      const refusedBySetup =
+        e instanceof IsoError && typeof (e.details as { worker_code?: unknown } | undefined)?.worker_code === 'string';
       slot.needsWeights = w && !w.present && refusedBySetup ? w : undefined;
-      if (slot.needsWeights) this.logger.info({ model: name, version, env: w!.env, path: w!.path }, `model ${name} needs weights: ${w!.hint}`);
+      if (slot.needsWeights)
+        this.logger.info(
+          { model: name, version, env: w!.env, path: w!.path },
+          `model ${name} needs weights: ${w!.hint}`,
+        );
       else this.logger.error({ model: name, version, error: msg }, 'model failed to load');
       throw e instanceof IsoError ? e : new IsoError('MODEL_NOT_LOADED', msg);
     }
@@ -149,11 +177,18 @@ export class RegistryLifecycle extends RegistryState {
       pkg = loadPackage(abs);
     } catch (e) {
       const issues = (e as ManifestError).issues;
-      throw new IsoError('INVALID_REQUEST', `invalid model package at ${dir}: ${(e as Error).message}`, issues ? { issues } : undefined);
+      throw new IsoError(
+        'INVALID_REQUEST',
+        `invalid model package at ${dir}: ${(e as Error).message}`,
+        issues ? { issues } : undefined,
+      );
     }
     const existing = this.entries.get(pkg.manifest.name)?.versions.get(pkg.manifest.version);
     if (existing && existing.pkg.dir !== pkg.dir) {
-      throw new IsoError('INVALID_REQUEST', `${modelId(pkg.manifest.name, pkg.manifest.version)} is already provided by ${existing.pkg.dir}`);
+      throw new IsoError(
+        'INVALID_REQUEST',
+        `${modelId(pkg.manifest.name, pkg.manifest.version)} is already provided by ${existing.pkg.dir}`,
+      );
     }
     this.addVersion(pkg, !pkg.dir.startsWith(resolve(this.modelsDir) + '/'));
     this.persist(pkg.manifest.name);
@@ -196,9 +231,13 @@ export class RegistryLifecycle extends RegistryState {
   /** Sets a version's replica count (0 stops them all; the next request wakes one). */
   async scale(id: string, replicas: number): Promise<void> {
     const { e, version, slot } = this.resolve(id);
-    slot.overrides = { ...slot.overrides, scaling: { ...slot.overrides?.scaling, ...scalingFor(replicas, slot.pkg.manifest) } };
+    slot.overrides = {
+      ...slot.overrides,
+      scaling: { ...slot.overrides?.scaling, ...scalingFor(replicas, slot.pkg.manifest) },
+    };
     slot.pinned = true;
-    const d = slot.deployment?.state === 'ready' ? slot.deployment : replicas > 0 ? await this.loadSlot(e, version) : undefined;
+    const d =
+      slot.deployment?.state === 'ready' ? slot.deployment : replicas > 0 ? await this.loadSlot(e, version) : undefined;
     await d?.scaleTo(replicas);
   }
 

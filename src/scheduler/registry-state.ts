@@ -19,7 +19,8 @@ import { compareVersions, modelId, parseModelId, splitModelId, type VersionPolic
 
 /** needs_weights: its load failed while the weights its manifest declares are absent (manifest/weights.ts). */
 /** needs_packages: host software its manifest `requires` is missing (manifest/requires.ts); no worker was started. */
-export type ModelStatus = 'unloaded' | 'loading' | 'ready' | 'failed' | 'needs_weights' | 'needs_packages' | 'draining' | 'stopped';
+export type ModelStatus =
+  'unloaded' | 'loading' | 'ready' | 'failed' | 'needs_weights' | 'needs_packages' | 'draining' | 'stopped';
 
 export interface ReloadSummary {
   added: string[];
@@ -94,7 +95,6 @@ export class RegistryState {
   protected savedTraffic: Map<string, TrafficState>;
   private onTrafficError: (message: string) => void = () => undefined;
 
-
   constructor(
     readonly modelsDir: string,
     protected readonly createWorker: WorkerFactory,
@@ -130,7 +130,10 @@ export class RegistryState {
   protected slotOf(e: ModelEntry, version?: string): { version: string; slot: VersionSlot } {
     const v = version ?? this.defaultVersionOf(e);
     const slot = e.versions.get(v);
-    if (!slot) throw new IsoError('MODEL_NOT_FOUND', `model ${e.name} has no version "${v.slice(0, 64)}"`, { versions: this.sortedVersions(e) });
+    if (!slot)
+      throw new IsoError('MODEL_NOT_FOUND', `model ${e.name} has no version "${v.slice(0, 64)}"`, {
+        versions: this.sortedVersions(e),
+      });
     return { version: v, slot };
   }
 
@@ -170,7 +173,9 @@ export class RegistryState {
 
   /** Every live deployment, all versions (monitoring). */
   allDeployments(): ModelDeployment[] {
-    return [...this.entries.values()].flatMap((e) => [...e.versions.values()].flatMap((s) => (s.deployment ? [s.deployment] : [])));
+    return [...this.entries.values()].flatMap((e) =>
+      [...e.versions.values()].flatMap((s) => (s.deployment ? [s.deployment] : [])),
+    );
   }
 
   /**
@@ -190,11 +195,22 @@ export class RegistryState {
     const label = version ? modelId(name, v) : name;
     if (slot.loading) throw new IsoError('MODEL_NOT_LOADED', `model ${label} is loading`, undefined, 2);
     const w = slot.needsWeights;
-    if (w) throw new IsoError('MODEL_NOT_LOADED', `model ${label} needs weights: ${slot.lastError}`, { status: 'needs_weights', weights: { env: w.env, path: w.path, source: w.source, hint: w.hint } });
+    if (w)
+      throw new IsoError('MODEL_NOT_LOADED', `model ${label} needs weights: ${slot.lastError}`, {
+        status: 'needs_weights',
+        weights: { env: w.env, path: w.path, source: w.source, hint: w.hint },
+      });
     const p = slot.needsPackages;
-    if (p) throw new IsoError('MODEL_NOT_LOADED', `model ${label} needs packages: ${p.hint}`, { status: 'needs_packages', requires: p });
+    if (p)
+      throw new IsoError('MODEL_NOT_LOADED', `model ${label} needs packages: ${p.hint}`, {
+        status: 'needs_packages',
+        requires: p,
+      });
     if (slot.lastError) throw new IsoError('MODEL_NOT_LOADED', `model ${label} failed to load: ${slot.lastError}`);
-    throw new IsoError('MODEL_NOT_LOADED', `model ${label} is not loaded; POST /v1/models/${encodeURIComponent(label)}/load`);
+    throw new IsoError(
+      'MODEL_NOT_LOADED',
+      `model ${label} is not loaded; POST /v1/models/${encodeURIComponent(label)}/load`,
+    );
   }
 
   private slotStatus(slot: VersionSlot): ModelStatus {
@@ -248,7 +264,11 @@ export class RegistryState {
 
   traffic(name: string): { default_version: string; weights: Weights | null; history: string[] } {
     const e = this.entry(name);
-    return { default_version: this.defaultVersionOf(e), weights: e.traffic.weights ?? null, history: [...e.traffic.history] };
+    return {
+      default_version: this.defaultVersionOf(e),
+      weights: e.traffic.weights ?? null,
+      history: [...e.traffic.history],
+    };
   }
 
   invalidPackages(): { file: string; issues: string[] }[] {
@@ -262,7 +282,8 @@ export class RegistryState {
   /** A shared store's write happens in the background: one that fails is reported, routing here stays as set. */
   protected storeTraffic(write: () => void | Promise<void>): void {
     const r = write();
-    if (r instanceof Promise) r.catch((err: Error) => this.onTrafficError(`traffic routing not saved to the shared store: ${err.message}`));
+    if (r instanceof Promise)
+      r.catch((err: Error) => this.onTrafficError(`traffic routing not saved to the shared store: ${err.message}`));
   }
 
   /**

@@ -20,9 +20,17 @@ export class RegistryTraffic extends RegistryLifecycle {
     const e = this.entry(name);
     if (weights) {
       const unknown = Object.keys(weights).filter((v) => !e.versions.has(v));
-      if (unknown.length) throw new IsoError('INVALID_REQUEST', `model ${name} has no version ${unknown.join(', ')}`, { versions: this.sortedVersions(e) });
-      if (!Object.values(weights).some((w) => w > 0)) throw new IsoError('INVALID_REQUEST', 'at least one version needs a weight above 0');
-      await Promise.all(Object.entries(weights).filter(([, w]) => w > 0).map(([v]) => this.loadSlot(e, v)));
+      if (unknown.length)
+        throw new IsoError('INVALID_REQUEST', `model ${name} has no version ${unknown.join(', ')}`, {
+          versions: this.sortedVersions(e),
+        });
+      if (!Object.values(weights).some((w) => w > 0))
+        throw new IsoError('INVALID_REQUEST', 'at least one version needs a weight above 0');
+      await Promise.all(
+        Object.entries(weights)
+          .filter(([, w]) => w > 0)
+          .map(([v]) => this.loadSlot(e, v)),
+      );
     }
     e.traffic = { ...e.traffic, weights: weights ?? undefined };
     e.router = weights ? new TrafficRouter(weights) : undefined;
@@ -56,7 +64,10 @@ export class RegistryTraffic extends RegistryLifecycle {
   /** `version` becomes the default with all traffic (the split ends); the previous default goes into the history. */
   private makeDefault(e: ModelEntry, version: string, share = true): string {
     const previous = this.defaultVersionOf(e);
-    e.traffic = { defaultVersion: version, history: previous !== version ? [...e.traffic.history, previous] : e.traffic.history };
+    e.traffic = {
+      defaultVersion: version,
+      history: previous !== version ? [...e.traffic.history, previous] : e.traffic.history,
+    };
     e.router = undefined;
     if (share) this.saveTraffic(e);
     return previous;
@@ -68,7 +79,8 @@ export class RegistryTraffic extends RegistryLifecycle {
     const history = [...e.traffic.history];
     let target: string | undefined;
     while ((target = history.pop()) !== undefined && !e.versions.has(target));
-    if (target === undefined) throw new IsoError('INVALID_REQUEST', `model ${name} has no earlier version to roll back to`);
+    if (target === undefined)
+      throw new IsoError('INVALID_REQUEST', `model ${name} has no earlier version to roll back to`);
     const current = this.defaultVersionOf(e);
     await this.loadSlot(e, target);
     e.traffic = { defaultVersion: target, history };
@@ -83,12 +95,19 @@ export class RegistryTraffic extends RegistryLifecycle {
    * traffic to it, then drain the versions that served before (their queued and in-flight work
    * finishes; late arrivals are forwarded to the new version), so no request fails.
    */
-  async rollingUpdate(name: string, version: string, overrides?: VersionOverrides, opts: ApplyOptions = {}): Promise<{ previous: string[] }> {
+  async rollingUpdate(
+    name: string,
+    version: string,
+    overrides?: VersionOverrides,
+    opts: ApplyOptions = {},
+  ): Promise<{ previous: string[] }> {
     const e = this.entry(name);
     const { slot } = this.slotOf(e, version);
     slot.pinned = true;
     // The serving version with new settings is replaced by a fresh deployment of itself.
-    const fresh = this.setOverrides(slot, overrides) ? await this.restartSlot(e, version) : await this.loadSlot(e, version);
+    const fresh = this.setOverrides(slot, overrides)
+      ? await this.restartSlot(e, version)
+      : await this.loadSlot(e, version);
     const previous = [...e.versions.entries()].filter(([v, s]) => v !== version && s.deployment).map(([v]) => v);
     this.makeDefault(e, version, opts.share !== false);
     await Promise.all(
@@ -123,21 +142,39 @@ export class RegistryTraffic extends RegistryLifecycle {
           () => {
             if (!this.closed) this.applyTraffic(this.savedTraffic);
           },
-          (err: Error) => this.logger.warn({ model: e.name, version: promoted, error: err.message }, 'cannot load the version promoted through another gateway; the default here stays as it was'),
+          (err: Error) =>
+            this.logger.warn(
+              { model: e.name, version: promoted, error: err.message },
+              'cannot load the version promoted through another gateway; the default here stays as it was',
+            ),
         );
         continue;
       }
       e.traffic = s;
       e.router = s.weights ? new TrafficRouter(s.weights) : undefined;
       for (const [v, w] of Object.entries(s.weights ?? {})) {
-        if (w > 0 && e.versions.has(v)) this.loadSlot(e, v).catch((err: Error) => this.logger.warn({ model: e.name, version: v, error: err.message }, 'cannot load a version the shared traffic split routes to'));
+        if (w > 0 && e.versions.has(v))
+          this.loadSlot(e, v).catch((err: Error) =>
+            this.logger.warn(
+              { model: e.name, version: v, error: err.message },
+              'cannot load a version the shared traffic split routes to',
+            ),
+          );
       }
-      this.logger.info({ model: e.name, weights: s.weights ?? null, default_version: s.defaultVersion ?? null }, 'traffic routing changed through another gateway');
+      this.logger.info(
+        { model: e.name, weights: s.weights ?? null, default_version: s.defaultVersion ?? null },
+        'traffic routing changed through another gateway',
+      );
     }
   }
 }
 
 function sameTraffic(a: TrafficState, b: TrafficState): boolean {
-  const weights = (w: TrafficState['weights']): string => JSON.stringify(Object.entries(w ?? {}).sort(([x], [y]) => x.localeCompare(y)));
-  return a.defaultVersion === b.defaultVersion && weights(a.weights) === weights(b.weights) && JSON.stringify(a.history) === JSON.stringify(b.history);
+  const weights = (w: TrafficState['weights']): string =>
+    JSON.stringify(Object.entries(w ?? {}).sort(([x], [y]) => x.localeCompare(y)));
+  return (
+    a.defaultVersion === b.defaultVersion &&
+    weights(a.weights) === weights(b.weights) &&
+    JSON.stringify(a.history) === JSON.stringify(b.history)
+  );
 }

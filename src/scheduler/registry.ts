@@ -17,7 +17,14 @@ import { modelId } from './versions.js';
 import type { ModelEntry, ReloadSummary } from './registry-state.js';
 import { RegistryTraffic } from './registry-traffic.js';
 
-export type { ApplyOptions, ModelStatus, RegistryOptions, ReloadSummary, VersionInfo, VersionOverrides } from './registry-state.js';
+export type {
+  ApplyOptions,
+  ModelStatus,
+  RegistryOptions,
+  ReloadSummary,
+  VersionInfo,
+  VersionOverrides,
+} from './registry-state.js';
 
 export class ModelRegistry extends RegistryTraffic {
   private watcher: FSWatcher | null = null;
@@ -71,7 +78,13 @@ export class ModelRegistry extends RegistryTraffic {
   private async doReload(): Promise<ReloadSummary> {
     const found = discoverPackages(this.modelsDir);
     this.manifestErrors = found.errors;
-    const summary: ReloadSummary = { added: [], updated: [], removed: [], unchanged: [], errors: found.errors.map((e) => ({ file: e.file, issues: e.issues })) };
+    const summary: ReloadSummary = {
+      added: [],
+      updated: [],
+      removed: [],
+      unchanged: [],
+      errors: found.errors.map((e) => ({ file: e.file, issues: e.issues })),
+    };
     const next = new Map(found.packages.map((p) => [modelId(p.manifest.name, p.manifest.version), p]));
     // A package whose manifest became invalid keeps its last good version serving; packages
     // deployed from outside the models dir are not the models dir's to remove.
@@ -84,7 +97,8 @@ export class ModelRegistry extends RegistryTraffic {
       }
     }
     const label = (name: string, version: string): string => {
-      const count = new Set([...next.values()].filter((p) => p.manifest.name === name).map((p) => p.manifest.version)).size;
+      const count = new Set([...next.values()].filter((p) => p.manifest.name === name).map((p) => p.manifest.version))
+        .size;
       return count > 1 ? modelId(name, version) : name;
     };
 
@@ -94,8 +108,11 @@ export class ModelRegistry extends RegistryTraffic {
     for (const e of this.entries.values()) {
       for (const [v, s] of e.versions) {
         if (next.has(modelId(e.name, v))) continue;
-        const successor = [...next.values()].find((p) => p.dir === s.pkg.dir && p.manifest.name === e.name && !e.versions.has(p.manifest.version));
-        if (successor) moved.set(modelId(e.name, successor.manifest.version), { e, from: v, to: successor.manifest.version });
+        const successor = [...next.values()].find(
+          (p) => p.dir === s.pkg.dir && p.manifest.name === e.name && !e.versions.has(p.manifest.version),
+        );
+        if (successor)
+          moved.set(modelId(e.name, successor.manifest.version), { e, from: v, to: successor.manifest.version });
       }
     }
 
@@ -140,7 +157,9 @@ export class ModelRegistry extends RegistryTraffic {
     await Promise.all(work);
     // New versions load as the policy says; versions it no longer wants (an older one, once the
     // newer is ready) drain: the Triton-style upgrade of a model by dropping in a new folder.
-    await Promise.all([...touched].filter((n) => this.entries.has(n)).map((n) => this.applyPolicy(this.entries.get(n)!)));
+    await Promise.all(
+      [...touched].filter((n) => this.entries.has(n)).map((n) => this.applyPolicy(this.entries.get(n)!)),
+    );
     for (const e of this.entries.values()) this.persist(e.name);
     this.logger.info(summary, 'models reloaded');
     return summary;
@@ -166,7 +185,10 @@ export class ModelRegistry extends RegistryTraffic {
       }
     }
     const t = e.traffic;
-    const weights = t.weights && Object.hasOwn(t.weights, from) ? Object.fromEntries(Object.entries(t.weights).map(([v, w]) => [v === from ? to : v, w])) : t.weights;
+    const weights =
+      t.weights && Object.hasOwn(t.weights, from)
+        ? Object.fromEntries(Object.entries(t.weights).map(([v, w]) => [v === from ? to : v, w]))
+        : t.weights;
     e.traffic = { defaultVersion: t.defaultVersion === from ? to : t.defaultVersion, weights, history: t.history };
     e.router = weights ? new TrafficRouter(weights) : undefined;
     this.saveTraffic(e);
@@ -177,7 +199,14 @@ export class ModelRegistry extends RegistryTraffic {
 
   private async applyPolicy(e: ModelEntry): Promise<void> {
     const wanted = new Set(this.wantedVersions(e));
-    await Promise.all([...wanted].map((v) => this.loadSlot(e, v).then(() => undefined, () => undefined)));
+    await Promise.all(
+      [...wanted].map((v) =>
+        this.loadSlot(e, v).then(
+          () => undefined,
+          () => undefined,
+        ),
+      ),
+    );
     const unwanted = [...e.versions.entries()].filter(([v, s]) => !wanted.has(v) && s.deployment);
     // Only drain once something else serves: never leave the model with no ready version.
     if (unwanted.length && [...wanted].some((v) => e.versions.get(v)?.deployment?.state === 'ready')) {
@@ -217,7 +246,8 @@ export class ModelRegistry extends RegistryTraffic {
         if (file && /(^|\/)(__pycache__|node_modules|\.venv)(\/|$)/.test(file)) return;
         if (timer) clearTimeout(timer);
         timer = setTimeout(() => {
-          if (!this.closed) this.reload().catch((e: Error) => this.logger.error({ error: e.message }, 'hot reload failed'));
+          if (!this.closed)
+            this.reload().catch((e: Error) => this.logger.error({ error: e.message }, 'hot reload failed'));
         }, debounceMs);
       });
       this.watcher.on('error', (e) => this.logger.warn({ error: e.message }, 'models dir watcher stopped'));

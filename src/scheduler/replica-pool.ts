@@ -140,7 +140,13 @@ export abstract class ReplicaPool {
     const gpus = this.pkg.manifest.resources.gpus;
     if (gpus > 0 && !r.lease) {
       r.lease = await this.devices.acquire(gpus);
-      if (r.lease.devices.length < gpus) this.logger.warn({ replica: r.id, gpus, devices: r.lease.devices }, r.lease.devices.length ? 'fewer GPUs than resources.gpus asks for' : 'no GPU found (nvidia-smi): the replica runs without one');
+      if (r.lease.devices.length < gpus)
+        this.logger.warn(
+          { replica: r.id, gpus, devices: r.lease.devices },
+          r.lease.devices.length
+            ? 'fewer GPUs than resources.gpus asks for'
+            : 'no GPU found (nvidia-smi): the replica runs without one',
+        );
       if (this.state === 'stopped' || r.state !== 'starting') return;
     }
     const w = this.createWorker(placedPackage(this.pkg, r.lease?.devices ?? []), r.id);
@@ -173,7 +179,11 @@ export abstract class ReplicaPool {
     for (const req of m.warmup) {
       const task = req.task ?? m.tasks[0]!.name;
       try {
-        const [out] = await w.predict({ task, items: [{ sequence: req.sequence.toUpperCase(), options: req.options }], timeoutMs: m.resources.timeout_ms });
+        const [out] = await w.predict({
+          task,
+          items: [{ sequence: req.sequence.toUpperCase(), options: req.options }],
+          timeoutMs: m.resources.timeout_ms,
+        });
         if (out && 'error' in out) throw new Error(JSON.stringify(out.error));
       } catch (e) {
         const err = new IsoError('MODEL_NOT_LOADED', `warm-up request failed: ${(e as Error).message}`);
@@ -190,7 +200,11 @@ export abstract class ReplicaPool {
     r.lastExit = info;
     const batch = r.inflight;
     r.inflight = null;
-    if (batch) this.failBatch(batch, new IsoError('PREDICTION_FAILED', `model worker ${info.reason}; it will be restarted`, { reason: info.reason }));
+    if (batch)
+      this.failBatch(
+        batch,
+        new IsoError('PREDICTION_FAILED', `model worker ${info.reason}; it will be restarted`, { reason: info.reason }),
+      );
     if (info.expected || r.state === 'stopping' || this.state === 'stopped' || this.state === 'draining') {
       this.removeReplica(r);
       return;
@@ -239,19 +253,19 @@ export abstract class ReplicaPool {
 
   /** Liveness: every PING_INTERVAL_MS each ready worker must answer a ping, or it is replaced. */
   protected pingReplicas(): void {
-  if (Date.now() - this.lastPing >= PING_INTERVAL_MS) {
-    this.lastPing = Date.now();
-    for (const r of this.replicas) {
-      if (r.state !== 'ready' || !r.worker) continue;
-      const w = r.worker;
-      w.ping(PING_TIMEOUT_MS).catch(() => {
-        if (r.worker === w && w.state !== 'exited') {
-          this.logger.warn({ replica: r.id }, 'worker missed its health ping; replacing it');
-          w.kill('missed health ping (hung)');
-        }
-      });
+    if (Date.now() - this.lastPing >= PING_INTERVAL_MS) {
+      this.lastPing = Date.now();
+      for (const r of this.replicas) {
+        if (r.state !== 'ready' || !r.worker) continue;
+        const w = r.worker;
+        w.ping(PING_TIMEOUT_MS).catch(() => {
+          if (r.worker === w && w.state !== 'exited') {
+            this.logger.warn({ replica: r.id }, 'worker missed its health ping; replacing it');
+            w.kill('missed health ping (hung)');
+          }
+        });
+      }
     }
-  }
   }
 
   /** True when every replica that should run is running: what readiness probes report. */

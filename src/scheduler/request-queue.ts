@@ -108,7 +108,8 @@ export class RequestQueue<R extends QueuedRequest> {
     if (!head) return { positions: [], full: false };
     const { maxItems, maxTokens } = limits;
     const end = Math.min(units.length, SCAN_WINDOW);
-    const fits = (u: Unit<R>): boolean => (head.req.stream ? u.req === head.req : !u.req.stream && u.req.task === head.req.task);
+    const fits = (u: Unit<R>): boolean =>
+      head.req.stream ? u.req === head.req : !u.req.stream && u.req.task === head.req.task;
     const positions = [0];
     if (!Number.isFinite(maxTokens)) {
       for (let i = 1; i < end && positions.length < maxItems; i++) if (fits(units[i]!)) positions.push(i);
@@ -182,6 +183,7 @@ export function itemTokens(item: WorkItem): number {
   const x = item.input;
   if (typeof x === 'string') return x.length;
   const messages = (x as { messages?: { content: string }[] } | null)?.messages;
-  if (Array.isArray(messages)) return messages.reduce((n, m) => n + (typeof m.content === 'string' ? m.content.length : 0), 0);
+  if (Array.isArray(messages))
+    return messages.reduce((n, m) => n + (typeof m.content === 'string' ? m.content.length : 0), 0);
   return 1;
 }

@@ -36,7 +36,9 @@ export class TrafficStore {
   }
 
   load(): Map<string, TrafficState> {
-    const rows = this.store.db.prepare('SELECT name, default_version, weights, history FROM model_traffic').all() as Row[];
+    const rows = this.store.db
+      .prepare('SELECT name, default_version, weights, history FROM model_traffic')
+      .all() as Row[];
     return new Map(
       rows.map((r) => [
         r.name,
@@ -56,7 +58,13 @@ export class TrafficStore {
          ON CONFLICT(name) DO UPDATE SET default_version=excluded.default_version, weights=excluded.weights,
            history=excluded.history, updated_at=excluded.updated_at`,
       )
-      .run(name, s.defaultVersion ?? null, s.weights ? JSON.stringify(s.weights) : null, JSON.stringify(s.history.slice(-20)), new Date().toISOString());
+      .run(
+        name,
+        s.defaultVersion ?? null,
+        s.weights ? JSON.stringify(s.weights) : null,
+        JSON.stringify(s.history.slice(-20)),
+        new Date().toISOString(),
+      );
   }
 
   delete(name: string): void {

@@ -68,7 +68,10 @@ export class AuditLog {
 /** The insert's values for one entry, bounded field by field so the stored JSON always parses back. */
 export function auditRow(e: AuditEntry): unknown[] {
   const entries = e.params ? Object.entries(e.params).slice(0, 10) : [];
-  const params = entries.length > 0 ? JSON.stringify(Object.fromEntries(entries.map(([k, v]) => [k.slice(0, 50), String(v).slice(0, 200)]))) : null;
+  const params =
+    entries.length > 0
+      ? JSON.stringify(Object.fromEntries(entries.map(([k, v]) => [k.slice(0, 50), String(v).slice(0, 200)])))
+      : null;
   return [
     new Date().toISOString(),
     e.actor.slice(0, 100),
@@ -85,13 +88,19 @@ export function auditRow(e: AuditEntry): unknown[] {
   ];
 }
 
-export const AUDIT_INSERT = 'INSERT INTO audit_log (at, actor, key_id, action, route, params, target, outcome, status, client, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+export const AUDIT_INSERT =
+  'INSERT INTO audit_log (at, actor, key_id, action, route, params, target, outcome, status, client, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
 /** The newest entries matching a query, at most 1000 (the same SQL for SQLite and PostgreSQL). */
 export function auditSelect(q: AuditQuery): { sql: string; args: unknown[] } {
   const where: string[] = [];
   const args: unknown[] = [];
-  for (const [col, v] of [['actor', q.actor], ['action', q.action], ['outcome', q.outcome], ['key_id', q.key_id]] as const) {
+  for (const [col, v] of [
+    ['actor', q.actor],
+    ['action', q.action],
+    ['outcome', q.outcome],
+    ['key_id', q.key_id],
+  ] as const) {
     if (v) {
       where.push(`${col} = ?`);
       args.push(v);
@@ -102,7 +111,10 @@ export function auditSelect(q: AuditQuery): { sql: string; args: unknown[] } {
     args.push(q.since);
   }
   const limit = Math.min(Math.max(1, q.limit ?? 100), 1000);
-  return { sql: `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`, args: [...args, limit] };
+  return {
+    sql: `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
+    args: [...args, limit],
+  };
 }
 
 /** A stored row as the API answers it: params parsed back, the id a number (PostgreSQL's BIGSERIAL comes as text). */

@@ -53,7 +53,8 @@ export function accessOf(req: FastifyRequest): RouteAccess {
  * what the audit log and the access log show is what was routed.
  */
 export function badRequestTarget(raw: string): string | null {
-  if (raw.charCodeAt(0) !== 0x2f) return 'the request target must be a path starting with "/" (absolute-form and authority-form targets are not accepted)';
+  if (raw.charCodeAt(0) !== 0x2f)
+    return 'the request target must be a path starting with "/" (absolute-form and authority-form targets are not accepted)';
   if (raw.charCodeAt(1) === 0x2f) return 'the request target must not start with "//"';
   if (raw.includes('#')) return 'the request target must not contain a fragment ("#")';
   return null;
@@ -94,7 +95,13 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
   app.decorateRequest('access', null);
   const failures = new AuthFailureLimiter(opts.failureLimit);
 
-  const audit = (req: FastifyRequest, access: RouteAccess, outcome: 'allowed' | 'denied' | 'failed', status: number, details?: string): void => {
+  const audit = (
+    req: FastifyRequest,
+    access: RouteAccess,
+    outcome: 'allowed' | 'denied' | 'failed',
+    status: number,
+    details?: string,
+  ): void => {
     try {
       opts.audit.record({
         actor: req.principal?.name ?? 'unknown',
@@ -110,7 +117,9 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
         details,
       });
     } catch (e) {
-      opts.onAuditError?.(`audit row not written (${access.action ?? access.route}, ${outcome}): ${(e as Error).message}`);
+      opts.onAuditError?.(
+        `audit row not written (${access.action ?? access.route}, ${outcome}): ${(e as Error).message}`,
+      );
     }
   };
 
@@ -146,7 +155,16 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
     const wait = failures.retryAfterS(req.ip);
     if (wait > 0) {
       opts.metrics?.authThrottled();
-      sendError(req, reply, new IsoError('RATE_LIMITED', `too many failed authentications from this address; retry after ${wait} s`, { retry_after: wait }, wait));
+      sendError(
+        req,
+        reply,
+        new IsoError(
+          'RATE_LIMITED',
+          `too many failed authentications from this address; retry after ${wait} s`,
+          { retry_after: wait },
+          wait,
+        ),
+      );
       return;
     }
     const secret = presentedKey(req);
@@ -154,12 +172,30 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
     if (!key) {
       failures.fail(req.ip);
       opts.metrics?.authFailure(secret ? 'invalid' : 'missing');
-      deny(req, reply, access, new IsoError('UNAUTHORIZED', secret ? 'invalid or revoked API key' : 'an API key is required: send Authorization: Bearer <key> or X-API-Key'));
+      deny(
+        req,
+        reply,
+        access,
+        new IsoError(
+          'UNAUTHORIZED',
+          secret
+            ? 'invalid or revoked API key'
+            : 'an API key is required: send Authorization: Bearer <key> or X-API-Key',
+        ),
+      );
       return;
     }
     req.principal = { id: key.id, name: key.name, scopes: key.scopes, rateLimit: key.rate_limit };
     if (!hasScope(key.scopes, access.scope)) {
-      deny(req, reply, access, new IsoError('FORBIDDEN', `API key "${key.name}" lacks the "${access.scope}" scope`, { needed: access.scope, scopes: key.scopes }));
+      deny(
+        req,
+        reply,
+        access,
+        new IsoError('FORBIDDEN', `API key "${key.name}" lacks the "${access.scope}" scope`, {
+          needed: access.scope,
+          scopes: key.scopes,
+        }),
+      );
       return;
     }
     done();

@@ -48,7 +48,11 @@ export function sameDigest(a: string, b: string): boolean {
 export interface KeyBackend {
   any(): boolean;
   verify(secret: string): ApiKey | null;
-  create(name: string, scopes: Scope[], rateLimit?: number): { key: string; record: ApiKey } | Promise<{ key: string; record: ApiKey }>;
+  create(
+    name: string,
+    scopes: Scope[],
+    rateLimit?: number,
+  ): { key: string; record: ApiKey } | Promise<{ key: string; record: ApiKey }>;
   revoke(idOrName: string): boolean | Promise<boolean>;
   list(): ApiKey[] | Promise<ApiKey[]>;
 }
@@ -77,7 +81,9 @@ export class KeyStore {
        )`,
     ]);
     this.anyActive = store.db.prepare('SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1');
-    this.bySha = store.db.prepare('SELECT id, name, sha256, scopes, rate_limit, created_at, revoked_at, last_used_at FROM api_keys WHERE sha256 = ?');
+    this.bySha = store.db.prepare(
+      'SELECT id, name, sha256, scopes, rate_limit, created_at, revoked_at, last_used_at FROM api_keys WHERE sha256 = ?',
+    );
     this.touch = store.db.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?');
   }
 
@@ -89,8 +95,10 @@ export class KeyStore {
 
   /** Creates a key; the secret is returned once and never stored. */
   create(name: string, scopes: Scope[], rateLimit?: number): { key: string; record: ApiKey } {
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new Error('key names use letters, digits, ".", "_" and "-" (at most 64)');
-    if (scopes.length === 0 || !scopes.every((s) => (SCOPES as readonly string[]).includes(s))) throw new Error(`scopes must be among ${SCOPES.join(', ')}`);
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
+      throw new Error('key names use letters, digits, ".", "_" and "-" (at most 64)');
+    if (scopes.length === 0 || !scopes.every((s) => (SCOPES as readonly string[]).includes(s)))
+      throw new Error(`scopes must be among ${SCOPES.join(', ')}`);
     const id = randomBytes(6).toString('hex');
     const key = `${KEY_PREFIX}${id}_${randomBytes(24).toString('base64url')}`;
     const created_at = new Date().toISOString();
@@ -102,19 +110,46 @@ export class KeyStore {
       if (/UNIQUE/.test((e as Error).message)) throw new Error(`a key named "${name}" already exists`);
       throw e;
     }
-    return { key, record: { id, name, scopes, rate_limit: rateLimit ?? null, created_at, revoked_at: null, last_used_at: null, source: 'db' } };
+    return {
+      key,
+      record: {
+        id,
+        name,
+        scopes,
+        rate_limit: rateLimit ?? null,
+        created_at,
+        revoked_at: null,
+        last_used_at: null,
+        source: 'db',
+      },
+    };
   }
 
   revoke(idOrName: string): boolean {
-    const r = this.store.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL').run(new Date().toISOString(), idOrName, idOrName);
+    const r = this.store.db
+      .prepare('UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL')
+      .run(new Date().toISOString(), idOrName, idOrName);
     return r.changes > 0;
   }
 
   list(): ApiKey[] {
-    const rows = this.store.db.prepare('SELECT id, name, scopes, rate_limit, created_at, revoked_at, last_used_at FROM api_keys ORDER BY created_at').all() as (Omit<ApiKey, 'scopes' | 'source'> & { scopes: string })[];
+    const rows = this.store.db
+      .prepare(
+        'SELECT id, name, scopes, rate_limit, created_at, revoked_at, last_used_at FROM api_keys ORDER BY created_at',
+      )
+      .all() as (Omit<ApiKey, 'scopes' | 'source'> & { scopes: string })[];
     return [
       ...rows.map((r) => ({ ...r, scopes: r.scopes.split(',') as Scope[], source: 'db' as const })),
-      ...this.configured.map((k) => ({ id: `config:${k.name}`, name: k.name, scopes: k.scopes, rate_limit: k.rate_limit ?? null, created_at: '', revoked_at: null, last_used_at: null, source: 'config' as const })),
+      ...this.configured.map((k) => ({
+        id: `config:${k.name}`,
+        name: k.name,
+        scopes: k.scopes,
+        rate_limit: k.rate_limit ?? null,
+        created_at: '',
+        revoked_at: null,
+        last_used_at: null,
+        source: 'config' as const,
+      })),
     ];
   }
 
@@ -123,11 +158,20 @@ export class KeyStore {
     if (!secret.startsWith(KEY_PREFIX) && this.configured.length === 0) return null;
     const d = digest(secret);
     for (const k of this.configured) {
-      if (sameDigest(d, k.sha256)) return { id: `config:${k.name}`, name: k.name, scopes: k.scopes, rate_limit: k.rate_limit ?? null, created_at: '', revoked_at: null, last_used_at: null, source: 'config' };
+      if (sameDigest(d, k.sha256))
+        return {
+          id: `config:${k.name}`,
+          name: k.name,
+          scopes: k.scopes,
+          rate_limit: k.rate_limit ?? null,
+          created_at: '',
+          revoked_at: null,
+          last_used_at: null,
+          source: 'config',
+        };
     }
     const row = this.bySha.get(d) as
-      | (Omit<ApiKey, 'scopes' | 'source'> & { scopes: string; sha256: string })
-      | undefined;
+      (Omit<ApiKey, 'scopes' | 'source'> & { scopes: string; sha256: string }) | undefined;
     if (!row || row.revoked_at || !sameDigest(d, row.sha256)) return null;
     // At most once a minute per key, and never at the cost of the request: a full disk must not
     // turn every keyed prediction into an error (storage faults are reported by the store).

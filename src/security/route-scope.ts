@@ -39,7 +39,9 @@ export function requireRouteScopes(app: FastifyInstance): void {
   app.addHook('onRoute', (r) => {
     const scope = r.config?.scope;
     if (!scope || !ROUTE_SCOPES.includes(scope)) {
-      throw new Error(`route ${String(r.method)} ${r.url} declares no scope: add PUBLIC, PREDICT or admin(action) from src/security/route-scope.ts to its options`);
+      throw new Error(
+        `route ${String(r.method)} ${r.url} declares no scope: add PUBLIC, PREDICT or admin(action) from src/security/route-scope.ts to its options`,
+      );
     }
   });
 }

@@ -95,7 +95,13 @@ function explainOpenFailure(file: string, code: string, cause: string): string {
       `(API keys, traffic splits, jobs and history start over): ${mv}. Or point --state-dir (ISOMODEL_STATE_DIR) at another folder.`
     );
   }
-  if (code.startsWith('SQLITE_CANTOPEN') || code === 'EACCES' || code === 'EPERM' || code === 'ENOTDIR' || code === 'EISDIR') {
+  if (
+    code.startsWith('SQLITE_CANTOPEN') ||
+    code === 'EACCES' ||
+    code === 'EPERM' ||
+    code === 'ENOTDIR' ||
+    code === 'EISDIR'
+  ) {
     return `${head} Check that it is a file (or absent) and that it and ${dir} can be read and written by this user (uid ${process.getuid?.() ?? '?'}), or point --state-dir (ISOMODEL_STATE_DIR) elsewhere.`;
   }
   const fault = storageFaultCode({ code });
@@ -114,7 +120,11 @@ export class StateStore {
   private readonly logWriter: RequestLogWriter;
 
   /** `onError`: request-log rows that could not be written, and why (default: a process warning). */
-  constructor(stateDir: string, file = STATE_DB_FILE, onError: (message: string) => void = (m) => process.emitWarning(m)) {
+  constructor(
+    stateDir: string,
+    file = STATE_DB_FILE,
+    onError: (message: string) => void = (m) => process.emitWarning(m),
+  ) {
     const path = join(stateDir, file);
     let db: Database.Database | null = null;
     try {
@@ -161,7 +171,8 @@ export class StateStore {
   static openError(file: string, e: unknown, sqliteOnly = false): StateStoreError | null {
     if (e instanceof StateStoreError) return e;
     const code = (e as { code?: unknown } | null)?.code;
-    if (typeof code !== 'string' || !(code.startsWith('SQLITE_') || (!sqliteOnly && /^E[A-Z]+$/.test(code)))) return null;
+    if (typeof code !== 'string' || !(code.startsWith('SQLITE_') || (!sqliteOnly && /^E[A-Z]+$/.test(code))))
+      return null;
     return new StateStoreError(file, code, (e as Error).message);
   }
 
@@ -196,11 +207,16 @@ export class StateStore {
    * order, tracked under its namespace, so features never edit each other's schema list.
    */
   migrateNamespace(namespace: string, migrations: string[]): void {
-    const row = this.db.prepare('SELECT version FROM schema_migrations WHERE namespace = ?').get(namespace) as { version: number } | undefined;
+    const row = this.db.prepare('SELECT version FROM schema_migrations WHERE namespace = ?').get(namespace) as
+      { version: number } | undefined;
     for (let v = row?.version ?? 0; v < migrations.length; v++) {
       this.db.transaction(() => {
         this.db.exec(migrations[v]!);
-        this.db.prepare('INSERT INTO schema_migrations (namespace, version) VALUES (?, ?) ON CONFLICT(namespace) DO UPDATE SET version = excluded.version').run(namespace, v + 1);
+        this.db
+          .prepare(
+            'INSERT INTO schema_migrations (namespace, version) VALUES (?, ?) ON CONFLICT(namespace) DO UPDATE SET version = excluded.version',
+          )
+          .run(namespace, v + 1);
       })();
     }
   }
@@ -253,8 +269,14 @@ export class StateStore {
 
   recentRequests(limit = 100, model?: string): Record<string, unknown>[] {
     this.flush();
-    if (model) return this.db.prepare('SELECT * FROM request_log WHERE model = ? ORDER BY id DESC LIMIT ?').all(model, limit) as Record<string, unknown>[];
-    return this.db.prepare('SELECT * FROM request_log ORDER BY id DESC LIMIT ?').all(limit) as Record<string, unknown>[];
+    if (model)
+      return this.db
+        .prepare('SELECT * FROM request_log WHERE model = ? ORDER BY id DESC LIMIT ?')
+        .all(model, limit) as Record<string, unknown>[];
+    return this.db.prepare('SELECT * FROM request_log ORDER BY id DESC LIMIT ?').all(limit) as Record<
+      string,
+      unknown
+    >[];
   }
 
   close(): void {

@@ -13,7 +13,8 @@ const ROW = `(${LOG_INSERT_COLUMNS.map(() => '?').join(', ')})`;
 const db = new Database(file);
 db.pragma('busy_timeout = 5000');
 db.pragma('synchronous = NORMAL');
-const insert = (rows: number): Database.Statement => db.prepare(`INSERT INTO request_log (${LOG_INSERT_COLUMNS.join(', ')}) VALUES ${Array(rows).fill(ROW).join(', ')}`);
+const insert = (rows: number): Database.Statement =>
+  db.prepare(`INSERT INTO request_log (${LOG_INSERT_COLUMNS.join(', ')}) VALUES ${Array(rows).fill(ROW).join(', ')}`);
 const insertOne = insert(1);
 const insertMany = insert(ROWS_PER_INSERT);
 
@@ -25,7 +26,8 @@ const values = (r: unknown[]): unknown[] => {
 
 const write = db.transaction((rows: unknown[][]) => {
   let i = 0;
-  for (; i + ROWS_PER_INSERT <= rows.length; i += ROWS_PER_INSERT) insertMany.run(rows.slice(i, i + ROWS_PER_INSERT).flatMap(values));
+  for (; i + ROWS_PER_INSERT <= rows.length; i += ROWS_PER_INSERT)
+    insertMany.run(rows.slice(i, i + ROWS_PER_INSERT).flatMap(values));
   for (; i < rows.length; i++) insertOne.run(values(rows[i]!));
 });
 
@@ -53,10 +55,14 @@ parentPort!.on('message', (batch: LogBatch) => {
       write(rows);
     } catch {
       const { lost, reason, code } = writeEach(rows);
-      if (lost) parentPort!.postMessage({ error: `request log: ${lost} of ${batch.count} rows not written: ${reason}`, code });
+      if (lost)
+        parentPort!.postMessage({ error: `request log: ${lost} of ${batch.count} rows not written: ${reason}`, code });
     }
   } catch (e) {
-    parentPort!.postMessage({ error: `request log: ${batch.count} rows not written: ${(e as Error).message}`, code: (e as { code?: string }).code });
+    parentPort!.postMessage({
+      error: `request log: ${batch.count} rows not written: ${(e as Error).message}`,
+      code: (e as { code?: string }).code,
+    });
   } finally {
     Atomics.add(done, 0, batch.count);
     Atomics.notify(done, 0);

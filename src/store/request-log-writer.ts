@@ -7,11 +7,35 @@ import { Worker } from 'node:worker_threads';
 import type { RequestLogEntry } from './db.js';
 
 /** Column order of a logged row, as the gateway sends it (at in epoch ms; the thread formats it). */
-export const LOG_INSERT_COLUMNS = ['request_id', 'at', 'model', 'version', 'task', 'route', 'status', 'error_code', 'sequences', 'latency_ms', 'client'] as const;
+export const LOG_INSERT_COLUMNS = [
+  'request_id',
+  'at',
+  'model',
+  'version',
+  'task',
+  'route',
+  'status',
+  'error_code',
+  'sequences',
+  'latency_ms',
+  'client',
+] as const;
 
 /** One entry as a row in LOG_INSERT_COLUMNS order. */
 export function toLogRow(r: RequestLogEntry, at: number): unknown[] {
-  return [r.request_id, at, r.model, r.version ?? null, r.task ?? null, r.route, r.status, r.error_code ?? null, r.sequences, r.latency_ms, r.client ?? null];
+  return [
+    r.request_id,
+    at,
+    r.model,
+    r.version ?? null,
+    r.task ?? null,
+    r.route,
+    r.status,
+    r.error_code ?? null,
+    r.sequences,
+    r.latency_ms,
+    r.client ?? null,
+  ];
 }
 
 export interface LogBatch {
@@ -68,7 +92,9 @@ export class RequestLogWriter {
   }
 
   private start(): Worker {
-    const w = new Worker(new URL('./request-log-thread.js', import.meta.url), { workerData: { file: this.file, done: this.done } });
+    const w = new Worker(new URL('./request-log-thread.js', import.meta.url), {
+      workerData: { file: this.file, done: this.done },
+    });
     w.on('message', (m: { error?: string; code?: string }) => m.error && this.onError(m.error, m.code));
     w.on('error', (e) => this.onError(`request log writer thread failed: ${e.message}`, (e as { code?: string }).code));
     w.on('exit', () => {

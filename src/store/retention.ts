@@ -25,7 +25,9 @@ export function pruneTable(db: Database.Database, t: RetainedTable, now = Date.n
   let removed = 0;
   if (t.policy.maxAgeMs > 0) {
     const cutoff = new Date(now - t.policy.maxAgeMs).toISOString();
-    const del = db.prepare(`DELETE FROM ${t.table} WHERE id IN (SELECT id FROM ${t.table} WHERE at < ? ORDER BY id LIMIT ${CHUNK})`);
+    const del = db.prepare(
+      `DELETE FROM ${t.table} WHERE id IN (SELECT id FROM ${t.table} WHERE at < ? ORDER BY id LIMIT ${CHUNK})`,
+    );
     for (;;) {
       const n = del.run(cutoff).changes;
       removed += n;
@@ -34,9 +36,12 @@ export function pruneTable(db: Database.Database, t: RetainedTable, now = Date.n
   }
   if (t.policy.maxRows > 0) {
     // The id of the newest row that must go: everything at or below it goes.
-    const edge = db.prepare(`SELECT id FROM ${t.table} ORDER BY id DESC LIMIT 1 OFFSET ?`).get(t.policy.maxRows) as { id: number } | undefined;
+    const edge = db.prepare(`SELECT id FROM ${t.table} ORDER BY id DESC LIMIT 1 OFFSET ?`).get(t.policy.maxRows) as
+      { id: number } | undefined;
     if (edge) {
-      const del = db.prepare(`DELETE FROM ${t.table} WHERE id IN (SELECT id FROM ${t.table} WHERE id <= ? ORDER BY id LIMIT ${CHUNK})`);
+      const del = db.prepare(
+        `DELETE FROM ${t.table} WHERE id IN (SELECT id FROM ${t.table} WHERE id <= ? ORDER BY id LIMIT ${CHUNK})`,
+      );
       for (;;) {
         const n = del.run(edge.id).changes;
         removed += n;
@@ -57,7 +62,10 @@ export async function pruneSharedTable(sql: SqlClient, t: RetainedTable, now = D
   const chunk = (where: string, arg: string | number): Promise<number | null> =>
     sql.tx(async (q) => {
       if (!(await holdsPruneLock(q, t.table))) return null;
-      return q.run(`DELETE FROM ${t.table} WHERE id IN (SELECT id FROM ${t.table} WHERE ${where} ORDER BY id LIMIT ${CHUNK})`, [arg]);
+      return q.run(
+        `DELETE FROM ${t.table} WHERE id IN (SELECT id FROM ${t.table} WHERE ${where} ORDER BY id LIMIT ${CHUNK})`,
+        [arg],
+      );
     });
   const drain = async (where: string, arg: string | number): Promise<boolean> => {
     for (;;) {
@@ -67,9 +75,12 @@ export async function pruneSharedTable(sql: SqlClient, t: RetainedTable, now = D
       if (n < CHUNK) return true;
     }
   };
-  if (t.policy.maxAgeMs > 0 && !(await drain('at < ?', new Date(now - t.policy.maxAgeMs).toISOString()))) return removed;
+  if (t.policy.maxAgeMs > 0 && !(await drain('at < ?', new Date(now - t.policy.maxAgeMs).toISOString())))
+    return removed;
   if (t.policy.maxRows > 0) {
-    const [edge] = await sql.query<{ id: number }>(`SELECT id FROM ${t.table} ORDER BY id DESC LIMIT 1 OFFSET ?`, [t.policy.maxRows]);
+    const [edge] = await sql.query<{ id: number }>(`SELECT id FROM ${t.table} ORDER BY id DESC LIMIT 1 OFFSET ?`, [
+      t.policy.maxRows,
+    ]);
     if (edge) await drain('id <= ?', Number(edge.id));
   }
   return removed;
@@ -78,7 +89,9 @@ export async function pruneSharedTable(sql: SqlClient, t: RetainedTable, now = D
 /** PostgreSQL: whether this transaction got the table's prune lock (another gateway holds it: no); SQLite: always. */
 async function holdsPruneLock(q: SqlRunner, table: string): Promise<boolean> {
   if (q.dialect !== 'postgres') return true;
-  const [row] = await q.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock(hashtext(?)) AS locked', [`isomodel.retention.${table}`]);
+  const [row] = await q.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock(hashtext(?)) AS locked', [
+    `isomodel.retention.${table}`,
+  ]);
   return row?.locked === true;
 }
 

@@ -140,14 +140,21 @@ export class SqliteClient implements SqlClient {
   }
 
   async migrate(namespace: string, migrations: readonly Migration[]): Promise<void> {
-    await this.run('CREATE TABLE IF NOT EXISTS schema_migrations (namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)');
+    await this.run(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)',
+    );
     for (;;) {
       const applied = await this.tx(async (q) => {
-        const [row] = await q.query<{ version: number }>('SELECT version FROM schema_migrations WHERE namespace = ?', [namespace]);
+        const [row] = await q.query<{ version: number }>('SELECT version FROM schema_migrations WHERE namespace = ?', [
+          namespace,
+        ]);
         const v = row?.version ?? 0;
         if (v >= migrations.length) return false;
         this.db.exec(scriptFor(migrations[v]!, 'sqlite'));
-        await q.run('INSERT INTO schema_migrations (namespace, version) VALUES (?, ?) ON CONFLICT(namespace) DO UPDATE SET version = excluded.version', [namespace, v + 1]);
+        await q.run(
+          'INSERT INTO schema_migrations (namespace, version) VALUES (?, ?) ON CONFLICT(namespace) DO UPDATE SET version = excluded.version',
+          [namespace, v + 1],
+        );
         return true;
       });
       if (!applied) return;
@@ -164,9 +171,22 @@ export class SqliteClient implements SqlClient {
 /** PostgreSQL errors worth a retry: the server restarting, a connection lost, a deadlock. */
 export function isTransient(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return /Connection terminated|connection (is )?closed|not queryable/i.test(String((e as Error | null)?.message ?? ''));
+  if (typeof code !== 'string')
+    return /Connection terminated|connection (is )?closed|not queryable/i.test(
+      String((e as Error | null)?.message ?? ''),
+    );
   // 08: connection exceptions; 57P01-03: admin shutdown, crash shutdown, cannot connect now; 40001/40P01: serialization, deadlock.
-  return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '40001' || code === '40P01' || code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE';
+  return (
+    code.startsWith('08') ||
+    code === '57P01' ||
+    code === '57P02' ||
+    code === '57P03' ||
+    code === '40001' ||
+    code === '40P01' ||
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE'
+  );
 }
 
 export interface PostgresOptions {
@@ -187,7 +207,12 @@ export class PostgresClient implements SqlClient {
     readonly url: string,
     opts: PostgresOptions = {},
   ) {
-    this.pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, statement_timeout: opts.statementTimeoutMs ?? 30_000, connectionTimeoutMillis: 5_000 });
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: opts.max ?? 10,
+      statement_timeout: opts.statementTimeoutMs ?? 30_000,
+      connectionTimeoutMillis: 5_000,
+    });
     // An idle connection dies with the server: pg emits it here, and an unhandled 'error' would end the process.
     this.pool.on('error', (e) => opts.onError?.(`PostgreSQL connection lost (${redactUrl(url)}): ${e.message}`));
   }
@@ -208,8 +233,10 @@ export class PostgresClient implements SqlClient {
     client.on('error', onError);
     const q: SqlRunner = {
       dialect: 'postgres',
-      query: async <R>(sql: string, params: readonly unknown[] = []) => (await client.query(numberPlaceholders(sql), params as unknown[])).rows as R[],
-      run: async (sql: string, params: readonly unknown[] = []) => (await client.query(numberPlaceholders(sql), params as unknown[])).rowCount ?? 0,
+      query: async <R>(sql: string, params: readonly unknown[] = []) =>
+        (await client.query(numberPlaceholders(sql), params as unknown[])).rows as R[],
+      run: async (sql: string, params: readonly unknown[] = []) =>
+        (await client.query(numberPlaceholders(sql), params as unknown[])).rowCount ?? 0,
     };
     let broken = false;
     try {
@@ -234,11 +261,18 @@ export class PostgresClient implements SqlClient {
     await this.tx(async (q) => {
       // One gateway at a time: the others wait here, then find the migrations applied.
       await q.query("SELECT pg_advisory_xact_lock(hashtext('isomodel.schema_migrations'))");
-      await q.run('CREATE TABLE IF NOT EXISTS schema_migrations (namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)');
-      const [row] = await q.query<{ version: number }>('SELECT version FROM schema_migrations WHERE namespace = ?', [namespace]);
+      await q.run(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)',
+      );
+      const [row] = await q.query<{ version: number }>('SELECT version FROM schema_migrations WHERE namespace = ?', [
+        namespace,
+      ]);
       for (let v = row?.version ?? 0; v < migrations.length; v++) {
         await q.run(scriptFor(migrations[v]!, 'postgres'));
-        await q.run('INSERT INTO schema_migrations (namespace, version) VALUES (?, ?) ON CONFLICT (namespace) DO UPDATE SET version = excluded.version', [namespace, v + 1]);
+        await q.run(
+          'INSERT INTO schema_migrations (namespace, version) VALUES (?, ?) ON CONFLICT (namespace) DO UPDATE SET version = excluded.version',
+          [namespace, v + 1],
+        );
       }
     });
   }

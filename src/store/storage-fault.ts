@@ -10,7 +10,14 @@ import { join } from 'node:path';
 import { IsoError } from '../errors.js';
 
 /** SQLite result codes (extended ones start with these) that mean the storage, not the statement, failed. */
-const SQLITE_FAULTS = ['SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_READONLY', 'SQLITE_CANTOPEN', 'SQLITE_CORRUPT', 'SQLITE_NOTADB'];
+const SQLITE_FAULTS = [
+  'SQLITE_FULL',
+  'SQLITE_IOERR',
+  'SQLITE_READONLY',
+  'SQLITE_CANTOPEN',
+  'SQLITE_CORRUPT',
+  'SQLITE_NOTADB',
+];
 /** errno codes of the same. */
 const ERRNO_FAULTS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO']);
 
@@ -72,7 +79,12 @@ export class StorageHealth {
     const code = storageFaultCode(e);
     if (!code) return false;
     const now = Date.now();
-    this.fault = { code, reason: `${describeStorageFault(code, this.stateDir)} (${code}: ${(e as Error).message})`, since: this.fault?.since ?? now, last: now };
+    this.fault = {
+      code,
+      reason: `${describeStorageFault(code, this.stateDir)} (${code}: ${(e as Error).message})`,
+      since: this.fault?.since ?? now,
+      last: now,
+    };
     return true;
   }
 
@@ -85,7 +97,15 @@ export class StorageHealth {
       else this.fault = null;
     }
     const f = this.fault;
-    return f ? { status: 'unavailable', state_dir: this.stateDir, code: f.code, reason: f.reason, since: new Date(f.since).toISOString() } : { status: 'ok', state_dir: this.stateDir };
+    return f
+      ? {
+          status: 'unavailable',
+          state_dir: this.stateDir,
+          code: f.code,
+          reason: f.reason,
+          since: new Date(f.since).toISOString(),
+        }
+      : { status: 'ok', state_dir: this.stateDir };
   }
 
   /** A real write: a file of PROBE_BYTES synced to disk, and a new database page; the error if either fails. */

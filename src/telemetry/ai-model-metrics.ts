@@ -18,9 +18,24 @@ export interface AiModelAlias {
 }
 
 export const AI_MODEL_ALIASES: AiModelAlias[] = [
-  { name: 'ai_model_deployments_total', type: 'counter', help: 'Model versions deployed (each start of a version: load, reload, rolling update); alias of isomodel_deployments_total', from: [{ metric: 'isomodel_deployments_total' }] },
-  { name: 'ai_model_inference_requests_total', type: 'counter', help: 'Inference requests by outcome; alias of isomodel_requests_total', from: [{ metric: 'isomodel_requests_total' }] },
-  { name: 'ai_model_inference_duration_seconds', type: 'histogram', help: 'End-to-end inference latency in the gateway; alias of isomodel_request_duration_seconds', from: [{ metric: 'isomodel_request_duration_seconds' }] },
+  {
+    name: 'ai_model_deployments_total',
+    type: 'counter',
+    help: 'Model versions deployed (each start of a version: load, reload, rolling update); alias of isomodel_deployments_total',
+    from: [{ metric: 'isomodel_deployments_total' }],
+  },
+  {
+    name: 'ai_model_inference_requests_total',
+    type: 'counter',
+    help: 'Inference requests by outcome; alias of isomodel_requests_total',
+    from: [{ metric: 'isomodel_requests_total' }],
+  },
+  {
+    name: 'ai_model_inference_duration_seconds',
+    type: 'histogram',
+    help: 'End-to-end inference latency in the gateway; alias of isomodel_request_duration_seconds',
+    from: [{ metric: 'isomodel_request_duration_seconds' }],
+  },
   {
     name: 'ai_model_resource_usage',
     type: 'gauge',
@@ -30,8 +45,18 @@ export const AI_MODEL_ALIASES: AiModelAlias[] = [
       { metric: 'isomodel_worker_resident_memory_bytes', labels: { resource: 'memory_bytes' } },
     ],
   },
-  { name: 'ai_model_health_status', type: 'gauge', help: '1 when the model version is loaded and every replica healthy; alias of isomodel_model_up', from: [{ metric: 'isomodel_model_up' }] },
-  { name: 'ai_model_batch_inference_requests_total', type: 'counter', help: 'Batch inference requests (native /predict/batch, /api/v1 batch_inference) by outcome; alias of isomodel_batch_requests_total', from: [{ metric: 'isomodel_batch_requests_total' }] },
+  {
+    name: 'ai_model_health_status',
+    type: 'gauge',
+    help: '1 when the model version is loaded and every replica healthy; alias of isomodel_model_up',
+    from: [{ metric: 'isomodel_model_up' }],
+  },
+  {
+    name: 'ai_model_batch_inference_requests_total',
+    type: 'counter',
+    help: 'Batch inference requests (native /predict/batch, /api/v1 batch_inference) by outcome; alias of isomodel_batch_requests_total',
+    from: [{ metric: 'isomodel_batch_requests_total' }],
+  },
 ];
 
 interface Value {
@@ -55,7 +80,11 @@ export function registerAiModelAliases(r: Registry): void {
           if (!src) continue;
           for (const v of ((await src.get()) as { values: Value[] }).values) {
             // A histogram's _bucket/_sum/_count keep their suffix under the new name.
-            values.push({ labels: { ...v.labels, ...s.labels }, value: v.value, ...(v.metricName !== undefined && { metricName: a.name + v.metricName.slice(s.metric.length) }) });
+            values.push({
+              labels: { ...v.labels, ...s.labels },
+              value: v.value,
+              ...(v.metricName !== undefined && { metricName: a.name + v.metricName.slice(s.metric.length) }),
+            });
           }
         }
         return { name: a.name, help: a.help, type: a.type, aggregator: 'sum', values };

@@ -137,7 +137,9 @@ export class WebhookSender {
     const now = Date.now();
     const id = Number(
       this.store.db
-        .prepare(`INSERT INTO monitor_webhook_deliveries (alert_id, event, url, status, attempts, created_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?)`)
+        .prepare(
+          `INSERT INTO monitor_webhook_deliveries (alert_id, event, url, status, attempts, created_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?)`,
+        )
         .run(payload.alert.id, payload.event, url, now, now).lastInsertRowid,
     );
     this.pending++;
@@ -157,7 +159,13 @@ export class WebhookSender {
       try {
         const res = await fetch(url, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'user-agent': 'isomodel-monitor', 'x-isomodel-event': payload.event, 'x-isomodel-delivery': String(id), 'x-isomodel-attempt': String(attempt) },
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': 'isomodel-monitor',
+            'x-isomodel-event': payload.event,
+            'x-isomodel-delivery': String(id),
+            'x-isomodel-attempt': String(attempt),
+          },
           body,
           signal: AbortSignal.any([this.ac.signal, AbortSignal.timeout(this.opts.timeoutMs ?? 5000)]),
         });
@@ -178,10 +186,18 @@ export class WebhookSender {
     }
   }
 
-  private record(id: number, status: WebhookDelivery['status'], attempts: number, lastStatus: number | null, error: string | null): void {
+  private record(
+    id: number,
+    status: WebhookDelivery['status'],
+    attempts: number,
+    lastStatus: number | null,
+    error: string | null,
+  ): void {
     try {
       this.store.db
-        .prepare('UPDATE monitor_webhook_deliveries SET status = ?, attempts = ?, last_status = ?, last_error = ?, updated_at = ? WHERE id = ?')
+        .prepare(
+          'UPDATE monitor_webhook_deliveries SET status = ?, attempts = ?, last_status = ?, last_error = ?, updated_at = ? WHERE id = ?',
+        )
         .run(status, attempts, lastStatus, error, Date.now(), id);
     } catch {
       // the store closed under a delivery that outlived shutdown: nothing left to record into
@@ -203,7 +219,12 @@ export class WebhookSender {
   }
 
   deliveries(limit = 50): WebhookDelivery[] {
-    const rows = this.store.db.prepare('SELECT * FROM monitor_webhook_deliveries ORDER BY id DESC LIMIT ?').all(limit) as (Omit<WebhookDelivery, 'created_at' | 'updated_at'> & { created_at: number; updated_at: number })[];
+    const rows = this.store.db
+      .prepare('SELECT * FROM monitor_webhook_deliveries ORDER BY id DESC LIMIT ?')
+      .all(limit) as (Omit<WebhookDelivery, 'created_at' | 'updated_at'> & {
+      created_at: number;
+      updated_at: number;
+    })[];
     return rows.map((r) => ({ ...r, created_at: iso(r.created_at)!, updated_at: iso(r.updated_at)! }));
   }
 
@@ -243,12 +264,15 @@ export class AlertRulesStore implements AlertRulesBackend {
   constructor(private readonly store: StateStore) {}
 
   load(): SavedRules | undefined {
-    return this.store.db.prepare(`SELECT value, updated_at FROM monitor_settings WHERE key = 'settings'`).get() as SavedRules | undefined;
+    return this.store.db.prepare(`SELECT value, updated_at FROM monitor_settings WHERE key = 'settings'`).get() as
+      SavedRules | undefined;
   }
 
   save(rules: SavedRules): void {
     this.store.db
-      .prepare(`INSERT INTO monitor_settings (key, value, updated_at) VALUES ('settings', ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`)
+      .prepare(
+        `INSERT INTO monitor_settings (key, value, updated_at) VALUES ('settings', ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      )
       .run(rules.value, rules.updated_at);
   }
 
@@ -276,7 +300,8 @@ export class AlertManager {
     private readonly logger: Logger,
     readonly webhook: WebhookSender,
   ) {
-    for (const r of store.db.prepare(`SELECT * FROM monitor_alerts WHERE state = 'firing'`).all() as AlertRow[]) this.firing.set(r.key, r);
+    for (const r of store.db.prepare(`SELECT * FROM monitor_alerts WHERE state = 'firing'`).all() as AlertRow[])
+      this.firing.set(r.key, r);
   }
 
   isFiring(key: string): boolean {
@@ -298,7 +323,9 @@ export class AlertManager {
         open.last_value = value;
         open.peak_value = peak;
         open.updated_at = now;
-        this.store.db.prepare('UPDATE monitor_alerts SET last_value = ?, peak_value = ?, updated_at = ? WHERE id = ?').run(value, peak, now, open.id);
+        this.store.db
+          .prepare('UPDATE monitor_alerts SET last_value = ?, peak_value = ?, updated_at = ? WHERE id = ?')
+          .run(value, peak, now, open.id);
       }
       return null;
     }
@@ -333,7 +360,10 @@ export class AlertManager {
     })();
     const full: AlertRow = { id, ...row };
     this.firing.set(input.key, full);
-    this.logger.warn({ alert: input.key, kind: input.kind, value, threshold: input.threshold }, `alert firing: ${input.message}`);
+    this.logger.warn(
+      { alert: input.key, kind: input.kind, value, threshold: input.threshold },
+      `alert firing: ${input.message}`,
+    );
     const alert = this.get(id)!;
     this.notify('alert.firing', alert);
     return alert;
@@ -347,7 +377,9 @@ export class AlertManager {
     this.firing.delete(key);
     this.store.db.transaction(() => {
       this.store.db
-        .prepare(`UPDATE monitor_alerts SET state = 'resolved', resolved_at = ?, updated_at = ?, resolution = ?, last_value = COALESCE(?, last_value) WHERE id = ?`)
+        .prepare(
+          `UPDATE monitor_alerts SET state = 'resolved', resolved_at = ?, updated_at = ?, resolution = ?, last_value = COALESCE(?, last_value) WHERE id = ?`,
+        )
         .run(now, now, resolution, value ?? null, open.id);
       this.event(open.id, now, 'resolved', value ?? null, resolution);
     })();
@@ -364,16 +396,25 @@ export class AlertManager {
   }
 
   private event(alertId: number, at: number, state: string, value: number | null, message: string | null): void {
-    this.store.db.prepare('INSERT INTO monitor_alert_events (alert_id, at, state, value, message) VALUES (?, ?, ?, ?, ?)').run(alertId, at, state, value, message);
+    this.store.db
+      .prepare('INSERT INTO monitor_alert_events (alert_id, at, state, value, message) VALUES (?, ?, ?, ?, ?)')
+      .run(alertId, at, state, value, message);
   }
 
   private notify(event: WebhookPayload['event'], alert: Alert): void {
     if (!this.webhook.enabled()) return;
-    this.webhook.send({ event, alert: { ...alert, history: this.history(alert.id) }, gateway: { host: hostname(), pid: process.pid }, sent_at: new Date().toISOString() });
+    this.webhook.send({
+      event,
+      alert: { ...alert, history: this.history(alert.id) },
+      gateway: { host: hostname(), pid: process.pid },
+      sent_at: new Date().toISOString(),
+    });
   }
 
   history(alertId: number): AlertEvent[] {
-    const rows = this.store.db.prepare('SELECT at, state, value, message FROM monitor_alert_events WHERE alert_id = ? ORDER BY id').all(alertId) as { at: number; state: string; value: number | null; message: string | null }[];
+    const rows = this.store.db
+      .prepare('SELECT at, state, value, message FROM monitor_alert_events WHERE alert_id = ? ORDER BY id')
+      .all(alertId) as { at: number; state: string; value: number | null; message: string | null }[];
     return rows.map((r) => ({ ...r, at: iso(r.at)! }));
   }
 
@@ -420,7 +461,11 @@ export class AlertManager {
 
   prune(beforeMs: number): void {
     this.store.db.transaction(() => {
-      this.store.db.prepare(`DELETE FROM monitor_alert_events WHERE alert_id IN (SELECT id FROM monitor_alerts WHERE state = 'resolved' AND resolved_at < ?)`).run(beforeMs);
+      this.store.db
+        .prepare(
+          `DELETE FROM monitor_alert_events WHERE alert_id IN (SELECT id FROM monitor_alerts WHERE state = 'resolved' AND resolved_at < ?)`,
+        )
+        .run(beforeMs);
       this.store.db.prepare(`DELETE FROM monitor_alerts WHERE state = 'resolved' AND resolved_at < ?`).run(beforeMs);
       this.store.db.prepare('DELETE FROM monitor_webhook_deliveries WHERE updated_at < ?').run(beforeMs);
     })();

@@ -39,7 +39,8 @@ abstract class BoundMetric {
 
   /** The series for one label set (created at zero on first use). */
   protected seriesFor(labels: Labels): Series {
-    for (const n of Object.keys(labels)) if (!this.labelNames.includes(n)) throw new Error(`${this.name}: unknown label ${n}`);
+    for (const n of Object.keys(labels))
+      if (!this.labelNames.includes(n)) throw new Error(`${this.name}: unknown label ${n}`);
     const key = this.labelNames.map((n) => labels[n] ?? '').join('\u0000');
     let s = this.series.get(key);
     if (!s) {
@@ -61,7 +62,13 @@ abstract class BoundMetric {
   protected abstract values(): ExpositionValue[];
 
   get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: ExpositionValue[] }> {
-    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.values() });
+    return Promise.resolve({
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values: this.values(),
+    });
   }
 }
 
@@ -90,7 +97,13 @@ export class BoundHistogram extends BoundMetric {
 
   private readonly upperBounds: readonly number[];
 
-  constructor(opts: { name: string; help: string; labelNames: readonly string[]; registry: Registry; buckets: readonly number[] }) {
+  constructor(opts: {
+    name: string;
+    help: string;
+    labelNames: readonly string[];
+    registry: Registry;
+    buckets: readonly number[];
+  }) {
     if (opts.labelNames.includes('le')) throw new Error('le is a reserved label name');
     super(opts.name, opts.help, opts.labelNames, opts.registry, opts.buckets.length);
     this.upperBounds = [...opts.buckets].sort((a, b) => a - b);

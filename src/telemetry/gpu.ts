@@ -23,7 +23,10 @@ export interface GpuSnapshot {
   sampledAt: number;
 }
 
-export const NVIDIA_SMI_QUERY = ['--query-gpu=index,uuid,name,utilization.gpu,memory.used,memory.total', '--format=csv,noheader,nounits'];
+export const NVIDIA_SMI_QUERY = [
+  '--query-gpu=index,uuid,name,utilization.gpu,memory.used,memory.total',
+  '--format=csv,noheader,nounits',
+];
 
 /** A number, or null for nvidia-smi's "[N/A]", "[Not Supported]" and the like. */
 function numberOrNull(field: string): number | null {
@@ -39,7 +42,14 @@ export function parseNvidiaSmi(csv: string): GpuInfo[] {
     if (!line) continue;
     const f = line.split(',').map((x) => x.trim());
     if (f.length !== 6 || !/^\d+$/.test(f[0]!)) throw new Error(`unexpected nvidia-smi line: ${line.slice(0, 200)}`);
-    gpus.push({ index: Number(f[0]), uuid: f[1]!, name: f[2]!, utilization_percent: numberOrNull(f[3]!), memory_used_mb: numberOrNull(f[4]!), memory_total_mb: numberOrNull(f[5]!) });
+    gpus.push({
+      index: Number(f[0]),
+      uuid: f[1]!,
+      name: f[2]!,
+      utilization_percent: numberOrNull(f[3]!),
+      memory_used_mb: numberOrNull(f[4]!),
+      memory_total_mb: numberOrNull(f[5]!),
+    });
   }
   return gpus;
 }
@@ -75,19 +85,31 @@ export class GpuProbe {
 
   private sample(): Promise<GpuSnapshot> {
     this.running ??= new Promise<GpuSnapshot>((resolve) => {
-      execFile(this.opts.command ?? 'nvidia-smi', NVIDIA_SMI_QUERY, { timeout: this.opts.timeoutMs ?? 5000, env: this.opts.env ?? process.env, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-        const at = Date.now();
-        if (err) {
-          const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-          return resolve({ available: false, gpus: [], error: missing ? 'nvidia-smi not found' : `nvidia-smi failed: ${(String(stderr).trim() || err.message).slice(0, 300)}`, sampledAt: at });
-        }
-        try {
-          const gpus = parseNvidiaSmi(String(stdout));
-          resolve({ available: gpus.length > 0, gpus, sampledAt: at });
-        } catch (e) {
-          resolve({ available: false, gpus: [], error: (e as Error).message, sampledAt: at });
-        }
-      });
+      execFile(
+        this.opts.command ?? 'nvidia-smi',
+        NVIDIA_SMI_QUERY,
+        { timeout: this.opts.timeoutMs ?? 5000, env: this.opts.env ?? process.env, maxBuffer: 1 << 20 },
+        (err, stdout, stderr) => {
+          const at = Date.now();
+          if (err) {
+            const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+            return resolve({
+              available: false,
+              gpus: [],
+              error: missing
+                ? 'nvidia-smi not found'
+                : `nvidia-smi failed: ${(String(stderr).trim() || err.message).slice(0, 300)}`,
+              sampledAt: at,
+            });
+          }
+          try {
+            const gpus = parseNvidiaSmi(String(stdout));
+            resolve({ available: gpus.length > 0, gpus, sampledAt: at });
+          } catch (e) {
+            resolve({ available: false, gpus: [], error: (e as Error).message, sampledAt: at });
+          }
+        },
+      );
     }).then((s) => {
       this.last = s;
       this.running = null;
@@ -106,7 +128,10 @@ export function gpuAvailable(): boolean | null {
 }
 
 /** Mean utilization (percent) of the given devices (indices or uuids); null when none is known. */
-export function gpuUtilization(devices: Iterable<string>, snapshot: GpuSnapshot | null = gpuProbe.current()): number | null {
+export function gpuUtilization(
+  devices: Iterable<string>,
+  snapshot: GpuSnapshot | null = gpuProbe.current(),
+): number | null {
   if (!snapshot) return null;
   const values: number[] = [];
   for (const d of new Set(devices)) {

@@ -91,7 +91,9 @@ export class ModelStats {
       successful_requests: this.successfulRequests,
       failed_requests: this.failedRequests,
       total_sequences: this.totalItems,
-      average_response_time: this.bySource.api.requests ? round(this.latencySumMs / this.bySource.api.requests / 1000) : null,
+      average_response_time: this.bySource.api.requests
+        ? round(this.latencySumMs / this.bySource.api.requests / 1000)
+        : null,
       p50_response_time_ms: round(this.latency.percentile(50)),
       p99_response_time_ms: round(this.latency.percentile(99)),
       p50_queue_time_ms: round(this.queueWait.percentile(50)),

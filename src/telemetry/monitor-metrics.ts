@@ -40,10 +40,30 @@ export interface ModelMetrics {
   tasks: { name: string; sequence_types: string[]; description?: string }[];
   limits: { memory_bytes: number; cpus: number };
   replicas: ReplicaMetrics[];
-  totals: { replicas: number; ready: number; busy: number; cpu_percent: number | null; rss_bytes: number | null; memory_percent: number | null; open_fds: number | null; restarts: number };
+  totals: {
+    replicas: number;
+    ready: number;
+    busy: number;
+    cpu_percent: number | null;
+    rss_bytes: number | null;
+    memory_percent: number | null;
+    open_fds: number | null;
+    restarts: number;
+  };
   queue_depth: number;
   in_flight: number;
-  requests: { total: number; successful: number; failed: number; error_rate: number | null; sequences: number; rps: number | null; p50_ms: number | null; p99_ms: number | null; queue_p50_ms: number | null; by_source: Record<WorkSource, SourceCounts> | null };
+  requests: {
+    total: number;
+    successful: number;
+    failed: number;
+    error_rate: number | null;
+    sequences: number;
+    rps: number | null;
+    p50_ms: number | null;
+    p99_ms: number | null;
+    queue_p50_ms: number | null;
+    by_source: Record<WorkSource, SourceCounts> | null;
+  };
   active_alerts: number;
   last_error: string | null;
   /** Weights the model declares (manifest weights): where they are looked for and what to do; null when none. */
@@ -120,7 +140,12 @@ export function modelMetrics(src: ModelMetricsSource, name: string): ModelMetric
       rss_bytes: r.rss_bytes ?? null,
       memory_percent: r.rss_bytes === undefined ? null : round2((r.rss_bytes / limitBytes) * 100),
       open_fds: r.open_fds ?? null,
-      io: { disk_read_bytes: io.disk_read_bytes ?? null, disk_write_bytes: io.disk_write_bytes ?? null, net_rx_bytes: io.net_rx_bytes ?? null, net_tx_bytes: io.net_tx_bytes ?? null },
+      io: {
+        disk_read_bytes: io.disk_read_bytes ?? null,
+        disk_write_bytes: io.disk_write_bytes ?? null,
+        net_rx_bytes: io.net_rx_bytes ?? null,
+        net_tx_bytes: io.net_tx_bytes ?? null,
+      },
       last_exit: r.last_exit ?? null,
       last_error: r.last_error ?? null,
     };
@@ -131,7 +156,8 @@ export function modelMetrics(src: ModelMetricsSource, name: string): ModelMetric
   };
   const mems = replicas.map((r) => r.memory_percent).filter((v): v is number => v !== null);
   const s = d?.stats;
-  const p = (v: number | null | undefined): number | null => (v === null || v === undefined ? null : Math.round(v * 1000) / 1000);
+  const p = (v: number | null | undefined): number | null =>
+    v === null || v === undefined ? null : Math.round(v * 1000) / 1000;
   return {
     model: name,
     version: m.version,

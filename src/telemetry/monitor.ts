@@ -9,9 +9,26 @@ import type { ModelDeployment } from '../scheduler/deployment.js';
 import type { ModelRegistry } from '../scheduler/registry.js';
 import type { StateStore } from '../store/db.js';
 import { procIoProbe, type WorkerIoProbe } from '../util/proc.js';
-import { afterWrite, AlertManager, AlertRulesStore, WebhookSender, type AlertRulesBackend, type SavedRules } from './alerts.js';
+import {
+  afterWrite,
+  AlertManager,
+  AlertRulesStore,
+  WebhookSender,
+  type AlertRulesBackend,
+  type SavedRules,
+} from './alerts.js';
 import { MonitorHistory } from './monitor-history.js';
-import { MB, modelMetrics, round1, round2, systemMetrics, type ModelMetrics, type ModelMetricsSource, type ReplicaMetrics, type SystemMetrics } from './monitor-metrics.js';
+import {
+  MB,
+  modelMetrics,
+  round1,
+  round2,
+  systemMetrics,
+  type ModelMetrics,
+  type ModelMetricsSource,
+  type ReplicaMetrics,
+  type SystemMetrics,
+} from './monitor-metrics.js';
 import { iso } from './series.js';
 import { ensureTelemetrySchema } from './telemetry-schema.js';
 import { WORK_SOURCES } from './model-stats.js';
@@ -95,7 +112,11 @@ export class Monitor {
     ensureTelemetrySchema(deps.store);
     this.ioProbe = deps.ioProbe ?? procIoProbe;
     const c = deps.config;
-    const webhook = new WebhookSender(deps.store, deps.logger.child({ component: 'webhook' }), { url: () => c.webhook_url, retries: c.webhook_retries, backoffMs: c.webhook_backoff_ms });
+    const webhook = new WebhookSender(deps.store, deps.logger.child({ component: 'webhook' }), {
+      url: () => c.webhook_url,
+      retries: c.webhook_retries,
+      backoffMs: c.webhook_backoff_ms,
+    });
     this.alerts = new AlertManager(deps.store, deps.logger.child({ component: 'alerts' }), webhook);
     this.rules = new AlertRulesStore(deps.store);
     this.historyReader = new MonitorHistory(deps.store.db, this.alerts, c.interval_ms);
@@ -135,7 +156,13 @@ export class Monitor {
       const before = JSON.stringify(this.settings);
       this.applyRules(saved);
       if (JSON.stringify(this.settings) === before) return;
-      this.event({ kind: 'settings', message: `monitor settings changed through another gateway: ${JSON.stringify(this.settings)}` }, Date.now());
+      this.event(
+        {
+          kind: 'settings',
+          message: `monitor settings changed through another gateway: ${JSON.stringify(this.settings)}`,
+        },
+        Date.now(),
+      );
       if (this.running()) this.safeSample();
     });
   }
@@ -150,7 +177,12 @@ export class Monitor {
 
   private configSettings(): MonitorSettings {
     const c = this.deps.config;
-    return { ...c.thresholds, restart_unhealthy: c.restart_unhealthy, alert_after_samples: c.alert_after_samples, restart_after_samples: c.restart_after_samples };
+    return {
+      ...c.thresholds,
+      restart_unhealthy: c.restart_unhealthy,
+      alert_after_samples: c.alert_after_samples,
+      restart_after_samples: c.restart_after_samples,
+    };
   }
 
   /** Samples now, then every interval_ms (no-op when monitor.enabled is false). */
@@ -169,8 +201,19 @@ export class Monitor {
     await this.alerts.webhook.close(2000);
   }
 
-  getSettings(): MonitorSettings & { source: string; updated_at: string | null; interval_ms: number; defaults: MonitorSettings } {
-    return { ...this.settings, source: this.settingsSource, updated_at: iso(this.settingsUpdatedAt), interval_ms: this.deps.config.interval_ms, defaults: this.configSettings() };
+  getSettings(): MonitorSettings & {
+    source: string;
+    updated_at: string | null;
+    interval_ms: number;
+    defaults: MonitorSettings;
+  } {
+    return {
+      ...this.settings,
+      source: this.settingsSource,
+      updated_at: iso(this.settingsUpdatedAt),
+      interval_ms: this.deps.config.interval_ms,
+      defaults: this.configSettings(),
+    };
   }
 
   /**
@@ -181,11 +224,14 @@ export class Monitor {
     const next = { ...this.settings, ...patch };
     const now = Date.now();
     return afterWrite(this.rules.save({ value: JSON.stringify(next), updated_at: now }), () => {
-      const changed = Object.fromEntries(Object.entries(patch).filter(([k, v]) => this.settings[k as keyof MonitorSettings] !== v));
+      const changed = Object.fromEntries(
+        Object.entries(patch).filter(([k, v]) => this.settings[k as keyof MonitorSettings] !== v),
+      );
       this.settings = next;
       this.settingsSource = 'runtime';
       this.settingsUpdatedAt = now;
-      if (Object.keys(changed).length) this.event({ kind: 'settings', message: `monitor settings changed: ${JSON.stringify(changed)}` }, now);
+      if (Object.keys(changed).length)
+        this.event({ kind: 'settings', message: `monitor settings changed: ${JSON.stringify(changed)}` }, now);
       if (this.running()) this.safeSample();
       return this.getSettings();
     });
@@ -231,7 +277,9 @@ export class Monitor {
     const byStatus: Record<string, number> = {};
     for (const m of models) byStatus[m.status] = (byStatus[m.status] ?? 0) + 1;
     const sumOf = (f: (m: ModelMetrics) => number | null): number => models.reduce((n, m) => n + (f(m) ?? 0), 0);
-    const deliveries = this.deps.store.db.prepare('SELECT status, COUNT(*) AS n FROM monitor_webhook_deliveries GROUP BY status').all() as { status: string; n: number }[];
+    const deliveries = this.deps.store.db
+      .prepare('SELECT status, COUNT(*) AS n FROM monitor_webhook_deliveries GROUP BY status')
+      .all() as { status: string; n: number }[];
     return {
       running: this.running(),
       interval_ms: this.deps.config.interval_ms,
@@ -258,14 +306,30 @@ export class Monitor {
         requests: sumOf((m) => m.requests.total),
         failed_requests: sumOf((m) => m.requests.failed),
         // Jobs and pipelines are work too: their model calls and records, apart from the API's.
-        requests_by_source: Object.fromEntries(WORK_SOURCES.map((k) => [k, { requests: sumOf((m) => m.requests.by_source?.[k].requests ?? 0), sequences: sumOf((m) => m.requests.by_source?.[k].sequences ?? 0) }])),
+        requests_by_source: Object.fromEntries(
+          WORK_SOURCES.map((k) => [
+            k,
+            {
+              requests: sumOf((m) => m.requests.by_source?.[k].requests ?? 0),
+              sequences: sumOf((m) => m.requests.by_source?.[k].sequences ?? 0),
+            },
+          ]),
+        ),
         queue_depth: sumOf((m) => m.queue_depth),
         in_flight: sumOf((m) => m.in_flight),
       },
       system: this.lastSystem ?? this.systemMetrics(),
-      thresholds: { cpu_percent: this.settings.cpu_percent, memory_percent: this.settings.memory_percent, disk_percent: this.settings.disk_percent },
+      thresholds: {
+        cpu_percent: this.settings.cpu_percent,
+        memory_percent: this.settings.memory_percent,
+        disk_percent: this.settings.disk_percent,
+      },
       restart_unhealthy: this.settings.restart_unhealthy,
-      webhook: { configured: this.alerts.webhook.enabled(), queued: this.alerts.webhook.queued(), deliveries: Object.fromEntries(deliveries.map((d) => [d.status, d.n])) },
+      webhook: {
+        configured: this.alerts.webhook.enabled(),
+        queued: this.alerts.webhook.queued(),
+        deliveries: Object.fromEntries(deliveries.map((d) => [d.status, d.n])),
+      },
     };
   }
 
@@ -287,21 +351,42 @@ export class Monitor {
 
     store.db.transaction(() => {
       store.db
-        .prepare('INSERT INTO monitor_system_samples (at, disk_percent, disk_used_bytes, disk_total_bytes, load1, memory_used_percent, gateway_rss_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(now, system.disk_percent, system.disk_used_bytes, system.disk_total_bytes, system.load1, system.memory_used_percent, system.gateway_rss_bytes);
+        .prepare(
+          'INSERT INTO monitor_system_samples (at, disk_percent, disk_used_bytes, disk_total_bytes, load1, memory_used_percent, gateway_rss_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(
+          now,
+          system.disk_percent,
+          system.disk_used_bytes,
+          system.disk_total_bytes,
+          system.load1,
+          system.memory_used_percent,
+          system.gateway_rss_bytes,
+        );
 
       for (const name of names) {
         const d = registry.deployment(name);
         const status = registry.status(name);
         const prevTrack = this.modelTrack.get(name);
         if (!prevTrack || prevTrack.status !== status) {
-          this.event({ model: name, version: d?.version, kind: 'model', from: prevTrack?.status ?? null, to: status, message: status === 'failed' ? (registry.lastError(name) ?? null) : null }, now);
+          this.event(
+            {
+              model: name,
+              version: d?.version,
+              kind: 'model',
+              from: prevTrack?.status ?? null,
+              to: status,
+              message: status === 'failed' ? (registry.lastError(name) ?? null) : null,
+            },
+            now,
+          );
         }
         // Request counters for throughput: reset when the deployment changed (reload).
         const total = d?.stats.totalRequests ?? 0;
         const failed = d?.stats.failedRequests ?? 0;
         let rps: number | null = null;
-        if (prevTrack && d && prevTrack.deployment === d && now > prevTrack.at) rps = round2(((total - prevTrack.requests) / (now - prevTrack.at)) * 1000);
+        if (prevTrack && d && prevTrack.deployment === d && now > prevTrack.at)
+          rps = round2(((total - prevTrack.requests) / (now - prevTrack.at)) * 1000);
         this.modelTrack.set(name, { status, deployment: d, requests: total, failed, at: now, rps });
         if (!d && status === 'unloaded') {
           this.resolveModel(name, 'model unloaded');
@@ -314,9 +399,47 @@ export class Monitor {
           const key = `${name}/${r.id}`;
           seenReplicaKeys.add(key);
           unexpected = unexpected.concat(this.trackReplica(name, mm, r, key, now, d));
-          replicaRows.push([now, name, mm.version, r.id, r.pid, r.state, r.busy ? 1 : 0, r.cpu_percent, r.rss_bytes, r.memory_percent, r.open_fds, r.restarts, r.io.disk_read_bytes, r.io.disk_write_bytes, r.io.net_rx_bytes, r.io.net_tx_bytes]);
+          replicaRows.push([
+            now,
+            name,
+            mm.version,
+            r.id,
+            r.pid,
+            r.state,
+            r.busy ? 1 : 0,
+            r.cpu_percent,
+            r.rss_bytes,
+            r.memory_percent,
+            r.open_fds,
+            r.restarts,
+            r.io.disk_read_bytes,
+            r.io.disk_write_bytes,
+            r.io.net_rx_bytes,
+            r.io.net_tx_bytes,
+          ]);
         }
-        modelRows.push([now, name, mm.version, status, mm.healthy ? 1 : 0, mm.totals.replicas, mm.totals.ready, mm.totals.cpu_percent, mm.totals.rss_bytes, mm.totals.memory_percent, mm.totals.open_fds, mm.queue_depth, mm.in_flight, total, failed, rps, mm.requests.error_rate, mm.requests.p50_ms, mm.requests.p99_ms, mm.totals.restarts]);
+        modelRows.push([
+          now,
+          name,
+          mm.version,
+          status,
+          mm.healthy ? 1 : 0,
+          mm.totals.replicas,
+          mm.totals.ready,
+          mm.totals.cpu_percent,
+          mm.totals.rss_bytes,
+          mm.totals.memory_percent,
+          mm.totals.open_fds,
+          mm.queue_depth,
+          mm.in_flight,
+          total,
+          failed,
+          rps,
+          mm.requests.error_rate,
+          mm.requests.p50_ms,
+          mm.requests.p99_ms,
+          mm.totals.restarts,
+        ]);
         this.evaluateHealth(name, mm, d, unexpected);
       }
 
@@ -335,7 +458,8 @@ export class Monitor {
         if (kind === 'disk' || !subject) continue;
         const model = subject.split('/')[0]!;
         if (!names.includes(model)) this.alerts.resolve(key, 'model removed');
-        else if (subject.includes('/') && !seenReplicaKeys.has(subject)) this.alerts.resolve(key, 'replica no longer exists');
+        else if (subject.includes('/') && !seenReplicaKeys.has(subject))
+          this.alerts.resolve(key, 'replica no longer exists');
         else if (kind === 'health' && !liveModels.has(model)) this.alerts.resolve(key, 'model unloaded');
       }
 
@@ -359,21 +483,62 @@ export class Monitor {
   }
 
   /** State transitions, restarts, and the cpu/memory conditions of one replica. Returns unexpected restarts. */
-  private trackReplica(name: string, mm: ModelMetrics, r: ReplicaMetrics, key: string, now: number, d: ModelDeployment | undefined): { id: string; text: string }[] {
+  private trackReplica(
+    name: string,
+    mm: ModelMetrics,
+    r: ReplicaMetrics,
+    key: string,
+    now: number,
+    d: ModelDeployment | undefined,
+  ): { id: string; text: string }[] {
     const st = this.settings;
     let t = this.replicaTrack.get(key);
     const unexpected: { id: string; text: string }[] = [];
     if (!t) {
       t = { state: r.state, restarts: r.restarts, memOver: 0, cpuOver: 0, replacing: null, seen: 0 };
       this.replicaTrack.set(key, t);
-      this.event({ model: name, version: mm.version, replica: r.id, kind: 'replica', from: null, to: r.state, message: r.pid ? `pid ${r.pid}` : null }, now);
+      this.event(
+        {
+          model: name,
+          version: mm.version,
+          replica: r.id,
+          kind: 'replica',
+          from: null,
+          to: r.state,
+          message: r.pid ? `pid ${r.pid}` : null,
+        },
+        now,
+      );
     } else if (t.state !== r.state) {
-      this.event({ model: name, version: mm.version, replica: r.id, kind: 'replica', from: t.state, to: r.state, message: r.state === 'restarting' || r.state === 'failed' ? (r.last_exit ?? r.last_error) : null }, now);
+      this.event(
+        {
+          model: name,
+          version: mm.version,
+          replica: r.id,
+          kind: 'replica',
+          from: t.state,
+          to: r.state,
+          message: r.state === 'restarting' || r.state === 'failed' ? (r.last_exit ?? r.last_error) : null,
+        },
+        now,
+      );
     }
     if (r.restarts > t.restarts) {
       const requested = t.replacing !== null;
-      this.event({ model: name, version: mm.version, replica: r.id, kind: 'restart', from: null, to: r.state, message: `${requested ? 'replaced by the monitor' : 'restarted'}: ${r.last_exit ?? 'unknown reason'}` }, now);
-      if (!requested) unexpected.push({ id: r.id, text: `replica ${r.id} restarted (${r.last_exit ?? 'unknown reason'})` });
+      this.event(
+        {
+          model: name,
+          version: mm.version,
+          replica: r.id,
+          kind: 'restart',
+          from: null,
+          to: r.state,
+          message: `${requested ? 'replaced by the monitor' : 'restarted'}: ${r.last_exit ?? 'unknown reason'}`,
+        },
+        now,
+      );
+      if (!requested)
+        unexpected.push({ id: r.id, text: `replica ${r.id} restarted (${r.last_exit ?? 'unknown reason'})` });
     }
     if (t.replacing !== null && r.state === 'ready' && r.restarts > t.replacing) t.replacing = null;
     t.state = r.state;
@@ -398,9 +563,19 @@ export class Monitor {
           threshold: st.memory_percent,
         });
       } else if (t.memOver === 0) {
-        this.alerts.resolve(`memory:${key}`, `memory back under ${st.memory_percent}% (${r.memory_percent.toFixed(1)}%)`, r.memory_percent);
+        this.alerts.resolve(
+          `memory:${key}`,
+          `memory back under ${st.memory_percent}% (${r.memory_percent.toFixed(1)}%)`,
+          r.memory_percent,
+        );
       }
-      if (st.restart_unhealthy && d && t.replacing === null && t.memOver >= st.restart_after_samples && (!r.busy || t.memOver >= 2 * st.restart_after_samples)) {
+      if (
+        st.restart_unhealthy &&
+        d &&
+        t.replacing === null &&
+        t.memOver >= st.restart_after_samples &&
+        (!r.busy || t.memOver >= 2 * st.restart_after_samples)
+      ) {
         const reason = `memory over monitor threshold (${r.memory_percent.toFixed(1)}% of ${fmtMb(limit)} for ${t.memOver} samples)`;
         if (d.restartReplica(r.id, reason)) {
           t.replacing = r.restarts;
@@ -423,14 +598,23 @@ export class Monitor {
           threshold: st.cpu_percent,
         });
       } else if (t.cpuOver === 0) {
-        this.alerts.resolve(`cpu:${key}`, `cpu back under ${st.cpu_percent}% (${r.cpu_limit_percent.toFixed(1)}%)`, r.cpu_limit_percent);
+        this.alerts.resolve(
+          `cpu:${key}`,
+          `cpu back under ${st.cpu_percent}% (${r.cpu_limit_percent.toFixed(1)}%)`,
+          r.cpu_limit_percent,
+        );
       }
     }
     return unexpected;
   }
 
   /** Health: a failed model or replica, one restarting, or a restart nobody asked for since the last sample. */
-  private evaluateHealth(name: string, mm: ModelMetrics, d: ModelDeployment | undefined, unexpected: { id: string; text: string }[]): void {
+  private evaluateHealth(
+    name: string,
+    mm: ModelMetrics,
+    d: ModelDeployment | undefined,
+    unexpected: { id: string; text: string }[],
+  ): void {
     if (mm.status === 'loading' || mm.status === 'draining') return;
     const reasons: string[] = [];
     const named = new Set<string>();
@@ -438,14 +622,23 @@ export class Monitor {
     for (const r of mm.replicas) {
       const replacing = (this.replicaTrack.get(`${name}/${r.id}`)?.replacing ?? null) !== null;
       if (r.state === 'failed') reasons.push(`replica ${r.id} failed: ${r.last_error ?? r.last_exit ?? 'unknown'}`);
-      else if (r.state === 'restarting' && !replacing) reasons.push(`replica ${r.id} restarting after: ${r.last_exit ?? 'unknown'}`);
+      else if (r.state === 'restarting' && !replacing)
+        reasons.push(`replica ${r.id} restarting after: ${r.last_exit ?? 'unknown'}`);
       else continue;
       named.add(r.id);
     }
     for (const u of unexpected) if (!named.has(u.id)) reasons.push(u.text);
     const key = `health:${name}`;
     if (reasons.length > 0) {
-      this.alerts.fire({ key, kind: 'health', severity: 'critical', model: name, version: mm.version, message: reasons.join('; '), value: reasons.length });
+      this.alerts.fire({
+        key,
+        kind: 'health',
+        severity: 'critical',
+        model: name,
+        version: mm.version,
+        message: reasons.join('; '),
+        value: reasons.length,
+      });
     } else if (d && d.healthy()) {
       this.alerts.resolve(key, 'healthy again');
     }
@@ -464,7 +657,11 @@ export class Monitor {
         threshold: st.disk_percent,
       });
     } else if (this.diskOver === 0) {
-      this.alerts.resolve('disk:state_dir', `disk back under ${st.disk_percent}% (${system.disk_percent.toFixed(1)}%)`, system.disk_percent);
+      this.alerts.resolve(
+        'disk:state_dir',
+        `disk back under ${st.disk_percent}% (${system.disk_percent.toFixed(1)}%)`,
+        system.disk_percent,
+      );
     }
   }
 
@@ -476,10 +673,32 @@ export class Monitor {
     for (const key of [...this.replicaTrack.keys()]) if (key.startsWith(`${name}/`)) this.replicaTrack.delete(key);
   }
 
-  private event(e: { model?: string; version?: string; replica?: string; kind: string; from?: string | null; to?: string | null; message?: string | null }, at: number): void {
+  private event(
+    e: {
+      model?: string;
+      version?: string;
+      replica?: string;
+      kind: string;
+      from?: string | null;
+      to?: string | null;
+      message?: string | null;
+    },
+    at: number,
+  ): void {
     this.deps.store.db
-      .prepare('INSERT INTO monitor_events (at, model, version, replica, kind, from_state, to_state, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(at, e.model ?? null, e.version ?? null, e.replica ?? null, e.kind, e.from ?? null, e.to ?? null, e.message ?? null);
+      .prepare(
+        'INSERT INTO monitor_events (at, model, version, replica, kind, from_state, to_state, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        at,
+        e.model ?? null,
+        e.version ?? null,
+        e.replica ?? null,
+        e.kind,
+        e.from ?? null,
+        e.to ?? null,
+        e.message ?? null,
+      );
   }
 
   private prune(now: number): void {
@@ -487,7 +706,8 @@ export class Monitor {
     const cutoff = now - this.deps.config.retention_hours * 3_600_000;
     const db = this.deps.store.db;
     db.transaction(() => {
-      for (const t of ['monitor_replica_samples', 'monitor_model_samples', 'monitor_system_samples', 'monitor_events']) db.prepare(`DELETE FROM ${t} WHERE at < ?`).run(cutoff);
+      for (const t of ['monitor_replica_samples', 'monitor_model_samples', 'monitor_system_samples', 'monitor_events'])
+        db.prepare(`DELETE FROM ${t} WHERE at < ?`).run(cutoff);
     })();
     this.alerts.prune(now - this.deps.config.perf_retention_days * 86_400_000);
   }

@@ -81,7 +81,8 @@ export function perfStats(rows: RequestRow[], windowMs: number): PerfStats {
   const ok = rows.filter((r) => r.status === 'success');
   const failed = rows.length - ok.length;
   const errors: Record<string, number> = {};
-  for (const r of rows) if (r.status === 'error') errors[r.error_code ?? 'UNKNOWN'] = (errors[r.error_code ?? 'UNKNOWN'] ?? 0) + 1;
+  for (const r of rows)
+    if (r.status === 'error') errors[r.error_code ?? 'UNKNOWN'] = (errors[r.error_code ?? 'UNKNOWN'] ?? 0) + 1;
   let active: number | null = null;
   const seqs = ok.reduce((n, r) => n + r.sequences, 0);
   if (rows.length) {
@@ -94,7 +95,9 @@ export function perfStats(rows: RequestRow[], windowMs: number): PerfStats {
     active = Math.max(1, end - begin);
   }
   const r3 = (v: number): number => Math.round(v * 1000) / 1000;
-  const bySource = Object.fromEntries(WORK_SOURCES.map((k) => [k, { requests: 0, successful: 0, failed: 0, sequences: 0 }])) as Record<WorkSource, SourceCounts>;
+  const bySource = Object.fromEntries(
+    WORK_SOURCES.map((k) => [k, { requests: 0, successful: 0, failed: 0, sequences: 0 }]),
+  ) as Record<WorkSource, SourceCounts>;
   for (const r of rows) {
     const b = bySource[sourceOf(r.route)];
     b.requests++;
@@ -205,7 +208,15 @@ export class PerfCollector {
         `SELECT model, version, AVG(cpu_percent) AS cpu_avg, MAX(cpu_percent) AS cpu_max, AVG(rss_bytes) AS rss_avg, MAX(rss_bytes) AS rss_max, AVG(replicas) AS replicas_avg
          FROM monitor_model_samples WHERE at >= ? AND at < ? GROUP BY model, version`,
       )
-      .all(start, now) as { model: string; version: string; cpu_avg: number | null; cpu_max: number | null; rss_avg: number | null; rss_max: number | null; replicas_avg: number | null }[];
+      .all(start, now) as {
+      model: string;
+      version: string;
+      cpu_avg: number | null;
+      cpu_max: number | null;
+      rss_avg: number | null;
+      rss_max: number | null;
+      replicas_avg: number | null;
+    }[];
     const resources = new Map(res.map((r) => [`${r.model}\u0000${r.version}`, r]));
     for (const key of resources.keys()) if (!groups.has(key)) groups.set(key, []);
     const periodS = (now - start) / 1000;
@@ -242,7 +253,8 @@ export class PerfCollector {
           cpu_max_percent: r?.cpu_max ?? null,
           rss_avg_bytes: r?.rss_avg === null || r?.rss_avg === undefined ? null : Math.round(r.rss_avg),
           rss_max_bytes: r?.rss_max ?? null,
-          replicas_avg: r?.replicas_avg === null || r?.replicas_avg === undefined ? null : Math.round(r.replicas_avg * 100) / 100,
+          replicas_avg:
+            r?.replicas_avg === null || r?.replicas_avg === undefined ? null : Math.round(r.replicas_avg * 100) / 100,
         };
         insert.run(row);
         out.push({ ...row, at: iso(row.at)!, period_start: iso(row.period_start)! });
@@ -258,7 +270,9 @@ export class PerfCollector {
 
 /** Persisted snapshots of a model in [startMs, endMs], oldest first. */
 export function perfSnapshots(store: StateStore, model: string, startMs: number, endMs = Date.now()): PerfSnapshot[] {
-  const rows = store.db.prepare('SELECT * FROM perf_snapshots WHERE model = ? AND at >= ? AND at <= ? ORDER BY at, version').all(model, startMs, endMs) as (Omit<PerfSnapshot, 'at' | 'period_start'> & {
+  const rows = store.db
+    .prepare('SELECT * FROM perf_snapshots WHERE model = ? AND at >= ? AND at <= ? ORDER BY at, version')
+    .all(model, startMs, endMs) as (Omit<PerfSnapshot, 'at' | 'period_start'> & {
     id: number;
     at: number;
     period_start: number;

@@ -37,36 +37,119 @@ export class GatewayMetrics {
   private readonly batchRequests: Counter<'model' | 'version' | 'status'>;
   private readonly workerLogDropped: BoundCounter;
   private readonly workerLogTruncated: BoundCounter;
-  private readonly requestChildren = new Map<string, { requests: () => void; duration: (s: number) => void; sequences: (n: number) => void }>();
+  private readonly requestChildren = new Map<
+    string,
+    { requests: () => void; duration: (s: number) => void; sequences: (n: number) => void }
+  >();
 
   /** aiModelNames: seed 002's ai_model_* names beside isomodel's (ai-model-metrics.ts). */
   constructor(models: () => ModelRegistry, opts: { aiModelNames?: boolean } = {}) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'isomodel_gateway_' });
     // prom-client names these gauges *_total, which promtool (rightly) rejects for non-counters.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) r.removeSingleMetric(`isomodel_gateway_${name}`);
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+      r.removeSingleMetric(`isomodel_gateway_${name}`);
     // source: job or pipeline for the model calls of jobs; API requests carry no source label,
     // so their series are the same as before jobs were counted (docs/monitoring.md).
-    this.requests = new BoundCounter({ name: 'isomodel_requests_total', help: 'Prediction requests by outcome (jobs and pipelines: one per model call, source label)', labelNames: ['model', 'version', 'task', 'status', 'code', 'source'], registry: r });
-    this.sequences = new BoundCounter({ name: 'isomodel_sequences_total', help: 'Sequences predicted successfully (jobs and pipelines: their records, source label)', labelNames: ['model', 'version', 'task', 'source'], registry: r });
-    this.requestDuration = new BoundHistogram({ name: 'isomodel_request_duration_seconds', help: 'End-to-end prediction latency in the gateway', labelNames: ['model', 'version', 'task'], buckets: LATENCY_BUCKETS, registry: r });
-    this.queueDuration = new BoundHistogram({ name: 'isomodel_queue_duration_seconds', help: 'Time a request waited before its first batch was dispatched', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registry: r });
-    this.computeDuration = new BoundHistogram({ name: 'isomodel_compute_duration_seconds', help: 'Worker time per batch (dispatch to answer)', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registry: r });
-    this.batchSize = new BoundHistogram({ name: 'isomodel_batch_size', help: 'Items per worker batch', labelNames: ['model', 'version'], buckets: BATCH_BUCKETS, registry: r });
-    this.workerLogDropped = new BoundCounter({ name: 'isomodel_worker_log_dropped_total', help: 'Worker stderr lines left out of the gateway log over the per-replica rate (worker_log)', labelNames: ['model'], registry: r });
-    this.workerLogTruncated = new BoundCounter({ name: 'isomodel_worker_log_truncated_total', help: 'Worker stderr lines cut to worker_log.max_line_chars', labelNames: ['model'], registry: r });
-    this.batchTokens = new BoundCounter({ name: 'isomodel_batch_tokens_total', help: 'Tokens (residues) of worker batches padded to their longest item, for models batched by length (max_batch_tokens)', labelNames: ['model', 'version'], registry: r });
-    this.paddingTokens = new BoundCounter({ name: 'isomodel_batch_padding_tokens_total', help: 'Padding among isomodel_batch_tokens_total: residues computed only to fill a batch to its longest item', labelNames: ['model', 'version'], registry: r });
-    this.restarts = new Counter({ name: 'isomodel_worker_restarts_total', help: 'Unexpected worker exits followed by a restart', labelNames: ['model', 'version', 'reason'], registers: [r] });
-    this.authFailures = new Counter({ name: 'isomodel_auth_failures_total', help: 'Requests refused for a missing or unknown API key', labelNames: ['reason'], registers: [r] });
-    this.authThrottled = new Counter({ name: 'isomodel_auth_throttled_total', help: 'Requests refused with 429 because their address failed authentication too often', registers: [r] });
-    this.deployments = new Counter({ name: 'isomodel_deployments_total', help: 'Model versions deployed: each start of a version (load, reload, rolling update)', labelNames: ['model', 'version'], registers: [r] });
-    this.batchRequests = new Counter({ name: 'isomodel_batch_requests_total', help: 'Batch prediction requests (native /predict/batch, /api/v1 batch_inference) by outcome', labelNames: ['model', 'version', 'status'], registers: [r] });
+    this.requests = new BoundCounter({
+      name: 'isomodel_requests_total',
+      help: 'Prediction requests by outcome (jobs and pipelines: one per model call, source label)',
+      labelNames: ['model', 'version', 'task', 'status', 'code', 'source'],
+      registry: r,
+    });
+    this.sequences = new BoundCounter({
+      name: 'isomodel_sequences_total',
+      help: 'Sequences predicted successfully (jobs and pipelines: their records, source label)',
+      labelNames: ['model', 'version', 'task', 'source'],
+      registry: r,
+    });
+    this.requestDuration = new BoundHistogram({
+      name: 'isomodel_request_duration_seconds',
+      help: 'End-to-end prediction latency in the gateway',
+      labelNames: ['model', 'version', 'task'],
+      buckets: LATENCY_BUCKETS,
+      registry: r,
+    });
+    this.queueDuration = new BoundHistogram({
+      name: 'isomodel_queue_duration_seconds',
+      help: 'Time a request waited before its first batch was dispatched',
+      labelNames: ['model', 'version'],
+      buckets: LATENCY_BUCKETS,
+      registry: r,
+    });
+    this.computeDuration = new BoundHistogram({
+      name: 'isomodel_compute_duration_seconds',
+      help: 'Worker time per batch (dispatch to answer)',
+      labelNames: ['model', 'version'],
+      buckets: LATENCY_BUCKETS,
+      registry: r,
+    });
+    this.batchSize = new BoundHistogram({
+      name: 'isomodel_batch_size',
+      help: 'Items per worker batch',
+      labelNames: ['model', 'version'],
+      buckets: BATCH_BUCKETS,
+      registry: r,
+    });
+    this.workerLogDropped = new BoundCounter({
+      name: 'isomodel_worker_log_dropped_total',
+      help: 'Worker stderr lines left out of the gateway log over the per-replica rate (worker_log)',
+      labelNames: ['model'],
+      registry: r,
+    });
+    this.workerLogTruncated = new BoundCounter({
+      name: 'isomodel_worker_log_truncated_total',
+      help: 'Worker stderr lines cut to worker_log.max_line_chars',
+      labelNames: ['model'],
+      registry: r,
+    });
+    this.batchTokens = new BoundCounter({
+      name: 'isomodel_batch_tokens_total',
+      help: 'Tokens (residues) of worker batches padded to their longest item, for models batched by length (max_batch_tokens)',
+      labelNames: ['model', 'version'],
+      registry: r,
+    });
+    this.paddingTokens = new BoundCounter({
+      name: 'isomodel_batch_padding_tokens_total',
+      help: 'Padding among isomodel_batch_tokens_total: residues computed only to fill a batch to its longest item',
+      labelNames: ['model', 'version'],
+      registry: r,
+    });
+    this.restarts = new Counter({
+      name: 'isomodel_worker_restarts_total',
+      help: 'Unexpected worker exits followed by a restart',
+      labelNames: ['model', 'version', 'reason'],
+      registers: [r],
+    });
+    this.authFailures = new Counter({
+      name: 'isomodel_auth_failures_total',
+      help: 'Requests refused for a missing or unknown API key',
+      labelNames: ['reason'],
+      registers: [r],
+    });
+    this.authThrottled = new Counter({
+      name: 'isomodel_auth_throttled_total',
+      help: 'Requests refused with 429 because their address failed authentication too often',
+      registers: [r],
+    });
+    this.deployments = new Counter({
+      name: 'isomodel_deployments_total',
+      help: 'Model versions deployed: each start of a version (load, reload, rolling update)',
+      labelNames: ['model', 'version'],
+      registers: [r],
+    });
+    this.batchRequests = new Counter({
+      name: 'isomodel_batch_requests_total',
+      help: 'Batch prediction requests (native /predict/batch, /api/v1 batch_inference) by outcome',
+      labelNames: ['model', 'version', 'status'],
+      registers: [r],
+    });
 
     const each = (fn: (name: string, version: string) => void): void => {
       const reg = models();
       // Every live version (and each model's default, loaded or not): per-version gauges.
-      for (const name of reg.names()) for (const v of reg.versions(name)) if (v.default || v.status !== 'unloaded') fn(name, v.version);
+      for (const name of reg.names())
+        for (const v of reg.versions(name)) if (v.default || v.status !== 'unloaded') fn(name, v.version);
     };
     new Gauge({
       name: 'isomodel_model_up',
@@ -75,7 +158,9 @@ export class GatewayMetrics {
       registers: [r],
       collect() {
         this.reset();
-        each((model, version) => this.set({ model, version }, models().deployment(`${model}@${version}`)?.healthy() ? 1 : 0));
+        each((model, version) =>
+          this.set({ model, version }, models().deployment(`${model}@${version}`)?.healthy() ? 1 : 0),
+        );
       },
     });
     new Gauge({
@@ -95,7 +180,9 @@ export class GatewayMetrics {
       registers: [r],
       collect() {
         this.reset();
-        each((model, version) => this.set({ model, version }, models().deployment(`${model}@${version}`)?.queueDepth() ?? 0));
+        each((model, version) =>
+          this.set({ model, version }, models().deployment(`${model}@${version}`)?.queueDepth() ?? 0),
+        );
       },
     });
     new Gauge({
@@ -105,7 +192,9 @@ export class GatewayMetrics {
       registers: [r],
       collect() {
         this.reset();
-        each((model, version) => this.set({ model, version }, models().deployment(`${model}@${version}`)?.inflightCount() ?? 0));
+        each((model, version) =>
+          this.set({ model, version }, models().deployment(`${model}@${version}`)?.inflightCount() ?? 0),
+        );
       },
     });
     new Gauge({
@@ -117,7 +206,8 @@ export class GatewayMetrics {
         this.reset();
         each((model, version) => {
           const counts: Record<string, number> = { starting: 0, ready: 0, restarting: 0, stopping: 0, failed: 0 };
-          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? []) counts[rep.state] = (counts[rep.state] ?? 0) + 1;
+          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? [])
+            counts[rep.state] = (counts[rep.state] ?? 0) + 1;
           for (const [state, n] of Object.entries(counts)) this.set({ model, version, state }, n);
         });
       },
@@ -130,7 +220,8 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         each((model, version) => {
-          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? []) if (rep.rss_bytes !== undefined) this.set({ model, version, replica: rep.id }, rep.rss_bytes);
+          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? [])
+            if (rep.rss_bytes !== undefined) this.set({ model, version, replica: rep.id }, rep.rss_bytes);
         });
       },
     });
@@ -142,7 +233,8 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         each((model, version) => {
-          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? []) if (rep.cpu_percent !== undefined) this.set({ model, version, replica: rep.id }, rep.cpu_percent / 100);
+          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? [])
+            if (rep.cpu_percent !== undefined) this.set({ model, version, replica: rep.id }, rep.cpu_percent / 100);
         });
       },
     });
@@ -154,7 +246,9 @@ export class GatewayMetrics {
       registers: [r],
       collect() {
         this.reset();
-        for (const g of gpuProbe.current()?.gpus ?? []) if (g.utilization_percent !== null) this.set({ gpu: String(g.index), uuid: g.uuid, name: g.name }, g.utilization_percent / 100);
+        for (const g of gpuProbe.current()?.gpus ?? [])
+          if (g.utilization_percent !== null)
+            this.set({ gpu: String(g.index), uuid: g.uuid, name: g.name }, g.utilization_percent / 100);
       },
     });
     new Gauge({
@@ -164,7 +258,9 @@ export class GatewayMetrics {
       registers: [r],
       collect() {
         this.reset();
-        for (const g of gpuProbe.current()?.gpus ?? []) if (g.memory_used_mb !== null) this.set({ gpu: String(g.index), uuid: g.uuid, name: g.name }, g.memory_used_mb * 1024 * 1024);
+        for (const g of gpuProbe.current()?.gpus ?? [])
+          if (g.memory_used_mb !== null)
+            this.set({ gpu: String(g.index), uuid: g.uuid, name: g.name }, g.memory_used_mb * 1024 * 1024);
       },
     });
     new Gauge({
@@ -175,14 +271,24 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         each((model, version) => {
-          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? []) if (rep.open_fds !== undefined) this.set({ model, version, replica: rep.id }, rep.open_fds);
+          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? [])
+            if (rep.open_fds !== undefined) this.set({ model, version, replica: rep.id }, rep.open_fds);
         });
       },
     });
     if (opts.aiModelNames ?? true) registerAiModelAliases(r);
   }
 
-  observeRequest(model: string, version: string, task: string, ok: boolean, code: string, seconds: number, sequences: number, source: WorkSource = 'api'): void {
+  observeRequest(
+    model: string,
+    version: string,
+    task: string,
+    ok: boolean,
+    code: string,
+    seconds: number,
+    sequences: number,
+    source: WorkSource = 'api',
+  ): void {
     // Bound once per label set, then a map lookup per request.
     const key = `${model}\u0000${version}\u0000${task}\u0000${code}\u0000${source}`;
     let c = this.requestChildren.get(key);

@@ -3,7 +3,19 @@
 // batches. A file past max_file_bytes rotates (`.log.1` … `.log.<keep>`, the oldest dropped), and a
 // model's folder past max_model_bytes loses its oldest files: replicas come and go (scaling,
 // restarts) and their files must not pile up. Read back by GET /v1/models/{name}/logs.
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 export interface LogFileLimits {
@@ -77,7 +89,8 @@ class ReplicaLogFile {
     this.fd = null;
     const keep = this.owner.limits.keep;
     rmSync(`${this.path}.${keep}`, { force: true });
-    for (let i = keep - 1; i >= 1; i--) if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+    for (let i = keep - 1; i >= 1; i--)
+      if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
     if (keep >= 1) renameSync(this.path, `${this.path}.1`);
     else rmSync(this.path, { force: true });
     this.owner.enforceModelCap(this.dir);

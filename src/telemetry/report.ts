@@ -3,7 +3,16 @@
 import { IsoError } from '../errors.js';
 import type { ModelRegistry } from '../scheduler/registry.js';
 import type { StateStore } from '../store/db.js';
-import { attributeVersions, perfSnapshots, perfStats, requestRows, sourceOf, type PerfSnapshot, type PerfStats, type RequestRow } from './perf.js';
+import {
+  attributeVersions,
+  perfSnapshots,
+  perfStats,
+  requestRows,
+  sourceOf,
+  type PerfSnapshot,
+  type PerfStats,
+  type RequestRow,
+} from './perf.js';
 import { formatWindow, iso, percentileSorted, seriesStats, type LatencySummary, type SeriesStats } from './series.js';
 import { barChart, escapeXml, formatNumber, lineChart, PALETTE } from './svg.js';
 import { ensureTelemetrySchema } from './telemetry-schema.js';
@@ -58,7 +67,16 @@ export interface ModelReport {
   };
   series: { bucket_s: number; start: string | null; points: SeriesPoint[] };
   snapshots: PerfSnapshot[];
-  alerts: { id: number; kind: string; severity: string; state: string; message: string; fired_at: string; resolved_at: string | null; peak_value: number | null }[];
+  alerts: {
+    id: number;
+    kind: string;
+    severity: string;
+    state: string;
+    message: string;
+    fired_at: string;
+    resolved_at: string | null;
+    peak_value: number | null;
+  }[];
 }
 
 export interface ReportDeps {
@@ -86,13 +104,31 @@ export function buildReport(deps: ReportDeps, model: string, windowMs: number, n
   // Requests rejected before their task was known (bad sequence…) belong to a single-task model's task.
   const soleTask = manifest?.tasks.length === 1 ? manifest.tasks[0]!.name : 'unknown';
   const rows = attributeVersions(requestRows(store, model, start, now + 1), () => current);
-  if (!known && rows.length === 0) throw new IsoError('MODEL_NOT_FOUND', `no model named "${model.slice(0, 80)}" and no requests for it in the window`);
+  if (!known && rows.length === 0)
+    throw new IsoError(
+      'MODEL_NOT_FOUND',
+      `no model named "${model.slice(0, 80)}" and no requests for it in the window`,
+    );
 
-  type Sample = { at: number; version: string; cpu_percent: number | null; rss_bytes: number | null; memory_percent: number | null; open_fds: number | null; replicas: number };
+  type Sample = {
+    at: number;
+    version: string;
+    cpu_percent: number | null;
+    rss_bytes: number | null;
+    memory_percent: number | null;
+    open_fds: number | null;
+    replicas: number;
+  };
   const samples = store.db
-    .prepare('SELECT at, version, cpu_percent, rss_bytes, memory_percent, open_fds, replicas FROM monitor_model_samples WHERE model = ? AND at >= ? AND at <= ? ORDER BY at')
+    .prepare(
+      'SELECT at, version, cpu_percent, rss_bytes, memory_percent, open_fds, replicas FROM monitor_model_samples WHERE model = ? AND at >= ? AND at <= ? ORDER BY at',
+    )
     .all(model, start, now) as Sample[];
-  const restarts = (store.db.prepare(`SELECT COUNT(*) AS n FROM monitor_events WHERE model = ? AND kind = 'restart' AND at >= ? AND at <= ?`).get(model, start, now) as { n: number }).n;
+  const restarts = (
+    store.db
+      .prepare(`SELECT COUNT(*) AS n FROM monitor_events WHERE model = ? AND kind = 'restart' AND at >= ? AND at <= ?`)
+      .get(model, start, now) as { n: number }
+  ).n;
 
   const byVersion = new Map<string, RequestRow[]>();
   for (const r of rows) {
@@ -108,7 +144,11 @@ export function buildReport(deps: ReportDeps, model: string, windowMs: number, n
       if (!l) byTask.set(t, (l = []));
       l.push(r);
     }
-    return { version, ...perfStats(list, windowMs), tasks: [...byTask.entries()].map(([task, l]) => ({ task, ...perfStats(l, windowMs) })) };
+    return {
+      version,
+      ...perfStats(list, windowMs),
+      tasks: [...byTask.entries()].map(([task, l]) => ({ task, ...perfStats(l, windowMs) })),
+    };
   });
 
   // Time series over the part of the window that has data.
@@ -119,7 +159,13 @@ export function buildReport(deps: ReportDeps, model: string, windowMs: number, n
   const span = Math.max(1000, now - seriesStart);
   const bucketMs = Math.max(1000, Math.ceil(span / 60 / 1000) * 1000);
   const nBuckets = Math.max(1, Math.ceil(span / bucketMs));
-  const buckets = Array.from({ length: nBuckets }, () => ({ lat: [] as number[], requests: 0, errors: 0, cpu: [] as number[], rss: null as number | null }));
+  const buckets = Array.from({ length: nBuckets }, () => ({
+    lat: [] as number[],
+    requests: 0,
+    errors: 0,
+    cpu: [] as number[],
+    rss: null as number | null,
+  }));
   const slot = (at: number): number => Math.min(nBuckets - 1, Math.max(0, Math.floor((at - seriesStart) / bucketMs)));
   for (const r of rows) {
     const b = buckets[slot(r.at_ms)]!;
@@ -148,19 +194,43 @@ export function buildReport(deps: ReportDeps, model: string, windowMs: number, n
   });
 
   const alerts = store.db
-    .prepare('SELECT id, kind, severity, state, message, fired_at, resolved_at, peak_value FROM monitor_alerts WHERE model = ? AND (fired_at >= ? OR resolved_at IS NULL OR resolved_at >= ?) AND fired_at <= ? ORDER BY id DESC LIMIT 100')
-    .all(model, start, start, now) as { id: number; kind: string; severity: string; state: string; message: string; fired_at: number; resolved_at: number | null; peak_value: number | null }[];
+    .prepare(
+      'SELECT id, kind, severity, state, message, fired_at, resolved_at, peak_value FROM monitor_alerts WHERE model = ? AND (fired_at >= ? OR resolved_at IS NULL OR resolved_at >= ?) AND fired_at <= ? ORDER BY id DESC LIMIT 100',
+    )
+    .all(model, start, start, now) as {
+    id: number;
+    kind: string;
+    severity: string;
+    state: string;
+    message: string;
+    fired_at: number;
+    resolved_at: number | null;
+    peak_value: number | null;
+  }[];
   const d = known ? registry.deployment(model) : undefined;
-  const stat = (f: (s: Sample) => number | null, floor: number): SeriesStats => seriesStats(samples.map((s) => ({ at: s.at, value: f(s) })), floor);
+  const stat = (f: (s: Sample) => number | null, floor: number): SeriesStats =>
+    seriesStats(
+      samples.map((s) => ({ at: s.at, value: f(s) })),
+      floor,
+    );
   return {
     kind: 'isomodel.report',
     model,
     generated_at: iso(now)!,
     window: { label: formatWindow(windowMs), seconds: Math.round(windowMs / 1000), start: iso(start)!, end: iso(now)! },
-    current: known ? { status: registry.status(model), version: current!, replicas: d?.replicaInfo().length ?? 0, healthy: d?.healthy() ?? false } : null,
+    current: known
+      ? {
+          status: registry.status(model),
+          version: current!,
+          replicas: d?.replicaInfo().length ?? 0,
+          healthy: d?.healthy() ?? false,
+        }
+      : null,
     totals: perfStats(rows, windowMs),
     versions,
-    histogram: latencyHistogram(rows.filter((r) => r.status === 'success' && sourceOf(r.route) === 'api').map((r) => r.latency_ms)),
+    histogram: latencyHistogram(
+      rows.filter((r) => r.status === 'success' && sourceOf(r.route) === 'api').map((r) => r.latency_ms),
+    ),
     resources: {
       samples: samples.length,
       cpu_percent: stat((s) => s.cpu_percent, 5),
@@ -205,9 +275,12 @@ function page(title: string, body: string): string {
 }
 
 const ms = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${formatNumber(v)} ms`);
-const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(v < 0.01 && v > 0 ? 2 : 1)}%`);
-const num = (v: number | null | undefined, unit = ''): string => (v === null || v === undefined ? '–' : `${formatNumber(v)}${unit}`);
-const mb = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${(v / MB).toFixed(1)} MB`);
+const pct = (v: number | null | undefined): string =>
+  v === null || v === undefined ? '–' : `${(v * 100).toFixed(v < 0.01 && v > 0 ? 2 : 1)}%`;
+const num = (v: number | null | undefined, unit = ''): string =>
+  v === null || v === undefined ? '–' : `${formatNumber(v)}${unit}`;
+const mb = (v: number | null | undefined): string =>
+  v === null || v === undefined ? '–' : `${(v / MB).toFixed(1)} MB`;
 
 function card(label: string, value: string): string {
   return `<div class="card"><span>${escapeXml(label)}</span><b>${escapeXml(value)}</b></div>`;
@@ -215,13 +288,28 @@ function card(label: string, value: string): string {
 
 function table(headers: string[], rows: string[][], numeric: boolean[] = []): string {
   const th = headers.map((h, i) => `<th${numeric[i] ? ' class="num"' : ''}>${escapeXml(h)}</th>`).join('');
-  const body = rows.length ? rows.map((r) => `<tr>${r.map((c, i) => `<td${numeric[i] ? ' class="num"' : ''}>${c}</td>`).join('')}</tr>`).join('') : `<tr><td colspan="${headers.length}">none</td></tr>`;
+  const body = rows.length
+    ? rows
+        .map((r) => `<tr>${r.map((c, i) => `<td${numeric[i] ? ' class="num"' : ''}>${c}</td>`).join('')}</tr>`)
+        .join('')
+    : `<tr><td colspan="${headers.length}">none</td></tr>`;
   return `<table><thead><tr>${th}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
 function statsRow(label: string, s: PerfStats): string[] {
   const l = s.latency_ms;
-  return [escapeXml(label), String(s.requests), String(s.failed), pct(s.error_rate), ms(l.mean), ms(l.p50), ms(l.p90), ms(l.p99), ms(l.max), num(s.active_rps, '/s')];
+  return [
+    escapeXml(label),
+    String(s.requests),
+    String(s.failed),
+    pct(s.error_rate),
+    ms(l.mean),
+    ms(l.p50),
+    ms(l.p90),
+    ms(l.p99),
+    ms(l.max),
+    num(s.active_rps, '/s'),
+  ];
 }
 
 export function renderReportHtml(r: ModelReport): string {
@@ -239,27 +327,113 @@ export function renderReportHtml(r: ModelReport): string {
     card('peak memory', mb(res.rss_bytes.max)),
   ].join('');
   const charts = [
-    lineChart({ id: 'chart-latency', title: 'Latency over time', xType: 'time', yLabel: 'ms', xLabel: 'UTC', series: [{ name: 'p50', points: pts.map((p) => ({ x: p.x, y: p.p50_ms })) }, { name: 'p99', points: pts.map((p) => ({ x: p.x, y: p.p99_ms })), color: PALETTE[1] }] }),
-    lineChart({ id: 'chart-throughput', title: 'Throughput and errors', xType: 'time', yLabel: 'requests/s', xLabel: 'UTC', series: [{ name: 'requests/s', points: pts.map((p) => ({ x: p.x, y: p.rps })) }, { name: 'errors/s', color: PALETTE[1], points: pts.map((p) => ({ x: p.x, y: p.errors / r.series.bucket_s })) }] }),
-    barChart({ id: 'chart-histogram', title: 'Latency distribution (successful requests)', categories: r.histogram.map((b, i) => (b.le_ms === null ? `>${formatNumber(HISTOGRAM_EDGES_MS[i - 1]!)}` : `≤${formatNumber(b.le_ms)}`)), series: [{ name: 'requests', values: r.histogram.map((b) => b.count) }], yLabel: 'requests' }),
-    lineChart({ id: 'chart-cpu', title: 'Worker CPU (all replicas)', xType: 'time', xLabel: 'UTC', yLabel: '% of one core', series: [{ name: 'CPU %', color: PALETTE[3], points: pts.map((p) => ({ x: p.x, y: p.cpu_percent })) }] }),
-    lineChart({ id: 'chart-memory', title: 'Worker resident memory (all replicas, peak per bucket)', xType: 'time', xLabel: 'UTC', yLabel: 'MB', series: [{ name: 'RSS MB', color: PALETTE[2], points: pts.map((p) => ({ x: p.x, y: p.rss_bytes === null ? null : Math.round((p.rss_bytes / MB) * 10) / 10 })) }] }),
+    lineChart({
+      id: 'chart-latency',
+      title: 'Latency over time',
+      xType: 'time',
+      yLabel: 'ms',
+      xLabel: 'UTC',
+      series: [
+        { name: 'p50', points: pts.map((p) => ({ x: p.x, y: p.p50_ms })) },
+        { name: 'p99', points: pts.map((p) => ({ x: p.x, y: p.p99_ms })), color: PALETTE[1] },
+      ],
+    }),
+    lineChart({
+      id: 'chart-throughput',
+      title: 'Throughput and errors',
+      xType: 'time',
+      yLabel: 'requests/s',
+      xLabel: 'UTC',
+      series: [
+        { name: 'requests/s', points: pts.map((p) => ({ x: p.x, y: p.rps })) },
+        { name: 'errors/s', color: PALETTE[1], points: pts.map((p) => ({ x: p.x, y: p.errors / r.series.bucket_s })) },
+      ],
+    }),
+    barChart({
+      id: 'chart-histogram',
+      title: 'Latency distribution (successful requests)',
+      categories: r.histogram.map((b, i) =>
+        b.le_ms === null ? `>${formatNumber(HISTOGRAM_EDGES_MS[i - 1]!)}` : `≤${formatNumber(b.le_ms)}`,
+      ),
+      series: [{ name: 'requests', values: r.histogram.map((b) => b.count) }],
+      yLabel: 'requests',
+    }),
+    lineChart({
+      id: 'chart-cpu',
+      title: 'Worker CPU (all replicas)',
+      xType: 'time',
+      xLabel: 'UTC',
+      yLabel: '% of one core',
+      series: [{ name: 'CPU %', color: PALETTE[3], points: pts.map((p) => ({ x: p.x, y: p.cpu_percent })) }],
+    }),
+    lineChart({
+      id: 'chart-memory',
+      title: 'Worker resident memory (all replicas, peak per bucket)',
+      xType: 'time',
+      xLabel: 'UTC',
+      yLabel: 'MB',
+      series: [
+        {
+          name: 'RSS MB',
+          color: PALETTE[2],
+          points: pts.map((p) => ({
+            x: p.x,
+            y: p.rss_bytes === null ? null : Math.round((p.rss_bytes / MB) * 10) / 10,
+          })),
+        },
+      ],
+    }),
   ].join('');
   const head = ['', 'requests', 'errors', 'error rate', 'mean', 'p50', 'p90', 'p99', 'max', 'throughput'];
   const numeric = [false, true, true, true, true, true, true, true, true, true];
-  const vrows = r.versions.flatMap((v) => [statsRow(`v${v.version} (all tasks)`, v), ...v.tasks.map((tk) => statsRow(`v${v.version} · ${tk.task}`, tk))]);
-  const sourceRows = Object.entries(t.by_source).map(([k, v]) => [escapeXml(k), String(v.requests), String(v.failed), String(v.sequences)]);
+  const vrows = r.versions.flatMap((v) => [
+    statsRow(`v${v.version} (all tasks)`, v),
+    ...v.tasks.map((tk) => statsRow(`v${v.version} · ${tk.task}`, tk)),
+  ]);
+  const sourceRows = Object.entries(t.by_source).map(([k, v]) => [
+    escapeXml(k),
+    String(v.requests),
+    String(v.failed),
+    String(v.sequences),
+  ]);
   const errRows = Object.entries(t.errors_by_code).map(([code, n]) => [escapeXml(code), String(n)]);
-  const trendRow = (label: string, s: SeriesStats, f: (v: number | null) => string): string[] => [escapeXml(label), f(s.min), f(s.avg), f(s.max), f(s.last), escapeXml(s.trend)];
+  const trendRow = (label: string, s: SeriesStats, f: (v: number | null) => string): string[] => [
+    escapeXml(label),
+    f(s.min),
+    f(s.avg),
+    f(s.max),
+    f(s.last),
+    escapeXml(s.trend),
+  ];
   const resRows = [
     trendRow('CPU % (sum of replicas)', res.cpu_percent, (v) => num(v, '%')),
     trendRow('resident memory', res.rss_bytes, mb),
     trendRow('memory % of limit (max replica)', res.memory_percent, (v) => num(v, '%')),
     trendRow('open fds', res.open_fds, (v) => num(v)),
   ];
-  const snapRows = r.snapshots.slice(-30).map((s) => [escapeXml(s.at.slice(0, 19).replace('T', ' ')), escapeXml(s.version), String(s.requests), pct(s.error_rate), num(s.throughput_rps, '/s'), ms(s.latency_p50_ms), ms(s.latency_p99_ms), num(s.cpu_avg_percent, '%'), mb(s.rss_max_bytes)]);
-  const alertRows = r.alerts.map((a) => [`<span class="${a.state}">${escapeXml(a.state)}</span>`, escapeXml(a.kind), escapeXml(a.message), escapeXml(a.fired_at.slice(0, 19).replace('T', ' ')), escapeXml(a.resolved_at?.slice(0, 19).replace('T', ' ') ?? '–')]);
-  const current = r.current ? `status <b>${escapeXml(r.current.status)}</b> · version ${escapeXml(r.current.version)} · ${r.current.replicas} replica(s)` : 'not installed now';
+  const snapRows = r.snapshots
+    .slice(-30)
+    .map((s) => [
+      escapeXml(s.at.slice(0, 19).replace('T', ' ')),
+      escapeXml(s.version),
+      String(s.requests),
+      pct(s.error_rate),
+      num(s.throughput_rps, '/s'),
+      ms(s.latency_p50_ms),
+      ms(s.latency_p99_ms),
+      num(s.cpu_avg_percent, '%'),
+      mb(s.rss_max_bytes),
+    ]);
+  const alertRows = r.alerts.map((a) => [
+    `<span class="${a.state}">${escapeXml(a.state)}</span>`,
+    escapeXml(a.kind),
+    escapeXml(a.message),
+    escapeXml(a.fired_at.slice(0, 19).replace('T', ' ')),
+    escapeXml(a.resolved_at?.slice(0, 19).replace('T', ' ') ?? '–'),
+  ]);
+  const current = r.current
+    ? `status <b>${escapeXml(r.current.status)}</b> · version ${escapeXml(r.current.version)} · ${r.current.replicas} replica(s)`
+    : 'not installed now';
   const body = `
 <h1>Performance report: ${escapeXml(r.model)}</h1>
 <div class="meta">window ${escapeXml(r.window.label)} (${escapeXml(r.window.start)} → ${escapeXml(r.window.end)}) · ${current} · ${res.samples} monitor samples · ${res.restarts} restart(s)</div>
@@ -295,29 +469,58 @@ export interface BenchRun {
   histogram: HistogramBucket[];
   /** Up to 101 points of the latency CDF: [percentile, ms]. */
   cdf: [number, number][];
-  resources: { samples: number; rss_peak_bytes: number | null; cpu_avg_percent: number | null; cpu_peak_percent: number | null; replicas_max: number | null };
+  resources: {
+    samples: number;
+    rss_peak_bytes: number | null;
+    cpu_avg_percent: number | null;
+    cpu_peak_percent: number | null;
+    replicas_max: number | null;
+  };
 }
 
 export interface Comparison {
   kind: 'isomodel.bench-compare';
   generated_at: string;
-  workload: { requests: number; concurrency: number; warmup: number; sequences: number; sequence_source: string; mean_length: number; min_length: number; max_length: number };
+  workload: {
+    requests: number;
+    concurrency: number;
+    warmup: number;
+    sequences: number;
+    sequence_source: string;
+    mean_length: number;
+    min_length: number;
+    max_length: number;
+  };
   runs: [BenchRun, BenchRun];
   /** b relative to a (b / a): below 1 means b is faster (latency) or slower (throughput). */
-  ratios: { mean: number | null; p50: number | null; p90: number | null; p99: number | null; throughput: number | null };
-  winner: { latency_p50: string | null; latency_p99: string | null; throughput: string | null; error_rate: string | null };
+  ratios: {
+    mean: number | null;
+    p50: number | null;
+    p90: number | null;
+    p99: number | null;
+    throughput: number | null;
+  };
+  winner: {
+    latency_p50: string | null;
+    latency_p99: string | null;
+    throughput: string | null;
+    error_rate: string | null;
+  };
 }
 
 export function latencyCdf(sortedMs: number[]): [number, number][] {
   if (sortedMs.length === 0) return [];
   const out: [number, number][] = [];
-  for (let p = 0; p <= 100; p++) out.push([p, Math.round((percentileSorted(sortedMs, Math.max(p, 0.0001)) ?? 0) * 1000) / 1000]);
+  for (let p = 0; p <= 100; p++)
+    out.push([p, Math.round((percentileSorted(sortedMs, Math.max(p, 0.0001)) ?? 0) * 1000) / 1000]);
   return out;
 }
 
 export function compareRuns(a: BenchRun, b: BenchRun, workload: Comparison['workload']): Comparison {
-  const ratio = (x: number | null, y: number | null): number | null => (x === null || y === null || x === 0 ? null : Math.round((y / x) * 1000) / 1000);
-  const lower = (x: number | null, y: number | null): string | null => (x === null || y === null || x === y ? null : x < y ? a.target : b.target);
+  const ratio = (x: number | null, y: number | null): number | null =>
+    x === null || y === null || x === 0 ? null : Math.round((y / x) * 1000) / 1000;
+  const lower = (x: number | null, y: number | null): string | null =>
+    x === null || y === null || x === y ? null : x < y ? a.target : b.target;
   return {
     kind: 'isomodel.bench-compare',
     generated_at: new Date().toISOString(),
@@ -339,13 +542,21 @@ export function compareRuns(a: BenchRun, b: BenchRun, workload: Comparison['work
   };
 }
 
-function comparisonRows(c: Comparison): { label: string; a: string; b: string; ratio: string; better: 'a' | 'b' | null }[] {
+function comparisonRows(
+  c: Comparison,
+): { label: string; a: string; b: string; ratio: string; better: 'a' | 'b' | null }[] {
   const [a, b] = c.runs;
   const rows: { label: string; a: string; b: string; ratio: string; better: 'a' | 'b' | null }[] = [];
-  const add = (label: string, x: number | null, y: number | null, f: (v: number | null) => string, lowerIsBetter: boolean | null): void => {
+  const add = (
+    label: string,
+    x: number | null,
+    y: number | null,
+    f: (v: number | null) => string,
+    lowerIsBetter: boolean | null,
+  ): void => {
     const r = x !== null && y !== null && x !== 0 ? `${(y / x).toFixed(2)}×` : '';
     let better: 'a' | 'b' | null = null;
-    if (lowerIsBetter !== null && x !== null && y !== null && x !== y) better = (x < y) === lowerIsBetter ? 'a' : 'b';
+    if (lowerIsBetter !== null && x !== null && y !== null && x !== y) better = x < y === lowerIsBetter ? 'a' : 'b';
     rows.push({ label, a: f(x), b: f(y), ratio: r, better });
   };
   rows.push({ label: 'model', a: a.model, b: b.model, ratio: '', better: null });
@@ -379,7 +590,8 @@ export function renderComparisonText(c: Comparison): string {
     b: Math.max(head.b.length, ...rows.map((r) => r.b.length + 2)),
   };
   const mark = (s: string, on: boolean): string => (on ? `${s} *` : s);
-  const line = (l: string, x: string, y: string, r: string): string => `${l.padEnd(w.label)}  ${x.padStart(w.a)}  ${y.padStart(w.b)}  ${r}`.trimEnd();
+  const line = (l: string, x: string, y: string, r: string): string =>
+    `${l.padEnd(w.label)}  ${x.padStart(w.a)}  ${y.padStart(w.b)}  ${r}`.trimEnd();
   const out = [
     `workload: ${c.workload.requests} requests, concurrency ${c.workload.concurrency}, ${c.workload.sequences} sequence(s) from ${c.workload.sequence_source} (length ${c.workload.min_length}–${c.workload.max_length})`,
     '',
@@ -393,28 +605,68 @@ export function renderComparisonText(c: Comparison): string {
 
 export function renderComparisonHtml(c: Comparison): string {
   const [a, b] = c.runs;
-  const rows = comparisonRows(c).map((r) => [escapeXml(r.label), `<span class="${r.better === 'a' ? 'better' : ''}">${escapeXml(r.a)}</span>`, `<span class="${r.better === 'b' ? 'better' : ''}">${escapeXml(r.b)}</span>`, escapeXml(r.ratio)]);
+  const rows = comparisonRows(c).map((r) => [
+    escapeXml(r.label),
+    `<span class="${r.better === 'a' ? 'better' : ''}">${escapeXml(r.a)}</span>`,
+    `<span class="${r.better === 'b' ? 'better' : ''}">${escapeXml(r.b)}</span>`,
+    escapeXml(r.ratio),
+  ]);
   const names = [a.target, b.target];
   const charts = [
-    barChart({ id: 'chart-percentiles', title: 'Latency percentiles', categories: ['mean', 'p50', 'p90', 'p99'], yLabel: 'ms', series: [a, b].map((r, i) => ({ name: names[i]!, values: [r.latency_ms.mean, r.latency_ms.p50, r.latency_ms.p90, r.latency_ms.p99] })) }),
-    barChart({ id: 'chart-throughput', title: 'Throughput', categories: ['requests/s', 'sequences/s'], yLabel: 'per second', series: [a, b].map((r, i) => ({ name: names[i]!, values: [r.throughput_rps, r.sequences_per_s] })) }),
-    lineChart({ id: 'chart-cdf', title: 'Latency CDF', xType: 'log', xLabel: 'latency (ms, log scale)', yLabel: 'percentile', yMin: 0, yMax: 100, series: [a, b].map((r, i) => ({ name: names[i]!, points: r.cdf.map(([p, v]) => ({ x: v, y: p })) })) }),
+    barChart({
+      id: 'chart-percentiles',
+      title: 'Latency percentiles',
+      categories: ['mean', 'p50', 'p90', 'p99'],
+      yLabel: 'ms',
+      series: [a, b].map((r, i) => ({
+        name: names[i]!,
+        values: [r.latency_ms.mean, r.latency_ms.p50, r.latency_ms.p90, r.latency_ms.p99],
+      })),
+    }),
+    barChart({
+      id: 'chart-throughput',
+      title: 'Throughput',
+      categories: ['requests/s', 'sequences/s'],
+      yLabel: 'per second',
+      series: [a, b].map((r, i) => ({ name: names[i]!, values: [r.throughput_rps, r.sequences_per_s] })),
+    }),
+    lineChart({
+      id: 'chart-cdf',
+      title: 'Latency CDF',
+      xType: 'log',
+      xLabel: 'latency (ms, log scale)',
+      yLabel: 'percentile',
+      yMin: 0,
+      yMax: 100,
+      series: [a, b].map((r, i) => ({ name: names[i]!, points: r.cdf.map(([p, v]) => ({ x: v, y: p })) })),
+    }),
     barChart({
       id: 'chart-histogram',
       title: 'Latency distribution',
       yLabel: 'requests',
-      categories: a.histogram.map((h, i) => (h.le_ms === null ? `>${formatNumber(HISTOGRAM_EDGES_MS[i - 1]!)}` : `≤${formatNumber(h.le_ms)}`)),
+      categories: a.histogram.map((h, i) =>
+        h.le_ms === null ? `>${formatNumber(HISTOGRAM_EDGES_MS[i - 1]!)}` : `≤${formatNumber(h.le_ms)}`,
+      ),
       series: [a, b].map((r, i) => ({ name: names[i]!, values: r.histogram.map((h) => h.count) })),
     }),
   ].join('');
-  const errs = (r: BenchRun): string => Object.entries(r.errors_by_code).map(([k, v]) => `${escapeXml(k)}: ${v}`).join(', ') || 'none';
+  const errs = (r: BenchRun): string =>
+    Object.entries(r.errors_by_code)
+      .map(([k, v]) => `${escapeXml(k)}: ${v}`)
+      .join(', ') || 'none';
   const w = c.workload;
   const body = `
 <h1>Benchmark: ${escapeXml(a.target)} vs ${escapeXml(b.target)}</h1>
 <div class="meta">${w.requests} requests each, concurrency ${w.concurrency}, ${w.warmup} warm-up request(s) · ${w.sequences} sequence(s) from ${escapeXml(w.sequence_source)}, length ${w.min_length}–${w.max_length} (mean ${w.mean_length}) · ${escapeXml(c.generated_at)}</div>
 <h2>Side by side</h2>${table(['metric', a.target, b.target, `${b.target} / ${a.target}`], rows, [false, true, true, true])}
 <h2>Charts</h2><div class="charts">${charts}</div>
-<h2>Errors</h2>${table(['target', 'errors by code'], [[escapeXml(a.target), errs(a)], [escapeXml(b.target), errs(b)]])}
+<h2>Errors</h2>${table(
+    ['target', 'errors by code'],
+    [
+      [escapeXml(a.target), errs(a)],
+      [escapeXml(b.target), errs(b)],
+    ],
+  )}
 `;
   return page(`isomodel bench: ${a.target} vs ${b.target}`, body);
 }

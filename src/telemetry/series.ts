@@ -56,9 +56,16 @@ export interface SeriesStats {
  * over the span is more than `tolerance` (default 10%) of max(|mean|, floor); floor keeps
  * near-zero metrics (an idle CPU at 0.3%) from trending on noise.
  */
-export function seriesStats(points: { at: number; value: number | null | undefined }[], floor = 1, tolerance = 0.1): SeriesStats {
-  const pts = points.filter((p): p is { at: number; value: number } => typeof p.value === 'number' && Number.isFinite(p.value));
-  if (pts.length === 0) return { count: 0, min: null, avg: null, max: null, last: null, slope_per_min: null, change: null, trend: 'flat' };
+export function seriesStats(
+  points: { at: number; value: number | null | undefined }[],
+  floor = 1,
+  tolerance = 0.1,
+): SeriesStats {
+  const pts = points.filter(
+    (p): p is { at: number; value: number } => typeof p.value === 'number' && Number.isFinite(p.value),
+  );
+  if (pts.length === 0)
+    return { count: 0, min: null, avg: null, max: null, last: null, slope_per_min: null, change: null, trend: 'flat' };
   let min = Infinity;
   let max = -Infinity;
   let sum = 0;
@@ -86,7 +93,16 @@ export function seriesStats(points: { at: number; value: number | null | undefin
   const scale = Math.max(Math.abs(avg), floor);
   const trend: Trend = change > tolerance * scale ? 'up' : change < -tolerance * scale ? 'down' : 'flat';
   const r = (v: number): number => Math.round(v * 10_000) / 10_000;
-  return { count: pts.length, min: r(min), avg: r(avg), max: r(max), last: r(pts[pts.length - 1]!.value), slope_per_min: r(slope * 60_000), change: r(change), trend };
+  return {
+    count: pts.length,
+    min: r(min),
+    avg: r(avg),
+    max: r(max),
+    last: r(pts[pts.length - 1]!.value),
+    slope_per_min: r(slope * 60_000),
+    change: r(change),
+    trend,
+  };
 }
 
 /** Averages rows into at most `maxPoints` equal time buckets (numeric fields only; nulls skipped). */
@@ -122,18 +138,31 @@ export const MAX_WINDOW_MS = 90 * 86_400_000;
 export function parseWindow(raw: unknown, fallback = '1h'): number {
   // Query values reach here unchecked: a repeated key (?window=1h&window=2h) is an array, and
   // calling .trim() on it was a TypeError, i.e. a 500 (found by test/fuzz.test.ts).
-  if (raw !== undefined && typeof raw !== 'string') throw new IsoError('INVALID_REQUEST', 'window must be given once, as text such as 30s, 15m, 1h or 7d');
+  if (raw !== undefined && typeof raw !== 'string')
+    throw new IsoError('INVALID_REQUEST', 'window must be given once, as text such as 30s, 15m, 1h or 7d');
   const text = (raw ?? fallback).trim();
   const m = /^(\d+(?:\.\d+)?)\s*([smhdw]?)$/i.exec(text);
-  if (!m) throw new IsoError('INVALID_REQUEST', `window must look like 30s, 15m, 1h, 7d or a number of seconds (got "${text.slice(0, 40)}")`);
+  if (!m)
+    throw new IsoError(
+      'INVALID_REQUEST',
+      `window must look like 30s, 15m, 1h, 7d or a number of seconds (got "${text.slice(0, 40)}")`,
+    );
   const ms = Number(m[1]) * UNITS[(m[2] || 's').toLowerCase()]!;
-  if (!(ms >= 1000) || ms > MAX_WINDOW_MS) throw new IsoError('INVALID_REQUEST', `window must be between 1s and 90d (got "${text}")`);
+  if (!(ms >= 1000) || ms > MAX_WINDOW_MS)
+    throw new IsoError('INVALID_REQUEST', `window must be between 1s and 90d (got "${text}")`);
   return Math.round(ms);
 }
 
 export function formatWindow(ms: number): string {
-  for (const [u, f] of [['w', UNITS.w!], ['d', UNITS.d!], ['h', UNITS.h!], ['m', UNITS.m!]] as const) if (ms % f === 0) return `${ms / f}${u}`;
+  for (const [u, f] of [
+    ['w', UNITS.w!],
+    ['d', UNITS.d!],
+    ['h', UNITS.h!],
+    ['m', UNITS.m!],
+  ] as const)
+    if (ms % f === 0) return `${ms / f}${u}`;
   return `${Math.round(ms / 1000)}s`;
 }
 
-export const iso = (ms: number | null | undefined): string | null => (typeof ms === 'number' ? new Date(ms).toISOString() : null);
+export const iso = (ms: number | null | undefined): string | null =>
+  typeof ms === 'number' ? new Date(ms).toISOString() : null;

@@ -65,7 +65,11 @@ export interface LineChartOptions {
 
 const M = { left: 58, right: 16, top: 34, bottom: 44 };
 
-function frame(o: { title: string; width: number; height: number; id?: string }, inner: string, legend: { name: string; color: string; dashed?: boolean }[]): string {
+function frame(
+  o: { title: string; width: number; height: number; id?: string },
+  inner: string,
+  legend: { name: string; color: string; dashed?: boolean }[],
+): string {
   let lx = M.left;
   const items = legend
     .map((l) => {
@@ -83,7 +87,11 @@ function frame(o: { title: string; width: number; height: number; id?: string },
 }
 
 function noData(o: { title: string; width: number; height: number; id?: string }): string {
-  return frame(o, `<text x="${o.width / 2}" y="${o.height / 2}" text-anchor="middle" class="ax">no data in this window</text>`, []);
+  return frame(
+    o,
+    `<text x="${o.width / 2}" y="${o.height / 2}" text-anchor="middle" class="ax">no data in this window</text>`,
+    [],
+  );
 }
 
 export function lineChart(opts: LineChartOptions): string {
@@ -91,7 +99,9 @@ export function lineChart(opts: LineChartOptions): string {
   const height = opts.height ?? 240;
   const o = { title: opts.title, width, height, id: opts.id };
   const log = opts.xType === 'log';
-  const pts = opts.series.flatMap((s) => s.points.filter((p) => p.y !== null && Number.isFinite(p.y) && (!log || p.x > 0)));
+  const pts = opts.series.flatMap((s) =>
+    s.points.filter((p) => p.y !== null && Number.isFinite(p.y) && (!log || p.x > 0)),
+  );
   if (pts.length === 0) return noData(o);
   const tx = (x: number): number => (log ? Math.log10(x) : x);
   let xmin = Math.min(...pts.map((p) => tx(p.x)));
@@ -110,7 +120,8 @@ export function lineChart(opts: LineChartOptions): string {
   const Y = (y: number): number => M.top + ph - ((y - ymin) / (ymax - ymin || 1)) * ph;
   const fy = opts.formatY ?? formatNumber;
   let inner = '';
-  for (const t of yTicks) inner += `<line x1="${M.left}" x2="${width - M.right}" y1="${Y(t).toFixed(1)}" y2="${Y(t).toFixed(1)}" class="gr"/><text x="${M.left - 6}" y="${(Y(t) + 3.5).toFixed(1)}" text-anchor="end" class="ax">${escapeXml(fy(t))}</text>`;
+  for (const t of yTicks)
+    inner += `<line x1="${M.left}" x2="${width - M.right}" y1="${Y(t).toFixed(1)}" y2="${Y(t).toFixed(1)}" class="gr"/><text x="${M.left - 6}" y="${(Y(t) + 3.5).toFixed(1)}" text-anchor="end" class="ax">${escapeXml(fy(t))}</text>`;
   // x ticks: 5 evenly spaced (log: decades).
   const fx = opts.formatX ?? ((v: number) => (opts.xType === 'time' ? formatTime(v, xmax - xmin) : formatNumber(v)));
   const xTicks: number[] = [];
@@ -118,12 +129,15 @@ export function lineChart(opts: LineChartOptions): string {
   else for (let i = 0; i <= 4; i++) xTicks.push(xmin + ((xmax - xmin) * i) / 4);
   xTicks.forEach((t, i) => {
     // The outermost labels hug the plot's edges so they are never cut off.
-    const anchor = xTicks.length > 1 && i === 0 ? 'start' : xTicks.length > 1 && i === xTicks.length - 1 ? 'end' : 'middle';
+    const anchor =
+      xTicks.length > 1 && i === 0 ? 'start' : xTicks.length > 1 && i === xTicks.length - 1 ? 'end' : 'middle';
     inner += `<line x1="${X(t).toFixed(1)}" x2="${X(t).toFixed(1)}" y1="${M.top}" y2="${M.top + ph}" class="gr"/><text x="${X(t).toFixed(1)}" y="${M.top + ph + 14}" text-anchor="${anchor}" class="ax">${escapeXml(fx(t))}</text>`;
   });
   inner += `<line x1="${M.left}" x2="${width - M.right}" y1="${M.top + ph}" y2="${M.top + ph}" stroke="#9ca3af"/>`;
-  if (opts.yLabel) inner += `<text x="${width - M.right}" y="${M.top - 6}" text-anchor="end" class="ax">${escapeXml(opts.yLabel)}</text>`;
-  if (opts.xLabel) inner += `<text x="${width - M.right}" y="${M.top + ph + 28}" text-anchor="end" class="ax">${escapeXml(opts.xLabel)}</text>`;
+  if (opts.yLabel)
+    inner += `<text x="${width - M.right}" y="${M.top - 6}" text-anchor="end" class="ax">${escapeXml(opts.yLabel)}</text>`;
+  if (opts.xLabel)
+    inner += `<text x="${width - M.right}" y="${M.top + ph + 28}" text-anchor="end" class="ax">${escapeXml(opts.xLabel)}</text>`;
   const legend: { name: string; color: string; dashed?: boolean }[] = [];
   opts.series.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length]!;
@@ -138,9 +152,12 @@ export function lineChart(opts: LineChartOptions): string {
       d += `${pen ? 'L' : 'M'}${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`;
       pen = true;
     }
-    if (d) inner += `<path d="${d}" fill="none" stroke="${color}" stroke-width="2" stroke-linejoin="round"${s.dashed ? ' stroke-dasharray="5 3"' : ''}><title>${escapeXml(s.name)}</title></path>`;
+    if (d)
+      inner += `<path d="${d}" fill="none" stroke="${color}" stroke-width="2" stroke-linejoin="round"${s.dashed ? ' stroke-dasharray="5 3"' : ''}><title>${escapeXml(s.name)}</title></path>`;
     if (opts.dots || s.points.length <= 40) {
-      for (const p of s.points) if (p.y !== null && Number.isFinite(p.y) && (!log || p.x > 0)) inner += `<circle cx="${X(p.x).toFixed(1)}" cy="${Y(p.y).toFixed(1)}" r="2.2" fill="${color}"><title>${escapeXml(`${s.name}: ${fy(p.y)}`)}</title></circle>`;
+      for (const p of s.points)
+        if (p.y !== null && Number.isFinite(p.y) && (!log || p.x > 0))
+          inner += `<circle cx="${X(p.x).toFixed(1)}" cy="${Y(p.y).toFixed(1)}" r="2.2" fill="${color}"><title>${escapeXml(`${s.name}: ${fy(p.y)}`)}</title></circle>`;
     }
   });
   return frame(o, inner, legend);
@@ -171,7 +188,8 @@ export function barChart(opts: BarChartOptions): string {
   const Y = (y: number): number => M.top + ph - ((y - ymin) / (ymax - ymin || 1)) * ph;
   const fy = opts.formatY ?? formatNumber;
   let inner = '';
-  for (const t of yTicks) inner += `<line x1="${M.left}" x2="${width - M.right}" y1="${Y(t).toFixed(1)}" y2="${Y(t).toFixed(1)}" class="gr"/><text x="${M.left - 6}" y="${(Y(t) + 3.5).toFixed(1)}" text-anchor="end" class="ax">${escapeXml(fy(t))}</text>`;
+  for (const t of yTicks)
+    inner += `<line x1="${M.left}" x2="${width - M.right}" y1="${Y(t).toFixed(1)}" y2="${Y(t).toFixed(1)}" class="gr"/><text x="${M.left - 6}" y="${(Y(t) + 3.5).toFixed(1)}" text-anchor="end" class="ax">${escapeXml(fy(t))}</text>`;
   const groupW = pw / opts.categories.length;
   const barW = Math.max(2, (groupW * 0.8) / opts.series.length);
   opts.categories.forEach((c, ci) => {
@@ -184,11 +202,13 @@ export function barChart(opts: BarChartOptions): string {
       const y0 = Y(Math.max(ymin, 0));
       const y1 = Y(v);
       inner += `<rect x="${(gx + si * barW).toFixed(1)}" y="${Math.min(y0, y1).toFixed(1)}" width="${(barW - 1).toFixed(1)}" height="${Math.max(0.5, Math.abs(y0 - y1)).toFixed(1)}" fill="${color}"><title>${escapeXml(`${s.name} ${c}: ${fy(v)}`)}</title></rect>`;
-      if (barW >= 18) inner += `<text x="${(gx + si * barW + (barW - 1) / 2).toFixed(1)}" y="${(Math.min(y0, y1) - 3).toFixed(1)}" text-anchor="middle" class="ax" font-size="9">${escapeXml(fy(v))}</text>`;
+      if (barW >= 18)
+        inner += `<text x="${(gx + si * barW + (barW - 1) / 2).toFixed(1)}" y="${(Math.min(y0, y1) - 3).toFixed(1)}" text-anchor="middle" class="ax" font-size="9">${escapeXml(fy(v))}</text>`;
     });
   });
   inner += `<line x1="${M.left}" x2="${width - M.right}" y1="${Y(Math.max(ymin, 0)).toFixed(1)}" y2="${Y(Math.max(ymin, 0)).toFixed(1)}" stroke="#9ca3af"/>`;
-  if (opts.yLabel) inner += `<text x="${width - M.right}" y="${M.top - 6}" text-anchor="end" class="ax">${escapeXml(opts.yLabel)}</text>`;
+  if (opts.yLabel)
+    inner += `<text x="${width - M.right}" y="${M.top - 6}" text-anchor="end" class="ax">${escapeXml(opts.yLabel)}</text>`;
   return frame(
     o,
     inner,

@@ -35,7 +35,12 @@ export function prettyLine(json: string, opts: PrettyOptions): string {
   const time = typeof o.time === 'number' ? new Date(o.time).toTimeString().slice(0, 8) : '';
   const paint = (code: string, text: string): string => (opts.color && code ? `${code}${text}${RESET}` : text);
   // Where it comes from: a model (and its replica), or a gateway component.
-  const where = o.model !== undefined ? `${String(o.model)}${o.replica !== undefined ? ` ${String(o.replica)}` : ''}` : o.component !== undefined ? String(o.component) : '';
+  const where =
+    o.model !== undefined
+      ? `${String(o.model)}${o.replica !== undefined ? ` ${String(o.replica)}` : ''}`
+      : o.component !== undefined
+        ? String(o.component)
+        : '';
   const msg = typeof o.worker_log === 'string' ? o.worker_log : String(o.msg ?? '');
   const fields = Object.entries(o)
     .filter(([k, v]) => !OMIT.has(k) && v !== undefined)
@@ -50,7 +55,10 @@ function clip(v: string): string {
 }
 
 /** A pino destination that writes pretty lines to `out` (synchronously, in order). */
-export function prettyDestination(out: { write(s: string): unknown }, opts: PrettyOptions): { write(line: string): void } {
+export function prettyDestination(
+  out: { write(s: string): unknown },
+  opts: PrettyOptions,
+): { write(line: string): void } {
   return {
     write(line: string): void {
       out.write(prettyLine(line, opts));

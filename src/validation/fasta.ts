@@ -20,7 +20,11 @@ export function parseFasta(text: string): NamedSequence[] {
       close();
       const header = line.slice(1).trim();
       const space = header.search(/\s/);
-      current = { id: space === -1 ? header : header.slice(0, space), description: space === -1 ? '' : header.slice(space + 1).trim(), sequence: '' };
+      current = {
+        id: space === -1 ? header : header.slice(0, space),
+        description: space === -1 ? '' : header.slice(space + 1).trim(),
+        sequence: '',
+      };
     } else {
       if (!current) throw new Error('FASTA data before the first ">" header');
       parts.push(line.replace(/\s+/g, ''));

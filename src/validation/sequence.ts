@@ -99,7 +99,12 @@ export interface SequenceRule {
 
 /** The rule of a manifest task: what every surface (REST, batch, OpenAI, OIP, MCP, agent, jobs) checks. */
 export function taskRule(task: TaskSpec): SequenceRule {
-  return { types: task.sequence_types, maxLength: task.max_length, minLength: task.min_length, maxAmbiguousFraction: task.max_ambiguous_fraction };
+  return {
+    types: task.sequence_types,
+    maxLength: task.max_length,
+    minLength: task.min_length,
+    maxAmbiguousFraction: task.max_ambiguous_fraction,
+  };
 }
 
 const AMBIGUOUS_TABLES = Object.fromEntries(
@@ -129,7 +134,13 @@ function informationError(seq: string, type: SequenceType, rule: SequenceRule, f
   return new IsoError(
     'LOW_INFORMATION_SEQUENCE',
     `${field} is ${pct(fraction)} ambiguous letters (${ambiguous} of ${seq.length}: ${AMBIGUOUS_LETTERS[type]}); this task accepts at most ${pct(limit)}`,
-    { ambiguous, length: seq.length, ambiguous_fraction: fraction, max_ambiguous_fraction: limit, ambiguous_letters: AMBIGUOUS_LETTERS[type] },
+    {
+      ambiguous,
+      length: seq.length,
+      ambiguous_fraction: fraction,
+      max_ambiguous_fraction: limit,
+      ambiguous_letters: AMBIGUOUS_LETTERS[type],
+    },
   );
 }
 
@@ -145,25 +156,41 @@ export interface ValidSequence {
  * with more ambiguous letters than the rule allows under every type it is valid as is
  * LOW_INFORMATION_SEQUENCE (the error describes the first of them).
  */
-export function validateSequence(raw: unknown, rule: SequenceRule, declared?: SequenceType, field = 'sequence'): ValidSequence {
+export function validateSequence(
+  raw: unknown,
+  rule: SequenceRule,
+  declared?: SequenceType,
+  field = 'sequence',
+): ValidSequence {
   if (typeof raw !== 'string') throw new IsoError('INVALID_REQUEST', `${field} must be a string`);
   const sequence = normaliseSequence(raw);
   if (sequence.length === 0) throw new IsoError('INVALID_SEQUENCE', `${field} is empty`);
   if (sequence.length > rule.maxLength) {
-    throw new IsoError('SEQUENCE_TOO_LONG', `${field} has ${sequence.length} residues; the limit is ${rule.maxLength}`, {
-      length: sequence.length,
-      max_length: rule.maxLength,
-    });
+    throw new IsoError(
+      'SEQUENCE_TOO_LONG',
+      `${field} has ${sequence.length} residues; the limit is ${rule.maxLength}`,
+      {
+        length: sequence.length,
+        max_length: rule.maxLength,
+      },
+    );
   }
   if (rule.minLength !== undefined && sequence.length < rule.minLength) {
-    throw new IsoError('INVALID_SEQUENCE', `${field} has ${sequence.length} residues; this task needs at least ${rule.minLength}`, {
-      length: sequence.length,
-      min_length: rule.minLength,
-    });
+    throw new IsoError(
+      'INVALID_SEQUENCE',
+      `${field} has ${sequence.length} residues; this task needs at least ${rule.minLength}`,
+      {
+        length: sequence.length,
+        min_length: rule.minLength,
+      },
+    );
   }
   const accepted = declared ? rule.types.filter((t) => t === declared) : rule.types;
   if (declared && accepted.length === 0) {
-    throw new IsoError('INVALID_SEQUENCE', `sequence type ${declared} is not accepted here; accepted: ${rule.types.join(', ')}`);
+    throw new IsoError(
+      'INVALID_SEQUENCE',
+      `sequence type ${declared} is not accepted here; accepted: ${rule.types.join(', ')}`,
+    );
   }
   // Tried in the order its composition suggests (a peptide such as MKWVTHSRGAD is all IUPAC
   // nucleotide codes, but reads as protein first when the task takes protein), and the first it

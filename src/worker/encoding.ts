@@ -3,9 +3,22 @@
 
 /** IUPAC nucleotide codes as the set of bases they stand for, in channel order A, C, G, T. */
 const IUPAC_BASES: Record<string, string> = {
-  A: 'A', C: 'C', G: 'G', T: 'T', U: 'T',
-  R: 'AG', Y: 'CT', S: 'CG', W: 'AT', K: 'GT', M: 'AC',
-  B: 'CGT', D: 'AGT', H: 'ACT', V: 'ACG', N: 'ACGT',
+  A: 'A',
+  C: 'C',
+  G: 'G',
+  T: 'T',
+  U: 'T',
+  R: 'AG',
+  Y: 'CT',
+  S: 'CG',
+  W: 'AT',
+  K: 'GT',
+  M: 'AC',
+  B: 'CGT',
+  D: 'AGT',
+  H: 'ACT',
+  V: 'ACG',
+  N: 'ACGT',
 };
 const CHANNEL: Record<string, number> = { A: 0, C: 1, G: 2, T: 3 };
 
@@ -22,7 +35,8 @@ export function baseWeights(letter: string): [number, number, number, number] {
 export function oneHot(sequences: string[], length: number): Float32Array {
   const out = new Float32Array(sequences.length * length * 4);
   sequences.forEach((seq, i) => {
-    if (seq.length !== length) throw new Error(`sequence ${i} has ${seq.length} bases; this model takes exactly ${length}`);
+    if (seq.length !== length)
+      throw new Error(`sequence ${i} has ${seq.length} bases; this model takes exactly ${length}`);
     for (let j = 0; j < length; j++) out.set(baseWeights(seq[j]!), (i * length + j) * 4);
   });
   return out;

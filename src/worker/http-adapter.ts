@@ -65,7 +65,8 @@ class ItemFailure extends Error {
 export function fillTemplate(t: unknown, values: Record<string, unknown>): unknown {
   if (typeof t === 'string') return Object.prototype.hasOwnProperty.call(values, t) ? values[t] : t;
   if (Array.isArray(t)) return t.map((v) => fillTemplate(v, values));
-  if (typeof t === 'object' && t !== null) return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, fillTemplate(v, values)]));
+  if (typeof t === 'object' && t !== null)
+    return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, fillTemplate(v, values)]));
   return t;
 }
 
@@ -75,7 +76,8 @@ export function atPath(value: unknown, path: string): unknown {
   let v = value;
   for (const key of path.split('.')) {
     if (Array.isArray(v) && /^\d+$/.test(key)) v = v[Number(key)];
-    else if (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.prototype.hasOwnProperty.call(v, key)) v = (v as Record<string, unknown>)[key];
+    else if (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.prototype.hasOwnProperty.call(v, key))
+      v = (v as Record<string, unknown>)[key];
     else return undefined;
   }
   return v;
@@ -132,7 +134,13 @@ export class HttpAdapter {
       this.server?.kill('SIGKILL');
       process.exit(1);
     }
-    send({ op: 'ready', protocol: PROTOCOL_VERSION, pid: process.pid, model: { name: process.env.ISOMODEL_MODEL_NAME, version: process.env.ISOMODEL_MODEL_VERSION }, capabilities: { stream: false } });
+    send({
+      op: 'ready',
+      protocol: PROTOCOL_VERSION,
+      pid: process.pid,
+      model: { name: process.env.ISOMODEL_MODEL_NAME, version: process.env.ISOMODEL_MODEL_VERSION },
+      capabilities: { stream: false },
+    });
     this.scheduleHealth();
   }
 
@@ -152,14 +160,24 @@ export class HttpAdapter {
     child.stderr!.pipe(process.stderr, { end: false });
     child.on('error', (e) => {
       log(`could not start the server ${cmd}: ${e.message}`);
-      if (!this.readySent) send({ op: 'fatal', code: 'MODEL_NOT_LOADED', message: `could not start the model's server ${cmd}: ${e.message}` });
+      if (!this.readySent)
+        send({
+          op: 'fatal',
+          code: 'MODEL_NOT_LOADED',
+          message: `could not start the model's server ${cmd}: ${e.message}`,
+        });
       process.exit(EXIT_SERVER_GONE);
     });
     child.on('exit', (code, signal) => {
       if (this.shuttingDown) return process.exit(0);
       const how = signal ? `signal ${signal}` : `exit code ${code}`;
       log(`the model's server exited (${how})`);
-      if (!this.readySent) send({ op: 'fatal', code: 'MODEL_NOT_LOADED', message: `the model's server exited before it was healthy (${how})` });
+      if (!this.readySent)
+        send({
+          op: 'fatal',
+          code: 'MODEL_NOT_LOADED',
+          message: `the model's server exited before it was healthy (${how})`,
+        });
       // The replica goes with it: the gateway fails what was in flight and starts a fresh one.
       process.exit(EXIT_SERVER_GONE);
     });
@@ -170,7 +188,13 @@ export class HttpAdapter {
     let last = 'no answer yet';
     while (Date.now() < deadline) {
       try {
-        const a = await this.call('GET', this.cfg.health_path, undefined, Math.min(this.cfg.health_timeout_ms, Math.max(50, deadline - Date.now())), 64 * 1024);
+        const a = await this.call(
+          'GET',
+          this.cfg.health_path,
+          undefined,
+          Math.min(this.cfg.health_timeout_ms, Math.max(50, deadline - Date.now())),
+          64 * 1024,
+        );
         if (a.status >= 200 && a.status < 300) {
           this.readySent = true;
           return;
@@ -181,7 +205,9 @@ export class HttpAdapter {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`the model's server was not healthy within ${this.cfg.startup_timeout_ms} ms (GET ${this.cfg.health_path} on port ${this.port}: ${last})`);
+    throw new Error(
+      `the model's server was not healthy within ${this.cfg.startup_timeout_ms} ms (GET ${this.cfg.health_path} on port ${this.port}: ${last})`,
+    );
   }
 
   /** Idle health checks: a server that fails unhealthy_after in a row ends the replica (replaced). */
@@ -241,7 +267,8 @@ export class HttpAdapter {
         void this.shutdown();
         break;
       case 'predict':
-        if (this.shuttingDown) send({ op: 'error', id: msg.id, code: 'PREDICTION_FAILED', message: 'worker is shutting down' });
+        if (this.shuttingDown)
+          send({ op: 'error', id: msg.id, code: 'PREDICTION_FAILED', message: 'worker is shutting down' });
         else {
           this.queue.push(msg);
           void this.drain();
@@ -266,7 +293,10 @@ export class HttpAdapter {
     this.currentId = msg.id;
     const signal = this.abort.signal;
     try {
-      const outputs = this.cfg.batch === 'list' ? await this.predictList(msg.task, msg.items, signal) : await this.predictItems(msg.task, msg.items, signal);
+      const outputs =
+        this.cfg.batch === 'list'
+          ? await this.predictList(msg.task, msg.items, signal)
+          : await this.predictItems(msg.task, msg.items, signal);
       send({ op: 'result', id: msg.id, outputs });
     } catch (e) {
       if (signal.aborted) send({ op: 'error', id: msg.id, code: 'CANCELLED', message: 'cancelled' });
@@ -283,15 +313,25 @@ export class HttpAdapter {
     let total = 0;
     for (const item of items) {
       if (signal.aborted) throw new Error('cancelled');
-      const body = fillTemplate(this.cfg.request, { $input: item.sequence ?? item.input, $options: item.options ?? {}, $task: task });
+      const body = fillTemplate(this.cfg.request, {
+        $input: item.sequence ?? item.input,
+        $options: item.options ?? {},
+        $task: task,
+      });
       try {
-        if (total > MAX_RESULT_BYTES) throw new ItemFailure('RESPONSE_TOO_LARGE', `the batch's answers exceed ${MAX_RESULT_BYTES} bytes in all`);
+        if (total > MAX_RESULT_BYTES)
+          throw new ItemFailure('RESPONSE_TOO_LARGE', `the batch's answers exceed ${MAX_RESULT_BYTES} bytes in all`);
         const a = await this.predictCall(body, signal);
         total += a.bytes;
         outputs.push(asOutput(this.outputOf(a.json)));
       } catch (e) {
         if (signal.aborted) throw e;
-        outputs.push({ error: e instanceof ItemFailure ? { code: e.code, message: e.message } : { code: 'PREDICTION_FAILED', message: (e as Error).message } });
+        outputs.push({
+          error:
+            e instanceof ItemFailure
+              ? { code: e.code, message: e.message }
+              : { code: 'PREDICTION_FAILED', message: (e as Error).message },
+        });
       }
     }
     return outputs;
@@ -299,25 +339,40 @@ export class HttpAdapter {
 
   private async predictList(task: string, items: WorkItem[], signal: AbortSignal): Promise<ItemOutput[]> {
     // One options object for the list: the first item's (a server taking lists takes one set).
-    const body = fillTemplate(this.cfg.request, { $inputs: items.map((i) => i.sequence ?? i.input), $options: items[0]?.options ?? {}, $task: task });
+    const body = fillTemplate(this.cfg.request, {
+      $inputs: items.map((i) => i.sequence ?? i.input),
+      $options: items[0]?.options ?? {},
+      $task: task,
+    });
     const a = await this.predictCall(body, signal);
     const list = this.outputOf(a.json);
     if (!Array.isArray(list) || list.length !== items.length) {
-      throw new ItemFailure('PREDICTION_FAILED', `the model's server answered ${Array.isArray(list) ? `${list.length} outputs` : 'no list'} at "${this.cfg.response}" for ${items.length} inputs`);
+      throw new ItemFailure(
+        'PREDICTION_FAILED',
+        `the model's server answered ${Array.isArray(list) ? `${list.length} outputs` : 'no list'} at "${this.cfg.response}" for ${items.length} inputs`,
+      );
     }
     return list.map(asOutput);
   }
 
   private outputOf(json: unknown): unknown {
     const v = atPath(json, this.cfg.response);
-    if (v === undefined) throw new ItemFailure('PREDICTION_FAILED', `the model's server answered without "${this.cfg.response}"`);
+    if (v === undefined)
+      throw new ItemFailure('PREDICTION_FAILED', `the model's server answered without "${this.cfg.response}"`);
     return v;
   }
 
   private async predictCall(body: unknown, signal: AbortSignal): Promise<{ json: unknown; bytes: number }> {
     let a: Answer;
     try {
-      a = await this.call(this.cfg.method, this.cfg.predict_path, JSON.stringify(body), 0, this.cfg.max_response_bytes, signal);
+      a = await this.call(
+        this.cfg.method,
+        this.cfg.predict_path,
+        JSON.stringify(body),
+        0,
+        this.cfg.max_response_bytes,
+        signal,
+      );
     } catch (e) {
       if (e instanceof ItemFailure) throw e;
       throw new ItemFailure('PREDICTION_FAILED', `the model's server did not answer: ${(e as Error).message}`);
@@ -330,39 +385,62 @@ export class HttpAdapter {
     try {
       return { json: JSON.parse(text), bytes: a.body.length };
     } catch {
-      throw new ItemFailure('PREDICTION_FAILED', `the model's server answered ${a.status} with something that is not JSON: ${text.slice(0, ERROR_SNIPPET)}`);
+      throw new ItemFailure(
+        'PREDICTION_FAILED',
+        `the model's server answered ${a.status} with something that is not JSON: ${text.slice(0, ERROR_SNIPPET)}`,
+      );
     }
   }
 
   /** One HTTP exchange with the server on loopback; the answer's body is cut off (and refused) past maxBytes. */
-  private call(method: string, path: string, body: string | undefined, timeoutMs: number, maxBytes: number, signal?: AbortSignal): Promise<Answer> {
+  private call(
+    method: string,
+    path: string,
+    body: string | undefined,
+    timeoutMs: number,
+    maxBytes: number,
+    signal?: AbortSignal,
+  ): Promise<Answer> {
     return new Promise((resolve, reject) => {
       const headers: Record<string, string | number> = { accept: 'application/json' };
       if (body !== undefined) {
         headers['content-type'] = 'application/json';
         headers['content-length'] = Buffer.byteLength(body);
       }
-      const req = httpRequest({ host: '127.0.0.1', port: this.port, method, path, headers, agent: this.agent, signal }, (res) => {
-        const declared = Number(res.headers['content-length']);
-        if (Number.isFinite(declared) && declared > maxBytes) {
-          res.destroy();
-          return reject(new ItemFailure('RESPONSE_TOO_LARGE', `the model's server answered ${declared} bytes, more than max_response_bytes (${maxBytes})`));
-        }
-        const chunks: Buffer[] = [];
-        let n = 0;
-        res.on('data', (c: Buffer) => {
-          n += c.length;
-          if (n > maxBytes) {
+      const req = httpRequest(
+        { host: '127.0.0.1', port: this.port, method, path, headers, agent: this.agent, signal },
+        (res) => {
+          const declared = Number(res.headers['content-length']);
+          if (Number.isFinite(declared) && declared > maxBytes) {
             res.destroy();
-            req.destroy();
-            reject(new ItemFailure('RESPONSE_TOO_LARGE', `the model's server answered more than max_response_bytes (${maxBytes} bytes)`));
-            return;
+            return reject(
+              new ItemFailure(
+                'RESPONSE_TOO_LARGE',
+                `the model's server answered ${declared} bytes, more than max_response_bytes (${maxBytes})`,
+              ),
+            );
           }
-          chunks.push(c);
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      });
+          const chunks: Buffer[] = [];
+          let n = 0;
+          res.on('data', (c: Buffer) => {
+            n += c.length;
+            if (n > maxBytes) {
+              res.destroy();
+              req.destroy();
+              reject(
+                new ItemFailure(
+                  'RESPONSE_TOO_LARGE',
+                  `the model's server answered more than max_response_bytes (${maxBytes} bytes)`,
+                ),
+              );
+              return;
+            }
+            chunks.push(c);
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
       if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       req.on('error', reject);
       req.end(body);

@@ -116,10 +116,20 @@ export async function runWorker(load: ModelLoader): Promise<void> {
     if (!running) void finish();
   });
 
-  send({ op: 'ready', protocol: PROTOCOL_VERSION, pid: process.pid, model: { name: ctx.name, version: ctx.version }, capabilities: { stream: typeof model.stream === 'function' } });
+  send({
+    op: 'ready',
+    protocol: PROTOCOL_VERSION,
+    pid: process.pid,
+    model: { name: ctx.name, version: ctx.version },
+    capabilities: { stream: typeof model.stream === 'function' },
+  });
 }
 
-async function handlePredict(model: NodeModel, msg: { id: string; task: string; items: WorkItem[]; stream: boolean }, cancelled: Set<string>): Promise<void> {
+async function handlePredict(
+  model: NodeModel,
+  msg: { id: string; task: string; items: WorkItem[]; stream: boolean },
+  cancelled: Set<string>,
+): Promise<void> {
   try {
     if (msg.stream && model.stream) {
       const outputs = await model.stream(msg.items, msg.task, (index: number, data: unknown) => {
@@ -134,16 +144,25 @@ async function handlePredict(model: NodeModel, msg: { id: string; task: string; 
   } catch (e) {
     const err = e as Error;
     if (!(e instanceof ModelError)) toStderr(err.stack ?? String(err));
-    send({ op: 'error', id: msg.id, code: e instanceof ModelError ? e.code : 'PREDICTION_FAILED', message: err.message });
+    send({
+      op: 'error',
+      id: msg.id,
+      code: e instanceof ModelError ? e.code : 'PREDICTION_FAILED',
+      message: err.message,
+    });
   }
 }
 
 function checkOutputs(outputs: unknown, n: number): ItemOutput[] {
   if (!Array.isArray(outputs) || outputs.length !== n) {
-    throw new ModelError('PREDICTION_FAILED', `model returned ${Array.isArray(outputs) ? outputs.length : typeof outputs} outputs for a batch of ${n}`);
+    throw new ModelError(
+      'PREDICTION_FAILED',
+      `model returned ${Array.isArray(outputs) ? outputs.length : typeof outputs} outputs for a batch of ${n}`,
+    );
   }
   for (const o of outputs) {
-    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new ModelError('PREDICTION_FAILED', 'each output must be an object');
+    if (typeof o !== 'object' || o === null || Array.isArray(o))
+      throw new ModelError('PREDICTION_FAILED', 'each output must be an object');
   }
   return outputs as ItemOutput[];
 }

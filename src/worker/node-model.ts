@@ -32,7 +32,11 @@ export interface ModelContext {
 export interface NodeModel {
   setup?(ctx: ModelContext): unknown;
   predict(batch: WorkItem[], task: string): ItemOutput[] | Promise<ItemOutput[]>;
-  stream?(batch: WorkItem[], task: string, emit: (index: number, data: unknown) => void): ItemOutput[] | Promise<ItemOutput[]>;
+  stream?(
+    batch: WorkItem[],
+    task: string,
+    emit: (index: number, data: unknown) => void,
+  ): ItemOutput[] | Promise<ItemOutput[]>;
   teardown?(): unknown;
 }
 
@@ -43,7 +47,10 @@ export async function loadNodeModel(url: string): Promise<NodeModel> {
   if (typeof candidate === 'function') candidate = new (candidate as new () => unknown)();
   const model = candidate as Partial<NodeModel> | undefined;
   if (!model || typeof model.predict !== 'function') {
-    throw new ModelError('MODEL_NOT_LOADED', 'model module must export predict(batch, task) (named or on a default export)');
+    throw new ModelError(
+      'MODEL_NOT_LOADED',
+      'model module must export predict(batch, task) (named or on a default export)',
+    );
   }
   return model as NodeModel;
 }

@@ -29,12 +29,19 @@ export interface OnnxPipeline {
   /** Items of one task → named input tensors for a single session.run over the batch; none (every item failed its checks): no run. */
   preprocess(batch: WorkItem[], task: string): Record<string, TensorSpec> | Promise<Record<string, TensorSpec>>;
   /** Named output tensors → one output per item (or {error} per item). */
-  postprocess(outputs: Record<string, { data: TensorData; dims: readonly number[] }>, batch: WorkItem[], task: string): ItemOutput[];
+  postprocess(
+    outputs: Record<string, { data: TensorData; dims: readonly number[] }>,
+    batch: WorkItem[],
+    task: string,
+  ): ItemOutput[];
 }
 
 /** ISOMODEL_ONNX_PROVIDERS (set by the gateway from resources.execution_providers and the replica's GPUs): comma-separated, in order of preference. */
 function providersFromEnv(value: string | undefined): string[] {
-  const list = (value ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  const list = (value ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   return list.length ? list : ['cpu'];
 }
 
@@ -52,8 +59,14 @@ async function createSession(modelFile: string, threads: number, providers: stri
       if (i > 0 || providers.length > 1) process.stderr.write(`onnxruntime: execution providers ${rest.join(', ')}\n`);
       return session;
     } catch (e) {
-      if (rest.length <= 1) throw new ModelError('MODEL_NOT_LOADED', `onnxruntime could not start a session with execution providers ${providers.join(', ')}: ${(e as Error).message}`);
-      process.stderr.write(`onnxruntime: execution provider ${rest[0]} unavailable (${(e as Error).message.split('\n')[0]}); trying ${rest.slice(1).join(', ')}\n`);
+      if (rest.length <= 1)
+        throw new ModelError(
+          'MODEL_NOT_LOADED',
+          `onnxruntime could not start a session with execution providers ${providers.join(', ')}: ${(e as Error).message}`,
+        );
+      process.stderr.write(
+        `onnxruntime: execution provider ${rest[0]} unavailable (${(e as Error).message.split('\n')[0]}); trying ${rest.slice(1).join(', ')}\n`,
+      );
     }
   }
 }

@@ -27,7 +27,13 @@ export type GatewayMessage =
   | { op: 'shutdown' };
 
 export type WorkerMessage =
-  | { op: 'ready'; protocol: number; pid?: number; model?: Record<string, unknown>; capabilities?: { stream?: boolean } }
+  | {
+      op: 'ready';
+      protocol: number;
+      pid?: number;
+      model?: Record<string, unknown>;
+      capabilities?: { stream?: boolean };
+    }
   | { op: 'fatal'; code: string; message: string }
   | { op: 'result'; id: string; outputs: ItemOutput[] }
   | { op: 'error'; id: string; code: string; message: string }

@@ -70,7 +70,11 @@ export class WorkerSession {
   private protocolViolation(line: string): void {
     const shown = line.length > 200 ? `${line.slice(0, 200)}…` : line;
     this.logger.error({ line: shown }, 'malformed worker output: replacing worker');
-    this.failCurrent(new IsoError('PREDICTION_FAILED', 'model worker wrote malformed protocol output; the worker is being replaced', { output: shown }));
+    this.failCurrent(
+      new IsoError('PREDICTION_FAILED', 'model worker wrote malformed protocol output; the worker is being replaced', {
+        output: shown,
+      }),
+    );
     this.transport.kill('protocol violation (malformed output)');
   }
 
@@ -128,13 +132,20 @@ export class WorkerSession {
 
   /** One batch; a worker over `timeoutMs` is killed (a hung model) and the batch fails with 504. */
   predict(workerId: string, call: PredictCall): Promise<ItemOutput[]> {
-    if (this.state !== 'idle') return Promise.reject(new IsoError('INTERNAL_ERROR', `worker ${workerId} is ${this.state}, not idle`));
+    if (this.state !== 'idle')
+      return Promise.reject(new IsoError('INTERNAL_ERROR', `worker ${workerId} is ${this.state}, not idle`));
     const id = `b${++counter}`;
     this.state = 'busy';
     this.batchesSent++;
     return new Promise<ItemOutput[]>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.failCurrent(new IsoError('PREDICTION_TIMEOUT', `model did not answer within ${call.timeoutMs} ms; the worker was stopped and will be restarted`, { timeout_ms: call.timeoutMs }));
+        this.failCurrent(
+          new IsoError(
+            'PREDICTION_TIMEOUT',
+            `model did not answer within ${call.timeoutMs} ms; the worker was stopped and will be restarted`,
+            { timeout_ms: call.timeoutMs },
+          ),
+        );
         this.transport.kill(`timed out after ${call.timeoutMs} ms`);
       }, call.timeoutMs);
       this.current = { id, resolve, reject, onChunk: call.onChunk, timer };
@@ -190,7 +201,14 @@ export class WorkerSession {
     const expected = this.state === 'stopping' && reason.startsWith('stopped');
     this.state = 'exited';
     this.failCurrent(new IsoError('PREDICTION_FAILED', `model worker ${reason}; it will be restarted`, details));
-    this.readyWaiter?.reject(startupError ?? new IsoError('MODEL_NOT_LOADED', `model worker ${reason} during startup: ${this.log.slice(-3).join(' | ') || 'no output'}`, details));
+    this.readyWaiter?.reject(
+      startupError ??
+        new IsoError(
+          'MODEL_NOT_LOADED',
+          `model worker ${reason} during startup: ${this.log.slice(-3).join(' | ') || 'no output'}`,
+          details,
+        ),
+    );
     this.readyWaiter = null;
     for (const p of this.pings.values()) p.reject(new IsoError('PREDICTION_FAILED', `model worker ${reason}`));
     this.pings.clear();

@@ -4,21 +4,40 @@
 // (a real gateway and workers: 30 to 150 s a run, hours a group); the others use unit-level tests
 // that run in a few seconds.
 export const GROUPS = {
-  validation: { mutate: ['src/validation/sequence.ts', 'src/validation/fasta.ts', 'src/validation/zod-message.ts'], tests: ['sequence'] },
+  validation: {
+    mutate: ['src/validation/sequence.ts', 'src/validation/fasta.ts', 'src/validation/zod-message.ts'],
+    tests: ['sequence'],
+  },
   inputs: { mutate: ['src/validation/inputs/**/*.ts'], tests: ['inputs-unit'] },
   envelope: { mutate: ['src/api/envelope.ts'], tests: ['envelope'] },
   metrics: { mutate: ['src/telemetry/prometheus.ts', 'src/telemetry/bound-metrics.ts'], tests: ['metrics'] },
   'security-core': {
-    mutate: ['src/security/route-scope.ts', 'src/security/failure-limiter.ts', 'src/security/keys.ts', 'src/security/audit.ts', 'src/security/auth.ts'],
+    mutate: [
+      'src/security/route-scope.ts',
+      'src/security/failure-limiter.ts',
+      'src/security/keys.ts',
+      'src/security/audit.ts',
+      'src/security/auth.ts',
+    ],
     tests: ['security-unit'],
   },
   'scheduler-core': {
-    mutate: ['src/scheduler/traffic.ts', 'src/scheduler/versions.ts', 'src/scheduler/placement.ts', 'src/scheduler/request-queue.ts', 'src/scheduler/cancel.ts', 'src/scheduler/traffic-store.ts'],
+    mutate: [
+      'src/scheduler/traffic.ts',
+      'src/scheduler/versions.ts',
+      'src/scheduler/placement.ts',
+      'src/scheduler/request-queue.ts',
+      'src/scheduler/cancel.ts',
+      'src/scheduler/traffic-store.ts',
+    ],
     tests: ['scheduler-unit'],
   },
   'jobs-core': { mutate: ['src/jobs/formats.ts', 'src/jobs/counted.ts'], tests: ['jobs-unit'] },
   'jobs-runner': { mutate: ['src/jobs/runner.ts'], tests: ['runner-unit'] },
-  'scheduler-deployment': { mutate: ['src/scheduler/deployment.ts', 'src/scheduler/replica-pool.ts'], tests: ['deployment-unit'] },
+  'scheduler-deployment': {
+    mutate: ['src/scheduler/deployment.ts', 'src/scheduler/replica-pool.ts'],
+    tests: ['deployment-unit'],
+  },
   'scheduler-registry': { mutate: ['src/scheduler/registry*.ts'], tests: ['registry-unit'] },
   'inputs-gateway': { mutate: ['src/validation/inputs/**/*.ts'], tests: ['inputs'] },
   security: { mutate: ['src/security/**/*.ts'], tests: ['auth', 'route-auth'] },

@@ -10,7 +10,9 @@ import { GROUPS } from './groups.mjs';
 const args = process.argv.slice(2);
 const incremental = args.includes('--incremental');
 const names = args.filter((a) => !a.startsWith('--'));
-for (const a of args) if (a.startsWith('--') && a !== '--incremental') throw new Error(`unknown option ${a}; the only one is --incremental`);
+for (const a of args)
+  if (a.startsWith('--') && a !== '--incremental')
+    throw new Error(`unknown option ${a}; the only one is --incremental`);
 for (const n of names) if (!GROUPS[n]) throw new Error(`unknown group ${n}; one of ${Object.keys(GROUPS).join(', ')}`);
 const groups = names.length ? names : Object.keys(GROUPS);
 
@@ -40,6 +42,8 @@ for (const g of Object.keys(GROUPS)) {
   const file = `reports/mutation/${g}.json`;
   if (!existsSync(file)) continue;
   const s = score(JSON.parse(readFileSync(file, 'utf8')));
-  console.log(`${g.padEnd(12)} ${String(s.Killed).padStart(6)} ${String(s.Timeout).padStart(7)} ${String(s.Survived).padStart(8)} ${String(s.NoCoverage).padStart(6)} ${String(s.CompileError).padStart(11)} ${s.score.toFixed(1).padStart(6)}%`);
+  console.log(
+    `${g.padEnd(12)} ${String(s.Killed).padStart(6)} ${String(s.Timeout).padStart(7)} ${String(s.Survived).padStart(8)} ${String(s.NoCoverage).padStart(6)} ${String(s.CompileError).padStart(11)} ${s.score.toFixed(1).padStart(6)}%`,
+  );
 }
 process.exit(failed ? 1 : 0);

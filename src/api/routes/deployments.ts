@@ -43,16 +43,25 @@ const inputData = z.union([
     .strict(),
 ]);
 const inferenceItem = { input_data: inputData, parameters: z.record(z.string(), z.unknown()).default({}) };
-const inferenceBody = z.object({ ...inferenceItem, timeout, priority, sticky_key: z.string().max(256).optional() }).strict();
+const inferenceBody = z
+  .object({ ...inferenceItem, timeout, priority, sticky_key: z.string().max(256).optional() })
+  .strict();
 const batchBody = z
-  .object({ requests: z.array(z.object(inferenceItem).strict()).min(1), timeout, priority, sticky_key: z.string().max(256).optional() })
+  .object({
+    requests: z.array(z.object(inferenceItem).strict()).min(1),
+    timeout,
+    priority,
+    sticky_key: z.string().max(256).optional(),
+  })
   .strict();
 
 /** Kubernetes-style quantities, as the spec's resource_requirements: "2", "500m"; "8Gi", "512Mi". */
 const resources = z
   .object({
     cpu: z.union([z.number().positive(), z.string().regex(/^\d+(\.\d+)?m?$/)]).optional(),
-    memory: z.union([z.number().int().positive(), z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|K|M|G|KB|MB|GB)?$/i)]).optional(),
+    memory: z
+      .union([z.number().int().positive(), z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|K|M|G|KB|MB|GB)?$/i)])
+      .optional(),
     'nvidia.com/gpu': z.union([z.number().int().min(0), z.string().regex(/^\d+$/)]).optional(),
   })
   .strict();
@@ -93,7 +102,9 @@ const deployConfig = z
   })
   .strict();
 const deployBody = z.object({ config: deployConfig }).strict();
-const updateBody = z.object({ config: deployConfig.partial({ model_id: true }).extend({ version: z.string().min(1).max(64) }) }).strict();
+const updateBody = z
+  .object({ config: deployConfig.partial({ model_id: true }).extend({ version: z.string().min(1).max(64) }) })
+  .strict();
 const scaleBody = z.object({ replicas: z.unknown() }).strict();
 const trafficBody = z.union([
   z.object({ weights: z.record(z.string(), z.number().min(0).max(1_000_000)) }).strict(),
@@ -105,9 +116,23 @@ const promoteBody = z.object({ version: z.string().min(1).max(64) }).strict();
  * A deploy or PUT body naming docker_image and no path: writes and registers the runtime-http
  * package it describes. PUT passes the serving version's manifest, whose settings the body keeps.
  */
-function registerImagePackage(gw: GatewayContext, c: Partial<z.infer<typeof deployConfig>> & { model_id: string; docker_image: string }, base?: Manifest): void {
+function registerImagePackage(
+  gw: GatewayContext,
+  c: Partial<z.infer<typeof deployConfig>> & { model_id: string; docker_image: string },
+  base?: Manifest,
+): void {
   const m = httpManifest(
-    { model_id: c.model_id, version: c.version ?? base?.version ?? '1.0.0', docker_image: c.docker_image, http: c.http, port: c.port, tasks: c.tasks, name: c.name, model_type: c.model_type, framework: c.framework },
+    {
+      model_id: c.model_id,
+      version: c.version ?? base?.version ?? '1.0.0',
+      docker_image: c.docker_image,
+      http: c.http,
+      port: c.port,
+      tasks: c.tasks,
+      name: c.name,
+      model_type: c.model_type,
+      framework: c.framework,
+    },
     base,
   );
   gw.registry.register(writeHttpPackage(gw.config.state_dir, m));
@@ -128,7 +153,10 @@ function overridesOf(c: Partial<z.infer<typeof deployConfig>>): VersionOverrides
   const o: VersionOverrides = {};
   const r = c.resource_requirements;
   if (r?.cpu !== undefined || r?.memory !== undefined) {
-    o.resources = { ...(r.cpu !== undefined && { cpus: cpus(r.cpu) }), ...(r.memory !== undefined && { memory_mb: memoryMb(r.memory) }) };
+    o.resources = {
+      ...(r.cpu !== undefined && { cpus: cpus(r.cpu) }),
+      ...(r.memory !== undefined && { memory_mb: memoryMb(r.memory) }),
+    };
   }
   const s = c.scaling_config;
   if (s) {
@@ -165,7 +193,12 @@ function modelStatus(gw: GatewayContext, id: string): Record<string, unknown> {
 }
 
 /** One inference request → the native prediction body it means. */
-function toPredictBody(input: z.infer<typeof inputData>, parameters: Record<string, unknown>, timeoutS?: number, prio?: z.infer<typeof priority>): unknown {
+function toPredictBody(
+  input: z.infer<typeof inputData>,
+  parameters: Record<string, unknown>,
+  timeoutS?: number,
+  prio?: z.infer<typeof priority>,
+): unknown {
   const { task_type, sequence_type, ...options } = parameters;
   const base = typeof input === 'string' ? { sequence: input } : input;
   return {
@@ -191,12 +224,21 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: GatewayContex
     const { config: c } = parseBody(deployBody, req.body);
     if (c.path) {
       const pkg = gw.registry.register(c.path);
-      if (pkg.manifest.name !== c.model_id) throw new IsoError('VALIDATION_ERROR', `the package at ${c.path} is model "${pkg.manifest.name}", not "${c.model_id}"`);
-      if (c.version && pkg.manifest.version !== c.version) throw new IsoError('VALIDATION_ERROR', `the package at ${c.path} is version ${pkg.manifest.version}, not ${c.version}`);
+      if (pkg.manifest.name !== c.model_id)
+        throw new IsoError(
+          'VALIDATION_ERROR',
+          `the package at ${c.path} is model "${pkg.manifest.name}", not "${c.model_id}"`,
+        );
+      if (c.version && pkg.manifest.version !== c.version)
+        throw new IsoError(
+          'VALIDATION_ERROR',
+          `the package at ${c.path} is version ${pkg.manifest.version}, not ${c.version}`,
+        );
     } else if (c.docker_image) {
       registerImagePackage(gw, { ...c, docker_image: c.docker_image, version: c.version ?? '1.0.0' });
     }
-    const version = c.version ?? (c.docker_image && !c.path ? '1.0.0' : gw.registry.package(c.model_id).manifest.version);
+    const version =
+      c.version ?? (c.docker_image && !c.path ? '1.0.0' : gw.registry.package(c.model_id).manifest.version);
     const id = `${c.model_id}@${version}`;
     gw.registry.package(id);
     // A model that already serves keeps its default version: the new one takes traffic only
@@ -208,9 +250,18 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: GatewayContex
     if (before && before !== version) gw.registry.pinDefault(c.model_id);
     const overrides = overridesOf(c);
     await gw.registry.load(id, overrides);
-    if (before && before !== version && c.canary_percent) await gw.registry.setTraffic(c.model_id, canaryWeights(before, version, c.canary_percent));
+    if (before && before !== version && c.canary_percent)
+      await gw.registry.setTraffic(c.model_id, canaryWeights(before, version, c.canary_percent));
     await gw.deploymentSync?.deployed(id, overrides);
-    return reply.code(201).send(okEnvelope(req, { ...modelStatus(gw, c.model_id), deployed_version: version, load_time_ms: Date.now() - t0 }, `model ${id} deployed`));
+    return reply
+      .code(201)
+      .send(
+        okEnvelope(
+          req,
+          { ...modelStatus(gw, c.model_id), deployed_version: version, load_time_ms: Date.now() - t0 },
+          `model ${id} deployed`,
+        ),
+      );
   });
 
   const status = async (req: IdReq) => okEnvelope(req, modelStatus(gw, req.params.id), 'model status');
@@ -225,11 +276,24 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: GatewayContex
     try {
       const b = parseBody(inferenceBody, req.body);
       const d = serving(gw, outcome, req.params.id, stickyKey(req, b.sticky_key));
-      const parsed = parsePrediction(d.pkg.manifest, toPredictBody(b.input_data, b.parameters, b.timeout, b.priority), 'single', 1);
+      const parsed = parsePrediction(
+        d.pkg.manifest,
+        toPredictBody(b.input_data, b.parameters, b.timeout, b.priority),
+        'single',
+        1,
+      );
       outcome.task = parsed.task.name;
       const out = outputOf((await cancelOnDisconnect(reply, (signal) => run(outcome, d, parsed, { signal })))[0]!);
       outcome.ok();
-      const data = { ...out, processing_time: outcome.seconds(), sequence_type: parsed.sequenceTypes[0], model_id: name, model: d.name, version: d.version, task_type: parsed.task.name };
+      const data = {
+        ...out,
+        processing_time: outcome.seconds(),
+        sequence_type: parsed.sequenceTypes[0],
+        model_id: name,
+        model: d.name,
+        version: d.version,
+        task_type: parsed.task.name,
+      };
       return okEnvelope(req, data, 'inference done');
     } catch (e) {
       outcome.failed(e);
@@ -251,28 +315,53 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: GatewayContex
       // Every request is validated before any runs: one bad input rejects the batch, naming it.
       const parsed = b.requests.map((r, index) => {
         try {
-          return parsePrediction(d.pkg.manifest, toPredictBody(r.input_data, r.parameters, b.timeout, b.priority), 'single', 1);
+          return parsePrediction(
+            d.pkg.manifest,
+            toPredictBody(r.input_data, r.parameters, b.timeout, b.priority),
+            'single',
+            1,
+          );
         } catch (e) {
           const err = asIsoError(e);
           throw new IsoError(err.code, `requests[${index}]: ${err.message}`, { index });
         }
       });
       // Submitted together: the scheduler batches them into as few worker calls as it can.
-      const settled = await cancelOnDisconnect(reply, (signal) => Promise.allSettled(parsed.map((p) => submit(d, p, { signal }))));
+      const settled = await cancelOnDisconnect(reply, (signal) =>
+        Promise.allSettled(parsed.map((p) => submit(d, p, { signal }))),
+      );
       const results = settled.map((s, index) => {
-        const out = s.status === 'fulfilled' ? s.value[0]! : { error: { code: asIsoError(s.reason).code, message: asIsoError(s.reason).message } };
+        const out =
+          s.status === 'fulfilled'
+            ? s.value[0]!
+            : { error: { code: asIsoError(s.reason).code, message: asIsoError(s.reason).message } };
         if (isItemError(out)) return { index, success: false, error: out.error };
         return { index, success: true, data: { ...out, task_type: parsed[index]!.task.name } };
       });
       const failed = results.filter((r) => !r.success).length;
       if (failed === results.length) {
-        throw new IsoError('PREDICTION_FAILED', 'every request of the batch failed', { errors: results.map((r) => ({ index: r.index, ...(r as { error: unknown }) })) });
+        throw new IsoError('PREDICTION_FAILED', 'every request of the batch failed', {
+          errors: results.map((r) => ({ index: r.index, ...(r as { error: unknown }) })),
+        });
       }
       outcome.task = parsed[0]!.task.name;
       outcome.sequences = parsed.length;
       outcome.ok();
-      const data = { results, total_requests: results.length, successful: results.length - failed, failed, processing_time: outcome.seconds(), model_id: name, model: d.name, version: d.version };
-      return okEnvelope(req, data, failed ? `batch done; ${failed} of ${results.length} requests failed` : 'batch done');
+      const data = {
+        results,
+        total_requests: results.length,
+        successful: results.length - failed,
+        failed,
+        processing_time: outcome.seconds(),
+        model_id: name,
+        model: d.name,
+        version: d.version,
+      };
+      return okEnvelope(
+        req,
+        data,
+        failed ? `batch done; ${failed} of ${results.length} requests failed` : 'batch done',
+      );
     } catch (e) {
       outcome.failed(e);
       throw e;
@@ -282,7 +371,11 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: GatewayContex
   app.post(`${P}/:id/scale`, admin('models.scale'), async (req: IdReq) => {
     const { replicas } = parseBody(scaleBody, req.body);
     if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > 100) {
-      throw new IsoError('VALIDATION_ERROR', 'replicas must be an integer from 0 to 100', { replicas: replicas ?? null, min: 0, max: 100 });
+      throw new IsoError('VALIDATION_ERROR', 'replicas must be an integer from 0 to 100', {
+        replicas: replicas ?? null,
+        min: 0,
+        max: 100,
+      });
     }
     await gw.registry.scale(req.params.id, replicas);
     await gw.deploymentSync?.scaled(req.params.id, replicas);
@@ -293,31 +386,52 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: GatewayContex
   app.put(`${P}/:id`, admin('models.update'), async (req: IdReq) => {
     const { config: c } = parseBody(updateBody, req.body);
     const { name } = parseModelId(req.params.id);
-    if (c.model_id !== undefined && c.model_id !== name) throw new IsoError('VALIDATION_ERROR', `config.model_id "${c.model_id}" does not match the URL's model "${name}"`);
+    if (c.model_id !== undefined && c.model_id !== name)
+      throw new IsoError(
+        'VALIDATION_ERROR',
+        `config.model_id "${c.model_id}" does not match the URL's model "${name}"`,
+      );
     gw.registry.package(name);
     if (c.path) {
       const pkg = gw.registry.register(c.path);
       if (pkg.manifest.name !== name || pkg.manifest.version !== c.version) {
-        throw new IsoError('VALIDATION_ERROR', `the package at ${c.path} is ${pkg.manifest.name}@${pkg.manifest.version}, not ${name}@${c.version}`);
+        throw new IsoError(
+          'VALIDATION_ERROR',
+          `the package at ${c.path} is ${pkg.manifest.name}@${pkg.manifest.version}, not ${name}@${c.version}`,
+        );
       }
     } else if (c.docker_image) {
       // The new version keeps the serving one's port, paths, mapping and tasks unless the body says otherwise.
       const serving = gw.registry.package(name).manifest;
-      registerImagePackage(gw, { ...c, model_id: name, docker_image: c.docker_image }, serving.runtime === 'http' ? serving : undefined);
+      registerImagePackage(
+        gw,
+        { ...c, model_id: name, docker_image: c.docker_image },
+        serving.runtime === 'http' ? serving : undefined,
+      );
     }
     const t0 = Date.now();
     const overrides = overridesOf(c);
     const { previous } = await gw.registry.rollingUpdate(name, c.version, overrides);
     await gw.deploymentSync?.updated(name, c.version, overrides);
-    return okEnvelope(req, { ...modelStatus(gw, name), previous_versions: previous, update_time_ms: Date.now() - t0 }, `model ${name} updated to ${c.version}`);
+    return okEnvelope(
+      req,
+      { ...modelStatus(gw, name), previous_versions: previous, update_time_ms: Date.now() - t0 },
+      `model ${name} updated to ${c.version}`,
+    );
   });
 
   app.delete(`${P}/:id`, admin('models.delete'), async (req: IdReq) => {
     const { name, version } = parseModelId(req.params.id);
     gw.registry.package(req.params.id);
     if (version !== undefined) {
-      if (gw.registry.traffic(name).default_version === version && gw.registry.versions(name).some((v) => v.version !== version && v.status === 'ready')) {
-        throw new IsoError('VALIDATION_ERROR', `${req.params.id} is the default version; promote another version first`);
+      if (
+        gw.registry.traffic(name).default_version === version &&
+        gw.registry.versions(name).some((v) => v.version !== version && v.status === 'ready')
+      ) {
+        throw new IsoError(
+          'VALIDATION_ERROR',
+          `${req.params.id} is the default version; promote another version first`,
+        );
       }
       await gw.registry.unload(req.params.id);
       await gw.deploymentSync?.undeployed(req.params.id);
@@ -326,16 +440,24 @@ export function registerDeploymentRoutes(app: FastifyInstance, gw: GatewayContex
     await gw.registry.remove(name);
     await gw.deploymentSync?.removed(name);
     const known = gw.registry.names().includes(name);
-    return okEnvelope(req, known ? modelStatus(gw, name) : { model_id: name, status: 'removed' }, `model ${name} undeployed`);
+    return okEnvelope(
+      req,
+      known ? modelStatus(gw, name) : { model_id: name, status: 'removed' },
+      `model ${name} undeployed`,
+    );
   });
 
-  app.get(`${P}/:id/traffic`, PREDICT, async (req: IdReq) => okEnvelope(req, gw.registry.traffic(parseModelId(req.params.id).name), 'traffic'));
+  app.get(`${P}/:id/traffic`, PREDICT, async (req: IdReq) =>
+    okEnvelope(req, gw.registry.traffic(parseModelId(req.params.id).name), 'traffic'),
+  );
 
   app.put(`${P}/:id/traffic`, admin('models.traffic'), async (req: IdReq) => {
     const name = parseModelId(req.params.id).name;
     const b = parseBody(trafficBody, req.body);
-    const weights = 'weights' in b ? b.weights : canaryWeights(gw.registry.defaultVersion(name), b.canary.version, b.canary.percent);
-    if ('canary' in b && b.canary.version === gw.registry.defaultVersion(name)) throw new IsoError('VALIDATION_ERROR', `${b.canary.version} is already the default version`);
+    const weights =
+      'weights' in b ? b.weights : canaryWeights(gw.registry.defaultVersion(name), b.canary.version, b.canary.percent);
+    if ('canary' in b && b.canary.version === gw.registry.defaultVersion(name))
+      throw new IsoError('VALIDATION_ERROR', `${b.canary.version} is already the default version`);
     await gw.registry.setTraffic(name, weights);
     return okEnvelope(req, gw.registry.traffic(name), 'traffic split set');
   });

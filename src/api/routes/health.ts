@@ -12,11 +12,21 @@ export function registerHealthRoutes(app: FastifyInstance, gw: GatewayContext): 
   for (const prefix of ['', '/api/v1']) registerProbes(app, gw, prefix);
   const basic = async (req: FastifyRequest) => {
     const storage = gw.store.storage.check();
-    const healthy = gw.started && gw.requiredModels().every((n) => gw.registry.deployment(n)?.healthy()) && storage.status === 'ok';
+    const healthy =
+      gw.started && gw.requiredModels().every((n) => gw.registry.deployment(n)?.healthy()) && storage.status === 'ok';
     return okEnvelope(
       req,
-      { status: healthy ? 'healthy' : 'degraded', uptime: uptimeS(gw), models: gw.registry.names().length, storage: storage.status },
-      healthy ? 'service is healthy' : storage.status === 'ok' ? 'service is degraded' : `service is degraded: ${storage.reason}`,
+      {
+        status: healthy ? 'healthy' : 'degraded',
+        uptime: uptimeS(gw),
+        models: gw.registry.names().length,
+        storage: storage.status,
+      },
+      healthy
+        ? 'service is healthy'
+        : storage.status === 'ok'
+          ? 'service is degraded'
+          : `service is degraded: ${storage.reason}`,
     );
   };
   app.get('/api/v1/health', PUBLIC, basic);
@@ -24,10 +34,17 @@ export function registerHealthRoutes(app: FastifyInstance, gw: GatewayContext): 
 }
 
 function registerProbes(app: FastifyInstance, gw: GatewayContext, prefix: string): void {
-  app.get(`${prefix}/health/live`, PUBLIC, async (req) => okEnvelope(req, { status: 'alive', uptime: uptimeS(gw) }, 'alive'));
+  app.get(`${prefix}/health/live`, PUBLIC, async (req) =>
+    okEnvelope(req, { status: 'alive', uptime: uptimeS(gw) }, 'alive'),
+  );
 
   app.get(`${prefix}/health/startup`, PUBLIC, async (req, reply) => {
-    if (!gw.started) return sendError(req, reply, new IsoError('MODEL_NOT_LOADED', 'gateway is still loading its models', undefined, 1));
+    if (!gw.started)
+      return sendError(
+        req,
+        reply,
+        new IsoError('MODEL_NOT_LOADED', 'gateway is still loading its models', undefined, 1),
+      );
     return okEnvelope(req, { status: 'started', uptime: uptimeS(gw) }, 'started');
   });
 
@@ -38,8 +55,19 @@ function registerProbes(app: FastifyInstance, gw: GatewayContext, prefix: string
       return !d || !d.healthy();
     });
     if (!gw.started || notReady.length > 0) {
-      const details = Object.fromEntries(notReady.map((n) => [n, { status: gw.registry.status(n), last_error: gw.registry.lastError(n) ?? null }]));
-      return sendError(req, reply, new IsoError('MODEL_NOT_LOADED', gw.started ? `not ready: ${notReady.join(', ')}` : 'gateway is still starting', { not_ready: details }, 1));
+      const details = Object.fromEntries(
+        notReady.map((n) => [n, { status: gw.registry.status(n), last_error: gw.registry.lastError(n) ?? null }]),
+      );
+      return sendError(
+        req,
+        reply,
+        new IsoError(
+          'MODEL_NOT_LOADED',
+          gw.started ? `not ready: ${notReady.join(', ')}` : 'gateway is still starting',
+          { not_ready: details },
+          1,
+        ),
+      );
     }
     return okEnvelope(req, { status: 'ready', models: required }, 'ready');
   });
@@ -50,7 +78,10 @@ function registerProbes(app: FastifyInstance, gw: GatewayContext, prefix: string
     const notHealthy = gw.requiredModels().filter((n) => !gw.registry.deployment(n)?.healthy());
     // Probed at most every few seconds (storage-fault.ts): a full disk shows here before a write fails.
     const storage = gw.store.storage.check();
-    const reasons = [...(notHealthy.length ? [`not healthy: ${notHealthy.join(', ')}`] : []), ...(storage.reason ? [`storage unavailable: ${storage.reason}`] : [])];
+    const reasons = [
+      ...(notHealthy.length ? [`not healthy: ${notHealthy.join(', ')}`] : []),
+      ...(storage.reason ? [`storage unavailable: ${storage.reason}`] : []),
+    ];
     return okEnvelope(
       req,
       {
@@ -60,7 +91,9 @@ function registerProbes(app: FastifyInstance, gw: GatewayContext, prefix: string
         uptime: uptimeS(gw),
         started: gw.started,
         default_model: gw.defaultModel() ?? null,
-        ...(gw.missingDefaultModel() && { default_model_missing: `default_model "${gw.missingDefaultModel()}" is not a model here; the root routes answer for ${gw.defaultModel() ?? 'no model'}` }),
+        ...(gw.missingDefaultModel() && {
+          default_model_missing: `default_model "${gw.missingDefaultModel()}" is not a model here; the root routes answer for ${gw.defaultModel() ?? 'no model'}`,
+        }),
         isolation: { cgroups: gw.cgroups.version },
         gateway: { pid: process.pid, rss: formatBytes(process.memoryUsage().rss), node: process.version },
         system: systemInfo(),

@@ -17,10 +17,24 @@ import { z } from 'zod';
 import { IsoError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { okEnvelope, sendError, toIsoError } from '../envelope.js';
-import { CsvWriter, formatFromContentType, INPUT_FORMATS, type InputFormat, type OutputRecord } from '../../jobs/formats.js';
+import {
+  CsvWriter,
+  formatFromContentType,
+  INPUT_FORMATS,
+  type InputFormat,
+  type OutputRecord,
+} from '../../jobs/formats.js';
 import { jobIntakeFor, SubmissionAborted, submissionHash, type JobIntake, type Submission } from '../../jobs/intake.js';
 import { canonical } from '../../jobs/json-body.js';
-import { jobRunnerFor, MAX_CHUNK_SIZE, MAX_WORKERS, type JobCaller, type JobRunner, type JobSettings, type JobSpec } from '../../jobs/runner.js';
+import {
+  jobRunnerFor,
+  MAX_CHUNK_SIZE,
+  MAX_WORKERS,
+  type JobCaller,
+  type JobRunner,
+  type JobSettings,
+  type JobSpec,
+} from '../../jobs/runner.js';
 import { TERMINAL, type JobRow, type JobStatus, JOB_STATUSES } from '../../jobs/store.js';
 import { hasScope } from '../../security/keys.js';
 import { describeZod } from '../../validation/zod-message.js';
@@ -104,12 +118,14 @@ type JsonSource = { kind: 'list' } | { kind: 'text'; text: string; format: Input
  * (file text). `body` holds its members, its list (if any) as an empty placeholder.
  */
 function fromJson(body: unknown): { spec: JobSpec; settings: JobSettings; source: JsonSource } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('request body must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw invalid('request body must be a JSON object');
   const parsed = jobBody.safeParse(body);
   if (!parsed.success) throw invalid(describeZod(parsed.error));
   const b = parsed.data;
   const sources = (['sequences', 'inputs', 'data'] as const).filter((k) => b[k] !== undefined);
-  if (sources.length !== 1) throw invalid('give exactly one of sequences (a list), inputs (exchange objects) or data (file text, with format)');
+  if (sources.length !== 1)
+    throw invalid('give exactly one of sequences (a list), inputs (exchange objects) or data (file text, with format)');
   const targets = (['model', 'pipeline', 'pipeline_yaml'] as const).filter((k) => b[k] !== undefined);
   if (targets.length !== 1) throw invalid('give exactly one of model, pipeline (an object) or pipeline_yaml (text)');
   const source: JsonSource = b.data !== undefined ? { kind: 'text', text: b.data, format: b.format } : { kind: 'list' };
@@ -127,13 +143,23 @@ function fromJson(body: unknown): { spec: JobSpec; settings: JobSettings; source
     }
     spec = { kind: 'pipeline', pipeline: pipeline as never, options };
   }
-  return { spec, settings: { name: b.name, workers: b.workers, chunkSize: b.chunk_size, priority: b.priority }, source };
+  return {
+    spec,
+    settings: { name: b.name, workers: b.workers, chunkSize: b.chunk_size, priority: b.priority },
+    source,
+  };
 }
 
 /** A raw upload's settings: the model and settings in the query string, the format from ?format or the content type (else sniffed). */
-function fromRaw(contentType: string | undefined, query: unknown): { spec: JobSpec; settings: JobSettings; format: InputFormat | undefined } {
+function fromRaw(
+  contentType: string | undefined,
+  query: unknown,
+): { spec: JobSpec; settings: JobSettings; format: InputFormat | undefined } {
   const parsed = rawQuery.safeParse(query ?? {});
-  if (!parsed.success) throw invalid(`query: ${describeZod(parsed.error)} (a raw upload names the model and task in the query string: ?model=…&task=…)`);
+  if (!parsed.success)
+    throw invalid(
+      `query: ${describeZod(parsed.error)} (a raw upload names the model and task in the query string: ?model=…&task=…)`,
+    );
   const q = parsed.data;
   let options: Record<string, unknown> = {};
   if (q.options !== undefined) {
@@ -160,8 +186,22 @@ function hashOf(req: FastifyRequest): ReturnType<typeof submissionHash> {
 }
 
 /** An error envelope for a status IsoError has no code for (409). */
-function sendConflict(req: FastifyRequest, reply: FastifyReply, code: string, message: string, details: Record<string, unknown>): FastifyReply {
-  return reply.code(409).send({ success: false, message, error: { code, details }, timestamp: new Date().toISOString(), request_id: req.id });
+function sendConflict(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  code: string,
+  message: string,
+  details: Record<string, unknown>,
+): FastifyReply {
+  return reply
+    .code(409)
+    .send({
+      success: false,
+      message,
+      error: { code, details },
+      timestamp: new Date().toISOString(),
+      request_id: req.id,
+    });
 }
 
 function boolParam(v: unknown, dflt: boolean): boolean {
@@ -245,31 +285,65 @@ function disconnectSignal(reply: FastifyReply): { signal: AbortSignal; done: () 
   return { signal: ac.signal, done: () => reply.raw.off('close', onClose) };
 }
 
-function accepted(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, job: JobRow, caller: JobCaller): ReturnType<typeof okEnvelope> {
+function accepted(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  runner: JobRunner,
+  job: JobRow,
+  caller: JobCaller,
+): ReturnType<typeof okEnvelope> {
   void reply.code(202).header('location', `/v1/jobs/${job.id}`);
   return okEnvelope(req, runner.view(job, caller), `job accepted: ${job.total} sequences`);
 }
 
 /** The answer to a submission under an Idempotency-Key the caller already used (`existing` is the caller's own job). */
-async function replay(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, existing: JobRow, key: string, hash: string, caller: JobCaller): Promise<FastifyReply | ReturnType<typeof okEnvelope>> {
+async function replay(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  runner: JobRunner,
+  existing: JobRow,
+  key: string,
+  hash: string,
+  caller: JobCaller,
+): Promise<FastifyReply | ReturnType<typeof okEnvelope>> {
   if (existing.request_hash !== hash) {
-    return sendConflict(req, reply, 'IDEMPOTENCY_CONFLICT', `Idempotency-Key "${key}" was already used for job ${existing.id} with a different request body; use a new key for a new job`, {
-      idempotency_key: key,
-      job_id: existing.id,
-    });
+    return sendConflict(
+      req,
+      reply,
+      'IDEMPOTENCY_CONFLICT',
+      `Idempotency-Key "${key}" was already used for job ${existing.id} with a different request body; use a new key for a new job`,
+      {
+        idempotency_key: key,
+        job_id: existing.id,
+      },
+    );
   }
   const job = await runner.store.get(existing.id);
   if (!job || job.status === 'receiving') {
     // The first submission under this key is still being stored (or has just failed).
     void reply.header('retry-after', '1');
-    return sendConflict(req, reply, 'IDEMPOTENCY_CONFLICT', `a submission with Idempotency-Key "${key}" is still being received; retry in a moment`, { idempotency_key: key });
+    return sendConflict(
+      req,
+      reply,
+      'IDEMPOTENCY_CONFLICT',
+      `a submission with Idempotency-Key "${key}" is still being received; retry in a moment`,
+      { idempotency_key: key },
+    );
   }
   void reply.code(200).header('idempotent-replayed', 'true').header('location', `/v1/jobs/${job.id}`);
   return okEnvelope(req, runner.view(job, caller), 'job already submitted with this Idempotency-Key');
 }
 
 /** A raw upload: checked before its body is read, then streamed to disk, then parsed into the job. */
-async function submitRaw(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, intake: JobIntake, caller: JobCaller, key: string | undefined, body: Readable): Promise<unknown> {
+async function submitRaw(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  runner: JobRunner,
+  intake: JobIntake,
+  caller: JobCaller,
+  key: string | undefined,
+  body: Readable,
+): Promise<unknown> {
   const { signal, done } = disconnectSignal(reply);
   try {
     const { spec, settings, format } = fromRaw(req.headers['content-type'], req.query);
@@ -290,7 +364,9 @@ async function submitRaw(req: FastifyRequest, reply: FastifyReply, runner: JobRu
         const requestHash = hash.digest('hex');
         const sub: Submission = { caller, spec, settings, idempotencyKey: key, requestHash };
         const { job, created } = await intake.ingest(sub, slot, intake.fileRecords(upload, format, 'body'), signal);
-        return created ? accepted(req, reply, runner, job, caller) : await replay(req, reply, runner, job, key!, requestHash, caller);
+        return created
+          ? accepted(req, reply, runner, job, caller)
+          : await replay(req, reply, runner, job, key!, requestHash, caller);
       } finally {
         await upload.dispose();
       }
@@ -314,7 +390,15 @@ async function submitRaw(req: FastifyRequest, reply: FastifyReply, runner: JobRu
  * first (to check it), then its list entry by entry into the job. Hashed (one more read) only
  * under an Idempotency-Key.
  */
-async function submitJson(req: FastifyRequest, reply: FastifyReply, runner: JobRunner, intake: JobIntake, caller: JobCaller, key: string | undefined, body: Readable): Promise<unknown> {
+async function submitJson(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  runner: JobRunner,
+  intake: JobIntake,
+  caller: JobCaller,
+  key: string | undefined,
+  body: Readable,
+): Promise<unknown> {
   const { signal, done } = disconnectSignal(reply);
   try {
     const declared = Number(req.headers['content-length']);
@@ -337,9 +421,19 @@ async function submitJson(req: FastifyRequest, reply: FastifyReply, runner: JobR
         }
         runner.prepare(spec);
         slot ??= await intake.reserve(caller);
-        const batches = source.kind === 'list' ? intake.jsonListRecords(upload, scan.list!) : intake.textRecords(source.text, source.format, 'data');
-        const { job, created } = await intake.ingest({ caller, spec, settings, idempotencyKey: key, requestHash: hash }, slot, batches, signal);
-        return created ? accepted(req, reply, runner, job, caller) : await replay(req, reply, runner, job, key!, hash!, caller);
+        const batches =
+          source.kind === 'list'
+            ? intake.jsonListRecords(upload, scan.list!)
+            : intake.textRecords(source.text, source.format, 'data');
+        const { job, created } = await intake.ingest(
+          { caller, spec, settings, idempotencyKey: key, requestHash: hash },
+          slot,
+          batches,
+          signal,
+        );
+        return created
+          ? accepted(req, reply, runner, job, caller)
+          : await replay(req, reply, runner, job, key!, hash!, caller);
       } finally {
         await upload.dispose();
       }
@@ -381,7 +475,8 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
       const caller = callerOf(req);
       const keyHeader = req.headers['idempotency-key'];
       const key = Array.isArray(keyHeader) ? keyHeader[0] : keyHeader;
-      if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw invalid('Idempotency-Key must be 1 to 255 printable ASCII characters');
+      if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
+        throw invalid('Idempotency-Key must be 1 to 255 printable ASCII characters');
       const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       const body = req.body instanceof Readable ? req.body : null;
       if (ct === 'application/json') {
@@ -397,23 +492,53 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
     const caller = callerOf(req);
     const q = (req.query ?? {}) as Record<string, unknown>;
     const status = q.status === undefined || q.status === '' ? undefined : String(q.status);
-    if (status !== undefined && !(JOB_STATUSES as readonly string[]).includes(status)) throw invalid(`status must be one of ${JOB_STATUSES.join(', ')}`);
+    if (status !== undefined && !(JOB_STATUSES as readonly string[]).includes(status))
+      throw invalid(`status must be one of ${JOB_STATUSES.join(', ')}`);
     const limit = intParam(q.limit, 'limit', 50, 1, 1000);
     const offset = intParam(q.offset, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
     const model = q.model === undefined || q.model === '' ? undefined : String(q.model);
     const ownerParam = q.owner === undefined || q.owner === '' ? undefined : String(q.owner);
     // A key lists its own jobs; an admin key every job, or one owner's with ?owner=.
-    if (!caller.admin && ownerParam !== undefined && ownerParam !== caller.id) return okEnvelope(req, { jobs: [], total: 0, limit, offset }, '0 of 0 jobs');
+    if (!caller.admin && ownerParam !== undefined && ownerParam !== caller.id)
+      return okEnvelope(req, { jobs: [], total: 0, limit, offset }, '0 of 0 jobs');
     const owner = caller.admin ? ownerParam : caller.id;
-    const { jobs, total } = await runner.store.list({ owner, status: status as JobStatus | undefined, model, limit, offset });
-    return okEnvelope(req, { jobs: jobs.map((j) => runner.view(j, caller)), total, limit, offset }, `${jobs.length} of ${total} jobs`);
+    const { jobs, total } = await runner.store.list({
+      owner,
+      status: status as JobStatus | undefined,
+      model,
+      limit,
+      offset,
+    });
+    return okEnvelope(
+      req,
+      { jobs: jobs.map((j) => runner.view(j, caller)), total, limit, offset },
+      `${jobs.length} of ${total} jobs`,
+    );
   });
 
   /** An admin key reaching into another key's job is an admin action: audited. */
-  const auditForeign = (req: FastifyRequest, job: JobRow, caller: JobCaller, action: string, outcome: 'allowed' | 'failed' = 'allowed'): void => {
+  const auditForeign = (
+    req: FastifyRequest,
+    job: JobRow,
+    caller: JobCaller,
+    action: string,
+    outcome: 'allowed' | 'failed' = 'allowed',
+  ): void => {
     if (!caller.admin || job.owner === caller.id) return;
     gw.store.bestEffort(() =>
-      gw.auditTrail.record({ actor: caller.name, key_id: caller.id, action, route: req.routeOptions.url, params: { id: job.id }, target: job.id, outcome, status: 200, client: req.ip, request_id: req.id, details: `job of ${job.owner_name ?? job.owner}` }),
+      gw.auditTrail.record({
+        actor: caller.name,
+        key_id: caller.id,
+        action,
+        route: req.routeOptions.url,
+        params: { id: job.id },
+        target: job.id,
+        outcome,
+        status: 200,
+        client: req.ip,
+        request_id: req.id,
+        details: `job of ${job.owner_name ?? job.owner}`,
+      }),
     );
   };
 
@@ -428,7 +553,11 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
     const caller = callerOf(req);
     const { job, changed } = await runner.cancel((req.params as { id: string }).id, caller);
     auditForeign(req, job, caller, 'jobs.cancel', changed ? 'allowed' : 'failed');
-    return okEnvelope(req, runner.view(job, caller), changed ? 'job cancelled' : `job had already ${job.status === 'cancelled' ? 'been cancelled' : job.status}`);
+    return okEnvelope(
+      req,
+      runner.view(job, caller),
+      changed ? 'job cancelled' : `job had already ${job.status === 'cancelled' ? 'been cancelled' : job.status}`,
+    );
   });
 
   app.get('/v1/jobs/:id/results', PREDICT, async (req, reply) => {
@@ -443,13 +572,21 @@ export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
     if (download) void reply.header('content-disposition', `attachment; filename="${job.id}.${format}"`);
     if (format === 'csv') {
       if (!TERMINAL.has(job.status)) {
-        return sendConflict(req, reply, 'JOB_NOT_FINISHED', `job is ${job.status}: CSV results are ready when it is done (JSONL streams while it runs)`, { status: job.status, done: job.done, total: job.total });
+        return sendConflict(
+          req,
+          reply,
+          'JOB_NOT_FINISHED',
+          `job is ${job.status}: CSV results are ready when it is done (JSONL streams while it runs)`,
+          { status: job.status, done: job.done, total: job.total },
+        );
       }
       return reply.type('text/csv; charset=utf-8').send(Readable.from(csvResults(runner, id)));
     }
     const follow = boolParam(q.follow, true);
     const from = intParam(q.from, 'from', 0, 0, Number.MAX_SAFE_INTEGER);
     void reply.header('x-job-status', job.status).header('x-job-total', String(job.total));
-    return reply.type('application/x-ndjson; charset=utf-8').send(Readable.from(jsonlResults(runner, id, from, follow)));
+    return reply
+      .type('application/x-ndjson; charset=utf-8')
+      .send(Readable.from(jsonlResults(runner, id, from, follow)));
   });
 }

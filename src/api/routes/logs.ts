@@ -45,7 +45,7 @@ function readFrom(path: string, pos: number): { text: string; pos: number } {
 /** Everything from `pos` to the end of a file that no longer grows (a rotated one). */
 function readRest(path: string, pos: number): string {
   let text = '';
-  for (let p = pos; ; ) {
+  for (let p = pos; ;) {
     const got = readFrom(path, p);
     if (got.pos === p) return text;
     text += got.text;
@@ -60,10 +60,23 @@ interface Cursor {
   partial: string;
 }
 
-function follow(gw: GatewayContext, req: FastifyRequest, reply: FastifyReply, dir: string, model: string, replicas: () => readonly string[] | undefined, first: LogLine[], streams: Set<() => void>): void {
+function follow(
+  gw: GatewayContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  dir: string,
+  model: string,
+  replicas: () => readonly string[] | undefined,
+  first: LogLine[],
+  streams: Set<() => void>,
+): void {
   reply.hijack();
   const raw = reply.raw;
-  raw.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-cache', 'x-request-id': req.id });
+  raw.writeHead(200, {
+    'content-type': 'application/x-ndjson; charset=utf-8',
+    'cache-control': 'no-cache',
+    'x-request-id': req.id,
+  });
   // Headers out now: a client following a quiet model must not wait for its first line.
   raw.flushHeaders();
   for (const l of first) raw.write(`${JSON.stringify(l)}\n`);
@@ -151,9 +164,16 @@ export function registerLogRoutes(app: FastifyInstance, gw: GatewayContext): voi
     for (const end of [...streams]) end();
   });
 
-  const logsOf = (req: FastifyRequest, reply: FastifyReply, model: string, replicas: () => readonly string[] | undefined, label: Record<string, unknown>) => {
+  const logsOf = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    model: string,
+    replicas: () => readonly string[] | undefined,
+    label: Record<string, unknown>,
+  ) => {
     const q = parseBody(query, req.query);
-    if (!gw.replicaLogs) throw new IsoError('NOT_FOUND', 'per-replica log files are turned off (config log_files.enabled)');
+    if (!gw.replicaLogs)
+      throw new IsoError('NOT_FOUND', 'per-replica log files are turned off (config log_files.enabled)');
     const dir = gw.replicaLogs.modelDir(model);
     gw.replicaLogs.flush(model);
     const only = q.replica ? [q.replica] : replicas();
@@ -176,6 +196,9 @@ export function registerLogRoutes(app: FastifyInstance, gw: GatewayContext): voi
     // The container's replicas as it runs now (a stopped container: the ones it last had).
     const ids = c.replicas.map((r) => r.id);
     const known = gw.containers.replicaHistory(req.params.name);
-    return logsOf(req, reply, c.model_id, () => [...new Set([...known, ...ids])], { container_name: req.params.name, model_id: c.model_id });
+    return logsOf(req, reply, c.model_id, () => [...new Set([...known, ...ids])], {
+      container_name: req.params.name,
+      model_id: c.model_id,
+    });
   });
 }

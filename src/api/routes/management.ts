@@ -14,7 +14,11 @@ export function registerManagementRoutes(app: FastifyInstance, gw: GatewayContex
   app.post<{ Params: { name: string } }>('/v1/models/:name/load', admin('models.load'), async (req) => {
     const t0 = Date.now();
     await gw.registry.load(req.params.name);
-    return okEnvelope(req, { ...modelSummary(gw, req.params.name), load_time_ms: Date.now() - t0 }, `model ${req.params.name} loaded`);
+    return okEnvelope(
+      req,
+      { ...modelSummary(gw, req.params.name), load_time_ms: Date.now() - t0 },
+      `model ${req.params.name} loaded`,
+    );
   });
 
   app.post<{ Params: { name: string } }>('/v1/models/:name/unload', admin('models.unload'), async (req) => {

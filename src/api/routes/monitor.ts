@@ -15,7 +15,8 @@ type Query = Record<string, string | undefined>;
 function queryOf(raw: unknown): Query {
   const q = (raw ?? {}) as Record<string, unknown>;
   for (const [k, v] of Object.entries(q)) {
-    if (v !== undefined && typeof v !== 'string') throw new IsoError('INVALID_REQUEST', `query parameter "${k.slice(0, 40)}" must be given once`);
+    if (v !== undefined && typeof v !== 'string')
+      throw new IsoError('INVALID_REQUEST', `query parameter "${k.slice(0, 40)}" must be given once`);
   }
   return q as Query;
 }
@@ -36,14 +37,16 @@ function intParam(q: Query, name: string, fallback: number, min: number, max: nu
   const raw = q[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new IsoError('INVALID_REQUEST', `${name} must be an integer between ${min} and ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new IsoError('INVALID_REQUEST', `${name} must be an integer between ${min} and ${max}`);
   return n;
 }
 
 function oneOf<T extends string>(q: Query, name: string, allowed: readonly T[]): T | undefined {
   const raw = q[name];
   if (raw === undefined || raw === '') return undefined;
-  if (!(allowed as readonly string[]).includes(raw)) throw new IsoError('INVALID_REQUEST', `${name} must be one of ${allowed.join(', ')}`);
+  if (!(allowed as readonly string[]).includes(raw))
+    throw new IsoError('INVALID_REQUEST', `${name} must be one of ${allowed.join(', ')}`);
   return raw as T;
 }
 
@@ -52,28 +55,48 @@ export function registerMonitorRoutes(app: FastifyInstance, gw: GatewayContext):
 
   app.get('/v1/monitor/summary', PREDICT, async (req) => okEnvelope(req, mon().summary(), 'monitoring summary'));
 
-  app.get('/v1/monitor/metrics', PREDICT, async (req) => okEnvelope(req, { models: mon().allModelMetrics(), system: mon().systemMetrics() }, 'current metrics'));
+  app.get('/v1/monitor/metrics', PREDICT, async (req) =>
+    okEnvelope(req, { models: mon().allModelMetrics(), system: mon().systemMetrics() }, 'current metrics'),
+  );
 
-  app.get<{ Params: { name: string } }>('/v1/monitor/metrics/:name', PREDICT, async (req) => okEnvelope(req, mon().modelMetrics(req.params.name), `current metrics of ${req.params.name}`));
+  app.get<{ Params: { name: string } }>('/v1/monitor/metrics/:name', PREDICT, async (req) =>
+    okEnvelope(req, mon().modelMetrics(req.params.name), `current metrics of ${req.params.name}`),
+  );
 
   app.get('/v1/monitor/history', PREDICT, async (req) => {
     const q = queryOf(req.query);
     const windowMs = parseWindow(q.window, '1h');
     const points = intParam(q, 'points', 120, 2, 2000);
     const names = q.model ? [gw.registry.package(q.model).manifest.name] : gw.registry.names();
-    return okEnvelope(req, { window_s: Math.round(windowMs / 1000), models: names.map((n) => mon().history(n, windowMs, points)), system: mon().systemHistory(windowMs, points) }, 'monitoring history');
+    return okEnvelope(
+      req,
+      {
+        window_s: Math.round(windowMs / 1000),
+        models: names.map((n) => mon().history(n, windowMs, points)),
+        system: mon().systemHistory(windowMs, points),
+      },
+      'monitoring history',
+    );
   });
 
   app.get<{ Params: { name: string } }>('/v1/monitor/history/:name', PREDICT, async (req) => {
     const q = queryOf(req.query);
     gw.registry.package(req.params.name);
-    return okEnvelope(req, mon().history(req.params.name, parseWindow(q.window, '1h'), intParam(q, 'points', 120, 2, 2000)), `history of ${req.params.name}`);
+    return okEnvelope(
+      req,
+      mon().history(req.params.name, parseWindow(q.window, '1h'), intParam(q, 'points', 120, 2, 2000)),
+      `history of ${req.params.name}`,
+    );
   });
 
   app.get('/v1/monitor/events', PREDICT, async (req) => {
     const q = queryOf(req.query);
     const since = q.window ? Date.now() - parseWindow(q.window) : undefined;
-    return okEnvelope(req, { events: mon().events({ model: q.model, sinceMs: since, limit: intParam(q, 'limit', 200, 1, 5000) }) }, 'state history');
+    return okEnvelope(
+      req,
+      { events: mon().events({ model: q.model, sinceMs: since, limit: intParam(q, 'limit', 200, 1, 5000) }) },
+      'state history',
+    );
   });
 
   app.get('/v1/monitor/alerts', PREDICT, async (req) => {
@@ -81,7 +104,14 @@ export function registerMonitorRoutes(app: FastifyInstance, gw: GatewayContext):
     const state = oneOf<AlertState | 'all'>(q, 'state', ['firing', 'resolved', 'all']) ?? 'all';
     const kind = oneOf<AlertKind>(q, 'kind', ['cpu', 'memory', 'disk', 'health']);
     const since = q.window ? Date.now() - parseWindow(q.window) : undefined;
-    const alerts = mon().alerts.list({ state, kind, model: q.model, sinceMs: since, limit: intParam(q, 'limit', 100, 1, 1000), history: q.history !== 'false' });
+    const alerts = mon().alerts.list({
+      state,
+      kind,
+      model: q.model,
+      sinceMs: since,
+      limit: intParam(q, 'limit', 100, 1, 1000),
+      history: q.history !== 'false',
+    });
     const counts = mon().alerts.counts();
     return okEnvelope(req, { active: counts.firing, total: counts.total, alerts }, `${counts.firing} active alerts`);
   });
@@ -89,18 +119,30 @@ export function registerMonitorRoutes(app: FastifyInstance, gw: GatewayContext):
   // Admin: delivery rows carry the webhook URL, which often holds a token.
   app.get('/v1/monitor/webhooks', admin('monitor.webhooks.read'), async (req) => {
     const q = queryOf(req.query);
-    return okEnvelope(req, { configured: mon().alerts.webhook.enabled(), deliveries: mon().alerts.webhook.deliveries(intParam(q, 'limit', 50, 1, 1000)) }, 'webhook deliveries');
+    return okEnvelope(
+      req,
+      {
+        configured: mon().alerts.webhook.enabled(),
+        deliveries: mon().alerts.webhook.deliveries(intParam(q, 'limit', 50, 1, 1000)),
+      },
+      'webhook deliveries',
+    );
   });
 
   app.get('/v1/monitor/thresholds', PREDICT, async (req) => okEnvelope(req, mon().getSettings(), 'monitor thresholds'));
 
   app.put('/v1/monitor/thresholds', admin('monitor.thresholds'), async (req) => {
     const parsed = settingsPatch.safeParse(req.body ?? {});
-    if (!parsed.success) throw new IsoError('INVALID_REQUEST', 'invalid thresholds', { issues: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`) });
+    if (!parsed.success)
+      throw new IsoError('INVALID_REQUEST', 'invalid thresholds', {
+        issues: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`),
+      });
     return okEnvelope(req, await mon().updateSettings(parsed.data), 'thresholds updated');
   });
 
-  app.delete('/v1/monitor/thresholds', admin('monitor.thresholds.reset'), async (req) => okEnvelope(req, await mon().resetSettings(), 'thresholds reset to the configuration'));
+  app.delete('/v1/monitor/thresholds', admin('monitor.thresholds.reset'), async (req) =>
+    okEnvelope(req, await mon().resetSettings(), 'thresholds reset to the configuration'),
+  );
 
   /** Everything the web console shows, in one call (it polls this). */
   app.get('/v1/monitor/overview', PREDICT, async (req) => {

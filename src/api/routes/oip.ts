@@ -12,7 +12,14 @@ import { PACKAGE_VERSION } from '../../paths.js';
 import type { ModelStatus } from '../../scheduler/registry.js';
 import { isItemError } from '../../worker/protocol.js';
 import { toIsoError } from '../envelope.js';
-import { bad, declaredInputs, declaredOutputs, outputsToTensors, parseInfer, type MetadataTensor } from '../oip-tensors.js';
+import {
+  bad,
+  declaredInputs,
+  declaredOutputs,
+  outputsToTensors,
+  parseInfer,
+  type MetadataTensor,
+} from '../oip-tensors.js';
 import { cancelOnDisconnect } from '../disconnect.js';
 import { callerOf } from '../caller.js';
 import { RequestOutcome } from '../../inference/outcome.js';
@@ -37,7 +44,8 @@ export function modelMetadata(gw: GatewayContext, name: string): Record<string, 
       if (!prev) outputs.set(t.name, { ...t, parameters: { task_types: [task.name] } });
       else {
         prev.parameters.task_types.push(task.name);
-        if (prev.datatype !== t.datatype || prev.shape.length !== t.shape.length) Object.assign(prev, { datatype: 'BYTES', shape: [-1] });
+        if (prev.datatype !== t.datatype || prev.shape.length !== t.shape.length)
+          Object.assign(prev, { datatype: 'BYTES', shape: [-1] });
       }
     }
   }
@@ -56,7 +64,9 @@ export function modelMetadata(gw: GatewayContext, name: string): Record<string, 
     name: m.name,
     versions: gw.registry.versions(m.name).map((v) => v.version),
     platform: platformOf(m),
-    inputs: inputs.map(({ t, tasks }) => (tasks.length === m.tasks.length ? t : { ...t, parameters: { ...t.parameters, task_types: tasks } })),
+    inputs: inputs.map(({ t, tasks }) =>
+      tasks.length === m.tasks.length ? t : { ...t, parameters: { ...t.parameters, task_types: tasks } },
+    ),
     outputs: [...outputs.values()],
     parameters: {
       task_types: m.tasks.map((t) => t.name),
@@ -77,7 +87,11 @@ function modelIdOf(gw: GatewayContext, name: string, version?: string): string {
   if (version === undefined) return name;
   const versions = gw.registry.versions(name).map((v) => v.version);
   if (!versions.includes(version)) {
-    throw new IsoError('NOT_FOUND', `model ${name} has no version "${version.slice(0, 64)}"; available versions: ${versions.join(', ')}`, { versions });
+    throw new IsoError(
+      'NOT_FOUND',
+      `model ${name} has no version "${version.slice(0, 64)}"; available versions: ${versions.join(', ')}`,
+      { versions },
+    );
   }
   return `${name}@${version}`;
 }
@@ -115,7 +129,9 @@ export function registerOipRoutes(app: FastifyInstance, gw: GatewayContext): voi
         // The protocol's error is one string: it starts with the stable isomodel code.
         return reply.code(iso.status).send({ error: `${iso.code}: ${iso.message}` });
       });
-      v2.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
+      v2.setNotFoundHandler((req, reply) =>
+        reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }),
+      );
 
       v2.get('/', PREDICT, async () => ({ name: 'isomodel', version: PACKAGE_VERSION, extensions: OIP_EXTENSIONS }));
 
@@ -128,7 +144,8 @@ export function registerOipRoutes(app: FastifyInstance, gw: GatewayContext): voi
         return { ready: true };
       });
 
-      const metadata = async (req: FastifyRequest<{ Params: ModelParams }>) => modelMetadata(gw, modelIdOf(gw, req.params.name, req.params.version));
+      const metadata = async (req: FastifyRequest<{ Params: ModelParams }>) =>
+        modelMetadata(gw, modelIdOf(gw, req.params.name, req.params.version));
       v2.get('/models/:name', PREDICT, metadata);
       v2.get('/models/:name/versions/:version', PREDICT, metadata);
 
@@ -160,7 +177,9 @@ export function registerOipRoutes(app: FastifyInstance, gw: GatewayContext): voi
           if (parsed.requested) {
             const missing = parsed.requested.filter((r) => !tensors.some((t) => t.name === r));
             if (missing.length) {
-              throw bad(`unknown output "${missing[0]!.slice(0, 64)}"; ${parsed.task.name} returns: ${tensors.map((t) => t.name).join(', ')}`);
+              throw bad(
+                `unknown output "${missing[0]!.slice(0, 64)}"; ${parsed.task.name} returns: ${tensors.map((t) => t.name).join(', ')}`,
+              );
             }
             tensors = parsed.requested.map((r) => tensors.find((t) => t.name === r)!);
           }
@@ -169,7 +188,10 @@ export function registerOipRoutes(app: FastifyInstance, gw: GatewayContext): voi
             model_name: dep.name,
             model_version: dep.version,
             id: parsed.id ?? req.id,
-            parameters: { task_type: parsed.task.name, ...(parsed.sequenceType ? { sequence_type: parsed.sequenceType } : {}) },
+            parameters: {
+              task_type: parsed.task.name,
+              ...(parsed.sequenceType ? { sequence_type: parsed.sequenceType } : {}),
+            },
             outputs: tensors,
           };
         } catch (e) {
@@ -184,27 +206,41 @@ export function registerOipRoutes(app: FastifyInstance, gw: GatewayContext): voi
 
       v2.post('/repository/index', PREDICT, async (req) => {
         const body = (req.body ?? {}) as { ready?: unknown };
-        if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('request body must be a JSON object');
+        if (typeof body !== 'object' || body === null || Array.isArray(body))
+          throw bad('request body must be a JSON object');
         if (body.ready !== undefined && typeof body.ready !== 'boolean') throw bad('ready must be a boolean');
         // One row per version, as Triton lists a model repository.
         const rows = gw.registry.names().flatMap((n) =>
           gw.registry.versions(n).map((v) => {
             const state = repositoryState(v.status);
-            const reason = state === 'READY' ? '' : v.status === 'loading' ? 'loading' : (notReadyReason(gw, `${n}@${v.version}`) ?? v.status);
+            const reason =
+              state === 'READY'
+                ? ''
+                : v.status === 'loading'
+                  ? 'loading'
+                  : (notReadyReason(gw, `${n}@${v.version}`) ?? v.status);
             return { name: n, version: v.version, state, reason };
           }),
         );
         return body.ready === true ? rows.filter((r) => r.state === 'READY') : rows;
       });
 
-      v2.post<{ Params: { name: string } }>('/repository/models/:name/load', admin('models.load'), async (req, reply) => {
-        await gw.registry.load(req.params.name);
-        return reply.code(200).send();
-      });
-      v2.post<{ Params: { name: string } }>('/repository/models/:name/unload', admin('models.unload'), async (req, reply) => {
-        await gw.registry.unload(req.params.name);
-        return reply.code(200).send();
-      });
+      v2.post<{ Params: { name: string } }>(
+        '/repository/models/:name/load',
+        admin('models.load'),
+        async (req, reply) => {
+          await gw.registry.load(req.params.name);
+          return reply.code(200).send();
+        },
+      );
+      v2.post<{ Params: { name: string } }>(
+        '/repository/models/:name/unload',
+        admin('models.unload'),
+        async (req, reply) => {
+          await gw.registry.unload(req.params.name);
+          return reply.code(200).send();
+        },
+      );
     },
     { prefix: OIP_PREFIX },
   );

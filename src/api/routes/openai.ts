@@ -27,7 +27,18 @@ import { resolveTask } from '../predict-request.js';
 import { EventStream } from '../sse.js';
 import { stickyKey } from '../sticky.js';
 import { PREDICT } from '../../security/route-scope.js';
-import { chatBody, completionBody, embeddingsBody, finishReason, generatesText, generationOptions, parseRequest, sendOpenAiError, streamFailed, withParam } from '../openai-shapes.js';
+import {
+  chatBody,
+  completionBody,
+  embeddingsBody,
+  finishReason,
+  generatesText,
+  generationOptions,
+  parseRequest,
+  sendOpenAiError,
+  streamFailed,
+  withParam,
+} from '../openai-shapes.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared plumbing
@@ -37,13 +48,24 @@ import { chatBody, completionBody, embeddingsBody, finishReason, generatesText, 
  * task, `defaultTask` picks one: a task name, or a function of the manifest (undefined: the
  * model's default task).
  */
-function resolveModel(gw: GatewayContext, outcome: RequestOutcome, model: string, defaultTask?: string | ((m: Manifest) => string | undefined), sticky?: string): { dep: ModelDeployment; task: TaskSpec } {
+function resolveModel(
+  gw: GatewayContext,
+  outcome: RequestOutcome,
+  model: string,
+  defaultTask?: string | ((m: Manifest) => string | undefined),
+  sticky?: string,
+): { dep: ModelDeployment; task: TaskSpec } {
   const colon = model.indexOf(':');
   const name = colon === -1 ? model : model.slice(0, colon);
   outcome.model = name;
   try {
     const dep = serving(gw, outcome, name, sticky);
-    const taskName = colon !== -1 ? model.slice(colon + 1) : typeof defaultTask === 'function' ? defaultTask(dep.pkg.manifest) : defaultTask;
+    const taskName =
+      colon !== -1
+        ? model.slice(colon + 1)
+        : typeof defaultTask === 'function'
+          ? defaultTask(dep.pkg.manifest)
+          : defaultTask;
     const task = resolveTask(dep.pkg.manifest, taskName);
     outcome.task = task.name;
     return { dep, task };
@@ -53,7 +75,13 @@ function resolveModel(gw: GatewayContext, outcome: RequestOutcome, model: string
 }
 
 /** Queues work, cancelling it (and the worker's stream) if the client disconnects first. */
-function submit(reply: FastifyReply, outcome: RequestOutcome, dep: ModelDeployment, work: Work, opts: Omit<RunOptions, 'signal'> = {}): Promise<ItemOutput[]> {
+function submit(
+  reply: FastifyReply,
+  outcome: RequestOutcome,
+  dep: ModelDeployment,
+  work: Work,
+  opts: Omit<RunOptions, 'signal'> = {},
+): Promise<ItemOutput[]> {
   return cancelOnDisconnect(reply, (signal) => run(outcome, dep, work, { ...opts, signal }));
 }
 
@@ -65,7 +93,8 @@ function outcomeOf(gw: GatewayContext, req: FastifyRequest, route: string): Requ
 /** Records the failure as the error handler will answer it (toIsoError), logging what is not ours. */
 function failed(outcome: RequestOutcome, req: FastifyRequest, e: unknown): IsoError {
   const err = toIsoError(e);
-  if (err.code === 'INTERNAL_ERROR' && !(e instanceof IsoError)) req.log.error({ err: e, reqId: req.id }, 'unhandled error');
+  if (err.code === 'INTERNAL_ERROR' && !(e instanceof IsoError))
+    req.log.error({ err: e, reqId: req.id }, 'unhandled error');
   return outcome.failed(e, err);
 }
 
@@ -92,7 +121,12 @@ function validated(task: TaskSpec, raw: unknown, field: string, param: string, i
     return validateInput(task, raw, field);
   } catch (e) {
     if (!(e instanceof IsoError)) throw e;
-    throw withParam(index === undefined ? e : new IsoError(e.code, e.message, { index, ...(typeof e.details === 'object' ? (e.details as object) : {}) }), param);
+    throw withParam(
+      index === undefined
+        ? e
+        : new IsoError(e.code, e.message, { index, ...(typeof e.details === 'object' ? (e.details as object) : {}) }),
+      param,
+    );
   }
 }
 
@@ -106,18 +140,33 @@ async function embeddings(gw: GatewayContext, req: FastifyRequest, reply: Fastif
   const outcome = outcomeOf(gw, req, 'openai.embeddings');
   try {
     const b = parseRequest(embeddingsBody, req.body);
-    const { dep, task } = resolveModel(gw, outcome, b.model, 'embedding', stickyKey(req, (req.body as { user?: unknown }).user));
-    if (!EMBEDDING_INPUTS.includes(task.input_type)) throw withParam(unsupportedOn('/v1/embeddings', task, EMBEDDING_INPUTS), 'model');
+    const { dep, task } = resolveModel(
+      gw,
+      outcome,
+      b.model,
+      'embedding',
+      stickyKey(req, (req.body as { user?: unknown }).user),
+    );
+    if (!EMBEDDING_INPUTS.includes(task.input_type))
+      throw withParam(unsupportedOn('/v1/embeddings', task, EMBEDDING_INPUTS), 'model');
     const many = Array.isArray(b.input);
     const inputs: unknown[] = many ? (b.input as unknown[]) : [b.input];
     const what = task.input_type === 'text' ? 'text' : 'sequence';
-    if (inputs.length === 0) throw withParam(new IsoError('INVALID_REQUEST', `input must hold at least one ${what}`), 'input');
-    if (inputs.length > gw.config.max_batch_sequences) throw withParam(batchTooLarge(inputs.length, gw.config.max_batch_sequences, 'inputs per request'), 'input');
+    if (inputs.length === 0)
+      throw withParam(new IsoError('INVALID_REQUEST', `input must hold at least one ${what}`), 'input');
+    if (inputs.length > gw.config.max_batch_sequences)
+      throw withParam(batchTooLarge(inputs.length, gw.config.max_batch_sequences, 'inputs per request'), 'input');
     const options = b.dimensions === undefined ? {} : { embedding_dimension: b.dimensions };
     let tokens = 0;
     const items: WorkItem[] = inputs.map((raw, i) => {
       if (typeof raw !== 'string') {
-        throw withParam(new IsoError('INVALID_REQUEST', `input must be a ${what} or an array of ${what === 'text' ? 'texts' : 'sequences'} (token arrays are not supported)`), 'input');
+        throw withParam(
+          new IsoError(
+            'INVALID_REQUEST',
+            `input must be a ${what} or an array of ${what === 'text' ? 'texts' : 'sequences'} (token arrays are not supported)`,
+          ),
+          'input',
+        );
       }
       const v = validated(task, raw, many ? `input[${i}]` : 'input', 'input', many ? i : undefined);
       tokens += v.size;
@@ -131,9 +180,19 @@ async function embeddings(gw: GatewayContext, req: FastifyRequest, reply: Fastif
       }
       // A model that ignores embedding_dimension must not pass off another size as the one asked for.
       if (b.dimensions !== undefined && embedding.length !== b.dimensions) {
-        throw withParam(new IsoError('INVALID_REQUEST', `model ${dep.name} does not support dimensions=${b.dimensions} (it returned ${embedding.length})`), 'dimensions');
+        throw withParam(
+          new IsoError(
+            'INVALID_REQUEST',
+            `model ${dep.name} does not support dimensions=${b.dimensions} (it returned ${embedding.length})`,
+          ),
+          'dimensions',
+        );
       }
-      return { object: 'embedding', index: i, embedding: b.encoding_format === 'base64' ? float32Base64(embedding as number[]) : embedding };
+      return {
+        object: 'embedding',
+        index: i,
+        embedding: b.encoding_format === 'base64' ? float32Base64(embedding as number[]) : embedding,
+      };
     });
     outcome.ok();
     return { object: 'list', data, model: b.model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
@@ -149,7 +208,8 @@ type ChatMessage = z.infer<typeof chatBody>['messages'][number];
 
 function messageText(m: ChatMessage): string {
   if (typeof m.content === 'string') return m.content;
-  if (Array.isArray(m.content)) return m.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('');
+  if (Array.isArray(m.content))
+    return m.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('');
   return '';
 }
 
@@ -167,23 +227,42 @@ function chatTaskOf(m: Manifest): string | undefined {
 }
 
 /** The work item of a chat request: the conversation (chat tasks) or the last user message's text. */
-function chatItem(task: TaskSpec, b: z.infer<typeof chatBody>, body: unknown): { item: WorkItem; promptTokens: number } {
+function chatItem(
+  task: TaskSpec,
+  b: z.infer<typeof chatBody>,
+  body: unknown,
+): { item: WorkItem; promptTokens: number } {
   if (task.input_type === 'chat') {
     let v: ValidInput;
     try {
       v = validated(task, b.messages, 'messages', 'messages');
     } catch (e) {
       // validateChat names a message `messages.messages[i]` (its input may be {messages}): here it is the body's messages[i].
-      throw e instanceof IsoError ? withParam(new IsoError(e.code, e.message.replace('messages.messages[', 'messages['), e.details), 'messages') : e;
+      throw e instanceof IsoError
+        ? withParam(new IsoError(e.code, e.message.replace('messages.messages[', 'messages['), e.details), 'messages')
+        : e;
     }
-    return { item: { ...v.payload, options: { ...generationOptions(body), ...(b.options ?? {}) } }, promptTokens: v.size };
+    return {
+      item: { ...v.payload, options: { ...generationOptions(body), ...(b.options ?? {}) } },
+      promptTokens: v.size,
+    };
   }
   const at = b.messages.findLastIndex((m) => m.role === 'user');
-  if (at === -1) throw withParam(new IsoError('INVALID_REQUEST', `messages must include a user message holding the ${task.input_type === 'text' ? 'text' : 'sequence'}`), 'messages');
+  if (at === -1)
+    throw withParam(
+      new IsoError(
+        'INVALID_REQUEST',
+        `messages must include a user message holding the ${task.input_type === 'text' ? 'text' : 'sequence'}`,
+      ),
+      'messages',
+    );
   const field = `messages[${at}].content`;
   if (task.input_type === 'text') {
     const v = validated(task, messageText(b.messages[at]!), field, 'messages');
-    return { item: { ...v.payload, options: { ...generationOptions(body), ...(b.options ?? {}) } }, promptTokens: v.size };
+    return {
+      item: { ...v.payload, options: { ...generationOptions(body), ...(b.options ?? {}) } },
+      promptTokens: v.size,
+    };
   }
   // Sequence tasks, as always: the trimmed text of the last user message; OpenAI's sampling
   // parameters are not theirs.
@@ -196,14 +275,26 @@ async function chatCompletions(gw: GatewayContext, req: FastifyRequest, reply: F
   let sse: EventStream | null = null;
   try {
     const b = parseRequest(chatBody, req.body);
-    if (b.n !== undefined && b.n !== null && b.n !== 1) throw withParam(new IsoError('INVALID_REQUEST', 'n must be 1'), 'n');
-    const { dep, task } = resolveModel(gw, outcome, b.model, chatTaskOf, stickyKey(req, (req.body as { user?: unknown }).user));
-    if (!CHAT_INPUTS.includes(task.input_type)) throw withParam(unsupportedOn('/v1/chat/completions', task, CHAT_INPUTS), 'model');
+    if (b.n !== undefined && b.n !== null && b.n !== 1)
+      throw withParam(new IsoError('INVALID_REQUEST', 'n must be 1'), 'n');
+    const { dep, task } = resolveModel(
+      gw,
+      outcome,
+      b.model,
+      chatTaskOf,
+      stickyKey(req, (req.body as { user?: unknown }).user),
+    );
+    if (!CHAT_INPUTS.includes(task.input_type))
+      throw withParam(unsupportedOn('/v1/chat/completions', task, CHAT_INPUTS), 'model');
     const { item, promptTokens } = chatItem(task, b, req.body);
     const items: WorkItem[] = [item];
     const id = `chatcmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
-    const usage = (completion: number) => ({ prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion });
+    const usage = (completion: number) => ({
+      prompt_tokens: promptTokens,
+      completion_tokens: completion,
+      total_tokens: promptTokens + completion,
+    });
 
     if (!b.stream) {
       const out = itemOutput((await submit(reply, outcome, dep, { task, items }))[0], 0, false);
@@ -215,7 +306,14 @@ async function chatCompletions(gw: GatewayContext, req: FastifyRequest, reply: F
         created,
         model: b.model,
         system_fingerprint: null,
-        choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: finishReason(out) }],
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content, refusal: null },
+            logprobs: null,
+            finish_reason: finishReason(out),
+          },
+        ],
         usage: usage(codePoints(content)),
       };
     }
@@ -240,7 +338,13 @@ async function chatCompletions(gw: GatewayContext, req: FastifyRequest, reply: F
       chunks++;
       characters += codePoints(text);
     };
-    const outputs = await submit(reply, outcome, dep, { task, items }, { onChunk: (_index, data) => emit(chunkText(data)) });
+    const outputs = await submit(
+      reply,
+      outcome,
+      dep,
+      { task, items },
+      { onChunk: (_index, data) => emit(chunkText(data)) },
+    );
     const out = itemOutput(outputs[0], 0, false);
     // A model without `stream` answers with its final output only: send it as one delta.
     if (chunks === 0) emit(typeof out.text === 'string' ? out.text : JSON.stringify(out));
@@ -263,9 +367,13 @@ function completionTaskOf(m: Manifest): string | undefined {
   if (def.input_type === 'text' && generatesText(def)) return def.name;
   const t = m.tasks.find((x) => x.input_type === 'text' && generatesText(x));
   if (!t) {
-    throw new IsoError('INVALID_REQUEST', `model ${m.name} has no text-generation task (input_type text with output type text); its tasks: ${m.tasks.map((x) => `${x.name} (${x.input_type})`).join(', ')}`, {
-      tasks: m.tasks.map((x) => x.name),
-    });
+    throw new IsoError(
+      'INVALID_REQUEST',
+      `model ${m.name} has no text-generation task (input_type text with output type text); its tasks: ${m.tasks.map((x) => `${x.name} (${x.input_type})`).join(', ')}`,
+      {
+        tasks: m.tasks.map((x) => x.name),
+      },
+    );
   }
   return t.name;
 }
@@ -282,33 +390,62 @@ async function completions(gw: GatewayContext, req: FastifyRequest, reply: Fasti
   try {
     const b = parseRequest(completionBody, req.body);
     if (b.n != null && b.n !== 1) throw withParam(new IsoError('INVALID_REQUEST', 'n must be 1'), 'n');
-    if (b.best_of != null && b.best_of !== 1) throw withParam(new IsoError('INVALID_REQUEST', 'best_of must be 1'), 'best_of');
+    if (b.best_of != null && b.best_of !== 1)
+      throw withParam(new IsoError('INVALID_REQUEST', 'best_of must be 1'), 'best_of');
     if (b.echo === true) throw withParam(new IsoError('INVALID_REQUEST', 'echo is not supported'), 'echo');
-    if (b.suffix != null && b.suffix !== '') throw withParam(new IsoError('INVALID_REQUEST', 'suffix is not supported'), 'suffix');
-    const { dep, task } = resolveModel(gw, outcome, b.model, completionTaskOf, stickyKey(req, (req.body as { user?: unknown }).user));
+    if (b.suffix != null && b.suffix !== '')
+      throw withParam(new IsoError('INVALID_REQUEST', 'suffix is not supported'), 'suffix');
+    const { dep, task } = resolveModel(
+      gw,
+      outcome,
+      b.model,
+      completionTaskOf,
+      stickyKey(req, (req.body as { user?: unknown }).user),
+    );
     if (task.input_type !== 'text') throw withParam(unsupportedOn('/v1/completions', task, ['text']), 'model');
     if (!generatesText(task)) {
-      throw withParam(new IsoError('INVALID_REQUEST', `task ${task.name} of model ${dep.name} does not generate text (its manifest would say output: {type: text})`), 'model');
+      throw withParam(
+        new IsoError(
+          'INVALID_REQUEST',
+          `task ${task.name} of model ${dep.name} does not generate text (its manifest would say output: {type: text})`,
+        ),
+        'model',
+      );
     }
     const many = Array.isArray(b.prompt);
     const prompts: unknown[] = many ? (b.prompt as unknown[]) : [b.prompt];
-    if (b.prompt === undefined) throw withParam(new IsoError('INVALID_REQUEST', 'prompt is required: a string or an array of strings'), 'prompt');
-    if (prompts.length === 0) throw withParam(new IsoError('INVALID_REQUEST', 'prompt must hold at least one string'), 'prompt');
-    if (prompts.length > gw.config.max_batch_sequences) throw withParam(batchTooLarge(prompts.length, gw.config.max_batch_sequences, 'prompts per request'), 'prompt');
+    if (b.prompt === undefined)
+      throw withParam(new IsoError('INVALID_REQUEST', 'prompt is required: a string or an array of strings'), 'prompt');
+    if (prompts.length === 0)
+      throw withParam(new IsoError('INVALID_REQUEST', 'prompt must hold at least one string'), 'prompt');
+    if (prompts.length > gw.config.max_batch_sequences)
+      throw withParam(batchTooLarge(prompts.length, gw.config.max_batch_sequences, 'prompts per request'), 'prompt');
     const options = { ...generationOptions(req.body), ...(b.options ?? {}) };
     let promptTokens = 0;
     const items: WorkItem[] = prompts.map((raw, i) => {
-      if (typeof raw !== 'string') throw withParam(new IsoError('INVALID_REQUEST', 'prompt must be a string or an array of strings (token arrays are not supported)'), 'prompt');
+      if (typeof raw !== 'string')
+        throw withParam(
+          new IsoError(
+            'INVALID_REQUEST',
+            'prompt must be a string or an array of strings (token arrays are not supported)',
+          ),
+          'prompt',
+        );
       const v = validated(task, raw, many ? `prompt[${i}]` : 'prompt', 'prompt', many ? i : undefined);
       promptTokens += v.size;
       return { ...v.payload, options };
     });
     const id = `cmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
-    const usage = (completion: number) => ({ prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion });
+    const usage = (completion: number) => ({
+      prompt_tokens: promptTokens,
+      completion_tokens: completion,
+      total_tokens: promptTokens + completion,
+    });
     const textOfOutput = (out: ItemOutput): string => {
       const text = textOf(out);
-      if (text === undefined) throw new IsoError('PREDICTION_FAILED', `model ${dep.name} task ${task.name} returned no text`);
+      if (text === undefined)
+        throw new IsoError('PREDICTION_FAILED', `model ${dep.name} task ${task.name} returned no text`);
       return text;
     };
 
@@ -322,7 +459,15 @@ async function completions(gw: GatewayContext, req: FastifyRequest, reply: Fasti
         return { text, index: i, logprobs: null, finish_reason: finishReason(out) };
       });
       outcome.ok();
-      return { id, object: 'text_completion', created, model: b.model, system_fingerprint: null, choices, usage: usage(characters) };
+      return {
+        id,
+        object: 'text_completion',
+        created,
+        model: b.model,
+        system_fingerprint: null,
+        choices,
+        usage: usage(characters),
+      };
     }
 
     const events = new EventStream(req, reply);
@@ -361,7 +506,16 @@ async function completions(gw: GatewayContext, req: FastifyRequest, reply: Fasti
       if (!streamed[i]) emit(i, textOfOutput(out));
       events.send(undefined, chunk(i, '', finishReason(out)));
     }
-    if (includeUsage) events.send(undefined, { id, object: 'text_completion', created, model: b.model, system_fingerprint: null, choices: [], usage: usage(characters) });
+    if (includeUsage)
+      events.send(undefined, {
+        id,
+        object: 'text_completion',
+        created,
+        model: b.model,
+        system_fingerprint: null,
+        choices: [],
+        usage: usage(characters),
+      });
     events.write('[DONE]');
     outcome.ok();
     return events.end();
@@ -378,7 +532,8 @@ export function registerOpenAiRoutes(app: FastifyInstance, gw: GatewayContext): 
   void app.register(async (scope) => {
     scope.setErrorHandler((e, req, reply) => {
       const err = toIsoError(e);
-      if (err.code === 'INTERNAL_ERROR' && !(e instanceof IsoError)) req.log.error({ err: e, reqId: req.id }, 'unhandled error');
+      if (err.code === 'INTERNAL_ERROR' && !(e instanceof IsoError))
+        req.log.error({ err: e, reqId: req.id }, 'unhandled error');
       return sendOpenAiError(reply, err);
     });
     scope.post('/v1/embeddings', PREDICT, (req, reply) => embeddings(gw, req, reply));

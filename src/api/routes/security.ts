@@ -20,10 +20,13 @@ const auditQuery = z
 export function registerSecurityRoutes(app: FastifyInstance, gw: GatewayContext): void {
   app.get('/v1/audit', admin('audit.read'), async (req) => {
     const q = auditQuery.safeParse(req.query);
-    if (!q.success) throw new IsoError('INVALID_REQUEST', q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    if (!q.success)
+      throw new IsoError('INVALID_REQUEST', q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     const entries = await gw.auditTrail.query(q.data);
     return okEnvelope(req, { entries, count: entries.length }, 'audit log');
   });
 
-  app.get('/v1/keys', admin('keys.list'), async (req) => okEnvelope(req, { keys: await gw.keyring.list() }, 'API keys'));
+  app.get('/v1/keys', admin('keys.list'), async (req) =>
+    okEnvelope(req, { keys: await gw.keyring.list() }, 'API keys'),
+  );
 }

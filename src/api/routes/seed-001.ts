@@ -22,7 +22,11 @@ import { RequestOutcome } from '../../inference/outcome.js';
 import { outputOf, run } from '../../inference/run.js';
 import { okEnvelope } from '../envelope.js';
 
-const modelId = z.string().min(1).max(64).refine(isValidModelName, 'a model name: lowercase letters, digits, "-", "_" and "."');
+const modelId = z
+  .string()
+  .min(1)
+  .max(64)
+  .refine(isValidModelName, 'a model name: lowercase letters, digits, "-", "_" and "."');
 
 const downloadBody = z
   .object({
@@ -51,7 +55,10 @@ function abortOnDisconnect(reply: FastifyReply): { signal: AbortSignal; done: ()
 }
 
 /** After new weights: (re)start the model so its workers get them; reports how that went. */
-async function restartWithWeights(gw: GatewayContext, model: string): Promise<{ status: string; error: string | null }> {
+async function restartWithWeights(
+  gw: GatewayContext,
+  model: string,
+): Promise<{ status: string; error: string | null }> {
   try {
     if (gw.registry.status(model) === 'ready') await gw.registry.unload(model);
     await gw.registry.load(model);
@@ -71,7 +78,16 @@ const createBody = z
         /** CPUs (fractions allowed): the cgroup's cpu.max, or the process limits without cgroups. */
         cpu: z.union([z.number().positive().max(1024), z.string().regex(/^\d+(\.\d+)?m?$/)]).optional(),
         /** "1G", "512M", "512Mi", or a number of MB. */
-        memory: z.union([z.number().int().positive().max(16 * 1024 * 1024), z.string().regex(/^\d+(\.\d+)?\s*(K|M|G|Ki|Mi|Gi|KB|MB|GB)?$/i)]).optional(),
+        memory: z
+          .union([
+            z
+              .number()
+              .int()
+              .positive()
+              .max(16 * 1024 * 1024),
+            z.string().regex(/^\d+(\.\d+)?\s*(K|M|G|Ki|Mi|Gi|KB|MB|GB)?$/i),
+          ])
+          .optional(),
       })
       .strict()
       .optional(),
@@ -116,7 +132,15 @@ function modelEntry(gw: GatewayContext, name: string): Record<string, unknown> {
   };
 }
 
-async function runInContainer(dep: ModelDeployment, body: unknown, timeoutMs: number | undefined, req: FastifyRequest, reply: FastifyReply, gw: GatewayContext, container: string): Promise<unknown> {
+async function runInContainer(
+  dep: ModelDeployment,
+  body: unknown,
+  timeoutMs: number | undefined,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  gw: GatewayContext,
+  container: string,
+): Promise<unknown> {
   const outcome = new RequestOutcome(gw, callerOf(req), 'api.models.run');
   outcome.model = dep.name;
   outcome.dep = dep;
@@ -127,7 +151,14 @@ async function runInContainer(dep: ModelDeployment, body: unknown, timeoutMs: nu
     const work = { ...parsed, timeoutMs: timeoutMs ?? parsed.timeoutMs };
     const out = outputOf((await cancelOnDisconnect(reply, (signal) => run(outcome, dep, work, { signal })))[0]!);
     outcome.ok();
-    return { container_name: container, model_id: dep.name, version: dep.version, task_type: parsed.task.name, output: out, processing_time: outcome.seconds() };
+    return {
+      container_name: container,
+      model_id: dep.name,
+      version: dep.version,
+      task_type: parsed.task.name,
+      output: out,
+      processing_time: outcome.seconds(),
+    };
   } catch (e) {
     outcome.failed(e);
     throw e;
@@ -146,7 +177,10 @@ export function registerSeed001Routes(app: FastifyInstance, gw: GatewayContext):
     const name = req.params.id;
     const pkg = gw.registry.package(name);
     const held = gw.containers.ofModel(name);
-    if (held.length) throw new IsoError('CONFLICT', `model ${name} has containers (${held.join(', ')}): delete them first`, { containers: held });
+    if (held.length)
+      throw new IsoError('CONFLICT', `model ${name} has containers (${held.join(', ')}): delete them first`, {
+        containers: held,
+      });
     if (existsSync(join(pkg.dir, PACKAGE_MARKER)) && pkg.dir.startsWith(gw.config.models_dir + '/')) {
       await gw.registry.unload(name);
       rmSync(pkg.dir, { recursive: true, force: true });
@@ -157,20 +191,34 @@ export function registerSeed001Routes(app: FastifyInstance, gw: GatewayContext):
     if (weightsOf(gw, name)) {
       await gw.registry.unload(name);
       rmSync(weightsDir, { recursive: true, force: true });
-      return okEnvelope(req, { model_id: name, removed: 'weights', path: weightsDir, status: gw.registry.status(name) }, `weights of ${name} deleted`);
+      return okEnvelope(
+        req,
+        { model_id: name, removed: 'weights', path: weightsDir, status: gw.registry.status(name) },
+        `weights of ${name} deleted`,
+      );
     }
-    throw new IsoError('VALIDATION_ERROR', `model ${name} was not installed by a download (its folder ${pkg.dir} is the operator's): undeploy it with DELETE /api/v1/models/${name}, or remove the folder`);
+    throw new IsoError(
+      'VALIDATION_ERROR',
+      `model ${name} was not installed by a download (its folder ${pkg.dir} is the operator's): undeploy it with DELETE /api/v1/models/${name}, or remove the folder`,
+    );
   });
 
   app.post('/api/containers/create', admin('containers.create'), async (req, reply) => {
     const b = parseBody(createBody, req.body);
     const m = gw.registry.package(b.model_id).manifest;
     const r = b.resources ?? {};
-    const memoryMb = r.memory === undefined ? m.resources.memory_mb : typeof r.memory === 'number' ? r.memory : parseMemoryMb(r.memory);
+    const memoryMb =
+      r.memory === undefined
+        ? m.resources.memory_mb
+        : typeof r.memory === 'number'
+          ? r.memory
+          : parseMemoryMb(r.memory);
     const cpus = r.cpu === undefined ? m.resources.cpus : cpusOf(r.cpu);
     if (!(cpus > 0)) throw new IsoError('VALIDATION_ERROR', 'resources.cpu must be more than 0');
     gw.containers.create({ name: b.container_name, model: b.model_id, cpus, memoryMb, replicas: b.replicas ?? 1 });
-    return reply.code(201).send(okEnvelope(req, gw.containers.describe(b.container_name), `container ${b.container_name} created`));
+    return reply
+      .code(201)
+      .send(okEnvelope(req, gw.containers.describe(b.container_name), `container ${b.container_name} created`));
   });
 
   app.post('/api/containers/start', admin('containers.start'), async (req) => {
@@ -196,12 +244,21 @@ export function registerSeed001Routes(app: FastifyInstance, gw: GatewayContext):
     return okEnvelope(req, { containers, total: containers.length }, `${containers.length} containers`);
   });
 
-  app.get<{ Params: { name: string } }>('/api/containers/:name', PREDICT, async (req) => okEnvelope(req, gw.containers.describe(req.params.name), 'container'));
+  app.get<{ Params: { name: string } }>('/api/containers/:name', PREDICT, async (req) =>
+    okEnvelope(req, gw.containers.describe(req.params.name), 'container'),
+  );
 
   app.post('/api/models/run', PREDICT, async (req, reply) => {
     const b = parseBody(runBody, req.body);
     const dep = gw.containers.serving(b.container_name);
-    const body = typeof b.input === 'string' ? { sequence: b.input, ...(b.task_type && { task_type: b.task_type }), ...(b.options && { options: b.options }) } : { ...b.input, ...(b.task_type && { task_type: b.task_type }), ...(b.options && { options: b.options }) };
+    const body =
+      typeof b.input === 'string'
+        ? {
+            sequence: b.input,
+            ...(b.task_type && { task_type: b.task_type }),
+            ...(b.options && { options: b.options }),
+          }
+        : { ...b.input, ...(b.task_type && { task_type: b.task_type }), ...(b.options && { options: b.options }) };
     return okEnvelope(req, await runInContainer(dep, body, b.timeout_ms, req, reply, gw, b.container_name), 'done');
   });
 
@@ -210,13 +267,30 @@ export function registerSeed001Routes(app: FastifyInstance, gw: GatewayContext):
     const known = gw.registry.names().includes(b.model_id);
     const manifest = known ? gw.registry.package(b.model_id).manifest : undefined;
     const kind = b.kind ?? (manifest?.weights ? 'weights' : 'package');
-    if (kind === 'weights' && !manifest) throw new IsoError('MODEL_NOT_FOUND', `no model ${b.model_id}: download its package first`);
+    if (kind === 'weights' && !manifest)
+      throw new IsoError('MODEL_NOT_FOUND', `no model ${b.model_id}: download its package first`);
     const source = b.source ?? (kind === 'weights' ? manifest?.weights?.source : undefined);
     if (!source) {
       if (known && kind === 'package') {
-        return okEnvelope(req, { model_id: b.model_id, model_type: b.model_type ?? null, kind, status: gw.registry.status(b.model_id), path: gw.registry.package(b.model_id).dir, downloaded: false }, `model ${b.model_id} is already installed`);
+        return okEnvelope(
+          req,
+          {
+            model_id: b.model_id,
+            model_type: b.model_type ?? null,
+            kind,
+            status: gw.registry.status(b.model_id),
+            path: gw.registry.package(b.model_id).dir,
+            downloaded: false,
+          },
+          `model ${b.model_id} is already installed`,
+        );
       }
-      throw new IsoError('INVALID_REQUEST', kind === 'weights' ? `model ${b.model_id} names no default weights source (weights.source): give source` : `model ${b.model_id} is not installed: give source (a folder, a .tar.gz, an http(s) URL or hf:<org>/<repo>[@revision])`);
+      throw new IsoError(
+        'INVALID_REQUEST',
+        kind === 'weights'
+          ? `model ${b.model_id} names no default weights source (weights.source): give source`
+          : `model ${b.model_id} is not installed: give source (a folder, a .tar.gz, an http(s) URL or hf:<org>/<repo>[@revision])`,
+      );
     }
     const { signal, done } = abortOnDisconnect(reply);
     let result: PullResult;
@@ -237,7 +311,22 @@ export function registerSeed001Routes(app: FastifyInstance, gw: GatewayContext):
       load = { status: gw.registry.status(b.model_id), error: gw.registry.lastError(b.model_id) ?? null };
     }
     const message = `${kind === 'weights' ? `weights of ${b.model_id}` : `model ${b.model_id}`} downloaded (${result.files} files, ${result.bytes} bytes); ${load.status}`;
-    return reply.code(201).send(okEnvelope(req, { model_id: b.model_id, model_type: b.model_type ?? null, ...result, status: load.status, last_error: load.error, downloaded: true }, message));
+    return reply
+      .code(201)
+      .send(
+        okEnvelope(
+          req,
+          {
+            model_id: b.model_id,
+            model_type: b.model_type ?? null,
+            ...result,
+            status: load.status,
+            last_error: load.error,
+            downloaded: true,
+          },
+          message,
+        ),
+      );
   });
 }
 

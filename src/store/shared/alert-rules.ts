@@ -7,7 +7,9 @@ import type { AlertRulesBackend, SavedRules } from '../../telemetry/alerts.js';
 import type { SqlClient, SqlRunner } from '../sql.js';
 import { notify, type ChangeFeed } from './changes.js';
 
-export const ALERT_RULE_MIGRATIONS = [`CREATE TABLE monitor_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL)`];
+export const ALERT_RULE_MIGRATIONS = [
+  `CREATE TABLE monitor_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL)`,
+];
 
 const TOPIC = 'alert_rules';
 
@@ -38,7 +40,9 @@ export class SharedAlertRules implements AlertRulesBackend {
   async reload(): Promise<void> {
     if (this.writing > 0) return;
     const before = this.written;
-    const [row] = await this.sql.query<SavedRules>(`SELECT value, updated_at FROM monitor_settings WHERE key = 'settings'`);
+    const [row] = await this.sql.query<SavedRules>(
+      `SELECT value, updated_at FROM monitor_settings WHERE key = 'settings'`,
+    );
     if (this.writing > 0 || this.written !== before) return;
     const next = row ? { value: row.value, updated_at: Number(row.updated_at) } : undefined;
     if (stampOf(next) === stampOf(this.saved)) return;

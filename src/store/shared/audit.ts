@@ -1,7 +1,14 @@
 // The audit log in a shared state database: the table of src/security/audit.ts, one log for
 // every gateway. An entry is written without holding up the request it records; a write that
 // fails is reported, not thrown.
-import { AUDIT_INSERT, auditResult, auditRow, auditSelect, type AuditEntry, type AuditQuery } from '../../security/audit.js';
+import {
+  AUDIT_INSERT,
+  auditResult,
+  auditRow,
+  auditSelect,
+  type AuditEntry,
+  type AuditQuery,
+} from '../../security/audit.js';
 import type { Migration, SqlClient } from '../sql.js';
 
 export const AUDIT_MIGRATIONS: Migration[] = [

@@ -79,7 +79,9 @@ export class ChangeFeed {
     client?.removeAllListeners('notification');
     void client?.end().catch(() => undefined);
     if (this.closed || this.reconnect) return;
-    this.opts.onError?.(`not listening for shared-state changes (polling every ${this.pollMs} ms meanwhile): ${e.message}`);
+    this.opts.onError?.(
+      `not listening for shared-state changes (polling every ${this.pollMs} ms meanwhile): ${e.message}`,
+    );
     this.reconnect = setTimeout(() => {
       this.reconnect = null;
       if (!this.closed) this.listen().catch((err: Error) => this.lost(err));

@@ -25,7 +25,8 @@ export type DeploymentAction = 'deploy' | 'update' | 'undeploy' | 'remove';
  * dir (the same relative folder), a folder every gateway can read (an absolute path), or an
  * image deploy's manifest, written as a package into the gateway's own state dir.
  */
-export type DeploymentSource = { kind: 'models_dir'; dir: string } | { kind: 'path'; dir: string } | { kind: 'image'; manifest: unknown };
+export type DeploymentSource =
+  { kind: 'models_dir'; dir: string } | { kind: 'path'; dir: string } | { kind: 'image'; manifest: unknown };
 
 export interface DeploymentSpec {
   name: string;
@@ -81,7 +82,9 @@ export class SharedDeploymentStore {
   async reload(): Promise<void> {
     if (this.writing > 0) return;
     const before = this.written;
-    const rows = await this.sql.query<Row>('SELECT name, version, action, source, overrides, replicas, seq, updated_at FROM model_deployments ORDER BY seq, name, version');
+    const rows = await this.sql.query<Row>(
+      'SELECT name, version, action, source, overrides, replicas, seq, updated_at FROM model_deployments ORDER BY seq, name, version',
+    );
     if (this.writing > 0 || this.written !== before) return;
     const stamp = rows.map((r) => `${r.name}@${r.version}#${r.seq}`).join(',');
     if (stamp === this.stamp) return;
@@ -113,17 +116,40 @@ export class SharedDeploymentStore {
     try {
       const spec = await this.sql.tx(async (q) => {
         // One writer at a time: each write's seq is above every earlier one's.
-        if (q.dialect === 'postgres') await q.query("SELECT pg_advisory_xact_lock(hashtext('isomodel.model_deployments'))");
+        if (q.dialect === 'postgres')
+          await q.query("SELECT pg_advisory_xact_lock(hashtext('isomodel.model_deployments'))");
         const [row] = await q.query<{ seq: number | null }>('SELECT MAX(seq) AS seq FROM model_deployments');
         const seq = Number(row?.seq ?? 0) + 1;
-        const [old] = await q.query<Row>('SELECT name, version, action, source, overrides, replicas, seq, updated_at FROM model_deployments WHERE name = ? AND version = ?', [name, version]);
-        const s: DeploymentSpec = { ...build(old ? fromRow(old) : undefined), name, version, seq, updated_at: new Date().toISOString() };
-        if (s.action === 'update' || s.action === 'remove') await q.run(`DELETE FROM model_deployments WHERE name = ? AND version <> ? AND version <> ''`, [name, version]);
+        const [old] = await q.query<Row>(
+          'SELECT name, version, action, source, overrides, replicas, seq, updated_at FROM model_deployments WHERE name = ? AND version = ?',
+          [name, version],
+        );
+        const s: DeploymentSpec = {
+          ...build(old ? fromRow(old) : undefined),
+          name,
+          version,
+          seq,
+          updated_at: new Date().toISOString(),
+        };
+        if (s.action === 'update' || s.action === 'remove')
+          await q.run(`DELETE FROM model_deployments WHERE name = ? AND version <> ? AND version <> ''`, [
+            name,
+            version,
+          ]);
         await q.run(
           `INSERT INTO model_deployments (name, version, action, source, overrides, replicas, seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (name, version) DO UPDATE SET action = excluded.action, source = excluded.source, overrides = excluded.overrides,
              replicas = excluded.replicas, seq = excluded.seq, updated_at = excluded.updated_at`,
-          [s.name, s.version, s.action, s.source ? JSON.stringify(s.source) : null, s.overrides ? JSON.stringify(s.overrides) : null, s.replicas, s.seq, s.updated_at],
+          [
+            s.name,
+            s.version,
+            s.action,
+            s.source ? JSON.stringify(s.source) : null,
+            s.overrides ? JSON.stringify(s.overrides) : null,
+            s.replicas,
+            s.seq,
+            s.updated_at,
+          ],
         );
         await notify(q, TOPIC);
         return s;

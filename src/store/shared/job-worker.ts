@@ -102,7 +102,9 @@ export class SharedJobWorker {
         // A gateway that died between a job's last commit and its finish left it running: finish it.
         if (Date.now() - this.sweptAt > 2000) {
           this.sweptAt = Date.now();
-          await this.opts.store.sweepFinished().catch((e: Error) => this.opts.onError?.(`cannot finish completed jobs: ${e.message}`));
+          await this.opts.store
+            .sweepFinished()
+            .catch((e: Error) => this.opts.onError?.(`cannot finish completed jobs: ${e.message}`));
         }
         await this.idle(this.idleMs);
         continue;

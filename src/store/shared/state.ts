@@ -31,13 +31,19 @@ export class SharedState {
   ) {}
 
   /** Connects, applies the migrations not applied yet and loads keys and splits; throws a clear error when the server cannot be used. */
-  static async open(url: string, configured: ConfiguredKey[], onError: (message: string) => void): Promise<SharedState> {
+  static async open(
+    url: string,
+    configured: ConfiguredKey[],
+    onError: (message: string) => void,
+  ): Promise<SharedState> {
     const sql = new PostgresClient(url, { onError });
     try {
       await sql.query('SELECT 1');
     } catch (e) {
       await sql.close().catch(() => undefined);
-      throw new Error(`cannot reach the shared state database ${redactUrl(url)}: ${(e as Error).message}. Check database_url (ISOMODEL_DATABASE_URL) and that the server accepts this gateway.`);
+      throw new Error(
+        `cannot reach the shared state database ${redactUrl(url)}: ${(e as Error).message}. Check database_url (ISOMODEL_DATABASE_URL) and that the server accepts this gateway.`,
+      );
     }
     const feed = new ChangeFeed({ url, pollMs: SHARED_POLL_MS, onError });
     try {

@@ -45,12 +45,18 @@ export class SharedTrafficStore {
 
   async reload(): Promise<void> {
     if (this.writing > 0) return;
-    const rows = await this.sql.query<Row>('SELECT name, default_version, weights, history, updated_at FROM model_traffic ORDER BY name');
+    const rows = await this.sql.query<Row>(
+      'SELECT name, default_version, weights, history, updated_at FROM model_traffic ORDER BY name',
+    );
     const stamp = rows.map((r) => `${r.name}@${r.updated_at}`).join(',');
     this.state = new Map(
       rows.map((r) => [
         r.name,
-        { defaultVersion: r.default_version ?? undefined, weights: r.weights ? (JSON.parse(r.weights) as Weights) : undefined, history: JSON.parse(r.history) as string[] },
+        {
+          defaultVersion: r.default_version ?? undefined,
+          weights: r.weights ? (JSON.parse(r.weights) as Weights) : undefined,
+          history: JSON.parse(r.history) as string[],
+        },
       ]),
     );
     if (stamp !== this.stamp) {
@@ -70,7 +76,13 @@ export class SharedTrafficStore {
         `INSERT INTO model_traffic (name, default_version, weights, history, updated_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET default_version = excluded.default_version, weights = excluded.weights,
            history = excluded.history, updated_at = excluded.updated_at`,
-        [name, s.defaultVersion ?? null, s.weights ? JSON.stringify(s.weights) : null, JSON.stringify(s.history.slice(-20)), new Date().toISOString()],
+        [
+          name,
+          s.defaultVersion ?? null,
+          s.weights ? JSON.stringify(s.weights) : null,
+          JSON.stringify(s.history.slice(-20)),
+          new Date().toISOString(),
+        ],
       );
       await notify(q, 'traffic');
     });

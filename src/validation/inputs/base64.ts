@@ -15,10 +15,17 @@ export function decodeBase64(text: string, field: string): Buffer {
   const s = /\s/.test(text) ? text.replace(/\s+/g, '') : text;
   if (s.length === 0) throw new IsoError('INVALID_INPUT', `${field} is empty`);
   if (BASE64.test(s)) {
-    if (s.length % 4 !== 0) throw new IsoError('INVALID_INPUT', `${field} is not valid base64: its length (${s.length}) is not a multiple of 4`);
+    if (s.length % 4 !== 0)
+      throw new IsoError(
+        'INVALID_INPUT',
+        `${field} is not valid base64: its length (${s.length}) is not a multiple of 4`,
+      );
     return Buffer.from(s, 'base64');
   }
   if (BASE64URL.test(s)) return Buffer.from(s, 'base64url');
   const at = [...s].findIndex((c) => !/[A-Za-z0-9+/=_-]/.test(c));
-  throw new IsoError('INVALID_INPUT', `${field} is not valid base64${at >= 0 ? `: character ${JSON.stringify(s[at])} at position ${at + 1}` : ': misplaced padding'}`);
+  throw new IsoError(
+    'INVALID_INPUT',
+    `${field} is not valid base64${at >= 0 ? `: character ${JSON.stringify(s[at])} at position ${at + 1}` : ': misplaced padding'}`,
+  );
 }

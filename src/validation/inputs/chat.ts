@@ -23,10 +23,14 @@ function contentText(c: unknown, field: string): string {
   if (Array.isArray(c)) {
     return c
       .map((p, i) => {
-        if (typeof p !== 'object' || p === null) throw new IsoError('INVALID_INPUT', `${field}[${i}] must be a content part {type, text}`);
+        if (typeof p !== 'object' || p === null)
+          throw new IsoError('INVALID_INPUT', `${field}[${i}] must be a content part {type, text}`);
         const part = p as { type?: unknown; text?: unknown };
         if (part.type === 'text' && typeof part.text === 'string') return part.text;
-        throw new IsoError('INVALID_INPUT', `${field}[${i}] is a ${JSON.stringify(part.type)?.slice(0, 30)} part; only text parts are taken here`);
+        throw new IsoError(
+          'INVALID_INPUT',
+          `${field}[${i}] is a ${JSON.stringify(part.type)?.slice(0, 30)} part; only text parts are taken here`,
+        );
       })
       .join('');
   }
@@ -35,21 +39,37 @@ function contentText(c: unknown, field: string): string {
 
 /** `{messages: [...]}` or the list itself. */
 export function validateChat(raw: unknown, rule: ChatRule, field: string): { messages: ChatMessage[] } {
-  const list = Array.isArray(raw) ? raw : typeof raw === 'object' && raw !== null ? (raw as { messages?: unknown }).messages : undefined;
-  if (!Array.isArray(list)) throw new IsoError('INVALID_INPUT', `${field} must be a list of messages {role, content} (or {messages: [...]})`);
+  const list = Array.isArray(raw)
+    ? raw
+    : typeof raw === 'object' && raw !== null
+      ? (raw as { messages?: unknown }).messages
+      : undefined;
+  if (!Array.isArray(list))
+    throw new IsoError('INVALID_INPUT', `${field} must be a list of messages {role, content} (or {messages: [...]})`);
   if (list.length === 0) throw new IsoError('INVALID_INPUT', `${field} holds no message`);
-  if (list.length > rule.maxMessages) throw new IsoError('INPUT_TOO_LONG', `${field} holds ${list.length} messages; the limit is ${rule.maxMessages}`, { messages: list.length, max_messages: rule.maxMessages });
+  if (list.length > rule.maxMessages)
+    throw new IsoError('INPUT_TOO_LONG', `${field} holds ${list.length} messages; the limit is ${rule.maxMessages}`, {
+      messages: list.length,
+      max_messages: rule.maxMessages,
+    });
   let total = 0;
   const messages = list.map((m, i): ChatMessage => {
     const at = `${field}.messages[${i}]`;
-    if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new IsoError('INVALID_INPUT', `${at} must be an object {role, content}`);
+    if (typeof m !== 'object' || m === null || Array.isArray(m))
+      throw new IsoError('INVALID_INPUT', `${at} must be an object {role, content}`);
     const { role, content, name } = m as { role?: unknown; content?: unknown; name?: unknown };
-    if (typeof role !== 'string' || !(CHAT_ROLES as readonly string[]).includes(role)) throw new IsoError('INVALID_INPUT', `${at}.role must be one of ${CHAT_ROLES.join(', ')}`);
+    if (typeof role !== 'string' || !(CHAT_ROLES as readonly string[]).includes(role))
+      throw new IsoError('INVALID_INPUT', `${at}.role must be one of ${CHAT_ROLES.join(', ')}`);
     const text = contentText(content, `${at}.content`);
     if (text.includes('\u0000')) throw new IsoError('INVALID_INPUT', `${at}.content contains a NUL character`);
     total += codePoints(text);
-    if (total > rule.maxLength) throw new IsoError('INPUT_TOO_LONG', `${field} has more than ${rule.maxLength} characters of content`, { max_length: rule.maxLength });
-    return typeof name === 'string' ? { role: role as ChatRole, content: text, name: name.slice(0, 64) } : { role: role as ChatRole, content: text };
+    if (total > rule.maxLength)
+      throw new IsoError('INPUT_TOO_LONG', `${field} has more than ${rule.maxLength} characters of content`, {
+        max_length: rule.maxLength,
+      });
+    return typeof name === 'string'
+      ? { role: role as ChatRole, content: text, name: name.slice(0, 64) }
+      : { role: role as ChatRole, content: text };
   });
   return { messages };
 }

@@ -43,7 +43,17 @@ export function validateInput(task: TaskSpec, raw: unknown, field: string, decla
     }
     case 'image':
     case 'audio': {
-      const media = validateMedia(raw, { kind: task.input_type, formats: task.formats, maxBytes: task.max_bytes, maxPixels: task.max_pixels, maxSeconds: task.max_seconds }, field);
+      const media = validateMedia(
+        raw,
+        {
+          kind: task.input_type,
+          formats: task.formats,
+          maxBytes: task.max_bytes,
+          maxPixels: task.max_pixels,
+          maxSeconds: task.max_seconds,
+        },
+        field,
+      );
       return { payload: { input: media }, size: Math.max(1, Math.ceil(media.bytes / 1024)) };
     }
     case 'chat': {
@@ -65,5 +75,9 @@ export function takesStrings(t: InputType): boolean {
 
 /** The error a surface gives for a task that cannot carry this input type (e.g. images over OpenAI chat). */
 export function unsupportedOn(surface: string, task: TaskSpec, accepted: readonly InputType[]): IsoError {
-  return new IsoError('INVALID_REQUEST', `${surface} takes ${accepted.join(' or ')} input; task ${task.name} takes ${task.input_type}`, { input_type: task.input_type, accepted });
+  return new IsoError(
+    'INVALID_REQUEST',
+    `${surface} takes ${accepted.join(' or ')} input; task ${task.name} takes ${task.input_type}`,
+    { input_type: task.input_type, accepted },
+  );
 }

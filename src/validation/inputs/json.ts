@@ -23,9 +23,12 @@ export function compileSchema(schema: Record<string, unknown>): ValidateFunction
 
 function describe(e: ErrorObject): string {
   const at = e.instancePath ? e.instancePath : '(the input)';
-  if (e.keyword === 'required') return `${at} is missing the required property "${(e.params as { missingProperty: string }).missingProperty}"`;
-  if (e.keyword === 'additionalProperties') return `${at} has the property "${(e.params as { additionalProperty: string }).additionalProperty}", which the schema does not allow`;
-  if (e.keyword === 'enum') return `${at} must be one of ${JSON.stringify((e.params as { allowedValues: unknown[] }).allowedValues)}`;
+  if (e.keyword === 'required')
+    return `${at} is missing the required property "${(e.params as { missingProperty: string }).missingProperty}"`;
+  if (e.keyword === 'additionalProperties')
+    return `${at} has the property "${(e.params as { additionalProperty: string }).additionalProperty}", which the schema does not allow`;
+  if (e.keyword === 'enum')
+    return `${at} must be one of ${JSON.stringify((e.params as { allowedValues: unknown[] }).allowedValues)}`;
   return `${at} ${e.message ?? 'does not match the schema'}`;
 }
 
@@ -37,15 +40,23 @@ export interface JsonRule {
 export function validateJson(raw: unknown, rule: JsonRule, field: string): unknown {
   if (raw === undefined) throw new IsoError('INVALID_INPUT', `${field} is required`);
   const size = Buffer.byteLength(JSON.stringify(raw));
-  if (size > rule.maxBytes) throw new IsoError('PAYLOAD_TOO_LARGE', `${field} is ${size} bytes of JSON; the limit is ${rule.maxBytes}`, { bytes: size, max_bytes: rule.maxBytes });
+  if (size > rule.maxBytes)
+    throw new IsoError('PAYLOAD_TOO_LARGE', `${field} is ${size} bytes of JSON; the limit is ${rule.maxBytes}`, {
+      bytes: size,
+      max_bytes: rule.maxBytes,
+    });
   const validate = compileSchema(rule.schema);
   if (!validate(raw)) {
     const e = validate.errors?.[0];
-    throw new IsoError('INVALID_INPUT', `${field} does not match the task's JSON Schema: ${e ? describe(e) : 'invalid'}`, {
-      path: e?.instancePath ?? '',
-      keyword: e?.keyword,
-      schema_path: e?.schemaPath,
-    });
+    throw new IsoError(
+      'INVALID_INPUT',
+      `${field} does not match the task's JSON Schema: ${e ? describe(e) : 'invalid'}`,
+      {
+        path: e?.instancePath ?? '',
+        keyword: e?.keyword,
+        schema_path: e?.schemaPath,
+      },
+    );
   }
   return raw;
 }

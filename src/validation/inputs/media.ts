@@ -69,7 +69,8 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 export function sniffFormat(b: Buffer): MediaFormat | null {
   if (b.length >= 8 && b.subarray(0, 8).equals(PNG_SIGNATURE)) return 'png';
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
-  if (b.length >= 6 && (b.toString('latin1', 0, 6) === 'GIF87a' || b.toString('latin1', 0, 6) === 'GIF89a')) return 'gif';
+  if (b.length >= 6 && (b.toString('latin1', 0, 6) === 'GIF87a' || b.toString('latin1', 0, 6) === 'GIF89a'))
+    return 'gif';
   if (b.length >= 2 && b[0] === 0x42 && b[1] === 0x4d) return 'bmp';
   if (b.length >= 12 && b.toString('latin1', 0, 4) === 'RIFF') {
     const kind = b.toString('latin1', 8, 12);
@@ -172,7 +173,8 @@ function inspectBmp(b: Buffer): ImageInfo {
 function riffSize(b: Buffer, what: string): void {
   need(b, 12, what);
   const declared = b.readUInt32LE(4) + 8;
-  if (declared > b.length) throw new MediaError(`truncated ${what}: RIFF header says ${declared} bytes, got ${b.length}`);
+  if (declared > b.length)
+    throw new MediaError(`truncated ${what}: RIFF header says ${declared} bytes, got ${b.length}`);
 }
 
 function inspectWebp(b: Buffer): ImageInfo {
@@ -207,12 +209,25 @@ function inspectWav(b: Buffer): AudioInfo {
     if (id === 'fmt ') {
       if (len < 16) throw new MediaError('malformed WAV: fmt chunk shorter than 16 bytes');
       need(b, at + 8 + 16, 'WAV (fmt chunk)');
-      fmt = { channels: b.readUInt16LE(at + 10), rate: b.readUInt32LE(at + 12), blockAlign: b.readUInt16LE(at + 20), bits: b.readUInt16LE(at + 22) };
-      if (fmt.channels === 0 || fmt.rate === 0 || fmt.blockAlign === 0) throw new MediaError('malformed WAV: zero channels, sample rate or block size');
+      fmt = {
+        channels: b.readUInt16LE(at + 10),
+        rate: b.readUInt32LE(at + 12),
+        blockAlign: b.readUInt16LE(at + 20),
+        bits: b.readUInt16LE(at + 22),
+      };
+      if (fmt.channels === 0 || fmt.rate === 0 || fmt.blockAlign === 0)
+        throw new MediaError('malformed WAV: zero channels, sample rate or block size');
     } else if (id === 'data') {
       if (!fmt) throw new MediaError('malformed WAV: data chunk before the fmt chunk');
-      if (at + 8 + len > b.length) throw new MediaError(`truncated WAV: data chunk says ${len} bytes, ${b.length - at - 8} present`);
-      return { format: 'wav', sample_rate: fmt.rate, channels: fmt.channels, bits_per_sample: fmt.bits, duration_s: len / (fmt.blockAlign * fmt.rate) };
+      if (at + 8 + len > b.length)
+        throw new MediaError(`truncated WAV: data chunk says ${len} bytes, ${b.length - at - 8} present`);
+      return {
+        format: 'wav',
+        sample_rate: fmt.rate,
+        channels: fmt.channels,
+        bits_per_sample: fmt.bits,
+        duration_s: len / (fmt.blockAlign * fmt.rate),
+      };
     }
     at += 8 + len + (len & 1);
   }
@@ -229,7 +244,13 @@ function inspectFlac(b: Buffer): AudioInfo {
   const bits = ((x >>> 4) & 0x1f) + 1;
   const total = (x & 0xf) * 2 ** 32 + b.readUInt32BE(22);
   if (rate === 0) throw new MediaError('malformed FLAC: zero sample rate');
-  return { format: 'flac', sample_rate: rate, channels, bits_per_sample: bits, duration_s: total ? total / rate : undefined };
+  return {
+    format: 'flac',
+    sample_rate: rate,
+    channels,
+    bits_per_sample: bits,
+    duration_s: total ? total / rate : undefined,
+  };
 }
 
 export function inspectImage(b: Buffer): ImageInfo {
@@ -246,7 +267,9 @@ export function inspectImage(b: Buffer): ImageInfo {
     case 'webp':
       return inspectWebp(b);
     default:
-      throw new MediaError(f ? `the bytes are ${f} audio, not an image` : 'the bytes are not a PNG, JPEG, GIF, BMP or WebP image');
+      throw new MediaError(
+        f ? `the bytes are ${f} audio, not an image` : 'the bytes are not a PNG, JPEG, GIF, BMP or WebP image',
+      );
   }
 }
 
@@ -264,6 +287,8 @@ export function inspectAudio(b: Buffer): AudioInfo {
       need(b, 4, 'MP3');
       return { format: 'mp3' };
     default:
-      throw new MediaError(f ? `the bytes are a ${f} image, not audio` : 'the bytes are not WAV, FLAC, Ogg or MP3 audio');
+      throw new MediaError(
+        f ? `the bytes are a ${f} image, not audio` : 'the bytes are not WAV, FLAC, Ogg or MP3 audio',
+      );
   }
 }

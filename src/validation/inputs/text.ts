@@ -37,9 +37,19 @@ export function validateText(raw: unknown, rule: TextRule, field: string): strin
   if (typeof raw !== 'string') throw new IsoError('INVALID_INPUT', `${field} must be a string of text`);
   if (raw.includes('\u0000')) throw new IsoError('INVALID_INPUT', `${field} contains a NUL character`);
   const bad = loneSurrogate(raw);
-  if (bad !== -1) throw new IsoError('INVALID_INPUT', `${field} is not valid Unicode: a lone surrogate at position ${bad + 1}`);
+  if (bad !== -1)
+    throw new IsoError('INVALID_INPUT', `${field} is not valid Unicode: a lone surrogate at position ${bad + 1}`);
   const n = codePoints(raw);
-  if (n > rule.maxLength) throw new IsoError('INPUT_TOO_LONG', `${field} has ${n} characters; the limit is ${rule.maxLength}`, { length: n, max_length: rule.maxLength });
-  if (n < rule.minLength) throw new IsoError('INVALID_INPUT', n === 0 ? `${field} is empty` : `${field} has ${n} characters; this task needs at least ${rule.minLength}`, { length: n, min_length: rule.minLength });
+  if (n > rule.maxLength)
+    throw new IsoError('INPUT_TOO_LONG', `${field} has ${n} characters; the limit is ${rule.maxLength}`, {
+      length: n,
+      max_length: rule.maxLength,
+    });
+  if (n < rule.minLength)
+    throw new IsoError(
+      'INVALID_INPUT',
+      n === 0 ? `${field} is empty` : `${field} has ${n} characters; this task needs at least ${rule.minLength}`,
+      { length: n, min_length: rule.minLength },
+    );
   return raw;
 }
