@@ -1,8 +1,9 @@
 // What the HTTP surfaces (api/routes, console, mcp/http) see of the gateway: the inference
-// context plus probes, keys, audit and the operators' views. The Gateway class implements it;
-// routes import this type, never src/gateway.ts, so that the composition root stays on top.
+// context and the jobs' stores (jobs/context.ts), plus probes, keys, audit and the operators'
+// views. The Gateway class implements it; routes import this type, never src/gateway.ts, so that
+// the composition root stays on top.
 import type { CgroupManager } from '../drivers/cgroups.js';
-import type { InferenceContext } from '../inference/context.js';
+import type { JobsContext } from '../jobs/context.js';
 import type { ContainerManager } from '../scheduler/containers.js';
 import type { DeploymentSync } from '../scheduler/deployment-sync.js';
 import type { AuditSink } from '../security/audit.js';
@@ -10,7 +11,7 @@ import type { KeyBackend } from '../security/keys.js';
 import type { Monitor } from '../telemetry/monitor.js';
 import type { ReplicaLogs } from '../telemetry/replica-logs.js';
 
-export interface GatewayContext extends InferenceContext {
+export interface GatewayContext extends JobsContext {
   readonly cgroups: CgroupManager;
   /** Seed 001's named replica sets (api/routes/seed-001.ts). */
   readonly containers: ContainerManager;

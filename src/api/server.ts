@@ -56,13 +56,8 @@ function clientErrorCode(code: string | undefined): IsoError['code'] {
 /** Probes and scrapes are never rate limited: throttling them turns load into restarts. Matched on the route pattern. */
 const PROBE_ROUTES = /^\/(health\/|api\/v1\/health|v2\/health\/|agent\/health$|metrics\/prometheus$)/;
 
-/**
- * What the routes are handed: the surfaces' view of the gateway. The job routes still take the
- * Gateway class itself (src/jobs is moving to a shared store); their parameter type says so.
- */
-type ServerGateway = GatewayContext & Parameters<typeof registerJobRoutes>[1];
-
-export async function buildServer(gw: ServerGateway): Promise<FastifyInstance> {
+/** The routes are handed the surfaces' view of the gateway (api/context.ts). */
+export async function buildServer(gw: GatewayContext): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: gw.logger.child({ component: 'http' }) as FastifyBaseLogger,
     // Per-request access lines would dominate the log at load; the request log lives in SQLite.

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { IsoError } from '../errors.js';
 import type { Manifest } from '../manifest/schema.js';
 import type { ModelDeployment } from '../scheduler/deployment.js';
+import type { WorkSource } from '../telemetry/model-stats.js';
 import type { InferenceContext } from './context.js';
 
 /** Who asked: the request log's request id and client (an HTTP request's id and address; MCP: an id and the transport). */
@@ -22,6 +23,8 @@ export function asIsoError(e: unknown): IsoError {
 export interface OutcomeOptions {
   /** Also count it as a batch request (gateway_batch_requests_total): native /predict/batch, deployments batch_inference. */
   batch?: boolean;
+  /** Where the work came from (model stats and the metrics' `source` label): jobs and pipelines; unset: an API request. */
+  source?: WorkSource;
 }
 
 export class RequestOutcome {
@@ -29,8 +32,11 @@ export class RequestOutcome {
   private end: number | undefined;
   /** The model the request named (the request log's model); unset: nothing is recorded. */
   model: string | undefined;
-  /** The deployment that served it (one version under a traffic split); unset: the model's default. */
-  dep: ModelDeployment | undefined;
+  /**
+   * The deployment that served it (one version under a traffic split); unset: the model's
+   * default; null: none the registry still holds (the request log's row only).
+   */
+  dep: ModelDeployment | null | undefined;
   /** A task the manifest declares (never client text: it becomes a metric label). */
   task: string | undefined;
   /**
@@ -80,10 +86,10 @@ export class RequestOutcome {
     const latency = (this.end ?? performance.now()) - this.t0;
     const ok = err === undefined;
     const { registry, metrics, store } = this.ctx;
-    const dep = this.dep ?? registry.deployment(model);
+    const dep = this.dep === undefined ? registry.deployment(model) : (this.dep ?? undefined);
     const task = this.task ?? (dep && this.taskHint ? this.taskHint(dep.pkg.manifest) : undefined);
     if (dep) {
-      dep.stats.record(ok, latency, this.sequences, err?.code);
+      dep.stats.record(ok, latency, this.sequences, err?.code, this.opts.source);
       metrics.observeRequest(
         dep.name,
         dep.version,
@@ -92,6 +98,7 @@ export class RequestOutcome {
         err?.code ?? 'OK',
         latency / 1000,
         this.sequences,
+        this.opts.source,
       );
       if (this.opts.batch) metrics.observeBatchRequest(dep.name, dep.version, ok);
     }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
-import type { Gateway } from '../gateway.js';
+import type { JobsContext } from './context.js';
 import {
   InputFormatError,
   parseExchangeObject,
@@ -490,10 +490,10 @@ export function submissionHash(contentType: string, canonicalQuery: string): Has
   return h;
 }
 
-const intakes = new WeakMap<Gateway, JobIntake>();
+const intakes = new WeakMap<JobsContext, JobIntake>();
 
 /** The gateway's job intake (one per gateway, over its job runner and config). */
-export function jobIntakeFor(gw: Gateway): JobIntake {
+export function jobIntakeFor(gw: JobsContext): JobIntake {
   let i = intakes.get(gw);
   if (!i) {
     const c = gw.config.jobs;

@@ -10,11 +10,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { IsoError } from '../errors.js';
-import type { Gateway } from '../gateway.js';
 import { resolveTask } from '../api/predict-request.js';
 import type { InputRecord } from './input.js';
 import { parsePipeline, processPipelineChunk, resolveSteps, type PipelineSpec } from './pipeline.js';
 import { countedExecutor } from './counted.js';
+import type { JobsContext } from './context.js';
 import type { SqlRunner } from '../store/sql.js';
 import { JobStore, RECEIVING, TERMINAL, type JobRow, type NewJobRow } from './store.js';
 import {
@@ -474,13 +474,13 @@ function clamp(n: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, Math.floor(n)));
 }
 
-const runners = new WeakMap<Gateway, JobRunner>();
+const runners = new WeakMap<JobsContext, JobRunner>();
 
 /**
  * The gateway's job runner (one per gateway, over its registry): over the shared job store with
  * database_url (opened by Gateway.start() before the routes), else over its own SQLite file.
  */
-export function jobRunnerFor(gw: Gateway): JobRunner {
+export function jobRunnerFor(gw: JobsContext): JobRunner {
   let r = runners.get(gw);
   if (!r) {
     if (gw.config.database_url && !gw.shared)
@@ -500,7 +500,7 @@ export function jobRunnerFor(gw: Gateway): JobRunner {
 }
 
 /** Called by Gateway.start() once the models are loaded. */
-export function resumeJobs(gw: Gateway): void {
+export function resumeJobs(gw: JobsContext): void {
   const runner = jobRunnerFor(gw);
   runner
     .resume(gw.startedAt)

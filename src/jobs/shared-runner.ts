@@ -4,7 +4,7 @@
 // finished by the others when that gateway dies (leases, src/store/shared/job-worker.ts).
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { Gateway } from '../gateway.js';
+import type { JobsContext } from './context.js';
 import type { JobStore } from './store.js';
 import { SharedJobWorker } from '../store/shared/job-worker.js';
 import { countedExecutor } from './counted.js';
@@ -20,7 +20,7 @@ export const SHARED_JOB_LEASE_MS = 10_000;
 const MAX_WAIT_MS = 10 * 60_000;
 
 export function sharedJobWorker(
-  gw: Gateway,
+  gw: JobsContext,
   store: JobStore,
   opts: { leaseMs?: number; idleMs?: number } = {},
 ): SharedJobWorker {

@@ -15,7 +15,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { IsoError } from '../../errors.js';
-import type { Gateway } from '../../gateway.js';
+import type { GatewayContext } from '../context.js';
 import { okEnvelope, sendError, toIsoError } from '../envelope.js';
 import {
   CsvWriter,
@@ -193,15 +193,13 @@ function sendConflict(
   message: string,
   details: Record<string, unknown>,
 ): FastifyReply {
-  return reply
-    .code(409)
-    .send({
-      success: false,
-      message,
-      error: { code, details },
-      timestamp: new Date().toISOString(),
-      request_id: req.id,
-    });
+  return reply.code(409).send({
+    success: false,
+    message,
+    error: { code, details },
+    timestamp: new Date().toISOString(),
+    request_id: req.id,
+  });
 }
 
 function boolParam(v: unknown, dflt: boolean): boolean {
@@ -451,7 +449,7 @@ async function submitJson(
   }
 }
 
-export function registerJobRoutes(app: FastifyInstance, gw: Gateway): void {
+export function registerJobRoutes(app: FastifyInstance, gw: GatewayContext): void {
   const runner = jobRunnerFor(gw);
   const intake = jobIntakeFor(gw);
   // Before Fastify waits for open requests: end result streams and stop the job loops, which
