@@ -2,7 +2,8 @@
 // SQLite file by default, run by that gateway (runner.ts); in PostgreSQL, shared by every
 // gateway given the same database_url, any of which runs, answers and cancels any job
 // (src/store/shared/job-worker.ts). The same tables in both (`jobs`, `job_items`, and
-// `job_chunks` for the shared runner), the same migration namespaces.
+// `job_chunks` for the shared runner), the same migration namespaces: store-schema.ts, whose
+// names are importable from here too.
 //
 // A job row holds its spec, counters and owner (the API key that created it); one job_items
 // row per input record holds the record and, once done, its result. A submission is written
@@ -22,196 +23,27 @@
 // still leaves one result per record. Lease times come from the database's clock, so gateways'
 // clocks need not agree. The gateway that commits a job's last chunk finishes the job.
 import type { StateStore } from '../store/db.js';
-import { SqliteClient, type Migration, type SqlClient, type SqlRunner } from '../store/sql.js';
+import { SqliteClient, type SqlClient, type SqlRunner } from '../store/sql.js';
 import type { InputRecord, OutputRecord } from './formats.js';
+import {
+  CHUNK_MIGRATIONS,
+  JOB_MIGRATIONS,
+  JOB_STORE_MIGRATIONS,
+  ACTIVE,
+  isUniqueViolation,
+  nowMs,
+  RECEIVING,
+  type ClaimedChunk,
+  type CommitOutcome,
+  type JobRow,
+  type NewJobRow,
+  type OwnerUsage,
+  type ResultRow,
+} from './store-schema.js';
 
-/** Owner of the jobs stored before jobs had owners: no key matches it, only admin keys see them. */
-export const LEGACY_OWNER = 'legacy';
+export * from './store-schema.js';
 
-/** The jobs table as it is now: owners, and Idempotency-Keys unique per owner. */
-function jobsTable(name: string): string {
-  return `CREATE TABLE ${name} (
-     id TEXT PRIMARY KEY,
-     name TEXT,
-     kind TEXT NOT NULL,
-     model TEXT NOT NULL,
-     task TEXT,
-     spec TEXT NOT NULL,
-     status TEXT NOT NULL,
-     total INTEGER NOT NULL,
-     done INTEGER NOT NULL DEFAULT 0,
-     failed INTEGER NOT NULL DEFAULT 0,
-     chunk_size INTEGER NOT NULL,
-     workers INTEGER NOT NULL,
-     priority INTEGER NOT NULL DEFAULT 0,
-     error TEXT,
-     idempotency_key TEXT,
-     request_hash TEXT,
-     created_at TEXT NOT NULL,
-     started_at TEXT,
-     finished_at TEXT,
-     updated_at TEXT NOT NULL,
-     owner TEXT NOT NULL,
-     owner_name TEXT
-   )`;
-}
-
-const JOBS_INDEXES = `CREATE INDEX jobs_status ON jobs(status);
-   CREATE INDEX jobs_created ON jobs(created_at);
-   CREATE INDEX jobs_owner_status ON jobs(owner, status);
-   CREATE UNIQUE INDEX jobs_owner_idempotency ON jobs(owner, idempotency_key);`;
-
-function jobItemsTable(options: string): string {
-  return `CREATE TABLE job_items (
-     job_id TEXT NOT NULL,
-     idx INTEGER NOT NULL,
-     input TEXT NOT NULL,
-     status TEXT NOT NULL DEFAULT 'pending',
-     result TEXT,
-     PRIMARY KEY (job_id, idx)
-   )${options};`;
-}
-
-/** The `jobs` namespace in SQLite, with its history (the first schema had no owners). */
-export const JOB_MIGRATIONS = [
-  `CREATE TABLE jobs (
-     id TEXT PRIMARY KEY,
-     name TEXT,
-     kind TEXT NOT NULL,
-     model TEXT NOT NULL,
-     task TEXT,
-     spec TEXT NOT NULL,
-     status TEXT NOT NULL,
-     total INTEGER NOT NULL,
-     done INTEGER NOT NULL DEFAULT 0,
-     failed INTEGER NOT NULL DEFAULT 0,
-     chunk_size INTEGER NOT NULL,
-     workers INTEGER NOT NULL,
-     priority INTEGER NOT NULL DEFAULT 0,
-     error TEXT,
-     idempotency_key TEXT UNIQUE,
-     request_hash TEXT,
-     created_at TEXT NOT NULL,
-     started_at TEXT,
-     finished_at TEXT,
-     updated_at TEXT NOT NULL
-   );
-   CREATE INDEX jobs_status ON jobs(status);
-   CREATE INDEX jobs_created ON jobs(created_at);
-   ${jobItemsTable(' WITHOUT ROWID')}`,
-  // Owners, and Idempotency-Keys unique per owner (two keys may use the same one). SQLite cannot
-  // drop a column's UNIQUE, so the table is rebuilt.
-  `${jobsTable('jobs_v2')};
-   INSERT INTO jobs_v2 (id, name, kind, model, task, spec, status, total, done, failed, chunk_size, workers, priority, error,
-                        idempotency_key, request_hash, created_at, started_at, finished_at, updated_at, owner, owner_name)
-     SELECT id, name, kind, model, task, spec, status, total, done, failed, chunk_size, workers, priority, error,
-            idempotency_key, request_hash, created_at, started_at, finished_at, updated_at, '${LEGACY_OWNER}', NULL FROM jobs;
-   DROP TABLE jobs;
-   ALTER TABLE jobs_v2 RENAME TO jobs;
-   ${JOBS_INDEXES}`,
-];
-
-/** The `jobs` namespace for both databases: SQLite keeps its history, PostgreSQL starts at its end state. */
-export const JOB_STORE_MIGRATIONS: Migration[] = [
-  { sqlite: JOB_MIGRATIONS[0]!, postgres: `${jobsTable('jobs')}; ${JOBS_INDEXES} ${jobItemsTable('')}` },
-  { sqlite: JOB_MIGRATIONS[1]!, postgres: 'SELECT 1' },
-];
-
-export const CHUNK_MIGRATIONS = [
-  `CREATE TABLE job_chunks (
-     job_id TEXT NOT NULL,
-     lo INTEGER NOT NULL,
-     hi INTEGER NOT NULL,
-     status TEXT NOT NULL DEFAULT 'open',
-     lease_owner TEXT,
-     lease_until BIGINT,
-     attempts INTEGER NOT NULL DEFAULT 0,
-     PRIMARY KEY (job_id, lo)
-   );
-   CREATE INDEX job_chunks_open ON job_chunks(status, job_id, lo);`,
-];
-
-export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
-export const TERMINAL: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
-/** A submission whose records are still being written: seen by nobody, run by nothing. */
-export const RECEIVING = 'receiving';
-
-export interface JobRow {
-  id: string;
-  name: string | null;
-  kind: 'predict' | 'pipeline';
-  /** The model (predict) or pipeline name. */
-  model: string;
-  task: string | null;
-  spec: string;
-  status: JobStatus | typeof RECEIVING;
-  total: number;
-  done: number;
-  failed: number;
-  chunk_size: number;
-  workers: number;
-  priority: number;
-  error: string | null;
-  idempotency_key: string | null;
-  request_hash: string | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  updated_at: string;
-  /** The id of the principal (API key) that submitted it. */
-  owner: string;
-  /** That key's name when it submitted it. */
-  owner_name: string | null;
-}
-
-export type NewJobRow = Omit<
-  JobRow,
-  'total' | 'done' | 'failed' | 'error' | 'started_at' | 'finished_at' | 'updated_at' | 'status'
->;
-
-export interface ResultRow {
-  idx: number;
-  status: 'pending' | 'success' | 'error';
-  result: string | null;
-}
-
-/** What one owner has queued: unfinished jobs, and their records without a result. */
-export interface OwnerUsage {
-  jobs: number;
-  records: number;
-}
-
-const ACTIVE = `('queued', 'running')`;
 const ROWS_PER_INSERT = 200;
-
-/** A chunk a gateway holds the lease on, with its records' inputs in input order. */
-export interface ClaimedChunk {
-  jobId: string;
-  lo: number;
-  hi: number;
-  attempts: number;
-  items: { idx: number; input: InputRecord }[];
-}
-
-export interface CommitOutcome {
-  /** Results written (records that were still pending). */
-  written: number;
-  /** Set when this commit finished the job. */
-  finished?: 'succeeded' | 'failed';
-}
-
-/** The database's clock in ms since the epoch, so that leases do not depend on gateways' clocks. */
-function nowMs(q: SqlRunner): string {
-  return q.dialect === 'postgres'
-    ? 'CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)'
-    : "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
-}
-
-function isUniqueViolation(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code;
-  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
-}
 
 export interface JobStoreOptions {
   /**
