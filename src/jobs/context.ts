@@ -12,3 +12,11 @@ export interface JobsContext extends InferenceContext {
   /** This gateway's share of the shared store's jobs (jobs/shared-runner.ts); null without database_url. */
   readonly sharedJobs: { poke(): void; drop(jobId: string): void } | null;
 }
+
+/** Who asks: jobs belong to the key that submitted them; an admin key sees and cancels every job. */
+export interface JobCaller {
+  /** The principal's id (an API key's id, `config:<name>`, or `anonymous` with auth off). */
+  id: string;
+  name: string;
+  admin: boolean;
+}

@@ -14,9 +14,10 @@ import { resolveTask } from '../api/predict-request.js';
 import type { InputRecord } from './input.js';
 import { parsePipeline, processPipelineChunk, resolveSteps, type PipelineSpec } from './pipeline.js';
 import { countedExecutor } from './counted.js';
-import type { JobsContext } from './context.js';
+import type { JobCaller, JobsContext } from './context.js';
 import type { SqlRunner } from '../store/sql.js';
 import { JobStore, RECEIVING, TERMINAL, type JobRow, type NewJobRow } from './store.js';
+import { jobView, type JobView } from './view.js';
 import {
   chunked,
   JobFatalError,
@@ -31,6 +32,8 @@ import {
 } from './work.js';
 
 export type JobSpec = PredictSpec | PipelineSpec;
+// Moved to context.ts and view.ts; importable from here as before.
+export type { JobCaller, JobView };
 
 export const MAX_JOB_RECORDS = 1_000_000;
 export const MAX_WORKERS = 64;
@@ -41,14 +44,6 @@ const MAX_RUNNING_JOBS = 4;
 const MAX_WAIT_MS = 10 * 60_000;
 /** A shared submission not written to for this long is dead (its gateway died mid-upload). */
 const STALE_SUBMISSION_MS = 10 * 60_000;
-
-/** Who asks: jobs belong to the key that submitted them; an admin key sees and cancels every job. */
-export interface JobCaller {
-  /** The principal's id (an API key's id, `config:<name>`, or `anonymous` with auth off). */
-  id: string;
-  name: string;
-  admin: boolean;
-}
 
 /** A job's settings, as a submission gives them. */
 export interface JobSettings {
@@ -67,35 +62,6 @@ export interface PreparedSpec {
   replicas: number;
   /** Throws when a record cannot run at all (no task to run on a model with several). */
   checkRecord: (r: InputRecord) => void;
-}
-
-export interface JobView {
-  id: string;
-  name: string | null;
-  kind: 'predict' | 'pipeline';
-  model: string | null;
-  pipeline: string | null;
-  task: string | null;
-  status: string;
-  total: number;
-  done: number;
-  successful: number;
-  failed: number;
-  pending: number;
-  progress: number;
-  rate_per_s: number | null;
-  eta_s: number | null;
-  workers: number;
-  chunk_size: number;
-  error: string | null;
-  idempotency_key: string | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  updated_at: string;
-  links: { self: string; results: string; cancel: string };
-  /** Who submitted it: shown to admin keys only. */
-  owner?: { id: string; name: string | null };
 }
 
 interface Running {
@@ -402,37 +368,7 @@ export class JobRunner {
 
   /** The client's view of a job; its owner only for an admin caller. */
   view(job: JobRow, caller?: JobCaller): JobView {
-    const perS = this.rate(job);
-    const rate = perS === null ? null : Math.round(perS * 10) / 10;
-    const eta = perS === null ? null : Math.round(((job.total - job.done) / perS) * 10) / 10;
-    const pipeline = job.kind === 'pipeline';
-    return {
-      id: job.id,
-      name: job.name,
-      kind: job.kind,
-      model: pipeline ? null : job.model,
-      pipeline: pipeline ? job.model : null,
-      task: job.task,
-      status: job.status,
-      total: job.total,
-      done: job.done,
-      successful: job.done - job.failed,
-      failed: job.failed,
-      pending: job.total - job.done,
-      progress: job.total ? Math.round((job.done / job.total) * 10_000) / 10_000 : 1,
-      rate_per_s: rate,
-      eta_s: eta,
-      workers: job.workers,
-      chunk_size: job.chunk_size,
-      error: job.error,
-      idempotency_key: job.idempotency_key,
-      created_at: job.created_at,
-      started_at: job.started_at,
-      finished_at: job.finished_at,
-      updated_at: job.updated_at,
-      links: { self: `/v1/jobs/${job.id}`, results: `/v1/jobs/${job.id}/results`, cancel: `/v1/jobs/${job.id}/cancel` },
-      ...(caller?.admin && { owner: { id: job.owner, name: job.owner_name } }),
-    };
+    return jobView(job, this.rate(job), caller);
   }
 
   /** Resolves at the job's next progress or status change, or after timeoutMs. */

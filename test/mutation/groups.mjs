@@ -33,7 +33,7 @@ export const GROUPS = {
     tests: ['scheduler-unit'],
   },
   'jobs-core': { mutate: ['src/jobs/formats.ts', 'src/jobs/counted.ts'], tests: ['jobs-unit'] },
-  'jobs-runner': { mutate: ['src/jobs/runner.ts'], tests: ['runner-unit'] },
+  'jobs-runner': { mutate: ['src/jobs/runner.ts', 'src/jobs/view.ts'], tests: ['runner-unit'] },
   'scheduler-deployment': {
     mutate: ['src/scheduler/deployment.ts', 'src/scheduler/replica-pool.ts'],
     tests: ['deployment-unit'],
