@@ -7,9 +7,9 @@
 // (bad input, over a limit, the client gone, shutdown) leaves nothing behind. The store is the
 // gateway's own or the one several gateways share (database_url): the quotas count the key's
 // jobs in it, wherever they were submitted.
-import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { readdirSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -36,6 +36,18 @@ import {
 } from './runner.js';
 import type { JobRow } from './store.js';
 import type { SqlRunner } from '../store/sql.js';
+import {
+  hashBody,
+  READ_CHUNK,
+  readUpload,
+  receiveUpload,
+  SubmissionAborted,
+  yieldToLoop,
+  type Upload,
+} from './upload.js';
+
+// Moved to upload.ts; importable from here as before.
+export { SubmissionAborted, yieldToLoop, type Upload };
 
 export interface JobLimits {
   /** Largest submission body (raw upload or JSON), in bytes. */
@@ -48,14 +60,10 @@ export interface JobLimits {
 
 /** Records per write transaction; the event loop gets a turn between two. */
 const RECORD_BATCH = 2000;
-/** Text handed to a parser at once. */
-const READ_CHUNK = 256 * 1024;
 /** The start of an upload that decides its format when nothing names it. */
 const SNIFF_BYTES = 64 * 1024;
 /** Retry-After is at most this (an estimate from the key's running jobs). */
 const MAX_RETRY_AFTER_S = 3600;
-
-export const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** A submission in progress: it counts against its key's quotas until it is a job or gone. */
 export interface Slot {
@@ -75,13 +83,6 @@ export interface JsonScan {
 /** The members of a JSON submission whose arrays are read entry by entry. */
 const LIST_MEMBERS: ReadonlySet<string> = new Set(['sequences', 'inputs']);
 
-/** An upload on disk, deleted by dispose(). */
-export interface Upload {
-  path: string;
-  bytes: number;
-  dispose(): Promise<void>;
-}
-
 export interface Submission {
   caller: JobCaller;
   spec: JobSpec;
@@ -89,14 +90,6 @@ export interface Submission {
   idempotencyKey?: string;
   /** Hash of the request: the same key with another hash is a conflict. */
   requestHash?: string;
-}
-
-/** The client went away before its submission was stored: nothing is kept. */
-export class SubmissionAborted extends Error {
-  constructor() {
-    super('the client closed the connection before the job was stored');
-    this.name = 'SubmissionAborted';
-  }
 }
 
 function invalid(e: unknown): unknown {
@@ -221,97 +214,12 @@ export class JobIntake {
    * rest of the body is read and dropped so the client can read the answer.
    */
   receive(body: Readable, hash?: Hash): Promise<Upload> {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const path = join(this.dir, `${randomUUID()}.upload`);
-    const dispose = (): Promise<void> => rm(path, { force: true });
-    return new Promise<Upload>((resolve, reject) => {
-      const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
-      let bytes = 0;
-      let done = false;
-      const detach = (): void => {
-        body.off('data', onData);
-        body.off('end', onEnd);
-        body.off('close', onClose);
-        body.off('error', fail);
-      };
-      const fail = (e: unknown): void => {
-        if (done) return;
-        done = true;
-        detach();
-        body.resume(); // drop what is left of the body
-        out.destroy();
-        void dispose().finally(() => reject(e));
-      };
-      const onData = (chunk: Buffer): void => {
-        bytes += chunk.length;
-        if (bytes > this.limits.maxUploadBytes) return fail(this.tooLarge());
-        hash?.update(chunk);
-        if (!out.write(chunk)) {
-          body.pause();
-          out.once('drain', () => body.resume());
-        }
-      };
-      const onEnd = (): void => {
-        detach();
-        out.end();
-      };
-      const onClose = (): void => fail(new SubmissionAborted());
-      body.on('data', onData);
-      body.once('end', onEnd);
-      body.once('close', onClose);
-      body.once('error', fail);
-      out.once('error', fail);
-      out.once('close', () => {
-        if (done) return;
-        done = true;
-        resolve({ path, bytes, dispose });
-      });
-    });
+    return receiveUpload(body, this.dir, this.limits.maxUploadBytes, () => this.tooLarge(), hash);
   }
 
   /** Reads a body only to hash it (a retry under an Idempotency-Key already used): nothing is written. */
   hashOnly(body: Readable, hash: Hash): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let bytes = 0;
-      const detach = (): void => {
-        body.off('data', onData);
-        body.off('end', onEnd);
-        body.off('close', onClose);
-        body.off('error', onError);
-      };
-      const onError = (e: unknown): void => {
-        detach();
-        body.resume();
-        reject(e);
-      };
-      const onData = (chunk: Buffer): void => {
-        bytes += chunk.length;
-        if (bytes > this.limits.maxUploadBytes) return onError(this.tooLarge());
-        hash.update(chunk);
-      };
-      const onEnd = (): void => {
-        detach();
-        resolve();
-      };
-      const onClose = (): void => onError(new SubmissionAborted());
-      body.on('data', onData);
-      body.once('end', onEnd);
-      body.once('close', onClose);
-      body.once('error', onError);
-    });
-  }
-
-  /** An upload's text, a piece at a time, with a turn of the event loop after each. */
-  private async *read(upload: Upload): AsyncGenerator<string> {
-    const stream = createReadStream(upload.path, { encoding: 'utf8', highWaterMark: READ_CHUNK });
-    try {
-      for await (const text of stream as AsyncIterable<string>) {
-        yield text;
-        await yieldToLoop();
-      }
-    } finally {
-      stream.destroy();
-    }
+    return hashBody(body, this.limits.maxUploadBytes, () => this.tooLarge(), hash);
   }
 
   /** The records of an upload, read back and parsed piece by piece, in batches. */
@@ -329,7 +237,7 @@ export class JobIntake {
     }
     const parser = recordParser(fmt, label);
     try {
-      for await (const text of this.read(upload)) yield* slices(parser.push(text));
+      for await (const text of readUpload(upload)) yield* slices(parser.push(text));
       yield* slices(parser.end());
     } catch (e) {
       throw invalid(e);
@@ -344,7 +252,7 @@ export class JobIntake {
       entry: () => undefined,
     });
     try {
-      for await (const text of this.read(upload)) scanner.push(text);
+      for await (const text of readUpload(upload)) scanner.push(text);
       scanner.end();
     } catch (e) {
       throw invalid(e);
@@ -373,7 +281,7 @@ export class JobIntake {
           hash.update(`${index ? ',' : ''}${canonical(parseJsonText(text, `${key}[${index}]`))}`),
       });
       try {
-        for await (const text of this.read(upload)) scanner.push(text);
+        for await (const text of readUpload(upload)) scanner.push(text);
         scanner.end();
       } catch (e) {
         throw invalid(e);
@@ -403,7 +311,7 @@ export class JobIntake {
       return o;
     };
     try {
-      for await (const text of this.read(upload)) {
+      for await (const text of readUpload(upload)) {
         scanner.push(text);
         yield* slices(take());
       }
