@@ -9,15 +9,14 @@ import { unsupportedOn, type ValidInput } from '../../validation/inputs/index.js
 import { codePoints } from '../../validation/inputs/text.js';
 import type { WorkItem } from '../../worker/protocol.js';
 import { resolveTask } from '../predict-request.js';
-import { EventStream } from '../sse.js';
-import { chatBody, finishReason, generationOptions, parseRequest, streamFailed, withParam } from '../openai-shapes.js';
+import { chatBody, finishReason, generationOptions, parseRequest, withParam } from '../openai-shapes.js';
 import {
+  answer,
   answerHeads,
   chunkText,
-  failed,
+  endStream,
   itemOutput,
   onlyOne,
-  outcomeOf,
   resolveModel,
   submit,
   usageOf,
@@ -87,10 +86,8 @@ function chatItem(
   return { item: { ...v.payload, options: b.options ?? {} }, promptTokens: v.size };
 }
 
-export async function chatCompletions(gw: GatewayContext, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  const outcome = outcomeOf(gw, req, 'openai.chat');
-  let sse: EventStream | null = null;
-  try {
+export function chatCompletions(gw: GatewayContext, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  return answer(gw, req, reply, 'openai.chat', async (outcome, openStream) => {
     const b = parseRequest(chatBody, req.body);
     onlyOne(b.n, 'n');
     const { dep, task } = resolveModel(gw, outcome, req, b.model, chatTaskOf);
@@ -118,8 +115,7 @@ export async function chatCompletions(gw: GatewayContext, req: FastifyRequest, r
       };
     }
 
-    const events = new EventStream(req, reply);
-    sse = events;
+    const events = openStream();
     const includeUsage = b.stream_options?.include_usage === true;
     const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({
       ...head('chat.completion.chunk'),
@@ -146,10 +142,6 @@ export async function chatCompletions(gw: GatewayContext, req: FastifyRequest, r
     if (chunks === 0) emit(typeof out.text === 'string' ? out.text : JSON.stringify(out));
     events.send(undefined, chunk({}, finishReason(out)));
     if (includeUsage) events.send(undefined, { ...chunk({}), choices: [], usage: usageOf(promptTokens, characters) });
-    events.write('[DONE]');
-    outcome.ok();
-    return events.end();
-  } catch (e) {
-    return streamFailed(sse, failed(outcome, req, e));
-  }
+    return endStream(events, outcome);
+  });
 }

@@ -16,7 +16,8 @@ import { isItemError, type ItemOutput } from '../../worker/protocol.js';
 import { toIsoError } from '../envelope.js';
 import { resolveTask } from '../predict-request.js';
 import { stickyKey } from '../sticky.js';
-import { withParam } from '../openai-shapes.js';
+import { streamFailed, withParam } from '../openai-shapes.js';
+import { EventStream } from '../sse.js';
 
 /**
  * The body's `model`: `name`, `name@version`, or either with `:task` (model names cannot contain a
@@ -61,12 +62,12 @@ export function submit(
 }
 
 /** The outcome of an OpenAI request; its model is the body's (before `:task`), once the body parses. */
-export function outcomeOf(gw: GatewayContext, req: FastifyRequest, route: string): RequestOutcome {
+function outcomeOf(gw: GatewayContext, req: FastifyRequest, route: string): RequestOutcome {
   return new RequestOutcome(gw, callerOf(req), route);
 }
 
 /** Records the failure as the error handler will answer it (toIsoError), logging what is not ours. */
-export function failed(outcome: RequestOutcome, req: FastifyRequest, e: unknown): IsoError {
+function failed(outcome: RequestOutcome, req: FastifyRequest, e: unknown): IsoError {
   const err = toIsoError(e);
   if (err.code === 'INTERNAL_ERROR' && !(e instanceof IsoError))
     req.log.error({ err: e, reqId: req.id }, 'unhandled error');
@@ -138,4 +139,31 @@ export function textOf(data: unknown): string | undefined {
 /** A chunk's text: its `text` field when it has one, else the chunk as JSON. */
 export function chunkText(data: unknown): string {
   return textOf(data) ?? JSON.stringify(data);
+}
+
+/**
+ * One OpenAI request: its outcome recorded once, a failure answered in OpenAI's shape (in-band
+ * once `openStream()` has opened the event stream, else by the scope's error handler).
+ */
+export async function answer(
+  gw: GatewayContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  route: string,
+  handle: (outcome: RequestOutcome, openStream: () => EventStream) => Promise<unknown>,
+): Promise<unknown> {
+  const outcome = outcomeOf(gw, req, route);
+  let sse: EventStream | null = null;
+  try {
+    return await handle(outcome, () => (sse = new EventStream(req, reply)));
+  } catch (e) {
+    return streamFailed(sse, failed(outcome, req, e));
+  }
+}
+
+/** The end of a stream that went well: OpenAI's `[DONE]`, the outcome recorded. */
+export function endStream(events: EventStream, outcome: RequestOutcome): FastifyReply {
+  events.write('[DONE]');
+  outcome.ok();
+  return events.end();
 }

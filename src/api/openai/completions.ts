@@ -9,23 +9,21 @@ import { codePoints } from '../../validation/inputs/text.js';
 import type { ItemOutput, WorkItem } from '../../worker/protocol.js';
 import { batchTooLarge } from '../batch-limit.js';
 import { resolveTask } from '../predict-request.js';
-import { EventStream } from '../sse.js';
 import {
   completionBody,
   finishReason,
   generatesText,
   generationOptions,
   parseRequest,
-  streamFailed,
   withParam,
 } from '../openai-shapes.js';
 import {
+  answer,
   answerHeads,
   chunkText,
-  failed,
+  endStream,
   itemOutput,
   onlyOne,
-  outcomeOf,
   resolveModel,
   submit,
   textOf,
@@ -50,10 +48,8 @@ function completionTaskOf(m: Manifest): string | undefined {
   return t.name;
 }
 
-export async function completions(gw: GatewayContext, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  const outcome = outcomeOf(gw, req, 'openai.completions');
-  let sse: EventStream | null = null;
-  try {
+export function completions(gw: GatewayContext, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  return answer(gw, req, reply, 'openai.completions', async (outcome, openStream) => {
     const b = parseRequest(completionBody, req.body);
     onlyOne(b.n, 'n');
     onlyOne(b.best_of, 'best_of');
@@ -115,8 +111,7 @@ export async function completions(gw: GatewayContext, req: FastifyRequest, reply
       return { ...head('text_completion'), choices, usage: usageOf(promptTokens, characters) };
     }
 
-    const events = new EventStream(req, reply);
-    sse = events;
+    const events = openStream();
     const includeUsage = b.stream_options?.include_usage === true;
     const chunk = (index: number, text: string, finish: string | null = null) => ({
       ...head('text_completion'),
@@ -149,10 +144,6 @@ export async function completions(gw: GatewayContext, req: FastifyRequest, reply
     }
     if (includeUsage)
       events.send(undefined, { ...head('text_completion'), choices: [], usage: usageOf(promptTokens, characters) });
-    events.write('[DONE]');
-    outcome.ok();
-    return events.end();
-  } catch (e) {
-    return streamFailed(sse, failed(outcome, req, e));
-  }
+    return endStream(events, outcome);
+  });
 }

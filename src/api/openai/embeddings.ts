@@ -8,7 +8,7 @@ import { unsupportedOn } from '../../validation/inputs/index.js';
 import type { WorkItem } from '../../worker/protocol.js';
 import { batchTooLarge } from '../batch-limit.js';
 import { embeddingsBody, parseRequest, withParam } from '../openai-shapes.js';
-import { failed, itemOutput, outcomeOf, resolveModel, submit, validated } from './common.js';
+import { answer, itemOutput, resolveModel, submit, validated } from './common.js';
 
 /** Input types the route can carry. */
 const EMBEDDING_INPUTS: readonly InputType[] = ['sequence', 'text'];
@@ -19,9 +19,8 @@ function float32Base64(values: number[]): string {
   return buf.toString('base64');
 }
 
-export async function embeddings(gw: GatewayContext, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  const outcome = outcomeOf(gw, req, 'openai.embeddings');
-  try {
+export function embeddings(gw: GatewayContext, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  return answer(gw, req, reply, 'openai.embeddings', async (outcome) => {
     const b = parseRequest(embeddingsBody, req.body);
     const { dep, task } = resolveModel(gw, outcome, req, b.model, 'embedding');
     if (!EMBEDDING_INPUTS.includes(task.input_type))
@@ -73,7 +72,5 @@ export async function embeddings(gw: GatewayContext, req: FastifyRequest, reply:
     });
     outcome.ok();
     return { object: 'list', data, model: b.model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
-  } catch (e) {
-    throw failed(outcome, req, e);
-  }
+  });
 }
