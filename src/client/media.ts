@@ -56,8 +56,14 @@ export async function mediaFile(file: string, format?: string): Promise<MediaInp
   return mediaInput(await readFileBytes(file), format ?? extensionFormat(file));
 }
 
-/** The format's media type (what a raw body or a form part is sent as). */
-const MEDIA_TYPES: Record<string, string> = {
+/**
+ * The format's media type (what a raw body or a form part is sent as). The gateway checks uploads
+ * against this same table (src/validation/inputs/media.ts imports it: the client cannot import
+ * the gateway's code, it is published alone).
+ */
+export const MEDIA_TYPES: Readonly<
+  Record<'png' | 'jpeg' | 'gif' | 'bmp' | 'webp' | 'wav' | 'flac' | 'ogg' | 'mp3', string>
+> = {
   png: 'image/png',
   jpeg: 'image/jpeg',
   gif: 'image/gif',
@@ -92,7 +98,8 @@ export async function mediaBlob(media: MediaUpload, format: string | undefined):
   }
   const known = format ?? fromName;
   const type =
-    (known !== undefined ? MEDIA_TYPES[known.toLowerCase()] : undefined) ?? (bytes instanceof Blob ? bytes.type : '');
+    (known !== undefined ? (MEDIA_TYPES as Record<string, string | undefined>)[known.toLowerCase()] : undefined) ??
+    (bytes instanceof Blob ? bytes.type : '');
   // Copied into a plain ArrayBuffer-backed array: a Buffer may sit in a shared pool.
   const blob = new Blob([bytes instanceof Blob ? bytes : new Uint8Array(bytes)], type ? { type } : {});
   return Object.assign(blob, { name }) as NamedBlob;

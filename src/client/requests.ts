@@ -7,22 +7,34 @@ export function path(name: string): string {
   return encodeURIComponent(name);
 }
 
+/** The fields of `from` that are set, under the gateway's names (`names`: ours → its), in that order. */
+function defined<T extends object>(from: T, names: { [K in keyof T]?: string }): Record<string, unknown> {
+  const b: Record<string, unknown> = {};
+  for (const [ours, theirs] of Object.entries(names) as [keyof T, string][]) {
+    if (from[ours] !== undefined) b[theirs] = from[ours];
+  }
+  return b;
+}
+
 /** A job submission in the gateway's field names (records as recordObject writes them). */
 export function jobBody(job: JobSubmission): Record<string, unknown> {
-  const b: Record<string, unknown> = {};
-  if (job.model !== undefined) b.model = job.model;
-  if (job.task !== undefined) b.task = job.task;
-  if (job.pipeline !== undefined) b.pipeline = job.pipeline;
-  if (job.records !== undefined) b.inputs = job.records.map(recordObject);
-  if (job.data !== undefined) b.data = job.data;
-  if (job.format !== undefined) b.format = job.format;
-  if (job.options !== undefined) b.options = job.options;
-  if (job.organism !== undefined) b.organism = job.organism;
-  if (job.name !== undefined) b.name = job.name;
-  if (job.workers !== undefined) b.workers = job.workers;
-  if (job.chunkSize !== undefined) b.chunk_size = job.chunkSize;
-  if (job.priority !== undefined) b.priority = job.priority;
-  return b;
+  return defined(
+    { ...job, records: job.records?.map(recordObject) },
+    {
+      model: 'model',
+      task: 'task',
+      pipeline: 'pipeline',
+      records: 'inputs',
+      data: 'data',
+      format: 'format',
+      options: 'options',
+      organism: 'organism',
+      name: 'name',
+      workers: 'workers',
+      chunkSize: 'chunk_size',
+      priority: 'priority',
+    },
+  );
 }
 
 /**
@@ -32,22 +44,19 @@ export function jobBody(job: JobSubmission): Record<string, unknown> {
  */
 export function recordObject(r: JobRecord | string): unknown {
   if (typeof r === 'string') return r;
-  const head: Record<string, unknown> = {};
-  if (r.id !== undefined) head.id = r.id;
-  if (r.task !== undefined) head.task = r.task;
-  const extra: Record<string, unknown> = {};
-  if (r.organism !== undefined) extra.organism = r.organism;
-  if (r.parameters !== undefined) extra.parameters = r.parameters;
+  const head = defined(r, { id: 'id', task: 'task' });
+  const extra = defined(r, { organism: 'organism', parameters: 'parameters' });
   if (r.input !== undefined) return { ...head, input: { input: r.input, ...extra } };
   return { ...head, sequence: r.sequence, ...extra };
 }
 
+/** Predict options in the gateway's field names. */
 export function body(opts: PredictOptions): Record<string, unknown> {
-  const b: Record<string, unknown> = {};
-  if (opts.task !== undefined) b.task_type = opts.task;
-  if (opts.options !== undefined) b.options = opts.options;
-  if (opts.sequenceType !== undefined) b.sequence_type = opts.sequenceType;
-  if (opts.timeoutMs !== undefined) b.timeout_ms = opts.timeoutMs;
-  if (opts.priority !== undefined) b.priority = opts.priority;
-  return b;
+  return defined(opts, {
+    task: 'task_type',
+    options: 'options',
+    sequenceType: 'sequence_type',
+    timeoutMs: 'timeout_ms',
+    priority: 'priority',
+  });
 }

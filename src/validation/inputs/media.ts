@@ -2,23 +2,16 @@
 // file name or a content type), and the container is walked far enough to refuse a truncated or
 // malformed file before a model spends time on it. Nothing is decoded here: models decode.
 
+import { MEDIA_TYPES as CLIENT_MEDIA_TYPES } from '../../client/media.js';
+
 export const IMAGE_FORMATS = ['png', 'jpeg', 'gif', 'bmp', 'webp'] as const;
 export const AUDIO_FORMATS = ['wav', 'flac', 'ogg', 'mp3'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 export type AudioFormat = (typeof AUDIO_FORMATS)[number];
 export type MediaFormat = ImageFormat | AudioFormat;
 
-export const MEDIA_TYPES: Record<MediaFormat, string> = {
-  png: 'image/png',
-  jpeg: 'image/jpeg',
-  gif: 'image/gif',
-  bmp: 'image/bmp',
-  webp: 'image/webp',
-  wav: 'audio/wav',
-  flac: 'audio/flac',
-  ogg: 'audio/ogg',
-  mp3: 'audio/mpeg',
-};
+/** Each format's media type: the table the TypeScript client sends uploads with (one table for both). */
+export const MEDIA_TYPES: Readonly<Record<MediaFormat, string>> = CLIENT_MEDIA_TYPES;
 
 /** A media type as clients send it (aliases included) → our format name. */
 export function formatFromMediaType(mediaType: string): MediaFormat | null {
