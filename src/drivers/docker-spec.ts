@@ -120,6 +120,14 @@ export function httpServerSpec(o: ContainerSpecInput): Docker.ContainerCreateOpt
   };
 }
 
+/** What every process in a container starts with: a writable home and temp dir, Python unbuffered and without .pyc files. */
+const CONTAINER_BASE_ENV: Record<string, string> = {
+  HOME: '/tmp',
+  TMPDIR: '/tmp',
+  PYTHONUNBUFFERED: '1',
+  PYTHONDONTWRITEBYTECODE: '1',
+};
+
 /** The server's environment (runtime http, docker): the manifest's and the operator's, over a minimal base; no isomodel internals. */
 export function httpServerEnv(
   pkg: ModelPackage,
@@ -128,10 +136,7 @@ export function httpServerEnv(
 ): Record<string, string> {
   const m = pkg.manifest;
   return {
-    HOME: '/tmp',
-    TMPDIR: '/tmp',
-    PYTHONUNBUFFERED: '1',
-    PYTHONDONTWRITEBYTECODE: '1',
+    ...CONTAINER_BASE_ENV,
     ISOMODEL_MODEL_NAME: m.name,
     ISOMODEL_MODEL_VERSION: m.version,
     ISOMODEL_REPLICA_ID: replicaId,
@@ -150,10 +155,7 @@ export function containerEnv(
   const env: Record<string, string> = {
     PATH: '/usr/local/bin:/usr/bin:/bin',
     LANG: 'C.UTF-8',
-    HOME: '/tmp',
-    TMPDIR: '/tmp',
-    PYTHONUNBUFFERED: '1',
-    PYTHONDONTWRITEBYTECODE: '1',
+    ...CONTAINER_BASE_ENV,
     ISOMODEL_PROTOCOL: String(PROTOCOL_VERSION),
     ISOMODEL_MODEL_NAME: m.name,
     ISOMODEL_MODEL_VERSION: m.version,

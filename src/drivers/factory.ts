@@ -120,45 +120,45 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
     const operator = ctx.modelEnv?.[pkg.manifest.name];
     return pulled || operator ? { ...pulled, ...operator } : undefined;
   };
+  // What the process and sandbox drivers share: the worker's options and the env it runs in.
+  const processOptions = (
+    pkg: ModelPackage,
+    id: string,
+    workerLog: ProcessWorkerOptions['workerLog'],
+  ): ProcessWorkerOptions => ({
+    id,
+    pkg,
+    python: ctx.python,
+    workDir,
+    cgroups: ctx.cgroups,
+    logger: ctx.logger,
+    extraEnv: extraEnvOf(pkg),
+    privileges: plan(),
+    owner,
+    workerLog,
+  });
+  // Builds or reuses the model's venv / node_modules before spawning (src/envs).
+  const processWorker = (opts: ProcessWorkerOptions): ProcessWorker =>
+    ctx.envs?.enabled === false
+      ? new ProcessWorker(opts)
+      : new EnvProcessWorker(opts, { ...ctx.envs, workDir, python: ctx.python });
   return (pkg, id) => {
     const workerLog = ctx.workerLog?.(pkg.manifest.name);
     switch (pkg.manifest.isolation) {
       case 'inline':
         return inline.has(pkg.manifest.name) ? new InlineWorker(id, pkg) : new RefusedInlineWorker(id, pkg);
-      case 'process': {
-        const opts: ProcessWorkerOptions = {
-          id,
-          pkg,
-          python: ctx.python,
-          workDir,
-          cgroups: ctx.cgroups,
-          logger: ctx.logger,
-          extraEnv: extraEnvOf(pkg),
-          privileges: plan(),
-          owner,
-          workerLog,
+      case 'process':
+        return processWorker({
+          ...processOptions(pkg, id, workerLog),
           hostNetworkAllowed: hostNetwork.has(pkg.manifest.name),
-        };
-        // Builds or reuses the model's venv / node_modules before spawning (src/envs).
-        if (ctx.envs?.enabled === false) return new ProcessWorker(opts);
-        return new EnvProcessWorker(opts, { ...ctx.envs, workDir, python: ctx.python });
-      }
+        });
       case 'sandbox': {
         // The process driver, with its command run inside bubblewrap (drivers/sandbox.ts). The
         // wrap reads opts at spawn time: EnvProcessWorker has by then pointed them at the
         // model's venv / node_modules, which the sandbox binds read-only. As root, bwrap itself
         // runs as the worker user (unprivileged user namespaces).
         const opts: ProcessWorkerOptions = {
-          id,
-          pkg,
-          python: ctx.python,
-          workDir,
-          cgroups: ctx.cgroups,
-          logger: ctx.logger,
-          extraEnv: extraEnvOf(pkg),
-          workerLog,
-          privileges: plan(),
-          owner,
+          ...processOptions(pkg, id, workerLog),
           wrap: (cmd, scratch, drop) =>
             sandboxCommand(cmd, {
               pkg: opts.pkg,
@@ -172,8 +172,7 @@ export function createWorkerFactory(ctx: DriverContext): WorkerFactory {
               runAs: drop ? dropArgs(drop) : [],
             }),
         };
-        if (ctx.envs?.enabled === false) return new ProcessWorker(opts);
-        return new EnvProcessWorker(opts, { ...ctx.envs, workDir, python: ctx.python });
+        return processWorker(opts);
       }
       case 'docker': {
         // A container of the model's image, built on first use (drivers/docker.ts, docs/docker.md).

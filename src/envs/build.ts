@@ -81,6 +81,16 @@ export function envsRoot(workDir: string): string {
 }
 
 /** HOME of a build run as the worker user (tool caches): beside the env, removed after the build. */
+/** An env's directory: `<work_dir>/envs/<kind>/<model>-<hash>`. */
+export function envDir(settings: EnvSettings, kind: EnvKind, model: string, hash: string): string {
+  return join(envsRoot(settings.workDir), kind, `${model}-${hash}`);
+}
+
+/** How long one env build may take (envs.build_timeout_s, default 30 minutes). */
+export function buildTimeoutMs(settings: EnvSettings): number {
+  return (settings.build_timeout_s ?? 1800) * 1000;
+}
+
 export function buildHome(envDir: string): string {
   return `${envDir}.home`;
 }

@@ -23,6 +23,7 @@ import type { ModelPackage } from '../manifest/load.js';
 import {
   BuildLog,
   buildHome,
+  buildTimeoutMs,
   EnvBuildError,
   envsRoot,
   isLocked,
@@ -72,7 +73,7 @@ export async function ensureEnv(
   if (!opts.force && readMarker(p.dir)?.hash === p.hash) return { ...p.result, built: false };
   const pending = building.get(p.dir);
   if (pending) return pending;
-  const run = withDirLock(p.dir, (settings.build_timeout_s ?? 1800) * 1000, async () => {
+  const run = withDirLock(p.dir, buildTimeoutMs(settings), async () => {
     // Another process may have finished it while we waited for the lock.
     if (!opts.force && readMarker(p.dir)?.hash === p.hash) return { ...p.result, built: false };
     return { ...(await build(p, settings, opts.logger)), built: true };

@@ -7,7 +7,8 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { ModelPackage } from '../manifest/load.js';
 import {
   buildHome,
-  envsRoot,
+  buildTimeoutMs,
+  envDir,
   runStep,
   shortHash,
   toolEnv,
@@ -85,7 +86,7 @@ export function planNode(pkg: ModelPackage, settings: EnvSettings): EnvPlan | nu
     }
   });
   const hash = shortHash(text, lock, `abi${process.versions.modules}`, ...localStats);
-  const dir = join(envsRoot(settings.workDir), 'node', `${m.name}-${hash}`);
+  const dir = envDir(settings, 'node', m.name, hash);
   return {
     kind: 'node',
     model: m.name,
@@ -120,7 +121,7 @@ async function buildNodeModules(
   await runStep(log, 'npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--no-update-notifier'], {
     cwd: plan.dir,
     env: toolEnv({ npm_config_update_notifier: 'false', npm_config_loglevel: 'warn' }),
-    timeoutMs: (settings.build_timeout_s ?? 1800) * 1000,
+    timeoutMs: buildTimeoutMs(settings),
     what: 'npm install',
     // Install scripts of dependencies the package names run as the build user, not root.
     runAs: settings.runAs,

@@ -9,7 +9,8 @@ import type { ModelPackage } from '../manifest/load.js';
 import { accessProblem, dropArgs, type Privileges } from '../drivers/privilege.js';
 import {
   buildHome,
-  envsRoot,
+  buildTimeoutMs,
+  envDir,
   runStep,
   shortHash,
   toolEnv,
@@ -115,7 +116,7 @@ export async function planPython(pkg: ModelPackage, settings: EnvSettings): Prom
   const interp = await probeInterpreter(base, settings.runAs);
   const sitePackages = m.environment?.system_site_packages ?? false;
   const hash = shortHash(text, interp.exe, interp.version, sitePackages ? 'system-site-packages' : '');
-  const dir = join(envsRoot(settings.workDir), 'python', `${m.name}-${hash}`);
+  const dir = envDir(settings, 'python', m.name, hash);
   return {
     kind: 'python',
     model: m.name,
@@ -163,7 +164,7 @@ async function buildVenv(
         );
     }
   }
-  const timeoutMs = (settings.build_timeout_s ?? 1800) * 1000;
+  const timeoutMs = buildTimeoutMs(settings);
   // Local wheels: hermetic, pip's config files and PIP_* variables (other indexes, find-links,
   // constraints) stay out. An index: the operator's pip configuration (certificates, proxies) applies.
   const hermetic = source[0] === '--no-index';

@@ -348,30 +348,13 @@ export async function callTool(
     }
     const entry = taskTools(gw).find((t) => t.tool === name);
     if (!entry) throw unknownTool(gw, name);
-    if (entry.task.input_type !== 'sequence') {
-      const a = argsObject(args, ['inputs', 'options']);
-      return okResult(
-        await runTask(
-          gw,
-          route,
-          entry.model,
-          entry.task.name,
-          { inputs: inputsArg(a.inputs), options: a.options },
-          extra,
-        ),
-      );
-    }
-    const a = argsObject(args, ['sequences', 'options', 'sequence_type']);
-    return okResult(
-      await runTask(
-        gw,
-        route,
-        entry.model,
-        entry.task.name,
-        { sequences: sequencesArg(a.sequences), sequence_type: a.sequence_type, options: a.options },
-        extra,
-      ),
-    );
+    // A sequence task's tool takes `sequences` (and sequence_type), every other type's `inputs`.
+    const sequences = entry.task.input_type === 'sequence';
+    const a = argsObject(args, sequences ? ['sequences', 'options', 'sequence_type'] : ['inputs', 'options']);
+    const request = sequences
+      ? { sequences: sequencesArg(a.sequences), sequence_type: a.sequence_type, options: a.options }
+      : { inputs: inputsArg(a.inputs), options: a.options };
+    return okResult(await runTask(gw, route, entry.model, entry.task.name, request, extra));
   } catch (e) {
     return errorResult(gw, e);
   }

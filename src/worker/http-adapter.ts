@@ -6,9 +6,9 @@
 // Configuration: ISOMODEL_HTTP (JSON, HttpAdapterConfig), written by drivers/http.ts.
 // Usage: node dist/src/worker/http-adapter.js
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeSync } from 'node:fs';
 import { request as httpRequest, Agent } from 'node:http';
 import { createServer } from 'node:net';
+import { gatewayLines, send } from './host-io.js';
 import { LineSplitter, PROTOCOL_VERSION, type GatewayMessage, type ItemOutput, type WorkItem } from './protocol.js';
 
 export interface HttpAdapterConfig {
@@ -45,9 +45,6 @@ const MAX_RESULT_BYTES = 48 * 1024 * 1024;
 /** Characters of a server's error answer quoted in an item's error message. */
 const ERROR_SNIPPET = 300;
 
-function send(msg: object): void {
-  writeSync(1, JSON.stringify(msg) + '\n');
-}
 function log(line: string): void {
   process.stderr.write(`[http-adapter] ${line}\n`);
 }
@@ -241,18 +238,13 @@ export class HttpAdapter {
     this.scheduleHealth();
   }
 
-  private onLine(line: string): void {
-    let msg: GatewayMessage;
-    try {
-      msg = JSON.parse(line) as GatewayMessage;
-    } catch {
-      log('unreadable line from the gateway');
-      return;
-    }
+  private readonly onLine = gatewayLines(
+    () => log('unreadable line from the gateway'),
+    (msg) => this.onMessage(msg),
+  );
+
+  private onMessage(msg: Exclude<GatewayMessage, { op: 'ping' }>): void {
     switch (msg.op) {
-      case 'ping':
-        send({ op: 'pong', id: msg.id });
-        break;
       case 'cancel':
         if (this.currentId === msg.id) this.abort?.abort();
         else {

@@ -3,16 +3,13 @@
 // The ONNX host (onnx-host.ts) reuses runWorker with its own model loader.
 import { pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
-import { writeSync } from 'node:fs';
+import { gatewayLines, send } from './host-io.js';
 import { LineSplitter, PROTOCOL_VERSION, type GatewayMessage, type ItemOutput, type WorkItem } from './protocol.js';
 import { ModelError, loadNodeModel, type ModelContext, type NodeModel } from './node-model.js';
 import { installSdkResolver } from './sdk-resolver.js';
 
 // Protocol lines go straight to fd 1; console output is moved to stderr so a stray
 // console.log in model code cannot corrupt the stream.
-function send(msg: object): void {
-  writeSync(1, JSON.stringify(msg) + '\n');
-}
 const toStderr = (...args: unknown[]): void => {
   process.stderr.write(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ') + '\n');
 };
@@ -84,31 +81,25 @@ export async function runWorker(load: ModelLoader): Promise<void> {
 
   // The protocol's own line splitter rather than readline: less work per message on a path every
   // batch takes twice. No line limit: the gateway is trusted, and a batch may be large.
-  const lines = new LineSplitter((line) => {
-    let msg: GatewayMessage;
-    try {
-      msg = JSON.parse(line) as GatewayMessage;
-    } catch {
-      toStderr(`isomodel worker: ignoring unparseable line from gateway: ${line.slice(0, 120)}`);
-      return;
-    }
-    switch (msg.op) {
-      case 'ping':
-        send({ op: 'pong', id: msg.id });
-        break;
-      case 'cancel':
-        cancelled.add(msg.id);
-        break;
-      case 'predict':
-        queue.push(msg);
-        void drain();
-        break;
-      case 'shutdown':
-        stopping = true;
-        if (!running) void finish();
-        break;
-    }
-  }, Number.POSITIVE_INFINITY);
+  const onLine = gatewayLines(
+    (line) => toStderr(`isomodel worker: ignoring unparseable line from gateway: ${line.slice(0, 120)}`),
+    (msg) => {
+      switch (msg.op) {
+        case 'cancel':
+          cancelled.add(msg.id);
+          break;
+        case 'predict':
+          queue.push(msg);
+          void drain();
+          break;
+        case 'shutdown':
+          stopping = true;
+          if (!running) void finish();
+          break;
+      }
+    },
+  );
+  const lines = new LineSplitter(onLine, Number.POSITIVE_INFINITY);
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (chunk: string) => lines.push(chunk));
   process.stdin.on('end', () => {

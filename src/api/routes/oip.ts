@@ -225,22 +225,16 @@ export function registerOipRoutes(app: FastifyInstance, gw: GatewayContext): voi
         return body.ready === true ? rows.filter((r) => r.state === 'READY') : rows;
       });
 
-      v2.post<{ Params: { name: string } }>(
-        '/repository/models/:name/load',
-        admin('models.load'),
-        async (req, reply) => {
-          await gw.registry.load(req.params.name);
-          return reply.code(200).send();
-        },
-      );
-      v2.post<{ Params: { name: string } }>(
-        '/repository/models/:name/unload',
-        admin('models.unload'),
-        async (req, reply) => {
-          await gw.registry.unload(req.params.name);
-          return reply.code(200).send();
-        },
-      );
+      for (const op of ['load', 'unload'] as const) {
+        v2.post<{ Params: { name: string } }>(
+          `/repository/models/:name/${op}`,
+          admin(`models.${op}`),
+          async (req, reply) => {
+            await gw.registry[op](req.params.name);
+            return reply.code(200).send();
+          },
+        );
+      }
     },
     { prefix: OIP_PREFIX },
   );

@@ -29,6 +29,19 @@
     return authHeaders();
   }
 
+  // An answer as {status, env}: the envelope, or one made up when the body is not JSON.
+  function answerOf(res) {
+    return res.text().then(function (text) {
+      var env;
+      try {
+        env = JSON.parse(text);
+      } catch (e) {
+        env = { success: false, message: text || res.statusText, error: { code: 'HTTP_' + res.status } };
+      }
+      return { status: res.status, env: env };
+    });
+  }
+
   function api(method, path, body, admin) {
     var headers = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -38,17 +51,7 @@
       method: method,
       headers: headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-    }).then(function (res) {
-      return res.text().then(function (text) {
-        var env;
-        try {
-          env = JSON.parse(text);
-        } catch (e) {
-          env = { success: false, message: text || res.statusText, error: { code: 'HTTP_' + res.status } };
-        }
-        return { status: res.status, env: env };
-      });
-    });
+    }).then(answerOf);
   }
 
   function $(id) {
@@ -740,17 +743,7 @@
 
   // multipart/form-data: the file part and the other fields; the browser sets the boundary.
   function apiForm(path, data) {
-    return fetch(path, { method: 'POST', headers: authHeaders(), body: data }).then(function (res) {
-      return res.text().then(function (text) {
-        var env;
-        try {
-          env = JSON.parse(text);
-        } catch (e) {
-          env = { success: false, message: text || res.statusText, error: { code: 'HTTP_' + res.status } };
-        }
-        return { status: res.status, env: env };
-      });
-    });
+    return fetch(path, { method: 'POST', headers: authHeaders(), body: data }).then(answerOf);
   }
 
   // What the form sends: {body} (JSON), {form} (multipart), or {error} (nothing is sent).

@@ -2,23 +2,16 @@
 // file name or a content type), and the container is walked far enough to refuse a truncated or
 // malformed file before a model spends time on it. Nothing is decoded here: models decode.
 
+import { MEDIA_TYPES as CLIENT_MEDIA_TYPES } from '../../client/media.js';
+
 export const IMAGE_FORMATS = ['png', 'jpeg', 'gif', 'bmp', 'webp'] as const;
 export const AUDIO_FORMATS = ['wav', 'flac', 'ogg', 'mp3'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 export type AudioFormat = (typeof AUDIO_FORMATS)[number];
 export type MediaFormat = ImageFormat | AudioFormat;
 
-export const MEDIA_TYPES: Record<MediaFormat, string> = {
-  png: 'image/png',
-  jpeg: 'image/jpeg',
-  gif: 'image/gif',
-  bmp: 'image/bmp',
-  webp: 'image/webp',
-  wav: 'audio/wav',
-  flac: 'audio/flac',
-  ogg: 'audio/ogg',
-  mp3: 'audio/mpeg',
-};
+/** Each format's media type: the table the TypeScript client sends uploads with (one table for both). */
+export const MEDIA_TYPES: Readonly<Record<MediaFormat, string>> = CLIENT_MEDIA_TYPES;
 
 /** A media type as clients send it (aliases included) → our format name. */
 export function formatFromMediaType(mediaType: string): MediaFormat | null {
@@ -88,6 +81,12 @@ function need(b: Buffer, end: number, what: string): void {
   if (end > b.length) throw new MediaError(`truncated ${what}: ${b.length} bytes, needs at least ${end}`);
 }
 
+/** An image's size, refused when a side is zero (`problem`: the format's words for it). */
+function sized(format: ImageFormat, width: number, height: number, problem: string): ImageInfo {
+  if (width === 0 || height === 0) throw new MediaError(problem);
+  return { format, width, height };
+}
+
 /** PNG: signature, IHDR first, every chunk whole, IEND last; width and height from IHDR. */
 function inspectPng(b: Buffer): ImageInfo {
   let at = 8;
@@ -109,8 +108,7 @@ function inspectPng(b: Buffer): ImageInfo {
     at += 12 + len;
     if (type === 'IEND') break;
   }
-  if (width === 0 || height === 0) throw new MediaError('malformed PNG: zero width or height');
-  return { format: 'png', width, height };
+  return sized('png', width, height, 'malformed PNG: zero width or height');
 }
 
 /** JPEG: SOI, segments up to a start-of-frame (size), and an EOI at the end of the data. */
@@ -144,8 +142,7 @@ function inspectJpeg(b: Buffer): ImageInfo {
   let end = b.length;
   while (end > 2 && b[end - 1] === 0x00) end--; // some writers pad after EOI
   if (!(b[end - 2] === 0xff && b[end - 1] === 0xd9)) throw new MediaError('truncated JPEG: no end-of-image marker');
-  if (width === 0 || height === 0) throw new MediaError('malformed JPEG: no frame header with a size');
-  return { format: 'jpeg', width, height };
+  return sized('jpeg', width, height, 'malformed JPEG: no frame header with a size');
 }
 
 function inspectGif(b: Buffer): ImageInfo {
@@ -153,8 +150,7 @@ function inspectGif(b: Buffer): ImageInfo {
   const width = b.readUInt16LE(6);
   const height = b.readUInt16LE(8);
   if (b[b.length - 1] !== 0x3b) throw new MediaError('truncated GIF: no trailer');
-  if (width === 0 || height === 0) throw new MediaError('malformed GIF: zero width or height');
-  return { format: 'gif', width, height };
+  return sized('gif', width, height, 'malformed GIF: zero width or height');
 }
 
 function inspectBmp(b: Buffer): ImageInfo {
@@ -165,8 +161,7 @@ function inspectBmp(b: Buffer): ImageInfo {
   if (offset >= b.length) throw new MediaError('malformed BMP: pixel data offset past the end');
   const width = Math.abs(b.readInt32LE(18));
   const height = Math.abs(b.readInt32LE(22));
-  if (width === 0 || height === 0) throw new MediaError('malformed BMP: zero width or height');
-  return { format: 'bmp', width, height };
+  return sized('bmp', width, height, 'malformed BMP: zero width or height');
 }
 
 /** RIFF: the declared size must fit the bytes. */
@@ -194,8 +189,7 @@ function inspectWebp(b: Buffer): ImageInfo {
     width = 1 + b.readUIntLE(24, 3);
     height = 1 + b.readUIntLE(27, 3);
   } else throw new MediaError(`malformed WebP: unknown chunk ${JSON.stringify(chunk)}`);
-  if (width === 0 || height === 0) throw new MediaError('malformed WebP: zero width or height');
-  return { format: 'webp', width, height };
+  return sized('webp', width, height, 'malformed WebP: zero width or height');
 }
 
 /** WAV: RIFF/WAVE, a PCM-style fmt chunk, and a data chunk whose size the bytes hold. */
