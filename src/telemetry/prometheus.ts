@@ -1,23 +1,18 @@
 // Prometheus exposition (prom-client). Counters and histograms are fed on the request path;
 // gauges (queue depth, replicas, worker memory/CPU) are read from the registry at scrape time.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DeploymentObserver } from '../scheduler/observer.js';
 import type { ModelRegistry } from '../scheduler/registry.js';
 import { BoundCounter, BoundHistogram } from './bound-metrics.js';
-import { gpuProbe } from './gpu.js';
-import type { WorkSource } from './model-stats.js';
+import { gpuProbe } from '../util/gpu.js';
+import type { WorkSource } from '../scheduler/model-stats.js';
 import { registerAiModelAliases } from './ai-model-metrics.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
 
-/** What a deployment reports as work flows through it. */
-export interface DeploymentObserver {
-  queued(seconds: number): void;
-  batch(size: number, computeSeconds: number, ok: boolean): void;
-  /** A batch of a model batched by length: its tokens padded to the longest item, and how many are padding. */
-  tokens(padded: number, padding: number): void;
-  restart(reason: string): void;
-}
+// The scheduler's port this module implements (observerFor); re-exported for its importers.
+export type { DeploymentObserver } from '../scheduler/observer.js';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
