@@ -6,7 +6,7 @@
 import type { AlertRulesBackend, SavedRules } from '../../telemetry/alerts.js';
 import type { SqlClient, SqlRunner } from '../sql.js';
 import { WriteGuard } from './write-guard.js';
-import { notify, type ChangeFeed } from './changes.js';
+import { notify, openMirror, type ChangeFeed } from './changes.js';
 
 export const ALERT_RULE_MIGRATIONS = [
   `CREATE TABLE monitor_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL)`,
@@ -24,12 +24,14 @@ export class SharedAlertRules implements AlertRulesBackend {
 
   private constructor(private readonly sql: SqlClient) {}
 
-  static async open(sql: SqlClient, feed?: ChangeFeed): Promise<SharedAlertRules> {
-    await sql.migrate('alert_rules', ALERT_RULE_MIGRATIONS);
-    const s = new SharedAlertRules(sql);
-    await s.reload();
-    feed?.on(TOPIC, () => s.reload());
-    return s;
+  static open(sql: SqlClient, feed?: ChangeFeed): Promise<SharedAlertRules> {
+    return openMirror(
+      sql,
+      { namespace: 'alert_rules', migrations: ALERT_RULE_MIGRATIONS },
+      feed,
+      TOPIC,
+      () => new SharedAlertRules(sql),
+    );
   }
 
   /** Called with the rules whenever another gateway changed them (undefined: reset to each gateway's configuration). */

@@ -7,7 +7,7 @@
 import type { VersionOverrides } from '../../scheduler/registry.js';
 import type { SqlClient } from '../sql.js';
 import { WriteGuard } from './write-guard.js';
-import { notify, type ChangeFeed } from './changes.js';
+import { notify, openMirror, type ChangeFeed } from './changes.js';
 
 export const DEPLOYMENT_MIGRATIONS = [
   `CREATE TABLE model_deployments (
@@ -66,12 +66,14 @@ export class SharedDeploymentStore {
 
   private constructor(private readonly sql: SqlClient) {}
 
-  static async open(sql: SqlClient, feed?: ChangeFeed): Promise<SharedDeploymentStore> {
-    await sql.migrate('deployments', DEPLOYMENT_MIGRATIONS);
-    const s = new SharedDeploymentStore(sql);
-    await s.reload();
-    feed?.on(TOPIC, () => s.reload());
-    return s;
+  static open(sql: SqlClient, feed?: ChangeFeed): Promise<SharedDeploymentStore> {
+    return openMirror(
+      sql,
+      { namespace: 'deployments', migrations: DEPLOYMENT_MIGRATIONS },
+      feed,
+      TOPIC,
+      () => new SharedDeploymentStore(sql),
+    );
   }
 
   /** Called whenever the rows changed (through any gateway); read them with all(). */

@@ -15,7 +15,7 @@ import {
   type Scope,
 } from '../../security/keys.js';
 import type { SqlClient } from '../sql.js';
-import { notify, type ChangeFeed } from './changes.js';
+import { notify, openMirror, type ChangeFeed } from './changes.js';
 
 export const KEY_MIGRATIONS = [
   `CREATE TABLE api_keys (
@@ -37,17 +37,19 @@ export class SharedKeyStore {
     private readonly onError: (message: string) => void,
   ) {}
 
-  static async open(
+  static open(
     sql: SqlClient,
     configured: ConfiguredKey[] = [],
     feed?: ChangeFeed,
     onError: (m: string) => void = () => undefined,
   ): Promise<SharedKeyStore> {
-    await sql.migrate('auth', KEY_MIGRATIONS);
-    const s = new SharedKeyStore(sql, configured, onError);
-    await s.reload();
-    feed?.on('keys', () => s.reload());
-    return s;
+    return openMirror(
+      sql,
+      { namespace: 'auth', migrations: KEY_MIGRATIONS },
+      feed,
+      'keys',
+      () => new SharedKeyStore(sql, configured, onError),
+    );
   }
 
   /** Reads the table again (another gateway changed it). */
