@@ -7,6 +7,9 @@ import { z } from 'zod';
 import { versionPolicySchema } from '../scheduler/versions.js';
 import { DEFAULT_WORKER_LOG_LIMITS } from '../worker/log-limiter.js';
 
+/** A count or size in the configuration: a whole number above zero (strings from the environment coerced). */
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
 export const configSchema = z
   .object({
     host: z.string().default('127.0.0.1'),
@@ -56,25 +59,17 @@ export const configSchema = z
     log_format: z.enum(['auto', 'json', 'pretty']).default('auto'),
     /** Seed 002's ai_model_* metric names beside isomodel_* in /metrics/prometheus (docs/monitoring.md). */
     prometheus_ai_model_names: z.boolean().default(true),
-    body_limit_bytes: z.coerce
-      .number()
-      .int()
-      .positive()
-      .default(2 * 1024 * 1024),
+    body_limit_bytes: positiveInt(2 * 1024 * 1024),
     /**
      * Bodies of prediction routes (native predict, OIP infer, deployment inference): images and
      * audio travel in them (base64 JSON, raw bytes, multipart). Each task's max_bytes still applies.
      */
-    predict_body_limit_bytes: z.coerce
-      .number()
-      .int()
-      .positive()
-      .default(16 * 1024 * 1024),
-    max_batch_sequences: z.coerce.number().int().positive().default(100),
+    predict_body_limit_bytes: positiveInt(16 * 1024 * 1024),
+    max_batch_sequences: positiveInt(100),
     rate_limit: z
       .object({
         max: z.coerce.number().int().min(0).default(100),
-        window_ms: z.coerce.number().int().positive().default(60_000),
+        window_ms: positiveInt(60_000),
       })
       .default({}),
     /** Watch the models dir and hot-reload changed packages. */
@@ -127,13 +122,9 @@ export const configSchema = z
         /** Bearer token for gated or private repositories; env HF_TOKEN. Sent to hf_endpoint's origin only. */
         hf_token: z.string().optional(),
         /** Most bytes one pull may write (downloaded or unpacked). */
-        max_bytes: z.coerce
-          .number()
-          .int()
-          .positive()
-          .default(64 * 1024 ** 3),
+        max_bytes: positiveInt(64 * 1024 ** 3),
         /** Most files (archive entries) one pull may write. */
-        max_files: z.coerce.number().int().positive().default(100_000),
+        max_files: positiveInt(100_000),
       })
       .strict()
       .default({}),
@@ -170,7 +161,7 @@ export const configSchema = z
         socket: z.string().default('/var/run/docker.sock'),
         /** Build a model's image (isomodel/<model>:<version>) on first use when missing or out of date. */
         build: z.coerce.boolean().default(true),
-        build_timeout_s: z.coerce.number().int().positive().default(600),
+        build_timeout_s: positiveInt(600),
       })
       .strict()
       .default({}),
@@ -201,7 +192,7 @@ export const configSchema = z
         failure_limit: z
           .object({
             max: z.coerce.number().int().min(0).default(20),
-            window_ms: z.coerce.number().int().positive().default(60_000),
+            window_ms: positiveInt(60_000),
           })
           .strict()
           .default({}),
@@ -234,7 +225,7 @@ export const configSchema = z
         index_url: z.string().optional(),
         /** Local wheel folder (pip --no-index --find-links), relative to the working directory. */
         wheel_dir: z.string().optional(),
-        build_timeout_s: z.coerce.number().int().positive().default(1800),
+        build_timeout_s: positiveInt(1800),
       })
       .strict()
       .default({}),
@@ -242,15 +233,11 @@ export const configSchema = z
     jobs: z
       .object({
         /** Largest job submission (raw upload or JSON body), in bytes; over it: 413 PAYLOAD_TOO_LARGE. */
-        max_upload_bytes: z.coerce
-          .number()
-          .int()
-          .positive()
-          .default(64 * 1024 * 1024),
+        max_upload_bytes: positiveInt(64 * 1024 * 1024),
         /** Unfinished (queued or running) jobs one API key may have; over it: 429 QUOTA_EXCEEDED. */
-        max_queued_jobs_per_key: z.coerce.number().int().positive().default(32),
+        max_queued_jobs_per_key: positiveInt(32),
         /** Records without a result yet, over all unfinished jobs of one API key; over it: 429 QUOTA_EXCEEDED. */
-        max_queued_records_per_key: z.coerce.number().int().positive().default(2_000_000),
+        max_queued_records_per_key: positiveInt(2_000_000),
       })
       .strict()
       .default({}),
@@ -269,10 +256,10 @@ export const configSchema = z
           .strict()
           .default({}),
         /** Consecutive samples over a threshold before its alert fires. */
-        alert_after_samples: z.coerce.number().int().positive().default(2),
+        alert_after_samples: positiveInt(2),
         /** Replace a replica that stays over its memory threshold for restart_after_samples samples. */
         restart_unhealthy: z.coerce.boolean().default(true),
-        restart_after_samples: z.coerce.number().int().positive().default(3),
+        restart_after_samples: positiveInt(3),
         webhook_url: z.string().url().optional(),
         webhook_retries: z.coerce.number().int().min(0).max(20).default(4),
         webhook_backoff_ms: z.coerce.number().int().min(0).default(1000),

@@ -3,29 +3,26 @@
 // dir that holds only that model: an init container copies the package out of the model's own
 // image (isomodel/<model>:<version>, deploy/docker), so the pod serves the native API and the
 // health routes the probes use, with the model's worker as a child process (process isolation).
+// The objects every pod has are built by pod.ts, its config file by pod-config.ts.
 import { createHash } from 'node:crypto';
-import type {
-  V1EnvVar,
-  V1ConfigMap,
-  V1Container,
-  V1Deployment,
-  V1NetworkPolicy,
-  V1PodSpec,
-  V1Probe,
-  V1ResourceRequirements,
-  V1SecurityContext,
-  V1Service,
-  V1Toleration,
-  V1Volume,
-  V1VolumeMount,
-  V2HorizontalPodAutoscaler,
-} from '@kubernetes/client-node';
+import type { V1Container, V1EnvVar, V1ResourceRequirements } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { configSchema, type Config } from '../config/config.js';
+import type { Config } from '../config/config.js';
 import { imageTag } from '../drivers/docker-image.js';
 import type { Manifest } from '../manifest/schema.js';
+import { podConfig } from './pod-config.js';
+import {
+  containerSecurity,
+  GATEWAY_MEMORY_MB,
+  labels,
+  MODELS_MOUNT,
+  networkPolicy,
+  podObjects,
+  type K8sObject,
+} from './pod.js';
 
-export type K8sObject = V1ConfigMap | V1Deployment | V1Service | V2HorizontalPodAutoscaler | V1NetworkPolicy;
+export { HTTP_PORT, labelValue, type K8sObject } from './pod.js';
+export { PLACEHOLDER_KEY } from './pod-config.js';
 
 export interface RenderOptions {
   /** Default "isomodel". */
@@ -61,21 +58,8 @@ export interface Rendered {
   notes: string[];
 }
 
-export const HTTP_PORT = 8000;
 export const DEFAULT_NAMESPACE = 'isomodel';
 export const DEFAULT_APP_DIR = '/opt/isomodel';
-const CONFIG_DIR = '/etc/isomodel';
-const CONFIG_FILE = 'isomodel.config.yaml';
-const STATE_DIR = '/var/lib/isomodel';
-const MODELS_MOUNT = '/models';
-/** The user the images run as (deploy/docker: USER 65534:65534). */
-const RUN_AS = 65534;
-/** The gateway process itself, beside the workers: Fastify, queues, SQLite. */
-const GATEWAY_MEMORY_MB = 256;
-/** Matches no key: pods start and answer probes, every API call is refused until it is replaced. */
-export const PLACEHOLDER_KEY = { name: 'replace-me', sha256: '0'.repeat(64), scopes: ['admin' as const] };
-
-const LABEL_PREFIX = 'app.kubernetes.io';
 
 /** DNS-1035 label (Services need one): isomodel-<name>, hashed when the name had to change. */
 export function resourceName(model: string): string {
@@ -90,14 +74,6 @@ export function resourceName(model: string): string {
   return `${base.slice(0, 63 - 7).replace(/-+$/, '')}-${hash}`;
 }
 
-/** A label value: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends ("1.0.0+build" → "1.0.0_build"). */
-export function labelValue(v: string): string {
-  return v
-    .replace(/[^A-Za-z0-9._-]/g, '_')
-    .slice(0, 63)
-    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
-}
-
 function withRegistry(ref: string, registry?: string): string {
   return registry ? `${registry.replace(/\/+$/, '')}/${ref}` : ref;
 }
@@ -110,240 +86,8 @@ export function gatewayImage(version: string, registry?: string): string {
   return withRegistry(`isomodel/gateway:${version.replace(/[^\w.-]/g, '_')}`, registry);
 }
 
-function labels(instance: string, component: 'model' | 'gateway', version: string): Record<string, string> {
-  return {
-    [`${LABEL_PREFIX}/name`]: 'isomodel',
-    [`${LABEL_PREFIX}/instance`]: instance,
-    [`${LABEL_PREFIX}/component`]: component,
-    [`${LABEL_PREFIX}/part-of`]: 'isomodel',
-    [`${LABEL_PREFIX}/version`]: labelValue(version),
-    [`${LABEL_PREFIX}/managed-by`]: 'isomodel',
-  };
-}
-
-/** Selectors leave out the version: a Deployment's selector cannot change after creation. */
-function selector(instance: string): Record<string, string> {
-  return { [`${LABEL_PREFIX}/name`]: 'isomodel', [`${LABEL_PREFIX}/instance`]: instance };
-}
-
 const milli = (cpus: number): string => `${Math.max(1, Math.round(cpus * 1000))}m`;
 const mebi = (mb: number): string => `${Math.ceil(mb)}Mi`;
-
-/** Settings that travel from the operator's config into the pods (paths on this machine do not). */
-const PASS_THROUGH = [
-  'log_level',
-  'body_limit_bytes',
-  'max_batch_sequences',
-  'rate_limit',
-  'python',
-  'monitor',
-  'worker_log',
-  'inline_models',
-] as const;
-
-/** The pod's isomodel.config.yaml: only what differs from the defaults, plus what a pod needs. */
-function podConfig(config: Config | undefined, fixed: Record<string, unknown>, notes: string[]): string {
-  const defaults = configSchema.parse({});
-  const out: Record<string, unknown> = { ...fixed };
-  for (const key of PASS_THROUGH) {
-    const v = config?.[key];
-    if (v !== undefined && JSON.stringify(v) !== JSON.stringify(defaults[key])) out[key] = v;
-  }
-  if (config && config.envs.index_url) out.envs = { index_url: config.envs.index_url };
-  // A pod listens on its pod IP, which isomodel refuses without API keys (src/gateway.ts).
-  const keys = config?.auth.keys ?? [];
-  out.auth = {
-    keys: keys.length > 0 ? keys : [PLACEHOLDER_KEY],
-    ...(config && !config.auth.public_metrics ? { public_metrics: false } : {}),
-  };
-  const head = ['# isomodel configuration inside the pod (rendered by `isomodel deploy k8s`, docs/kubernetes.md).'];
-  if (keys.length === 0) {
-    head.push('# auth.keys holds a PLACEHOLDER digest that matches no key: probes answer, every API call is refused.');
-    head.push(
-      '# Replace it with your key\'s SHA-256 (printf %s "$KEY" | sha256sum), or render from a config with auth.keys.',
-    );
-    notes.push(
-      'no auth.keys in the configuration: the rendered pods carry a placeholder digest that matches no key, so every API call is refused until you replace it (docs/kubernetes.md#api-keys)',
-    );
-  }
-  return `${head.join('\n')}\n${stringify(out, { lineWidth: 0 })}`;
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
-const containerSecurity: V1SecurityContext = {
-  allowPrivilegeEscalation: false,
-  readOnlyRootFilesystem: true,
-  runAsNonRoot: true,
-  capabilities: { drop: ['ALL'] },
-};
-
-function probe(path: string, periodSeconds: number, failureThreshold: number): V1Probe {
-  return { httpGet: { path, port: 'http' }, periodSeconds, timeoutSeconds: 3, failureThreshold };
-}
-
-interface PodParts {
-  instance: string;
-  component: 'model' | 'gateway';
-  version: string;
-  configText: string;
-  /** Where isomodel serve finds its models inside the pod. */
-  modelsDir: string;
-  args: string[];
-  resources: V1ResourceRequirements;
-  gpus: number;
-  initContainers?: V1Container[];
-  extraVolumes?: V1Volume[];
-  extraMounts?: V1VolumeMount[];
-  extraEnv?: V1EnvVar[];
-  image: string;
-}
-
-function deployment(
-  p: PodParts,
-  o: Required<Omit<RenderOptions, 'config' | 'imageRegistry' | 'gatewayReplicas' | 'databaseUrlSecret'>>,
-  replicas: number | undefined,
-): V1Deployment {
-  const mounts: V1VolumeMount[] = [
-    { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
-    { name: 'state', mountPath: STATE_DIR },
-    // The work dir (config work_dir, default <state_dir>-work): scratch dirs and per-model envs.
-    { name: 'work', mountPath: `${STATE_DIR}-work` },
-    { name: 'tmp', mountPath: '/tmp' },
-    ...(p.extraMounts ?? []),
-  ];
-  const main: V1Container = {
-    name: 'isomodel',
-    image: p.image,
-    imagePullPolicy: 'IfNotPresent',
-    command: ['node', `${o.appDir}/bin/isomodel.js`],
-    args: p.args,
-    // The environment outranks the config file, and the gateway image sets loopback and its own
-    // models dir there (deploy/docker/gateway.Dockerfile): the pod's values must be set here too.
-    env: [
-      { name: 'ISOMODEL_CONFIG', value: `${CONFIG_DIR}/${CONFIG_FILE}` },
-      { name: 'ISOMODEL_HOST', value: '0.0.0.0' },
-      { name: 'ISOMODEL_PORT', value: String(HTTP_PORT) },
-      { name: 'ISOMODEL_MODELS_DIR', value: p.modelsDir },
-      { name: 'ISOMODEL_STATE_DIR', value: STATE_DIR },
-      { name: 'ISOMODEL_WATCH', value: 'false' },
-      { name: 'HOME', value: '/tmp' },
-      { name: 'TMPDIR', value: '/tmp' },
-      { name: 'PYTHONDONTWRITEBYTECODE', value: '1' },
-      ...(p.extraEnv ?? []),
-    ],
-    ports: [{ name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' }],
-    resources: p.resources,
-    // startup: initial loads attempted; ready: every required model ready, no dead replica.
-    startupProbe: probe('/health/startup', 5, Math.max(1, Math.ceil(o.startupTimeoutS / 5))),
-    livenessProbe: probe('/health/live', 10, 3),
-    readinessProbe: probe('/health/ready', 5, 2),
-    securityContext: containerSecurity,
-    volumeMounts: mounts,
-  };
-  const tolerations: V1Toleration[] =
-    p.gpus > 0 ? [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] : [];
-  const pod: V1PodSpec = {
-    // No API access needed; no Service environment variables (ISOMODEL_PORT=tcp://… would be read as the port).
-    automountServiceAccountToken: false,
-    enableServiceLinks: false,
-    securityContext: {
-      runAsNonRoot: true,
-      runAsUser: RUN_AS,
-      runAsGroup: RUN_AS,
-      fsGroup: RUN_AS,
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
-    // SIGTERM drains: in-flight batches finish before the workers stop.
-    terminationGracePeriodSeconds: 45,
-    ...(p.initContainers ? { initContainers: p.initContainers } : {}),
-    containers: [main],
-    ...(tolerations.length ? { tolerations } : {}),
-    volumes: [
-      { name: 'config', configMap: { name: `${p.instance}-config` } },
-      { name: 'state', emptyDir: { sizeLimit: '2Gi' } },
-      { name: 'work', emptyDir: { sizeLimit: '2Gi' } },
-      { name: 'tmp', emptyDir: { sizeLimit: '1Gi' } },
-      ...(p.extraVolumes ?? []),
-    ],
-  };
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: p.instance, namespace: o.namespace, labels: labels(p.instance, p.component, p.version) },
-    spec: {
-      ...(replicas !== undefined ? { replicas } : {}),
-      revisionHistoryLimit: 5,
-      progressDeadlineSeconds: Math.max(600, o.startupTimeoutS + 60),
-      selector: { matchLabels: selector(p.instance) },
-      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
-      template: {
-        metadata: {
-          labels: labels(p.instance, p.component, p.version),
-          annotations: {
-            // A config change alone rolls the pods.
-            'isomodel.dev/config-sha256': sha256(p.configText),
-            'prometheus.io/scrape': 'true',
-            'prometheus.io/port': String(HTTP_PORT),
-            'prometheus.io/path': '/metrics/prometheus',
-          },
-        },
-        spec: pod,
-      },
-    },
-  };
-}
-
-function configMap(
-  instance: string,
-  component: 'model' | 'gateway',
-  version: string,
-  namespace: string,
-  text: string,
-): V1ConfigMap {
-  return {
-    apiVersion: 'v1',
-    kind: 'ConfigMap',
-    metadata: { name: `${instance}-config`, namespace, labels: labels(instance, component, version) },
-    data: { [CONFIG_FILE]: text },
-  };
-}
-
-function service(instance: string, component: 'model' | 'gateway', version: string, namespace: string): V1Service {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name: instance, namespace, labels: labels(instance, component, version) },
-    spec: {
-      type: 'ClusterIP',
-      selector: selector(instance),
-      ports: [{ name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' }],
-    },
-  };
-}
-
-function networkPolicy(
-  instance: string,
-  component: 'model' | 'gateway',
-  version: string,
-  namespace: string,
-  denyEgress: boolean,
-): V1NetworkPolicy {
-  return {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: { name: instance, namespace, labels: labels(instance, component, version) },
-    spec: {
-      podSelector: { matchLabels: selector(instance) },
-      policyTypes: denyEgress ? ['Ingress', 'Egress'] : ['Ingress'],
-      // Only the API port is reachable (kubelet probes are not subject to NetworkPolicy).
-      ingress: [{ ports: [{ protocol: 'TCP', port: 'http' }] }],
-      ...(denyEgress ? { egress: [] } : {}),
-    },
-  };
-}
 
 function defaults(
   o: RenderOptions,
@@ -440,9 +184,7 @@ export function renderModel(m: Manifest, opts: RenderOptions = {}): Rendered {
     volumeMounts: [{ name: 'models', mountPath: MODELS_MOUNT }],
   };
   const objects: K8sObject[] = [
-    configMap(instance, 'model', m.version, o.namespace, configText),
-    service(instance, 'model', m.version, o.namespace),
-    deployment(
+    ...podObjects(
       {
         instance,
         component: 'model',
@@ -546,9 +288,7 @@ export function renderGateway(models: Manifest[], opts: RenderOptions = {}): Ren
     },
   };
   const objects: K8sObject[] = [
-    configMap(instance, 'gateway', o.gatewayVersion, o.namespace, configText),
-    service(instance, 'gateway', o.gatewayVersion, o.namespace),
-    deployment(
+    ...podObjects(
       {
         instance,
         component: 'gateway',

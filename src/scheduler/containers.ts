@@ -7,7 +7,7 @@ import { IsoError } from '../errors.js';
 import type { WorkerFactory } from '../drivers/factory.js';
 import type { ModelPackage } from '../manifest/load.js';
 import type { StateStore } from '../store/db.js';
-import type { DeploymentObserver } from '../telemetry/prometheus.js';
+import type { DeploymentObserver } from './observer.js';
 import { ModelDeployment } from './deployment.js';
 import type { ModelRegistry } from './registry.js';
 

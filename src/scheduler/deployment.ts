@@ -12,7 +12,7 @@ import { IsoError } from '../errors.js';
 import type { ModelPackage } from '../manifest/load.js';
 import type { WorkerFactory } from '../drivers/factory.js';
 import type { ItemOutput, WorkItem } from '../worker/protocol.js';
-import type { DeploymentObserver } from '../telemetry/prometheus.js';
+import type { DeploymentObserver } from './observer.js';
 import { RequestQueue, paddedTokens, type BatchLimits, type Unit } from './request-queue.js';
 import type { CancelSignal } from './cancel.js';
 import { ReplicaPool, type DeploymentOptions, type Pending, type Replica } from './replica-pool.js';

@@ -4,7 +4,7 @@
 // or the operator's model_env, still wins).
 import type { ModelPackage } from '../manifest/load.js';
 import type { Manifest } from '../manifest/schema.js';
-import { gpuProbe, type GpuProbe } from '../telemetry/gpu.js';
+import { gpuProbe, type GpuProbe } from '../util/gpu.js';
 
 /**
  * Devices replicas may be given: the gateway's own CUDA_VISIBLE_DEVICES when it is set (an

@@ -10,7 +10,7 @@ import type { WorkerFactory } from '../drivers/factory.js';
 import type { StateStore } from '../store/db.js';
 import type { ModelDeployment } from './deployment.js';
 import type { Manifest } from '../manifest/schema.js';
-import type { DeploymentObserver } from '../telemetry/prometheus.js';
+import type { DeploymentObserver } from './observer.js';
 import { weightsOf, type WeightsInfo } from '../manifest/weights.js';
 import type { RequirementsInfo } from '../manifest/requires.js';
 import type { TrafficRouter, Weights } from './traffic.js';

@@ -11,7 +11,7 @@ import { dirname } from 'node:path';
 import { discoverPackages, type ModelPackage } from '../manifest/load.js';
 import type { ModelDeployment } from './deployment.js';
 import type { Manifest } from '../manifest/schema.js';
-import { gpuProbe } from '../telemetry/gpu.js';
+import { gpuProbe } from '../util/gpu.js';
 import { TrafficRouter } from './traffic.js';
 import { modelId } from './versions.js';
 import type { ModelEntry, ReloadSummary } from './registry-state.js';

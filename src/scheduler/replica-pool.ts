@@ -9,11 +9,11 @@ import type { Manifest } from '../manifest/schema.js';
 import type { WorkerFactory } from '../drivers/factory.js';
 import type { ItemOutput } from '../worker/protocol.js';
 import type { ExitInfo, WorkerHandle } from '../worker/types.js';
-import { ModelStats } from '../telemetry/model-stats.js';
-import type { DeploymentObserver } from '../telemetry/prometheus.js';
+import { ModelStats } from './model-stats.js';
+import type { DeploymentObserver } from './observer.js';
 import type { QueuedRequest, Unit } from './request-queue.js';
 import { DeviceAllocator, placedPackage, type DeviceLease } from './placement.js';
-import { gpuUtilization } from '../telemetry/gpu.js';
+import { gpuUtilization } from '../util/gpu.js';
 
 export type DeploymentState = 'loading' | 'ready' | 'failed' | 'draining' | 'stopped';
 export type ReplicaState = 'starting' | 'ready' | 'restarting' | 'stopping' | 'failed';

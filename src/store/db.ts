@@ -2,7 +2,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { RequestLogWriter, toLogRow } from './request-log-writer.js';
+import { RequestLogWriter, toLogRow, type RequestLogEntry } from './request-log-writer.js';
 import { describeStorageFault, StorageHealth, storageFaultCode, trackStorage } from './storage-fault.js';
 
 const MIGRATIONS: string[] = [
@@ -48,18 +48,7 @@ export interface ModelRow {
   updated_at: string;
 }
 
-export interface RequestLogEntry {
-  request_id: string;
-  model: string;
-  version?: string;
-  task?: string;
-  route: string;
-  status: 'success' | 'error';
-  error_code?: string;
-  sequences: number;
-  latency_ms: number;
-  client?: string;
-}
+export type { RequestLogEntry } from './request-log-writer.js';
 
 /** The state database's file name in the state dir. */
 export const STATE_DB_FILE = 'isomodel.db';

@@ -4,7 +4,20 @@
 // string, and a shared counter tells it how many rows are committed: flush() waits on it, so a
 // read right after a flush sees every row logged before it.
 import { Worker } from 'node:worker_threads';
-import type { RequestLogEntry } from './db.js';
+
+/** One request as the log records it (store/db.ts logRequest). */
+export interface RequestLogEntry {
+  request_id: string;
+  model: string;
+  version?: string;
+  task?: string;
+  route: string;
+  status: 'success' | 'error';
+  error_code?: string;
+  sequences: number;
+  latency_ms: number;
+  client?: string;
+}
 
 /** Column order of a logged row, as the gateway sends it (at in epoch ms; the thread formats it). */
 export const LOG_INSERT_COLUMNS = [

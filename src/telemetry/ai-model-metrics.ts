@@ -17,25 +17,25 @@ export interface AiModelAlias {
   from: Source[];
 }
 
+/** One isomodel series under a seed 002 name; its help says whose alias it is. */
+function alias(name: string, type: AiModelAlias['type'], metric: string, help: string): AiModelAlias {
+  return { name, type, help: `${help}; alias of ${metric}`, from: [{ metric }] };
+}
+
 export const AI_MODEL_ALIASES: AiModelAlias[] = [
-  {
-    name: 'ai_model_deployments_total',
-    type: 'counter',
-    help: 'Model versions deployed (each start of a version: load, reload, rolling update); alias of isomodel_deployments_total',
-    from: [{ metric: 'isomodel_deployments_total' }],
-  },
-  {
-    name: 'ai_model_inference_requests_total',
-    type: 'counter',
-    help: 'Inference requests by outcome; alias of isomodel_requests_total',
-    from: [{ metric: 'isomodel_requests_total' }],
-  },
-  {
-    name: 'ai_model_inference_duration_seconds',
-    type: 'histogram',
-    help: 'End-to-end inference latency in the gateway; alias of isomodel_request_duration_seconds',
-    from: [{ metric: 'isomodel_request_duration_seconds' }],
-  },
+  alias(
+    'ai_model_deployments_total',
+    'counter',
+    'isomodel_deployments_total',
+    'Model versions deployed (each start of a version: load, reload, rolling update)',
+  ),
+  alias('ai_model_inference_requests_total', 'counter', 'isomodel_requests_total', 'Inference requests by outcome'),
+  alias(
+    'ai_model_inference_duration_seconds',
+    'histogram',
+    'isomodel_request_duration_seconds',
+    'End-to-end inference latency in the gateway',
+  ),
   {
     name: 'ai_model_resource_usage',
     type: 'gauge',
@@ -45,18 +45,18 @@ export const AI_MODEL_ALIASES: AiModelAlias[] = [
       { metric: 'isomodel_worker_resident_memory_bytes', labels: { resource: 'memory_bytes' } },
     ],
   },
-  {
-    name: 'ai_model_health_status',
-    type: 'gauge',
-    help: '1 when the model version is loaded and every replica healthy; alias of isomodel_model_up',
-    from: [{ metric: 'isomodel_model_up' }],
-  },
-  {
-    name: 'ai_model_batch_inference_requests_total',
-    type: 'counter',
-    help: 'Batch inference requests (native /predict/batch, /api/v1 batch_inference) by outcome; alias of isomodel_batch_requests_total',
-    from: [{ metric: 'isomodel_batch_requests_total' }],
-  },
+  alias(
+    'ai_model_health_status',
+    'gauge',
+    'isomodel_model_up',
+    '1 when the model version is loaded and every replica healthy',
+  ),
+  alias(
+    'ai_model_batch_inference_requests_total',
+    'counter',
+    'isomodel_batch_requests_total',
+    'Batch inference requests (native /predict/batch, /api/v1 batch_inference) by outcome',
+  ),
 ];
 
 interface Value {

@@ -6,7 +6,7 @@ import os from 'node:os';
 import type { ModelDeployment } from '../scheduler/deployment.js';
 import type { ModelRegistry } from '../scheduler/registry.js';
 import type { IoSample, WorkerIoProbe } from '../util/proc.js';
-import type { SourceCounts, WorkSource } from './model-stats.js';
+import type { SourceCounts, WorkSource } from '../scheduler/model-stats.js';
 import type { WeightsInfo } from '../manifest/weights.js';
 import type { RequirementsInfo } from '../manifest/requires.js';
 

@@ -6,7 +6,7 @@ import type { ModelRegistry } from '../scheduler/registry.js';
 import type { StateStore } from '../store/db.js';
 import { iso, summarizeLatencies, type LatencySummary } from './series.js';
 import { ensureTelemetrySchema } from './telemetry-schema.js';
-import { WORK_SOURCES, type SourceCounts, type WorkSource } from './model-stats.js';
+import { WORK_SOURCES, type SourceCounts, type WorkSource } from '../scheduler/model-stats.js';
 
 /** A request log row's source: jobs and pipelines log their model calls under those routes (jobs/counted.ts). */
 export function sourceOf(route: string): WorkSource {

@@ -1,23 +1,20 @@
 // Prometheus exposition (prom-client). Counters and histograms are fed on the request path;
 // gauges (queue depth, replicas, worker memory/CPU) are read from the registry at scrape time.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DeploymentObserver } from '../scheduler/observer.js';
+import type { ModelDeployment } from '../scheduler/deployment.js';
 import type { ModelRegistry } from '../scheduler/registry.js';
+import type { ReplicaInfo } from '../scheduler/replica-pool.js';
 import { BoundCounter, BoundHistogram } from './bound-metrics.js';
-import { gpuProbe } from './gpu.js';
-import type { WorkSource } from './model-stats.js';
+import { gpuProbe, type GpuInfo } from '../util/gpu.js';
+import type { WorkSource } from '../scheduler/model-stats.js';
 import { registerAiModelAliases } from './ai-model-metrics.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
 
-/** What a deployment reports as work flows through it. */
-export interface DeploymentObserver {
-  queued(seconds: number): void;
-  batch(size: number, computeSeconds: number, ok: boolean): void;
-  /** A batch of a model batched by length: its tokens padded to the longest item, and how many are padding. */
-  tokens(padded: number, padding: number): void;
-  restart(reason: string): void;
-}
+// The scheduler's port this module implements (observerFor); re-exported for its importers.
+export type { DeploymentObserver } from '../scheduler/observer.js';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -49,72 +46,62 @@ export class GatewayMetrics {
     // prom-client names these gauges *_total, which promtool (rightly) rejects for non-counters.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
       r.removeSingleMetric(`isomodel_gateway_${name}`);
+    const counter = (name: string, help: string, labelNames: string[]): BoundCounter =>
+      new BoundCounter({ name, help, labelNames, registry: r });
+    const histogram = (name: string, help: string, labelNames: string[], buckets: number[]): BoundHistogram =>
+      new BoundHistogram({ name, help, labelNames, buckets, registry: r });
+    const perVersion = ['model', 'version'];
     // source: job or pipeline for the model calls of jobs; API requests carry no source label,
     // so their series are the same as before jobs were counted (docs/monitoring.md).
-    this.requests = new BoundCounter({
-      name: 'isomodel_requests_total',
-      help: 'Prediction requests by outcome (jobs and pipelines: one per model call, source label)',
-      labelNames: ['model', 'version', 'task', 'status', 'code', 'source'],
-      registry: r,
-    });
-    this.sequences = new BoundCounter({
-      name: 'isomodel_sequences_total',
-      help: 'Sequences predicted successfully (jobs and pipelines: their records, source label)',
-      labelNames: ['model', 'version', 'task', 'source'],
-      registry: r,
-    });
-    this.requestDuration = new BoundHistogram({
-      name: 'isomodel_request_duration_seconds',
-      help: 'End-to-end prediction latency in the gateway',
-      labelNames: ['model', 'version', 'task'],
-      buckets: LATENCY_BUCKETS,
-      registry: r,
-    });
-    this.queueDuration = new BoundHistogram({
-      name: 'isomodel_queue_duration_seconds',
-      help: 'Time a request waited before its first batch was dispatched',
-      labelNames: ['model', 'version'],
-      buckets: LATENCY_BUCKETS,
-      registry: r,
-    });
-    this.computeDuration = new BoundHistogram({
-      name: 'isomodel_compute_duration_seconds',
-      help: 'Worker time per batch (dispatch to answer)',
-      labelNames: ['model', 'version'],
-      buckets: LATENCY_BUCKETS,
-      registry: r,
-    });
-    this.batchSize = new BoundHistogram({
-      name: 'isomodel_batch_size',
-      help: 'Items per worker batch',
-      labelNames: ['model', 'version'],
-      buckets: BATCH_BUCKETS,
-      registry: r,
-    });
-    this.workerLogDropped = new BoundCounter({
-      name: 'isomodel_worker_log_dropped_total',
-      help: 'Worker stderr lines left out of the gateway log over the per-replica rate (worker_log)',
-      labelNames: ['model'],
-      registry: r,
-    });
-    this.workerLogTruncated = new BoundCounter({
-      name: 'isomodel_worker_log_truncated_total',
-      help: 'Worker stderr lines cut to worker_log.max_line_chars',
-      labelNames: ['model'],
-      registry: r,
-    });
-    this.batchTokens = new BoundCounter({
-      name: 'isomodel_batch_tokens_total',
-      help: 'Tokens (residues) of worker batches padded to their longest item, for models batched by length (max_batch_tokens)',
-      labelNames: ['model', 'version'],
-      registry: r,
-    });
-    this.paddingTokens = new BoundCounter({
-      name: 'isomodel_batch_padding_tokens_total',
-      help: 'Padding among isomodel_batch_tokens_total: residues computed only to fill a batch to its longest item',
-      labelNames: ['model', 'version'],
-      registry: r,
-    });
+    this.requests = counter(
+      'isomodel_requests_total',
+      'Prediction requests by outcome (jobs and pipelines: one per model call, source label)',
+      ['model', 'version', 'task', 'status', 'code', 'source'],
+    );
+    this.sequences = counter(
+      'isomodel_sequences_total',
+      'Sequences predicted successfully (jobs and pipelines: their records, source label)',
+      ['model', 'version', 'task', 'source'],
+    );
+    this.requestDuration = histogram(
+      'isomodel_request_duration_seconds',
+      'End-to-end prediction latency in the gateway',
+      ['model', 'version', 'task'],
+      LATENCY_BUCKETS,
+    );
+    this.queueDuration = histogram(
+      'isomodel_queue_duration_seconds',
+      'Time a request waited before its first batch was dispatched',
+      perVersion,
+      LATENCY_BUCKETS,
+    );
+    this.computeDuration = histogram(
+      'isomodel_compute_duration_seconds',
+      'Worker time per batch (dispatch to answer)',
+      perVersion,
+      LATENCY_BUCKETS,
+    );
+    this.batchSize = histogram('isomodel_batch_size', 'Items per worker batch', perVersion, BATCH_BUCKETS);
+    this.workerLogDropped = counter(
+      'isomodel_worker_log_dropped_total',
+      'Worker stderr lines left out of the gateway log over the per-replica rate (worker_log)',
+      ['model'],
+    );
+    this.workerLogTruncated = counter(
+      'isomodel_worker_log_truncated_total',
+      'Worker stderr lines cut to worker_log.max_line_chars',
+      ['model'],
+    );
+    this.batchTokens = counter(
+      'isomodel_batch_tokens_total',
+      'Tokens (residues) of worker batches padded to their longest item, for models batched by length (max_batch_tokens)',
+      perVersion,
+    );
+    this.paddingTokens = counter(
+      'isomodel_batch_padding_tokens_total',
+      'Padding among isomodel_batch_tokens_total: residues computed only to fill a batch to its longest item',
+      perVersion,
+    );
     this.restarts = new Counter({
       name: 'isomodel_worker_restarts_total',
       help: 'Unexpected worker exits followed by a restart',
@@ -151,131 +138,87 @@ export class GatewayMetrics {
       for (const name of reg.names())
         for (const v of reg.versions(name)) if (v.default || v.status !== 'unloaded') fn(name, v.version);
     };
-    new Gauge({
-      name: 'isomodel_model_up',
-      help: '1 when the model is loaded and every replica is healthy',
-      labelNames: ['model', 'version'],
-      registers: [r],
-      collect() {
-        this.reset();
-        each((model, version) =>
-          this.set({ model, version }, models().deployment(`${model}@${version}`)?.healthy() ? 1 : 0),
-        );
-      },
-    });
-    new Gauge({
-      name: 'isomodel_model_state',
-      help: 'The state of each model version: 1 for its current state (ready, loading, needs_weights, needs_packages, failed, ...)',
-      labelNames: ['model', 'version', 'state'],
-      registers: [r],
-      collect() {
-        this.reset();
-        each((model, version) => this.set({ model, version, state: models().status(`${model}@${version}`) }, 1));
-      },
-    });
-    new Gauge({
-      name: 'isomodel_queue_depth',
-      help: 'Sequences waiting in the model queue',
-      labelNames: ['model', 'version'],
-      registers: [r],
-      collect() {
-        this.reset();
-        each((model, version) =>
-          this.set({ model, version }, models().deployment(`${model}@${version}`)?.queueDepth() ?? 0),
-        );
-      },
-    });
-    new Gauge({
-      name: 'isomodel_inflight_sequences',
-      help: 'Sequences in batches being computed by workers',
-      labelNames: ['model', 'version'],
-      registers: [r],
-      collect() {
-        this.reset();
-        each((model, version) =>
-          this.set({ model, version }, models().deployment(`${model}@${version}`)?.inflightCount() ?? 0),
-        );
-      },
-    });
-    new Gauge({
-      name: 'isomodel_replicas',
-      help: 'Replicas by state',
-      labelNames: ['model', 'version', 'state'],
-      registers: [r],
-      collect() {
-        this.reset();
+    const deploymentOf = (model: string, version: string): ModelDeployment | undefined =>
+      models().deployment(`${model}@${version}`);
+    /** A gauge read at scrape time, reset first: series of what is gone disappear. */
+    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge) => void): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [r],
+        collect() {
+          this.reset();
+          fill(this);
+        },
+      });
+    };
+    /** One series per live version: a number its deployment gives. */
+    const versionGauge = (name: string, help: string, value: (d: ModelDeployment | undefined) => number): void =>
+      gauge(name, help, perVersion, (g) =>
+        each((model, version) => g.set({ model, version }, value(deploymentOf(model, version)))),
+      );
+    /** One series per replica that has the number (a sample may not have it yet). */
+    const replicaGauge = (name: string, help: string, value: (rep: ReplicaInfo) => number | undefined): void =>
+      gauge(name, help, ['model', 'version', 'replica'], (g) =>
         each((model, version) => {
-          const counts: Record<string, number> = { starting: 0, ready: 0, restarting: 0, stopping: 0, failed: 0 };
-          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? [])
-            counts[rep.state] = (counts[rep.state] ?? 0) + 1;
-          for (const [state, n] of Object.entries(counts)) this.set({ model, version, state }, n);
-        });
-      },
-    });
-    new Gauge({
-      name: 'isomodel_worker_resident_memory_bytes',
-      help: 'Resident memory of each worker (its cgroup when limits are kernel-enforced)',
-      labelNames: ['model', 'version', 'replica'],
-      registers: [r],
-      collect() {
-        this.reset();
-        each((model, version) => {
-          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? [])
-            if (rep.rss_bytes !== undefined) this.set({ model, version, replica: rep.id }, rep.rss_bytes);
-        });
-      },
-    });
-    new Gauge({
-      name: 'isomodel_worker_cpu_ratio',
-      help: 'CPU use of each worker over the last sample, in cores (1 = one core busy)',
-      labelNames: ['model', 'version', 'replica'],
-      registers: [r],
-      collect() {
-        this.reset();
-        each((model, version) => {
-          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? [])
-            if (rep.cpu_percent !== undefined) this.set({ model, version, replica: rep.id }, rep.cpu_percent / 100);
-        });
-      },
-    });
+          for (const rep of deploymentOf(model, version)?.replicaInfo() ?? []) {
+            const v = value(rep);
+            if (v !== undefined) g.set({ model, version, replica: rep.id }, v);
+          }
+        }),
+      );
     // GPUs from nvidia-smi (the last sample, refreshed in the background): no series without one.
-    new Gauge({
-      name: 'isomodel_gpu_utilization_ratio',
-      help: 'Share of the last sample period each GPU was busy (nvidia-smi utilization.gpu / 100)',
-      labelNames: ['gpu', 'uuid', 'name'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const g of gpuProbe.current()?.gpus ?? [])
-          if (g.utilization_percent !== null)
-            this.set({ gpu: String(g.index), uuid: g.uuid, name: g.name }, g.utilization_percent / 100);
-      },
-    });
-    new Gauge({
-      name: 'isomodel_gpu_memory_used_bytes',
-      help: 'Memory in use on each GPU (nvidia-smi memory.used)',
-      labelNames: ['gpu', 'uuid', 'name'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const g of gpuProbe.current()?.gpus ?? [])
-          if (g.memory_used_mb !== null)
-            this.set({ gpu: String(g.index), uuid: g.uuid, name: g.name }, g.memory_used_mb * 1024 * 1024);
-      },
-    });
-    new Gauge({
-      name: 'isomodel_worker_open_fds',
-      help: 'Open file descriptors of each worker',
-      labelNames: ['model', 'version', 'replica'],
-      registers: [r],
-      collect() {
-        this.reset();
-        each((model, version) => {
-          for (const rep of models().deployment(`${model}@${version}`)?.replicaInfo() ?? [])
-            if (rep.open_fds !== undefined) this.set({ model, version, replica: rep.id }, rep.open_fds);
-        });
-      },
-    });
+    const gpuGauge = (name: string, help: string, value: (gpu: GpuInfo) => number | null): void =>
+      gauge(name, help, ['gpu', 'uuid', 'name'], (g) => {
+        for (const gpu of gpuProbe.current()?.gpus ?? []) {
+          const v = value(gpu);
+          if (v !== null) g.set({ gpu: String(gpu.index), uuid: gpu.uuid, name: gpu.name }, v);
+        }
+      });
+
+    versionGauge('isomodel_model_up', '1 when the model is loaded and every replica is healthy', (d) =>
+      d?.healthy() ? 1 : 0,
+    );
+    gauge(
+      'isomodel_model_state',
+      'The state of each model version: 1 for its current state (ready, loading, needs_weights, needs_packages, failed, ...)',
+      ['model', 'version', 'state'],
+      (g) => each((model, version) => g.set({ model, version, state: models().status(`${model}@${version}`) }, 1)),
+    );
+    versionGauge('isomodel_queue_depth', 'Sequences waiting in the model queue', (d) => d?.queueDepth() ?? 0);
+    versionGauge(
+      'isomodel_inflight_sequences',
+      'Sequences in batches being computed by workers',
+      (d) => d?.inflightCount() ?? 0,
+    );
+    gauge('isomodel_replicas', 'Replicas by state', ['model', 'version', 'state'], (g) =>
+      each((model, version) => {
+        const counts: Record<string, number> = { starting: 0, ready: 0, restarting: 0, stopping: 0, failed: 0 };
+        for (const rep of deploymentOf(model, version)?.replicaInfo() ?? [])
+          counts[rep.state] = (counts[rep.state] ?? 0) + 1;
+        for (const [state, n] of Object.entries(counts)) g.set({ model, version, state }, n);
+      }),
+    );
+    replicaGauge(
+      'isomodel_worker_resident_memory_bytes',
+      'Resident memory of each worker (its cgroup when limits are kernel-enforced)',
+      (rep) => rep.rss_bytes,
+    );
+    replicaGauge(
+      'isomodel_worker_cpu_ratio',
+      'CPU use of each worker over the last sample, in cores (1 = one core busy)',
+      (rep) => (rep.cpu_percent !== undefined ? rep.cpu_percent / 100 : undefined),
+    );
+    gpuGauge(
+      'isomodel_gpu_utilization_ratio',
+      'Share of the last sample period each GPU was busy (nvidia-smi utilization.gpu / 100)',
+      (gpu) => (gpu.utilization_percent !== null ? gpu.utilization_percent / 100 : null),
+    );
+    gpuGauge('isomodel_gpu_memory_used_bytes', 'Memory in use on each GPU (nvidia-smi memory.used)', (gpu) =>
+      gpu.memory_used_mb !== null ? gpu.memory_used_mb * 1024 * 1024 : null,
+    );
+    replicaGauge('isomodel_worker_open_fds', 'Open file descriptors of each worker', (rep) => rep.open_fds);
     if (opts.aiModelNames ?? true) registerAiModelAliases(r);
   }
 

@@ -311,22 +311,20 @@ export function registerSeed001Routes(app: FastifyInstance, gw: GatewayContext):
       load = { status: gw.registry.status(b.model_id), error: gw.registry.lastError(b.model_id) ?? null };
     }
     const message = `${kind === 'weights' ? `weights of ${b.model_id}` : `model ${b.model_id}`} downloaded (${result.files} files, ${result.bytes} bytes); ${load.status}`;
-    return reply
-      .code(201)
-      .send(
-        okEnvelope(
-          req,
-          {
-            model_id: b.model_id,
-            model_type: b.model_type ?? null,
-            ...result,
-            status: load.status,
-            last_error: load.error,
-            downloaded: true,
-          },
-          message,
-        ),
-      );
+    return reply.code(201).send(
+      okEnvelope(
+        req,
+        {
+          model_id: b.model_id,
+          model_type: b.model_type ?? null,
+          ...result,
+          status: load.status,
+          last_error: load.error,
+          downloaded: true,
+        },
+        message,
+      ),
+    );
   });
 }
 

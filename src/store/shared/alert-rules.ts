@@ -5,7 +5,8 @@
 // rules raise stay each gateway's own (src/telemetry/alerts.ts; docs/scale-out.md says why).
 import type { AlertRulesBackend, SavedRules } from '../../telemetry/alerts.js';
 import type { SqlClient, SqlRunner } from '../sql.js';
-import { notify, type ChangeFeed } from './changes.js';
+import { WriteGuard } from './write-guard.js';
+import { notify, openMirror, type ChangeFeed } from './changes.js';
 
 export const ALERT_RULE_MIGRATIONS = [
   `CREATE TABLE monitor_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL)`,
@@ -18,18 +19,19 @@ const stampOf = (r: SavedRules | undefined): string => (r ? `${r.updated_at}:${r
 export class SharedAlertRules implements AlertRulesBackend {
   private saved: SavedRules | undefined;
   private listener: ((rules: SavedRules | undefined) => void) | null = null;
-  /** Writes of this gateway in flight, and how many finished: a read begun before one would hand back the rules before it. */
-  private writing = 0;
-  private written = 0;
+  /** A read begun before a write of this gateway would hand back the rules before it. */
+  private readonly guard = new WriteGuard();
 
   private constructor(private readonly sql: SqlClient) {}
 
-  static async open(sql: SqlClient, feed?: ChangeFeed): Promise<SharedAlertRules> {
-    await sql.migrate('alert_rules', ALERT_RULE_MIGRATIONS);
-    const s = new SharedAlertRules(sql);
-    await s.reload();
-    feed?.on(TOPIC, () => s.reload());
-    return s;
+  static open(sql: SqlClient, feed?: ChangeFeed): Promise<SharedAlertRules> {
+    return openMirror(
+      sql,
+      { namespace: 'alert_rules', migrations: ALERT_RULE_MIGRATIONS },
+      feed,
+      TOPIC,
+      () => new SharedAlertRules(sql),
+    );
   }
 
   /** Called with the rules whenever another gateway changed them (undefined: reset to each gateway's configuration). */
@@ -38,16 +40,15 @@ export class SharedAlertRules implements AlertRulesBackend {
   }
 
   async reload(): Promise<void> {
-    if (this.writing > 0) return;
-    const before = this.written;
-    const [row] = await this.sql.query<SavedRules>(
-      `SELECT value, updated_at FROM monitor_settings WHERE key = 'settings'`,
+    await this.guard.reload(
+      () => this.sql.query<SavedRules>(`SELECT value, updated_at FROM monitor_settings WHERE key = 'settings'`),
+      ([row]) => {
+        const next = row ? { value: row.value, updated_at: Number(row.updated_at) } : undefined;
+        if (stampOf(next) === stampOf(this.saved)) return;
+        this.saved = next;
+        this.listener?.(next);
+      },
     );
-    if (this.writing > 0 || this.written !== before) return;
-    const next = row ? { value: row.value, updated_at: Number(row.updated_at) } : undefined;
-    if (stampOf(next) === stampOf(this.saved)) return;
-    this.saved = next;
-    this.listener?.(next);
   }
 
   /** The rules as last read or written. */
@@ -71,16 +72,12 @@ export class SharedAlertRules implements AlertRulesBackend {
 
   /** Stores, announces, and keeps what was stored as the copy (the monitor applies it itself: no onChange). */
   private async write(next: SavedRules | undefined, fn: (q: SqlRunner) => Promise<unknown>): Promise<void> {
-    this.writing++;
-    try {
+    await this.guard.write(async () => {
       await this.sql.tx(async (q) => {
         await fn(q);
         await notify(q, TOPIC);
       });
       this.saved = next;
-      this.written++;
-    } finally {
-      this.writing--;
-    }
+    });
   }
 }

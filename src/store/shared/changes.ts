@@ -3,11 +3,29 @@
 // the listening connection is down or a notification is lost. A writer calls `notify(q, topic)`
 // inside its transaction, so the others hear of it only once it is committed.
 import pg from 'pg';
-import type { SqlRunner } from '../sql.js';
+import type { Migration, SqlClient, SqlRunner } from '../sql.js';
 
 export const CHANGES_CHANNEL = 'isomodel_changes';
 
 export type Refresh = () => Promise<void>;
+
+/**
+ * Opens a store that keeps a copy of its shared tables in memory: sets up its tables, reads
+ * them, and reads them again whenever another gateway announces `topic`.
+ */
+export async function openMirror<S extends { reload(): Promise<void> }>(
+  sql: SqlClient,
+  tables: { namespace: string; migrations: readonly Migration[] },
+  feed: ChangeFeed | undefined,
+  topic: string,
+  make: () => S,
+): Promise<S> {
+  await sql.migrate(tables.namespace, tables.migrations);
+  const s = make();
+  await s.reload();
+  feed?.on(topic, () => s.reload());
+  return s;
+}
 
 /** Tells the other gateways that `topic` changed (PostgreSQL; a no-op on SQLite, where there are no others). */
 export async function notify(q: SqlRunner, topic: string): Promise<void> {

@@ -6,7 +6,8 @@
 // gateway applies exactly the rows it has not applied yet, in the order they were made.
 import type { VersionOverrides } from '../../scheduler/registry.js';
 import type { SqlClient } from '../sql.js';
-import { notify, type ChangeFeed } from './changes.js';
+import { WriteGuard } from './write-guard.js';
+import { notify, openMirror, type ChangeFeed } from './changes.js';
 
 export const DEPLOYMENT_MIGRATIONS = [
   `CREATE TABLE model_deployments (
@@ -60,18 +61,19 @@ export class SharedDeploymentStore {
   private rows = new Map<string, DeploymentSpec>();
   private stamp = '';
   private listener: (() => void) | null = null;
-  /** Writes of this gateway in flight, and how many finished: a read begun before one would hand back the rows before it. */
-  private writing = 0;
-  private written = 0;
+  /** A read begun before a write of this gateway would hand back the rows before it. */
+  private readonly guard = new WriteGuard();
 
   private constructor(private readonly sql: SqlClient) {}
 
-  static async open(sql: SqlClient, feed?: ChangeFeed): Promise<SharedDeploymentStore> {
-    await sql.migrate('deployments', DEPLOYMENT_MIGRATIONS);
-    const s = new SharedDeploymentStore(sql);
-    await s.reload();
-    feed?.on(TOPIC, () => s.reload());
-    return s;
+  static open(sql: SqlClient, feed?: ChangeFeed): Promise<SharedDeploymentStore> {
+    return openMirror(
+      sql,
+      { namespace: 'deployments', migrations: DEPLOYMENT_MIGRATIONS },
+      feed,
+      TOPIC,
+      () => new SharedDeploymentStore(sql),
+    );
   }
 
   /** Called whenever the rows changed (through any gateway); read them with all(). */
@@ -80,17 +82,19 @@ export class SharedDeploymentStore {
   }
 
   async reload(): Promise<void> {
-    if (this.writing > 0) return;
-    const before = this.written;
-    const rows = await this.sql.query<Row>(
-      'SELECT name, version, action, source, overrides, replicas, seq, updated_at FROM model_deployments ORDER BY seq, name, version',
+    await this.guard.reload(
+      () =>
+        this.sql.query<Row>(
+          'SELECT name, version, action, source, overrides, replicas, seq, updated_at FROM model_deployments ORDER BY seq, name, version',
+        ),
+      (rows) => {
+        const stamp = rows.map((r) => `${r.name}@${r.version}#${r.seq}`).join(',');
+        if (stamp === this.stamp) return;
+        this.stamp = stamp;
+        this.rows = new Map(rows.map((r) => [specKey(r.name, r.version), fromRow(r)]));
+        this.listener?.();
+      },
     );
-    if (this.writing > 0 || this.written !== before) return;
-    const stamp = rows.map((r) => `${r.name}@${r.version}#${r.seq}`).join(',');
-    if (stamp === this.stamp) return;
-    this.stamp = stamp;
-    this.rows = new Map(rows.map((r) => [specKey(r.name, r.version), fromRow(r)]));
-    this.listener?.();
   }
 
   /** Every spec as last read, oldest change first. */
@@ -112,8 +116,7 @@ export class SharedDeploymentStore {
     build: (existing: DeploymentSpec | undefined) => Omit<DeploymentWrite, 'name' | 'version'>,
     onStored: (spec: DeploymentSpec) => void,
   ): Promise<DeploymentSpec> {
-    this.writing++;
-    try {
+    return this.guard.write(async () => {
       const spec = await this.sql.tx(async (q) => {
         // One writer at a time: each write's seq is above every earlier one's.
         if (q.dialect === 'postgres')
@@ -155,11 +158,8 @@ export class SharedDeploymentStore {
         return s;
       });
       onStored(spec);
-      this.written++;
       return spec;
-    } finally {
-      this.writing--;
-    }
+    });
   }
 }
 

@@ -5,7 +5,7 @@
 import type { TrafficState } from '../../scheduler/traffic-store.js';
 import type { Weights } from '../../scheduler/traffic.js';
 import type { SqlClient, SqlRunner } from '../sql.js';
-import { notify, type ChangeFeed } from './changes.js';
+import { notify, openMirror, type ChangeFeed } from './changes.js';
 
 export const TRAFFIC_MIGRATIONS = [
   `CREATE TABLE model_traffic (
@@ -30,12 +30,14 @@ export class SharedTrafficStore {
 
   private constructor(private readonly sql: SqlClient) {}
 
-  static async open(sql: SqlClient, feed?: ChangeFeed): Promise<SharedTrafficStore> {
-    await sql.migrate('traffic', TRAFFIC_MIGRATIONS);
-    const s = new SharedTrafficStore(sql);
-    await s.reload();
-    feed?.on('traffic', () => s.reload());
-    return s;
+  static open(sql: SqlClient, feed?: ChangeFeed): Promise<SharedTrafficStore> {
+    return openMirror(
+      sql,
+      { namespace: 'traffic', migrations: TRAFFIC_MIGRATIONS },
+      feed,
+      'traffic',
+      () => new SharedTrafficStore(sql),
+    );
   }
 
   /** Called with every model's routing whenever it changed (through any gateway). */
