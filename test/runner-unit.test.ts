@@ -12,7 +12,7 @@ import { failFastIt } from './fail-fast.js';
 import pino from 'pino';
 import { IsoError } from '../src/errors.js';
 import type { InputRecord } from '../src/jobs/input.js';
-import { jobRunnerFor, JobRunner, MAX_CHUNK_SIZE, MAX_WORKERS, resumeJobs, type JobCaller, type JobSettings, type JobSpec } from '../src/jobs/runner.js';
+import { jobRunnerFor, JobRunner, MAX_CHUNK_SIZE, MAX_WORKERS, resumeJobs, type JobCaller, type JobRunnerOptions, type JobSettings, type JobSpec } from '../src/jobs/runner.js';
 import { JobStore, type JobRow } from '../src/jobs/store.js';
 import type { ModelExecutor } from '../src/jobs/work.js';
 import { parseManifest } from '../src/manifest/load.js';
@@ -122,23 +122,30 @@ const root: JobCaller = { id: 'key-root', name: 'root', admin: true };
 
 const recs = (seqs: string[]): InputRecord[] => seqs.map((s, i) => ({ id: `r${i}`, sequence: s }));
 
-function setup(opts: { ex?: FakeExecutor; maxWaitMs?: number; forJob?: ConstructorParameters<typeof JobRunner>[4]; store?: StateStore } = {}) {
+function setup(opts: { ex?: FakeExecutor; maxWaitMs?: number; forJob?: JobRunnerOptions['forJob']; store?: StateStore } = {}) {
   const ex = opts.ex ?? new FakeExecutor(manifest('len', ['measure']), manifest('multi', ['a', 'b']));
   const { logger, lines } = capturingLogger();
   const state = opts.store ?? stateStore();
-  const runner = new JobRunner(new JobStore(state), ex, logger, opts.maxWaitMs ?? 60_000, opts.forJob);
+  const runner = new JobRunner(JobStore.embedded(state), ex, logger, { maxWaitMs: opts.maxWaitMs ?? 60_000, ...(opts.forJob && { forJob: opts.forJob }) });
   return { ex, runner, lines, state };
 }
 
 /** Submits a job the way intake.ts does: begin, append, activate, enqueue. */
-function submit(runner: JobRunner, spec: JobSpec, inputs: InputRecord[], settings: JobSettings = {}, caller: JobCaller = alice, key?: string): JobRow {
+async function submit(runner: JobRunner, spec: JobSpec, inputs: InputRecord[], settings: JobSettings = {}, caller: JobCaller = alice, key?: string): Promise<JobRow> {
   const prepared = runner.prepare(spec);
   const row = runner.newRow(spec, prepared, settings, caller, key);
-  runner.store.begin(row);
-  runner.store.append(row.id, 0, inputs);
-  const job = runner.store.activate(row.id, () => undefined);
+  assert.equal((await runner.store.begin(row)).created, true);
+  await runner.store.append(row.id, 0, inputs);
+  const job = await runner.store.activate(row.id);
   runner.enqueue(job);
   return job;
+}
+
+/** A job row as the store has it now. */
+async function stored(runner: JobRunner, id: string): Promise<JobRow> {
+  const j = await runner.store.get(id);
+  assert.ok(j, `no job ${id}`);
+  return j;
 }
 
 const predict = (model = 'len', task?: string, options: Record<string, unknown> = {}): JobSpec => ({ kind: 'predict', model, task, options });
@@ -146,7 +153,7 @@ const predict = (model = 'len', task?: string, options: Record<string, unknown> 
 async function until(runner: JobRunner, id: string, ok: (j: JobRow) => boolean, ms = 4000): Promise<JobRow> {
   const end = Date.now() + ms;
   for (;;) {
-    const j = runner.store.get(id)!;
+    const j = await stored(runner, id);
     if (ok(j)) return j;
     if (Date.now() > end) throw new Error(`job ${id} still ${j.status} (${j.done}/${j.total}) after ${ms} ms`);
     await runner.waitForChange(id, 50);
@@ -154,8 +161,8 @@ async function until(runner: JobRunner, id: string, ok: (j: JobRow) => boolean, 
 }
 const finished = (runner: JobRunner, id: string): Promise<JobRow> => until(runner, id, (j) => ['succeeded', 'failed', 'cancelled'].includes(j.status));
 
-function results(runner: JobRunner, id: string): Record<string, unknown>[] {
-  return runner.store.results(id, 0, 1_000_000).map((r) => (r.result === null ? { idx: r.idx, pending: true } : (JSON.parse(r.result) as Record<string, unknown>)));
+async function results(runner: JobRunner, id: string): Promise<Record<string, unknown>[]> {
+  return (await runner.store.results(id, 0, 1_000_000)).map((r) => (r.result === null ? { idx: r.idx, pending: true } : (JSON.parse(r.result) as Record<string, unknown>)));
 }
 
 describe('job runner: checking a spec and the job row', () => {
@@ -244,13 +251,13 @@ describe('job runner: running jobs', () => {
       await new Promise((r) => setTimeout(r, c.items.length === 3 ? 5 : 1));
       return c.items.map((it) => ({ length: String(it.sequence).length }));
     };
-    const job = submit(runner, predict(), recs(seqs), { chunkSize: 3, workers: 2 });
+    const job = await submit(runner, predict(), recs(seqs), { chunkSize: 3, workers: 2 });
     const done = await finished(runner, job.id);
     assert.equal(done.status, 'succeeded');
     assert.equal(done.error, null);
     assert.deepEqual([done.total, done.done, done.failed], [70, 70, 0]);
     assert.ok(done.started_at !== null && done.finished_at !== null);
-    const out = results(runner, job.id);
+    const out = await results(runner, job.id);
     assert.deepEqual(
       out.map((r) => [(r.metadata as { index: number }).index, (r.metadata as { request_id: string }).request_id, (r.output as { length: number }).length, r.status, r.task]),
       seqs.map((s, i) => [i, `r${i}`, s.length, 'success', 'measure']),
@@ -277,11 +284,11 @@ describe('job runner: running jobs', () => {
       await g.promise;
       return c.items.map(() => ({ ok: true }));
     };
-    const job = submit(runner, predict(), recs(Array<string>(20).fill('AC')), { chunkSize: 1, workers: 3, priority: 7 });
+    const job = await submit(runner, predict(), recs(Array<string>(20).fill('AC')), { chunkSize: 1, workers: 3, priority: 7 });
     await until(runner, job.id, () => ex.inflight === 6);
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(ex.inflight, 6);
-    assert.equal(runner.store.get(job.id)!.status, 'running');
+    assert.equal((await stored(runner, job.id)).status, 'running');
     g.open();
     const done = await finished(runner, job.id);
     assert.equal(done.status, 'succeeded');
@@ -295,11 +302,11 @@ describe('job runner: running jobs', () => {
       if (c.items.some((i) => i.sequence === 'GGGG')) throw new IsoError('PREDICTION_FAILED', 'worker crashed');
       return c.items.map((it) => ({ length: String(it.sequence).length }));
     };
-    const job = submit(runner, predict(), recs(['A', 'GGGG', 'CC', 'TTT', 'not dna!']), { chunkSize: 5 });
+    const job = await submit(runner, predict(), recs(['A', 'GGGG', 'CC', 'TTT', 'not dna!']), { chunkSize: 5 });
     const done = await finished(runner, job.id);
     assert.equal(done.status, 'succeeded');
     assert.deepEqual([done.total, done.done, done.failed], [5, 5, 2]);
-    const out = results(runner, job.id);
+    const out = await results(runner, job.id);
     assert.deepEqual(
       out.map((r) => r.status),
       ['success', 'error', 'success', 'success', 'error'],
@@ -313,7 +320,7 @@ describe('job runner: running jobs', () => {
     ex.answer = async () => {
       throw new IsoError('MODEL_NOT_FOUND', 'model len was deleted');
     };
-    const job = submit(runner, predict(), recs(['A', 'C']));
+    const job = await submit(runner, predict(), recs(['A', 'C']));
     const done = await finished(runner, job.id);
     assert.equal(done.status, 'failed');
     assert.equal(done.error, 'MODEL_NOT_FOUND: model len was deleted');
@@ -321,7 +328,7 @@ describe('job runner: running jobs', () => {
     const warn = lines.find((l) => l.msg === 'job failed');
     assert.deepEqual([warn?.job, warn?.error], [job.id, 'MODEL_NOT_FOUND: model len was deleted']);
     // A job whose model vanished between submission and run: the same.
-    const j2 = submit(runner, predict(), recs(['A']));
+    const j2 = await submit(runner, predict(), recs(['A']));
     ex.models.delete('len');
     const d2 = await finished(runner, j2.id);
     assert.deepEqual([d2.status, d2.error], ['failed', 'MODEL_NOT_FOUND: no model len']);
@@ -329,24 +336,21 @@ describe('job runner: running jobs', () => {
 
   it('an error that is not a JobFatalError fails the job with its message', async () => {
     const { runner } = setup();
-    const job = submit(runner, predict(), recs(['A']));
     // A broken store write (a bug, a full disk) while the job runs.
-    const store = runner.store as unknown as { writeResults: () => number };
-    store.writeResults = () => {
-      throw new Error('disk I/O error');
-    };
+    runner.store.writeResults = () => Promise.reject(new Error('disk I/O error'));
+    const job = await submit(runner, predict(), recs(['A']));
     const done = await finished(runner, job.id);
     assert.deepEqual([done.status, done.error], ['failed', 'disk I/O error']);
   });
 
   it('records left without a result fail the job, saying how many', async () => {
     const { runner } = setup();
-    const job = submit(runner, predict(), recs(['A', 'C', 'G']), { chunkSize: 1 });
     // A store that loses the second write (results written under the wrong index, say).
     const store = runner.store;
     const write = store.writeResults.bind(store);
     let n = 0;
-    store.writeResults = (id, rs) => (n++ === 1 ? 0 : write(id, rs));
+    store.writeResults = (id, rs) => (n++ === 1 ? Promise.resolve(0) : write(id, rs));
+    const job = await submit(runner, predict(), recs(['A', 'C', 'G']), { chunkSize: 1 });
     const done = await finished(runner, job.id);
     assert.deepEqual([done.status, done.error, done.done], ['failed', '1 records were left without a result', 2]);
   });
@@ -358,7 +362,7 @@ describe('job runner: running jobs', () => {
       if (busy-- > 0) throw new IsoError('QUEUE_FULL', 'busy', undefined, 1);
       return c.items.map(() => ({ ok: 1 }));
     };
-    const job = submit(runner, predict(), recs(['A']));
+    const job = await submit(runner, predict(), recs(['A']));
     assert.equal((await finished(runner, job.id)).status, 'succeeded');
     assert.equal(ex.calls.length, 3);
 
@@ -366,7 +370,7 @@ describe('job runner: running jobs', () => {
     ex2.answer = async () => {
       throw new IsoError('MODEL_NOT_LOADED', 'still loading');
     };
-    const j2 = submit(r2, predict(), recs(['A']));
+    const j2 = await submit(r2, predict(), recs(['A']));
     const d2 = await finished(r2, j2.id);
     assert.equal(d2.status, 'failed');
     assert.equal(d2.error, 'MODEL_NOT_LOADED: gave up after 0 s: still loading');
@@ -385,7 +389,7 @@ describe('job runner: running jobs', () => {
     const seqs = ['A', 'C', 'G', 'T', 'AA', 'CC'];
     const jobs: JobRow[] = [];
     for (const s of seqs) {
-      jobs.push(submit(runner, predict(), recs([s])));
+      jobs.push(await submit(runner, predict(), recs([s])));
       // Distinct creation times: the store orders by them.
       await new Promise((r) => setTimeout(r, 3));
     }
@@ -393,7 +397,7 @@ describe('job runner: running jobs', () => {
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(ex.calls.length, 4);
     assert.deepEqual(
-      jobs.map((j) => runner.store.get(j.id)!.status),
+      (await Promise.all(jobs.map((j) => stored(runner, j.id)))).map((j) => j.status),
       ['running', 'running', 'running', 'running', 'queued', 'queued'],
     );
     assert.deepEqual(ex.sequences(), ['A', 'C', 'G', 'T']);
@@ -401,7 +405,7 @@ describe('job runner: running jobs', () => {
     gates.get('C')!.open();
     await until(runner, jobs[4]!.id, (j) => j.status === 'running');
     await until(runner, jobs[4]!.id, () => ex.calls.length === 5);
-    assert.equal(runner.store.get(jobs[5]!.id)!.status, 'queued');
+    assert.equal((await stored(runner, jobs[5]!.id)).status, 'queued');
     assert.deepEqual(ex.sequences(), ['A', 'C', 'G', 'T', 'AA']);
     for (const s of ['A', 'G', 'T', 'AA']) gates.get(s)!.open();
     await until(runner, jobs[5]!.id, () => ex.calls.length === 6);
@@ -420,9 +424,9 @@ describe('job runner: running jobs', () => {
         return { manifest: (m) => inner.manifest(m), submit: (m, r) => (wrapped++, inner.submit(m, r)) };
       },
     });
-    const j1 = submit(runner, predict(), recs(['A', 'C']), { chunkSize: 1 });
+    const j1 = await submit(runner, predict(), recs(['A', 'C']), { chunkSize: 1 });
     await finished(runner, j1.id);
-    const j2 = submit(runner, { kind: 'pipeline', pipeline: { name: 'p', steps: [{ model: 'len' }] }, options: {} }, recs(['G']));
+    const j2 = await submit(runner, { kind: 'pipeline', pipeline: { name: 'p', steps: [{ model: 'len' }] }, options: {} }, recs(['G']));
     const d2 = await finished(runner, j2.id);
     assert.equal(d2.status, 'succeeded');
     assert.deepEqual(seen, [
@@ -430,32 +434,33 @@ describe('job runner: running jobs', () => {
       ['pipeline', j2.id],
     ]);
     assert.equal(wrapped, 3);
-    assert.equal(results(runner, j2.id)[0]!.task, 'pipeline:p');
+    assert.equal((await results(runner, j2.id))[0]!.task, 'pipeline:p');
   });
 });
 
 describe('job runner: owners, cancel, stop and resume', () => {
   it('a job is seen by its owner and admin keys only; other keys and unknown ids get NOT_FOUND', async () => {
     const { runner } = setup();
-    const job = submit(runner, predict(), recs(['A']));
+    const job = await submit(runner, predict(), recs(['A']));
     await finished(runner, job.id);
-    assert.equal(runner.find(job.id, alice).id, job.id);
-    assert.equal(runner.find(job.id, root).id, job.id);
+    assert.equal((await runner.find(job.id, alice)).id, job.id);
+    assert.equal((await runner.find(job.id, root)).id, job.id);
     for (const [id, who] of [
       [job.id, bob],
       ['nope', alice],
     ] as const) {
-      assert.throws(
+      await assert.rejects(
         () => runner.find(id, who),
         (e: IsoError) => e.code === 'NOT_FOUND' && e.message === `no job ${id}`,
       );
     }
-    assert.throws(() => runner.get('x'.repeat(200)), (e: IsoError) => e.message === `no job ${'x'.repeat(80)}`);
+    await assert.rejects(() => runner.get('x'.repeat(200)), (e: IsoError) => e.message === `no job ${'x'.repeat(80)}`);
     // A submission still being received does not exist for clients.
     const row = runner.newRow(predict(), runner.prepare(predict()), {}, alice);
-    runner.store.begin(row);
-    assert.throws(() => runner.get(row.id), (e: IsoError) => e.code === 'NOT_FOUND');
-    assert.throws(() => runner.find(row.id, root), (e: IsoError) => e.code === 'NOT_FOUND');
+    await runner.store.begin(row);
+    assert.equal((await stored(runner, row.id)).status, 'receiving');
+    await assert.rejects(() => runner.get(row.id), (e: IsoError) => e.code === 'NOT_FOUND');
+    await assert.rejects(() => runner.find(row.id, root), (e: IsoError) => e.code === 'NOT_FOUND');
   });
 
   it('cancel stops the model calls; finished records keep their result, the others stay pending', async () => {
@@ -469,27 +474,27 @@ describe('job runner: owners, cancel, stop and resume', () => {
       }
       return c.items.map(() => ({ ok: 1 }));
     };
-    const job = submit(runner, predict(), recs(['A', 'C', 'G', 'T']), { chunkSize: 1, workers: 1 });
+    const job = await submit(runner, predict(), recs(['A', 'C', 'G', 'T']), { chunkSize: 1, workers: 1 });
     await until(runner, job.id, (j) => j.done === 1 && signals.length === 2);
     // Another key cannot cancel it.
-    assert.throws(() => runner.cancel(job.id, bob), (e: IsoError) => e.code === 'NOT_FOUND');
-    const r = runner.cancel(job.id, alice);
+    await assert.rejects(() => runner.cancel(job.id, bob), (e: IsoError) => e.code === 'NOT_FOUND');
+    const r = await runner.cancel(job.id, alice);
     assert.equal(r.changed, true);
     assert.deepEqual([r.job.status, r.job.error], ['cancelled', 'cancelled by the client']);
     assert.ok(signals.every((s) => s.aborted));
     g.open();
     await new Promise((res) => setTimeout(res, 30));
-    const after = runner.store.get(job.id)!;
+    const after = (await stored(runner, job.id));
     assert.deepEqual([after.status, after.done, after.error], ['cancelled', 1, 'cancelled by the client']);
     assert.deepEqual(
-      results(runner, job.id).map((x) => x.status ?? 'pending'),
+      (await results(runner, job.id)).map((x) => x.status ?? 'pending'),
       ['success', 'pending', 'pending', 'pending'],
     );
     assert.deepEqual(ex.sequences(), ['A', 'C', 'G']);
     const log = lines.find((l) => l.msg === 'job cancelled');
     assert.deepEqual([log?.job, log?.by], [job.id, 'key-alice']);
     // Cancelling again changes nothing and logs nothing.
-    const again = runner.cancel(job.id, root);
+    const again = await runner.cancel(job.id, root);
     assert.deepEqual([again.changed, again.job.error], [false, 'cancelled by the client']);
     assert.equal(lines.filter((l) => l.msg === 'job cancelled').length, 1);
     // Nothing was logged as a failure.
@@ -503,10 +508,11 @@ describe('job runner: owners, cancel, stop and resume', () => {
       await g.promise;
       return c.items.map(() => ({ ok: 1 }));
     };
-    const jobs = [0, 1, 2, 3, 4].map(() => submit(runner, predict(), recs(['A'])));
+    const jobs: JobRow[] = [];
+    for (let i = 0; i < 5; i++) jobs.push(await submit(runner, predict(), recs(['A'])));
     const queued = jobs[4]!;
-    assert.equal(runner.store.get(queued.id)!.status, 'queued');
-    const r = runner.cancel(queued.id, root);
+    assert.equal((await stored(runner, queued.id)).status, 'queued');
+    const r = await runner.cancel(queued.id, root);
     assert.deepEqual([r.changed, r.job.status, r.job.error], [true, 'cancelled', 'cancelled by root']);
     g.open();
     for (const j of jobs.slice(0, 4)) assert.equal((await finished(runner, j.id)).status, 'succeeded');
@@ -521,7 +527,7 @@ describe('job runner: owners, cancel, stop and resume', () => {
       if (String(c.items[0]!.sequence).length > 1) await g.promise;
       return c.items.map((it) => ({ len: String(it.sequence).length }));
     };
-    const job = submit(first.runner, predict(), recs(['A', 'C', 'GG', 'TT', 'AC']), { chunkSize: 1, workers: 1 });
+    const job = await submit(first.runner, predict(), recs(['A', 'C', 'GG', 'TT', 'AC']), { chunkSize: 1, workers: 1 });
     await until(first.runner, job.id, (j) => j.done === 2 && first.ex.calls.length === 4);
     const waiting = first.runner.waitForChange(job.id, 60_000);
     await first.runner.stop();
@@ -530,23 +536,23 @@ describe('job runner: owners, cancel, stop and resume', () => {
     assert.equal(first.runner.stopped, true);
     g.open();
     assert.deepEqual(
-      [first.runner.store.get(job.id)!.status, first.runner.store.get(job.id)!.done],
+      [(await stored(first.runner, job.id)).status, (await stored(first.runner, job.id)).done],
       ['running', 2],
     );
     assert.throws(() => first.runner.prepare(predict()), (e: IsoError) => e.code === 'MODEL_NOT_LOADED' && e.retryAfterS === 5 && /shutting down/.test(e.message));
     // A stopped runner starts nothing new.
     const row = first.runner.newRow(predict(), { model: 'len', task: 'measure', batch: 1, replicas: 1, checkRecord: () => undefined }, {}, alice);
-    first.runner.store.begin(row);
-    first.runner.store.append(row.id, 0, recs(['CCC']));
-    first.runner.enqueue(first.runner.store.activate(row.id, () => undefined));
+    await first.runner.store.begin(row);
+    await first.runner.store.append(row.id, 0, recs(['CCC']));
+    first.runner.enqueue(await first.runner.store.activate(row.id));
     first.runner.schedule();
     await new Promise((r) => setTimeout(r, 20));
-    assert.equal(first.runner.store.get(row.id)!.status, 'queued');
+    assert.equal((await stored(first.runner, row.id)).status, 'queued');
     assert.deepEqual(first.ex.sequences(), ['A', 'C', 'GG', 'TT']);
 
     const second = setup({ store: state });
     second.ex.answer = async (c) => c.items.map((it) => ({ len: String(it.sequence).length }));
-    assert.equal(second.runner.resume(), 2);
+    assert.equal(await second.runner.resume(), 2);
     const resumed = second.lines.find((l) => l.msg === 'resuming unfinished jobs');
     assert.deepEqual(resumed?.jobs, [
       { id: job.id, done: 2, total: 5 },
@@ -558,12 +564,12 @@ describe('job runner: owners, cancel, stop and resume', () => {
     // The new process ran only what had no result; the old one's late answers were not written twice.
     assert.deepEqual([...second.ex.sequences()].sort(), ['AC', 'CCC', 'GG', 'TT']);
     assert.deepEqual(
-      results(second.runner, job.id).map((r) => (r.output as { len: number }).len),
+      (await results(second.runner, job.id)).map((r) => (r.output as { len: number }).len),
       [1, 1, 2, 2, 2],
     );
     // Nothing to resume: nothing logged.
     const third = setup({ store: state });
-    assert.equal(third.runner.resume(), 0);
+    assert.equal(await third.runner.resume(), 0);
     assert.equal(third.lines.filter((l) => l.msg === 'resuming unfinished jobs').length, 0);
   });
 
@@ -579,7 +585,7 @@ describe('job runner: owners, cancel, stop and resume', () => {
     assert.ok(Date.now() - t0 >= 25);
     const waiters = (runner as unknown as { waiters: Map<string, Set<unknown>> }).waiters;
     assert.equal(waiters.size, 0);
-    const job = submit(runner, predict(), recs(['A']));
+    const job = await submit(runner, predict(), recs(['A']));
     await until(runner, job.id, (j) => j.status === 'running');
     let woke = false;
     const w = runner.waitForChange(job.id, 60_000).then(() => (woke = true));
@@ -599,7 +605,7 @@ describe('job runner: the client view and progress', () => {
   it('a finished job: counts, progress, links; no rate; the owner for admin callers only', async () => {
     const { runner, ex } = setup();
     ex.answer = async (c) => c.items.map((it) => (it.sequence === 'C' ? { error: { code: 'BAD', message: 'no' } } : { ok: 1 }));
-    const job = submit(runner, predict(), recs(['A', 'C', 'G']), { name: 'mine', chunkSize: 2, workers: 1 }, alice, 'idem-1');
+    const job = await submit(runner, predict(), recs(['A', 'C', 'G']), { name: 'mine', chunkSize: 2, workers: 1 }, alice, 'idem-1');
     const done = await finished(runner, job.id);
     const v = runner.view(done, alice);
     assert.deepEqual(v, {
@@ -641,7 +647,7 @@ describe('job runner: the client view and progress', () => {
 
   it('a pipeline job names its pipeline, not a model', async () => {
     const { runner } = setup();
-    const job = submit(runner, { kind: 'pipeline', pipeline: { name: 'pp', steps: [{ model: 'len' }] }, options: {} }, recs(['A']));
+    const job = await submit(runner, { kind: 'pipeline', pipeline: { name: 'pp', steps: [{ model: 'len' }] }, options: {} }, recs(['A']));
     const v = runner.view(await finished(runner, job.id));
     assert.deepEqual([v.kind, v.model, v.pipeline, v.task], ['pipeline', null, 'pp', null]);
   });
@@ -653,21 +659,21 @@ describe('job runner: the client view and progress', () => {
       if (c.items[0]!.sequence === 'T') await g.promise;
       return c.items.map(() => ({ ok: 1 }));
     };
-    const job = submit(runner, predict(), recs(['A', 'C', 'G', 'T', 'T', 'T', 'T', 'T']), { chunkSize: 1, workers: 1 });
-    const other = submit(runner, predict(), recs(['T']), {}, bob);
+    const job = await submit(runner, predict(), recs(['A', 'C', 'G', 'T', 'T', 'T', 'T', 'T']), { chunkSize: 1, workers: 1 });
+    const other = await submit(runner, predict(), recs(['T']), {}, bob);
     await until(runner, job.id, (j) => j.done === 3);
     const since = (runner as unknown as { running: Map<string, { since: number }> }).running.get(job.id)!.since;
     // Too early to measure: no rate yet (under 0.2 s; checked only when the machine was quick enough).
     if (Date.now() - since < 150) {
-      const early = runner.view(runner.store.get(job.id)!);
+      const early = runner.view((await stored(runner, job.id)));
       assert.deepEqual([early.status, early.rate_per_s, early.eta_s], ['running', null, null]);
-      assert.deepEqual(runner.progressOf('key-alice'), { rate: 0, soonestEndS: null });
+      assert.deepEqual(await runner.progressOf('key-alice'), { rate: 0, soonestEndS: null });
     }
     await new Promise((r) => setTimeout(r, 260));
-    const row = runner.store.get(job.id)!;
+    const row = (await stored(runner, job.id));
     const t1 = Date.now();
     const v = runner.view(row);
-    const p = runner.progressOf('key-alice');
+    const p = await runner.progressOf('key-alice');
     const t2 = Date.now();
     // 3 records since the job started here, 5 left; the rate is read between t1 and t2.
     const lo = 3 / ((t2 - since) / 1000);
@@ -678,14 +684,14 @@ describe('job runner: the client view and progress', () => {
     assert.ok(p.rate >= lo && p.rate <= hi, JSON.stringify(p));
     assert.ok(p.soonestEndS !== null && Math.abs(p.soonestEndS - 5 / p.rate) < 1e-9, JSON.stringify(p));
     // Bob's job has done nothing: no measure for him; nobody else has jobs.
-    assert.deepEqual(runner.progressOf('key-bob'), { rate: 0, soonestEndS: null });
-    assert.deepEqual(runner.progressOf('key-carol'), { rate: 0, soonestEndS: null });
+    assert.deepEqual(await runner.progressOf('key-bob'), { rate: 0, soonestEndS: null });
+    assert.deepEqual(await runner.progressOf('key-carol'), { rate: 0, soonestEndS: null });
     // A terminal row is never measured, even while its loop is still winding down.
     assert.equal(runner.view({ ...row, status: 'cancelled' }).rate_per_s, null);
     g.open();
     await finished(runner, job.id);
     await finished(runner, other.id);
-    assert.equal(runner.view(runner.store.get(job.id)!).rate_per_s, null);
+    assert.equal(runner.view((await stored(runner, job.id))).rate_per_s, null);
   });
 
   it('progressOf: several running jobs of one owner add their rates and report the soonest end', async () => {
@@ -696,15 +702,15 @@ describe('job runner: the client view and progress', () => {
       return c.items.map(() => ({ ok: 1 }));
     };
     // Job a: 2 done, 10 left; job b: 4 done, 1 left.
-    const a = submit(runner, predict(), recs([...'AC', ...'TTTTTTTTTT']), { chunkSize: 1, workers: 1 });
-    const b = submit(runner, predict(), recs([...'ACGA', 'T']), { chunkSize: 1, workers: 1 });
+    const a = await submit(runner, predict(), recs([...'AC', ...'TTTTTTTTTT']), { chunkSize: 1, workers: 1 });
+    const b = await submit(runner, predict(), recs([...'ACGA', 'T']), { chunkSize: 1, workers: 1 });
     await until(runner, a.id, (j) => j.done === 2);
     await until(runner, b.id, (j) => j.done === 4);
     await new Promise((r) => setTimeout(r, 260));
     const running = (runner as unknown as { running: Map<string, { since: number }> }).running;
     const [sa, sb] = [running.get(a.id)!.since, running.get(b.id)!.since];
     const t1 = Date.now();
-    const p = runner.progressOf('key-alice');
+    const p = await runner.progressOf('key-alice');
     const t2 = Date.now();
     const rate = (n: number, since: number, at: number): number => n / ((at - since) / 1000);
     assert.ok(p.rate >= rate(2, sa, t2) + rate(4, sb, t2) && p.rate <= rate(2, sa, t1) + rate(4, sb, t1), `${p.rate}`);
@@ -726,18 +732,21 @@ describe('job runner for a gateway', () => {
       await g.promise;
       return [];
     };
-    for (let i = 0; i < 4; i++) submit(prev.runner, predict(), recs(['A']));
-    const queued = submit(prev.runner, predict(), recs(['AC', 'GT']));
+    for (let i = 0; i < 4; i++) await submit(prev.runner, predict(), recs(['A']));
+    const queued = await submit(prev.runner, predict(), recs(['AC', 'GT']));
     const half = prev.runner.newRow(predict(), prev.runner.prepare(predict()), {}, alice);
-    prev.runner.store.begin(half);
-    prev.runner.store.append(half.id, 0, recs(['A']));
+    await prev.runner.store.begin(half);
+    await prev.runner.store.append(half.id, 0, recs(['A']));
     await prev.runner.stop();
     g.open();
+    await new Promise((r) => setTimeout(r, 5));
 
     const ex = new FakeExecutor(manifest('len', ['measure']));
     const { logger, lines } = capturingLogger();
     const counted: unknown[][] = [];
     const gw = {
+      config: {},
+      startedAt: Date.now(),
       store: state,
       logger,
       registry: {
@@ -753,14 +762,20 @@ describe('job runner for a gateway', () => {
     const runner = jobRunnerFor(gw);
     assert.equal(jobRunnerFor(gw), runner);
     assert.notEqual(jobRunnerFor({ ...gw, store: stateStore() } as unknown as Gateway), runner);
-    assert.equal(runner.store.get(half.id), undefined);
-    const warn = lines.find((l) => l.msg === 'deleted job submissions left half-received by the previous process');
-    assert.deepEqual([warn?.submissions, warn?.component], [1, 'jobs']);
+    // A submission this process is receiving (begun after it started) is not the previous one's.
+    await new Promise((r) => setTimeout(r, 5));
+    const young = runner.newRow(predict(), runner.prepare(predict()), {}, alice);
+    await runner.store.begin(young);
+    await runner.store.append(young.id, 0, recs(['A']));
     resumeJobs(gw);
     const d = await finished(runner, queued.id);
     assert.equal(d.status, 'succeeded');
+    assert.equal(await runner.store.get(half.id), undefined);
+    assert.equal((await stored(runner, young.id)).status, 'receiving');
+    const warn = lines.find((l) => l.msg === 'deleted job submissions left half-received by a gateway that stopped');
+    assert.deepEqual([warn?.submissions, warn?.component], [1, 'jobs']);
     assert.deepEqual(
-      results(runner, queued.id).map((r) => (r.output as { length: number }).length),
+      (await results(runner, queued.id)).map((r) => (r.output as { length: number }).length),
       [2, 2],
     );
     // Its model calls were counted as job traffic (counted.ts).
