@@ -530,9 +530,12 @@ describe('job runner: owners, cancel, stop and resume', () => {
     const job = await submit(first.runner, predict(), recs(['A', 'C', 'GG', 'TT', 'AC']), { chunkSize: 1, workers: 1 });
     await until(first.runner, job.id, (j) => j.done === 2 && first.ex.calls.length === 4);
     const waiting = first.runner.waitForChange(job.id, 60_000);
+    const idle = first.runner.waitForChange('no-such-job', 60_000);
     await first.runner.stop();
-    // stop() woke the waiters.
+    // stop() ended the job loops before it returned, and woke the waiters, those of jobs that do not run too.
+    assert.equal((first.runner as unknown as { running: Map<string, unknown> }).running.size, 0);
     await waiting;
+    await idle;
     assert.equal(first.runner.stopped, true);
     g.open();
     assert.deepEqual(
@@ -597,6 +600,14 @@ describe('job runner: owners, cancel, stop and resume', () => {
     await Promise.all([w, w2]);
     await finished(runner, job.id);
     await new Promise((r) => setTimeout(r, 10));
+    assert.equal(waiters.size, 0);
+    // One waiter's timeout leaves the others to be woken by the next change.
+    const short = runner.waitForChange(job.id, 5);
+    const long = runner.waitForChange(job.id, 60_000);
+    await short;
+    assert.equal(waiters.get(job.id)?.size, 1);
+    runner.changed(job.id);
+    await long;
     assert.equal(waiters.size, 0);
   });
 });
@@ -742,6 +753,14 @@ describe('job runner for a gateway', () => {
     await new Promise((r) => setTimeout(r, 5));
 
     const ex = new FakeExecutor(manifest('len', ['measure']));
+    // The model is still loading for its first 0.25 s: each job waits it out (0.1 s, then 0.2 s
+    // of backoff), well within the gateway's wait for a model (10 minutes).
+    let loadedAt = Infinity;
+    ex.answer = async (c) => {
+      if (loadedAt === Infinity) loadedAt = Date.now() + 250;
+      if (Date.now() < loadedAt) throw new IsoError('MODEL_NOT_LOADED', 'still loading');
+      return c.items.map((it) => ({ length: String(it.sequence).length }));
+    };
     const { logger, lines } = capturingLogger();
     const counted: unknown[][] = [];
     const gw = {
@@ -911,7 +930,7 @@ describe('job runner: what a runner that does not run a job says of it', () => {
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(ex.calls.length, 0);
     assert.deepEqual([(await stored(runner, ids[0]!)).status, (await stored(runner, ids[0]!)).error], ['cancelled', 'cancelled by the client']);
-    assert.equal(lines.filter((l) => l.msg === 'job finished' || l.msg === 'job failed').length, 0);
+    assert.equal(lines.filter((l) => ['job finished', 'job failed', 'job loop failed'].includes(String(l.msg))).length, 0);
   });
 });
 
