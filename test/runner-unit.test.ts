@@ -19,6 +19,7 @@ import {
   MAX_WORKERS,
   resumeJobs,
   type JobCaller,
+  type JobRunnerOptions,
   type JobSettings,
   type JobSpec,
 } from '../src/jobs/runner.js';
@@ -139,36 +140,41 @@ const root: JobCaller = { id: 'key-root', name: 'root', admin: true };
 const recs = (seqs: string[]): InputRecord[] => seqs.map((s, i) => ({ id: `r${i}`, sequence: s }));
 
 function setup(
-  opts: {
-    ex?: FakeExecutor;
-    maxWaitMs?: number;
-    forJob?: ConstructorParameters<typeof JobRunner>[4];
-    store?: StateStore;
-  } = {},
+  opts: { ex?: FakeExecutor; maxWaitMs?: number; forJob?: JobRunnerOptions['forJob']; store?: StateStore } = {},
 ) {
   const ex = opts.ex ?? new FakeExecutor(manifest('len', ['measure']), manifest('multi', ['a', 'b']));
   const { logger, lines } = capturingLogger();
   const state = opts.store ?? stateStore();
-  const runner = new JobRunner(new JobStore(state), ex, logger, opts.maxWaitMs ?? 60_000, opts.forJob);
+  const runner = new JobRunner(JobStore.embedded(state), ex, logger, {
+    maxWaitMs: opts.maxWaitMs ?? 60_000,
+    ...(opts.forJob && { forJob: opts.forJob }),
+  });
   return { ex, runner, lines, state };
 }
 
 /** Submits a job the way intake.ts does: begin, append, activate, enqueue. */
-function submit(
+async function submit(
   runner: JobRunner,
   spec: JobSpec,
   inputs: InputRecord[],
   settings: JobSettings = {},
   caller: JobCaller = alice,
   key?: string,
-): JobRow {
+): Promise<JobRow> {
   const prepared = runner.prepare(spec);
   const row = runner.newRow(spec, prepared, settings, caller, key);
-  runner.store.begin(row);
-  runner.store.append(row.id, 0, inputs);
-  const job = runner.store.activate(row.id, () => undefined);
+  assert.equal((await runner.store.begin(row)).created, true);
+  await runner.store.append(row.id, 0, inputs);
+  const job = await runner.store.activate(row.id);
   runner.enqueue(job);
   return job;
+}
+
+/** A job row as the store has it now. */
+async function stored(runner: JobRunner, id: string): Promise<JobRow> {
+  const j = await runner.store.get(id);
+  assert.ok(j, `no job ${id}`);
+  return j;
 }
 
 const predict = (model = 'len', task?: string, options: Record<string, unknown> = {}): JobSpec => ({
@@ -181,7 +187,7 @@ const predict = (model = 'len', task?: string, options: Record<string, unknown> 
 async function until(runner: JobRunner, id: string, ok: (j: JobRow) => boolean, ms = 4000): Promise<JobRow> {
   const end = Date.now() + ms;
   for (;;) {
-    const j = runner.store.get(id)!;
+    const j = await stored(runner, id);
     if (ok(j)) return j;
     if (Date.now() > end) throw new Error(`job ${id} still ${j.status} (${j.done}/${j.total}) after ${ms} ms`);
     await runner.waitForChange(id, 50);
@@ -190,12 +196,10 @@ async function until(runner: JobRunner, id: string, ok: (j: JobRow) => boolean, 
 const finished = (runner: JobRunner, id: string): Promise<JobRow> =>
   until(runner, id, (j) => ['succeeded', 'failed', 'cancelled'].includes(j.status));
 
-function results(runner: JobRunner, id: string): Record<string, unknown>[] {
-  return runner.store
-    .results(id, 0, 1_000_000)
-    .map((r) =>
-      r.result === null ? { idx: r.idx, pending: true } : (JSON.parse(r.result) as Record<string, unknown>),
-    );
+async function results(runner: JobRunner, id: string): Promise<Record<string, unknown>[]> {
+  return (await runner.store.results(id, 0, 1_000_000)).map((r) =>
+    r.result === null ? { idx: r.idx, pending: true } : (JSON.parse(r.result) as Record<string, unknown>),
+  );
 }
 
 describe('job runner: checking a spec and the job row', () => {
@@ -310,13 +314,13 @@ describe('job runner: running jobs', () => {
       await new Promise((r) => setTimeout(r, c.items.length === 3 ? 5 : 1));
       return c.items.map((it) => ({ length: String(it.sequence).length }));
     };
-    const job = submit(runner, predict(), recs(seqs), { chunkSize: 3, workers: 2 });
+    const job = await submit(runner, predict(), recs(seqs), { chunkSize: 3, workers: 2 });
     const done = await finished(runner, job.id);
     assert.equal(done.status, 'succeeded');
     assert.equal(done.error, null);
     assert.deepEqual([done.total, done.done, done.failed], [70, 70, 0]);
     assert.ok(done.started_at !== null && done.finished_at !== null);
-    const out = results(runner, job.id);
+    const out = await results(runner, job.id);
     assert.deepEqual(
       out.map((r) => [
         (r.metadata as { index: number }).index,
@@ -352,7 +356,7 @@ describe('job runner: running jobs', () => {
       await g.promise;
       return c.items.map(() => ({ ok: true }));
     };
-    const job = submit(runner, predict(), recs(Array<string>(20).fill('AC')), {
+    const job = await submit(runner, predict(), recs(Array<string>(20).fill('AC')), {
       chunkSize: 1,
       workers: 3,
       priority: 7,
@@ -360,7 +364,7 @@ describe('job runner: running jobs', () => {
     await until(runner, job.id, () => ex.inflight === 6);
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(ex.inflight, 6);
-    assert.equal(runner.store.get(job.id)!.status, 'running');
+    assert.equal((await stored(runner, job.id)).status, 'running');
     g.open();
     const done = await finished(runner, job.id);
     assert.equal(done.status, 'succeeded');
@@ -374,11 +378,11 @@ describe('job runner: running jobs', () => {
       if (c.items.some((i) => i.sequence === 'GGGG')) throw new IsoError('PREDICTION_FAILED', 'worker crashed');
       return c.items.map((it) => ({ length: String(it.sequence).length }));
     };
-    const job = submit(runner, predict(), recs(['A', 'GGGG', 'CC', 'TTT', 'not dna!']), { chunkSize: 5 });
+    const job = await submit(runner, predict(), recs(['A', 'GGGG', 'CC', 'TTT', 'not dna!']), { chunkSize: 5 });
     const done = await finished(runner, job.id);
     assert.equal(done.status, 'succeeded');
     assert.deepEqual([done.total, done.done, done.failed], [5, 5, 2]);
-    const out = results(runner, job.id);
+    const out = await results(runner, job.id);
     assert.deepEqual(
       out.map((r) => r.status),
       ['success', 'error', 'success', 'success', 'error'],
@@ -392,7 +396,7 @@ describe('job runner: running jobs', () => {
     ex.answer = async () => {
       throw new IsoError('MODEL_NOT_FOUND', 'model len was deleted');
     };
-    const job = submit(runner, predict(), recs(['A', 'C']));
+    const job = await submit(runner, predict(), recs(['A', 'C']));
     const done = await finished(runner, job.id);
     assert.equal(done.status, 'failed');
     assert.equal(done.error, 'MODEL_NOT_FOUND: model len was deleted');
@@ -400,7 +404,7 @@ describe('job runner: running jobs', () => {
     const warn = lines.find((l) => l.msg === 'job failed');
     assert.deepEqual([warn?.job, warn?.error], [job.id, 'MODEL_NOT_FOUND: model len was deleted']);
     // A job whose model vanished between submission and run: the same.
-    const j2 = submit(runner, predict(), recs(['A']));
+    const j2 = await submit(runner, predict(), recs(['A']));
     ex.models.delete('len');
     const d2 = await finished(runner, j2.id);
     assert.deepEqual([d2.status, d2.error], ['failed', 'MODEL_NOT_FOUND: no model len']);
@@ -408,24 +412,21 @@ describe('job runner: running jobs', () => {
 
   it('an error that is not a JobFatalError fails the job with its message', async () => {
     const { runner } = setup();
-    const job = submit(runner, predict(), recs(['A']));
     // A broken store write (a bug, a full disk) while the job runs.
-    const store = runner.store as unknown as { writeResults: () => number };
-    store.writeResults = () => {
-      throw new Error('disk I/O error');
-    };
+    runner.store.writeResults = () => Promise.reject(new Error('disk I/O error'));
+    const job = await submit(runner, predict(), recs(['A']));
     const done = await finished(runner, job.id);
     assert.deepEqual([done.status, done.error], ['failed', 'disk I/O error']);
   });
 
   it('records left without a result fail the job, saying how many', async () => {
     const { runner } = setup();
-    const job = submit(runner, predict(), recs(['A', 'C', 'G']), { chunkSize: 1 });
     // A store that loses the second write (results written under the wrong index, say).
     const store = runner.store;
     const write = store.writeResults.bind(store);
     let n = 0;
-    store.writeResults = (id, rs) => (n++ === 1 ? 0 : write(id, rs));
+    store.writeResults = (id, rs) => (n++ === 1 ? Promise.resolve(0) : write(id, rs));
+    const job = await submit(runner, predict(), recs(['A', 'C', 'G']), { chunkSize: 1 });
     const done = await finished(runner, job.id);
     assert.deepEqual([done.status, done.error, done.done], ['failed', '1 records were left without a result', 2]);
   });
@@ -437,7 +438,7 @@ describe('job runner: running jobs', () => {
       if (busy-- > 0) throw new IsoError('QUEUE_FULL', 'busy', undefined, 1);
       return c.items.map(() => ({ ok: 1 }));
     };
-    const job = submit(runner, predict(), recs(['A']));
+    const job = await submit(runner, predict(), recs(['A']));
     assert.equal((await finished(runner, job.id)).status, 'succeeded');
     assert.equal(ex.calls.length, 3);
 
@@ -445,7 +446,7 @@ describe('job runner: running jobs', () => {
     ex2.answer = async () => {
       throw new IsoError('MODEL_NOT_LOADED', 'still loading');
     };
-    const j2 = submit(r2, predict(), recs(['A']));
+    const j2 = await submit(r2, predict(), recs(['A']));
     const d2 = await finished(r2, j2.id);
     assert.equal(d2.status, 'failed');
     assert.equal(d2.error, 'MODEL_NOT_LOADED: gave up after 0 s: still loading');
@@ -464,7 +465,7 @@ describe('job runner: running jobs', () => {
     const seqs = ['A', 'C', 'G', 'T', 'AA', 'CC'];
     const jobs: JobRow[] = [];
     for (const s of seqs) {
-      jobs.push(submit(runner, predict(), recs([s])));
+      jobs.push(await submit(runner, predict(), recs([s])));
       // Distinct creation times: the store orders by them.
       await new Promise((r) => setTimeout(r, 3));
     }
@@ -472,7 +473,7 @@ describe('job runner: running jobs', () => {
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(ex.calls.length, 4);
     assert.deepEqual(
-      jobs.map((j) => runner.store.get(j.id)!.status),
+      (await Promise.all(jobs.map((j) => stored(runner, j.id)))).map((j) => j.status),
       ['running', 'running', 'running', 'running', 'queued', 'queued'],
     );
     assert.deepEqual(ex.sequences(), ['A', 'C', 'G', 'T']);
@@ -480,7 +481,7 @@ describe('job runner: running jobs', () => {
     gates.get('C')!.open();
     await until(runner, jobs[4]!.id, (j) => j.status === 'running');
     await until(runner, jobs[4]!.id, () => ex.calls.length === 5);
-    assert.equal(runner.store.get(jobs[5]!.id)!.status, 'queued');
+    assert.equal((await stored(runner, jobs[5]!.id)).status, 'queued');
     assert.deepEqual(ex.sequences(), ['A', 'C', 'G', 'T', 'AA']);
     for (const s of ['A', 'G', 'T', 'AA']) gates.get(s)!.open();
     await until(runner, jobs[5]!.id, () => ex.calls.length === 6);
@@ -499,9 +500,9 @@ describe('job runner: running jobs', () => {
         return { manifest: (m) => inner.manifest(m), submit: (m, r) => (wrapped++, inner.submit(m, r)) };
       },
     });
-    const j1 = submit(runner, predict(), recs(['A', 'C']), { chunkSize: 1 });
+    const j1 = await submit(runner, predict(), recs(['A', 'C']), { chunkSize: 1 });
     await finished(runner, j1.id);
-    const j2 = submit(
+    const j2 = await submit(
       runner,
       { kind: 'pipeline', pipeline: { name: 'p', steps: [{ model: 'len' }] }, options: {} },
       recs(['G']),
@@ -513,38 +514,39 @@ describe('job runner: running jobs', () => {
       ['pipeline', j2.id],
     ]);
     assert.equal(wrapped, 3);
-    assert.equal(results(runner, j2.id)[0]!.task, 'pipeline:p');
+    assert.equal((await results(runner, j2.id))[0]!.task, 'pipeline:p');
   });
 });
 
 describe('job runner: owners, cancel, stop and resume', () => {
   it('a job is seen by its owner and admin keys only; other keys and unknown ids get NOT_FOUND', async () => {
     const { runner } = setup();
-    const job = submit(runner, predict(), recs(['A']));
+    const job = await submit(runner, predict(), recs(['A']));
     await finished(runner, job.id);
-    assert.equal(runner.find(job.id, alice).id, job.id);
-    assert.equal(runner.find(job.id, root).id, job.id);
+    assert.equal((await runner.find(job.id, alice)).id, job.id);
+    assert.equal((await runner.find(job.id, root)).id, job.id);
     for (const [id, who] of [
       [job.id, bob],
       ['nope', alice],
     ] as const) {
-      assert.throws(
+      await assert.rejects(
         () => runner.find(id, who),
         (e: IsoError) => e.code === 'NOT_FOUND' && e.message === `no job ${id}`,
       );
     }
-    assert.throws(
+    await assert.rejects(
       () => runner.get('x'.repeat(200)),
       (e: IsoError) => e.message === `no job ${'x'.repeat(80)}`,
     );
     // A submission still being received does not exist for clients.
     const row = runner.newRow(predict(), runner.prepare(predict()), {}, alice);
-    runner.store.begin(row);
-    assert.throws(
+    await runner.store.begin(row);
+    assert.equal((await stored(runner, row.id)).status, 'receiving');
+    await assert.rejects(
       () => runner.get(row.id),
       (e: IsoError) => e.code === 'NOT_FOUND',
     );
-    assert.throws(
+    await assert.rejects(
       () => runner.find(row.id, root),
       (e: IsoError) => e.code === 'NOT_FOUND',
     );
@@ -561,30 +563,30 @@ describe('job runner: owners, cancel, stop and resume', () => {
       }
       return c.items.map(() => ({ ok: 1 }));
     };
-    const job = submit(runner, predict(), recs(['A', 'C', 'G', 'T']), { chunkSize: 1, workers: 1 });
+    const job = await submit(runner, predict(), recs(['A', 'C', 'G', 'T']), { chunkSize: 1, workers: 1 });
     await until(runner, job.id, (j) => j.done === 1 && signals.length === 2);
     // Another key cannot cancel it.
-    assert.throws(
+    await assert.rejects(
       () => runner.cancel(job.id, bob),
       (e: IsoError) => e.code === 'NOT_FOUND',
     );
-    const r = runner.cancel(job.id, alice);
+    const r = await runner.cancel(job.id, alice);
     assert.equal(r.changed, true);
     assert.deepEqual([r.job.status, r.job.error], ['cancelled', 'cancelled by the client']);
     assert.ok(signals.every((s) => s.aborted));
     g.open();
     await new Promise((res) => setTimeout(res, 30));
-    const after = runner.store.get(job.id)!;
+    const after = await stored(runner, job.id);
     assert.deepEqual([after.status, after.done, after.error], ['cancelled', 1, 'cancelled by the client']);
     assert.deepEqual(
-      results(runner, job.id).map((x) => x.status ?? 'pending'),
+      (await results(runner, job.id)).map((x) => x.status ?? 'pending'),
       ['success', 'pending', 'pending', 'pending'],
     );
     assert.deepEqual(ex.sequences(), ['A', 'C', 'G']);
     const log = lines.find((l) => l.msg === 'job cancelled');
     assert.deepEqual([log?.job, log?.by], [job.id, 'key-alice']);
     // Cancelling again changes nothing and logs nothing.
-    const again = runner.cancel(job.id, root);
+    const again = await runner.cancel(job.id, root);
     assert.deepEqual([again.changed, again.job.error], [false, 'cancelled by the client']);
     assert.equal(lines.filter((l) => l.msg === 'job cancelled').length, 1);
     // Nothing was logged as a failure.
@@ -598,10 +600,11 @@ describe('job runner: owners, cancel, stop and resume', () => {
       await g.promise;
       return c.items.map(() => ({ ok: 1 }));
     };
-    const jobs = [0, 1, 2, 3, 4].map(() => submit(runner, predict(), recs(['A'])));
+    const jobs: JobRow[] = [];
+    for (let i = 0; i < 5; i++) jobs.push(await submit(runner, predict(), recs(['A'])));
     const queued = jobs[4]!;
-    assert.equal(runner.store.get(queued.id)!.status, 'queued');
-    const r = runner.cancel(queued.id, root);
+    assert.equal((await stored(runner, queued.id)).status, 'queued');
+    const r = await runner.cancel(queued.id, root);
     assert.deepEqual([r.changed, r.job.status, r.job.error], [true, 'cancelled', 'cancelled by root']);
     g.open();
     for (const j of jobs.slice(0, 4)) assert.equal((await finished(runner, j.id)).status, 'succeeded');
@@ -616,15 +619,21 @@ describe('job runner: owners, cancel, stop and resume', () => {
       if (String(c.items[0]!.sequence).length > 1) await g.promise;
       return c.items.map((it) => ({ len: String(it.sequence).length }));
     };
-    const job = submit(first.runner, predict(), recs(['A', 'C', 'GG', 'TT', 'AC']), { chunkSize: 1, workers: 1 });
+    const job = await submit(first.runner, predict(), recs(['A', 'C', 'GG', 'TT', 'AC']), { chunkSize: 1, workers: 1 });
     await until(first.runner, job.id, (j) => j.done === 2 && first.ex.calls.length === 4);
     const waiting = first.runner.waitForChange(job.id, 60_000);
+    const idle = first.runner.waitForChange('no-such-job', 60_000);
     await first.runner.stop();
-    // stop() woke the waiters.
+    // stop() ended the job loops before it returned, and woke the waiters, those of jobs that do not run too.
+    assert.equal((first.runner as unknown as { running: Map<string, unknown> }).running.size, 0);
     await waiting;
+    await idle;
     assert.equal(first.runner.stopped, true);
     g.open();
-    assert.deepEqual([first.runner.store.get(job.id)!.status, first.runner.store.get(job.id)!.done], ['running', 2]);
+    assert.deepEqual(
+      [(await stored(first.runner, job.id)).status, (await stored(first.runner, job.id)).done],
+      ['running', 2],
+    );
     assert.throws(
       () => first.runner.prepare(predict()),
       (e: IsoError) => e.code === 'MODEL_NOT_LOADED' && e.retryAfterS === 5 && /shutting down/.test(e.message),
@@ -636,17 +645,17 @@ describe('job runner: owners, cancel, stop and resume', () => {
       {},
       alice,
     );
-    first.runner.store.begin(row);
-    first.runner.store.append(row.id, 0, recs(['CCC']));
-    first.runner.enqueue(first.runner.store.activate(row.id, () => undefined));
+    await first.runner.store.begin(row);
+    await first.runner.store.append(row.id, 0, recs(['CCC']));
+    first.runner.enqueue(await first.runner.store.activate(row.id));
     first.runner.schedule();
     await new Promise((r) => setTimeout(r, 20));
-    assert.equal(first.runner.store.get(row.id)!.status, 'queued');
+    assert.equal((await stored(first.runner, row.id)).status, 'queued');
     assert.deepEqual(first.ex.sequences(), ['A', 'C', 'GG', 'TT']);
 
     const second = setup({ store: state });
     second.ex.answer = async (c) => c.items.map((it) => ({ len: String(it.sequence).length }));
-    assert.equal(second.runner.resume(), 2);
+    assert.equal(await second.runner.resume(), 2);
     const resumed = second.lines.find((l) => l.msg === 'resuming unfinished jobs');
     assert.deepEqual(resumed?.jobs, [
       { id: job.id, done: 2, total: 5 },
@@ -658,13 +667,13 @@ describe('job runner: owners, cancel, stop and resume', () => {
     // The new process ran only what had no result; the old one's late answers were not written twice.
     assert.deepEqual([...second.ex.sequences()].sort(), ['AC', 'CCC', 'GG', 'TT']);
     assert.deepEqual(
-      results(second.runner, job.id).map((r) => (r.output as { len: number }).len),
+      (await results(second.runner, job.id)).map((r) => (r.output as { len: number }).len),
       [1, 1, 2, 2, 2],
     );
     // Nothing to resume: nothing logged.
     const third = setup({ store: state });
-    assert.equal(third.runner.resume(), 0);
-    assert.equal(third.lines.filter((l) => l.msg === 'resuming unfinished jobs').length, 0);
+    assert.equal(await third.runner.resume(), 0);
+    assert.deepEqual(third.lines, []);
   });
 
   it('waitForChange wakes at progress and at the end, or after its timeout; waiters do not pile up', async () => {
@@ -679,7 +688,7 @@ describe('job runner: owners, cancel, stop and resume', () => {
     assert.ok(Date.now() - t0 >= 25);
     const waiters = (runner as unknown as { waiters: Map<string, Set<unknown>> }).waiters;
     assert.equal(waiters.size, 0);
-    const job = submit(runner, predict(), recs(['A']));
+    const job = await submit(runner, predict(), recs(['A']));
     await until(runner, job.id, (j) => j.status === 'running');
     let woke = false;
     const w = runner.waitForChange(job.id, 60_000).then(() => (woke = true));
@@ -692,6 +701,14 @@ describe('job runner: owners, cancel, stop and resume', () => {
     await finished(runner, job.id);
     await new Promise((r) => setTimeout(r, 10));
     assert.equal(waiters.size, 0);
+    // One waiter's timeout leaves the others to be woken by the next change.
+    const short = runner.waitForChange(job.id, 5);
+    const long = runner.waitForChange(job.id, 60_000);
+    await short;
+    assert.equal(waiters.get(job.id)?.size, 1);
+    runner.changed(job.id);
+    await long;
+    assert.equal(waiters.size, 0);
   });
 });
 
@@ -700,7 +717,7 @@ describe('job runner: the client view and progress', () => {
     const { runner, ex } = setup();
     ex.answer = async (c) =>
       c.items.map((it) => (it.sequence === 'C' ? { error: { code: 'BAD', message: 'no' } } : { ok: 1 }));
-    const job = submit(
+    const job = await submit(
       runner,
       predict(),
       recs(['A', 'C', 'G']),
@@ -749,7 +766,7 @@ describe('job runner: the client view and progress', () => {
 
   it('a pipeline job names its pipeline, not a model', async () => {
     const { runner } = setup();
-    const job = submit(
+    const job = await submit(
       runner,
       { kind: 'pipeline', pipeline: { name: 'pp', steps: [{ model: 'len' }] }, options: {} },
       recs(['A']),
@@ -765,21 +782,24 @@ describe('job runner: the client view and progress', () => {
       if (c.items[0]!.sequence === 'T') await g.promise;
       return c.items.map(() => ({ ok: 1 }));
     };
-    const job = submit(runner, predict(), recs(['A', 'C', 'G', 'T', 'T', 'T', 'T', 'T']), { chunkSize: 1, workers: 1 });
-    const other = submit(runner, predict(), recs(['T']), {}, bob);
+    const job = await submit(runner, predict(), recs(['A', 'C', 'G', 'T', 'T', 'T', 'T', 'T']), {
+      chunkSize: 1,
+      workers: 1,
+    });
+    const other = await submit(runner, predict(), recs(['T']), {}, bob);
     await until(runner, job.id, (j) => j.done === 3);
     const since = (runner as unknown as { running: Map<string, { since: number }> }).running.get(job.id)!.since;
     // Too early to measure: no rate yet (under 0.2 s; checked only when the machine was quick enough).
     if (Date.now() - since < 150) {
-      const early = runner.view(runner.store.get(job.id)!);
+      const early = runner.view(await stored(runner, job.id));
       assert.deepEqual([early.status, early.rate_per_s, early.eta_s], ['running', null, null]);
-      assert.deepEqual(runner.progressOf('key-alice'), { rate: 0, soonestEndS: null });
+      assert.deepEqual(await runner.progressOf('key-alice'), { rate: 0, soonestEndS: null });
     }
     await new Promise((r) => setTimeout(r, 260));
-    const row = runner.store.get(job.id)!;
+    const row = await stored(runner, job.id);
     const t1 = Date.now();
     const v = runner.view(row);
-    const p = runner.progressOf('key-alice');
+    const p = await runner.progressOf('key-alice');
     const t2 = Date.now();
     // 3 records since the job started here, 5 left; the rate is read between t1 and t2.
     const lo = 3 / ((t2 - since) / 1000);
@@ -793,14 +813,14 @@ describe('job runner: the client view and progress', () => {
     assert.ok(p.rate >= lo && p.rate <= hi, JSON.stringify(p));
     assert.ok(p.soonestEndS !== null && Math.abs(p.soonestEndS - 5 / p.rate) < 1e-9, JSON.stringify(p));
     // Bob's job has done nothing: no measure for him; nobody else has jobs.
-    assert.deepEqual(runner.progressOf('key-bob'), { rate: 0, soonestEndS: null });
-    assert.deepEqual(runner.progressOf('key-carol'), { rate: 0, soonestEndS: null });
+    assert.deepEqual(await runner.progressOf('key-bob'), { rate: 0, soonestEndS: null });
+    assert.deepEqual(await runner.progressOf('key-carol'), { rate: 0, soonestEndS: null });
     // A terminal row is never measured, even while its loop is still winding down.
     assert.equal(runner.view({ ...row, status: 'cancelled' }).rate_per_s, null);
     g.open();
     await finished(runner, job.id);
     await finished(runner, other.id);
-    assert.equal(runner.view(runner.store.get(job.id)!).rate_per_s, null);
+    assert.equal(runner.view(await stored(runner, job.id)).rate_per_s, null);
   });
 
   it('progressOf: several running jobs of one owner add their rates and report the soonest end', async () => {
@@ -811,15 +831,15 @@ describe('job runner: the client view and progress', () => {
       return c.items.map(() => ({ ok: 1 }));
     };
     // Job a: 2 done, 10 left; job b: 4 done, 1 left.
-    const a = submit(runner, predict(), recs([...'AC', ...'TTTTTTTTTT']), { chunkSize: 1, workers: 1 });
-    const b = submit(runner, predict(), recs([...'ACGA', 'T']), { chunkSize: 1, workers: 1 });
+    const a = await submit(runner, predict(), recs([...'AC', ...'TTTTTTTTTT']), { chunkSize: 1, workers: 1 });
+    const b = await submit(runner, predict(), recs([...'ACGA', 'T']), { chunkSize: 1, workers: 1 });
     await until(runner, a.id, (j) => j.done === 2);
     await until(runner, b.id, (j) => j.done === 4);
     await new Promise((r) => setTimeout(r, 260));
     const running = (runner as unknown as { running: Map<string, { since: number }> }).running;
     const [sa, sb] = [running.get(a.id)!.since, running.get(b.id)!.since];
     const t1 = Date.now();
-    const p = runner.progressOf('key-alice');
+    const p = await runner.progressOf('key-alice');
     const t2 = Date.now();
     const rate = (n: number, since: number, at: number): number => n / ((at - since) / 1000);
     assert.ok(p.rate >= rate(2, sa, t2) + rate(4, sb, t2) && p.rate <= rate(2, sa, t1) + rate(4, sb, t1), `${p.rate}`);
@@ -844,18 +864,29 @@ describe('job runner for a gateway', () => {
       await g.promise;
       return [];
     };
-    for (let i = 0; i < 4; i++) submit(prev.runner, predict(), recs(['A']));
-    const queued = submit(prev.runner, predict(), recs(['AC', 'GT']));
+    for (let i = 0; i < 4; i++) await submit(prev.runner, predict(), recs(['A']));
+    const queued = await submit(prev.runner, predict(), recs(['AC', 'GT']));
     const half = prev.runner.newRow(predict(), prev.runner.prepare(predict()), {}, alice);
-    prev.runner.store.begin(half);
-    prev.runner.store.append(half.id, 0, recs(['A']));
+    await prev.runner.store.begin(half);
+    await prev.runner.store.append(half.id, 0, recs(['A']));
     await prev.runner.stop();
     g.open();
+    await new Promise((r) => setTimeout(r, 5));
 
     const ex = new FakeExecutor(manifest('len', ['measure']));
+    // The model is still loading for its first 0.25 s: each job waits it out (0.1 s, then 0.2 s
+    // of backoff), well within the gateway's wait for a model (10 minutes).
+    let loadedAt = Infinity;
+    ex.answer = async (c) => {
+      if (loadedAt === Infinity) loadedAt = Date.now() + 250;
+      if (Date.now() < loadedAt) throw new IsoError('MODEL_NOT_LOADED', 'still loading');
+      return c.items.map((it) => ({ length: String(it.sequence).length }));
+    };
     const { logger, lines } = capturingLogger();
     const counted: unknown[][] = [];
     const gw = {
+      config: {},
+      startedAt: Date.now(),
       store: state,
       logger,
       registry: {
@@ -876,18 +907,357 @@ describe('job runner for a gateway', () => {
     const runner = jobRunnerFor(gw);
     assert.equal(jobRunnerFor(gw), runner);
     assert.notEqual(jobRunnerFor({ ...gw, store: stateStore() } as unknown as Gateway), runner);
-    assert.equal(runner.store.get(half.id), undefined);
-    const warn = lines.find((l) => l.msg === 'deleted job submissions left half-received by the previous process');
-    assert.deepEqual([warn?.submissions, warn?.component], [1, 'jobs']);
+    // A submission this process is receiving (begun after it started) is not the previous one's.
+    await new Promise((r) => setTimeout(r, 5));
+    const young = runner.newRow(predict(), runner.prepare(predict()), {}, alice);
+    await runner.store.begin(young);
+    await runner.store.append(young.id, 0, recs(['A']));
     resumeJobs(gw);
     const d = await finished(runner, queued.id);
     assert.equal(d.status, 'succeeded');
+    assert.equal(await runner.store.get(half.id), undefined);
+    assert.equal((await stored(runner, young.id)).status, 'receiving');
+    const warn = lines.find((l) => l.msg === 'deleted job submissions left half-received by a gateway that stopped');
+    assert.deepEqual([warn?.submissions, warn?.component], [1, 'jobs']);
     assert.deepEqual(
-      results(runner, queued.id).map((r) => (r.output as { length: number }).length),
+      (await results(runner, queued.id)).map((r) => (r.output as { length: number }).length),
       [2, 2],
     );
     // Its model calls were counted as job traffic (counted.ts).
     assert.ok(counted.some((a) => a[4] === 'job'));
     await runner.stop();
+  });
+});
+
+describe('job runner over a shared store (database_url)', () => {
+  /** A runner in shared mode: the store's job workers (shared-runner.ts) run the jobs, not it. */
+  function sharedSetup(state = stateStore()) {
+    const ex = new FakeExecutor(manifest('len', ['measure']));
+    const { logger, lines } = capturingLogger();
+    const woken: number[] = [];
+    const dropped: string[] = [];
+    const runner = new JobRunner(JobStore.embedded(state), ex, logger, {
+      maxWaitMs: 60_000,
+      shared: { wake: () => woken.push(1), drop: (id) => dropped.push(id) },
+    });
+    return { ex, runner, lines, state, woken, dropped };
+  }
+  /** Sets columns of a job row directly (another gateway's progress, an old submission). */
+  function setRow(state: StateStore, id: string, cols: Record<string, unknown>): void {
+    const names = Object.keys(cols);
+    state.db
+      .prepare(`UPDATE jobs SET ${names.map((n) => `${n} = ?`).join(', ')} WHERE id = ?`)
+      .run(...names.map((n) => cols[n]), id);
+  }
+
+  it('a queued job wakes the job workers and is not run here; schedule() and resume() run nothing', async () => {
+    const { runner, ex, lines, woken } = sharedSetup();
+    const job = await submit(runner, predict(), recs(['A', 'C']));
+    assert.deepEqual(woken, [1]);
+    runner.schedule();
+    assert.equal(await runner.resume(), 0);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual([(await stored(runner, job.id)).status, ex.calls.length], ['queued', 0]);
+    assert.equal(lines.filter((l) => l.msg === 'resuming unfinished jobs').length, 0);
+    assert.ok(lines.some((l) => l.msg === 'job submitted' && l.job === job.id));
+  });
+
+  it('resume() deletes only submissions nobody has written to for ten minutes (another gateway may still be receiving one)', async () => {
+    const { runner, state, lines } = sharedSetup();
+    const ids: string[] = [];
+    for (const minutes of [11, 9, 0]) {
+      const row = runner.newRow(predict(), runner.prepare(predict()), {}, alice);
+      await runner.store.begin(row);
+      await runner.store.append(row.id, 0, recs(['A']));
+      setRow(state, row.id, { updated_at: new Date(Date.now() - minutes * 60_000).toISOString() });
+      ids.push(row.id);
+    }
+    assert.equal(await runner.resume(Date.now() - 3_600_000), 0);
+    assert.deepEqual(await Promise.all(ids.map(async (id) => (await runner.store.get(id))?.status ?? 'deleted')), [
+      'deleted',
+      'receiving',
+      'receiving',
+    ]);
+    const warn = lines.find((l) => l.msg === 'deleted job submissions left half-received by a gateway that stopped');
+    assert.equal(warn?.submissions, 1);
+  });
+
+  it("cancel drops the job's chunks on this gateway and records the cancel", async () => {
+    const { runner, dropped } = sharedSetup();
+    const job = await submit(runner, predict(), recs(['A']));
+    const woke = runner.waitForChange(job.id, 60_000);
+    const r = await runner.cancel(job.id, alice);
+    await woke;
+    assert.deepEqual([r.changed, r.job.status, dropped], [true, 'cancelled', [job.id]]);
+  });
+
+  it("rate and ETA since the job started, wherever it runs; progressOf sums the owner's running jobs in the store", async () => {
+    const { runner, state } = sharedSetup();
+    const a = await submit(runner, predict(), recs(Array<string>(25).fill('A')));
+    const b = await submit(runner, predict(), recs(Array<string>(12).fill('A')));
+    const queued = await submit(runner, predict(), recs(Array<string>(9).fill('A')));
+    const bobs = await submit(runner, predict(), recs(Array<string>(9).fill('A')), {}, bob);
+    const ago = (s: number): string => new Date(Date.now() - s * 1000).toISOString();
+    // a: 5 done in 10 s, 20 left; b: 8 done in 4 s, 4 left; the queued job has a start time but does not run.
+    setRow(state, a.id, { status: 'running', started_at: ago(10), done: 5 });
+    setRow(state, b.id, { status: 'running', started_at: ago(4), done: 8 });
+    setRow(state, queued.id, { started_at: ago(10), done: 3 });
+    setRow(state, bobs.id, { status: 'running', started_at: ago(10), done: 1 });
+    const [sa, sb] = [
+      Date.parse((await stored(runner, a.id)).started_at!),
+      Date.parse((await stored(runner, b.id)).started_at!),
+    ];
+    const t1 = Date.now();
+    const v = runner.view(await stored(runner, a.id));
+    const p = await runner.progressOf('key-alice');
+    const t2 = Date.now();
+    // Rates read between t1 and t2: about 0.5/s for a, 2/s for b.
+    const rate = (n: number, since: number, at: number): number => n / ((at - since) / 1000);
+    const between = (x: number | null, lo: number, hi: number): boolean =>
+      x !== null && x >= lo - 1e-9 && x <= hi + 1e-9;
+    const r1 = (x: number): number => Math.round(x * 10) / 10;
+    assert.ok(between(v.rate_per_s, r1(rate(5, sa, t2)), r1(rate(5, sa, t1))), String(v.rate_per_s));
+    assert.ok(between(v.eta_s, r1(20 / rate(5, sa, t1)), r1(20 / rate(5, sa, t2))), String(v.eta_s));
+    assert.ok(between(p.rate, rate(5, sa, t2) + rate(8, sb, t2), rate(5, sa, t1) + rate(8, sb, t1)), JSON.stringify(p));
+    // b ends first: 4 left at b's rate (about 2 s), against 20 at a's (about 40 s).
+    assert.ok(between(p.soonestEndS, 4 / rate(8, sb, t1), 4 / rate(8, sb, t2)), JSON.stringify(p));
+    assert.deepEqual(await runner.progressOf('key-carol'), { rate: 0, soonestEndS: null });
+    // Not started anywhere yet: no measure.
+    setRow(state, a.id, { started_at: null });
+    assert.equal(runner.view(await stored(runner, a.id)).rate_per_s, null);
+  });
+});
+
+describe('job runner: what a runner that does not run a job says of it', () => {
+  it('an embedded runner measures only the jobs it runs, whatever the row says', async () => {
+    const { runner, state } = setup();
+    const ex = new FakeExecutor(manifest('len', ['measure']));
+    const other = new JobRunner(JobStore.embedded(state), ex, pino({ level: 'silent' }));
+    const row = runner.newRow(predict(), runner.prepare(predict()), {}, alice);
+    await runner.store.begin(row);
+    await runner.store.append(row.id, 0, recs(['A', 'C', 'G', 'T']));
+    await runner.store.activate(row.id);
+    state.db
+      .prepare('UPDATE jobs SET status = ?, started_at = ?, done = ? WHERE id = ?')
+      .run('running', new Date(Date.now() - 10_000).toISOString(), 2, row.id);
+    const j = await stored(other, row.id);
+    assert.deepEqual([other.view(j).rate_per_s, other.view(j).eta_s], [null, null]);
+    assert.deepEqual(await other.progressOf('key-alice'), { rate: 0, soonestEndS: null });
+  });
+
+  it('a job cancelled (or deleted) between the read that scheduled it and its start is not run', async () => {
+    const { runner, ex, lines } = setup();
+    const markRunning = runner.store.markRunning.bind(runner.store);
+    runner.store.markRunning = async (id) => {
+      // What another request did meanwhile: the first job cancelled, the second deleted.
+      if (id === ids[0]) await runner.store.finish(id, 'cancelled', 'cancelled by the client');
+      else await runner.store.sql.run('DELETE FROM jobs WHERE id = ?', [id]);
+      return markRunning(id);
+    };
+    const ids: string[] = [];
+    const row = (): ReturnType<JobRunner['newRow']> => runner.newRow(predict(), runner.prepare(predict()), {}, alice);
+    for (const r of [row(), row()]) {
+      await runner.store.begin(r);
+      await runner.store.append(r.id, 0, recs(['A']));
+      await runner.store.activate(r.id);
+      ids.push(r.id);
+    }
+    const waits = ids.map((id) => runner.waitForChange(id, 60_000));
+    runner.schedule();
+    await Promise.all(waits);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(ex.calls.length, 0);
+    assert.deepEqual(
+      [(await stored(runner, ids[0]!)).status, (await stored(runner, ids[0]!)).error],
+      ['cancelled', 'cancelled by the client'],
+    );
+    assert.equal(
+      lines.filter((l) => ['job finished', 'job failed', 'job loop failed'].includes(String(l.msg))).length,
+      0,
+    );
+  });
+});
+
+describe('job runner: scheduling, wake-ups and failures around the job loop', () => {
+  /** A job stored and queued, not yet handed to the runner. */
+  async function queue(runner: JobRunner, inputs: InputRecord[], settings: JobSettings = {}): Promise<JobRow> {
+    const r = runner.newRow(predict(), runner.prepare(predict()), settings, alice);
+    await runner.store.begin(r);
+    await runner.store.append(r.id, 0, inputs);
+    return runner.store.activate(r.id);
+  }
+
+  it("a job queued while a scheduling pass reads the store is started by that pass, not at the next job's end", async () => {
+    const { runner, ex } = setup();
+    const g = gate();
+    ex.answer = async (c) => {
+      await g.promise;
+      return c.items.map(() => ({ ok: 1 }));
+    };
+    const j1 = await queue(runner, recs(['A']));
+    // The first pass's read of the queued jobs answers only when told to.
+    const read = gate();
+    const active = runner.store.active.bind(runner.store);
+    let reads = 0;
+    runner.store.active = async () => {
+      const rows = await active();
+      if (reads++ === 0) await read.promise;
+      return rows;
+    };
+    runner.enqueue(j1);
+    const j2 = await queue(runner, recs(['C']));
+    runner.enqueue(j2);
+    read.open();
+    await until(runner, j2.id, () => ex.calls.length === 2);
+    assert.deepEqual(
+      [(await stored(runner, j1.id)).status, (await stored(runner, j2.id)).status, ex.sequences()],
+      ['running', 'running', ['A', 'C']],
+    );
+    g.open();
+    await finished(runner, j1.id);
+    await finished(runner, j2.id);
+  });
+
+  it('a pass that cannot read the store is logged, and the next one runs the jobs', async () => {
+    const { runner, lines } = setup();
+    const active = runner.store.active.bind(runner.store);
+    let fail = true;
+    runner.store.active = () => (fail ? Promise.reject(new Error('database is locked')) : active());
+    const job = await submit(runner, predict(), recs(['A']));
+    await new Promise((r) => setTimeout(r, 30));
+    const err = lines.find((l) => l.msg === 'cannot read the queued jobs');
+    assert.equal(err?.error, 'database is locked');
+    assert.equal((await stored(runner, job.id)).status, 'queued');
+    fail = false;
+    runner.schedule();
+    assert.equal((await finished(runner, job.id)).status, 'succeeded');
+  });
+
+  it('a job loop that throws outside its chunks is logged and the job is picked up again', async () => {
+    const { runner, lines } = setup();
+    const markRunning = runner.store.markRunning.bind(runner.store);
+    let fail = 1;
+    runner.store.markRunning = (id) => (fail-- > 0 ? Promise.reject(new Error('disk full')) : markRunning(id));
+    const job = await submit(runner, predict(), recs(['A', 'C']));
+    assert.equal((await finished(runner, job.id)).status, 'succeeded');
+    const err = lines.find((l) => l.msg === 'job loop failed');
+    assert.deepEqual([err?.job, err?.error], [job.id, 'disk full']);
+  });
+
+  it('waiters wake when the job starts and at each committed chunk', async () => {
+    const { runner, ex } = setup();
+    const gates = [gate(), gate()];
+    ex.answer = async (c) => {
+      await gates[c.items[0]!.sequence === 'A' ? 0 : 1]!.promise;
+      return c.items.map(() => ({ ok: 1 }));
+    };
+    const job = await queue(runner, recs(['A', 'C']), { chunkSize: 1, workers: 1 });
+    // Nothing but the start can wake this one: both model calls are held.
+    const start = runner.waitForChange(job.id, 60_000);
+    runner.enqueue(job);
+    await start;
+    assert.equal((await stored(runner, job.id)).status, 'running');
+    await until(runner, job.id, () => ex.calls.length === 2);
+    const chunk = runner.waitForChange(job.id, 60_000);
+    gates[0]!.open();
+    await chunk;
+    assert.deepEqual([(await stored(runner, job.id)).done, (await stored(runner, job.id)).status], [1, 'running']);
+    gates[1]!.open();
+    assert.equal((await finished(runner, job.id)).status, 'succeeded');
+  });
+
+  it("a resumed job's rate counts only the records done since this runner started it", async () => {
+    const state = stateStore();
+    const first = setup({ store: state });
+    const held = gate();
+    first.ex.answer = async (c) => {
+      if (!['A', 'C'].includes(String(c.items[0]!.sequence))) await held.promise;
+      return c.items.map(() => ({ ok: 1 }));
+    };
+    const job = await submit(first.runner, predict(), recs(['A', 'C', 'T', 'G', 'T', 'T']), {
+      chunkSize: 1,
+      workers: 1,
+    });
+    await until(first.runner, job.id, (j) => j.done === 2 && first.ex.calls.length === 4);
+    await first.runner.stop();
+    // The second runner holds T: of its first three records (T, G, T), it finishes G only.
+    const second = setup({ store: state });
+    const g = gate();
+    second.ex.answer = async (c) => {
+      if (c.items[0]!.sequence === 'T') await g.promise;
+      return c.items.map(() => ({ ok: 1 }));
+    };
+    assert.equal(await second.runner.resume(), 1);
+    await until(second.runner, job.id, (j) => j.done === 3 && second.ex.calls.length === 3);
+    await new Promise((r) => setTimeout(r, 260));
+    const since = (second.runner as unknown as { running: Map<string, { since: number }> }).running.get(job.id)!.since;
+    const t1 = Date.now();
+    const p = await second.runner.progressOf('key-alice');
+    const t2 = Date.now();
+    // One record since it started (not the three done in all), three left.
+    const [lo, hi] = [1 / ((t2 - since) / 1000), 1 / ((t1 - since) / 1000)];
+    assert.ok(p.rate >= lo && p.rate <= hi, `${p.rate} in ${lo}..${hi}`);
+    assert.ok(p.soonestEndS !== null && Math.abs(p.soonestEndS - 3 / p.rate) < 1e-9, JSON.stringify(p));
+    g.open();
+    held.open();
+    assert.equal((await finished(second.runner, job.id)).status, 'succeeded');
+  });
+});
+
+describe('job runner for a gateway with database_url', () => {
+  function fakeGateway(
+    state: StateStore,
+    extra: Record<string, unknown>,
+  ): { gw: Gateway; lines: Record<string, unknown>[] } {
+    const ex = new FakeExecutor(manifest('len', ['measure']));
+    const { logger, lines } = capturingLogger();
+    const gw = {
+      config: {},
+      startedAt: Date.now(),
+      store: state,
+      logger,
+      registry: { package: (m: string) => ({ manifest: ex.manifest(m) }), deployment: () => undefined },
+      metrics: { observeRequest: () => undefined },
+      shared: null,
+      sharedJobs: null,
+      ...extra,
+    } as unknown as Gateway;
+    return { gw, lines };
+  }
+
+  it('the shared job store once open (not before); its job workers are woken and told of cancels', async () => {
+    const state = stateStore();
+    const { gw } = fakeGateway(state, { config: { database_url: 'postgres://u@127.0.0.1/isomodel' } });
+    assert.throws(() => jobRunnerFor(gw), /the shared job store is not open yet/);
+    const jobs = JobStore.embedded(stateStore());
+    const g = gw as unknown as {
+      shared: { jobs: JobStore };
+      sharedJobs: { poke: () => void; drop: (id: string) => void } | null;
+    };
+    g.shared = { jobs };
+    const runner = jobRunnerFor(gw);
+    assert.equal(runner.store, jobs);
+    // Before the job workers start: nothing to wake, and no error.
+    const early = await submit(runner, predict(), recs(['A']));
+    const calls: string[] = [];
+    g.sharedJobs = { poke: () => calls.push('poke'), drop: (id) => calls.push(`drop ${id}`) };
+    const job = await submit(runner, predict(), recs(['A']));
+    await runner.cancel(job.id, alice);
+    assert.deepEqual(calls, ['poke', `drop ${job.id}`]);
+    g.sharedJobs = null;
+    await runner.cancel(early.id, alice);
+    assert.equal((await stored(runner, early.id)).status, 'cancelled');
+    // Resuming leaves the jobs to the workers.
+    assert.equal(await runner.resume(), 0);
+  });
+
+  it('resumeJobs logs a failed resume instead of throwing', async () => {
+    const { gw, lines } = fakeGateway(stateStore(), {});
+    const runner = jobRunnerFor(gw);
+    runner.store.purgeReceiving = () => Promise.reject(new Error('database is locked'));
+    resumeJobs(gw);
+    await new Promise((r) => setTimeout(r, 30));
+    const err = lines.find((l) => l.msg === 'cannot resume the unfinished jobs');
+    assert.deepEqual([err?.component, err?.error], ['jobs', 'database is locked']);
   });
 });
