@@ -244,14 +244,18 @@ export interface JobResult<T extends object = Record<string, unknown>> {
   status: 'success' | 'error';
   output?: T;
   error?: { code: string; message: string; [k: string]: unknown };
-  metadata: {
-    request_id: string;
-    processing_time_ms: number;
-    service: string;
-    version: string | null;
-    index: number;
-    [k: string]: unknown;
-  };
+  metadata: ResultMetadata;
+}
+
+/** Where a job record's result came from (the gateway's jobs/formats.ts writes it). */
+export interface ResultMetadata {
+  request_id: string;
+  processing_time_ms: number;
+  service: string;
+  version: string | null;
+  /** Position of the record in the job's input (0-based). */
+  index: number;
+  [k: string]: unknown;
 }
 
 export interface ReloadSummary {

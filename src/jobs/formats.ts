@@ -35,15 +35,9 @@ export interface ItemErrorBody {
   [k: string]: unknown;
 }
 
-export interface OutputMetadata {
-  request_id: string;
-  processing_time_ms: number;
-  service: string;
-  version: string | null;
-  /** Position of the record in the job's input (0-based). */
-  index: number;
-  [k: string]: unknown;
-}
+// The published client's wire type is the contract: the gateway writes what the client reads.
+import type { ResultMetadata } from '../client/types.js';
+export type OutputMetadata = ResultMetadata;
 
 /** One result, in the exchange output shape. */
 export interface OutputRecord {

@@ -22,13 +22,8 @@ import { compareVersions, modelId, parseModelId, splitModelId, type VersionPolic
 export type ModelStatus =
   'unloaded' | 'loading' | 'ready' | 'failed' | 'needs_weights' | 'needs_packages' | 'draining' | 'stopped';
 
-export interface ReloadSummary {
-  added: string[];
-  updated: string[];
-  removed: string[];
-  unchanged: string[];
-  errors: { file: string; issues: string[] }[];
-}
+// What a reload reports is the published client's type (one definition of the wire shape).
+export type { ReloadSummary } from '../client/types.js';
 
 /**
  * How a change another gateway made is applied here (deployment-sync.ts): `share: false` leaves
