@@ -4,7 +4,7 @@
 // event loop for seconds. The scanner here goes through the text as it is read back from disk:
 // the object's other members are captured whole (they are small, but `data`, file text, is
 // bounded only by the upload limit), the list is split into its entries, each parsed on its own.
-import { InputFormatError } from './input.js';
+import { InputFormatError } from './input-records.js';
 import { MAX_JSON_DEPTH } from '../util/json-depth.js';
 
 // As the gateway's JSON parser: deeper nesting is refused before anything walks it.
