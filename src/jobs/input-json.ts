@@ -7,14 +7,7 @@ import {
   type InputRecord,
   type RecordParser,
 } from './input-records.js';
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const OPEN_ARRAY = 0x5b;
-const CLOSE_ARRAY = 0x5d;
-const OPEN_OBJECT = 0x7b;
-const CLOSE_OBJECT = 0x7d;
+import { CLOSE_ARRAY, CLOSE_OBJECT, NestingScanner, OPEN_ARRAY } from './json-scan.js';
 
 /**
  * The exchange JSON: a top-level array is split into its elements as the text arrives, each
@@ -24,9 +17,7 @@ export function jsonParser(label: string): RecordParser {
   let mode: 'start' | 'array' | 'doc' | 'done' = 'start';
   let doc: string[] = [];
   let elem: string[] = [];
-  let depth = 0;
-  let inString = false;
-  let escaped = false;
+  const scan = new NestingScanner();
   let index = 0;
   let count = 0;
   let out: InputRecord[] = [];
@@ -73,33 +64,21 @@ export function jsonParser(label: string): RecordParser {
         return [];
       }
       let seg = i;
-      for (; i < n; i++) {
-        const c = text.charCodeAt(i);
-        if (inString) {
-          if (escaped) escaped = false;
-          else if (c === BACKSLASH) escaped = true;
-          else if (c === QUOTE) inString = false;
-          continue;
-        }
-        if (c === QUOTE) inString = true;
-        else if (c === OPEN_ARRAY || c === OPEN_OBJECT) depth++;
-        else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
-          if (depth > 0) {
-            depth--;
-            continue;
-          }
-          if (c === CLOSE_OBJECT) throw new InputFormatError(`${label}[${index}]: not valid JSON (unexpected "}")`);
-          elem.push(text.slice(seg, i));
+      for (;;) {
+        const j = scan.skip(text, seg);
+        if (j === -1) break;
+        const c = text.charCodeAt(j);
+        if (c === CLOSE_OBJECT) throw new InputFormatError(`${label}[${index}]: not valid JSON (unexpected "}")`);
+        elem.push(text.slice(seg, j));
+        if (c === CLOSE_ARRAY) {
           element(true);
           mode = 'done';
-          if (text.slice(i + 1).trim() !== '')
+          if (text.slice(j + 1).trim() !== '')
             throw new InputFormatError(`${label}: not valid JSON (text after the closing "]")`);
           return take();
-        } else if (c === COMMA && depth === 0) {
-          elem.push(text.slice(seg, i));
-          element(false);
-          seg = i + 1;
         }
+        element(false);
+        seg = j + 1;
       }
       elem.push(text.slice(seg));
       return take();

@@ -49,14 +49,34 @@ function sendConflict(
   });
 }
 
-/** Aborted when the client goes away before its answer is written. */
-function disconnectSignal(reply: FastifyReply): { signal: AbortSignal; done: () => void } {
+/**
+ * Runs a submission with a signal aborted when the client goes away before its answer is
+ * written. Answered before the whole body was read, the connection is closed rather than the
+ * rest read.
+ */
+async function receiving<T>(reply: FastifyReply, body: Readable, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ac = new AbortController();
   const onClose = (): void => {
     if (!reply.raw.writableFinished) ac.abort();
   };
   reply.raw.on('close', onClose);
-  return { signal: ac.signal, done: () => reply.raw.off('close', onClose) };
+  try {
+    return await run(ac.signal);
+  } catch (e) {
+    if (!body.readableEnded) {
+      void reply.header('connection', 'close');
+      body.resume();
+    }
+    throw e;
+  } finally {
+    reply.raw.off('close', onClose);
+  }
+}
+
+/** A body whose declared Content-Length is over the upload limit is refused before it is read. */
+function checkDeclaredLength(req: FastifyRequest, intake: JobIntake): void {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > intake.limits.maxUploadBytes) throw intake.tooLarge();
 }
 
 function accepted(
@@ -118,12 +138,10 @@ async function submitRaw(
   key: string | undefined,
   body: Readable,
 ): Promise<unknown> {
-  const { signal, done } = disconnectSignal(reply);
-  try {
+  return receiving(reply, body, async (signal) => {
     const { spec, settings, format } = fromRaw(req.headers['content-type'], req.query);
     runner.prepare(spec); // an unknown model or task is answered before the upload is read
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > intake.limits.maxUploadBytes) throw intake.tooLarge();
+    checkDeclaredLength(req, intake);
     const hash = hashOf(req);
     const existing = key === undefined ? undefined : await runner.store.getByKey(caller.id, key);
     if (existing) {
@@ -147,16 +165,7 @@ async function submitRaw(
     } finally {
       slot.release();
     }
-  } catch (e) {
-    // Answered before the whole body was read: close the connection rather than read the rest.
-    if (!body.readableEnded) {
-      void reply.header('connection', 'close');
-      body.resume();
-    }
-    throw e;
-  } finally {
-    done();
-  }
+  });
 }
 
 /**
@@ -173,10 +182,8 @@ async function submitJson(
   key: string | undefined,
   body: Readable,
 ): Promise<unknown> {
-  const { signal, done } = disconnectSignal(reply);
-  try {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > intake.limits.maxUploadBytes) throw intake.tooLarge();
+  return receiving(reply, body, async (signal) => {
+    checkDeclaredLength(req, intake);
     // A key at its quota is refused before its body is read, unless this may be a retry.
     let slot = key !== undefined && (await runner.store.getByKey(caller.id, key)) ? null : await intake.reserve(caller);
     try {
@@ -214,15 +221,7 @@ async function submitJson(
     } finally {
       slot?.release();
     }
-  } catch (e) {
-    if (!body.readableEnded) {
-      void reply.header('connection', 'close');
-      body.resume();
-    }
-    throw e;
-  } finally {
-    done();
-  }
+  });
 }
 
 export function registerJobRoutes(app: FastifyInstance, gw: GatewayContext): void {
