@@ -3,8 +3,7 @@ import {
   InputFormatError,
   parseExchangeObject,
   parseJsonText,
-  pushAll,
-  type InputRecord,
+  RecordBatch,
   type RecordParser,
 } from './input-records.js';
 import { CLOSE_ARRAY, CLOSE_OBJECT, NestingScanner, OPEN_ARRAY } from './json-scan.js';
@@ -20,7 +19,7 @@ export function jsonParser(label: string): RecordParser {
   const scan = new NestingScanner();
   let index = 0;
   let count = 0;
-  let out: InputRecord[] = [];
+  const batch = new RecordBatch();
 
   const element = (closing: boolean): void => {
     const text = elem.join('').trim();
@@ -33,13 +32,7 @@ export function jsonParser(label: string): RecordParser {
     const recs = parseExchangeObject(parseJsonText(text, where), `seq${count + 1}`, where).records;
     count += recs.length;
     index++;
-    pushAll(out, recs);
-  };
-
-  const take = (): InputRecord[] => {
-    const o = out;
-    out = [];
-    return o;
+    batch.addAll(recs);
   };
 
   return {
@@ -75,13 +68,13 @@ export function jsonParser(label: string): RecordParser {
           mode = 'done';
           if (text.slice(j + 1).trim() !== '')
             throw new InputFormatError(`${label}: not valid JSON (text after the closing "]")`);
-          return take();
+          return batch.take();
         }
         element(false);
         seg = j + 1;
       }
       elem.push(text.slice(seg));
-      return take();
+      return batch.take();
     },
     end() {
       if (mode === 'start') throw new InputFormatError(`${label}: not valid JSON (the input is empty)`);
@@ -89,9 +82,9 @@ export function jsonParser(label: string): RecordParser {
       if (mode === 'doc') {
         const text = doc.join('');
         doc = [];
-        pushAll(out, parseExchangeObject(parseJsonText(text, label), 'seq1', label).records);
+        batch.addAll(parseExchangeObject(parseJsonText(text, label), 'seq1', label).records);
       }
-      return take();
+      return batch.take();
     },
   };
 }

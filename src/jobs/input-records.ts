@@ -50,6 +50,26 @@ export function pushAll<T>(into: T[], items: readonly T[]): void {
   for (const it of items) into.push(it);
 }
 
+/** Records a parser completed, handed over a batch at a time. */
+export class RecordBatch {
+  private out: InputRecord[] = [];
+
+  add(r: InputRecord): void {
+    this.out.push(r);
+  }
+
+  addAll(records: readonly InputRecord[]): void {
+    pushAll(this.out, records);
+  }
+
+  /** The records added since the last take. */
+  take(): InputRecord[] {
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+}
+
 /** A property set as the object's own, whatever its name (`__proto__` included): never a prototype change. */
 export function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });

@@ -4,6 +4,7 @@ import {
   isObject,
   parseJsonText,
   parseMaybeJson,
+  RecordBatch,
   setOwn,
   type InputRecord,
   type RecordParser,
@@ -120,7 +121,7 @@ export function parseDelimited(text: string, delimiter: string): string[][] {
 
 /** CSV / TSV: a header row, then one record per row. */
 export function tableParser(delimiter: string, label: string): RecordParser {
-  let out: InputRecord[] = [];
+  const batch = new RecordBatch();
   let toRecord: ((r: string[], n: number) => InputRecord) | null = null;
   let n = 0;
   const header = (row: string[]): ((r: string[], n: number) => InputRecord) => {
@@ -174,23 +175,18 @@ export function tableParser(delimiter: string, label: string): RecordParser {
     delimiter,
     (row) => {
       if (!toRecord) toRecord = header(row);
-      else out.push(toRecord(row, n++));
+      else batch.add(toRecord(row, n++));
     },
     label,
   );
-  const take = (): InputRecord[] => {
-    const o = out;
-    out = [];
-    return o;
-  };
   return {
     push(text) {
       reader.push(text);
-      return take();
+      return batch.take();
     },
     end() {
       reader.end();
-      return take();
+      return batch.take();
     },
   };
 }
