@@ -128,16 +128,19 @@ async function replay(
   return okEnvelope(req, runner.view(job, caller), 'job already submitted with this Idempotency-Key');
 }
 
+/** A submission: the request, who sent it under which Idempotency-Key, and its body (not read yet). */
+interface Submit {
+  req: FastifyRequest;
+  reply: FastifyReply;
+  runner: JobRunner;
+  intake: JobIntake;
+  caller: JobCaller;
+  key: string | undefined;
+  body: Readable;
+}
+
 /** A raw upload: checked before its body is read, then streamed to disk, then parsed into the job. */
-async function submitRaw(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  runner: JobRunner,
-  intake: JobIntake,
-  caller: JobCaller,
-  key: string | undefined,
-  body: Readable,
-): Promise<unknown> {
+async function submitRaw({ req, reply, runner, intake, caller, key, body }: Submit): Promise<unknown> {
   return receiving(reply, body, async (signal) => {
     const { spec, settings, format } = fromRaw(req.headers['content-type'], req.query);
     runner.prepare(spec); // an unknown model or task is answered before the upload is read
@@ -173,15 +176,7 @@ async function submitRaw(
  * first (to check it), then its list entry by entry into the job. Hashed (one more read) only
  * under an Idempotency-Key.
  */
-async function submitJson(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  runner: JobRunner,
-  intake: JobIntake,
-  caller: JobCaller,
-  key: string | undefined,
-  body: Readable,
-): Promise<unknown> {
+async function submitJson({ req, reply, runner, intake, caller, key, body }: Submit): Promise<unknown> {
   return receiving(reply, body, async (signal) => {
     checkDeclaredLength(req, intake);
     // A key at its quota is refused before its body is read, unless this may be a retry.
@@ -254,10 +249,10 @@ export function registerJobRoutes(app: FastifyInstance, gw: GatewayContext): voi
       const body = req.body instanceof Readable ? req.body : null;
       if (ct === 'application/json') {
         if (!body) throw invalid('request body must be a JSON object');
-        return submitJson(req, reply, runner, intake, caller, key, body);
+        return submitJson({ req, reply, runner, intake, caller, key, body });
       }
       if (!body) throw invalid('the upload is empty: the job has no sequences');
-      return submitRaw(req, reply, runner, intake, caller, key, body);
+      return submitRaw({ req, reply, runner, intake, caller, key, body });
     });
   });
 
