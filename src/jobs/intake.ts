@@ -19,12 +19,12 @@ import {
   InputFormatError,
   parseExchangeObject,
   parseJsonText,
-  pushAll,
   recordParser,
   sniffFormat,
   type InputFormat,
   type InputRecord,
 } from './input.js';
+import { RecordBatch } from './input-records.js';
 import { canonical, JsonObjectScanner } from './json-body.js';
 import {
   jobRunnerFor,
@@ -294,7 +294,7 @@ export class JobIntake {
 
   /** The records of a JSON submission's list (`sequences` or `inputs`), read entry by entry from its upload. */
   async *jsonListRecords(upload: Upload, key: string): AsyncGenerator<InputRecord[]> {
-    let out: InputRecord[] = [];
+    const batch = new RecordBatch();
     let count = 0;
     const scanner = new JsonObjectScanner(new Set([key]), {
       member: () => undefined,
@@ -302,21 +302,16 @@ export class JobIntake {
         const where = `${key}[${index}]`;
         const recs = parseExchangeObject(parseJsonText(text, where), `seq${count + 1}`, where).records;
         count += recs.length;
-        pushAll(out, recs);
+        batch.addAll(recs);
       },
     });
-    const take = (): InputRecord[] => {
-      const o = out;
-      out = [];
-      return o;
-    };
     try {
       for await (const text of readUpload(upload)) {
         scanner.push(text);
-        yield* slices(take());
+        yield* slices(batch.take());
       }
       scanner.end();
-      yield* slices(take());
+      yield* slices(batch.take());
     } catch (e) {
       throw invalid(e);
     }

@@ -4,20 +4,23 @@
 // event loop for seconds. The scanner here goes through the text as it is read back from disk:
 // the object's other members are captured whole (they are small, but `data`, file text, is
 // bounded only by the upload limit), the list is split into its entries, each parsed on its own.
-import { InputFormatError } from './input.js';
+import { InputFormatError } from './input-records.js';
+import {
+  BACKSLASH,
+  CLOSE_ARRAY,
+  CLOSE_OBJECT,
+  COLON,
+  COMMA,
+  NestingScanner,
+  OPEN_ARRAY,
+  OPEN_OBJECT,
+  QUOTE,
+  TOO_DEEP,
+} from './json-scan.js';
 import { MAX_JSON_DEPTH } from '../util/json-depth.js';
 
 // As the gateway's JSON parser: deeper nesting is refused before anything walks it.
 export { MAX_JSON_DEPTH };
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const COLON = 0x3a;
-const OPEN_ARRAY = 0x5b;
-const CLOSE_ARRAY = 0x5d;
-const OPEN_OBJECT = 0x7b;
-const CLOSE_OBJECT = 0x7d;
 
 function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
@@ -43,8 +46,9 @@ export class JsonObjectScanner {
   private key = '';
   private readonly seen = new Set<string>();
   private pieces: string[] = [];
-  private depth = 0;
-  private inString = false;
+  /** Through a value or a list. */
+  private readonly scan = new NestingScanner();
+  /** In a key, after a backslash. */
   private escaped = false;
   private index = 0;
 
@@ -130,9 +134,7 @@ export class JsonObjectScanner {
           continue;
         case 'valueStart':
           this.pieces = [];
-          this.depth = 0;
-          this.inString = false;
-          this.escaped = false;
+          this.scan.reset();
           if (c === OPEN_ARRAY && this.streamed.has(this.key)) {
             this.state = 'entries';
             this.index = 0;
@@ -147,49 +149,38 @@ export class JsonObjectScanner {
         case 'entries': {
           // The hot loop: most of the text is in here.
           const entries = this.state === 'entries';
-          const base = entries ? 2 : 1;
-          for (; i < n; i++) {
-            const ch = text.charCodeAt(i);
-            if (this.inString) {
-              if (this.escaped) this.escaped = false;
-              else if (ch === BACKSLASH) this.escaped = true;
-              else if (ch === QUOTE) this.inString = false;
-              continue;
+          const maxDepth = MAX_JSON_DEPTH - (entries ? 2 : 1);
+          for (;;) {
+            const j = this.scan.skip(text, i, maxDepth);
+            if (j === TOO_DEEP) this.tooDeep();
+            if (j === -1) {
+              i = n;
+              break;
             }
-            if (ch === QUOTE) this.inString = true;
-            else if (ch === OPEN_ARRAY || ch === OPEN_OBJECT) {
-              if (base + ++this.depth > MAX_JSON_DEPTH) this.tooDeep();
-            } else if (ch === CLOSE_ARRAY || ch === CLOSE_OBJECT) {
-              if (this.depth > 0) {
-                this.depth--;
+            const ch = text.charCodeAt(j);
+            this.pieces.push(text.slice(from, j));
+            i = j + 1;
+            if (ch === COMMA) {
+              from = i;
+              if (entries) {
+                this.entry(false);
                 continue;
               }
-              if (entries) {
-                if (ch !== CLOSE_ARRAY) this.fail(`"}" in ${this.key}`);
-                this.pieces.push(text.slice(from, i));
-                this.entry(true);
-                this.state = 'afterValue';
-                i++;
-                break;
-              }
-              if (ch !== CLOSE_OBJECT) this.fail('an unexpected "]"');
-              this.pieces.push(text.slice(from, i));
               this.member();
-              this.state = 'done';
-              i++;
+              this.state = 'keyOrEnd';
+              this.afterComma = true;
               break;
-            } else if (ch === COMMA && this.depth === 0) {
-              this.pieces.push(text.slice(from, i));
-              from = i + 1;
-              if (entries) this.entry(false);
-              else {
-                this.member();
-                this.state = 'keyOrEnd';
-                this.afterComma = true;
-                i++;
-                break;
-              }
             }
+            if (entries) {
+              if (ch !== CLOSE_ARRAY) this.fail(`"}" in ${this.key}`);
+              this.entry(true);
+              this.state = 'afterValue';
+              break;
+            }
+            if (ch !== CLOSE_OBJECT) this.fail('an unexpected "]"');
+            this.member();
+            this.state = 'done';
+            break;
           }
           if (i >= n && (this.state === 'value' || this.state === 'entries')) this.pieces.push(text.slice(from, n));
           continue;

@@ -31,7 +31,7 @@ import {
   callModel,
   isItemError,
   itemError,
-  JobFatalError,
+  fatalUnless,
   recordOptions,
   round,
   validateRecordInput,
@@ -222,12 +222,7 @@ export async function processPipelineChunk(
   ctx: WorkContext,
 ): Promise<OutputRecord[]> {
   const def = parsePipeline(spec.pipeline);
-  let resolved: { manifest: Manifest; task: TaskSpec }[];
-  try {
-    resolved = resolveSteps(def, (m) => ctx.executor.manifest(m));
-  } catch (e) {
-    throw new JobFatalError(e instanceof IsoError ? e.code : 'INVALID_REQUEST', (e as Error).message);
-  }
+  const resolved = fatalUnless(() => resolveSteps(def, (m) => ctx.executor.manifest(m)), 'INVALID_REQUEST');
   const states: ItemState[] = chunk.map((it, pos) => ({
     pos,
     scope: new Map<string, unknown>([

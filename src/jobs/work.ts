@@ -61,6 +61,15 @@ export class JobFatalError extends Error {
   }
 }
 
+/** Runs a lookup the job cannot go on without: its failure fails the whole job, with the error's code (else `code`). */
+export function fatalUnless<T>(lookup: () => T, code: string): T {
+  try {
+    return lookup();
+  } catch (e) {
+    throw new JobFatalError(e instanceof IsoError ? e.code : code, (e as Error).message);
+  }
+}
+
 export interface WorkContext {
   executor: ModelExecutor;
   signal: AbortSignal;
@@ -221,12 +230,7 @@ export async function processPredictChunk(
   chunk: JobItem[],
   ctx: WorkContext,
 ): Promise<OutputRecord[]> {
-  let manifest: Manifest;
-  try {
-    manifest = ctx.executor.manifest(spec.model);
-  } catch (e) {
-    throw new JobFatalError(e instanceof IsoError ? e.code : 'MODEL_NOT_FOUND', (e as Error).message);
-  }
+  const manifest = fatalUnless(() => ctx.executor.manifest(spec.model), 'MODEL_NOT_FOUND');
   const records = new Array<OutputRecord>(chunk.length);
   const groups = new Map<string, { pos: number[]; items: WorkItem[] }>();
   chunk.forEach((it, pos) => {

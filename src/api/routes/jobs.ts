@@ -12,178 +12,25 @@
 // every gateway shares: any gateway answers every route for any job (src/jobs/runner.ts).
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
 import { IsoError } from '../../errors.js';
 import type { GatewayContext } from '../context.js';
 import { okEnvelope, sendError, toIsoError } from '../envelope.js';
 import {
-  CsvWriter,
-  formatFromContentType,
-  INPUT_FORMATS,
-  type InputFormat,
-  type OutputRecord,
-} from '../../jobs/formats.js';
-import { jobIntakeFor, SubmissionAborted, submissionHash, type JobIntake, type Submission } from '../../jobs/intake.js';
-import { canonical } from '../../jobs/json-body.js';
-import {
-  jobRunnerFor,
-  MAX_CHUNK_SIZE,
-  MAX_WORKERS,
-  type JobCaller,
-  type JobRunner,
-  type JobSettings,
-  type JobSpec,
-} from '../../jobs/runner.js';
+  boolParam,
+  callerOf,
+  fromJson,
+  fromRaw,
+  hashOf,
+  IDEMPOTENCY_KEY,
+  intParam,
+  invalid,
+  RAW_TYPES,
+} from '../job-request.js';
+import { csvResults, jsonlResults } from '../job-results.js';
+import { jobIntakeFor, SubmissionAborted, type JobIntake, type Submission } from '../../jobs/intake.js';
+import { jobRunnerFor, type JobCaller, type JobRunner } from '../../jobs/runner.js';
 import { TERMINAL, type JobRow, type JobStatus, JOB_STATUSES } from '../../jobs/store.js';
-import { hasScope } from '../../security/keys.js';
-import { describeZod } from '../../validation/zod-message.js';
 import { PREDICT } from '../../security/route-scope.js';
-
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
-/** Bodies read as an upload (streamed to disk), not parsed by Fastify. */
-const RAW_TYPES = [
-  'text/plain',
-  'text/csv',
-  'text/tab-separated-values',
-  'text/x-fasta',
-  'application/x-fasta',
-  'chemical/seq-na-fasta',
-  'chemical/seq-aa-fasta',
-  'application/x-ndjson',
-  'application/jsonl',
-  'application/jsonlines',
-  'application/x-jsonlines',
-  'application/octet-stream',
-];
-
-/** A JSON list field (its entries are read from the upload, not here). */
-const list = z.custom<unknown[]>((v) => Array.isArray(v), 'expected an array');
-
-const jobBody = z
-  .object({
-    model: z.string().min(1).max(64).optional(),
-    task: z.string().max(64).optional(),
-    task_type: z.string().max(64).optional(),
-    pipeline: z.record(z.string(), z.unknown()).optional(),
-    pipeline_yaml: z.string().max(100_000).optional(),
-    sequences: list.optional(),
-    inputs: list.optional(),
-    data: z.string().optional(),
-    format: z.enum(INPUT_FORMATS).optional(),
-    options: z.record(z.string(), z.unknown()).default({}),
-    organism: z.string().max(64).optional(),
-    name: z.string().max(200).optional(),
-    workers: z.number().int().min(1).max(MAX_WORKERS).optional(),
-    chunk_size: z.number().int().min(1).max(MAX_CHUNK_SIZE).optional(),
-    priority: z.number().int().min(-10).max(10).optional(),
-  })
-  .strict();
-
-const rawQuery = z
-  .object({
-    model: z.string().min(1).max(64),
-    task: z.string().max(64).optional(),
-    task_type: z.string().max(64).optional(),
-    format: z.enum(INPUT_FORMATS).optional(),
-    options: z.string().optional(),
-    organism: z.string().max(64).optional(),
-    name: z.string().max(200).optional(),
-    workers: z.coerce.number().int().min(1).max(MAX_WORKERS).optional(),
-    chunk_size: z.coerce.number().int().min(1).max(MAX_CHUNK_SIZE).optional(),
-    priority: z.coerce.number().int().min(-10).max(10).optional(),
-  })
-  .strict();
-
-function invalid(message: string): IsoError {
-  return new IsoError('INVALID_REQUEST', message);
-}
-
-function jobOptions(options: Record<string, unknown>, organism: string | undefined): Record<string, unknown> {
-  return organism === undefined ? options : { ...options, organism };
-}
-
-/** Who is asking. Every job route needs a principal (auth sets one before any handler runs). */
-function callerOf(req: FastifyRequest): JobCaller {
-  const p = req.principal;
-  if (!p) throw new IsoError('UNAUTHORIZED', 'an API key is required: send Authorization: Bearer <key> or X-API-Key');
-  return { id: p.id, name: p.name, admin: hasScope(p.scopes, 'admin') };
-}
-
-/** Where a JSON submission's records come from: its list, read from the upload entry by entry, or its file text. */
-type JsonSource = { kind: 'list' } | { kind: 'text'; text: string; format: InputFormat | undefined };
-
-/**
- * A JSON submission: a model or a pipeline, and sequences, inputs (exchange objects) or data
- * (file text). `body` holds its members, its list (if any) as an empty placeholder.
- */
-function fromJson(body: unknown): { spec: JobSpec; settings: JobSettings; source: JsonSource } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body))
-    throw invalid('request body must be a JSON object');
-  const parsed = jobBody.safeParse(body);
-  if (!parsed.success) throw invalid(describeZod(parsed.error));
-  const b = parsed.data;
-  const sources = (['sequences', 'inputs', 'data'] as const).filter((k) => b[k] !== undefined);
-  if (sources.length !== 1)
-    throw invalid('give exactly one of sequences (a list), inputs (exchange objects) or data (file text, with format)');
-  const targets = (['model', 'pipeline', 'pipeline_yaml'] as const).filter((k) => b[k] !== undefined);
-  if (targets.length !== 1) throw invalid('give exactly one of model, pipeline (an object) or pipeline_yaml (text)');
-  const source: JsonSource = b.data !== undefined ? { kind: 'text', text: b.data, format: b.format } : { kind: 'list' };
-  const options = jobOptions(b.options, b.organism);
-  let spec: JobSpec;
-  if (b.model !== undefined) spec = { kind: 'predict', model: b.model, task: b.task ?? b.task_type, options };
-  else {
-    let pipeline = b.pipeline;
-    if (b.pipeline_yaml !== undefined) {
-      try {
-        pipeline = parseYaml(b.pipeline_yaml) as Record<string, unknown>;
-      } catch (e) {
-        throw invalid(`pipeline_yaml is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
-      }
-    }
-    spec = { kind: 'pipeline', pipeline: pipeline as never, options };
-  }
-  return {
-    spec,
-    settings: { name: b.name, workers: b.workers, chunkSize: b.chunk_size, priority: b.priority },
-    source,
-  };
-}
-
-/** A raw upload's settings: the model and settings in the query string, the format from ?format or the content type (else sniffed). */
-function fromRaw(
-  contentType: string | undefined,
-  query: unknown,
-): { spec: JobSpec; settings: JobSettings; format: InputFormat | undefined } {
-  const parsed = rawQuery.safeParse(query ?? {});
-  if (!parsed.success)
-    throw invalid(
-      `query: ${describeZod(parsed.error)} (a raw upload names the model and task in the query string: ?model=…&task=…)`,
-    );
-  const q = parsed.data;
-  let options: Record<string, unknown> = {};
-  if (q.options !== undefined) {
-    let o: unknown;
-    try {
-      o = JSON.parse(q.options);
-    } catch {
-      throw invalid('query options must be a JSON object');
-    }
-    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw invalid('query options must be a JSON object');
-    options = o as Record<string, unknown>;
-  }
-  return {
-    spec: { kind: 'predict', model: q.model, task: q.task ?? q.task_type, options: jobOptions(options, q.organism) },
-    settings: { name: q.name, workers: q.workers, chunkSize: q.chunk_size, priority: q.priority },
-    format: q.format ?? formatFromContentType(contentType),
-  };
-}
-
-/** Content type (lowercase, without parameters) and query: with the body, what makes two submissions the same. */
-function hashOf(req: FastifyRequest): ReturnType<typeof submissionHash> {
-  const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  return submissionHash(ct === 'application/json' ? 'json' : ct, canonical(req.query ?? {}));
-}
 
 /** An error envelope for a status IsoError has no code for (409). */
 function sendConflict(
@@ -202,85 +49,34 @@ function sendConflict(
   });
 }
 
-function boolParam(v: unknown, dflt: boolean): boolean {
-  if (v === undefined || v === '') return dflt;
-  if (v === 'true' || v === '1' || v === 'yes') return true;
-  if (v === 'false' || v === '0' || v === 'no') return false;
-  throw invalid(`expected true or false, got "${String(v)}"`);
-}
-
-function intParam(v: unknown, name: string, dflt: number, min: number, max: number): number {
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw invalid(`${name} must be an integer from ${min} to ${max}`);
-  return n;
-}
-
 /**
- * Results from index `from` on, in input order. Following a live job, it stops at the first
- * record without a result and waits for it; once the job is over (or with follow off) it
- * skips records that have none (a cancelled or failed job).
+ * Runs a submission with a signal aborted when the client goes away before its answer is
+ * written. Answered before the whole body was read, the connection is closed rather than the
+ * rest read.
  */
-async function* jsonlResults(runner: JobRunner, id: string, from: number, follow: boolean): AsyncGenerator<string> {
-  let next = from;
-  for (;;) {
-    if (runner.stopped) throw new Error('the gateway is shutting down; reconnect with ?from=' + next);
-    const job = await runner.get(id);
-    const final = !follow || TERMINAL.has(job.status);
-    const rows = await runner.store.results(id, next, 1000);
-    let out = '';
-    let blocked = false;
-    for (const r of rows) {
-      if (r.status === 'pending') {
-        if (!final) {
-          blocked = true;
-          break;
-        }
-      } else out += r.result! + '\n';
-      next = r.idx + 1;
-    }
-    if (out) yield out;
-    if (rows.length === 0 || next >= job.total) return;
-    if (blocked) await runner.waitForChange(id, 1000);
-  }
-}
-
-async function* completedRecords(runner: JobRunner, id: string): AsyncGenerator<OutputRecord> {
-  let next = 0;
-  for (;;) {
-    const rows = await runner.store.results(id, next, 1000);
-    if (rows.length === 0) return;
-    for (const r of rows) if (r.result) yield JSON.parse(r.result) as OutputRecord;
-    next = rows[rows.length - 1]!.idx + 1;
-  }
-}
-
-async function* csvResults(runner: JobRunner, id: string): AsyncGenerator<string> {
-  // The columns: every output field, in first-seen order (one pass to find them, one to write).
-  const fields: string[] = [];
-  for await (const r of completedRecords(runner, id)) CsvWriter.fieldsOf([r], fields);
-  const w = new CsvWriter(fields);
-  yield w.header();
-  let out = '';
-  let n = 0;
-  for await (const r of completedRecords(runner, id)) {
-    out += w.row(r);
-    if (++n % 1000 === 0) {
-      yield out;
-      out = '';
-    }
-  }
-  if (out) yield out;
-}
-
-/** Aborted when the client goes away before its answer is written. */
-function disconnectSignal(reply: FastifyReply): { signal: AbortSignal; done: () => void } {
+async function receiving<T>(reply: FastifyReply, body: Readable, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ac = new AbortController();
   const onClose = (): void => {
     if (!reply.raw.writableFinished) ac.abort();
   };
   reply.raw.on('close', onClose);
-  return { signal: ac.signal, done: () => reply.raw.off('close', onClose) };
+  try {
+    return await run(ac.signal);
+  } catch (e) {
+    if (!body.readableEnded) {
+      void reply.header('connection', 'close');
+      body.resume();
+    }
+    throw e;
+  } finally {
+    reply.raw.off('close', onClose);
+  }
+}
+
+/** A body whose declared Content-Length is over the upload limit is refused before it is read. */
+function checkDeclaredLength(req: FastifyRequest, intake: JobIntake): void {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > intake.limits.maxUploadBytes) throw intake.tooLarge();
 }
 
 function accepted(
@@ -332,22 +128,23 @@ async function replay(
   return okEnvelope(req, runner.view(job, caller), 'job already submitted with this Idempotency-Key');
 }
 
+/** A submission: the request, who sent it under which Idempotency-Key, and its body (not read yet). */
+interface Submit {
+  req: FastifyRequest;
+  reply: FastifyReply;
+  runner: JobRunner;
+  intake: JobIntake;
+  caller: JobCaller;
+  key: string | undefined;
+  body: Readable;
+}
+
 /** A raw upload: checked before its body is read, then streamed to disk, then parsed into the job. */
-async function submitRaw(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  runner: JobRunner,
-  intake: JobIntake,
-  caller: JobCaller,
-  key: string | undefined,
-  body: Readable,
-): Promise<unknown> {
-  const { signal, done } = disconnectSignal(reply);
-  try {
+async function submitRaw({ req, reply, runner, intake, caller, key, body }: Submit): Promise<unknown> {
+  return receiving(reply, body, async (signal) => {
     const { spec, settings, format } = fromRaw(req.headers['content-type'], req.query);
     runner.prepare(spec); // an unknown model or task is answered before the upload is read
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > intake.limits.maxUploadBytes) throw intake.tooLarge();
+    checkDeclaredLength(req, intake);
     const hash = hashOf(req);
     const existing = key === undefined ? undefined : await runner.store.getByKey(caller.id, key);
     if (existing) {
@@ -371,16 +168,7 @@ async function submitRaw(
     } finally {
       slot.release();
     }
-  } catch (e) {
-    // Answered before the whole body was read: close the connection rather than read the rest.
-    if (!body.readableEnded) {
-      void reply.header('connection', 'close');
-      body.resume();
-    }
-    throw e;
-  } finally {
-    done();
-  }
+  });
 }
 
 /**
@@ -388,19 +176,9 @@ async function submitRaw(
  * first (to check it), then its list entry by entry into the job. Hashed (one more read) only
  * under an Idempotency-Key.
  */
-async function submitJson(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  runner: JobRunner,
-  intake: JobIntake,
-  caller: JobCaller,
-  key: string | undefined,
-  body: Readable,
-): Promise<unknown> {
-  const { signal, done } = disconnectSignal(reply);
-  try {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > intake.limits.maxUploadBytes) throw intake.tooLarge();
+async function submitJson({ req, reply, runner, intake, caller, key, body }: Submit): Promise<unknown> {
+  return receiving(reply, body, async (signal) => {
+    checkDeclaredLength(req, intake);
     // A key at its quota is refused before its body is read, unless this may be a retry.
     let slot = key !== undefined && (await runner.store.getByKey(caller.id, key)) ? null : await intake.reserve(caller);
     try {
@@ -438,15 +216,7 @@ async function submitJson(
     } finally {
       slot?.release();
     }
-  } catch (e) {
-    if (!body.readableEnded) {
-      void reply.header('connection', 'close');
-      body.resume();
-    }
-    throw e;
-  } finally {
-    done();
-  }
+  });
 }
 
 export function registerJobRoutes(app: FastifyInstance, gw: GatewayContext): void {
@@ -479,10 +249,10 @@ export function registerJobRoutes(app: FastifyInstance, gw: GatewayContext): voi
       const body = req.body instanceof Readable ? req.body : null;
       if (ct === 'application/json') {
         if (!body) throw invalid('request body must be a JSON object');
-        return submitJson(req, reply, runner, intake, caller, key, body);
+        return submitJson({ req, reply, runner, intake, caller, key, body });
       }
       if (!body) throw invalid('the upload is empty: the job has no sequences');
-      return submitRaw(req, reply, runner, intake, caller, key, body);
+      return submitRaw({ req, reply, runner, intake, caller, key, body });
     });
   });
 
