@@ -1,6 +1,7 @@
-// The web console is three plain files in src/console/static/: the gateway serves them byte for
-// byte with their content types and policy headers, and both ways the gateway ships (the npm
-// package and the gateway image) carry them, since the compiled dist/ alone would lack them.
+// The web console is plain files in src/console/static/ (one page, its classic scripts and its
+// stylesheet): the gateway serves them byte for byte with their content types and policy headers,
+// and both ways the gateway ships (the npm package and the gateway image) carry them, since the
+// compiled dist/ alone would lack them.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -21,12 +22,13 @@ describe('console static files', () => {
   });
 
   it('serves each file as it is on disk, with its type and the console policy', async () => {
-    assert.deepEqual(FILES, ['app.css', 'app.js', 'index.html']);
+    const SCRIPTS = ['api.js', 'dom.js', 'overview.js', 'charts.js', 'predict.js', 'app.js'];
+    assert.deepEqual(FILES, ['app.css', ...SCRIPTS, 'index.html'].sort());
     const cases: [string, string, string][] = [
       ['/console', 'index.html', 'text/html; charset=utf-8'],
       ['/console/', 'index.html', 'text/html; charset=utf-8'],
-      ['/console/app.js', 'app.js', 'text/javascript; charset=utf-8'],
       ['/console/app.css', 'app.css', 'text/css; charset=utf-8'],
+      ...SCRIPTS.map((f): [string, string, string] => [`/console/${f}`, f, 'text/javascript; charset=utf-8']),
     ];
     for (const [path, file, type] of cases) {
       const res = await fetch(`${h.url}${path}`);
@@ -37,13 +39,16 @@ describe('console static files', () => {
       assert.equal(res.headers.get('cache-control'), 'no-cache', path);
       assert.equal(await res.text(), readFileSync(join(CONSOLE_STATIC_DIR, file), 'utf8'), path);
     }
-    // The page refers only to its own script and stylesheet: nothing from another origin.
+    // The page refers only to its own scripts (in load order, app.js last: it starts the page) and
+    // stylesheet: nothing from another origin.
     const html = readFileSync(join(CONSOLE_STATIC_DIR, 'index.html'), 'utf8');
-    assert.deepEqual([...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]).sort(), [
-      '/console/app.css',
-      '/console/app.js',
-      'data:,',
-    ]);
+    assert.deepEqual(
+      [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]),
+      ['data:,', '/console/app.css', ...SCRIPTS.map((f) => `/console/${f}`)],
+    );
+    // Nothing else under /console reaches a file: not the page by name, not a path out of the folder.
+    for (const path of ['/console/index.html', '/console/%2e%2e/package.json', '/console/x.js'])
+      assert.equal((await fetch(`${h.url}${path}`)).status, 404, path);
   });
 
   it('ships in the npm package and in the gateway image', () => {
