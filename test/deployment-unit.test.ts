@@ -6,6 +6,7 @@
 // scaling.test.ts, deployments.test.ts and failures.test.ts check the same through a real gateway
 // and real workers; this file runs in a few seconds, for `npm run mutate -- scheduler-deployment`.
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { afterEach, describe, mock } from 'node:test';
 import { failFastIt } from './fail-fast.js';
 import pino from 'pino';
@@ -15,7 +16,7 @@ import { ModelDeployment, type DeploymentOptions, type SubmitOptions } from '../
 import { DeviceAllocator } from '../src/scheduler/placement.js';
 import type { DeploymentObserver } from '../src/telemetry/prometheus.js';
 import type { ItemOutput, WorkItem } from '../src/worker/protocol.js';
-import { Fleet } from './fake-worker.js';
+import { Fleet, type FakeWorker } from './fake-worker.js';
 
 const it = failFastIt(8000);
 
@@ -48,6 +49,8 @@ interface Opts {
   auto?: boolean;
   /** Only the task echo. */
   oneTask?: boolean;
+  /** Built without a DeploymentObserver (offline batch runs have none). */
+  noObserver?: boolean;
 }
 
 function pkg(o: Opts = {}): ModelPackage {
@@ -76,7 +79,7 @@ function make(o: Opts = {}) {
     { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
   );
   const observer = new Observer();
-  const dep = new ModelDeployment(pkg(o), fleet.create, logger, observer, o.options);
+  const dep = new ModelDeployment(pkg(o), fleet.create, logger, o.noObserver ? undefined : observer, o.options);
   deployments.push(dep);
   return { dep, fleet, observer, lines };
 }
@@ -1008,10 +1011,605 @@ describe('deployment: GPUs', () => {
     const { dep, fleet } = make({ resources: '{ timeout_ms: 5000, gpus: 1 }', options: { devices } });
     const started = dep.start().catch(() => undefined);
     await flush();
+    // No worker yet: the replica is listed as starting, with no process figures.
+    assert.deepEqual(
+      dep.replicaInfo().map((r) => [r.state, r.pid]),
+      [['starting', undefined]],
+    );
     await dep.stop();
     release(['0']);
     await started;
     await flush();
     assert.equal(fleet.workers.length, 0);
+    // The GPU it was given is released, not held by a replica that no longer exists.
+    assert.deepEqual(devices.usage(), {});
+  });
+});
+
+describe('deployment: corners found by mutation testing', () => {
+  it('drain with two replicas: waits for the busy one; a replica that dies meanwhile is not restarted', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    const { dep, fleet, observer } = make({ scaling: '{ min_replicas: 2, max_replicas: 2 }' });
+    await dep.start();
+    const [w1, w2] = fleet.workers as [FakeWorker, FakeWorker];
+    const h = track(dep.submit(req(['H'])));
+    await flush();
+    const drained = track(dep.drain());
+    await flush();
+    // One replica idle, nothing queued, but H still in flight.
+    assert.equal(drained.settled, false);
+    assert.deepEqual([w1.stops, w2.stops], [0, 0]);
+    w2.crash();
+    await flush();
+    assert.deepEqual(observer.restarts, []);
+    assert.deepEqual(
+      dep.replicaInfo().map((r) => r.state),
+      ['ready'],
+    );
+    mock.timers.tick(1_000);
+    await flush();
+    assert.equal(fleet.workers.length, 2);
+    w1.answer();
+    await flush();
+    assert.deepEqual(echoes(h.value), ['H']);
+    assert.equal(drained.settled, true);
+    assert.equal(dep.state, 'stopped');
+
+    // A replica that died before the drain: its pending restart does not run while draining.
+    const d2 = make({ scaling: '{ min_replicas: 2, max_replicas: 2 }' });
+    await d2.dep.start();
+    const [v1, v2] = d2.fleet.workers as [FakeWorker, FakeWorker];
+    const h2 = track(d2.dep.submit(req(['H'])));
+    await flush();
+    v2.crash();
+    await flush();
+    assert.equal(d2.dep.replicaInfo()[1]!.state, 'restarting');
+    const drained2 = track(d2.dep.drain());
+    await flush();
+    mock.timers.tick(1_000);
+    await flush();
+    assert.equal(d2.fleet.workers.length, 2);
+    v1.answer();
+    await flush();
+    assert.ok(h2.value && drained2.settled);
+  });
+
+  it('scale to zero: the busy replica shows as stopping, stays healthy, and is not restarted if it dies', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    const { dep, fleet, observer } = make();
+    await dep.start();
+    const w = fleet.workers[0]!;
+    const a = track(dep.submit(req(['A'])));
+    await flush();
+    const down = track(dep.scaleTo(0));
+    await flush();
+    assert.equal(dep.replicaInfo()[0]!.state, 'stopping');
+    assert.equal(dep.healthy(), true);
+    w.crash('segfault');
+    await flush();
+    code('PREDICTION_FAILED', /^model worker segfault; it will be restarted$/)(a.error);
+    assert.equal(down.settled, true);
+    assert.deepEqual(observer.restarts, []);
+    assert.deepEqual(dep.replicaInfo(), []);
+    mock.timers.tick(5_000);
+    await flush();
+    assert.equal(fleet.workers.length, 1);
+
+    // A replica waiting for its restart is simply dropped by a scale-down.
+    const r = make();
+    await r.dep.start();
+    r.fleet.workers[0]!.crash();
+    await flush();
+    assert.equal(r.dep.replicaInfo()[0]!.state, 'restarting');
+    await r.dep.scaleTo(0);
+    assert.deepEqual(r.dep.replicaInfo(), []);
+    mock.timers.tick(5_000);
+    await flush();
+    assert.equal(r.fleet.workers.length, 1);
+  });
+
+  it('a replica still starting: healthy, not pinged, not replaceable', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    const { dep, fleet } = make({ batching: '{ max_batch_size: 1 }', scaling: '{ min_replicas: 1, max_replicas: 2 }' });
+    await dep.start();
+    const w1 = fleet.workers[0]!;
+    let open!: () => void;
+    fleet.plans.push(new Promise<void>((r) => (open = r)));
+    const reqs = ['A', 'C', 'G'].map((s) => track(dep.submit(req([s]))));
+    await flush();
+    assert.equal(fleet.workers.length, 2);
+    const w2 = fleet.workers[1]!;
+    const [, starting] = dep.replicaInfo();
+    assert.equal(starting!.state, 'starting');
+    assert.equal(dep.healthy(), true);
+    assert.equal(dep.restartReplica(starting!.id, 'memory'), false);
+    mock.timers.tick(10_000);
+    await flush();
+    assert.deepEqual([w1.pings, w2.pings, w2.killed.length], [1, 0, 0]);
+    open();
+    await flush();
+    for (let i = 0; i < 3; i++) {
+      for (const w of fleet.live()) if (w.open.length) w.answer();
+      await flush();
+    }
+    assert.ok(reqs.every((r) => r.value));
+  });
+
+  it('a ping that fails after its worker already exited kills nothing', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    const { dep, fleet } = make();
+    await dep.start();
+    const w = fleet.workers[0]!;
+    w.pingFails = true;
+    mock.timers.tick(10_000);
+    // The ping's failure is handled after this crash.
+    w.crash();
+    await flush();
+    assert.equal(w.pings, 1);
+    assert.deepEqual(w.killed, []);
+    assert.equal(dep.replicaInfo()[0]!.state, 'restarting');
+  });
+
+  it('a start that rejects with a plain error while the worker stays up: MODEL_NOT_LOADED, that worker and the others stopped', async () => {
+    const { dep, fleet } = make({ scaling: '{ min_replicas: 2, max_replicas: 2 }' });
+    fleet.plans.push('ok', 'reject');
+    await assert.rejects(dep.start(), code('MODEL_NOT_LOADED', /^no ready line within 60 s$/));
+    assert.deepEqual(
+      fleet.workers.map((w) => w.stops),
+      [1, 1],
+    );
+    assert.deepEqual(fleet.live(), []);
+    assert.equal(dep.lastError, 'no ready line within 60 s');
+  });
+
+  it('a restart whose warm-up fails keeps the replica: it backs off, doubling, and comes back', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    const { dep, fleet } = make({ oneTask: true, extra: ['warmup:', '  - { sequence: acgt }'] });
+    const started = dep.start();
+    await flush();
+    fleet.workers[0]!.answer();
+    await started;
+    const id = dep.replicaInfo()[0]!.id;
+    fleet.workers[0]!.crash();
+    mock.timers.tick(200);
+    await flush();
+    assert.equal(fleet.workers.length, 2);
+    fleet.workers[1]!.answer([{ error: { code: 'OOM', message: 'no memory' } }]);
+    await flush();
+    assert.equal(fleet.workers[1]!.stops, 1);
+    assert.deepEqual(
+      dep.replicaInfo().map((r) => [r.id, r.state, r.last_error]),
+      [[id, 'restarting', 'warm-up request failed: {"code":"OOM","message":"no memory"}']],
+    );
+    mock.timers.tick(399);
+    await flush();
+    assert.equal(fleet.workers.length, 2);
+    mock.timers.tick(1);
+    await flush();
+    assert.equal(fleet.workers.length, 3);
+    fleet.workers[2]!.answer();
+    await flush();
+    assert.deepEqual(
+      dep.replicaInfo().map((r) => [r.id, r.state]),
+      [[id, 'ready']],
+    );
+    // It serves.
+    const a = track(dep.submit(req(['A'])));
+    await flush();
+    fleet.workers[2]!.answer();
+    await flush();
+    assert.deepEqual(echoes(a.value), ['A']);
+  });
+
+  it('up exactly 30 s is not yet stable: the backoff is kept', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    const { dep, fleet } = make();
+    await dep.start();
+    fleet.plans.push('fail', 'fail');
+    fleet.workers[0]!.crash();
+    for (const d of [200, 400, 800]) {
+      mock.timers.tick(d);
+      await flush();
+    }
+    assert.equal(fleet.workers.length, 4);
+    mock.timers.tick(30_000);
+    fleet.last.crash();
+    mock.timers.tick(799);
+    await flush();
+    assert.equal(fleet.workers.length, 4);
+    mock.timers.tick(1);
+    await flush();
+    assert.equal(fleet.workers.length, 5);
+  });
+
+  it('one replica giving up leaves the deployment ready on the others', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    const { dep, fleet } = make({ scaling: '{ min_replicas: 2, max_replicas: 2 }' });
+    await dep.start();
+    const w2 = fleet.workers[1]!;
+    fleet.plans.push('fail', 'fail', 'fail', 'fail', 'fail');
+    fleet.workers[0]!.crash();
+    for (const d of [200, 400, 800, 1600, 3200]) {
+      mock.timers.tick(d);
+      await flush();
+    }
+    assert.equal(fleet.workers.length, 7);
+    assert.deepEqual(
+      dep.replicaInfo().map((r) => r.state),
+      ['failed', 'ready'],
+    );
+    assert.equal(dep.state, 'ready');
+    assert.equal(dep.healthy(), false);
+    const a = track(dep.submit(req(['A'])));
+    await flush();
+    w2.answer();
+    await flush();
+    assert.deepEqual(echoes(a.value), ['A']);
+  });
+
+  it('replicaInfo: figures a worker does not report stay absent; a CPU model sees no GPU', async () => {
+    const { dep, fleet } = make();
+    await dep.start();
+    fleet.workers[0]!.statsOf = {};
+    const [info] = dep.replicaInfo();
+    assert.deepEqual(
+      [info!.pid, info!.rss_bytes, info!.cpu_percent, info!.open_fds],
+      [undefined, undefined, undefined, undefined],
+    );
+    assert.equal(fleet.workers[0]!.pkg.manifest.env.CUDA_VISIBLE_DEVICES, '');
+  });
+
+  it('stop() reports its replicas as stopping until their workers are gone', async () => {
+    const { dep, fleet } = make({ scaling: '{ min_replicas: 2, max_replicas: 2 }' });
+    await dep.start();
+    const stopped = dep.stop();
+    assert.deepEqual(
+      dep.replicaInfo().map((r) => r.state),
+      ['stopping', 'stopping'],
+    );
+    await stopped;
+    assert.deepEqual(dep.replicaInfo(), []);
+    assert.deepEqual(fleet.live(), []);
+  });
+
+  it('without an observer it serves batches, token counts, streams without onChunk, failed batches and restarts', async () => {
+    const { dep, fleet } = make({ batching: '{ max_batch_size: 4, max_batch_tokens: 1000 }', noObserver: true });
+    await dep.start();
+    const w = fleet.workers[0]!;
+    const a = track(dep.submit(req(['AC'], { stream: true })));
+    await flush();
+    const call = w.calls[0]!.call;
+    assert.equal(call.stream, true);
+    // A streaming request without a chunk callback: chunks are dropped, not thrown.
+    assert.doesNotThrow(() => call.onChunk!(0, 'chunk'));
+    w.answer();
+    await flush();
+    assert.deepEqual(echoes(a.value), ['AC']);
+    assert.equal(dep.stats.summary().padding_ratio, 0);
+    // Served at once: no time in the queue to speak of.
+    const wait = dep.stats.summary().p50_queue_time_ms as number;
+    assert.ok(wait >= 0 && wait < 1000, String(wait));
+    const b = track(dep.submit(req(['G'])));
+    await flush();
+    w.failCall(new IsoError('PREDICTION_FAILED', 'bad batch'));
+    await flush();
+    code('PREDICTION_FAILED', /^bad batch$/)(b.error);
+    w.crash();
+    await flush();
+    assert.equal(dep.stats.workerRestarts, 1);
+    assert.equal(dep.replicaInfo()[0]!.state, 'restarting');
+  });
+
+  it('a queued request of higher priority goes first', async () => {
+    const { dep, fleet } = make({ batching: '{ max_batch_size: 1 }' });
+    await dep.start();
+    const w = fleet.workers[0]!;
+    const hold = track(dep.submit(req(['H'])));
+    await flush();
+    const low = track(dep.submit(req(['A'])));
+    const high = track(dep.submit(req(['C'], { priority: 5 })));
+    for (let i = 0; i < 3; i++) {
+      w.answer();
+      await flush();
+    }
+    assert.deepEqual(
+      w.calls.map((c) => c.call.items[0]!.sequence),
+      ['H', 'C', 'A'],
+    );
+    assert.ok(hold.value && low.value && high.value);
+  });
+
+  it('a finished request leaves no listener on its signal (one signal may serve many requests)', async () => {
+    const { dep } = make({ auto: true });
+    await dep.start();
+    const ac = new AbortController();
+    for (let i = 0; i < 3; i++) await dep.submit(req(['A'], { signal: ac.signal }));
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+  });
+
+  it('cancel across two replicas: only the worker whose whole batch was given up is told, once', async () => {
+    const { dep, fleet } = make({ scaling: '{ min_replicas: 2, max_replicas: 2 }' });
+    await dep.start();
+    const [w1, w2] = fleet.workers as [FakeWorker, FakeWorker];
+    const h = track(dep.submit(req(['H'])));
+    await flush();
+    const acA = new AbortController();
+    const a = track(dep.submit(req(['A'], { signal: acA.signal })));
+    await flush();
+    assert.deepEqual([w1.calls.length, w2.calls.length], [1, 1]);
+    w1.answer();
+    await flush();
+    assert.ok(h.value);
+    // The first replica is idle, the second runs A alone.
+    acA.abort();
+    await flush();
+    code('CANCELLED')(a.error);
+    assert.deepEqual([w1.cancels, w2.cancels], [0, 1]);
+    // A batch of two on the first replica (the second still runs the cancelled batch).
+    const h2 = track(dep.submit(req(['H2'])));
+    await flush();
+    const acB = new AbortController();
+    const acC = new AbortController();
+    const b = track(dep.submit(req(['B'], { signal: acB.signal })));
+    const c = track(dep.submit(req(['C'], { signal: acC.signal })));
+    w1.answer();
+    await flush();
+    assert.ok(h2.value);
+    assert.deepEqual(
+      w1.calls[2]!.call.items.map((i) => i.sequence),
+      ['B', 'C'],
+    );
+    acB.abort();
+    await flush();
+    assert.deepEqual([w1.cancels, w2.cancels], [0, 1]);
+    acC.abort();
+    await flush();
+    assert.deepEqual([w1.cancels, w2.cancels], [1, 1]);
+    code('CANCELLED')(b.error);
+    code('CANCELLED')(c.error);
+    // Late answers are dropped; both replicas serve again.
+    w1.answer();
+    w2.answer();
+    await flush();
+    const d = [track(dep.submit(req(['T']))), track(dep.submit(req(['G'])))];
+    await flush();
+    w1.answer();
+    w2.answer();
+    await flush();
+    assert.deepEqual(
+      d.map((r) => echoes(r.value)),
+      [['T'], ['G']],
+    );
+  });
+
+  it('scale-up: an idle ready replica is capacity, a restarting one is not', async () => {
+    const { dep, fleet } = make({ batching: '{ max_batch_size: 2 }', scaling: '{ min_replicas: 2, max_replicas: 3 }' });
+    await dep.start();
+    const [w1, w2] = fleet.workers as [FakeWorker, FakeWorker];
+    const h = track(dep.submit(req(['H'])));
+    await flush();
+    // One replica busy, one idle: a request of five items goes to the idle one, two at a time.
+    const big = track(dep.submit(req(['A', 'C', 'G', 'T', 'AA'])));
+    await flush();
+    assert.equal(fleet.workers.length, 2);
+    assert.equal(w2.calls[0]!.call.items.length, 2);
+    w1.answer();
+    await flush();
+    for (let i = 0; i < 3; i++) {
+      for (const w of fleet.live()) if (w.open.length) w.answer();
+      await flush();
+    }
+    assert.ok(h.value);
+    assert.deepEqual(echoes(big.value), ['A', 'C', 'G', 'T', 'AA']);
+
+    // The only replica restarting and more than a batch queued: a new replica serves it.
+    const one = make({ batching: '{ max_batch_size: 2 }', scaling: '{ min_replicas: 1, max_replicas: 2 }' });
+    await one.dep.start();
+    one.fleet.workers[0]!.crash();
+    await flush();
+    assert.equal(one.dep.replicaInfo()[0]!.state, 'restarting');
+    const backlog = track(one.dep.submit(req(['C', 'G', 'T'])));
+    await flush();
+    assert.equal(one.fleet.workers.length, 2);
+    const fresh = one.fleet.workers[1]!;
+    fresh.answer();
+    await flush();
+    fresh.answer();
+    await flush();
+    assert.deepEqual(echoes(backlog.value), ['C', 'G', 'T']);
+  });
+
+  it('preferred_batch_size: recent concurrency counts for one window (250 ms), is forgotten after two, and the wait ends at max_delay_ms exactly', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    const { dep, fleet } = make({ batching: '{ max_batch_size: 8, preferred_batch_size: 4, max_delay_ms: 60 }' });
+    await dep.start();
+    const w = fleet.workers[0]!;
+    const burst = async (): Promise<void> => {
+      const n = w.calls.length;
+      const all = ['H', 'B1', 'B2', 'B3', 'B4', 'B5'].map((s) => track(dep.submit(req([s]))));
+      await flush();
+      assert.equal(w.calls.length, n + 1);
+      w.answer();
+      await flush();
+      assert.equal(w.calls[n + 1]!.call.items.length, 5);
+      w.answer();
+      await flush();
+      assert.ok(all.every((r) => r.value));
+    };
+    /** Submits one request; true when it went to the worker at once. */
+    const lone = async (): Promise<{ atOnce: boolean; r: ReturnType<typeof track<ItemOutput[]>> }> => {
+      const n = w.calls.length;
+      const r = track(dep.submit(req(['X'])));
+      await flush();
+      return { atOnce: w.calls.length === n + 1, r };
+    };
+    await burst();
+    // One window later the burst still counts: a lone request waits, exactly max_delay_ms.
+    mock.timers.tick(250);
+    const x1 = await lone();
+    assert.equal(x1.atOnce, false);
+    mock.timers.tick(59);
+    await flush();
+    assert.equal(x1.r.settled, false);
+    assert.equal(w.open.length, 0);
+    mock.timers.tick(1);
+    await flush();
+    assert.equal(w.open.length, 1, 'sent at its deadline');
+    w.answer();
+    await flush();
+    assert.ok(x1.r.value);
+    // The next window saw only that one request: the next goes at once.
+    mock.timers.tick(190);
+    const x2 = await lone();
+    assert.equal(x2.atOnce, true, '250 ms after the window of the lone request');
+    w.answer();
+    await flush();
+    // A burst, then exactly two windows of quiet: forgotten.
+    await burst();
+    mock.timers.tick(500);
+    const x3 = await lone();
+    assert.equal(x3.atOnce, true, 'two windows after the burst');
+    w.answer();
+    await flush();
+    assert.ok(x2.r.value && x3.r.value);
+  });
+
+  it('preferred_batch_size: with max_delay_ms over 125 the window is twice max_delay_ms', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    const { dep, fleet } = make({ batching: '{ max_batch_size: 8, preferred_batch_size: 4, max_delay_ms: 500 }' });
+    await dep.start();
+    const w = fleet.workers[0]!;
+    const all = ['H', 'B1', 'B2', 'B3', 'B4', 'B5'].map((s) => track(dep.submit(req([s]))));
+    await flush();
+    w.answer();
+    await flush();
+    w.answer();
+    await flush();
+    assert.ok(all.every((r) => r.value));
+    // 600 ms later: still within the 1000 ms window, so a lone request waits for company.
+    mock.timers.tick(600);
+    const x = track(dep.submit(req(['X'])));
+    await flush();
+    assert.equal(w.calls.length, 2);
+    mock.timers.tick(500);
+    await flush();
+    assert.equal(w.calls.length, 3);
+    w.answer();
+    await flush();
+    assert.ok(x.value);
+  });
+
+  it('preferred_batch_size: what is in flight counts as concurrency, and as held when a second replica decides', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    const batching = '{ max_batch_size: 8, preferred_batch_size: 4, max_delay_ms: 60 }';
+    const { dep, fleet } = make({ batching });
+    await dep.start();
+    const w = fleet.workers[0]!;
+    const h = track(dep.submit(req(['H1', 'H2', 'H3'])));
+    await flush();
+    assert.equal(w.calls.length, 1);
+    // Four held at once (three in flight, one queued): the next batch waits for four.
+    const a = track(dep.submit(req(['A'])));
+    w.answer();
+    await flush();
+    const bc = ['B', 'C'].map((s) => track(dep.submit(req([s]))));
+    await flush();
+    assert.equal(w.calls.length, 1, 'three queued: one more is due');
+    mock.timers.tick(60);
+    await flush();
+    assert.deepEqual(
+      w.calls[1]!.call.items.map((i) => i.sequence),
+      ['A', 'B', 'C'],
+    );
+    w.answer();
+    await flush();
+    assert.ok(h.value && a.value && bc.every((r) => r.value));
+
+    // Two replicas: three items in flight on one, one request arrives; the other takes it at once
+    // (what the first holds is not still to come).
+    const two = make({ batching, scaling: '{ min_replicas: 2, max_replicas: 2 }' });
+    await two.dep.start();
+    const [v1, v2] = two.fleet.workers as [FakeWorker, FakeWorker];
+    const h2 = track(two.dep.submit(req(['H1', 'H2', 'H3'])));
+    await flush();
+    const one = track(two.dep.submit(req(['A'])));
+    await flush();
+    assert.deepEqual([v1.calls.length, v2.calls.length], [1, 1]);
+    v1.answer();
+    v2.answer();
+    await flush();
+    assert.ok(h2.value && one.value);
+  });
+
+  it('idle scale-down: never a busy replica, never while a request waits for a fuller batch, never a restarting one', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    // A replica busy for long with nothing queued is not idle.
+    const busy = make({ scaling: '{ min_replicas: 0, max_replicas: 1, idle_timeout_s: 1 }' });
+    await busy.dep.start();
+    const a = track(busy.dep.submit(req(['A'])));
+    mock.timers.tick(5_000);
+    await flush();
+    assert.equal(busy.fleet.workers[0]!.stops, 0);
+    busy.fleet.workers[0]!.answer();
+    await flush();
+    assert.deepEqual(echoes(a.value), ['A']);
+
+    // A request waiting for a fuller batch keeps its replica.
+    const waiting = make({
+      batching: '{ max_batch_size: 8, preferred_batch_size: 4, max_delay_ms: 3000 }',
+      scaling: '{ min_replicas: 0, max_replicas: 1, idle_timeout_s: 1 }',
+    });
+    await waiting.dep.start();
+    const w = waiting.fleet.workers[0]!;
+    const all = ['H', 'B1', 'B2', 'B3', 'B4', 'B5'].map((s) => track(waiting.dep.submit(req([s]))));
+    await flush();
+    w.answer();
+    await flush();
+    w.answer();
+    await flush();
+    assert.ok(all.every((r) => r.value));
+    const idleAt = Date.now();
+    mock.timers.tick(1_000);
+    const x = track(waiting.dep.submit(req(['X'])));
+    await flush();
+    assert.equal(w.calls.length, 2, 'X waits for company');
+    mock.timers.tick(1_000);
+    await flush();
+    assert.ok(Date.now() - idleAt > 1_000);
+    assert.equal(w.stops, 0);
+    mock.timers.tick(2_000);
+    await flush();
+    assert.equal(w.calls.length, 3);
+    w.answer();
+    await flush();
+    assert.deepEqual(echoes(x.value), ['X']);
+
+    // Two idle replicas, one of them restarting: the ready one is the surplus; the other comes back.
+    const { dep, fleet } = make({ scaling: '{ min_replicas: 1, max_replicas: 2, idle_timeout_s: 1 }' });
+    await dep.start();
+    await dep.scaleTo(2);
+    dep.scaling.min_replicas = 1;
+    const [w1, w2] = fleet.workers as [FakeWorker, FakeWorker];
+    const ids = dep.replicaInfo().map((r) => r.id);
+    // The first crashes at once and fails three restarts: restarting for 3 s (200 + 400 + 800 + 1600 ms).
+    fleet.plans.push('fail', 'fail', 'fail');
+    w1.crash();
+    let seen: string | undefined;
+    for (let i = 0; i < 30 && !seen; i++) {
+      mock.timers.tick(100);
+      // Read before the stop's exit is reported: the replica shows as stopping meanwhile.
+      const st = dep.replicaInfo().find((r) => r.id === ids[1])?.state;
+      if (st !== 'ready') seen = st;
+      await flush();
+    }
+    assert.equal(seen, 'stopping');
+    assert.deepEqual([w1.stops, w2.stops], [0, 1]);
+    mock.timers.tick(3_000);
+    await flush();
+    assert.equal(fleet.workers.length, 6);
+    assert.deepEqual(
+      dep.replicaInfo().map((r) => [r.id, r.state]),
+      [[ids[0], 'ready']],
+    );
   });
 });

@@ -6,8 +6,11 @@ import type { ModelPackage } from '../src/manifest/load.js';
 import type { ItemOutput } from '../src/worker/protocol.js';
 import type { ExitInfo, PredictCall, WorkerHandle, WorkerState, WorkerStats } from '../src/worker/types.js';
 
-/** How the next worker start goes: at once, failing, or when the gate opens. */
-export type StartPlan = 'ok' | 'fail' | Promise<void>;
+/**
+ * How the next worker start goes: at once, failing (the worker exits), rejecting with a plain
+ * Error while the worker stays up (a driver's start timeout), or when the gate opens.
+ */
+export type StartPlan = 'ok' | 'fail' | 'reject' | Promise<void>;
 
 interface PendingCall {
   call: PredictCall;
@@ -23,6 +26,8 @@ export class FakeWorker implements WorkerHandle {
   stops = 0;
   readonly killed: string[] = [];
   pingFails = false;
+  /** What stats() reports instead of the default figures. */
+  statsOf: WorkerStats | null = null;
   private readonly exitCbs: ((i: ExitInfo) => void)[] = [];
   private readonly idleCbs: (() => void)[] = [];
 
@@ -45,6 +50,7 @@ export class FakeWorker implements WorkerHandle {
       this.exit({ code: 1, signal: null, reason: 'crashed at start', expected: false });
       throw new IsoError('MODEL_NOT_LOADED', 'boom');
     }
+    if (this.plan === 'reject') throw new Error('no ready line within 60 s');
     if (this._state === 'starting') this._state = 'idle';
   }
   predict(call: PredictCall): Promise<ItemOutput[]> {
@@ -104,6 +110,7 @@ export class FakeWorker implements WorkerHandle {
     this.exitCbs.forEach((cb) => cb(info));
   }
   stats(): WorkerStats {
+    if (this.statsOf) return this.statsOf;
     return { pid: this.pid, rssBytes: 1000 + this.pid, cpuPercent: 12.345, openFds: 7 };
   }
   onExit(cb: (info: ExitInfo) => void): void {

@@ -147,7 +147,12 @@ export abstract class ReplicaPool {
             ? 'fewer GPUs than resources.gpus asks for'
             : 'no GPU found (nvidia-smi): the replica runs without one',
         );
-      if (this.state === 'stopped' || r.state !== 'starting') return;
+      // Stopped or retired while it waited for its GPUs: removeReplica() found no lease to release.
+      if (this.state === 'stopped' || r.state !== 'starting') {
+        r.lease.release();
+        r.lease = null;
+        return;
+      }
     }
     const w = this.createWorker(placedPackage(this.pkg, r.lease?.devices ?? []), r.id);
     r.worker = w;
@@ -205,11 +210,13 @@ export abstract class ReplicaPool {
         batch,
         new IsoError('PREDICTION_FAILED', `model worker ${info.reason}; it will be restarted`, { reason: info.reason }),
       );
+    // A start that failed (the worker crashed, or launch() stopped it after a failed start or
+    // warm-up): launch() reports it, and its caller removes the replica or schedules a restart.
+    if (r.state === 'starting') return;
     if (info.expected || r.state === 'stopping' || this.state === 'stopped' || this.state === 'draining') {
       this.removeReplica(r);
       return;
     }
-    if (r.state === 'starting') return; // launch() reports the failure
     this.stats.workerRestarts++;
     this.observer?.restart(info.reason);
     this.logger.warn({ replica: r.id, reason: info.reason }, 'replica exited; restarting');
