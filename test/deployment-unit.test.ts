@@ -614,6 +614,8 @@ describe('deployment: batching and the bounded queue', () => {
 
 describe('deployment: restarts and health', () => {
   it('a worker that dies mid-batch fails that batch, and its replica restarts after a backoff', async () => {
+    // Mock time: with real sleeps a loaded machine could pass the 200 ms backoff before the first look.
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
     const { dep, fleet, observer, lines } = make();
     await dep.start();
     const w = fleet.workers[0]!;
@@ -632,9 +634,10 @@ describe('deployment: restarts and health', () => {
     assert.ok(lines.some((l) => l.msg === 'replica exited; restarting' && l.reason === 'memory limit exceeded'));
     // Requests wait for the restart rather than failing.
     const b = track(dep.submit(req(['C'])));
-    await sleep(150);
+    mock.timers.tick(199);
+    await flush();
     assert.equal(fleet.workers.length, 1);
-    await sleep(120);
+    mock.timers.tick(1);
     await flush();
     assert.equal(fleet.workers.length, 2);
     assert.equal(dep.replicaInfo()[0]!.state, 'ready');
