@@ -6,7 +6,7 @@ import { BUILTIN_MODELS_DIR } from '../src/paths.js';
 import { batching, baseline } from './batching.js';
 import { heavy } from './heavy.js';
 import { jobsBench } from './jobs.js';
-import { scaleOutBench } from './scale-out.js';
+import { scaleOutBench, SEQUENCES } from './scale-out.js';
 import { cliStart } from './cli-start.js';
 import {
   BENCH_MODELS,
@@ -332,7 +332,7 @@ async function scaleout(): Promise<void> {
     );
   row(
     'scale-out',
-    '10,000-sequence job, CPU-bound model, one replica per gateway: 2 gateways vs 1 (s)',
+    `${SEQUENCES.toLocaleString('en-US')}-sequence job, CPU-bound model, one replica per gateway: 2 gateways vs 1 (s)`,
     r.two_s,
     r.one_s,
     '>= 1.6x faster',
