@@ -5,7 +5,7 @@
 // it and serves every record exactly once, in input order. One real PostgreSQL cluster, started
 // by this file in a temp dir (skipped, with the reason, where PostgreSQL is not installed).
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,29 +13,7 @@ import { PostgresClient } from '../src/store/sql.js';
 import { request, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.js';
 import { ServeProcess } from './serve-process.js';
-
-/** A model that takes a while per batch and says which worker process answered. */
-function writePacedModel(dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(
-    join(dir, 'model.yaml'),
-    `name: paced
-version: 1.0.0
-runtime: node
-entry: index.mjs
-tasks:
-  - name: length
-    sequence_types: [DNA]
-batching: { max_batch_size: 8, max_delay_ms: 0 }
-scaling: { min_replicas: 1, max_replicas: 2, max_queue: 100000 }
-resources: { memory_mb: 256, timeout_ms: 10000 }
-`,
-  );
-  writeFileSync(
-    join(dir, 'index.mjs'),
-    `export async function predict(batch) { await new Promise((r) => setTimeout(r, 10)); return batch.map((item) => ({ length: item.sequence.length, pid: process.pid })); }\n`,
-  );
-}
+import { writePacedModel } from './paced-model.js';
 
 /** Record i's sequence: its length tells its result apart from its neighbours'. */
 const seq = (i: number): string => 'ACGT'.repeat(1 + (i % 5));

@@ -17,6 +17,7 @@ import { PACKAGE_ROOT } from '../src/paths.js';
 import { freePort, request, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.js';
 import { ServeProcess } from './serve-process.js';
+import { writePacedModel } from './paced-model.js';
 import { JobStore } from '../src/jobs/store.js';
 import { PostgresClient } from '../src/store/sql.js';
 import type { OutputRecord } from '../src/jobs/formats.js';
@@ -119,29 +120,6 @@ describe('gateways sharing state through PostgreSQL', { skip: pgUnavailable() },
     assert.deepEqual([...seen].sort(), ['1.0.0', '2.0.0']);
   });
 });
-
-/** A model that takes a while per batch and says which worker process answered. */
-function writePacedModel(dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(
-    join(dir, 'model.yaml'),
-    `name: paced
-version: 1.0.0
-runtime: node
-entry: index.mjs
-tasks:
-  - name: length
-    sequence_types: [DNA]
-batching: { max_batch_size: 8, max_delay_ms: 0 }
-scaling: { min_replicas: 1, max_replicas: 2, max_queue: 100000 }
-resources: { memory_mb: 256, timeout_ms: 10000 }
-`,
-  );
-  writeFileSync(
-    join(dir, 'index.mjs'),
-    `export async function predict(batch) { await new Promise((r) => setTimeout(r, 10)); return batch.map((item) => ({ length: item.sequence.length, pid: process.pid })); }\n`,
-  );
-}
 
 describe('a job in the shared store outlives the gateway running it', { skip: pgUnavailable() }, () => {
   let cluster: PgCluster;
