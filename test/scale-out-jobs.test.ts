@@ -83,7 +83,9 @@ describe('jobs over HTTP across gateways sharing PostgreSQL', { skip: pgUnavaila
     for (const name of ['alice', 'bob'] as const)
       keys[name] = { authorization: `Bearer ${(await b.gw.keyring.create(name, ['predict'])).key}` };
     keys.ops = { authorization: `Bearer ${(await b.gw.keyring.create('ops', ['predict', 'admin'])).key}` };
-    await waitFor(async () => (await onA('GET', '/v1/jobs', keys.alice)).status === 200, 5000, 50);
+    // A knows the keys once it refuses a caller without one (with auth off, alice's request passes too).
+    await waitFor(async () => (await onA('GET', '/v1/jobs', {})).status === 401, 5000, 50);
+    assert.equal((await onA('GET', '/v1/jobs', keys.alice)).status, 200);
     sql = new PostgresClient(url);
   });
 
