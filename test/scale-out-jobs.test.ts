@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PostgresClient } from '../src/store/sql.js';
+import { assertTakenOver, killHoldingLease } from './kill-holding-lease.js';
 import { request, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.js';
 import { ServeProcess } from './serve-process.js';
@@ -227,10 +228,7 @@ describe('jobs over HTTP across gateways sharing PostgreSQL', { skip: pgUnavaila
     assert.equal(sub.status, 202, JSON.stringify(sub.body));
     const id = sub.body.data.id as string;
     await waitFor(async () => (await job(id)).done >= 1000 && (await jobSequencesOnA()) > before, 120_000, 50);
-    a.child.kill('SIGKILL');
-    await new Promise((r) =>
-      a.child.exitCode !== null || a.child.signalCode !== null ? r(null) : a.child.once('exit', r),
-    );
+    const held = await killHoldingLease(a.child, sql, id, `%:${a.child.pid}:%`);
     const atKill = await job(id);
     assert.equal(atKill.status, 'running');
     assert.ok(atKill.done < n, 'killed mid-job');
@@ -252,11 +250,7 @@ describe('jobs over HTTP across gateways sharing PostgreSQL', { skip: pgUnavaila
     assert.ok(pids.size >= 2, 'workers of both gateways answered');
     const done = await onB('GET', `/v1/jobs/${id}`, keys.alice);
     assert.deepEqual([done.body.data.done, done.body.data.failed, done.body.data.pending], [n, 0, 0]);
-    const [retried] = await sql.query<{ n: number }>(
-      'SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND attempts > 1',
-      [id],
-    );
-    assert.ok(Number(retried!.n) >= 1, 'B took over the chunks A held once their leases expired');
+    await assertTakenOver(sql, id, held);
     // CSV, now that it is done, through B as well.
     const csv = (await (await fetch(`${b.url}/v1/jobs/${id}/results?format=csv`, { headers: keys.alice })).text())
       .trim()

@@ -18,6 +18,7 @@ import { freePort, request, startGateway, waitFor, workerTmpDir, type Harness } 
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.js';
 import { ServeProcess } from './serve-process.js';
 import { writePacedModel } from './paced-model.js';
+import { assertTakenOver, killHoldingLease } from './kill-holding-lease.js';
 import { JobStore } from '../src/jobs/store.js';
 import { PostgresClient } from '../src/store/sql.js';
 import type { OutputRecord } from '../src/jobs/formats.js';
@@ -176,8 +177,7 @@ describe('a job in the shared store outlives the gateway running it', { skip: pg
       );
     await store.activate(job.id);
     await waitFor(async () => ((await store.get(job.id))?.done ?? 0) >= 1000, 120_000, 50);
-    a.child.kill('SIGKILL');
-    await new Promise((r) => a!.child.once('exit', r));
+    const held = await killHoldingLease(a.child, sql, job.id, `%:${a.child.pid}:%`);
     const atKill = (await store.get(job.id))!;
     assert.equal(atKill.status, 'running');
     assert.ok(atKill.done < n, 'killed mid-job');
@@ -201,11 +201,7 @@ describe('a job in the shared store outlives the gateway running it', { skip: pg
     assert.equal(done.done, n);
     assert.equal(done.failed, 0);
     assert.ok(pids.size >= 2, 'workers of both gateways answered');
-    const retried = await sql.query<{ n: number }>(
-      'SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND attempts > 1',
-      [job.id],
-    );
-    assert.ok(Number(retried[0]!.n) >= 1, 'chunks A held were taken over after their leases expired');
+    await assertTakenOver(sql, job.id, held);
     rmSync(stateA, { recursive: true, force: true });
     rmSync(models, { recursive: true, force: true });
   });

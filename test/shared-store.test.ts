@@ -22,6 +22,7 @@ import { SharedTrafficStore } from '../src/store/shared/traffic.js';
 import type { SqlClient, SqlRunner } from '../src/store/sql.js';
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.js';
 import { echoProcessor } from './shared-echo.js';
+import { assertTakenOver, killHoldingLease } from './kill-holding-lease.js';
 
 const CHILD = join(PACKAGE_ROOT, 'dist', 'test', 'shared-worker-child.js');
 
@@ -295,15 +296,9 @@ for (const b of backends) {
         .on('data', (s: string) => (claimed += s.split('\n').filter((l) => l.startsWith('claimed')).length));
       // A is mid-job: some chunks committed, two in flight.
       await until('A commits part of the job', async () => ((await bb.get(job.id))?.done ?? 0) >= 1000, 60_000);
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      const held = await killHoldingLease(child, bb.sql, job.id, 'A');
       const atKill = (await bb.get(job.id))!;
       assert.ok(atKill.done < n, 'killed before the end');
-      const leased = await bb.sql.query<{ n: number }>(
-        `SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND status = 'open' AND lease_owner = 'A'`,
-        [job.id],
-      );
-      assert.ok(Number(leased[0]!.n) >= 1, 'A died holding leases');
       const wb = worker(bb, 'B', 1500, 1);
       wb.start();
       await until('B finishes the job', async () => (await bb.get(job.id))?.status === 'succeeded', 120_000);
@@ -311,11 +306,42 @@ for (const b of backends) {
       const by = await assertAllOnceInOrder(bb, job.id, n);
       assert.ok((by.get('A') ?? 0) >= 1000 && (by.get('B') ?? 0) > 0, JSON.stringify([...by]));
       assert.ok(claimed > 0);
-      const retried = await bb.sql.query<{ n: number }>(
-        `SELECT CAST(COUNT(*) AS INTEGER) AS n FROM job_chunks WHERE job_id = ? AND attempts > 1`,
+      await assertTakenOver(bb.sql, job.id, held);
+    });
+
+    it('a chunk whose run threw is given back and run again soon, not kept leased by the heartbeat of the chunks beside it', async () => {
+      const target = await b.fresh();
+      const store = await JobStore.open(client(target));
+      const n = 400;
+      const { job } = await submit(store, n, { chunk: 10 });
+      const echo = echoProcessor('A', 20);
+      let thrown = 0;
+      // A long lease: waiting for it to expire would take longer than the test allows.
+      const wk = new SharedJobWorker({
+        store,
+        owner: 'A',
+        concurrency: 2,
+        leaseMs: 60_000,
+        idleMs: 20,
+        retryDelayMs: 50,
+        process: (j, chunk, signal) => {
+          if (chunk[0]!.index === 100 && thrown++ === 0) return Promise.reject(new Error('transient'));
+          return echo(j, chunk, signal);
+        },
+      });
+      wk.start();
+      try {
+        await until('the job finishes', async () => (await store.get(job.id))?.status === 'succeeded', 20_000);
+      } finally {
+        await wk.stop();
+      }
+      assert.equal(thrown, 2, 'the chunk ran twice');
+      await assertAllOnceInOrder(store, job.id, n);
+      const [c] = await store.sql.query<{ attempts: number; status: string }>(
+        'SELECT attempts, status FROM job_chunks WHERE job_id = ? AND lo = 100',
         [job.id],
       );
-      assert.ok(Number(retried[0]!.n) >= 1, 'a chunk A held was taken over');
+      assert.deepEqual([Number(c!.attempts), c!.status], [2, 'done']);
     });
 
     it('lists jobs for their owner, drops half-received submissions once stale and prunes finished jobs', async () => {

@@ -346,6 +346,20 @@ export class JobStore {
     return new Set(rows.map((r) => `${r.job_id}:${Number(r.lo)}`));
   }
 
+  /**
+   * Gives back `owner`'s lease on one chunk whose run failed, to be claimed again (here or
+   * elsewhere) after `delayMs`; the heartbeat, which renews every lease `owner` holds, would
+   * otherwise keep it from everyone as long as this gateway has other chunks in flight.
+   */
+  async giveBack(owner: string, jobId: string, lo: number, delayMs: number): Promise<boolean> {
+    const now = nowMs(this.sql);
+    const n = await this.sql.run(
+      `UPDATE job_chunks SET lease_owner = NULL, lease_until = ${now} + ? WHERE job_id = ? AND lo = ? AND lease_owner = ? AND status = 'open'`,
+      [delayMs, jobId, lo, owner],
+    );
+    return n > 0;
+  }
+
   /** Gives up `owner`'s leases at once (a gateway stopping cleanly), so others need not wait for them to expire. */
   async release(owner: string): Promise<number> {
     return this.sql.run(

@@ -9,7 +9,7 @@ import type { JobItem } from '../../jobs/work.js';
 import type { OutputRecord } from '../../jobs/formats.js';
 import type { ClaimedChunk, CommitOutcome, JobRow, JobStore } from '../../jobs/store.js';
 
-/** Runs one chunk of a job; throws JobFatalError-like errors to fail the job (`fatal`), others are retried by lease expiry. */
+/** Runs one chunk of a job; throws JobFatalError-like errors to fail the job (`fatal`); others give the chunk back, to be run again after a pause. */
 export type SharedChunkProcessor = (job: JobRow, chunk: JobItem[], signal: AbortSignal) => Promise<OutputRecord[]>;
 
 export interface SharedJobWorkerOptions {
@@ -23,6 +23,8 @@ export interface SharedJobWorkerOptions {
   leaseMs?: number;
   /** How often to look for work when there was none (ms). */
   idleMs?: number;
+  /** How long a chunk whose run threw waits before it may be claimed again (ms; default 1000). */
+  retryDelayMs?: number;
   /** A job finished by one of this gateway's commits, or a chunk committed (progress). */
   onCommit?: (jobId: string, outcome: CommitOutcome) => void;
   /** Errors worth a log line (database unreachable, a chunk that threw). */
@@ -46,6 +48,7 @@ export class SharedJobWorker {
   private readonly concurrency: number;
   private readonly leaseMs: number;
   private readonly idleMs: number;
+  private readonly retryDelayMs: number;
   private stopping = false;
   private loop: Promise<void> | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -57,6 +60,7 @@ export class SharedJobWorker {
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
     this.leaseMs = Math.max(500, opts.leaseMs ?? 10_000);
     this.idleMs = Math.max(10, opts.idleMs ?? 250);
+    this.retryDelayMs = Math.max(0, opts.retryDelayMs ?? 1000);
   }
 
   start(): void {
@@ -155,7 +159,9 @@ export class SharedJobWorker {
           await this.retry(() => this.opts.store.finish(job.id, 'failed', (e as Error).message), signal);
           return;
         }
-        // Left to the lease: another attempt (here or elsewhere) once it expires.
+        // Another attempt (here or elsewhere) after a pause; the lease is given back, since the
+        // heartbeat would renew it while other chunks run here.
+        await this.opts.store.giveBack(this.owner, chunk.jobId, chunk.lo, this.retryDelayMs).catch(() => undefined);
         throw e;
       }
     }
