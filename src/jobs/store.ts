@@ -393,17 +393,26 @@ export class JobStore {
     const ended = new Error('job ended');
     try {
       return await this.sql.tx(async (q) => {
-        // Many results per statement, over pending records only; the rows it changed come back.
         let written = 0;
         let failed = 0;
-        for (let i = 0; i < results.length; i += ROWS_PER_INSERT) {
-          const part = results.slice(i, i + ROWS_PER_INSERT);
+        // Many results per statement, over pending records only; the rows it changed come back.
+        // Each statement also bounds the records' index range: planned without it, SQLite (always)
+        // and PostgreSQL (once the job's rows outgrow its statistics) matched every statement
+        // against all of the job's records, quadratic in the job's size.
+        const sorted = [...results].sort((a, b) => a.metadata.index - b.metadata.index);
+        for (let i = 0; i < sorted.length; i += ROWS_PER_INSERT) {
+          const part = sorted.slice(i, i + ROWS_PER_INSERT);
           const changed = await q.query<{ status: string }>(
             `WITH v(idx, status, result) AS (VALUES ${part.map(() => '(CAST(? AS INTEGER), ?, ?)').join(', ')})
              UPDATE job_items SET status = v.status, result = v.result FROM v
-             WHERE job_items.job_id = ? AND job_items.idx = v.idx AND job_items.status = 'pending'
+             WHERE job_items.job_id = ? AND job_items.idx BETWEEN ? AND ? AND job_items.idx = v.idx AND job_items.status = 'pending'
              RETURNING job_items.status`,
-            [...part.flatMap((r) => [r.metadata.index, r.status, JSON.stringify(r)]), jobId],
+            [
+              ...part.flatMap((r) => [r.metadata.index, r.status, JSON.stringify(r)]),
+              jobId,
+              part[0]!.metadata.index,
+              part[part.length - 1]!.metadata.index,
+            ],
           );
           written += changed.length;
           failed += changed.filter((r) => r.status === 'error').length;

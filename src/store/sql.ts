@@ -72,10 +72,9 @@ export function numberPlaceholders(sql: string): string {
   return out;
 }
 
-/**
- * SQLite: resolves at once (better-sqlite3 is synchronous). Everything goes through one queue,
- * so a transaction's statements are never interleaved with another caller's on the one connection.
- */
+/** Prepared statements kept per connection: the job store runs one UPDATE per record. */
+const STATEMENT_CACHE = 64;
+
 /**
  * One queue per database file for every SqliteClient of this process: better-sqlite3 blocks the
  * event loop while it waits for SQLite's write lock, so a second connection of this process
@@ -83,6 +82,10 @@ export function numberPlaceholders(sql: string): string {
  */
 const fileQueues = new Map<string, { tail: Promise<unknown>; users: number }>();
 
+/**
+ * SQLite: resolves at once (better-sqlite3 is synchronous). Everything goes through one queue,
+ * so a transaction's statements are never interleaved with another caller's on the one connection.
+ */
 export class SqliteClient implements SqlClient {
   readonly dialect = 'sqlite' as const;
   private readonly queue: { tail: Promise<unknown>; users: number };
@@ -95,13 +98,26 @@ export class SqliteClient implements SqlClient {
     q.users++;
     this.queue = q;
     this.queueKey = key;
+    const statements = new Map<string, Database.Statement>();
+    const prepare = (sql: string): Database.Statement => {
+      let stmt = statements.get(sql);
+      if (stmt) {
+        // Most recently used last: the first one is the one to drop.
+        statements.delete(sql);
+      } else {
+        stmt = db.prepare(sql);
+        if (statements.size >= STATEMENT_CACHE) statements.delete(statements.keys().next().value!);
+      }
+      statements.set(sql, stmt);
+      return stmt;
+    };
     const query = <T>(sql: string, params: readonly unknown[] = []): T[] => {
-      const stmt = db.prepare(sql);
+      const stmt = prepare(sql);
       if (stmt.reader) return stmt.all(...params) as T[];
       stmt.run(...params);
       return [];
     };
-    const run = (sql: string, params: readonly unknown[] = []): number => db.prepare(sql).run(...params).changes;
+    const run = (sql: string, params: readonly unknown[] = []): number => prepare(sql).run(...params).changes;
     this.direct = {
       dialect: 'sqlite',
       query: <T>(sql: string, params?: readonly unknown[]) => Promise.resolve(query<T>(sql, params)),
