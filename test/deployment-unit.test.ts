@@ -211,6 +211,26 @@ describe('deployment: start, serve, stop', () => {
     await assert.rejects(d2.dep.submit(req(['A'])), code('MODEL_NOT_LOADED', /^model fake failed to load: boom$/));
   });
 
+  it('stop() while the replicas start: start() rejects and the deployment stays stopped, with no replica', async () => {
+    const { dep, fleet } = make({ scaling: '{ min_replicas: 2, max_replicas: 2 }' });
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    fleet.plans.push(gate, gate);
+    const starting = track(dep.start());
+    await flush();
+    assert.equal(fleet.workers.length, 2);
+    await dep.stop(10);
+    open();
+    await flush();
+    assert.ok(starting.settled);
+    assert.equal(starting.error?.code, 'MODEL_NOT_LOADED');
+    assert.equal(starting.error?.message, 'model fake was unloaded while it was starting');
+    assert.equal(dep.state, 'stopped');
+    assert.equal(fleet.live().length, 0);
+    assert.deepEqual(dep.replicaInfo(), []);
+    await assert.rejects(dep.submit(req(['A'])), code('MODEL_NOT_LOADED', /^model fake is stopped$/));
+  });
+
   it('min_replicas 0 still starts one replica', async () => {
     const { dep, fleet } = make({ scaling: '{ min_replicas: 0, max_replicas: 2 }' });
     await dep.start();

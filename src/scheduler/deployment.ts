@@ -78,6 +78,9 @@ export class ModelDeployment extends ReplicaPool {
       await this.stop(1000);
       throw err;
     }
+    // Unloaded while its replicas started (stop() stopped them): it stays stopped.
+    if (this.state === 'stopped')
+      throw new IsoError('MODEL_NOT_LOADED', `model ${this.name} was unloaded while it was starting`);
     this.state = 'ready';
     this.housekeeping = setInterval(() => this.tick(), 1000);
     this.housekeeping.unref();
