@@ -620,7 +620,8 @@ describe('containers: start, serve, stop, delete', () => {
     assert.deepEqual(fleet.live(), []);
   });
 
-  it('restart: new replicas after a stop; the replica history keeps both, newest last, at most 64', async () => {
+  it('restart: new replicas after a stop; the replica history keeps both, newest last, at most 64 ids', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
     const e = await env();
     const { m, fleet } = manager(e);
     m.create(spec('c1', { replicas: 2 }));
@@ -636,22 +637,27 @@ describe('containers: start, serve, stop, delete', () => {
       m.replicaHistory('c1'),
       fleet.workers.map((w) => w.id),
     );
-    for (let i = 0; i < 31; i++) {
-      await m.stop('c1');
-      await m.start('c1');
-    }
-    // 66 replicas so far: the 64 newest are kept.
-    assert.equal(fleet.workers.length, 66);
-    assert.deepEqual(
-      m.replicaHistory('c1'),
-      fleet.workers.slice(2).map((w) => w.id),
-    );
     // A replica restarted in place (a new worker under its id) adds no entry.
+    const ids = fleet.workers.map((w) => w.id);
     fleet.workers.at(-1)!.crash();
+    mock.timers.tick(1000);
+    await flush();
+    assert.equal(fleet.workers.length, 5);
+    assert.equal(fleet.workers[4]!.id, fleet.workers[3]!.id);
+    assert.deepEqual(m.replicaHistory('c1'), ids);
+    // One replica, 65 starts: the 64 newest ids are kept.
+    m.create(spec('one'));
+    const first = fleet.workers.length;
+    for (let i = 0; i < 65; i++) {
+      await m.start('one');
+      await m.stop('one');
+    }
+    assert.equal(fleet.workers.length, first + 65);
     assert.deepEqual(
-      m.replicaHistory('c1'),
-      fleet.workers.slice(2).map((w) => w.id),
+      m.replicaHistory('one'),
+      fleet.workers.slice(first + 1).map((w) => w.id),
     );
+    assert.equal(m.replicaHistory('one').length, 64);
   });
 
   it('delete: stops the workers, forgets the container and its row; the name is free again', async () => {
