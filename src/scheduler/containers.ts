@@ -14,6 +14,10 @@ import type { ModelRegistry } from './registry.js';
 export const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** Containers one gateway may hold (each is at least one worker process when running). */
 export const MAX_CONTAINERS = 256;
+/** A container's limits: the API's bounds, held here too (the API's string forms, "5000" CPUs, "99999G", reach past them). */
+export const MAX_CONTAINER_CPUS = 1024;
+export const MAX_CONTAINER_MEMORY_MB = 16 * 1024 * 1024;
+export const MAX_CONTAINER_REPLICAS = 16;
 
 export type ContainerStatus = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
@@ -56,6 +60,15 @@ export interface ContainerManagerOptions {
   observerFor?: (model: string, version: string) => DeploymentObserver;
 }
 
+function checkLimits(spec: ContainerSpec): void {
+  if (!(spec.cpus > 0 && spec.cpus <= MAX_CONTAINER_CPUS))
+    throw new IsoError('VALIDATION_ERROR', `cpus: more than 0 and at most ${MAX_CONTAINER_CPUS}`);
+  if (!Number.isInteger(spec.memoryMb) || spec.memoryMb < 1 || spec.memoryMb > MAX_CONTAINER_MEMORY_MB)
+    throw new IsoError('VALIDATION_ERROR', `memory_mb: a whole number of MB from 1 to ${MAX_CONTAINER_MEMORY_MB}`);
+  if (!Number.isInteger(spec.replicas) || spec.replicas < 1 || spec.replicas > MAX_CONTAINER_REPLICAS)
+    throw new IsoError('VALIDATION_ERROR', `replicas: a whole number from 1 to ${MAX_CONTAINER_REPLICAS}`);
+}
+
 export class ContainerManager {
   private readonly items = new Map<string, Live>();
 
@@ -95,6 +108,11 @@ export class ContainerManager {
   private get(name: string): Live {
     const c = this.items.get(name);
     if (!c) throw new IsoError('NOT_FOUND', `no container ${JSON.stringify(name.slice(0, 80))}`);
+    // Replicas that kept failing after the start gave up: the deployment failed, and so did the container.
+    if (c.status === 'running' && c.deployment?.state === 'failed') {
+      c.status = 'failed';
+      c.lastError = c.deployment.lastError;
+    }
     return c;
   }
 
@@ -104,6 +122,7 @@ export class ContainerManager {
         'INVALID_REQUEST',
         'container_name: 1-64 letters, digits, ".", "_" and "-", starting with a letter or digit',
       );
+    checkLimits(spec);
     if (this.items.has(spec.name)) throw new IsoError('CONFLICT', `container ${spec.name} already exists`);
     if (this.items.size >= MAX_CONTAINERS) throw new IsoError('QUOTA_EXCEEDED', `at most ${MAX_CONTAINERS} containers`);
     this.opts.registry.package(spec.model); // MODEL_NOT_FOUND when unknown
@@ -144,6 +163,9 @@ export class ContainerManager {
     if (c.deployment?.state === 'ready') return c.deployment;
     if (c.starting) return c.starting;
     const pkg = this.packageFor(c.spec);
+    // A deployment that failed after its start: stopped (its housekeeping timer) before the new one.
+    const failed = c.deployment;
+    c.deployment = null;
     const { name: model, version } = pkg.manifest;
     const d = new ModelDeployment(
       pkg,
@@ -155,23 +177,25 @@ export class ContainerManager {
       },
     );
     c.status = 'starting';
-    c.starting = d.start().then(
-      () => {
-        c.deployment = d;
-        c.status = 'running';
-        c.lastError = null;
-        c.startedAt = Date.now();
-        this.noteReplicas(c);
-        this.setRunning(name, true);
-        return d;
-      },
-      async (e: Error) => {
-        c.status = 'failed';
-        c.lastError = e.message;
-        await d.stop(1000).catch(() => undefined);
-        throw e instanceof IsoError ? e : new IsoError('MODEL_NOT_LOADED', e.message);
-      },
-    );
+    c.starting = (failed ? failed.stop(1000).catch(() => undefined) : Promise.resolve())
+      .then(() => d.start())
+      .then(
+        () => {
+          c.deployment = d;
+          c.status = 'running';
+          c.lastError = null;
+          c.startedAt = Date.now();
+          this.noteReplicas(c);
+          this.setRunning(c, true);
+          return d;
+        },
+        async (e: Error) => {
+          c.status = 'failed';
+          c.lastError = e.message;
+          await d.stop(1000).catch(() => undefined);
+          throw e instanceof IsoError ? e : new IsoError('MODEL_NOT_LOADED', e.message);
+        },
+      );
     try {
       return await c.starting;
     } finally {
@@ -180,23 +204,30 @@ export class ContainerManager {
   }
 
   async stop(name: string, graceMs = 10_000): Promise<void> {
-    const c = this.get(name);
+    await this.halt(this.get(name), graceMs);
+  }
+
+  private async halt(c: Live, graceMs: number): Promise<void> {
     if (c.starting) await c.starting.catch(() => undefined);
     const d = c.deployment;
     c.deployment = null;
     if (d) {
       c.status = 'stopping';
       await d.drain(graceMs);
+      // A start while it drained owns the container now.
+      if (c.deployment || c.starting) return;
     }
     c.status = 'stopped';
     c.startedAt = null;
-    this.setRunning(name, false);
+    this.setRunning(c, false);
   }
 
+  /** Gone at once (a start while its workers drain finds no container), then stopped. */
   async delete(name: string): Promise<void> {
-    await this.stop(name);
+    const c = this.get(name);
     this.items.delete(name);
     this.opts.store.db.prepare('DELETE FROM containers WHERE name = ?').run(name);
+    await this.halt(c, 10_000);
   }
 
   /** The running deployment of a container; 503 MODEL_NOT_LOADED when it is not running. */
@@ -267,8 +298,10 @@ export class ContainerManager {
     };
   }
 
-  private setRunning(name: string, running: boolean): void {
-    this.opts.store.db.prepare('UPDATE containers SET running = ? WHERE name = ?').run(running ? 1 : 0, name);
+  /** Only while `c` is the container of its name: a deleted one's late start or stop leaves a new one's row alone. */
+  private setRunning(c: Live, running: boolean): void {
+    if (this.items.get(c.spec.name) !== c) return;
+    this.opts.store.db.prepare('UPDATE containers SET running = ? WHERE name = ?').run(running ? 1 : 0, c.spec.name);
   }
 
   /** Gateway shutdown: every container's workers stop; their records (running or not) stay. */

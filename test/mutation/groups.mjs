@@ -39,6 +39,7 @@ export const GROUPS = {
     tests: ['deployment-unit'],
   },
   'scheduler-registry': { mutate: ['src/scheduler/registry*.ts'], tests: ['registry-unit'] },
+  'scheduler-containers': { mutate: ['src/scheduler/containers.ts'], tests: ['containers-unit'] },
   'inputs-gateway': { mutate: ['src/validation/inputs/**/*.ts'], tests: ['inputs'] },
   security: { mutate: ['src/security/**/*.ts'], tests: ['auth', 'route-auth'] },
   scheduler: { mutate: ['src/scheduler/**/*.ts'], tests: ['scheduler', 'batching', 'deployments', 'scaling'] },
