@@ -75,11 +75,20 @@ describe('seed 001: download, create, start, run, list, stop, delete', () => {
       [{ model_id: 'rc-seed', container_name: '../x' }, 400, 'INVALID_REQUEST'],
       [{ model_id: 'rc-seed', container_name: 'x2', resources: { memory: 'lots' } }, 400, 'INVALID_REQUEST'],
       [{ model_id: 'rc-seed', container_name: 'x3', resources: { cpu: 0 } }, 400, 'INVALID_REQUEST'],
+      [{ model_id: 'rc-seed', container_name: 'x4', resources: { cpu: 1025 } }, 400, 'INVALID_REQUEST'],
+      [{ model_id: 'rc-seed', container_name: 'x5', replicas: 17 }, 400, 'INVALID_REQUEST'],
+      // The string forms have no bound of their own: the container manager refuses what is past its limits.
+      [{ model_id: 'rc-seed', container_name: 'x6', resources: { cpu: '5000' } }, 422, 'VALIDATION_ERROR'],
+      [{ model_id: 'rc-seed', container_name: 'x7', resources: { memory: '99999G' } }, 422, 'VALIDATION_ERROR'],
     ] as const) {
       const bad = await post('/api/containers/create', body);
       assert.equal(bad.status, status, JSON.stringify(bad.body));
       assert.equal(bad.body.error.code, code);
     }
+    const names = (await h.get('/api/containers', bearer(ADMIN))).body.data.containers.map(
+      (c: { container_name: string }) => c.container_name,
+    );
+    assert.deepEqual(names, [C], 'nothing refused was created');
   });
 
   it("3. POST /api/containers/start: its own replica, beside the model's", async () => {

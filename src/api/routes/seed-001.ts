@@ -12,6 +12,7 @@ import type { GatewayContext } from '../context.js';
 import { isValidModelName } from '../../manifest/load.js';
 import { parseMemoryMb } from '../../manifest/schema.js';
 import { PACKAGE_MARKER, pull, pullSettings, pulledWeightsInfo, type PullResult } from '../../pull/pull.js';
+import { MAX_CONTAINER_CPUS, MAX_CONTAINER_MEMORY_MB, MAX_CONTAINER_REPLICAS } from '../../scheduler/containers.js';
 import type { ModelDeployment } from '../../scheduler/deployment.js';
 import { cancelOnDisconnect } from '../disconnect.js';
 import { parsePrediction } from '../predict-request.js';
@@ -76,15 +77,11 @@ const createBody = z
     resources: z
       .object({
         /** CPUs (fractions allowed): the cgroup's cpu.max, or the process limits without cgroups. */
-        cpu: z.union([z.number().positive().max(1024), z.string().regex(/^\d+(\.\d+)?m?$/)]).optional(),
+        cpu: z.union([z.number().positive().max(MAX_CONTAINER_CPUS), z.string().regex(/^\d+(\.\d+)?m?$/)]).optional(),
         /** "1G", "512M", "512Mi", or a number of MB. */
         memory: z
           .union([
-            z
-              .number()
-              .int()
-              .positive()
-              .max(16 * 1024 * 1024),
+            z.number().int().positive().max(MAX_CONTAINER_MEMORY_MB),
             z.string().regex(/^\d+(\.\d+)?\s*(K|M|G|Ki|Mi|Gi|KB|MB|GB)?$/i),
           ])
           .optional(),
@@ -92,7 +89,7 @@ const createBody = z
       .strict()
       .optional(),
     /** Replicas of the container (seed 001 has one; more share its requests). */
-    replicas: z.number().int().min(1).max(16).optional(),
+    replicas: z.number().int().min(1).max(MAX_CONTAINER_REPLICAS).optional(),
   })
   .strict();
 const nameBody = z.object({ container_name: containerName }).strict();
