@@ -1047,9 +1047,63 @@ describe('deployment: GPUs', () => {
     // The GPU it was given is released, not held by a replica that no longer exists.
     assert.deepEqual(devices.usage(), {});
   });
+  it('a replica retired by a scale-down while it waits for its GPUs starts no worker and gives its GPU back', async () => {
+    let release!: (d: string[]) => void;
+    const devices = new DeviceAllocator(() => new Promise<string[]>((r) => (release = r)));
+    const { dep, fleet } = make({ resources: '{ timeout_ms: 5000, gpus: 1 }', options: { devices } });
+    const started = dep.start().catch(() => undefined);
+    await flush();
+    assert.deepEqual(
+      dep.replicaInfo().map((r) => r.state),
+      ['starting'],
+    );
+    await dep.scaleTo(0);
+    assert.deepEqual(dep.replicaInfo(), [], 'the waiting replica is gone at once');
+    release(['0']);
+    await started;
+    await flush();
+    assert.equal(fleet.workers.length, 0, 'no worker for a replica that was retired');
+    assert.deepEqual(devices.usage(), {});
+    assert.deepEqual(dep.replicaInfo(), []);
+  });
 });
 
 describe('deployment: corners found by mutation testing', () => {
+  it('a start that fails after its replica was retired removes only that replica, not another', async () => {
+    const { dep, fleet } = make({ scaling: '{ min_replicas: 1, max_replicas: 2 }' });
+    let fail!: (e: Error) => void;
+    const gate = new Promise<void>((_, reject) => (fail = reject));
+    gate.catch(() => undefined);
+    fleet.plans.push('ok', gate);
+    await dep.start();
+    const [a] = fleet.workers as [FakeWorker];
+    const held = track(dep.submit(req(['H'])));
+    await flush();
+    assert.equal(a.open.length, 1, 'A is busy');
+    const up = track(dep.scaleTo(2));
+    await flush();
+    assert.equal(fleet.workers.length, 2, 'B is starting');
+    // The idle replica goes first: B, still starting; its worker exits and it leaves the pool.
+    await dep.scaleTo(1);
+    await flush();
+    fail(new IsoError('MODEL_NOT_LOADED', 'no ready line'));
+    await flush();
+    assert.equal(up.error?.code, 'MODEL_NOT_LOADED');
+    // A is still there, and still serving its request.
+    assert.deepEqual(
+      dep.replicaInfo().map((r) => r.pid),
+      [a.pid],
+    );
+    a.answer();
+    await flush();
+    assert.deepEqual(echoes(held.value), ['H']);
+    const next = track(dep.submit(req(['C'])));
+    await flush();
+    a.answer();
+    await flush();
+    assert.deepEqual(echoes(next.value), ['C'], 'A still takes work');
+  });
+
   it('drain with two replicas: waits for the busy one; a replica that dies meanwhile is not restarted', async () => {
     mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
     const { dep, fleet, observer } = make({ scaling: '{ min_replicas: 2, max_replicas: 2 }' });
