@@ -56,14 +56,21 @@ export class RegistryTraffic extends RegistryLifecycle {
   async promote(name: string, version: string): Promise<void> {
     const e = this.entry(name);
     this.slotOf(e, version);
+    // The default that served before, taken before the load: once `version` is ready it would be
+    // the newest ready version, the default by itself, and the one it replaced never recorded.
+    const serving = this.defaultVersionOf(e);
     await this.loadSlot(e, version);
-    const previous = this.makeDefault(e, version);
+    const previous = this.makeDefault(e, version, serving);
     this.logger.info({ model: name, version, previous }, 'version promoted');
   }
 
-  /** `version` becomes the default with all traffic (the split ends); the previous default goes into the history. */
-  private makeDefault(e: ModelEntry, version: string, share = true): string {
-    const previous = this.defaultVersionOf(e);
+  /**
+   * `version` becomes the default with all traffic (the split ends); the previous default goes into
+   * the history: the one promoted meanwhile if any, else `serving`, the default before `version` loaded.
+   */
+  private makeDefault(e: ModelEntry, version: string, serving: string, share = true): string {
+    const now = this.defaultVersionOf(e);
+    const previous = now === e.traffic.defaultVersion ? now : serving;
     e.traffic = {
       defaultVersion: version,
       history: previous !== version ? [...e.traffic.history, previous] : e.traffic.history,
@@ -104,12 +111,13 @@ export class RegistryTraffic extends RegistryLifecycle {
     const e = this.entry(name);
     const { slot } = this.slotOf(e, version);
     slot.pinned = true;
+    const serving = this.defaultVersionOf(e);
     // The serving version with new settings is replaced by a fresh deployment of itself.
     const fresh = this.setOverrides(slot, overrides)
       ? await this.restartSlot(e, version)
       : await this.loadSlot(e, version);
     const previous = [...e.versions.entries()].filter(([v, s]) => v !== version && s.deployment).map(([v]) => v);
-    this.makeDefault(e, version, opts.share !== false);
+    this.makeDefault(e, version, serving, opts.share !== false);
     await Promise.all(
       previous.map(async (v) => {
         const s = e.versions.get(v)!;

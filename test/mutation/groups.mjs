@@ -38,7 +38,7 @@ export const GROUPS = {
     mutate: ['src/scheduler/deployment.ts', 'src/scheduler/replica-pool.ts'],
     tests: ['deployment-unit'],
   },
-  'scheduler-registry': { mutate: ['src/scheduler/registry*.ts'], tests: ['registry-unit'] },
+  'scheduler-registry': { mutate: ['src/scheduler/registry*.ts'], tests: ['registry-unit', 'registry-traffic-unit'] },
   'scheduler-containers': { mutate: ['src/scheduler/containers.ts'], tests: ['containers-unit'] },
   'inputs-gateway': { mutate: ['src/validation/inputs/**/*.ts'], tests: ['inputs'] },
   security: { mutate: ['src/security/**/*.ts'], tests: ['auth', 'route-auth'] },
