@@ -20,6 +20,9 @@ import {
 } from './registry-state.js';
 
 export class RegistryLifecycle extends RegistryState {
+  /** Deployments whose replicas are starting (not yet in a slot): close() stops them too. */
+  protected readonly starting = new Set<ModelDeployment>();
+
   /** Loads (or returns the loaded) deployment of a known version; a bare name loads the default. */
   async load(id: string, overrides?: VersionOverrides): Promise<ModelDeployment> {
     const { e, version, slot } = this.resolve(id);
@@ -111,6 +114,7 @@ export class RegistryLifecycle extends RegistryState {
     }
     const d = new ModelDeployment(pkg, this.createWorker, this.logger, this.observerFor?.(name, version), options);
     const t0 = Date.now();
+    this.starting.add(d);
     try {
       await d.start();
     } catch (e) {
@@ -130,6 +134,8 @@ export class RegistryLifecycle extends RegistryState {
         );
       else this.logger.error({ model: name, version, error: msg }, 'model failed to load');
       throw e instanceof IsoError ? e : new IsoError('MODEL_NOT_LOADED', msg);
+    } finally {
+      this.starting.delete(d);
     }
     slot.lastError = undefined;
     slot.needsWeights = undefined;

@@ -175,6 +175,7 @@ export class ModelRegistry extends RegistryTraffic {
     fresh.pinned = old.pinned;
     fresh.overrides = old.overrides;
     const oldDep = old.deployment;
+    const oldLoading = old.loading;
     let next: ModelDeployment | undefined;
     if (oldDep || old.loading) {
       try {
@@ -195,6 +196,13 @@ export class ModelRegistry extends RegistryTraffic {
     this.dropVersion(e, from);
     if (oldDep && next) oldDep.forwardTo(next);
     await oldDep?.drain(30_000);
+    // The old version was still starting: its slot is gone, so once up it hands over and stops
+    // (else its workers would run on, reachable by no one).
+    const late = oldDep ? undefined : await oldLoading?.catch(() => undefined);
+    if (late) {
+      if (next) late.forwardTo(next);
+      await late.drain(30_000);
+    }
   }
 
   private async applyPolicy(e: ModelEntry): Promise<void> {
@@ -259,7 +267,8 @@ export class ModelRegistry extends RegistryTraffic {
   async close(): Promise<void> {
     this.closed = true;
     this.watcher?.close();
-    await Promise.all(this.allDeployments().map((d) => d.stop(2000)));
+    // Starts in flight too: a load that finished after close would leave its workers running.
+    await Promise.all([...this.allDeployments(), ...this.starting].map((d) => d.stop(2000)));
     for (const e of this.entries.values()) for (const s of e.versions.values()) s.deployment = undefined;
   }
 }
