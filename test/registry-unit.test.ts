@@ -508,7 +508,7 @@ describe('registry: start-up and close', () => {
   });
 
   it('close while a version is starting stops that start too: nothing is left running', async () => {
-    const { models, make, fleet } = setup();
+    const { models, make, fleet, lines } = setup();
     writePackage(models, 'm', 'm', '1', ['autoload: false']);
     writePackage(models, 'up', 'up', '1');
     const reg = make();
@@ -521,6 +521,11 @@ describe('registry: start-up and close', () => {
     await reg.close();
     g.open();
     await assert.rejects(loading, code('MODEL_NOT_LOADED', /^model m was unloaded while it was starting$/));
+    // Said as what it is, not as a model that failed.
+    assert.deepEqual(
+      lines.filter((l) => l.model === 'm' && Number(l.level) >= 30).map((l) => [l.level, l.msg]),
+      [[30, 'model load stopped: the registry is closing']],
+    );
     assert.deepEqual(
       fleet.workers.map((w) => [w.pkg.manifest.name, w.state]),
       [

@@ -22,6 +22,8 @@ import {
 export class RegistryLifecycle extends RegistryState {
   /** Deployments whose replicas are starting (not yet in a slot): close() stops them too. */
   protected readonly starting = new Set<ModelDeployment>();
+  /** Set by close(): nothing is loaded or routed after it. */
+  protected closed = false;
 
   /** Loads (or returns the loaded) deployment of a known version; a bare name loads the default. */
   async load(id: string, overrides?: VersionOverrides): Promise<ModelDeployment> {
@@ -132,6 +134,8 @@ export class RegistryLifecycle extends RegistryState {
           { model: name, version, env: w!.env, path: w!.path },
           `model ${name} needs weights: ${w!.hint}`,
         );
+      // A start that close() stopped is no failure of the model.
+      else if (this.closed) this.logger.info({ model: name, version }, 'model load stopped: the registry is closing');
       else this.logger.error({ model: name, version, error: msg }, 'model failed to load');
       throw e instanceof IsoError ? e : new IsoError('MODEL_NOT_LOADED', msg);
     } finally {

@@ -8,7 +8,6 @@ import type { ApplyOptions, ModelEntry, VersionOverrides } from './registry-stat
 
 export class RegistryTraffic extends RegistryLifecycle {
   /** Set by close(): nothing more is loaded for a routing change that lands afterwards. */
-  protected closed = false;
 
   // ---- traffic: A/B, canary, promote, rollback, rolling update ----
 
