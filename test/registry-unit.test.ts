@@ -979,6 +979,15 @@ describe('registry: load, unload, register, scale, remove in detail', () => {
     const d = await reg.load('dk');
     assert.equal(d.state, 'ready');
     assert.equal(reg.requirements('dk'), null);
+    // Several missing: each named in the error kept for the models table.
+    writePackage(models, 'np2', 'np2', '1', [
+      'requires:',
+      '  commands: [isomodel-no-such-command, isomodel-no-such-other]',
+      'autoload: false',
+    ]);
+    await reg.reload();
+    await assert.rejects(reg.load('np2'), code('MODEL_NOT_LOADED'));
+    assert.equal(reg.lastError('np2'), 'missing command isomodel-no-such-command, command isomodel-no-such-other');
   });
 
   it('weights absent and the model refused to start: needs_weights, said with the hint; otherwise a failure', async () => {
