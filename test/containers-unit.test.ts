@@ -5,8 +5,7 @@
 // replica-logs.test.ts check the same through a real gateway and real workers; this file runs in
 // a few seconds, for `npm run mutate -- scheduler-containers`.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, mock } from 'node:test';
 import pino from 'pino';
@@ -25,45 +24,27 @@ import type { ModelDeployment } from '../src/scheduler/deployment.js';
 import type { DeploymentObserver } from '../src/scheduler/observer.js';
 import { ModelRegistry } from '../src/scheduler/registry.js';
 import { StateStore } from '../src/store/db.js';
+import { tempDir, removeTempDirs, writeEchoPackage, loggerInto, flush } from './scheduler-fixture.js';
 import { Fleet } from './fake-worker.js';
 import { failFastIt } from './fail-fast.js';
 
 const it = failFastIt(8000);
-const dirs: string[] = [];
 const stores: StateStore[] = [];
 const managers: ContainerManager[] = [];
 after(async () => {
   for (const m of managers) await m.close();
   for (const s of stores) s.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  removeTempDirs();
 });
 afterEach(() => mock.timers.reset());
 
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-}
-
-/** Writes the package folder `<models>/<name>`: one task, echo; batches of one request. */
+/** The package folder `<models>/<name>`: batches of one request, and limits the containers override. */
 function writePackage(models: string, name: string, version: string, extra: string[] = []): void {
-  const dir = join(models, name);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'index.mjs'), 'export default {};\n');
-  writeFileSync(
-    join(dir, 'model.yaml'),
-    [
-      `name: ${name}`,
-      `version: "${version}"`,
-      'runtime: node',
-      'entry: index.mjs',
-      'tasks:',
-      '  - { name: echo, sequence_types: [DNA], max_length: 100 }',
-      'batching: { max_batch_size: 1 }',
-      'resources: { cpus: 2, memory_mb: 700, timeout_ms: 4321 }',
-      ...extra,
-    ].join('\n') + '\n',
-  );
+  writeEchoPackage(models, name, name, version, [
+    'batching: { max_batch_size: 1 }',
+    'resources: { cpus: 2, memory_mb: 700, timeout_ms: 4321 }',
+    ...extra,
+  ]);
 }
 
 class Observer implements DeploymentObserver {
@@ -114,10 +95,7 @@ function manager(e: Env, createWorker?: WorkerFactory) {
   const fleet = new Fleet();
   fleet.auto = true;
   const lines: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'info' },
-    { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
-  );
+  const logger = loggerInto(lines);
   const observed: [string, string][] = [];
   const observer = new Observer();
   const m = new ContainerManager({
@@ -143,9 +121,6 @@ const spec = (name: string, over: Partial<ContainerSpec> = {}): ContainerSpec =>
   ...over,
 });
 
-const flush = async (n = 10): Promise<void> => {
-  for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
-};
 const code = (c: string, message?: RegExp | string) => (e: unknown) => {
   assert.ok(e instanceof IsoError, String(e));
   assert.equal(e.code, c, e.message);

@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { afterEach, describe, mock } from 'node:test';
 import { failFastIt } from './fail-fast.js';
-import pino from 'pino';
 import { IsoError } from '../src/errors.js';
 import { parseManifest, type ModelPackage } from '../src/manifest/load.js';
 import { ModelDeployment, type DeploymentOptions, type SubmitOptions } from '../src/scheduler/deployment.js';
 import { DeviceAllocator } from '../src/scheduler/placement.js';
 import type { DeploymentObserver } from '../src/telemetry/prometheus.js';
 import type { ItemOutput, WorkItem } from '../src/worker/protocol.js';
+import { loggerInto, flush } from './scheduler-fixture.js';
 import { Fleet, type FakeWorker } from './fake-worker.js';
 
 const it = failFastIt(8000);
@@ -74,10 +74,7 @@ function make(o: Opts = {}) {
   const fleet = new Fleet();
   fleet.auto = o.auto ?? false;
   const lines: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'info' },
-    { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
-  );
+  const logger = loggerInto(lines);
   const observer = new Observer();
   const dep = new ModelDeployment(pkg(o), fleet.create, logger, o.noObserver ? undefined : observer, o.options);
   deployments.push(dep);
@@ -97,10 +94,6 @@ const req = (seqs: string[], over: Partial<SubmitOptions> = {}): SubmitOptions =
   items: items(...seqs),
   ...over,
 });
-/** Lets promise callbacks and queued microtasks run. */
-async function flush(n = 10): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
-}
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 function code(c: string, message?: RegExp) {
   return (e: unknown): boolean => {

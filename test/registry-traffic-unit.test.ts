@@ -6,56 +6,25 @@
 // status and the errors with what to do. registry-unit.test.ts covers discovery, loading and
 // reload; both run for `npm run mutate -- scheduler-registry`, so this file stays within seconds.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe } from 'node:test';
-import pino from 'pino';
 import { IsoError } from '../src/errors.js';
 import type { ModelPackage } from '../src/manifest/load.js';
 import { ModelRegistry, type RegistryOptions } from '../src/scheduler/registry.js';
 import type { TrafficBackend, TrafficState } from '../src/scheduler/traffic-store.js';
 import { StateStore } from '../src/store/db.js';
 import type { WorkerHandle } from '../src/worker/types.js';
+import { tempDir, removeTempDirs, writeEchoPackage, loggerInto, flush, type LogLine } from './scheduler-fixture.js';
 import { Fleet } from './fake-worker.js';
 import { failFastIt } from './fail-fast.js';
 
 const it = failFastIt(8000);
-const dirs: string[] = [];
 const stores: StateStore[] = [];
 const registries: ModelRegistry[] = [];
 after(async () => {
   for (const r of registries) await r.close();
   for (const s of stores) s.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  removeTempDirs();
 });
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-}
-
-/** Writes a package folder `<models>/<folder>` for model `name` at `version`. */
-function writePackage(models: string, folder: string, name: string, version: string, extra: string[] = []): string {
-  const dir = join(models, folder);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'index.mjs'), 'export default {};\n');
-  writeFileSync(
-    join(dir, 'model.yaml'),
-    [
-      `name: ${name}`,
-      `version: "${version}"`,
-      'runtime: node',
-      'entry: index.mjs',
-      'tasks:',
-      '  - { name: echo, sequence_types: [DNA], max_length: 100 }',
-      ...extra,
-    ].join('\n') + '\n',
-  );
-  return dir;
-}
-
-type Line = Record<string, unknown>;
 
 interface SetupOptions extends RegistryOptions {
   /** No SQLite state store behind the registries (routing kept in memory only). */
@@ -70,8 +39,8 @@ function setup(opts: SetupOptions = {}) {
   stores.push(state);
   const fleet = new Fleet();
   fleet.auto = true;
-  const lines: Line[] = [];
-  const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
+  const lines: LogLine[] = [];
+  const logger = loggerInto(lines);
   const create = (pkg: ModelPackage, id: string): WorkerHandle => {
     const w = fleet.create(pkg, id);
     return opts.wrap ? opts.wrap(w, pkg) : w;
@@ -85,7 +54,7 @@ function setup(opts: SetupOptions = {}) {
   const row = (name: string) =>
     state.db.prepare('SELECT default_version, weights, history FROM model_traffic WHERE name = ?').get(name);
   /** The log lines with message `msg`, each cut to `fields`. */
-  const logged = (msg: string, fields: string[]): Line[] =>
+  const logged = (msg: string, fields: string[]): LogLine[] =>
     lines.filter((l) => l.msg === msg).map((l) => Object.fromEntries(fields.map((f) => [f, l[f]])));
   return { models, state, fleet, lines, make, row, logged };
 }
@@ -108,9 +77,6 @@ class RecordingBackend implements TrafficBackend {
   }
 }
 
-const flush = async (n = 10): Promise<void> => {
-  for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
-};
 /** An IsoError with exactly this code, message and details. */
 const exactly = (c: string, message: string, details?: unknown) => (e: unknown) => {
   assert.ok(e instanceof IsoError, String(e));
@@ -125,9 +91,9 @@ const CHANGED = 'traffic routing changed through another gateway';
 describe('registry traffic: splits, pinDefault, promote, rollback, rolling update', () => {
   it('a split: unknown versions refused with the versions listed; zero weights kept but never loaded; logged, stored, restored', async () => {
     const { models, make, fleet, row, logged } = setup();
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
-    writePackage(models, 'v3', 'm', '3');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v3', 'm', '3');
     const reg = make();
     await reg.init();
     assert.equal(fleet.workers.length, 1);
@@ -170,8 +136,8 @@ describe('registry traffic: splits, pinDefault, promote, rollback, rolling updat
 
   it('pinDefault makes the default explicit and stores it once; a newer version found later takes no traffic', async () => {
     const { models, make, row } = setup();
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
     const reg = make();
     const backend = new RecordingBackend();
     reg.useTrafficStore(backend, () => undefined);
@@ -185,7 +151,7 @@ describe('registry traffic: splits, pinDefault, promote, rollback, rolling updat
     assert.equal(row('m'), undefined);
     assert.equal(first.pinDefault('m'), '2');
     assert.deepEqual(row('m'), { default_version: '2', weights: null, history: '[]' });
-    writePackage(models, 'v3', 'm', '3');
+    writeEchoPackage(models, 'v3', 'm', '3');
     const later = make();
     await later.init();
     assert.equal(later.status('m@3'), 'ready');
@@ -195,8 +161,8 @@ describe('registry traffic: splits, pinDefault, promote, rollback, rolling updat
 
   it('promote and rollback: the history, the stored row a new registry restores, and the log lines', async () => {
     const { models, make, row, logged } = setup();
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
     const reg = make();
     await reg.init();
     await reg.setTraffic('m', { 1: 50, 2: 50 });
@@ -224,9 +190,9 @@ describe('registry traffic: splits, pinDefault, promote, rollback, rolling updat
     // Before, the previous default was taken after the promoted version had loaded: by then the
     // newest ready version, the promoted one itself, so the version it replaced was never recorded.
     const { models, make, fleet, logged } = setup({ versionPolicy: () => ({ specific: ['1'] }) });
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
-    writePackage(models, 'v3', 'm', '3');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v3', 'm', '3');
     const reg = make();
     await reg.init();
     assert.equal(reg.defaultVersion('m'), '1');
@@ -249,9 +215,9 @@ describe('registry traffic: splits, pinDefault, promote, rollback, rolling updat
 
   it('a rolling update pins the new version, unpins the old, stores the routing unless share is false, and says so', async () => {
     const { models, make, logged, fleet } = setup({ versionPolicy: () => ({ specific: ['1'] }) });
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
-    writePackage(models, 'v3', 'm', '3');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v3', 'm', '3');
     const reg = make();
     const backend = new RecordingBackend();
     reg.useTrafficStore(backend, () => undefined);
@@ -290,13 +256,13 @@ describe('registry traffic: splits, pinDefault, promote, rollback, rolling updat
 describe('registry traffic: routing changed through another gateway (applyTraffic)', () => {
   it('a changed split applies and loads its weighted versions; an unchanged model is left alone; one absent goes back to no routing', async () => {
     const { models, make, logged, lines } = setup();
-    writePackage(models, 'm1', 'm', '1.0.0');
-    writePackage(models, 'm2', 'm', '2.0.0');
-    writePackage(models, 'n1', 'n', '1');
-    writePackage(models, 'n2', 'n', '2');
-    writePackage(models, 'n3', 'n', '3');
-    writePackage(models, 'o1', 'o', '1');
-    writePackage(models, 'o2', 'o', '2');
+    writeEchoPackage(models, 'm1', 'm', '1.0.0');
+    writeEchoPackage(models, 'm2', 'm', '2.0.0');
+    writeEchoPackage(models, 'n1', 'n', '1');
+    writeEchoPackage(models, 'n2', 'n', '2');
+    writeEchoPackage(models, 'n3', 'n', '3');
+    writeEchoPackage(models, 'o1', 'o', '1');
+    writeEchoPackage(models, 'o2', 'o', '2');
     const reg = make();
     await reg.init();
     await reg.setTraffic('m', { '2.0.0': 30, '1.0.0': 70 });
@@ -352,11 +318,11 @@ describe('registry traffic: routing changed through another gateway (applyTraffi
     const { models, make, logged, fleet } = setup({
       versionPolicy: (n) => (n === 'a' ? { all: true } : { latest: 1 }),
     });
-    writePackage(models, 'a1', 'a', '1');
-    writePackage(models, 'a2', 'a', '2');
-    writePackage(models, 'm1', 'm', '1');
-    writePackage(models, 'm2', 'm', '2');
-    writePackage(models, 'm3', 'm', '3');
+    writeEchoPackage(models, 'a1', 'a', '1');
+    writeEchoPackage(models, 'a2', 'a', '2');
+    writeEchoPackage(models, 'm1', 'm', '1');
+    writeEchoPackage(models, 'm2', 'm', '2');
+    writeEchoPackage(models, 'm3', 'm', '3');
     const reg = make();
     await reg.init();
     // a: both versions ready, so a change of its default alone applies at once.
@@ -395,9 +361,9 @@ describe('registry traffic: routing changed through another gateway (applyTraffi
 
   it('versions that fail to load for a change made there: the default here stays, each failure is said with its version', async () => {
     const { models, make, logged, fleet } = setup();
-    writePackage(models, 'm1', 'm', '1');
-    writePackage(models, 'm2', 'm', '2');
-    writePackage(models, 'm3', 'm', '3');
+    writeEchoPackage(models, 'm1', 'm', '1');
+    writeEchoPackage(models, 'm2', 'm', '2');
+    writeEchoPackage(models, 'm3', 'm', '3');
     const reg = make();
     await reg.init();
     fleet.plans.push('fail');
@@ -427,8 +393,8 @@ describe('registry traffic: routing changed through another gateway (applyTraffi
 
   it('closing: nothing is served while the registry stops, and a promoted version that loads afterwards changes nothing', async () => {
     const { models, make, logged, fleet } = setup();
-    writePackage(models, 'm1', 'm', '1');
-    writePackage(models, 'm2', 'm', '2');
+    writeEchoPackage(models, 'm1', 'm', '1');
+    writeEchoPackage(models, 'm2', 'm', '2');
     const reg = make();
     await reg.init();
     let open!: () => void;
@@ -449,8 +415,8 @@ describe('registry traffic: routing changed through another gateway (applyTraffi
 describe('registry state: without a store, names cut in errors, weights and packages missing, a shared store', () => {
   it('without a state store: routing, status and weights work, nothing is written', async () => {
     const { models, make, state: db } = setup({ noStore: true });
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
     const reg = make();
     assert.deepEqual(reg.invalidPackages(), [], 'none before init');
     await reg.init();
@@ -465,7 +431,7 @@ describe('registry state: without a store, names cut in errors, weights and pack
 
   it('errors cut long names and versions; a deployment of an unknown version is undefined', async () => {
     const { models, make } = setup();
-    writePackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v1', 'm', '1');
     const reg = make();
     await reg.init();
     assert.throws(() => reg.status('A'.repeat(100)), exactly('MODEL_NOT_FOUND', `no model named "${'A'.repeat(80)}"`));
@@ -492,11 +458,11 @@ describe('registry state: without a store, names cut in errors, weights and pack
         return w;
       },
     });
-    writePackage(models, 'heavy', 'heavy', '1', ['weights: { env: HEAVY_PATH, source: "hf:org/heavy" }']);
-    writePackage(models, 'pk', 'pk', '1', [
+    writeEchoPackage(models, 'heavy', 'heavy', '1', ['weights: { env: HEAVY_PATH, source: "hf:org/heavy" }']);
+    writeEchoPackage(models, 'pk', 'pk', '1', [
       'requires: { commands: [isomodel-missing-tool], packages: [isomodel-tool] }',
     ]);
-    writePackage(models, 'm', 'm', '1');
+    writeEchoPackage(models, 'm', 'm', '1');
     const reg = make();
     await reg.init();
     const hint =
@@ -551,8 +517,8 @@ describe('registry state: without a store, names cut in errors, weights and pack
 
   it('a failed deployment is still the one served (its requests say why); the models table keeps the last error', async (t) => {
     const { models, make, fleet, state: db } = setup();
-    writePackage(models, 'm', 'm', '1');
-    writePackage(models, 'f', 'flaky', '1', ['autoload: false']);
+    writeEchoPackage(models, 'm', 'm', '1');
+    writeEchoPackage(models, 'f', 'flaky', '1', ['autoload: false']);
     const reg = make();
     await reg.init();
     fleet.plans.push('fail');
@@ -584,8 +550,8 @@ describe('registry state: without a store, names cut in errors, weights and pack
 
   it('a shared traffic store: routing comes up from it, writes go to it, a failed background write is reported', async () => {
     const { models, make } = setup();
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
     const reg = make();
     const backend = new RecordingBackend(state({ m: { defaultVersion: '1', history: ['2'] } }));
     const errors: string[] = [];

@@ -4,51 +4,24 @@
 // reload.test.ts and scheduler.test.ts check the same through a real gateway and real workers;
 // this file runs in a few seconds, for `npm run mutate -- scheduler-registry`.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, mock } from 'node:test';
-import pino from 'pino';
 import { IsoError } from '../src/errors.js';
 import { ModelRegistry, type RegistryOptions } from '../src/scheduler/registry.js';
 import { StateStore } from '../src/store/db.js';
+import { tempDir, removeTempDirs, removeAtEnd, writeEchoPackage, loggerInto, flush } from './scheduler-fixture.js';
 import { Fleet } from './fake-worker.js';
 import { failFastIt } from './fail-fast.js';
 
 const it = failFastIt(8000);
-const dirs: string[] = [];
 const stores: StateStore[] = [];
 const registries: ModelRegistry[] = [];
 after(async () => {
   for (const r of registries) await r.close();
   for (const s of stores) s.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  removeTempDirs();
 });
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-}
-
-/** Writes a package folder `<models>/<folder>` for model `name` at `version`. */
-function writePackage(models: string, folder: string, name: string, version: string, extra: string[] = []): string {
-  const dir = join(models, folder);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'index.mjs'), 'export default {};\n');
-  writeFileSync(
-    join(dir, 'model.yaml'),
-    [
-      `name: ${name}`,
-      `version: "${version}"`,
-      'runtime: node',
-      'entry: index.mjs',
-      'tasks:',
-      '  - { name: echo, sequence_types: [DNA], max_length: 100 }',
-      ...extra,
-    ].join('\n') + '\n',
-  );
-  return dir;
-}
 
 function setup(opts: RegistryOptions = {}) {
   const models = tempDir('isomodel-registry-models-');
@@ -57,10 +30,7 @@ function setup(opts: RegistryOptions = {}) {
   const fleet = new Fleet();
   fleet.auto = true;
   const lines: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'info' },
-    { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
-  );
+  const logger = loggerInto(lines);
   const make = (): ModelRegistry => {
     const r = new ModelRegistry(models, fleet.create, logger, state, undefined, opts);
     registries.push(r);
@@ -69,9 +39,6 @@ function setup(opts: RegistryOptions = {}) {
   return { models, state, fleet, lines, make };
 }
 
-const flush = async (n = 10): Promise<void> => {
-  for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
-};
 const code = (c: string, message?: RegExp) => (e: unknown) => {
   assert.ok(e instanceof IsoError, String(e));
   assert.equal(e.code, c, e.message);
@@ -88,9 +55,9 @@ const echo = async (reg: ModelRegistry, id: string): Promise<string> => {
 describe('registry: discovery, versions, status', () => {
   it('loads the newest version of each model; names sorted; invalid packages listed; the models table kept', async () => {
     const { models, state, fleet, make, lines } = setup();
-    writePackage(models, 'b1', 'beta', '1.9.0');
-    writePackage(models, 'b2', 'beta', '1.10.0');
-    writePackage(models, 'a1', 'alpha', '2.0.0');
+    writeEchoPackage(models, 'b1', 'beta', '1.9.0');
+    writeEchoPackage(models, 'b2', 'beta', '1.10.0');
+    writeEchoPackage(models, 'a1', 'alpha', '2.0.0');
     mkdirSync(join(models, 'broken'));
     writeFileSync(join(models, 'broken', 'model.yaml'), 'name: Broken!\n');
     const reg = make();
@@ -150,9 +117,9 @@ describe('registry: discovery, versions, status', () => {
 
   it('init without loading; a version policy; autoload false', async () => {
     const { models, make, fleet } = setup({ versionPolicy: (n) => (n === 'many' ? { all: true } : { latest: 1 }) });
-    writePackage(models, 'm1', 'many', '1');
-    writePackage(models, 'm2', 'many', '2');
-    writePackage(models, 'lazy', 'lazy', '1', ['autoload: false']);
+    writeEchoPackage(models, 'm1', 'many', '1');
+    writeEchoPackage(models, 'm2', 'many', '2');
+    writeEchoPackage(models, 'lazy', 'lazy', '1', ['autoload: false']);
     const idle = make();
     await idle.init({ load: false });
     assert.equal(fleet.workers.length, 0);
@@ -187,7 +154,7 @@ describe('registry: discovery, versions, status', () => {
 
   it('a version that fails to load: failed, with its error; a load in progress is shared and reported as loading', async () => {
     const { models, make, fleet, lines, state } = setup();
-    writePackage(models, 'f', 'flaky', '1', ['autoload: false']);
+    writeEchoPackage(models, 'f', 'flaky', '1', ['autoload: false']);
     const reg = make();
     await reg.init();
     fleet.plans.push('fail');
@@ -220,8 +187,8 @@ describe('registry: discovery, versions, status', () => {
 describe('registry: traffic, promote, rollback, rolling update, scale, remove', () => {
   it('a traffic split loads its versions and routes by weight; validation; unload leaves the split', async () => {
     const { models, make } = setup();
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
     const reg = make();
     await reg.init();
     assert.equal(reg.status('m@1'), 'unloaded');
@@ -251,8 +218,8 @@ describe('registry: traffic, promote, rollback, rolling update, scale, remove', 
 
   it('promote, rollback and pinDefault move the default version and keep a history', async () => {
     const { models, make } = setup();
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
     const reg = make();
     await reg.init();
     assert.equal(reg.pinDefault('m'), '2');
@@ -271,8 +238,8 @@ describe('registry: traffic, promote, rollback, rolling update, scale, remove', 
   it('a rolling update starts the new version, moves traffic to it and drains the old; no request fails', async () => {
     // Only version 1 loads at start: the update starts 2 with its overrides.
     const { models, make, fleet } = setup({ versionPolicy: () => ({ specific: ['1'] }) });
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
     const reg = make();
     await reg.init();
     await reg.promote('m', '1');
@@ -297,7 +264,7 @@ describe('registry: traffic, promote, rollback, rolling update, scale, remove', 
 
   it('new settings for the serving version (rolling update or deploy) start a fresh deployment of it; the old one drains', async () => {
     const { models, make, fleet } = setup();
-    writePackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v1', 'm', '1');
     const reg = make();
     await reg.init();
     const old = reg.deployment('m@1')!;
@@ -328,7 +295,7 @@ describe('registry: traffic, promote, rollback, rolling update, scale, remove', 
 
   it("scale sets a version's replicas (0: none until a request wakes one); remove forgets a model", async () => {
     const { models, make, fleet, state } = setup();
-    writePackage(models, 'v1', 'm', '1', ['scaling: { min_replicas: 1, max_replicas: 3 }']);
+    writeEchoPackage(models, 'v1', 'm', '1', ['scaling: { min_replicas: 1, max_replicas: 3 }']);
     const reg = make();
     await reg.init();
     await reg.scale('m', 2);
@@ -354,15 +321,15 @@ describe('registry: traffic, promote, rollback, rolling update, scale, remove', 
 describe('registry: reload and deploy from a folder', () => {
   it('reload adds, updates (blue/green), removes and keeps versions; it reports each', async () => {
     const { models, make, fleet, state } = setup();
-    writePackage(models, 'keep', 'keep', '1');
-    writePackage(models, 'gone', 'gone', '1');
-    const ch = writePackage(models, 'change', 'change', '1');
+    writeEchoPackage(models, 'keep', 'keep', '1');
+    writeEchoPackage(models, 'gone', 'gone', '1');
+    const ch = writeEchoPackage(models, 'change', 'change', '1');
     const reg = make();
     await reg.init();
     const before = reg.deployment('change')!;
     writeFileSync(join(ch, 'index.mjs'), 'export default { changed: true };\n');
     rmSync(join(models, 'gone'), { recursive: true });
-    writePackage(models, 'fresh', 'fresh', '1');
+    writeEchoPackage(models, 'fresh', 'fresh', '1');
     const s = await reg.reload();
     assert.deepEqual(s, { added: ['fresh'], updated: ['change'], removed: ['gone'], unchanged: ['keep'], errors: [] });
     assert.deepEqual(reg.names(), ['change', 'fresh', 'keep']);
@@ -376,7 +343,7 @@ describe('registry: reload and deploy from a folder', () => {
     );
     assert.ok(fleet.workers.length >= 5);
     // A folder whose manifest now names a newer version: an update of the version it held.
-    writePackage(models, 'keep', 'keep', '2');
+    writeEchoPackage(models, 'keep', 'keep', '2');
     const s2 = await reg.reload();
     assert.deepEqual([s2.updated, s2.added, s2.removed], [['keep'], [], []]);
     assert.deepEqual(
@@ -393,11 +360,11 @@ describe('registry: reload and deploy from a folder', () => {
 
   it('register adds a version from a folder outside the models dir; a reload keeps it; bad folders are refused', async () => {
     const { models, make } = setup();
-    writePackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v1', 'm', '1');
     const reg = make();
     await reg.init();
     const outside = tempDir('isomodel-registry-outside-');
-    const dir = writePackage(outside, 'v2', 'm', '2');
+    const dir = writeEchoPackage(outside, 'v2', 'm', '2');
     const pkg = reg.register(dir);
     assert.equal(pkg.manifest.version, '2');
     assert.equal(reg.status('m@2'), 'unloaded');
@@ -414,7 +381,7 @@ describe('registry: reload and deploy from a folder', () => {
         Array.isArray((e.details as { issues: unknown }).issues),
     );
     // The same version from another folder is refused.
-    const dup = writePackage(outside, 'dup', 'm', '1');
+    const dup = writeEchoPackage(outside, 'dup', 'm', '1');
     assert.throws(() => reg.register(dup), code('INVALID_REQUEST', /^m@1 is already provided by /));
     // remove forgets the outside version, keeps the models dir's.
     await reg.remove('m');
@@ -456,8 +423,8 @@ const msgs = (lines: Record<string, unknown>[], msg: string) => lines.filter((l)
 describe('registry: start-up and close', () => {
   it('init waits only for the loads waitFor selects; initialLoadsSettled waits for the others; invalid packages are logged with file and issues', async () => {
     const { models, make, fleet, lines } = setup();
-    writePackage(models, 'fast', 'fast', '1');
-    writePackage(models, 'slow', 'slow', '1');
+    writeEchoPackage(models, 'fast', 'fast', '1');
+    writeEchoPackage(models, 'slow', 'slow', '1');
     mkdirSync(join(models, 'broken'));
     writeFileSync(join(models, 'broken', 'model.yaml'), 'name: Broken!\n');
     const slow = gate();
@@ -490,9 +457,9 @@ describe('registry: start-up and close', () => {
 
   it('close stops every deployment of every version; none is left listed', async () => {
     const { models, make, fleet } = setup({ versionPolicy: () => ({ all: true }) });
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
-    writePackage(models, 'n', 'n', '1');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'n', 'n', '1');
     const reg = make();
     await reg.init();
     const deps = reg.allDeployments();
@@ -509,8 +476,8 @@ describe('registry: start-up and close', () => {
 
   it('close while a version is starting stops that start too: nothing is left running', async () => {
     const { models, make, fleet, lines } = setup();
-    writePackage(models, 'm', 'm', '1', ['autoload: false']);
-    writePackage(models, 'up', 'up', '1');
+    writeEchoPackage(models, 'm', 'm', '1', ['autoload: false']);
+    writeEchoPackage(models, 'up', 'up', '1');
     const reg = make();
     await reg.init();
     const g = gate();
@@ -538,12 +505,12 @@ describe('registry: start-up and close', () => {
 
   it('a registry comes back with the stored split, promoted version and pins ignored: 0-weight and missing versions are not loaded', async () => {
     const { models, make } = setup();
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
-    writePackage(models, 'v3', 'm', '3');
-    writePackage(models, 'v4', 'm', '4');
-    writePackage(models, 'p1', 'p', '1');
-    writePackage(models, 'p2', 'p', '2');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v3', 'm', '3');
+    writeEchoPackage(models, 'v4', 'm', '4');
+    writeEchoPackage(models, 'p1', 'p', '1');
+    writeEchoPackage(models, 'p2', 'p', '2');
     const reg = make();
     await reg.init();
     await reg.setTraffic('m', { 2: 60, 3: 40, 1: 0 });
@@ -570,17 +537,17 @@ describe('registry: start-up and close', () => {
 describe('registry: reload in detail', () => {
   it('reload labels versions only where a model has several, removes a model whose folder now holds another, drains what the policy no longer wants, logs its summary', async () => {
     const { models, make, lines, state } = setup();
-    writePackage(models, 'a', 'alpha', '1');
-    writePackage(models, 'm1', 'm', '1');
-    writePackage(models, 'm2', 'm', '2');
+    writeEchoPackage(models, 'a', 'alpha', '1');
+    writeEchoPackage(models, 'm1', 'm', '1');
+    writeEchoPackage(models, 'm2', 'm', '2');
     const reg = make();
     await reg.init();
     const m2 = reg.deployment('m@2')!;
     // Folder a now holds another model; m1 is gone; m3 is new; a broken folder.
     rmSync(join(models, 'a'), { recursive: true });
-    writePackage(models, 'a', 'beta', '5');
+    writeEchoPackage(models, 'a', 'beta', '5');
     rmSync(join(models, 'm1'), { recursive: true });
-    writePackage(models, 'm3', 'm', '3');
+    writeEchoPackage(models, 'm3', 'm', '3');
     mkdirSync(join(models, 'broken'));
     writeFileSync(join(models, 'broken', 'model.yaml'), 'name: Broken!\n');
     const s = await reg.reload();
@@ -629,9 +596,9 @@ describe('registry: reload in detail', () => {
 
   it('the policy drains an unwanted version only once a wanted one is ready; pinned versions stay', async () => {
     const { models, make, fleet } = setup({ versionPolicy: (n) => (n === 'two' ? { latest: 2 } : { latest: 1 }) });
-    writePackage(models, 't1', 'two', '1');
-    writePackage(models, 't2', 'two', '2');
-    writePackage(models, 'k1', 'k', '1');
+    writeEchoPackage(models, 't1', 'two', '1');
+    writeEchoPackage(models, 't2', 'two', '2');
+    writeEchoPackage(models, 'k1', 'k', '1');
     const reg = make();
     await reg.init();
     assert.deepEqual(
@@ -640,7 +607,7 @@ describe('registry: reload in detail', () => {
     );
     // two@3 fails; two@2 is still wanted and ready: two@1 drains.
     fleet.plans.push('fail');
-    writePackage(models, 't3', 'two', '3');
+    writeEchoPackage(models, 't3', 'two', '3');
     await reg.reload();
     assert.deepEqual(
       reg.versions('two').map((v) => [v.version, v.status]),
@@ -652,14 +619,14 @@ describe('registry: reload in detail', () => {
     );
     // k@2 fails: nothing else would serve, so k@1 keeps serving.
     fleet.plans.push('fail');
-    writePackage(models, 'k2', 'k', '2');
+    writeEchoPackage(models, 'k2', 'k', '2');
     await reg.reload();
     assert.equal(reg.status('k@2'), 'failed');
     assert.equal(reg.status('k@1'), 'ready');
     assert.equal(reg.serving('k').version, '1');
     // Pinned (loaded on request): k@1 stays beside the new k@3.
     await reg.load('k@1');
-    writePackage(models, 'k3', 'k', '3');
+    writeEchoPackage(models, 'k3', 'k', '3');
     await reg.reload();
     assert.deepEqual(
       reg.versions('k').map((v) => [v.version, v.status]),
@@ -673,8 +640,8 @@ describe('registry: reload in detail', () => {
 
   it('a folder edited to a new version inherits the default and the split; requests reaching the old deployment go to the new one', async () => {
     const { models, make, fleet } = setup({ versionPolicy: () => ({ all: true }) });
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
     const reg = make();
     await reg.init();
     await reg.promote('m', '1');
@@ -684,7 +651,7 @@ describe('registry: reload in detail', () => {
     fleet.auto = false;
     const held = old.submit({ task: 'hold', items: [{ sequence: 'A', options: {} }] }).catch((e: Error) => e);
     fleet.auto = true;
-    writePackage(models, 'v1', 'm', '3');
+    writeEchoPackage(models, 'v1', 'm', '3');
     const reloading = reg.reload();
     await until(() => old.state === 'draining', 'the old deployment to drain');
     const fresh = reg.deployment('m@3')!;
@@ -697,7 +664,7 @@ describe('registry: reload in detail', () => {
     assert.equal(old.state, 'stopped');
     assert.deepEqual(reg.traffic('m'), { default_version: '3', weights: { 3: 30, 2: 70 }, history });
     // The other folder edited: its weight moves, the default (3) stays.
-    writePackage(models, 'v2', 'm', '4');
+    writeEchoPackage(models, 'v2', 'm', '4');
     await reg.reload();
     assert.deepEqual(reg.traffic('m'), { default_version: '3', weights: { 3: 30, 4: 70 }, history });
     // The moved version came from the models dir: deleting its folder removes it.
@@ -708,14 +675,14 @@ describe('registry: reload in detail', () => {
 
   it('a folder edited to a new version while its old version is still starting: the new one serves, the late old one hands over and stops', async () => {
     const { models, make, fleet } = setup();
-    writePackage(models, 'm', 'm', '1', ['autoload: false']);
+    writeEchoPackage(models, 'm', 'm', '1', ['autoload: false']);
     const reg = make();
     await reg.init();
     const g = gate();
     fleet.plans.push(g.plan);
     const loading = reg.load('m');
     await flush();
-    writePackage(models, 'm', 'm', '2', ['autoload: false']);
+    writeEchoPackage(models, 'm', 'm', '2', ['autoload: false']);
     const reloading = reg.reload();
     await until(() => reg.deployment('m@2')?.state === 'ready', 'the new version to start');
     g.open();
@@ -739,11 +706,11 @@ describe('registry: reload in detail', () => {
 
   it('a folder edited to a new version while another folder takes the old one: an add, both kept', async () => {
     const { models, make } = setup();
-    writePackage(models, 'a', 'm', '1');
+    writeEchoPackage(models, 'a', 'm', '1');
     const reg = make();
     await reg.init();
-    writePackage(models, 'a', 'm', '2');
-    writePackage(models, 'b', 'm', '1');
+    writeEchoPackage(models, 'a', 'm', '2');
+    writeEchoPackage(models, 'b', 'm', '1');
     const s = await reg.reload();
     assert.deepEqual(s.added, ['m@2']);
     assert.deepEqual(s.removed, []);
@@ -758,10 +725,10 @@ describe('registry: reload in detail', () => {
 
   it('an edited version that fails to start leaves the old one serving (a moved version and a changed package); an unloaded one is only updated', async () => {
     const { models, make, fleet, lines } = setup();
-    writePackage(models, 'v1', 'm', '1');
-    const ch = writePackage(models, 'c', 'c', '1');
-    const lazyDir = writePackage(models, 'lazy', 'lazy', '1', ['autoload: false']);
-    writePackage(models, 'lz', 'lz', '1', ['autoload: false']);
+    writeEchoPackage(models, 'v1', 'm', '1');
+    const ch = writeEchoPackage(models, 'c', 'c', '1');
+    const lazyDir = writeEchoPackage(models, 'lazy', 'lazy', '1', ['autoload: false']);
+    writeEchoPackage(models, 'lz', 'lz', '1', ['autoload: false']);
     const reg = make();
     await reg.init();
     const m1 = reg.deployment('m@1')!;
@@ -769,7 +736,7 @@ describe('registry: reload in detail', () => {
     const n = fleet.workers.length;
     // A moved version fails.
     fleet.plans.push('fail');
-    writePackage(models, 'v1', 'm', '2');
+    writeEchoPackage(models, 'v1', 'm', '2');
     const s = await reg.reload();
     assert.deepEqual(s.updated, ['m']);
     const moved = msgs(lines, 'new version failed to start; the old one keeps serving');
@@ -802,7 +769,7 @@ describe('registry: reload in detail', () => {
     // Unloaded versions changed or moved: updated, still unloaded, no worker started.
     const before = fleet.workers.length;
     writeFileSync(join(lazyDir, 'index.mjs'), 'export default { changed: true };\n');
-    writePackage(models, 'lz', 'lz', '2', ['autoload: false']);
+    writeEchoPackage(models, 'lz', 'lz', '2', ['autoload: false']);
     const s3 = await reg.reload();
     // (The changed package that failed is tried again: it starts now.)
     assert.deepEqual(s3.updated, ['c', 'lazy', 'lz']);
@@ -822,16 +789,13 @@ describe('registry: reload in detail', () => {
 
   it('a registry without a state store reloads and removes models', async () => {
     const { models, fleet, lines } = setup();
-    writePackage(models, 'gone', 'gone', '1');
-    writePackage(models, 'stay', 'stay', '1');
-    const logger = pino(
-      { level: 'info' },
-      { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
-    );
+    writeEchoPackage(models, 'gone', 'gone', '1');
+    writeEchoPackage(models, 'stay', 'stay', '1');
+    const logger = loggerInto(lines);
     const reg = new ModelRegistry(models, fleet.create, logger);
     registries.push(reg);
     await reg.init();
-    const outside = writePackage(tempDir('isomodel-registry-outside-'), 'solo', 'solo', '1');
+    const outside = writeEchoPackage(tempDir('isomodel-registry-outside-'), 'solo', 'solo', '1');
     reg.register(outside);
     await reg.remove('solo');
     await reg.remove('stay');
@@ -846,7 +810,7 @@ describe('registry: reload in detail', () => {
 describe('registry: watching the models dir', () => {
   it('a change anywhere under the models dir reloads once (debounced); build folders are ignored; none after close', async () => {
     const { models, make, lines } = setup();
-    const dir = writePackage(models, 'm', 'm', '1');
+    const dir = writeEchoPackage(models, 'm', 'm', '1');
     const reg = make();
     await reg.init();
     reg.watch(25);
@@ -882,7 +846,7 @@ describe('registry: watching the models dir', () => {
 
   it('watcher errors and a models dir that cannot be watched or read are logged', async () => {
     const { models, make, lines, fleet } = setup();
-    writePackage(models, 'm', 'm', '1');
+    writeEchoPackage(models, 'm', 'm', '1');
     const reg = make();
     await reg.init({ load: false });
     reg.watch(10);
@@ -905,7 +869,7 @@ describe('registry: watching the models dir', () => {
     const missing = new ModelRegistry(
       join(tempDir('isomodel-registry-empty-'), 'nowhere'),
       fleet.create,
-      pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) }),
+      loggerInto(lines),
     );
     missing.watch();
     const cannot = msgs(lines, 'cannot watch the models dir; use POST /v1/models/reload');
@@ -918,8 +882,8 @@ describe('registry: watching the models dir', () => {
 describe('registry: load, unload, register, scale, remove in detail', () => {
   it('deploy-time overrides: unchanged ones keep the deployment; a load in progress is shared; a failed load is stored as failed', async () => {
     const { models, make, fleet, state } = setup();
-    writePackage(models, 'm', 'm', '1', ['autoload: false']);
-    writePackage(models, 'f', 'f', '1', ['autoload: false']);
+    writeEchoPackage(models, 'm', 'm', '1', ['autoload: false']);
+    writeEchoPackage(models, 'f', 'f', '1', ['autoload: false']);
     const reg = make();
     await reg.init();
     const g = gate();
@@ -952,8 +916,8 @@ describe('registry: load, unload, register, scale, remove in detail', () => {
       '  packages: [isomodel-no-such-package]',
       'autoload: false',
     ];
-    writePackage(models, 'np', 'np', '1', requires);
-    writePackage(models, 'dk', 'dk', '1', [...requires, 'isolation: docker']);
+    writeEchoPackage(models, 'np', 'np', '1', requires);
+    writeEchoPackage(models, 'dk', 'dk', '1', [...requires, 'isolation: docker']);
     const reg = make();
     await reg.init();
     const hint =
@@ -980,7 +944,7 @@ describe('registry: load, unload, register, scale, remove in detail', () => {
     assert.equal(d.state, 'ready');
     assert.equal(reg.requirements('dk'), null);
     // Several missing: each named in the error kept for the models table.
-    writePackage(models, 'np2', 'np2', '1', [
+    writeEchoPackage(models, 'np2', 'np2', '1', [
       'requires:',
       '  commands: [isomodel-no-such-command, isomodel-no-such-other]',
       'autoload: false',
@@ -997,9 +961,9 @@ describe('registry: load, unload, register, scale, remove in detail', () => {
       operatorEnv: (n) => (n === 'wp' ? { W_PATH: weightsDir } : undefined),
     });
     const weights = ['weights: { env: W_PATH, note: exported by hand }', 'env: { W_PATH: /nonexistent/isomodel-w }'];
-    writePackage(models, 'w', 'w', '1', [...weights, 'autoload: false']);
-    writePackage(models, 'wp', 'wp', '1', [...weights, 'autoload: false']);
-    writePackage(models, 'nw', 'nw', '1', ['autoload: false']);
+    writeEchoPackage(models, 'w', 'w', '1', [...weights, 'autoload: false']);
+    writeEchoPackage(models, 'wp', 'wp', '1', [...weights, 'autoload: false']);
+    writeEchoPackage(models, 'nw', 'nw', '1', ['autoload: false']);
     const reg = make();
     await reg.init();
     const refused = (): Promise<void> => {
@@ -1047,9 +1011,9 @@ describe('registry: load, unload, register, scale, remove in detail', () => {
 
   it('unload: a bare name unloads every version, name@version only it; the split loses it (share: false leaves the stored split)', async () => {
     const { models, make } = setup({ versionPolicy: () => ({ all: true }) });
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
-    writePackage(models, 'v3', 'm', '3');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v3', 'm', '3');
     const reg = make();
     await reg.init();
     const stored = async () => {
@@ -1090,7 +1054,7 @@ describe('registry: load, unload, register, scale, remove in detail', () => {
 
   it('unload while a load is starting: the started deployment stops, nothing stays running', async () => {
     const { models, make, fleet } = setup();
-    writePackage(models, 'm', 'm', '1', ['autoload: false']);
+    writeEchoPackage(models, 'm', 'm', '1', ['autoload: false']);
     const reg = make();
     await reg.init();
     const g = gate();
@@ -1108,7 +1072,7 @@ describe('registry: load, unload, register, scale, remove in detail', () => {
 
   it('register: a new model, the same folder again (the deployment kept), the external flag by path; remove forgets an outside-only model', async () => {
     const { models, make, state } = setup();
-    writePackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v1', 'm', '1');
     const reg = make();
     await reg.init();
     const d = reg.deployment('m@1')!;
@@ -1118,12 +1082,12 @@ describe('registry: load, unload, register, scale, remove in detail', () => {
     assert.equal(reg.status('m@1'), 'ready');
     // A sibling folder whose name starts like the models dir's is outside it: a reload keeps it.
     const sibling = `${models}-sibling`;
-    dirs.push(sibling);
-    const solo = writePackage(sibling, 'solo', 'solo', '1');
+    removeAtEnd(sibling);
+    const solo = writeEchoPackage(sibling, 'solo', 'solo', '1');
     reg.register(solo);
     assert.equal(reg.status('solo'), 'unloaded');
     // A folder put in the models dir and registered: a reload removes it once it is deleted.
-    const inside = writePackage(models, 'v2', 'm', '2');
+    const inside = writeEchoPackage(models, 'v2', 'm', '2');
     reg.register(inside);
     rmSync(inside, { recursive: true });
     const s = await reg.reload();
@@ -1140,7 +1104,7 @@ describe('registry: load, unload, register, scale, remove in detail', () => {
 
   it('scale is remembered for the next load: n replicas, or 0 (min 0, max the manifest max); it pins the version', async () => {
     const { models, make } = setup();
-    writePackage(models, 'v1', 'm', '1', ['scaling: { min_replicas: 1, max_replicas: 3 }']);
+    writeEchoPackage(models, 'v1', 'm', '1', ['scaling: { min_replicas: 1, max_replicas: 3 }']);
     const reg = make();
     await reg.init();
     await reg.scale('m', 2);
@@ -1157,8 +1121,8 @@ describe('registry: load, unload, register, scale, remove in detail', () => {
 
   it('remove clears the history and the stored split (share: false leaves the stored split)', async () => {
     const { models, make } = setup();
-    writePackage(models, 'v1', 'm', '1');
-    writePackage(models, 'v2', 'm', '2');
+    writeEchoPackage(models, 'v1', 'm', '1');
+    writeEchoPackage(models, 'v2', 'm', '2');
     const reg = make();
     await reg.init();
     const stored = async () => {
@@ -1180,8 +1144,8 @@ describe('registry: load, unload, register, scale, remove in detail', () => {
 describe('registry: a deployment that failed after it started', () => {
   it('a load starts a fresh deployment and stops the failed one; a changed package replaces it on reload', async () => {
     const { models, make, fleet, lines } = setup();
-    const mDir = writePackage(models, 'm', 'm', '1');
-    writePackage(models, 'n', 'n', '1');
+    const mDir = writeEchoPackage(models, 'm', 'm', '1');
+    writeEchoPackage(models, 'n', 'n', '1');
     const reg = make();
     await reg.init();
     const m1 = reg.deployment('m')!;
