@@ -26,6 +26,7 @@ import {
   type Engine,
 } from './dockerd.js';
 import { FIXTURES_DIR, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
+import { LONG_SKIP } from './long.js';
 
 const MB = 1024 * 1024;
 const DOCKER_DIR = join(PACKAGE_ROOT, 'deploy', 'docker');
@@ -173,7 +174,7 @@ describe('deploy/docker: Dockerfiles and compose', () => {
   );
 });
 
-const unavailable = dockerdUnavailable();
+const unavailable = LONG_SKIP || dockerdUnavailable();
 
 describe('docker isolation against a real engine', { skip: unavailable ?? false }, () => {
   let engine: Engine;

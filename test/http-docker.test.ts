@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import type Docker from 'dockerode';
 import { dockerdUnavailable, makeBaseImage, removeAllContainers, startDockerd, type Engine } from './dockerd.js';
 import { FIXTURES_DIR, startGateway, waitFor, workerTmpDir, type Harness } from './helpers.js';
+import { LONG_SKIP } from './long.js';
 
 const PYTHON = '/usr/bin/python3';
 const IMAGE = 'isomodel-test/fastapi-gc:1';
@@ -88,7 +89,7 @@ async function buildAppImage(docker: Docker, tag: string, label: string): Promis
   }
 }
 
-const skip = dockerdUnavailable() ?? fastapiMissing();
+const skip = LONG_SKIP || (dockerdUnavailable() ?? fastapiMissing());
 
 describe('runtime http from a docker image, through a real gateway', { skip: skip ?? false }, () => {
   let engine: Engine;

@@ -5,7 +5,7 @@
 // to the protein (checked by codon-verifier), follows the organism (token types), is deterministic,
 // and runs through `isomodel batch`. Needs /usr/bin/python3 with torch.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +13,8 @@ import { PACKAGE_ROOT } from '../src/paths.js';
 import { digest } from '../src/security/keys.js';
 import { startGateway, workerTmpDir, type Harness } from './helpers.js';
 import { startMockHub, type MockHub } from './mock-hub.js';
+import { missingPythonModules } from './python-modules.js';
+import { runPythonBatch } from './twin-compare.js';
 
 const PYTHON = '/usr/bin/python3';
 const TOOL = join(PACKAGE_ROOT, 'models', 'codon-transformer', 'tools', 'make_tiny_checkpoint.py');
@@ -29,24 +31,20 @@ const translate = (dna: string): string => (dna.match(/.{3}/g) ?? []).map((c) =>
 
 /** Fails (never skips) when torch is missing: CI must install it. */
 function requireTorch(): void {
-  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (r.status !== 0)
-    assert.fail(`${PYTHON} cannot import torch: install it with \`apt-get install -y python3-torch\``);
+  const missing = missingPythonModules(PYTHON, ['torch']);
+  if (missing) assert.fail(`${missing}: install it with \`apt-get install -y python3-torch\``);
 }
 
-function runTool(args: string[]): string {
-  const r = spawnSync(PYTHON, [TOOL, ...args], {
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
-    env: { ...process.env, OMP_NUM_THREADS: '1' },
-  });
-  if (r.status !== 0) throw new Error(`make_tiny_checkpoint.py ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout;
-}
+type Reference = { ids: number[]; dna: string }[];
 
-function reference(dir: string, organism: number, proteins: string[]): { ids: number[]; dna: string }[] {
-  return JSON.parse(runTool(['--reference', dir, String(organism), ...proteins])) as { ids: number[]; dna: string }[];
-}
+/** The tool's --reference arguments: the naive DNA of each protein for one organism. */
+const referenceRun = (dir: string, organism: number, proteins: string[]): string[] => [
+  TOOL,
+  '--reference',
+  dir,
+  String(organism),
+  ...proteins,
+];
 
 function cli(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -106,6 +104,8 @@ describe('codon-transformer with a tiny random checkpoint', () => {
   let stDir: string;
   let h: Harness;
   let hs: Harness;
+  /** The naive reference's answers for PROTEINS from binDir, by organism id. */
+  const refs = new Map<number, Reference>();
   const work = workerTmpDir('isomodel-ct-work-');
 
   before(async () => {
@@ -113,8 +113,15 @@ describe('codon-transformer with a tiny random checkpoint', () => {
     root = workerTmpDir('isomodel-ct-');
     binDir = join(root, 'bin');
     stDir = join(root, 'st');
-    runTool([binDir, '--format', 'bin', '--seed', '7']);
-    runTool([stDir, '--format', 'safetensors', '--seed', '7']);
+    // One Python process for the checkpoints and the references (torch loads once).
+    const out = runPythonBatch([
+      [TOOL, binDir, '--format', 'bin', '--seed', '7'],
+      [TOOL, stDir, '--format', 'safetensors', '--seed', '7'],
+      referenceRun(binDir, ECOLI, PROTEINS),
+      referenceRun(binDir, HUMAN, PROTEINS),
+    ]);
+    refs.set(ECOLI, JSON.parse(out[2]!) as Reference);
+    refs.set(HUMAN, JSON.parse(out[3]!) as Reference);
     h = await startGateway(['codon-transformer', 'codon', 'codon-verifier'], envFor(binDir));
   });
   after(async () => {
@@ -137,7 +144,7 @@ describe('codon-transformer with a tiny random checkpoint', () => {
       ['Escherichia coli general', ECOLI],
       ['human', HUMAN],
     ] as const) {
-      const ref = reference(binDir, id, PROTEINS);
+      const ref = refs.get(id)!;
       for (const [i, p] of PROTEINS.entries()) {
         const r = await optimize(p, { organism });
         assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -239,7 +246,7 @@ describe('codon-transformer with a tiny random checkpoint', () => {
       options: { organism: 'human' },
     });
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    const ref = reference(binDir, HUMAN, PROTEINS);
+    const ref = refs.get(HUMAN)!;
     assert.equal(r.body.data.successful, PROTEINS.length);
     PROTEINS.forEach((p, i) => assert.equal(r.body.data.predictions[i].sequence, ref[i]!.dna, p));
   });
@@ -317,11 +324,16 @@ describe('codon-transformer weights pulled from the hub (its manifest source, hf
   let hub: MockHub;
   let h: Harness;
   let ckpt: string;
+  let hubRef: Reference;
 
   before(async () => {
     requireTorch();
     ckpt = workerTmpDir('isomodel-ct-hub-');
-    runTool([ckpt, '--format', 'safetensors', '--seed', '21']);
+    const out = runPythonBatch([
+      [TOOL, ckpt, '--format', 'safetensors', '--seed', '21'],
+      referenceRun(ckpt, HUMAN, [PROTEINS[0]!]),
+    ]);
+    hubRef = JSON.parse(out[1]!) as Reference;
     const files = readdirSync(ckpt).map((n) => ({
       path: n,
       data: readFileSync(join(ckpt, n)),
@@ -352,6 +364,6 @@ describe('codon-transformer weights pulled from the hub (its manifest source, hf
       headers,
     );
     assert.equal(p.status, 200, JSON.stringify(p.body));
-    assert.equal(p.body.data.sequence, reference(ckpt, HUMAN, [PROTEINS[0]!])[0]!.dna);
+    assert.equal(p.body.data.sequence, hubRef[0]!.dna);
   });
 });

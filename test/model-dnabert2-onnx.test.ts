@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BUILTIN_MODELS_DIR } from '../src/paths.js';
 import { startGateway, workerTmpDir, type Harness } from './helpers.js';
-import { Agreement, answer, runPython, torchProblem } from './twin-compare.js';
+import { Agreement, answer, runPythonBatch, torchProblem } from './twin-compare.js';
 
 const TOOLS = join(BUILTIN_MODELS_DIR, 'dnabert2', 'tools');
 const RTOL = 1e-4;
@@ -77,18 +77,12 @@ describe('dnabert2-onnx equals dnabert2 on a tiny random checkpoint', { skip: NO
     onnxDir = join(root, 'onnx');
     headlessCkpt = join(root, 'headless');
     headlessOnnx = join(root, 'headless-onnx');
-    runPython([join(TOOLS, 'make_tiny_checkpoint.py'), ckpt, '--format', 'safetensors', '--seed', '7']);
-    runPython([
-      join(TOOLS, 'make_tiny_checkpoint.py'),
-      headlessCkpt,
-      '--format',
-      'bin',
-      '--seed',
-      '11',
-      '--no-classifier',
+    runPythonBatch([
+      [join(TOOLS, 'make_tiny_checkpoint.py'), ckpt, '--format', 'safetensors', '--seed', '7'],
+      [join(TOOLS, 'make_tiny_checkpoint.py'), headlessCkpt, '--format', 'bin', '--seed', '11', '--no-classifier'],
+      [join(TOOLS, 'export_onnx.py'), ckpt, onnxDir],
+      [join(TOOLS, 'export_onnx.py'), headlessCkpt, headlessOnnx],
     ]);
-    runPython([join(TOOLS, 'export_onnx.py'), ckpt, onnxDir]);
-    runPython([join(TOOLS, 'export_onnx.py'), headlessCkpt, headlessOnnx]);
     h = await startGateway(['dnabert2', 'dnabert2-onnx'], envFor(ckpt, onnxDir));
   });
   after(async () => {

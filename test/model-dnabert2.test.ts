@@ -3,17 +3,20 @@
 // match an independent naive float64 implementation of DNABERT-2 (tools/make_tiny_checkpoint.py
 // --reference), through both weight formats. Needs /usr/bin/python3 with torch.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { startGateway, workerTmpDir, type Harness } from './helpers.js';
+import { missingPythonModules } from './python-modules.js';
+import { runPythonBatch } from './twin-compare.js';
 
 const PYTHON = '/usr/bin/python3';
 const TOOL = join(PACKAGE_ROOT, 'models', 'dnabert2', 'tools', 'make_tiny_checkpoint.py');
 const TOL = 1e-5;
 const SEQS = ['ACGTTATAATGGGCGGNNACGT', 'TTGACAATTATAATGCCAATACGT', 'GATTACA'.repeat(12), 'A', 'CCAATGGGCGGTATAAT'];
+/** Longer than the 8-token cap of the headless checkpoint's gateway. */
+const LONG = 'GATTACA'.repeat(30);
 
 interface Reference {
   tokens: string[];
@@ -26,28 +29,8 @@ interface Reference {
 
 /** Fails (never skips) when torch is missing: CI must install it. */
 function requireTorch(): void {
-  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    const why = (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').pop();
-    assert.fail(
-      `${PYTHON} cannot import torch (${why}): install it with \`apt-get install -y python3-torch python3-numpy\``,
-    );
-  }
-}
-
-function runTool(args: string[]): string {
-  const r = spawnSync(PYTHON, [TOOL, ...args], {
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
-    env: { ...process.env, OMP_NUM_THREADS: '1' },
-  });
-  if (r.status !== 0) throw new Error(`make_tiny_checkpoint.py ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout;
-}
-
-function reference(dir: string, seqs: string[], maxTokens?: number): Reference[] {
-  const extra = maxTokens === undefined ? [] : ['--max-tokens', String(maxTokens)];
-  return JSON.parse(runTool(['--reference', dir, ...extra, ...seqs])) as Reference[];
+  const missing = missingPythonModules(PYTHON, ['torch', 'numpy']);
+  if (missing) assert.fail(`${missing}: install it with \`apt-get install -y python3-torch python3-numpy\``);
 }
 
 function maxDiff(a: number[], b: number[]): number {
@@ -105,6 +88,7 @@ describe('dnabert2 with a tiny random checkpoint', () => {
   let headlessDir: string;
   let hidden: number;
   let ref: Reference[];
+  let headlessRef: Reference[];
   let h: Harness;
 
   before(async () => {
@@ -113,11 +97,17 @@ describe('dnabert2 with a tiny random checkpoint', () => {
     binDir = join(root, 'bin');
     stDir = join(root, 'safetensors');
     headlessDir = join(root, 'headless');
-    runTool([binDir, '--format', 'bin', '--seed', '7']);
-    runTool([stDir, '--format', 'safetensors', '--seed', '7']);
-    runTool([headlessDir, '--format', 'safetensors', '--seed', '11', '--no-classifier']);
+    // One Python process for every checkpoint and reference of the file (torch loads once).
+    const out = runPythonBatch([
+      [TOOL, binDir, '--format', 'bin', '--seed', '7'],
+      [TOOL, stDir, '--format', 'safetensors', '--seed', '7'],
+      [TOOL, headlessDir, '--format', 'safetensors', '--seed', '11', '--no-classifier'],
+      [TOOL, '--reference', binDir, ...SEQS],
+      [TOOL, '--reference', headlessDir, '--max-tokens', '8', SEQS[0]!, LONG],
+    ]);
     hidden = (JSON.parse(readFileSync(join(binDir, 'config.json'), 'utf8')) as { hidden_size: number }).hidden_size;
-    ref = reference(binDir, SEQS);
+    ref = JSON.parse(out[3]!) as Reference[];
+    headlessRef = JSON.parse(out[4]!) as Reference[];
     h = await startGateway(['dnabert2'], envFor(binDir));
   });
   after(async () => {
@@ -228,10 +218,7 @@ describe('dnabert2 with a tiny random checkpoint', () => {
 
   describe('without a classification head, with a token cap', () => {
     let hh: Harness;
-    let headlessRef: Reference[];
-    const long = 'GATTACA'.repeat(30);
     before(async () => {
-      headlessRef = reference(headlessDir, [SEQS[0]!, long], 8);
       hh = await startGateway(['dnabert2'], envFor(headlessDir, { DNABERT2_MAX_TOKENS: '8' }));
     });
     after(async () => hh?.close());
@@ -253,7 +240,7 @@ describe('dnabert2 with a tiny random checkpoint', () => {
 
     it('truncates to DNABERT2_MAX_TOKENS, or refuses with truncation: false', async () => {
       const r = await hh.post('/models/dnabert2/predict', {
-        sequence: long,
+        sequence: LONG,
         task_type: 'embedding',
         options: { return_tokens: true },
       });
@@ -264,7 +251,7 @@ describe('dnabert2 with a tiny random checkpoint', () => {
       assert.equal(r.body.data.tokens.at(-1), '[SEP]');
       assertClose(r.body.data.embedding, headlessRef[1]!.mean, 'truncated mean');
       const refused = await hh.post('/models/dnabert2/predict', {
-        sequence: long,
+        sequence: LONG,
         task_type: 'embedding',
         options: { truncation: false },
       });

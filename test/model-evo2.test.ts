@@ -5,7 +5,7 @@
 // implementation (tools/make_tiny_checkpoint.py --reference); dna-lm's output fields; streaming; the
 // seed's `isomodel batch` files; and seed 003's pipeline with evo2 in dna-lm's place.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +14,8 @@ import { DEFAULT_PIPELINE } from '../src/jobs/default-pipeline.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { startGateway, workerTmpDir, type Harness } from './helpers.js';
 import { readEvents } from './sse.js';
+import { missingPythonModules } from './python-modules.js';
+import { runPythonBatch } from './twin-compare.js';
 
 const PYTHON = '/usr/bin/python3';
 const TOOL = join(PACKAGE_ROOT, 'models', 'evo2', 'tools', 'make_tiny_checkpoint.py');
@@ -22,19 +24,17 @@ const SEQS = ['ACGTTGCAAGGCTTAC', 'ATGCGATCGNNATTTAGGC', 'GGGGCCCCAAAATTTTGATC']
 const TOL = 1e-4;
 
 function requireTorch(): void {
-  const r = spawnSync(PYTHON, ['-c', 'import torch, yaml'], { encoding: 'utf8' });
-  if (r.status !== 0)
-    assert.fail(`${PYTHON} cannot import torch and yaml: apt-get install -y python3-torch python3-yaml`);
+  const missing = missingPythonModules(PYTHON, ['torch', 'yaml']);
+  if (missing) assert.fail(`${missing}: apt-get install -y python3-torch python3-yaml`);
 }
 
-function runTool(args: string[]): string {
-  const r = spawnSync(PYTHON, [TOOL, ...args], {
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
-    env: { ...process.env, OMP_NUM_THREADS: '1' },
-  });
-  if (r.status !== 0) throw new Error(`make_tiny_checkpoint.py ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout;
+/** Writes a tiny checkpoint (the tool's arguments, its folder first) and returns the naive
+ * reference's JSON for SEQS from it, both from one Python process (torch loads once). */
+function makeWithReference(args: [string, ...string[]]): string {
+  return runPythonBatch([
+    [TOOL, ...args],
+    [TOOL, '--reference', args[0], ...SEQS],
+  ])[1]!;
 }
 
 function cli(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -87,8 +87,7 @@ describe('evo2 with a tiny random checkpoint of the same block structure', () =>
     requireTorch();
     root = workerTmpDir('isomodel-evo2-');
     ckpt = join(root, 'evo2');
-    runTool([ckpt, '--seed', '3']);
-    ref = JSON.parse(runTool(['--reference', ckpt, ...SEQS])) as typeof ref;
+    ref = JSON.parse(makeWithReference([ckpt, '--seed', '3'])) as typeof ref;
     h = await startGateway(['evo2', 'codon', 'codon-verifier'], {
       model_env: { evo2: { EVO2_MODEL_PATH: ckpt, EVO2_TORCH_THREADS: '1' } },
     });
@@ -291,8 +290,7 @@ describe("evo2 with vortex's other conventions (column-split hyena, biases, GELU
     requireTorch();
     root = workerTmpDir('isomodel-evo2-alt-');
     const ckpt = join(root, 'alt');
-    runTool([ckpt, '--seed', '8', '--variant', 'alt']);
-    ref = JSON.parse(runTool(['--reference', ckpt, ...SEQS])) as typeof ref;
+    ref = JSON.parse(makeWithReference([ckpt, '--seed', '8', '--variant', 'alt'])) as typeof ref;
     h = await startGateway(['evo2'], { model_env: { evo2: { EVO2_MODEL_PATH: ckpt, EVO2_TORCH_THREADS: '1' } } });
   });
   after(async () => {

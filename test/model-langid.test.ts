@@ -14,6 +14,7 @@ import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
 import { startGateway, type Harness } from './helpers.js';
+import { LONG_SKIP } from './long.js';
 
 const PKG = join(BUILTIN_MODELS_DIR, 'langid');
 const REPORT = JSON.parse(readFileSync(join(PKG, 'training_report.json'), 'utf8'));
@@ -204,11 +205,13 @@ const LISTS = [
   'dutch',
 ].map((f) => join('/usr/share/dict', f));
 const missingLists = LISTS.filter((f) => !existsSync(f));
-const skip = missingLists.length
-  ? `word lists not installed (apt-get install wamerican wbritish wngerman wfrench wspanish witalian wportuguese wdutch): ${missingLists.join(', ')}`
-  : !existsSync(PYTHON)
-    ? `${PYTHON} not found`
-    : false;
+const skip =
+  LONG_SKIP ||
+  (missingLists.length
+    ? `word lists not installed (apt-get install wamerican wbritish wngerman wfrench wspanish witalian wportuguese wdutch): ${missingLists.join(', ')}`
+    : !existsSync(PYTHON)
+      ? `${PYTHON} not found`
+      : false);
 
 describe('langid training', () => {
   it(

@@ -2,12 +2,13 @@
 // message; with a tiny random checkpoint in LucaOne's real on-disk layout (written by the
 // package's own tool) its embeddings match a naive float64 reference forward.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BUILTIN_MODELS_DIR } from '../src/paths.js';
 import { startGateway, workerTmpDir, type Harness } from './helpers.js';
+import { missingPythonModules } from './python-modules.js';
+import { runPythonBatch } from './twin-compare.js';
 
 const PYTHON = '/usr/bin/python3';
 const TOOL = join(BUILTIN_MODELS_DIR, 'lucaone', 'tools', 'make_tiny_checkpoint.py');
@@ -27,10 +28,7 @@ function torchProblem(): string | null {
 }
 
 function probeTorch(): string | null {
-  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8', timeout: 120_000 });
-  if (r.error) return `${PYTHON} could not run: ${r.error.message}`;
-  if (r.status !== 0) return `${PYTHON} -c 'import torch' failed: ${(r.stderr || '').trim().split('\n').pop() ?? ''}`;
-  return null;
+  return missingPythonModules(PYTHON, ['torch', 'numpy']);
 }
 
 function requireTorch(): void {
@@ -53,14 +51,6 @@ interface RefResult {
   token_type_id: number;
   tokens: number;
   probabilities?: number[];
-}
-
-function reference(weights: string, items: RefItem[]): RefResult[] {
-  const out = execFileSync(PYTHON, [TOOL, 'reference', '--weights', weights, '--input', JSON.stringify(items)], {
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
-  return JSON.parse(out) as RefResult[];
 }
 
 /** Every reference result the suite compares against, computed in one run of the naive forward. */
@@ -115,14 +105,13 @@ describe('lucaone with a tiny checkpoint in the real layout', () => {
   before(async () => {
     requireTorch();
     weights = workerTmpDir('lucaone-tiny-');
-    execFileSync(PYTHON, [TOOL, 'make', weights, '--hidden', String(HIDDEN), '--head', 'classification'], {
-      timeout: 300_000,
-    });
     const names = Object.keys(REF_ITEMS);
-    const results = reference(
-      weights,
-      names.map((n) => REF_ITEMS[n]!),
-    );
+    // The checkpoint and every reference from one Python process (torch loads once).
+    const out = runPythonBatch([
+      [TOOL, 'make', weights, '--hidden', String(HIDDEN), '--head', 'classification'],
+      [TOOL, 'reference', '--weights', weights, '--input', JSON.stringify(names.map((n) => REF_ITEMS[n]!))],
+    ]);
+    const results = JSON.parse(out[1]!) as RefResult[];
     ref = Object.fromEntries(names.map((n, i) => [n, results[i]!]));
     h = await startGateway(['lucaone'], {
       model_env: { lucaone: { LUCAONE_MODEL_PATH: weights, LUCAONE_NUM_THREADS: '1' } },

@@ -64,7 +64,18 @@ describe('route scopes', () => {
 
 describe('network', () => {
   it('knows loopback addresses', () => {
-    for (const h of ['localhost', ' LOCALHOST ', '::1', '[::1]', '127.0.0.1', '127.1.2.3', '::ffff:127.0.0.1'])
+    for (const h of [
+      'localhost',
+      ' LOCALHOST ',
+      '::1',
+      '[::1]',
+      '127.0.0.1',
+      '127.1.2.3',
+      '127.255.10.100', // octets of one, two and three digits in every place
+      '127.10.255.1',
+      '127.1.1.254',
+      '::ffff:127.0.0.1',
+    ])
       assert.equal(isLoopback(h), true, h);
     for (const h of [
       '0.0.0.0',
@@ -78,6 +89,12 @@ describe('network', () => {
       'localhost.evil',
       '1127.0.0.1',
       '127.0.0.1234',
+      '127.1000.0.1',
+      '127.0.1000.1',
+      // Brackets come off only around the whole address, never from inside it.
+      '127.0.[0.1',
+      '127.0.]0.1',
+      '2001:db8::ffff:127.0.0.1', // ::ffff:127. only as the start of a v4-mapped address
     ])
       assert.equal(isLoopback(h), false, h);
   });

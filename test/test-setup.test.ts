@@ -54,10 +54,10 @@ describe('npm run test:setup', () => {
     assert.equal(readFileSync(log, 'utf8'), '');
   });
 
-  it('.ci/run runs the install, then exactly `npm run test:setup && npm test`', () => {
+  it('.ci/run runs the install, then exactly `npm run test:setup && npm test && npm run test:long`', () => {
     const ci = readFileSync(join(PACKAGE_ROOT, '.ci', 'run'), 'utf8').split('\n');
     const install = ci.findIndex((l) => /^npm ci\b/.test(l));
-    const test = ci.indexOf('npm run test:setup && npm test');
+    const test = ci.indexOf('npm run test:setup && npm test && npm run test:long');
     assert.ok(install >= 0 && test > install, ci.join('\n'));
     assert.equal(ci.filter((l) => /^npm (?:test|run test)/.test(l)).length, 1);
   });

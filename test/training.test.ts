@@ -1,4 +1,5 @@
-// training/ reproduces the shipped ONNX classifiers byte for byte. A quick retrain of each
+// training/ reproduces the shipped ONNX classifiers byte for byte (promoter in `npm test`; splice
+// and digits, 10-12 s of CPU each, in `npm run test:long`, test/long.ts). A quick retrain of each
 // (`--final-only`: the model choice by inner grouped CV on all the data, the final fit, the export;
 // the outer cross-validation is skipped) must write a model.onnx and a test_vectors.json with the
 // sha256 of the files in models/<name>/; for digits (trained on scikit-learn's bundled copy of
@@ -9,7 +10,7 @@
 // where it is not there) and /usr/bin/python3 with python3-torch, -sklearn, -onnx, -numpy (.ci/run
 // installs them; with the data present, a CI run fails without them instead of skipping).
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,8 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { BUILTIN_MODELS_DIR, PACKAGE_ROOT } from '../src/paths.js';
+import { missingPythonModules } from './python-modules.js';
+import { LONG_SKIP } from './long.js';
 
 const PYTHON = '/usr/bin/python3';
 const DATA_DIR = join(dirname(PACKAGE_ROOT), 'shared', 'data');
@@ -24,15 +27,14 @@ const run = promisify(execFile);
 const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 function missingPackages(): string | null {
-  const r = spawnSync(PYTHON, ['-c', 'import torch, sklearn, onnx, scipy, numpy'], { encoding: 'utf8' });
-  if (r.error || r.status !== 0)
-    return `${PYTHON} cannot import torch, sklearn, onnx, scipy and numpy (apt-get install -y python3-torch python3-sklearn python3-onnx python3-numpy): ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`;
-  return null;
+  const missing = missingPythonModules(PYTHON, ['torch', 'sklearn', 'onnx', 'scipy', 'numpy']);
+  return missing && `${missing} (apt-get install -y python3-torch python3-sklearn python3-onnx python3-numpy)`;
 }
 
+/** `long`: under `npm run test:long` only (test/long.ts). */
 const MODELS = [
-  { name: 'promoter', script: 'train_promoter.py', data: 'ecoli_promoters.fasta' },
-  { name: 'splice', script: 'train_splice.py', data: 'statlog_splice_train.tsv' },
+  { name: 'promoter', script: 'train_promoter.py', data: 'ecoli_promoters.fasta', long: false },
+  { name: 'splice', script: 'train_splice.py', data: 'statlog_splice_train.tsv', long: true },
 ];
 
 describe('training reproduces the shipped artefacts', () => {
@@ -40,7 +42,8 @@ describe('training reproduces the shipped artefacts', () => {
   for (const m of MODELS) {
     const data = join(DATA_DIR, m.data);
     if (existsSync(data) && missing && process.env.CI) throw new Error(missing);
-    const skip = !existsSync(data) ? `training data not found at ${data}` : (missing ?? false);
+    const skip =
+      (m.long && LONG_SKIP) || (!existsSync(data) ? `training data not found at ${data}` : (missing ?? false));
     it(
       `${m.name}: a quick retrain writes model.onnx and test_vectors.json with the shipped sha256`,
       { skip },
@@ -74,7 +77,7 @@ describe('training reproduces the shipped artefacts', () => {
   if (missing && process.env.CI) throw new Error(missing);
   it(
     'digits: a quick retrain writes model.onnx and holdout.json with the shipped sha256',
-    { skip: missing ?? false },
+    { skip: LONG_SKIP || (missing ?? false) },
     async (t) => {
       const report = JSON.parse(readFileSync(join(BUILTIN_MODELS_DIR, 'digits', 'training_report.json'), 'utf8'));
       const out = mkdtempSync(join(tmpdir(), 'isomodel-train-digits-'));

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import type { Harness } from './helpers.js';
+import { missingPythonModules } from './python-modules.js';
 
 export const PYTHON = '/usr/bin/python3';
 /** Relative differences are reported for values at least this large (near 0 they say nothing). */
@@ -11,10 +12,7 @@ const REL_FLOOR = 1e-2;
 
 /** Null when /usr/bin/python3 imports torch, else why not (the suites skip then). */
 export function torchProblem(): string | null {
-  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8', timeout: 120_000 });
-  if (r.error) return `${PYTHON} could not run: ${r.error.message}`;
-  if (r.status !== 0) return `${PYTHON} cannot import torch: ${(r.stderr || '').trim().split('\n').pop() ?? ''}`;
-  return null;
+  return missingPythonModules(PYTHON, ['torch']);
 }
 
 /** Runs a Python tool with one torch thread; its stdout, or an error with its stderr. */
@@ -25,8 +23,39 @@ export function runPython(args: string[]): string {
     timeout: 300_000,
     env: { ...process.env, OMP_NUM_THREADS: '1' },
   });
-  if (r.status !== 0) throw new Error(`${args[0]} failed (${r.status ?? r.error?.message}): ${r.stderr}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${args[0] === '-c' ? 'python -c' : args[0]} failed (${r.status ?? r.error?.message}): ${r.stderr}`,
+    );
   return r.stdout;
+}
+
+// Runs each argv as `python3 argv...` would, one after another in one interpreter (a script's
+// directory first on sys.path, its stdout captured, SystemExit honoured): the tools import torch,
+// about 1.5 s of CPU a process, so a suite's checkpoints and references come from one process.
+const BATCH = [
+  'import contextlib, io, json, os, runpy, sys',
+  'outs = []',
+  'for argv in json.loads(sys.argv[1]):',
+  '    sys.argv = list(argv)',
+  '    sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))',
+  '    buf = io.StringIO()',
+  '    code = 0',
+  '    with contextlib.redirect_stdout(buf):',
+  '        try:',
+  "            runpy.run_path(argv[0], run_name='__main__')",
+  '        except SystemExit as e:',
+  '            code = e.code',
+  '    sys.path.pop(0)',
+  '    if code not in (0, None):',
+  "        sys.exit('%s failed: %s' % (' '.join(argv), code))",
+  '    outs.append(buf.getvalue())',
+  'json.dump(outs, sys.stdout)',
+].join('\n');
+
+/** runPython for several tool runs in one Python process; their stdouts, in order. */
+export function runPythonBatch(runs: string[][]): string[] {
+  return JSON.parse(runPython(['-c', BATCH, JSON.stringify(runs)])) as string[];
 }
 
 /** The model's own answer, without what the gateway adds around it. */

@@ -16,6 +16,7 @@ import { TRUNCATED_MARK, WorkerLogLimiter, type WorkerLogLimits } from '../src/w
 import type { SessionWorker } from '../src/worker/session.js';
 import { dockerdUnavailable, makeBaseImage, removeAllContainers, startDockerd, type Engine } from './dockerd.js';
 import { makeModelsDir, request, waitFor, type Res } from './helpers.js';
+import { LONG_SKIP } from './long.js';
 
 /** A limiter on a clock the test moves, recording what it passes on. */
 function limiterOnClock(limits: Partial<WorkerLogLimits>) {
@@ -170,7 +171,7 @@ function droppedMetric(text: string, model: string): number {
 
 for (const isolation of ['process', 'sandbox', 'docker'] as const) {
   // docker: a private engine (test/dockerd.ts), skipped saying why where it cannot run.
-  const unavailable = isolation === 'docker' ? dockerdUnavailable() : null;
+  const unavailable = isolation === 'docker' ? LONG_SKIP || dockerdUnavailable() : null;
   describe(`worker stderr through a gateway (isolation ${isolation})`, { skip: unavailable ?? false }, () => {
     const count: LogCount = { bytes: 0, workerLines: 0, workerLineMaxChars: 0, reports: 0, reportedDrops: 0 };
     let gw: Gateway;

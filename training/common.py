@@ -321,6 +321,15 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, C: float, n_classes: int, sample_
     n, p = X.shape
     s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     scale = 1.0 + C * s.sum()
+    # trust-ncg asks for several Hessian products at each point f was evaluated at: the
+    # probabilities f computed there are kept (the same arithmetic, so the same bits).
+    last = {"theta": None, "probs": None}
+
+    def probs_at(theta, compute):
+        if last["theta"] is None or not np.array_equal(last["theta"], theta):
+            last["theta"], last["probs"] = np.array(theta), compute(theta)
+        return last["probs"]
+
     if n_classes == 2:
         yf = y.astype(np.float64)
 
@@ -328,12 +337,13 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, C: float, n_classes: int, sample_
             w, b = theta[:p], theta[p]
             z = X @ w + b
             loss = np.logaddexp(0.0, z) - yf * z
-            r = C * s * (expit(z) - yf)
+            q = expit(z)
+            last["theta"], last["probs"] = np.array(theta), q
+            r = C * s * (q - yf)
             return 0.5 * w @ w + C * (s @ loss), np.concatenate([w + X.T @ r, [r.sum()]])
 
         def hessp(theta, v):
-            z = X @ theta[:p] + theta[p]
-            q = expit(z)
+            q = probs_at(theta, lambda _: expit(X @ theta[:p] + theta[p]))
             d = C * s * q * (1.0 - q)
             xv = X @ v[:p] + v[p]
             t = d * xv
@@ -356,13 +366,14 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, C: float, n_classes: int, sample_
         z = X @ W.T + b
         ls = _log_softmax(z)
         P = np.exp(ls)
+        last["theta"], last["probs"] = np.array(theta), P
         R = C * s[:, None] * (P - Y)
         val = 0.5 * (W * W).sum() - C * (s * (Y * ls).sum(axis=1)).sum()
         return val, np.concatenate([(W + R.T @ X).ravel(), R.sum(axis=0)])
 
     def hessp(theta, v):
         W, b = unpack(theta)
-        P = np.exp(_log_softmax(X @ W.T + b))
+        P = probs_at(theta, lambda _: np.exp(_log_softmax(X @ W.T + b)))
         V, vb = unpack(v)
         A = X @ V.T + vb                       # directional change of the logits
         G = P * (A - (P * A).sum(axis=1, keepdims=True))

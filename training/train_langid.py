@@ -96,6 +96,7 @@ def read_lists(dict_dir: str):
         for f in files:
             path = os.path.join(dict_dir, f)
             entries = dropped = 0
+            kept = []
             with open(path, encoding="utf-8") as fh:
                 for line in fh:
                     entry = line.strip()
@@ -107,7 +108,11 @@ def read_lists(dict_dir: str):
                     if code == "en" and entry.endswith("'s"):
                         dropped += 1
                         continue
-                    ws.update(nb.words(entry))
+                    kept.append(entry)
+            # The words of each entry, read a block of entries at a time: a line break separates
+            # words as an entry's end does (main checks it on a sample).
+            for start in range(0, len(kept), 4096):
+                ws.update(nb.words("\n".join(kept[start:start + 4096])))
             sources.append({"language": code, "file": path, "sha256": sha256_file(path), "entries": entries,
                             "dropped_possessives": dropped})
         vocab[code] = ws
@@ -116,9 +121,33 @@ def read_lists(dict_dir: str):
 
 
 def count(words: Sequence[str], max_n: int) -> collections.Counter:
-    c: collections.Counter = collections.Counter()
-    for w in words:
-        c.update(nb.ngrams(w, max_n))
+    """The n-gram counts of nb.ngrams over every word (the same multiset), counted in NumPy: the
+    padded words are joined by NUL, each character becomes a small integer, each window of n
+    characters one integer in that base, and windows that cross a NUL are left out."""
+    c: collections.Counter = collections.Counter("".join(words))  # n = 1: the letters, not the padding
+    text = "\0".join(" " + w + " " for w in words)
+    points = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+    alphabet, ids = np.unique(points, return_inverse=True)
+    ids = ids.astype(np.int64)
+    base = len(alphabet)
+    assert base ** max_n < 2 ** 62, "too many distinct characters for integer n-gram keys"
+    nul = np.concatenate([[0], np.cumsum(points == 0)])
+    for n in range(2, max_n + 1):
+        windows = len(points) - n + 1
+        if windows <= 0:
+            break
+        keys = np.zeros(windows, dtype=np.int64)
+        for j in range(n):
+            keys = keys * base + ids[j:j + windows]
+        keys = keys[nul[n:n + windows] == nul[:windows]]  # no NUL inside the window
+        uniq, freq = np.unique(keys, return_counts=True)
+        digits = np.empty((len(uniq), n), dtype="<u4")
+        rest = uniq.copy()
+        for j in range(n - 1, -1, -1):
+            digits[:, j] = alphabet[rest % base]
+            rest //= base
+        joined = digits.tobytes().decode("utf-32-le")
+        c.update(dict(zip((joined[i * n:(i + 1) * n] for i in range(len(uniq))), freq.tolist())))
     return c
 
 
@@ -301,8 +330,21 @@ def main(argv=None) -> int:
     for code in CODES:
         for w in vocab[code]:
             owners[w].add(code)
-    splits = {w: split_of(w) for w in owners}
-    split_words = {s: {code: sorted(w for w in vocab[code] if splits[w] == s) for code in CODES} for s in ("train", "dev", "test")}
+    by_prefix: Dict[str, str] = {}
+    splits = {}
+    for w in owners:
+        prefix = w[:PREFIX]
+        split = by_prefix.get(prefix)
+        if split is None:
+            split = by_prefix[prefix] = split_of(prefix)
+        splits[w] = split
+    split_words = {s: {code: [] for code in CODES} for s in ("train", "dev", "test")}
+    for code in CODES:
+        for w in vocab[code]:
+            split_words[splits[w]][code].append(w)
+    for per_code in split_words.values():
+        for words_of_code in per_code.values():
+            words_of_code.sort()
     max_grid_n = max(n for n, _ in GRID)
     print("read %d words in %.0f s" % (sum(len(v) for v in vocab.values()), time.time() - started), flush=True)
     counts = {s: {code: count(split_words[s][code], max_grid_n) for code in CODES} for s in ("train", "dev")}

@@ -40,6 +40,8 @@ export const GROUPS = {
   },
   'scheduler-registry': { mutate: ['src/scheduler/registry*.ts'], tests: ['registry-unit', 'registry-traffic-unit'] },
   'scheduler-containers': { mutate: ['src/scheduler/containers.ts'], tests: ['containers-unit'] },
+  'scheduler-stats': { mutate: ['src/scheduler/model-stats.ts'], tests: ['model-stats-unit'] },
+  'security-network': { mutate: ['src/security/network.ts'], tests: ['security-unit'] },
   'inputs-gateway': { mutate: ['src/validation/inputs/**/*.ts'], tests: ['inputs'] },
   security: { mutate: ['src/security/**/*.ts'], tests: ['auth', 'route-auth'] },
   scheduler: { mutate: ['src/scheduler/**/*.ts'], tests: ['scheduler', 'batching', 'deployments', 'scaling'] },

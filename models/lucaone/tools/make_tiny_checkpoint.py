@@ -114,7 +114,7 @@ def make_state_dict(hidden, layers, heads, gen):
     return sd
 
 
-def make(out, hidden, layers, heads, seed, head_tasks):
+def make(out, hidden, layers, heads, seed, head_tasks, max_positions=4096):
     if hidden % heads or (hidden // heads) % 2:
         raise SystemExit('hidden must be a multiple of heads with an even head size')
     gen = torch.Generator().manual_seed(seed)
@@ -125,7 +125,7 @@ def make(out, hidden, layers, heads, seed, head_tasks):
         'attention_probs_dropout_prob': 0.1, 'classifier_dropout_prob': 0.1, 'classifier_dropout': 0.1,
         'hidden_dropout_prob': 0.1, 'pad_token_id': 0, 'unk_token_id': 1, 'bos_token_id': 2, 'eos_token_id': 3,
         'sep_token_id': 3, 'mask_token_id': 4, 'hidden_act': 'gelu', 'classifier_hidden_act': 'gelu',
-        'vocab_size': len(VOCAB), 'max_position_embeddings': 4096, 'type_vocab_size': 2,
+        'vocab_size': len(VOCAB), 'max_position_embeddings': max_positions, 'type_vocab_size': 2,
         'num_hidden_layers': layers, 'hidden_size': hidden, 'num_attention_heads': heads,
         'no_position_embeddings': True, 'no_token_type_embeddings': False, 'alphabet': 'gene_prot',
         'token_dropout': True, 'ignore_index': -100, 'use_embed_layer_norm': False, 'use_last_layer_norm': True,
@@ -136,7 +136,7 @@ def make(out, hidden, layers, heads, seed, head_tasks):
     torch.save(make_state_dict(hidden, layers, heads, gen), os.path.join(ckpt, 'pytorch.pth'))
     args_info = {
         'model_type': 'lucaone_gplm', 'tokenization': False, 'do_lower_case': False, 'truncation': 'right',
-        'add_special_tokens': True, 'max_length': 4096, 'num_hidden_layers': layers, 'num_attention_heads': heads,
+        'add_special_tokens': True, 'max_length': max_positions, 'num_hidden_layers': layers, 'num_attention_heads': heads,
         'hidden_size': hidden, 'pretrain_tasks': {}, 'ignore_index': -100, 'label_size': {}, 'loss_type': {},
         'output_mode': {}, 'classifier_size': {}, 'note': 'tiny random checkpoint made by isomodel for tests',
     }
@@ -288,13 +288,15 @@ def main(argv):
     mk.add_argument('--heads', type=int, default=4)
     mk.add_argument('--seed', type=int, default=0)
     mk.add_argument('--head', action='append', default=[], choices=['classification', 'property_prediction'])
+    mk.add_argument('--max-positions', type=int, default=4096,
+                    help="max_position_embeddings (LucaOne's 4096; smaller makes truncation cheap to test)")
     ref = sub.add_parser('reference', help='naive float64 forward over a tiny checkpoint')
     ref.add_argument('--weights', required=True)
     ref.add_argument('--input', required=True, help='JSON list of {sequence, seq_type (gene|prot), pooling?, head?}')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.cmd == 'make':
-        make(args.out, args.hidden, args.layers, args.heads, args.seed, args.head)
+        make(args.out, args.hidden, args.layers, args.heads, args.seed, args.head, args.max_positions)
     else:
         reference(args.weights, json.loads(args.input))
 
