@@ -57,9 +57,7 @@ const BUSY_LONGEST_FIRST = [
   'cli-typed',
   'cli-newcomer',
   'model-dnabert2-onnx',
-  'jobs-api',
   'worker-isolation',
-  'clients',
   'cli',
   'envs',
 ].map((name) => `${name}.test.js`);

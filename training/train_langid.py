@@ -109,8 +109,9 @@ def read_lists(dict_dir: str):
                         dropped += 1
                         continue
                     kept.append(entry)
-            # The words of each entry, read a block of entries at a time: a line break separates
-            # words as an entry's end does (main checks it on a sample).
+            # The words of each entry, read a block of entries at a time: the same words, since a
+            # line break separates words as an entry's end does (NFC, lower-casing and the word
+            # pattern never join across it); the retrain tests compare the whole table.
             for start in range(0, len(kept), 4096):
                 ws.update(nb.words("\n".join(kept[start:start + 4096])))
             sources.append({"language": code, "file": path, "sha256": sha256_file(path), "entries": entries,
