@@ -18,7 +18,7 @@ import { listRoutes, type RouteEntry } from '../src/api/server.js';
 import { startGateway, type Harness } from './helpers.js';
 
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : 0x150d31;
-/** Generated requests per route: 25 in `npm test` (about 4,400 in all), 100 in `npm run test:long`. */
+/** Generated requests per route: 25 in `npm test` (about 2,700 in all), 100 in `npm run test:long` (about 11,000). */
 const RUNS = Number(process.env.FUZZ_RUNS ?? (process.env.ISOMODEL_TEST_LONG === '1' ? 100 : 25));
 /** Routes fuzzed at once (the machine is shared: keep it small). */
 const PARALLEL = 3;
