@@ -13,7 +13,7 @@ import { PACKAGE_ROOT } from '../src/paths.js';
 import { digest } from '../src/security/keys.js';
 import { startGateway, workerTmpDir, type Harness } from './helpers.js';
 import { startMockHub, type MockHub } from './mock-hub.js';
-import { missingPythonModules } from './python-modules.js';
+import { requirePythonModules } from './python-modules.js';
 import { runPythonBatch } from './twin-compare.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -31,8 +31,7 @@ const translate = (dna: string): string => (dna.match(/.{3}/g) ?? []).map((c) =>
 
 /** Fails (never skips) when torch is missing: CI must install it. */
 function requireTorch(): void {
-  const missing = missingPythonModules(PYTHON, ['torch']);
-  if (missing) assert.fail(`${missing}: install it with \`apt-get install -y python3-torch\``);
+  requirePythonModules(PYTHON, ['torch'], 'install it with `apt-get install -y python3-torch`');
 }
 
 type Reference = { ids: number[]; dna: string }[];

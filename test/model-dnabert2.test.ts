@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { startGateway, workerTmpDir, type Harness } from './helpers.js';
-import { missingPythonModules } from './python-modules.js';
+import { requirePythonModules } from './python-modules.js';
 import { runPythonBatch } from './twin-compare.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -29,8 +29,7 @@ interface Reference {
 
 /** Fails (never skips) when torch is missing: CI must install it. */
 function requireTorch(): void {
-  const missing = missingPythonModules(PYTHON, ['torch', 'numpy']);
-  if (missing) assert.fail(`${missing}: install it with \`apt-get install -y python3-torch python3-numpy\``);
+  requirePythonModules(PYTHON, ['torch', 'numpy'], 'install it with `apt-get install -y python3-torch python3-numpy`');
 }
 
 function maxDiff(a: number[], b: number[]): number {

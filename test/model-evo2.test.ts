@@ -14,7 +14,7 @@ import { DEFAULT_PIPELINE } from '../src/jobs/default-pipeline.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { startGateway, workerTmpDir, type Harness } from './helpers.js';
 import { readEvents } from './sse.js';
-import { missingPythonModules } from './python-modules.js';
+import { requirePythonModules } from './python-modules.js';
 import { runPythonBatch } from './twin-compare.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -24,8 +24,7 @@ const SEQS = ['ACGTTGCAAGGCTTAC', 'ATGCGATCGNNATTTAGGC', 'GGGGCCCCAAAATTTTGATC']
 const TOL = 1e-4;
 
 function requireTorch(): void {
-  const missing = missingPythonModules(PYTHON, ['torch', 'yaml']);
-  if (missing) assert.fail(`${missing}: apt-get install -y python3-torch python3-yaml`);
+  requirePythonModules(PYTHON, ['torch', 'yaml'], 'apt-get install -y python3-torch python3-yaml');
 }
 
 /** Writes a tiny checkpoint (the tool's arguments, its folder first) and returns the naive

@@ -23,12 +23,8 @@ let torchChecked: { problem: string | null } | undefined;
 
 /** Null when /usr/bin/python3 can import torch, else why not (asked once per run). */
 function torchProblem(): string | null {
-  torchChecked ??= { problem: probeTorch() };
+  torchChecked ??= { problem: missingPythonModules(PYTHON, ['torch', 'numpy']) };
   return torchChecked.problem;
-}
-
-function probeTorch(): string | null {
-  return missingPythonModules(PYTHON, ['torch', 'numpy']);
 }
 
 function requireTorch(): void {

@@ -1,5 +1,6 @@
 // Whether a Python has the modules a test needs, looked up without importing them: importing
 // torch costs about 1.5 s of CPU, and each torch test file used to pay it once just to ask.
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 
 const FIND = [
@@ -17,4 +18,10 @@ export function missingPythonModules(python: string, modules: string[]): string 
   const missing = r.stdout.trim();
   if (missing) return `${python} cannot import ${missing.split(' ').join(', ')}`;
   return `${python} failed (exit ${r.status}): ${(r.stderr || '').trim().split('\n').pop() ?? ''}`;
+}
+
+/** Fails (never skips: CI must install them) when `python` lacks a module; `install` says how. */
+export function requirePythonModules(python: string, modules: string[], install: string): void {
+  const missing = missingPythonModules(python, modules);
+  if (missing) assert.fail(`${missing}: ${install}`);
 }

@@ -327,7 +327,7 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, C: float, n_classes: int, sample_
 
     def probs_at(theta, compute):
         if last["theta"] is None or not np.array_equal(last["theta"], theta):
-            last["theta"], last["probs"] = np.array(theta), compute(theta)
+            last["theta"], last["probs"] = np.array(theta), compute()
         return last["probs"]
 
     if n_classes == 2:
@@ -337,13 +337,12 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, C: float, n_classes: int, sample_
             w, b = theta[:p], theta[p]
             z = X @ w + b
             loss = np.logaddexp(0.0, z) - yf * z
-            q = expit(z)
-            last["theta"], last["probs"] = np.array(theta), q
+            q = probs_at(theta, lambda: expit(z))
             r = C * s * (q - yf)
             return 0.5 * w @ w + C * (s @ loss), np.concatenate([w + X.T @ r, [r.sum()]])
 
         def hessp(theta, v):
-            q = probs_at(theta, lambda _: expit(X @ theta[:p] + theta[p]))
+            q = probs_at(theta, lambda: expit(X @ theta[:p] + theta[p]))
             d = C * s * q * (1.0 - q)
             xv = X @ v[:p] + v[p]
             t = d * xv
@@ -365,15 +364,14 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, C: float, n_classes: int, sample_
         W, b = unpack(theta)
         z = X @ W.T + b
         ls = _log_softmax(z)
-        P = np.exp(ls)
-        last["theta"], last["probs"] = np.array(theta), P
+        P = probs_at(theta, lambda: np.exp(ls))
         R = C * s[:, None] * (P - Y)
         val = 0.5 * (W * W).sum() - C * (s * (Y * ls).sum(axis=1)).sum()
         return val, np.concatenate([(W + R.T @ X).ravel(), R.sum(axis=0)])
 
     def hessp(theta, v):
         W, b = unpack(theta)
-        P = probs_at(theta, lambda _: np.exp(_log_softmax(X @ W.T + b)))
+        P = probs_at(theta, lambda: np.exp(_log_softmax(X @ W.T + b)))
         V, vb = unpack(v)
         A = X @ V.T + vb                       # directional change of the logits
         G = P * (A - (P * A).sum(axis=1, keepdims=True))
