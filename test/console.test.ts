@@ -24,6 +24,7 @@ describe('web console', () => {
   let shots: string;
   const requested: string[] = [];
   const pageErrors: string[] = [];
+  const logs: Record<string, unknown>[] = [];
 
   before(async () => {
     if (!existsSync(CHROMIUM)) {
@@ -32,10 +33,14 @@ describe('web console', () => {
       );
     }
     shots = mkdtempSync(join(tmpdir(), 'isomodel-console-'));
-    h = await startGateway(['revcomp', 'gc-scanner'], {
-      default_model: 'revcomp',
-      monitor: { interval_ms: 300, thresholds: { cpu_percent: 100_000, memory_percent: 99, disk_percent: 100 } },
-    });
+    h = await startGateway(
+      ['revcomp', 'gc-scanner'],
+      {
+        default_model: 'revcomp',
+        monitor: { interval_ms: 300, thresholds: { cpu_percent: 100_000, memory_percent: 99, disk_percent: 100 } },
+      },
+      { logs },
+    );
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -55,6 +60,21 @@ describe('web console', () => {
   });
 
   const stateOf = (model: string) => page.locator(`#models tr[data-model="${model}"] td.state`);
+  // What a timed-out wait on a model's state reports: the page, the gateway's view and its log.
+  const explainModel = (model: string) => async (): Promise<string> => {
+    const listed = (await h.get('/v1/models')).body.data.models.find((m: any) => m.name === model);
+    const lines = logs
+      .filter((l) => l.model === model || JSON.stringify(l).includes(model))
+      .slice(-12)
+      .map((l) => JSON.stringify({ msg: l.msg, ...l, time: undefined, pid: undefined, hostname: undefined }));
+    return [
+      `page state ${JSON.stringify(await stateOf(model).textContent())}`,
+      `action status ${JSON.stringify(await page.locator('#action-status').textContent())}`,
+      `gateway ${JSON.stringify({ ...listed, tasks: undefined, description: undefined })}`,
+      `page errors ${JSON.stringify(pageErrors)}`,
+      `log:\n${lines.join('\n')}`,
+    ].join('; ');
+  };
 
   it('loads from the gateway alone and lists the models with their state', async () => {
     const res = await page.goto(`${h.url}/console?poll=300`);
@@ -114,7 +134,12 @@ describe('web console', () => {
     const row = '#models tr[data-model="gc-scanner"]';
     assert.equal(await page.locator(`${row} button[data-action=load]`).isDisabled(), true);
     await page.click(`${row} button[data-action=unload]`);
-    await waitFor(async () => (await stateOf('gc-scanner').textContent()) === 'unloaded', 15_000, 100);
+    await waitFor(
+      async () => (await stateOf('gc-scanner').textContent()) === 'unloaded',
+      15_000,
+      100,
+      explainModel('gc-scanner'),
+    );
     const listed = (await h.get('/v1/models')).body.data.models.find((m: any) => m.name === 'gc-scanner');
     assert.equal(listed.status, 'unloaded');
     assert.equal(listed.replicas, 0);
@@ -122,7 +147,12 @@ describe('web console', () => {
     assert.equal(await page.locator(`${row} button[data-action=unload]`).isDisabled(), true);
 
     await page.click(`${row} button[data-action=load]`);
-    await waitFor(async () => (await stateOf('gc-scanner').textContent()) === 'ready', 30_000, 100);
+    await waitFor(
+      async () => (await stateOf('gc-scanner').textContent()) === 'ready',
+      30_000,
+      100,
+      explainModel('gc-scanner'),
+    );
     assert.equal((await h.get('/models/gc-scanner/health')).body.data.status, 'healthy');
     assert.equal(await page.locator(`${row} td.replicas`).textContent(), '1 / 1');
   });

@@ -132,12 +132,31 @@ export async function startGateway(
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls until fn returns a truthy value or the deadline passes. */
-export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, stepMs = 25): Promise<T> {
+/**
+ * Polls fn until it returns something truthy. explain, when given, says what the state was at
+ * the timeout (its text ends the error message): a flake in CI then says why, not just when.
+ */
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  stepMs = 25,
+  explain?: () => string | Promise<string>,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
+    if (Date.now() > end) {
+      let why = '';
+      if (explain) {
+        try {
+          why = `: ${await explain()}`;
+        } catch (e) {
+          why = `: (explaining failed: ${(e as Error).message})`;
+        }
+      }
+      throw new Error(`condition not met within ${timeoutMs} ms${why}`);
+    }
     await sleep(stepMs);
   }
 }
