@@ -53,21 +53,22 @@ class Table:
         self.alpha = alpha
         self.temperature = temperature
         k = len(self.langs)
-        totals = [0] * k
-        for row in counts.values():
-            for i in range(k):
-                totals[i] += row[i]
+        totals = [sum(column) for column in zip(*counts.values())] if counts else [0] * k
         size = len(counts)
         denominators = [math.log(totals[i] + alpha * size) for i in range(k)]
-        # Most counts are small: their logarithms are looked up, not recomputed (load time).
-        small = [math.log(c + alpha) for c in range(4096)]
+        # Most counts are small: per language, log(c + alpha) - log(denominator) is looked up for
+        # them, not recomputed, and a row is built by map() (load time). The same subtraction
+        # either way, so the same floats.
+        small = [[math.log(c + alpha) - d for c in range(4096)] for d in denominators]
+        lookup = list.__getitem__
 
-        def logc(c: int) -> float:
-            return small[c] if c < 4096 else math.log(c + alpha)
+        def row_logp(row: Sequence[int]) -> Tuple[float, ...]:
+            try:
+                return tuple(map(lookup, small, row))
+            except IndexError:
+                return tuple(math.log(c + alpha) - d for c, d in zip(row, denominators))
 
-        self.logp: Dict[str, Tuple[float, ...]] = {
-            gram: tuple(logc(row[i]) - denominators[i] for i in range(k)) for gram, row in counts.items()
-        }
+        self.logp: Dict[str, Tuple[float, ...]] = {gram: row_logp(row) for gram, row in counts.items()}
 
     def score(self, ws: Sequence[str]) -> Tuple[List[float], int, int]:
         """Summed log-likelihood per language, n-grams seen in the table, n-grams in all."""
@@ -99,12 +100,16 @@ class Table:
 
 def read_counts(path: str, k: int) -> Dict[str, Tuple[int, ...]]:
     counts: Dict[str, Tuple[int, ...]] = {}
-    with gzip.open(path, "rt", encoding="utf-8", newline="\n") as fh:
-        for line in fh:
-            gram, *values = line.rstrip("\n").split("\t")
-            if len(values) != k:
-                raise ValueError("%s: line for %r has %d counts, expected %d" % (path, gram, len(values), k))
-            counts[gram] = tuple(int(v) for v in values)
+    # Read whole and split once: line iteration over the gzip stream is the slow part of a start.
+    with gzip.open(path, "rb") as fh:
+        lines = fh.read().decode("utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for line in lines:
+        gram, *values = line.split("\t")
+        if len(values) != k:
+            raise ValueError("%s: line for %r has %d counts, expected %d" % (path, gram, len(values), k))
+        counts[gram] = tuple(map(int, values))
     return counts
 
 

@@ -42,6 +42,7 @@ export const GROUPS = {
   'scheduler-containers': { mutate: ['src/scheduler/containers.ts'], tests: ['containers-unit'] },
   'scheduler-stats': { mutate: ['src/scheduler/model-stats.ts'], tests: ['model-stats-unit'] },
   'security-network': { mutate: ['src/security/network.ts'], tests: ['security-unit'] },
+  'scheduler-deployment-sync': { mutate: ['src/scheduler/deployment-sync.ts'], tests: ['deployment-sync-unit'] },
   'inputs-gateway': { mutate: ['src/validation/inputs/**/*.ts'], tests: ['inputs'] },
   security: { mutate: ['src/security/**/*.ts'], tests: ['auth', 'route-auth'] },
   scheduler: { mutate: ['src/scheduler/**/*.ts'], tests: ['scheduler', 'batching', 'deployments', 'scaling'] },
