@@ -190,9 +190,19 @@ describe('containers: create, list, describe', () => {
         memory_mb: 64,
         replicas: 1,
         running: 0,
+        started: 0,
         created_at: m.describe('b-1').created_at,
       },
-      { name: 'c1', model: 'alpha', cpus: 1.5, memory_mb: 300, replicas: 2, running: 0, created_at: live.createdAt },
+      {
+        name: 'c1',
+        model: 'alpha',
+        cpus: 1.5,
+        memory_mb: 300,
+        replicas: 2,
+        running: 0,
+        started: 0,
+        created_at: live.createdAt,
+      },
     ]);
     // The container's limits are its own: the registry's package keeps the manifest's.
     assert.deepEqual(
@@ -778,6 +788,42 @@ describe('containers: races and failures after the start (regressions)', () => {
 });
 
 describe('containers: persistence across gateway starts', () => {
+  it('a state store written before the started column: a running container counts as started, a stopped one as created', async () => {
+    const e = await env();
+    // The table as the first version made it (migration 1 of namespace containers).
+    e.state.migrateNamespace('containers', [
+      `CREATE TABLE containers (
+         name TEXT PRIMARY KEY, model TEXT NOT NULL, cpus REAL NOT NULL, memory_mb INTEGER NOT NULL,
+         replicas INTEGER NOT NULL, running INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL
+       )`,
+    ]);
+    const insert = e.state.db.prepare(
+      "INSERT INTO containers (name, model, cpus, memory_mb, replicas, running, created_at) VALUES (?, 'alpha', 1, 64, 1, ?, ?)",
+    );
+    insert.run('was-running', 1, '2026-01-01T00:00:00.000Z');
+    insert.run('not-running', 0, '2026-01-02T00:00:00.000Z');
+    const { m } = manager(e);
+    assert.deepEqual(
+      rows(e.state).map((r) => [r.name, r.running, r.started]),
+      [
+        ['not-running', 0, 0],
+        ['was-running', 1, 1],
+      ],
+    );
+    assert.deepEqual(
+      m.names().map((n) => [n, statusOf(m, n)]),
+      [
+        ['was-running', 'stopped'],
+        ['not-running', 'created'],
+      ],
+    );
+    // Started and stopped now: stopped from here on, through the next start of the gateway.
+    await m.start('not-running');
+    await m.stop('not-running');
+    assert.equal(row(e.state, 'not-running')!.started, 1);
+    assert.equal(statusOf(manager(e).m, 'not-running'), 'stopped');
+  });
+
   it('a new manager over the same state store: every container back; restore() starts the ones that were running', async () => {
     mock.timers.enable({ apis: ['Date'], now: 1_700_000_000_000 });
     const e = await env();
@@ -796,14 +842,14 @@ describe('containers: persistence across gateway starts', () => {
     await one.m.start('fails-next-time');
     const before = one.m.names().map((n) => one.m.describe(n).created_at);
     await one.m.close();
-    // Closing keeps every record, running or not.
+    // Closing keeps every record, running or not, and whether it was ever started.
     assert.deepEqual(
-      rows(e.state).map((r) => [r.name, r.running]),
+      rows(e.state).map((r) => [r.name, r.running, r.started]),
       [
-        ['alpha-never-started', 0],
-        ['fails-next-time', 1],
-        ['mid-stopped', 0],
-        ['zeta', 1],
+        ['alpha-never-started', 0, 0],
+        ['fails-next-time', 1, 1],
+        ['mid-stopped', 0, 1],
+        ['zeta', 1, 1],
       ],
     );
     assert.deepEqual(one.fleet.live(), []);
@@ -814,10 +860,11 @@ describe('containers: persistence across gateway starts', () => {
       two.m.names().map((n) => two.m.describe(n).created_at),
       before,
     );
-    // Before restore(): the ones that were running are stopped, the others created.
+    // Before restore(): the ones ever started are stopped (one stopped by hand stays so), the
+    // one never started is created.
     assert.deepEqual(
       two.m.names().map((n) => statusOf(two.m, n)),
-      ['stopped', 'created', 'created', 'stopped'],
+      ['stopped', 'created', 'stopped', 'stopped'],
     );
     assert.deepEqual(two.m.describe('zeta').resources, { cpu: 0.75, memory: '128M', memory_mb: 128, replicas: 2 });
     assert.equal(two.m.describe('alpha-never-started').model_id, 'beta');
@@ -827,7 +874,7 @@ describe('containers: persistence across gateway starts', () => {
     await flush(20);
     assert.deepEqual(
       two.m.names().map((n) => statusOf(two.m, n)),
-      ['running', 'created', 'created', 'failed'],
+      ['running', 'created', 'stopped', 'failed'],
     );
     assert.equal(two.fleet.live().length, 2);
     for (const w of two.fleet.live()) {

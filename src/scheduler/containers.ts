@@ -36,6 +36,8 @@ interface Row {
   memory_mb: number;
   replicas: number;
   running: number;
+  /** 1 once the container has been started (it then comes back `stopped`, not `created`). */
+  started: number;
   created_at: string;
 }
 
@@ -78,12 +80,15 @@ export class ContainerManager {
          name TEXT PRIMARY KEY, model TEXT NOT NULL, cpus REAL NOT NULL, memory_mb INTEGER NOT NULL,
          replicas INTEGER NOT NULL, running INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL
        )`,
+      // Whether it was ever started: one stopped by hand comes back stopped, not created.
+      `ALTER TABLE containers ADD COLUMN started INTEGER NOT NULL DEFAULT 0;
+       UPDATE containers SET started = 1 WHERE running = 1`,
     ]);
     for (const r of opts.store.db.prepare('SELECT * FROM containers ORDER BY created_at').all() as Row[]) {
       this.items.set(r.name, {
         spec: { name: r.name, model: r.model, cpus: r.cpus, memoryMb: r.memory_mb, replicas: r.replicas },
         createdAt: r.created_at,
-        status: r.running ? 'stopped' : 'created',
+        status: r.running || r.started ? 'stopped' : 'created',
         lastError: null,
         deployment: null,
         starting: null,
@@ -301,7 +306,9 @@ export class ContainerManager {
   /** Only while `c` is the container of its name: a deleted one's late start or stop leaves a new one's row alone. */
   private setRunning(c: Live, running: boolean): void {
     if (this.items.get(c.spec.name) !== c) return;
-    this.opts.store.db.prepare('UPDATE containers SET running = ? WHERE name = ?').run(running ? 1 : 0, c.spec.name);
+    this.opts.store.db
+      .prepare(`UPDATE containers SET running = ?${running ? ', started = 1' : ''} WHERE name = ?`)
+      .run(running ? 1 : 0, c.spec.name);
   }
 
   /** Gateway shutdown: every container's workers stop; their records (running or not) stay. */
