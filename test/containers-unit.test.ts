@@ -585,6 +585,54 @@ describe('containers: start, serve, stop, delete', () => {
     assert.equal(row(e.state, 'idle')!.running, 0);
   });
 
+  it('two stops at once: the second answers when the first has drained the workers, not before', async () => {
+    const e = await env();
+    const { m, fleet } = manager(e);
+    fleet.auto = false;
+    m.create(spec('c1'));
+    const d = await m.start('c1');
+    const held = track(d.submit({ task: 'echo', items: [{ sequence: 'AC', options: {} }] }));
+    await flush();
+    const first = track(m.stop('c1', 10_000));
+    const second = track(m.stop('c1', 10_000));
+    await flush();
+    assert.equal(second.settled, false, 'the second stop waits for the drain');
+    assert.equal(statusOf(m, 'c1'), 'stopping');
+    assert.equal(row(e.state, 'c1')!.running, 1);
+    fleet.live()[0]!.answer();
+    await flush(20);
+    assert.equal(held.settled, true);
+    assert.equal(held.error, undefined, 'the request in flight was answered');
+    assert.deepEqual([first.settled, second.settled], [true, true]);
+    assert.equal(statusOf(m, 'c1'), 'stopped');
+    assert.equal(row(e.state, 'c1')!.running, 0);
+    assert.deepEqual(fleet.live(), []);
+  });
+
+  it('a start while a stop drains, then another stop: it waits for the drain, then stops the new workers', async () => {
+    const e = await env();
+    const { m, fleet } = manager(e);
+    fleet.auto = false;
+    m.create(spec('c1'));
+    const d = await m.start('c1');
+    track(d.submit({ task: 'echo', items: [{ sequence: 'AC', options: {} }] }));
+    await flush();
+    const old = fleet.live()[0]!;
+    const first = track(m.stop('c1', 10_000));
+    await flush();
+    const started = track(m.start('c1'));
+    await flush(20);
+    assert.ok(started.value, 'the start did not wait for the drain');
+    const second = track(m.stop('c1', 10_000));
+    await flush();
+    assert.equal(second.settled, false);
+    old.answer();
+    await flush(20);
+    assert.deepEqual([first.settled, second.settled], [true, true]);
+    assert.equal(statusOf(m, 'c1'), 'stopped');
+    assert.deepEqual(fleet.live(), []);
+  });
+
   it('stop while starting: waits for the start, then stops it', async () => {
     const e = await env();
     const { m, fleet } = manager(e);

@@ -49,6 +49,8 @@ interface Live {
   deployment: ModelDeployment | null;
   /** The start in progress: a second start waits for it. */
   starting: Promise<ModelDeployment> | null;
+  /** The stop in progress (its workers draining): a second stop waits for it. */
+  halting: Promise<void> | null;
   startedAt: number | null;
   /** Replica ids this container has had (its log files), newest last, at most 64. */
   replicaIds: string[];
@@ -92,6 +94,7 @@ export class ContainerManager {
         lastError: null,
         deployment: null,
         starting: null,
+        halting: null,
         startedAt: null,
         replicaIds: [],
       });
@@ -144,6 +147,7 @@ export class ContainerManager {
       lastError: null,
       deployment: null,
       starting: null,
+      halting: null,
       startedAt: null,
       replicaIds: [],
     };
@@ -212,7 +216,22 @@ export class ContainerManager {
     await this.halt(this.get(name), graceMs);
   }
 
+  /**
+   * A stop while another one drains the workers waits for it, so that both answer once the
+   * workers are gone; then it stops what a start made in between, if any. (The first stop's
+   * `finally` runs before its waiters resume: one stop at a time holds `halting`.)
+   */
   private async halt(c: Live, graceMs: number): Promise<void> {
+    while (c.halting) await c.halting;
+    c.halting = this.haltNow(c, graceMs);
+    try {
+      await c.halting;
+    } finally {
+      c.halting = null;
+    }
+  }
+
+  private async haltNow(c: Live, graceMs: number): Promise<void> {
     if (c.starting) await c.starting.catch(() => undefined);
     const d = c.deployment;
     c.deployment = null;
