@@ -83,9 +83,11 @@ interface Side {
 }
 
 const opened: Side[] = [];
-afterEach(() => {
+afterEach(async () => {
   for (const s of opened.splice(0)) {
     s.sync.close();
+    await s.sync.settled();
+    await s.sql.close();
     s.sql.db.close();
   }
 });
