@@ -149,6 +149,17 @@ function track<T>(p: Promise<T>): { value?: T; error?: unknown; settled: boolean
 }
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
+/** Container c1 started on workers that answer only when told, with one request in flight. */
+async function runningWithHeldRequest(e: Env) {
+  const made = manager(e);
+  made.fleet.auto = false;
+  made.m.create(spec('c1'));
+  const d = await made.m.start('c1');
+  const held = track(d.submit({ task: 'echo', items: [{ sequence: 'AC', options: {} }] }));
+  await flush();
+  return { ...made, held };
+}
+
 describe('containers: create, list, describe', () => {
   it('create: listed, described and persisted as created; no worker starts; the model keeps its own package', async () => {
     const e = await env();
@@ -568,13 +579,8 @@ describe('containers: start, serve, stop, delete', () => {
 
   it('stop with a grace: a request still running when it ends fails; a created container just becomes stopped', async () => {
     const e = await env();
-    const { m, fleet } = manager(e);
-    fleet.auto = false;
-    m.create(spec('c1'));
+    const { m, fleet, held } = await runningWithHeldRequest(e);
     m.create(spec('idle'));
-    const d = await m.start('c1');
-    const held = track(d.submit({ task: 'echo', items: [{ sequence: 'AC', options: {} }] }));
-    await flush();
     await m.stop('c1', 30);
     await flush();
     assert.ok(held.error instanceof IsoError, String(held.error));
@@ -587,12 +593,7 @@ describe('containers: start, serve, stop, delete', () => {
 
   it('two stops at once: the second answers when the first has drained the workers, not before', async () => {
     const e = await env();
-    const { m, fleet } = manager(e);
-    fleet.auto = false;
-    m.create(spec('c1'));
-    const d = await m.start('c1');
-    const held = track(d.submit({ task: 'echo', items: [{ sequence: 'AC', options: {} }] }));
-    await flush();
+    const { m, fleet, held } = await runningWithHeldRequest(e);
     const first = track(m.stop('c1', 10_000));
     const second = track(m.stop('c1', 10_000));
     await flush();
@@ -611,12 +612,7 @@ describe('containers: start, serve, stop, delete', () => {
 
   it('a start while a stop drains, then another stop: it waits for the drain, then stops the new workers', async () => {
     const e = await env();
-    const { m, fleet } = manager(e);
-    fleet.auto = false;
-    m.create(spec('c1'));
-    const d = await m.start('c1');
-    track(d.submit({ task: 'echo', items: [{ sequence: 'AC', options: {} }] }));
-    await flush();
+    const { m, fleet } = await runningWithHeldRequest(e);
     const old = fleet.live()[0]!;
     const first = track(m.stop('c1', 10_000));
     await flush();

@@ -97,7 +97,10 @@ after(removeTempDirs);
 const sharedDb = (): string => join(tempDir('isomodel-depsync-db-'), 'shared.db');
 
 /** One gateway's side: its own models dir (with `folders` written into it) and state dir. */
-async function gateway(db: string, folders: [folder: string, name: string, version: string][] = [], start = true) {
+/** A package folder to write into a gateway's models dir: folder, model name, version. */
+type Folder = [folder: string, name: string, version: string];
+
+async function gateway(db: string, folders: Folder[] = [], start = true) {
   const models = tempDir('isomodel-depsync-models-');
   for (const [folder, name, version] of folders) writeEchoPackage(models, folder, name, version);
   const registry = new RecordingRegistry(models);
@@ -203,14 +206,12 @@ describe('deployment sync: what one gateway deploys, the others do', () => {
 
   it('a scale: B loads then scales; scaled to zero it scales without loading; a scaled update stays an update', async () => {
     const db = sharedDb();
-    const a = await gateway(db, [
+    const versions: Folder[] = [
       ['echo', 'echo', '1.0.0'],
       ['echo2', 'echo', '2.0.0'],
-    ]);
-    const b = await gateway(db, [
-      ['echo', 'echo', '1.0.0'],
-      ['echo2', 'echo', '2.0.0'],
-    ]);
+    ];
+    const a = await gateway(db, versions);
+    const b = await gateway(db, versions);
     await a.sync.deployed('echo@1.0.0');
     await a.sync.scaled('echo@1.0.0', 2);
     await hear(b);
@@ -313,26 +314,19 @@ describe('deployment sync: what one gateway deploys, the others do', () => {
 
   it('a gateway that starts later applies the deploys stored before it in their order, but no undeploy or removal', async () => {
     const db = sharedDb();
-    const a = await gateway(db, [
+    const models: Folder[] = [
       ['one', 'one', '1.0.0'],
       ['two', 'two', '1.0.0'],
       ['gone', 'gone', '1.0.0'],
-    ]);
+    ];
+    const a = await gateway(db, models);
     await a.sync.deployed('two');
     await a.sync.deployed('one');
     await a.sync.deployed('gone');
     await a.sync.undeployed('gone@1.0.0');
     await a.sync.removed('two');
     await a.sync.deployed('two');
-    const late = await gateway(
-      db,
-      [
-        ['one', 'one', '1.0.0'],
-        ['two', 'two', '1.0.0'],
-        ['gone', 'gone', '1.0.0'],
-      ],
-      false,
-    );
+    const late = await gateway(db, models, false);
     late.sync.start();
     late.sync.start(); // twice: still once
     await late.sync.settled();
@@ -415,14 +409,12 @@ describe('deployment sync: what one gateway deploys, the others do', () => {
 
   it('changes of one model apply in order; another model does not wait for its slow load', async () => {
     const db = sharedDb();
-    const a = await gateway(db, [
+    const models: Folder[] = [
       ['slow', 'slow', '1.0.0'],
       ['fast', 'fast', '1.0.0'],
-    ]);
-    const b = await gateway(db, [
-      ['slow', 'slow', '1.0.0'],
-      ['fast', 'fast', '1.0.0'],
-    ]);
+    ];
+    const a = await gateway(db, models);
+    const b = await gateway(db, models);
     const opens: (() => void)[] = [];
     b.registry.gates.set(
       'slow@1.0.0',
